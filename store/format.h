@@ -1,0 +1,336 @@
+/*
+ * format.h - the on-disk format of a cowvfs container, in one place.
+ *
+ * Everything on disk is little-endian and read/written through the get/put
+ * helpers at the end of this file (never by casting a struct onto a buffer).
+ * docs/FORMAT.md explains the format in prose; this header is the reference.
+ *
+ * A container is a sequence of 4 KiB blocks.  Addresses ("bytenr") are byte
+ * offsets in the container file, always multiples of COW_BLOCK_SIZE.
+ *
+ * Space is divided into block groups of sb.bg_size bytes (default 4 MiB).
+ * Block group 0 starts at byte 0; its first two blocks are the superblock
+ * copies.  The container grows by whole block groups.
+ *
+ * SUPERBLOCK (block 0 holds copy 0, block 1 holds copy 1; a commit with
+ * generation G writes copy G % 2; open picks the valid copy with the highest
+ * generation):
+ *
+ *   offset size  meaning
+ *   0      4     crc32c of bytes 4..4095
+ *   4      4     format version (COW_FORMAT_VERSION)
+ *   8      8     magic (COW_SB_MAGIC)
+ *   16     8     generation of the commit that wrote this copy
+ *   24     4     block size in bytes (4096)
+ *   28     4     flags (none defined; must be 0)
+ *   32     8     bg_size: block group size in bytes (multiple of 4096)
+ *   40     8     total_bytes: container size covered by block groups
+ *   48     8     bytes_used: allocated bytes (all block groups)
+ *   56     16    root tree   (struct cow_rootref, below)
+ *   72     16    extent tree (struct cow_rootref)
+ *   88     16    csum tree   (struct cow_rootref)
+ *   104    16    log tree    (struct cow_rootref; bytenr 0 = no log)
+ *   120    8     log generation (the generation the log belongs to)
+ *   128    16    container uuid (random at creation)
+ *   144    8     creation time, nanoseconds since the Unix epoch
+ *   152    ...   zero
+ *
+ *   struct cow_rootref: bytenr u64 | generation u48 | level u8 | pad u8
+ *
+ * TREE BLOCK (every block of every tree):
+ *
+ *   offset size  meaning
+ *   0      4     crc32c of bytes 4..4095
+ *   4      4     magic (COW_TREE_MAGIC)
+ *   8      8     bytenr: this block's own address
+ *   16     8     generation of the transaction that wrote it
+ *   24     8     owner: object id of the tree it was allocated for
+ *   32     4     nritems
+ *   36     1     level (0 = leaf)
+ *   37     11    zero
+ *   48     ...   items (leaf) or key pointers (node)
+ *
+ *   Leaf item header (COW_ITEM_SIZE = 21 bytes), sorted by key:
+ *     0 key (17 bytes) | 17 data offset u16 (from block start) | 19 size u16
+ *   Item data is packed from the end of the block downwards, in item order.
+ *
+ *   Node key pointer (COW_KP_SIZE = 33 bytes), sorted by key:
+ *     0 key (17 bytes) | 17 child bytenr u64 | 25 child generation u64
+ *   The key of pointer i is the lowest key in child i's subtree at the time
+ *   it was last updated (a lower bound: every key under child i is >= key i
+ *   and < key i+1).
+ *
+ *   Key (17 bytes): objectid u64 | type u8 | offset u64, compared in that
+ *   order as unsigned numbers.
+ *
+ * TREES (object ids; root tree, extent tree and csum tree roots are in the
+ * superblock, subvolume (fs) tree roots are ROOT_ITEMs in the root tree):
+ */
+#ifndef COW_FORMAT_H
+#define COW_FORMAT_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define COW_BLOCK_SIZE 4096u
+#define COW_BLOCK_SHIFT 12
+#define COW_FORMAT_VERSION 1u
+#define COW_SB_MAGIC 0x3153465657304f43ull /* "CO0WVFS1" */
+#define COW_TREE_MAGIC 0x65657254u         /* "Tree" */
+#define COW_SB_COPIES 2
+#define COW_DEFAULT_BG_SIZE (4ull << 20)
+
+/* superblock field offsets */
+#define SB_CSUM 0
+#define SB_VERSION 4
+#define SB_MAGIC 8
+#define SB_GENERATION 16
+#define SB_BLOCK_SIZE 24
+#define SB_FLAGS 28
+#define SB_BG_SIZE 32
+#define SB_TOTAL_BYTES 40
+#define SB_BYTES_USED 48
+#define SB_ROOT_TREE 56
+#define SB_EXTENT_TREE 72
+#define SB_CSUM_TREE 88
+#define SB_LOG_TREE 104
+#define SB_LOG_GENERATION 120
+#define SB_UUID 128
+#define SB_CTIME 144
+
+/* rootref (16 bytes) */
+#define RR_BYTENR 0
+#define RR_GENERATION 8 /* 6 bytes */
+#define RR_LEVEL 14
+
+/* tree block header */
+#define TB_CSUM 0
+#define TB_MAGIC 4
+#define TB_BYTENR 8
+#define TB_GENERATION 16
+#define TB_OWNER 24
+#define TB_NRITEMS 32
+#define TB_LEVEL 36
+#define TB_HEADER_SIZE 48
+#define COW_MAX_LEVEL 8
+
+#define COW_KEY_SIZE 17
+#define COW_ITEM_SIZE 21 /* key + data offset u16 + data size u16 */
+#define COW_KP_SIZE 33   /* key + child bytenr + child generation */
+#define COW_LEAF_SPACE (COW_BLOCK_SIZE - TB_HEADER_SIZE)
+#define COW_NODE_MAX_PTRS (COW_LEAF_SPACE / COW_KP_SIZE) /* 122 */
+/* Largest item data; keeps any leaf splittable into two that fit. */
+#define COW_MAX_ITEM_DATA 1200u
+
+/* ---- tree object ids ---- */
+#define COW_ROOT_TREE_OBJECTID 1ull
+#define COW_EXTENT_TREE_OBJECTID 2ull
+#define COW_CSUM_TREE_OBJECTID 7ull
+#define COW_LOG_TREE_OBJECTID 8ull
+#define COW_FS_TREE_OBJECTID 256ull /* the live subvolume */
+/* Subvolumes (snapshots and branches) get ids from 257 upwards. */
+
+/* In a subvolume (fs) tree */
+#define COW_ROOT_DIR_OBJECTID 256ull /* the one directory: holds all names */
+#define COW_FIRST_INO 257ull
+
+/* ---- item types ---- */
+#define COW_INODE_ITEM 1
+#define COW_DIR_ITEM 84
+#define COW_EXTENT_DATA 108
+#define COW_EXTENT_CSUM 128
+#define COW_ROOT_ITEM 132
+#define COW_EXTENT_ITEM 168
+#define COW_METADATA_ITEM 169
+#define COW_BLOCK_GROUP_ITEM 192
+
+/*
+ * INODE_ITEM, key (ino, 1, 0), 48 bytes:
+ *   0 size u64 (bytes) | 8 nblocks u64 (4 KiB blocks referenced by the
+ *   file's EXTENT_DATA items) | 16 generation u64 (created) | 24 transid u64
+ *   (last changed) | 32 mtime u64 (ns) | 40 flags u64 (0)
+ */
+#define INODE_SIZE 0
+#define INODE_NBLOCKS 8
+#define INODE_GENERATION 16
+#define INODE_TRANSID 24
+#define INODE_MTIME 32
+#define INODE_FLAGS 40
+#define INODE_ITEM_SIZE 48
+
+/*
+ * DIR_ITEM, key (256, 84, name_hash), a list of entries whose names hash
+ * to name_hash (crc32c of the name, seed ~0):
+ *   entry: 0 ino u64 | 8 name_len u16 | 10 name bytes (1..255, no '/')
+ */
+#define DIR_ENTRY_INO 0
+#define DIR_ENTRY_NAMELEN 8
+#define DIR_ENTRY_NAME 10
+#define COW_NAME_MAX 255
+
+/*
+ * EXTENT_DATA, key (ino, 108, file offset in bytes, block aligned), 40 bytes:
+ *   0 disk_bytenr u64 (start of the data extent; 0 = hole, never stored)
+ *   8 disk_num_bytes u64 (length of the whole data extent)
+ *   16 extent_offset u64 (where in the extent this item's bytes start)
+ *   24 num_bytes u64 (file bytes covered, multiple of 4096)
+ *   32 generation u32 (low bits of the writing transaction) | 36 type u8
+ *   (COW_FE_REG or COW_FE_PREALLOC) | 37 pad
+ */
+#define FE_DISK_BYTENR 0
+#define FE_DISK_NUM_BYTES 8
+#define FE_EXTENT_OFFSET 16
+#define FE_NUM_BYTES 24
+#define FE_GENERATION 32
+#define FE_TYPE 36
+#define FE_ITEM_SIZE 40
+#define COW_FE_REG 0
+#define COW_FE_PREALLOC 1
+#define COW_MAX_EXTENT_BLOCKS 256u /* 1 MiB; csum item stays < 1200 bytes */
+
+/*
+ * EXTENT_CSUM, key (7, 128, disk_bytenr of a data extent): crc32c (u32)
+ * of each 4 KiB block of the extent, in order.  One item per data extent.
+ */
+
+/*
+ * ROOT_ITEM, key (subvol id, 132, 0), 64 bytes:
+ *   0 bytenr u64 | 8 generation u64 | 16 level u8 | 17 pad[7]
+ *   24 next_ino u64 (next free inode number) | 32 flags u64 |
+ *   40 ctime u64 (ns) | 48 source subvol id u64 | 56 reserved u64
+ */
+#define ROOT_BYTENR 0
+#define ROOT_GENERATION 8
+#define ROOT_LEVEL 16
+#define ROOT_NEXT_INO 24
+#define ROOT_FLAGS 32
+#define ROOT_CTIME 40
+#define ROOT_SOURCE 48
+#define ROOT_ITEM_SIZE 64
+
+/*
+ * EXTENT_ITEM, key (disk_bytenr, 168, num_bytes): a data extent.
+ * METADATA_ITEM, key (bytenr, 169, level): a subvolume tree block.
+ * Both 24 bytes:  0 refs u64 | 8 generation u64 | 16 flags u64
+ * Data extent refs count the (tree block, EXTENT_DATA item) pairs pointing
+ * at the extent, a shared tree block counted once.  Tree block refs count
+ * the node pointers and ROOT_ITEMs pointing at it, again per distinct block.
+ * Blocks of the root, extent, csum and log trees are never shared and have
+ * no METADATA_ITEM; they are found by walking those trees.
+ */
+#define EXT_REFS 0
+#define EXT_GENERATION 8
+#define EXT_FLAGS 16
+#define EXT_ITEM_SIZE 24
+#define COW_EXT_FLAG_DATA 1
+#define COW_EXT_FLAG_TREE 2
+
+/*
+ * BLOCK_GROUP_ITEM, key (group start, 192, group length), 16 bytes:
+ *   0 used u64 (allocated bytes in the group: data, tree blocks of every
+ *   tree, superblocks) | 8 flags u64 (0)
+ */
+#define BG_USED 0
+#define BG_FLAGS 8
+#define BG_ITEM_SIZE 16
+
+/* ---- little-endian helpers ---- */
+static inline uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+static inline uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+static inline uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | ((uint64_t)get32(p + 4) << 32);
+}
+static inline void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static inline void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+static inline void put64(uint8_t *p, uint64_t v)
+{
+    put32(p, (uint32_t)v);
+    put32(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint64_t get48(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | ((uint64_t)get16(p + 4) << 32);
+}
+static inline void put48(uint8_t *p, uint64_t v)
+{
+    put32(p, (uint32_t)v);
+    put16(p + 4, (uint16_t)(v >> 32));
+}
+
+/* A key, in memory. */
+struct cow_key {
+    uint64_t objectid;
+    uint8_t type;
+    uint64_t offset;
+};
+
+static inline void key_get(struct cow_key *k, const uint8_t *p)
+{
+    k->objectid = get64(p);
+    k->type = p[8];
+    k->offset = get64(p + 9);
+}
+static inline void key_put(uint8_t *p, const struct cow_key *k)
+{
+    put64(p, k->objectid);
+    p[8] = k->type;
+    put64(p + 9, k->offset);
+}
+static inline int key_cmp(const struct cow_key *a, const struct cow_key *b)
+{
+    if (a->objectid != b->objectid)
+        return a->objectid < b->objectid ? -1 : 1;
+    if (a->type != b->type)
+        return a->type < b->type ? -1 : 1;
+    if (a->offset != b->offset)
+        return a->offset < b->offset ? -1 : 1;
+    return 0;
+}
+
+/* Tree block accessors. */
+static inline uint32_t tb_nritems(const uint8_t *b) { return get32(b + TB_NRITEMS); }
+static inline unsigned tb_level(const uint8_t *b) { return b[TB_LEVEL]; }
+static inline const uint8_t *leaf_item(const uint8_t *b, unsigned i)
+{
+    return b + TB_HEADER_SIZE + (size_t)i * COW_ITEM_SIZE;
+}
+static inline unsigned leaf_data_off(const uint8_t *b, unsigned i)
+{
+    return get16(leaf_item(b, i) + 17);
+}
+static inline unsigned leaf_data_size(const uint8_t *b, unsigned i)
+{
+    return get16(leaf_item(b, i) + 19);
+}
+static inline const uint8_t *node_ptr(const uint8_t *b, unsigned i)
+{
+    return b + TB_HEADER_SIZE + (size_t)i * COW_KP_SIZE;
+}
+static inline uint64_t node_child(const uint8_t *b, unsigned i)
+{
+    return get64(node_ptr(b, i) + 17);
+}
+static inline uint64_t node_child_gen(const uint8_t *b, unsigned i)
+{
+    return get64(node_ptr(b, i) + 25);
+}
+
+#endif /* COW_FORMAT_H */

@@ -1,0 +1,174 @@
+/*
+ * store.h - the extent store's API for the VFS and the tools.
+ *
+ * The store knows nothing of SQLite.  A store is one container file holding
+ * named files in a copy-on-write extent store (see docs/DESIGN.md and
+ * store/format.h).
+ *
+ * Threading: every function here may be called from any thread.  A store
+ * serialises its metadata work on one internal mutex (store->lock); see
+ * docs/DESIGN.md for the lock order.  A cow_file handle may be used by one
+ * thread at a time, or by several if the caller serialises them (SQLite does,
+ * per connection).
+ *
+ * Errors: every function returns COW_OK (0) or a negative COW_E* code;
+ * cow_strerror() names it.  After an error, cow_store_last_error() gives a
+ * sentence saying what failed and where (file, offset, block).
+ */
+#ifndef COW_STORE_H
+#define COW_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    COW_OK = 0,
+    COW_EIO_READ = -1,     /* a read of the container failed */
+    COW_EIO_WRITE = -2,    /* a write of the container failed */
+    COW_EIO_FLUSH = -3,    /* a flush (fdatasync) of the container failed */
+    COW_ENOSPC = -4,       /* no space left to grow the container */
+    COW_ENOMEM = -5,       /* out of memory */
+    COW_ECORRUPT = -6,     /* metadata failed a check (checksum, order, ...) */
+    COW_ECSUM = -7,        /* data block does not match its checksum */
+    COW_ENOTCONTAINER = -8,/* the file is not a cowvfs container */
+    COW_ENOENT = -9,       /* no such file in the container (or no container) */
+    COW_EEXIST = -10,      /* a file of that name exists */
+    COW_EINVAL = -11,      /* bad argument (name, offset overflow, ...) */
+    COW_EBUSY = -12,       /* the container is in use by another process */
+    COW_EROFS = -13,       /* the store was opened read-only */
+    COW_EIO_TRUNCATE = -14,/* growing or shrinking the container failed */
+    COW_EIO_STAT = -15,    /* fstat of the container failed */
+    COW_EFAILED = -16,     /* an earlier commit failed; reopen the store */
+};
+
+/* Names a COW_E* code ("checksum mismatch", ...); never NULL. */
+const char *cow_strerror(int rc);
+
+typedef struct cow_store cow_store;
+typedef struct cow_file cow_file;
+
+/* cow_store_open() flags */
+#define COW_OPEN_CREATE 0x1   /* make a new container if PATH does not exist */
+#define COW_OPEN_READONLY 0x2 /* never write to the container */
+
+/*
+ * Opens the container at PATH (UTF-8 file system path).
+ *
+ * The container is locked (flock, exclusive) for as long as it is open in
+ * this process; a second process gets COW_EBUSY.  Within one process, open
+ * the store once and share it (the VFS keeps a registry).
+ *
+ * A path that is not a container (an SQLite database, random bytes, a
+ * truncated or damaged container) fails with COW_ENOTCONTAINER or
+ * COW_ECORRUPT, and the file is never written.  A missing PATH with
+ * COW_OPEN_CREATE becomes a new empty container; without it, COW_ENOENT.
+ * An empty (0-byte) existing file with COW_OPEN_CREATE is formatted too.
+ *
+ * On success *out owns the store; release it with cow_store_close().
+ * Errors: COW_ENOENT, COW_EBUSY, COW_ENOTCONTAINER, COW_ECORRUPT,
+ * COW_EIO_READ, COW_EIO_WRITE, COW_EIO_FLUSH, COW_ENOSPC, COW_ENOMEM.
+ */
+int cow_store_open(const char *path, int flags, cow_store **out);
+
+/*
+ * Commits (unless read-only or failed) and closes the store; frees it.
+ * Files still open are closed.  Returns the commit's error if it failed
+ * (the container then holds the previous commit).
+ */
+int cow_store_close(cow_store *st);
+
+/*
+ * Commits the running transaction: every change made through any file so far
+ * becomes durable (two flushes).  A no-op when nothing changed.
+ * On failure the transaction is aborted: the store returns to the last
+ * committed state (changes since then are lost) and the error is returned.
+ */
+int cow_store_commit(cow_store *st);
+
+/* The message of the most recent error on this store (thread-local copy). */
+const char *cow_store_last_error(cow_store *st);
+
+/* The container path given at open (owned by the store). */
+const char *cow_store_path(cow_store *st);
+
+/* Generation of the last commit. */
+uint64_t cow_store_generation(cow_store *st);
+
+/* ---- files (names are 1..255 bytes, no '/', e.g. "db", "db-wal") ---- */
+
+/*
+ * Opens file NAME; with CREATE, creates it empty if missing.  *out is a
+ * handle owned by the caller until cow_file_close().  Several handles may be
+ * open on one file.  Errors: COW_ENOENT, COW_EINVAL (bad name), COW_EROFS,
+ * COW_ENOMEM, I/O and corruption errors.
+ */
+int cow_file_open(cow_store *st, const char *name, int create, cow_file **out);
+
+/* Releases a handle.  The file's data stays (delete it with cow_unlink). */
+void cow_file_close(cow_file *f);
+
+/*
+ * Reads LEN bytes at byte offset OFF into BUF.  Bytes past the end of file
+ * are zero-filled and *nread tells how many were inside the file (a short
+ * read when *nread < LEN).  Holes read as zeros.  Every block read is
+ * verified against its checksum: COW_ECSUM on a mismatch.
+ */
+int cow_file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nread);
+
+/*
+ * Writes LEN bytes at byte offset OFF (any alignment; the file grows as
+ * needed, with a hole between the old end and OFF).  Data goes to newly
+ * allocated space (copy on write); it becomes durable at the next commit.
+ * Errors: COW_ENOSPC, COW_EIO_WRITE, COW_EINVAL (offset overflow), ...
+ */
+int cow_file_write(cow_file *f, const void *buf, size_t len, uint64_t off);
+
+/* Sets the size to SIZE bytes (shrinks, dropping extents, or grows with a hole). */
+int cow_file_truncate(cow_file *f, uint64_t size);
+
+/* The file's size in bytes. */
+int cow_file_size(cow_file *f, uint64_t *size);
+
+/* Makes this file's changes durable (this issue: a full commit). */
+int cow_file_sync(cow_file *f);
+
+/* The handle's store and name (owned by the handle). */
+cow_store *cow_file_store(cow_file *f);
+const char *cow_file_name(cow_file *f);
+
+/* Removes NAME.  Open handles keep working until closed (data freed then). */
+int cow_unlink(cow_store *st, const char *name);
+
+/* Sets *exists to 1 if NAME exists, else 0. */
+int cow_exists(cow_store *st, const char *name, int *exists);
+
+/* Renames FROM to TO, replacing TO if it exists. */
+int cow_rename(cow_store *st, const char *from, const char *to);
+
+/* ---- listing and usage ---- */
+
+struct cow_file_info {
+    const char *name; /* valid during the callback */
+    uint64_t ino;
+    uint64_t size;    /* bytes */
+    uint64_t nblocks; /* 4 KiB blocks referenced */
+};
+
+/* Calls CB for each file, in name-hash order; stops early if CB returns != 0. */
+int cow_list(cow_store *st, int (*cb)(void *arg, const struct cow_file_info *fi),
+             void *arg);
+
+struct cow_df {
+    uint64_t container_bytes; /* size of the container file */
+    uint64_t total_bytes;     /* bytes covered by block groups */
+    uint64_t used_bytes;      /* allocated: data + metadata + superblocks */
+    uint64_t data_bytes;      /* data extents */
+    uint64_t metadata_bytes;  /* tree blocks + superblocks */
+    uint64_t free_bytes;      /* total - used */
+    uint64_t nblock_groups;
+    uint64_t generation;
+};
+
+int cow_store_df(cow_store *st, struct cow_df *df);
+
+#endif /* COW_STORE_H */
