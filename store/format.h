@@ -134,7 +134,12 @@
 #define COW_ROOT_DIR_OBJECTID 256ull /* the one directory: holds all names */
 #define COW_FIRST_INO 257ull
 
+/* In a subvolume tree: ORPHAN_ITEMs, key (5, 48, ino), no data, mark an
+ * inode unlinked while still open; open removes orphans and their data. */
+#define COW_ORPHAN_OBJECTID 5ull
+
 /* ---- item types ---- */
+#define COW_ORPHAN_ITEM 48
 #define COW_INODE_ITEM 1
 #define COW_DIR_ITEM 84
 #define COW_EXTENT_DATA 108
@@ -160,7 +165,7 @@
 
 /*
  * DIR_ITEM, key (256, 84, name_hash), a list of entries whose names hash
- * to name_hash (crc32c of the name, seed ~0):
+ * to name_hash = crc32c(0, name, name_len) (the standard CRC-32C):
  *   entry: 0 ino u64 | 8 name_len u16 | 10 name bytes (1..255, no '/')
  */
 #define DIR_ENTRY_INO 0

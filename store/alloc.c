@@ -1,0 +1,275 @@
+/*
+ * alloc.c - block groups and free space.
+ *
+ * The container is cut into block groups of st->bg_size bytes.  Each group
+ * has an in-memory bitmap (one bit per 4 KiB block: allocated or pinned),
+ * rebuilt at open from the trees, and a used-bytes counter that is written
+ * to its BLOCK_GROUP_ITEM at commit.  Space freed by the running
+ * transaction is pinned: it leaves `used` at once (the new state does not
+ * use it) but stays set in the bitmap until the transaction has committed,
+ * so nothing the last committed superblock reaches is ever overwritten
+ * (invariants 1 and 7).  Allocation is next-fit from separate data and
+ * metadata cursors, preferring runs as long as asked for.
+ *
+ * Locking: store->lock held by every caller.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+static int bit_get(const uint8_t *bm, uint64_t i)
+{
+    return (bm[i >> 3] >> (i & 7)) & 1;
+}
+static void bit_set(uint8_t *bm, uint64_t i)
+{
+    bm[i >> 3] |= (uint8_t)(1u << (i & 7));
+}
+static void bit_clear(uint8_t *bm, uint64_t i)
+{
+    bm[i >> 3] &= (uint8_t)~(1u << (i & 7));
+}
+
+static struct bgroup *bg_of(cow_store *st, uint64_t bytenr)
+{
+    if (st->bg_size == 0)
+        return NULL;
+    uint64_t i = bytenr / st->bg_size;
+    return i < st->nbgs ? &st->bgs[i] : NULL;
+}
+
+uint64_t alloc_free_blocks(cow_store *st)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < st->nbgs; i++)
+        n += st->bgs[i].nfree;
+    return n;
+}
+
+/* Adds in-memory groups up to NEW_TOTAL bytes (no device change). */
+static int add_groups_mem(cow_store *st, uint64_t new_total)
+{
+    size_t n = (size_t)(new_total / st->bg_size);
+    if (n <= st->nbgs)
+        return COW_OK;
+    struct bgroup *b = realloc(st->bgs, n * sizeof *b);
+    if (!b)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    st->bgs = b;
+    uint64_t blocks = st->bg_size / COW_BLOCK_SIZE;
+    for (size_t i = st->nbgs; i < n; i++) {
+        struct bgroup *g = &b[i];
+        memset(g, 0, sizeof *g);
+        g->start = (uint64_t)i * st->bg_size;
+        g->len = st->bg_size;
+        g->nfree = blocks;
+        g->bitmap = calloc((size_t)(blocks + 7) / 8, 1);
+        if (!g->bitmap) {
+            st->nbgs = i;
+            return cow_set_error(COW_ENOMEM, "out of memory");
+        }
+        st->nbgs = i + 1;
+    }
+    st->total_bytes = (uint64_t)st->nbgs * st->bg_size;
+    return COW_OK;
+}
+
+int alloc_add_groups(cow_store *st, uint64_t new_total)
+{
+    int rc;
+    size_t old = st->nbgs;
+    if (st->dev->grow) {
+        rc = st->dev->grow(st->dev, new_total);
+        if (rc)
+            return rc;
+    }
+    rc = add_groups_mem(st, new_total);
+    if (rc)
+        return rc;
+    for (size_t i = old; i < st->nbgs; i++)
+        st->bgs[i].dirty = 1; /* a new BLOCK_GROUP_ITEM at commit */
+    st->txn_dirty = 1;
+    return COW_OK;
+}
+
+int alloc_init_groups(cow_store *st, uint64_t total)
+{
+    return add_groups_mem(st, total);
+}
+
+void alloc_destroy(cow_store *st)
+{
+    for (size_t i = 0; i < st->nbgs; i++)
+        free(st->bgs[i].bitmap);
+    free(st->bgs);
+    st->bgs = NULL;
+    st->nbgs = 0;
+    free(st->pinned);
+    st->pinned = NULL;
+    st->npinned = st->cpinned = 0;
+}
+
+int alloc_mark_used(cow_store *st, uint64_t bytenr, uint64_t len)
+{
+    uint64_t end;
+    if (range_end(bytenr, len, &end) || bytenr % COW_BLOCK_SIZE || len % COW_BLOCK_SIZE ||
+        len == 0)
+        return COW_CORRUPT("extent [%llu, +%llu) misaligned", (unsigned long long)bytenr,
+                           (unsigned long long)len);
+    for (uint64_t b = bytenr; b < end; b += COW_BLOCK_SIZE) {
+        struct bgroup *g = bg_of(st, b);
+        if (!g)
+            return COW_CORRUPT("block %llu beyond the container's %llu bytes",
+                               (unsigned long long)b, (unsigned long long)st->total_bytes);
+        uint64_t i = (b - g->start) / COW_BLOCK_SIZE;
+        if (bit_get(g->bitmap, i))
+            return COW_CORRUPT("block %llu used twice", (unsigned long long)b);
+        bit_set(g->bitmap, i);
+        g->nfree--;
+        g->used += COW_BLOCK_SIZE;
+    }
+    return COW_OK;
+}
+
+/* Longest free run starting at block I of G, at most WANT blocks. */
+static uint64_t run_at(const struct bgroup *g, uint64_t i, uint64_t want)
+{
+    uint64_t blocks = g->len / COW_BLOCK_SIZE, n = 0;
+    while (i + n < blocks && n < want && !bit_get(g->bitmap, i + n))
+        n++;
+    return n;
+}
+
+/* Finds a free run of at least MINRUN blocks (up to WANT) from CURSOR. */
+static int find_run(cow_store *st, uint64_t cursor, uint64_t want, uint64_t minrun,
+                    uint64_t *bytenr, uint64_t *got)
+{
+    size_t ng = st->nbgs;
+    size_t g0 = (size_t)(cursor / st->bg_size);
+    if (g0 >= ng)
+        g0 = 0;
+    for (size_t k = 0; k <= ng; k++) {
+        size_t gi = (g0 + k) % ng;
+        struct bgroup *g = &st->bgs[gi];
+        if (g->nfree < minrun)
+            continue;
+        uint64_t blocks = g->len / COW_BLOCK_SIZE;
+        uint64_t i = 0;
+        if (k == 0 && cursor >= g->start)
+            i = (cursor - g->start) / COW_BLOCK_SIZE;
+        while (i < blocks) {
+            /* skip full bytes quickly */
+            if ((i & 7) == 0 && i + 8 <= blocks && g->bitmap[i >> 3] == 0xff) {
+                i += 8;
+                continue;
+            }
+            if (bit_get(g->bitmap, i)) {
+                i++;
+                continue;
+            }
+            uint64_t n = run_at(g, i, want);
+            if (n >= minrun) {
+                *bytenr = g->start + i * COW_BLOCK_SIZE;
+                *got = n;
+                return 1;
+            }
+            i += n;
+        }
+    }
+    return 0;
+}
+
+static void take(cow_store *st, uint64_t bytenr, uint64_t n)
+{
+    struct bgroup *g = bg_of(st, bytenr);
+    uint64_t i0 = (bytenr - g->start) / COW_BLOCK_SIZE;
+    for (uint64_t i = 0; i < n; i++)
+        bit_set(g->bitmap, i0 + i);
+    g->nfree -= n;
+    g->used += n * COW_BLOCK_SIZE;
+    g->dirty = 1;
+}
+
+int alloc_blocks(cow_store *st, uint64_t want, int meta, uint64_t *bytenr, uint64_t *got)
+{
+    uint64_t *cursor = meta ? &st->meta_cursor : &st->data_cursor;
+    uint64_t blocks = st->bg_size / COW_BLOCK_SIZE;
+    if (want == 0)
+        want = 1;
+    if (want > blocks)
+        want = blocks;
+    uint64_t minrun = want < 32 ? want : 32;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (find_run(st, *cursor, want, minrun, bytenr, got) ||
+            find_run(st, 0, want, 1, bytenr, got)) {
+            take(st, *bytenr, *got);
+            *cursor = *bytenr + *got * COW_BLOCK_SIZE;
+            return COW_OK;
+        }
+        int rc = alloc_add_groups(st, st->total_bytes + st->bg_size);
+        if (rc)
+            return rc;
+    }
+    return cow_set_error(COW_ENOSPC, "no free space after growing the container");
+}
+
+int alloc_reserve(cow_store *st, uint64_t nblocks)
+{
+    while (alloc_free_blocks(st) < nblocks) {
+        uint64_t need = nblocks - alloc_free_blocks(st);
+        uint64_t grow = (need * COW_BLOCK_SIZE + st->bg_size - 1) / st->bg_size * st->bg_size;
+        int rc = alloc_add_groups(st, st->total_bytes + grow);
+        if (rc)
+            return rc;
+    }
+    return COW_OK;
+}
+
+int alloc_free(cow_store *st, uint64_t bytenr, uint64_t len)
+{
+    struct bgroup *g = bg_of(st, bytenr);
+    if (!g || bytenr + len > g->start + g->len || len > g->used)
+        return COW_CORRUPT("freeing [%llu, +%llu) outside its block group",
+                           (unsigned long long)bytenr, (unsigned long long)len);
+    if (st->npinned == st->cpinned) {
+        size_t c = st->cpinned ? st->cpinned * 2 : 64;
+        struct extent_run *p = realloc(st->pinned, c * sizeof *p);
+        if (!p)
+            return cow_set_error(COW_ENOMEM, "out of memory");
+        st->pinned = p;
+        st->cpinned = c;
+    }
+    st->pinned[st->npinned].bytenr = bytenr;
+    st->pinned[st->npinned].len = len;
+    st->npinned++;
+    g->used -= len;
+    g->dirty = 1;
+    return COW_OK;
+}
+
+void alloc_unalloc(cow_store *st, uint64_t bytenr, uint64_t len)
+{
+    struct bgroup *g = bg_of(st, bytenr);
+    uint64_t i0 = (bytenr - g->start) / COW_BLOCK_SIZE;
+    for (uint64_t i = 0; i < len / COW_BLOCK_SIZE; i++)
+        bit_clear(g->bitmap, i0 + i);
+    g->nfree += len / COW_BLOCK_SIZE;
+    g->used -= len;
+    g->dirty = 1;
+}
+
+void alloc_unpin_all(cow_store *st)
+{
+    for (size_t k = 0; k < st->npinned; k++) {
+        struct bgroup *g = bg_of(st, st->pinned[k].bytenr);
+        uint64_t i0 = (st->pinned[k].bytenr - g->start) / COW_BLOCK_SIZE;
+        uint64_t n = st->pinned[k].len / COW_BLOCK_SIZE;
+        for (uint64_t i = 0; i < n; i++) {
+            bit_clear(g->bitmap, i0 + i);
+            cache_drop(&st->cache, st->pinned[k].bytenr + i * COW_BLOCK_SIZE);
+        }
+        g->nfree += n;
+    }
+    st->npinned = 0;
+}

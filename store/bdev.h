@@ -1,0 +1,47 @@
+/*
+ * bdev.h - the block-device interface every byte of store I/O goes through.
+ *
+ * The store never calls pread/pwrite/fdatasync itself: it calls these
+ * methods, so tests can substitute a device that loses, tears or fails
+ * writes (SQLite's os_unix.c routes system calls through a table for the
+ * same reason).  Offsets and lengths are in bytes.
+ */
+#ifndef COW_BDEV_H
+#define COW_BDEV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cow_dev {
+    /* Reads LEN bytes at OFF; reading past the end is COW_EIO_READ. */
+    int (*read)(struct cow_dev *d, void *buf, size_t len, uint64_t off);
+    /* Writes LEN bytes at OFF (not durable until flush).  COW_EIO_WRITE or
+     * COW_ENOSPC. */
+    int (*write)(struct cow_dev *d, const void *buf, size_t len, uint64_t off);
+    /* Makes every completed write durable.  COW_EIO_FLUSH. */
+    int (*flush)(struct cow_dev *d);
+    /* Current size in bytes.  COW_EIO_STAT. */
+    int (*size)(struct cow_dev *d, uint64_t *size);
+    /* Grows the device to SIZE bytes with space really reserved (so later
+     * writes below SIZE cannot fail for lack of space).  COW_ENOSPC,
+     * COW_EIO_TRUNCATE. */
+    int (*grow)(struct cow_dev *d, uint64_t size);
+    /* Releases the device (and its lock). */
+    void (*close)(struct cow_dev *d);
+    uint64_t nflush;  /* flushes issued (statistics) */
+    uint64_t nwrite;  /* write calls (statistics) */
+};
+
+/* bdev_file_open() flags */
+#define BDEV_READONLY 0x1
+#define BDEV_CREATE 0x2
+
+/*
+ * Opens the container file PATH as a device and locks it: flock LOCK_EX
+ * (LOCK_SH when read-only), non-blocking.  Errors: COW_ENOENT (missing and
+ * no BDEV_CREATE), COW_EBUSY (locked by another process), COW_EIO_READ.
+ * *created is set to 1 if the file was created by this call.
+ */
+int bdev_file_open(const char *path, int flags, struct cow_dev **out, int *created);
+
+#endif

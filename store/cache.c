@@ -1,0 +1,204 @@
+/*
+ * cache.c - cached tree blocks ("extent buffers"), read and verified once.
+ *
+ * Every tree block read from the device is checked (invariant 6): crc32c,
+ * magic, its own address, and the generation and level its parent expects
+ * (which catches a lost or misdirected write).  A block freed by a commit is
+ * dropped from the cache; clean blocks otherwise stay cached (metadata of a
+ * 1 GiB database is a few MiB).  Protected by store->lock.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "store_int.h"
+
+static size_t hash_addr(uint64_t bytenr, size_t n)
+{
+    uint64_t h = (bytenr >> COW_BLOCK_SHIFT) * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 20) & (n - 1);
+}
+
+int cache_init(struct eb_cache *c)
+{
+    memset(c, 0, sizeof *c);
+    c->nbuckets = 1024;
+    c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
+    return c->buckets ? COW_OK : cow_set_error(COW_ENOMEM, "out of memory");
+}
+
+void cache_destroy(struct eb_cache *c)
+{
+    for (size_t i = 0; i < c->nbuckets && c->buckets; i++) {
+        struct eb *e = c->buckets[i];
+        while (e) {
+            struct eb *n = e->hnext;
+            free(e->data);
+            free(e);
+            e = n;
+        }
+    }
+    free(c->buckets);
+    memset(c, 0, sizeof *c);
+}
+
+struct eb *cache_find(struct eb_cache *c, uint64_t bytenr)
+{
+    for (struct eb *e = c->buckets[hash_addr(bytenr, c->nbuckets)]; e; e = e->hnext)
+        if (e->bytenr == bytenr)
+            return e;
+    return NULL;
+}
+
+static void cache_grow(struct eb_cache *c)
+{
+    size_t n = c->nbuckets * 2;
+    struct eb **b = calloc(n, sizeof *b);
+    if (!b)
+        return; /* keep the old table: longer chains, still correct */
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        struct eb *e = c->buckets[i];
+        while (e) {
+            struct eb *next = e->hnext;
+            size_t h = hash_addr(e->bytenr, n);
+            e->hnext = b[h];
+            b[h] = e;
+            e = next;
+        }
+    }
+    free(c->buckets);
+    c->buckets = b;
+    c->nbuckets = n;
+}
+
+static int cache_insert(struct eb_cache *c, uint64_t bytenr, struct eb **out)
+{
+    struct eb *e = calloc(1, sizeof *e);
+    if (!e)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    e->data = malloc(COW_BLOCK_SIZE);
+    if (!e->data) {
+        free(e);
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    }
+    e->bytenr = bytenr;
+    if (c->count >= c->nbuckets * 2)
+        cache_grow(c);
+    size_t h = hash_addr(bytenr, c->nbuckets);
+    e->hnext = c->buckets[h];
+    c->buckets[h] = e;
+    c->count++;
+    *out = e;
+    return COW_OK;
+}
+
+void cache_drop(struct eb_cache *c, uint64_t bytenr)
+{
+    struct eb **pp = &c->buckets[hash_addr(bytenr, c->nbuckets)];
+    while (*pp) {
+        struct eb *e = *pp;
+        if (e->bytenr == bytenr) {
+            if (e->dirty) {
+                struct eb **dp = &c->dirty;
+                while (*dp && *dp != e)
+                    dp = &(*dp)->dnext;
+                if (*dp) {
+                    *dp = e->dnext;
+                    c->ndirty--;
+                }
+            }
+            *pp = e->hnext;
+            free(e->data);
+            free(e);
+            c->count--;
+            return;
+        }
+        pp = &e->hnext;
+    }
+}
+
+void cache_mark_dirty(struct eb_cache *c, struct eb *e)
+{
+    if (!e->dirty) {
+        e->dirty = 1;
+        e->dnext = c->dirty;
+        c->dirty = e;
+        c->ndirty++;
+    }
+}
+
+int cache_read(cow_store *st, uint64_t bytenr, uint64_t gen, int level, struct eb **out)
+{
+    int rc;
+    struct eb *e = cache_find(&st->cache, bytenr);
+    if (!e) {
+        if (bytenr < 2 * COW_BLOCK_SIZE || bytenr % COW_BLOCK_SIZE ||
+            bytenr + COW_BLOCK_SIZE > st->total_bytes)
+            return COW_CORRUPT("tree block address %llu out of range",
+                               (unsigned long long)bytenr);
+        rc = cache_insert(&st->cache, bytenr, &e);
+        if (rc)
+            return rc;
+        rc = st->dev->read(st->dev, e->data, COW_BLOCK_SIZE, bytenr);
+        if (rc == COW_OK) {
+            const uint8_t *b = e->data;
+            if (get32(b + TB_MAGIC) != COW_TREE_MAGIC)
+                rc = COW_CORRUPT("block %llu: not a tree block", (unsigned long long)bytenr);
+            else if (crc32c(0, b + 4, COW_BLOCK_SIZE - 4) != get32(b + TB_CSUM))
+                rc = COW_CORRUPT("block %llu: checksum mismatch", (unsigned long long)bytenr);
+            else if (get64(b + TB_BYTENR) != bytenr)
+                rc = COW_CORRUPT("block %llu: header says it lives at %llu",
+                                 (unsigned long long)bytenr,
+                                 (unsigned long long)get64(b + TB_BYTENR));
+            else if (tb_level(b) >= COW_MAX_LEVEL)
+                rc = COW_CORRUPT("block %llu: level %u", (unsigned long long)bytenr, tb_level(b));
+            else if (tb_level(b) == 0 &&
+                     tb_nritems(b) > COW_LEAF_SPACE / COW_ITEM_SIZE)
+                rc = COW_CORRUPT("block %llu: %u items", (unsigned long long)bytenr,
+                                 tb_nritems(b));
+            else if (tb_level(b) > 0 && tb_nritems(b) > COW_NODE_MAX_PTRS)
+                rc = COW_CORRUPT("block %llu: %u pointers", (unsigned long long)bytenr,
+                                 tb_nritems(b));
+            else if (tb_level(b) == 0) {
+                /* item data must lie in the block, after the headers */
+                uint32_t n = tb_nritems(b);
+                size_t lo = TB_HEADER_SIZE + (size_t)n * COW_ITEM_SIZE;
+                for (uint32_t i = 0; i < n && rc == COW_OK; i++) {
+                    size_t o = leaf_data_off(b, i), s = leaf_data_size(b, i);
+                    if (o < lo || o + s > COW_BLOCK_SIZE)
+                        rc = COW_CORRUPT("block %llu: item %u data out of bounds",
+                                         (unsigned long long)bytenr, i);
+                }
+            }
+        }
+        if (rc) {
+            cache_drop(&st->cache, bytenr);
+            return rc;
+        }
+    }
+    if (gen && get64(e->data + TB_GENERATION) != gen)
+        return COW_CORRUPT("block %llu: generation %llu, parent expects %llu",
+                           (unsigned long long)bytenr,
+                           (unsigned long long)get64(e->data + TB_GENERATION),
+                           (unsigned long long)gen);
+    if (level >= 0 && (int)tb_level(e->data) != level)
+        return COW_CORRUPT("block %llu: level %u, parent expects %d", (unsigned long long)bytenr,
+                           tb_level(e->data), level);
+    *out = e;
+    return COW_OK;
+}
+
+int cache_new(cow_store *st, uint64_t bytenr, struct eb **out)
+{
+    struct eb *e = cache_find(&st->cache, bytenr);
+    int rc;
+    if (!e) {
+        rc = cache_insert(&st->cache, bytenr, &e);
+        if (rc)
+            return rc;
+    }
+    memset(e->data, 0, COW_BLOCK_SIZE);
+    cache_mark_dirty(&st->cache, e);
+    *out = e;
+    return COW_OK;
+}

@@ -1,0 +1,942 @@
+/*
+ * file.c - files inside a container: names, inodes, extents, checksums.
+ *
+ * A file is an INODE_ITEM (size, block count) plus EXTENT_DATA items
+ * mapping block-aligned file ranges to ranges of data extents; every data
+ * extent has one EXTENT_CSUM item (a crc32c per block) in the csum tree and
+ * one EXTENT_ITEM (its refcount) in the extent tree.  Names live in
+ * DIR_ITEMs of the one directory (objectid 256).
+ *
+ * Writes are copy on write: the blocks a write touches are written whole to
+ * newly allocated space (a partial block is read first and merged), then
+ * the old mapping for that range is dropped and the new one inserted.  The
+ * data is on the device before any tree points at it, and nothing the last
+ * commit reaches is overwritten.  Bytes past the end of file inside the
+ * last block are kept zero (truncate zeroes them), so growing a file never
+ * exposes old bytes.
+ *
+ * Locking: the cow_* entry points take store->lock for the whole call;
+ * static helpers require it held.
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crc32c.h"
+#include "store_int.h"
+
+#define BLK COW_BLOCK_SIZE
+#define ROUND_UP(x) (((x) + BLK - 1) & ~(uint64_t)(BLK - 1))
+#define ROUND_DOWN(x) ((x) & ~(uint64_t)(BLK - 1))
+
+/* ---- names ---- */
+
+int file_name_valid(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    return n >= 1 && n <= COW_NAME_MAX && !strchr(name, '/');
+}
+
+static uint64_t name_hash(const char *name)
+{
+    return crc32c(0, name, strlen(name));
+}
+
+/* Reads the DIR_ITEM for NAME's hash into BUF (up to COW_MAX_ITEM_DATA). */
+static int dir_read(cow_store *st, const char *name, uint8_t *buf, size_t *size)
+{
+    struct cow_key k = {COW_ROOT_DIR_OBJECTID, COW_DIR_ITEM, name_hash(name)};
+    int rc = bt_lookup(st, &st->fs_tree, &k, buf, COW_MAX_ITEM_DATA, size);
+    if (rc == COW_OK && *size > COW_MAX_ITEM_DATA)
+        return COW_CORRUPT("directory item of %zu bytes", *size);
+    return rc;
+}
+
+/* Finds NAME in a DIR_ITEM: offset of its entry, or -1. */
+static long dir_find(const uint8_t *buf, size_t size, const char *name, uint64_t *ino)
+{
+    size_t len = strlen(name), p = 0;
+    while (p + DIR_ENTRY_NAME <= size) {
+        size_t nl = get16(buf + p + DIR_ENTRY_NAMELEN);
+        if (p + DIR_ENTRY_NAME + nl > size)
+            break;
+        if (nl == len && memcmp(buf + p + DIR_ENTRY_NAME, name, len) == 0) {
+            if (ino)
+                *ino = get64(buf + p + DIR_ENTRY_INO);
+            return (long)p;
+        }
+        p += DIR_ENTRY_NAME + nl;
+    }
+    return -1;
+}
+
+int file_lookup(cow_store *st, const char *name, uint64_t *ino)
+{
+    uint8_t buf[COW_MAX_ITEM_DATA];
+    size_t size;
+    int rc = dir_read(st, name, buf, &size);
+    if (rc)
+        return rc;
+    return dir_find(buf, size, name, ino) >= 0 ? COW_OK : COW_ENOENT;
+}
+
+static int dir_add(cow_store *st, const char *name, uint64_t ino)
+{
+    uint8_t buf[COW_MAX_ITEM_DATA];
+    size_t size = 0, len = strlen(name);
+    int rc = dir_read(st, name, buf, &size);
+    if (rc == COW_ENOENT)
+        size = 0;
+    else if (rc)
+        return rc;
+    if (size + DIR_ENTRY_NAME + len > COW_MAX_ITEM_DATA)
+        return cow_set_error(COW_EINVAL, "too many names share one hash");
+    put64(buf + size + DIR_ENTRY_INO, ino);
+    put16(buf + size + DIR_ENTRY_NAMELEN, (uint16_t)len);
+    memcpy(buf + size + DIR_ENTRY_NAME, name, len);
+    struct cow_key k = {COW_ROOT_DIR_OBJECTID, COW_DIR_ITEM, name_hash(name)};
+    return bt_put(st, &st->fs_tree, &k, buf, size + DIR_ENTRY_NAME + len);
+}
+
+static int dir_remove(cow_store *st, const char *name)
+{
+    uint8_t buf[COW_MAX_ITEM_DATA];
+    size_t size;
+    int rc = dir_read(st, name, buf, &size);
+    if (rc)
+        return rc;
+    long p = dir_find(buf, size, name, NULL);
+    if (p < 0)
+        return COW_ENOENT;
+    size_t elen = DIR_ENTRY_NAME + strlen(name);
+    memmove(buf + p, buf + p + elen, size - (size_t)p - elen);
+    size -= elen;
+    struct cow_key k = {COW_ROOT_DIR_OBJECTID, COW_DIR_ITEM, name_hash(name)};
+    if (size == 0)
+        return bt_delete(st, &st->fs_tree, &k);
+    return bt_put(st, &st->fs_tree, &k, buf, size);
+}
+
+/* ---- inodes ---- */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int inode_read(cow_store *st, struct cow_inode *in)
+{
+    uint8_t it[INODE_ITEM_SIZE];
+    size_t size;
+    struct cow_key k = {in->ino, COW_INODE_ITEM, 0};
+    int rc = bt_lookup(st, &st->fs_tree, &k, it, sizeof it, &size);
+    if (rc)
+        return rc;
+    if (size != INODE_ITEM_SIZE)
+        return COW_CORRUPT("inode %llu item has %zu bytes", (unsigned long long)in->ino, size);
+    in->size = get64(it + INODE_SIZE);
+    in->nblocks = get64(it + INODE_NBLOCKS);
+    in->generation = get64(it + INODE_GENERATION);
+    return COW_OK;
+}
+
+static int inode_save(cow_store *st, struct cow_inode *in)
+{
+    uint8_t it[INODE_ITEM_SIZE];
+    memset(it, 0, sizeof it);
+    put64(it + INODE_SIZE, in->size);
+    put64(it + INODE_NBLOCKS, in->nblocks);
+    put64(it + INODE_GENERATION, in->generation);
+    put64(it + INODE_TRANSID, st->transid);
+    put64(it + INODE_MTIME, now_ns());
+    struct cow_key k = {in->ino, COW_INODE_ITEM, 0};
+    return bt_put(st, &st->fs_tree, &k, it, sizeof it);
+}
+
+static int inode_get(cow_store *st, uint64_t ino, struct cow_inode **out)
+{
+    for (struct cow_inode *in = st->inodes; in; in = in->next)
+        if (in->ino == ino) {
+            *out = in;
+            return COW_OK;
+        }
+    struct cow_inode *in = calloc(1, sizeof *in);
+    if (!in)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    in->ino = ino;
+    int rc = inode_read(st, in);
+    if (rc) {
+        free(in);
+        return rc == COW_ENOENT ? COW_CORRUPT("name points at missing inode %llu",
+                                              (unsigned long long)ino)
+                                : rc;
+    }
+    in->next = st->inodes;
+    st->inodes = in;
+    *out = in;
+    return COW_OK;
+}
+
+static void inode_forget(cow_store *st, struct cow_inode *in)
+{
+    struct cow_inode **pp = &st->inodes;
+    while (*pp && *pp != in)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = in->next;
+    free(in);
+}
+
+int file_reload_inodes(cow_store *st)
+{
+    for (struct cow_inode *in = st->inodes; in; in = in->next) {
+        int rc = inode_read(st, in);
+        if (rc == COW_ENOENT) {
+            /* created by the aborted transaction: the handle is dead */
+            in->size = in->nblocks = 0;
+            in->orphan = -1;
+            continue;
+        }
+        if (rc)
+            return rc;
+        struct cow_key k = {COW_ORPHAN_OBJECTID, COW_ORPHAN_ITEM, in->ino};
+        rc = bt_lookup(st, &st->fs_tree, &k, NULL, 0, NULL);
+        if (rc && rc != COW_ENOENT)
+            return rc;
+        in->orphan = (rc == COW_OK);
+    }
+    return COW_OK;
+}
+
+void file_drop_inodes(cow_store *st)
+{
+    while (st->inodes) {
+        struct cow_inode *n = st->inodes->next;
+        free(st->inodes);
+        st->inodes = n;
+    }
+}
+
+/* ---- extent mapping ---- */
+
+struct fext {
+    uint64_t start;      /* file offset */
+    uint64_t disk;       /* disk_bytenr */
+    uint64_t disk_len;   /* disk_num_bytes */
+    uint64_t ext_off;    /* extent_offset */
+    uint64_t len;        /* num_bytes */
+    uint8_t type;
+};
+
+static int fext_parse(const struct cow_key *k, const uint8_t *d, size_t size, struct fext *fx)
+{
+    if (size != FE_ITEM_SIZE)
+        return COW_CORRUPT("extent item of inode %llu has %zu bytes",
+                           (unsigned long long)k->objectid, size);
+    fx->start = k->offset;
+    fx->disk = get64(d + FE_DISK_BYTENR);
+    fx->disk_len = get64(d + FE_DISK_NUM_BYTES);
+    fx->ext_off = get64(d + FE_EXTENT_OFFSET);
+    fx->len = get64(d + FE_NUM_BYTES);
+    fx->type = d[FE_TYPE];
+    uint64_t e1, e2;
+    if (fx->len == 0 || fx->len % BLK || fx->start % BLK || fx->ext_off % BLK ||
+        range_end(fx->ext_off, fx->len, &e1) || e1 > fx->disk_len ||
+        range_end(fx->start, fx->len, &e2) || fx->disk == 0)
+        return COW_CORRUPT("bad extent item of inode %llu at %llu",
+                           (unsigned long long)k->objectid, (unsigned long long)k->offset);
+    return COW_OK;
+}
+
+static void fext_put(uint8_t *d, const struct fext *fx, uint64_t transid)
+{
+    memset(d, 0, FE_ITEM_SIZE);
+    put64(d + FE_DISK_BYTENR, fx->disk);
+    put64(d + FE_DISK_NUM_BYTES, fx->disk_len);
+    put64(d + FE_EXTENT_OFFSET, fx->ext_off);
+    put64(d + FE_NUM_BYTES, fx->len);
+    put32(d + FE_GENERATION, (uint32_t)transid);
+    d[FE_TYPE] = fx->type;
+}
+
+/* The first extent of INO ending after POS (starting at or before POS, or
+ * the next one).  COW_ENOENT if none. */
+static int fext_first(cow_store *st, uint64_t ino, uint64_t pos, struct fext *fx)
+{
+    struct cow_key k = {ino, COW_EXTENT_DATA, pos}, f;
+    uint8_t d[FE_ITEM_SIZE];
+    size_t size;
+    int rc = bt_seek_le(st, &st->fs_tree, &k, &f, d, sizeof d, &size);
+    if (rc == COW_OK && f.objectid == ino && f.type == COW_EXTENT_DATA) {
+        rc = fext_parse(&f, d, size, fx);
+        if (rc)
+            return rc;
+        if (fx->start + fx->len > pos)
+            return COW_OK;
+    } else if (rc && rc != COW_ENOENT) {
+        return rc;
+    }
+    rc = bt_seek_ge(st, &st->fs_tree, &k, &f, d, sizeof d, &size);
+    if (rc)
+        return rc;
+    if (f.objectid != ino || f.type != COW_EXTENT_DATA)
+        return COW_ENOENT;
+    return fext_parse(&f, d, size, fx);
+}
+
+/* The extent after the one starting at START. */
+static int fext_next(cow_store *st, uint64_t ino, uint64_t start, struct fext *fx)
+{
+    struct cow_key k = {ino, COW_EXTENT_DATA, start + 1}, f;
+    uint8_t d[FE_ITEM_SIZE];
+    size_t size;
+    int rc = bt_seek_ge(st, &st->fs_tree, &k, &f, d, sizeof d, &size);
+    if (rc)
+        return rc;
+    if (f.objectid != ino || f.type != COW_EXTENT_DATA)
+        return COW_ENOENT;
+    return fext_parse(&f, d, size, fx);
+}
+
+static int fext_insert(cow_store *st, uint64_t ino, const struct fext *fx)
+{
+    uint8_t d[FE_ITEM_SIZE];
+    struct cow_key k = {ino, COW_EXTENT_DATA, fx->start};
+    fext_put(d, fx, st->transid);
+    return bt_insert(st, &st->fs_tree, &k, d, sizeof d);
+}
+
+static int fext_delete(cow_store *st, uint64_t ino, uint64_t start)
+{
+    struct cow_key k = {ino, COW_EXTENT_DATA, start};
+    return bt_delete(st, &st->fs_tree, &k);
+}
+
+/*
+ * Drops the mapping of [start, end) (block aligned; END may be UINT64_MAX)
+ * from inode IN: items inside go, items crossing an edge are trimmed (an
+ * item spanning the whole range is split in two, adding a reference to its
+ * extent).  Updates in->nblocks; the caller saves the inode.
+ */
+static int drop_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end)
+{
+    struct fext fx;
+    int rc = fext_first(st, in->ino, start, &fx);
+    while (rc == COW_OK && fx.start < end) {
+        uint64_t s = fx.start, e = fx.start + fx.len;
+        uint64_t cut0 = s > start ? s : start, cut1 = e < end ? e : end;
+        in->nblocks -= (cut1 - cut0) / BLK;
+        if (s >= start && e <= end) {
+            rc = fext_delete(st, in->ino, s);
+            if (!rc)
+                rc = refs_add(st, fx.disk, fx.disk_len, 1, 0, -1);
+        } else if (s < start && e > end) {
+            struct fext right = fx;
+            right.start = end;
+            right.ext_off = fx.ext_off + (end - s);
+            right.len = e - end;
+            fx.len = start - s;
+            rc = fext_delete(st, in->ino, s);
+            if (!rc)
+                rc = fext_insert(st, in->ino, &fx);
+            if (!rc)
+                rc = fext_insert(st, in->ino, &right);
+            if (!rc)
+                rc = refs_add(st, fx.disk, fx.disk_len, 1, 0, +1);
+            return rc;
+        } else if (s < start) {
+            fx.len = start - s;
+            rc = fext_delete(st, in->ino, s);
+            if (!rc)
+                rc = fext_insert(st, in->ino, &fx);
+        } else {
+            /* s >= start, e > end: keep the tail */
+            struct fext tail = fx;
+            tail.start = end;
+            tail.ext_off = fx.ext_off + (end - s);
+            tail.len = e - end;
+            rc = fext_delete(st, in->ino, s);
+            if (!rc)
+                rc = fext_insert(st, in->ino, &tail);
+            return rc;
+        }
+        if (rc)
+            return rc;
+        rc = fext_next(st, in->ino, s, &fx);
+    }
+    return rc == COW_ENOENT ? COW_OK : rc;
+}
+
+/* ---- reading ---- */
+
+/* Reads and verifies [disk, disk+len) of the data extent FX into OUT. */
+static int read_extent_blocks(cow_store *st, const struct fext *fx, uint64_t disk, uint64_t len,
+                              uint8_t *out)
+{
+    uint8_t csums[COW_MAX_EXTENT_BLOCKS * 4];
+    size_t size;
+    struct cow_key k = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, fx->disk};
+    int rc = bt_lookup(st, &st->csum_tree, &k, csums, sizeof csums, &size);
+    if (rc == COW_ENOENT)
+        return COW_CORRUPT("data extent %llu has no checksums", (unsigned long long)fx->disk);
+    if (rc)
+        return rc;
+    if (size != fx->disk_len / BLK * 4)
+        return COW_CORRUPT("data extent %llu: %zu checksum bytes for %llu bytes",
+                           (unsigned long long)fx->disk, size,
+                           (unsigned long long)fx->disk_len);
+    rc = st->dev->read(st->dev, out, (size_t)len, disk);
+    if (rc)
+        return rc;
+    for (uint64_t b = 0; b < len / BLK; b++) {
+        uint64_t idx = (disk - fx->disk) / BLK + b;
+        uint32_t want = get32(csums + idx * 4);
+        if (crc32c(0, out + b * BLK, BLK) != want)
+            return cow_set_error(COW_ECSUM,
+                                 "data block %llu does not match its checksum",
+                                 (unsigned long long)(disk + b * BLK));
+    }
+    return COW_OK;
+}
+
+/* Reads [off, off+len) of IN into BUF; the range must lie within the file's
+ * blocks; holes read as zeros. */
+static int read_range(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len,
+                      uint64_t off)
+{
+    enum { CHUNK = 64 * 1024 };
+    uint8_t *tmp = NULL;
+    uint64_t end = off + len;
+    struct fext fx;
+    memset(buf, 0, (size_t)len);
+    int rc = fext_first(st, in->ino, off, &fx);
+    while (rc == COW_OK && fx.start < end) {
+        uint64_t s = fx.start > off ? fx.start : off;
+        uint64_t e = fx.start + fx.len < end ? fx.start + fx.len : end;
+        while (s < e) {
+            uint64_t bs = ROUND_DOWN(s);
+            uint64_t be = ROUND_UP(e);
+            if (be - bs > CHUNK)
+                be = bs + CHUNK;
+            if (!tmp && !(tmp = malloc(CHUNK))) {
+                rc = cow_set_error(COW_ENOMEM, "out of memory");
+                goto out;
+            }
+            uint64_t disk = fx.disk + fx.ext_off + (bs - fx.start);
+            rc = read_extent_blocks(st, &fx, disk, be - bs, tmp);
+            if (rc)
+                goto out;
+            uint64_t ce = be < e ? be : e;
+            memcpy(buf + (s - off), tmp + (s - bs), (size_t)(ce - s));
+            s = ce;
+        }
+        rc = fext_next(st, in->ino, fx.start, &fx);
+    }
+    if (rc == COW_ENOENT)
+        rc = COW_OK;
+out:
+    free(tmp);
+    return rc;
+}
+
+/* ---- writing ---- */
+
+/*
+ * Writes NBLOCKS whole blocks from BUF at block-aligned file offset OFF:
+ * new extents, then the old mapping dropped and the new one inserted.
+ * A failure before any tree changed leaves everything as it was; after,
+ * the transaction is aborted.
+ */
+static int write_blocks(cow_store *st, struct cow_inode *in, const uint8_t *buf,
+                        uint64_t nblocks, uint64_t off)
+{
+    uint32_t crcs[COW_MAX_EXTENT_BLOCKS];
+    uint8_t csum_item[COW_MAX_EXTENT_BLOCKS * 4];
+    int rc;
+    while (nblocks > 0) {
+        uint64_t want = nblocks < COW_MAX_EXTENT_BLOCKS ? nblocks : COW_MAX_EXTENT_BLOCKS;
+        uint64_t bytenr, got;
+        /* Space for the data and for any tree path the change copies, so
+         * that the tree changes below cannot run out of space. */
+        rc = alloc_reserve(st, want + 64);
+        if (rc)
+            return rc;
+        rc = alloc_blocks(st, want, 0, &bytenr, &got);
+        if (rc)
+            return rc;
+        for (uint64_t b = 0; b < got; b++) {
+            crcs[b] = crc32c(0, buf + b * BLK, BLK);
+            put32(csum_item + b * 4, crcs[b]);
+        }
+        rc = st->dev->write(st->dev, buf, (size_t)(got * BLK), bytenr);
+        if (rc) {
+            alloc_unalloc(st, bytenr, got * BLK);
+            return rc;
+        }
+        /* the data is written: now the trees may point at it */
+        struct fext fx = {off, bytenr, got * BLK, 0, got * BLK, COW_FE_REG};
+        struct cow_key ck = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, bytenr};
+        rc = refs_add(st, bytenr, got * BLK, 1, 0, +1);
+        if (!rc)
+            rc = bt_insert(st, &st->csum_tree, &ck, csum_item, (size_t)(got * 4));
+        if (!rc)
+            rc = drop_range(st, in, off, off + got * BLK);
+        if (!rc)
+            rc = fext_insert(st, in->ino, &fx);
+        if (rc)
+            return txn_abort(st, rc);
+        in->nblocks += got;
+        buf += got * BLK;
+        off += got * BLK;
+        nblocks -= got;
+    }
+    return COW_OK;
+}
+
+static int do_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t len,
+                    uint64_t off)
+{
+    uint64_t end;
+    int rc = range_end(off, len, &end);
+    if (rc || end > (1ull << 62))
+        return cow_set_error(COW_EINVAL, "write of %zu bytes at %llu overflows", len,
+                             (unsigned long long)off);
+    if (len == 0)
+        return COW_OK;
+    uint64_t bs = ROUND_DOWN(off), be = ROUND_UP(end);
+    uint64_t span = be - bs;
+    /* Stage at most 1 MiB of blocks at a time. */
+    enum { STAGE = COW_MAX_EXTENT_BLOCKS * BLK };
+    uint8_t *stage = malloc(span < STAGE ? span : STAGE);
+    if (!stage)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    uint64_t pos = bs;
+    while (pos < be && !rc) {
+        uint64_t n = be - pos < STAGE ? be - pos : STAGE;
+        uint64_t cs = pos > off ? pos : off, ce = pos + n < end ? pos + n : end;
+        /* partial blocks at the edges: merge with what is there */
+        if (cs > pos) {
+            uint64_t lim = in->size > pos ? in->size - pos : 0;
+            memset(stage, 0, BLK);
+            if (lim)
+                rc = read_range(st, in, stage, lim < BLK ? lim : BLK, pos);
+        }
+        if (!rc && ce < pos + n && ROUND_DOWN(ce) >= (cs > pos ? pos + BLK : pos)) {
+            uint64_t lb = ROUND_DOWN(ce);
+            uint64_t lim = in->size > lb ? in->size - lb : 0;
+            memset(stage + (lb - pos), 0, BLK);
+            if (lim)
+                rc = read_range(st, in, stage + (lb - pos), lim < BLK ? lim : BLK, lb);
+        }
+        if (rc)
+            break;
+        memcpy(stage + (cs - pos), data + (cs - off), (size_t)(ce - cs));
+        rc = write_blocks(st, in, stage, n / BLK, pos);
+        if (rc)
+            break;
+        if (ce > in->size)
+            in->size = ce;
+        pos += n;
+    }
+    free(stage);
+    if (rc)
+        return rc;
+    rc = inode_save(st, in);
+    if (rc)
+        return txn_abort(st, rc);
+    return COW_OK;
+}
+
+static int do_truncate(cow_store *st, struct cow_inode *in, uint64_t size)
+{
+    int rc;
+    if (size > (1ull << 62))
+        return cow_set_error(COW_EINVAL, "size %llu too large", (unsigned long long)size);
+    if (size < in->size) {
+        if (size % BLK) {
+            /* zero the tail of the new last block (if it has data) */
+            uint64_t lb = ROUND_DOWN(size);
+            struct fext fx;
+            rc = fext_first(st, in->ino, lb, &fx);
+            if (rc == COW_OK && fx.start <= lb) {
+                uint8_t blk[BLK];
+                rc = read_range(st, in, blk, size - lb, lb);
+                if (rc)
+                    return rc;
+                memset(blk + (size - lb), 0, BLK - (size - lb));
+                rc = write_blocks(st, in, blk, 1, lb);
+                if (rc)
+                    return rc;
+            } else if (rc != COW_OK && rc != COW_ENOENT) {
+                return rc;
+            }
+        }
+        rc = drop_range(st, in, ROUND_UP(size), UINT64_MAX);
+        if (rc)
+            return txn_abort(st, rc);
+    }
+    in->size = size;
+    rc = inode_save(st, in);
+    if (rc)
+        return txn_abort(st, rc);
+    return COW_OK;
+}
+
+/* Removes an inode and all its data (its name is already gone). */
+static int inode_destroy(cow_store *st, struct cow_inode *in)
+{
+    int rc = drop_range(st, in, 0, UINT64_MAX);
+    struct cow_key k = {in->ino, COW_INODE_ITEM, 0};
+    if (!rc)
+        rc = bt_delete(st, &st->fs_tree, &k);
+    if (!rc && in->orphan > 0) {
+        struct cow_key ok = {COW_ORPHAN_OBJECTID, COW_ORPHAN_ITEM, in->ino};
+        rc = bt_delete(st, &st->fs_tree, &ok);
+    }
+    return rc;
+}
+
+int file_cleanup_orphans(cow_store *st)
+{
+    for (;;) {
+        struct cow_key k = {COW_ORPHAN_OBJECTID, COW_ORPHAN_ITEM, 0}, f;
+        int rc = bt_seek_ge(st, &st->fs_tree, &k, &f, NULL, 0, NULL);
+        if (rc == COW_ENOENT || (rc == COW_OK && (f.objectid != COW_ORPHAN_OBJECTID ||
+                                                  f.type != COW_ORPHAN_ITEM)))
+            return COW_OK;
+        if (rc)
+            return rc;
+        struct cow_inode in = {.ino = f.offset, .orphan = 1};
+        rc = inode_read(st, &in);
+        if (rc == COW_OK)
+            rc = inode_destroy(st, &in);
+        else if (rc == COW_ENOENT)
+            rc = bt_delete(st, &st->fs_tree, &f);
+        if (rc)
+            return rc;
+    }
+}
+
+/* ---- public entry points ---- */
+
+#define LOCK(st) cow_mutex_lock(&(st)->lock)
+#define UNLOCK(st) cow_mutex_unlock(&(st)->lock)
+
+static int check_handle(struct cow_file *f)
+{
+    if (f->inode->orphan < 0)
+        return cow_set_error(COW_ENOENT, "%s was lost when a transaction was aborted", f->name);
+    return COW_OK;
+}
+
+int cow_file_open(cow_store *st, const char *name, int create, cow_file **out)
+{
+    int rc;
+    uint64_t ino;
+    struct cow_inode *in = NULL;
+    struct cow_file *f = NULL;
+    *out = NULL;
+    if (!file_name_valid(name))
+        return cow_set_error(COW_EINVAL, "bad file name");
+    LOCK(st);
+    rc = file_lookup(st, name, &ino);
+    if (rc == COW_ENOENT && create) {
+        rc = txn_begin_change(st);
+        if (rc)
+            goto out;
+        struct cow_inode tmp = {0};
+        tmp.ino = st->fs_tree.next_ino++;
+        tmp.generation = st->transid;
+        st->fs_tree.dirty = 1;
+        rc = inode_save(st, &tmp);
+        if (!rc)
+            rc = dir_add(st, name, tmp.ino);
+        if (rc) {
+            rc = txn_abort(st, rc);
+            goto out;
+        }
+        ino = tmp.ino;
+    }
+    if (rc)
+        goto out;
+    rc = inode_get(st, ino, &in);
+    if (rc)
+        goto out;
+    f = calloc(1, sizeof *f);
+    if (!f || !(f->name = strdup(name))) {
+        free(f);
+        f = NULL;
+        rc = cow_set_error(COW_ENOMEM, "out of memory");
+        goto out;
+    }
+    f->st = st;
+    f->inode = in;
+    in->nopen++;
+    *out = f;
+out:
+    if (rc && in && in->nopen == 0)
+        inode_forget(st, in);
+    UNLOCK(st);
+    return rc;
+}
+
+void cow_file_close(cow_file *f)
+{
+    if (!f)
+        return;
+    cow_store *st = f->st;
+    LOCK(st);
+    struct cow_inode *in = f->inode;
+    if (--in->nopen == 0) {
+        if (in->orphan > 0 && !st->readonly && !st->failed) {
+            int rc = inode_destroy(st, in);
+            if (rc)
+                txn_abort(st, rc);
+        }
+        inode_forget(st, in);
+    }
+    UNLOCK(st);
+    free(f->name);
+    free(f);
+}
+
+int cow_file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nread)
+{
+    cow_store *st = f->st;
+    int rc;
+    *nread = 0;
+    LOCK(st);
+    rc = check_handle(f);
+    if (rc)
+        goto out;
+    uint64_t size = f->inode->size, avail = 0;
+    if (off < size)
+        avail = size - off < len ? size - off : len;
+    if (avail)
+        rc = read_range(st, f->inode, buf, avail, off);
+    if (rc == COW_OK) {
+        memset((uint8_t *)buf + avail, 0, len - (size_t)avail);
+        *nread = (size_t)avail;
+    }
+out:
+    UNLOCK(st);
+    return rc;
+}
+
+int cow_file_write(cow_file *f, const void *buf, size_t len, uint64_t off)
+{
+    cow_store *st = f->st;
+    LOCK(st);
+    int rc = check_handle(f);
+    if (!rc)
+        rc = txn_begin_change(st);
+    if (!rc)
+        rc = do_write(st, f->inode, buf, len, off);
+    UNLOCK(st);
+    return rc;
+}
+
+int cow_file_truncate(cow_file *f, uint64_t size)
+{
+    cow_store *st = f->st;
+    LOCK(st);
+    int rc = check_handle(f);
+    if (!rc)
+        rc = txn_begin_change(st);
+    if (!rc && size != f->inode->size)
+        rc = do_truncate(st, f->inode, size);
+    UNLOCK(st);
+    return rc;
+}
+
+int cow_file_size(cow_file *f, uint64_t *size)
+{
+    cow_store *st = f->st;
+    LOCK(st);
+    int rc = check_handle(f);
+    *size = rc ? 0 : f->inode->size;
+    UNLOCK(st);
+    return rc;
+}
+
+int cow_file_sync(cow_file *f)
+{
+    return cow_store_commit(f->st);
+}
+
+cow_store *cow_file_store(cow_file *f)
+{
+    return f->st;
+}
+
+const char *cow_file_name(cow_file *f)
+{
+    return f->name;
+}
+
+/* Removes NAME's entry and (unless open) its inode.  Lock held. */
+static int unlink_locked(cow_store *st, const char *name)
+{
+    uint64_t ino;
+    int rc = file_lookup(st, name, &ino);
+    if (rc)
+        return rc;
+    rc = txn_begin_change(st);
+    if (rc)
+        return rc;
+    rc = dir_remove(st, name);
+    if (rc)
+        return txn_abort(st, rc);
+    struct cow_inode *open_in = NULL;
+    for (struct cow_inode *in = st->inodes; in; in = in->next)
+        if (in->ino == ino)
+            open_in = in;
+    if (open_in) {
+        struct cow_key k = {COW_ORPHAN_OBJECTID, COW_ORPHAN_ITEM, ino};
+        rc = bt_put(st, &st->fs_tree, &k, NULL, 0);
+        if (rc)
+            return txn_abort(st, rc);
+        open_in->orphan = 1;
+        return COW_OK;
+    }
+    struct cow_inode in = {.ino = ino};
+    rc = inode_read(st, &in);
+    if (!rc)
+        rc = inode_destroy(st, &in);
+    if (rc)
+        return txn_abort(st, rc);
+    return COW_OK;
+}
+
+int cow_unlink(cow_store *st, const char *name)
+{
+    if (!file_name_valid(name))
+        return cow_set_error(COW_EINVAL, "bad file name");
+    LOCK(st);
+    int rc = unlink_locked(st, name);
+    UNLOCK(st);
+    return rc;
+}
+
+int cow_exists(cow_store *st, const char *name, int *exists)
+{
+    uint64_t ino;
+    *exists = 0;
+    if (!file_name_valid(name))
+        return cow_set_error(COW_EINVAL, "bad file name");
+    LOCK(st);
+    int rc = file_lookup(st, name, &ino);
+    if (rc == COW_OK)
+        *exists = 1;
+    else if (rc == COW_ENOENT)
+        rc = COW_OK;
+    UNLOCK(st);
+    return rc;
+}
+
+int cow_rename(cow_store *st, const char *from, const char *to)
+{
+    uint64_t ino, ino2;
+    if (!file_name_valid(from) || !file_name_valid(to))
+        return cow_set_error(COW_EINVAL, "bad file name");
+    LOCK(st);
+    int rc = file_lookup(st, from, &ino);
+    if (rc || strcmp(from, to) == 0)
+        goto out;
+    rc = file_lookup(st, to, &ino2);
+    if (rc == COW_OK)
+        rc = unlink_locked(st, to);
+    else if (rc == COW_ENOENT)
+        rc = txn_begin_change(st);
+    if (rc)
+        goto out;
+    rc = dir_remove(st, from);
+    if (!rc)
+        rc = dir_add(st, to, ino);
+    if (rc)
+        rc = txn_abort(st, rc);
+out:
+    UNLOCK(st);
+    return rc;
+}
+
+struct list_ent {
+    char name[COW_NAME_MAX + 1];
+    uint64_t ino;
+};
+
+int cow_list(cow_store *st, int (*cb)(void *arg, const struct cow_file_info *fi), void *arg)
+{
+    struct list_ent *v = NULL;
+    struct cow_file_info *info = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    LOCK(st);
+    struct cow_key k = {COW_ROOT_DIR_OBJECTID, COW_DIR_ITEM, 0}, f;
+    uint8_t buf[COW_MAX_ITEM_DATA];
+    size_t size;
+    for (;;) {
+        rc = bt_seek_ge(st, &st->fs_tree, &k, &f, buf, sizeof buf, &size);
+        if (rc == COW_ENOENT || (rc == COW_OK && (f.objectid != COW_ROOT_DIR_OBJECTID ||
+                                                  f.type != COW_DIR_ITEM))) {
+            rc = COW_OK;
+            break;
+        }
+        if (rc)
+            break;
+        if (size > sizeof buf) {
+            rc = COW_CORRUPT("directory item of %zu bytes", size);
+            break;
+        }
+        size_t p = 0;
+        while (p + DIR_ENTRY_NAME <= size) {
+            size_t nl = get16(buf + p + DIR_ENTRY_NAMELEN);
+            if (nl == 0 || nl > COW_NAME_MAX || p + DIR_ENTRY_NAME + nl > size) {
+                rc = COW_CORRUPT("bad directory entry");
+                break;
+            }
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                struct list_ent *nv = realloc(v, cap * sizeof *nv);
+                if (!nv) {
+                    rc = cow_set_error(COW_ENOMEM, "out of memory");
+                    break;
+                }
+                v = nv;
+            }
+            memcpy(v[n].name, buf + p + DIR_ENTRY_NAME, nl);
+            v[n].name[nl] = 0;
+            v[n].ino = get64(buf + p + DIR_ENTRY_INO);
+            n++;
+            p += DIR_ENTRY_NAME + nl;
+        }
+        if (rc || f.offset == UINT64_MAX)
+            break;
+        k.offset = f.offset + 1;
+    }
+    if (!rc && n) {
+        info = calloc(n, sizeof *info);
+        if (!info)
+            rc = cow_set_error(COW_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct cow_inode in = {.ino = v[i].ino};
+        rc = inode_read(st, &in);
+        if (rc == COW_ENOENT)
+            rc = COW_CORRUPT("name %s points at missing inode", v[i].name);
+        info[i].name = v[i].name;
+        info[i].ino = in.ino;
+        info[i].size = in.size;
+        info[i].nblocks = in.nblocks;
+    }
+    UNLOCK(st);
+    for (size_t i = 0; i < n && !rc; i++)
+        if (cb(arg, &info[i]))
+            break;
+    free(info);
+    free(v);
+    return rc;
+}

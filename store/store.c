@@ -1,0 +1,183 @@
+/*
+ * store.c - opening, committing, closing a container; usage figures.
+ *
+ * Locking: the cow_store_* entry points take store->lock.
+ */
+#include <stdlib.h>
+#include <unistd.h>
+#include <string.h>
+
+#include "store_int.h"
+
+static void store_free(cow_store *st)
+{
+    if (!st)
+        return;
+    file_drop_inodes(st);
+    cache_destroy(&st->cache);
+    alloc_destroy(st);
+    free(st->drefs);
+    if (st->dev)
+        st->dev->close(st->dev);
+    cow_mutex_destroy(&st->lock);
+    free(st->path);
+    free(st);
+}
+
+/*
+ * Opens a store on DEV (taking ownership of it, even on failure).  FORMAT
+ * makes a new container.  Used by cow_store_open() and by tests with a
+ * simulated device.
+ */
+int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int format,
+                       cow_store **out)
+{
+    int rc;
+    cow_store *st = calloc(1, sizeof *st);
+    *out = NULL;
+    if (!st) {
+        dev->close(dev);
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    }
+    cow_mutex_init(&st->lock);
+    st->dev = dev;
+    st->readonly = (flags & COW_OPEN_READONLY) != 0;
+    st->path = strdup(path ? path : "(device)");
+    if (!st->path) {
+        rc = cow_set_error(COW_ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = cache_init(&st->cache);
+    if (rc)
+        goto out;
+    cow_mutex_lock(&st->lock);
+    if (format)
+        rc = txn_format(st);
+    else
+        rc = txn_load(st);
+    if (rc == COW_OK && !st->readonly) {
+        rc = file_cleanup_orphans(st);
+        if (rc == COW_OK)
+            rc = txn_commit(st);
+    }
+    cow_mutex_unlock(&st->lock);
+out:
+    if (rc) {
+        store_free(st);
+        return rc;
+    }
+    *out = st;
+    return COW_OK;
+}
+
+int cow_store_open(const char *path, int flags, cow_store **out)
+{
+    struct cow_dev *dev;
+    int created = 0, rc;
+    int bflags = ((flags & COW_OPEN_READONLY) ? BDEV_READONLY : 0) |
+                 ((flags & COW_OPEN_CREATE) ? BDEV_CREATE : 0);
+    *out = NULL;
+    if (!path || !*path)
+        return cow_set_error(COW_EINVAL, "empty container path");
+    rc = bdev_file_open(path, bflags, &dev, &created);
+    if (rc)
+        return rc;
+    uint64_t size = 0;
+    rc = dev->size(dev, &size);
+    if (rc) {
+        dev->close(dev);
+        return rc;
+    }
+    int format = 0;
+    if (size == 0) {
+        if (!(flags & COW_OPEN_CREATE) || (flags & COW_OPEN_READONLY)) {
+            dev->close(dev);
+            return cow_set_error(COW_ENOTCONTAINER, "%s is empty, not a cowvfs container", path);
+        }
+        format = 1;
+    }
+    rc = cow_store_open_dev(path, dev, flags, format, out);
+    if (rc && created)
+        unlink(path);
+    return rc;
+}
+
+int cow_store_commit(cow_store *st)
+{
+    cow_mutex_lock(&st->lock);
+    int rc = txn_commit(st);
+    cow_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int cow_store_close(cow_store *st)
+{
+    if (!st)
+        return COW_OK;
+    cow_mutex_lock(&st->lock);
+    int rc = txn_commit(st);
+    cow_mutex_unlock(&st->lock);
+    store_free(st);
+    return rc;
+}
+
+const char *cow_store_path(cow_store *st)
+{
+    return st->path;
+}
+
+uint64_t cow_store_generation(cow_store *st)
+{
+    cow_mutex_lock(&st->lock);
+    uint64_t g = st->generation;
+    cow_mutex_unlock(&st->lock);
+    return g;
+}
+
+static int sum_data_cb(cow_store *st, void *arg, struct eb *e)
+{
+    uint64_t *data = arg;
+    (void)st;
+    const uint8_t *b = e->data;
+    if (tb_level(b) != 0)
+        return COW_OK;
+    for (unsigned i = 0; i < tb_nritems(b); i++) {
+        struct cow_key k;
+        key_get(&k, leaf_item(b, i));
+        if (k.type == COW_EXTENT_ITEM)
+            *data += k.offset;
+    }
+    return COW_OK;
+}
+
+int cow_store_df(cow_store *st, struct cow_df *df)
+{
+    memset(df, 0, sizeof *df);
+    cow_mutex_lock(&st->lock);
+    int rc = st->dev->size(st->dev, &df->container_bytes);
+    if (rc == COW_OK) {
+        df->total_bytes = st->total_bytes;
+        for (size_t i = 0; i < st->nbgs; i++)
+            df->used_bytes += st->bgs[i].used;
+        /* data extents as of the last commit plus this transaction's */
+        rc = bt_walk_blocks(st, &st->extent_tree, sum_data_cb, &df->data_bytes);
+        for (size_t i = 0; i < st->cdrefs && rc == COW_OK; i++) {
+            const struct dref *d = &st->drefs[i];
+            if (d->bytenr && d->is_data) {
+                uint64_t refs;
+                rc = refs_get(st, d->bytenr, 1, &refs);
+                int had = (refs - (uint64_t)d->delta) > 0;
+                if (rc == COW_OK && refs > 0 && !had)
+                    df->data_bytes += d->len;
+                else if (rc == COW_OK && refs == 0 && had)
+                    df->data_bytes -= d->len;
+            }
+        }
+        df->metadata_bytes = df->used_bytes - df->data_bytes;
+        df->free_bytes = df->total_bytes - df->used_bytes;
+        df->nblock_groups = st->nbgs;
+        df->generation = st->generation;
+    }
+    cow_mutex_unlock(&st->lock);
+    return rc;
+}

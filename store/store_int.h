@@ -1,0 +1,260 @@
+/*
+ * store_int.h - the store's internal structures, shared by the store sources.
+ *
+ * Lock order (outermost first; see docs/DESIGN.md):
+ *   VFS registry mutex -> VFS per-container lock-state mutex -> store->lock
+ * Inside the store there is one lock, store->lock, held by every public
+ * entry point for the whole operation (metadata and I/O).  Everything in
+ * struct cow_store below is protected by it unless said otherwise.
+ */
+#ifndef COW_STORE_INT_H
+#define COW_STORE_INT_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bdev.h"
+#include "format.h"
+#include "store.h"
+
+/* ---- debug mutex that records its owner ---- */
+struct cow_mutex {
+    pthread_mutex_t m;
+    pthread_t owner;
+    int held;
+};
+void cow_mutex_init(struct cow_mutex *mu);
+void cow_mutex_destroy(struct cow_mutex *mu);
+void cow_mutex_lock(struct cow_mutex *mu);
+void cow_mutex_unlock(struct cow_mutex *mu);
+/* 1 if the calling thread holds MU (for assert only). */
+int cow_mutex_held(struct cow_mutex *mu);
+
+/* ---- errors ---- */
+/* Records a message for cow_store_last_error() and returns RC. */
+int cow_set_error(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Corruption found on disk: record where (source line) and return COW_ECORRUPT. */
+#define COW_CORRUPT(...) cow_corrupt_at(__LINE__, __VA_ARGS__)
+int cow_corrupt_at(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Overflow-safe end of a byte range: 0 on success, COW_EINVAL on overflow. */
+static inline int range_end(uint64_t start, uint64_t len, uint64_t *end)
+{
+    if (start + len < start)
+        return COW_EINVAL;
+    *end = start + len;
+    return COW_OK;
+}
+
+/* ---- tree block cache (an "extent buffer" per cached block) ---- */
+struct eb {
+    uint64_t bytenr;
+    uint8_t *data;     /* COW_BLOCK_SIZE bytes */
+    int dirty;         /* written by the running transaction (mutable) */
+    struct eb *hnext;  /* hash chain */
+    struct eb *dnext;  /* list of dirty blocks */
+};
+
+struct eb_cache {
+    struct eb **buckets;
+    size_t nbuckets;
+    size_t count;
+    struct eb *dirty; /* dirty blocks, unordered */
+    size_t ndirty;
+};
+
+/* ---- a tree (root, extent, csum, or a subvolume tree) ---- */
+struct cow_root {
+    uint64_t objectid;
+    uint64_t bytenr;     /* root block */
+    uint64_t generation; /* generation of the root block */
+    unsigned level;
+    int refcounted;      /* subvolume tree: blocks have METADATA_ITEMs */
+    int dirty;           /* root pointer changed in the running transaction */
+    /* subvolume trees only: */
+    uint64_t next_ino;
+    uint64_t flags;
+    uint64_t ctime;
+    uint64_t source;
+};
+
+/* ---- block groups and free space ---- */
+struct bgroup {
+    uint64_t start;  /* bytes */
+    uint64_t len;    /* bytes */
+    uint64_t used;   /* bytes allocated in the new (uncommitted) state */
+    uint64_t nfree;  /* blocks clear in the bitmap (allocatable now) */
+    uint8_t *bitmap; /* 1 bit per block: allocated or pinned */
+    int dirty;       /* used changed since its BLOCK_GROUP_ITEM was written */
+};
+
+struct extent_run {
+    uint64_t bytenr;
+    uint64_t len; /* bytes */
+};
+
+/* A pending change to an extent's reference count (btrfs's delayed refs). */
+struct dref {
+    uint64_t bytenr;
+    uint64_t len;    /* bytes (data) or COW_BLOCK_SIZE (tree block) */
+    int64_t delta;
+    int is_data;
+    unsigned level;  /* tree blocks */
+};
+
+/* ---- in-memory inode (one per file with open handles) ---- */
+struct cow_inode {
+    uint64_t ino;
+    uint64_t size;     /* bytes */
+    uint64_t nblocks;  /* blocks referenced by EXTENT_DATA items */
+    uint64_t generation;
+    int nopen;         /* handles open on it */
+    int orphan;        /* unlinked while open: freed at last close */
+    struct cow_inode *next;
+};
+
+struct cow_file {
+    cow_store *st;
+    struct cow_inode *inode;
+    char *name;
+};
+
+struct cow_store {
+    struct cow_mutex lock;
+    char *path;
+    struct cow_dev *dev;
+    int readonly;
+    int failed;        /* a commit failed past the point of abort */
+
+    /* superblock state of the last commit */
+    uint64_t generation;   /* last committed generation */
+    uint64_t transid;      /* running transaction = generation + 1 */
+    uint64_t bg_size;
+    uint64_t total_bytes;
+    uint8_t uuid[16];
+    uint64_t ctime;
+    int txn_dirty;         /* anything changed since the last commit */
+
+    struct cow_root root_tree, extent_tree, csum_tree, fs_tree;
+
+    struct eb_cache cache;
+
+    struct bgroup *bgs;
+    size_t nbgs;
+    uint64_t data_cursor, meta_cursor; /* next-fit allocation hints (bytes) */
+
+    struct extent_run *pinned; /* freed in the running transaction */
+    size_t npinned, cpinned;
+
+    struct dref *drefs;        /* pending refcount changes, unsorted */
+    size_t ndrefs, cdrefs;
+
+    struct cow_inode *inodes;  /* inodes with open handles */
+
+    uint64_t ncommits;
+};
+
+/* ---- cache.c ---- */
+int cache_init(struct eb_cache *c);
+void cache_destroy(struct eb_cache *c);
+struct eb *cache_find(struct eb_cache *c, uint64_t bytenr);
+/* Reads, verifies and caches the tree block at BYTENR.  Checks crc32c,
+ * magic, own address, and (if gen != 0) generation and level.
+ * Errors: COW_ECORRUPT, COW_EIO_READ, COW_ENOMEM. */
+int cache_read(cow_store *st, uint64_t bytenr, uint64_t gen, int level, struct eb **out);
+/* A new, zeroed, dirty block at BYTENR (freshly allocated). */
+int cache_new(cow_store *st, uint64_t bytenr, struct eb **out);
+void cache_drop(struct eb_cache *c, uint64_t bytenr);
+void cache_mark_dirty(struct eb_cache *c, struct eb *e);
+
+/* ---- alloc.c ---- */
+/* Allocates up to WANT contiguous blocks (at least 1); *bytenr and *got
+ * (blocks).  META selects the metadata cursor.  Grows the container by
+ * whole block groups when nothing is free.  Errors: COW_ENOSPC, COW_ENOMEM,
+ * COW_EIO_TRUNCATE. */
+int alloc_blocks(cow_store *st, uint64_t want, int meta, uint64_t *bytenr, uint64_t *got);
+/* Marks [bytenr, +len) allocated (open-time rebuild).  COW_ECORRUPT if a
+ * block is already marked or outside every group. */
+int alloc_mark_used(cow_store *st, uint64_t bytenr, uint64_t len);
+/* Frees [bytenr, +len): used bytes drop now; the blocks stay allocated
+ * (pinned) until the running transaction commits (invariant 7). */
+int alloc_free(cow_store *st, uint64_t bytenr, uint64_t len);
+/* Returns never-referenced space straight to the free map (a data run that
+ * was allocated by this call and never entered any tree). */
+void alloc_unalloc(cow_store *st, uint64_t bytenr, uint64_t len);
+/* After a commit: pinned space becomes free. */
+void alloc_unpin_all(cow_store *st);
+/* Makes sure at least NBLOCKS are free, growing the container if needed. */
+int alloc_reserve(cow_store *st, uint64_t nblocks);
+int alloc_add_groups(cow_store *st, uint64_t new_total);
+void alloc_destroy(cow_store *st);
+/* Sets up in-memory groups for TOTAL bytes (open; no device change). */
+int alloc_init_groups(cow_store *st, uint64_t total);
+uint64_t alloc_free_blocks(cow_store *st);
+
+/* ---- btree.c ---- */
+int bt_lookup(cow_store *st, struct cow_root *r, const struct cow_key *key, void *buf,
+              size_t bufsz, size_t *size);
+/* First item with key >= KEY (GE) or last with key <= KEY (LE).  Copies the
+ * key to *found and up to BUFSZ data bytes to BUF.  COW_ENOENT if none. */
+int bt_seek_ge(cow_store *st, struct cow_root *r, const struct cow_key *key,
+               struct cow_key *found, void *buf, size_t bufsz, size_t *size);
+int bt_seek_le(cow_store *st, struct cow_root *r, const struct cow_key *key,
+               struct cow_key *found, void *buf, size_t bufsz, size_t *size);
+/* Inserts KEY (COW_EEXIST if present). */
+int bt_insert(cow_store *st, struct cow_root *r, const struct cow_key *key, const void *data,
+              size_t len);
+/* Inserts or replaces KEY. */
+int bt_put(cow_store *st, struct cow_root *r, const struct cow_key *key, const void *data,
+           size_t len);
+/* Deletes KEY (COW_ENOENT if absent). */
+int bt_delete(cow_store *st, struct cow_root *r, const struct cow_key *key);
+/* Creates an empty tree (one empty leaf) in the running transaction. */
+int bt_create(cow_store *st, struct cow_root *r);
+/* Calls CB(arg, eb, level) for every block of the tree (pre-order). */
+int bt_walk_blocks(cow_store *st, struct cow_root *r,
+                   int (*cb)(cow_store *st, void *arg, struct eb *e), void *arg);
+/* Frees a tree block no longer referenced from its tree. */
+int bt_free_block(cow_store *st, struct cow_root *r, uint64_t bytenr, unsigned level);
+
+/* ---- refs.c (extent tree: refcounts, block groups) ---- */
+int refs_add(cow_store *st, uint64_t bytenr, uint64_t len, int is_data, unsigned level,
+             int64_t delta);
+/* Current refcount of an extent: extent tree plus pending changes. */
+int refs_get(cow_store *st, uint64_t bytenr, int is_data, uint64_t *refs);
+/* Applies pending changes to the extent tree (freeing extents at 0). */
+int refs_run(cow_store *st);
+/* Writes BLOCK_GROUP_ITEMs for groups whose used changed; loops to a fixed point. */
+int refs_update_block_groups(cow_store *st);
+void refs_reset(cow_store *st);
+
+/* ---- txn.c ---- */
+int txn_commit(cow_store *st);
+/* Drops the running transaction and reloads the last committed state. */
+int txn_abort(cow_store *st, int why);
+/* Loads the committed state from the superblock (open and abort). */
+int txn_load(cow_store *st);
+/* Before a change: fails with COW_EROFS or COW_EFAILED. */
+int txn_begin_change(cow_store *st);
+/* Formats a new container in ST (generation 1). */
+int txn_format(cow_store *st);
+
+/* ---- file.c ---- */
+int file_name_valid(const char *name);
+int file_lookup(cow_store *st, const char *name, uint64_t *ino);
+int file_cleanup_orphans(cow_store *st);
+void file_drop_inodes(cow_store *st);
+/* After an abort: re-reads every open inode (handles of files the aborted
+ * transaction created are marked dead). */
+int file_reload_inodes(cow_store *st);
+
+/* ---- store.c ---- */
+/* Opens a store on DEV (taking ownership of it, even on failure); FORMAT
+ * makes a new container.  For cow_store_open() and tests with a simulated
+ * device.  Errors as cow_store_open(). */
+int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int format,
+                       cow_store **out);
+
+#endif /* COW_STORE_INT_H */

@@ -1,0 +1,437 @@
+/*
+ * txn.c - transactions: load the committed state, commit, abort.
+ *
+ * Commit (cow_store_commit, every xSync in this version):
+ *   1. write the subvolume tree's ROOT_ITEM if its root moved;
+ *   2. apply delayed refs to the extent tree (freeing extents at 0);
+ *   3. write BLOCK_GROUP_ITEMs until their used bytes stop changing;
+ *   4. write every dirty tree block (all to space the last commit does not
+ *      reach), flush;
+ *   5. write the superblock copy the last commit did not use, flush;
+ *   6. unpin the space this transaction freed.
+ * A crash before 5 completes leaves the previous commit (its superblock
+ * copy is untouched and everything it reaches is unchanged); after 5 the
+ * new one.  A failure in 1-4 aborts: the in-memory state is reloaded from
+ * the last commit, losing the transaction, never committing half of it.
+ *
+ * Locking: store->lock held by every caller.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crc32c.h"
+#include "store_int.h"
+
+
+int txn_begin_change(cow_store *st)
+{
+    if (st->readonly)
+        return cow_set_error(COW_EROFS, "the store is open read-only");
+    if (st->failed)
+        return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
+    return COW_OK;
+}
+
+static void rootref_put(uint8_t *p, const struct cow_root *r)
+{
+    put64(p + RR_BYTENR, r->bytenr);
+    put48(p + RR_GENERATION, r->generation);
+    p[RR_LEVEL] = (uint8_t)r->level;
+    p[RR_LEVEL + 1] = 0;
+}
+
+static void rootref_get(const uint8_t *p, struct cow_root *r)
+{
+    r->bytenr = get64(p + RR_BYTENR);
+    r->generation = get48(p + RR_GENERATION);
+    r->level = p[RR_LEVEL];
+}
+
+/* ---- superblock ---- */
+
+static int sb_valid(const uint8_t *b)
+{
+    if (get64(b + SB_MAGIC) != COW_SB_MAGIC)
+        return 0;
+    if (crc32c(0, b + 4, COW_BLOCK_SIZE - 4) != get32(b + SB_CSUM))
+        return 0;
+    uint64_t bg = get64(b + SB_BG_SIZE), total = get64(b + SB_TOTAL_BYTES);
+    if (get32(b + SB_VERSION) != COW_FORMAT_VERSION || get32(b + SB_BLOCK_SIZE) != COW_BLOCK_SIZE ||
+        get32(b + SB_FLAGS) != 0)
+        return 0;
+    if (bg < 64 * COW_BLOCK_SIZE || bg % COW_BLOCK_SIZE || bg > (1ull << 34) || total == 0 ||
+        total % bg)
+        return 0;
+    return 1;
+}
+
+static int sb_write(cow_store *st)
+{
+    uint8_t b[COW_BLOCK_SIZE];
+    memset(b, 0, sizeof b);
+    put32(b + SB_VERSION, COW_FORMAT_VERSION);
+    put64(b + SB_MAGIC, COW_SB_MAGIC);
+    put64(b + SB_GENERATION, st->transid);
+    put32(b + SB_BLOCK_SIZE, COW_BLOCK_SIZE);
+    put64(b + SB_BG_SIZE, st->bg_size);
+    put64(b + SB_TOTAL_BYTES, st->total_bytes);
+    uint64_t used = 0;
+    for (size_t i = 0; i < st->nbgs; i++)
+        used += st->bgs[i].used;
+    put64(b + SB_BYTES_USED, used);
+    rootref_put(b + SB_ROOT_TREE, &st->root_tree);
+    rootref_put(b + SB_EXTENT_TREE, &st->extent_tree);
+    rootref_put(b + SB_CSUM_TREE, &st->csum_tree);
+    memcpy(b + SB_UUID, st->uuid, 16);
+    put64(b + SB_CTIME, st->ctime);
+    put32(b + SB_CSUM, crc32c(0, b + 4, COW_BLOCK_SIZE - 4));
+    return st->dev->write(st->dev, b, COW_BLOCK_SIZE, (st->transid % 2) * COW_BLOCK_SIZE);
+}
+
+/* ---- loading ---- */
+
+static void root_item_get(const uint8_t *it, struct cow_root *r)
+{
+    r->bytenr = get64(it + ROOT_BYTENR);
+    r->generation = get64(it + ROOT_GENERATION);
+    r->level = it[ROOT_LEVEL];
+    r->next_ino = get64(it + ROOT_NEXT_INO);
+    r->flags = get64(it + ROOT_FLAGS);
+    r->ctime = get64(it + ROOT_CTIME);
+    r->source = get64(it + ROOT_SOURCE);
+}
+
+static void root_item_put(uint8_t *it, const struct cow_root *r)
+{
+    memset(it, 0, ROOT_ITEM_SIZE);
+    put64(it + ROOT_BYTENR, r->bytenr);
+    put64(it + ROOT_GENERATION, r->generation);
+    it[ROOT_LEVEL] = (uint8_t)r->level;
+    put64(it + ROOT_NEXT_INO, r->next_ino);
+    put64(it + ROOT_FLAGS, r->flags);
+    put64(it + ROOT_CTIME, r->ctime);
+    put64(it + ROOT_SOURCE, r->source);
+}
+
+static int mark_block_cb(cow_store *st, void *arg, struct eb *e)
+{
+    (void)arg;
+    return alloc_mark_used(st, e->bytenr, COW_BLOCK_SIZE);
+}
+
+struct scan_state {
+    uint64_t *bg_used; /* from BLOCK_GROUP_ITEMs, per group; UINT64_MAX = missing */
+};
+
+static int scan_extent_leaf(cow_store *st, void *arg, struct eb *e)
+{
+    struct scan_state *ss = arg;
+    const uint8_t *b = e->data;
+    if (tb_level(b) != 0)
+        return COW_OK;
+    for (unsigned i = 0; i < tb_nritems(b); i++) {
+        struct cow_key k;
+        key_get(&k, leaf_item(b, i));
+        unsigned sz = leaf_data_size(b, i);
+        int rc = COW_OK;
+        if (k.type == COW_EXTENT_ITEM) {
+            if (sz != EXT_ITEM_SIZE)
+                return COW_CORRUPT("extent item %llu size %u", (unsigned long long)k.objectid, sz);
+            rc = alloc_mark_used(st, k.objectid, k.offset);
+        } else if (k.type == COW_METADATA_ITEM) {
+            if (sz != EXT_ITEM_SIZE)
+                return COW_CORRUPT("metadata item %llu size %u", (unsigned long long)k.objectid,
+                                   sz);
+            rc = alloc_mark_used(st, k.objectid, COW_BLOCK_SIZE);
+        } else if (k.type == COW_BLOCK_GROUP_ITEM) {
+            uint64_t gi = k.objectid / st->bg_size;
+            if (sz != BG_ITEM_SIZE || k.objectid % st->bg_size || k.offset != st->bg_size ||
+                gi >= st->nbgs)
+                return COW_CORRUPT("bad block group item at %llu",
+                                   (unsigned long long)k.objectid);
+            ss->bg_used[gi] = get64(b + leaf_data_off(b, i) + BG_USED);
+        }
+        if (rc)
+            return rc;
+    }
+    return COW_OK;
+}
+
+int txn_load(cow_store *st)
+{
+    uint8_t sb[2][COW_BLOCK_SIZE];
+    uint64_t devsize;
+    int rc, best = -1, magic = 0;
+    struct scan_state ss = {NULL};
+
+    rc = st->dev->size(st->dev, &devsize);
+    if (rc)
+        return rc;
+    if (devsize < 2 * COW_BLOCK_SIZE)
+        return cow_set_error(COW_ENOTCONTAINER,
+                             "%s is not a cowvfs container (%llu bytes, too small)", st->path,
+                             (unsigned long long)devsize);
+    for (int i = 0; i < 2; i++) {
+        rc = st->dev->read(st->dev, sb[i], COW_BLOCK_SIZE, (uint64_t)i * COW_BLOCK_SIZE);
+        if (rc)
+            return rc;
+        if (get64(sb[i] + SB_MAGIC) == COW_SB_MAGIC)
+            magic = 1;
+        if (sb_valid(sb[i]) &&
+            (best < 0 || get64(sb[i] + SB_GENERATION) > get64(sb[best] + SB_GENERATION)))
+            best = i;
+    }
+    if (best < 0) {
+        if (!magic)
+            return cow_set_error(COW_ENOTCONTAINER,
+                                 "%s is not a cowvfs container (no superblock magic)", st->path);
+        return COW_CORRUPT("%s: both superblocks are damaged", st->path);
+    }
+    const uint8_t *s = sb[best];
+    st->generation = get64(s + SB_GENERATION);
+    st->transid = st->generation + 1;
+    st->bg_size = get64(s + SB_BG_SIZE);
+    uint64_t total = get64(s + SB_TOTAL_BYTES);
+    if (devsize < total)
+        return COW_CORRUPT("%s is truncated: %llu bytes, the superblock says %llu", st->path,
+                           (unsigned long long)devsize, (unsigned long long)total);
+    memcpy(st->uuid, s + SB_UUID, 16);
+    st->ctime = get64(s + SB_CTIME);
+    memset(&st->root_tree, 0, sizeof st->root_tree);
+    memset(&st->extent_tree, 0, sizeof st->extent_tree);
+    memset(&st->csum_tree, 0, sizeof st->csum_tree);
+    memset(&st->fs_tree, 0, sizeof st->fs_tree);
+    rootref_get(s + SB_ROOT_TREE, &st->root_tree);
+    rootref_get(s + SB_EXTENT_TREE, &st->extent_tree);
+    rootref_get(s + SB_CSUM_TREE, &st->csum_tree);
+    st->root_tree.objectid = COW_ROOT_TREE_OBJECTID;
+    st->extent_tree.objectid = COW_EXTENT_TREE_OBJECTID;
+    st->csum_tree.objectid = COW_CSUM_TREE_OBJECTID;
+    st->fs_tree.objectid = COW_FS_TREE_OBJECTID;
+    st->fs_tree.refcounted = 1;
+    if (st->root_tree.level >= COW_MAX_LEVEL || st->extent_tree.level >= COW_MAX_LEVEL ||
+        st->csum_tree.level >= COW_MAX_LEVEL)
+        return COW_CORRUPT("tree level out of range in the superblock");
+
+    st->total_bytes = 0;
+    rc = alloc_init_groups(st, total);
+    if (rc)
+        return rc;
+
+    uint8_t ri[ROOT_ITEM_SIZE];
+    size_t sz;
+    struct cow_key k = {COW_FS_TREE_OBJECTID, COW_ROOT_ITEM, 0};
+    rc = bt_lookup(st, &st->root_tree, &k, ri, sizeof ri, &sz);
+    if (rc == COW_ENOENT || (rc == COW_OK && sz != ROOT_ITEM_SIZE))
+        return COW_CORRUPT("no valid root item for the database subvolume");
+    if (rc)
+        return rc;
+    root_item_get(ri, &st->fs_tree);
+    if (st->fs_tree.level >= COW_MAX_LEVEL)
+        return COW_CORRUPT("subvolume tree level out of range");
+
+    /* Rebuild free space: superblocks, the unshared trees' blocks, and every
+     * extent the extent tree lists. */
+    ss.bg_used = malloc(st->nbgs * sizeof *ss.bg_used);
+    if (!ss.bg_used)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    for (size_t i = 0; i < st->nbgs; i++)
+        ss.bg_used[i] = UINT64_MAX;
+    rc = alloc_mark_used(st, 0, 2 * COW_BLOCK_SIZE);
+    if (!rc)
+        rc = bt_walk_blocks(st, &st->root_tree, mark_block_cb, NULL);
+    if (!rc)
+        rc = bt_walk_blocks(st, &st->extent_tree, mark_block_cb, NULL);
+    if (!rc)
+        rc = bt_walk_blocks(st, &st->csum_tree, mark_block_cb, NULL);
+    if (!rc)
+        rc = bt_walk_blocks(st, &st->extent_tree, scan_extent_leaf, &ss);
+    for (size_t i = 0; i < st->nbgs && !rc; i++) {
+        if (ss.bg_used[i] == UINT64_MAX)
+            rc = COW_CORRUPT("block group %zu has no item", i);
+        else if (ss.bg_used[i] != st->bgs[i].used)
+            rc = COW_CORRUPT("block group %zu: item says %llu bytes used, trees use %llu", i,
+                             (unsigned long long)ss.bg_used[i],
+                             (unsigned long long)st->bgs[i].used);
+    }
+    free(ss.bg_used);
+    if (rc)
+        return rc;
+    uint64_t used = 0;
+    for (size_t i = 0; i < st->nbgs; i++)
+        used += st->bgs[i].used;
+    if (used != get64(s + SB_BYTES_USED))
+        return COW_CORRUPT("superblock says %llu bytes used, trees use %llu",
+                           (unsigned long long)get64(s + SB_BYTES_USED),
+                           (unsigned long long)used);
+    st->data_cursor = st->meta_cursor = 0;
+    st->txn_dirty = 0;
+    return COW_OK;
+}
+
+int txn_format(cow_store *st)
+{
+    int rc;
+    st->bg_size = COW_DEFAULT_BG_SIZE;
+    st->generation = 0;
+    st->transid = 1;
+    st->total_bytes = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    st->ctime = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    for (int i = 0; i < 16; i++)
+        st->uuid[i] = (uint8_t)(crc32c((uint32_t)i, &ts, sizeof ts) >> 8 ^ (uintptr_t)st >> (i % 8));
+    rc = alloc_add_groups(st, st->bg_size);
+    if (rc)
+        return rc;
+    rc = alloc_mark_used(st, 0, 2 * COW_BLOCK_SIZE);
+    if (rc)
+        return rc;
+    st->bgs[0].dirty = 1;
+    memset(&st->root_tree, 0, sizeof st->root_tree);
+    memset(&st->extent_tree, 0, sizeof st->extent_tree);
+    memset(&st->csum_tree, 0, sizeof st->csum_tree);
+    memset(&st->fs_tree, 0, sizeof st->fs_tree);
+    st->root_tree.objectid = COW_ROOT_TREE_OBJECTID;
+    st->extent_tree.objectid = COW_EXTENT_TREE_OBJECTID;
+    st->csum_tree.objectid = COW_CSUM_TREE_OBJECTID;
+    st->fs_tree.objectid = COW_FS_TREE_OBJECTID;
+    st->fs_tree.refcounted = 1;
+    st->fs_tree.next_ino = COW_FIRST_INO;
+    st->fs_tree.ctime = st->ctime;
+    if ((rc = bt_create(st, &st->root_tree)) || (rc = bt_create(st, &st->extent_tree)) ||
+        (rc = bt_create(st, &st->csum_tree)) || (rc = bt_create(st, &st->fs_tree)))
+        return rc;
+    /* Zero both superblock slots so a crash before the first commit leaves
+     * a file that is recognisably not (yet) a container. */
+    uint8_t z[2 * COW_BLOCK_SIZE];
+    memset(z, 0, sizeof z);
+    rc = st->dev->write(st->dev, z, sizeof z, 0);
+    if (rc)
+        return rc;
+    st->txn_dirty = 1;
+    return txn_commit(st);
+}
+
+static int cmp_eb(const void *a, const void *b)
+{
+    const struct eb *x = *(const struct eb *const *)a, *y = *(const struct eb *const *)b;
+    return x->bytenr < y->bytenr ? -1 : x->bytenr > y->bytenr;
+}
+
+/* Writes every dirty block, coalescing neighbours into one write. */
+static int write_dirty(cow_store *st)
+{
+    size_t n = st->cache.ndirty, k = 0;
+    int rc = COW_OK;
+    if (!n)
+        return COW_OK;
+    struct eb **v = malloc(n * sizeof *v);
+    uint8_t *buf = malloc(64 * COW_BLOCK_SIZE);
+    if (!v || !buf) {
+        rc = cow_set_error(COW_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (struct eb *e = st->cache.dirty; e; e = e->dnext) {
+        put32(e->data + TB_CSUM, crc32c(0, e->data + 4, COW_BLOCK_SIZE - 4));
+        v[k++] = e;
+    }
+    qsort(v, n, sizeof *v, cmp_eb);
+    for (size_t i = 0; i < n && !rc;) {
+        size_t j = i;
+        while (j + 1 < n && j + 1 - i < 64 && v[j + 1]->bytenr == v[j]->bytenr + COW_BLOCK_SIZE)
+            j++;
+        for (size_t m = i; m <= j; m++)
+            memcpy(buf + (m - i) * COW_BLOCK_SIZE, v[m]->data, COW_BLOCK_SIZE);
+        rc = st->dev->write(st->dev, buf, (j - i + 1) * COW_BLOCK_SIZE, v[i]->bytenr);
+        i = j + 1;
+    }
+out:
+    free(v);
+    free(buf);
+    return rc;
+}
+
+int txn_commit(cow_store *st)
+{
+    int rc;
+    if (st->failed)
+        return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
+    if (st->readonly || !st->txn_dirty)
+        return COW_OK;
+
+    /* Room for what the commit itself allocates (extent and root tree
+     * paths); growing here can fail cleanly with ENOSPC. */
+    rc = alloc_reserve(st, 64 + st->ndrefs / 8);
+    if (rc)
+        goto abort;
+    if (st->fs_tree.dirty) {
+        uint8_t ri[ROOT_ITEM_SIZE];
+        struct cow_key k = {st->fs_tree.objectid, COW_ROOT_ITEM, 0};
+        root_item_put(ri, &st->fs_tree);
+        rc = bt_put(st, &st->root_tree, &k, ri, sizeof ri);
+        if (rc)
+            goto abort;
+    }
+    rc = refs_run(st);
+    if (rc)
+        goto abort;
+    rc = refs_update_block_groups(st);
+    if (rc)
+        goto abort;
+    rc = write_dirty(st);
+    if (rc)
+        goto abort;
+    rc = st->dev->flush(st->dev);
+    if (rc)
+        goto abort;
+    rc = sb_write(st);
+    if (rc == COW_OK)
+        rc = st->dev->flush(st->dev);
+    if (rc) {
+        /* The new superblock may or may not be on disk: no way back. */
+        st->failed = 1;
+        return rc;
+    }
+    /* committed */
+    for (struct eb *e = st->cache.dirty; e;) {
+        struct eb *next = e->dnext;
+        e->dirty = 0;
+        e->dnext = NULL;
+        e = next;
+    }
+    st->cache.dirty = NULL;
+    st->cache.ndirty = 0;
+    st->root_tree.dirty = st->extent_tree.dirty = st->csum_tree.dirty = 0;
+    st->fs_tree.dirty = 0;
+    alloc_unpin_all(st);
+    st->generation = st->transid;
+    st->transid++;
+    st->txn_dirty = 0;
+    st->ncommits++;
+    return COW_OK;
+abort:
+    return txn_abort(st, rc);
+}
+
+int txn_abort(cow_store *st, int why)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", cow_store_last_error(st));
+    cache_destroy(&st->cache);
+    alloc_destroy(st);
+    refs_reset(st);
+    int rc = cache_init(&st->cache);
+    if (rc == COW_OK)
+        rc = txn_load(st);
+    if (rc == COW_OK)
+        rc = file_reload_inodes(st);
+    if (rc) {
+        st->failed = 1;
+        return rc;
+    }
+    cow_set_error(why, "%s (the transaction was aborted)", msg);
+    return why;
+}
