@@ -1,0 +1,729 @@
+/*
+ * check_store.c - unit tests of the store: B+tree, allocator, transactions,
+ * files.  Model-based tests print their seed (COW_TEST_SEED replays).
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store_int.h"
+#include "testutil.h"
+
+#define T_OBJ 1000000ull
+#define T_TYPE 250
+
+/* ---- B+tree against a model ---- */
+
+struct mitem {
+    struct cow_key key;
+    unsigned len;
+    uint8_t data[COW_MAX_ITEM_DATA];
+};
+
+struct model {
+    struct mitem *v;
+    size_t n;
+};
+
+static long model_find(struct model *m, const struct cow_key *k, int *exact)
+{
+    size_t lo = 0, hi = m->n;
+    *exact = 0;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = key_cmp(&m->v[mid].key, k);
+        if (c == 0) {
+            *exact = 1;
+            return (long)mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (long)lo;
+}
+
+static void rand_key(uint64_t *rs, struct cow_key *k)
+{
+    k->objectid = T_OBJ + test_rand(rs) % 1500;
+    k->type = T_TYPE;
+    k->offset = test_rand(rs) % 8;
+}
+
+static unsigned rand_len(uint64_t *rs)
+{
+    uint64_t r = test_rand(rs) % 100;
+    if (r < 5)
+        return (unsigned)(test_rand(rs) % (COW_MAX_ITEM_DATA + 1));
+    return (unsigned)(test_rand(rs) % 200);
+}
+
+static void check_seek(cow_store *st, struct model *m, const struct cow_key *k, int ge)
+{
+    struct cow_key f;
+    uint8_t buf[COW_MAX_ITEM_DATA];
+    size_t size;
+    int exact;
+    long i = model_find(m, k, &exact);
+    long want = ge ? i : (exact ? i : i - 1);
+    int rc = ge ? bt_seek_ge(st, &st->fs_tree, k, &f, buf, sizeof buf, &size)
+                : bt_seek_le(st, &st->fs_tree, k, &f, buf, sizeof buf, &size);
+    /* items outside the test range (the empty tree has none) */
+    if (want < 0 || want >= (long)m->n) {
+        ck_assert_msg(rc == COW_ENOENT || f.type != T_TYPE, "seek found a key the model lacks");
+        return;
+    }
+    ck_assert_int_eq(rc, COW_OK);
+    ck_assert_msg(key_cmp(&f, &m->v[want].key) == 0, "seek %s found the wrong key",
+                  ge ? "ge" : "le");
+    ck_assert_uint_eq(size, m->v[want].len);
+    ck_assert(memcmp(buf, m->v[want].data, size) == 0);
+}
+
+static void full_compare(cow_store *st, struct model *m)
+{
+    struct cow_key k = {T_OBJ, T_TYPE, 0}, f;
+    uint8_t buf[COW_MAX_ITEM_DATA];
+    size_t size, i = 0;
+    for (;;) {
+        int rc = bt_seek_ge(st, &st->fs_tree, &k, &f, buf, sizeof buf, &size);
+        if (rc == COW_ENOENT || f.type != T_TYPE)
+            break;
+        ck_assert_int_eq(rc, COW_OK);
+        ck_assert_msg(i < m->n, "tree has more items than the model");
+        ck_assert(key_cmp(&f, &m->v[i].key) == 0);
+        ck_assert_uint_eq(size, m->v[i].len);
+        ck_assert(memcmp(buf, m->v[i].data, size) == 0);
+        i++;
+        k = f;
+        k.offset++;
+    }
+    ck_assert_uint_eq(i, m->n);
+}
+
+START_TEST(btree_model)
+{
+    uint64_t rs = test_seed() ^ 0xb7ee;
+    char *dir = test_mkdtemp();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/bt.cow", dir);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    struct model m = {calloc(4000, sizeof(struct mitem)), 0};
+    ck_assert_ptr_nonnull(m.v);
+    int ops = 12000;
+    for (int op = 0; op < ops; op++) {
+        struct cow_key k;
+        rand_key(&rs, &k);
+        int exact;
+        long i = model_find(&m, &k, &exact);
+        uint64_t r = test_rand(&rs) % 100;
+        cow_mutex_lock(&st->lock);
+        /* grow the tree for the first half, shrink it in the second */
+        int grow = op < ops / 2;
+        if (r < (grow ? 45u : 20u)) {
+            struct mitem it = {k, rand_len(&rs), {0}};
+            for (unsigned j = 0; j < it.len; j++)
+                it.data[j] = (uint8_t)test_rand(&rs);
+            int rc = (r & 1) ? bt_put(st, &st->fs_tree, &k, it.data, it.len)
+                             : bt_insert(st, &st->fs_tree, &k, it.data, it.len);
+            if (exact && !(r & 1)) {
+                ck_assert_int_eq(rc, COW_EEXIST);
+            } else {
+                ck_assert_int_eq(rc, COW_OK);
+                if (!exact) {
+                    memmove(&m.v[i + 1], &m.v[i], (m.n - (size_t)i) * sizeof m.v[0]);
+                    m.n++;
+                }
+                m.v[i] = it;
+            }
+        } else if (r < 70) {
+            /* delete: usually an existing key */
+            if (m.n && test_rand(&rs) % 4) {
+                i = (long)(test_rand(&rs) % m.n);
+                k = m.v[i].key;
+                exact = 1;
+            }
+            int rc = bt_delete(st, &st->fs_tree, &k);
+            ck_assert_int_eq(rc, exact ? COW_OK : COW_ENOENT);
+            if (exact) {
+                memmove(&m.v[i], &m.v[i + 1], (m.n - (size_t)i - 1) * sizeof m.v[0]);
+                m.n--;
+            }
+        } else if (r < 85) {
+            uint8_t buf[COW_MAX_ITEM_DATA];
+            size_t size;
+            int rc = bt_lookup(st, &st->fs_tree, &k, buf, sizeof buf, &size);
+            ck_assert_int_eq(rc, exact ? COW_OK : COW_ENOENT);
+            if (exact) {
+                ck_assert_uint_eq(size, m.v[i].len);
+                ck_assert(memcmp(buf, m.v[i].data, size) == 0);
+            }
+        } else {
+            check_seek(st, &m, &k, r & 1);
+        }
+        cow_mutex_unlock(&st->lock);
+        if (op % 700 == 699) {
+            ck_assert_int_eq(cow_store_commit(st), COW_OK);
+        }
+        if (op % 3000 == 2999) {
+            ck_assert_int_eq(cow_store_close(st), COW_OK);
+            ck_assert_int_eq(cow_store_open(path, 0, &st), COW_OK);
+            cow_mutex_lock(&st->lock);
+            full_compare(st, &m);
+            cow_mutex_unlock(&st->lock);
+        }
+    }
+    cow_mutex_lock(&st->lock);
+    full_compare(st, &m);
+    ck_assert_uint_gt(st->fs_tree.level, 0); /* the test really built a deep tree */
+    /* remove the test items so fsck sees only real file-system items */
+    while (m.n) {
+        ck_assert_int_eq(bt_delete(st, &st->fs_tree, &m.v[m.n - 1].key), COW_OK);
+        m.n--;
+    }
+    cow_mutex_unlock(&st->lock);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    test_fsck_clean(path);
+    free(m.v);
+    test_rmdir(dir);
+}
+END_TEST
+
+START_TEST(btree_max_items)
+{
+    /* leaves full of the largest items still split and merge correctly */
+    struct memdev_ctl *ctl;
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open_dev("mem", memdev_new(&ctl), 0, 1, &st), COW_OK);
+    uint8_t big[COW_MAX_ITEM_DATA];
+    memset(big, 0xab, sizeof big);
+    cow_mutex_lock(&st->lock);
+    for (unsigned i = 0; i < 300; i++) {
+        struct cow_key k = {T_OBJ + i, T_TYPE, 0};
+        ck_assert_int_eq(bt_insert(st, &st->fs_tree, &k, big, sizeof big), COW_OK);
+    }
+    struct cow_key k = {T_OBJ, T_TYPE, 0};
+    ck_assert_int_eq(bt_insert(st, &st->fs_tree, &k, big, 1), COW_EEXIST);
+    ck_assert_int_eq(bt_put(st, &st->fs_tree, &k, big, sizeof big + 1), COW_EINVAL);
+    for (unsigned i = 0; i < 300; i++) {
+        struct cow_key kk = {T_OBJ + i, T_TYPE, 0};
+        ck_assert_int_eq(bt_delete(st, &st->fs_tree, &kk), COW_OK);
+    }
+    ck_assert_uint_eq(st->fs_tree.level, 0);
+    cow_mutex_unlock(&st->lock);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+}
+END_TEST
+
+Suite *btree_suite(void)
+{
+    Suite *s = suite_create("btree");
+    TCase *tc = tcase_create("model");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, btree_model);
+    tcase_add_test(tc, btree_max_items);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+/* ---- allocator ---- */
+
+static uint64_t sum_used(cow_store *st)
+{
+    uint64_t u = 0;
+    for (size_t i = 0; i < st->nbgs; i++)
+        u += st->bgs[i].used;
+    return u;
+}
+
+START_TEST(alloc_pinned_not_reused)
+{
+    struct memdev_ctl *ctl;
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open_dev("mem", memdev_new(&ctl), 0, 1, &st), COW_OK);
+    cow_mutex_lock(&st->lock);
+    uint64_t a, got, b;
+    uint64_t used0 = sum_used(st);
+    ck_assert_int_eq(alloc_blocks(st, 8, 0, &a, &got), COW_OK);
+    ck_assert_uint_eq(got, 8);
+    ck_assert_uint_eq(sum_used(st), used0 + 8 * COW_BLOCK_SIZE);
+    ck_assert_int_eq(alloc_free(st, a, 8 * COW_BLOCK_SIZE), COW_OK);
+    ck_assert_uint_eq(sum_used(st), used0);
+    /* invariant 7: freed space is not handed out before the commit */
+    for (int i = 0; i < 200; i++) {
+        ck_assert_int_eq(alloc_blocks(st, 1, i & 1, &b, &got), COW_OK);
+        ck_assert_msg(b < a || b >= a + 8 * COW_BLOCK_SIZE, "pinned block %llu reused",
+                      (unsigned long long)b);
+        ck_assert_int_eq(alloc_free(st, b, COW_BLOCK_SIZE), COW_OK);
+    }
+    st->txn_dirty = 1;
+    ck_assert_int_eq(txn_commit(st), COW_OK);
+    /* after the commit it is free again */
+    st->data_cursor = 0;
+    int seen = 0;
+    for (int i = 0; i < 2000 && !seen; i++) {
+        ck_assert_int_eq(alloc_blocks(st, 1, 0, &b, &got), COW_OK);
+        seen = (b >= a && b < a + 8 * COW_BLOCK_SIZE);
+    }
+    ck_assert_msg(seen, "space freed before a commit was never reused after it");
+    cow_mutex_unlock(&st->lock);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+}
+END_TEST
+
+START_TEST(alloc_grows_by_groups_and_enospc)
+{
+    struct memdev_ctl *ctl;
+    cow_store *st;
+    struct cow_dev *dev = memdev_new(&ctl);
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    size_t len = 3 * (size_t)COW_DEFAULT_BG_SIZE;
+    uint8_t *buf = malloc(len);
+    memset(buf, 0x5a, len);
+    ck_assert_int_eq(cow_file_write(f, buf, len, 0), COW_OK);
+    ck_assert_uint_ge(st->total_bytes, len);
+    ck_assert_uint_eq(st->total_bytes % st->bg_size, 0);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    uint64_t gen = cow_store_generation(st);
+    /* a full disk: a clean COW_ENOSPC, nothing changed */
+    ctl->fail_grow = 1;
+    int rc = COW_OK;
+    for (int i = 0; i < 20 && rc == COW_OK; i++)
+        rc = cow_file_write(f, buf, len, (uint64_t)(i + 3) * len);
+    ck_assert_int_eq(rc, COW_ENOSPC);
+    uint64_t size;
+    ck_assert_int_eq(cow_file_size(f, &size), COW_OK);
+    ck_assert_uint_ge(size, len);
+    size_t n;
+    uint8_t chk[4096];
+    ck_assert_int_eq(cow_file_read(f, chk, sizeof chk, 4096, &n), COW_OK);
+    ck_assert(chk[0] == 0x5a && chk[4095] == 0x5a);
+    ctl->fail_grow = 0;
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_uint_ge(cow_store_generation(st), gen);
+    cow_file_close(f);
+    size_t ilen;
+    uint8_t *img = memdev_image(dev, &ilen);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(img);
+    free(buf);
+}
+END_TEST
+
+Suite *alloc_suite(void)
+{
+    Suite *s = suite_create("alloc");
+    TCase *tc = tcase_create("alloc");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, alloc_pinned_not_reused);
+    tcase_add_test(tc, alloc_grows_by_groups_and_enospc);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+/* ---- transactions: a crash gives exactly the last committed state ---- */
+
+struct fmodel {
+    uint8_t *data;
+    size_t size;
+};
+
+static void fm_write(struct fmodel *m, const uint8_t *b, size_t len, size_t off)
+{
+    if (off + len > m->size) {
+        m->data = realloc(m->data, off + len);
+        memset(m->data + m->size, 0, off + len - m->size);
+        m->size = off + len;
+    }
+    memcpy(m->data + off, b, len);
+}
+
+static void fm_truncate(struct fmodel *m, size_t size)
+{
+    if (size > m->size) {
+        m->data = realloc(m->data, size);
+        memset(m->data + m->size, 0, size - m->size);
+    }
+    m->size = size;
+}
+
+static void fm_compare(cow_file *f, const struct fmodel *m)
+{
+    uint64_t size;
+    ck_assert_int_eq(cow_file_size(f, &size), COW_OK);
+    ck_assert_uint_eq(size, m->size);
+    uint8_t *buf = malloc(m->size + 4096);
+    size_t n;
+    ck_assert_int_eq(cow_file_read(f, buf, m->size + 4096, 0, &n), COW_OK);
+    ck_assert_uint_eq(n, m->size);
+    ck_assert_msg(memcmp(buf, m->data, m->size) == 0, "file content differs from the model");
+    for (size_t i = 0; i < 4096; i++)
+        ck_assert(buf[m->size + i] == 0);
+    free(buf);
+}
+
+START_TEST(txn_crash_gives_last_commit)
+{
+    uint64_t rs = test_seed() ^ 0x7a7a;
+    struct memdev_ctl *ctl;
+    struct cow_dev *dev = memdev_new(&ctl);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    struct fmodel live = {0}, committed = {0};
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    uint8_t buf[70000];
+    for (int round = 0; round < 40; round++) {
+        int nops = 1 + (int)(test_rand(&rs) % 30);
+        for (int i = 0; i < nops; i++) {
+            size_t off = test_rand(&rs) % 300000, len = 1 + test_rand(&rs) % sizeof buf;
+            if (test_rand(&rs) % 8 == 0) {
+                size_t ns = test_rand(&rs) % 300000;
+                ck_assert_int_eq(cow_file_truncate(f, ns), COW_OK);
+                fm_truncate(&live, ns);
+                continue;
+            }
+            for (size_t j = 0; j < len; j++)
+                buf[j] = (uint8_t)test_rand(&rs);
+            ck_assert_int_eq(cow_file_write(f, buf, len, off), COW_OK);
+            fm_write(&live, buf, len, off);
+        }
+        if (test_rand(&rs) % 2) {
+            ck_assert_int_eq(cow_store_commit(st), COW_OK);
+            committed.data = realloc(committed.data, live.size + 1);
+            if (live.size)
+                memcpy(committed.data, live.data, live.size);
+            committed.size = live.size;
+        }
+        /* crash now: reopen the durable image; it must be the last commit */
+        size_t ilen;
+        uint8_t *img = memdev_crash_image(dev, &ilen);
+        cow_store *st2;
+        ck_assert_int_eq(cow_store_open_dev("crash", memdev_from_image(img, ilen, NULL), 0, 0,
+                                            &st2),
+                         COW_OK);
+        cow_file *f2;
+        ck_assert_int_eq(cow_file_open(st2, "db", 0, &f2), COW_OK);
+        fm_compare(f2, &committed);
+        cow_file_close(f2);
+        ck_assert_int_eq(cow_store_close(st2), COW_OK);
+        if (round % 10 == 0)
+            test_fsck_image(img, ilen);
+        free(img);
+        fm_compare(f, &live);
+    }
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(live.data);
+    free(committed.data);
+}
+END_TEST
+
+START_TEST(txn_torn_superblock_falls_back)
+{
+    struct memdev_ctl *ctl;
+    struct cow_dev *dev = memdev_new(&ctl);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, "first", 5, 0), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    uint64_t g = cow_store_generation(st);
+    ck_assert_int_eq(cow_file_write(f, "second", 6, 0), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    size_t ilen;
+    uint8_t *img = memdev_crash_image(dev, &ilen);
+    /* tear the newest superblock copy: open must use the older one */
+    img[((g + 1) % 2) * COW_BLOCK_SIZE + 100] ^= 0xff;
+    cow_store *st2;
+    ck_assert_int_eq(cow_store_open_dev("torn", memdev_from_image(img, ilen, NULL),
+                                        COW_OPEN_READONLY, 0, &st2),
+                     COW_OK);
+    ck_assert_uint_eq(cow_store_generation(st2), g);
+    cow_file *f2;
+    char buf[8] = {0};
+    size_t n;
+    ck_assert_int_eq(cow_file_open(st2, "db", 0, &f2), COW_OK);
+    ck_assert_int_eq(cow_file_read(f2, buf, 5, 0, &n), COW_OK);
+    ck_assert_str_eq(buf, "first");
+    cow_file_close(f2);
+    cow_store_close(st2);
+    /* both copies torn: corrupt, not "not a container" */
+    img[(g % 2) * COW_BLOCK_SIZE + 100] ^= 0xff;
+    ck_assert_int_eq(cow_store_open_dev("torn2", memdev_from_image(img, ilen, NULL),
+                                        COW_OPEN_READONLY, 0, &st2),
+                     COW_ECORRUPT);
+    free(img);
+    cow_file_close(f);
+    cow_store_close(st);
+}
+END_TEST
+
+START_TEST(txn_failed_write_aborts_cleanly)
+{
+    struct memdev_ctl *ctl;
+    struct cow_dev *dev = memdev_new(&ctl);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, "committed", 9, 0), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, "lost-data", 9, 0), COW_OK);
+    ctl->fail_writes_after = 1; /* the commit's tree block write fails */
+    ck_assert_int_eq(cow_store_commit(st), COW_EIO_WRITE);
+    ctl->fail_writes_after = 0;
+    /* aborted: back to the committed state, and the store still works */
+    char buf[16] = {0};
+    size_t n;
+    ck_assert_int_eq(cow_file_read(f, buf, 9, 0, &n), COW_OK);
+    ck_assert_str_eq(buf, "committed");
+    ck_assert_int_eq(cow_file_write(f, "next-txn!", 9, 0), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    size_t ilen;
+    uint8_t *img = memdev_crash_image(dev, &ilen);
+    test_fsck_image(img, ilen);
+    free(img);
+    cow_file_close(f);
+    cow_store_close(st);
+}
+END_TEST
+
+Suite *txn_suite(void)
+{
+    Suite *s = suite_create("txn");
+    TCase *tc = tcase_create("txn");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, txn_crash_gives_last_commit);
+    tcase_add_test(tc, txn_torn_superblock_falls_back);
+    tcase_add_test(tc, txn_failed_write_aborts_cleanly);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+/* ---- files ---- */
+
+START_TEST(file_model)
+{
+    uint64_t rs = test_seed() ^ 0xf11e;
+    char *dir = test_mkdtemp();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/f.cow", dir);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    const char *names[3] = {"db", "db-journal", "db-wal"};
+    struct fmodel m[3] = {{0}};
+    cow_file *f[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(cow_file_open(st, names[i], 1, &f[i]), COW_OK);
+    uint8_t *buf = malloc(1 << 20);
+    for (int op = 0; op < 3000; op++) {
+        int w = (int)(test_rand(&rs) % 3);
+        uint64_t r = test_rand(&rs) % 100;
+        if (r < 55) {
+            /* sparse and unaligned; sometimes large */
+            size_t off = test_rand(&rs) % (r < 5 ? 4000000 : 600000);
+            size_t len = 1 + test_rand(&rs) % (r < 3 ? (1 << 20) : 9000);
+            for (size_t j = 0; j < len; j++)
+                buf[j] = (uint8_t)test_rand(&rs);
+            ck_assert_int_eq(cow_file_write(f[w], buf, len, off), COW_OK);
+            fm_write(&m[w], buf, len, off);
+        } else if (r < 80) {
+            size_t off = test_rand(&rs) % 700000, len = 1 + test_rand(&rs) % 20000, n;
+            ck_assert_int_eq(cow_file_read(f[w], buf, len, off, &n), COW_OK);
+            size_t want = off >= m[w].size ? 0 : (m[w].size - off < len ? m[w].size - off : len);
+            ck_assert_uint_eq(n, want);
+            ck_assert(memcmp(buf, m[w].data + off, want) == 0);
+            for (size_t j = want; j < len; j++)
+                ck_assert(buf[j] == 0);
+        } else if (r < 90) {
+            size_t ns = test_rand(&rs) % 700000;
+            ck_assert_int_eq(cow_file_truncate(f[w], ns), COW_OK);
+            fm_truncate(&m[w], ns);
+        } else if (r < 97) {
+            ck_assert_int_eq(cow_file_sync(f[w]), COW_OK);
+        } else {
+            for (int i = 0; i < 3; i++)
+                cow_file_close(f[i]);
+            ck_assert_int_eq(cow_store_close(st), COW_OK);
+            ck_assert_int_eq(cow_store_open(path, 0, &st), COW_OK);
+            for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(cow_file_open(st, names[i], 0, &f[i]), COW_OK);
+        }
+        uint64_t size;
+        ck_assert_int_eq(cow_file_size(f[w], &size), COW_OK);
+        ck_assert_uint_eq(size, m[w].size);
+    }
+    for (int i = 0; i < 3; i++) {
+        fm_compare(f[i], &m[i]);
+        cow_file_close(f[i]);
+        free(m[i].data);
+    }
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    test_fsck_clean(path);
+    free(buf);
+    test_rmdir(dir);
+}
+END_TEST
+
+static int count_cb(void *arg, const struct cow_file_info *fi)
+{
+    (void)fi;
+    (*(int *)arg)++;
+    return 0;
+}
+
+START_TEST(file_names)
+{
+    char *dir = test_mkdtemp();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/n.cow", dir);
+    cow_store *st;
+    cow_file *f, *g;
+    int ex, n = 0;
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    ck_assert_int_eq(cow_file_open(st, "a/b", 1, &f), COW_EINVAL);
+    ck_assert_int_eq(cow_file_open(st, "", 1, &f), COW_EINVAL);
+    ck_assert_int_eq(cow_file_open(st, "missing", 0, &f), COW_ENOENT);
+    ck_assert_int_eq(cow_file_open(st, "db-journal", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, "journal", 7, 0), COW_OK);
+    ck_assert_int_eq(cow_exists(st, "db-journal", &ex), COW_OK);
+    ck_assert_int_eq(ex, 1);
+    ck_assert_int_eq(cow_rename(st, "db-journal", "db-old"), COW_OK);
+    ck_assert_int_eq(cow_exists(st, "db-journal", &ex), COW_OK);
+    ck_assert_int_eq(ex, 0);
+    ck_assert_int_eq(cow_file_open(st, "db-old", 0, &g), COW_OK);
+    char buf[8] = {0};
+    size_t nr;
+    ck_assert_int_eq(cow_file_read(g, buf, 7, 0, &nr), COW_OK);
+    ck_assert_str_eq(buf, "journal");
+    cow_file_close(g);
+    /* unlink while open: still readable, gone after close */
+    ck_assert_int_eq(cow_unlink(st, "db-old"), COW_OK);
+    ck_assert_int_eq(cow_exists(st, "db-old", &ex), COW_OK);
+    ck_assert_int_eq(ex, 0);
+    ck_assert_int_eq(cow_file_read(f, buf, 7, 0, &nr), COW_OK);
+    ck_assert_str_eq(buf, "journal");
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    test_fsck_clean(path); /* an orphan item names the open, unlinked file */
+    cow_file_close(f);
+    ck_assert_int_eq(cow_list(st, count_cb, &n), COW_OK);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(cow_unlink(st, "db-old"), COW_ENOENT);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    test_fsck_clean(path);
+    test_rmdir(dir);
+}
+END_TEST
+
+START_TEST(file_checksum_mismatch_is_error)
+{
+    char *dir = test_mkdtemp();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/c.cow", dir);
+    cow_store *st;
+    cow_file *f;
+    uint8_t blk[4096];
+    memset(blk, 0x11, sizeof blk);
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, blk, sizeof blk, 0), COW_OK);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    /* find the data block (the only block full of 0x11) and damage it */
+    int fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    struct stat sb;
+    fstat(fd, &sb);
+    off_t hit = -1;
+    for (off_t o = 0; o < sb.st_size; o += 4096) {
+        uint8_t b[4096];
+        ck_assert_int_eq(pread(fd, b, 4096, o), 4096);
+        if (memcmp(b, blk, 4096) == 0)
+            hit = o;
+    }
+    ck_assert_int_ge(hit, 0);
+    ck_assert_int_eq(pwrite(fd, "X", 1, hit + 10), 1);
+    close(fd);
+    ck_assert_int_eq(cow_store_open(path, 0, &st), COW_OK);
+    ck_assert_int_eq(cow_file_open(st, "db", 0, &f), COW_OK);
+    size_t n;
+    ck_assert_int_eq(cow_file_read(f, blk, 100, 0, &n), COW_ECSUM);
+    cow_file_close(f);
+    cow_store_close(st);
+    test_rmdir(dir);
+}
+END_TEST
+
+START_TEST(file_bad_containers)
+{
+    char *dir = test_mkdtemp();
+    char path[4200];
+    cow_store *st;
+    snprintf(path, sizeof path, "%s/bad", dir);
+    uint8_t junk[65536];
+    uint64_t rs = 42;
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)test_rand(&rs);
+    /* random bytes */
+    test_write_file(path, junk, sizeof junk);
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_ENOTCONTAINER);
+    /* too small */
+    test_write_file(path, junk, 100);
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_ENOTCONTAINER);
+    /* missing without create */
+    unlink(path);
+    ck_assert_int_eq(cow_store_open(path, 0, &st), COW_ENOENT);
+    ck_assert_int_eq(access(path, F_OK), -1);
+    /* a truncated container */
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, junk, sizeof junk, 0), COW_OK);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    ck_assert_int_eq(truncate(path, 1 << 20), 0);
+    ck_assert_int_eq(cow_store_open(path, 0, &st), COW_ECORRUPT);
+    /* a damaged tree block: every block is checked when read */
+    unlink(path);
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    int fd = open(path, O_RDWR);
+    uint8_t b[4096];
+    int damaged = 0;
+    for (off_t o = 8192; o < 65536; o += 4096) {
+        ck_assert_int_eq(pread(fd, b, 4096, o), 4096);
+        if (get32(b + TB_MAGIC) == COW_TREE_MAGIC) {
+            b[200] ^= 0x40;
+            ck_assert_int_eq(pwrite(fd, b, 4096, o), 4096);
+            damaged++;
+        }
+    }
+    close(fd);
+    ck_assert_int_gt(damaged, 0);
+    ck_assert_int_eq(cow_store_open(path, 0, &st), COW_ECORRUPT);
+    test_rmdir(dir);
+}
+END_TEST
+
+Suite *file_suite(void)
+{
+    Suite *s = suite_create("file");
+    TCase *tc = tcase_create("file");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, file_model);
+    tcase_add_test(tc, file_names);
+    tcase_add_test(tc, file_checksum_mismatch_is_error);
+    tcase_add_test(tc, file_bad_containers);
+    suite_add_tcase(s, tc);
+    return s;
+}

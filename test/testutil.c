@@ -1,0 +1,237 @@
+/*
+ * testutil.c - shared test helpers (see testutil.h).
+ */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../tools/fsck.h"
+#include "bdev.h"
+#include "store.h"
+
+uint64_t test_seed(void)
+{
+    static uint64_t seed;
+    if (!seed) {
+        const char *s = getenv("COW_TEST_SEED");
+        seed = s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) * 2654435761u + (uint64_t)getpid();
+        if (!seed)
+            seed = 1;
+        fprintf(stderr, "test seed: COW_TEST_SEED=%llu\n", (unsigned long long)seed);
+    }
+    return seed;
+}
+
+uint64_t test_rand(uint64_t *s)
+{
+    uint64_t x = *s ? *s : 0x9E3779B97F4A7C15ull;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *s = x;
+    return x;
+}
+
+char *test_mkdtemp(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *d = malloc(4096);
+    ck_assert_ptr_nonnull(d);
+    snprintf(d, 4096, "%s/cowtest.XXXXXX", base && *base ? base : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(d));
+    return d;
+}
+
+void test_rmdir(char *dir)
+{
+    DIR *dh = opendir(dir);
+    if (dh) {
+        struct dirent *de;
+        while ((de = readdir(dh))) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            char p[4200];
+            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+            unlink(p);
+        }
+        closedir(dh);
+    }
+    rmdir(dir);
+    free(dir);
+}
+
+/* ---- in-memory device ---- */
+
+struct memdev {
+    struct cow_dev dev;
+    struct memdev_ctl ctl;
+    uint8_t *vol, *dur;
+    size_t len, cap; /* vol and dur have the same length */
+};
+
+static int md_reserve(struct memdev *m, size_t len)
+{
+    if (len <= m->cap)
+        return 0;
+    size_t c = m->cap ? m->cap : 1 << 20;
+    while (c < len)
+        c *= 2;
+    uint8_t *v = realloc(m->vol, c), *d = v ? realloc(m->dur, c) : NULL;
+    if (!v || !d) {
+        if (v)
+            m->vol = v;
+        return -1;
+    }
+    m->vol = v;
+    m->dur = d;
+    memset(m->vol + m->cap, 0, c - m->cap);
+    memset(m->dur + m->cap, 0, c - m->cap);
+    m->cap = c;
+    return 0;
+}
+
+static int md_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
+{
+    struct memdev *m = (struct memdev *)d;
+    if (off + len > m->len)
+        return COW_EIO_READ;
+    memcpy(buf, m->vol + off, len);
+    return COW_OK;
+}
+
+static int md_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off)
+{
+    struct memdev *m = (struct memdev *)d;
+    if (m->ctl.fail_writes_after > 0 && --m->ctl.fail_writes_after == 0) {
+        m->ctl.fail_writes_after = 1; /* keep failing */
+        return COW_EIO_WRITE;
+    }
+    if (off + len > m->len) {
+        if (md_reserve(m, off + len))
+            return COW_ENOMEM;
+        m->len = off + len;
+    }
+    memcpy(m->vol + off, buf, len);
+    return COW_OK;
+}
+
+static int md_flush(struct cow_dev *d)
+{
+    struct memdev *m = (struct memdev *)d;
+    memcpy(m->dur, m->vol, m->len);
+    m->ctl.nflush++;
+    d->nflush++;
+    return COW_OK;
+}
+
+static int md_size(struct cow_dev *d, uint64_t *size)
+{
+    *size = ((struct memdev *)d)->len;
+    return COW_OK;
+}
+
+static int md_grow(struct cow_dev *d, uint64_t size)
+{
+    struct memdev *m = (struct memdev *)d;
+    if (m->ctl.fail_grow)
+        return COW_ENOSPC;
+    if (size > m->len) {
+        if (md_reserve(m, size))
+            return COW_ENOMEM;
+        m->len = size;
+    }
+    return COW_OK;
+}
+
+static void md_close(struct cow_dev *d)
+{
+    struct memdev *m = (struct memdev *)d;
+    free(m->vol);
+    free(m->dur);
+    free(m);
+}
+
+struct cow_dev *memdev_from_image(const uint8_t *img, size_t len, struct memdev_ctl **ctl)
+{
+    struct memdev *m = calloc(1, sizeof *m);
+    ck_assert_ptr_nonnull(m);
+    m->dev.read = md_read;
+    m->dev.write = md_write;
+    m->dev.flush = md_flush;
+    m->dev.size = md_size;
+    m->dev.grow = md_grow;
+    m->dev.close = md_close;
+    ck_assert_int_eq(md_reserve(m, len ? len : 1), 0);
+    if (len) {
+        memcpy(m->vol, img, len);
+        memcpy(m->dur, img, len);
+    }
+    m->len = len;
+    if (ctl)
+        *ctl = &m->ctl;
+    return &m->dev;
+}
+
+struct cow_dev *memdev_new(struct memdev_ctl **ctl)
+{
+    return memdev_from_image(NULL, 0, ctl);
+}
+
+uint8_t *memdev_crash_image(struct cow_dev *d, size_t *len)
+{
+    struct memdev *m = (struct memdev *)d;
+    uint8_t *c = malloc(m->len ? m->len : 1);
+    ck_assert_ptr_nonnull(c);
+    memcpy(c, m->dur, m->len);
+    *len = m->len;
+    return c;
+}
+
+uint8_t *memdev_image(struct cow_dev *d, size_t *len)
+{
+    struct memdev *m = (struct memdev *)d;
+    uint8_t *c = malloc(m->len ? m->len : 1);
+    ck_assert_ptr_nonnull(c);
+    memcpy(c, m->vol, m->len);
+    *len = m->len;
+    return c;
+}
+
+void test_write_file(const char *path, const uint8_t *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq((long)write(fd, data, len), (long)len);
+    close(fd);
+}
+
+void test_fsck_clean(const char *path)
+{
+    char *report = NULL;
+    size_t rlen = 0;
+    FILE *out = open_memstream(&report, &rlen);
+    struct cow_fsck_result res;
+    int n = cow_fsck(path, COW_FSCK_DATA, out, &res);
+    fclose(out);
+    if (n != 0)
+        fprintf(stderr, "fsck %s:\n%s\n", path, report);
+    ck_assert_msg(n == 0, "fsck found %d problems in %s: %.500s", n, path, report);
+    free(report);
+}
+
+void test_fsck_image(const uint8_t *img, size_t len)
+{
+    char *dir = test_mkdtemp();
+    char p[4200];
+    snprintf(p, sizeof p, "%s/image.cow", dir);
+    test_write_file(p, img, len);
+    test_fsck_clean(p);
+    test_rmdir(dir);
+}

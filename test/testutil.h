@@ -1,0 +1,57 @@
+/*
+ * testutil.h - helpers shared by the Check suites: suites, a seeded PRNG,
+ * temporary directories, an in-memory device that can crash, and fsck.
+ */
+#ifndef COW_TESTUTIL_H
+#define COW_TESTUTIL_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cow_dev;
+
+Suite *btree_suite(void);
+Suite *alloc_suite(void);
+Suite *txn_suite(void);
+Suite *file_suite(void);
+Suite *vfs_suite(void);
+
+/* The run's seed: COW_TEST_SEED if set, else from the clock; printed once. */
+uint64_t test_seed(void);
+/* xorshift PRNG over *state. */
+uint64_t test_rand(uint64_t *state);
+
+/* A fresh directory under TMPDIR (or /tmp); the caller frees the string.
+ * test_rmdir() removes it and everything in it. */
+char *test_mkdtemp(void);
+void test_rmdir(char *dir);
+
+/*
+ * An in-memory device.  Writes go to a "volatile" image; flush copies it to
+ * the "durable" image (what survives a power loss).  memdev_crash_image()
+ * returns a copy of the durable image (a crash at this instant), which
+ * memdev_from_image() turns into a new device.  Failure injection:
+ * fail_grow makes grow fail with COW_ENOSPC; fail_writes_after counts down
+ * writes until they fail with COW_EIO_WRITE (0 = off).
+ */
+struct memdev_ctl {
+    int fail_grow;
+    long fail_writes_after;
+    uint64_t nflush;
+};
+struct cow_dev *memdev_new(struct memdev_ctl **ctl);
+struct cow_dev *memdev_from_image(const uint8_t *img, size_t len, struct memdev_ctl **ctl);
+/* Copy of the durable image; *len set.  Caller frees. */
+uint8_t *memdev_crash_image(struct cow_dev *d, size_t *len);
+/* Copy of the volatile image (what a clean shutdown would leave). */
+uint8_t *memdev_image(struct cow_dev *d, size_t *len);
+
+/* Writes LEN bytes to a new file PATH. */
+void test_write_file(const char *path, const uint8_t *data, size_t len);
+/* Runs cow_fsck on PATH; fails the test with its report unless clean. */
+void test_fsck_clean(const char *path);
+/* Same for an in-memory image (written to a temp file first). */
+void test_fsck_image(const uint8_t *img, size_t len);
+
+#endif
