@@ -407,9 +407,12 @@ static int read_extent_blocks(cow_store *st, const struct fext *fx, uint64_t dis
 static int read_range(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len,
                       uint64_t off)
 {
-    enum { CHUNK = 64 * 1024 };
-    uint8_t *tmp = NULL;
+    enum { CHUNK = 64 * 1024, SMALL = 2 * BLK };
+    uint8_t small[SMALL]; /* page-sized reads need no heap buffer */
+    uint8_t *tmp = NULL, *heap = NULL;
     uint64_t end = off + len;
+    if (ROUND_UP(end) - ROUND_DOWN(off) <= SMALL)
+        tmp = small;
     struct fext fx;
     memset(buf, 0, (size_t)len);
     int rc = fext_first(st, in->ino, off, &fx);
@@ -421,7 +424,7 @@ static int read_range(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_
             uint64_t be = ROUND_UP(e);
             if (be - bs > CHUNK)
                 be = bs + CHUNK;
-            if (!tmp && !(tmp = malloc(CHUNK))) {
+            if (!tmp && !(tmp = heap = malloc(CHUNK))) {
                 rc = cow_set_error(COW_ENOMEM, "out of memory");
                 goto out;
             }
@@ -438,7 +441,7 @@ static int read_range(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_
     if (rc == COW_ENOENT)
         rc = COW_OK;
 out:
-    free(tmp);
+    free(heap);
     return rc;
 }
 
