@@ -1,0 +1,306 @@
+#!/bin/sh
+# test/tools.sh - end-to-end tests of cowctl with the real store and VFS.
+#
+# Run from the repository root by `make check-tools`, which first builds
+# build/cowctl, build/cowvfs.so and build/asan-cowctl (ASan + UBSan).
+# Every test prints "ok   NAME" or "FAIL NAME" (with what went wrong); the
+# script ends with "N passed, N failed" and exits 1 if anything failed.
+#
+# Containers are made with the stock sqlite3 shell loading the extension,
+# then looked at (ls, df, dump), checked (fsck, always with the sanitized
+# build), damaged on purpose (tree block, data block, superblocks, truncated,
+# random bytes, an ordinary database) and checked again: fsck must find a
+# problem and say so in a line, never crash.
+set -eu
+
+root=$(pwd)
+ctl=$root/build/cowctl
+actl=$root/build/asan-cowctl
+ext=$root/build/cowvfs
+for f in "$ctl" "$actl" "$ext.so"; do
+    if [ ! -x "$f" ] && [ ! -f "$f" ]; then
+        echo "test/tools.sh: $f is missing; run it with make check-tools" >&2
+        exit 1
+    fi
+done
+command -v sqlite3 >/dev/null || { echo "test/tools.sh: the sqlite3 shell is missing" >&2; exit 1; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cowvfs-tools.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+cd "$tmp"
+
+# Leaks count as failures too; set ASAN_OPTIONS=detect_leaks=0 where
+# LeakSanitizer cannot run (under ptrace).
+ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+export ASAN_OPTIONS
+
+pass=0
+fail=0
+
+ok() {
+    pass=$((pass + 1))
+    echo "ok   $1"
+}
+
+bad() {
+    fail=$((fail + 1))
+    echo "FAIL $1: $2"
+    if [ -s out ]; then sed -n '1,8s/^/       out: /p' out; fi
+    if [ -s err ]; then sed -n '1,8s/^/       err: /p' err; fi
+}
+
+# run CMD...: runs it, stdout to ./out, stderr to ./err, status to $rc.
+run() {
+    rc=0
+    "$@" >out 2>err || rc=$?
+}
+
+# sane: 0 unless the last run crashed or a sanitizer spoke.
+sane() {
+    if grep -q -e 'Sanitizer' -e 'runtime error' err; then return 1; fi
+    [ "$rc" -lt 128 ]
+}
+
+# expect NAME STATUS CMD...: the command exits with STATUS, without crashing.
+expect() {
+    name=$1
+    want=$2
+    shift 2
+    run "$@"
+    if ! sane; then
+        bad "$name" "crashed or sanitizer report (exit $rc)"
+    elif [ "$rc" -ne "$want" ]; then
+        bad "$name" "exit $rc, expected $want"
+    else
+        ok "$name"
+    fi
+}
+
+# expect_grep NAME STATUS FILE PATTERN CMD...: as expect, and FILE (out or
+# err) has a line matching PATTERN (grep -E).
+expect_grep() {
+    name=$1
+    want=$2
+    file=$3
+    pat=$4
+    shift 4
+    run "$@"
+    if ! sane; then
+        bad "$name" "crashed or sanitizer report (exit $rc)"
+    elif [ "$rc" -ne "$want" ]; then
+        bad "$name" "exit $rc, expected $want"
+    elif ! grep -E -q -- "$pat" "$file"; then
+        bad "$name" "no line matching /$pat/ in $file"
+    else
+        ok "$name"
+    fi
+}
+
+# cowsql DB: runs the SQL on stdin through the cow VFS in the stock shell.
+cowsql() {
+    { printf '.load %s\n.open file:%s?vfs=cow\n' "$ext" "$1"; cat; } | sqlite3 -bail
+}
+
+# flip FILE OFFSET: inverts the byte at OFFSET.
+flip() {
+    v=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+    v=$((v ^ 255))
+    # shellcheck disable=SC2059
+    printf "\\$(printf '%03o' "$v")" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+
+# ---------------------------------------------------------------- usage
+expect "usage: no command exits 2" 2 "$ctl"
+expect "usage: unknown command exits 2" 2 "$ctl" frobnicate x
+expect "usage: fsck without PATH exits 2" 2 "$ctl" fsck
+expect "usage: fsck with two paths exits 2" 2 "$ctl" fsck a b
+expect "usage: unknown option exits 2" 2 "$ctl" ls --bogus x
+expect "usage: import with one argument exits 2" 2 "$ctl" import x
+expect "usage: dump --block not a multiple of 4096 exits 2" 2 "$ctl" dump --block 123 x
+expect "usage: dump --block without value exits 2" 2 "$ctl" dump x --block
+expect_grep "usage: bad arguments print a usage line on stderr" 2 err '^usage: cowctl fsck' \
+    "$ctl" fsck
+expect_grep "--help lists the commands" 0 out 'cowctl import' "$ctl" --help
+for c in fsck ls df dump import export; do
+    expect_grep "$c --help" 0 out "^usage: cowctl $c" "$ctl" "$c" --help
+done
+
+# ---------------------------------------------------------------- a container
+cowsql app.db <<'EOF'
+CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT, c BLOB);
+INSERT INTO t SELECT value, 'row ' || value, randomblob(value % 700) FROM generate_series(1, 4000);
+CREATE INDEX tb ON t(b);
+DELETE FROM t WHERE a % 3 = 0;
+UPDATE t SET c = randomblob(100) WHERE a % 5 = 0;
+EOF
+if [ -f app.db ] && [ ! -e app.db-journal ] && [ ! -e app.db-wal ]; then
+    ok "sqlite3 shell makes a container and nothing beside it"
+else
+    bad "sqlite3 shell makes a container and nothing beside it" "$(ls)"
+fi
+dbsize=$(printf 'SELECT page_count * page_size FROM pragma_page_count, pragma_page_size;\n' | cowsql app.db)
+
+expect_grep "fsck: a fresh container is clean" 0 out 'clean' "$actl" fsck app.db
+fsck_used=$(sed -n 's/.* \([0-9][0-9]*\) bytes used.*/\1/p' out)
+expect "fsck -q: prints nothing when clean" 0 "$actl" fsck -q app.db
+if [ -s out ]; then bad "fsck -q: output" "printed something"; fi
+expect "fsck --no-data -v: clean" 0 "$actl" fsck --no-data -v app.db
+
+expect_grep "ls: lists db" 0 out "^ *$dbsize +[0-9]+  db\$" "$actl" ls app.db
+expect_grep "df: shows used bytes" 0 out '^used +[0-9]+' "$actl" df app.db
+df_used=$(awk '$1 == "used" { print $2 }' out)
+if [ -n "$fsck_used" ] && [ "$df_used" = "$fsck_used" ]; then
+    ok "df used bytes = fsck's recomputed bytes ($df_used)"
+else
+    bad "df used bytes = fsck's recomputed bytes" "df $df_used, fsck $fsck_used"
+fi
+expect_grep "dump: decodes the subvolume tree" 0 out '^subvolume 256 tree' "$actl" dump app.db
+for pat in 'INODE_ITEM' 'name "db"' 'EXTENT_DATA' 'METADATA_ITEM' 'BLOCK_GROUP_ITEM' 'EXTENT_CSUM' \
+    'ROOT_ITEM' '^using superblock copy'; do
+    if grep -q -- "$pat" out; then ok "dump shows $pat"; else bad "dump shows $pat" "missing"; fi
+done
+fsroot=$(sed -n 's/^subvolume 256 tree (root \([0-9]*\),.*/\1/p' out | head -n 1)
+extroot=$(sed -n 's/^extent tree (root \([0-9]*\),.*/\1/p' out | head -n 1)
+data=$(sed -n 's/.*disk_bytenr \([0-9]*\) .*/\1/p' out | head -n 1)
+expect_grep "dump --block: a superblock" 0 out '^superblock copy 1' "$actl" dump --block 4096 app.db
+expect_grep "dump --block: a tree block" 0 out "(leaf|node) $fsroot " "$actl" dump --block "$fsroot" app.db
+expect_grep "dump --block: a data block is hex-dumped" 0 out '^  [0-9a-f]{8} ' \
+    "$actl" dump --block "$data" app.db
+
+# ---------------------------------------------------------------- WAL mode
+cowsql wal.db <<'EOF' >/dev/null
+PRAGMA journal_mode = WAL;
+CREATE TABLE w(x);
+INSERT INTO w SELECT randomblob(200) FROM generate_series(1, 2000);
+EOF
+expect_grep "fsck: a WAL-mode container is clean" 0 out 'clean' "$actl" fsck wal.db
+expect "ls: a WAL-mode container" 0 "$actl" ls wal.db
+
+# ---------------------------------------------------------------- import / export
+sqlite3 plain.db >/dev/null <<'EOF'
+PRAGMA journal_mode = WAL;
+PRAGMA wal_autocheckpoint = 0;
+CREATE TABLE p(a INTEGER PRIMARY KEY, b TEXT, c BLOB);
+INSERT INTO p SELECT value, 'plain ' || value, randomblob(value % 900) FROM generate_series(1, 3000);
+CREATE INDEX pb ON p(b);
+.system cp plain.db walsrc.db && cp plain.db-wal walsrc.db-wal
+EOF
+cp walsrc.db nowal.db
+n=$(sqlite3 nowal.db 'SELECT count(*) FROM sqlite_schema')
+if [ -s walsrc.db-wal ] && [ "$n" = 0 ]; then
+    ok "import source: the data is only in the WAL"
+else
+    bad "import source: the data is only in the WAL" "wal size $(wc -c <walsrc.db-wal), tables without it: $n"
+fi
+walsum=$(cksum <walsrc.db-wal)
+# The reference dump from a copy: closing a read-write connection would
+# checkpoint the WAL into the source.
+cp walsrc.db ref.db
+cp walsrc.db-wal ref.db-wal
+sqlite3 ref.db .dump >src.dump
+
+expect "import: plain db with WAL content" 0 "$actl" import walsrc.db imported.db
+if [ "$(cksum <walsrc.db-wal)" = "$walsum" ] && [ "$(wc -c <walsrc.db)" -eq 4096 ]; then
+    ok "import: the source is not written (no checkpoint)"
+else
+    bad "import: the source is not written (no checkpoint)" "source changed"
+fi
+expect_grep "import: the new container is clean" 0 out 'clean' "$actl" fsck imported.db
+expect_grep "import: ls shows the db" 0 out '  db$' "$actl" ls imported.db
+expect "export: back to a plain db" 0 "$actl" export imported.db exported.db
+sqlite3 exported.db .dump >exp.dump
+if cmp -s src.dump exp.dump; then
+    ok "import + export: .dump identical ($(wc -l <src.dump) lines)"
+else
+    bad "import + export: .dump identical" "$(diff src.dump exp.dump | head -n 5)"
+fi
+printf 'SELECT count(*) FROM p;\n' | cowsql imported.db >cnt
+if [ "$(cat cnt)" = 3000 ]; then ok "import: the cow VFS reads the rows"; else bad "import: the cow VFS reads the rows" "$(cat cnt)"; fi
+
+cp imported.db keep.db
+expect_grep "import: refuses an existing target" 1 err 'exists' "$actl" import walsrc.db imported.db
+if cmp -s imported.db keep.db; then ok "import: existing target untouched"; else bad "import: existing target untouched" "changed"; fi
+expect_grep "export: refuses an existing target" 1 err 'exists' "$actl" export imported.db exported.db
+touch stale.db-journal
+expect_grep "export: refuses a target with a stale journal beside it" 1 err 'exists' \
+    "$actl" export imported.db stale.db
+if [ ! -e stale.db ]; then ok "export: nothing created beside a stale journal"; else bad "export: nothing created beside a stale journal" "stale.db exists"; fi
+head -c 10000 /dev/urandom >junk.bin
+expect_grep "import: a file that is not a database fails" 1 err '.' "$actl" import junk.bin x.db
+if [ ! -e x.db ]; then ok "import: a failed import leaves no container"; else bad "import: a failed import leaves no container" "x.db exists"; fi
+expect_grep "import: a missing source fails" 1 err 'No such file' "$actl" import missing.db y.db
+expect_grep "export: a source that is not a container fails" 1 err '.' \
+    "$actl" export walsrc.db z.db
+if [ ! -e z.db ]; then ok "export: a failed export leaves no file"; else bad "export: a failed export leaves no file" "z.db exists"; fi
+
+# ---------------------------------------------------------------- damage
+# expect_damage NAME FILE PATTERN: fsck (sanitized) exits 1 with a problem
+# line matching PATTERN; dump, ls and df do not crash on it.
+expect_damage() {
+    expect_grep "fsck finds: $1" 1 out "$3" "$actl" fsck "$2"
+    for c in dump ls df; do
+        run "$actl" "$c" "$2"
+        if sane && [ "$rc" -le 1 ]; then ok "$c survives: $1"; else bad "$c survives: $1" "exit $rc"; fi
+    done
+}
+
+cp app.db d-tree.db
+flip d-tree.db $((fsroot + 200))
+expect_damage "a flipped byte in a tree block" d-tree.db "tree block $fsroot: bad checksum"
+
+cp app.db d-ext.db
+flip d-ext.db $((extroot + 60))
+expect_damage "a flipped key in the extent tree root" d-ext.db "extent tree block $extroot: bad checksum"
+
+cp app.db d-data.db
+flip d-data.db $((data + 1000))
+expect_damage "a flipped byte in a data block" d-data.db "data extent [0-9]+: 1 of [0-9]+ blocks fail"
+expect "fsck --no-data does not read data blocks" 0 "$actl" fsck --no-data d-data.db
+
+# The newest superblock copy torn: legal (a crash while writing it), the
+# older copy is used; -v says so in a note.
+run "$actl" dump app.db
+newest=$(sed -n 's/^using superblock copy \([01]\),.*/\1/p' out)
+cp app.db d-sb1.db
+flip d-sb1.db $((newest * 4096 + 50))
+expect_grep "fsck: a torn newest superblock is legal (note)" 0 out '^note: superblock copy' \
+    "$actl" fsck -v d-sb1.db
+cp d-sb1.db d-sb2.db
+flip d-sb2.db $(((1 - newest) * 4096 + 50))
+expect_damage "both superblocks damaged" d-sb2.db 'no valid superblock'
+
+head -c 300000 app.db >d-trunc.db
+expect_damage "a truncated container" d-trunc.db 'beyond the end of the file|past the end'
+head -c 6000 app.db >d-trunc2.db
+# Copy 0 is whole: it is used, and its trees are past the end of the file.
+expect_damage "a container cut inside superblock 1" d-trunc2.db 'beyond the end of the file'
+head -c 3000 app.db >d-trunc3.db
+expect_damage "a container cut inside superblock 0" d-trunc3.db 'no valid superblock'
+head -c 1048576 /dev/urandom >d-random.db
+expect_damage "random bytes" d-random.db 'no valid superblock'
+expect_damage "an ordinary SQLite database" exported.db 'not a cowvfs container'
+: >d-empty.db
+expect_damage "an empty file" d-empty.db 'file is empty'
+expect_grep "fsck: a missing file is an error on stderr" 1 err 'No such file' "$actl" fsck missing.db
+mkdir adir
+expect_grep "fsck: a directory is an error on stderr" 1 err 'not a regular file' "$actl" fsck adir
+
+# Several random flips in tree blocks and superblocks: never a crash.
+i=0
+before=$fail
+while [ $i -lt 20 ]; do
+    cp app.db d-fuzz.db
+    for off in $(od -An -tu4 -N12 /dev/urandom); do
+        flip d-fuzz.db $((off % (fsroot + 8192)))
+    done
+    run "$actl" fsck d-fuzz.db
+    if ! sane || [ "$rc" -gt 1 ]; then bad "fuzz $i: fsck survives random flips" "exit $rc"; cp d-fuzz.db "$root/build/fuzz-fail-$i.db" || true; fi
+    run "$actl" dump d-fuzz.db
+    if ! sane || [ "$rc" -gt 1 ]; then bad "fuzz $i: dump survives random flips" "exit $rc"; fi
+    i=$((i + 1))
+done
+if [ "$fail" -eq "$before" ]; then ok "20 rounds of random flips: fsck and dump survive"; fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,2177 @@
+/*
+ * fsck.c - an independent checker and dumper for cowvfs containers.
+ *
+ * Reads the container with pread(2) and knows only store/format.h and
+ * crc32c: nothing here calls the store, so the checker and the store are two
+ * readings of one format that must agree.
+ *
+ * The check runs in four passes:
+ *
+ *   1. superblocks: both copies; the newest valid one is used.
+ *   2. structure: every tree is walked from its root (superblock root refs,
+ *      then the ROOT_ITEMs of the root tree), each distinct block once.  A
+ *      block is checked on its first visit (checksum, header, item layout,
+ *      key order, items one by one); every later visit through another
+ *      parent only counts a reference and checks the pointer (generation,
+ *      level, key bounds against the cached subtree key range).  Levels
+ *      must decrease by one per step, so no walk can loop, and the recursion
+ *      is at most COW_MAX_LEVEL deep.  Items are collected on the way:
+ *      extent-tree items, csum items, ROOT_ITEMs, and the data references of
+ *      EXTENT_DATA items (counted once per distinct leaf).
+ *   3. cross-checks: tree block and data extent refcounts, csum items,
+ *      space (overlaps, bounds, block group accounting), each only when the
+ *      trees it depends on were read completely, so that one damaged block
+ *      gives one problem rather than a thousand consequential ones.
+ *   4. files: each subvolume tree is read again in key order to check its
+ *      inodes, names and file extents; then, with COW_FSCK_DATA, every data
+ *      block is verified against its checksum.
+ *
+ * All input is untrusted: every count is bounded by the block size, every
+ * offset is checked before use, and arithmetic on disk values is done so
+ * that it cannot overflow.  Memory grows with the number of distinct blocks
+ * and extents referenced, which is bounded by the file size.
+ */
+#include "fsck.h"
+
+#include "crc32c.h"
+#include "format.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BS COW_BLOCK_SIZE
+#define NOIDX UINT32_MAX
+#define MAX_LINES 10000u
+#define LEAF_MAX_ITEMS (COW_LEAF_SPACE / COW_ITEM_SIZE) /* 192 */
+#define MAX_EXTENT_BYTES ((uint64_t)COW_MAX_EXTENT_BLOCKS * BS)
+
+/* ------------------------------------------------------------------ */
+/* small containers                                                    */
+/* ------------------------------------------------------------------ */
+
+/* Grows *P (of *CAP elements of ESZ bytes) to hold at least NEED. */
+static int vec_reserve(void **p, size_t *cap, size_t need, size_t esz)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 16;
+    while (ncap < need) {
+        if (ncap > SIZE_MAX / 2)
+            return -ENOMEM;
+        ncap *= 2;
+    }
+    if (ncap > SIZE_MAX / esz)
+        return -ENOMEM;
+    void *np = realloc(*p, ncap * esz);
+    if (!np)
+        return -ENOMEM;
+    *p = np;
+    *cap = ncap;
+    return 0;
+}
+
+/* Open-addressing hash map from u64 keys to u32 values (NOIDX = empty). */
+struct u64map {
+    uint64_t *keys;
+    uint32_t *vals;
+    size_t cap; /* power of two, or 0 */
+    size_t n;
+};
+
+static size_t map_slot(const struct u64map *m, uint64_t k)
+{
+    return (size_t)((k * 0x9E3779B97F4A7C15ull) >> 17) & (m->cap - 1);
+}
+
+/* Sets *v and returns 1 if K is present, else returns 0. */
+static int map_get(const struct u64map *m, uint64_t k, uint32_t *v)
+{
+    if (!m->cap)
+        return 0;
+    for (size_t i = map_slot(m, k);; i = (i + 1) & (m->cap - 1)) {
+        if (m->vals[i] == NOIDX)
+            return 0;
+        if (m->keys[i] == k) {
+            *v = m->vals[i];
+            return 1;
+        }
+    }
+}
+
+static int map_put(struct u64map *m, uint64_t k, uint32_t v);
+
+static int map_grow(struct u64map *m)
+{
+    size_t ncap = m->cap ? m->cap * 2 : 64;
+    if (ncap > SIZE_MAX / sizeof(uint64_t))
+        return -ENOMEM;
+    struct u64map nm = {malloc(ncap * sizeof(uint64_t)), malloc(ncap * sizeof(uint32_t)),
+                        ncap, 0};
+    if (!nm.keys || !nm.vals) {
+        free(nm.keys);
+        free(nm.vals);
+        return -ENOMEM;
+    }
+    memset(nm.vals, 0xff, ncap * sizeof(uint32_t));
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->vals[i] != NOIDX)
+            map_put(&nm, m->keys[i], m->vals[i]); /* cannot fail: room */
+    free(m->keys);
+    free(m->vals);
+    *m = nm;
+    return 0;
+}
+
+/* Inserts or replaces K -> V.  Returns 0 or -ENOMEM. */
+static int map_put(struct u64map *m, uint64_t k, uint32_t v)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        int rc = map_grow(m);
+        if (rc)
+            return rc;
+    }
+    size_t i = map_slot(m, k);
+    while (m->vals[i] != NOIDX && m->keys[i] != k)
+        i = (i + 1) & (m->cap - 1);
+    if (m->vals[i] == NOIDX)
+        m->n++;
+    m->keys[i] = k;
+    m->vals[i] = v;
+    return 0;
+}
+
+static void map_free(struct u64map *m)
+{
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ------------------------------------------------------------------ */
+/* names                                                               */
+/* ------------------------------------------------------------------ */
+
+enum { T_ROOT, T_EXTENT, T_CSUM, T_LOG, T_SUBVOL, T_NCLASS };
+
+static const char *const class_name[T_NCLASS] = {"root tree", "extent tree", "csum tree",
+                                                 "log tree", "subvolume tree"};
+static const uint64_t class_owner[T_NCLASS] = {COW_ROOT_TREE_OBJECTID,
+                                               COW_EXTENT_TREE_OBJECTID,
+                                               COW_CSUM_TREE_OBJECTID, COW_LOG_TREE_OBJECTID,
+                                               COW_FS_TREE_OBJECTID};
+
+static const char *type_name(unsigned t)
+{
+    switch (t) {
+    case COW_INODE_ITEM: return "INODE_ITEM";
+    case COW_DIR_ITEM: return "DIR_ITEM";
+    case COW_EXTENT_DATA: return "EXTENT_DATA";
+    case COW_EXTENT_CSUM: return "EXTENT_CSUM";
+    case COW_ROOT_ITEM: return "ROOT_ITEM";
+    case COW_EXTENT_ITEM: return "EXTENT_ITEM";
+    case COW_METADATA_ITEM: return "METADATA_ITEM";
+    case COW_BLOCK_GROUP_ITEM: return "BLOCK_GROUP_ITEM";
+    case COW_ORPHAN_ITEM: return "ORPHAN_ITEM";
+    default: return NULL;
+    }
+}
+
+/* Formats key K as "(objectid TYPE offset)" into BUF (at least 64 bytes). */
+static const char *key_str(const struct cow_key *k, char *buf, size_t len)
+{
+    const char *tn = type_name(k->type);
+    if (tn)
+        snprintf(buf, len, "(%" PRIu64 " %s %" PRIu64 ")", k->objectid, tn, k->offset);
+    else
+        snprintf(buf, len, "(%" PRIu64 " type%u %" PRIu64 ")", k->objectid, k->type,
+                 k->offset);
+    return buf;
+}
+
+/* a + b, saturating at UINT64_MAX (so that "end > limit" stays true). */
+static uint64_t range_end(uint64_t start, uint64_t len)
+{
+    return len > UINT64_MAX - start ? UINT64_MAX : start + len;
+}
+
+/* NAME (LEN bytes) for a message, non-printable bytes as \xNN; BUF >= 1024. */
+static const char *name_str(const uint8_t *name, unsigned len, char *buf, size_t size)
+{
+    size_t o = 0;
+    for (unsigned i = 0; i < len && o + 5 < size; i++) {
+        if (name[i] >= 0x20 && name[i] < 0x7f && name[i] != '\\')
+            buf[o++] = (char)name[i];
+        else
+            o += (size_t)snprintf(buf + o, size - o, "\\x%02x", name[i]);
+    }
+    buf[o] = 0;
+    return buf;
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* reading                                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Reads LEN bytes at OFF.  Returns 0, 1 for a short read (past the end of
+ * the file; the rest of BUF is zeroed), or a positive errno for a failed
+ * read.  Retries EINTR and partial reads.
+ */
+static int read_at(int fd, void *buf, size_t len, uint64_t off)
+{
+    uint8_t *p = buf;
+    size_t done = 0;
+    if (off > (uint64_t)INT64_MAX - len) {
+        memset(buf, 0, len);
+        return 1;
+    }
+    while (done < len) {
+        ssize_t n = pread(fd, p + done, len - done, (off_t)(off + done));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno ? errno : EIO;
+        }
+        if (n == 0) {
+            memset(p + done, 0, len - done);
+            return 1;
+        }
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+static uint32_t block_csum(const uint8_t *b)
+{
+    return crc32c(0, b + 4, BS - 4);
+}
+
+/* Opens PATH read-only for checking; *fsize gets its size. Returns fd or -errno. */
+static int open_container(const char *path, uint64_t *fsize, int *locked, FILE *out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (out)
+            fprintf(out, "%s: cannot open: %s\n", path, strerror(e));
+        return -e;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        if (out)
+            fprintf(out, "%s: cannot stat: %s\n", path, strerror(e));
+        close(fd);
+        return -e;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        if (out)
+            fprintf(out, "%s: not a regular file\n", path);
+        close(fd);
+        return -EISDIR;
+    }
+    *fsize = (uint64_t)st.st_size;
+    *locked = 0;
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+        *locked = 1;
+    return fd;
+}
+
+/* ------------------------------------------------------------------ */
+/* checker state                                                       */
+/* ------------------------------------------------------------------ */
+
+enum { B_VISITING, B_OK, B_BAD };
+
+/* A distinct tree block. */
+struct blk {
+    uint64_t bytenr;
+    uint64_t gen;     /* header generation (valid when state == B_OK) */
+    uint64_t tree_id; /* first tree that reached it (subvol id or owner) */
+    struct cow_key min, max; /* key range of its subtree (if has_keys) */
+    uint32_t refs;    /* distinct parents + ROOT_ITEMs (subvolume blocks) */
+    uint8_t cls;
+    uint8_t level;
+    uint8_t state;
+    uint8_t has_keys;
+    uint8_t sub_bad;  /* this block or one below could not be read fully */
+    uint8_t has_meta; /* a METADATA_ITEM was seen for it */
+};
+
+/* A data extent: referenced by EXTENT_DATA items and/or an EXTENT_ITEM. */
+struct dext {
+    uint64_t bytenr;
+    uint64_t ref_len;  /* disk_num_bytes from the first EXTENT_DATA */
+    uint64_t item_len; /* EXTENT_ITEM key offset (if has_item) */
+    uint64_t refs;     /* counted EXTENT_DATA items, per distinct leaf */
+    uint64_t item_refs;
+    uint64_t first_leaf; /* a leaf referencing it, for messages */
+    size_t csum_off;   /* into pool, if has_csum */
+    uint32_t ncsum;
+    uint8_t has_item;
+    uint8_t has_csum;
+};
+
+/* EXTENT_ITEM or METADATA_ITEM, as found in the extent tree. */
+struct xitem {
+    struct cow_key key;
+    uint64_t refs, gen, flags;
+};
+
+struct bgi {
+    uint64_t start, len, used, flags;
+    uint64_t calc; /* recomputed used bytes */
+};
+
+struct csi {
+    uint64_t bytenr;
+    size_t off; /* into pool */
+    uint32_t n;
+};
+
+struct subvol {
+    uint64_t id, bytenr, gen, next_ino;
+    unsigned level;
+    uint32_t root; /* blk index or NOIDX */
+};
+
+/* A used range of the container, for the space checks. */
+struct span {
+    uint64_t start, len;
+    uint64_t id;  /* block or extent address */
+    uint8_t kind; /* 0 superblocks, 1 tree block (cls in sub), 2 data */
+    uint8_t sub;
+};
+
+struct rootref {
+    uint64_t bytenr, gen;
+    unsigned level;
+    int valid;
+};
+
+struct fsck {
+    int fd;
+    FILE *out;
+    unsigned flags;
+    uint64_t fsize;
+    uint64_t lines;
+    struct cow_fsck_result *r;
+    int fatal; /* negative errno: stop */
+
+    /* the superblock in use */
+    uint64_t gen, bg_size, total, bytes_used, log_gen;
+    struct rootref rr[4]; /* root, extent, csum, log (indexed by class) */
+
+    /* the walk in progress */
+    int cls;
+    uint64_t tree_id;
+
+    struct blk *blk;
+    size_t nblk, capblk;
+    struct u64map blkmap;
+
+    struct dext *dx;
+    size_t ndx, capdx;
+    struct u64map dxmap;
+
+    struct xitem *xi;
+    size_t nxi, capxi;
+    struct bgi *bg;
+    size_t nbg, capbg;
+    struct csi *cs;
+    size_t ncs, capcs;
+    uint32_t *pool;
+    size_t npool, cappool;
+    struct subvol *sv;
+    size_t nsv, capsv;
+
+    int tree_ok[T_NCLASS]; /* root/extent/csum/log trees read completely */
+};
+
+static void vmsg(struct fsck *f, int is_note, const char *fmt, va_list ap)
+{
+    if (!f->out)
+        return;
+    if (f->lines == MAX_LINES) {
+        fprintf(f->out, "(further problems only counted)\n");
+        f->lines++;
+    }
+    if (f->lines > MAX_LINES)
+        return;
+    f->lines++;
+    if (is_note)
+        fputs("note: ", f->out);
+    vfprintf(f->out, fmt, ap);
+    fputc('\n', f->out);
+}
+
+__attribute__((format(printf, 2, 3))) static void problem(struct fsck *f, const char *fmt,
+                                                          ...)
+{
+    va_list ap;
+    f->r->problems++;
+    va_start(ap, fmt);
+    vmsg(f, 0, fmt, ap);
+    va_end(ap);
+}
+
+__attribute__((format(printf, 2, 3))) static void note(struct fsck *f, const char *fmt, ...)
+{
+    va_list ap;
+    f->r->notes++;
+    if (!(f->flags & COW_FSCK_NOTES))
+        return;
+    va_start(ap, fmt);
+    vmsg(f, 1, fmt, ap);
+    va_end(ap);
+}
+
+static void set_fatal(struct fsck *f, int rc)
+{
+    if (!f->fatal)
+        f->fatal = rc;
+}
+
+/* "extent tree block 123" / "subvolume 256 tree block 123" */
+static const char *blk_where(int cls, uint64_t tree_id, uint64_t bytenr, char *buf, size_t len)
+{
+    if (cls == T_SUBVOL)
+        snprintf(buf, len, "subvolume %" PRIu64 " tree block %" PRIu64, tree_id, bytenr);
+    else
+        snprintf(buf, len, "%s block %" PRIu64, class_name[cls], bytenr);
+    return buf;
+}
+
+/* ------------------------------------------------------------------ */
+/* pass 1: superblocks                                                 */
+/* ------------------------------------------------------------------ */
+
+/* Why copy BUF is not a usable superblock, or NULL if it is. */
+static const char *sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
+{
+    if (rd == 1)
+        return "past the end of the file";
+    if (rd > 1) {
+        snprintf(why, len, "read error: %s", strerror(rd));
+        return why;
+    }
+    if (get64(buf + SB_MAGIC) != COW_SB_MAGIC)
+        return all_zero(buf, BS) ? "all zero" : "bad magic";
+    uint32_t c = block_csum(buf), s = get32(buf + SB_CSUM);
+    if (c != s) {
+        snprintf(why, len, "bad checksum (stored 0x%08x, computed 0x%08x)", s, c);
+        return why;
+    }
+    if (get32(buf + SB_VERSION) != COW_FORMAT_VERSION) {
+        snprintf(why, len, "format version %u, expected %u", get32(buf + SB_VERSION),
+                 COW_FORMAT_VERSION);
+        return why;
+    }
+    if (get32(buf + SB_BLOCK_SIZE) != BS) {
+        snprintf(why, len, "block size %u, expected %u", get32(buf + SB_BLOCK_SIZE), BS);
+        return why;
+    }
+    return NULL;
+}
+
+static void rootref_get(struct fsck *f, const uint8_t *sb, int cls, unsigned off)
+{
+    const uint8_t *p = sb + off;
+    struct rootref *rr = &f->rr[cls];
+    rr->bytenr = get64(p + RR_BYTENR);
+    rr->gen = get48(p + RR_GENERATION);
+    rr->level = p[RR_LEVEL];
+    rr->valid = 0;
+    if (cls == T_LOG && rr->bytenr == 0)
+        return; /* no log */
+    int ok = 1;
+    if (rr->bytenr == 0 || rr->bytenr % BS) {
+        problem(f, "superblock: %s root at %" PRIu64 ", not a block address", class_name[cls],
+                rr->bytenr);
+        ok = 0;
+    }
+    if (rr->level >= COW_MAX_LEVEL) {
+        problem(f, "superblock: %s root level %u (maximum %u)", class_name[cls], rr->level,
+                COW_MAX_LEVEL - 1);
+        ok = 0;
+    }
+    rr->valid = ok;
+}
+
+/* Returns 0 if a superblock was found, 1 if not (a problem was reported). */
+static int check_superblocks(struct fsck *f)
+{
+    uint8_t buf[2][BS];
+    const char *why[2];
+    char whybuf[2][96];
+    int valid[2];
+    for (int i = 0; i < 2; i++) {
+        int rd = read_at(f->fd, buf[i], BS, (uint64_t)i * BS);
+        why[i] = sb_invalid(buf[i], rd, whybuf[i], sizeof(whybuf[i]));
+        valid[i] = why[i] == NULL;
+    }
+    if (!valid[0] && !valid[1]) {
+        if (f->fsize == 0)
+            problem(f, "no valid superblock: the file is empty");
+        else
+            problem(f, "no valid superblock (copy 0: %s; copy 1: %s): not a cowvfs container",
+                    why[0], why[1]);
+        return 1;
+    }
+    int c;
+    if (valid[0] && valid[1])
+        c = get64(buf[1] + SB_GENERATION) > get64(buf[0] + SB_GENERATION) ? 1 : 0;
+    else
+        c = valid[0] ? 0 : 1;
+    const uint8_t *sb = buf[c];
+    int o = 1 - c;
+    f->gen = get64(sb + SB_GENERATION);
+    f->r->sb_copy = c;
+    f->r->generation = f->gen;
+
+    if (f->gen % 2 != (uint64_t)c)
+        problem(f, "superblock copy %d has generation %" PRIu64 ", but generation G is written to copy G %% 2",
+                c, f->gen);
+    if (!valid[o]) {
+        note(f, "superblock copy %d is not valid (%s); copy %d (generation %" PRIu64
+                ") is used; legal after a crash while writing a superblock",
+             o, why[o], c, f->gen);
+    } else {
+        uint64_t og = get64(buf[o] + SB_GENERATION);
+        if (og == f->gen)
+            problem(f, "both superblock copies have generation %" PRIu64, og);
+        else if (f->gen - og != 1)
+            note(f, "superblock copy %d has generation %" PRIu64 ", copy %d has %" PRIu64, o, og,
+                 c, f->gen);
+        if (memcmp(buf[o] + SB_UUID, sb + SB_UUID, 16) != 0)
+            problem(f, "superblock copies have different container uuids");
+    }
+
+    uint32_t flags = get32(sb + SB_FLAGS);
+    if (flags)
+        problem(f, "superblock: flags 0x%x, none are defined", flags);
+    f->bg_size = get64(sb + SB_BG_SIZE);
+    f->total = get64(sb + SB_TOTAL_BYTES);
+    f->bytes_used = get64(sb + SB_BYTES_USED);
+    f->log_gen = get64(sb + SB_LOG_GENERATION);
+    f->r->total_bytes = f->total;
+    if (f->bg_size == 0 || f->bg_size % BS || f->bg_size < 2 * BS) {
+        problem(f, "superblock: block group size %" PRIu64 " is not a multiple of 4096 of at least 8192",
+                f->bg_size);
+        f->bg_size = 0; /* no block group checks */
+    }
+    if (f->total == 0 || (f->bg_size && f->total % f->bg_size))
+        problem(f, "superblock: total_bytes %" PRIu64 " is not a positive multiple of the block group size %" PRIu64,
+                f->total, f->bg_size);
+    if (f->bytes_used > f->total)
+        problem(f, "superblock: bytes_used %" PRIu64 " > total_bytes %" PRIu64, f->bytes_used,
+                f->total);
+    if (f->total != f->fsize)
+        note(f, "container file is %" PRIu64 " bytes, total_bytes is %" PRIu64, f->fsize,
+             f->total);
+    if (!all_zero(sb + 152, BS - 152))
+        problem(f, "superblock: bytes 152..4095 are not zero");
+    rootref_get(f, sb, T_ROOT, SB_ROOT_TREE);
+    rootref_get(f, sb, T_EXTENT, SB_EXTENT_TREE);
+    rootref_get(f, sb, T_CSUM, SB_CSUM_TREE);
+    rootref_get(f, sb, T_LOG, SB_LOG_TREE);
+    for (int t = 0; t < 4; t++)
+        if (f->rr[t].valid && f->rr[t].gen > f->gen && t != T_LOG)
+            problem(f, "superblock: %s root generation %" PRIu64 " > superblock generation %" PRIu64,
+                    class_name[t], f->rr[t].gen, f->gen);
+    return 0;
+}
+
+/* Highest generation a block of the walk in progress may have. */
+static uint64_t max_gen(const struct fsck *f)
+{
+    if (f->cls == T_LOG && f->log_gen > f->gen)
+        return f->log_gen;
+    return f->gen;
+}
+
+/* ------------------------------------------------------------------ */
+/* pass 2: structure                                                   */
+/* ------------------------------------------------------------------ */
+
+static struct dext *dext_get(struct fsck *f, uint64_t bytenr, int create)
+{
+    uint32_t i;
+    if (map_get(&f->dxmap, bytenr, &i))
+        return &f->dx[i];
+    if (!create)
+        return NULL;
+    if (f->ndx >= NOIDX - 1 ||
+        vec_reserve((void **)&f->dx, &f->capdx, f->ndx + 1, sizeof(*f->dx)) ||
+        map_put(&f->dxmap, bytenr, (uint32_t)f->ndx)) {
+        set_fatal(f, -ENOMEM);
+        return NULL;
+    }
+    struct dext *d = &f->dx[f->ndx++];
+    memset(d, 0, sizeof(*d));
+    d->bytenr = bytenr;
+    return d;
+}
+
+/* Checks one EXTENT_DATA item (data P, 40 bytes) of a leaf; counts its ref. */
+static void check_file_extent(struct fsck *f, const char *where, const struct cow_key *k,
+                              const uint8_t *p, uint64_t leaf, int count_ref)
+{
+    char ks[80];
+    key_str(k, ks, sizeof(ks));
+    uint64_t dbytenr = get64(p + FE_DISK_BYTENR), dlen = get64(p + FE_DISK_NUM_BYTES);
+    uint64_t xoff = get64(p + FE_EXTENT_OFFSET), nbytes = get64(p + FE_NUM_BYTES);
+    uint32_t gen = get32(p + FE_GENERATION);
+    unsigned type = p[FE_TYPE];
+    int ok = 1;
+    if (k->offset % BS)
+        problem(f, "%s: %s: file offset not a multiple of 4096", where, ks);
+    if (dbytenr == 0) {
+        problem(f, "%s: %s: disk_bytenr 0 (holes are never stored)", where, ks);
+        ok = 0;
+    } else if (dbytenr % BS) {
+        problem(f, "%s: %s: disk_bytenr %" PRIu64 " not a multiple of 4096", where, ks, dbytenr);
+        ok = 0;
+    }
+    if (dlen == 0 || dlen % BS || dlen > MAX_EXTENT_BYTES) {
+        problem(f, "%s: %s: disk_num_bytes %" PRIu64 " not a multiple of 4096 in 4096..%" PRIu64,
+                where, ks, dlen, MAX_EXTENT_BYTES);
+        ok = 0;
+    }
+    if (nbytes == 0 || nbytes % BS)
+        problem(f, "%s: %s: num_bytes %" PRIu64 " not a positive multiple of 4096", where, ks,
+                nbytes);
+    if (xoff % BS)
+        problem(f, "%s: %s: extent_offset %" PRIu64 " not a multiple of 4096", where, ks, xoff);
+    if (range_end(xoff, nbytes) > dlen)
+        problem(f, "%s: %s: extent_offset %" PRIu64 " + num_bytes %" PRIu64
+                   " exceeds disk_num_bytes %" PRIu64,
+                where, ks, xoff, nbytes, dlen);
+    if (type != COW_FE_REG && type != COW_FE_PREALLOC)
+        problem(f, "%s: %s: extent type %u (expected 0 REG or 1 PREALLOC)", where, ks, type);
+    if (f->gen <= UINT32_MAX && gen > f->gen && f->cls != T_LOG)
+        problem(f, "%s: %s: generation %u > superblock generation %" PRIu64, where, ks, gen,
+                f->gen);
+    if (!ok || !count_ref)
+        return;
+    struct dext *d = dext_get(f, dbytenr, 1);
+    if (!d)
+        return;
+    if (d->refs == 0) {
+        d->ref_len = dlen;
+        d->first_leaf = leaf;
+    } else if (d->ref_len != dlen) {
+        problem(f, "%s: %s: data extent %" PRIu64 " has disk_num_bytes %" PRIu64
+                   " here but %" PRIu64 " in leaf %" PRIu64,
+                where, ks, dbytenr, dlen, d->ref_len, d->first_leaf);
+    }
+    d->refs++;
+}
+
+static void check_dir_entries(struct fsck *f, const char *where, const struct cow_key *k,
+                              const uint8_t *p, unsigned size);
+
+/* Checks item I (key K, data P of SIZE bytes) of leaf IDX on its first visit. */
+static void check_item(struct fsck *f, uint32_t idx, const char *where, const struct cow_key *k,
+                       const uint8_t *p, unsigned size)
+{
+    char ks[80];
+    key_str(k, ks, sizeof(ks));
+    int cls = f->cls;
+    unsigned want = 0; /* fixed size, 0 = variable */
+    int allowed = 0;
+    switch (k->type) {
+    case COW_INODE_ITEM:
+        want = INODE_ITEM_SIZE;
+        allowed = cls == T_SUBVOL || cls == T_LOG;
+        break;
+    case COW_DIR_ITEM:
+        allowed = cls == T_SUBVOL || cls == T_LOG;
+        break;
+    case COW_EXTENT_DATA:
+        want = FE_ITEM_SIZE;
+        allowed = cls == T_SUBVOL || cls == T_LOG;
+        break;
+    case COW_EXTENT_CSUM:
+        allowed = cls == T_CSUM || cls == T_LOG;
+        break;
+    case COW_ROOT_ITEM:
+        want = ROOT_ITEM_SIZE;
+        allowed = cls == T_ROOT;
+        break;
+    case COW_EXTENT_ITEM:
+    case COW_METADATA_ITEM:
+        want = EXT_ITEM_SIZE;
+        allowed = cls == T_EXTENT;
+        break;
+    case COW_BLOCK_GROUP_ITEM:
+        want = BG_ITEM_SIZE;
+        allowed = cls == T_EXTENT;
+        break;
+    case COW_ORPHAN_ITEM:
+        allowed = cls == T_SUBVOL;
+        break;
+    default:
+        break;
+    }
+    if (!allowed) {
+        if (cls == T_LOG)
+            note(f, "%s: item %s of a type not known in a log tree", where, ks);
+        else
+            problem(f, "%s: item %s does not belong in the %s", where, ks, class_name[cls]);
+        return;
+    }
+    if ((want || k->type == COW_ORPHAN_ITEM) && size != want) {
+        problem(f, "%s: item %s is %u bytes, expected %u", where, ks, size, want);
+        return;
+    }
+
+    switch (k->type) {
+    case COW_INODE_ITEM: {
+        uint64_t g = get64(p + INODE_GENERATION), t = get64(p + INODE_TRANSID);
+        if (k->offset != 0)
+            problem(f, "%s: %s: INODE_ITEM key offset must be 0", where, ks);
+        if (get64(p + INODE_FLAGS))
+            problem(f, "%s: %s: inode flags 0x%" PRIx64 ", none are defined", where, ks,
+                    get64(p + INODE_FLAGS));
+        if (cls != T_LOG && (g > f->gen || t > f->gen))
+            problem(f, "%s: %s: inode generation %" PRIu64 " / transid %" PRIu64
+                       " > superblock generation %" PRIu64,
+                    where, ks, g, t, f->gen);
+        break;
+    }
+    case COW_DIR_ITEM:
+        check_dir_entries(f, where, k, p, size);
+        break;
+    case COW_ORPHAN_ITEM:
+        if (k->objectid != COW_ORPHAN_OBJECTID || k->offset < COW_FIRST_INO)
+            problem(f, "%s: %s: orphan items are keyed (%llu ORPHAN_ITEM ino >= %llu)", where, ks,
+                    (unsigned long long)COW_ORPHAN_OBJECTID, (unsigned long long)COW_FIRST_INO);
+        break;
+    case COW_EXTENT_DATA:
+        check_file_extent(f, where, k, p, f->blk[idx].bytenr, cls == T_SUBVOL);
+        break;
+    case COW_EXTENT_CSUM:
+        if (k->objectid != COW_CSUM_TREE_OBJECTID)
+            problem(f, "%s: %s: csum items have object id %llu", where, ks,
+                    (unsigned long long)COW_CSUM_TREE_OBJECTID);
+        if (size == 0 || size % 4 || size > COW_MAX_EXTENT_BLOCKS * 4) {
+            problem(f, "%s: %s: %u bytes is not a list of 1..%u crc32c values", where, ks, size,
+                    COW_MAX_EXTENT_BLOCKS);
+            break;
+        }
+        if (cls != T_CSUM)
+            break;
+        if (vec_reserve((void **)&f->cs, &f->capcs, f->ncs + 1, sizeof(*f->cs)) ||
+            vec_reserve((void **)&f->pool, &f->cappool, f->npool + size / 4, sizeof(uint32_t))) {
+            set_fatal(f, -ENOMEM);
+            break;
+        }
+        f->cs[f->ncs].bytenr = k->offset;
+        f->cs[f->ncs].off = f->npool;
+        f->cs[f->ncs].n = size / 4;
+        f->ncs++;
+        for (unsigned i = 0; i < size / 4; i++)
+            f->pool[f->npool++] = get32(p + 4 * i);
+        break;
+    case COW_ROOT_ITEM: {
+        uint64_t bytenr = get64(p + ROOT_BYTENR), gen = get64(p + ROOT_GENERATION);
+        unsigned level = p[ROOT_LEVEL];
+        int ok = 1;
+        if (k->objectid < COW_FS_TREE_OBJECTID) {
+            problem(f, "%s: %s: subvolume ids start at 256", where, ks);
+            ok = 0;
+        }
+        if (k->offset != 0)
+            problem(f, "%s: %s: ROOT_ITEM key offset must be 0", where, ks);
+        if (bytenr == 0 || bytenr % BS) {
+            problem(f, "%s: %s: root bytenr %" PRIu64 " is not a block address", where, ks,
+                    bytenr);
+            ok = 0;
+        }
+        if (level >= COW_MAX_LEVEL) {
+            problem(f, "%s: %s: root level %u (maximum %u)", where, ks, level,
+                    COW_MAX_LEVEL - 1);
+            ok = 0;
+        }
+        if (gen > f->gen)
+            problem(f, "%s: %s: root generation %" PRIu64 " > superblock generation %" PRIu64,
+                    where, ks, gen, f->gen);
+        if (get64(p + ROOT_NEXT_INO) < COW_FIRST_INO)
+            problem(f, "%s: %s: next_ino %" PRIu64 " < %llu", where, ks,
+                    get64(p + ROOT_NEXT_INO), (unsigned long long)COW_FIRST_INO);
+        if (!ok)
+            break;
+        if (vec_reserve((void **)&f->sv, &f->capsv, f->nsv + 1, sizeof(*f->sv))) {
+            set_fatal(f, -ENOMEM);
+            break;
+        }
+        struct subvol *s = &f->sv[f->nsv++];
+        s->id = k->objectid;
+        s->bytenr = bytenr;
+        s->gen = gen;
+        s->level = level;
+        s->next_ino = get64(p + ROOT_NEXT_INO);
+        s->root = NOIDX;
+        break;
+    }
+    case COW_EXTENT_ITEM:
+    case COW_METADATA_ITEM:
+        if (vec_reserve((void **)&f->xi, &f->capxi, f->nxi + 1, sizeof(*f->xi))) {
+            set_fatal(f, -ENOMEM);
+            break;
+        }
+        f->xi[f->nxi].key = *k;
+        f->xi[f->nxi].refs = get64(p + EXT_REFS);
+        f->xi[f->nxi].gen = get64(p + EXT_GENERATION);
+        f->xi[f->nxi].flags = get64(p + EXT_FLAGS);
+        f->nxi++;
+        break;
+    case COW_BLOCK_GROUP_ITEM:
+        if (vec_reserve((void **)&f->bg, &f->capbg, f->nbg + 1, sizeof(*f->bg))) {
+            set_fatal(f, -ENOMEM);
+            break;
+        }
+        f->bg[f->nbg].start = k->objectid;
+        f->bg[f->nbg].len = k->offset;
+        f->bg[f->nbg].used = get64(p + BG_USED);
+        f->bg[f->nbg].flags = get64(p + BG_FLAGS);
+        f->bg[f->nbg].calc = 0;
+        f->nbg++;
+        break;
+    default:
+        break;
+    }
+}
+
+/* Validates the entries of a DIR_ITEM (structure and name hashes). */
+static void check_dir_entries(struct fsck *f, const char *where, const struct cow_key *k,
+                              const uint8_t *p, unsigned size)
+{
+    char ks[80];
+    key_str(k, ks, sizeof(ks));
+    if (k->objectid != COW_ROOT_DIR_OBJECTID) {
+        problem(f, "%s: %s: DIR_ITEMs belong to directory %llu", where, ks,
+                (unsigned long long)COW_ROOT_DIR_OBJECTID);
+        return;
+    }
+    if (k->offset > UINT32_MAX)
+        problem(f, "%s: %s: name hash does not fit in 32 bits", where, ks);
+    unsigned pos = 0, n = 0;
+    unsigned starts[COW_MAX_ITEM_DATA / (DIR_ENTRY_NAME + 1) + 2];
+    if (size == 0)
+        problem(f, "%s: %s: empty DIR_ITEM", where, ks);
+    while (pos < size) {
+        if (size - pos < DIR_ENTRY_NAME) {
+            problem(f, "%s: %s: entry at byte %u is truncated", where, ks, pos);
+            return;
+        }
+        const uint8_t *e = p + pos;
+        unsigned len = get16(e + DIR_ENTRY_NAMELEN);
+        if (len == 0 || len > COW_NAME_MAX || len > size - pos - DIR_ENTRY_NAME) {
+            problem(f, "%s: %s: entry at byte %u has name length %u (1..255, inside the item)",
+                    where, ks, pos, len);
+            return;
+        }
+        const uint8_t *name = e + DIR_ENTRY_NAME;
+        if (memchr(name, '/', len) || memchr(name, 0, len))
+            problem(f, "%s: %s: entry %u: name contains '/' or NUL", where, ks, n);
+        uint32_t h = crc32c(0, name, len);
+        if (h != k->offset) {
+            char nb[1024];
+            name_str(name, len, nb, sizeof(nb));
+            if (crc32c(~0u, name, len) == k->offset)
+                problem(f, "%s: %s: entry %u ('%s'): name hash 0x%08x uses seed ~0, "
+                           "expected crc32c(0, name) = 0x%08x",
+                        where, ks, n, nb, (unsigned)k->offset, h);
+            else
+                problem(f, "%s: %s: entry %u ('%s'): crc32c(0, name) = 0x%08x, not the key offset",
+                        where, ks, n, nb, h);
+        }
+        uint64_t ino = get64(e + DIR_ENTRY_INO);
+        if (ino < COW_FIRST_INO)
+            problem(f, "%s: %s: entry %u points at inode %" PRIu64 " (files start at %llu)",
+                    where, ks, n, ino, (unsigned long long)COW_FIRST_INO);
+        for (unsigned j = 0; j < n; j++) {
+            const uint8_t *o = p + starts[j];
+            if (get16(o + DIR_ENTRY_NAMELEN) == len && !memcmp(o + DIR_ENTRY_NAME, name, len))
+                problem(f, "%s: %s: entries %u and %u have the same name", where, ks, j, n);
+        }
+        if (n < sizeof(starts) / sizeof(starts[0]))
+            starts[n++] = pos;
+        pos += DIR_ENTRY_NAME + len;
+    }
+}
+
+struct ispan {
+    unsigned off, size, i;
+};
+
+static int ispan_cmp(const void *a, const void *b)
+{
+    const struct ispan *x = a, *y = b;
+    if (x->off != y->off)
+        return x->off < y->off ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+static void check_leaf(struct fsck *f, uint32_t idx, const uint8_t *b, const char *where,
+                       int is_root)
+{
+    unsigned n = tb_nritems(b);
+    if (n == 0 && !is_root)
+        problem(f, "%s: empty leaf (only a root may be empty)", where);
+    unsigned data_start = TB_HEADER_SIZE + n * COW_ITEM_SIZE;
+    struct ispan sp[LEAF_MAX_ITEMS];
+    unsigned char good[LEAF_MAX_ITEMS];
+    unsigned ns = 0;
+    struct cow_key k, prev;
+    char ks[80], ps[80];
+    for (unsigned i = 0; i < n; i++) {
+        key_get(&k, leaf_item(b, i));
+        if (i && key_cmp(&prev, &k) >= 0)
+            problem(f, "%s: item %u key %s not above item %u key %s", where, i,
+                    key_str(&k, ks, sizeof(ks)), i - 1, key_str(&prev, ps, sizeof(ps)));
+        prev = k;
+        unsigned off = leaf_data_off(b, i), size = leaf_data_size(b, i);
+        good[i] = 0;
+        if (off < data_start || off > BS || size > BS - off) {
+            problem(f, "%s: item %u data [%u, +%u) outside the data area [%u, 4096)", where, i,
+                    off, size, data_start);
+            continue;
+        }
+        if (size > COW_MAX_ITEM_DATA)
+            problem(f, "%s: item %u is %u bytes (maximum %u)", where, i, size, COW_MAX_ITEM_DATA);
+        good[i] = 1;
+        sp[ns].off = off;
+        sp[ns].size = size;
+        sp[ns].i = i;
+        ns++;
+    }
+    /* Item data is packed from the end downwards in item order. */
+    int packed = 1;
+    unsigned end = BS;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned off = leaf_data_off(b, i), size = leaf_data_size(b, i);
+        if (!good[i] || off + size != end) {
+            packed = 0;
+            break;
+        }
+        end = off;
+    }
+    if (!packed) {
+        qsort(sp, ns, sizeof(sp[0]), ispan_cmp);
+        int overlap = 0;
+        for (unsigned j = 1; j < ns; j++) {
+            if (sp[j - 1].off + sp[j - 1].size > sp[j].off) {
+                problem(f, "%s: data of items %u and %u overlap", where, sp[j - 1].i, sp[j].i);
+                overlap = 1;
+            }
+        }
+        if (!overlap && ns == n)
+            note(f, "%s: item data not packed from the block end in item order", where);
+    }
+    for (unsigned i = 0; i < n && !f->fatal; i++) {
+        if (!good[i])
+            continue;
+        key_get(&k, leaf_item(b, i));
+        check_item(f, idx, where, &k, b + leaf_data_off(b, i), leaf_data_size(b, i));
+    }
+    if (n) {
+        key_get(&f->blk[idx].min, leaf_item(b, 0));
+        key_get(&f->blk[idx].max, leaf_item(b, n - 1));
+        f->blk[idx].has_keys = 1;
+    }
+}
+
+static uint32_t walk(struct fsck *f, uint64_t bytenr, uint64_t exp_gen, unsigned exp_level,
+                     int is_root, const char *from);
+
+static void check_node(struct fsck *f, uint32_t idx, const uint8_t *b, const char *where)
+{
+    unsigned n = tb_nritems(b), level = tb_level(b);
+    struct cow_key k, prev;
+    char ks[80], ps[80];
+    if (n == 0) {
+        problem(f, "%s: node with no key pointers", where);
+        f->blk[idx].sub_bad = 1;
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        key_get(&k, node_ptr(b, i));
+        if (i && key_cmp(&prev, &k) >= 0)
+            problem(f, "%s: key pointer %u %s not above pointer %u %s", where, i,
+                    key_str(&k, ks, sizeof(ks)), i - 1, key_str(&prev, ps, sizeof(ps)));
+        prev = k;
+    }
+    int sub_bad = 0;
+    for (unsigned i = 0; i < n && !f->fatal; i++) {
+        uint64_t child = node_child(b, i);
+        int dup = 0;
+        for (unsigned j = 0; j < i && !dup; j++)
+            if (node_child(b, j) == child) {
+                problem(f, "%s: key pointers %u and %u both point at block %" PRIu64, where, j, i,
+                        child);
+                dup = 1;
+            }
+        if (dup) {
+            sub_bad = 1;
+            continue;
+        }
+        uint32_t c = walk(f, child, node_child_gen(b, i), level - 1, 0, where);
+        if (c == NOIDX) {
+            sub_bad = 1;
+            continue;
+        }
+        struct blk *cb = &f->blk[c];
+        if (cb->sub_bad)
+            sub_bad = 1;
+        if (f->cls == T_SUBVOL && cb->refs < UINT32_MAX)
+            cb->refs++;
+        if (cb->state != B_OK || !cb->has_keys)
+            continue;
+        key_get(&k, node_ptr(b, i));
+        if (key_cmp(&cb->min, &k) < 0)
+            problem(f, "%s: child %" PRIu64 " (pointer %u) holds key %s below its pointer key %s",
+                    where, child, i, key_str(&cb->min, ks, sizeof(ks)), key_str(&k, ps, sizeof(ps)));
+        if (i + 1 < n) {
+            key_get(&k, node_ptr(b, i + 1));
+            if (key_cmp(&cb->max, &k) >= 0)
+                problem(f, "%s: child %" PRIu64 " (pointer %u) holds key %s, not below the next pointer key %s",
+                        where, child, i, key_str(&cb->max, ks, sizeof(ks)),
+                        key_str(&k, ps, sizeof(ps)));
+        }
+    }
+    struct blk *me = &f->blk[idx];
+    if (sub_bad)
+        me->sub_bad = 1;
+    uint32_t c0, cn;
+    key_get(&me->min, node_ptr(b, 0));
+    key_get(&me->max, node_ptr(b, n - 1));
+    if (map_get(&f->blkmap, node_child(b, 0), &c0) && f->blk[c0].state == B_OK &&
+        f->blk[c0].has_keys && key_cmp(&f->blk[c0].min, &me->min) < 0)
+        me->min = f->blk[c0].min;
+    if (map_get(&f->blkmap, node_child(b, n - 1), &cn) && f->blk[cn].state == B_OK &&
+        f->blk[cn].has_keys && key_cmp(&f->blk[cn].max, &me->max) > 0)
+        me->max = f->blk[cn].max;
+    me->has_keys = 1;
+}
+
+/*
+ * Visits the block at BYTENR, expected at EXP_LEVEL with generation EXP_GEN
+ * (from the parent pointer or root ref), as part of the walk of f->cls /
+ * f->tree_id.  FROM names the referrer, for messages.  Returns the block's
+ * index, or NOIDX if the pointer itself is unusable (then the caller's
+ * subtree is incomplete).
+ */
+static uint32_t walk(struct fsck *f, uint64_t bytenr, uint64_t exp_gen, unsigned exp_level,
+                     int is_root, const char *from)
+{
+    char where[96];
+    blk_where(f->cls, f->tree_id, bytenr, where, sizeof(where));
+    if (bytenr == 0 || bytenr % BS) {
+        problem(f, "%s: points at %" PRIu64 ", not a block address", from, bytenr);
+        return NOIDX;
+    }
+    if (bytenr >= f->total || range_end(bytenr, BS) > f->fsize) {
+        problem(f, "%s: points at block %" PRIu64 ", beyond %s (%" PRIu64 " bytes)", from, bytenr,
+                bytenr >= f->total ? "total_bytes" : "the end of the file",
+                bytenr >= f->total ? f->total : f->fsize);
+        return NOIDX;
+    }
+    uint32_t idx;
+    if (map_get(&f->blkmap, bytenr, &idx)) {
+        struct blk *b = &f->blk[idx];
+        if (b->cls != f->cls) {
+            char other[96];
+            problem(f, "%s: points at block %" PRIu64 ", which is also %s",
+                    from, bytenr, blk_where(b->cls, b->tree_id, bytenr, other, sizeof(other)));
+            return NOIDX;
+        }
+        if (b->cls != T_SUBVOL) {
+            problem(f, "%s: block %" PRIu64 " is referenced twice; %s blocks are never shared",
+                    from, bytenr, class_name[b->cls]);
+            return NOIDX;
+        }
+        if (b->state == B_VISITING) {
+            problem(f, "%s: points at block %" PRIu64 ", an ancestor (cycle)", from, bytenr);
+            return NOIDX;
+        }
+        if (b->level != exp_level) {
+            problem(f, "%s: expects level %u at block %" PRIu64 ", which is at level %u", from,
+                    exp_level, bytenr, b->level);
+            return NOIDX;
+        }
+        if (b->state == B_OK && b->gen != exp_gen)
+            problem(f, "%s: pointer to block %" PRIu64 " has generation %" PRIu64
+                       ", the block has %" PRIu64,
+                    from, bytenr, exp_gen, b->gen);
+        return idx;
+    }
+    if (f->nblk >= NOIDX - 1 ||
+        vec_reserve((void **)&f->blk, &f->capblk, f->nblk + 1, sizeof(*f->blk)) ||
+        map_put(&f->blkmap, bytenr, (uint32_t)f->nblk)) {
+        set_fatal(f, -ENOMEM);
+        return NOIDX;
+    }
+    idx = (uint32_t)f->nblk++;
+    struct blk *me = &f->blk[idx];
+    memset(me, 0, sizeof(*me));
+    me->bytenr = bytenr;
+    me->cls = (uint8_t)f->cls;
+    me->level = (uint8_t)exp_level;
+    me->tree_id = f->tree_id;
+    me->state = B_VISITING;
+
+    uint8_t b[BS];
+    int rd = read_at(f->fd, b, BS, bytenr);
+    const char *bad = NULL;
+    char why[128];
+    if (rd) {
+        snprintf(why, sizeof(why), "read failed: %s", rd == 1 ? "past end of file" : strerror(rd));
+        bad = why;
+    } else if (get32(b + TB_CSUM) != block_csum(b)) {
+        snprintf(why, sizeof(why), "bad checksum (stored 0x%08x, computed 0x%08x)",
+                 get32(b + TB_CSUM), block_csum(b));
+        bad = why;
+    } else if (get32(b + TB_MAGIC) != COW_TREE_MAGIC) {
+        bad = "bad magic (not a tree block)";
+    } else if (get64(b + TB_BYTENR) != bytenr) {
+        snprintf(why, sizeof(why), "header says it is block %" PRIu64 " (misplaced write)",
+                 get64(b + TB_BYTENR));
+        bad = why;
+    } else if (tb_level(b) != exp_level) {
+        snprintf(why, sizeof(why), "level %u, expected %u", tb_level(b), exp_level);
+        bad = why;
+    } else if (tb_nritems(b) > (exp_level ? COW_NODE_MAX_PTRS : LEAF_MAX_ITEMS)) {
+        snprintf(why, sizeof(why), "nritems %u (maximum %u)", tb_nritems(b),
+                 exp_level ? COW_NODE_MAX_PTRS : (unsigned)LEAF_MAX_ITEMS);
+        bad = why;
+    }
+    if (bad) {
+        problem(f, "%s: %s", where, bad);
+        me->state = B_BAD;
+        me->sub_bad = 1;
+        return idx;
+    }
+    me->gen = get64(b + TB_GENERATION);
+    if (me->gen != exp_gen)
+        problem(f, "%s: generation %" PRIu64 ", but %s expects %" PRIu64, where, me->gen, from,
+                exp_gen);
+    if (me->gen > max_gen(f))
+        problem(f, "%s: generation %" PRIu64 " > superblock generation %" PRIu64, where, me->gen,
+                max_gen(f));
+    uint64_t owner = get64(b + TB_OWNER);
+    if (f->cls == T_SUBVOL ? owner < COW_FS_TREE_OBJECTID : owner != class_owner[f->cls])
+        problem(f, "%s: owner %" PRIu64 ", expected %s%" PRIu64, where, owner,
+                f->cls == T_SUBVOL ? "a subvolume id >= " : "", class_owner[f->cls]);
+    if (!all_zero(b + TB_LEVEL + 1, TB_HEADER_SIZE - TB_LEVEL - 1))
+        problem(f, "%s: header bytes 37..47 are not zero", where);
+
+    if (exp_level == 0)
+        check_leaf(f, idx, b, where, is_root);
+    else
+        check_node(f, idx, b, where);
+    f->blk[idx].state = B_OK;
+    return idx;
+}
+
+/* Walks one whole tree; returns the root's index or NOIDX. */
+static uint32_t walk_tree(struct fsck *f, int cls, uint64_t tree_id, uint64_t bytenr,
+                          uint64_t gen, unsigned level, const char *from)
+{
+    f->cls = cls;
+    f->tree_id = tree_id;
+    return walk(f, bytenr, gen, level, 1, from);
+}
+
+/* ------------------------------------------------------------------ */
+/* pass 3: cross-checks                                                */
+/* ------------------------------------------------------------------ */
+
+static void check_extent_items(struct fsck *f, int subvols_ok)
+{
+    int ext_ok = f->tree_ok[T_EXTENT];
+    int full = ext_ok && subvols_ok;
+    char ks[80];
+    if (!full)
+        note(f, "reference counts not fully cross-checked: the %s",
+             !ext_ok ? "extent tree is damaged" : "subvolume trees are damaged");
+    for (size_t i = 0; i < f->nxi && !f->fatal; i++) {
+        struct xitem *x = &f->xi[i];
+        key_str(&x->key, ks, sizeof(ks));
+        uint64_t bytenr = x->key.objectid;
+        if (bytenr == 0 || bytenr % BS) {
+            problem(f, "extent tree: %s: address is not a block address", ks);
+            continue;
+        }
+        if (x->gen > f->gen)
+            problem(f, "extent tree: %s: generation %" PRIu64 " > superblock generation %" PRIu64,
+                    ks, x->gen, f->gen);
+        if (x->refs == 0)
+            problem(f, "extent tree: %s: refs 0 (a free extent has no item)", ks);
+        if (x->key.type == COW_METADATA_ITEM) {
+            if (x->flags != COW_EXT_FLAG_TREE)
+                problem(f, "extent tree: %s: flags 0x%" PRIx64 ", expected 0x%x (TREE)", ks,
+                        x->flags, COW_EXT_FLAG_TREE);
+            uint32_t bi;
+            if (!map_get(&f->blkmap, bytenr, &bi)) {
+                if (full)
+                    problem(f, "extent tree: %s: no subvolume tree references block %" PRIu64
+                               " (leaked, refs %" PRIu64 ")",
+                            ks, bytenr, x->refs);
+                continue;
+            }
+            struct blk *b = &f->blk[bi];
+            if (b->cls != T_SUBVOL) {
+                problem(f, "extent tree: %s: block %" PRIu64 " belongs to the %s, whose blocks have no METADATA_ITEM",
+                        ks, bytenr, class_name[b->cls]);
+                continue;
+            }
+            if (b->has_meta) {
+                problem(f, "extent tree: %s: a second METADATA_ITEM for block %" PRIu64, ks,
+                        bytenr);
+                continue;
+            }
+            b->has_meta = 1;
+            if (x->key.offset != b->level)
+                problem(f, "extent tree: %s: block %" PRIu64 " is at level %u", ks, bytenr,
+                        b->level);
+            if (subvols_ok && x->refs != b->refs)
+                problem(f, "extent tree: %s: refs %" PRIu64 ", but %u parent blocks/ROOT_ITEMs point at block %" PRIu64,
+                        ks, x->refs, b->refs, bytenr);
+        } else {
+            uint64_t len = x->key.offset;
+            if (x->flags != COW_EXT_FLAG_DATA)
+                problem(f, "extent tree: %s: flags 0x%" PRIx64 ", expected 0x%x (DATA)", ks,
+                        x->flags, COW_EXT_FLAG_DATA);
+            if (len == 0 || len % BS || len > MAX_EXTENT_BYTES) {
+                problem(f, "extent tree: %s: length %" PRIu64 " is not a multiple of 4096 in 4096..%" PRIu64,
+                        ks, len, MAX_EXTENT_BYTES);
+                continue;
+            }
+            struct dext *d = dext_get(f, bytenr, 1);
+            if (!d)
+                return;
+            if (d->has_item) {
+                problem(f, "extent tree: %s: a second EXTENT_ITEM for data extent %" PRIu64, ks,
+                        bytenr);
+                continue;
+            }
+            d->has_item = 1;
+            d->item_len = len;
+            d->item_refs = x->refs;
+            if (d->refs && d->ref_len != len)
+                problem(f, "extent tree: %s: EXTENT_DATA items (leaf %" PRIu64 ") say the extent is %" PRIu64 " bytes",
+                        ks, d->first_leaf, d->ref_len);
+            if (subvols_ok && d->refs != x->refs) {
+                if (d->refs == 0)
+                    problem(f, "extent tree: %s: refs %" PRIu64 ", but no EXTENT_DATA item points at it (leaked)",
+                            ks, x->refs);
+                else
+                    problem(f, "extent tree: %s: refs %" PRIu64 ", but %" PRIu64 " EXTENT_DATA items point at it",
+                            ks, x->refs, d->refs);
+            }
+        }
+    }
+    if (!full)
+        return;
+    for (size_t i = 0; i < f->nblk; i++) {
+        struct blk *b = &f->blk[i];
+        if (b->cls == T_SUBVOL && !b->has_meta)
+            problem(f, "subvolume %" PRIu64 " tree block %" PRIu64 " (level %u) has no METADATA_ITEM",
+                    b->tree_id, b->bytenr, b->level);
+    }
+    for (size_t i = 0; i < f->ndx; i++) {
+        struct dext *d = &f->dx[i];
+        if (!d->has_item)
+            problem(f, "data extent %" PRIu64 " (%" PRIu64 " bytes, %" PRIu64
+                       " EXTENT_DATA refs, e.g. leaf %" PRIu64 ") has no EXTENT_ITEM",
+                    d->bytenr, d->ref_len, d->refs, d->first_leaf);
+    }
+}
+
+static void check_csums(struct fsck *f)
+{
+    int full = f->tree_ok[T_CSUM] && f->tree_ok[T_EXTENT];
+    for (size_t i = 0; i < f->ncs; i++) {
+        struct csi *c = &f->cs[i];
+        struct dext *d = dext_get(f, c->bytenr, 0);
+        if ((!d || !d->has_item) && f->tree_ok[T_EXTENT])
+            problem(f, "csum tree: item for %" PRIu64 " (%u blocks), which is not a data extent",
+                    c->bytenr, c->n);
+        if (!d)
+            continue;
+        d->has_csum = 1;
+        d->csum_off = c->off;
+        d->ncsum = c->n;
+        uint64_t len = d->has_item ? d->item_len : d->ref_len;
+        if ((uint64_t)c->n * BS != len)
+            problem(f, "csum tree: item for data extent %" PRIu64 " has %u crcs, the extent has %" PRIu64 " blocks",
+                    c->bytenr, c->n, len / BS);
+    }
+    if (!full) {
+        note(f, "checksum items not fully cross-checked: the %s tree is damaged",
+             f->tree_ok[T_CSUM] ? "extent" : "csum");
+        return;
+    }
+    for (size_t i = 0; i < f->ndx; i++)
+        if (f->dx[i].has_item && !f->dx[i].has_csum)
+            problem(f, "data extent %" PRIu64 " (%" PRIu64 " bytes) has no EXTENT_CSUM item",
+                    f->dx[i].bytenr, f->dx[i].item_len);
+}
+
+static int span_cmp(const void *a, const void *b)
+{
+    const struct span *x = a, *y = b;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->kind < y->kind ? -1 : x->kind > y->kind;
+}
+
+static const char *span_str(const struct span *s, char *buf, size_t len)
+{
+    if (s->kind == 0)
+        snprintf(buf, len, "superblock range [0, 8192)");
+    else if (s->kind == 1)
+        snprintf(buf, len, "%s block %" PRIu64, class_name[s->sub], s->id);
+    else
+        snprintf(buf, len, "data extent %" PRIu64 " (%" PRIu64 " bytes)", s->id, s->len);
+    return buf;
+}
+
+static int bg_cmp(const void *a, const void *b)
+{
+    const struct bgi *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static void check_space(struct fsck *f, int all_ok)
+{
+    size_t n = 1 + f->nblk + f->ndx;
+    struct span *sp = malloc(n * sizeof(*sp));
+    if (!sp) {
+        set_fatal(f, -ENOMEM);
+        return;
+    }
+    size_t k = 0;
+    sp[k++] = (struct span){0, 2 * BS, 0, 0, 0};
+    uint64_t meta = 2 * BS, data = 0;
+    for (size_t i = 0; i < f->nblk; i++) {
+        sp[k++] = (struct span){f->blk[i].bytenr, BS, f->blk[i].bytenr, 1, f->blk[i].cls};
+        meta += BS;
+    }
+    for (size_t i = 0; i < f->ndx; i++) {
+        struct dext *d = &f->dx[i];
+        uint64_t len = d->has_item ? d->item_len : d->ref_len;
+        if (d->bytenr % BS || len == 0 || len % BS)
+            continue;
+        sp[k++] = (struct span){d->bytenr, len, d->bytenr, 2, 0};
+        data += len;
+    }
+    f->r->tree_blocks = f->nblk;
+    f->r->data_extents = f->ndx;
+    f->r->metadata_bytes = meta;
+    f->r->data_bytes = data;
+    f->r->bytes_used = meta + data;
+    qsort(sp, k, sizeof(*sp), span_cmp);
+
+    char a[96], b[96];
+    size_t last = 0; /* span reaching furthest so far */
+    for (size_t i = 0; i < k; i++) {
+        uint64_t end = range_end(sp[i].start, sp[i].len);
+        if (end > f->total)
+            problem(f, "%s ends at %" PRIu64 ", beyond total_bytes %" PRIu64,
+                    span_str(&sp[i], a, sizeof(a)), end, f->total);
+        else if (end > f->fsize)
+            problem(f, "%s ends at %" PRIu64 ", beyond the end of the file (%" PRIu64 " bytes)",
+                    span_str(&sp[i], a, sizeof(a)), end, f->fsize);
+        if (i && range_end(sp[last].start, sp[last].len) > sp[i].start)
+            problem(f, "%s overlaps %s", span_str(&sp[i], a, sizeof(a)),
+                    span_str(&sp[last], b, sizeof(b)));
+        if (i == 0 || end > range_end(sp[last].start, sp[last].len))
+            last = i;
+    }
+
+    /* block groups */
+    f->r->block_groups = f->nbg;
+    if (!f->tree_ok[T_EXTENT]) {
+        note(f, "block groups not checked: the extent tree is damaged");
+        free(sp);
+        return;
+    }
+    if (f->nbg > 1)
+        qsort(f->bg, f->nbg, sizeof(*f->bg), bg_cmp);
+    uint64_t expect = 0;
+    for (size_t i = 0; i < f->nbg; i++) {
+        struct bgi *g = &f->bg[i];
+        if (g->start > expect)
+            problem(f, "block groups: no BLOCK_GROUP_ITEM covers [%" PRIu64 ", %" PRIu64 ")",
+                    expect, g->start);
+        else if (g->start < expect)
+            problem(f, "block group %" PRIu64 " overlaps the previous one (ending at %" PRIu64 ")",
+                    g->start, expect);
+        if (f->bg_size && g->len != f->bg_size)
+            problem(f, "block group %" PRIu64 ": length %" PRIu64 ", block group size is %" PRIu64,
+                    g->start, g->len, f->bg_size);
+        if (g->flags)
+            problem(f, "block group %" PRIu64 ": flags 0x%" PRIx64 ", none are defined",
+                    g->start, g->flags);
+        if (g->used > g->len)
+            problem(f, "block group %" PRIu64 ": used %" PRIu64 " > length %" PRIu64, g->start,
+                    g->used, g->len);
+        uint64_t e = range_end(g->start, g->len);
+        if (e > expect)
+            expect = e;
+    }
+    if (expect < f->total)
+        problem(f, "block groups: no BLOCK_GROUP_ITEM covers [%" PRIu64 ", %" PRIu64 ")", expect,
+                f->total);
+    else if (expect > f->total)
+        problem(f, "block groups reach %" PRIu64 ", beyond total_bytes %" PRIu64, expect, f->total);
+
+    if (!all_ok) {
+        note(f, "used bytes not checked: some trees are damaged");
+        free(sp);
+        return;
+    }
+    /* used bytes per group: sum of the overlap of every span with it */
+    size_t j = 0;
+    for (size_t i = 0; i < f->nbg; i++) {
+        struct bgi *g = &f->bg[i];
+        uint64_t ge = range_end(g->start, g->len);
+        while (j < k && range_end(sp[j].start, sp[j].len) <= g->start)
+            j++;
+        for (size_t m = j; m < k && sp[m].start < ge; m++) {
+            uint64_t s = sp[m].start > g->start ? sp[m].start : g->start;
+            uint64_t e = range_end(sp[m].start, sp[m].len);
+            if (e > ge)
+                e = ge;
+            if (e > s)
+                g->calc += e - s;
+        }
+        if (g->calc != g->used)
+            problem(f, "block group %" PRIu64 ": used %" PRIu64 ", recomputed %" PRIu64,
+                    g->start, g->used, g->calc);
+    }
+    if (f->bytes_used != meta + data)
+        problem(f, "superblock: bytes_used %" PRIu64 ", recomputed %" PRIu64
+                   " (%" PRIu64 " metadata + %" PRIu64 " data)",
+                f->bytes_used, meta + data, meta, data);
+    free(sp);
+}
+
+/* ------------------------------------------------------------------ */
+/* pass 4: files and data                                              */
+/* ------------------------------------------------------------------ */
+
+struct fstate {
+    struct subvol *sv;
+    struct u64map names;  /* ino -> number of entries naming it */
+    struct u64map inodes; /* ino -> 1 */
+    struct u64map orphans; /* ino -> 1: ORPHAN_ITEMs (unlinked, still open) */
+    uint64_t cur;         /* inode whose items are being read, 0 = none */
+    int have_inode, warned;
+    uint64_t size, nblocks, sum, next_off;
+};
+
+static void file_finish(struct fsck *f, struct fstate *s)
+{
+    if (!s->cur || !s->have_inode)
+        return;
+    if (s->sum != s->nblocks)
+        problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": nblocks %" PRIu64
+                   ", its EXTENT_DATA items cover %" PRIu64 " blocks",
+                s->sv->id, s->cur, s->nblocks, s->sum);
+}
+
+static void file_item(struct fsck *f, struct fstate *s, const struct cow_key *k, const uint8_t *p,
+                      unsigned size)
+{
+    uint64_t sid = s->sv->id;
+    if (k->objectid == COW_ROOT_DIR_OBJECTID) {
+        if (k->type == COW_DIR_ITEM) {
+            unsigned pos = 0;
+            while (pos + DIR_ENTRY_NAME <= size) {
+                unsigned len = get16(p + pos + DIR_ENTRY_NAMELEN);
+                if (len == 0 || len > size - pos - DIR_ENTRY_NAME)
+                    break;
+                uint64_t ino = get64(p + pos + DIR_ENTRY_INO);
+                uint32_t cnt = 0;
+                map_get(&s->names, ino, &cnt);
+                if (cnt < NOIDX - 1 && map_put(&s->names, ino, cnt + 1)) {
+                    set_fatal(f, -ENOMEM);
+                    return;
+                }
+                pos += DIR_ENTRY_NAME + len;
+            }
+        } else if (k->type == COW_EXTENT_DATA) {
+            problem(f, "subvolume %" PRIu64 ": the root directory (256) has file extents", sid);
+        }
+        return;
+    }
+    if (k->objectid != s->cur) {
+        file_finish(f, s);
+        s->cur = k->objectid;
+        s->have_inode = 0;
+        s->warned = 0;
+        s->sum = 0;
+        s->next_off = 0;
+    }
+    if (k->type == COW_INODE_ITEM && size == INODE_ITEM_SIZE) {
+        s->have_inode = 1;
+        s->size = get64(p + INODE_SIZE);
+        s->nblocks = get64(p + INODE_NBLOCKS);
+        f->r->files++;
+        if (k->objectid >= s->sv->next_ino)
+            problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": not below the ROOT_ITEM's next_ino %" PRIu64,
+                    sid, k->objectid, s->sv->next_ino);
+        if (map_put(&s->inodes, k->objectid, 1))
+            set_fatal(f, -ENOMEM);
+    } else if (k->type == COW_EXTENT_DATA && size == FE_ITEM_SIZE) {
+        if (!s->have_inode) {
+            if (!s->warned)
+                problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": EXTENT_DATA items without an INODE_ITEM",
+                        sid, k->objectid);
+            s->warned = 1;
+            return;
+        }
+        uint64_t nb = get64(p + FE_NUM_BYTES);
+        uint64_t end = range_end(k->offset, nb);
+        uint64_t lim = range_end(s->size, BS - 1) / BS * BS;
+        if (k->offset < s->next_off)
+            problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": extent at %" PRIu64
+                       " overlaps the previous one (ending at %" PRIu64 ")",
+                    sid, k->objectid, k->offset, s->next_off);
+        if (end > lim)
+            problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": extent [%" PRIu64 ", %" PRIu64
+                       ") beyond the file size %" PRIu64,
+                    sid, k->objectid, k->offset, end, s->size);
+        if (end > s->next_off)
+            s->next_off = end;
+        s->sum += nb / BS;
+    } else if (k->type == COW_DIR_ITEM) {
+        /* reported in pass 2 (DIR_ITEMs belong to directory 256) */
+    }
+}
+
+/* Reads the subvolume tree under BYTENR again, in key order. */
+static void files_walk(struct fsck *f, struct fstate *s, uint64_t bytenr, unsigned level)
+{
+    uint32_t bi;
+    if (f->fatal || !map_get(&f->blkmap, bytenr, &bi) || f->blk[bi].state != B_OK ||
+        f->blk[bi].level != level)
+        return;
+    uint8_t b[BS];
+    if (read_at(f->fd, b, BS, bytenr) || get32(b + TB_CSUM) != block_csum(b) ||
+        tb_level(b) != level) {
+        problem(f, "block %" PRIu64 " changed while being checked", bytenr);
+        return;
+    }
+    unsigned n = tb_nritems(b);
+    if (level == 0) {
+        if (n > LEAF_MAX_ITEMS)
+            return;
+        unsigned data_start = TB_HEADER_SIZE + n * COW_ITEM_SIZE;
+        for (unsigned i = 0; i < n && !f->fatal; i++) {
+            struct cow_key k;
+            unsigned off = leaf_data_off(b, i), size = leaf_data_size(b, i);
+            if (off < data_start || off > BS || size > BS - off)
+                continue;
+            key_get(&k, leaf_item(b, i));
+            if (k.objectid == COW_ORPHAN_OBJECTID && k.type == COW_ORPHAN_ITEM) {
+                if (map_put(&s->orphans, k.offset, 1))
+                    set_fatal(f, -ENOMEM);
+                continue;
+            }
+            if (k.objectid < COW_ROOT_DIR_OBJECTID) {
+                char ks[80];
+                problem(f, "subvolume %" PRIu64 " leaf %" PRIu64 ": item %s: object id below 256",
+                        s->sv->id, bytenr, key_str(&k, ks, sizeof(ks)));
+                continue;
+            }
+            file_item(f, s, &k, b + off, size);
+        }
+        return;
+    }
+    if (n > COW_NODE_MAX_PTRS)
+        return;
+    for (unsigned i = 0; i < n && !f->fatal; i++)
+        files_walk(f, s, node_child(b, i), level - 1);
+}
+
+static void check_files(struct fsck *f, struct subvol *sv)
+{
+    struct fstate s;
+    memset(&s, 0, sizeof(s));
+    s.sv = sv;
+    files_walk(f, &s, sv->bytenr, sv->level);
+    file_finish(f, &s);
+    for (size_t i = 0; i < s.names.cap && !f->fatal; i++) {
+        if (s.names.vals[i] == NOIDX)
+            continue;
+        uint64_t ino = s.names.keys[i];
+        uint32_t one;
+        if (map_get(&s.orphans, ino, &one))
+            problem(f, "subvolume %" PRIu64 ": inode %" PRIu64 " has an ORPHAN_ITEM but still has %u name%s",
+                    sv->id, ino, s.names.vals[i], s.names.vals[i] == 1 ? "" : "s");
+        else if (!map_get(&s.inodes, ino, &one))
+            problem(f, "subvolume %" PRIu64 ": a name points at inode %" PRIu64 ", which does not exist",
+                    sv->id, ino);
+        else if (s.names.vals[i] != 1)
+            problem(f, "subvolume %" PRIu64 ": inode %" PRIu64 " has %u names", sv->id, ino,
+                    s.names.vals[i]);
+    }
+    for (size_t i = 0; i < s.inodes.cap && !f->fatal; i++) {
+        uint32_t cnt;
+        if (s.inodes.vals[i] != NOIDX && !map_get(&s.names, s.inodes.keys[i], &cnt) &&
+            !map_get(&s.orphans, s.inodes.keys[i], &cnt))
+            problem(f, "subvolume %" PRIu64 ": inode %" PRIu64 " has no name (and no ORPHAN_ITEM)",
+                    sv->id, s.inodes.keys[i]);
+    }
+    for (size_t i = 0; i < s.orphans.cap && !f->fatal; i++) {
+        uint32_t one;
+        if (s.orphans.vals[i] != NOIDX && !map_get(&s.inodes, s.orphans.keys[i], &one))
+            problem(f, "subvolume %" PRIu64 ": ORPHAN_ITEM for inode %" PRIu64 ", which does not exist",
+                    sv->id, s.orphans.keys[i]);
+    }
+    map_free(&s.orphans);
+    map_free(&s.names);
+    map_free(&s.inodes);
+}
+
+static void check_data(struct fsck *f)
+{
+    uint8_t *buf = malloc(MAX_EXTENT_BYTES);
+    if (!buf) {
+        set_fatal(f, -ENOMEM);
+        return;
+    }
+    for (size_t i = 0; i < f->ndx && !f->fatal; i++) {
+        struct dext *d = &f->dx[i];
+        if (!d->has_item || !d->has_csum || (uint64_t)d->ncsum * BS != d->item_len ||
+            range_end(d->bytenr, d->item_len) > f->fsize)
+            continue;
+        int rd = read_at(f->fd, buf, d->item_len, d->bytenr);
+        if (rd) {
+            problem(f, "data extent %" PRIu64 ": read failed: %s", d->bytenr,
+                    rd == 1 ? "past end of file" : strerror(rd));
+            continue;
+        }
+        uint32_t bad = 0, first = 0;
+        for (uint32_t b = 0; b < d->ncsum; b++) {
+            uint32_t c = crc32c(0, buf + (size_t)b * BS, BS);
+            if (c != f->pool[d->csum_off + b] && bad++ == 0)
+                first = b;
+        }
+        f->r->data_blocks_verified += d->ncsum;
+        if (bad) {
+            uint32_t c = crc32c(0, buf + (size_t)first * BS, BS);
+            problem(f, "data extent %" PRIu64 ": %u of %u blocks fail their checksum, first block %" PRIu64
+                       " (stored 0x%08x, computed 0x%08x)",
+                    d->bytenr, bad, d->ncsum, d->bytenr + (uint64_t)first * BS,
+                    f->pool[d->csum_off + first], c);
+        }
+    }
+    free(buf);
+}
+
+/* ------------------------------------------------------------------ */
+/* entry point                                                         */
+/* ------------------------------------------------------------------ */
+
+static void fsck_run(struct fsck *f)
+{
+    char from[64];
+    if (check_superblocks(f))
+        return;
+    /* the superblock's trees */
+    for (int t = T_ROOT; t <= T_LOG; t++) {
+        struct rootref *rr = &f->rr[t];
+        f->tree_ok[t] = 0;
+        if (!rr->valid) {
+            f->tree_ok[t] = t == T_LOG && rr->bytenr == 0;
+            continue;
+        }
+        snprintf(from, sizeof(from), "superblock %s root", class_name[t]);
+        uint32_t r = walk_tree(f, t, class_owner[t], rr->bytenr, rr->gen, rr->level, from);
+        if (f->fatal)
+            return;
+        f->tree_ok[t] = r != NOIDX && !f->blk[r].sub_bad;
+    }
+    /* the subvolumes */
+    f->r->subvolumes = f->nsv;
+    int subvols_ok = f->tree_ok[T_ROOT];
+    int have_fs = 0;
+    for (size_t i = 0; i < f->nsv && !f->fatal; i++) {
+        struct subvol *s = &f->sv[i];
+        if (s->id == COW_FS_TREE_OBJECTID)
+            have_fs = 1;
+        snprintf(from, sizeof(from), "ROOT_ITEM of subvolume %" PRIu64, s->id);
+        s->root = walk_tree(f, T_SUBVOL, s->id, s->bytenr, s->gen, s->level, from);
+        if (s->root == NOIDX) {
+            subvols_ok = 0;
+            continue;
+        }
+        if (f->blk[s->root].refs < UINT32_MAX)
+            f->blk[s->root].refs++;
+        if (f->blk[s->root].sub_bad)
+            subvols_ok = 0;
+    }
+    if (f->fatal)
+        return;
+    if (f->tree_ok[T_ROOT] && !have_fs)
+        problem(f, "root tree: no ROOT_ITEM for the live subvolume %llu",
+                (unsigned long long)COW_FS_TREE_OBJECTID);
+    /* cross-checks */
+    check_extent_items(f, subvols_ok);
+    if (f->fatal)
+        return;
+    check_csums(f);
+    int all_ok = subvols_ok;
+    for (int t = T_ROOT; t <= T_LOG; t++)
+        all_ok = all_ok && f->tree_ok[t];
+    check_space(f, all_ok);
+    if (f->fatal)
+        return;
+    /* files: a subvolume whose root block was checked already has the same files */
+    for (size_t i = 0; i < f->nsv && !f->fatal; i++) {
+        struct subvol *s = &f->sv[i];
+        if (s->root == NOIDX || f->blk[s->root].sub_bad) {
+            note(f, "subvolume %" PRIu64 ": files not checked, its tree is damaged", s->id);
+            continue;
+        }
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = f->sv[j].root == s->root && f->sv[j].next_ino == s->next_ino;
+        if (!seen)
+            check_files(f, s);
+    }
+    if (!f->fatal && (f->flags & COW_FSCK_DATA))
+        check_data(f);
+}
+
+int cow_fsck(const char *path, unsigned flags, FILE *out, struct cow_fsck_result *res)
+{
+    struct cow_fsck_result dummy;
+    if (!res)
+        res = &dummy;
+    memset(res, 0, sizeof(*res));
+    res->sb_copy = -1;
+
+    struct fsck f;
+    memset(&f, 0, sizeof(f));
+    f.out = out;
+    f.flags = flags;
+    f.r = res;
+    int locked;
+    f.fd = open_container(path, &f.fsize, &locked, out);
+    if (f.fd < 0)
+        return f.fd;
+    res->container_bytes = f.fsize;
+    if (!locked)
+        note(&f, "%s is open in a process (locked); what it is writing may look inconsistent",
+             path);
+
+    fsck_run(&f);
+
+    int rc;
+    if (f.fatal) {
+        if (out)
+            fprintf(out, "%s: check stopped: %s\n", path, strerror(-f.fatal));
+        rc = f.fatal;
+    } else {
+        rc = res->problems > INT_MAX ? INT_MAX : (int)res->problems;
+    }
+    for (size_t i = 0; i < f.nblk; i++)
+        if (f.blk[i].cls == T_SUBVOL && f.blk[i].refs > 1)
+            res->shared_blocks++;
+    free(f.blk);
+    free(f.dx);
+    free(f.xi);
+    free(f.bg);
+    free(f.cs);
+    free(f.pool);
+    free(f.sv);
+    map_free(&f.blkmap);
+    map_free(&f.dxmap);
+    close(f.fd); /* drops the flock */
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* dump                                                                */
+/* ------------------------------------------------------------------ */
+
+struct dumper {
+    int fd;
+    FILE *out;
+    unsigned flags;
+    uint64_t fsize;
+    struct u64map seen; /* blocks shown */
+    struct subvol *sv;  /* ROOT_ITEMs found while showing the root tree */
+    size_t nsv, capsv;
+    int fatal;
+};
+
+static void hexdump(FILE *out, const uint8_t *p, size_t len, uint64_t base, const char *ind)
+{
+    int skipping = 0;
+    for (size_t i = 0; i < len; i += 16) {
+        size_t n = len - i < 16 ? len - i : 16;
+        if (i && i + 16 <= len && !memcmp(p + i, p + i - 16, 16)) {
+            if (!skipping)
+                fprintf(out, "%s*\n", ind);
+            skipping = 1;
+            continue;
+        }
+        skipping = 0;
+        fprintf(out, "%s%08" PRIx64 " ", ind, base + i);
+        for (size_t j = 0; j < 16; j++) {
+            if (j < n)
+                fprintf(out, " %02x", p[i + j]);
+            else
+                fputs("   ", out);
+        }
+        fputs("  |", out);
+        for (size_t j = 0; j < n; j++)
+            fputc(isprint(p[i + j]) ? p[i + j] : '.', out);
+        fputs("|\n", out);
+    }
+}
+
+/* Prints NAME (LEN bytes) with non-printable bytes as \xNN. */
+static void put_name(FILE *out, const uint8_t *name, unsigned len)
+{
+    fputc('"', out);
+    for (unsigned i = 0; i < len; i++) {
+        if (name[i] >= 0x20 && name[i] < 0x7f && name[i] != '"' && name[i] != '\\')
+            fputc(name[i], out);
+        else
+            fprintf(out, "\\x%02x", name[i]);
+    }
+    fputc('"', out);
+}
+
+static void dump_ns(FILE *out, const char *label, uint64_t ns)
+{
+    fprintf(out, "%s %" PRIu64 ".%09" PRIu64, label, ns / 1000000000u, ns % 1000000000u);
+}
+
+static void dump_item(struct dumper *d, const struct cow_key *k, const uint8_t *p,
+                      unsigned size, const char *ind)
+{
+    FILE *out = d->out;
+    switch (k->type) {
+    case COW_INODE_ITEM:
+        if (size != INODE_ITEM_SIZE)
+            break;
+        fprintf(out, "%ssize %" PRIu64 " nblocks %" PRIu64 " generation %" PRIu64
+                     " transid %" PRIu64 " ",
+                ind, get64(p + INODE_SIZE), get64(p + INODE_NBLOCKS),
+                get64(p + INODE_GENERATION), get64(p + INODE_TRANSID));
+        dump_ns(out, "mtime", get64(p + INODE_MTIME));
+        fprintf(out, " flags 0x%" PRIx64 "\n", get64(p + INODE_FLAGS));
+        return;
+    case COW_DIR_ITEM: {
+        unsigned pos = 0;
+        while (pos + DIR_ENTRY_NAME <= size) {
+            unsigned len = get16(p + pos + DIR_ENTRY_NAMELEN);
+            if (len > size - pos - DIR_ENTRY_NAME) {
+                fprintf(out, "%sentry at byte %u: name length %u runs past the item\n", ind,
+                        pos, len);
+                return;
+            }
+            fprintf(out, "%sino %" PRIu64 " name ", ind, get64(p + pos + DIR_ENTRY_INO));
+            put_name(out, p + pos + DIR_ENTRY_NAME, len);
+            uint32_t h = crc32c(0, p + pos + DIR_ENTRY_NAME, len);
+            fprintf(out, " (hash 0x%08x%s)\n", h, h == k->offset ? "" : ", not the key offset");
+            pos += DIR_ENTRY_NAME + len;
+        }
+        if (pos != size)
+            fprintf(out, "%s%u trailing bytes\n", ind, size - pos);
+        return;
+    }
+    case COW_EXTENT_DATA:
+        if (size != FE_ITEM_SIZE)
+            break;
+        fprintf(out, "%sdisk_bytenr %" PRIu64 " disk_num_bytes %" PRIu64 " extent_offset %" PRIu64
+                     " num_bytes %" PRIu64 " generation %u type %s\n",
+                ind, get64(p + FE_DISK_BYTENR), get64(p + FE_DISK_NUM_BYTES),
+                get64(p + FE_EXTENT_OFFSET), get64(p + FE_NUM_BYTES), get32(p + FE_GENERATION),
+                p[FE_TYPE] == COW_FE_REG       ? "reg"
+                : p[FE_TYPE] == COW_FE_PREALLOC ? "prealloc"
+                                                : "UNKNOWN");
+        return;
+    case COW_EXTENT_CSUM:
+        if (size % 4)
+            break;
+        for (unsigned i = 0; i < size / 4; i++)
+            fprintf(out, "%s0x%08x%s", i % 8 ? " " : ind, get32(p + 4 * i),
+                    i % 8 == 7 || i + 1 == size / 4 ? "\n" : "");
+        return;
+    case COW_ROOT_ITEM:
+        if (size != ROOT_ITEM_SIZE)
+            break;
+        fprintf(out, "%sbytenr %" PRIu64 " generation %" PRIu64 " level %u next_ino %" PRIu64
+                     " flags 0x%" PRIx64 " ",
+                ind, get64(p + ROOT_BYTENR), get64(p + ROOT_GENERATION), p[ROOT_LEVEL],
+                get64(p + ROOT_NEXT_INO), get64(p + ROOT_FLAGS));
+        dump_ns(out, "ctime", get64(p + ROOT_CTIME));
+        fprintf(out, " source %" PRIu64 "\n", get64(p + ROOT_SOURCE));
+        return;
+    case COW_EXTENT_ITEM:
+    case COW_METADATA_ITEM:
+        if (size != EXT_ITEM_SIZE)
+            break;
+        fprintf(out, "%srefs %" PRIu64 " generation %" PRIu64 " flags 0x%" PRIx64 "%s\n", ind,
+                get64(p + EXT_REFS), get64(p + EXT_GENERATION), get64(p + EXT_FLAGS),
+                get64(p + EXT_FLAGS) == COW_EXT_FLAG_DATA   ? " (DATA)"
+                : get64(p + EXT_FLAGS) == COW_EXT_FLAG_TREE ? " (TREE)"
+                                                            : "");
+        return;
+    case COW_ORPHAN_ITEM:
+        if (size != 0)
+            break;
+        fprintf(out, "%sinode %" PRIu64 " unlinked while open\n", ind, k->offset);
+        return;
+    case COW_BLOCK_GROUP_ITEM:
+        if (size != BG_ITEM_SIZE)
+            break;
+        fprintf(out, "%sused %" PRIu64 " flags 0x%" PRIx64 "\n", ind, get64(p + BG_USED),
+                get64(p + BG_FLAGS));
+        return;
+    default:
+        if (d->flags & COW_DUMP_HEX)
+            hexdump(out, p, size, 0, ind);
+        else
+            fprintf(out, "%s(unknown item type; --hex shows its bytes)\n", ind);
+        return;
+    }
+    fprintf(out, "%sunexpected size %u for %s:\n", ind, size, type_name(k->type));
+    hexdump(out, p, size, 0, ind);
+}
+
+static void dump_superblock(struct dumper *d, int copy, const uint8_t *sb, int rd)
+{
+    FILE *out = d->out;
+    char why[96];
+    const char *bad = sb_invalid(sb, rd, why, sizeof(why));
+    fprintf(out, "superblock copy %d (block %d): %s%s\n", copy, copy, bad ? "INVALID: " : "valid",
+            bad ? bad : "");
+    if (rd || get64(sb + SB_MAGIC) != COW_SB_MAGIC)
+        return;
+    fprintf(out, "  csum 0x%08x (computed 0x%08x) version %u block_size %u flags 0x%x\n",
+            get32(sb + SB_CSUM), block_csum(sb), get32(sb + SB_VERSION),
+            get32(sb + SB_BLOCK_SIZE), get32(sb + SB_FLAGS));
+    fprintf(out, "  generation %" PRIu64 " bg_size %" PRIu64 " total_bytes %" PRIu64
+                 " bytes_used %" PRIu64 "\n",
+            get64(sb + SB_GENERATION), get64(sb + SB_BG_SIZE), get64(sb + SB_TOTAL_BYTES),
+            get64(sb + SB_BYTES_USED));
+    static const unsigned offs[4] = {SB_ROOT_TREE, SB_EXTENT_TREE, SB_CSUM_TREE, SB_LOG_TREE};
+    for (int t = 0; t < 4; t++) {
+        const uint8_t *p = sb + offs[t];
+        fprintf(out, "  %-11s bytenr %" PRIu64 " generation %" PRIu64 " level %u\n",
+                class_name[t], get64(p + RR_BYTENR), get48(p + RR_GENERATION), p[RR_LEVEL]);
+    }
+    fprintf(out, "  log_generation %" PRIu64 " uuid ", get64(sb + SB_LOG_GENERATION));
+    for (int i = 0; i < 16; i++)
+        fprintf(out, "%02x%s", sb[SB_UUID + i], i == 3 || i == 5 || i == 7 || i == 9 ? "-" : "");
+    dump_ns(out, " ctime", get64(sb + SB_CTIME));
+    fputc('\n', out);
+    if (!all_zero(sb + 152, BS - 152))
+        fprintf(out, "  bytes 152..4095 are not zero\n");
+}
+
+/*
+ * Shows the block at BYTENR, expected at EXP_LEVEL (-1: unknown) and, with
+ * RECURSE, its children (each block once; children only while levels go
+ * down by one).  COLLECT_ROOTS records ROOT_ITEMs for the subvolume trees.
+ */
+static void dump_tree_block(struct dumper *d, uint64_t bytenr, int exp_level, unsigned depth,
+                            int recurse, int collect_roots)
+{
+    FILE *out = d->out;
+    char ind[2 * (COW_MAX_LEVEL + 2) + 8];
+    unsigned w = 2 + 2 * (depth < COW_MAX_LEVEL ? depth : COW_MAX_LEVEL);
+    memset(ind, ' ', w);
+    ind[w] = 0;
+    uint32_t dummy;
+    if (recurse) {
+        if (map_get(&d->seen, bytenr, &dummy)) {
+            fprintf(out, "%sblock %" PRIu64 ": shown above (shared)\n", ind, bytenr);
+            return;
+        }
+        if (map_put(&d->seen, bytenr, 1)) {
+            d->fatal = -ENOMEM;
+            return;
+        }
+    }
+    if (bytenr % BS) {
+        fprintf(out, "%sblock %" PRIu64 ": not a block address\n", ind, bytenr);
+        return;
+    }
+    uint8_t b[BS];
+    int rd = read_at(d->fd, b, BS, bytenr);
+    if (rd) {
+        fprintf(out, "%sblock %" PRIu64 ": cannot read: %s\n", ind, bytenr,
+                rd == 1 ? "past end of file" : strerror(rd));
+        return;
+    }
+    uint32_t c = block_csum(b), s = get32(b + TB_CSUM);
+    unsigned level = tb_level(b), n = tb_nritems(b);
+    if (get32(b + TB_MAGIC) != COW_TREE_MAGIC) {
+        fprintf(out, "%sblock %" PRIu64 ": not a tree block (bad magic), csum %s\n", ind,
+                bytenr, c == s ? "ok" : "bad");
+        if (!recurse)
+            hexdump(out, b, BS, bytenr, ind);
+        return;
+    }
+    fprintf(out, "%s%s %" PRIu64 " level %u items %u generation %" PRIu64 " owner %" PRIu64, ind,
+            level ? "node" : "leaf", bytenr, level, n, get64(b + TB_GENERATION),
+            get64(b + TB_OWNER));
+    if (c == s)
+        fprintf(out, " csum ok");
+    else
+        fprintf(out, " csum BAD (stored 0x%08x, computed 0x%08x)", s, c);
+    if (get64(b + TB_BYTENR) != bytenr)
+        fprintf(out, " header bytenr %" PRIu64 " MISMATCH", get64(b + TB_BYTENR));
+    if (exp_level >= 0 && (int)level != exp_level)
+        fprintf(out, " (expected level %d)", exp_level);
+    fputc('\n', out);
+    unsigned max = level ? COW_NODE_MAX_PTRS : LEAF_MAX_ITEMS;
+    if (n > max) {
+        fprintf(out, "%s  nritems %u > %u: items not shown\n", ind, n, max);
+        return;
+    }
+    char ks[80], ind2[sizeof(ind) + 8];
+    snprintf(ind2, sizeof(ind2), "%s      ", ind);
+    struct cow_key k;
+    if (level == 0) {
+        unsigned data_start = TB_HEADER_SIZE + n * COW_ITEM_SIZE;
+        for (unsigned i = 0; i < n; i++) {
+            key_get(&k, leaf_item(b, i));
+            unsigned off = leaf_data_off(b, i), size = leaf_data_size(b, i);
+            fprintf(out, "%s  item %u key %s data %u+%u\n", ind, i, key_str(&k, ks, sizeof(ks)),
+                    off, size);
+            if (off < data_start || off > BS || size > BS - off) {
+                fprintf(out, "%sdata outside the block's data area\n", ind2);
+                continue;
+            }
+            dump_item(d, &k, b + off, size, ind2);
+            if (collect_roots && k.type == COW_ROOT_ITEM && size == ROOT_ITEM_SIZE &&
+                d->nsv < 100000) {
+                if (vec_reserve((void **)&d->sv, &d->capsv, d->nsv + 1, sizeof(*d->sv))) {
+                    d->fatal = -ENOMEM;
+                    return;
+                }
+                struct subvol *sv = &d->sv[d->nsv++];
+                sv->id = k.objectid;
+                sv->bytenr = get64(b + off + ROOT_BYTENR);
+                sv->gen = get64(b + off + ROOT_GENERATION);
+                sv->level = b[off + ROOT_LEVEL];
+            }
+        }
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        key_get(&k, node_ptr(b, i));
+        fprintf(out, "%s  ptr %u key %s -> block %" PRIu64 " generation %" PRIu64 "\n", ind, i,
+                key_str(&k, ks, sizeof(ks)), node_child(b, i), node_child_gen(b, i));
+    }
+    if (!recurse)
+        return;
+    if (level >= COW_MAX_LEVEL || (exp_level >= 0 && (int)level != exp_level)) {
+        fprintf(out, "%s  (children not shown: level %u is not the expected one)\n", ind, level);
+        return;
+    }
+    for (unsigned i = 0; i < n && !d->fatal; i++)
+        dump_tree_block(d, node_child(b, i), (int)level - 1, depth + 1, 1, collect_roots);
+}
+
+int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
+{
+    struct dumper d;
+    memset(&d, 0, sizeof(d));
+    d.out = out;
+    d.flags = flags;
+    int locked;
+    d.fd = open_container(path, &d.fsize, &locked, out);
+    if (d.fd < 0)
+        return d.fd;
+    fprintf(out, "container %s: %" PRIu64 " bytes%s\n", path, d.fsize,
+            locked ? "" : " (open in a process: may be changing)");
+    uint8_t sb[2][BS];
+    int rd[2], good[2];
+    char why[96];
+    for (int i = 0; i < 2; i++) {
+        rd[i] = read_at(d.fd, sb[i], BS, (uint64_t)i * BS);
+        good[i] = !sb_invalid(sb[i], rd[i], why, sizeof(why));
+    }
+    if (bytenr != UINT64_MAX) {
+        if (bytenr < 2 * BS && bytenr % BS == 0)
+            dump_superblock(&d, (int)(bytenr / BS), sb[bytenr / BS], rd[bytenr / BS]);
+        else
+            dump_tree_block(&d, bytenr, -1, 0, 0, 0);
+        goto out;
+    }
+    for (int i = 0; i < 2; i++)
+        dump_superblock(&d, i, sb[i], rd[i]);
+    int c = -1;
+    if (good[0] && good[1])
+        c = get64(sb[1] + SB_GENERATION) > get64(sb[0] + SB_GENERATION);
+    else if (good[0] || good[1])
+        c = good[0] ? 0 : 1;
+    if (c < 0) {
+        fprintf(out, "no valid superblock: trees not shown\n");
+        goto out;
+    }
+    fprintf(out, "using superblock copy %d, generation %" PRIu64 "\n", c,
+            get64(sb[c] + SB_GENERATION));
+    static const unsigned offs[4] = {SB_ROOT_TREE, SB_EXTENT_TREE, SB_CSUM_TREE, SB_LOG_TREE};
+    for (int t = 0; t < 4 && !d.fatal; t++) {
+        const uint8_t *p = sb[c] + offs[t];
+        uint64_t r = get64(p + RR_BYTENR);
+        if (t == T_LOG && r == 0) {
+            fprintf(out, "\nlog tree: none\n");
+            continue;
+        }
+        fprintf(out, "\n%s (root %" PRIu64 ", generation %" PRIu64 ", level %u):\n",
+                class_name[t], r, get48(p + RR_GENERATION), p[RR_LEVEL]);
+        dump_tree_block(&d, r, p[RR_LEVEL] < COW_MAX_LEVEL ? p[RR_LEVEL] : COW_MAX_LEVEL - 1, 0,
+                        1, t == T_ROOT);
+    }
+    for (size_t i = 0; i < d.nsv && !d.fatal; i++) {
+        struct subvol *s = &d.sv[i];
+        fprintf(out, "\nsubvolume %" PRIu64 " tree (root %" PRIu64 ", generation %" PRIu64
+                     ", level %u):\n",
+                s->id, s->bytenr, s->gen, s->level);
+        dump_tree_block(&d, s->bytenr, s->level < COW_MAX_LEVEL ? (int)s->level : COW_MAX_LEVEL - 1,
+                        0, 1, 0);
+    }
+out:;
+    int rc = d.fatal;
+    if (rc)
+        fprintf(out, "%s: dump stopped: %s\n", path, strerror(-rc));
+    free(d.sv);
+    map_free(&d.seen);
+    close(d.fd);
+    return rc;
+}

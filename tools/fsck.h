@@ -1,0 +1,89 @@
+/*
+ * fsck.h - an independent checker and dumper for cowvfs containers.
+ *
+ * The checker reads the container with plain pread(2) and depends only on
+ * store/format.h and store/crc32c.h, never on the store code, so that a bug
+ * in the store cannot hide itself from it.  It is linked into cowctl and into
+ * the unit tests (which fsck every container they leave behind).
+ *
+ * Both functions are reentrant: all state is local to the call.  They never
+ * write to the container.  They try to take a shared flock(2) on it for the
+ * duration of the call; if another open file description holds the store's
+ * exclusive lock (the container is open, possibly in this very process),
+ * they go on without it and, for fsck, say so in a note, since a container
+ * that is being written may look inconsistent.
+ */
+#ifndef COW_FSCK_H
+#define COW_FSCK_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* cow_fsck() flags */
+#define COW_FSCK_DATA 0x1  /* read every data block and verify its crc32c */
+#define COW_FSCK_NOTES 0x2 /* also write notes (legal oddities) to OUT */
+#define COW_FSCK_DEFAULT COW_FSCK_DATA
+
+/* What cow_fsck() found.  Every count is recomputed from the trees. */
+struct cow_fsck_result {
+    uint64_t problems;        /* problem lines (0 = clean) */
+    uint64_t notes;           /* notes: legal but worth knowing */
+    int sb_copy;              /* superblock copy used (0 or 1), -1 if none */
+    uint64_t generation;      /* generation of that superblock */
+    uint64_t container_bytes; /* size of the container file */
+    uint64_t total_bytes;     /* superblock total_bytes */
+    uint64_t bytes_used;      /* recomputed: superblocks + tree blocks + data */
+    uint64_t metadata_bytes;  /* recomputed: superblocks + tree blocks */
+    uint64_t data_bytes;      /* recomputed: data extents */
+    uint64_t tree_blocks;     /* distinct tree blocks, every tree */
+    uint64_t shared_blocks;   /* subvolume tree blocks with more than 1 ref */
+    uint64_t data_extents;    /* distinct data extents */
+    uint64_t data_blocks_verified; /* data blocks read and checked (DATA) */
+    uint64_t block_groups;    /* BLOCK_GROUP_ITEMs */
+    uint64_t subvolumes;      /* ROOT_ITEMs */
+    uint64_t files;           /* INODE_ITEMs of files (ino >= 257), all subvolumes */
+};
+
+/*
+ * Checks the container at PATH (a file system path) and everything that can
+ * be checked in it: superblocks, every tree block of every tree (checksum,
+ * header, key order, key-pointer bounds), tree block and data extent
+ * reference counts, checksum items, block-group accounting, overlapping or
+ * out-of-range space, the files of every subvolume and, with COW_FSCK_DATA,
+ * every data block against its checksum.  FLAGS is a mask of COW_FSCK_*.
+ *
+ * Writes one line per problem to OUT ("tree block 16384 (extent tree): bad
+ * checksum ..."); with COW_FSCK_NOTES also notes, each prefixed "note: ".
+ * OUT may be NULL.  After 10000 lines further problems are only counted.
+ * If RES is not NULL it is filled in (zeroed first), also on failure.
+ *
+ * Returns the number of problems found (0 = clean; capped at INT_MAX), or a
+ * negative errno value if the check could not run at all, after writing one
+ * line saying why: -ENOENT, -EACCES, ... from open(2), -EISDIR (not a regular
+ * file), an fstat(2) or pread(2) errno (-EIO, ...), or -ENOMEM.  A file that
+ * can be read but is not a container (random bytes, an SQLite database, a
+ * truncated container) is a problem ("no valid superblock"), not an error.
+ * Never crashes and never loops on damaged or hostile input.
+ */
+int cow_fsck(const char *path, unsigned flags, FILE *out, struct cow_fsck_result *res);
+
+/* cow_dump() flags */
+#define COW_DUMP_HEX 0x1 /* also hex-dump the data of unknown items */
+
+/*
+ * Writes a decoded listing of the container at PATH to OUT: both superblock
+ * copies, then every block of the root, extent, csum and log trees and of
+ * every subvolume tree (from the ROOT_ITEMs of the root tree), each block
+ * once, with every item decoded.  Works on damaged containers: a block that
+ * fails a check is shown with what is wrong, and its children are followed
+ * only while levels decrease, so the walk always ends.
+ *
+ * With BYTENR != UINT64_MAX only that one block is decoded (any block: a
+ * superblock at 0 or 4096, a tree block, or data shown as a hex dump).
+ *
+ * Returns 0, or a negative errno value (open, fstat, pread, or -ENOMEM)
+ * after writing one line saying why to OUT.  OUT must not be NULL.
+ */
+int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out);
+
+#endif /* COW_FSCK_H */
