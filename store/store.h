@@ -85,7 +85,8 @@ int cow_store_close(cow_store *st);
  */
 int cow_store_commit(cow_store *st);
 
-/* The message of the most recent error on this store (thread-local copy). */
+/* The message of the calling thread's most recent store error (thread-local;
+ * ST may be NULL, e.g. after a failed cow_store_open()).  Never NULL. */
 const char *cow_store_last_error(cow_store *st);
 
 /* The container path given at open (owned by the store). */
