@@ -1,0 +1,2065 @@
+/*
+ * check_vfs.c - tests of the "cow" SQLite VFS (vfs/).
+ *
+ * Every test works in its own temporary directory under /tmp (mkdtemp) and
+ * removes it.  Tests that can only pass if the VFS keeps every file inside
+ * the container list that directory and expect the container alone.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cowvfs.h"
+#include "crc32c.h"
+#include "format.h"
+#include "store.h"
+#include "testutil.h"
+
+#define RW_CREATE (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+
+/* ---------------------------------------------------------------------------
+ * Helpers
+ */
+
+static void vfs_setup(void)
+{
+    ck_assert_int_eq(cowvfs_register(0), SQLITE_OK);
+}
+
+/*
+ * Each test case gets a base directory under /tmp, made and removed in the
+ * Check runner's own process (an unchecked fixture), so that what a failed
+ * test leaves behind is removed too; each test makes its own directory in
+ * it and removes it when it passes.
+ */
+static char g_base[64];
+
+static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)type;
+    (void)ftw;
+    remove(path); /* best effort: keep walking */
+    return 0;
+}
+
+static void base_setup(void)
+{
+    snprintf(g_base, sizeof g_base, "/tmp/cowvfs-vfs-XXXXXX");
+    if (mkdtemp(g_base) == NULL)
+        g_base[0] = 0;
+}
+
+static void base_teardown(void)
+{
+    if (g_base[0])
+        nftw(g_base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    g_base[0] = 0;
+}
+
+static char *tdir_make(void)
+{
+    char *d = NULL;
+    ck_assert_int_ge(asprintf(&d, "%s/t-XXXXXX", g_base[0] ? g_base : "/tmp"), 0);
+    ck_assert_ptr_nonnull(mkdtemp(d));
+    return d;
+}
+
+/* Removes DIR and the files in it (the tests make no subdirectories). */
+static void tdir_remove(char *dir)
+{
+    DIR *dp = opendir(dir);
+    struct dirent *de;
+    char buf[4096];
+
+    if (dp) {
+        while ((de = readdir(dp)) != NULL) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            snprintf(buf, sizeof buf, "%s/%s", dir, de->d_name);
+            unlink(buf);
+        }
+        closedir(dp);
+    }
+    rmdir(dir);
+    free(dir);
+}
+
+static char *tpath(const char *dir, const char *name)
+{
+    char *p = NULL;
+    ck_assert_int_ge(asprintf(&p, "%s/%s", dir, name), 0);
+    return p;
+}
+
+static int cmpstr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in DIR, sorted, separated by one space. */
+static void dir_list(const char *dir, char *out, size_t n)
+{
+    DIR *dp = opendir(dir);
+    struct dirent *de;
+    char *names[64];
+    int k = 0;
+
+    ck_assert_ptr_nonnull(dp);
+    while ((de = readdir(dp)) != NULL && k < 64) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        names[k++] = strdup(de->d_name);
+    }
+    closedir(dp);
+    qsort(names, (size_t)k, sizeof names[0], cmpstr);
+    out[0] = 0;
+    for (int i = 0; i < k; i++) {
+        if (i)
+            strncat(out, " ", n - strlen(out) - 1);
+        strncat(out, names[i], n - strlen(out) - 1);
+        free(names[i]);
+    }
+}
+
+#define ck_assert_dir(dir, expect)                                                      \
+    do {                                                                                \
+        char list_[1024];                                                               \
+        dir_list((dir), list_, sizeof list_);                                           \
+        ck_assert_msg(strcmp(list_, (expect)) == 0, "directory holds \"%s\", not \"%s\"", \
+                      list_, (expect));                                                 \
+    } while (0)
+
+/* The names of the store files in container PATH (not open in this
+ * process), sorted, separated by one space. */
+static int store_names_cb(void *arg, const struct cow_file_info *fi)
+{
+    char *out = arg;
+    if (out[0])
+        strncat(out, " ", 1023 - strlen(out));
+    strncat(out, fi->name, 1023 - strlen(out));
+    return 0;
+}
+
+static void store_names(const char *path, char out[1024])
+{
+    cow_store *st = NULL;
+    char *names[64], *tok, *save = NULL, tmp[1024];
+    int k = 0;
+
+    out[0] = 0;
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_READONLY, &st), COW_OK);
+    ck_assert_int_eq(cow_list(st, store_names_cb, out), COW_OK);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    snprintf(tmp, sizeof tmp, "%s", out);
+    for (tok = strtok_r(tmp, " ", &save); tok && k < 64; tok = strtok_r(NULL, " ", &save))
+        names[k++] = tok;
+    qsort(names, (size_t)k, sizeof names[0], cmpstr);
+    out[0] = 0;
+    for (int i = 0; i < k; i++) {
+        if (i)
+            strcat(out, " ");
+        strcat(out, names[i]);
+    }
+}
+
+#define ck_assert_store(path, expect)                                                   \
+    do {                                                                                \
+        char names_[1024];                                                              \
+        store_names((path), names_);                                                    \
+        ck_assert_msg(strcmp(names_, (expect)) == 0, "%s holds \"%s\", not \"%s\"",     \
+                      (path), names_, (expect));                                        \
+    } while (0)
+
+static sqlite3 *db_open(const char *path, int flags, const char *vfs)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, flags, vfs);
+    ck_assert_msg(rc == SQLITE_OK, "open %s via %s: %d %s", path, vfs ? vfs : "default", rc,
+                  db ? sqlite3_errmsg(db) : "");
+    sqlite3_busy_timeout(db, 0);
+    return db;
+}
+
+#define EXEC(db, sql)                                                                    \
+    do {                                                                                 \
+        char *err_ = NULL;                                                               \
+        int rc_ = sqlite3_exec((db), (sql), NULL, NULL, &err_);                          \
+        ck_assert_msg(rc_ == SQLITE_OK, "%s: %d %s", (sql), rc_, err_ ? err_ : "");      \
+        sqlite3_free(err_);                                                              \
+    } while (0)
+
+/* Runs SQL; returns its result code (the extended one). */
+static int exec_rc(sqlite3 *db, const char *sql)
+{
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? rc : sqlite3_extended_errcode(db);
+}
+
+/* The first column of the first row of SQL as an integer (-1 if no row). */
+static sqlite3_int64 query_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    sqlite3_int64 v = -1;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+    rc = sqlite3_step(st);
+    ck_assert_msg(rc == SQLITE_ROW || rc == SQLITE_DONE, "%s: %d %s", sql, rc, sqlite3_errmsg(db));
+    if (rc == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* The first column of the first row of SQL as text (malloc()ed), or NULL. */
+static char *query_text(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    char *v = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+    rc = sqlite3_step(st);
+    ck_assert_msg(rc == SQLITE_ROW || rc == SQLITE_DONE, "%s: %d %s", sql, rc, sqlite3_errmsg(db));
+    if (rc == SQLITE_ROW && sqlite3_column_text(st, 0))
+        v = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Asserts that SQL's first value is the text EXPECT. */
+#define ck_assert_text(args, expect)                                                     \
+    do {                                                                                 \
+        char *v_ = query_text args;                                                      \
+        ck_assert_msg(v_ != NULL && strcmp(v_, (expect)) == 0, "got \"%s\", not \"%s\"", \
+                      v_ ? v_ : "(no row)", (expect));                                   \
+        free(v_);                                                                        \
+    } while (0)
+
+/* Asserts that SQL returns no row. */
+#define ck_assert_no_row(db, sql)                                                        \
+    do {                                                                                 \
+        char *v_ = query_text((db), (sql));                                              \
+        ck_assert_msg(v_ == NULL, "%s gave \"%s\"", (sql), v_);                        \
+        free(v_);                                                                        \
+    } while (0)
+
+static void *read_whole(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long len;
+
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)len + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_int_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return buf;
+}
+
+static void write_whole(const char *path, const void *buf, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fwrite(buf, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static sqlite3_vfs *cow_vfs(void)
+{
+    sqlite3_vfs *v = sqlite3_vfs_find(COWVFS_NAME);
+    ck_assert_ptr_nonnull(v);
+    return v;
+}
+
+/* The full path SQLite would use for PATH. */
+static char *full_path(const char *path)
+{
+    sqlite3_vfs *v = cow_vfs();
+    char *out = calloc(1, (size_t)v->mxPathname + 1);
+    ck_assert_int_eq(v->xFullPathname(v, path, v->mxPathname + 1, out), SQLITE_OK);
+    return out;
+}
+
+/* Opens ZNAME through the cow VFS directly; the sqlite3_file is malloc()ed. */
+static sqlite3_file *raw_open(const char *zName, int flags, int *pRc)
+{
+    sqlite3_vfs *v = cow_vfs();
+    sqlite3_file *f = calloc(1, (size_t)v->szOsFile);
+    int out = 0;
+
+    ck_assert_ptr_nonnull(f);
+    *pRc = v->xOpen(v, zName, f, flags, &out);
+    if (*pRc != SQLITE_OK) {
+        if (f->pMethods)
+            f->pMethods->xClose(f);
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+static sqlite3_file *raw_open_ok(const char *zName, int flags)
+{
+    int rc;
+    sqlite3_file *f = raw_open(zName, flags, &rc);
+    ck_assert_msg(rc == SQLITE_OK, "xOpen %s flags %#x: %d", zName, flags, rc);
+    return f;
+}
+
+static void raw_close(sqlite3_file *f)
+{
+    ck_assert_int_eq(f->pMethods->xClose(f), SQLITE_OK);
+    free(f);
+}
+
+static int raw_access(const char *zName)
+{
+    sqlite3_vfs *v = cow_vfs();
+    int res = -1;
+    ck_assert_int_eq(v->xAccess(v, zName, SQLITE_ACCESS_EXISTS, &res), SQLITE_OK);
+    return res;
+}
+
+/* A database with some rows, made through VFS. */
+static void make_db(const char *path, const char *vfs, int nrows)
+{
+    sqlite3 *db = db_open(path, RW_CREATE, vfs);
+    char sql[256];
+
+    EXEC(db, "CREATE TABLE IF NOT EXISTS t(x INTEGER PRIMARY KEY, y TEXT)");
+    if (nrows <= 0)
+        goto out;
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<%d) "
+             "INSERT INTO t(y) SELECT 'COWDATAMARKER-' || i || '-' || hex(randomblob(40)) FROM c",
+             nrows);
+    EXEC(db, sql);
+out:
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+}
+
+/* ---- sqlite3_log capture ---- */
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_buf[8192];
+
+static void log_cb(void *arg, int code, const char *msg)
+{
+    (void)arg;
+    pthread_mutex_lock(&log_mu);
+    size_t n = strlen(log_buf);
+    snprintf(log_buf + n, sizeof log_buf - n, "[%d] %s\n", code, msg);
+    pthread_mutex_unlock(&log_mu);
+}
+
+/* Routes sqlite3_log to log_buf (SQLite must be re-initialised for that). */
+static void log_capture_begin(void)
+{
+    sqlite3_shutdown();
+    ck_assert_int_eq(sqlite3_config(SQLITE_CONFIG_LOG, log_cb, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_initialize(), SQLITE_OK);
+    ck_assert_int_eq(cowvfs_register(0), SQLITE_OK);
+    log_buf[0] = 0;
+}
+
+static void log_capture_end(void)
+{
+    sqlite3_shutdown();
+    sqlite3_config(SQLITE_CONFIG_LOG, NULL, NULL);
+    sqlite3_initialize();
+}
+
+/* ---------------------------------------------------------------------------
+ * Every io method, called directly
+ */
+
+START_TEST(test_io_methods)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    char *full = full_path(path);
+    char jname[1024], wname[1024], mjname[1024];
+    unsigned char buf[8192], pat[4096];
+    sqlite3_int64 size = -1;
+    int res = -1, rc;
+    char *z = NULL;
+
+    sqlite3_file *f = raw_open_ok(full, RW_CREATE | SQLITE_OPEN_MAIN_DB);
+    ck_assert_int_eq(f->pMethods->iVersion, 3);
+
+    /* xWrite, xFileSize, xRead, short reads */
+    memset(pat, 0x5a, sizeof pat);
+    ck_assert_int_eq(f->pMethods->xWrite(f, pat, 4096, 0), SQLITE_OK);
+    ck_assert_int_eq(f->pMethods->xWrite(f, pat, 4096, 8192), SQLITE_OK);
+    ck_assert_int_eq(f->pMethods->xFileSize(f, &size), SQLITE_OK);
+    ck_assert_int_eq(size, 12288);
+    ck_assert_int_eq(f->pMethods->xRead(f, buf, 4096, 0), SQLITE_OK);
+    ck_assert_int_eq(memcmp(buf, pat, 4096), 0);
+    ck_assert_int_eq(f->pMethods->xRead(f, buf, 4096, 4096), SQLITE_OK); /* the hole */
+    for (int i = 0; i < 4096; i++)
+        ck_assert_int_eq(buf[i], 0);
+    memset(buf, 0xaa, sizeof buf);
+    ck_assert_int_eq(f->pMethods->xRead(f, buf, 100, 12288 - 50), SQLITE_IOERR_SHORT_READ);
+    for (int i = 0; i < 50; i++)
+        ck_assert_int_eq(buf[i], 0x5a);
+    for (int i = 50; i < 100; i++)
+        ck_assert_int_eq(buf[i], 0);
+    memset(buf, 0xaa, sizeof buf);
+    ck_assert_int_eq(f->pMethods->xRead(f, buf, 512, 1 << 20), SQLITE_IOERR_SHORT_READ);
+    for (int i = 0; i < 512; i++)
+        ck_assert_int_eq(buf[i], 0);
+
+    /* xTruncate, xSync */
+    ck_assert_int_eq(f->pMethods->xTruncate(f, 4096), SQLITE_OK);
+    ck_assert_int_eq(f->pMethods->xFileSize(f, &size), SQLITE_OK);
+    ck_assert_int_eq(size, 4096);
+    ck_assert_int_eq(f->pMethods->xSync(f, SQLITE_SYNC_NORMAL), SQLITE_OK);
+    ck_assert_int_eq(f->pMethods->xSync(f, SQLITE_SYNC_FULL), SQLITE_OK);
+
+    /* xLock, xUnlock, xCheckReservedLock (one file: always granted) */
+    ck_assert_int_eq(f->pMethods->xLock(f, SQLITE_LOCK_SHARED), SQLITE_OK);
+    ck_assert_int_eq(f->pMethods->xCheckReservedLock(f, &res), SQLITE_OK);
+    ck_assert_int_eq(res, 0);
+    ck_assert_int_eq(f->pMethods->xLock(f, SQLITE_LOCK_RESERVED), SQLITE_OK);
+    ck_assert_int_eq(f->pMethods->xCheckReservedLock(f, &res), SQLITE_OK);
+    ck_assert_int_eq(res, 1);
+    ck_assert_int_eq(f->pMethods->xLock(f, SQLITE_LOCK_EXCLUSIVE), SQLITE_OK);
+    ck_assert_int_eq(f->pMethods->xUnlock(f, SQLITE_LOCK_SHARED), SQLITE_OK);
+    ck_assert_int_eq(f->pMethods->xCheckReservedLock(f, &res), SQLITE_OK);
+    ck_assert_int_eq(res, 0);
+    ck_assert_int_eq(f->pMethods->xUnlock(f, SQLITE_LOCK_NONE), SQLITE_OK);
+
+    /* xSectorSize, xDeviceCharacteristics */
+    ck_assert_int_eq(f->pMethods->xSectorSize(f), 4096);
+    ck_assert_int_eq(f->pMethods->xDeviceCharacteristics(f),
+                     SQLITE_IOCAP_POWERSAFE_OVERWRITE | SQLITE_IOCAP_SAFE_APPEND |
+                         SQLITE_IOCAP_SEQUENTIAL);
+
+    /* xFileControl */
+    ck_assert_int_eq(f->pMethods->xFileControl(f, SQLITE_FCNTL_VFSNAME, &z), SQLITE_OK);
+    ck_assert_str_eq(z, "cow");
+    sqlite3_free(z);
+    sqlite3_int64 hint = 1 << 20;
+    ck_assert_int_eq(f->pMethods->xFileControl(f, SQLITE_FCNTL_SIZE_HINT, &hint), SQLITE_OK);
+    int chunk = 65536;
+    ck_assert_int_eq(f->pMethods->xFileControl(f, SQLITE_FCNTL_CHUNK_SIZE, &chunk), SQLITE_OK);
+    int ls = 0;
+    ck_assert_int_eq(f->pMethods->xFileControl(f, SQLITE_FCNTL_LOCKSTATE, &ls), SQLITE_NOTFOUND);
+    int moved = -1;
+    ck_assert_int_eq(f->pMethods->xFileControl(f, SQLITE_FCNTL_HAS_MOVED, &moved), SQLITE_OK);
+    ck_assert_int_eq(moved, 0);
+
+    /* xShmMap, xShmLock, xShmBarrier, xShmUnmap */
+    void volatile *reg = (void *)1;
+    ck_assert_int_eq(f->pMethods->xShmMap(f, 0, 32768, 0, &reg), SQLITE_OK);
+    ck_assert_ptr_null((void *)reg);
+    ck_assert_int_eq(f->pMethods->xShmMap(f, 0, 32768, 1, &reg), SQLITE_OK);
+    ck_assert_ptr_nonnull((void *)reg);
+    for (int i = 0; i < 32768; i++)
+        ck_assert_int_eq(((volatile unsigned char *)reg)[i], 0);
+    ck_assert_int_eq(f->pMethods->xShmLock(f, 0, 1, SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE),
+                     SQLITE_OK);
+    f->pMethods->xShmBarrier(f);
+    ck_assert_int_eq(f->pMethods->xShmLock(f, 0, 1, SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE),
+                     SQLITE_OK);
+    ck_assert_int_eq(f->pMethods->xShmUnmap(f, 1), SQLITE_OK);
+
+    /* xFetch declines, xUnfetch */
+    void *pp = (void *)1;
+    ck_assert_int_eq(f->pMethods->xFetch(f, 0, 4096, &pp), SQLITE_OK);
+    ck_assert_ptr_null(pp);
+    ck_assert_int_eq(f->pMethods->xUnfetch(f, 0, NULL), SQLITE_OK);
+
+    /* A rollback journal: inside the container, exists even when empty. */
+    snprintf(jname, sizeof jname, "%s-journal", full);
+    ck_assert_int_eq(raw_access(jname), 0);
+    sqlite3_file *j = raw_open_ok(jname, RW_CREATE | SQLITE_OPEN_MAIN_JOURNAL);
+    ck_assert_ptr_eq(j->pMethods, f->pMethods);
+    ck_assert_int_eq(j->pMethods->xWrite(j, pat, 512, 0), SQLITE_OK);
+    ck_assert_int_eq(raw_access(jname), 1);
+    ck_assert_int_eq(j->pMethods->xTruncate(j, 0), SQLITE_OK);
+    raw_close(j);
+    ck_assert_int_eq(raw_access(jname), 1);
+    ck_assert_dir(dir, "app.db");
+    ck_assert_int_eq(cow_vfs()->xDelete(cow_vfs(), jname, 1), SQLITE_OK);
+    ck_assert_int_eq(raw_access(jname), 0);
+    ck_assert_int_eq(cow_vfs()->xDelete(cow_vfs(), jname, 0), SQLITE_IOERR_DELETE_NOENT);
+
+    /* A journal opened read-only refuses writes; a missing one cannot be
+     * opened without CREATE. */
+    j = raw_open(jname, SQLITE_OPEN_READONLY | SQLITE_OPEN_MAIN_JOURNAL, &rc);
+    ck_assert_int_eq(rc, SQLITE_CANTOPEN);
+    j = raw_open_ok(jname, RW_CREATE | SQLITE_OPEN_MAIN_JOURNAL);
+    raw_close(j);
+    j = raw_open_ok(jname, SQLITE_OPEN_READONLY | SQLITE_OPEN_MAIN_JOURNAL);
+    ck_assert_int_eq(j->pMethods->xWrite(j, pat, 512, 0), SQLITE_READONLY);
+    ck_assert_int_eq(j->pMethods->xTruncate(j, 0), SQLITE_READONLY);
+    raw_close(j);
+
+    /* DELETEONCLOSE removes the store file. */
+    j = raw_open_ok(jname, RW_CREATE | SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_DELETEONCLOSE);
+    ck_assert_int_eq(j->pMethods->xWrite(j, pat, 512, 0), SQLITE_OK);
+    raw_close(j);
+    ck_assert_int_eq(raw_access(jname), 0);
+
+    /* WAL */
+    snprintf(wname, sizeof wname, "%s-wal", full);
+    sqlite3_file *w = raw_open_ok(wname, RW_CREATE | SQLITE_OPEN_WAL);
+    ck_assert_int_eq(w->pMethods->xWrite(w, pat, 4096, 0), SQLITE_OK);
+    raw_close(w);
+    ck_assert_int_eq(raw_access(wname), 1);
+    ck_assert_int_eq(cow_vfs()->xDelete(cow_vfs(), wname, 0), SQLITE_OK);
+    ck_assert_int_eq(raw_access(wname), 0);
+
+    /* A super-journal: exclusive create; does not claim SEQUENTIAL (it
+     * orders writes across containers). */
+    snprintf(mjname, sizeof mjname, "%s-mj01AB2C9D4", full);
+    sqlite3_file *mj =
+        raw_open_ok(mjname, RW_CREATE | SQLITE_OPEN_EXCLUSIVE | SQLITE_OPEN_SUPER_JOURNAL);
+    ck_assert_int_eq(mj->pMethods->xWrite(mj, "x.db-journal\0", 13, 0), SQLITE_OK);
+    ck_assert_int_eq(mj->pMethods->xDeviceCharacteristics(mj) & SQLITE_IOCAP_SEQUENTIAL, 0);
+    ck_assert_int_eq(raw_access(mjname), 1);
+    sqlite3_file *mj2 =
+        raw_open(mjname, RW_CREATE | SQLITE_OPEN_EXCLUSIVE | SQLITE_OPEN_SUPER_JOURNAL, &rc);
+    ck_assert_ptr_null(mj2);
+    ck_assert_int_eq(rc, SQLITE_CANTOPEN);
+    raw_close(mj);
+    ck_assert_int_eq(cow_vfs()->xDelete(cow_vfs(), mjname, 1), SQLITE_OK);
+    ck_assert_int_eq(raw_access(mjname), 0);
+
+    /* A second handle on the main database, read-only. */
+    sqlite3_file *ro = raw_open_ok(full, SQLITE_OPEN_READONLY | SQLITE_OPEN_MAIN_DB);
+    ck_assert_int_eq(ro->pMethods->xRead(ro, buf, 4096, 0), SQLITE_OK);
+    ck_assert_int_eq(memcmp(buf, pat, 4096), 0);
+    ck_assert_int_eq(ro->pMethods->xWrite(ro, pat, 4096, 0), SQLITE_READONLY);
+    ck_assert_int_eq(ro->pMethods->xSync(ro, 0), SQLITE_OK);
+    raw_close(ro);
+
+    /* Temporary files belong to the default VFS. */
+    sqlite3_file *t = raw_open_ok(NULL, RW_CREATE | SQLITE_OPEN_TEMP_DB |
+                                            SQLITE_OPEN_DELETEONCLOSE | SQLITE_OPEN_EXCLUSIVE);
+    ck_assert_ptr_ne(t->pMethods, f->pMethods);
+    ck_assert_int_eq(t->pMethods->xWrite(t, pat, 4096, 4096), SQLITE_OK);
+    ck_assert_int_eq(t->pMethods->xRead(t, buf, 4096, 4096), SQLITE_OK);
+    ck_assert_int_eq(memcmp(buf, pat, 4096), 0);
+    raw_close(t);
+
+    raw_close(f);
+    ck_assert_dir(dir, "app.db");
+
+    /* The data survived the close (the last close commits). */
+    f = raw_open_ok(full, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MAIN_DB);
+    ck_assert_int_eq(f->pMethods->xRead(f, buf, 4096, 0), SQLITE_OK);
+    ck_assert_int_eq(memcmp(buf, pat, 4096), 0);
+    raw_close(f);
+
+    /* DELETEONCLOSE on a main database removes the container. */
+    char *path2 = tpath(dir, "gone.db");
+    char *full2 = full_path(path2);
+    f = raw_open_ok(full2, RW_CREATE | SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_DELETEONCLOSE);
+    ck_assert_int_eq(f->pMethods->xWrite(f, pat, 4096, 0), SQLITE_OK);
+    ck_assert_int_eq(access(full2, F_OK), 0);
+    raw_close(f);
+    ck_assert_int_ne(access(full2, F_OK), 0);
+    ck_assert_dir(dir, "app.db");
+
+    free(path2);
+    free(full2);
+    free(full);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* The sqlite3_vfs methods that are delegated to the default VFS. */
+START_TEST(test_vfs_methods)
+{
+    sqlite3_vfs *v = cow_vfs();
+    sqlite3_vfs *d = sqlite3_vfs_find("unix");
+    char buf[256];
+    double now = 0;
+    sqlite3_int64 now64 = 0;
+
+    ck_assert_int_eq(v->iVersion, 3);
+    ck_assert_str_eq(v->zName, "cow");
+    ck_assert_int_ge(v->szOsFile, d->szOsFile);
+    ck_assert_int_eq(v->mxPathname, d->mxPathname);
+    ck_assert_int_eq(v->xRandomness(v, 16, buf), 16);
+    ck_assert_int_ge(v->xSleep(v, 1000), 0);
+    ck_assert_int_eq(v->xCurrentTime(v, &now), SQLITE_OK);
+    ck_assert(now > 2460000.0); /* a Julian day after 2023 */
+    ck_assert_int_eq(v->xCurrentTimeInt64(v, &now64), SQLITE_OK);
+    ck_assert(now64 > (sqlite3_int64)2460000 * 86400000);
+    ck_assert_int_eq(v->xGetLastError(v, sizeof buf, buf), d->xGetLastError(d, sizeof buf, buf));
+    ck_assert_ptr_nonnull(v->xGetSystemCall(v, "open"));
+    ck_assert_ptr_eq(v->xGetSystemCall(v, "open"), d->xGetSystemCall(d, "open"));
+    ck_assert_ptr_nonnull(v->xNextSystemCall(v, NULL));
+    ck_assert_int_eq(v->xSetSystemCall(v, "no_such_call", NULL), SQLITE_NOTFOUND);
+    void *h = v->xDlOpen(v, "libc.so.6");
+    ck_assert_ptr_nonnull(h);
+    ck_assert_ptr_nonnull((void *)v->xDlSym(v, h, "strlen"));
+    v->xDlClose(v, h);
+    ck_assert_ptr_null(v->xDlOpen(v, "/nonexistent/libnothing.so"));
+    buf[0] = 0;
+    v->xDlError(v, sizeof buf, buf);
+    ck_assert_int_gt(strlen(buf), 0);
+
+    /* Registration is idempotent; make_default works and can be repeated. */
+    ck_assert_int_eq(cowvfs_register(0), SQLITE_OK);
+    ck_assert_ptr_eq(sqlite3_vfs_find(COWVFS_NAME), v);
+    ck_assert_int_eq(cowvfs_register(1), SQLITE_OK);
+    ck_assert_ptr_eq(sqlite3_vfs_find(NULL), v);
+    ck_assert_int_eq(cowvfs_register(1), SQLITE_OK);
+    ck_assert_int_eq(cowvfs_register(0), SQLITE_OK);
+    ck_assert_ptr_eq(sqlite3_vfs_find(NULL), v); /* stays the default */
+    ck_assert_int_eq(sqlite3_vfs_register(d, 1), SQLITE_OK);
+}
+END_TEST
+
+/* The loadable-extension entry point works in the static build too. */
+int sqlite3_cowvfs_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi);
+
+START_TEST(test_ext_entry)
+{
+    char *err = NULL;
+    ck_assert_int_eq(sqlite3_cowvfs_init(NULL, &err, NULL), SQLITE_OK_LOAD_PERMANENTLY);
+    ck_assert_ptr_null(err);
+    ck_assert_ptr_nonnull(sqlite3_vfs_find(COWVFS_NAME));
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------
+ * Locking
+ */
+
+/* SQLite's lock state machine between three files of one container. */
+START_TEST(test_lock_states)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    char *full = full_path(path);
+    int res = -1;
+
+    sqlite3_file *a = raw_open_ok(full, RW_CREATE | SQLITE_OPEN_MAIN_DB);
+    sqlite3_file *b = raw_open_ok(full, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MAIN_DB);
+    sqlite3_file *c = raw_open_ok(full, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MAIN_DB);
+    const sqlite3_io_methods *m = a->pMethods;
+
+    ck_assert_int_eq(m->xLock(a, SQLITE_LOCK_SHARED), SQLITE_OK);
+    ck_assert_int_eq(m->xLock(b, SQLITE_LOCK_SHARED), SQLITE_OK);
+    /* one RESERVED */
+    ck_assert_int_eq(m->xLock(a, SQLITE_LOCK_RESERVED), SQLITE_OK);
+    ck_assert_int_eq(m->xLock(b, SQLITE_LOCK_RESERVED), SQLITE_BUSY);
+    ck_assert_int_eq(m->xLock(b, SQLITE_LOCK_EXCLUSIVE), SQLITE_BUSY);
+    ck_assert_int_eq(m->xCheckReservedLock(b, &res), SQLITE_OK);
+    ck_assert_int_eq(res, 1);
+    /* RESERVED does not keep new readers out */
+    ck_assert_int_eq(m->xLock(c, SQLITE_LOCK_SHARED), SQLITE_OK);
+    ck_assert_int_eq(m->xUnlock(c, SQLITE_LOCK_NONE), SQLITE_OK);
+    /* EXCLUSIVE while B reads: BUSY, A is left PENDING, which keeps new
+     * readers out */
+    ck_assert_int_eq(m->xLock(a, SQLITE_LOCK_EXCLUSIVE), SQLITE_BUSY);
+    ck_assert_int_eq(m->xLock(c, SQLITE_LOCK_SHARED), SQLITE_BUSY);
+    ck_assert_int_eq(m->xCheckReservedLock(c, &res), SQLITE_OK);
+    ck_assert_int_eq(res, 1);
+    /* once B is gone, A gets EXCLUSIVE; nobody else gets anything */
+    ck_assert_int_eq(m->xUnlock(b, SQLITE_LOCK_NONE), SQLITE_OK);
+    ck_assert_int_eq(m->xLock(a, SQLITE_LOCK_EXCLUSIVE), SQLITE_OK);
+    ck_assert_int_eq(m->xLock(b, SQLITE_LOCK_SHARED), SQLITE_BUSY);
+    ck_assert_int_eq(m->xLock(c, SQLITE_LOCK_SHARED), SQLITE_BUSY);
+    /* back to SHARED: others may read again, and one may reserve */
+    ck_assert_int_eq(m->xUnlock(a, SQLITE_LOCK_SHARED), SQLITE_OK);
+    ck_assert_int_eq(m->xCheckReservedLock(b, &res), SQLITE_OK);
+    ck_assert_int_eq(res, 0);
+    ck_assert_int_eq(m->xLock(b, SQLITE_LOCK_SHARED), SQLITE_OK);
+    ck_assert_int_eq(m->xLock(b, SQLITE_LOCK_RESERVED), SQLITE_OK);
+    ck_assert_int_eq(m->xLock(a, SQLITE_LOCK_RESERVED), SQLITE_BUSY);
+    ck_assert_int_eq(m->xUnlock(a, SQLITE_LOCK_NONE), SQLITE_OK);
+    /* B alone: straight to EXCLUSIVE */
+    ck_assert_int_eq(m->xLock(b, SQLITE_LOCK_EXCLUSIVE), SQLITE_OK);
+    ck_assert_int_eq(m->xLock(a, SQLITE_LOCK_SHARED), SQLITE_BUSY);
+    ck_assert_int_eq(m->xUnlock(b, SQLITE_LOCK_NONE), SQLITE_OK);
+    ck_assert_int_eq(m->xLock(a, SQLITE_LOCK_SHARED), SQLITE_OK);
+    /* SHARED -> EXCLUSIVE directly (as a hot-journal rollback does) */
+    ck_assert_int_eq(m->xLock(a, SQLITE_LOCK_EXCLUSIVE), SQLITE_OK);
+    /* requests SQLite never makes are refused, not crashed on */
+    ck_assert_int_eq(m->xLock(c, SQLITE_LOCK_RESERVED), SQLITE_MISUSE);
+    ck_assert_int_eq(m->xLock(c, SQLITE_LOCK_PENDING), SQLITE_MISUSE);
+    ck_assert_int_eq(m->xUnlock(a, SQLITE_LOCK_RESERVED), SQLITE_MISUSE);
+    /* closing a file releases its lock */
+    raw_close(a);
+    ck_assert_int_eq(m->xLock(c, SQLITE_LOCK_SHARED), SQLITE_OK);
+    ck_assert_int_eq(m->xLock(c, SQLITE_LOCK_EXCLUSIVE), SQLITE_OK);
+    raw_close(c);
+    ck_assert_int_eq(m->xLock(b, SQLITE_LOCK_SHARED), SQLITE_OK);
+    raw_close(b);
+
+    free(full);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* Two connections: RESERVED and EXCLUSIVE make the other one BUSY until
+ * they are released. */
+START_TEST(test_lock_connections)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    sqlite3 *a = db_open(path, RW_CREATE, "cow");
+    sqlite3 *b = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+
+    EXEC(a, "CREATE TABLE t(x)");
+    EXEC(a, "INSERT INTO t VALUES(1)");
+
+    /* A holds RESERVED: B may read but not write */
+    EXEC(a, "BEGIN IMMEDIATE");
+    EXEC(a, "INSERT INTO t VALUES(2)");
+    ck_assert_int_eq(exec_rc(b, "BEGIN IMMEDIATE"), SQLITE_BUSY);
+    ck_assert_int_eq(query_int(b, "SELECT count(*) FROM t"), 1);
+    ck_assert_int_eq(exec_rc(b, "INSERT INTO t VALUES(3)"), SQLITE_BUSY);
+    EXEC(a, "COMMIT");
+    EXEC(b, "BEGIN IMMEDIATE");
+    EXEC(b, "INSERT INTO t VALUES(3)");
+    EXEC(b, "COMMIT");
+    ck_assert_int_eq(query_int(a, "SELECT count(*) FROM t"), 3);
+
+    /* A holds EXCLUSIVE: B cannot even read */
+    EXEC(a, "BEGIN EXCLUSIVE");
+    ck_assert_int_eq(exec_rc(b, "SELECT count(*) FROM t"), SQLITE_BUSY);
+    EXEC(a, "COMMIT");
+    ck_assert_int_eq(query_int(b, "SELECT count(*) FROM t"), 3);
+
+    /* B reads in a transaction: A's commit (EXCLUSIVE) is BUSY until B ends */
+    EXEC(b, "BEGIN");
+    ck_assert_int_eq(query_int(b, "SELECT count(*) FROM t"), 3);
+    EXEC(a, "BEGIN");
+    EXEC(a, "INSERT INTO t VALUES(4)");
+    ck_assert_int_eq(exec_rc(a, "COMMIT"), SQLITE_BUSY);
+    ck_assert_int_eq(query_int(b, "SELECT count(*) FROM t"), 3);
+    EXEC(b, "COMMIT");
+    EXEC(a, "COMMIT");
+    ck_assert_int_eq(query_int(b, "SELECT count(*) FROM t"), 4);
+    ck_assert_text((a, "PRAGMA integrity_check"), "ok");
+
+    ck_assert_int_eq(sqlite3_close(a), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_close(b), SQLITE_OK);
+    ck_assert_dir(dir, "app.db");
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------
+ * The WAL-index
+ */
+
+START_TEST(test_shm)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    char *full = full_path(path);
+    sqlite3_file *a = raw_open_ok(full, RW_CREATE | SQLITE_OPEN_MAIN_DB);
+    sqlite3_file *b = raw_open_ok(full, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MAIN_DB);
+    const sqlite3_io_methods *m = a->pMethods;
+    void volatile *pa = NULL, *pb = NULL, *p1 = NULL;
+    const int SH = SQLITE_SHM_SHARED, EX = SQLITE_SHM_EXCLUSIVE;
+    const int L = SQLITE_SHM_LOCK, U = SQLITE_SHM_UNLOCK;
+
+    ck_assert_int_eq(m->xShmMap(a, 0, 32768, 0, &pa), SQLITE_OK);
+    ck_assert_ptr_null((void *)pa);
+    ck_assert_int_eq(m->xShmMap(a, 0, 32768, 1, &pa), SQLITE_OK);
+    ck_assert_ptr_nonnull((void *)pa);
+    ck_assert_int_eq(m->xShmMap(b, 0, 32768, 0, &pb), SQLITE_OK);
+    ck_assert_ptr_eq((void *)pa, (void *)pb); /* one WAL-index per container */
+    ((volatile char *)pa)[100] = 7;
+    m->xShmBarrier(a);
+    ck_assert_int_eq(((volatile char *)pb)[100], 7);
+    /* extending to region 2 allocates region 1 too; addresses stay put */
+    ck_assert_int_eq(m->xShmMap(b, 2, 32768, 1, &pb), SQLITE_OK);
+    ck_assert_ptr_nonnull((void *)pb);
+    ck_assert_int_eq(m->xShmMap(a, 1, 32768, 0, &p1), SQLITE_OK);
+    ck_assert_ptr_nonnull((void *)p1);
+    ck_assert_int_eq(((volatile char *)p1)[5], 0);
+    ck_assert_int_eq(m->xShmMap(a, 0, 32768, 0, &pb), SQLITE_OK);
+    ck_assert_ptr_eq((void *)pa, (void *)pb);
+    ck_assert_int_eq(m->xShmMap(a, 3, 32768, 0, &pb), SQLITE_OK);
+    ck_assert_ptr_null((void *)pb);
+    ck_assert_int_eq(m->xShmMap(a, 0, 4096, 1, &pb), SQLITE_IOERR_SHMSIZE);
+
+    /* EXCLUSIVE excludes everything; SHARED excludes EXCLUSIVE */
+    ck_assert_int_eq(m->xShmLock(a, 0, 1, L | EX), SQLITE_OK);
+    ck_assert_int_eq(m->xShmLock(b, 0, 1, L | SH), SQLITE_BUSY);
+    ck_assert_int_eq(m->xShmLock(b, 0, 1, L | EX), SQLITE_BUSY);
+    ck_assert_int_eq(m->xShmLock(b, 1, 1, L | EX), SQLITE_OK); /* other slots are free */
+    ck_assert_int_eq(m->xShmLock(a, 0, 1, U | EX), SQLITE_OK);
+    ck_assert_int_eq(m->xShmLock(b, 0, 1, L | SH), SQLITE_OK);
+    ck_assert_int_eq(m->xShmLock(a, 0, 1, L | SH), SQLITE_OK);
+    ck_assert_int_eq(m->xShmLock(a, 0, 1, L | SH), SQLITE_OK); /* already held */
+    ck_assert_int_eq(m->xShmLock(a, 0, 1, L | EX), SQLITE_BUSY);
+    ck_assert_int_eq(m->xShmLock(b, 0, 1, U | SH), SQLITE_OK);
+    ck_assert_int_eq(m->xShmLock(a, 0, 1, U | SH), SQLITE_OK);
+    /* ranges are all or nothing */
+    ck_assert_int_eq(m->xShmLock(a, 0, 3, L | EX), SQLITE_BUSY); /* B holds slot 1 */
+    ck_assert_int_eq(m->xShmLock(b, 0, 1, L | SH), SQLITE_OK);   /* so slot 0 is free */
+    ck_assert_int_eq(m->xShmLock(b, 0, 1, U | SH), SQLITE_OK);
+    ck_assert_int_eq(m->xShmLock(a, 3, 5, L | EX), SQLITE_OK);
+    ck_assert_int_eq(m->xShmLock(b, 7, 1, L | SH), SQLITE_BUSY);
+    ck_assert_int_eq(m->xShmLock(b, 2, 1, L | EX), SQLITE_OK);
+    /* bad arguments are refused */
+    ck_assert_int_eq(m->xShmLock(a, 7, 2, L | SH), SQLITE_MISUSE);
+    ck_assert_int_eq(m->xShmLock(a, -1, 1, L | SH), SQLITE_MISUSE);
+    ck_assert_int_eq(m->xShmLock(a, 0, 1, L), SQLITE_MISUSE);
+
+    /* unmapping releases the connection's slots; the regions stay while
+     * another connection has them */
+    ck_assert_int_eq(m->xShmUnmap(a, 0), SQLITE_OK);
+    ck_assert_int_eq(m->xShmLock(b, 7, 1, L | EX), SQLITE_OK);
+    ck_assert_int_eq(m->xShmMap(b, 0, 32768, 0, &pb), SQLITE_OK);
+    ck_assert_ptr_eq((void *)pa, (void *)pb);
+    ck_assert_int_eq(((volatile char *)pb)[100], 7);
+    ck_assert_int_eq(m->xShmUnmap(b, 1), SQLITE_OK);
+    /* the last unmap discards the WAL-index */
+    ck_assert_int_eq(m->xShmMap(a, 0, 32768, 0, &pa), SQLITE_OK);
+    ck_assert_ptr_null((void *)pa);
+    ck_assert_int_eq(m->xShmMap(a, 0, 32768, 1, &pa), SQLITE_OK);
+    ck_assert_int_eq(((volatile char *)pa)[100], 0);
+    raw_close(a); /* xClose unmaps */
+    raw_close(b);
+    ck_assert_dir(dir, "app.db");
+
+    free(full);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* One writer thread and several reader threads on separate connections in
+ * WAL mode; readers check an invariant the writer keeps in every commit. */
+
+#define WAL_NREADERS 3
+#define WAL_NWRITES 400
+
+struct wal_shared {
+    const char *path;
+    int done;          /* writer finished; atomic */
+    int failed;        /* atomic */
+    char why[256];     /* first failure (under mu) */
+    pthread_mutex_t mu;
+    long reads[WAL_NREADERS];
+};
+
+static void wal_fail(struct wal_shared *s, const char *what, sqlite3 *db)
+{
+    pthread_mutex_lock(&s->mu);
+    if (!s->failed)
+        snprintf(s->why, sizeof s->why, "%s: %s", what, db ? sqlite3_errmsg(db) : "");
+    __atomic_store_n(&s->failed, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *wal_writer(void *arg)
+{
+    struct wal_shared *s = arg;
+    sqlite3 *db = NULL;
+    char sql[200];
+
+    if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE, "cow") != SQLITE_OK) {
+        wal_fail(s, "writer open", db);
+        goto out;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    for (int i = 1; i <= WAL_NWRITES && !__atomic_load_n(&s->failed, __ATOMIC_SEQ_CST); i++) {
+        snprintf(sql, sizeof sql,
+                 "BEGIN IMMEDIATE; UPDATE c SET a = a + 1, b = b - 1;"
+                 "INSERT INTO log VALUES(%d, randomblob(300)); COMMIT;",
+                 i);
+        if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+            wal_fail(s, "writer", db);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        }
+    }
+out:
+    __atomic_store_n(&s->done, 1, __ATOMIC_SEQ_CST);
+    sqlite3_close(db);
+    return NULL;
+}
+
+struct wal_reader_arg {
+    struct wal_shared *s;
+    int idx;
+};
+
+static void *wal_reader(void *arg)
+{
+    struct wal_reader_arg *ra = arg;
+    struct wal_shared *s = ra->s;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    sqlite3_int64 last = 0;
+
+    if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE, "cow") != SQLITE_OK) {
+        wal_fail(s, "reader open", db);
+        goto out;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    if (sqlite3_prepare_v2(db,
+                           "SELECT a, b, (SELECT count(*) FROM log), "
+                           "(SELECT coalesce(max(n), 0) FROM log) FROM c",
+                           -1, &st, NULL) != SQLITE_OK) {
+        wal_fail(s, "reader prepare", db);
+        goto out;
+    }
+    for (;;) {
+        int done = __atomic_load_n(&s->done, __ATOMIC_SEQ_CST);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+            wal_fail(s, "reader step", db);
+            goto out;
+        }
+        sqlite3_int64 a = sqlite3_column_int64(st, 0), b = sqlite3_column_int64(st, 1);
+        sqlite3_int64 n = sqlite3_column_int64(st, 2), mx = sqlite3_column_int64(st, 3);
+        sqlite3_reset(st);
+        if (a + b != 0 || n != a || mx != a || a < last) {
+            char why[200];
+            snprintf(why, sizeof why, "reader saw a=%lld b=%lld count=%lld max=%lld last=%lld",
+                     (long long)a, (long long)b, (long long)n, (long long)mx, (long long)last);
+            wal_fail(s, why, NULL);
+            goto out;
+        }
+        last = a;
+        s->reads[ra->idx]++;
+        if (done || __atomic_load_n(&s->failed, __ATOMIC_SEQ_CST))
+            break;
+    }
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return NULL;
+}
+
+START_TEST(test_wal_threads)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    struct wal_shared s;
+    struct wal_reader_arg ra[WAL_NREADERS];
+    pthread_t w, r[WAL_NREADERS];
+    sqlite3 *db = db_open(path, RW_CREATE, "cow");
+
+    ck_assert_text((db, "PRAGMA journal_mode=WAL"), "wal");
+    EXEC(db, "PRAGMA wal_autocheckpoint=20");
+    EXEC(db, "CREATE TABLE c(a INTEGER, b INTEGER); INSERT INTO c VALUES(0, 0);"
+             "CREATE TABLE log(n INTEGER, pad BLOB)");
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+
+    memset(&s, 0, sizeof s);
+    s.path = path;
+    pthread_mutex_init(&s.mu, NULL);
+    for (int i = 0; i < WAL_NREADERS; i++) {
+        ra[i].s = &s;
+        ra[i].idx = i;
+        ck_assert_int_eq(pthread_create(&r[i], NULL, wal_reader, &ra[i]), 0);
+    }
+    ck_assert_int_eq(pthread_create(&w, NULL, wal_writer, &s), 0);
+    pthread_join(w, NULL);
+    for (int i = 0; i < WAL_NREADERS; i++)
+        pthread_join(r[i], NULL);
+    ck_assert_msg(!s.failed, "%s", s.why);
+    for (int i = 0; i < WAL_NREADERS; i++)
+        ck_assert_int_gt(s.reads[i], 0);
+
+    db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_int_eq(query_int(db, "SELECT a FROM c"), WAL_NWRITES);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM log"), WAL_NWRITES);
+    ck_assert_text((db, "PRAGMA integrity_check"), "ok");
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    ck_assert_dir(dir, "app.db");
+    test_fsck_clean(path);
+    pthread_mutex_destroy(&s.mu);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------
+ * Journal modes: transactions, a rollback, integrity, reopen, no stray files
+ */
+
+static const char *const journal_modes[] = {"delete", "truncate", "persist",
+                                            "memory", "off",      "wal"};
+
+START_TEST(test_journal_modes)
+{
+    const char *mode = journal_modes[_i];
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    char *full = full_path(path);
+    char sql[200], jname[1024];
+    sqlite3 *db = db_open(path, RW_CREATE, "cow");
+
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", mode);
+    ck_assert_text((db, sql), mode);
+    EXEC(db, "PRAGMA cache_size=20"); /* spill pages to the database mid-transaction */
+    EXEC(db, "CREATE TABLE t(x INTEGER PRIMARY KEY, y TEXT)");
+    EXEC(db, "CREATE INDEX t_y ON t(y)");
+    EXEC(db, "BEGIN;"
+             "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<2000)"
+             "INSERT INTO t(y) SELECT hex(randomblob(60)) FROM c;"
+             "COMMIT");
+    EXEC(db, "UPDATE t SET y = 'committed-' || x WHERE x % 3 = 0");
+    ck_assert_dir(dir, "app.db");
+
+    /* A rollback.  With journal_mode=OFF SQLite cannot undo pages already
+     * written to the database, so keep that transaction inside the cache. */
+    if (strcmp(mode, "off") == 0)
+        EXEC(db, "PRAGMA cache_size=2000");
+    EXEC(db, "BEGIN");
+    EXEC(db, "UPDATE t SET y = 'rolled-back' WHERE x % 2 = 0");
+    EXEC(db, "DELETE FROM t WHERE x % 5 = 0");
+    EXEC(db, "INSERT INTO t(y) SELECT y || 'dup' FROM t");
+    ck_assert_dir(dir, "app.db");
+    EXEC(db, "ROLLBACK");
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 2000);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t WHERE y = 'rolled-back'"), 0);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t WHERE y LIKE 'committed-%'"), 666);
+    ck_assert_text((db, "PRAGMA integrity_check"), "ok");
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    ck_assert_dir(dir, "app.db");
+
+    /* PERSIST keeps the journal, inside the container. */
+    snprintf(jname, sizeof jname, "%s-journal", full);
+    if (strcmp(mode, "persist") == 0)
+        ck_assert_int_eq(raw_access(jname), 1);
+
+    db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 2000);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t WHERE y LIKE 'committed-%'"), 666);
+    ck_assert_text((db, "PRAGMA integrity_check"), "ok");
+    if (strcmp(mode, "wal") == 0)
+        ck_assert_text((db, "PRAGMA journal_mode"), "wal");
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    ck_assert_dir(dir, "app.db");
+    test_fsck_clean(path);
+    /* what is left inside: TRUNCATE and PERSIST keep their journal */
+    ck_assert_store(path, strcmp(mode, "truncate") == 0 || strcmp(mode, "persist") == 0
+                              ? "db db-journal"
+                              : "db");
+
+    free(full);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------
+ * Files that are not containers
+ */
+
+enum { BAD_SQLITE, BAD_RANDOM, BAD_EMPTY, BAD_TRUNCATED, BAD_SUPERBLOCKS, BAD_SB_AND_TREE, BAD_N };
+static const char *const bad_names[] = {"sqlite database", "random bytes", "empty file",
+                                        "truncated container", "both superblocks damaged",
+                                        "superblock and tree blocks damaged"};
+
+static int sb_ok(const unsigned char *b)
+{
+    return get64(b + SB_MAGIC) == COW_SB_MAGIC &&
+           get32(b + SB_CSUM) == crc32c(0, b + 4, COW_BLOCK_SIZE - 4);
+}
+
+/* Makes the bad file of kind KIND at PATH. */
+static void make_bad(int kind, const char *path)
+{
+    size_t n = 0;
+    unsigned char *buf;
+
+    switch (kind) {
+    case BAD_SQLITE:
+        make_db(path, "unix", 50);
+        break;
+    case BAD_RANDOM: {
+        unsigned x = 12345;
+        n = 65536;
+        buf = malloc(n);
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1103515245u + 12345u;
+            buf[i] = (unsigned char)(x >> 16);
+        }
+        write_whole(path, buf, n);
+        free(buf);
+        break;
+    }
+    case BAD_EMPTY:
+        write_whole(path, "", 0);
+        break;
+    case BAD_TRUNCATED:
+        make_db(path, "cow", 200);
+        ck_assert_int_eq(truncate(path, 3 * COW_BLOCK_SIZE), 0);
+        break;
+    case BAD_SUPERBLOCKS:
+        make_db(path, "cow", 200);
+        buf = read_whole(path, &n);
+        buf[SB_GENERATION] ^= 0x01;
+        buf[COW_BLOCK_SIZE + SB_GENERATION] ^= 0x01;
+        write_whole(path, buf, n);
+        free(buf);
+        break;
+    case BAD_SB_AND_TREE: {
+        make_db(path, "cow", 200);
+        buf = read_whole(path, &n);
+        int newest = -1, flipped = 0;
+        for (int i = 0; i < COW_SB_COPIES; i++) {
+            const unsigned char *sb = buf + (size_t)i * COW_BLOCK_SIZE;
+            if (!sb_ok(sb))
+                continue;
+            /* damage the root tree block this superblock points at */
+            uint64_t root = get64(sb + SB_ROOT_TREE + RR_BYTENR);
+            ck_assert(root % COW_BLOCK_SIZE == 0 && root + COW_BLOCK_SIZE <= n);
+            buf[root + TB_HEADER_SIZE + 7] ^= 0x40;
+            flipped++;
+            if (newest < 0 || get64(sb + SB_GENERATION) >
+                                  get64(buf + (size_t)newest * COW_BLOCK_SIZE + SB_GENERATION))
+                newest = i;
+        }
+        ck_assert_int_gt(flipped, 0);
+        /* and the newest superblock */
+        buf[(size_t)newest * COW_BLOCK_SIZE + SB_BYTES_USED] ^= 0x10;
+        write_whole(path, buf, n);
+        free(buf);
+        break;
+    }
+    }
+}
+
+START_TEST(test_bad_files)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "bad.db");
+    size_t n0, n1;
+    sqlite3 *db = NULL;
+    int rc;
+
+    make_bad(_i, path);
+    unsigned char *before = read_whole(path, &n0);
+    log_capture_begin();
+
+    /* The empty file is formatted when SQLITE_OPEN_CREATE is given (as an
+     * empty file is an empty database for the unix VFS); without it, it is
+     * not a container. */
+    int flags = _i == BAD_EMPTY ? SQLITE_OPEN_READWRITE : RW_CREATE;
+    rc = sqlite3_open_v2(path, &db, flags, "cow");
+    if (rc == SQLITE_OK) {
+        /* would be a bug; make it visible */
+        rc = sqlite3_exec(db, "SELECT * FROM sqlite_schema", NULL, NULL, NULL);
+    }
+    ck_assert_msg((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT,
+                  "%s: open gave %d (%s)", bad_names[_i], rc, sqlite3_errstr(rc));
+    sqlite3_close(db);
+    db = NULL;
+    /* read-only too */
+    rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, "cow");
+    ck_assert_msg((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT,
+                  "%s: read-only open gave %d", bad_names[_i], rc);
+    sqlite3_close(db);
+
+    /* the reason was logged */
+    ck_assert_msg(strstr(log_buf, "cow: open container") != NULL, "log: %s", log_buf);
+    ck_assert_msg(strstr(log_buf, path) != NULL, "log: %s", log_buf);
+    log_capture_end();
+
+    /* the file was not touched, and nothing appeared beside it */
+    unsigned char *after = read_whole(path, &n1);
+    ck_assert_uint_eq(n0, n1);
+    ck_assert_msg(memcmp(before, after, n0) == 0, "%s was modified", bad_names[_i]);
+    ck_assert_dir(dir, "bad.db");
+
+    /* an ordinary database is still fine through unix */
+    if (_i == BAD_SQLITE) {
+        db = db_open(path, SQLITE_OPEN_READWRITE, "unix");
+        ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 50);
+        sqlite3_close(db);
+    }
+    free(before);
+    free(after);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* A damaged data block is an error on read (SQLITE_IOERR_DATA), never data. */
+START_TEST(test_bad_data_block)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    size_t n;
+    int hits = 0;
+
+    make_db(path, "cow", 300);
+    unsigned char *buf = read_whole(path, &n);
+    for (size_t off = 2 * COW_BLOCK_SIZE; off + 13 <= n; off++) {
+        if (memcmp(buf + off, "COWDATAMARKER", 13) == 0) {
+            buf[off] ^= 0x20; /* 'C' -> 'c' */
+            hits++;
+        }
+    }
+    ck_assert_int_gt(hits, 0);
+    write_whole(path, buf, n);
+    free(buf);
+
+    log_capture_begin();
+    sqlite3 *db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    int rc = exec_rc(db, "SELECT count(*) FROM t WHERE y LIKE 'cowdata%'");
+    ck_assert_msg(rc == SQLITE_IOERR_DATA, "gave %d %s", rc, sqlite3_errmsg(db));
+    sqlite3_close(db);
+    ck_assert_msg(strstr(log_buf, "cow: read") != NULL, "log: %s", log_buf);
+    log_capture_end();
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* A missing path with CREATE becomes a container; without CREATE it is
+ * SQLITE_CANTOPEN and nothing is created. */
+START_TEST(test_create)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "new.db");
+    sqlite3 *db = NULL;
+    size_t n;
+
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, "cow"), SQLITE_CANTOPEN);
+    sqlite3_close(db);
+    ck_assert_dir(dir, "");
+
+    db = db_open(path, RW_CREATE, "cow");
+    ck_assert_int_eq(access(path, F_OK), 0);
+    EXEC(db, "CREATE TABLE t(x); INSERT INTO t VALUES('hello')");
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    unsigned char *buf = read_whole(path, &n);
+    ck_assert_uint_ge(n, 2 * COW_BLOCK_SIZE);
+    ck_assert_int_ne(memcmp(buf, "SQLite format 3", 15), 0);
+    ck_assert(sb_ok(buf) || sb_ok(buf + COW_BLOCK_SIZE));
+    free(buf);
+    ck_assert_dir(dir, "new.db");
+
+    /* it is a container, not an SQLite file */
+    db = db_open(path, SQLITE_OPEN_READWRITE, "unix");
+    ck_assert_int_eq(exec_rc(db, "SELECT * FROM t"), SQLITE_NOTADB);
+    sqlite3_close(db);
+    db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_text((db, "SELECT x FROM t"), "hello");
+    sqlite3_close(db);
+
+    /* an empty existing file with CREATE is formatted */
+    char *empty = tpath(dir, "empty.db");
+    write_whole(empty, "", 0);
+    db = db_open(empty, RW_CREATE, "cow");
+    EXEC(db, "CREATE TABLE t(x)");
+    sqlite3_close(db);
+    ck_assert_dir(dir, "empty.db new.db");
+
+    free(empty);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* SQLITE_OPEN_READONLY: reads work, writes are refused, the container is
+ * not modified. */
+START_TEST(test_readonly)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    size_t n0, n1;
+
+    make_db(path, "cow", 100);
+    unsigned char *before = read_whole(path, &n0);
+    sqlite3 *db = db_open(path, SQLITE_OPEN_READONLY, "cow");
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 100);
+    ck_assert_int_eq(exec_rc(db, "INSERT INTO t(y) VALUES('no')") & 0xff, SQLITE_READONLY);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 100);
+    /* a second, read-write connection while the store is open read-only
+     * is downgraded (as unix does for a file it may not write) */
+    sqlite3 *db2 = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_int_eq(sqlite3_db_readonly(db2, "main"), 1);
+    ck_assert_int_eq(exec_rc(db2, "INSERT INTO t(y) VALUES('no')") & 0xff, SQLITE_READONLY);
+    sqlite3_close(db2);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    unsigned char *after = read_whole(path, &n1);
+    ck_assert_uint_eq(n0, n1);
+    ck_assert(memcmp(before, after, n0) == 0);
+    free(before);
+    free(after);
+
+    /* a WAL database whose WAL was checkpointed away reads fine read-only */
+    db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_text((db, "PRAGMA journal_mode=WAL"), "wal");
+    EXEC(db, "INSERT INTO t(y) VALUES('wal')");
+    sqlite3_close(db);
+    before = read_whole(path, &n0);
+    db = db_open(path, SQLITE_OPEN_READONLY, "cow");
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 101);
+    ck_assert_int_eq(exec_rc(db, "INSERT INTO t(y) VALUES('no')") & 0xff, SQLITE_READONLY);
+    sqlite3_close(db);
+    after = read_whole(path, &n1);
+    ck_assert_uint_eq(n0, n1);
+    ck_assert(memcmp(before, after, n0) == 0);
+    ck_assert_dir(dir, "app.db");
+
+    free(before);
+    free(after);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------
+ * File controls and pragmas
+ */
+
+static int io_caps(sqlite3 *db)
+{
+    sqlite3_file *f = NULL;
+    ck_assert_int_eq(sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f), SQLITE_OK);
+    return f->pMethods->xDeviceCharacteristics(f);
+}
+
+START_TEST(test_file_controls)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    char *moved = tpath(dir, "moved.db");
+    char *full = full_path(path);
+    char uri[1200], wname[1100];
+    char *z = NULL;
+    int v;
+    sqlite3 *db = db_open(path, RW_CREATE, "cow");
+
+    ck_assert_int_eq(sqlite3_file_control(db, "main", SQLITE_FCNTL_VFSNAME, &z), SQLITE_OK);
+    ck_assert_str_eq(z, "cow");
+    sqlite3_free(z);
+
+    /* PRAGMA cow_generation grows with commits; cow_commit commits */
+    EXEC(db, "CREATE TABLE t(x)");
+    char *g1 = query_text(db, "PRAGMA cow_generation");
+    ck_assert_ptr_nonnull(g1);
+    ck_assert_uint_eq(strspn(g1, "0123456789"), strlen(g1));
+    EXEC(db, "INSERT INTO t VALUES(1)");
+    char *g2 = query_text(db, "PRAGMA cow_generation");
+    ck_assert(strtoull(g2, NULL, 10) > strtoull(g1, NULL, 10));
+    ck_assert_text((db, "PRAGMA cow_commit"), "ok");
+    ck_assert_text((db, "PRAGMA main.COW_COMMIT"), "ok");
+    ck_assert_int_ne(exec_rc(db, "PRAGMA cow_generation=5"), SQLITE_OK);
+    /* unknown cow_* and other pragmas fall through to SQLite */
+    ck_assert_no_row(db, "PRAGMA cow_no_such_pragma");
+    EXEC(db, "PRAGMA user_version=7");
+    ck_assert_int_eq(query_int(db, "PRAGMA user_version"), 7);
+    ck_assert_int_eq(query_int(db, "PRAGMA page_size"), 4096);
+    free(g1);
+    free(g2);
+
+    /* SIZE_HINT and CHUNK_SIZE are accepted; others are SQLITE_NOTFOUND */
+    sqlite3_int64 hint = 1 << 20;
+    ck_assert_int_eq(sqlite3_file_control(db, "main", SQLITE_FCNTL_SIZE_HINT, &hint), SQLITE_OK);
+    v = 65536;
+    ck_assert_int_eq(sqlite3_file_control(db, "main", SQLITE_FCNTL_CHUNK_SIZE, &v), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_file_control(db, "main", SQLITE_FCNTL_LOCKSTATE, &v),
+                     SQLITE_NOTFOUND);
+
+    /* POWERSAFE_OVERWRITE: get, clear, set */
+    ck_assert_int_eq(io_caps(db), SQLITE_IOCAP_POWERSAFE_OVERWRITE | SQLITE_IOCAP_SAFE_APPEND |
+                                      SQLITE_IOCAP_SEQUENTIAL);
+    v = -1;
+    ck_assert_int_eq(sqlite3_file_control(db, "main", SQLITE_FCNTL_POWERSAFE_OVERWRITE, &v),
+                     SQLITE_OK);
+    ck_assert_int_eq(v, 1);
+    v = 0;
+    sqlite3_file_control(db, "main", SQLITE_FCNTL_POWERSAFE_OVERWRITE, &v);
+    v = -1;
+    sqlite3_file_control(db, "main", SQLITE_FCNTL_POWERSAFE_OVERWRITE, &v);
+    ck_assert_int_eq(v, 0);
+    ck_assert_int_eq(io_caps(db), SQLITE_IOCAP_SAFE_APPEND | SQLITE_IOCAP_SEQUENTIAL);
+    v = 1;
+    sqlite3_file_control(db, "main", SQLITE_FCNTL_POWERSAFE_OVERWRITE, &v);
+    ck_assert_int_eq(io_caps(db) & SQLITE_IOCAP_POWERSAFE_OVERWRITE,
+                     SQLITE_IOCAP_POWERSAFE_OVERWRITE);
+
+    /* PERSIST_WAL: get, set; a persisted WAL stays inside the container */
+    v = -1;
+    ck_assert_int_eq(sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &v), SQLITE_OK);
+    ck_assert_int_eq(v, 0);
+    v = 1;
+    sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &v);
+    v = -1;
+    sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &v);
+    ck_assert_int_eq(v, 1);
+    ck_assert_text((db, "PRAGMA journal_mode=WAL"), "wal");
+    EXEC(db, "INSERT INTO t VALUES(2)");
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    snprintf(wname, sizeof wname, "%s-wal", full);
+    ck_assert_int_eq(raw_access(wname), 1);
+    ck_assert_dir(dir, "app.db");
+
+    /* psow=0 in the URI */
+    snprintf(uri, sizeof uri, "file:%s?psow=0", path);
+    db = db_open(uri, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, "cow");
+    ck_assert_int_eq(io_caps(db) & SQLITE_IOCAP_POWERSAFE_OVERWRITE, 0);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 2);
+
+    /* HAS_MOVED */
+    v = -1;
+    ck_assert_int_eq(sqlite3_file_control(db, "main", SQLITE_FCNTL_HAS_MOVED, &v), SQLITE_OK);
+    ck_assert_int_eq(v, 0);
+    ck_assert_int_eq(rename(path, moved), 0);
+    v = -1;
+    ck_assert_int_eq(sqlite3_file_control(db, "main", SQLITE_FCNTL_HAS_MOVED, &v), SQLITE_OK);
+    ck_assert_int_eq(v, 1);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    ck_assert_dir(dir, "moved.db");
+
+    free(full);
+    free(moved);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------
+ * Temporary files, ATTACH and super-journals, other processes, the registry
+ */
+
+START_TEST(test_temp_files)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    sqlite3 *db = db_open(path, RW_CREATE, "cow");
+
+    EXEC(db, "PRAGMA temp_store=FILE");
+    EXEC(db, "PRAGMA cache_size=10");
+    EXEC(db, "CREATE TEMP TABLE tt(x INTEGER, pad BLOB)");
+    EXEC(db, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<20000)"
+             "INSERT INTO tt SELECT (i * 7919) % 20000, randomblob(200) FROM c");
+    EXEC(db, "CREATE TABLE t(x INTEGER)");
+    /* a big sort spills to temporary files; so does a big statement journal */
+    EXEC(db, "INSERT INTO t SELECT x FROM tt ORDER BY pad");
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM (SELECT x FROM tt ORDER BY pad DESC)"),
+                     20000);
+    ck_assert_int_eq(query_int(db, "SELECT sum(x) FROM t"), (sqlite3_int64)19999 * 20000 / 2);
+    EXEC(db, "BEGIN; UPDATE t SET x = x + 1; SAVEPOINT s; UPDATE t SET x = x + 1;"
+             "ROLLBACK TO s; COMMIT");
+    ck_assert_int_eq(query_int(db, "SELECT sum(x) FROM t"),
+                     (sqlite3_int64)19999 * 20000 / 2 + 20000);
+    ck_assert_text((db, "PRAGMA temp.integrity_check"), "ok");
+    ck_assert_text((db, "PRAGMA main.integrity_check"), "ok");
+    ck_assert_dir(dir, "app.db");
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    ck_assert_dir(dir, "app.db");
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* A VFS that forwards to cow and counts super-journal opens and deletes. */
+static sqlite3_vfs spy_vfs;
+static int spy_super_opens, spy_super_deletes;
+static char spy_super_name[1024];
+
+static int spy_open(sqlite3_vfs *v, const char *z, sqlite3_file *f, int flags, int *out)
+{
+    (void)v;
+    if (flags & SQLITE_OPEN_SUPER_JOURNAL) {
+        spy_super_opens++;
+        snprintf(spy_super_name, sizeof spy_super_name, "%s", z);
+    }
+    return cow_vfs()->xOpen(cow_vfs(), z, f, flags, out);
+}
+
+static int spy_die_on_super_delete;
+
+static int spy_delete(sqlite3_vfs *v, const char *z, int sync)
+{
+    (void)v;
+    if (strstr(z, "-mj") && spy_die_on_super_delete)
+        kill(getpid(), SIGKILL);
+    if (strstr(z, "-mj"))
+        spy_super_deletes++;
+    return cow_vfs()->xDelete(cow_vfs(), z, sync);
+}
+
+START_TEST(test_attach_super_journal)
+{
+    char *dir = tdir_make();
+    char *a = tpath(dir, "a.db");
+    char *b = tpath(dir, "b.db");
+    char *fulla = full_path(a);
+    char sql[1200];
+
+    spy_vfs = *cow_vfs();
+    spy_vfs.zName = "cowspy";
+    spy_vfs.pNext = NULL;
+    spy_vfs.xOpen = spy_open;
+    spy_vfs.xDelete = spy_delete;
+    ck_assert_int_eq(sqlite3_vfs_register(&spy_vfs, 0), SQLITE_OK);
+
+    sqlite3 *db = db_open(a, RW_CREATE, "cowspy");
+    snprintf(sql, sizeof sql, "ATTACH '%s' AS aux", b);
+    EXEC(db, sql);
+    ck_assert_text((db, "PRAGMA main.journal_mode"), "delete");
+    ck_assert_text((db, "PRAGMA aux.journal_mode"), "delete");
+    EXEC(db, "CREATE TABLE main.t(x); CREATE TABLE aux.u(x)");
+
+    spy_super_opens = spy_super_deletes = 0;
+    EXEC(db, "BEGIN; INSERT INTO main.t VALUES(1); INSERT INTO aux.u VALUES(1); COMMIT");
+    ck_assert_int_eq(spy_super_opens, 1);
+    ck_assert_int_eq(spy_super_deletes, 1);
+    ck_assert_int_eq(strncmp(spy_super_name, fulla, strlen(fulla)), 0);
+    ck_assert_int_eq(strncmp(spy_super_name + strlen(fulla), "-mj", 3), 0);
+    ck_assert_int_eq(raw_access(spy_super_name), 0); /* deleted after the commit */
+
+    /* a transaction across both, rolled back */
+    EXEC(db, "BEGIN; INSERT INTO main.t VALUES(2); INSERT INTO aux.u VALUES(2); ROLLBACK");
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM main.t"), 1);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM aux.u"), 1);
+
+    /* only the auxiliary database written: still a super-journal in main's
+     * container, synced there (no SEQUENTIAL claim) */
+    spy_super_opens = 0;
+    EXEC(db, "BEGIN; INSERT INTO aux.u VALUES(3); INSERT INTO main.t VALUES(3); COMMIT");
+    ck_assert_int_eq(spy_super_opens, 1);
+    ck_assert_dir(dir, "a.db b.db");
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+
+    db = db_open(b, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM u"), 2);
+    ck_assert_text((db, "PRAGMA integrity_check"), "ok");
+    sqlite3_close(db);
+    db = db_open(a, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 2);
+    sqlite3_close(db);
+    ck_assert_dir(dir, "a.db b.db");
+    ck_assert_store(a, "db");
+    ck_assert_store(b, "db");
+    test_fsck_clean(a);
+    test_fsck_clean(b);
+    ck_assert_int_eq(sqlite3_vfs_unregister(&spy_vfs), SQLITE_OK);
+
+    free(fulla);
+    free(a);
+    free(b);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* A container held by another process: SQLITE_BUSY, logged. */
+START_TEST(test_other_process)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    int c2p[2], p2c[2];
+    char ch = 0;
+    sqlite3 *db = NULL;
+
+    make_db(path, "cow", 10);
+    ck_assert_int_eq(pipe(c2p), 0);
+    ck_assert_int_eq(pipe(p2c), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        sqlite3 *cdb = NULL;
+        int ok = sqlite3_open_v2(path, &cdb, SQLITE_OPEN_READWRITE, "cow") == SQLITE_OK &&
+                 sqlite3_exec(cdb, "SELECT * FROM t", NULL, NULL, NULL) == SQLITE_OK;
+        if (write(c2p[1], ok ? "y" : "n", 1) != 1 || read(p2c[0], &ch, 1) != 1)
+            ok = 0;
+        sqlite3_close(cdb);
+        _exit(ok ? 0 : 1);
+    }
+    ck_assert_int_eq(read(c2p[0], &ch, 1), 1);
+    ck_assert_int_eq(ch, 'y');
+
+    log_capture_begin();
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_int_eq(rc, SQLITE_BUSY);
+    sqlite3_close(db);
+    ck_assert_msg(strstr(log_buf, "another process") != NULL, "log: %s", log_buf);
+    log_capture_end();
+
+    ck_assert_int_eq(write(p2c[1], "x", 1), 1);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 10);
+    sqlite3_close(db);
+    close(c2p[0]);
+    close(c2p[1]);
+    close(p2c[0]);
+    close(p2c[1]);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* Two spellings of one container (hard link, symlink) share one store;
+ * xAccess/xDelete reach containers that are not open; names that are not
+ * a container's go to the default VFS. */
+START_TEST(test_registry_and_names)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    char *hard = tpath(dir, "hard.db");
+    char *sym = tpath(dir, "sym.db");
+    char *full = full_path(path);
+    char name[1200];
+    sqlite3_vfs *v = cow_vfs();
+    int res = -1;
+
+    make_db(path, "cow", 10);
+    ck_assert_int_eq(link(path, hard), 0);
+    ck_assert_int_eq(symlink(path, sym), 0);
+    sqlite3 *d1 = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    sqlite3 *d2 = db_open(hard, SQLITE_OPEN_READWRITE, "cow");
+    sqlite3 *d3 = db_open(sym, SQLITE_OPEN_READWRITE, "cow");
+    EXEC(d2, "INSERT INTO t(y) VALUES('via hard link')");
+    ck_assert_int_eq(query_int(d1, "SELECT count(*) FROM t"), 11);
+    ck_assert_int_eq(query_int(d3, "SELECT count(*) FROM t"), 11);
+    EXEC(d2, "BEGIN IMMEDIATE");
+    ck_assert_int_eq(exec_rc(d1, "BEGIN IMMEDIATE"), SQLITE_BUSY); /* one lock state */
+    EXEC(d2, "COMMIT");
+    sqlite3_close(d1);
+    sqlite3_close(d2);
+    sqlite3_close(d3);
+    unlink(hard);
+    unlink(sym);
+
+    /* a persisted journal in a container that is not open */
+    d1 = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_text((d1, "PRAGMA journal_mode=PERSIST"), "persist");
+    EXEC(d1, "INSERT INTO t(y) VALUES('x')");
+    sqlite3_close(d1);
+    snprintf(name, sizeof name, "%s-journal", full);
+    ck_assert_int_eq(v->xAccess(v, name, SQLITE_ACCESS_EXISTS, &res), SQLITE_OK);
+    ck_assert_int_eq(res, 1);
+    ck_assert_int_eq(v->xAccess(v, name, SQLITE_ACCESS_READWRITE, &res), SQLITE_OK);
+    ck_assert_int_eq(res, 1);
+    ck_assert_int_eq(v->xDelete(v, name, 1), SQLITE_OK);
+    ck_assert_int_eq(raw_access(name), 0);
+    snprintf(name, sizeof name, "%s-wal", full);
+    ck_assert_int_eq(raw_access(name), 0);
+    ck_assert_int_eq(v->xDelete(v, name, 0), SQLITE_IOERR_DELETE_NOENT);
+    d1 = db_open(path, SQLITE_OPEN_READWRITE, "cow"); /* nothing left locked */
+    ck_assert_int_eq(query_int(d1, "SELECT count(*) FROM t"), 12);
+    sqlite3_close(d1);
+    ck_assert_dir(dir, "app.db");
+
+    /* an ordinary file's journal beside it is the default VFS's */
+    char *plain = tpath(dir, "plain.db");
+    make_db(plain, "unix", 5);
+    snprintf(name, sizeof name, "%s-journal", plain);
+    write_whole(name, "not empty", 9);
+    ck_assert_int_eq(raw_access(name), 1);
+    ck_assert_int_eq(v->xDelete(v, name, 0), SQLITE_OK);
+    ck_assert_int_ne(access(name, F_OK), 0);
+    ck_assert_int_eq(raw_access(name), 0);
+    snprintf(name, sizeof name, "%s/nothing.db-wal", dir);
+    ck_assert_int_eq(raw_access(name), 0);
+    ck_assert_dir(dir, "app.db plain.db");
+    /* and the container itself is an ordinary name too */
+    ck_assert_int_eq(raw_access(full), 1);
+
+    free(plain);
+    free(full);
+    free(sym);
+    free(hard);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------
+ * Crashes: a process killed mid-transaction leaves a hot journal or a WAL
+ * inside the container; the next open recovers through the VFS.
+ */
+
+/* Runs FN(PATH) in a child process that must die of SIGKILL. */
+static void run_killed_child(void (*fn)(const char *), const char *path)
+{
+    int status = 0;
+    pid_t pid = fork();
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        fn(path);
+        _exit(3); /* fn did not kill itself */
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %#x", status);
+}
+
+static int child_exec(sqlite3 *db, const char *sql)
+{
+    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK;
+}
+
+/* Spills a big update into the database and commits the store (so the hot
+ * journal and the half-written database are durable), then dies. */
+static void crash_in_update(const char *path)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, "cow") != SQLITE_OK ||
+        !child_exec(db, "PRAGMA cache_size=5") || !child_exec(db, "BEGIN") ||
+        !child_exec(db, "UPDATE t SET y = 'crash-' || x") ||
+        !child_exec(db, "PRAGMA cow_commit"))
+        _exit(4);
+    kill(getpid(), SIGKILL);
+}
+
+START_TEST(test_crash_hot_journal)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    char *full = full_path(path);
+    char jname[1100];
+
+    make_db(path, "cow", 400);
+    run_killed_child(crash_in_update, path);
+    snprintf(jname, sizeof jname, "%s-journal", full);
+    ck_assert_int_eq(raw_access(jname), 1); /* hot */
+    ck_assert_dir(dir, "app.db");
+
+    sqlite3 *db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 400);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t WHERE y LIKE 'crash-%'"), 0);
+    ck_assert_text((db, "PRAGMA integrity_check"), "ok");
+    ck_assert_int_eq(raw_access(jname), 0); /* rolled back and deleted */
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    ck_assert_dir(dir, "app.db");
+    test_fsck_clean(path);
+    ck_assert_store(path, "db");
+    free(full);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* Commits 50 transactions to the WAL (each synced), spills an uncommitted
+ * one into it, commits the store and dies. */
+static void crash_in_wal(const char *path)
+{
+    sqlite3 *db = NULL;
+    char sql[100];
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, "cow") != SQLITE_OK ||
+        !child_exec(db, "PRAGMA wal_autocheckpoint=0") ||
+        !child_exec(db, "PRAGMA synchronous=FULL"))
+        _exit(4);
+    for (int i = 0; i < 50; i++) {
+        snprintf(sql, sizeof sql, "INSERT INTO t(y) VALUES('wal-%d')", i);
+        if (!child_exec(db, sql))
+            _exit(5);
+    }
+    if (!child_exec(db, "PRAGMA cache_size=5") || !child_exec(db, "BEGIN") ||
+        !child_exec(db, "UPDATE t SET y = 'crash-' || x") ||
+        !child_exec(db, "PRAGMA cow_commit"))
+        _exit(6);
+    kill(getpid(), SIGKILL);
+}
+
+START_TEST(test_crash_wal)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    char *full = full_path(path);
+    char wname[1100];
+
+    make_db(path, "cow", 300);
+    sqlite3 *db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_text((db, "PRAGMA journal_mode=WAL"), "wal");
+    sqlite3_close(db);
+    run_killed_child(crash_in_wal, path);
+    snprintf(wname, sizeof wname, "%s-wal", full);
+    ck_assert_int_eq(raw_access(wname), 1);
+    ck_assert_dir(dir, "app.db");
+
+    /* a fresh WAL-index is rebuilt from the WAL: committed frames count,
+     * the uncommitted ones do not */
+    db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 350);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t WHERE y LIKE 'wal-%'"), 50);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t WHERE y LIKE 'crash-%'"), 0);
+    ck_assert_text((db, "PRAGMA integrity_check"), "ok");
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    ck_assert_int_eq(raw_access(wname), 0); /* checkpointed and removed at close */
+    ck_assert_dir(dir, "app.db");
+    test_fsck_clean(path);
+    free(full);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* Dies just before deleting the super-journal: both databases are written
+ * and synced, both journals hot and naming it. */
+static void crash_before_super_delete(const char *a)
+{
+    sqlite3 *db = NULL;
+    char sql[1200];
+    snprintf(sql, sizeof sql, "ATTACH '%s2' AS aux", a); /* "a.db2": the other container */
+    spy_die_on_super_delete = 1;
+    if (sqlite3_open_v2(a, &db, SQLITE_OPEN_READWRITE, "cowspy") != SQLITE_OK ||
+        !child_exec(db, sql) ||
+        !child_exec(db, "BEGIN; UPDATE main.t SET y = 'new'; UPDATE aux.t SET y = 'new'; COMMIT"))
+        _exit(4);
+    _exit(5); /* the commit finished without deleting the super-journal? */
+}
+
+START_TEST(test_crash_super_journal)
+{
+    char *dir = tdir_make();
+    char *a = tpath(dir, "a.db");
+    char *b = tpath(dir, "a.db2");
+
+    spy_vfs = *cow_vfs();
+    spy_vfs.zName = "cowspy";
+    spy_vfs.pNext = NULL;
+    spy_vfs.xOpen = spy_open;
+    spy_vfs.xDelete = spy_delete;
+    ck_assert_int_eq(sqlite3_vfs_register(&spy_vfs, 0), SQLITE_OK);
+    make_db(a, "cow", 50);
+    make_db(b, "cow", 50);
+    run_killed_child(crash_before_super_delete, a);
+    ck_assert_dir(dir, "a.db a.db2");
+
+    /* Opening the auxiliary database alone finds its hot journal, reads the
+     * super-journal in a.db's container (not open in this process) and
+     * rolls back: the multi-database transaction never committed. */
+    sqlite3 *db = db_open(b, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t WHERE y = 'new'"), 0);
+    ck_assert_text((db, "PRAGMA integrity_check"), "ok");
+    sqlite3_close(db);
+    db = db_open(a, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t WHERE y = 'new'"), 0);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 50);
+    ck_assert_text((db, "PRAGMA integrity_check"), "ok");
+    sqlite3_close(db);
+    ck_assert_dir(dir, "a.db a.db2");
+    ck_assert_store(a, "db"); /* the super-journal is gone */
+    ck_assert_store(b, "db");
+    test_fsck_clean(a);
+    test_fsck_clean(b);
+    ck_assert_int_eq(sqlite3_vfs_unregister(&spy_vfs), SQLITE_OK);
+    free(a);
+    free(b);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* A transaction SQLite reported committed survives an application crash in
+ * every journal mode and synchronous level, as on unix. */
+static const char *const sync_levels[] = {"off", "normal", "full"};
+static const char *crash_mode, *crash_sync;
+
+static void commit_then_die(const char *path)
+{
+    sqlite3 *db = NULL;
+    char sql[200];
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s; PRAGMA synchronous=%s", crash_mode,
+             crash_sync);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, "cow") != SQLITE_OK ||
+        !child_exec(db, sql) || !child_exec(db, "INSERT INTO t(y) VALUES('one')") ||
+        !child_exec(db, "BEGIN; INSERT INTO t(y) VALUES('two'); UPDATE t SET y = 'three' "
+                        "WHERE y = 'one'; COMMIT"))
+        _exit(4);
+    kill(getpid(), SIGKILL);
+}
+
+START_TEST(test_app_crash_durable)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+
+    crash_mode = journal_modes[_i / 3];
+    crash_sync = sync_levels[_i % 3];
+    make_db(path, "cow", 10);
+    run_killed_child(commit_then_die, path);
+    sqlite3 *db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_msg(query_int(db, "SELECT count(*) FROM t") == 12 &&
+                      query_int(db, "SELECT count(*) FROM t WHERE y IN ('two', 'three')") == 2,
+                  "journal_mode=%s synchronous=%s: committed rows lost", crash_mode, crash_sync);
+    ck_assert_text((db, "PRAGMA integrity_check"), "ok");
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    ck_assert_dir(dir, "app.db");
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* Threads opening and closing connections to two containers at once: the
+ * registry opens each store once and closes it with the last file. */
+#define REG_NTHREADS 4
+#define REG_NITER 25
+
+struct reg_arg {
+    const char *paths[2];
+    int idx;
+    int failed;
+    char why[200];
+};
+
+static void *reg_thread(void *p)
+{
+    struct reg_arg *a = p;
+    for (int i = 0; i < REG_NITER && !a->failed; i++) {
+        sqlite3 *db = NULL;
+        const char *path = a->paths[(i + a->idx) % 2];
+        char sql[100];
+        snprintf(sql, sizeof sql, "INSERT INTO t(y) VALUES('thread %d iter %d')", a->idx, i);
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, "cow") != SQLITE_OK) {
+            snprintf(a->why, sizeof a->why, "open: %s", db ? sqlite3_errmsg(db) : "");
+            a->failed = 1;
+        } else {
+            sqlite3_busy_timeout(db, 20000);
+            if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+                snprintf(a->why, sizeof a->why, "insert: %s", sqlite3_errmsg(db));
+                a->failed = 1;
+            }
+        }
+        sqlite3_close(db);
+    }
+    return NULL;
+}
+
+START_TEST(test_registry_threads)
+{
+    char *dir = tdir_make();
+    char *p1 = tpath(dir, "one.db");
+    char *p2 = tpath(dir, "two.db");
+    pthread_t th[REG_NTHREADS];
+    struct reg_arg args[REG_NTHREADS];
+
+    make_db(p1, "cow", 0);
+    make_db(p2, "cow", 0);
+    for (int i = 0; i < REG_NTHREADS; i++) {
+        memset(&args[i], 0, sizeof args[i]);
+        args[i].paths[0] = p1;
+        args[i].paths[1] = p2;
+        args[i].idx = i;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, reg_thread, &args[i]), 0);
+    }
+    for (int i = 0; i < REG_NTHREADS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < REG_NTHREADS; i++)
+        ck_assert_msg(!args[i].failed, "thread %d: %s", i, args[i].why);
+    sqlite3 *db = db_open(p1, SQLITE_OPEN_READWRITE, "cow");
+    sqlite3_int64 n1 = query_int(db, "SELECT count(*) FROM t WHERE y LIKE 'thread %'");
+    sqlite3_close(db);
+    db = db_open(p2, SQLITE_OPEN_READWRITE, "cow");
+    sqlite3_int64 n2 = query_int(db, "SELECT count(*) FROM t WHERE y LIKE 'thread %'");
+    sqlite3_close(db);
+    ck_assert_int_eq(n1 + n2, REG_NTHREADS * REG_NITER);
+    ck_assert_dir(dir, "one.db two.db");
+    test_fsck_clean(p1);
+    test_fsck_clean(p2);
+    free(p1);
+    free(p2);
+    tdir_remove(dir);
+}
+END_TEST
+
+Suite *vfs_suite(void)
+{
+    Suite *s = suite_create("vfs");
+    TCase *tc;
+
+    tc = tcase_create("io");
+    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_checked_fixture(tc, vfs_setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_io_methods);
+    tcase_add_test(tc, test_vfs_methods);
+    tcase_add_test(tc, test_ext_entry);
+    tcase_add_test(tc, test_shm);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("locking");
+    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_checked_fixture(tc, vfs_setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_lock_states);
+    tcase_add_test(tc, test_lock_connections);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("wal_threads");
+    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_checked_fixture(tc, vfs_setup, NULL);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_wal_threads);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("journal_modes");
+    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_checked_fixture(tc, vfs_setup, NULL);
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_journal_modes, 0,
+                        (int)(sizeof journal_modes / sizeof journal_modes[0]));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("bad_files");
+    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_checked_fixture(tc, vfs_setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_bad_files, 0, BAD_N);
+    tcase_add_test(tc, test_bad_data_block);
+    tcase_add_test(tc, test_create);
+    tcase_add_test(tc, test_readonly);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("fcntl");
+    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_checked_fixture(tc, vfs_setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_file_controls);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("files");
+    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_checked_fixture(tc, vfs_setup, NULL);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_temp_files);
+    tcase_add_test(tc, test_attach_super_journal);
+    tcase_add_test(tc, test_other_process);
+    tcase_add_test(tc, test_registry_and_names);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("crash_and_threads");
+    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_checked_fixture(tc, vfs_setup, NULL);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_crash_hot_journal);
+    tcase_add_test(tc, test_crash_wal);
+    tcase_add_test(tc, test_crash_super_journal);
+    tcase_add_loop_test(tc, test_app_crash_durable, 0,
+                        3 * (int)(sizeof journal_modes / sizeof journal_modes[0]));
+    tcase_add_test(tc, test_registry_threads);
+    suite_add_tcase(s, tc);
+
+    return s;
+}

@@ -1,0 +1,915 @@
+/*
+ * vfs.c - the "cow" SQLite VFS: registration, the sqlite3_vfs methods, the
+ * registry of open containers, name mapping and error mapping.
+ *
+ * NAMES.  The path SQLite gives for a main database (after xFullPathname,
+ * delegated to the default VFS) is the container file.  The database and
+ * the files SQLite derives from its name live inside that container, as
+ * store files named "db" plus the suffix SQLite appended to the path:
+ *
+ *     /dir/app.db                  the container; store file "db"
+ *     /dir/app.db-journal          store file "db-journal"
+ *     /dir/app.db-wal              store file "db-wal"
+ *     /dir/app.db-mj01ABCD9EF      store file "db-mj01ABCD9EF"
+ *
+ * xOpen maps by the open flags (SQLITE_OPEN_MAIN_DB, _MAIN_JOURNAL, _WAL,
+ * _SUPER_JOURNAL); xDelete and xAccess, which get only a name, parse the
+ * suffix.  Nothing is ever created beside the container: there is no -shm
+ * file either (the WAL-index is in memory, vfs_shm.c).  A journal, WAL or
+ * super-journal name whose prefix is not a container (an ordinary file, or
+ * nothing) belongs to the default VFS, and so do temporary files (no name,
+ * or SQLITE_OPEN_TEMP_DB, _TEMP_JOURNAL, _TRANSIENT_DB, _SUBJOURNAL): the
+ * default VFS opens those straight into the sqlite3_file SQLite gave us, so
+ * its own io methods serve them (szOsFile is the larger of the two VFSes').
+ *
+ * THE REGISTRY.  A container is opened once per process (cow_store_open
+ * takes an exclusive flock, which a second open in the same process would
+ * also conflict with) and shared by every connection through a cowInode,
+ * found by the container path and, failing that, by st_dev/st_ino so that
+ * two spellings of one file share one store.  Each cowFile (main database,
+ * journal, WAL, super-journal) holds a reference; the last release closes the
+ * store, which commits.
+ *
+ * LOCK ORDER (outermost first; also in docs/DESIGN.md and store/store_int.h):
+ *
+ *     gRegistry.mutex  ->  cowInode.mutex  ->  the store's internal lock
+ *
+ *   gRegistry.mutex   the registry: the list of cowInodes and their nRef and
+ *                     bUnlinkOnClose.  Held across cow_store_open and
+ *                     cow_store_close, so that a container is never open
+ *                     twice (a second flock would fail with COW_EBUSY).
+ *   cowInode.mutex    one container's SQLite lock states (nShared, pOwner,
+ *                     eLock, every cowFile.eFileLock) and its WAL-index
+ *                     (cowShmNode, cowShm masks).  Held only for short
+ *                     in-memory work, and around cow_exists+cow_file_open in
+ *                     an exclusive open.
+ *   store lock        taken inside every store call.
+ *
+ *   gRegisterMutex    a leaf, held only by cowvfs_register() around
+ *                     sqlite3_vfs_register().
+ *
+ * No VFS lock is held while SQLite code runs, except sqlite3_log() and the
+ * sqlite3_malloc family.
+ */
+#include "sqlite_api.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cowvfs.h"
+#include "vfs_int.h"
+
+/* The file types xOpen can be asked for (flags & COWVFS_TYPE_MASK). */
+#define COWVFS_TYPE_MASK                                                        \
+    (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_TEMP_DB | SQLITE_OPEN_TRANSIENT_DB |     \
+     SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_TEMP_JOURNAL |                      \
+     SQLITE_OPEN_SUBJOURNAL | SQLITE_OPEN_SUPER_JOURNAL | SQLITE_OPEN_WAL)
+
+/* The store file of the main database; others are this plus a suffix. */
+#define COWVFS_DB_NAME "db"
+
+/* cowInodeAcquire() flags */
+#define ACQ_CREATE 0x1   /* COW_OPEN_CREATE: make a missing container */
+#define ACQ_READONLY 0x2 /* COW_OPEN_READONLY */
+#define ACQ_PROBE 0x4    /* SQLITE_NOTFOUND if it is not a container */
+
+/* The registry of open containers. */
+static struct {
+    cowvfsMutex mutex; /* the registry mutex (outermost lock) */
+    cowInode *pFirst;  /* open containers; protected by mutex */
+} gRegistry = { COWVFS_MUTEX_INITIALIZER, 0 };
+
+/* Serialises cowvfs_register(); a leaf lock. */
+static pthread_mutex_t gRegisterMutex = PTHREAD_MUTEX_INITIALIZER;
+/* The VFS that was the default at registration: temporary files, foreign
+ * names and the OS services go to it.  Written once, under gRegisterMutex,
+ * before cowVfs is published with sqlite3_vfs_register(); read-only after. */
+static sqlite3_vfs *gDefault;
+/* cowVfs has been registered; protected by gRegisterMutex. */
+static int gRegistered;
+
+/* ---------------------------------------------------------------------------
+ * The debug mutex
+ */
+
+/* Each thread's identity for cowvfsMutex.owner: the address of a
+ * thread-local (one definition, in this file, so that it is the same in every
+ * caller). */
+static _Thread_local char tlsMutexId;
+
+void cowvfsMutexInit(cowvfsMutex *mu)
+{
+    pthread_mutex_init(&mu->m, 0);
+    mu->owner = 0;
+}
+
+void cowvfsMutexDestroy(cowvfsMutex *mu)
+{
+    pthread_mutex_destroy(&mu->m);
+}
+
+void cowvfsMutexEnter(cowvfsMutex *mu)
+{
+    pthread_mutex_lock(&mu->m);
+#ifdef COW_DEBUG
+    __atomic_store_n(&mu->owner, (const void *)&tlsMutexId, __ATOMIC_RELAXED);
+#endif
+}
+
+void cowvfsMutexLeave(cowvfsMutex *mu)
+{
+#ifdef COW_DEBUG
+    __atomic_store_n(&mu->owner, (const void *)0, __ATOMIC_RELAXED);
+#endif
+    pthread_mutex_unlock(&mu->m);
+}
+
+int cowvfsMutexHeld(cowvfsMutex *mu)
+{
+#ifdef COW_DEBUG
+    return __atomic_load_n(&mu->owner, __ATOMIC_RELAXED) == (const void *)&tlsMutexId;
+#else
+    (void)mu;
+    (void)tlsMutexId;
+    return 1;
+#endif
+}
+
+/* ---------------------------------------------------------------------------
+ * Errors
+ */
+
+/*
+ * Maps a store error COWRC (COW_OK or COW_E*) to the SQLite extended result
+ * code for an operation of kind EOP.  The one place where store errors
+ * become SQLite errors:
+ *
+ *   COW_EIO_READ      SQLITE_IOERR_READ
+ *   COW_EIO_WRITE     SQLITE_IOERR_WRITE
+ *   COW_EIO_FLUSH     SQLITE_IOERR_FSYNC
+ *   COW_EIO_TRUNCATE  SQLITE_IOERR_TRUNCATE
+ *   COW_EIO_STAT      SQLITE_IOERR_FSTAT
+ *   COW_ECSUM         SQLITE_IOERR_DATA
+ *   COW_ECORRUPT      SQLITE_CORRUPT at open, else SQLITE_IOERR_CORRUPTFS
+ *   COW_ENOTCONTAINER SQLITE_NOTADB
+ *   COW_ENOSPC        SQLITE_FULL
+ *   COW_ENOMEM        SQLITE_NOMEM at open, else SQLITE_IOERR_NOMEM
+ *   COW_EROFS         SQLITE_READONLY
+ *   COW_EBUSY         SQLITE_BUSY
+ *   COW_EFAILED       SQLITE_IOERR
+ *   COW_ENOENT        SQLITE_CANTOPEN at open, SQLITE_IOERR_DELETE_NOENT in
+ *                     xDelete, else SQLITE_IOERR
+ *   others            SQLITE_CANTOPEN at open, else SQLITE_IOERR
+ *
+ * and in xDelete every failure but COW_ENOENT and COW_ENOMEM is
+ * SQLITE_IOERR_DELETE, in xAccess every I/O failure SQLITE_IOERR_ACCESS.
+ */
+int cowvfsMapError(int cowrc, enum cowvfsOp eOp)
+{
+    int rc;
+    int bOpen = (eOp == COWVFS_OP_OPEN);
+
+    switch (cowrc) {
+    case COW_OK: rc = SQLITE_OK; break;
+    case COW_EIO_READ: rc = SQLITE_IOERR_READ; break;
+    case COW_EIO_WRITE: rc = SQLITE_IOERR_WRITE; break;
+    case COW_EIO_FLUSH: rc = SQLITE_IOERR_FSYNC; break;
+    case COW_EIO_TRUNCATE: rc = SQLITE_IOERR_TRUNCATE; break;
+    case COW_EIO_STAT: rc = SQLITE_IOERR_FSTAT; break;
+    case COW_ECSUM: rc = SQLITE_IOERR_DATA; break;
+    case COW_ECORRUPT: rc = bOpen ? SQLITE_CORRUPT : SQLITE_IOERR_CORRUPTFS; break;
+    case COW_ENOTCONTAINER: rc = SQLITE_NOTADB; break;
+    case COW_ENOSPC: rc = SQLITE_FULL; break;
+    case COW_ENOMEM: rc = bOpen ? SQLITE_NOMEM : SQLITE_IOERR_NOMEM; break;
+    case COW_EROFS: rc = SQLITE_READONLY; break;
+    case COW_EBUSY: rc = SQLITE_BUSY; break;
+    case COW_EFAILED: rc = SQLITE_IOERR; break;
+    case COW_ENOENT:
+        rc = bOpen ? SQLITE_CANTOPEN
+                   : eOp == COWVFS_OP_DELETE ? SQLITE_IOERR_DELETE_NOENT : SQLITE_IOERR;
+        break;
+    default: rc = bOpen ? SQLITE_CANTOPEN : SQLITE_IOERR; break;
+    }
+    if (rc != SQLITE_OK && eOp == COWVFS_OP_DELETE && rc != SQLITE_IOERR_DELETE_NOENT &&
+        rc != SQLITE_IOERR_NOMEM)
+        rc = SQLITE_IOERR_DELETE;
+    if (eOp == COWVFS_OP_ACCESS && (rc & 0xff) == SQLITE_IOERR && rc != SQLITE_IOERR_NOMEM)
+        rc = SQLITE_IOERR_ACCESS;
+    return rc;
+}
+
+/*
+ * Maps COWRC with cowvfsMapError() and logs the failure with sqlite3_log():
+ * "cow: <ZOP> <ZFILE> at offset <IOFF>: <reason>", where the reason is ZWHY
+ * if not NULL, else the store's cow_store_last_error() (PSTORE may be NULL
+ * after a failed cow_store_open; see vfs/NEEDS.md).  Returns the SQLite code.
+ */
+int cowvfsError(cow_store *pStore, int cowrc, enum cowvfsOp eOp, const char *zOp,
+                const char *zFile, sqlite3_int64 iOff)
+{
+    int rc = cowvfsMapError(cowrc, eOp);
+    const char *zWhy = cow_store_last_error(pStore);
+
+    if (zWhy == 0 || zWhy[0] == 0)
+        zWhy = cow_strerror(cowrc);
+    sqlite3_log(rc, "cow: %s %s at offset %lld: %s", zOp, zFile ? zFile : "?",
+                (long long)iOff, zWhy);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * Names
+ */
+
+static int cowIsHex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f');
+}
+
+/*
+ * If ZNAME ends in the suffix SQLite appends for a file of type ETYPE
+ * (SQLITE_OPEN_MAIN_JOURNAL "-journal", SQLITE_OPEN_WAL "-wal",
+ * SQLITE_OPEN_SUPER_JOURNAL "-mj" and nine hex digits, see vdbeaux.c), or
+ * for any of them when ETYPE is 0, returns the length of the prefix (the
+ * container path); else -1.
+ */
+static int cowSuffixOffset(const char *zName, int eType)
+{
+    size_t n = strlen(zName);
+    int rc = -1;
+
+    if ((eType == 0 || eType == SQLITE_OPEN_MAIN_JOURNAL) && n > 8 &&
+        memcmp(zName + n - 8, "-journal", 8) == 0) {
+        rc = (int)(n - 8);
+        goto out;
+    }
+    if ((eType == 0 || eType == SQLITE_OPEN_WAL) && n > 4 &&
+        memcmp(zName + n - 4, "-wal", 4) == 0) {
+        rc = (int)(n - 4);
+        goto out;
+    }
+    if ((eType == 0 || eType == SQLITE_OPEN_SUPER_JOURNAL) && n > 12 &&
+        memcmp(zName + n - 12, "-mj", 3) == 0) {
+        size_t i;
+        for (i = n - 9; i < n; i++)
+            if (!cowIsHex(zName[i]))
+                goto out;
+        rc = (int)(n - 12);
+    }
+out:
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * The registry
+ */
+
+/*
+ * Returns the open container named ZPATH or, failing that, the one whose
+ * st_dev/st_ino are ZPATH's, or NULL.  *PBSTAT is set to 1 if ZPATH was
+ * stat()ed successfully into *PST (only done when the name alone did not
+ * match), else 0.  Caller holds the registry mutex.
+ */
+static cowInode *cowRegistryFind(const char *zPath, struct stat *pSt, int *pbStat)
+{
+    cowInode *p;
+
+    assert(cowvfsMutexHeld(&gRegistry.mutex));
+    *pbStat = 0;
+    for (p = gRegistry.pFirst; p; p = p->pNext)
+        if (strcmp(p->zPath, zPath) == 0)
+            goto out;
+    if (stat(zPath, pSt) != 0)
+        goto out;
+    *pbStat = 1;
+    for (p = gRegistry.pFirst; p; p = p->pNext)
+        if (p->dev == pSt->st_dev && p->ino == pSt->st_ino)
+            goto out;
+out:
+    return p;
+}
+
+/*
+ * Returns in *PPINODE a reference to the container ZPATH, opening it with
+ * cow_store_open() if it is not open in this process (with COW_OPEN_CREATE
+ * if ACQ has ACQ_CREATE, COW_OPEN_READONLY if ACQ_READONLY).  A container
+ * already open is shared as it is, even if it was opened read-only and the
+ * caller wants to write (the caller checks cowInode.bReadonly).  The caller
+ * drops the reference with cowvfsInodeRelease().
+ *
+ * Takes the registry mutex.  Returns SQLITE_OK, SQLITE_NOTFOUND (ACQ_PROBE
+ * only: ZPATH does not exist or is not a container; nothing logged), or the
+ * mapped and logged error of cow_store_open (SQLITE_NOTADB, SQLITE_CORRUPT,
+ * SQLITE_BUSY, SQLITE_CANTOPEN, SQLITE_NOMEM, SQLITE_IOERR_*), or
+ * SQLITE_NOMEM.
+ */
+static int cowInodeAcquire(const char *zPath, int acq, cowInode **ppInode)
+{
+    int rc = SQLITE_OK;
+    int crc;
+    struct stat st;
+    int bStat;
+    size_t nPath = strlen(zPath);
+    cowInode *p = 0;
+    cow_store *pStore = 0;
+
+    *ppInode = 0;
+    cowvfsMutexEnter(&gRegistry.mutex);
+    p = cowRegistryFind(zPath, &st, &bStat);
+    if (p) {
+        p->nRef++;
+        goto out;
+    }
+    if ((acq & ACQ_PROBE) && !bStat) {
+        rc = SQLITE_NOTFOUND;
+        goto out;
+    }
+    crc = cow_store_open(zPath,
+                         ((acq & ACQ_CREATE) ? COW_OPEN_CREATE : 0) |
+                             ((acq & ACQ_READONLY) ? COW_OPEN_READONLY : 0),
+                         &pStore);
+    if (crc != COW_OK) {
+        pStore = 0;
+        if ((acq & ACQ_PROBE) && (crc == COW_ENOTCONTAINER || crc == COW_ENOENT))
+            rc = SQLITE_NOTFOUND;
+        else
+            rc = cowvfsError(0, crc, COWVFS_OP_OPEN, "open container", zPath, 0);
+        goto out;
+    }
+    if (stat(zPath, &st) != 0) {
+        rc = SQLITE_CANTOPEN;
+        sqlite3_log(rc, "cow: stat %s after opening it: %s", zPath, strerror(errno));
+        goto out;
+    }
+    p = sqlite3_malloc64(sizeof(*p) + nPath + 1);
+    if (p == 0) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    memset(p, 0, sizeof(*p));
+    p->zPath = (char *)&p[1];
+    memcpy(p->zPath, zPath, nPath + 1);
+    p->dev = st.st_dev;
+    p->ino = st.st_ino;
+    p->pStore = pStore;
+    pStore = 0;
+    p->bReadonly = (acq & ACQ_READONLY) != 0;
+    cowvfsMutexInit(&p->mutex);
+    p->nRef = 1;
+    p->eLock = NO_LOCK;
+    p->pNext = gRegistry.pFirst;
+    gRegistry.pFirst = p;
+out:
+    if (pStore)
+        cow_store_close(pStore);
+    cowvfsMutexLeave(&gRegistry.mutex);
+    if (rc == SQLITE_OK)
+        *ppInode = p;
+    return rc;
+}
+
+/*
+ * Drops one reference to PINODE; with BUNLINK (a main database opened with
+ * SQLITE_OPEN_DELETEONCLOSE) the container file is to be removed once the
+ * last reference is gone.  The last release unlinks PINODE from the registry,
+ * closes the store (which commits; a failure is logged, the container then
+ * holds the previous commit), frees any WAL-index left and, if requested,
+ * removes the container file.  Takes the registry mutex; the caller must not
+ * hold PINODE->mutex.
+ */
+void cowvfsInodeRelease(cowInode *pInode, int bUnlink)
+{
+    cowInode **pp;
+    int crc;
+
+    cowvfsMutexEnter(&gRegistry.mutex);
+    if (bUnlink)
+        pInode->bUnlinkOnClose = 1;
+    if (--pInode->nRef > 0)
+        goto out;
+    for (pp = &gRegistry.pFirst; *pp; pp = &(*pp)->pNext) {
+        if (*pp == pInode) {
+            *pp = pInode->pNext;
+            break;
+        }
+    }
+    crc = cow_store_close(pInode->pStore);
+    if (crc != COW_OK)
+        cowvfsError(0, crc, COWVFS_OP_IO, "close container", pInode->zPath, 0);
+    if (pInode->bUnlinkOnClose && unlink(pInode->zPath) != 0)
+        sqlite3_log(SQLITE_IOERR_DELETE, "cow: unlink %s (delete on close): %s", pInode->zPath,
+                    strerror(errno));
+    cowvfsShmFree(&pInode->shm);
+    cowvfsMutexDestroy(&pInode->mutex);
+    sqlite3_free(pInode);
+out:
+    cowvfsMutexLeave(&gRegistry.mutex);
+}
+
+/*
+ * Runs XOP on the store of container ZPATH: the open one if there is one
+ * (with a reference held, the registry mutex released), else a private
+ * store opened for the call and closed after it (under the registry mutex,
+ * never published), read-only unless BWRITE.  XOP gets the store, whether
+ * it cannot be written, and ARG.
+ *
+ * Returns XOP's result; SQLITE_NOTFOUND (nothing logged) if ZPATH does not
+ * exist or is not a container, so that the caller asks the default VFS; or
+ * the mapped and logged error of opening or closing the container.
+ */
+static int cowWithStore(const char *zPath, int bWrite,
+                        int (*xOp)(cow_store *, int, void *), void *pArg)
+{
+    int rc = SQLITE_OK;
+    int crc;
+    struct stat st;
+    int bStat;
+    int bLocked;
+    cowInode *p;
+    cow_store *pStore = 0;
+
+    cowvfsMutexEnter(&gRegistry.mutex);
+    bLocked = 1;
+    p = cowRegistryFind(zPath, &st, &bStat);
+    if (p) {
+        p->nRef++;
+        cowvfsMutexLeave(&gRegistry.mutex);
+        bLocked = 0;
+        rc = xOp(p->pStore, p->bReadonly, pArg);
+        cowvfsInodeRelease(p, 0);
+        goto out;
+    }
+    if (!bStat) {
+        rc = SQLITE_NOTFOUND;
+        goto out;
+    }
+    crc = cow_store_open(zPath, bWrite ? 0 : COW_OPEN_READONLY, &pStore);
+    if (crc != COW_OK) {
+        pStore = 0;
+        if (crc == COW_ENOTCONTAINER || crc == COW_ENOENT)
+            rc = SQLITE_NOTFOUND;
+        else
+            rc = cowvfsError(0, crc, COWVFS_OP_OPEN, "open container", zPath, 0);
+        goto out;
+    }
+    rc = xOp(pStore, bWrite ? 0 : access(zPath, R_OK | W_OK) != 0, pArg);
+    crc = cow_store_close(pStore);
+    pStore = 0;
+    if (crc != COW_OK) {
+        int rc2 = cowvfsError(0, crc, COWVFS_OP_IO, "close container", zPath, 0);
+        if (rc == SQLITE_OK)
+            rc = rc2;
+    }
+out:
+    if (bLocked)
+        cowvfsMutexLeave(&gRegistry.mutex);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * sqlite3_vfs methods
+ */
+
+/*
+ * Opens ZNAME.  Main databases, journals, WALs and super-journals of
+ * containers become cowFiles on store files (see NAMES at the top); all
+ * other files go to the default VFS, which opens them into PFILE itself.
+ *
+ * A main database's container is opened with cow_store_open (created if
+ * missing and SQLITE_OPEN_CREATE is given); a file that is not a container
+ * fails with SQLITE_NOTADB or SQLITE_CORRUPT and is never written; a
+ * container in use by another process fails with SQLITE_BUSY.  If the
+ * container is already open read-only in this process, a read-write open is
+ * downgraded to read-only and *POUTFLAGS says so, as unixOpen does for a
+ * file it may not write.  Errors are logged.
+ */
+static int cowOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, int flags,
+                   int *pOutFlags)
+{
+    cowFile *p = (cowFile *)pFile;
+    int rc = SQLITE_OK;
+    int crc;
+    int eType = flags & COWVFS_TYPE_MASK;
+    int nPrefix;
+    int acq = 0;
+    int bReadonly;
+    int bCreate;
+    int bExists = 0;
+    struct stat st;
+    char *zContainer = 0;
+    char *zStoreName = 0;
+    char *zPath = 0;
+    cowInode *pInode = 0;
+    cow_file *pCf = 0;
+
+    (void)pVfs;
+    memset(p, 0, sizeof(*p));
+    if (zName == 0 ||
+        (eType != SQLITE_OPEN_MAIN_DB && eType != SQLITE_OPEN_MAIN_JOURNAL &&
+         eType != SQLITE_OPEN_WAL && eType != SQLITE_OPEN_SUPER_JOURNAL)) {
+        rc = gDefault->xOpen(gDefault, zName, pFile, flags, pOutFlags);
+        goto out;
+    }
+    /* pager_delsuper() opens the child journals a super-journal lists with
+     * SQLITE_OPEN_SUPER_JOURNAL (so that the VFS does not treat their names
+     * as database-derived): any of our suffixes goes with that flag. */
+    if (eType == SQLITE_OPEN_MAIN_DB)
+        nPrefix = (int)strlen(zName);
+    else
+        nPrefix = cowSuffixOffset(zName, eType == SQLITE_OPEN_SUPER_JOURNAL ? 0 : eType);
+    if (nPrefix <= 0) {
+        rc = gDefault->xOpen(gDefault, zName, pFile, flags, pOutFlags);
+        goto out;
+    }
+    zContainer = sqlite3_mprintf("%.*s", nPrefix, zName);
+    zStoreName = sqlite3_mprintf(COWVFS_DB_NAME "%s", zName + nPrefix);
+    zPath = sqlite3_mprintf("%s", zName);
+    if (zContainer == 0 || zStoreName == 0 || zPath == 0) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    if (eType == SQLITE_OPEN_MAIN_DB && (flags & SQLITE_OPEN_NOFOLLOW) &&
+        lstat(zContainer, &st) == 0 && S_ISLNK(st.st_mode)) {
+        rc = SQLITE_CANTOPEN_SYMLINK;
+        sqlite3_log(rc, "cow: open %s: a symbolic link (SQLITE_OPEN_NOFOLLOW)", zContainer);
+        goto out;
+    }
+    if (flags & SQLITE_OPEN_READONLY)
+        acq |= ACQ_READONLY;
+    if (eType == SQLITE_OPEN_MAIN_DB)
+        acq |= (flags & SQLITE_OPEN_CREATE) ? ACQ_CREATE : 0;
+    else
+        acq |= ACQ_PROBE;
+    rc = cowInodeAcquire(zContainer, acq, &pInode);
+    if (rc == SQLITE_NOTFOUND) {
+        /* A journal, WAL or super-journal of something that is not a
+         * container: an ordinary file of the default VFS. */
+        rc = gDefault->xOpen(gDefault, zName, pFile, flags, pOutFlags);
+        goto out;
+    }
+    if (rc != SQLITE_OK)
+        goto out;
+
+    bReadonly = (flags & SQLITE_OPEN_READONLY) != 0;
+    if (pInode->bReadonly && !bReadonly) {
+        flags = (flags & ~(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_READONLY;
+        bReadonly = 1;
+        sqlite3_log(SQLITE_READONLY,
+                    "cow: open %s: the container is open read-only in this process; "
+                    "opening %s read-only",
+                    zContainer, zStoreName);
+    }
+    bCreate = (flags & SQLITE_OPEN_CREATE) != 0 && !bReadonly;
+
+    /* Under the lock-state mutex so that an exclusive create is atomic with
+     * respect to every other open of this process. */
+    cowvfsMutexEnter(&pInode->mutex);
+    crc = COW_OK;
+    if (bCreate && (flags & SQLITE_OPEN_EXCLUSIVE))
+        crc = cow_exists(pInode->pStore, zStoreName, &bExists);
+    if (crc == COW_OK && !bExists)
+        crc = cow_file_open(pInode->pStore, zStoreName, bCreate, &pCf);
+    cowvfsMutexLeave(&pInode->mutex);
+    if (crc == COW_OK && bExists) {
+        rc = SQLITE_CANTOPEN;
+        sqlite3_log(rc, "cow: open %s: %s exists (SQLITE_OPEN_EXCLUSIVE)", zName, zStoreName);
+        goto out;
+    }
+    if (crc == COW_ENOENT && eType == SQLITE_OPEN_WAL && pInode->bReadonly) {
+        /* A read-only store cannot create the WAL: a missing one reads as
+         * empty, which is what it is. */
+        pCf = 0;
+    } else if (crc != COW_OK) {
+        pCf = 0;
+        rc = cowvfsError(pInode->pStore, crc, COWVFS_OP_OPEN, "open", zName, 0);
+        goto out;
+    }
+
+    p->pInode = pInode;
+    pInode = 0;
+    p->pCf = pCf;
+    pCf = 0;
+    p->zName = zStoreName;
+    zStoreName = 0;
+    p->zPath = zPath;
+    zPath = 0;
+    p->eType = eType;
+    p->eFileLock = NO_LOCK;
+    if (bReadonly)
+        p->ctrlFlags |= COWFILE_READONLY;
+    if (flags & SQLITE_OPEN_DELETEONCLOSE)
+        p->ctrlFlags |= COWFILE_DELETE;
+    if (eType != SQLITE_OPEN_MAIN_DB || !(flags & SQLITE_OPEN_URI) ||
+        sqlite3_uri_boolean(zName, "psow", 1))
+        p->ctrlFlags |= COWFILE_PSOW;
+    p->base.pMethods = &cowvfsIoMethods;
+    if (pOutFlags)
+        *pOutFlags = flags;
+out:
+    if (pCf)
+        cow_file_close(pCf);
+    if (pInode)
+        cowvfsInodeRelease(pInode, 0);
+    sqlite3_free(zContainer);
+    sqlite3_free(zStoreName);
+    sqlite3_free(zPath);
+    return rc;
+}
+
+/* Arguments of cowDeleteOp() and cowAccessOp(). */
+struct cowNameOp {
+    const char *zName;      /* the name SQLite gave (for logs) */
+    const char *zStoreName; /* the store file */
+    int iArg;               /* xDelete: syncDir; xAccess: flags */
+    int res;                /* xAccess: the answer */
+};
+
+/* Removes a store file (xDelete); with syncDir, commits so that the removal
+ * is durable, as unixDelete fsyncs the directory. */
+static int cowDeleteOp(cow_store *pStore, int bReadonly, void *pArg)
+{
+    struct cowNameOp *a = pArg;
+    int rc = SQLITE_OK;
+    int crc;
+
+    (void)bReadonly;
+    crc = cow_unlink(pStore, a->zStoreName);
+    if (crc == COW_ENOENT) {
+        rc = SQLITE_IOERR_DELETE_NOENT; /* as unixDelete: not logged */
+        goto out;
+    }
+    if (crc != COW_OK) {
+        rc = cowvfsError(pStore, crc, COWVFS_OP_DELETE, "delete", a->zName, 0);
+        goto out;
+    }
+    if (a->iArg) {
+        crc = cow_store_commit(pStore);
+        if (crc != COW_OK)
+            rc = cowvfsError(pStore, crc, COWVFS_OP_IO, "commit after deleting", a->zName, 0);
+    }
+out:
+    return rc;
+}
+
+/*
+ * Deletes ZNAME: a journal, WAL or super-journal of a container is removed
+ * from the store (opening the container for the call if it is not open in
+ * this process); any other name goes to the default VFS.  Returns
+ * SQLITE_OK, SQLITE_IOERR_DELETE_NOENT if there is no such file,
+ * SQLITE_IOERR_DELETE or another logged error.
+ */
+static int cowDelete(sqlite3_vfs *pVfs, const char *zName, int syncDir)
+{
+    int rc = SQLITE_OK;
+    int nPrefix = cowSuffixOffset(zName, 0);
+    char *zContainer = 0;
+    char *zStoreName = 0;
+    struct cowNameOp a;
+
+    (void)pVfs;
+    if (nPrefix <= 0) {
+        rc = gDefault->xDelete(gDefault, zName, syncDir);
+        goto out;
+    }
+    zContainer = sqlite3_mprintf("%.*s", nPrefix, zName);
+    zStoreName = sqlite3_mprintf(COWVFS_DB_NAME "%s", zName + nPrefix);
+    if (zContainer == 0 || zStoreName == 0) {
+        rc = SQLITE_IOERR_NOMEM;
+        goto out;
+    }
+    memset(&a, 0, sizeof(a));
+    a.zName = zName;
+    a.zStoreName = zStoreName;
+    a.iArg = syncDir;
+    rc = cowWithStore(zContainer, 1, cowDeleteOp, &a);
+    if (rc == SQLITE_NOTFOUND)
+        rc = gDefault->xDelete(gDefault, zName, syncDir);
+out:
+    sqlite3_free(zContainer);
+    sqlite3_free(zStoreName);
+    return rc;
+}
+
+/* Answers xAccess from the store. */
+static int cowAccessOp(cow_store *pStore, int bReadonly, void *pArg)
+{
+    struct cowNameOp *a = pArg;
+    int rc = SQLITE_OK;
+    int crc;
+    int bExists = 0;
+
+    crc = cow_exists(pStore, a->zStoreName, &bExists);
+    if (crc != COW_OK) {
+        rc = cowvfsError(pStore, crc, COWVFS_OP_ACCESS, "access", a->zName, 0);
+        goto out;
+    }
+    a->res = bExists && (a->iArg != SQLITE_ACCESS_READWRITE || !bReadonly);
+out:
+    return rc;
+}
+
+/*
+ * xAccess.  For a journal, WAL or super-journal of a container the answer
+ * comes from the store: SQLITE_ACCESS_EXISTS and _READ say whether the store
+ * file exists (whatever its size: a truncated journal still exists),
+ * _READWRITE also that the store may be written.  A container that is not
+ * open in this process is opened read-only for the call.  Other names go to
+ * the default VFS.
+ */
+static int cowAccess(sqlite3_vfs *pVfs, const char *zName, int flags, int *pResOut)
+{
+    int rc = SQLITE_OK;
+    int nPrefix = cowSuffixOffset(zName, 0);
+    char *zContainer = 0;
+    char *zStoreName = 0;
+    struct cowNameOp a;
+
+    (void)pVfs;
+    *pResOut = 0;
+    if (nPrefix <= 0) {
+        rc = gDefault->xAccess(gDefault, zName, flags, pResOut);
+        goto out;
+    }
+    zContainer = sqlite3_mprintf("%.*s", nPrefix, zName);
+    zStoreName = sqlite3_mprintf(COWVFS_DB_NAME "%s", zName + nPrefix);
+    if (zContainer == 0 || zStoreName == 0) {
+        rc = SQLITE_IOERR_NOMEM;
+        goto out;
+    }
+    memset(&a, 0, sizeof(a));
+    a.zName = zName;
+    a.zStoreName = zStoreName;
+    a.iArg = flags;
+    rc = cowWithStore(zContainer, 0, cowAccessOp, &a);
+    if (rc == SQLITE_NOTFOUND) {
+        rc = gDefault->xAccess(gDefault, zName, flags, pResOut);
+        goto out;
+    }
+    if (rc == SQLITE_OK)
+        *pResOut = a.res;
+out:
+    sqlite3_free(zContainer);
+    sqlite3_free(zStoreName);
+    return rc;
+}
+
+/* The default VFS's full path (it canonicalises, resolving symlinks). */
+static int cowFullPathname(sqlite3_vfs *pVfs, const char *zName, int nOut, char *zOut)
+{
+    (void)pVfs;
+    return gDefault->xFullPathname(gDefault, zName, nOut, zOut);
+}
+
+/* The rest of the sqlite3_vfs methods: the default VFS's. */
+
+static void *cowDlOpen(sqlite3_vfs *pVfs, const char *zPath)
+{
+    (void)pVfs;
+    return gDefault->xDlOpen(gDefault, zPath);
+}
+
+static void cowDlError(sqlite3_vfs *pVfs, int nByte, char *zErrMsg)
+{
+    (void)pVfs;
+    gDefault->xDlError(gDefault, nByte, zErrMsg);
+}
+
+static void (*cowDlSym(sqlite3_vfs *pVfs, void *pHandle, const char *zSymbol))(void)
+{
+    (void)pVfs;
+    return gDefault->xDlSym(gDefault, pHandle, zSymbol);
+}
+
+static void cowDlClose(sqlite3_vfs *pVfs, void *pHandle)
+{
+    (void)pVfs;
+    gDefault->xDlClose(gDefault, pHandle);
+}
+
+static int cowRandomness(sqlite3_vfs *pVfs, int nByte, char *zOut)
+{
+    (void)pVfs;
+    return gDefault->xRandomness(gDefault, nByte, zOut);
+}
+
+static int cowSleep(sqlite3_vfs *pVfs, int nMicro)
+{
+    (void)pVfs;
+    return gDefault->xSleep(gDefault, nMicro);
+}
+
+static int cowCurrentTime(sqlite3_vfs *pVfs, double *pTime)
+{
+    (void)pVfs;
+    return gDefault->xCurrentTime(gDefault, pTime);
+}
+
+static int cowGetLastError(sqlite3_vfs *pVfs, int nBuf, char *zBuf)
+{
+    (void)pVfs;
+    return gDefault->xGetLastError ? gDefault->xGetLastError(gDefault, nBuf, zBuf) : 0;
+}
+
+static int cowCurrentTimeInt64(sqlite3_vfs *pVfs, sqlite3_int64 *pTime)
+{
+    int rc;
+    double r = 0.0;
+
+    (void)pVfs;
+    if (gDefault->iVersion >= 2 && gDefault->xCurrentTimeInt64) {
+        rc = gDefault->xCurrentTimeInt64(gDefault, pTime);
+        goto out;
+    }
+    rc = gDefault->xCurrentTime(gDefault, &r);
+    *pTime = (sqlite3_int64)(r * 86400000.0);
+out:
+    return rc;
+}
+
+static int cowSetSystemCall(sqlite3_vfs *pVfs, const char *zName, sqlite3_syscall_ptr pNew)
+{
+    (void)pVfs;
+    return gDefault->iVersion >= 3 && gDefault->xSetSystemCall
+               ? gDefault->xSetSystemCall(gDefault, zName, pNew)
+               : SQLITE_NOTFOUND;
+}
+
+static sqlite3_syscall_ptr cowGetSystemCall(sqlite3_vfs *pVfs, const char *zName)
+{
+    (void)pVfs;
+    return gDefault->iVersion >= 3 && gDefault->xGetSystemCall
+               ? gDefault->xGetSystemCall(gDefault, zName)
+               : 0;
+}
+
+static const char *cowNextSystemCall(sqlite3_vfs *pVfs, const char *zName)
+{
+    (void)pVfs;
+    return gDefault->iVersion >= 3 && gDefault->xNextSystemCall
+               ? gDefault->xNextSystemCall(gDefault, zName)
+               : 0;
+}
+
+static sqlite3_vfs cowVfs = {
+    3,                   /* iVersion */
+    0,                   /* szOsFile (set by cowvfs_register) */
+    0,                   /* mxPathname (set by cowvfs_register) */
+    0,                   /* pNext */
+    COWVFS_NAME,         /* zName */
+    0,                   /* pAppData */
+    cowOpen,             /* xOpen */
+    cowDelete,           /* xDelete */
+    cowAccess,           /* xAccess */
+    cowFullPathname,     /* xFullPathname */
+    cowDlOpen,           /* xDlOpen */
+    cowDlError,          /* xDlError */
+    cowDlSym,            /* xDlSym */
+    cowDlClose,          /* xDlClose */
+    cowRandomness,       /* xRandomness */
+    cowSleep,            /* xSleep */
+    cowCurrentTime,      /* xCurrentTime */
+    cowGetLastError,     /* xGetLastError */
+    cowCurrentTimeInt64, /* xCurrentTimeInt64 */
+    cowSetSystemCall,    /* xSetSystemCall */
+    cowGetSystemCall,    /* xGetSystemCall */
+    cowNextSystemCall,   /* xNextSystemCall */
+};
+
+/*
+ * Registers the "cow" VFS (see include/cowvfs.h).  The first call records
+ * the current default VFS, to which temporary files and the OS services are
+ * delegated.  Later calls are no-ops, except that MAKE_DEFAULT makes cow the
+ * default.  Thread-safe (gRegisterMutex).  Returns SQLITE_OK, SQLITE_ERROR
+ * if there is no default VFS to build on, or the error of
+ * sqlite3_vfs_register (SQLITE_NOMEM, SQLITE_MISUSE).
+ */
+int cowvfs_register(int make_default)
+{
+    int rc = SQLITE_OK;
+    sqlite3_vfs *pDefault;
+
+    pthread_mutex_lock(&gRegisterMutex);
+    if (gRegistered && !make_default)
+        goto out;
+    if (gDefault == 0) {
+        pDefault = sqlite3_vfs_find(0);
+        if (pDefault == 0 || pDefault == &cowVfs) {
+            rc = SQLITE_ERROR;
+            goto out;
+        }
+        cowVfs.szOsFile = (int)sizeof(cowFile) > pDefault->szOsFile ? (int)sizeof(cowFile)
+                                                                     : pDefault->szOsFile;
+        cowVfs.mxPathname = pDefault->mxPathname;
+        gDefault = pDefault;
+    }
+    rc = sqlite3_vfs_register(&cowVfs, make_default);
+    if (rc == SQLITE_OK)
+        gRegistered = 1;
+out:
+    pthread_mutex_unlock(&gRegisterMutex);
+    return rc;
+}

@@ -1,0 +1,172 @@
+/*
+ * vfs_int.h - structures shared by the files of the "cow" VFS.
+ *
+ *   vfs.c      registration, the sqlite3_vfs methods, the container registry,
+ *              name mapping, error mapping
+ *   vfs_io.c   the sqlite3_io_methods of container files: I/O, SQLite's lock
+ *              states, file controls
+ *   vfs_shm.c  the in-memory WAL-index (xShmMap, xShmLock, ...)
+ *   ext.c      the loadable-extension entry point
+ *
+ * The lock order is written at the top of vfs.c.  Every shared field below
+ * says which lock protects it.
+ */
+#ifndef COWVFS_VFS_INT_H
+#define COWVFS_VFS_INT_H
+
+#include "sqlite_api.h"
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#include "store.h"
+
+/* Internal: none of these is part of the library's interface, so keep them
+ * out of the dynamic symbol table of build/cowvfs.so. */
+#pragma GCC visibility push(hidden)
+
+typedef struct cowvfsMutex cowvfsMutex;
+typedef struct cowInode cowInode;
+typedef struct cowFile cowFile;
+typedef struct cowShm cowShm;
+typedef struct cowShmNode cowShmNode;
+
+/*
+ * A mutex that, in debug builds (COW_DEBUG), records which thread holds it so
+ * that functions can assert(cowvfsMutexHeld(&m)).
+ */
+struct cowvfsMutex {
+    pthread_mutex_t m;
+    const void *owner; /* holder's identity (COW_DEBUG only); atomic access */
+};
+#define COWVFS_MUTEX_INITIALIZER { PTHREAD_MUTEX_INITIALIZER, 0 }
+void cowvfsMutexInit(cowvfsMutex *mu);
+void cowvfsMutexDestroy(cowvfsMutex *mu);
+void cowvfsMutexEnter(cowvfsMutex *mu);
+void cowvfsMutexLeave(cowvfsMutex *mu);
+/* 1 if the calling thread holds MU; always 1 without COW_DEBUG (asserts only). */
+int cowvfsMutexHeld(cowvfsMutex *mu);
+
+/*
+ * The WAL-index ("shm") of one container, shared by every connection of the
+ * process that has it mapped.  It lives in memory only (there is no -shm
+ * file); it is freed when the last connection unmaps it, and SQLite rebuilds
+ * it from the WAL the next time.  All fields: protected by cowInode.mutex.
+ */
+struct cowShmNode {
+    int szRegion;                /* bytes per region (0 until the first map) */
+    int nRegion;                 /* entries of apRegion */
+    char **apRegion;             /* zeroed regions; each pointer is stable */
+    int aLock[SQLITE_SHM_NLOCK]; /* per slot: n>0 SHARED holders, -1 EXCLUSIVE */
+    cowShm *pFirst;              /* connections that have it attached */
+};
+
+/* One connection's attachment to its container's cowShmNode. */
+struct cowShm {
+    cowInode *pInode;           /* immutable */
+    cowShm *pNext;              /* protected by pInode->mutex */
+    unsigned short sharedMask;  /* slots held SHARED; protected by pInode->mutex */
+    unsigned short exclMask;    /* slots held EXCLUSIVE; protected by pInode->mutex */
+};
+
+/*
+ * One open container, shared by every cowFile of the process that names it
+ * (like os_unix.c's unixInodeInfo).  Created by cowvfsInodeAcquire(), freed
+ * by the cowvfsInodeRelease() that drops the last reference; each reference
+ * is held by one cowFile (the main database, a journal, a WAL, a
+ * super-journal).
+ */
+struct cowInode {
+    /* Immutable once published in the registry: */
+    char *zPath;           /* the container path as first given (full path) */
+    dev_t dev;             /* st_dev / st_ino of the container at open */
+    ino_t ino;
+    cow_store *pStore;     /* opened once per process; closed at the last release */
+    int bReadonly;         /* pStore was opened with COW_OPEN_READONLY */
+    cowvfsMutex mutex;     /* the lock-state mutex (see the lock order) */
+
+    /* Protected by the registry mutex: */
+    int nRef;              /* cowFiles holding a reference */
+    int bUnlinkOnClose;    /* unlink zPath after closing the store */
+    cowInode *pNext;       /* next in the registry */
+
+    /* Protected by mutex (SQLite's lock states, see vfs_io.c): */
+    int nShared;           /* cowFiles holding SHARED or more */
+    cowFile *pOwner;       /* the cowFile holding RESERVED, PENDING or
+                            * EXCLUSIVE, or NULL */
+    int eLock;             /* pOwner's lock, else SHARED_LOCK if nShared,
+                            * else NO_LOCK */
+    cowShmNode shm;        /* the WAL-index */
+};
+
+/* cowFile.ctrlFlags */
+#define COWFILE_READONLY 0x01       /* opened read-only: refuse writes */
+#define COWFILE_PSOW 0x02           /* claim SQLITE_IOCAP_POWERSAFE_OVERWRITE */
+#define COWFILE_PERSIST_WAL 0x04    /* SQLITE_FCNTL_PERSIST_WAL is set */
+#define COWFILE_DELETE 0x08         /* SQLITE_OPEN_DELETEONCLOSE */
+
+/*
+ * An open file of a container: the main database ("db"), its rollback
+ * journal ("db-journal"), WAL ("db-wal") or a super-journal ("db-mj...").
+ * Used by one connection, whose calls SQLite serialises, so the fields that
+ * are not marked otherwise need no lock.
+ */
+struct cowFile {
+    sqlite3_file base;     /* base class; must be first */
+    cowInode *pInode;      /* the container; this file holds one reference */
+    cow_file *pCf;         /* the store file; NULL for a missing WAL of a
+                            * read-only store (reads as empty) */
+    char *zPath;           /* the name SQLite opened (for logs); owned */
+    char *zName;           /* store file name ("db-wal"); owned */
+    int eType;             /* SQLITE_OPEN_MAIN_DB, _MAIN_JOURNAL, _WAL or
+                            * _SUPER_JOURNAL */
+    int ctrlFlags;         /* COWFILE_* */
+    int eFileLock;         /* this file's lock, NO_LOCK..EXCLUSIVE_LOCK;
+                            * changed only under pInode->mutex */
+    int szChunk;           /* SQLITE_FCNTL_CHUNK_SIZE (recorded, unused) */
+    cowShm *pShm;          /* the WAL-index attachment, or NULL */
+};
+
+/* SQLite's lock levels as used by xLock (sqlite3.h has SQLITE_LOCK_*). */
+#define NO_LOCK SQLITE_LOCK_NONE
+#define SHARED_LOCK SQLITE_LOCK_SHARED
+#define RESERVED_LOCK SQLITE_LOCK_RESERVED
+#define PENDING_LOCK SQLITE_LOCK_PENDING
+#define EXCLUSIVE_LOCK SQLITE_LOCK_EXCLUSIVE
+
+/* ---- vfs.c ---- */
+
+/* The kind of operation an error happened in (for cowvfsMapError). */
+enum cowvfsOp {
+    COWVFS_OP_OPEN,   /* opening a container or a store file */
+    COWVFS_OP_IO,     /* an I/O method of an open file */
+    COWVFS_OP_DELETE, /* xDelete */
+    COWVFS_OP_ACCESS  /* xAccess */
+};
+
+int cowvfsMapError(int cowrc, enum cowvfsOp eOp);
+int cowvfsError(cow_store *pStore, int cowrc, enum cowvfsOp eOp, const char *zOp,
+                const char *zFile, sqlite3_int64 iOff);
+void cowvfsInodeRelease(cowInode *pInode, int bUnlink);
+
+/* ---- vfs_io.c ---- */
+
+extern const sqlite3_io_methods cowvfsIoMethods;
+int cowvfsCommitTxn(cowFile *p);
+
+/* ---- vfs_shm.c ---- */
+
+int cowvfsShmMap(sqlite3_file *pFile, int iRegion, int szRegion, int bExtend,
+                 void volatile **pp);
+int cowvfsShmLock(sqlite3_file *pFile, int ofst, int n, int flags);
+void cowvfsShmBarrier(sqlite3_file *pFile);
+int cowvfsShmUnmap(sqlite3_file *pFile, int deleteFlag);
+void cowvfsShmFree(cowShmNode *pNode);
+
+#pragma GCC visibility pop
+
+/* ---- ext.c ---- */
+
+int sqlite3_cowvfs_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi);
+
+#endif /* COWVFS_VFS_INT_H */

@@ -1,0 +1,557 @@
+/*
+ * vfs_io.c - the sqlite3_io_methods of files that live in a container: the
+ * main database, its journal, WAL and super-journals.
+ *
+ * I/O goes straight to the store (cow_file_read/write/truncate/sync/size);
+ * the store serialises on its own lock and makes every write visible to
+ * every handle at once, so the connections of this process see each other's
+ * writes exactly as they would through one file system.
+ *
+ * LOCKING.  Another process cannot have the container open at all (the
+ * store flocks it at cow_store_open), so SQLite's file locks only order the
+ * connections of this process.  They follow unixLock()'s state machine on a
+ * per-container record, cowInode {nShared, pOwner, eLock}, protected by
+ * cowInode.mutex:
+ *
+ *   SHARED     refused (SQLITE_BUSY) while another file holds PENDING or
+ *              EXCLUSIVE; otherwise nShared is counted up.
+ *   RESERVED   needs SHARED; refused while another file holds RESERVED or
+ *              more (there is one pOwner).
+ *   EXCLUSIVE  needs SHARED; refused while another file holds RESERVED or
+ *              more; takes PENDING first (new SHARED locks are refused from
+ *              then on), then EXCLUSIVE once this file is the only SHARED
+ *              holder.  If others still read, SQLITE_BUSY and the file is
+ *              left at PENDING, as unixLock() leaves it, so that readers
+ *              drain and a retry succeeds.
+ *   PENDING    is never requested by SQLite; asking for it is SQLITE_MISUSE.
+ *   xUnlock    to SHARED drops pOwner; to NONE also the SHARED count.
+ *   xCheckReservedLock  true while any file holds RESERVED or more.
+ *
+ * COMMITS.  The store makes writes durable only when it commits; until then
+ * they live in the process.  xSync commits, but SQLite's commit point is
+ * not always followed by an xSync: in DELETE mode it is the deletion of the
+ * journal, in TRUNCATE mode (synchronous=NORMAL) its truncation, and with
+ * synchronous=OFF, or in WAL mode with NORMAL, nothing is synced at all.
+ * On unix those transactions survive an application crash (the kernel has
+ * the writes); here they would be lost.  So the end of every write
+ * transaction commits the store (cowvfsCommitTxn): a rollback-journal
+ * transaction ends when the database file drops its RESERVED-or-higher
+ * lock, a WAL transaction when the connection releases the WAL write lock
+ * (vfs_shm.c).  A commit with nothing new since the last one costs nothing,
+ * so with synchronous=FULL this adds a commit only in DELETE mode.  Extra
+ * commits never hurt consistency: every commit holds a prefix of the write
+ * history, exactly what a power loss at that instant would leave.  Not
+ * covered: locking_mode=EXCLUSIVE below synchronous=FULL (SQLite keeps the
+ * lock, and in WAL mode takes no WAL locks, so only xSync commits).
+ */
+#include "sqlite_api.h"
+
+#include <assert.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cowvfs.h"
+#include "vfs_int.h"
+
+/* The sector size reported: the store's block size. */
+#define COWVFS_SECTOR_SIZE 4096
+
+/* Logs and maps a store error COWRC of operation ZOP on P at offset IOFF. */
+static int cowIoError(cowFile *p, int cowrc, const char *zOp, sqlite3_int64 iOff)
+{
+    return cowvfsError(p->pInode->pStore, cowrc, COWVFS_OP_IO, zOp, p->zPath, iOff);
+}
+
+/*
+ * Commits P's store at the end of a write transaction (see COMMITS above).
+ * Nothing to do for a read-only store.  Returns SQLITE_OK or the mapped,
+ * logged error of the commit (after which the store has failed: SQLite sees
+ * I/O errors until the container is reopened, never stale data).  Called
+ * with no VFS lock held.
+ */
+int cowvfsCommitTxn(cowFile *p)
+{
+    int rc = SQLITE_OK;
+    int crc;
+
+    if (p->pInode->bReadonly)
+        goto out;
+    crc = cow_store_commit(p->pInode->pStore);
+    if (crc != COW_OK)
+        rc = cowIoError(p, crc, "commit at the end of a transaction", 0);
+out:
+    return rc;
+}
+
+/* Logs and returns RC for an error the VFS found itself (no store message). */
+static int cowIoRefuse(cowFile *p, int rc, const char *zOp, sqlite3_int64 iOff, const char *zWhy)
+{
+    sqlite3_log(rc, "cow: %s %s at offset %lld: %s", zOp, p->zPath, (long long)iOff, zWhy);
+    return rc;
+}
+
+/*
+ * Releases P's lock down to ELOCK (SHARED_LOCK or NO_LOCK).  Dropping
+ * RESERVED or more ends a write transaction: the store is committed first
+ * (cowvfsCommitTxn); the lock is released even if that fails, and its error
+ * is returned.  Otherwise SQLITE_OK, or SQLITE_MISUSE (logged) for another
+ * ELOCK.  Takes pInode->mutex (not across the commit).
+ */
+static int cowUnlock(sqlite3_file *pFile, int eFileLock)
+{
+    cowFile *p = (cowFile *)pFile;
+    cowInode *pInode = p->pInode;
+    int rc = SQLITE_OK;
+
+    if (eFileLock != SHARED_LOCK && eFileLock != NO_LOCK) {
+        rc = cowIoRefuse(p, SQLITE_MISUSE, "unlock", 0, "bad lock level");
+        goto out;
+    }
+    /* Only this connection changes p->eFileLock, so it can be read here. */
+    if (p->eFileLock > SHARED_LOCK)
+        rc = cowvfsCommitTxn(p);
+    cowvfsMutexEnter(&pInode->mutex);
+    if (p->eFileLock > SHARED_LOCK) {
+        assert(pInode->pOwner == p);
+        pInode->pOwner = 0;
+        p->eFileLock = SHARED_LOCK;
+    }
+    if (eFileLock == NO_LOCK && p->eFileLock == SHARED_LOCK) {
+        assert(pInode->nShared > 0);
+        pInode->nShared--;
+        p->eFileLock = NO_LOCK;
+    }
+    pInode->eLock = pInode->pOwner    ? pInode->pOwner->eFileLock
+                    : pInode->nShared ? SHARED_LOCK
+                                      : NO_LOCK;
+    cowvfsMutexLeave(&pInode->mutex);
+out:
+    return rc;
+}
+
+/*
+ * Raises P's lock to ELOCK (SHARED_LOCK, RESERVED_LOCK or EXCLUSIVE_LOCK)
+ * following the state machine at the top of this file.  Returns SQLITE_OK,
+ * SQLITE_BUSY if another connection's lock conflicts, or SQLITE_MISUSE
+ * (logged) for a request SQLite never makes (PENDING, or more than SHARED
+ * without holding SHARED).  Takes pInode->mutex.
+ */
+static int cowLock(sqlite3_file *pFile, int eFileLock)
+{
+    cowFile *p = (cowFile *)pFile;
+    cowInode *pInode = p->pInode;
+    int rc = SQLITE_OK;
+
+    cowvfsMutexEnter(&pInode->mutex);
+    if (p->eFileLock >= eFileLock)
+        goto out;
+    if ((eFileLock != SHARED_LOCK && eFileLock != RESERVED_LOCK &&
+         eFileLock != EXCLUSIVE_LOCK) ||
+        (eFileLock > SHARED_LOCK && p->eFileLock == NO_LOCK)) {
+        rc = SQLITE_MISUSE;
+        goto out;
+    }
+
+    /* Another file holds more than SHARED: no new lock of any kind once it
+     * holds PENDING or more, and nothing above SHARED while it holds
+     * RESERVED. */
+    if (pInode->pOwner && pInode->pOwner != p &&
+        (pInode->eLock >= PENDING_LOCK || eFileLock > SHARED_LOCK)) {
+        rc = SQLITE_BUSY;
+        goto out;
+    }
+
+    if (eFileLock == SHARED_LOCK) {
+        pInode->nShared++;
+        p->eFileLock = SHARED_LOCK;
+        if (pInode->eLock < SHARED_LOCK)
+            pInode->eLock = SHARED_LOCK;
+        goto out;
+    }
+
+    /* RESERVED or EXCLUSIVE: P holds SHARED or more and no other file holds
+     * more than SHARED. */
+    pInode->pOwner = p;
+    if (eFileLock == RESERVED_LOCK) {
+        p->eFileLock = pInode->eLock = RESERVED_LOCK;
+        goto out;
+    }
+    p->eFileLock = pInode->eLock = PENDING_LOCK;
+    if (pInode->nShared > 1) {
+        rc = SQLITE_BUSY; /* readers remain; stay at PENDING */
+        goto out;
+    }
+    p->eFileLock = pInode->eLock = EXCLUSIVE_LOCK;
+out:
+    cowvfsMutexLeave(&pInode->mutex);
+    if (rc == SQLITE_MISUSE)
+        cowIoRefuse(p, rc, "lock", 0, "bad lock request");
+    return rc;
+}
+
+/* Sets *PRESOUT to 1 if any file of the container holds RESERVED or more. */
+static int cowCheckReservedLock(sqlite3_file *pFile, int *pResOut)
+{
+    cowFile *p = (cowFile *)pFile;
+
+    cowvfsMutexEnter(&p->pInode->mutex);
+    *pResOut = p->pInode->eLock > SHARED_LOCK;
+    cowvfsMutexLeave(&p->pInode->mutex);
+    return SQLITE_OK;
+}
+
+/*
+ * Closes P: drops its lock and WAL-index, removes the store file if it was
+ * opened SQLITE_OPEN_DELETEONCLOSE (a main database: the container too,
+ * once its last file closes), closes the store file and drops the
+ * container reference (the last one closes the store, which commits).
+ * Returns SQLITE_OK or the logged error of the removal.
+ */
+static int cowClose(sqlite3_file *pFile)
+{
+    cowFile *p = (cowFile *)pFile;
+    int rc = SQLITE_OK;
+    int crc;
+
+    if (p->pInode == 0)
+        goto out;
+    cowUnlock(pFile, NO_LOCK);
+    if (p->pShm)
+        cowvfsShmUnmap(pFile, 0);
+    if ((p->ctrlFlags & COWFILE_DELETE) && p->pCf) {
+        crc = cow_unlink(p->pInode->pStore, p->zName);
+        if (crc != COW_OK && crc != COW_ENOENT)
+            rc = cowvfsError(p->pInode->pStore, crc, COWVFS_OP_DELETE, "delete on close",
+                             p->zPath, 0);
+    }
+    if (p->pCf)
+        cow_file_close(p->pCf);
+    cowvfsInodeRelease(p->pInode,
+                       (p->ctrlFlags & COWFILE_DELETE) && p->eType == SQLITE_OPEN_MAIN_DB);
+    sqlite3_free(p->zName);
+    sqlite3_free(p->zPath);
+    memset(p, 0, sizeof(*p));
+out:
+    return rc;
+}
+
+/*
+ * Reads IAMT bytes at IOFST.  Past the end of the file the buffer is
+ * zero-filled and SQLITE_IOERR_SHORT_READ returned (not logged: SQLite
+ * expects it, e.g. for page 1 of a new database).  Errors (logged):
+ * SQLITE_IOERR_READ, SQLITE_IOERR_DATA (checksum mismatch),
+ * SQLITE_IOERR_CORRUPTFS, SQLITE_IOERR_NOMEM, SQLITE_IOERR.
+ */
+static int cowRead(sqlite3_file *pFile, void *zBuf, int iAmt, sqlite3_int64 iOfst)
+{
+    cowFile *p = (cowFile *)pFile;
+    int rc = SQLITE_OK;
+    int crc;
+    size_t nRead = 0;
+
+    if (iAmt < 0 || iOfst < 0) {
+        rc = cowIoRefuse(p, SQLITE_IOERR_READ, "read", iOfst, "negative offset or length");
+        goto out;
+    }
+    if (p->pCf) {
+        crc = cow_file_read(p->pCf, zBuf, (size_t)iAmt, (uint64_t)iOfst, &nRead);
+        if (crc != COW_OK) {
+            rc = cowIoError(p, crc, "read", iOfst);
+            goto out;
+        }
+    }
+    if (nRead < (size_t)iAmt) {
+        memset((char *)zBuf + nRead, 0, (size_t)iAmt - nRead);
+        rc = SQLITE_IOERR_SHORT_READ;
+    }
+out:
+    return rc;
+}
+
+/*
+ * Writes IAMT bytes at IOFST (the file grows as needed).  The data goes to
+ * new space in the container and is durable at the next commit (xSync).
+ * Errors (logged): SQLITE_READONLY (opened read-only), SQLITE_FULL,
+ * SQLITE_IOERR_WRITE, SQLITE_IOERR_NOMEM, SQLITE_IOERR_CORRUPTFS,
+ * SQLITE_IOERR.
+ */
+static int cowWrite(sqlite3_file *pFile, const void *zBuf, int iAmt, sqlite3_int64 iOfst)
+{
+    cowFile *p = (cowFile *)pFile;
+    int rc = SQLITE_OK;
+    int crc;
+
+    if (iAmt < 0 || iOfst < 0) {
+        rc = cowIoRefuse(p, SQLITE_IOERR_WRITE, "write", iOfst, "negative offset or length");
+        goto out;
+    }
+    if ((p->ctrlFlags & COWFILE_READONLY) || p->pCf == 0) {
+        rc = cowIoRefuse(p, SQLITE_READONLY, "write", iOfst, "opened read-only");
+        goto out;
+    }
+    crc = cow_file_write(p->pCf, zBuf, (size_t)iAmt, (uint64_t)iOfst);
+    if (crc != COW_OK)
+        rc = cowIoError(p, crc, "write", iOfst);
+out:
+    return rc;
+}
+
+/* Sets the file's size to SIZE bytes.  Errors (logged): SQLITE_READONLY,
+ * SQLITE_IOERR_TRUNCATE, SQLITE_FULL, SQLITE_IOERR_NOMEM, SQLITE_IOERR. */
+static int cowTruncate(sqlite3_file *pFile, sqlite3_int64 size)
+{
+    cowFile *p = (cowFile *)pFile;
+    int rc = SQLITE_OK;
+    int crc;
+
+    if (size < 0) {
+        rc = cowIoRefuse(p, SQLITE_IOERR_TRUNCATE, "truncate", size, "negative size");
+        goto out;
+    }
+    if ((p->ctrlFlags & COWFILE_READONLY) || p->pCf == 0) {
+        rc = cowIoRefuse(p, SQLITE_READONLY, "truncate", size, "opened read-only");
+        goto out;
+    }
+    crc = cow_file_truncate(p->pCf, (uint64_t)size);
+    if (crc != COW_OK)
+        rc = cowIoError(p, crc, "truncate", size);
+out:
+    return rc;
+}
+
+/*
+ * Makes the file's writes durable: cow_file_sync, a commit of the container,
+ * which also makes every earlier write of every other file of the container
+ * durable.  A read-only file has nothing to sync.  Errors (logged):
+ * SQLITE_IOERR_FSYNC, SQLITE_IOERR_WRITE, SQLITE_FULL, SQLITE_IOERR_NOMEM,
+ * SQLITE_IOERR (the store failed earlier).
+ */
+static int cowSync(sqlite3_file *pFile, int flags)
+{
+    cowFile *p = (cowFile *)pFile;
+    int rc = SQLITE_OK;
+    int crc;
+
+    (void)flags;
+    if ((p->ctrlFlags & COWFILE_READONLY) || p->pCf == 0)
+        goto out;
+    crc = cow_file_sync(p->pCf);
+    if (crc != COW_OK)
+        rc = cowIoError(p, crc, "sync", 0);
+out:
+    return rc;
+}
+
+/* Sets *PSIZE to the file's size in bytes.  Errors (logged):
+ * SQLITE_IOERR_FSTAT, SQLITE_IOERR_CORRUPTFS, SQLITE_IOERR. */
+static int cowFileSize(sqlite3_file *pFile, sqlite3_int64 *pSize)
+{
+    cowFile *p = (cowFile *)pFile;
+    int rc = SQLITE_OK;
+    int crc;
+    uint64_t size = 0;
+
+    *pSize = 0;
+    if (p->pCf == 0)
+        goto out;
+    crc = cow_file_size(p->pCf, &size);
+    if (crc != COW_OK) {
+        rc = cowIoError(p, crc, "size", 0);
+        goto out;
+    }
+    if (size > (uint64_t)INT64_MAX) {
+        rc = cowIoRefuse(p, SQLITE_IOERR_FSTAT, "size", 0, "size out of range");
+        goto out;
+    }
+    *pSize = (sqlite3_int64)size;
+out:
+    return rc;
+}
+
+/* Gets (*PARG < 0) or sets (*PARG 0 or 1) the ctrlFlags bit MASK, as
+ * unixModeBit does for SQLITE_FCNTL_PERSIST_WAL and _POWERSAFE_OVERWRITE. */
+static void cowModeBit(cowFile *p, int mask, int *pArg)
+{
+    if (*pArg < 0)
+        *pArg = (p->ctrlFlags & mask) != 0;
+    else if (*pArg == 0)
+        p->ctrlFlags &= ~mask;
+    else
+        p->ctrlFlags |= mask;
+}
+
+/* 1 if the container path no longer names the file that was opened. */
+static int cowHasMoved(cowFile *p)
+{
+    struct stat st;
+
+    return stat(p->pInode->zPath, &st) != 0 || st.st_dev != p->pInode->dev ||
+           st.st_ino != p->pInode->ino;
+}
+
+/*
+ * SQLITE_FCNTL_PRAGMA: AZARG[1] is the pragma's name, AZARG[2] its value or
+ * NULL; a result or error message goes to AZARG[0] (sqlite3_mprintf()ed,
+ * freed by SQLite).  Only pragmas named cow_* are ours:
+ *
+ *   PRAGMA cow_generation   the generation of the store's last commit
+ *   PRAGMA cow_commit       commits the store now; "ok"
+ *
+ * Any other pragma, unknown cow_* ones included, is SQLITE_NOTFOUND so that
+ * SQLite handles it.  Errors: SQLITE_ERROR (a value given), SQLITE_NOMEM,
+ * or the mapped (logged) error of the commit.
+ */
+static int cowPragma(cowFile *p, char **azArg)
+{
+    cow_store *pStore = p->pInode->pStore;
+    const char *zName = azArg[1];
+    int rc = SQLITE_OK;
+    int crc;
+
+    if (zName == 0 || sqlite3_strnicmp(zName, "cow_", 4) != 0) {
+        rc = SQLITE_NOTFOUND;
+        goto out;
+    }
+    if (sqlite3_stricmp(zName, "cow_generation") != 0 && sqlite3_stricmp(zName, "cow_commit") != 0) {
+        rc = SQLITE_NOTFOUND;
+        goto out;
+    }
+    if (azArg[2]) {
+        azArg[0] = sqlite3_mprintf("PRAGMA %s takes no value", zName);
+        rc = SQLITE_ERROR;
+        goto out;
+    }
+    if (sqlite3_stricmp(zName, "cow_generation") == 0) {
+        azArg[0] = sqlite3_mprintf("%llu", (unsigned long long)cow_store_generation(pStore));
+    } else {
+        crc = cow_store_commit(pStore);
+        if (crc != COW_OK) {
+            rc = cowIoError(p, crc, "commit (PRAGMA cow_commit)", 0);
+            azArg[0] = sqlite3_mprintf("cow_commit: %s", cow_store_last_error(pStore));
+            goto out;
+        }
+        azArg[0] = sqlite3_mprintf("ok");
+    }
+    if (azArg[0] == 0)
+        rc = SQLITE_NOMEM;
+out:
+    return rc;
+}
+
+/*
+ * File controls: SQLITE_FCNTL_VFSNAME, _SIZE_HINT (accepted, nothing to
+ * do: the store allocates on write), _CHUNK_SIZE (recorded), _POWERSAFE_-
+ * OVERWRITE and _PERSIST_WAL (get/set), _HAS_MOVED and _PRAGMA (cow_*
+ * pragmas).  Everything else is SQLITE_NOTFOUND.
+ */
+static int cowFileControl(sqlite3_file *pFile, int op, void *pArg)
+{
+    cowFile *p = (cowFile *)pFile;
+    int rc = SQLITE_OK;
+
+    switch (op) {
+    case SQLITE_FCNTL_VFSNAME:
+        *(char **)pArg = sqlite3_mprintf("%s", COWVFS_NAME);
+        break;
+    case SQLITE_FCNTL_SIZE_HINT:
+        break;
+    case SQLITE_FCNTL_CHUNK_SIZE:
+        p->szChunk = *(int *)pArg;
+        break;
+    case SQLITE_FCNTL_POWERSAFE_OVERWRITE:
+        cowModeBit(p, COWFILE_PSOW, (int *)pArg);
+        break;
+    case SQLITE_FCNTL_PERSIST_WAL:
+        cowModeBit(p, COWFILE_PERSIST_WAL, (int *)pArg);
+        break;
+    case SQLITE_FCNTL_HAS_MOVED:
+        *(int *)pArg = cowHasMoved(p);
+        break;
+    case SQLITE_FCNTL_PRAGMA:
+        rc = cowPragma(p, (char **)pArg);
+        break;
+    default:
+        rc = SQLITE_NOTFOUND;
+        break;
+    }
+    return rc;
+}
+
+/* The store's block size. */
+static int cowSectorSize(sqlite3_file *pFile)
+{
+    (void)pFile;
+    return COWVFS_SECTOR_SIZE;
+}
+
+/*
+ * What the store guarantees, in SQLite's terms.  Every write goes to newly
+ * allocated space (copy on write) and becomes visible on disk atomically at
+ * the next commit, and every commit contains all earlier writes of every
+ * file of the container, in order.  So, after a crash:
+ *
+ *   SQLITE_IOCAP_POWERSAFE_OVERWRITE  bytes outside a write are never
+ *       disturbed (nothing committed is overwritten in place) - unless
+ *       turned off by SQLITE_FCNTL_POWERSAFE_OVERWRITE or psow=0;
+ *   SQLITE_IOCAP_SAFE_APPEND  a file's new size is committed together with
+ *       the data that extended it, so an append never leaves garbage;
+ *   SQLITE_IOCAP_SEQUENTIAL  the container holds all writes up to some
+ *       commit and none after it, so writes persist in the order made.
+ *
+ * SEQUENTIAL holds within one container only.  A super-journal orders
+ * writes across containers (ATTACHed databases: vdbeCommit skips syncing it
+ * before the child journals name it when the device is SEQUENTIAL), so it
+ * does not claim SEQUENTIAL and is synced, as on an ordinary disk.
+ */
+static int cowDeviceCharacteristics(sqlite3_file *pFile)
+{
+    cowFile *p = (cowFile *)pFile;
+    int dc = SQLITE_IOCAP_SAFE_APPEND;
+
+    if (p->eType != SQLITE_OPEN_SUPER_JOURNAL)
+        dc |= SQLITE_IOCAP_SEQUENTIAL;
+    if (p->ctrlFlags & COWFILE_PSOW)
+        dc |= SQLITE_IOCAP_POWERSAFE_OVERWRITE;
+    return dc;
+}
+
+/* Memory-mapped I/O is declined: SQLite reads through xRead instead. */
+static int cowFetch(sqlite3_file *pFile, sqlite3_int64 iOfst, int iAmt, void **pp)
+{
+    (void)pFile;
+    (void)iOfst;
+    (void)iAmt;
+    *pp = 0;
+    return SQLITE_OK;
+}
+
+/* Nothing was ever fetched. */
+static int cowUnfetch(sqlite3_file *pFile, sqlite3_int64 iOfst, void *pPage)
+{
+    (void)pFile;
+    (void)iOfst;
+    (void)pPage;
+    return SQLITE_OK;
+}
+
+const sqlite3_io_methods cowvfsIoMethods = {
+    3,                        /* iVersion */
+    cowClose,                 /* xClose */
+    cowRead,                  /* xRead */
+    cowWrite,                 /* xWrite */
+    cowTruncate,              /* xTruncate */
+    cowSync,                  /* xSync */
+    cowFileSize,              /* xFileSize */
+    cowLock,                  /* xLock */
+    cowUnlock,                /* xUnlock */
+    cowCheckReservedLock,     /* xCheckReservedLock */
+    cowFileControl,           /* xFileControl */
+    cowSectorSize,            /* xSectorSize */
+    cowDeviceCharacteristics, /* xDeviceCharacteristics */
+    cowvfsShmMap,             /* xShmMap */
+    cowvfsShmLock,            /* xShmLock */
+    cowvfsShmBarrier,         /* xShmBarrier */
+    cowvfsShmUnmap,           /* xShmUnmap */
+    cowFetch,                 /* xFetch */
+    cowUnfetch,               /* xUnfetch */
+};
