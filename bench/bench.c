@@ -1,0 +1,737 @@
+/*
+ * bench.c - the same SQLite workloads on two VFSs in one run.
+ *
+ * By default VFS A is SQLite's "unix" and VFS B is "cow" (cowvfs_register()
+ * is called first).  Each workload runs A then B, alternately, --repeat
+ * times; the median of each is printed with the ratio B/A and the size on
+ * disk of the database (all of its files: db, -wal, -journal, -shm).
+ *
+ *   bulk        1,000,000 rows inserted in one transaction
+ *   txn-wal     10,000 autocommit inserts, journal_mode=WAL, synchronous=FULL
+ *   txn-delete  the same with journal_mode=DELETE (rollback journal)
+ *   reads       100,000 random point reads by primary key on bulk's table
+ *               (fresh connection, default cache size)
+ *   aggregate   one full-table scan: count(*), sum(length(payload)), avg(id)
+ *
+ * Every run draws from a PRNG reset to the same seed, so both VFSs do the
+ * same work; reads and aggregate compare a checksum of what they read and
+ * fail if the two VFSs disagree.
+ *
+ * Databases live in a fresh directory (mkdtemp) under build/ when it exists,
+ * else $TMPDIR, /var/tmp or ".", and are removed at the end (--keep keeps
+ * them).  The operating system's page cache is not dropped between runs: the
+ * read workloads measure a warm OS cache and a cold SQLite cache for both.
+ *
+ * Exit status: 0, or 1 on an SQLite error or a result mismatch, 2 on usage.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "cowvfs.h"
+
+/* ---- sizes ---- */
+
+struct sizes {
+    int64_t bulk_rows;  /* rows inserted by bulk (and read by reads/aggregate) */
+    int64_t txns;       /* autocommit inserts of txn-wal and txn-delete */
+    int64_t reads;      /* point reads of reads */
+};
+
+static const struct sizes full_sizes = { 1000000, 10000, 100000 };
+static const struct sizes quick_sizes = { 20000, 500, 5000 };
+
+/* ---- options and state ---- */
+
+struct opts {
+    struct sizes sz;
+    int repeat;
+    const char *only;   /* comma-separated workload names, or NULL for all */
+    const char *vfs_a;
+    const char *vfs_b;
+    const char *dir;    /* parent of the temporary directory, or NULL */
+    int keep;
+    int verbose;
+};
+
+static struct opts opt;
+static char workdir[4096]; /* the mkdtemp directory */
+static int failed;         /* an error or a mismatch was seen */
+static int colw[5];        /* widths of the table's columns after the first */
+
+/* ---- PRNG: splitmix64, fixed seed ---- */
+
+#define BENCH_SEED 0x636f777666730001ULL
+
+static uint64_t prng_state;
+
+static void prng_reset(void)
+{
+    prng_state = BENCH_SEED;
+}
+
+static uint64_t prng_next(void)
+{
+    uint64_t z = (prng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* A uniform integer in [lo, hi]. */
+static int64_t prng_range(int64_t lo, int64_t hi)
+{
+    return lo + (int64_t)(prng_next() % (uint64_t)(hi - lo + 1));
+}
+
+/* Fills BUF with a random lowercase text of 50..100 bytes; returns the length. */
+static int make_payload(char *buf)
+{
+    int n = (int)prng_range(50, 100);
+    for (int i = 0; i < n; i++)
+        buf[i] = (char)('a' + prng_next() % 26);
+    buf[n] = 0;
+    return n;
+}
+
+/* ---- helpers ---- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void report(sqlite3 *db, const char *what, int rc)
+{
+    fprintf(stderr, "bench: %s: %s (%d)\n", what,
+            db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc);
+    failed = 1;
+}
+
+/* Opens PATH on VFS, creating it; returns NULL (reported) on failure. */
+static sqlite3 *db_open(const char *path, const char *vfs)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs);
+    if (rc != SQLITE_OK) {
+        char what[4200];
+        snprintf(what, sizeof what, "open %s (vfs %s)", path, vfs);
+        report(db, what, rc);
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+static int db_close(sqlite3 *db)
+{
+    int rc = sqlite3_close(db);
+    if (rc != SQLITE_OK) {
+        report(db, "close", rc);
+        return -1;
+    }
+    return 0;
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+    char *err = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "bench: %s: %s (%d)\n", sql, err ? err : "?", rc);
+        sqlite3_free(err);
+        failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static sqlite3_stmt *prepare(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        report(db, sql, rc);
+        return NULL;
+    }
+    return st;
+}
+
+/* Checks that PRAGMA journal_mode took: a VFS may refuse WAL. */
+static int set_journal_mode(sqlite3 *db, const char *mode)
+{
+    char sql[64];
+    sqlite3_stmt *st;
+    int ok = 0;
+
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", mode);
+    st = prepare(db, sql);
+    if (!st)
+        return -1;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *got = (const char *)sqlite3_column_text(st, 0);
+        ok = got && strcasecmp(got, mode) == 0;
+        if (!ok)
+            fprintf(stderr, "bench: journal_mode=%s gave %s\n", mode,
+                    got ? got : "(null)");
+    } else {
+        report(db, sql, sqlite3_errcode(db));
+    }
+    sqlite3_finalize(st);
+    if (!ok)
+        failed = 1;
+    return ok ? 0 : -1;
+}
+
+/* The database path of workload file STEM on VFS number WHICH (0 = A, 1 = B). */
+static void db_path(char *buf, size_t n, const char *stem, int which)
+{
+    snprintf(buf, n, "%s/%s-%c.db", workdir, stem, which ? 'b' : 'a');
+}
+
+/* Sum of st_size of PATH and its -wal, -journal, -shm companions. */
+static int64_t db_bytes(const char *path)
+{
+    static const char *const sfx[] = { "", "-wal", "-journal", "-shm" };
+    int64_t total = 0;
+    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+        char p[4200];
+        struct stat sb;
+        snprintf(p, sizeof p, "%s%s", path, sfx[i]);
+        if (stat(p, &sb) == 0)
+            total += (int64_t)sb.st_size;
+    }
+    return total;
+}
+
+static void db_remove(const char *path)
+{
+    static const char *const sfx[] = { "", "-wal", "-journal", "-shm" };
+    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s%s", path, sfx[i]);
+        if (unlink(p) != 0 && errno != ENOENT)
+            fprintf(stderr, "bench: unlink %s: %s\n", p, strerror(errno));
+    }
+}
+
+/* ---- workloads ----
+ *
+ * Each returns the elapsed seconds (open to close included), or -1 on error.
+ * *check receives a value that must be the same for both VFSs (0 when the
+ * workload has nothing to compare).
+ */
+
+static const char create_sql[] =
+    "CREATE TABLE t(id INTEGER PRIMARY KEY, payload TEXT NOT NULL)";
+
+static double run_bulk(const char *path, const char *vfs, uint64_t *check)
+{
+    char buf[128];
+    sqlite3 *db;
+    sqlite3_stmt *ins = NULL;
+    double t0 = now_s(), t = -1;
+
+    *check = 0;
+    prng_reset();
+    db = db_open(path, vfs);
+    if (!db)
+        return -1;
+    if (exec(db, create_sql) || exec(db, "BEGIN"))
+        goto out;
+    ins = prepare(db, "INSERT INTO t(id, payload) VALUES(?1, ?2)");
+    if (!ins)
+        goto out;
+    for (int64_t i = 1; i <= opt.sz.bulk_rows; i++) {
+        int n = make_payload(buf);
+        sqlite3_bind_int64(ins, 1, i);
+        sqlite3_bind_text(ins, 2, buf, n, SQLITE_STATIC);
+        if (sqlite3_step(ins) != SQLITE_DONE) {
+            report(db, "bulk insert", sqlite3_errcode(db));
+            goto out;
+        }
+        sqlite3_reset(ins);
+    }
+    sqlite3_finalize(ins);
+    ins = NULL;
+    if (exec(db, "COMMIT"))
+        goto out;
+    if (db_close(db) == 0)
+        t = now_s() - t0;
+    return t;
+out:
+    sqlite3_finalize(ins);
+    sqlite3_close(db);
+    return -1;
+}
+
+static double run_txn(const char *path, const char *vfs, const char *mode,
+                      uint64_t *check)
+{
+    char buf[128];
+    sqlite3 *db;
+    sqlite3_stmt *ins = NULL;
+    double t0 = now_s(), t = -1;
+
+    *check = 0;
+    prng_reset();
+    db = db_open(path, vfs);
+    if (!db)
+        return -1;
+    if (set_journal_mode(db, mode) || exec(db, "PRAGMA synchronous=FULL") ||
+        exec(db, create_sql))
+        goto out;
+    ins = prepare(db, "INSERT INTO t(id, payload) VALUES(?1, ?2)");
+    if (!ins)
+        goto out;
+    for (int64_t i = 1; i <= opt.sz.txns; i++) {
+        int n = make_payload(buf);
+        sqlite3_bind_int64(ins, 1, i);
+        sqlite3_bind_text(ins, 2, buf, n, SQLITE_STATIC);
+        if (sqlite3_step(ins) != SQLITE_DONE) {
+            report(db, "autocommit insert", sqlite3_errcode(db));
+            goto out;
+        }
+        sqlite3_reset(ins);
+    }
+    sqlite3_finalize(ins);
+    ins = NULL;
+    if (db_close(db) == 0)
+        t = now_s() - t0;
+    return t;
+out:
+    sqlite3_finalize(ins);
+    sqlite3_close(db);
+    return -1;
+}
+
+static double run_txn_wal(const char *path, const char *vfs, uint64_t *check)
+{
+    return run_txn(path, vfs, "wal", check);
+}
+
+static double run_txn_delete(const char *path, const char *vfs, uint64_t *check)
+{
+    return run_txn(path, vfs, "delete", check);
+}
+
+static double run_reads(const char *path, const char *vfs, uint64_t *check)
+{
+    sqlite3 *db;
+    sqlite3_stmt *sel = NULL;
+    uint64_t sum = 0;
+    double t0 = now_s(), t = -1;
+
+    prng_reset();
+    db = db_open(path, vfs);
+    if (!db)
+        return -1;
+    sel = prepare(db, "SELECT payload FROM t WHERE id = ?1");
+    if (!sel)
+        goto out;
+    for (int64_t i = 0; i < opt.sz.reads; i++) {
+        int64_t id = prng_range(1, opt.sz.bulk_rows);
+        sqlite3_bind_int64(sel, 1, id);
+        if (sqlite3_step(sel) != SQLITE_ROW) {
+            fprintf(stderr, "bench: reads: row %lld missing\n", (long long)id);
+            failed = 1;
+            goto out;
+        }
+        const unsigned char *p = sqlite3_column_text(sel, 0);
+        int n = sqlite3_column_bytes(sel, 0);
+        sum = sum * 31 + (uint64_t)n + (p && n ? p[n - 1] : 0);
+        if (sqlite3_step(sel) != SQLITE_DONE) {
+            report(db, "reads", sqlite3_errcode(db));
+            goto out;
+        }
+        sqlite3_reset(sel);
+    }
+    sqlite3_finalize(sel);
+    sel = NULL;
+    if (db_close(db) == 0)
+        t = now_s() - t0;
+    *check = sum;
+    return t;
+out:
+    sqlite3_finalize(sel);
+    sqlite3_close(db);
+    return -1;
+}
+
+static double run_aggregate(const char *path, const char *vfs, uint64_t *check)
+{
+    sqlite3 *db;
+    sqlite3_stmt *sel = NULL;
+    double t0 = now_s(), t = -1;
+
+    db = db_open(path, vfs);
+    if (!db)
+        return -1;
+    sel = prepare(db, "SELECT count(*), sum(length(payload)), avg(id), "
+                      "max(payload) FROM t");
+    if (!sel)
+        goto out;
+    if (sqlite3_step(sel) != SQLITE_ROW) {
+        report(db, "aggregate", sqlite3_errcode(db));
+        goto out;
+    }
+    int64_t count = sqlite3_column_int64(sel, 0);
+    int64_t bytes = sqlite3_column_int64(sel, 1);
+    if (count != opt.sz.bulk_rows) {
+        fprintf(stderr, "bench: aggregate: count %lld, expected %lld\n",
+                (long long)count, (long long)opt.sz.bulk_rows);
+        failed = 1;
+        goto out;
+    }
+    *check = (uint64_t)count * 1000003u + (uint64_t)bytes;
+    if (opt.verbose)
+        printf("  aggregate on %s: count=%lld bytes=%lld avg(id)=%.1f\n", vfs,
+               (long long)count, (long long)bytes, sqlite3_column_double(sel, 2));
+    sqlite3_finalize(sel);
+    sel = NULL;
+    if (db_close(db) == 0)
+        t = now_s() - t0;
+    return t;
+out:
+    sqlite3_finalize(sel);
+    sqlite3_close(db);
+    return -1;
+}
+
+struct workload {
+    const char *name;
+    const char *stem;   /* database file stem: reads/aggregate use bulk's */
+    int creates;        /* removes the database before each run */
+    double (*run)(const char *path, const char *vfs, uint64_t *check);
+};
+
+static const struct workload workloads[] = {
+    { "bulk",       "bulk",   1, run_bulk },
+    { "txn-wal",    "wal",    1, run_txn_wal },
+    { "txn-delete", "delete", 1, run_txn_delete },
+    { "reads",      "bulk",   0, run_reads },
+    { "aggregate",  "bulk",   0, run_aggregate },
+};
+#define NWORKLOADS ((int)(sizeof workloads / sizeof workloads[0]))
+
+static int selected(const char *name)
+{
+    const char *p = opt.only;
+    size_t n = strlen(name);
+    if (!p)
+        return 1;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncmp(p, name, n) == 0)
+            return 1;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Makes sure bulk's database exists on both VFSs (untimed) for reads/aggregate. */
+static int ensure_bulk(int *have_bulk)
+{
+    for (int w = 0; w < 2; w++) {
+        char path[4200];
+        uint64_t check;
+        if (have_bulk[w])
+            continue;
+        db_path(path, sizeof path, "bulk", w);
+        db_remove(path);
+        if (opt.verbose)
+            printf("  preparing %s on %s (untimed)\n", path,
+                   w ? opt.vfs_b : opt.vfs_a);
+        if (run_bulk(path, w ? opt.vfs_b : opt.vfs_a, &check) < 0)
+            return -1;
+        have_bulk[w] = 1;
+    }
+    return 0;
+}
+
+static void print_row(const char *name, double ta, double tb, int64_t ba,
+                      int64_t bb)
+{
+    char ratio[32];
+    if (ta > 0 && tb >= 0)
+        snprintf(ratio, sizeof ratio, "%.2f", tb / ta);
+    else
+        snprintf(ratio, sizeof ratio, "-");
+    printf("%-11s | %*.3f | %*.3f | %*s | %*.1f | %*.1f\n", name, colw[0], ta,
+           colw[1], tb, colw[2], ratio, colw[3], (double)ba / 1048576.0,
+           colw[4], (double)bb / 1048576.0);
+    fflush(stdout);
+}
+
+/* ---- temporary directory ---- */
+
+static int make_workdir(void)
+{
+    const char *parent = opt.dir;
+    struct stat sb;
+
+    if (!parent) {
+        const char *tmp = getenv("TMPDIR");
+        if (stat("build", &sb) == 0 && S_ISDIR(sb.st_mode))
+            parent = "build";
+        else if (tmp && *tmp)
+            parent = tmp;
+        else if (stat("/var/tmp", &sb) == 0)
+            parent = "/var/tmp";
+        else
+            parent = ".";
+    }
+    snprintf(workdir, sizeof workdir, "%s/bench-tmp.XXXXXX", parent);
+    if (!mkdtemp(workdir)) {
+        fprintf(stderr, "bench: mkdtemp %s: %s\n", workdir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void remove_workdir(void)
+{
+    DIR *d = opendir(workdir);
+    struct dirent *de;
+    if (!d)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        char p[4400];
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof p, "%s/%s", workdir, de->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    if (rmdir(workdir) != 0)
+        fprintf(stderr, "bench: rmdir %s: %s\n", workdir, strerror(errno));
+}
+
+/* ---- main ---- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: bench [--quick] [--repeat N] [--only NAME[,NAME...]]\n"
+        "             [--vfs-a NAME] [--vfs-b NAME] [--dir DIR] [--keep] [-v]\n"
+        "  --quick      small sizes for a smoke test (%lld rows, %lld txns, %lld reads)\n"
+        "  --repeat N   run each workload N times per VFS, alternately; print medians\n"
+        "  --only LIST  workloads: bulk, txn-wal, txn-delete, reads, aggregate\n"
+        "  --vfs-a NAME the reference VFS (default unix)\n"
+        "  --vfs-b NAME the VFS measured against it (default cow)\n"
+        "  --dir DIR    make the temporary directory in DIR (default build/,\n"
+        "               else $TMPDIR, /var/tmp, .)\n"
+        "  --keep       keep the databases\n",
+        (long long)quick_sizes.bulk_rows, (long long)quick_sizes.txns,
+        (long long)quick_sizes.reads);
+}
+
+static int parse_args(int argc, char **argv)
+{
+    opt.sz = full_sizes;
+    opt.repeat = 1;
+    opt.vfs_a = "unix";
+    opt.vfs_b = COWVFS_NAME;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--quick") == 0) {
+            opt.sz = quick_sizes;
+        } else if (strcmp(a, "--keep") == 0) {
+            opt.keep = 1;
+        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            opt.verbose = 1;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (val && strcmp(a, "--repeat") == 0) {
+            char *end;
+            long n = strtol(val, &end, 10);
+            if (*end || n < 1 || n > 1000) {
+                fprintf(stderr, "bench: bad --repeat %s\n", val);
+                return -1;
+            }
+            opt.repeat = (int)n;
+            i++;
+        } else if (val && strcmp(a, "--only") == 0) {
+            opt.only = val;
+            i++;
+        } else if (val && strcmp(a, "--vfs-a") == 0) {
+            opt.vfs_a = val;
+            i++;
+        } else if (val && strcmp(a, "--vfs-b") == 0) {
+            opt.vfs_b = val;
+            i++;
+        } else if (val && strcmp(a, "--dir") == 0) {
+            opt.dir = val;
+            i++;
+        } else {
+            fprintf(stderr, "bench: bad argument %s\n", a);
+            return -1;
+        }
+    }
+    if (opt.only) {
+        /* Every name in --only must be a workload. */
+        const char *p = opt.only;
+        while (*p) {
+            size_t len = strcspn(p, ",");
+            int found = 0;
+            for (int w = 0; w < NWORKLOADS; w++)
+                if (strlen(workloads[w].name) == len &&
+                    strncmp(p, workloads[w].name, len) == 0)
+                    found = 1;
+            if (!found) {
+                fprintf(stderr, "bench: unknown workload %.*s\n", (int)len, p);
+                return -1;
+            }
+            p += len;
+            if (*p == ',')
+                p++;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *vfs[2];
+    int have_bulk[2] = { 0, 0 };
+    double *times[2];
+
+    if (parse_args(argc, argv) != 0) {
+        usage(stderr);
+        return 2;
+    }
+    vfs[0] = opt.vfs_a;
+    vfs[1] = opt.vfs_b;
+
+    int rc = cowvfs_register(0);
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "bench: cowvfs_register: %s\n", sqlite3_errstr(rc));
+        return 1;
+    }
+    for (int w = 0; w < 2; w++) {
+        if (!sqlite3_vfs_find(vfs[w])) {
+            fprintf(stderr, "bench: no VFS named \"%s\" is registered\n", vfs[w]);
+            return 1;
+        }
+    }
+    if (make_workdir() != 0)
+        return 1;
+
+    printf("cowvfs bench: SQLite %s, cowvfs %s, %lld rows, %lld txns, "
+           "%lld reads, repeat %d\n",
+           sqlite3_libversion(), COWVFS_VERSION, (long long)opt.sz.bulk_rows,
+           (long long)opt.sz.txns, (long long)opt.sz.reads, opt.repeat);
+    printf("databases in %s\ntimes: median seconds, open to close; sizes: the "
+           "database's files on disk after the run\n\n", workdir);
+    {
+        char h[5][64];
+        snprintf(h[0], sizeof h[0], "%s s", vfs[0]);
+        snprintf(h[1], sizeof h[1], "%s s", vfs[1]);
+        snprintf(h[2], sizeof h[2], "%s/%s", vfs[1], vfs[0]);
+        snprintf(h[3], sizeof h[3], "%s MiB", vfs[0]);
+        snprintf(h[4], sizeof h[4], "%s MiB", vfs[1]);
+        printf("%-11s", "workload");
+        for (int c = 0; c < 5; c++) {
+            size_t len = strlen(h[c]);
+            colw[c] = len > 9 ? (int)len : 9;
+            printf(" | %*s", colw[c], h[c]);
+        }
+        printf("\n------------");
+        for (int c = 0; c < 5; c++) {
+            printf("+");
+            for (int k = 0; k < colw[c] + 2; k++)
+                putchar('-');
+        }
+        printf("\n");
+    }
+    fflush(stdout);
+
+    times[0] = calloc((size_t)opt.repeat, sizeof(double));
+    times[1] = calloc((size_t)opt.repeat, sizeof(double));
+    if (!times[0] || !times[1]) {
+        fprintf(stderr, "bench: out of memory\n");
+        return 1;
+    }
+
+    for (int wi = 0; wi < NWORKLOADS && !failed; wi++) {
+        const struct workload *wl = &workloads[wi];
+        int64_t bytes[2] = { 0, 0 };
+
+        if (!selected(wl->name))
+            continue;
+        if (!wl->creates && ensure_bulk(have_bulk) != 0)
+            break;
+        for (int r = 0; r < opt.repeat && !failed; r++) {
+            uint64_t check[2] = { 0, 0 };
+            for (int w = 0; w < 2 && !failed; w++) {
+                char path[4200];
+                db_path(path, sizeof path, wl->stem, w);
+                if (wl->creates)
+                    db_remove(path);
+                double t = wl->run(path, vfs[w], &check[w]);
+                if (t < 0) {
+                    fprintf(stderr, "bench: %s failed on vfs %s\n", wl->name,
+                            vfs[w]);
+                    failed = 1;
+                    break;
+                }
+                times[w][r] = t;
+                bytes[w] = db_bytes(path);
+                if (opt.verbose)
+                    printf("  %s run %d on %s: %.3f s\n", wl->name, r + 1,
+                           vfs[w], t);
+                if (wl->run == run_bulk)
+                    have_bulk[w] = 1;
+            }
+            if (!failed && check[0] != check[1]) {
+                fprintf(stderr, "bench: %s: results differ between %s and %s\n",
+                        wl->name, vfs[0], vfs[1]);
+                failed = 1;
+            }
+        }
+        if (failed)
+            break;
+        print_row(wl->name, median(times[0], opt.repeat),
+                  median(times[1], opt.repeat), bytes[0], bytes[1]);
+    }
+
+    free(times[0]);
+    free(times[1]);
+    if (opt.keep)
+        printf("\ndatabases kept in %s\n", workdir);
+    else
+        remove_workdir();
+    if (failed) {
+        fprintf(stderr, "bench: FAILED\n");
+        return 1;
+    }
+    return 0;
+}
