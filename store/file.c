@@ -479,6 +479,7 @@ static int write_blocks(cow_store *st, struct cow_inode *in, const uint8_t *buf,
             alloc_unalloc(st, bytenr, got * BLK);
             return rc;
         }
+        txn_note_written(st, bytenr, got, crcs);
         /* the data is written: now the trees may point at it */
         struct fext fx = {off, bytenr, got * BLK, 0, got * BLK, COW_FE_REG};
         struct cow_key ck = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, bytenr};

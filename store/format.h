@@ -33,7 +33,20 @@
  *   120    8     log generation (the generation the log belongs to)
  *   128    16    container uuid (random at creation)
  *   144    8     creation time, nanoseconds since the Unix epoch
- *   152    ...   zero
+ *   152    4     commit_nranges: entries in the commit list (ONE_FLUSH only)
+ *   156    4     commit_crc: crc32c over the crc32c of every block in the
+ *                commit list, each as 4 little-endian bytes, in list order
+ *   160    12*n  commit list: bytenr u64 | nblocks u32 per entry, the runs
+ *                of blocks (data and tree) the commit wrote
+ *   ...    ...   zero
+ *
+ *   flags bit 0, COW_SB_ONE_FLUSH: the commit was made with one flush (its
+ *   blocks and this superblock written, then flushed together).  Such a
+ *   superblock is valid only if the blocks of its commit list match
+ *   commit_crc; otherwise the commit was torn by a crash and the other copy
+ *   (the previous commit, which the torn one never overwrote) is used.
+ *   Without the flag, the commit's blocks were flushed before the superblock
+ *   was written (two flushes) and the list is empty.
  *
  *   struct cow_rootref: bytenr u64 | generation u48 | level u8 | pad u8
  *
@@ -97,6 +110,15 @@
 #define SB_LOG_GENERATION 120
 #define SB_UUID 128
 #define SB_CTIME 144
+#define SB_COMMIT_NRANGES 152
+#define SB_COMMIT_CRC 156
+#define SB_COMMIT_LIST 160
+#define SB_COMMIT_ENTRY 12
+#define SB_COMMIT_MAX ((COW_BLOCK_SIZE - SB_COMMIT_LIST) / SB_COMMIT_ENTRY) /* 328 */
+#define COW_SB_ONE_FLUSH 0x1u
+/* A one-flush commit lists at most this many blocks (8 MiB), which bounds
+ * the reading open does to validate it; larger commits flush twice. */
+#define COW_ONE_FLUSH_MAX_BLOCKS 2048u
 
 /* rootref (16 bytes) */
 #define RR_BYTENR 0

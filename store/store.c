@@ -17,6 +17,9 @@ static void store_free(cow_store *st)
     cache_destroy(&st->cache);
     alloc_destroy(st);
     free(st->drefs);
+    txn_wlog_reset(st);
+    free(st->wruns);
+    free(st->wcrcs);
     if (st->dev)
         st->dev->close(st->dev);
     cow_mutex_destroy(&st->lock);
@@ -116,6 +119,8 @@ int cow_store_close(cow_store *st)
         return COW_OK;
     cow_mutex_lock(&st->lock);
     int rc = txn_commit(st);
+    if (rc == COW_OK)
+        rc = txn_seal(st);
     cow_mutex_unlock(&st->lock);
     store_free(st);
     return rc;

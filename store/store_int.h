@@ -153,7 +153,18 @@ struct cow_store {
 
     struct cow_inode *inodes;  /* inodes with open handles */
 
+    /* Blocks written by the running transaction, with the crc32c of each
+     * (for a one-flush commit's list); wlog_overflow once more than
+     * COW_ONE_FLUSH_MAX_BLOCKS were written. */
+    struct extent_run *wruns; /* bytenr, len in blocks */
+    size_t nwruns, cwruns;
+    uint32_t *wcrcs;
+    size_t nwcrcs, cwcrcs;
+    int wlog_overflow;
+
     uint64_t ncommits;
+    uint64_t ncommits_one_flush;
+    int last_one_flush; /* the last commit used one flush (txn_seal) */
 };
 
 /* ---- cache.c ---- */
@@ -238,6 +249,14 @@ int txn_abort(cow_store *st, int why);
 int txn_load(cow_store *st);
 /* Before a change: fails with COW_EROFS or COW_EFAILED. */
 int txn_begin_change(cow_store *st);
+/* Records that the running transaction wrote N blocks at BYTENR whose
+ * crc32c values are CRCS (for the one-flush commit list). */
+void txn_note_written(cow_store *st, uint64_t bytenr, uint64_t n, const uint32_t *crcs);
+void txn_wlog_reset(cow_store *st);
+/* At a clean close after a one-flush commit: rewrites the superblock (same
+ * trees, next generation) without a commit list, so the last commit no
+ * longer depends on validation.  COW_EIO_WRITE, COW_EIO_FLUSH. */
+int txn_seal(cow_store *st);
 /* Formats a new container in ST (generation 1). */
 int txn_format(cow_store *st);
 

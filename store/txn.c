@@ -59,7 +59,8 @@ static int sb_valid(const uint8_t *b)
         return 0;
     uint64_t bg = get64(b + SB_BG_SIZE), total = get64(b + SB_TOTAL_BYTES);
     if (get32(b + SB_VERSION) != COW_FORMAT_VERSION || get32(b + SB_BLOCK_SIZE) != COW_BLOCK_SIZE ||
-        get32(b + SB_FLAGS) != 0)
+        (get32(b + SB_FLAGS) & ~COW_SB_ONE_FLUSH) != 0 ||
+        get32(b + SB_COMMIT_NRANGES) > SB_COMMIT_MAX)
         return 0;
     if (bg < 64 * COW_BLOCK_SIZE || bg % COW_BLOCK_SIZE || bg > (1ull << 34) || total == 0 ||
         total % bg)
@@ -67,7 +68,119 @@ static int sb_valid(const uint8_t *b)
     return 1;
 }
 
-static int sb_write(cow_store *st)
+/* crc32c over a sequence of block crcs, each as 4 little-endian bytes. */
+static uint32_t crc_of_crcs(uint32_t acc, const uint32_t *crcs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t le[4];
+        put32(le, crcs[i]);
+        acc = crc32c(acc, le, 4);
+    }
+    return acc;
+}
+
+void txn_wlog_reset(cow_store *st)
+{
+    st->nwruns = 0;
+    st->nwcrcs = 0;
+    st->wlog_overflow = 0;
+}
+
+void txn_note_written(cow_store *st, uint64_t bytenr, uint64_t n, const uint32_t *crcs)
+{
+    if (st->wlog_overflow)
+        return;
+    if (st->nwcrcs + n > COW_ONE_FLUSH_MAX_BLOCKS) {
+        st->wlog_overflow = 1;
+        return;
+    }
+    struct extent_run *last = st->nwruns ? &st->wruns[st->nwruns - 1] : NULL;
+    if (last && last->bytenr + last->len * COW_BLOCK_SIZE == bytenr) {
+        last->len += n;
+    } else {
+        if (st->nwruns == st->cwruns) {
+            size_t c = st->cwruns ? st->cwruns * 2 : 64;
+            struct extent_run *v = realloc(st->wruns, c * sizeof *v);
+            if (!v) {
+                st->wlog_overflow = 1;
+                return;
+            }
+            st->wruns = v;
+            st->cwruns = c;
+        }
+        st->wruns[st->nwruns].bytenr = bytenr;
+        st->wruns[st->nwruns].len = n;
+        st->nwruns++;
+    }
+    if (st->nwcrcs + n > st->cwcrcs) {
+        size_t c = st->cwcrcs ? st->cwcrcs : 256;
+        while (c < st->nwcrcs + n)
+            c *= 2;
+        uint32_t *v = realloc(st->wcrcs, c * sizeof *v);
+        if (!v) {
+            st->wlog_overflow = 1;
+            return;
+        }
+        st->wcrcs = v;
+        st->cwcrcs = c;
+    }
+    memcpy(st->wcrcs + st->nwcrcs, crcs, n * sizeof *crcs);
+    st->nwcrcs += n;
+}
+
+static int cmp_run(const void *a, const void *b)
+{
+    const struct extent_run *x = a, *y = b;
+    return x->bytenr < y->bytenr ? -1 : x->bytenr > y->bytenr;
+}
+
+/*
+ * Drops from the commit list every block this transaction also freed (it is
+ * pinned now and free after the commit, so a later transaction may
+ * overwrite it; listing it would make this durable commit look torn).  The
+ * list then holds only blocks the new state references, which stay intact
+ * until a newer commit is durable.
+ */
+static void wlog_drop_freed(cow_store *st)
+{
+    if (st->wlog_overflow || !st->npinned || !st->nwruns)
+        return;
+    struct extent_run *pin = malloc(st->npinned * sizeof *pin);
+    struct extent_run *runs = malloc(st->nwruns * sizeof *runs);
+    uint32_t *crcs = malloc(st->nwcrcs * sizeof *crcs);
+    if (!pin || !runs || !crcs) {
+        st->wlog_overflow = 1; /* fall back to two flushes */
+        goto out;
+    }
+    memcpy(pin, st->pinned, st->npinned * sizeof *pin);
+    qsort(pin, st->npinned, sizeof *pin, cmp_run);
+    memcpy(runs, st->wruns, st->nwruns * sizeof *runs);
+    memcpy(crcs, st->wcrcs, st->nwcrcs * sizeof *crcs);
+    size_t nruns = st->nwruns, k = 0;
+    st->nwruns = st->nwcrcs = 0;
+    for (size_t r = 0; r < nruns; r++) {
+        for (uint64_t b = 0; b < runs[r].len; b++, k++) {
+            uint64_t at = runs[r].bytenr + b * COW_BLOCK_SIZE;
+            size_t lo = 0, hi = st->npinned;
+            while (lo < hi) { /* last pinned run starting at or before AT */
+                size_t mid = (lo + hi) / 2;
+                if (pin[mid].bytenr <= at)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (lo && at < pin[lo - 1].bytenr + pin[lo - 1].len)
+                continue; /* freed by this transaction */
+            txn_note_written(st, at, 1, &crcs[k]);
+        }
+    }
+out:
+    free(pin);
+    free(runs);
+    free(crcs);
+}
+
+static int sb_write(cow_store *st, int one_flush)
 {
     uint8_t b[COW_BLOCK_SIZE];
     memset(b, 0, sizeof b);
@@ -86,6 +199,16 @@ static int sb_write(cow_store *st)
     rootref_put(b + SB_CSUM_TREE, &st->csum_tree);
     memcpy(b + SB_UUID, st->uuid, 16);
     put64(b + SB_CTIME, st->ctime);
+    if (one_flush) {
+        put32(b + SB_FLAGS, COW_SB_ONE_FLUSH);
+        put32(b + SB_COMMIT_NRANGES, (uint32_t)st->nwruns);
+        put32(b + SB_COMMIT_CRC, crc_of_crcs(0, st->wcrcs, st->nwcrcs));
+        for (size_t i = 0; i < st->nwruns; i++) {
+            uint8_t *e = b + SB_COMMIT_LIST + i * SB_COMMIT_ENTRY;
+            put64(e, st->wruns[i].bytenr);
+            put32(e + 8, (uint32_t)st->wruns[i].len);
+        }
+    }
     put32(b + SB_CSUM, crc32c(0, b + 4, COW_BLOCK_SIZE - 4));
     return st->dev->write(st->dev, b, COW_BLOCK_SIZE, (st->transid % 2) * COW_BLOCK_SIZE);
 }
@@ -159,6 +282,51 @@ static int scan_extent_leaf(cow_store *st, void *arg, struct eb *e)
     return COW_OK;
 }
 
+/*
+ * A one-flush superblock is valid only if every block its commit wrote made
+ * it to the device: recompute the crc over the listed blocks.  Returns 1 if
+ * they match, 0 if not (a torn commit), or an error.
+ */
+static int sb_commit_intact(cow_store *st, const uint8_t *sb, uint64_t devsize)
+{
+    if (!(get32(sb + SB_FLAGS) & COW_SB_ONE_FLUSH))
+        return 1;
+    uint32_t n = get32(sb + SB_COMMIT_NRANGES), acc = 0;
+    uint64_t total = 0;
+    uint8_t *buf = malloc(64 * COW_BLOCK_SIZE);
+    int rc = 1;
+    if (!buf)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < n && rc == 1; i++) {
+        const uint8_t *e = sb + SB_COMMIT_LIST + (size_t)i * SB_COMMIT_ENTRY;
+        uint64_t at = get64(e), nb = get32(e + 8);
+        total += nb;
+        if (at % COW_BLOCK_SIZE || nb == 0 || total > COW_ONE_FLUSH_MAX_BLOCKS ||
+            at > devsize || nb * COW_BLOCK_SIZE > devsize - at) {
+            rc = 0;
+            break;
+        }
+        while (nb > 0 && rc == 1) {
+            uint64_t k = nb < 64 ? nb : 64;
+            int r = st->dev->read(st->dev, buf, (size_t)(k * COW_BLOCK_SIZE), at);
+            if (r) {
+                rc = r;
+                break;
+            }
+            for (uint64_t j = 0; j < k; j++) {
+                uint32_t c = crc32c(0, buf + j * COW_BLOCK_SIZE, COW_BLOCK_SIZE);
+                acc = crc_of_crcs(acc, &c, 1);
+            }
+            at += k * COW_BLOCK_SIZE;
+            nb -= k;
+        }
+    }
+    free(buf);
+    if (rc == 1 && acc != get32(sb + SB_COMMIT_CRC))
+        rc = 0;
+    return rc;
+}
+
 int txn_load(cow_store *st)
 {
     uint8_t sb[2][COW_BLOCK_SIZE];
@@ -182,6 +350,26 @@ int txn_load(cow_store *st)
         if (sb_valid(sb[i]) &&
             (best < 0 || get64(sb[i] + SB_GENERATION) > get64(sb[best] + SB_GENERATION)))
             best = i;
+    }
+    if (best >= 0) {
+        /* the newest copy may be a torn one-flush commit: then the other */
+        rc = sb_commit_intact(st, sb[best], devsize);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
+            int other = 1 - best;
+            best = sb_valid(sb[other]) ? other : -1;
+            if (best >= 0) {
+                rc = sb_commit_intact(st, sb[best], devsize);
+                if (rc < 0)
+                    return rc;
+                if (rc == 0)
+                    best = -1;
+            }
+            if (best < 0)
+                return COW_CORRUPT("%s: the newest commit is torn and no older one is valid",
+                                   st->path);
+        }
     }
     if (best < 0) {
         if (!magic)
@@ -343,9 +531,14 @@ static int write_dirty(cow_store *st)
         size_t j = i;
         while (j + 1 < n && j + 1 - i < 64 && v[j + 1]->bytenr == v[j]->bytenr + COW_BLOCK_SIZE)
             j++;
-        for (size_t m = i; m <= j; m++)
+        uint32_t crcs[64];
+        for (size_t m = i; m <= j; m++) {
             memcpy(buf + (m - i) * COW_BLOCK_SIZE, v[m]->data, COW_BLOCK_SIZE);
+            crcs[m - i] = crc32c(0, v[m]->data, COW_BLOCK_SIZE);
+        }
         rc = st->dev->write(st->dev, buf, (j - i + 1) * COW_BLOCK_SIZE, v[i]->bytenr);
+        if (rc == COW_OK)
+            txn_note_written(st, v[i]->bytenr, j - i + 1, crcs);
         i = j + 1;
     }
 out:
@@ -384,10 +577,16 @@ int txn_commit(cow_store *st)
     rc = write_dirty(st);
     if (rc)
         goto abort;
-    rc = st->dev->flush(st->dev);
-    if (rc)
-        goto abort;
-    rc = sb_write(st);
+    /* A small commit lists its blocks in the superblock and needs one
+     * flush; a large one flushes its blocks before the superblock. */
+    wlog_drop_freed(st);
+    int one_flush = !st->wlog_overflow && st->nwruns <= SB_COMMIT_MAX;
+    if (!one_flush) {
+        rc = st->dev->flush(st->dev);
+        if (rc)
+            goto abort;
+    }
+    rc = sb_write(st, one_flush);
     if (rc == COW_OK)
         rc = st->dev->flush(st->dev);
     if (rc) {
@@ -411,9 +610,31 @@ int txn_commit(cow_store *st)
     st->transid++;
     st->txn_dirty = 0;
     st->ncommits++;
+    st->ncommits_one_flush += one_flush;
+    st->last_one_flush = one_flush;
+    txn_wlog_reset(st);
     return COW_OK;
 abort:
     return txn_abort(st, rc);
+}
+
+int txn_seal(cow_store *st)
+{
+    if (!st->last_one_flush || st->readonly || st->failed || st->txn_dirty)
+        return COW_OK;
+    /* same trees, a superblock that needs no validation */
+    txn_wlog_reset(st);
+    int rc = sb_write(st, 0);
+    if (rc == COW_OK)
+        rc = st->dev->flush(st->dev);
+    if (rc) {
+        st->failed = 1;
+        return rc;
+    }
+    st->generation = st->transid;
+    st->transid++;
+    st->last_one_flush = 0;
+    return COW_OK;
 }
 
 int txn_abort(cow_store *st, int why)
@@ -423,6 +644,7 @@ int txn_abort(cow_store *st, int why)
     cache_destroy(&st->cache);
     alloc_destroy(st);
     refs_reset(st);
+    txn_wlog_reset(st);
     int rc = cache_init(&st->cache);
     if (rc == COW_OK)
         rc = txn_load(st);

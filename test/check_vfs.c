@@ -1127,14 +1127,18 @@ static void make_bad(int kind, const char *path)
         make_db(path, "cow", 200);
         buf = read_whole(path, &n);
         int newest = -1, flipped = 0;
+        uint64_t done = 0;
         for (int i = 0; i < COW_SB_COPIES; i++) {
             const unsigned char *sb = buf + (size_t)i * COW_BLOCK_SIZE;
             if (!sb_ok(sb))
                 continue;
-            /* damage the root tree block this superblock points at */
+            /* damage the root tree block this superblock points at (once:
+             * both copies may share it) */
             uint64_t root = get64(sb + SB_ROOT_TREE + RR_BYTENR);
             ck_assert(root % COW_BLOCK_SIZE == 0 && root + COW_BLOCK_SIZE <= n);
-            buf[root + TB_HEADER_SIZE + 7] ^= 0x40;
+            if (root != done)
+                buf[root + TB_HEADER_SIZE + 7] ^= 0x40;
+            done = root;
             flipped++;
             if (newest < 0 || get64(sb + SB_GENERATION) >
                                   get64(buf + (size_t)newest * COW_BLOCK_SIZE + SB_GENERATION))

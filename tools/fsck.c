@@ -491,6 +491,51 @@ static const char *sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
     return NULL;
 }
 
+/*
+ * A one-flush superblock (COW_SB_ONE_FLUSH) is only valid if every block of
+ * its commit list is on disk: recompute the crc32c of each listed block and
+ * the crc over those.  Returns NULL if intact (or not a one-flush commit),
+ * else why not.
+ */
+static const char *sb_commit_torn(int fd, uint64_t fsize, const uint8_t *sb, char *why,
+                                  size_t len)
+{
+    if (!(get32(sb + SB_FLAGS) & COW_SB_ONE_FLUSH))
+        return NULL;
+    uint32_t n = get32(sb + SB_COMMIT_NRANGES), acc = 0;
+    uint64_t total = 0;
+    uint8_t blk[BS];
+    if (n > SB_COMMIT_MAX) {
+        snprintf(why, len, "commit list of %u entries (maximum %u)", n, SB_COMMIT_MAX);
+        return why;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *e = sb + SB_COMMIT_LIST + (size_t)i * SB_COMMIT_ENTRY;
+        uint64_t at = get64(e), nb = get32(e + 8);
+        total += nb;
+        if (at % BS || nb == 0 || total > COW_ONE_FLUSH_MAX_BLOCKS || at > fsize ||
+            nb * BS > fsize - at) {
+            snprintf(why, len, "commit list entry %u [%" PRIu64 ", %" PRIu64 " blocks) is invalid",
+                     i, at, nb);
+            return why;
+        }
+        for (uint64_t b = 0; b < nb; b++) {
+            if (read_at(fd, blk, BS, at + b * BS) != 0) {
+                snprintf(why, len, "cannot read listed block %" PRIu64, at + b * BS);
+                return why;
+            }
+            uint8_t le[4];
+            put32(le, crc32c(0, blk, BS));
+            acc = crc32c(acc, le, 4);
+        }
+    }
+    if (acc != get32(sb + SB_COMMIT_CRC)) {
+        snprintf(why, len, "torn one-flush commit (listed blocks do not match)");
+        return why;
+    }
+    return NULL;
+}
+
 static void rootref_get(struct fsck *f, const uint8_t *sb, int cls, unsigned off)
 {
     const uint8_t *p = sb + off;
@@ -526,6 +571,29 @@ static int check_superblocks(struct fsck *f)
         int rd = read_at(f->fd, buf[i], BS, (uint64_t)i * BS);
         why[i] = sb_invalid(buf[i], rd, whybuf[i], sizeof(whybuf[i]));
         valid[i] = why[i] == NULL;
+    }
+    /* The newest copy may be a torn one-flush commit: then it does not
+     * count, and the previous commit (the other copy) is the container. */
+    int newest = valid[0] && valid[1]
+                     ? (get64(buf[1] + SB_GENERATION) > get64(buf[0] + SB_GENERATION) ? 1 : 0)
+                     : (valid[0] ? 0 : 1);
+    if (valid[newest]) {
+        const char *torn = sb_commit_torn(f->fd, f->fsize, buf[newest], whybuf[newest],
+                                          sizeof(whybuf[newest]));
+        if (torn) {
+            valid[newest] = 0;
+            why[newest] = torn;
+            int o2 = 1 - newest;
+            if (valid[o2]) {
+                const char *t2 = sb_commit_torn(f->fd, f->fsize, buf[o2], whybuf[o2],
+                                                sizeof(whybuf[o2]));
+                if (t2) {
+                    problem(f, "superblock copy %d: %s, and copy %d: %s", newest, torn, o2, t2);
+                    valid[o2] = 0;
+                    why[o2] = t2;
+                }
+            }
+        }
     }
     if (!valid[0] && !valid[1]) {
         if (f->fsize == 0)
@@ -565,8 +633,14 @@ static int check_superblocks(struct fsck *f)
     }
 
     uint32_t flags = get32(sb + SB_FLAGS);
-    if (flags)
-        problem(f, "superblock: flags 0x%x, none are defined", flags);
+    if (flags & ~COW_SB_ONE_FLUSH)
+        problem(f, "superblock: flags 0x%x, only 0x%x (one flush) is defined", flags,
+                COW_SB_ONE_FLUSH);
+    size_t sb_end = SB_COMMIT_LIST;
+    if (flags & COW_SB_ONE_FLUSH)
+        sb_end += (size_t)get32(sb + SB_COMMIT_NRANGES) * SB_COMMIT_ENTRY;
+    else if (!all_zero(sb + SB_COMMIT_NRANGES, SB_COMMIT_LIST - SB_COMMIT_NRANGES))
+        problem(f, "superblock: a commit list without the one-flush flag");
     f->bg_size = get64(sb + SB_BG_SIZE);
     f->total = get64(sb + SB_TOTAL_BYTES);
     f->bytes_used = get64(sb + SB_BYTES_USED);
@@ -586,8 +660,8 @@ static int check_superblocks(struct fsck *f)
     if (f->total != f->fsize)
         note(f, "container file is %" PRIu64 " bytes, total_bytes is %" PRIu64, f->fsize,
              f->total);
-    if (!all_zero(sb + 152, BS - 152))
-        problem(f, "superblock: bytes 152..4095 are not zero");
+    if (sb_end < BS && !all_zero(sb + sb_end, BS - sb_end))
+        problem(f, "superblock: bytes %zu..4095 are not zero", sb_end);
     rootref_get(f, sb, T_ROOT, SB_ROOT_TREE);
     rootref_get(f, sb, T_EXTENT, SB_EXTENT_TREE);
     rootref_get(f, sb, T_CSUM, SB_CSUM_TREE);
@@ -1996,8 +2070,16 @@ static void dump_superblock(struct dumper *d, int copy, const uint8_t *sb, int r
         fprintf(out, "%02x%s", sb[SB_UUID + i], i == 3 || i == 5 || i == 7 || i == 9 ? "-" : "");
     dump_ns(out, " ctime", get64(sb + SB_CTIME));
     fputc('\n', out);
-    if (!all_zero(sb + 152, BS - 152))
+    if (get32(sb + SB_FLAGS) & COW_SB_ONE_FLUSH) {
+        uint32_t n = get32(sb + SB_COMMIT_NRANGES);
+        fprintf(out, "  one-flush commit: %u runs, crc 0x%08x\n", n, get32(sb + SB_COMMIT_CRC));
+        for (uint32_t i = 0; i < n && i < SB_COMMIT_MAX; i++) {
+            const uint8_t *e = sb + SB_COMMIT_LIST + (size_t)i * SB_COMMIT_ENTRY;
+            fprintf(out, "    [%" PRIu64 ", %u blocks)\n", get64(e), get32(e + 8));
+        }
+    } else if (!all_zero(sb + SB_COMMIT_NRANGES, BS - SB_COMMIT_NRANGES)) {
         fprintf(out, "  bytes 152..4095 are not zero\n");
+    }
 }
 
 /*
