@@ -64,6 +64,7 @@ static int add_groups_mem(cow_store *st, uint64_t new_total)
         g->start = (uint64_t)i * st->bg_size;
         g->len = st->bg_size;
         g->nfree = blocks;
+        g->maxrun = blocks;
         g->bitmap = calloc((size_t)(blocks + 7) / 8, 1);
         if (!g->bitmap) {
             st->nbgs = i;
@@ -105,6 +106,7 @@ void alloc_destroy(cow_store *st)
     free(st->bgs);
     st->bgs = NULL;
     st->nbgs = 0;
+    st->mchunk_next = st->mchunk_end = 0;
     free(st->pinned);
     st->pinned = NULL;
     st->npinned = st->cpinned = 0;
@@ -152,12 +154,13 @@ static int find_run(cow_store *st, uint64_t cursor, uint64_t want, uint64_t minr
     for (size_t k = 0; k <= ng; k++) {
         size_t gi = (g0 + k) % ng;
         struct bgroup *g = &st->bgs[gi];
-        if (g->nfree < minrun)
+        if (g->nfree < minrun || g->maxrun < minrun)
             continue;
         uint64_t blocks = g->len / COW_BLOCK_SIZE;
-        uint64_t i = 0;
+        uint64_t i = 0, longest = 0;
         if (k == 0 && cursor >= g->start)
             i = (cursor - g->start) / COW_BLOCK_SIZE;
+        int whole = (i == 0);
         while (i < blocks) {
             /* skip full bytes quickly */
             if ((i & 7) == 0 && i + 8 <= blocks && g->bitmap[i >> 3] == 0xff) {
@@ -174,10 +177,25 @@ static int find_run(cow_store *st, uint64_t cursor, uint64_t want, uint64_t minr
                 *got = n;
                 return 1;
             }
+            if (n > longest)
+                longest = n;
             i += n;
         }
+        if (whole)
+            g->maxrun = longest; /* no run of MINRUN here until space is freed */
     }
     return 0;
+}
+
+static int alloc_blocks_any(cow_store *st, uint64_t want, uint64_t *cursor, uint64_t *bytenr,
+                            uint64_t *got);
+
+/* More than a quarter of the container is free.  When it is not and no
+ * long free run is left, the container grows rather than scattering writes
+ * into single-block holes (relocation compacts it later). */
+static int roomy(cow_store *st)
+{
+    return alloc_free_blocks(st) * 4 > st->total_bytes / COW_BLOCK_SIZE;
 }
 
 static void take(cow_store *st, uint64_t bytenr, uint64_t n)
@@ -191,9 +209,74 @@ static void take(cow_store *st, uint64_t bytenr, uint64_t n)
     g->dirty = 1;
 }
 
+/*
+ * Tree blocks come from a chunk of contiguous free blocks reserved for the
+ * running transaction and handed out in order, so that a commit writes its
+ * tree blocks in one or two runs: on the benchmark disk ten scattered 4 KiB
+ * writes make the commit's flush about twice as slow as one contiguous
+ * write of the same blocks.  The unused rest is released after the commit.
+ */
+static int alloc_meta_block(cow_store *st, uint64_t *bytenr, uint64_t *got)
+{
+    static const uint64_t sizes[] = {64, 16};
+    if (st->mchunk_next >= st->mchunk_end) {
+        if (!roomy(st) && !find_run(st, st->meta_cursor, 16, 16, bytenr, got)) {
+            /* no room to keep tree blocks together: grow first */
+            int rc = alloc_add_groups(st, st->total_bytes + st->bg_size);
+            if (rc && rc != COW_ENOSPC)
+                return rc;
+        }
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            uint64_t at, n;
+            if (find_run(st, st->meta_cursor, sizes[i], sizes[i], &at, &n)) {
+                struct bgroup *g = bg_of(st, at);
+                uint64_t i0 = (at - g->start) / COW_BLOCK_SIZE;
+                for (uint64_t k = 0; k < n; k++)
+                    bit_set(g->bitmap, i0 + k);
+                g->nfree -= n;
+                st->mchunk_next = at;
+                st->mchunk_end = at + n * COW_BLOCK_SIZE;
+                st->meta_cursor = st->mchunk_end;
+                break;
+            }
+        }
+    }
+    if (st->mchunk_next < st->mchunk_end) {
+        struct bgroup *g = bg_of(st, st->mchunk_next);
+        *bytenr = st->mchunk_next;
+        *got = 1;
+        st->mchunk_next += COW_BLOCK_SIZE;
+        g->used += COW_BLOCK_SIZE;
+        g->dirty = 1;
+        return COW_OK;
+    }
+    return alloc_blocks_any(st, 1, &st->meta_cursor, bytenr, got);
+}
+
+void alloc_release_chunk(cow_store *st)
+{
+    if (st->mchunk_next < st->mchunk_end) {
+        struct bgroup *g = bg_of(st, st->mchunk_next);
+        uint64_t i0 = (st->mchunk_next - g->start) / COW_BLOCK_SIZE;
+        uint64_t n = (st->mchunk_end - st->mchunk_next) / COW_BLOCK_SIZE;
+        for (uint64_t k = 0; k < n; k++)
+            bit_clear(g->bitmap, i0 + k);
+        g->nfree += n;
+        g->maxrun = g->len / COW_BLOCK_SIZE;
+    }
+    st->mchunk_next = st->mchunk_end = 0;
+}
+
 int alloc_blocks(cow_store *st, uint64_t want, int meta, uint64_t *bytenr, uint64_t *got)
 {
-    uint64_t *cursor = meta ? &st->meta_cursor : &st->data_cursor;
+    if (meta)
+        return alloc_meta_block(st, bytenr, got);
+    return alloc_blocks_any(st, want, &st->data_cursor, bytenr, got);
+}
+
+static int alloc_blocks_any(cow_store *st, uint64_t want, uint64_t *cursor, uint64_t *bytenr,
+                            uint64_t *got)
+{
     uint64_t blocks = st->bg_size / COW_BLOCK_SIZE;
     if (want == 0)
         want = 1;
@@ -201,8 +284,11 @@ int alloc_blocks(cow_store *st, uint64_t want, int meta, uint64_t *bytenr, uint6
         want = blocks;
     uint64_t minrun = want < 32 ? want : 32;
     for (int attempt = 0; attempt < 3; attempt++) {
-        if (find_run(st, *cursor, want, minrun, bytenr, got) ||
-            find_run(st, 0, want, 1, bytenr, got)) {
+        int ok = find_run(st, *cursor, want, minrun, bytenr, got);
+        if (!ok && attempt == 0 && !roomy(st) &&
+            alloc_add_groups(st, st->total_bytes + st->bg_size) == COW_OK)
+            continue;
+        if (ok || find_run(st, 0, want, 1, bytenr, got)) {
             take(st, *bytenr, *got);
             *cursor = *bytenr + *got * COW_BLOCK_SIZE;
             return COW_OK;
@@ -255,6 +341,7 @@ void alloc_unalloc(cow_store *st, uint64_t bytenr, uint64_t len)
     for (uint64_t i = 0; i < len / COW_BLOCK_SIZE; i++)
         bit_clear(g->bitmap, i0 + i);
     g->nfree += len / COW_BLOCK_SIZE;
+    g->maxrun = g->len / COW_BLOCK_SIZE;
     g->used -= len;
     g->dirty = 1;
 }
@@ -270,6 +357,7 @@ void alloc_unpin_all(cow_store *st)
             cache_drop(&st->cache, st->pinned[k].bytenr + i * COW_BLOCK_SIZE);
         }
         g->nfree += n;
+        g->maxrun = g->len / COW_BLOCK_SIZE;
     }
     st->npinned = 0;
 }

@@ -87,6 +87,7 @@ struct bgroup {
     uint64_t used;   /* bytes allocated in the new (uncommitted) state */
     uint64_t nfree;  /* blocks clear in the bitmap (allocatable now) */
     uint8_t *bitmap; /* 1 bit per block: allocated or pinned */
+    uint64_t maxrun; /* upper bound on the longest free run (blocks) */
     int dirty;       /* used changed since its BLOCK_GROUP_ITEM was written */
 };
 
@@ -144,6 +145,10 @@ struct cow_store {
     struct bgroup *bgs;
     size_t nbgs;
     uint64_t data_cursor, meta_cursor; /* next-fit allocation hints (bytes) */
+    /* The running transaction's metadata chunk: [mchunk_next, mchunk_end)
+     * is reserved (set in the bitmap, not counted as used) and handed out in
+     * order to new tree blocks, so a commit's tree blocks are contiguous. */
+    uint64_t mchunk_next, mchunk_end;
 
     struct extent_run *pinned; /* freed in the running transaction */
     size_t npinned, cpinned;
@@ -195,6 +200,9 @@ int alloc_free(cow_store *st, uint64_t bytenr, uint64_t len);
 /* Returns never-referenced space straight to the free map (a data run that
  * was allocated by this call and never entered any tree). */
 void alloc_unalloc(cow_store *st, uint64_t bytenr, uint64_t len);
+/* Returns the unused rest of the metadata chunk to free space (after a
+ * commit). */
+void alloc_release_chunk(cow_store *st);
 /* After a commit: pinned space becomes free. */
 void alloc_unpin_all(cow_store *st);
 /* Makes sure at least NBLOCKS are free, growing the container if needed. */

@@ -606,6 +606,7 @@ int txn_commit(cow_store *st)
     st->root_tree.dirty = st->extent_tree.dirty = st->csum_tree.dirty = 0;
     st->fs_tree.dirty = 0;
     alloc_unpin_all(st);
+    alloc_release_chunk(st);
     st->generation = st->transid;
     st->transid++;
     st->txn_dirty = 0;
