@@ -12,9 +12,9 @@
  * Block group 0 starts at byte 0; its first two blocks are the superblock
  * copies.  The container grows by whole block groups.
  *
- * SUPERBLOCK (block 0 holds copy 0, block 1 holds copy 1; a commit with
- * generation G writes copy G % 2; open picks the valid copy with the highest
- * generation):
+ * SUPERBLOCK (block 0 holds copy 0, block 1 holds copy 1; a commit writes
+ * the copy that does not hold the last flushed commit; open picks the valid
+ * copy with the highest generation):
  *
  *   offset size  meaning
  *   0      4     crc32c of bytes 4..4095

@@ -61,7 +61,7 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
     if (rc == COW_OK && !st->readonly) {
         rc = file_cleanup_orphans(st);
         if (rc == COW_OK)
-            rc = txn_commit(st);
+            rc = txn_commit(st, 1);
     }
     cow_mutex_unlock(&st->lock);
 out:
@@ -108,7 +108,15 @@ int cow_store_open(const char *path, int flags, cow_store **out)
 int cow_store_commit(cow_store *st)
 {
     cow_mutex_lock(&st->lock);
-    int rc = txn_commit(st);
+    int rc = txn_commit(st, 1);
+    cow_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int cow_store_commit_nosync(cow_store *st)
+{
+    cow_mutex_lock(&st->lock);
+    int rc = txn_commit(st, 0);
     cow_mutex_unlock(&st->lock);
     return rc;
 }
@@ -118,7 +126,7 @@ int cow_store_close(cow_store *st)
     if (!st)
         return COW_OK;
     cow_mutex_lock(&st->lock);
-    int rc = txn_commit(st);
+    int rc = txn_commit(st, 1);
     if (rc == COW_OK)
         rc = txn_seal(st);
     cow_mutex_unlock(&st->lock);

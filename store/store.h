@@ -71,6 +71,18 @@ typedef struct cow_file cow_file;
 int cow_store_open(const char *path, int flags, cow_store **out);
 
 /*
+ * Commits the running transaction without flushing: the changes survive a
+ * crash of the application (the kernel has them, in an order that is always
+ * consistent) but a power loss may take the container back to the last
+ * commit made by cow_store_commit(), never to anything inconsistent.  For
+ * SQLite's transactions under synchronous=OFF or NORMAL, whose contract is
+ * exactly that.  Costs no flush unless the transaction wrote too much to
+ * list in the superblock (more than 8 MiB since the last flush).
+ * Errors as cow_store_commit().
+ */
+int cow_store_commit_nosync(cow_store *st);
+
+/*
  * Commits (unless read-only or failed) and closes the store; frees it.
  * Files still open are closed.  Returns the commit's error if it failed
  * (the container then holds the previous commit).

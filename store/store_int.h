@@ -91,6 +91,10 @@ struct bgroup {
     int dirty;       /* used changed since its BLOCK_GROUP_ITEM was written */
 };
 
+/* Commits without flush stop (the next commit flushes) once this many runs
+ * of space freed since the last flush are pinned. */
+#define COW_MAX_PINNED_RUNS 1024
+
 struct extent_run {
     uint64_t bytenr;
     uint64_t len; /* bytes */
@@ -169,7 +173,10 @@ struct cow_store {
 
     uint64_t ncommits;
     uint64_t ncommits_one_flush;
-    int last_one_flush; /* the last commit used one flush (txn_seal) */
+    int last_one_flush; /* the last commit had a commit list (txn_seal) */
+    int durable_slot;   /* superblock copy of the last flushed commit */
+    int last_slot;      /* superblock copy of the last commit */
+    int unflushed;      /* commits since the last flushed one */
 };
 
 /* ---- cache.c ---- */
@@ -250,7 +257,10 @@ int refs_update_block_groups(cow_store *st);
 void refs_reset(cow_store *st);
 
 /* ---- txn.c ---- */
-int txn_commit(cow_store *st);
+/* Commits the running transaction.  FLUSH 0 makes it survive a crash of
+ * the application but not a power loss (no flush; a power loss goes back
+ * to the last flushed commit); FLUSH 1 makes it durable. */
+int txn_commit(cow_store *st, int flush);
 /* Drops the running transaction and reloads the last committed state. */
 int txn_abort(cow_store *st, int why);
 /* Loads the committed state from the superblock (open and abort). */

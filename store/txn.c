@@ -180,7 +180,9 @@ out:
     free(crcs);
 }
 
-static int sb_write(cow_store *st, int one_flush)
+/* Writes superblock copy SLOT for the running transaction; LIST adds the
+ * commit list (flag ONE_FLUSH). */
+static int sb_write(cow_store *st, int slot, int one_flush)
 {
     uint8_t b[COW_BLOCK_SIZE];
     memset(b, 0, sizeof b);
@@ -210,7 +212,7 @@ static int sb_write(cow_store *st, int one_flush)
         }
     }
     put32(b + SB_CSUM, crc32c(0, b + 4, COW_BLOCK_SIZE - 4));
-    return st->dev->write(st->dev, b, COW_BLOCK_SIZE, (st->transid % 2) * COW_BLOCK_SIZE);
+    return st->dev->write(st->dev, b, COW_BLOCK_SIZE, (uint64_t)slot * COW_BLOCK_SIZE);
 }
 
 /* ---- loading ---- */
@@ -337,6 +339,13 @@ int txn_load(cow_store *st)
     rc = st->dev->size(st->dev, &devsize);
     if (rc)
         return rc;
+    /* After an application crash the last commit may still be only in the
+     * OS's cache: make it durable before building on it. */
+    if (!st->readonly && devsize >= 2 * COW_BLOCK_SIZE) {
+        rc = st->dev->flush(st->dev);
+        if (rc)
+            return rc;
+    }
     if (devsize < 2 * COW_BLOCK_SIZE)
         return cow_set_error(COW_ENOTCONTAINER,
                              "%s is not a cowvfs container (%llu bytes, too small)", st->path,
@@ -378,6 +387,8 @@ int txn_load(cow_store *st)
         return COW_CORRUPT("%s: both superblocks are damaged", st->path);
     }
     const uint8_t *s = sb[best];
+    st->durable_slot = st->last_slot = best;
+    st->unflushed = 0;
     st->generation = get64(s + SB_GENERATION);
     st->transid = st->generation + 1;
     st->bg_size = get64(s + SB_BG_SIZE);
@@ -500,7 +511,8 @@ int txn_format(cow_store *st)
     if (rc)
         return rc;
     st->txn_dirty = 1;
-    return txn_commit(st);
+    st->durable_slot = 0; /* the first commit goes to copy 1 */
+    return txn_commit(st, 1);
 }
 
 static int cmp_eb(const void *a, const void *b)
@@ -547,13 +559,30 @@ out:
     return rc;
 }
 
-int txn_commit(cow_store *st)
+/* Makes the last commit durable (it was made without a flush). */
+static int make_durable(cow_store *st)
+{
+    int rc = st->dev->flush(st->dev);
+    if (rc) {
+        st->failed = 1;
+        return rc;
+    }
+    st->durable_slot = st->last_slot;
+    st->unflushed = 0;
+    alloc_unpin_all(st);
+    txn_wlog_reset(st);
+    return COW_OK;
+}
+
+int txn_commit(cow_store *st, int flush)
 {
     int rc;
     if (st->failed)
         return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
-    if (st->readonly || !st->txn_dirty)
+    if (st->readonly)
         return COW_OK;
+    if (!st->txn_dirty)
+        return (flush && st->unflushed) ? make_durable(st) : COW_OK;
 
     /* Room for what the commit itself allocates (extent and root tree
      * paths); growing here can fail cleanly with ENOSPC. */
@@ -577,23 +606,34 @@ int txn_commit(cow_store *st)
     rc = write_dirty(st);
     if (rc)
         goto abort;
-    /* A small commit lists its blocks in the superblock and needs one
-     * flush; a large one flushes its blocks before the superblock. */
+    /* A small commit lists its blocks (every block written since the last
+     * flushed commit that the new state references) in the superblock and
+     * needs one flush, or none; a large one flushes its blocks before the
+     * superblock.  Either way the superblock goes to the copy that does not
+     * hold the last flushed commit. */
     wlog_drop_freed(st);
     int one_flush = !st->wlog_overflow && st->nwruns <= SB_COMMIT_MAX;
+    if (!one_flush)
+        flush = 1; /* too much to list: a commit without flush is not possible */
+    /* Space freed since the last flush stays pinned; past this much, flush
+     * (amortised over many commits) rather than hold more back. */
+    if (st->npinned > COW_MAX_PINNED_RUNS)
+        flush = 1;
     if (!one_flush) {
         rc = st->dev->flush(st->dev);
         if (rc)
             goto abort;
     }
-    rc = sb_write(st, one_flush);
-    if (rc == COW_OK)
+    int slot = 1 - st->durable_slot;
+    rc = sb_write(st, slot, one_flush);
+    if (rc == COW_OK && flush)
         rc = st->dev->flush(st->dev);
     if (rc) {
         /* The new superblock may or may not be on disk: no way back. */
         st->failed = 1;
         return rc;
     }
+    st->last_slot = slot;
     /* committed */
     for (struct eb *e = st->cache.dirty; e;) {
         struct eb *next = e->dnext;
@@ -605,15 +645,24 @@ int txn_commit(cow_store *st)
     st->cache.ndirty = 0;
     st->root_tree.dirty = st->extent_tree.dirty = st->csum_tree.dirty = 0;
     st->fs_tree.dirty = 0;
-    alloc_unpin_all(st);
     alloc_release_chunk(st);
     st->generation = st->transid;
     st->transid++;
     st->txn_dirty = 0;
     st->ncommits++;
-    st->ncommits_one_flush += one_flush;
+    st->ncommits_one_flush += one_flush && flush;
     st->last_one_flush = one_flush;
-    txn_wlog_reset(st);
+    if (flush) {
+        st->durable_slot = slot;
+        st->unflushed = 0;
+        alloc_unpin_all(st);
+        txn_wlog_reset(st);
+    } else {
+        /* Until a flush, space freed since the last flushed commit stays
+         * pinned (that commit is what a power loss goes back to) and the
+         * next commit's list keeps covering every block written since. */
+        st->unflushed++;
+    }
     return COW_OK;
 abort:
     return txn_abort(st, rc);
@@ -621,17 +670,26 @@ abort:
 
 int txn_seal(cow_store *st)
 {
-    if (!st->last_one_flush || st->readonly || st->failed || st->txn_dirty)
+    if (st->readonly || st->failed || st->txn_dirty)
+        return COW_OK;
+    if (st->unflushed) {
+        int rc = make_durable(st);
+        if (rc)
+            return rc;
+    }
+    if (!st->last_one_flush)
         return COW_OK;
     /* same trees, a superblock that needs no validation */
     txn_wlog_reset(st);
-    int rc = sb_write(st, 0);
+    int slot = 1 - st->durable_slot;
+    int rc = sb_write(st, slot, 0);
     if (rc == COW_OK)
         rc = st->dev->flush(st->dev);
     if (rc) {
         st->failed = 1;
         return rc;
     }
+    st->durable_slot = st->last_slot = slot;
     st->generation = st->transid;
     st->transid++;
     st->last_one_flush = 0;
@@ -642,6 +700,10 @@ int txn_abort(cow_store *st, int why)
 {
     char msg[512];
     snprintf(msg, sizeof msg, "%s", cow_store_last_error(st));
+    /* Reloading forgets what is pinned: first make the last commit durable,
+     * so the state reloaded is the one a power loss goes back to. */
+    if (st->unflushed && make_durable(st))
+        return why;
     cache_destroy(&st->cache);
     alloc_destroy(st);
     refs_reset(st);

@@ -265,7 +265,7 @@ START_TEST(alloc_pinned_not_reused)
         ck_assert_int_eq(alloc_free(st, b, COW_BLOCK_SIZE), COW_OK);
     }
     st->txn_dirty = 1;
-    ck_assert_int_eq(txn_commit(st), COW_OK);
+    ck_assert_int_eq(txn_commit(st, 1), COW_OK);
     /* after the commit it is free again */
     st->data_cursor = 0;
     int seen = 0;
@@ -567,6 +567,95 @@ START_TEST(txn_torn_one_flush_commit)
 }
 END_TEST
 
+/* Opens IMG read-only and checks file "db" holds exactly WANT (LEN bytes). */
+static void expect_image(const uint8_t *img, size_t ilen, const uint8_t *want, size_t len)
+{
+    cow_store *s2;
+    cow_file *f2;
+    ck_assert_int_eq(cow_store_open_dev("img", memdev_from_image(img, ilen, NULL),
+                                        COW_OPEN_READONLY, 0, &s2),
+                     COW_OK);
+    ck_assert_int_eq(cow_file_open(s2, "db", 0, &f2), COW_OK);
+    struct fmodel m = {(uint8_t *)want, len};
+    fm_compare(f2, &m);
+    cow_file_close(f2);
+    cow_store_close(s2);
+    test_fsck_image(img, ilen);
+}
+
+START_TEST(txn_commit_nosync_crashes)
+{
+    uint64_t rs = test_seed() ^ 0x5c5c;
+    struct memdev_ctl *ctl;
+    struct cow_dev *dev = memdev_new(&ctl);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    enum { SZ = 200000 };
+    uint8_t *flushed = calloc(SZ, 1), *live = calloc(SZ, 1);
+    for (int round = 0; round < 12; round++) {
+        /* a flushed commit: state A */
+        for (int i = 0; i < 20; i++) {
+            size_t off = test_rand(&rs) % (SZ - 9000), len = 1 + test_rand(&rs) % 9000;
+            for (size_t j = 0; j < len; j++)
+                live[off + j] = (uint8_t)test_rand(&rs);
+            ck_assert_int_eq(cow_file_write(f, live + off, len, off), COW_OK);
+        }
+        ck_assert_int_eq(cow_file_truncate(f, SZ), COW_OK);
+        ck_assert_int_eq(cow_store_commit(st), COW_OK);
+        memcpy(flushed, live, SZ);
+        uint64_t flushes = ctl->nflush;
+        /* commits without flush, overwriting (and so freeing) A's blocks */
+        int n = 1 + (int)(test_rand(&rs) % 4);
+        for (int k = 0; k < n; k++) {
+            for (int i = 0; i < 10; i++) {
+                size_t off = test_rand(&rs) % (SZ - 9000), len = 1 + test_rand(&rs) % 9000;
+                for (size_t j = 0; j < len; j++)
+                    live[off + j] = (uint8_t)test_rand(&rs);
+                ck_assert_int_eq(cow_file_write(f, live + off, len, off), COW_OK);
+            }
+            ck_assert_int_eq(cow_store_commit_nosync(st), COW_OK);
+        }
+        ck_assert_uint_eq(ctl->nflush, flushes); /* no flush at all */
+        size_t dlen, vlen;
+        uint8_t *dur = memdev_crash_image(dev, &dlen);
+        uint8_t *vol = memdev_image(dev, &vlen);
+        ck_assert_uint_ge(vlen, dlen);
+        /* power loss with nothing written back: the flushed commit */
+        expect_image(dur, dlen, flushed, SZ);
+        /* an application crash: the kernel has everything, the last commit */
+        expect_image(vol, vlen, live, SZ);
+        /* power loss after the kernel wrote back every block but the
+         * superblocks: the flushed commit, intact (nothing it uses was
+         * overwritten, though the later commits freed much of it) */
+        uint8_t *mix = malloc(vlen);
+        memcpy(mix, vol, vlen);
+        memcpy(mix, dur, 2 * COW_BLOCK_SIZE);
+        expect_image(mix, vlen, flushed, SZ);
+        /* ... and after it wrote back only the newest superblock: torn, so
+         * again the flushed commit */
+        memcpy(mix, dur, dlen);
+        memset(mix + dlen, 0, vlen - dlen);
+        memcpy(mix, vol, 2 * COW_BLOCK_SIZE);
+        expect_image(mix, vlen, flushed, SZ);
+        free(mix);
+        free(dur);
+        free(vol);
+    }
+    /* a flushed commit after commits without flush makes them durable */
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    size_t dlen;
+    uint8_t *dur = memdev_crash_image(dev, &dlen);
+    expect_image(dur, dlen, live, SZ);
+    free(dur);
+    free(flushed);
+    free(live);
+    cow_file_close(f);
+    cow_store_close(st);
+}
+END_TEST
+
 Suite *txn_suite(void)
 {
     Suite *s = suite_create("txn");
@@ -576,6 +665,7 @@ Suite *txn_suite(void)
     tcase_add_test(tc, txn_torn_superblock_falls_back);
     tcase_add_test(tc, txn_failed_write_aborts_cleanly);
     tcase_add_test(tc, txn_torn_one_flush_commit);
+    tcase_add_test(tc, txn_commit_nosync_crashes);
     suite_add_tcase(s, tc);
     return s;
 }

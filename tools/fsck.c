@@ -614,9 +614,6 @@ static int check_superblocks(struct fsck *f)
     f->r->sb_copy = c;
     f->r->generation = f->gen;
 
-    if (f->gen % 2 != (uint64_t)c)
-        problem(f, "superblock copy %d has generation %" PRIu64 ", but generation G is written to copy G %% 2",
-                c, f->gen);
     if (!valid[o]) {
         note(f, "superblock copy %d is not valid (%s); copy %d (generation %" PRIu64
                 ") is used; legal after a crash while writing a superblock",

@@ -37,10 +37,11 @@
  * transaction commits the store (cowvfsCommitTxn): a rollback-journal
  * transaction ends when the database file drops its RESERVED-or-higher
  * lock, a WAL transaction when the connection releases the WAL write lock
- * (vfs_shm.c).  A commit with nothing new since the last one costs nothing,
- * so with synchronous=FULL this adds a commit only in DELETE mode.  Extra
- * commits never hurt consistency: every commit holds a prefix of the write
- * history, exactly what a power loss at that instant would leave.  Not
+ * (vfs_shm.c).  That commit does not flush (cow_store_commit_nosync): an
+ * application crash needs only the kernel to have the writes, and a power
+ * loss goes back to the last flushed commit, which is what synchronous=OFF
+ * and NORMAL allow; xSync still makes a flushed commit.  Extra commits never
+ * hurt consistency: every commit holds a prefix of the write history.  Not
  * covered: locking_mode=EXCLUSIVE below synchronous=FULL (SQLite keeps the
  * lock, and in WAL mode takes no WAL locks, so only xSync commits).
  */
@@ -76,7 +77,7 @@ int cowvfsCommitTxn(cowFile *p)
 
     if (p->pInode->bReadonly)
         goto out;
-    crc = cow_store_commit(p->pInode->pStore);
+    crc = cow_store_commit_nosync(p->pInode->pStore);
     if (crc != COW_OK)
         rc = cowIoError(p, crc, "commit at the end of a transaction", 0);
 out:
