@@ -49,7 +49,8 @@ static int fd_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            int rc = (errno == ENOSPC || errno == EDQUOT) ? COW_ENOSPC : COW_EIO_WRITE;
+            int rc = (errno == ENOSPC || errno == EDQUOT || errno == EFBIG) ? COW_ENOSPC
+                                                                               : COW_EIO_WRITE;
             return cow_set_error(rc, "write of %zu bytes at offset %llu: %s", len,
                                  (unsigned long long)off, strerror(errno));
         }
@@ -101,7 +102,8 @@ static int fd_grow(struct cow_dev *d, uint64_t size)
         if (ftruncate(f->fd, (off_t)cur) != 0) {
             /* nothing more to do: the size is re-read at the next grow */
         }
-        return cow_set_error((err == ENOSPC || err == EDQUOT) ? COW_ENOSPC : COW_EIO_TRUNCATE,
+        return cow_set_error((err == ENOSPC || err == EDQUOT || err == EFBIG) ? COW_ENOSPC
+                                                                              : COW_EIO_TRUNCATE,
                              "growing the container to %llu bytes: %s",
                              (unsigned long long)size, strerror(err));
     }

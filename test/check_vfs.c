@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1241,6 +1242,60 @@ START_TEST(test_bad_data_block)
 }
 END_TEST
 
+/*
+ * A full disk (simulated with RLIMIT_FSIZE in this forked test process) is
+ * SQLITE_FULL from the statement that needs the space, and loses nothing:
+ * every transaction committed before is there after a reopen, the database
+ * passes integrity_check and the container fsck.
+ */
+static const char *const full_modes[] = {"delete", "wal"};
+
+START_TEST(test_disk_full)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "full.db");
+    char sql[256];
+    sqlite3 *db = db_open(path, RW_CREATE, "cow");
+
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", full_modes[_i]);
+    EXEC(db, sql);
+    EXEC(db, "CREATE TABLE t(x INTEGER PRIMARY KEY, y)");
+    EXEC(db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) "
+             "INSERT INTO t(y) SELECT randomblob(200) FROM n");
+
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &rl), 0);
+    struct rlimit lim = {24u << 20, rl.rlim_max};
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    log_capture_begin();
+    int rc = SQLITE_OK, ok = 0;
+    for (int i = 0; i < 1000 && rc == SQLITE_OK; i++) {
+        rc = exec_rc(db, "INSERT INTO t(y) VALUES (randomblob(60000))");
+        if (rc == SQLITE_OK)
+            ok++;
+    }
+    ck_assert_msg((rc & 0xff) == SQLITE_FULL, "%s: gave %d %s after %d inserts", full_modes[_i],
+                  rc, sqlite3_errmsg(db), ok);
+    ck_assert_int_gt(ok, 0);
+    log_capture_end();
+    sqlite3_close(db);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+
+    db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    char *ic = query_text(db, "PRAGMA integrity_check");
+    ck_assert_str_eq(ic, "ok");
+    free(ic);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 500 + ok);
+    /* and the store still works once there is room again */
+    EXEC(db, "INSERT INTO t(y) VALUES ('after')");
+    sqlite3_close(db);
+    test_fsck_clean(path);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
 /* A missing path with CREATE becomes a container; without CREATE it is
  * SQLITE_CANTOPEN and nothing is created. */
 START_TEST(test_create)
@@ -2032,6 +2087,7 @@ Suite *vfs_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_bad_files, 0, BAD_N);
     tcase_add_test(tc, test_bad_data_block);
+    tcase_add_loop_test(tc, test_disk_full, 0, 2);
     tcase_add_test(tc, test_create);
     tcase_add_test(tc, test_readonly);
     suite_add_tcase(s, tc);
