@@ -454,7 +454,7 @@ out:
  * the transaction is aborted.
  */
 static int write_blocks(cow_store *st, struct cow_inode *in, const uint8_t *buf,
-                        uint64_t nblocks, uint64_t off)
+                        uint64_t nblocks, uint64_t off, uint64_t *done)
 {
     uint32_t crcs[COW_MAX_EXTENT_BLOCKS];
     uint8_t csum_item[COW_MAX_EXTENT_BLOCKS * 4];
@@ -490,9 +490,12 @@ static int write_blocks(cow_store *st, struct cow_inode *in, const uint8_t *buf,
             rc = drop_range(st, in, off, off + got * BLK);
         if (!rc)
             rc = fext_insert(st, in->ino, &fx);
-        if (rc)
+        if (rc) {
+            *done = 0; /* the abort took back everything, these blocks too */
             return txn_abort(st, rc);
+        }
         in->nblocks += got;
+        *done += got * BLK;
         buf += got * BLK;
         off += got * BLK;
         nblocks -= got;
@@ -512,6 +515,12 @@ static int do_write(cow_store *st, struct cow_inode *in, const uint8_t *data, si
         return COW_OK;
     uint64_t bs = ROUND_DOWN(off), be = ROUND_UP(end);
     uint64_t span = be - bs;
+    /* The whole write's space, reserved before anything changes: a full
+     * disk fails the call here, cleanly (the reservation travels with the
+     * call, invariant 4). */
+    rc = alloc_reserve(st, span / BLK + 64 * (span / (COW_MAX_EXTENT_BLOCKS * BLK) + 1));
+    if (rc)
+        return rc;
     /* Stage at most 1 MiB of blocks at a time. */
     enum { STAGE = COW_MAX_EXTENT_BLOCKS * BLK };
     uint8_t *stage = malloc(span < STAGE ? span : STAGE);
@@ -538,9 +547,18 @@ static int do_write(cow_store *st, struct cow_inode *in, const uint8_t *data, si
         if (rc)
             break;
         memcpy(stage + (cs - pos), data + (cs - off), (size_t)(ce - cs));
-        rc = write_blocks(st, in, stage, n / BLK, pos);
-        if (rc)
+        uint64_t done = 0;
+        rc = write_blocks(st, in, stage, n / BLK, pos, &done);
+        if (rc) {
+            /* a short write: the size covers the blocks that went in */
+            if (done && pos + done > in->size) {
+                in->size = pos + done < end ? pos + done : end;
+                int rc2 = inode_save(st, in);
+                if (rc2)
+                    txn_abort(st, rc2);
+            }
             break;
+        }
         if (ce > in->size)
             in->size = ce;
         pos += n;
@@ -571,7 +589,8 @@ static int do_truncate(cow_store *st, struct cow_inode *in, uint64_t size)
                 if (rc)
                     return rc;
                 memset(blk + (size - lb), 0, BLK - (size - lb));
-                rc = write_blocks(st, in, blk, 1, lb);
+                uint64_t done = 0;
+                rc = write_blocks(st, in, blk, 1, lb, &done);
                 if (rc)
                     return rc;
             } else if (rc != COW_OK && rc != COW_ENOENT) {

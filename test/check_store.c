@@ -11,9 +11,20 @@
 
 #include "store_int.h"
 #include "testutil.h"
+#include "../tools/fsck.h"
 
 #define T_OBJ 1000000ull
 #define T_TYPE 250
+
+/* Commits ST (on memory device DEV) and fscks the durable image. */
+static void fsck_memdev(cow_store *st, struct cow_dev *dev)
+{
+    size_t ilen;
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    uint8_t *img = memdev_crash_image(dev, &ilen);
+    test_fsck_image(img, ilen);
+    free(img);
+}
 
 /* ---- B+tree against a model ---- */
 
@@ -202,7 +213,8 @@ START_TEST(btree_max_items)
     /* leaves full of the largest items still split and merge correctly */
     struct memdev_ctl *ctl;
     cow_store *st;
-    ck_assert_int_eq(cow_store_open_dev("mem", memdev_new(&ctl), 0, 1, &st), COW_OK);
+    struct cow_dev *dev = memdev_new(&ctl);
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
     uint8_t big[COW_MAX_ITEM_DATA];
     memset(big, 0xab, sizeof big);
     cow_mutex_lock(&st->lock);
@@ -219,6 +231,7 @@ START_TEST(btree_max_items)
     }
     ck_assert_uint_eq(st->fs_tree.level, 0);
     cow_mutex_unlock(&st->lock);
+    fsck_memdev(st, dev);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
 }
 END_TEST
@@ -248,7 +261,8 @@ START_TEST(alloc_pinned_not_reused)
 {
     struct memdev_ctl *ctl;
     cow_store *st;
-    ck_assert_int_eq(cow_store_open_dev("mem", memdev_new(&ctl), 0, 1, &st), COW_OK);
+    struct cow_dev *dev = memdev_new(&ctl);
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
     cow_mutex_lock(&st->lock);
     uint64_t a, got, b;
     uint64_t used0 = sum_used(st);
@@ -276,6 +290,7 @@ START_TEST(alloc_pinned_not_reused)
     ck_assert_msg(seen, "space freed before a commit was never reused after it");
     cow_mutex_unlock(&st->lock);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
+    (void)dev; /* raw allocations without trees: nothing for fsck to see */
 }
 END_TEST
 
@@ -298,11 +313,14 @@ START_TEST(alloc_grows_by_groups_and_enospc)
     /* a full disk: a clean COW_ENOSPC, nothing changed */
     ctl->fail_grow = 1;
     int rc = COW_OK;
-    for (int i = 0; i < 20 && rc == COW_OK; i++)
+    uint64_t size = 0, before = 0;
+    for (int i = 0; i < 20 && rc == COW_OK; i++) {
+        ck_assert_int_eq(cow_file_size(f, &before), COW_OK);
         rc = cow_file_write(f, buf, len, (uint64_t)(i + 3) * len);
+    }
     ck_assert_int_eq(rc, COW_ENOSPC);
-    uint64_t size;
     ck_assert_int_eq(cow_file_size(f, &size), COW_OK);
+    ck_assert_uint_eq(size, before); /* the failed write changed nothing */
     ck_assert_uint_ge(size, len);
     size_t n;
     uint8_t chk[4096];
@@ -312,10 +330,8 @@ START_TEST(alloc_grows_by_groups_and_enospc)
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     ck_assert_uint_ge(cow_store_generation(st), gen);
     cow_file_close(f);
-    size_t ilen;
-    uint8_t *img = memdev_image(dev, &ilen);
+    fsck_memdev(st, dev);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
-    free(img);
     free(buf);
 }
 END_TEST
@@ -461,6 +477,7 @@ START_TEST(txn_torn_superblock_falls_back)
     ck_assert_str_eq(buf, "first");
     cow_file_close(f2);
     cow_store_close(st2);
+    test_fsck_image(img, ilen); /* a torn newest copy is legal */
     /* both copies torn: corrupt, not "not a container" */
     img[(g % 2) * COW_BLOCK_SIZE + 100] ^= 0xff;
     ck_assert_int_eq(cow_store_open_dev("torn2", memdev_from_image(img, ilen, NULL),
@@ -820,6 +837,7 @@ START_TEST(file_checksum_mismatch_is_error)
     ck_assert_int_eq(cow_file_read(f, blk, 100, 0, &n), COW_ECSUM);
     cow_file_close(f);
     cow_store_close(st);
+    ck_assert_int_gt(cow_fsck(path, COW_FSCK_DATA, NULL, NULL), 0);
     test_rmdir(dir);
 }
 END_TEST
@@ -871,6 +889,7 @@ START_TEST(file_bad_containers)
     close(fd);
     ck_assert_int_gt(damaged, 0);
     ck_assert_int_eq(cow_store_open(path, 0, &st), COW_ECORRUPT);
+    ck_assert_int_gt(cow_fsck(path, COW_FSCK_DATA, NULL, NULL), 0);
     test_rmdir(dir);
 }
 END_TEST

@@ -27,6 +27,7 @@
 #include "format.h"
 #include "store.h"
 #include "testutil.h"
+#include "../tools/fsck.h"
 
 #define RW_CREATE (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
 
@@ -78,8 +79,25 @@ static char *tdir_make(void)
     return d;
 }
 
-/* Removes DIR and the files in it (the tests make no subdirectories). */
-static void tdir_remove(char *dir)
+/* 1 if PATH starts like a container (superblock magic in either copy). */
+static int is_container(const char *path)
+{
+    unsigned char b[2 * COW_BLOCK_SIZE];
+    int fd = open(path, O_RDONLY);
+    int yes = 0;
+    if (fd < 0)
+        return 0;
+    if (pread(fd, b, sizeof b, 0) == (ssize_t)sizeof b)
+        yes = get64(b + SB_MAGIC) == COW_SB_MAGIC ||
+              get64(b + COW_BLOCK_SIZE + SB_MAGIC) == COW_SB_MAGIC;
+    close(fd);
+    return yes;
+}
+
+/* Removes DIR and the files in it (the tests make no subdirectories).
+ * With CHECK, every container in it must first pass fsck: every test that
+ * writes a container checks it at the end. */
+static void tdir_remove_fsck(char *dir, int check)
 {
     DIR *dp = opendir(dir);
     struct dirent *de;
@@ -90,12 +108,19 @@ static void tdir_remove(char *dir)
             if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                 continue;
             snprintf(buf, sizeof buf, "%s/%s", dir, de->d_name);
+            if (check && is_container(buf))
+                test_fsck_clean(buf);
             unlink(buf);
         }
         closedir(dp);
     }
     rmdir(dir);
     free(dir);
+}
+
+static void tdir_remove(char *dir)
+{
+    tdir_remove_fsck(dir, 1);
 }
 
 static char *tpath(const char *dir, const char *name)
@@ -1203,10 +1228,13 @@ START_TEST(test_bad_files)
         ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 50);
         sqlite3_close(db);
     }
+    /* and fsck reports it */
+    ck_assert_msg(cow_fsck(path, COW_FSCK_DATA, NULL, NULL) != 0, "fsck passed %s",
+                  bad_names[_i]);
     free(before);
     free(after);
     free(path);
-    tdir_remove(dir);
+    tdir_remove_fsck(dir, 0);
 }
 END_TEST
 
@@ -1237,8 +1265,9 @@ START_TEST(test_bad_data_block)
     sqlite3_close(db);
     ck_assert_msg(strstr(log_buf, "cow: read") != NULL, "log: %s", log_buf);
     log_capture_end();
+    ck_assert_int_gt(cow_fsck(path, COW_FSCK_DATA, NULL, NULL), 0);
     free(path);
-    tdir_remove(dir);
+    tdir_remove_fsck(dir, 0);
 }
 END_TEST
 
