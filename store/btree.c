@@ -1,6 +1,10 @@
 /*
  * btree.c - one generic copy-on-write B+tree serving every tree.
  *
+ * Errors: a failed modification leaves the tree half changed in memory;
+ * every caller then aborts the transaction (txn_abort), which reloads the
+ * last commit, so a half change is never committed.
+ *
  * Keys are (objectid, type, offset) as in btrfs.  A change never touches a
  * block the last commit can reach: the path from the root to the changed
  * leaf is copied first (bt_cow), and a block already written by the running
@@ -406,10 +410,8 @@ static int mod_node(cow_store *st, struct cow_root *r, struct eb *e, const struc
     p[slot].child = ce->bytenr;
     p[slot].gen = st->transid;
     rc = mod_rec(st, r, ce, q, &cres);
-    if (rc) {
-        node_store(e->data, p, n); /* keep the copied child reachable */
-        return rc;
-    }
+    if (rc)
+        return rc; /* the caller aborts the transaction */
     if (!cres.empty)
         first_key(ce->data, &p[slot].key);
 
@@ -427,10 +429,8 @@ static int mod_node(cow_store *st, struct cow_root *r, struct eb *e, const struc
         n--;
     } else if (cres.underfull) {
         rc = try_merge(st, r, p, &n, slot, level - 1);
-        if (rc) {
-            node_store(e->data, p, n);
+        if (rc)
             return rc;
-        }
     }
 
     memset(res, 0, sizeof *res);
@@ -444,10 +444,8 @@ static int mod_node(cow_store *st, struct cow_root *r, struct eb *e, const struc
     struct eb *ne;
     unsigned k = n / 2;
     rc = new_block(st, r, level, &ne);
-    if (rc) {
-        node_store(e->data, p, COW_NODE_MAX_PTRS); /* drop nothing reachable? see below */
-        return rc;
-    }
+    if (rc)
+        return rc; /* the caller aborts the transaction: E is never used */
     node_store(e->data, p, k);
     node_store(ne->data, p + k, n - k);
     res->split = 1;
