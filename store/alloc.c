@@ -76,10 +76,11 @@ static int add_groups_mem(cow_store *st, uint64_t new_total)
     return COW_OK;
 }
 
-int alloc_add_groups(cow_store *st, uint64_t new_total)
+int alloc_add_group(cow_store *st, uint64_t flags)
 {
     int rc;
     size_t old = st->nbgs;
+    uint64_t new_total = st->total_bytes + st->bg_size;
     if (st->dev->grow) {
         rc = st->dev->grow(st->dev, new_total);
         if (rc)
@@ -88,10 +89,22 @@ int alloc_add_groups(cow_store *st, uint64_t new_total)
     rc = add_groups_mem(st, new_total);
     if (rc)
         return rc;
-    for (size_t i = old; i < st->nbgs; i++)
+    for (size_t i = old; i < st->nbgs; i++) {
+        st->bgs[i].flags = flags;
         st->bgs[i].dirty = 1; /* a new BLOCK_GROUP_ITEM at commit */
+    }
     st->txn_dirty = 1;
     return COW_OK;
+}
+
+/* Free blocks in groups of type FLAGS. */
+static uint64_t free_of(cow_store *st, uint64_t flags)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < st->nbgs; i++)
+        if (st->bgs[i].flags == flags)
+            n += st->bgs[i].nfree;
+    return n;
 }
 
 int alloc_init_groups(cow_store *st, uint64_t total)
@@ -144,8 +157,8 @@ static uint64_t run_at(const struct bgroup *g, uint64_t i, uint64_t want)
 }
 
 /* Finds a free run of at least MINRUN blocks (up to WANT) from CURSOR. */
-static int find_run(cow_store *st, uint64_t cursor, uint64_t want, uint64_t minrun,
-                    uint64_t *bytenr, uint64_t *got)
+static int find_run(cow_store *st, uint64_t flags, uint64_t cursor, uint64_t want,
+                    uint64_t minrun, uint64_t *bytenr, uint64_t *got)
 {
     size_t ng = st->nbgs;
     size_t g0 = (size_t)(cursor / st->bg_size);
@@ -154,7 +167,7 @@ static int find_run(cow_store *st, uint64_t cursor, uint64_t want, uint64_t minr
     for (size_t k = 0; k <= ng; k++) {
         size_t gi = (g0 + k) % ng;
         struct bgroup *g = &st->bgs[gi];
-        if (g->nfree < minrun || g->maxrun < minrun)
+        if (g->flags != flags || g->nfree < minrun || g->maxrun < minrun)
             continue;
         uint64_t blocks = g->len / COW_BLOCK_SIZE;
         uint64_t i = 0, longest = 0;
@@ -187,15 +200,19 @@ static int find_run(cow_store *st, uint64_t cursor, uint64_t want, uint64_t minr
     return 0;
 }
 
-static int alloc_blocks_any(cow_store *st, uint64_t want, uint64_t *cursor, uint64_t *bytenr,
-                            uint64_t *got);
+static int alloc_blocks_any(cow_store *st, uint64_t flags, uint64_t want, uint64_t *cursor,
+                            uint64_t *bytenr, uint64_t *got);
 
-/* More than a quarter of the container is free.  When it is not and no
- * long free run is left, the container grows rather than scattering writes
- * into single-block holes (relocation compacts it later). */
-static int roomy(cow_store *st)
+/* More than a quarter of the groups of type FLAGS is free.  When it is not
+ * and no long free run is left, the container grows rather than scattering
+ * writes into single-block holes (relocation compacts it later). */
+static int roomy(cow_store *st, uint64_t flags)
 {
-    return alloc_free_blocks(st) * 4 > st->total_bytes / COW_BLOCK_SIZE;
+    uint64_t total = 0;
+    for (size_t i = 0; i < st->nbgs; i++)
+        if (st->bgs[i].flags == flags)
+            total += st->bgs[i].len / COW_BLOCK_SIZE;
+    return free_of(st, flags) * 4 > total;
 }
 
 static void take(cow_store *st, uint64_t bytenr, uint64_t n)
@@ -220,15 +237,16 @@ static int alloc_meta_block(cow_store *st, uint64_t *bytenr, uint64_t *got)
 {
     static const uint64_t sizes[] = {64, 16};
     if (st->mchunk_next >= st->mchunk_end) {
-        if (!roomy(st) && !find_run(st, st->meta_cursor, 16, 16, bytenr, got)) {
+        const uint64_t M = COW_BG_METADATA;
+        if (!roomy(st, M) && !find_run(st, M, st->meta_cursor, 16, 16, bytenr, got)) {
             /* no room to keep tree blocks together: grow first */
-            int rc = alloc_add_groups(st, st->total_bytes + st->bg_size);
+            int rc = alloc_add_group(st, M);
             if (rc && rc != COW_ENOSPC)
                 return rc;
         }
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
             uint64_t at, n;
-            if (find_run(st, st->meta_cursor, sizes[i], sizes[i], &at, &n)) {
+            if (find_run(st, M, st->meta_cursor, sizes[i], sizes[i], &at, &n)) {
                 struct bgroup *g = bg_of(st, at);
                 uint64_t i0 = (at - g->start) / COW_BLOCK_SIZE;
                 for (uint64_t k = 0; k < n; k++)
@@ -250,7 +268,7 @@ static int alloc_meta_block(cow_store *st, uint64_t *bytenr, uint64_t *got)
         g->dirty = 1;
         return COW_OK;
     }
-    return alloc_blocks_any(st, 1, &st->meta_cursor, bytenr, got);
+    return alloc_blocks_any(st, COW_BG_METADATA, 1, &st->meta_cursor, bytenr, got);
 }
 
 void alloc_release_chunk(cow_store *st)
@@ -271,11 +289,11 @@ int alloc_blocks(cow_store *st, uint64_t want, int meta, uint64_t *bytenr, uint6
 {
     if (meta)
         return alloc_meta_block(st, bytenr, got);
-    return alloc_blocks_any(st, want, &st->data_cursor, bytenr, got);
+    return alloc_blocks_any(st, COW_BG_DATA, want, &st->data_cursor, bytenr, got);
 }
 
-static int alloc_blocks_any(cow_store *st, uint64_t want, uint64_t *cursor, uint64_t *bytenr,
-                            uint64_t *got)
+static int alloc_blocks_any(cow_store *st, uint64_t flags, uint64_t want, uint64_t *cursor,
+                            uint64_t *bytenr, uint64_t *got)
 {
     uint64_t blocks = st->bg_size / COW_BLOCK_SIZE;
     if (want == 0)
@@ -284,28 +302,32 @@ static int alloc_blocks_any(cow_store *st, uint64_t want, uint64_t *cursor, uint
         want = blocks;
     uint64_t minrun = want < 32 ? want : 32;
     for (int attempt = 0; attempt < 3; attempt++) {
-        int ok = find_run(st, *cursor, want, minrun, bytenr, got);
-        if (!ok && attempt == 0 && !roomy(st) &&
-            alloc_add_groups(st, st->total_bytes + st->bg_size) == COW_OK)
+        int ok = find_run(st, flags, *cursor, want, minrun, bytenr, got);
+        if (!ok && attempt == 0 && !roomy(st, flags) && alloc_add_group(st, flags) == COW_OK)
             continue;
-        if (ok || find_run(st, 0, want, 1, bytenr, got)) {
+        if (ok || find_run(st, flags, 0, want, 1, bytenr, got)) {
             take(st, *bytenr, *got);
             *cursor = *bytenr + *got * COW_BLOCK_SIZE;
             return COW_OK;
         }
-        int rc = alloc_add_groups(st, st->total_bytes + st->bg_size);
+        int rc = alloc_add_group(st, flags);
         if (rc)
             return rc;
     }
     return cow_set_error(COW_ENOSPC, "no free space after growing the container");
 }
 
-int alloc_reserve(cow_store *st, uint64_t nblocks)
+int alloc_reserve(cow_store *st, uint64_t data, uint64_t meta)
 {
-    while (alloc_free_blocks(st) < nblocks) {
-        uint64_t need = nblocks - alloc_free_blocks(st);
-        uint64_t grow = (need * COW_BLOCK_SIZE + st->bg_size - 1) / st->bg_size * st->bg_size;
-        int rc = alloc_add_groups(st, st->total_bytes + grow);
+    while (free_of(st, COW_BG_DATA) < data) {
+        int rc = alloc_add_group(st, COW_BG_DATA);
+        if (rc)
+            return rc;
+    }
+    /* the metadata chunk's unused rest counts as free here */
+    while (free_of(st, COW_BG_METADATA) + (st->mchunk_end - st->mchunk_next) / COW_BLOCK_SIZE <
+           meta) {
+        int rc = alloc_add_group(st, COW_BG_METADATA);
         if (rc)
             return rc;
     }

@@ -464,7 +464,7 @@ static int write_blocks(cow_store *st, struct cow_inode *in, const uint8_t *buf,
         uint64_t bytenr, got;
         /* Space for the data and for any tree path the change copies, so
          * that the tree changes below cannot run out of space. */
-        rc = alloc_reserve(st, want + 64);
+        rc = alloc_reserve(st, want, 64);
         if (rc)
             return rc;
         rc = alloc_blocks(st, want, 0, &bytenr, &got);
@@ -518,7 +518,7 @@ static int do_write(cow_store *st, struct cow_inode *in, const uint8_t *data, si
     /* The whole write's space, reserved before anything changes: a full
      * disk fails the call here, cleanly (the reservation travels with the
      * call, invariant 4). */
-    rc = alloc_reserve(st, span / BLK + 64 * (span / (COW_MAX_EXTENT_BLOCKS * BLK) + 1));
+    rc = alloc_reserve(st, span / BLK, 64 * (span / (COW_MAX_EXTENT_BLOCKS * BLK) + 1));
     if (rc)
         return rc;
     /* Stage at most 1 MiB of blocks at a time. */

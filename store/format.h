@@ -255,11 +255,15 @@
 /*
  * BLOCK_GROUP_ITEM, key (group start, 192, group length), 16 bytes:
  *   0 used u64 (allocated bytes in the group: data, tree blocks of every
- *   tree, superblocks) | 8 flags u64 (0)
+ *   tree, superblocks) | 8 flags u64: the group's type, exactly one of
+ *   COW_BG_DATA (data extents only) or COW_BG_METADATA (tree blocks and,
+ *   in group 0, the superblocks only).  Group 0 is a metadata group.
  */
 #define BG_USED 0
 #define BG_FLAGS 8
 #define BG_ITEM_SIZE 16
+#define COW_BG_DATA 0x1ull
+#define COW_BG_METADATA 0x2ull
 
 /* ---- little-endian helpers ---- */
 static inline uint16_t get16(const uint8_t *p)

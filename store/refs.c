@@ -225,7 +225,7 @@ int refs_update_block_groups(cow_store *st)
             g->dirty = 0;
             uint8_t item[BG_ITEM_SIZE];
             put64(item + BG_USED, g->used);
-            put64(item + BG_FLAGS, 0);
+            put64(item + BG_FLAGS, g->flags);
             struct cow_key k = {g->start, COW_BLOCK_GROUP_ITEM, g->len};
             int rc = bt_put(st, &st->extent_tree, &k, item, BG_ITEM_SIZE);
             if (rc)

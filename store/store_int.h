@@ -88,6 +88,7 @@ struct bgroup {
     uint64_t nfree;  /* blocks clear in the bitmap (allocatable now) */
     uint8_t *bitmap; /* 1 bit per block: allocated or pinned */
     uint64_t maxrun; /* upper bound on the longest free run (blocks) */
+    uint64_t flags;  /* COW_BG_DATA or COW_BG_METADATA */
     int dirty;       /* used changed since its BLOCK_GROUP_ITEM was written */
 };
 
@@ -212,9 +213,11 @@ void alloc_unalloc(cow_store *st, uint64_t bytenr, uint64_t len);
 void alloc_release_chunk(cow_store *st);
 /* After a commit: pinned space becomes free. */
 void alloc_unpin_all(cow_store *st);
-/* Makes sure at least NBLOCKS are free, growing the container if needed. */
-int alloc_reserve(cow_store *st, uint64_t nblocks);
-int alloc_add_groups(cow_store *st, uint64_t new_total);
+/* Makes sure at least DATA blocks are free in data groups and META in
+ * metadata groups, growing the container if needed.  COW_ENOSPC. */
+int alloc_reserve(cow_store *st, uint64_t data, uint64_t meta);
+/* Grows the container by one block group of type FLAGS (COW_BG_*). */
+int alloc_add_group(cow_store *st, uint64_t flags);
 void alloc_destroy(cow_store *st);
 /* Sets up in-memory groups for TOTAL bytes (open; no device change). */
 int alloc_init_groups(cow_store *st, uint64_t total);

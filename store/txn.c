@@ -277,6 +277,11 @@ static int scan_extent_leaf(cow_store *st, void *arg, struct eb *e)
                 return COW_CORRUPT("bad block group item at %llu",
                                    (unsigned long long)k.objectid);
             ss->bg_used[gi] = get64(b + leaf_data_off(b, i) + BG_USED);
+            uint64_t fl = get64(b + leaf_data_off(b, i) + BG_FLAGS);
+            if (fl != COW_BG_DATA && fl != COW_BG_METADATA)
+                return COW_CORRUPT("block group %llu has type 0x%llx",
+                                   (unsigned long long)k.objectid, (unsigned long long)fl);
+            st->bgs[gi].flags = fl;
         }
         if (rc)
             return rc;
@@ -482,13 +487,12 @@ int txn_format(cow_store *st)
     st->ctime = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     for (int i = 0; i < 16; i++)
         st->uuid[i] = (uint8_t)(crc32c((uint32_t)i, &ts, sizeof ts) >> 8 ^ (uintptr_t)st >> (i % 8));
-    rc = alloc_add_groups(st, st->bg_size);
+    rc = alloc_add_group(st, COW_BG_METADATA);
     if (rc)
         return rc;
     rc = alloc_mark_used(st, 0, 2 * COW_BLOCK_SIZE);
     if (rc)
         return rc;
-    st->bgs[0].dirty = 1;
     memset(&st->root_tree, 0, sizeof st->root_tree);
     memset(&st->extent_tree, 0, sizeof st->extent_tree);
     memset(&st->csum_tree, 0, sizeof st->csum_tree);
@@ -586,7 +590,7 @@ int txn_commit(cow_store *st, int flush)
 
     /* Room for what the commit itself allocates (extent and root tree
      * paths); growing here can fail cleanly with ENOSPC. */
-    rc = alloc_reserve(st, 64 + st->ndrefs / 8);
+    rc = alloc_reserve(st, 0, 64 + st->ndrefs / 8);
     if (rc)
         goto abort;
     if (st->fs_tree.dirty) {

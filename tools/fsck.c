@@ -1502,9 +1502,11 @@ static void check_space(struct fsck *f, int all_ok)
         if (f->bg_size && g->len != f->bg_size)
             problem(f, "block group %" PRIu64 ": length %" PRIu64 ", block group size is %" PRIu64,
                     g->start, g->len, f->bg_size);
-        if (g->flags)
-            problem(f, "block group %" PRIu64 ": flags 0x%" PRIx64 ", none are defined",
-                    g->start, g->flags);
+        if (g->flags != COW_BG_DATA && g->flags != COW_BG_METADATA)
+            problem(f, "block group %" PRIu64 ": flags 0x%" PRIx64 ", not DATA (0x%llx) or METADATA (0x%llx)",
+                    g->start, g->flags, COW_BG_DATA, COW_BG_METADATA);
+        else if (g->start == 0 && g->flags != COW_BG_METADATA)
+            problem(f, "block group 0 (the superblocks' group) is not a METADATA group");
         if (g->used > g->len)
             problem(f, "block group %" PRIu64 ": used %" PRIu64 " > length %" PRIu64, g->start,
                     g->used, g->len);
@@ -1537,6 +1539,14 @@ static void check_space(struct fsck *f, int all_ok)
                 e = ge;
             if (e > s)
                 g->calc += e - s;
+            /* data only in DATA groups, tree blocks and superblocks only in
+             * METADATA groups */
+            int is_data = sp[m].kind == 2;
+            if (e > s && (g->flags == COW_BG_DATA || g->flags == COW_BG_METADATA) &&
+                is_data != (g->flags == COW_BG_DATA))
+                problem(f, "%s lies in %s block group %" PRIu64,
+                        span_str(&sp[m], a, sizeof(a)), g->flags == COW_BG_DATA ? "DATA" : "METADATA",
+                        g->start);
         }
         if (g->calc != g->used)
             problem(f, "block group %" PRIu64 ": used %" PRIu64 ", recomputed %" PRIu64,
