@@ -8,7 +8,7 @@
  * A container is a sequence of 4 KiB blocks.  Addresses ("bytenr") are byte
  * offsets in the container file, always multiples of COW_BLOCK_SIZE.
  *
- * Space is divided into block groups of sb.bg_size bytes (default 4 MiB).
+ * Space is divided into block groups of sb.bg_size bytes (default 1 MiB).
  * Block group 0 starts at byte 0; its first two blocks are the superblock
  * copies.  The container grows by whole block groups.
  *
@@ -91,7 +91,7 @@
 #define COW_SB_MAGIC 0x3153465657304f43ull /* "CO0WVFS1" */
 #define COW_TREE_MAGIC 0x65657254u         /* "Tree" */
 #define COW_SB_COPIES 2
-#define COW_DEFAULT_BG_SIZE (4ull << 20)
+#define COW_DEFAULT_BG_SIZE (1ull << 20)
 
 /* superblock field offsets */
 #define SB_CSUM 0
