@@ -39,14 +39,6 @@ static struct bgroup *bg_of(cow_store *st, uint64_t bytenr)
     return i < st->nbgs ? &st->bgs[i] : NULL;
 }
 
-uint64_t alloc_free_blocks(cow_store *st)
-{
-    uint64_t n = 0;
-    for (size_t i = 0; i < st->nbgs; i++)
-        n += st->bgs[i].nfree;
-    return n;
-}
-
 /* Adds in-memory groups up to NEW_TOTAL bytes (no device change). */
 static int add_groups_mem(cow_store *st, uint64_t new_total)
 {

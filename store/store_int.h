@@ -221,7 +221,6 @@ int alloc_add_group(cow_store *st, uint64_t flags);
 void alloc_destroy(cow_store *st);
 /* Sets up in-memory groups for TOTAL bytes (open; no device change). */
 int alloc_init_groups(cow_store *st, uint64_t total);
-uint64_t alloc_free_blocks(cow_store *st);
 
 /* ---- btree.c ---- */
 int bt_lookup(cow_store *st, struct cow_root *r, const struct cow_key *key, void *buf,
