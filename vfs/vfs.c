@@ -411,6 +411,19 @@ out:
 }
 
 /*
+ * Splits ZNAME, whose first NPREFIX bytes are a container path, into that
+ * path (*pzContainer) and the name of the file inside the container
+ * (*pzStoreName: "db" plus the suffix).  Both are sqlite3_malloc()ed and
+ * owned by the caller, also on failure.  Returns SQLITE_OK or SQLITE_NOMEM.
+ */
+static int cowSplitName(const char *zName, int nPrefix, char **pzContainer, char **pzStoreName)
+{
+    *pzContainer = sqlite3_mprintf("%.*s", nPrefix, zName);
+    *pzStoreName = sqlite3_mprintf(COWVFS_DB_NAME "%s", zName + nPrefix);
+    return (*pzContainer && *pzStoreName) ? SQLITE_OK : SQLITE_NOMEM;
+}
+
+/*
  * Runs XOP on the store of container ZPATH: the open one if there is one
  * (with a reference held, the registry mutex released), else a private
  * store opened for the call and closed after it (under the registry mutex,
@@ -525,10 +538,9 @@ static int cowOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, in
         rc = gDefault->xOpen(gDefault, zName, pFile, flags, pOutFlags);
         goto out;
     }
-    zContainer = sqlite3_mprintf("%.*s", nPrefix, zName);
-    zStoreName = sqlite3_mprintf(COWVFS_DB_NAME "%s", zName + nPrefix);
+    rc = cowSplitName(zName, nPrefix, &zContainer, &zStoreName);
     zPath = sqlite3_mprintf("%s", zName);
-    if (zContainer == 0 || zStoreName == 0 || zPath == 0) {
+    if (rc != SQLITE_OK || zPath == 0) {
         rc = SQLITE_NOMEM;
         goto out;
     }
@@ -675,9 +687,7 @@ static int cowDelete(sqlite3_vfs *pVfs, const char *zName, int syncDir)
         rc = gDefault->xDelete(gDefault, zName, syncDir);
         goto out;
     }
-    zContainer = sqlite3_mprintf("%.*s", nPrefix, zName);
-    zStoreName = sqlite3_mprintf(COWVFS_DB_NAME "%s", zName + nPrefix);
-    if (zContainer == 0 || zStoreName == 0) {
+    if (cowSplitName(zName, nPrefix, &zContainer, &zStoreName) != SQLITE_OK) {
         rc = SQLITE_IOERR_NOMEM;
         goto out;
     }
@@ -734,9 +744,7 @@ static int cowAccess(sqlite3_vfs *pVfs, const char *zName, int flags, int *pResO
         rc = gDefault->xAccess(gDefault, zName, flags, pResOut);
         goto out;
     }
-    zContainer = sqlite3_mprintf("%.*s", nPrefix, zName);
-    zStoreName = sqlite3_mprintf(COWVFS_DB_NAME "%s", zName + nPrefix);
-    if (zContainer == 0 || zStoreName == 0) {
+    if (cowSplitName(zName, nPrefix, &zContainer, &zStoreName) != SQLITE_OK) {
         rc = SQLITE_IOERR_NOMEM;
         goto out;
     }
