@@ -37,21 +37,34 @@
 #define COWVFS_WAL_WRITE_LOCK 0
 
 /*
- * Attaches P to its container's WAL-index if it is not attached yet, using
- * PNEW (allocated by the caller, zeroed) for the attachment; PNEW is NULL
- * if P is already attached.  Caller holds pInode->mutex.
+ * Enters P's inode mutex with P attached to the shared-memory node: the
+ * first call makes P's cowShm record (allocated before the mutex is taken)
+ * and links it into the node.  Returns SQLITE_OK with the mutex held, or
+ * SQLITE_IOERR_NOMEM without it.
  */
-static void cowShmAttach(cowFile *p, cowShm *pNew)
+static int cowShmEnter(cowFile *p)
 {
     cowInode *pInode = p->pInode;
+    cowShm *pNew = 0;
 
-    assert(cowvfsMutexHeld(&pInode->mutex));
-    if (p->pShm || pNew == 0)
-        return;
-    pNew->pInode = pInode;
-    pNew->pNext = pInode->shm.pFirst;
-    pInode->shm.pFirst = pNew;
-    p->pShm = pNew;
+    if (p->pShm == 0) {
+        pNew = sqlite3_malloc64(sizeof(*pNew));
+        if (pNew == 0)
+            return SQLITE_IOERR_NOMEM;
+        memset(pNew, 0, sizeof(*pNew));
+    }
+    cowvfsMutexEnter(&pInode->mutex);
+    if (pNew) {
+        if (p->pShm == 0) {
+            pNew->pInode = pInode;
+            pNew->pNext = pInode->shm.pFirst;
+            pInode->shm.pFirst = pNew;
+            p->pShm = pNew;
+        } else {
+            sqlite3_free(pNew); /* attached meanwhile (not by SQLite's own use) */
+        }
+    }
+    return SQLITE_OK;
 }
 
 /* Releases every lock slot PSHM holds.  Caller holds the inode's mutex. */
@@ -105,7 +118,6 @@ int cowvfsShmMap(sqlite3_file *pFile, int iRegion, int szRegion, int bExtend,
     cowFile *p = (cowFile *)pFile;
     cowInode *pInode = p->pInode;
     cowShmNode *pNode = &pInode->shm;
-    cowShm *pNew = 0;
     int rc = SQLITE_OK;
     int bLocked = 0;
 
@@ -116,18 +128,10 @@ int cowvfsShmMap(sqlite3_file *pFile, int iRegion, int szRegion, int bExtend,
                     szRegion);
         goto out;
     }
-    if (p->pShm == 0) {
-        pNew = sqlite3_malloc64(sizeof(*pNew));
-        if (pNew == 0) {
-            rc = SQLITE_IOERR_NOMEM;
-            goto out;
-        }
-        memset(pNew, 0, sizeof(*pNew));
-    }
-    cowvfsMutexEnter(&pInode->mutex);
+    rc = cowShmEnter(p);
+    if (rc != SQLITE_OK)
+        goto out;
     bLocked = 1;
-    cowShmAttach(p, pNew);
-    pNew = 0;
     if (pNode->nRegion > 0 && pNode->szRegion != szRegion) {
         rc = SQLITE_IOERR_SHMSIZE;
         sqlite3_log(rc, "cow: shm map %s: region size %d, earlier %d", p->zPath, szRegion,
@@ -159,7 +163,6 @@ int cowvfsShmMap(sqlite3_file *pFile, int iRegion, int szRegion, int bExtend,
 out:
     if (bLocked)
         cowvfsMutexLeave(&pInode->mutex);
-    sqlite3_free(pNew);
     return rc;
 }
 
@@ -179,7 +182,6 @@ int cowvfsShmLock(sqlite3_file *pFile, int ofst, int n, int flags)
     cowInode *pInode = p->pInode;
     cowShmNode *pNode = &pInode->shm;
     cowShm *pShm;
-    cowShm *pNew = 0;
     int rc = SQLITE_OK;
     int bLocked = 0;
     int i;
@@ -198,19 +200,13 @@ int cowvfsShmLock(sqlite3_file *pFile, int ofst, int n, int flags)
     if ((flags & SQLITE_SHM_UNLOCK) && p->pShm && ofst <= COWVFS_WAL_WRITE_LOCK &&
         COWVFS_WAL_WRITE_LOCK < ofst + n &&
         (p->pShm->exclMask & (1u << COWVFS_WAL_WRITE_LOCK)))
-        rc = cowvfsCommitTxn(p);
-    if (p->pShm == 0) {
-        pNew = sqlite3_malloc64(sizeof(*pNew));
-        if (pNew == 0) {
-            rc = SQLITE_IOERR_NOMEM;
-            goto out;
-        }
-        memset(pNew, 0, sizeof(*pNew));
+        rc = cowvfsCommitTxn(p); /* the unlock goes on; this is returned */
+    int rcEnter = cowShmEnter(p);
+    if (rcEnter != SQLITE_OK) {
+        rc = rcEnter;
+        goto out;
     }
-    cowvfsMutexEnter(&pInode->mutex);
     bLocked = 1;
-    cowShmAttach(p, pNew);
-    pNew = 0;
     pShm = p->pShm;
 
     if (flags & SQLITE_SHM_UNLOCK) {
@@ -261,7 +257,6 @@ int cowvfsShmLock(sqlite3_file *pFile, int ofst, int n, int flags)
 out:
     if (bLocked)
         cowvfsMutexLeave(&pInode->mutex);
-    sqlite3_free(pNew);
     return rc;
 }
 
