@@ -73,7 +73,9 @@ int alloc_add_group(cow_store *st, uint64_t flags)
     int rc;
     size_t old = st->nbgs;
     uint64_t new_total = st->total_bytes + st->bg_size;
-    if (st->dev->grow) {
+    /* A read-only store grows only in memory: replaying the log there needs
+     * addresses for tree blocks that are never written. */
+    if (st->dev->grow && !st->readonly) {
         rc = st->dev->grow(st->dev, new_total);
         if (rc)
             return rc;
@@ -86,6 +88,7 @@ int alloc_add_group(cow_store *st, uint64_t flags)
         st->bgs[i].dirty = 1; /* a new BLOCK_GROUP_ITEM at commit */
     }
     st->txn_dirty = 1;
+    st->log_blocked = 1; /* the log cannot add block groups */
     return COW_OK;
 }
 
@@ -261,6 +264,39 @@ static int alloc_meta_block(cow_store *st, uint64_t *bytenr, uint64_t *got)
         return COW_OK;
     }
     return alloc_blocks_any(st, COW_BG_METADATA, 1, &st->meta_cursor, bytenr, got);
+}
+
+int alloc_contig_meta(cow_store *st, uint64_t n, uint64_t *bytenr)
+{
+    uint64_t got;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (find_run(st, COW_BG_METADATA, 0, n, n, bytenr, &got)) {
+            take(st, *bytenr, n);
+            return COW_OK;
+        }
+        int rc = alloc_add_group(st, COW_BG_METADATA);
+        if (rc)
+            return rc;
+    }
+    return cow_set_error(COW_ENOSPC, "no run of %llu free metadata blocks",
+                         (unsigned long long)n);
+}
+
+int alloc_claim_data(cow_store *st, uint64_t bytenr, uint64_t len)
+{
+    struct bgroup *g = bg_of(st, bytenr);
+    uint64_t end;
+    if (!g || bytenr % COW_BLOCK_SIZE || len % COW_BLOCK_SIZE || len == 0 ||
+        range_end(bytenr, len, &end) || end > g->start + g->len || g->flags != COW_BG_DATA)
+        return COW_CORRUPT("log record points at [%llu, +%llu), not inside one data block group",
+                           (unsigned long long)bytenr, (unsigned long long)len);
+    uint64_t i0 = (bytenr - g->start) / COW_BLOCK_SIZE;
+    for (uint64_t i = 0; i < len / COW_BLOCK_SIZE; i++)
+        if (bit_get(g->bitmap, i0 + i))
+            return COW_CORRUPT("log record points at block %llu, which is in use",
+                               (unsigned long long)(bytenr + i * COW_BLOCK_SIZE));
+    take(st, bytenr, len / COW_BLOCK_SIZE);
+    return COW_OK;
 }
 
 void alloc_release_chunk(cow_store *st)

@@ -153,6 +153,7 @@ static int inode_save(cow_store *st, struct cow_inode *in)
     put64(it + INODE_TRANSID, st->transid);
     put64(it + INODE_MTIME, now_ns());
     struct cow_key k = {in->ino, COW_INODE_ITEM, 0};
+    in->log_size = 1;
     return bt_put(st, &st->fs_tree, &k, it, sizeof it);
 }
 
@@ -187,12 +188,42 @@ static void inode_forget(cow_store *st, struct cow_inode *in)
         pp = &(*pp)->next;
     if (*pp)
         *pp = in->next;
+    if (log_inode_dirty(in))
+        st->log_blocked = 1; /* its unlogged changes need a commit now */
+    free(in->lr);
     free(in);
+}
+
+int file_inode_get(cow_store *st, uint64_t ino, struct cow_inode **out)
+{
+    return inode_get(st, ino, out);
+}
+
+int file_inode_save(cow_store *st, struct cow_inode *in)
+{
+    return inode_save(st, in);
+}
+
+void file_inode_forget_unused(cow_store *st)
+{
+    struct cow_inode **pp = &st->inodes;
+    while (*pp) {
+        struct cow_inode *in = *pp;
+        if (in->nopen == 0) {
+            *pp = in->next;
+            free(in->lr);
+            free(in);
+        } else {
+            pp = &in->next;
+        }
+    }
 }
 
 int file_reload_inodes(cow_store *st)
 {
     for (struct cow_inode *in = st->inodes; in; in = in->next) {
+        in->nlr = 0;
+        in->log_size = in->log_overflow = 0;
         int rc = inode_read(st, in);
         if (rc == COW_ENOENT) {
             /* created by the aborted transaction: the handle is dead */
@@ -215,6 +246,7 @@ void file_drop_inodes(cow_store *st)
 {
     while (st->inodes) {
         struct cow_inode *n = st->inodes->next;
+        free(st->inodes->lr);
         free(st->inodes);
         st->inodes = n;
     }
@@ -370,6 +402,50 @@ static int drop_range(cow_store *st, struct cow_inode *in, uint64_t start, uint6
     return rc == COW_ENOENT ? COW_OK : rc;
 }
 
+int file_drop_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end)
+{
+    return drop_range(st, in, start, end);
+}
+
+int file_insert_extent(cow_store *st, struct cow_inode *in, uint64_t off, const uint8_t *fe)
+{
+    struct fext fx;
+    struct cow_key k = {in->ino, COW_EXTENT_DATA, off};
+    int rc = fext_parse(&k, fe, FE_ITEM_SIZE, &fx);
+    if (rc)
+        return rc;
+    rc = fext_insert(st, in->ino, &fx);
+    if (!rc)
+        rc = refs_add(st, fx.disk, fx.disk_len, 1, 0, +1);
+    if (!rc)
+        in->nblocks += fx.len / BLK;
+    return rc;
+}
+
+int file_for_extents(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end,
+                     int (*cb)(void *arg, uint64_t off, const uint8_t *fe), void *arg)
+{
+    struct fext fx;
+    int rc = fext_first(st, in->ino, start, &fx);
+    while (rc == COW_OK && fx.start < end) {
+        struct fext c = fx;
+        if (c.start < start) {
+            c.ext_off += start - c.start;
+            c.len -= start - c.start;
+            c.start = start;
+        }
+        if (c.start + c.len > end)
+            c.len = end - c.start;
+        uint8_t d[FE_ITEM_SIZE];
+        fext_put(d, &c, st->transid);
+        rc = cb(arg, c.start, d);
+        if (rc)
+            return rc;
+        rc = fext_next(st, in->ino, fx.start, &fx);
+    }
+    return rc == COW_ENOENT ? COW_OK : rc;
+}
+
 /* ---- reading ---- */
 
 /* Reads and verifies [disk, disk+len) of the data extent FX into OUT. */
@@ -494,6 +570,7 @@ static int write_blocks(cow_store *st, struct cow_inode *in, const uint8_t *buf,
             *done = 0; /* the abort took back everything, these blocks too */
             return txn_abort(st, rc);
         }
+        log_note_range(in, off, off + got * BLK);
         in->nblocks += got;
         *done += got * BLK;
         buf += got * BLK;
@@ -600,6 +677,7 @@ static int do_truncate(cow_store *st, struct cow_inode *in, uint64_t size)
         rc = drop_range(st, in, ROUND_UP(size), UINT64_MAX);
         if (rc)
             return txn_abort(st, rc);
+        log_note_range(in, ROUND_UP(size), UINT64_MAX);
     }
     in->size = size;
     rc = inode_save(st, in);
@@ -611,6 +689,7 @@ static int do_truncate(cow_store *st, struct cow_inode *in, uint64_t size)
 /* Removes an inode and all its data (its name is already gone). */
 static int inode_destroy(cow_store *st, struct cow_inode *in)
 {
+    st->log_blocked = 1;
     int rc = drop_range(st, in, 0, UINT64_MAX);
     struct cow_key k = {in->ino, COW_INODE_ITEM, 0};
     if (!rc)
@@ -671,6 +750,7 @@ int cow_file_open(cow_store *st, const char *name, int create, cow_file **out)
         if (rc)
             goto out;
         struct cow_inode tmp = {0};
+        st->log_blocked = 1; /* the log holds no names */
         tmp.ino = st->fs_tree.next_ino++;
         tmp.generation = st->transid;
         st->fs_tree.dirty = 1;
@@ -787,7 +867,32 @@ int cow_file_size(cow_file *f, uint64_t *size)
 
 int cow_file_sync(cow_file *f)
 {
-    return cow_store_commit(f->st);
+    cow_store *st = f->st;
+    struct cow_inode *in = f->inode;
+    LOCK(st);
+    st->stats.syncs++;
+    int rc = check_handle(f);
+    if (rc == COW_OK && log_usable(st) && !in->log_overflow) {
+        if (log_inode_dirty(in)) {
+            /* the fast fsync: one record for this file, one flush */
+            rc = log_write(st, &in, 1, 1);
+        } else if (st->log_unflushed || st->unflushed) {
+            /* logged or committed without a flush already: flush now */
+            rc = store_flush(st);
+            if (rc == COW_OK)
+                txn_now_durable(st);
+            else
+                st->failed = 1;
+        }
+        if (rc == COW_OK)
+            st->stats.log_syncs++;
+    } else if (rc == COW_OK) {
+        rc = COW_LOG_FULL;
+    }
+    if (rc == COW_LOG_FULL)
+        rc = txn_commit(st, 1);
+    UNLOCK(st);
+    return rc;
 }
 
 cow_store *cow_file_store(cow_file *f)
@@ -810,6 +915,7 @@ static int unlink_locked(cow_store *st, const char *name)
     rc = txn_begin_change(st);
     if (rc)
         return rc;
+    st->log_blocked = 1;
     rc = dir_remove(st, name);
     if (rc)
         return txn_abort(st, rc);
@@ -876,6 +982,7 @@ int cow_rename(cow_store *st, const char *from, const char *to)
         rc = txn_begin_change(st);
     if (rc)
         goto out;
+    st->log_blocked = 1;
     rc = dir_remove(st, from);
     if (!rc)
         rc = dir_add(st, to, ino);

@@ -29,14 +29,19 @@
  *   56     16    root tree   (struct cow_rootref, below)
  *   72     16    extent tree (struct cow_rootref)
  *   88     16    csum tree   (struct cow_rootref)
- *   104    16    log tree    (struct cow_rootref; bytenr 0 = no log)
- *   120    8     log generation (the generation the log belongs to)
+ *   104    8     log area 0: bytenr of the log area that goes with
+ *                superblock copy 0 (0 = the container has no log areas)
+ *   112    8     log area 1: bytenr of copy 1's log area
+ *   120    4     log area length in blocks (both areas)
+ *   124    4     zero
  *   128    16    container uuid (random at creation)
  *   144    8     creation time, nanoseconds since the Unix epoch
  *   152    4     commit_nranges: entries in the commit list (ONE_FLUSH only)
  *   156    4     commit_crc: crc32c over the crc32c of every block in the
  *                commit list, each as 4 little-endian bytes, in list order
- *   160    12*n  commit list: bytenr u64 | nblocks u32 per entry, the runs
+ *   160    8     log_id: a random number chosen by each commit; the log
+ *                records that build on this commit carry it
+ *   168    12*n  commit list: bytenr u64 | nblocks u32 per entry, the runs
  *                of blocks (data and tree) the commit wrote
  *   ...    ...   zero
  *
@@ -106,15 +111,17 @@
 #define SB_ROOT_TREE 56
 #define SB_EXTENT_TREE 72
 #define SB_CSUM_TREE 88
-#define SB_LOG_TREE 104
-#define SB_LOG_GENERATION 120
+#define SB_LOG_AREA0 104
+#define SB_LOG_AREA1 112
+#define SB_LOG_BLOCKS 120
 #define SB_UUID 128
 #define SB_CTIME 144
 #define SB_COMMIT_NRANGES 152
 #define SB_COMMIT_CRC 156
-#define SB_COMMIT_LIST 160
+#define SB_LOG_ID 160
+#define SB_COMMIT_LIST 168
 #define SB_COMMIT_ENTRY 12
-#define SB_COMMIT_MAX ((COW_BLOCK_SIZE - SB_COMMIT_LIST) / SB_COMMIT_ENTRY) /* 328 */
+#define SB_COMMIT_MAX ((COW_BLOCK_SIZE - SB_COMMIT_LIST) / SB_COMMIT_ENTRY) /* 327 */
 #define COW_SB_ONE_FLUSH 0x1u
 /* A one-flush commit lists at most this many blocks (8 MiB), which bounds
  * the reading open does to validate it; larger commits flush twice. */
@@ -148,7 +155,6 @@
 #define COW_ROOT_TREE_OBJECTID 1ull
 #define COW_EXTENT_TREE_OBJECTID 2ull
 #define COW_CSUM_TREE_OBJECTID 7ull
-#define COW_LOG_TREE_OBJECTID 8ull
 #define COW_FS_TREE_OBJECTID 256ull /* the live subvolume */
 /* Subvolumes (snapshots and branches) get ids from 257 upwards. */
 
@@ -242,7 +248,7 @@
  * Data extent refs count the (tree block, EXTENT_DATA item) pairs pointing
  * at the extent, a shared tree block counted once.  Tree block refs count
  * the node pointers and ROOT_ITEMs pointing at it, again per distinct block.
- * Blocks of the root, extent, csum and log trees are never shared and have
+ * Blocks of the root, extent and csum trees are never shared and have
  * no METADATA_ITEM; they are found by walking those trees.
  */
 #define EXT_REFS 0
@@ -255,15 +261,74 @@
 /*
  * BLOCK_GROUP_ITEM, key (group start, 192, group length), 16 bytes:
  *   0 used u64 (allocated bytes in the group: data, tree blocks of every
- *   tree, superblocks) | 8 flags u64: the group's type, exactly one of
- *   COW_BG_DATA (data extents only) or COW_BG_METADATA (tree blocks and,
- *   in group 0, the superblocks only).  Group 0 is a metadata group.
+ *   tree, superblocks, log areas) | 8 flags u64: the group's type, exactly
+ *   one of COW_BG_DATA (data extents only) or COW_BG_METADATA (tree blocks,
+ *   log areas and, in group 0, the superblocks only).  Group 0 is a
+ *   metadata group.
  */
 #define BG_USED 0
 #define BG_FLAGS 8
 #define BG_ITEM_SIZE 16
 #define COW_BG_DATA 0x1ull
 #define COW_BG_METADATA 0x2ull
+
+/*
+ * LOG AREAS AND LOG RECORDS (the fast fsync; see docs/DESIGN.md, "Log").
+ *
+ * Each superblock copy k has a log area of sb.log_blocks blocks at
+ * sb.log_area[k], allocated in a METADATA group when the container is made
+ * and owned by the superblock (counted in its group's used bytes, no
+ * extent item).  After a commit writes copy k, xSync appends log records to
+ * area k, one after another from its first block, and flushes once: the
+ * record and the data it points at reach the device together.  Area k is
+ * only rewritten by a commit that writes copy k, which never holds the
+ * last flushed commit, so the log that a power loss goes back to is never
+ * overwritten.
+ *
+ * A record is one or more whole blocks:
+ *
+ *   offset size  meaning
+ *   0      4     crc32c of bytes 4 .. nblocks*4096-1 of the record
+ *   4      4     magic (COW_LOG_MAGIC)
+ *   8      8     log_id of the superblock the record builds on
+ *   16     8     generation of that superblock
+ *   24     8     sequence number: 1 for the first record after the commit
+ *   32     4     nblocks: the record's length in blocks (1 .. area length)
+ *   36     4     nitems
+ *   40     8     zero
+ *   48     ...   items, back to back: key (17) | size u16 | data
+ *   ...          zero up to the end of the last block
+ *
+ * Items, in the order replay applies them:
+ *   EXTENT_CSUM (7, 128, disk_bytenr): the crc32c of every block of a data
+ *     extent that the items after it point at.  Replay reads the extent
+ *     and checks it: a mismatch means the xSync that wrote the record never
+ *     returned, and replay ends before this record.
+ *   LOG_RANGE (ino, 230, start): data end u64: the file's mapping of
+ *     [start, end) (bytes, block aligned; end may be 2^64-1) is replaced by
+ *     the EXTENT_DATA items that follow for that inode.
+ *   EXTENT_DATA (ino, 108, offset): as in the subvolume tree.
+ *   INODE_ITEM (ino, 1, 0): as in the subvolume tree; ends the inode's
+ *     items; replay sets the size and checks the block count.
+ *
+ * Replay (at open) starts at the area of the superblock copy in use and
+ * applies records while each one is whole (crc), names this superblock
+ * (log_id, generation), has the next sequence number and points only at
+ * data matching its checksums; the first record that does not ends the
+ * log.  The result is then committed, which empties the log.
+ */
+#define COW_LOG_MAGIC 0x676f4c43u /* "CLog" */
+#define LOG_CSUM 0
+#define LOG_MAGIC 4
+#define LOG_ID 8
+#define LOG_GENERATION 16
+#define LOG_SEQ 24
+#define LOG_NBLOCKS 32
+#define LOG_NITEMS 36
+#define LOG_HEADER_SIZE 48
+#define LOG_ITEM_HEADER 19 /* key (17) + size u16 */
+#define COW_LOG_RANGE 230
+#define COW_LOG_AREA_BLOCKS 64u /* 256 KiB per superblock copy */
 
 /* ---- little-endian helpers ---- */
 static inline uint16_t get16(const uint8_t *p)

@@ -128,6 +128,19 @@ int refs_get(cow_store *st, uint64_t bytenr, int is_data, uint64_t *refs)
     return COW_OK;
 }
 
+int refs_known(cow_store *st, uint64_t bytenr, int *known)
+{
+    struct cow_key found;
+    uint8_t item[EXT_ITEM_SIZE];
+    *known = dref_find(st, bytenr) != NULL;
+    if (*known)
+        return COW_OK;
+    int rc = find_item(st, bytenr, &found, item);
+    if (rc == COW_OK)
+        *known = 1;
+    return rc == COW_ENOENT ? COW_OK : rc;
+}
+
 static int cmp_dref(const void *a, const void *b)
 {
     const struct dref *x = a, *y = b;

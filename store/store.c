@@ -9,10 +9,13 @@
 
 #include "store_int.h"
 
+static void committer_stop(cow_store *st);
+
 static void store_free(cow_store *st)
 {
     if (!st)
         return;
+    committer_stop(st);
     file_drop_inodes(st);
     cache_destroy(&st->cache);
     alloc_destroy(st);
@@ -22,9 +25,76 @@ static void store_free(cow_store *st)
     free(st->wcrcs);
     if (st->dev)
         st->dev->close(st->dev);
+    pthread_cond_destroy(&st->committer_cond);
     cow_mutex_destroy(&st->lock);
     free(st->path);
     free(st);
+}
+
+/* ---- background commits ---- */
+
+static uint64_t mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The committer: every commit_ms, commits the running transaction with a
+ * flush if anything changed, which empties the log (btrfs's transaction
+ * kthread, commit=N).  Sleeps on committer_cond, which store->lock guards. */
+static void *committer_main(void *arg)
+{
+    cow_store *st = arg;
+    cow_mutex_lock(&st->lock);
+    while (!st->committer_stop) {
+        uint64_t now = mono_now(), wait_ns = 3600ull * 1000000000ull;
+        if (st->commit_ms) {
+            uint64_t due = st->last_commit_ns + (uint64_t)st->commit_ms * 1000000ull;
+            if (now >= due && st->txn_dirty && !st->failed && !st->readonly) {
+                st->in_background = 1;
+                txn_commit(st, 1); /* a failure stops the store (txn.c) */
+                st->in_background = 0;
+                continue;
+            }
+            wait_ns = now >= due ? (uint64_t)st->commit_ms * 1000000ull : due - now;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t t = (uint64_t)ts.tv_nsec + wait_ns;
+        ts.tv_sec += (time_t)(t / 1000000000ull);
+        ts.tv_nsec = (long)(t % 1000000000ull);
+        cow_cond_timedwait(&st->committer_cond, &st->lock, &ts);
+    }
+    cow_mutex_unlock(&st->lock);
+    return NULL;
+}
+
+static void committer_stop(cow_store *st)
+{
+    if (!st->committer_running)
+        return;
+    cow_mutex_lock(&st->lock);
+    st->committer_stop = 1;
+    pthread_cond_signal(&st->committer_cond);
+    cow_mutex_unlock(&st->lock);
+    pthread_join(st->committer, NULL);
+    st->committer_running = 0;
+}
+
+void cow_store_set_commit_interval(cow_store *st, unsigned ms)
+{
+    cow_mutex_lock(&st->lock);
+    st->commit_ms = ms;
+    pthread_cond_signal(&st->committer_cond);
+    cow_mutex_unlock(&st->lock);
+}
+
+void cow_store_stats(cow_store *st, struct cow_stats *out)
+{
+    cow_mutex_lock(&st->lock);
+    *out = st->stats;
+    cow_mutex_unlock(&st->lock);
 }
 
 /*
@@ -43,6 +113,12 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
         return cow_set_error(COW_ENOMEM, "out of memory");
     }
     cow_mutex_init(&st->lock);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&st->committer_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    st->commit_ms = COW_COMMIT_INTERVAL_MS;
     st->dev = dev;
     st->readonly = (flags & COW_OPEN_READONLY) != 0;
     st->path = strdup(path ? path : "(device)");
@@ -54,16 +130,30 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
     if (rc)
         goto out;
     cow_mutex_lock(&st->lock);
-    if (format)
+    if (format) {
         rc = txn_format(st);
-    else
+    } else {
         rc = txn_load(st);
+        /* After a crash: the syncs since the last commit, from the log.  A
+         * read-only store applies them in memory only. */
+        if (rc == COW_OK)
+            rc = log_replay(st, &st->stats.replayed);
+    }
     if (rc == COW_OK && !st->readonly) {
         rc = file_cleanup_orphans(st);
+        if (rc == COW_OK && !st->log_blocks)
+            rc = log_alloc_areas(st); /* a container made before the log */
         if (rc == COW_OK)
             rc = txn_commit(st, 1);
     }
+    st->last_commit_ns = mono_now();
     cow_mutex_unlock(&st->lock);
+    if (rc == COW_OK && !st->readonly) {
+        if (pthread_create(&st->committer, NULL, committer_main, st) == 0)
+            st->committer_running = 1;
+        else
+            rc = cow_set_error(COW_ENOMEM, "cannot start the committer thread");
+    }
 out:
     if (rc) {
         store_free(st);
@@ -113,10 +203,28 @@ int cow_store_commit(cow_store *st)
     return rc;
 }
 
-int cow_store_commit_nosync(cow_store *st)
+int cow_store_persist(cow_store *st)
 {
     cow_mutex_lock(&st->lock);
-    int rc = txn_commit(st, 0);
+    int rc = COW_LOG_FULL;
+    if (log_usable(st)) {
+        size_t n = 0;
+        struct cow_inode **v = NULL;
+        for (struct cow_inode *in = st->inodes; in; in = in->next)
+            n += log_inode_dirty(in);
+        if (n == 0) {
+            rc = COW_OK;
+        } else if ((v = malloc(n * sizeof *v)) != NULL) {
+            n = 0;
+            for (struct cow_inode *in = st->inodes; in; in = in->next)
+                if (log_inode_dirty(in))
+                    v[n++] = in;
+            rc = log_write(st, v, n, 0);
+        }
+        free(v);
+    }
+    if (rc == COW_LOG_FULL)
+        rc = txn_commit(st, 0);
     cow_mutex_unlock(&st->lock);
     return rc;
 }
@@ -125,6 +233,7 @@ int cow_store_close(cow_store *st)
 {
     if (!st)
         return COW_OK;
+    committer_stop(st);
     cow_mutex_lock(&st->lock);
     int rc = txn_commit(st, 1);
     if (rc == COW_OK)

@@ -71,16 +71,18 @@ typedef struct cow_file cow_file;
 int cow_store_open(const char *path, int flags, cow_store **out);
 
 /*
- * Commits the running transaction without flushing: the changes survive a
- * crash of the application (the kernel has them, in an order that is always
- * consistent) but a power loss may take the container back to the last
- * commit made by cow_store_commit(), never to anything inconsistent.  For
- * SQLite's transactions under synchronous=OFF or NORMAL, whose contract is
- * exactly that.  Costs no flush unless the transaction wrote too much to
- * list in the superblock (more than 8 MiB since the last flush).
+ * Makes every change so far survive a crash of the application (not a
+ * power loss), without flushing.  When the changes since the last commit
+ * are file data and sizes only, each changed file's new extents are
+ * appended to the log (no flush; open replays them); otherwise the running
+ * transaction is committed without flush.  Either way the kernel has the
+ * writes in an order that is always consistent, and a power loss may take
+ * the container back to the last flushed commit or log record, never to
+ * anything inconsistent.  For SQLite's transactions under synchronous=OFF
+ * or NORMAL, whose contract is exactly that.
  * Errors as cow_store_commit().
  */
-int cow_store_commit_nosync(cow_store *st);
+int cow_store_persist(cow_store *st);
 
 /*
  * Commits (unless read-only or failed) and closes the store; frees it.
@@ -91,7 +93,7 @@ int cow_store_close(cow_store *st);
 
 /*
  * Commits the running transaction: every change made through any file so far
- * becomes durable (two flushes).  A no-op when nothing changed.
+ * becomes durable (one or two flushes), and the log is emptied.  A no-op when nothing changed.
  * On failure the transaction is aborted: the store returns to the last
  * committed state (changes since then are lost) and the error is returned.
  */
@@ -106,6 +108,31 @@ const char *cow_store_path(cow_store *st);
 
 /* Generation of the last commit. */
 uint64_t cow_store_generation(cow_store *st);
+
+/* Counters since the store was opened (for PRAGMA cow_stats, benchmarks). */
+struct cow_stats {
+    uint64_t flushes;          /* device flushes (fdatasync of the container) */
+    uint64_t commits;          /* full transaction commits */
+    uint64_t commits_flushed;  /* ... of which ended with a flush */
+    uint64_t syncs;            /* cow_file_sync calls */
+    uint64_t log_syncs;        /* ... answered by the log (one flush at most) */
+    uint64_t log_records;      /* log records written, with or without flush */
+    uint64_t log_blocks;       /* blocks of log records written */
+    uint64_t replayed;         /* log records replayed when the store opened */
+};
+
+/* Copies the store's counters to *out.  Takes store->lock; never fails. */
+void cow_store_stats(cow_store *st, struct cow_stats *out);
+
+/*
+ * Sets the interval of background commits, in milliseconds (0 turns them
+ * off; the default is COW_COMMIT_INTERVAL_MS).  A background thread commits
+ * the running transaction with a flush, which empties the log, whenever
+ * this long has passed since the last commit and something changed.
+ * Takes store->lock; never fails on an open store.
+ */
+void cow_store_set_commit_interval(cow_store *st, unsigned ms);
+#define COW_COMMIT_INTERVAL_MS 5000u
 
 /* ---- files (names are 1..255 bytes, no '/', e.g. "db", "db-wal") ---- */
 
@@ -142,7 +169,17 @@ int cow_file_truncate(cow_file *f, uint64_t size);
 /* The file's size in bytes. */
 int cow_file_size(cow_file *f, uint64_t *size);
 
-/* Makes this file's changes durable (this issue: a full commit). */
+/*
+ * Makes this file's changes durable: its data, size and extents survive a
+ * power loss once this returns.  The fast fsync (btrfs's tree-log idea):
+ * when the changes since the last commit are file data and sizes only,
+ * the file's new extent items, size and checksums go into one log record
+ * next to the data and the container is flushed once; open replays the
+ * log.  Anything the log cannot express (files created, removed or renamed
+ * since the last commit, a grown container, a full log) falls back to a
+ * full commit with a flush.  Errors as cow_store_commit(); a failed log
+ * write leaves the store as it was and is reported, never ignored.
+ */
 int cow_file_sync(cow_file *f);
 
 /* The handle's store and name (owned by the handle). */

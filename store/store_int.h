@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "bdev.h"
 #include "format.h"
@@ -31,6 +32,9 @@ void cow_mutex_lock(struct cow_mutex *mu);
 void cow_mutex_unlock(struct cow_mutex *mu);
 /* 1 if the calling thread holds MU (for assert only). */
 int cow_mutex_held(struct cow_mutex *mu);
+/* Waits on COND, releasing MU meanwhile, until ABSTIME (CLOCK_MONOTONIC) or
+ * a signal; MU is held again on return (its owner recorded). */
+void cow_cond_timedwait(pthread_cond_t *cond, struct cow_mutex *mu, const struct timespec *abstime);
 
 /* ---- errors ---- */
 /* Records a message for cow_store_last_error() and returns RC. */
@@ -110,6 +114,15 @@ struct dref {
     unsigned level;  /* tree blocks */
 };
 
+/* A byte range [start, end) of a file. */
+struct lrange {
+    uint64_t start, end;
+};
+
+/* Past this many separate changed ranges a file is no longer tracked for
+ * the log: its next sync commits instead. */
+#define COW_LOG_MAX_RANGES 4096
+
 /* ---- in-memory inode (one per file with open handles) ---- */
 struct cow_inode {
     uint64_t ino;
@@ -118,6 +131,14 @@ struct cow_inode {
     uint64_t generation;
     int nopen;         /* handles open on it */
     int orphan;        /* unlinked while open: freed at last close */
+    /* For the log: the block-aligned ranges whose mapping changed since
+     * the last commit or the last log record that holds this file, sorted
+     * and disjoint; log_size: the size changed; log_overflow: too many
+     * ranges to track (the next sync of this file commits). */
+    struct lrange *lr;
+    size_t nlr, clr;
+    int log_size;
+    int log_overflow;
     struct cow_inode *next;
 };
 
@@ -174,6 +195,29 @@ struct cow_store {
 
     uint64_t ncommits;
     uint64_t ncommits_one_flush;
+    struct cow_stats stats;
+
+    /* The log (log.c).  Area k goes with superblock copy k; records build on
+     * the last commit (superblock copy last_slot, log_id). */
+    uint64_t log_area[COW_SB_COPIES];
+    uint32_t log_blocks;   /* length of each area, blocks (0: no areas) */
+    uint64_t log_id;       /* log_id of the last commit */
+    uint32_t log_next;     /* blocks used in the current area */
+    uint64_t log_seq;      /* sequence number of the last record */
+    int log_blocked;       /* a change the log cannot express is pending */
+    int log_unflushed;     /* records written since the last flush */
+    int replaying;         /* log_replay runs (a read-only store changes
+                            * its trees in memory then, never on disk) */
+    uint64_t rng;          /* state for log_id values */
+
+    /* Background commits (store.c).  commit_ms 0 = off. */
+    pthread_t committer;
+    int committer_running;
+    int committer_stop;
+    pthread_cond_t committer_cond; /* CLOCK_MONOTONIC; waits on lock */
+    unsigned commit_ms;
+    uint64_t last_commit_ns;       /* CLOCK_MONOTONIC time of the last commit */
+    int in_background;             /* the committer is committing */
     int last_one_flush; /* the last commit had a commit list (txn_seal) */
     int durable_slot;   /* superblock copy of the last flushed commit */
     int last_slot;      /* superblock copy of the last commit */
@@ -194,6 +238,12 @@ void cache_drop(struct eb_cache *c, uint64_t bytenr);
 void cache_mark_dirty(struct eb_cache *c, struct eb *e);
 
 /* ---- alloc.c ---- */
+/* Allocates exactly N contiguous metadata blocks (log areas), growing the
+ * container if needed.  COW_ENOSPC, COW_ENOMEM, COW_EIO_TRUNCATE. */
+int alloc_contig_meta(cow_store *st, uint64_t n, uint64_t *bytenr);
+/* Claims [bytenr, +len) for a data extent that a log record points at
+ * (replay): it must lie in one DATA group and be free.  COW_ECORRUPT. */
+int alloc_claim_data(cow_store *st, uint64_t bytenr, uint64_t len);
 /* Allocates up to WANT contiguous blocks (at least 1); *bytenr and *got
  * (blocks).  META selects the metadata cursor.  Grows the container by
  * whole block groups when nothing is free.  Errors: COW_ENOSPC, COW_ENOMEM,
@@ -252,13 +302,51 @@ int refs_add(cow_store *st, uint64_t bytenr, uint64_t len, int is_data, unsigned
              int64_t delta);
 /* Current refcount of an extent: extent tree plus pending changes. */
 int refs_get(cow_store *st, uint64_t bytenr, int is_data, uint64_t *refs);
+/* *known = 1 if the extent at BYTENR has an item or a pending change (an
+ * extent allocated by the running transaction has one from the start). */
+int refs_known(cow_store *st, uint64_t bytenr, int *known);
 /* Applies pending changes to the extent tree (freeing extents at 0). */
 int refs_run(cow_store *st);
 /* Writes BLOCK_GROUP_ITEMs for groups whose used changed; loops to a fixed point. */
 int refs_update_block_groups(cow_store *st);
 void refs_reset(cow_store *st);
 
+/* ---- log.c (the fast fsync) ---- */
+/* Returned by log_write when the log cannot take the record (not an error:
+ * the caller commits instead). */
+#define COW_LOG_FULL 1
+/* 1 if the log can take records now (areas present, nothing pending that
+ * it cannot express, read-write, not failed). */
+int log_usable(cow_store *st);
+/* 1 if IN has changes the log does not hold yet. */
+int log_inode_dirty(const struct cow_inode *in);
+/* Records that IN's mapping of [start, end) (bytes; END may be UINT64_MAX)
+ * changed in the running transaction. */
+void log_note_range(struct cow_inode *in, uint64_t start, uint64_t end);
+/* Writes one record holding the changes of the N inodes V (which must all
+ * be log_inode_dirty) and, if FLUSH, flushes the device once.  Returns
+ * COW_OK, COW_LOG_FULL (nothing written: the caller commits), or an I/O
+ * error (COW_EIO_WRITE, or COW_EIO_FLUSH after which the store is failed),
+ * COW_ENOMEM, COW_ECORRUPT. */
+int log_write(cow_store *st, struct cow_inode **v, size_t n, int flush);
+/* After a commit: the log is empty, every inode clean. */
+void log_reset(cow_store *st);
+/* Applies the valid records of the current area to the running transaction
+ * (open and abort); *napplied counts them.  Errors: COW_ECORRUPT (a whole,
+ * matching record that contradicts the trees), I/O errors, COW_ENOSPC,
+ * COW_EROFS (a read-only store needs more space to replay). */
+int log_replay(cow_store *st, uint64_t *napplied);
+/* Allocates the two log areas (a container made before they existed). */
+int log_alloc_areas(cow_store *st);
+/* The next log_id (random). */
+uint64_t log_new_id(cow_store *st);
+
 /* ---- txn.c ---- */
+/* Flushes the device, counting it.  COW_EIO_FLUSH. */
+int store_flush(cow_store *st);
+/* After a flush that was not part of a commit: the last commit and every
+ * block written so far are durable. */
+void txn_now_durable(cow_store *st);
 /* Commits the running transaction.  FLUSH 0 makes it survive a crash of
  * the application but not a power loss (no flush; a power loss goes back
  * to the last flushed commit); FLUSH 1 makes it durable. */
@@ -281,6 +369,17 @@ int txn_seal(cow_store *st);
 int txn_format(cow_store *st);
 
 /* ---- file.c ---- */
+/* For log.c: the file-layer primitives replay applies records with. */
+struct cow_inode;
+int file_inode_get(cow_store *st, uint64_t ino, struct cow_inode **out);
+void file_inode_forget_unused(cow_store *st);
+int file_drop_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end);
+int file_insert_extent(cow_store *st, struct cow_inode *in, uint64_t off, const uint8_t *fe);
+int file_inode_save(cow_store *st, struct cow_inode *in);
+/* Calls CB for each EXTENT_DATA item of IN overlapping [start, end), clipped
+ * to the range (item bytes as on disk, FE_ITEM_SIZE). */
+int file_for_extents(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end,
+                     int (*cb)(void *arg, uint64_t off, const uint8_t *fe), void *arg);
 int file_name_valid(const char *name);
 int file_lookup(cow_store *st, const char *name, uint64_t *ino);
 int file_cleanup_orphans(cow_store *st);

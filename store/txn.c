@@ -25,9 +25,23 @@
 #include "store_int.h"
 
 
+int store_flush(cow_store *st)
+{
+    st->stats.flushes++;
+    return st->dev->flush(st->dev);
+}
+
+void txn_now_durable(cow_store *st)
+{
+    st->durable_slot = st->last_slot;
+    st->unflushed = 0;
+    st->log_unflushed = 0;
+    txn_wlog_reset(st);
+}
+
 int txn_begin_change(cow_store *st)
 {
-    if (st->readonly)
+    if (st->readonly && !st->replaying)
         return cow_set_error(COW_EROFS, "the store is open read-only");
     if (st->failed)
         return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
@@ -180,9 +194,9 @@ out:
     free(crcs);
 }
 
-/* Writes superblock copy SLOT for the running transaction; LIST adds the
- * commit list (flag ONE_FLUSH). */
-static int sb_write(cow_store *st, int slot, int one_flush)
+/* Writes superblock copy SLOT for the running transaction with log id
+ * LOG_ID; ONE_FLUSH adds the commit list (flag ONE_FLUSH). */
+static int sb_write(cow_store *st, int slot, int one_flush, uint64_t log_id)
 {
     uint8_t b[COW_BLOCK_SIZE];
     memset(b, 0, sizeof b);
@@ -201,6 +215,10 @@ static int sb_write(cow_store *st, int slot, int one_flush)
     rootref_put(b + SB_CSUM_TREE, &st->csum_tree);
     memcpy(b + SB_UUID, st->uuid, 16);
     put64(b + SB_CTIME, st->ctime);
+    put64(b + SB_LOG_AREA0, st->log_area[0]);
+    put64(b + SB_LOG_AREA1, st->log_area[1]);
+    put32(b + SB_LOG_BLOCKS, st->log_blocks);
+    put64(b + SB_LOG_ID, log_id);
     if (one_flush) {
         put32(b + SB_FLAGS, COW_SB_ONE_FLUSH);
         put32(b + SB_COMMIT_NRANGES, (uint32_t)st->nwruns);
@@ -347,7 +365,7 @@ int txn_load(cow_store *st)
     /* After an application crash the last commit may still be only in the
      * OS's cache: make it durable before building on it. */
     if (!st->readonly && devsize >= 2 * COW_BLOCK_SIZE) {
-        rc = st->dev->flush(st->dev);
+        rc = store_flush(st);
         if (rc)
             return rc;
     }
@@ -403,6 +421,14 @@ int txn_load(cow_store *st)
                            (unsigned long long)devsize, (unsigned long long)total);
     memcpy(st->uuid, s + SB_UUID, 16);
     st->ctime = get64(s + SB_CTIME);
+    st->log_area[0] = get64(s + SB_LOG_AREA0);
+    st->log_area[1] = get64(s + SB_LOG_AREA1);
+    st->log_blocks = get32(s + SB_LOG_BLOCKS);
+    st->log_id = get64(s + SB_LOG_ID);
+    if ((st->log_blocks == 0) != (st->log_area[0] == 0) ||
+        (st->log_blocks == 0) != (st->log_area[1] == 0) ||
+        st->log_blocks > st->bg_size / COW_BLOCK_SIZE)
+        return COW_CORRUPT("%s: the superblock's log areas are inconsistent", st->path);
     memset(&st->root_tree, 0, sizeof st->root_tree);
     memset(&st->extent_tree, 0, sizeof st->extent_tree);
     memset(&st->csum_tree, 0, sizeof st->csum_tree);
@@ -444,6 +470,8 @@ int txn_load(cow_store *st)
     for (size_t i = 0; i < st->nbgs; i++)
         ss.bg_used[i] = UINT64_MAX;
     rc = alloc_mark_used(st, 0, 2 * COW_BLOCK_SIZE);
+    for (int i = 0; i < COW_SB_COPIES && !rc && st->log_blocks; i++)
+        rc = alloc_mark_used(st, st->log_area[i], (uint64_t)st->log_blocks * COW_BLOCK_SIZE);
     if (!rc)
         rc = bt_walk_blocks(st, &st->root_tree, mark_block_cb, NULL);
     if (!rc)
@@ -491,6 +519,9 @@ int txn_format(cow_store *st)
     if (rc)
         return rc;
     rc = alloc_mark_used(st, 0, 2 * COW_BLOCK_SIZE);
+    if (rc)
+        return rc;
+    rc = log_alloc_areas(st);
     if (rc)
         return rc;
     memset(&st->root_tree, 0, sizeof st->root_tree);
@@ -563,19 +594,25 @@ out:
     return rc;
 }
 
-/* Makes the last commit durable (it was made without a flush). */
+/* Makes the last commit durable (it was made without a flush).  Only when
+ * the running transaction is empty (space pinned since is unpinned). */
 static int make_durable(cow_store *st)
 {
-    int rc = st->dev->flush(st->dev);
+    int rc = store_flush(st);
     if (rc) {
         st->failed = 1;
         return rc;
     }
-    st->durable_slot = st->last_slot;
-    st->unflushed = 0;
+    txn_now_durable(st);
     alloc_unpin_all(st);
-    txn_wlog_reset(st);
     return COW_OK;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 int txn_commit(cow_store *st, int flush)
@@ -591,6 +628,8 @@ int txn_commit(cow_store *st, int flush)
     /* Room for what the commit itself allocates (extent and root tree
      * paths); growing here can fail cleanly with ENOSPC. */
     rc = alloc_reserve(st, 0, 64 + st->ndrefs / 8);
+    if (rc && st->in_background)
+        return rc; /* nothing changed: the next commit tries again */
     if (rc)
         goto abort;
     if (st->fs_tree.dirty) {
@@ -624,20 +663,22 @@ int txn_commit(cow_store *st, int flush)
     if (st->npinned > COW_MAX_PINNED_RUNS)
         flush = 1;
     if (!one_flush) {
-        rc = st->dev->flush(st->dev);
+        rc = store_flush(st);
         if (rc)
             goto abort;
     }
     int slot = 1 - st->durable_slot;
-    rc = sb_write(st, slot, one_flush);
+    uint64_t log_id = log_new_id(st);
+    rc = sb_write(st, slot, one_flush, log_id);
     if (rc == COW_OK && flush)
-        rc = st->dev->flush(st->dev);
+        rc = store_flush(st);
     if (rc) {
         /* The new superblock may or may not be on disk: no way back. */
         st->failed = 1;
         return rc;
     }
     st->last_slot = slot;
+    st->log_id = log_id;
     /* committed */
     for (struct eb *e = st->cache.dirty; e;) {
         struct eb *next = e->dnext;
@@ -655,12 +696,14 @@ int txn_commit(cow_store *st, int flush)
     st->txn_dirty = 0;
     st->ncommits++;
     st->ncommits_one_flush += one_flush && flush;
+    st->stats.commits++;
+    st->stats.commits_flushed += flush;
     st->last_one_flush = one_flush;
+    st->last_commit_ns = mono_ns();
+    log_reset(st); /* records build on the new commit, in area SLOT */
     if (flush) {
-        st->durable_slot = slot;
-        st->unflushed = 0;
+        txn_now_durable(st);
         alloc_unpin_all(st);
-        txn_wlog_reset(st);
     } else {
         /* Until a flush, space freed since the last flushed commit stays
          * pinned (that commit is what a power loss goes back to) and the
@@ -669,6 +712,14 @@ int txn_commit(cow_store *st, int flush)
     }
     return COW_OK;
 abort:
+    if (st->in_background) {
+        /* Nobody is there to see an abort: the running transaction holds
+         * writes SQLite believes are in the files.  Stop instead; every
+         * later call fails and the container keeps its last commit and
+         * log. */
+        st->failed = 1;
+        return rc;
+    }
     return txn_abort(st, rc);
 }
 
@@ -686,13 +737,16 @@ int txn_seal(cow_store *st)
     /* same trees, a superblock that needs no validation */
     txn_wlog_reset(st);
     int slot = 1 - st->durable_slot;
-    int rc = sb_write(st, slot, 0);
+    uint64_t log_id = log_new_id(st);
+    int rc = sb_write(st, slot, 0, log_id);
     if (rc == COW_OK)
-        rc = st->dev->flush(st->dev);
+        rc = store_flush(st);
     if (rc) {
         st->failed = 1;
         return rc;
     }
+    st->log_id = log_id;
+    log_reset(st);
     st->durable_slot = st->last_slot = slot;
     st->generation = st->transid;
     st->transid++;
@@ -704,10 +758,16 @@ int txn_abort(cow_store *st, int why)
 {
     char msg[512];
     snprintf(msg, sizeof msg, "%s", cow_store_last_error(st));
-    /* Reloading forgets what is pinned: first make the last commit durable,
-     * so the state reloaded is the one a power loss goes back to. */
-    if (st->unflushed && make_durable(st))
-        return why;
+    /* Reloading forgets what is pinned: first make the last commit and the
+     * log durable, so the state reloaded (the last commit, then the log
+     * replayed onto it) is the one a power loss goes back to. */
+    if (st->unflushed || st->log_unflushed) {
+        if (store_flush(st)) {
+            st->failed = 1;
+            return why;
+        }
+        txn_now_durable(st);
+    }
     cache_destroy(&st->cache);
     alloc_destroy(st);
     refs_reset(st);
@@ -717,6 +777,9 @@ int txn_abort(cow_store *st, int why)
         rc = txn_load(st);
     if (rc == COW_OK)
         rc = file_reload_inodes(st);
+    uint64_t nreplayed = 0;
+    if (rc == COW_OK)
+        rc = log_replay(st, &nreplayed); /* what syncs made durable is kept */
     if (rc) {
         st->failed = 1;
         return rc;

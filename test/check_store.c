@@ -589,9 +589,9 @@ static void expect_image(const uint8_t *img, size_t ilen, const uint8_t *want, s
 {
     cow_store *s2;
     cow_file *f2;
-    ck_assert_int_eq(cow_store_open_dev("img", memdev_from_image(img, ilen, NULL),
-                                        COW_OPEN_READONLY, 0, &s2),
-                     COW_OK);
+    int orc = cow_store_open_dev("img", memdev_from_image(img, ilen, NULL), COW_OPEN_READONLY, 0,
+                                 &s2);
+    ck_assert_msg(orc == COW_OK, "open: %s", cow_store_last_error(NULL));
     ck_assert_int_eq(cow_file_open(s2, "db", 0, &f2), COW_OK);
     struct fmodel m = {(uint8_t *)want, len};
     fm_compare(f2, &m);
@@ -600,7 +600,7 @@ static void expect_image(const uint8_t *img, size_t ilen, const uint8_t *want, s
     test_fsck_image(img, ilen);
 }
 
-START_TEST(txn_commit_nosync_crashes)
+START_TEST(txn_persist_crashes)
 {
     uint64_t rs = test_seed() ^ 0x5c5c;
     struct memdev_ctl *ctl;
@@ -622,8 +622,9 @@ START_TEST(txn_commit_nosync_crashes)
         ck_assert_int_eq(cow_file_truncate(f, SZ), COW_OK);
         ck_assert_int_eq(cow_store_commit(st), COW_OK);
         memcpy(flushed, live, SZ);
-        uint64_t flushes = ctl->nflush;
-        /* commits without flush, overwriting (and so freeing) A's blocks */
+        uint64_t flushes = ctl->nflush, gen0 = cow_store_generation(st);
+        /* changes made to survive an application crash, overwriting (and
+         * so freeing) A's blocks: log records, or commits, without flush */
         int n = 1 + (int)(test_rand(&rs) % 4);
         for (int k = 0; k < n; k++) {
             for (int i = 0; i < 10; i++) {
@@ -632,7 +633,7 @@ START_TEST(txn_commit_nosync_crashes)
                     live[off + j] = (uint8_t)test_rand(&rs);
                 ck_assert_int_eq(cow_file_write(f, live + off, len, off), COW_OK);
             }
-            ck_assert_int_eq(cow_store_commit_nosync(st), COW_OK);
+            ck_assert_int_eq(cow_store_persist(st), COW_OK);
         }
         ck_assert_uint_eq(ctl->nflush, flushes); /* no flush at all */
         size_t dlen, vlen;
@@ -645,11 +646,13 @@ START_TEST(txn_commit_nosync_crashes)
         expect_image(vol, vlen, live, SZ);
         /* power loss after the kernel wrote back every block but the
          * superblocks: the flushed commit, intact (nothing it uses was
-         * overwritten, though the later commits freed much of it) */
+         * overwritten, though the later changes freed much of it), with
+         * the log records written without flush replayed onto it */
         uint8_t *mix = malloc(vlen);
         memcpy(mix, vol, vlen);
         memcpy(mix, dur, 2 * COW_BLOCK_SIZE);
-        expect_image(mix, vlen, flushed, SZ);
+        if (cow_store_generation(st) == gen0) /* all of it in the log */
+            expect_image(mix, vlen, live, SZ);
         /* ... and after it wrote back only the newest superblock: torn, so
          * again the flushed commit */
         memcpy(mix, dur, dlen);
@@ -673,6 +676,233 @@ START_TEST(txn_commit_nosync_crashes)
 }
 END_TEST
 
+/* ---- the log: fast fsync, replay, and every crash between two syncs ---- */
+
+static void fm_copy(struct fmodel *dst, const struct fmodel *src)
+{
+    free(dst->data);
+    dst->data = malloc(src->size ? src->size : 1);
+    if (src->size)
+        memcpy(dst->data, src->data, src->size);
+    dst->size = src->size;
+}
+
+/* 1 if file NAME of store ST holds exactly M. */
+static int fm_equal(cow_store *st, const char *name, const struct fmodel *m)
+{
+    cow_file *f;
+    uint64_t size;
+    size_t n;
+    int eq = 0;
+    ck_assert_int_eq(cow_file_open(st, name, 0, &f), COW_OK);
+    ck_assert_int_eq(cow_file_size(f, &size), COW_OK);
+    if (size == m->size) {
+        uint8_t *buf = malloc(m->size + 1);
+        ck_assert_int_eq(cow_file_read(f, buf, m->size, 0, &n), COW_OK);
+        eq = m->size == 0 || memcmp(buf, m->data, m->size) == 0;
+        free(buf);
+    }
+    cow_file_close(f);
+    return eq;
+}
+
+enum { LOG_NFILES = 2 };
+static const char *log_names[LOG_NFILES] = {"db", "db-wal"};
+
+/* 0 if IMG opens (read-only: replay in memory) to exactly state A, 1 if to
+ * state B, 2 if A and B are the same; fails the test otherwise. */
+static int which_state(const uint8_t *img, size_t len, const struct fmodel *a,
+                       const struct fmodel *b)
+{
+    cow_store *s2;
+    int orc = cow_store_open_dev("img", memdev_from_image(img, len, NULL), COW_OPEN_READONLY, 0,
+                                 &s2);
+    ck_assert_msg(orc == COW_OK, "open: %s", cow_store_last_error(NULL));
+    int isa = 1, isb = 1;
+    for (int i = 0; i < LOG_NFILES; i++) {
+        int ea = fm_equal(s2, log_names[i], &a[i]), eb = fm_equal(s2, log_names[i], &b[i]);
+        if (!ea && !eb) {
+            cow_file *f;
+            uint64_t size;
+            ck_assert_int_eq(cow_file_open(s2, log_names[i], 0, &f), COW_OK);
+            cow_file_size(f, &size);
+            fprintf(stderr, "%s: size %llu, before %zu, after %zu\n", log_names[i],
+                    (unsigned long long)size, a[i].size, b[i].size);
+            cow_file_close(f);
+        }
+        isa &= ea;
+        isb &= eb;
+    }
+    cow_store_close(s2);
+    if (!isa && !isb)
+        test_write_file("/tmp/cow-log-fail.img", img, len);
+    ck_assert_msg(isa || isb, "a crash gave neither the state before nor after the sync "
+                              "(image in /tmp/cow-log-fail.img)");
+    return isa && isb ? 2 : isa ? 0 : 1;
+}
+
+START_TEST(log_sync_is_one_flush_and_survives_power_loss)
+{
+    uint64_t rs = test_seed() ^ 0x106;
+    struct memdev_ctl *ctl;
+    struct cow_dev *dev = memdev_new(&ctl);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    cow_store_set_commit_interval(st, 0);
+    cow_file *f[LOG_NFILES];
+    struct fmodel live[LOG_NFILES] = {{0}}, dur[LOG_NFILES] = {{0}}, prev[LOG_NFILES] = {{0}};
+    for (int i = 0; i < LOG_NFILES; i++)
+        ck_assert_int_eq(cow_file_open(st, log_names[i], 1, &f[i]), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    size_t plen;
+    uint8_t *pimg = memdev_crash_image(dev, &plen);
+    uint64_t logged = 0, states = 0, saw_before = 0, saw_after = 0;
+    uint8_t buf[20000];
+    for (int step = 0; step < 150; step++) {
+        int fi = (int)(test_rand(&rs) % LOG_NFILES);
+        /* changes to both files; only file FI is synced */
+        for (int k = 0; k < 1 + (int)(test_rand(&rs) % 4); k++) {
+            int w = (int)(test_rand(&rs) % LOG_NFILES);
+            if (test_rand(&rs) % 8 == 0) {
+                size_t size = test_rand(&rs) % 120000;
+                ck_assert_int_eq(cow_file_truncate(f[w], size), COW_OK);
+                fm_truncate(&live[w], size);
+            } else {
+                size_t off = test_rand(&rs) % 100000, len = 1 + test_rand(&rs) % sizeof buf;
+                if (w == 1) /* the WAL appends */
+                    off = live[w].size;
+                for (size_t j = 0; j < len; j++)
+                    buf[j] = (uint8_t)test_rand(&rs);
+                ck_assert_int_eq(cow_file_write(f[w], buf, len, off), COW_OK);
+                fm_write(&live[w], buf, len, off);
+            }
+        }
+        for (int i = 0; i < LOG_NFILES; i++)
+            fm_copy(&prev[i], &dur[i]);
+        uint64_t gen = cow_store_generation(st), fl = ctl->nflush;
+        struct cow_stats s0, s1;
+        cow_store_stats(st, &s0);
+        ck_assert_int_eq(cow_file_sync(f[fi]), COW_OK);
+        cow_store_stats(st, &s1);
+        if (s1.log_syncs > s0.log_syncs) {
+            /* the fast path: one flush, no commit */
+            ck_assert_uint_le(ctl->nflush - fl, 1); /* none if nothing changed */
+            ck_assert_uint_eq(cow_store_generation(st), gen);
+            logged++;
+        } else {
+            /* a full commit: every file is durable */
+            for (int i = 0; i < LOG_NFILES; i++)
+                fm_copy(&dur[i], &live[i]);
+        }
+        fm_copy(&dur[fi], &live[fi]);
+        /* a power loss at any instant of that sync: any subset of the
+         * blocks it wrote, some torn at 512-byte sectors, on top of the
+         * image before it; the result is the state before or after */
+        size_t clen;
+        uint8_t *cimg = memdev_crash_image(dev, &clen);
+        size_t nb = clen / COW_BLOCK_SIZE;
+        uint64_t *diff = malloc(nb * sizeof *diff);
+        size_t nd = 0;
+        for (size_t b = 0; b < nb; b++)
+            if (b * COW_BLOCK_SIZE >= plen ||
+                memcmp(cimg + b * COW_BLOCK_SIZE, pimg + b * COW_BLOCK_SIZE, COW_BLOCK_SIZE))
+                diff[nd++] = b;
+        uint8_t *img = malloc(clen);
+        for (int trial = 0; trial < 12; trial++) {
+            memset(img, 0, clen);
+            memcpy(img, pimg, plen < clen ? plen : clen);
+            int all = trial == 0;
+            for (size_t d = 0; d < nd; d++) {
+                size_t at = diff[d] * COW_BLOCK_SIZE;
+                if (all || test_rand(&rs) % 2) {
+                    memcpy(img + at, cimg + at, COW_BLOCK_SIZE);
+                } else if (test_rand(&rs) % 2) {
+                    for (int sec = 0; sec < 8; sec++) /* torn */
+                        if (test_rand(&rs) % 2)
+                            memcpy(img + at + sec * 512, cimg + at + sec * 512, 512);
+                }
+            }
+            int r = which_state(img, clen, prev, dur);
+            if (all)
+                ck_assert_msg(r != 0, "the whole sync on disk did not give its state");
+            saw_before += r == 0;
+            saw_after += r == 1;
+            states++;
+        }
+        /* read-write open of the whole image: replayed, committed, clean */
+        if (step % 10 == 0) {
+            cow_store *s2;
+            struct cow_dev *d2 = memdev_from_image(cimg, clen, NULL);
+            ck_assert_int_eq(cow_store_open_dev("rw", d2, 0, 0, &s2), COW_OK);
+            for (int i = 0; i < LOG_NFILES; i++)
+                ck_assert(fm_equal(s2, log_names[i], &dur[i]));
+            fsck_memdev(s2, d2);
+            cow_store_close(s2);
+        }
+        free(img);
+        free(diff);
+        free(pimg);
+        pimg = cimg;
+        plen = clen;
+    }
+    ck_assert_uint_gt(logged, 100); /* most syncs took the fast path */
+    ck_assert_uint_gt(saw_before, 0);
+    printf("log: %llu of 150 syncs through the log; %llu crash states (%llu before, %llu after)\n",
+           (unsigned long long)logged, (unsigned long long)states,
+           (unsigned long long)saw_before, (unsigned long long)saw_after);
+    free(pimg);
+    for (int i = 0; i < LOG_NFILES; i++) {
+        cow_file_close(f[i]);
+        free(live[i].data);
+        free(dur[i].data);
+        free(prev[i].data);
+    }
+    cow_store_close(st);
+}
+END_TEST
+
+/* A write that fails after syncs went through the log aborts the running
+ * transaction: what the syncs made durable stays (replayed from the log). */
+START_TEST(log_abort_keeps_synced_data)
+{
+    struct memdev_ctl *ctl;
+    struct cow_dev *dev = memdev_new(&ctl);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    cow_store_set_commit_interval(st, 0);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    struct fmodel m = {0};
+    uint8_t buf[9000];
+    memset(buf, '0', sizeof buf);
+    ck_assert_int_eq(cow_file_write(f, buf, sizeof buf, 0), COW_OK); /* a data group */
+    fm_write(&m, buf, sizeof buf, 0);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    for (int i = 0; i < 5; i++) {
+        memset(buf, 'a' + i, sizeof buf);
+        ck_assert_int_eq(cow_file_write(f, buf, sizeof buf, (size_t)i * 5000), COW_OK);
+        fm_write(&m, buf, sizeof buf, (size_t)i * 5000);
+        ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    }
+    struct cow_stats s;
+    cow_store_stats(st, &s);
+    ck_assert_uint_eq(s.log_syncs, 5);
+    /* an unsynced write, then a commit that fails: the abort loses the
+     * write, not what the syncs logged */
+    memset(buf, 'z', sizeof buf);
+    ck_assert_int_eq(cow_file_write(f, buf, 100, 0), COW_OK);
+    ctl->fail_writes_after = 1;
+    ck_assert_int_ne(cow_store_commit(st), COW_OK);
+    ctl->fail_writes_after = 0;
+    fm_compare(f, &m);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    fm_compare(f, &m);
+    cow_file_close(f);
+    cow_store_close(st);
+    free(m.data);
+}
+END_TEST
+
 Suite *txn_suite(void)
 {
     Suite *s = suite_create("txn");
@@ -682,7 +912,9 @@ Suite *txn_suite(void)
     tcase_add_test(tc, txn_torn_superblock_falls_back);
     tcase_add_test(tc, txn_failed_write_aborts_cleanly);
     tcase_add_test(tc, txn_torn_one_flush_commit);
-    tcase_add_test(tc, txn_commit_nosync_crashes);
+    tcase_add_test(tc, txn_persist_crashes);
+    tcase_add_test(tc, log_sync_is_one_flush_and_survives_power_loss);
+    tcase_add_test(tc, log_abort_keeps_synced_data);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -878,7 +1110,8 @@ START_TEST(file_bad_containers)
     int fd = open(path, O_RDWR);
     uint8_t b[4096];
     int damaged = 0;
-    for (off_t o = 8192; o < 65536; o += 4096) {
+    off_t fsize = lseek(fd, 0, SEEK_END);
+    for (off_t o = 8192; o < fsize; o += 4096) {
         ck_assert_int_eq(pread(fd, b, 4096, o), 4096);
         if (get32(b + TB_MAGIC) == COW_TREE_MAGIC) {
             b[200] ^= 0x40;

@@ -442,7 +442,7 @@ static int cmd_dump(int argc, char **argv)
 
 static const char help_dump[] =
     "Decodes the container at PATH from the raw file: both superblocks, then\n"
-    "every block of the root, extent, csum and log trees and of every subvolume\n"
+    "every block of the root, extent and csum trees and of every subvolume\n"
     "tree, each block once (a block shared by snapshots is shown the first time),\n"
     "with every item decoded.  Damaged blocks are shown with what is wrong.\n"
     "\n"

@@ -5,9 +5,10 @@
  * crc32c: nothing here calls the store, so the checker and the store are two
  * readings of one format that must agree.
  *
- * The check runs in four passes:
+ * The check runs in five passes:
  *
- *   1. superblocks: both copies; the newest valid one is used.
+ *   1. superblocks: both copies; the newest valid one is used.  Its log
+ *      areas are owned by the superblock (used space without extent items).
  *   2. structure: every tree is walked from its root (superblock root refs,
  *      then the ROOT_ITEMs of the root tree), each distinct block once.  A
  *      block is checked on its first visit (checksum, header, item layout,
@@ -19,12 +20,16 @@
  *      extent-tree items, csum items, ROOT_ITEMs, and the data references of
  *      EXTENT_DATA items (counted once per distinct leaf).
  *   3. cross-checks: tree block and data extent refcounts, csum items,
- *      space (overlaps, bounds, block group accounting), each only when the
- *      trees it depends on were read completely, so that one damaged block
- *      gives one problem rather than a thousand consequential ones.
+ *      space (overlaps, bounds, block group accounting, the superblocks and
+ *      log areas included), each only when the trees it depends on were
+ *      read completely, so that one damaged block gives one problem rather
+ *      than a thousand consequential ones.
  *   4. files: each subvolume tree is read again in key order to check its
  *      inodes, names and file extents; then, with COW_FSCK_DATA, every data
  *      block is verified against its checksum.
+ *   5. log: the records in the log area of the superblock copy in use are
+ *      read as replay reads them; valid ones are pending replay (legal, a
+ *      note) and their items are checked against the committed state.
  *
  * All input is untrusted: every count is bounded by the block size, every
  * offset is checked before use, and arithmetic on disk values is done so
@@ -42,6 +47,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -160,14 +166,17 @@ static void map_free(struct u64map *m)
 /* names                                                               */
 /* ------------------------------------------------------------------ */
 
-enum { T_ROOT, T_EXTENT, T_CSUM, T_LOG, T_SUBVOL, T_NCLASS };
+/* Tree classes; the first T_NSB have their roots in the superblock. */
+enum { T_ROOT, T_EXTENT, T_CSUM, T_SUBVOL, T_NCLASS };
+#define T_NSB T_SUBVOL
 
 static const char *const class_name[T_NCLASS] = {"root tree", "extent tree", "csum tree",
-                                                 "log tree", "subvolume tree"};
+                                                 "subvolume tree"};
 static const uint64_t class_owner[T_NCLASS] = {COW_ROOT_TREE_OBJECTID,
                                                COW_EXTENT_TREE_OBJECTID,
-                                               COW_CSUM_TREE_OBJECTID, COW_LOG_TREE_OBJECTID,
-                                               COW_FS_TREE_OBJECTID};
+                                               COW_CSUM_TREE_OBJECTID, COW_FS_TREE_OBJECTID};
+/* Where the superblock holds their root refs. */
+static const unsigned sb_root_off[T_NSB] = {SB_ROOT_TREE, SB_EXTENT_TREE, SB_CSUM_TREE};
 
 static const char *type_name(unsigned t)
 {
@@ -181,6 +190,7 @@ static const char *type_name(unsigned t)
     case COW_METADATA_ITEM: return "METADATA_ITEM";
     case COW_BLOCK_GROUP_ITEM: return "BLOCK_GROUP_ITEM";
     case COW_ORPHAN_ITEM: return "ORPHAN_ITEM";
+    case COW_LOG_RANGE: return "LOG_RANGE";
     default: return NULL;
     }
 }
@@ -356,9 +366,10 @@ struct subvol {
 struct span {
     uint64_t start, len;
     uint64_t id;  /* block or extent address */
-    uint8_t kind; /* 0 superblocks, 1 tree block (cls in sub), 2 data */
-    uint8_t sub;
+    uint8_t kind; /* SP_* */
+    uint8_t sub;  /* SP_TREE: class; SP_LOG: superblock copy */
 };
+enum { SP_SB, SP_TREE, SP_DATA, SP_LOG };
 
 struct rootref {
     uint64_t bytenr, gen;
@@ -376,8 +387,12 @@ struct fsck {
     int fatal; /* negative errno: stop */
 
     /* the superblock in use */
-    uint64_t gen, bg_size, total, bytes_used, log_gen;
-    struct rootref rr[4]; /* root, extent, csum, log (indexed by class) */
+    uint64_t gen, bg_size, total, bytes_used;
+    struct rootref rr[T_NSB]; /* root, extent, csum (indexed by class) */
+    uint64_t log_area[COW_SB_COPIES], log_id;
+    uint32_t log_blocks;
+    int have_log; /* both log areas present and block aligned */
+    int log_bad;  /* the log area fields are invalid: used bytes unknown */
 
     /* the walk in progress */
     int cls;
@@ -402,7 +417,11 @@ struct fsck {
     struct subvol *sv;
     size_t nsv, capsv;
 
-    int tree_ok[T_NCLASS]; /* root/extent/csum/log trees read completely */
+    int tree_ok[T_NCLASS]; /* root/extent/csum trees read completely */
+    int space_ok;          /* every used range is known (check_space's all_ok) */
+    struct span *sp;       /* used ranges, sorted (kept by check_space) */
+    size_t nsp;
+    struct u64map logx;    /* logged data extent -> its blocks (pass 5) */
 };
 
 static void vmsg(struct fsck *f, int is_note, const char *fmt, va_list ap)
@@ -544,8 +563,6 @@ static void rootref_get(struct fsck *f, const uint8_t *sb, int cls, unsigned off
     rr->gen = get48(p + RR_GENERATION);
     rr->level = p[RR_LEVEL];
     rr->valid = 0;
-    if (cls == T_LOG && rr->bytenr == 0)
-        return; /* no log */
     int ok = 1;
     if (rr->bytenr == 0 || rr->bytenr % BS) {
         problem(f, "superblock: %s root at %" PRIu64 ", not a block address", class_name[cls],
@@ -558,6 +575,55 @@ static void rootref_get(struct fsck *f, const uint8_t *sb, int cls, unsigned off
         ok = 0;
     }
     rr->valid = ok;
+}
+
+/*
+ * Reads and checks the log area fields of superblock SB (the copy in use);
+ * OTHER is the other copy (number O) if it is valid, else NULL.  Sets
+ * f->have_log when both areas can be accounted and scanned; where they lie
+ * (bounds, overlaps, block group type) is checked with the other used space.
+ */
+static void check_log_areas(struct fsck *f, const uint8_t *sb, const uint8_t *other, int o)
+{
+    f->log_area[0] = get64(sb + SB_LOG_AREA0);
+    f->log_area[1] = get64(sb + SB_LOG_AREA1);
+    f->log_blocks = get32(sb + SB_LOG_BLOCKS);
+    f->log_id = get64(sb + SB_LOG_ID);
+    f->have_log = 0;
+    if (get32(sb + SB_LOG_BLOCKS + 4))
+        problem(f, "superblock: bytes 124..127 (after the log area length) are not zero");
+    if (other && memcmp(other + SB_LOG_AREA0, sb + SB_LOG_AREA0, SB_UUID - SB_LOG_AREA0))
+        note(f, "superblock copy %d has other log areas (%" PRIu64 ", %" PRIu64 ", %u blocks)",
+             o, get64(other + SB_LOG_AREA0), get64(other + SB_LOG_AREA1),
+             get32(other + SB_LOG_BLOCKS));
+    uint64_t a0 = f->log_area[0], a1 = f->log_area[1];
+    uint32_t nb = f->log_blocks;
+    if (!a0 && !a1 && !nb) {
+        note(f, "superblock: the container has no log areas");
+        return;
+    }
+    if (!a0 || !a1 || !nb) {
+        problem(f, "superblock: log areas at %" PRIu64 " and %" PRIu64 " of %u blocks: "
+                   "either all three are 0 (no log areas) or none is",
+                a0, a1, nb);
+        f->log_bad = 1;
+        return;
+    }
+    int ok = 1;
+    if (f->bg_size && nb > f->bg_size / BS) {
+        problem(f, "superblock: log areas of %u blocks, longer than a block group (%" PRIu64
+                   " blocks)",
+                nb, f->bg_size / BS);
+        ok = 0;
+    }
+    for (int k = 0; k < COW_SB_COPIES; k++)
+        if (f->log_area[k] % BS) {
+            problem(f, "superblock: log area %d at %" PRIu64 ", not a block address", k,
+                    f->log_area[k]);
+            ok = 0;
+        }
+    f->have_log = ok;
+    f->log_bad = !ok;
 }
 
 /* Returns 0 if a superblock was found, 1 if not (a problem was reported). */
@@ -636,12 +702,11 @@ static int check_superblocks(struct fsck *f)
     size_t sb_end = SB_COMMIT_LIST;
     if (flags & COW_SB_ONE_FLUSH)
         sb_end += (size_t)get32(sb + SB_COMMIT_NRANGES) * SB_COMMIT_ENTRY;
-    else if (!all_zero(sb + SB_COMMIT_NRANGES, SB_COMMIT_LIST - SB_COMMIT_NRANGES))
+    else if (!all_zero(sb + SB_COMMIT_NRANGES, SB_LOG_ID - SB_COMMIT_NRANGES))
         problem(f, "superblock: a commit list without the one-flush flag");
     f->bg_size = get64(sb + SB_BG_SIZE);
     f->total = get64(sb + SB_TOTAL_BYTES);
     f->bytes_used = get64(sb + SB_BYTES_USED);
-    f->log_gen = get64(sb + SB_LOG_GENERATION);
     f->r->total_bytes = f->total;
     if (f->bg_size == 0 || f->bg_size % BS || f->bg_size < 2 * BS) {
         problem(f, "superblock: block group size %" PRIu64 " is not a multiple of 4096 of at least 8192",
@@ -659,23 +724,14 @@ static int check_superblocks(struct fsck *f)
              f->total);
     if (sb_end < BS && !all_zero(sb + sb_end, BS - sb_end))
         problem(f, "superblock: bytes %zu..4095 are not zero", sb_end);
-    rootref_get(f, sb, T_ROOT, SB_ROOT_TREE);
-    rootref_get(f, sb, T_EXTENT, SB_EXTENT_TREE);
-    rootref_get(f, sb, T_CSUM, SB_CSUM_TREE);
-    rootref_get(f, sb, T_LOG, SB_LOG_TREE);
-    for (int t = 0; t < 4; t++)
-        if (f->rr[t].valid && f->rr[t].gen > f->gen && t != T_LOG)
+    for (int t = 0; t < T_NSB; t++) {
+        rootref_get(f, sb, t, sb_root_off[t]);
+        if (f->rr[t].valid && f->rr[t].gen > f->gen)
             problem(f, "superblock: %s root generation %" PRIu64 " > superblock generation %" PRIu64,
                     class_name[t], f->rr[t].gen, f->gen);
+    }
+    check_log_areas(f, sb, valid[o] ? buf[o] : NULL, o);
     return 0;
-}
-
-/* Highest generation a block of the walk in progress may have. */
-static uint64_t max_gen(const struct fsck *f)
-{
-    if (f->cls == T_LOG && f->log_gen > f->gen)
-        return f->log_gen;
-    return f->gen;
 }
 
 /* ------------------------------------------------------------------ */
@@ -701,9 +757,13 @@ static struct dext *dext_get(struct fsck *f, uint64_t bytenr, int create)
     return d;
 }
 
-/* Checks one EXTENT_DATA item (data P, 40 bytes) of a leaf; counts its ref. */
+/*
+ * Checks one EXTENT_DATA item (data P, 40 bytes) of leaf LEAF and counts its
+ * ref; or, with LEAF == 0, one of a log record (generation not checked: the
+ * record belongs to the transaction after the superblock's; no ref).
+ */
 static void check_file_extent(struct fsck *f, const char *where, const struct cow_key *k,
-                              const uint8_t *p, uint64_t leaf, int count_ref)
+                              const uint8_t *p, uint64_t leaf)
 {
     char ks[80];
     key_str(k, ks, sizeof(ks));
@@ -737,10 +797,10 @@ static void check_file_extent(struct fsck *f, const char *where, const struct co
                 where, ks, xoff, nbytes, dlen);
     if (type != COW_FE_REG && type != COW_FE_PREALLOC)
         problem(f, "%s: %s: extent type %u (expected 0 REG or 1 PREALLOC)", where, ks, type);
-    if (f->gen <= UINT32_MAX && gen > f->gen && f->cls != T_LOG)
+    if (leaf && f->gen <= UINT32_MAX && gen > f->gen)
         problem(f, "%s: %s: generation %u > superblock generation %" PRIu64, where, ks, gen,
                 f->gen);
-    if (!ok || !count_ref)
+    if (!ok || !leaf)
         return;
     struct dext *d = dext_get(f, dbytenr, 1);
     if (!d)
@@ -771,17 +831,17 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
     switch (k->type) {
     case COW_INODE_ITEM:
         want = INODE_ITEM_SIZE;
-        allowed = cls == T_SUBVOL || cls == T_LOG;
+        allowed = cls == T_SUBVOL;
         break;
     case COW_DIR_ITEM:
-        allowed = cls == T_SUBVOL || cls == T_LOG;
+        allowed = cls == T_SUBVOL;
         break;
     case COW_EXTENT_DATA:
         want = FE_ITEM_SIZE;
-        allowed = cls == T_SUBVOL || cls == T_LOG;
+        allowed = cls == T_SUBVOL;
         break;
     case COW_EXTENT_CSUM:
-        allowed = cls == T_CSUM || cls == T_LOG;
+        allowed = cls == T_CSUM;
         break;
     case COW_ROOT_ITEM:
         want = ROOT_ITEM_SIZE;
@@ -803,10 +863,7 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
         break;
     }
     if (!allowed) {
-        if (cls == T_LOG)
-            note(f, "%s: item %s of a type not known in a log tree", where, ks);
-        else
-            problem(f, "%s: item %s does not belong in the %s", where, ks, class_name[cls]);
+        problem(f, "%s: item %s does not belong in the %s", where, ks, class_name[cls]);
         return;
     }
     if ((want || k->type == COW_ORPHAN_ITEM) && size != want) {
@@ -822,7 +879,7 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
         if (get64(p + INODE_FLAGS))
             problem(f, "%s: %s: inode flags 0x%" PRIx64 ", none are defined", where, ks,
                     get64(p + INODE_FLAGS));
-        if (cls != T_LOG && (g > f->gen || t > f->gen))
+        if (g > f->gen || t > f->gen)
             problem(f, "%s: %s: inode generation %" PRIu64 " / transid %" PRIu64
                        " > superblock generation %" PRIu64,
                     where, ks, g, t, f->gen);
@@ -837,7 +894,7 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
                     (unsigned long long)COW_ORPHAN_OBJECTID, (unsigned long long)COW_FIRST_INO);
         break;
     case COW_EXTENT_DATA:
-        check_file_extent(f, where, k, p, f->blk[idx].bytenr, cls == T_SUBVOL);
+        check_file_extent(f, where, k, p, f->blk[idx].bytenr);
         break;
     case COW_EXTENT_CSUM:
         if (k->objectid != COW_CSUM_TREE_OBJECTID)
@@ -848,8 +905,6 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
                     COW_MAX_EXTENT_BLOCKS);
             break;
         }
-        if (cls != T_CSUM)
-            break;
         if (vec_reserve((void **)&f->cs, &f->capcs, f->ncs + 1, sizeof(*f->cs)) ||
             vec_reserve((void **)&f->pool, &f->cappool, f->npool + size / 4, sizeof(uint32_t))) {
             set_fatal(f, -ENOMEM);
@@ -1246,9 +1301,9 @@ static uint32_t walk(struct fsck *f, uint64_t bytenr, uint64_t exp_gen, unsigned
     if (me->gen != exp_gen)
         problem(f, "%s: generation %" PRIu64 ", but %s expects %" PRIu64, where, me->gen, from,
                 exp_gen);
-    if (me->gen > max_gen(f))
+    if (me->gen > f->gen)
         problem(f, "%s: generation %" PRIu64 " > superblock generation %" PRIu64, where, me->gen,
-                max_gen(f));
+                f->gen);
     uint64_t owner = get64(b + TB_OWNER);
     if (f->cls == T_SUBVOL ? owner < COW_FS_TREE_OBJECTID : owner != class_owner[f->cls])
         problem(f, "%s: owner %" PRIu64 ", expected %s%" PRIu64, where, owner,
@@ -1419,10 +1474,13 @@ static int span_cmp(const void *a, const void *b)
 
 static const char *span_str(const struct span *s, char *buf, size_t len)
 {
-    if (s->kind == 0)
+    if (s->kind == SP_SB)
         snprintf(buf, len, "superblock range [0, 8192)");
-    else if (s->kind == 1)
+    else if (s->kind == SP_TREE)
         snprintf(buf, len, "%s block %" PRIu64, class_name[s->sub], s->id);
+    else if (s->kind == SP_LOG)
+        snprintf(buf, len, "log area %u [%" PRIu64 ", %" PRIu64 " blocks)", s->sub, s->id,
+                 s->len / BS);
     else
         snprintf(buf, len, "data extent %" PRIu64 " (%" PRIu64 " bytes)", s->id, s->len);
     return buf;
@@ -1434,19 +1492,32 @@ static int bg_cmp(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/*
+ * Space: every used range (superblocks, log areas, tree blocks, data
+ * extents) inside the container and apart from the others, in a block group
+ * of its type, and the used bytes of each group and of the superblock.  The
+ * sorted ranges are kept in f->sp for the log check.
+ */
 static void check_space(struct fsck *f, int all_ok)
 {
-    size_t n = 1 + f->nblk + f->ndx;
+    size_t n = 1 + COW_SB_COPIES + f->nblk + f->ndx;
     struct span *sp = malloc(n * sizeof(*sp));
     if (!sp) {
         set_fatal(f, -ENOMEM);
         return;
     }
+    f->sp = sp;
     size_t k = 0;
-    sp[k++] = (struct span){0, 2 * BS, 0, 0, 0};
+    sp[k++] = (struct span){0, 2 * BS, 0, SP_SB, 0};
     uint64_t meta = 2 * BS, data = 0;
+    /* the log areas belong to the superblock, like its two blocks */
+    for (int c = 0; f->have_log && c < COW_SB_COPIES; c++) {
+        uint64_t len = (uint64_t)f->log_blocks * BS;
+        sp[k++] = (struct span){f->log_area[c], len, f->log_area[c], SP_LOG, (uint8_t)c};
+        meta += len;
+    }
     for (size_t i = 0; i < f->nblk; i++) {
-        sp[k++] = (struct span){f->blk[i].bytenr, BS, f->blk[i].bytenr, 1, f->blk[i].cls};
+        sp[k++] = (struct span){f->blk[i].bytenr, BS, f->blk[i].bytenr, SP_TREE, f->blk[i].cls};
         meta += BS;
     }
     for (size_t i = 0; i < f->ndx; i++) {
@@ -1454,9 +1525,10 @@ static void check_space(struct fsck *f, int all_ok)
         uint64_t len = d->has_item ? d->item_len : d->ref_len;
         if (d->bytenr % BS || len == 0 || len % BS)
             continue;
-        sp[k++] = (struct span){d->bytenr, len, d->bytenr, 2, 0};
+        sp[k++] = (struct span){d->bytenr, len, d->bytenr, SP_DATA, 0};
         data += len;
     }
+    f->nsp = k;
     f->r->tree_blocks = f->nblk;
     f->r->data_extents = f->ndx;
     f->r->metadata_bytes = meta;
@@ -1485,7 +1557,6 @@ static void check_space(struct fsck *f, int all_ok)
     f->r->block_groups = f->nbg;
     if (!f->tree_ok[T_EXTENT]) {
         note(f, "block groups not checked: the extent tree is damaged");
-        free(sp);
         return;
     }
     if (f->nbg > 1)
@@ -1520,11 +1591,12 @@ static void check_space(struct fsck *f, int all_ok)
     else if (expect > f->total)
         problem(f, "block groups reach %" PRIu64 ", beyond total_bytes %" PRIu64, expect, f->total);
 
-    if (!all_ok) {
-        note(f, "used bytes not checked: some trees are damaged");
-        free(sp);
+    if (!all_ok || f->log_bad) {
+        note(f, "used bytes not checked: %s",
+             all_ok ? "the superblock's log areas are invalid" : "some trees are damaged");
         return;
     }
+    f->space_ok = 1;
     /* used bytes per group: sum of the overlap of every span with it */
     size_t j = 0;
     for (size_t i = 0; i < f->nbg; i++) {
@@ -1539,9 +1611,9 @@ static void check_space(struct fsck *f, int all_ok)
                 e = ge;
             if (e > s)
                 g->calc += e - s;
-            /* data only in DATA groups, tree blocks and superblocks only in
-             * METADATA groups */
-            int is_data = sp[m].kind == 2;
+            /* data only in DATA groups, tree blocks, superblocks and log
+             * areas only in METADATA groups */
+            int is_data = sp[m].kind == SP_DATA;
             if (e > s && (g->flags == COW_BG_DATA || g->flags == COW_BG_METADATA) &&
                 is_data != (g->flags == COW_BG_DATA))
                 problem(f, "%s lies in %s block group %" PRIu64,
@@ -1556,7 +1628,6 @@ static void check_space(struct fsck *f, int all_ok)
         problem(f, "superblock: bytes_used %" PRIu64 ", recomputed %" PRIu64
                    " (%" PRIu64 " metadata + %" PRIu64 " data)",
                 f->bytes_used, meta + data, meta, data);
-    free(sp);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1775,6 +1846,389 @@ static void check_data(struct fsck *f)
 }
 
 /* ------------------------------------------------------------------ */
+/* pass 5: the log (also used by the dump)                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The log area of the superblock copy in use, read record by record the way
+ * replay reads it: a record counts if it is whole (crc), names the
+ * superblock (log_id, generation), has the next sequence number, its items
+ * parse, and every EXTENT_CSUM item matches the data at its address.  The
+ * first record that does not ends the log.
+ */
+struct logscan {
+    int fd;
+    uint64_t fsize;
+    uint64_t area;        /* bytenr of the area */
+    uint32_t nblocks;     /* area length in blocks */
+    uint64_t log_id, gen; /* of the superblock in use */
+    uint32_t pos;         /* area block of the record being read */
+    uint64_t seq;         /* sequence number of the last valid record */
+    uint8_t *rec;         /* the record (rec_blocks blocks) */
+    size_t cap;
+    uint32_t rec_blocks, nitems;
+    char why[160];        /* why the log ends */
+    int odd;              /* it ends at something other than an empty block or
+                           * a stale record: a torn or broken record */
+    int ioerr;            /* ... or at a read error */
+};
+
+/* Reads item I's header at *POS of record R (LEN bytes); 0 if it does not fit. */
+static int log_item(const uint8_t *r, size_t len, size_t *pos, struct cow_key *k,
+                    const uint8_t **data, unsigned *size)
+{
+    if (*pos > len || len - *pos < LOG_ITEM_HEADER)
+        return 0;
+    key_get(k, r + *pos);
+    *size = get16(r + *pos + COW_KEY_SIZE);
+    if (len - *pos - LOG_ITEM_HEADER < *size)
+        return 0;
+    *data = r + *pos + LOG_ITEM_HEADER;
+    *pos += LOG_ITEM_HEADER + *size;
+    return 1;
+}
+
+__attribute__((format(printf, 2, 3))) static int log_end(struct logscan *s, const char *fmt,
+                                                         ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->why, sizeof(s->why), fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+/* Does the data at BYTENR match the N crcs at P?  1 yes, else 0 with
+ * s->why set. */
+static int log_data_ok(struct logscan *s, uint64_t bytenr, const uint8_t *p, unsigned n)
+{
+    uint8_t b[BS];
+    if (bytenr == 0 || bytenr % BS)
+        return log_end(s, "EXTENT_CSUM for %" PRIu64 ", not a block address", bytenr);
+    if (range_end(bytenr, (uint64_t)n * BS) > s->fsize)
+        return log_end(s, "data of extent %" PRIu64 " lies past the end of the file", bytenr);
+    for (unsigned i = 0; i < n; i++) {
+        int rd = read_at(s->fd, b, BS, bytenr + (uint64_t)i * BS);
+        if (rd) {
+            s->ioerr = rd > 1;
+            return log_end(s, "cannot read data of extent %" PRIu64 ": %s", bytenr,
+                           rd == 1 ? "past end of file" : strerror(rd));
+        }
+        if (crc32c(0, b, BS) != get32(p + 4 * i))
+            return log_end(s, "data of extent %" PRIu64 " does not match (block %u of %u)",
+                           bytenr, i, n);
+    }
+    return 1;
+}
+
+/*
+ * Reads the record at s->pos after the last valid one.  Returns 1 if it is
+ * valid (s->rec, s->rec_blocks, s->nitems; s->pos still at it), 0 if the log
+ * ends there (s->why), or -ENOMEM.
+ */
+static int log_next(struct logscan *s)
+{
+    s->odd = 0;
+    if (s->pos >= s->nblocks)
+        return log_end(s, "the area is full");
+    if (s->cap < BS) {
+        uint8_t *n = realloc(s->rec, BS);
+        if (!n)
+            return -ENOMEM;
+        s->rec = n;
+        s->cap = BS;
+    }
+    uint64_t at = s->area + (uint64_t)s->pos * BS;
+    int rd = read_at(s->fd, s->rec, BS, at);
+    if (rd) {
+        s->odd = s->ioerr = rd > 1;
+        return log_end(s, "cannot read: %s", rd == 1 ? "past end of file" : strerror(rd));
+    }
+    const uint8_t *r = s->rec;
+    if (get32(r + LOG_MAGIC) != COW_LOG_MAGIC)
+        return log_end(s, all_zero(r, BS) ? "empty (zero block)" : "bad magic");
+    s->odd = 1;
+    uint32_t nb = get32(r + LOG_NBLOCKS);
+    if (nb == 0 || nb > s->nblocks - s->pos)
+        return log_end(s, "nblocks %u does not fit in the area (%u blocks left)", nb,
+                       s->nblocks - s->pos);
+    size_t len = (size_t)nb * BS;
+    if (s->cap < len) {
+        uint8_t *n = realloc(s->rec, len);
+        if (!n)
+            return -ENOMEM;
+        s->rec = n;
+        s->cap = len;
+    }
+    r = s->rec;
+    if (nb > 1 && (rd = read_at(s->fd, s->rec + BS, len - BS, at + BS)) != 0) {
+        s->ioerr = rd > 1;
+        return log_end(s, "cannot read: %s", rd == 1 ? "past end of file" : strerror(rd));
+    }
+    uint32_t c = crc32c(0, r + 4, len - 4);
+    if (c != get32(r + LOG_CSUM))
+        return log_end(s, "crc mismatch (stored 0x%08x, computed 0x%08x)", get32(r + LOG_CSUM), c);
+    if (get64(r + LOG_ID) != s->log_id || get64(r + LOG_GENERATION) != s->gen) {
+        s->odd = 0;
+        if (get64(r + LOG_ID) != s->log_id)
+            return log_end(s, "other log_id (stale record)");
+        return log_end(s, "generation %" PRIu64 ", the superblock's is %" PRIu64 " (stale record)",
+                       get64(r + LOG_GENERATION), s->gen);
+    }
+    if (get64(r + LOG_SEQ) != s->seq + 1)
+        return log_end(s, "sequence number %" PRIu64 ", expected %" PRIu64, get64(r + LOG_SEQ),
+                       s->seq + 1);
+    uint32_t ni = get32(r + LOG_NITEMS);
+    size_t pos = LOG_HEADER_SIZE;
+    struct cow_key k;
+    const uint8_t *p;
+    unsigned size;
+    for (uint32_t i = 0; i < ni; i++)
+        if (!log_item(r, len, &pos, &k, &p, &size))
+            return log_end(s, "item %u of %u runs past the end of the record", i, ni);
+    pos = LOG_HEADER_SIZE;
+    for (uint32_t i = 0; i < ni; i++) {
+        log_item(r, len, &pos, &k, &p, &size);
+        if (k.type != COW_EXTENT_CSUM)
+            continue;
+        if (size == 0 || size % 4 || size > COW_MAX_EXTENT_BLOCKS * 4)
+            return log_end(s, "item %u: EXTENT_CSUM of %u bytes, not 1..%u crcs", i, size,
+                           COW_MAX_EXTENT_BLOCKS);
+        if (!log_data_ok(s, k.offset, p, size / 4))
+            return 0;
+    }
+    s->rec_blocks = nb;
+    s->nitems = ni;
+    return 1;
+}
+
+/* Moves past the valid record just read. */
+static void log_advance(struct logscan *s)
+{
+    s->seq++;
+    s->pos += s->rec_blocks;
+}
+
+/* Index of the block group holding ADDR (f->bg sorted), or -1. */
+static ptrdiff_t bg_find(const struct fsck *f, uint64_t addr)
+{
+    size_t lo = 0, hi = f->nbg;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (f->bg[mid].start <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0 || range_end(f->bg[lo - 1].start, f->bg[lo - 1].len) <= addr)
+        return -1;
+    return (ptrdiff_t)(lo - 1);
+}
+
+/*
+ * A data extent of BLOCKS blocks at BYTENR that an EXTENT_CSUM item of the
+ * log describes.  Unless it is a committed extent, it is new data: it must
+ * lie in space that is free in the committed state, in DATA block groups.
+ */
+static void log_extent(struct fsck *f, const char *where, uint64_t bytenr, uint32_t blocks)
+{
+    uint64_t len = (uint64_t)blocks * BS, end = range_end(bytenr, len);
+    struct dext *d = dext_get(f, bytenr, 0);
+    if (d && d->has_item && d->item_len == len)
+        return; /* committed */
+    if (map_put(&f->logx, bytenr, blocks)) {
+        set_fatal(f, -ENOMEM);
+        return;
+    }
+    if (!f->space_ok)
+        return;
+    if (end > f->total) {
+        problem(f, "%s: logged data extent %" PRIu64 " (%u block%s) ends beyond total_bytes %" PRIu64,
+                where, bytenr, blocks, blocks == 1 ? "" : "s", f->total);
+        return;
+    }
+    /* the last used range starting before END */
+    size_t lo = 0, hi = f->nsp;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (f->sp[mid].start < end)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    char a[96];
+    if (lo && range_end(f->sp[lo - 1].start, f->sp[lo - 1].len) > bytenr)
+        problem(f, "%s: logged data extent %" PRIu64 " (%u block%s) overlaps %s, which the commit uses",
+                where, bytenr, blocks, blocks == 1 ? "" : "s",
+                span_str(&f->sp[lo - 1], a, sizeof(a)));
+    for (ptrdiff_t g = bg_find(f, bytenr); g >= 0 && (size_t)g < f->nbg && f->bg[g].start < end;
+         g++) {
+        if (f->bg[g].flags != COW_BG_DATA) {
+            problem(f, "%s: logged data extent %" PRIu64 " (%u block%s) lies in METADATA block group %" PRIu64,
+                    where, bytenr, blocks, blocks == 1 ? "" : "s", f->bg[g].start);
+            break;
+        }
+    }
+}
+
+/* A LOG_RANGE of a record, until its inode's INODE_ITEM. */
+struct lrange {
+    uint64_t ino, start, end;
+    int open;
+};
+
+/* Checks the items of the valid record just read (format, and against the
+ * committed state when that is known). */
+static void check_log_record(struct fsck *f, const struct logscan *s)
+{
+    const uint8_t *r = s->rec;
+    size_t len = (size_t)s->rec_blocks * BS, pos = LOG_HEADER_SIZE;
+    char where[80], ks[80];
+    snprintf(where, sizeof(where), "log record %" PRIu64 " (area block %u)", s->seq + 1, s->pos);
+    if (!all_zero(r + LOG_NITEMS + 4, LOG_HEADER_SIZE - LOG_NITEMS - 4))
+        problem(f, "%s: header bytes 40..47 are not zero", where);
+    struct lrange *rg = NULL;
+    size_t nrg = 0, caprg = 0;
+    struct cow_key k;
+    const uint8_t *p;
+    unsigned size;
+    for (uint32_t i = 0; i < s->nitems && !f->fatal; i++) {
+        log_item(r, len, &pos, &k, &p, &size);
+        key_str(&k, ks, sizeof(ks));
+        unsigned want = k.type == COW_LOG_RANGE     ? 8
+                        : k.type == COW_EXTENT_DATA ? FE_ITEM_SIZE
+                        : k.type == COW_INODE_ITEM  ? INODE_ITEM_SIZE
+                                                    : 0;
+        if (k.type == COW_EXTENT_CSUM) {
+            if (k.objectid != COW_CSUM_TREE_OBJECTID)
+                problem(f, "%s: %s: csum items have object id %llu", where, ks,
+                        (unsigned long long)COW_CSUM_TREE_OBJECTID);
+            log_extent(f, where, k.offset, size / 4);
+            continue;
+        }
+        if (!want) {
+            problem(f, "%s: %s: not an item of a log record", where, ks);
+            continue;
+        }
+        if (size != want) {
+            problem(f, "%s: %s: %u bytes, expected %u", where, ks, size, want);
+            continue;
+        }
+        if (k.objectid < COW_FIRST_INO) {
+            problem(f, "%s: %s: not a file (inode numbers start at %llu)", where, ks,
+                    (unsigned long long)COW_FIRST_INO);
+            continue;
+        }
+        if (k.type == COW_LOG_RANGE) {
+            uint64_t end = get64(p);
+            if (k.offset % BS || (end != UINT64_MAX && end % BS) || end <= k.offset)
+                problem(f, "%s: %s: range [%" PRIu64 ", %" PRIu64
+                           ") is not a block aligned, non-empty range",
+                        where, ks, k.offset, end);
+            if (vec_reserve((void **)&rg, &caprg, nrg + 1, sizeof(*rg))) {
+                set_fatal(f, -ENOMEM);
+                break;
+            }
+            rg[nrg++] = (struct lrange){k.objectid, k.offset, end, 1};
+        } else if (k.type == COW_INODE_ITEM) {
+            if (k.offset != 0)
+                problem(f, "%s: %s: INODE_ITEM key offset must be 0", where, ks);
+            if (get64(p + INODE_FLAGS))
+                problem(f, "%s: %s: inode flags 0x%" PRIx64 ", none are defined", where, ks,
+                        get64(p + INODE_FLAGS));
+            for (size_t j = 0; j < nrg; j++)
+                if (rg[j].ino == k.objectid)
+                    rg[j].open = 0;
+        } else {
+            check_file_extent(f, where, &k, p, 0);
+            uint64_t fend = range_end(k.offset, get64(p + FE_NUM_BYTES));
+            int covered = 0;
+            for (size_t j = 0; j < nrg && !covered; j++)
+                covered = rg[j].open && rg[j].ino == k.objectid && rg[j].start <= k.offset &&
+                          fend <= rg[j].end;
+            if (!covered)
+                problem(f, "%s: %s: not inside a LOG_RANGE of inode %" PRIu64 " before it",
+                        where, ks, k.objectid);
+            uint64_t db = get64(p + FE_DISK_BYTENR), dl = get64(p + FE_DISK_NUM_BYTES);
+            if (!f->space_ok || db == 0 || db % BS)
+                continue;
+            struct dext *d = dext_get(f, db, 0);
+            uint32_t nb;
+            if (d && d->has_item) {
+                if (d->item_len != dl)
+                    problem(f, "%s: %s: disk_num_bytes %" PRIu64 ", committed data extent %" PRIu64
+                               " is %" PRIu64 " bytes",
+                            where, ks, dl, db, d->item_len);
+            } else if (map_get(&f->logx, db, &nb)) {
+                if ((uint64_t)nb * BS != dl)
+                    problem(f, "%s: %s: disk_num_bytes %" PRIu64 ", the log's EXTENT_CSUM for %" PRIu64
+                               " has %u blocks",
+                            where, ks, dl, db, nb);
+            } else {
+                problem(f, "%s: %s: data extent %" PRIu64 " is neither committed nor checksummed"
+                           " by an EXTENT_CSUM item of the log before it",
+                        where, ks, db);
+            }
+        }
+    }
+    if (pos < len && !all_zero(r + pos, len - pos))
+        problem(f, "%s: bytes %zu..%zu after the items are not zero", where, pos, len - 1);
+    for (size_t j = 0; j < nrg; j++)
+        if (rg[j].open) {
+            problem(f, "%s: inode %" PRIu64 ": LOG_RANGE [%" PRIu64 ", %" PRIu64
+                       ") is not followed by the inode's INODE_ITEM",
+                    where, rg[j].ino, rg[j].start, rg[j].end);
+            break;
+        }
+    free(rg);
+}
+
+/* Scans the log area of the superblock copy in use: pending records are
+ * legal (open replays them) and only noted; their contents are checked. */
+static void check_log(struct fsck *f)
+{
+    if (!f->have_log)
+        return;
+    int c = f->r->sb_copy;
+    uint64_t area = f->log_area[c], len = (uint64_t)f->log_blocks * BS;
+    if (range_end(area, len) > f->fsize || range_end(area, len) > f->total) {
+        note(f, "log: not read, log area %d is not inside the container", c);
+        return;
+    }
+    struct logscan s;
+    memset(&s, 0, sizeof(s));
+    s.fd = f->fd;
+    s.fsize = f->fsize;
+    s.area = area;
+    s.nblocks = f->log_blocks;
+    s.log_id = f->log_id;
+    s.gen = f->gen;
+    uint64_t blocks = 0;
+    int rc;
+    while ((rc = log_next(&s)) == 1 && !f->fatal) {
+        f->r->log_records++;
+        blocks += s.rec_blocks;
+        check_log_record(f, &s);
+        log_advance(&s);
+    }
+    free(s.rec);
+    if (rc < 0)
+        set_fatal(f, rc);
+    if (f->fatal)
+        return;
+    f->r->log_blocks = blocks;
+    if (s.ioerr)
+        problem(f, "log area %d block %u (%" PRIu64 "): %s", c, s.pos,
+                area + (uint64_t)s.pos * BS, s.why);
+    uint64_t n = f->r->log_records;
+    if (n)
+        note(f, "log: %" PRIu64 " record%s (%" PRIu64 " block%s) pending replay; the log ends at area block %u: %s",
+             n, n == 1 ? "" : "s", blocks, blocks == 1 ? "" : "s", s.pos, s.why);
+    else if (s.odd && !s.ioerr)
+        note(f, "log: no record pending replay; area block %u: %s", s.pos, s.why);
+}
+
+/* ------------------------------------------------------------------ */
 /* entry point                                                         */
 /* ------------------------------------------------------------------ */
 
@@ -1784,13 +2238,11 @@ static void fsck_run(struct fsck *f)
     if (check_superblocks(f))
         return;
     /* the superblock's trees */
-    for (int t = T_ROOT; t <= T_LOG; t++) {
+    for (int t = 0; t < T_NSB; t++) {
         struct rootref *rr = &f->rr[t];
         f->tree_ok[t] = 0;
-        if (!rr->valid) {
-            f->tree_ok[t] = t == T_LOG && rr->bytenr == 0;
+        if (!rr->valid)
             continue;
-        }
         snprintf(from, sizeof(from), "superblock %s root", class_name[t]);
         uint32_t r = walk_tree(f, t, class_owner[t], rr->bytenr, rr->gen, rr->level, from);
         if (f->fatal)
@@ -1827,7 +2279,7 @@ static void fsck_run(struct fsck *f)
         return;
     check_csums(f);
     int all_ok = subvols_ok;
-    for (int t = T_ROOT; t <= T_LOG; t++)
+    for (int t = 0; t < T_NSB; t++)
         all_ok = all_ok && f->tree_ok[t];
     check_space(f, all_ok);
     if (f->fatal)
@@ -1847,6 +2299,8 @@ static void fsck_run(struct fsck *f)
     }
     if (!f->fatal && (f->flags & COW_FSCK_DATA))
         check_data(f);
+    if (!f->fatal)
+        check_log(f);
 }
 
 int cow_fsck(const char *path, unsigned flags, FILE *out, struct cow_fsck_result *res)
@@ -1891,8 +2345,10 @@ int cow_fsck(const char *path, unsigned flags, FILE *out, struct cow_fsck_result
     free(f.cs);
     free(f.pool);
     free(f.sv);
+    free(f.sp);
     map_free(&f.blkmap);
     map_free(&f.dxmap);
+    map_free(&f.logx);
     close(f.fd); /* drops the flock */
     return rc;
 }
@@ -2066,13 +2522,15 @@ static void dump_superblock(struct dumper *d, int copy, const uint8_t *sb, int r
                  " bytes_used %" PRIu64 "\n",
             get64(sb + SB_GENERATION), get64(sb + SB_BG_SIZE), get64(sb + SB_TOTAL_BYTES),
             get64(sb + SB_BYTES_USED));
-    static const unsigned offs[4] = {SB_ROOT_TREE, SB_EXTENT_TREE, SB_CSUM_TREE, SB_LOG_TREE};
-    for (int t = 0; t < 4; t++) {
-        const uint8_t *p = sb + offs[t];
+    for (int t = 0; t < T_NSB; t++) {
+        const uint8_t *p = sb + sb_root_off[t];
         fprintf(out, "  %-11s bytenr %" PRIu64 " generation %" PRIu64 " level %u\n",
                 class_name[t], get64(p + RR_BYTENR), get48(p + RR_GENERATION), p[RR_LEVEL]);
     }
-    fprintf(out, "  log_generation %" PRIu64 " uuid ", get64(sb + SB_LOG_GENERATION));
+    fprintf(out, "  log areas %" PRIu64 " and %" PRIu64 ", log_blocks %u, log_id 0x%016" PRIx64 "%s\n",
+            get64(sb + SB_LOG_AREA0), get64(sb + SB_LOG_AREA1), get32(sb + SB_LOG_BLOCKS),
+            get64(sb + SB_LOG_ID), get32(sb + SB_LOG_BLOCKS + 4) ? " (bytes 124..127 not zero)" : "");
+    fputs("  uuid ", out);
     for (int i = 0; i < 16; i++)
         fprintf(out, "%02x%s", sb[SB_UUID + i], i == 3 || i == 5 || i == 7 || i == 9 ? "-" : "");
     dump_ns(out, " ctime", get64(sb + SB_CTIME));
@@ -2084,8 +2542,9 @@ static void dump_superblock(struct dumper *d, int copy, const uint8_t *sb, int r
             const uint8_t *e = sb + SB_COMMIT_LIST + (size_t)i * SB_COMMIT_ENTRY;
             fprintf(out, "    [%" PRIu64 ", %u blocks)\n", get64(e), get32(e + 8));
         }
-    } else if (!all_zero(sb + SB_COMMIT_NRANGES, BS - SB_COMMIT_NRANGES)) {
-        fprintf(out, "  bytes 152..4095 are not zero\n");
+    } else if (!all_zero(sb + SB_COMMIT_NRANGES, SB_LOG_ID - SB_COMMIT_NRANGES) ||
+               !all_zero(sb + SB_COMMIT_LIST, BS - SB_COMMIT_LIST)) {
+        fprintf(out, "  bytes 152..159 or 168..4095 are not zero (no one-flush commit)\n");
     }
 }
 
@@ -2126,6 +2585,14 @@ static void dump_tree_block(struct dumper *d, uint64_t bytenr, int exp_level, un
     }
     uint32_t c = block_csum(b), s = get32(b + TB_CSUM);
     unsigned level = tb_level(b), n = tb_nritems(b);
+    if (get32(b + LOG_MAGIC) == COW_LOG_MAGIC && !recurse) {
+        fprintf(out, "%sblock %" PRIu64 ": log record header: log_id 0x%016" PRIx64
+                     " generation %" PRIu64 " seq %" PRIu64 " nblocks %u nitems %u\n",
+                ind, bytenr, get64(b + LOG_ID), get64(b + LOG_GENERATION), get64(b + LOG_SEQ),
+                get32(b + LOG_NBLOCKS), get32(b + LOG_NITEMS));
+        hexdump(out, b, BS, bytenr, ind);
+        return;
+    }
     if (get32(b + TB_MAGIC) != COW_TREE_MAGIC) {
         fprintf(out, "%sblock %" PRIu64 ": not a tree block (bad magic), csum %s\n", ind,
                 bytenr, c == s ? "ok" : "bad");
@@ -2195,6 +2662,114 @@ static void dump_tree_block(struct dumper *d, uint64_t bytenr, int exp_level, un
         dump_tree_block(d, node_child(b, i), (int)level - 1, depth + 1, 1, collect_roots);
 }
 
+/* One line per item of a log record: its key and what it says. */
+static void dump_log_item(struct dumper *d, unsigned i, const struct cow_key *k,
+                          const uint8_t *p, unsigned size)
+{
+    FILE *out = d->out;
+    char ks[80];
+    fprintf(out, "    item %u key %s: ", i, key_str(k, ks, sizeof(ks)));
+    switch (k->type) {
+    case COW_LOG_RANGE:
+        if (size != 8)
+            break;
+        if (get64(p) == UINT64_MAX)
+            fprintf(out, "range %" PRIu64 "..max\n", k->offset);
+        else
+            fprintf(out, "range %" PRIu64 "..%" PRIu64 "\n", k->offset, get64(p));
+        return;
+    case COW_EXTENT_DATA:
+        if (size != FE_ITEM_SIZE)
+            break;
+        fprintf(out, "disk %" PRIu64 " len %" PRIu64 " (extent_offset %" PRIu64 ", num_bytes %" PRIu64
+                     ")\n",
+                get64(p + FE_DISK_BYTENR), get64(p + FE_DISK_NUM_BYTES),
+                get64(p + FE_EXTENT_OFFSET), get64(p + FE_NUM_BYTES));
+        return;
+    case COW_INODE_ITEM:
+        if (size != INODE_ITEM_SIZE)
+            break;
+        fprintf(out, "size %" PRIu64 " nblocks %" PRIu64 "\n", get64(p + INODE_SIZE),
+                get64(p + INODE_NBLOCKS));
+        return;
+    case COW_EXTENT_CSUM:
+        if (size % 4)
+            break;
+        fprintf(out, "disk %" PRIu64 ", %u block%s\n", k->offset, size / 4,
+                size == 4 ? "" : "s");
+        return;
+    default:
+        fprintf(out, "%u bytes, not a log item type\n", size);
+        if (d->flags & COW_DUMP_HEX)
+            hexdump(out, p, size, 0, "      ");
+        return;
+    }
+    fprintf(out, "unexpected size %u\n", size);
+    hexdump(out, p, size, 0, "      ");
+}
+
+/* The "log" section: every valid record in the log area of superblock copy
+ * C, then why the log ends. */
+static void dump_log(struct dumper *d, const uint8_t *sb, int c)
+{
+    FILE *out = d->out;
+    uint64_t area = get64(sb + (c ? SB_LOG_AREA1 : SB_LOG_AREA0));
+    uint32_t nb = get32(sb + SB_LOG_BLOCKS);
+    if (!area || !nb) {
+        fprintf(out, "\nlog: none (no log area)\n");
+        return;
+    }
+    fprintf(out, "\nlog (area %d at %" PRIu64 ", %u blocks; log_id 0x%016" PRIx64
+                 ", generation %" PRIu64 "):\n",
+            c, area, nb, get64(sb + SB_LOG_ID), get64(sb + SB_GENERATION));
+    if (area % BS || range_end(area, (uint64_t)nb * BS) > d->fsize) {
+        fprintf(out, "  the area is not inside the file: not shown\n");
+        return;
+    }
+    struct logscan s;
+    memset(&s, 0, sizeof(s));
+    s.fd = d->fd;
+    s.fsize = d->fsize;
+    s.area = area;
+    s.nblocks = nb;
+    s.log_id = get64(sb + SB_LOG_ID);
+    s.gen = get64(sb + SB_GENERATION);
+    uint64_t n = 0, blocks = 0;
+    int rc;
+    while ((rc = log_next(&s)) == 1) {
+        fprintf(out, "  record seq %" PRIu64 " at block %u (%" PRIu64 "): %u block%s, %u item%s\n",
+                s.seq + 1, s.pos, area + (uint64_t)s.pos * BS, s.rec_blocks,
+                s.rec_blocks == 1 ? "" : "s", s.nitems, s.nitems == 1 ? "" : "s");
+        size_t len = (size_t)s.rec_blocks * BS, pos = LOG_HEADER_SIZE;
+        struct cow_key k;
+        const uint8_t *p;
+        unsigned size;
+        for (uint32_t i = 0; i < s.nitems; i++) {
+            log_item(s.rec, len, &pos, &k, &p, &size);
+            dump_log_item(d, i, &k, p, size);
+        }
+        if (!all_zero(s.rec + LOG_NITEMS + 4, LOG_HEADER_SIZE - LOG_NITEMS - 4))
+            fprintf(out, "    (header bytes 40..47 are not zero)\n");
+        if (pos < len && !all_zero(s.rec + pos, len - pos))
+            fprintf(out, "    (bytes after the items are not zero)\n");
+        n++;
+        blocks += s.rec_blocks;
+        log_advance(&s);
+    }
+    free(s.rec);
+    if (rc < 0) {
+        d->fatal = rc;
+        return;
+    }
+    if (s.pos >= nb)
+        fprintf(out, "  end: %s\n", s.why);
+    else
+        fprintf(out, "  end: block %u (%" PRIu64 "): %s\n", s.pos, area + (uint64_t)s.pos * BS,
+                s.why);
+    fprintf(out, "  %" PRIu64 " record%s (%" PRIu64 " block%s) pending replay\n", n,
+            n == 1 ? "" : "s", blocks, blocks == 1 ? "" : "s");
+}
+
 int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
 {
     struct dumper d;
@@ -2232,16 +2807,21 @@ int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
         fprintf(out, "no valid superblock: trees not shown\n");
         goto out;
     }
+    /* as open: a torn one-flush commit does not count */
+    const char *torn = sb_commit_torn(d.fd, d.fsize, sb[c], why, sizeof(why));
+    if (torn) {
+        fprintf(out, "superblock copy %d: %s\n", c, torn);
+        if (!good[1 - c]) {
+            fprintf(out, "no valid superblock: trees not shown\n");
+            goto out;
+        }
+        c = 1 - c;
+    }
     fprintf(out, "using superblock copy %d, generation %" PRIu64 "\n", c,
             get64(sb[c] + SB_GENERATION));
-    static const unsigned offs[4] = {SB_ROOT_TREE, SB_EXTENT_TREE, SB_CSUM_TREE, SB_LOG_TREE};
-    for (int t = 0; t < 4 && !d.fatal; t++) {
-        const uint8_t *p = sb[c] + offs[t];
+    for (int t = 0; t < T_NSB && !d.fatal; t++) {
+        const uint8_t *p = sb[c] + sb_root_off[t];
         uint64_t r = get64(p + RR_BYTENR);
-        if (t == T_LOG && r == 0) {
-            fprintf(out, "\nlog tree: none\n");
-            continue;
-        }
         fprintf(out, "\n%s (root %" PRIu64 ", generation %" PRIu64 ", level %u):\n",
                 class_name[t], r, get48(p + RR_GENERATION), p[RR_LEVEL]);
         dump_tree_block(&d, r, p[RR_LEVEL] < COW_MAX_LEVEL ? p[RR_LEVEL] : COW_MAX_LEVEL - 1, 0,
@@ -2255,6 +2835,8 @@ int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
         dump_tree_block(&d, s->bytenr, s->level < COW_MAX_LEVEL ? (int)s->level : COW_MAX_LEVEL - 1,
                         0, 1, 0);
     }
+    if (!d.fatal)
+        dump_log(&d, sb[c], c);
 out:;
     int rc = d.fatal;
     if (rc)

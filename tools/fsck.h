@@ -32,8 +32,8 @@ struct cow_fsck_result {
     uint64_t generation;      /* generation of that superblock */
     uint64_t container_bytes; /* size of the container file */
     uint64_t total_bytes;     /* superblock total_bytes */
-    uint64_t bytes_used;      /* recomputed: superblocks + tree blocks + data */
-    uint64_t metadata_bytes;  /* recomputed: superblocks + tree blocks */
+    uint64_t bytes_used;      /* recomputed: metadata + data */
+    uint64_t metadata_bytes;  /* recomputed: superblocks, log areas, tree blocks */
     uint64_t data_bytes;      /* recomputed: data extents */
     uint64_t tree_blocks;     /* distinct tree blocks, every tree */
     uint64_t shared_blocks;   /* subvolume tree blocks with more than 1 ref */
@@ -42,6 +42,8 @@ struct cow_fsck_result {
     uint64_t block_groups;    /* BLOCK_GROUP_ITEMs */
     uint64_t subvolumes;      /* ROOT_ITEMs */
     uint64_t files;           /* INODE_ITEMs of files (ino >= 257), all subvolumes */
+    uint64_t log_records;     /* valid log records pending replay (legal: a note) */
+    uint64_t log_blocks;      /* ... and their length in blocks */
 };
 
 /*
@@ -49,8 +51,9 @@ struct cow_fsck_result {
  * be checked in it: superblocks, every tree block of every tree (checksum,
  * header, key order, key-pointer bounds), tree block and data extent
  * reference counts, checksum items, block-group accounting, overlapping or
- * out-of-range space, the files of every subvolume and, with COW_FSCK_DATA,
- * every data block against its checksum.  FLAGS is a mask of COW_FSCK_*.
+ * out-of-range space (log areas included), the files of every subvolume,
+ * with COW_FSCK_DATA every data block against its checksum, and the records
+ * pending replay in the log.  FLAGS is a mask of COW_FSCK_*.
  *
  * Writes one line per problem to OUT ("tree block 16384 (extent tree): bad
  * checksum ..."); with COW_FSCK_NOTES also notes, each prefixed "note: ".
@@ -72,14 +75,16 @@ int cow_fsck(const char *path, unsigned flags, FILE *out, struct cow_fsck_result
 
 /*
  * Writes a decoded listing of the container at PATH to OUT: both superblock
- * copies, then every block of the root, extent, csum and log trees and of
- * every subvolume tree (from the ROOT_ITEMs of the root tree), each block
- * once, with every item decoded.  Works on damaged containers: a block that
+ * copies, then every block of the root, extent and csum trees and of every
+ * subvolume tree (from the ROOT_ITEMs of the root tree), each block once,
+ * with every item decoded, then the valid records of the log (in the log
+ * area of the superblock copy in use) and why the log ends there.  Works on damaged containers: a block that
  * fails a check is shown with what is wrong, and its children are followed
  * only while levels decrease, so the walk always ends.
  *
  * With BYTENR != UINT64_MAX only that one block is decoded (any block: a
- * superblock at 0 or 4096, a tree block, or data shown as a hex dump).
+ * superblock at 0 or 4096, a tree block, a log record's first block, or
+ * data shown as a hex dump).
  *
  * Returns 0, or a negative errno value (open, fstat, pread, or -ENOMEM)
  * after writing one line saying why to OUT.  OUT must not be NULL.

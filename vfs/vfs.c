@@ -55,6 +55,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -361,6 +362,7 @@ static int cowInodeAcquire(const char *zPath, int acq, cowInode **ppInode)
     cowvfsMutexInit(&p->mutex);
     p->nRef = 1;
     p->eLock = NO_LOCK;
+    p->commitIntervalMs = COW_COMMIT_INTERVAL_MS;
     p->pNext = gRegistry.pFirst;
     gRegistry.pFirst = p;
 out:
@@ -486,6 +488,32 @@ out:
 /* ---------------------------------------------------------------------------
  * sqlite3_vfs methods
  */
+
+/*
+ * Applies the URI parameters of main database ZNAME to P's container:
+ *
+ *   commit_interval=MS  cow_store_set_commit_interval(MS), as PRAGMA
+ *                       cow_commit_interval=MS (the container's setting,
+ *                       shared by all its connections; 0 turns background
+ *                       commits off)
+ *
+ * A value that is not an integer in 0..UINT_MAX is logged and ignored.
+ */
+static void cowApplyUriParams(cowFile *p, const char *zName)
+{
+    const char *zVal = sqlite3_uri_parameter(zName, "commit_interval");
+    sqlite3_int64 ms;
+
+    if (zVal == 0)
+        return;
+    ms = sqlite3_uri_int64(zName, "commit_interval", -1);
+    if (ms < 0 || (sqlite3_uint64)ms > UINT_MAX) {
+        sqlite3_log(SQLITE_WARNING, "cow: open %s: commit_interval=%s ignored (not 0..%u ms)",
+                    p->zPath, zVal, UINT_MAX);
+        return;
+    }
+    cowvfsSetCommitInterval(p->pInode, (unsigned)ms);
+}
 
 /*
  * Opens ZNAME.  Main databases, journals, WALs and super-journals of
@@ -619,6 +647,8 @@ static int cowOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, in
         sqlite3_uri_boolean(zName, "psow", 1))
         p->ctrlFlags |= COWFILE_PSOW;
     p->base.pMethods = &cowvfsIoMethods;
+    if (eType == SQLITE_OPEN_MAIN_DB && (flags & SQLITE_OPEN_URI))
+        cowApplyUriParams(p, zName);
     if (pOutFlags)
         *pOutFlags = flags;
 out:

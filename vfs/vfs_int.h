@@ -97,6 +97,10 @@ struct cowInode {
     int eLock;             /* pOwner's lock, else SHARED_LOCK if nShared,
                             * else NO_LOCK */
     cowShmNode shm;        /* the WAL-index */
+    unsigned commitIntervalMs; /* the last cow_store_set_commit_interval()
+                            * value (PRAGMA cow_commit_interval, URI
+                            * commit_interval), COW_COMMIT_INTERVAL_MS
+                            * until set: the store has no getter */
 };
 
 /* cowFile.ctrlFlags */
@@ -153,6 +157,7 @@ void cowvfsInodeRelease(cowInode *pInode, int bUnlink);
 
 extern const sqlite3_io_methods cowvfsIoMethods;
 int cowvfsCommitTxn(cowFile *p);
+void cowvfsSetCommitInterval(cowInode *pInode, unsigned ms);
 
 /* ---- vfs_shm.c ---- */
 

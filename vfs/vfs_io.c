@@ -27,27 +27,31 @@
  *   xUnlock    to SHARED drops pOwner; to NONE also the SHARED count.
  *   xCheckReservedLock  true while any file holds RESERVED or more.
  *
- * COMMITS.  The store makes writes durable only when it commits; until then
- * they live in the process.  xSync commits, but SQLite's commit point is
- * not always followed by an xSync: in DELETE mode it is the deletion of the
- * journal, in TRUNCATE mode (synchronous=NORMAL) its truncation, and with
- * synchronous=OFF, or in WAL mode with NORMAL, nothing is synced at all.
- * On unix those transactions survive an application crash (the kernel has
- * the writes); here they would be lost.  So the end of every write
- * transaction commits the store (cowvfsCommitTxn): a rollback-journal
- * transaction ends when the database file drops its RESERVED-or-higher
- * lock, a WAL transaction when the connection releases the WAL write lock
- * (vfs_shm.c).  That commit does not flush (cow_store_commit_nosync): an
- * application crash needs only the kernel to have the writes, and a power
- * loss goes back to the last flushed commit, which is what synchronous=OFF
- * and NORMAL allow; xSync still makes a flushed commit.  Extra commits never
- * hurt consistency: every commit holds a prefix of the write history.  Not
- * covered: locking_mode=EXCLUSIVE below synchronous=FULL (SQLite keeps the
- * lock, and in WAL mode takes no WAL locks, so only xSync commits).
+ * COMMITS.  The store makes writes durable only when it commits or logs
+ * them; until then they live in the process.  xSync makes the file's
+ * changes durable (cow_file_sync: a log record and one flush, or a full
+ * commit), but SQLite's commit point is not always followed by an xSync:
+ * in DELETE mode it is the deletion of the journal, in TRUNCATE mode
+ * (synchronous=NORMAL) its truncation, and with synchronous=OFF, or in WAL
+ * mode with NORMAL, nothing is synced at all.  On unix those transactions
+ * survive an application crash (the kernel has the writes); here they
+ * would be lost.  So the end of every write transaction persists the store
+ * (cowvfsCommitTxn): a rollback-journal transaction ends when the database
+ * file drops its RESERVED-or-higher lock, a WAL transaction when the
+ * connection releases the WAL write lock (vfs_shm.c).  cow_store_persist
+ * does not flush: it appends a log record, or commits without flush when
+ * the log cannot express the changes.  An application crash needs only the
+ * kernel to have the writes, and a power loss goes back to the last flushed
+ * commit or log record, which is what synchronous=OFF and NORMAL allow.
+ * Extra commits or log records never hurt consistency: each holds a prefix
+ * of the write history.  Not covered: locking_mode=EXCLUSIVE below
+ * synchronous=FULL (SQLite keeps the lock, and in WAL mode takes no WAL
+ * locks, so only xSync persists).
  */
 #include "sqlite_api.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -64,11 +68,11 @@ static int cowIoError(cowFile *p, int cowrc, const char *zOp, sqlite3_int64 iOff
 }
 
 /*
- * Commits P's store at the end of a write transaction (see COMMITS above).
- * Nothing to do for a read-only store.  Returns SQLITE_OK or the mapped,
- * logged error of the commit (after which the store has failed: SQLite sees
- * I/O errors until the container is reopened, never stale data).  Called
- * with no VFS lock held.
+ * Persists P's store at the end of a write transaction (cow_store_persist,
+ * see COMMITS above).  Nothing to do for a read-only store.  Returns
+ * SQLITE_OK or the mapped, logged error (after which the store has failed:
+ * SQLite sees I/O errors until the container is reopened, never stale
+ * data).  Called with no VFS lock held.
  */
 int cowvfsCommitTxn(cowFile *p)
 {
@@ -77,9 +81,9 @@ int cowvfsCommitTxn(cowFile *p)
 
     if (p->pInode->bReadonly)
         goto out;
-    crc = cow_store_commit_nosync(p->pInode->pStore);
+    crc = cow_store_persist(p->pInode->pStore);
     if (crc != COW_OK)
-        rc = cowIoError(p, crc, "commit at the end of a transaction", 0);
+        rc = cowIoError(p, crc, "persist at the end of a transaction", 0);
 out:
     return rc;
 }
@@ -321,9 +325,11 @@ out:
 }
 
 /*
- * Makes the file's writes durable: cow_file_sync, a commit of the container,
- * which also makes every earlier write of every other file of the container
- * durable.  A read-only file has nothing to sync.  Errors (logged):
+ * Makes the file's writes durable: cow_file_sync, a log record of the
+ * file's changes and one flush, or, when the log cannot express them, a
+ * flushed commit of the container, which also makes every earlier write of
+ * every other file of the container durable.  A read-only file has nothing
+ * to sync.  Errors (logged):
  * SQLITE_IOERR_FSYNC, SQLITE_IOERR_WRITE, SQLITE_FULL, SQLITE_IOERR_NOMEM,
  * SQLITE_IOERR (the store failed earlier).
  */
@@ -391,40 +397,107 @@ static int cowHasMoved(cowFile *p)
 }
 
 /*
+ * Sets the interval of PINODE's background commits to MS milliseconds
+ * (cow_store_set_commit_interval; 0 turns them off) and records it in
+ * PINODE->commitIntervalMs, which PRAGMA cow_commit_interval reads back.
+ * Takes pInode->mutex (and, inside it, the store's lock).
+ */
+void cowvfsSetCommitInterval(cowInode *pInode, unsigned ms)
+{
+    cowvfsMutexEnter(&pInode->mutex);
+    cow_store_set_commit_interval(pInode->pStore, ms);
+    pInode->commitIntervalMs = ms;
+    cowvfsMutexLeave(&pInode->mutex);
+}
+
+/* Parses Z, decimal digits only, as a number of milliseconds in
+ * 0..UINT_MAX into *PMS; returns 0, or -1 if Z is anything else. */
+static int cowParseMs(const char *z, unsigned *pMs)
+{
+    sqlite3_uint64 v = 0;
+    int n = 0;
+
+    for (; *z >= '0' && *z <= '9'; z++, n++) {
+        v = v * 10 + (sqlite3_uint64)(*z - '0');
+        if (v > UINT_MAX)
+            return -1;
+    }
+    if (n == 0 || *z != 0)
+        return -1;
+    *pMs = (unsigned)v;
+    return 0;
+}
+
+/* The cow_* pragmas (see cowPragma). */
+enum { COWPRAGMA_GENERATION, COWPRAGMA_COMMIT, COWPRAGMA_STATS, COWPRAGMA_COMMIT_INTERVAL };
+static const struct {
+    const char *zName;
+    int bValue; /* may be given a value ("PRAGMA x=v") */
+} aCowPragma[] = {
+    { "cow_generation", 0 },
+    { "cow_commit", 0 },
+    { "cow_stats", 0 },
+    { "cow_commit_interval", 1 },
+};
+
+/*
  * SQLITE_FCNTL_PRAGMA: AZARG[1] is the pragma's name, AZARG[2] its value or
  * NULL; a result or error message goes to AZARG[0] (sqlite3_mprintf()ed,
  * freed by SQLite).  Only pragmas named cow_* are ours:
  *
- *   PRAGMA cow_generation   the generation of the store's last commit
- *   PRAGMA cow_commit       commits the store now; "ok"
+ *   PRAGMA cow_generation        the generation of the store's last commit
+ *   PRAGMA cow_commit            commits the store now; "ok"
+ *   PRAGMA cow_stats             the store's counters since it was opened
+ *                                (struct cow_stats), one text value:
+ *                                "flushes=N commits=N commits_flushed=N
+ *                                syncs=N log_syncs=N log_records=N
+ *                                log_blocks=N replayed=N"
+ *   PRAGMA cow_commit_interval   the interval of the store's background
+ *                                commits in ms (COW_COMMIT_INTERVAL_MS
+ *                                unless set)
+ *   PRAGMA cow_commit_interval=MS  sets it (0 turns background commits
+ *                                off) for the container, so for every
+ *                                connection to it; returns MS.  The URI
+ *                                parameter commit_interval=MS does the same
+ *                                at open (vfs.c)
  *
  * Any other pragma, unknown cow_* ones included, is SQLITE_NOTFOUND so that
- * SQLite handles it.  Errors: SQLITE_ERROR (a value given), SQLITE_NOMEM,
- * or the mapped (logged) error of the commit.
+ * SQLite handles it.  Errors: SQLITE_ERROR (a value given to a pragma that
+ * takes none, or an interval that is not an integer in 0..UINT_MAX),
+ * SQLITE_NOMEM, or the mapped (logged) error of the commit.
  */
 static int cowPragma(cowFile *p, char **azArg)
 {
     cow_store *pStore = p->pInode->pStore;
     const char *zName = azArg[1];
+    const char *zVal = azArg[2];
     int rc = SQLITE_OK;
     int crc;
+    int i;
+    unsigned ms;
+    struct cow_stats cs;
 
     if (zName == 0 || sqlite3_strnicmp(zName, "cow_", 4) != 0) {
         rc = SQLITE_NOTFOUND;
         goto out;
     }
-    if (sqlite3_stricmp(zName, "cow_generation") != 0 && sqlite3_stricmp(zName, "cow_commit") != 0) {
+    for (i = 0; i < (int)(sizeof(aCowPragma) / sizeof(aCowPragma[0])); i++)
+        if (sqlite3_stricmp(zName, aCowPragma[i].zName) == 0)
+            break;
+    if (i == (int)(sizeof(aCowPragma) / sizeof(aCowPragma[0]))) {
         rc = SQLITE_NOTFOUND;
         goto out;
     }
-    if (azArg[2]) {
+    if (zVal && !aCowPragma[i].bValue) {
         azArg[0] = sqlite3_mprintf("PRAGMA %s takes no value", zName);
         rc = SQLITE_ERROR;
         goto out;
     }
-    if (sqlite3_stricmp(zName, "cow_generation") == 0) {
+    switch (i) {
+    case COWPRAGMA_GENERATION:
         azArg[0] = sqlite3_mprintf("%llu", (unsigned long long)cow_store_generation(pStore));
-    } else {
+        break;
+    case COWPRAGMA_COMMIT:
         crc = cow_store_commit(pStore);
         if (crc != COW_OK) {
             rc = cowIoError(p, crc, "commit (PRAGMA cow_commit)", 0);
@@ -432,6 +505,37 @@ static int cowPragma(cowFile *p, char **azArg)
             goto out;
         }
         azArg[0] = sqlite3_mprintf("ok");
+        break;
+    case COWPRAGMA_STATS:
+        cow_store_stats(pStore, &cs);
+        azArg[0] = sqlite3_mprintf("flushes=%llu commits=%llu commits_flushed=%llu syncs=%llu "
+                                   "log_syncs=%llu log_records=%llu log_blocks=%llu "
+                                   "replayed=%llu",
+                                   (unsigned long long)cs.flushes,
+                                   (unsigned long long)cs.commits,
+                                   (unsigned long long)cs.commits_flushed,
+                                   (unsigned long long)cs.syncs,
+                                   (unsigned long long)cs.log_syncs,
+                                   (unsigned long long)cs.log_records,
+                                   (unsigned long long)cs.log_blocks,
+                                   (unsigned long long)cs.replayed);
+        break;
+    default: /* COWPRAGMA_COMMIT_INTERVAL */
+        if (zVal == 0) {
+            cowvfsMutexEnter(&p->pInode->mutex);
+            ms = p->pInode->commitIntervalMs;
+            cowvfsMutexLeave(&p->pInode->mutex);
+        } else if (cowParseMs(zVal, &ms) != 0) {
+            azArg[0] = sqlite3_mprintf("PRAGMA %s: %s is not a number of milliseconds "
+                                       "(0..%u)",
+                                       zName, zVal, UINT_MAX);
+            rc = SQLITE_ERROR;
+            goto out;
+        } else {
+            cowvfsSetCommitInterval(p->pInode, ms);
+        }
+        azArg[0] = sqlite3_mprintf("%u", ms);
+        break;
     }
     if (azArg[0] == 0)
         rc = SQLITE_NOMEM;

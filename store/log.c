@@ -1,0 +1,543 @@
+/*
+ * log.c - the log: the fast fsync and its replay.
+ *
+ * The idea is btrfs's tree-log (fs/btrfs/tree-log.c): an fsync of one file
+ * does not commit the whole transaction; it writes copies of that file's
+ * changed items (extent items, inode item, checksums) to a log and flushes
+ * once, and mount replays the log after a crash.  Ours differs in where
+ * the log lives: instead of a tree whose root the superblock must point at
+ * (a second flush), records are appended to a preallocated area that goes
+ * with the superblock copy of the last commit, and each record validates
+ * itself: a crc over the record, the commit it builds on (log_id,
+ * generation), a sequence number, and the checksums of every data block it
+ * points at.  A record torn by a power loss, or one whose data did not
+ * reach the device, fails a check and ends replay there: it belongs to a
+ * sync that never returned.  So the data and the record can go to the
+ * device together, under one flush.  The format is in store/format.h.
+ *
+ * What a record holds for a file: for each range whose mapping changed
+ * since the file's last record (or the last commit), the extent items now
+ * covering it (a LOG_RANGE item, then EXTENT_DATA items), the checksums of
+ * the data extents they point at, and the inode item (size, block count).
+ * Replay drops the range's mapping and inserts the logged items, as the
+ * write did; data extents that the last commit does not know are claimed
+ * from free space (they were allocated after it).
+ *
+ * What keeps the data a record points at intact until replay no longer
+ * needs it (invariant 1): data is written copy-on-write to new space only;
+ * space freed after the last commit stays pinned until a later commit is
+ * flushed; and log area k is rewritten only after a commit to superblock
+ * copy k, which never holds the last flushed commit.
+ *
+ * The order of the fast fsync (invariant 2; the race in
+ * ../shared/reference/btrfs-fsync-vs-dio-prealloc.txt): a write is on the
+ * device before its extent item is inserted, and both happen under
+ * store->lock, as does the collection of a file's changed ranges here, so
+ * a sync can never log an extent item whose data is not written yet.
+ * Delayed allocation (ordered extents completing outside the lock) will
+ * have to keep that order explicitly.
+ *
+ * Locking: store->lock held by every caller.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "crc32c.h"
+#include "store_int.h"
+
+#define BLK COW_BLOCK_SIZE
+
+int log_usable(cow_store *st)
+{
+    return st->log_blocks && !st->log_blocked && !st->readonly && !st->failed;
+}
+
+int log_inode_dirty(const struct cow_inode *in)
+{
+    return in->nlr > 0 || in->log_size || in->log_overflow;
+}
+
+void log_note_range(struct cow_inode *in, uint64_t start, uint64_t end)
+{
+    in->log_size = 1;
+    if (in->log_overflow)
+        return;
+    /* find the first range ending at or after START */
+    size_t lo = 0, hi = in->nlr;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (in->lr[mid].end < start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t j = lo;
+    while (j < in->nlr && in->lr[j].start <= end) { /* overlapping or touching */
+        if (in->lr[j].start < start)
+            start = in->lr[j].start;
+        if (in->lr[j].end > end)
+            end = in->lr[j].end;
+        j++;
+    }
+    if (j > lo) { /* merge [lo, j) into one */
+        in->lr[lo].start = start;
+        in->lr[lo].end = end;
+        memmove(in->lr + lo + 1, in->lr + j, (in->nlr - j) * sizeof *in->lr);
+        in->nlr -= j - lo - 1;
+        return;
+    }
+    if (in->nlr >= COW_LOG_MAX_RANGES) {
+        in->log_overflow = 1;
+        return;
+    }
+    if (in->nlr == in->clr) {
+        size_t c = in->clr ? in->clr * 2 : 8;
+        struct lrange *v = realloc(in->lr, c * sizeof *v);
+        if (!v) {
+            in->log_overflow = 1; /* the next sync commits instead */
+            return;
+        }
+        in->lr = v;
+        in->clr = c;
+    }
+    memmove(in->lr + lo + 1, in->lr + lo, (in->nlr - lo) * sizeof *in->lr);
+    in->lr[lo].start = start;
+    in->lr[lo].end = end;
+    in->nlr++;
+}
+
+void log_reset(cow_store *st)
+{
+    st->log_next = 0;
+    st->log_seq = 0;
+    st->log_blocked = 0;
+    st->log_unflushed = 0;
+    for (struct cow_inode *in = st->inodes; in; in = in->next) {
+        in->nlr = 0;
+        in->log_size = in->log_overflow = 0;
+    }
+}
+
+uint64_t log_new_id(cow_store *st)
+{
+    if (st->rng == 0) {
+        uint64_t seed = 0;
+        if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            seed = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        }
+        st->rng = seed | 1;
+    }
+    /* splitmix64 */
+    uint64_t z = (st->rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return z ? z : 1;
+}
+
+int log_alloc_areas(cow_store *st)
+{
+    uint64_t at;
+    int rc = alloc_contig_meta(st, 2 * (uint64_t)COW_LOG_AREA_BLOCKS, &at);
+    if (rc)
+        return rc;
+    st->log_area[0] = at;
+    st->log_area[1] = at + (uint64_t)COW_LOG_AREA_BLOCKS * BLK;
+    st->log_blocks = COW_LOG_AREA_BLOCKS;
+    st->txn_dirty = 1;
+    return COW_OK;
+}
+
+/* ---- building a record ---- */
+
+struct rec {
+    uint8_t *b;
+    size_t len, cap;
+    uint32_t nitems;
+    uint64_t *csummed; /* data extents whose EXTENT_CSUM is in the record */
+    size_t ncsummed, ccsummed;
+};
+
+static int rec_reserve(struct rec *r, size_t more)
+{
+    if (r->len + more <= r->cap)
+        return COW_OK;
+    size_t c = r->cap ? r->cap : 4 * BLK;
+    while (c < r->len + more)
+        c *= 2;
+    uint8_t *v = realloc(r->b, c);
+    if (!v)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    r->b = v;
+    r->cap = c;
+    return COW_OK;
+}
+
+static int rec_item(struct rec *r, const struct cow_key *k, const void *data, size_t size)
+{
+    int rc = rec_reserve(r, LOG_ITEM_HEADER + size);
+    if (rc)
+        return rc;
+    key_put(r->b + r->len, k);
+    put16(r->b + r->len + COW_KEY_SIZE, (uint16_t)size);
+    if (size)
+        memcpy(r->b + r->len + LOG_ITEM_HEADER, data, size);
+    r->len += LOG_ITEM_HEADER + size;
+    r->nitems++;
+    return COW_OK;
+}
+
+struct build {
+    cow_store *st;
+    struct rec csums; /* EXTENT_CSUM items, applied first */
+    struct rec items; /* everything else */
+    struct cow_inode *in;
+};
+
+/* Adds the EXTENT_CSUM item of data extent DISK unless already there. */
+static int add_csum(struct build *b, uint64_t disk, uint64_t disk_len)
+{
+    struct rec *r = &b->csums;
+    for (size_t i = 0; i < r->ncsummed; i++)
+        if (r->csummed[i] == disk)
+            return COW_OK;
+    uint8_t c[COW_MAX_EXTENT_BLOCKS * 4];
+    size_t size;
+    struct cow_key k = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, disk};
+    int rc = bt_lookup(b->st, &b->st->csum_tree, &k, c, sizeof c, &size);
+    if (rc == COW_ENOENT)
+        return COW_CORRUPT("data extent %llu has no checksums", (unsigned long long)disk);
+    if (rc)
+        return rc;
+    if (size != disk_len / BLK * 4)
+        return COW_CORRUPT("data extent %llu: %zu checksum bytes for %llu bytes",
+                           (unsigned long long)disk, size, (unsigned long long)disk_len);
+    if (r->ncsummed == r->ccsummed) {
+        size_t n = r->ccsummed ? r->ccsummed * 2 : 16;
+        uint64_t *v = realloc(r->csummed, n * sizeof *v);
+        if (!v)
+            return cow_set_error(COW_ENOMEM, "out of memory");
+        r->csummed = v;
+        r->ccsummed = n;
+    }
+    r->csummed[r->ncsummed++] = disk;
+    return rec_item(r, &k, c, size);
+}
+
+static int build_extent_cb(void *arg, uint64_t off, const uint8_t *fe)
+{
+    struct build *b = arg;
+    int rc = add_csum(b, get64(fe + FE_DISK_BYTENR), get64(fe + FE_DISK_NUM_BYTES));
+    if (rc)
+        return rc;
+    struct cow_key k = {b->in->ino, COW_EXTENT_DATA, off};
+    return rec_item(&b->items, &k, fe, FE_ITEM_SIZE);
+}
+
+static int build_inode(struct build *b, struct cow_inode *in)
+{
+    b->in = in;
+    for (size_t i = 0; i < in->nlr; i++) {
+        uint8_t end[8];
+        put64(end, in->lr[i].end);
+        struct cow_key k = {in->ino, COW_LOG_RANGE, in->lr[i].start};
+        int rc = rec_item(&b->items, &k, end, sizeof end);
+        if (!rc)
+            rc = file_for_extents(b->st, in, in->lr[i].start, in->lr[i].end, build_extent_cb, b);
+        if (rc)
+            return rc;
+    }
+    uint8_t it[INODE_ITEM_SIZE];
+    memset(it, 0, sizeof it);
+    put64(it + INODE_SIZE, in->size);
+    put64(it + INODE_NBLOCKS, in->nblocks);
+    put64(it + INODE_GENERATION, in->generation);
+    put64(it + INODE_TRANSID, b->st->transid);
+    struct cow_key k = {in->ino, COW_INODE_ITEM, 0};
+    return rec_item(&b->items, &k, it, sizeof it);
+}
+
+int log_write(cow_store *st, struct cow_inode **v, size_t n, int flush)
+{
+    struct build b = {.st = st};
+    int rc = COW_OK;
+    uint8_t *buf = NULL;
+    if (!log_usable(st))
+        return COW_LOG_FULL;
+    for (size_t i = 0; i < n && rc == COW_OK; i++) {
+        if (v[i]->log_overflow)
+            rc = COW_LOG_FULL;
+        else
+            rc = build_inode(&b, v[i]);
+    }
+    if (rc)
+        goto out;
+    size_t body = LOG_HEADER_SIZE + b.csums.len + b.items.len;
+    uint64_t nb = (body + BLK - 1) / BLK;
+    if (nb > st->log_blocks - st->log_next) {
+        rc = COW_LOG_FULL;
+        goto out;
+    }
+    buf = calloc(nb, BLK);
+    if (!buf) {
+        rc = cow_set_error(COW_ENOMEM, "out of memory");
+        goto out;
+    }
+    put32(buf + LOG_MAGIC, COW_LOG_MAGIC);
+    put64(buf + LOG_ID, st->log_id);
+    put64(buf + LOG_GENERATION, st->generation);
+    put64(buf + LOG_SEQ, st->log_seq + 1);
+    put32(buf + LOG_NBLOCKS, (uint32_t)nb);
+    put32(buf + LOG_NITEMS, b.csums.nitems + b.items.nitems);
+    if (b.csums.len)
+        memcpy(buf + LOG_HEADER_SIZE, b.csums.b, b.csums.len);
+    if (b.items.len)
+        memcpy(buf + LOG_HEADER_SIZE + b.csums.len, b.items.b, b.items.len);
+    put32(buf + LOG_CSUM, crc32c(0, buf + 4, (size_t)(nb * BLK - 4)));
+    uint64_t at = st->log_area[st->last_slot] + (uint64_t)st->log_next * BLK;
+    rc = st->dev->write(st->dev, buf, (size_t)(nb * BLK), at);
+    if (rc)
+        goto out; /* nothing changed: the next record goes to the same place */
+    st->log_next += (uint32_t)nb;
+    st->log_seq++;
+    st->log_unflushed = 1;
+    st->stats.log_records++;
+    st->stats.log_blocks += nb;
+    for (size_t i = 0; i < n; i++) {
+        v[i]->nlr = 0;
+        v[i]->log_size = 0;
+    }
+    if (flush) {
+        rc = store_flush(st);
+        if (rc) {
+            /* what reached the device is unknown: stop here (fsyncgate) */
+            st->failed = 1;
+            goto out;
+        }
+        txn_now_durable(st);
+    }
+out:
+    free(buf);
+    free(b.csums.b);
+    free(b.csums.csummed);
+    free(b.items.b);
+    return rc;
+}
+
+/* ---- replay ---- */
+
+/* Why a record is not valid (ends the log), or NULL. */
+static const char *rec_check(cow_store *st, const uint8_t *h, uint64_t seq, uint32_t room)
+{
+    if (get32(h + LOG_MAGIC) != COW_LOG_MAGIC)
+        return "no record";
+    if (get64(h + LOG_ID) != st->log_id || get64(h + LOG_GENERATION) != st->generation)
+        return "a record of an older commit";
+    if (get64(h + LOG_SEQ) != seq)
+        return "out of sequence";
+    uint32_t nb = get32(h + LOG_NBLOCKS);
+    if (nb == 0 || nb > room)
+        return "bad length";
+    return NULL;
+}
+
+struct litem {
+    struct cow_key k;
+    const uint8_t *d;
+    size_t size;
+};
+
+/* Parses the items of a whole record; 0 if they do not fit its length. */
+static int rec_parse(const uint8_t *r, size_t len, struct litem **out, size_t *nout)
+{
+    uint32_t n = get32(r + LOG_NITEMS);
+    struct litem *v = calloc(n ? n : 1, sizeof *v);
+    if (!v)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    size_t p = LOG_HEADER_SIZE;
+    for (uint32_t i = 0; i < n; i++) {
+        if (p + LOG_ITEM_HEADER > len)
+            goto bad;
+        key_get(&v[i].k, r + p);
+        v[i].size = get16(r + p + COW_KEY_SIZE);
+        v[i].d = r + p + LOG_ITEM_HEADER;
+        p += LOG_ITEM_HEADER + v[i].size;
+        if (p > len)
+            goto bad;
+        size_t want = 0;
+        switch (v[i].k.type) {
+        case COW_EXTENT_CSUM:
+            if (v[i].k.objectid != COW_CSUM_TREE_OBJECTID || v[i].size == 0 || v[i].size % 4 ||
+                v[i].size > COW_MAX_EXTENT_BLOCKS * 4)
+                goto bad;
+            continue;
+        case COW_LOG_RANGE: want = 8; break;
+        case COW_EXTENT_DATA: want = FE_ITEM_SIZE; break;
+        case COW_INODE_ITEM: want = INODE_ITEM_SIZE; break;
+        default: goto bad;
+        }
+        if (v[i].size != want || v[i].k.objectid < COW_FIRST_INO)
+            goto bad;
+    }
+    *out = v;
+    *nout = n;
+    return 1;
+bad:
+    free(v);
+    return 0;
+}
+
+/* 1 if every data extent the record's EXTENT_CSUM items name matches. */
+static int rec_data_ok(cow_store *st, const struct litem *v, size_t n, uint8_t *tmp)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].k.type != COW_EXTENT_CSUM)
+            continue;
+        uint64_t disk = v[i].k.offset, nb = v[i].size / 4, end;
+        if (disk % BLK || disk == 0 || range_end(disk, nb * BLK, &end) || end > st->total_bytes)
+            return 0;
+        if (st->dev->read(st->dev, tmp, (size_t)(nb * BLK), disk))
+            return 0;
+        for (uint64_t b = 0; b < nb; b++)
+            if (crc32c(0, tmp + b * BLK, BLK) != get32(v[i].d + b * 4))
+                return 0;
+    }
+    return 1;
+}
+
+/* Applies one valid record to the running transaction. */
+static int rec_apply(cow_store *st, const struct litem *v, size_t n)
+{
+    struct cow_inode *in = NULL;
+    int rc = COW_OK;
+    for (size_t i = 0; i < n && rc == COW_OK; i++) {
+        const struct litem *it = &v[i];
+        if (it->k.type == COW_EXTENT_CSUM) {
+            uint64_t disk = it->k.offset, len = it->size / 4 * BLK;
+            int known;
+            rc = refs_known(st, disk, &known);
+            if (rc || known)
+                continue; /* its checksums are in the tree already */
+            /* allocated after the last commit: claim it, with a pending
+             * reference change of 0 that the items below add to (a claimed
+             * extent nothing ends up pointing at is freed at commit) */
+            rc = alloc_claim_data(st, disk, len);
+            if (!rc)
+                rc = bt_put(st, &st->csum_tree, &it->k, it->d, it->size);
+            if (!rc)
+                rc = refs_add(st, disk, len, 1, 0, 0);
+            continue;
+        }
+        if (!in || in->ino != it->k.objectid) {
+            rc = file_inode_get(st, it->k.objectid, &in);
+            if (rc == COW_ECORRUPT)
+                rc = COW_CORRUPT("the log names inode %llu, which does not exist",
+                                 (unsigned long long)it->k.objectid);
+            if (rc)
+                break;
+        }
+        switch (it->k.type) {
+        case COW_LOG_RANGE:
+            if (get64(it->d) <= it->k.offset || it->k.offset % BLK ||
+                (get64(it->d) % BLK && get64(it->d) != UINT64_MAX))
+                rc = COW_CORRUPT("log: bad range of inode %llu", (unsigned long long)in->ino);
+            else
+                rc = file_drop_range(st, in, it->k.offset, get64(it->d));
+            break;
+        case COW_EXTENT_DATA: {
+            uint64_t disk = get64(it->d + FE_DISK_BYTENR);
+            int known;
+            rc = refs_known(st, disk, &known);
+            if (rc == COW_OK && !known)
+                rc = COW_CORRUPT("log: inode %llu points at unknown extent %llu",
+                                 (unsigned long long)in->ino, (unsigned long long)disk);
+            if (rc == COW_OK)
+                rc = file_insert_extent(st, in, it->k.offset, it->d);
+            break;
+        }
+        case COW_INODE_ITEM:
+            if (get64(it->d + INODE_NBLOCKS) != in->nblocks)
+                rc = COW_CORRUPT("log: inode %llu has %llu blocks after replay, the log says %llu",
+                                 (unsigned long long)in->ino, (unsigned long long)in->nblocks,
+                                 (unsigned long long)get64(it->d + INODE_NBLOCKS));
+            else {
+                in->size = get64(it->d + INODE_SIZE);
+                rc = file_inode_save(st, in);
+            }
+            break;
+        }
+    }
+    return rc;
+}
+
+int log_replay(cow_store *st, uint64_t *napplied)
+{
+    uint8_t *rec = NULL, *tmp = NULL;
+    int rc = COW_OK;
+    *napplied = 0;
+    st->log_next = 0;
+    st->log_seq = 0;
+    if (!st->log_blocks)
+        return COW_OK;
+    uint64_t area = st->log_area[st->last_slot];
+    size_t cap = (size_t)st->log_blocks * BLK;
+    rec = malloc(cap);
+    tmp = malloc(COW_MAX_EXTENT_BLOCKS * BLK);
+    if (!rec || !tmp) {
+        rc = cow_set_error(COW_ENOMEM, "out of memory");
+        goto out;
+    }
+    st->replaying = 1;
+    for (;;) {
+        uint32_t room = st->log_blocks - st->log_next;
+        if (room == 0)
+            break;
+        uint64_t at = area + (uint64_t)st->log_next * BLK;
+        rc = st->dev->read(st->dev, rec, BLK, at);
+        if (rc)
+            goto out;
+        if (rec_check(st, rec, st->log_seq + 1, room))
+            break;
+        uint32_t nb = get32(rec + LOG_NBLOCKS);
+        if (nb > 1) {
+            rc = st->dev->read(st->dev, rec + BLK, (size_t)(nb - 1) * BLK, at + BLK);
+            if (rc)
+                goto out;
+        }
+        if (crc32c(0, rec + 4, (size_t)nb * BLK - 4) != get32(rec + LOG_CSUM))
+            break; /* torn */
+        struct litem *v = NULL;
+        size_t n = 0;
+        rc = rec_parse(rec, (size_t)nb * BLK, &v, &n);
+        if (rc < 0)
+            goto out;
+        if (rc == 0) {
+            rc = COW_CORRUPT("%s: log record %llu is whole but does not parse", st->path,
+                             (unsigned long long)(st->log_seq + 1));
+            goto out;
+        }
+        if (!rec_data_ok(st, v, n, tmp)) {
+            free(v); /* its data never reached the device: the sync never returned */
+            rc = COW_OK;
+            break;
+        }
+        rc = rec_apply(st, v, n);
+        free(v);
+        if (rc)
+            goto out;
+        st->txn_dirty = 1;
+        st->log_next += nb;
+        st->log_seq++;
+        (*napplied)++;
+    }
+    rc = COW_OK;
+out:
+    st->replaying = 0;
+    file_inode_forget_unused(st);
+    free(rec);
+    free(tmp);
+    return rc;
+}
