@@ -12,6 +12,10 @@
  *   reads       100,000 random point reads by primary key on bulk's table
  *               (fresh connection, default cache size)
  *   aggregate   one full-table scan: count(*), sum(length(payload)), avg(id)
+ *   commits     2,000 single-row transactions, synchronous=FULL, in WAL mode
+ *               and in DELETE mode: commits per second and device flushes
+ *               per commit on each VFS, in a table of its own (see
+ *               run_commits and the counting VFS)
  *
  * Every run draws from a PRNG reset to the same seed, so both VFSs do the
  * same work; reads and aggregate compare a checksum of what they read and
@@ -45,10 +49,11 @@ struct sizes {
     int64_t bulk_rows;  /* rows inserted by bulk (and read by reads/aggregate) */
     int64_t txns;       /* autocommit inserts of txn-wal and txn-delete */
     int64_t reads;      /* point reads of reads */
+    int64_t commits;    /* single-row transactions of commits, per mode */
 };
 
-static const struct sizes full_sizes = { 1000000, 10000, 100000 };
-static const struct sizes quick_sizes = { 20000, 500, 5000 };
+static const struct sizes full_sizes = { 1000000, 10000, 100000, 2000 };
+static const struct sizes quick_sizes = { 20000, 500, 5000, 200 };
 
 /* ---- options and state ---- */
 
@@ -410,6 +415,394 @@ out:
     return -1;
 }
 
+/* ---- the counting VFS ----
+ *
+ * For the commits workload, a VFS that is not cow runs through "NAME-count"
+ * (e.g. "unix-count"): a thin wrapper that forwards every sqlite3_vfs
+ * method to NAME and wraps its files' io methods, forwarding each of them
+ * too, so that the xSync calls SQLite makes can be counted.  On unix one
+ * xSync is one fdatasync (fsync where SQLite is built without fdatasync;
+ * F_FULLFSYNC on macOS with PRAGMA fullfsync), a device flush.  unixSync
+ * also fsyncs the directory once, at the first xSync of a journal,
+ * super-journal or WAL it created (os_unix.c, UNIXFILE_DIRSYNC): in DELETE
+ * mode that is once per transaction, so the wrapper counts it too, as
+ * unixOpen decides it (SQLITE_OPEN_CREATE and one of those types), when it
+ * wraps a unix VFS.  For cow the flushes are the store's own count of its
+ * device flushes (PRAGMA cow_stats, flushes=N), whatever SQLite asked.
+ */
+
+struct countvfs {
+    sqlite3_vfs base;      /* "NAME-count"; pAppData points here */
+    sqlite3_vfs *real;     /* NAME */
+    int dirsync;           /* NAME is unix: count its directory syncs */
+    uint64_t syncs;        /* xSync calls */
+    uint64_t dirsyncs;     /* directory fsyncs unixSync added to them */
+    char name[80];
+};
+
+struct countfile {
+    sqlite3_file base;
+    struct countvfs *cv;
+    int dirsync;           /* the next xSync also fsyncs the directory */
+    sqlite3_file *real;    /* NAME's file, allocated right after this */
+};
+
+static struct countvfs countvfs[2]; /* one per side of the bench */
+
+#define REAL(f) (((struct countfile *)(f))->real)
+#define RM(f) (REAL(f)->pMethods)
+
+static int cf_close(sqlite3_file *f)
+{
+    int rc = RM(f)->xClose(REAL(f));
+    f->pMethods = NULL;
+    return rc;
+}
+
+static int cf_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
+{
+    return RM(f)->xRead(REAL(f), buf, n, off);
+}
+
+static int cf_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
+{
+    return RM(f)->xWrite(REAL(f), buf, n, off);
+}
+
+static int cf_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+    return RM(f)->xTruncate(REAL(f), size);
+}
+
+static int cf_sync(sqlite3_file *f, int flags)
+{
+    struct countfile *p = (struct countfile *)f;
+    p->cv->syncs++;
+    if (p->dirsync) {
+        p->cv->dirsyncs++;
+        p->dirsync = 0;
+    }
+    return RM(f)->xSync(REAL(f), flags);
+}
+
+static int cf_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+    return RM(f)->xFileSize(REAL(f), size);
+}
+
+static int cf_lock(sqlite3_file *f, int lock)
+{
+    return RM(f)->xLock(REAL(f), lock);
+}
+
+static int cf_unlock(sqlite3_file *f, int lock)
+{
+    return RM(f)->xUnlock(REAL(f), lock);
+}
+
+static int cf_check_reserved(sqlite3_file *f, int *res)
+{
+    return RM(f)->xCheckReservedLock(REAL(f), res);
+}
+
+static int cf_file_control(sqlite3_file *f, int op, void *arg)
+{
+    return RM(f)->xFileControl(REAL(f), op, arg);
+}
+
+static int cf_sector_size(sqlite3_file *f)
+{
+    return RM(f)->xSectorSize(REAL(f));
+}
+
+static int cf_device_characteristics(sqlite3_file *f)
+{
+    return RM(f)->xDeviceCharacteristics(REAL(f));
+}
+
+static int cf_shm_map(sqlite3_file *f, int i, int sz, int extend, void volatile **pp)
+{
+    return RM(f)->xShmMap(REAL(f), i, sz, extend, pp);
+}
+
+static int cf_shm_lock(sqlite3_file *f, int ofst, int n, int flags)
+{
+    return RM(f)->xShmLock(REAL(f), ofst, n, flags);
+}
+
+static void cf_shm_barrier(sqlite3_file *f)
+{
+    RM(f)->xShmBarrier(REAL(f));
+}
+
+static int cf_shm_unmap(sqlite3_file *f, int del)
+{
+    return RM(f)->xShmUnmap(REAL(f), del);
+}
+
+static int cf_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **pp)
+{
+    return RM(f)->xFetch(REAL(f), off, n, pp);
+}
+
+static int cf_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+    return RM(f)->xUnfetch(REAL(f), off, p);
+}
+
+/* The same methods as iVersion 1, 2 and 3: a file gets the version of the
+ * real file's methods, so that SQLite never calls one the real file lacks. */
+#define COUNT_IO(v)                                                        \
+    { v, cf_close, cf_read, cf_write, cf_truncate, cf_sync, cf_file_size,  \
+      cf_lock, cf_unlock, cf_check_reserved, cf_file_control,              \
+      cf_sector_size, cf_device_characteristics, cf_shm_map, cf_shm_lock,  \
+      cf_shm_barrier, cf_shm_unmap, cf_fetch, cf_unfetch }
+static const sqlite3_io_methods count_io[3] = { COUNT_IO(1), COUNT_IO(2), COUNT_IO(3) };
+
+#define CV(v) ((struct countvfs *)(v)->pAppData)
+#define RV(v) (CV(v)->real)
+
+static int cv_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags,
+                   int *out_flags)
+{
+    struct countfile *p = (struct countfile *)f;
+    int type = flags & (SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_SUPER_JOURNAL |
+                        SQLITE_OPEN_WAL);
+    int rc;
+
+    memset(p, 0, sizeof *p);
+    p->cv = CV(v);
+    p->real = (sqlite3_file *)&p[1];
+    p->dirsync = p->cv->dirsync && (flags & SQLITE_OPEN_CREATE) && type != 0;
+    rc = RV(v)->xOpen(RV(v), name, p->real, flags, out_flags);
+    if (p->real->pMethods == NULL) {
+        f->pMethods = NULL;
+        return rc;
+    }
+    if (rc != SQLITE_OK) {
+        p->real->pMethods->xClose(p->real);
+        f->pMethods = NULL;
+        return rc;
+    }
+    int ver = p->real->pMethods->iVersion;
+    f->pMethods = &count_io[(ver < 1 ? 1 : ver > 3 ? 3 : ver) - 1];
+    return rc;
+}
+
+static int cv_delete(sqlite3_vfs *v, const char *name, int sync_dir)
+{
+    return RV(v)->xDelete(RV(v), name, sync_dir);
+}
+
+static int cv_access(sqlite3_vfs *v, const char *name, int flags, int *res)
+{
+    return RV(v)->xAccess(RV(v), name, flags, res);
+}
+
+static int cv_full_pathname(sqlite3_vfs *v, const char *name, int n, char *out)
+{
+    return RV(v)->xFullPathname(RV(v), name, n, out);
+}
+
+static void *cv_dl_open(sqlite3_vfs *v, const char *path)
+{
+    return RV(v)->xDlOpen(RV(v), path);
+}
+
+static void cv_dl_error(sqlite3_vfs *v, int n, char *msg)
+{
+    RV(v)->xDlError(RV(v), n, msg);
+}
+
+static void (*cv_dl_sym(sqlite3_vfs *v, void *h, const char *sym))(void)
+{
+    return RV(v)->xDlSym(RV(v), h, sym);
+}
+
+static void cv_dl_close(sqlite3_vfs *v, void *h)
+{
+    RV(v)->xDlClose(RV(v), h);
+}
+
+static int cv_randomness(sqlite3_vfs *v, int n, char *out)
+{
+    return RV(v)->xRandomness(RV(v), n, out);
+}
+
+static int cv_sleep(sqlite3_vfs *v, int us)
+{
+    return RV(v)->xSleep(RV(v), us);
+}
+
+static int cv_current_time(sqlite3_vfs *v, double *t)
+{
+    return RV(v)->xCurrentTime(RV(v), t);
+}
+
+static int cv_get_last_error(sqlite3_vfs *v, int n, char *buf)
+{
+    return RV(v)->xGetLastError ? RV(v)->xGetLastError(RV(v), n, buf) : 0;
+}
+
+static int cv_current_time_int64(sqlite3_vfs *v, sqlite3_int64 *t)
+{
+    return RV(v)->xCurrentTimeInt64(RV(v), t);
+}
+
+static int cv_set_system_call(sqlite3_vfs *v, const char *name, sqlite3_syscall_ptr fn)
+{
+    return RV(v)->xSetSystemCall(RV(v), name, fn);
+}
+
+static sqlite3_syscall_ptr cv_get_system_call(sqlite3_vfs *v, const char *name)
+{
+    return RV(v)->xGetSystemCall(RV(v), name);
+}
+
+static const char *cv_next_system_call(sqlite3_vfs *v, const char *name)
+{
+    return RV(v)->xNextSystemCall(RV(v), name);
+}
+
+/*
+ * Registers "REAL-count" in countvfs[WHICH] (once); returns its name, or
+ * NULL if REAL is not registered.  The wrapper has REAL's iVersion (at most
+ * 3), so SQLite calls only the methods REAL has.
+ */
+static const char *countvfs_register(int which, const char *real_name)
+{
+    struct countvfs *cv = &countvfs[which];
+    sqlite3_vfs *real;
+
+    if (cv->real)
+        return cv->name;
+    real = sqlite3_vfs_find(real_name);
+    if (!real)
+        return NULL;
+    snprintf(cv->name, sizeof cv->name, "%s-count", real_name);
+    cv->real = real;
+    cv->dirsync = strncmp(real_name, "unix", 4) == 0;
+    cv->base.iVersion = real->iVersion < 3 ? real->iVersion : 3;
+    cv->base.szOsFile = (int)sizeof(struct countfile) + real->szOsFile;
+    cv->base.mxPathname = real->mxPathname;
+    cv->base.zName = cv->name;
+    cv->base.pAppData = cv;
+    cv->base.xOpen = cv_open;
+    cv->base.xDelete = cv_delete;
+    cv->base.xAccess = cv_access;
+    cv->base.xFullPathname = cv_full_pathname;
+    cv->base.xDlOpen = cv_dl_open;
+    cv->base.xDlError = cv_dl_error;
+    cv->base.xDlSym = cv_dl_sym;
+    cv->base.xDlClose = cv_dl_close;
+    cv->base.xRandomness = cv_randomness;
+    cv->base.xSleep = cv_sleep;
+    cv->base.xCurrentTime = cv_current_time;
+    cv->base.xGetLastError = cv_get_last_error;
+    cv->base.xCurrentTimeInt64 = cv_current_time_int64;
+    cv->base.xSetSystemCall = cv_set_system_call;
+    cv->base.xGetSystemCall = cv_get_system_call;
+    cv->base.xNextSystemCall = cv_next_system_call;
+    if (sqlite3_vfs_register(&cv->base, 0) != SQLITE_OK) {
+        cv->real = NULL;
+        return NULL;
+    }
+    return cv->name;
+}
+
+/* ---- commits ---- */
+
+/* Sets *flushes to the cow store's device flushes so far (PRAGMA cow_stats)
+ * or, on a counting VFS, to the flushes it counted; 0 or -1 (reported). */
+static int get_flushes(sqlite3 *db, int which, int cow, uint64_t *flushes)
+{
+    sqlite3_stmt *st;
+    const char *txt = NULL;
+    const char *f;
+    int rc = -1;
+
+    if (!cow) {
+        *flushes = countvfs[which].syncs + countvfs[which].dirsyncs;
+        return 0;
+    }
+    st = prepare(db, "PRAGMA cow_stats");
+    if (!st)
+        return -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        txt = (const char *)sqlite3_column_text(st, 0);
+    f = txt ? strstr(txt, "flushes=") : NULL;
+    if (f && (f == txt || f[-1] == ' ')) {
+        *flushes = strtoull(f + 8, NULL, 10);
+        rc = 0;
+    } else {
+        fprintf(stderr, "bench: PRAGMA cow_stats gave %s\n", txt ? txt : "no row");
+        failed = 1;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/*
+ * opt.sz.commits autocommit single-row inserts in journal mode MODE with
+ * synchronous=FULL on VFS (side WHICH of the bench; COW: VFS is cow, whose
+ * flushes PRAGMA cow_stats counts, else VFS is a counting VFS).  Only the
+ * inserts are timed: *cps gets the commits per second, *fpc the flushes
+ * per commit, *check the rows in the table.  Returns 0, or -1 (reported).
+ */
+static int run_commits(const char *path, const char *vfs, int which, int cow,
+                       const char *mode, double *cps, double *fpc, uint64_t *check)
+{
+    char buf[128];
+    sqlite3 *db;
+    sqlite3_stmt *st = NULL;
+    uint64_t f0, f1;
+    double t0, t;
+
+    prng_reset();
+    db = db_open(path, vfs);
+    if (!db)
+        return -1;
+    if (set_journal_mode(db, mode) || exec(db, "PRAGMA synchronous=FULL") ||
+        exec(db, create_sql))
+        goto out;
+    st = prepare(db, "INSERT INTO t(id, payload) VALUES(?1, ?2)");
+    if (!st || get_flushes(db, which, cow, &f0))
+        goto out;
+    t0 = now_s();
+    for (int64_t i = 1; i <= opt.sz.commits; i++) {
+        int n = make_payload(buf);
+        sqlite3_bind_int64(st, 1, i);
+        sqlite3_bind_text(st, 2, buf, n, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            report(db, "commits insert", sqlite3_errcode(db));
+            goto out;
+        }
+        sqlite3_reset(st);
+    }
+    t = now_s() - t0;
+    if (get_flushes(db, which, cow, &f1))
+        goto out;
+    sqlite3_finalize(st);
+    st = prepare(db, "SELECT count(*) FROM t");
+    if (!st || sqlite3_step(st) != SQLITE_ROW) {
+        report(db, "commits count", sqlite3_errcode(db));
+        goto out;
+    }
+    *check = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    *cps = t > 0 ? (double)opt.sz.commits / t : 0;
+    *fpc = (double)(f1 - f0) / (double)opt.sz.commits;
+    if (opt.verbose)
+        printf("  commits %s on %s: %lld in %.3f s, %llu flushes\n", mode, vfs,
+               (long long)opt.sz.commits, t, (unsigned long long)(f1 - f0));
+    return db_close(db);
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return -1;
+}
+
 struct workload {
     const char *name;
     const char *stem;   /* database file stem: reads/aggregate use bulk's */
@@ -425,6 +818,8 @@ static const struct workload workloads[] = {
     { "aggregate",  "bulk",   0, run_aggregate },
 };
 #define NWORKLOADS ((int)(sizeof workloads / sizeof workloads[0]))
+/* The workload with a table of its own (commits_table), run after the others. */
+#define COMMITS "commits"
 
 static int selected(const char *name)
 {
@@ -475,6 +870,28 @@ static int ensure_bulk(int *have_bulk)
     return 0;
 }
 
+/* Prints a table's header: the first column FIRST (width W), then the five
+ * headings H, each at least 9 wide; their widths go to colw. */
+static void print_header(const char *first, int w, char h[5][64])
+{
+    printf("%-*s", w, first);
+    for (int c = 0; c < 5; c++) {
+        size_t len = strlen(h[c]);
+        colw[c] = len > 9 ? (int)len : 9;
+        printf(" | %*s", colw[c], h[c]);
+    }
+    printf("\n");
+    for (int k = 0; k <= w; k++)
+        putchar('-');
+    for (int c = 0; c < 5; c++) {
+        printf("+");
+        for (int k = 0; k < colw[c] + 2; k++)
+            putchar('-');
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
 static void print_row(const char *name, double ta, double tb, int64_t ba,
                       int64_t bb)
 {
@@ -487,6 +904,104 @@ static void print_row(const char *name, double ta, double tb, int64_t ba,
            colw[1], tb, colw[2], ratio, colw[3], (double)ba / 1048576.0,
            colw[4], (double)bb / 1048576.0);
     fflush(stdout);
+}
+
+/*
+ * The commits workload, on both VFSs, alternately, --repeat times per
+ * journal mode; prints its own table: medians of commits per second and of
+ * flushes per commit, and the ratio of commits per second B/A (above 1: B
+ * commits faster).  A VFS that is not cow runs through its counting VFS.
+ * Returns 0 or -1 (reported).
+ */
+static int commits_table(const char *const vfs[2])
+{
+    static const char *const modes[] = { "wal", "delete" };
+    const char *run_vfs[2];
+    int cow[2];
+    double *cps[2], *fpc[2];
+    char h[5][64];
+    int rc = -1;
+
+    for (int w = 0; w < 2; w++) {
+        cow[w] = strcmp(vfs[w], COWVFS_NAME) == 0;
+        run_vfs[w] = cow[w] ? vfs[w] : countvfs_register(w, vfs[w]);
+        if (!run_vfs[w]) {
+            fprintf(stderr, "bench: cannot register a counting VFS over %s\n", vfs[w]);
+            failed = 1;
+            return -1;
+        }
+    }
+    cps[0] = calloc((size_t)opt.repeat, sizeof(double));
+    cps[1] = calloc((size_t)opt.repeat, sizeof(double));
+    fpc[0] = calloc((size_t)opt.repeat, sizeof(double));
+    fpc[1] = calloc((size_t)opt.repeat, sizeof(double));
+    if (!cps[0] || !cps[1] || !fpc[0] || !fpc[1]) {
+        fprintf(stderr, "bench: out of memory\n");
+        failed = 1;
+        goto out;
+    }
+
+    printf("commits: %lld single-row transactions per journal mode, "
+           "synchronous=FULL\n"
+           "c/s: median commits per second (the inserts only); fl/c: device "
+           "flushes per commit\n"
+           "(%s: fdatasync/fsync calls, counted by VFS %s; %s: the store's "
+           "flushes, PRAGMA cow_stats)\n\n",
+           (long long)opt.sz.commits, vfs[0], run_vfs[0], vfs[1]);
+    snprintf(h[0], sizeof h[0], "%s c/s", vfs[0]);
+    snprintf(h[1], sizeof h[1], "%s c/s", vfs[1]);
+    snprintf(h[2], sizeof h[2], "%s/%s", vfs[1], vfs[0]);
+    snprintf(h[3], sizeof h[3], "%s fl/c", vfs[0]);
+    snprintf(h[4], sizeof h[4], "%s fl/c", vfs[1]);
+    print_header("commits", 14, h);
+
+    for (int m = 0; m < 2; m++) {
+        char name[32];
+        char ratio[32];
+        double c[2], f[2];
+        for (int r = 0; r < opt.repeat; r++) {
+            uint64_t check[2] = { 0, 0 };
+            for (int w = 0; w < 2; w++) {
+                char path[4200];
+                char stem[32];
+                snprintf(stem, sizeof stem, "commits-%s", modes[m]);
+                db_path(path, sizeof path, stem, w);
+                db_remove(path);
+                if (run_commits(path, run_vfs[w], w, cow[w], modes[m], &cps[w][r],
+                                &fpc[w][r], &check[w]) != 0) {
+                    fprintf(stderr, "bench: commits (%s) failed on vfs %s\n",
+                            modes[m], run_vfs[w]);
+                    failed = 1;
+                    goto out;
+                }
+            }
+            if (check[0] != check[1]) {
+                fprintf(stderr, "bench: commits (%s): results differ between %s "
+                        "and %s\n", modes[m], vfs[0], vfs[1]);
+                failed = 1;
+                goto out;
+            }
+        }
+        for (int w = 0; w < 2; w++) {
+            c[w] = median(cps[w], opt.repeat);
+            f[w] = median(fpc[w], opt.repeat);
+        }
+        snprintf(name, sizeof name, "commits-%s", modes[m]);
+        if (c[0] > 0)
+            snprintf(ratio, sizeof ratio, "%.2f", c[1] / c[0]);
+        else
+            snprintf(ratio, sizeof ratio, "-");
+        printf("%-14s | %*.0f | %*.0f | %*s | %*.2f | %*.2f\n", name, colw[0], c[0],
+               colw[1], c[1], colw[2], ratio, colw[3], f[0], colw[4], f[1]);
+        fflush(stdout);
+    }
+    rc = 0;
+out:
+    for (int w = 0; w < 2; w++) {
+        free(cps[w]);
+        free(fpc[w]);
+    }
+    return rc;
 }
 
 /* ---- temporary directory ---- */
@@ -540,16 +1055,18 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: bench [--quick] [--repeat N] [--only NAME[,NAME...]]\n"
         "             [--vfs-a NAME] [--vfs-b NAME] [--dir DIR] [--keep] [-v]\n"
-        "  --quick      small sizes for a smoke test (%lld rows, %lld txns, %lld reads)\n"
+        "  --quick      small sizes for a smoke test (%lld rows, %lld txns, %lld reads,\n"
+        "               %lld commits)\n"
         "  --repeat N   run each workload N times per VFS, alternately; print medians\n"
-        "  --only LIST  workloads: bulk, txn-wal, txn-delete, reads, aggregate\n"
+        "  --only LIST  workloads: bulk, txn-wal, txn-delete, reads, aggregate,\n"
+        "               commits\n"
         "  --vfs-a NAME the reference VFS (default unix)\n"
         "  --vfs-b NAME the VFS measured against it (default cow)\n"
         "  --dir DIR    make the temporary directory in DIR (default build/,\n"
         "               else $TMPDIR, /var/tmp, .)\n"
         "  --keep       keep the databases\n",
         (long long)quick_sizes.bulk_rows, (long long)quick_sizes.txns,
-        (long long)quick_sizes.reads);
+        (long long)quick_sizes.reads, (long long)quick_sizes.commits);
 }
 
 static int parse_args(int argc, char **argv)
@@ -601,7 +1118,7 @@ static int parse_args(int argc, char **argv)
         const char *p = opt.only;
         while (*p) {
             size_t len = strcspn(p, ",");
-            int found = 0;
+            int found = len == strlen(COMMITS) && strncmp(p, COMMITS, len) == 0;
             for (int w = 0; w < NWORKLOADS; w++)
                 if (strlen(workloads[w].name) == len &&
                     strncmp(p, workloads[w].name, len) == 0)
@@ -623,6 +1140,7 @@ int main(int argc, char **argv)
     const char *vfs[2];
     int have_bulk[2] = { 0, 0 };
     double *times[2];
+    int timed = 0; /* workloads of the times table selected */
 
     if (parse_args(argc, argv) != 0) {
         usage(stderr);
@@ -646,33 +1164,26 @@ int main(int argc, char **argv)
         return 1;
 
     printf("cowvfs bench: SQLite %s, cowvfs %s, %lld rows, %lld txns, "
-           "%lld reads, repeat %d\n",
+           "%lld reads, %lld commits, repeat %d\n",
            sqlite3_libversion(), COWVFS_VERSION, (long long)opt.sz.bulk_rows,
-           (long long)opt.sz.txns, (long long)opt.sz.reads, opt.repeat);
-    printf("databases in %s\ntimes: median seconds, open to close; sizes: the "
-           "database's files on disk after the run\n\n", workdir);
-    {
+           (long long)opt.sz.txns, (long long)opt.sz.reads,
+           (long long)opt.sz.commits, opt.repeat);
+    printf("databases in %s\n", workdir);
+    for (int wi = 0; wi < NWORKLOADS; wi++)
+        timed += selected(workloads[wi].name);
+    if (!timed)
+        printf("\n");
+    if (timed) {
         char h[5][64];
+        printf("times: median seconds, open to close; sizes: the database's "
+               "files on disk after the run\n\n");
         snprintf(h[0], sizeof h[0], "%s s", vfs[0]);
         snprintf(h[1], sizeof h[1], "%s s", vfs[1]);
         snprintf(h[2], sizeof h[2], "%s/%s", vfs[1], vfs[0]);
         snprintf(h[3], sizeof h[3], "%s MiB", vfs[0]);
         snprintf(h[4], sizeof h[4], "%s MiB", vfs[1]);
-        printf("%-11s", "workload");
-        for (int c = 0; c < 5; c++) {
-            size_t len = strlen(h[c]);
-            colw[c] = len > 9 ? (int)len : 9;
-            printf(" | %*s", colw[c], h[c]);
-        }
-        printf("\n------------");
-        for (int c = 0; c < 5; c++) {
-            printf("+");
-            for (int k = 0; k < colw[c] + 2; k++)
-                putchar('-');
-        }
-        printf("\n");
+        print_header("workload", 11, h);
     }
-    fflush(stdout);
 
     times[0] = calloc((size_t)opt.repeat, sizeof(double));
     times[1] = calloc((size_t)opt.repeat, sizeof(double));
@@ -725,6 +1236,11 @@ int main(int argc, char **argv)
 
     free(times[0]);
     free(times[1]);
+    if (!failed && selected(COMMITS)) {
+        if (timed)
+            printf("\n");
+        commits_table(vfs);
+    }
     if (opt.keep)
         printf("\ndatabases kept in %s\n", workdir);
     else
