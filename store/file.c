@@ -191,6 +191,7 @@ static void inode_forget(cow_store *st, struct cow_inode *in)
     if (log_inode_dirty(in))
         st->log_blocked = 1; /* its unlogged changes need a commit now */
     free(in->lr);
+    free(in->tail);
     free(in);
 }
 
@@ -212,6 +213,7 @@ void file_inode_forget_unused(cow_store *st)
         if (in->nopen == 0) {
             *pp = in->next;
             free(in->lr);
+            free(in->tail);
             free(in);
         } else {
             pp = &in->next;
@@ -224,6 +226,7 @@ int file_reload_inodes(cow_store *st)
     for (struct cow_inode *in = st->inodes; in; in = in->next) {
         in->nlr = 0;
         in->log_size = in->log_overflow = 0;
+        in->tail_valid = 0;
         int rc = inode_read(st, in);
         if (rc == COW_ENOENT) {
             /* created by the aborted transaction: the handle is dead */
@@ -247,6 +250,7 @@ void file_drop_inodes(cow_store *st)
     while (st->inodes) {
         struct cow_inode *n = st->inodes->next;
         free(st->inodes->lr);
+        free(st->inodes->tail);
         free(st->inodes);
         st->inodes = n;
     }
@@ -404,6 +408,7 @@ static int drop_range(cow_store *st, struct cow_inode *in, uint64_t start, uint6
 
 int file_drop_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end)
 {
+    in->tail_valid = 0;
     return drop_range(st, in, start, end);
 }
 
@@ -411,6 +416,7 @@ int file_insert_extent(cow_store *st, struct cow_inode *in, uint64_t off, const 
 {
     struct fext fx;
     struct cow_key k = {in->ino, COW_EXTENT_DATA, off};
+    in->tail_valid = 0;
     int rc = fext_parse(&k, fe, FE_ITEM_SIZE, &fx);
     if (rc)
         return rc;
@@ -523,6 +529,18 @@ out:
 
 /* ---- writing ---- */
 
+/* Reads LIM bytes (at most a block) of IN's block at block-aligned OFF into
+ * DST, from the tail copy when it holds that block. */
+static int edge_read(cow_store *st, struct cow_inode *in, uint8_t *dst, uint64_t lim,
+                     uint64_t off)
+{
+    if (in->tail_valid && in->tail_off == off) {
+        memcpy(dst, in->tail, (size_t)lim);
+        return COW_OK;
+    }
+    return read_range(st, in, dst, lim, off);
+}
+
 /*
  * Writes NBLOCKS whole blocks from BUF at block-aligned file offset OFF:
  * new extents, then the old mapping dropped and the new one inserted.
@@ -612,20 +630,27 @@ static int do_write(cow_store *st, struct cow_inode *in, const uint8_t *data, si
             uint64_t lim = in->size > pos ? in->size - pos : 0;
             memset(stage, 0, BLK);
             if (lim)
-                rc = read_range(st, in, stage, lim < BLK ? lim : BLK, pos);
+                rc = edge_read(st, in, stage, lim < BLK ? lim : BLK, pos);
         }
         if (!rc && ce < pos + n && ROUND_DOWN(ce) >= (cs > pos ? pos + BLK : pos)) {
             uint64_t lb = ROUND_DOWN(ce);
             uint64_t lim = in->size > lb ? in->size - lb : 0;
             memset(stage + (lb - pos), 0, BLK);
             if (lim)
-                rc = read_range(st, in, stage + (lb - pos), lim < BLK ? lim : BLK, lb);
+                rc = edge_read(st, in, stage + (lb - pos), lim < BLK ? lim : BLK, lb);
         }
         if (rc)
             break;
         memcpy(stage + (cs - pos), data + (cs - off), (size_t)(ce - cs));
         uint64_t done = 0;
+        in->tail_valid = 0;
         rc = write_blocks(st, in, stage, n / BLK, pos, &done);
+        if (rc == COW_OK && pos + n == be && (in->tail || (in->tail = malloc(BLK)))) {
+            /* the last block now holds exactly this */
+            memcpy(in->tail, stage + (n - BLK), BLK);
+            in->tail_off = be - BLK;
+            in->tail_valid = 1;
+        }
         if (rc) {
             /* a short write: the size covers the blocks that went in */
             if (done && pos + done > in->size) {
@@ -652,6 +677,7 @@ static int do_write(cow_store *st, struct cow_inode *in, const uint8_t *data, si
 static int do_truncate(cow_store *st, struct cow_inode *in, uint64_t size)
 {
     int rc;
+    in->tail_valid = 0;
     if (size > (1ull << 62))
         return cow_set_error(COW_EINVAL, "size %llu too large", (unsigned long long)size);
     if (size < in->size) {
@@ -690,6 +716,7 @@ static int do_truncate(cow_store *st, struct cow_inode *in, uint64_t size)
 static int inode_destroy(cow_store *st, struct cow_inode *in)
 {
     st->log_blocked = 1;
+    in->tail_valid = 0;
     int rc = drop_range(st, in, 0, UINT64_MAX);
     struct cow_key k = {in->ino, COW_INODE_ITEM, 0};
     if (!rc)

@@ -139,6 +139,12 @@ struct cow_inode {
     size_t nlr, clr;
     int log_size;
     int log_overflow;
+    /* The content of the file's block at tail_off (bytes, block aligned)
+     * as last written, if tail_valid: an append's partial first block is
+     * merged from here instead of read back (SQLite's WAL frames). */
+    uint8_t *tail;
+    uint64_t tail_off;
+    int tail_valid;
     struct cow_inode *next;
 };
 

@@ -1127,12 +1127,64 @@ START_TEST(file_bad_containers)
 }
 END_TEST
 
+/* Appends with partial blocks (SQLite's WAL frames: a 24-byte header, then
+ * a page), overwrites near the end and truncations, against a byte model:
+ * the merge of an append's first block comes from the copy of the last
+ * block written, which every other change must invalidate. */
+START_TEST(file_appends_model)
+{
+    uint64_t rs = test_seed() ^ 0xa99e;
+    struct memdev_ctl *ctl;
+    struct cow_dev *dev = memdev_new(&ctl);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db-wal", 1, &f), COW_OK);
+    struct fmodel m = {0};
+    uint8_t buf[9000];
+    for (int op = 0; op < 3000; op++) {
+        unsigned r = (unsigned)(test_rand(&rs) % 100);
+        size_t len = 1 + test_rand(&rs) % (r < 50 ? 32 : sizeof buf), off;
+        for (size_t j = 0; j < len; j++)
+            buf[j] = (uint8_t)test_rand(&rs);
+        if (r < 70) {
+            off = m.size; /* append */
+        } else if (r < 85) {
+            size_t back = test_rand(&rs) % 6000;
+            off = m.size > back ? m.size - back : 0; /* near the end */
+        } else if (r < 93) {
+            size_t d = test_rand(&rs) % 3000, size = m.size + d; /* grow, or shrink: */
+            if (test_rand(&rs) % 2)
+                size = m.size > d ? m.size - d : 0;
+            ck_assert_int_eq(cow_file_truncate(f, size), COW_OK);
+            fm_truncate(&m, size);
+            continue;
+        } else if (r < 97) {
+            ck_assert_int_eq(cow_file_sync(f), COW_OK);
+            continue;
+        } else {
+            off = test_rand(&rs) % (m.size + 1);
+        }
+        ck_assert_int_eq(cow_file_write(f, buf, len, off), COW_OK);
+        fm_write(&m, buf, len, off);
+        if (op % 100 == 0)
+            fm_compare(f, &m);
+    }
+    fm_compare(f, &m);
+    cow_file_close(f);
+    fsck_memdev(st, dev);
+    cow_store_close(st);
+    free(m.data);
+}
+END_TEST
+
 Suite *file_suite(void)
 {
     Suite *s = suite_create("file");
     TCase *tc = tcase_create("file");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, file_model);
+    tcase_add_test(tc, file_appends_model);
     tcase_add_test(tc, file_names);
     tcase_add_test(tc, file_checksum_mismatch_is_error);
     tcase_add_test(tc, file_bad_containers);
