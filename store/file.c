@@ -181,6 +181,13 @@ static int inode_get(cow_store *st, uint64_t ino, struct cow_inode **out)
     return COW_OK;
 }
 
+static void inode_free(struct cow_inode *in)
+{
+    free(in->lr);
+    free(in->tail);
+    free(in);
+}
+
 static void inode_forget(cow_store *st, struct cow_inode *in)
 {
     struct cow_inode **pp = &st->inodes;
@@ -190,9 +197,7 @@ static void inode_forget(cow_store *st, struct cow_inode *in)
         *pp = in->next;
     if (log_inode_dirty(in))
         st->log_blocked = 1; /* its unlogged changes need a commit now */
-    free(in->lr);
-    free(in->tail);
-    free(in);
+    inode_free(in);
 }
 
 int file_inode_get(cow_store *st, uint64_t ino, struct cow_inode **out)
@@ -212,9 +217,7 @@ void file_inode_forget_unused(cow_store *st)
         struct cow_inode *in = *pp;
         if (in->nopen == 0) {
             *pp = in->next;
-            free(in->lr);
-            free(in->tail);
-            free(in);
+            inode_free(in);
         } else {
             pp = &in->next;
         }
@@ -249,9 +252,7 @@ void file_drop_inodes(cow_store *st)
 {
     while (st->inodes) {
         struct cow_inode *n = st->inodes->next;
-        free(st->inodes->lr);
-        free(st->inodes->tail);
-        free(st->inodes);
+        inode_free(st->inodes);
         st->inodes = n;
     }
 }
@@ -905,11 +906,7 @@ int cow_file_sync(cow_file *f)
             rc = log_write(st, &in, 1, 1);
         } else if (st->log_unflushed || st->unflushed) {
             /* logged or committed without a flush already: flush now */
-            rc = store_flush(st);
-            if (rc == COW_OK)
-                txn_now_durable(st);
-            else
-                st->failed = 1;
+            rc = txn_flush(st);
         }
         if (rc == COW_OK)
             st->stats.log_syncs++;

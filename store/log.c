@@ -310,15 +310,8 @@ int log_write(cow_store *st, struct cow_inode **v, size_t n, int flush)
         v[i]->nlr = 0;
         v[i]->log_size = 0;
     }
-    if (flush) {
-        rc = store_flush(st);
-        if (rc) {
-            /* what reached the device is unknown: stop here (fsyncgate) */
-            st->failed = 1;
-            goto out;
-        }
-        txn_now_durable(st);
-    }
+    if (flush)
+        rc = txn_flush(st); /* a failure stops the store (fsyncgate) */
 out:
     free(buf);
     free(b.csums.b);
@@ -483,10 +476,10 @@ int log_replay(cow_store *st, uint64_t *napplied)
     if (!st->log_blocks)
         return COW_OK;
     uint64_t area = st->log_area[st->last_slot];
-    size_t cap = (size_t)st->log_blocks * BLK;
+    /* an empty log (the usual open) costs one block read */
+    size_t cap = BLK;
     rec = malloc(cap);
-    tmp = malloc(COW_MAX_EXTENT_BLOCKS * BLK);
-    if (!rec || !tmp) {
+    if (!rec) {
         rc = cow_set_error(COW_ENOMEM, "out of memory");
         goto out;
     }
@@ -502,6 +495,15 @@ int log_replay(cow_store *st, uint64_t *napplied)
         if (rec_check(st, rec, st->log_seq + 1, room))
             break;
         uint32_t nb = get32(rec + LOG_NBLOCKS);
+        if ((size_t)nb * BLK > cap) {
+            uint8_t *r2 = realloc(rec, (size_t)nb * BLK);
+            if (!r2) {
+                rc = cow_set_error(COW_ENOMEM, "out of memory");
+                goto out;
+            }
+            rec = r2;
+            cap = (size_t)nb * BLK;
+        }
         if (nb > 1) {
             rc = st->dev->read(st->dev, rec + BLK, (size_t)(nb - 1) * BLK, at + BLK);
             if (rc)
@@ -517,6 +519,11 @@ int log_replay(cow_store *st, uint64_t *napplied)
         if (rc == 0) {
             rc = COW_CORRUPT("%s: log record %llu is whole but does not parse", st->path,
                              (unsigned long long)(st->log_seq + 1));
+            goto out;
+        }
+        if (!tmp && !(tmp = malloc(COW_MAX_EXTENT_BLOCKS * BLK))) {
+            free(v);
+            rc = cow_set_error(COW_ENOMEM, "out of memory");
             goto out;
         }
         if (!rec_data_ok(st, v, n, tmp)) {

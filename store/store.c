@@ -33,13 +33,6 @@ static void store_free(cow_store *st)
 
 /* ---- background commits ---- */
 
-static uint64_t mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* The committer: every commit_ms, commits the running transaction with a
  * flush if anything changed, which empties the log (btrfs's transaction
  * kthread, commit=N).  Sleeps on committer_cond, which store->lock guards. */
@@ -48,7 +41,7 @@ static void *committer_main(void *arg)
     cow_store *st = arg;
     cow_mutex_lock(&st->lock);
     while (!st->committer_stop) {
-        uint64_t now = mono_now(), wait_ns = 3600ull * 1000000000ull;
+        uint64_t now = cow_mono_ns(), wait_ns = 3600ull * 1000000000ull;
         if (st->commit_ms) {
             uint64_t due = st->last_commit_ns + (uint64_t)st->commit_ms * 1000000ull;
             if (now >= due && st->txn_dirty && !st->failed && !st->readonly) {
@@ -146,7 +139,7 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
         if (rc == COW_OK)
             rc = txn_commit(st, 1);
     }
-    st->last_commit_ns = mono_now();
+    st->last_commit_ns = cow_mono_ns();
     cow_mutex_unlock(&st->lock);
     if (rc == COW_OK && !st->readonly) {
         if (pthread_create(&st->committer, NULL, committer_main, st) == 0)

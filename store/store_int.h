@@ -350,9 +350,12 @@ uint64_t log_new_id(cow_store *st);
 /* ---- txn.c ---- */
 /* Flushes the device, counting it.  COW_EIO_FLUSH. */
 int store_flush(cow_store *st);
-/* After a flush that was not part of a commit: the last commit and every
- * block written so far are durable. */
-void txn_now_durable(cow_store *st);
+/* A flush outside a commit (a log record's, or before a reload): makes the
+ * last commit and everything written so far durable.  On failure the store
+ * is failed (what reached the device is unknown).  COW_EIO_FLUSH. */
+int txn_flush(cow_store *st);
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t cow_mono_ns(void);
 /* Commits the running transaction.  FLUSH 0 makes it survive a crash of
  * the application but not a power loss (no flush; a power loss goes back
  * to the last flushed commit); FLUSH 1 makes it durable. */

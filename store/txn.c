@@ -31,12 +31,32 @@ int store_flush(cow_store *st)
     return st->dev->flush(st->dev);
 }
 
-void txn_now_durable(cow_store *st)
+/* After a flush: the last commit and every block written so far are
+ * durable. */
+static void now_durable(cow_store *st)
 {
     st->durable_slot = st->last_slot;
     st->unflushed = 0;
     st->log_unflushed = 0;
     txn_wlog_reset(st);
+}
+
+int txn_flush(cow_store *st)
+{
+    int rc = store_flush(st);
+    if (rc) {
+        st->failed = 1; /* what reached the device is unknown */
+        return rc;
+    }
+    now_durable(st);
+    return COW_OK;
+}
+
+uint64_t cow_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 int txn_begin_change(cow_store *st)
@@ -598,21 +618,10 @@ out:
  * the running transaction is empty (space pinned since is unpinned). */
 static int make_durable(cow_store *st)
 {
-    int rc = store_flush(st);
-    if (rc) {
-        st->failed = 1;
-        return rc;
-    }
-    txn_now_durable(st);
-    alloc_unpin_all(st);
-    return COW_OK;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    int rc = txn_flush(st);
+    if (rc == COW_OK)
+        alloc_unpin_all(st);
+    return rc;
 }
 
 int txn_commit(cow_store *st, int flush)
@@ -699,10 +708,10 @@ int txn_commit(cow_store *st, int flush)
     st->stats.commits++;
     st->stats.commits_flushed += flush;
     st->last_one_flush = one_flush;
-    st->last_commit_ns = mono_ns();
+    st->last_commit_ns = cow_mono_ns();
     log_reset(st); /* records build on the new commit, in area SLOT */
     if (flush) {
-        txn_now_durable(st);
+        now_durable(st);
         alloc_unpin_all(st);
     } else {
         /* Until a flush, space freed since the last flushed commit stays
@@ -761,13 +770,8 @@ int txn_abort(cow_store *st, int why)
     /* Reloading forgets what is pinned: first make the last commit and the
      * log durable, so the state reloaded (the last commit, then the log
      * replayed onto it) is the one a power loss goes back to. */
-    if (st->unflushed || st->log_unflushed) {
-        if (store_flush(st)) {
-            st->failed = 1;
-            return why;
-        }
-        txn_now_durable(st);
-    }
+    if ((st->unflushed || st->log_unflushed) && txn_flush(st))
+        return why;
     cache_destroy(&st->cache);
     alloc_destroy(st);
     refs_reset(st);
