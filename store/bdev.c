@@ -43,7 +43,8 @@ static int fd_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off
 {
     struct file_dev *f = (struct file_dev *)d;
     const uint8_t *p = buf;
-    d->nwrite++;
+    /* ordered extents write with store->lock released: counted atomically */
+    __atomic_fetch_add(&d->nwrite, 1, __ATOMIC_RELAXED);
     while (len > 0) {
         ssize_t n = pwrite(f->fd, p, len, (off_t)off);
         if (n < 0 && errno == EINTR)
@@ -130,6 +131,17 @@ static void fd_close(struct cow_dev *d)
     free(f);
 }
 
+#ifdef COW_DEBUG
+static bdev_test_opener test_opener;
+static void *test_opener_arg;
+
+void bdev_set_test_opener(bdev_test_opener fn, void *arg)
+{
+    test_opener = fn;
+    test_opener_arg = arg;
+}
+#endif
+
 int bdev_file_open(const char *path, int flags, struct cow_dev **out, int *created)
 {
     int rc = COW_OK;
@@ -137,6 +149,14 @@ int bdev_file_open(const char *path, int flags, struct cow_dev **out, int *creat
     int oflags = (flags & BDEV_READONLY) ? O_RDONLY : O_RDWR;
     *out = NULL;
     *created = 0;
+#ifdef COW_DEBUG
+    if (test_opener) {
+        rc = test_opener(test_opener_arg, path, flags, out, created);
+        if (rc != BDEV_TEST_DECLINE)
+            return rc;
+        rc = COW_OK;
+    }
+#endif
 
     fd = open(path, oflags | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT && (flags & BDEV_CREATE) && !(flags & BDEV_READONLY)) {

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "crc32c.h"
+#include "inject.h"
 #include "store_int.h"
 
 #define BLK COW_BLOCK_SIZE
@@ -137,7 +138,7 @@ static int inode_read(cow_store *st, struct cow_inode *in)
         return rc;
     if (size != INODE_ITEM_SIZE)
         return COW_CORRUPT("inode %llu item has %zu bytes", (unsigned long long)in->ino, size);
-    in->size = get64(it + INODE_SIZE);
+    in->size = in->disk_size = get64(it + INODE_SIZE);
     in->nblocks = get64(it + INODE_NBLOCKS);
     in->generation = get64(it + INODE_GENERATION);
     return COW_OK;
@@ -147,7 +148,7 @@ static int inode_save(cow_store *st, struct cow_inode *in)
 {
     uint8_t it[INODE_ITEM_SIZE];
     memset(it, 0, sizeof it);
-    put64(it + INODE_SIZE, in->size);
+    put64(it + INODE_SIZE, in->disk_size);
     put64(it + INODE_NBLOCKS, in->nblocks);
     put64(it + INODE_GENERATION, in->generation);
     put64(it + INODE_TRANSID, st->transid);
@@ -168,8 +169,14 @@ static int inode_get(cow_store *st, uint64_t ino, struct cow_inode **out)
     if (!in)
         return cow_set_error(COW_ENOMEM, "out of memory");
     in->ino = ino;
-    int rc = inode_read(st, in);
+    int rc = pc_init(in);
     if (rc) {
+        free(in);
+        return rc;
+    }
+    rc = inode_read(st, in);
+    if (rc) {
+        pc_destroy(in);
         free(in);
         return rc == COW_ENOENT ? COW_CORRUPT("name points at missing inode %llu",
                                               (unsigned long long)ino)
@@ -183,11 +190,18 @@ static int inode_get(cow_store *st, uint64_t ino, struct cow_inode **out)
 
 static void inode_free(struct cow_inode *in)
 {
+    pc_destroy(in);
     free(in->lr);
-    free(in->tail);
     free(in);
 }
 
+void file_inode_free(struct cow_inode *in)
+{
+    inode_free(in);
+}
+
+/* Removes IN from the open inodes (no handle left).  Freed now, or by the
+ * flusher when it lets go (nref). */
 static void inode_forget(cow_store *st, struct cow_inode *in)
 {
     struct cow_inode **pp = &st->inodes;
@@ -195,9 +209,13 @@ static void inode_forget(cow_store *st, struct cow_inode *in)
         pp = &(*pp)->next;
     if (*pp)
         *pp = in->next;
-    if (log_inode_dirty(in))
+    if (log_inode_dirty(in) || in->pc.ndirty)
         st->log_blocked = 1; /* its unlogged changes need a commit now */
-    inode_free(in);
+    pc_punch(st, in, 0); /* dirty pages left only by a failed writeback */
+    if (in->nref > 0)
+        in->forgotten = 1;
+    else
+        inode_free(in);
 }
 
 int file_inode_get(cow_store *st, uint64_t ino, struct cow_inode **out)
@@ -217,7 +235,11 @@ void file_inode_forget_unused(cow_store *st)
         struct cow_inode *in = *pp;
         if (in->nopen == 0) {
             *pp = in->next;
-            inode_free(in);
+            pc_punch(st, in, 0);
+            if (in->nref > 0)
+                in->forgotten = 1;
+            else
+                inode_free(in);
         } else {
             pp = &in->next;
         }
@@ -229,11 +251,10 @@ int file_reload_inodes(cow_store *st)
     for (struct cow_inode *in = st->inodes; in; in = in->next) {
         in->nlr = 0;
         in->log_size = in->log_overflow = 0;
-        in->tail_valid = 0;
         int rc = inode_read(st, in);
         if (rc == COW_ENOENT) {
             /* created by the aborted transaction: the handle is dead */
-            in->size = in->nblocks = 0;
+            in->size = in->disk_size = in->nblocks = 0;
             in->orphan = -1;
             continue;
         }
@@ -409,7 +430,7 @@ static int drop_range(cow_store *st, struct cow_inode *in, uint64_t start, uint6
 
 int file_drop_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end)
 {
-    in->tail_valid = 0;
+    pc_forget_range(in, start, end);
     return drop_range(st, in, start, end);
 }
 
@@ -417,8 +438,10 @@ int file_insert_extent(cow_store *st, struct cow_inode *in, uint64_t off, const 
 {
     struct fext fx;
     struct cow_key k = {in->ino, COW_EXTENT_DATA, off};
-    in->tail_valid = 0;
     int rc = fext_parse(&k, fe, FE_ITEM_SIZE, &fx);
+    if (rc)
+        return rc;
+    pc_forget_range(in, fx.start, fx.start + fx.len);
     if (rc)
         return rc;
     rc = fext_insert(st, in->ino, &fx);
@@ -485,9 +508,9 @@ static int read_extent_blocks(cow_store *st, const struct fext *fx, uint64_t dis
     return COW_OK;
 }
 
-/* Reads [off, off+len) of IN into BUF; the range must lie within the file's
- * blocks; holes read as zeros. */
-static int read_range(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len,
+/* Reads [off, off+len) of IN's extents into BUF; the range must lie within
+ * the file's blocks; holes read as zeros. */
+int file_read_extents(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len,
                       uint64_t off)
 {
     enum { CHUNK = 64 * 1024, SMALL = 2 * BLK };
@@ -528,185 +551,71 @@ out:
     return rc;
 }
 
-/* ---- writing ---- */
+/* ---- writing (the trees' side; the page cache is pcache.c) ---- */
 
-/* Reads LIM bytes (at most a block) of IN's block at block-aligned OFF into
- * DST, from the tail copy when it holds that block. */
-static int edge_read(cow_store *st, struct cow_inode *in, uint8_t *dst, uint64_t lim,
-                     uint64_t off)
+int file_complete_extent(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
+                         uint64_t nblocks, const uint32_t *crcs)
 {
-    if (in->tail_valid && in->tail_off == off) {
-        memcpy(dst, in->tail, (size_t)lim);
-        return COW_OK;
-    }
-    return read_range(st, in, dst, lim, off);
-}
-
-/*
- * Writes NBLOCKS whole blocks from BUF at block-aligned file offset OFF:
- * new extents, then the old mapping dropped and the new one inserted.
- * A failure before any tree changed leaves everything as it was; after,
- * the transaction is aborted.
- */
-static int write_blocks(cow_store *st, struct cow_inode *in, const uint8_t *buf,
-                        uint64_t nblocks, uint64_t off, uint64_t *done)
-{
-    uint32_t crcs[COW_MAX_EXTENT_BLOCKS];
     uint8_t csum_item[COW_MAX_EXTENT_BLOCKS * 4];
-    int rc;
-    while (nblocks > 0) {
-        uint64_t want = nblocks < COW_MAX_EXTENT_BLOCKS ? nblocks : COW_MAX_EXTENT_BLOCKS;
-        uint64_t bytenr, got;
-        /* Space for the data and for any tree path the change copies, so
-         * that the tree changes below cannot run out of space. */
-        rc = alloc_reserve(st, want, 64);
-        if (rc)
-            return rc;
-        rc = alloc_blocks(st, want, 0, &bytenr, &got);
-        if (rc)
-            return rc;
-        for (uint64_t b = 0; b < got; b++) {
-            crcs[b] = crc32c(0, buf + b * BLK, BLK);
-            put32(csum_item + b * 4, crcs[b]);
-        }
-        rc = st->dev->write(st->dev, buf, (size_t)(got * BLK), bytenr);
-        if (rc) {
-            alloc_unalloc(st, bytenr, got * BLK);
-            return rc;
-        }
-        txn_note_written(st, bytenr, got, crcs);
-        /* the data is written: now the trees may point at it */
-        struct fext fx = {off, bytenr, got * BLK, 0, got * BLK, COW_FE_REG};
-        struct cow_key ck = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, bytenr};
-        rc = refs_add(st, bytenr, got * BLK, 1, 0, +1);
-        if (!rc)
-            rc = bt_insert(st, &st->csum_tree, &ck, csum_item, (size_t)(got * 4));
-        if (!rc)
-            rc = drop_range(st, in, off, off + got * BLK);
-        if (!rc)
-            rc = fext_insert(st, in->ino, &fx);
-        if (rc) {
-            *done = 0; /* the abort took back everything, these blocks too */
-            return txn_abort(st, rc);
-        }
-        log_note_range(in, off, off + got * BLK);
-        in->nblocks += got;
-        *done += got * BLK;
-        buf += got * BLK;
-        off += got * BLK;
-        nblocks -= got;
+    for (uint64_t b = 0; b < nblocks; b++)
+        put32(csum_item + b * 4, crcs[b]);
+    txn_note_written(st, disk, nblocks, crcs);
+    /* the data is written: now the trees may point at it */
+    struct fext fx = {off, disk, nblocks * BLK, 0, nblocks * BLK, COW_FE_REG};
+    struct cow_key ck = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, disk};
+    int rc = refs_add(st, disk, nblocks * BLK, 1, 0, +1);
+    if (!rc)
+        rc = bt_insert(st, &st->csum_tree, &ck, csum_item, (size_t)(nblocks * 4));
+    if (!rc)
+        rc = drop_range(st, in, off, off + nblocks * BLK);
+    if (!rc)
+        rc = fext_insert(st, in->ino, &fx);
+    if (!rc) {
+        in->nblocks += nblocks;
+        uint64_t end = off + nblocks * BLK < in->size ? off + nblocks * BLK : in->size;
+        if (end > in->disk_size)
+            in->disk_size = end;
+        rc = inode_save(st, in);
     }
-    return COW_OK;
-}
-
-static int do_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t len,
-                    uint64_t off)
-{
-    uint64_t end;
-    int rc = range_end(off, len, &end);
-    if (rc || end > (1ull << 62))
-        return cow_set_error(COW_EINVAL, "write of %zu bytes at %llu overflows", len,
-                             (unsigned long long)off);
-    if (len == 0)
-        return COW_OK;
-    uint64_t bs = ROUND_DOWN(off), be = ROUND_UP(end);
-    uint64_t span = be - bs;
-    /* The whole write's space, reserved before anything changes: a full
-     * disk fails the call here, cleanly (the reservation travels with the
-     * call, invariant 4). */
-    rc = alloc_reserve(st, span / BLK, 64 * (span / (COW_MAX_EXTENT_BLOCKS * BLK) + 1));
-    if (rc)
-        return rc;
-    /* Stage at most 1 MiB of blocks at a time. */
-    enum { STAGE = COW_MAX_EXTENT_BLOCKS * BLK };
-    uint8_t *stage = malloc(span < STAGE ? span : STAGE);
-    if (!stage)
-        return cow_set_error(COW_ENOMEM, "out of memory");
-    uint64_t pos = bs;
-    while (pos < be && !rc) {
-        uint64_t n = be - pos < STAGE ? be - pos : STAGE;
-        uint64_t cs = pos > off ? pos : off, ce = pos + n < end ? pos + n : end;
-        /* partial blocks at the edges: merge with what is there */
-        if (cs > pos) {
-            uint64_t lim = in->size > pos ? in->size - pos : 0;
-            memset(stage, 0, BLK);
-            if (lim)
-                rc = edge_read(st, in, stage, lim < BLK ? lim : BLK, pos);
-        }
-        if (!rc && ce < pos + n && ROUND_DOWN(ce) >= (cs > pos ? pos + BLK : pos)) {
-            uint64_t lb = ROUND_DOWN(ce);
-            uint64_t lim = in->size > lb ? in->size - lb : 0;
-            memset(stage + (lb - pos), 0, BLK);
-            if (lim)
-                rc = edge_read(st, in, stage + (lb - pos), lim < BLK ? lim : BLK, lb);
-        }
-        if (rc)
-            break;
-        memcpy(stage + (cs - pos), data + (cs - off), (size_t)(ce - cs));
-        uint64_t done = 0;
-        in->tail_valid = 0;
-        rc = write_blocks(st, in, stage, n / BLK, pos, &done);
-        if (rc == COW_OK && pos + n == be && (in->tail || (in->tail = malloc(BLK)))) {
-            /* the last block now holds exactly this */
-            memcpy(in->tail, stage + (n - BLK), BLK);
-            in->tail_off = be - BLK;
-            in->tail_valid = 1;
-        }
-        if (rc) {
-            /* a short write: the size covers the blocks that went in */
-            if (done && pos + done > in->size) {
-                in->size = pos + done < end ? pos + done : end;
-                int rc2 = inode_save(st, in);
-                if (rc2)
-                    txn_abort(st, rc2);
-            }
-            break;
-        }
-        if (ce > in->size)
-            in->size = ce;
-        pos += n;
-    }
-    free(stage);
-    if (rc)
-        return rc;
-    rc = inode_save(st, in);
     if (rc)
         return txn_abort(st, rc);
     return COW_OK;
 }
 
+/* Shrinks or grows IN to SIZE bytes.  A shrink drops the cached pages and
+ * the extents past the end as one step (invariant 3): the caller holds the
+ * invalidate lock exclusively and waited for the ordered extents there. */
 static int do_truncate(cow_store *st, struct cow_inode *in, uint64_t size)
 {
     int rc;
-    in->tail_valid = 0;
     if (size > (1ull << 62))
         return cow_set_error(COW_EINVAL, "size %llu too large", (unsigned long long)size);
     if (size < in->size) {
         if (size % BLK) {
-            /* zero the tail of the new last block (if it has data) */
-            uint64_t lb = ROUND_DOWN(size);
-            struct fext fx;
-            rc = fext_first(st, in->ino, lb, &fx);
-            if (rc == COW_OK && fx.start <= lb) {
-                uint8_t blk[BLK];
-                rc = read_range(st, in, blk, size - lb, lb);
-                if (rc)
-                    return rc;
-                memset(blk + (size - lb), 0, BLK - (size - lb));
-                uint64_t done = 0;
-                rc = write_blocks(st, in, blk, 1, lb, &done);
-                if (rc)
-                    return rc;
-            } else if (rc != COW_OK && rc != COW_ENOENT) {
+            /* the bytes past the new end in its last block read as zeros
+             * from now on (a later grow must not show them) */
+            uint8_t zero[BLK];
+            memset(zero, 0, sizeof zero);
+            rc = pc_write(st, in, zero, BLK - size % BLK, size, PC_KEEP_SIZE);
+            if (rc)
                 return rc;
-            }
         }
+        pc_punch(st, in, ROUND_UP(size) / BLK);
+#ifdef COW_BREAK_INVALIDATE
+        /* BROKEN ON PURPOSE (make race-proof): pages and extents dropped
+         * in two steps, with the locks let go in between */
+        cow_mutex_unlock(&st->lock);
+        COW_INJECT("truncate:punch_gap");
+        cow_mutex_lock(&st->lock);
+#else
+        COW_INJECT("truncate:punch_gap");
+#endif
         rc = drop_range(st, in, ROUND_UP(size), UINT64_MAX);
         if (rc)
             return txn_abort(st, rc);
         log_note_range(in, ROUND_UP(size), UINT64_MAX);
     }
-    in->size = size;
+    in->size = in->disk_size = size;
     rc = inode_save(st, in);
     if (rc)
         return txn_abort(st, rc);
@@ -717,7 +626,7 @@ static int do_truncate(cow_store *st, struct cow_inode *in, uint64_t size)
 static int inode_destroy(cow_store *st, struct cow_inode *in)
 {
     st->log_blocked = 1;
-    in->tail_valid = 0;
+    pc_punch(st, in, 0);
     int rc = drop_range(st, in, 0, UINT64_MAX);
     struct cow_key k = {in->ino, COW_INODE_ITEM, 0};
     if (!rc)
@@ -819,8 +728,19 @@ void cow_file_close(cow_file *f)
     if (!f)
         return;
     cow_store *st = f->st;
-    LOCK(st);
     struct cow_inode *in = f->inode;
+    pc_lock_shared(in);
+    LOCK(st);
+    if (in->nopen == 1 && in->orphan == 0 && !st->readonly && !st->failed) {
+        /* The last handle: its buffered writes go into the running
+         * transaction now.  A device error loses them (xClose cannot
+         * report it; it is in cow_store_last_error()). */
+        (void)pc_writeback(st, in);
+    }
+    oe_wait_range(st, in, 0, UINT64_MAX);
+    UNLOCK(st);
+    pc_unlock(in);
+    LOCK(st);
     if (--in->nopen == 0) {
         if (in->orphan > 0 && !st->readonly && !st->failed) {
             int rc = inode_destroy(st, in);
@@ -837,49 +757,76 @@ void cow_file_close(cow_file *f)
 int cow_file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nread)
 {
     cow_store *st = f->st;
+    struct cow_inode *in = f->inode;
     int rc;
     *nread = 0;
+    pc_lock_shared(in);
     LOCK(st);
     rc = check_handle(f);
     if (rc)
         goto out;
-    uint64_t size = f->inode->size, avail = 0;
+    uint64_t size = in->size, avail = 0;
     if (off < size)
         avail = size - off < len ? size - off : len;
     if (avail)
-        rc = read_range(st, f->inode, buf, avail, off);
+        rc = pc_read(st, in, buf, avail, off);
     if (rc == COW_OK) {
         memset((uint8_t *)buf + avail, 0, len - (size_t)avail);
         *nread = (size_t)avail;
     }
 out:
     UNLOCK(st);
+    pc_unlock(in);
     return rc;
 }
 
 int cow_file_write(cow_file *f, const void *buf, size_t len, uint64_t off)
 {
     cow_store *st = f->st;
+    struct cow_inode *in = f->inode;
+    pc_lock_shared(in);
     LOCK(st);
     int rc = check_handle(f);
     if (!rc)
         rc = txn_begin_change(st);
-    if (!rc)
-        rc = do_write(st, f->inode, buf, len, off);
+    int wrote = 0;
+    if (!rc) {
+        rc = pc_write(st, in, buf, len, off, 0);
+        wrote = 1;
+    }
     UNLOCK(st);
+    pc_unlock(in);
+    if (rc && wrote) {
+        /* A failed write cleans up through truncate's path: the pages it
+         * left past the end of file go, with their reservations, as one
+         * step under the invalidate lock held exclusively (invariant 3;
+         * ../shared/reference/xfs-punch-delalloc-on-write-failure.txt). */
+        pc_lock_excl(in);
+        LOCK(st);
+        uint64_t eof = ROUND_UP(in->size);
+        oe_wait_range(st, in, eof, UINT64_MAX);
+        pc_punch(st, in, eof / BLK);
+        UNLOCK(st);
+        pc_unlock(in);
+    }
     return rc;
 }
 
 int cow_file_truncate(cow_file *f, uint64_t size)
 {
     cow_store *st = f->st;
+    struct cow_inode *in = f->inode;
+    pc_lock_excl(in);
     LOCK(st);
     int rc = check_handle(f);
     if (!rc)
         rc = txn_begin_change(st);
-    if (!rc && size != f->inode->size)
-        rc = do_truncate(st, f->inode, size);
+    if (!rc && size < in->size)
+        oe_wait_range(st, in, ROUND_DOWN(size), UINT64_MAX);
+    if (!rc && size != in->size)
+        rc = do_truncate(st, in, size);
     UNLOCK(st);
+    pc_unlock(in);
     return rc;
 }
 
@@ -897,12 +844,17 @@ int cow_file_sync(cow_file *f)
 {
     cow_store *st = f->st;
     struct cow_inode *in = f->inode;
+    pc_lock_shared(in);
     LOCK(st);
     st->stats.syncs++;
     int rc = check_handle(f);
+    if (rc == COW_OK)
+        rc = pc_writeback(st, in); /* this file's delalloc, as ordered extents */
     if (rc == COW_OK && log_usable(st) && !in->log_overflow) {
+        /* the fast fsync: the ranges to log, then every ordered extent
+         * overlapping them (ours and the flusher's), then one record */
+        oe_wait_logged(st, in);
         if (log_inode_dirty(in)) {
-            /* the fast fsync: one record for this file, one flush */
             rc = log_write(st, &in, 1, 1);
         } else if (st->log_unflushed || st->unflushed) {
             /* logged or committed without a flush already: flush now */
@@ -913,10 +865,46 @@ int cow_file_sync(cow_file *f)
     } else if (rc == COW_OK) {
         rc = COW_LOG_FULL;
     }
-    if (rc == COW_LOG_FULL)
-        rc = txn_commit(st, 1);
+    if (rc == COW_LOG_FULL) {
+        /* A full commit holds every file as written so far: the others'
+         * buffered data goes in too.  pc_writeback_all takes each file's
+         * invalidate lock in turn, so this one's is let go first (a thread
+         * holds one at a time: no lock-order cycle between files). */
+        UNLOCK(st);
+        pc_unlock(in);
+        rc = pc_writeback_all(st);
+        pc_lock_shared(in);
+        LOCK(st);
+        if (rc == COW_OK)
+            rc = txn_commit(st, 1);
+    }
     UNLOCK(st);
+    pc_unlock(in);
     return rc;
+}
+
+int cow_file_fetch(cow_file *f, uint64_t off, size_t len, void **pp)
+{
+    cow_store *st = f->st;
+    struct cow_inode *in = f->inode;
+    *pp = NULL;
+    pc_lock_shared(in);
+    LOCK(st);
+    int rc = check_handle(f);
+    if (!rc)
+        rc = pc_fetch(st, in, off, len, pp);
+    UNLOCK(st);
+    pc_unlock(in);
+    return rc;
+}
+
+void cow_file_unfetch(cow_file *f, uint64_t off, void *p)
+{
+    if (!p)
+        return;
+    LOCK(f->st);
+    pc_unfetch(f->inode, off, p);
+    UNLOCK(f->st);
 }
 
 cow_store *cow_file_store(cow_file *f)

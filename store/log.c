@@ -30,12 +30,12 @@
  * copy k, which never holds the last flushed commit.
  *
  * The order of the fast fsync (invariant 2; the race in
- * ../shared/reference/btrfs-fsync-vs-dio-prealloc.txt): a write is on the
- * device before its extent item is inserted, and both happen under
- * store->lock, as does the collection of a file's changed ranges here, so
- * a sync can never log an extent item whose data is not written yet.
- * Delayed allocation (ordered extents completing outside the lock) will
- * have to keep that order explicitly.
+ * ../shared/reference/btrfs-fsync-vs-dio-prealloc.txt): writeback links an
+ * ordered extent into its inode before it notes the range here, and an
+ * extent item enters the trees only when its ordered extent completes,
+ * after the data is written.  Every caller of log_write first waits for
+ * the ordered extents overlapping the ranges it logs (oe_wait_logged,
+ * oe_wait_all in pcache.c), so a record never points at data not written.
  *
  * Locking: store->lock held by every caller.
  */
@@ -252,7 +252,7 @@ static int build_inode(struct build *b, struct cow_inode *in)
     }
     uint8_t it[INODE_ITEM_SIZE];
     memset(it, 0, sizeof it);
-    put64(it + INODE_SIZE, in->size);
+    put64(it + INODE_SIZE, in->disk_size);
     put64(it + INODE_NBLOCKS, in->nblocks);
     put64(it + INODE_GENERATION, in->generation);
     put64(it + INODE_TRANSID, b->st->transid);
@@ -457,7 +457,7 @@ static int rec_apply(cow_store *st, const struct litem *v, size_t n)
                                  (unsigned long long)in->ino, (unsigned long long)in->nblocks,
                                  (unsigned long long)get64(it->d + INODE_NBLOCKS));
             else {
-                in->size = get64(it->d + INODE_SIZE);
+                in->size = in->disk_size = get64(it->d + INODE_SIZE);
                 rc = file_inode_save(st, in);
             }
             break;

@@ -26,6 +26,7 @@ static void store_free(cow_store *st)
     if (st->dev)
         st->dev->close(st->dev);
     pthread_cond_destroy(&st->committer_cond);
+    pthread_cond_destroy(&st->oe_cond);
     cow_mutex_destroy(&st->lock);
     free(st->path);
     free(st);
@@ -33,21 +34,37 @@ static void store_free(cow_store *st)
 
 /* ---- background commits ---- */
 
-/* The committer: every commit_ms, commits the running transaction with a
- * flush if anything changed, which empties the log (btrfs's transaction
- * kthread, commit=N).  Sleeps on committer_cond, which store->lock guards. */
+/* The committer and flusher: every commit_ms, writes back every file's
+ * buffered data and commits the running transaction with a flush if
+ * anything changed, which empties the log (btrfs's transaction kthread,
+ * commit=N); and writes back whenever a writer finds the dirty limit
+ * passed (flush_wanted).  Sleeps on committer_cond, which store->lock
+ * guards. */
 static void *committer_main(void *arg)
 {
     cow_store *st = arg;
     cow_mutex_lock(&st->lock);
     while (!st->committer_stop) {
         uint64_t now = cow_mono_ns(), wait_ns = 3600ull * 1000000000ull;
+        if (st->flush_wanted && !st->failed) {
+            st->flush_wanted = 0;
+            cow_mutex_unlock(&st->lock);
+            pc_writeback_all(st); /* errors: the pages stay dirty */
+            cow_mutex_lock(&st->lock);
+            continue;
+        }
         if (st->commit_ms) {
             uint64_t due = st->last_commit_ns + (uint64_t)st->commit_ms * 1000000ull;
-            if (now >= due && st->txn_dirty && !st->failed && !st->readonly) {
+            if (now >= due && (st->txn_dirty || st->ndirty) && !st->failed && !st->readonly) {
+                if (st->ndirty) {
+                    cow_mutex_unlock(&st->lock);
+                    pc_writeback_all(st);
+                    cow_mutex_lock(&st->lock);
+                }
                 st->in_background = 1;
                 txn_commit(st, 1); /* a failure stops the store (txn.c) */
                 st->in_background = 0;
+                st->last_commit_ns = cow_mono_ns(); /* also when nothing changed */
                 continue;
             }
             wait_ns = now >= due ? (uint64_t)st->commit_ms * 1000000ull : due - now;
@@ -83,10 +100,24 @@ void cow_store_set_commit_interval(cow_store *st, unsigned ms)
     cow_mutex_unlock(&st->lock);
 }
 
+void cow_store_set_dirty_limit(cow_store *st, uint64_t bytes)
+{
+    cow_mutex_lock(&st->lock);
+    st->dirty_limit = bytes < COW_BLOCK_SIZE ? COW_BLOCK_SIZE : bytes;
+    cow_mutex_unlock(&st->lock);
+}
+
+int cow_store_writeback(cow_store *st)
+{
+    return pc_writeback_all(st);
+}
+
 void cow_store_stats(cow_store *st, struct cow_stats *out)
 {
     cow_mutex_lock(&st->lock);
     *out = st->stats;
+    out->dirty_bytes = st->ndirty * COW_BLOCK_SIZE;
+    out->reserved_bytes = st->reserved * COW_BLOCK_SIZE;
     cow_mutex_unlock(&st->lock);
 }
 
@@ -111,7 +142,9 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&st->committer_cond, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&st->oe_cond, NULL);
     st->commit_ms = COW_COMMIT_INTERVAL_MS;
+    st->dirty_limit = COW_DIRTY_LIMIT;
     st->dev = dev;
     st->readonly = (flags & COW_OPEN_READONLY) != 0;
     st->path = strdup(path ? path : "(device)");
@@ -190,16 +223,23 @@ int cow_store_open(const char *path, int flags, cow_store **out)
 
 int cow_store_commit(cow_store *st)
 {
+    int rc = pc_writeback_all(st);
+    if (rc)
+        return rc;
     cow_mutex_lock(&st->lock);
-    int rc = txn_commit(st, 1);
+    rc = txn_commit(st, 1);
     cow_mutex_unlock(&st->lock);
     return rc;
 }
 
 int cow_store_persist(cow_store *st)
 {
+    int rc = pc_writeback_all(st);
+    if (rc)
+        return rc;
     cow_mutex_lock(&st->lock);
-    int rc = COW_LOG_FULL;
+    oe_wait_all(st); /* every range noted for the log has its items */
+    rc = COW_LOG_FULL;
     if (log_usable(st)) {
         size_t n = 0;
         struct cow_inode **v = NULL;
@@ -227,8 +267,10 @@ int cow_store_close(cow_store *st)
     if (!st)
         return COW_OK;
     committer_stop(st);
+    int rc = st->readonly ? COW_OK : pc_writeback_all(st);
     cow_mutex_lock(&st->lock);
-    int rc = txn_commit(st, 1);
+    if (rc == COW_OK)
+        rc = txn_commit(st, 1);
     if (rc == COW_OK)
         rc = txn_seal(st);
     cow_mutex_unlock(&st->lock);

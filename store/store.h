@@ -119,6 +119,9 @@ struct cow_stats {
     uint64_t log_records;      /* log records written, with or without flush */
     uint64_t log_blocks;       /* blocks of log records written */
     uint64_t replayed;         /* log records replayed when the store opened */
+    uint64_t ordered_extents;  /* ordered extents completed (writeback) */
+    uint64_t dirty_bytes;      /* buffered (delalloc) bytes now */
+    uint64_t reserved_bytes;   /* data space reserved for them now */
 };
 
 /* Copies the store's counters to *out.  Takes store->lock; never fails. */
@@ -133,6 +136,24 @@ void cow_store_stats(cow_store *st, struct cow_stats *out);
  */
 void cow_store_set_commit_interval(cow_store *st, unsigned ms);
 #define COW_COMMIT_INTERVAL_MS 5000u
+
+/*
+ * Sets the dirty limit in bytes (the default is COW_DIRTY_LIMIT; at least
+ * one block is kept).  Writes are buffered in a per-file page cache
+ * (delayed allocation); once this many bytes of all files are buffered, a
+ * writer first writes its own file's buffered data to the device, and the
+ * background flusher writes the rest.  Takes store->lock; never fails.
+ */
+void cow_store_set_dirty_limit(cow_store *st, uint64_t bytes);
+#define COW_DIRTY_LIMIT (32ull << 20)
+
+/*
+ * Writes every file's buffered data to the device as ordered extents and
+ * puts it into the running transaction (not durable until a sync or
+ * commit).  Errors: COW_EIO_WRITE (the data stays buffered), COW_ENOSPC,
+ * COW_ENOMEM, COW_EFAILED.
+ */
+int cow_store_writeback(cow_store *st);
 
 /* ---- files (names are 1..255 bytes, no '/', e.g. "db", "db-wal") ---- */
 
@@ -157,9 +178,12 @@ int cow_file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nrea
 
 /*
  * Writes LEN bytes at byte offset OFF (any alignment; the file grows as
- * needed, with a hole between the old end and OFF).  Data goes to newly
- * allocated space (copy on write); it becomes durable at the next commit.
- * Errors: COW_ENOSPC, COW_EIO_WRITE, COW_EINVAL (offset overflow), ...
+ * needed, with a hole between the old end and OFF).  The data is buffered
+ * in the file's page cache (delayed allocation) with its space reserved:
+ * a full disk fails here with COW_ENOSPC, never later.  Writeback puts it
+ * in newly allocated space (copy on write); it becomes durable at the next
+ * sync or commit.  Errors: COW_ENOSPC, COW_EINVAL (offset overflow),
+ * COW_ENOMEM, and I/O errors of a writeback past the dirty limit.
  */
 int cow_file_write(cow_file *f, const void *buf, size_t len, uint64_t off);
 
@@ -181,6 +205,20 @@ int cow_file_size(cow_file *f, uint64_t *size);
  * write leaves the store as it was and is reported, never ignored.
  */
 int cow_file_sync(cow_file *f);
+
+/*
+ * xFetch: points *PP at LEN bytes of the file at byte offset OFF, in the
+ * store's cache of the file, valid and pinned until cow_file_unfetch()
+ * (neither a truncate nor writeback frees that memory meanwhile; a later
+ * write to the range changes the bytes seen there, as a shared mapping
+ * would).  Only ranges inside one 4 KiB block of the file are fetched;
+ * otherwise *PP is NULL and the caller reads instead (SQLite then uses
+ * xRead).  Errors: COW_ECSUM, COW_ENOMEM, I/O errors.
+ */
+int cow_file_fetch(cow_file *f, uint64_t off, size_t len, void **pp);
+/* Releases a pointer from cow_file_fetch() (OFF as given there); P NULL is
+ * a no-op. */
+void cow_file_unfetch(cow_file *f, uint64_t off, void *p);
 
 /* The handle's store and name (owned by the handle). */
 cow_store *cow_file_store(cow_file *f);

@@ -123,10 +123,65 @@ struct lrange {
  * the log: its next sync commits instead. */
 #define COW_LOG_MAX_RANGES 4096
 
+/* ---- page cache, delayed allocation, ordered extents (pcache.c) ---- */
+
+/* A cached block of a file.  DATA never moves while the page lives, so an
+ * xFetch pointer to it stays valid until xUnfetch. */
+struct cpage {
+    uint64_t idx;        /* file block index */
+    uint8_t *data;       /* COW_BLOCK_SIZE bytes: the block as the file has
+                          * it now (bytes past the end of file zero) */
+    int dirty;           /* delalloc: written since its last writeback, owns
+                          * one reserved data block */
+    int wb;              /* ordered extents in flight holding its data */
+    int pins;            /* xFetch references */
+    int detached;        /* dropped from the cache (truncate, abort) while
+                          * pinned: freed at the last unfetch */
+    struct cpage *hnext; /* hash chain, or the detached list */
+};
+
+struct pcache {
+    struct cpage **buckets;
+    size_t nbuckets;
+    size_t count;             /* pages in the hash */
+    size_t ndirty;            /* of which dirty */
+    struct cpage *detached;   /* pinned pages no longer in the hash */
+#ifdef COW_BREAK_RESV_SHARED
+    uint64_t wb_resv;         /* make race-proof: per-file reservation state */
+#endif
+};
+
+/* A reservation of data blocks, held by the call that made it (invariant
+ * 4): resv_reserve() adds to it, each page a write dirties takes one, and
+ * resv_release() returns the rest.  Never shared between calls. */
+struct cow_resv {
+    uint64_t blocks;
+};
+
+/* An ordered extent: a delalloc range being written to its new extent.
+ * Exists (in the inode's list) before the range is noted for the log, and
+ * its file extent items enter the trees only at completion, after the data
+ * is written (invariant 2). */
+struct oext {
+    uint64_t off, len;   /* file bytes, block aligned */
+    uint64_t disk;       /* disk_bytenr of the new extent */
+    uint8_t *buf;        /* the data (copied from the pages at the start) */
+    uint32_t *crcs;      /* crc32c per block */
+    uint64_t resv;       /* reserved blocks released at completion */
+    int stale;           /* an abort dropped its pages: completion only
+                          * frees its space */
+    struct oext *next;
+};
+
 /* ---- in-memory inode (one per file with open handles) ---- */
 struct cow_inode {
     uint64_t ino;
-    uint64_t size;     /* bytes */
+    uint64_t size;     /* bytes, as the file's users see it (buffered
+                        * writes included) */
+    uint64_t disk_size;/* bytes, as the INODE_ITEM has it: grows only as
+                        * ordered extents complete, so a committed or
+                        * logged size never covers data not written yet
+                        * (btrfs's disk_i_size) */
     uint64_t nblocks;  /* blocks referenced by EXTENT_DATA items */
     uint64_t generation;
     int nopen;         /* handles open on it */
@@ -139,12 +194,18 @@ struct cow_inode {
     size_t nlr, clr;
     int log_size;
     int log_overflow;
-    /* The content of the file's block at tail_off (bytes, block aligned)
-     * as last written, if tail_valid: an append's partial first block is
-     * merged from here instead of read back (SQLite's WAL frames). */
-    uint8_t *tail;
-    uint64_t tail_off;
-    int tail_valid;
+    /* The page cache (pcache.c): delalloc pages, pages in writeback,
+     * pages pinned by xFetch, and the last block written (an append's
+     * partial first block is merged from there, not read back). */
+    struct pcache pc;
+    /* Held shared by everything that instantiates a cached page (reads,
+     * writes, xFetch, writeback), exclusively by what drops pages and
+     * extents together (truncate, a failed write's cleanup): invariant 3.
+     * Taken before store->lock, never while holding it. */
+    pthread_rwlock_t invalidate;
+    struct oext *oes;  /* ordered extents in flight */
+    int nref;          /* holders outside store->lock (the flusher) */
+    int forgotten;     /* no longer in st->inodes; freed when nref drops */
     struct cow_inode *next;
 };
 
@@ -198,6 +259,16 @@ struct cow_store {
     uint32_t *wcrcs;
     size_t nwcrcs, cwcrcs;
     int wlog_overflow;
+
+    /* Delayed allocation (pcache.c). */
+    uint64_t reserved;      /* data blocks reserved: dirty pages + in-flight
+                             * ordered extents */
+    uint64_t oe_alloc;      /* ... of which already allocated (in flight) */
+    uint64_t ndirty;        /* dirty pages, all files */
+    uint64_t dirty_limit;   /* bytes of dirty pages before writers write back */
+    uint64_t noes;          /* ordered extents in flight, all files */
+    pthread_cond_t oe_cond; /* an ordered extent completed (waits on lock) */
+    int flush_wanted;       /* the flusher should write everything back */
 
     uint64_t ncommits;
     uint64_t ncommits_one_flush;
@@ -389,6 +460,17 @@ int file_inode_save(cow_store *st, struct cow_inode *in);
  * to the range (item bytes as on disk, FE_ITEM_SIZE). */
 int file_for_extents(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end,
                      int (*cb)(void *arg, uint64_t off, const uint8_t *fe), void *arg);
+/* Reads [off, off+len) of IN from its extents only (not the page cache). */
+int file_read_extents(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len,
+                      uint64_t off);
+/* An ordered extent's completion: points IN's [off, +nblocks) at the data
+ * written at DISK (checksums CRCS): refcount, csum item, old mapping
+ * dropped, extent item inserted, inode saved.  Aborts the transaction on
+ * failure. */
+int file_complete_extent(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
+                         uint64_t nblocks, const uint32_t *crcs);
+/* Frees a forgotten inode (see cow_inode.forgotten). */
+void file_inode_free(struct cow_inode *in);
 int file_name_valid(const char *name);
 int file_lookup(cow_store *st, const char *name, uint64_t *ino);
 int file_cleanup_orphans(cow_store *st);
@@ -396,6 +478,71 @@ void file_drop_inodes(cow_store *st);
 /* After an abort: re-reads every open inode (handles of files the aborted
  * transaction created are marked dead). */
 int file_reload_inodes(cow_store *st);
+
+/* ---- pcache.c (page cache, delalloc, ordered extents) ---- */
+/* Initialises IN's page cache and invalidate lock (a new inode). */
+int pc_init(struct cow_inode *in);
+/* Frees every page (pinned ones too: only when the inode goes away). */
+void pc_destroy(struct cow_inode *in);
+/* Reads [off, off+len) of IN (within its size) into BUF: cached pages,
+ * then extents.  Needs IN's invalidate lock (shared) and store->lock. */
+int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off);
+/* Buffers a write as delalloc pages: reserves the blocks it newly dirties
+ * (COW_ENOSPC before anything changes), grows the size.  May write back IN
+ * past the dirty limit (releasing store->lock during the I/O).  Needs IN's
+ * invalidate lock and store->lock.  On failure the pages it dirtied stay
+ * (a short write); the caller punches what lies past the end. */
+int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t len,
+             uint64_t off, int flags);
+/* pc_write() flags: leave the size alone and never write back (truncate's
+ * zeroing of its last block). */
+#define PC_KEEP_SIZE 0x1
+/* Writes back IN's dirty pages as ordered extents and completes them;
+ * store->lock is released during the device writes.  Needs IN's invalidate
+ * lock (either mode) and store->lock. */
+int pc_writeback(cow_store *st, struct cow_inode *in);
+/* Waits (releasing store->lock) until no ordered extent of IN overlaps
+ * [start, end); all of IN's when END is UINT64_MAX and START 0. */
+void oe_wait_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end);
+/* Waits until no ordered extent of IN overlaps a range noted for the log
+ * (before a log record of IN is built). */
+void oe_wait_logged(cow_store *st, struct cow_inode *in);
+/* Waits until no ordered extent is in flight in the store. */
+void oe_wait_all(cow_store *st);
+/* Drops IN's cached pages from block index IDX on (releasing the
+ * reservations of dirty ones); pinned pages are detached, not freed.  With
+ * the invalidate lock held exclusively, together with the extents. */
+void pc_punch(cow_store *st, struct cow_inode *in, uint64_t idx);
+/* Drops IN's clean, unpinned pages in [start, end) bytes (their blocks got
+ * a new mapping from outside the cache: replay). */
+void pc_forget_range(struct cow_inode *in, uint64_t start, uint64_t end);
+/* Writes back every file's dirty pages; called without store->lock (takes
+ * each inode's invalidate lock, then store->lock). */
+int pc_writeback_all(cow_store *st);
+/* The invalidate lock of IN (see struct cow_inode): shared, exclusive,
+ * release.  Taken before store->lock. */
+void pc_lock_shared(struct cow_inode *in);
+void pc_lock_excl(struct cow_inode *in);
+void pc_unlock(struct cow_inode *in);
+/* xFetch: a pointer to LEN bytes of IN at OFF inside one cached block,
+ * pinned until pc_unfetch(); *PP NULL when the range is not inside one
+ * block of the file (the caller reads instead).  Needs the invalidate
+ * lock (shared) and store->lock. */
+int pc_fetch(cow_store *st, struct cow_inode *in, uint64_t off, size_t len, void **pp);
+void pc_unfetch(struct cow_inode *in, uint64_t off, void *ptr);
+/* An abort: every page dropped (pinned ones detached), in-flight ordered
+ * extents marked stale (their completion only frees their space), the
+ * counters reset to what those hold.  Then, once the committed state is
+ * reloaded, pc_abort_reclaim() marks their space allocated again. */
+void pc_abort(cow_store *st);
+int pc_abort_reclaim(cow_store *st);
+/* Reservations: see struct cow_resv. */
+int resv_reserve(cow_store *st, struct cow_resv *r, uint64_t blocks);
+void resv_release(cow_store *st, struct cow_resv *r);
+/* Recomputes the reserved and dirty counts and open inodes' block counts
+ * and compares them (after every commit in debug builds).  COW_ECORRUPT
+ * with a message naming the first mismatch. */
+int pc_check_counts(cow_store *st);
 
 /* ---- store.c ---- */
 /* Opens a store on DEV (taking ownership of it, even on failure); FORMAT

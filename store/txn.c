@@ -631,6 +631,11 @@ int txn_commit(cow_store *st, int flush)
         return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
     if (st->readonly)
         return COW_OK;
+    /* Ordered extents in flight hold allocated space no tree points at
+     * yet: they complete first (store->lock is released meanwhile). */
+    oe_wait_all(st);
+    if (st->failed)
+        return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
     if (!st->txn_dirty)
         return (flush && st->unflushed) ? make_durable(st) : COW_OK;
 
@@ -710,6 +715,14 @@ int txn_commit(cow_store *st, int flush)
     st->last_one_flush = one_flush;
     st->last_commit_ns = cow_mono_ns();
     log_reset(st); /* records build on the new commit, in area SLOT */
+#ifdef COW_DEBUG
+    /* every count recomputed after every transaction (debug builds) */
+    rc = pc_check_counts(st);
+    if (rc) {
+        st->failed = 1;
+        return rc;
+    }
+#endif
     if (flush) {
         now_durable(st);
         alloc_unpin_all(st);
@@ -772,6 +785,7 @@ int txn_abort(cow_store *st, int why)
      * replayed onto it) is the one a power loss goes back to. */
     if ((st->unflushed || st->log_unflushed) && txn_flush(st))
         return why;
+    pc_abort(st); /* buffered writes go with the transaction */
     cache_destroy(&st->cache);
     alloc_destroy(st);
     refs_reset(st);
@@ -779,6 +793,8 @@ int txn_abort(cow_store *st, int why)
     int rc = cache_init(&st->cache);
     if (rc == COW_OK)
         rc = txn_load(st);
+    if (rc == COW_OK)
+        rc = pc_abort_reclaim(st); /* ordered extents still in flight */
     if (rc == COW_OK)
         rc = file_reload_inodes(st);
     uint64_t nreplayed = 0;

@@ -509,9 +509,23 @@ START_TEST(test_io_methods)
                      SQLITE_OK);
     ck_assert_int_eq(f->pMethods->xShmUnmap(f, 1), SQLITE_OK);
 
-    /* xFetch declines, xUnfetch */
+    /* xFetch maps a page of the file (the bytes xRead gives) until xUnfetch;
+     * past the end of file, or across blocks, it gives no pointer */
     void *pp = (void *)1;
+    sqlite3_int64 fsz = 0;
+    ck_assert_int_eq(f->pMethods->xFileSize(f, &fsz), SQLITE_OK);
+    ck_assert_int_ge(fsz, 4096);
     ck_assert_int_eq(f->pMethods->xFetch(f, 0, 4096, &pp), SQLITE_OK);
+    ck_assert_ptr_nonnull(pp);
+    {
+        char rb[4096];
+        ck_assert_int_eq(f->pMethods->xRead(f, rb, 4096, 0), SQLITE_OK);
+        ck_assert(memcmp(rb, pp, 4096) == 0);
+    }
+    ck_assert_int_eq(f->pMethods->xUnfetch(f, 0, pp), SQLITE_OK);
+    ck_assert_int_eq(f->pMethods->xFetch(f, (fsz + 4095) / 4096 * 4096, 4096, &pp), SQLITE_OK);
+    ck_assert_ptr_null(pp);
+    ck_assert_int_eq(f->pMethods->xFetch(f, 0, 8192, &pp), SQLITE_OK);
     ck_assert_ptr_null(pp);
     ck_assert_int_eq(f->pMethods->xUnfetch(f, 0, NULL), SQLITE_OK);
 

@@ -69,11 +69,24 @@ void test_rmdir(char *dir)
 
 /* ---- in-memory device ---- */
 
+/* One entry of the pending list: a write (DATA != NULL) or a change of the
+ * device size (a grow, or a write that extended the device). */
+struct md_pending {
+    uint64_t off;  /* write: offset */
+    size_t len;    /* write: length */
+    uint8_t *data; /* write: a copy of the bytes; NULL for a size change */
+    uint64_t size; /* size change: the new size */
+};
+
 struct memdev {
     struct cow_dev dev;
     struct memdev_ctl ctl;
     uint8_t *vol, *dur;
-    size_t len, cap; /* vol and dur have the same length */
+    size_t len, cap; /* vol and dur have the same capacity; len is vol's length */
+    size_t dur_len;  /* the size at the last flush */
+    struct md_pending *pend; /* since the last flush, in order */
+    size_t npend, cappend;
+    size_t nunits, nsizes; /* pending 4 KiB units of writes, pending size changes */
 };
 
 static int md_reserve(struct memdev *m, size_t len)
@@ -97,6 +110,37 @@ static int md_reserve(struct memdev *m, size_t len)
     return 0;
 }
 
+/* The number of 4 KiB blocks [OFF, OFF+LEN) touches (LEN > 0). */
+static size_t md_units_of(uint64_t off, size_t len)
+{
+    return (size_t)((off + len - 1) / MEMDEV_BLOCK - off / MEMDEV_BLOCK + 1);
+}
+
+static int md_pend_add(struct memdev *m, struct md_pending *e)
+{
+    if (m->npend == m->cappend) {
+        size_t c = m->cappend ? 2 * m->cappend : 64;
+        struct md_pending *p = realloc(m->pend, c * sizeof *p);
+        if (!p)
+            return -1;
+        m->pend = p;
+        m->cappend = c;
+    }
+    m->pend[m->npend++] = *e;
+    if (e->data)
+        m->nunits += md_units_of(e->off, e->len);
+    else
+        m->nsizes++;
+    return 0;
+}
+
+static void md_pend_clear(struct memdev *m)
+{
+    for (size_t i = 0; i < m->npend; i++)
+        free(m->pend[i].data);
+    m->npend = m->nunits = m->nsizes = 0;
+}
+
 static int md_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
 {
     struct memdev *m = (struct memdev *)d;
@@ -113,19 +157,37 @@ static int md_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off
         m->ctl.fail_writes_after = 1; /* keep failing */
         return COW_EIO_WRITE;
     }
+    if (len == 0)
+        return COW_OK;
     if (off + len > m->len) {
         if (md_reserve(m, off + len))
             return COW_ENOMEM;
+        struct md_pending e = {.size = off + len};
+        if (md_pend_add(m, &e))
+            return COW_ENOMEM;
         m->len = off + len;
     }
+    struct md_pending e = {.off = off, .len = len, .data = malloc(len)};
+    if (!e.data)
+        return COW_ENOMEM;
+    memcpy(e.data, buf, len);
+    if (md_pend_add(m, &e)) {
+        free(e.data);
+        return COW_ENOMEM;
+    }
     memcpy(m->vol + off, buf, len);
+    d->nwrite++;
     return COW_OK;
 }
 
 static int md_flush(struct cow_dev *d)
 {
     struct memdev *m = (struct memdev *)d;
-    memcpy(m->dur, m->vol, m->len);
+    for (size_t i = 0; i < m->npend; i++)
+        if (m->pend[i].data)
+            memcpy(m->dur + m->pend[i].off, m->pend[i].data, m->pend[i].len);
+    md_pend_clear(m);
+    m->dur_len = m->len;
     m->ctl.nflush++;
     d->nflush++;
     return COW_OK;
@@ -145,6 +207,9 @@ static int md_grow(struct cow_dev *d, uint64_t size)
     if (size > m->len) {
         if (md_reserve(m, size))
             return COW_ENOMEM;
+        struct md_pending e = {.size = size};
+        if (md_pend_add(m, &e))
+            return COW_ENOMEM;
         m->len = size;
     }
     return COW_OK;
@@ -153,6 +218,8 @@ static int md_grow(struct cow_dev *d, uint64_t size)
 static void md_close(struct cow_dev *d)
 {
     struct memdev *m = (struct memdev *)d;
+    md_pend_clear(m);
+    free(m->pend);
     free(m->vol);
     free(m->dur);
     free(m);
@@ -173,7 +240,7 @@ struct cow_dev *memdev_from_image(const uint8_t *img, size_t len, struct memdev_
         memcpy(m->vol, img, len);
         memcpy(m->dur, img, len);
     }
-    m->len = len;
+    m->len = m->dur_len = len;
     if (ctl)
         *ctl = &m->ctl;
     return &m->dev;
@@ -187,9 +254,9 @@ struct cow_dev *memdev_new(struct memdev_ctl **ctl)
 uint8_t *memdev_crash_image(struct cow_dev *d, size_t *len)
 {
     struct memdev *m = (struct memdev *)d;
-    uint8_t *c = malloc(m->len ? m->len : 1);
+    uint8_t *c = calloc(1, m->len ? m->len : 1);
     ck_assert_ptr_nonnull(c);
-    memcpy(c, m->dur, m->len);
+    memcpy(c, m->dur, m->dur_len);
     *len = m->len;
     return c;
 }
@@ -201,6 +268,79 @@ uint8_t *memdev_image(struct cow_dev *d, size_t *len)
     ck_assert_ptr_nonnull(c);
     memcpy(c, m->vol, m->len);
     *len = m->len;
+    return c;
+}
+
+void memdev_pending(struct cow_dev *d, size_t *nunits, size_t *nsizes)
+{
+    struct memdev *m = (struct memdev *)d;
+    *nunits = m->nunits;
+    *nsizes = m->nsizes;
+}
+
+uint64_t memdev_durable_size(struct cow_dev *d)
+{
+    return ((struct memdev *)d)->dur_len;
+}
+
+int memdev_unit(struct cow_dev *d, size_t u, uint64_t *off, size_t *len)
+{
+    struct memdev *m = (struct memdev *)d;
+    for (size_t i = 0; i < m->npend; i++) {
+        const struct md_pending *e = &m->pend[i];
+        if (!e->data)
+            continue;
+        size_t n = md_units_of(e->off, e->len);
+        if (u >= n) {
+            u -= n;
+            continue;
+        }
+        uint64_t b = e->off / MEMDEV_BLOCK + u;
+        uint64_t s = b * MEMDEV_BLOCK > e->off ? b * MEMDEV_BLOCK : e->off;
+        uint64_t t = (b + 1) * MEMDEV_BLOCK < e->off + e->len ? (b + 1) * MEMDEV_BLOCK
+                                                               : e->off + e->len;
+        *off = s;
+        *len = (size_t)(t - s);
+        return (int)i;
+    }
+    return -1;
+}
+
+uint8_t *memdev_crash_state(struct cow_dev *d, const uint8_t *keep, size_t nsizes, size_t *len)
+{
+    struct memdev *m = (struct memdev *)d;
+    size_t size = m->dur_len, ns = 0, u = 0;
+
+    for (size_t i = 0; i < m->npend && ns < nsizes; i++)
+        if (!m->pend[i].data) {
+            size = m->pend[i].size;
+            ns++;
+        }
+    uint8_t *c = calloc(1, size ? size : 1);
+    ck_assert_ptr_nonnull(c);
+    memcpy(c, m->dur, size < m->dur_len ? size : m->dur_len);
+    for (size_t i = 0; i < m->npend; i++) {
+        const struct md_pending *e = &m->pend[i];
+        if (!e->data)
+            continue;
+        for (uint64_t b = e->off / MEMDEV_BLOCK; b * MEMDEV_BLOCK < e->off + e->len; b++, u++) {
+            for (unsigned sec = 0; sec < MEMDEV_BLOCK / MEMDEV_SECTOR; sec++) {
+                if (!(keep[u] & (1u << sec)))
+                    continue;
+                uint64_t s = b * MEMDEV_BLOCK + sec * MEMDEV_SECTOR;
+                uint64_t t = s + MEMDEV_SECTOR;
+                if (s < e->off)
+                    s = e->off;
+                if (t > e->off + e->len)
+                    t = e->off + e->len;
+                if (t > size)
+                    t = size; /* past the size that survived: lost */
+                if (s < t)
+                    memcpy(c + s, e->data + (s - e->off), (size_t)(t - s));
+            }
+        }
+    }
+    *len = size;
     return c;
 }
 

@@ -16,6 +16,8 @@ Suite *alloc_suite(void);
 Suite *txn_suite(void);
 Suite *file_suite(void);
 Suite *vfs_suite(void);
+Suite *conc_suite(void);
+Suite *race_suite(void);
 
 /* The run's seed: COW_TEST_SEED if set, else from the clock; printed once. */
 uint64_t test_seed(void);
@@ -46,6 +48,31 @@ struct cow_dev *memdev_from_image(const uint8_t *img, size_t len, struct memdev_
 uint8_t *memdev_crash_image(struct cow_dev *d, size_t *len);
 /* Copy of the volatile image (what a clean shutdown would leave). */
 uint8_t *memdev_image(struct cow_dev *d, size_t *len);
+
+/*
+ * Crash states.  The memdev also keeps, in order, every write and every
+ * change of size (a grow, or a write past the end) since the last flush:
+ * what a power loss may lose.  Flush makes them durable and forgets them.
+ * A pending write is seen as units, one for each 4 KiB block it touches (a
+ * unit is the part of the write inside that block), numbered in write
+ * order; memdev_unit() gives unit U's offset and length, and returns the
+ * index of the write it belongs to (-1 if there is no unit U).
+ *
+ * memdev_crash_state() builds what a power loss at this instant could
+ * leave: the size after the first NSIZES pending size changes (0: the size
+ * at the last flush), the durable image cut or zero-extended to it, then
+ * every pending write in order, unit U keeping only the 512-byte sectors
+ * set in KEEP[U] (bit s = sector s of the unit's block; 0 drops the unit,
+ * 0xff keeps it whole, anything else tears it); bytes past the size are
+ * lost.  KEEP has one byte per pending unit.  Returns a copy that the
+ * caller frees; *len is set to its length.
+ */
+#define MEMDEV_BLOCK 4096
+#define MEMDEV_SECTOR 512
+void memdev_pending(struct cow_dev *d, size_t *nunits, size_t *nsizes);
+int memdev_unit(struct cow_dev *d, size_t u, uint64_t *off, size_t *len);
+uint64_t memdev_durable_size(struct cow_dev *d);
+uint8_t *memdev_crash_state(struct cow_dev *d, const uint8_t *keep, size_t nsizes, size_t *len);
 
 /* Writes LEN bytes to a new file PATH. */
 void test_write_file(const char *path, const uint8_t *data, size_t len);

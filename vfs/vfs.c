@@ -363,6 +363,7 @@ static int cowInodeAcquire(const char *zPath, int acq, cowInode **ppInode)
     p->nRef = 1;
     p->eLock = NO_LOCK;
     p->commitIntervalMs = COW_COMMIT_INTERVAL_MS;
+    p->dirtyLimit = COW_DIRTY_LIMIT;
     p->pNext = gRegistry.pFirst;
     gRegistry.pFirst = p;
 out:
@@ -497,22 +498,35 @@ out:
  *                       shared by all its connections; 0 turns background
  *                       commits off)
  *
- * A value that is not an integer in 0..UINT_MAX is logged and ignored.
+ *   dirty_limit=N       cow_store_set_dirty_limit(N bytes), as PRAGMA
+ *                       cow_dirty_limit=N (the container's setting)
+ *
+ * A value that is not an integer in range is logged and ignored.
  */
 static void cowApplyUriParams(cowFile *p, const char *zName)
 {
     const char *zVal = sqlite3_uri_parameter(zName, "commit_interval");
-    sqlite3_int64 ms;
+    sqlite3_int64 v;
 
-    if (zVal == 0)
-        return;
-    ms = sqlite3_uri_int64(zName, "commit_interval", -1);
-    if (ms < 0 || (sqlite3_uint64)ms > UINT_MAX) {
-        sqlite3_log(SQLITE_WARNING, "cow: open %s: commit_interval=%s ignored (not 0..%u ms)",
-                    p->zPath, zVal, UINT_MAX);
-        return;
+    if (zVal) {
+        v = sqlite3_uri_int64(zName, "commit_interval", -1);
+        if (v < 0 || (sqlite3_uint64)v > UINT_MAX)
+            sqlite3_log(SQLITE_WARNING,
+                        "cow: open %s: commit_interval=%s ignored (not 0..%u ms)", p->zPath,
+                        zVal, UINT_MAX);
+        else
+            cowvfsSetCommitInterval(p->pInode, (unsigned)v);
     }
-    cowvfsSetCommitInterval(p->pInode, (unsigned)ms);
+    zVal = sqlite3_uri_parameter(zName, "dirty_limit");
+    if (zVal) {
+        v = sqlite3_uri_int64(zName, "dirty_limit", -1);
+        if (v < 4096 || (sqlite3_uint64)v >= (1ull << 62))
+            sqlite3_log(SQLITE_WARNING,
+                        "cow: open %s: dirty_limit=%s ignored (not 4096..2^62 bytes)", p->zPath,
+                        zVal);
+        else
+            cowvfsSetDirtyLimit(p->pInode, (sqlite3_uint64)v);
+    }
 }
 
 /*

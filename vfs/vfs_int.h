@@ -101,6 +101,9 @@ struct cowInode {
                             * value (PRAGMA cow_commit_interval, URI
                             * commit_interval), COW_COMMIT_INTERVAL_MS
                             * until set: the store has no getter */
+    sqlite3_uint64 dirtyLimit; /* the last cow_store_set_dirty_limit() value
+                            * (PRAGMA cow_dirty_limit, URI dirty_limit),
+                            * COW_DIRTY_LIMIT until set */
 };
 
 /* cowFile.ctrlFlags */
@@ -158,6 +161,7 @@ void cowvfsInodeRelease(cowInode *pInode, int bUnlink);
 extern const sqlite3_io_methods cowvfsIoMethods;
 int cowvfsCommitTxn(cowFile *p);
 void cowvfsSetCommitInterval(cowInode *pInode, unsigned ms);
+void cowvfsSetDirtyLimit(cowInode *pInode, sqlite3_uint64 nBytes);
 
 /* ---- vfs_shm.c ---- */
 

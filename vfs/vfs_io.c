@@ -410,6 +410,22 @@ void cowvfsSetCommitInterval(cowInode *pInode, unsigned ms)
     cowvfsMutexLeave(&pInode->mutex);
 }
 
+/*
+ * Sets the dirty limit of PINODE's store to NBYTES bytes
+ * (cow_store_set_dirty_limit) and records it in PINODE->dirtyLimit, which
+ * PRAGMA cow_dirty_limit reads back.  Takes pInode->mutex (and, inside it,
+ * the store's lock).
+ */
+void cowvfsSetDirtyLimit(cowInode *pInode, sqlite3_uint64 nBytes)
+{
+    if (nBytes < 4096)
+        nBytes = 4096;
+    cowvfsMutexEnter(&pInode->mutex);
+    cow_store_set_dirty_limit(pInode->pStore, nBytes);
+    pInode->dirtyLimit = nBytes;
+    cowvfsMutexLeave(&pInode->mutex);
+}
+
 /* Parses Z, decimal digits only, as a number of milliseconds in
  * 0..UINT_MAX into *PMS; returns 0, or -1 if Z is anything else. */
 static int cowParseMs(const char *z, unsigned *pMs)
@@ -428,8 +444,32 @@ static int cowParseMs(const char *z, unsigned *pMs)
     return 0;
 }
 
+/* Parses Z, decimal digits only, as a byte count below 2^62 into *PN;
+ * returns 0, or -1 if Z is anything else. */
+static int cowParseBytes(const char *z, sqlite3_uint64 *pN)
+{
+    sqlite3_uint64 v = 0;
+    int n = 0;
+
+    for (; *z >= '0' && *z <= '9'; z++, n++) {
+        v = v * 10 + (sqlite3_uint64)(*z - '0');
+        if (v >= (1ull << 62))
+            return -1;
+    }
+    if (n == 0 || *z != 0)
+        return -1;
+    *pN = v;
+    return 0;
+}
+
 /* The cow_* pragmas (see cowPragma). */
-enum { COWPRAGMA_GENERATION, COWPRAGMA_COMMIT, COWPRAGMA_STATS, COWPRAGMA_COMMIT_INTERVAL };
+enum {
+    COWPRAGMA_GENERATION,
+    COWPRAGMA_COMMIT,
+    COWPRAGMA_STATS,
+    COWPRAGMA_COMMIT_INTERVAL,
+    COWPRAGMA_DIRTY_LIMIT
+};
 static const struct {
     const char *zName;
     int bValue; /* may be given a value ("PRAGMA x=v") */
@@ -438,6 +478,7 @@ static const struct {
     { "cow_commit", 0 },
     { "cow_stats", 0 },
     { "cow_commit_interval", 1 },
+    { "cow_dirty_limit", 1 },
 };
 
 /*
@@ -451,7 +492,8 @@ static const struct {
  *                                (struct cow_stats), one text value:
  *                                "flushes=N commits=N commits_flushed=N
  *                                syncs=N log_syncs=N log_records=N
- *                                log_blocks=N replayed=N"
+ *                                log_blocks=N replayed=N ordered_extents=N
+ *                                dirty_bytes=N reserved_bytes=N"
  *   PRAGMA cow_commit_interval   the interval of the store's background
  *                                commits in ms (COW_COMMIT_INTERVAL_MS
  *                                unless set)
@@ -460,10 +502,16 @@ static const struct {
  *                                connection to it; returns MS.  The URI
  *                                parameter commit_interval=MS does the same
  *                                at open (vfs.c)
+ *   PRAGMA cow_dirty_limit       bytes of buffered (delalloc) writes of all
+ *                                the container's files before writers
+ *                                write back (COW_DIRTY_LIMIT unless set)
+ *   PRAGMA cow_dirty_limit=N     sets it (at least 4096) for the
+ *                                container; returns N.  URI parameter
+ *                                dirty_limit=N does the same at open
  *
  * Any other pragma, unknown cow_* ones included, is SQLITE_NOTFOUND so that
  * SQLite handles it.  Errors: SQLITE_ERROR (a value given to a pragma that
- * takes none, or an interval that is not an integer in 0..UINT_MAX),
+ * takes none, or an interval or limit that is not an integer in range),
  * SQLITE_NOMEM, or the mapped (logged) error of the commit.
  */
 static int cowPragma(cowFile *p, char **azArg)
@@ -475,6 +523,7 @@ static int cowPragma(cowFile *p, char **azArg)
     int crc;
     int i;
     unsigned ms;
+    sqlite3_uint64 nLimit;
     struct cow_stats cs;
 
     if (zName == 0 || sqlite3_strnicmp(zName, "cow_", 4) != 0) {
@@ -510,7 +559,8 @@ static int cowPragma(cowFile *p, char **azArg)
         cow_store_stats(pStore, &cs);
         azArg[0] = sqlite3_mprintf("flushes=%llu commits=%llu commits_flushed=%llu syncs=%llu "
                                    "log_syncs=%llu log_records=%llu log_blocks=%llu "
-                                   "replayed=%llu",
+                                   "replayed=%llu ordered_extents=%llu dirty_bytes=%llu "
+                                   "reserved_bytes=%llu",
                                    (unsigned long long)cs.flushes,
                                    (unsigned long long)cs.commits,
                                    (unsigned long long)cs.commits_flushed,
@@ -518,7 +568,25 @@ static int cowPragma(cowFile *p, char **azArg)
                                    (unsigned long long)cs.log_syncs,
                                    (unsigned long long)cs.log_records,
                                    (unsigned long long)cs.log_blocks,
-                                   (unsigned long long)cs.replayed);
+                                   (unsigned long long)cs.replayed,
+                                   (unsigned long long)cs.ordered_extents,
+                                   (unsigned long long)cs.dirty_bytes,
+                                   (unsigned long long)cs.reserved_bytes);
+        break;
+    case COWPRAGMA_DIRTY_LIMIT:
+        if (zVal == 0) {
+            cowvfsMutexEnter(&p->pInode->mutex);
+            nLimit = p->pInode->dirtyLimit;
+            cowvfsMutexLeave(&p->pInode->mutex);
+        } else if (cowParseBytes(zVal, &nLimit) != 0) {
+            azArg[0] = sqlite3_mprintf("PRAGMA %s: %s is not a number of bytes", zName, zVal);
+            rc = SQLITE_ERROR;
+            goto out;
+        } else {
+            cowvfsSetDirtyLimit(p->pInode, nLimit);
+            nLimit = nLimit < 4096 ? 4096 : nLimit;
+        }
+        azArg[0] = sqlite3_mprintf("%llu", (unsigned long long)nLimit);
         break;
     default: /* COWPRAGMA_COMMIT_INTERVAL */
         if (zVal == 0) {
@@ -620,22 +688,34 @@ static int cowDeviceCharacteristics(sqlite3_file *pFile)
     return dc;
 }
 
-/* Memory-mapped I/O is declined: SQLite reads through xRead instead. */
+/*
+ * Memory-mapped reads (PRAGMA mmap_size): a pointer into the store's cache
+ * of the file (cow_file_fetch), pinned until xUnfetch, for a range inside
+ * one 4 KiB block; otherwise *PP is NULL and SQLite uses xRead.  Errors
+ * as xRead (SQLITE_IOERR_READ, SQLITE_CORRUPT on a checksum mismatch).
+ */
 static int cowFetch(sqlite3_file *pFile, sqlite3_int64 iOfst, int iAmt, void **pp)
 {
-    (void)pFile;
-    (void)iOfst;
-    (void)iAmt;
+    cowFile *p = (cowFile *)pFile;
+    int crc;
+
     *pp = 0;
+    if (p->pCf == 0 || iOfst < 0 || iAmt <= 0)
+        return SQLITE_OK;
+    crc = cow_file_fetch(p->pCf, (uint64_t)iOfst, (size_t)iAmt, pp);
+    if (crc != COW_OK)
+        return cowIoError(p, crc, "fetch", iOfst);
     return SQLITE_OK;
 }
 
-/* Nothing was ever fetched. */
+/* Releases a page from cowFetch; PPAGE NULL (SQLite saying mappings may be
+ * stale) needs nothing: fetched pages stay valid until released. */
 static int cowUnfetch(sqlite3_file *pFile, sqlite3_int64 iOfst, void *pPage)
 {
-    (void)pFile;
-    (void)iOfst;
-    (void)pPage;
+    cowFile *p = (cowFile *)pFile;
+
+    if (pPage && p->pCf && iOfst >= 0)
+        cow_file_unfetch(p->pCf, (uint64_t)iOfst, pPage);
     return SQLITE_OK;
 }
 

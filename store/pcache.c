@@ -1,0 +1,773 @@
+/*
+ * pcache.c - the per-file page cache, delayed allocation and ordered
+ * extents: the write path between xWrite and the trees.
+ *
+ * xWrite copies into cached pages of the file (4 KiB blocks) and marks them
+ * dirty: delayed allocation (delalloc, as in ext4, XFS and btrfs).  Space
+ * is reserved when a page first becomes dirty, by the call that dirties it
+ * (struct cow_resv, invariant 4), so a full disk fails the xWrite with
+ * COW_ENOSPC, never the writeback.  Reads see the cached pages first.
+ *
+ * Writeback (at xSync, at the end of a write transaction, past the dirty
+ * limit, and by the background flusher) turns runs of dirty pages into
+ * ordered extents (btrfs's struct btrfs_ordered_extent): contiguous new
+ * space is allocated, the ordered extent is linked into the inode, and only
+ * then is the range noted for the log, so the extent map that points at the
+ * new space is visible only once its ordered extent exists (invariant 2;
+ * ../shared/reference/btrfs-fsync-vs-dio-prealloc.txt).  The data is
+ * written with store->lock released; completion, under the lock again,
+ * inserts the checksums and file extent items into the running transaction
+ * and releases the reservation, exactly once.  A failed write puts the
+ * pages back to dirty (holding the reservation again) and reports the
+ * error; nothing the trees reach changed.
+ *
+ * Who waits for ordered extents: an fsync waits for those overlapping the
+ * ranges it is about to log, after collecting the ranges; a commit and a
+ * log record of every file (cow_store_persist) wait for all of them; a
+ * shrinking truncate waits for those past the new end, holding the
+ * invalidate lock exclusively so that no new one starts meanwhile.
+ *
+ * Pages stay cached while dirty, in writeback (the trees do not point at
+ * the new data yet), pinned by xFetch, or when they hold the file's last
+ * block (the next append's partial first block); the others are dropped
+ * once written back.
+ *
+ * Locking: in->invalidate (an rwlock) before store->lock.  Pages, counters
+ * and the ordered-extent lists are protected by store->lock.  An ordered
+ * extent's buffer belongs to the thread that started it.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "inject.h"
+#include "store_int.h"
+
+#define BLK COW_BLOCK_SIZE
+#define ROUND_UP(x) (((x) + BLK - 1) & ~(uint64_t)(BLK - 1))
+#define ROUND_DOWN(x) ((x) & ~(uint64_t)(BLK - 1))
+
+#define LOCK(st) cow_mutex_lock(&(st)->lock)
+#define UNLOCK(st) cow_mutex_unlock(&(st)->lock)
+
+/* ---- the page hash ---- */
+
+int pc_init(struct cow_inode *in)
+{
+    memset(&in->pc, 0, sizeof in->pc);
+    if (pthread_rwlock_init(&in->invalidate, NULL))
+        return cow_set_error(COW_ENOMEM, "cannot create a file's invalidate lock");
+    return COW_OK;
+}
+
+static void page_free(struct cpage *p)
+{
+    free(p->data);
+    free(p);
+}
+
+void pc_destroy(struct cow_inode *in)
+{
+    struct pcache *pc = &in->pc;
+    for (size_t i = 0; i < pc->nbuckets; i++)
+        for (struct cpage *p = pc->buckets[i], *n; p; p = n) {
+            n = p->hnext;
+            page_free(p);
+        }
+    for (struct cpage *p = pc->detached, *n; p; p = n) {
+        n = p->hnext;
+        page_free(p);
+    }
+    free(pc->buckets);
+    memset(pc, 0, sizeof *pc);
+    pthread_rwlock_destroy(&in->invalidate);
+}
+
+static size_t bucket_of(const struct pcache *pc, uint64_t idx)
+{
+    return (size_t)((idx * 0x9E3779B97F4A7C15ull) >> 24) & (pc->nbuckets - 1);
+}
+
+static struct cpage *pc_find(const struct pcache *pc, uint64_t idx)
+{
+    if (!pc->nbuckets)
+        return NULL;
+    for (struct cpage *p = pc->buckets[bucket_of(pc, idx)]; p; p = p->hnext)
+        if (p->idx == idx)
+            return p;
+    return NULL;
+}
+
+static int pc_grow(struct pcache *pc)
+{
+    size_t n = pc->nbuckets ? pc->nbuckets * 2 : 64;
+    struct cpage **b = calloc(n, sizeof *b);
+    if (!b)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    struct cpage **old = pc->buckets;
+    size_t oldn = pc->nbuckets;
+    pc->buckets = b;
+    pc->nbuckets = n;
+    for (size_t i = 0; i < oldn; i++)
+        for (struct cpage *p = old[i], *next; p; p = next) {
+            next = p->hnext;
+            size_t h = bucket_of(pc, p->idx);
+            p->hnext = b[h];
+            b[h] = p;
+        }
+    free(old);
+    return COW_OK;
+}
+
+/* A new page at IDX, zeroed, clean.  COW_ENOMEM. */
+static int pc_new(struct pcache *pc, uint64_t idx, struct cpage **out)
+{
+    if (pc->count >= pc->nbuckets && pc_grow(pc))
+        return COW_ENOMEM;
+    struct cpage *p = calloc(1, sizeof *p);
+    if (!p || !(p->data = calloc(1, BLK))) {
+        free(p);
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    }
+    p->idx = idx;
+    size_t h = bucket_of(pc, idx);
+    p->hnext = pc->buckets[h];
+    pc->buckets[h] = p;
+    pc->count++;
+    *out = p;
+    return COW_OK;
+}
+
+/* Removes P (clean, not in writeback) from the cache: freed, or kept on
+ * the detached list while an xFetch holds it. */
+static void pc_drop(struct pcache *pc, struct cpage *p)
+{
+    struct cpage **pp = &pc->buckets[bucket_of(pc, p->idx)];
+    while (*pp != p)
+        pp = &(*pp)->hnext;
+    *pp = p->hnext;
+    pc->count--;
+    if (p->pins) {
+        p->detached = 1;
+        p->hnext = pc->detached;
+        pc->detached = p;
+    } else {
+        page_free(p);
+    }
+}
+
+/* Drops P if nothing needs it cached: clean, not in writeback, not pinned,
+ * and not the file's last block. */
+static void pc_maybe_evict(struct cow_inode *in, struct cpage *p)
+{
+    if (p->dirty || p->wb || p->pins)
+        return;
+    if (in->size && p->idx == (in->size - 1) / BLK)
+        return;
+    pc_drop(&in->pc, p);
+}
+
+/* ---- reservations (invariant 4) ---- */
+
+int resv_reserve(cow_store *st, struct cow_resv *r, uint64_t blocks)
+{
+    if (blocks == 0)
+        return COW_OK;
+    /* Free data space for these blocks beyond what other reservations
+     * still need (in-flight ordered extents hold theirs allocated), and
+     * room for the tree paths their completion copies. */
+    uint64_t held = st->reserved - st->oe_alloc;
+    int rc = alloc_reserve(st, held + blocks, 64 * (blocks / COW_MAX_EXTENT_BLOCKS + 1));
+    if (rc)
+        return rc;
+    st->reserved += blocks;
+    r->blocks += blocks;
+    return COW_OK;
+}
+
+void resv_release(cow_store *st, struct cow_resv *r)
+{
+    assert(st->reserved >= r->blocks);
+    st->reserved -= r->blocks;
+    r->blocks = 0;
+}
+
+/* P becomes dirty, taking one block of the reservation R. */
+static void page_dirty(cow_store *st, struct cow_inode *in, struct cpage *p, struct cow_resv *r)
+{
+    assert(r->blocks > 0);
+    r->blocks--;
+    p->dirty = 1;
+    in->pc.ndirty++;
+    st->ndirty++;
+}
+
+/* P is no longer dirty; its reserved block goes to the caller. */
+static void page_undirty(cow_store *st, struct cow_inode *in, struct cpage *p)
+{
+    p->dirty = 0;
+    in->pc.ndirty--;
+    st->ndirty--;
+}
+
+/* ---- reading ---- */
+
+int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off)
+{
+    if (in->pc.count == 0)
+        return file_read_extents(st, in, buf, len, off);
+    uint64_t end = off + len, pos = off;
+    while (pos < end) {
+        struct cpage *p = pc_find(&in->pc, pos / BLK);
+        if (p) {
+            uint64_t n = BLK - pos % BLK;
+            if (n > end - pos)
+                n = end - pos;
+            memcpy(buf + (pos - off), p->data + pos % BLK, (size_t)n);
+            pos += n;
+            continue;
+        }
+        /* a run of blocks that are not cached: from the extents */
+        uint64_t e = ROUND_DOWN(pos) + BLK;
+        while (e < end && !pc_find(&in->pc, e / BLK))
+            e += BLK;
+        if (e > end)
+            e = end;
+        int rc = file_read_extents(st, in, buf + (pos - off), e - pos, pos);
+        if (rc)
+            return rc;
+        pos = e;
+    }
+    return COW_OK;
+}
+
+/* The cached page of block IDX, made (and filled from the extents) if
+ * needed. */
+static int pc_get(cow_store *st, struct cow_inode *in, uint64_t idx, struct cpage **out)
+{
+    struct cpage *p = pc_find(&in->pc, idx);
+    if (!p) {
+        int rc = pc_new(&in->pc, idx, &p);
+        if (rc)
+            return rc;
+        uint64_t at = idx * BLK;
+        if (at < in->size) {
+            uint64_t n = in->size - at < BLK ? in->size - at : BLK;
+            rc = file_read_extents(st, in, p->data, n, at);
+            if (rc) {
+                pc_drop(&in->pc, p);
+                return rc;
+            }
+        }
+    }
+    *out = p;
+    return COW_OK;
+}
+
+/* ---- writing ---- */
+
+int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t len, uint64_t off,
+             int flags)
+{
+    uint64_t end;
+    int rc = range_end(off, len, &end);
+    if (rc || end > (1ull << 62))
+        return cow_set_error(COW_EINVAL, "write of %zu bytes at %llu overflows", len,
+                             (unsigned long long)off);
+    if (len == 0)
+        return COW_OK;
+    /* Past the dirty limit, this file's dirty pages go to the device
+     * first (the writer pays, as with balance_dirty_pages); the others
+     * are the flusher's. */
+    if (!(flags & PC_KEEP_SIZE) && st->ndirty * BLK > st->dirty_limit) {
+        rc = pc_writeback(st, in);
+        if (rc)
+            return rc;
+        if (st->ndirty * BLK > st->dirty_limit / 2) {
+            st->flush_wanted = 1;
+            pthread_cond_signal(&st->committer_cond);
+        }
+    }
+    uint64_t first = off / BLK, last = (end - 1) / BLK;
+    uint64_t need = 0;
+    for (uint64_t i = first; i <= last; i++) {
+        struct cpage *p = pc_find(&in->pc, i);
+        need += !p || !p->dirty;
+    }
+    /* The reservation travels with this call: the pages it dirties take
+     * their blocks from R, nothing else does. */
+    struct cow_resv own = {0}, *r = &own;
+    rc = resv_reserve(st, r, need);
+    if (rc)
+        return rc; /* a full disk: nothing changed */
+    for (uint64_t i = first; i <= last && rc == COW_OK; i++) {
+        struct cpage *p;
+        rc = pc_get(st, in, i, &p);
+        if (rc)
+            break;
+        uint64_t bs = i * BLK;
+        uint64_t s = off > bs ? off : bs, e = end < bs + BLK ? end : bs + BLK;
+        memcpy(p->data + (s - bs), data + (s - off), (size_t)(e - s));
+        if (!p->dirty)
+            page_dirty(st, in, p, r);
+    }
+    resv_release(st, r); /* what pages did not take (none, unless failed) */
+    if (rc)
+        return rc; /* the caller punches what this left past the end */
+    /* the INODE_ITEM's size follows at writeback (disk_size) */
+    if (end > in->size && !(flags & PC_KEEP_SIZE))
+        in->size = end;
+    return COW_OK;
+}
+
+/* ---- ordered extents ---- */
+
+static void oe_wait_one(cow_store *st);
+
+static int ranges_overlap(uint64_t s1, uint64_t e1, uint64_t s2, uint64_t e2)
+{
+    return s1 < e2 && s2 < e1;
+}
+
+static void oe_link(struct cow_inode *in, struct oext *oe)
+{
+    oe->next = in->oes;
+    in->oes = oe;
+}
+
+static void oe_unlink(struct cow_inode *in, struct oext *oe)
+{
+    struct oext **pp = &in->oes;
+    while (*pp && *pp != oe)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = oe->next;
+}
+
+static void oe_free(struct oext *oe)
+{
+    free(oe->buf);
+    free(oe->crcs);
+    free(oe);
+}
+
+/* Ends ordered extent OE of IN whose data write returned WRC: on success
+ * its extent enters the trees; either way its reservation is released,
+ * once, here.  Wakes the waiters. */
+static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int wrc)
+{
+    uint64_t nb = oe->len / BLK;
+    int rc = wrc;
+    oe_unlink(in, oe);
+    st->noes--;
+    st->oe_alloc -= oe->resv;
+    if (oe->stale) {
+        /* an abort dropped the pages and the transaction meanwhile */
+        alloc_unalloc(st, oe->disk, oe->len);
+        st->reserved -= oe->resv;
+        rc = COW_OK;
+    } else if (rc == COW_OK) {
+#ifdef COW_BREAK_RESV_SHARED
+        /* BROKEN ON PURPOSE (make race-proof): what to release is per-file
+         * state, which counts another thread's ordered extents as this
+         * one's (the ext4 xattr race). */
+        st->reserved -= in->pc.wb_resv;
+        in->pc.wb_resv = 0;
+#else
+        st->reserved -= oe->resv; /* this extent's own, once */
+#endif
+        rc = file_complete_extent(st, in, oe->off, oe->disk, nb, oe->crcs);
+        for (uint64_t b = 0; b < nb; b++) {
+            struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
+            if (p && p->wb) {
+                p->wb--;
+                pc_maybe_evict(in, p);
+            }
+        }
+    } else {
+        /* The data did not reach the device: the space was never
+         * referenced, and the pages are dirty again, each taking back
+         * its block of the reservation. */
+        alloc_unalloc(st, oe->disk, oe->len);
+        struct cow_resv back = {oe->resv};
+        for (uint64_t b = 0; b < nb; b++) {
+            struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
+            if (!p)
+                continue;
+            if (p->wb)
+                p->wb--;
+            if (!p->dirty)
+                page_dirty(st, in, p, &back);
+        }
+        resv_release(st, &back);
+    }
+    oe_free(oe);
+    st->stats.ordered_extents++;
+    pthread_cond_broadcast(&st->oe_cond);
+    return rc;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* 1 if a dirty page of IN is also in an ordered extent still in flight. */
+static int redirtied_in_flight(const struct cow_inode *in)
+{
+    for (size_t i = 0; i < in->pc.nbuckets; i++)
+        for (const struct cpage *p = in->pc.buckets[i]; p; p = p->hnext)
+            if (p->dirty && p->wb)
+                return 1;
+    return 0;
+}
+
+int pc_writeback(cow_store *st, struct cow_inode *in)
+{
+    /* A page written again while its last writeback is in flight waits
+     * for that one to complete (wait_on_page_writeback): two ordered
+     * extents of one block never run at once, so they cannot complete
+     * out of order and put the older data back. */
+    while (in->pc.ndirty && redirtied_in_flight(in))
+        oe_wait_one(st);
+    if (in->pc.ndirty == 0)
+        return COW_OK;
+    size_t n = 0, nmine = 0;
+    uint64_t *v = malloc(in->pc.ndirty * sizeof *v);
+    struct oext **mine = malloc(in->pc.ndirty * sizeof *mine);
+    if (!v || !mine) {
+        free(v);
+        free(mine);
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < in->pc.nbuckets; i++)
+        for (struct cpage *p = in->pc.buckets[i]; p; p = p->hnext)
+            if (p->dirty)
+                v[n++] = p->idx;
+    qsort(v, n, sizeof *v, cmp_u64);
+    int rc = COW_OK;
+    /* Start: one ordered extent per run of dirty pages (and per
+     * contiguous allocation), all under the lock. */
+    for (size_t i = 0; i < n && rc == COW_OK;) {
+        size_t j = i;
+        while (j + 1 < n && v[j + 1] == v[j] + 1 && j + 1 - i < COW_MAX_EXTENT_BLOCKS)
+            j++;
+        uint64_t bytenr, got;
+        rc = alloc_blocks(st, j - i + 1, 0, &bytenr, &got);
+        if (rc)
+            break;
+        struct oext *oe = calloc(1, sizeof *oe);
+        if (!oe || !(oe->buf = malloc(got * BLK)) || !(oe->crcs = malloc(got * 4))) {
+            if (oe)
+                oe_free(oe);
+            alloc_unalloc(st, bytenr, got * BLK);
+            rc = cow_set_error(COW_ENOMEM, "out of memory");
+            break;
+        }
+        oe->off = v[i] * BLK;
+        oe->len = got * BLK;
+        oe->disk = bytenr;
+        oe->resv = got; /* the pages' reserved blocks move to the extent */
+        for (uint64_t b = 0; b < got; b++) {
+            struct cpage *p = pc_find(&in->pc, v[i + b]);
+            memcpy(oe->buf + b * BLK, p->data, BLK);
+            oe->crcs[b] = crc32c(0, p->data, BLK);
+            page_undirty(st, in, p);
+            p->wb++;
+        }
+        st->oe_alloc += got;
+        st->noes++;
+#ifdef COW_BREAK_RESV_SHARED
+        in->pc.wb_resv += got;
+#endif
+#ifdef COW_BREAK_OE_ORDER
+        /* BROKEN ON PURPOSE (make race-proof): the extent map becomes
+         * visible before its ordered extent exists. */
+        log_note_range(in, oe->off, oe->off + oe->len);
+        UNLOCK(st);
+        COW_INJECT("writeback:before_io");
+        LOCK(st);
+        oe_link(in, oe);
+#else
+        oe_link(in, oe); /* the ordered extent first, */
+        log_note_range(in, oe->off, oe->off + oe->len); /* then the extent map */
+#endif
+        mine[nmine++] = oe;
+        i += got;
+    }
+    free(v);
+    /* Write each with the lock released, and complete it. */
+    for (size_t k = 0; k < nmine; k++) {
+        struct oext *oe = mine[k];
+        UNLOCK(st);
+        COW_INJECT("writeback:before_io");
+        int wrc = st->dev->write(st->dev, oe->buf, (size_t)oe->len, oe->disk);
+        LOCK(st);
+        int crc = oe_complete(st, in, oe, wrc);
+        if (rc == COW_OK)
+            rc = crc;
+    }
+    free(mine);
+    return rc;
+}
+
+/* 1 if an ordered extent of IN overlaps [start, end). */
+static int oe_overlaps(const struct cow_inode *in, uint64_t start, uint64_t end)
+{
+    for (const struct oext *oe = in->oes; oe; oe = oe->next)
+        if (ranges_overlap(oe->off, oe->off + oe->len, start, end))
+            return 1;
+    return 0;
+}
+
+/* Waits for the next completion (store->lock released meanwhile). */
+static void oe_wait_one(cow_store *st)
+{
+    COW_INJECT("ordered:wait");
+    st->lock.held = 0;
+    pthread_cond_wait(&st->oe_cond, &st->lock.m);
+    st->lock.owner = pthread_self();
+    st->lock.held = 1;
+}
+
+void oe_wait_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end)
+{
+    while (oe_overlaps(in, start, end))
+        oe_wait_one(st);
+}
+
+void oe_wait_logged(cow_store *st, struct cow_inode *in)
+{
+    for (;;) {
+        /* the ranges to log, as they are now; then their ordered extents */
+        int busy = 0;
+        for (const struct oext *oe = in->oes; oe && !busy; oe = oe->next)
+            for (size_t i = 0; i < in->nlr && !busy; i++)
+                busy = ranges_overlap(oe->off, oe->off + oe->len, in->lr[i].start,
+                                      in->lr[i].end);
+        if (!busy && in->log_overflow)
+            busy = in->oes != NULL;
+        if (!busy)
+            return;
+        oe_wait_one(st);
+    }
+}
+
+void oe_wait_all(cow_store *st)
+{
+    while (st->noes)
+        oe_wait_one(st);
+}
+
+/* ---- dropping pages ---- */
+
+void pc_punch(cow_store *st, struct cow_inode *in, uint64_t idx)
+{
+    struct pcache *pc = &in->pc;
+    for (size_t i = 0; i < pc->nbuckets; i++) {
+        struct cpage *p = pc->buckets[i];
+        while (p) {
+            struct cpage *next = p->hnext;
+            if (p->idx >= idx) {
+                if (p->dirty) {
+                    page_undirty(st, in, p);
+                    st->reserved--; /* its block, released once: here */
+                }
+                p->wb = 0; /* callers waited for the ordered extents */
+                pc_drop(pc, p);
+            }
+            p = next;
+        }
+    }
+}
+
+void pc_forget_range(struct cow_inode *in, uint64_t start, uint64_t end)
+{
+    struct pcache *pc = &in->pc;
+    for (size_t i = 0; i < pc->nbuckets; i++) {
+        struct cpage *p = pc->buckets[i];
+        while (p) {
+            struct cpage *next = p->hnext;
+            uint64_t at = p->idx * BLK;
+            if (!p->dirty && !p->wb && at + BLK > start && at < end)
+                pc_drop(pc, p);
+            p = next;
+        }
+    }
+}
+
+/* ---- the whole store ---- */
+
+int pc_writeback_all(cow_store *st)
+{
+    LOCK(st);
+    size_t n = 0;
+    for (struct cow_inode *in = st->inodes; in; in = in->next)
+        n += in->pc.ndirty > 0;
+    struct cow_inode **v = n ? malloc(n * sizeof *v) : NULL;
+    if (n && !v) {
+        UNLOCK(st);
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    }
+    n = 0;
+    for (struct cow_inode *in = st->inodes; in; in = in->next)
+        if (in->pc.ndirty > 0) {
+            in->nref++;
+            v[n++] = in;
+        }
+    UNLOCK(st);
+    int rc = COW_OK;
+    for (size_t i = 0; i < n; i++) {
+        pthread_rwlock_rdlock(&v[i]->invalidate);
+        LOCK(st);
+        int rc2 = st->failed ? COW_OK : pc_writeback(st, v[i]);
+        UNLOCK(st);
+        pthread_rwlock_unlock(&v[i]->invalidate);
+        if (rc == COW_OK)
+            rc = rc2;
+    }
+    LOCK(st);
+    for (size_t i = 0; i < n; i++)
+        if (--v[i]->nref == 0 && v[i]->forgotten)
+            file_inode_free(v[i]);
+    UNLOCK(st);
+    free(v);
+    return rc;
+}
+
+void pc_abort(cow_store *st)
+{
+    uint64_t inflight = 0;
+    for (struct cow_inode *in = st->inodes; in; in = in->next) {
+        for (struct oext *oe = in->oes; oe; oe = oe->next) {
+            oe->stale = 1;
+            inflight += oe->resv;
+        }
+        pc_punch(st, in, 0);
+    }
+    st->reserved = inflight;
+    st->oe_alloc = inflight;
+    st->ndirty = 0;
+}
+
+int pc_abort_reclaim(cow_store *st)
+{
+    for (struct cow_inode *in = st->inodes; in; in = in->next)
+        for (struct oext *oe = in->oes; oe; oe = oe->next) {
+            int rc = alloc_mark_used(st, oe->disk, oe->len);
+            if (rc)
+                return rc;
+        }
+    return COW_OK;
+}
+
+/* ---- the debug check of the counts ---- */
+
+static int count_blocks_cb(void *arg, uint64_t off, const uint8_t *fe)
+{
+    (void)off;
+    *(uint64_t *)arg += get64(fe + FE_NUM_BYTES) / BLK;
+    return COW_OK;
+}
+
+int pc_check_counts(cow_store *st)
+{
+    uint64_t dirty = 0, inflight = 0;
+    for (struct cow_inode *in = st->inodes; in; in = in->next) {
+        uint64_t d = 0;
+        for (size_t i = 0; i < in->pc.nbuckets; i++)
+            for (struct cpage *p = in->pc.buckets[i]; p; p = p->hnext)
+                d += p->dirty != 0;
+        if (d != in->pc.ndirty)
+            return COW_CORRUPT("inode %llu: %llu dirty pages, counted %zu",
+                               (unsigned long long)in->ino, (unsigned long long)d,
+                               in->pc.ndirty);
+        dirty += d;
+        for (struct oext *oe = in->oes; oe; oe = oe->next)
+            inflight += oe->resv;
+        if (in->orphan < 0)
+            continue;
+        uint64_t nb = 0;
+        int rc = file_for_extents(st, in, 0, UINT64_MAX, count_blocks_cb, &nb);
+        if (rc)
+            return rc;
+        if (nb != in->nblocks)
+            return COW_CORRUPT("inode %llu: extent items cover %llu blocks, counted %llu",
+                               (unsigned long long)in->ino, (unsigned long long)nb,
+                               (unsigned long long)in->nblocks);
+    }
+    if (dirty != st->ndirty || dirty + inflight != st->reserved || inflight != st->oe_alloc)
+        return COW_CORRUPT("reserved %llu blocks, counted %llu (dirty pages %llu of %llu "
+                           "counted, in flight %llu, allocated %llu)",
+                           (unsigned long long)(dirty + inflight),
+                           (unsigned long long)st->reserved, (unsigned long long)dirty,
+                           (unsigned long long)st->ndirty, (unsigned long long)inflight,
+                           (unsigned long long)st->oe_alloc);
+    return COW_OK;
+}
+
+/* ---- the invalidate lock ---- */
+
+void pc_lock_shared(struct cow_inode *in)
+{
+    if (pthread_rwlock_tryrdlock(&in->invalidate) == 0)
+        return;
+    COW_INJECT("invalidate:wait"); /* a truncate holds it */
+    pthread_rwlock_rdlock(&in->invalidate);
+}
+
+void pc_lock_excl(struct cow_inode *in)
+{
+#ifdef COW_BREAK_INVALIDATE
+    /* BROKEN ON PURPOSE (make race-proof): truncate shares the lock with
+     * the readers that instantiate pages */
+    pthread_rwlock_rdlock(&in->invalidate);
+#else
+    pthread_rwlock_wrlock(&in->invalidate);
+#endif
+}
+
+void pc_unlock(struct cow_inode *in)
+{
+    pthread_rwlock_unlock(&in->invalidate);
+}
+
+/* ---- xFetch ---- */
+
+int pc_fetch(cow_store *st, struct cow_inode *in, uint64_t off, size_t len, void **pp)
+{
+    *pp = NULL;
+    if (len == 0 || off / BLK != (off + len - 1) / BLK || off + len > in->size)
+        return COW_OK; /* not within one block of the file: the caller reads */
+    struct cpage *p;
+    int rc = pc_get(st, in, off / BLK, &p);
+    if (rc)
+        return rc;
+    p->pins++;
+    *pp = p->data + off % BLK;
+    return COW_OK;
+}
+
+void pc_unfetch(struct cow_inode *in, uint64_t off, void *ptr)
+{
+    uint8_t *base = (uint8_t *)ptr - off % BLK;
+    struct cpage *p = pc_find(&in->pc, off / BLK);
+    if (p && p->data == base) {
+        if (p->pins > 0)
+            p->pins--;
+        pc_maybe_evict(in, p);
+        return;
+    }
+    for (struct cpage **pp = &in->pc.detached; *pp; pp = &(*pp)->hnext)
+        if ((*pp)->data == base) {
+            p = *pp;
+            if (--p->pins <= 0) {
+                *pp = p->hnext;
+                page_free(p);
+            }
+            return;
+        }
+}
