@@ -1,21 +1,105 @@
 /*
- * check_main.c - runs every Check suite.  Each suite prints its seed so a
+ * check_main.c - runs the Check suites.  Each suite prints its seed so a
  * failure can be replayed (COW_TEST_SEED=n).
+ *
+ * Selecting what runs (Check's own environment variables):
+ *   CK_RUN_SUITE=NAME[,NAME...]  only these suites (one name or a list,
+ *                                separated by commas or spaces)
+ *   CK_RUN_CASE=NAME             only the test case (tcase) NAME of the
+ *                                selected suites (Check takes one name;
+ *                                empty means every case)
+ * An unknown suite name, or a selection that runs no test at all, is an
+ * error (exit status 2), so that a typo cannot pass as an empty success.
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "testutil.h"
 
+static const struct {
+    const char *name; /* as given to suite_create() */
+    Suite *(*make)(void);
+} suites[] = {
+    {"btree", btree_suite}, {"alloc", alloc_suite}, {"txn", txn_suite},
+    {"file", file_suite},   {"vfs", vfs_suite},     {"conc", conc_suite},
+    {"race", race_suite},
+};
+#define NSUITES (sizeof suites / sizeof suites[0])
+
+static void list_suites(void)
+{
+    fprintf(stderr, "suites:");
+    for (size_t i = 0; i < NSUITES; i++)
+        fprintf(stderr, " %s", suites[i].name);
+    fprintf(stderr, "\n");
+}
+
+/* Marks in WANT the suites named in LIST; 0, or -1 on an unknown name. */
+static int parse_suites(const char *list, int *want)
+{
+    const char *sep = ", \t";
+    size_t i;
+
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, sep);
+        if (n) {
+            for (i = 0; i < NSUITES; i++)
+                if (strlen(suites[i].name) == n && strncmp(p, suites[i].name, n) == 0)
+                    break;
+            if (i == NSUITES) {
+                fprintf(stderr, "CK_RUN_SUITE: no suite named '%.*s'\n", (int)n, p);
+                list_suites();
+                return -1;
+            }
+            want[i] = 1;
+        }
+        p += n;
+        p += strspn(p, sep);
+    }
+    return 0;
+}
+
 int main(void)
 {
-    SRunner *sr = srunner_create(btree_suite());
-    srunner_add_suite(sr, alloc_suite());
-    srunner_add_suite(sr, txn_suite());
-    srunner_add_suite(sr, file_suite());
-    srunner_add_suite(sr, vfs_suite());
+    int want[NSUITES];
+    const char *sel = getenv("CK_RUN_SUITE");
+    SRunner *sr = NULL;
+
+    /* Check would read an empty CK_RUN_CASE as a case named "" */
+    if (getenv("CK_RUN_CASE") && !*getenv("CK_RUN_CASE"))
+        unsetenv("CK_RUN_CASE");
+    for (size_t i = 0; i < NSUITES; i++)
+        want[i] = sel == NULL || *sel == 0;
+    if (sel && *sel) {
+        if (parse_suites(sel, want) != 0)
+            return 2;
+        /* Only the chosen suites are in the runner, so Check must not
+         * filter again (it compares CK_RUN_SUITE with one name). */
+        unsetenv("CK_RUN_SUITE");
+    }
+    for (size_t i = 0; i < NSUITES; i++) {
+        if (!want[i])
+            continue;
+        if (!sr)
+            sr = srunner_create(suites[i].make());
+        else
+            srunner_add_suite(sr, suites[i].make());
+    }
+    if (!sr) {
+        fprintf(stderr, "CK_RUN_SUITE: no suite selected\n");
+        list_suites();
+        return 2;
+    }
     srunner_run_all(sr, CK_NORMAL);
+    int ran = srunner_ntests_run(sr);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    if (ran == 0) {
+        fprintf(stderr, "no test ran (CK_RUN_CASE=%s?)\n",
+                getenv("CK_RUN_CASE") ? getenv("CK_RUN_CASE") : "");
+        return 2;
+    }
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -1,0 +1,292 @@
+/*
+ * check_race.c - deterministic tests of the first three races in
+ * ../shared/reference/, one each, driven by injection points (inject.h).
+ *
+ * Each test forces the dangerous interleaving: one thread is stopped at a
+ * named point while another runs the racing operation, then both go on
+ * and the result is checked.  Each is shown to fail when its invariant is
+ * broken on purpose: `make race-proof` builds the store with
+ * COW_BREAK_OE_ORDER, COW_BREAK_INVALIDATE or COW_BREAK_RESV_SHARED and
+ * expects the matching test to fail.
+ *
+ * A thread is never waited for without a bound: a wait that runs out fails
+ * the test instead of hanging it.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "inject.h"
+#include "store_int.h"
+#include "testutil.h"
+
+#define BLK COW_BLOCK_SIZE
+#define WAIT_MS 20000
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits until *DONE is set or point NAME has been hit; 1 if DONE. */
+static int wait_done_or_hit(atomic_int *done, const char *name)
+{
+    for (unsigned t = 0; t < WAIT_MS; t++) {
+        if (atomic_load(done))
+            return 1;
+        if (cow_inject_hits(name) > 0)
+            return 0;
+        sleep_ms(1);
+    }
+    ck_abort_msg("neither finished nor reached %s in %u ms", name, WAIT_MS);
+    return 0;
+}
+
+static cow_store *open_mem(struct cow_dev **dev)
+{
+    cow_store *st;
+    *dev = memdev_new(NULL);
+    ck_assert_int_eq(cow_store_open_dev("mem", *dev, 0, 1, &st), COW_OK);
+    cow_store_set_commit_interval(st, 0);
+    return st;
+}
+
+static void fill(cow_file *f, int c, uint64_t off, size_t len)
+{
+    uint8_t *b = malloc(len);
+    memset(b, c, len);
+    ck_assert_int_eq(cow_file_write(f, b, len, off), COW_OK);
+    free(b);
+}
+
+/* 1 if every byte of F in [off, off+len) is C. */
+static int holds(cow_file *f, int c, uint64_t off, size_t len)
+{
+    uint8_t *b = malloc(len);
+    size_t n;
+    int ok = cow_file_read(f, b, len, off, &n) == COW_OK && n == len;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = b[i] == c;
+    free(b);
+    return ok;
+}
+
+struct job {
+    cow_store *st;
+    cow_file *f;
+    uint64_t arg;
+    void *ptr;
+    int rc;
+    atomic_int done;
+};
+
+static void *do_writeback(void *arg)
+{
+    struct job *j = arg;
+    j->rc = cow_store_writeback(j->st);
+    atomic_store(&j->done, 1);
+    return NULL;
+}
+
+static void *do_sync(void *arg)
+{
+    struct job *j = arg;
+    j->rc = cow_file_sync(j->f);
+    atomic_store(&j->done, 1);
+    return NULL;
+}
+
+static void *do_truncate(void *arg)
+{
+    struct job *j = arg;
+    j->rc = cow_file_truncate(j->f, j->arg);
+    atomic_store(&j->done, 1);
+    return NULL;
+}
+
+static void *do_fetch(void *arg)
+{
+    struct job *j = arg;
+    j->rc = cow_file_fetch(j->f, j->arg, BLK, &j->ptr);
+    atomic_store(&j->done, 1);
+    return NULL;
+}
+
+/*
+ * Race 1 (btrfs-fsync-vs-dio-prealloc.txt): the flusher has taken a file's
+ * dirty pages into an ordered extent and is writing them when an fsync of
+ * the file runs.  The fsync finds no dirty pages; it must find the range
+ * (the extent map), wait for the ordered extent overlapping it, and log
+ * the new extent.  Broken (COW_BREAK_OE_ORDER: the range is visible before
+ * its ordered extent exists), the fsync logs the old mapping and returns:
+ * after a power loss the data it promised is gone.
+ */
+START_TEST(race_fsync_waits_for_ordered_extent)
+{
+    struct cow_dev *dev;
+    cow_store *st = open_mem(&dev);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    fill(f, 'A', 0, 8 * BLK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    fill(f, 'B', 0, 4 * BLK);
+
+    ck_assert_int_eq(cow_inject_arm("writeback:before_io", 0, 0, 1), 0);
+    struct job w = {.st = st}, s = {.st = st, .f = f};
+    pthread_t tw, ts;
+    ck_assert_int_eq(pthread_create(&tw, NULL, do_writeback, &w), 0);
+    ck_assert_int_eq(cow_inject_wait("writeback:before_io", 1, WAIT_MS), 0);
+    /* the flusher is stopped with the lock let go; now the fsync */
+    ck_assert_int_eq(pthread_create(&ts, NULL, do_sync, &s), 0);
+    int returned_early = wait_done_or_hit(&s.done, "ordered:wait");
+    size_t ilen;
+    uint8_t *img = NULL;
+    if (returned_early)
+        img = memdev_crash_image(dev, &ilen); /* what its return promised */
+    ck_assert_int_eq(cow_inject_release("writeback:before_io"), 0);
+    pthread_join(tw, NULL);
+    pthread_join(ts, NULL);
+    ck_assert_int_eq(w.rc, COW_OK);
+    ck_assert_int_eq(s.rc, COW_OK);
+    if (!img)
+        img = memdev_crash_image(dev, &ilen);
+    cow_inject_reset();
+
+    /* a power loss right after the fsync returned */
+    cow_store *s2;
+    ck_assert_int_eq(cow_store_open_dev("crash", memdev_from_image(img, ilen, NULL),
+                                        COW_OPEN_READONLY, 0, &s2), COW_OK);
+    cow_file *f2;
+    ck_assert_int_eq(cow_file_open(s2, "db", 0, &f2), COW_OK);
+    ck_assert_msg(holds(f2, 'B', 0, 4 * BLK),
+                  "the fsync returned but its data is not on the device");
+    ck_assert(holds(f2, 'A', 4 * BLK, 4 * BLK));
+    cow_file_close(f2);
+    cow_store_close(s2);
+    test_fsck_image(img, ilen);
+    free(img);
+    cow_file_close(f);
+    cow_store_close(st);
+}
+END_TEST
+
+/*
+ * Race 2 (xfs-punch-delalloc-on-write-failure.txt): a truncate drops a
+ * file's cached pages and then its extents; an xFetch between the two
+ * would instantiate a page from the extent about to go, and that page
+ * would later show old bytes past the end, where the file has a hole.
+ * The truncate holds the invalidate lock exclusively across both steps,
+ * and xFetch takes it shared, so the fetch waits.  Broken
+ * (COW_BREAK_INVALIDATE: two steps, the lock shared), the old bytes come
+ * back.
+ */
+START_TEST(race_truncate_vs_fetch)
+{
+    struct cow_dev *dev;
+    cow_store *st = open_mem(&dev);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    fill(f, 'X', 0, 2 * BLK);
+    ck_assert_int_eq(cow_file_sync(f), COW_OK); /* extents, no cached pages left */
+
+    ck_assert_int_eq(cow_inject_arm("truncate:punch_gap", 0, 0, 1), 0);
+    struct job t = {.st = st, .f = f, .arg = BLK}, fe = {.st = st, .f = f, .arg = BLK};
+    pthread_t tt, tf;
+    ck_assert_int_eq(pthread_create(&tt, NULL, do_truncate, &t), 0);
+    ck_assert_int_eq(cow_inject_wait("truncate:punch_gap", 1, WAIT_MS), 0);
+    /* pages dropped, extents not yet: the fetch of the block past the new end */
+    ck_assert_int_eq(pthread_create(&tf, NULL, do_fetch, &fe), 0);
+    (void)wait_done_or_hit(&fe.done, "invalidate:wait");
+    ck_assert_int_eq(cow_inject_release("truncate:punch_gap"), 0);
+    pthread_join(tt, NULL);
+    pthread_join(tf, NULL);
+    cow_inject_reset();
+    ck_assert_int_eq(t.rc, COW_OK);
+    ck_assert_int_eq(fe.rc, COW_OK);
+
+    /* grow the file again: block 1 is a hole now and must read as zeros */
+    fill(f, 'Y', 3 * BLK, 1);
+    ck_assert_msg(holds(f, 0, BLK, BLK), "old bytes past the truncated end came back");
+    if (fe.ptr) {
+        ck_assert_msg(((uint8_t *)fe.ptr)[0] == 0 || ((uint8_t *)fe.ptr)[0] == 'X',
+                      "a fetched page changed under its holder");
+        cow_file_unfetch(f, BLK, fe.ptr);
+    }
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    ck_assert(holds(f, 0, BLK, BLK));
+    cow_file_close(f);
+    size_t ilen;
+    cow_store_close(st);
+    (void)dev;
+    (void)ilen;
+}
+END_TEST
+
+/*
+ * Race 3 (ext4-xattr-block-allocation-race.txt): two writebacks of one file
+ * run at once (the flusher and a writer past the dirty limit).  Each
+ * ordered extent releases its own reservation, the one it carries, at its
+ * completion; nothing per-file decides how much.  Broken
+ * (COW_BREAK_RESV_SHARED: the amount to release is per-file state), the
+ * second completion releases the first's reservation too, and the counts
+ * recomputed from the pages and ordered extents no longer match.
+ */
+START_TEST(race_reservation_travels_with_call)
+{
+    struct cow_dev *dev;
+    cow_store *st = open_mem(&dev);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    fill(f, 'P', 0, 2 * BLK);
+
+    ck_assert_int_eq(cow_inject_arm("writeback:before_io", 0, 0, 1), 0);
+    struct job a = {.st = st};
+    pthread_t ta;
+    ck_assert_int_eq(pthread_create(&ta, NULL, do_writeback, &a), 0);
+    ck_assert_int_eq(cow_inject_wait("writeback:before_io", 1, WAIT_MS), 0);
+    /* A's ordered extent holds 2 reserved blocks; another writer's data,
+     * written back and completed meanwhile */
+    fill(f, 'Q', 16 * BLK, 3 * BLK);
+    ck_assert_int_eq(cow_store_writeback(st), COW_OK);
+    struct cow_stats cs;
+    cow_store_stats(st, &cs);
+    cow_mutex_lock(&st->lock);
+    int rc = pc_check_counts(st);
+    cow_mutex_unlock(&st->lock);
+    ck_assert_msg(rc == COW_OK, "counts wrong while a writeback is in flight: %s",
+                  cow_store_last_error(st));
+    ck_assert_uint_eq(cs.reserved_bytes, 2 * BLK); /* A's, still held */
+    ck_assert_int_eq(cow_inject_release("writeback:before_io"), 0);
+    pthread_join(ta, NULL);
+    cow_inject_reset();
+    ck_assert_int_eq(a.rc, COW_OK);
+    cow_store_stats(st, &cs);
+    ck_assert_uint_eq(cs.reserved_bytes, 0);
+    ck_assert(holds(f, 'P', 0, 2 * BLK));
+    ck_assert(holds(f, 'Q', 16 * BLK, 3 * BLK));
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    cow_file_close(f);
+    cow_store_close(st);
+}
+END_TEST
+
+Suite *race_suite(void)
+{
+    Suite *s = suite_create("race");
+    TCase *tc = tcase_create("race_fsync");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, race_fsync_waits_for_ordered_extent);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("race_truncate");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, race_truncate_vs_fetch);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("race_resv");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, race_reservation_travels_with_call);
+    suite_add_tcase(s, tc);
+    return s;
+}
