@@ -2,7 +2,8 @@
 #
 #   make          build/cowvfs.so, build/libcowvfs.a, build/cowctl, build/slt
 #   make demo     the main job, shown step by step (see README.md)
-#   make test     every test (unit tests under ASan+UBSan, tools, sqllogictest slice)
+#   make test     every test (unit tests under ASan+UBSan, tsan, race-proof, tools,
+#                 sqllogictest slice)
 #   make tsan     the concurrency tests under ThreadSanitizer
 #   make race-proof  the race tests against builds with each invariant broken
 #   make slt      the whole ../shared/sqllogictest corpus through cow and unix
@@ -157,6 +158,7 @@ slt-ci: deps $(BUILD)/slt
 test: deps $(ALL)
 	$(MAKE) unit
 	$(MAKE) tsan
+	$(MAKE) race-proof
 	$(MAKE) check-tools
 	$(MAKE) slt-ci
 
