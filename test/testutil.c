@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,9 @@ struct memdev {
     struct md_pending *pend; /* since the last flush, in order */
     size_t npend, cappend;
     size_t nunits, nsizes; /* pending 4 KiB units of writes, pending size changes */
+    /* Ordered extents write with the store's lock released, so the
+     * device's methods run concurrently: each takes this mutex. */
+    pthread_mutex_t mu;
 };
 
 static int md_reserve(struct memdev *m, size_t len)
@@ -215,9 +219,56 @@ static int md_grow(struct cow_dev *d, uint64_t size)
     return COW_OK;
 }
 
+/* The device methods as the store sees them: each under m->mu. */
+static int mdl_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
+{
+    struct memdev *m = (struct memdev *)d;
+    pthread_mutex_lock(&m->mu);
+    int rc = md_read(d, buf, len, off);
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+static int mdl_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off)
+{
+    struct memdev *m = (struct memdev *)d;
+    pthread_mutex_lock(&m->mu);
+    int rc = md_write(d, buf, len, off);
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+static int mdl_flush(struct cow_dev *d)
+{
+    struct memdev *m = (struct memdev *)d;
+    pthread_mutex_lock(&m->mu);
+    int rc = md_flush(d);
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+static int mdl_size(struct cow_dev *d, uint64_t *size)
+{
+    struct memdev *m = (struct memdev *)d;
+    pthread_mutex_lock(&m->mu);
+    int rc = md_size(d, size);
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+static int mdl_grow(struct cow_dev *d, uint64_t size)
+{
+    struct memdev *m = (struct memdev *)d;
+    pthread_mutex_lock(&m->mu);
+    int rc = md_grow(d, size);
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
 static void md_close(struct cow_dev *d)
 {
     struct memdev *m = (struct memdev *)d;
+    pthread_mutex_destroy(&m->mu);
     md_pend_clear(m);
     free(m->pend);
     free(m->vol);
@@ -229,11 +280,12 @@ struct cow_dev *memdev_from_image(const uint8_t *img, size_t len, struct memdev_
 {
     struct memdev *m = calloc(1, sizeof *m);
     ck_assert_ptr_nonnull(m);
-    m->dev.read = md_read;
-    m->dev.write = md_write;
-    m->dev.flush = md_flush;
-    m->dev.size = md_size;
-    m->dev.grow = md_grow;
+    pthread_mutex_init(&m->mu, NULL);
+    m->dev.read = mdl_read;
+    m->dev.write = mdl_write;
+    m->dev.flush = mdl_flush;
+    m->dev.size = mdl_size;
+    m->dev.grow = mdl_grow;
     m->dev.close = md_close;
     ck_assert_int_eq(md_reserve(m, len ? len : 1), 0);
     if (len) {
