@@ -3,7 +3,8 @@
 #   make          build/cowvfs.so, build/libcowvfs.a, build/cowctl, build/slt
 #   make demo     the main job, shown step by step (see README.md)
 #   make test     every test (unit tests under ASan+UBSan, tsan, race-proof, tools,
-#                 sqllogictest slice)
+#                 sqllogictest slice, crash simulator)
+#   make crash    the crash simulator, 40,000 crash states (crash-long: 1,000,000)
 #   make tsan     the concurrency tests under ThreadSanitizer
 #   make race-proof  the race tests against builds with each invariant broken
 #   make slt      the whole ../shared/sqllogictest corpus through cow and unix
@@ -38,7 +39,8 @@ endif
 STORE_SRC := $(wildcard store/*.c)
 VFS_SRC   := $(wildcard vfs/*.c)
 LIB_SRC   := $(STORE_SRC) $(VFS_SRC)
-TEST_SRC  := $(wildcard test/*.c)
+# test/crash.c is a program of its own (build/crash), not a Check suite.
+TEST_SRC  := $(filter-out test/crash.c,$(wildcard test/*.c))
 
 # Normal build
 OBJDIR    := $(BUILD)/obj
@@ -148,6 +150,31 @@ tsan: deps $(THOBJDIR)/check_all
 	  fi; \
 	done; \
 	if [ -n "$$failed" ]; then echo "tsan: FAILED:$$failed"; exit 1; fi
+
+# The crash simulator (test/crash.c; README "Crash simulator"): built like
+# check_all (ASan + UBSan, COW_DEBUG for the device hook), and at -O2 (still
+# COW_DEBUG, not sanitized) in build/o2debug for the long run.
+.PHONY: crash crash-ci crash-long
+COBJDIR   := $(BUILD)/o2debug
+$(COBJDIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) -DCOW_DEBUG $(SQLITE_CFLAGS) $(CHECK_CFLAGS) -O2 -g -c $< -o $@
+
+$(BUILD)/crash: $(TOBJDIR)/test/crash.o $(TOBJDIR)/test/testutil.o $(TLIB_OBJ) $(TOBJDIR)/tools/fsck.o
+	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
+
+$(BUILD)/crash-o2: $(COBJDIR)/test/crash.o $(COBJDIR)/test/testutil.o \
+		$(LIB_SRC:%.c=$(COBJDIR)/%.o) $(COBJDIR)/tools/fsck.o
+	$(CC) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
+
+crash: deps $(BUILD)/crash
+	./$(BUILD)/crash --min-states 40000
+
+crash-ci: deps $(BUILD)/crash
+	./$(BUILD)/crash --min-states 10000
+
+crash-long: deps $(BUILD)/crash-o2
+	./$(BUILD)/crash-o2 --min-states 1000000
 
 check-tools: deps $(ALL) $(BUILD)/asan-cowctl
 	sh test/tools.sh

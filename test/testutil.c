@@ -70,6 +70,18 @@ void test_rmdir(char *dir)
 
 /* ---- in-memory device ---- */
 
+/* The memdev is also used outside Check (test/crash.c), where ck_assert
+ * cannot report: running out of memory there just stops the program. */
+static void *md_alloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "memdev: out of memory (%zu bytes)\n", n);
+        abort();
+    }
+    return p;
+}
+
 /* One entry of the pending list: a write (DATA != NULL) or a change of the
  * device size (a grow, or a write that extended the device). */
 struct md_pending {
@@ -278,8 +290,8 @@ static void md_close(struct cow_dev *d)
 
 struct cow_dev *memdev_from_image(const uint8_t *img, size_t len, struct memdev_ctl **ctl)
 {
-    struct memdev *m = calloc(1, sizeof *m);
-    ck_assert_ptr_nonnull(m);
+    struct memdev *m = md_alloc(NULL, sizeof *m);
+    memset(m, 0, sizeof *m);
     pthread_mutex_init(&m->mu, NULL);
     m->dev.read = mdl_read;
     m->dev.write = mdl_write;
@@ -287,7 +299,10 @@ struct cow_dev *memdev_from_image(const uint8_t *img, size_t len, struct memdev_
     m->dev.size = mdl_size;
     m->dev.grow = mdl_grow;
     m->dev.close = md_close;
-    ck_assert_int_eq(md_reserve(m, len ? len : 1), 0);
+    if (md_reserve(m, len ? len : 1)) {
+        fprintf(stderr, "memdev: out of memory (%zu bytes)\n", len);
+        abort();
+    }
     if (len) {
         memcpy(m->vol, img, len);
         memcpy(m->dur, img, len);
@@ -306,38 +321,40 @@ struct cow_dev *memdev_new(struct memdev_ctl **ctl)
 uint8_t *memdev_crash_image(struct cow_dev *d, size_t *len)
 {
     struct memdev *m = (struct memdev *)d;
-    uint8_t *c = calloc(1, m->len ? m->len : 1);
-    ck_assert_ptr_nonnull(c);
+    pthread_mutex_lock(&m->mu);
+    uint8_t *c = md_alloc(NULL, m->len);
     memcpy(c, m->dur, m->dur_len);
+    memset(c + m->dur_len, 0, m->len - m->dur_len);
     *len = m->len;
+    pthread_mutex_unlock(&m->mu);
     return c;
 }
 
 uint8_t *memdev_image(struct cow_dev *d, size_t *len)
 {
     struct memdev *m = (struct memdev *)d;
-    uint8_t *c = malloc(m->len ? m->len : 1);
-    ck_assert_ptr_nonnull(c);
+    pthread_mutex_lock(&m->mu);
+    uint8_t *c = md_alloc(NULL, m->len);
     memcpy(c, m->vol, m->len);
     *len = m->len;
+    pthread_mutex_unlock(&m->mu);
     return c;
 }
 
 void memdev_pending(struct cow_dev *d, size_t *nunits, size_t *nsizes)
 {
     struct memdev *m = (struct memdev *)d;
+    pthread_mutex_lock(&m->mu);
     *nunits = m->nunits;
     *nsizes = m->nsizes;
-}
-
-uint64_t memdev_durable_size(struct cow_dev *d)
-{
-    return ((struct memdev *)d)->dur_len;
+    pthread_mutex_unlock(&m->mu);
 }
 
 int memdev_unit(struct cow_dev *d, size_t u, uint64_t *off, size_t *len)
 {
     struct memdev *m = (struct memdev *)d;
+    int rc = -1;
+    pthread_mutex_lock(&m->mu);
     for (size_t i = 0; i < m->npend; i++) {
         const struct md_pending *e = &m->pend[i];
         if (!e->data)
@@ -353,24 +370,31 @@ int memdev_unit(struct cow_dev *d, size_t u, uint64_t *off, size_t *len)
                                                                : e->off + e->len;
         *off = s;
         *len = (size_t)(t - s);
-        return (int)i;
+        rc = (int)i;
+        break;
     }
-    return -1;
+    pthread_mutex_unlock(&m->mu);
+    return rc;
 }
 
-uint8_t *memdev_crash_state(struct cow_dev *d, const uint8_t *keep, size_t nsizes, size_t *len)
+static size_t md_crash_size(struct memdev *m, size_t nsizes)
 {
-    struct memdev *m = (struct memdev *)d;
-    size_t size = m->dur_len, ns = 0, u = 0;
-
+    size_t size = m->dur_len, ns = 0;
     for (size_t i = 0; i < m->npend && ns < nsizes; i++)
         if (!m->pend[i].data) {
             size = m->pend[i].size;
             ns++;
         }
-    uint8_t *c = calloc(1, size ? size : 1);
-    ck_assert_ptr_nonnull(c);
-    memcpy(c, m->dur, size < m->dur_len ? size : m->dur_len);
+    return size;
+}
+
+static void md_crash_fill(struct memdev *m, const uint8_t *keep, size_t nsizes, uint8_t *out)
+{
+    size_t size = md_crash_size(m, nsizes), u = 0;
+
+    memcpy(out, m->dur, size < m->dur_len ? size : m->dur_len);
+    if (size > m->dur_len)
+        memset(out + m->dur_len, 0, size - m->dur_len);
     for (size_t i = 0; i < m->npend; i++) {
         const struct md_pending *e = &m->pend[i];
         if (!e->data)
@@ -388,11 +412,37 @@ uint8_t *memdev_crash_state(struct cow_dev *d, const uint8_t *keep, size_t nsize
                 if (t > size)
                     t = size; /* past the size that survived: lost */
                 if (s < t)
-                    memcpy(c + s, e->data + (s - e->off), (size_t)(t - s));
+                    memcpy(out + s, e->data + (s - e->off), (size_t)(t - s));
             }
         }
     }
-    *len = size;
+}
+
+size_t memdev_crash_size(struct cow_dev *d, size_t nsizes)
+{
+    struct memdev *m = (struct memdev *)d;
+    pthread_mutex_lock(&m->mu);
+    size_t size = md_crash_size(m, nsizes);
+    pthread_mutex_unlock(&m->mu);
+    return size;
+}
+
+void memdev_crash_fill(struct cow_dev *d, const uint8_t *keep, size_t nsizes, uint8_t *out)
+{
+    struct memdev *m = (struct memdev *)d;
+    pthread_mutex_lock(&m->mu);
+    md_crash_fill(m, keep, nsizes, out);
+    pthread_mutex_unlock(&m->mu);
+}
+
+uint8_t *memdev_crash_state(struct cow_dev *d, const uint8_t *keep, size_t nsizes, size_t *len)
+{
+    struct memdev *m = (struct memdev *)d;
+    pthread_mutex_lock(&m->mu);
+    *len = md_crash_size(m, nsizes);
+    uint8_t *c = md_alloc(NULL, *len);
+    md_crash_fill(m, keep, nsizes, c);
+    pthread_mutex_unlock(&m->mu);
     return c;
 }
 

@@ -58,20 +58,25 @@ uint8_t *memdev_image(struct cow_dev *d, size_t *len);
  * order; memdev_unit() gives unit U's offset and length, and returns the
  * index of the write it belongs to (-1 if there is no unit U).
  *
- * memdev_crash_state() builds what a power loss at this instant could
+ * memdev_crash_fill() writes to OUT what a power loss at this instant could
  * leave: the size after the first NSIZES pending size changes (0: the size
- * at the last flush), the durable image cut or zero-extended to it, then
- * every pending write in order, unit U keeping only the 512-byte sectors
- * set in KEEP[U] (bit s = sector s of the unit's block; 0 drops the unit,
- * 0xff keeps it whole, anything else tears it); bytes past the size are
- * lost.  KEEP has one byte per pending unit.  Returns a copy that the
- * caller frees; *len is set to its length.
+ * at the last flush; memdev_crash_size() gives it, and OUT must hold that
+ * many bytes), the durable image cut or zero-extended to it, then every
+ * pending write in order, unit U keeping only the 512-byte sectors set in
+ * KEEP[U] (bit s = sector s of the unit's block; 0 drops the unit, 0xff
+ * keeps it whole, anything else tears it); bytes past the size are lost.
+ * KEEP has one byte per pending unit.  memdev_crash_state() does the same
+ * into a new buffer, which the caller frees, and sets *len to its length.
+ *
+ * Every memdev function takes the device's own mutex (writeback writes
+ * from several threads).
  */
 #define MEMDEV_BLOCK 4096
 #define MEMDEV_SECTOR 512
 void memdev_pending(struct cow_dev *d, size_t *nunits, size_t *nsizes);
 int memdev_unit(struct cow_dev *d, size_t u, uint64_t *off, size_t *len);
-uint64_t memdev_durable_size(struct cow_dev *d);
+size_t memdev_crash_size(struct cow_dev *d, size_t nsizes);
+void memdev_crash_fill(struct cow_dev *d, const uint8_t *keep, size_t nsizes, uint8_t *out);
 uint8_t *memdev_crash_state(struct cow_dev *d, const uint8_t *keep, size_t nsizes, size_t *len);
 
 /* Writes LEN bytes to a new file PATH. */
