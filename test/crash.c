@@ -59,6 +59,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -2001,15 +2002,22 @@ struct totals {
 
 /* Shared by the worker processes (a MAP_SHARED mapping), or private. */
 static struct shared {
-    pthread_mutex_t mutex; /* process-shared: output and the fields below */
+    pthread_mutex_t mutex; /* process-shared, robust: output and the fields below */
     long next_item;        /* the next (round, workload) to run */
     struct totals t;
 } *sh;
 
+/* Locks sh->mutex, also when a worker died holding it (a robust mutex). */
+static void sh_lock(void)
+{
+    if (pthread_mutex_lock(&sh->mutex) == EOWNERDEAD)
+        pthread_mutex_consistent(&sh->mutex);
+}
+
 /* Writes S to stdout in one piece (workers share it). */
 static void emit(const char *s)
 {
-    pthread_mutex_lock(&sh->mutex);
+    sh_lock();
     fputs(s, stdout);
     fflush(stdout);
     pthread_mutex_unlock(&sh->mutex);
@@ -2254,6 +2262,16 @@ static void usage(void)
     exit(2);
 }
 
+/* Interrupted (^C, a closed pipe): remove the placeholder and its directory. */
+static void on_signal(int sig)
+{
+    if (g.dir) {
+        unlink(g.path);
+        rmdir(g.dir);
+    }
+    _exit(128 + sig);
+}
+
 static void setup_container(void)
 {
     const char *base = getenv("TMPDIR");
@@ -2294,6 +2312,9 @@ static void setup_container(void)
         exit(2);
     }
     g.img_len = 0;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, on_signal);
     bdev_set_test_opener(crash_opener, NULL);
 }
 
@@ -2340,7 +2361,7 @@ static void worker(const struct opts *o)
     shim_register();
     setup_container();
     for (;;) {
-        pthread_mutex_lock(&sh->mutex);
+        sh_lock();
         long item = -1;
         if (sh->t.states < o->min_states || sh->next_item == 0)
             item = sh->next_item++;
@@ -2393,7 +2414,7 @@ static void worker(const struct opts *o)
             free(d.s);
         }
         run_free(&r);
-        pthread_mutex_lock(&sh->mutex);
+        sh_lock();
         totals_add(&sh->t, &t);
         pthread_mutex_unlock(&sh->mutex);
         if (o->state >= 0)
@@ -2479,6 +2500,7 @@ int main(int argc, char **argv)
     pthread_mutexattr_t ma;
     pthread_mutexattr_init(&ma);
     pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
     pthread_mutex_init(&sh->mutex, &ma);
     pthread_mutexattr_destroy(&ma);
 
