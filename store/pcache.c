@@ -527,10 +527,7 @@ static int oe_overlaps(const struct cow_inode *in, uint64_t start, uint64_t end)
 static void oe_wait_one(cow_store *st)
 {
     COW_INJECT("ordered:wait");
-    st->lock.held = 0;
-    pthread_cond_wait(&st->oe_cond, &st->lock.m);
-    st->lock.owner = pthread_self();
-    st->lock.held = 1;
+    cow_cond_wait(&st->oe_cond, &st->lock);
 }
 
 void oe_wait_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end)

@@ -32,6 +32,9 @@ void cow_mutex_lock(struct cow_mutex *mu);
 void cow_mutex_unlock(struct cow_mutex *mu);
 /* 1 if the calling thread holds MU (for assert only). */
 int cow_mutex_held(struct cow_mutex *mu);
+/* Waits on COND, releasing MU meanwhile, until a signal; MU is held again
+ * on return (its owner recorded). */
+void cow_cond_wait(pthread_cond_t *cond, struct cow_mutex *mu);
 /* Waits on COND, releasing MU meanwhile, until ABSTIME (CLOCK_MONOTONIC) or
  * a signal; MU is held again on return (its owner recorded). */
 void cow_cond_timedwait(pthread_cond_t *cond, struct cow_mutex *mu, const struct timespec *abstime);

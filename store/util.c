@@ -36,6 +36,14 @@ int cow_mutex_held(struct cow_mutex *mu)
     return mu->held && pthread_equal(mu->owner, pthread_self());
 }
 
+void cow_cond_wait(pthread_cond_t *cond, struct cow_mutex *mu)
+{
+    mu->held = 0;
+    pthread_cond_wait(cond, &mu->m);
+    mu->owner = pthread_self();
+    mu->held = 1;
+}
+
 void cow_cond_timedwait(pthread_cond_t *cond, struct cow_mutex *mu, const struct timespec *abstime)
 {
     mu->held = 0;
