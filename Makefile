@@ -3,9 +3,9 @@
 #   make          build/cowvfs.so, build/libcowvfs.a, build/cowctl, build/slt
 #   make demo     the main job, shown step by step (see README.md)
 #   make test     every test (unit tests under ASan+UBSan, tsan, race-proof, tools,
-#                 sqllogictest slice)
-#   make crash    the crash simulator, 40,000 crash states (crash-ci: 10,000;
-#                 crash-long: 1,000,000)
+#                 the crash simulator's 10,000 states, sqllogictest slice)
+#   make crash    the crash simulator, 40,000 crash states (crash-ci: 10,000, run
+#                 by make test; crash-long: 1,000,000)
 #   make tsan     the concurrency tests under ThreadSanitizer
 #   make race-proof  the race tests against builds with each invariant broken
 #   make slt      the whole ../shared/sqllogictest corpus through cow and unix
@@ -188,6 +188,7 @@ test: deps $(ALL)
 	$(MAKE) tsan
 	$(MAKE) race-proof
 	$(MAKE) check-tools
+	$(MAKE) crash-ci
 	$(MAKE) slt-ci
 
 demo: deps $(ALL)

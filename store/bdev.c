@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -16,6 +17,11 @@
 struct file_dev {
     struct cow_dev dev; /* first */
     int fd;
+    /* A new container being formatted (bdev_file_open with BDEV_CREATE):
+     * FD is the temporary file NEW_PATH, which fd_publish() moves to PATH.
+     * OLD_FD is the empty file PATH named at open (locked), or -1. */
+    char *path, *new_path;
+    int old_fd;
 };
 
 static int fd_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
@@ -127,8 +133,84 @@ static int fd_grow(struct cow_dev *d, uint64_t size)
 static void fd_close(struct cow_dev *d)
 {
     struct file_dev *f = (struct file_dev *)d;
+    if (f->new_path)
+        unlink(f->new_path); /* never published: still locked, so still ours */
+    if (f->old_fd >= 0)
+        close(f->old_fd);
     close(f->fd); /* drops the flock */
+    free(f->path);
+    free(f->new_path);
     free(f);
+}
+
+/* Makes the directory entries of PATH's directory durable (fsync). */
+static int sync_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    int rc = COW_OK;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0)
+        rc = cow_set_error(COW_EIO_FLUSH, "fsync of the directory %s: %s", dir, strerror(errno));
+    if (dfd >= 0)
+        close(dfd);
+    free(dir);
+    return rc;
+}
+
+/* 1 if PATH names the file open as FD (same st_dev and st_ino). */
+static int names_fd(const char *path, int fd)
+{
+    struct stat a, b;
+    return stat(path, &a) == 0 && fstat(fd, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
+/*
+ * The publish method of a new container: renames the formatted temporary
+ * file onto the container path and fsyncs the directory.  Where PATH did
+ * not exist at open, the rename never replaces a file (RENAME_NOREPLACE,
+ * or link+unlink on file systems without it): another process that
+ * created PATH meanwhile wins, and this open fails with COW_EBUSY.
+ */
+static int fd_publish(struct cow_dev *d)
+{
+    struct file_dev *f = (struct file_dev *)d;
+    if (!f->new_path)
+        return COW_OK;
+    int err = 0;
+    if (f->old_fd >= 0) {
+        /* PATH was an empty file, locked by us since open: replace it, as
+         * long as it is still the file we locked. */
+        if (!names_fd(f->path, f->old_fd))
+            return cow_set_error(COW_EBUSY, "%s was replaced while it was being formatted",
+                                 f->path);
+        if (rename(f->new_path, f->path) != 0)
+            err = errno;
+    } else if (renameat2(AT_FDCWD, f->new_path, AT_FDCWD, f->path, RENAME_NOREPLACE) != 0) {
+        err = errno;
+        if (err == EINVAL || err == ENOSYS || err == EOPNOTSUPP) {
+            err = link(f->new_path, f->path) != 0 ? errno : 0;
+            if (!err)
+                unlink(f->new_path);
+        }
+    }
+    if (err == EEXIST)
+        return cow_set_error(COW_EBUSY, "%s was created by another process at the same time",
+                             f->path);
+    if (err)
+        return cow_set_error(COW_EIO_WRITE, "renaming %s to %s: %s", f->new_path, f->path,
+                             strerror(err));
+    free(f->new_path);
+    f->new_path = NULL;
+    if (f->old_fd >= 0) {
+        close(f->old_fd);
+        f->old_fd = -1;
+    }
+    d->nflush++;
+    return sync_dir(f->path);
 }
 
 #ifdef COW_DEBUG
@@ -142,11 +224,67 @@ void bdev_set_test_opener(bdev_test_opener fn, void *arg)
 }
 #endif
 
+/* Suffix of the temporary file a new container is formatted in. */
+#define NEW_SUFFIX "-cownew"
+
+/*
+ * Opens PATH (creating it with O_CREAT if CREATE) and locks it like
+ * bdev_file_open(); retries while PATH is renamed under us, so the lock
+ * held is always on the file PATH names.  *FDP is -1 with COW_ENOENT when
+ * PATH does not exist and !CREATE.
+ */
+static int open_locked(const char *path, int oflags, int lock, int create, int *fdp)
+{
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int fd = open(path, oflags | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+        if (fd < 0)
+            return cow_set_error(errno == ENOENT ? COW_ENOENT : COW_EIO_READ, "open %s: %s",
+                                 path, strerror(errno));
+        struct stat sb;
+        if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+            close(fd);
+            return cow_set_error(COW_ENOTCONTAINER, "%s is not a regular file", path);
+        }
+        if (flock(fd, lock | LOCK_NB) != 0) {
+            int e = errno;
+            close(fd);
+            return cow_set_error(e == EWOULDBLOCK ? COW_EBUSY : COW_EIO_READ,
+                                 "%s is in use by another process (flock: %s)", path,
+                                 strerror(e));
+        }
+        if (names_fd(path, fd)) {
+            *fdp = fd;
+            return COW_OK;
+        }
+        close(fd); /* renamed or replaced before we locked it: again */
+    }
+    return cow_set_error(COW_EBUSY, "%s keeps being replaced by another process", path);
+}
+
+static struct file_dev *file_dev_new(int fd)
+{
+    struct file_dev *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->fd = fd;
+    f->old_fd = -1;
+    f->dev.read = fd_read;
+    f->dev.write = fd_write;
+    f->dev.flush = fd_flush;
+    f->dev.size = fd_size;
+    f->dev.grow = fd_grow;
+    f->dev.close = fd_close;
+    f->dev.publish = fd_publish;
+    return f;
+}
+
 int bdev_file_open(const char *path, int flags, struct cow_dev **out, int *created)
 {
     int rc = COW_OK;
-    int fd = -1;
-    int oflags = (flags & BDEV_READONLY) ? O_RDONLY : O_RDWR;
+    int fd = -1, old_fd = -1;
+    char *new_path = NULL;
+    int readonly = (flags & BDEV_READONLY) != 0;
+    int create = (flags & BDEV_CREATE) && !readonly;
     *out = NULL;
     *created = 0;
 #ifdef COW_DEBUG
@@ -158,48 +296,57 @@ int bdev_file_open(const char *path, int flags, struct cow_dev **out, int *creat
     }
 #endif
 
-    fd = open(path, oflags | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT && (flags & BDEV_CREATE) && !(flags & BDEV_READONLY)) {
-        fd = open(path, oflags | O_CLOEXEC | O_CREAT | O_EXCL, 0644);
-        if (fd >= 0)
-            *created = 1;
-        else if (errno == EEXIST)
-            fd = open(path, oflags | O_CLOEXEC);
-    }
-    if (fd < 0) {
-        rc = cow_set_error(errno == ENOENT ? COW_ENOENT : COW_EIO_READ, "open %s: %s", path,
-                           strerror(errno));
+    rc = open_locked(path, readonly ? O_RDONLY : O_RDWR, readonly ? LOCK_SH : LOCK_EX, 0, &fd);
+    if (rc == COW_ENOENT && create)
+        rc = COW_OK; /* a new container */
+    else if (rc)
         goto out;
-    }
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        rc = cow_set_error(COW_ENOTCONTAINER, "%s is not a regular file", path);
+    if (fd >= 0 && fstat(fd, &sb) != 0) {
+        rc = cow_set_error(COW_EIO_STAT, "fstat %s: %s", path, strerror(errno));
         goto out;
     }
-    if (flock(fd, ((flags & BDEV_READONLY) ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
-        rc = cow_set_error(errno == EWOULDBLOCK ? COW_EBUSY : COW_EIO_READ,
-                           "%s is in use by another process (flock: %s)", path, strerror(errno));
-        goto out;
+    if (create && (fd < 0 || sb.st_size == 0)) {
+        /* Format in a temporary file next to PATH, which fd_publish()
+         * renames onto PATH once the first commit is flushed: a crash
+         * while formatting never leaves a half-made container at PATH.
+         * A temporary file left by such a crash is reused here. */
+        old_fd = fd;
+        fd = -1;
+        if (asprintf(&new_path, "%s" NEW_SUFFIX, path) < 0) {
+            new_path = NULL;
+            rc = cow_set_error(COW_ENOMEM, "out of memory");
+            goto out;
+        }
+        rc = open_locked(new_path, O_RDWR, LOCK_EX, 1, &fd);
+        if (rc == COW_EBUSY)
+            rc = cow_set_error(COW_EBUSY, "%s is being created by another process", path);
+        if (rc)
+            goto out;
+        if (ftruncate(fd, 0) != 0) {
+            rc = cow_set_error(COW_EIO_TRUNCATE, "truncating %s: %s", new_path, strerror(errno));
+            goto out;
+        }
     }
-    struct file_dev *f = calloc(1, sizeof *f);
-    if (!f) {
+    struct file_dev *f = file_dev_new(fd);
+    if (!f || (new_path && !(f->path = strdup(path)))) {
+        free(f);
         rc = cow_set_error(COW_ENOMEM, "out of memory");
         goto out;
     }
-    f->fd = fd;
-    f->dev.read = fd_read;
-    f->dev.write = fd_write;
-    f->dev.flush = fd_flush;
-    f->dev.size = fd_size;
-    f->dev.grow = fd_grow;
-    f->dev.close = fd_close;
+    f->new_path = new_path;
+    f->old_fd = old_fd;
+    new_path = NULL;
+    old_fd = fd = -1;
+    *created = f->new_path != NULL;
     *out = &f->dev;
-    fd = -1;
 out:
-    if (fd >= 0) {
+    if (new_path && fd >= 0)
+        unlink(new_path);
+    free(new_path);
+    if (fd >= 0)
         close(fd);
-        if (*created)
-            unlink(path);
-    }
+    if (old_fd >= 0)
+        close(old_fd);
     return rc;
 }

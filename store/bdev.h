@@ -26,10 +26,19 @@ struct cow_dev {
      * writes below SIZE cannot fail for lack of space).  COW_ENOSPC,
      * COW_EIO_TRUNCATE. */
     int (*grow)(struct cow_dev *d, uint64_t size);
-    /* Releases the device (and its lock). */
+    /* Releases the device (and its lock).  A new container never
+     * published is removed. */
     void (*close)(struct cow_dev *d);
     uint64_t nflush;  /* flushes issued (statistics) */
     uint64_t nwrite;  /* write calls (statistics) */
+    /* Optional (NULL: the device is already where it belongs).  Called
+     * once, by cow_store_open() after formatting a new container and
+     * flushing its first commit: makes the container appear at its path,
+     * atomically and durably, so that a crash during the format leaves
+     * either no container or a whole one.  COW_EBUSY (another process
+     * made or replaced the path meanwhile; nothing of it is touched),
+     * COW_EIO_WRITE, COW_EIO_FLUSH. */
+    int (*publish)(struct cow_dev *d);
 };
 
 /* bdev_file_open() flags */
@@ -38,9 +47,20 @@ struct cow_dev {
 
 /*
  * Opens the container file PATH as a device and locks it: flock LOCK_EX
- * (LOCK_SH when read-only), non-blocking.  Errors: COW_ENOENT (missing and
- * no BDEV_CREATE), COW_EBUSY (locked by another process), COW_EIO_READ.
- * *created is set to 1 if the file was created by this call.
+ * (LOCK_SH when read-only), non-blocking, on the file PATH names once the
+ * lock is held (an open that races with a rename tries again).
+ *
+ * With BDEV_CREATE (and not BDEV_READONLY), a PATH that is missing or
+ * empty is not written: the device is a new temporary file PATH-cownew,
+ * locked, and *created is set to 1; its publish method renames it onto
+ * PATH once the caller has formatted and flushed it (the way editors save
+ * a file).  A PATH-cownew left by a crash during a format is reused by the
+ * next create; one that is locked means another process is creating PATH
+ * (COW_EBUSY).
+ *
+ * Errors: COW_ENOENT (missing and no BDEV_CREATE), COW_EBUSY (locked by
+ * another process), COW_ENOTCONTAINER (not a regular file), COW_EIO_READ,
+ * COW_EIO_STAT, COW_EIO_TRUNCATE, COW_ENOMEM.
  */
 int bdev_file_open(const char *path, int flags, struct cow_dev **out, int *created);
 

@@ -172,6 +172,9 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
         if (rc == COW_OK)
             rc = txn_commit(st, 1);
     }
+    /* A new container appears at its path only now, whole and flushed. */
+    if (rc == COW_OK && format && dev->publish)
+        rc = dev->publish(dev);
     st->last_commit_ns = cow_mono_ns();
     cow_mutex_unlock(&st->lock);
     if (rc == COW_OK && !st->readonly) {
@@ -192,7 +195,7 @@ out:
 int cow_store_open(const char *path, int flags, cow_store **out)
 {
     struct cow_dev *dev;
-    int created = 0, rc;
+    int created = 0, rc; /* a new container's temporary file goes at its close */
     int bflags = ((flags & COW_OPEN_READONLY) ? BDEV_READONLY : 0) |
                  ((flags & COW_OPEN_CREATE) ? BDEV_CREATE : 0);
     *out = NULL;
@@ -215,10 +218,7 @@ int cow_store_open(const char *path, int flags, cow_store **out)
         }
         format = 1;
     }
-    rc = cow_store_open_dev(path, dev, flags, format, out);
-    if (rc && created)
-        unlink(path);
-    return rc;
+    return cow_store_open_dev(path, dev, flags, format, out);
 }
 
 int cow_store_commit(cow_store *st)

@@ -329,13 +329,19 @@ static int scan_extent_leaf(cow_store *st, void *arg, struct eb *e)
 
 /*
  * A one-flush superblock is valid only if every block its commit wrote made
- * it to the device: recompute the crc over the listed blocks.  Returns 1 if
- * they match, 0 if not (a torn commit), or an error.
+ * it to the device: recompute the crc over the listed blocks.  Nor if the
+ * device is smaller than the superblock says: the container grew in that
+ * commit (a grow is durable at the next flush, and this commit's flush is
+ * the one that did not complete), and the grow was lost while the
+ * superblock was kept.  Returns 1 if they match, 0 if not (a torn commit),
+ * or an error.
  */
 static int sb_commit_intact(cow_store *st, const uint8_t *sb, uint64_t devsize)
 {
     if (!(get32(sb + SB_FLAGS) & COW_SB_ONE_FLUSH))
         return 1;
+    if (get64(sb + SB_TOTAL_BYTES) > devsize)
+        return 0;
     uint32_t n = get32(sb + SB_COMMIT_NRANGES), acc = 0;
     uint64_t total = 0;
     uint8_t *buf = malloc(64 * COW_BLOCK_SIZE);
@@ -558,8 +564,11 @@ int txn_format(cow_store *st)
     if ((rc = bt_create(st, &st->root_tree)) || (rc = bt_create(st, &st->extent_tree)) ||
         (rc = bt_create(st, &st->csum_tree)) || (rc = bt_create(st, &st->fs_tree)))
         return rc;
-    /* Zero both superblock slots so a crash before the first commit leaves
-     * a file that is recognisably not (yet) a container. */
+    /* Zero both superblock slots: until the first commit the device holds
+     * no container.  (cow_store_open() formats a temporary file and
+     * publishes it only after this commit, so a crash here leaves no
+     * half-made container at the path; on other devices the zeros make it
+     * recognisably not a container.) */
     uint8_t z[2 * COW_BLOCK_SIZE];
     memset(z, 0, sizeof z);
     rc = st->dev->write(st->dev, z, sizeof z, 0);

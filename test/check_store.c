@@ -3,10 +3,13 @@
  * files.  Model-based tests print their seed (COW_TEST_SEED replays).
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store_int.h"
@@ -593,6 +596,71 @@ START_TEST(txn_torn_one_flush_commit)
 }
 END_TEST
 
+/*
+ * A commit that grows the container and flushes once: a power loss can keep
+ * every write (the superblock included) and lose the grow, which only the
+ * flush makes durable.  The store must then open at the previous commit
+ * (that superblock is torn), never refuse the container as truncated; fsck
+ * agrees.  Appends 64 KiB per commit until the container has grown a few
+ * times (every other commit also adds a block group it does not use, so
+ * that only the superblock's total_bytes shows the grow), checking the
+ * state before each commit's flush completes.
+ */
+START_TEST(txn_lost_grow_falls_back)
+{
+    struct cow_dev *dev = memdev_new(NULL);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    cow_store_set_commit_interval(st, 0);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    uint8_t *data = malloc(64 << 10);
+    uint64_t rs = 7;
+    int grows = 0;
+    for (int i = 0; i < 200 && grows < 8; i++) {
+        for (size_t j = 0; j < (64 << 10); j++)
+            data[j] = (uint8_t)test_rand(&rs);
+        ck_assert_int_eq(cow_file_write(f, data, 64 << 10, (uint64_t)i << 16), COW_OK);
+        uint64_t g = cow_store_generation(st);
+        /* the commit, with its flush held back: the memdev keeps every
+         * write since the last flush pending */
+        ck_assert_int_eq(pc_writeback_all(st), COW_OK);
+        cow_mutex_lock(&st->lock);
+        /* every other commit also grows for headroom it does not use (as
+         * alloc_reserve does): no block it lists lies in the new space */
+        int crc = i % 2 ? alloc_add_group(st, COW_BG_METADATA) : COW_OK;
+        if (crc == COW_OK)
+            crc = txn_commit(st, 0);
+        cow_mutex_unlock(&st->lock);
+        ck_assert_int_eq(crc, COW_OK);
+        size_t nunits, nsizes;
+        memdev_pending(dev, &nunits, &nsizes);
+        if (nsizes > 0 && cow_store_generation(st) > g) {
+            grows++;
+            uint8_t *keep = malloc(nunits + 1);
+            memset(keep, 0xff, nunits + 1);
+            size_t len;
+            uint8_t *img = memdev_crash_state(dev, keep, 0, &len); /* sizes lost */
+            cow_store *s2;
+            int orc = cow_store_open_dev("lost-grow", memdev_from_image(img, len, NULL),
+                                         COW_OPEN_READONLY, 0, &s2);
+            ck_assert_msg(orc == COW_OK, "commit %d with its grow lost: %s", i,
+                          cow_store_last_error(NULL));
+            ck_assert_uint_le(cow_store_generation(s2), g);
+            cow_store_close(s2);
+            test_fsck_image(img, len);
+            free(img);
+            free(keep);
+        }
+        ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    }
+    ck_assert_int_ge(grows, 1);
+    free(data);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+}
+END_TEST
+
 /* Opens IMG read-only and checks file "db" holds exactly WANT (LEN bytes). */
 static void expect_image(const uint8_t *img, size_t ilen, const uint8_t *want, size_t len)
 {
@@ -923,6 +991,7 @@ Suite *txn_suite(void)
     tcase_add_test(tc, txn_failed_write_aborts_cleanly);
     tcase_add_test(tc, txn_torn_one_flush_commit);
     tcase_add_test(tc, txn_persist_crashes);
+    tcase_add_test(tc, txn_lost_grow_falls_back);
     tcase_add_test(tc, log_sync_is_one_flush_and_survives_power_loss);
     tcase_add_test(tc, log_abort_keeps_synced_data);
     suite_add_tcase(s, tc);
@@ -1137,6 +1206,108 @@ START_TEST(file_bad_containers)
 }
 END_TEST
 
+/* 1 if PATH exists. */
+static int exists_path(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+/*
+ * A new container is formatted in PATH-cownew and renamed onto PATH once
+ * its first commit is flushed, so a crash while formatting leaves no
+ * half-made container (test/crash.c checks the crash states; this checks
+ * the files): a leftover temporary file is reused, one locked by another
+ * creator is COW_EBUSY and nothing appears, an empty PATH is replaced, and
+ * a read-only or non-creating open makes nothing.
+ */
+START_TEST(file_create_is_atomic)
+{
+    char *dir = test_mkdtemp();
+    char path[4200], tmp[4300];
+    cow_store *st;
+    snprintf(path, sizeof path, "%s/new.db", dir);
+    snprintf(tmp, sizeof tmp, "%s-cownew", path);
+    /* a format a crash interrupted: garbage in the temporary file */
+    uint8_t junk[20000];
+    memset(junk, 0xa5, sizeof junk);
+    test_write_file(tmp, junk, sizeof junk);
+    ck_assert_int_eq(cow_store_open(path, 0, &st), COW_ENOENT);
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE | COW_OPEN_READONLY, &st), COW_ENOENT);
+    ck_assert(!exists_path(path));
+    /* another process formatting: its lock on the temporary file */
+    int lfd = open(tmp, O_RDWR);
+    ck_assert_int_ge(lfd, 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* the child holds an exclusive flock until killed */
+        flock(lfd, LOCK_EX);
+        pause();
+        _exit(0);
+    }
+    close(lfd);
+    for (int i = 0; i < 1000; i++) { /* until the child has its lock */
+        int fd = open(tmp, O_RDWR);
+        int busy = flock(fd, LOCK_EX | LOCK_NB) != 0;
+        close(fd);
+        if (busy)
+            break;
+        usleep(1000);
+    }
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_EBUSY);
+    ck_assert(!exists_path(path));
+    ck_assert(exists_path(tmp)); /* someone else's: left alone */
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    /* the leftover is reused and gone once the container is in place */
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    ck_assert(exists_path(path));
+    ck_assert(!exists_path(tmp));
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_gt(sb.st_size, 2 * 4096);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, "hello", 5, 0), COW_OK);
+    cow_file_close(f);
+    /* a second process gets COW_EBUSY on the published file */
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        cow_store *st2;
+        _exit(cow_store_open(path, COW_OPEN_CREATE, &st2) == COW_EBUSY ? 0 : 1);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    ck_assert_int_eq(cow_fsck(path, COW_FSCK_DATA, NULL, NULL), 0);
+    /* an empty file at PATH (made by touch, say) becomes a container */
+    unlink(path);
+    test_write_file(path, junk, 0);
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_READONLY, &st), COW_ENOTCONTAINER);
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    ck_assert(!exists_path(tmp));
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_gt(sb.st_size, 2 * 4096);
+    ck_assert_int_eq(cow_fsck(path, COW_FSCK_DATA, NULL, NULL), 0);
+    /* and a container is opened, not formatted again */
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    int ex = 0;
+    ck_assert_int_eq(cow_exists(st, "db", &ex), COW_OK);
+    ck_assert_int_eq(ex, 0);
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    ck_assert_int_eq(cow_exists(st, "db", &ex), COW_OK);
+    ck_assert_int_eq(ex, 1);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    test_rmdir(dir);
+}
+END_TEST
+
 /* Appends with partial blocks (SQLite's WAL frames: a 24-byte header, then
  * a page), overwrites near the end and truncations, against a byte model:
  * the merge of an append's first block comes from the copy of the last
@@ -1340,6 +1511,9 @@ Suite *file_suite(void)
     tcase_add_test(tc, delalloc_full_disk_fails_the_write_not_writeback);
     tcase_add_test(tc, delalloc_dirty_limit_bounds_memory);
     tcase_add_test(tc, fetch_pins_pages);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("create");
+    tcase_add_test(tc, file_create_is_atomic);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -243,7 +243,8 @@ struct shadow {
 };
 
 /* One device operation of the record phase. */
-enum { OP_WRITE, OP_FLUSH, OP_GROW };
+/* OP_PUBLISH: a new container renamed onto its path (bdev's publish). */
+enum { OP_WRITE, OP_FLUSH, OP_GROW, OP_PUBLISH };
 struct op {
     int type;
     uint64_t off;  /* OP_WRITE: offset; OP_GROW: the new size */
@@ -381,6 +382,22 @@ static int px_grow(struct cow_dev *d, uint64_t size)
     return rc;
 }
 
+/* The format of a new container ends with its rename into place: before
+ * it, a crash leaves no container (the crash phase shows an empty image). */
+static int px_publish(struct cow_dev *d)
+{
+    struct proxy *p = (struct proxy *)d;
+    if (p->readonly) {
+        fprintf(stderr, "crash: a read-only store published its device\n");
+        abort();
+    }
+    pthread_mutex_lock(&oplock);
+    if (g.recording)
+        oplog_add(OP_PUBLISH, 0, 0, NULL);
+    pthread_mutex_unlock(&oplock);
+    return COW_OK;
+}
+
 static void px_close(struct cow_dev *d)
 {
     g.nopen--;
@@ -397,6 +414,7 @@ static struct cow_dev *proxy_new(struct cow_dev *under, int readonly)
     p->dev.size = px_size;
     p->dev.grow = px_grow;
     p->dev.close = px_close;
+    p->dev.publish = px_publish;
     p->under = under;
     p->readonly = readonly;
     g.nopen++;
@@ -473,7 +491,12 @@ static void rd_close(struct cow_dev *d)
     (void)d;
 }
 
-static struct cow_dev ramdev = {rd_read, rd_write, rd_flush, rd_size, rd_grow, rd_close, 0, 0};
+static struct cow_dev ramdev = {.read = rd_read,
+                                .write = rd_write,
+                                .flush = rd_flush,
+                                .size = rd_size,
+                                .grow = rd_grow,
+                                .close = rd_close};
 
 /* The bdev_file_open() hook: the harness's container is g.cur. */
 static int crash_opener(void *arg, const char *path, int flags, struct cow_dev **out,
@@ -1565,6 +1588,7 @@ struct state {
     const char *kind;      /* how the pending writes were chosen */
     size_t nunits, kept, torn, nsizes, kept_sizes;
     int app_crash;         /* every pending write kept (an application crash) */
+    int unpublished;       /* a new container not yet at its path: no container */
 };
 
 /* The bounds on the transaction a crash state may hold. */
@@ -2030,8 +2054,10 @@ static void describe_point(const struct run *r, const struct state *s, struct ms
     const struct op *o = s->point < g.nops ? &g.ops[s->point] : NULL;
     msg_add(m, "  crash point: op %zu of %zu (%s), %zu pending units, %zu pending size changes\n",
             s->point, g.nops,
-            !o ? "after the last op" : o->type == OP_FLUSH ? "a flush, before it completes"
-                                                           : "a write, before it",
+            !o                       ? "after the last op"
+            : o->type == OP_FLUSH    ? "a flush, before it completes"
+            : o->type == OP_PUBLISH  ? "a new container's rename into place, before it completes"
+                                     : "a write, before it",
             s->nunits, s->nsizes);
     msg_add(m, "  state: %s: kept %zu units whole, tore %zu, kept %zu of %zu size changes\n",
             s->kind, s->kept, s->torn, s->kept_sizes, s->nsizes);
@@ -2119,12 +2145,13 @@ static long crash_phase(const struct run *r, const struct opts *o, struct totals
     size_t capkeep = 0;
     size_t interval = 0; /* flushes so far */
     size_t last_flush = 0;
+    int published = 0;   /* the container is at its path (OP_PUBLISH replayed) */
 
     /* random crash points: in each flush interval, after random writes */
     uint8_t *is_point = xrealloc(NULL, g.nops + 1);
     memset(is_point, 0, g.nops + 1);
     for (size_t i = 0; i <= g.nops; i++) {
-        if (i == g.nops || g.ops[i].type == OP_FLUSH) {
+        if (i == g.nops || g.ops[i].type == OP_FLUSH || g.ops[i].type == OP_PUBLISH) {
             if (i < g.nops)
                 is_point[i] = 1;
             size_t nw = i - last_flush;
@@ -2149,12 +2176,22 @@ static long crash_phase(const struct run *r, const struct opts *o, struct totals
                 s.kind = choose(&srng, j, interval == 0, keep, s.nunits, s.nsizes, &s.kept_sizes);
                 s.app_crash = j == 0;
                 s.kept = s.torn = 0;
+                /* Before the rename of a new container is durable, the
+                 * path holds no container, whatever the device kept; at
+                 * the rename itself (which ends with a directory fsync)
+                 * either outcome is possible. */
+                s.unpublished = !published && (p == g.nops || g.ops[p].type != OP_PUBLISH ||
+                                               s.app_crash || (j & 1));
                 uint64_t sig = mix64(s.kept_sizes + 1);
-                for (size_t u = 0; u < s.nunits; u++) {
+                for (size_t u = 0; u < s.nunits && !s.unpublished; u++) {
                     s.kept += keep[u] == 0xff;
                     s.torn += keep[u] && keep[u] != 0xff;
                     if (keep[u])
                         sig = mix64(sig ^ mix64(u) ^ keep[u]);
+                }
+                if (s.unpublished) {
+                    s.kind = "no container yet (its format was not renamed into place)";
+                    sig = 0x7e3b;
                 }
                 if (s.app_crash)
                     sig ^= 0xa11; /* checked with stricter bounds: never a duplicate */
@@ -2165,9 +2202,10 @@ static long crash_phase(const struct run *r, const struct opts *o, struct totals
                 long k = s.number = nstate++;
                 if (o->state >= 0 && k != o->state)
                     continue;
-                size_t len = memdev_crash_size(dev, s.kept_sizes);
+                size_t len = s.unpublished ? 0 : memdev_crash_size(dev, s.kept_sizes);
                 img_resize(len);
-                memdev_crash_fill(dev, keep, s.kept_sizes, g.img);
+                if (!s.unpublished)
+                    memdev_crash_fill(dev, keep, s.kept_sizes, g.img);
                 struct msg m = {0};
                 if (o->state >= 0) {
                     g.verbose = g.verbose ? g.verbose : 1;
@@ -2217,6 +2255,10 @@ static long crash_phase(const struct run *r, const struct opts *o, struct totals
         if (p == g.nops || (o->state >= 0 && nstate > o->state))
             break;
         const struct op *op = &g.ops[p];
+        if (op->type == OP_PUBLISH) {
+            published = 1;
+            continue;
+        }
         int rc = op->type == OP_WRITE  ? dev->write(dev, op->data, op->len, op->off)
                  : op->type == OP_GROW ? dev->grow(dev, op->off)
                                        : dev->flush(dev);

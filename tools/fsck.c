@@ -521,6 +521,13 @@ static const char *sb_commit_torn(int fd, uint64_t fsize, const uint8_t *sb, cha
 {
     if (!(get32(sb + SB_FLAGS) & COW_SB_ONE_FLUSH))
         return NULL;
+    if (get64(sb + SB_TOTAL_BYTES) > fsize) {
+        /* the container grew in this commit, whose flush did not complete */
+        snprintf(why, len, "torn one-flush commit (total_bytes %" PRIu64
+                           " is past the end of the file, a grow was lost)",
+                 get64(sb + SB_TOTAL_BYTES));
+        return why;
+    }
     uint32_t n = get32(sb + SB_COMMIT_NRANGES), acc = 0;
     uint64_t total = 0;
     uint8_t blk[BS];
@@ -719,7 +726,10 @@ static int check_superblocks(struct fsck *f)
     if (f->bytes_used > f->total)
         problem(f, "superblock: bytes_used %" PRIu64 " > total_bytes %" PRIu64, f->bytes_used,
                 f->total);
-    if (f->total != f->fsize)
+    if (f->total > f->fsize)
+        problem(f, "container file is truncated: %" PRIu64 " bytes, total_bytes is %" PRIu64,
+                f->fsize, f->total);
+    else if (f->total != f->fsize)
         note(f, "container file is %" PRIu64 " bytes, total_bytes is %" PRIu64, f->fsize,
              f->total);
     if (sb_end < BS && !all_zero(sb + sb_end, BS - sb_end))

@@ -14,7 +14,8 @@
  *
  * xOpen maps by the open flags (SQLITE_OPEN_MAIN_DB, _MAIN_JOURNAL, _WAL,
  * _SUPER_JOURNAL); xDelete and xAccess, which get only a name, parse the
- * suffix.  Nothing is ever created beside the container: there is no -shm
+ * suffix.  Nothing is kept beside the container (a new one is formatted in
+ * a temporary "-cownew" file renamed onto it; see bdev.h): there is no -shm
  * file either (the WAL-index is in memory, vfs_shm.c).  A journal, WAL or
  * super-journal name whose prefix is not a container (an ordinary file, or
  * nothing) belongs to the default VFS, and so do temporary files (no name,
