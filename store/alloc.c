@@ -102,6 +102,15 @@ static uint64_t free_of(cow_store *st, uint64_t flags)
     return n;
 }
 
+uint64_t alloc_meta_used_blocks(cow_store *st)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < st->nbgs; i++)
+        if (st->bgs[i].flags == COW_BG_METADATA)
+            n += st->bgs[i].used / COW_BLOCK_SIZE;
+    return n;
+}
+
 int alloc_init_groups(cow_store *st, uint64_t total)
 {
     return add_groups_mem(st, total);
@@ -297,6 +306,19 @@ int alloc_claim_data(cow_store *st, uint64_t bytenr, uint64_t len)
                                (unsigned long long)(bytenr + i * COW_BLOCK_SIZE));
     take(st, bytenr, len / COW_BLOCK_SIZE);
     return COW_OK;
+}
+
+int alloc_is_free(cow_store *st, uint64_t bytenr, uint64_t len)
+{
+    struct bgroup *g = bg_of(st, bytenr);
+    uint64_t end;
+    if (!g || range_end(bytenr, len, &end) || end > g->start + g->len)
+        return 0;
+    uint64_t i0 = (bytenr - g->start) / COW_BLOCK_SIZE;
+    for (uint64_t i = 0; i < len / COW_BLOCK_SIZE; i++)
+        if (bit_get(g->bitmap, i0 + i))
+            return 0;
+    return 1;
 }
 
 void alloc_release_chunk(cow_store *st)

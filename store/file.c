@@ -525,6 +525,8 @@ int file_read_extents(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_
     while (rc == COW_OK && fx.start < end) {
         uint64_t s = fx.start > off ? fx.start : off;
         uint64_t e = fx.start + fx.len < end ? fx.start + fx.len : end;
+        if (fx.type == COW_FE_PREALLOC)
+            s = e; /* preallocated, never written: zeros (BUF is zeroed) */
         while (s < e) {
             uint64_t bs = ROUND_DOWN(s);
             uint64_t be = ROUND_UP(e);
@@ -579,6 +581,189 @@ int file_complete_extent(cow_store *st, struct cow_inode *in, uint64_t off, uint
     }
     if (rc)
         return txn_abort(st, rc);
+    return COW_OK;
+}
+
+/*
+ * Whether a preallocated extent may be written in place.  Always, while
+ * nothing but its own file can point at it: a snapshot or branch sharing
+ * the extent (issue 4) must make this refuse (btrfs's
+ * can_nocow_file_extent: an extent older than the root's last snapshot
+ * is written copy-on-write).
+ */
+static int prealloc_writable(const struct fext *fx)
+{
+    return fx->type == COW_FE_PREALLOC;
+}
+
+int file_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t len,
+                         int *nocow, uint64_t *disk, uint64_t *runlen)
+{
+    struct fext fx;
+    *nocow = 0;
+    *disk = 0;
+    *runlen = len;
+    int rc = fext_first(st, in->ino, off, &fx);
+    if (rc == COW_ENOENT)
+        return COW_OK;
+    if (rc)
+        return rc;
+    if (fx.start <= off && prealloc_writable(&fx)) {
+        uint64_t in_item = fx.start + fx.len - off;
+        *nocow = 1;
+        *disk = fx.disk + fx.ext_off + (off - fx.start);
+        *runlen = len < in_item ? len : in_item;
+        return COW_OK;
+    }
+    /* new space up to the next preallocated range */
+    while (fx.start < off + len) {
+        if (fx.start > off && prealloc_writable(&fx)) {
+            *runlen = fx.start - off;
+            return COW_OK;
+        }
+        rc = fext_next(st, in->ino, fx.start, &fx);
+        if (rc == COW_ENOENT)
+            return COW_OK;
+        if (rc)
+            return rc;
+    }
+    return COW_OK;
+}
+
+int file_prealloc_at(cow_store *st, struct cow_inode *in, uint64_t idx, int *yes)
+{
+    struct fext fx;
+    *yes = 0;
+    int rc = fext_first(st, in->ino, idx * BLK, &fx);
+    if (rc == COW_ENOENT)
+        return COW_OK;
+    if (rc == COW_OK)
+        *yes = fx.start <= idx * BLK && prealloc_writable(&fx);
+    return rc;
+}
+
+int file_complete_prealloc(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
+                           uint64_t nblocks, const uint32_t *crcs)
+{
+    struct fext fx;
+    uint8_t csum_item[COW_MAX_EXTENT_BLOCKS * 4];
+    size_t size;
+    uint64_t len = nblocks * BLK;
+    int rc = fext_first(st, in->ino, off, &fx);
+    if (rc == COW_OK &&
+        (fx.start > off || fx.start + fx.len < off + len || fx.type != COW_FE_PREALLOC ||
+         fx.disk + fx.ext_off + (off - fx.start) != disk))
+        rc = COW_CORRUPT("inode %llu: the preallocated range at %llu changed under its "
+                         "ordered extent",
+                         (unsigned long long)in->ino, (unsigned long long)off);
+    struct cow_key ck = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, fx.disk};
+    if (!rc)
+        rc = bt_lookup(st, &st->csum_tree, &ck, csum_item, sizeof csum_item, &size);
+    if (!rc && size != fx.disk_len / BLK * 4)
+        rc = COW_CORRUPT("data extent %llu: %zu checksum bytes for %llu bytes",
+                         (unsigned long long)fx.disk, size, (unsigned long long)fx.disk_len);
+    if (!rc) {
+        /* the written blocks' checksums, then the mapping: head and tail
+         * stay preallocated, the middle becomes a REG item of the same
+         * extent (one more reference) */
+        uint64_t first = (disk - fx.disk) / BLK;
+        for (uint64_t b = 0; b < nblocks; b++)
+            put32(csum_item + (first + b) * 4, crcs[b]);
+        txn_note_written(st, disk, nblocks, crcs);
+        rc = bt_put(st, &st->csum_tree, &ck, csum_item, size);
+    }
+    if (!rc)
+        rc = drop_range(st, in, off, off + len);
+    if (!rc) {
+        struct fext reg = {off, fx.disk, fx.disk_len, disk - fx.disk, len, COW_FE_REG};
+        rc = fext_insert(st, in->ino, &reg);
+        if (!rc)
+            rc = refs_add(st, fx.disk, fx.disk_len, 1, 0, +1);
+    }
+    if (!rc) {
+        in->nblocks += nblocks;
+        uint64_t end = off + len < in->size ? off + len : in->size;
+        if (end > in->disk_size)
+            in->disk_size = end;
+        rc = inode_save(st, in);
+    }
+    if (rc)
+        return txn_abort(st, rc);
+    st->stats.written_in_place += len;
+    return COW_OK;
+}
+
+/* The end (bytes) of everything IN holds: its size, extent items, cached
+ * pages and ordered extents. */
+static int data_end(cow_store *st, struct cow_inode *in, uint64_t *end)
+{
+    *end = ROUND_UP(in->size);
+    uint64_t pend = pc_end(in);
+    if (pend > *end)
+        *end = pend;
+    struct cow_key k = {in->ino, COW_EXTENT_DATA, UINT64_MAX}, f;
+    uint8_t d[FE_ITEM_SIZE];
+    size_t size;
+    int rc = bt_seek_le(st, &st->fs_tree, &k, &f, d, sizeof d, &size);
+    if (rc == COW_ENOENT)
+        return COW_OK;
+    if (rc)
+        return rc;
+    if (f.objectid != in->ino || f.type != COW_EXTENT_DATA)
+        return COW_OK;
+    struct fext fx;
+    rc = fext_parse(&f, d, size, &fx);
+    if (rc == COW_OK && fx.start + fx.len > *end)
+        *end = fx.start + fx.len;
+    return rc;
+}
+
+/* Preallocates [start, end) of IN (block aligned, past everything it
+ * holds); see cow_file_preallocate(). */
+static int do_preallocate(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end)
+{
+    uint64_t nblocks = (end - start) / BLK;
+    /* all of it or nothing: free space beyond what reservations hold,
+     * and room for the items */
+    int rc = alloc_reserve(st, st->reserved - st->oe_alloc + nblocks,
+                           resv_meta_blocks(st, nblocks / COW_MAX_EXTENT_BLOCKS + 1));
+    if (rc)
+        return rc;
+    uint8_t zero[BLK];
+    memset(zero, 0, sizeof zero);
+    uint32_t zcrc = crc32c(0, zero, BLK);
+    uint8_t csum_item[COW_MAX_EXTENT_BLOCKS * 4];
+    for (uint64_t b = 0; b < COW_MAX_EXTENT_BLOCKS; b++)
+        put32(csum_item + b * 4, zcrc); /* placeholders: no REG item covers them */
+    uint64_t at = start;
+    while (at < end && rc == COW_OK) {
+        uint64_t want = (end - at) / BLK, bytenr, got;
+        if (want > COW_MAX_EXTENT_BLOCKS)
+            want = COW_MAX_EXTENT_BLOCKS;
+        rc = alloc_blocks(st, want, 0, &bytenr, &got);
+        if (rc)
+            break;
+        struct fext fx = {at, bytenr, got * BLK, 0, got * BLK, COW_FE_PREALLOC};
+        struct cow_key ck = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, bytenr};
+        rc = refs_add(st, bytenr, got * BLK, 1, 0, +1);
+        if (!rc)
+            rc = bt_insert(st, &st->csum_tree, &ck, csum_item, (size_t)(got * 4));
+        if (!rc)
+            rc = fext_insert(st, in->ino, &fx);
+        if (rc) {
+            alloc_unalloc(st, bytenr, got * BLK);
+            break;
+        }
+        in->nblocks += got;
+        at += got * BLK;
+    }
+    if (at > start)
+        log_note_range(in, start, at);
+    if (!rc)
+        rc = inode_save(st, in);
+    if (rc)
+        return txn_abort(st, rc);
+    st->stats.preallocated += at - start;
     return COW_OK;
 }
 
@@ -825,6 +1010,44 @@ int cow_file_truncate(cow_file *f, uint64_t size)
         oe_wait_range(st, in, ROUND_DOWN(size), UINT64_MAX);
     if (!rc && size != in->size)
         rc = do_truncate(st, in, size);
+    uint64_t end = 0;
+    if (!rc && size == in->size)
+        rc = data_end(st, in, &end);
+    if (!rc && end > ROUND_UP(size)) {
+        /* a truncate to the current size still drops what was
+         * preallocated past it (as ftruncate does) */
+        oe_wait_range(st, in, ROUND_UP(size), UINT64_MAX);
+        rc = drop_range(st, in, ROUND_UP(size), UINT64_MAX);
+        if (!rc) {
+            log_note_range(in, ROUND_UP(size), UINT64_MAX);
+            rc = inode_save(st, in);
+        }
+        if (rc)
+            rc = txn_abort(st, rc);
+    }
+    UNLOCK(st);
+    pc_unlock(in);
+    return rc;
+}
+
+int cow_file_preallocate(cow_file *f, uint64_t end)
+{
+    cow_store *st = f->st;
+    struct cow_inode *in = f->inode;
+    if (end > (1ull << 62))
+        return cow_set_error(COW_EINVAL, "preallocation to %llu bytes: too large",
+                             (unsigned long long)end);
+    pc_lock_excl(in);
+    LOCK(st);
+    int rc = check_handle(f);
+    uint64_t start = 0;
+    if (!rc)
+        rc = data_end(st, in, &start);
+    if (!rc && ROUND_UP(end) > start) {
+        rc = txn_begin_change(st);
+        if (!rc)
+            rc = do_preallocate(st, in, start, ROUND_UP(end));
+    }
     UNLOCK(st);
     pc_unlock(in);
     return rc;

@@ -383,19 +383,43 @@ bad:
     return 0;
 }
 
-/* 1 if every data extent the record's EXTENT_CSUM items name matches. */
+/*
+ * 1 if the data the record points at matches its checksums: for each
+ * EXTENT_CSUM item, the blocks of that extent that the record's REG
+ * EXTENT_DATA items point at.  (Blocks only PREALLOC items point at were
+ * never written; their checksums are placeholders.)
+ */
 static int rec_data_ok(cow_store *st, const struct litem *v, size_t n, uint8_t *tmp)
 {
+    uint8_t want[COW_MAX_EXTENT_BLOCKS];
     for (size_t i = 0; i < n; i++) {
         if (v[i].k.type != COW_EXTENT_CSUM)
             continue;
         uint64_t disk = v[i].k.offset, nb = v[i].size / 4, end;
-        if (disk % BLK || disk == 0 || range_end(disk, nb * BLK, &end) || end > st->total_bytes)
+        if (disk % BLK || disk == 0 || nb == 0 || nb > COW_MAX_EXTENT_BLOCKS ||
+            range_end(disk, nb * BLK, &end) || end > st->total_bytes)
             return 0;
+        memset(want, 0, (size_t)nb);
+        int any = 0;
+        for (size_t j = 0; j < n; j++) {
+            const uint8_t *fe = v[j].d;
+            if (v[j].k.type != COW_EXTENT_DATA || v[j].size != FE_ITEM_SIZE ||
+                get64(fe + FE_DISK_BYTENR) != disk || fe[FE_TYPE] != COW_FE_REG)
+                continue;
+            uint64_t b0 = get64(fe + FE_EXTENT_OFFSET) / BLK;
+            uint64_t b1 = b0 + get64(fe + FE_NUM_BYTES) / BLK;
+            if (b1 < b0 || b1 > nb)
+                return 0;
+            for (uint64_t b = b0; b < b1; b++)
+                want[b] = 1;
+            any = 1;
+        }
+        if (!any)
+            continue;
         if (st->dev->read(st->dev, tmp, (size_t)(nb * BLK), disk))
             return 0;
         for (uint64_t b = 0; b < nb; b++)
-            if (crc32c(0, tmp + b * BLK, BLK) != get32(v[i].d + b * 4))
+            if (want[b] && crc32c(0, tmp + b * BLK, BLK) != get32(v[i].d + b * 4))
                 return 0;
     }
     return 1;
@@ -412,8 +436,14 @@ static int rec_apply(cow_store *st, const struct litem *v, size_t n)
             uint64_t disk = it->k.offset, len = it->size / 4 * BLK;
             int known;
             rc = refs_known(st, disk, &known);
-            if (rc || known)
-                continue; /* its checksums are in the tree already */
+            if (rc)
+                continue;
+            if (known) {
+                /* the tree has its checksums, but blocks preallocated then
+                 * written in place since have newer ones here */
+                rc = bt_put(st, &st->csum_tree, &it->k, it->d, it->size);
+                continue;
+            }
             /* allocated after the last commit: claim it, with a pending
              * reference change of 0 that the items below add to (a claimed
              * extent nothing ends up pointing at is freed at commit) */

@@ -171,15 +171,33 @@ static void pc_maybe_evict(struct cow_inode *in, struct cpage *p)
 
 /* ---- reservations (invariant 4) ---- */
 
-int resv_reserve(cow_store *st, struct cow_resv *r, uint64_t blocks)
+uint64_t resv_meta_blocks(cow_store *st, uint64_t blocks)
 {
-    if (blocks == 0)
+    /* Completing an ordered extent changes the fs tree (its EXTENT_DATA
+     * and INODE_ITEM) and the csum tree: each copies at most a path and
+     * splits once, a block per level plus one.  The commit after it adds
+     * extent-tree and root-tree paths.  Over a transaction no tree block
+     * is copied twice, so all of it together never needs more than a
+     * copy of every metadata block in use, plus splits for the new items
+     * (at most three per block, a leaf holding 20 or more).  Whichever
+     * bound is smaller. */
+    blocks += st->ndirty + st->oe_blocks;
+    uint64_t per = (uint64_t)st->fs_tree.level + 2 + st->csum_tree.level + 2;
+    uint64_t a = per * blocks + 64;
+    uint64_t b = alloc_meta_used_blocks(st) + blocks / 8 + 64;
+    return a < b ? a : b;
+}
+
+int resv_reserve(cow_store *st, struct cow_resv *r, uint64_t blocks, uint64_t pages)
+{
+    if (pages == 0)
         return COW_OK;
     /* Free data space for these blocks beyond what other reservations
      * still need (in-flight ordered extents hold theirs allocated), and
-     * room for the tree paths their completion copies. */
+     * free metadata space for what completing all of them (and the pages
+     * already buffered) can take. */
     uint64_t held = st->reserved - st->oe_alloc;
-    int rc = alloc_reserve(st, held + blocks, 64 * (blocks / COW_MAX_EXTENT_BLOCKS + 1));
+    int rc = alloc_reserve(st, held + blocks, resv_meta_blocks(st, pages));
     if (rc)
         return rc;
     st->reserved += blocks;
@@ -194,11 +212,15 @@ void resv_release(cow_store *st, struct cow_resv *r)
     r->blocks = 0;
 }
 
-/* P becomes dirty, taking one block of the reservation R. */
+/* P becomes dirty, taking one block of the reservation R, or none if R is
+ * NULL (a page written back in place into preallocated space). */
 static void page_dirty(cow_store *st, struct cow_inode *in, struct cpage *p, struct cow_resv *r)
 {
-    assert(r->blocks > 0);
-    r->blocks--;
+    if (r) {
+        assert(r->blocks > 0);
+        r->blocks--;
+    }
+    p->inplace = r == NULL;
     p->dirty = 1;
     in->pc.ndirty++;
     st->ndirty++;
@@ -291,17 +313,36 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
         }
     }
     uint64_t first = off / BLK, last = (end - 1) / BLK;
-    uint64_t need = 0;
+    uint64_t need = 0, pages = 0, npages = last - first + 1;
+    /* Pages this call dirties: each reserves a block, except those over
+     * preallocated blocks (not in flight), which are written there. */
+    uint8_t small[64], *inplace = npages <= sizeof small ? small : malloc((size_t)npages);
+    if (!inplace)
+        return cow_set_error(COW_ENOMEM, "out of memory");
     for (uint64_t i = first; i <= last; i++) {
         struct cpage *p = pc_find(&in->pc, i);
-        need += !p || !p->dirty;
+        int yes = 0;
+        if (!p || (!p->dirty && !p->wb)) {
+            rc = file_prealloc_at(st, in, i, &yes);
+            if (rc) {
+                if (inplace != small)
+                    free(inplace);
+                return rc;
+            }
+        }
+        inplace[i - first] = (uint8_t)yes;
+        need += (!p || !p->dirty) && !yes;
+        pages += !p || !p->dirty;
     }
     /* The reservation travels with this call: the pages it dirties take
      * their blocks from R, nothing else does. */
     struct cow_resv own = {0}, *r = &own;
-    rc = resv_reserve(st, r, need);
-    if (rc)
+    rc = resv_reserve(st, r, need, pages);
+    if (rc) {
+        if (inplace != small)
+            free(inplace);
         return rc; /* a full disk: nothing changed */
+    }
     for (uint64_t i = first; i <= last && rc == COW_OK; i++) {
         struct cpage *p;
         rc = pc_get(st, in, i, &p);
@@ -311,8 +352,10 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
         uint64_t s = off > bs ? off : bs, e = end < bs + BLK ? end : bs + BLK;
         memcpy(p->data + (s - bs), data + (s - off), (size_t)(e - s));
         if (!p->dirty)
-            page_dirty(st, in, p, r);
+            page_dirty(st, in, p, inplace[i - first] ? NULL : r);
     }
+    if (inplace != small)
+        free(inplace);
     resv_release(st, r); /* what pages did not take (none, unless failed) */
     if (rc)
         return rc; /* the caller punches what this left past the end */
@@ -362,10 +405,13 @@ static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int
     int rc = wrc;
     oe_unlink(in, oe);
     st->noes--;
-    st->oe_alloc -= oe->resv;
+    st->oe_blocks -= nb;
+    if (!oe->nocow)
+        st->oe_alloc -= oe->resv;
     if (oe->stale) {
         /* an abort dropped the pages and the transaction meanwhile */
-        alloc_unalloc(st, oe->disk, oe->len);
+        if (!oe->nocow || oe->reclaimed)
+            alloc_unalloc(st, oe->disk, oe->len);
         st->reserved -= oe->resv;
         rc = COW_OK;
     } else if (rc == COW_OK) {
@@ -378,7 +424,8 @@ static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int
 #else
         st->reserved -= oe->resv; /* this extent's own, once */
 #endif
-        rc = file_complete_extent(st, in, oe->off, oe->disk, nb, oe->crcs);
+        rc = oe->nocow ? file_complete_prealloc(st, in, oe->off, oe->disk, nb, oe->crcs)
+                       : file_complete_extent(st, in, oe->off, oe->disk, nb, oe->crcs);
         for (uint64_t b = 0; b < nb; b++) {
             struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
             if (p && p->wb) {
@@ -388,9 +435,10 @@ static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int
         }
     } else {
         /* The data did not reach the device: the space was never
-         * referenced, and the pages are dirty again, each taking back
-         * its block of the reservation. */
-        alloc_unalloc(st, oe->disk, oe->len);
+         * referenced (or stays preallocated), and the pages are dirty
+         * again, each taking back its block of the reservation. */
+        if (!oe->nocow)
+            alloc_unalloc(st, oe->disk, oe->len);
         struct cow_resv back = {oe->resv};
         for (uint64_t b = 0; b < nb; b++) {
             struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
@@ -398,8 +446,8 @@ static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int
                 continue;
             if (p->wb)
                 p->wb--;
-            if (!p->dirty)
-                page_dirty(st, in, p, &back);
+            if (!p->dirty) /* in place again: the space is still preallocated */
+                page_dirty(st, in, p, oe->nocow ? NULL : &back);
         }
         resv_release(st, &back);
     }
@@ -455,22 +503,49 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
         size_t j = i;
         while (j + 1 < n && v[j + 1] == v[j] + 1 && j + 1 - i < COW_MAX_EXTENT_BLOCKS)
             j++;
-        uint64_t bytenr, got;
-        rc = alloc_blocks(st, j - i + 1, 0, &bytenr, &got);
+        /* A run inside a preallocated extent is written there, in place
+         * (btrfs's nocow write into prealloc); any other run gets new
+         * space, and stops where a preallocated range begins. */
+        uint64_t bytenr, got, runlen;
+        int nocow;
+        rc = file_prealloc_target(st, in, v[i] * BLK, (j - i + 1) * BLK, &nocow, &bytenr,
+                                  &runlen);
         if (rc)
             break;
+        if (nocow)
+            got = runlen / BLK;
+        else if ((rc = alloc_blocks(st, runlen / BLK, 0, &bytenr, &got)))
+            break;
+        /* the pages' reserved blocks move to the extent (in-place pages
+         * have none) */
+        uint64_t resv = 0;
+        for (uint64_t b = 0; b < got; b++)
+            resv += !pc_find(&in->pc, v[i + b])->inplace;
+        if (!nocow && resv < got) {
+            /* not expected: a page dirtied in place no longer over its
+             * preallocated block; it needs new space after all */
+            struct cow_resv more = {0};
+            rc = resv_reserve(st, &more, got - resv, got - resv);
+            if (rc) {
+                alloc_unalloc(st, bytenr, got * BLK);
+                break;
+            }
+            resv = got; /* MORE's blocks now belong to the extent */
+        }
         struct oext *oe = calloc(1, sizeof *oe);
         if (!oe || !(oe->buf = malloc(got * BLK)) || !(oe->crcs = malloc(got * 4))) {
             if (oe)
                 oe_free(oe);
-            alloc_unalloc(st, bytenr, got * BLK);
+            if (!nocow)
+                alloc_unalloc(st, bytenr, got * BLK);
             rc = cow_set_error(COW_ENOMEM, "out of memory");
             break;
         }
         oe->off = v[i] * BLK;
         oe->len = got * BLK;
         oe->disk = bytenr;
-        oe->resv = got; /* the pages' reserved blocks move to the extent */
+        oe->nocow = nocow;
+        oe->resv = resv;
         for (uint64_t b = 0; b < got; b++) {
             struct cpage *p = pc_find(&in->pc, v[i + b]);
             memcpy(oe->buf + b * BLK, p->data, BLK);
@@ -478,8 +553,10 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
             page_undirty(st, in, p);
             p->wb++;
         }
-        st->oe_alloc += got;
+        if (!nocow)
+            st->oe_alloc += got;
         st->noes++;
+        st->oe_blocks += got;
 #ifdef COW_BREAK_RESV_SHARED
         in->pc.wb_resv += got;
 #endif
@@ -571,7 +648,8 @@ void pc_punch(cow_store *st, struct cow_inode *in, uint64_t idx)
             if (p->idx >= idx) {
                 if (p->dirty) {
                     page_undirty(st, in, p);
-                    st->reserved--; /* its block, released once: here */
+                    if (!p->inplace)
+                        st->reserved--; /* its block, released once: here */
                 }
                 p->wb = 0; /* callers waited for the ordered extents */
                 pc_drop(pc, p);
@@ -637,16 +715,17 @@ int pc_writeback_all(cow_store *st)
 
 void pc_abort(cow_store *st)
 {
-    uint64_t inflight = 0;
+    uint64_t inflight = 0, alloc = 0;
     for (struct cow_inode *in = st->inodes; in; in = in->next) {
         for (struct oext *oe = in->oes; oe; oe = oe->next) {
             oe->stale = 1;
             inflight += oe->resv;
+            alloc += oe->nocow ? 0 : oe->resv;
         }
         pc_punch(st, in, 0);
     }
     st->reserved = inflight;
-    st->oe_alloc = inflight;
+    st->oe_alloc = alloc;
     st->ndirty = 0;
 }
 
@@ -654,11 +733,30 @@ int pc_abort_reclaim(cow_store *st)
 {
     for (struct cow_inode *in = st->inodes; in; in = in->next)
         for (struct oext *oe = in->oes; oe; oe = oe->next) {
+            /* A write in place into a preallocated extent that the
+             * reloaded state does not have (it was made by the aborted
+             * transaction) holds that space too, until it lands. */
+            if (oe->nocow && !alloc_is_free(st, oe->disk, oe->len))
+                continue;
+            oe->reclaimed = oe->nocow;
             int rc = alloc_mark_used(st, oe->disk, oe->len);
             if (rc)
                 return rc;
         }
     return COW_OK;
+}
+
+uint64_t pc_end(const struct cow_inode *in)
+{
+    uint64_t end = 0;
+    for (size_t i = 0; i < in->pc.nbuckets; i++)
+        for (const struct cpage *p = in->pc.buckets[i]; p; p = p->hnext)
+            if ((p->idx + 1) * BLK > end)
+                end = (p->idx + 1) * BLK;
+    for (const struct oext *oe = in->oes; oe; oe = oe->next)
+        if (oe->off + oe->len > end)
+            end = oe->off + oe->len;
+    return end;
 }
 
 /* ---- the debug check of the counts ---- */
@@ -672,19 +770,23 @@ static int count_blocks_cb(void *arg, uint64_t off, const uint8_t *fe)
 
 int pc_check_counts(cow_store *st)
 {
-    uint64_t dirty = 0, inflight = 0;
+    uint64_t dirty = 0, inflight = 0, alloc = 0, held = 0;
     for (struct cow_inode *in = st->inodes; in; in = in->next) {
         uint64_t d = 0;
         for (size_t i = 0; i < in->pc.nbuckets; i++)
-            for (struct cpage *p = in->pc.buckets[i]; p; p = p->hnext)
+            for (struct cpage *p = in->pc.buckets[i]; p; p = p->hnext) {
                 d += p->dirty != 0;
+                held += p->dirty && !p->inplace;
+            }
         if (d != in->pc.ndirty)
             return COW_CORRUPT("inode %llu: %llu dirty pages, counted %zu",
                                (unsigned long long)in->ino, (unsigned long long)d,
                                in->pc.ndirty);
         dirty += d;
-        for (struct oext *oe = in->oes; oe; oe = oe->next)
+        for (struct oext *oe = in->oes; oe; oe = oe->next) {
             inflight += oe->resv;
+            alloc += oe->nocow ? 0 : oe->resv;
+        }
         if (in->orphan < 0)
             continue;
         uint64_t nb = 0;
@@ -696,13 +798,13 @@ int pc_check_counts(cow_store *st)
                                (unsigned long long)in->ino, (unsigned long long)nb,
                                (unsigned long long)in->nblocks);
     }
-    if (dirty != st->ndirty || dirty + inflight != st->reserved || inflight != st->oe_alloc)
+    if (dirty != st->ndirty || held + inflight != st->reserved || alloc != st->oe_alloc)
         return COW_CORRUPT("reserved %llu blocks, counted %llu (dirty pages %llu of %llu "
-                           "counted, in flight %llu, allocated %llu)",
-                           (unsigned long long)(dirty + inflight),
+                           "counted, in flight %llu, allocated %llu of %llu)",
+                           (unsigned long long)(held + inflight),
                            (unsigned long long)st->reserved, (unsigned long long)dirty,
                            (unsigned long long)st->ndirty, (unsigned long long)inflight,
-                           (unsigned long long)st->oe_alloc);
+                           (unsigned long long)alloc, (unsigned long long)st->oe_alloc);
     return COW_OK;
 }
 

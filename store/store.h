@@ -120,6 +120,8 @@ struct cow_stats {
     uint64_t log_blocks;       /* blocks of log records written */
     uint64_t replayed;         /* log records replayed when the store opened */
     uint64_t ordered_extents;  /* ordered extents completed (writeback) */
+    uint64_t preallocated;     /* bytes preallocated (cow_file_preallocate) */
+    uint64_t written_in_place; /* bytes written into preallocated extents */
     uint64_t dirty_bytes;      /* buffered (delalloc) bytes now */
     uint64_t reserved_bytes;   /* data space reserved for them now */
 };
@@ -187,8 +189,29 @@ int cow_file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nrea
  */
 int cow_file_write(cow_file *f, const void *buf, size_t len, uint64_t off);
 
-/* Sets the size to SIZE bytes (shrinks, dropping extents, or grows with a hole). */
+/* Sets the size to SIZE bytes (shrinks, dropping extents, or grows with a
+ * hole).  Space preallocated past SIZE is freed, even when SIZE is the
+ * current size (as ftruncate frees fallocate's KEEP_SIZE blocks). */
 int cow_file_truncate(cow_file *f, uint64_t size);
+
+/*
+ * Preallocates the file up to END bytes (rounded up to 4 KiB) without
+ * changing its size, like fallocate(FALLOC_FL_KEEP_SIZE): the range from
+ * the end of everything the file holds (its size, extents, buffered
+ * pages) to END gets data extents of up to 1 MiB, mapped as PREALLOC
+ * items, which read as zeros.  A later write there goes through an ordered
+ * extent like any other, but into the preallocated blocks themselves
+ * (written in place: nothing else can see them yet, as in btrfs), so a
+ * file grown into its preallocation stays contiguous and its writes need
+ * no new space.  For SQLITE_FCNTL_SIZE_HINT and CHUNK_SIZE.
+ *
+ * A no-op when END is not past that end.  All or nothing: COW_ENOSPC
+ * (nothing allocated) when the space is not there beyond what buffered
+ * writes have reserved.  Takes the file's invalidate lock exclusively,
+ * then store->lock.  Errors: COW_ENOSPC, COW_EINVAL (END past 2^62),
+ * COW_ENOMEM, COW_EIO_*, COW_EFAILED, COW_ENOENT (file unlinked).
+ */
+int cow_file_preallocate(cow_file *f, uint64_t end);
 
 /* The file's size in bytes. */
 int cow_file_size(cow_file *f, uint64_t *size);

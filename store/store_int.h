@@ -135,7 +135,10 @@ struct cpage {
     uint8_t *data;       /* COW_BLOCK_SIZE bytes: the block as the file has
                           * it now (bytes past the end of file zero) */
     int dirty;           /* delalloc: written since its last writeback, owns
-                          * one reserved data block */
+                          * one reserved data block, unless INPLACE */
+    int inplace;         /* dirty over a preallocated block (and not in an
+                          * ordered extent when dirtied): its writeback
+                          * goes there, so it holds no reserved block */
     int wb;              /* ordered extents in flight holding its data */
     int pins;            /* xFetch references */
     int detached;        /* dropped from the cache (truncate, abort) while
@@ -173,6 +176,11 @@ struct oext {
     uint64_t resv;       /* reserved blocks released at completion */
     int stale;           /* an abort dropped its pages: completion only
                           * frees its space */
+    int nocow;           /* written in place into a preallocated extent
+                          * (no space of its own: RESV is the pages'
+                          * reservation, not counted in oe_alloc) */
+    int reclaimed;       /* nocow, stale, and its space was free after the
+                          * abort's reload: held until completion */
     struct oext *next;
 };
 
@@ -270,6 +278,7 @@ struct cow_store {
     uint64_t ndirty;        /* dirty pages, all files */
     uint64_t dirty_limit;   /* bytes of dirty pages before writers write back */
     uint64_t noes;          /* ordered extents in flight, all files */
+    uint64_t oe_blocks;     /* ... and the blocks they write */
     pthread_cond_t oe_cond; /* an ordered extent completed (waits on lock) */
     int flush_wanted;       /* the flusher should write everything back */
 
@@ -335,6 +344,11 @@ int alloc_mark_used(cow_store *st, uint64_t bytenr, uint64_t len);
 /* Frees [bytenr, +len): used bytes drop now; the blocks stay allocated
  * (pinned) until the running transaction commits (invariant 7). */
 int alloc_free(cow_store *st, uint64_t bytenr, uint64_t len);
+/* Blocks in use in metadata groups (tree blocks, log areas, superblocks). */
+uint64_t alloc_meta_used_blocks(cow_store *st);
+/* 1 if every block of [bytenr, +len) is free in the allocation map (and
+ * inside one block group), else 0. */
+int alloc_is_free(cow_store *st, uint64_t bytenr, uint64_t len);
 /* Returns never-referenced space straight to the free map (a data run that
  * was allocated by this call and never entered any tree). */
 void alloc_unalloc(cow_store *st, uint64_t bytenr, uint64_t len);
@@ -472,6 +486,25 @@ int file_read_extents(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_
  * failure. */
 int file_complete_extent(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
                          uint64_t nblocks, const uint32_t *crcs);
+/*
+ * Where writeback puts the dirty run [off, off+len) of IN (bytes, block
+ * aligned): if OFF lies in a preallocated range that may be written in
+ * place, *nocow = 1, *disk is OFF's block in that extent and *runlen the
+ * part of the run inside it; otherwise *nocow = 0 and *runlen the part of
+ * the run before the next preallocated range (new space is allocated for
+ * it).  Errors from reading the tree.
+ */
+int file_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t len,
+                         int *nocow, uint64_t *disk, uint64_t *runlen);
+/* *yes = 1 if file block IDX of IN is preallocated and may be written in
+ * place, else 0.  Errors from reading the tree. */
+int file_prealloc_at(cow_store *st, struct cow_inode *in, uint64_t idx, int *yes);
+/* The completion of an ordered extent written in place into a preallocated
+ * extent at DISK: the written blocks' checksums go into the extent's csum
+ * item and the PREALLOC item is split around a REG item for them.  Aborts
+ * the transaction on failure. */
+int file_complete_prealloc(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
+                           uint64_t nblocks, const uint32_t *crcs);
 /* Frees a forgotten inode (see cow_inode.forgotten). */
 void file_inode_free(struct cow_inode *in);
 int file_name_valid(const char *name);
@@ -504,6 +537,13 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
  * store->lock is released during the device writes.  Needs IN's invalidate
  * lock (either mode) and store->lock. */
 int pc_writeback(cow_store *st, struct cow_inode *in);
+/* Free metadata blocks that must exist while the pages buffered and in
+ * flight, plus BLOCKS more, are written back and committed: a bound on
+ * what that can allocate (pcache.c explains it).  store->lock. */
+uint64_t resv_meta_blocks(cow_store *st, uint64_t blocks);
+/* The end (bytes) of IN's highest cached page or ordered extent, 0 if none.
+ * store->lock held. */
+uint64_t pc_end(const struct cow_inode *in);
 /* Waits (releasing store->lock) until no ordered extent of IN overlaps
  * [start, end); all of IN's when END is UINT64_MAX and START 0. */
 void oe_wait_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end);
@@ -539,8 +579,12 @@ void pc_unfetch(struct cow_inode *in, uint64_t off, void *ptr);
  * reloaded, pc_abort_reclaim() marks their space allocated again. */
 void pc_abort(cow_store *st);
 int pc_abort_reclaim(cow_store *st);
-/* Reservations: see struct cow_resv. */
-int resv_reserve(cow_store *st, struct cow_resv *r, uint64_t blocks);
+/* Reservations: see struct cow_resv.  resv_reserve() adds BLOCKS data
+ * blocks to R, once the free data space for them and the free metadata
+ * space for writing back PAGES more pages (resv_meta_blocks) exist,
+ * growing the container if needed.  COW_ENOSPC (nothing reserved),
+ * COW_EIO_TRUNCATE, COW_ENOMEM. */
+int resv_reserve(cow_store *st, struct cow_resv *r, uint64_t blocks, uint64_t pages);
 void resv_release(cow_store *st, struct cow_resv *r);
 /* Recomputes the reserved and dirty counts and open inodes' block counts
  * and compares them (after every commit in debug builds).  COW_ECORRUPT

@@ -844,6 +844,11 @@ START_TEST(log_sync_is_one_flush_and_survives_power_loss)
                 size_t size = test_rand(&rs) % 120000;
                 ck_assert_int_eq(cow_file_truncate(f[w], size), COW_OK);
                 fm_truncate(&live[w], size);
+            } else if (test_rand(&rs) % 6 == 0) {
+                /* preallocation (SIZE_HINT): invisible to the model, and
+                 * later writes there go in place */
+                size_t end = live[w].size + test_rand(&rs) % 200000;
+                ck_assert_int_eq(cow_file_preallocate(f[w], end), COW_OK);
             } else {
                 size_t off = test_rand(&rs) % 100000, len = 1 + test_rand(&rs) % sizeof buf;
                 if (w == 1) /* the WAL appends */
@@ -924,6 +929,9 @@ START_TEST(log_sync_is_one_flush_and_survives_power_loss)
     }
     ck_assert_uint_gt(logged, 100); /* most syncs took the fast path */
     ck_assert_uint_gt(saw_before, 0);
+    struct cow_stats cs;
+    cow_store_stats(st, &cs);
+    ck_assert_uint_gt(cs.written_in_place, 0); /* writes into preallocated extents */
     printf("log: %llu of 150 syncs through the log; %llu crash states (%llu before, %llu after)\n",
            (unsigned long long)logged, (unsigned long long)states,
            (unsigned long long)saw_before, (unsigned long long)saw_after);
@@ -1203,6 +1211,133 @@ START_TEST(file_bad_containers)
     ck_assert_int_eq(cow_store_open(path, 0, &st), COW_ECORRUPT);
     ck_assert_int_gt(cow_fsck(path, COW_FSCK_DATA, NULL, NULL), 0);
     test_rmdir(dir);
+}
+END_TEST
+
+/* The EXTENT_DATA item of F covering file offset OFF (test access). */
+static int item_at(cow_file *f, uint64_t off, uint64_t *disk, uint64_t *ext_off, int *type)
+{
+    cow_store *st = cow_file_store(f);
+    struct cow_key k = {f->inode->ino, COW_EXTENT_DATA, off}, got;
+    uint8_t d[FE_ITEM_SIZE];
+    size_t size;
+    cow_mutex_lock(&st->lock);
+    int rc = bt_seek_le(st, &st->fs_tree, &k, &got, d, sizeof d, &size);
+    cow_mutex_unlock(&st->lock);
+    if (rc)
+        return rc;
+    if (got.objectid != k.objectid || got.type != COW_EXTENT_DATA ||
+        got.offset + get64(d + FE_NUM_BYTES) <= off)
+        return COW_ENOENT;
+    *disk = get64(d + FE_DISK_BYTENR);
+    *ext_off = get64(d + FE_EXTENT_OFFSET) + (off - got.offset);
+    *type = d[FE_TYPE];
+    return COW_OK;
+}
+
+/*
+ * SIZE_HINT's preallocation: the size stays, the preallocated range reads
+ * as zeros once the file grows over it, a write there lands in the
+ * preallocated blocks themselves (the item is split around it), a
+ * truncate to the current size frees what lies past it, a full disk fails
+ * the preallocation and changes nothing, and fsck is clean throughout.
+ */
+START_TEST(prealloc_reads_zeros_writes_in_place)
+{
+    struct memdev_ctl *ctl;
+    struct cow_dev *dev = memdev_new(&ctl);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    cow_store_set_commit_interval(st, 0);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    uint8_t a[8192], b[4096], r[65536];
+    memset(a, 'a', sizeof a);
+    memset(b, 'b', sizeof b);
+    ck_assert_int_eq(cow_file_write(f, a, sizeof a, 0), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    uint64_t nb0 = f->inode->nblocks;
+    ck_assert_int_eq(cow_file_preallocate(f, 1 << 20), COW_OK);
+    uint64_t size;
+    ck_assert_int_eq(cow_file_size(f, &size), COW_OK);
+    ck_assert_uint_eq(size, sizeof a); /* KEEP_SIZE */
+    ck_assert_uint_eq(f->inode->nblocks, nb0 + ((1 << 20) - sizeof a) / 4096);
+    uint64_t pdisk, pofs;
+    int type;
+    ck_assert_int_eq(item_at(f, 40960, &pdisk, &pofs, &type), COW_OK);
+    ck_assert_int_eq(type, COW_FE_PREALLOC);
+    /* preallocating again below what is there is a no-op */
+    ck_assert_int_eq(cow_file_preallocate(f, 65536), COW_OK);
+    ck_assert_uint_eq(f->inode->nblocks, nb0 + ((1 << 20) - sizeof a) / 4096);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    fsck_memdev(st, dev);
+
+    /* the file grows over its preallocation: 16..20 KiB written, 8..16 KiB
+     * a hole in the preallocated range */
+    ck_assert_int_eq(cow_file_write(f, b, sizeof b, 40960), COW_OK);
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    struct cow_stats cs;
+    cow_store_stats(st, &cs);
+    ck_assert_uint_eq(cs.written_in_place, 4096);
+    uint64_t disk, ofs;
+    ck_assert_int_eq(item_at(f, 40960, &disk, &ofs, &type), COW_OK);
+    ck_assert_int_eq(type, COW_FE_REG);
+    ck_assert_uint_eq(disk, pdisk); /* the same extent, the same block */
+    ck_assert_uint_eq(ofs, pofs);
+    ck_assert_int_eq(item_at(f, 36864, &disk, &ofs, &type), COW_OK);
+    ck_assert_int_eq(type, COW_FE_PREALLOC);
+    ck_assert_int_eq(item_at(f, 45056, &disk, &ofs, &type), COW_OK);
+    ck_assert_int_eq(type, COW_FE_PREALLOC);
+    size_t n;
+    ck_assert_int_eq(cow_file_read(f, r, 45056, 0, &n), COW_OK);
+    ck_assert_uint_eq(n, 45056);
+    ck_assert(memcmp(r, a, sizeof a) == 0);
+    for (size_t i = sizeof a; i < 40960; i++)
+        ck_assert_msg(r[i] == 0, "byte %zu of the preallocated hole is %d", i, r[i]);
+    ck_assert(memcmp(r + 40960, b, sizeof b) == 0);
+    /* what the log holds survives a power loss (replay), fsck agrees */
+    size_t ilen;
+    uint8_t *img = memdev_crash_image(dev, &ilen);
+    cow_store *s2;
+    ck_assert_int_eq(cow_store_open_dev("replay", memdev_from_image(img, ilen, NULL), 0, 0, &s2),
+                     COW_OK);
+    cow_file *f2;
+    ck_assert_int_eq(cow_file_open(s2, "db", 0, &f2), COW_OK);
+    memset(r, 1, sizeof r);
+    ck_assert_int_eq(cow_file_read(f2, r, 45056, 0, &n), COW_OK);
+    ck_assert_uint_eq(n, 45056);
+    ck_assert(memcmp(r + 40960, b, sizeof b) == 0);
+    ck_assert(r[20000] == 0);
+    cow_file_close(f2);
+    cow_store_close(s2);
+    test_fsck_image(img, ilen);
+    free(img);
+    /* a second write to the same block is copy on write again */
+    ck_assert_int_eq(cow_file_write(f, a, 4096, 40960), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(item_at(f, 40960, &disk, &ofs, &type), COW_OK);
+    ck_assert_int_eq(type, COW_FE_REG);
+    ck_assert_uint_ne(disk + ofs, pdisk + pofs);
+    cow_store_stats(st, &cs);
+    ck_assert_uint_eq(cs.written_in_place, 4096);
+    fsck_memdev(st, dev);
+
+    /* truncate to the current size frees the preallocation past it */
+    ck_assert_int_eq(cow_file_size(f, &size), COW_OK);
+    ck_assert_int_eq(cow_file_truncate(f, size), COW_OK);
+    ck_assert_uint_eq(f->inode->nblocks, size / 4096);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    fsck_memdev(st, dev);
+
+    /* a full disk: nothing preallocated, nothing changed */
+    ctl->fail_grow = 1;
+    uint64_t nb1 = f->inode->nblocks;
+    ck_assert_int_eq(cow_file_preallocate(f, 1ull << 32), COW_ENOSPC);
+    ck_assert_uint_eq(f->inode->nblocks, nb1);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    fsck_memdev(st, dev);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
 }
 END_TEST
 
@@ -1511,6 +1646,9 @@ Suite *file_suite(void)
     tcase_add_test(tc, delalloc_full_disk_fails_the_write_not_writeback);
     tcase_add_test(tc, delalloc_dirty_limit_bounds_memory);
     tcase_add_test(tc, fetch_pins_pages);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("prealloc");
+    tcase_add_test(tc, prealloc_reads_zeros_writes_in_place);
     suite_add_tcase(s, tc);
     tc = tcase_create("create");
     tcase_add_test(tc, file_create_is_atomic);

@@ -1445,6 +1445,67 @@ static int io_caps(sqlite3 *db)
     return f->pMethods->xDeviceCharacteristics(f);
 }
 
+/* Reads counter NAME from PRAGMA cow_stats. */
+static long long cow_stat(sqlite3 *db, const char *name)
+{
+    char *t = query_text(db, "PRAGMA cow_stats"), key[64];
+    snprintf(key, sizeof key, "%s=", name);
+    const char *p = t ? strstr(t, key) : NULL;
+    long long v = p ? atoll(p + strlen(key)) : -1;
+    free(t);
+    return v;
+}
+
+/*
+ * SQLITE_FCNTL_SIZE_HINT preallocates up to the hint rounded up to
+ * CHUNK_SIZE, without changing the database's size; SQLite's own hints
+ * (growing the database, checkpoints) make the pages land in preallocated
+ * blocks, written in place; a truncation keeps its chunk preallocated; the
+ * content, integrity_check and fsck are right throughout.
+ */
+START_TEST(test_size_hint_preallocates)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "hint.db");
+    sqlite3 *db = db_open(path, RW_CREATE, "cow");
+    int chunk = 256 * 1024;
+    ck_assert_int_eq(sqlite3_file_control(db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk), SQLITE_OK);
+    EXEC(db, "PRAGMA auto_vacuum=FULL; CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+    /* a hint by hand: 1 MiB ahead, the size unchanged */
+    sqlite3_int64 hint = 1000000;
+    ck_assert_int_eq(sqlite3_file_control(db, "main", SQLITE_FCNTL_SIZE_HINT, &hint), SQLITE_OK);
+    long long pre = cow_stat(db, "preallocated");
+    ck_assert_int_ge(pre, 1000000 - 8192);
+    ck_assert_int_eq(pre % chunk, 0); /* from 0 (SQLite's first hint) to chunk boundaries */
+    sqlite3_int64 size = -1;
+    sqlite3_file *fd = NULL;
+    ck_assert_int_eq(sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &fd), SQLITE_OK);
+    ck_assert_int_eq(fd->pMethods->xFileSize(fd, &size), SQLITE_OK);
+    ck_assert_int_eq(size, query_int(db, "PRAGMA page_count") * 4096);
+    /* SQLite's growth writes into it, in place */
+    EXEC(db, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<3000) "
+             "INSERT INTO t SELECT x, randomblob(600) FROM c");
+    ck_assert_int_gt(cow_stat(db, "written_in_place"), 500000);
+    ck_assert_int_gt(cow_stat(db, "preallocated"), pre); /* and hints further */
+    ck_assert_text((db, "PRAGMA integrity_check"), "ok");
+    int pages = query_int(db, "PRAGMA page_count");
+    /* a shrink (auto_vacuum) truncates; the chunk stays preallocated */
+    EXEC(db, "DELETE FROM t WHERE id > 1000");
+    ck_assert_int_lt(query_int(db, "PRAGMA page_count"), pages);
+    ck_assert_int_eq(fd->pMethods->xFileSize(fd, &size), SQLITE_OK);
+    ck_assert_int_eq(size, query_int(db, "PRAGMA page_count") * 4096);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 1000);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    test_fsck_clean(path);
+    db = db_open(path, RW_CREATE, "cow");
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 1000);
+    ck_assert_text((db, "PRAGMA integrity_check"), "ok");
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
 START_TEST(test_file_controls)
 {
     char *dir = tdir_make();
@@ -2014,17 +2075,6 @@ START_TEST(test_app_crash_durable)
 }
 END_TEST
 
-/* Reads counter NAME from PRAGMA cow_stats. */
-static long long cow_stat(sqlite3 *db, const char *name)
-{
-    char *t = query_text(db, "PRAGMA cow_stats"), key[64];
-    snprintf(key, sizeof key, "%s=", name);
-    const char *p = t ? strstr(t, key) : NULL;
-    long long v = p ? atoll(p + strlen(key)) : -1;
-    free(t);
-    return v;
-}
-
 /* WAL commits under synchronous=FULL through the log, then SIGKILL: no
  * commit after the syncs, so the rows come back by log replay. */
 static void wal_syncs_then_die(const char *path)
@@ -2187,6 +2237,7 @@ Suite *vfs_suite(void)
     tcase_add_checked_fixture(tc, vfs_setup, NULL);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_file_controls);
+    tcase_add_test(tc, test_size_hint_preallocates);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("files");

@@ -999,17 +999,21 @@ struct workload {
     int cache_size;      /* pages: a small cache makes SQLite spill mid-transaction */
     int mixed;           /* switches journal mode and synchronous as it goes */
     int big;             /* rows 6 times as large: the container grows and shrinks */
+    int chunk;           /* SQLITE_FCNTL_CHUNK_SIZE in bytes (0: none): SIZE_HINT
+                          * preallocates in these units, written in place */
 };
 
 static const struct workload workloads[] = {
-    {"delete-extra", JM_DELETE, SY_EXTRA, 4096, "NONE", 2000, 0, 0},
-    {"delete-full", JM_DELETE, SY_FULL, 4096, "FULL", 16, 0, 0},
-    {"truncate-full", JM_TRUNCATE, SY_FULL, 1024, "INCREMENTAL", 40, 0, 0},
-    {"persist-normal", JM_PERSIST, SY_NORMAL, 2048, "NONE", 2000, 0, 0},
-    {"wal-full", JM_WAL, SY_FULL, 4096, "NONE", 2000, 0, 0},
-    {"wal-normal", JM_WAL, SY_NORMAL, 1024, "FULL", 24, 0, 0},
-    {"mixed", JM_WAL, SY_FULL, 4096, "INCREMENTAL", 64, 1, 0},
-    {"wal-big", JM_WAL, SY_FULL, 4096, "FULL", 200, 0, 1},
+    {"delete-extra", JM_DELETE, SY_EXTRA, 4096, "NONE", 2000, 0, 0, 0},
+    {"delete-full", JM_DELETE, SY_FULL, 4096, "FULL", 16, 0, 0, 0},
+    {"truncate-full", JM_TRUNCATE, SY_FULL, 1024, "INCREMENTAL", 40, 0, 0, 0},
+    {"persist-normal", JM_PERSIST, SY_NORMAL, 2048, "NONE", 2000, 0, 0, 0},
+    {"wal-full", JM_WAL, SY_FULL, 4096, "NONE", 2000, 0, 0, 0},
+    {"wal-normal", JM_WAL, SY_NORMAL, 1024, "FULL", 24, 0, 0, 0},
+    {"mixed", JM_WAL, SY_FULL, 4096, "INCREMENTAL", 64, 1, 0, 0},
+    {"wal-big", JM_WAL, SY_FULL, 4096, "FULL", 200, 0, 1, 0},
+    {"chunk-extra", JM_DELETE, SY_EXTRA, 4096, "FULL", 16, 0, 0, 65536},
+    {"wal-chunk", JM_WAL, SY_FULL, 2048, "INCREMENTAL", 200, 0, 0, 262144},
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 
@@ -1182,6 +1186,9 @@ static int wl_open(struct run *r)
     sqlite3_free(uri);
     if (rc != SQLITE_OK)
         return run_fail(r, "open: %s (last log: %s)", sqlite3_errmsg(r->db), g.lastlog);
+    int chunk = r->w->chunk;
+    if (chunk && sqlite3_file_control(r->db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk) != SQLITE_OK)
+        return run_fail(r, "SQLITE_FCNTL_CHUNK_SIZE: %s", sqlite3_errmsg(r->db));
     return execf(r,
                  "PRAGMA page_size=%d; PRAGMA auto_vacuum=%s; PRAGMA journal_mode=%s;"
                  "PRAGMA synchronous=%s; PRAGMA cache_size=%d; PRAGMA temp_store=MEMORY;"
@@ -2141,8 +2148,8 @@ static long crash_phase(const struct run *r, const struct opts *o, struct totals
     struct cow_dev *dev = memdev_new(NULL);
     struct hset seen;
     memset(&seen, 0, sizeof seen);
-    uint8_t *keep = NULL;
-    size_t capkeep = 0;
+    size_t capkeep = 64;
+    uint8_t *keep = xrealloc(NULL, capkeep); /* never NULL: memset(keep, x, 0) */
     size_t interval = 0; /* flushes so far */
     size_t last_flush = 0;
     int published = 0;   /* the container is at its path (OP_PUBLISH replayed) */

@@ -18,7 +18,8 @@
  *      must decrease by one per step, so no walk can loop, and the recursion
  *      is at most COW_MAX_LEVEL deep.  Items are collected on the way:
  *      extent-tree items, csum items, ROOT_ITEMs, and the data references of
- *      EXTENT_DATA items (counted once per distinct leaf).
+ *      EXTENT_DATA items (counted once per distinct leaf), with the blocks
+ *      of each data extent that REG items map.
  *   3. cross-checks: tree block and data extent refcounts, csum items,
  *      space (overlaps, bounds, block group accounting, the superblocks and
  *      log areas included), each only when the trees it depends on were
@@ -26,10 +27,15 @@
  *      than a thousand consequential ones.
  *   4. files: each subvolume tree is read again in key order to check its
  *      inodes, names and file extents; then, with COW_FSCK_DATA, every data
- *      block is verified against its checksum.
+ *      block that a REG EXTENT_DATA item (of any subvolume) maps is verified
+ *      against its checksum.  The other blocks of an extent hold no written
+ *      data: PREALLOC items (which read as zeros) or nothing map them, and
+ *      their crcs are placeholders, so they are not read.
  *   5. log: the records in the log area of the superblock copy in use are
- *      read as replay reads them; valid ones are pending replay (legal, a
- *      note) and their items are checked against the committed state.
+ *      read as replay reads them (a record's EXTENT_CSUM items are checked
+ *      against the data only in the blocks its own REG items map); valid
+ *      ones are pending replay (legal, a note) and their items are checked
+ *      against the committed state.
  *
  * All input is untrusted: every count is bounded by the block size, every
  * offset is checked before use, and arithmetic on disk values is done so
@@ -227,6 +233,38 @@ static const char *name_str(const uint8_t *name, unsigned len, char *buf, size_t
     return buf;
 }
 
+/*
+ * A set of blocks of one data extent (at most COW_MAX_EXTENT_BLOCKS), one bit
+ * a block: which blocks REG EXTENT_DATA items map, the ones that hold written
+ * data and are checked.
+ */
+#define BMAP_WORDS (COW_MAX_EXTENT_BLOCKS / 64)
+
+/* The end (exclusive) of the blocks that an EXTENT_DATA item with XOFF and
+ * NBYTES maps in its extent, as replay computes it; UINT64_MAX if that
+ * overflows. */
+static uint64_t fe_block_end(uint64_t xoff, uint64_t nbytes)
+{
+    return range_end(xoff / BS, nbytes / BS);
+}
+
+/* Adds the blocks that an EXTENT_DATA item with XOFF and NBYTES maps to M;
+ * blocks past the largest extent are left out (check_file_extent reports
+ * such items). */
+static void bmap_add(uint64_t *m, uint64_t xoff, uint64_t nbytes)
+{
+    uint64_t e = fe_block_end(xoff, nbytes);
+    if (e > COW_MAX_EXTENT_BLOCKS)
+        e = COW_MAX_EXTENT_BLOCKS;
+    for (uint64_t b = xoff / BS; b < e; b++)
+        m[b / 64] |= 1ull << (b % 64);
+}
+
+static int bmap_has(const uint64_t *m, uint32_t b)
+{
+    return b < COW_MAX_EXTENT_BLOCKS && (m[b / 64] >> (b % 64) & 1);
+}
+
 static int all_zero(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -337,6 +375,7 @@ struct dext {
     uint32_t ncsum;
     uint8_t has_item;
     uint8_t has_csum;
+    uint64_t reg[BMAP_WORDS]; /* blocks REG EXTENT_DATA items map, any subvolume */
 };
 
 /* EXTENT_ITEM or METADATA_ITEM, as found in the extent tree. */
@@ -638,7 +677,7 @@ static int check_superblocks(struct fsck *f)
 {
     uint8_t buf[2][BS];
     const char *why[2];
-    char whybuf[2][96];
+    char whybuf[2][128];
     int valid[2];
     for (int i = 0; i < 2; i++) {
         int rd = read_at(f->fd, buf[i], BS, (uint64_t)i * BS);
@@ -824,6 +863,8 @@ static void check_file_extent(struct fsck *f, const char *where, const struct co
                 where, ks, dbytenr, dlen, d->ref_len, d->first_leaf);
     }
     d->refs++;
+    if (type == COW_FE_REG)
+        bmap_add(d->reg, xoff, nbytes);
 }
 
 static void check_dir_entries(struct fsck *f, const char *where, const struct cow_key *k,
@@ -1722,7 +1763,9 @@ static void file_item(struct fsck *f, struct fstate *s, const struct cow_key *k,
             problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": extent at %" PRIu64
                        " overlaps the previous one (ending at %" PRIu64 ")",
                     sid, k->objectid, k->offset, s->next_off);
-        if (end > lim)
+        /* a preallocated extent may reach past the size (fallocate with
+         * KEEP_SIZE); it counts in nblocks like a regular one */
+        if (end > lim && p[FE_TYPE] != COW_FE_PREALLOC)
             problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": extent [%" PRIu64 ", %" PRIu64
                        ") beyond the file size %" PRIu64,
                     sid, k->objectid, k->offset, end, s->size);
@@ -1819,6 +1862,14 @@ static void check_files(struct fsck *f, struct subvol *sv)
     map_free(&s.inodes);
 }
 
+/*
+ * Verifies the blocks of each data extent that hold file data: those that a
+ * REG EXTENT_DATA item of some subvolume maps (dext.reg, gathered in pass
+ * 2).  The other blocks were preallocated and never written (only PREALLOC
+ * items map them) or are mapped by nothing: their crcs are placeholders and
+ * their contents whatever the space held before, so they are not read.
+ * Each run of mapped blocks is read with one pread.
+ */
 static void check_data(struct fsck *f)
 {
     uint8_t *buf = malloc(MAX_EXTENT_BYTES);
@@ -1831,26 +1882,45 @@ static void check_data(struct fsck *f)
         if (!d->has_item || !d->has_csum || (uint64_t)d->ncsum * BS != d->item_len ||
             range_end(d->bytenr, d->item_len) > f->fsize)
             continue;
-        int rd = read_at(f->fd, buf, d->item_len, d->bytenr);
-        if (rd) {
-            problem(f, "data extent %" PRIu64 ": read failed: %s", d->bytenr,
-                    rd == 1 ? "past end of file" : strerror(rd));
+        const uint32_t *csum = f->pool + d->csum_off;
+        uint32_t checked = 0, bad = 0, first = 0, first_c = 0;
+        uint32_t b = 0;
+        while (b < d->ncsum) {
+            if (!bmap_has(d->reg, b)) {
+                b++;
+                continue;
+            }
+            uint32_t e = b + 1;
+            while (e < d->ncsum && bmap_has(d->reg, e))
+                e++;
+            uint64_t at = d->bytenr + (uint64_t)b * BS;
+            int rd = read_at(f->fd, buf, (size_t)(e - b) * BS, at);
+            if (rd) {
+                problem(f, "data extent %" PRIu64 ": read failed at block %" PRIu64 ": %s",
+                        d->bytenr, at, rd == 1 ? "past end of file" : strerror(rd));
+                break;
+            }
+            for (uint32_t j = b; j < e; j++) {
+                uint32_t c = crc32c(0, buf + (size_t)(j - b) * BS, BS);
+                if (c != csum[j] && bad++ == 0) {
+                    first = j;
+                    first_c = c;
+                }
+            }
+            checked += e - b;
+            b = e;
+        }
+        f->r->data_blocks_verified += checked;
+        if (!bad)
             continue;
-        }
-        uint32_t bad = 0, first = 0;
-        for (uint32_t b = 0; b < d->ncsum; b++) {
-            uint32_t c = crc32c(0, buf + (size_t)b * BS, BS);
-            if (c != f->pool[d->csum_off + b] && bad++ == 0)
-                first = b;
-        }
-        f->r->data_blocks_verified += d->ncsum;
-        if (bad) {
-            uint32_t c = crc32c(0, buf + (size_t)first * BS, BS);
-            problem(f, "data extent %" PRIu64 ": %u of %u blocks fail their checksum, first block %" PRIu64
-                       " (stored 0x%08x, computed 0x%08x)",
-                    d->bytenr, bad, d->ncsum, d->bytenr + (uint64_t)first * BS,
-                    f->pool[d->csum_off + first], c);
-        }
+        char of[96] = "";
+        if (checked < d->ncsum)
+            snprintf(of, sizeof(of), "; of its %u blocks, the %u that regular file extents map "
+                                     "were checked", d->ncsum, checked);
+        problem(f, "data extent %" PRIu64 ": %u of %u blocks fail their checksum, first block %" PRIu64
+                   " (stored 0x%08x, computed 0x%08x)%s",
+                d->bytenr, bad, checked, d->bytenr + (uint64_t)first * BS, csum[first], first_c,
+                of);
     }
     free(buf);
 }
@@ -1863,9 +1933,22 @@ static void check_data(struct fsck *f)
  * The log area of the superblock copy in use, read record by record the way
  * replay reads it: a record counts if it is whole (crc), names the
  * superblock (log_id, generation), has the next sequence number, its items
- * parse, and every EXTENT_CSUM item matches the data at its address.  The
- * first record that does not ends the log.
+ * parse, and every EXTENT_CSUM item matches the data at its address in the
+ * blocks that the record's own REG EXTENT_DATA items map in that extent.
+ * The first record that does not ends the log.
+ *
+ * Blocks that only PREALLOC items of the record map, or none, are not read:
+ * an EXTENT_CSUM item carries the crcs of the whole extent, and those of
+ * preallocated blocks not yet written are placeholders.
  */
+
+/* The blocks of one data extent that the REG items of a record map. */
+struct lreg {
+    uint64_t disk;
+    uint64_t end; /* the highest block end of those items (fe_block_end) */
+    uint64_t map[BMAP_WORDS];
+};
+
 struct logscan {
     int fd;
     uint64_t fsize;
@@ -1877,6 +1960,8 @@ struct logscan {
     uint8_t *rec;         /* the record (rec_blocks blocks) */
     size_t cap;
     uint32_t rec_blocks, nitems;
+    struct lreg *reg;     /* the record's REG blocks, one per extent, sorted */
+    size_t nreg, capreg;
     char why[160];        /* why the log ends */
     int odd;              /* it ends at something other than an empty block or
                            * a stale record: a torn or broken record */
@@ -1908,16 +1993,22 @@ __attribute__((format(printf, 2, 3))) static int log_end(struct logscan *s, cons
     return 0;
 }
 
-/* Does the data at BYTENR match the N crcs at P?  1 yes, else 0 with
- * s->why set. */
-static int log_data_ok(struct logscan *s, uint64_t bytenr, const uint8_t *p, unsigned n)
+/*
+ * Does the data of the extent at BYTENR (N blocks, crcs at P) match its
+ * crcs in the blocks of REG (NULL: none)?  1 yes, else 0 with s->why set.
+ * The extent must lie inside the file whatever REG holds.
+ */
+static int log_data_ok(struct logscan *s, uint64_t bytenr, const uint8_t *p, unsigned n,
+                       const uint64_t *reg)
 {
     uint8_t b[BS];
     if (bytenr == 0 || bytenr % BS)
         return log_end(s, "EXTENT_CSUM for %" PRIu64 ", not a block address", bytenr);
     if (range_end(bytenr, (uint64_t)n * BS) > s->fsize)
         return log_end(s, "data of extent %" PRIu64 " lies past the end of the file", bytenr);
-    for (unsigned i = 0; i < n; i++) {
+    for (unsigned i = 0; reg && i < n; i++) {
+        if (!bmap_has(reg, i))
+            continue;
         int rd = read_at(s->fd, b, BS, bytenr + (uint64_t)i * BS);
         if (rd) {
             s->ioerr = rd > 1;
@@ -1929,6 +2020,70 @@ static int log_data_ok(struct logscan *s, uint64_t bytenr, const uint8_t *p, uns
                            bytenr, i, n);
     }
     return 1;
+}
+
+static int lreg_cmp(const void *a, const void *b)
+{
+    const struct lreg *x = a, *y = b;
+    return x->disk < y->disk ? -1 : x->disk > y->disk;
+}
+
+/*
+ * Gathers in s->reg the blocks that the REG EXTENT_DATA items of the record
+ * (LEN bytes, items known to fit) map, one entry per extent, sorted by
+ * address: sorting keeps the work n log n in the items whatever the record
+ * holds.  Items of the wrong size are left to check_log_record.  Returns 0
+ * or -ENOMEM.
+ */
+static int log_gather_reg(struct logscan *s, size_t len, uint32_t ni)
+{
+    size_t pos = LOG_HEADER_SIZE;
+    struct cow_key k;
+    const uint8_t *p;
+    unsigned size;
+    s->nreg = 0;
+    for (uint32_t i = 0; i < ni; i++) {
+        if (!log_item(s->rec, len, &pos, &k, &p, &size))
+            break; /* cannot happen: the caller checked that they fit */
+        if (k.type != COW_EXTENT_DATA || size != FE_ITEM_SIZE || p[FE_TYPE] != COW_FE_REG)
+            continue;
+        if (vec_reserve((void **)&s->reg, &s->capreg, s->nreg + 1, sizeof(*s->reg)))
+            return -ENOMEM;
+        struct lreg *g = &s->reg[s->nreg++];
+        memset(g, 0, sizeof(*g));
+        g->disk = get64(p + FE_DISK_BYTENR);
+        g->end = fe_block_end(get64(p + FE_EXTENT_OFFSET), get64(p + FE_NUM_BYTES));
+        bmap_add(g->map, get64(p + FE_EXTENT_OFFSET), get64(p + FE_NUM_BYTES));
+    }
+    if (s->nreg > 1)
+        qsort(s->reg, s->nreg, sizeof(*s->reg), lreg_cmp);
+    size_t n = 0; /* merge the entries of one extent */
+    for (size_t i = 0; i < s->nreg; i++) {
+        if (n && s->reg[n - 1].disk == s->reg[i].disk) {
+            for (unsigned w = 0; w < BMAP_WORDS; w++)
+                s->reg[n - 1].map[w] |= s->reg[i].map[w];
+            if (s->reg[i].end > s->reg[n - 1].end)
+                s->reg[n - 1].end = s->reg[i].end;
+        } else {
+            s->reg[n++] = s->reg[i];
+        }
+    }
+    s->nreg = n;
+    return 0;
+}
+
+/* The blocks the record's REG items map in the extent at DISK, or NULL. */
+static const struct lreg *log_find_reg(const struct logscan *s, uint64_t disk)
+{
+    size_t lo = 0, hi = s->nreg;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->reg[mid].disk < disk)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->nreg && s->reg[lo].disk == disk ? &s->reg[lo] : NULL;
 }
 
 /*
@@ -1996,6 +2151,8 @@ static int log_next(struct logscan *s)
     for (uint32_t i = 0; i < ni; i++)
         if (!log_item(r, len, &pos, &k, &p, &size))
             return log_end(s, "item %u of %u runs past the end of the record", i, ni);
+    if (log_gather_reg(s, len, ni))
+        return -ENOMEM;
     pos = LOG_HEADER_SIZE;
     for (uint32_t i = 0; i < ni; i++) {
         log_item(r, len, &pos, &k, &p, &size);
@@ -2004,7 +2161,12 @@ static int log_next(struct logscan *s)
         if (size == 0 || size % 4 || size > COW_MAX_EXTENT_BLOCKS * 4)
             return log_end(s, "item %u: EXTENT_CSUM of %u bytes, not 1..%u crcs", i, size,
                            COW_MAX_EXTENT_BLOCKS);
-        if (!log_data_ok(s, k.offset, p, size / 4))
+        /* as replay: a REG item mapping blocks past the crcs ends the log */
+        const struct lreg *g = log_find_reg(s, k.offset);
+        if (g && g->end > size / 4)
+            return log_end(s, "item %u: a regular file extent maps blocks of extent %" PRIu64
+                              " past its %u crcs", i, k.offset, size / 4);
+        if (!log_data_ok(s, k.offset, p, size / 4, g ? g->map : NULL))
             return 0;
     }
     s->rec_blocks = nb;
@@ -2037,15 +2199,34 @@ static ptrdiff_t bg_find(const struct fsck *f, uint64_t addr)
 
 /*
  * A data extent of BLOCKS blocks at BYTENR that an EXTENT_CSUM item of the
- * log describes.  Unless it is a committed extent, it is new data: it must
- * lie in space that is free in the committed state, in DATA block groups.
+ * log (crcs at CRCS) describes.  Unless it is a committed extent, it is new
+ * data: it must lie in space that is free in the committed state, in DATA
+ * block groups.
+ *
+ * Replay puts the item in place of a committed extent's csum item: its crcs
+ * are newer in blocks written in place into preallocated space since the
+ * commit.  A block that a REG item of the commit maps holds committed data,
+ * which is never overwritten, so its crc must be the committed one.
  */
-static void log_extent(struct fsck *f, const char *where, uint64_t bytenr, uint32_t blocks)
+static void log_extent(struct fsck *f, const char *where, uint64_t bytenr, uint32_t blocks,
+                       const uint8_t *crcs)
 {
     uint64_t len = (uint64_t)blocks * BS, end = range_end(bytenr, len);
     struct dext *d = dext_get(f, bytenr, 0);
-    if (d && d->has_item && d->item_len == len)
+    if (d && d->has_item && d->item_len == len) {
+        uint32_t bad = 0, first = 0;
+        for (uint32_t b = 0; d->has_csum && d->ncsum == blocks && b < blocks; b++)
+            if (bmap_has(d->reg, b) && get32(crcs + 4 * b) != f->pool[d->csum_off + b] &&
+                bad++ == 0)
+                first = b;
+        if (bad)
+            problem(f, "%s: EXTENT_CSUM of committed data extent %" PRIu64 " changes the crcs of %u "
+                       "block%s that regular file extents of the commit map, first block %" PRIu64
+                       " (0x%08x, the csum tree has 0x%08x)",
+                    where, bytenr, bad, bad == 1 ? "" : "s", bytenr + (uint64_t)first * BS,
+                    get32(crcs + 4 * first), f->pool[d->csum_off + first]);
         return; /* committed */
+    }
     if (map_put(&f->logx, bytenr, blocks)) {
         set_fatal(f, -ENOMEM);
         return;
@@ -2113,7 +2294,7 @@ static void check_log_record(struct fsck *f, const struct logscan *s)
             if (k.objectid != COW_CSUM_TREE_OBJECTID)
                 problem(f, "%s: %s: csum items have object id %llu", where, ks,
                         (unsigned long long)COW_CSUM_TREE_OBJECTID);
-            log_extent(f, where, k.offset, size / 4);
+            log_extent(f, where, k.offset, size / 4, p);
             continue;
         }
         if (!want) {
@@ -2222,6 +2403,7 @@ static void check_log(struct fsck *f)
         log_advance(&s);
     }
     free(s.rec);
+    free(s.reg);
     if (rc < 0)
         set_fatal(f, rc);
     if (f->fatal)
@@ -2692,9 +2874,14 @@ static void dump_log_item(struct dumper *d, unsigned i, const struct cow_key *k,
         if (size != FE_ITEM_SIZE)
             break;
         fprintf(out, "disk %" PRIu64 " len %" PRIu64 " (extent_offset %" PRIu64 ", num_bytes %" PRIu64
-                     ")\n",
+                     ")",
                 get64(p + FE_DISK_BYTENR), get64(p + FE_DISK_NUM_BYTES),
                 get64(p + FE_EXTENT_OFFSET), get64(p + FE_NUM_BYTES));
+        if (p[FE_TYPE] == COW_FE_PREALLOC)
+            fputs(" prealloc", out);
+        else if (p[FE_TYPE] != COW_FE_REG)
+            fprintf(out, " type %u (UNKNOWN)", p[FE_TYPE]);
+        fputc('\n', out);
         return;
     case COW_INODE_ITEM:
         if (size != INODE_ITEM_SIZE)
@@ -2767,6 +2954,7 @@ static void dump_log(struct dumper *d, const uint8_t *sb, int c)
         log_advance(&s);
     }
     free(s.rec);
+    free(s.reg);
     if (rc < 0) {
         d->fatal = rc;
         return;
@@ -2794,7 +2982,7 @@ int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
             locked ? "" : " (open in a process: may be changing)");
     uint8_t sb[2][BS];
     int rd[2], good[2];
-    char why[96];
+    char why[128];
     for (int i = 0; i < 2; i++) {
         rd[i] = read_at(d.fd, sb[i], BS, (uint64_t)i * BS);
         good[i] = !sb_invalid(sb[i], rd[i], why, sizeof(why));

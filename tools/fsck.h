@@ -20,7 +20,8 @@
 #include <stdio.h>
 
 /* cow_fsck() flags */
-#define COW_FSCK_DATA 0x1  /* read every data block and verify its crc32c */
+#define COW_FSCK_DATA 0x1  /* read every written data block (those a regular
+                            * extent item maps) and verify its crc32c */
 #define COW_FSCK_NOTES 0x2 /* also write notes (legal oddities) to OUT */
 #define COW_FSCK_DEFAULT COW_FSCK_DATA
 
@@ -52,7 +53,8 @@ struct cow_fsck_result {
  * header, key order, key-pointer bounds), tree block and data extent
  * reference counts, checksum items, block-group accounting, overlapping or
  * out-of-range space (log areas included), the files of every subvolume,
- * with COW_FSCK_DATA every data block against its checksum, and the records
+ * with COW_FSCK_DATA every written data block against its checksum
+ * (preallocated blocks never written hold nothing to check), and the records
  * pending replay in the log.  FLAGS is a mask of COW_FSCK_*.
  *
  * Writes one line per problem to OUT ("tree block 16384 (extent tree): bad

@@ -130,7 +130,7 @@ struct cowFile {
     int ctrlFlags;         /* COWFILE_* */
     int eFileLock;         /* this file's lock, NO_LOCK..EXCLUSIVE_LOCK;
                             * changed only under pInode->mutex */
-    int szChunk;           /* SQLITE_FCNTL_CHUNK_SIZE (recorded, unused) */
+    int szChunk;           /* SQLITE_FCNTL_CHUNK_SIZE: preallocation unit, or 0 */
     cowShm *pShm;          /* the WAL-index attachment, or NULL */
 };
 

@@ -301,6 +301,24 @@ out:
     return rc;
 }
 
+/*
+ * Preallocates P's file up to SIZE bytes rounded up to its chunk size
+ * (cow_file_preallocate: extents that read as zeros and are written in
+ * place, the size unchanged).  Errors (logged): SQLITE_FULL,
+ * SQLITE_IOERR_WRITE, SQLITE_IOERR_NOMEM, SQLITE_IOERR.
+ */
+static int cowPreallocate(cowFile *p, sqlite3_int64 size)
+{
+    int crc;
+
+    if ((p->ctrlFlags & COWFILE_READONLY) || p->pCf == 0 || size <= 0)
+        return SQLITE_OK;
+    if (p->szChunk > 0)
+        size = (size + p->szChunk - 1) / p->szChunk * p->szChunk;
+    crc = cow_file_preallocate(p->pCf, (uint64_t)size);
+    return crc == COW_OK ? SQLITE_OK : cowIoError(p, crc, "preallocate", size);
+}
+
 /* Sets the file's size to SIZE bytes.  Errors (logged): SQLITE_READONLY,
  * SQLITE_IOERR_TRUNCATE, SQLITE_FULL, SQLITE_IOERR_NOMEM, SQLITE_IOERR. */
 static int cowTruncate(sqlite3_file *pFile, sqlite3_int64 size)
@@ -320,6 +338,8 @@ static int cowTruncate(sqlite3_file *pFile, sqlite3_int64 size)
     crc = cow_file_truncate(p->pCf, (uint64_t)size);
     if (crc != COW_OK)
         rc = cowIoError(p, crc, "truncate", size);
+    else if (p->szChunk > 0)
+        rc = cowPreallocate(p, size); /* keeps its chunk allocated, as unix does */
 out:
     return rc;
 }
@@ -493,6 +513,7 @@ static const struct {
  *                                "flushes=N commits=N commits_flushed=N
  *                                syncs=N log_syncs=N log_records=N
  *                                log_blocks=N replayed=N ordered_extents=N
+ *                                preallocated=N written_in_place=N
  *                                dirty_bytes=N reserved_bytes=N"
  *   PRAGMA cow_commit_interval   the interval of the store's background
  *                                commits in ms (COW_COMMIT_INTERVAL_MS
@@ -559,8 +580,8 @@ static int cowPragma(cowFile *p, char **azArg)
         cow_store_stats(pStore, &cs);
         azArg[0] = sqlite3_mprintf("flushes=%llu commits=%llu commits_flushed=%llu syncs=%llu "
                                    "log_syncs=%llu log_records=%llu log_blocks=%llu "
-                                   "replayed=%llu ordered_extents=%llu dirty_bytes=%llu "
-                                   "reserved_bytes=%llu",
+                                   "replayed=%llu ordered_extents=%llu preallocated=%llu "
+                                   "written_in_place=%llu dirty_bytes=%llu reserved_bytes=%llu",
                                    (unsigned long long)cs.flushes,
                                    (unsigned long long)cs.commits,
                                    (unsigned long long)cs.commits_flushed,
@@ -570,6 +591,8 @@ static int cowPragma(cowFile *p, char **azArg)
                                    (unsigned long long)cs.log_blocks,
                                    (unsigned long long)cs.replayed,
                                    (unsigned long long)cs.ordered_extents,
+                                   (unsigned long long)cs.preallocated,
+                                   (unsigned long long)cs.written_in_place,
                                    (unsigned long long)cs.dirty_bytes,
                                    (unsigned long long)cs.reserved_bytes);
         break;
@@ -612,10 +635,11 @@ out:
 }
 
 /*
- * File controls: SQLITE_FCNTL_VFSNAME, _SIZE_HINT (accepted, nothing to
- * do: the store allocates on write), _CHUNK_SIZE (recorded), _POWERSAFE_-
- * OVERWRITE and _PERSIST_WAL (get/set), _HAS_MOVED and _PRAGMA (cow_*
- * pragmas).  Everything else is SQLITE_NOTFOUND.
+ * File controls: SQLITE_FCNTL_VFSNAME, _SIZE_HINT (preallocates up to the
+ * hint, rounded up to the chunk size: SQLite hints before it grows the
+ * database, at checkpoints and in VACUUM), _CHUNK_SIZE (the rounding),
+ * _POWERSAFE_OVERWRITE and _PERSIST_WAL (get/set), _HAS_MOVED and _PRAGMA
+ * (cow_* pragmas).  Everything else is SQLITE_NOTFOUND.
  */
 static int cowFileControl(sqlite3_file *pFile, int op, void *pArg)
 {
@@ -627,9 +651,10 @@ static int cowFileControl(sqlite3_file *pFile, int op, void *pArg)
         *(char **)pArg = sqlite3_mprintf("%s", COWVFS_NAME);
         break;
     case SQLITE_FCNTL_SIZE_HINT:
+        rc = cowPreallocate(p, *(sqlite3_int64 *)pArg);
         break;
     case SQLITE_FCNTL_CHUNK_SIZE:
-        p->szChunk = *(int *)pArg;
+        p->szChunk = *(int *)pArg > 0 ? *(int *)pArg : 0;
         break;
     case SQLITE_FCNTL_POWERSAFE_OVERWRITE:
         cowModeBit(p, COWFILE_PSOW, (int *)pArg);
