@@ -1550,6 +1550,67 @@ END_TEST
 
 /* The dirty limit bounds buffered data: a long run of writes stays within
  * it (plus one write), and the data is right. */
+/*
+ * The same with writes that need much metadata: random 4 KiB overwrites
+ * of a file, each of which splits an extent item and adds a csum and an
+ * extent item.  Every write that returned must be written back and
+ * committed on the full disk: the metadata those take was there when the
+ * write was accepted (resv_meta_blocks).
+ */
+START_TEST(delalloc_full_disk_metadata)
+{
+    struct memdev_ctl *ctl;
+    struct cow_dev *dev = memdev_new(&ctl);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    cow_store_set_commit_interval(st, 0);
+    cow_store_set_dirty_limit(st, 1ull << 40);
+    cow_file *f, *g;
+    enum { FILE_BYTES = 8 << 20, SCRATCH = 6 << 20 };
+    uint8_t *blob = malloc(FILE_BYTES);
+    uint64_t rs = test_seed() ^ 0x3e7a;
+    for (size_t i = 0; i < FILE_BYTES; i++)
+        blob[i] = (uint8_t)test_rand(&rs);
+    struct fmodel m = {0};
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, blob, FILE_BYTES, 0), COW_OK);
+    fm_write(&m, blob, FILE_BYTES, 0);
+    /* free data space: a scratch file written, committed and removed */
+    ck_assert_int_eq(cow_file_open(st, "scratch", 1, &g), COW_OK);
+    ck_assert_int_eq(cow_file_write(g, blob, SCRATCH, 0), COW_OK);
+    cow_file_close(g);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(cow_unlink(st, "scratch"), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ctl->fail_grow = 1;
+    int rc = COW_OK, accepted = 0;
+    uint8_t page[4096];
+    while (rc == COW_OK && accepted < 20000) {
+        uint64_t off = test_rand(&rs) % (FILE_BYTES / 4096) * 4096;
+        for (size_t i = 0; i < sizeof page; i++)
+            page[i] = (uint8_t)test_rand(&rs);
+        rc = cow_file_write(f, page, sizeof page, off);
+        if (rc == COW_OK) {
+            fm_write(&m, page, sizeof page, off);
+            accepted++;
+        }
+    }
+    ck_assert_int_eq(rc, COW_ENOSPC);
+    ck_assert_int_gt(accepted, 100);
+    /* every accepted write goes to the device and commits, disk full */
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    fm_compare(f, &m);
+    ctl->fail_grow = 0;
+    cow_file_close(f);
+    fsck_memdev(st, dev);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(blob);
+    free(m.data);
+}
+END_TEST
+
 START_TEST(delalloc_dirty_limit_bounds_memory)
 {
     struct cow_dev *dev = memdev_new(NULL);
@@ -1644,6 +1705,7 @@ Suite *file_suite(void)
     tcase_add_test(tc, file_checksum_mismatch_is_error);
     tcase_add_test(tc, file_bad_containers);
     tcase_add_test(tc, delalloc_full_disk_fails_the_write_not_writeback);
+    tcase_add_test(tc, delalloc_full_disk_metadata);
     tcase_add_test(tc, delalloc_dirty_limit_bounds_memory);
     tcase_add_test(tc, fetch_pins_pages);
     suite_add_tcase(s, tc);
