@@ -553,6 +553,54 @@ int bt_delete(cow_store *st, struct cow_root *r, const struct cow_key *key)
     return bt_modify(st, r, &q);
 }
 
+/* Drops one reference to the subvolume tree block BYTENR (generation GEN,
+ * LEVEL): Rodeh's deletion.  A block shared with another tree just loses
+ * the reference; one held only here releases everything it points at
+ * (children, or data extents for a leaf), then itself. */
+static int drop_block(cow_store *st, uint64_t bytenr, uint64_t gen, unsigned level)
+{
+    uint64_t refs;
+    int rc = refs_get(st, bytenr, 0, &refs);
+    if (rc)
+        return rc;
+    if (refs <= 1) {
+        struct eb *e;
+        uint8_t b[COW_BLOCK_SIZE]; /* a copy: the recursion reads more blocks */
+        rc = cache_read(st, bytenr, gen, (int)level, &e);
+        if (rc)
+            return rc;
+        memcpy(b, e->data, sizeof b);
+        unsigned n = tb_nritems(b);
+        for (unsigned i = 0; i < n && !rc; i++) {
+            if (level > 0) {
+                rc = drop_block(st, node_child(b, i), node_child_gen(b, i), level - 1);
+                continue;
+            }
+            struct cow_key k;
+            key_get(&k, leaf_item(b, i));
+            if (k.type != COW_EXTENT_DATA || leaf_data_size(b, i) < FE_ITEM_SIZE)
+                continue;
+            const uint8_t *fe = b + leaf_data_off(b, i);
+            if (get64(fe + FE_DISK_BYTENR))
+                rc = refs_add(st, get64(fe + FE_DISK_BYTENR), get64(fe + FE_DISK_NUM_BYTES), 1, 0,
+                              -1);
+        }
+        if (rc)
+            return rc;
+    }
+    return refs_add(st, bytenr, COW_BLOCK_SIZE, 0, level, -1);
+}
+
+int bt_drop_tree(cow_store *st, struct cow_root *r)
+{
+    if (!r->refcounted)
+        return cow_set_error(COW_EINVAL, "only subvolume trees are dropped");
+    int rc = drop_block(st, r->bytenr, r->generation, r->level);
+    if (rc == COW_OK)
+        r->bytenr = 0;
+    return rc;
+}
+
 int bt_create(cow_store *st, struct cow_root *r)
 {
     struct eb *e;

@@ -45,10 +45,11 @@ static uint64_t name_hash(const char *name)
 }
 
 /* Reads the DIR_ITEM for NAME's hash into BUF (up to COW_MAX_ITEM_DATA). */
-static int dir_read(cow_store *st, const char *name, uint8_t *buf, size_t *size)
+static int dir_read(cow_store *st, struct cow_root *r, const char *name, uint8_t *buf,
+                    size_t *size)
 {
     struct cow_key k = {COW_ROOT_DIR_OBJECTID, COW_DIR_ITEM, name_hash(name)};
-    int rc = bt_lookup(st, &st->fs_tree, &k, buf, COW_MAX_ITEM_DATA, size);
+    int rc = bt_lookup(st, r, &k, buf, COW_MAX_ITEM_DATA, size);
     if (rc == COW_OK && *size > COW_MAX_ITEM_DATA)
         return COW_CORRUPT("directory item of %zu bytes", *size);
     return rc;
@@ -72,21 +73,21 @@ static long dir_find(const uint8_t *buf, size_t size, const char *name, uint64_t
     return -1;
 }
 
-int file_lookup(cow_store *st, const char *name, uint64_t *ino)
+int file_lookup(cow_store *st, struct cow_root *r, const char *name, uint64_t *ino)
 {
     uint8_t buf[COW_MAX_ITEM_DATA];
     size_t size;
-    int rc = dir_read(st, name, buf, &size);
+    int rc = dir_read(st, r, name, buf, &size);
     if (rc)
         return rc;
     return dir_find(buf, size, name, ino) >= 0 ? COW_OK : COW_ENOENT;
 }
 
-static int dir_add(cow_store *st, const char *name, uint64_t ino)
+static int dir_add(cow_store *st, struct cow_root *r, const char *name, uint64_t ino)
 {
     uint8_t buf[COW_MAX_ITEM_DATA];
     size_t size = 0, len = strlen(name);
-    int rc = dir_read(st, name, buf, &size);
+    int rc = dir_read(st, r, name, buf, &size);
     if (rc == COW_ENOENT)
         size = 0;
     else if (rc)
@@ -97,14 +98,14 @@ static int dir_add(cow_store *st, const char *name, uint64_t ino)
     put16(buf + size + DIR_ENTRY_NAMELEN, (uint16_t)len);
     memcpy(buf + size + DIR_ENTRY_NAME, name, len);
     struct cow_key k = {COW_ROOT_DIR_OBJECTID, COW_DIR_ITEM, name_hash(name)};
-    return bt_put(st, &st->fs_tree, &k, buf, size + DIR_ENTRY_NAME + len);
+    return bt_put(st, r, &k, buf, size + DIR_ENTRY_NAME + len);
 }
 
-static int dir_remove(cow_store *st, const char *name)
+static int dir_remove(cow_store *st, struct cow_root *r, const char *name)
 {
     uint8_t buf[COW_MAX_ITEM_DATA];
     size_t size;
-    int rc = dir_read(st, name, buf, &size);
+    int rc = dir_read(st, r, name, buf, &size);
     if (rc)
         return rc;
     long p = dir_find(buf, size, name, NULL);
@@ -115,8 +116,8 @@ static int dir_remove(cow_store *st, const char *name)
     size -= elen;
     struct cow_key k = {COW_ROOT_DIR_OBJECTID, COW_DIR_ITEM, name_hash(name)};
     if (size == 0)
-        return bt_delete(st, &st->fs_tree, &k);
-    return bt_put(st, &st->fs_tree, &k, buf, size);
+        return bt_delete(st, r, &k);
+    return bt_put(st, r, &k, buf, size);
 }
 
 /* ---- inodes ---- */
@@ -133,7 +134,7 @@ static int inode_read(cow_store *st, struct cow_inode *in)
     uint8_t it[INODE_ITEM_SIZE];
     size_t size;
     struct cow_key k = {in->ino, COW_INODE_ITEM, 0};
-    int rc = bt_lookup(st, &st->fs_tree, &k, it, sizeof it, &size);
+    int rc = bt_lookup(st, in->root, &k, it, sizeof it, &size);
     if (rc)
         return rc;
     if (size != INODE_ITEM_SIZE)
@@ -155,13 +156,14 @@ static int inode_save(cow_store *st, struct cow_inode *in)
     put64(it + INODE_MTIME, now_ns());
     struct cow_key k = {in->ino, COW_INODE_ITEM, 0};
     in->log_size = 1;
-    return bt_put(st, &st->fs_tree, &k, it, sizeof it);
+    return bt_put(st, in->root, &k, it, sizeof it);
 }
 
-static int inode_get(cow_store *st, uint64_t ino, struct cow_inode **out)
+/* The open inode INO of the subvolume tree R, read in if needed. */
+static int inode_get(cow_store *st, struct cow_root *r, uint64_t ino, struct cow_inode **out)
 {
     for (struct cow_inode *in = st->inodes; in; in = in->next)
-        if (in->ino == ino) {
+        if (in->ino == ino && in->root == r) {
             *out = in;
             return COW_OK;
         }
@@ -169,6 +171,7 @@ static int inode_get(cow_store *st, uint64_t ino, struct cow_inode **out)
     if (!in)
         return cow_set_error(COW_ENOMEM, "out of memory");
     in->ino = ino;
+    in->root = r;
     int rc = pc_init(in);
     if (rc) {
         free(in);
@@ -220,7 +223,7 @@ static void inode_forget(cow_store *st, struct cow_inode *in)
 
 int file_inode_get(cow_store *st, uint64_t ino, struct cow_inode **out)
 {
-    return inode_get(st, ino, out);
+    return inode_get(st, &st->fs_tree, ino, out);
 }
 
 int file_inode_save(cow_store *st, struct cow_inode *in)
@@ -261,7 +264,7 @@ int file_reload_inodes(cow_store *st)
         if (rc)
             return rc;
         struct cow_key k = {COW_ORPHAN_OBJECTID, COW_ORPHAN_ITEM, in->ino};
-        rc = bt_lookup(st, &st->fs_tree, &k, NULL, 0, NULL);
+        rc = bt_lookup(st, in->root, &k, NULL, 0, NULL);
         if (rc && rc != COW_ENOENT)
             return rc;
         in->orphan = (rc == COW_OK);
@@ -322,12 +325,13 @@ static void fext_put(uint8_t *d, const struct fext *fx, uint64_t transid)
 
 /* The first extent of INO ending after POS (starting at or before POS, or
  * the next one).  COW_ENOENT if none. */
-static int fext_first(cow_store *st, uint64_t ino, uint64_t pos, struct fext *fx)
+static int fext_first(cow_store *st, const struct cow_inode *in, uint64_t pos, struct fext *fx)
 {
+    uint64_t ino = in->ino;
     struct cow_key k = {ino, COW_EXTENT_DATA, pos}, f;
     uint8_t d[FE_ITEM_SIZE];
     size_t size;
-    int rc = bt_seek_le(st, &st->fs_tree, &k, &f, d, sizeof d, &size);
+    int rc = bt_seek_le(st, in->root, &k, &f, d, sizeof d, &size);
     if (rc == COW_OK && f.objectid == ino && f.type == COW_EXTENT_DATA) {
         rc = fext_parse(&f, d, size, fx);
         if (rc)
@@ -337,7 +341,7 @@ static int fext_first(cow_store *st, uint64_t ino, uint64_t pos, struct fext *fx
     } else if (rc && rc != COW_ENOENT) {
         return rc;
     }
-    rc = bt_seek_ge(st, &st->fs_tree, &k, &f, d, sizeof d, &size);
+    rc = bt_seek_ge(st, in->root, &k, &f, d, sizeof d, &size);
     if (rc)
         return rc;
     if (f.objectid != ino || f.type != COW_EXTENT_DATA)
@@ -346,12 +350,13 @@ static int fext_first(cow_store *st, uint64_t ino, uint64_t pos, struct fext *fx
 }
 
 /* The extent after the one starting at START. */
-static int fext_next(cow_store *st, uint64_t ino, uint64_t start, struct fext *fx)
+static int fext_next(cow_store *st, const struct cow_inode *in, uint64_t start, struct fext *fx)
 {
+    uint64_t ino = in->ino;
     struct cow_key k = {ino, COW_EXTENT_DATA, start + 1}, f;
     uint8_t d[FE_ITEM_SIZE];
     size_t size;
-    int rc = bt_seek_ge(st, &st->fs_tree, &k, &f, d, sizeof d, &size);
+    int rc = bt_seek_ge(st, in->root, &k, &f, d, sizeof d, &size);
     if (rc)
         return rc;
     if (f.objectid != ino || f.type != COW_EXTENT_DATA)
@@ -359,18 +364,18 @@ static int fext_next(cow_store *st, uint64_t ino, uint64_t start, struct fext *f
     return fext_parse(&f, d, size, fx);
 }
 
-static int fext_insert(cow_store *st, uint64_t ino, const struct fext *fx)
+static int fext_insert(cow_store *st, const struct cow_inode *in, const struct fext *fx)
 {
     uint8_t d[FE_ITEM_SIZE];
-    struct cow_key k = {ino, COW_EXTENT_DATA, fx->start};
+    struct cow_key k = {in->ino, COW_EXTENT_DATA, fx->start};
     fext_put(d, fx, st->transid);
-    return bt_insert(st, &st->fs_tree, &k, d, sizeof d);
+    return bt_insert(st, in->root, &k, d, sizeof d);
 }
 
-static int fext_delete(cow_store *st, uint64_t ino, uint64_t start)
+static int fext_delete(cow_store *st, const struct cow_inode *in, uint64_t start)
 {
-    struct cow_key k = {ino, COW_EXTENT_DATA, start};
-    return bt_delete(st, &st->fs_tree, &k);
+    struct cow_key k = {in->ino, COW_EXTENT_DATA, start};
+    return bt_delete(st, in->root, &k);
 }
 
 /*
@@ -382,13 +387,13 @@ static int fext_delete(cow_store *st, uint64_t ino, uint64_t start)
 static int drop_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end)
 {
     struct fext fx;
-    int rc = fext_first(st, in->ino, start, &fx);
+    int rc = fext_first(st, in, start, &fx);
     while (rc == COW_OK && fx.start < end) {
         uint64_t s = fx.start, e = fx.start + fx.len;
         uint64_t cut0 = s > start ? s : start, cut1 = e < end ? e : end;
         in->nblocks -= (cut1 - cut0) / BLK;
         if (s >= start && e <= end) {
-            rc = fext_delete(st, in->ino, s);
+            rc = fext_delete(st, in, s);
             if (!rc)
                 rc = refs_add(st, fx.disk, fx.disk_len, 1, 0, -1);
         } else if (s < start && e > end) {
@@ -397,33 +402,33 @@ static int drop_range(cow_store *st, struct cow_inode *in, uint64_t start, uint6
             right.ext_off = fx.ext_off + (end - s);
             right.len = e - end;
             fx.len = start - s;
-            rc = fext_delete(st, in->ino, s);
+            rc = fext_delete(st, in, s);
             if (!rc)
-                rc = fext_insert(st, in->ino, &fx);
+                rc = fext_insert(st, in, &fx);
             if (!rc)
-                rc = fext_insert(st, in->ino, &right);
+                rc = fext_insert(st, in, &right);
             if (!rc)
                 rc = refs_add(st, fx.disk, fx.disk_len, 1, 0, +1);
             return rc;
         } else if (s < start) {
             fx.len = start - s;
-            rc = fext_delete(st, in->ino, s);
+            rc = fext_delete(st, in, s);
             if (!rc)
-                rc = fext_insert(st, in->ino, &fx);
+                rc = fext_insert(st, in, &fx);
         } else {
             /* s >= start, e > end: keep the tail */
             struct fext tail = fx;
             tail.start = end;
             tail.ext_off = fx.ext_off + (end - s);
             tail.len = e - end;
-            rc = fext_delete(st, in->ino, s);
+            rc = fext_delete(st, in, s);
             if (!rc)
-                rc = fext_insert(st, in->ino, &tail);
+                rc = fext_insert(st, in, &tail);
             return rc;
         }
         if (rc)
             return rc;
-        rc = fext_next(st, in->ino, s, &fx);
+        rc = fext_next(st, in, s, &fx);
     }
     return rc == COW_ENOENT ? COW_OK : rc;
 }
@@ -444,7 +449,7 @@ int file_insert_extent(cow_store *st, struct cow_inode *in, uint64_t off, const 
     pc_forget_range(in, fx.start, fx.start + fx.len);
     if (rc)
         return rc;
-    rc = fext_insert(st, in->ino, &fx);
+    rc = fext_insert(st, in, &fx);
     if (!rc)
         rc = refs_add(st, fx.disk, fx.disk_len, 1, 0, +1);
     if (!rc)
@@ -456,7 +461,7 @@ int file_for_extents(cow_store *st, struct cow_inode *in, uint64_t start, uint64
                      int (*cb)(void *arg, uint64_t off, const uint8_t *fe), void *arg)
 {
     struct fext fx;
-    int rc = fext_first(st, in->ino, start, &fx);
+    int rc = fext_first(st, in, start, &fx);
     while (rc == COW_OK && fx.start < end) {
         struct fext c = fx;
         if (c.start < start) {
@@ -471,7 +476,7 @@ int file_for_extents(cow_store *st, struct cow_inode *in, uint64_t start, uint64
         rc = cb(arg, c.start, d);
         if (rc)
             return rc;
-        rc = fext_next(st, in->ino, fx.start, &fx);
+        rc = fext_next(st, in, fx.start, &fx);
     }
     return rc == COW_ENOENT ? COW_OK : rc;
 }
@@ -521,7 +526,7 @@ int file_read_extents(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_
         tmp = small;
     struct fext fx;
     memset(buf, 0, (size_t)len);
-    int rc = fext_first(st, in->ino, off, &fx);
+    int rc = fext_first(st, in, off, &fx);
     while (rc == COW_OK && fx.start < end) {
         uint64_t s = fx.start > off ? fx.start : off;
         uint64_t e = fx.start + fx.len < end ? fx.start + fx.len : end;
@@ -544,7 +549,7 @@ int file_read_extents(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_
             memcpy(buf + (s - off), tmp + (s - bs), (size_t)(ce - s));
             s = ce;
         }
-        rc = fext_next(st, in->ino, fx.start, &fx);
+        rc = fext_next(st, in, fx.start, &fx);
     }
     if (rc == COW_ENOENT)
         rc = COW_OK;
@@ -571,7 +576,7 @@ int file_complete_extent(cow_store *st, struct cow_inode *in, uint64_t off, uint
     if (!rc)
         rc = drop_range(st, in, off, off + nblocks * BLK);
     if (!rc)
-        rc = fext_insert(st, in->ino, &fx);
+        rc = fext_insert(st, in, &fx);
     if (!rc) {
         in->nblocks += nblocks;
         uint64_t end = off + nblocks * BLK < in->size ? off + nblocks * BLK : in->size;
@@ -603,7 +608,7 @@ int file_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint
     *nocow = 0;
     *disk = 0;
     *runlen = len;
-    int rc = fext_first(st, in->ino, off, &fx);
+    int rc = fext_first(st, in, off, &fx);
     if (rc == COW_ENOENT)
         return COW_OK;
     if (rc)
@@ -621,7 +626,7 @@ int file_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint
             *runlen = fx.start - off;
             return COW_OK;
         }
-        rc = fext_next(st, in->ino, fx.start, &fx);
+        rc = fext_next(st, in, fx.start, &fx);
         if (rc == COW_ENOENT)
             return COW_OK;
         if (rc)
@@ -634,7 +639,7 @@ int file_prealloc_at(cow_store *st, struct cow_inode *in, uint64_t idx, int *yes
 {
     struct fext fx;
     *yes = 0;
-    int rc = fext_first(st, in->ino, idx * BLK, &fx);
+    int rc = fext_first(st, in, idx * BLK, &fx);
     if (rc == COW_ENOENT)
         return COW_OK;
     if (rc == COW_OK)
@@ -649,7 +654,7 @@ int file_complete_prealloc(cow_store *st, struct cow_inode *in, uint64_t off, ui
     uint8_t csum_item[COW_MAX_EXTENT_BLOCKS * 4];
     size_t size;
     uint64_t len = nblocks * BLK;
-    int rc = fext_first(st, in->ino, off, &fx);
+    int rc = fext_first(st, in, off, &fx);
     if (rc == COW_OK &&
         (fx.start > off || fx.start + fx.len < off + len || fx.type != COW_FE_PREALLOC ||
          fx.disk + fx.ext_off + (off - fx.start) != disk))
@@ -676,7 +681,7 @@ int file_complete_prealloc(cow_store *st, struct cow_inode *in, uint64_t off, ui
         rc = drop_range(st, in, off, off + len);
     if (!rc) {
         struct fext reg = {off, fx.disk, fx.disk_len, disk - fx.disk, len, COW_FE_REG};
-        rc = fext_insert(st, in->ino, &reg);
+        rc = fext_insert(st, in, &reg);
         if (!rc)
             rc = refs_add(st, fx.disk, fx.disk_len, 1, 0, +1);
     }
@@ -704,7 +709,7 @@ static int data_end(cow_store *st, struct cow_inode *in, uint64_t *end)
     struct cow_key k = {in->ino, COW_EXTENT_DATA, UINT64_MAX}, f;
     uint8_t d[FE_ITEM_SIZE];
     size_t size;
-    int rc = bt_seek_le(st, &st->fs_tree, &k, &f, d, sizeof d, &size);
+    int rc = bt_seek_le(st, in->root, &k, &f, d, sizeof d, &size);
     if (rc == COW_ENOENT)
         return COW_OK;
     if (rc)
@@ -749,7 +754,7 @@ static int do_preallocate(cow_store *st, struct cow_inode *in, uint64_t start, u
         if (!rc)
             rc = bt_insert(st, &st->csum_tree, &ck, csum_item, (size_t)(got * 4));
         if (!rc)
-            rc = fext_insert(st, in->ino, &fx);
+            rc = fext_insert(st, in, &fx);
         if (rc) {
             alloc_unalloc(st, bytenr, got * BLK);
             break;
@@ -815,30 +820,30 @@ static int inode_destroy(cow_store *st, struct cow_inode *in)
     int rc = drop_range(st, in, 0, UINT64_MAX);
     struct cow_key k = {in->ino, COW_INODE_ITEM, 0};
     if (!rc)
-        rc = bt_delete(st, &st->fs_tree, &k);
+        rc = bt_delete(st, in->root, &k);
     if (!rc && in->orphan > 0) {
         struct cow_key ok = {COW_ORPHAN_OBJECTID, COW_ORPHAN_ITEM, in->ino};
-        rc = bt_delete(st, &st->fs_tree, &ok);
+        rc = bt_delete(st, in->root, &ok);
     }
     return rc;
 }
 
-int file_cleanup_orphans(cow_store *st)
+int file_cleanup_orphans(cow_store *st, struct cow_root *r)
 {
     for (;;) {
         struct cow_key k = {COW_ORPHAN_OBJECTID, COW_ORPHAN_ITEM, 0}, f;
-        int rc = bt_seek_ge(st, &st->fs_tree, &k, &f, NULL, 0, NULL);
+        int rc = bt_seek_ge(st, r, &k, &f, NULL, 0, NULL);
         if (rc == COW_ENOENT || (rc == COW_OK && (f.objectid != COW_ORPHAN_OBJECTID ||
                                                   f.type != COW_ORPHAN_ITEM)))
             return COW_OK;
         if (rc)
             return rc;
-        struct cow_inode in = {.ino = f.offset, .orphan = 1};
+        struct cow_inode in = {.ino = f.offset, .orphan = 1, .root = r};
         rc = inode_read(st, &in);
         if (rc == COW_OK)
             rc = inode_destroy(st, &in);
         else if (rc == COW_ENOENT)
-            rc = bt_delete(st, &st->fs_tree, &f);
+            rc = bt_delete(st, r, &f);
         if (rc)
             return rc;
     }
@@ -856,7 +861,21 @@ static int check_handle(struct cow_file *f)
     return COW_OK;
 }
 
+/* check_handle(), and the file is not in a snapshot (read-only). */
+static int check_writable(struct cow_file *f)
+{
+    if (f->inode->root->flags & COW_ROOT_F_SNAPSHOT)
+        return cow_set_error(COW_EROFS, "%s is in a snapshot (read-only)", f->name);
+    return check_handle(f);
+}
+
 int cow_file_open(cow_store *st, const char *name, int create, cow_file **out)
+{
+    return file_open_in(st, &st->fs_tree, name, create, out);
+}
+
+int file_open_in(cow_store *st, struct cow_root *r, const char *name, int create,
+                 cow_file **out)
 {
     int rc;
     uint64_t ino;
@@ -866,19 +885,19 @@ int cow_file_open(cow_store *st, const char *name, int create, cow_file **out)
     if (!file_name_valid(name))
         return cow_set_error(COW_EINVAL, "bad file name");
     LOCK(st);
-    rc = file_lookup(st, name, &ino);
+    rc = file_lookup(st, r, name, &ino);
     if (rc == COW_ENOENT && create) {
         rc = txn_begin_change(st);
         if (rc)
             goto out;
-        struct cow_inode tmp = {0};
+        struct cow_inode tmp = {.root = r};
         st->log_blocked = 1; /* the log holds no names */
-        tmp.ino = st->fs_tree.next_ino++;
+        tmp.ino = r->next_ino++;
         tmp.generation = st->transid;
-        st->fs_tree.dirty = 1;
+        r->dirty = 1;
         rc = inode_save(st, &tmp);
         if (!rc)
-            rc = dir_add(st, name, tmp.ino);
+            rc = dir_add(st, r, name, tmp.ino);
         if (rc) {
             rc = txn_abort(st, rc);
             goto out;
@@ -887,7 +906,7 @@ int cow_file_open(cow_store *st, const char *name, int create, cow_file **out)
     }
     if (rc)
         goto out;
-    rc = inode_get(st, ino, &in);
+    rc = inode_get(st, r, ino, &in);
     if (rc)
         goto out;
     f = calloc(1, sizeof *f);
@@ -971,7 +990,7 @@ int cow_file_write(cow_file *f, const void *buf, size_t len, uint64_t off)
     struct cow_inode *in = f->inode;
     pc_lock_shared(in);
     LOCK(st);
-    int rc = check_handle(f);
+    int rc = check_writable(f);
     if (!rc)
         rc = txn_begin_change(st);
     int wrote = 0;
@@ -1003,7 +1022,7 @@ int cow_file_truncate(cow_file *f, uint64_t size)
     struct cow_inode *in = f->inode;
     pc_lock_excl(in);
     LOCK(st);
-    int rc = check_handle(f);
+    int rc = check_writable(f);
     if (!rc)
         rc = txn_begin_change(st);
     if (!rc && size < in->size)
@@ -1039,7 +1058,7 @@ int cow_file_preallocate(cow_file *f, uint64_t end)
                              (unsigned long long)end);
     pc_lock_excl(in);
     LOCK(st);
-    int rc = check_handle(f);
+    int rc = check_writable(f);
     uint64_t start = 0;
     if (!rc)
         rc = data_end(st, in, &start);
@@ -1140,33 +1159,34 @@ const char *cow_file_name(cow_file *f)
     return f->name;
 }
 
-/* Removes NAME's entry and (unless open) its inode.  Lock held. */
-static int unlink_locked(cow_store *st, const char *name)
+/* Removes NAME's entry from the subvolume tree R and (unless open) its
+ * inode.  Lock held. */
+static int unlink_locked(cow_store *st, struct cow_root *r, const char *name)
 {
     uint64_t ino;
-    int rc = file_lookup(st, name, &ino);
+    int rc = file_lookup(st, r, name, &ino);
     if (rc)
         return rc;
     rc = txn_begin_change(st);
     if (rc)
         return rc;
     st->log_blocked = 1;
-    rc = dir_remove(st, name);
+    rc = dir_remove(st, r, name);
     if (rc)
         return txn_abort(st, rc);
     struct cow_inode *open_in = NULL;
     for (struct cow_inode *in = st->inodes; in; in = in->next)
-        if (in->ino == ino)
+        if (in->ino == ino && in->root == r)
             open_in = in;
     if (open_in) {
         struct cow_key k = {COW_ORPHAN_OBJECTID, COW_ORPHAN_ITEM, ino};
-        rc = bt_put(st, &st->fs_tree, &k, NULL, 0);
+        rc = bt_put(st, r, &k, NULL, 0);
         if (rc)
             return txn_abort(st, rc);
         open_in->orphan = 1;
         return COW_OK;
     }
-    struct cow_inode in = {.ino = ino};
+    struct cow_inode in = {.ino = ino, .root = r};
     rc = inode_read(st, &in);
     if (!rc)
         rc = inode_destroy(st, &in);
@@ -1180,7 +1200,7 @@ int cow_unlink(cow_store *st, const char *name)
     if (!file_name_valid(name))
         return cow_set_error(COW_EINVAL, "bad file name");
     LOCK(st);
-    int rc = unlink_locked(st, name);
+    int rc = unlink_locked(st, &st->fs_tree, name);
     UNLOCK(st);
     return rc;
 }
@@ -1192,7 +1212,7 @@ int cow_exists(cow_store *st, const char *name, int *exists)
     if (!file_name_valid(name))
         return cow_set_error(COW_EINVAL, "bad file name");
     LOCK(st);
-    int rc = file_lookup(st, name, &ino);
+    int rc = file_lookup(st, &st->fs_tree, name, &ino);
     if (rc == COW_OK)
         *exists = 1;
     else if (rc == COW_ENOENT)
@@ -1206,21 +1226,22 @@ int cow_rename(cow_store *st, const char *from, const char *to)
     uint64_t ino, ino2;
     if (!file_name_valid(from) || !file_name_valid(to))
         return cow_set_error(COW_EINVAL, "bad file name");
+    struct cow_root *r = &st->fs_tree;
     LOCK(st);
-    int rc = file_lookup(st, from, &ino);
+    int rc = file_lookup(st, r, from, &ino);
     if (rc || strcmp(from, to) == 0)
         goto out;
-    rc = file_lookup(st, to, &ino2);
+    rc = file_lookup(st, r, to, &ino2);
     if (rc == COW_OK)
-        rc = unlink_locked(st, to);
+        rc = unlink_locked(st, r, to);
     else if (rc == COW_ENOENT)
         rc = txn_begin_change(st);
     if (rc)
         goto out;
     st->log_blocked = 1;
-    rc = dir_remove(st, from);
+    rc = dir_remove(st, r, from);
     if (!rc)
-        rc = dir_add(st, to, ino);
+        rc = dir_add(st, r, to, ino);
     if (rc)
         rc = txn_abort(st, rc);
 out:
@@ -1288,7 +1309,7 @@ int cow_list(cow_store *st, int (*cb)(void *arg, const struct cow_file_info *fi)
             rc = cow_set_error(COW_ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < n && !rc; i++) {
-        struct cow_inode in = {.ino = v[i].ino};
+        struct cow_inode in = {.ino = v[i].ino, .root = &st->fs_tree};
         rc = inode_read(st, &in);
         if (rc == COW_ENOENT)
             rc = COW_CORRUPT("name %s points at missing inode", v[i].name);

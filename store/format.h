@@ -173,6 +173,7 @@
 #define COW_EXTENT_DATA 108
 #define COW_EXTENT_CSUM 128
 #define COW_ROOT_ITEM 132
+#define COW_ROOT_NAME 144
 #define COW_EXTENT_ITEM 168
 #define COW_METADATA_ITEM 169
 #define COW_BLOCK_GROUP_ITEM 192
@@ -240,6 +241,17 @@
 #define ROOT_CTIME 40
 #define ROOT_SOURCE 48
 #define ROOT_ITEM_SIZE 64
+/* ROOT_ITEM flags: the live subvolume (256) has none; every other one is
+ * exactly one of these. */
+#define COW_ROOT_F_SNAPSHOT 0x1ull /* read-only */
+#define COW_ROOT_F_BRANCH 0x2ull   /* writable */
+
+/*
+ * ROOT_NAME, key (subvol id, 144, 0), in the root tree: the name of a
+ * snapshot or branch (btrfs keeps subvolume names in ROOT_REF/BACKREF
+ * items): 1..255 bytes of UTF-8, no '/' and no NUL, unique in the
+ * container.  Every subvolume but 256 has exactly one; 256 has none.
+ */
 
 /*
  * EXTENT_ITEM, key (disk_bytenr, 168, num_bytes): a data extent.

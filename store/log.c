@@ -239,6 +239,8 @@ static int build_extent_cb(void *arg, uint64_t off, const uint8_t *fe)
 
 static int build_inode(struct build *b, struct cow_inode *in)
 {
+    if (in->root != &b->st->fs_tree)
+        return COW_LOG_FULL; /* records hold the live files only */
     b->in = in;
     for (size_t i = 0; i < in->nlr; i++) {
         uint8_t end[8];

@@ -17,6 +17,7 @@ static void store_free(cow_store *st)
         return;
     committer_stop(st);
     file_drop_inodes(st);
+    subvol_free_all(st);
     cache_destroy(&st->cache);
     alloc_destroy(st);
     free(st->drefs);
@@ -166,7 +167,10 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
             rc = log_replay(st, &st->stats.replayed);
     }
     if (rc == COW_OK && !st->readonly) {
-        rc = file_cleanup_orphans(st);
+        rc = file_cleanup_orphans(st, &st->fs_tree);
+        for (struct cow_subvol *sv = st->subvols; sv && rc == COW_OK; sv = sv->next)
+            if (!sv->dead && sv->root.flags == COW_ROOT_F_BRANCH)
+                rc = file_cleanup_orphans(st, &sv->root);
         if (rc == COW_OK && !st->log_blocks)
             rc = log_alloc_areas(st); /* a container made before the log */
         if (rc == COW_OK)

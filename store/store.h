@@ -256,6 +256,63 @@ int cow_exists(cow_store *st, const char *name, int *exists);
 /* Renames FROM to TO, replacing TO if it exists. */
 int cow_rename(cow_store *st, const char *from, const char *to);
 
+/* ---- snapshots and branches ---- */
+
+#define COW_SUBVOL_SNAPSHOT 1 /* read-only */
+#define COW_SUBVOL_BRANCH 2   /* writable */
+
+/*
+ * Makes a snapshot (KIND COW_SUBVOL_SNAPSHOT, read-only) or a branch
+ * (COW_SUBVOL_BRANCH, writable) named NAME of SOURCE: the live files when
+ * SOURCE is NULL or "", else the snapshot or branch of that name.  It holds
+ * every file of the source as written before this call (buffered writes
+ * are written back first) and shares every block with it: the cost is two
+ * commits (the second flushed), whatever the source's size; later changes
+ * on either side copy only the paths they change (Rodeh, ACM TOS 2008).
+ * Durable when it returns.  This is the store's view: SQLite consistency
+ * (a transaction boundary) is the VFS's business.
+ *
+ * NAME: 1..255 bytes of UTF-8, no '/', unique among snapshots and branches.
+ * Errors: COW_EINVAL (bad name or kind), COW_EEXIST (name taken), COW_ENOENT
+ * (no such SOURCE), COW_EROFS, COW_EFAILED, and those of a commit; on error
+ * nothing was made.  Takes store->lock.
+ */
+int cow_subvol_create(cow_store *st, const char *name, int kind, const char *source);
+
+/*
+ * Deletes the snapshot or branch NAME: its tree is dropped (Rodeh's
+ * deletion) and exactly the blocks and extents only it held are freed, in
+ * one flushed commit.  Errors: COW_EINVAL, COW_ENOENT, COW_EBUSY (a file of
+ * it is open), COW_EROFS, COW_EFAILED, and those of a commit; on error
+ * nothing changed.  Takes store->lock.
+ */
+int cow_subvol_delete(cow_store *st, const char *name);
+
+struct cow_subvol_info {
+    char name[256];
+    uint64_t id;          /* subvolume id (257 and up) */
+    int kind;             /* COW_SUBVOL_SNAPSHOT or COW_SUBVOL_BRANCH */
+    uint64_t ctime_ns;    /* creation time, ns since the Unix epoch */
+    uint64_t source_id;   /* what it was made from: 256 = the live files */
+    char source[256];     /* its name, "" for the live files, "(deleted)" */
+};
+
+/* Calls CB for each snapshot and branch, oldest first; stops early if CB
+ * returns != 0 (and returns that).  COW_ENOMEM. */
+int cow_subvol_list(cow_store *st, int (*cb)(void *arg, const struct cow_subvol_info *si),
+                    void *arg);
+
+/*
+ * cow_file_open() in the snapshot or branch SUBVOL (NULL or "": the live
+ * files).  In a snapshot, files open but writes, truncation and
+ * preallocation fail with COW_EROFS, and CREATE of a missing file is
+ * COW_EROFS.  Branch files sync by a full commit (the log holds only the
+ * live files).  Errors: as cow_file_open(), COW_ENOENT (no such SUBVOL),
+ * COW_EROFS.
+ */
+int cow_subvol_file_open(cow_store *st, const char *subvol, const char *name, int create,
+                         cow_file **out);
+
 /* ---- listing and usage ---- */
 
 struct cow_file_info {

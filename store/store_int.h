@@ -186,6 +186,8 @@ struct oext {
 
 /* ---- in-memory inode (one per file with open handles) ---- */
 struct cow_inode {
+    struct cow_root *root; /* the subvolume tree it lives in (the live one,
+                            * st->fs_tree, or a snapshot's or branch's) */
     uint64_t ino;
     uint64_t size;     /* bytes, as the file's users see it (buffered
                         * writes included) */
@@ -218,6 +220,14 @@ struct cow_inode {
     int nref;          /* holders outside store->lock (the flusher) */
     int forgotten;     /* no longer in st->inodes; freed when nref drops */
     struct cow_inode *next;
+};
+
+/* A snapshot or branch (subvol.c): never freed while the store is open. */
+struct cow_subvol {
+    struct cow_root root;
+    char name[COW_NAME_MAX + 1];
+    int dead;               /* deleted, or taken back by an abort */
+    struct cow_subvol *next;
 };
 
 struct cow_file {
@@ -261,6 +271,7 @@ struct cow_store {
     size_t ndrefs, cdrefs;
 
     struct cow_inode *inodes;  /* inodes with open handles */
+    struct cow_subvol *subvols; /* snapshots and branches (subvol.c) */
 
     /* Blocks written by the running transaction, with the crc32c of each
      * (for a one-flush commit's list); wlog_overflow once more than
@@ -385,6 +396,11 @@ int bt_put(cow_store *st, struct cow_root *r, const struct cow_key *key, const v
 int bt_delete(cow_store *st, struct cow_root *r, const struct cow_key *key);
 /* Creates an empty tree (one empty leaf) in the running transaction. */
 int bt_create(cow_store *st, struct cow_root *r);
+/* Drops the subvolume tree R (a deleted snapshot or branch) in the running
+ * transaction: Rodeh's deletion, which frees (at commit) exactly the blocks
+ * and data extents no other tree shares, and only reads those.  R's
+ * bytenr becomes 0.  Errors of reading and of the refcounts. */
+int bt_drop_tree(cow_store *st, struct cow_root *r);
 /* Calls CB(arg, eb, level) for every block of the tree (pre-order). */
 int bt_walk_blocks(cow_store *st, struct cow_root *r,
                    int (*cb)(cow_store *st, void *arg, struct eb *e), void *arg);
@@ -464,6 +480,23 @@ void txn_wlog_reset(cow_store *st);
 int txn_seal(cow_store *st);
 /* Formats a new container in ST (generation 1). */
 int txn_format(cow_store *st);
+/* ---- subvol.c ---- */
+int subvol_name_valid(const char *name);
+/* The live (not dead) snapshot or branch NAME, or NULL. */
+struct cow_subvol *subvol_find(cow_store *st, const char *name);
+/* (Re)reads every snapshot's and branch's ROOT_ITEM and ROOT_NAME (open,
+ * abort); the ones no longer there are marked dead.  COW_ECORRUPT. */
+int subvol_load(cow_store *st);
+/* Commit: the ROOT_ITEMs of subvolumes whose root changed. */
+int subvol_commit_roots(cow_store *st);
+/* After a commit: nothing dirty. */
+void subvol_committed(cow_store *st);
+void subvol_free_all(cow_store *st);
+
+/* ROOT_ITEM bytes <-> a cow_root's fields (bytenr, generation, level,
+ * next_ino, flags, ctime, source). */
+void root_item_get(const uint8_t *it, struct cow_root *r);
+void root_item_put(uint8_t *it, const struct cow_root *r);
 
 /* ---- file.c ---- */
 /* For log.c: the file-layer primitives replay applies records with. */
@@ -508,8 +541,14 @@ int file_complete_prealloc(cow_store *st, struct cow_inode *in, uint64_t off, ui
 /* Frees a forgotten inode (see cow_inode.forgotten). */
 void file_inode_free(struct cow_inode *in);
 int file_name_valid(const char *name);
-int file_lookup(cow_store *st, const char *name, uint64_t *ino);
-int file_cleanup_orphans(cow_store *st);
+/* NAME's inode number in the subvolume tree R.  COW_ENOENT. */
+int file_lookup(cow_store *st, struct cow_root *r, const char *name, uint64_t *ino);
+/* Frees the inodes of R that were unlinked while open (ORPHAN_ITEMs). */
+int file_cleanup_orphans(cow_store *st, struct cow_root *r);
+/* cow_file_open() in the subvolume tree R (which must stay allocated while
+ * files are open in it). */
+int file_open_in(cow_store *st, struct cow_root *r, const char *name, int create,
+                 cow_file **out);
 void file_drop_inodes(cow_store *st);
 /* After an abort: re-reads every open inode (handles of files the aborted
  * transaction created are marked dead). */

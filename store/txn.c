@@ -255,7 +255,7 @@ static int sb_write(cow_store *st, int slot, int one_flush, uint64_t log_id)
 
 /* ---- loading ---- */
 
-static void root_item_get(const uint8_t *it, struct cow_root *r)
+void root_item_get(const uint8_t *it, struct cow_root *r)
 {
     r->bytenr = get64(it + ROOT_BYTENR);
     r->generation = get64(it + ROOT_GENERATION);
@@ -266,7 +266,7 @@ static void root_item_get(const uint8_t *it, struct cow_root *r)
     r->source = get64(it + ROOT_SOURCE);
 }
 
-static void root_item_put(uint8_t *it, const struct cow_root *r)
+void root_item_put(uint8_t *it, const struct cow_root *r)
 {
     memset(it, 0, ROOT_ITEM_SIZE);
     put64(it + ROOT_BYTENR, r->bytenr);
@@ -487,6 +487,9 @@ int txn_load(cow_store *st)
     root_item_get(ri, &st->fs_tree);
     if (st->fs_tree.level >= COW_MAX_LEVEL)
         return COW_CORRUPT("subvolume tree level out of range");
+    rc = subvol_load(st);
+    if (rc)
+        return rc;
 
     /* Rebuild free space: superblocks, the unshared trees' blocks, and every
      * extent the extent tree lists. */
@@ -663,6 +666,9 @@ int txn_commit(cow_store *st, int flush)
         if (rc)
             goto abort;
     }
+    rc = subvol_commit_roots(st);
+    if (rc)
+        goto abort;
     rc = refs_run(st);
     if (rc)
         goto abort;
@@ -713,6 +719,7 @@ int txn_commit(cow_store *st, int flush)
     st->cache.ndirty = 0;
     st->root_tree.dirty = st->extent_tree.dirty = st->csum_tree.dirty = 0;
     st->fs_tree.dirty = 0;
+    subvol_committed(st);
     alloc_release_chunk(st);
     st->generation = st->transid;
     st->transid++;

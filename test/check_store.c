@@ -1341,6 +1341,161 @@ START_TEST(prealloc_reads_zeros_writes_in_place)
 }
 END_TEST
 
+/* ---- snapshots and branches ---- */
+
+static int count_subvols_cb(void *arg, const struct cow_subvol_info *si)
+{
+    struct cow_subvol_info *v = arg;
+    v[v[0].id == 0 ? 0 : 1] = *si; /* the first two */
+    return 0;
+}
+
+/* Opens NAME in SUBVOL of ST and checks it holds exactly model M. */
+static void expect_subvol_file(cow_store *st, const char *subvol, const char *name,
+                               const struct fmodel *m)
+{
+    cow_file *f;
+    int rc = cow_subvol_file_open(st, subvol, name, 0, &f);
+    ck_assert_msg(rc == COW_OK, "open %s in %s: %s", name, subvol ? subvol : "(live)",
+                  cow_store_last_error(st));
+    fm_compare(f, m);
+    cow_file_close(f);
+}
+
+/*
+ * Snapshots and branches at the store level: a snapshot keeps the state
+ * it was taken in while the live file changes, refuses writes; a branch
+ * of it diverges on its own; all of it survives a reopen; bad and
+ * duplicate names change nothing; deleting frees what only the deleted
+ * one held (fsck's refcount and space checks, after each step).
+ */
+START_TEST(subvol_snapshot_branch_delete)
+{
+    struct cow_dev *dev = memdev_new(NULL);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    cow_store_set_commit_interval(st, 0);
+    uint64_t rs = test_seed() ^ 0x5a9;
+    enum { SZ = 3 << 20 };
+    uint8_t *blob = malloc(SZ), page[4096];
+    for (size_t i = 0; i < SZ; i++)
+        blob[i] = (uint8_t)test_rand(&rs);
+    struct fmodel a = {0}, live = {0}, br = {0};
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, blob, SZ, 0), COW_OK);
+    fm_write(&a, blob, SZ, 0);
+    fm_write(&live, blob, SZ, 0);
+    /* buffered, not yet committed: the snapshot has it all the same */
+    ck_assert_int_eq(cow_subvol_create(st, "s1", COW_SUBVOL_SNAPSHOT, NULL), COW_OK);
+
+    /* names: bad, taken, missing source; nothing changes */
+    char longname[300];
+    memset(longname, 'n', 256);
+    longname[256] = 0;
+    ck_assert_int_eq(cow_subvol_create(st, "", COW_SUBVOL_SNAPSHOT, NULL), COW_EINVAL);
+    ck_assert_int_eq(cow_subvol_create(st, "a/b", COW_SUBVOL_SNAPSHOT, NULL), COW_EINVAL);
+    ck_assert_int_eq(cow_subvol_create(st, longname, COW_SUBVOL_SNAPSHOT, NULL), COW_EINVAL);
+    ck_assert_int_eq(cow_subvol_create(st, "bad\xff", COW_SUBVOL_SNAPSHOT, NULL), COW_EINVAL);
+    ck_assert_int_eq(cow_subvol_create(st, "s1", COW_SUBVOL_BRANCH, NULL), COW_EEXIST);
+    ck_assert_int_eq(cow_subvol_create(st, "x", COW_SUBVOL_BRANCH, "nope"), COW_ENOENT);
+    ck_assert_int_eq(cow_subvol_create(st, "snapsh\xc3\xb8t", COW_SUBVOL_SNAPSHOT, NULL),
+                     COW_OK); /* UTF-8 is fine */
+    ck_assert_int_eq(cow_subvol_delete(st, "snapsh\xc3\xb8t"), COW_OK);
+
+    /* the live file changes: random pages, a shrink, a new file */
+    for (int i = 0; i < 200; i++) {
+        uint64_t off = test_rand(&rs) % (SZ / 4096) * 4096;
+        for (size_t j = 0; j < sizeof page; j++)
+            page[j] = (uint8_t)test_rand(&rs);
+        ck_assert_int_eq(cow_file_write(f, page, sizeof page, off), COW_OK);
+        fm_write(&live, page, sizeof page, off);
+    }
+    ck_assert_int_eq(cow_file_truncate(f, SZ - 100000), COW_OK);
+    fm_truncate(&live, SZ - 100000);
+    cow_file *w;
+    ck_assert_int_eq(cow_file_open(st, "db-wal", 1, &w), COW_OK);
+    ck_assert_int_eq(cow_file_write(w, "wal", 3, 0), COW_OK);
+    cow_file_close(w);
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    fsck_memdev(st, dev);
+
+    /* the snapshot: as taken, read-only */
+    expect_subvol_file(st, "s1", "db", &a);
+    expect_subvol_file(st, NULL, "db", &live);
+    cow_file *sf;
+    ck_assert_int_eq(cow_subvol_file_open(st, "s1", "db", 1, &sf), COW_OK);
+    ck_assert_int_eq(cow_file_write(sf, "x", 1, 0), COW_EROFS);
+    ck_assert_int_eq(cow_file_truncate(sf, 0), COW_EROFS);
+    ck_assert_int_eq(cow_subvol_delete(st, "s1"), COW_EBUSY); /* a file is open */
+    cow_file_close(sf);
+    ck_assert_int_eq(cow_subvol_file_open(st, "s1", "db-wal", 0, &sf), COW_ENOENT);
+    ck_assert_int_eq(cow_subvol_file_open(st, "s1", "db-wal", 1, &sf), COW_EROFS);
+
+    /* a branch of the snapshot diverges on its own */
+    ck_assert_int_eq(cow_subvol_create(st, "b1", COW_SUBVOL_BRANCH, "s1"), COW_OK);
+    fm_copy(&br, &a);
+    cow_file *bf;
+    ck_assert_int_eq(cow_subvol_file_open(st, "b1", "db", 0, &bf), COW_OK);
+    for (int i = 0; i < 50; i++) {
+        uint64_t off = test_rand(&rs) % (SZ / 4096 + 64) * 4096;
+        for (size_t j = 0; j < sizeof page; j++)
+            page[j] = (uint8_t)test_rand(&rs);
+        ck_assert_int_eq(cow_file_write(bf, page, sizeof page, off), COW_OK);
+        fm_write(&br, page, sizeof page, off);
+    }
+    ck_assert_int_eq(cow_file_sync(bf), COW_OK);
+    cow_file_close(bf);
+    cow_file *nf;
+    ck_assert_int_eq(cow_subvol_file_open(st, "b1", "new", 1, &nf), COW_OK);
+    cow_file_close(nf);
+    expect_subvol_file(st, "b1", "db", &br);
+    expect_subvol_file(st, "s1", "db", &a);
+    expect_subvol_file(st, NULL, "db", &live);
+    struct cow_subvol_info info[2];
+    memset(info, 0, sizeof info);
+    ck_assert_int_eq(cow_subvol_list(st, count_subvols_cb, info), COW_OK);
+    ck_assert_str_eq(info[0].name, "s1");
+    ck_assert_int_eq(info[0].kind, COW_SUBVOL_SNAPSHOT);
+    ck_assert_str_eq(info[0].source, "");
+    ck_assert_str_eq(info[1].name, "b1");
+    ck_assert_int_eq(info[1].kind, COW_SUBVOL_BRANCH);
+    ck_assert_str_eq(info[1].source, "s1");
+    fsck_memdev(st, dev);
+
+    /* all of it survives a reopen */
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    size_t ilen;
+    uint8_t *img = memdev_crash_image(dev, &ilen);
+    cow_store *s2;
+    ck_assert_int_eq(cow_store_open_dev("again", memdev_from_image(img, ilen, NULL), 0, 0, &s2),
+                     COW_OK);
+    expect_subvol_file(s2, "s1", "db", &a);
+    expect_subvol_file(s2, "b1", "db", &br);
+    expect_subvol_file(s2, NULL, "db", &live);
+    cow_store_close(s2);
+    free(img);
+
+    /* deleting frees what only it held; the others stay whole */
+    ck_assert_int_eq(cow_subvol_delete(st, "s1"), COW_OK);
+    ck_assert_int_eq(cow_subvol_delete(st, "s1"), COW_ENOENT);
+    fsck_memdev(st, dev);
+    expect_subvol_file(st, "b1", "db", &br);
+    expect_subvol_file(st, NULL, "db", &live);
+    ck_assert_int_eq(cow_subvol_delete(st, "b1"), COW_OK);
+    fsck_memdev(st, dev);
+    expect_subvol_file(st, NULL, "db", &live);
+    ck_assert_int_eq(cow_subvol_file_open(st, "b1", "db", 0, &f), COW_ENOENT);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(blob);
+    free(a.data);
+    free(live.data);
+    free(br.data);
+}
+END_TEST
+
 /* 1 if PATH exists. */
 static int exists_path(const char *path)
 {
@@ -1711,6 +1866,9 @@ Suite *file_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("prealloc");
     tcase_add_test(tc, prealloc_reads_zeros_writes_in_place);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("subvol");
+    tcase_add_test(tc, subvol_snapshot_branch_delete);
     suite_add_tcase(s, tc);
     tc = tcase_create("create");
     tcase_add_test(tc, file_create_is_atomic);

@@ -17,16 +17,23 @@
  *      level, key bounds against the cached subtree key range).  Levels
  *      must decrease by one per step, so no walk can loop, and the recursion
  *      is at most COW_MAX_LEVEL deep.  Items are collected on the way:
- *      extent-tree items, csum items, ROOT_ITEMs, and the data references of
- *      EXTENT_DATA items (counted once per distinct leaf), with the blocks
- *      of each data extent that REG items map.
+ *      extent-tree items, csum items, ROOT_ITEMs and ROOT_NAMEs, and the
+ *      data references of EXTENT_DATA items (counted once per distinct
+ *      leaf), with the blocks of each data extent that REG items map.
+ *      Subvolumes that share blocks (snapshots and branches) are walked one
+ *      after another: a shared block is checked, and its children counted,
+ *      on its first visit only, so a block's refs are the distinct parent
+ *      blocks and ROOT_ITEMs pointing at it (Rodeh's scheme, as the extent
+ *      tree counts them).  Then the subvolume names are checked against
+ *      each other and the ROOT_ITEMs.
  *   3. cross-checks: tree block and data extent refcounts, csum items,
  *      space (overlaps, bounds, block group accounting, the superblocks and
  *      log areas included), each only when the trees it depends on were
  *      read completely, so that one damaged block gives one problem rather
  *      than a thousand consequential ones.
  *   4. files: each subvolume tree is read again in key order to check its
- *      inodes, names and file extents; then, with COW_FSCK_DATA, every data
+ *      inodes, names and file extents, the whole tree of every subvolume,
+ *      shared blocks included; then, with COW_FSCK_DATA, every data
  *      block that a REG EXTENT_DATA item (of any subvolume) maps is verified
  *      against its checksum.  The other blocks of an extent hold no written
  *      data: PREALLOC items (which read as zeros) or nothing map them, and
@@ -192,6 +199,7 @@ static const char *type_name(unsigned t)
     case COW_EXTENT_DATA: return "EXTENT_DATA";
     case COW_EXTENT_CSUM: return "EXTENT_CSUM";
     case COW_ROOT_ITEM: return "ROOT_ITEM";
+    case COW_ROOT_NAME: return "ROOT_NAME";
     case COW_EXTENT_ITEM: return "EXTENT_ITEM";
     case COW_METADATA_ITEM: return "METADATA_ITEM";
     case COW_BLOCK_GROUP_ITEM: return "BLOCK_GROUP_ITEM";
@@ -231,6 +239,84 @@ static const char *name_str(const uint8_t *name, unsigned len, char *buf, size_t
     }
     buf[o] = 0;
     return buf;
+}
+
+/* 1 if P (LEN bytes) is valid UTF-8 (RFC 3629: shortest forms only, no
+ * surrogates, nothing above U+10FFFF). */
+static int utf8_valid(const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = p[i++];
+        if (c < 0x80)
+            continue;
+        /* continuation bytes, 0xc0/0xc1 (always overlong) and 0xf5.. never
+         * start a character */
+        if (c < 0xc2 || c > 0xf4)
+            return 0;
+        size_t more = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : 1;
+        uint32_t cp = c & (0x3fu >> more);
+        uint32_t min = more == 3 ? 0x10000 : more == 2 ? 0x800 : 0x80;
+        if (len - i < more)
+            return 0;
+        for (size_t j = 0; j < more; j++) {
+            if ((p[i + j] & 0xc0) != 0x80)
+                return 0;
+            cp = cp << 6 | (p[i + j] & 0x3fu);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += more;
+    }
+    return 1;
+}
+
+/*
+ * The ROOT_NAMEs of a root tree (subvolume names), their bytes in one pool
+ * so that memory stays in proportion to what the tree holds.
+ */
+struct rname {
+    uint64_t id;  /* the key's objectid */
+    size_t off;   /* into pool */
+    unsigned len; /* 1..COW_NAME_MAX */
+};
+
+struct names {
+    struct rname *v;
+    size_t n, cap;
+    uint8_t *pool;
+    size_t npool, cappool;
+};
+
+/* Adds the name P (LEN bytes, 1..COW_NAME_MAX) of subvolume ID.  Returns 0
+ * or -ENOMEM. */
+static int names_add(struct names *nm, uint64_t id, const uint8_t *p, unsigned len)
+{
+    if (nm->n >= NOIDX - 1 || vec_reserve((void **)&nm->v, &nm->cap, nm->n + 1, sizeof(*nm->v)) ||
+        vec_reserve((void **)&nm->pool, &nm->cappool, nm->npool + len, 1))
+        return -ENOMEM;
+    nm->v[nm->n++] = (struct rname){id, nm->npool, len};
+    memcpy(nm->pool + nm->npool, p, len);
+    nm->npool += len;
+    return 0;
+}
+
+static const uint8_t *names_bytes(const struct names *nm, size_t i)
+{
+    return nm->pool + nm->v[i].off;
+}
+
+static void names_free(struct names *nm)
+{
+    free(nm->v);
+    free(nm->pool);
+    memset(nm, 0, sizeof(*nm));
+}
+
+/* "snapshot", "branch", or NULL for other ROOT_ITEM flags. */
+static const char *root_kind(uint64_t flags)
+{
+    return flags == COW_ROOT_F_SNAPSHOT ? "snapshot" : flags == COW_ROOT_F_BRANCH ? "branch" : NULL;
 }
 
 /*
@@ -397,9 +483,13 @@ struct csi {
 
 struct subvol {
     uint64_t id, bytenr, gen, next_ino;
+    uint64_t flags, source; /* ROOT_ITEM flags and source subvolume id */
     unsigned level;
     uint32_t root; /* blk index or NOIDX */
+    uint32_t name; /* index of its ROOT_NAME in the names, or NOIDX */
 };
+/* svmap value of a ROOT_ITEM that failed its checks (not in f->sv) */
+#define SV_BAD (NOIDX - 1)
 
 /* A used range of the container, for the space checks. */
 struct span {
@@ -455,6 +545,8 @@ struct fsck {
     size_t npool, cappool;
     struct subvol *sv;
     size_t nsv, capsv;
+    struct u64map svmap;  /* ROOT_ITEM id -> index in sv (the first), or SV_BAD */
+    struct names names;   /* ROOT_NAMEs of subvolumes > 256 */
 
     int tree_ok[T_NCLASS]; /* root/extent/csum trees read completely */
     int space_ok;          /* every used range is known (check_space's all_ok) */
@@ -898,6 +990,9 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
         want = ROOT_ITEM_SIZE;
         allowed = cls == T_ROOT;
         break;
+    case COW_ROOT_NAME:
+        allowed = cls == T_ROOT;
+        break;
     case COW_EXTENT_ITEM:
     case COW_METADATA_ITEM:
         want = EXT_ITEM_SIZE;
@@ -994,9 +1089,33 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
         if (get64(p + ROOT_NEXT_INO) < COW_FIRST_INO)
             problem(f, "%s: %s: next_ino %" PRIu64 " < %llu", where, ks,
                     get64(p + ROOT_NEXT_INO), (unsigned long long)COW_FIRST_INO);
-        if (!ok)
+        /* the live subvolume has no flags; a snapshot or branch is made
+         * from an existing subvolume, which may be deleted since */
+        uint64_t flags = get64(p + ROOT_FLAGS), source = get64(p + ROOT_SOURCE);
+        if (k->objectid == COW_FS_TREE_OBJECTID && flags)
+            problem(f, "%s: %s: flags 0x%" PRIx64 ", the live subvolume has none", where, ks,
+                    flags);
+        if (k->objectid > COW_FS_TREE_OBJECTID && !root_kind(flags))
+            problem(f, "%s: %s: flags 0x%" PRIx64 ", expected exactly one of 0x%llx (snapshot) "
+                       "and 0x%llx (branch)",
+                    where, ks, flags, COW_ROOT_F_SNAPSHOT, COW_ROOT_F_BRANCH);
+        if (k->objectid > COW_FS_TREE_OBJECTID &&
+            (source < COW_FS_TREE_OBJECTID || source == k->objectid))
+            problem(f, "%s: %s: source subvolume %" PRIu64 " (expected the id, 256 or more, of "
+                       "another subvolume)",
+                    where, ks, source);
+        /* svmap: the first ROOT_ITEM of each id (a second one breaks key
+         * order, reported by check_leaf) */
+        uint32_t first;
+        int known = k->objectid < COW_FS_TREE_OBJECTID || map_get(&f->svmap, k->objectid, &first);
+        if (!ok) {
+            if (!known && map_put(&f->svmap, k->objectid, SV_BAD))
+                set_fatal(f, -ENOMEM);
             break;
-        if (vec_reserve((void **)&f->sv, &f->capsv, f->nsv + 1, sizeof(*f->sv))) {
+        }
+        if (f->nsv >= SV_BAD ||
+            vec_reserve((void **)&f->sv, &f->capsv, f->nsv + 1, sizeof(*f->sv)) ||
+            (!known && map_put(&f->svmap, k->objectid, (uint32_t)f->nsv))) {
             set_fatal(f, -ENOMEM);
             break;
         }
@@ -1006,7 +1125,33 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
         s->gen = gen;
         s->level = level;
         s->next_ino = get64(p + ROOT_NEXT_INO);
+        s->flags = flags;
+        s->source = source;
         s->root = NOIDX;
+        s->name = NOIDX;
+        break;
+    }
+    case COW_ROOT_NAME: {
+        /* names are checked against each other and the ROOT_ITEMs in
+         * check_root_names, once the whole root tree has been read */
+        char nb[1024];
+        if (k->objectid <= COW_FS_TREE_OBJECTID)
+            problem(f, "%s: %s: ROOT_NAMEs name subvolumes %llu and up (the live subvolume has "
+                       "none)",
+                    where, ks, (unsigned long long)COW_FS_TREE_OBJECTID + 1);
+        if (k->offset != 0)
+            problem(f, "%s: %s: ROOT_NAME key offset must be 0", where, ks);
+        if (size == 0 || size > COW_NAME_MAX) {
+            problem(f, "%s: %s: a name of %u bytes (1..%u)", where, ks, size, COW_NAME_MAX);
+            break;
+        }
+        name_str(p, size, nb, sizeof(nb));
+        if (memchr(p, '/', size) || memchr(p, 0, size))
+            problem(f, "%s: %s: name '%s' contains '/' or NUL", where, ks, nb);
+        if (!utf8_valid(p, size))
+            problem(f, "%s: %s: name '%s' is not valid UTF-8", where, ks, nb);
+        if (k->objectid > COW_FS_TREE_OBJECTID && names_add(&f->names, k->objectid, p, size))
+            set_fatal(f, -ENOMEM);
         break;
     }
     case COW_EXTENT_ITEM:
@@ -1300,6 +1445,10 @@ static uint32_t walk(struct fsck *f, uint64_t bytenr, uint64_t exp_gen, unsigned
             problem(f, "%s: pointer to block %" PRIu64 " has generation %" PRIu64
                        ", the block has %" PRIu64,
                     from, bytenr, exp_gen, b->gen);
+        /* first checked as some subvolume's root, where it may be empty */
+        if (!is_root && b->state == B_OK && b->level == 0 && !b->has_keys)
+            problem(f, "%s: points at block %" PRIu64 ", an empty leaf (only a root may be empty)",
+                    from, bytenr);
         return idx;
     }
     if (f->nblk >= NOIDX - 1 ||
@@ -1377,6 +1526,107 @@ static uint32_t walk_tree(struct fsck *f, int cls, uint64_t tree_id, uint64_t by
     f->cls = cls;
     f->tree_id = tree_id;
     return walk(f, bytenr, gen, level, 1, from);
+}
+
+/* "subvolume 257 (snapshot 'nightly')"; "subvolume 256" for the live one.
+ * BUF holds at least 1100 bytes. */
+static const char *sv_label(const struct fsck *f, const struct subvol *s, char *buf, size_t len)
+{
+    const char *kind = root_kind(s->flags);
+    char nb[1024];
+    if (s->name == NOIDX) {
+        if (kind)
+            snprintf(buf, len, "subvolume %" PRIu64 " (%s)", s->id, kind);
+        else
+            snprintf(buf, len, "subvolume %" PRIu64, s->id);
+        return buf;
+    }
+    name_str(names_bytes(&f->names, s->name), f->names.v[s->name].len, nb, sizeof(nb));
+    snprintf(buf, len, "subvolume %" PRIu64 " (%s%s'%s')", s->id, kind ? kind : "",
+             kind ? " " : "", nb);
+    return buf;
+}
+
+/* A subvolume name, for finding equal ones. */
+struct nref {
+    const uint8_t *p;
+    unsigned len;
+    uint64_t id;
+};
+
+static int nref_cmp(const void *a, const void *b)
+{
+    const struct nref *x = a, *y = b;
+    int c = memcmp(x->p, y->p, x->len < y->len ? x->len : y->len);
+    if (c)
+        return c;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/*
+ * Subvolume names, once the root tree has been walked: each ROOT_NAME
+ * belongs to a subvolume (a ROOT_ITEM), every subvolume but 256 has
+ * exactly one, and no two are equal.  A snapshot or branch may have been
+ * made from a subvolume that was deleted since (a note).  What needs the
+ * whole root tree is checked only if it was read completely.  Sets each
+ * subvolume's name for the messages that follow.
+ */
+static void check_root_names(struct fsck *f)
+{
+    int full = f->tree_ok[T_ROOT];
+    const struct names *nm = &f->names;
+    char nb[1024], nb2[1024], lb[1100];
+    for (size_t i = 0; i < nm->n; i++) {
+        const struct rname *r = &nm->v[i];
+        uint32_t si;
+        if (!map_get(&f->svmap, r->id, &si)) {
+            if (full)
+                problem(f, "root tree: ROOT_NAME '%s' names subvolume %" PRIu64
+                           ", which has no ROOT_ITEM",
+                        name_str(names_bytes(nm, i), r->len, nb, sizeof(nb)), r->id);
+            continue;
+        }
+        if (si == SV_BAD)
+            continue;
+        struct subvol *s = &f->sv[si];
+        if (s->name == NOIDX) {
+            s->name = (uint32_t)i;
+            continue;
+        }
+        problem(f, "root tree: subvolume %" PRIu64 " has more than one ROOT_NAME ('%s', '%s')",
+                r->id,
+                name_str(names_bytes(nm, s->name), nm->v[s->name].len, nb, sizeof(nb)),
+                name_str(names_bytes(nm, i), r->len, nb2, sizeof(nb2)));
+    }
+    for (size_t i = 0; i < f->nsv && full; i++) {
+        struct subvol *s = &f->sv[i];
+        uint32_t si, one;
+        if (s->id == COW_FS_TREE_OBJECTID || !map_get(&f->svmap, s->id, &si) || si != i)
+            continue; /* 256, or a second ROOT_ITEM of one id */
+        if (s->name == NOIDX)
+            problem(f, "root tree: %s has no ROOT_NAME", sv_label(f, s, lb, sizeof(lb)));
+        if (s->source >= COW_FS_TREE_OBJECTID && s->source != s->id &&
+            !map_get(&f->svmap, s->source, &one))
+            note(f, "%s was made from subvolume %" PRIu64 ", which no longer exists",
+                 sv_label(f, s, lb, sizeof(lb)), s->source);
+    }
+    if (nm->n < 2)
+        return;
+    struct nref *v = malloc(nm->n * sizeof(*v));
+    if (!v) {
+        set_fatal(f, -ENOMEM);
+        return;
+    }
+    for (size_t i = 0; i < nm->n; i++)
+        v[i] = (struct nref){names_bytes(nm, i), nm->v[i].len, nm->v[i].id};
+    qsort(v, nm->n, sizeof(*v), nref_cmp);
+    for (size_t i = 1; i < nm->n; i++)
+        if (v[i].len == v[i - 1].len && !memcmp(v[i].p, v[i - 1].p, v[i].len))
+            problem(f, "root tree: subvolumes %" PRIu64 " and %" PRIu64 " are both named '%s'",
+                    v[i - 1].id, v[i].id, name_str(v[i].p, v[i].len, nb, sizeof(nb)));
+    free(v);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1690,6 +1940,7 @@ struct fstate {
     struct u64map names;  /* ino -> number of entries naming it */
     struct u64map inodes; /* ino -> 1 */
     struct u64map orphans; /* ino -> 1: ORPHAN_ITEMs (unlinked, still open) */
+    struct u64map seen;   /* blocks read in this walk */
     uint64_t cur;         /* inode whose items are being read, 0 = none */
     int have_inode, warned;
     uint64_t size, nblocks, sum, next_off;
@@ -1777,13 +2028,23 @@ static void file_item(struct fsck *f, struct fstate *s, const struct cow_key *k,
     }
 }
 
-/* Reads the subvolume tree under BYTENR again, in key order. */
+/*
+ * Reads the subvolume tree under BYTENR again, in key order, every block of
+ * it, those it shares with other subvolumes included.  A block is read once
+ * per walk: in a tree whose keys increase strictly no block can be reached
+ * twice, and a tree that breaks that (a problem of pass 2) could otherwise
+ * make the walk take time exponential in its height.
+ */
 static void files_walk(struct fsck *f, struct fstate *s, uint64_t bytenr, unsigned level)
 {
-    uint32_t bi;
+    uint32_t bi, one;
     if (f->fatal || !map_get(&f->blkmap, bytenr, &bi) || f->blk[bi].state != B_OK ||
-        f->blk[bi].level != level)
+        f->blk[bi].level != level || map_get(&s->seen, bytenr, &one))
         return;
+    if (map_put(&s->seen, bytenr, 1)) {
+        set_fatal(f, -ENOMEM);
+        return;
+    }
     uint8_t b[BS];
     if (read_at(f->fd, b, BS, bytenr) || get32(b + TB_CSUM) != block_csum(b) ||
         tb_level(b) != level) {
@@ -1860,6 +2121,7 @@ static void check_files(struct fsck *f, struct subvol *sv)
     map_free(&s.orphans);
     map_free(&s.names);
     map_free(&s.inodes);
+    map_free(&s.seen);
 }
 
 /*
@@ -2465,6 +2727,9 @@ static void fsck_run(struct fsck *f)
     if (f->tree_ok[T_ROOT] && !have_fs)
         problem(f, "root tree: no ROOT_ITEM for the live subvolume %llu",
                 (unsigned long long)COW_FS_TREE_OBJECTID);
+    check_root_names(f);
+    if (f->fatal)
+        return;
     /* cross-checks */
     check_extent_items(f, subvols_ok);
     if (f->fatal)
@@ -2476,18 +2741,16 @@ static void fsck_run(struct fsck *f)
     check_space(f, all_ok);
     if (f->fatal)
         return;
-    /* files: a subvolume whose root block was checked already has the same files */
+    /* files: every subvolume over its whole tree, shared blocks and all
+     * (a snapshot has the files it has, whoever else shares them) */
     for (size_t i = 0; i < f->nsv && !f->fatal; i++) {
         struct subvol *s = &f->sv[i];
         if (s->root == NOIDX || f->blk[s->root].sub_bad) {
-            note(f, "subvolume %" PRIu64 ": files not checked, its tree is damaged", s->id);
+            char lb[1100];
+            note(f, "%s: files not checked, its tree is damaged", sv_label(f, s, lb, sizeof(lb)));
             continue;
         }
-        int seen = 0;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = f->sv[j].root == s->root && f->sv[j].next_ino == s->next_ino;
-        if (!seen)
-            check_files(f, s);
+        check_files(f, s);
     }
     if (!f->fatal && (f->flags & COW_FSCK_DATA))
         check_data(f);
@@ -2538,6 +2801,8 @@ int cow_fsck(const char *path, unsigned flags, FILE *out, struct cow_fsck_result
     free(f.pool);
     free(f.sv);
     free(f.sp);
+    names_free(&f.names);
+    map_free(&f.svmap);
     map_free(&f.blkmap);
     map_free(&f.dxmap);
     map_free(&f.logx);
@@ -2557,6 +2822,8 @@ struct dumper {
     struct u64map seen; /* blocks shown */
     struct subvol *sv;  /* ROOT_ITEMs found while showing the root tree */
     size_t nsv, capsv;
+    struct names names; /* ROOT_NAMEs found there */
+    struct u64map namemap; /* subvolume id -> index of its (first) name */
     int fatal;
 };
 
@@ -2586,15 +2853,24 @@ static void hexdump(FILE *out, const uint8_t *p, size_t len, uint64_t base, cons
     }
 }
 
-/* Prints NAME (LEN bytes) with non-printable bytes as \xNN. */
-static void put_name(FILE *out, const uint8_t *name, unsigned len)
+/*
+ * Prints NAME (LEN bytes) in double quotes with non-printable bytes as \xNN.
+ * With UTF8 (NAME is valid UTF-8) characters beyond ASCII are printed as
+ * they are, but for the C1 controls (U+0080..U+009F).
+ */
+static void put_name(FILE *out, const uint8_t *name, unsigned len, int utf8)
 {
     fputc('"', out);
     for (unsigned i = 0; i < len; i++) {
-        if (name[i] >= 0x20 && name[i] < 0x7f && name[i] != '"' && name[i] != '\\')
+        if (name[i] >= 0x20 && name[i] < 0x7f && name[i] != '"' && name[i] != '\\') {
             fputc(name[i], out);
-        else
+        } else if (utf8 && name[i] >= 0xc2 && !(name[i] == 0xc2 && name[i + 1] < 0xa0)) {
+            unsigned n = name[i] >= 0xf0 ? 4 : name[i] >= 0xe0 ? 3 : 2;
+            fwrite(name + i, 1, n, out);
+            i += n - 1;
+        } else {
             fprintf(out, "\\x%02x", name[i]);
+        }
     }
     fputc('"', out);
 }
@@ -2629,7 +2905,7 @@ static void dump_item(struct dumper *d, const struct cow_key *k, const uint8_t *
                 return;
             }
             fprintf(out, "%sino %" PRIu64 " name ", ind, get64(p + pos + DIR_ENTRY_INO));
-            put_name(out, p + pos + DIR_ENTRY_NAME, len);
+            put_name(out, p + pos + DIR_ENTRY_NAME, len, 0);
             uint32_t h = crc32c(0, p + pos + DIR_ENTRY_NAME, len);
             fprintf(out, " (hash 0x%08x%s)\n", h, h == k->offset ? "" : ", not the key offset");
             pos += DIR_ENTRY_NAME + len;
@@ -2656,16 +2932,33 @@ static void dump_item(struct dumper *d, const struct cow_key *k, const uint8_t *
             fprintf(out, "%s0x%08x%s", i % 8 ? " " : ind, get32(p + 4 * i),
                     i % 8 == 7 || i + 1 == size / 4 ? "\n" : "");
         return;
-    case COW_ROOT_ITEM:
+    case COW_ROOT_ITEM: {
         if (size != ROOT_ITEM_SIZE)
             break;
+        uint64_t flags = get64(p + ROOT_FLAGS);
+        const char *kind = root_kind(flags);
         fprintf(out, "%sbytenr %" PRIu64 " generation %" PRIu64 " level %u next_ino %" PRIu64
-                     " flags 0x%" PRIx64 " ",
+                     " flags 0x%" PRIx64 "%s%s%s ",
                 ind, get64(p + ROOT_BYTENR), get64(p + ROOT_GENERATION), p[ROOT_LEVEL],
-                get64(p + ROOT_NEXT_INO), get64(p + ROOT_FLAGS));
+                get64(p + ROOT_NEXT_INO), flags, kind ? " (" : flags ? " (UNKNOWN)" : "",
+                kind ? kind : "", kind ? ")" : "");
         dump_ns(out, "ctime", get64(p + ROOT_CTIME));
         fprintf(out, " source %" PRIu64 "\n", get64(p + ROOT_SOURCE));
         return;
+    }
+    case COW_ROOT_NAME: {
+        int utf8 = utf8_valid(p, size);
+        fprintf(out, "%sname ", ind);
+        put_name(out, p, size, utf8);
+        if (size == 0 || size > COW_NAME_MAX)
+            fprintf(out, " (%u bytes, expected 1..%u)", size, COW_NAME_MAX);
+        if (!utf8)
+            fputs(" (not valid UTF-8)", out);
+        if (memchr(p, '/', size) || memchr(p, 0, size))
+            fputs(" (contains '/' or NUL)", out);
+        fputc('\n', out);
+        return;
+    }
     case COW_EXTENT_ITEM:
     case COW_METADATA_ITEM:
         if (size != EXT_ITEM_SIZE)
@@ -2835,6 +3128,17 @@ static void dump_tree_block(struct dumper *d, uint64_t bytenr, int exp_level, un
                 sv->bytenr = get64(b + off + ROOT_BYTENR);
                 sv->gen = get64(b + off + ROOT_GENERATION);
                 sv->level = b[off + ROOT_LEVEL];
+                sv->flags = get64(b + off + ROOT_FLAGS);
+                sv->source = get64(b + off + ROOT_SOURCE);
+            }
+            uint32_t first;
+            if (collect_roots && k.type == COW_ROOT_NAME && size >= 1 && size <= COW_NAME_MAX &&
+                d->names.n < 100000 && !map_get(&d->namemap, k.objectid, &first)) {
+                if (map_put(&d->namemap, k.objectid, (uint32_t)d->names.n) ||
+                    names_add(&d->names, k.objectid, b + off, size)) {
+                    d->fatal = -ENOMEM;
+                    return;
+                }
             }
         }
         return;
@@ -3027,9 +3331,27 @@ int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
     }
     for (size_t i = 0; i < d.nsv && !d.fatal; i++) {
         struct subvol *s = &d.sv[i];
-        fprintf(out, "\nsubvolume %" PRIu64 " tree (root %" PRIu64 ", generation %" PRIu64
-                     ", level %u):\n",
-                s->id, s->bytenr, s->gen, s->level);
+        const char *kind = root_kind(s->flags);
+        uint32_t ni;
+        int named = map_get(&d.namemap, s->id, &ni);
+        fprintf(out, "\nsubvolume %" PRIu64 " tree (", s->id);
+        /* 'snapshot "nightly" of 256; ', nothing for the live subvolume */
+        if (kind || named || s->flags || s->id != COW_FS_TREE_OBJECTID) {
+            if (kind)
+                fputs(kind, out);
+            else
+                fprintf(out, "flags 0x%" PRIx64, s->flags);
+            if (named) {
+                fputc(' ', out);
+                put_name(out, names_bytes(&d.names, ni), d.names.v[ni].len,
+                         utf8_valid(names_bytes(&d.names, ni), d.names.v[ni].len));
+            } else {
+                fputs(" (no name)", out);
+            }
+            fprintf(out, " of %" PRIu64 "; ", s->source);
+        }
+        fprintf(out, "root %" PRIu64 ", generation %" PRIu64 ", level %u):\n", s->bytenr, s->gen,
+                s->level);
         dump_tree_block(&d, s->bytenr, s->level < COW_MAX_LEVEL ? (int)s->level : COW_MAX_LEVEL - 1,
                         0, 1, 0);
     }
@@ -3040,6 +3362,8 @@ out:;
     if (rc)
         fprintf(out, "%s: dump stopped: %s\n", path, strerror(-rc));
     free(d.sv);
+    names_free(&d.names);
+    map_free(&d.namemap);
     map_free(&d.seen);
     close(d.fd);
     return rc;

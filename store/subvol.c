@@ -1,0 +1,353 @@
+/*
+ * subvol.c - snapshots and branches: subvolumes that share the live one's
+ * tree blocks and data extents.
+ *
+ * A snapshot (read-only) or branch (writable) of subvolume S is a new
+ * ROOT_ITEM pointing at S's root block, whose reference count goes up by
+ * one; nothing else is copied.  The first change to a shared block copies
+ * it and pushes the references down one level (Rodeh, "B-trees, Shadowing,
+ * and Clones", ACM TOS 2008; btree.c's bt_cow), so both trees diverge by
+ * copying only the paths they change.  Deleting one drops its tree the
+ * same way (bt_drop_tree): what only it held is freed.
+ *
+ * A snapshot is taken at a commit: the running transaction is committed
+ * first, so that every block of S is clean (a block the running
+ * transaction wrote is changed in place, which a snapshot sharing it must
+ * not see), then the new root is recorded and committed with a flush.  The
+ * cost is two commits, whatever S's size.
+ *
+ * In memory each subvolume other than the live one (st->fs_tree) is a
+ * struct cow_subvol in st->subvols.  They are never freed while the store
+ * is open: open files point at their roots (cow_inode.root), and a deleted
+ * one, or one an abort took back, is only marked dead.
+ *
+ * Locking: the public functions take store->lock; the others need it.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store_int.h"
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* 1 if NAME is 1..255 bytes of valid UTF-8 without '/' (RFC 3629: no
+ * overlong forms, no surrogates, nothing past U+10FFFF). */
+int subvol_name_valid(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n < 1 || n > COW_NAME_MAX || strchr(name, '/'))
+        return 0;
+    const unsigned char *p = (const unsigned char *)name, *end = p + n;
+    while (p < end) {
+        unsigned c = *p++;
+        if (c < 0x80)
+            continue;
+        int more = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc2 ? 1 : -1;
+        if (more < 0 || c > 0xf4 || end - p < more)
+            return 0;
+        unsigned cp = c & (0x3f >> more);
+        for (int i = 0; i < more; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return 0;
+            cp = cp << 6 | (p[i] & 0x3f);
+        }
+        if ((more == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (more == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0;
+        p += more;
+    }
+    return 1;
+}
+
+static struct cow_subvol *subvol_by_id(cow_store *st, uint64_t id)
+{
+    for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
+        if (sv->root.objectid == id)
+            return sv;
+    return NULL;
+}
+
+struct cow_subvol *subvol_find(cow_store *st, const char *name)
+{
+    for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
+        if (!sv->dead && strcmp(sv->name, name) == 0)
+            return sv;
+    return NULL;
+}
+
+int subvol_load(cow_store *st)
+{
+    for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
+        sv->dead = 1;
+    struct cow_key k = {COW_FS_TREE_OBJECTID + 1, 0, 0}, f;
+    uint8_t buf[COW_MAX_ITEM_DATA];
+    size_t size;
+    for (;;) {
+        int rc = bt_seek_ge(st, &st->root_tree, &k, &f, buf, sizeof buf, &size);
+        if (rc == COW_ENOENT)
+            break;
+        if (rc)
+            return rc;
+        k = f;
+        if (++k.offset == 0 && ++k.type == 0)
+            k.objectid++;
+        if (f.type != COW_ROOT_ITEM && f.type != COW_ROOT_NAME)
+            continue;
+        if (f.objectid <= COW_FS_TREE_OBJECTID || f.offset != 0)
+            return COW_CORRUPT("root tree item (%llu, %u, %llu) names no subvolume",
+                               (unsigned long long)f.objectid, f.type,
+                               (unsigned long long)f.offset);
+        struct cow_subvol *sv = subvol_by_id(st, f.objectid);
+        if (!sv) {
+            sv = calloc(1, sizeof *sv);
+            if (!sv)
+                return cow_set_error(COW_ENOMEM, "out of memory");
+            sv->root.objectid = f.objectid;
+            sv->next = st->subvols;
+            st->subvols = sv;
+        }
+        if (f.type == COW_ROOT_ITEM) {
+            if (size != ROOT_ITEM_SIZE)
+                return COW_CORRUPT("root item of subvolume %llu has %zu bytes",
+                                   (unsigned long long)f.objectid, size);
+            root_item_get(buf, &sv->root);
+            sv->root.refcounted = 1;
+            sv->root.dirty = 0;
+            if (sv->root.level >= COW_MAX_LEVEL ||
+                (sv->root.flags != COW_ROOT_F_SNAPSHOT && sv->root.flags != COW_ROOT_F_BRANCH))
+                return COW_CORRUPT("root item of subvolume %llu is bad",
+                                   (unsigned long long)f.objectid);
+            sv->dead = 0;
+        } else {
+            if (size < 1 || size > COW_NAME_MAX || memchr(buf, 0, size))
+                return COW_CORRUPT("name of subvolume %llu has %zu bytes",
+                                   (unsigned long long)f.objectid, size);
+            memcpy(sv->name, buf, size);
+            sv->name[size] = 0;
+        }
+    }
+    for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
+        if (!sv->dead && !subvol_name_valid(sv->name))
+            return COW_CORRUPT("subvolume %llu has no valid name",
+                               (unsigned long long)sv->root.objectid);
+    return COW_OK;
+}
+
+int subvol_commit_roots(cow_store *st)
+{
+    for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next) {
+        if (sv->dead || !sv->root.dirty)
+            continue;
+        uint8_t ri[ROOT_ITEM_SIZE];
+        struct cow_key k = {sv->root.objectid, COW_ROOT_ITEM, 0};
+        root_item_put(ri, &sv->root);
+        int rc = bt_put(st, &st->root_tree, &k, ri, sizeof ri);
+        if (rc)
+            return rc;
+    }
+    return COW_OK;
+}
+
+void subvol_committed(cow_store *st)
+{
+    for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
+        sv->root.dirty = 0;
+}
+
+void subvol_free_all(cow_store *st)
+{
+    while (st->subvols) {
+        struct cow_subvol *n = st->subvols->next;
+        free(st->subvols);
+        st->subvols = n;
+    }
+}
+
+/* 1 if a file of the tree R is open. */
+static int root_in_use(cow_store *st, const struct cow_root *r)
+{
+    for (struct cow_inode *in = st->inodes; in; in = in->next)
+        if (in->root == r)
+            return 1;
+    return 0;
+}
+
+int cow_subvol_create(cow_store *st, const char *name, int kind, const char *source)
+{
+    if (!subvol_name_valid(name))
+        return cow_set_error(COW_EINVAL, "bad snapshot or branch name (1 to 255 bytes of UTF-8, "
+                                         "no '/')");
+    if (kind != COW_SUBVOL_SNAPSHOT && kind != COW_SUBVOL_BRANCH)
+        return cow_set_error(COW_EINVAL, "kind must be COW_SUBVOL_SNAPSHOT or _BRANCH");
+    /* what was written before this call is in the snapshot */
+    int rc = pc_writeback_all(st);
+    if (rc)
+        return rc;
+    cow_mutex_lock(&st->lock);
+    rc = txn_begin_change(st);
+    struct cow_root *src = &st->fs_tree;
+    if (!rc && source && *source) {
+        struct cow_subvol *s = subvol_find(st, source);
+        if (s)
+            src = &s->root;
+        else
+            rc = cow_set_error(COW_ENOENT, "no snapshot or branch named %s", source);
+    }
+    if (!rc && subvol_find(st, name))
+        rc = cow_set_error(COW_EEXIST, "a snapshot or branch named %s exists", name);
+    /* every block of the source clean: shared blocks are never changed in
+     * place */
+    if (!rc)
+        rc = txn_commit(st, 0);
+    struct cow_subvol *sv = NULL;
+    if (!rc) {
+        /* past every id in use or named as a source, so that a source id
+         * never comes to name a different, later subvolume */
+        uint64_t id = COW_FS_TREE_OBJECTID;
+        for (struct cow_subvol *s = st->subvols; s; s = s->next) {
+            if (s->root.objectid > id)
+                id = s->root.objectid;
+            if (s->root.source > id)
+                id = s->root.source;
+        }
+        sv = calloc(1, sizeof *sv);
+        if (!sv)
+            rc = cow_set_error(COW_ENOMEM, "out of memory");
+        else {
+            sv->root = *src;
+            sv->root.objectid = id + 1;
+            sv->root.refcounted = 1;
+            sv->root.flags = kind == COW_SUBVOL_SNAPSHOT ? COW_ROOT_F_SNAPSHOT : COW_ROOT_F_BRANCH;
+            sv->root.ctime = now_ns();
+            sv->root.source = src->objectid;
+            sv->root.dirty = 1; /* its ROOT_ITEM goes in at commit */
+            strcpy(sv->name, name);
+            sv->next = st->subvols;
+            st->subvols = sv;
+        }
+    }
+    if (!rc) {
+        struct cow_key nk = {sv->root.objectid, COW_ROOT_NAME, 0};
+        rc = refs_add(st, src->bytenr, COW_BLOCK_SIZE, 0, src->level, +1);
+        if (!rc)
+            rc = bt_insert(st, &st->root_tree, &nk, name, strlen(name));
+        if (rc)
+            rc = txn_abort(st, rc); /* SV is dead after the reload */
+        else
+            rc = txn_commit(st, 1);
+    }
+    cow_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int cow_subvol_delete(cow_store *st, const char *name)
+{
+    if (!subvol_name_valid(name))
+        return cow_set_error(COW_EINVAL, "bad snapshot or branch name");
+    cow_mutex_lock(&st->lock);
+    int rc = txn_begin_change(st);
+    struct cow_subvol *sv = rc ? NULL : subvol_find(st, name);
+    if (!rc && !sv)
+        rc = cow_set_error(COW_ENOENT, "no snapshot or branch named %s", name);
+    if (!rc && root_in_use(st, &sv->root))
+        rc = cow_set_error(COW_EBUSY, "%s has open files", name);
+    if (!rc)
+        rc = txn_commit(st, 0); /* its blocks clean */
+    if (!rc) {
+        struct cow_key k = {sv->root.objectid, COW_ROOT_ITEM, 0};
+        struct cow_key nk = {sv->root.objectid, COW_ROOT_NAME, 0};
+        rc = bt_drop_tree(st, &sv->root);
+        if (!rc)
+            rc = bt_delete(st, &st->root_tree, &k);
+        if (!rc)
+            rc = bt_delete(st, &st->root_tree, &nk);
+        if (!rc) {
+            sv->dead = 1;
+            rc = txn_commit(st, 1);
+        } else {
+            rc = txn_abort(st, rc);
+        }
+    }
+    cow_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int cow_subvol_list(cow_store *st, int (*cb)(void *arg, const struct cow_subvol_info *si),
+                    void *arg)
+{
+    size_t n = 0;
+    struct cow_subvol_info *v = NULL;
+    cow_mutex_lock(&st->lock);
+    for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
+        n += !sv->dead;
+    int rc = COW_OK;
+    if (n && !(v = calloc(n, sizeof *v)))
+        rc = cow_set_error(COW_ENOMEM, "out of memory");
+    size_t i = 0;
+    for (struct cow_subvol *sv = st->subvols; sv && !rc; sv = sv->next) {
+        if (sv->dead)
+            continue;
+        strcpy(v[i].name, sv->name);
+        v[i].id = sv->root.objectid;
+        v[i].kind = sv->root.flags == COW_ROOT_F_SNAPSHOT ? COW_SUBVOL_SNAPSHOT
+                                                          : COW_SUBVOL_BRANCH;
+        v[i].ctime_ns = sv->root.ctime;
+        v[i].source_id = sv->root.source;
+        struct cow_subvol *src = subvol_by_id(st, sv->root.source);
+        if (sv->root.source == COW_FS_TREE_OBJECTID)
+            v[i].source[0] = 0;
+        else if (src && !src->dead)
+            strcpy(v[i].source, src->name);
+        else
+            strcpy(v[i].source, "(deleted)");
+        i++;
+    }
+    cow_mutex_unlock(&st->lock);
+    /* oldest first */
+    for (size_t a = 0; a < n && !rc; a++) {
+        size_t m = a;
+        for (size_t b = a + 1; b < n; b++)
+            if (v[b].id < v[m].id)
+                m = b;
+        struct cow_subvol_info t = v[a];
+        v[a] = v[m];
+        v[m] = t;
+        rc = cb(arg, &v[a]);
+    }
+    free(v);
+    return rc;
+}
+
+int cow_subvol_file_open(cow_store *st, const char *subvol, const char *name, int create,
+                         cow_file **out)
+{
+    *out = NULL;
+    if (!subvol || !*subvol)
+        return cow_file_open(st, name, create, out);
+    cow_mutex_lock(&st->lock);
+    struct cow_subvol *sv = subvol_find(st, subvol);
+    int ro = sv && sv->root.flags == COW_ROOT_F_SNAPSHOT;
+    cow_mutex_unlock(&st->lock);
+    if (!sv)
+        return cow_set_error(COW_ENOENT, "no snapshot or branch named %s", subvol);
+    if (ro && create) {
+        /* a snapshot has what it has: only an existing file opens */
+        int rc = file_open_in(st, &sv->root, name, 0, out);
+        if (rc == COW_ENOENT)
+            rc = cow_set_error(COW_EROFS, "%s is a snapshot (read-only)", subvol);
+        return rc;
+    }
+    int rc = file_open_in(st, &sv->root, name, create, out);
+    if (rc == COW_OK && sv->dead) { /* deleted meanwhile */
+        cow_file_close(*out);
+        *out = NULL;
+        rc = cow_set_error(COW_ENOENT, "no snapshot or branch named %s", subvol);
+    }
+    return rc;
+}
