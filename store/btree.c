@@ -207,17 +207,12 @@ int bt_free_block(cow_store *st, struct cow_root *r, uint64_t bytenr, unsigned l
     return alloc_free(st, bytenr, COW_BLOCK_SIZE);
 }
 
-/* Rodeh: a shared block is being copied: everything it points at gains a
- * reference from the copy. */
-static int add_child_refs(cow_store *st, const uint8_t *b)
+/* Adds DELTA to the reference count of every data extent leaf B's
+ * EXTENT_DATA items point at. */
+static int leaf_extent_refs(cow_store *st, const uint8_t *b, int64_t delta)
 {
     unsigned n = tb_nritems(b);
     int rc = COW_OK;
-    if (tb_level(b) > 0) {
-        for (unsigned i = 0; i < n && !rc; i++)
-            rc = refs_add(st, node_child(b, i), COW_BLOCK_SIZE, 0, tb_level(b) - 1, +1);
-        return rc;
-    }
     for (unsigned i = 0; i < n && !rc; i++) {
         struct cow_key k;
         key_get(&k, leaf_item(b, i));
@@ -226,8 +221,21 @@ static int add_child_refs(cow_store *st, const uint8_t *b)
         const uint8_t *fe = b + leaf_data_off(b, i);
         if (get64(fe + FE_DISK_BYTENR))
             rc = refs_add(st, get64(fe + FE_DISK_BYTENR), get64(fe + FE_DISK_NUM_BYTES), 1, 0,
-                          +1);
+                          delta);
     }
+    return rc;
+}
+
+/* Rodeh: a shared block is being copied: everything it points at gains a
+ * reference from the copy. */
+static int add_child_refs(cow_store *st, const uint8_t *b)
+{
+    unsigned n = tb_nritems(b);
+    int rc = COW_OK;
+    if (tb_level(b) == 0)
+        return leaf_extent_refs(st, b, +1);
+    for (unsigned i = 0; i < n && !rc; i++)
+        rc = refs_add(st, node_child(b, i), COW_BLOCK_SIZE, 0, tb_level(b) - 1, +1);
     return rc;
 }
 
@@ -571,20 +579,10 @@ static int drop_block(cow_store *st, uint64_t bytenr, uint64_t gen, unsigned lev
             return rc;
         memcpy(b, e->data, sizeof b);
         unsigned n = tb_nritems(b);
-        for (unsigned i = 0; i < n && !rc; i++) {
-            if (level > 0) {
-                rc = drop_block(st, node_child(b, i), node_child_gen(b, i), level - 1);
-                continue;
-            }
-            struct cow_key k;
-            key_get(&k, leaf_item(b, i));
-            if (k.type != COW_EXTENT_DATA || leaf_data_size(b, i) < FE_ITEM_SIZE)
-                continue;
-            const uint8_t *fe = b + leaf_data_off(b, i);
-            if (get64(fe + FE_DISK_BYTENR))
-                rc = refs_add(st, get64(fe + FE_DISK_BYTENR), get64(fe + FE_DISK_NUM_BYTES), 1, 0,
-                              -1);
-        }
+        if (level == 0)
+            rc = leaf_extent_refs(st, b, -1);
+        for (unsigned i = 0; i < n && level > 0 && !rc; i++)
+            rc = drop_block(st, node_child(b, i), node_child_gen(b, i), level - 1);
         if (rc)
             return rc;
     }

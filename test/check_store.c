@@ -1703,8 +1703,6 @@ START_TEST(delalloc_full_disk_fails_the_write_not_writeback)
 }
 END_TEST
 
-/* The dirty limit bounds buffered data: a long run of writes stays within
- * it (plus one write), and the data is right. */
 /*
  * The same with writes that need much metadata: random 4 KiB overwrites
  * of a file, each of which splits an extent item and adds a csum and an
@@ -1766,6 +1764,8 @@ START_TEST(delalloc_full_disk_metadata)
 }
 END_TEST
 
+/* The dirty limit bounds buffered data: a long run of writes stays within
+ * it (plus one write), and the data is right. */
 START_TEST(delalloc_dirty_limit_bounds_memory)
 {
     struct cow_dev *dev = memdev_new(NULL);
