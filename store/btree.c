@@ -207,6 +207,18 @@ int bt_free_block(cow_store *st, struct cow_root *r, uint64_t bytenr, unsigned l
     return alloc_free(st, bytenr, COW_BLOCK_SIZE);
 }
 
+int bt_leaf_extent(const uint8_t *b, unsigned i, uint64_t *bytenr, uint64_t *len)
+{
+    struct cow_key k;
+    key_get(&k, leaf_item(b, i));
+    if (k.type != COW_EXTENT_DATA || leaf_data_size(b, i) < FE_ITEM_SIZE)
+        return 0;
+    const uint8_t *fe = b + leaf_data_off(b, i);
+    *bytenr = get64(fe + FE_DISK_BYTENR);
+    *len = get64(fe + FE_DISK_NUM_BYTES);
+    return *bytenr != 0;
+}
+
 /* Adds DELTA to the reference count of every data extent leaf B's
  * EXTENT_DATA items point at. */
 static int leaf_extent_refs(cow_store *st, const uint8_t *b, int64_t delta)
@@ -214,14 +226,9 @@ static int leaf_extent_refs(cow_store *st, const uint8_t *b, int64_t delta)
     unsigned n = tb_nritems(b);
     int rc = COW_OK;
     for (unsigned i = 0; i < n && !rc; i++) {
-        struct cow_key k;
-        key_get(&k, leaf_item(b, i));
-        if (k.type != COW_EXTENT_DATA || leaf_data_size(b, i) < FE_ITEM_SIZE)
-            continue;
-        const uint8_t *fe = b + leaf_data_off(b, i);
-        if (get64(fe + FE_DISK_BYTENR))
-            rc = refs_add(st, get64(fe + FE_DISK_BYTENR), get64(fe + FE_DISK_NUM_BYTES), 1, 0,
-                          delta);
+        uint64_t bytenr, len;
+        if (bt_leaf_extent(b, i, &bytenr, &len))
+            rc = refs_add(st, bytenr, len, 1, 0, delta);
     }
     return rc;
 }

@@ -159,8 +159,10 @@ static int inode_save(cow_store *st, struct cow_inode *in)
     return bt_put(st, in->root, &k, it, sizeof it);
 }
 
-/* The open inode INO of the subvolume tree R, read in if needed. */
-static int inode_get(cow_store *st, struct cow_root *r, uint64_t ino, struct cow_inode **out)
+/* The open inode INO of the subvolume tree R, read in if needed; NAME is
+ * the name it is opened by (NULL: none). */
+static int inode_get(cow_store *st, struct cow_root *r, uint64_t ino, const char *name,
+                     struct cow_inode **out)
 {
     for (struct cow_inode *in = st->inodes; in; in = in->next)
         if (in->ino == ino && in->root == r) {
@@ -168,18 +170,22 @@ static int inode_get(cow_store *st, struct cow_root *r, uint64_t ino, struct cow
             return COW_OK;
         }
     struct cow_inode *in = calloc(1, sizeof *in);
-    if (!in)
+    if (!in || (name && !(in->name = strdup(name)))) {
+        free(in);
         return cow_set_error(COW_ENOMEM, "out of memory");
+    }
     in->ino = ino;
     in->root = r;
     int rc = pc_init(in);
     if (rc) {
+        free(in->name);
         free(in);
         return rc;
     }
     rc = inode_read(st, in);
     if (rc) {
         pc_destroy(in);
+        free(in->name);
         free(in);
         return rc == COW_ENOENT ? COW_CORRUPT("name points at missing inode %llu",
                                               (unsigned long long)ino)
@@ -195,6 +201,7 @@ static void inode_free(struct cow_inode *in)
 {
     pc_destroy(in);
     free(in->lr);
+    free(in->name);
     free(in);
 }
 
@@ -223,7 +230,7 @@ static void inode_forget(cow_store *st, struct cow_inode *in)
 
 int file_inode_get(cow_store *st, uint64_t ino, struct cow_inode **out)
 {
-    return inode_get(st, &st->fs_tree, ino, out);
+    return inode_get(st, &st->fs_tree, ino, NULL, out);
 }
 
 int file_inode_save(cow_store *st, struct cow_inode *in)
@@ -906,9 +913,13 @@ int file_open_in(cow_store *st, struct cow_root *r, const char *name, int create
     }
     if (rc)
         goto out;
-    rc = inode_get(st, r, ino, &in);
+    rc = inode_get(st, r, ino, name, &in);
     if (rc)
         goto out;
+    if (!in->name && !(in->name = strdup(name))) { /* read in by log replay */
+        rc = cow_set_error(COW_ENOMEM, "out of memory");
+        goto out;
+    }
     f = calloc(1, sizeof *f);
     if (!f || !(f->name = strdup(name))) {
         free(f);
@@ -1195,6 +1206,40 @@ static int unlink_locked(cow_store *st, struct cow_root *r, const char *name)
     return COW_OK;
 }
 
+int file_unlink_in(cow_store *st, struct cow_root *r, const char *name)
+{
+    return unlink_locked(st, r, name);
+}
+
+int file_rebind(cow_store *st, struct cow_inode *in)
+{
+    struct cow_root *r = in->root;
+    uint64_t ino;
+    if (!in->name)
+        return cow_set_error(COW_EINVAL, "open inode %llu has no name",
+                             (unsigned long long)in->ino);
+    int rc = file_lookup(st, r, in->name, &ino);
+    if (rc == COW_ENOENT) {
+        struct cow_inode tmp = {.root = r};
+        tmp.ino = r->next_ino++;
+        tmp.generation = st->transid;
+        r->dirty = 1;
+        rc = inode_save(st, &tmp);
+        if (!rc)
+            rc = dir_add(st, r, in->name, tmp.ino);
+        ino = tmp.ino;
+    }
+    if (rc)
+        return rc;
+    oe_wait_range(st, in, 0, UINT64_MAX);
+    pc_punch(st, in, 0);
+    in->ino = ino;
+    in->nlr = 0;
+    in->log_size = in->log_overflow = 0;
+    in->orphan = 0;
+    return inode_read(st, in);
+}
+
 int cow_unlink(cow_store *st, const char *name)
 {
     if (!file_name_valid(name))
@@ -1242,8 +1287,17 @@ int cow_rename(cow_store *st, const char *from, const char *to)
     rc = dir_remove(st, r, from);
     if (!rc)
         rc = dir_add(st, r, to, ino);
-    if (rc)
+    if (rc) {
         rc = txn_abort(st, rc);
+        goto out;
+    }
+    for (struct cow_inode *in = st->inodes; in; in = in->next) {
+        char *nm;
+        if (in->root == r && in->ino == ino && (nm = strdup(to))) {
+            free(in->name);
+            in->name = nm;
+        }
+    }
 out:
     UNLOCK(st);
     return rc;

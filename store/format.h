@@ -241,10 +241,13 @@
 #define ROOT_CTIME 40
 #define ROOT_SOURCE 48
 #define ROOT_ITEM_SIZE 64
-/* ROOT_ITEM flags: the live subvolume (256) has none; every other one is
- * exactly one of these. */
-#define COW_ROOT_F_SNAPSHOT 0x1ull /* read-only */
-#define COW_ROOT_F_BRANCH 0x2ull   /* writable */
+/* ROOT_ITEM flags: the live subvolume (256) has none; every other one has
+ * exactly one of SNAPSHOT and BRANCH, and a branch may have INCOMPLETE: it
+ * is being made (the VFS is rolling back a hot journal in it before it
+ * becomes what was asked for); the next writable open deletes it. */
+#define COW_ROOT_F_SNAPSHOT 0x1ull   /* read-only */
+#define COW_ROOT_F_BRANCH 0x2ull     /* writable */
+#define COW_ROOT_F_INCOMPLETE 0x4ull /* with BRANCH: not finished */
 
 /*
  * ROOT_NAME, key (subvol id, 144, 0), in the root tree: the name of a

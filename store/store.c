@@ -168,6 +168,8 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
     }
     if (rc == COW_OK && !st->readonly) {
         rc = file_cleanup_orphans(st, &st->fs_tree);
+        if (rc == COW_OK)
+            rc = subvol_drop_incomplete(st);
         for (struct cow_subvol *sv = st->subvols; sv && rc == COW_OK; sv = sv->next)
             if (!sv->dead && sv->root.flags == COW_ROOT_F_BRANCH)
                 rc = file_cleanup_orphans(st, &sv->root);

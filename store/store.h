@@ -279,6 +279,88 @@ int cow_rename(cow_store *st, const char *from, const char *to);
  */
 int cow_subvol_create(cow_store *st, const char *name, int kind, const char *source);
 
+/* 1 if NAME is a valid snapshot or branch name: 1..255 bytes of UTF-8
+ * (RFC 3629) without '/'; else 0. */
+int cow_subvol_name_valid(const char *name);
+
+/*
+ * cow_subvol_create() for the VFS, with two extras, in the same commit:
+ *
+ *   DROP      (NULL or a file name) is removed from the new subvolume if it
+ *             is there: the VFS drops a rollback journal that holds no
+ *             change the database file has (a writer that has not yet
+ *             written the database), so the snapshot has no hot journal.
+ *   INCOMPLETE  the subvolume is made as a branch that is not finished:
+ *             cow_subvol_list() skips it, cow_subvol_kind() reports it as
+ *             COW_SUBVOL_INCOMPLETE, only cow_subvol_file_open() reaches it,
+ *             and the next writable open of the store deletes it (a crash
+ *             before cow_subvol_finish() leaves nothing).  The VFS lets
+ *             SQLite roll back a hot journal in it, then finishes it.
+ *
+ * Errors as cow_subvol_create().
+ */
+int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *source,
+                         const char *drop, int incomplete);
+
+/*
+ * Finishes NAME, made with INCOMPLETE: it becomes a snapshot or branch
+ * (KIND) and is listed from now on; one flushed commit.  Errors: COW_ENOENT
+ * (no such incomplete subvolume), COW_EINVAL, COW_EROFS, and those of a
+ * commit.  Takes store->lock.
+ */
+int cow_subvol_finish(cow_store *st, const char *name, int kind);
+
+#define COW_SUBVOL_INCOMPLETE 3 /* cow_subvol_kind(): not finished */
+
+/*
+ * Sets *KIND to COW_SUBVOL_SNAPSHOT, _BRANCH or _INCOMPLETE for the
+ * subvolume NAME.  COW_ENOENT if there is none, COW_EINVAL for a bad name.
+ * Takes store->lock.
+ */
+int cow_subvol_kind(cow_store *st, const char *name, int *kind);
+
+/*
+ * Resets TARGET (NULL or "": the live files; else a branch) to SOURCE (a
+ * snapshot or a branch other than TARGET): TARGET's tree becomes a copy of
+ * SOURCE's root (reference count +1, shared as a snapshot shares it) and its
+ * old tree is dropped, in one flushed commit, whatever the size.
+ *
+ * Handles open on TARGET's files stay valid: each is rebound, by its name,
+ * to the file of that name in the restored tree, with its cached pages
+ * dropped; a name SOURCE does not have is created empty.  The caller makes
+ * sure nothing reads or writes TARGET's files meanwhile (the VFS holds
+ * every SQLite lock of the database).  Buffered writes of TARGET are
+ * written back first and then discarded with the old tree.
+ *
+ * Errors: COW_EINVAL (bad names, SOURCE == TARGET), COW_ENOENT (no such
+ * SOURCE or TARGET), COW_EROFS (TARGET is a snapshot, or the store is
+ * read-only), COW_EBUSY (a file of TARGET was unlinked while open),
+ * COW_EFAILED, and those of a commit; on error nothing changed.  Takes
+ * the open files' invalidate locks, then store->lock.
+ */
+int cow_subvol_restore(cow_store *st, const char *target, const char *source);
+
+/* Space a subvolume references (see cow_subvol_usage()). */
+struct cow_subvol_usage {
+    uint64_t exclusive_bytes; /* tree blocks and data extents referenced by
+                               * this subvolume only: what deleting it frees */
+    uint64_t shared_bytes;    /* ... referenced by it and by others */
+    uint64_t exclusive_data;  /* the data extents in exclusive_bytes */
+    uint64_t shared_data;     /* the data extents in shared_bytes */
+};
+
+/*
+ * Computes the space NAME (NULL or "": the live files) references, by
+ * walking its tree: a tree block is exclusive when it and every block on
+ * its path from the root have a reference count of 1 (Rodeh's implicit
+ * sharing: a block under a shared block is shared); a data extent is
+ * exclusive when every reference to it comes from exclusive leaves of this
+ * tree.  Extents are counted whole (disk bytes).  Cost: one walk of the
+ * tree.  Errors: COW_EINVAL, COW_ENOENT, COW_ENOMEM, I/O and corruption
+ * errors.  Takes store->lock.
+ */
+int cow_subvol_usage(cow_store *st, const char *name, struct cow_subvol_usage *u);
+
 /*
  * Deletes the snapshot or branch NAME: its tree is dropped (Rodeh's
  * deletion) and exactly the blocks and extents only it held are freed, in
@@ -297,7 +379,8 @@ struct cow_subvol_info {
     char source[256];     /* its name, "" for the live files, "(deleted)" */
 };
 
-/* Calls CB for each snapshot and branch, oldest first; stops early if CB
+/* Calls CB for each snapshot and branch, oldest first, skipping those
+ * still being made (cow_subvol_create_incomplete); stops early if CB
  * returns != 0 (and returns that).  COW_ENOMEM. */
 int cow_subvol_list(cow_store *st, int (*cb)(void *arg, const struct cow_subvol_info *si),
                     void *arg);
@@ -312,6 +395,12 @@ int cow_subvol_list(cow_store *st, int (*cb)(void *arg, const struct cow_subvol_
  */
 int cow_subvol_file_open(cow_store *st, const char *subvol, const char *name, int create,
                          cow_file **out);
+
+/* cow_exists() and cow_unlink() in the snapshot or branch SUBVOL (NULL or
+ * "": the live files).  COW_ENOENT also for a missing SUBVOL; unlinking in
+ * a snapshot is COW_EROFS. */
+int cow_subvol_exists(cow_store *st, const char *subvol, const char *name, int *exists);
+int cow_subvol_unlink(cow_store *st, const char *subvol, const char *name);
 
 /* ---- listing and usage ---- */
 

@@ -189,6 +189,9 @@ struct cow_inode {
     struct cow_root *root; /* the subvolume tree it lives in (the live one,
                             * st->fs_tree, or a snapshot's or branch's) */
     uint64_t ino;
+    char *name;        /* the name it was opened by (kept across renames),
+                        * for cow_subvol_restore's rebinding; NULL for the
+                        * transient inodes of cleanup paths */
     uint64_t size;     /* bytes, as the file's users see it (buffered
                         * writes included) */
     uint64_t disk_size;/* bytes, as the INODE_ITEM has it: grows only as
@@ -404,6 +407,10 @@ int bt_drop_tree(cow_store *st, struct cow_root *r);
 /* Calls CB(arg, eb, level) for every block of the tree (pre-order). */
 int bt_walk_blocks(cow_store *st, struct cow_root *r,
                    int (*cb)(cow_store *st, void *arg, struct eb *e), void *arg);
+/* 1 if item I of leaf B is an EXTENT_DATA item pointing at a data extent
+ * (one reference to it: the rule every refcount of data follows), with
+ * the extent's start and length (disk bytes) in *bytenr and *len; else 0. */
+int bt_leaf_extent(const uint8_t *b, unsigned i, uint64_t *bytenr, uint64_t *len);
 /* Frees a tree block no longer referenced from its tree. */
 int bt_free_block(cow_store *st, struct cow_root *r, uint64_t bytenr, unsigned level);
 
@@ -492,6 +499,9 @@ int subvol_commit_roots(cow_store *st);
 /* After a commit: nothing dirty. */
 void subvol_committed(cow_store *st);
 void subvol_free_all(cow_store *st);
+/* Open: deletes the subvolumes left INCOMPLETE by a crash (running
+ * transaction; aborted on error).  Lock held. */
+int subvol_drop_incomplete(cow_store *st);
 
 /* ROOT_ITEM bytes <-> a cow_root's fields (bytenr, generation, level,
  * next_ino, flags, ctime, source). */
@@ -545,6 +555,16 @@ int file_name_valid(const char *name);
 int file_lookup(cow_store *st, struct cow_root *r, const char *name, uint64_t *ino);
 /* Frees the inodes of R that were unlinked while open (ORPHAN_ITEMs). */
 int file_cleanup_orphans(cow_store *st, struct cow_root *r);
+/* Removes NAME from the subvolume tree R (an open file becomes an orphan,
+ * freed at its last close).  COW_ENOENT if it is not there.  Lock held;
+ * on another error the transaction was aborted. */
+int file_unlink_in(cow_store *st, struct cow_root *r, const char *name);
+/* Points the open inode IN, in the subvolume tree whose root was just
+ * replaced (cow_subvol_restore), at the file NAME of that tree, creating
+ * it empty if missing: its cached pages are dropped and its size, block
+ * count and generation read again.  Lock and IN's invalidate lock (excl)
+ * held; the caller aborts the transaction on error. */
+int file_rebind(cow_store *st, struct cow_inode *in);
 /* cow_file_open() in the subvolume tree R (which must stay allocated while
  * files are open in it). */
 int file_open_in(cow_store *st, struct cow_root *r, const char *name, int create,

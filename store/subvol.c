@@ -65,6 +65,11 @@ int subvol_name_valid(const char *name)
     return 1;
 }
 
+int cow_subvol_name_valid(const char *name)
+{
+    return subvol_name_valid(name);
+}
+
 static struct cow_subvol *subvol_by_id(cow_store *st, uint64_t id)
 {
     for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
@@ -120,7 +125,8 @@ int subvol_load(cow_store *st)
             sv->root.refcounted = 1;
             sv->root.dirty = 0;
             if (sv->root.level >= COW_MAX_LEVEL ||
-                (sv->root.flags != COW_ROOT_F_SNAPSHOT && sv->root.flags != COW_ROOT_F_BRANCH))
+                (sv->root.flags != COW_ROOT_F_SNAPSHOT && sv->root.flags != COW_ROOT_F_BRANCH &&
+                 sv->root.flags != (COW_ROOT_F_BRANCH | COW_ROOT_F_INCOMPLETE)))
                 return COW_CORRUPT("root item of subvolume %llu is bad",
                                    (unsigned long long)f.objectid);
             sv->dead = 0;
@@ -180,6 +186,12 @@ static int root_in_use(cow_store *st, const struct cow_root *r)
 
 int cow_subvol_create(cow_store *st, const char *name, int kind, const char *source)
 {
+    return cow_subvol_create_ex(st, name, kind, source, NULL, 0);
+}
+
+int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *source,
+                         const char *drop, int incomplete)
+{
     if (!subvol_name_valid(name))
         return cow_set_error(COW_EINVAL, "bad snapshot or branch name (1 to 255 bytes of UTF-8, "
                                          "no '/')");
@@ -194,7 +206,7 @@ int cow_subvol_create(cow_store *st, const char *name, int kind, const char *sou
     struct cow_root *src = &st->fs_tree;
     if (!rc && source && *source) {
         struct cow_subvol *s = subvol_find(st, source);
-        if (s)
+        if (s && !(s->root.flags & COW_ROOT_F_INCOMPLETE))
             src = &s->root;
         else
             rc = cow_set_error(COW_ENOENT, "no snapshot or branch named %s", source);
@@ -223,7 +235,9 @@ int cow_subvol_create(cow_store *st, const char *name, int kind, const char *sou
             sv->root = *src;
             sv->root.objectid = id + 1;
             sv->root.refcounted = 1;
-            sv->root.flags = kind == COW_SUBVOL_SNAPSHOT ? COW_ROOT_F_SNAPSHOT : COW_ROOT_F_BRANCH;
+            sv->root.flags = incomplete                   ? COW_ROOT_F_BRANCH | COW_ROOT_F_INCOMPLETE
+                             : kind == COW_SUBVOL_SNAPSHOT ? COW_ROOT_F_SNAPSHOT
+                                                           : COW_ROOT_F_BRANCH;
             sv->root.ctime = now_ns();
             sv->root.source = src->objectid;
             sv->root.dirty = 1; /* its ROOT_ITEM goes in at commit */
@@ -237,12 +251,205 @@ int cow_subvol_create(cow_store *st, const char *name, int kind, const char *sou
         rc = refs_add(st, src->bytenr, COW_BLOCK_SIZE, 0, src->level, +1);
         if (!rc)
             rc = bt_insert(st, &st->root_tree, &nk, name, strlen(name));
+        if (!rc && drop) {
+            rc = file_unlink_in(st, &sv->root, drop); /* copies the path only */
+            if (rc == COW_ENOENT)
+                rc = COW_OK;
+            else if (rc)
+                goto out; /* aborted */
+        }
         if (rc)
             rc = txn_abort(st, rc); /* SV is dead after the reload */
         else
             rc = txn_commit(st, 1);
     }
+out:
     cow_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int cow_subvol_finish(cow_store *st, const char *name, int kind)
+{
+    if (!subvol_name_valid(name))
+        return cow_set_error(COW_EINVAL, "bad snapshot or branch name");
+    if (kind != COW_SUBVOL_SNAPSHOT && kind != COW_SUBVOL_BRANCH)
+        return cow_set_error(COW_EINVAL, "kind must be COW_SUBVOL_SNAPSHOT or _BRANCH");
+    int rc = pc_writeback_all(st); /* what was written in it is in it */
+    if (rc)
+        return rc;
+    cow_mutex_lock(&st->lock);
+    rc = txn_begin_change(st);
+    struct cow_subvol *sv = rc ? NULL : subvol_find(st, name);
+    if (!rc && (!sv || !(sv->root.flags & COW_ROOT_F_INCOMPLETE)))
+        rc = cow_set_error(COW_ENOENT, "no unfinished branch named %s", name);
+    if (!rc && kind == COW_SUBVOL_SNAPSHOT && root_in_use(st, &sv->root))
+        rc = cow_set_error(COW_EBUSY, "%s has open files", name);
+    if (!rc) {
+        sv->root.flags = kind == COW_SUBVOL_SNAPSHOT ? COW_ROOT_F_SNAPSHOT : COW_ROOT_F_BRANCH;
+        sv->root.dirty = 1;
+        st->txn_dirty = 1;
+        rc = txn_commit(st, 1);
+    }
+    cow_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int cow_subvol_kind(cow_store *st, const char *name, int *kind)
+{
+    *kind = 0;
+    if (!subvol_name_valid(name))
+        return cow_set_error(COW_EINVAL, "bad snapshot or branch name");
+    cow_mutex_lock(&st->lock);
+    struct cow_subvol *sv = subvol_find(st, name);
+    int rc = COW_OK;
+    if (!sv)
+        rc = cow_set_error(COW_ENOENT, "no snapshot or branch named %s", name);
+    else
+        *kind = (sv->root.flags & COW_ROOT_F_INCOMPLETE) ? COW_SUBVOL_INCOMPLETE
+                : sv->root.flags == COW_ROOT_F_SNAPSHOT  ? COW_SUBVOL_SNAPSHOT
+                                                         : COW_SUBVOL_BRANCH;
+    cow_mutex_unlock(&st->lock);
+    return rc;
+}
+
+/* Drops SV's tree and its items in the running transaction; aborts it on
+ * error.  Lock held. */
+static int subvol_drop(cow_store *st, struct cow_subvol *sv)
+{
+    struct cow_key k = {sv->root.objectid, COW_ROOT_ITEM, 0};
+    struct cow_key nk = {sv->root.objectid, COW_ROOT_NAME, 0};
+    int rc = bt_drop_tree(st, &sv->root);
+    if (!rc)
+        rc = bt_delete(st, &st->root_tree, &k);
+    if (!rc)
+        rc = bt_delete(st, &st->root_tree, &nk);
+    if (rc)
+        return txn_abort(st, rc);
+    sv->dead = 1;
+    return COW_OK;
+}
+
+int subvol_drop_incomplete(cow_store *st)
+{
+    for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next) {
+        if (sv->dead || !(sv->root.flags & COW_ROOT_F_INCOMPLETE))
+            continue;
+        int rc = txn_begin_change(st);
+        if (!rc)
+            rc = subvol_drop(st, sv);
+        if (rc)
+            return rc;
+    }
+    return COW_OK;
+}
+
+/* The tree NAME names: the live one for NULL or "", else a finished
+ * snapshot or branch.  COW_ENOENT.  Lock held. */
+static int subvol_root(cow_store *st, const char *name, struct cow_root **out,
+                       struct cow_subvol **svp)
+{
+    *out = NULL;
+    if (svp)
+        *svp = NULL;
+    if (!name || !*name) {
+        *out = &st->fs_tree;
+        return COW_OK;
+    }
+    struct cow_subvol *sv = subvol_find(st, name);
+    if (!sv || (sv->root.flags & COW_ROOT_F_INCOMPLETE))
+        return cow_set_error(COW_ENOENT, "no snapshot or branch named %s", name);
+    *out = &sv->root;
+    if (svp)
+        *svp = sv;
+    return COW_OK;
+}
+
+int cow_subvol_restore(cow_store *st, const char *target, const char *source)
+{
+    if ((target && *target && !subvol_name_valid(target)) || !subvol_name_valid(source))
+        return cow_set_error(COW_EINVAL, "bad snapshot or branch name");
+    int rc = pc_writeback_all(st);
+    if (rc)
+        return rc;
+    /* the open inodes of TARGET, held (nref) while their invalidate locks
+     * are taken outside store->lock */
+    struct cow_inode **v = NULL;
+    uint64_t *oldino = NULL;
+    size_t n = 0;
+    struct cow_root *t = NULL, *s = NULL;
+    cow_mutex_lock(&st->lock);
+    rc = subvol_root(st, target, &t, NULL);
+    if (!rc)
+        rc = subvol_root(st, source, &s, NULL);
+    if (!rc && s == t)
+        rc = cow_set_error(COW_EINVAL, "cannot restore %s from itself", source);
+    if (!rc && (t->flags & COW_ROOT_F_SNAPSHOT))
+        rc = cow_set_error(COW_EROFS, "%s is a snapshot (read-only): only the live files or a "
+                                      "branch can be restored",
+                           target);
+    for (struct cow_inode *in = st->inodes; in && !rc; in = in->next)
+        if (in->root == t) {
+            if (in->orphan)
+                rc = cow_set_error(COW_EBUSY, "%s has a file that was removed while open",
+                                   target && *target ? target : "the live subvolume");
+            n++;
+        }
+    if (!rc && n && (!(v = calloc(n, sizeof *v)) || !(oldino = calloc(n, sizeof *oldino))))
+        rc = cow_set_error(COW_ENOMEM, "out of memory");
+    n = 0;
+    for (struct cow_inode *in = st->inodes; in && !rc; in = in->next)
+        if (in->root == t) {
+            in->nref++;
+            v[n++] = in;
+        }
+    cow_mutex_unlock(&st->lock);
+    for (size_t i = 0; i < n; i++)
+        pc_lock_excl(v[i]);
+    cow_mutex_lock(&st->lock);
+    /* again: SOURCE may have been deleted meanwhile */
+    if (!rc)
+        rc = subvol_root(st, source, &s, NULL);
+    if (!rc)
+        rc = txn_begin_change(st);
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = pc_writeback(st, v[i]);
+        oe_wait_range(st, v[i], 0, UINT64_MAX);
+    }
+    if (!rc)
+        rc = txn_commit(st, 0); /* every block of both trees clean */
+    if (!rc) {
+        struct cow_root old = *t;
+        t->bytenr = s->bytenr;
+        t->generation = s->generation;
+        t->level = s->level;
+        if (s->next_ino > t->next_ino)
+            t->next_ino = s->next_ino;
+        t->dirty = 1;
+        st->txn_dirty = 1;
+        st->log_blocked = 1; /* the log cannot say "this tree moved" */
+        rc = refs_add(st, s->bytenr, COW_BLOCK_SIZE, 0, s->level, +1);
+        if (!rc)
+            rc = bt_drop_tree(st, &old);
+        for (size_t i = 0; i < n && !rc; i++) {
+            oldino[i] = v[i]->ino;
+            rc = file_rebind(st, v[i]);
+        }
+        if (rc) {
+            for (size_t i = 0; i < n; i++)
+                if (oldino[i])
+                    v[i]->ino = oldino[i];
+            rc = txn_abort(st, rc); /* reloads the trees and the inodes */
+        } else {
+            rc = txn_commit(st, 1);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i]->nref--;
+    cow_mutex_unlock(&st->lock);
+    for (size_t i = 0; i < n; i++)
+        pc_unlock(v[i]);
+    free(v);
+    free(oldino);
     return rc;
 }
 
@@ -259,21 +466,10 @@ int cow_subvol_delete(cow_store *st, const char *name)
         rc = cow_set_error(COW_EBUSY, "%s has open files", name);
     if (!rc)
         rc = txn_commit(st, 0); /* its blocks clean */
-    if (!rc) {
-        struct cow_key k = {sv->root.objectid, COW_ROOT_ITEM, 0};
-        struct cow_key nk = {sv->root.objectid, COW_ROOT_NAME, 0};
-        rc = bt_drop_tree(st, &sv->root);
-        if (!rc)
-            rc = bt_delete(st, &st->root_tree, &k);
-        if (!rc)
-            rc = bt_delete(st, &st->root_tree, &nk);
-        if (!rc) {
-            sv->dead = 1;
-            rc = txn_commit(st, 1);
-        } else {
-            rc = txn_abort(st, rc);
-        }
-    }
+    if (!rc)
+        rc = subvol_drop(st, sv);
+    if (!rc)
+        rc = txn_commit(st, 1);
     cow_mutex_unlock(&st->lock);
     return rc;
 }
@@ -285,13 +481,13 @@ int cow_subvol_list(cow_store *st, int (*cb)(void *arg, const struct cow_subvol_
     struct cow_subvol_info *v = NULL;
     cow_mutex_lock(&st->lock);
     for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
-        n += !sv->dead;
+        n += !sv->dead && !(sv->root.flags & COW_ROOT_F_INCOMPLETE);
     int rc = COW_OK;
     if (n && !(v = calloc(n, sizeof *v)))
         rc = cow_set_error(COW_ENOMEM, "out of memory");
     size_t i = 0;
     for (struct cow_subvol *sv = st->subvols; sv && !rc; sv = sv->next) {
-        if (sv->dead)
+        if (sv->dead || (sv->root.flags & COW_ROOT_F_INCOMPLETE))
             continue;
         strcpy(v[i].name, sv->name);
         v[i].id = sv->root.objectid;
@@ -349,5 +545,44 @@ int cow_subvol_file_open(cow_store *st, const char *subvol, const char *name, in
         *out = NULL;
         rc = cow_set_error(COW_ENOENT, "no snapshot or branch named %s", subvol);
     }
+    return rc;
+}
+
+int cow_subvol_exists(cow_store *st, const char *subvol, const char *name, int *exists)
+{
+    *exists = 0;
+    if (!subvol || !*subvol)
+        return cow_exists(st, name, exists);
+    if (!file_name_valid(name))
+        return cow_set_error(COW_EINVAL, "bad file name");
+    cow_mutex_lock(&st->lock);
+    struct cow_subvol *sv = subvol_find(st, subvol);
+    uint64_t ino;
+    int rc = sv ? file_lookup(st, &sv->root, name, &ino)
+                : cow_set_error(COW_ENOENT, "no snapshot or branch named %s", subvol);
+    if (sv && rc == COW_OK)
+        *exists = 1;
+    else if (sv && rc == COW_ENOENT)
+        rc = COW_OK;
+    cow_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int cow_subvol_unlink(cow_store *st, const char *subvol, const char *name)
+{
+    if (!subvol || !*subvol)
+        return cow_unlink(st, name);
+    if (!file_name_valid(name))
+        return cow_set_error(COW_EINVAL, "bad file name");
+    cow_mutex_lock(&st->lock);
+    struct cow_subvol *sv = subvol_find(st, subvol);
+    int rc;
+    if (!sv)
+        rc = cow_set_error(COW_ENOENT, "no snapshot or branch named %s", subvol);
+    else if (sv->root.flags & COW_ROOT_F_SNAPSHOT)
+        rc = cow_set_error(COW_EROFS, "%s is a snapshot (read-only)", subvol);
+    else
+        rc = file_unlink_in(st, &sv->root, name);
+    cow_mutex_unlock(&st->lock);
     return rc;
 }

@@ -1849,6 +1849,299 @@ START_TEST(fetch_pins_pages)
 }
 END_TEST
 
+/*
+ * Restore: the live files (and a branch) go back to a snapshot while
+ * handles stay open: each handle is rebound by name (a name the snapshot
+ * lacks is created empty), reads give the snapshot's bytes, later writes
+ * diverge again, and the snapshot itself never changes.  Also the VFS's
+ * creation extras: a file dropped in the same commit, and an unfinished
+ * branch that is not listed, is finished, or disappears at the next open.
+ */
+struct subvol_names {
+    int n;
+    char name[8][256];
+};
+
+static int collect_subvols_cb(void *arg, const struct cow_subvol_info *si)
+{
+    struct subvol_names *sn = arg;
+    if (sn->n < 8)
+        strcpy(sn->name[sn->n], si->name);
+    sn->n++;
+    return 0;
+}
+
+START_TEST(subvol_restore_and_create_ex)
+{
+    struct cow_dev *dev = memdev_new(NULL);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    cow_store_set_commit_interval(st, 0);
+    uint64_t rs = test_seed() ^ 0x7e5;
+    enum { SZ = 1 << 20 };
+    uint8_t *blob = malloc(SZ), page[4096];
+    for (size_t i = 0; i < SZ; i++)
+        blob[i] = (uint8_t)test_rand(&rs);
+    struct fmodel snap = {0}, live = {0}, jr = {0};
+    cow_file *f, *j;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, blob, SZ, 0), COW_OK);
+    fm_write(&live, blob, SZ, 0);
+    ck_assert_int_eq(cow_file_open(st, "db-journal", 1, &j), COW_OK);
+    ck_assert_int_eq(cow_file_write(j, "journal", 7, 0), COW_OK);
+    fm_write(&jr, (const uint8_t *)"journal", 7, 0);
+    /* a snapshot without the journal; the live files keep theirs */
+    ck_assert_int_eq(cow_subvol_create_ex(st, "s", COW_SUBVOL_SNAPSHOT, NULL, "db-journal", 0),
+                     COW_OK);
+    cow_file *x;
+    ck_assert_int_eq(cow_subvol_file_open(st, "s", "db-journal", 0, &x), COW_ENOENT);
+    expect_subvol_file(st, NULL, "db-journal", &jr);
+    fm_copy(&snap, &live);
+    int kind;
+    ck_assert_int_eq(cow_subvol_kind(st, "s", &kind), COW_OK);
+    ck_assert_int_eq(kind, COW_SUBVOL_SNAPSHOT);
+    ck_assert_int_eq(cow_subvol_kind(st, "nope", &kind), COW_ENOENT);
+    fsck_memdev(st, dev);
+
+    /* the live file changes and grows; the journal goes; a WAL appears */
+    for (int i = 0; i < 100; i++) {
+        uint64_t off = test_rand(&rs) % (SZ / 4096 + 16) * 4096;
+        for (size_t k = 0; k < sizeof page; k++)
+            page[k] = (uint8_t)test_rand(&rs);
+        ck_assert_int_eq(cow_file_write(f, page, sizeof page, off), COW_OK);
+        fm_write(&live, page, sizeof page, off);
+    }
+    cow_file_close(j);
+    ck_assert_int_eq(cow_unlink(st, "db-journal"), COW_OK);
+    cow_file *w;
+    ck_assert_int_eq(cow_file_open(st, "db-wal", 1, &w), COW_OK);
+    ck_assert_int_eq(cow_file_write(w, "wal!", 4, 0), COW_OK); /* buffered */
+
+    /* errors change nothing */
+    ck_assert_int_eq(cow_subvol_restore(st, NULL, "nope"), COW_ENOENT);
+    ck_assert_int_eq(cow_subvol_restore(st, "s", "s"), COW_EINVAL);
+    ck_assert_int_eq(cow_subvol_restore(st, "bad/name", "s"), COW_EINVAL);
+    ck_assert_int_eq(cow_subvol_create(st, "b", COW_SUBVOL_BRANCH, NULL), COW_OK);
+    ck_assert_int_eq(cow_subvol_restore(st, "s", "b"), COW_EROFS);
+    fm_compare(f, &live);
+
+    /* restore: the open handles now read the snapshot's files */
+    ck_assert_int_eq(cow_subvol_restore(st, NULL, "s"), COW_OK);
+    fm_compare(f, &snap);
+    uint64_t wsize = 1;
+    ck_assert_int_eq(cow_file_size(w, &wsize), COW_OK);
+    ck_assert_uint_eq(wsize, 0); /* s has no WAL: made empty for the handle */
+    expect_subvol_file(st, "s", "db", &snap);
+    fsck_memdev(st, dev);
+    /* and diverge again, without touching the snapshot */
+    for (int i = 0; i < 20; i++) {
+        uint64_t off = test_rand(&rs) % (SZ / 4096) * 4096;
+        for (size_t k = 0; k < sizeof page; k++)
+            page[k] = (uint8_t)test_rand(&rs);
+        ck_assert_int_eq(cow_file_write(f, page, sizeof page, off), COW_OK);
+        fm_write(&snap, page, sizeof page, off);
+    }
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    fm_compare(f, &snap);
+    fm_copy(&live, &snap);
+    fm_copy(&snap, &jr); /* reuse: s's db is the original blob */
+    struct fmodel orig = {0};
+    fm_write(&orig, blob, SZ, 0);
+    expect_subvol_file(st, "s", "db", &orig);
+
+    /* a branch restored to the snapshot */
+    ck_assert_int_eq(cow_subvol_file_open(st, "b", "db", 0, &x), COW_OK);
+    cow_file_close(x);
+    ck_assert_int_eq(cow_subvol_restore(st, "b", "s"), COW_OK);
+    expect_subvol_file(st, "b", "db", &orig);
+    fsck_memdev(st, dev);
+
+    /* an unfinished branch: not listed, usable, finished as a snapshot */
+    ck_assert_int_eq(cow_subvol_create_ex(st, "u", COW_SUBVOL_SNAPSHOT, NULL, NULL, 1), COW_OK);
+    ck_assert_int_eq(cow_subvol_kind(st, "u", &kind), COW_OK);
+    ck_assert_int_eq(kind, COW_SUBVOL_INCOMPLETE);
+    struct subvol_names sn = {0};
+    ck_assert_int_eq(cow_subvol_list(st, collect_subvols_cb, &sn), COW_OK);
+    ck_assert_int_eq(sn.n, 2);
+    ck_assert_str_eq(sn.name[0], "s");
+    ck_assert_str_eq(sn.name[1], "b");
+    ck_assert_int_eq(cow_subvol_restore(st, NULL, "u"), COW_ENOENT);
+    ck_assert_int_eq(cow_subvol_file_open(st, "u", "db", 0, &x), COW_OK);
+    ck_assert_int_eq(cow_file_write(x, "fixed", 5, 0), COW_OK);
+    ck_assert_int_eq(cow_subvol_finish(st, "u", COW_SUBVOL_SNAPSHOT), COW_EBUSY);
+    cow_file_close(x);
+    ck_assert_int_eq(cow_subvol_finish(st, "u", COW_SUBVOL_SNAPSHOT), COW_OK);
+    ck_assert_int_eq(cow_subvol_kind(st, "u", &kind), COW_OK);
+    ck_assert_int_eq(kind, COW_SUBVOL_SNAPSHOT);
+    ck_assert_int_eq(cow_subvol_finish(st, "u", COW_SUBVOL_SNAPSHOT), COW_ENOENT);
+    fm_write(&live, (const uint8_t *)"fixed", 5, 0);
+    expect_subvol_file(st, "u", "db", &live);
+    fsck_memdev(st, dev);
+
+    /* one left unfinished by a "crash" disappears at the next open */
+    ck_assert_int_eq(cow_subvol_create_ex(st, "v", COW_SUBVOL_BRANCH, "s", NULL, 1), COW_OK);
+    cow_file_close(w);
+    cow_file_close(f);
+    size_t ilen;
+    uint8_t *img = memdev_crash_image(dev, &ilen);
+    struct cow_dev *d2 = memdev_from_image(img, ilen, NULL);
+    cow_store *s2;
+    ck_assert_int_eq(cow_store_open_dev("again", d2, 0, 0, &s2), COW_OK);
+    ck_assert_int_eq(cow_subvol_kind(s2, "v", &kind), COW_ENOENT);
+    expect_subvol_file(s2, "u", "db", &live);
+    expect_subvol_file(s2, "s", "db", &orig);
+    fsck_memdev(s2, d2);
+    ck_assert_int_eq(cow_store_close(s2), COW_OK);
+    free(img);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(blob);
+    free(live.data);
+    free(snap.data);
+    free(jr.data);
+    free(orig.data);
+}
+END_TEST
+
+/* Reads file NAME of SUBVOL in ST into a model (NULL if it does not open). */
+static int subvol_matches(cow_store *st, const char *subvol, const struct fmodel *m)
+{
+    cow_file *f;
+    if (cow_subvol_file_open(st, subvol, "db", 0, &f) != COW_OK)
+        return 0;
+    uint64_t size = 0;
+    int ok = cow_file_size(f, &size) == COW_OK && size == m->size;
+    uint8_t *buf = malloc(m->size + 1);
+    size_t n = 0;
+    ok = ok && cow_file_read(f, buf, m->size, 0, &n) == COW_OK && n == m->size &&
+         memcmp(buf, m->data, m->size) == 0;
+    free(buf);
+    cow_file_close(f);
+    return ok;
+}
+
+enum { SOP_SNAPSHOT, SOP_BRANCH, SOP_DELETE, SOP_RESTORE, SOP_UNFINISHED, SOP_N };
+
+/* Runs operation OP of subvol_ops_crash_atomic on ST. */
+static int subvol_op(cow_store *st, int op)
+{
+    switch (op) {
+    case SOP_SNAPSHOT: return cow_subvol_create(st, "n", COW_SUBVOL_SNAPSHOT, NULL);
+    case SOP_BRANCH: return cow_subvol_create(st, "n", COW_SUBVOL_BRANCH, "s0");
+    case SOP_DELETE: return cow_subvol_delete(st, "s0");
+    case SOP_RESTORE: return cow_subvol_restore(st, NULL, "s0");
+    default: {
+        int rc = cow_subvol_create_ex(st, "n", COW_SUBVOL_BRANCH, NULL, NULL, 1);
+        if (rc == COW_OK)
+            rc = cow_subvol_finish(st, "n", COW_SUBVOL_SNAPSHOT);
+        return rc;
+    }
+    }
+}
+
+/*
+ * Crashes during snapshot, branch, delete and restore (and the VFS's
+ * unfinished-branch path): for every number of device writes the
+ * operation gets before the device fails, the states a power loss can
+ * leave (only what was flushed; every pending write; a random subset,
+ * torn) open read-write, pass fsck, and show the operation either done
+ * whole or not at all: a new subvolume exists with the source's exact
+ * content or does not exist, a deleted one is whole or gone, the live
+ * file is the old or the restored content, never a mix.
+ */
+START_TEST(subvol_ops_crash_atomic)
+{
+    uint64_t rs = test_seed() ^ 0xc4a5;
+    enum { SZ = 300 << 10 };
+    struct fmodel m0 = {0}, live = {0};
+    uint8_t *blob = malloc(SZ);
+    for (size_t i = 0; i < SZ; i++)
+        blob[i] = (uint8_t)test_rand(&rs);
+    /* the base: s0 holds blob, the live file differs from it */
+    struct cow_dev *dev = memdev_new(NULL);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    cow_store_set_commit_interval(st, 0);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, blob, SZ, 0), COW_OK);
+    fm_write(&m0, blob, SZ, 0);
+    ck_assert_int_eq(cow_subvol_create(st, "s0", COW_SUBVOL_SNAPSHOT, NULL), COW_OK);
+    fm_copy(&live, &m0);
+    for (int i = 0; i < 30; i++) {
+        uint8_t page[4096];
+        uint64_t off = test_rand(&rs) % (SZ / 4096 + 8) * 4096;
+        for (size_t k = 0; k < sizeof page; k++)
+            page[k] = (uint8_t)test_rand(&rs);
+        ck_assert_int_eq(cow_file_write(f, page, sizeof page, off), COW_OK);
+        fm_write(&live, page, sizeof page, off);
+    }
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    size_t blen;
+    uint8_t *base = memdev_image(dev, &blen);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+
+    long nstates = 0;
+    for (int op = 0; op < SOP_N; op++) {
+        int done = 0;
+        for (long n = 1; !done && n < 2000; n++) {
+            struct memdev_ctl *ctl;
+            struct cow_dev *d = memdev_from_image(base, blen, &ctl);
+            ck_assert_int_eq(cow_store_open_dev("op", d, 0, 0, &st), COW_OK);
+            cow_store_set_commit_interval(st, 0);
+            ctl->fail_writes_after = n;
+            done = subvol_op(st, op) == COW_OK;
+            size_t nunits, nsizes;
+            memdev_pending(d, &nunits, &nsizes);
+            uint8_t *keep = malloc(nunits + 1);
+            for (int k = 0; k < 12; k++) {
+                for (size_t u = 0; u < nunits; u++)
+                    keep[u] = k == 0 ? 0 : k == 1 ? 0xff : (uint8_t)test_rand(&rs);
+                size_t len;
+                uint8_t *img = memdev_crash_state(d, keep, k == 0 ? 0 : nsizes, &len);
+                test_fsck_image(img, len);
+                struct cow_dev *d2 = memdev_from_image(img, len, NULL);
+                cow_store *s2;
+                int orc = cow_store_open_dev("after", d2, 0, 0, &s2);
+                ck_assert_msg(orc == COW_OK, "op %d, %ld writes, state %d: %s", op, n, k,
+                              cow_store_last_error(NULL));
+                int kind = 0, have_n = cow_subvol_kind(s2, "n", &kind) == COW_OK;
+                int have_s0 = cow_subvol_kind(s2, "s0", &kind) == COW_OK;
+                ck_assert_msg(have_s0 || op == SOP_DELETE, "op %d: s0 lost", op);
+                if (have_s0)
+                    ck_assert_msg(subvol_matches(s2, "s0", &m0), "op %d: s0 changed", op);
+                if (have_n) {
+                    ck_assert_int_ne(kind, COW_SUBVOL_INCOMPLETE);
+                    ck_assert_msg(subvol_matches(s2, "n", op == SOP_BRANCH ? &m0 : &live),
+                                  "op %d, %ld writes, state %d: n is not whole", op, n, k);
+                }
+                ck_assert_msg(subvol_matches(s2, NULL, &live) ||
+                                  (op == SOP_RESTORE && subvol_matches(s2, NULL, &m0)),
+                              "op %d, %ld writes, state %d: the live file is neither", op, n,
+                              k);
+                ck_assert_int_eq(cow_store_commit(s2), COW_OK);
+                size_t l2;
+                uint8_t *after = memdev_image(d2, &l2);
+                ck_assert_int_eq(cow_store_close(s2), COW_OK);
+                test_fsck_image(after, l2);
+                free(after);
+                free(img);
+                nstates++;
+            }
+            free(keep);
+            cow_store_close(st);
+        }
+        ck_assert_msg(done, "op %d never completed", op);
+    }
+    fprintf(stderr, "subvol_ops_crash_atomic: %ld crash states\n", nstates);
+    ck_assert_int_gt(nstates, 50);
+    free(base);
+    free(blob);
+    free(m0.data);
+    free(live.data);
+}
+END_TEST
+
 Suite *file_suite(void)
 {
     Suite *s = suite_create("file");
@@ -1869,6 +2162,8 @@ Suite *file_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("subvol");
     tcase_add_test(tc, subvol_snapshot_branch_delete);
+    tcase_add_test(tc, subvol_restore_and_create_ex);
+    tcase_add_test(tc, subvol_ops_crash_atomic);
     suite_add_tcase(s, tc);
     tc = tcase_create("create");
     tcase_add_test(tc, file_create_is_atomic);

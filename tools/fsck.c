@@ -316,7 +316,10 @@ static void names_free(struct names *nm)
 /* "snapshot", "branch", or NULL for other ROOT_ITEM flags. */
 static const char *root_kind(uint64_t flags)
 {
-    return flags == COW_ROOT_F_SNAPSHOT ? "snapshot" : flags == COW_ROOT_F_BRANCH ? "branch" : NULL;
+    return flags == COW_ROOT_F_SNAPSHOT                            ? "snapshot"
+           : flags == COW_ROOT_F_BRANCH                            ? "branch"
+           : flags == (COW_ROOT_F_BRANCH | COW_ROOT_F_INCOMPLETE) ? "unfinished branch"
+                                                                    : NULL;
 }
 
 /*
@@ -1097,8 +1100,9 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
                     flags);
         if (k->objectid > COW_FS_TREE_OBJECTID && !root_kind(flags))
             problem(f, "%s: %s: flags 0x%" PRIx64 ", expected exactly one of 0x%llx (snapshot) "
-                       "and 0x%llx (branch)",
-                    where, ks, flags, COW_ROOT_F_SNAPSHOT, COW_ROOT_F_BRANCH);
+                       "and 0x%llx (branch), the latter possibly with 0x%llx (unfinished)",
+                    where, ks, flags, COW_ROOT_F_SNAPSHOT, COW_ROOT_F_BRANCH,
+                    COW_ROOT_F_INCOMPLETE);
         if (k->objectid > COW_FS_TREE_OBJECTID &&
             (source < COW_FS_TREE_OBJECTID || source == k->objectid))
             problem(f, "%s: %s: source subvolume %" PRIu64 " (expected the id, 256 or more, of "
