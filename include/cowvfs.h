@@ -77,6 +77,116 @@ extern "C" {
  */
 int cowvfs_register(int make_default);
 
+/* ---------------------------------------------------------------------------
+ * Snapshots and branches
+ *
+ * A snapshot is a read-only copy of a database, a branch a writable one;
+ * both live in the database's container and share every unchanged block
+ * with their source (copy on write), so making one takes constant time
+ * whatever the database's size.  A snapshot holds the database at a
+ * transaction boundary: the last committed state when it is taken, with
+ * the database file, journal and WAL taken at one instant (no checkpoint is
+ * needed in WAL mode); taken inside the caller's own write transaction, it
+ * holds the state before that transaction.  Branches can be made of the
+ * live database, of a snapshot or of another branch, snapshots of a branch.
+ *
+ * Open one with a URI: file:app.db?vfs=cow&snapshot=NAME (read-only: writes
+ * fail with SQLITE_READONLY) or file:app.db?vfs=cow&branch=NAME; ATTACH
+ * takes the same URIs.  From SQL (the stock shell with .load): PRAGMA
+ * cow_snapshot('NAME'), cow_branch('NAME'), cow_restore('NAME') and
+ * cow_delete('NAME'), on the schema they name (PRAGMA aux.cow_snapshot(..)),
+ * and the table-valued function cow_snapshots (SELECT * FROM cow_snapshots,
+ * or cow_snapshots('aux')), registered for every connection once the
+ * extension is loaded or cowvfs_register() has run.
+ *
+ * Names: 1 to 255 bytes of UTF-8, no '/', unique in the container.
+ *
+ * Every function returns an SQLite result code and, if PZERRMSG is not
+ * NULL, on failure sets *PZERRMSG to a message (free it with sqlite3_free;
+ * NULL on success).  Errors:
+ *   SQLITE_ERROR     a bad or duplicate name, no snapshot or branch of
+ *                    that name, a restore target that is a snapshot, a
+ *                    schema that is not a cow database
+ *   SQLITE_BUSY      another connection is inside a transaction (restore),
+ *                    or another connection's commit did not finish within
+ *                    COWVFS_BUSY_MS (snapshot, branch); the container is in
+ *                    use by another process (the _container_ functions)
+ *   SQLITE_READONLY  the container is open read-only
+ *   SQLITE_FULL, SQLITE_IOERR_*, SQLITE_NOMEM, SQLITE_CANTOPEN,
+ *   SQLITE_NOTADB, SQLITE_CORRUPT  as for any container operation
+ * On error nothing was made, deleted or restored.
+ */
+
+/* How long a snapshot or branch waits for another connection's commit in
+ * progress (the database file being written) before SQLITE_BUSY. */
+#define COWVFS_BUSY_MS 10000
+
+#define COWVFS_SNAPSHOT 1 /* read-only */
+#define COWVFS_BRANCH 2   /* writable */
+
+/* One snapshot or branch, as listed (pointers valid during the callback). */
+typedef struct cowvfs_subvol_info {
+    const char *zName;
+    int eKind;                   /* COWVFS_SNAPSHOT or COWVFS_BRANCH */
+    long long iCreatedMs;        /* creation time, ms since 1970 (UTC) */
+    const char *zSource;         /* what it was made from: NULL for the live
+                                  * database, "(deleted)" if that is gone */
+    long long nExclusive;        /* bytes only it references (tree blocks and
+                                  * data extents): what deleting it frees */
+    long long nShared;           /* bytes it shares with others */
+} cowvfs_subvol_info;
+
+/* Called once per snapshot and branch, oldest first; a non-zero return
+ * stops the listing and is returned by the list function. */
+typedef int (*cowvfs_list_fn)(void *pArg, const cowvfs_subvol_info *pInfo);
+
+struct sqlite3;
+
+/*
+ * On an open connection: ZSCHEMA ("main", "temp" is refused, an attached
+ * name, or NULL for "main") names a database opened with the cow VFS:
+ * the live database, a snapshot or a branch.
+ *
+ *   cowvfs_snapshot  makes snapshot ZNAME of that database
+ *   cowvfs_branch    makes branch ZNAME of it
+ *   cowvfs_restore   resets it (the live database or a branch) to snapshot
+ *                    or branch ZNAME, in constant time.  Every connection,
+ *                    the caller included, sees the restored content at its
+ *                    next transaction.  SQLITE_BUSY, changing nothing, while
+ *                    any connection (the caller too) is inside a transaction
+ *                    on that database.
+ *   cowvfs_delete    deletes snapshot or branch ZNAME of the container,
+ *                    freeing exactly the space only it held; SQLITE_BUSY if
+ *                    it is open
+ *   cowvfs_list      lists the container's snapshots and branches
+ *
+ * Thread-safe as any SQLite call on DB (the connection's mutex is taken).
+ */
+int cowvfs_snapshot(struct sqlite3 *db, const char *zSchema, const char *zName,
+                    char **pzErrMsg);
+int cowvfs_branch(struct sqlite3 *db, const char *zSchema, const char *zName, char **pzErrMsg);
+int cowvfs_restore(struct sqlite3 *db, const char *zSchema, const char *zName,
+                   char **pzErrMsg);
+int cowvfs_delete(struct sqlite3 *db, const char *zSchema, const char *zName, char **pzErrMsg);
+int cowvfs_list(struct sqlite3 *db, const char *zSchema, cowvfs_list_fn xCallback, void *pArg,
+                char **pzErrMsg);
+
+/*
+ * The same by container path, for containers no other process has open
+ * (offline use, e.g. cowctl).  ZSOURCE / ZTARGET name a snapshot or branch,
+ * or are NULL for the live database.  A container open in this process
+ * through the VFS is used as it is, with the same rules as above.
+ */
+int cowvfs_container_snapshot(const char *zPath, const char *zSource, const char *zName,
+                              char **pzErrMsg);
+int cowvfs_container_branch(const char *zPath, const char *zSource, const char *zName,
+                            char **pzErrMsg);
+int cowvfs_container_restore(const char *zPath, const char *zTarget, const char *zName,
+                             char **pzErrMsg);
+int cowvfs_container_delete(const char *zPath, const char *zName, char **pzErrMsg);
+int cowvfs_container_list(const char *zPath, cowvfs_list_fn xCallback, void *pArg,
+                          char **pzErrMsg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -30,7 +30,6 @@ int sqlite3_cowvfs_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines
 {
     int rc;
 
-    (void)db;
 #ifdef COWVFS_LOADABLE
     SQLITE_EXTENSION_INIT2(pApi);
 #else
@@ -41,6 +40,17 @@ int sqlite3_cowvfs_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines
         if (pzErrMsg)
             *pzErrMsg = sqlite3_mprintf("cow: cannot register the VFS: %s", sqlite3_errstr(rc));
         goto out;
+    }
+    /* cow_snapshots: on this connection now, on later ones through the
+     * auto-extension cowvfs_register() installed */
+    if (db) {
+        rc = cowvfsSnapRegister(db);
+        if (rc != SQLITE_OK) {
+            if (pzErrMsg)
+                *pzErrMsg = sqlite3_mprintf("cow: cannot register cow_snapshots: %s",
+                                            sqlite3_errstr(rc));
+            goto out;
+        }
     }
     rc = SQLITE_OK_LOAD_PERMANENTLY;
 out:

@@ -23,27 +23,44 @@
  * default VFS opens those straight into the sqlite3_file SQLite gave us, so
  * its own io methods serve them (szOsFile is the larger of the two VFSes').
  *
+ * SNAPSHOTS AND BRANCHES.  The URI parameter snapshot=NAME or branch=NAME
+ * of a main database names a database of the container other than the live
+ * one (vfs_snap.c makes them).  SQLite hands the journal's and WAL's names
+ * to xOpen, xAccess and xDelete from the same allocation as the main
+ * database's, URI parameters included (names SQLite makes otherwise, such as
+ * super-journals, have none), so each of them finds its database with
+ * sqlite3_uri_parameter(); a caller of these methods other than SQLite must
+ * pass names of that layout (sqlite3_create_filename()).  A snapshot opens
+ * read-only whatever the flags say; branch= on a snapshot is refused.
+ *
  * THE REGISTRY.  A container is opened once per process (cow_store_open
  * takes an exclusive flock, which a second open in the same process would
- * also conflict with) and shared by every connection through a cowInode,
- * found by the container path and, failing that, by st_dev/st_ino so that
- * two spellings of one file share one store.  Each cowFile (main database,
- * journal, WAL, super-journal) holds a reference; the last release closes the
- * store, which commits.
+ * also conflict with) and shared through a cowContainer, found by the
+ * container path and, failing that, by st_dev/st_ino so that two spellings
+ * of one file share one store.  Each database of it that is open (the live
+ * one, a snapshot, a branch) is a cowInode with its own SQLite lock states
+ * and WAL-index, shared by every connection to that database.  Each cowFile
+ * (main database, journal, WAL, super-journal) holds a reference to its
+ * cowInode, each cowInode one to its cowContainer; the last release closes
+ * the store, which commits.
  *
  * LOCK ORDER (outermost first; also in docs/DESIGN.md and store/store_int.h):
  *
  *     gRegistry.mutex  ->  cowInode.mutex  ->  the store's internal lock
  *
- *   gRegistry.mutex   the registry: the list of cowInodes and their nRef and
- *                     bUnlinkOnClose.  Held across cow_store_open and
- *                     cow_store_close, so that a container is never open
- *                     twice (a second flock would fail with COW_EBUSY).
- *   cowInode.mutex    one container's SQLite lock states (nShared, pOwner,
- *                     eLock, every cowFile.eFileLock) and its WAL-index
- *                     (cowShmNode, cowShm masks).  Held only for short
- *                     in-memory work, and around cow_exists+cow_file_open in
- *                     an exclusive open.
+ *   gRegistry.mutex   the registry: the list of cowContainers, their
+ *                     cowInodes, nRef and bUnlinkOnClose.  Held across
+ *                     cow_store_open and cow_store_close, so that a
+ *                     container is never open twice (a second flock would
+ *                     fail with COW_EBUSY).
+ *   cowInode.mutex    one database's SQLite lock states (nShared, pOwner,
+ *                     eLock, every cowFile.eFileLock, its list of main
+ *                     database files) and its WAL-index (cowShmNode, cowShm
+ *                     masks).  Held for short in-memory work, around
+ *                     cow_exists+cow_file_open in an exclusive open, and
+ *                     around the store call of a snapshot or restore (which
+ *                     must see no lock change; vfs_snap.c).
+ *   cowContainer.mutex  a leaf: the container's settings.
  *   store lock        taken inside every store call.
  *
  *   gRegisterMutex    a leaf, held only by cowvfs_register() around
@@ -74,15 +91,11 @@
 /* The store file of the main database; others are this plus a suffix. */
 #define COWVFS_DB_NAME "db"
 
-/* cowInodeAcquire() flags */
-#define ACQ_CREATE 0x1   /* COW_OPEN_CREATE: make a missing container */
-#define ACQ_READONLY 0x2 /* COW_OPEN_READONLY */
-#define ACQ_PROBE 0x4    /* SQLITE_NOTFOUND if it is not a container */
 
 /* The registry of open containers. */
 static struct {
-    cowvfsMutex mutex; /* the registry mutex (outermost lock) */
-    cowInode *pFirst;  /* open containers; protected by mutex */
+    cowvfsMutex mutex;     /* the registry mutex (outermost lock) */
+    cowContainer *pFirst;  /* open containers; protected by mutex */
 } gRegistry = { COWVFS_MUTEX_INITIALIZER, 0 };
 
 /* Serialises cowvfs_register(); a leaf lock. */
@@ -266,6 +279,23 @@ out:
     return rc;
 }
 
+/*
+ * The snapshot or branch a name SQLite gave (a main database, or a
+ * journal or WAL derived from it, which carry its URI parameters) asks for
+ * with the URI parameter snapshot=NAME or branch=NAME, or NULL for the live
+ * database.  *PBSNAPSHOT (if not NULL) is set to 1 for snapshot=.
+ */
+static const char *cowUriSubvol(const char *zName, int *pbSnapshot)
+{
+    const char *z = sqlite3_uri_parameter(zName, "snapshot");
+
+    if (pbSnapshot)
+        *pbSnapshot = z != 0;
+    if (z == 0)
+        z = sqlite3_uri_parameter(zName, "branch");
+    return z;
+}
+
 /* ---------------------------------------------------------------------------
  * The registry
  */
@@ -276,9 +306,9 @@ out:
  * stat()ed successfully into *PST (only done when the name alone did not
  * match), else 0.  Caller holds the registry mutex.
  */
-static cowInode *cowRegistryFind(const char *zPath, struct stat *pSt, int *pbStat)
+static cowContainer *cowRegistryFind(const char *zPath, struct stat *pSt, int *pbStat)
 {
-    cowInode *p;
+    cowContainer *p;
 
     assert(cowvfsMutexHeld(&gRegistry.mutex));
     *pbStat = 0;
@@ -296,31 +326,23 @@ out:
 }
 
 /*
- * Returns in *PPINODE a reference to the container ZPATH, opening it with
- * cow_store_open() if it is not open in this process (with COW_OPEN_CREATE
- * if ACQ has ACQ_CREATE, COW_OPEN_READONLY if ACQ_READONLY).  A container
- * already open is shared as it is, even if it was opened read-only and the
- * caller wants to write (the caller checks cowInode.bReadonly).  The caller
- * drops the reference with cowvfsInodeRelease().
- *
- * Takes the registry mutex.  Returns SQLITE_OK, SQLITE_NOTFOUND (ACQ_PROBE
- * only: ZPATH does not exist or is not a container; nothing logged), or the
- * mapped and logged error of cow_store_open (SQLITE_NOTADB, SQLITE_CORRUPT,
- * SQLITE_BUSY, SQLITE_CANTOPEN, SQLITE_NOMEM, SQLITE_IOERR_*), or
- * SQLITE_NOMEM.
+ * Returns in *PPCONT the container ZPATH with one more reference (nRef),
+ * opening it with cow_store_open() if it is not open in this process (see
+ * cowvfsInodeAcquire for ACQ).  Caller holds the registry mutex.  Errors
+ * as cowvfsInodeAcquire.
  */
-static int cowInodeAcquire(const char *zPath, int acq, cowInode **ppInode)
+static int cowContainerAcquire(const char *zPath, int acq, cowContainer **ppCont)
 {
     int rc = SQLITE_OK;
     int crc;
     struct stat st;
     int bStat;
     size_t nPath = strlen(zPath);
-    cowInode *p = 0;
+    cowContainer *p;
     cow_store *pStore = 0;
 
-    *ppInode = 0;
-    cowvfsMutexEnter(&gRegistry.mutex);
+    assert(cowvfsMutexHeld(&gRegistry.mutex));
+    *ppCont = 0;
     p = cowRegistryFind(zPath, &st, &bStat);
     if (p) {
         p->nRef++;
@@ -362,7 +384,6 @@ static int cowInodeAcquire(const char *zPath, int acq, cowInode **ppInode)
     p->bReadonly = (acq & ACQ_READONLY) != 0;
     cowvfsMutexInit(&p->mutex);
     p->nRef = 1;
-    p->eLock = NO_LOCK;
     p->commitIntervalMs = COW_COMMIT_INTERVAL_MS;
     p->dirtyLimit = COW_DIRTY_LIMIT;
     p->pNext = gRegistry.pFirst;
@@ -370,6 +391,118 @@ static int cowInodeAcquire(const char *zPath, int acq, cowInode **ppInode)
 out:
     if (pStore)
         cow_store_close(pStore);
+    if (rc == SQLITE_OK)
+        *ppCont = p;
+    return rc;
+}
+
+/*
+ * Drops one reference to PCONT; the last one unlinks it from the registry,
+ * closes the store (which commits; a failure is logged, the container then
+ * holds the previous commit) and, if bUnlinkOnClose, removes the container
+ * file.  Caller holds the registry mutex.
+ */
+static void cowContainerRelease(cowContainer *pCont)
+{
+    cowContainer **pp;
+    int crc;
+
+    assert(cowvfsMutexHeld(&gRegistry.mutex));
+    if (--pCont->nRef > 0)
+        return;
+    for (pp = &gRegistry.pFirst; *pp; pp = &(*pp)->pNext) {
+        if (*pp == pCont) {
+            *pp = pCont->pNext;
+            break;
+        }
+    }
+    crc = cow_store_close(pCont->pStore);
+    if (crc != COW_OK)
+        cowvfsError(0, crc, COWVFS_OP_IO, "close container", pCont->zPath, 0);
+    if (pCont->bUnlinkOnClose && unlink(pCont->zPath) != 0)
+        sqlite3_log(SQLITE_IOERR_DELETE, "cow: unlink %s (delete on close): %s", pCont->zPath,
+                    strerror(errno));
+    cowvfsMutexDestroy(&pCont->mutex);
+    sqlite3_free(pCont);
+}
+
+/*
+ * Returns in *PPINODE a reference to the database ZSUBVOL ("" or NULL: the
+ * live one; else a snapshot or branch) of container ZPATH, opening the
+ * container with cow_store_open() if it is not open in this process (with
+ * COW_OPEN_CREATE if ACQ has ACQ_CREATE, COW_OPEN_READONLY if
+ * ACQ_READONLY).  A container already open is shared as it is, even if it
+ * was opened read-only and the caller wants to write (the caller checks
+ * cowInode.bReadonly, which a snapshot also sets).  An unfinished branch
+ * (vfs_snap.c) is found only with ACQ_UNFINISHED.  The caller drops the
+ * reference with cowvfsInodeRelease().
+ *
+ * Takes the registry mutex.  Returns SQLITE_OK, SQLITE_NOTFOUND (ACQ_PROBE
+ * only: ZPATH does not exist or is not a container; nothing logged),
+ * SQLITE_CANTOPEN (logged: no snapshot or branch ZSUBVOL), or the mapped
+ * and logged error of cow_store_open (SQLITE_NOTADB, SQLITE_CORRUPT,
+ * SQLITE_BUSY, SQLITE_CANTOPEN, SQLITE_NOMEM, SQLITE_IOERR_*), or
+ * SQLITE_NOMEM.
+ */
+int cowvfsInodeAcquire(const char *zPath, const char *zSubvol, int acq, cowInode **ppInode)
+{
+    int rc;
+    int crc;
+    int eKind = 0;
+    size_t nSub;
+    cowContainer *pCont = 0;
+    cowInode *p = 0;
+
+    *ppInode = 0;
+    if (zSubvol == 0)
+        zSubvol = "";
+    nSub = strlen(zSubvol);
+    cowvfsMutexEnter(&gRegistry.mutex);
+    rc = cowContainerAcquire(zPath, acq, &pCont);
+    if (rc != SQLITE_OK)
+        goto out;
+    for (p = pCont->pFirst; p; p = p->pNext)
+        if (strcmp(p->zSubvol, zSubvol) == 0)
+            break;
+    if (p) {
+        p->nRef++;
+        cowContainerRelease(pCont); /* p holds one already */
+        pCont = 0;
+        goto out;
+    }
+    if (nSub) {
+        crc = cow_subvol_kind(pCont->pStore, zSubvol, &eKind);
+        if (crc == COW_OK && eKind == COW_SUBVOL_INCOMPLETE && !(acq & ACQ_UNFINISHED))
+            crc = COW_ENOENT;
+        if (crc != COW_OK) {
+            rc = SQLITE_CANTOPEN;
+            sqlite3_log(rc, "cow: open %s: %s", zPath,
+                        crc == COW_ENOENT ? "no snapshot or branch of that name"
+                                          : cow_store_last_error(pCont->pStore));
+            goto out;
+        }
+    }
+    p = sqlite3_malloc64(sizeof(*p) + nSub + 1);
+    if (p == 0) {
+        rc = SQLITE_NOMEM;
+        goto out;
+    }
+    memset(p, 0, sizeof(*p));
+    p->zSubvol = (char *)&p[1];
+    memcpy(p->zSubvol, zSubvol, nSub + 1);
+    p->pCont = pCont;
+    p->pStore = pCont->pStore;
+    p->eKind = eKind;
+    p->bReadonly = pCont->bReadonly || eKind == COW_SUBVOL_SNAPSHOT;
+    cowvfsMutexInit(&p->mutex);
+    p->nRef = 1;
+    p->eLock = NO_LOCK;
+    p->pNext = pCont->pFirst;
+    pCont->pFirst = p;
+    pCont = 0;
+out:
+    if (pCont)
+        cowContainerRelease(pCont);
     cowvfsMutexLeave(&gRegistry.mutex);
     if (rc == SQLITE_OK)
         *ppInode = p;
@@ -379,37 +512,31 @@ out:
 /*
  * Drops one reference to PINODE; with BUNLINK (a main database opened with
  * SQLITE_OPEN_DELETEONCLOSE) the container file is to be removed once the
- * last reference is gone.  The last release unlinks PINODE from the registry,
- * closes the store (which commits; a failure is logged, the container then
- * holds the previous commit), frees any WAL-index left and, if requested,
- * removes the container file.  Takes the registry mutex; the caller must not
- * hold PINODE->mutex.
+ * container's last reference is gone.  The last release of PINODE unlinks
+ * it from its container and frees it with any WAL-index left; the last one
+ * of the container closes the store (see cowContainerRelease).  Takes the
+ * registry mutex; the caller must not hold PINODE->mutex.
  */
 void cowvfsInodeRelease(cowInode *pInode, int bUnlink)
 {
     cowInode **pp;
-    int crc;
+    cowContainer *pCont = pInode->pCont;
 
     cowvfsMutexEnter(&gRegistry.mutex);
     if (bUnlink)
-        pInode->bUnlinkOnClose = 1;
+        pCont->bUnlinkOnClose = 1;
     if (--pInode->nRef > 0)
         goto out;
-    for (pp = &gRegistry.pFirst; *pp; pp = &(*pp)->pNext) {
+    for (pp = &pCont->pFirst; *pp; pp = &(*pp)->pNext) {
         if (*pp == pInode) {
             *pp = pInode->pNext;
             break;
         }
     }
-    crc = cow_store_close(pInode->pStore);
-    if (crc != COW_OK)
-        cowvfsError(0, crc, COWVFS_OP_IO, "close container", pInode->zPath, 0);
-    if (pInode->bUnlinkOnClose && unlink(pInode->zPath) != 0)
-        sqlite3_log(SQLITE_IOERR_DELETE, "cow: unlink %s (delete on close): %s", pInode->zPath,
-                    strerror(errno));
     cowvfsShmFree(&pInode->shm);
     cowvfsMutexDestroy(&pInode->mutex);
     sqlite3_free(pInode);
+    cowContainerRelease(pCont);
 out:
     cowvfsMutexLeave(&gRegistry.mutex);
 }
@@ -446,7 +573,7 @@ static int cowWithStore(const char *zPath, int bWrite,
     struct stat st;
     int bStat;
     int bLocked;
-    cowInode *p;
+    cowContainer *p;
     cow_store *pStore = 0;
 
     cowvfsMutexEnter(&gRegistry.mutex);
@@ -457,7 +584,9 @@ static int cowWithStore(const char *zPath, int bWrite,
         cowvfsMutexLeave(&gRegistry.mutex);
         bLocked = 0;
         rc = xOp(p->pStore, p->bReadonly, pArg);
-        cowvfsInodeRelease(p, 0);
+        cowvfsMutexEnter(&gRegistry.mutex);
+        cowContainerRelease(p);
+        cowvfsMutexLeave(&gRegistry.mutex);
         goto out;
     }
     if (!bStat) {
@@ -555,6 +684,8 @@ static int cowOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, in
     int bReadonly;
     int bCreate;
     int bExists = 0;
+    int bSnapshot = 0;
+    const char *zSubvol = 0;
     struct stat st;
     char *zContainer = 0;
     char *zStoreName = 0;
@@ -593,13 +724,30 @@ static int cowOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, in
         sqlite3_log(rc, "cow: open %s: a symbolic link (SQLITE_OPEN_NOFOLLOW)", zContainer);
         goto out;
     }
+    if (eType != SQLITE_OPEN_SUPER_JOURNAL) {
+        zSubvol = cowUriSubvol(zName, &bSnapshot);
+        if (bSnapshot && sqlite3_uri_parameter(zName, "branch")) {
+            rc = SQLITE_CANTOPEN;
+            sqlite3_log(rc, "cow: open %s: give snapshot= or branch=, not both", zContainer);
+            goto out;
+        }
+        if (zSubvol && !cow_subvol_name_valid(zSubvol)) {
+            rc = SQLITE_CANTOPEN;
+            sqlite3_log(rc, "cow: open %s: \"%s\" is not a snapshot or branch name (1 to 255 "
+                            "bytes of UTF-8, no '/')",
+                        zContainer, zSubvol);
+            goto out;
+        }
+        if (sqlite3_uri_boolean(zName, "cow_unfinished", 0))
+            acq |= ACQ_UNFINISHED;
+    }
     if (flags & SQLITE_OPEN_READONLY)
         acq |= ACQ_READONLY;
     if (eType == SQLITE_OPEN_MAIN_DB)
-        acq |= (flags & SQLITE_OPEN_CREATE) ? ACQ_CREATE : 0;
+        acq |= (flags & SQLITE_OPEN_CREATE) && !zSubvol ? ACQ_CREATE : 0;
     else
         acq |= ACQ_PROBE;
-    rc = cowInodeAcquire(zContainer, acq, &pInode);
+    rc = cowvfsInodeAcquire(zContainer, zSubvol, acq, &pInode);
     if (rc == SQLITE_NOTFOUND) {
         /* A journal, WAL or super-journal of something that is not a
          * container: an ordinary file of the default VFS. */
@@ -609,14 +757,21 @@ static int cowOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, in
     if (rc != SQLITE_OK)
         goto out;
 
+    if (!bSnapshot && pInode->eKind == COW_SUBVOL_SNAPSHOT) {
+        rc = SQLITE_CANTOPEN;
+        sqlite3_log(rc, "cow: open %s: %s is a snapshot (read-only): open it with snapshot=",
+                    zContainer, zSubvol);
+        goto out;
+    }
     bReadonly = (flags & SQLITE_OPEN_READONLY) != 0;
-    if (pInode->bReadonly && !bReadonly) {
+    if ((pInode->bReadonly || bSnapshot) && !bReadonly) {
         flags = (flags & ~(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_READONLY;
         bReadonly = 1;
-        sqlite3_log(SQLITE_READONLY,
-                    "cow: open %s: the container is open read-only in this process; "
-                    "opening %s read-only",
-                    zContainer, zStoreName);
+        if (!bSnapshot)
+            sqlite3_log(SQLITE_READONLY,
+                        "cow: open %s: the container is open read-only in this process; "
+                        "opening %s read-only",
+                        zContainer, zStoreName);
     }
     bCreate = (flags & SQLITE_OPEN_CREATE) != 0 && !bReadonly;
 
@@ -625,9 +780,13 @@ static int cowOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, in
     cowvfsMutexEnter(&pInode->mutex);
     crc = COW_OK;
     if (bCreate && (flags & SQLITE_OPEN_EXCLUSIVE))
-        crc = cow_exists(pInode->pStore, zStoreName, &bExists);
+        crc = cow_subvol_exists(pInode->pStore, pInode->zSubvol, zStoreName, &bExists);
     if (crc == COW_OK && !bExists)
-        crc = cow_file_open(pInode->pStore, zStoreName, bCreate, &pCf);
+        crc = cow_subvol_file_open(pInode->pStore, pInode->zSubvol, zStoreName, bCreate, &pCf);
+    if (crc == COW_OK && !bExists && eType == SQLITE_OPEN_MAIN_DB) {
+        p->pNextDb = pInode->pFiles;
+        pInode->pFiles = p;
+    }
     cowvfsMutexLeave(&pInode->mutex);
     if (crc == COW_OK && bExists) {
         rc = SQLITE_CANTOPEN;
@@ -681,6 +840,7 @@ out:
 struct cowNameOp {
     const char *zName;      /* the name SQLite gave (for logs) */
     const char *zStoreName; /* the store file */
+    const char *zSubvol;    /* its snapshot or branch, NULL for the live files */
     int iArg;               /* xDelete: syncDir; xAccess: flags */
     int res;                /* xAccess: the answer */
 };
@@ -694,7 +854,7 @@ static int cowDeleteOp(cow_store *pStore, int bReadonly, void *pArg)
     int crc;
 
     (void)bReadonly;
-    crc = cow_unlink(pStore, a->zStoreName);
+    crc = cow_subvol_unlink(pStore, a->zSubvol, a->zStoreName);
     if (crc == COW_ENOENT) {
         rc = SQLITE_IOERR_DELETE_NOENT; /* as unixDelete: not logged */
         goto out;
@@ -739,6 +899,7 @@ static int cowDelete(sqlite3_vfs *pVfs, const char *zName, int syncDir)
     memset(&a, 0, sizeof(a));
     a.zName = zName;
     a.zStoreName = zStoreName;
+    a.zSubvol = cowUriSubvol(zName, 0);
     a.iArg = syncDir;
     rc = cowWithStore(zContainer, 1, cowDeleteOp, &a);
     if (rc == SQLITE_NOTFOUND)
@@ -757,7 +918,9 @@ static int cowAccessOp(cow_store *pStore, int bReadonly, void *pArg)
     int crc;
     int bExists = 0;
 
-    crc = cow_exists(pStore, a->zStoreName, &bExists);
+    crc = cow_subvol_exists(pStore, a->zSubvol, a->zStoreName, &bExists);
+    if (crc == COW_ENOENT) /* no such snapshot or branch */
+        crc = COW_OK;
     if (crc != COW_OK) {
         rc = cowvfsError(pStore, crc, COWVFS_OP_ACCESS, "access", a->zName, 0);
         goto out;
@@ -796,6 +959,7 @@ static int cowAccess(sqlite3_vfs *pVfs, const char *zName, int flags, int *pResO
     memset(&a, 0, sizeof(a));
     a.zName = zName;
     a.zStoreName = zStoreName;
+    a.zSubvol = cowUriSubvol(zName, 0);
     a.iArg = flags;
     rc = cowWithStore(zContainer, 0, cowAccessOp, &a);
     if (rc == SQLITE_NOTFOUND) {
@@ -962,6 +1126,9 @@ int cowvfs_register(int make_default)
     rc = sqlite3_vfs_register(&cowVfs, make_default);
     if (rc == SQLITE_OK)
         gRegistered = 1;
+    /* cow_snapshots on every connection opened from now on */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_auto_extension((void (*)(void))cowvfsAutoExtension);
 out:
     pthread_mutex_unlock(&gRegisterMutex);
     return rc;

@@ -6,6 +6,8 @@
  *   vfs_io.c   the sqlite3_io_methods of container files: I/O, SQLite's lock
  *              states, file controls
  *   vfs_shm.c  the in-memory WAL-index (xShmMap, xShmLock, ...)
+ *   vfs_snap.c snapshots, branches, restore: pragmas, the C API of
+ *              include/cowvfs.h, the cow_snapshots table-valued function
  *   ext.c      the loadable-extension entry point
  *
  * The lock order is written at the top of vfs.c.  Every shared field below
@@ -26,6 +28,7 @@
 #pragma GCC visibility push(hidden)
 
 typedef struct cowvfsMutex cowvfsMutex;
+typedef struct cowContainer cowContainer;
 typedef struct cowInode cowInode;
 typedef struct cowFile cowFile;
 typedef struct cowShm cowShm;
@@ -70,25 +73,58 @@ struct cowShm {
 };
 
 /*
- * One open container, shared by every cowFile of the process that names it
- * (like os_unix.c's unixInodeInfo).  Created by cowvfsInodeAcquire(), freed
- * by the cowvfsInodeRelease() that drops the last reference; each reference
- * is held by one cowFile (the main database, a journal, a WAL, a
- * super-journal).
+ * One open container (store), shared by the databases in it that this
+ * process has open: the live one and any snapshots and branches.  Created
+ * by the first cowInodeAcquire() that names it, closed and freed when its
+ * last cowInode goes.
  */
-struct cowInode {
+struct cowContainer {
     /* Immutable once published in the registry: */
     char *zPath;           /* the container path as first given (full path) */
     dev_t dev;             /* st_dev / st_ino of the container at open */
     ino_t ino;
     cow_store *pStore;     /* opened once per process; closed at the last release */
     int bReadonly;         /* pStore was opened with COW_OPEN_READONLY */
+
+    /* Protected by the registry mutex: */
+    int nRef;              /* cowInodes of it */
+    int bUnlinkOnClose;    /* unlink zPath after closing the store */
+    cowInode *pFirst;      /* its open databases */
+    cowContainer *pNext;   /* next in the registry */
+
+    /* Protected by mutex (a leaf lock): */
+    cowvfsMutex mutex;
+    unsigned commitIntervalMs; /* the last cow_store_set_commit_interval()
+                            * value (PRAGMA cow_commit_interval, URI
+                            * commit_interval), COW_COMMIT_INTERVAL_MS
+                            * until set: the store has no getter */
+    sqlite3_uint64 dirtyLimit; /* the last cow_store_set_dirty_limit() value
+                            * (PRAGMA cow_dirty_limit, URI dirty_limit),
+                            * COW_DIRTY_LIMIT until set */
+};
+
+/*
+ * One open database of a container, shared by every cowFile of the process
+ * that opens it (like os_unix.c's unixInodeInfo): the live database, or a
+ * snapshot or branch (URI parameter snapshot= or branch=), each with its own
+ * SQLite lock states and WAL-index.  Created by cowInodeAcquire(), freed by
+ * the cowvfsInodeRelease() that drops the last reference; each reference is
+ * held by one cowFile (the main database, a journal, a WAL, a
+ * super-journal).
+ */
+struct cowInode {
+    /* Immutable once published in the registry: */
+    cowContainer *pCont;   /* its container (this inode holds a reference) */
+    cow_store *pStore;     /* pCont->pStore */
+    char *zSubvol;         /* the snapshot or branch, "" for the live database */
+    int eKind;             /* 0 (live), COW_SUBVOL_SNAPSHOT, _BRANCH or
+                            * _INCOMPLETE (a branch being made, vfs_snap.c) */
+    int bReadonly;         /* the store is read-only, or a snapshot */
     cowvfsMutex mutex;     /* the lock-state mutex (see the lock order) */
 
     /* Protected by the registry mutex: */
     int nRef;              /* cowFiles holding a reference */
-    int bUnlinkOnClose;    /* unlink zPath after closing the store */
-    cowInode *pNext;       /* next in the registry */
+    cowInode *pNext;       /* next database of pCont */
 
     /* Protected by mutex (SQLite's lock states, see vfs_io.c): */
     int nShared;           /* cowFiles holding SHARED or more */
@@ -97,13 +133,9 @@ struct cowInode {
     int eLock;             /* pOwner's lock, else SHARED_LOCK if nShared,
                             * else NO_LOCK */
     cowShmNode shm;        /* the WAL-index */
-    unsigned commitIntervalMs; /* the last cow_store_set_commit_interval()
-                            * value (PRAGMA cow_commit_interval, URI
-                            * commit_interval), COW_COMMIT_INTERVAL_MS
-                            * until set: the store has no getter */
-    sqlite3_uint64 dirtyLimit; /* the last cow_store_set_dirty_limit() value
-                            * (PRAGMA cow_dirty_limit, URI dirty_limit),
-                            * COW_DIRTY_LIMIT until set */
+    cowFile *pFiles;       /* its open main-database files (cowFile.pNextDb) */
+    int nSnapWait;         /* snapshots waiting for a commit to finish: new
+                            * EXCLUSIVE locks are refused meanwhile */
 };
 
 /* cowFile.ctrlFlags */
@@ -132,6 +164,8 @@ struct cowFile {
                             * changed only under pInode->mutex */
     int szChunk;           /* SQLITE_FCNTL_CHUNK_SIZE: preallocation unit, or 0 */
     cowShm *pShm;          /* the WAL-index attachment, or NULL */
+    cowFile *pNextDb;      /* main databases: next in pInode->pFiles;
+                            * protected by pInode->mutex */
 };
 
 /* SQLite's lock levels as used by xLock (sqlite3.h has SQLITE_LOCK_*). */
@@ -151,6 +185,13 @@ enum cowvfsOp {
     COWVFS_OP_ACCESS  /* xAccess */
 };
 
+/* cowvfsInodeAcquire() flags */
+#define ACQ_CREATE 0x1     /* COW_OPEN_CREATE: make a missing container */
+#define ACQ_READONLY 0x2   /* COW_OPEN_READONLY */
+#define ACQ_PROBE 0x4      /* SQLITE_NOTFOUND if it is not a container */
+#define ACQ_UNFINISHED 0x8 /* an unfinished branch may be opened */
+
+int cowvfsInodeAcquire(const char *zPath, const char *zSubvol, int acq, cowInode **ppInode);
 int cowvfsMapError(int cowrc, enum cowvfsOp eOp);
 int cowvfsError(cow_store *pStore, int cowrc, enum cowvfsOp eOp, const char *zOp,
                 const char *zFile, sqlite3_int64 iOff);
@@ -163,6 +204,16 @@ int cowvfsCommitTxn(cowFile *p);
 void cowvfsSetCommitInterval(cowInode *pInode, unsigned ms);
 void cowvfsSetDirtyLimit(cowInode *pInode, sqlite3_uint64 nBytes);
 
+/* ---- vfs_snap.c ---- */
+
+/* PRAGMA cow_snapshot / cow_branch / cow_restore / cow_delete on P;
+ * SQLITE_NOTFOUND for any other pragma (see vfs_snap.c). */
+int cowvfsSnapPragma(cowFile *p, const char *zName, const char *zVal, char **pzOut);
+/* Registers the cow_snapshots table-valued function on DB. */
+int cowvfsSnapRegister(sqlite3 *db);
+/* The same as an auto-extension entry point (every new connection). */
+int cowvfsAutoExtension(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi);
+
 /* ---- vfs_shm.c ---- */
 
 int cowvfsShmMap(sqlite3_file *pFile, int iRegion, int szRegion, int bExtend,
@@ -171,6 +222,7 @@ int cowvfsShmLock(sqlite3_file *pFile, int ofst, int n, int flags);
 void cowvfsShmBarrier(sqlite3_file *pFile);
 int cowvfsShmUnmap(sqlite3_file *pFile, int deleteFlag);
 void cowvfsShmFree(cowShmNode *pNode);
+void cowvfsShmReset(cowShmNode *pNode);
 
 #pragma GCC visibility pop
 

@@ -181,6 +181,13 @@ static int cowLock(sqlite3_file *pFile, int eFileLock)
         p->eFileLock = pInode->eLock = RESERVED_LOCK;
         goto out;
     }
+    if (pInode->nSnapWait > 0) {
+        /* a snapshot waits for a commit in progress: no new one starts
+         * until it is taken (the caller's busy handler retries) */
+        rc = SQLITE_BUSY;
+        pInode->pOwner = p->eFileLock > SHARED_LOCK ? p : 0;
+        goto out;
+    }
     p->eFileLock = pInode->eLock = PENDING_LOCK;
     if (pInode->nShared > 1) {
         rc = SQLITE_BUSY; /* readers remain; stay at PENDING */
@@ -221,6 +228,16 @@ static int cowClose(sqlite3_file *pFile)
     if (p->pInode == 0)
         goto out;
     cowUnlock(pFile, NO_LOCK);
+    if (p->eType == SQLITE_OPEN_MAIN_DB) {
+        cowFile **pp;
+        cowvfsMutexEnter(&p->pInode->mutex);
+        for (pp = &p->pInode->pFiles; *pp; pp = &(*pp)->pNextDb)
+            if (*pp == p) {
+                *pp = p->pNextDb;
+                break;
+            }
+        cowvfsMutexLeave(&p->pInode->mutex);
+    }
     if (p->pShm)
         cowvfsShmUnmap(pFile, 0);
     if ((p->ctrlFlags & COWFILE_DELETE) && p->pCf) {
@@ -412,8 +429,9 @@ static int cowHasMoved(cowFile *p)
 {
     struct stat st;
 
-    return stat(p->pInode->zPath, &st) != 0 || st.st_dev != p->pInode->dev ||
-           st.st_ino != p->pInode->ino;
+    cowContainer *pCont = p->pInode->pCont;
+
+    return stat(pCont->zPath, &st) != 0 || st.st_dev != pCont->dev || st.st_ino != pCont->ino;
 }
 
 /*
@@ -424,10 +442,12 @@ static int cowHasMoved(cowFile *p)
  */
 void cowvfsSetCommitInterval(cowInode *pInode, unsigned ms)
 {
-    cowvfsMutexEnter(&pInode->mutex);
-    cow_store_set_commit_interval(pInode->pStore, ms);
-    pInode->commitIntervalMs = ms;
-    cowvfsMutexLeave(&pInode->mutex);
+    cowContainer *pCont = pInode->pCont;
+
+    cowvfsMutexEnter(&pCont->mutex);
+    cow_store_set_commit_interval(pCont->pStore, ms);
+    pCont->commitIntervalMs = ms;
+    cowvfsMutexLeave(&pCont->mutex);
 }
 
 /*
@@ -440,10 +460,10 @@ void cowvfsSetDirtyLimit(cowInode *pInode, sqlite3_uint64 nBytes)
 {
     if (nBytes < 4096)
         nBytes = 4096;
-    cowvfsMutexEnter(&pInode->mutex);
+    cowvfsMutexEnter(&pInode->pCont->mutex);
     cow_store_set_dirty_limit(pInode->pStore, nBytes);
-    pInode->dirtyLimit = nBytes;
-    cowvfsMutexLeave(&pInode->mutex);
+    pInode->pCont->dirtyLimit = nBytes;
+    cowvfsMutexLeave(&pInode->pCont->mutex);
 }
 
 /* Parses Z, decimal digits only, as a number of milliseconds in
@@ -551,6 +571,10 @@ static int cowPragma(cowFile *p, char **azArg)
         rc = SQLITE_NOTFOUND;
         goto out;
     }
+    rc = cowvfsSnapPragma(p, zName, zVal, &azArg[0]); /* snapshots, branches */
+    if (rc != SQLITE_NOTFOUND)
+        goto out;
+    rc = SQLITE_OK;
     for (i = 0; i < (int)(sizeof(aCowPragma) / sizeof(aCowPragma[0])); i++)
         if (sqlite3_stricmp(zName, aCowPragma[i].zName) == 0)
             break;
@@ -598,9 +622,9 @@ static int cowPragma(cowFile *p, char **azArg)
         break;
     case COWPRAGMA_DIRTY_LIMIT:
         if (zVal == 0) {
-            cowvfsMutexEnter(&p->pInode->mutex);
-            nLimit = p->pInode->dirtyLimit;
-            cowvfsMutexLeave(&p->pInode->mutex);
+            cowvfsMutexEnter(&p->pInode->pCont->mutex);
+            nLimit = p->pInode->pCont->dirtyLimit;
+            cowvfsMutexLeave(&p->pInode->pCont->mutex);
         } else if (cowParseBytes(zVal, &nLimit) != 0) {
             azArg[0] = sqlite3_mprintf("PRAGMA %s: %s is not a number of bytes", zName, zVal);
             rc = SQLITE_ERROR;
@@ -613,9 +637,9 @@ static int cowPragma(cowFile *p, char **azArg)
         break;
     default: /* COWPRAGMA_COMMIT_INTERVAL */
         if (zVal == 0) {
-            cowvfsMutexEnter(&p->pInode->mutex);
-            ms = p->pInode->commitIntervalMs;
-            cowvfsMutexLeave(&p->pInode->mutex);
+            cowvfsMutexEnter(&p->pInode->pCont->mutex);
+            ms = p->pInode->pCont->commitIntervalMs;
+            cowvfsMutexLeave(&p->pInode->pCont->mutex);
         } else if (cowParseMs(zVal, &ms) != 0) {
             azArg[0] = sqlite3_mprintf("PRAGMA %s: %s is not a number of milliseconds "
                                        "(0..%u)",

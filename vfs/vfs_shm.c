@@ -104,6 +104,21 @@ void cowvfsShmFree(cowShmNode *pNode)
 }
 
 /*
+ * Zeroes every region of PNODE in place (connections keep their pointers):
+ * the WAL-index is then invalid, so the next reader rebuilds it from the
+ * WAL (SQLite's recovery) and drops its page cache.  Used after a restore
+ * replaced the database under idle connections.  Caller holds the inode
+ * mutex and has made sure no connection holds a WAL-index lock.
+ */
+void cowvfsShmReset(cowShmNode *pNode)
+{
+    int i;
+
+    for (i = 0; i < pNode->nRegion; i++)
+        memset(pNode->apRegion[i], 0, (size_t)pNode->szRegion);
+}
+
+/*
  * xShmMap: sets *PP to region IREGION (SZREGION bytes, zeroed when first
  * allocated, at a stable address until the last connection unmaps).  If the
  * region does not exist yet, BEXTEND allocates it and every region before
