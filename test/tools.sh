@@ -8,9 +8,11 @@
 #
 # Containers are made with the stock sqlite3 shell loading the extension,
 # then looked at (ls, df, dump), checked (fsck, always with the sanitized
-# build), damaged on purpose (tree block, data block, superblocks, truncated,
-# random bytes, an ordinary database) and checked again: fsck must find a
-# problem and say so in a line, never crash.
+# build), snapshotted, branched, restored and pruned (snapshot, branch,
+# restore, delete, list, df; the contents checked through the shell),
+# damaged on purpose (tree block, data block, superblocks, truncated, random
+# bytes, an ordinary database) and checked again: fsck must find a problem
+# and say so in a line, never crash.
 set -eu
 
 root=$(pwd)
@@ -122,7 +124,18 @@ expect "usage: dump --block without value exits 2" 2 "$ctl" dump x --block
 expect_grep "usage: bad arguments print a usage line on stderr" 2 err '^usage: cowctl fsck' \
     "$ctl" fsck
 expect_grep "--help lists the commands" 0 out 'cowctl import' "$ctl" --help
-for c in fsck ls df dump import export; do
+expect_grep "usage: snapshot without NAME exits 2" 2 err '^usage: cowctl snapshot PATH NAME' \
+    "$ctl" snapshot x
+expect "usage: branch without arguments exits 2" 2 "$ctl" branch
+expect "usage: restore without NAME exits 2" 2 "$ctl" restore x
+expect "usage: delete without NAME exits 2" 2 "$ctl" delete x
+expect "usage: delete with three arguments exits 2" 2 "$ctl" delete x y z
+expect "usage: list without PATH exits 2" 2 "$ctl" list
+expect "usage: snapshot --from without value exits 2" 2 "$ctl" snapshot x y --from
+expect "usage: snapshot --from '' exits 2" 2 "$ctl" snapshot x y --from ''
+expect "usage: restore --into '' exits 2" 2 "$ctl" restore x y --into=
+expect "usage: restore --from is not an option of restore" 2 "$ctl" restore x y --from z
+for c in fsck ls df dump import export snapshot branch restore delete list; do
     expect_grep "$c --help" 0 out "^usage: cowctl $c" "$ctl" "$c" --help
 done
 
@@ -270,6 +283,214 @@ expect_grep "import: a missing source fails" 1 err 'No such file' "$actl" import
 expect_grep "export: a source that is not a container fails" 1 err '.' \
     "$actl" export walsrc.db z.db
 if [ ! -e z.db ]; then ok "export: a failed export leaves no file"; else bad "export: a failed export leaves no file" "z.db exists"; fi
+
+# ---------------------------------------------------------------- snapshots and branches
+# q DB SQL: the shell's output of SQL on DB through the cow VFS, errors
+# included (they then fail the comparison they are part of).
+q() {
+    printf '%s\n' "$2" | cowsql "$1" 2>&1 || true
+}
+
+# expect_eq NAME WANT GOT: GOT is WANT (no command output shown: none ran).
+expect_eq() {
+    if [ "$2" = "$3" ]; then
+        ok "$1"
+    else
+        fail=$((fail + 1))
+        echo "FAIL $1: got '$3', expected '$2'"
+    fi
+}
+
+# A summary of table s, one line: its rows, its largest key and the total
+# length of its text.
+sumsql="SELECT count(*) || ' ' || max(a) || ' ' || total(length(b)) FROM"
+
+q snap.db "CREATE TABLE s(a INTEGER PRIMARY KEY, b TEXT);
+INSERT INTO s SELECT value, 'snap ' || value || printf('%.*c', value % 300, 'x') FROM generate_series(1, 2000);" >/dev/null
+orig=$(q snap.db "$sumsql s;")
+t0=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+expect "snapshot: of the live database" 0 "$actl" snapshot snap.db before
+t1=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+if [ -s out ] || [ -s err ]; then bad "snapshot: prints nothing on success" "output"; else ok "snapshot: prints nothing on success"; fi
+q snap.db "DELETE FROM s WHERE a BETWEEN 1001 AND 1100; UPDATE s SET b = 'changed' WHERE a <= 50;
+INSERT INTO s VALUES (5000, 'after');" >/dev/null
+changed=$(q snap.db "$sumsql s;")
+if [ "$changed" != "$orig" ]; then ok "the live database changed ($changed)"; else bad "the live database changed" "$changed"; fi
+snapuri="'file:snap.db?vfs=cow&snapshot=before'"
+expect_eq "the snapshot holds the rows of before the change" "$orig" \
+    "$(q snap.db "ATTACH $snapuri AS p; $sumsql p.s;")"
+expect_eq "the snapshot passes integrity_check" ok \
+    "$(q snap.db "ATTACH $snapuri AS p; PRAGMA p.integrity_check;")"
+if q snap.db "ATTACH $snapuri AS p; INSERT INTO p.s VALUES (9999, 'no');" | grep -q 'readonly'; then
+    ok "the snapshot refuses writes"
+else
+    bad "the snapshot refuses writes" "no readonly error"
+fi
+
+expect "branch: --from a snapshot" 0 "$actl" branch snap.db work --from before
+branchuri="'file:snap.db?vfs=cow&branch=work'"
+expect_eq "the branch starts as its snapshot" "$orig" \
+    "$(q snap.db "ATTACH $branchuri AS w; $sumsql w.s;")"
+q snap.db "ATTACH $branchuri AS w; INSERT INTO w.s VALUES (7000, 'on the branch');
+DELETE FROM w.s WHERE a BETWEEN 10 AND 19;" >/dev/null
+expect_eq "the branch takes writes" "1991 7000" \
+    "$(q snap.db "ATTACH $branchuri AS w; SELECT count(*) || ' ' || max(a) FROM w.s;")"
+expect_eq "writing the branch leaves the snapshot alone" "$orig" \
+    "$(q snap.db "ATTACH $snapuri AS p; $sumsql p.s;")"
+expect_eq "writing the branch leaves the live database alone" "$changed" \
+    "$(q snap.db "$sumsql s;")"
+expect "snapshot: --from a branch" 0 "$actl" snapshot snap.db "work-1" --from=work
+expect_eq "a snapshot of the branch holds the branch" "1991 7000" \
+    "$(q snap.db "ATTACH 'file:snap.db?vfs=cow&snapshot=work-1' AS w; SELECT count(*) || ' ' || max(a) FROM w.s;")"
+
+ts='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z'
+expect_grep "list: a header line" 0 out '^NAME +KIND +CREATED +SOURCE +EXCLUSIVE +SHARED$' \
+    "$actl" list snap.db
+for pat in "^before +snapshot +$ts +- +[0-9]+ +[0-9]+\$" "^work +branch +$ts +before +[0-9]+ +[0-9]+\$" \
+    "^work-1 +snapshot +$ts +work +[0-9]+ +[0-9]+\$"; do
+    if grep -E -q -- "$pat" out; then ok "list shows /$pat/"; else bad "list shows /$pat/" "missing"; fi
+done
+expect_eq "list: oldest first, one line each" "NAME before work work-1" "$(awk '{ print $1 }' out | tr '\n' ' ' | sed 's/ $//')"
+created=$(awk '$1 == "before" { print $3 }' out)
+digits() { printf '%s' "$1" | tr -dc 0-9; }
+if [ "$(digits "$created")" -ge "$(digits "$t0")" ] 2>/dev/null &&
+    [ "$(digits "$created")" -le "$(digits "$t1")" ]; then
+    ok "list: the creation time is now, in UTC ($created)"
+else
+    bad "list: the creation time is now, in UTC" "'$created' not in $t0 .. $t1"
+fi
+# The columns line up under the header.
+if awk 'NR == 1 { k = index($0, "KIND"); e = index($0, "EXCLUSIVE") + 9 }
+        NR > 1 && (substr($0, k - 2, 2) != "  " || substr($0, k, 1) == " " || substr($0, e, 1) != " ") { bad = 1 }
+        END { exit bad }' out; then
+    ok "list: an aligned table"
+else
+    bad "list: an aligned table" "misaligned"
+fi
+work_excl=$(awk '$1 == "work" { print $5 }' out)
+
+expect_grep "df: a table of exclusive and shared bytes" 0 out '^KIND +EXCLUSIVE +SHARED +NAME$' \
+    "$actl" df snap.db
+for pat in '^live +[0-9]+ +[0-9.]+ [KMG]?i?B +[0-9]+ +[0-9.]+ [KMG]?i?B +-$' \
+    '^snapshot +[0-9]+ .* before$' '^branch +[0-9]+ .* work$' '^snapshot +[0-9]+ .* work-1$' \
+    '^used +[0-9]+' '^generation +[0-9]+$'; do
+    if grep -E -q -- "$pat" out; then ok "df shows /$pat/"; else bad "df shows /$pat/" "missing"; fi
+done
+# The live database and the snapshot diverged: each has bytes of its own,
+# and they still share the rows nobody changed.
+live_excl=$(awk '$1 == "live" { print $2 }' out)
+live_shared=$(awk '$1 == "live" { print $5 }' out)
+if [ "${live_excl:-0}" -gt 0 ] && [ "${live_shared:-0}" -gt 0 ]; then
+    ok "df: the changed live database has exclusive and shared bytes ($live_excl, $live_shared)"
+else
+    bad "df: the changed live database has exclusive and shared bytes" "'$live_excl' '$live_shared'"
+fi
+expect_eq "df and list agree on the branch's exclusive bytes" "$work_excl" \
+    "$(awk '$1 == "branch" && $NF == "work" { print $2 }' out)"
+
+expect_grep "snapshot: a bad name fails" 1 err '^cowctl: snapshot: snap.db: .*bad snapshot or branch name' \
+    "$actl" snapshot snap.db a/b
+expect_grep "branch: an empty name fails" 1 err 'bad snapshot or branch name' \
+    "$actl" branch snap.db ''
+expect_grep "snapshot: a duplicate name fails" 1 err '^cowctl: snapshot: snap.db: .*named before exists' \
+    "$actl" snapshot snap.db before
+expect_grep "branch: a name taken by a snapshot fails" 1 err 'exists' \
+    "$actl" branch snap.db work-1
+expect_grep "branch: --from a missing snapshot fails" 1 err 'no snapshot or branch named nope' \
+    "$actl" branch snap.db other --from nope
+expect_grep "restore: into a snapshot fails" 1 err 'is a snapshot' \
+    "$actl" restore snap.db work --into before
+expect_grep "restore: from a missing snapshot fails" 1 err 'nope' "$actl" restore snap.db nope
+expect_grep "delete: a missing snapshot fails" 1 err 'no snapshot or branch named nope' \
+    "$actl" delete snap.db nope
+expect_grep "snapshot: a missing container fails" 1 err 'No such file' \
+    "$actl" snapshot missing.db x
+expect_grep "list: an ordinary database fails" 1 err '^cowctl: list: exported.db: ' \
+    "$actl" list exported.db
+expect_eq "failed commands made nothing" "NAME before work work-1" \
+    "$("$ctl" list snap.db | awk '{ print $1 }' | tr '\n' ' ' | sed 's/ $//')"
+
+# A name with a tab and a backslash is listed escaped, on one line.
+expect "branch: a name with a tab" 0 "$actl" branch snap.db "$(printf 'odd\tname\\x')"
+expect_grep "list: control characters and backslashes escaped" 0 out '^odd\\tname\\\\x +branch ' \
+    "$actl" list snap.db
+expect "delete: the name with a tab" 0 "$actl" delete snap.db "$(printf 'odd\tname\\x')"
+
+# The container held open by another process: refused, nothing waited for.
+rm -f held
+{ printf '.load %s\n.open file:snap.db?vfs=cow\nSELECT count(*) FROM s;\n.system touch held; while [ -e held ]; do sleep 0.1; done\n' "$ext" |
+    sqlite3; } >/dev/null 2>&1 &
+holder=$!
+i=0
+while [ ! -e held ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+if [ -e held ]; then
+    for c in "snapshot snap.db x" "branch snap.db x" "restore snap.db before" "delete snap.db before" \
+        "list snap.db"; do
+        # shellcheck disable=SC2086
+        expect_grep "${c%% *}: a container open in another process fails" 1 err \
+            "^cowctl: ${c%% *}: snap.db: the container is in use by another process" "$actl" $c
+    done
+else
+    bad "a shell holds the container open" "it never did"
+fi
+rm -f held
+wait $holder || true
+
+expect "restore: the live database from the snapshot" 0 "$actl" restore snap.db before
+expect_eq "restore: the live rows are back" "$orig" "$(q snap.db "$sumsql s;")"
+expect_eq "restore: the restored database passes integrity_check" ok \
+    "$(q snap.db "PRAGMA integrity_check;")"
+expect_eq "restore: the snapshot is unchanged" "$orig" \
+    "$(q snap.db "ATTACH $snapuri AS p; $sumsql p.s;")"
+expect "restore --into: the branch from the snapshot" 0 "$actl" restore snap.db before --into work
+expect_eq "restore --into: the branch's rows are the snapshot's" "$orig" \
+    "$(q snap.db "ATTACH $branchuri AS w; $sumsql w.s;")"
+expect_eq "restore --into: the live database is left alone" "$orig" "$(q snap.db "$sumsql s;")"
+q snap.db "INSERT INTO s VALUES (6000, 'after the restore');" >/dev/null
+expect_eq "restore: the restored database takes writes" "2001 6000" \
+    "$(q snap.db "SELECT count(*) || ' ' || max(a) FROM s;")"
+
+# Deleting frees exactly the bytes list called exclusive.
+expect "list before delete" 0 "$actl" list snap.db
+work_excl=$(awk '$1 == "work" { print $5 }' out)
+expect "df before delete" 0 "$actl" df snap.db
+used_before=$(awk '$1 == "used" { print $2 }' out)
+expect "delete: a branch" 0 "$actl" delete snap.db work
+expect "df after delete" 0 "$actl" df snap.db
+used_after=$(awk '$1 == "used" { print $2 }' out)
+if [ -n "$work_excl" ] && [ -n "$used_before" ] && [ -n "$used_after" ] &&
+    [ $((used_before - used_after)) -eq "$work_excl" ]; then
+    ok "delete: frees the branch's exclusive bytes ($work_excl)"
+else
+    bad "delete: frees the branch's exclusive bytes" "used $used_before -> $used_after, exclusive '$work_excl'"
+fi
+if grep -q ' work$' out; then bad "df: a deleted branch is gone" "still listed"; else ok "df: a deleted branch is gone"; fi
+expect "list after delete" 0 "$actl" list snap.db
+if awk '$1 == "work" { found = 1 } END { exit found }' out; then
+    ok "list: the deleted branch is gone"
+else
+    bad "list: the deleted branch is gone" "still listed"
+fi
+if grep -E -q "^work-1 +snapshot +$ts +\\(deleted\\) " out; then
+    ok "list: a snapshot of a deleted branch names its source (deleted)"
+else
+    bad "list: a snapshot of a deleted branch names its source (deleted)" "no line"
+fi
+expect_grep "delete: a deleted branch cannot be deleted again" 1 err 'no snapshot or branch named work' \
+    "$actl" delete snap.db work
+if q snap.db "ATTACH $branchuri AS w; SELECT count(*) FROM w.s;" | grep -q -i 'unable to open'; then
+    ok "a deleted branch cannot be opened"
+else
+    bad "a deleted branch cannot be opened" "it opened"
+fi
+expect "delete: the other snapshots" 0 "$actl" delete snap.db work-1
+expect "delete: ... and the first" 0 "$actl" delete snap.db before
+expect_grep "list: none left, the header only" 0 out '^NAME ' "$actl" list snap.db
+expect_eq "list: nothing but the header" 1 "$(wc -l <out | tr -d ' ')"
+expect_eq "the live database survived it all" "2001 6000" \
+    "$(q snap.db "SELECT count(*) || ' ' || max(a) FROM s;")"
+expect_grep "fsck: clean after snapshots, branches, restores and deletes" 0 out 'clean' \
+    "$actl" fsck snap.db
 
 # ---------------------------------------------------------------- damage
 # expect_damage NAME FILE PATTERN: fsck (sanitized) exits 1 with a problem

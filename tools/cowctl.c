@@ -1,16 +1,30 @@
 /*
- * cowctl.c - look into, check and convert cowvfs containers.
+ * cowctl.c - look into, check and convert cowvfs containers; make, restore
+ * and delete their snapshots and branches.
  *
  *   cowctl fsck [--no-data] [-v] [-q] PATH   check everything (exit 0 clean, 1 not)
  *   cowctl ls PATH                           the files in the container
- *   cowctl df PATH                           space: data, metadata, free
+ *   cowctl df PATH                           space: data, metadata, free; and
+ *                                            per database, exclusive and shared
  *   cowctl dump [--block N] [--hex] PATH     every tree and item, decoded
  *   cowctl import PLAIN.db APP.db            ordinary database -> container
  *   cowctl export APP.db PLAIN.db            container -> ordinary database
+ *   cowctl snapshot PATH NAME [--from SRC]   read-only copy of the database (or SRC)
+ *   cowctl branch PATH NAME [--from SRC]     writable copy of the database (or SRC)
+ *   cowctl restore PATH NAME [--into BR]     reset the database (or branch BR) to NAME
+ *   cowctl delete PATH NAME                  delete snapshot or branch NAME
+ *   cowctl list PATH                         the snapshots and branches
  *
  * fsck and dump read the container file directly (tools/fsck.c); ls and df
  * open it with the store (read-only); import and export copy a database with
  * SQLite's online backup API between the default "unix" VFS and "cow".
+ * snapshot, branch, restore, delete and list go through the VFS's container
+ * API (cowvfs_container_*, include/cowvfs.h), which makes each snapshot at a
+ * transaction boundary (a hot journal left by a crash is rolled back in the
+ * copy, never in the source).
+ *
+ * Every command works offline: a container open in another process is
+ * refused ("in use by another process"), never waited for.
  *
  * Exit status: 0 success (fsck: clean), 1 failure (fsck: problems found),
  * 2 bad usage.  Errors are one line on stderr: "cowctl: CMD: PATH: why".
@@ -28,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *cmd = NULL; /* the subcommand, for messages */
@@ -162,6 +177,53 @@ static const char *human(uint64_t n, char *buf, size_t len)
     else
         snprintf(buf, len, "%.1f %s", v, unit[u]);
     return buf;
+}
+
+/* Room for a snapshot or branch name (at most 255 bytes) as printable()
+ * writes it: 4 bytes per byte, and the terminator. */
+#define PRINTABLE_MAX (4 * 255 + 1)
+
+/*
+ * NAME as a table shows it: control bytes and backslashes escaped (\n, \t,
+ * \\, \xNN), so that no name can break a line or forge a column.  Written
+ * to BUF (LEN bytes: PRINTABLE_MAX holds any valid name; a longer result
+ * is cut); returns BUF.
+ */
+static const char *printable(const char *name, char *buf, size_t len)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p && o + 5 <= len; p++) {
+        if (*p == '\\')
+            o += (size_t)snprintf(buf + o, len - o, "\\\\");
+        else if (*p == '\n')
+            o += (size_t)snprintf(buf + o, len - o, "\\n");
+        else if (*p == '\t')
+            o += (size_t)snprintf(buf + o, len - o, "\\t");
+        else if (*p < 0x20 || *p == 0x7f)
+            o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
+        else
+            buf[o++] = (char)*p;
+    }
+    buf[o] = 0;
+    return buf;
+}
+
+/* Columns S takes on a terminal: its UTF-8 characters (wide ones count as
+ * one; names are rarely made of them). */
+static int columns(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+/* Prints S left-aligned in a column WIDTH wide (see columns()). */
+static void print_left(const char *s, int width)
+{
+    fputs(s, stdout);
+    for (int n = columns(s); n < width; n++)
+        fputc(' ', stdout);
 }
 
 /* 0 if PATH is a regular file we can read; else prints why and returns 1. */
@@ -363,6 +425,85 @@ static void df_line(const char *label, uint64_t v)
     printf("%-14s %16" PRIu64 "  %10s\n", label, v, human(v, h, sizeof(h)));
 }
 
+/* The snapshots and branches of a store, copied out of cow_subvol_list()
+ * first: store.h does not promise that its callback may call back into the
+ * store (cow_subvol_usage() takes store->lock). */
+struct subvols {
+    struct cow_subvol_info *v;
+    size_t n, cap;
+    int nomem;
+};
+
+static int subvols_cb(void *arg, const struct cow_subvol_info *si)
+{
+    struct subvols *l = arg;
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 16;
+        struct cow_subvol_info *nv = realloc(l->v, ncap * sizeof(*nv));
+        if (!nv) {
+            l->nomem = 1;
+            return 1;
+        }
+        l->v = nv;
+        l->cap = ncap;
+    }
+    l->v[l->n++] = *si;
+    return 0;
+}
+
+/* One row of df's second table. */
+static void df_usage_line(const char *kind, const struct cow_subvol_usage *u, const char *name)
+{
+    char h1[32], h2[32], q[PRINTABLE_MAX];
+    printf("%-14s %16" PRIu64 "  %10s %16" PRIu64 "  %10s  %s\n", kind, u->exclusive_bytes,
+           human(u->exclusive_bytes, h1, sizeof(h1)), u->shared_bytes,
+           human(u->shared_bytes, h2, sizeof(h2)), printable(name, q, sizeof(q)));
+}
+
+/*
+ * df's second table: for the live database, then each snapshot and branch
+ * (oldest first), the bytes only it references (what deleting it would
+ * free) and the bytes it shares with others.  Returns 0, or 1 after
+ * printing why.
+ */
+static int df_usage(cow_store *st, const char *path)
+{
+    struct subvols l = {0};
+    struct cow_subvol_usage u;
+    int ret = 1;
+    int rc = cow_subvol_list(st, subvols_cb, &l);
+    if (l.nomem) {
+        err("%s: out of memory", path);
+        goto out;
+    }
+    if (rc != COW_OK) {
+        err("%s: listing snapshots and branches: %s", path, cow_store_last_error(st));
+        goto out;
+    }
+    rc = cow_subvol_usage(st, NULL, &u);
+    if (rc != COW_OK) {
+        err("%s: space of the live database: %s", path, cow_store_last_error(st));
+        goto out;
+    }
+    printf("\n%-14s %16s  %10s %16s  %10s  %s\n", "KIND", "EXCLUSIVE", "", "SHARED", "", "NAME");
+    df_usage_line("live", &u, "-");
+    for (size_t i = 0; i < l.n; i++) {
+        rc = cow_subvol_usage(st, l.v[i].name, &u);
+        if (rc != COW_OK) {
+            char q[PRINTABLE_MAX];
+            err("%s: space of %s: %s", path, printable(l.v[i].name, q, sizeof(q)),
+                cow_store_last_error(st));
+            goto out;
+        }
+        df_usage_line(l.v[i].kind == COW_SUBVOL_SNAPSHOT ? "snapshot" : "branch", &u,
+                      l.v[i].name);
+    }
+    ret = 0;
+out:
+    free(l.v);
+    return ret;
+}
+
 static int cmd_df(int argc, char **argv)
 {
     const char *path;
@@ -388,6 +529,7 @@ static int cmd_df(int argc, char **argv)
         df_line("free", df.free_bytes);
         printf("%-14s %16" PRIu64 "\n", "block groups", df.nblock_groups);
         printf("%-14s %16" PRIu64 "\n", "generation", df.generation);
+        ret = df_usage(st, path);
     }
     rc = cow_store_close(st);
     if (rc != COW_OK && !ret) {
@@ -402,7 +544,15 @@ static const char help_df[] =
     "the container file's size, the bytes covered by block groups (total), the\n"
     "allocated bytes (used = data extents + metadata: tree blocks and the two\n"
     "superblocks), free = total - used, the number of block groups and the\n"
-    "generation of the last commit.  Opens the container read-only.\n";
+    "generation of the last commit.\n"
+    "\n"
+    "Then a table of the databases in the container: the live database (kind\n"
+    "\"live\", name \"-\") and each snapshot and branch, oldest first, with\n"
+    "  EXCLUSIVE  the bytes (tree blocks and data extents, whole) that only it\n"
+    "             references: what deleting it would free\n"
+    "  SHARED     the bytes it shares with the others (copy on write)\n"
+    "\n"
+    "Opens the container read-only; it must not be open in another process.\n";
 
 /* ------------------------------------------------------------------ */
 /* dump                                                                */
@@ -623,6 +773,258 @@ static const char help_export[] =
     "on failure PLAIN.db is removed.\n";
 
 /* ------------------------------------------------------------------ */
+/* snapshot / branch / restore / delete / list                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Reports the failure RC of a cowvfs_container_* call on PATH with the
+ * message MSG it returned (or SQLite's name for RC).  cowctl holds no
+ * connection of its own, so SQLITE_BUSY means that another process has the
+ * container open, and the message says so first.
+ */
+static void api_error(const char *path, int rc, const char *msg)
+{
+    const char *why = msg ? msg : sqlite3_errstr(rc);
+    if (rc == SQLITE_BUSY)
+        err("%s: the container is in use by another process (%s)", path, why);
+    else
+        err("%s: %s", path, why);
+}
+
+/* snapshot and branch: KIND is COWVFS_SNAPSHOT or COWVFS_BRANCH. */
+static int make_copy(int argc, char **argv, int kind)
+{
+    static const char *const opts[] = {"--from=", NULL};
+    const char *vals[1] = {0};
+    const char *ops[2];
+    int n, rc = parse_args(argc, argv, opts, vals, ops, 2, &n);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    const char *path = ops[0], *name = ops[1], *source = vals[0];
+    if (source && !source[0])
+        return bad_usage("--from needs the name of a snapshot or branch");
+    if (check_readable(path))
+        return 1;
+    char *msg = NULL;
+    if (kind == COWVFS_SNAPSHOT)
+        rc = cowvfs_container_snapshot(path, source, name, &msg);
+    else
+        rc = cowvfs_container_branch(path, source, name, &msg);
+    if (rc != SQLITE_OK)
+        api_error(path, rc, msg);
+    sqlite3_free(msg);
+    return rc != SQLITE_OK;
+}
+
+static int cmd_snapshot(int argc, char **argv)
+{
+    return make_copy(argc, argv, COWVFS_SNAPSHOT);
+}
+
+static int cmd_branch(int argc, char **argv)
+{
+    return make_copy(argc, argv, COWVFS_BRANCH);
+}
+
+static const char help_snapshot[] =
+    "Makes snapshot NAME, a read-only copy of the database in the container at\n"
+    "PATH, or of snapshot or branch SOURCE.  It shares every block with its\n"
+    "source, so it takes constant time and almost no space until one of them\n"
+    "changes.  It holds the last committed transaction: a hot journal left by\n"
+    "a crash is rolled back in the snapshot (the source is not touched).  Read\n"
+    "it with the URI file:PATH?vfs=cow&snapshot=NAME (or ATTACH it).\n"
+    "\n"
+    "NAME: 1 to 255 bytes of UTF-8, no '/', unique among the container's\n"
+    "snapshots and branches (put -- before a NAME that starts with '-').\n"
+    "The container must not be open in another process.\n"
+    "\n"
+    "  --from SOURCE  copy snapshot or branch SOURCE instead of the database\n";
+
+static const char help_branch[] =
+    "Makes branch NAME, a writable copy of the database in the container at\n"
+    "PATH, or of snapshot or branch SOURCE, sharing every block with it until\n"
+    "either side changes (constant time, as a snapshot).  Open it with the\n"
+    "URI file:PATH?vfs=cow&branch=NAME; its changes do not reach its source.\n"
+    "\n"
+    "NAME: as for cowctl snapshot.  The container must not be open in another\n"
+    "process.\n"
+    "\n"
+    "  --from SOURCE  copy snapshot or branch SOURCE instead of the database\n";
+
+static int cmd_restore(int argc, char **argv)
+{
+    static const char *const opts[] = {"--into=", NULL};
+    const char *vals[1] = {0};
+    const char *ops[2];
+    int n, rc = parse_args(argc, argv, opts, vals, ops, 2, &n);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    const char *path = ops[0], *name = ops[1], *target = vals[0];
+    if (target && !target[0])
+        return bad_usage("--into needs the name of a branch");
+    if (check_readable(path))
+        return 1;
+    char *msg = NULL;
+    rc = cowvfs_container_restore(path, target, name, &msg);
+    if (rc != SQLITE_OK)
+        api_error(path, rc, msg);
+    sqlite3_free(msg);
+    return rc != SQLITE_OK;
+}
+
+static const char help_restore[] =
+    "Resets the database in the container at PATH, or branch BRANCH, to\n"
+    "snapshot or branch NAME, in constant time: its content becomes NAME's,\n"
+    "and its current content is dropped (take a snapshot first to keep it).\n"
+    "NAME itself stays as it is.  The container must not be open in another\n"
+    "process.\n"
+    "\n"
+    "  --into BRANCH  reset branch BRANCH instead of the database (a snapshot\n"
+    "                 cannot be reset)\n";
+
+static int cmd_delete(int argc, char **argv)
+{
+    const char *ops[2];
+    int n, rc = parse_args(argc, argv, NULL, NULL, ops, 2, &n);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    const char *path = ops[0], *name = ops[1];
+    if (check_readable(path))
+        return 1;
+    char *msg = NULL;
+    rc = cowvfs_container_delete(path, name, &msg);
+    if (rc != SQLITE_OK)
+        api_error(path, rc, msg);
+    sqlite3_free(msg);
+    return rc != SQLITE_OK;
+}
+
+static const char help_delete[] =
+    "Deletes snapshot or branch NAME of the container at PATH, freeing exactly\n"
+    "the space only it held (its EXCLUSIVE bytes in cowctl list and df).\n"
+    "Snapshots and branches made from it stay (their source then lists as\n"
+    "\"(deleted)\").  The container must not be open in another process.\n";
+
+/* One snapshot or branch as cowvfs_container_list() gave it, copied. */
+struct listent {
+    char *name;
+    char *source; /* NULL: the live database */
+    int snapshot; /* 1 snapshot, 0 branch */
+    long long created_ms, exclusive, shared;
+};
+
+struct listing {
+    struct listent *v;
+    size_t n, cap;
+    int nomem;
+};
+
+static int list_cb(void *arg, const cowvfs_subvol_info *si)
+{
+    struct listing *l = arg;
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 16;
+        struct listent *nv = realloc(l->v, ncap * sizeof(*nv));
+        if (!nv) {
+            l->nomem = 1;
+            return 1;
+        }
+        l->v = nv;
+        l->cap = ncap;
+    }
+    struct listent *e = &l->v[l->n];
+    e->name = strdup(si->zName);
+    e->source = si->zSource ? strdup(si->zSource) : NULL;
+    if (!e->name || (si->zSource && !e->source)) {
+        free(e->name);
+        free(e->source);
+        l->nomem = 1;
+        return 1;
+    }
+    e->snapshot = si->eKind == COWVFS_SNAPSHOT;
+    e->created_ms = si->iCreatedMs;
+    e->exclusive = si->nExclusive;
+    e->shared = si->nShared;
+    l->n++;
+    return 0;
+}
+
+/* "2024-05-31T12:00:00Z": MS (since 1970) in UTC, to the second. */
+static const char *utc_time(long long ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(buf, len, "?");
+    return buf;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+    const char *path;
+    int n, rc = parse_args(argc, argv, NULL, NULL, &path, 1, &n);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    if (check_readable(path))
+        return 1;
+    struct listing l = {0};
+    char *msg = NULL;
+    int ret = 1;
+    rc = cowvfs_container_list(path, list_cb, &l, &msg);
+    if (l.nomem) {
+        err("%s: out of memory", path);
+        goto out;
+    }
+    if (rc != SQLITE_OK) {
+        api_error(path, rc, msg);
+        goto out;
+    }
+    char q[PRINTABLE_MAX], t[32];
+    int wname = columns("NAME"), wsource = columns("SOURCE");
+    for (size_t i = 0; i < l.n; i++) {
+        int w = columns(printable(l.v[i].name, q, sizeof(q)));
+        if (w > wname)
+            wname = w;
+        w = l.v[i].source ? columns(printable(l.v[i].source, q, sizeof(q))) : 1;
+        if (w > wsource)
+            wsource = w;
+    }
+    print_left("NAME", wname);
+    printf("  %-8s  %-20s  ", "KIND", "CREATED");
+    print_left("SOURCE", wsource);
+    printf("  %14s  %14s\n", "EXCLUSIVE", "SHARED");
+    for (size_t i = 0; i < l.n; i++) {
+        const struct listent *e = &l.v[i];
+        print_left(printable(e->name, q, sizeof(q)), wname);
+        printf("  %-8s  %-20s  ", e->snapshot ? "snapshot" : "branch",
+               utc_time(e->created_ms, t, sizeof(t)));
+        print_left(e->source ? printable(e->source, q, sizeof(q)) : "-", wsource);
+        printf("  %14lld  %14lld\n", e->exclusive, e->shared);
+    }
+    ret = 0;
+out:
+    sqlite3_free(msg);
+    for (size_t i = 0; i < l.n; i++) {
+        free(l.v[i].name);
+        free(l.v[i].source);
+    }
+    free(l.v);
+    return ret;
+}
+
+static const char help_list[] =
+    "Lists the snapshots and branches of the container at PATH, oldest first,\n"
+    "one a line under a header line:\n"
+    "  NAME       its name (control characters and backslashes escaped)\n"
+    "  KIND       snapshot (read-only) or branch (writable)\n"
+    "  CREATED    when it was made, UTC\n"
+    "  SOURCE     what it was made from: \"-\" for the live database, else a\n"
+    "             snapshot or branch (\"(deleted)\" if that is gone)\n"
+    "  EXCLUSIVE  bytes only it references: what deleting it would free\n"
+    "  SHARED     bytes it shares with the others\n"
+    "Opens the container read-only; it must not be open in another process.\n";
+
+/* ------------------------------------------------------------------ */
 /* main                                                                */
 /* ------------------------------------------------------------------ */
 
@@ -633,6 +1035,11 @@ static const struct command commands[] = {
     {"dump", cmd_dump, "[--block BYTENR] [--hex] PATH", help_dump},
     {"import", cmd_import, "PLAIN.db APP.db", help_import},
     {"export", cmd_export, "APP.db PLAIN.db", help_export},
+    {"snapshot", cmd_snapshot, "PATH NAME [--from SOURCE]", help_snapshot},
+    {"branch", cmd_branch, "PATH NAME [--from SOURCE]", help_branch},
+    {"restore", cmd_restore, "PATH NAME [--into BRANCH]", help_restore},
+    {"delete", cmd_delete, "PATH NAME", help_delete},
+    {"list", cmd_list, "PATH", help_list},
 };
 
 static const struct command *find_command(const char *name)
@@ -646,11 +1053,13 @@ static const struct command *find_command(const char *name)
 static void main_help(FILE *out)
 {
     fprintf(out, "usage: cowctl COMMAND [OPTIONS] ARGS\n\n"
-                 "Looks into, checks and converts cowvfs containers (cowvfs " COWVFS_VERSION
+                 "Looks into, checks and converts cowvfs containers, and makes, restores\n"
+                 "and deletes their snapshots and branches (cowvfs " COWVFS_VERSION
                  ").\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(out, "  cowctl %-7s %s\n", commands[i].name, commands[i].synopsis);
-    fprintf(out, "\n'cowctl COMMAND --help' tells more.  Exit status: 0 success (fsck: clean),\n"
+        fprintf(out, "  cowctl %-8s %s\n", commands[i].name, commands[i].synopsis);
+    fprintf(out, "\nA container open in another process is refused, never waited for.\n"
+                 "'cowctl COMMAND --help' tells more.  Exit status: 0 success (fsck: clean),\n"
                  "1 failure (fsck: problems found), 2 bad usage.\n");
 }
 
