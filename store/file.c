@@ -597,15 +597,28 @@ int file_complete_extent(cow_store *st, struct cow_inode *in, uint64_t off, uint
 }
 
 /*
- * Whether a preallocated extent may be written in place.  Always, while
- * nothing but its own file can point at it: a snapshot or branch sharing
- * the extent (issue 4) must make this refuse (btrfs's
- * can_nocow_file_extent: an extent older than the root's last snapshot
- * is written copy-on-write).
+ * Whether the extent of item FX of file IN may be written in place: a
+ * preallocated extent allocated after the last snapshot or branch that
+ * involved IN's tree (cow_root.last_snapshot), so that no other tree can
+ * point at it (btrfs's can_nocow_file_extent).  An older one may be shared
+ * with a branch, which would write the same blocks, so it is written copy
+ * on write.  Sets *YES.  Lock held.
  */
-static int prealloc_writable(const struct fext *fx)
+static int prealloc_writable(cow_store *st, const struct cow_inode *in, const struct fext *fx,
+                             int *yes)
 {
-    return fx->type == COW_FE_PREALLOC;
+    uint64_t gen;
+    *yes = 0;
+    if (fx->type != COW_FE_PREALLOC)
+        return COW_OK;
+    if (in->root->last_snapshot == 0) {
+        *yes = 1;
+        return COW_OK;
+    }
+    int rc = refs_generation(st, fx->disk, &gen);
+    if (rc == COW_OK)
+        *yes = gen > in->root->last_snapshot;
+    return rc;
 }
 
 int file_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t len,
@@ -620,7 +633,11 @@ int file_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint
         return COW_OK;
     if (rc)
         return rc;
-    if (fx.start <= off && prealloc_writable(&fx)) {
+    int yes;
+    rc = prealloc_writable(st, in, &fx, &yes);
+    if (rc)
+        return rc;
+    if (fx.start <= off && yes) {
         uint64_t in_item = fx.start + fx.len - off;
         *nocow = 1;
         *disk = fx.disk + fx.ext_off + (off - fx.start);
@@ -629,9 +646,14 @@ int file_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint
     }
     /* new space up to the next preallocated range */
     while (fx.start < off + len) {
-        if (fx.start > off && prealloc_writable(&fx)) {
-            *runlen = fx.start - off;
-            return COW_OK;
+        if (fx.start > off) {
+            rc = prealloc_writable(st, in, &fx, &yes);
+            if (rc)
+                return rc;
+            if (yes) {
+                *runlen = fx.start - off;
+                return COW_OK;
+            }
         }
         rc = fext_next(st, in, fx.start, &fx);
         if (rc == COW_ENOENT)
@@ -649,8 +671,8 @@ int file_prealloc_at(cow_store *st, struct cow_inode *in, uint64_t idx, int *yes
     int rc = fext_first(st, in, idx * BLK, &fx);
     if (rc == COW_ENOENT)
         return COW_OK;
-    if (rc == COW_OK)
-        *yes = fx.start <= idx * BLK && prealloc_writable(&fx);
+    if (rc == COW_OK && fx.start <= idx * BLK)
+        rc = prealloc_writable(st, in, &fx, yes);
     return rc;
 }
 

@@ -231,7 +231,11 @@
  * ROOT_ITEM, key (subvol id, 132, 0), 64 bytes:
  *   0 bytenr u64 | 8 generation u64 | 16 level u8 | 17 pad[7]
  *   24 next_ino u64 (next free inode number) | 32 flags u64 |
- *   40 ctime u64 (ns) | 48 source subvol id u64 | 56 reserved u64
+ *   40 ctime u64 (ns) | 48 source subvol id u64 |
+ *   56 last_snapshot u64: the transaction of the last snapshot or branch
+ *      made of this tree or that this tree was made as (or restored from);
+ *      an extent allocated in it or before may be shared, so it is never
+ *      written in place (btrfs's root_item.last_snapshot); 0 = never
  */
 #define ROOT_BYTENR 0
 #define ROOT_GENERATION 8
@@ -240,6 +244,7 @@
 #define ROOT_FLAGS 32
 #define ROOT_CTIME 40
 #define ROOT_SOURCE 48
+#define ROOT_LAST_SNAPSHOT 56
 #define ROOT_ITEM_SIZE 64
 /* ROOT_ITEM flags: the live subvolume (256) has none; every other one has
  * exactly one of SNAPSHOT and BRANCH, and a branch may have INCOMPLETE: it

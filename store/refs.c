@@ -128,6 +128,20 @@ int refs_get(cow_store *st, uint64_t bytenr, int is_data, uint64_t *refs)
     return COW_OK;
 }
 
+int refs_generation(cow_store *st, uint64_t bytenr, uint64_t *gen)
+{
+    struct cow_key found;
+    uint8_t item[EXT_ITEM_SIZE];
+    int rc = find_item(st, bytenr, &found, item);
+    if (rc == COW_ENOENT) { /* allocated by the running transaction */
+        *gen = st->transid;
+        return COW_OK;
+    }
+    if (rc == COW_OK)
+        *gen = get64(item + EXT_GENERATION);
+    return rc;
+}
+
 int refs_known(cow_store *st, uint64_t bytenr, int *known)
 {
     struct cow_key found;

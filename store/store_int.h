@@ -85,6 +85,7 @@ struct cow_root {
     uint64_t flags;
     uint64_t ctime;
     uint64_t source;
+    uint64_t last_snapshot; /* ROOT_LAST_SNAPSHOT (format.h) */
 };
 
 /* ---- block groups and free space ---- */
@@ -422,6 +423,9 @@ int refs_get(cow_store *st, uint64_t bytenr, int is_data, uint64_t *refs);
 /* *known = 1 if the extent at BYTENR has an item or a pending change (an
  * extent allocated by the running transaction has one from the start). */
 int refs_known(cow_store *st, uint64_t bytenr, int *known);
+/* The transaction that allocated extent BYTENR (its EXTENT_ITEM's
+ * generation; the running one if it has no item yet).  Lock held. */
+int refs_generation(cow_store *st, uint64_t bytenr, uint64_t *gen);
 /* Applies pending changes to the extent tree (freeing extents at 0). */
 int refs_run(cow_store *st);
 /* Writes BLOCK_GROUP_ITEMs for groups whose used changed; loops to a fixed point. */

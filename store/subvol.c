@@ -241,6 +241,10 @@ int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *
             sv->root.ctime = now_ns();
             sv->root.source = src->objectid;
             sv->root.dirty = 1; /* its ROOT_ITEM goes in at commit */
+            /* from now on, extents of both may be shared: none is written
+             * in place (file.c's prealloc_writable) */
+            sv->root.last_snapshot = src->last_snapshot = st->transid;
+            src->dirty = 1;
             strcpy(sv->name, name);
             sv->next = st->subvols;
             st->subvols = sv;
@@ -424,7 +428,8 @@ int cow_subvol_restore(cow_store *st, const char *target, const char *source)
         t->level = s->level;
         if (s->next_ino > t->next_ino)
             t->next_ino = s->next_ino;
-        t->dirty = 1;
+        t->last_snapshot = s->last_snapshot = st->transid; /* now shared */
+        t->dirty = s->dirty = 1;
         st->txn_dirty = 1;
         st->log_blocked = 1; /* the log cannot say "this tree moved" */
         rc = refs_add(st, s->bytenr, COW_BLOCK_SIZE, 0, s->level, +1);

@@ -264,6 +264,7 @@ void root_item_get(const uint8_t *it, struct cow_root *r)
     r->flags = get64(it + ROOT_FLAGS);
     r->ctime = get64(it + ROOT_CTIME);
     r->source = get64(it + ROOT_SOURCE);
+    r->last_snapshot = get64(it + ROOT_LAST_SNAPSHOT);
 }
 
 void root_item_put(uint8_t *it, const struct cow_root *r)
@@ -276,6 +277,7 @@ void root_item_put(uint8_t *it, const struct cow_root *r)
     put64(it + ROOT_FLAGS, r->flags);
     put64(it + ROOT_CTIME, r->ctime);
     put64(it + ROOT_SOURCE, r->source);
+    put64(it + ROOT_LAST_SNAPSHOT, r->last_snapshot);
 }
 
 static int mark_block_cb(cow_store *st, void *arg, struct eb *e)

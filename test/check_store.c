@@ -2142,6 +2142,60 @@ START_TEST(subvol_ops_crash_atomic)
 }
 END_TEST
 
+/*
+ * Preallocated extents shared with a branch are never written in place:
+ * the live file and a branch made after the preallocation both write into
+ * the preallocated range, and each must keep its own data (in place, both
+ * would write the same blocks).  Space preallocated after the branch is
+ * the live file's alone and is written in place again.
+ */
+START_TEST(subvol_prealloc_not_shared_in_place)
+{
+    struct cow_dev *dev = memdev_new(NULL);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    cow_store_set_commit_interval(st, 0);
+    uint8_t a[8192], b[8192], z[8192];
+    memset(a, 'A', sizeof a);
+    memset(b, 'B', sizeof b);
+    memset(z, 0, sizeof z);
+    cow_file *f, *bf;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, z, 8192, 0), COW_OK);
+    ck_assert_int_eq(cow_file_preallocate(f, 1 << 20), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(cow_subvol_create(st, "b", COW_SUBVOL_BRANCH, NULL), COW_OK);
+    struct cow_stats s0, s1;
+    cow_store_stats(st, &s0);
+    ck_assert_int_eq(cow_file_write(f, a, sizeof a, 65536), COW_OK);
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    ck_assert_int_eq(cow_subvol_file_open(st, "b", "db", 0, &bf), COW_OK);
+    ck_assert_int_eq(cow_file_write(bf, b, sizeof b, 65536), COW_OK);
+    ck_assert_int_eq(cow_file_sync(bf), COW_OK);
+    cow_store_stats(st, &s1);
+    ck_assert_uint_eq(s1.written_in_place, s0.written_in_place); /* all copied */
+    uint8_t got[8192];
+    size_t n;
+    ck_assert_int_eq(cow_file_read(f, got, sizeof got, 65536, &n), COW_OK);
+    ck_assert_msg(memcmp(got, a, sizeof a) == 0, "the branch's write reached the live file");
+    ck_assert_int_eq(cow_file_read(bf, got, sizeof got, 65536, &n), COW_OK);
+    ck_assert_msg(memcmp(got, b, sizeof b) == 0, "the live write reached the branch");
+    cow_file_close(bf);
+    fsck_memdev(st, dev);
+    /* new preallocation, after the branch: in place again */
+    ck_assert_int_eq(cow_file_preallocate(f, 4 << 20), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    cow_store_stats(st, &s0);
+    ck_assert_int_eq(cow_file_write(f, a, sizeof a, 2 << 20), COW_OK);
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    cow_store_stats(st, &s1);
+    ck_assert_uint_eq(s1.written_in_place - s0.written_in_place, sizeof a);
+    fsck_memdev(st, dev);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+}
+END_TEST
+
 Suite *file_suite(void)
 {
     Suite *s = suite_create("file");
@@ -2164,6 +2218,7 @@ Suite *file_suite(void)
     tcase_add_test(tc, subvol_snapshot_branch_delete);
     tcase_add_test(tc, subvol_restore_and_create_ex);
     tcase_add_test(tc, subvol_ops_crash_atomic);
+    tcase_add_test(tc, subvol_prealloc_not_shared_in_place);
     suite_add_tcase(s, tc);
     tc = tcase_create("create");
     tcase_add_test(tc, file_create_is_atomic);
