@@ -2555,6 +2555,7 @@ END_TEST
 struct snap_conc {
     const char *path;
     const char *mode;
+    uint64_t seed;     /* test_seed(), read before the threads start */
     int stop;          /* atomic: the writers stop */
     int commits;       /* atomic: transactions committed */
     char fail[256];    /* the first failure, under mu */
@@ -2577,7 +2578,7 @@ static void *snap_conc_writer(void *arg)
 {
     struct snap_conc *c = arg;
     sqlite3 *db = NULL;
-    uint64_t rs = test_seed() ^ (uintptr_t)&db;
+    uint64_t rs = c->seed ^ (uintptr_t)&db;
     char sql[300];
 
     if (sqlite3_open_v2(c->path, &db, SQLITE_OPEN_READWRITE, "cow") != SQLITE_OK) {
@@ -2627,6 +2628,7 @@ START_TEST(test_snapshot_concurrent_writers)
     pthread_mutex_init(&c.mu, NULL);
     c.path = path;
     c.mode = snap_modes[_i];
+    c.seed = test_seed();
     EXEC(db, "CREATE TABLE acct(id INTEGER PRIMARY KEY, bal INTEGER, pad TEXT);"
              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<200)"
              "INSERT INTO acct SELECT i, 1000, hex(randomblob(300)) FROM n");
