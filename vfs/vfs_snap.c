@@ -104,8 +104,9 @@ static int cowSnapError(cow_store *pStore, int crc, const char *zWhat, char **pz
         sqlite3_log(rc, "cow: %s: %s", zWhat, zWhy);
         break;
     }
-    if (pzErr)
-        *pzErr = sqlite3_mprintf("%s: %s", zWhat, zWhy);
+    if (pzErr) /* name and kind errors say it all themselves */
+        *pzErr = rc == SQLITE_ERROR ? sqlite3_mprintf("%s", zWhy)
+                                    : sqlite3_mprintf("%s: %s", zWhat, zWhy);
     return rc;
 }
 
