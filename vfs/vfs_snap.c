@@ -329,8 +329,8 @@ static void cowWalChecksum(const unsigned char *a, size_t n, uint32_t *s)
  * the database PDB as it is, as the commit of a transaction, with fresh
  * random salts (SQLite's file format, section 4).  Its recovery gives a
  * WAL-index header no connection can have cached, so every connection drops
- * its page cache (see RESTORE at the top).  Does nothing when PDB is not a
- * WAL-mode database.  Returns a COW_* code.
+ * its page cache (see RESTORE at the top).  Does nothing when PDB has no
+ * SQLite header.  Returns a COW_* code.
  */
 static int cowWalSynth(cow_file *pDb, cow_file *pWal)
 {
@@ -344,7 +344,7 @@ static int cowWalSynth(cow_file *pDb, cow_file *pWal)
     int crc;
 
     crc = cow_file_read(pDb, hdr, sizeof(hdr), 0, &n);
-    if (crc != COW_OK || n < sizeof(hdr) || hdr[18] != 2)
+    if (crc != COW_OK || n < sizeof(hdr) || memcmp(hdr, "SQLite format 3", 16) != 0)
         goto out;
     szPage = (uint32_t)hdr[16] << 8 | hdr[17];
     if (szPage == 1)
@@ -430,6 +430,7 @@ static int cowSnapRestore(cowInode *pInode, cowFile *pCaller, const char *zSourc
     cow_file *pDb = 0;
     cow_file *pWal = 0;
     uint64_t nWal = 0;
+    int bWalConns;
 
     if (pInode->eKind == COW_SUBVOL_SNAPSHOT)
         return cowSnapRefuse(SQLITE_ERROR, pzErr,
@@ -458,16 +459,9 @@ static int cowSnapRestore(cowInode *pInode, cowFile *pCaller, const char *zSourc
         rc = cowSnapError(pStore, crc, "restore", pzErr);
         goto out;
     }
+    bWalConns = pInode->shm.nRegion > 0; /* connections in WAL mode */
     cowvfsShmReset(&pInode->shm);
-    if (nNew == sizeof(aNew) && aNew[18] == 2) {
-        /* WAL mode: an empty WAL would give a WAL-index header that some
-         * connection may have cached; give it one frame of new salts */
-        crc = cow_subvol_file_open(pStore, pInode->zSubvol, SNAP_WAL, 1, &pWal);
-        if (crc == COW_OK)
-            crc = cow_file_size(pWal, &nWal);
-        if (crc == COW_OK && nWal <= 32 + 24)
-            crc = cowWalSynth(pDb, pWal);
-    } else if (nNew == sizeof(aNew) && nOld == sizeof(aOld)) {
+    if (nNew == sizeof(aNew) && aNew[18] != 2 && nOld == sizeof(aOld)) {
         /* rollback mode: a change counter above any the database had, so
          * that every cached page 1 differs */
         uint32_t iOld = cowGet32(aOld + 24);
@@ -477,6 +471,17 @@ static int cowSnapRestore(cowInode *pInode, cowFile *pCaller, const char *zSourc
         crc = cow_file_write(pDb, b, 4, 24);
         if (crc == COW_OK)
             crc = cow_file_write(pDb, b, 4, 92);
+    }
+    if (crc == COW_OK && nNew == sizeof(aNew) && (aNew[18] == 2 || bWalConns)) {
+        /* connections in WAL mode (the restored database's, or the ones
+         * open now, which stay in WAL mode until they next open): an empty
+         * WAL would give a WAL-index header that some of them may have
+         * cached; give it one frame of new salts */
+        crc = cow_subvol_file_open(pStore, pInode->zSubvol, SNAP_WAL, 1, &pWal);
+        if (crc == COW_OK)
+            crc = cow_file_size(pWal, &nWal);
+        if (crc == COW_OK && nWal <= 32 + 24)
+            crc = cowWalSynth(pDb, pWal);
     }
     if (crc == COW_OK)
         crc = cow_store_persist(pStore);
