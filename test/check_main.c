@@ -24,7 +24,7 @@ static const struct {
 } suites[] = {
     {"btree", btree_suite}, {"alloc", alloc_suite}, {"txn", txn_suite},
     {"file", file_suite},   {"vfs", vfs_suite},     {"conc", conc_suite},
-    {"race", race_suite},   {"usage", usage_suite},
+    {"race", race_suite},   {"usage", usage_suite}, {"model", model_suite},
 };
 #define NSUITES (sizeof suites / sizeof suites[0])
 

@@ -2376,6 +2376,19 @@ START_TEST(test_snapshot_in_transaction)
     SNAP_OK(a, "main", "snapshot", "spilled");
     SNAP_OK(a, "main", "branch", "spilled-branch");
     EXEC(a, "ROLLBACK");
+    /* another connection's transaction in progress, spilled (it holds
+     * EXCLUSIVE in rollback mode: no wait, SQLite rolls it back inside the
+     * snapshot) */
+    EXEC(b, "PRAGMA cache_size=10");
+    EXEC(b, "BEGIN; UPDATE t SET y = 'spilled by b'; INSERT INTO t(y) SELECT y FROM t");
+    SNAP_OK(a, "main", "snapshot", "other-spilled");
+    EXEC(b, "COMMIT");
+    snap_attach(a, path, "snapshot=other-spilled", "osp");
+    ck_assert_int_eq(query_int(a, "SELECT count(*) FROM osp.t"), 501);
+    ck_assert_int_eq(query_int(a, "SELECT count(*) FROM osp.t WHERE y = 'spilled by b'"), 0);
+    ck_assert_text((a, "PRAGMA osp.integrity_check"), "ok");
+    EXEC(a, "DETACH osp");
+    EXEC(b, "DELETE FROM t WHERE x > 501");
     /* another connection's transaction in progress */
     EXEC(b, "BEGIN IMMEDIATE; DELETE FROM t WHERE x > 100");
     SNAP_OK(a, "main", "snapshot", "other");

@@ -19,8 +19,11 @@
  *   rollback      the database file holds uncommitted changes only while a
  *                 connection holds EXCLUSIVE (it spilled its cache, or is
  *                 committing), and then the journal is hot.  So:
- *                 - another connection at EXCLUSIVE: wait (at most
- *                   COWVFS_BUSY_MS) until it drops it, refusing new
+ *                 - another connection at EXCLUSIVE with a hot journal:
+ *                   the image is one SQLite recovers: the general path
+ *                   below; without one (journal_mode MEMORY or OFF, whose
+ *                   changes SQLite cannot undo), wait (at most
+ *                   COWVFS_BUSY_MS) until it drops EXCLUSIVE, refusing new
  *                   EXCLUSIVE locks meanwhile (nSnapWait), so that a stream
  *                   of commits cannot starve the snapshot;
  *                 - then, under the database's lock-state mutex (no lock
@@ -29,7 +32,7 @@
  *                   EXCLUSIVE holder, and no hot journal), the journal of a
  *                   transaction in progress is dropped from the new
  *                   snapshot in the same commit;
- *                 - otherwise (the caller's own transaction spilled, or a
+ *                 - otherwise (a transaction in progress spilled, or a
  *                   crash left a hot journal nobody rolled back yet) the
  *                   snapshot is made as an unfinished branch, SQLite itself
  *                   rolls the journal back in it (an internal connection
@@ -247,6 +250,13 @@ static int cowSnapCreate(cowInode *pInode, cowFile *pCaller, const char *zName, 
         pOwner = pInode->pOwner;
         if (!(pOwner && pOwner != pCaller && pOwner->eFileLock == EXCLUSIVE_LOCK))
             break;
+        /* another connection writes the database file: with a hot
+         * journal, the image is one SQLite recovers (rolled back below);
+         * without (journal_mode MEMORY or OFF), wait for its commit */
+        if (cowJournalIsHot(pStore, pInode->zSubvol)) {
+            bRecover = 1;
+            break;
+        }
         if (!bWaiting) {
             pInode->nSnapWait++;
             bWaiting = 1;
@@ -269,7 +279,7 @@ static int cowSnapCreate(cowInode *pInode, cowFile *pCaller, const char *zName, 
      * until the snapshot is made. */
     if ((pOwner == pCaller && pCaller && pCaller->eFileLock == EXCLUSIVE_LOCK) ||
         (pOwner == 0 && pInode->nShared == 0))
-        bRecover = cowJournalIsHot(pStore, pInode->zSubvol);
+        bRecover = bRecover || cowJournalIsHot(pStore, pInode->zSubvol);
     if (bRecover)
         crc = cow_subvol_create_ex(pStore, zName, COW_SUBVOL_BRANCH, pInode->zSubvol, 0, 1);
     else
