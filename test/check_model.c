@@ -44,7 +44,6 @@
  * connections in WAL mode.
  */
 #include <check.h>
-#include <ftw.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -102,35 +101,6 @@ struct model {
     char err[1024];   /* the message of the last SQL or snapshot call */
     char log[LOGN][LOGLEN];
 };
-
-/* ---------------------------------------------------------------------------
- * A base directory per test case, removed in the runner's process so that
- * what a failed test leaves is removed too.
- */
-static char g_base[64];
-
-static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)type;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void base_setup(void)
-{
-    snprintf(g_base, sizeof g_base, "/tmp/cowvfs-model-XXXXXX");
-    if (mkdtemp(g_base) == NULL)
-        g_base[0] = 0;
-}
-
-static void base_teardown(void)
-{
-    if (g_base[0])
-        nftw(g_base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    g_base[0] = 0;
-}
 
 static void vfs_setup(void)
 {
@@ -1394,8 +1364,7 @@ START_TEST(test_model)
         m->nops = atoi(env);
     m->trace = (env = getenv("COW_MODEL_TRACE")) != NULL && *env && strcmp(env, "0") != 0;
     m->before_e = -1;
-    ck_assert_int_ge(asprintf(&m->dir, "%s/t-XXXXXX", g_base[0] ? g_base : "/tmp"), 0);
-    ck_assert_ptr_nonnull(mkdtemp(m->dir));
+    m->dir = test_base_dir();
     ck_assert_int_ge(asprintf(&m->path, "%s/model.db", m->dir), 0);
 
     /* the live database, half of the keys filled */
@@ -1531,8 +1500,7 @@ START_TEST(test_restore_journal_modes)
     char *dir = NULL, *path = NULL;
     sqlite3 *a, *b;
 
-    ck_assert_int_ge(asprintf(&dir, "%s/t-XXXXXX", g_base[0] ? g_base : "/tmp"), 0);
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    dir = test_base_dir();
     ck_assert_int_ge(asprintf(&path, "%s/modes.db", dir), 0);
     a = plain_open(path);
     ck_assert_sql(a, "PRAGMA journal_mode=delete", "delete");
@@ -1577,14 +1545,14 @@ Suite *model_suite(void)
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("model");
 
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
     tcase_add_checked_fixture(tc, vfs_setup, NULL);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_model);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("restore_modes");
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
     tcase_add_checked_fixture(tc, vfs_setup, NULL);
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_restore_journal_modes, 0, 2);

@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -40,43 +39,11 @@ static void vfs_setup(void)
     ck_assert_int_eq(cowvfs_register(0), SQLITE_OK);
 }
 
-/*
- * Each test case gets a base directory under /tmp, made and removed in the
- * Check runner's own process (an unchecked fixture), so that what a failed
- * test leaves behind is removed too; each test makes its own directory in
- * it and removes it when it passes.
- */
-static char g_base[64];
-
-static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)type;
-    (void)ftw;
-    remove(path); /* best effort: keep walking */
-    return 0;
-}
-
-static void base_setup(void)
-{
-    snprintf(g_base, sizeof g_base, "/tmp/cowvfs-vfs-XXXXXX");
-    if (mkdtemp(g_base) == NULL)
-        g_base[0] = 0;
-}
-
-static void base_teardown(void)
-{
-    if (g_base[0])
-        nftw(g_base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    g_base[0] = 0;
-}
-
+/* Each test makes its own directory in the test case's base directory
+ * (test_base_setup) and removes it when it passes. */
 static char *tdir_make(void)
 {
-    char *d = NULL;
-    ck_assert_int_ge(asprintf(&d, "%s/t-XXXXXX", g_base[0] ? g_base : "/tmp"), 0);
-    ck_assert_ptr_nonnull(mkdtemp(d));
-    return d;
+    return test_base_dir();
 }
 
 /* 1 if PATH starts like a container (superblock magic in either copy). */
@@ -2694,7 +2661,7 @@ Suite *vfs_suite(void)
     TCase *tc;
 
     tc = tcase_create("snapshot");
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
     tcase_add_checked_fixture(tc, vfs_setup, NULL);
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_snapshot_basic, 0, 2);
@@ -2704,14 +2671,14 @@ Suite *vfs_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("snapshot_threads");
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
     tcase_add_checked_fixture(tc, vfs_setup, NULL);
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_snapshot_concurrent_writers, 0, 2);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("io");
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
     tcase_add_checked_fixture(tc, vfs_setup, NULL);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_io_methods);
@@ -2721,7 +2688,7 @@ Suite *vfs_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("locking");
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
     tcase_add_checked_fixture(tc, vfs_setup, NULL);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_lock_states);
@@ -2729,14 +2696,14 @@ Suite *vfs_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("wal_threads");
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
     tcase_add_checked_fixture(tc, vfs_setup, NULL);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_wal_threads);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("journal_modes");
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
     tcase_add_checked_fixture(tc, vfs_setup, NULL);
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_journal_modes, 0,
@@ -2744,7 +2711,7 @@ Suite *vfs_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("bad_files");
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
     tcase_add_checked_fixture(tc, vfs_setup, NULL);
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_bad_files, 0, BAD_N);
@@ -2755,7 +2722,7 @@ Suite *vfs_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("fcntl");
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
     tcase_add_checked_fixture(tc, vfs_setup, NULL);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_file_controls);
@@ -2763,7 +2730,7 @@ Suite *vfs_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("files");
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
     tcase_add_checked_fixture(tc, vfs_setup, NULL);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_temp_files);
@@ -2773,7 +2740,7 @@ Suite *vfs_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("crash_and_threads");
-    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
+    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
     tcase_add_checked_fixture(tc, vfs_setup, NULL);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_crash_hot_journal);

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,40 @@ char *test_mkdtemp(void)
     char *d = malloc(4096);
     ck_assert_ptr_nonnull(d);
     snprintf(d, 4096, "%s/cowtest.XXXXXX", base && *base ? base : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(d));
+    return d;
+}
+
+/* The test case's base directory (test_base_setup), or "" if none. */
+static char g_base[64];
+
+static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)type;
+    (void)ftw;
+    remove(path); /* best effort: keep walking */
+    return 0;
+}
+
+void test_base_setup(void)
+{
+    snprintf(g_base, sizeof g_base, "/tmp/cowvfs-test-XXXXXX");
+    if (mkdtemp(g_base) == NULL)
+        g_base[0] = 0;
+}
+
+void test_base_teardown(void)
+{
+    if (g_base[0])
+        nftw(g_base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    g_base[0] = 0;
+}
+
+char *test_base_dir(void)
+{
+    char *d = NULL;
+    ck_assert_int_ge(asprintf(&d, "%s/t-XXXXXX", g_base[0] ? g_base : "/tmp"), 0);
     ck_assert_ptr_nonnull(mkdtemp(d));
     return d;
 }

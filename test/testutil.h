@@ -32,6 +32,17 @@ char *test_mkdtemp(void);
 void test_rmdir(char *dir);
 
 /*
+ * A base directory per Check test case, made and removed in the runner's
+ * own process (an unchecked fixture: tcase_add_unchecked_fixture(tc,
+ * test_base_setup, test_base_teardown)), so that what a failed test leaves
+ * behind is removed too.  test_base_dir() makes a fresh directory in it (in
+ * /tmp without one); the caller frees the string.
+ */
+void test_base_setup(void);
+void test_base_teardown(void);
+char *test_base_dir(void);
+
+/*
  * An in-memory device.  Writes go to a "volatile" image; flush copies it to
  * the "durable" image (what survives a power loss).  memdev_crash_image()
  * returns a copy of the durable image (a crash at this instant), which
