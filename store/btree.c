@@ -246,6 +246,23 @@ static int add_child_refs(cow_store *st, const uint8_t *b)
     return rc;
 }
 
+/* Marks the block at BYTENR shared if the running transaction wrote it,
+ * and so on down: a block it wrote is reached only through blocks it
+ * wrote (a change copies the whole path), so the walk stops at the first
+ * clean block.  Dirty blocks are always cached. */
+static void mark_shared(cow_store *st, uint64_t bytenr)
+{
+    struct eb *e = cache_find(&st->cache, bytenr);
+    if (!e || !e->dirty)
+        return;
+    e->shared = 1;
+    if (tb_level(e->data) == 0)
+        return;
+    unsigned n = tb_nritems(e->data);
+    for (unsigned i = 0; i < n; i++)
+        mark_shared(st, node_child(e->data, i));
+}
+
 /* Returns a writable copy of the block at BYTENR (itself if the running
  * transaction already wrote it).  *out is the copy; its address may differ. */
 static int bt_cow(cow_store *st, struct cow_root *r, uint64_t bytenr, uint64_t gen, int level,
@@ -255,7 +272,7 @@ static int bt_cow(cow_store *st, struct cow_root *r, uint64_t bytenr, uint64_t g
     int rc = cache_read(st, bytenr, gen, level, &old);
     if (rc)
         return rc;
-    if (old->dirty) {
+    if (old->dirty && !old->shared) {
         *out = old;
         return COW_OK;
     }
@@ -283,6 +300,11 @@ static int bt_cow(cow_store *st, struct cow_root *r, uint64_t bytenr, uint64_t g
         return rc;
     *out = ne;
     return COW_OK;
+}
+
+void bt_mark_shared(cow_store *st, const struct cow_root *r)
+{
+    mark_shared(st, r->bytenr);
 }
 
 /* ---- modification ---- */

@@ -60,6 +60,9 @@ struct eb {
     uint64_t bytenr;
     uint8_t *data;     /* COW_BLOCK_SIZE bytes */
     int dirty;         /* written by the running transaction (mutable) */
+    int shared;        /* dirty, and also reached from a tree cloned by the
+                        * running transaction (bt_mark_shared): copied on
+                        * change, not changed in place, until the commit */
     struct eb *hnext;  /* hash chain */
     struct eb *dnext;  /* list of dirty blocks */
 };
@@ -405,6 +408,13 @@ int bt_create(cow_store *st, struct cow_root *r);
  * and data extents no other tree shares, and only reads those.  R's
  * bytenr becomes 0.  Errors of reading and of the refcounts. */
 int bt_drop_tree(cow_store *st, struct cow_root *r);
+/* Makes R's blocks that the running transaction wrote copy-on-change
+ * until the commit (eb.shared), for a clone of R made in the running
+ * transaction: both trees then reach them, so neither may change them in
+ * place.  Btrfs forces COW on a root snapshotted by the running
+ * transaction the same way (BTRFS_ROOT_FORCE_COW).  Only walks the
+ * blocks written by the running transaction; cannot fail. */
+void bt_mark_shared(cow_store *st, const struct cow_root *r);
 /* Calls CB(arg, eb, level) for every block of the tree (pre-order). */
 int bt_walk_blocks(cow_store *st, struct cow_root *r,
                    int (*cb)(cow_store *st, void *arg, struct eb *e), void *arg);

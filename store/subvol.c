@@ -10,11 +10,14 @@
  * copying only the paths they change.  Deleting one drops its tree the
  * same way (bt_drop_tree): what only it held is freed.
  *
- * A snapshot is taken at a commit: the running transaction is committed
- * first, so that every block of S is clean (a block the running
- * transaction wrote is changed in place, which a snapshot sharing it must
- * not see), then the new root is recorded and committed with a flush.  The
- * cost is two commits, whatever S's size.
+ * A snapshot is taken inside the running transaction and committed with
+ * it, with one flush: the new root points at S's root as it is in memory.
+ * The blocks of S the running transaction wrote would be changed in place
+ * by its next change, which the snapshot must not see; they are marked
+ * shared (bt_mark_shared) and copied on change until the commit, as btrfs
+ * forces COW on a root it has just snapshotted.  The cost is one commit,
+ * whatever S's size; the writes pending in the transaction go into it
+ * (their paths are copied once either way).
  *
  * In memory each subvolume other than the live one (st->fs_tree) is a
  * struct cow_subvol in st->subvols.  They are never freed while the store
@@ -203,6 +206,16 @@ int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *
         return rc;
     cow_mutex_lock(&st->lock);
     rc = txn_begin_change(st);
+    /* Ordered extents in flight complete into the trees first (they are
+     * writes made before this call); store->lock is released while
+     * waiting, so everything below is looked up after.  Held from here to
+     * the commit, no new one starts. */
+    if (!rc)
+        oe_wait_all(st);
+    /* Room for the commit: past this point a failure would abort the
+     * running transaction, with the writes pending in it. */
+    if (!rc)
+        rc = alloc_reserve(st, 0, 64 + st->ndrefs / 8);
     struct cow_root *src = &st->fs_tree;
     if (!rc && source && *source) {
         struct cow_subvol *s = subvol_find(st, source);
@@ -213,10 +226,6 @@ int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *
     }
     if (!rc && subvol_find(st, name))
         rc = cow_set_error(COW_EEXIST, "a snapshot or branch named %s exists", name);
-    /* every block of the source clean: shared blocks are never changed in
-     * place */
-    if (!rc)
-        rc = txn_commit(st, 0);
     struct cow_subvol *sv = NULL;
     if (!rc) {
         /* past every id in use or named as a source, so that a source id
@@ -245,6 +254,12 @@ int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *
              * in place (file.c's prealloc_writable) */
             sv->root.last_snapshot = src->last_snapshot = st->transid;
             src->dirty = 1;
+            /* The clone shares the blocks the running transaction wrote
+             * too: no commit first (it would copy the changed paths
+             * once more); those blocks are copied on change instead, and
+             * one commit writes both roots. */
+            bt_mark_shared(st, src);
+            st->txn_dirty = 1;
             strcpy(sv->name, name);
             sv->next = st->subvols;
             st->subvols = sv;

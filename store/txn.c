@@ -714,6 +714,7 @@ int txn_commit(cow_store *st, int flush)
     for (struct eb *e = st->cache.dirty; e;) {
         struct eb *next = e->dnext;
         e->dirty = 0;
+        e->shared = 0;
         e->dnext = NULL;
         e = next;
     }
