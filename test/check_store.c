@@ -1884,9 +1884,16 @@ START_TEST(subvol_restore_and_create_ex)
     ck_assert_int_eq(cow_file_open(st, "db-journal", 1, &j), COW_OK);
     ck_assert_int_eq(cow_file_write(j, "journal", 7, 0), COW_OK);
     fm_write(&jr, (const uint8_t *)"journal", 7, 0);
-    /* a snapshot without the journal; the live files keep theirs */
+    /* a snapshot without the journal; the live files keep theirs.  One
+     * commit with one flush, although the writes above are not committed:
+     * they go into the snapshot's commit (their blocks marked shared) */
+    struct cow_stats s0, s1;
+    cow_store_stats(st, &s0);
     ck_assert_int_eq(cow_subvol_create_ex(st, "s", COW_SUBVOL_SNAPSHOT, NULL, "db-journal", 0),
                      COW_OK);
+    cow_store_stats(st, &s1);
+    ck_assert_uint_eq(s1.commits - s0.commits, 1);
+    ck_assert_uint_eq(s1.flushes - s0.flushes, 1);
     cow_file *x;
     ck_assert_int_eq(cow_subvol_file_open(st, "s", "db-journal", 0, &x), COW_ENOENT);
     expect_subvol_file(st, NULL, "db-journal", &jr);
