@@ -1039,7 +1039,7 @@ out:
  * On cow, on one connection (journal_mode=WAL, synchronous=FULL):
  *   - SNAP_N snapshots, each after one single-row UPDATE transaction
  *     (untimed), so that each snapshots a database changed since the last
- *     (the snapshot first commits that change to the container); then
+ *     (the snapshot's commit also commits that change); then
  *     SNAP_N branches the same way; then SNAP_N "idle" snapshots one after
  *     the other, with nothing written since the last; then every one of
  *     them is deleted.  Each call is timed on its own: median and p90,

@@ -130,7 +130,7 @@ static int usage_block(cow_store *st, void *arg, struct eb *e)
         return COW_CORRUPT("block %llu of subvolume %llu has no references",
                            (unsigned long long)e->bytenr, (unsigned long long)w->r->objectid);
     /* a block the running transaction wrote is reached from this tree
-     * only (a snapshot commits first) */
+     * only (a snapshot commits the blocks it shares before it returns) */
     assert(!e->dirty || refs == 1);
     /* refs_get may have read extent tree blocks: E stays valid (cached
      * blocks are never evicted while store->lock is held) */
