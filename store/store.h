@@ -321,7 +321,10 @@ int cow_subvol_kind(cow_store *st, const char *name, int *kind);
 
 /*
  * Resets TARGET (NULL or "": the live files; else a branch) to SOURCE (a
- * snapshot or a branch other than TARGET): TARGET's tree becomes a copy of
+ * snapshot or a branch other than TARGET, or an unfinished branch: the
+ * VFS restores from one it made of a branch at a transaction boundary,
+ * since a branch in use may hold a transaction in progress; the store
+ * copies whatever SOURCE holds): TARGET's tree becomes a copy of
  * SOURCE's root (reference count +1, shared as a snapshot shares it) and its
  * old tree is dropped, in one flushed commit, whatever the size.
  *

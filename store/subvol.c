@@ -362,9 +362,9 @@ int subvol_drop_incomplete(cow_store *st)
     return COW_OK;
 }
 
-/* The tree NAME names: the live one for NULL or "", else a finished
- * snapshot or branch.  COW_ENOENT.  Lock held. */
-static int subvol_root(cow_store *st, const char *name, struct cow_root **out,
+/* The tree NAME names: the live one for NULL or "", else a snapshot or
+ * branch, finished unless UNFINISHED.  COW_ENOENT.  Lock held. */
+static int subvol_root(cow_store *st, const char *name, int unfinished, struct cow_root **out,
                        struct cow_subvol **svp)
 {
     *out = NULL;
@@ -375,7 +375,7 @@ static int subvol_root(cow_store *st, const char *name, struct cow_root **out,
         return COW_OK;
     }
     struct cow_subvol *sv = subvol_find(st, name);
-    if (!sv || (sv->root.flags & COW_ROOT_F_INCOMPLETE))
+    if (!sv || (!unfinished && (sv->root.flags & COW_ROOT_F_INCOMPLETE)))
         return cow_set_error(COW_ENOENT, "no snapshot or branch named %s", name);
     *out = &sv->root;
     if (svp)
@@ -397,9 +397,9 @@ int cow_subvol_restore(cow_store *st, const char *target, const char *source)
     size_t n = 0;
     struct cow_root *t = NULL, *s = NULL;
     cow_mutex_lock(&st->lock);
-    rc = subvol_root(st, target, &t, NULL);
+    rc = subvol_root(st, target, 0, &t, NULL);
     if (!rc)
-        rc = subvol_root(st, source, &s, NULL);
+        rc = subvol_root(st, source, 1, &s, NULL);
     if (!rc && s == t)
         rc = cow_set_error(COW_EINVAL, "cannot restore %s from itself", source);
     if (!rc && (t->flags & COW_ROOT_F_SNAPSHOT))
@@ -427,7 +427,7 @@ int cow_subvol_restore(cow_store *st, const char *target, const char *source)
     cow_mutex_lock(&st->lock);
     /* again: SOURCE may have been deleted meanwhile */
     if (!rc)
-        rc = subvol_root(st, source, &s, NULL);
+        rc = subvol_root(st, source, 1, &s, NULL);
     if (!rc)
         rc = txn_begin_change(st);
     for (size_t i = 0; i < n && !rc; i++) {

@@ -4,11 +4,18 @@
  *
  * One container and three connections to its live database, which ATTACH
  * snapshots and branches as they need them (model database N as schema
- * "eN").  Every database holds a table t(k INTEGER PRIMARY KEY, v TEXT)
- * with an index on v; the model keeps, for the live database and for every
- * snapshot and branch, the value of each of NKEYS keys as the number it is
- * made from (valstr(): a few hundred bytes, or now and then a few thousand
- * that need overflow pages), with each one's kind and source.
+ * "eN"), and three more whose main database is a snapshot or branch
+ * (branch=NAME, snapshot=NAME), opened and closed at random, now and then
+ * several on the same one.  Every operation below may act through either
+ * kind: a write or a restore of a branch through a connection whose main
+ * database it is, a snapshot or branch of "main" there (a snapshot of a
+ * branch), a delete of a database that a connection has open as its main
+ * one (SQLITE_BUSY, as while it is ATTACHed).  Every database holds a
+ * table t(k INTEGER PRIMARY KEY, v TEXT) with an index on v; the model
+ * keeps, for the live database and for every snapshot and branch, the
+ * value of each of NKEYS keys as the number it is made from (valstr(): a
+ * few hundred bytes, or now and then a few thousand that need overflow
+ * pages), with each one's kind and source.
  *
  * Random operations, drawn from test_seed() (COW_TEST_SEED replays a run):
  * writes on the live database or a branch (single rows and ranges, alone or
@@ -24,7 +31,16 @@
  * DETACH, closing and reopening one or every connection (switching the
  * journal mode of the live database or a branch between delete and WAL
  * when only one connection is open), and bad names, taken names and other
- * errors that must change nothing.
+ * errors that must change nothing (writes through a connection whose main
+ * database is a snapshot fail with SQLITE_READONLY; opening a snapshot with
+ * branch= or a name that is not there fails with SQLITE_CANTOPEN).  And
+ * with a transaction held meanwhile: a reader of a snapshot or branch, while
+ * its source (the live database, a branch or a snapshot) is written,
+ * restored or deleted, keeps reading what it read, inside its transaction
+ * and at its next one; a reader of a database in WAL mode sees another
+ * connection's commit at its next transaction only; a restore from a
+ * source that a connection is reading, or writing (in any journal mode,
+ * spilled or not), takes the source's committed content.
  *
  * After each operation the databases it touched are compared with the
  * model.  After a restore every connection that has the database open must
@@ -41,7 +57,11 @@
  *
  * The tcase restore_modes holds, alone, what this test found first: a
  * restore to a rollback-mode snapshot did not drop the caches of
- * connections in WAL mode.
+ * connections in WAL mode.  The tcase restore_source_in_txn holds what it
+ * found next: a restore from a source inside a write transaction in
+ * rollback mode copied that transaction's journal into the target (it
+ * now restores from a copy of the source taken at a transaction
+ * boundary).
  */
 #include <check.h>
 #include <sqlite3.h>
@@ -58,6 +78,8 @@
 
 #define NKEYS 300         /* keys 0 .. NKEYS-1 */
 #define NCONN 3           /* connections to the live database */
+#define NXCONN 3          /* connections whose main database is another */
+#define NALL (NCONN + NXCONN)
 #define SPILL_CONN 2      /* the one with a 10-page cache */
 #define MAX_ATT 4         /* ATTACHed databases a connection keeps */
 #define MAX_SUBVOLS 14    /* snapshots and branches alive at most */
@@ -69,6 +91,7 @@
 
 #define LIVE 0 /* the model's index of the live database */
 
+
 /* How a snapshot operation is asked for. */
 enum { VIA_PRAGMA, VIA_API, VIA_PATH };
 
@@ -79,7 +102,7 @@ struct mdb {
     int kind;       /* 0 (live), COWVFS_SNAPSHOT or COWVFS_BRANCH */
     int source;     /* the index it was made from */
     int alive;      /* 0 once deleted */
-    unsigned att;   /* bit c: ATTACHed on connection c */
+    unsigned att;   /* bit c: open on connection c (ATTACHed, or its main one) */
     int wal;        /* its header says WAL mode (else rollback) */
     int val[NKEYS]; /* committed content: key k holds valstr(val[k]); -1 absent */
 };
@@ -88,8 +111,9 @@ struct model {
     char *dir;
     char *path;
     uint64_t rs;
-    sqlite3 *db[NCONN];
-    int natt[NCONN];  /* databases ATTACHed on each connection */
+    sqlite3 *db[NALL]; /* the first NCONN on the live database, then the others */
+    int natt[NALL];   /* databases ATTACHed on each connection */
+    int mainof[NALL]; /* each connection's main database, -1 when closed */
     struct mdb *d;    /* every database ever made, in creation order */
     int nd, capd;
     int nsub;         /* snapshots and branches alive */
@@ -202,6 +226,18 @@ static const char *sname(int e, char buf[16])
         return "main";
     snprintf(buf, 16, "e%d", e);
     return buf;
+}
+
+/* The schema of database E on connection C, which has it open: "main" where
+ * it is the main database, else its ATTACH name. */
+static const char *schema(struct model *m, int c, int e, char buf[16])
+{
+    if (m->mainof[c] == e)
+        return "main";
+    if (c >= NCONN || !(m->d[e].att & (1u << c)))
+        mfail(m, "the test asked connection %d (main e%d) for e%d, which it does not have open",
+              c, m->mainof[c], e);
+    return sname(e, buf);
 }
 
 /* For messages. */
@@ -381,6 +417,35 @@ static void conn_open(struct model *m, int c)
     if (c == SPILL_CONN)
         ok(m, c, "PRAGMA main.cache_size=10");
     m->natt[c] = 0;
+    m->mainof[c] = LIVE;
+}
+
+/* Opens connection C (one of the last NXCONN) on snapshot or branch E as its
+ * main database: snapshot=NAME for a snapshot (read-only whatever the
+ * flags say, so now and then READWRITE), branch=NAME for a branch. */
+static void xconn_open(struct model *m, int c, int e)
+{
+    char enc[800];
+    int snap = m->d[e].kind == COWVFS_SNAPSHOT;
+    int flags =
+        SQLITE_OPEN_URI | (snap && rnd(m, 2) ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
+
+    uri_enc(m->d[e].name, enc);
+    char *uri = sqlite3_mprintf("file:%s?vfs=cow&%s=%s", m->path, snap ? "snapshot" : "branch",
+                                enc);
+    mlog(m, "c%d opens e%d as its main database", c, e);
+    int rc = sqlite3_open_v2(uri, &m->db[c], flags, "cow");
+    sqlite3_free(uri);
+    if (rc != SQLITE_OK)
+        mfail(m, "open connection %d on %s %s: %d %s", c, kname(m->d[e].kind), dname(m, e), rc,
+              sqlite3_errmsg(m->db[c]));
+    rc = sqlite3_create_function(m->db[c], "mval", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                 mval_func, NULL, NULL);
+    if (rc != SQLITE_OK)
+        mfail(m, "mval on connection %d: %d", c, rc);
+    m->natt[c] = 0;
+    m->mainof[c] = e;
+    m->d[e].att |= 1u << c;
 }
 
 static void conn_close(struct model *m, int c)
@@ -390,8 +455,20 @@ static void conn_close(struct model *m, int c)
         mfail(m, "close connection %d: %d %s", c, rc, sqlite3_errmsg(m->db[c]));
     m->db[c] = NULL;
     m->natt[c] = 0;
+    if (c >= NCONN)
+        m->mainof[c] = -1;
     for (int i = 0; i < m->nd; i++)
         m->d[i].att &= ~(1u << c);
+}
+
+/* Closes every connection whose main database is E (all of them for -1). */
+static void xconn_close_all(struct model *m, int e)
+{
+    for (int c = NCONN; c < NALL; c++)
+        if (m->db[c] && (e < 0 || m->mainof[c] == e)) {
+            mlog(m, "close c%d (main e%d)", c, m->mainof[c]);
+            conn_close(m, c);
+        }
 }
 
 static void do_attach(struct model *m, int c, int e)
@@ -425,11 +502,13 @@ static void do_detach(struct model *m, int c, int e)
     m->natt[c]--;
 }
 
+/* Detaches E everywhere and closes the connections whose main one it is. */
 static void detach_all(struct model *m, int e)
 {
     for (int c = 0; c < NCONN; c++)
         if (m->d[e].att & (1u << c))
             do_detach(m, c, e);
+    xconn_close_all(m, e);
 }
 
 /* Detaches from C a random database other than KEEP. */
@@ -458,10 +537,18 @@ static int conn_of(struct model *m, int e)
     if (!a)
         return -1;
     int r = rnd(m, __builtin_popcount(a));
-    for (int c = 0; c < NCONN; c++)
+    for (int c = 0; c < NALL; c++)
         if ((a & (1u << c)) && r-- == 0)
             return c;
     return -1;
+}
+
+/* A random open connection, of either kind. */
+static int any_conn(struct model *m)
+{
+    int c = rnd(m, NALL);
+
+    return m->db[c] ? c : rnd(m, NCONN);
 }
 
 /* A connection with E open: one that has it, else one E is ATTACHed to. */
@@ -483,14 +570,33 @@ static int open_on(struct model *m, int e)
     return c;
 }
 
+/* A connection whose main database is E, a snapshot or branch, opening one
+ * if none is and a slot is free; else a connection with E open (open_on). */
+static int main_on(struct model *m, int e)
+{
+    int c = -1;
+
+    if (e == LIVE)
+        return open_on(m, e);
+    for (int y = NCONN; y < NALL; y++)
+        if (m->mainof[y] == e && (c < 0 || rnd(m, 2)))
+            c = y;
+    for (int y = NCONN; y < NALL && c < 0; y++)
+        if (!m->db[y]) {
+            xconn_open(m, y, e);
+            c = y;
+        }
+    return c >= 0 ? c : open_on(m, e);
+}
+
 /* A connection other than C (and AVOID, -1 for none) with E open, ATTACHing
  * E to one if needed. */
 static int other_on(struct model *m, int e, int c, int avoid)
 {
-    int cand[NCONN], n = 0, y;
+    int cand[NALL], n = 0, y;
 
-    for (y = 0; y < NCONN; y++)
-        if (y != c && y != avoid && (e == LIVE || (m->d[e].att & (1u << y))))
+    for (y = 0; y < NALL; y++)
+        if (y != c && y != avoid && (e == LIVE ? y < NCONN : (m->d[e].att & (1u << y)) != 0))
             cand[n++] = y;
     if (n)
         return cand[rnd(m, n)];
@@ -517,7 +623,7 @@ static void read_db(struct model *m, int c, int e, int *got)
 
     for (int k = 0; k < NKEYS; k++)
         got[k] = -1;
-    snprintf(sql, sizeof sql, "SELECT k, v FROM %s.t ORDER BY k", sname(e, sb));
+    snprintf(sql, sizeof sql, "SELECT k, v FROM %s.t ORDER BY k", schema(m, c, e, sb));
     rc = sqlite3_prepare_v2(m->db[c], sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
         mfail(m, "connection %d: %s: %d %s", c, sql, rc, sqlite3_errmsg(m->db[c]));
@@ -550,19 +656,20 @@ static void read_db(struct model *m, int c, int e, int *got)
     sqlite3_finalize(st);
 }
 
-/* Compares database E, read through connection C, with the model. */
-static void check_db(struct model *m, int c, int e, const char *why)
+/* Compares database E, read through connection C, with WANT (the model's
+ * content of E, or what a reader inside a transaction must still see). */
+static void check_vals(struct model *m, int c, int e, const int *want, const char *why)
 {
     int got[NKEYS], ndiff = 0;
     char det[400] = "";
 
     read_db(m, c, e, got);
     for (int k = 0; k < NKEYS; k++) {
-        if (got[k] == m->d[e].val[k])
+        if (got[k] == want[k])
             continue;
         if (ndiff < 5) {
             size_t n = strlen(det);
-            snprintf(det + n, sizeof det - n, " k=%d: %d, model %d", k, got[k], m->d[e].val[k]);
+            snprintf(det + n, sizeof det - n, " k=%d: %d, model %d", k, got[k], want[k]);
         }
         ndiff++;
     }
@@ -577,17 +684,29 @@ static void check_db(struct model *m, int c, int e, const char *why)
             size_t n = strlen(det);
             snprintf(det + n, sizeof det - n, "; it holds what it held before the last restore");
         }
-        mfail(m, "%s: %s %s (e%d, %s) through connection %d differs from the model in %d keys:%s",
-              why, kname(m->d[e].kind), dname(m, e), e, m->d[e].wal ? "wal" : "delete", c, ndiff,
-              det);
+        if (want != m->d[e].val && memcmp(got, m->d[e].val, sizeof got) == 0) {
+            size_t n = strlen(det);
+            snprintf(det + n, sizeof det - n, "; it holds the model's current content");
+        }
+        mfail(m,
+              "%s: %s %s (e%d, %s) through connection %d (main e%d) differs from the model in "
+              "%d keys:%s",
+              why, kname(m->d[e].kind), dname(m, e), e, m->d[e].wal ? "wal" : "delete", c,
+              m->mainof[c], ndiff, det);
     }
+}
+
+/* Compares database E, read through connection C, with the model. */
+static void check_db(struct model *m, int c, int e, const char *why)
+{
+    check_vals(m, c, e, m->d[e].val, why);
 }
 
 /* Compares E through every connection that has it open. */
 static void check_every_conn(struct model *m, int e, const char *why)
 {
-    for (int c = 0; c < NCONN; c++)
-        if (e == LIVE || (m->d[e].att & (1u << c)))
+    for (int c = 0; c < NALL; c++)
+        if (e == LIVE ? c < NCONN : (m->d[e].att & (1u << c)) != 0)
             check_db(m, c, e, why);
 }
 
@@ -605,7 +724,7 @@ static void check_any(struct model *m, int e, int integrity, const char *why)
     }
     check_db(m, c, e, why);
     if (integrity) {
-        snprintf(sql, sizeof sql, "PRAGMA %s.integrity_check", sname(e, sb));
+        snprintf(sql, sizeof sql, "PRAGMA %s.integrity_check", schema(m, c, e, sb));
         query_text(m, c, sql, out, sizeof out);
         if (strcmp(out, "ok") != 0)
             mfail(m, "%s: %s through connection %d: %s", why, dname(m, e), c, out);
@@ -678,10 +797,12 @@ static void check_listing(struct model *m, int way)
 {
     struct listing l;
     char *err = NULL;
-    int c = rnd(m, NCONN), e = LIVE, rc;
+    int c = any_conn(m), e, rc;
     char sb[16];
 
-    /* a schema of C: main or an attached database */
+    /* a schema of C: main (the live database, a snapshot or a branch) or an
+     * attached database */
+    e = m->mainof[c];
     for (int i = 1; i < m->nd; i++)
         if ((m->d[i].att & (1u << c)) && rnd(m, 3) == 0)
             e = i;
@@ -689,11 +810,11 @@ static void check_listing(struct model *m, int way)
     if (way == 0) {
         char sql[128];
         sqlite3_stmt *st = NULL;
-        if (e == LIVE && rnd(m, 2))
+        if (e == m->mainof[c] && rnd(m, 2))
             snprintf(sql, sizeof sql, "SELECT name, kind, source FROM cow_snapshots");
         else
             snprintf(sql, sizeof sql, "SELECT name, kind, source FROM cow_snapshots('%s')",
-                     sname(e, sb));
+                     schema(m, c, e, sb));
         rc = sqlite3_prepare_v2(m->db[c], sql, -1, &st, NULL);
         while (rc == SQLITE_OK || rc == SQLITE_ROW) {
             if ((rc = sqlite3_step(st)) != SQLITE_ROW)
@@ -719,7 +840,8 @@ static void check_listing(struct model *m, int way)
         sqlite3_finalize(st);
         compare_listing(m, &l, sql);
     } else if (way == 1) {
-        rc = cowvfs_list(m->db[c], e == LIVE && rnd(m, 2) ? NULL : sname(e, sb), list_cb, &l, &err);
+        rc = cowvfs_list(m->db[c], e == m->mainof[c] && rnd(m, 2) ? NULL : schema(m, c, e, sb),
+                         list_cb, &l, &err);
         if (rc != SQLITE_OK)
             mfail(m, "cowvfs_list on connection %d: %d %s", c, rc, err ? err : "");
         compare_listing(m, &l, "cowvfs_list");
@@ -754,13 +876,13 @@ static void verify_all(struct model *m)
 /* Sizes of changes. */
 enum { CH_ANY, CH_BIG, CH_SMALL };
 
-/* Writes to SQL one random change of table t of database E and applies it to
- * PEND.  SIZE: CH_ANY; CH_BIG, one that rewrites every key (and spills a
- * small cache); CH_SMALL, one of a single key. */
-static void gen_change(struct model *m, int e, int *pend, char *sql, size_t n, int size)
+/* Writes to SQL one random change of table t of database E, for connection
+ * C, and applies it to PEND.  SIZE: CH_ANY; CH_BIG, one that rewrites every
+ * key (and spills a small cache); CH_SMALL, one of a single key. */
+static void gen_change(struct model *m, int c, int e, int *pend, char *sql, size_t n, int size)
 {
     char sb[16];
-    const char *s = sname(e, sb);
+    const char *s = schema(m, c, e, sb);
     int big = size == CH_BIG;
     int r = big ? 5 : size == CH_SMALL ? rnd(m, 5) : rnd(m, 10);
     int k = rnd(m, NKEYS), v = rnd(m, VAL_MAX);
@@ -823,7 +945,7 @@ static void changes(struct model *m, int c, int e, int *pend, int nst, int size)
     char sql[600];
 
     for (int i = 0; i < nst; i++) {
-        gen_change(m, e, pend, sql, sizeof sql, size == CH_BIG && i > 0 ? CH_ANY : size);
+        gen_change(m, c, e, pend, sql, sizeof sql, size == CH_BIG && i > 0 ? CH_ANY : size);
         mlog(m, "c%d %s", c, sql);
         ok(m, c, sql);
     }
@@ -835,7 +957,7 @@ static void begin_read(struct model *m, int c, int e)
     char sql[64], sb[16], out[64];
 
     ok(m, c, "BEGIN");
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s.t", sname(e, sb));
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s.t", schema(m, c, e, sb));
     query_text(m, c, sql, out, sizeof out);
 }
 
@@ -846,7 +968,7 @@ static void begin_read(struct model *m, int c, int e)
 static int cow_op(struct model *m, int via, int c, int e, const char *op, const char *name)
 {
     char sb[16];
-    const char *s = sname(e, sb);
+    const char *s = via == VIA_PATH ? NULL : schema(m, c, e, sb);
     char *err = NULL;
     int rc;
 
@@ -854,8 +976,8 @@ static int cow_op(struct model *m, int via, int c, int e, const char *op, const 
     if (via == VIA_PATH)
         mlog(m, "%s %s of e%d by path", op, lname(name), e);
     else
-        mlog(m, "%s %s of e%d via %s on c%d", op, lname(name), e,
-             via == VIA_PRAGMA ? "pragma" : "api", c);
+        mlog(m, "%s %s of e%d via %s on c%d's %s", op, lname(name), e,
+             via == VIA_PRAGMA ? "pragma" : "api", c, s);
     if (via == VIA_PRAGMA) {
         char *sql = sqlite3_mprintf("PRAGMA %s.cow_%s('%s')", s, op, name);
         sqlite3_stmt *st = NULL;
@@ -881,7 +1003,7 @@ static int cow_op(struct model *m, int via, int c, int e, const char *op, const 
         return rc;
     }
     if (via == VIA_API) {
-        const char *z = e == LIVE && rnd(m, 2) ? NULL : s;
+        const char *z = strcmp(s, "main") == 0 && rnd(m, 2) ? NULL : s;
         if (strcmp(op, "snapshot") == 0)
             rc = cowvfs_snapshot(m->db[c], z, name, &err);
         else if (strcmp(op, "branch") == 0)
@@ -914,14 +1036,37 @@ static int rnd_via(struct model *m)
     return r < 6 ? VIA_PRAGMA : r < 9 ? VIA_API : VIA_PATH;
 }
 
-/* Writes on the live database or a branch. */
+/* 1 if database E is in WAL mode as connection C sees it. */
+static int is_wal(struct model *m, int c, int e)
+{
+    char sql[64], sb[16], out[64];
+
+    snprintf(sql, sizeof sql, "PRAGMA %s.journal_mode", schema(m, c, e, sb));
+    query_text(m, c, sql, out, sizeof out);
+    return strcmp(out, "wal") == 0;
+}
+
+/* Writes on the live database or a branch; now and then, in WAL mode, while
+ * another connection reads it inside a transaction (which must go on
+ * seeing what it read, and the commit at its next transaction). */
 static void op_write(struct model *m)
 {
     int e = rnd(m, 3) == 0 ? pick(m, COWVFS_BRANCH, 0) : LIVE;
-    int c = open_on(m, e);
-    int pend[NKEYS];
+    int c = rnd(m, 3) == 0 ? main_on(m, e) : open_on(m, e);
+    int pend[NKEYS], old[NKEYS];
     int size = c == SPILL_CONN && rnd(m, 4) == 0 ? CH_BIG : CH_ANY;
+    int y = -1;
 
+    if (rnd(m, 4) == 0) {
+        y = other_on(m, e, c, -1);
+        if (is_wal(m, y, e)) {
+            mlog(m, "c%d reads e%d in a transaction meanwhile", y, e);
+            memcpy(old, m->d[e].val, sizeof old);
+            begin_read(m, y, e);
+        } else {
+            y = -1;
+        }
+    }
     memcpy(pend, m->d[e].val, sizeof pend);
     if (rnd(m, 4) == 0) {
         changes(m, c, e, pend, 1, size);
@@ -938,6 +1083,12 @@ static void op_write(struct model *m)
         }
     }
     check_db(m, c, e, "after a write");
+    if (y >= 0) {
+        check_vals(m, y, e, old,
+                   "a reader inside its transaction, after another connection's write");
+        ok(m, y, "COMMIT");
+        check_db(m, y, e, "a reader at its next transaction, after another connection's write");
+    }
     if (e == LIVE || rnd(m, 2))
         check_db(m, other_on(m, e, c, -1), e, "after a write, another connection");
 }
@@ -957,7 +1108,7 @@ static void op_create(struct model *m, int kind)
     int via = rnd_via(m);
     int ctx = rnd(m, 8); /* 0-4 plain, 5 own transaction, 6 another's, 7 another reads */
     int writable = m->d[src].kind != COWVFS_SNAPSHOT;
-    int c = open_on(m, src), y = -1, e, rc, commit = 0;
+    int c = rnd(m, 3) == 0 ? main_on(m, src) : open_on(m, src), y = -1, e, rc, commit = 0;
     int pend[NKEYS];
     char name[256];
 
@@ -1021,7 +1172,7 @@ static void op_restore(struct model *m)
         return;
     }
     if (via != VIA_PATH)
-        c = open_on(m, t);
+        c = rnd(m, 2) ? main_on(m, t) : open_on(m, t);
     /* every connection that has T open caches its pages */
     check_every_conn(m, t, "before a restore");
     if (rnd(m, 4) == 0) {
@@ -1050,12 +1201,44 @@ static void op_restore(struct model *m)
         check_any(m, t, 0, "after a refused restore");
         return;
     }
+    /* now and then from a source that a connection is inside a transaction
+     * on: the restore takes its committed content */
+    int h = -1, hwrite = 0, spend[NKEYS];
+    if (rnd(m, 5) == 0) {
+        /* the caller too, unless ATTACHing S there would detach T */
+        int full = c >= 0 && !(m->d[s].att & (1u << c)) && m->natt[c] >= MAX_ATT;
+        h = other_on(m, s, SPILL_CONN, full ? c : -1);
+        hwrite = m->d[s].kind == COWVFS_BRANCH && rnd(m, 2);
+        memcpy(spend, m->d[s].val, sizeof spend);
+        /* now and then the connection with the small cache, which spills:
+         * WAL frames without a commit mark, or a hot journal */
+        if (hwrite && rnd(m, 2) &&
+            ((m->d[s].att & (1u << SPILL_CONN)) || m->natt[SPILL_CONN] < MAX_ATT)) {
+            if (!(m->d[s].att & (1u << SPILL_CONN)))
+                do_attach(m, SPILL_CONN, s);
+            h = SPILL_CONN;
+        }
+        mlog(m, "c%d holds a %s transaction on the source e%d", h, hwrite ? "write" : "read", s);
+        if (hwrite) {
+            ok(m, h, "BEGIN");
+            changes(m, h, s, spend, 1 + rnd(m, 3), h == SPILL_CONN ? CH_BIG : CH_ANY);
+        } else {
+            begin_read(m, h, s);
+        }
+    }
     rc = cow_op(m, via, c, t, "restore", m->d[s].name);
     if (rc != SQLITE_OK)
         mfail(m, "restore of %s to \"%s\": %d %s", dname(m, t), lname(m->d[s].name), rc, m->err);
     memcpy(m->before, m->d[t].val, sizeof m->before);
     m->before_e = t;
     memcpy(m->d[t].val, m->d[s].val, sizeof m->d[t].val);
+    if (h >= 0) {
+        int commit = hwrite && rnd(m, 2);
+        mlog(m, "c%d %s", h, commit ? "commit" : "rollback");
+        ok(m, h, commit ? "COMMIT" : "ROLLBACK");
+        if (commit)
+            memcpy(m->d[s].val, spend, sizeof spend);
+    }
     m->d[t].wal = m->d[s].wal;
     /* through every connection now, or through the caller only, the others
      * at some later transaction (after other commits) */
@@ -1064,6 +1247,119 @@ static void op_restore(struct model *m)
     else if (c >= 0)
         check_db(m, c, t, "after a restore");
     check_any(m, s, 0, "the source of a restore");
+}
+
+/* Opens or closes a connection whose main database is a snapshot or a
+ * branch (now and then one that another connection has as its main
+ * database too), or writes through one whose main database is a snapshot:
+ * refused with SQLITE_READONLY, alone or inside a transaction, changing
+ * nothing. */
+static void op_xconn(struct model *m)
+{
+    int c = NCONN + rnd(m, NXCONN), e;
+
+    if (m->db[c] && m->d[m->mainof[c]].kind == COWVFS_SNAPSHOT && rnd(m, 2)) {
+        int pend[NKEYS], tx = rnd(m, 2), rc;
+        char sql[600];
+
+        e = m->mainof[c];
+        memcpy(pend, m->d[e].val, sizeof pend);
+        if (tx)
+            ok(m, c, "BEGIN");
+        gen_change(m, c, e, pend, sql, sizeof sql, CH_ANY);
+        mlog(m, "c%d %s%s", c, tx ? "in a transaction: " : "", sql);
+        rc = run(m, c, sql);
+        if ((rc & 0xff) != SQLITE_READONLY)
+            mfail(m, "a write to snapshot %s, the main database of connection %d: %d (%s), not "
+                     "SQLITE_READONLY",
+                  dname(m, e), c, rc, m->err);
+        if (tx)
+            ok(m, c, rnd(m, 2) ? "COMMIT" : "ROLLBACK");
+        check_db(m, c, e, "a snapshot after a write through its connection was refused");
+        return;
+    }
+    if (m->db[c]) {
+        mlog(m, "close c%d (main e%d)", c, m->mainof[c]);
+        conn_close(m, c);
+        if (rnd(m, 2))
+            return;
+    }
+    e = LIVE;
+    if (rnd(m, 2)) /* one that another connection has as its main database */
+        for (int y = NCONN; y < NALL; y++)
+            if (m->db[y] && (e == LIVE || rnd(m, 2)))
+                e = m->mainof[y];
+    if (e == LIVE)
+        e = pick(m, 0, 0);
+    if (e == LIVE)
+        return;
+    xconn_open(m, c, e);
+    check_db(m, c, e, "a connection whose main database it is, just opened");
+}
+
+/* Snapshot or branch E, read inside a transaction (through a connection
+ * whose main database it is, when one is open or can be), while its
+ * source, or the nearest one up its chain that is still there (the live
+ * database, a branch or a snapshot: E may share blocks with it), is
+ * written, restored or deleted: E must not change, inside that transaction,
+ * at the reader's next one, or through another connection. */
+static void op_reader(struct model *m)
+{
+    int e = pick(m, 0, 0), s, x = LIVE, r, a, c = -1, via = rnd_via(m), rc;
+    int pend[NKEYS];
+    static const char *const what[] = {"written", "restored", "deleted"};
+
+    if (e == LIVE)
+        return;
+    for (s = m->d[e].source; !m->d[s].alive; s = m->d[s].source)
+        ;
+    a = rnd(m, 3);
+    if (m->d[s].kind == COWVFS_SNAPSHOT)
+        a = 2; /* all a snapshot can go through */
+    if (a == 1 && (x = pick(m, 0, s)) == LIVE)
+        a = 0;
+    if (a == 2 && s == LIVE)
+        a = rnd(m, 2) ? 0 : (x = pick(m, 0, s)) == LIVE ? 0 : 1;
+    r = rnd(m, 4) ? main_on(m, e) : open_on(m, e);
+    /* a deleted source must be closed everywhere, the reader included */
+    if (a == 2 && r < NCONN && (m->d[s].att & (1u << r)))
+        do_detach(m, r, s);
+    mlog(m, "c%d reads e%d in a transaction while its source e%d is %s", r, e, s, what[a]);
+    begin_read(m, r, e);
+    check_db(m, r, e, "a reader, at the start of its transaction");
+    if (a == 0) {
+        int w = other_on(m, s, r, -1);
+        memcpy(pend, m->d[s].val, sizeof pend);
+        changes(m, w, s, pend, 1 + rnd(m, 3), CH_ANY);
+        memcpy(m->d[s].val, pend, sizeof pend);
+    } else if (a == 1) {
+        if (via != VIA_PATH)
+            c = other_on(m, s, r, -1);
+        rc = cow_op(m, via, c, s, "restore", m->d[x].name);
+        if (rc != SQLITE_OK)
+            mfail(m, "restore of %s to \"%s\" while connection %d reads e%d: %d %s", dname(m, s),
+                  lname(m->d[x].name), r, e, rc, m->err);
+        memcpy(m->before, m->d[s].val, sizeof m->before);
+        m->before_e = s;
+        memcpy(m->d[s].val, m->d[x].val, sizeof m->d[s].val);
+        m->d[s].wal = m->d[x].wal;
+    } else {
+        detach_all(m, s);
+        c = via == VIA_PATH ? -1 : any_conn(m);
+        rc = cow_op(m, via, c, c < 0 ? LIVE : m->mainof[c], "delete", m->d[s].name);
+        if (rc != SQLITE_OK)
+            mfail(m, "delete of \"%s\" while connection %d reads e%d, made from it: %d %s",
+                  lname(m->d[s].name), r, e, rc, m->err);
+        m->d[s].alive = 0;
+        m->nsub--;
+    }
+    check_db(m, r, e, "a reader inside its transaction, after its source changed");
+    ok(m, r, "COMMIT");
+    check_db(m, r, e, "a reader at its next transaction, after its source changed");
+    if (rnd(m, 2))
+        check_db(m, other_on(m, e, r, -1), e, "after its source changed, another connection");
+    if (m->d[s].alive)
+        check_any(m, s, 0, "the source of a snapshot or branch being read");
 }
 
 /* Undo, the way an application would: a snapshot, one small commit that
@@ -1108,12 +1404,13 @@ static void op_undo(struct model *m)
     check_every_conn(m, t, "undo: after the restore and another commit");
 }
 
-/* Deletes a snapshot or branch; refused while it is open. */
+/* Deletes a snapshot or branch; refused while it is open (ATTACHed, or the
+ * main database of a connection, the one asking included). */
 static void op_delete(struct model *m)
 {
     int e = pick(m, 0, 0);
     int via = rnd_via(m);
-    int c = rnd(m, NCONN), on = LIVE, rc;
+    int c, on, rc;
 
     if (e == LIVE) {
         op_create(m, rnd(m, 2) ? COWVFS_SNAPSHOT : COWVFS_BRANCH);
@@ -1121,16 +1418,22 @@ static void op_delete(struct model *m)
     }
     if (!m->d[e].att || rnd(m, 2))
         detach_all(m, e);
-    /* the pragma or C API on main or on an attached database of C */
+    /* the pragma or C API on main (the live database, a snapshot or a
+     * branch, E itself too) or on an attached database of C */
+    c = any_conn(m);
+    on = m->mainof[c];
     for (int i = 1; i < m->nd; i++)
         if ((m->d[i].att & (1u << c)) && rnd(m, 3) == 0)
             on = i;
     rc = cow_op(m, via, c, on, "delete", m->d[e].name);
     if (m->d[e].att) {
+        mlog(m, "refused: open on connections 0x%x", m->d[e].att);
         if (rc != SQLITE_BUSY)
             mfail(m, "delete of \"%s\" while it is open: %d (%s), not SQLITE_BUSY",
                   lname(m->d[e].name), rc, m->err);
         check_listing(m, rnd(m, 3));
+        if (rnd(m, 2))
+            check_every_conn(m, e, "after a refused delete");
         return;
     }
     if (rc != SQLITE_OK)
@@ -1149,13 +1452,17 @@ static void op_delete(struct model *m)
 static void op_checkpoint(struct model *m)
 {
     static const char *const modes[] = {"PASSIVE", "FULL", "RESTART", "TRUNCATE"};
-    int c = rnd(m, NCONN), e = LIVE;
+    int c = any_conn(m), e;
     char sql[100], sb[16];
 
+    if (m->d[m->mainof[c]].kind == COWVFS_SNAPSHOT)
+        c = rnd(m, NCONN);
+    e = m->mainof[c];
     for (int i = 1; i < m->nd; i++)
         if ((m->d[i].att & (1u << c)) && m->d[i].kind == COWVFS_BRANCH && rnd(m, 3) == 0)
             e = i;
-    snprintf(sql, sizeof sql, "PRAGMA %s.wal_checkpoint(%s)", sname(e, sb), modes[rnd(m, 4)]);
+    snprintf(sql, sizeof sql, "PRAGMA %s.wal_checkpoint(%s)", schema(m, c, e, sb),
+             modes[rnd(m, 4)]);
     mlog(m, "c%d %s", c, sql);
     ok(m, c, sql);
     check_db(m, c, e, "after a checkpoint");
@@ -1167,7 +1474,10 @@ static void op_vacuum(struct model *m)
     int c = open_on(m, e);
     char sql[64];
 
-    snprintf(sql, sizeof sql, e == LIVE ? "VACUUM" : "VACUUM e%d", e);
+    if (m->mainof[c] == e)
+        snprintf(sql, sizeof sql, "%s", rnd(m, 2) ? "VACUUM" : "VACUUM main");
+    else
+        snprintf(sql, sizeof sql, "VACUUM e%d", e);
     mlog(m, "c%d %s", c, sql);
     ok(m, c, sql);
     check_db(m, c, e, "after VACUUM");
@@ -1192,22 +1502,27 @@ static void op_detach(struct model *m)
 
 /* Closes and reopens one connection, or every one: then fsck, and with only
  * one connection open now and then a switch of the journal mode of the live
- * database or of a branch. */
+ * database or of a branch (ATTACHed, or as the main database of a
+ * connection that stays open). */
 static void op_reopen(struct model *m, int all)
 {
-    char sql[64], out[64];
+    char sql[64], out[64], sb[16];
 
     if (!all) {
-        int c = rnd(m, NCONN);
+        int c = any_conn(m), e = m->mainof[c];
         mlog(m, "reopen c%d", c);
         conn_close(m, c);
-        conn_open(m, c);
-        check_db(m, c, LIVE, "after reopening a connection");
+        if (c < NCONN)
+            conn_open(m, c);
+        else
+            xconn_open(m, c, e);
+        check_db(m, c, e, "after reopening a connection");
         return;
     }
     mlog(m, "close all, fsck, reopen");
     for (int c = 0; c < NCONN; c++)
         conn_close(m, c);
+    xconn_close_all(m, -1);
     test_fsck_clean(m->path);
     conn_open(m, 0);
     query_text(m, 0, "PRAGMA journal_mode", out, sizeof out);
@@ -1223,18 +1538,23 @@ static void op_reopen(struct model *m, int all)
     }
     int b = pick(m, COWVFS_BRANCH, 0);
     if (b != LIVE && rnd(m, 3) == 0) {
-        do_attach(m, 0, b);
-        snprintf(sql, sizeof sql, "PRAGMA e%d.journal_mode", b);
-        query_text(m, 0, sql, out, sizeof out);
+        int c = rnd(m, 2) ? 0 : NCONN;
+        if (c == 0)
+            do_attach(m, 0, b);
+        else
+            xconn_open(m, c, b);
+        snprintf(sql, sizeof sql, "PRAGMA %s.journal_mode", schema(m, c, b, sb));
+        query_text(m, c, sql, out, sizeof out);
         const char *to = strcmp(out, "wal") == 0 ? "delete" : "wal";
-        snprintf(sql, sizeof sql, "PRAGMA e%d.journal_mode=%s", b, to);
-        mlog(m, "%s (was %s)", sql, out);
-        query_text(m, 0, sql, out, sizeof out);
+        snprintf(sql, sizeof sql, "PRAGMA %s.journal_mode=%s", schema(m, c, b, sb), to);
+        mlog(m, "c%d %s (was %s)", c, sql, out);
+        query_text(m, c, sql, out, sizeof out);
         if (strcmp(out, to) != 0)
             mfail(m, "%s gave %s", sql, out);
         m->d[b].wal = strcmp(to, "wal") == 0;
-        check_db(m, 0, b, "after a journal mode change");
-        do_detach(m, 0, b);
+        check_db(m, c, b, "after a journal mode change");
+        if (c == 0)
+            do_detach(m, 0, b);
     }
     for (int c = 1; c < NCONN; c++)
         conn_open(m, c);
@@ -1243,13 +1563,14 @@ static void op_reopen(struct model *m, int all)
 
 /* Errors that must change nothing: bad and taken names, restores from
  * nothing, of a snapshot, from itself, deleting what is not there, writing
- * a snapshot, ATTACHing what is not there or the wrong kind. */
+ * a snapshot (ATTACHed or as the main database), opening or ATTACHing what
+ * is not there or the wrong kind. */
 static void op_errors(struct model *m)
 {
     static const char *const bad[] = {"", "a/b", "/", "\xff", "\xc0\x80", "\xed\xa0\x80",
                                       "ok\xf4\x90\x80\x80", NULL /* 256 bytes */};
     char name[300], sb[16];
-    int r = rnd(m, 8), rc, want = SQLITE_ERROR;
+    int r = rnd(m, 9), rc, want = SQLITE_ERROR;
     int e = pick(m, 0, 0);
     int via = rnd_via(m), c = rnd(m, NCONN);
 
@@ -1318,11 +1639,31 @@ static void op_errors(struct model *m)
             return;
         c = open_on(m, t);
         snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO %s.t(k, v) VALUES (%d, 'x')",
-                 sname(t, sb), rnd(m, NKEYS));
+                 schema(m, c, t, sb), rnd(m, NKEYS));
         mlog(m, "c%d %s", c, sql);
         rc = run(m, c, sql) & 0xff;
         want = SQLITE_READONLY;
         check_db(m, c, t, "a snapshot after a write was refused");
+        break;
+    }
+    case 7: { /* open as the main database what is not there, a snapshot as
+               * a branch */
+        int t = pick(m, COWVFS_SNAPSHOT, 0);
+        char enc[800];
+        sqlite3 *db = NULL;
+        if (t != LIVE && rnd(m, 2))
+            uri_enc(m->d[t].name, enc);
+        else
+            snprintf(enc, sizeof enc, "nothing-%d", ++m->counter);
+        char *uri = sqlite3_mprintf("file:%s?vfs=cow&%s=%s", m->path,
+                                    t != LIVE || rnd(m, 2) ? "branch" : "snapshot", enc);
+        mlog(m, "open %s", uri);
+        rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, "cow");
+        snprintf(m->err, sizeof m->err, "%s", db ? sqlite3_errmsg(db) : "");
+        rc &= 0xff;
+        sqlite3_close(db);
+        sqlite3_free(uri);
+        want = SQLITE_CANTOPEN;
         break;
     }
     default: { /* ATTACH what is not there, a snapshot as a branch */
@@ -1364,6 +1705,8 @@ START_TEST(test_model)
         m->nops = atoi(env);
     m->trace = (env = getenv("COW_MODEL_TRACE")) != NULL && *env && strcmp(env, "0") != 0;
     m->before_e = -1;
+    for (int c = NCONN; c < NALL; c++)
+        m->mainof[c] = -1;
     m->dir = test_base_dir();
     ck_assert_int_ge(asprintf(&m->path, "%s/model.db", m->dir), 0);
 
@@ -1395,30 +1738,34 @@ START_TEST(test_model)
     for (m->op = 1; m->op <= m->nops; m->op++) {
         int r = rnd(m, 100);
         m->log[m->op % LOGN][0] = 0;
-        if (r < 34)
+        if (r < 30)
             op_write(m);
-        else if (r < 43)
+        else if (r < 39)
             op_create(m, COWVFS_SNAPSHOT);
-        else if (r < 51)
+        else if (r < 47)
             op_create(m, COWVFS_BRANCH);
-        else if (r < 61)
+        else if (r < 57)
             op_restore(m);
-        else if (r < 68)
+        else if (r < 64)
             op_delete(m);
-        else if (r < 73)
+        else if (r < 68)
             op_checkpoint(m);
-        else if (r < 76)
+        else if (r < 71)
             op_vacuum(m);
-        else if (r < 82)
+        else if (r < 76)
             op_attach(m);
-        else if (r < 87)
+        else if (r < 80)
             op_detach(m);
-        else if (r < 92)
+        else if (r < 84)
             op_errors(m);
-        else if (r < 93)
+        else if (r < 85)
             check_listing(m, rnd(m, 3));
-        else if (r < 94)
+        else if (r < 86)
             op_undo(m);
+        else if (r < 91)
+            op_xconn(m);
+        else if (r < 95)
+            op_reader(m);
         else if (r < 97)
             op_reopen(m, 0);
         else
@@ -1433,6 +1780,7 @@ START_TEST(test_model)
     op_reopen(m, 1);
     for (int c = 0; c < NCONN; c++)
         conn_close(m, c);
+    xconn_close_all(m, -1);
     test_fsck_clean(m->path);
 
     unlink(m->path);
@@ -1540,6 +1888,68 @@ START_TEST(test_restore_journal_modes)
 }
 END_TEST
 
+/*
+ * A restore from a branch that another connection is inside a write
+ * transaction on (rollback mode): the target must hold the branch's
+ * committed content, and keep what is committed to it afterwards.  A
+ * restore that copied the branch's rollback journal, hot, into the target
+ * (as it once did) fails both cases: (0) the target's connections are in
+ * WAL mode and ignore it; a commit after the restore is gone once the
+ * database is closed and reopened in rollback mode (the journal is rolled
+ * back over it); (1) the transaction spilled and the target's connections
+ * are in rollback mode: rolling the journal back puts page 1 back as the
+ * branch had it, change counter included, which is the counter an idle
+ * connection of the target cached with other content (one commit on each
+ * side since the branch), so that connection keeps reading its old pages.
+ */
+START_TEST(test_restore_source_in_txn)
+{
+    char *dir = NULL, *path = NULL, *uri = NULL;
+    sqlite3 *a, *l, *bw;
+
+    dir = test_base_dir();
+    ck_assert_int_ge(asprintf(&path, "%s/srctxn.db", dir), 0);
+    ck_assert_int_ge(asprintf(&uri, "file:%s?vfs=cow&branch=b", path), 0);
+    a = plain_open(path);
+    ck_assert_sql(a, "PRAGMA journal_mode=delete", "delete");
+    plain_exec(a, "CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT);"
+                  "INSERT INTO t VALUES (1, 'orig')");
+    ck_assert_sql(a, "PRAGMA cow_branch('b')", "b");
+    if (_i == 0)
+        ck_assert_sql(a, "PRAGMA journal_mode=wal", "wal");
+    l = plain_open(path);
+    plain_exec(a, "INSERT INTO t VALUES (2, 'live')");
+    ck_assert_sql(l, "SELECT group_concat(v) FROM t", "orig,live");
+    ck_assert_int_eq(sqlite3_open_v2(uri, &bw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, "cow"),
+                     SQLITE_OK);
+    plain_exec(bw, "INSERT INTO t VALUES (3, 'branch')");
+    plain_exec(bw, "PRAGMA cache_size=5; BEGIN");
+    if (_i == 0)
+        plain_exec(bw, "INSERT INTO t VALUES (4, 'uncommitted')");
+    else
+        plain_exec(bw, "WITH RECURSIVE c(i) AS (SELECT 10 UNION ALL SELECT i + 1 FROM c "
+                       "WHERE i < 3000) INSERT INTO t SELECT i, printf('%0300d', i) FROM c");
+    ck_assert_sql(a, "PRAGMA cow_restore('b')", "b");
+    plain_exec(bw, "ROLLBACK");
+    ck_assert_int_eq(sqlite3_close(bw), SQLITE_OK);
+    ck_assert_sql(a, "SELECT group_concat(v) FROM t", "orig,branch");
+    ck_assert_sql(l, "SELECT group_concat(v) FROM t", "orig,branch");
+    plain_exec(a, "INSERT INTO t VALUES (5, 'after')");
+    ck_assert_int_eq(sqlite3_close(l), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_close(a), SQLITE_OK);
+    a = plain_open(path);
+    ck_assert_sql(a, "SELECT group_concat(v) FROM t", "orig,branch,after");
+    ck_assert_sql(a, "PRAGMA integrity_check", "ok");
+    ck_assert_int_eq(sqlite3_close(a), SQLITE_OK);
+    test_fsck_clean(path);
+    unlink(path);
+    rmdir(dir);
+    free(uri);
+    free(path);
+    free(dir);
+}
+END_TEST
+
 Suite *model_suite(void)
 {
     Suite *s = suite_create("model");
@@ -1556,6 +1966,12 @@ Suite *model_suite(void)
     tcase_add_checked_fixture(tc, vfs_setup, NULL);
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_restore_journal_modes, 0, 2);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("restore_source_in_txn");
+    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
+    tcase_add_checked_fixture(tc, vfs_setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_restore_source_in_txn, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

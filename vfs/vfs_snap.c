@@ -45,7 +45,11 @@
  *
  * RESTORE.  The database's tree is replaced by a copy of the snapshot's
  * (constant time, store/subvol.c) while the lock-state mutex is held and no
- * connection is inside a transaction; open files are rebound by name.  Idle
+ * connection is inside a transaction; open files are rebound by name.  A
+ * snapshot is a committed state by construction; a branch may be inside a
+ * transaction (its journal hot in the copy), so a restore from a branch
+ * restores from a copy of it made as a snapshot is (above), kept hidden as
+ * an unfinished branch and deleted after.  Idle
  * connections keep page caches, which SQLite validates at the start of each
  * transaction: in rollback mode by the change counter of page 1, which
  * restore sets above every value the database had; in WAL mode by the
@@ -222,12 +226,15 @@ out:
  * Makes snapshot or branch (EKIND COWVFS_SNAPSHOT / _BRANCH) ZNAME of
  * database PINODE at a transaction boundary (see the top of this file).
  * PCALLER is the main-database file of the connection asking, or NULL (the
- * container API).  Returns SQLITE_OK; SQLITE_BUSY when another connection
- * kept the database file locked for writing longer than COWVFS_BUSY_MS;
- * the errors of cowSnapError; *PZERR set on error.
+ * container API).  If BHIDDEN, the result is left an unfinished branch
+ * (hidden from listings, deleted by the next writable open of the
+ * container if nobody deletes it before): restore's copy of a branch.
+ * Returns SQLITE_OK; SQLITE_BUSY when another connection kept the database
+ * file locked for writing longer than COWVFS_BUSY_MS; the errors of
+ * cowSnapError; *PZERR set on error.
  */
 static int cowSnapCreate(cowInode *pInode, cowFile *pCaller, const char *zName, int eKind,
-                         char **pzErr)
+                         int bHidden, char **pzErr)
 {
     cow_store *pStore = pInode->pStore;
     sqlite3_int64 iStart = cowNowMs();
@@ -284,9 +291,9 @@ static int cowSnapCreate(cowInode *pInode, cowFile *pCaller, const char *zName, 
         crc = cow_subvol_create_ex(pStore, zName, COW_SUBVOL_BRANCH, pInode->zSubvol, 0, 1);
     else
         crc = cow_subvol_create_ex(pStore, zName,
-                                   eKind == COWVFS_SNAPSHOT ? COW_SUBVOL_SNAPSHOT
-                                                            : COW_SUBVOL_BRANCH,
-                                   pInode->zSubvol, SNAP_JOURNAL, 0);
+                                   eKind == COWVFS_SNAPSHOT && !bHidden ? COW_SUBVOL_SNAPSHOT
+                                                                        : COW_SUBVOL_BRANCH,
+                                   pInode->zSubvol, SNAP_JOURNAL, bHidden);
     cowvfsMutexLeave(&pInode->mutex);
     if (crc != COW_OK) {
         rc = cowSnapError(pStore, crc, eKind == COWVFS_SNAPSHOT ? "snapshot" : "branch", pzErr);
@@ -295,7 +302,7 @@ static int cowSnapCreate(cowInode *pInode, cowFile *pCaller, const char *zName, 
     if (!bRecover)
         goto out;
     rc = cowSnapRecover(pInode->pCont->zPath, zName, pzErr);
-    if (rc == SQLITE_OK) {
+    if (rc == SQLITE_OK && !bHidden) {
         crc = cow_subvol_finish(pStore, zName,
                                 eKind == COWVFS_SNAPSHOT ? COW_SUBVOL_SNAPSHOT
                                                          : COW_SUBVOL_BRANCH);
@@ -430,7 +437,11 @@ static int cowInTransaction(cowInode *pInode)
  */
 static int cowSnapRestore(cowInode *pInode, cowFile *pCaller, const char *zSource, char **pzErr)
 {
+    static unsigned nTmp; /* names of the copies of branches */
     cow_store *pStore = pInode->pStore;
+    char zCopy[64];
+    const char *zFrom = zSource;
+    int eSrcKind;
     unsigned char aOld[100];
     unsigned char aNew[100];
     size_t nOld = 0;
@@ -451,6 +462,38 @@ static int cowSnapRestore(cowInode *pInode, cowFile *pCaller, const char *zSourc
         return cowSnapRefuse(SQLITE_READONLY, pzErr, "the database is open read-only");
     if (!cow_subvol_name_valid(zSource))
         return cowSnapRefuse(SQLITE_ERROR, pzErr, "bad snapshot or branch name \"%s\"", zSource);
+    if (strcmp(zSource, pInode->zSubvol) == 0)
+        return cowSnapRefuse(SQLITE_ERROR, pzErr, "cannot restore %s from itself", zSource);
+    crc = cow_subvol_kind(pStore, zSource, &eSrcKind);
+    if (crc == COW_ENOENT || (crc == COW_OK && eSrcKind == COW_SUBVOL_INCOMPLETE))
+        return cowSnapRefuse(SQLITE_ERROR, pzErr, "no snapshot or branch named %s", zSource);
+    if (crc != COW_OK)
+        return cowSnapError(pStore, crc, "restore", pzErr);
+    cowvfsMutexEnter(&pInode->mutex);
+    rc = cowInTransaction(pInode);
+    cowvfsMutexLeave(&pInode->mutex);
+    if (rc)
+        return cowSnapRefuse(SQLITE_BUSY, pzErr,
+                             "cannot restore while a connection is inside a transaction on "
+                             "the database");
+    if (eSrcKind == COW_SUBVOL_BRANCH) {
+        /* A branch may be inside a transaction, or hold a crash's hot
+         * journal: its tree is not a committed state.  Restore from a copy
+         * taken at a transaction boundary, as a snapshot is, hidden (an
+         * unfinished branch: a crash leaves nothing behind). */
+        cowInode *pSrc = 0;
+        sqlite3_snprintf((int)sizeof(zCopy), zCopy, "cow-restore-%ld-%u", (long)getpid(),
+                         __atomic_add_fetch(&nTmp, 1, __ATOMIC_RELAXED));
+        rc = cowvfsInodeAcquire(pInode->pCont->zPath, zSource, 0, &pSrc);
+        if (rc != SQLITE_OK)
+            return cowSnapRefuse(rc, pzErr, "restore: cannot open %s: %s", zSource,
+                                 sqlite3_errstr(rc));
+        rc = cowSnapCreate(pSrc, 0, zCopy, COWVFS_SNAPSHOT, 1, pzErr);
+        cowvfsInodeRelease(pSrc, 0);
+        if (rc != SQLITE_OK)
+            return rc;
+        zFrom = zCopy;
+    }
     cowvfsMutexEnter(&pInode->mutex);
     if (cowInTransaction(pInode)) {
         rc = cowSnapRefuse(SQLITE_BUSY, pzErr,
@@ -462,7 +505,7 @@ static int cowSnapRestore(cowInode *pInode, cowFile *pCaller, const char *zSourc
     if (crc == COW_OK)
         crc = cow_file_read(pDb, aOld, sizeof(aOld), 0, &nOld);
     if (crc == COW_OK)
-        crc = cow_subvol_restore(pStore, pInode->zSubvol, zSource);
+        crc = cow_subvol_restore(pStore, pInode->zSubvol, zFrom);
     if (crc == COW_OK)
         crc = cow_file_read(pDb, aNew, sizeof(aNew), 0, &nNew);
     if (crc != COW_OK) {
@@ -503,6 +546,8 @@ out:
         cow_file_close(pWal);
     if (pDb)
         cow_file_close(pDb);
+    if (zFrom != zSource) /* else the next writable open deletes it */
+        (void)cow_subvol_delete(pStore, zCopy);
     return rc;
 }
 
@@ -635,9 +680,9 @@ int cowvfsSnapPragma(cowFile *p, const char *zName, const char *zVal, char **pzO
         return SQLITE_ERROR;
     }
     if (sqlite3_stricmp(zName, "cow_snapshot") == 0)
-        rc = cowSnapCreate(p->pInode, p, zVal, COWVFS_SNAPSHOT, &zErr);
+        rc = cowSnapCreate(p->pInode, p, zVal, COWVFS_SNAPSHOT, 0, &zErr);
     else if (sqlite3_stricmp(zName, "cow_branch") == 0)
-        rc = cowSnapCreate(p->pInode, p, zVal, COWVFS_BRANCH, &zErr);
+        rc = cowSnapCreate(p->pInode, p, zVal, COWVFS_BRANCH, 0, &zErr);
     else if (sqlite3_stricmp(zName, "cow_restore") == 0)
         rc = cowSnapRestore(p->pInode, p, zVal, &zErr);
     else
@@ -683,8 +728,8 @@ static int cowApiRun(cowInode *pInode, cowFile *pCaller, enum cowApiOp eOp, cons
                      char **pzErr)
 {
     switch (eOp) {
-    case API_SNAPSHOT: return cowSnapCreate(pInode, pCaller, zName, COWVFS_SNAPSHOT, pzErr);
-    case API_BRANCH: return cowSnapCreate(pInode, pCaller, zName, COWVFS_BRANCH, pzErr);
+    case API_SNAPSHOT: return cowSnapCreate(pInode, pCaller, zName, COWVFS_SNAPSHOT, 0, pzErr);
+    case API_BRANCH: return cowSnapCreate(pInode, pCaller, zName, COWVFS_BRANCH, 0, pzErr);
     case API_RESTORE: return cowSnapRestore(pInode, pCaller, zName, pzErr);
     default: return cowSnapDelete(pInode, zName, pzErr);
     }
