@@ -172,7 +172,7 @@ crash: deps $(BUILD)/crash
 	./$(BUILD)/crash --min-states 40000
 
 crash-ci: deps $(BUILD)/crash
-	./$(BUILD)/crash --min-states 10000
+	./$(BUILD)/crash --min-states 10000 --txns 70
 
 crash-long: deps $(BUILD)/crash-o2
 	./$(BUILD)/crash-o2 --min-states 1000000

@@ -16,7 +16,12 @@
  *      of each 512-byte sector and of each file's size: what it held from
  *      which instant on.  The harness keeps a model of the database after
  *      each transaction, and the op counts at which each transaction began
- *      and its COMMIT returned.
+ *      and its COMMIT returned.  The workloads snap-delete and snap-wal also
+ *      make snapshots and branches (pragmas between transactions and inside
+ *      them, also after SQLite spilled; the C API for branches of snapshots
+ *      and snapshots of branches) and delete them; for each the harness
+ *      keeps the model state it was made of and the op counts of its making
+ *      and deletion.
  *
  *   2. Crash.  The op log is replayed into a memdev (test/testutil.c), which
  *      keeps the writes since the last flush pending.  The crash points are
@@ -44,8 +49,25 @@
  *     had begun.  Each transaction writes rows tagged with its number and a
  *     checksum and one row into table tx, so a transaction half there is a
  *     content that matches no k;
- *   - fsck again once SQLite has closed the database (recovery's writes).
- *     One state in four also lets SQLite checkpoint at that close.
+ *   - snapshots, with the live database still open: the container's
+ *     listing (cowvfs_container_list) holds every snapshot and branch whose
+ *     making had returned (they are durable when they return) and whose
+ *     deletion had not begun, none whose making had not begun or whose
+ *     deletion had returned, and no name the workload never made; one
+ *     whose making or deletion was in flight at the crash may be there or
+ *     not, but nothing in between: each listed one has the kind and source
+ *     it was made with, was there before recovery too, opens through
+ *     SQLite (snapshot=NAME read-only, branch=NAME read-write), passes
+ *     integrity_check, and holds exactly the model state it was made of (a
+ *     snapshot is one committed state, not some k; taken inside a
+ *     transaction, the one before it).  An unfinished branch (how the VFS
+ *     makes a snapshot of a transaction that spilled) may be in the image
+ *     only while its making was in flight, and recovery must delete it.
+ *     And since making one commits everything with a flush, the live
+ *     database holds at least the transaction committed when it was made;
+ *   - fsck again once SQLite has closed the database and the snapshots
+ *     (recovery's writes, and SQLite's own in a branch).  One state in four
+ *     also lets SQLite checkpoint at those closes.
  *
  * Everything is derived from the seed; a failure prints the command that
  * replays exactly that state:  build/crash --workload NAME --seed N --state K
@@ -263,6 +285,7 @@ static struct {
     uint64_t trace;          /* hash of every op's type, offset and length */
     struct shadow shadow[NROLES];
     uint64_t vclock;         /* changes of the shadows so far */
+    uint64_t nwrites[NROLES]; /* SQLite's writes to each file so far (record phase) */
     size_t *mut_op;          /* mut_op[t]: ops logged when change t began */
     size_t capmut;
     uint64_t zero_hash;      /* hash of a sector of zeros */
@@ -275,6 +298,8 @@ static struct {
     uint8_t *img;            /* the crash state being checked (ramdev) */
     size_t img_len;
     double secs[5];          /* CPU time spent: T_* */
+    long snapchecks;         /* snapshots and branches opened and read */
+    long either[2];          /* ones that may or may not exist: [0] absent, [1] there */
     const char *argv0;       /* for the replay line */
 } g;
 
@@ -713,8 +738,10 @@ static int shimWrite(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
     ShimFile *p = (ShimFile *)f;
     size_t start = g.nops;
     int rc = p->pReal->pMethods->xWrite(p->pReal, buf, n, off);
-    if (rc == SQLITE_OK && g.recording && p->role < NROLES)
+    if (rc == SQLITE_OK && g.recording && p->role < NROLES) {
         shadow_write(p->role, buf, (size_t)n, (uint64_t)off, start);
+        g.nwrites[p->role]++;
+    }
     return rc;
 }
 
@@ -1001,19 +1028,23 @@ struct workload {
     int big;             /* rows 6 times as large: the container grows and shrinks */
     int chunk;           /* SQLITE_FCNTL_CHUNK_SIZE in bytes (0: none): SIZE_HINT
                           * preallocates in these units, written in place */
+    int snaps;           /* percent of steps that make or delete a snapshot or
+                          * branch (0: none; see wl_snap) */
 };
 
 static const struct workload workloads[] = {
-    {"delete-extra", JM_DELETE, SY_EXTRA, 4096, "NONE", 2000, 0, 0, 0},
-    {"delete-full", JM_DELETE, SY_FULL, 4096, "FULL", 16, 0, 0, 0},
-    {"truncate-full", JM_TRUNCATE, SY_FULL, 1024, "INCREMENTAL", 40, 0, 0, 0},
-    {"persist-normal", JM_PERSIST, SY_NORMAL, 2048, "NONE", 2000, 0, 0, 0},
-    {"wal-full", JM_WAL, SY_FULL, 4096, "NONE", 2000, 0, 0, 0},
-    {"wal-normal", JM_WAL, SY_NORMAL, 1024, "FULL", 24, 0, 0, 0},
-    {"mixed", JM_WAL, SY_FULL, 4096, "INCREMENTAL", 64, 1, 0, 0},
-    {"wal-big", JM_WAL, SY_FULL, 4096, "FULL", 200, 0, 1, 0},
-    {"chunk-extra", JM_DELETE, SY_EXTRA, 4096, "FULL", 16, 0, 0, 65536},
-    {"wal-chunk", JM_WAL, SY_FULL, 2048, "INCREMENTAL", 200, 0, 0, 262144},
+    {"delete-extra", JM_DELETE, SY_EXTRA, 4096, "NONE", 2000, 0, 0, 0, 0},
+    {"delete-full", JM_DELETE, SY_FULL, 4096, "FULL", 16, 0, 0, 0, 0},
+    {"snap-delete", JM_DELETE, SY_FULL, 2048, "INCREMENTAL", 12, 0, 0, 65536, 12},
+    {"truncate-full", JM_TRUNCATE, SY_FULL, 1024, "INCREMENTAL", 40, 0, 0, 0, 0},
+    {"persist-normal", JM_PERSIST, SY_NORMAL, 2048, "NONE", 2000, 0, 0, 0, 0},
+    {"wal-full", JM_WAL, SY_FULL, 4096, "NONE", 2000, 0, 0, 0, 0},
+    {"wal-normal", JM_WAL, SY_NORMAL, 1024, "FULL", 24, 0, 0, 0, 0},
+    {"snap-wal", JM_WAL, SY_NORMAL, 4096, "FULL", 20, 0, 0, 131072, 12},
+    {"mixed", JM_WAL, SY_FULL, 4096, "INCREMENTAL", 64, 1, 0, 0, 0},
+    {"wal-big", JM_WAL, SY_FULL, 4096, "FULL", 200, 0, 1, 0, 0},
+    {"chunk-extra", JM_DELETE, SY_EXTRA, 4096, "FULL", 16, 0, 0, 65536, 0},
+    {"wal-chunk", JM_WAL, SY_FULL, 2048, "INCREMENTAL", 200, 0, 0, 262144, 0},
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 
@@ -1066,6 +1097,32 @@ struct step {
     int durable;    /* STEP_TXN: its COMMIT returned durably */
 };
 
+/* The device ops of one snapshot operation: ops [start, ret) are its own,
+ * and op durable - 1 is its last flush (SIZE_MAX: none).  start ==
+ * SIZE_MAX: it never ran. */
+struct opspan {
+    size_t start, ret, durable;
+};
+
+/*
+ * One snapshot or branch the workload made, maybe deleted later.  It holds
+ * one fixed committed state, the database after transaction K, whatever
+ * happened to the live database afterwards, so a crash state that has it
+ * must hold exactly WANT in it.
+ */
+struct snaprec {
+    char name[16];       /* "s<i>" or "b<i>", i its index in run.recs */
+    char source[16];     /* what it was made of: "" for the live database */
+    int kind;            /* COWVFS_SNAPSHOT or COWVFS_BRANCH */
+    int k;               /* it holds the database after transaction k */
+    int live_k;          /* the live database's last committed transaction then */
+    int in_txn;          /* 0; 1 made inside a write transaction; 2 one that had
+                          * written the db file (rollback) or WAL frames */
+    struct snap want;    /* the model after transaction k */
+    struct opspan made;  /* the operation that made it */
+    struct opspan gone;  /* the one that deleted it */
+};
+
 /* One run of one workload with one seed. */
 struct run {
     const struct workload *w;
@@ -1078,6 +1135,10 @@ struct run {
     struct snap *snaps;   /* snaps[k + 1]: after transaction k; snaps[0]: empty */
     struct step *steps;
     size_t nsteps, capsteps;
+    struct snaprec *recs; /* every snapshot and branch made, in order */
+    size_t nrecs, caprecs;
+    int nlive;            /* recs not deleted */
+    int ndeletes, nintxn, nspilled; /* counts for the run's summary */
     int failed;           /* the record phase failed */
     char errbuf[512];
 };
@@ -1380,6 +1441,151 @@ static int op_delete_range(struct run *r, int ti, int frac)
     return rows_delete(r, ti, t->rows[a].id, t->rows[b].id);
 }
 
+/* ---------------------------------------------------------------------------
+ * Snapshots and branches (workloads with snaps)
+ *
+ * Between transactions a step makes a snapshot or branch of the live
+ * database (PRAGMA cow_snapshot / cow_branch), deletes one (cow_delete),
+ * or makes a branch of a snapshot or a snapshot of a branch through the C
+ * API (cowvfs_container_branch / _snapshot); some transactions take a
+ * snapshot before their COMMIT, some of them after SQLite spilled pages to
+ * the database file or WAL.  Each one made is recorded with the model
+ * state it must hold and the ops of its making and deletion; nothing
+ * writes to the branches, so a branch too holds exactly that state.
+ */
+
+/* At most this many exist at once: every crash state opens and reads each
+ * one, so they cost check time. */
+#define SNAP_MAXLIVE 3
+
+/* Sets O to the ops from START up to now; it is durable once its last
+ * flush completed (without one, never). */
+static void span_set(struct opspan *o, size_t start)
+{
+    o->start = start;
+    o->ret = g.nops;
+    o->durable = SIZE_MAX;
+    for (size_t i = g.nops; i > start; i--)
+        if (g.ops[i - 1].type == OP_FLUSH) {
+            o->durable = i;
+            break;
+        }
+}
+
+/* The name the next snapshot or branch (KIND) gets. */
+static void rec_name(const struct run *r, int kind, char *name, size_t n)
+{
+    snprintf(name, n, "%c%zu", kind == COWVFS_SNAPSHOT ? 's' : 'b', r->nrecs);
+}
+
+/* Records snapshot or branch NAME (KIND) of SOURCE ("": the live
+ * database), made by the ops since START, which holds the database after
+ * transaction K (model WANT). */
+static struct snaprec *rec_add(struct run *r, const char *name, int kind, const char *source,
+                               int k, const struct snap *want, size_t start)
+{
+    if (r->nrecs == r->caprecs) {
+        r->caprecs = r->caprecs ? 2 * r->caprecs : 16;
+        r->recs = xrealloc(r->recs, r->caprecs * sizeof *r->recs);
+    }
+    struct snaprec *rec = &r->recs[r->nrecs++];
+    memset(rec, 0, sizeof *rec);
+    snprintf(rec->name, sizeof rec->name, "%s", name);
+    snprintf(rec->source, sizeof rec->source, "%s", source);
+    rec->kind = kind;
+    rec->k = k;
+    rec->live_k = r->ntxn - 1;
+    rec->want = *want;
+    span_set(&rec->made, start);
+    rec->gone.start = rec->gone.ret = rec->gone.durable = SIZE_MAX;
+    r->nlive++;
+    return rec;
+}
+
+/* The record named NAME, or NULL. */
+static const struct snaprec *rec_find(const struct run *r, const char *name)
+{
+    char c, extra;
+    size_t i;
+    if (sscanf(name, "%c%zu%c", &c, &i, &extra) != 2 || i >= r->nrecs ||
+        strcmp(r->recs[i].name, name) != 0)
+        return NULL;
+    return &r->recs[i];
+}
+
+/* A snapshot or branch (KIND) of the live database by its pragma: the
+ * last committed state, also inside a write transaction (IN_TXN). */
+static int snap_make(struct run *r, int kind, int in_txn)
+{
+    char name[16];
+    size_t start = g.nops;
+    rec_name(r, kind, name, sizeof name);
+    if (execf(r, "PRAGMA cow_%s('%s')", kind == COWVFS_SNAPSHOT ? "snapshot" : "branch", name))
+        return 1;
+    rec_add(r, name, kind, "", r->ntxn - 1, &r->snaps[r->ntxn], start)->in_txn = in_txn;
+    return 0;
+}
+
+/* One step between transactions that makes or deletes a snapshot or
+ * branch.  Only the C API reaches a source other than the live database
+ * (the workload's connection is the live database's). */
+static int wl_snap(struct run *r)
+{
+    enum { SNAP, BRANCH, DELETE, API, NKINDS };
+    int weight[NKINDS] = {35, 25, 25, 15};
+    if (r->nlive == 0)
+        weight[DELETE] = weight[API] = 0;
+    if (r->nlive >= SNAP_MAXLIVE)
+        weight[SNAP] = weight[BRANCH] = weight[API] = 0;
+    int sum = 0, kind = 0;
+    for (int i = 0; i < NKINDS; i++)
+        sum += weight[i];
+    int x = (int)rnd_below(&r->rng, (uint64_t)sum);
+    while (x >= weight[kind])
+        x -= weight[kind++];
+
+    struct step *s;
+    char name[16];
+    if (kind == SNAP || kind == BRANCH) {
+        int sk = kind == SNAP ? COWVFS_SNAPSHOT : COWVFS_BRANCH;
+        rec_name(r, sk, name, sizeof name);
+        s = step_begin(r, STEP_OTHER, "cow_%s('%s') of txn %d",
+                       sk == COWVFS_SNAPSHOT ? "snapshot" : "branch", name, r->ntxn - 1);
+        snap_make(r, sk, 0);
+        step_end(s);
+        return r->failed;
+    }
+    /* a random one of those that exist */
+    size_t pick = (size_t)rnd_below(&r->rng, (uint64_t)r->nlive), i;
+    for (i = 0; i < r->nrecs; i++)
+        if (r->recs[i].gone.start == SIZE_MAX && pick-- == 0)
+            break;
+    if (kind == DELETE) {
+        s = step_begin(r, STEP_OTHER, "cow_delete('%s')", r->recs[i].name);
+        if (!execf(r, "PRAGMA cow_delete('%s')", r->recs[i].name)) {
+            span_set(&r->recs[i].gone, s->start);
+            r->nlive--;
+            r->ndeletes++;
+        }
+    } else {
+        const struct snaprec src = r->recs[i]; /* rec_add may move it */
+        int sk = src.kind == COWVFS_SNAPSHOT ? COWVFS_BRANCH : COWVFS_SNAPSHOT;
+        char *err = NULL;
+        rec_name(r, sk, name, sizeof name);
+        s = step_begin(r, STEP_OTHER, "cowvfs_container_%s('%s') of %s (txn %d)",
+                       sk == COWVFS_SNAPSHOT ? "snapshot" : "branch", name, src.name, src.k);
+        int rc = sk == COWVFS_SNAPSHOT ? cowvfs_container_snapshot(g.path, src.name, name, &err)
+                                       : cowvfs_container_branch(g.path, src.name, name, &err);
+        if (rc != SQLITE_OK)
+            run_fail(r, "%s: %d: %s (last log: %s)", s->what, rc, err ? err : "?", g.lastlog);
+        else
+            rec_add(r, name, sk, src.name, src.k, &src.want, s->start);
+        sqlite3_free(err);
+    }
+    step_end(s);
+    return r->failed;
+}
+
 /* One write transaction of a few random operations, then its row in tx. */
 static int wl_txn(struct run *r, int bulk)
 {
@@ -1392,6 +1598,8 @@ static int wl_txn(struct run *r, int bulk)
                    wl = wl < sizeof what ? wl : sizeof what)
     if (exec(r, "BEGIN"))
         return 1;
+    /* what SQLite wrote before this transaction: more means it spilled */
+    uint64_t spill0 = g.nwrites[ROLE_DB] + g.nwrites[ROLE_WAL];
     if (k == 0) {
         /* setup: tx and t0 */
         if (exec(r, "CREATE TABLE tx(n INTEGER PRIMARY KEY, tag INTEGER)") || table_create(r, 0))
@@ -1447,6 +1655,21 @@ static int wl_txn(struct run *r, int bulk)
                 WHAT(" updmany t%d", ti);
             }
         }
+    }
+    /* A snapshot inside this transaction holds the one before it: bulk
+     * transactions have usually spilled (written the database file in
+     * rollback mode, uncommitted frames in WAL mode) by now. */
+    if (r->w->snaps && k > 0 && !r->failed && r->nlive < SNAP_MAXLIVE &&
+        rnd_below(&r->rng, 100) < (bulk ? 50u : (unsigned)r->w->snaps / 2)) {
+        int spilled = g.nwrites[ROLE_DB] + g.nwrites[ROLE_WAL] != spill0;
+        int sk = rnd_below(&r->rng, 3) ? COWVFS_SNAPSHOT : COWVFS_BRANCH;
+        char name[16];
+        rec_name(r, sk, name, sizeof name);
+        if (snap_make(r, sk, 1 + spilled))
+            return 1;
+        WHAT(" +%s%s", name, spilled ? " (spilled)" : "");
+        r->nintxn++;
+        r->nspilled += spilled;
     }
 #undef WHAT
     if (r->failed)
@@ -1521,6 +1744,7 @@ static void run_free(struct run *r)
         free(r->t[i].rows);
     free(r->snaps);
     free(r->steps);
+    free(r->recs);
     memset(r, 0, sizeof *r);
 }
 
@@ -1533,6 +1757,7 @@ static void record_reset(void)
     for (int i = 0; i < NROLES; i++)
         shadow_free(&g.shadow[i]);
     g.vclock = 0;
+    memset(g.nwrites, 0, sizeof g.nwrites);
 }
 
 /*
@@ -1559,6 +1784,10 @@ static int record(struct run *r, const struct workload *w, uint64_t seed, int nt
     g.recording = 1;
     if (wl_open(r) == 0) {
         while (r->ntxn < ntxn && !r->failed) {
+            if (w->snaps && r->ntxn > 0 && rnd_below(&r->rng, 100) < (uint64_t)w->snaps) {
+                wl_snap(r);
+                continue;
+            }
             uint64_t x = rnd_below(&r->rng, 100);
             if (r->ntxn > 0 && x < 14)
                 wl_other(r);
@@ -1601,16 +1830,41 @@ struct state {
 /* The bounds on the transaction a crash state may hold. */
 struct bounds {
     int kmax;        /* last transaction begun */
-    int kmin;        /* last whose COMMIT returned durably (or at all, app crash) */
-    int kmin_step;   /* its step */
+    int kmin;        /* last whose COMMIT returned durably (or at all, app crash),
+                      * or committed before a snapshot whose making returned */
+    int kmin_step;   /* its step, or -1 if a snapshot's making raised kmin */
+    int kmin_rec;    /* that snapshot (index in run.recs), or -1 */
     int inflight;    /* the step in flight at the crash point, or -1 */
 };
+
+/* 1 if what the ops O did must survive crash state S: the operation had
+ * returned (snapshots, branches and deletions are durable when they
+ * return: include/store.h), or its last flush had completed. */
+static int span_done(const struct opspan *o, const struct state *s)
+{
+    return o->start != SIZE_MAX && (s->point >= o->ret || s->point >= o->durable);
+}
+
+/* What crash state S must hold of snapshot or branch REC: it exists once
+ * its making survives and until its deletion begins, it is gone before
+ * its making began and once its deletion survives, and in between (a
+ * crash inside either operation) it may be there or not. */
+enum { REC_ABSENT, REC_EITHER, REC_PRESENT };
+static int rec_expect(const struct snaprec *rec, const struct state *s)
+{
+    if (s->point <= rec->made.start || span_done(&rec->gone, s))
+        return REC_ABSENT;
+    if (span_done(&rec->made, s) && s->point <= rec->gone.start)
+        return REC_PRESENT;
+    return REC_EITHER;
+}
 
 static void bounds_at(const struct run *r, const struct state *s, struct bounds *b)
 {
     b->kmax = -1;
     b->kmin = -1;
     b->kmin_step = -1;
+    b->kmin_rec = -1;
     b->inflight = -1;
     for (size_t i = 0; i < r->nsteps; i++) {
         const struct step *st = &r->steps[i];
@@ -1623,6 +1877,16 @@ static void bounds_at(const struct run *r, const struct state *s, struct bounds 
         if (st->ret <= s->point && (st->durable || s->app_crash)) {
             b->kmin = st->txn;
             b->kmin_step = (int)i;
+        }
+    }
+    /* Making a snapshot writes back and commits everything before it with
+     * a flush (store/subvol.c), so the live database keeps at least the
+     * transaction that was committed then, whatever synchronous says. */
+    for (size_t i = 0; i < r->nrecs; i++) {
+        if (span_done(&r->recs[i].made, s) && r->recs[i].live_k > b->kmin) {
+            b->kmin = r->recs[i].live_k;
+            b->kmin_step = -1;
+            b->kmin_rec = (int)i;
         }
     }
 }
@@ -1732,8 +1996,11 @@ static uint64_t tmax_at(size_t point)
 }
 
 /* Opens the image read-only with the store (its log replayed in memory)
- * and checks db, db-journal and db-wal with check_file(). */
-static int check_data(size_t point, struct msg *m)
+ * and checks db, db-journal and db-wal with check_file().  Sets PRE[i] to
+ * what the image holds of R's snapshot or branch i before recovery: 0
+ * (nothing), its kind, or COW_SUBVOL_INCOMPLETE (an unfinished branch,
+ * which only the next writable open deletes). */
+static int check_data(const struct run *r, size_t point, int *pre, struct msg *m)
 {
     cow_store *st = NULL;
     int bad = 0;
@@ -1773,6 +2040,17 @@ static int check_data(size_t point, struct msg *m)
         if (f)
             cow_file_close(f);
     }
+    for (size_t i = 0; i < r->nrecs; i++) {
+        rc = cow_subvol_kind(st, r->recs[i].name, &pre[i]);
+        if (rc == COW_ENOENT) {
+            pre[i] = 0;
+        } else if (rc != COW_OK) {
+            msg_add(m, "data: snapshot or branch %s: %s: %s\n", r->recs[i].name,
+                    cow_strerror(rc), cow_store_last_error(st));
+            pre[i] = -1;
+            bad = 1;
+        }
+    }
 out:
     if (st)
         cow_store_close(st);
@@ -1788,52 +2066,40 @@ static int step_row(sqlite3_stmt *st)
     return rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
-/* Reads the database through SQLite and compares it with the model. */
-static int check_sqlite(const struct run *r, const struct bounds *b, int checkpoint,
-                        struct msg *m)
+/*
+ * Reads database DB through SQLite into *GOT: PRAGMA integrity_check, the
+ * schema, table tx and every row, each of which must carry its checksum
+ * and a transaction no later than KMAX (KMAX_IS says which that is).  *PK
+ * is the last transaction tx holds (-1 without tx).  WHO names the
+ * database in messages.  Returns 0,
+ * 1 if the content is wrong, -1 if it could not be read.
+ */
+static int read_db(sqlite3 *db, const char *who, int kmax, const char *kmax_is, struct snap *got,
+                   int *pk, struct msg *m)
 {
-    sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
     int bad = 0, has_tx = 0, k = -1;
-    struct snap got;
-    memset(&got, 0, sizeof got);
-    g.cur = &ramdev;
-    g.lastlog[0] = 0;
-    char *uri = sqlite3_mprintf("file:%s?vfs=cow&commit_interval=0", g.path);
-    int rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
-                             NULL);
-    sqlite3_free(uri);
-    if (rc != SQLITE_OK) {
-        msg_add(m, "sqlite: open: %s (last log: %s)\n", sqlite3_errmsg(db), g.lastlog);
-        bad = 1;
-        goto out;
-    }
-    /* SQLite's checkpoint at close is ordinary work after recovery, and a
-     * third of the time of a state: only some states do it. */
-    if (!checkpoint)
-        sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    memset(got, 0, sizeof *got);
+    *pk = -1;
     /* integrity_check */
-    rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL);
     int nrow = 0, ok = 0;
     while (rc == SQLITE_OK && (rc = step_row(st)) == SQLITE_OK) {
         const char *t = (const char *)sqlite3_column_text(st, 0);
         if (nrow++ == 0 && t && strcmp(t, "ok") == 0)
             ok = 1;
         else if (nrow < 6)
-            msg_add(m, "sqlite: integrity_check: %s\n", t ? t : "(null)");
+            msg_add(m, "%s: integrity_check: %s\n", who, t ? t : "(null)");
     }
     if (rc != SQLITE_DONE) {
-        msg_add(m, "sqlite: integrity_check: %s (last log: %s)\n", sqlite3_errmsg(db),
+        msg_add(m, "%s: integrity_check: %s (last log: %s)\n", who, sqlite3_errmsg(db),
                 g.lastlog);
-        bad = 1;
-        goto out;
+        goto fatal;
     }
     sqlite3_finalize(st);
     st = NULL;
-    if (!ok || nrow != 1) {
-        bad = 1;
-        goto out;
-    }
+    if (!ok || nrow != 1)
+        goto fatal;
     /* the schema */
     rc = sqlite3_prepare_v2(db, "SELECT type, name FROM sqlite_schema", -1, &st, NULL);
     while (rc == SQLITE_OK && (rc = step_row(st)) == SQLITE_OK) {
@@ -1849,19 +2115,18 @@ static int check_sqlite(const struct run *r, const struct bounds *b, int checkpo
             has_tx = 1;
         else if (strcmp(type, "table") == 0 && sscanf(name, "t%d%c", &ti, &extra) == 1 &&
                  ti >= 0 && ti < NT)
-            got.exists[ti] = 1;
+            got->exists[ti] = 1;
         else if (strcmp(type, "index") == 0 && sscanf(name, "i%d%c%c", &ti, &c, &extra) == 2 &&
                  ti >= 0 && ti < NT && (c == 'a' || c == 'b'))
-            got.idx[ti] |= (uint8_t)(c == 'a' ? 1 : 2);
+            got->idx[ti] |= (uint8_t)(c == 'a' ? 1 : 2);
         else {
-            msg_add(m, "sqlite: unexpected %s %s in the schema\n", type, name);
+            msg_add(m, "%s: unexpected %s %s in the schema\n", who, type, name);
             bad = 1;
         }
     }
     if (rc != SQLITE_DONE) {
-        msg_add(m, "sqlite: reading the schema: %s\n", sqlite3_errmsg(db));
-        bad = 1;
-        goto out;
+        msg_add(m, "%s: reading the schema: %s\n", who, sqlite3_errmsg(db));
+        goto fatal;
     }
     sqlite3_finalize(st);
     st = NULL;
@@ -1872,30 +2137,30 @@ static int check_sqlite(const struct run *r, const struct bounds *b, int checkpo
         while (rc == SQLITE_OK && (rc = step_row(st)) == SQLITE_OK) {
             int64_t n = sqlite3_column_int64(st, 0);
             if (n != expect || sqlite3_column_int64(st, 1) != tx_tag(n)) {
-                msg_add(m, "sqlite: tx holds row %" PRId64 " (tag %s) where row %" PRId64
+                msg_add(m, "%s: tx holds row %" PRId64 " (tag %s) where row %" PRId64
                            " belongs\n",
-                        n, sqlite3_column_int64(st, 1) == tx_tag(n) ? "right" : "wrong", expect);
+                        who, n, sqlite3_column_int64(st, 1) == tx_tag(n) ? "right" : "wrong",
+                        expect);
                 bad = 1;
                 break;
             }
             expect++;
         }
         if (rc != SQLITE_DONE && rc != SQLITE_OK) {
-            msg_add(m, "sqlite: reading tx: %s\n", sqlite3_errmsg(db));
-            bad = 1;
-            goto out;
+            msg_add(m, "%s: reading tx: %s\n", who, sqlite3_errmsg(db));
+            goto fatal;
         }
         sqlite3_finalize(st);
         st = NULL;
         k = (int)expect - 1;
         if (k < 0) {
-            msg_add(m, "sqlite: tx exists but is empty\n");
+            msg_add(m, "%s: tx exists but is empty\n", who);
             bad = 1;
         }
     }
     /* the rows of every table */
     for (int ti = 0; ti < NT; ti++) {
-        if (!got.exists[ti])
+        if (!got->exists[ti])
             continue;
         char sql[64];
         int nck = 0;
@@ -1909,63 +2174,338 @@ static int check_sqlite(const struct run *r, const struct bounds *b, int checkpo
             if (!pad)
                 pad = "";
             if (row_ck(ti, id, txn, kk, pad, n) != ck && nck++ < 3) {
-                msg_add(m, "sqlite: t%d row %" PRId64 " (txn %" PRId64
+                msg_add(m, "%s: t%d row %" PRId64 " (txn %" PRId64
                            ") fails its checksum: garbage in a row\n",
-                        ti, id, txn);
+                        who, ti, id, txn);
                 bad = 1;
             }
-            if (txn > b->kmax) {
-                msg_add(m, "sqlite: t%d row %" PRId64 " was written by txn %" PRId64
-                           ", which had not begun\n",
-                        ti, id, txn);
+            if (txn > kmax) {
+                msg_add(m, "%s: t%d row %" PRId64 " was written by txn %" PRId64
+                           ", later than txn %d, %s\n",
+                        who, ti, id, txn, kmax, kmax_is);
                 bad = 1;
             }
-            got.count[ti]++;
-            got.sum[ti] += row_hash(ti, id, txn, kk, pad, n, ck);
+            got->count[ti]++;
+            got->sum[ti] += row_hash(ti, id, txn, kk, pad, n, ck);
         }
         if (rc != SQLITE_DONE) {
-            msg_add(m, "sqlite: reading t%d: %s (last log: %s)\n", ti, sqlite3_errmsg(db),
+            msg_add(m, "%s: reading t%d: %s (last log: %s)\n", who, ti, sqlite3_errmsg(db),
                     g.lastlog);
-            bad = 1;
-            goto out;
+            goto fatal;
         }
         sqlite3_finalize(st);
         st = NULL;
     }
+    *pk = k;
+    return bad;
+fatal:
+    sqlite3_finalize(st);
+    return -1;
+}
+
+/* Compares GOT, which holds transaction K by its table tx, with WANT, the
+ * model after that transaction; WHY says what a difference means. */
+static int snap_compare(const char *who, int k, const struct snap *got, const struct snap *want,
+                        const char *why, struct msg *m)
+{
+    int bad = 0;
+    for (int ti = 0; ti < NT; ti++) {
+        if (got->exists[ti] != want->exists[ti] || got->idx[ti] != want->idx[ti] ||
+            got->count[ti] != want->count[ti] || got->sum[ti] != want->sum[ti]) {
+            msg_add(m, "%s: tx says txn %d, but t%d differs from the model after it: "
+                       "%s, indexes %d, %" PRIu64 " rows (model: %s, indexes %d, %" PRIu64
+                       " rows%s): %s\n",
+                    who, k, ti, got->exists[ti] ? "exists" : "missing", got->idx[ti],
+                    got->count[ti], want->exists[ti] ? "exists" : "missing", want->idx[ti],
+                    want->count[ti],
+                    got->count[ti] == want->count[ti] && got->sum[ti] != want->sum[ti]
+                        ? ", same count, different rows"
+                        : "",
+                    why);
+            bad = 1;
+        }
+    }
+    return bad;
+}
+
+/* The store's kinds and the VFS's are compared as they are. */
+_Static_assert(COW_SUBVOL_SNAPSHOT == COWVFS_SNAPSHOT && COW_SUBVOL_BRANCH == COWVFS_BRANCH,
+               "snapshot kinds differ between store.h and cowvfs.h");
+
+/* The listing of a container after recovery (cowvfs_container_list), per
+ * record of the run: its kind, or 0 if it is not listed. */
+struct listing {
+    const struct run *r;
+    int *kind;
+    int *src_deleted;    /* listed with source "(deleted)" */
+    struct msg *m;
+    int bad;
+};
+
+/* cowvfs_container_list()'s callback: fills L->kind. */
+static int listing_cb(void *arg, const cowvfs_subvol_info *si)
+{
+    struct listing *l = arg;
+    const struct snaprec *rec = rec_find(l->r, si->zName);
+    if (!rec) {
+        msg_add(l->m, "snapshots: %s %s is listed, but the workload never made it\n",
+                si->eKind == COWVFS_SNAPSHOT ? "snapshot" : "branch", si->zName);
+        l->bad = 1;
+        return 0;
+    }
+    size_t i = (size_t)(rec - l->r->recs);
+    l->kind[i] = si->eKind;
+    l->src_deleted[i] = si->zSource && strcmp(si->zSource, "(deleted)") == 0;
+    if (si->eKind != rec->kind || (si->zSource == NULL) != (rec->source[0] == 0) ||
+        (si->zSource && !l->src_deleted[i] && strcmp(si->zSource, rec->source) != 0)) {
+        msg_add(l->m, "snapshots: %s is listed as a %s of %s, but it is a %s of %s\n",
+                si->zName, si->eKind == COWVFS_SNAPSHOT ? "snapshot" : "branch",
+                si->zSource ? si->zSource : "the live database",
+                rec->kind == COWVFS_SNAPSHOT ? "snapshot" : "branch",
+                rec->source[0] ? rec->source : "the live database");
+        l->bad = 1;
+    }
+    return 0;
+}
+
+/* Adds WHAT and the ops of O to M. */
+static void span_describe(struct msg *m, const char *what, const struct opspan *o)
+{
+    msg_add(m, "%s at ops %zu..%zu", what, o->start, o->ret);
+    if (o->durable != SIZE_MAX)
+        msg_add(m, ", its last flush op %zu", o->durable - 1);
+}
+
+/*
+ * Checks the snapshots and branches of crash state S after recovery, the
+ * live database open (so the container stays open): the listing holds
+ * exactly those that must or may exist (rec_expect), each of the kind and
+ * source made, and the same as before recovery (PRE, from check_data: an
+ * unfinished branch only while its making was in flight); each one opens
+ * through SQLite, passes integrity_check, and holds exactly the state it
+ * was made of.  Branches open read-write, so SQLite may write them (the
+ * fsck after recovery runs later).  *UNFINISHED is set if PRE had an
+ * unfinished branch, which the live database's open must have deleted.
+ */
+static int check_snaps(const struct run *r, const struct state *s, const int *pre,
+                       int checkpoint, int *unfinished, struct msg *m)
+{
+    struct listing l = {r, NULL, NULL, m, 0};
+    char *err = NULL;
+    l.kind = xrealloc(NULL, r->nrecs * sizeof *l.kind);
+    l.src_deleted = xrealloc(NULL, r->nrecs * sizeof *l.src_deleted);
+    memset(l.kind, 0, r->nrecs * sizeof *l.kind);
+    memset(l.src_deleted, 0, r->nrecs * sizeof *l.src_deleted);
+    int rc = cowvfs_container_list(g.path, listing_cb, &l, &err);
+    if (rc != SQLITE_OK) {
+        msg_add(m, "snapshots: cowvfs_container_list: %d: %s (last log: %s)\n", rc,
+                err ? err : "?", g.lastlog);
+        l.bad = 1;
+        goto out;
+    }
+    for (size_t i = 0; i < r->nrecs; i++) {
+        const struct snaprec *rec = &r->recs[i];
+        int e = rec_expect(rec, s), has = l.kind[i] != 0;
+        if (e == REC_EITHER)
+            g.either[has]++;
+        if (pre[i] == COW_SUBVOL_INCOMPLETE) {
+            *unfinished = 1;
+            if (s->point <= rec->made.start || span_done(&rec->made, s)) {
+                msg_add(m, "snapshots: %s was an unfinished branch before recovery, but its "
+                           "making was not in flight (",
+                        rec->name);
+                span_describe(m, "made", &rec->made);
+                msg_add(m, ")\n");
+                l.bad = 1;
+            }
+        } else if (pre[i] >= 0 && pre[i] != l.kind[i]) {
+            msg_add(m, "snapshots: %s was %s before recovery and %s after it\n", rec->name,
+                    pre[i] ? "there" : "not there", has ? "listed" : "not listed");
+            l.bad = 1;
+        }
+        if ((e == REC_PRESENT && !has) || (e == REC_ABSENT && has)) {
+            msg_add(m, "snapshots: %s %s %s, but ",
+                    rec->kind == COWVFS_SNAPSHOT ? "snapshot" : "branch", rec->name,
+                    has ? "exists" : "is missing");
+            if (e == REC_PRESENT)
+                span_describe(m, "its making had survived the crash: made", &rec->made);
+            else if (s->point <= rec->made.start)
+                span_describe(m, "its making had not begun: made", &rec->made);
+            else
+                span_describe(m, "its deletion had survived the crash: deleted", &rec->gone);
+            msg_add(m, "\n");
+            l.bad = 1;
+        }
+        /* its source is named while the source is listed */
+        if (has && rec->source[0]) {
+            const struct snaprec *src = rec_find(r, rec->source);
+            int src_has = src && l.kind[src - r->recs] != 0;
+            if (src_has == l.src_deleted[i]) {
+                msg_add(m, "snapshots: %s's source %s is %s, but the listing says %s\n",
+                        rec->name, rec->source, src_has ? "there" : "deleted",
+                        l.src_deleted[i] ? "(deleted)" : rec->source);
+                l.bad = 1;
+            }
+        }
+    }
+    /* each one that exists holds exactly the state it was made of */
+    for (size_t i = 0; i < r->nrecs; i++) {
+        const struct snaprec *rec = &r->recs[i];
+        if (!l.kind[i])
+            continue;
+        char who[64];
+        sqlite3 *db = NULL;
+        struct snap got;
+        int k;
+        snprintf(who, sizeof who, "%s %s", rec->kind == COWVFS_SNAPSHOT ? "snapshot" : "branch",
+                 rec->name);
+        g.lastlog[0] = 0;
+        char *uri = sqlite3_mprintf("file:%s?vfs=cow&commit_interval=0&%s=%s", g.path,
+                                    rec->kind == COWVFS_SNAPSHOT ? "snapshot" : "branch",
+                                    rec->name);
+        rc = sqlite3_open_v2(uri, &db,
+                             SQLITE_OPEN_URI | (rec->kind == COWVFS_SNAPSHOT
+                                                    ? SQLITE_OPEN_READONLY
+                                                    : SQLITE_OPEN_READWRITE),
+                             NULL);
+        sqlite3_free(uri);
+        g.snapchecks++;
+        if (rc != SQLITE_OK) {
+            msg_add(m, "%s: open: %s (last log: %s)\n", who, sqlite3_errmsg(db), g.lastlog);
+            l.bad = 1;
+        } else {
+            if (!checkpoint)
+                sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+            int got_bad = read_db(db, who, rec->k, "the one it was made of", &got, &k, m);
+            if (got_bad == 0 && k != rec->k) {
+                msg_add(m, "%s: holds txn %d, but it was made of txn %d (%s)\n", who, k, rec->k,
+                        rec->in_txn ? "inside the transaction after it" : "between transactions");
+                got_bad = 1;
+            } else if (got_bad == 0) {
+                got_bad = snap_compare(who, k, &got, &rec->want,
+                                       "not the committed state it was made of", m);
+            }
+            if (got_bad)
+                l.bad = 1;
+            else if (g.verbose)
+                printf("%s: integrity ok, holds txn %d as made\n", who, k);
+        }
+        if (db && sqlite3_close(db) != SQLITE_OK) {
+            msg_add(m, "%s: close: %s (last log: %s)\n", who, sqlite3_errmsg(db), g.lastlog);
+            l.bad = 1;
+        }
+    }
+    if (g.verbose) {
+        int n = 0;
+        for (size_t i = 0; i < r->nrecs; i++)
+            n += l.kind[i] != 0;
+        printf("snapshots: %d listed%s\n", n, l.bad ? "" : ", each where and as expected");
+    }
+out:
+    sqlite3_free(err);
+    free(l.kind);
+    free(l.src_deleted);
+    return l.bad;
+}
+
+/* After recovery, PRE's unfinished branches must be gone: the store's
+ * first writable open deletes them (store.c), or they would hold their
+ * space forever.  Opens the image read-only with the store. */
+static int check_unfinished_gone(const struct run *r, const int *pre, struct msg *m)
+{
+    cow_store *st = NULL;
+    int bad = 0;
+    g.cur = &ramdev;
+    int rc = cow_store_open(g.path, COW_OPEN_READONLY, &st);
+    if (rc != COW_OK) {
+        msg_add(m, "snapshots: the store does not open the image after recovery: %s: %s\n",
+                cow_strerror(rc), cow_store_last_error(NULL));
+        bad = 1;
+        goto out;
+    }
+    for (size_t i = 0; i < r->nrecs; i++) {
+        int kind = 0;
+        if (pre[i] != COW_SUBVOL_INCOMPLETE)
+            continue;
+        rc = cow_subvol_kind(st, r->recs[i].name, &kind);
+        if (rc != COW_ENOENT) {
+            msg_add(m, "snapshots: the unfinished branch %s is still there after recovery "
+                       "(kind %d, %s)\n",
+                    r->recs[i].name, kind, cow_strerror(rc));
+            bad = 1;
+        }
+    }
+out:
+    if (st)
+        cow_store_close(st);
+    g.cur = NULL;
+    if (g.nopen) {
+        msg_add(m, "snapshots: the store is still open after close\n");
+        bad = 1;
+        g.nopen = 0;
+    }
+    return bad;
+}
+
+/* Reads the database through SQLite and compares it with the model; then
+ * the snapshots and branches (check_snaps, with PRE from check_data). */
+static int check_sqlite(const struct run *r, const struct state *s, const struct bounds *b,
+                        const int *pre, int checkpoint, struct msg *m)
+{
+    sqlite3 *db = NULL;
+    int bad = 0, k = -1, unfinished = 0;
+    struct snap got;
+    g.cur = &ramdev;
+    g.lastlog[0] = 0;
+    char *uri = sqlite3_mprintf("file:%s?vfs=cow&commit_interval=0", g.path);
+    int rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
+                             NULL);
+    sqlite3_free(uri);
+    if (rc != SQLITE_OK) {
+        msg_add(m, "sqlite: open: %s (last log: %s)\n", sqlite3_errmsg(db), g.lastlog);
+        bad = 1;
+        goto out;
+    }
+    /* SQLite's checkpoint at close is ordinary work after recovery, and a
+     * third of the time of a state: only some states do it. */
+    if (!checkpoint)
+        sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    int got_bad = read_db(db, "sqlite", b->kmax, "the last one begun", &got, &k, m);
+    if (got_bad < 0) {
+        bad = 1;
+        goto snaps;
+    }
+    bad |= got_bad;
     /* which transaction this is */
     if (k > r->ntxn - 1 || k > b->kmax) {
         msg_add(m, "sqlite: the database holds txn %d, which had not begun (last begun: %d)\n",
                 k, b->kmax);
         bad = 1;
-        goto out;
+        goto snaps;
     }
-    const struct snap *want = &r->snaps[k + 1];
-    for (int ti = 0; ti < NT; ti++) {
-        if (got.exists[ti] != want->exists[ti] || got.idx[ti] != want->idx[ti] ||
-            got.count[ti] != want->count[ti] || got.sum[ti] != want->sum[ti]) {
-            msg_add(m, "sqlite: tx says txn %d, but t%d differs from the model after it: "
-                       "%s, indexes %d, %" PRIu64 " rows (model: %s, indexes %d, %" PRIu64
-                       " rows%s): a transaction half there\n",
-                    k, ti, got.exists[ti] ? "exists" : "missing", got.idx[ti], got.count[ti],
-                    want->exists[ti] ? "exists" : "missing", want->idx[ti], want->count[ti],
-                    got.count[ti] == want->count[ti] && got.sum[ti] != want->sum[ti]
-                        ? ", same count, different rows"
-                        : "");
-            bad = 1;
-        }
-    }
-    if (k < b->kmin) {
+    bad |= snap_compare("sqlite", k, &got, &r->snaps[k + 1], "a transaction half there", m);
+    if (k < b->kmin && b->kmin_step >= 0) {
         msg_add(m, "sqlite: the database holds txn %d, but the COMMIT of txn %d had returned "
                    "(%s)%s\n",
                 k, b->kmin, r->steps[b->kmin_step].what,
                 r->steps[b->kmin_step].durable ? ""
                                                : " and every write was kept (application crash)");
         bad = 1;
+    } else if (k < b->kmin) {
+        msg_add(m, "sqlite: the database holds txn %d, but %s %s had been made after txn %d "
+                   "committed (",
+                k, r->recs[b->kmin_rec].kind == COWVFS_SNAPSHOT ? "snapshot" : "branch",
+                r->recs[b->kmin_rec].name, b->kmin);
+        span_describe(m, "made", &r->recs[b->kmin_rec].made);
+        msg_add(m, "), which commits everything before it\n");
+        bad = 1;
     }
     if (g.verbose)
         printf("sqlite: integrity ok, holds txn %d (allowed %d..%d)\n", k, b->kmin, b->kmax);
+snaps:
+    if (r->nrecs)
+        bad |= check_snaps(r, s, pre, checkpoint, &unfinished, m);
 out:
-    sqlite3_finalize(st);
     if (db && sqlite3_close(db) != SQLITE_OK) {
         msg_add(m, "sqlite: close: %s (last log: %s)\n", sqlite3_errmsg(db), g.lastlog);
         bad = 1;
@@ -1976,6 +2516,8 @@ out:
         bad = 1;
         g.nopen = 0;
     }
+    if (unfinished)
+        bad |= check_unfinished_gone(r, pre, m);
     return bad;
 }
 
@@ -1986,14 +2528,17 @@ static int check_state(const struct run *r, const struct state *s, struct msg *m
     struct bounds b;
     int bad = 0;
     double t0 = now_secs(), t1;
+    int *pre = xrealloc(NULL, r->nrecs * sizeof *pre);
+    for (size_t i = 0; i < r->nrecs; i++)
+        pre[i] = -1;
     bounds_at(r, s, &b);
     if (g.img_len > 0) {
         bad |= check_fsck("of the crash image", m);
         g.secs[T_FSCK] += (t1 = now_secs()) - t0;
-        bad |= check_data(s->point, m);
+        bad |= check_data(r, s->point, pre, m);
         g.secs[T_DATA] += (t0 = now_secs()) - t1;
     }
-    if (check_sqlite(r, &b, s->number % 4 == 3, m)) {
+    if (check_sqlite(r, s, &b, pre, s->number % 4 == 3, m)) {
         bad = 1;
         g.secs[T_SQLITE] += now_secs() - t0;
     } else {
@@ -2001,6 +2546,7 @@ static int check_state(const struct run *r, const struct state *s, struct msg *m
         bad |= check_fsck("after recovery", m);
         g.secs[T_FSCK] += now_secs() - t1;
     }
+    free(pre);
     return bad;
 }
 
@@ -2028,6 +2574,9 @@ struct totals {
     long durable;         /* states where a returned COMMIT had to be there */
     long appcrash;        /* states with every write kept */
     long sizelost;        /* states that lost size changes (grows) */
+    long insnap;          /* states inside the making or deletion of a snapshot */
+    long snapchecks;      /* snapshots and branches opened and read */
+    long either[2];       /* ... that may exist or not: [0] absent, [1] there */
     double secs[5];       /* T_* */
 };
 
@@ -2071,6 +2620,39 @@ static void describe_point(const struct run *r, const struct state *s, struct ms
     if (b.inflight >= 0)
         msg_add(m, "  in flight: step %d: %s\n", b.inflight, r->steps[b.inflight].what);
     msg_add(m, "  allowed: txn %d..%d\n", b.kmin, b.kmax);
+    for (size_t i = 0; i < r->nrecs; i++) {
+        const struct snaprec *rec = &r->recs[i];
+        int e = rec_expect(rec, s);
+        if (s->point <= rec->made.start)
+            continue;
+        msg_add(m, "  %s %s of %s, txn %d%s: %s (",
+                rec->kind == COWVFS_SNAPSHOT ? "snapshot" : "branch", rec->name,
+                rec->source[0] ? rec->source : "the live database", rec->k,
+                rec->in_txn == 2   ? ", made in a transaction that had spilled"
+                : rec->in_txn == 1 ? ", made in a transaction"
+                                   : "",
+                e == REC_PRESENT ? "must exist" : e == REC_ABSENT ? "must not exist" : "may exist");
+        span_describe(m, "made", &rec->made);
+        if (rec->gone.start != SIZE_MAX) {
+            msg_add(m, "; ");
+            span_describe(m, "deleted", &rec->gone);
+        }
+        msg_add(m, ")\n");
+    }
+}
+
+/* 1 if crash point S lies inside the making or deletion of a snapshot or
+ * branch (before its last flush completed). */
+static int in_snap_op(const struct run *r, const struct state *s)
+{
+    for (size_t i = 0; i < r->nrecs; i++) {
+        const struct snaprec *rec = &r->recs[i];
+        if ((s->point > rec->made.start && !span_done(&rec->made, s)) ||
+            (rec->gone.start != SIZE_MAX && s->point > rec->gone.start &&
+             !span_done(&rec->gone, s)))
+            return 1;
+    }
+    return 0;
 }
 
 /*
@@ -2238,7 +2820,13 @@ static long crash_phase(const struct run *r, const struct opts *o, struct totals
                 t->durable += b.kmin >= 0;
                 t->appcrash += s.app_crash;
                 t->sizelost += s.kept_sizes < s.nsizes;
-                if (check_state(r, &s, &m)) {
+                t->insnap += in_snap_op(r, &s);
+                g.snapchecks = g.either[0] = g.either[1] = 0;
+                int failed = check_state(r, &s, &m);
+                t->snapchecks += g.snapchecks;
+                t->either[0] += g.either[0];
+                t->either[1] += g.either[1];
+                if (failed) {
                     failures++;
                     t->failures++;
                     if (failures <= o->max_report || o->state >= 0) {
@@ -2390,6 +2978,10 @@ static void totals_add(struct totals *a, const struct totals *b)
     a->durable += b->durable;
     a->appcrash += b->appcrash;
     a->sizelost += b->sizelost;
+    a->insnap += b->insnap;
+    a->snapchecks += b->snapchecks;
+    a->either[0] += b->either[0];
+    a->either[1] += b->either[1];
     for (int i = 0; i < 5; i++)
         a->secs[i] += b->secs[i];
 }
@@ -2459,6 +3051,12 @@ static void worker(const struct opts *o)
             msg_add(&d, "%-15s seed %" PRIu64 ": %d txns, %zu steps, %zu device ops, %ld crash "
                         "points, %ld states, %ld failures\n",
                     w->name, seed, r.ntxn, r.nsteps, g.nops, t.points, t.states, t.failures);
+            if (r.nrecs)
+                msg_add(&d, "%-15s   %zu snapshots and branches made (%d inside transactions, "
+                            "%d of them spilled), %d deleted; %ld states inside those "
+                            "operations, %ld snapshots and branches checked\n",
+                        "", r.nrecs, r.nintxn, r.nspilled, r.ndeletes, t.insnap,
+                        t.snapchecks);
             emit(d.s);
             free(d.s);
         }
@@ -2592,6 +3190,11 @@ int main(int argc, char **argv)
                "%ld with lost grows; %ld duplicates skipped), %ld failures, %.1f s\n",
                t->runs, t->points, t->states, t->durable, t->appcrash, t->sizelost, t->dups,
                t->failures + died, secs);
+        if (t->snapchecks)
+            printf("crash: %ld states inside the making or deletion of a snapshot or branch "
+                   "(it existed in %ld, not in %ld), %ld snapshots and branches opened and "
+                   "checked\n",
+                   t->insnap, t->either[1], t->either[0], t->snapchecks);
         printf("crash: cpu: record %.1f s, fsck %.1f s, data %.1f s, sqlite %.1f s, "
                "crash states %.1f s\n",
                t->secs[T_RECORD], t->secs[T_FSCK], t->secs[T_DATA], t->secs[T_SQLITE],

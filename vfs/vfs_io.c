@@ -61,6 +61,16 @@
 /* The sector size reported: the store's block size. */
 #define COWVFS_SECTOR_SIZE 4096
 
+/* The store's commits plus log records so far: anything made durable
+ * since a value was read changes it. */
+static sqlite3_uint64 cowDurableCount(cow_store *pStore)
+{
+    struct cow_stats st;
+
+    cow_store_stats(pStore, &st);
+    return st.commits + st.log_records;
+}
+
 /* Logs and maps a store error COWRC of operation ZOP on P at offset IOFF. */
 static int cowIoError(cowFile *p, int cowrc, const char *zOp, sqlite3_int64 iOff)
 {
@@ -176,6 +186,8 @@ static int cowLock(sqlite3_file *pFile, int eFileLock)
 
     /* RESERVED or EXCLUSIVE: P holds SHARED or more and no other file holds
      * more than SHARED. */
+    if (p->eFileLock <= SHARED_LOCK)
+        p->nDurableTxn = cowDurableCount(pInode->pStore); /* a write transaction begins */
     pInode->pOwner = p;
     if (eFileLock == RESERVED_LOCK) {
         p->eFileLock = pInode->eLock = RESERVED_LOCK;
@@ -362,13 +374,45 @@ out:
 }
 
 /*
+ * Makes the rollback journal of P (a main database inside a write
+ * transaction) durable as it is now, if it exists: cow_file_sync of
+ * "db-journal".  SQLITE_OK or the mapped, logged error.
+ */
+static int cowSyncJournal(cowFile *p)
+{
+    cow_file *pJournal = 0;
+    int crc = cow_subvol_file_open(p->pInode->pStore, p->pInode->zSubvol, "db-journal", 0,
+                                   &pJournal);
+
+    if (crc == COW_ENOENT)
+        return SQLITE_OK;
+    if (crc == COW_OK) {
+        crc = cow_file_sync(pJournal);
+        cow_file_close(pJournal);
+    }
+    return crc == COW_OK ? SQLITE_OK : cowIoError(p, crc, "sync of the journal", 0);
+}
+
+/*
  * Makes the file's writes durable: cow_file_sync, a log record of the
  * file's changes and one flush, or, when the log cannot express them, a
  * flushed commit of the container, which also makes every earlier write of
  * every other file of the container durable.  A read-only file has nothing
- * to sync.  Errors (logged):
- * SQLITE_IOERR_FSYNC, SQLITE_IOERR_WRITE, SQLITE_FULL, SQLITE_IOERR_NOMEM,
- * SQLITE_IOERR (the store failed earlier).
+ * to sync.
+ *
+ * SEQUENTIAL (see cowDeviceCharacteristics) lets SQLite write database
+ * pages without syncing the journal first; the database's log record at
+ * its xSync is atomic, so normally the journal is never durable while the
+ * database is.  But a commit or a log record made during the write
+ * transaction by someone else (a snapshot, a background commit, a branch's
+ * sync) holds the journal as it was then.  If the database's record then
+ * made it durable without the journal records SQLite appended since, a
+ * crash would leave a hot journal that rolls the transaction back only in
+ * part.  So after such an event the journal is synced first (one more
+ * flush, only then); found by the crash simulator's snapshot workload.
+ *
+ * Errors (logged): SQLITE_IOERR_FSYNC, SQLITE_IOERR_WRITE, SQLITE_FULL,
+ * SQLITE_IOERR_NOMEM, SQLITE_IOERR (the store failed earlier).
  */
 static int cowSync(sqlite3_file *pFile, int flags)
 {
@@ -379,6 +423,13 @@ static int cowSync(sqlite3_file *pFile, int flags)
     (void)flags;
     if ((p->ctrlFlags & COWFILE_READONLY) || p->pCf == 0)
         goto out;
+    /* Only this connection changes p->eFileLock, so it can be read here. */
+    if (p->eType == SQLITE_OPEN_MAIN_DB && p->eFileLock > SHARED_LOCK &&
+        cowDurableCount(p->pInode->pStore) != p->nDurableTxn) {
+        rc = cowSyncJournal(p);
+        if (rc != SQLITE_OK)
+            goto out;
+    }
     crc = cow_file_sync(p->pCf);
     if (crc != COW_OK)
         rc = cowIoError(p, crc, "sync", 0);
