@@ -315,6 +315,16 @@ static int mod_leaf(cow_store *st, struct cow_root *r, struct eb *e, const struc
     uint8_t scratch[COW_BLOCK_SIZE];
     struct litem it[MAX_LEAF_ITEMS];
     int exact;
+    if (q->op == OP_PUT) {
+        /* an item replaced by one of its size (a reference count, an inode
+         * or root item): in place, the leaf's layout and fill unchanged */
+        unsigned i = leaf_find(e->data, q->key, &exact);
+        if (exact && leaf_data_size(e->data, i) == q->len) {
+            memcpy(e->data + leaf_data_off(e->data, i), q->data, q->len);
+            memset(res, 0, sizeof *res);
+            return COW_OK;
+        }
+    }
     memcpy(scratch, e->data, COW_BLOCK_SIZE);
     unsigned n = leaf_load(scratch, it);
     unsigned pos = leaf_find(scratch, q->key, &exact);
@@ -433,22 +443,35 @@ static int mod_node(cow_store *st, struct cow_root *r, struct eb *e, const struc
 {
     struct kptr p[COW_NODE_MAX_PTRS + 1];
     unsigned level = tb_level(e->data);
-    unsigned n = node_load(e->data, p);
-    unsigned slot = node_find(e->data, q->key);
+    unsigned n = tb_nritems(e->data);
+    unsigned slot;
     struct eb *ce;
     struct mod_res cres;
+    struct cow_key ck;
     int rc;
 
     if (n == 0)
         return COW_CORRUPT("empty node %llu", (unsigned long long)e->bytenr);
-    rc = bt_cow(st, r, p[slot].child, p[slot].gen, (int)level - 1, &ce);
+    slot = node_find(e->data, q->key);
+    rc = bt_cow(st, r, node_child(e->data, slot), node_child_gen(e->data, slot), (int)level - 1,
+                &ce);
     if (rc)
         return rc;
-    p[slot].child = ce->bytenr;
-    p[slot].gen = st->transid;
+    /* the pointer to the child's copy, in place (E is writable) */
+    put64((uint8_t *)node_ptr(e->data, slot) + 17, ce->bytenr);
+    put64((uint8_t *)node_ptr(e->data, slot) + 25, st->transid);
     rc = mod_rec(st, r, ce, q, &cres);
     if (rc)
         return rc; /* the caller aborts the transaction */
+    if (!cres.split && !cres.empty && !cres.underfull) {
+        /* the common case: only the child's first key may have changed */
+        first_key(ce->data, &ck);
+        key_put((uint8_t *)node_ptr(e->data, slot), &ck);
+        memset(res, 0, sizeof *res);
+        res->underfull = n < COW_NODE_MAX_PTRS / 4;
+        return COW_OK;
+    }
+    node_load(e->data, p);
     if (!cres.empty)
         first_key(ce->data, &p[slot].key);
 
