@@ -613,8 +613,7 @@ static void *st_worker_main(void *arg)
         case 0: case 1: case 2: /* write the private file */
             off = test_rand(&rs) % (ST_MAXSIZE - 1);
             len = 1 + test_rand(&rs) % (ST_MAXSIZE - off < 20000 ? ST_MAXSIZE - off : 20000);
-            for (uint64_t i = 0; i < len; i++)
-                data[i] = (uint8_t)test_rand(&rs);
+            test_fill(&rs, data, len);
             rc = cow_file_write(pf, data, len, off);
             if (rc) {
                 fail_set(&sh->fail, "%s: write %llu at %llu: %s", w->name,
@@ -660,8 +659,7 @@ static void *st_worker_main(void *arg)
         case 6: case 7: /* write this thread's stripe of the shared file */
             off = test_rand(&rs) % (ST_STRIPE - 1);
             len = 1 + test_rand(&rs) % (ST_STRIPE - off);
-            for (uint64_t i = 0; i < len; i++)
-                data[i] = (uint8_t)test_rand(&rs);
+            test_fill(&rs, data, len);
             rc = cow_file_write(sf, data, len, soff + off);
             if (rc) {
                 fail_set(&sh->fail, "shared: write %llu at %llu: %s", (unsigned long long)len,

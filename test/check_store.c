@@ -156,8 +156,7 @@ START_TEST(btree_model)
         int grow = op < ops / 2;
         if (r < (grow ? 45u : 20u)) {
             struct mitem it = {k, rand_len(&rs), {0}};
-            for (unsigned j = 0; j < it.len; j++)
-                it.data[j] = (uint8_t)test_rand(&rs);
+            test_fill(&rs, it.data, it.len);
             int rc = (r & 1) ? bt_put(st, &st->fs_tree, &k, it.data, it.len)
                              : bt_insert(st, &st->fs_tree, &k, it.data, it.len);
             if (exact && !(r & 1)) {
@@ -426,8 +425,7 @@ START_TEST(txn_crash_gives_last_commit)
                 fm_truncate(&live, ns);
                 continue;
             }
-            for (size_t j = 0; j < len; j++)
-                buf[j] = (uint8_t)test_rand(&rs);
+            test_fill(&rs, buf, len);
             ck_assert_int_eq(cow_file_write(f, buf, len, off), COW_OK);
             fm_write(&live, buf, len, off);
         }
@@ -628,8 +626,7 @@ START_TEST(txn_lost_grow_falls_back)
     uint64_t rs = 7;
     int grows = 0;
     for (int i = 0; i < 200 && grows < 8; i++) {
-        for (size_t j = 0; j < (64 << 10); j++)
-            data[j] = (uint8_t)test_rand(&rs);
+        test_fill(&rs, data, (64 << 10));
         ck_assert_int_eq(cow_file_write(f, data, 64 << 10, (uint64_t)i << 16), COW_OK);
         uint64_t g = cow_store_generation(st);
         /* the commit, with its flush held back: the memdev keeps every
@@ -702,8 +699,7 @@ START_TEST(txn_persist_crashes)
         /* a flushed commit: state A */
         for (int i = 0; i < 20; i++) {
             size_t off = test_rand(&rs) % (SZ - 9000), len = 1 + test_rand(&rs) % 9000;
-            for (size_t j = 0; j < len; j++)
-                live[off + j] = (uint8_t)test_rand(&rs);
+            test_fill(&rs, live + off, len);
             ck_assert_int_eq(cow_file_write(f, live + off, len, off), COW_OK);
         }
         ck_assert_int_eq(cow_file_truncate(f, SZ), COW_OK);
@@ -716,8 +712,7 @@ START_TEST(txn_persist_crashes)
         for (int k = 0; k < n; k++) {
             for (int i = 0; i < 10; i++) {
                 size_t off = test_rand(&rs) % (SZ - 9000), len = 1 + test_rand(&rs) % 9000;
-                for (size_t j = 0; j < len; j++)
-                    live[off + j] = (uint8_t)test_rand(&rs);
+                test_fill(&rs, live + off, len);
                 ck_assert_int_eq(cow_file_write(f, live + off, len, off), COW_OK);
             }
             ck_assert_int_eq(cow_store_persist(st), COW_OK);
@@ -861,8 +856,7 @@ START_TEST(log_sync_is_one_flush_and_survives_power_loss)
                 size_t off = test_rand(&rs) % 100000, len = 1 + test_rand(&rs) % sizeof buf;
                 if (w == 1) /* the WAL appends */
                     off = live[w].size;
-                for (size_t j = 0; j < len; j++)
-                    buf[j] = (uint8_t)test_rand(&rs);
+                test_fill(&rs, buf, len);
                 ck_assert_int_eq(cow_file_write(f[w], buf, len, off), COW_OK);
                 fm_write(&live[w], buf, len, off);
             }
@@ -1035,8 +1029,7 @@ START_TEST(file_model)
             /* sparse and unaligned; sometimes large */
             size_t off = test_rand(&rs) % (r < 5 ? 4000000 : 600000);
             size_t len = 1 + test_rand(&rs) % (r < 3 ? (1 << 20) : 9000);
-            for (size_t j = 0; j < len; j++)
-                buf[j] = (uint8_t)test_rand(&rs);
+            test_fill(&rs, buf, len);
             ck_assert_int_eq(cow_file_write(f[w], buf, len, off), COW_OK);
             fm_write(&m[w], buf, len, off);
         } else if (r < 80) {
@@ -1175,8 +1168,7 @@ START_TEST(file_bad_containers)
     snprintf(path, sizeof path, "%s/bad", dir);
     uint8_t junk[65536];
     uint64_t rs = 42;
-    for (size_t i = 0; i < sizeof junk; i++)
-        junk[i] = (uint8_t)test_rand(&rs);
+    test_fill(&rs, junk, sizeof junk);
     /* random bytes */
     test_write_file(path, junk, sizeof junk);
     ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_ENOTCONTAINER);
@@ -1380,8 +1372,7 @@ START_TEST(subvol_snapshot_branch_delete)
     uint64_t rs = test_seed() ^ 0x5a9;
     enum { SZ = 3 << 20 };
     uint8_t *blob = malloc(SZ), page[4096];
-    for (size_t i = 0; i < SZ; i++)
-        blob[i] = (uint8_t)test_rand(&rs);
+    test_fill(&rs, blob, SZ);
     struct fmodel a = {0}, live = {0}, br = {0};
     cow_file *f;
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
@@ -1408,8 +1399,7 @@ START_TEST(subvol_snapshot_branch_delete)
     /* the live file changes: random pages, a shrink, a new file */
     for (int i = 0; i < 200; i++) {
         uint64_t off = test_rand(&rs) % (SZ / 4096) * 4096;
-        for (size_t j = 0; j < sizeof page; j++)
-            page[j] = (uint8_t)test_rand(&rs);
+        test_fill(&rs, page, sizeof page);
         ck_assert_int_eq(cow_file_write(f, page, sizeof page, off), COW_OK);
         fm_write(&live, page, sizeof page, off);
     }
@@ -1442,8 +1432,7 @@ START_TEST(subvol_snapshot_branch_delete)
     ck_assert_int_eq(cow_subvol_file_open(st, "b1", "db", 0, &bf), COW_OK);
     for (int i = 0; i < 50; i++) {
         uint64_t off = test_rand(&rs) % (SZ / 4096 + 64) * 4096;
-        for (size_t j = 0; j < sizeof page; j++)
-            page[j] = (uint8_t)test_rand(&rs);
+        test_fill(&rs, page, sizeof page);
         ck_assert_int_eq(cow_file_write(bf, page, sizeof page, off), COW_OK);
         fm_write(&br, page, sizeof page, off);
     }
@@ -1618,8 +1607,7 @@ START_TEST(file_appends_model)
     for (int op = 0; op < 3000; op++) {
         unsigned r = (unsigned)(test_rand(&rs) % 100);
         size_t len = 1 + test_rand(&rs) % (r < 50 ? 32 : sizeof buf), off;
-        for (size_t j = 0; j < len; j++)
-            buf[j] = (uint8_t)test_rand(&rs);
+        test_fill(&rs, buf, len);
         if (r < 70) {
             off = m.size; /* append */
         } else if (r < 85) {
@@ -1720,8 +1708,7 @@ START_TEST(delalloc_full_disk_metadata)
     enum { FILE_BYTES = 8 << 20, SCRATCH = 6 << 20 };
     uint8_t *blob = malloc(FILE_BYTES);
     uint64_t rs = test_seed() ^ 0x3e7a;
-    for (size_t i = 0; i < FILE_BYTES; i++)
-        blob[i] = (uint8_t)test_rand(&rs);
+    test_fill(&rs, blob, FILE_BYTES);
     struct fmodel m = {0};
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
     ck_assert_int_eq(cow_file_write(f, blob, FILE_BYTES, 0), COW_OK);
@@ -1739,8 +1726,7 @@ START_TEST(delalloc_full_disk_metadata)
     uint8_t page[4096];
     while (rc == COW_OK && accepted < 20000) {
         uint64_t off = test_rand(&rs) % (FILE_BYTES / 4096) * 4096;
-        for (size_t i = 0; i < sizeof page; i++)
-            page[i] = (uint8_t)test_rand(&rs);
+        test_fill(&rs, page, sizeof page);
         rc = cow_file_write(f, page, sizeof page, off);
         if (rc == COW_OK) {
             fm_write(&m, page, sizeof page, off);
@@ -1874,8 +1860,7 @@ START_TEST(subvol_restore_and_create_ex)
     uint64_t rs = test_seed() ^ 0x7e5;
     enum { SZ = 1 << 20 };
     uint8_t *blob = malloc(SZ), page[4096];
-    for (size_t i = 0; i < SZ; i++)
-        blob[i] = (uint8_t)test_rand(&rs);
+    test_fill(&rs, blob, SZ);
     struct fmodel snap = {0}, live = {0}, jr = {0};
     cow_file *f, *j;
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
@@ -1907,8 +1892,7 @@ START_TEST(subvol_restore_and_create_ex)
     /* the live file changes and grows; the journal goes; a WAL appears */
     for (int i = 0; i < 100; i++) {
         uint64_t off = test_rand(&rs) % (SZ / 4096 + 16) * 4096;
-        for (size_t k = 0; k < sizeof page; k++)
-            page[k] = (uint8_t)test_rand(&rs);
+        test_fill(&rs, page, sizeof page);
         ck_assert_int_eq(cow_file_write(f, page, sizeof page, off), COW_OK);
         fm_write(&live, page, sizeof page, off);
     }
@@ -1937,8 +1921,7 @@ START_TEST(subvol_restore_and_create_ex)
     /* and diverge again, without touching the snapshot */
     for (int i = 0; i < 20; i++) {
         uint64_t off = test_rand(&rs) % (SZ / 4096) * 4096;
-        for (size_t k = 0; k < sizeof page; k++)
-            page[k] = (uint8_t)test_rand(&rs);
+        test_fill(&rs, page, sizeof page);
         ck_assert_int_eq(cow_file_write(f, page, sizeof page, off), COW_OK);
         fm_write(&snap, page, sizeof page, off);
     }
@@ -2058,8 +2041,7 @@ START_TEST(subvol_ops_crash_atomic)
     enum { SZ = 300 << 10 };
     struct fmodel m0 = {0}, live = {0};
     uint8_t *blob = malloc(SZ);
-    for (size_t i = 0; i < SZ; i++)
-        blob[i] = (uint8_t)test_rand(&rs);
+    test_fill(&rs, blob, SZ);
     /* the base: s0 holds blob, the live file differs from it */
     struct cow_dev *dev;
     cow_store *st = mem_store(&dev, NULL);
@@ -2072,8 +2054,7 @@ START_TEST(subvol_ops_crash_atomic)
     for (int i = 0; i < 30; i++) {
         uint8_t page[4096];
         uint64_t off = test_rand(&rs) % (SZ / 4096 + 8) * 4096;
-        for (size_t k = 0; k < sizeof page; k++)
-            page[k] = (uint8_t)test_rand(&rs);
+        test_fill(&rs, page, sizeof page);
         ck_assert_int_eq(cow_file_write(f, page, sizeof page, off), COW_OK);
         fm_write(&live, page, sizeof page, off);
     }

@@ -143,6 +143,19 @@ static uint64_t rnd_below(uint64_t *s, uint64_t n)
     return n ? rnd(s) % n : 0;
 }
 
+/* An index in [0, n), each with probability WEIGHT[i] over their sum
+ * (which must be positive). */
+static int pick_weighted(uint64_t *s, const int *weight, int n)
+{
+    int sum = 0, i = 0;
+    for (int k = 0; k < n; k++)
+        sum += weight[k];
+    int x = (int)rnd_below(s, (uint64_t)sum);
+    while (x >= weight[i])
+        x -= weight[i++];
+    return i;
+}
+
 /* A set of 64-bit keys (0 is never stored: keys are made nonzero). */
 struct hset {
     uint64_t *slot;
@@ -1537,12 +1550,7 @@ static int wl_snap(struct run *r)
         weight[DELETE] = weight[API] = 0;
     if (r->nlive >= SNAP_MAXLIVE)
         weight[SNAP] = weight[BRANCH] = weight[API] = 0;
-    int sum = 0, kind = 0;
-    for (int i = 0; i < NKINDS; i++)
-        sum += weight[i];
-    int x = (int)rnd_below(&r->rng, (uint64_t)sum);
-    while (x >= weight[kind])
-        x -= weight[kind++];
+    int kind = pick_weighted(&r->rng, weight, NKINDS);
 
     struct step *s;
     char name[16];
@@ -1698,12 +1706,7 @@ static int wl_other(struct run *r)
     weight[REOPEN] = 15;
     weight[JMODE] = r->w->mixed ? 15 : 0;
     weight[SYNC] = r->w->mixed ? 10 : 0;
-    int sum = 0, kind = 0;
-    for (int i = 0; i < NKINDS; i++)
-        sum += weight[i];
-    int x = (int)rnd_below(&r->rng, (uint64_t)sum);
-    while (x >= weight[kind])
-        x -= weight[kind++];
+    int kind = pick_weighted(&r->rng, weight, NKINDS);
 
     struct step *s;
     if (kind == CKPT) {

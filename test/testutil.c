@@ -41,6 +41,13 @@ uint64_t test_rand(uint64_t *s)
     return x;
 }
 
+void test_fill(uint64_t *s, void *buf, size_t n)
+{
+    uint8_t *b = buf;
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)test_rand(s);
+}
+
 char *test_mkdtemp(void)
 {
     const char *base = getenv("TMPDIR");

@@ -25,6 +25,8 @@ Suite *model_suite(void);
 uint64_t test_seed(void);
 /* xorshift PRNG over *state. */
 uint64_t test_rand(uint64_t *state);
+/* Fills the N bytes at BUF with test_rand(STATE), one call per byte. */
+void test_fill(uint64_t *state, void *buf, size_t n);
 
 /* A fresh directory under TMPDIR (or /tmp); the caller frees the string.
  * test_rmdir() removes it and everything in it. */
