@@ -3,14 +3,17 @@
  *
  * Every tree block read from the device is checked (invariant 6): crc32c,
  * magic, its own address, and the generation and level its parent expects
- * (which catches a lost or misdirected write).  A block freed by a commit is
+ * (which catches a lost or misdirected write); and, once, when it enters
+ * the cache, its structure and every item in it (validate.c, btrfs's
+ * tree-checker), so that nothing reads a field of a block that did not
+ * pass.  A block freed by a commit is
  * dropped from the cache; clean blocks otherwise stay cached (metadata of a
  * 1 GiB database is a few MiB).  Protected by store->lock.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "crc32c.h"
+#include "validate.h"
 #include "store_int.h"
 
 static size_t hash_addr(uint64_t bytenr, size_t n)
@@ -132,45 +135,17 @@ int cache_read(cow_store *st, uint64_t bytenr, uint64_t gen, int level, struct e
     int rc;
     struct eb *e = cache_find(&st->cache, bytenr);
     if (!e) {
+        uint64_t end;
         if (bytenr < 2 * COW_BLOCK_SIZE || bytenr % COW_BLOCK_SIZE ||
-            bytenr + COW_BLOCK_SIZE > st->total_bytes)
+            range_end(bytenr, COW_BLOCK_SIZE, &end) || end > st->total_bytes)
             return COW_CORRUPT("tree block address %llu out of range",
                                (unsigned long long)bytenr);
         rc = cache_insert(&st->cache, bytenr, &e);
         if (rc)
             return rc;
         rc = st->dev->read(st->dev, e->data, COW_BLOCK_SIZE, bytenr);
-        if (rc == COW_OK) {
-            const uint8_t *b = e->data;
-            if (get32(b + TB_MAGIC) != COW_TREE_MAGIC)
-                rc = COW_CORRUPT("block %llu: not a tree block", (unsigned long long)bytenr);
-            else if (crc32c(0, b + 4, COW_BLOCK_SIZE - 4) != get32(b + TB_CSUM))
-                rc = COW_CORRUPT("block %llu: checksum mismatch", (unsigned long long)bytenr);
-            else if (get64(b + TB_BYTENR) != bytenr)
-                rc = COW_CORRUPT("block %llu: header says it lives at %llu",
-                                 (unsigned long long)bytenr,
-                                 (unsigned long long)get64(b + TB_BYTENR));
-            else if (tb_level(b) >= COW_MAX_LEVEL)
-                rc = COW_CORRUPT("block %llu: level %u", (unsigned long long)bytenr, tb_level(b));
-            else if (tb_level(b) == 0 &&
-                     tb_nritems(b) > COW_LEAF_SPACE / COW_ITEM_SIZE)
-                rc = COW_CORRUPT("block %llu: %u items", (unsigned long long)bytenr,
-                                 tb_nritems(b));
-            else if (tb_level(b) > 0 && tb_nritems(b) > COW_NODE_MAX_PTRS)
-                rc = COW_CORRUPT("block %llu: %u pointers", (unsigned long long)bytenr,
-                                 tb_nritems(b));
-            else if (tb_level(b) == 0) {
-                /* item data must lie in the block, after the headers */
-                uint32_t n = tb_nritems(b);
-                size_t lo = TB_HEADER_SIZE + (size_t)n * COW_ITEM_SIZE;
-                for (uint32_t i = 0; i < n && rc == COW_OK; i++) {
-                    size_t o = leaf_data_off(b, i), s = leaf_data_size(b, i);
-                    if (o < lo || o + s > COW_BLOCK_SIZE)
-                        rc = COW_CORRUPT("block %llu: item %u data out of bounds",
-                                         (unsigned long long)bytenr, i);
-                }
-            }
-        }
+        if (rc == COW_OK)
+            rc = check_tree_block(st, bytenr, e->data);
         if (rc) {
             cache_drop(&st->cache, bytenr);
             return rc;

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "validate.h"
 #include "crc32c.h"
 #include "inject.h"
 #include "store_int.h"
@@ -290,33 +291,12 @@ void file_drop_inodes(cow_store *st)
 
 /* ---- extent mapping ---- */
 
-struct fext {
-    uint64_t start;      /* file offset */
-    uint64_t disk;       /* disk_bytenr */
-    uint64_t disk_len;   /* disk_num_bytes */
-    uint64_t ext_off;    /* extent_offset */
-    uint64_t len;        /* num_bytes */
-    uint8_t type;
-};
-
-static int fext_parse(const struct cow_key *k, const uint8_t *d, size_t size, struct fext *fx)
+/* The file extent items of a file are parsed by check_file_extent()
+ * (validate.c), which bounds every field; struct fext is in validate.h. */
+static int fext_parse(cow_store *st, const struct cow_key *k, const uint8_t *d, size_t size,
+                      struct fext *fx)
 {
-    if (size != FE_ITEM_SIZE)
-        return COW_CORRUPT("extent item of inode %llu has %zu bytes",
-                           (unsigned long long)k->objectid, size);
-    fx->start = k->offset;
-    fx->disk = get64(d + FE_DISK_BYTENR);
-    fx->disk_len = get64(d + FE_DISK_NUM_BYTES);
-    fx->ext_off = get64(d + FE_EXTENT_OFFSET);
-    fx->len = get64(d + FE_NUM_BYTES);
-    fx->type = d[FE_TYPE];
-    uint64_t e1, e2;
-    if (fx->len == 0 || fx->len % BLK || fx->start % BLK || fx->ext_off % BLK ||
-        range_end(fx->ext_off, fx->len, &e1) || e1 > fx->disk_len ||
-        range_end(fx->start, fx->len, &e2) || fx->disk == 0)
-        return COW_CORRUPT("bad extent item of inode %llu at %llu",
-                           (unsigned long long)k->objectid, (unsigned long long)k->offset);
-    return COW_OK;
+    return check_file_extent(st, NULL, k, d, size, fx);
 }
 
 static void fext_put(uint8_t *d, const struct fext *fx, uint64_t transid)
@@ -340,7 +320,7 @@ static int fext_first(cow_store *st, const struct cow_inode *in, uint64_t pos, s
     size_t size;
     int rc = bt_seek_le(st, in->root, &k, &f, d, sizeof d, &size);
     if (rc == COW_OK && f.objectid == ino && f.type == COW_EXTENT_DATA) {
-        rc = fext_parse(&f, d, size, fx);
+        rc = fext_parse(st, &f, d, size, fx);
         if (rc)
             return rc;
         if (fx->start + fx->len > pos)
@@ -353,7 +333,7 @@ static int fext_first(cow_store *st, const struct cow_inode *in, uint64_t pos, s
         return rc;
     if (f.objectid != ino || f.type != COW_EXTENT_DATA)
         return COW_ENOENT;
-    return fext_parse(&f, d, size, fx);
+    return fext_parse(st, &f, d, size, fx);
 }
 
 /* The extent after the one starting at START. */
@@ -368,7 +348,7 @@ static int fext_next(cow_store *st, const struct cow_inode *in, uint64_t start, 
         return rc;
     if (f.objectid != ino || f.type != COW_EXTENT_DATA)
         return COW_ENOENT;
-    return fext_parse(&f, d, size, fx);
+    return fext_parse(st, &f, d, size, fx);
 }
 
 static int fext_insert(cow_store *st, const struct cow_inode *in, const struct fext *fx)
@@ -450,7 +430,7 @@ int file_insert_extent(cow_store *st, struct cow_inode *in, uint64_t off, const 
 {
     struct fext fx;
     struct cow_key k = {in->ino, COW_EXTENT_DATA, off};
-    int rc = fext_parse(&k, fe, FE_ITEM_SIZE, &fx);
+    int rc = fext_parse(st, &k, fe, FE_ITEM_SIZE, &fx);
     if (rc)
         return rc;
     pc_forget_range(in, fx.start, fx.start + fx.len);
@@ -500,12 +480,10 @@ static int read_extent_blocks(cow_store *st, const struct fext *fx, uint64_t dis
     int rc = bt_lookup(st, &st->csum_tree, &k, csums, sizeof csums, &size);
     if (rc == COW_ENOENT)
         return COW_CORRUPT("data extent %llu has no checksums", (unsigned long long)fx->disk);
+    if (!rc)
+        rc = check_csum_matches(fx->disk, fx->disk_len, size);
     if (rc)
         return rc;
-    if (size != fx->disk_len / BLK * 4)
-        return COW_CORRUPT("data extent %llu: %zu checksum bytes for %llu bytes",
-                           (unsigned long long)fx->disk, size,
-                           (unsigned long long)fx->disk_len);
     rc = st->dev->read(st->dev, out, (size_t)len, disk);
     if (rc)
         return rc;
@@ -693,9 +671,8 @@ int file_complete_prealloc(cow_store *st, struct cow_inode *in, uint64_t off, ui
     struct cow_key ck = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, fx.disk};
     if (!rc)
         rc = bt_lookup(st, &st->csum_tree, &ck, csum_item, sizeof csum_item, &size);
-    if (!rc && size != fx.disk_len / BLK * 4)
-        rc = COW_CORRUPT("data extent %llu: %zu checksum bytes for %llu bytes",
-                         (unsigned long long)fx.disk, size, (unsigned long long)fx.disk_len);
+    if (!rc)
+        rc = check_csum_matches(fx.disk, fx.disk_len, size);
     if (!rc) {
         /* the written blocks' checksums, then the mapping: head and tail
          * stay preallocated, the middle becomes a REG item of the same
@@ -746,7 +723,7 @@ static int data_end(cow_store *st, struct cow_inode *in, uint64_t *end)
     if (f.objectid != in->ino || f.type != COW_EXTENT_DATA)
         return COW_OK;
     struct fext fx;
-    rc = fext_parse(&f, d, size, &fx);
+    rc = fext_parse(st, &f, d, size, &fx);
     if (rc == COW_OK && fx.start + fx.len > *end)
         *end = fx.start + fx.len;
     return rc;
