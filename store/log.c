@@ -43,6 +43,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "validate.h"
 #include "crc32c.h"
 #include "store_int.h"
 
@@ -157,9 +158,46 @@ struct rec {
     uint8_t *b;
     size_t len, cap;
     uint32_t nitems;
-    uint64_t *csummed; /* data extents whose EXTENT_CSUM is in the record */
+    /* The data extents whose EXTENT_CSUM is in the record: a set, open
+     * addressing with linear probing, 0 = empty slot (no data extent
+     * starts at 0); ccsummed a power of two, at most half full. */
+    uint64_t *csummed;
     size_t ncsummed, ccsummed;
 };
+
+static size_t csummed_slot(const struct rec *r, uint64_t disk)
+{
+    size_t mask = r->ccsummed - 1;
+    size_t i = (size_t)((disk >> COW_BLOCK_SHIFT) * 0x9E3779B97F4A7C15ull >> 20) & mask;
+    while (r->csummed[i] && r->csummed[i] != disk)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Adds DISK to the set; *added 0 if it was there.  COW_ENOMEM. */
+static int csummed_add(struct rec *r, uint64_t disk, int *added)
+{
+    *added = 0;
+    if (r->ccsummed && r->csummed[csummed_slot(r, disk)] == disk)
+        return COW_OK;
+    if (2 * (r->ncsummed + 1) > r->ccsummed) {
+        struct rec g = *r;
+        g.ccsummed = r->ccsummed ? r->ccsummed * 2 : 64;
+        g.csummed = calloc(g.ccsummed, sizeof *g.csummed);
+        if (!g.csummed)
+            return cow_set_error(COW_ENOMEM, "out of memory");
+        for (size_t i = 0; i < r->ccsummed; i++)
+            if (r->csummed[i])
+                g.csummed[csummed_slot(&g, r->csummed[i])] = r->csummed[i];
+        free(r->csummed);
+        r->csummed = g.csummed;
+        r->ccsummed = g.ccsummed;
+    }
+    r->csummed[csummed_slot(r, disk)] = disk;
+    r->ncsummed++;
+    *added = 1;
+    return COW_OK;
+}
 
 static int rec_reserve(struct rec *r, size_t more)
 {
@@ -197,33 +235,27 @@ struct build {
     struct cow_inode *in;
 };
 
-/* Adds the EXTENT_CSUM item of data extent DISK unless already there. */
+/* Adds the EXTENT_CSUM item of data extent DISK (DISK_LEN bytes, bounded by
+ * check_file_extent) unless already there: a hash set, so a record of n
+ * extents costs O(n), not O(n^2). */
 static int add_csum(struct build *b, uint64_t disk, uint64_t disk_len)
 {
     struct rec *r = &b->csums;
-    for (size_t i = 0; i < r->ncsummed; i++)
-        if (r->csummed[i] == disk)
-            return COW_OK;
+    if (r->ccsummed && r->csummed[csummed_slot(r, disk)] == disk)
+        return COW_OK;
     uint8_t c[COW_MAX_EXTENT_BLOCKS * 4];
     size_t size;
+    int added;
     struct cow_key k = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, disk};
     int rc = bt_lookup(b->st, &b->st->csum_tree, &k, c, sizeof c, &size);
     if (rc == COW_ENOENT)
         return COW_CORRUPT("data extent %llu has no checksums", (unsigned long long)disk);
+    if (!rc)
+        rc = check_csum_matches(disk, disk_len, size); /* SIZE <= sizeof c */
+    if (!rc)
+        rc = csummed_add(r, disk, &added);
     if (rc)
         return rc;
-    if (size != disk_len / BLK * 4)
-        return COW_CORRUPT("data extent %llu: %zu checksum bytes for %llu bytes",
-                           (unsigned long long)disk, size, (unsigned long long)disk_len);
-    if (r->ncsummed == r->ccsummed) {
-        size_t n = r->ccsummed ? r->ccsummed * 2 : 16;
-        uint64_t *v = realloc(r->csummed, n * sizeof *v);
-        if (!v)
-            return cow_set_error(COW_ENOMEM, "out of memory");
-        r->csummed = v;
-        r->ccsummed = n;
-    }
-    r->csummed[r->ncsummed++] = disk;
     return rec_item(r, &k, c, size);
 }
 
@@ -345,44 +377,66 @@ struct litem {
     size_t size;
 };
 
-/* Parses the items of a whole record; 0 if they do not fit its length. */
-static int rec_parse(const uint8_t *r, size_t len, struct litem **out, size_t *nout)
+/*
+ * Parses the items of a whole record R of LEN bytes (nblocks * 4096, its
+ * crc checked), the record with sequence number SEQ: every item inside
+ * the record and checked by check_item() (EXTENT_CSUM, EXTENT_DATA,
+ * INODE_ITEM) or here (LOG_RANGE: 8 bytes, an inode's block-aligned range
+ * [start, end) with end > start, end block aligned or 2^64-1).  The item
+ * count is bounded by what LEN can hold before it sizes the array.  On
+ * success *OUT (freed by the caller) holds *NOUT items pointing into R.
+ * COW_OK, COW_ECORRUPT (the message names the record, item and field),
+ * COW_ENOMEM.
+ */
+static int rec_parse(cow_store *st, const uint8_t *r, size_t len, uint64_t seq,
+                     struct litem **out, size_t *nout)
 {
     uint32_t n = get32(r + LOG_NITEMS);
+    if (len < LOG_HEADER_SIZE || n > (len - LOG_HEADER_SIZE) / LOG_ITEM_HEADER)
+        return COW_CORRUPT("%s: log record %llu: nitems %u, more than its %zu bytes hold",
+                           st->path, (unsigned long long)seq, n, len);
     struct litem *v = calloc(n ? n : 1, sizeof *v);
     if (!v)
         return cow_set_error(COW_ENOMEM, "out of memory");
+    int rc = COW_OK;
     size_t p = LOG_HEADER_SIZE;
-    for (uint32_t i = 0; i < n; i++) {
-        if (p + LOG_ITEM_HEADER > len)
-            goto bad;
-        key_get(&v[i].k, r + p);
-        v[i].size = get16(r + p + COW_KEY_SIZE);
-        v[i].d = r + p + LOG_ITEM_HEADER;
-        p += LOG_ITEM_HEADER + v[i].size;
-        if (p > len)
-            goto bad;
-        size_t want = 0;
-        switch (v[i].k.type) {
-        case COW_EXTENT_CSUM:
-            if (v[i].k.objectid != COW_CSUM_TREE_OBJECTID || v[i].size == 0 || v[i].size % 4 ||
-                v[i].size > COW_MAX_EXTENT_BLOCKS * 4)
-                goto bad;
-            continue;
-        case COW_LOG_RANGE: want = 8; break;
-        case COW_EXTENT_DATA: want = FE_ITEM_SIZE; break;
-        case COW_INODE_ITEM: want = INODE_ITEM_SIZE; break;
-        default: goto bad;
+    for (uint32_t i = 0; i < n && rc == COW_OK; i++) {
+        struct check_where w = {"log record", seq, i};
+        struct litem *it = &v[i];
+        if (len - p < LOG_ITEM_HEADER) {
+            rc = COW_CORRUPT("%s: log record %llu item %u: header past the record's end",
+                             st->path, (unsigned long long)seq, i);
+            break;
         }
-        if (v[i].size != want || v[i].k.objectid < COW_FIRST_INO)
-            goto bad;
+        key_get(&it->k, r + p);
+        it->size = get16(r + p + COW_KEY_SIZE);
+        it->d = r + p + LOG_ITEM_HEADER;
+        if (it->size > len - p - LOG_ITEM_HEADER) {
+            rc = COW_CORRUPT("%s: log record %llu item %u: %zu bytes past the record's end",
+                             st->path, (unsigned long long)seq, i, it->size);
+            break;
+        }
+        p += LOG_ITEM_HEADER + it->size;
+        if (it->k.type != COW_LOG_RANGE) {
+            rc = check_item(st, &w, 0, &it->k, it->d, it->size);
+            continue;
+        }
+        uint64_t end = it->size == 8 ? get64(it->d) : 0;
+        if (it->size != 8 || it->k.objectid < COW_FIRST_INO || it->k.offset % BLK ||
+            end <= it->k.offset || (end % BLK && end != UINT64_MAX))
+            rc = COW_CORRUPT("%s: log record %llu item %u: bad LOG_RANGE (%llu, %llu) of "
+                             "inode %llu",
+                             st->path, (unsigned long long)seq, i,
+                             (unsigned long long)it->k.offset, (unsigned long long)end,
+                             (unsigned long long)it->k.objectid);
+    }
+    if (rc) {
+        free(v);
+        return rc;
     }
     *out = v;
     *nout = n;
-    return 1;
-bad:
-    free(v);
-    return 0;
+    return COW_OK;
 }
 
 /*
@@ -545,14 +599,9 @@ int log_replay(cow_store *st, uint64_t *napplied)
             break; /* torn */
         struct litem *v = NULL;
         size_t n = 0;
-        rc = rec_parse(rec, (size_t)nb * BLK, &v, &n);
-        if (rc < 0)
-            goto out;
-        if (rc == 0) {
-            rc = COW_CORRUPT("%s: log record %llu is whole but does not parse", st->path,
-                             (unsigned long long)(st->log_seq + 1));
-            goto out;
-        }
+        rc = rec_parse(st, rec, (size_t)nb * BLK, st->log_seq + 1, &v, &n);
+        if (rc)
+            goto out; /* whole but does not parse: damage, not a crash */
         if (!tmp && !(tmp = malloc(COW_MAX_EXTENT_BLOCKS * BLK))) {
             free(v);
             rc = cow_set_error(COW_ENOMEM, "out of memory");
