@@ -202,7 +202,7 @@ static void md_pend_clear(struct memdev *m)
 static int md_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
 {
     struct memdev *m = (struct memdev *)d;
-    if (off + len > m->len)
+    if (off > m->len || len > m->len - off)
         return COW_EIO_READ;
     memcpy(buf, m->vol + off, len);
     return COW_OK;
