@@ -22,7 +22,7 @@
  *   8      8     magic (COW_SB_MAGIC)
  *   16     8     generation of the commit that wrote this copy
  *   24     4     block size in bytes (4096)
- *   28     4     flags (none defined; must be 0)
+ *   28     4     flags: COW_SB_ONE_FLUSH (bit 0, below); no others
  *   32     8     bg_size: block group size in bytes (multiple of 4096)
  *   40     8     total_bytes: container size covered by block groups
  *   48     8     bytes_used: allocated bytes (all block groups)
