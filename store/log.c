@@ -163,14 +163,18 @@ struct rec {
      * starts at 0); ccsummed a power of two, at most half full. */
     uint64_t *csummed;
     size_t ncsummed, ccsummed;
+    uint64_t probes; /* slots examined (st->log_csum_probes) */
 };
 
-static size_t csummed_slot(const struct rec *r, uint64_t disk)
+static size_t csummed_slot(struct rec *r, uint64_t disk)
 {
     size_t mask = r->ccsummed - 1;
     size_t i = (size_t)((disk >> COW_BLOCK_SHIFT) * 0x9E3779B97F4A7C15ull >> 20) & mask;
-    while (r->csummed[i] && r->csummed[i] != disk)
+    r->probes++;
+    while (r->csummed[i] && r->csummed[i] != disk) {
         i = (i + 1) & mask;
+        r->probes++;
+    }
     return i;
 }
 
@@ -347,6 +351,7 @@ int log_write(cow_store *st, struct cow_inode **v, size_t n, int flush)
     if (flush)
         rc = txn_flush(st); /* a failure stops the store (fsyncgate) */
 out:
+    st->log_csum_probes += b.csums.probes;
     free(buf);
     free(b.csums.b);
     free(b.csums.csummed);

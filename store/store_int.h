@@ -313,6 +313,9 @@ struct cow_store {
     uint64_t log_seq;      /* sequence number of the last record */
     int log_blocked;       /* a change the log cannot express is pending */
     int log_unflushed;     /* records written since the last flush */
+    uint64_t log_csum_probes; /* slots the de-duplication of a record's
+                               * csum items examined, all records (tests
+                               * check that it grows linearly) */
     int replaying;         /* log_replay runs (a read-only store changes
                             * its trees in memory then, never on disk) */
     uint64_t rng;          /* state for log_id values */

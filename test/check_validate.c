@@ -518,6 +518,58 @@ START_TEST(log_record_extent_bounded)
 }
 END_TEST
 
+/*
+ * The csum items of a log record are de-duplicated in linear time: N
+ * extents of 3 blocks, the middle block of each then rewritten (so 3N
+ * EXTENT_DATA items point at 2N extents, each split one twice), logged
+ * in one record: 2N EXTENT_CSUM items, and a bounded number of probes per
+ * extent (the linear scan it replaces made N^2 comparisons).
+ */
+START_TEST(log_csum_dedup_linear)
+{
+    enum { N = 600 };
+    struct box b;
+    box_open(&b);
+    for (unsigned i = 0; i < N; i++)
+        write_pattern(b.f, (uint64_t)i * 4 * BLK, 3 * BLK, (uint8_t)i);
+    box_commit(&b);
+    for (unsigned i = 0; i < N; i++)
+        write_pattern(b.f, ((uint64_t)i * 4 + 1) * BLK, BLK, (uint8_t)(i + 1));
+    cow_store *st = b.st;
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    cow_mutex_lock(&st->lock);
+    struct cow_inode *in = b.f->inode;
+    log_note_range(in, 0, UINT64_MAX);
+    uint64_t at = st->log_area[st->last_slot] + (uint64_t)st->log_next * BLK;
+    uint64_t p0 = st->log_csum_probes;
+    ck_assert_int_eq(log_write(st, &in, 1, 0), COW_OK);
+    uint64_t probes = st->log_csum_probes - p0;
+    uint32_t nb;
+    uint8_t h[BLK];
+    ck_assert_int_eq(st->dev->read(st->dev, h, BLK, at), COW_OK);
+    nb = get32(h + LOG_NBLOCKS);
+    uint8_t *r = malloc((size_t)nb * BLK);
+    ck_assert_int_eq(st->dev->read(st->dev, r, (size_t)nb * BLK, at), COW_OK);
+    cow_mutex_unlock(&st->lock);
+    unsigned ncsum = 0, nfe = 0;
+    size_t p = LOG_HEADER_SIZE;
+    for (uint32_t i = 0; i < get32(r + LOG_NITEMS); i++) {
+        struct cow_key k;
+        key_get(&k, r + p);
+        ncsum += k.type == COW_EXTENT_CSUM;
+        nfe += k.type == COW_EXTENT_DATA;
+        p += LOG_ITEM_HEADER + get16(r + p + COW_KEY_SIZE);
+    }
+    free(r);
+    ck_assert_uint_eq(nfe, 3 * N);
+    ck_assert_uint_eq(ncsum, 2 * N);
+    ck_assert_msg(probes <= 8 * 3 * N, "%llu probes for %u extent items",
+                  (unsigned long long)probes, 3 * N);
+    cow_file_close(b.f);
+    cow_store_close(st);
+}
+END_TEST
+
 /* ---- one field of each item type ---- */
 
 struct field_case {
@@ -615,6 +667,7 @@ Suite *validate_suite(void)
     tcase_add_test(tc, log_record_baseline);
     tcase_add_test(tc, log_record_nitems);
     tcase_add_test(tc, log_record_extent_bounded);
+    tcase_add_test(tc, log_csum_dedup_linear);
     tcase_add_loop_test(tc, item_field_checked, 0, (int)NFIELD_CASES);
     tcase_add_test(tc, csum_item_size);
     suite_add_tcase(s, tc);
