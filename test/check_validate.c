@@ -395,6 +395,76 @@ START_TEST(leaf_item_overlap)
 }
 END_TEST
 
+/* ---- nodes ---- */
+
+/* A container whose subvolume tree has a root node (300 files besides
+ * "f"); the node's address in *NODE. */
+static uint8_t *make_node(size_t *len, uint64_t *node)
+{
+    struct box b;
+    box_open(&b);
+    for (unsigned i = 0; i < 300; i++) {
+        char name[32];
+        cow_file *g;
+        snprintf(name, sizeof name, "file-%u", i);
+        ck_assert_int_eq(cow_file_open(b.st, name, 1, &g), COW_OK);
+        cow_file_close(g);
+    }
+    write_pattern(b.f, 0, 64 * 1024, 4);
+    box_commit(&b);
+    ck_assert_uint_ge(b.st->fs_tree.level, 1);
+    *node = b.st->fs_tree.bytenr;
+    uint8_t *img = box_image(&b, len);
+    ck_assert_uint_ge(tb_nritems(img + *node), 2);
+    return img;
+}
+
+START_TEST(node_key_order)
+{
+    size_t len;
+    uint64_t node;
+    char blk[32];
+    uint8_t *img = make_node(&len, &node);
+    uint8_t *b = img + node;
+    uint8_t k0[COW_KEY_SIZE];
+    memcpy(k0, node_ptr(b, 0), COW_KEY_SIZE);
+    memcpy((uint8_t *)node_ptr(b, 0), node_ptr(b, 1), COW_KEY_SIZE);
+    memcpy((uint8_t *)node_ptr(b, 1), k0, COW_KEY_SIZE);
+    block_crc(b);
+    expect_corrupt(img, len, READ_ALL, fmt_u64(blk, node), "key pointer 1", "not above", NULL);
+    free(img);
+}
+END_TEST
+
+START_TEST(node_child_in_container)
+{
+    size_t len;
+    uint64_t node;
+    char blk[32];
+    uint8_t *img = make_node(&len, &node);
+    uint8_t *b = img + node;
+    unsigned last = tb_nritems(b) - 1;
+    put64((uint8_t *)node_ptr(b, last) + 17, (uint64_t)len); /* the block past the end */
+    block_crc(b);
+    expect_corrupt(img, len, READ_ALL, fmt_u64(blk, node), "points at", NULL);
+    free(img);
+}
+END_TEST
+
+START_TEST(node_child_generation)
+{
+    size_t len;
+    uint64_t node;
+    char blk[32];
+    uint8_t *img = make_node(&len, &node);
+    uint8_t *b = img + node;
+    put64((uint8_t *)node_ptr(b, 0) + 25, get64(b + TB_GENERATION) + 1);
+    block_crc(b);
+    expect_corrupt(img, len, READ_ALL, fmt_u64(blk, node), "child generation", NULL);
+    free(img);
+}
+END_TEST
+
 /* ---- addresses: bytenr + 4096 must not wrap ---- */
 
 START_TEST(block_address_wrap)
@@ -662,6 +732,9 @@ Suite *validate_suite(void)
     tcase_add_test(tc, extent_disk_num_bytes_bounded);
     tcase_add_test(tc, leaf_key_order);
     tcase_add_test(tc, leaf_item_overlap);
+    tcase_add_test(tc, node_key_order);
+    tcase_add_test(tc, node_child_in_container);
+    tcase_add_test(tc, node_child_generation);
     tcase_add_test(tc, block_address_wrap);
     tcase_add_test(tc, root_item_address_wrap);
     tcase_add_test(tc, log_record_baseline);
