@@ -15,6 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include "cowvfs.h"
 #include "crc32c.h"
 #include "store_int.h"
 #include "testutil.h"
@@ -721,11 +726,86 @@ START_TEST(csum_item_size)
 }
 END_TEST
 
+/* ---- through SQLite ---- */
+
+static char sql_log[4096];
+
+static void sql_log_cb(void *arg, int code, const char *msg)
+{
+    (void)arg;
+    size_t n = strlen(sql_log);
+    snprintf(sql_log + n, sizeof sql_log - n, "[%d] %s\n", code, msg);
+}
+
+/*
+ * A database in a container whose table data lies in an extent that
+ * claims 2 MiB: SQLite gets SQLITE_CORRUPT (at open) or
+ * SQLITE_IOERR_CORRUPTFS (at a read), and sqlite3_log names the block and
+ * the field.
+ */
+START_TEST(sqlite_sees_corruptfs)
+{
+    char *dir = test_base_dir();
+    char path[1024];
+    snprintf(path, sizeof path, "%s/app.db", dir);
+    sqlite3_shutdown();
+    ck_assert_int_eq(sqlite3_config(SQLITE_CONFIG_LOG, sql_log_cb, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_initialize(), SQLITE_OK);
+    ck_assert_int_eq(cowvfs_register(0), SQLITE_OK);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                                     "cow"),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db,
+                                  "CREATE TABLE t(x); WITH RECURSIVE c(i) AS (SELECT 1 UNION "
+                                  "ALL SELECT i + 1 FROM c WHERE i < 2000) INSERT INTO t "
+                                  "SELECT randomblob(200) FROM c;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+
+    /* the first EXTENT_DATA item of "db" */
+    cow_store *st;
+    cow_file *f;
+    ck_assert_int_eq(cow_store_open(path, 0, &st), COW_OK);
+    ck_assert_int_eq(cow_file_open(st, "db", 0, &f), COW_OK);
+    struct find fe = find_item(st, &st->fs_tree, COW_EXTENT_DATA, f->inode->ino, ANY);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    uint8_t leaf[BLK];
+    int fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pread(fd, leaf, BLK, (off_t)fe.bytenr), BLK);
+    put64(leaf + leaf_data_off(leaf, fe.slot) + FE_DISK_NUM_BYTES, 2ull * MIB);
+    block_crc(leaf);
+    ck_assert_int_eq(pwrite(fd, leaf, BLK, (off_t)fe.bytenr), BLK);
+    close(fd);
+
+    sql_log[0] = 0;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, "cow");
+    if (rc == SQLITE_OK) {
+        sqlite3_extended_result_codes(db, 1);
+        rc = sqlite3_exec(db, "SELECT sum(length(x)) FROM t", NULL, NULL, NULL);
+    }
+    sqlite3_close(db);
+    ck_assert_msg(rc == SQLITE_CORRUPT || rc == SQLITE_IOERR_CORRUPTFS, "rc %d, log: %s", rc,
+                  sql_log);
+    char blk[32];
+    fmt_u64(blk, fe.bytenr);
+    ck_assert_msg(strstr(sql_log, "disk_num_bytes") && strstr(sql_log, blk),
+                  "the log does not name block %s and disk_num_bytes: %s", blk, sql_log);
+    sqlite3_shutdown();
+    sqlite3_config(SQLITE_CONFIG_LOG, NULL, NULL);
+    free(dir);
+}
+END_TEST
+
 Suite *validate_suite(void)
 {
     Suite *s = suite_create("validate");
     TCase *tc = tcase_create("validate");
     tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
     tcase_add_test(tc, oversized_extent_read);
     tcase_add_test(tc, oversized_extent_prealloc_write);
     tcase_add_test(tc, oversized_extent_log_record);
@@ -743,6 +823,7 @@ Suite *validate_suite(void)
     tcase_add_test(tc, log_csum_dedup_linear);
     tcase_add_loop_test(tc, item_field_checked, 0, (int)NFIELD_CASES);
     tcase_add_test(tc, csum_item_size);
+    tcase_add_test(tc, sqlite_sees_corruptfs);
     suite_add_tcase(s, tc);
     return s;
 }
