@@ -338,9 +338,12 @@ struct cow_store {
 int cache_init(struct eb_cache *c);
 void cache_destroy(struct eb_cache *c);
 struct eb *cache_find(struct eb_cache *c, uint64_t bytenr);
-/* Reads, verifies and caches the tree block at BYTENR.  Checks crc32c,
- * magic, own address, and (if gen != 0) generation and level.
- * Errors: COW_ECORRUPT, COW_EIO_READ, COW_ENOMEM. */
+/* Reads, verifies and caches the tree block at BYTENR: on its first read,
+ * check_tree_block() (validate.h: crc32c, magic, own address, structure,
+ * key order, every item); then, if GEN != 0, the generation, and if
+ * LEVEL >= 0, the level the parent expects.  A block that fails is not
+ * cached.  Errors: COW_ECORRUPT (naming the block and field), COW_EIO_READ,
+ * COW_ENOMEM. */
 int cache_read(cow_store *st, uint64_t bytenr, uint64_t gen, int level, struct eb **out);
 /* A new, zeroed, dirty block at BYTENR (freshly allocated). */
 int cache_new(cow_store *st, uint64_t bytenr, struct eb **out);
