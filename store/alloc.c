@@ -387,7 +387,8 @@ int alloc_reserve(cow_store *st, uint64_t data, uint64_t meta)
 int alloc_free(cow_store *st, uint64_t bytenr, uint64_t len)
 {
     struct bgroup *g = bg_of(st, bytenr);
-    if (!g || bytenr + len > g->start + g->len || len > g->used)
+    uint64_t end;
+    if (!g || range_end(bytenr, len, &end) || end > g->start + g->len || len > g->used)
         return COW_CORRUPT("freeing [%llu, +%llu) outside its block group",
                            (unsigned long long)bytenr, (unsigned long long)len);
     if (st->npinned == st->cpinned) {
