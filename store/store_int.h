@@ -313,6 +313,13 @@ struct cow_store {
     uint64_t log_seq;      /* sequence number of the last record */
     int log_blocked;       /* a change the log cannot express is pending */
     int log_unflushed;     /* records written since the last flush */
+    uint32_t log_durable;  /* records of the current log known flushed */
+    /* What open must find (docs/DESIGN.md, "Damage a crash cannot
+     * cause"): at least replay_min records of the log (a torn newer
+     * superblock, generation replay_min_gen, says so; 0 = no such copy). */
+    uint32_t replay_min;
+    uint64_t replay_min_gen;
+    char sb_rejected[160]; /* why open did not use the newest copy, or "" */
     int replaying;         /* log_replay runs (a read-only store changes
                             * its trees in memory then, never on disk) */
     uint64_t rng;          /* state for log_id values */
@@ -329,6 +336,11 @@ struct cow_store {
     int durable_slot;   /* superblock copy of the last flushed commit */
     int last_slot;      /* superblock copy of the last commit */
     int unflushed;      /* commits since the last flushed one */
+    /* The last flushed commit (durable_slot holds it) and how many records
+     * of its log were flushed: a superblock records them as
+     * prev_generation and prev_log_records. */
+    uint64_t durable_gen;
+    uint32_t durable_log;
 };
 
 /* ---- cache.c ---- */
@@ -467,6 +479,21 @@ void log_reset(cow_store *st);
  * matching record that contradicts the trees), I/O errors, COW_ENOSPC,
  * COW_EROFS (a read-only store needs more space to replay). */
 int log_replay(cow_store *st, uint64_t *napplied);
+/* A whole record found by log_scan_area, by its header fields. */
+struct log_found {
+    uint64_t log_id, generation, seq;
+    uint32_t durable, flags;
+    uint32_t block; /* where it starts in its area */
+};
+/* Reads log area K (0 or 1) from block FROM to its end and calls CB for
+ * every whole record there (magic, a length that fits, crc), whatever
+ * commit it builds on; a block that does not start one is stepped over.
+ * The caller stops the scan by returning non-zero from CB (returned).
+ * Reads at most the area (sb.log_blocks blocks).  Errors: I/O errors,
+ * COW_ENOMEM, or CB's. */
+int log_scan_area(cow_store *st, int k, uint32_t from,
+                  int (*cb)(cow_store *st, void *arg, int k, const struct log_found *r),
+                  void *arg);
 /* Allocates the two log areas (a container made before they existed). */
 int log_alloc_areas(cow_store *st);
 /* The next log_id (random). */

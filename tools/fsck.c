@@ -524,6 +524,11 @@ struct fsck {
     uint64_t log_area[COW_SB_COPIES], log_id;
     uint32_t log_blocks;
     int have_log; /* both log areas present and block aligned */
+    /* a torn newer copy (generation replay_min_gen) says replay_min records
+     * of the log were flushed; 0 = no such copy */
+    uint32_t replay_min;
+    uint64_t replay_min_gen;
+    char sb_rejected[200]; /* why the newest copy is not used, or "" */
     int log_bad;  /* the log area fields are invalid: used bytes unknown */
 
     /* the walk in progress */
@@ -639,6 +644,38 @@ static const char *sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
     }
     if (get32(buf + SB_BLOCK_SIZE) != BS) {
         snprintf(why, len, "block size %u, expected %u", get32(buf + SB_BLOCK_SIZE), BS);
+        return why;
+    }
+    /* as the store: a generation of 2^48 or more would make the next
+     * commit's 48-bit root references wrong */
+    uint64_t gen = get64(buf + SB_GENERATION), prev = get64(buf + SB_PREV_GENERATION);
+    if (gen == 0 || gen > COW_MAX_GENERATION || prev >= gen) {
+        snprintf(why, len, "generation %" PRIu64 " (previous %" PRIu64 ") out of range 1..%llu",
+                 gen, prev, (unsigned long long)COW_MAX_GENERATION);
+        return why;
+    }
+    for (int t = 0; t < 3; t++) {
+        static const unsigned off[3] = {SB_ROOT_TREE, SB_EXTENT_TREE, SB_CSUM_TREE};
+        if (get48(buf + off[t] + RR_GENERATION) > gen) {
+            snprintf(why, len, "root reference %d has generation %" PRIu64 ", past %" PRIu64, t,
+                     get48(buf + off[t] + RR_GENERATION), gen);
+            return why;
+        }
+    }
+    if (get32(buf + SB_FLAGS) & ~COW_SB_ONE_FLUSH) {
+        snprintf(why, len, "flags 0x%x, only 0x%x (one flush) is defined",
+                 get32(buf + SB_FLAGS), COW_SB_ONE_FLUSH);
+        return why;
+    }
+    if (get32(buf + SB_COMMIT_NRANGES) > SB_COMMIT_MAX) {
+        snprintf(why, len, "commit list of %u entries (maximum %u)",
+                 get32(buf + SB_COMMIT_NRANGES), SB_COMMIT_MAX);
+        return why;
+    }
+    uint64_t bg = get64(buf + SB_BG_SIZE), total = get64(buf + SB_TOTAL_BYTES);
+    if (bg < 64 * BS || bg % BS || bg > (1ull << 34) || total == 0 || total % bg) {
+        snprintf(why, len, "block group size %" PRIu64 " or total_bytes %" PRIu64
+                           " out of range", bg, total);
         return why;
     }
     return NULL;
@@ -788,18 +825,43 @@ static int check_superblocks(struct fsck *f)
         const char *torn = sb_commit_torn(f->fd, f->fsize, buf[newest], whybuf[newest],
                                           sizeof(whybuf[newest]));
         if (torn) {
+            /* as the store: the other copy must hold the commit the torn
+             * one was written after, whole, with at least as many log
+             * records as the torn one says were flushed (check_log) */
             valid[newest] = 0;
             why[newest] = torn;
             int o2 = 1 - newest;
-            if (valid[o2]) {
+            uint64_t tgen = get64(buf[newest] + SB_GENERATION);
+            uint64_t want = get64(buf[newest] + SB_PREV_GENERATION);
+            snprintf(f->sb_rejected, sizeof(f->sb_rejected),
+                     "superblock copy %d (generation %" PRIu64 "): %s", newest, tgen, torn);
+            if (valid[o2] && get64(buf[o2] + SB_GENERATION) != want) {
+                problem(f, "superblock copy %d (generation %" PRIu64 ") is torn, and copy %d "
+                           "holds generation %" PRIu64 ", not generation %" PRIu64
+                           " it was written after",
+                        newest, tgen, o2, get64(buf[o2] + SB_GENERATION), want);
+                valid[o2] = 0;
+                why[o2] = "not the commit the torn copy was written after";
+            } else if (valid[o2]) {
                 const char *t2 = sb_commit_torn(f->fd, f->fsize, buf[o2], whybuf[o2],
                                                 sizeof(whybuf[o2]));
                 if (t2) {
-                    problem(f, "superblock copy %d: %s, and copy %d: %s", newest, torn, o2, t2);
+                    problem(f, "superblock copy %d: %s, and copy %d: %s; generation %" PRIu64
+                               " was flushed, so that is damage",
+                            newest, torn, o2, t2, want);
                     valid[o2] = 0;
                     why[o2] = t2;
                 }
+            } else if (want) {
+                problem(f, "superblock copy %d (generation %" PRIu64 ") is torn, and copy %d, "
+                           "which must hold generation %" PRIu64 ", is damaged (%s)",
+                        newest, tgen, o2, want, why[o2]);
             }
+            f->replay_min = get32(buf[newest] + SB_PREV_LOG_RECORDS);
+            f->replay_min_gen = tgen;
+        } else if (!valid[1 - newest] && get64(buf[1 - newest] + SB_MAGIC) == COW_SB_MAGIC) {
+            snprintf(f->sb_rejected, sizeof(f->sb_rejected), "superblock copy %d: %s",
+                     1 - newest, why[1 - newest]);
         }
     }
     if (!valid[0] && !valid[1]) {
@@ -2232,6 +2294,8 @@ struct logscan {
     int odd;              /* it ends at something other than an empty block or
                            * a stale record: a torn or broken record */
     int ioerr;            /* ... or at a read error */
+    int broken;           /* ... or at a whole record of this log that the
+                           * store refuses (a problem: open fails) */
 };
 
 /* Reads item I's header at *POS of record R (LEN bytes); 0 if it does not fit. */
@@ -2360,6 +2424,7 @@ static const struct lreg *log_find_reg(const struct logscan *s, uint64_t disk)
 static int log_next(struct logscan *s)
 {
     s->odd = 0;
+    s->broken = 0;
     if (s->pos >= s->nblocks)
         return log_end(s, "the area is full");
     if (s->cap < BS) {
@@ -2409,6 +2474,12 @@ static int log_next(struct logscan *s)
     if (get64(r + LOG_SEQ) != s->seq + 1)
         return log_end(s, "sequence number %" PRIu64 ", expected %" PRIu64, get64(r + LOG_SEQ),
                        s->seq + 1);
+    /* From here the record is whole and of this log: what a crash cannot
+     * leave, and the store refuses to open (s->broken), not a log end. */
+    s->broken = 1;
+    if (get32(r + LOG_DURABLE) > s->seq || (get32(r + LOG_FLAGS) & ~COW_LOG_BASE_DURABLE))
+        return log_end(s, "says %u records were flushed before it (flags 0x%x)",
+                       get32(r + LOG_DURABLE), get32(r + LOG_FLAGS));
     uint32_t ni = get32(r + LOG_NITEMS);
     size_t pos = LOG_HEADER_SIZE;
     struct cow_key k;
@@ -2417,6 +2488,15 @@ static int log_next(struct logscan *s)
     for (uint32_t i = 0; i < ni; i++)
         if (!log_item(r, len, &pos, &k, &p, &size))
             return log_end(s, "item %u of %u runs past the end of the record", i, ni);
+    pos = LOG_HEADER_SIZE;
+    for (uint32_t i = 0; i < ni; i++) {
+        log_item(r, len, &pos, &k, &p, &size);
+        if (k.type == COW_EXTENT_CSUM && (size == 0 || size % 4 ||
+                                          size > COW_MAX_EXTENT_BLOCKS * 4))
+            return log_end(s, "item %u: EXTENT_CSUM of %u bytes, not 1..%u crcs", i, size,
+                           COW_MAX_EXTENT_BLOCKS);
+    }
+    s->broken = 0; /* from here as replay: the data not matching ends the log */
     if (log_gather_reg(s, len, ni))
         return -ENOMEM;
     pos = LOG_HEADER_SIZE;
@@ -2424,9 +2504,6 @@ static int log_next(struct logscan *s)
         log_item(r, len, &pos, &k, &p, &size);
         if (k.type != COW_EXTENT_CSUM)
             continue;
-        if (size == 0 || size % 4 || size > COW_MAX_EXTENT_BLOCKS * 4)
-            return log_end(s, "item %u: EXTENT_CSUM of %u bytes, not 1..%u crcs", i, size,
-                           COW_MAX_EXTENT_BLOCKS);
         /* as replay: a REG item mapping blocks past the crcs ends the log */
         const struct lreg *g = log_find_reg(s, k.offset);
         if (g && g->end > size / 4)
@@ -2542,8 +2619,6 @@ static void check_log_record(struct fsck *f, const struct logscan *s)
     size_t len = (size_t)s->rec_blocks * BS, pos = LOG_HEADER_SIZE;
     char where[80], ks[80];
     snprintf(where, sizeof(where), "log record %" PRIu64 " (area block %u)", s->seq + 1, s->pos);
-    if (!all_zero(r + LOG_NITEMS + 4, LOG_HEADER_SIZE - LOG_NITEMS - 4))
-        problem(f, "%s: header bytes 40..47 are not zero", where);
     struct lrange *rg = NULL;
     size_t nrg = 0, caprg = 0;
     struct cow_key k;
@@ -2640,6 +2715,61 @@ static void check_log_record(struct fsck *f, const struct logscan *s)
     free(rg);
 }
 
+/*
+ * Looks in log area K, from block FROM, for a whole record (magic, length,
+ * crc) that proves a flushed commit or record the container no longer has,
+ * as the store's log_check_lost does: one saying the commit it builds on
+ * was flushed, of a newer commit than the one in use (or of its generation
+ * with another log_id); or, in the area in use, one of this log after the
+ * APPLIED valid records saying record APPLIED + 1 was flushed.  Reports the
+ * first of each as a problem (open fails on them).
+ */
+static void log_find_lost(struct fsck *f, int k, uint32_t from, uint64_t applied, int *commit_seen,
+                          int *record_seen)
+{
+    uint64_t area = f->log_area[k];
+    uint8_t *r = NULL;
+    size_t cap = 0;
+    if (range_end(area, (uint64_t)f->log_blocks * BS) > f->fsize)
+        return;
+    for (uint32_t pos = from; pos < f->log_blocks && !f->fatal; pos++) {
+        uint8_t h[BS];
+        if (read_at(f->fd, h, BS, area + (uint64_t)pos * BS))
+            return;
+        uint32_t nb = get32(h + LOG_NBLOCKS);
+        if (get32(h + LOG_MAGIC) != COW_LOG_MAGIC || nb == 0 || nb > f->log_blocks - pos)
+            continue;
+        if (vec_reserve((void **)&r, &cap, (size_t)nb * BS, 1)) {
+            set_fatal(f, -ENOMEM);
+            break;
+        }
+        if (read_at(f->fd, r, (size_t)nb * BS, area + (uint64_t)pos * BS) ||
+            crc32c(0, r + 4, (size_t)nb * BS - 4) != get32(r + LOG_CSUM))
+            continue;
+        uint64_t gen = get64(r + LOG_GENERATION), id = get64(r + LOG_ID);
+        uint64_t seq = get64(r + LOG_SEQ);
+        uint32_t durable = get32(r + LOG_DURABLE);
+        int base = (get32(r + LOG_FLAGS) & COW_LOG_BASE_DURABLE) || durable > 0;
+        if (base && (gen > f->gen || (gen == f->gen && id != f->log_id)) && !*commit_seen) {
+            *commit_seen = 1;
+            problem(f, "commit generation %" PRIu64 " was flushed (log record %" PRIu64
+                       " in log area %d, block %u, says so) but the newest valid commit is "
+                       "generation %" PRIu64 "%s%s: acknowledged commits are lost, the store "
+                       "refuses to open",
+                    gen, seq, k, pos, f->gen, f->sb_rejected[0] ? "; " : "", f->sb_rejected);
+        } else if (k == f->r->sb_copy && id == f->log_id && gen == f->gen && seq > applied &&
+                   durable > applied && !*record_seen) {
+            *record_seen = 1;
+            problem(f, "log record %" PRIu64 " of generation %" PRIu64 " is damaged: record %"
+                       PRIu64 " (log area %d, block %u), written after it was flushed, is "
+                       "intact; the store refuses to open",
+                    applied + 1, f->gen, seq, k, pos);
+        }
+        pos += nb - 1;
+    }
+    free(r);
+}
+
 /* Scans the log area of the superblock copy in use: pending records are
  * legal (open replays them) and only noted; their contents are checked. */
 static void check_log(struct fsck *f)
@@ -2675,6 +2805,20 @@ static void check_log(struct fsck *f)
     if (f->fatal)
         return;
     f->r->log_blocks = blocks;
+    uint64_t applied = f->r->log_records;
+    if (s.broken)
+        problem(f, "log record %" PRIu64 " of generation %" PRIu64 " (area %d block %u) is "
+                   "whole but broken: %s; the store refuses to open",
+                applied + 1, f->gen, c, s.pos, s.why);
+    else if (applied < f->replay_min)
+        problem(f, "log record %" PRIu64 " of generation %" PRIu64 " is damaged or missing "
+                   "(area %d block %u: %s): superblock generation %" PRIu64 " (torn) was "
+                   "written after %u records of that log were flushed",
+                applied + 1, f->gen, c, s.pos, s.why, f->replay_min_gen, f->replay_min);
+    int commit_seen = 0, record_seen = 0;
+    log_find_lost(f, c, s.pos, applied, &commit_seen, &record_seen);
+    if (range_end(f->log_area[1 - c], len) <= f->total)
+        log_find_lost(f, 1 - c, 0, applied, &commit_seen, &record_seen);
     if (s.ioerr)
         problem(f, "log area %d block %u (%" PRIu64 "): %s", c, s.pos,
                 area + (uint64_t)s.pos * BS, s.why);
@@ -2682,7 +2826,7 @@ static void check_log(struct fsck *f)
     if (n)
         note(f, "log: %" PRIu64 " record%s (%" PRIu64 " block%s) pending replay; the log ends at area block %u: %s",
              n, n == 1 ? "" : "s", blocks, blocks == 1 ? "" : "s", s.pos, s.why);
-    else if (s.odd && !s.ioerr)
+    else if (s.odd && !s.ioerr && !s.broken)
         note(f, "log: no record pending replay; area block %u: %s", s.pos, s.why);
 }
 
@@ -3253,8 +3397,9 @@ static void dump_log(struct dumper *d, const uint8_t *sb, int c)
             log_item(s.rec, len, &pos, &k, &p, &size);
             dump_log_item(d, i, &k, p, size);
         }
-        if (!all_zero(s.rec + LOG_NITEMS + 4, LOG_HEADER_SIZE - LOG_NITEMS - 4))
-            fprintf(out, "    (header bytes 40..47 are not zero)\n");
+        fprintf(out, "    %u earlier record%s known flushed; the commit %s known flushed\n",
+                get32(s.rec + LOG_DURABLE), get32(s.rec + LOG_DURABLE) == 1 ? "" : "s",
+                get32(s.rec + LOG_FLAGS) & COW_LOG_BASE_DURABLE ? "was" : "was not");
         if (pos < len && !all_zero(s.rec + pos, len - pos))
             fprintf(out, "    (bytes after the items are not zero)\n");
         n++;
