@@ -499,6 +499,20 @@ int log_alloc_areas(cow_store *st);
 /* The next log_id (random). */
 uint64_t log_new_id(cow_store *st);
 
+/* ---- names.c ---- */
+/* Why the DIR_ITEM data BUF (SIZE bytes) under key offset HASH is not
+ * valid (a static string), or NULL: every entry parses, names are 1..255
+ * bytes without '/' or NUL and hash to HASH, inodes are files, no name
+ * twice. */
+const char *names_item_invalid(const uint8_t *buf, size_t size, uint64_t hash);
+/* Checks the namespace of subvolume tree R as fsck does (names.c's
+ * header): every DIR_ITEM valid, every name on an existing inode without
+ * an ORPHAN_ITEM, one name per inode, every inode named or orphaned.
+ * Open calls it so that a damaged name is an error, never a file that
+ * seems not to exist.  Errors: COW_ECORRUPT (naming the subvolume and
+ * inode or item), COW_ENOMEM, I/O errors. */
+int names_check(cow_store *st, struct cow_root *r);
+
 /* ---- txn.c ---- */
 /* Flushes the device, counting it.  COW_EIO_FLUSH. */
 int store_flush(cow_store *st);
