@@ -103,7 +103,7 @@ static const char *sb_invalid(const uint8_t *b)
     uint64_t bg = get64(b + SB_BG_SIZE), total = get64(b + SB_TOTAL_BYTES);
     uint64_t gen = get64(b + SB_GENERATION);
     if (get32(b + SB_VERSION) != COW_FORMAT_VERSION)
-        return "another format version";
+        return "another format version than this build's";
     if (get32(b + SB_BLOCK_SIZE) != COW_BLOCK_SIZE ||
         (get32(b + SB_FLAGS) & ~COW_SB_ONE_FLUSH) != 0 ||
         get32(b + SB_COMMIT_NRANGES) > SB_COMMIT_MAX)
@@ -266,9 +266,12 @@ static int sb_write(cow_store *st, int slot, int one_flush, uint64_t log_id)
      * torn copy against (format.h) */
     put64(b + SB_PREV_GENERATION, st->durable_gen);
     put32(b + SB_PREV_LOG_RECORDS, st->durable_log);
-    if (st->transid > COW_MAX_GENERATION || st->durable_gen >= st->transid)
-        return COW_CORRUPT("superblock generation %llu after %llu: out of range",
-                           (unsigned long long)st->transid,
+    if (st->transid > COW_MAX_GENERATION)
+        return cow_set_error(COW_ENOSPC, "generation %llu: the container has made its last "
+                                         "commit (generations are 48 bits)",
+                             (unsigned long long)st->transid);
+    if (st->durable_gen >= st->transid)
+        return COW_CORRUPT("superblock generation %llu after %llu", (unsigned long long)st->transid,
                            (unsigned long long)st->durable_gen);
     if (one_flush) {
         put32(b + SB_FLAGS, COW_SB_ONE_FLUSH);
@@ -442,6 +445,17 @@ int txn_load(cow_store *st)
             (best < 0 || get64(sb[i] + SB_GENERATION) > get64(sb[best] + SB_GENERATION)))
             best = i;
     }
+    /* A copy whose crc matches was written whole: a field out of range is
+     * damage (or another format), and which copy is newest is unknown. */
+    for (int i = 0; i < 2; i++)
+        if (get64(sb[i] + SB_MAGIC) == COW_SB_MAGIC &&
+            crc32c(0, sb[i] + 4, COW_BLOCK_SIZE - 4) == get32(sb[i] + SB_CSUM) &&
+            sb_invalid(sb[i]))
+            return COW_CORRUPT("%s: superblock copy %d is whole (its checksum matches) but has "
+                               "%s (format version %u, generation %llu): damage a crash cannot "
+                               "cause",
+                               st->path, i, sb_invalid(sb[i]), get32(sb[i] + SB_VERSION),
+                               (unsigned long long)get64(sb[i] + SB_GENERATION));
     st->sb_rejected[0] = 0;
     st->replay_min = 0;
     st->replay_min_gen = 0;

@@ -815,6 +815,13 @@ static int check_superblocks(struct fsck *f)
         int rd = read_at(f->fd, buf[i], BS, (uint64_t)i * BS);
         why[i] = sb_invalid(buf[i], rd, whybuf[i], sizeof(whybuf[i]));
         valid[i] = why[i] == NULL;
+        /* as the store: a whole copy (crc matches) with a field out of
+         * range is damage, and the store refuses to open */
+        if (!valid[i] && !rd && get64(buf[i] + SB_MAGIC) == COW_SB_MAGIC &&
+            block_csum(buf[i]) == get32(buf[i] + SB_CSUM))
+            problem(f, "superblock copy %d is whole (its checksum matches) but invalid: %s; "
+                       "the store refuses to open",
+                    i, why[i]);
     }
     /* The newest copy may be a torn one-flush commit: then it does not
      * count, and the previous commit (the other copy) is the container. */
