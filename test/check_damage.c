@@ -288,13 +288,17 @@ END_TEST
 START_TEST(damage_record_that_does_not_parse)
 {
     size_t len;
-    uint64_t g, area;
-    uint8_t *img = two_records(&len, &g, &area);
-    uint32_t nb1 = get32(img + area + LOG_NBLOCKS);
+    uint64_t g;
+    uint8_t *img = commit_then_record(1, &len, &g);
+    int s = newest_slot(img);
+    uint64_t area = log_area(img, s, s);
+    uint32_t nb = get32(img + area + LOG_NBLOCKS);
+    ck_assert_uint_eq(get64(img + area + LOG_SEQ), 1);
     put32(img + area + LOG_NITEMS, get32(img + area + LOG_NITEMS) + 1000);
-    put32(img + area + LOG_CSUM, crc32c(0, img + area + 4, (size_t)nb1 * BLK - 4));
-    expect_corrupt(img, len, "log record 1 is whole but does not parse");
+    put32(img + area + LOG_CSUM, crc32c(0, img + area + 4, (size_t)nb * BLK - 4));
+    expect_corrupt(img, len, "log record 1");
     expect_fsck_problem(img, len, "log record 1 of generation");
+    expect_fsck_problem(img, len, "is whole but broken");
     free(img);
 }
 END_TEST
@@ -378,14 +382,19 @@ START_TEST(damage_generation_out_of_range)
     put64(sb + SB_GENERATION, COW_MAX_GENERATION);
     sb_recsum(sb);
     cow_store *s2;
-    ck_assert_int_eq(cow_store_open_dev("last", memdev_from_image(img, len, NULL), 0, 0, &s2),
-                     COW_OK);
+    struct cow_dev *d2 = memdev_from_image(img, len, NULL);
+    ck_assert_int_eq(cow_store_open_dev("last", d2, 0, 0, &s2), COW_OK);
     ck_assert_uint_eq(cow_store_generation(s2), COW_MAX_GENERATION);
     ck_assert_int_eq(cow_file_open(s2, "db", 0, &f), COW_OK);
-    ck_assert_int_eq(cow_file_write(f, "more", 4, 0), COW_ENOSPC);
+    int wrc = cow_file_write(f, "more", 4, 0);
     cow_file_close(f);
+    cow_store_commit(s2);
+    size_t len2;
+    uint8_t *img2 = memdev_crash_image(d2, &len2);
     cow_store_close(s2);
-    expect_opens_at(img, len, COW_MAX_GENERATION, "committed");
+    ck_assert_int_eq(wrc, COW_ENOSPC);
+    expect_opens_at(img2, len2, COW_MAX_GENERATION, "committed"); /* still a container */
+    free(img2);
     free(img);
 }
 END_TEST
