@@ -935,6 +935,8 @@ static int check_superblocks(struct fsck *f)
     else if (f->total != f->fsize)
         note(f, "container file is %" PRIu64 " bytes, total_bytes is %" PRIu64, f->fsize,
              f->total);
+    if (get32(sb + SB_PREV_LOG_RECORDS + 4))
+        problem(f, "superblock: bytes 180..183 (after prev_log_records) are not zero");
     if (sb_end < BS && !all_zero(sb + sb_end, BS - sb_end))
         problem(f, "superblock: bytes %zu..4095 are not zero", sb_end);
     for (int t = 0; t < T_NSB; t++) {
@@ -1158,6 +1160,9 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
         if (gen > f->gen)
             problem(f, "%s: %s: root generation %" PRIu64 " > superblock generation %" PRIu64,
                     where, ks, gen, f->gen);
+        if (get64(p + ROOT_LAST_SNAPSHOT) > f->gen)
+            problem(f, "%s: %s: last_snapshot %" PRIu64 " > superblock generation %" PRIu64,
+                    where, ks, get64(p + ROOT_LAST_SNAPSHOT), f->gen);
         if (get64(p + ROOT_NEXT_INO) < COW_FIRST_INO)
             problem(f, "%s: %s: next_ino %" PRIu64 " < %llu", where, ks,
                     get64(p + ROOT_NEXT_INO), (unsigned long long)COW_FIRST_INO);
@@ -3175,6 +3180,10 @@ static void dump_superblock(struct dumper *d, int copy, const uint8_t *sb, int r
         fprintf(out, "%02x%s", sb[SB_UUID + i], i == 3 || i == 5 || i == 7 || i == 9 ? "-" : "");
     dump_ns(out, " ctime", get64(sb + SB_CTIME));
     fputc('\n', out);
+    fprintf(out, "  written after generation %" PRIu64 " (the other copy) and %u of its log "
+                 "records were flushed%s\n",
+            get64(sb + SB_PREV_GENERATION), get32(sb + SB_PREV_LOG_RECORDS),
+            get32(sb + SB_PREV_LOG_RECORDS + 4) ? " (bytes 180..183 not zero)" : "");
     if (get32(sb + SB_FLAGS) & COW_SB_ONE_FLUSH) {
         uint32_t n = get32(sb + SB_COMMIT_NRANGES);
         fprintf(out, "  one-flush commit: %u runs, crc 0x%08x\n", n, get32(sb + SB_COMMIT_CRC));
@@ -3184,7 +3193,7 @@ static void dump_superblock(struct dumper *d, int copy, const uint8_t *sb, int r
         }
     } else if (!all_zero(sb + SB_COMMIT_NRANGES, SB_LOG_ID - SB_COMMIT_NRANGES) ||
                !all_zero(sb + SB_COMMIT_LIST, BS - SB_COMMIT_LIST)) {
-        fprintf(out, "  bytes 152..159 or 168..4095 are not zero (no one-flush commit)\n");
+        fprintf(out, "  bytes 152..159 or 184..4095 are not zero (no one-flush commit)\n");
     }
 }
 
