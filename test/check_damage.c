@@ -356,6 +356,49 @@ START_TEST(damage_record_under_torn_commit)
 }
 END_TEST
 
+/* A torn newest copy whose other copy went back to an older commit (a
+ * write the device lost): the torn copy names the commit it was written
+ * after, and open fails instead of going back further. */
+START_TEST(damage_other_copy_lost_write)
+{
+    struct cow_dev *dev;
+    struct memdev_ctl *ctl;
+    cow_store *st = mem_store(&dev, &ctl);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    uint8_t *img[4];
+    size_t len[4];
+    uint64_t gen[4];
+    for (int i = 0; i < 4; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "commit %d", i);
+        put_db(f, text);
+        ck_assert_int_eq(cow_store_commit(st), COW_OK);
+        gen[i] = cow_store_generation(st);
+        img[i] = memdev_crash_image(dev, &len[i]);
+    }
+    cow_file_close(f);
+    cow_store_close(st);
+    uint8_t *b = img[3];
+    int s = newest_slot(b);
+    const uint8_t *sb = b + (size_t)s * BLK;
+    ck_assert_uint_eq(get64(sb + SB_PREV_GENERATION), gen[2]);
+    ck_assert_uint_eq(get64(img[0] + (size_t)(1 - s) * BLK + SB_GENERATION), gen[0]);
+    uint64_t at = get64(sb + SB_COMMIT_LIST), n = get32(sb + SB_COMMIT_LIST + 8);
+    ck_assert_uint_le(at + n * BLK, len[2]);
+    memcpy(b + at, img[2] + at, n * BLK); /* torn */
+    expect_opens_at(b, len[3], gen[2], "commit 2");
+    memcpy(b + (size_t)(1 - s) * BLK, img[0] + (size_t)(1 - s) * BLK, BLK); /* lost write */
+    char want[96];
+    snprintf(want, sizeof want, "holds generation %llu, not generation %llu",
+             (unsigned long long)gen[0], (unsigned long long)gen[2]);
+    expect_corrupt(b, len[3], want);
+    expect_fsck_problem(b, len[3], want);
+    for (int i = 0; i < 4; i++)
+        free(img[i]);
+}
+END_TEST
+
 /* A generation of 2^48 (checksum recomputed) is refused by open and fsck;
  * one of 2^48 - 1 opens, and the commit after it fails cleanly instead of
  * writing 48-bit root generations that no longer match. */
@@ -592,6 +635,7 @@ Suite *damage_suite(void)
     tcase_add_test(tc, damage_record_under_record);
     tcase_add_test(tc, damage_record_that_does_not_parse);
     tcase_add_test(tc, damage_record_under_torn_commit);
+    tcase_add_test(tc, damage_other_copy_lost_write);
     tcase_add_test(tc, damage_generation_out_of_range);
     tcase_add_test(tc, damage_dir_item_of_wal);
     tcase_add_test(tc, crash_states_are_not_damage);
