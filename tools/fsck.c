@@ -7,7 +7,8 @@
  *
  * The check runs in five passes:
  *
- *   1. superblocks: both copies; the newest valid one is used.  Its log
+ *   1. superblocks: both copies; the newest valid one is used (a torn
+ *      newest one only if the other holds the commit it names).  Its log
  *      areas are owned by the superblock (used space without extent items).
  *   2. structure: every tree is walked from its root (superblock root refs,
  *      then the ROOT_ITEMs of the root tree), each distinct block once.  A
@@ -42,7 +43,9 @@
  *      read as replay reads them (a record's EXTENT_CSUM items are checked
  *      against the data only in the blocks its own REG items map); valid
  *      ones are pending replay (legal, a note) and their items are checked
- *      against the committed state.
+ *      against the committed state.  Then both areas are searched for a
+ *      whole record that proves a flushed commit or record lost (a
+ *      problem: see docs/DESIGN.md, "Damage a crash cannot cause").
  *
  * All input is untrusted: every count is bounded by the block size, every
  * offset is checked before use, and arithmetic on disk values is done so
