@@ -135,10 +135,10 @@ int names_check(cow_store *st, struct cow_root *r)
             rc = COW_OK;
             break;
         }
-        if (rc == COW_OK && f.type != COW_INODE_ITEM)
-            rc = COW_CORRUPT("subvolume %llu: inode %llu has items but no INODE_ITEM",
+        if (rc == COW_OK && f.type == COW_EXTENT_DATA)
+            rc = COW_CORRUPT("subvolume %llu: inode %llu has extents but no INODE_ITEM",
                              (unsigned long long)id, (unsigned long long)f.objectid);
-        if (rc == COW_OK)
+        if (rc == COW_OK && f.type == COW_INODE_ITEM) /* other items are not files' */
             rc = u64v_push(&inodes, f.objectid);
         if (rc || f.objectid == UINT64_MAX)
             break;

@@ -447,15 +447,20 @@ int txn_load(cow_store *st)
     }
     /* A copy whose crc matches was written whole: a field out of range is
      * damage (or another format), and which copy is newest is unknown. */
-    for (int i = 0; i < 2; i++)
-        if (get64(sb[i] + SB_MAGIC) == COW_SB_MAGIC &&
-            crc32c(0, sb[i] + 4, COW_BLOCK_SIZE - 4) == get32(sb[i] + SB_CSUM) &&
-            sb_invalid(sb[i]))
-            return COW_CORRUPT("%s: superblock copy %d is whole (its checksum matches) but has "
-                               "%s (format version %u, generation %llu): damage a crash cannot "
-                               "cause",
-                               st->path, i, sb_invalid(sb[i]), get32(sb[i] + SB_VERSION),
-                               (unsigned long long)get64(sb[i] + SB_GENERATION));
+    for (int i = 0; i < 2; i++) {
+        if (get64(sb[i] + SB_MAGIC) != COW_SB_MAGIC ||
+            crc32c(0, sb[i] + 4, COW_BLOCK_SIZE - 4) != get32(sb[i] + SB_CSUM) ||
+            !sb_invalid(sb[i]))
+            continue;
+        if (get32(sb[i] + SB_VERSION) != COW_FORMAT_VERSION)
+            return COW_CORRUPT("%s: superblock copy %d has format version %u; this version of "
+                               "cowvfs reads version %u",
+                               st->path, i, get32(sb[i] + SB_VERSION), COW_FORMAT_VERSION);
+        return COW_CORRUPT("%s: superblock copy %d is whole (its checksum matches) but has %s "
+                           "(generation %llu): damage a crash cannot cause",
+                           st->path, i, sb_invalid(sb[i]),
+                           (unsigned long long)get64(sb[i] + SB_GENERATION));
+    }
     st->sb_rejected[0] = 0;
     st->replay_min = 0;
     st->replay_min_gen = 0;
