@@ -303,6 +303,34 @@ START_TEST(damage_record_that_does_not_parse)
 }
 END_TEST
 
+/* A whole record (crc recomputed) about a file the commit does not have:
+ * replay refuses it, so fsck must not call it clean. */
+START_TEST(damage_record_of_missing_inode)
+{
+    size_t len;
+    uint64_t g;
+    uint8_t *img = commit_then_record(1, &len, &g);
+    int s = newest_slot(img);
+    uint64_t area = log_area(img, s, s);
+    uint8_t *r = img + area;
+    uint32_t nb = get32(r + LOG_NBLOCKS), changed = 0;
+    size_t pos = LOG_HEADER_SIZE;
+    for (uint32_t i = 0; i < get32(r + LOG_NITEMS); i++) {
+        if (r[pos + 8] != COW_EXTENT_CSUM) {
+            ck_assert_uint_eq(get64(r + pos), COW_FIRST_INO); /* db */
+            put64(r + pos, 999);
+            changed++;
+        }
+        pos += LOG_ITEM_HEADER + get16(r + pos + COW_KEY_SIZE);
+    }
+    ck_assert_uint_gt(changed, 0);
+    put32(r + LOG_CSUM, crc32c(0, r + 4, (size_t)nb * BLK - 4));
+    expect_corrupt(img, len, "inode 999");
+    expect_fsck_problem(img, len, "inode 999 does not exist");
+    free(img);
+}
+END_TEST
+
 /*
  * A torn commit G+1 (a listed block still old) after record 1 of G's log
  * was flushed: G's log must replay record 1; with record 1 damaged, open
@@ -634,6 +662,7 @@ Suite *damage_suite(void)
     tcase_add_test(tc, damage_superblock_under_record);
     tcase_add_test(tc, damage_record_under_record);
     tcase_add_test(tc, damage_record_that_does_not_parse);
+    tcase_add_test(tc, damage_record_of_missing_inode);
     tcase_add_test(tc, damage_record_under_torn_commit);
     tcase_add_test(tc, damage_other_copy_lost_write);
     tcase_add_test(tc, damage_generation_out_of_range);

@@ -894,6 +894,7 @@ int cow_fsck(const char *path, unsigned flags, FILE *out, struct cow_fsck_result
     map_free(&f.blkmap);
     map_free(&f.dxmap);
     map_free(&f.logx);
+    map_free(&f.live_inodes);
     close(f.fd); /* drops the flock */
     return rc;
 }

@@ -496,7 +496,12 @@ void check_files(struct fsck *f, struct subvol *sv)
     }
     map_free(&s.orphans);
     map_free(&s.names);
-    map_free(&s.inodes);
+    if (sv->id == COW_FS_TREE_OBJECTID && !f->have_live_inodes) {
+        f->live_inodes = s.inodes; /* the log's files must be among them */
+        f->have_live_inodes = 1;
+    } else {
+        map_free(&s.inodes);
+    }
     map_free(&s.seen);
 }
 

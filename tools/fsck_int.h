@@ -198,6 +198,8 @@ struct fsck {
     struct span *sp;       /* used ranges, sorted (kept by check_space) */
     size_t nsp;
     struct u64map logx;    /* logged data extent -> its blocks (pass 5) */
+    struct u64map live_inodes; /* inodes of subvolume 256 (pass 4, for pass 5) */
+    int have_live_inodes;
 };
 
 /* The blocks of one data extent that the REG items of a record map. */

@@ -345,6 +345,7 @@ static void check_log_record(struct fsck *f, const struct logscan *s)
     snprintf(where, sizeof(where), "log record %" PRIu64 " (area block %u)", s->seq + 1, s->pos);
     struct lrange *rg = NULL;
     size_t nrg = 0, caprg = 0;
+    uint64_t missing = 0; /* the last inode reported missing */
     struct cow_key k;
     const uint8_t *p;
     unsigned size;
@@ -374,6 +375,15 @@ static void check_log_record(struct fsck *f, const struct logscan *s)
             problem(f, "%s: %s: not a file (inode numbers start at %llu)", where, ks,
                     (unsigned long long)COW_FIRST_INO);
             continue;
+        }
+        uint32_t one;
+        if (f->have_live_inodes && !map_get(&f->live_inodes, k.objectid, &one) &&
+            k.objectid != missing) {
+            /* as replay: the log changes files the commit has, never makes one */
+            missing = k.objectid;
+            problem(f, "%s: %s: inode %" PRIu64 " does not exist in the live subvolume; the "
+                       "store refuses to open",
+                    where, ks, k.objectid);
         }
         if (k.type == COW_LOG_RANGE) {
             uint64_t end = get64(p);
