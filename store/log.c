@@ -502,9 +502,24 @@ static int rec_apply(cow_store *st, const struct litem *v, size_t n)
     return rc;
 }
 
-int log_scan_area(cow_store *st, int k, uint32_t from,
-                  int (*cb)(cow_store *st, void *arg, int k, const struct log_found *r),
-                  void *arg)
+/* A whole record found by log_scan_area, by its header fields. */
+struct log_found {
+    uint64_t log_id, generation, seq;
+    uint32_t durable, flags;
+    uint32_t block; /* where it starts in its area */
+};
+
+/*
+ * Reads log area K (0 or 1) from block FROM to its end and calls CB for
+ * every whole record there (magic, a length that fits, crc), whatever
+ * commit it builds on; a block that does not start one is stepped over, a
+ * whole record is stepped over as a whole.  CB returns non-zero to stop
+ * the scan (returned).  Reads at most the area (sb.log_blocks blocks), in
+ * reads of 64 blocks.  Errors: I/O errors, COW_ENOMEM, or CB's.
+ */
+static int log_scan_area(cow_store *st, int k, uint32_t from,
+                         int (*cb)(cow_store *st, void *arg, int k, const struct log_found *r),
+                         void *arg)
 {
     enum { CHUNK = 64 };
     uint64_t area = st->log_area[k];

@@ -479,21 +479,6 @@ void log_reset(cow_store *st);
  * matching record that contradicts the trees), I/O errors, COW_ENOSPC,
  * COW_EROFS (a read-only store needs more space to replay). */
 int log_replay(cow_store *st, uint64_t *napplied);
-/* A whole record found by log_scan_area, by its header fields. */
-struct log_found {
-    uint64_t log_id, generation, seq;
-    uint32_t durable, flags;
-    uint32_t block; /* where it starts in its area */
-};
-/* Reads log area K (0 or 1) from block FROM to its end and calls CB for
- * every whole record there (magic, a length that fits, crc), whatever
- * commit it builds on; a block that does not start one is stepped over.
- * The caller stops the scan by returning non-zero from CB (returned).
- * Reads at most the area (sb.log_blocks blocks).  Errors: I/O errors,
- * COW_ENOMEM, or CB's. */
-int log_scan_area(cow_store *st, int k, uint32_t from,
-                  int (*cb)(cow_store *st, void *arg, int k, const struct log_found *r),
-                  void *arg);
 /* Allocates the two log areas (a container made before they existed). */
 int log_alloc_areas(cow_store *st);
 /* The next log_id (random). */
