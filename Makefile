@@ -40,6 +40,8 @@ endif
 STORE_SRC := $(wildcard store/*.c)
 VFS_SRC   := $(wildcard vfs/*.c)
 LIB_SRC   := $(STORE_SRC) $(VFS_SRC)
+# cowctl fsck and dump (tools/fsck.h), linked into cowctl and the tests
+FSCK_SRC  := $(wildcard tools/fsck*.c)
 # test/crash.c is a program of its own (build/crash), not a Check suite.
 TEST_SRC  := $(filter-out test/crash.c,$(wildcard test/*.c))
 
@@ -103,7 +105,7 @@ $(BUILD)/libcowvfs.a: $(LIB_OBJ)
 $(BUILD)/cowvfs.so: $(EXT_OBJ)
 	$(CC) -shared $(SANFLAGS) $(CFLAGS) -pthread -o $@ $^
 
-$(BUILD)/cowctl: $(OBJDIR)/tools/cowctl.o $(OBJDIR)/tools/fsck.o $(BUILD)/libcowvfs.a
+$(BUILD)/cowctl: $(OBJDIR)/tools/cowctl.o $(FSCK_SRC:%.c=$(OBJDIR)/%.o) $(BUILD)/libcowvfs.a
 	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a $(SQLITE_LIBS)
 
 $(BUILD)/slt: $(OBJDIR)/sqllogictest/slt.o $(BUILD)/libcowvfs.a
@@ -112,16 +114,16 @@ $(BUILD)/slt: $(OBJDIR)/sqllogictest/slt.o $(BUILD)/libcowvfs.a
 $(BUILD)/bench: $(OBJDIR)/bench/bench.o $(BUILD)/libcowvfs.a
 	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $< $(BUILD)/libcowvfs.a $(SQLITE_LIBS)
 
-# Unit tests: Check, ASan + UBSan.  tools/fsck.c is linked in so tests can fsck.
-$(BUILD)/check_all: $(TTEST_OBJ) $(TLIB_OBJ) $(TOBJDIR)/tools/fsck.o
+# Unit tests: Check, ASan + UBSan.  tools/fsck*.c are linked in so tests can fsck.
+$(BUILD)/check_all: $(TTEST_OBJ) $(TLIB_OBJ) $(FSCK_SRC:%.c=$(TOBJDIR)/%.o)
 	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
 
 # The same runner under ThreadSanitizer: check_all's objects, built in build/tsan.
-$(THOBJDIR)/check_all: $(patsubst $(TOBJDIR)/%,$(THOBJDIR)/%,$(TTEST_OBJ) $(TLIB_OBJ) $(TOBJDIR)/tools/fsck.o)
+$(THOBJDIR)/check_all: $(patsubst $(TOBJDIR)/%,$(THOBJDIR)/%,$(TTEST_OBJ) $(TLIB_OBJ) $(FSCK_SRC:%.c=$(TOBJDIR)/%.o))
 	$(CC) $(THREADSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
 
 # The asan build of cowctl/slt, used by tests so the tools run sanitized too.
-$(BUILD)/asan-cowctl: $(TOBJDIR)/tools/cowctl.o $(TOBJDIR)/tools/fsck.o $(TLIB_OBJ)
+$(BUILD)/asan-cowctl: $(TOBJDIR)/tools/cowctl.o $(FSCK_SRC:%.c=$(TOBJDIR)/%.o) $(TLIB_OBJ)
 	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS)
 
 unit: deps $(BUILD)/check_all
@@ -161,11 +163,11 @@ $(COBJDIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) -DCOW_DEBUG $(SQLITE_CFLAGS) $(CHECK_CFLAGS) -O2 -g -c $< -o $@
 
-$(BUILD)/crash: $(TOBJDIR)/test/crash.o $(TOBJDIR)/test/testutil.o $(TLIB_OBJ) $(TOBJDIR)/tools/fsck.o
+$(BUILD)/crash: $(TOBJDIR)/test/crash.o $(TOBJDIR)/test/testutil.o $(TLIB_OBJ) $(FSCK_SRC:%.c=$(TOBJDIR)/%.o)
 	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
 
 $(BUILD)/crash-o2: $(COBJDIR)/test/crash.o $(COBJDIR)/test/testutil.o \
-		$(LIB_SRC:%.c=$(COBJDIR)/%.o) $(COBJDIR)/tools/fsck.o
+		$(LIB_SRC:%.c=$(COBJDIR)/%.o) $(FSCK_SRC:%.c=$(COBJDIR)/%.o)
 	$(CC) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
 
 crash: deps $(BUILD)/crash

@@ -156,6 +156,11 @@ int cache_read(cow_store *st, uint64_t bytenr, uint64_t gen, int level, struct e
                            (unsigned long long)bytenr,
                            (unsigned long long)get64(e->data + TB_GENERATION),
                            (unsigned long long)gen);
+    if (get64(e->data + TB_GENERATION) > st->transid) /* also bounds it below 2^48 */
+        return COW_CORRUPT("block %llu: generation %llu, past the running transaction %llu",
+                           (unsigned long long)bytenr,
+                           (unsigned long long)get64(e->data + TB_GENERATION),
+                           (unsigned long long)st->transid);
     if (level >= 0 && (int)tb_level(e->data) != level)
         return COW_CORRUPT("block %llu: level %u, parent expects %d", (unsigned long long)bytenr,
                            tb_level(e->data), level);

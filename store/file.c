@@ -81,7 +81,14 @@ int file_lookup(cow_store *st, struct cow_root *r, const char *name, uint64_t *i
     int rc = dir_read(st, r, name, buf, &size);
     if (rc)
         return rc;
-    return dir_find(buf, size, name, ino) >= 0 ? COW_OK : COW_ENOENT;
+    if (dir_find(buf, size, name, ino) >= 0)
+        return COW_OK;
+    /* the item of NAME's hash without NAME: not found, unless damaged */
+    const char *why = names_item_invalid(buf, size, name_hash(name));
+    if (why)
+        return COW_CORRUPT("looking up %s: directory item %llu holds %s", name,
+                           (unsigned long long)name_hash(name), why);
+    return COW_ENOENT;
 }
 
 static int dir_add(cow_store *st, struct cow_root *r, const char *name, uint64_t ino)

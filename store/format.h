@@ -22,7 +22,7 @@
  *   8      8     magic (COW_SB_MAGIC)
  *   16     8     generation of the commit that wrote this copy
  *   24     4     block size in bytes (4096)
- *   28     4     flags: COW_SB_ONE_FLUSH (bit 0, below); no others
+ *   28     4     flags: bit 0 COW_SB_ONE_FLUSH (below); other bits 0
  *   32     8     bg_size: block group size in bytes (multiple of 4096)
  *   40     8     total_bytes: container size covered by block groups
  *   48     8     bytes_used: allocated bytes (all block groups)
@@ -41,9 +41,19 @@
  *                commit list, each as 4 little-endian bytes, in list order
  *   160    8     log_id: a random number chosen by each commit; the log
  *                records that build on this commit carry it
- *   168    12*n  commit list: bytenr u64 | nblocks u32 per entry, the runs
+ *   168    8     prev_generation: the generation of the last commit known
+ *                flushed when this copy was written, which the other copy
+ *                holds (0 = none: the container's first commit)
+ *   176    4     prev_log_records: how many log records built on that
+ *                commit were known flushed when this copy was written
+ *   180    4     zero
+ *   184    12*n  commit list: bytenr u64 | nblocks u32 per entry, the runs
  *                of blocks (data and tree) the commit wrote
  *   ...    ...   zero
+ *
+ *   generation, prev_generation and every other generation in the
+ *   container are at most COW_MAX_GENERATION (2^48 - 1: root references
+ *   hold 48 bits); prev_generation < generation.
  *
  *   flags bit 0, COW_SB_ONE_FLUSH: the commit was made with one flush (its
  *   blocks and this superblock written, then flushed together).  Such a
@@ -52,6 +62,13 @@
  *   (the previous commit, which the torn one never overwrote) is used.
  *   Without the flag, the commit's blocks were flushed before the superblock
  *   was written (two flushes) and the list is empty.
+ *
+ *   A torn commit is told from a damaged one by what was written after it
+ *   (docs/DESIGN.md, "Damage a crash cannot cause"): a log record that
+ *   says the commit it builds on was flushed proves that commit durable,
+ *   so its superblock or blocks not matching is damage; and a torn copy's
+ *   prev_generation and prev_log_records say what the other copy and its
+ *   log must hold.
  *
  *   struct cow_rootref: bytenr u64 | generation u48 | level u8 | pad u8
  *
@@ -92,7 +109,7 @@
 
 #define COW_BLOCK_SIZE 4096u
 #define COW_BLOCK_SHIFT 12
-#define COW_FORMAT_VERSION 1u
+#define COW_FORMAT_VERSION 2u
 #define COW_SB_MAGIC 0x3153465657304f43ull /* "CO0WVFS1" */
 #define COW_TREE_MAGIC 0x65657254u         /* "Tree" */
 #define COW_SB_COPIES 2
@@ -119,9 +136,13 @@
 #define SB_COMMIT_NRANGES 152
 #define SB_COMMIT_CRC 156
 #define SB_LOG_ID 160
-#define SB_COMMIT_LIST 168
+#define SB_PREV_GENERATION 168
+#define SB_PREV_LOG_RECORDS 176
+#define SB_COMMIT_LIST 184
 #define SB_COMMIT_ENTRY 12
-#define SB_COMMIT_MAX ((COW_BLOCK_SIZE - SB_COMMIT_LIST) / SB_COMMIT_ENTRY) /* 327 */
+#define SB_COMMIT_MAX ((COW_BLOCK_SIZE - SB_COMMIT_LIST) / SB_COMMIT_ENTRY) /* 326 */
+/* The largest generation: root references store 48 bits. */
+#define COW_MAX_GENERATION ((1ull << 48) - 1)
 #define COW_SB_ONE_FLUSH 0x1u
 /* A one-flush commit lists at most this many blocks (8 MiB), which bounds
  * the reading open does to validate it; larger commits flush twice. */
@@ -315,7 +336,12 @@
  *   24     8     sequence number: 1 for the first record after the commit
  *   32     4     nblocks: the record's length in blocks (1 .. area length)
  *   36     4     nitems
- *   40     8     zero
+ *   40     4     durable: how many records of this log (sequence numbers
+ *                1..durable) were known flushed when this one was written
+ *                (0 .. sequence number - 1)
+ *   44     4     flags: bit 0 COW_LOG_BASE_DURABLE, the commit the record
+ *                builds on was known flushed when it was written (always
+ *                set when durable > 0); other bits zero
  *   48     ...   items, back to back: key (17) | size u16 | data
  *   ...          zero up to the end of the last block
  *
@@ -336,6 +362,15 @@
  * (log_id, generation), has the next sequence number and points only at
  * data matching its checksums; the first record that does not ends the
  * log.  The result is then committed, which empties the log.
+ *
+ * durable and COW_LOG_BASE_DURABLE let open tell damage from a tear: a
+ * whole record whose durable is at least k proves records 1..k were
+ * flushed, so the log ending before record k is damage; a whole record
+ * with the flag proves its commit was flushed, so opening at an older
+ * commit is damage.  (A record written without a flush, as
+ * cow_store_persist writes them, can reach the device before the records
+ * and commit before it: it proves only what was flushed when it was
+ * written.)
  */
 #define COW_LOG_MAGIC 0x676f4c43u /* "CLog" */
 #define LOG_CSUM 0
@@ -345,7 +380,10 @@
 #define LOG_SEQ 24
 #define LOG_NBLOCKS 32
 #define LOG_NITEMS 36
+#define LOG_DURABLE 40
+#define LOG_FLAGS 44
 #define LOG_HEADER_SIZE 48
+#define COW_LOG_BASE_DURABLE 0x1u
 #define LOG_ITEM_HEADER 19 /* key (17) + size u16 */
 #define COW_LOG_RANGE 230
 #define COW_LOG_AREA_BLOCKS 64u /* 256 KiB per superblock copy */

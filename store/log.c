@@ -114,6 +114,7 @@ void log_reset(cow_store *st)
     st->log_seq = 0;
     st->log_blocked = 0;
     st->log_unflushed = 0;
+    st->log_durable = 0;
     for (struct cow_inode *in = st->inodes; in; in = in->next) {
         in->nlr = 0;
         in->log_size = in->log_overflow = 0;
@@ -330,6 +331,9 @@ int log_write(cow_store *st, struct cow_inode **v, size_t n, int flush)
     put64(buf + LOG_SEQ, st->log_seq + 1);
     put32(buf + LOG_NBLOCKS, (uint32_t)nb);
     put32(buf + LOG_NITEMS, b.csums.nitems + b.items.nitems);
+    /* what a later record proves: see format.h */
+    put32(buf + LOG_DURABLE, st->log_durable);
+    put32(buf + LOG_FLAGS, st->unflushed ? 0 : COW_LOG_BASE_DURABLE);
     if (b.csums.len)
         memcpy(buf + LOG_HEADER_SIZE, b.csums.b, b.csums.len);
     if (b.items.len)
@@ -557,6 +561,146 @@ static int rec_apply(cow_store *st, const struct litem *v, size_t n)
     return rc;
 }
 
+/* A whole record found by log_scan_area, by its header fields. */
+struct log_found {
+    uint64_t log_id, generation, seq;
+    uint32_t durable, flags;
+    uint32_t block; /* where it starts in its area */
+};
+
+/*
+ * Reads log area K (0 or 1) from block FROM to its end and calls CB for
+ * every whole record there (magic, a length that fits, crc), whatever
+ * commit it builds on; a block that does not start one is stepped over, a
+ * whole record is stepped over as a whole.  CB returns non-zero to stop
+ * the scan (returned).  Reads at most the area (sb.log_blocks blocks), in
+ * reads of 64 blocks.  Errors: I/O errors, COW_ENOMEM, or CB's.
+ */
+static int log_scan_area(cow_store *st, int k, uint32_t from,
+                         int (*cb)(cow_store *st, void *arg, int k, const struct log_found *r),
+                         void *arg)
+{
+    enum { CHUNK = 64 };
+    uint64_t area = st->log_area[k];
+    uint8_t *chunk = malloc((size_t)CHUNK * BLK), *whole = NULL;
+    size_t cap = 0;
+    int rc = COW_OK;
+    if (!chunk)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    for (uint32_t pos = from; pos < st->log_blocks && rc == COW_OK;) {
+        uint32_t n = st->log_blocks - pos < CHUNK ? st->log_blocks - pos : CHUNK;
+        uint32_t next = pos + n;
+        rc = st->dev->read(st->dev, chunk, (size_t)n * BLK, area + (uint64_t)pos * BLK);
+        for (uint32_t i = 0; i < n && rc == COW_OK; i++) {
+            const uint8_t *h = chunk + (size_t)i * BLK;
+            uint32_t at = pos + i, nb = get32(h + LOG_NBLOCKS);
+            if (get32(h + LOG_MAGIC) != COW_LOG_MAGIC || nb == 0 || nb > st->log_blocks - at)
+                continue;
+            uint32_t crc;
+            if (i + nb <= n) {
+                crc = crc32c(0, h + 4, (size_t)nb * BLK - 4);
+            } else { /* runs past this chunk: read it whole */
+                if ((size_t)nb * BLK > cap) {
+                    uint8_t *w = realloc(whole, (size_t)nb * BLK);
+                    if (!w) {
+                        rc = cow_set_error(COW_ENOMEM, "out of memory");
+                        break;
+                    }
+                    whole = w;
+                    cap = (size_t)nb * BLK;
+                }
+                rc = st->dev->read(st->dev, whole, (size_t)nb * BLK, area + (uint64_t)at * BLK);
+                if (rc)
+                    break;
+                crc = crc32c(0, whole + 4, (size_t)nb * BLK - 4);
+            }
+            if (crc != get32(h + LOG_CSUM))
+                continue;
+            struct log_found f = {get64(h + LOG_ID), get64(h + LOG_GENERATION),
+                                  get64(h + LOG_SEQ), get32(h + LOG_DURABLE),
+                                  get32(h + LOG_FLAGS), at};
+            rc = cb(st, arg, k, &f);
+            if (at + nb > next) {
+                next = at + nb; /* step over it, past this chunk */
+                break;
+            }
+            i += nb - 1;
+        }
+        pos = next;
+    }
+    free(chunk);
+    free(whole);
+    return rc;
+}
+
+struct lost {
+    int k;                /* area of the record found */
+    struct log_found rec; /* the record that proves a loss */
+    int lost_commit;      /* it proves a commit flushed, else a record */
+};
+
+/* The record proves a flushed commit or record that open did not find. */
+static int lost_cb(cow_store *st, void *arg, int k, const struct log_found *r)
+{
+    struct lost *l = arg;
+    int base_durable = (r->flags & COW_LOG_BASE_DURABLE) || r->durable > 0;
+    if (base_durable && (r->generation > st->generation ||
+                         (r->generation == st->generation && r->log_id != st->log_id))) {
+        l->lost_commit = 1;
+    } else if (k == st->last_slot && r->log_id == st->log_id &&
+               r->generation == st->generation && r->seq > st->log_seq &&
+               r->durable > st->log_seq) {
+        l->lost_commit = 0;
+    } else {
+        return 0;
+    }
+    l->k = k;
+    l->rec = *r;
+    return 1;
+}
+
+/*
+ * After replay has applied st->log_seq records: is there proof that the
+ * container held more (docs/DESIGN.md, "Damage a crash cannot cause")?  A
+ * torn newer superblock saying more records were flushed, a whole record
+ * after the end of the log saying the one that ends it was flushed, or a
+ * whole record in either area saying a newer commit was flushed: each is
+ * damage a crash cannot cause, and the open fails with COW_ECORRUPT
+ * rather than go back past what was acknowledged.  Reads the rest of this
+ * area and the whole other one.
+ */
+static int log_check_lost(cow_store *st)
+{
+    if (!st->log_blocks)
+        return COW_OK;
+    if (st->log_seq < st->replay_min)
+        return COW_CORRUPT("%s: log record %llu of generation %llu is damaged or missing: "
+                           "superblock generation %llu (torn) was written after %u records "
+                           "of that log were flushed",
+                           st->path, (unsigned long long)(st->log_seq + 1),
+                           (unsigned long long)st->generation,
+                           (unsigned long long)st->replay_min_gen, st->replay_min);
+    struct lost l = {0};
+    int rc = COW_OK;
+    for (int i = 0; i < COW_SB_COPIES && rc == COW_OK; i++) {
+        int k = i ? 1 - st->last_slot : st->last_slot;
+        rc = log_scan_area(st, k, k == st->last_slot ? st->log_next : 0, lost_cb, &l);
+    }
+    if (rc != 1)
+        return rc;
+    if (!l.lost_commit)
+        return COW_CORRUPT("%s: log record %llu of generation %llu is damaged: record %llu "
+                           "(log area %d block %u), written after it was flushed, is intact",
+                           st->path, (unsigned long long)(st->log_seq + 1),
+                           (unsigned long long)st->generation, (unsigned long long)l.rec.seq,
+                           l.k, l.rec.block);
+    return COW_CORRUPT("%s: commit generation %llu was flushed (log record %llu in log area %d "
+                       "says so) but the newest valid commit is generation %llu%s%s",
+                       st->path, (unsigned long long)l.rec.generation,
+                       (unsigned long long)l.rec.seq, l.k, (unsigned long long)st->generation,
+                       st->sb_rejected[0] ? ": " : "", st->sb_rejected);
+}
+
 int log_replay(cow_store *st, uint64_t *napplied)
 {
     uint8_t *rec = NULL, *tmp = NULL;
@@ -602,6 +746,15 @@ int log_replay(cow_store *st, uint64_t *napplied)
         }
         if (crc32c(0, rec + 4, (size_t)nb * BLK - 4) != get32(rec + LOG_CSUM))
             break; /* torn */
+        if (get32(rec + LOG_DURABLE) > st->log_seq ||
+            (get32(rec + LOG_FLAGS) & ~COW_LOG_BASE_DURABLE)) {
+            rc = COW_CORRUPT("%s: log record %llu of generation %llu is whole but says %u "
+                             "records were flushed before it (flags 0x%x)",
+                             st->path, (unsigned long long)(st->log_seq + 1),
+                             (unsigned long long)st->generation, get32(rec + LOG_DURABLE),
+                             get32(rec + LOG_FLAGS));
+            goto out;
+        }
         struct litem *v = NULL;
         size_t n = 0;
         rc = rec_parse(st, rec, (size_t)nb * BLK, st->log_seq + 1, &v, &n);
@@ -626,7 +779,9 @@ int log_replay(cow_store *st, uint64_t *napplied)
         st->log_seq++;
         (*napplied)++;
     }
-    rc = COW_OK;
+    rc = log_check_lost(st);
+    if (rc == COW_OK)
+        st->log_durable = st->durable_log = (uint32_t)st->log_seq; /* read back: on the device */
 out:
     st->replaying = 0;
     file_inode_forget_unused(st);

@@ -165,6 +165,12 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
          * read-only store applies them in memory only. */
         if (rc == COW_OK)
             rc = log_replay(st, &st->stats.replayed);
+        /* a file the container holds is found by its name, or open fails */
+        if (rc == COW_OK)
+            rc = names_check(st, &st->fs_tree);
+        for (struct cow_subvol *sv = st->subvols; sv && rc == COW_OK; sv = sv->next)
+            if (!sv->dead)
+                rc = names_check(st, &sv->root);
     }
     if (rc == COW_OK && !st->readonly) {
         rc = file_cleanup_orphans(st, &st->fs_tree);

@@ -64,6 +64,12 @@ typedef struct cow_file cow_file;
  * COW_OPEN_CREATE becomes a new empty container; without it, COW_ENOENT.
  * An empty (0-byte) existing file with COW_OPEN_CREATE is formatted too.
  *
+ * Open goes back to an older commit or log record only where a crash can
+ * explain it: a commit or record that a later write proves was flushed,
+ * found damaged, is COW_ECORRUPT naming the generations, as is a file the
+ * container holds that cannot be found by its name (docs/DESIGN.md,
+ * "Damage a crash cannot cause").  It reads both log areas (2 x 256 KiB).
+ *
  * On success *out owns the store; release it with cow_store_close().
  * Errors: COW_ENOENT, COW_EBUSY, COW_ENOTCONTAINER, COW_ECORRUPT,
  * COW_EIO_READ, COW_EIO_WRITE, COW_EIO_FLUSH, COW_ENOSPC, COW_ENOMEM.

@@ -316,6 +316,13 @@ struct cow_store {
     uint64_t log_csum_probes; /* slots the de-duplication of a record's
                                * csum items examined, all records (tests
                                * check that it grows linearly) */
+    uint32_t log_durable;  /* records of the current log known flushed */
+    /* What open must find (docs/DESIGN.md, "Damage a crash cannot
+     * cause"): at least replay_min records of the log (a torn newer
+     * superblock, generation replay_min_gen, says so; 0 = no such copy). */
+    uint32_t replay_min;
+    uint64_t replay_min_gen;
+    char sb_rejected[160]; /* why open did not use the newest copy, or "" */
     int replaying;         /* log_replay runs (a read-only store changes
                             * its trees in memory then, never on disk) */
     uint64_t rng;          /* state for log_id values */
@@ -332,6 +339,11 @@ struct cow_store {
     int durable_slot;   /* superblock copy of the last flushed commit */
     int last_slot;      /* superblock copy of the last commit */
     int unflushed;      /* commits since the last flushed one */
+    /* The last flushed commit (durable_slot holds it) and how many records
+     * of its log were flushed: a superblock records them as
+     * prev_generation and prev_log_records. */
+    uint64_t durable_gen;
+    uint32_t durable_log;
 };
 
 /* ---- cache.c ---- */
@@ -477,6 +489,20 @@ int log_replay(cow_store *st, uint64_t *napplied);
 int log_alloc_areas(cow_store *st);
 /* The next log_id (random). */
 uint64_t log_new_id(cow_store *st);
+
+/* ---- names.c ---- */
+/* Why the DIR_ITEM data BUF (SIZE bytes) under key offset HASH is not
+ * valid (a static string), or NULL: every entry parses, names are 1..255
+ * bytes without '/' or NUL and hash to HASH, inodes are files, no name
+ * twice. */
+const char *names_item_invalid(const uint8_t *buf, size_t size, uint64_t hash);
+/* Checks the namespace of subvolume tree R as fsck does (names.c's
+ * header): every DIR_ITEM valid, every name on an existing inode without
+ * an ORPHAN_ITEM, one name per inode, every inode named or orphaned.
+ * Open calls it so that a damaged name is an error, never a file that
+ * seems not to exist.  Errors: COW_ECORRUPT (naming the subvolume and
+ * inode or item), COW_ENOMEM, I/O errors. */
+int names_check(cow_store *st, struct cow_root *r);
 
 /* ---- txn.c ---- */
 /* Flushes the device, counting it.  COW_EIO_FLUSH. */

@@ -36,6 +36,8 @@ int store_flush(cow_store *st)
 static void now_durable(cow_store *st)
 {
     st->durable_slot = st->last_slot;
+    st->durable_gen = st->generation;
+    st->durable_log = st->log_durable = (uint32_t)st->log_seq;
     st->unflushed = 0;
     st->log_unflushed = 0;
     txn_wlog_reset(st);
@@ -65,6 +67,10 @@ int txn_begin_change(cow_store *st)
         return cow_set_error(COW_EROFS, "the store is open read-only");
     if (st->failed)
         return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
+    if (st->transid > COW_MAX_GENERATION)
+        return cow_set_error(COW_ENOSPC, "generation %llu: the container has made its last "
+                                        "commit (generations are 48 bits)",
+                             (unsigned long long)st->transid);
     return COW_OK;
 }
 
@@ -85,21 +91,38 @@ static void rootref_get(const uint8_t *p, struct cow_root *r)
 
 /* ---- superblock ---- */
 
-static int sb_valid(const uint8_t *b)
+/* Why superblock copy B cannot be used (its own fields), or NULL.  Every
+ * generation is bounded here: one of 2^48 or more would make the next
+ * commit write root references that no longer match (they hold 48 bits). */
+static const char *sb_invalid(const uint8_t *b)
 {
     if (get64(b + SB_MAGIC) != COW_SB_MAGIC)
-        return 0;
+        return "no superblock magic";
     if (crc32c(0, b + 4, COW_BLOCK_SIZE - 4) != get32(b + SB_CSUM))
-        return 0;
+        return "bad checksum";
     uint64_t bg = get64(b + SB_BG_SIZE), total = get64(b + SB_TOTAL_BYTES);
-    if (get32(b + SB_VERSION) != COW_FORMAT_VERSION || get32(b + SB_BLOCK_SIZE) != COW_BLOCK_SIZE ||
+    uint64_t gen = get64(b + SB_GENERATION);
+    if (get32(b + SB_VERSION) != COW_FORMAT_VERSION)
+        return "another format version than this build's";
+    if (get32(b + SB_BLOCK_SIZE) != COW_BLOCK_SIZE ||
         (get32(b + SB_FLAGS) & ~COW_SB_ONE_FLUSH) != 0 ||
         get32(b + SB_COMMIT_NRANGES) > SB_COMMIT_MAX)
-        return 0;
+        return "bad block size, flags or commit list length";
+    if (gen == 0 || gen > COW_MAX_GENERATION || get64(b + SB_PREV_GENERATION) >= gen)
+        return "generation out of range";
+    if (get48(b + SB_ROOT_TREE + RR_GENERATION) > gen ||
+        get48(b + SB_EXTENT_TREE + RR_GENERATION) > gen ||
+        get48(b + SB_CSUM_TREE + RR_GENERATION) > gen)
+        return "a root generation past the superblock's";
     if (bg < 64 * COW_BLOCK_SIZE || bg % COW_BLOCK_SIZE || bg > (1ull << 34) || total == 0 ||
         total % bg)
-        return 0;
-    return 1;
+        return "bad block group size or total bytes";
+    return NULL;
+}
+
+static int sb_valid(const uint8_t *b)
+{
+    return sb_invalid(b) == NULL;
 }
 
 /* crc32c over a sequence of block crcs, each as 4 little-endian bytes. */
@@ -239,6 +262,17 @@ static int sb_write(cow_store *st, int slot, int one_flush, uint64_t log_id)
     put64(b + SB_LOG_AREA1, st->log_area[1]);
     put32(b + SB_LOG_BLOCKS, st->log_blocks);
     put64(b + SB_LOG_ID, log_id);
+    /* the commit the other copy holds and its log, for open to check a
+     * torn copy against (format.h) */
+    put64(b + SB_PREV_GENERATION, st->durable_gen);
+    put32(b + SB_PREV_LOG_RECORDS, st->durable_log);
+    if (st->transid > COW_MAX_GENERATION)
+        return cow_set_error(COW_ENOSPC, "generation %llu: the container has made its last "
+                                         "commit (generations are 48 bits)",
+                             (unsigned long long)st->transid);
+    if (st->durable_gen >= st->transid)
+        return COW_CORRUPT("superblock generation %llu after %llu", (unsigned long long)st->transid,
+                           (unsigned long long)st->durable_gen);
     if (one_flush) {
         put32(b + SB_FLAGS, COW_SB_ONE_FLUSH);
         put32(b + SB_COMMIT_NRANGES, (uint32_t)st->nwruns);
@@ -411,36 +445,90 @@ int txn_load(cow_store *st)
             (best < 0 || get64(sb[i] + SB_GENERATION) > get64(sb[best] + SB_GENERATION)))
             best = i;
     }
+    /* A copy whose crc matches was written whole: a field out of range is
+     * damage (or another format), and which copy is newest is unknown. */
+    for (int i = 0; i < 2; i++) {
+        if (get64(sb[i] + SB_MAGIC) != COW_SB_MAGIC ||
+            crc32c(0, sb[i] + 4, COW_BLOCK_SIZE - 4) != get32(sb[i] + SB_CSUM) ||
+            !sb_invalid(sb[i]))
+            continue;
+        if (get32(sb[i] + SB_VERSION) != COW_FORMAT_VERSION)
+            return COW_CORRUPT("%s: superblock copy %d has format version %u; this version of "
+                               "cowvfs reads version %u",
+                               st->path, i, get32(sb[i] + SB_VERSION), COW_FORMAT_VERSION);
+        return COW_CORRUPT("%s: superblock copy %d is whole (its checksum matches) but has %s "
+                           "(generation %llu): damage a crash cannot cause",
+                           st->path, i, sb_invalid(sb[i]),
+                           (unsigned long long)get64(sb[i] + SB_GENERATION));
+    }
+    st->sb_rejected[0] = 0;
+    st->replay_min = 0;
+    st->replay_min_gen = 0;
+    if (best >= 0 && sb_invalid(sb[1 - best]) && get64(sb[1 - best] + SB_MAGIC) == COW_SB_MAGIC)
+        snprintf(st->sb_rejected, sizeof st->sb_rejected, "superblock copy %d: %s", 1 - best,
+                 sb_invalid(sb[1 - best]));
     if (best >= 0) {
-        /* the newest copy may be a torn one-flush commit: then the other */
+        /* the newest copy may be a torn one-flush commit: then the other,
+         * which must hold the commit the torn one was written after, with
+         * at least as many log records as it says were flushed (a torn
+         * copy's own fields are whole: its crc matched).  Whether the
+         * torn commit was in fact flushed (damage, not a tear) is for
+         * log_replay to find: a record built on it says so. */
         rc = sb_commit_intact(st, sb[best], devsize);
         if (rc < 0)
             return rc;
         if (rc == 0) {
+            const uint8_t *torn = sb[best];
+            uint64_t tgen = get64(torn + SB_GENERATION);
+            uint64_t want = get64(torn + SB_PREV_GENERATION);
             int other = 1 - best;
-            best = sb_valid(sb[other]) ? other : -1;
-            if (best >= 0) {
-                rc = sb_commit_intact(st, sb[best], devsize);
-                if (rc < 0)
-                    return rc;
-                if (rc == 0)
-                    best = -1;
-            }
-            if (best < 0)
+            snprintf(st->sb_rejected, sizeof st->sb_rejected,
+                     "superblock copy %d (generation %llu): its commit's blocks do not match",
+                     best, (unsigned long long)tgen);
+            if (!sb_valid(sb[other])) {
+                if (want)
+                    return COW_CORRUPT("%s: superblock copy %d (generation %llu) is torn, and "
+                                       "copy %d, which must hold generation %llu, is damaged "
+                                       "(%s)",
+                                       st->path, best, (unsigned long long)tgen, other,
+                                       (unsigned long long)want, sb_invalid(sb[other]));
                 return COW_CORRUPT("%s: the newest commit is torn and no older one is valid",
                                    st->path);
+            }
+            if (get64(sb[other] + SB_GENERATION) != want)
+                return COW_CORRUPT("%s: superblock copy %d (generation %llu) is torn, and copy "
+                                   "%d holds generation %llu, not generation %llu it was "
+                                   "written after",
+                                   st->path, best, (unsigned long long)tgen, other,
+                                   (unsigned long long)get64(sb[other] + SB_GENERATION),
+                                   (unsigned long long)want);
+            rc = sb_commit_intact(st, sb[other], devsize);
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                return COW_CORRUPT("%s: superblock copies %d (generation %llu) and %d "
+                                   "(generation %llu) both have commits whose blocks do not "
+                                   "match: generation %llu was flushed, so that is damage",
+                                   st->path, best, (unsigned long long)tgen, other,
+                                   (unsigned long long)want, (unsigned long long)want);
+            st->replay_min = get32(torn + SB_PREV_LOG_RECORDS);
+            st->replay_min_gen = tgen;
+            best = other;
         }
     }
     if (best < 0) {
         if (!magic)
             return cow_set_error(COW_ENOTCONTAINER,
                                  "%s is not a cowvfs container (no superblock magic)", st->path);
-        return COW_CORRUPT("%s: both superblocks are damaged", st->path);
+        return COW_CORRUPT("%s: both superblocks are damaged (copy 0: %s; copy 1: %s)",
+                           st->path, sb_invalid(sb[0]), sb_invalid(sb[1]));
     }
     const uint8_t *s = sb[best];
     st->durable_slot = st->last_slot = best;
     st->unflushed = 0;
     st->generation = get64(s + SB_GENERATION);
+    st->durable_gen = st->generation;
+    st->durable_log = st->log_durable = 0; /* log_replay counts them */
     st->transid = st->generation + 1;
     st->bg_size = get64(s + SB_BG_SIZE);
     uint64_t total = get64(s + SB_TOTAL_BYTES);
@@ -790,6 +878,8 @@ int txn_seal(cow_store *st)
     log_reset(st);
     st->durable_slot = st->last_slot = slot;
     st->generation = st->transid;
+    st->durable_gen = st->generation;
+    st->durable_log = 0;
     st->transid++;
     st->last_one_flush = 0;
     return COW_OK;

@@ -26,6 +26,7 @@ static const struct {
     {"file", file_suite},   {"vfs", vfs_suite},     {"conc", conc_suite},
     {"race", race_suite},   {"usage", usage_suite}, {"model", model_suite},
     {"validate", validate_suite},
+    {"damage", damage_suite},
 };
 #define NSUITES (sizeof suites / sizeof suites[0])
 

@@ -21,6 +21,7 @@ Suite *race_suite(void);
 Suite *usage_suite(void);
 Suite *model_suite(void);
 Suite *validate_suite(void);
+Suite *damage_suite(void);
 
 /* The run's seed: COW_TEST_SEED if set, else from the clock; printed once. */
 uint64_t test_seed(void);

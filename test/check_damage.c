@@ -1,0 +1,673 @@
+/*
+ * check_damage.c - damage a crash cannot cause is reported, never silently
+ * rolled back (docs/DESIGN.md, "Damage a crash cannot cause").
+ *
+ * Each case makes a small container through the store API on a memdev,
+ * applies one specific damage to its image (a bit flip; with the block's
+ * checksum recomputed where the damage is meant to pass it), and checks
+ * that open fails with COW_ECORRUPT naming what, and that fsck reports it
+ * as a problem naming the generations.  The states a crash can leave (a
+ * torn last commit, a torn last record, records written without a flush
+ * lost in any order) are run through the memdev's crash states: they must
+ * still open, at the older state, with no error, and fsck clean.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "store_int.h"
+#include "testutil.h"
+#include "../tools/fsck.h"
+
+#define BLK COW_BLOCK_SIZE
+
+/* A new store on a memdev, without background commits. */
+static cow_store *mem_store(struct cow_dev **dev, struct memdev_ctl **ctl)
+{
+    cow_store *st;
+    *dev = memdev_new(ctl);
+    ck_assert_int_eq(cow_store_open_dev("mem", *dev, 0, 1, &st), COW_OK);
+    cow_store_set_commit_interval(st, 0);
+    return st;
+}
+
+/* Opens a copy of IMG read-only; the store, or NULL with the error in *RC
+ * and its message in MSG (MSGSZ bytes). */
+static cow_store *open_img(const uint8_t *img, size_t len, int *rc, char *msg, size_t msgsz)
+{
+    cow_store *st = NULL;
+    *rc = cow_store_open_dev("damaged", memdev_from_image(img, len, NULL), COW_OPEN_READONLY, 0,
+                             &st);
+    snprintf(msg, msgsz, "%s", *rc ? cow_store_last_error(NULL) : "");
+    return st;
+}
+
+/* Expects open of IMG to fail with COW_ECORRUPT and a message holding WANT. */
+static void expect_corrupt(const uint8_t *img, size_t len, const char *want)
+{
+    int rc;
+    char msg[1024];
+    cow_store *st = open_img(img, len, &rc, msg, sizeof msg);
+    if (st)
+        cow_store_close(st);
+    ck_assert_msg(rc == COW_ECORRUPT, "open gave %d (%s), expected COW_ECORRUPT about '%s'", rc,
+                  msg, want);
+    ck_assert_msg(strstr(msg, want) != NULL, "open failed with '%s', expected it to name '%s'",
+                  msg, want);
+}
+
+/* Runs fsck on IMG; returns its problem count, its report in a new string. */
+static uint64_t fsck_img(const uint8_t *img, size_t len, char **report)
+{
+    char *dir = test_mkdtemp();
+    char p[4200];
+    snprintf(p, sizeof p, "%s/image.cow", dir);
+    test_write_file(p, img, len);
+    size_t rlen;
+    FILE *out = open_memstream(report, &rlen);
+    struct cow_fsck_result res;
+    int rc = cow_fsck(p, COW_FSCK_DATA, out, &res);
+    fclose(out);
+    test_rmdir(dir);
+    ck_assert_int_ge(rc, 0);
+    return res.problems;
+}
+
+/* Expects fsck to report a problem whose text holds WANT. */
+static void expect_fsck_problem(const uint8_t *img, size_t len, const char *want)
+{
+    char *report;
+    uint64_t n = fsck_img(img, len, &report);
+    ck_assert_msg(n > 0, "fsck found no problem, expected one naming '%s'", want);
+    ck_assert_msg(strstr(report, want) != NULL, "fsck said:\n%s\nexpected it to name '%s'", report,
+                  want);
+    free(report);
+}
+
+/* Expects IMG to open read-only at GEN, and, if WANT, db to read WANT. */
+static void expect_opens_at(const uint8_t *img, size_t len, uint64_t gen, const char *want)
+{
+    int rc;
+    char msg[1024];
+    cow_store *st = open_img(img, len, &rc, msg, sizeof msg);
+    ck_assert_msg(rc == COW_OK, "open failed: %s", msg);
+    ck_assert_uint_eq(cow_store_generation(st), gen);
+    if (want) {
+        cow_file *f;
+        char buf[64] = {0};
+        size_t n;
+        ck_assert_int_eq(cow_file_open(st, "db", 0, &f), COW_OK);
+        ck_assert_int_eq(cow_file_read(f, buf, strlen(want), 0, &n), COW_OK);
+        ck_assert_str_eq(buf, want);
+        cow_file_close(f);
+    }
+    cow_store_close(st);
+}
+
+/* The superblock copy with the higher generation in IMG. */
+static int newest_slot(const uint8_t *img)
+{
+    return get64(img + BLK + SB_GENERATION) > get64(img + SB_GENERATION);
+}
+
+static void sb_recsum(uint8_t *sb)
+{
+    put32(sb + SB_CSUM, crc32c(0, sb + 4, BLK - 4));
+}
+
+/* Recomputes superblock copy SLOT's commit_crc over its listed blocks (a
+ * damaged block whose checksums are all recomputed). */
+static void sb_fix_commit_crc(uint8_t *img, int slot)
+{
+    uint8_t *sb = img + (size_t)slot * BLK;
+    uint32_t acc = 0;
+    for (uint32_t i = 0; i < get32(sb + SB_COMMIT_NRANGES); i++) {
+        const uint8_t *e = sb + SB_COMMIT_LIST + (size_t)i * SB_COMMIT_ENTRY;
+        for (uint32_t b = 0; b < get32(e + 8); b++) {
+            uint8_t le[4];
+            put32(le, crc32c(0, img + get64(e) + (uint64_t)b * BLK, BLK));
+            acc = crc32c(acc, le, 4);
+        }
+    }
+    put32(sb + SB_COMMIT_CRC, acc);
+    sb_recsum(sb);
+}
+
+/* Byte offset of log area K's first block in IMG (superblock copy SLOT). */
+static uint64_t log_area(const uint8_t *img, int slot, int k)
+{
+    return get64(img + (size_t)slot * BLK + (k ? SB_LOG_AREA1 : SB_LOG_AREA0));
+}
+
+static void put_db(cow_file *f, const char *s)
+{
+    ck_assert_int_eq(cow_file_write(f, s, strlen(s), 0), COW_OK);
+}
+
+/*
+ * A container whose newest commit G (one flush, flushed) is followed, if
+ * RECORD, by a flushed log record built on it.  Returns the durable image
+ * (*LEN) and G.
+ */
+static uint8_t *commit_then_record(int record, size_t *len, uint64_t *g)
+{
+    struct cow_dev *dev;
+    struct memdev_ctl *ctl;
+    cow_store *st = mem_store(&dev, &ctl);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    put_db(f, "committed");
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    *g = cow_store_generation(st);
+    if (record) {
+        put_db(f, "synced!!!");
+        ck_assert_int_eq(cow_file_sync(f), COW_OK);
+        ck_assert_uint_eq(cow_store_generation(st), *g); /* through the log */
+    }
+    uint8_t *img = memdev_crash_image(dev, len);
+    cow_file_close(f);
+    cow_store_close(st);
+    return img;
+}
+
+/* A block of the newest commit's list gets a bit flipped: a crash cannot do
+ * that to a commit a flushed record builds on. */
+START_TEST(damage_commit_block_under_record)
+{
+    size_t len;
+    uint64_t g;
+    uint8_t *img = commit_then_record(1, &len, &g);
+    int s = newest_slot(img);
+    const uint8_t *sb = img + (size_t)s * BLK;
+    ck_assert_uint_eq(get64(sb + SB_GENERATION), g);
+    ck_assert(get32(sb + SB_FLAGS) & COW_SB_ONE_FLUSH);
+    ck_assert_uint_gt(get32(sb + SB_COMMIT_NRANGES), 0);
+    uint64_t at = get64(sb + SB_COMMIT_LIST);
+    img[at + 100] ^= 0x10;
+    char want[64];
+    snprintf(want, sizeof want, "commit generation %llu was flushed", (unsigned long long)g);
+    expect_corrupt(img, len, want);
+    expect_fsck_problem(img, len, want);
+    free(img);
+
+    /* the same damage with nothing written after the commit cannot be told
+     * from a tear (docs/DESIGN.md): the previous commit, no error */
+    img = commit_then_record(0, &len, &g);
+    sb = img + (size_t)newest_slot(img) * BLK;
+    img[get64(sb + SB_COMMIT_LIST) + 100] ^= 0x10;
+    expect_opens_at(img, len, g - 1, NULL);
+    free(img);
+}
+END_TEST
+
+/* The newest superblock gets a bit flipped (its crc no longer matches). */
+START_TEST(damage_superblock_under_record)
+{
+    size_t len;
+    uint64_t g;
+    uint8_t *img = commit_then_record(1, &len, &g);
+    img[(size_t)newest_slot(img) * BLK + SB_BYTES_USED] ^= 0x01;
+    char want[64];
+    snprintf(want, sizeof want, "commit generation %llu was flushed", (unsigned long long)g);
+    expect_corrupt(img, len, want);
+    expect_fsck_problem(img, len, want);
+    free(img);
+}
+END_TEST
+
+/*
+ * Records 1 and 2 flushed one after the other (two fsyncs); returns the
+ * durable image, G and the area offset of the log in use.
+ */
+static uint8_t *two_records(size_t *len, uint64_t *g, uint64_t *area)
+{
+    struct cow_dev *dev;
+    struct memdev_ctl *ctl;
+    cow_store *st = mem_store(&dev, &ctl);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    put_db(f, "committed");
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    *g = cow_store_generation(st);
+    put_db(f, "record 1!");
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    put_db(f, "record 2!");
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    ck_assert_uint_eq(cow_store_generation(st), *g);
+    uint8_t *img = memdev_crash_image(dev, len);
+    cow_file_close(f);
+    cow_store_close(st);
+    int s = newest_slot(img);
+    *area = log_area(img, s, s);
+    ck_assert_uint_eq(get64(img + *area + LOG_SEQ), 1);
+    return img;
+}
+
+/* Record 1 damaged while record 2, written after record 1 was flushed, is
+ * whole: damage.  Record 2 damaged (the last): cannot be told from a tear. */
+START_TEST(damage_record_under_record)
+{
+    size_t len;
+    uint64_t g, area;
+    uint8_t *img = two_records(&len, &g, &area);
+    uint32_t nb1 = get32(img + area + LOG_NBLOCKS);
+    const uint8_t *r2 = img + area + (uint64_t)nb1 * BLK;
+    ck_assert_uint_eq(get64(r2 + LOG_SEQ), 2);
+    ck_assert_uint_eq(get32(r2 + LOG_DURABLE), 1);
+    expect_opens_at(img, len, g, "record 2!");
+
+    uint8_t *t = malloc(len);
+    memcpy(t, img, len);
+    t[area + LOG_HEADER_SIZE + 3] ^= 0x04; /* record 1's first item */
+    char want[96];
+    snprintf(want, sizeof want, "log record 1 of generation %llu is damaged",
+             (unsigned long long)g);
+    expect_corrupt(t, len, want);
+    expect_fsck_problem(t, len, want);
+
+    /* record 1's data: the first item is its extent's EXTENT_CSUM */
+    memcpy(t, img, len);
+    ck_assert_uint_eq(img[area + LOG_HEADER_SIZE + 8], COW_EXTENT_CSUM);
+    uint64_t data = get64(img + area + LOG_HEADER_SIZE + 9);
+    t[data] ^= 0x01;
+    expect_corrupt(t, len, want);
+    expect_fsck_problem(t, len, want);
+
+    /* record 2, the last flushed write: the state before it, no error */
+    memcpy(t, img, len);
+    t[area + (uint64_t)nb1 * BLK + LOG_HEADER_SIZE + 3] ^= 0x04;
+    expect_opens_at(t, len, g, "record 1!");
+    free(t);
+    free(img);
+}
+END_TEST
+
+/* A whole record of the log (crc recomputed) whose items do not parse:
+ * the store refuses it, and fsck must say so too (it called it clean). */
+START_TEST(damage_record_that_does_not_parse)
+{
+    size_t len;
+    uint64_t g;
+    uint8_t *img = commit_then_record(1, &len, &g);
+    int s = newest_slot(img);
+    uint64_t area = log_area(img, s, s);
+    uint32_t nb = get32(img + area + LOG_NBLOCKS);
+    ck_assert_uint_eq(get64(img + area + LOG_SEQ), 1);
+    put32(img + area + LOG_NITEMS, get32(img + area + LOG_NITEMS) + 1000);
+    put32(img + area + LOG_CSUM, crc32c(0, img + area + 4, (size_t)nb * BLK - 4));
+    expect_corrupt(img, len, "log record 1");
+    expect_fsck_problem(img, len, "log record 1 of generation");
+    expect_fsck_problem(img, len, "is whole but broken");
+    free(img);
+}
+END_TEST
+
+/* A whole record (crc recomputed) about a file the commit does not have:
+ * replay refuses it, so fsck must not call it clean. */
+START_TEST(damage_record_of_missing_inode)
+{
+    size_t len;
+    uint64_t g;
+    uint8_t *img = commit_then_record(1, &len, &g);
+    int s = newest_slot(img);
+    uint64_t area = log_area(img, s, s);
+    uint8_t *r = img + area;
+    uint32_t nb = get32(r + LOG_NBLOCKS), changed = 0;
+    size_t pos = LOG_HEADER_SIZE;
+    for (uint32_t i = 0; i < get32(r + LOG_NITEMS); i++) {
+        if (r[pos + 8] != COW_EXTENT_CSUM) {
+            ck_assert_uint_eq(get64(r + pos), COW_FIRST_INO); /* db */
+            put64(r + pos, 999);
+            changed++;
+        }
+        pos += LOG_ITEM_HEADER + get16(r + pos + COW_KEY_SIZE);
+    }
+    ck_assert_uint_gt(changed, 0);
+    put32(r + LOG_CSUM, crc32c(0, r + 4, (size_t)nb * BLK - 4));
+    expect_corrupt(img, len, "inode 999");
+    expect_fsck_problem(img, len, "inode 999 does not exist");
+    free(img);
+}
+END_TEST
+
+/*
+ * A torn commit G+1 (a listed block still old) after record 1 of G's log
+ * was flushed: G's log must replay record 1; with record 1 damaged, open
+ * fails instead of going back past it.
+ */
+START_TEST(damage_record_under_torn_commit)
+{
+    struct cow_dev *dev;
+    struct memdev_ctl *ctl;
+    cow_store *st = mem_store(&dev, &ctl);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    put_db(f, "committed");
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    uint64_t g = cow_store_generation(st);
+    put_db(f, "record 1!");
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    size_t alen, blen;
+    uint8_t *a = memdev_crash_image(dev, &alen);
+    put_db(f, "commit 2!");
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    uint8_t *b = memdev_crash_image(dev, &blen);
+    cow_file_close(f);
+    cow_store_close(st);
+
+    int s = newest_slot(b);
+    const uint8_t *sb = b + (size_t)s * BLK;
+    ck_assert_uint_eq(get64(sb + SB_GENERATION), g + 1);
+    ck_assert_uint_eq(get64(sb + SB_PREV_GENERATION), g);
+    ck_assert_uint_eq(get32(sb + SB_PREV_LOG_RECORDS), 1);
+    ck_assert(get32(sb + SB_FLAGS) & COW_SB_ONE_FLUSH);
+    /* tear it: the first listed run still holds what it held before */
+    uint64_t at = get64(sb + SB_COMMIT_LIST), n = get32(sb + SB_COMMIT_LIST + 8);
+    ck_assert_uint_le(at + n * BLK, alen);
+    memcpy(b + at, a + at, n * BLK);
+    expect_opens_at(b, blen, g, "record 1!"); /* a tear: G and its log */
+    char *report;
+    ck_assert_uint_eq(fsck_img(b, blen, &report), 0);
+    free(report);
+
+    uint64_t area = log_area(b, 1 - s, 1 - s);
+    ck_assert_uint_eq(get64(b + area + LOG_SEQ), 1);
+    b[area + LOG_HEADER_SIZE + 3] ^= 0x04;
+    char want[96];
+    snprintf(want, sizeof want, "log record 1 of generation %llu is damaged or missing",
+             (unsigned long long)g);
+    expect_corrupt(b, blen, want);
+    expect_fsck_problem(b, blen, want);
+    free(a);
+    free(b);
+}
+END_TEST
+
+/* A torn newest copy whose other copy went back to an older commit (a
+ * write the device lost): the torn copy names the commit it was written
+ * after, and open fails instead of going back further. */
+START_TEST(damage_other_copy_lost_write)
+{
+    struct cow_dev *dev;
+    struct memdev_ctl *ctl;
+    cow_store *st = mem_store(&dev, &ctl);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    uint8_t *img[4];
+    size_t len[4];
+    uint64_t gen[4];
+    for (int i = 0; i < 4; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "commit %d", i);
+        put_db(f, text);
+        ck_assert_int_eq(cow_store_commit(st), COW_OK);
+        gen[i] = cow_store_generation(st);
+        img[i] = memdev_crash_image(dev, &len[i]);
+    }
+    cow_file_close(f);
+    cow_store_close(st);
+    uint8_t *b = img[3];
+    int s = newest_slot(b);
+    const uint8_t *sb = b + (size_t)s * BLK;
+    ck_assert_uint_eq(get64(sb + SB_PREV_GENERATION), gen[2]);
+    ck_assert_uint_eq(get64(img[0] + (size_t)(1 - s) * BLK + SB_GENERATION), gen[0]);
+    uint64_t at = get64(sb + SB_COMMIT_LIST), n = get32(sb + SB_COMMIT_LIST + 8);
+    ck_assert_uint_le(at + n * BLK, len[2]);
+    memcpy(b + at, img[2] + at, n * BLK); /* torn */
+    expect_opens_at(b, len[3], gen[2], "commit 2");
+    memcpy(b + (size_t)(1 - s) * BLK, img[0] + (size_t)(1 - s) * BLK, BLK); /* lost write */
+    char want[96];
+    snprintf(want, sizeof want, "holds generation %llu, not generation %llu",
+             (unsigned long long)gen[0], (unsigned long long)gen[2]);
+    expect_corrupt(b, len[3], want);
+    expect_fsck_problem(b, len[3], want);
+    for (int i = 0; i < 4; i++)
+        free(img[i]);
+}
+END_TEST
+
+/* A generation of 2^48 (checksum recomputed) is refused by open and fsck;
+ * one of 2^48 - 1 opens, and the commit after it fails cleanly instead of
+ * writing 48-bit root generations that no longer match. */
+START_TEST(damage_generation_out_of_range)
+{
+    struct cow_dev *dev;
+    struct memdev_ctl *ctl;
+    cow_store *st = mem_store(&dev, &ctl);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    put_db(f, "committed");
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    size_t len;
+    uint8_t *img = memdev_crash_image(dev, &len);
+    cow_store_close(st);
+    uint8_t *sb = img + (size_t)newest_slot(img) * BLK;
+
+    put64(sb + SB_GENERATION, 1ull << 48);
+    sb_recsum(sb);
+    expect_corrupt(img, len, "generation out of range");
+    expect_fsck_problem(img, len, "out of range");
+
+    put64(sb + SB_GENERATION, COW_MAX_GENERATION);
+    sb_recsum(sb);
+    cow_store *s2;
+    struct cow_dev *d2 = memdev_from_image(img, len, NULL);
+    ck_assert_int_eq(cow_store_open_dev("last", d2, 0, 0, &s2), COW_OK);
+    ck_assert_uint_eq(cow_store_generation(s2), COW_MAX_GENERATION);
+    ck_assert_int_eq(cow_file_open(s2, "db", 0, &f), COW_OK);
+    int wrc = cow_file_write(f, "more", 4, 0);
+    cow_file_close(f);
+    cow_store_commit(s2);
+    size_t len2;
+    uint8_t *img2 = memdev_crash_image(d2, &len2);
+    cow_store_close(s2);
+    ck_assert_int_eq(wrc, COW_ENOSPC);
+    expect_opens_at(img2, len2, COW_MAX_GENERATION, "committed"); /* still a container */
+    free(img2);
+    free(img);
+}
+END_TEST
+
+/* Finds every tree block of subvolume 256 in IMG holding the DIR_ITEM of
+ * NAME and applies EDIT to the item's data, recomputing the block's crc.
+ * Returns how many blocks it changed. */
+static int edit_dir_item(uint8_t *img, size_t len, const char *name,
+                         void (*edit)(uint8_t *key, uint8_t *data, unsigned size))
+{
+    uint64_t hash = crc32c(0, name, strlen(name));
+    int n = 0;
+    for (size_t at = 2 * BLK; at + BLK <= len; at += BLK) {
+        uint8_t *b = img + at;
+        if (get32(b + TB_MAGIC) != COW_TREE_MAGIC || get64(b + TB_BYTENR) != at ||
+            get64(b + TB_OWNER) != COW_FS_TREE_OBJECTID || tb_level(b) != 0 ||
+            tb_nritems(b) > COW_LEAF_SPACE / COW_ITEM_SIZE)
+            continue;
+        for (unsigned i = 0; i < tb_nritems(b); i++) {
+            struct cow_key k;
+            key_get(&k, leaf_item(b, i));
+            if (k.objectid != COW_ROOT_DIR_OBJECTID || k.type != COW_DIR_ITEM || k.offset != hash)
+                continue;
+            edit((uint8_t *)leaf_item(b, i), b + leaf_data_off(b, i), leaf_data_size(b, i));
+            put32(b + TB_CSUM, crc32c(0, b + 4, BLK - 4));
+            n++;
+        }
+    }
+    return n;
+}
+
+static void flip_name(uint8_t *key, uint8_t *data, unsigned size)
+{
+    (void)key;
+    ck_assert_uint_ge(size, DIR_ENTRY_NAME + 6);
+    data[DIR_ENTRY_NAME + 5] ^= 0x01; /* "db-wal" -> "db-wam" */
+}
+
+static void flip_hash(uint8_t *key, uint8_t *data, unsigned size)
+{
+    (void)data;
+    (void)size;
+    key[9] ^= 0x01; /* the key offset's low bit */
+}
+
+static void flip_ino(uint8_t *key, uint8_t *data, unsigned size)
+{
+    (void)key;
+    (void)size;
+    data[DIR_ENTRY_INO + 2] ^= 0x01;
+}
+
+/* The DIR_ITEM of db-wal damaged (crc recomputed): the store opened and
+ * served the database without its WAL; it must refuse as fsck does. */
+START_TEST(damage_dir_item_of_wal)
+{
+    struct cow_dev *dev;
+    struct memdev_ctl *ctl;
+    cow_store *st = mem_store(&dev, &ctl);
+    cow_file *f, *w;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_file_open(st, "db-wal", 1, &w), COW_OK);
+    put_db(f, "database");
+    ck_assert_int_eq(cow_file_write(w, "wal frames", 10, 0), COW_OK);
+    cow_file_close(f);
+    cow_file_close(w);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    size_t len;
+    uint8_t *img = memdev_crash_image(dev, &len);
+    cow_store_close(st);
+    uint8_t *t = malloc(len);
+    void (*edits[])(uint8_t *, uint8_t *, unsigned) = {flip_name, flip_hash, flip_ino};
+    for (size_t e = 0; e < sizeof edits / sizeof edits[0]; e++) {
+        memcpy(t, img, len);
+        ck_assert_int_gt(edit_dir_item(t, len, "db-wal", edits[e]), 0);
+        sb_fix_commit_crc(t, newest_slot(t));
+        int rc;
+        char msg[1024];
+        cow_store *s2 = open_img(t, len, &rc, msg, sizeof msg);
+        if (s2) {
+            cow_file *w2;
+            int lrc = cow_file_open(s2, "db-wal", 0, &w2);
+            if (lrc == COW_OK)
+                cow_file_close(w2);
+            cow_store_close(s2);
+            ck_abort_msg("edit %zu: open succeeded (db-wal: %d)", e, lrc);
+        }
+        ck_assert_msg(rc == COW_ECORRUPT, "edit %zu: open gave %d: %s", e, rc, msg);
+        char *report;
+        ck_assert_uint_gt(fsck_img(t, len, &report), 0);
+        free(report);
+    }
+    free(t);
+    free(img);
+}
+END_TEST
+
+/*
+ * Every crash state of DEV (or a sample: all units kept, all dropped, each
+ * dropped alone, and random keeps and tears) opens read-only with no error
+ * and fscks clean.  Returns how many states were tried.
+ */
+static int crash_states_open(struct cow_dev *dev, uint64_t *rs)
+{
+    size_t nunits, nsizes;
+    memdev_pending(dev, &nunits, &nsizes);
+    uint8_t *keep = malloc(nunits + 1);
+    int tried = 0;
+    for (size_t round = 0; round < nunits + 2 + 40; round++) {
+        for (size_t u = 0; u < nunits; u++) {
+            if (round == 0)
+                keep[u] = 0xff;
+            else if (round == 1)
+                keep[u] = 0;
+            else if (round < nunits + 2)
+                keep[u] = u == round - 2 ? 0 : 0xff;
+            else {
+                uint64_t r = test_rand(rs) % 4;
+                keep[u] = r == 0 ? 0 : r == 1 ? (uint8_t)test_rand(rs) : 0xff;
+            }
+        }
+        size_t len;
+        uint8_t *img = memdev_crash_state(dev, keep, nsizes, &len);
+        int rc;
+        char msg[1024];
+        cow_store *st = open_img(img, len, &rc, msg, sizeof msg);
+        ck_assert_msg(rc == COW_OK, "crash state %zu of %zu units: %s", round, nunits, msg);
+        cow_store_close(st);
+        char *report;
+        uint64_t np = fsck_img(img, len, &report);
+        ck_assert_msg(np == 0, "crash state %zu: fsck:\n%s", round, report);
+        free(report);
+        free(img);
+        tried++;
+    }
+    free(keep);
+    return tried;
+}
+
+/* What a crash can do stays legal: records and commits written without a
+ * flush (cow_store_persist), lost or torn in any order, open at the older
+ * state with no error. */
+START_TEST(crash_states_are_not_damage)
+{
+    uint64_t rs = test_seed() ^ 0xda3a;
+    struct cow_dev *dev;
+    struct memdev_ctl *ctl;
+    cow_store *st = mem_store(&dev, &ctl);
+    cow_file *f, *w;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    put_db(f, "committed");
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    int tried = 0;
+    uint8_t buf[3 * BLK];
+    for (int step = 0; step < 6; step++) {
+        test_fill(&rs, buf, sizeof buf);
+        ck_assert_int_eq(cow_file_write(f, buf, sizeof buf, (uint64_t)step * BLK), COW_OK);
+        switch (step) {
+        case 0: /* a record without flush, on a flushed commit */
+        case 1: /* ... and another: the first may be lost, the second kept */
+            ck_assert_int_eq(cow_store_persist(st), COW_OK);
+            break;
+        case 2: /* a new file: a commit without flush */
+            ck_assert_int_eq(cow_file_open(st, "db-wal", 1, &w), COW_OK);
+            ck_assert_int_eq(cow_file_write(w, buf, BLK, 0), COW_OK);
+            ck_assert_int_eq(cow_store_persist(st), COW_OK);
+            break;
+        case 3: /* records on the commit not flushed */
+        case 4:
+            ck_assert_int_eq(cow_store_persist(st), COW_OK);
+            break;
+        case 5: /* a one-flush commit in flight */
+            ck_assert_int_eq(cow_store_persist(st), COW_OK);
+            tried += crash_states_open(dev, &rs);
+            ck_assert_int_eq(cow_file_sync(f), COW_OK);
+            ck_assert_int_eq(cow_file_write(f, buf, BLK, 0), COW_OK);
+            break;
+        }
+        tried += crash_states_open(dev, &rs);
+    }
+    ck_assert_int_gt(tried, 100);
+    cow_file_close(w);
+    cow_file_close(f);
+    cow_store_close(st);
+}
+END_TEST
+
+Suite *damage_suite(void)
+{
+    Suite *s = suite_create("damage");
+    TCase *tc = tcase_create("damage");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, damage_commit_block_under_record);
+    tcase_add_test(tc, damage_superblock_under_record);
+    tcase_add_test(tc, damage_record_under_record);
+    tcase_add_test(tc, damage_record_that_does_not_parse);
+    tcase_add_test(tc, damage_record_of_missing_inode);
+    tcase_add_test(tc, damage_record_under_torn_commit);
+    tcase_add_test(tc, damage_other_copy_lost_write);
+    tcase_add_test(tc, damage_generation_out_of_range);
+    tcase_add_test(tc, damage_dir_item_of_wal);
+    tcase_add_test(tc, crash_states_are_not_damage);
+    suite_add_tcase(s, tc);
+    return s;
+}
