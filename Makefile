@@ -4,8 +4,9 @@
 #   make demo     the main job, shown step by step (see README.md)
 #   make test     every test (unit tests under ASan+UBSan, tsan, race-proof, tools,
 #                 the crash simulator's 10,000 states, sqllogictest slice,
-#                 each fuzzer for 20 s)
+#                 each fuzzer for 20 s, the corruption sweep's sample)
 #   make fuzz     the libFuzzer harnesses, 10 minutes each (FUZZ_TIME)
+#   make sweep    the corruption sweep (sweep-full: every target byte)
 #   make crash    the crash simulator, 40,000 crash states (crash-ci: 10,000, run
 #                 by make test; crash-long: 1,000,000)
 #   make tsan     the concurrency tests under ThreadSanitizer
@@ -194,6 +195,7 @@ test: deps $(ALL)
 	$(MAKE) crash-ci
 	$(MAKE) slt-ci
 	$(MAKE) fuzz-ci
+	$(MAKE) sweep
 
 demo: deps $(ALL)
 	sh tools/demo.sh $(SLT_CORPUS)
@@ -322,3 +324,18 @@ fuzz: fuzz-build
 
 fuzz-ci: fuzz-build
 	$(call run-fuzz,$(FUZZ_CI_TIME))
+
+# ---- the corruption sweep (test/sweep/sweep.c; README "Fuzzing and the
+# corruption sweep"): make sweep (in make test) a fixed-seed sample,
+# sweep-full every target byte.  Fails on silently wrong data or a crash.
+.PHONY: sweep sweep-full
+SWEEP_JOBS ?= 2
+$(BUILD)/sweep: $(TOBJDIR)/test/sweep/sweep.o $(TOBJDIR)/test/fuzz/fuzzlib.o \
+		$(TOBJDIR)/test/testutil.o $(TLIB_OBJ) $(TOBJDIR)/tools/fsck.o
+	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
+
+sweep: deps $(BUILD)/sweep
+	./$(BUILD)/sweep --jobs $(SWEEP_JOBS)
+
+sweep-full: deps $(BUILD)/sweep
+	./$(BUILD)/sweep --full --jobs $(SWEEP_JOBS)
