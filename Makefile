@@ -298,21 +298,26 @@ $(FUZZDIR)/bases/.made: $(FUZZDIR)/mkbases
 
 fuzz-build: deps $(FUZZ_BINS) $(FUZZDIR)/bases/.made
 
-# run-fuzz SECONDS: each harness in turn, its corpus kept in
-# build/fuzz/corpus/NAME (new inputs found are added there).
+# run-fuzz SECONDS,FLAGS: each harness in turn, its corpus kept in
+# build/fuzz/corpus/NAME (new inputs found are added there).  A harness
+# fails if libFuzzer exits non-zero or leaves a new input in
+# build/fuzz/artifacts (make fuzz runs in fork mode, which goes on after a
+# crash, leak or hang so that one run finds them all).
 define run-fuzz
 	@mkdir -p $(FUZZDIR)/artifacts; failed=""; \
 	for h in $(FUZZERS); do \
-	  mkdir -p $(FUZZDIR)/corpus/$$h; \
+	  mkdir -p $(FUZZDIR)/corpus/$$h; touch $(FUZZDIR)/artifacts/.start-$$h; \
 	  echo "fuzz: $$h for $(1) s"; \
-	  ASAN_OPTIONS="detect_leaks=1 $$ASAN_OPTIONS" ./$(FUZZDIR)/fuzz_$$h \
+	  ASAN_OPTIONS="detect_leaks=1 $$ASAN_OPTIONS" ./$(FUZZDIR)/fuzz_$$h $(2) \
 	    -max_total_time=$(1) -timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=2048 -print_final_stats=1 \
 	    -artifact_prefix=$(FUZZDIR)/artifacts/$$h- \
 	    $(FUZZDIR)/corpus/$$h $(FUZZDIR)/seeds/$$h >$(FUZZDIR)/$$h.log 2>&1; rc=$$?; \
-	  grep -E "^#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added" \
+	  grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added" \
 	    $(FUZZDIR)/$$h.log | sed 's/^/    /'; \
-	  if [ $$rc -ne 0 ]; then \
-	    tail -n 60 $(FUZZDIR)/$$h.log; echo "fuzz: $$h FAILED (exit $$rc; log $(FUZZDIR)/$$h.log)"; \
+	  new=$$(find $(FUZZDIR)/artifacts -name "$$h-*" -newer $(FUZZDIR)/artifacts/.start-$$h); \
+	  if [ $$rc -ne 0 ] || [ -n "$$new" ]; then \
+	    grep -E "^(==[0-9]+==ERROR|SUMMARY|    #[0-9] )" $(FUZZDIR)/$$h.log | head -n 40; \
+	    echo "fuzz: $$h FAILED (exit $$rc; log $(FUZZDIR)/$$h.log); inputs:" $$new; \
 	    failed="$$failed $$h"; \
 	  fi; \
 	done; \
@@ -320,10 +325,10 @@ define run-fuzz
 endef
 
 fuzz: fuzz-build
-	$(call run-fuzz,$(FUZZ_TIME))
+	$(call run-fuzz,$(FUZZ_TIME),-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1)
 
 fuzz-ci: fuzz-build
-	$(call run-fuzz,$(FUZZ_CI_TIME))
+	$(call run-fuzz,$(FUZZ_CI_TIME),)
 
 # ---- the corruption sweep (test/sweep/sweep.c; README "Fuzzing and the
 # corruption sweep"): make sweep (in make test) a fixed-seed sample,

@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size_t len;
     fz_apply(bases, nbases, data, size, 0, &img, &cap, &len);
-    if (ftruncate(memfd, 0) != 0 || pwrite(memfd, img, len, 0) != (ssize_t)len) {
+    if (ftruncate(memfd, (off_t)len) != 0 || pwrite(memfd, img, len, 0) != (ssize_t)len) {
         perror("fuzz_fsck: memfd write");
         exit(2);
     }

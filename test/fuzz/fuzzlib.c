@@ -460,11 +460,19 @@ void fz_index_base(struct fz_base *b)
     size_t nblk = b->len / COW_BLOCK_SIZE;
     free(b->blocks);
     free(b->logblocks);
+    free(b->metablocks);
     b->blocks = xmalloc(nblk * sizeof *b->blocks);
-    b->nblocks = 0;
-    for (size_t i = 0; i < nblk; i++)
-        if (memcmp(b->img + i * COW_BLOCK_SIZE, zero, COW_BLOCK_SIZE) != 0)
-            b->blocks[b->nblocks++] = (uint32_t)i;
+    b->metablocks = xmalloc(nblk * sizeof *b->metablocks);
+    b->nblocks = b->nmetablocks = 0;
+    for (size_t i = 0; i < nblk; i++) {
+        const uint8_t *blk = b->img + i * COW_BLOCK_SIZE;
+        if (memcmp(blk, zero, COW_BLOCK_SIZE) == 0)
+            continue;
+        b->blocks[b->nblocks++] = (uint32_t)i;
+        if (i < COW_SB_COPIES || get32(blk + TB_MAGIC) == COW_TREE_MAGIC ||
+            get32(blk + LOG_MAGIC) == COW_LOG_MAGIC)
+            b->metablocks[b->nmetablocks++] = (uint32_t)i;
+    }
     uint64_t la[2];
     uint32_t lb;
     fz_log_areas(b->img, b->len, la, &lb);
@@ -538,6 +546,7 @@ void fz_free_bases(struct fz_base *b, size_t n)
         free(b[i].img);
         free(b[i].blocks);
         free(b[i].logblocks);
+        free(b[i].metablocks);
     }
     free(b);
 }
@@ -655,14 +664,17 @@ size_t fz_apply(const struct fz_base *bases, size_t n, const uint8_t *data, size
     }
     memcpy(*img, b->img, b->len);
     *len = b->len;
-    const uint32_t *cand = logonly ? b->logblocks : b->blocks;
-    size_t ncand = logonly ? b->nlogblocks : b->nblocks;
     uint64_t la[2];
     uint32_t lb;
     fz_log_areas(b->img, b->len, la, &lb);
     size_t at = 1;
-    while (ncand > 0 && at + 5 <= size) {
-        uint64_t blk = cand[get16(data + at) % ncand];
+    while (at + 5 <= size) {
+        unsigned sel = get16(data + at);
+        const uint32_t *cand = logonly ? b->logblocks : sel & 0x8000 ? b->blocks : b->metablocks;
+        size_t ncand = logonly ? b->nlogblocks : sel & 0x8000 ? b->nblocks : b->nmetablocks;
+        if (ncand == 0)
+            break;
+        uint64_t blk = cand[(sel & 0x7fff) % ncand];
         size_t off = get16(data + at + 2) % COW_BLOCK_SIZE;
         uint8_t nb = data[at + 4];
         at += 5;

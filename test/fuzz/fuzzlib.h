@@ -20,8 +20,11 @@
  *   byte 0        base index (mod the number of bases); bit 7: fix the
  *                 checksums up after patching (fz_fix_checksums), so that a
  *                 patch reaches the parsers behind the checksum checks
- *   then patches  u16 block (little-endian; an index, mod the number of
- *                 candidate blocks of the harness) | u16 offset in the
+ *   then patches  u16 block (little-endian; bits 0-14 an index, mod the
+ *                 number of candidate blocks: with bit 15 clear the
+ *                 base's metadata blocks (superblocks, tree blocks, log
+ *                 blocks), with it set every block that is not all zero;
+ *                 for the replay harness, the log areas') | u16 offset in the
  *                 block (mod 4096) | u8 n | bytes
  *                 n < 0x80: n % 32 + 1 bytes follow and replace the bytes
  *                 at that offset (cut at the block's end);
@@ -47,6 +50,8 @@ struct fz_base {
     int crashed;       /* 1: a crash image (log records pending replay) */
     uint32_t *blocks;  /* block numbers that are not all zero (owned) */
     size_t nblocks;
+    uint32_t *metablocks; /* superblocks, tree blocks, log records (owned) */
+    size_t nmetablocks;
     uint32_t *logblocks; /* the blocks of both log areas (owned) */
     size_t nlogblocks;
 };
@@ -76,7 +81,8 @@ void fz_index_base(struct fz_base *b);
 /*
  * Applies the fuzz input DATA (SIZE bytes; see above) to a copy of one of
  * the N bases.  LOGONLY: patches go to the log-area blocks (the replay
- * harness); else to the blocks that are not all zero.  *IMG is a buffer of
+ * harness); else to the metadata blocks or to every block that is not
+ * all zero, as each patch's block number says.  *IMG is a buffer of
  * *CAP bytes, grown as needed (realloc; the caller frees it); *LEN is set
  * to the image's length.  Returns the base's index.
  */

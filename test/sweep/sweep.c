@@ -454,7 +454,10 @@ static void make_ref(size_t bi)
 
 static void fsck_work(int *clean, FILE *out)
 {
-    if (ftruncate(memfd, 0) != 0 || pwrite(memfd, work, work_len, 0) != (ssize_t)work_len)
+    /* Overwritten in place (truncating first would free and refault its
+     * pages at every mutation). */
+    if (ftruncate(memfd, (off_t)work_len) != 0 ||
+        pwrite(memfd, work, work_len, 0) != (ssize_t)work_len)
         die("memfd write");
     struct cow_fsck_result res;
     int n = cow_fsck(memfd_path, COW_FSCK_DATA | (out ? COW_FSCK_NOTES : 0), out, &res);
