@@ -316,7 +316,7 @@ define run-fuzz
 	    $(FUZZDIR)/$$h.log | sed 's/^/    /'; \
 	  new=$$(find $(FUZZDIR)/artifacts -name "$$h-*" -newer $(FUZZDIR)/artifacts/.start-$$h); \
 	  if [ $$rc -ne 0 ] || [ -n "$$new" ]; then \
-	    grep -E "^(==[0-9]+==ERROR|SUMMARY|    #[0-9] )" $(FUZZDIR)/$$h.log | head -n 40; \
+	    grep -E "ERROR|SUMMARY|^fuzz_[a-z]+:|^    #[0-9] " $(FUZZDIR)/$$h.log | head -n 40; \
 	    echo "fuzz: $$h FAILED (exit $$rc; log $(FUZZDIR)/$$h.log); inputs:" $$new; \
 	    failed="$$failed $$h"; \
 	  fi; \
