@@ -282,6 +282,10 @@ $(FUZZDIR)/obj/test/fuzz/fuzz_open.o: test/fuzz/fuzz_store.c
 	$(FUZZ_CC) $(BASEFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -DCOW_DEBUG \
 	  $(SQLITE_CFLAGS) $(CHECK_CFLAGS) -O1 -g -c $< -o $@
 
+# Objects reached only through the pattern rule below: keep them (make would
+# delete them as intermediate files and rebuild every time).
+.SECONDARY: $(FUZZ_OBJ_LIB) $(FUZZERS:%=$(FUZZDIR)/obj/test/fuzz/fuzz_%.o)
+
 $(FUZZDIR)/fuzz_%: $(FUZZDIR)/obj/test/fuzz/fuzz_%.o $(FUZZ_OBJ_LIB)
 	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
 
