@@ -632,8 +632,19 @@ static void add_targets(size_t bi, int full, uint64_t *seed, size_t counts[C_NCL
  * Children
  */
 
+static void open_memfd(void)
+{
+    if (memfd >= 0)
+        close(memfd);
+    memfd = memfd_create("cowsweep", MFD_CLOEXEC);
+    if (memfd < 0)
+        die("memfd_create");
+    snprintf(memfd_path, sizeof memfd_path, "/proc/self/fd/%d", memfd);
+}
+
 static void run_range(size_t a, size_t b)
 {
+    open_memfd(); /* its own: the children run side by side */
     for (size_t i = a; i < b; i++) {
         muts[i].outcome = O_STARTED;
         alarm(60);
@@ -897,10 +908,7 @@ int main(int argc, char **argv)
     const uint64_t seed0 = seed;
     time_t t0 = time(NULL);
     setvbuf(stdout, NULL, _IOLBF, 0); /* nothing buffered is copied by fork */
-    memfd = memfd_create("cowsweep", MFD_CLOEXEC);
-    if (memfd < 0)
-        die("memfd_create");
-    snprintf(memfd_path, sizeof memfd_path, "/proc/self/fd/%d", memfd);
+    open_memfd();
     fz_make_bases(&bases, &nbases);
     for (size_t bi = 0; bi < nbases; bi++)
         regions[bi] = region_map(&bases[bi]);
@@ -931,8 +939,10 @@ int main(int argc, char **argv)
         tot[m->outcome]++;
         if (m->region < R_NREGIONS)
             byreg[m->outcome][m->region]++;
-        if (m->outcome == O_OPEN && m->fsck_clean)
+        if (m->outcome == O_OPEN && m->fsck_clean) {
             fsck_missed++;
+            repro(m, "the store or SQLite refused it, fsck found nothing");
+        }
         if (m->outcome == O_WRONG)
             repro(m, m->fsck_clean ? "silently wrong (fsck clean too)"
                                    : "silently wrong (fsck saw a problem)");
