@@ -4,7 +4,7 @@
 #   make demo     the main job, shown step by step (see README.md)
 #   make test     every test (unit tests under ASan+UBSan, tsan, race-proof, tools,
 #                 the crash simulator's 10,000 states, sqllogictest slice,
-#                 each fuzzer for 20 s, the corruption sweep's sample)
+#                 each fuzzer for 15 s, the corruption sweep's sample)
 #   make fuzz     the libFuzzer harnesses, 10 minutes each (FUZZ_TIME)
 #   make sweep    the corruption sweep (sweep-full: every target byte)
 #   make crash    the crash simulator, 40,000 crash states (crash-ci: 10,000, run
@@ -258,7 +258,7 @@ race-proof: deps
 .PHONY: fuzz fuzz-ci fuzz-build
 FUZZ_CC       ?= clang
 FUZZ_TIME     ?= 600
-FUZZ_CI_TIME  ?= 20
+FUZZ_CI_TIME  ?= 15
 FUZZ_TIMEOUT  ?= 30
 FUZZERS       := open replay fsck vfs
 FUZZDIR       := $(BUILD)/fuzz

@@ -535,7 +535,7 @@ static size_t nmuts, capmuts;
 
 /* Region classes and how many bytes of each a base gives the sample. */
 enum cls { C_SB, C_TREE, C_LOG, C_DATA, C_NCLASSES };
-static unsigned sample[C_NCLASSES] = {120, 240, 120, 30};
+static unsigned sample[C_NCLASSES] = {90, 180, 90, 24};
 static const unsigned data_blocks_full = 8; /* data blocks per base in --full */
 
 static enum cls cls_of(int r)
