@@ -3,7 +3,10 @@
 #   make          build/cowvfs.so, build/libcowvfs.a, build/cowctl, build/slt
 #   make demo     the main job, shown step by step (see README.md)
 #   make test     every test (unit tests under ASan+UBSan, tsan, race-proof, tools,
-#                 the crash simulator's 10,000 states, sqllogictest slice)
+#                 the crash simulator's 10,000 states, sqllogictest slice,
+#                 each fuzzer for 15 s, the corruption sweep's sample)
+#   make fuzz     the libFuzzer harnesses, 10 minutes each (FUZZ_TIME)
+#   make sweep    the corruption sweep (sweep-full: every target byte)
 #   make crash    the crash simulator, 40,000 crash states (crash-ci: 10,000, run
 #                 by make test; crash-long: 1,000,000)
 #   make tsan     the concurrency tests under ThreadSanitizer
@@ -66,7 +69,8 @@ ALL := $(BUILD)/cowvfs.so $(BUILD)/libcowvfs.a $(BUILD)/cowctl $(BUILD)/slt
 all: deps $(ALL)
 
 # ---- dependencies: installed by the targets themselves when run as root ----
-DEB_PKGS := gcc make pkg-config libsqlite3-dev sqlite3 libssl-dev check libsubunit-dev python3
+DEB_PKGS := gcc make pkg-config libsqlite3-dev sqlite3 libssl-dev check libsubunit-dev python3 \
+            clang libclang-rt-14-dev
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
@@ -192,6 +196,8 @@ test: deps $(ALL)
 	$(MAKE) check-tools
 	$(MAKE) crash-ci
 	$(MAKE) slt-ci
+	$(MAKE) fuzz-ci
+	$(MAKE) sweep
 
 demo: deps $(ALL)
 	sh tools/demo.sh $(SLT_CORPUS)
@@ -241,3 +247,106 @@ race-proof: deps
 	done
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- fuzzing (README "Fuzzing and the corruption sweep") ----
+# libFuzzer harnesses (test/fuzz/), built with clang and the library built
+# again with the same instrumentation (ASan, UBSan, coverage) in build/fuzz.
+# Their inputs are patches to small containers that build/fuzz/mkbases
+# makes through the VFS (build/fuzz/bases, with seed corpora in
+# build/fuzz/seeds).  make fuzz runs each harness FUZZ_TIME seconds;
+# fuzz-ci (make test) FUZZ_CI_TIME seconds.  Any crash, hang (FUZZ_TIMEOUT
+# seconds for one input), leak or sanitizer report fails the run; the
+# input is left in build/fuzz/artifacts.
+.PHONY: fuzz fuzz-ci fuzz-build
+FUZZ_CC       ?= clang
+FUZZ_TIME     ?= 600
+FUZZ_CI_TIME  ?= 15
+FUZZ_TIMEOUT  ?= 30
+FUZZERS       := open replay fsck vfs
+FUZZDIR       := $(BUILD)/fuzz
+FUZZ_SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_OBJ_LIB  := $(LIB_SRC:%.c=$(FUZZDIR)/obj/%.o) $(FUZZDIR)/obj/tools/fsck.o \
+                 $(FUZZDIR)/obj/test/testutil.o $(FUZZDIR)/obj/test/fuzz/fuzzlib.o
+FUZZ_BINS     := $(FUZZERS:%=$(FUZZDIR)/fuzz_%)
+
+$(FUZZDIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(BASEFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -DCOW_DEBUG $(SQLITE_CFLAGS) \
+	  $(CHECK_CFLAGS) -O1 -g -c $< -o $@
+
+$(FUZZDIR)/obj/test/fuzz/fuzz_replay.o: test/fuzz/fuzz_store.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(BASEFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -DCOW_DEBUG -DFZ_REPLAY \
+	  $(SQLITE_CFLAGS) $(CHECK_CFLAGS) -O1 -g -c $< -o $@
+
+$(FUZZDIR)/obj/test/fuzz/fuzz_open.o: test/fuzz/fuzz_store.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(BASEFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -DCOW_DEBUG \
+	  $(SQLITE_CFLAGS) $(CHECK_CFLAGS) -O1 -g -c $< -o $@
+
+# Objects reached only through the pattern rule below: keep them (make would
+# delete them as intermediate files and rebuild every time).
+.SECONDARY: $(FUZZ_OBJ_LIB) $(FUZZERS:%=$(FUZZDIR)/obj/test/fuzz/fuzz_%.o)
+
+$(FUZZDIR)/fuzz_%: $(FUZZDIR)/obj/test/fuzz/fuzz_%.o $(FUZZ_OBJ_LIB)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
+
+# The bases and seeds: made by the build (ASan test objects), never committed.
+$(FUZZDIR)/mkbases: $(TOBJDIR)/test/fuzz/mkbases.o $(TOBJDIR)/test/fuzz/fuzzlib.o \
+		$(TOBJDIR)/test/testutil.o $(TLIB_OBJ) $(TOBJDIR)/tools/fsck.o
+	@mkdir -p $(dir $@)
+	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
+
+$(FUZZDIR)/bases/.made: $(FUZZDIR)/mkbases
+	rm -rf $(FUZZDIR)/bases $(FUZZDIR)/seeds
+	./$(FUZZDIR)/mkbases $(FUZZDIR)
+	touch $@
+
+fuzz-build: deps $(FUZZ_BINS) $(FUZZDIR)/bases/.made
+
+# run-fuzz SECONDS,FLAGS: each harness in turn, its corpus kept in
+# build/fuzz/corpus/NAME (new inputs found are added there).  A harness
+# fails if libFuzzer exits non-zero or leaves a new input in
+# build/fuzz/artifacts (make fuzz runs in fork mode, which goes on after a
+# crash, leak or hang so that one run finds them all).
+define run-fuzz
+	@mkdir -p $(FUZZDIR)/artifacts; failed=""; \
+	for h in $(FUZZERS); do \
+	  mkdir -p $(FUZZDIR)/corpus/$$h; touch $(FUZZDIR)/artifacts/.start-$$h; \
+	  echo "fuzz: $$h for $(1) s"; \
+	  ASAN_OPTIONS="detect_leaks=1 $$ASAN_OPTIONS" ./$(FUZZDIR)/fuzz_$$h $(2) \
+	    -max_total_time=$(1) -timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZDIR)/artifacts/$$h- \
+	    $(FUZZDIR)/corpus/$$h $(FUZZDIR)/seeds/$$h >$(FUZZDIR)/$$h.log 2>&1; rc=$$?; \
+	  grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added" \
+	    $(FUZZDIR)/$$h.log | sed 's/^/    /'; \
+	  new=$$(find $(FUZZDIR)/artifacts -name "$$h-*" -newer $(FUZZDIR)/artifacts/.start-$$h); \
+	  if [ $$rc -ne 0 ] || [ -n "$$new" ]; then \
+	    grep -E "ERROR|SUMMARY|^fuzz_[a-z]+:|^    #[0-9] " $(FUZZDIR)/$$h.log | head -n 40; \
+	    echo "fuzz: $$h FAILED (exit $$rc; log $(FUZZDIR)/$$h.log); inputs:" $$new; \
+	    failed="$$failed $$h"; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: FAILED:$$failed"; exit 1; fi
+endef
+
+fuzz: fuzz-build
+	$(call run-fuzz,$(FUZZ_TIME),-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1)
+
+fuzz-ci: fuzz-build
+	$(call run-fuzz,$(FUZZ_CI_TIME),)
+
+# ---- the corruption sweep (test/sweep/sweep.c; README "Fuzzing and the
+# corruption sweep"): make sweep (in make test) a fixed-seed sample,
+# sweep-full every target byte.  Fails on silently wrong data or a crash.
+.PHONY: sweep sweep-full
+SWEEP_JOBS ?= 2
+$(BUILD)/sweep: $(TOBJDIR)/test/sweep/sweep.o $(TOBJDIR)/test/fuzz/fuzzlib.o \
+		$(TOBJDIR)/test/testutil.o $(TLIB_OBJ) $(TOBJDIR)/tools/fsck.o
+	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
+
+sweep: deps $(BUILD)/sweep
+	./$(BUILD)/sweep --jobs $(SWEEP_JOBS)
+
+sweep-full: deps $(BUILD)/sweep
+	./$(BUILD)/sweep --full --jobs $(SWEEP_JOBS)
