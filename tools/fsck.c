@@ -59,7 +59,7 @@
 /* ------------------------------------------------------------------ */
 
 /* Grows *P (of *CAP elements of ESZ bytes) to hold at least NEED. */
-int vec_reserve(void **p, size_t *cap, size_t need, size_t esz)
+int fsck_vec_reserve(void **p, size_t *cap, size_t need, size_t esz)
 {
     if (need <= *cap)
         return 0;
@@ -86,7 +86,7 @@ static size_t map_slot(const struct u64map *m, uint64_t k)
 }
 
 /* Sets *v and returns 1 if K is present, else returns 0. */
-int map_get(const struct u64map *m, uint64_t k, uint32_t *v)
+int fsck_map_get(const struct u64map *m, uint64_t k, uint32_t *v)
 {
     if (!m->cap)
         return 0;
@@ -116,7 +116,7 @@ static int map_grow(struct u64map *m)
     memset(nm.vals, 0xff, ncap * sizeof(uint32_t));
     for (size_t i = 0; i < m->cap; i++)
         if (m->vals[i] != NOIDX)
-            map_put(&nm, m->keys[i], m->vals[i]); /* cannot fail: room */
+            fsck_map_put(&nm, m->keys[i], m->vals[i]); /* cannot fail: room */
     free(m->keys);
     free(m->vals);
     *m = nm;
@@ -124,7 +124,7 @@ static int map_grow(struct u64map *m)
 }
 
 /* Inserts or replaces K -> V.  Returns 0 or -ENOMEM. */
-int map_put(struct u64map *m, uint64_t k, uint32_t v)
+int fsck_map_put(struct u64map *m, uint64_t k, uint32_t v)
 {
     if ((m->n + 1) * 2 > m->cap) {
         int rc = map_grow(m);
@@ -141,7 +141,7 @@ int map_put(struct u64map *m, uint64_t k, uint32_t v)
     return 0;
 }
 
-void map_free(struct u64map *m)
+void fsck_map_free(struct u64map *m)
 {
     free(m->keys);
     free(m->vals);
@@ -161,7 +161,7 @@ const uint64_t class_owner[T_NCLASS] = {COW_ROOT_TREE_OBJECTID,
 const unsigned sb_root_off[T_NSB] = {SB_ROOT_TREE, SB_EXTENT_TREE, SB_CSUM_TREE};
 
 
-const char *type_name(unsigned t)
+const char *fsck_type_name(unsigned t)
 {
     switch (t) {
     case COW_INODE_ITEM: return "INODE_ITEM";
@@ -180,9 +180,9 @@ const char *type_name(unsigned t)
 }
 
 /* Formats key K as "(objectid TYPE offset)" into BUF (at least 64 bytes). */
-const char *key_str(const struct cow_key *k, char *buf, size_t len)
+const char *fsck_key_str(const struct cow_key *k, char *buf, size_t len)
 {
-    const char *tn = type_name(k->type);
+    const char *tn = fsck_type_name(k->type);
     if (tn)
         snprintf(buf, len, "(%" PRIu64 " %s %" PRIu64 ")", k->objectid, tn, k->offset);
     else
@@ -192,13 +192,13 @@ const char *key_str(const struct cow_key *k, char *buf, size_t len)
 }
 
 /* a + b, saturating at UINT64_MAX (so that "end > limit" stays true). */
-uint64_t range_end(uint64_t start, uint64_t len)
+uint64_t fsck_range_end(uint64_t start, uint64_t len)
 {
     return len > UINT64_MAX - start ? UINT64_MAX : start + len;
 }
 
 /* NAME (LEN bytes) for a message, non-printable bytes as \xNN; BUF >= 1024. */
-const char *name_str(const uint8_t *name, unsigned len, char *buf, size_t size)
+const char *fsck_name_str(const uint8_t *name, unsigned len, char *buf, size_t size)
 {
     size_t o = 0;
     for (unsigned i = 0; i < len && o + 5 < size; i++) {
@@ -213,7 +213,7 @@ const char *name_str(const uint8_t *name, unsigned len, char *buf, size_t size)
 
 /* 1 if P (LEN bytes) is valid UTF-8 (RFC 3629: shortest forms only, no
  * surrogates, nothing above U+10FFFF). */
-int utf8_valid(const uint8_t *p, size_t len)
+int fsck_utf8_valid(const uint8_t *p, size_t len)
 {
     size_t i = 0;
     while (i < len) {
@@ -244,10 +244,10 @@ int utf8_valid(const uint8_t *p, size_t len)
 
 /* Adds the name P (LEN bytes, 1..COW_NAME_MAX) of subvolume ID.  Returns 0
  * or -ENOMEM. */
-int names_add(struct names *nm, uint64_t id, const uint8_t *p, unsigned len)
+int fsck_names_add(struct names *nm, uint64_t id, const uint8_t *p, unsigned len)
 {
-    if (nm->n >= NOIDX - 1 || vec_reserve((void **)&nm->v, &nm->cap, nm->n + 1, sizeof(*nm->v)) ||
-        vec_reserve((void **)&nm->pool, &nm->cappool, nm->npool + len, 1))
+    if (nm->n >= NOIDX - 1 || fsck_vec_reserve((void **)&nm->v, &nm->cap, nm->n + 1, sizeof(*nm->v)) ||
+        fsck_vec_reserve((void **)&nm->pool, &nm->cappool, nm->npool + len, 1))
         return -ENOMEM;
     nm->v[nm->n++] = (struct rname){id, nm->npool, len};
     memcpy(nm->pool + nm->npool, p, len);
@@ -255,12 +255,12 @@ int names_add(struct names *nm, uint64_t id, const uint8_t *p, unsigned len)
     return 0;
 }
 
-const uint8_t *names_bytes(const struct names *nm, size_t i)
+const uint8_t *fsck_names_bytes(const struct names *nm, size_t i)
 {
     return nm->pool + nm->v[i].off;
 }
 
-void names_free(struct names *nm)
+void fsck_names_free(struct names *nm)
 {
     free(nm->v);
     free(nm->pool);
@@ -268,7 +268,7 @@ void names_free(struct names *nm)
 }
 
 /* "snapshot", "branch", or NULL for other ROOT_ITEM flags. */
-const char *root_kind(uint64_t flags)
+const char *fsck_root_kind(uint64_t flags)
 {
     return flags == COW_ROOT_F_SNAPSHOT                            ? "snapshot"
            : flags == COW_ROOT_F_BRANCH                            ? "branch"
@@ -280,29 +280,29 @@ const char *root_kind(uint64_t flags)
 /* The end (exclusive) of the blocks that an EXTENT_DATA item with XOFF and
  * NBYTES maps in its extent, as replay computes it; UINT64_MAX if that
  * overflows. */
-uint64_t fe_block_end(uint64_t xoff, uint64_t nbytes)
+uint64_t fsck_fe_block_end(uint64_t xoff, uint64_t nbytes)
 {
-    return range_end(xoff / BS, nbytes / BS);
+    return fsck_range_end(xoff / BS, nbytes / BS);
 }
 
 /* Adds the blocks that an EXTENT_DATA item with XOFF and NBYTES maps to M;
  * blocks past the largest extent are left out (check_file_extent reports
  * such items). */
-void bmap_add(uint64_t *m, uint64_t xoff, uint64_t nbytes)
+void fsck_bmap_add(uint64_t *m, uint64_t xoff, uint64_t nbytes)
 {
-    uint64_t e = fe_block_end(xoff, nbytes);
+    uint64_t e = fsck_fe_block_end(xoff, nbytes);
     if (e > COW_MAX_EXTENT_BLOCKS)
         e = COW_MAX_EXTENT_BLOCKS;
     for (uint64_t b = xoff / BS; b < e; b++)
         m[b / 64] |= 1ull << (b % 64);
 }
 
-int bmap_has(const uint64_t *m, uint32_t b)
+int fsck_bmap_has(const uint64_t *m, uint32_t b)
 {
     return b < COW_MAX_EXTENT_BLOCKS && (m[b / 64] >> (b % 64) & 1);
 }
 
-int all_zero(const uint8_t *p, size_t n)
+int fsck_all_zero(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (p[i])
@@ -319,7 +319,7 @@ int all_zero(const uint8_t *p, size_t n)
  * the file; the rest of BUF is zeroed), or a positive errno for a failed
  * read.  Retries EINTR and partial reads.
  */
-int read_at(int fd, void *buf, size_t len, uint64_t off)
+int fsck_read_at(int fd, void *buf, size_t len, uint64_t off)
 {
     uint8_t *p = buf;
     size_t done = 0;
@@ -343,13 +343,13 @@ int read_at(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
-uint32_t block_csum(const uint8_t *b)
+uint32_t fsck_block_csum(const uint8_t *b)
 {
     return crc32c(0, b + 4, BS - 4);
 }
 
 /* Opens PATH read-only for checking; *fsize gets its size. Returns fd or -errno. */
-int open_container(const char *path, uint64_t *fsize, int *locked, FILE *out)
+int fsck_open_container(const char *path, uint64_t *fsize, int *locked, FILE *out)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -401,7 +401,7 @@ static void vmsg(struct fsck *f, int is_note, const char *fmt, va_list ap)
     fputc('\n', f->out);
 }
 
-__attribute__((format(printf, 2, 3))) void problem(struct fsck *f, const char *fmt,
+__attribute__((format(printf, 2, 3))) void fsck_problem(struct fsck *f, const char *fmt,
                                                    ...)
 {
     va_list ap;
@@ -411,7 +411,7 @@ __attribute__((format(printf, 2, 3))) void problem(struct fsck *f, const char *f
     va_end(ap);
 }
 
-__attribute__((format(printf, 2, 3))) void note(struct fsck *f, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) void fsck_note(struct fsck *f, const char *fmt, ...)
 {
     va_list ap;
     f->r->notes++;
@@ -422,14 +422,14 @@ __attribute__((format(printf, 2, 3))) void note(struct fsck *f, const char *fmt,
     va_end(ap);
 }
 
-void set_fatal(struct fsck *f, int rc)
+void fsck_set_fatal(struct fsck *f, int rc)
 {
     if (!f->fatal)
         f->fatal = rc;
 }
 
 /* "extent tree block 123" / "subvolume 256 tree block 123" */
-const char *blk_where(int cls, uint64_t tree_id, uint64_t bytenr, char *buf, size_t len)
+const char *fsck_blk_where(int cls, uint64_t tree_id, uint64_t bytenr, char *buf, size_t len)
 {
     if (cls == T_SUBVOL)
         snprintf(buf, len, "subvolume %" PRIu64 " tree block %" PRIu64, tree_id, bytenr);
@@ -443,7 +443,7 @@ const char *blk_where(int cls, uint64_t tree_id, uint64_t bytenr, char *buf, siz
 /* ------------------------------------------------------------------ */
 
 /* Why copy BUF is not a usable superblock, or NULL if it is. */
-const char *sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
+const char *fsck_sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
 {
     if (rd == 1)
         return "past the end of the file";
@@ -452,8 +452,8 @@ const char *sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
         return why;
     }
     if (get64(buf + SB_MAGIC) != COW_SB_MAGIC)
-        return all_zero(buf, BS) ? "all zero" : "bad magic";
-    uint32_t c = block_csum(buf), s = get32(buf + SB_CSUM);
+        return fsck_all_zero(buf, BS) ? "all zero" : "bad magic";
+    uint32_t c = fsck_block_csum(buf), s = get32(buf + SB_CSUM);
     if (c != s) {
         snprintf(why, len, "bad checksum (stored 0x%08x, computed 0x%08x)", s, c);
         return why;
@@ -508,7 +508,7 @@ const char *sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
  * the crc over those.  Returns NULL if intact (or not a one-flush commit),
  * else why not.
  */
-const char *sb_commit_torn(int fd, uint64_t fsize, const uint8_t *sb, char *why,
+const char *fsck_sb_commit_torn(int fd, uint64_t fsize, const uint8_t *sb, char *why,
                            size_t len)
 {
     if (!(get32(sb + SB_FLAGS) & COW_SB_ONE_FLUSH))
@@ -538,7 +538,7 @@ const char *sb_commit_torn(int fd, uint64_t fsize, const uint8_t *sb, char *why,
             return why;
         }
         for (uint64_t b = 0; b < nb; b++) {
-            if (read_at(fd, blk, BS, at + b * BS) != 0) {
+            if (fsck_read_at(fd, blk, BS, at + b * BS) != 0) {
                 snprintf(why, len, "cannot read listed block %" PRIu64, at + b * BS);
                 return why;
             }
@@ -564,12 +564,12 @@ static void rootref_get(struct fsck *f, const uint8_t *sb, int cls, unsigned off
     rr->valid = 0;
     int ok = 1;
     if (rr->bytenr == 0 || rr->bytenr % BS) {
-        problem(f, "superblock: %s root at %" PRIu64 ", not a block address", class_name[cls],
+        fsck_problem(f, "superblock: %s root at %" PRIu64 ", not a block address", class_name[cls],
                 rr->bytenr);
         ok = 0;
     }
     if (rr->level >= COW_MAX_LEVEL) {
-        problem(f, "superblock: %s root level %u (maximum %u)", class_name[cls], rr->level,
+        fsck_problem(f, "superblock: %s root level %u (maximum %u)", class_name[cls], rr->level,
                 COW_MAX_LEVEL - 1);
         ok = 0;
     }
@@ -590,19 +590,19 @@ static void check_log_areas(struct fsck *f, const uint8_t *sb, const uint8_t *ot
     f->log_id = get64(sb + SB_LOG_ID);
     f->have_log = 0;
     if (get32(sb + SB_LOG_BLOCKS + 4))
-        problem(f, "superblock: bytes 124..127 (after the log area length) are not zero");
+        fsck_problem(f, "superblock: bytes 124..127 (after the log area length) are not zero");
     if (other && memcmp(other + SB_LOG_AREA0, sb + SB_LOG_AREA0, SB_UUID - SB_LOG_AREA0))
-        note(f, "superblock copy %d has other log areas (%" PRIu64 ", %" PRIu64 ", %u blocks)",
+        fsck_note(f, "superblock copy %d has other log areas (%" PRIu64 ", %" PRIu64 ", %u blocks)",
              o, get64(other + SB_LOG_AREA0), get64(other + SB_LOG_AREA1),
              get32(other + SB_LOG_BLOCKS));
     uint64_t a0 = f->log_area[0], a1 = f->log_area[1];
     uint32_t nb = f->log_blocks;
     if (!a0 && !a1 && !nb) {
-        note(f, "superblock: the container has no log areas");
+        fsck_note(f, "superblock: the container has no log areas");
         return;
     }
     if (!a0 || !a1 || !nb) {
-        problem(f, "superblock: log areas at %" PRIu64 " and %" PRIu64 " of %u blocks: "
+        fsck_problem(f, "superblock: log areas at %" PRIu64 " and %" PRIu64 " of %u blocks: "
                    "either all three are 0 (no log areas) or none is",
                 a0, a1, nb);
         f->log_bad = 1;
@@ -610,14 +610,14 @@ static void check_log_areas(struct fsck *f, const uint8_t *sb, const uint8_t *ot
     }
     int ok = 1;
     if (f->bg_size && nb > f->bg_size / BS) {
-        problem(f, "superblock: log areas of %u blocks, longer than a block group (%" PRIu64
+        fsck_problem(f, "superblock: log areas of %u blocks, longer than a block group (%" PRIu64
                    " blocks)",
                 nb, f->bg_size / BS);
         ok = 0;
     }
     for (int k = 0; k < COW_SB_COPIES; k++)
         if (f->log_area[k] % BS) {
-            problem(f, "superblock: log area %d at %" PRIu64 ", not a block address", k,
+            fsck_problem(f, "superblock: log area %d at %" PRIu64 ", not a block address", k,
                     f->log_area[k]);
             ok = 0;
         }
@@ -633,14 +633,14 @@ static int check_superblocks(struct fsck *f)
     char whybuf[2][128];
     int valid[2];
     for (int i = 0; i < 2; i++) {
-        int rd = read_at(f->fd, buf[i], BS, (uint64_t)i * BS);
-        why[i] = sb_invalid(buf[i], rd, whybuf[i], sizeof(whybuf[i]));
+        int rd = fsck_read_at(f->fd, buf[i], BS, (uint64_t)i * BS);
+        why[i] = fsck_sb_invalid(buf[i], rd, whybuf[i], sizeof(whybuf[i]));
         valid[i] = why[i] == NULL;
         /* as the store: a whole copy (crc matches) with a field out of
          * range is damage, and the store refuses to open */
         if (!valid[i] && !rd && get64(buf[i] + SB_MAGIC) == COW_SB_MAGIC &&
-            block_csum(buf[i]) == get32(buf[i] + SB_CSUM))
-            problem(f, "superblock copy %d is whole (its checksum matches) but invalid: %s; "
+            fsck_block_csum(buf[i]) == get32(buf[i] + SB_CSUM))
+            fsck_problem(f, "superblock copy %d is whole (its checksum matches) but invalid: %s; "
                        "the store refuses to open",
                     i, why[i]);
     }
@@ -650,7 +650,7 @@ static int check_superblocks(struct fsck *f)
                      ? (get64(buf[1] + SB_GENERATION) > get64(buf[0] + SB_GENERATION) ? 1 : 0)
                      : (valid[0] ? 0 : 1);
     if (valid[newest]) {
-        const char *torn = sb_commit_torn(f->fd, f->fsize, buf[newest], whybuf[newest],
+        const char *torn = fsck_sb_commit_torn(f->fd, f->fsize, buf[newest], whybuf[newest],
                                           sizeof(whybuf[newest]));
         if (torn) {
             /* as the store: the other copy must hold the commit the torn
@@ -664,24 +664,24 @@ static int check_superblocks(struct fsck *f)
             snprintf(f->sb_rejected, sizeof(f->sb_rejected),
                      "superblock copy %d (generation %" PRIu64 "): %s", newest, tgen, torn);
             if (valid[o2] && get64(buf[o2] + SB_GENERATION) != want) {
-                problem(f, "superblock copy %d (generation %" PRIu64 ") is torn, and copy %d "
+                fsck_problem(f, "superblock copy %d (generation %" PRIu64 ") is torn, and copy %d "
                            "holds generation %" PRIu64 ", not generation %" PRIu64
                            " it was written after",
                         newest, tgen, o2, get64(buf[o2] + SB_GENERATION), want);
                 valid[o2] = 0;
                 why[o2] = "not the commit the torn copy was written after";
             } else if (valid[o2]) {
-                const char *t2 = sb_commit_torn(f->fd, f->fsize, buf[o2], whybuf[o2],
+                const char *t2 = fsck_sb_commit_torn(f->fd, f->fsize, buf[o2], whybuf[o2],
                                                 sizeof(whybuf[o2]));
                 if (t2) {
-                    problem(f, "superblock copy %d: %s, and copy %d: %s; generation %" PRIu64
+                    fsck_problem(f, "superblock copy %d: %s, and copy %d: %s; generation %" PRIu64
                                " was flushed, so that is damage",
                             newest, torn, o2, t2, want);
                     valid[o2] = 0;
                     why[o2] = t2;
                 }
             } else if (want) {
-                problem(f, "superblock copy %d (generation %" PRIu64 ") is torn, and copy %d, "
+                fsck_problem(f, "superblock copy %d (generation %" PRIu64 ") is torn, and copy %d, "
                            "which must hold generation %" PRIu64 ", is damaged (%s)",
                         newest, tgen, o2, want, why[o2]);
             }
@@ -694,9 +694,9 @@ static int check_superblocks(struct fsck *f)
     }
     if (!valid[0] && !valid[1]) {
         if (f->fsize == 0)
-            problem(f, "no valid superblock: the file is empty");
+            fsck_problem(f, "no valid superblock: the file is empty");
         else
-            problem(f, "no valid superblock (copy 0: %s; copy 1: %s): not a cowvfs container",
+            fsck_problem(f, "no valid superblock (copy 0: %s; copy 1: %s): not a cowvfs container",
                     why[0], why[1]);
         return 1;
     }
@@ -712,58 +712,58 @@ static int check_superblocks(struct fsck *f)
     f->r->generation = f->gen;
 
     if (!valid[o]) {
-        note(f, "superblock copy %d is not valid (%s); copy %d (generation %" PRIu64
+        fsck_note(f, "superblock copy %d is not valid (%s); copy %d (generation %" PRIu64
                 ") is used; legal after a crash while writing a superblock",
              o, why[o], c, f->gen);
     } else {
         uint64_t og = get64(buf[o] + SB_GENERATION);
         if (og == f->gen)
-            problem(f, "both superblock copies have generation %" PRIu64, og);
+            fsck_problem(f, "both superblock copies have generation %" PRIu64, og);
         else if (f->gen - og != 1)
-            note(f, "superblock copy %d has generation %" PRIu64 ", copy %d has %" PRIu64, o, og,
+            fsck_note(f, "superblock copy %d has generation %" PRIu64 ", copy %d has %" PRIu64, o, og,
                  c, f->gen);
         if (memcmp(buf[o] + SB_UUID, sb + SB_UUID, 16) != 0)
-            problem(f, "superblock copies have different container uuids");
+            fsck_problem(f, "superblock copies have different container uuids");
     }
 
     uint32_t flags = get32(sb + SB_FLAGS);
     if (flags & ~COW_SB_ONE_FLUSH)
-        problem(f, "superblock: flags 0x%x, only 0x%x (one flush) is defined", flags,
+        fsck_problem(f, "superblock: flags 0x%x, only 0x%x (one flush) is defined", flags,
                 COW_SB_ONE_FLUSH);
     size_t sb_end = SB_COMMIT_LIST;
     if (flags & COW_SB_ONE_FLUSH)
         sb_end += (size_t)get32(sb + SB_COMMIT_NRANGES) * SB_COMMIT_ENTRY;
-    else if (!all_zero(sb + SB_COMMIT_NRANGES, SB_LOG_ID - SB_COMMIT_NRANGES))
-        problem(f, "superblock: a commit list without the one-flush flag");
+    else if (!fsck_all_zero(sb + SB_COMMIT_NRANGES, SB_LOG_ID - SB_COMMIT_NRANGES))
+        fsck_problem(f, "superblock: a commit list without the one-flush flag");
     f->bg_size = get64(sb + SB_BG_SIZE);
     f->total = get64(sb + SB_TOTAL_BYTES);
     f->bytes_used = get64(sb + SB_BYTES_USED);
     f->r->total_bytes = f->total;
     if (f->bg_size == 0 || f->bg_size % BS || f->bg_size < 2 * BS) {
-        problem(f, "superblock: block group size %" PRIu64 " is not a multiple of 4096 of at least 8192",
+        fsck_problem(f, "superblock: block group size %" PRIu64 " is not a multiple of 4096 of at least 8192",
                 f->bg_size);
         f->bg_size = 0; /* no block group checks */
     }
     if (f->total == 0 || (f->bg_size && f->total % f->bg_size))
-        problem(f, "superblock: total_bytes %" PRIu64 " is not a positive multiple of the block group size %" PRIu64,
+        fsck_problem(f, "superblock: total_bytes %" PRIu64 " is not a positive multiple of the block group size %" PRIu64,
                 f->total, f->bg_size);
     if (f->bytes_used > f->total)
-        problem(f, "superblock: bytes_used %" PRIu64 " > total_bytes %" PRIu64, f->bytes_used,
+        fsck_problem(f, "superblock: bytes_used %" PRIu64 " > total_bytes %" PRIu64, f->bytes_used,
                 f->total);
     if (f->total > f->fsize)
-        problem(f, "container file is truncated: %" PRIu64 " bytes, total_bytes is %" PRIu64,
+        fsck_problem(f, "container file is truncated: %" PRIu64 " bytes, total_bytes is %" PRIu64,
                 f->fsize, f->total);
     else if (f->total != f->fsize)
-        note(f, "container file is %" PRIu64 " bytes, total_bytes is %" PRIu64, f->fsize,
+        fsck_note(f, "container file is %" PRIu64 " bytes, total_bytes is %" PRIu64, f->fsize,
              f->total);
     if (get32(sb + SB_PREV_LOG_RECORDS + 4))
-        problem(f, "superblock: bytes 180..183 (after prev_log_records) are not zero");
-    if (sb_end < BS && !all_zero(sb + sb_end, BS - sb_end))
-        problem(f, "superblock: bytes %zu..4095 are not zero", sb_end);
+        fsck_problem(f, "superblock: bytes 180..183 (after prev_log_records) are not zero");
+    if (sb_end < BS && !fsck_all_zero(sb + sb_end, BS - sb_end))
+        fsck_problem(f, "superblock: bytes %zu..4095 are not zero", sb_end);
     for (int t = 0; t < T_NSB; t++) {
         rootref_get(f, sb, t, sb_root_off[t]);
         if (f->rr[t].valid && f->rr[t].gen > f->gen)
-            problem(f, "superblock: %s root generation %" PRIu64 " > superblock generation %" PRIu64,
+            fsck_problem(f, "superblock: %s root generation %" PRIu64 " > superblock generation %" PRIu64,
                     class_name[t], f->rr[t].gen, f->gen);
     }
     check_log_areas(f, sb, valid[o] ? buf[o] : NULL, o);
@@ -786,7 +786,7 @@ static void fsck_run(struct fsck *f)
         if (!rr->valid)
             continue;
         snprintf(from, sizeof(from), "superblock %s root", class_name[t]);
-        uint32_t r = walk_tree(f, t, class_owner[t], rr->bytenr, rr->gen, rr->level, from);
+        uint32_t r = fsck_walk_tree(f, t, class_owner[t], rr->bytenr, rr->gen, rr->level, from);
         if (f->fatal)
             return;
         f->tree_ok[t] = r != NOIDX && !f->blk[r].sub_bad;
@@ -800,7 +800,7 @@ static void fsck_run(struct fsck *f)
         if (s->id == COW_FS_TREE_OBJECTID)
             have_fs = 1;
         snprintf(from, sizeof(from), "ROOT_ITEM of subvolume %" PRIu64, s->id);
-        s->root = walk_tree(f, T_SUBVOL, s->id, s->bytenr, s->gen, s->level, from);
+        s->root = fsck_walk_tree(f, T_SUBVOL, s->id, s->bytenr, s->gen, s->level, from);
         if (s->root == NOIDX) {
             subvols_ok = 0;
             continue;
@@ -813,20 +813,20 @@ static void fsck_run(struct fsck *f)
     if (f->fatal)
         return;
     if (f->tree_ok[T_ROOT] && !have_fs)
-        problem(f, "root tree: no ROOT_ITEM for the live subvolume %llu",
+        fsck_problem(f, "root tree: no ROOT_ITEM for the live subvolume %llu",
                 (unsigned long long)COW_FS_TREE_OBJECTID);
-    check_root_names(f);
+    fsck_check_root_names(f);
     if (f->fatal)
         return;
     /* cross-checks */
-    check_extent_items(f, subvols_ok);
+    fsck_check_extent_items(f, subvols_ok);
     if (f->fatal)
         return;
-    check_csums(f);
+    fsck_check_csums(f);
     int all_ok = subvols_ok;
     for (int t = 0; t < T_NSB; t++)
         all_ok = all_ok && f->tree_ok[t];
-    check_space(f, all_ok);
+    fsck_check_space(f, all_ok);
     if (f->fatal)
         return;
     /* files: every subvolume over its whole tree, shared blocks and all
@@ -835,15 +835,15 @@ static void fsck_run(struct fsck *f)
         struct subvol *s = &f->sv[i];
         if (s->root == NOIDX || f->blk[s->root].sub_bad) {
             char lb[1100];
-            note(f, "%s: files not checked, its tree is damaged", sv_label(f, s, lb, sizeof(lb)));
+            fsck_note(f, "%s: files not checked, its tree is damaged", fsck_sv_label(f, s, lb, sizeof(lb)));
             continue;
         }
-        check_files(f, s);
+        fsck_check_files(f, s);
     }
     if (!f->fatal && (f->flags & COW_FSCK_DATA))
-        check_data(f);
+        fsck_check_data(f);
     if (!f->fatal)
-        check_log(f);
+        fsck_check_log(f);
 }
 
 int cow_fsck(const char *path, unsigned flags, FILE *out, struct cow_fsck_result *res)
@@ -860,12 +860,12 @@ int cow_fsck(const char *path, unsigned flags, FILE *out, struct cow_fsck_result
     f.flags = flags;
     f.r = res;
     int locked;
-    f.fd = open_container(path, &f.fsize, &locked, out);
+    f.fd = fsck_open_container(path, &f.fsize, &locked, out);
     if (f.fd < 0)
         return f.fd;
     res->container_bytes = f.fsize;
     if (!locked)
-        note(&f, "%s is open in a process (locked); what it is writing may look inconsistent",
+        fsck_note(&f, "%s is open in a process (locked); what it is writing may look inconsistent",
              path);
 
     fsck_run(&f);
@@ -889,12 +889,12 @@ int cow_fsck(const char *path, unsigned flags, FILE *out, struct cow_fsck_result
     free(f.pool);
     free(f.sv);
     free(f.sp);
-    names_free(&f.names);
-    map_free(&f.svmap);
-    map_free(&f.blkmap);
-    map_free(&f.dxmap);
-    map_free(&f.logx);
-    map_free(&f.live_inodes);
+    fsck_names_free(&f.names);
+    fsck_map_free(&f.svmap);
+    fsck_map_free(&f.blkmap);
+    fsck_map_free(&f.dxmap);
+    fsck_map_free(&f.logx);
+    fsck_map_free(&f.live_inodes);
     close(f.fd); /* drops the flock */
     return rc;
 }

@@ -9,72 +9,72 @@
 /* pass 3: cross-checks                                                */
 /* ------------------------------------------------------------------ */
 
-void check_extent_items(struct fsck *f, int subvols_ok)
+void fsck_check_extent_items(struct fsck *f, int subvols_ok)
 {
     int ext_ok = f->tree_ok[T_EXTENT];
     int full = ext_ok && subvols_ok;
     char ks[80];
     if (!full)
-        note(f, "reference counts not fully cross-checked: the %s",
+        fsck_note(f, "reference counts not fully cross-checked: the %s",
              !ext_ok ? "extent tree is damaged" : "subvolume trees are damaged");
     for (size_t i = 0; i < f->nxi && !f->fatal; i++) {
         struct xitem *x = &f->xi[i];
-        key_str(&x->key, ks, sizeof(ks));
+        fsck_key_str(&x->key, ks, sizeof(ks));
         uint64_t bytenr = x->key.objectid;
         if (bytenr == 0 || bytenr % BS) {
-            problem(f, "extent tree: %s: address is not a block address", ks);
+            fsck_problem(f, "extent tree: %s: address is not a block address", ks);
             continue;
         }
         if (x->gen > f->gen)
-            problem(f, "extent tree: %s: generation %" PRIu64 " > superblock generation %" PRIu64,
+            fsck_problem(f, "extent tree: %s: generation %" PRIu64 " > superblock generation %" PRIu64,
                     ks, x->gen, f->gen);
         if (x->refs == 0)
-            problem(f, "extent tree: %s: refs 0 (a free extent has no item)", ks);
+            fsck_problem(f, "extent tree: %s: refs 0 (a free extent has no item)", ks);
         if (x->key.type == COW_METADATA_ITEM) {
             if (x->flags != COW_EXT_FLAG_TREE)
-                problem(f, "extent tree: %s: flags 0x%" PRIx64 ", expected 0x%x (TREE)", ks,
+                fsck_problem(f, "extent tree: %s: flags 0x%" PRIx64 ", expected 0x%x (TREE)", ks,
                         x->flags, COW_EXT_FLAG_TREE);
             uint32_t bi;
-            if (!map_get(&f->blkmap, bytenr, &bi)) {
+            if (!fsck_map_get(&f->blkmap, bytenr, &bi)) {
                 if (full)
-                    problem(f, "extent tree: %s: no subvolume tree references block %" PRIu64
+                    fsck_problem(f, "extent tree: %s: no subvolume tree references block %" PRIu64
                                " (leaked, refs %" PRIu64 ")",
                             ks, bytenr, x->refs);
                 continue;
             }
             struct blk *b = &f->blk[bi];
             if (b->cls != T_SUBVOL) {
-                problem(f, "extent tree: %s: block %" PRIu64 " belongs to the %s, whose blocks have no METADATA_ITEM",
+                fsck_problem(f, "extent tree: %s: block %" PRIu64 " belongs to the %s, whose blocks have no METADATA_ITEM",
                         ks, bytenr, class_name[b->cls]);
                 continue;
             }
             if (b->has_meta) {
-                problem(f, "extent tree: %s: a second METADATA_ITEM for block %" PRIu64, ks,
+                fsck_problem(f, "extent tree: %s: a second METADATA_ITEM for block %" PRIu64, ks,
                         bytenr);
                 continue;
             }
             b->has_meta = 1;
             if (x->key.offset != b->level)
-                problem(f, "extent tree: %s: block %" PRIu64 " is at level %u", ks, bytenr,
+                fsck_problem(f, "extent tree: %s: block %" PRIu64 " is at level %u", ks, bytenr,
                         b->level);
             if (subvols_ok && x->refs != b->refs)
-                problem(f, "extent tree: %s: refs %" PRIu64 ", but %u parent blocks/ROOT_ITEMs point at block %" PRIu64,
+                fsck_problem(f, "extent tree: %s: refs %" PRIu64 ", but %u parent blocks/ROOT_ITEMs point at block %" PRIu64,
                         ks, x->refs, b->refs, bytenr);
         } else {
             uint64_t len = x->key.offset;
             if (x->flags != COW_EXT_FLAG_DATA)
-                problem(f, "extent tree: %s: flags 0x%" PRIx64 ", expected 0x%x (DATA)", ks,
+                fsck_problem(f, "extent tree: %s: flags 0x%" PRIx64 ", expected 0x%x (DATA)", ks,
                         x->flags, COW_EXT_FLAG_DATA);
             if (len == 0 || len % BS || len > MAX_EXTENT_BYTES) {
-                problem(f, "extent tree: %s: length %" PRIu64 " is not a multiple of 4096 in 4096..%" PRIu64,
+                fsck_problem(f, "extent tree: %s: length %" PRIu64 " is not a multiple of 4096 in 4096..%" PRIu64,
                         ks, len, MAX_EXTENT_BYTES);
                 continue;
             }
-            struct dext *d = dext_get(f, bytenr, 1);
+            struct dext *d = fsck_dext_get(f, bytenr, 1);
             if (!d)
                 return;
             if (d->has_item) {
-                problem(f, "extent tree: %s: a second EXTENT_ITEM for data extent %" PRIu64, ks,
+                fsck_problem(f, "extent tree: %s: a second EXTENT_ITEM for data extent %" PRIu64, ks,
                         bytenr);
                 continue;
             }
@@ -82,14 +82,14 @@ void check_extent_items(struct fsck *f, int subvols_ok)
             d->item_len = len;
             d->item_refs = x->refs;
             if (d->refs && d->ref_len != len)
-                problem(f, "extent tree: %s: EXTENT_DATA items (leaf %" PRIu64 ") say the extent is %" PRIu64 " bytes",
+                fsck_problem(f, "extent tree: %s: EXTENT_DATA items (leaf %" PRIu64 ") say the extent is %" PRIu64 " bytes",
                         ks, d->first_leaf, d->ref_len);
             if (subvols_ok && d->refs != x->refs) {
                 if (d->refs == 0)
-                    problem(f, "extent tree: %s: refs %" PRIu64 ", but no EXTENT_DATA item points at it (leaked)",
+                    fsck_problem(f, "extent tree: %s: refs %" PRIu64 ", but no EXTENT_DATA item points at it (leaked)",
                             ks, x->refs);
                 else
-                    problem(f, "extent tree: %s: refs %" PRIu64 ", but %" PRIu64 " EXTENT_DATA items point at it",
+                    fsck_problem(f, "extent tree: %s: refs %" PRIu64 ", but %" PRIu64 " EXTENT_DATA items point at it",
                             ks, x->refs, d->refs);
             }
         }
@@ -99,26 +99,26 @@ void check_extent_items(struct fsck *f, int subvols_ok)
     for (size_t i = 0; i < f->nblk; i++) {
         struct blk *b = &f->blk[i];
         if (b->cls == T_SUBVOL && !b->has_meta)
-            problem(f, "subvolume %" PRIu64 " tree block %" PRIu64 " (level %u) has no METADATA_ITEM",
+            fsck_problem(f, "subvolume %" PRIu64 " tree block %" PRIu64 " (level %u) has no METADATA_ITEM",
                     b->tree_id, b->bytenr, b->level);
     }
     for (size_t i = 0; i < f->ndx; i++) {
         struct dext *d = &f->dx[i];
         if (!d->has_item)
-            problem(f, "data extent %" PRIu64 " (%" PRIu64 " bytes, %" PRIu64
+            fsck_problem(f, "data extent %" PRIu64 " (%" PRIu64 " bytes, %" PRIu64
                        " EXTENT_DATA refs, e.g. leaf %" PRIu64 ") has no EXTENT_ITEM",
                     d->bytenr, d->ref_len, d->refs, d->first_leaf);
     }
 }
 
-void check_csums(struct fsck *f)
+void fsck_check_csums(struct fsck *f)
 {
     int full = f->tree_ok[T_CSUM] && f->tree_ok[T_EXTENT];
     for (size_t i = 0; i < f->ncs; i++) {
         struct csi *c = &f->cs[i];
-        struct dext *d = dext_get(f, c->bytenr, 0);
+        struct dext *d = fsck_dext_get(f, c->bytenr, 0);
         if ((!d || !d->has_item) && f->tree_ok[T_EXTENT])
-            problem(f, "csum tree: item for %" PRIu64 " (%u blocks), which is not a data extent",
+            fsck_problem(f, "csum tree: item for %" PRIu64 " (%u blocks), which is not a data extent",
                     c->bytenr, c->n);
         if (!d)
             continue;
@@ -127,17 +127,17 @@ void check_csums(struct fsck *f)
         d->ncsum = c->n;
         uint64_t len = d->has_item ? d->item_len : d->ref_len;
         if ((uint64_t)c->n * BS != len)
-            problem(f, "csum tree: item for data extent %" PRIu64 " has %u crcs, the extent has %" PRIu64 " blocks",
+            fsck_problem(f, "csum tree: item for data extent %" PRIu64 " has %u crcs, the extent has %" PRIu64 " blocks",
                     c->bytenr, c->n, len / BS);
     }
     if (!full) {
-        note(f, "checksum items not fully cross-checked: the %s tree is damaged",
+        fsck_note(f, "checksum items not fully cross-checked: the %s tree is damaged",
              f->tree_ok[T_CSUM] ? "extent" : "csum");
         return;
     }
     for (size_t i = 0; i < f->ndx; i++)
         if (f->dx[i].has_item && !f->dx[i].has_csum)
-            problem(f, "data extent %" PRIu64 " (%" PRIu64 " bytes) has no EXTENT_CSUM item",
+            fsck_problem(f, "data extent %" PRIu64 " (%" PRIu64 " bytes) has no EXTENT_CSUM item",
                     f->dx[i].bytenr, f->dx[i].item_len);
 }
 
@@ -149,7 +149,7 @@ static int span_cmp(const void *a, const void *b)
     return x->kind < y->kind ? -1 : x->kind > y->kind;
 }
 
-const char *span_str(const struct span *s, char *buf, size_t len)
+const char *fsck_span_str(const struct span *s, char *buf, size_t len)
 {
     if (s->kind == SP_SB)
         snprintf(buf, len, "superblock range [0, 8192)");
@@ -175,12 +175,12 @@ static int bg_cmp(const void *a, const void *b)
  * of its type, and the used bytes of each group and of the superblock.  The
  * sorted ranges are kept in f->sp for the log check.
  */
-void check_space(struct fsck *f, int all_ok)
+void fsck_check_space(struct fsck *f, int all_ok)
 {
     size_t n = 1 + COW_SB_COPIES + f->nblk + f->ndx;
     struct span *sp = malloc(n * sizeof(*sp));
     if (!sp) {
-        set_fatal(f, -ENOMEM);
+        fsck_set_fatal(f, -ENOMEM);
         return;
     }
     f->sp = sp;
@@ -216,24 +216,24 @@ void check_space(struct fsck *f, int all_ok)
     char a[96], b[96];
     size_t last = 0; /* span reaching furthest so far */
     for (size_t i = 0; i < k; i++) {
-        uint64_t end = range_end(sp[i].start, sp[i].len);
+        uint64_t end = fsck_range_end(sp[i].start, sp[i].len);
         if (end > f->total)
-            problem(f, "%s ends at %" PRIu64 ", beyond total_bytes %" PRIu64,
-                    span_str(&sp[i], a, sizeof(a)), end, f->total);
+            fsck_problem(f, "%s ends at %" PRIu64 ", beyond total_bytes %" PRIu64,
+                    fsck_span_str(&sp[i], a, sizeof(a)), end, f->total);
         else if (end > f->fsize)
-            problem(f, "%s ends at %" PRIu64 ", beyond the end of the file (%" PRIu64 " bytes)",
-                    span_str(&sp[i], a, sizeof(a)), end, f->fsize);
-        if (i && range_end(sp[last].start, sp[last].len) > sp[i].start)
-            problem(f, "%s overlaps %s", span_str(&sp[i], a, sizeof(a)),
-                    span_str(&sp[last], b, sizeof(b)));
-        if (i == 0 || end > range_end(sp[last].start, sp[last].len))
+            fsck_problem(f, "%s ends at %" PRIu64 ", beyond the end of the file (%" PRIu64 " bytes)",
+                    fsck_span_str(&sp[i], a, sizeof(a)), end, f->fsize);
+        if (i && fsck_range_end(sp[last].start, sp[last].len) > sp[i].start)
+            fsck_problem(f, "%s overlaps %s", fsck_span_str(&sp[i], a, sizeof(a)),
+                    fsck_span_str(&sp[last], b, sizeof(b)));
+        if (i == 0 || end > fsck_range_end(sp[last].start, sp[last].len))
             last = i;
     }
 
     /* block groups */
     f->r->block_groups = f->nbg;
     if (!f->tree_ok[T_EXTENT]) {
-        note(f, "block groups not checked: the extent tree is damaged");
+        fsck_note(f, "block groups not checked: the extent tree is damaged");
         return;
     }
     if (f->nbg > 1)
@@ -242,34 +242,34 @@ void check_space(struct fsck *f, int all_ok)
     for (size_t i = 0; i < f->nbg; i++) {
         struct bgi *g = &f->bg[i];
         if (g->start > expect)
-            problem(f, "block groups: no BLOCK_GROUP_ITEM covers [%" PRIu64 ", %" PRIu64 ")",
+            fsck_problem(f, "block groups: no BLOCK_GROUP_ITEM covers [%" PRIu64 ", %" PRIu64 ")",
                     expect, g->start);
         else if (g->start < expect)
-            problem(f, "block group %" PRIu64 " overlaps the previous one (ending at %" PRIu64 ")",
+            fsck_problem(f, "block group %" PRIu64 " overlaps the previous one (ending at %" PRIu64 ")",
                     g->start, expect);
         if (f->bg_size && g->len != f->bg_size)
-            problem(f, "block group %" PRIu64 ": length %" PRIu64 ", block group size is %" PRIu64,
+            fsck_problem(f, "block group %" PRIu64 ": length %" PRIu64 ", block group size is %" PRIu64,
                     g->start, g->len, f->bg_size);
         if (g->flags != COW_BG_DATA && g->flags != COW_BG_METADATA)
-            problem(f, "block group %" PRIu64 ": flags 0x%" PRIx64 ", not DATA (0x%llx) or METADATA (0x%llx)",
+            fsck_problem(f, "block group %" PRIu64 ": flags 0x%" PRIx64 ", not DATA (0x%llx) or METADATA (0x%llx)",
                     g->start, g->flags, COW_BG_DATA, COW_BG_METADATA);
         else if (g->start == 0 && g->flags != COW_BG_METADATA)
-            problem(f, "block group 0 (the superblocks' group) is not a METADATA group");
+            fsck_problem(f, "block group 0 (the superblocks' group) is not a METADATA group");
         if (g->used > g->len)
-            problem(f, "block group %" PRIu64 ": used %" PRIu64 " > length %" PRIu64, g->start,
+            fsck_problem(f, "block group %" PRIu64 ": used %" PRIu64 " > length %" PRIu64, g->start,
                     g->used, g->len);
-        uint64_t e = range_end(g->start, g->len);
+        uint64_t e = fsck_range_end(g->start, g->len);
         if (e > expect)
             expect = e;
     }
     if (expect < f->total)
-        problem(f, "block groups: no BLOCK_GROUP_ITEM covers [%" PRIu64 ", %" PRIu64 ")", expect,
+        fsck_problem(f, "block groups: no BLOCK_GROUP_ITEM covers [%" PRIu64 ", %" PRIu64 ")", expect,
                 f->total);
     else if (expect > f->total)
-        problem(f, "block groups reach %" PRIu64 ", beyond total_bytes %" PRIu64, expect, f->total);
+        fsck_problem(f, "block groups reach %" PRIu64 ", beyond total_bytes %" PRIu64, expect, f->total);
 
     if (!all_ok || f->log_bad) {
-        note(f, "used bytes not checked: %s",
+        fsck_note(f, "used bytes not checked: %s",
              all_ok ? "the superblock's log areas are invalid" : "some trees are damaged");
         return;
     }
@@ -278,12 +278,12 @@ void check_space(struct fsck *f, int all_ok)
     size_t j = 0;
     for (size_t i = 0; i < f->nbg; i++) {
         struct bgi *g = &f->bg[i];
-        uint64_t ge = range_end(g->start, g->len);
-        while (j < k && range_end(sp[j].start, sp[j].len) <= g->start)
+        uint64_t ge = fsck_range_end(g->start, g->len);
+        while (j < k && fsck_range_end(sp[j].start, sp[j].len) <= g->start)
             j++;
         for (size_t m = j; m < k && sp[m].start < ge; m++) {
             uint64_t s = sp[m].start > g->start ? sp[m].start : g->start;
-            uint64_t e = range_end(sp[m].start, sp[m].len);
+            uint64_t e = fsck_range_end(sp[m].start, sp[m].len);
             if (e > ge)
                 e = ge;
             if (e > s)
@@ -293,16 +293,16 @@ void check_space(struct fsck *f, int all_ok)
             int is_data = sp[m].kind == SP_DATA;
             if (e > s && (g->flags == COW_BG_DATA || g->flags == COW_BG_METADATA) &&
                 is_data != (g->flags == COW_BG_DATA))
-                problem(f, "%s lies in %s block group %" PRIu64,
-                        span_str(&sp[m], a, sizeof(a)), g->flags == COW_BG_DATA ? "DATA" : "METADATA",
+                fsck_problem(f, "%s lies in %s block group %" PRIu64,
+                        fsck_span_str(&sp[m], a, sizeof(a)), g->flags == COW_BG_DATA ? "DATA" : "METADATA",
                         g->start);
         }
         if (g->calc != g->used)
-            problem(f, "block group %" PRIu64 ": used %" PRIu64 ", recomputed %" PRIu64,
+            fsck_problem(f, "block group %" PRIu64 ": used %" PRIu64 ", recomputed %" PRIu64,
                     g->start, g->used, g->calc);
     }
     if (f->bytes_used != meta + data)
-        problem(f, "superblock: bytes_used %" PRIu64 ", recomputed %" PRIu64
+        fsck_problem(f, "superblock: bytes_used %" PRIu64 ", recomputed %" PRIu64
                    " (%" PRIu64 " metadata + %" PRIu64 " data)",
                 f->bytes_used, meta + data, meta, data);
 }
@@ -327,7 +327,7 @@ static void file_finish(struct fsck *f, struct fstate *s)
     if (!s->cur || !s->have_inode)
         return;
     if (s->sum != s->nblocks)
-        problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": nblocks %" PRIu64
+        fsck_problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": nblocks %" PRIu64
                    ", its EXTENT_DATA items cover %" PRIu64 " blocks",
                 s->sv->id, s->cur, s->nblocks, s->sum);
 }
@@ -345,15 +345,15 @@ static void file_item(struct fsck *f, struct fstate *s, const struct cow_key *k,
                     break;
                 uint64_t ino = get64(p + pos + DIR_ENTRY_INO);
                 uint32_t cnt = 0;
-                map_get(&s->names, ino, &cnt);
-                if (cnt < NOIDX - 1 && map_put(&s->names, ino, cnt + 1)) {
-                    set_fatal(f, -ENOMEM);
+                fsck_map_get(&s->names, ino, &cnt);
+                if (cnt < NOIDX - 1 && fsck_map_put(&s->names, ino, cnt + 1)) {
+                    fsck_set_fatal(f, -ENOMEM);
                     return;
                 }
                 pos += DIR_ENTRY_NAME + len;
             }
         } else if (k->type == COW_EXTENT_DATA) {
-            problem(f, "subvolume %" PRIu64 ": the root directory (256) has file extents", sid);
+            fsck_problem(f, "subvolume %" PRIu64 ": the root directory (256) has file extents", sid);
         }
         return;
     }
@@ -371,29 +371,29 @@ static void file_item(struct fsck *f, struct fstate *s, const struct cow_key *k,
         s->nblocks = get64(p + INODE_NBLOCKS);
         f->r->files++;
         if (k->objectid >= s->sv->next_ino)
-            problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": not below the ROOT_ITEM's next_ino %" PRIu64,
+            fsck_problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": not below the ROOT_ITEM's next_ino %" PRIu64,
                     sid, k->objectid, s->sv->next_ino);
-        if (map_put(&s->inodes, k->objectid, 1))
-            set_fatal(f, -ENOMEM);
+        if (fsck_map_put(&s->inodes, k->objectid, 1))
+            fsck_set_fatal(f, -ENOMEM);
     } else if (k->type == COW_EXTENT_DATA && size == FE_ITEM_SIZE) {
         if (!s->have_inode) {
             if (!s->warned)
-                problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": EXTENT_DATA items without an INODE_ITEM",
+                fsck_problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": EXTENT_DATA items without an INODE_ITEM",
                         sid, k->objectid);
             s->warned = 1;
             return;
         }
         uint64_t nb = get64(p + FE_NUM_BYTES);
-        uint64_t end = range_end(k->offset, nb);
-        uint64_t lim = range_end(s->size, BS - 1) / BS * BS;
+        uint64_t end = fsck_range_end(k->offset, nb);
+        uint64_t lim = fsck_range_end(s->size, BS - 1) / BS * BS;
         if (k->offset < s->next_off)
-            problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": extent at %" PRIu64
+            fsck_problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": extent at %" PRIu64
                        " overlaps the previous one (ending at %" PRIu64 ")",
                     sid, k->objectid, k->offset, s->next_off);
         /* a preallocated extent may reach past the size (fallocate with
          * KEEP_SIZE); it counts in nblocks like a regular one */
         if (end > lim && p[FE_TYPE] != COW_FE_PREALLOC)
-            problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": extent [%" PRIu64 ", %" PRIu64
+            fsck_problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": extent [%" PRIu64 ", %" PRIu64
                        ") beyond the file size %" PRIu64,
                     sid, k->objectid, k->offset, end, s->size);
         if (end > s->next_off)
@@ -414,17 +414,17 @@ static void file_item(struct fsck *f, struct fstate *s, const struct cow_key *k,
 static void files_walk(struct fsck *f, struct fstate *s, uint64_t bytenr, unsigned level)
 {
     uint32_t bi, one;
-    if (f->fatal || !map_get(&f->blkmap, bytenr, &bi) || f->blk[bi].state != B_OK ||
-        f->blk[bi].level != level || map_get(&s->seen, bytenr, &one))
+    if (f->fatal || !fsck_map_get(&f->blkmap, bytenr, &bi) || f->blk[bi].state != B_OK ||
+        f->blk[bi].level != level || fsck_map_get(&s->seen, bytenr, &one))
         return;
-    if (map_put(&s->seen, bytenr, 1)) {
-        set_fatal(f, -ENOMEM);
+    if (fsck_map_put(&s->seen, bytenr, 1)) {
+        fsck_set_fatal(f, -ENOMEM);
         return;
     }
     uint8_t b[BS];
-    if (read_at(f->fd, b, BS, bytenr) || get32(b + TB_CSUM) != block_csum(b) ||
+    if (fsck_read_at(f->fd, b, BS, bytenr) || get32(b + TB_CSUM) != fsck_block_csum(b) ||
         tb_level(b) != level) {
-        problem(f, "block %" PRIu64 " changed while being checked", bytenr);
+        fsck_problem(f, "block %" PRIu64 " changed while being checked", bytenr);
         return;
     }
     unsigned n = tb_nritems(b);
@@ -439,14 +439,14 @@ static void files_walk(struct fsck *f, struct fstate *s, uint64_t bytenr, unsign
                 continue;
             key_get(&k, leaf_item(b, i));
             if (k.objectid == COW_ORPHAN_OBJECTID && k.type == COW_ORPHAN_ITEM) {
-                if (map_put(&s->orphans, k.offset, 1))
-                    set_fatal(f, -ENOMEM);
+                if (fsck_map_put(&s->orphans, k.offset, 1))
+                    fsck_set_fatal(f, -ENOMEM);
                 continue;
             }
             if (k.objectid < COW_ROOT_DIR_OBJECTID) {
                 char ks[80];
-                problem(f, "subvolume %" PRIu64 " leaf %" PRIu64 ": item %s: object id below 256",
-                        s->sv->id, bytenr, key_str(&k, ks, sizeof(ks)));
+                fsck_problem(f, "subvolume %" PRIu64 " leaf %" PRIu64 ": item %s: object id below 256",
+                        s->sv->id, bytenr, fsck_key_str(&k, ks, sizeof(ks)));
                 continue;
             }
             file_item(f, s, &k, b + off, size);
@@ -459,7 +459,7 @@ static void files_walk(struct fsck *f, struct fstate *s, uint64_t bytenr, unsign
         files_walk(f, s, node_child(b, i), level - 1);
 }
 
-void check_files(struct fsck *f, struct subvol *sv)
+void fsck_check_files(struct fsck *f, struct subvol *sv)
 {
     struct fstate s;
     memset(&s, 0, sizeof(s));
@@ -471,38 +471,38 @@ void check_files(struct fsck *f, struct subvol *sv)
             continue;
         uint64_t ino = s.names.keys[i];
         uint32_t one;
-        if (map_get(&s.orphans, ino, &one))
-            problem(f, "subvolume %" PRIu64 ": inode %" PRIu64 " has an ORPHAN_ITEM but still has %u name%s",
+        if (fsck_map_get(&s.orphans, ino, &one))
+            fsck_problem(f, "subvolume %" PRIu64 ": inode %" PRIu64 " has an ORPHAN_ITEM but still has %u name%s",
                     sv->id, ino, s.names.vals[i], s.names.vals[i] == 1 ? "" : "s");
-        else if (!map_get(&s.inodes, ino, &one))
-            problem(f, "subvolume %" PRIu64 ": a name points at inode %" PRIu64 ", which does not exist",
+        else if (!fsck_map_get(&s.inodes, ino, &one))
+            fsck_problem(f, "subvolume %" PRIu64 ": a name points at inode %" PRIu64 ", which does not exist",
                     sv->id, ino);
         else if (s.names.vals[i] != 1)
-            problem(f, "subvolume %" PRIu64 ": inode %" PRIu64 " has %u names", sv->id, ino,
+            fsck_problem(f, "subvolume %" PRIu64 ": inode %" PRIu64 " has %u names", sv->id, ino,
                     s.names.vals[i]);
     }
     for (size_t i = 0; i < s.inodes.cap && !f->fatal; i++) {
         uint32_t cnt;
-        if (s.inodes.vals[i] != NOIDX && !map_get(&s.names, s.inodes.keys[i], &cnt) &&
-            !map_get(&s.orphans, s.inodes.keys[i], &cnt))
-            problem(f, "subvolume %" PRIu64 ": inode %" PRIu64 " has no name (and no ORPHAN_ITEM)",
+        if (s.inodes.vals[i] != NOIDX && !fsck_map_get(&s.names, s.inodes.keys[i], &cnt) &&
+            !fsck_map_get(&s.orphans, s.inodes.keys[i], &cnt))
+            fsck_problem(f, "subvolume %" PRIu64 ": inode %" PRIu64 " has no name (and no ORPHAN_ITEM)",
                     sv->id, s.inodes.keys[i]);
     }
     for (size_t i = 0; i < s.orphans.cap && !f->fatal; i++) {
         uint32_t one;
-        if (s.orphans.vals[i] != NOIDX && !map_get(&s.inodes, s.orphans.keys[i], &one))
-            problem(f, "subvolume %" PRIu64 ": ORPHAN_ITEM for inode %" PRIu64 ", which does not exist",
+        if (s.orphans.vals[i] != NOIDX && !fsck_map_get(&s.inodes, s.orphans.keys[i], &one))
+            fsck_problem(f, "subvolume %" PRIu64 ": ORPHAN_ITEM for inode %" PRIu64 ", which does not exist",
                     sv->id, s.orphans.keys[i]);
     }
-    map_free(&s.orphans);
-    map_free(&s.names);
+    fsck_map_free(&s.orphans);
+    fsck_map_free(&s.names);
     if (sv->id == COW_FS_TREE_OBJECTID && !f->have_live_inodes) {
         f->live_inodes = s.inodes; /* the log's files must be among them */
         f->have_live_inodes = 1;
     } else {
-        map_free(&s.inodes);
+        fsck_map_free(&s.inodes);
     }
-    map_free(&s.seen);
+    fsck_map_free(&s.seen);
 }
 
 /*
@@ -513,33 +513,33 @@ void check_files(struct fsck *f, struct subvol *sv)
  * their contents whatever the space held before, so they are not read.
  * Each run of mapped blocks is read with one pread.
  */
-void check_data(struct fsck *f)
+void fsck_check_data(struct fsck *f)
 {
     uint8_t *buf = malloc(MAX_EXTENT_BYTES);
     if (!buf) {
-        set_fatal(f, -ENOMEM);
+        fsck_set_fatal(f, -ENOMEM);
         return;
     }
     for (size_t i = 0; i < f->ndx && !f->fatal; i++) {
         struct dext *d = &f->dx[i];
         if (!d->has_item || !d->has_csum || (uint64_t)d->ncsum * BS != d->item_len ||
-            range_end(d->bytenr, d->item_len) > f->fsize)
+            fsck_range_end(d->bytenr, d->item_len) > f->fsize)
             continue;
         const uint32_t *csum = f->pool + d->csum_off;
         uint32_t checked = 0, bad = 0, first = 0, first_c = 0;
         uint32_t b = 0;
         while (b < d->ncsum) {
-            if (!bmap_has(d->reg, b)) {
+            if (!fsck_bmap_has(d->reg, b)) {
                 b++;
                 continue;
             }
             uint32_t e = b + 1;
-            while (e < d->ncsum && bmap_has(d->reg, e))
+            while (e < d->ncsum && fsck_bmap_has(d->reg, e))
                 e++;
             uint64_t at = d->bytenr + (uint64_t)b * BS;
-            int rd = read_at(f->fd, buf, (size_t)(e - b) * BS, at);
+            int rd = fsck_read_at(f->fd, buf, (size_t)(e - b) * BS, at);
             if (rd) {
-                problem(f, "data extent %" PRIu64 ": read failed at block %" PRIu64 ": %s",
+                fsck_problem(f, "data extent %" PRIu64 ": read failed at block %" PRIu64 ": %s",
                         d->bytenr, at, rd == 1 ? "past end of file" : strerror(rd));
                 break;
             }
@@ -560,7 +560,7 @@ void check_data(struct fsck *f)
         if (checked < d->ncsum)
             snprintf(of, sizeof(of), "; of its %u blocks, the %u that regular file extents map "
                                      "were checked", d->ncsum, checked);
-        problem(f, "data extent %" PRIu64 ": %u of %u blocks fail their checksum, first block %" PRIu64
+        fsck_problem(f, "data extent %" PRIu64 ": %u of %u blocks fail their checksum, first block %" PRIu64
                    " (stored 0x%08x, computed 0x%08x)%s",
                 d->bytenr, bad, checked, d->bytenr + (uint64_t)first * BS, csum[first], first_c,
                 of);

@@ -129,7 +129,7 @@ static void dump_item(struct dumper *d, const struct cow_key *k, const uint8_t *
         if (size != ROOT_ITEM_SIZE)
             break;
         uint64_t flags = get64(p + ROOT_FLAGS);
-        const char *kind = root_kind(flags);
+        const char *kind = fsck_root_kind(flags);
         fprintf(out, "%sbytenr %" PRIu64 " generation %" PRIu64 " level %u next_ino %" PRIu64
                      " flags 0x%" PRIx64 "%s%s%s ",
                 ind, get64(p + ROOT_BYTENR), get64(p + ROOT_GENERATION), p[ROOT_LEVEL],
@@ -140,7 +140,7 @@ static void dump_item(struct dumper *d, const struct cow_key *k, const uint8_t *
         return;
     }
     case COW_ROOT_NAME: {
-        int utf8 = utf8_valid(p, size);
+        int utf8 = fsck_utf8_valid(p, size);
         fprintf(out, "%sname ", ind);
         put_name(out, p, size, utf8);
         if (size == 0 || size > COW_NAME_MAX)
@@ -180,7 +180,7 @@ static void dump_item(struct dumper *d, const struct cow_key *k, const uint8_t *
             fprintf(out, "%s(unknown item type; --hex shows its bytes)\n", ind);
         return;
     }
-    fprintf(out, "%sunexpected size %u for %s:\n", ind, size, type_name(k->type));
+    fprintf(out, "%sunexpected size %u for %s:\n", ind, size, fsck_type_name(k->type));
     hexdump(out, p, size, 0, ind);
 }
 
@@ -188,13 +188,13 @@ static void dump_superblock(struct dumper *d, int copy, const uint8_t *sb, int r
 {
     FILE *out = d->out;
     char why[96];
-    const char *bad = sb_invalid(sb, rd, why, sizeof(why));
+    const char *bad = fsck_sb_invalid(sb, rd, why, sizeof(why));
     fprintf(out, "superblock copy %d (block %d): %s%s\n", copy, copy, bad ? "INVALID: " : "valid",
             bad ? bad : "");
     if (rd || get64(sb + SB_MAGIC) != COW_SB_MAGIC)
         return;
     fprintf(out, "  csum 0x%08x (computed 0x%08x) version %u block_size %u flags 0x%x\n",
-            get32(sb + SB_CSUM), block_csum(sb), get32(sb + SB_VERSION),
+            get32(sb + SB_CSUM), fsck_block_csum(sb), get32(sb + SB_VERSION),
             get32(sb + SB_BLOCK_SIZE), get32(sb + SB_FLAGS));
     fprintf(out, "  generation %" PRIu64 " bg_size %" PRIu64 " total_bytes %" PRIu64
                  " bytes_used %" PRIu64 "\n",
@@ -224,8 +224,8 @@ static void dump_superblock(struct dumper *d, int copy, const uint8_t *sb, int r
             const uint8_t *e = sb + SB_COMMIT_LIST + (size_t)i * SB_COMMIT_ENTRY;
             fprintf(out, "    [%" PRIu64 ", %u blocks)\n", get64(e), get32(e + 8));
         }
-    } else if (!all_zero(sb + SB_COMMIT_NRANGES, SB_LOG_ID - SB_COMMIT_NRANGES) ||
-               !all_zero(sb + SB_COMMIT_LIST, BS - SB_COMMIT_LIST)) {
+    } else if (!fsck_all_zero(sb + SB_COMMIT_NRANGES, SB_LOG_ID - SB_COMMIT_NRANGES) ||
+               !fsck_all_zero(sb + SB_COMMIT_LIST, BS - SB_COMMIT_LIST)) {
         fprintf(out, "  bytes 152..159 or 184..4095 are not zero (no one-flush commit)\n");
     }
 }
@@ -245,11 +245,11 @@ static void dump_tree_block(struct dumper *d, uint64_t bytenr, int exp_level, un
     ind[w] = 0;
     uint32_t dummy;
     if (recurse) {
-        if (map_get(&d->seen, bytenr, &dummy)) {
+        if (fsck_map_get(&d->seen, bytenr, &dummy)) {
             fprintf(out, "%sblock %" PRIu64 ": shown above (shared)\n", ind, bytenr);
             return;
         }
-        if (map_put(&d->seen, bytenr, 1)) {
+        if (fsck_map_put(&d->seen, bytenr, 1)) {
             d->fatal = -ENOMEM;
             return;
         }
@@ -259,13 +259,13 @@ static void dump_tree_block(struct dumper *d, uint64_t bytenr, int exp_level, un
         return;
     }
     uint8_t b[BS];
-    int rd = read_at(d->fd, b, BS, bytenr);
+    int rd = fsck_read_at(d->fd, b, BS, bytenr);
     if (rd) {
         fprintf(out, "%sblock %" PRIu64 ": cannot read: %s\n", ind, bytenr,
                 rd == 1 ? "past end of file" : strerror(rd));
         return;
     }
-    uint32_t c = block_csum(b), s = get32(b + TB_CSUM);
+    uint32_t c = fsck_block_csum(b), s = get32(b + TB_CSUM);
     unsigned level = tb_level(b), n = tb_nritems(b);
     if (get32(b + LOG_MAGIC) == COW_LOG_MAGIC && !recurse) {
         fprintf(out, "%sblock %" PRIu64 ": log record header: log_id 0x%016" PRIx64
@@ -307,7 +307,7 @@ static void dump_tree_block(struct dumper *d, uint64_t bytenr, int exp_level, un
         for (unsigned i = 0; i < n; i++) {
             key_get(&k, leaf_item(b, i));
             unsigned off = leaf_data_off(b, i), size = leaf_data_size(b, i);
-            fprintf(out, "%s  item %u key %s data %u+%u\n", ind, i, key_str(&k, ks, sizeof(ks)),
+            fprintf(out, "%s  item %u key %s data %u+%u\n", ind, i, fsck_key_str(&k, ks, sizeof(ks)),
                     off, size);
             if (off < data_start || off > BS || size > BS - off) {
                 fprintf(out, "%sdata outside the block's data area\n", ind2);
@@ -316,7 +316,7 @@ static void dump_tree_block(struct dumper *d, uint64_t bytenr, int exp_level, un
             dump_item(d, &k, b + off, size, ind2);
             if (collect_roots && k.type == COW_ROOT_ITEM && size == ROOT_ITEM_SIZE &&
                 d->nsv < 100000) {
-                if (vec_reserve((void **)&d->sv, &d->capsv, d->nsv + 1, sizeof(*d->sv))) {
+                if (fsck_vec_reserve((void **)&d->sv, &d->capsv, d->nsv + 1, sizeof(*d->sv))) {
                     d->fatal = -ENOMEM;
                     return;
                 }
@@ -330,9 +330,9 @@ static void dump_tree_block(struct dumper *d, uint64_t bytenr, int exp_level, un
             }
             uint32_t first;
             if (collect_roots && k.type == COW_ROOT_NAME && size >= 1 && size <= COW_NAME_MAX &&
-                d->names.n < 100000 && !map_get(&d->namemap, k.objectid, &first)) {
-                if (map_put(&d->namemap, k.objectid, (uint32_t)d->names.n) ||
-                    names_add(&d->names, k.objectid, b + off, size)) {
+                d->names.n < 100000 && !fsck_map_get(&d->namemap, k.objectid, &first)) {
+                if (fsck_map_put(&d->namemap, k.objectid, (uint32_t)d->names.n) ||
+                    fsck_names_add(&d->names, k.objectid, b + off, size)) {
                     d->fatal = -ENOMEM;
                     return;
                 }
@@ -343,7 +343,7 @@ static void dump_tree_block(struct dumper *d, uint64_t bytenr, int exp_level, un
     for (unsigned i = 0; i < n; i++) {
         key_get(&k, node_ptr(b, i));
         fprintf(out, "%s  ptr %u key %s -> block %" PRIu64 " generation %" PRIu64 "\n", ind, i,
-                key_str(&k, ks, sizeof(ks)), node_child(b, i), node_child_gen(b, i));
+                fsck_key_str(&k, ks, sizeof(ks)), node_child(b, i), node_child_gen(b, i));
     }
     if (!recurse)
         return;
@@ -361,7 +361,7 @@ static void dump_log_item(struct dumper *d, unsigned i, const struct cow_key *k,
 {
     FILE *out = d->out;
     char ks[80];
-    fprintf(out, "    item %u key %s: ", i, key_str(k, ks, sizeof(ks)));
+    fprintf(out, "    item %u key %s: ", i, fsck_key_str(k, ks, sizeof(ks)));
     switch (k->type) {
     case COW_LOG_RANGE:
         if (size != 8)
@@ -420,7 +420,7 @@ static void dump_log(struct dumper *d, const uint8_t *sb, int c)
     fprintf(out, "\nlog (area %d at %" PRIu64 ", %u blocks; log_id 0x%016" PRIx64
                  ", generation %" PRIu64 "):\n",
             c, area, nb, get64(sb + SB_LOG_ID), get64(sb + SB_GENERATION));
-    if (area % BS || range_end(area, (uint64_t)nb * BS) > d->fsize) {
+    if (area % BS || fsck_range_end(area, (uint64_t)nb * BS) > d->fsize) {
         fprintf(out, "  the area is not inside the file: not shown\n");
         return;
     }
@@ -434,7 +434,7 @@ static void dump_log(struct dumper *d, const uint8_t *sb, int c)
     s.gen = get64(sb + SB_GENERATION);
     uint64_t n = 0, blocks = 0;
     int rc;
-    while ((rc = log_next(&s)) == 1) {
+    while ((rc = fsck_log_next(&s)) == 1) {
         fprintf(out, "  record seq %" PRIu64 " at block %u (%" PRIu64 "): %u block%s, %u item%s\n",
                 s.seq + 1, s.pos, area + (uint64_t)s.pos * BS, s.rec_blocks,
                 s.rec_blocks == 1 ? "" : "s", s.nitems, s.nitems == 1 ? "" : "s");
@@ -443,17 +443,17 @@ static void dump_log(struct dumper *d, const uint8_t *sb, int c)
         const uint8_t *p;
         unsigned size;
         for (uint32_t i = 0; i < s.nitems; i++) {
-            log_item(s.rec, len, &pos, &k, &p, &size);
+            fsck_log_item(s.rec, len, &pos, &k, &p, &size);
             dump_log_item(d, i, &k, p, size);
         }
         fprintf(out, "    %u earlier record%s known flushed; the commit %s known flushed\n",
                 get32(s.rec + LOG_DURABLE), get32(s.rec + LOG_DURABLE) == 1 ? "" : "s",
                 get32(s.rec + LOG_FLAGS) & COW_LOG_BASE_DURABLE ? "was" : "was not");
-        if (pos < len && !all_zero(s.rec + pos, len - pos))
+        if (pos < len && !fsck_all_zero(s.rec + pos, len - pos))
             fprintf(out, "    (bytes after the items are not zero)\n");
         n++;
         blocks += s.rec_blocks;
-        log_advance(&s);
+        fsck_log_advance(&s);
     }
     free(s.rec);
     free(s.reg);
@@ -477,7 +477,7 @@ int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
     d.out = out;
     d.flags = flags;
     int locked;
-    d.fd = open_container(path, &d.fsize, &locked, out);
+    d.fd = fsck_open_container(path, &d.fsize, &locked, out);
     if (d.fd < 0)
         return d.fd;
     fprintf(out, "container %s: %" PRIu64 " bytes%s\n", path, d.fsize,
@@ -486,8 +486,8 @@ int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
     int rd[2], good[2];
     char why[128];
     for (int i = 0; i < 2; i++) {
-        rd[i] = read_at(d.fd, sb[i], BS, (uint64_t)i * BS);
-        good[i] = !sb_invalid(sb[i], rd[i], why, sizeof(why));
+        rd[i] = fsck_read_at(d.fd, sb[i], BS, (uint64_t)i * BS);
+        good[i] = !fsck_sb_invalid(sb[i], rd[i], why, sizeof(why));
     }
     if (bytenr != UINT64_MAX) {
         if (bytenr < 2 * BS && bytenr % BS == 0)
@@ -508,7 +508,7 @@ int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
         goto out;
     }
     /* as open: a torn one-flush commit does not count */
-    const char *torn = sb_commit_torn(d.fd, d.fsize, sb[c], why, sizeof(why));
+    const char *torn = fsck_sb_commit_torn(d.fd, d.fsize, sb[c], why, sizeof(why));
     if (torn) {
         fprintf(out, "superblock copy %d: %s\n", c, torn);
         if (!good[1 - c]) {
@@ -529,9 +529,9 @@ int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
     }
     for (size_t i = 0; i < d.nsv && !d.fatal; i++) {
         struct subvol *s = &d.sv[i];
-        const char *kind = root_kind(s->flags);
+        const char *kind = fsck_root_kind(s->flags);
         uint32_t ni;
-        int named = map_get(&d.namemap, s->id, &ni);
+        int named = fsck_map_get(&d.namemap, s->id, &ni);
         fprintf(out, "\nsubvolume %" PRIu64 " tree (", s->id);
         /* 'snapshot "nightly" of 256; ', nothing for the live subvolume */
         if (kind || named || s->flags || s->id != COW_FS_TREE_OBJECTID) {
@@ -541,8 +541,8 @@ int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
                 fprintf(out, "flags 0x%" PRIx64, s->flags);
             if (named) {
                 fputc(' ', out);
-                put_name(out, names_bytes(&d.names, ni), d.names.v[ni].len,
-                         utf8_valid(names_bytes(&d.names, ni), d.names.v[ni].len));
+                put_name(out, fsck_names_bytes(&d.names, ni), d.names.v[ni].len,
+                         fsck_utf8_valid(fsck_names_bytes(&d.names, ni), d.names.v[ni].len));
             } else {
                 fputs(" (no name)", out);
             }
@@ -560,9 +560,9 @@ out:;
     if (rc)
         fprintf(out, "%s: dump stopped: %s\n", path, strerror(-rc));
     free(d.sv);
-    names_free(&d.names);
-    map_free(&d.namemap);
-    map_free(&d.seen);
+    fsck_names_free(&d.names);
+    fsck_map_free(&d.namemap);
+    fsck_map_free(&d.seen);
     close(d.fd);
     return rc;
 }

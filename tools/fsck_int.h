@@ -231,54 +231,54 @@ struct logscan {
 };
 
 /* ---- fsck.c: containers, names, reading, messages, superblocks ---- */
-int vec_reserve(void **p, size_t *cap, size_t need, size_t esz);
-int map_get(const struct u64map *m, uint64_t k, uint32_t *v);
-int map_put(struct u64map *m, uint64_t k, uint32_t v);
-void map_free(struct u64map *m);
-const char *type_name(unsigned t);
-const char *key_str(const struct cow_key *k, char *buf, size_t len);
-uint64_t range_end(uint64_t start, uint64_t len);
-const char *name_str(const uint8_t *name, unsigned len, char *buf, size_t size);
-int utf8_valid(const uint8_t *p, size_t len);
-int names_add(struct names *nm, uint64_t id, const uint8_t *p, unsigned len);
-const uint8_t *names_bytes(const struct names *nm, size_t i);
-void names_free(struct names *nm);
-const char *root_kind(uint64_t flags);
-uint64_t fe_block_end(uint64_t xoff, uint64_t nbytes);
-void bmap_add(uint64_t *m, uint64_t xoff, uint64_t nbytes);
-int bmap_has(const uint64_t *m, uint32_t b);
-int all_zero(const uint8_t *p, size_t n);
-int read_at(int fd, void *buf, size_t len, uint64_t off);
-uint32_t block_csum(const uint8_t *b);
-int open_container(const char *path, uint64_t *fsize, int *locked, FILE *out);
-__attribute__((format(printf, 2, 3))) void problem(struct fsck *f, const char *fmt,
+int fsck_vec_reserve(void **p, size_t *cap, size_t need, size_t esz);
+int fsck_map_get(const struct u64map *m, uint64_t k, uint32_t *v);
+int fsck_map_put(struct u64map *m, uint64_t k, uint32_t v);
+void fsck_map_free(struct u64map *m);
+const char *fsck_type_name(unsigned t);
+const char *fsck_key_str(const struct cow_key *k, char *buf, size_t len);
+uint64_t fsck_range_end(uint64_t start, uint64_t len);
+const char *fsck_name_str(const uint8_t *name, unsigned len, char *buf, size_t size);
+int fsck_utf8_valid(const uint8_t *p, size_t len);
+int fsck_names_add(struct names *nm, uint64_t id, const uint8_t *p, unsigned len);
+const uint8_t *fsck_names_bytes(const struct names *nm, size_t i);
+void fsck_names_free(struct names *nm);
+const char *fsck_root_kind(uint64_t flags);
+uint64_t fsck_fe_block_end(uint64_t xoff, uint64_t nbytes);
+void fsck_bmap_add(uint64_t *m, uint64_t xoff, uint64_t nbytes);
+int fsck_bmap_has(const uint64_t *m, uint32_t b);
+int fsck_all_zero(const uint8_t *p, size_t n);
+int fsck_read_at(int fd, void *buf, size_t len, uint64_t off);
+uint32_t fsck_block_csum(const uint8_t *b);
+int fsck_open_container(const char *path, uint64_t *fsize, int *locked, FILE *out);
+__attribute__((format(printf, 2, 3))) void fsck_problem(struct fsck *f, const char *fmt,
                                                    ...);
-__attribute__((format(printf, 2, 3))) void note(struct fsck *f, const char *fmt, ...);
-void set_fatal(struct fsck *f, int rc);
-const char *blk_where(int cls, uint64_t tree_id, uint64_t bytenr, char *buf, size_t len);
-const char *sb_invalid(const uint8_t *buf, int rd, char *why, size_t len);
-const char *sb_commit_torn(int fd, uint64_t fsize, const uint8_t *sb, char *why,
+__attribute__((format(printf, 2, 3))) void fsck_note(struct fsck *f, const char *fmt, ...);
+void fsck_set_fatal(struct fsck *f, int rc);
+const char *fsck_blk_where(int cls, uint64_t tree_id, uint64_t bytenr, char *buf, size_t len);
+const char *fsck_sb_invalid(const uint8_t *buf, int rd, char *why, size_t len);
+const char *fsck_sb_commit_torn(int fd, uint64_t fsize, const uint8_t *sb, char *why,
                            size_t len);
 /* ---- fsck_tree.c: pass 2, structure ---- */
-struct dext *dext_get(struct fsck *f, uint64_t bytenr, int create);
-void check_file_extent(struct fsck *f, const char *where, const struct cow_key *k,
+struct dext *fsck_dext_get(struct fsck *f, uint64_t bytenr, int create);
+void fsck_check_file_extent(struct fsck *f, const char *where, const struct cow_key *k,
                        const uint8_t *p, uint64_t leaf);
-uint32_t walk_tree(struct fsck *f, int cls, uint64_t tree_id, uint64_t bytenr,
+uint32_t fsck_walk_tree(struct fsck *f, int cls, uint64_t tree_id, uint64_t bytenr,
                    uint64_t gen, unsigned level, const char *from);
-const char *sv_label(const struct fsck *f, const struct subvol *s, char *buf, size_t len);
-void check_root_names(struct fsck *f);
+const char *fsck_sv_label(const struct fsck *f, const struct subvol *s, char *buf, size_t len);
+void fsck_check_root_names(struct fsck *f);
 /* ---- fsck_check.c: passes 3 and 4 ---- */
-void check_extent_items(struct fsck *f, int subvols_ok);
-void check_csums(struct fsck *f);
-const char *span_str(const struct span *s, char *buf, size_t len);
-void check_space(struct fsck *f, int all_ok);
-void check_files(struct fsck *f, struct subvol *sv);
-void check_data(struct fsck *f);
+void fsck_check_extent_items(struct fsck *f, int subvols_ok);
+void fsck_check_csums(struct fsck *f);
+const char *fsck_span_str(const struct span *s, char *buf, size_t len);
+void fsck_check_space(struct fsck *f, int all_ok);
+void fsck_check_files(struct fsck *f, struct subvol *sv);
+void fsck_check_data(struct fsck *f);
 /* ---- fsck_log.c: pass 5, the log ---- */
-int log_item(const uint8_t *r, size_t len, size_t *pos, struct cow_key *k,
+int fsck_log_item(const uint8_t *r, size_t len, size_t *pos, struct cow_key *k,
              const uint8_t **data, unsigned *size);
-int log_next(struct logscan *s);
-void log_advance(struct logscan *s);
-void check_log(struct fsck *f);
+int fsck_log_next(struct logscan *s);
+void fsck_log_advance(struct logscan *s);
+void fsck_check_log(struct fsck *f);
 
 #endif /* COW_FSCK_INT_H */

@@ -23,7 +23,7 @@
 
 
 /* Reads item I's header at *POS of record R (LEN bytes); 0 if it does not fit. */
-int log_item(const uint8_t *r, size_t len, size_t *pos, struct cow_key *k,
+int fsck_log_item(const uint8_t *r, size_t len, size_t *pos, struct cow_key *k,
              const uint8_t **data, unsigned *size)
 {
     if (*pos > len || len - *pos < LOG_ITEM_HEADER)
@@ -58,12 +58,12 @@ static int log_data_ok(struct logscan *s, uint64_t bytenr, const uint8_t *p, uns
     uint8_t b[BS];
     if (bytenr == 0 || bytenr % BS)
         return log_end(s, "EXTENT_CSUM for %" PRIu64 ", not a block address", bytenr);
-    if (range_end(bytenr, (uint64_t)n * BS) > s->fsize)
+    if (fsck_range_end(bytenr, (uint64_t)n * BS) > s->fsize)
         return log_end(s, "data of extent %" PRIu64 " lies past the end of the file", bytenr);
     for (unsigned i = 0; reg && i < n; i++) {
-        if (!bmap_has(reg, i))
+        if (!fsck_bmap_has(reg, i))
             continue;
-        int rd = read_at(s->fd, b, BS, bytenr + (uint64_t)i * BS);
+        int rd = fsck_read_at(s->fd, b, BS, bytenr + (uint64_t)i * BS);
         if (rd) {
             s->ioerr = rd > 1;
             return log_end(s, "cannot read data of extent %" PRIu64 ": %s", bytenr,
@@ -97,17 +97,17 @@ static int log_gather_reg(struct logscan *s, size_t len, uint32_t ni)
     unsigned size;
     s->nreg = 0;
     for (uint32_t i = 0; i < ni; i++) {
-        if (!log_item(s->rec, len, &pos, &k, &p, &size))
+        if (!fsck_log_item(s->rec, len, &pos, &k, &p, &size))
             break; /* cannot happen: the caller checked that they fit */
         if (k.type != COW_EXTENT_DATA || size != FE_ITEM_SIZE || p[FE_TYPE] != COW_FE_REG)
             continue;
-        if (vec_reserve((void **)&s->reg, &s->capreg, s->nreg + 1, sizeof(*s->reg)))
+        if (fsck_vec_reserve((void **)&s->reg, &s->capreg, s->nreg + 1, sizeof(*s->reg)))
             return -ENOMEM;
         struct lreg *g = &s->reg[s->nreg++];
         memset(g, 0, sizeof(*g));
         g->disk = get64(p + FE_DISK_BYTENR);
-        g->end = fe_block_end(get64(p + FE_EXTENT_OFFSET), get64(p + FE_NUM_BYTES));
-        bmap_add(g->map, get64(p + FE_EXTENT_OFFSET), get64(p + FE_NUM_BYTES));
+        g->end = fsck_fe_block_end(get64(p + FE_EXTENT_OFFSET), get64(p + FE_NUM_BYTES));
+        fsck_bmap_add(g->map, get64(p + FE_EXTENT_OFFSET), get64(p + FE_NUM_BYTES));
     }
     if (s->nreg > 1)
         qsort(s->reg, s->nreg, sizeof(*s->reg), lreg_cmp);
@@ -145,7 +145,7 @@ static const struct lreg *log_find_reg(const struct logscan *s, uint64_t disk)
  * valid (s->rec, s->rec_blocks, s->nitems; s->pos still at it), 0 if the log
  * ends there (s->why), or -ENOMEM.
  */
-int log_next(struct logscan *s)
+int fsck_log_next(struct logscan *s)
 {
     s->odd = 0;
     s->broken = 0;
@@ -159,14 +159,14 @@ int log_next(struct logscan *s)
         s->cap = BS;
     }
     uint64_t at = s->area + (uint64_t)s->pos * BS;
-    int rd = read_at(s->fd, s->rec, BS, at);
+    int rd = fsck_read_at(s->fd, s->rec, BS, at);
     if (rd) {
         s->odd = s->ioerr = rd > 1;
         return log_end(s, "cannot read: %s", rd == 1 ? "past end of file" : strerror(rd));
     }
     const uint8_t *r = s->rec;
     if (get32(r + LOG_MAGIC) != COW_LOG_MAGIC)
-        return log_end(s, all_zero(r, BS) ? "empty (zero block)" : "bad magic");
+        return log_end(s, fsck_all_zero(r, BS) ? "empty (zero block)" : "bad magic");
     s->odd = 1;
     uint32_t nb = get32(r + LOG_NBLOCKS);
     if (nb == 0 || nb > s->nblocks - s->pos)
@@ -181,7 +181,7 @@ int log_next(struct logscan *s)
         s->cap = len;
     }
     r = s->rec;
-    if (nb > 1 && (rd = read_at(s->fd, s->rec + BS, len - BS, at + BS)) != 0) {
+    if (nb > 1 && (rd = fsck_read_at(s->fd, s->rec + BS, len - BS, at + BS)) != 0) {
         s->ioerr = rd > 1;
         return log_end(s, "cannot read: %s", rd == 1 ? "past end of file" : strerror(rd));
     }
@@ -210,11 +210,11 @@ int log_next(struct logscan *s)
     const uint8_t *p;
     unsigned size;
     for (uint32_t i = 0; i < ni; i++)
-        if (!log_item(r, len, &pos, &k, &p, &size))
+        if (!fsck_log_item(r, len, &pos, &k, &p, &size))
             return log_end(s, "item %u of %u runs past the end of the record", i, ni);
     pos = LOG_HEADER_SIZE;
     for (uint32_t i = 0; i < ni; i++) {
-        log_item(r, len, &pos, &k, &p, &size);
+        fsck_log_item(r, len, &pos, &k, &p, &size);
         if (k.type == COW_EXTENT_CSUM && (size == 0 || size % 4 ||
                                           size > COW_MAX_EXTENT_BLOCKS * 4))
             return log_end(s, "item %u: EXTENT_CSUM of %u bytes, not 1..%u crcs", i, size,
@@ -225,7 +225,7 @@ int log_next(struct logscan *s)
         return -ENOMEM;
     pos = LOG_HEADER_SIZE;
     for (uint32_t i = 0; i < ni; i++) {
-        log_item(r, len, &pos, &k, &p, &size);
+        fsck_log_item(r, len, &pos, &k, &p, &size);
         if (k.type != COW_EXTENT_CSUM)
             continue;
         /* as replay: a REG item mapping blocks past the crcs ends the log */
@@ -242,7 +242,7 @@ int log_next(struct logscan *s)
 }
 
 /* Moves past the valid record just read. */
-void log_advance(struct logscan *s)
+void fsck_log_advance(struct logscan *s)
 {
     s->seq++;
     s->pos += s->rec_blocks;
@@ -259,7 +259,7 @@ static ptrdiff_t bg_find(const struct fsck *f, uint64_t addr)
         else
             hi = mid;
     }
-    if (lo == 0 || range_end(f->bg[lo - 1].start, f->bg[lo - 1].len) <= addr)
+    if (lo == 0 || fsck_range_end(f->bg[lo - 1].start, f->bg[lo - 1].len) <= addr)
         return -1;
     return (ptrdiff_t)(lo - 1);
 }
@@ -278,30 +278,30 @@ static ptrdiff_t bg_find(const struct fsck *f, uint64_t addr)
 static void log_extent(struct fsck *f, const char *where, uint64_t bytenr, uint32_t blocks,
                        const uint8_t *crcs)
 {
-    uint64_t len = (uint64_t)blocks * BS, end = range_end(bytenr, len);
-    struct dext *d = dext_get(f, bytenr, 0);
+    uint64_t len = (uint64_t)blocks * BS, end = fsck_range_end(bytenr, len);
+    struct dext *d = fsck_dext_get(f, bytenr, 0);
     if (d && d->has_item && d->item_len == len) {
         uint32_t bad = 0, first = 0;
         for (uint32_t b = 0; d->has_csum && d->ncsum == blocks && b < blocks; b++)
-            if (bmap_has(d->reg, b) && get32(crcs + 4 * b) != f->pool[d->csum_off + b] &&
+            if (fsck_bmap_has(d->reg, b) && get32(crcs + 4 * b) != f->pool[d->csum_off + b] &&
                 bad++ == 0)
                 first = b;
         if (bad)
-            problem(f, "%s: EXTENT_CSUM of committed data extent %" PRIu64 " changes the crcs of %u "
+            fsck_problem(f, "%s: EXTENT_CSUM of committed data extent %" PRIu64 " changes the crcs of %u "
                        "block%s that regular file extents of the commit map, first block %" PRIu64
                        " (0x%08x, the csum tree has 0x%08x)",
                     where, bytenr, bad, bad == 1 ? "" : "s", bytenr + (uint64_t)first * BS,
                     get32(crcs + 4 * first), f->pool[d->csum_off + first]);
         return; /* committed */
     }
-    if (map_put(&f->logx, bytenr, blocks)) {
-        set_fatal(f, -ENOMEM);
+    if (fsck_map_put(&f->logx, bytenr, blocks)) {
+        fsck_set_fatal(f, -ENOMEM);
         return;
     }
     if (!f->space_ok)
         return;
     if (end > f->total) {
-        problem(f, "%s: logged data extent %" PRIu64 " (%u block%s) ends beyond total_bytes %" PRIu64,
+        fsck_problem(f, "%s: logged data extent %" PRIu64 " (%u block%s) ends beyond total_bytes %" PRIu64,
                 where, bytenr, blocks, blocks == 1 ? "" : "s", f->total);
         return;
     }
@@ -315,14 +315,14 @@ static void log_extent(struct fsck *f, const char *where, uint64_t bytenr, uint3
             hi = mid;
     }
     char a[96];
-    if (lo && range_end(f->sp[lo - 1].start, f->sp[lo - 1].len) > bytenr)
-        problem(f, "%s: logged data extent %" PRIu64 " (%u block%s) overlaps %s, which the commit uses",
+    if (lo && fsck_range_end(f->sp[lo - 1].start, f->sp[lo - 1].len) > bytenr)
+        fsck_problem(f, "%s: logged data extent %" PRIu64 " (%u block%s) overlaps %s, which the commit uses",
                 where, bytenr, blocks, blocks == 1 ? "" : "s",
-                span_str(&f->sp[lo - 1], a, sizeof(a)));
+                fsck_span_str(&f->sp[lo - 1], a, sizeof(a)));
     for (ptrdiff_t g = bg_find(f, bytenr); g >= 0 && (size_t)g < f->nbg && f->bg[g].start < end;
          g++) {
         if (f->bg[g].flags != COW_BG_DATA) {
-            problem(f, "%s: logged data extent %" PRIu64 " (%u block%s) lies in METADATA block group %" PRIu64,
+            fsck_problem(f, "%s: logged data extent %" PRIu64 " (%u block%s) lies in METADATA block group %" PRIu64,
                     where, bytenr, blocks, blocks == 1 ? "" : "s", f->bg[g].start);
             break;
         }
@@ -350,98 +350,98 @@ static void check_log_record(struct fsck *f, const struct logscan *s)
     const uint8_t *p;
     unsigned size;
     for (uint32_t i = 0; i < s->nitems && !f->fatal; i++) {
-        log_item(r, len, &pos, &k, &p, &size);
-        key_str(&k, ks, sizeof(ks));
+        fsck_log_item(r, len, &pos, &k, &p, &size);
+        fsck_key_str(&k, ks, sizeof(ks));
         unsigned want = k.type == COW_LOG_RANGE     ? 8
                         : k.type == COW_EXTENT_DATA ? FE_ITEM_SIZE
                         : k.type == COW_INODE_ITEM  ? INODE_ITEM_SIZE
                                                     : 0;
         if (k.type == COW_EXTENT_CSUM) {
             if (k.objectid != COW_CSUM_TREE_OBJECTID)
-                problem(f, "%s: %s: csum items have object id %llu", where, ks,
+                fsck_problem(f, "%s: %s: csum items have object id %llu", where, ks,
                         (unsigned long long)COW_CSUM_TREE_OBJECTID);
             log_extent(f, where, k.offset, size / 4, p);
             continue;
         }
         if (!want) {
-            problem(f, "%s: %s: not an item of a log record", where, ks);
+            fsck_problem(f, "%s: %s: not an item of a log record", where, ks);
             continue;
         }
         if (size != want) {
-            problem(f, "%s: %s: %u bytes, expected %u", where, ks, size, want);
+            fsck_problem(f, "%s: %s: %u bytes, expected %u", where, ks, size, want);
             continue;
         }
         if (k.objectid < COW_FIRST_INO) {
-            problem(f, "%s: %s: not a file (inode numbers start at %llu)", where, ks,
+            fsck_problem(f, "%s: %s: not a file (inode numbers start at %llu)", where, ks,
                     (unsigned long long)COW_FIRST_INO);
             continue;
         }
         uint32_t one;
-        if (f->have_live_inodes && !map_get(&f->live_inodes, k.objectid, &one) &&
+        if (f->have_live_inodes && !fsck_map_get(&f->live_inodes, k.objectid, &one) &&
             k.objectid != missing) {
             /* as replay: the log changes files the commit has, never makes one */
             missing = k.objectid;
-            problem(f, "%s: %s: inode %" PRIu64 " does not exist in the live subvolume; the "
+            fsck_problem(f, "%s: %s: inode %" PRIu64 " does not exist in the live subvolume; the "
                        "store refuses to open",
                     where, ks, k.objectid);
         }
         if (k.type == COW_LOG_RANGE) {
             uint64_t end = get64(p);
             if (k.offset % BS || (end != UINT64_MAX && end % BS) || end <= k.offset)
-                problem(f, "%s: %s: range [%" PRIu64 ", %" PRIu64
+                fsck_problem(f, "%s: %s: range [%" PRIu64 ", %" PRIu64
                            ") is not a block aligned, non-empty range",
                         where, ks, k.offset, end);
-            if (vec_reserve((void **)&rg, &caprg, nrg + 1, sizeof(*rg))) {
-                set_fatal(f, -ENOMEM);
+            if (fsck_vec_reserve((void **)&rg, &caprg, nrg + 1, sizeof(*rg))) {
+                fsck_set_fatal(f, -ENOMEM);
                 break;
             }
             rg[nrg++] = (struct lrange){k.objectid, k.offset, end, 1};
         } else if (k.type == COW_INODE_ITEM) {
             if (k.offset != 0)
-                problem(f, "%s: %s: INODE_ITEM key offset must be 0", where, ks);
+                fsck_problem(f, "%s: %s: INODE_ITEM key offset must be 0", where, ks);
             if (get64(p + INODE_FLAGS))
-                problem(f, "%s: %s: inode flags 0x%" PRIx64 ", none are defined", where, ks,
+                fsck_problem(f, "%s: %s: inode flags 0x%" PRIx64 ", none are defined", where, ks,
                         get64(p + INODE_FLAGS));
             for (size_t j = 0; j < nrg; j++)
                 if (rg[j].ino == k.objectid)
                     rg[j].open = 0;
         } else {
-            check_file_extent(f, where, &k, p, 0);
-            uint64_t fend = range_end(k.offset, get64(p + FE_NUM_BYTES));
+            fsck_check_file_extent(f, where, &k, p, 0);
+            uint64_t fend = fsck_range_end(k.offset, get64(p + FE_NUM_BYTES));
             int covered = 0;
             for (size_t j = 0; j < nrg && !covered; j++)
                 covered = rg[j].open && rg[j].ino == k.objectid && rg[j].start <= k.offset &&
                           fend <= rg[j].end;
             if (!covered)
-                problem(f, "%s: %s: not inside a LOG_RANGE of inode %" PRIu64 " before it",
+                fsck_problem(f, "%s: %s: not inside a LOG_RANGE of inode %" PRIu64 " before it",
                         where, ks, k.objectid);
             uint64_t db = get64(p + FE_DISK_BYTENR), dl = get64(p + FE_DISK_NUM_BYTES);
             if (!f->space_ok || db == 0 || db % BS)
                 continue;
-            struct dext *d = dext_get(f, db, 0);
+            struct dext *d = fsck_dext_get(f, db, 0);
             uint32_t nb;
             if (d && d->has_item) {
                 if (d->item_len != dl)
-                    problem(f, "%s: %s: disk_num_bytes %" PRIu64 ", committed data extent %" PRIu64
+                    fsck_problem(f, "%s: %s: disk_num_bytes %" PRIu64 ", committed data extent %" PRIu64
                                " is %" PRIu64 " bytes",
                             where, ks, dl, db, d->item_len);
-            } else if (map_get(&f->logx, db, &nb)) {
+            } else if (fsck_map_get(&f->logx, db, &nb)) {
                 if ((uint64_t)nb * BS != dl)
-                    problem(f, "%s: %s: disk_num_bytes %" PRIu64 ", the log's EXTENT_CSUM for %" PRIu64
+                    fsck_problem(f, "%s: %s: disk_num_bytes %" PRIu64 ", the log's EXTENT_CSUM for %" PRIu64
                                " has %u blocks",
                             where, ks, dl, db, nb);
             } else {
-                problem(f, "%s: %s: data extent %" PRIu64 " is neither committed nor checksummed"
+                fsck_problem(f, "%s: %s: data extent %" PRIu64 " is neither committed nor checksummed"
                            " by an EXTENT_CSUM item of the log before it",
                         where, ks, db);
             }
         }
     }
-    if (pos < len && !all_zero(r + pos, len - pos))
-        problem(f, "%s: bytes %zu..%zu after the items are not zero", where, pos, len - 1);
+    if (pos < len && !fsck_all_zero(r + pos, len - pos))
+        fsck_problem(f, "%s: bytes %zu..%zu after the items are not zero", where, pos, len - 1);
     for (size_t j = 0; j < nrg; j++)
         if (rg[j].open) {
-            problem(f, "%s: inode %" PRIu64 ": LOG_RANGE [%" PRIu64 ", %" PRIu64
+            fsck_problem(f, "%s: inode %" PRIu64 ": LOG_RANGE [%" PRIu64 ", %" PRIu64
                        ") is not followed by the inode's INODE_ITEM",
                     where, rg[j].ino, rg[j].start, rg[j].end);
             break;
@@ -464,20 +464,20 @@ static void log_find_lost(struct fsck *f, int k, uint32_t from, uint64_t applied
     uint64_t area = f->log_area[k];
     uint8_t *r = NULL;
     size_t cap = 0;
-    if (range_end(area, (uint64_t)f->log_blocks * BS) > f->fsize)
+    if (fsck_range_end(area, (uint64_t)f->log_blocks * BS) > f->fsize)
         return;
     for (uint32_t pos = from; pos < f->log_blocks && !f->fatal; pos++) {
         uint8_t h[BS];
-        if (read_at(f->fd, h, BS, area + (uint64_t)pos * BS))
+        if (fsck_read_at(f->fd, h, BS, area + (uint64_t)pos * BS))
             return;
         uint32_t nb = get32(h + LOG_NBLOCKS);
         if (get32(h + LOG_MAGIC) != COW_LOG_MAGIC || nb == 0 || nb > f->log_blocks - pos)
             continue;
-        if (vec_reserve((void **)&r, &cap, (size_t)nb * BS, 1)) {
-            set_fatal(f, -ENOMEM);
+        if (fsck_vec_reserve((void **)&r, &cap, (size_t)nb * BS, 1)) {
+            fsck_set_fatal(f, -ENOMEM);
             break;
         }
-        if (read_at(f->fd, r, (size_t)nb * BS, area + (uint64_t)pos * BS) ||
+        if (fsck_read_at(f->fd, r, (size_t)nb * BS, area + (uint64_t)pos * BS) ||
             crc32c(0, r + 4, (size_t)nb * BS - 4) != get32(r + LOG_CSUM))
             continue;
         uint64_t gen = get64(r + LOG_GENERATION), id = get64(r + LOG_ID);
@@ -486,7 +486,7 @@ static void log_find_lost(struct fsck *f, int k, uint32_t from, uint64_t applied
         int base = (get32(r + LOG_FLAGS) & COW_LOG_BASE_DURABLE) || durable > 0;
         if (base && (gen > f->gen || (gen == f->gen && id != f->log_id)) && !*commit_seen) {
             *commit_seen = 1;
-            problem(f, "commit generation %" PRIu64 " was flushed (log record %" PRIu64
+            fsck_problem(f, "commit generation %" PRIu64 " was flushed (log record %" PRIu64
                        " in log area %d, block %u, says so) but the newest valid commit is "
                        "generation %" PRIu64 "%s%s: acknowledged commits are lost, the store "
                        "refuses to open",
@@ -494,7 +494,7 @@ static void log_find_lost(struct fsck *f, int k, uint32_t from, uint64_t applied
         } else if (k == f->r->sb_copy && id == f->log_id && gen == f->gen && seq > applied &&
                    durable > applied && !*record_seen) {
             *record_seen = 1;
-            problem(f, "log record %" PRIu64 " of generation %" PRIu64 " is damaged: record %"
+            fsck_problem(f, "log record %" PRIu64 " of generation %" PRIu64 " is damaged: record %"
                        PRIu64 " (log area %d, block %u), written after it was flushed, is "
                        "intact; the store refuses to open",
                     applied + 1, f->gen, seq, k, pos);
@@ -506,14 +506,14 @@ static void log_find_lost(struct fsck *f, int k, uint32_t from, uint64_t applied
 
 /* Scans the log area of the superblock copy in use: pending records are
  * legal (open replays them) and only noted; their contents are checked. */
-void check_log(struct fsck *f)
+void fsck_check_log(struct fsck *f)
 {
     if (!f->have_log)
         return;
     int c = f->r->sb_copy;
     uint64_t area = f->log_area[c], len = (uint64_t)f->log_blocks * BS;
-    if (range_end(area, len) > f->fsize || range_end(area, len) > f->total) {
-        note(f, "log: not read, log area %d is not inside the container", c);
+    if (fsck_range_end(area, len) > f->fsize || fsck_range_end(area, len) > f->total) {
+        fsck_note(f, "log: not read, log area %d is not inside the container", c);
         return;
     }
     struct logscan s;
@@ -526,40 +526,40 @@ void check_log(struct fsck *f)
     s.gen = f->gen;
     uint64_t blocks = 0;
     int rc;
-    while ((rc = log_next(&s)) == 1 && !f->fatal) {
+    while ((rc = fsck_log_next(&s)) == 1 && !f->fatal) {
         f->r->log_records++;
         blocks += s.rec_blocks;
         check_log_record(f, &s);
-        log_advance(&s);
+        fsck_log_advance(&s);
     }
     free(s.rec);
     free(s.reg);
     if (rc < 0)
-        set_fatal(f, rc);
+        fsck_set_fatal(f, rc);
     if (f->fatal)
         return;
     f->r->log_blocks = blocks;
     uint64_t applied = f->r->log_records;
     if (s.broken)
-        problem(f, "log record %" PRIu64 " of generation %" PRIu64 " (area %d block %u) is "
+        fsck_problem(f, "log record %" PRIu64 " of generation %" PRIu64 " (area %d block %u) is "
                    "whole but broken: %s; the store refuses to open",
                 applied + 1, f->gen, c, s.pos, s.why);
     else if (applied < f->replay_min)
-        problem(f, "log record %" PRIu64 " of generation %" PRIu64 " is damaged or missing "
+        fsck_problem(f, "log record %" PRIu64 " of generation %" PRIu64 " is damaged or missing "
                    "(area %d block %u: %s): superblock generation %" PRIu64 " (torn) was "
                    "written after %u records of that log were flushed",
                 applied + 1, f->gen, c, s.pos, s.why, f->replay_min_gen, f->replay_min);
     int commit_seen = 0, record_seen = 0;
     log_find_lost(f, c, s.pos, applied, &commit_seen, &record_seen);
-    if (range_end(f->log_area[1 - c], len) <= f->total)
+    if (fsck_range_end(f->log_area[1 - c], len) <= f->total)
         log_find_lost(f, 1 - c, 0, applied, &commit_seen, &record_seen);
     if (s.ioerr)
-        problem(f, "log area %d block %u (%" PRIu64 "): %s", c, s.pos,
+        fsck_problem(f, "log area %d block %u (%" PRIu64 "): %s", c, s.pos,
                 area + (uint64_t)s.pos * BS, s.why);
     uint64_t n = f->r->log_records;
     if (n)
-        note(f, "log: %" PRIu64 " record%s (%" PRIu64 " block%s) pending replay; the log ends at area block %u: %s",
+        fsck_note(f, "log: %" PRIu64 " record%s (%" PRIu64 " block%s) pending replay; the log ends at area block %u: %s",
              n, n == 1 ? "" : "s", blocks, blocks == 1 ? "" : "s", s.pos, s.why);
     else if (s.odd && !s.ioerr && !s.broken)
-        note(f, "log: no record pending replay; area block %u: %s", s.pos, s.why);
+        fsck_note(f, "log: no record pending replay; area block %u: %s", s.pos, s.why);
 }

@@ -8,17 +8,17 @@
 /* pass 2: structure                                                   */
 /* ------------------------------------------------------------------ */
 
-struct dext *dext_get(struct fsck *f, uint64_t bytenr, int create)
+struct dext *fsck_dext_get(struct fsck *f, uint64_t bytenr, int create)
 {
     uint32_t i;
-    if (map_get(&f->dxmap, bytenr, &i))
+    if (fsck_map_get(&f->dxmap, bytenr, &i))
         return &f->dx[i];
     if (!create)
         return NULL;
     if (f->ndx >= NOIDX - 1 ||
-        vec_reserve((void **)&f->dx, &f->capdx, f->ndx + 1, sizeof(*f->dx)) ||
-        map_put(&f->dxmap, bytenr, (uint32_t)f->ndx)) {
-        set_fatal(f, -ENOMEM);
+        fsck_vec_reserve((void **)&f->dx, &f->capdx, f->ndx + 1, sizeof(*f->dx)) ||
+        fsck_map_put(&f->dxmap, bytenr, (uint32_t)f->ndx)) {
+        fsck_set_fatal(f, -ENOMEM);
         return NULL;
     }
     struct dext *d = &f->dx[f->ndx++];
@@ -32,60 +32,60 @@ struct dext *dext_get(struct fsck *f, uint64_t bytenr, int create)
  * ref; or, with LEAF == 0, one of a log record (generation not checked: the
  * record belongs to the transaction after the superblock's; no ref).
  */
-void check_file_extent(struct fsck *f, const char *where, const struct cow_key *k,
+void fsck_check_file_extent(struct fsck *f, const char *where, const struct cow_key *k,
                        const uint8_t *p, uint64_t leaf)
 {
     char ks[80];
-    key_str(k, ks, sizeof(ks));
+    fsck_key_str(k, ks, sizeof(ks));
     uint64_t dbytenr = get64(p + FE_DISK_BYTENR), dlen = get64(p + FE_DISK_NUM_BYTES);
     uint64_t xoff = get64(p + FE_EXTENT_OFFSET), nbytes = get64(p + FE_NUM_BYTES);
     uint32_t gen = get32(p + FE_GENERATION);
     unsigned type = p[FE_TYPE];
     int ok = 1;
     if (k->offset % BS)
-        problem(f, "%s: %s: file offset not a multiple of 4096", where, ks);
+        fsck_problem(f, "%s: %s: file offset not a multiple of 4096", where, ks);
     if (dbytenr == 0) {
-        problem(f, "%s: %s: disk_bytenr 0 (holes are never stored)", where, ks);
+        fsck_problem(f, "%s: %s: disk_bytenr 0 (holes are never stored)", where, ks);
         ok = 0;
     } else if (dbytenr % BS) {
-        problem(f, "%s: %s: disk_bytenr %" PRIu64 " not a multiple of 4096", where, ks, dbytenr);
+        fsck_problem(f, "%s: %s: disk_bytenr %" PRIu64 " not a multiple of 4096", where, ks, dbytenr);
         ok = 0;
     }
     if (dlen == 0 || dlen % BS || dlen > MAX_EXTENT_BYTES) {
-        problem(f, "%s: %s: disk_num_bytes %" PRIu64 " not a multiple of 4096 in 4096..%" PRIu64,
+        fsck_problem(f, "%s: %s: disk_num_bytes %" PRIu64 " not a multiple of 4096 in 4096..%" PRIu64,
                 where, ks, dlen, MAX_EXTENT_BYTES);
         ok = 0;
     }
     if (nbytes == 0 || nbytes % BS)
-        problem(f, "%s: %s: num_bytes %" PRIu64 " not a positive multiple of 4096", where, ks,
+        fsck_problem(f, "%s: %s: num_bytes %" PRIu64 " not a positive multiple of 4096", where, ks,
                 nbytes);
     if (xoff % BS)
-        problem(f, "%s: %s: extent_offset %" PRIu64 " not a multiple of 4096", where, ks, xoff);
-    if (range_end(xoff, nbytes) > dlen)
-        problem(f, "%s: %s: extent_offset %" PRIu64 " + num_bytes %" PRIu64
+        fsck_problem(f, "%s: %s: extent_offset %" PRIu64 " not a multiple of 4096", where, ks, xoff);
+    if (fsck_range_end(xoff, nbytes) > dlen)
+        fsck_problem(f, "%s: %s: extent_offset %" PRIu64 " + num_bytes %" PRIu64
                    " exceeds disk_num_bytes %" PRIu64,
                 where, ks, xoff, nbytes, dlen);
     if (type != COW_FE_REG && type != COW_FE_PREALLOC)
-        problem(f, "%s: %s: extent type %u (expected 0 REG or 1 PREALLOC)", where, ks, type);
+        fsck_problem(f, "%s: %s: extent type %u (expected 0 REG or 1 PREALLOC)", where, ks, type);
     if (leaf && f->gen <= UINT32_MAX && gen > f->gen)
-        problem(f, "%s: %s: generation %u > superblock generation %" PRIu64, where, ks, gen,
+        fsck_problem(f, "%s: %s: generation %u > superblock generation %" PRIu64, where, ks, gen,
                 f->gen);
     if (!ok || !leaf)
         return;
-    struct dext *d = dext_get(f, dbytenr, 1);
+    struct dext *d = fsck_dext_get(f, dbytenr, 1);
     if (!d)
         return;
     if (d->refs == 0) {
         d->ref_len = dlen;
         d->first_leaf = leaf;
     } else if (d->ref_len != dlen) {
-        problem(f, "%s: %s: data extent %" PRIu64 " has disk_num_bytes %" PRIu64
+        fsck_problem(f, "%s: %s: data extent %" PRIu64 " has disk_num_bytes %" PRIu64
                    " here but %" PRIu64 " in leaf %" PRIu64,
                 where, ks, dbytenr, dlen, d->ref_len, d->first_leaf);
     }
     d->refs++;
     if (type == COW_FE_REG)
-        bmap_add(d->reg, xoff, nbytes);
+        fsck_bmap_add(d->reg, xoff, nbytes);
 }
 
 static void check_dir_entries(struct fsck *f, const char *where, const struct cow_key *k,
@@ -96,7 +96,7 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
                        const uint8_t *p, unsigned size)
 {
     char ks[80];
-    key_str(k, ks, sizeof(ks));
+    fsck_key_str(k, ks, sizeof(ks));
     int cls = f->cls;
     unsigned want = 0; /* fixed size, 0 = variable */
     int allowed = 0;
@@ -138,11 +138,11 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
         break;
     }
     if (!allowed) {
-        problem(f, "%s: item %s does not belong in the %s", where, ks, class_name[cls]);
+        fsck_problem(f, "%s: item %s does not belong in the %s", where, ks, class_name[cls]);
         return;
     }
     if ((want || k->type == COW_ORPHAN_ITEM) && size != want) {
-        problem(f, "%s: item %s is %u bytes, expected %u", where, ks, size, want);
+        fsck_problem(f, "%s: item %s is %u bytes, expected %u", where, ks, size, want);
         return;
     }
 
@@ -150,12 +150,12 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
     case COW_INODE_ITEM: {
         uint64_t g = get64(p + INODE_GENERATION), t = get64(p + INODE_TRANSID);
         if (k->offset != 0)
-            problem(f, "%s: %s: INODE_ITEM key offset must be 0", where, ks);
+            fsck_problem(f, "%s: %s: INODE_ITEM key offset must be 0", where, ks);
         if (get64(p + INODE_FLAGS))
-            problem(f, "%s: %s: inode flags 0x%" PRIx64 ", none are defined", where, ks,
+            fsck_problem(f, "%s: %s: inode flags 0x%" PRIx64 ", none are defined", where, ks,
                     get64(p + INODE_FLAGS));
         if (g > f->gen || t > f->gen)
-            problem(f, "%s: %s: inode generation %" PRIu64 " / transid %" PRIu64
+            fsck_problem(f, "%s: %s: inode generation %" PRIu64 " / transid %" PRIu64
                        " > superblock generation %" PRIu64,
                     where, ks, g, t, f->gen);
         break;
@@ -165,24 +165,24 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
         break;
     case COW_ORPHAN_ITEM:
         if (k->objectid != COW_ORPHAN_OBJECTID || k->offset < COW_FIRST_INO)
-            problem(f, "%s: %s: orphan items are keyed (%llu ORPHAN_ITEM ino >= %llu)", where, ks,
+            fsck_problem(f, "%s: %s: orphan items are keyed (%llu ORPHAN_ITEM ino >= %llu)", where, ks,
                     (unsigned long long)COW_ORPHAN_OBJECTID, (unsigned long long)COW_FIRST_INO);
         break;
     case COW_EXTENT_DATA:
-        check_file_extent(f, where, k, p, f->blk[idx].bytenr);
+        fsck_check_file_extent(f, where, k, p, f->blk[idx].bytenr);
         break;
     case COW_EXTENT_CSUM:
         if (k->objectid != COW_CSUM_TREE_OBJECTID)
-            problem(f, "%s: %s: csum items have object id %llu", where, ks,
+            fsck_problem(f, "%s: %s: csum items have object id %llu", where, ks,
                     (unsigned long long)COW_CSUM_TREE_OBJECTID);
         if (size == 0 || size % 4 || size > COW_MAX_EXTENT_BLOCKS * 4) {
-            problem(f, "%s: %s: %u bytes is not a list of 1..%u crc32c values", where, ks, size,
+            fsck_problem(f, "%s: %s: %u bytes is not a list of 1..%u crc32c values", where, ks, size,
                     COW_MAX_EXTENT_BLOCKS);
             break;
         }
-        if (vec_reserve((void **)&f->cs, &f->capcs, f->ncs + 1, sizeof(*f->cs)) ||
-            vec_reserve((void **)&f->pool, &f->cappool, f->npool + size / 4, sizeof(uint32_t))) {
-            set_fatal(f, -ENOMEM);
+        if (fsck_vec_reserve((void **)&f->cs, &f->capcs, f->ncs + 1, sizeof(*f->cs)) ||
+            fsck_vec_reserve((void **)&f->pool, &f->cappool, f->npool + size / 4, sizeof(uint32_t))) {
+            fsck_set_fatal(f, -ENOMEM);
             break;
         }
         f->cs[f->ncs].bytenr = k->offset;
@@ -197,59 +197,59 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
         unsigned level = p[ROOT_LEVEL];
         int ok = 1;
         if (k->objectid < COW_FS_TREE_OBJECTID) {
-            problem(f, "%s: %s: subvolume ids start at 256", where, ks);
+            fsck_problem(f, "%s: %s: subvolume ids start at 256", where, ks);
             ok = 0;
         }
         if (k->offset != 0)
-            problem(f, "%s: %s: ROOT_ITEM key offset must be 0", where, ks);
+            fsck_problem(f, "%s: %s: ROOT_ITEM key offset must be 0", where, ks);
         if (bytenr == 0 || bytenr % BS) {
-            problem(f, "%s: %s: root bytenr %" PRIu64 " is not a block address", where, ks,
+            fsck_problem(f, "%s: %s: root bytenr %" PRIu64 " is not a block address", where, ks,
                     bytenr);
             ok = 0;
         }
         if (level >= COW_MAX_LEVEL) {
-            problem(f, "%s: %s: root level %u (maximum %u)", where, ks, level,
+            fsck_problem(f, "%s: %s: root level %u (maximum %u)", where, ks, level,
                     COW_MAX_LEVEL - 1);
             ok = 0;
         }
         if (gen > f->gen)
-            problem(f, "%s: %s: root generation %" PRIu64 " > superblock generation %" PRIu64,
+            fsck_problem(f, "%s: %s: root generation %" PRIu64 " > superblock generation %" PRIu64,
                     where, ks, gen, f->gen);
         if (get64(p + ROOT_LAST_SNAPSHOT) > f->gen)
-            problem(f, "%s: %s: last_snapshot %" PRIu64 " > superblock generation %" PRIu64,
+            fsck_problem(f, "%s: %s: last_snapshot %" PRIu64 " > superblock generation %" PRIu64,
                     where, ks, get64(p + ROOT_LAST_SNAPSHOT), f->gen);
         if (get64(p + ROOT_NEXT_INO) < COW_FIRST_INO)
-            problem(f, "%s: %s: next_ino %" PRIu64 " < %llu", where, ks,
+            fsck_problem(f, "%s: %s: next_ino %" PRIu64 " < %llu", where, ks,
                     get64(p + ROOT_NEXT_INO), (unsigned long long)COW_FIRST_INO);
         /* the live subvolume has no flags; a snapshot or branch is made
          * from an existing subvolume, which may be deleted since */
         uint64_t flags = get64(p + ROOT_FLAGS), source = get64(p + ROOT_SOURCE);
         if (k->objectid == COW_FS_TREE_OBJECTID && flags)
-            problem(f, "%s: %s: flags 0x%" PRIx64 ", the live subvolume has none", where, ks,
+            fsck_problem(f, "%s: %s: flags 0x%" PRIx64 ", the live subvolume has none", where, ks,
                     flags);
-        if (k->objectid > COW_FS_TREE_OBJECTID && !root_kind(flags))
-            problem(f, "%s: %s: flags 0x%" PRIx64 ", expected exactly one of 0x%llx (snapshot) "
+        if (k->objectid > COW_FS_TREE_OBJECTID && !fsck_root_kind(flags))
+            fsck_problem(f, "%s: %s: flags 0x%" PRIx64 ", expected exactly one of 0x%llx (snapshot) "
                        "and 0x%llx (branch), the latter possibly with 0x%llx (unfinished)",
                     where, ks, flags, COW_ROOT_F_SNAPSHOT, COW_ROOT_F_BRANCH,
                     COW_ROOT_F_INCOMPLETE);
         if (k->objectid > COW_FS_TREE_OBJECTID &&
             (source < COW_FS_TREE_OBJECTID || source == k->objectid))
-            problem(f, "%s: %s: source subvolume %" PRIu64 " (expected the id, 256 or more, of "
+            fsck_problem(f, "%s: %s: source subvolume %" PRIu64 " (expected the id, 256 or more, of "
                        "another subvolume)",
                     where, ks, source);
         /* svmap: the first ROOT_ITEM of each id (a second one breaks key
          * order, reported by check_leaf) */
         uint32_t first;
-        int known = k->objectid < COW_FS_TREE_OBJECTID || map_get(&f->svmap, k->objectid, &first);
+        int known = k->objectid < COW_FS_TREE_OBJECTID || fsck_map_get(&f->svmap, k->objectid, &first);
         if (!ok) {
-            if (!known && map_put(&f->svmap, k->objectid, SV_BAD))
-                set_fatal(f, -ENOMEM);
+            if (!known && fsck_map_put(&f->svmap, k->objectid, SV_BAD))
+                fsck_set_fatal(f, -ENOMEM);
             break;
         }
         if (f->nsv >= SV_BAD ||
-            vec_reserve((void **)&f->sv, &f->capsv, f->nsv + 1, sizeof(*f->sv)) ||
-            (!known && map_put(&f->svmap, k->objectid, (uint32_t)f->nsv))) {
-            set_fatal(f, -ENOMEM);
+            fsck_vec_reserve((void **)&f->sv, &f->capsv, f->nsv + 1, sizeof(*f->sv)) ||
+            (!known && fsck_map_put(&f->svmap, k->objectid, (uint32_t)f->nsv))) {
+            fsck_set_fatal(f, -ENOMEM);
             break;
         }
         struct subvol *s = &f->sv[f->nsv++];
@@ -269,28 +269,28 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
          * check_root_names, once the whole root tree has been read */
         char nb[1024];
         if (k->objectid <= COW_FS_TREE_OBJECTID)
-            problem(f, "%s: %s: ROOT_NAMEs name subvolumes %llu and up (the live subvolume has "
+            fsck_problem(f, "%s: %s: ROOT_NAMEs name subvolumes %llu and up (the live subvolume has "
                        "none)",
                     where, ks, (unsigned long long)COW_FS_TREE_OBJECTID + 1);
         if (k->offset != 0)
-            problem(f, "%s: %s: ROOT_NAME key offset must be 0", where, ks);
+            fsck_problem(f, "%s: %s: ROOT_NAME key offset must be 0", where, ks);
         if (size == 0 || size > COW_NAME_MAX) {
-            problem(f, "%s: %s: a name of %u bytes (1..%u)", where, ks, size, COW_NAME_MAX);
+            fsck_problem(f, "%s: %s: a name of %u bytes (1..%u)", where, ks, size, COW_NAME_MAX);
             break;
         }
-        name_str(p, size, nb, sizeof(nb));
+        fsck_name_str(p, size, nb, sizeof(nb));
         if (memchr(p, '/', size) || memchr(p, 0, size))
-            problem(f, "%s: %s: name '%s' contains '/' or NUL", where, ks, nb);
-        if (!utf8_valid(p, size))
-            problem(f, "%s: %s: name '%s' is not valid UTF-8", where, ks, nb);
-        if (k->objectid > COW_FS_TREE_OBJECTID && names_add(&f->names, k->objectid, p, size))
-            set_fatal(f, -ENOMEM);
+            fsck_problem(f, "%s: %s: name '%s' contains '/' or NUL", where, ks, nb);
+        if (!fsck_utf8_valid(p, size))
+            fsck_problem(f, "%s: %s: name '%s' is not valid UTF-8", where, ks, nb);
+        if (k->objectid > COW_FS_TREE_OBJECTID && fsck_names_add(&f->names, k->objectid, p, size))
+            fsck_set_fatal(f, -ENOMEM);
         break;
     }
     case COW_EXTENT_ITEM:
     case COW_METADATA_ITEM:
-        if (vec_reserve((void **)&f->xi, &f->capxi, f->nxi + 1, sizeof(*f->xi))) {
-            set_fatal(f, -ENOMEM);
+        if (fsck_vec_reserve((void **)&f->xi, &f->capxi, f->nxi + 1, sizeof(*f->xi))) {
+            fsck_set_fatal(f, -ENOMEM);
             break;
         }
         f->xi[f->nxi].key = *k;
@@ -300,8 +300,8 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
         f->nxi++;
         break;
     case COW_BLOCK_GROUP_ITEM:
-        if (vec_reserve((void **)&f->bg, &f->capbg, f->nbg + 1, sizeof(*f->bg))) {
-            set_fatal(f, -ENOMEM);
+        if (fsck_vec_reserve((void **)&f->bg, &f->capbg, f->nbg + 1, sizeof(*f->bg))) {
+            fsck_set_fatal(f, -ENOMEM);
             break;
         }
         f->bg[f->nbg].start = k->objectid;
@@ -321,53 +321,53 @@ static void check_dir_entries(struct fsck *f, const char *where, const struct co
                               const uint8_t *p, unsigned size)
 {
     char ks[80];
-    key_str(k, ks, sizeof(ks));
+    fsck_key_str(k, ks, sizeof(ks));
     if (k->objectid != COW_ROOT_DIR_OBJECTID) {
-        problem(f, "%s: %s: DIR_ITEMs belong to directory %llu", where, ks,
+        fsck_problem(f, "%s: %s: DIR_ITEMs belong to directory %llu", where, ks,
                 (unsigned long long)COW_ROOT_DIR_OBJECTID);
         return;
     }
     if (k->offset > UINT32_MAX)
-        problem(f, "%s: %s: name hash does not fit in 32 bits", where, ks);
+        fsck_problem(f, "%s: %s: name hash does not fit in 32 bits", where, ks);
     unsigned pos = 0, n = 0;
     unsigned starts[COW_MAX_ITEM_DATA / (DIR_ENTRY_NAME + 1) + 2];
     if (size == 0)
-        problem(f, "%s: %s: empty DIR_ITEM", where, ks);
+        fsck_problem(f, "%s: %s: empty DIR_ITEM", where, ks);
     while (pos < size) {
         if (size - pos < DIR_ENTRY_NAME) {
-            problem(f, "%s: %s: entry at byte %u is truncated", where, ks, pos);
+            fsck_problem(f, "%s: %s: entry at byte %u is truncated", where, ks, pos);
             return;
         }
         const uint8_t *e = p + pos;
         unsigned len = get16(e + DIR_ENTRY_NAMELEN);
         if (len == 0 || len > COW_NAME_MAX || len > size - pos - DIR_ENTRY_NAME) {
-            problem(f, "%s: %s: entry at byte %u has name length %u (1..255, inside the item)",
+            fsck_problem(f, "%s: %s: entry at byte %u has name length %u (1..255, inside the item)",
                     where, ks, pos, len);
             return;
         }
         const uint8_t *name = e + DIR_ENTRY_NAME;
         if (memchr(name, '/', len) || memchr(name, 0, len))
-            problem(f, "%s: %s: entry %u: name contains '/' or NUL", where, ks, n);
+            fsck_problem(f, "%s: %s: entry %u: name contains '/' or NUL", where, ks, n);
         uint32_t h = crc32c(0, name, len);
         if (h != k->offset) {
             char nb[1024];
-            name_str(name, len, nb, sizeof(nb));
+            fsck_name_str(name, len, nb, sizeof(nb));
             if (crc32c(~0u, name, len) == k->offset)
-                problem(f, "%s: %s: entry %u ('%s'): name hash 0x%08x uses seed ~0, "
+                fsck_problem(f, "%s: %s: entry %u ('%s'): name hash 0x%08x uses seed ~0, "
                            "expected crc32c(0, name) = 0x%08x",
                         where, ks, n, nb, (unsigned)k->offset, h);
             else
-                problem(f, "%s: %s: entry %u ('%s'): crc32c(0, name) = 0x%08x, not the key offset",
+                fsck_problem(f, "%s: %s: entry %u ('%s'): crc32c(0, name) = 0x%08x, not the key offset",
                         where, ks, n, nb, h);
         }
         uint64_t ino = get64(e + DIR_ENTRY_INO);
         if (ino < COW_FIRST_INO)
-            problem(f, "%s: %s: entry %u points at inode %" PRIu64 " (files start at %llu)",
+            fsck_problem(f, "%s: %s: entry %u points at inode %" PRIu64 " (files start at %llu)",
                     where, ks, n, ino, (unsigned long long)COW_FIRST_INO);
         for (unsigned j = 0; j < n; j++) {
             const uint8_t *o = p + starts[j];
             if (get16(o + DIR_ENTRY_NAMELEN) == len && !memcmp(o + DIR_ENTRY_NAME, name, len))
-                problem(f, "%s: %s: entries %u and %u have the same name", where, ks, j, n);
+                fsck_problem(f, "%s: %s: entries %u and %u have the same name", where, ks, j, n);
         }
         if (n < sizeof(starts) / sizeof(starts[0]))
             starts[n++] = pos;
@@ -392,7 +392,7 @@ static void check_leaf(struct fsck *f, uint32_t idx, const uint8_t *b, const cha
 {
     unsigned n = tb_nritems(b);
     if (n == 0 && !is_root)
-        problem(f, "%s: empty leaf (only a root may be empty)", where);
+        fsck_problem(f, "%s: empty leaf (only a root may be empty)", where);
     unsigned data_start = TB_HEADER_SIZE + n * COW_ITEM_SIZE;
     struct ispan sp[LEAF_MAX_ITEMS];
     unsigned char good[LEAF_MAX_ITEMS];
@@ -402,18 +402,18 @@ static void check_leaf(struct fsck *f, uint32_t idx, const uint8_t *b, const cha
     for (unsigned i = 0; i < n; i++) {
         key_get(&k, leaf_item(b, i));
         if (i && key_cmp(&prev, &k) >= 0)
-            problem(f, "%s: item %u key %s not above item %u key %s", where, i,
-                    key_str(&k, ks, sizeof(ks)), i - 1, key_str(&prev, ps, sizeof(ps)));
+            fsck_problem(f, "%s: item %u key %s not above item %u key %s", where, i,
+                    fsck_key_str(&k, ks, sizeof(ks)), i - 1, fsck_key_str(&prev, ps, sizeof(ps)));
         prev = k;
         unsigned off = leaf_data_off(b, i), size = leaf_data_size(b, i);
         good[i] = 0;
         if (off < data_start || off > BS || size > BS - off) {
-            problem(f, "%s: item %u data [%u, +%u) outside the data area [%u, 4096)", where, i,
+            fsck_problem(f, "%s: item %u data [%u, +%u) outside the data area [%u, 4096)", where, i,
                     off, size, data_start);
             continue;
         }
         if (size > COW_MAX_ITEM_DATA)
-            problem(f, "%s: item %u is %u bytes (maximum %u)", where, i, size, COW_MAX_ITEM_DATA);
+            fsck_problem(f, "%s: item %u is %u bytes (maximum %u)", where, i, size, COW_MAX_ITEM_DATA);
         good[i] = 1;
         sp[ns].off = off;
         sp[ns].size = size;
@@ -436,12 +436,12 @@ static void check_leaf(struct fsck *f, uint32_t idx, const uint8_t *b, const cha
         int overlap = 0;
         for (unsigned j = 1; j < ns; j++) {
             if (sp[j - 1].off + sp[j - 1].size > sp[j].off) {
-                problem(f, "%s: data of items %u and %u overlap", where, sp[j - 1].i, sp[j].i);
+                fsck_problem(f, "%s: data of items %u and %u overlap", where, sp[j - 1].i, sp[j].i);
                 overlap = 1;
             }
         }
         if (!overlap && ns == n)
-            note(f, "%s: item data not packed from the block end in item order", where);
+            fsck_note(f, "%s: item data not packed from the block end in item order", where);
     }
     for (unsigned i = 0; i < n && !f->fatal; i++) {
         if (!good[i])
@@ -465,15 +465,15 @@ static void check_node(struct fsck *f, uint32_t idx, const uint8_t *b, const cha
     struct cow_key k, prev;
     char ks[80], ps[80];
     if (n == 0) {
-        problem(f, "%s: node with no key pointers", where);
+        fsck_problem(f, "%s: node with no key pointers", where);
         f->blk[idx].sub_bad = 1;
         return;
     }
     for (unsigned i = 0; i < n; i++) {
         key_get(&k, node_ptr(b, i));
         if (i && key_cmp(&prev, &k) >= 0)
-            problem(f, "%s: key pointer %u %s not above pointer %u %s", where, i,
-                    key_str(&k, ks, sizeof(ks)), i - 1, key_str(&prev, ps, sizeof(ps)));
+            fsck_problem(f, "%s: key pointer %u %s not above pointer %u %s", where, i,
+                    fsck_key_str(&k, ks, sizeof(ks)), i - 1, fsck_key_str(&prev, ps, sizeof(ps)));
         prev = k;
     }
     int sub_bad = 0;
@@ -482,7 +482,7 @@ static void check_node(struct fsck *f, uint32_t idx, const uint8_t *b, const cha
         int dup = 0;
         for (unsigned j = 0; j < i && !dup; j++)
             if (node_child(b, j) == child) {
-                problem(f, "%s: key pointers %u and %u both point at block %" PRIu64, where, j, i,
+                fsck_problem(f, "%s: key pointers %u and %u both point at block %" PRIu64, where, j, i,
                         child);
                 dup = 1;
             }
@@ -504,14 +504,14 @@ static void check_node(struct fsck *f, uint32_t idx, const uint8_t *b, const cha
             continue;
         key_get(&k, node_ptr(b, i));
         if (key_cmp(&cb->min, &k) < 0)
-            problem(f, "%s: child %" PRIu64 " (pointer %u) holds key %s below its pointer key %s",
-                    where, child, i, key_str(&cb->min, ks, sizeof(ks)), key_str(&k, ps, sizeof(ps)));
+            fsck_problem(f, "%s: child %" PRIu64 " (pointer %u) holds key %s below its pointer key %s",
+                    where, child, i, fsck_key_str(&cb->min, ks, sizeof(ks)), fsck_key_str(&k, ps, sizeof(ps)));
         if (i + 1 < n) {
             key_get(&k, node_ptr(b, i + 1));
             if (key_cmp(&cb->max, &k) >= 0)
-                problem(f, "%s: child %" PRIu64 " (pointer %u) holds key %s, not below the next pointer key %s",
-                        where, child, i, key_str(&cb->max, ks, sizeof(ks)),
-                        key_str(&k, ps, sizeof(ps)));
+                fsck_problem(f, "%s: child %" PRIu64 " (pointer %u) holds key %s, not below the next pointer key %s",
+                        where, child, i, fsck_key_str(&cb->max, ks, sizeof(ks)),
+                        fsck_key_str(&k, ps, sizeof(ps)));
         }
     }
     struct blk *me = &f->blk[idx];
@@ -520,10 +520,10 @@ static void check_node(struct fsck *f, uint32_t idx, const uint8_t *b, const cha
     uint32_t c0, cn;
     key_get(&me->min, node_ptr(b, 0));
     key_get(&me->max, node_ptr(b, n - 1));
-    if (map_get(&f->blkmap, node_child(b, 0), &c0) && f->blk[c0].state == B_OK &&
+    if (fsck_map_get(&f->blkmap, node_child(b, 0), &c0) && f->blk[c0].state == B_OK &&
         f->blk[c0].has_keys && key_cmp(&f->blk[c0].min, &me->min) < 0)
         me->min = f->blk[c0].min;
-    if (map_get(&f->blkmap, node_child(b, n - 1), &cn) && f->blk[cn].state == B_OK &&
+    if (fsck_map_get(&f->blkmap, node_child(b, n - 1), &cn) && f->blk[cn].state == B_OK &&
         f->blk[cn].has_keys && key_cmp(&f->blk[cn].max, &me->max) > 0)
         me->max = f->blk[cn].max;
     me->has_keys = 1;
@@ -540,54 +540,54 @@ static uint32_t walk(struct fsck *f, uint64_t bytenr, uint64_t exp_gen, unsigned
                      int is_root, const char *from)
 {
     char where[96];
-    blk_where(f->cls, f->tree_id, bytenr, where, sizeof(where));
+    fsck_blk_where(f->cls, f->tree_id, bytenr, where, sizeof(where));
     if (bytenr == 0 || bytenr % BS) {
-        problem(f, "%s: points at %" PRIu64 ", not a block address", from, bytenr);
+        fsck_problem(f, "%s: points at %" PRIu64 ", not a block address", from, bytenr);
         return NOIDX;
     }
-    if (bytenr >= f->total || range_end(bytenr, BS) > f->fsize) {
-        problem(f, "%s: points at block %" PRIu64 ", beyond %s (%" PRIu64 " bytes)", from, bytenr,
+    if (bytenr >= f->total || fsck_range_end(bytenr, BS) > f->fsize) {
+        fsck_problem(f, "%s: points at block %" PRIu64 ", beyond %s (%" PRIu64 " bytes)", from, bytenr,
                 bytenr >= f->total ? "total_bytes" : "the end of the file",
                 bytenr >= f->total ? f->total : f->fsize);
         return NOIDX;
     }
     uint32_t idx;
-    if (map_get(&f->blkmap, bytenr, &idx)) {
+    if (fsck_map_get(&f->blkmap, bytenr, &idx)) {
         struct blk *b = &f->blk[idx];
         if (b->cls != f->cls) {
             char other[96];
-            problem(f, "%s: points at block %" PRIu64 ", which is also %s",
-                    from, bytenr, blk_where(b->cls, b->tree_id, bytenr, other, sizeof(other)));
+            fsck_problem(f, "%s: points at block %" PRIu64 ", which is also %s",
+                    from, bytenr, fsck_blk_where(b->cls, b->tree_id, bytenr, other, sizeof(other)));
             return NOIDX;
         }
         if (b->cls != T_SUBVOL) {
-            problem(f, "%s: block %" PRIu64 " is referenced twice; %s blocks are never shared",
+            fsck_problem(f, "%s: block %" PRIu64 " is referenced twice; %s blocks are never shared",
                     from, bytenr, class_name[b->cls]);
             return NOIDX;
         }
         if (b->state == B_VISITING) {
-            problem(f, "%s: points at block %" PRIu64 ", an ancestor (cycle)", from, bytenr);
+            fsck_problem(f, "%s: points at block %" PRIu64 ", an ancestor (cycle)", from, bytenr);
             return NOIDX;
         }
         if (b->level != exp_level) {
-            problem(f, "%s: expects level %u at block %" PRIu64 ", which is at level %u", from,
+            fsck_problem(f, "%s: expects level %u at block %" PRIu64 ", which is at level %u", from,
                     exp_level, bytenr, b->level);
             return NOIDX;
         }
         if (b->state == B_OK && b->gen != exp_gen)
-            problem(f, "%s: pointer to block %" PRIu64 " has generation %" PRIu64
+            fsck_problem(f, "%s: pointer to block %" PRIu64 " has generation %" PRIu64
                        ", the block has %" PRIu64,
                     from, bytenr, exp_gen, b->gen);
         /* first checked as some subvolume's root, where it may be empty */
         if (!is_root && b->state == B_OK && b->level == 0 && !b->has_keys)
-            problem(f, "%s: points at block %" PRIu64 ", an empty leaf (only a root may be empty)",
+            fsck_problem(f, "%s: points at block %" PRIu64 ", an empty leaf (only a root may be empty)",
                     from, bytenr);
         return idx;
     }
     if (f->nblk >= NOIDX - 1 ||
-        vec_reserve((void **)&f->blk, &f->capblk, f->nblk + 1, sizeof(*f->blk)) ||
-        map_put(&f->blkmap, bytenr, (uint32_t)f->nblk)) {
-        set_fatal(f, -ENOMEM);
+        fsck_vec_reserve((void **)&f->blk, &f->capblk, f->nblk + 1, sizeof(*f->blk)) ||
+        fsck_map_put(&f->blkmap, bytenr, (uint32_t)f->nblk)) {
+        fsck_set_fatal(f, -ENOMEM);
         return NOIDX;
     }
     idx = (uint32_t)f->nblk++;
@@ -600,15 +600,15 @@ static uint32_t walk(struct fsck *f, uint64_t bytenr, uint64_t exp_gen, unsigned
     me->state = B_VISITING;
 
     uint8_t b[BS];
-    int rd = read_at(f->fd, b, BS, bytenr);
+    int rd = fsck_read_at(f->fd, b, BS, bytenr);
     const char *bad = NULL;
     char why[128];
     if (rd) {
         snprintf(why, sizeof(why), "read failed: %s", rd == 1 ? "past end of file" : strerror(rd));
         bad = why;
-    } else if (get32(b + TB_CSUM) != block_csum(b)) {
+    } else if (get32(b + TB_CSUM) != fsck_block_csum(b)) {
         snprintf(why, sizeof(why), "bad checksum (stored 0x%08x, computed 0x%08x)",
-                 get32(b + TB_CSUM), block_csum(b));
+                 get32(b + TB_CSUM), fsck_block_csum(b));
         bad = why;
     } else if (get32(b + TB_MAGIC) != COW_TREE_MAGIC) {
         bad = "bad magic (not a tree block)";
@@ -625,24 +625,24 @@ static uint32_t walk(struct fsck *f, uint64_t bytenr, uint64_t exp_gen, unsigned
         bad = why;
     }
     if (bad) {
-        problem(f, "%s: %s", where, bad);
+        fsck_problem(f, "%s: %s", where, bad);
         me->state = B_BAD;
         me->sub_bad = 1;
         return idx;
     }
     me->gen = get64(b + TB_GENERATION);
     if (me->gen != exp_gen)
-        problem(f, "%s: generation %" PRIu64 ", but %s expects %" PRIu64, where, me->gen, from,
+        fsck_problem(f, "%s: generation %" PRIu64 ", but %s expects %" PRIu64, where, me->gen, from,
                 exp_gen);
     if (me->gen > f->gen)
-        problem(f, "%s: generation %" PRIu64 " > superblock generation %" PRIu64, where, me->gen,
+        fsck_problem(f, "%s: generation %" PRIu64 " > superblock generation %" PRIu64, where, me->gen,
                 f->gen);
     uint64_t owner = get64(b + TB_OWNER);
     if (f->cls == T_SUBVOL ? owner < COW_FS_TREE_OBJECTID : owner != class_owner[f->cls])
-        problem(f, "%s: owner %" PRIu64 ", expected %s%" PRIu64, where, owner,
+        fsck_problem(f, "%s: owner %" PRIu64 ", expected %s%" PRIu64, where, owner,
                 f->cls == T_SUBVOL ? "a subvolume id >= " : "", class_owner[f->cls]);
-    if (!all_zero(b + TB_LEVEL + 1, TB_HEADER_SIZE - TB_LEVEL - 1))
-        problem(f, "%s: header bytes 37..47 are not zero", where);
+    if (!fsck_all_zero(b + TB_LEVEL + 1, TB_HEADER_SIZE - TB_LEVEL - 1))
+        fsck_problem(f, "%s: header bytes 37..47 are not zero", where);
 
     if (exp_level == 0)
         check_leaf(f, idx, b, where, is_root);
@@ -653,7 +653,7 @@ static uint32_t walk(struct fsck *f, uint64_t bytenr, uint64_t exp_gen, unsigned
 }
 
 /* Walks one whole tree; returns the root's index or NOIDX. */
-uint32_t walk_tree(struct fsck *f, int cls, uint64_t tree_id, uint64_t bytenr,
+uint32_t fsck_walk_tree(struct fsck *f, int cls, uint64_t tree_id, uint64_t bytenr,
                    uint64_t gen, unsigned level, const char *from)
 {
     f->cls = cls;
@@ -663,9 +663,9 @@ uint32_t walk_tree(struct fsck *f, int cls, uint64_t tree_id, uint64_t bytenr,
 
 /* "subvolume 257 (snapshot 'nightly')"; "subvolume 256" for the live one.
  * BUF holds at least 1100 bytes. */
-const char *sv_label(const struct fsck *f, const struct subvol *s, char *buf, size_t len)
+const char *fsck_sv_label(const struct fsck *f, const struct subvol *s, char *buf, size_t len)
 {
-    const char *kind = root_kind(s->flags);
+    const char *kind = fsck_root_kind(s->flags);
     char nb[1024];
     if (s->name == NOIDX) {
         if (kind)
@@ -674,7 +674,7 @@ const char *sv_label(const struct fsck *f, const struct subvol *s, char *buf, si
             snprintf(buf, len, "subvolume %" PRIu64, s->id);
         return buf;
     }
-    name_str(names_bytes(&f->names, s->name), f->names.v[s->name].len, nb, sizeof(nb));
+    fsck_name_str(fsck_names_bytes(&f->names, s->name), f->names.v[s->name].len, nb, sizeof(nb));
     snprintf(buf, len, "subvolume %" PRIu64 " (%s%s'%s')", s->id, kind ? kind : "",
              kind ? " " : "", nb);
     return buf;
@@ -706,7 +706,7 @@ static int nref_cmp(const void *a, const void *b)
  * whole root tree is checked only if it was read completely.  Sets each
  * subvolume's name for the messages that follow.
  */
-void check_root_names(struct fsck *f)
+void fsck_check_root_names(struct fsck *f)
 {
     int full = f->tree_ok[T_ROOT];
     const struct names *nm = &f->names;
@@ -714,11 +714,11 @@ void check_root_names(struct fsck *f)
     for (size_t i = 0; i < nm->n; i++) {
         const struct rname *r = &nm->v[i];
         uint32_t si;
-        if (!map_get(&f->svmap, r->id, &si)) {
+        if (!fsck_map_get(&f->svmap, r->id, &si)) {
             if (full)
-                problem(f, "root tree: ROOT_NAME '%s' names subvolume %" PRIu64
+                fsck_problem(f, "root tree: ROOT_NAME '%s' names subvolume %" PRIu64
                            ", which has no ROOT_ITEM",
-                        name_str(names_bytes(nm, i), r->len, nb, sizeof(nb)), r->id);
+                        fsck_name_str(fsck_names_bytes(nm, i), r->len, nb, sizeof(nb)), r->id);
             continue;
         }
         if (si == SV_BAD)
@@ -728,36 +728,36 @@ void check_root_names(struct fsck *f)
             s->name = (uint32_t)i;
             continue;
         }
-        problem(f, "root tree: subvolume %" PRIu64 " has more than one ROOT_NAME ('%s', '%s')",
+        fsck_problem(f, "root tree: subvolume %" PRIu64 " has more than one ROOT_NAME ('%s', '%s')",
                 r->id,
-                name_str(names_bytes(nm, s->name), nm->v[s->name].len, nb, sizeof(nb)),
-                name_str(names_bytes(nm, i), r->len, nb2, sizeof(nb2)));
+                fsck_name_str(fsck_names_bytes(nm, s->name), nm->v[s->name].len, nb, sizeof(nb)),
+                fsck_name_str(fsck_names_bytes(nm, i), r->len, nb2, sizeof(nb2)));
     }
     for (size_t i = 0; i < f->nsv && full; i++) {
         struct subvol *s = &f->sv[i];
         uint32_t si, one;
-        if (s->id == COW_FS_TREE_OBJECTID || !map_get(&f->svmap, s->id, &si) || si != i)
+        if (s->id == COW_FS_TREE_OBJECTID || !fsck_map_get(&f->svmap, s->id, &si) || si != i)
             continue; /* 256, or a second ROOT_ITEM of one id */
         if (s->name == NOIDX)
-            problem(f, "root tree: %s has no ROOT_NAME", sv_label(f, s, lb, sizeof(lb)));
+            fsck_problem(f, "root tree: %s has no ROOT_NAME", fsck_sv_label(f, s, lb, sizeof(lb)));
         if (s->source >= COW_FS_TREE_OBJECTID && s->source != s->id &&
-            !map_get(&f->svmap, s->source, &one))
-            note(f, "%s was made from subvolume %" PRIu64 ", which no longer exists",
-                 sv_label(f, s, lb, sizeof(lb)), s->source);
+            !fsck_map_get(&f->svmap, s->source, &one))
+            fsck_note(f, "%s was made from subvolume %" PRIu64 ", which no longer exists",
+                 fsck_sv_label(f, s, lb, sizeof(lb)), s->source);
     }
     if (nm->n < 2)
         return;
     struct nref *v = malloc(nm->n * sizeof(*v));
     if (!v) {
-        set_fatal(f, -ENOMEM);
+        fsck_set_fatal(f, -ENOMEM);
         return;
     }
     for (size_t i = 0; i < nm->n; i++)
-        v[i] = (struct nref){names_bytes(nm, i), nm->v[i].len, nm->v[i].id};
+        v[i] = (struct nref){fsck_names_bytes(nm, i), nm->v[i].len, nm->v[i].id};
     qsort(v, nm->n, sizeof(*v), nref_cmp);
     for (size_t i = 1; i < nm->n; i++)
         if (v[i].len == v[i - 1].len && !memcmp(v[i].p, v[i - 1].p, v[i].len))
-            problem(f, "root tree: subvolumes %" PRIu64 " and %" PRIu64 " are both named '%s'",
-                    v[i - 1].id, v[i].id, name_str(v[i].p, v[i].len, nb, sizeof(nb)));
+            fsck_problem(f, "root tree: subvolumes %" PRIu64 " and %" PRIu64 " are both named '%s'",
+                    v[i - 1].id, v[i].id, fsck_name_str(v[i].p, v[i].len, nb, sizeof(nb)));
     free(v);
 }
