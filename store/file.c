@@ -256,29 +256,6 @@ void file_inode_forget_unused(cow_store *st)
     }
 }
 
-int file_reload_inodes(cow_store *st)
-{
-    for (struct cow_inode *in = st->inodes; in; in = in->next) {
-        in->nlr = 0;
-        in->log_size = in->log_overflow = 0;
-        int rc = inode_read(st, in);
-        if (rc == COW_ENOENT) {
-            /* created by the aborted transaction: the handle is dead */
-            in->size = in->disk_size = in->nblocks = 0;
-            in->orphan = -1;
-            continue;
-        }
-        if (rc)
-            return rc;
-        struct cow_key k = {COW_ORPHAN_OBJECTID, COW_ORPHAN_ITEM, in->ino};
-        rc = bt_lookup(st, in->root, &k, NULL, 0, NULL);
-        if (rc && rc != COW_ENOENT)
-            return rc;
-        in->orphan = (rc == COW_OK);
-    }
-    return COW_OK;
-}
-
 void file_drop_inodes(cow_store *st)
 {
     while (st->inodes) {
@@ -885,8 +862,10 @@ int file_cleanup_orphans(cow_store *st, struct cow_root *r)
 
 static int check_handle(struct cow_file *f)
 {
-    if (f->inode->orphan < 0)
-        return cow_set_error(COW_ENOENT, "%s was lost when a transaction was aborted", f->name);
+    if (f->st->failed)
+        return cow_set_error(COW_EFAILED, "%s: the store stopped after an earlier failure "
+                                          "(its message said why); reopen the container",
+                             f->name);
     return COW_OK;
 }
 

@@ -408,12 +408,18 @@ static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int
     st->oe_blocks -= nb;
     if (!oe->nocow)
         st->oe_alloc -= oe->resv;
-    if (oe->stale) {
-        /* an abort dropped the pages and the transaction meanwhile */
-        if (!oe->nocow || oe->reclaimed)
-            alloc_unalloc(st, oe->disk, oe->len);
+    if (st->failed) {
+        /* The store stopped meanwhile (txn_abort): nothing enters the
+         * trees any more; the pages are left as they are. */
         st->reserved -= oe->resv;
-        rc = COW_OK;
+        for (uint64_t b = 0; b < nb; b++) {
+            struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
+            if (p && p->wb)
+                p->wb--;
+        }
+        rc = cow_set_error(COW_EFAILED, "the store stopped while an ordered extent of inode "
+                                        "%llu was written; reopen the container",
+                           (unsigned long long)in->ino);
     } else if (rc == COW_OK) {
 #ifdef COW_BREAK_RESV_SHARED
         /* BROKEN ON PURPOSE (make race-proof): what to release is per-file
@@ -713,39 +719,6 @@ int pc_writeback_all(cow_store *st)
     return rc;
 }
 
-void pc_abort(cow_store *st)
-{
-    uint64_t inflight = 0, alloc = 0;
-    for (struct cow_inode *in = st->inodes; in; in = in->next) {
-        for (struct oext *oe = in->oes; oe; oe = oe->next) {
-            oe->stale = 1;
-            inflight += oe->resv;
-            alloc += oe->nocow ? 0 : oe->resv;
-        }
-        pc_punch(st, in, 0);
-    }
-    st->reserved = inflight;
-    st->oe_alloc = alloc;
-    st->ndirty = 0;
-}
-
-int pc_abort_reclaim(cow_store *st)
-{
-    for (struct cow_inode *in = st->inodes; in; in = in->next)
-        for (struct oext *oe = in->oes; oe; oe = oe->next) {
-            /* A write in place into a preallocated extent that the
-             * reloaded state does not have (it was made by the aborted
-             * transaction) holds that space too, until it lands. */
-            if (oe->nocow && !alloc_is_free(st, oe->disk, oe->len))
-                continue;
-            oe->reclaimed = oe->nocow;
-            int rc = alloc_mark_used(st, oe->disk, oe->len);
-            if (rc)
-                return rc;
-        }
-    return COW_OK;
-}
-
 uint64_t pc_end(const struct cow_inode *in)
 {
     uint64_t end = 0;
@@ -787,8 +760,6 @@ int pc_check_counts(cow_store *st)
             inflight += oe->resv;
             alloc += oe->nocow ? 0 : oe->resv;
         }
-        if (in->orphan < 0)
-            continue;
         uint64_t nb = 0;
         int rc = file_for_extents(st, in, 0, UINT64_MAX, count_blocks_cb, &nb);
         if (rc)

@@ -178,13 +178,9 @@ struct oext {
     uint8_t *buf;        /* the data (copied from the pages at the start) */
     uint32_t *crcs;      /* crc32c per block */
     uint64_t resv;       /* reserved blocks released at completion */
-    int stale;           /* an abort dropped its pages: completion only
-                          * frees its space */
     int nocow;           /* written in place into a preallocated extent
                           * (no space of its own: RESV is the pages'
                           * reservation, not counted in oe_alloc) */
-    int reclaimed;       /* nocow, stale, and its space was free after the
-                          * abort's reload: held until completion */
     struct oext *next;
 };
 
@@ -248,7 +244,8 @@ struct cow_store {
     char *path;
     struct cow_dev *dev;
     int readonly;
-    int failed;        /* a commit failed past the point of abort */
+    int failed;        /* stopped: a change failed halfway, or a flush
+                        * or superblock write failed (txn_abort) */
 
     /* superblock state of the last commit */
     uint64_t generation;   /* last committed generation */
@@ -324,7 +321,6 @@ struct cow_store {
     pthread_cond_t committer_cond; /* CLOCK_MONOTONIC; waits on lock */
     unsigned commit_ms;
     uint64_t last_commit_ns;       /* CLOCK_MONOTONIC time of the last commit */
-    int in_background;             /* the committer is committing */
     int last_one_flush; /* the last commit had a commit list (txn_seal) */
     int durable_slot;   /* superblock copy of the last flushed commit */
     int last_slot;      /* superblock copy of the last commit */
@@ -483,9 +479,21 @@ int txn_flush(cow_store *st);
 uint64_t cow_mono_ns(void);
 /* Commits the running transaction.  FLUSH 0 makes it survive a crash of
  * the application but not a power loss (no flush; a power loss goes back
- * to the last flushed commit); FLUSH 1 makes it durable. */
+ * to the last flushed commit); FLUSH 1 makes it durable.  Errors: no room
+ * to grow for the commit (COW_ENOSPC, COW_EIO_TRUNCATE) or a failed write
+ * of its tree blocks (COW_EIO_WRITE, COW_ENOSPC, COW_ENOMEM) fail this
+ * commit only: the transaction stays whole and the next commit writes it.
+ * Any other failure (a tree update, a flush, the superblock write) stops
+ * the store (txn_abort; COW_EFAILED from then on).  A stopped store
+ * returns COW_EFAILED. */
 int txn_commit(cow_store *st, int flush);
-/* Drops the running transaction and reloads the last committed state. */
+/* A failure in the middle of a change to the trees (WHY, with its message
+ * set): stops the store, since the running transaction holds what other
+ * handles wrote and were told succeeded and cannot be undone alone (btrfs:
+ * btrfs_abort_transaction, the file system goes read-only).  Every later
+ * change and read fails with COW_EFAILED; the container keeps its last
+ * commit and log, which reopening recovers.  Returns WHY, its message
+ * extended.  Lock held. */
 int txn_abort(cow_store *st, int why);
 /* Loads the committed state from the superblock (open and abort). */
 int txn_load(cow_store *st);
@@ -584,9 +592,6 @@ int file_rebind(cow_store *st, struct cow_inode *in);
 int file_open_in(cow_store *st, struct cow_root *r, const char *name, int create,
                  cow_file **out);
 void file_drop_inodes(cow_store *st);
-/* After an abort: re-reads every open inode (handles of files the aborted
- * transaction created are marked dead). */
-int file_reload_inodes(cow_store *st);
 
 /* ---- pcache.c (page cache, delalloc, ordered extents) ---- */
 /* Initialises IN's page cache and invalidate lock (a new inode). */
@@ -646,12 +651,6 @@ void pc_unlock(struct cow_inode *in);
  * lock (shared) and store->lock. */
 int pc_fetch(cow_store *st, struct cow_inode *in, uint64_t off, size_t len, void **pp);
 void pc_unfetch(struct cow_inode *in, uint64_t off, void *ptr);
-/* An abort: every page dropped (pinned ones detached), in-flight ordered
- * extents marked stale (their completion only frees their space), the
- * counters reset to what those hold.  Then, once the committed state is
- * reloaded, pc_abort_reclaim() marks their space allocated again. */
-void pc_abort(cow_store *st);
-int pc_abort_reclaim(cow_store *st);
 /* Reservations: see struct cow_resv.  resv_reserve() adds BLOCKS data
  * blocks to R, once the free data space for them and the free metadata
  * space for writing back PAGES more pages (resv_meta_blocks) exist,

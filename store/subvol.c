@@ -22,7 +22,7 @@
  * In memory each subvolume other than the live one (st->fs_tree) is a
  * struct cow_subvol in st->subvols.  They are never freed while the store
  * is open: open files point at their roots (cow_inode.root), and a deleted
- * one, or one an abort took back, is only marked dead.
+ * one is only marked dead.
  *
  * Locking: the public functions take store->lock; the others need it.
  */
@@ -212,8 +212,8 @@ int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *
      * the commit, no new one starts. */
     if (!rc)
         oe_wait_all(st);
-    /* Room for the commit: past this point a failure would abort the
-     * running transaction, with the writes pending in it. */
+    /* Room for the commit: past this point a failure stops the store
+     * (the running transaction holds other handles' writes). */
     if (!rc)
         rc = alloc_reserve(st, 0, 64 + st->ndrefs / 8);
     struct cow_root *src = &st->fs_tree;
@@ -278,7 +278,7 @@ int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *
                 goto out; /* aborted */
         }
         if (rc)
-            rc = txn_abort(st, rc); /* SV is dead after the reload */
+            rc = txn_abort(st, rc); /* the store stops */
         else
             rc = txn_commit(st, 1);
     }
@@ -458,7 +458,7 @@ int cow_subvol_restore(cow_store *st, const char *target, const char *source)
             for (size_t i = 0; i < n; i++)
                 if (oldino[i])
                     v[i]->ino = oldino[i];
-            rc = txn_abort(st, rc); /* reloads the trees and the inodes */
+            rc = txn_abort(st, rc); /* the store stops */
         } else {
             rc = txn_commit(st, 1);
         }

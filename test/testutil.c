@@ -202,6 +202,9 @@ static void md_pend_clear(struct memdev *m)
 static int md_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
 {
     struct memdev *m = (struct memdev *)d;
+    m->ctl.nread++;
+    if (m->ctl.fail_read_at > 0 && --m->ctl.fail_read_at == 0)
+        return m->ctl.fail_rc ? m->ctl.fail_rc : COW_EIO_READ;
     if (off + len > m->len)
         return COW_EIO_READ;
     memcpy(buf, m->vol + off, len);
@@ -215,6 +218,9 @@ static int md_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off
         m->ctl.fail_writes_after = 1; /* keep failing */
         return COW_EIO_WRITE;
     }
+    m->ctl.nwrite++;
+    if (m->ctl.fail_write_at > 0 && --m->ctl.fail_write_at == 0)
+        return m->ctl.fail_rc ? m->ctl.fail_rc : COW_EIO_WRITE;
     if (len == 0)
         return COW_OK;
     if (off + len > m->len) {
@@ -241,6 +247,8 @@ static int md_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off
 static int md_flush(struct cow_dev *d)
 {
     struct memdev *m = (struct memdev *)d;
+    if (m->ctl.fail_flush_at > 0 && --m->ctl.fail_flush_at == 0)
+        return m->ctl.fail_rc ? m->ctl.fail_rc : COW_EIO_FLUSH;
     for (size_t i = 0; i < m->npend; i++)
         if (m->pend[i].data)
             memcpy(m->dur + m->pend[i].off, m->pend[i].data, m->pend[i].len);

@@ -1,0 +1,406 @@
+/*
+ * check_abort.c - a failed operation fails itself only (issue 12, part 2).
+ *
+ * What other handles wrote and were told succeeded (dirty pages, ordered
+ * extents completed into the running transaction, new sizes) stays when
+ * another operation fails, or the whole store stops (COW_EFAILED for every
+ * handle) and reopening finds everything a sync made durable.  Never is it
+ * silently dropped.  The failures are injected on the in-memory device
+ * (test/testutil.c: one chosen read, write or flush fails with a chosen
+ * code).  Each test keeps a model of every file (bytes and size) and
+ * compares the store with it: through the handles after the failure, and
+ * after a reopen of the durable image (with fsck).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+#include "testutil.h"
+
+#define BLK COW_BLOCK_SIZE
+
+/* A file and what it must hold. */
+struct mfile {
+    const char *name;
+    cow_file *f;
+    uint8_t *data;
+    size_t size;
+};
+
+static void mf_write(struct mfile *m, int byte, size_t len, size_t off)
+{
+    uint8_t *buf = malloc(len);
+    ck_assert_ptr_nonnull(buf);
+    memset(buf, byte, len);
+    ck_assert_int_eq(cow_file_write(m->f, buf, len, off), COW_OK);
+    if (off + len > m->size) {
+        m->data = realloc(m->data, off + len);
+        ck_assert_ptr_nonnull(m->data);
+        memset(m->data + m->size, 0, off + len - m->size);
+        m->size = off + len;
+    }
+    memcpy(m->data + off, buf, len);
+    free(buf);
+}
+
+/* The file holds exactly the model: same size, same bytes. */
+static void mf_check(const struct mfile *m)
+{
+    uint64_t size = 0;
+    ck_assert_int_eq(cow_file_size(m->f, &size), COW_OK);
+    ck_assert_msg(size == m->size, "%s: size %llu, expected %zu", m->name,
+                  (unsigned long long)size, m->size);
+    uint8_t *buf = malloc(m->size + 1);
+    size_t n = 0;
+    ck_assert_int_eq(cow_file_read(m->f, buf, m->size, 0, &n), COW_OK);
+    ck_assert_msg(n == m->size && memcmp(buf, m->data, m->size) == 0,
+                  "%s: the bytes differ from what was written", m->name);
+    free(buf);
+}
+
+/* Opens the crash image of DEV (what a power loss now leaves) as a new
+ * store, checks each of the N files against its model there (reopened by
+ * name), and fscks it. */
+static void check_reopened(struct cow_dev *dev, struct mfile *v, size_t n)
+{
+    size_t len;
+    uint8_t *img = memdev_crash_image(dev, &len);
+    test_fsck_image(img, len);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open_dev("mem2", memdev_from_image(img, len, NULL), 0, 0, &st),
+                     COW_OK);
+    for (size_t i = 0; i < n; i++) {
+        struct mfile r = v[i];
+        ck_assert_int_eq(cow_file_open(st, v[i].name, 0, &r.f), COW_OK);
+        mf_check(&r);
+        cow_file_close(r.f);
+    }
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(img);
+}
+
+static cow_store *mem_store(struct cow_dev **dev, struct memdev_ctl **ctl)
+{
+    cow_store *st;
+    *dev = memdev_new(ctl);
+    ck_assert_int_eq(cow_store_open_dev("mem", *dev, 0, 1, &st), COW_OK);
+    cow_store_set_commit_interval(st, 0);
+    return st;
+}
+
+/*
+ * The write-ahead log and the database of a WAL-mode database, as SQLite
+ * leaves them mid-transaction: the WAL has a synced frame, a frame whose
+ * ordered extent completed into the running transaction, and a dirty page;
+ * the database has a completed extent and a dirty page.
+ */
+static void buffered_state(cow_store *st, struct mfile *wal, struct mfile *db)
+{
+    ck_assert_int_eq(cow_file_open(st, wal->name, 1, &wal->f), COW_OK);
+    ck_assert_int_eq(cow_file_open(st, db->name, 1, &db->f), COW_OK);
+    mf_write(db, 'd', 3 * BLK, 0);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    mf_write(wal, 'a', BLK, 0);
+    ck_assert_int_eq(cow_file_sync(wal->f), COW_OK);
+    mf_write(wal, 'b', BLK, BLK);
+    mf_write(db, 'e', 100, 5000);
+    ck_assert_int_eq(cow_store_writeback(st), COW_OK); /* in the trees */
+    mf_write(wal, 'c', BLK, 2 * BLK);                 /* dirty pages */
+    mf_write(db, 'f', 10, 9000);
+}
+
+/*
+ * A commit whose tree block write fails (an I/O error, or a full file
+ * system under a sparse container) fails alone: both files keep every
+ * byte, the next commit succeeds, and the durable state has it all.
+ * cow_subvol_delete commits without writing back first, so dirty pages of
+ * both files are there when it fails.  Failed before the fix: the abort
+ * reloaded the last commit and replayed the log, and the WAL went from
+ * 12288 to 4096 bytes under its handle.
+ */
+static void commit_write_fails_alone(int fail_rc)
+{
+    struct memdev_ctl *ctl;
+    struct cow_dev *dev;
+    cow_store *st = mem_store(&dev, &ctl);
+    struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
+    ck_assert_int_eq(cow_subvol_create(st, "s", COW_SUBVOL_SNAPSHOT, NULL), COW_OK);
+    buffered_state(st, &wal, &db);
+    ctl->fail_rc = fail_rc;
+    ctl->fail_write_at = 1; /* the commit's first tree block write */
+    ck_assert_int_eq(cow_subvol_delete(st, "s"), fail_rc);
+    ck_assert_int_eq(ctl->fail_write_at, 0);
+    mf_check(&wal);
+    mf_check(&db);
+    /* the store goes on: more writes, and commits that succeed */
+    mf_write(&wal, 'g', 50, 3 * BLK);
+    ck_assert_int_eq(cow_subvol_delete(st, "s"), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    mf_check(&wal);
+    mf_check(&db);
+    struct mfile v[2] = {wal, db};
+    check_reopened(dev, v, 2);
+    cow_file_close(wal.f);
+    cow_file_close(db.f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(wal.data);
+    free(db.data);
+}
+
+START_TEST(abort_commit_eio_keeps_others)
+{
+    commit_write_fails_alone(COW_EIO_WRITE);
+}
+END_TEST
+
+START_TEST(abort_commit_enospc_keeps_others)
+{
+    commit_write_fails_alone(COW_ENOSPC);
+}
+END_TEST
+
+/*
+ * The same with the failure on a later write of the commit's tree blocks:
+ * the runs written before it must leave the one-flush commit list (the
+ * retry writes them again, changed meanwhile), or the durable commit would
+ * look torn at the next open and be passed over.
+ */
+START_TEST(abort_commit_partial_write_retried)
+{
+    struct memdev_ctl *ctl;
+    struct cow_dev *dev;
+    cow_store *st = mem_store(&dev, &ctl);
+    struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
+    buffered_state(st, &wal, &db);
+    /* enough new tree blocks for several coalesced writes */
+    size_t ndirty = 0;
+    for (int i = 0; ndirty < 150; i++) {
+        char name[32];
+        cow_file *f;
+        snprintf(name, sizeof name, "f%04d", i);
+        ck_assert_int_eq(cow_file_open(st, name, 1, &f), COW_OK);
+        cow_file_close(f);
+        cow_mutex_lock(&st->lock);
+        ndirty = st->cache.ndirty;
+        cow_mutex_unlock(&st->lock);
+    }
+    ck_assert_int_eq(cow_store_writeback(st), COW_OK);
+    ctl->fail_write_at = 2; /* the first 64 blocks are written */
+    ck_assert_int_eq(cow_store_commit(st), COW_EIO_WRITE);
+    ck_assert_int_eq(ctl->fail_write_at, 0);
+    mf_check(&wal);
+    mf_check(&db);
+    mf_write(&db, 'k', 3 * BLK, 0); /* the blocks written change */
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    cow_mutex_lock(&st->lock);
+    ck_assert_int_eq(st->last_one_flush, 1);
+    cow_mutex_unlock(&st->lock);
+    struct mfile v[2] = {wal, db};
+    check_reopened(dev, v, 2);
+    cow_file_close(wal.f);
+    cow_file_close(db.f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(wal.data);
+    free(db.data);
+}
+END_TEST
+
+/*
+ * A commit that cannot grow the container for its own tree updates fails
+ * alone too: the metadata space is used up first (a snapshot per round
+ * makes the next commit copy more paths), then the device refuses to grow.
+ */
+START_TEST(abort_commit_no_room_keeps_others)
+{
+    struct memdev_ctl *ctl;
+    struct cow_dev *dev;
+    cow_store *st = mem_store(&dev, &ctl);
+    struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
+    buffered_state(st, &wal, &db);
+    ck_assert_int_eq(cow_store_writeback(st), COW_OK);
+    /* every metadata block in use but the commit's reserve: its
+     * alloc_reserve must grow, which the device refuses */
+    cow_mutex_lock(&st->lock);
+    uint64_t before = st->total_bytes;
+    ctl->fail_grow = 1;
+    int rc = COW_OK;
+    size_t nhold = 0, chold = 1024;
+    uint64_t *hold = malloc(chold * sizeof *hold);
+    while (rc == COW_OK) {
+        uint64_t at, got;
+        rc = alloc_blocks(st, 1, 1, &at, &got);
+        if (rc == COW_OK) {
+            if (nhold == chold)
+                hold = realloc(hold, (chold *= 2) * sizeof *hold);
+            hold[nhold++] = at;
+        }
+    }
+    ck_assert_int_eq(rc, COW_ENOSPC);
+    rc = txn_commit(st, 1);
+    ck_assert_int_eq(rc, COW_ENOSPC);
+    ck_assert_int_eq(st->failed, 0);
+    for (size_t i = 0; i < nhold; i++)
+        alloc_unalloc(st, hold[i], BLK);
+    free(hold);
+    ck_assert_uint_eq(st->total_bytes, before);
+    cow_mutex_unlock(&st->lock); /* the space held back is free again */
+    mf_check(&wal);
+    mf_check(&db);
+    ctl->fail_grow = 0;
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    struct mfile v[2] = {wal, db};
+    check_reopened(dev, v, 2);
+    cow_file_close(wal.f);
+    cow_file_close(db.f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(wal.data);
+    free(db.data);
+}
+END_TEST
+
+struct blist {
+    uint64_t v[64];
+    size_t n;
+};
+
+static int collect_block(cow_store *st, void *arg, struct eb *e)
+{
+    (void)st;
+    struct blist *bl = arg;
+    ck_assert(!e->dirty && bl->n < 64);
+    bl->v[bl->n++] = e->bytenr;
+    return COW_OK;
+}
+
+/*
+ * A failure in the middle of a tree update (here a read error met while an
+ * ordered extent of another file completes into the csum tree) stops the
+ * store: every handle gets COW_EFAILED, none reads the last commit's bytes
+ * as if its writes had never happened; the reopened container holds what
+ * the syncs made durable.  Failed before the fix: the abort dropped the
+ * other file's dirty pages and its read returned the old bytes.
+ */
+START_TEST(abort_tree_update_failure_stops_store)
+{
+    struct memdev_ctl *ctl;
+    struct cow_dev *dev;
+    cow_store *st = mem_store(&dev, &ctl);
+    struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
+    buffered_state(st, &wal, &db);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    size_t len;
+    uint8_t *img = memdev_crash_image(dev, &len);
+    cow_file_close(wal.f);
+    cow_file_close(db.f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    /* reopened: the tree blocks are read as they are needed */
+    dev = memdev_from_image(img, len, &ctl);
+    free(img);
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 0, &st), COW_OK);
+    cow_store_set_commit_interval(st, 0);
+    ck_assert_int_eq(cow_file_open(st, wal.name, 0, &wal.f), COW_OK);
+    ck_assert_int_eq(cow_file_open(st, db.name, 0, &db.f), COW_OK);
+    struct mfile durable[2] = {wal, db};
+    durable[0].data = malloc(wal.size);
+    durable[1].data = malloc(db.size);
+    memcpy(durable[0].data, wal.data, wal.size);
+    memcpy(durable[1].data, db.data, db.size);
+    /* whole blocks past the ends: nothing is read for them */
+    mf_write(&wal, 'h', BLK, 3 * BLK); /* buffered in the WAL */
+    mf_write(&db, 'i', BLK, 4 * BLK);
+    /* the writeback: the first ordered extent completes into the csum
+     * tree (after a change to the extent refs), whose blocks are read
+     * again from the device; that read fails */
+    cow_mutex_lock(&st->lock);
+    struct blist bl = {0};
+    ck_assert_int_eq(bt_walk_blocks(st, &st->csum_tree, collect_block, &bl), COW_OK);
+    for (size_t i = 0; i < bl.n; i++)
+        cache_drop(&st->cache, bl.v[i]);
+    cow_mutex_unlock(&st->lock);
+    ctl->fail_read_at = 1;
+    ck_assert_int_eq(cow_store_writeback(st), COW_EIO_READ);
+    /* stopped, and every handle says so */
+    uint8_t b[16];
+    size_t n;
+    ck_assert_int_eq(cow_file_read(wal.f, b, sizeof b, 3 * BLK, &n), COW_EFAILED);
+    ck_assert_int_eq(cow_file_read(db.f, b, sizeof b, 0, &n), COW_EFAILED);
+    ck_assert_int_eq(cow_file_write(wal.f, "x", 1, 0), COW_EFAILED);
+    ck_assert_int_eq(cow_file_sync(wal.f), COW_EFAILED);
+    ck_assert_int_eq(cow_store_commit(st), COW_EFAILED);
+    check_reopened(dev, durable, 2);
+    cow_file_close(wal.f);
+    cow_file_close(db.f);
+    ck_assert_int_eq(cow_store_close(st), COW_EFAILED);
+    free(wal.data);
+    free(db.data);
+    free(durable[0].data);
+    free(durable[1].data);
+}
+END_TEST
+
+/*
+ * A large commit (too many blocks for the superblock's list) flushes its
+ * tree blocks before the superblock; when that flush fails, what reached
+ * the device is unknown: the store stops, and the durable state is the
+ * last commit and log.  Failed before the fix: the abort reloaded the last
+ * commit and the handles read it as if their writes had never happened.
+ */
+START_TEST(abort_flush_failure_stops_store)
+{
+    struct memdev_ctl *ctl;
+    struct cow_dev *dev;
+    cow_store *st = mem_store(&dev, &ctl);
+    struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
+    buffered_state(st, &wal, &db);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    struct mfile durable[2] = {wal, db};
+    durable[0].data = malloc(wal.size);
+    durable[1].data = malloc(db.size);
+    memcpy(durable[0].data, wal.data, wal.size);
+    memcpy(durable[1].data, db.data, db.size);
+    /* 2,500 small files: more tree blocks than a one-flush commit lists */
+    for (int i = 0; i < 2500; i++) {
+        char name[32];
+        cow_file *f;
+        snprintf(name, sizeof name, "f%04d", i);
+        ck_assert_int_eq(cow_file_open(st, name, 1, &f), COW_OK);
+        ck_assert_int_eq(cow_file_write(f, name, 5, (uint64_t)i * 512), COW_OK);
+        cow_file_close(f);
+    }
+    mf_write(&wal, 'j', BLK, BLK);
+    ck_assert_int_eq(cow_store_writeback(st), COW_OK);
+    ctl->fail_flush_at = 1;
+    int rc = cow_store_commit(st);
+    ck_assert_int_eq(rc, COW_EIO_FLUSH);
+    ck_assert_int_eq(ctl->fail_flush_at, 0);
+    ck_assert_int_eq(st->last_one_flush, 1); /* the last commit was a small one */
+    uint8_t b[16];
+    size_t n;
+    ck_assert_int_eq(cow_file_read(wal.f, b, sizeof b, 0, &n), COW_EFAILED);
+    ck_assert_int_eq(cow_file_read(db.f, b, sizeof b, 0, &n), COW_EFAILED);
+    check_reopened(dev, durable, 2);
+    cow_file_close(wal.f);
+    cow_file_close(db.f);
+    cow_store_close(st);
+    free(wal.data);
+    free(db.data);
+    free(durable[0].data);
+    free(durable[1].data);
+}
+END_TEST
+
+Suite *abort_suite(void)
+{
+    Suite *s = suite_create("abort");
+    TCase *tc = tcase_create("store");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, abort_commit_eio_keeps_others);
+    tcase_add_test(tc, abort_commit_enospc_keeps_others);
+    tcase_add_test(tc, abort_commit_partial_write_retried);
+    tcase_add_test(tc, abort_commit_no_room_keeps_others);
+    tcase_add_test(tc, abort_tree_update_failure_stops_store);
+    tcase_add_test(tc, abort_flush_failure_stops_store);
+    suite_add_tcase(s, tc);
+    return s;
+}
