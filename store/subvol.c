@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "inject.h"
 #include "store_int.h"
 
 static uint64_t now_ns(void)
@@ -424,10 +425,30 @@ int cow_subvol_restore(cow_store *st, const char *target, const char *source)
     cow_mutex_unlock(&st->lock);
     for (size_t i = 0; i < n; i++)
         pc_lock_excl(v[i]);
+    COW_INJECT("restore:relock");
     cow_mutex_lock(&st->lock);
-    /* again: SOURCE may have been deleted meanwhile */
+    /* Again, since the lock was let go: SOURCE may have been deleted, and
+     * TARGET deleted (and its name taken by a new branch), or a file of it
+     * opened, meanwhile.  Going on with the old TARGET would drop a tree
+     * that is gone already, or leave an open file unbound. */
     if (!rc)
         rc = subvol_root(st, source, 1, &s, NULL);
+    struct cow_root *t2 = NULL;
+    if (!rc && subvol_root(st, target, 0, &t2, NULL) != COW_OK)
+        rc = cow_set_error(COW_ENOENT, "%s was deleted during the restore", target);
+    if (!rc && t2 != t)
+        rc = cow_set_error(COW_ENOENT, "%s was deleted and made again during the restore",
+                           target);
+    for (struct cow_inode *in = st->inodes; in && !rc; in = in->next)
+        if (in->root == t) {
+            size_t i = 0;
+            while (i < n && v[i] != in)
+                i++;
+            if (i == n || in->orphan)
+                rc = cow_set_error(COW_EBUSY, "a file of %s was opened or removed during the "
+                                              "restore; try again",
+                                   target && *target ? target : "the live subvolume");
+        }
     if (!rc)
         rc = txn_begin_change(st);
     for (size_t i = 0; i < n && !rc; i++) {

@@ -11,10 +11,12 @@
  * compares the store with it: through the handles after the failure, and
  * after a reopen of the durable image (with fsck).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "inject.h"
 #include "store_int.h"
 #include "testutil.h"
 
@@ -390,6 +392,60 @@ START_TEST(abort_flush_failure_stops_store)
 }
 END_TEST
 
+/* ---- restore against a concurrent delete of its target ---- */
+
+struct restore_arg {
+    cow_store *st;
+    int rc;
+};
+
+static void *do_restore(void *p)
+{
+    struct restore_arg *a = p;
+    a->rc = cow_subvol_restore(a->st, "br", "snap");
+    return NULL;
+}
+
+/*
+ * cow_subvol_restore lets store->lock go while it takes the invalidate
+ * locks of the target's open files; a delete of the target then must make
+ * the restore fail with COW_ENOENT, the store going on and fsck clean.
+ * Failed before the fix: the restore went on with the dead target, dropped
+ * its tree a second time and stopped the store with a spurious
+ * COW_ECORRUPT (or, before the store stopped on such failures, left a
+ * reference to the source's tree that nothing held).
+ */
+START_TEST(abort_restore_target_deleted_meanwhile)
+{
+    struct cow_dev *dev;
+    cow_store *st = mem_store(&dev, NULL);
+    struct mfile db = {.name = "db"};
+    ck_assert_int_eq(cow_file_open(st, db.name, 1, &db.f), COW_OK);
+    mf_write(&db, 'a', 2 * BLK, 0);
+    ck_assert_int_eq(cow_subvol_create(st, "snap", COW_SUBVOL_SNAPSHOT, NULL), COW_OK);
+    mf_write(&db, 'b', BLK, 0);
+    ck_assert_int_eq(cow_subvol_create(st, "br", COW_SUBVOL_BRANCH, NULL), COW_OK);
+    ck_assert_int_eq(cow_inject_arm("restore:relock", COW_INJECT_NOT_ME, 0, 1), 0);
+    struct restore_arg a = {st, 1};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, do_restore, &a), 0);
+    ck_assert_int_eq(cow_inject_wait("restore:relock", 1, 10000), 0);
+    ck_assert_int_eq(cow_subvol_delete(st, "br"), COW_OK);
+    cow_inject_release("restore:relock");
+    pthread_join(t, NULL);
+    cow_inject_reset();
+    ck_assert_int_eq(a.rc, COW_ENOENT);
+    mf_check(&db);
+    mf_write(&db, 'c', 10, 100);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    struct mfile v[1] = {db};
+    check_reopened(dev, v, 1);
+    cow_file_close(db.f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(db.data);
+}
+END_TEST
+
 Suite *abort_suite(void)
 {
     Suite *s = suite_create("abort");
@@ -401,6 +457,10 @@ Suite *abort_suite(void)
     tcase_add_test(tc, abort_commit_no_room_keeps_others);
     tcase_add_test(tc, abort_tree_update_failure_stops_store);
     tcase_add_test(tc, abort_flush_failure_stops_store);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("race");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, abort_restore_target_deleted_meanwhile);
     suite_add_tcase(s, tc);
     return s;
 }
