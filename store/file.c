@@ -786,17 +786,20 @@ static int do_truncate(cow_store *st, struct cow_inode *in, uint64_t size)
     int rc;
     if (size > (1ull << 62))
         return cow_set_error(COW_EINVAL, "size %llu too large", (unsigned long long)size);
+    if (size > in->size) {
+        /* the old last block's bytes past the old end become part of the
+         * file: zeros (pc_zero_tail) */
+        rc = pc_zero_tail(st, in);
+        if (rc)
+            return rc;
+    }
     if (size < in->size) {
-        if (size % BLK) {
-            /* the bytes past the new end in its last block read as zeros
-             * from now on (a later grow must not show them) */
-            uint8_t zero[BLK];
-            memset(zero, 0, sizeof zero);
-            rc = pc_write(st, in, zero, BLK - size % BLK, size, PC_KEEP_SIZE);
-            if (rc)
-                return rc;
-        }
+        /* The bytes past the new end in its last block stay on the device
+         * as they are (a shrink needs no space: no new block for them);
+         * the cached page, if any, has them zeroed, and a later grow
+         * zeroes them before they are part of the file again. */
         pc_punch(st, in, ROUND_UP(size) / BLK);
+        pc_clear_past(in, size);
 #ifdef COW_BREAK_INVALIDATE
         /* BROKEN ON PURPOSE (make race-proof): pages and extents dropped
          * in two steps, with the locks let go in between */

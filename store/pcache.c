@@ -312,6 +312,13 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
             pthread_cond_signal(&st->committer_cond);
         }
     }
+    if (off > in->size && off / BLK != in->size / BLK && !(flags & PC_KEEP_SIZE)) {
+        /* the old last block is not written: its bytes past the old end
+         * are zeroed first, as they become part of the file */
+        rc = pc_zero_tail(st, in);
+        if (rc)
+            return rc;
+    }
     uint64_t first = off / BLK, last = (end - 1) / BLK;
     uint64_t need = 0, pages = 0, npages = last - first + 1;
     /* Pages this call dirties: each reserves a block, except those over
@@ -363,6 +370,28 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
     if (end > in->size && !(flags & PC_KEEP_SIZE))
         in->size = end;
     return COW_OK;
+}
+
+int pc_zero_tail(cow_store *st, struct cow_inode *in)
+{
+    if (in->size % BLK == 0)
+        return COW_OK;
+    struct cpage *p = pc_find(&in->pc, in->size / BLK);
+    if (p && p->dirty)
+        return COW_OK; /* its bytes past the end are zero, and will be written */
+    /* a write of zeros over them: the page is read up to the end only
+     * (pc_get), reserved and dirtied like any write */
+    static const uint8_t zero[BLK];
+    return pc_write(st, in, zero, BLK - in->size % BLK, in->size, PC_KEEP_SIZE);
+}
+
+void pc_clear_past(struct cow_inode *in, uint64_t size)
+{
+    if (size % BLK == 0)
+        return;
+    struct cpage *p = pc_find(&in->pc, size / BLK);
+    if (p)
+        memset(p->data + size % BLK, 0, BLK - size % BLK);
 }
 
 /* ---- ordered extents ---- */

@@ -608,9 +608,20 @@ int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uin
  * (a short write); the caller punches what lies past the end. */
 int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t len,
              uint64_t off, int flags);
-/* pc_write() flags: leave the size alone and never write back (truncate's
- * zeroing of its last block). */
+/* pc_write() flags: leave the size alone and never write back (the
+ * zeroing of a last block, pc_zero_tail). */
 #define PC_KEEP_SIZE 0x1
+/* Before IN grows past its size (a truncate up, a write past the end that
+ * does not cover the last block): the bytes of its last block past the
+ * size are written as zeros, since a shrink leaves them on the device as
+ * they were (it needs no space).  A no-op when the size is block aligned
+ * or the last block is dirty (its page holds zeros there).  Errors as
+ * pc_write (COW_ENOSPC: nothing changed).  Needs IN's invalidate lock and
+ * store->lock. */
+int pc_zero_tail(cow_store *st, struct cow_inode *in);
+/* A shrink to SIZE bytes: the cached page of the new last block, if any,
+ * gets zeros past SIZE (in memory only; see pc_zero_tail).  store->lock. */
+void pc_clear_past(struct cow_inode *in, uint64_t size);
 /* Writes back IN's dirty pages as ordered extents and completes them;
  * store->lock is released during the device writes.  Needs IN's invalidate
  * lock (either mode) and store->lock. */

@@ -398,6 +398,73 @@ START_TEST(abort_flush_failure_stops_store)
 }
 END_TEST
 
+/* ---- truncate on a full disk ---- */
+
+static void mf_truncate(struct mfile *m, size_t size)
+{
+    ck_assert_int_eq(cow_file_truncate(m->f, size), COW_OK);
+    if (size > m->size) {
+        m->data = realloc(m->data, size);
+        memset(m->data + m->size, 0, size - m->size);
+    }
+    m->size = size;
+}
+
+/*
+ * A shrinking truncate to a size inside a block needs no space: on a full
+ * disk it succeeds.  The bytes it leaves past the new end on the device
+ * read as zeros once the file grows again, by truncate or by a write past
+ * the end, before and after a commit and a reopen.  Failed before the fix
+ * with COW_ENOSPC (the truncate wrote zeros over the tail, a new block).
+ */
+START_TEST(abort_shrink_on_full_disk)
+{
+    struct memdev_ctl *ctl;
+    struct cow_dev *dev;
+    cow_store *st = mem_store(&dev, &ctl);
+    struct mfile a = {.name = "a"}, b = {.name = "b"};
+    ck_assert_int_eq(cow_file_open(st, a.name, 1, &a.f), COW_OK);
+    ck_assert_int_eq(cow_file_open(st, b.name, 1, &b.f), COW_OK);
+    mf_write(&a, 'a', 6 * BLK + 300, 0);
+    mf_write(&b, 'b', 6 * BLK + 300, 0);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    /* the disk is full: no group can be added, the free data space used */
+    ctl->fail_grow = 1;
+    cow_file *fill;
+    ck_assert_int_eq(cow_file_open(st, "fill", 1, &fill), COW_OK);
+    uint8_t blk[BLK];
+    memset(blk, 'f', sizeof blk);
+    int rc = COW_OK;
+    for (uint64_t i = 0; rc == COW_OK; i++)
+        rc = cow_file_write(fill, blk, sizeof blk, i * BLK);
+    ck_assert_int_eq(rc, COW_ENOSPC);
+    mf_truncate(&a, 2 * BLK + 10); /* the last block clean on the device */
+    mf_truncate(&b, 3 * BLK + 7);
+    mf_check(&a);
+    mf_check(&b);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    /* room again: grow both, by truncate and by a write past the end */
+    ctl->fail_grow = 0;
+    mf_truncate(&a, 3 * BLK + 5);
+    mf_write(&b, 'c', 10, 5 * BLK);
+    mf_check(&a);
+    mf_check(&b);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    struct mfile v[2] = {a, b};
+    check_reopened(dev, v, 2);
+    /* a shrink and grow inside the running transaction, cached pages */
+    mf_truncate(&a, BLK + 1);
+    mf_truncate(&a, 2 * BLK);
+    mf_check(&a);
+    cow_file_close(fill);
+    cow_file_close(a.f);
+    cow_file_close(b.f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(a.data);
+    free(b.data);
+}
+END_TEST
+
 /* ---- restore against a concurrent delete of its target ---- */
 
 struct restore_arg {
@@ -851,6 +918,9 @@ Suite *abort_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, abort_full_disk_wal);
     tcase_add_test(tc, abort_full_disk_delete);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("truncate");
+    tcase_add_test(tc, abort_shrink_on_full_disk);
     suite_add_tcase(s, tc);
     tc = tcase_create("race");
     tcase_set_timeout(tc, 60);
