@@ -136,6 +136,8 @@ static int pc_new(struct pcache *pc, uint64_t idx, struct cpage **out)
     p->hnext = pc->buckets[h];
     pc->buckets[h] = p;
     pc->count++;
+    if (idx >= pc->hi)
+        pc->hi = idx + 1;
     *out = p;
     return COW_OK;
 }
@@ -149,6 +151,8 @@ static void pc_drop(struct pcache *pc, struct cpage *p)
         pp = &(*pp)->hnext;
     *pp = p->hnext;
     pc->count--;
+    if (pc->count == 0)
+        pc->hi = 0;
     if (p->pins) {
         p->detached = 1;
         p->hnext = pc->detached;
@@ -220,18 +224,43 @@ static void page_dirty(cow_store *st, struct cow_inode *in, struct cpage *p, str
         assert(r->blocks > 0);
         r->blocks--;
     }
+    struct pcache *pc = &in->pc;
     p->inplace = r == NULL;
     p->dirty = 1;
-    in->pc.ndirty++;
+    p->dprev = NULL;
+    p->dnext = pc->dirty;
+    if (pc->dirty)
+        pc->dirty->dprev = p;
+    pc->dirty = p;
+    pc->ndirty++;
+    pc->nredirty += p->wb > 0;
     st->ndirty++;
 }
 
 /* P is no longer dirty; its reserved block goes to the caller. */
 static void page_undirty(cow_store *st, struct cow_inode *in, struct cpage *p)
 {
+    struct pcache *pc = &in->pc;
     p->dirty = 0;
-    in->pc.ndirty--;
+    if (p->dprev)
+        p->dprev->dnext = p->dnext;
+    else
+        pc->dirty = p->dnext;
+    if (p->dnext)
+        p->dnext->dprev = p->dprev;
+    p->dprev = p->dnext = NULL;
+    pc->ndirty--;
+    pc->nredirty -= p->wb > 0;
     st->ndirty--;
+}
+
+/* One ordered extent fewer holds P's data. */
+static void page_wb_done(struct cow_inode *in, struct cpage *p)
+{
+    if (p->wb == 0)
+        return;
+    p->wb--;
+    in->pc.nredirty -= p->dirty && p->wb == 0;
 }
 
 /* ---- reading ---- */
@@ -443,8 +472,8 @@ static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int
         st->reserved -= oe->resv;
         for (uint64_t b = 0; b < nb; b++) {
             struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
-            if (p && p->wb)
-                p->wb--;
+            if (p)
+                page_wb_done(in, p);
         }
         rc = cow_set_error(COW_EFAILED, "the store stopped while an ordered extent of inode "
                                         "%llu was written; reopen the container",
@@ -464,7 +493,7 @@ static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int
         for (uint64_t b = 0; b < nb; b++) {
             struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
             if (p && p->wb) {
-                p->wb--;
+                page_wb_done(in, p);
                 pc_maybe_evict(in, p);
             }
         }
@@ -479,8 +508,7 @@ static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int
             struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
             if (!p)
                 continue;
-            if (p->wb)
-                p->wb--;
+            page_wb_done(in, p);
             if (!p->dirty) /* in place again: the space is still preallocated */
                 page_dirty(st, in, p, oe->nocow ? NULL : &back);
         }
@@ -501,11 +529,7 @@ static int cmp_u64(const void *a, const void *b)
 /* 1 if a dirty page of IN is also in an ordered extent still in flight. */
 static int redirtied_in_flight(const struct cow_inode *in)
 {
-    for (size_t i = 0; i < in->pc.nbuckets; i++)
-        for (const struct cpage *p = in->pc.buckets[i]; p; p = p->hnext)
-            if (p->dirty && p->wb)
-                return 1;
-    return 0;
+    return in->pc.nredirty > 0;
 }
 
 int pc_writeback(cow_store *st, struct cow_inode *in)
@@ -526,10 +550,9 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
         free(mine);
         return cow_set_error(COW_ENOMEM, "out of memory");
     }
-    for (size_t i = 0; i < in->pc.nbuckets; i++)
-        for (struct cpage *p = in->pc.buckets[i]; p; p = p->hnext)
-            if (p->dirty)
-                v[n++] = p->idx;
+    for (struct cpage *p = in->pc.dirty; p; p = p->dnext)
+        v[n++] = p->idx;
+    assert(n == in->pc.ndirty);
     qsort(v, n, sizeof *v, cmp_u64);
     int rc = COW_OK;
     /* Start: one ordered extent per run of dirty pages (and per
@@ -586,7 +609,7 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
             memcpy(oe->buf + b * BLK, p->data, BLK);
             oe->crcs[b] = crc32c(0, p->data, BLK);
             page_undirty(st, in, p);
-            p->wb++;
+            p->wb++; /* not dirty now: nredirty unchanged */
         }
         if (!nocow)
             st->oe_alloc += got;
@@ -673,30 +696,61 @@ void oe_wait_all(cow_store *st)
 
 /* ---- dropping pages ---- */
 
+/* Drops P at or past the punch point (see pc_punch). */
+static void punch_one(cow_store *st, struct cow_inode *in, struct cpage *p)
+{
+    if (p->dirty) {
+        page_undirty(st, in, p);
+        if (!p->inplace)
+            st->reserved--; /* its block, released once: here */
+    }
+    p->wb = 0; /* callers waited for the ordered extents */
+    pc_drop(&in->pc, p);
+}
+
 void pc_punch(cow_store *st, struct cow_inode *in, uint64_t idx)
 {
     struct pcache *pc = &in->pc;
-    for (size_t i = 0; i < pc->nbuckets; i++) {
-        struct cpage *p = pc->buckets[i];
-        while (p) {
-            struct cpage *next = p->hnext;
-            if (p->idx >= idx) {
-                if (p->dirty) {
-                    page_undirty(st, in, p);
-                    if (!p->inplace)
-                        st->reserved--; /* its block, released once: here */
-                }
-                p->wb = 0; /* callers waited for the ordered extents */
-                pc_drop(pc, p);
+    if (idx >= pc->hi)
+        return;
+    if (pc->hi - idx <= pc->count) {
+        /* fewer indexes than pages: look each up */
+        for (uint64_t i = pc->hi; i-- > idx;) {
+            struct cpage *p = pc_find(pc, i);
+            if (p)
+                punch_one(st, in, p);
+        }
+    } else {
+        for (size_t i = 0; i < pc->nbuckets; i++) {
+            struct cpage *p = pc->buckets[i];
+            while (p) {
+                struct cpage *next = p->hnext;
+                if (p->idx >= idx)
+                    punch_one(st, in, p);
+                p = next;
             }
-            p = next;
         }
     }
+    if (pc->hi > idx)
+        pc->hi = idx;
 }
 
 void pc_forget_range(struct cow_inode *in, uint64_t start, uint64_t end)
 {
     struct pcache *pc = &in->pc;
+    if (end > pc->hi * BLK)
+        end = pc->hi * BLK;
+    if (start >= end)
+        return;
+    uint64_t first = start / BLK, last = (end - 1) / BLK;
+    if (last - first < pc->count) {
+        for (uint64_t i = first; i <= last; i++) {
+            struct cpage *p = pc_find(pc, i);
+            if (p && !p->dirty && !p->wb)
+                pc_drop(pc, p);
+        }
+        return;
+    }
     for (size_t i = 0; i < pc->nbuckets; i++) {
         struct cpage *p = pc->buckets[i];
         while (p) {
@@ -748,13 +802,14 @@ int pc_writeback_all(cow_store *st)
     return rc;
 }
 
-uint64_t pc_end(const struct cow_inode *in)
+uint64_t pc_end(struct cow_inode *in)
 {
-    uint64_t end = 0;
-    for (size_t i = 0; i < in->pc.nbuckets; i++)
-        for (const struct cpage *p = in->pc.buckets[i]; p; p = p->hnext)
-            if ((p->idx + 1) * BLK > end)
-                end = (p->idx + 1) * BLK;
+    /* down from the bound to the highest page, which becomes the bound:
+     * each index passed over is paid for by the page once cached there */
+    struct pcache *pc = &in->pc;
+    while (pc->hi > 0 && !pc_find(pc, pc->hi - 1))
+        pc->hi--;
+    uint64_t end = pc->hi * BLK;
     for (const struct oext *oe = in->oes; oe; oe = oe->next)
         if (oe->off + oe->len > end)
             end = oe->off + oe->len;
@@ -774,16 +829,24 @@ int pc_check_counts(cow_store *st)
 {
     uint64_t dirty = 0, inflight = 0, alloc = 0, held = 0;
     for (struct cow_inode *in = st->inodes; in; in = in->next) {
-        uint64_t d = 0;
+        uint64_t d = 0, rd = 0, listed = 0, hi = 0;
         for (size_t i = 0; i < in->pc.nbuckets; i++)
             for (struct cpage *p = in->pc.buckets[i]; p; p = p->hnext) {
                 d += p->dirty != 0;
+                rd += p->dirty && p->wb;
                 held += p->dirty && !p->inplace;
+                if (p->idx + 1 > hi)
+                    hi = p->idx + 1;
             }
-        if (d != in->pc.ndirty)
-            return COW_CORRUPT("inode %llu: %llu dirty pages, counted %zu",
+        for (struct cpage *p = in->pc.dirty; p; p = p->dnext)
+            listed += p->dirty != 0;
+        if (d != in->pc.ndirty || listed != d || rd != in->pc.nredirty || hi > in->pc.hi)
+            return COW_CORRUPT("inode %llu: %llu dirty pages (%llu listed, %llu in writeback, "
+                               "highest %llu), counted %zu (%zu, bound %llu)",
                                (unsigned long long)in->ino, (unsigned long long)d,
-                               in->pc.ndirty);
+                               (unsigned long long)listed, (unsigned long long)rd,
+                               (unsigned long long)hi, in->pc.ndirty, in->pc.nredirty,
+                               (unsigned long long)in->pc.hi);
         dirty += d;
         for (struct oext *oe = in->oes; oe; oe = oe->next) {
             inflight += oe->resv;

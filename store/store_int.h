@@ -145,16 +145,26 @@ struct cpage {
                           * goes there, so it holds no reserved block */
     int wb;              /* ordered extents in flight holding its data */
     int pins;            /* xFetch references */
-    int detached;        /* dropped from the cache (truncate, abort) while
+    int detached;        /* dropped from the cache (truncate, close) while
                           * pinned: freed at the last unfetch */
     struct cpage *hnext; /* hash chain, or the detached list */
+    struct cpage *dprev, *dnext; /* the file's dirty list, while dirty */
 };
 
+/* A file's cached pages: a hash by block index, and beside it what lets
+ * the hot paths visit only the pages they need (not every cached page):
+ * the list of dirty pages (writeback), the count of dirty pages also in
+ * writeback (the wait before a writeback), and an upper bound on the
+ * block indexes cached (truncate, replay and pc_end walk indexes when that
+ * is fewer than the pages). */
 struct pcache {
     struct cpage **buckets;
     size_t nbuckets;
     size_t count;             /* pages in the hash */
     size_t ndirty;            /* of which dirty */
+    size_t nredirty;          /* ... and also in writeback (wb > 0) */
+    struct cpage *dirty;      /* the dirty pages, unordered */
+    uint64_t hi;              /* every cached page's index is below this */
     struct cpage *detached;   /* pinned pages no longer in the hash */
 #ifdef COW_BREAK_RESV_SHARED
     uint64_t wb_resv;         /* make race-proof: per-file reservation state */
@@ -229,7 +239,7 @@ struct cow_inode {
 struct cow_subvol {
     struct cow_root root;
     char name[COW_NAME_MAX + 1];
-    int dead;               /* deleted, or taken back by an abort */
+    int dead;               /* deleted */
     struct cow_subvol *next;
 };
 
@@ -459,7 +469,7 @@ int log_write(cow_store *st, struct cow_inode **v, size_t n, int flush);
 /* After a commit: the log is empty, every inode clean. */
 void log_reset(cow_store *st);
 /* Applies the valid records of the current area to the running transaction
- * (open and abort); *napplied counts them.  Errors: COW_ECORRUPT (a whole,
+ * (open); *napplied counts them.  Errors: COW_ECORRUPT (a whole,
  * matching record that contradicts the trees), I/O errors, COW_ENOSPC,
  * COW_EROFS (a read-only store needs more space to replay). */
 int log_replay(cow_store *st, uint64_t *napplied);
@@ -495,7 +505,7 @@ int txn_commit(cow_store *st, int flush);
  * commit and log, which reopening recovers.  Returns WHY, its message
  * extended.  Lock held. */
 int txn_abort(cow_store *st, int why);
-/* Loads the committed state from the superblock (open and abort). */
+/* Loads the committed state from the superblock (open). */
 int txn_load(cow_store *st);
 /* Before a change: fails with COW_EROFS or COW_EFAILED. */
 int txn_begin_change(cow_store *st);
@@ -513,8 +523,8 @@ int txn_format(cow_store *st);
 int subvol_name_valid(const char *name);
 /* The live (not dead) snapshot or branch NAME, or NULL. */
 struct cow_subvol *subvol_find(cow_store *st, const char *name);
-/* (Re)reads every snapshot's and branch's ROOT_ITEM and ROOT_NAME (open,
- * abort); the ones no longer there are marked dead.  COW_ECORRUPT. */
+/* Reads every snapshot's and branch's ROOT_ITEM and ROOT_NAME (open); the
+ * ones no longer there are marked dead.  COW_ECORRUPT. */
 int subvol_load(cow_store *st);
 /* Commit: the ROOT_ITEMs of subvolumes whose root changed. */
 int subvol_commit_roots(cow_store *st);
@@ -522,7 +532,7 @@ int subvol_commit_roots(cow_store *st);
 void subvol_committed(cow_store *st);
 void subvol_free_all(cow_store *st);
 /* Open: deletes the subvolumes left INCOMPLETE by a crash (running
- * transaction; aborted on error).  Lock held. */
+ * transaction; the store stops on error: txn_abort).  Lock held. */
 int subvol_drop_incomplete(cow_store *st);
 
 /* ROOT_ITEM bytes <-> a cow_root's fields (bytenr, generation, level,
@@ -547,7 +557,7 @@ int file_read_extents(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_
                       uint64_t off);
 /* An ordered extent's completion: points IN's [off, +nblocks) at the data
  * written at DISK (checksums CRCS): refcount, csum item, old mapping
- * dropped, extent item inserted, inode saved.  Aborts the transaction on
+ * dropped, extent item inserted, inode saved.  Stops the store (txn_abort) on
  * failure. */
 int file_complete_extent(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
                          uint64_t nblocks, const uint32_t *crcs);
@@ -566,8 +576,8 @@ int file_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint
 int file_prealloc_at(cow_store *st, struct cow_inode *in, uint64_t idx, int *yes);
 /* The completion of an ordered extent written in place into a preallocated
  * extent at DISK: the written blocks' checksums go into the extent's csum
- * item and the PREALLOC item is split around a REG item for them.  Aborts
- * the transaction on failure. */
+ * item and the PREALLOC item is split around a REG item for them.  Stops
+ * the store (txn_abort) on failure. */
 int file_complete_prealloc(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
                            uint64_t nblocks, const uint32_t *crcs);
 /* Frees a forgotten inode (see cow_inode.forgotten). */
@@ -579,13 +589,13 @@ int file_lookup(cow_store *st, struct cow_root *r, const char *name, uint64_t *i
 int file_cleanup_orphans(cow_store *st, struct cow_root *r);
 /* Removes NAME from the subvolume tree R (an open file becomes an orphan,
  * freed at its last close).  COW_ENOENT if it is not there.  Lock held;
- * on another error the transaction was aborted. */
+ * on another error the store stopped (txn_abort). */
 int file_unlink_in(cow_store *st, struct cow_root *r, const char *name);
 /* Points the open inode IN, in the subvolume tree whose root was just
  * replaced (cow_subvol_restore), at the file NAME of that tree, creating
  * it empty if missing: its cached pages are dropped and its size, block
  * count and generation read again.  Lock and IN's invalidate lock (excl)
- * held; the caller aborts the transaction on error. */
+ * held; the caller stops the store (txn_abort) on error. */
 int file_rebind(cow_store *st, struct cow_inode *in);
 /* cow_file_open() in the subvolume tree R (which must stay allocated while
  * files are open in it). */
@@ -632,7 +642,7 @@ int pc_writeback(cow_store *st, struct cow_inode *in);
 uint64_t resv_meta_blocks(cow_store *st, uint64_t blocks);
 /* The end (bytes) of IN's highest cached page or ordered extent, 0 if none.
  * store->lock held. */
-uint64_t pc_end(const struct cow_inode *in);
+uint64_t pc_end(struct cow_inode *in);
 /* Waits (releasing store->lock) until no ordered extent of IN overlaps
  * [start, end); all of IN's when END is UINT64_MAX and START 0. */
 void oe_wait_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end);
