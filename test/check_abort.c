@@ -954,6 +954,86 @@ START_TEST(abort_full_disk_delete)
 }
 END_TEST
 
+/* ---- a foreground commit while the background committer waits ---- */
+
+struct commit_arg {
+    cow_store *st;
+    int writeback; /* cow_store_writeback, else cow_store_commit */
+    int rc;
+};
+
+static void *do_commit(void *p)
+{
+    struct commit_arg *a = p;
+    a->rc = a->writeback ? cow_store_writeback(a->st) : cow_store_commit(a->st);
+    return NULL;
+}
+
+static void wait_hits(const char *name, unsigned long n)
+{
+    for (int i = 0; i < 10000 && cow_inject_hits(name) < n; i++)
+        usleep(1000);
+    ck_assert_uint_ge(cow_inject_hits(name), n);
+}
+
+/*
+ * The background committer waits for an ordered extent in flight with
+ * store->lock released; a foreground commit (another thread) waits too;
+ * the extent lands, and the first of the two commits fails writing its
+ * tree blocks.  That commit fails alone, whichever thread made it: the
+ * other commits, nothing is lost, the store goes on.  Before the fix the
+ * committer's store-wide "in background" flag, set during its wait, made
+ * the foreground commit's failure stop the store (or, the other way round,
+ * the foreground's abort dropped the buffered pages).
+ */
+START_TEST(abort_commit_during_background_wait)
+{
+    struct memdev_ctl *ctl;
+    struct cow_dev *dev;
+    cow_store *st = mem_store(&dev, &ctl);
+    struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
+    buffered_state(st, &wal, &db);
+    cow_file *x;
+    ck_assert_int_eq(cow_file_open(st, "x", 1, &x), COW_OK); /* the trees changed */
+    cow_file_close(x);
+    /* an ordered extent in flight: its writer stopped before the write */
+    ck_assert_int_eq(cow_inject_arm("writeback:before_io", COW_INJECT_NOT_ME, 0, 1), 0);
+    struct commit_arg w = {st, 1, 1}, f = {st, 0, 1};
+    pthread_t tw, tf;
+    ck_assert_int_eq(pthread_create(&tw, NULL, do_commit, &w), 0);
+    ck_assert_int_eq(cow_inject_wait("writeback:before_io", 1, 10000), 0);
+    /* the committer starts its commit and waits for that extent */
+    unsigned long h = cow_inject_hits("ordered:wait");
+    cow_store_set_commit_interval(st, 1);
+    wait_hits("ordered:wait", h + 1);
+    /* a foreground commit waits as well */
+    ck_assert_int_eq(pthread_create(&tf, NULL, do_commit, &f), 0);
+    wait_hits("ordered:wait", h + 2);
+    /* the extent's data write is the next write; the write after it is
+     * the first tree block write of whichever commit comes first */
+    ctl->fail_write_at = 2;
+    cow_inject_release("writeback:before_io");
+    pthread_join(tw, NULL);
+    pthread_join(tf, NULL);
+    cow_store_set_commit_interval(st, 0);
+    cow_inject_reset();
+    ck_assert_int_eq(w.rc, COW_OK);
+    ck_assert(f.rc == COW_OK || f.rc == COW_EIO_WRITE);
+    ck_assert_int_eq(ctl->fail_write_at, 0);
+    mf_check(&wal);
+    mf_check(&db);
+    mf_write(&db, 'z', 10, 0);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    struct mfile v[2] = {wal, db};
+    check_reopened(dev, v, 2);
+    cow_file_close(wal.f);
+    cow_file_close(db.f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(wal.data);
+    free(db.data);
+}
+END_TEST
+
 Suite *abort_suite(void)
 {
     Suite *s = suite_create("abort");
@@ -988,6 +1068,7 @@ Suite *abort_suite(void)
     tc = tcase_create("race");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, abort_restore_target_deleted_meanwhile);
+    tcase_add_test(tc, abort_commit_during_background_wait);
     suite_add_tcase(s, tc);
     return s;
 }
