@@ -988,14 +988,12 @@ static void wait_hits(const char *name, unsigned long n)
  */
 START_TEST(abort_commit_during_background_wait)
 {
-    struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = mem_store(&dev, NULL);
     struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
     buffered_state(st, &wal, &db);
-    cow_file *x;
-    ck_assert_int_eq(cow_file_open(st, "x", 1, &x), COW_OK); /* the trees changed */
-    cow_file_close(x);
+    ck_assert_int_eq(cow_store_writeback(st), COW_OK); /* in the running transaction */
+    mf_write(&db, 'y', BLK, 0); /* the one dirty page */
     /* an ordered extent in flight: its writer stopped before the write */
     ck_assert_int_eq(cow_inject_arm("writeback:before_io", COW_INJECT_NOT_ME, 0, 1), 0);
     struct commit_arg w = {st, 1, 1}, f = {st, 0, 1};
@@ -1011,15 +1009,15 @@ START_TEST(abort_commit_during_background_wait)
     wait_hits("ordered:wait", h + 2);
     /* the extent's data write is the next write; the write after it is
      * the first tree block write of whichever commit comes first */
-    ctl->fail_write_at = 2;
+    memdev_set_fail(dev, 0, 2, 0, COW_EIO_WRITE);
     cow_inject_release("writeback:before_io");
     pthread_join(tw, NULL);
     pthread_join(tf, NULL);
     cow_store_set_commit_interval(st, 0);
     cow_inject_reset();
     ck_assert_int_eq(w.rc, COW_OK);
-    ck_assert(f.rc == COW_OK || f.rc == COW_EIO_WRITE);
-    ck_assert_int_eq(ctl->fail_write_at, 0);
+    ck_assert_msg(f.rc == COW_OK || f.rc == COW_EIO_WRITE, "the foreground commit: %d", f.rc);
+    ck_assert_int_eq(memdev_fail_pending(dev), 0);
     mf_check(&wal);
     mf_check(&db);
     mf_write(&db, 'z', 10, 0);

@@ -327,6 +327,26 @@ static int mdl_grow(struct cow_dev *d, uint64_t size)
     return rc;
 }
 
+void memdev_set_fail(struct cow_dev *d, long read_at, long write_at, long flush_at, int rc)
+{
+    struct memdev *m = (struct memdev *)d;
+    pthread_mutex_lock(&m->mu);
+    m->ctl.fail_read_at = read_at;
+    m->ctl.fail_write_at = write_at;
+    m->ctl.fail_flush_at = flush_at;
+    m->ctl.fail_rc = rc;
+    pthread_mutex_unlock(&m->mu);
+}
+
+long memdev_fail_pending(struct cow_dev *d)
+{
+    struct memdev *m = (struct memdev *)d;
+    pthread_mutex_lock(&m->mu);
+    long n = m->ctl.fail_read_at + m->ctl.fail_write_at + m->ctl.fail_flush_at;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
 static void md_close(struct cow_dev *d)
 {
     struct memdev *m = (struct memdev *)d;

@@ -67,6 +67,13 @@ struct memdev_ctl {
     int fail_rc;
     uint64_t nflush, nread, nwrite;
 };
+/* The same settings under the device's mutex, for a test whose store has
+ * threads of its own running (the background committer, writeback):
+ * fail_read_at, fail_write_at, fail_flush_at and fail_rc as above. */
+void memdev_set_fail(struct cow_dev *d, long read_at, long write_at, long flush_at, int rc);
+/* The injected failures not reached yet (the sum of the three *_at
+ * fields), read under the device's mutex. */
+long memdev_fail_pending(struct cow_dev *d);
 struct cow_dev *memdev_new(struct memdev_ctl **ctl);
 struct cow_dev *memdev_from_image(const uint8_t *img, size_t len, struct memdev_ctl **ctl);
 /* Copy of the durable image; *len set.  Caller frees. */
