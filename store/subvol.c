@@ -188,6 +188,23 @@ static int root_in_use(cow_store *st, const struct cow_root *r)
     return 0;
 }
 
+/*
+ * The flushed commit that ends a snapshot, branch, delete or restore, after
+ * its change to the trees.  If it fails, the change cannot be taken back
+ * alone (the running transaction holds other handles' work as well), and
+ * these calls promise that nothing changed on error: the store stops
+ * (txn_abort), and the container keeps its state before the call (btrfs
+ * aborts the transaction the same way when a snapshot's commit fails).
+ * Lock held.
+ */
+static int commit_change(cow_store *st)
+{
+    int rc = txn_commit(st, 1);
+    if (rc && !st->failed)
+        rc = txn_abort(st, rc);
+    return rc;
+}
+
 int cow_subvol_create(cow_store *st, const char *name, int kind, const char *source)
 {
     return cow_subvol_create_ex(st, name, kind, source, NULL, 0);
@@ -281,7 +298,7 @@ int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *
         if (rc)
             rc = txn_abort(st, rc); /* the store stops */
         else
-            rc = txn_commit(st, 1);
+            rc = commit_change(st);
     }
 out:
     cow_mutex_unlock(&st->lock);
@@ -305,10 +322,13 @@ int cow_subvol_finish(cow_store *st, const char *name, int kind)
     if (!rc && kind == COW_SUBVOL_SNAPSHOT && root_in_use(st, &sv->root))
         rc = cow_set_error(COW_EBUSY, "%s has open files", name);
     if (!rc) {
+        uint64_t flags = sv->root.flags;
         sv->root.flags = kind == COW_SUBVOL_SNAPSHOT ? COW_ROOT_F_SNAPSHOT : COW_ROOT_F_BRANCH;
         sv->root.dirty = 1;
         st->txn_dirty = 1;
         rc = txn_commit(st, 1);
+        if (rc && !st->failed)
+            sv->root.flags = flags; /* unfinished still: the next commit writes it so */
     }
     cow_mutex_unlock(&st->lock);
     return rc;
@@ -481,7 +501,7 @@ int cow_subvol_restore(cow_store *st, const char *target, const char *source)
                     v[i]->ino = oldino[i];
             rc = txn_abort(st, rc); /* the store stops */
         } else {
-            rc = txn_commit(st, 1);
+            rc = commit_change(st);
         }
     }
     for (size_t i = 0; i < n; i++)
@@ -510,7 +530,7 @@ int cow_subvol_delete(cow_store *st, const char *name)
     if (!rc)
         rc = subvol_drop(st, sv);
     if (!rc)
-        rc = txn_commit(st, 1);
+        rc = commit_change(st);
     cow_mutex_unlock(&st->lock);
     return rc;
 }

@@ -726,48 +726,49 @@ static void sq_check(sqlite3 *db, sqlite3_int64 rows, sqlite3_int64 sum)
     ck_assert_int_eq(sq_int(db, "SELECT sum(id) + sum(length(v)) FROM t"), sum);
 }
 
-/*
- * Connection A is inside a write transaction whose pages spilled (WAL
- * frames, or the rollback journal and database pages, buffered in the
- * store) when connection B's PRAGMA cow_delete fails on the device (its
- * commit's first tree block write, with FAIL_RC).  B gets the error; A's
- * transaction goes on and commits; every row is there, integrity_check is
- * ok, in the running store, after a reopen and in the durable image (fsck
- * clean).  Failed before the fix: the abort dropped A's buffered frames or
- * pages, and A's commit left a database missing them.
- */
-static void sql_other_fails(const char *journal_mode, int fail_rc, int sqlite_rc)
+#define SQ_SUM_ALL (400 * 401 / 2 + 50 * 300 + 300 * 500 + 50 * 700)
+#define SQ_SUM_50 (50 * 51 / 2 + 50 * 300)
+
+/* Connections A and B on a new container in JOURNAL_MODE; A committed 50
+ * rows and a snapshot 's', and is inside a write transaction of 300 more
+ * whose pages spilled (WAL frames, or the rollback journal and database
+ * pages, buffered in the store). */
+static void sq_scene(const char *journal_mode, sqlite3 **a, sqlite3 **b)
 {
     sq_setup();
-    sqlite3 *a = sq_open();
+    *a = sq_open();
     char sql[256];
     snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", journal_mode);
-    sq_exec(a, sql);
-    sq_exec(a, "PRAGMA cache_size=5; CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);"
-               "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<50)"
-               " INSERT INTO t SELECT i, randomblob(300) FROM c;"
-               "PRAGMA cow_snapshot('s')");
-    sqlite3 *b = sq_open();
-    ck_assert_int_eq(sq_int(b, "SELECT count(*) FROM t"), 50);
-    sq_exec(a, "BEGIN;"
-               "WITH RECURSIVE c(i) AS (SELECT 51 UNION ALL SELECT i+1 FROM c WHERE i<350)"
-               " INSERT INTO t SELECT i, randomblob(500) FROM c");
-    sq.ctl->fail_rc = fail_rc;
-    sq.ctl->fail_write_at = 1;
-    int rc = sqlite3_exec(b, "PRAGMA cow_delete('s')", NULL, NULL, NULL);
-    ck_assert_int_eq(sq.ctl->fail_write_at, 0); /* the injected failure happened */
-    ck_assert_msg(sqlite3_extended_errcode(b) == sqlite_rc, "cow_delete: %d (%d), expected %d",
-                  rc, sqlite3_extended_errcode(b), sqlite_rc);
-    sq_exec(a, "WITH RECURSIVE c(i) AS (SELECT 351 UNION ALL SELECT i+1 FROM c WHERE i<400)"
-               " INSERT INTO t SELECT i, randomblob(700) FROM c;"
-               "COMMIT");
-    sqlite3_int64 sum = 400 * 401 / 2 + 50 * 300 + 300 * 500 + 50 * 700;
-    sq_check(a, 400, sum);
-    sq_check(b, 400, sum);
-    sq_exec(b, "PRAGMA cow_delete('s')"); /* the store goes on */
-    ck_assert_int_eq(sqlite3_close(b), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_close(a), SQLITE_OK);
-    /* the durable image: fsck clean, every committed row there */
+    sq_exec(*a, sql);
+    sq_exec(*a, "PRAGMA cache_size=5; CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);"
+                "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<50)"
+                " INSERT INTO t SELECT i, randomblob(300) FROM c;"
+                "PRAGMA cow_snapshot('s')");
+    *b = sq_open();
+    ck_assert_int_eq(sq_int(*b, "SELECT count(*) FROM t"), 50);
+    sq_exec(*a, "BEGIN;"
+                "WITH RECURSIVE c(i) AS (SELECT 51 UNION ALL SELECT i+1 FROM c WHERE i<350)"
+                " INSERT INTO t SELECT i, randomblob(500) FROM c");
+}
+
+/* A finishes its transaction; returns COMMIT's result (a failed one is
+ * rolled back). */
+static int sq_finish(sqlite3 *a)
+{
+    int rc = sqlite3_exec(a, "WITH RECURSIVE c(i) AS (SELECT 351 UNION ALL SELECT i+1 FROM c"
+                             " WHERE i<400) INSERT INTO t SELECT i, randomblob(700) FROM c;"
+                             "COMMIT",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK && !sqlite3_get_autocommit(a))
+        sqlite3_exec(a, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* Closes A and B, fscks the durable image and checks its rows there. */
+static void sq_reopen_check(sqlite3 *a, sqlite3 *b, sqlite3_int64 rows, sqlite3_int64 sum)
+{
+    sqlite3_close(b);
+    sqlite3_close(a);
     size_t len;
     uint8_t *img = memdev_crash_image(sq.mem, &len);
     test_fsck_image(img, len);
@@ -775,32 +776,115 @@ static void sql_other_fails(const char *journal_mode, int fail_rc, int sqlite_rc
     sq.mem = memdev_from_image(img, len, &sq.ctl);
     free(img);
     a = sq_open();
-    sq_check(a, 400, sum);
+    sq_check(a, rows, sum);
     ck_assert_int_eq(sqlite3_close(a), SQLITE_OK);
     sq_teardown();
 }
 
+/*
+ * Connection A's transaction is buffered when connection B's PRAGMA
+ * cow_commit fails on the device (FAIL_RC on the last tree block write of
+ * the commit, found by a first run without the failure).  B gets the
+ * error; A's transaction goes on and commits; every row is there,
+ * integrity_check is ok, in the running store, after a reopen and in the
+ * durable image (fsck clean).  Failed before the fix: the abort dropped
+ * A's buffered frames or pages, and A's commit left a database missing
+ * them.
+ */
+static void sql_commit_fails(const char *journal_mode, int fail_rc, int sqlite_rc)
+{
+    sqlite3 *a, *b;
+    sq_scene(journal_mode, &a, &b);
+    uint64_t w0 = sq.ctl->nwrite;
+    sq_exec(b, "PRAGMA cow_commit");
+    long nwrites = (long)(sq.ctl->nwrite - w0); /* ..., tree blocks, superblock */
+    ck_assert_int_ge(nwrites, 2);
+    sqlite3_close(b);
+    sqlite3_close(a);
+    sq_teardown();
+
+    sq_scene(journal_mode, &a, &b);
+    sq.ctl->fail_rc = fail_rc;
+    sq.ctl->fail_write_at = nwrites - 1;
+    int rc = sqlite3_exec(b, "PRAGMA cow_commit", NULL, NULL, NULL);
+    ck_assert_int_eq(sq.ctl->fail_write_at, 0); /* the injected failure happened */
+    ck_assert_msg(sqlite3_extended_errcode(b) == sqlite_rc, "cow_commit: %d (%d), expected %d",
+                  rc, sqlite3_extended_errcode(b), sqlite_rc);
+    ck_assert_int_eq(sq_finish(a), SQLITE_OK);
+    sq_check(a, 400, SQ_SUM_ALL);
+    sq_check(b, 400, SQ_SUM_ALL);
+    sq_exec(b, "PRAGMA cow_delete('s')"); /* the store goes on */
+    sq_reopen_check(a, b, 400, SQ_SUM_ALL);
+}
+
 START_TEST(abort_sql_wal_eio)
 {
-    sql_other_fails("wal", COW_EIO_WRITE, SQLITE_IOERR_WRITE);
+    sql_commit_fails("wal", COW_EIO_WRITE, SQLITE_IOERR_WRITE);
 }
 END_TEST
 
 START_TEST(abort_sql_wal_enospc)
 {
-    sql_other_fails("wal", COW_ENOSPC, SQLITE_FULL);
+    sql_commit_fails("wal", COW_ENOSPC, SQLITE_FULL);
 }
 END_TEST
 
 START_TEST(abort_sql_delete_eio)
 {
-    sql_other_fails("delete", COW_EIO_WRITE, SQLITE_IOERR_WRITE);
+    sql_commit_fails("delete", COW_EIO_WRITE, SQLITE_IOERR_WRITE);
 }
 END_TEST
 
 START_TEST(abort_sql_truncate_enospc)
 {
-    sql_other_fails("truncate", COW_ENOSPC, SQLITE_FULL);
+    sql_commit_fails("truncate", COW_ENOSPC, SQLITE_FULL);
+}
+END_TEST
+
+/*
+ * B's PRAGMA cow_delete fails on the last tree block write of its second
+ * commit, the one after the delete dropped the snapshot's tree, while A's
+ * transaction is buffered: the delete cannot be taken back alone, so the
+ * store stops.  B gets SQLITE_IOERR_WRITE, A's transaction fails with an
+ * I/O error (never goes on over missing pages), every later call fails,
+ * and the reopened container has the 50 rows committed before.  Failed before the fix: the abort reloaded the
+ * trees under A, which committed a database missing its spilled pages.
+ */
+static void sql_delete_fails(const char *journal_mode)
+{
+    sqlite3 *a, *b;
+    sq_scene(journal_mode, &a, &b);
+    uint64_t w0 = sq.ctl->nwrite;
+    sq_exec(b, "PRAGMA cow_delete('s')");
+    long nwrites = (long)(sq.ctl->nwrite - w0);
+    ck_assert_int_ge(nwrites, 2);
+    sqlite3_close(b);
+    sqlite3_close(a);
+    sq_teardown();
+
+    sq_scene(journal_mode, &a, &b);
+    sq.ctl->fail_rc = COW_EIO_WRITE;
+    sq.ctl->fail_write_at = nwrites - 1;
+    ck_assert_int_ne(sqlite3_exec(b, "PRAGMA cow_delete('s')", NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(sq.ctl->fail_write_at, 0);
+    ck_assert_int_eq(sqlite3_extended_errcode(b), SQLITE_IOERR_WRITE);
+    int rc = sq_finish(a);
+    ck_assert_msg((rc & 0xff) == SQLITE_IOERR, "A's COMMIT after the store stopped: %d", rc);
+    /* (B may still read from its own page cache: the 50 rows) */
+    ck_assert_int_ne(sqlite3_exec(b, "INSERT INTO t VALUES (1000, x'00')", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sq_reopen_check(a, b, 50, SQ_SUM_50);
+}
+
+START_TEST(abort_sql_delete_fails_wal)
+{
+    sql_delete_fails("wal");
+}
+END_TEST
+
+START_TEST(abort_sql_delete_fails_truncate)
+{
+    sql_delete_fails("truncate");
 }
 END_TEST
 
@@ -1050,6 +1134,8 @@ Suite *abort_suite(void)
     tcase_add_test(tc, abort_sql_wal_enospc);
     tcase_add_test(tc, abort_sql_delete_eio);
     tcase_add_test(tc, abort_sql_truncate_enospc);
+    tcase_add_test(tc, abort_sql_delete_fails_wal);
+    tcase_add_test(tc, abort_sql_delete_fails_truncate);
     suite_add_tcase(s, tc);
     tc = tcase_create("fulldisk");
     tcase_set_timeout(tc, 300);
