@@ -140,7 +140,7 @@ unit: deps $(BUILD)/check_all
 # needs no suppressions).  TSan needs a memory layout it knows, which
 # some kernels' address randomization breaks: the runner runs under
 # setarch -R (no randomization) wherever that works.
-TSAN_RUNS := conc race vfs/wal_threads vfs/crash_and_threads vfs/snapshot_threads
+TSAN_RUNS := conc race abort/race vfs/wal_threads vfs/crash_and_threads vfs/snapshot_threads
 tsan: deps $(THOBJDIR)/check_all
 	@run=""; if setarch "$$(uname -m)" -R true 2>/dev/null; then run="setarch $$(uname -m) -R"; fi; \
 	out=$(THOBJDIR)/tsan.out; failed=""; \

@@ -2,8 +2,8 @@
  * btree.c - one generic copy-on-write B+tree serving every tree.
  *
  * Errors: a failed modification leaves the tree half changed in memory;
- * every caller then aborts the transaction (txn_abort), which reloads the
- * last commit, so a half change is never committed.
+ * every caller then stops the store (txn_abort), so a half change is never
+ * committed.
  *
  * Keys are (objectid, type, offset) as in btrfs.  A change never touches a
  * block the last commit can reach: the path from the root to the changed

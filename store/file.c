@@ -264,29 +264,6 @@ void file_inode_forget_unused(cow_store *st)
     }
 }
 
-int file_reload_inodes(cow_store *st)
-{
-    for (struct cow_inode *in = st->inodes; in; in = in->next) {
-        in->nlr = 0;
-        in->log_size = in->log_overflow = 0;
-        int rc = inode_read(st, in);
-        if (rc == COW_ENOENT) {
-            /* created by the aborted transaction: the handle is dead */
-            in->size = in->disk_size = in->nblocks = 0;
-            in->orphan = -1;
-            continue;
-        }
-        if (rc)
-            return rc;
-        struct cow_key k = {COW_ORPHAN_OBJECTID, COW_ORPHAN_ITEM, in->ino};
-        rc = bt_lookup(st, in->root, &k, NULL, 0, NULL);
-        if (rc && rc != COW_ENOENT)
-            return rc;
-        in->orphan = (rc == COW_OK);
-    }
-    return COW_OK;
-}
-
 void file_drop_inodes(cow_store *st)
 {
     while (st->inodes) {
@@ -793,17 +770,20 @@ static int do_truncate(cow_store *st, struct cow_inode *in, uint64_t size)
     int rc;
     if (size > (1ull << 62))
         return cow_set_error(COW_EINVAL, "size %llu too large", (unsigned long long)size);
+    if (size > in->size) {
+        /* the old last block's bytes past the old end become part of the
+         * file: zeros (pc_zero_tail) */
+        rc = pc_zero_tail(st, in);
+        if (rc)
+            return rc;
+    }
     if (size < in->size) {
-        if (size % BLK) {
-            /* the bytes past the new end in its last block read as zeros
-             * from now on (a later grow must not show them) */
-            uint8_t zero[BLK];
-            memset(zero, 0, sizeof zero);
-            rc = pc_write(st, in, zero, BLK - size % BLK, size, PC_KEEP_SIZE);
-            if (rc)
-                return rc;
-        }
+        /* The bytes past the new end in its last block stay on the device
+         * as they are (a shrink needs no space: no new block for them);
+         * the cached page, if any, has them zeroed, and a later grow
+         * zeroes them before they are part of the file again. */
         pc_punch(st, in, ROUND_UP(size) / BLK);
+        pc_clear_past(in, size);
 #ifdef COW_BREAK_INVALIDATE
         /* BROKEN ON PURPOSE (make race-proof): pages and extents dropped
          * in two steps, with the locks let go in between */
@@ -869,8 +849,10 @@ int file_cleanup_orphans(cow_store *st, struct cow_root *r)
 
 static int check_handle(struct cow_file *f)
 {
-    if (f->inode->orphan < 0)
-        return cow_set_error(COW_ENOENT, "%s was lost when a transaction was aborted", f->name);
+    if (f->st->failed)
+        return cow_set_error(COW_EFAILED, "%s: the store stopped after an earlier failure "
+                                          "(its message said why); reopen the container",
+                             f->name);
     return COW_OK;
 }
 

@@ -136,6 +136,8 @@ static int pc_new(struct pcache *pc, uint64_t idx, struct cpage **out)
     p->hnext = pc->buckets[h];
     pc->buckets[h] = p;
     pc->count++;
+    if (idx >= pc->hi)
+        pc->hi = idx + 1;
     *out = p;
     return COW_OK;
 }
@@ -149,6 +151,8 @@ static void pc_drop(struct pcache *pc, struct cpage *p)
         pp = &(*pp)->hnext;
     *pp = p->hnext;
     pc->count--;
+    if (pc->count == 0)
+        pc->hi = 0;
     if (p->pins) {
         p->detached = 1;
         p->hnext = pc->detached;
@@ -220,18 +224,43 @@ static void page_dirty(cow_store *st, struct cow_inode *in, struct cpage *p, str
         assert(r->blocks > 0);
         r->blocks--;
     }
+    struct pcache *pc = &in->pc;
     p->inplace = r == NULL;
     p->dirty = 1;
-    in->pc.ndirty++;
+    p->dprev = NULL;
+    p->dnext = pc->dirty;
+    if (pc->dirty)
+        pc->dirty->dprev = p;
+    pc->dirty = p;
+    pc->ndirty++;
+    pc->nredirty += p->wb > 0;
     st->ndirty++;
 }
 
 /* P is no longer dirty; its reserved block goes to the caller. */
 static void page_undirty(cow_store *st, struct cow_inode *in, struct cpage *p)
 {
+    struct pcache *pc = &in->pc;
     p->dirty = 0;
-    in->pc.ndirty--;
+    if (p->dprev)
+        p->dprev->dnext = p->dnext;
+    else
+        pc->dirty = p->dnext;
+    if (p->dnext)
+        p->dnext->dprev = p->dprev;
+    p->dprev = p->dnext = NULL;
+    pc->ndirty--;
+    pc->nredirty -= p->wb > 0;
     st->ndirty--;
+}
+
+/* One ordered extent fewer holds P's data. */
+static void page_wb_done(struct cow_inode *in, struct cpage *p)
+{
+    if (p->wb == 0)
+        return;
+    p->wb--;
+    in->pc.nredirty -= p->dirty && p->wb == 0;
 }
 
 /* ---- reading ---- */
@@ -312,6 +341,13 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
             pthread_cond_signal(&st->committer_cond);
         }
     }
+    if (off > in->size && off / BLK != in->size / BLK && !(flags & PC_KEEP_SIZE)) {
+        /* the old last block is not written: its bytes past the old end
+         * are zeroed first, as they become part of the file */
+        rc = pc_zero_tail(st, in);
+        if (rc)
+            return rc;
+    }
     uint64_t first = off / BLK, last = (end - 1) / BLK;
     uint64_t need = 0, pages = 0, npages = last - first + 1;
     /* Pages this call dirties: each reserves a block, except those over
@@ -365,6 +401,28 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
     return COW_OK;
 }
 
+int pc_zero_tail(cow_store *st, struct cow_inode *in)
+{
+    if (in->size % BLK == 0)
+        return COW_OK;
+    struct cpage *p = pc_find(&in->pc, in->size / BLK);
+    if (p && p->dirty)
+        return COW_OK; /* its bytes past the end are zero, and will be written */
+    /* a write of zeros over them: the page is read up to the end only
+     * (pc_get), reserved and dirtied like any write */
+    static const uint8_t zero[BLK];
+    return pc_write(st, in, zero, BLK - in->size % BLK, in->size, PC_KEEP_SIZE);
+}
+
+void pc_clear_past(struct cow_inode *in, uint64_t size)
+{
+    if (size % BLK == 0)
+        return;
+    struct cpage *p = pc_find(&in->pc, size / BLK);
+    if (p)
+        memset(p->data + size % BLK, 0, BLK - size % BLK);
+}
+
 /* ---- ordered extents ---- */
 
 static void oe_wait_one(cow_store *st);
@@ -408,12 +466,18 @@ static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int
     st->oe_blocks -= nb;
     if (!oe->nocow)
         st->oe_alloc -= oe->resv;
-    if (oe->stale) {
-        /* an abort dropped the pages and the transaction meanwhile */
-        if (!oe->nocow || oe->reclaimed)
-            alloc_unalloc(st, oe->disk, oe->len);
+    if (st->failed) {
+        /* The store stopped meanwhile (txn_abort): nothing enters the
+         * trees any more; the pages are left as they are. */
         st->reserved -= oe->resv;
-        rc = COW_OK;
+        for (uint64_t b = 0; b < nb; b++) {
+            struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
+            if (p)
+                page_wb_done(in, p);
+        }
+        rc = cow_set_error(COW_EFAILED, "the store stopped while an ordered extent of inode "
+                                        "%llu was written; reopen the container",
+                           (unsigned long long)in->ino);
     } else if (rc == COW_OK) {
 #ifdef COW_BREAK_RESV_SHARED
         /* BROKEN ON PURPOSE (make race-proof): what to release is per-file
@@ -429,7 +493,7 @@ static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int
         for (uint64_t b = 0; b < nb; b++) {
             struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
             if (p && p->wb) {
-                p->wb--;
+                page_wb_done(in, p);
                 pc_maybe_evict(in, p);
             }
         }
@@ -444,8 +508,7 @@ static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int
             struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
             if (!p)
                 continue;
-            if (p->wb)
-                p->wb--;
+            page_wb_done(in, p);
             if (!p->dirty) /* in place again: the space is still preallocated */
                 page_dirty(st, in, p, oe->nocow ? NULL : &back);
         }
@@ -466,11 +529,7 @@ static int cmp_u64(const void *a, const void *b)
 /* 1 if a dirty page of IN is also in an ordered extent still in flight. */
 static int redirtied_in_flight(const struct cow_inode *in)
 {
-    for (size_t i = 0; i < in->pc.nbuckets; i++)
-        for (const struct cpage *p = in->pc.buckets[i]; p; p = p->hnext)
-            if (p->dirty && p->wb)
-                return 1;
-    return 0;
+    return in->pc.nredirty > 0;
 }
 
 int pc_writeback(cow_store *st, struct cow_inode *in)
@@ -491,10 +550,9 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
         free(mine);
         return cow_set_error(COW_ENOMEM, "out of memory");
     }
-    for (size_t i = 0; i < in->pc.nbuckets; i++)
-        for (struct cpage *p = in->pc.buckets[i]; p; p = p->hnext)
-            if (p->dirty)
-                v[n++] = p->idx;
+    for (struct cpage *p = in->pc.dirty; p; p = p->dnext)
+        v[n++] = p->idx;
+    assert(n == in->pc.ndirty);
     qsort(v, n, sizeof *v, cmp_u64);
     int rc = COW_OK;
     /* Start: one ordered extent per run of dirty pages (and per
@@ -551,7 +609,7 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
             memcpy(oe->buf + b * BLK, p->data, BLK);
             oe->crcs[b] = crc32c(0, p->data, BLK);
             page_undirty(st, in, p);
-            p->wb++;
+            p->wb++; /* not dirty now: nredirty unchanged */
         }
         if (!nocow)
             st->oe_alloc += got;
@@ -638,30 +696,61 @@ void oe_wait_all(cow_store *st)
 
 /* ---- dropping pages ---- */
 
+/* Drops P at or past the punch point (see pc_punch). */
+static void punch_one(cow_store *st, struct cow_inode *in, struct cpage *p)
+{
+    if (p->dirty) {
+        page_undirty(st, in, p);
+        if (!p->inplace)
+            st->reserved--; /* its block, released once: here */
+    }
+    p->wb = 0; /* callers waited for the ordered extents */
+    pc_drop(&in->pc, p);
+}
+
 void pc_punch(cow_store *st, struct cow_inode *in, uint64_t idx)
 {
     struct pcache *pc = &in->pc;
-    for (size_t i = 0; i < pc->nbuckets; i++) {
-        struct cpage *p = pc->buckets[i];
-        while (p) {
-            struct cpage *next = p->hnext;
-            if (p->idx >= idx) {
-                if (p->dirty) {
-                    page_undirty(st, in, p);
-                    if (!p->inplace)
-                        st->reserved--; /* its block, released once: here */
-                }
-                p->wb = 0; /* callers waited for the ordered extents */
-                pc_drop(pc, p);
+    if (idx >= pc->hi)
+        return;
+    if (pc->hi - idx <= pc->count) {
+        /* fewer indexes than pages: look each up */
+        for (uint64_t i = pc->hi; i-- > idx;) {
+            struct cpage *p = pc_find(pc, i);
+            if (p)
+                punch_one(st, in, p);
+        }
+    } else {
+        for (size_t i = 0; i < pc->nbuckets; i++) {
+            struct cpage *p = pc->buckets[i];
+            while (p) {
+                struct cpage *next = p->hnext;
+                if (p->idx >= idx)
+                    punch_one(st, in, p);
+                p = next;
             }
-            p = next;
         }
     }
+    if (pc->hi > idx)
+        pc->hi = idx;
 }
 
 void pc_forget_range(struct cow_inode *in, uint64_t start, uint64_t end)
 {
     struct pcache *pc = &in->pc;
+    if (end > pc->hi * BLK)
+        end = pc->hi * BLK;
+    if (start >= end)
+        return;
+    uint64_t first = start / BLK, last = (end - 1) / BLK;
+    if (last - first < pc->count) {
+        for (uint64_t i = first; i <= last; i++) {
+            struct cpage *p = pc_find(pc, i);
+            if (p && !p->dirty && !p->wb)
+                pc_drop(pc, p);
+        }
+        return;
+    }
     for (size_t i = 0; i < pc->nbuckets; i++) {
         struct cpage *p = pc->buckets[i];
         while (p) {
@@ -713,46 +802,14 @@ int pc_writeback_all(cow_store *st)
     return rc;
 }
 
-void pc_abort(cow_store *st)
+uint64_t pc_end(struct cow_inode *in)
 {
-    uint64_t inflight = 0, alloc = 0;
-    for (struct cow_inode *in = st->inodes; in; in = in->next) {
-        for (struct oext *oe = in->oes; oe; oe = oe->next) {
-            oe->stale = 1;
-            inflight += oe->resv;
-            alloc += oe->nocow ? 0 : oe->resv;
-        }
-        pc_punch(st, in, 0);
-    }
-    st->reserved = inflight;
-    st->oe_alloc = alloc;
-    st->ndirty = 0;
-}
-
-int pc_abort_reclaim(cow_store *st)
-{
-    for (struct cow_inode *in = st->inodes; in; in = in->next)
-        for (struct oext *oe = in->oes; oe; oe = oe->next) {
-            /* A write in place into a preallocated extent that the
-             * reloaded state does not have (it was made by the aborted
-             * transaction) holds that space too, until it lands. */
-            if (oe->nocow && !alloc_is_free(st, oe->disk, oe->len))
-                continue;
-            oe->reclaimed = oe->nocow;
-            int rc = alloc_mark_used(st, oe->disk, oe->len);
-            if (rc)
-                return rc;
-        }
-    return COW_OK;
-}
-
-uint64_t pc_end(const struct cow_inode *in)
-{
-    uint64_t end = 0;
-    for (size_t i = 0; i < in->pc.nbuckets; i++)
-        for (const struct cpage *p = in->pc.buckets[i]; p; p = p->hnext)
-            if ((p->idx + 1) * BLK > end)
-                end = (p->idx + 1) * BLK;
+    /* down from the bound to the highest page, which becomes the bound:
+     * each index passed over is paid for by the page once cached there */
+    struct pcache *pc = &in->pc;
+    while (pc->hi > 0 && !pc_find(pc, pc->hi - 1))
+        pc->hi--;
+    uint64_t end = pc->hi * BLK;
     for (const struct oext *oe = in->oes; oe; oe = oe->next)
         if (oe->off + oe->len > end)
             end = oe->off + oe->len;
@@ -772,23 +829,29 @@ int pc_check_counts(cow_store *st)
 {
     uint64_t dirty = 0, inflight = 0, alloc = 0, held = 0;
     for (struct cow_inode *in = st->inodes; in; in = in->next) {
-        uint64_t d = 0;
+        uint64_t d = 0, rd = 0, listed = 0, hi = 0;
         for (size_t i = 0; i < in->pc.nbuckets; i++)
             for (struct cpage *p = in->pc.buckets[i]; p; p = p->hnext) {
                 d += p->dirty != 0;
+                rd += p->dirty && p->wb;
                 held += p->dirty && !p->inplace;
+                if (p->idx + 1 > hi)
+                    hi = p->idx + 1;
             }
-        if (d != in->pc.ndirty)
-            return COW_CORRUPT("inode %llu: %llu dirty pages, counted %zu",
+        for (struct cpage *p = in->pc.dirty; p; p = p->dnext)
+            listed += p->dirty != 0;
+        if (d != in->pc.ndirty || listed != d || rd != in->pc.nredirty || hi > in->pc.hi)
+            return COW_CORRUPT("inode %llu: %llu dirty pages (%llu listed, %llu in writeback, "
+                               "highest %llu), counted %zu (%zu, bound %llu)",
                                (unsigned long long)in->ino, (unsigned long long)d,
-                               in->pc.ndirty);
+                               (unsigned long long)listed, (unsigned long long)rd,
+                               (unsigned long long)hi, in->pc.ndirty, in->pc.nredirty,
+                               (unsigned long long)in->pc.hi);
         dirty += d;
         for (struct oext *oe = in->oes; oe; oe = oe->next) {
             inflight += oe->resv;
             alloc += oe->nocow ? 0 : oe->resv;
         }
-        if (in->orphan < 0)
-            continue;
         uint64_t nb = 0;
         int rc = file_for_extents(st, in, 0, UINT64_MAX, count_blocks_cb, &nb);
         if (rc)

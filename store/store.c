@@ -62,9 +62,10 @@ static void *committer_main(void *arg)
                     pc_writeback_all(st);
                     cow_mutex_lock(&st->lock);
                 }
-                st->in_background = 1;
-                txn_commit(st, 1); /* a failure stops the store (txn.c) */
-                st->in_background = 0;
+                /* A failure either leaves the transaction whole (the
+                 * next interval tries again) or stops the store (txn.c):
+                 * the same as for any other caller. */
+                txn_commit(st, 1);
                 st->last_commit_ns = cow_mono_ns(); /* also when nothing changed */
                 continue;
             }

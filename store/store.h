@@ -100,8 +100,13 @@ int cow_store_close(cow_store *st);
 /*
  * Commits the running transaction: every change made through any file so far
  * becomes durable (one or two flushes), and the log is emptied.  A no-op when nothing changed.
- * On failure the transaction is aborted: the store returns to the last
- * committed state (changes since then are lost) and the error is returned.
+ * Errors: COW_ENOSPC or COW_EIO_TRUNCATE (no room to grow for the commit)
+ * and COW_EIO_WRITE (writing its tree blocks) fail this commit only: every
+ * change stays in the running transaction and the next commit writes it.
+ * A failure past that point (a flush, the superblock write) or in the
+ * middle of a tree update stops the store: this call returns the error,
+ * every later one COW_EFAILED, and reopening the container recovers its
+ * last commit and log (everything a sync made durable).
  */
 int cow_store_commit(cow_store *st);
 

@@ -145,16 +145,26 @@ struct cpage {
                           * goes there, so it holds no reserved block */
     int wb;              /* ordered extents in flight holding its data */
     int pins;            /* xFetch references */
-    int detached;        /* dropped from the cache (truncate, abort) while
+    int detached;        /* dropped from the cache (truncate, close) while
                           * pinned: freed at the last unfetch */
     struct cpage *hnext; /* hash chain, or the detached list */
+    struct cpage *dprev, *dnext; /* the file's dirty list, while dirty */
 };
 
+/* A file's cached pages: a hash by block index, and beside it what lets
+ * the hot paths visit only the pages they need (not every cached page):
+ * the list of dirty pages (writeback), the count of dirty pages also in
+ * writeback (the wait before a writeback), and an upper bound on the
+ * block indexes cached (truncate, replay and pc_end walk indexes when that
+ * is fewer than the pages). */
 struct pcache {
     struct cpage **buckets;
     size_t nbuckets;
     size_t count;             /* pages in the hash */
     size_t ndirty;            /* of which dirty */
+    size_t nredirty;          /* ... and also in writeback (wb > 0) */
+    struct cpage *dirty;      /* the dirty pages, unordered */
+    uint64_t hi;              /* every cached page's index is below this */
     struct cpage *detached;   /* pinned pages no longer in the hash */
 #ifdef COW_BREAK_RESV_SHARED
     uint64_t wb_resv;         /* make race-proof: per-file reservation state */
@@ -178,13 +188,9 @@ struct oext {
     uint8_t *buf;        /* the data (copied from the pages at the start) */
     uint32_t *crcs;      /* crc32c per block */
     uint64_t resv;       /* reserved blocks released at completion */
-    int stale;           /* an abort dropped its pages: completion only
-                          * frees its space */
     int nocow;           /* written in place into a preallocated extent
                           * (no space of its own: RESV is the pages'
                           * reservation, not counted in oe_alloc) */
-    int reclaimed;       /* nocow, stale, and its space was free after the
-                          * abort's reload: held until completion */
     struct oext *next;
 };
 
@@ -233,7 +239,7 @@ struct cow_inode {
 struct cow_subvol {
     struct cow_root root;
     char name[COW_NAME_MAX + 1];
-    int dead;               /* deleted, or taken back by an abort */
+    int dead;               /* deleted */
     struct cow_subvol *next;
 };
 
@@ -248,7 +254,8 @@ struct cow_store {
     char *path;
     struct cow_dev *dev;
     int readonly;
-    int failed;        /* a commit failed past the point of abort */
+    int failed;        /* stopped: a change failed halfway, or a flush
+                        * or superblock write failed (txn_abort) */
 
     /* superblock state of the last commit */
     uint64_t generation;   /* last committed generation */
@@ -334,7 +341,6 @@ struct cow_store {
     pthread_cond_t committer_cond; /* CLOCK_MONOTONIC; waits on lock */
     unsigned commit_ms;
     uint64_t last_commit_ns;       /* CLOCK_MONOTONIC time of the last commit */
-    int in_background;             /* the committer is committing */
     int last_one_flush; /* the last commit had a commit list (txn_seal) */
     int durable_slot;   /* superblock copy of the last flushed commit */
     int last_slot;      /* superblock copy of the last commit */
@@ -481,7 +487,7 @@ int log_write(cow_store *st, struct cow_inode **v, size_t n, int flush);
 /* After a commit: the log is empty, every inode clean. */
 void log_reset(cow_store *st);
 /* Applies the valid records of the current area to the running transaction
- * (open and abort); *napplied counts them.  Errors: COW_ECORRUPT (a whole,
+ * (open); *napplied counts them.  Errors: COW_ECORRUPT (a whole,
  * matching record that contradicts the trees), I/O errors, COW_ENOSPC,
  * COW_EROFS (a read-only store needs more space to replay). */
 int log_replay(cow_store *st, uint64_t *napplied);
@@ -515,11 +521,23 @@ int txn_flush(cow_store *st);
 uint64_t cow_mono_ns(void);
 /* Commits the running transaction.  FLUSH 0 makes it survive a crash of
  * the application but not a power loss (no flush; a power loss goes back
- * to the last flushed commit); FLUSH 1 makes it durable. */
+ * to the last flushed commit); FLUSH 1 makes it durable.  Errors: no room
+ * to grow for the commit (COW_ENOSPC, COW_EIO_TRUNCATE) or a failed write
+ * of its tree blocks (COW_EIO_WRITE, COW_ENOSPC, COW_ENOMEM) fail this
+ * commit only: the transaction stays whole and the next commit writes it.
+ * Any other failure (a tree update, a flush, the superblock write) stops
+ * the store (txn_abort; COW_EFAILED from then on).  A stopped store
+ * returns COW_EFAILED. */
 int txn_commit(cow_store *st, int flush);
-/* Drops the running transaction and reloads the last committed state. */
+/* A failure in the middle of a change to the trees (WHY, with its message
+ * set): stops the store, since the running transaction holds what other
+ * handles wrote and were told succeeded and cannot be undone alone (btrfs:
+ * btrfs_abort_transaction, the file system goes read-only).  Every later
+ * change and read fails with COW_EFAILED; the container keeps its last
+ * commit and log, which reopening recovers.  Returns WHY, its message
+ * extended.  Lock held. */
 int txn_abort(cow_store *st, int why);
-/* Loads the committed state from the superblock (open and abort). */
+/* Loads the committed state from the superblock (open). */
 int txn_load(cow_store *st);
 /* Before a change: fails with COW_EROFS or COW_EFAILED. */
 int txn_begin_change(cow_store *st);
@@ -537,8 +555,8 @@ int txn_format(cow_store *st);
 int subvol_name_valid(const char *name);
 /* The live (not dead) snapshot or branch NAME, or NULL. */
 struct cow_subvol *subvol_find(cow_store *st, const char *name);
-/* (Re)reads every snapshot's and branch's ROOT_ITEM and ROOT_NAME (open,
- * abort); the ones no longer there are marked dead.  COW_ECORRUPT. */
+/* Reads every snapshot's and branch's ROOT_ITEM and ROOT_NAME (open); the
+ * ones no longer there are marked dead.  COW_ECORRUPT. */
 int subvol_load(cow_store *st);
 /* Commit: the ROOT_ITEMs of subvolumes whose root changed. */
 int subvol_commit_roots(cow_store *st);
@@ -546,7 +564,7 @@ int subvol_commit_roots(cow_store *st);
 void subvol_committed(cow_store *st);
 void subvol_free_all(cow_store *st);
 /* Open: deletes the subvolumes left INCOMPLETE by a crash (running
- * transaction; aborted on error).  Lock held. */
+ * transaction; the store stops on error: txn_abort).  Lock held. */
 int subvol_drop_incomplete(cow_store *st);
 
 /* ROOT_ITEM bytes <-> a cow_root's fields (bytenr, generation, level,
@@ -571,7 +589,7 @@ int file_read_extents(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_
                       uint64_t off);
 /* An ordered extent's completion: points IN's [off, +nblocks) at the data
  * written at DISK (checksums CRCS): refcount, csum item, old mapping
- * dropped, extent item inserted, inode saved.  Aborts the transaction on
+ * dropped, extent item inserted, inode saved.  Stops the store (txn_abort) on
  * failure. */
 int file_complete_extent(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
                          uint64_t nblocks, const uint32_t *crcs);
@@ -590,8 +608,8 @@ int file_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint
 int file_prealloc_at(cow_store *st, struct cow_inode *in, uint64_t idx, int *yes);
 /* The completion of an ordered extent written in place into a preallocated
  * extent at DISK: the written blocks' checksums go into the extent's csum
- * item and the PREALLOC item is split around a REG item for them.  Aborts
- * the transaction on failure. */
+ * item and the PREALLOC item is split around a REG item for them.  Stops
+ * the store (txn_abort) on failure. */
 int file_complete_prealloc(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
                            uint64_t nblocks, const uint32_t *crcs);
 /* Frees a forgotten inode (see cow_inode.forgotten). */
@@ -603,22 +621,19 @@ int file_lookup(cow_store *st, struct cow_root *r, const char *name, uint64_t *i
 int file_cleanup_orphans(cow_store *st, struct cow_root *r);
 /* Removes NAME from the subvolume tree R (an open file becomes an orphan,
  * freed at its last close).  COW_ENOENT if it is not there.  Lock held;
- * on another error the transaction was aborted. */
+ * on another error the store stopped (txn_abort). */
 int file_unlink_in(cow_store *st, struct cow_root *r, const char *name);
 /* Points the open inode IN, in the subvolume tree whose root was just
  * replaced (cow_subvol_restore), at the file NAME of that tree, creating
  * it empty if missing: its cached pages are dropped and its size, block
  * count and generation read again.  Lock and IN's invalidate lock (excl)
- * held; the caller aborts the transaction on error. */
+ * held; the caller stops the store (txn_abort) on error. */
 int file_rebind(cow_store *st, struct cow_inode *in);
 /* cow_file_open() in the subvolume tree R (which must stay allocated while
  * files are open in it). */
 int file_open_in(cow_store *st, struct cow_root *r, const char *name, int create,
                  cow_file **out);
 void file_drop_inodes(cow_store *st);
-/* After an abort: re-reads every open inode (handles of files the aborted
- * transaction created are marked dead). */
-int file_reload_inodes(cow_store *st);
 
 /* ---- pcache.c (page cache, delalloc, ordered extents) ---- */
 /* Initialises IN's page cache and invalidate lock (a new inode). */
@@ -635,9 +650,20 @@ int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uin
  * (a short write); the caller punches what lies past the end. */
 int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t len,
              uint64_t off, int flags);
-/* pc_write() flags: leave the size alone and never write back (truncate's
- * zeroing of its last block). */
+/* pc_write() flags: leave the size alone and never write back (the
+ * zeroing of a last block, pc_zero_tail). */
 #define PC_KEEP_SIZE 0x1
+/* Before IN grows past its size (a truncate up, a write past the end that
+ * does not cover the last block): the bytes of its last block past the
+ * size are written as zeros, since a shrink leaves them on the device as
+ * they were (it needs no space).  A no-op when the size is block aligned
+ * or the last block is dirty (its page holds zeros there).  Errors as
+ * pc_write (COW_ENOSPC: nothing changed).  Needs IN's invalidate lock and
+ * store->lock. */
+int pc_zero_tail(cow_store *st, struct cow_inode *in);
+/* A shrink to SIZE bytes: the cached page of the new last block, if any,
+ * gets zeros past SIZE (in memory only; see pc_zero_tail).  store->lock. */
+void pc_clear_past(struct cow_inode *in, uint64_t size);
 /* Writes back IN's dirty pages as ordered extents and completes them;
  * store->lock is released during the device writes.  Needs IN's invalidate
  * lock (either mode) and store->lock. */
@@ -648,7 +674,7 @@ int pc_writeback(cow_store *st, struct cow_inode *in);
 uint64_t resv_meta_blocks(cow_store *st, uint64_t blocks);
 /* The end (bytes) of IN's highest cached page or ordered extent, 0 if none.
  * store->lock held. */
-uint64_t pc_end(const struct cow_inode *in);
+uint64_t pc_end(struct cow_inode *in);
 /* Waits (releasing store->lock) until no ordered extent of IN overlaps
  * [start, end); all of IN's when END is UINT64_MAX and START 0. */
 void oe_wait_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end);
@@ -678,12 +704,6 @@ void pc_unlock(struct cow_inode *in);
  * lock (shared) and store->lock. */
 int pc_fetch(cow_store *st, struct cow_inode *in, uint64_t off, size_t len, void **pp);
 void pc_unfetch(struct cow_inode *in, uint64_t off, void *ptr);
-/* An abort: every page dropped (pinned ones detached), in-flight ordered
- * extents marked stale (their completion only frees their space), the
- * counters reset to what those hold.  Then, once the committed state is
- * reloaded, pc_abort_reclaim() marks their space allocated again. */
-void pc_abort(cow_store *st);
-int pc_abort_reclaim(cow_store *st);
 /* Reservations: see struct cow_resv.  resv_reserve() adds BLOCKS data
  * blocks to R, once the free data space for them and the free metadata
  * space for writing back PAGES more pages (resv_meta_blocks) exist,

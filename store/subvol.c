@@ -22,7 +22,7 @@
  * In memory each subvolume other than the live one (st->fs_tree) is a
  * struct cow_subvol in st->subvols.  They are never freed while the store
  * is open: open files point at their roots (cow_inode.root), and a deleted
- * one, or one an abort took back, is only marked dead.
+ * one is only marked dead.
  *
  * Locking: the public functions take store->lock; the others need it.
  */
@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "inject.h"
 #include "store_int.h"
 
 static uint64_t now_ns(void)
@@ -187,6 +188,23 @@ static int root_in_use(cow_store *st, const struct cow_root *r)
     return 0;
 }
 
+/*
+ * The flushed commit that ends a snapshot, branch, delete or restore, after
+ * its change to the trees.  If it fails, the change cannot be taken back
+ * alone (the running transaction holds other handles' work as well), and
+ * these calls promise that nothing changed on error: the store stops
+ * (txn_abort), and the container keeps its state before the call (btrfs
+ * aborts the transaction the same way when a snapshot's commit fails).
+ * Lock held.
+ */
+static int commit_change(cow_store *st)
+{
+    int rc = txn_commit(st, 1);
+    if (rc && !st->failed)
+        rc = txn_abort(st, rc);
+    return rc;
+}
+
 int cow_subvol_create(cow_store *st, const char *name, int kind, const char *source)
 {
     return cow_subvol_create_ex(st, name, kind, source, NULL, 0);
@@ -212,8 +230,8 @@ int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *
      * the commit, no new one starts. */
     if (!rc)
         oe_wait_all(st);
-    /* Room for the commit: past this point a failure would abort the
-     * running transaction, with the writes pending in it. */
+    /* Room for the commit: past this point a failure stops the store
+     * (the running transaction holds other handles' writes). */
     if (!rc)
         rc = alloc_reserve(st, 0, 64 + st->ndrefs / 8);
     struct cow_root *src = &st->fs_tree;
@@ -278,9 +296,9 @@ int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *
                 goto out; /* aborted */
         }
         if (rc)
-            rc = txn_abort(st, rc); /* SV is dead after the reload */
+            rc = txn_abort(st, rc); /* the store stops */
         else
-            rc = txn_commit(st, 1);
+            rc = commit_change(st);
     }
 out:
     cow_mutex_unlock(&st->lock);
@@ -304,10 +322,13 @@ int cow_subvol_finish(cow_store *st, const char *name, int kind)
     if (!rc && kind == COW_SUBVOL_SNAPSHOT && root_in_use(st, &sv->root))
         rc = cow_set_error(COW_EBUSY, "%s has open files", name);
     if (!rc) {
+        uint64_t flags = sv->root.flags;
         sv->root.flags = kind == COW_SUBVOL_SNAPSHOT ? COW_ROOT_F_SNAPSHOT : COW_ROOT_F_BRANCH;
         sv->root.dirty = 1;
         st->txn_dirty = 1;
         rc = txn_commit(st, 1);
+        if (rc && !st->failed)
+            sv->root.flags = flags; /* unfinished still: the next commit writes it so */
     }
     cow_mutex_unlock(&st->lock);
     return rc;
@@ -424,10 +445,30 @@ int cow_subvol_restore(cow_store *st, const char *target, const char *source)
     cow_mutex_unlock(&st->lock);
     for (size_t i = 0; i < n; i++)
         pc_lock_excl(v[i]);
+    COW_INJECT("restore:relock");
     cow_mutex_lock(&st->lock);
-    /* again: SOURCE may have been deleted meanwhile */
+    /* Again, since the lock was let go: SOURCE may have been deleted, and
+     * TARGET deleted (and its name taken by a new branch), or a file of it
+     * opened, meanwhile.  Going on with the old TARGET would drop a tree
+     * that is gone already, or leave an open file unbound. */
     if (!rc)
         rc = subvol_root(st, source, 1, &s, NULL);
+    struct cow_root *t2 = NULL;
+    if (!rc && subvol_root(st, target, 0, &t2, NULL) != COW_OK)
+        rc = cow_set_error(COW_ENOENT, "%s was deleted during the restore", target);
+    if (!rc && t2 != t)
+        rc = cow_set_error(COW_ENOENT, "%s was deleted and made again during the restore",
+                           target);
+    for (struct cow_inode *in = st->inodes; in && !rc; in = in->next)
+        if (in->root == t) {
+            size_t i = 0;
+            while (i < n && v[i] != in)
+                i++;
+            if (i == n || in->orphan)
+                rc = cow_set_error(COW_EBUSY, "a file of %s was opened or removed during the "
+                                              "restore; try again",
+                                   target && *target ? target : "the live subvolume");
+        }
     if (!rc)
         rc = txn_begin_change(st);
     for (size_t i = 0; i < n && !rc; i++) {
@@ -458,9 +499,9 @@ int cow_subvol_restore(cow_store *st, const char *target, const char *source)
             for (size_t i = 0; i < n; i++)
                 if (oldino[i])
                     v[i]->ino = oldino[i];
-            rc = txn_abort(st, rc); /* reloads the trees and the inodes */
+            rc = txn_abort(st, rc); /* the store stops */
         } else {
-            rc = txn_commit(st, 1);
+            rc = commit_change(st);
         }
     }
     for (size_t i = 0; i < n; i++)
@@ -489,7 +530,7 @@ int cow_subvol_delete(cow_store *st, const char *name)
     if (!rc)
         rc = subvol_drop(st, sv);
     if (!rc)
-        rc = txn_commit(st, 1);
+        rc = commit_change(st);
     cow_mutex_unlock(&st->lock);
     return rc;
 }

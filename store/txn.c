@@ -11,8 +11,22 @@
  *   6. unpin the space this transaction freed.
  * A crash before 5 completes leaves the previous commit (its superblock
  * copy is untouched and everything it reaches is unchanged); after 5 the
- * new one.  A failure in 1-4 aborts: the in-memory state is reloaded from
- * the last commit, losing the transaction, never committing half of it.
+ * new one.
+ *
+ * Failures.  The running transaction holds what every connection wrote and
+ * was told succeeded (buffered pages, completed ordered extents, new and
+ * truncated files), so a failure never throws it away:
+ *   - a failure that changed nothing, or left the trees whole (no room to
+ *     grow for the commit, an I/O error writing the tree blocks in 4),
+ *     fails this commit only: the transaction stays as it was, its blocks
+ *     dirty, and the next commit writes them again;
+ *   - a failure in the middle of a tree update (1-3 here, or an update
+ *     outside commit: txn_abort), a failed flush, or one while writing the
+ *     superblock, stops the store (COW_EFAILED for every later call, as
+ *     btrfs's btrfs_abort_transaction turns the file system read-only):
+ *     the trees in memory may be half changed and nothing of them is
+ *     written again.  The container keeps its last commit and log, which
+ *     hold everything a sync made durable; reopening recovers them.
  *
  * Locking: store->lock held by every caller.
  */
@@ -726,6 +740,16 @@ static int make_durable(cow_store *st)
     return rc;
 }
 
+/* A commit that failed with RC before changing anything the running
+ * transaction cannot take again: says so in the error and returns RC. */
+static int kept(int rc)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", cow_store_last_error(NULL));
+    return cow_set_error(rc, "%s (not committed: the changes stay and the next commit "
+                             "writes them)", msg);
+}
+
 int txn_commit(cow_store *st, int flush)
 {
     int rc;
@@ -744,10 +768,8 @@ int txn_commit(cow_store *st, int flush)
     /* Room for what the commit itself allocates (extent and root tree
      * paths); growing here can fail cleanly with ENOSPC. */
     rc = alloc_reserve(st, 0, 64 + st->ndrefs / 8);
-    if (rc && st->in_background)
-        return rc; /* nothing changed: the next commit tries again */
     if (rc)
-        goto abort;
+        return kept(rc); /* nothing changed */
     if (st->fs_tree.dirty) {
         uint8_t ri[ROOT_ITEM_SIZE];
         struct cow_key k = {st->fs_tree.objectid, COW_ROOT_ITEM, 0};
@@ -765,9 +787,23 @@ int txn_commit(cow_store *st, int flush)
     rc = refs_update_block_groups(st);
     if (rc)
         goto abort;
+    /* The written-block list as it was: a failed write_dirty() may have
+     * noted some runs, which the next attempt writes (and notes) again. */
+    size_t wruns0 = st->nwruns, wcrcs0 = st->nwcrcs;
+    uint64_t wlast0 = st->nwruns ? st->wruns[st->nwruns - 1].len : 0;
+    int woverflow0 = st->wlog_overflow;
     rc = write_dirty(st);
-    if (rc)
-        goto abort;
+    if (rc) {
+        /* The trees are whole and every block stays dirty: nothing the
+         * last commit reaches was touched (dirty blocks live in space it
+         * does not use), so this commit alone fails. */
+        st->nwruns = wruns0;
+        st->nwcrcs = wcrcs0;
+        if (wruns0)
+            st->wruns[wruns0 - 1].len = wlast0;
+        st->wlog_overflow = woverflow0;
+        return kept(rc);
+    }
     /* A small commit lists its blocks (every block written since the last
      * flushed commit that the new state references) in the superblock and
      * needs one flush, or none; a large one flushes its blocks before the
@@ -782,9 +818,9 @@ int txn_commit(cow_store *st, int flush)
     if (st->npinned > COW_MAX_PINNED_RUNS)
         flush = 1;
     if (!one_flush) {
-        rc = store_flush(st);
+        rc = txn_flush(st); /* a failed flush stops the store */
         if (rc)
-            goto abort;
+            return rc;
     }
     int slot = 1 - st->durable_slot;
     uint64_t log_id = log_new_id(st);
@@ -841,14 +877,7 @@ int txn_commit(cow_store *st, int flush)
     }
     return COW_OK;
 abort:
-    if (st->in_background) {
-        /* Nobody is there to see an abort: the running transaction holds
-         * writes SQLite believes are in the files.  Stop instead; every
-         * later call fails and the container keeps its last commit and
-         * log. */
-        st->failed = 1;
-        return rc;
-    }
+    /* (1)-(3) may have changed the trees halfway */
     return txn_abort(st, rc);
 }
 
@@ -889,30 +918,14 @@ int txn_abort(cow_store *st, int why)
 {
     char msg[512];
     snprintf(msg, sizeof msg, "%s", cow_store_last_error(st));
-    /* Reloading forgets what is pinned: first make the last commit and the
-     * log durable, so the state reloaded (the last commit, then the log
-     * replayed onto it) is the one a power loss goes back to. */
-    if ((st->unflushed || st->log_unflushed) && txn_flush(st))
-        return why;
-    pc_abort(st); /* buffered writes go with the transaction */
-    cache_destroy(&st->cache);
-    alloc_destroy(st);
-    refs_reset(st);
-    txn_wlog_reset(st);
-    int rc = cache_init(&st->cache);
-    if (rc == COW_OK)
-        rc = txn_load(st);
-    if (rc == COW_OK)
-        rc = pc_abort_reclaim(st); /* ordered extents still in flight */
-    if (rc == COW_OK)
-        rc = file_reload_inodes(st);
-    uint64_t nreplayed = 0;
-    if (rc == COW_OK)
-        rc = log_replay(st, &nreplayed); /* what syncs made durable is kept */
-    if (rc) {
-        st->failed = 1;
-        return rc;
-    }
-    cow_set_error(why, "%s (the transaction was aborted)", msg);
-    return why;
+    /* No undo: the running transaction holds buffered writes, completed
+     * ordered extents and file changes that other handles were told
+     * succeeded, and its trees may be half changed.  Reloading the last
+     * commit would silently drop all of those; stopping loses nothing the
+     * device holds (the last commit and the log), and every handle learns
+     * of it. */
+    st->failed = 1;
+    pthread_cond_broadcast(&st->oe_cond); /* waiters see the stop */
+    return cow_set_error(why, "%s (the store stopped: every later change fails; reopen the "
+                              "container to recover its last commit and log)", msg);
 }

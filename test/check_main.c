@@ -27,6 +27,7 @@ static const struct {
     {"race", race_suite},   {"usage", usage_suite}, {"model", model_suite},
     {"validate", validate_suite},
     {"damage", damage_suite},
+    {"abort", abort_suite},
 };
 #define NSUITES (sizeof suites / sizeof suites[0])
 

@@ -202,6 +202,9 @@ static void md_pend_clear(struct memdev *m)
 static int md_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
 {
     struct memdev *m = (struct memdev *)d;
+    m->ctl.nread++;
+    if (m->ctl.fail_read_at > 0 && --m->ctl.fail_read_at == 0)
+        return m->ctl.fail_rc ? m->ctl.fail_rc : COW_EIO_READ;
     if (off > m->len || len > m->len - off)
         return COW_EIO_READ;
     memcpy(buf, m->vol + off, len);
@@ -215,6 +218,9 @@ static int md_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off
         m->ctl.fail_writes_after = 1; /* keep failing */
         return COW_EIO_WRITE;
     }
+    m->ctl.nwrite++;
+    if (m->ctl.fail_write_at > 0 && --m->ctl.fail_write_at == 0)
+        return m->ctl.fail_rc ? m->ctl.fail_rc : COW_EIO_WRITE;
     if (len == 0)
         return COW_OK;
     if (off + len > m->len) {
@@ -241,6 +247,8 @@ static int md_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off
 static int md_flush(struct cow_dev *d)
 {
     struct memdev *m = (struct memdev *)d;
+    if (m->ctl.fail_flush_at > 0 && --m->ctl.fail_flush_at == 0)
+        return m->ctl.fail_rc ? m->ctl.fail_rc : COW_EIO_FLUSH;
     for (size_t i = 0; i < m->npend; i++)
         if (m->pend[i].data)
             memcpy(m->dur + m->pend[i].off, m->pend[i].data, m->pend[i].len);
@@ -317,6 +325,26 @@ static int mdl_grow(struct cow_dev *d, uint64_t size)
     int rc = md_grow(d, size);
     pthread_mutex_unlock(&m->mu);
     return rc;
+}
+
+void memdev_set_fail(struct cow_dev *d, long read_at, long write_at, long flush_at, int rc)
+{
+    struct memdev *m = (struct memdev *)d;
+    pthread_mutex_lock(&m->mu);
+    m->ctl.fail_read_at = read_at;
+    m->ctl.fail_write_at = write_at;
+    m->ctl.fail_flush_at = flush_at;
+    m->ctl.fail_rc = rc;
+    pthread_mutex_unlock(&m->mu);
+}
+
+long memdev_fail_pending(struct cow_dev *d)
+{
+    struct memdev *m = (struct memdev *)d;
+    pthread_mutex_lock(&m->mu);
+    long n = m->ctl.fail_read_at + m->ctl.fail_write_at + m->ctl.fail_flush_at;
+    pthread_mutex_unlock(&m->mu);
+    return n;
 }
 
 static void md_close(struct cow_dev *d)

@@ -22,6 +22,7 @@ Suite *usage_suite(void);
 Suite *model_suite(void);
 Suite *validate_suite(void);
 Suite *damage_suite(void);
+Suite *abort_suite(void);
 
 /* The run's seed: COW_TEST_SEED if set, else from the clock; printed once. */
 uint64_t test_seed(void);
@@ -52,13 +53,29 @@ char *test_base_dir(void);
  * returns a copy of the durable image (a crash at this instant), which
  * memdev_from_image() turns into a new device.  Failure injection:
  * fail_grow makes grow fail with COW_ENOSPC; fail_writes_after counts down
- * writes until they fail with COW_EIO_WRITE (0 = off).
+ * writes until they fail with COW_EIO_WRITE (0 = off), and keep failing.
+ * fail_read_at, fail_write_at and fail_flush_at fail one chosen call: the
+ * Nth read, write or flush from when it is set (1 = the next one; 0 =
+ * off), with fail_rc (COW_EIO_WRITE, COW_ENOSPC, ...; 0 means the call's
+ * own EIO code); the failed call changes nothing and the field returns to
+ * 0.  nread, nwrite and nflush count the calls made.  Set the fields while
+ * no store call runs on the device (or under the device's own ordering:
+ * each method reads them under its mutex).
  */
 struct memdev_ctl {
     int fail_grow;
     long fail_writes_after;
-    uint64_t nflush;
+    long fail_read_at, fail_write_at, fail_flush_at;
+    int fail_rc;
+    uint64_t nflush, nread, nwrite;
 };
+/* The same settings under the device's mutex, for a test whose store has
+ * threads of its own running (the background committer, writeback):
+ * fail_read_at, fail_write_at, fail_flush_at and fail_rc as above. */
+void memdev_set_fail(struct cow_dev *d, long read_at, long write_at, long flush_at, int rc);
+/* The injected failures not reached yet (the sum of the three *_at
+ * fields), read under the device's mutex. */
+long memdev_fail_pending(struct cow_dev *d);
 struct cow_dev *memdev_new(struct memdev_ctl **ctl);
 struct cow_dev *memdev_from_image(const uint8_t *img, size_t len, struct memdev_ctl **ctl);
 /* Copy of the durable image; *len set.  Caller frees. */
