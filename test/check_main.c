@@ -25,6 +25,7 @@ static const struct {
     {"btree", btree_suite}, {"alloc", alloc_suite}, {"txn", txn_suite},
     {"file", file_suite},   {"vfs", vfs_suite},     {"conc", conc_suite},
     {"race", race_suite},   {"usage", usage_suite}, {"model", model_suite},
+    {"seq", seq_suite},
 };
 #define NSUITES (sizeof suites / sizeof suites[0])
 

@@ -20,6 +20,7 @@ Suite *conc_suite(void);
 Suite *race_suite(void);
 Suite *usage_suite(void);
 Suite *model_suite(void);
+Suite *seq_suite(void);
 
 /* The run's seed: COW_TEST_SEED if set, else from the clock; printed once. */
 uint64_t test_seed(void);
