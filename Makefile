@@ -40,8 +40,9 @@ endif
 STORE_SRC := $(wildcard store/*.c)
 VFS_SRC   := $(wildcard vfs/*.c)
 LIB_SRC   := $(STORE_SRC) $(VFS_SRC)
-# test/crash.c is a program of its own (build/crash), not a Check suite.
-TEST_SRC  := $(filter-out test/crash.c,$(wildcard test/*.c))
+# test/crash*.c is a program of its own (build/crash), not a Check suite.
+CRASH_SRC := $(wildcard test/crash*.c)
+TEST_SRC  := $(filter-out $(CRASH_SRC),$(wildcard test/*.c))
 
 # Normal build
 OBJDIR    := $(BUILD)/obj
@@ -152,7 +153,7 @@ tsan: deps $(THOBJDIR)/check_all
 	done; \
 	if [ -n "$$failed" ]; then echo "tsan: FAILED:$$failed"; exit 1; fi
 
-# The crash simulator (test/crash.c; README "Crash simulator"): built like
+# The crash simulator (test/crash*.c; README "Crash simulator"): built like
 # check_all (ASan + UBSan, COW_DEBUG for the device hook), and at -O2 (still
 # COW_DEBUG, not sanitized) in build/o2debug for the long run.
 .PHONY: crash crash-ci crash-long
@@ -161,10 +162,11 @@ $(COBJDIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) -DCOW_DEBUG $(SQLITE_CFLAGS) $(CHECK_CFLAGS) -O2 -g -c $< -o $@
 
-$(BUILD)/crash: $(TOBJDIR)/test/crash.o $(TOBJDIR)/test/testutil.o $(TLIB_OBJ) $(TOBJDIR)/tools/fsck.o
+$(BUILD)/crash: $(CRASH_SRC:%.c=$(TOBJDIR)/%.o) $(TOBJDIR)/test/testutil.o $(TLIB_OBJ) \
+		$(TOBJDIR)/tools/fsck.o
 	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
 
-$(BUILD)/crash-o2: $(COBJDIR)/test/crash.o $(COBJDIR)/test/testutil.o \
+$(BUILD)/crash-o2: $(CRASH_SRC:%.c=$(COBJDIR)/%.o) $(COBJDIR)/test/testutil.o \
 		$(LIB_SRC:%.c=$(COBJDIR)/%.o) $(COBJDIR)/tools/fsck.o
 	$(CC) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
 
