@@ -112,6 +112,7 @@ struct totals {
 static struct shared {
     pthread_mutex_t mutex; /* process-shared, robust: output and the fields below */
     long next_item;        /* the next (round, workload) to run */
+    int no_states;         /* stopped: a round of runs checked no crash state */
     struct totals t;
 } *sh;
 
@@ -532,7 +533,12 @@ static void worker(const struct opts *o)
     for (;;) {
         sh_lock();
         long item = -1;
-        if (sh->t.states < o->min_states || sh->next_item == 0)
+        /* A whole round of workloads ran and none reached a crash state
+         * (each failed before it, in its record phase): more rounds would
+         * never reach MIN_STATES; stop, and main reports it. */
+        if (sh->t.runs >= (long)nw && sh->t.states == 0)
+            sh->no_states = 1;
+        else if (sh->t.states < o->min_states || sh->next_item == 0)
             item = sh->next_item++;
         pthread_mutex_unlock(&sh->mutex);
         if (item < 0)
@@ -727,8 +733,13 @@ int main(int argc, char **argv)
                "crash states %.1f s\n",
                t->secs[T_RECORD], t->secs[T_FSCK], t->secs[T_DATA], t->secs[T_SQLITE],
                t->secs[T_GEN]);
+        if (sh->no_states)
+            printf("crash: stopped after %ld workload runs: none of them reached a crash "
+                   "state (each failed before its first; see the FAILs above), so "
+                   "--min-states %ld could never be reached\n",
+                   t->runs, o.min_states);
         if (t->failures + died)
             printf("crash: FAILED; each FAIL above gives the command that replays it\n");
     }
-    return t->failures + died ? 1 : 0;
+    return t->failures + died || sh->no_states ? 1 : 0;
 }
