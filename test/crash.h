@@ -148,7 +148,17 @@ struct workload {
                           * preallocates in these units, written in place */
     int snaps;           /* percent of steps that make or delete a snapshot or
                           * branch (0: none; see wl_snap) */
+    int huge;            /* every HUGE-th transaction (0: none) writes more than
+                          * COW_ONE_FLUSH_MAX_BLOCKS of data: its commit takes
+                          * the two-flush path (store/txn.c txn_commit) */
+    int attach;          /* ATT_*: a second database, written by every
+                          * transaction (crash_attach.c) */
 };
+
+/* The second database of an attach workload: none, another cow container,
+ * a unix database (a file of the harness's crashfs), or a unix main
+ * database with the cow container attached to it. */
+enum { ATT_NONE, ATT_COW, ATT_UNIX, ATT_UNIX_MAIN };
 
 #define NT 6 /* tables t0..t5 */
 

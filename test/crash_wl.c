@@ -3,6 +3,7 @@
  * database, and the record phase (see crash.c).
  */
 #include "crash.h"
+#include "format.h" /* COW_ONE_FLUSH_MAX_BLOCKS */
 
 /* ---------------------------------------------------------------------------
  * Workloads and the model of the database
@@ -12,18 +13,19 @@ const char *const jm_name[] = {"DELETE", "TRUNCATE", "PERSIST", "WAL"};
 const char *const sy_name[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
 
 const struct workload workloads[] = {
-    {"delete-extra", JM_DELETE, SY_EXTRA, 4096, "NONE", 2000, 0, 0, 0, 0},
-    {"delete-full", JM_DELETE, SY_FULL, 4096, "FULL", 16, 0, 0, 0, 0},
-    {"snap-delete", JM_DELETE, SY_FULL, 2048, "INCREMENTAL", 12, 0, 0, 65536, 12},
-    {"truncate-full", JM_TRUNCATE, SY_FULL, 1024, "INCREMENTAL", 40, 0, 0, 0, 0},
-    {"persist-normal", JM_PERSIST, SY_NORMAL, 2048, "NONE", 2000, 0, 0, 0, 0},
-    {"wal-full", JM_WAL, SY_FULL, 4096, "NONE", 2000, 0, 0, 0, 0},
-    {"wal-normal", JM_WAL, SY_NORMAL, 1024, "FULL", 24, 0, 0, 0, 0},
-    {"snap-wal", JM_WAL, SY_NORMAL, 4096, "FULL", 20, 0, 0, 131072, 12},
-    {"mixed", JM_WAL, SY_FULL, 4096, "INCREMENTAL", 64, 1, 0, 0, 0},
-    {"wal-big", JM_WAL, SY_FULL, 4096, "FULL", 200, 0, 1, 0, 0},
-    {"chunk-extra", JM_DELETE, SY_EXTRA, 4096, "FULL", 16, 0, 0, 65536, 0},
-    {"wal-chunk", JM_WAL, SY_FULL, 2048, "INCREMENTAL", 200, 0, 0, 262144, 0},
+    {"delete-extra", JM_DELETE, SY_EXTRA, 4096, "NONE", 2000, 0, 0, 0, 0, 0, ATT_NONE},
+    {"delete-full", JM_DELETE, SY_FULL, 4096, "FULL", 16, 0, 0, 0, 0, 0, ATT_NONE},
+    {"snap-delete", JM_DELETE, SY_FULL, 2048, "INCREMENTAL", 12, 0, 0, 65536, 12, 0, ATT_NONE},
+    {"truncate-full", JM_TRUNCATE, SY_FULL, 1024, "INCREMENTAL", 40, 0, 0, 0, 0, 0, ATT_NONE},
+    {"persist-normal", JM_PERSIST, SY_NORMAL, 2048, "NONE", 2000, 0, 0, 0, 0, 0, ATT_NONE},
+    {"wal-full", JM_WAL, SY_FULL, 4096, "NONE", 2000, 0, 0, 0, 0, 0, ATT_NONE},
+    {"wal-normal", JM_WAL, SY_NORMAL, 1024, "FULL", 24, 0, 0, 0, 0, 0, ATT_NONE},
+    {"snap-wal", JM_WAL, SY_NORMAL, 4096, "FULL", 20, 0, 0, 131072, 12, 0, ATT_NONE},
+    {"mixed", JM_WAL, SY_FULL, 4096, "INCREMENTAL", 64, 1, 0, 0, 0, 0, ATT_NONE},
+    {"wal-big", JM_WAL, SY_FULL, 4096, "FULL", 200, 0, 1, 0, 0, 0, ATT_NONE},
+    {"chunk-extra", JM_DELETE, SY_EXTRA, 4096, "FULL", 16, 0, 0, 65536, 0, 0, ATT_NONE},
+    {"wal-chunk", JM_WAL, SY_FULL, 2048, "INCREMENTAL", 200, 0, 0, 262144, 0, 0, ATT_NONE},
+    {"big-commit", JM_DELETE, SY_FULL, 4096, "FULL", 2000, 0, 0, 0, 0, 25, ATT_NONE},
 };
 const size_t nworkloads = sizeof workloads / sizeof workloads[0];
 
@@ -199,10 +201,9 @@ static size_t row_find(const struct mtable *t, int64_t id, int *found)
 
 /* Writes row ID of table TI (insert or replace its fields) in SQL and in
  * the model. */
-static int row_put(struct run *r, int ti, int64_t id, int update)
+static int row_put_n(struct run *r, int ti, int64_t id, int update, size_t n)
 {
     struct mtable *t = &r->t[ti];
-    size_t n = pad_len(r);
     uint8_t *pad = xrealloc(NULL, n);
     for (size_t i = 0; i < n; i++)
         pad[i] = (uint8_t)rnd(&r->rng);
@@ -252,6 +253,12 @@ static int row_put(struct run *r, int ti, int64_t id, int update)
     t->rows[at].h = h;
     t->sum += h;
     return 0;
+}
+
+/* row_put_n() with a pad of random length (pad_len). */
+static int row_put(struct run *r, int ti, int64_t id, int update)
+{
+    return row_put_n(r, ti, id, update, pad_len(r));
 }
 
 /* Deletes rows of table TI with ids in [lo, hi]. */
@@ -326,6 +333,27 @@ static int op_delete(struct run *r, int ti, int nrows)
     for (int i = 0; i < nrows && r->t[ti].n && !r->failed; i++) {
         int64_t id = r->t[ti].rows[rnd_below(&r->rng, r->t[ti].n)].id;
         rows_delete(r, ti, id, id);
+    }
+    return r->failed;
+}
+
+/*
+ * Replaces table t5 by one of rows 8000 bytes long, more than
+ * COW_ONE_FLUSH_MAX_BLOCKS blocks (8 MiB) of them: the store's commit of
+ * this transaction cannot list its blocks in the superblock and flushes
+ * them before it writes the superblock (the two-flush commit).
+ */
+static int op_huge(struct run *r)
+{
+    const size_t pad = 8000;
+    const size_t want = (size_t)COW_ONE_FLUSH_MAX_BLOCKS * 4096 * 9 / 8;
+    if (r->t[NT - 1].exists && table_drop(r, NT - 1))
+        return 1;
+    if (table_create(r, NT - 1))
+        return 1;
+    for (size_t done = 0; done < want && !r->failed; done += pad) {
+        struct mtable *t = &r->t[NT - 1];
+        row_put_n(r, NT - 1, ++t->next_id, 0, pad);
     }
     return r->failed;
 }
@@ -502,6 +530,13 @@ static int wl_txn(struct run *r, int bulk)
             return 1;
         op_insert(r, 0, 20);
         WHAT(" setup");
+    } else if (r->w->huge && k % r->w->huge == 2) {
+        op_huge(r);
+        WHAT(" huge t%d", NT - 1);
+    } else if (r->w->huge && k % r->w->huge == 3 && r->t[NT - 1].exists) {
+        /* and gone again, so that few states check a large database */
+        table_drop(r, NT - 1);
+        WHAT(" drop t%d", NT - 1);
     } else if (bulk) {
         int ti = pick_table(r);
         op_insert(r, ti, 60 + (int)rnd_below(&r->rng, 120));
