@@ -23,6 +23,12 @@
  *      keeps the model state it was made of and the op counts of its making
  *      and deletion.
  *
+ *      The attach workloads (crash_attach.c) ATTACH a second database,
+ *      another container (a second device, logged in the same op log) or a
+ *      unix database (a file of crashfs, whose writes, syncs and deletes
+ *      are logged too), and every transaction writes both: each COMMIT is
+ *      a multi-database commit with a super-journal (a crashfs file).
+ *
  *   2. Crash.  The op log is replayed into a memdev (test/testutil.c), which
  *      keeps the writes since the last flush pending.  The crash points are
  *      every flush (the state just before it completes) and random writes
@@ -30,7 +36,11 @@
  *      pending write kept (an application crash), random subsets of whole
  *      4 KiB blocks and of blocks torn at 512-byte sectors, prefixes, and
  *      states where the device did not keep its last size changes.  States
- *      that are the same within a flush interval are checked once.
+ *      that are the same within a flush interval are checked once.  The
+ *      second container's pending writes are chosen the same way,
+ *      independently, and each crashfs file keeps what its last sync made
+ *      durable or everything written (crashfs syncs and deletes are crash
+ *      points too).
  *
  * CHECKS, for every crash state, in this order:
  *
@@ -65,6 +75,10 @@
  *     only while its making was in flight, and recovery must delete it.
  *     And since making one commits everything with a flush, the live
  *     database holds at least the transaction committed when it was made;
+ *   - attach workloads: the second database, ATTACHed after the crash,
+ *     passes integrity_check and holds exactly the transaction the main
+ *     database holds (all of a transaction or none of it, in both) and
+ *     the model's rows after it;
  *   - fsck again once SQLite has closed the database and the snapshots
  *     (recovery's writes, and SQLite's own in a branch).  One state in four
  *     also lets SQLite checkpoint at those closes.
@@ -257,19 +271,24 @@ static long crash_phase(const struct run *r, const struct opts *o, struct totals
     long failures = 0, nstate = 0;
     uint64_t rng = mix64(r->seed ^ 0xc7a54);
     struct cow_dev *dev = memdev_new(NULL);
+    struct cow_dev *dev2 = r->w->attach == ATT_COW ? memdev_new(NULL) : NULL;
     struct hset seen;
     memset(&seen, 0, sizeof seen);
-    size_t capkeep = 64;
+    size_t capkeep = 64, capkeep2 = 64;
     uint8_t *keep = xrealloc(NULL, capkeep); /* never NULL: memset(keep, x, 0) */
+    uint8_t *keep2 = xrealloc(NULL, capkeep2);
     size_t interval = 0; /* flushes so far */
     size_t last_flush = 0;
     int published = 0;   /* the container is at its path (OP_PUBLISH replayed) */
+    int published2 = 0;  /* ... the second one */
+    crashfs_replay_begin();
 
     /* random crash points: in each flush interval, after random writes */
     uint8_t *is_point = xrealloc(NULL, g.nops + 1);
     memset(is_point, 0, g.nops + 1);
     for (size_t i = 0; i <= g.nops; i++) {
-        if (i == g.nops || g.ops[i].type == OP_FLUSH || g.ops[i].type == OP_PUBLISH) {
+        if (i == g.nops || g.ops[i].type == OP_FLUSH || g.ops[i].type == OP_PUBLISH ||
+            g.ops[i].type == OP_FS_SYNC || g.ops[i].type == OP_FS_DELETE) {
             if (i < g.nops)
                 is_point[i] = 1;
             size_t nw = i - last_flush;
@@ -287,6 +306,13 @@ static long crash_phase(const struct run *r, const struct opts *o, struct totals
             if (s.nunits > capkeep) {
                 capkeep = s.nunits * 2;
                 keep = xrealloc(keep, capkeep);
+            }
+            size_t nunits2 = 0, nsizes2 = 0, keep_sizes2 = 0;
+            if (dev2)
+                memdev_pending(dev2, &nunits2, &nsizes2);
+            if (nunits2 > capkeep2) {
+                capkeep2 = nunits2 * 2;
+                keep2 = xrealloc(keep2, capkeep2);
             }
             t->points++;
             for (int j = 0; j < 2 + o->per_point; j++) {
@@ -311,6 +337,21 @@ static long crash_phase(const struct run *r, const struct opts *o, struct totals
                     s.kind = "no container yet (its format was not renamed into place)";
                     sig = 0x7e3b;
                 }
+                /* the second container and the crashfs files, at random
+                 * independently of the first container */
+                uint64_t srng2 = mix64(srng ^ 0x5ec0d);
+                int unpublished2 = 0;
+                if (dev2) {
+                    choose(&srng2, j, interval == 0, keep2, nunits2, nsizes2, &keep_sizes2);
+                    unpublished2 = !published2 && (p == g.nops || g.ops[p].type != OP_PUBLISH ||
+                                                   s.app_crash || (j & 2));
+                    sig = mix64(sig ^ mix64(keep_sizes2 + 0x3f) ^ (uint64_t)unpublished2);
+                    for (size_t u = 0; u < nunits2 && !unpublished2; u++)
+                        if (keep2[u])
+                            sig = mix64(sig ^ mix64(u + 0x9e37) ^ keep2[u]);
+                }
+                size_t nfsdiff = 0;
+                sig ^= crashfs_crash(&srng2, s.app_crash, &nfsdiff);
                 if (s.app_crash)
                     sig ^= 0xa11; /* checked with stricter bounds: never a duplicate */
                 if (!hset_add(&seen, sig)) {
@@ -321,9 +362,14 @@ static long crash_phase(const struct run *r, const struct opts *o, struct totals
                 if (o->state >= 0 && k != o->state)
                     continue;
                 size_t len = s.unpublished ? 0 : memdev_crash_size(dev, s.kept_sizes);
-                img_resize(len);
+                img_resize(0, len);
                 if (!s.unpublished)
-                    memdev_crash_fill(dev, keep, s.kept_sizes, g.img);
+                    memdev_crash_fill(dev, keep, s.kept_sizes, g.im[0].p);
+                if (dev2) {
+                    img_resize(1, unpublished2 ? 0 : memdev_crash_size(dev2, keep_sizes2));
+                    if (!unpublished2)
+                        memdev_crash_fill(dev2, keep2, keep_sizes2, g.im[1].p);
+                }
                 struct msg m = {0};
                 if (o->state >= 0) {
                     g.verbose = g.verbose ? g.verbose : 1;
@@ -336,7 +382,7 @@ static long crash_phase(const struct run *r, const struct opts *o, struct totals
                     fflush(stdout);
                     if (o->save) {
                         FILE *f = fopen(o->save, "wb");
-                        if (!f || fwrite(g.img, 1, len, f) != len)
+                        if (!f || fwrite(g.im[0].p, 1, len, f) != len)
                             fprintf(stderr, "crash: cannot write %s\n", o->save);
                         if (f)
                             fclose(f);
@@ -379,13 +425,20 @@ static long crash_phase(const struct run *r, const struct opts *o, struct totals
         if (p == g.nops || (o->state >= 0 && nstate > o->state))
             break;
         const struct op *op = &g.ops[p];
-        if (op->type == OP_PUBLISH) {
-            published = 1;
+        if (op->type >= OP_FS_WRITE) {
+            crashfs_replay_op(op);
+            if (op->type == OP_FS_SYNC || op->type == OP_FS_DELETE)
+                hset_clear(&seen);
             continue;
         }
-        int rc = op->type == OP_WRITE  ? dev->write(dev, op->data, op->len, op->off)
-                 : op->type == OP_GROW ? dev->grow(dev, op->off)
-                                       : dev->flush(dev);
+        struct cow_dev *d = op->dev ? dev2 : dev;
+        if (op->type == OP_PUBLISH) {
+            *(op->dev ? &published2 : &published) = 1;
+            continue;
+        }
+        int rc = op->type == OP_WRITE  ? d->write(d, op->data, op->len, op->off)
+                 : op->type == OP_GROW ? d->grow(d, op->off)
+                                       : d->flush(d);
         if (rc != COW_OK) {
             fprintf(stderr, "crash: replaying op %zu: %s\n", p, cow_strerror(rc));
             exit(2);
@@ -406,8 +459,12 @@ static long crash_phase(const struct run *r, const struct opts *o, struct totals
     }
     free(is_point);
     free(keep);
+    free(keep2);
     hset_free(&seen);
     dev->close(dev);
+    if (dev2)
+        dev2->close(dev2);
+    crashfs_replay_end();
     return failures;
 }
 
@@ -433,6 +490,7 @@ static void on_signal(int sig)
 {
     if (g.dir) {
         unlink(g.path);
+        unlink(g.path2);
         rmdir(g.dir);
     }
     _exit(128 + sig);
@@ -457,27 +515,34 @@ static void setup_container(void)
         fprintf(stderr, "crash: %s: path too long\n", real);
         exit(2);
     }
-    /* The VFS stat()s the container: an empty placeholder.  Its bytes are
-     * never used; the opener hook serves g.cur instead. */
-    int fd = open(g.path, O_CREAT | O_WRONLY, 0644);
-    if (fd < 0) {
-        perror("crash: placeholder");
+    if (snprintf(g.path2, sizeof g.path2, "%s/crash2.db", real) >= (int)sizeof g.path2) {
+        fprintf(stderr, "crash: %s: path too long\n", real);
         exit(2);
     }
-    close(fd);
-    g.memfd = memfd_create("cowcrash-image", MFD_CLOEXEC);
-    if (g.memfd < 0) {
-        perror("crash: memfd_create");
-        exit(2);
+    /* The VFS stat()s a container: empty placeholders.  Their bytes are
+     * never used; the opener hook serves g.cur and g.cur2 instead. */
+    for (int i = 0; i < 2; i++) {
+        int fd = open(i ? g.path2 : g.path, O_CREAT | O_WRONLY, 0644);
+        if (fd < 0) {
+            perror("crash: placeholder");
+            exit(2);
+        }
+        close(fd);
+        struct image *im = &g.im[i];
+        im->memfd = memfd_create("cowcrash-image", MFD_CLOEXEC);
+        if (im->memfd < 0) {
+            perror("crash: memfd_create");
+            exit(2);
+        }
+        snprintf(im->path, sizeof im->path, "/proc/self/fd/%d", im->memfd);
+        im->p = mmap(NULL, IMG_RESERVE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                     im->memfd, 0);
+        if (im->p == MAP_FAILED) {
+            perror("crash: mmap");
+            exit(2);
+        }
+        im->len = 0;
     }
-    snprintf(g.memfd_path, sizeof g.memfd_path, "/proc/self/fd/%d", g.memfd);
-    g.img = mmap(NULL, IMG_RESERVE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, g.memfd,
-                 0);
-    if (g.img == MAP_FAILED) {
-        perror("crash: mmap");
-        exit(2);
-    }
-    g.img_len = 0;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, on_signal);
@@ -488,13 +553,16 @@ static void teardown_container(void)
 {
     bdev_set_test_opener(NULL, NULL);
     unlink(g.path);
+    unlink(g.path2);
     rmdir(g.dir);
     free(g.dir);
     record_reset();
     free(g.ops);
     free(g.mut_op);
-    munmap(g.img, IMG_RESERVE);
-    close(g.memfd);
+    for (int i = 0; i < 2; i++) {
+        munmap(g.im[i].p, IMG_RESERVE);
+        close(g.im[i].memfd);
+    }
 }
 
 static void totals_add(struct totals *a, const struct totals *b)
@@ -528,6 +596,7 @@ static void worker(const struct opts *o)
     g.zero_hash = sector_hash(zero);
     sqlite3_config(SQLITE_CONFIG_LOG, log_cb, NULL);
     sqlite3_initialize();
+    crashfs_register(); /* first: cow's default VFS (vfs.c), for super-journals */
     shim_register();
     setup_container();
     for (;;) {
@@ -603,6 +672,7 @@ static void worker(const struct opts *o)
     }
     teardown_container();
     sqlite3_vfs_unregister(&shimVfs);
+    crashfs_unregister();
 }
 
 int main(int argc, char **argv)

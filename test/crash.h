@@ -9,6 +9,8 @@
  *   crash_wl.c     the workloads, their model of the database, the record
  *                  phase
  *   crash_check.c  the checks of one crash state
+ *   crash_attach.c the attach workloads' second database, and crashfs, the
+ *                  in-memory "unix" file system that loses unsynced writes
  *
  * test/crash.c's top comment says how the simulator works.
  */
@@ -39,7 +41,7 @@
 #include "testutil.h"
 
 #define SECTOR 512
-#define IMG_RESERVE ((size_t)1 << 32) /* address space reserved for g.img */
+#define IMG_RESERVE ((size_t)1 << 32) /* address space reserved for each image */
 
 /* A set of 64-bit keys (0 is never stored: keys are made nonzero). */
 struct hset {
@@ -84,9 +86,24 @@ struct shadow {
 
 /* One device operation of the record phase. */
 /* OP_PUBLISH: a new container renamed onto its path (bdev's publish). */
-enum { OP_WRITE, OP_FLUSH, OP_GROW, OP_PUBLISH };
+/* OP_FS_*: a file of the harness's crashfs ("unix" files, crash_attach.c):
+ * a write, a truncate, a sync, a delete (off 1: with its directory synced),
+ * a create. */
+enum { OP_WRITE, OP_FLUSH, OP_GROW, OP_PUBLISH, OP_FS_WRITE, OP_FS_TRUNC, OP_FS_SYNC,
+       OP_FS_DELETE, OP_FS_CREATE };
+
+/* The image of a crash state of one container: a shared mapping of a
+ * memfd (fsck reads the same bytes through PATH). */
+struct image {
+    int memfd;
+    char path[64];
+    uint8_t *p;
+    size_t len;
+};
 struct op {
     int type;
+    int dev;       /* device ops: 0 for g.path's container, 1 for g.path2's;
+                    * OP_FS_*: the crashfs file (crash_attach.c) */
     uint64_t off;  /* OP_WRITE: offset; OP_GROW: the new size */
     size_t len;    /* OP_WRITE */
     uint8_t *data; /* OP_WRITE: a copy */
@@ -97,6 +114,9 @@ struct harness {
     char path[PATH_MAX];     /* the container path the opener serves */
     struct cow_dev *cur;     /* the device it serves */
     int nopen;               /* stores open on CUR (at most one) */
+    char path2[PATH_MAX];    /* the second container (attach workloads) */
+    struct cow_dev *cur2;    /* its device */
+    int nopen2;
     int recording;           /* record phase: log ops and file writes */
     struct op *ops;          /* the op log */
     size_t nops, capops;
@@ -111,10 +131,7 @@ struct harness {
     uint64_t vfs_rng;        /* the shim's xRandomness */
     char lastlog[1024];      /* the last sqlite3_log message */
     int verbose;
-    int memfd;               /* the file g.img maps (fsck reads it) */
-    char memfd_path[64];
-    uint8_t *img;            /* the crash state being checked (ramdev) */
-    size_t img_len;
+    struct image im[2];      /* the crash state being checked (ramdevs[i]) */
     double secs[5];          /* CPU time spent: T_* */
     long snapchecks;         /* snapshots and branches opened and read */
     long either[2];          /* ones that may or may not exist: [0] absent, [1] there */
@@ -219,6 +236,11 @@ struct snaprec {
 };
 
 /* One run of one workload with one seed. */
+/* The second database of an attach workload after one transaction. */
+struct asnap {
+    uint64_t count, sum;
+};
+
 struct run {
     const struct workload *w;
     uint64_t seed;
@@ -236,6 +258,8 @@ struct run {
     int ndeletes, nintxn, nspilled; /* counts for the run's summary */
     int failed;           /* the record phase failed */
     char errbuf[512];
+    struct mtable aux;    /* attach workloads: table aux.a */
+    struct asnap *aux_snaps; /* aux_snaps[k + 1]: aux.a after transaction k */
 };
 
 struct state {
@@ -259,7 +283,12 @@ struct bounds {
 
 enum { REC_ABSENT, REC_EITHER, REC_PRESENT };
 
-extern struct cow_dev ramdev;     /* the device of a crash state (g.img) */
+/* The devices of a crash state: ramdevs[i].dev serves the image g.im[i]. */
+struct ramdev {
+    struct cow_dev dev; /* first */
+    int i;
+};
+extern struct ramdev ramdevs[2];
 extern sqlite3_vfs shimVfs;       /* "crashshim" */
 extern const struct workload workloads[];
 extern const size_t nworkloads;
@@ -280,9 +309,9 @@ void msg_add(struct msg *m, const char *fmt, ...) __attribute__((format(printf, 
 /* crash_dev.c */
 double now_secs(void);
 void log_cb(void *arg, int code, const char *msg);
-int img_resize(uint64_t size);
-int crash_opener(void *arg, const char *path, int flags, struct cow_dev **out,
-                        int *created);
+int img_resize(int i, uint64_t size);
+int crash_opener(void *arg, const char *path, int flags, struct cow_dev **out, int *created);
+void oplog_add(int dev, int type, uint64_t off, size_t len, const void *data);
 uint64_t sector_hash(const uint8_t *sec);
 void shadow_write(int role, const void *buf, size_t n, uint64_t off, size_t start);
 void shadow_truncate(int role, uint64_t size, size_t start);
@@ -302,6 +331,10 @@ uint64_t row_hash(int t, int64_t id, int64_t txn, int64_t k, const void *pad, si
 int64_t tx_tag(int64_t n);
 const struct snaprec *rec_find(const struct run *r, const char *name);
 void run_free(struct run *r);
+int run_fail(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int exec(struct run *r, const char *sql);
+int execf(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+size_t row_find(const struct mtable *t, int64_t id, int *found);
 void record_reset(void);
 int record(struct run *r, const struct workload *w, uint64_t seed, int ntxn);
 
@@ -311,5 +344,20 @@ int rec_expect(const struct snaprec *rec, const struct state *s);
 void bounds_at(const struct run *r, const struct state *s, struct bounds *b);
 void span_describe(struct msg *m, const char *what, const struct opspan *o);
 int check_state(const struct run *r, const struct state *s, struct msg *m);
+
+
+/* crash_attach.c */
+void crashfs_register(void);
+void crashfs_unregister(void);
+void crashfs_reset(void);
+void crashfs_replay_begin(void);
+void crashfs_replay_op(const struct op *o);
+uint64_t crashfs_crash(uint64_t *rng, int app_crash, size_t *ndiff);
+void crashfs_replay_end(void);
+int aux_attach(struct run *r);
+int aux_txn(struct run *r, int k);
+void aux_take(struct run *r);
+char *aux_uri(const struct run *r);
+int check_aux(const struct run *r, sqlite3 *db, int k, struct msg *m);
 
 #endif

@@ -61,17 +61,18 @@ void bounds_at(const struct run *r, const struct state *s, struct bounds *b)
     }
 }
 
-/* fscks the image (the memfd under g.img); 0 if clean. */
-static int check_fsck(const char *when, struct msg *m)
+/* fscks image I (the memfd under g.im[I].p); 0 if clean. */
+static int check_fsck(int i, const char *when, struct msg *m)
 {
     char *rep = NULL;
     size_t rlen = 0;
     FILE *out = open_memstream(&rep, &rlen);
     struct cow_fsck_result res;
-    int n = cow_fsck(g.memfd_path, COW_FSCK_DATA | (g.verbose ? COW_FSCK_NOTES : 0), out, &res);
+    int n = cow_fsck(g.im[i].path, COW_FSCK_DATA | (g.verbose ? COW_FSCK_NOTES : 0), out, &res);
     fclose(out);
     if (n != 0)
-        msg_add(m, "fsck %s: %d problems:\n%.2000s", when, n, rep);
+        msg_add(m, "fsck %s%s: %d problems:\n%.2000s", when, i ? " (second container)" : "", n,
+                rep);
     else if (g.verbose)
         printf("fsck %s: clean (generation %" PRIu64 ", %" PRIu64 " log records, %" PRIu64
                " notes)\n%s",
@@ -175,7 +176,7 @@ static int check_data(const struct run *r, size_t point, int *pre, struct msg *m
     cow_store *st = NULL;
     int bad = 0;
     uint64_t tmax = tmax_at(point);
-    g.cur = &ramdev;
+    g.cur = &ramdevs[0].dev;
     int rc = cow_store_open(g.path, COW_OPEN_READONLY, &st);
     if (rc != COW_OK) {
         msg_add(m, "data: the store does not open the crash image read-only: %s: %s\n",
@@ -585,7 +586,7 @@ static int check_unfinished_gone(const struct run *r, const int *pre, struct msg
 {
     cow_store *st = NULL;
     int bad = 0;
-    g.cur = &ramdev;
+    g.cur = &ramdevs[0].dev;
     int rc = cow_store_open(g.path, COW_OPEN_READONLY, &st);
     if (rc != COW_OK) {
         msg_add(m, "snapshots: the store does not open the image after recovery: %s: %s\n",
@@ -625,7 +626,9 @@ static int check_sqlite(const struct run *r, const struct state *s, const struct
     sqlite3 *db = NULL;
     int bad = 0, k = -1, unfinished = 0;
     struct snap got;
-    g.cur = &ramdev;
+    g.cur = &ramdevs[0].dev;
+    if (r->w->attach == ATT_COW)
+        g.cur2 = &ramdevs[1].dev;
     g.lastlog[0] = 0;
     char *uri = sqlite3_mprintf("file:%s?vfs=cow&commit_interval=0", g.path);
     int rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
@@ -640,6 +643,21 @@ static int check_sqlite(const struct run *r, const struct state *s, const struct
      * third of the time of a state: only some states do it. */
     if (!checkpoint)
         sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    if (r->w->attach) {
+        /* ATTACH reads the main database's schema first: its recovery runs
+         * first, as when the application opens it again */
+        char *auri = aux_uri(r);
+        char *sql = sqlite3_mprintf("ATTACH '%s' AS aux", auri);
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        sqlite3_free(sql);
+        sqlite3_free(auri);
+        if (rc != SQLITE_OK) {
+            msg_add(m, "sqlite: ATTACH of the second database: %s (last log: %s)\n",
+                    sqlite3_errmsg(db), g.lastlog);
+            bad = 1;
+            goto out;
+        }
+    }
     int got_bad = read_db(db, "sqlite", b->kmax, "the last one begun", &got, &k, m);
     if (got_bad < 0) {
         bad = 1;
@@ -670,6 +688,8 @@ static int check_sqlite(const struct run *r, const struct state *s, const struct
         msg_add(m, "), which commits everything before it\n");
         bad = 1;
     }
+    if (r->w->attach)
+        bad |= check_aux(r, db, k, m);
     if (g.verbose)
         printf("sqlite: integrity ok, holds txn %d (allowed %d..%d)\n", k, b->kmin, b->kmax);
 snaps:
@@ -680,19 +700,19 @@ out:
         msg_add(m, "sqlite: close: %s (last log: %s)\n", sqlite3_errmsg(db), g.lastlog);
         bad = 1;
     }
-    g.cur = NULL;
-    if (g.nopen) {
-        msg_add(m, "sqlite: the store is still open after close\n");
+    g.cur = g.cur2 = NULL;
+    if (g.nopen || g.nopen2) {
+        msg_add(m, "sqlite: a store is still open after close\n");
         bad = 1;
-        g.nopen = 0;
+        g.nopen = g.nopen2 = 0;
     }
     if (unfinished)
         bad |= check_unfinished_gone(r, pre, m);
     return bad;
 }
 
-/* All the checks of one crash state, the image in g.img; 0 if it passes,
- * else 1 with M set.  SQLite's recovery changes g.img. */
+/* All the checks of one crash state, the images in g.im; 0 if it passes,
+ * else 1 with M set.  SQLite's recovery changes them. */
 int check_state(const struct run *r, const struct state *s, struct msg *m)
 {
     struct bounds b;
@@ -702,8 +722,10 @@ int check_state(const struct run *r, const struct state *s, struct msg *m)
     for (size_t i = 0; i < r->nrecs; i++)
         pre[i] = -1;
     bounds_at(r, s, &b);
-    if (g.img_len > 0) {
-        bad |= check_fsck("of the crash image", m);
+    if (r->w->attach == ATT_COW && g.im[1].len > 0)
+        bad |= check_fsck(1, "of the crash image", m);
+    if (g.im[0].len > 0) {
+        bad |= check_fsck(0, "of the crash image", m);
         g.secs[T_FSCK] += (t1 = now_secs()) - t0;
         bad |= check_data(r, s->point, pre, m);
         g.secs[T_DATA] += (t0 = now_secs()) - t1;
@@ -713,7 +735,9 @@ int check_state(const struct run *r, const struct state *s, struct msg *m)
         g.secs[T_SQLITE] += now_secs() - t0;
     } else {
         g.secs[T_SQLITE] += (t1 = now_secs()) - t0;
-        bad |= check_fsck("after recovery", m);
+        bad |= check_fsck(0, "after recovery", m);
+        if (r->w->attach == ATT_COW && g.im[1].len > 0)
+            bad |= check_fsck(1, "after recovery", m);
         g.secs[T_FSCK] += now_secs() - t1;
     }
     free(pre);

@@ -37,9 +37,10 @@ struct proxy {
     struct cow_dev dev; /* first */
     struct cow_dev *under;
     int readonly;
+    int i;              /* 0: g.cur, 1: g.cur2 */
 };
 
-static void oplog_add(int type, uint64_t off, size_t len, const void *data)
+void oplog_add(int dev, int type, uint64_t off, size_t len, const void *data)
 {
     if (g.nops == g.capops) {
         g.capops = g.capops ? 2 * g.capops : 4096;
@@ -47,6 +48,7 @@ static void oplog_add(int type, uint64_t off, size_t len, const void *data)
     }
     struct op *o = &g.ops[g.nops++];
     o->type = type;
+    o->dev = dev;
     o->off = off;
     o->len = len;
     o->data = NULL;
@@ -54,7 +56,7 @@ static void oplog_add(int type, uint64_t off, size_t len, const void *data)
         o->data = xrealloc(NULL, len);
         memcpy(o->data, data, len);
     }
-    g.trace = mix64(g.trace ^ mix64(((uint64_t)type << 56) ^ off) ^ len);
+    g.trace = mix64(g.trace ^ mix64(((uint64_t)type << 56) ^ ((uint64_t)dev << 48) ^ off) ^ len);
 }
 
 static int px_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
@@ -78,7 +80,7 @@ static int px_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off
     d->nwrite++;
     int rc = p->under->write(p->under, buf, len, off);
     if (rc == COW_OK && g.recording)
-        oplog_add(OP_WRITE, off, len, buf);
+        oplog_add(p->i, OP_WRITE, off, len, buf);
     pthread_mutex_unlock(&oplock);
     return rc;
 }
@@ -90,7 +92,7 @@ static int px_flush(struct cow_dev *d)
     d->nflush++;
     int rc = p->under->flush(p->under);
     if (rc == COW_OK && g.recording)
-        oplog_add(OP_FLUSH, 0, 0, NULL);
+        oplog_add(p->i, OP_FLUSH, 0, 0, NULL);
     pthread_mutex_unlock(&oplock);
     return rc;
 }
@@ -109,7 +111,7 @@ static int px_grow(struct cow_dev *d, uint64_t size)
     p->under->size(p->under, &before);
     int rc = p->under->grow(p->under, size);
     if (rc == COW_OK && g.recording && size > before)
-        oplog_add(OP_GROW, size, 0, NULL);
+        oplog_add(p->i, OP_GROW, size, 0, NULL);
     pthread_mutex_unlock(&oplock);
     return rc;
 }
@@ -125,18 +127,21 @@ static int px_publish(struct cow_dev *d)
     }
     pthread_mutex_lock(&oplock);
     if (g.recording)
-        oplog_add(OP_PUBLISH, 0, 0, NULL);
+        oplog_add(p->i, OP_PUBLISH, 0, 0, NULL);
     pthread_mutex_unlock(&oplock);
     return COW_OK;
 }
 
 static void px_close(struct cow_dev *d)
 {
-    g.nopen--;
+    if (((struct proxy *)d)->i)
+        g.nopen2--;
+    else
+        g.nopen--;
     free(d);
 }
 
-static struct cow_dev *proxy_new(struct cow_dev *under, int readonly)
+static struct cow_dev *proxy_new(struct cow_dev *under, int readonly, int i)
 {
     struct proxy *p = xrealloc(NULL, sizeof *p);
     memset(p, 0, sizeof *p);
@@ -149,52 +154,62 @@ static struct cow_dev *proxy_new(struct cow_dev *under, int readonly)
     p->dev.publish = px_publish;
     p->under = under;
     p->readonly = readonly;
-    g.nopen++;
+    p->i = i;
+    if (i)
+        g.nopen2++;
+    else
+        g.nopen++;
     return &p->dev;
 }
 
 /*
- * The device of a crash state: the image g.img itself, so that checking a
- * state copies nothing.  g.img is a shared mapping of the memfd g.memfd,
- * whose size is always g.img_len, so fsck reads the very same bytes through
- * g.memfd_path.  Writes (SQLite's recovery) change it in place; growing
- * extends the memfd.
+ * The devices of a crash state: the images g.im[i] themselves, so that
+ * checking a state copies nothing.  g.im[i].p is a shared mapping of the
+ * memfd g.im[i].memfd, whose size is always g.im[i].len, so fsck reads the
+ * very same bytes through g.im[i].path.  Writes (SQLite's recovery) change
+ * it in place; growing extends the memfd.
  */
+
+static struct image *rd_img(struct cow_dev *d)
+{
+    return &g.im[((struct ramdev *)d)->i];
+}
 
 static int rd_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
 {
-    (void)d;
-    if (off > g.img_len || len > g.img_len - off)
+    struct image *im = rd_img(d);
+    if (off > im->len || len > im->len - off)
         return COW_EIO_READ;
-    memcpy(buf, g.img + off, len);
+    memcpy(buf, im->p + off, len);
     return COW_OK;
 }
 
-/* Sets the image's size to SIZE (new bytes are zero). */
-int img_resize(uint64_t size)
+/* Sets image I's size to SIZE (new bytes are zero). */
+int img_resize(int i, uint64_t size)
 {
+    struct image *im = &g.im[i];
     if (size > IMG_RESERVE) {
         fprintf(stderr, "crash: the container grew past %zu bytes\n", IMG_RESERVE);
         exit(2);
     }
-    if (size != g.img_len && ftruncate(g.memfd, (off_t)size) != 0) {
+    if (size != im->len && ftruncate(im->memfd, (off_t)size) != 0) {
         perror("crash: ftruncate of the image");
         exit(2);
     }
-    g.img_len = size;
+    im->len = size;
     return COW_OK;
 }
 
-static int rd_reserve(uint64_t size)
+static int rd_reserve(struct cow_dev *d, uint64_t size)
 {
-    return size > g.img_len ? img_resize(size) : COW_OK;
+    struct image *im = rd_img(d);
+    return size > im->len ? img_resize(((struct ramdev *)d)->i, size) : COW_OK;
 }
 
 static int rd_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off)
 {
-    (void)d;
-    rd_reserve(off + len);
-    memcpy(g.img + off, buf, len);
+    rd_reserve(d, off + len);
+    memcpy(rd_img(d)->p + off, buf, len);
     return COW_OK;
 }
 
@@ -206,15 +221,13 @@ static int rd_flush(struct cow_dev *d)
 
 static int rd_size(struct cow_dev *d, uint64_t *size)
 {
-    (void)d;
-    *size = g.img_len;
+    *size = rd_img(d)->len;
     return COW_OK;
 }
 
 static int rd_grow(struct cow_dev *d, uint64_t size)
 {
-    (void)d;
-    return rd_reserve(size);
+    return rd_reserve(d, size);
 }
 
 static void rd_close(struct cow_dev *d)
@@ -222,26 +235,29 @@ static void rd_close(struct cow_dev *d)
     (void)d;
 }
 
-struct cow_dev ramdev = {.read = rd_read,
-                                .write = rd_write,
-                                .flush = rd_flush,
-                                .size = rd_size,
-                                .grow = rd_grow,
-                                .close = rd_close};
+struct ramdev ramdevs[2] = {
+    {{.read = rd_read, .write = rd_write, .flush = rd_flush, .size = rd_size, .grow = rd_grow,
+      .close = rd_close},
+     0},
+    {{.read = rd_read, .write = rd_write, .flush = rd_flush, .size = rd_size, .grow = rd_grow,
+      .close = rd_close},
+     1},
+};
 
-/* The bdev_file_open() hook: the harness's container is g.cur. */
-int crash_opener(void *arg, const char *path, int flags, struct cow_dev **out,
-                        int *created)
+/* The bdev_file_open() hook: the harness's containers are g.cur (at
+ * g.path) and g.cur2 (at g.path2). */
+int crash_opener(void *arg, const char *path, int flags, struct cow_dev **out, int *created)
 {
     (void)arg;
-    if (strcmp(path, g.path) != 0)
+    int i = strcmp(path, g.path) == 0 ? 0 : g.path2[0] && strcmp(path, g.path2) == 0 ? 1 : -1;
+    if (i < 0)
         return BDEV_TEST_DECLINE;
-    if (!g.cur)
+    if (!(i ? g.cur2 : g.cur))
         return COW_ENOENT;
-    if (g.nopen > 0) /* what flock would say */
+    if ((i ? g.nopen2 : g.nopen) > 0) /* what flock would say */
         return COW_EBUSY;
     *created = 0;
-    *out = proxy_new(g.cur, (flags & BDEV_READONLY) != 0);
+    *out = proxy_new(i ? g.cur2 : g.cur, (flags & BDEV_READONLY) != 0, i);
     return COW_OK;
 }
 

@@ -26,6 +26,11 @@ const struct workload workloads[] = {
     {"chunk-extra", JM_DELETE, SY_EXTRA, 4096, "FULL", 16, 0, 0, 65536, 0, 0, ATT_NONE},
     {"wal-chunk", JM_WAL, SY_FULL, 2048, "INCREMENTAL", 200, 0, 0, 262144, 0, 0, ATT_NONE},
     {"big-commit", JM_DELETE, SY_FULL, 4096, "FULL", 2000, 0, 0, 0, 0, 25, ATT_NONE},
+    {"attach-delete", JM_DELETE, SY_FULL, 4096, "NONE", 16, 0, 0, 0, 0, 0, ATT_COW},
+    {"attach-truncate", JM_TRUNCATE, SY_FULL, 1024, "INCREMENTAL", 2000, 0, 0, 0, 0, 0,
+     ATT_COW},
+    {"attach-persist", JM_PERSIST, SY_FULL, 2048, "FULL", 40, 0, 0, 0, 0, 0, ATT_UNIX},
+    {"attach-unix", JM_TRUNCATE, SY_FULL, 4096, "NONE", 2000, 0, 0, 0, 0, 0, ATT_UNIX},
 };
 const size_t nworkloads = sizeof workloads / sizeof workloads[0];
 
@@ -80,8 +85,7 @@ static void snap_take(const struct run *r, struct snap *s)
     }
 }
 
-static int run_fail(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int run_fail(struct run *r, const char *fmt, ...)
+int run_fail(struct run *r, const char *fmt, ...)
 {
     va_list ap;
     if (r->failed)
@@ -93,7 +97,7 @@ static int run_fail(struct run *r, const char *fmt, ...)
     return 1;
 }
 
-static int exec(struct run *r, const char *sql)
+int exec(struct run *r, const char *sql)
 {
     char *err = NULL;
     if (sqlite3_exec(r->db, sql, NULL, NULL, &err) != SQLITE_OK) {
@@ -104,8 +108,7 @@ static int exec(struct run *r, const char *sql)
     return 0;
 }
 
-static int execf(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int execf(struct run *r, const char *fmt, ...)
+int execf(struct run *r, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -153,12 +156,14 @@ static int wl_open(struct run *r)
     int chunk = r->w->chunk;
     if (chunk && sqlite3_file_control(r->db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk) != SQLITE_OK)
         return run_fail(r, "SQLITE_FCNTL_CHUNK_SIZE: %s", sqlite3_errmsg(r->db));
-    return execf(r,
-                 "PRAGMA page_size=%d; PRAGMA auto_vacuum=%s; PRAGMA journal_mode=%s;"
-                 "PRAGMA synchronous=%s; PRAGMA cache_size=%d; PRAGMA temp_store=MEMORY;"
-                 "PRAGMA wal_autocheckpoint=200; PRAGMA journal_size_limit=%d",
-                 r->w->page_size, r->w->vacuum, jm_name[r->jm], sy_name[r->sy],
-                 r->w->cache_size, r->jm == JM_PERSIST ? 65536 : -1);
+    if (execf(r,
+              "PRAGMA page_size=%d; PRAGMA auto_vacuum=%s; PRAGMA journal_mode=%s;"
+              "PRAGMA synchronous=%s; PRAGMA cache_size=%d; PRAGMA temp_store=MEMORY;"
+              "PRAGMA wal_autocheckpoint=200; PRAGMA journal_size_limit=%d",
+              r->w->page_size, r->w->vacuum, jm_name[r->jm], sy_name[r->sy], r->w->cache_size,
+              r->jm == JM_PERSIST ? 65536 : -1))
+        return 1;
+    return r->w->attach ? aux_attach(r) : 0;
 }
 
 static int wl_close(struct run *r)
@@ -185,7 +190,7 @@ static size_t pad_len(struct run *r)
 }
 
 /* Index of the row with ID in T, or the insertion point with *found = 0. */
-static size_t row_find(const struct mtable *t, int64_t id, int *found)
+size_t row_find(const struct mtable *t, int64_t id, int *found)
 {
     size_t lo = 0, hi = t->n;
     while (lo < hi) {
@@ -605,7 +610,8 @@ static int wl_txn(struct run *r, int bulk)
 #undef WHAT
     if (r->failed)
         return 1;
-    if (execf(r, "INSERT INTO tx(n, tag) VALUES(%d, %lld)", k, (long long)tx_tag(k)) ||
+    if ((r->w->attach && aux_txn(r, k)) ||
+        execf(r, "INSERT INTO tx(n, tag) VALUES(%d, %lld)", k, (long long)tx_tag(k)) ||
         exec(r, "COMMIT"))
         return 1;
     step_end(s);
@@ -615,6 +621,8 @@ static int wl_txn(struct run *r, int bulk)
              what);
     r->ntxn++;
     snap_take(r, &r->snaps[r->ntxn]);
+    if (r->w->attach)
+        aux_take(r);
     return 0;
 }
 
@@ -671,6 +679,8 @@ void run_free(struct run *r)
     free(r->snaps);
     free(r->steps);
     free(r->recs);
+    free(r->aux.rows);
+    free(r->aux_snaps);
     memset(r, 0, sizeof *r);
 }
 
@@ -684,6 +694,7 @@ void record_reset(void)
         shadow_free(&g.shadow[i]);
     g.vclock = 0;
     memset(g.nwrites, 0, sizeof g.nwrites);
+    crashfs_reset();
 }
 
 /*
@@ -701,12 +712,16 @@ int record(struct run *r, const struct workload *w, uint64_t seed, int ntxn)
     r->sy = w->sync;
     r->snaps = xrealloc(NULL, (size_t)(ntxn + 2) * sizeof *r->snaps);
     snap_take(r, &r->snaps[0]);
+    r->aux_snaps = xrealloc(NULL, (size_t)(ntxn + 2) * sizeof *r->aux_snaps);
+    memset(&r->aux_snaps[0], 0, sizeof r->aux_snaps[0]);
     record_reset();
     g.vfs_rng = mix64(r->rng ^ 0x7261);
     sqlite3_randomness(0, NULL); /* SQLite reseeds from shimRandomness */
 
-    struct cow_dev *dev = memdev_new(NULL);
+    struct cow_dev *dev = memdev_new(NULL), *dev2 = NULL;
     g.cur = dev;
+    if (w->attach == ATT_COW)
+        g.cur2 = dev2 = memdev_new(NULL);
     g.recording = 1;
     if (wl_open(r) == 0) {
         while (r->ntxn < ntxn && !r->failed) {
@@ -731,11 +746,13 @@ int record(struct run *r, const struct workload *w, uint64_t seed, int ntxn)
         sqlite3_close(r->db);
         r->db = NULL;
     }
-    g.cur = NULL;
-    if (g.nopen) {
-        run_fail(r, "the store is still open after the last connection closed");
-        g.nopen = 0;
+    g.cur = g.cur2 = NULL;
+    if (g.nopen || g.nopen2) {
+        run_fail(r, "a store is still open after the last connection closed");
+        g.nopen = g.nopen2 = 0;
     }
     dev->close(dev);
+    if (dev2)
+        dev2->close(dev2);
     return r->failed;
 }
