@@ -258,6 +258,8 @@ struct run {
     int ndeletes, nintxn, nspilled; /* counts for the run's summary */
     int failed;           /* the record phase failed */
     char errbuf[512];
+    const char *cs;       /* the cow database's schema in statements that would
+                           * go to main: "" or, for ATT_UNIX_MAIN, "c." */
     struct mtable aux;    /* attach workloads: table aux.a */
     struct asnap *aux_snaps; /* aux_snaps[k + 1]: aux.a after transaction k */
 };

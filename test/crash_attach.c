@@ -5,7 +5,11 @@
  * super-journal, and after every crash both databases must hold the same
  * transaction (all of it or none of it).  The second database is another
  * cow container (ATT_COW, device 1 of the op log) or a unix database
- * (ATT_UNIX): a file of crashfs.
+ * (ATT_UNIX): a file of crashfs.  ATT_UNIX_MAIN turns the latter around:
+ * the workload's connection opens the unix database and ATTACHes the cow
+ * one (issue 12's reproducer); the checks open the cow database first (a
+ * unix database recovered first deletes the super-journal: docs/DESIGN.md,
+ * "Known limits").
  *
  * CRASHFS.  The default VFS of the harness's process (so that cow's
  * default VFS is this one too: the super-journals of a cow main database
@@ -442,15 +446,25 @@ char *aux_uri(const struct run *r)
     return sqlite3_mprintf("file:%s/aux.db?vfs=crashfs", g.dir);
 }
 
-/* ATTACHes the second database to the workload's connection, in the
- * connection's journal mode and synchronous level. */
+/* ATTACHes the second database to the workload's connection as aux, in
+ * the connection's journal mode and synchronous level; for ATT_UNIX_MAIN,
+ * the cow database as c to the unix one. */
 int aux_attach(struct run *r)
 {
-    char *uri = aux_uri(r);
-    int rc = execf(r, "ATTACH '%s' AS aux; PRAGMA aux.journal_mode=%s; PRAGMA aux.synchronous=%s",
-                   uri, jm_name[r->jm], sy_name[r->sy]);
+    char *uri = r->w->attach == ATT_UNIX_MAIN
+                    ? sqlite3_mprintf("file:%s?vfs=crashshim&commit_interval=0", g.path)
+                    : aux_uri(r);
+    const char *as = r->w->attach == ATT_UNIX_MAIN ? "c" : "aux";
+    int rc = execf(r, "ATTACH '%s' AS %s; PRAGMA %s.journal_mode=%s; PRAGMA %s.synchronous=%s",
+                   uri, as, as, jm_name[r->jm], as, sy_name[r->sy]);
     sqlite3_free(uri);
     return rc;
+}
+
+/* The schema of the second database in the workload's statements. */
+static const char *aux_schema(const struct run *r)
+{
+    return r->w->attach == ATT_UNIX_MAIN ? "main" : "aux";
 }
 
 /* The checksum and hash of a row of aux.a (row_ck, row_hash of table 100). */
@@ -462,13 +476,15 @@ int aux_attach(struct run *r)
 int aux_txn(struct run *r, int k)
 {
     struct mtable *t = &r->aux;
-    if (k == 0 && exec(r, "CREATE TABLE aux.a(id INTEGER PRIMARY KEY, txn INTEGER, pad BLOB,"
-                          " ck INTEGER); CREATE TABLE aux.atx(n INTEGER PRIMARY KEY, tag INTEGER)"))
+    const char *as = aux_schema(r);
+    if (k == 0 && execf(r, "CREATE TABLE %s.a(id INTEGER PRIMARY KEY, txn INTEGER, pad BLOB,"
+                           " ck INTEGER); CREATE TABLE %s.atx(n INTEGER PRIMARY KEY, tag INTEGER)",
+                        as, as))
         return 1;
     if (t->n && rnd_below(&r->rng, 5) == 0) {
         size_t a = (size_t)rnd_below(&r->rng, t->n), len = 1 + (size_t)rnd_below(&r->rng, 6);
         size_t b = a + len < t->n ? a + len : t->n;
-        if (execf(r, "DELETE FROM aux.a WHERE id BETWEEN %" PRId64 " AND %" PRId64,
+        if (execf(r, "DELETE FROM %s.a WHERE id BETWEEN %" PRId64 " AND %" PRId64, as,
                   t->rows[a].id, t->rows[b - 1].id))
             return 1;
         for (size_t i = a; i < b; i++)
@@ -485,8 +501,9 @@ int aux_txn(struct run *r, int k)
         int64_t id = ++t->next_id;
         int64_t ck = row_ck(AUX_T, id, k, 0, pad, n);
         sqlite3_stmt *st = NULL;
-        int rc = sqlite3_prepare_v2(r->db, "INSERT INTO aux.a(id, txn, pad, ck) VALUES(?,?,?,?)",
-                                    -1, &st, NULL);
+        char *sql = sqlite3_mprintf("INSERT INTO %s.a(id, txn, pad, ck) VALUES(?,?,?,?)", as);
+        int rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+        sqlite3_free(sql);
         if (rc == SQLITE_OK) {
             sqlite3_bind_int64(st, 1, id);
             sqlite3_bind_int64(st, 2, k);
@@ -509,7 +526,7 @@ int aux_txn(struct run *r, int k)
         t->n++;
         t->sum += h;
     }
-    return execf(r, "INSERT INTO aux.atx(n, tag) VALUES(%d, %lld)", k,
+    return execf(r, "INSERT INTO %s.atx(n, tag) VALUES(%d, %lld)", as, k,
                  (long long)tx_tag(k) ^ 0x5a5a);
 }
 

@@ -31,6 +31,8 @@ const struct workload workloads[] = {
      ATT_COW},
     {"attach-persist", JM_PERSIST, SY_FULL, 2048, "FULL", 40, 0, 0, 0, 0, 0, ATT_UNIX},
     {"attach-unix", JM_TRUNCATE, SY_FULL, 4096, "NONE", 2000, 0, 0, 0, 0, 0, ATT_UNIX},
+    {"attach-unix-main", JM_TRUNCATE, SY_FULL, 4096, "FULL", 2000, 0, 0, 0, 0, 0,
+     ATT_UNIX_MAIN},
 };
 const size_t nworkloads = sizeof workloads / sizeof workloads[0];
 
@@ -147,23 +149,31 @@ static void step_end(struct step *s)
 /* Opens the workload's connection and applies its settings. */
 static int wl_open(struct run *r)
 {
-    char *uri = sqlite3_mprintf("file:%s?vfs=crashshim&commit_interval=0", g.path);
+    /* ATT_UNIX_MAIN: the connection's main database is the unix one, and
+     * the cow database is ATTACHed as "c" (aux_attach): statements name
+     * its tables unqualified (SQLite finds them there), and what would go
+     * to main (CREATE, the pragmas below, VACUUM) names c */
+    char *uri = r->w->attach == ATT_UNIX_MAIN
+                    ? aux_uri(r)
+                    : sqlite3_mprintf("file:%s?vfs=crashshim&commit_interval=0", g.path);
     int rc = sqlite3_open_v2(uri, &r->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, NULL);
     sqlite3_free(uri);
     if (rc != SQLITE_OK)
         return run_fail(r, "open: %s (last log: %s)", sqlite3_errmsg(r->db), g.lastlog);
+    if (r->w->attach == ATT_UNIX_MAIN && aux_attach(r))
+        return 1;
     int chunk = r->w->chunk;
     if (chunk && sqlite3_file_control(r->db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk) != SQLITE_OK)
         return run_fail(r, "SQLITE_FCNTL_CHUNK_SIZE: %s", sqlite3_errmsg(r->db));
     if (execf(r,
-              "PRAGMA page_size=%d; PRAGMA auto_vacuum=%s; PRAGMA journal_mode=%s;"
-              "PRAGMA synchronous=%s; PRAGMA cache_size=%d; PRAGMA temp_store=MEMORY;"
+              "PRAGMA %spage_size=%d; PRAGMA %sauto_vacuum=%s; PRAGMA journal_mode=%s;"
+              "PRAGMA synchronous=%s; PRAGMA %scache_size=%d; PRAGMA temp_store=MEMORY;"
               "PRAGMA wal_autocheckpoint=200; PRAGMA journal_size_limit=%d",
-              r->w->page_size, r->w->vacuum, jm_name[r->jm], sy_name[r->sy], r->w->cache_size,
-              r->jm == JM_PERSIST ? 65536 : -1))
+              r->cs, r->w->page_size, r->cs, r->w->vacuum, jm_name[r->jm], sy_name[r->sy], r->cs,
+              r->w->cache_size, r->jm == JM_PERSIST ? 65536 : -1))
         return 1;
-    return r->w->attach ? aux_attach(r) : 0;
+    return r->w->attach && r->w->attach != ATT_UNIX_MAIN ? aux_attach(r) : 0;
 }
 
 static int wl_close(struct run *r)
@@ -286,9 +296,9 @@ static int rows_delete(struct run *r, int ti, int64_t lo, int64_t hi)
 
 static int table_create(struct run *r, int ti)
 {
-    if (execf(r, "CREATE TABLE t%d(id INTEGER PRIMARY KEY, txn INTEGER, k INTEGER, pad BLOB,"
+    if (execf(r, "CREATE TABLE %st%d(id INTEGER PRIMARY KEY, txn INTEGER, k INTEGER, pad BLOB,"
                  " ck INTEGER)",
-              ti))
+              r->cs, ti))
         return 1;
     r->t[ti].exists = 1;
     return 0;
@@ -531,7 +541,8 @@ static int wl_txn(struct run *r, int bulk)
     uint64_t spill0 = g.nwrites[ROLE_DB] + g.nwrites[ROLE_WAL];
     if (k == 0) {
         /* setup: tx and t0 */
-        if (exec(r, "CREATE TABLE tx(n INTEGER PRIMARY KEY, tag INTEGER)") || table_create(r, 0))
+        if (execf(r, "CREATE TABLE %stx(n INTEGER PRIMARY KEY, tag INTEGER)", r->cs) ||
+            table_create(r, 0))
             return 1;
         op_insert(r, 0, 20);
         WHAT(" setup");
@@ -580,9 +591,9 @@ static int wl_txn(struct run *r, int bulk)
                     WHAT(" dropidx i%d%c", ti, b == 1 ? 'a' : 'b');
                 } else {
                     execf(r,
-                          b == 1 ? "CREATE INDEX i%da ON t%d(k)"
-                                 : "CREATE INDEX i%db ON t%d(txn, id)",
-                          ti, ti);
+                          b == 1 ? "CREATE INDEX %si%da ON t%d(k)"
+                                 : "CREATE INDEX %si%db ON t%d(txn, id)",
+                          r->cs, ti, ti);
                     WHAT(" idx i%d%c", ti, b == 1 ? 'a' : 'b');
                 }
                 r->t[ti].idx ^= b;
@@ -647,10 +658,10 @@ static int wl_other(struct run *r)
         execf(r, "PRAGMA wal_checkpoint(%s)", m);
     } else if (kind == VACUUM) {
         s = step_begin(r, STEP_OTHER, "VACUUM");
-        exec(r, "VACUUM");
+        execf(r, "VACUUM %s", *r->cs ? "c" : "main");
     } else if (kind == INCR) {
         s = step_begin(r, STEP_OTHER, "incremental_vacuum");
-        exec(r, "PRAGMA incremental_vacuum");
+        execf(r, "PRAGMA %sincremental_vacuum", r->cs);
     } else if (kind == REOPEN) {
         s = step_begin(r, STEP_OTHER, "close and reopen");
         if (!wl_close(r))
@@ -710,6 +721,7 @@ int record(struct run *r, const struct workload *w, uint64_t seed, int ntxn)
     r->rng = mix64(seed ^ hash_bytes(w->name, strlen(w->name), 0));
     r->jm = w->journal;
     r->sy = w->sync;
+    r->cs = w->attach == ATT_UNIX_MAIN ? "c." : "";
     r->snaps = xrealloc(NULL, (size_t)(ntxn + 2) * sizeof *r->snaps);
     snap_take(r, &r->snaps[0]);
     r->aux_snaps = xrealloc(NULL, (size_t)(ntxn + 2) * sizeof *r->aux_snaps);
