@@ -174,7 +174,7 @@ crash: deps $(BUILD)/crash
 	./$(BUILD)/crash --min-states 40000
 
 crash-ci: deps $(BUILD)/crash
-	./$(BUILD)/crash --min-states 10000 --txns 70
+	./$(BUILD)/crash --min-states 10000 --txns 50
 
 crash-long: deps $(BUILD)/crash-o2
 	./$(BUILD)/crash-o2 --min-states 1000000
