@@ -62,6 +62,15 @@
 /* The sector size reported: the store's block size. */
 #define COWVFS_SECTOR_SIZE 4096
 
+/* The store's commits so far. */
+static sqlite3_uint64 cowCommitCount(cow_store *pStore)
+{
+    struct cow_stats st;
+
+    cow_store_stats(pStore, &st);
+    return st.commits;
+}
+
 /* Logs and maps a store error COWRC of operation ZOP on P at offset IOFF. */
 static int cowIoError(cowFile *p, int cowrc, const char *zOp, sqlite3_int64 iOff)
 {
@@ -371,7 +380,8 @@ out:
  * becomes durable, in one flush: cow_store_persist (one log record of every
  * file with unlogged changes, or a commit without flush when the log cannot
  * express them), then cow_file_sync, which finds the database logged and
- * only flushes.  This is what lets the database claim SQLITE_IOCAP_SEQUENTIAL
+ * only flushes (after a commit, cow_store_commit, which flushes it and
+ * frees what the commit before it kept pinned).  This is what lets the database claim SQLITE_IOCAP_SEQUENTIAL
  * (see cowDeviceCharacteristics): SQLite then never syncs the rollback
  * journal, and relies on the journal being durable no later than the pages
  * written after it.  A record of the database file alone would make the
@@ -394,10 +404,22 @@ static int cowSync(sqlite3_file *pFile, int flags)
     (void)flags;
     if ((p->ctrlFlags & COWFILE_READONLY) || p->pCf == 0)
         goto out;
-    if (p->eType == SQLITE_OPEN_MAIN_DB)
-        crc = cow_store_persist(p->pInode->pStore);
+    if (p->eType == SQLITE_OPEN_MAIN_DB) {
+        cow_store *pStore = p->pInode->pStore;
+        sqlite3_uint64 nCommit = cowCommitCount(pStore);
+        crc = cow_store_persist(pStore);
+        /* A commit (the log could not express a change, such as a journal
+         * created in this transaction) is made durable as a commit, which
+         * also frees the space the previous commit kept pinned; a log
+         * record by a flush (cow_file_sync finds the database logged). */
+        if (crc == COW_OK && cowCommitCount(pStore) != nCommit) {
+            crc = cow_store_commit(pStore);
+            goto done;
+        }
+    }
     if (crc == COW_OK)
         crc = cow_file_sync(p->pCf);
+done:
     if (crc != COW_OK)
         rc = cowIoError(p, crc, "sync", 0);
 out:
