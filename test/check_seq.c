@@ -493,6 +493,66 @@ START_TEST(test_super_journal_unix_child)
 }
 END_TEST
 
+/*
+ * A super-journal that an earlier version made inside a container (store
+ * file "db-mj...") is still seen by xAccess, opened for reading by xOpen
+ * (as pager_delsuper does) and removed by xDelete; a new one goes beside
+ * the container.
+ */
+START_TEST(test_super_journal_in_container)
+{
+    char *dir = test_base_dir();
+    char *a = sqlite3_mprintf("%s/a.db", dir);
+    char *mj = sqlite3_mprintf("%s-mj01AB2C9D4", a);
+    static const char names[] = "/x/b.db-journal";
+    cow_store *st = NULL;
+    cow_file *f = NULL;
+    sqlite3_vfs *cow;
+    int res = -1;
+
+    cowvfs_register(0);
+    cow = sqlite3_vfs_find("cow");
+    make_db50(a, "cow", "DELETE");
+    ck_assert_int_eq(cow_store_open(a, 0, &st), COW_OK);
+    ck_assert_int_eq(cow_file_open(st, "db-mj01AB2C9D4", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, names, sizeof names, 0), COW_OK);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+
+    /* laid out as SQLite lays out a super-journal's name (vdbeaux.c:
+     * zeros before and after it, where URI parameters would be) */
+    char *buf0 = calloc(1, (size_t)cow->mxPathname + 32);
+    char *full = buf0 + 4;
+    ck_assert_int_eq(cow->xFullPathname(cow, mj, cow->mxPathname + 1, full), SQLITE_OK);
+    ck_assert_int_eq(cow->xAccess(cow, full, SQLITE_ACCESS_EXISTS, &res), SQLITE_OK);
+    ck_assert_int_eq(res, 1);
+    sqlite3_file *sf = calloc(1, (size_t)cow->szOsFile);
+    int out = 0;
+    ck_assert_int_eq(cow->xOpen(cow, full, sf, SQLITE_OPEN_READONLY | SQLITE_OPEN_SUPER_JOURNAL,
+                                &out),
+                     SQLITE_OK);
+    char buf[sizeof names];
+    sqlite3_int64 size = 0;
+    ck_assert_int_eq(sf->pMethods->xFileSize(sf, &size), SQLITE_OK);
+    ck_assert_int_eq(size, (sqlite3_int64)sizeof names);
+    ck_assert_int_eq(sf->pMethods->xRead(sf, buf, (int)sizeof names, 0), SQLITE_OK);
+    ck_assert_int_eq(memcmp(buf, names, sizeof names), 0);
+    ck_assert_int_eq(sf->pMethods->xClose(sf), SQLITE_OK);
+    ck_assert_int_ne(access(mj, F_OK), 0); /* not a file beside the container */
+    ck_assert_int_eq(cow->xDelete(cow, full, 1), SQLITE_OK);
+    ck_assert_int_eq(cow->xAccess(cow, full, SQLITE_ACCESS_EXISTS, &res), SQLITE_OK);
+    ck_assert_int_eq(res, 0);
+    ck_assert_int_eq(count_prefix(dir, "a.db"), 1);
+    test_fsck_clean(a);
+
+    free(sf);
+    free(buf0);
+    sqlite3_free(mj);
+    sqlite3_free(a);
+    free(dir);
+}
+END_TEST
+
 Suite *seq_suite(void)
 {
     Suite *s = suite_create("seq");
@@ -501,6 +561,7 @@ Suite *seq_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_journal_durable_with_db);
     tcase_add_test(tc, test_super_journal_unix_child);
+    tcase_add_test(tc, test_super_journal_in_container);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -915,8 +915,7 @@ out:
  * (opening the container for the call if it is not open in this process);
  * so is a super-journal of a container unless the default VFS has it (see
  * SUPER-JOURNALS at the top); any other name goes to the default VFS.
- * Returns
- * SQLITE_OK, SQLITE_IOERR_DELETE_NOENT if there is no such file,
+ * Returns SQLITE_OK, SQLITE_IOERR_DELETE_NOENT if there is no such file,
  * SQLITE_IOERR_DELETE or another logged error.
  */
 static int cowDelete(sqlite3_vfs *pVfs, const char *zName, int syncDir)
