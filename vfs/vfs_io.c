@@ -381,16 +381,18 @@ out:
  * file with unlogged changes, or a commit without flush when the log cannot
  * express them), then cow_file_sync, which finds the database logged and
  * only flushes (after a commit, cow_store_commit, which flushes it and
- * frees what the commit before it kept pinned).  This is what lets the database claim SQLITE_IOCAP_SEQUENTIAL
- * (see cowDeviceCharacteristics): SQLite then never syncs the rollback
- * journal, and relies on the journal being durable no later than the pages
- * written after it.  A record of the database file alone would make the
- * pages durable without the journal's latest writes, in TRUNCATE and
- * PERSIST mode (the journal exists, so the log can express the change) and
- * in DELETE mode after a commit made during the transaction (a snapshot,
- * the background commit): a crash then keeps the transaction, where SQLite
- * expects a hot journal that names the super-journal of a multi-database
- * commit and rolls the transaction back while that super-journal exists.
+ * frees what the commit before it kept pinned).  This is what lets the
+ * database claim SQLITE_IOCAP_SEQUENTIAL (see cowDeviceCharacteristics):
+ * SQLite then never syncs the rollback journal, and relies on the journal
+ * being durable no later than the pages written after it.  A record of the
+ * database file alone would make the pages durable without the journal's
+ * latest writes, in TRUNCATE and PERSIST mode (the journal exists, so the
+ * log can express the change) and in DELETE mode after a commit made
+ * during the transaction (a snapshot, the background commit): a crash then
+ * keeps the transaction, where SQLite expects a hot journal that names the
+ * super-journal of a multi-database commit and rolls the transaction back
+ * while that super-journal exists (issue 12; seq suite, crash simulator
+ * attach workloads).
  *
  * Errors (logged): SQLITE_IOERR_FSYNC, SQLITE_IOERR_WRITE, SQLITE_FULL,
  * SQLITE_IOERR_NOMEM, SQLITE_IOERR (the store failed earlier).
