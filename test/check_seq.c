@@ -459,15 +459,16 @@ START_TEST(test_super_journal_unix_child)
                           "(status %d)",
                           modes[m], status);
             sqlite3 *db = NULL;
-            ck_assert_int_eq(sqlite3_open_v2(a, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, "cow"),
-                             SQLITE_OK);
+            ck_assert_int_eq(
+                sqlite3_open_v2(a, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, "cow"), SQLITE_OK);
             if (attach) {
                 char *sql = sqlite3_mprintf("ATTACH 'file:%s?vfs=unix' AS aux", b);
                 exec_ok(db, sql);
                 sqlite3_free(sql);
-                ck_assert_msg(count_rows(db, "x>1000") == 0 &&
-                                  sqlite3_exec(db, "SELECT 1 FROM aux.t", 0, 0, 0) == SQLITE_OK,
-                              "%s: the cow database kept the transaction", modes[m]);
+                /* reading aux rolls it back too (the super-journal is
+                 * still there: the cow database's recovery saw aux's
+                 * journal through the default VFS) */
+                ck_assert_int_eq(sqlite3_exec(db, "SELECT 1 FROM aux.t", 0, 0, 0), SQLITE_OK);
             }
             ck_assert_msg(count_rows(db, "x>1000") == 0,
                           "%s: the cow database kept the transaction after a crash before its "
