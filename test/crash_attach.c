@@ -58,12 +58,18 @@ static void buf_set(struct fsbuf *b, const struct fsbuf *from)
     b->len = from->len;
 }
 
-static void buf_write(struct fsbuf *b, const void *data, size_t n, uint64_t off)
+/* Makes room for N bytes in B. */
+static void buf_reserve(struct fsbuf *b, size_t n)
 {
-    if (off + n > b->cap) {
-        b->cap = (size_t)(off + n) * 2;
+    if (n > b->cap) {
+        b->cap = n * 2;
         b->p = xrealloc(b->p, b->cap);
     }
+}
+
+static void buf_write(struct fsbuf *b, const void *data, size_t n, uint64_t off)
+{
+    buf_reserve(b, (size_t)off + n);
     if (off > b->len)
         memset(b->p + b->len, 0, (size_t)off - b->len);
     memcpy(b->p + off, data, n);
@@ -74,8 +80,7 @@ static void buf_write(struct fsbuf *b, const void *data, size_t n, uint64_t off)
 static void buf_truncate(struct fsbuf *b, uint64_t size)
 {
     if (size > b->len) {
-        uint8_t z = 0;
-        buf_write(b, &z, 0, size); /* grows the capacity */
+        buf_reserve(b, (size_t)size);
         memset(b->p + b->len, 0, (size_t)size - b->len);
     }
     b->len = (size_t)size;
@@ -314,7 +319,10 @@ static sqlite3_vfs fsVfs = {
     fsSleep,          /* xSleep */
     fsCurrentTime,    /* xCurrentTime */
     fsGetLastError,   /* xGetLastError */
-    0, 0, 0, 0,
+    0,                /* xCurrentTimeInt64 */
+    0,                /* xSetSystemCall */
+    0,                /* xGetSystemCall */
+    0,                /* xNextSystemCall */
 };
 
 void crashfs_register(void)
