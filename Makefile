@@ -45,8 +45,9 @@ VFS_SRC   := $(wildcard vfs/*.c)
 LIB_SRC   := $(STORE_SRC) $(VFS_SRC)
 # cowctl fsck and dump (tools/fsck.h), linked into cowctl and the tests
 FSCK_SRC  := $(wildcard tools/fsck*.c)
-# test/crash.c is a program of its own (build/crash), not a Check suite.
-TEST_SRC  := $(filter-out test/crash.c,$(wildcard test/*.c))
+# test/crash*.c is a program of its own (build/crash), not a Check suite.
+CRASH_SRC := $(wildcard test/crash*.c)
+TEST_SRC  := $(filter-out $(CRASH_SRC),$(wildcard test/*.c))
 
 # Normal build
 OBJDIR    := $(BUILD)/obj
@@ -158,7 +159,7 @@ tsan: deps $(THOBJDIR)/check_all
 	done; \
 	if [ -n "$$failed" ]; then echo "tsan: FAILED:$$failed"; exit 1; fi
 
-# The crash simulator (test/crash.c; README "Crash simulator"): built like
+# The crash simulator (test/crash*.c; README "Crash simulator"): built like
 # check_all (ASan + UBSan, COW_DEBUG for the device hook), and at -O2 (still
 # COW_DEBUG, not sanitized) in build/o2debug for the long run.
 .PHONY: crash crash-ci crash-long
@@ -167,10 +168,11 @@ $(COBJDIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) -DCOW_DEBUG $(SQLITE_CFLAGS) $(CHECK_CFLAGS) -O2 -g -c $< -o $@
 
-$(BUILD)/crash: $(TOBJDIR)/test/crash.o $(TOBJDIR)/test/testutil.o $(TLIB_OBJ) $(FSCK_SRC:%.c=$(TOBJDIR)/%.o)
+$(BUILD)/crash: $(CRASH_SRC:%.c=$(TOBJDIR)/%.o) $(TOBJDIR)/test/testutil.o $(TLIB_OBJ) \
+		$(FSCK_SRC:%.c=$(TOBJDIR)/%.o)
 	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
 
-$(BUILD)/crash-o2: $(COBJDIR)/test/crash.o $(COBJDIR)/test/testutil.o \
+$(BUILD)/crash-o2: $(CRASH_SRC:%.c=$(COBJDIR)/%.o) $(COBJDIR)/test/testutil.o \
 		$(LIB_SRC:%.c=$(COBJDIR)/%.o) $(FSCK_SRC:%.c=$(COBJDIR)/%.o)
 	$(CC) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
 
@@ -178,7 +180,7 @@ crash: deps $(BUILD)/crash
 	./$(BUILD)/crash --min-states 40000
 
 crash-ci: deps $(BUILD)/crash
-	./$(BUILD)/crash --min-states 10000 --txns 70
+	./$(BUILD)/crash --min-states 10000 --txns 50
 
 crash-long: deps $(BUILD)/crash-o2
 	./$(BUILD)/crash-o2 --min-states 1000000
@@ -265,7 +267,7 @@ FUZZ_TIMEOUT  ?= 30
 FUZZERS       := open replay fsck vfs
 FUZZDIR       := $(BUILD)/fuzz
 FUZZ_SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-FUZZ_OBJ_LIB  := $(LIB_SRC:%.c=$(FUZZDIR)/obj/%.o) $(FUZZDIR)/obj/tools/fsck.o \
+FUZZ_OBJ_LIB  := $(LIB_SRC:%.c=$(FUZZDIR)/obj/%.o) $(FSCK_SRC:%.c=$(FUZZDIR)/obj/%.o) \
                  $(FUZZDIR)/obj/test/testutil.o $(FUZZDIR)/obj/test/fuzz/fuzzlib.o
 FUZZ_BINS     := $(FUZZERS:%=$(FUZZDIR)/fuzz_%)
 
@@ -293,7 +295,7 @@ $(FUZZDIR)/fuzz_%: $(FUZZDIR)/obj/test/fuzz/fuzz_%.o $(FUZZ_OBJ_LIB)
 
 # The bases and seeds: made by the build (ASan test objects), never committed.
 $(FUZZDIR)/mkbases: $(TOBJDIR)/test/fuzz/mkbases.o $(TOBJDIR)/test/fuzz/fuzzlib.o \
-		$(TOBJDIR)/test/testutil.o $(TLIB_OBJ) $(TOBJDIR)/tools/fsck.o
+		$(TOBJDIR)/test/testutil.o $(TLIB_OBJ) $(FSCK_SRC:%.c=$(TOBJDIR)/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
 
@@ -342,7 +344,7 @@ fuzz-ci: fuzz-build
 .PHONY: sweep sweep-full
 SWEEP_JOBS ?= 2
 $(BUILD)/sweep: $(TOBJDIR)/test/sweep/sweep.o $(TOBJDIR)/test/fuzz/fuzzlib.o \
-		$(TOBJDIR)/test/testutil.o $(TLIB_OBJ) $(TOBJDIR)/tools/fsck.o
+		$(TOBJDIR)/test/testutil.o $(TLIB_OBJ) $(FSCK_SRC:%.c=$(TOBJDIR)/%.o)
 	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
 
 sweep: deps $(BUILD)/sweep

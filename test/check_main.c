@@ -28,6 +28,7 @@ static const struct {
     {"validate", validate_suite},
     {"damage", damage_suite},
     {"abort", abort_suite},
+    {"seq", seq_suite},
 };
 #define NSUITES (sizeof suites / sizeof suites[0])
 

@@ -10,18 +10,30 @@
  *     /dir/app.db                  the container; store file "db"
  *     /dir/app.db-journal          store file "db-journal"
  *     /dir/app.db-wal              store file "db-wal"
- *     /dir/app.db-mj01ABCD9EF      store file "db-mj01ABCD9EF"
  *
- * xOpen maps by the open flags (SQLITE_OPEN_MAIN_DB, _MAIN_JOURNAL, _WAL,
- * _SUPER_JOURNAL); xDelete and xAccess, which get only a name, parse the
- * suffix.  Nothing is kept beside the container (a new one is formatted in
- * a temporary "-cownew" file renamed onto it; see bdev.h): there is no -shm
- * file either (the WAL-index is in memory, vfs_shm.c).  A journal, WAL or
- * super-journal name whose prefix is not a container (an ordinary file, or
- * nothing) belongs to the default VFS, and so do temporary files (no name,
- * or SQLITE_OPEN_TEMP_DB, _TEMP_JOURNAL, _TRANSIENT_DB, _SUBJOURNAL): the
+ * xOpen maps by the open flags (SQLITE_OPEN_MAIN_DB, _MAIN_JOURNAL, _WAL);
+ * xDelete and xAccess, which get only a name, parse the suffix.  Nothing
+ * else is kept beside the container (a new one is formatted in a temporary
+ * "-cownew" file renamed onto it; see bdev.h): there is no -shm file
+ * either (the WAL-index is in memory, vfs_shm.c).  A journal or WAL name
+ * whose prefix is not a container (an ordinary file, or nothing) belongs
+ * to the default VFS, and so do temporary files (no name, or
+ * SQLITE_OPEN_TEMP_DB, _TEMP_JOURNAL, _TRANSIENT_DB, _SUBJOURNAL): the
  * default VFS opens those straight into the sqlite3_file SQLite gave us, so
  * its own io methods serve them (szOsFile is the larger of the two VFSes').
+ *
+ * SUPER-JOURNALS.  A transaction that writes several attached databases
+ * makes a super-journal "/dir/app.db-mj01ABCD9EF" through the main
+ * database's VFS, and each child database, after a crash, asks its own VFS
+ * whether that name exists (pager.c pager_playback): its hot journal is
+ * rolled back only if it does.  A child on another VFS (unix) can see only
+ * a real file, so the super-journal is one, made by the default VFS beside
+ * the container, as SQLite makes it beside any database; a child in a
+ * container finds it the same way (xAccess asks the default VFS first).
+ * It exists only during such a commit and, after a crash in one, until
+ * recovery has rolled every child back.  A super-journal inside a container
+ * (store file "db-mj01ABCD9EF", made by versions before this rule) is still
+ * found, read and deleted, never created.
  *
  * SNAPSHOTS AND BRANCHES.  The URI parameter snapshot=NAME or branch=NAME
  * of a main database names a database of the container other than the live
@@ -277,6 +289,22 @@ static int cowSuffixOffset(const char *zName, int eType)
     }
 out:
     return rc;
+}
+
+/* 1 if ZNAME is a super-journal's name ("-mj" and nine hex digits). */
+static int cowIsSuperJournal(const char *zName)
+{
+    return cowSuffixOffset(zName, SQLITE_OPEN_SUPER_JOURNAL) > 0;
+}
+
+/* 1 if the default VFS has file ZNAME (an error reads as no). */
+static int cowDefaultHas(const char *zName)
+{
+    int res = 0;
+
+    if (gDefault->xAccess(gDefault, zName, SQLITE_ACCESS_EXISTS, &res) != SQLITE_OK)
+        res = 0;
+    return res;
 }
 
 /*
@@ -660,9 +688,11 @@ static void cowApplyUriParams(cowFile *p, const char *zName)
 }
 
 /*
- * Opens ZNAME.  Main databases, journals, WALs and super-journals of
- * containers become cowFiles on store files (see NAMES at the top); all
- * other files go to the default VFS, which opens them into PFILE itself.
+ * Opens ZNAME.  Main databases, journals and WALs of containers become
+ * cowFiles on store files (see NAMES at the top), and so does a
+ * super-journal an earlier version left in a container; all other files,
+ * new super-journals included (SUPER-JOURNALS), go to the default VFS,
+ * which opens them into PFILE itself.
  *
  * A main database's container is opened with cow_store_open (created if
  * missing and SQLITE_OPEN_CREATE is given); a file that is not a container
@@ -698,6 +728,14 @@ static int cowOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, in
     if (zName == 0 ||
         (eType != SQLITE_OPEN_MAIN_DB && eType != SQLITE_OPEN_MAIN_JOURNAL &&
          eType != SQLITE_OPEN_WAL && eType != SQLITE_OPEN_SUPER_JOURNAL)) {
+        rc = gDefault->xOpen(gDefault, zName, pFile, flags, pOutFlags);
+        goto out;
+    }
+    /* A super-journal is a file of the default VFS (SUPER-JOURNALS at the
+     * top); only one that an earlier version left in a container, which
+     * SQLite opens to read, comes from the store. */
+    if (eType == SQLITE_OPEN_SUPER_JOURNAL && cowIsSuperJournal(zName) &&
+        ((flags & SQLITE_OPEN_CREATE) || cowDefaultHas(zName))) {
         rc = gDefault->xOpen(gDefault, zName, pFile, flags, pOutFlags);
         goto out;
     }
@@ -873,10 +911,11 @@ out:
 }
 
 /*
- * Deletes ZNAME: a journal, WAL or super-journal of a container is removed
- * from the store (opening the container for the call if it is not open in
- * this process); any other name goes to the default VFS.  Returns
- * SQLITE_OK, SQLITE_IOERR_DELETE_NOENT if there is no such file,
+ * Deletes ZNAME: a journal or WAL of a container is removed from the store
+ * (opening the container for the call if it is not open in this process);
+ * so is a super-journal of a container unless the default VFS has it (see
+ * SUPER-JOURNALS at the top); any other name goes to the default VFS.
+ * Returns SQLITE_OK, SQLITE_IOERR_DELETE_NOENT if there is no such file,
  * SQLITE_IOERR_DELETE or another logged error.
  */
 static int cowDelete(sqlite3_vfs *pVfs, const char *zName, int syncDir)
@@ -888,7 +927,7 @@ static int cowDelete(sqlite3_vfs *pVfs, const char *zName, int syncDir)
     struct cowNameOp a;
 
     (void)pVfs;
-    if (nPrefix <= 0) {
+    if (nPrefix <= 0 || (cowIsSuperJournal(zName) && cowDefaultHas(zName))) {
         rc = gDefault->xDelete(gDefault, zName, syncDir);
         goto out;
     }
@@ -931,12 +970,13 @@ out:
 }
 
 /*
- * xAccess.  For a journal, WAL or super-journal of a container the answer
- * comes from the store: SQLITE_ACCESS_EXISTS and _READ say whether the store
- * file exists (whatever its size: a truncated journal still exists),
- * _READWRITE also that the store may be written.  A container that is not
- * open in this process is opened read-only for the call.  Other names go to
- * the default VFS.
+ * xAccess.  For a journal or WAL of a container the answer comes from the
+ * store: SQLITE_ACCESS_EXISTS and _READ say whether the store file exists
+ * (whatever its size: a truncated journal still exists), _READWRITE also
+ * that the store may be written.  A container that is not open in this
+ * process is opened read-only for the call.  A super-journal of a
+ * container is looked up with the default VFS first, then in the store
+ * (SUPER-JOURNALS at the top).  Other names go to the default VFS.
  */
 static int cowAccess(sqlite3_vfs *pVfs, const char *zName, int flags, int *pResOut)
 {
@@ -951,6 +991,13 @@ static int cowAccess(sqlite3_vfs *pVfs, const char *zName, int flags, int *pResO
     if (nPrefix <= 0) {
         rc = gDefault->xAccess(gDefault, zName, flags, pResOut);
         goto out;
+    }
+    if (cowIsSuperJournal(zName)) {
+        /* beside the container (SUPER-JOURNALS at the top), else maybe an
+         * earlier version's inside it */
+        rc = gDefault->xAccess(gDefault, zName, flags, pResOut);
+        if (rc != SQLITE_OK || *pResOut)
+            goto out;
     }
     if (cowSplitName(zName, nPrefix, &zContainer, &zStoreName) != SQLITE_OK) {
         rc = SQLITE_IOERR_NOMEM;

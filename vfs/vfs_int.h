@@ -164,10 +164,6 @@ struct cowFile {
                             * changed only under pInode->mutex */
     int szChunk;           /* SQLITE_FCNTL_CHUNK_SIZE: preallocation unit, or 0 */
     cowShm *pShm;          /* the WAL-index attachment, or NULL */
-    sqlite3_uint64 nDurableTxn; /* main databases: the store's commits plus
-                            * log records when this file took RESERVED or
-                            * more (cowSync: was anything made durable
-                            * during its write transaction?) */
     cowFile *pNextDb;      /* main databases: next in pInode->pFiles;
                             * protected by pInode->mutex */
 };

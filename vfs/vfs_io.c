@@ -30,7 +30,8 @@
  * COMMITS.  The store makes writes durable only when it commits or logs
  * them; until then they live in the process.  xSync makes the file's
  * changes durable (cow_file_sync: a log record and one flush, or a full
- * commit), but SQLite's commit point is not always followed by an xSync:
+ * commit; the database's xSync also every other file's, see cowSync), but
+ * SQLite's commit point is not always followed by an xSync:
  * in DELETE mode it is the deletion of the journal, in TRUNCATE mode
  * (synchronous=NORMAL) its truncation, and with synchronous=OFF, or in WAL
  * mode with NORMAL, nothing is synced at all.  On unix those transactions
@@ -61,14 +62,13 @@
 /* The sector size reported: the store's block size. */
 #define COWVFS_SECTOR_SIZE 4096
 
-/* The store's commits plus log records so far: anything made durable
- * since a value was read changes it. */
-static sqlite3_uint64 cowDurableCount(cow_store *pStore)
+/* The store's commits so far. */
+static sqlite3_uint64 cowCommitCount(cow_store *pStore)
 {
     struct cow_stats st;
 
     cow_store_stats(pStore, &st);
-    return st.commits + st.log_records;
+    return st.commits;
 }
 
 /* Logs and maps a store error COWRC of operation ZOP on P at offset IOFF. */
@@ -186,8 +186,6 @@ static int cowLock(sqlite3_file *pFile, int eFileLock)
 
     /* RESERVED or EXCLUSIVE: P holds SHARED or more and no other file holds
      * more than SHARED. */
-    if (p->eFileLock <= SHARED_LOCK)
-        p->nDurableTxn = cowDurableCount(pInode->pStore); /* a write transaction begins */
     pInode->pOwner = p;
     if (eFileLock == RESERVED_LOCK) {
         p->eFileLock = pInode->eLock = RESERVED_LOCK;
@@ -374,42 +372,27 @@ out:
 }
 
 /*
- * Makes the rollback journal of P (a main database inside a write
- * transaction) durable as it is now, if it exists: cow_file_sync of
- * "db-journal".  SQLITE_OK or the mapped, logged error.
- */
-static int cowSyncJournal(cowFile *p)
-{
-    cow_file *pJournal = 0;
-    int crc = cow_subvol_file_open(p->pInode->pStore, p->pInode->zSubvol, "db-journal", 0,
-                                   &pJournal);
-
-    if (crc == COW_ENOENT)
-        return SQLITE_OK;
-    if (crc == COW_OK) {
-        crc = cow_file_sync(pJournal);
-        cow_file_close(pJournal);
-    }
-    return crc == COW_OK ? SQLITE_OK : cowIoError(p, crc, "sync of the journal", 0);
-}
-
-/*
- * Makes the file's writes durable: cow_file_sync, a log record of the
- * file's changes and one flush, or, when the log cannot express them, a
- * flushed commit of the container, which also makes every earlier write of
- * every other file of the container durable.  A read-only file has nothing
- * to sync.
+ * Makes the file's writes durable.  A WAL, journal or super-journal:
+ * cow_file_sync, a log record of that file's changes and one flush, or,
+ * when the log cannot express them, a flushed commit of the container.
  *
- * SEQUENTIAL (see cowDeviceCharacteristics) lets SQLite write database
- * pages without syncing the journal first; the database's log record at
- * its xSync is atomic, so normally the journal is never durable while the
- * database is.  But a commit or a log record made during the write
- * transaction by someone else (a snapshot, a background commit, a branch's
- * sync) holds the journal as it was then.  If the database's record then
- * made it durable without the journal records SQLite appended since, a
- * crash would leave a hot journal that rolls the transaction back only in
- * part.  So after such an event the journal is synced first (one more
- * flush, only then); found by the crash simulator's snapshot workload.
+ * The main database: every write made so far to any file of the container
+ * becomes durable, in one flush: cow_store_persist (one log record of every
+ * file with unlogged changes, or a commit without flush when the log cannot
+ * express them), then cow_file_sync, which finds the database logged and
+ * only flushes (after a commit, cow_store_commit, which flushes it and
+ * frees what the commit before it kept pinned).  This is what lets the
+ * database claim SQLITE_IOCAP_SEQUENTIAL (see cowDeviceCharacteristics):
+ * SQLite then never syncs the rollback journal, and relies on the journal
+ * being durable no later than the pages written after it.  A record of the
+ * database file alone would make the pages durable without the journal's
+ * latest writes, in TRUNCATE and PERSIST mode (the journal exists, so the
+ * log can express the change) and in DELETE mode after a commit made
+ * during the transaction (a snapshot, the background commit): a crash then
+ * keeps the transaction, where SQLite expects a hot journal that names the
+ * super-journal of a multi-database commit and rolls the transaction back
+ * while that super-journal exists (issue 12; seq suite, crash simulator
+ * attach workloads).
  *
  * Errors (logged): SQLITE_IOERR_FSYNC, SQLITE_IOERR_WRITE, SQLITE_FULL,
  * SQLITE_IOERR_NOMEM, SQLITE_IOERR (the store failed earlier).
@@ -418,19 +401,27 @@ static int cowSync(sqlite3_file *pFile, int flags)
 {
     cowFile *p = (cowFile *)pFile;
     int rc = SQLITE_OK;
-    int crc;
+    int crc = COW_OK;
 
     (void)flags;
     if ((p->ctrlFlags & COWFILE_READONLY) || p->pCf == 0)
         goto out;
-    /* Only this connection changes p->eFileLock, so it can be read here. */
-    if (p->eType == SQLITE_OPEN_MAIN_DB && p->eFileLock > SHARED_LOCK &&
-        cowDurableCount(p->pInode->pStore) != p->nDurableTxn) {
-        rc = cowSyncJournal(p);
-        if (rc != SQLITE_OK)
-            goto out;
+    if (p->eType == SQLITE_OPEN_MAIN_DB) {
+        cow_store *pStore = p->pInode->pStore;
+        sqlite3_uint64 nCommit = cowCommitCount(pStore);
+        crc = cow_store_persist(pStore);
+        /* A commit (the log could not express a change, such as a journal
+         * created in this transaction) is made durable as a commit, which
+         * also frees the space the previous commit kept pinned; a log
+         * record by a flush (cow_file_sync finds the database logged). */
+        if (crc == COW_OK && cowCommitCount(pStore) != nCommit) {
+            crc = cow_store_commit(pStore);
+            goto done;
+        }
     }
-    crc = cow_file_sync(p->pCf);
+    if (crc == COW_OK)
+        crc = cow_file_sync(p->pCf);
+done:
     if (crc != COW_OK)
         rc = cowIoError(p, crc, "sync", 0);
 out:
@@ -759,29 +750,36 @@ static int cowSectorSize(sqlite3_file *pFile)
 
 /*
  * What the store guarantees, in SQLite's terms.  Every write goes to newly
- * allocated space (copy on write) and becomes visible on disk atomically at
- * the next commit, and every commit contains all earlier writes of every
- * file of the container, in order.  So, after a crash:
+ * allocated space (copy on write) and becomes durable atomically with a
+ * commit or log record that holds it; nothing committed is overwritten in
+ * place.  So, after a crash:
  *
  *   SQLITE_IOCAP_POWERSAFE_OVERWRITE  bytes outside a write are never
- *       disturbed (nothing committed is overwritten in place) - unless
- *       turned off by SQLITE_FCNTL_POWERSAFE_OVERWRITE or psow=0;
- *   SQLITE_IOCAP_SAFE_APPEND  a file's new size is committed together with
+ *       disturbed - unless turned off by SQLITE_FCNTL_POWERSAFE_OVERWRITE
+ *       or psow=0;
+ *   SQLITE_IOCAP_SAFE_APPEND  a file's new size is durable together with
  *       the data that extended it, so an append never leaves garbage;
- *   SQLITE_IOCAP_SEQUENTIAL  the container holds all writes up to some
- *       commit and none after it, so writes persist in the order made.
+ *   SQLITE_IOCAP_SEQUENTIAL  (the main database only) the database's xSync
+ *       makes every earlier write of every file of the container durable
+ *       in one flush (cowSync), and so does every commit and the record at
+ *       the end of a transaction: the database's writes are never durable
+ *       ahead of a write made before them.  SQLite reads this flag from the
+ *       database file to skip syncing the rollback journal (pager.c
+ *       syncJournal) and the WAL header (wal.c); both then rely on it.
  *
- * SEQUENTIAL holds within one container only.  A super-journal orders
- * writes across containers (ATTACHed databases: vdbeCommit skips syncing it
- * before the child journals name it when the device is SEQUENTIAL), so it
- * does not claim SEQUENTIAL and is synced, as on an ordinary disk.
+ * A journal's or WAL's own xSync logs that file alone, so its writes can be
+ * durable ahead of earlier writes of the database: those files do not claim
+ * SEQUENTIAL (SQLite never asks them).  A super-journal is a file of the
+ * default VFS (vfs.c, NAMES), which claims what that file system offers;
+ * one left in a container by an earlier version is opened here only to be
+ * read and deleted, and claims no SEQUENTIAL either, so SQLite syncs it.
  */
 static int cowDeviceCharacteristics(sqlite3_file *pFile)
 {
     cowFile *p = (cowFile *)pFile;
     int dc = SQLITE_IOCAP_SAFE_APPEND;
 
-    if (p->eType != SQLITE_OPEN_SUPER_JOURNAL)
+    if (p->eType == SQLITE_OPEN_MAIN_DB)
         dc |= SQLITE_IOCAP_SEQUENTIAL;
     if (p->ctrlFlags & COWFILE_PSOW)
         dc |= SQLITE_IOCAP_POWERSAFE_OVERWRITE;
