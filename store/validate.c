@@ -139,8 +139,8 @@ int check_csum_matches(uint64_t disk, uint64_t disk_len, size_t size)
     return COW_OK;
 }
 
-static int check_inode_item(const struct check_where *w, const struct cow_key *k,
-                            const uint8_t *d)
+static int check_inode_item(cow_store *st, const struct check_where *w,
+                            const struct cow_key *k, const uint8_t *d)
 {
     if (k->objectid < COW_FIRST_INO || k->offset != 0)
         return BAD(w, k, "inode items are keyed (ino >= %llu, 1, 0)",
@@ -153,6 +153,11 @@ static int check_inode_item(const struct check_where *w, const struct cow_key *k
     if (get64(d + INODE_FLAGS))
         return BAD(w, k, "inode flags 0x%llx, none are defined",
                    (unsigned long long)get64(d + INODE_FLAGS));
+    if (get64(d + INODE_GENERATION) > st->transid || get64(d + INODE_TRANSID) > st->transid)
+        return BAD(w, k, "inode generation %llu / transid %llu newer than transaction %llu",
+                   (unsigned long long)get64(d + INODE_GENERATION),
+                   (unsigned long long)get64(d + INODE_TRANSID),
+                   (unsigned long long)st->transid);
     return COW_OK;
 }
 
@@ -199,8 +204,10 @@ static int check_root_item(cow_store *st, const struct check_where *w, const str
                    (unsigned long long)get64(d + ROOT_BYTENR));
     if (d[ROOT_LEVEL] >= COW_MAX_LEVEL)
         return BAD(w, k, "root level %u (maximum %u)", d[ROOT_LEVEL], COW_MAX_LEVEL - 1);
-    if (get64(d + ROOT_GENERATION) == 0)
-        return BAD(w, k, "root generation 0");
+    if (get64(d + ROOT_GENERATION) == 0 || get64(d + ROOT_GENERATION) > st->transid)
+        return BAD(w, k, "root generation %llu (1..%llu, the running transaction)",
+                   (unsigned long long)get64(d + ROOT_GENERATION),
+                   (unsigned long long)st->transid);
     if (get64(d + ROOT_NEXT_INO) < COW_FIRST_INO)
         return BAD(w, k, "next_ino %llu < %llu", (unsigned long long)get64(d + ROOT_NEXT_INO),
                    (unsigned long long)COW_FIRST_INO);
@@ -252,6 +259,10 @@ static int check_extent_item(cow_store *st, const struct check_where *w,
     }
     if (refs == 0)
         return BAD(w, k, "reference count 0 (such items are deleted)");
+    if (get64(d + EXT_GENERATION) > st->transid)
+        return BAD(w, k, "generation %llu newer than transaction %llu",
+                   (unsigned long long)get64(d + EXT_GENERATION),
+                   (unsigned long long)st->transid);
     return COW_OK;
 }
 
@@ -323,7 +334,7 @@ int check_item(cow_store *st, const struct check_where *w, uint64_t owner,
         return BAD(w, k, "%zu bytes (expected %zu)", size, want);
     struct fext fx;
     switch (k->type) {
-    case COW_INODE_ITEM: return check_inode_item(w, k, d);
+    case COW_INODE_ITEM: return check_inode_item(st, w, k, d);
     case COW_DIR_ITEM: return check_dir_item(w, k, d, size);
     case COW_ORPHAN_ITEM:
         if (k->objectid != COW_ORPHAN_OBJECTID || k->offset < COW_FIRST_INO)
@@ -458,7 +469,10 @@ int check_tree_block(cow_store *st, uint64_t bytenr, const uint8_t *b)
     if (tree_class(owner) == T_BAD || tree_class(owner) == T_LOG)
         return COW_CORRUPT("block %llu: owner %llu is no tree", (unsigned long long)bytenr,
                            (unsigned long long)owner);
-    if (get64(b + TB_GENERATION) == 0)
-        return COW_CORRUPT("block %llu: generation 0", (unsigned long long)bytenr);
+    uint64_t gen = get64(b + TB_GENERATION);
+    if (gen == 0 || gen > st->transid)
+        return COW_CORRUPT("block %llu: generation %llu (1..%llu, the running transaction)",
+                           (unsigned long long)bytenr, (unsigned long long)gen,
+                           (unsigned long long)st->transid);
     return tb_level(b) == 0 ? check_leaf(st, bytenr, b) : check_node(st, bytenr, b);
 }

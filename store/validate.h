@@ -50,6 +50,8 @@ struct fext {
 /*
  * Checks the tree block B (COW_BLOCK_SIZE bytes) read from BYTENR:
  * checksum, magic, own address, level < COW_MAX_LEVEL, a known owner tree,
+ * a generation of 1 up to the running transaction (st->transid; so are
+ * the generations in root, extent and inode items),
  * then, for a leaf, nritems, every item's data inside the data area and
  * no two overlapping, keys strictly ascending, and each item as
  * check_item() does; for a node, 1..COW_NODE_MAX_PTRS pointers with keys

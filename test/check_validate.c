@@ -470,6 +470,24 @@ START_TEST(node_child_generation)
 }
 END_TEST
 
+/* A leaf whose header generation is newer than any commit (a block from
+ * a later, lost, transaction; the parent's pointer disagrees too, but the
+ * block is bad first). */
+START_TEST(block_generation_bounded)
+{
+    struct box b = make_reg();
+    struct find fe = find_item(b.st, &b.st->fs_tree, COW_EXTENT_DATA, b.f->inode->ino, 0);
+    size_t len;
+    char blk[32];
+    fmt_u64(blk, fe.bytenr);
+    uint8_t *img = box_image(&b, &len);
+    put64(img + fe.bytenr + TB_GENERATION, 1000);
+    block_crc(img + fe.bytenr);
+    expect_corrupt(img, len, READ_ALL, blk, "generation 1000 (1..", NULL);
+    free(img);
+}
+END_TEST
+
 /* ---- addresses: bytenr + 4096 must not wrap ---- */
 
 START_TEST(block_address_wrap)
@@ -675,6 +693,11 @@ static const struct field_case field_cases[] = {
     {"extent item flags", 2, COW_EXTENT_ITEM, ANY, EXT_FLAGS, 8, 2, "flags"},
     {"metadata item flags", 2, COW_METADATA_ITEM, ANY, EXT_FLAGS, 8, 1, "flags"},
     {"block group used", 2, COW_BLOCK_GROUP_ITEM, ANY, BG_USED, 8, 1ull << 40, "used"},
+    {"inode transid", 0, COW_INODE_ITEM, INO, INODE_TRANSID, 8, 1000, "transid 1000 newer"},
+    {"root generation", 1, COW_ROOT_ITEM, COW_FS_TREE_OBJECTID, ROOT_GENERATION, 8, 1000,
+     "root generation 1000"},
+    {"extent item generation", 2, COW_EXTENT_ITEM, ANY, EXT_GENERATION, 8, 1000,
+     "generation 1000 newer"},
 };
 #define NFIELD_CASES (sizeof field_cases / sizeof field_cases[0])
 
@@ -815,6 +838,7 @@ Suite *validate_suite(void)
     tcase_add_test(tc, node_key_order);
     tcase_add_test(tc, node_child_in_container);
     tcase_add_test(tc, node_child_generation);
+    tcase_add_test(tc, block_generation_bounded);
     tcase_add_test(tc, block_address_wrap);
     tcase_add_test(tc, root_item_address_wrap);
     tcase_add_test(tc, log_record_baseline);
