@@ -18,7 +18,7 @@
  *
  *   offset size  meaning
  *   0      4     crc32c of bytes 4..4095
- *   4      4     format version (COW_FORMAT_VERSION)
+ *   4      4     format version: COW_FORMAT_VERSION (2); version 1 below
  *   8      8     magic (COW_SB_MAGIC)
  *   16     8     generation of the commit that wrote this copy
  *   24     4     block size in bytes (4096)
@@ -50,6 +50,18 @@
  *   184    12*n  commit list: bytenr u64 | nblocks u32 per entry, the runs
  *                of blocks (data and tree) the commit wrote
  *   ...    ...   zero
+ *
+ *   VERSION 1 (the previous release; read, and upgraded by the first
+ *   commit, which writes version 2: docs/FORMAT.md, "Versions") is the
+ *   same up to offset 168, where its commit list begins
+ *   (SB_COMMIT_LIST_V1, at most SB_COMMIT_MAX_V1 = 327 entries); it has no
+ *   prev_generation or prev_log_records, so a version-1 copy says nothing
+ *   about the other copy (as a container's first commit: no damage is
+ *   inferred from it).  Its log records have bytes 40..47 zero (durable 0,
+ *   no flags: nothing known flushed), which version 2 reads as they are.
+ *   The two copies may have different versions (version 2 newer after the
+ *   first commit of an upgrade; version 1 newer if a release reading only
+ *   version 1 committed since).
  *
  *   generation, prev_generation and every other generation in the
  *   container are at most COW_MAX_GENERATION (2^48 - 1: root references
@@ -109,7 +121,8 @@
 
 #define COW_BLOCK_SIZE 4096u
 #define COW_BLOCK_SHIFT 12
-#define COW_FORMAT_VERSION 2u
+#define COW_FORMAT_VERSION 2u   /* what every commit writes */
+#define COW_FORMAT_VERSION_1 1u /* still read: see the superblock table */
 #define COW_SB_MAGIC 0x3153465657304f43ull /* "CO0WVFS1" */
 #define COW_TREE_MAGIC 0x65657254u         /* "Tree" */
 #define COW_SB_COPIES 2
@@ -141,6 +154,9 @@
 #define SB_COMMIT_LIST 184
 #define SB_COMMIT_ENTRY 12
 #define SB_COMMIT_MAX ((COW_BLOCK_SIZE - SB_COMMIT_LIST) / SB_COMMIT_ENTRY) /* 326 */
+/* Version 1: the commit list began where prev_generation now is. */
+#define SB_COMMIT_LIST_V1 168
+#define SB_COMMIT_MAX_V1 ((COW_BLOCK_SIZE - SB_COMMIT_LIST_V1) / SB_COMMIT_ENTRY) /* 327 */
 /* The largest generation: root references store 48 bits. */
 #define COW_MAX_GENERATION ((1ull << 48) - 1)
 #define COW_SB_ONE_FLUSH 0x1u

@@ -105,9 +105,24 @@ static void rootref_get(const uint8_t *p, struct cow_root *r)
 
 /* ---- superblock ---- */
 
+/* Superblock copy B is of format version 1 (format.h): its commit list is
+ * at SB_COMMIT_LIST_V1 and it names no previous commit.  Only for a copy
+ * whose version sb_invalid() accepted. */
+static int sb_is_v1(const uint8_t *b)
+{
+    return get32(b + SB_VERSION) == COW_FORMAT_VERSION_1;
+}
+
+/* Entry I of copy B's commit list. */
+static const uint8_t *sb_commit_entry(const uint8_t *b, uint32_t i)
+{
+    return b + (sb_is_v1(b) ? SB_COMMIT_LIST_V1 : SB_COMMIT_LIST) + (size_t)i * SB_COMMIT_ENTRY;
+}
+
 /* Why superblock copy B cannot be used (its own fields), or NULL.  Every
  * generation is bounded here: one of 2^48 or more would make the next
- * commit write root references that no longer match (they hold 48 bits). */
+ * commit write root references that no longer match (they hold 48 bits).
+ * Versions 1 and 2 are read; a version-1 copy has no prev_generation. */
 static const char *sb_invalid(const uint8_t *b)
 {
     if (get64(b + SB_MAGIC) != COW_SB_MAGIC)
@@ -116,13 +131,15 @@ static const char *sb_invalid(const uint8_t *b)
         return "bad checksum";
     uint64_t bg = get64(b + SB_BG_SIZE), total = get64(b + SB_TOTAL_BYTES);
     uint64_t gen = get64(b + SB_GENERATION);
-    if (get32(b + SB_VERSION) != COW_FORMAT_VERSION)
-        return "another format version than this build's";
+    uint32_t ver = get32(b + SB_VERSION);
+    if (ver != COW_FORMAT_VERSION && ver != COW_FORMAT_VERSION_1)
+        return "a format version this build does not read";
+    int v1 = sb_is_v1(b);
     if (get32(b + SB_BLOCK_SIZE) != COW_BLOCK_SIZE ||
         (get32(b + SB_FLAGS) & ~COW_SB_ONE_FLUSH) != 0 ||
-        get32(b + SB_COMMIT_NRANGES) > SB_COMMIT_MAX)
+        get32(b + SB_COMMIT_NRANGES) > (v1 ? SB_COMMIT_MAX_V1 : SB_COMMIT_MAX))
         return "bad block size, flags or commit list length";
-    if (gen == 0 || gen > COW_MAX_GENERATION || get64(b + SB_PREV_GENERATION) >= gen)
+    if (gen == 0 || gen > COW_MAX_GENERATION || (!v1 && get64(b + SB_PREV_GENERATION) >= gen))
         return "generation out of range";
     if (get48(b + SB_ROOT_TREE + RR_GENERATION) > gen ||
         get48(b + SB_EXTENT_TREE + RR_GENERATION) > gen ||
@@ -399,7 +416,7 @@ static int sb_commit_intact(cow_store *st, const uint8_t *sb, uint64_t devsize)
     if (!buf)
         return cow_set_error(COW_ENOMEM, "out of memory");
     for (uint32_t i = 0; i < n && rc == 1; i++) {
-        const uint8_t *e = sb + SB_COMMIT_LIST + (size_t)i * SB_COMMIT_ENTRY;
+        const uint8_t *e = sb_commit_entry(sb, i);
         uint64_t at = get64(e), nb = get32(e + 8);
         total += nb;
         if (at % COW_BLOCK_SIZE || nb == 0 || total > COW_ONE_FLUSH_MAX_BLOCKS ||
@@ -466,10 +483,11 @@ int txn_load(cow_store *st)
             crc32c(0, sb[i] + 4, COW_BLOCK_SIZE - 4) != get32(sb[i] + SB_CSUM) ||
             !sb_invalid(sb[i]))
             continue;
-        if (get32(sb[i] + SB_VERSION) != COW_FORMAT_VERSION)
+        uint32_t ver = get32(sb[i] + SB_VERSION);
+        if (ver != COW_FORMAT_VERSION && ver != COW_FORMAT_VERSION_1)
             return COW_CORRUPT("%s: superblock copy %d has format version %u; this version of "
-                               "cowvfs reads version %u",
-                               st->path, i, get32(sb[i] + SB_VERSION), COW_FORMAT_VERSION);
+                               "cowvfs reads versions %u and %u",
+                               st->path, i, ver, COW_FORMAT_VERSION_1, COW_FORMAT_VERSION);
         return COW_CORRUPT("%s: superblock copy %d is whole (its checksum matches) but has %s "
                            "(generation %llu): damage a crash cannot cause",
                            st->path, i, sb_invalid(sb[i]),
@@ -487,14 +505,16 @@ int txn_load(cow_store *st)
          * at least as many log records as it says were flushed (a torn
          * copy's own fields are whole: its crc matched).  Whether the
          * torn commit was in fact flushed (damage, not a tear) is for
-         * log_replay to find: a record built on it says so. */
+         * log_replay to find: a record built on it says so.  A version-1
+         * copy names no commit it was written after: the other copy is
+         * only required to be older, whole and intact. */
         rc = sb_commit_intact(st, sb[best], devsize);
         if (rc < 0)
             return rc;
         if (rc == 0) {
             const uint8_t *torn = sb[best];
             uint64_t tgen = get64(torn + SB_GENERATION);
-            uint64_t want = get64(torn + SB_PREV_GENERATION);
+            uint64_t want = sb_is_v1(torn) ? 0 : get64(torn + SB_PREV_GENERATION);
             int other = 1 - best;
             snprintf(st->sb_rejected, sizeof st->sb_rejected,
                      "superblock copy %d (generation %llu): its commit's blocks do not match",
@@ -509,13 +529,18 @@ int txn_load(cow_store *st)
                 return COW_CORRUPT("%s: the newest commit is torn and no older one is valid",
                                    st->path);
             }
-            if (get64(sb[other] + SB_GENERATION) != want)
+            uint64_t ogen = get64(sb[other] + SB_GENERATION);
+            if (want && ogen != want)
                 return COW_CORRUPT("%s: superblock copy %d (generation %llu) is torn, and copy "
                                    "%d holds generation %llu, not generation %llu it was "
                                    "written after",
                                    st->path, best, (unsigned long long)tgen, other,
-                                   (unsigned long long)get64(sb[other] + SB_GENERATION),
-                                   (unsigned long long)want);
+                                   (unsigned long long)ogen, (unsigned long long)want);
+            if (ogen >= tgen)
+                return COW_CORRUPT("%s: superblock copy %d (generation %llu) is torn, and copy "
+                                   "%d holds generation %llu, not an older one",
+                                   st->path, best, (unsigned long long)tgen, other,
+                                   (unsigned long long)ogen);
             rc = sb_commit_intact(st, sb[other], devsize);
             if (rc < 0)
                 return rc;
@@ -524,8 +549,8 @@ int txn_load(cow_store *st)
                                    "(generation %llu) both have commits whose blocks do not "
                                    "match: generation %llu was flushed, so that is damage",
                                    st->path, best, (unsigned long long)tgen, other,
-                                   (unsigned long long)want, (unsigned long long)want);
-            st->replay_min = get32(torn + SB_PREV_LOG_RECORDS);
+                                   (unsigned long long)ogen, (unsigned long long)ogen);
+            st->replay_min = sb_is_v1(torn) ? 0 : get32(torn + SB_PREV_LOG_RECORDS);
             st->replay_min_gen = tgen;
             best = other;
         }

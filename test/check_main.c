@@ -29,6 +29,7 @@ static const struct {
     {"damage", damage_suite},
     {"abort", abort_suite},
     {"seq", seq_suite},
+    {"upgrade", upgrade_suite},
 };
 #define NSUITES (sizeof suites / sizeof suites[0])
 

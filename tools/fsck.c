@@ -442,7 +442,21 @@ const char *fsck_blk_where(int cls, uint64_t tree_id, uint64_t bytenr, char *buf
 /* pass 1: superblocks                                                 */
 /* ------------------------------------------------------------------ */
 
-/* Why copy BUF is not a usable superblock, or NULL if it is. */
+/* Where copy SB's commit list starts: version 1 (format.h) had no
+ * prev_generation or prev_log_records and listed from byte 168. */
+size_t fsck_sb_commit_list(const uint8_t *sb)
+{
+    return get32(sb + SB_VERSION) == COW_FORMAT_VERSION_1 ? SB_COMMIT_LIST_V1 : SB_COMMIT_LIST;
+}
+
+/* How many entries copy SB's commit list can hold (its version's). */
+uint32_t fsck_sb_commit_max(const uint8_t *sb)
+{
+    return get32(sb + SB_VERSION) == COW_FORMAT_VERSION_1 ? SB_COMMIT_MAX_V1 : SB_COMMIT_MAX;
+}
+
+/* Why copy BUF is not a usable superblock, or NULL if it is.  Format
+ * versions 1 and 2 are read (a version-1 copy has no prev_generation). */
 const char *fsck_sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
 {
     if (rd == 1)
@@ -458,8 +472,9 @@ const char *fsck_sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
         snprintf(why, len, "bad checksum (stored 0x%08x, computed 0x%08x)", s, c);
         return why;
     }
-    if (get32(buf + SB_VERSION) != COW_FORMAT_VERSION) {
-        snprintf(why, len, "format version %u, expected %u", get32(buf + SB_VERSION),
+    uint32_t ver = get32(buf + SB_VERSION);
+    if (ver != COW_FORMAT_VERSION && ver != COW_FORMAT_VERSION_1) {
+        snprintf(why, len, "format version %u, expected %u or %u", ver, COW_FORMAT_VERSION_1,
                  COW_FORMAT_VERSION);
         return why;
     }
@@ -469,7 +484,8 @@ const char *fsck_sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
     }
     /* as the store: a generation of 2^48 or more would make the next
      * commit's 48-bit root references wrong */
-    uint64_t gen = get64(buf + SB_GENERATION), prev = get64(buf + SB_PREV_GENERATION);
+    uint64_t gen = get64(buf + SB_GENERATION);
+    uint64_t prev = ver == COW_FORMAT_VERSION_1 ? 0 : get64(buf + SB_PREV_GENERATION);
     if (gen == 0 || gen > COW_MAX_GENERATION || prev >= gen) {
         snprintf(why, len, "generation %" PRIu64 " (previous %" PRIu64 ") out of range 1..%llu",
                  gen, prev, (unsigned long long)COW_MAX_GENERATION);
@@ -488,9 +504,9 @@ const char *fsck_sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
                  get32(buf + SB_FLAGS), COW_SB_ONE_FLUSH);
         return why;
     }
-    if (get32(buf + SB_COMMIT_NRANGES) > SB_COMMIT_MAX) {
+    if (get32(buf + SB_COMMIT_NRANGES) > fsck_sb_commit_max(buf)) {
         snprintf(why, len, "commit list of %u entries (maximum %u)",
-                 get32(buf + SB_COMMIT_NRANGES), SB_COMMIT_MAX);
+                 get32(buf + SB_COMMIT_NRANGES), fsck_sb_commit_max(buf));
         return why;
     }
     uint64_t bg = get64(buf + SB_BG_SIZE), total = get64(buf + SB_TOTAL_BYTES);
@@ -523,12 +539,12 @@ const char *fsck_sb_commit_torn(int fd, uint64_t fsize, const uint8_t *sb, char 
     uint32_t n = get32(sb + SB_COMMIT_NRANGES), acc = 0;
     uint64_t total = 0;
     uint8_t blk[BS];
-    if (n > SB_COMMIT_MAX) {
-        snprintf(why, len, "commit list of %u entries (maximum %u)", n, SB_COMMIT_MAX);
+    if (n > fsck_sb_commit_max(sb)) {
+        snprintf(why, len, "commit list of %u entries (maximum %u)", n, fsck_sb_commit_max(sb));
         return why;
     }
     for (uint32_t i = 0; i < n; i++) {
-        const uint8_t *e = sb + SB_COMMIT_LIST + (size_t)i * SB_COMMIT_ENTRY;
+        const uint8_t *e = sb + fsck_sb_commit_list(sb) + (size_t)i * SB_COMMIT_ENTRY;
         uint64_t at = get64(e), nb = get32(e + 8);
         total += nb;
         if (at % BS || nb == 0 || total > COW_ONE_FLUSH_MAX_BLOCKS || at > fsize ||
@@ -655,28 +671,38 @@ static int check_superblocks(struct fsck *f)
         if (torn) {
             /* as the store: the other copy must hold the commit the torn
              * one was written after, whole, with at least as many log
-             * records as the torn one says were flushed (check_log) */
+             * records as the torn one says were flushed (check_log); a
+             * version-1 torn copy names no commit: the other must only be
+             * older */
             valid[newest] = 0;
             why[newest] = torn;
             int o2 = 1 - newest;
+            int v1 = get32(buf[newest] + SB_VERSION) == COW_FORMAT_VERSION_1;
             uint64_t tgen = get64(buf[newest] + SB_GENERATION);
-            uint64_t want = get64(buf[newest] + SB_PREV_GENERATION);
+            uint64_t want = v1 ? 0 : get64(buf[newest] + SB_PREV_GENERATION);
+            uint64_t ogen = get64(buf[o2] + SB_GENERATION);
             snprintf(f->sb_rejected, sizeof(f->sb_rejected),
                      "superblock copy %d (generation %" PRIu64 "): %s", newest, tgen, torn);
-            if (valid[o2] && get64(buf[o2] + SB_GENERATION) != want) {
+            if (valid[o2] && want && ogen != want) {
                 fsck_problem(f, "superblock copy %d (generation %" PRIu64 ") is torn, and copy %d "
                            "holds generation %" PRIu64 ", not generation %" PRIu64
                            " it was written after",
-                        newest, tgen, o2, get64(buf[o2] + SB_GENERATION), want);
+                        newest, tgen, o2, ogen, want);
                 valid[o2] = 0;
                 why[o2] = "not the commit the torn copy was written after";
+            } else if (valid[o2] && ogen >= tgen) {
+                fsck_problem(f, "superblock copy %d (generation %" PRIu64 ") is torn, and copy %d "
+                           "holds generation %" PRIu64 ", not an older one",
+                        newest, tgen, o2, ogen);
+                valid[o2] = 0;
+                why[o2] = "not older than the torn copy";
             } else if (valid[o2]) {
                 const char *t2 = fsck_sb_commit_torn(f->fd, f->fsize, buf[o2], whybuf[o2],
                                                 sizeof(whybuf[o2]));
                 if (t2) {
                     fsck_problem(f, "superblock copy %d: %s, and copy %d: %s; generation %" PRIu64
                                " was flushed, so that is damage",
-                            newest, torn, o2, t2, want);
+                            newest, torn, o2, t2, ogen);
                     valid[o2] = 0;
                     why[o2] = t2;
                 }
@@ -685,7 +711,7 @@ static int check_superblocks(struct fsck *f)
                            "which must hold generation %" PRIu64 ", is damaged (%s)",
                         newest, tgen, o2, want, why[o2]);
             }
-            f->replay_min = get32(buf[newest] + SB_PREV_LOG_RECORDS);
+            f->replay_min = v1 ? 0 : get32(buf[newest] + SB_PREV_LOG_RECORDS);
             f->replay_min_gen = tgen;
         } else if (!valid[1 - newest] && get64(buf[1 - newest] + SB_MAGIC) == COW_SB_MAGIC) {
             snprintf(f->sb_rejected, sizeof(f->sb_rejected), "superblock copy %d: %s",
@@ -730,7 +756,15 @@ static int check_superblocks(struct fsck *f)
     if (flags & ~COW_SB_ONE_FLUSH)
         fsck_problem(f, "superblock: flags 0x%x, only 0x%x (one flush) is defined", flags,
                 COW_SB_ONE_FLUSH);
-    size_t sb_end = SB_COMMIT_LIST;
+    int v1 = get32(sb + SB_VERSION) == COW_FORMAT_VERSION_1;
+    f->r->format_version = get32(sb + SB_VERSION);
+    if (v1)
+        fsck_note(f, "superblock copy %d is format version 1 (the next commit writes version 2)",
+                  c);
+    if (valid[o] && get32(buf[o] + SB_VERSION) != get32(sb + SB_VERSION))
+        fsck_note(f, "superblock copy %d is format version %u, copy %d version %u", o,
+                  get32(buf[o] + SB_VERSION), c, get32(sb + SB_VERSION));
+    size_t sb_end = fsck_sb_commit_list(sb);
     if (flags & COW_SB_ONE_FLUSH)
         sb_end += (size_t)get32(sb + SB_COMMIT_NRANGES) * SB_COMMIT_ENTRY;
     else if (!fsck_all_zero(sb + SB_COMMIT_NRANGES, SB_LOG_ID - SB_COMMIT_NRANGES))
@@ -756,7 +790,7 @@ static int check_superblocks(struct fsck *f)
     else if (f->total != f->fsize)
         fsck_note(f, "container file is %" PRIu64 " bytes, total_bytes is %" PRIu64, f->fsize,
              f->total);
-    if (get32(sb + SB_PREV_LOG_RECORDS + 4))
+    if (!v1 && get32(sb + SB_PREV_LOG_RECORDS + 4))
         fsck_problem(f, "superblock: bytes 180..183 (after prev_log_records) are not zero");
     if (sb_end < BS && !fsck_all_zero(sb + sb_end, BS - sb_end))
         fsck_problem(f, "superblock: bytes %zu..4095 are not zero", sb_end);

@@ -45,6 +45,7 @@ struct cow_fsck_result {
     uint64_t files;           /* INODE_ITEMs of files (ino >= 257), all subvolumes */
     uint64_t log_records;     /* valid log records pending replay (legal: a note) */
     uint64_t log_blocks;      /* ... and their length in blocks */
+    uint32_t format_version;  /* of the superblock copy used (1 or 2), 0 if none */
 };
 
 /*

@@ -193,8 +193,12 @@ static void dump_superblock(struct dumper *d, int copy, const uint8_t *sb, int r
             bad ? bad : "");
     if (rd || get64(sb + SB_MAGIC) != COW_SB_MAGIC)
         return;
-    fprintf(out, "  csum 0x%08x (computed 0x%08x) version %u block_size %u flags 0x%x\n",
-            get32(sb + SB_CSUM), fsck_block_csum(sb), get32(sb + SB_VERSION),
+    uint32_t ver = get32(sb + SB_VERSION);
+    int v1 = ver == COW_FORMAT_VERSION_1;
+    fprintf(out, "  csum 0x%08x (computed 0x%08x) version %u%s block_size %u flags 0x%x\n",
+            get32(sb + SB_CSUM), fsck_block_csum(sb), ver,
+            v1 ? " (format version 1: the next commit writes version 2)"
+               : ver == COW_FORMAT_VERSION ? "" : " (not a version this build reads)",
             get32(sb + SB_BLOCK_SIZE), get32(sb + SB_FLAGS));
     fprintf(out, "  generation %" PRIu64 " bg_size %" PRIu64 " total_bytes %" PRIu64
                  " bytes_used %" PRIu64 "\n",
@@ -213,20 +217,24 @@ static void dump_superblock(struct dumper *d, int copy, const uint8_t *sb, int r
         fprintf(out, "%02x%s", sb[SB_UUID + i], i == 3 || i == 5 || i == 7 || i == 9 ? "-" : "");
     dump_ns(out, " ctime", get64(sb + SB_CTIME));
     fputc('\n', out);
-    fprintf(out, "  written after generation %" PRIu64 " (the other copy) and %u of its log "
-                 "records were flushed%s\n",
-            get64(sb + SB_PREV_GENERATION), get32(sb + SB_PREV_LOG_RECORDS),
-            get32(sb + SB_PREV_LOG_RECORDS + 4) ? " (bytes 180..183 not zero)" : "");
+    if (v1)
+        fprintf(out, "  (version 1: which commit it was written after is not recorded)\n");
+    else
+        fprintf(out, "  written after generation %" PRIu64 " (the other copy) and %u of its log "
+                     "records were flushed%s\n",
+                get64(sb + SB_PREV_GENERATION), get32(sb + SB_PREV_LOG_RECORDS),
+                get32(sb + SB_PREV_LOG_RECORDS + 4) ? " (bytes 180..183 not zero)" : "");
+    size_t list = fsck_sb_commit_list(sb);
     if (get32(sb + SB_FLAGS) & COW_SB_ONE_FLUSH) {
         uint32_t n = get32(sb + SB_COMMIT_NRANGES);
         fprintf(out, "  one-flush commit: %u runs, crc 0x%08x\n", n, get32(sb + SB_COMMIT_CRC));
-        for (uint32_t i = 0; i < n && i < SB_COMMIT_MAX; i++) {
-            const uint8_t *e = sb + SB_COMMIT_LIST + (size_t)i * SB_COMMIT_ENTRY;
+        for (uint32_t i = 0; i < n && i < fsck_sb_commit_max(sb); i++) {
+            const uint8_t *e = sb + list + (size_t)i * SB_COMMIT_ENTRY;
             fprintf(out, "    [%" PRIu64 ", %u blocks)\n", get64(e), get32(e + 8));
         }
     } else if (!fsck_all_zero(sb + SB_COMMIT_NRANGES, SB_LOG_ID - SB_COMMIT_NRANGES) ||
-               !fsck_all_zero(sb + SB_COMMIT_LIST, BS - SB_COMMIT_LIST)) {
-        fprintf(out, "  bytes 152..159 or 184..4095 are not zero (no one-flush commit)\n");
+               !fsck_all_zero(sb + list, BS - list)) {
+        fprintf(out, "  bytes 152..159 or %zu..4095 are not zero (no one-flush commit)\n", list);
     }
 }
 
@@ -517,8 +525,8 @@ int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
         }
         c = 1 - c;
     }
-    fprintf(out, "using superblock copy %d, generation %" PRIu64 "\n", c,
-            get64(sb[c] + SB_GENERATION));
+    fprintf(out, "using superblock copy %d, generation %" PRIu64 ", format version %u\n", c,
+            get64(sb[c] + SB_GENERATION), get32(sb[c] + SB_VERSION));
     for (int t = 0; t < T_NSB && !d.fatal; t++) {
         const uint8_t *p = sb[c] + sb_root_off[t];
         uint64_t r = get64(p + RR_BYTENR);

@@ -257,6 +257,8 @@ __attribute__((format(printf, 2, 3))) void fsck_note(struct fsck *f, const char 
 void fsck_set_fatal(struct fsck *f, int rc);
 const char *fsck_blk_where(int cls, uint64_t tree_id, uint64_t bytenr, char *buf, size_t len);
 const char *fsck_sb_invalid(const uint8_t *buf, int rd, char *why, size_t len);
+size_t fsck_sb_commit_list(const uint8_t *sb);
+uint32_t fsck_sb_commit_max(const uint8_t *sb);
 const char *fsck_sb_commit_torn(int fd, uint64_t fsize, const uint8_t *sb, char *why,
                            size_t len);
 /* ---- fsck_tree.c: pass 2, structure ---- */

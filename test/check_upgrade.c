@@ -1,0 +1,445 @@
+/*
+ * check_upgrade.c - a container of format version 1 (the previous release)
+ * opens, fscks clean, and is upgraded in place to version 2 by its first
+ * commit, through every state a crash can leave (docs/FORMAT.md,
+ * "Versions").
+ *
+ * The version-1 containers are made here from version-2 ones: downgrade()
+ * rewrites an image to the bytes version 1 wrote (commit list at byte 168,
+ * no prev_generation or prev_log_records, log record bytes 40..47 zero,
+ * version 1, checksums recomputed).  Nothing else differs between the two
+ * versions, so the result is what the previous release leaves.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "store_int.h"
+#include "testutil.h"
+#include "../tools/fsck.h"
+
+#define BLK COW_BLOCK_SIZE
+#define NFILES 2
+#define MAXLEN (8 * BLK)
+
+static const char *const names[NFILES] = {"db", "db-wal"};
+
+/* What the files hold (every byte written and made durable). */
+struct model {
+    uint8_t data[NFILES][MAXLEN];
+    uint64_t len[NFILES];
+};
+
+/* Writes N random bytes at OFF to file I, through F and into M. */
+static void put(struct model *m, cow_file *f, int i, uint64_t off, size_t n, uint64_t *rs)
+{
+    ck_assert_uint_le(off + n, MAXLEN);
+    test_fill(rs, m->data[i] + off, n);
+    ck_assert_int_eq(cow_file_write(f, m->data[i] + off, n, off), COW_OK);
+    if (off + n > m->len[i])
+        m->len[i] = off + n;
+}
+
+/* Every file of ST holds what M says. */
+static void expect_files(cow_store *st, const struct model *m, const char *when)
+{
+    static uint8_t buf[MAXLEN];
+    for (int i = 0; i < NFILES; i++) {
+        cow_file *f;
+        uint64_t size;
+        size_t n;
+        ck_assert_msg(cow_file_open(st, names[i], 0, &f) == COW_OK, "%s: %s: %s", when,
+                      names[i], cow_store_last_error(NULL));
+        ck_assert_int_eq(cow_file_size(f, &size), COW_OK);
+        ck_assert_msg(size == m->len[i], "%s: %s is %llu bytes, expected %llu", when, names[i],
+                      (unsigned long long)size, (unsigned long long)m->len[i]);
+        ck_assert_int_eq(cow_file_read(f, buf, (size_t)size, 0, &n), COW_OK);
+        ck_assert_uint_eq(n, size);
+        ck_assert_msg(memcmp(buf, m->data[i], (size_t)size) == 0, "%s: %s differs", when,
+                      names[i]);
+        cow_file_close(f);
+    }
+}
+
+/*
+ * A version-2 container on a memdev: both files written over two flushed
+ * commits, then two log records pending replay (two xSyncs; the second
+ * says the first was flushed).  Returns its durable image (*LEN), what the
+ * files hold in M.
+ */
+static uint8_t *make_v2(size_t *len, struct model *m, uint64_t *rs)
+{
+    struct cow_dev *dev = memdev_new(NULL);
+    cow_store *st;
+    cow_file *f[NFILES];
+    memset(m, 0, sizeof *m);
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    cow_store_set_commit_interval(st, 0);
+    for (int i = 0; i < NFILES; i++)
+        ck_assert_int_eq(cow_file_open(st, names[i], 1, &f[i]), COW_OK);
+    put(m, f[0], 0, 0, 5 * BLK, rs);
+    put(m, f[1], 1, 0, 2 * BLK, rs);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    put(m, f[0], 0, 2 * BLK, BLK + 100, rs);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    uint64_t g = cow_store_generation(st);
+    put(m, f[1], 1, BLK, 3 * BLK, rs);
+    ck_assert_int_eq(cow_file_sync(f[1]), COW_OK);
+    put(m, f[0], 0, 0, 200, rs);
+    put(m, f[0], 0, 6 * BLK, BLK, rs);
+    ck_assert_int_eq(cow_file_sync(f[0]), COW_OK);
+    ck_assert_uint_eq(cow_store_generation(st), g); /* both through the log */
+    uint8_t *img = memdev_crash_image(dev, len);
+    for (int i = 0; i < NFILES; i++)
+        cow_file_close(f[i]);
+    cow_store_close(st);
+    return img;
+}
+
+static void sb_recsum(uint8_t *sb)
+{
+    put32(sb + SB_CSUM, crc32c(0, sb + 4, BLK - 4));
+}
+
+/*
+ * Rewrites the version-2 image IMG as version 1 wrote it: in each
+ * superblock copy the commit list moves from 184 back to 168 (over
+ * prev_generation and prev_log_records), the version is 1 and the crc is
+ * recomputed; in every whole log record of both areas bytes 40..47
+ * (durable, flags) are cleared and the record's crc recomputed.  Returns
+ * how many records it rewrote.
+ */
+static int downgrade(uint8_t *img, size_t len)
+{
+    for (int s = 0; s < COW_SB_COPIES; s++) {
+        uint8_t *sb = img + (size_t)s * BLK;
+        ck_assert_uint_eq(get32(sb + SB_VERSION), 2);
+        ck_assert_uint_eq(crc32c(0, sb + 4, BLK - 4), get32(sb + SB_CSUM));
+        size_t n = get32(sb + SB_COMMIT_NRANGES) * (size_t)SB_COMMIT_ENTRY;
+        memmove(sb + SB_COMMIT_LIST_V1, sb + SB_COMMIT_LIST, n);
+        memset(sb + SB_COMMIT_LIST_V1 + n, 0, BLK - SB_COMMIT_LIST_V1 - n);
+        put32(sb + SB_VERSION, 1);
+        sb_recsum(sb);
+    }
+    int nrec = 0;
+    uint32_t nb = get32(img + SB_LOG_BLOCKS);
+    for (int k = 0; k < COW_SB_COPIES; k++) {
+        uint64_t area = get64(img + (k ? SB_LOG_AREA1 : SB_LOG_AREA0));
+        ck_assert_uint_le(area + (uint64_t)nb * BLK, len);
+        for (uint32_t pos = 0; pos < nb;) {
+            uint8_t *h = img + area + (uint64_t)pos * BLK;
+            uint32_t rb = get32(h + LOG_NBLOCKS);
+            if (get32(h + LOG_MAGIC) != COW_LOG_MAGIC || rb == 0 || rb > nb - pos ||
+                crc32c(0, h + 4, (size_t)rb * BLK - 4) != get32(h + LOG_CSUM)) {
+                pos++;
+                continue;
+            }
+            memset(h + LOG_DURABLE, 0, 8);
+            put32(h + LOG_CSUM, crc32c(0, h + 4, (size_t)rb * BLK - 4));
+            nrec++;
+            pos += rb;
+        }
+    }
+    return nrec;
+}
+
+/* Runs fsck on IMG; returns its problem count (the report in *REPORT, to
+ * free) and the format version of the superblock copy it used. */
+static uint64_t fsck_img(const uint8_t *img, size_t len, char **report, uint32_t *version)
+{
+    char *dir = test_mkdtemp();
+    char p[4200];
+    snprintf(p, sizeof p, "%s/image.cow", dir);
+    test_write_file(p, img, len);
+    size_t rlen;
+    FILE *out = open_memstream(report, &rlen);
+    struct cow_fsck_result res;
+    int rc = cow_fsck(p, COW_FSCK_DATA, out, &res);
+    fclose(out);
+    test_rmdir(dir);
+    ck_assert_int_ge(rc, 0);
+    if (version)
+        *version = res.format_version;
+    return res.problems;
+}
+
+static void expect_fsck_clean(const uint8_t *img, size_t len, uint32_t version, const char *when)
+{
+    char *report;
+    uint32_t v;
+    uint64_t np = fsck_img(img, len, &report, &v);
+    ck_assert_msg(np == 0, "%s: fsck:\n%s", when, report);
+    if (version)
+        ck_assert_msg(v == version, "%s: fsck used a copy of version %u, expected %u", when, v,
+                      version);
+    free(report);
+}
+
+/* A device that forwards to a memdev but does not close it, so the test
+ * can look at the memdev (its images, its pending writes) after the store
+ * that used it is gone. */
+struct keep_dev {
+    struct cow_dev dev;
+    struct cow_dev *in;
+};
+
+static int kd_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
+{
+    return ((struct keep_dev *)d)->in->read(((struct keep_dev *)d)->in, buf, len, off);
+}
+static int kd_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off)
+{
+    return ((struct keep_dev *)d)->in->write(((struct keep_dev *)d)->in, buf, len, off);
+}
+static int kd_flush(struct cow_dev *d)
+{
+    return ((struct keep_dev *)d)->in->flush(((struct keep_dev *)d)->in);
+}
+static int kd_size(struct cow_dev *d, uint64_t *size)
+{
+    return ((struct keep_dev *)d)->in->size(((struct keep_dev *)d)->in, size);
+}
+static int kd_grow(struct cow_dev *d, uint64_t size)
+{
+    return ((struct keep_dev *)d)->in->grow(((struct keep_dev *)d)->in, size);
+}
+static void kd_close(struct cow_dev *d)
+{
+    free(d); /* the memdev stays */
+}
+
+static struct cow_dev *keep_dev(struct cow_dev *in)
+{
+    struct keep_dev *k = calloc(1, sizeof *k);
+    ck_assert_ptr_nonnull(k);
+    k->in = in;
+    k->dev.read = kd_read;
+    k->dev.write = kd_write;
+    k->dev.flush = kd_flush;
+    k->dev.size = kd_size;
+    k->dev.grow = kd_grow;
+    k->dev.close = kd_close;
+    return &k->dev;
+}
+
+/* Opens IMG (a copy of it) with FLAGS; fails the test with the error. */
+static cow_store *open_img(const uint8_t *img, size_t len, int flags, const char *when)
+{
+    cow_store *st = NULL;
+    int rc = cow_store_open_dev("v1", memdev_from_image(img, len, NULL), flags, 0, &st);
+    ck_assert_msg(rc == COW_OK, "%s: open: %s", when, cow_store_last_error(NULL));
+    cow_store_set_commit_interval(st, 0);
+    return st;
+}
+
+/* A version-1 image (*LEN bytes) with two records pending, and its files. */
+static uint8_t *make_v1(size_t *len, struct model *m, uint64_t *rs)
+{
+    uint8_t *img = make_v2(len, m, rs);
+    ck_assert_int_eq(downgrade(img, *len), 2);
+    return img;
+}
+
+/* fsck reads a version-1 container as clean; a read-only open replays its
+ * log in memory, reads every file and changes no byte of the device. */
+START_TEST(upgrade_v1_read_only)
+{
+    uint64_t rs = test_seed() ^ 0x0b1;
+    struct model m;
+    size_t len;
+    uint8_t *img = make_v1(&len, &m, &rs);
+    expect_fsck_clean(img, len, 1, "version 1");
+
+    struct cow_dev *md = memdev_from_image(img, len, NULL);
+    cow_store *st;
+    ck_assert_msg(cow_store_open_dev("v1", keep_dev(md), COW_OPEN_READONLY, 0, &st) == COW_OK,
+                  "read-only open of version 1: %s", cow_store_last_error(NULL));
+    struct cow_stats stats;
+    cow_store_stats(st, &stats);
+    ck_assert_uint_eq(stats.replayed, 2); /* version-1 records, as they are */
+    expect_files(st, &m, "read-only");
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    size_t l2, l3;
+    uint8_t *vol = memdev_image(md, &l2), *dur = memdev_crash_image(md, &l3);
+    ck_assert_uint_eq(l2, len);
+    ck_assert_uint_eq(l3, len);
+    ck_assert_msg(memcmp(vol, img, len) == 0 && memcmp(dur, img, len) == 0,
+                  "a read-only open changed the container");
+    free(vol);
+    free(dur);
+    md->close(md);
+    free(img);
+}
+END_TEST
+
+/* A writable open replays the version-1 log and commits version 2 (the
+ * other copy stays version 1, as the previous commit, until the next
+ * commit or the close's seal); after writes and close both copies are
+ * version 2, fsck is clean and the data is all there. */
+START_TEST(upgrade_v1_writable)
+{
+    uint64_t rs = test_seed() ^ 0x0b2;
+    struct model m;
+    size_t len;
+    uint8_t *img = make_v1(&len, &m, &rs);
+    uint64_t g1 = get64(img + SB_GENERATION) > get64(img + BLK + SB_GENERATION)
+                      ? get64(img + SB_GENERATION)
+                      : get64(img + BLK + SB_GENERATION);
+
+    struct cow_dev *md = memdev_from_image(img, len, NULL);
+    cow_store *st;
+    ck_assert_msg(cow_store_open_dev("v1", keep_dev(md), 0, 0, &st) == COW_OK,
+                  "writable open of version 1: %s", cow_store_last_error(NULL));
+    cow_store_set_commit_interval(st, 0);
+    struct cow_stats stats;
+    cow_store_stats(st, &stats);
+    ck_assert_uint_eq(stats.replayed, 2);
+    expect_files(st, &m, "writable, replayed");
+    ck_assert_uint_eq(cow_store_generation(st), g1 + 1); /* the upgrade commit */
+
+    /* on the device now: the upgrade commit in version 2, the commit it
+     * was written after still version 1 */
+    size_t l;
+    uint8_t *now = memdev_crash_image(md, &l);
+    int s = get64(now + BLK + SB_GENERATION) > get64(now + SB_GENERATION);
+    ck_assert_uint_eq(get64(now + (size_t)s * BLK + SB_GENERATION), g1 + 1);
+    ck_assert_uint_eq(get32(now + (size_t)s * BLK + SB_VERSION), 2);
+    ck_assert_uint_eq(get64(now + (size_t)s * BLK + SB_PREV_GENERATION), g1);
+    ck_assert_uint_eq(get32(now + (size_t)s * BLK + SB_PREV_LOG_RECORDS), 2);
+    ck_assert_uint_eq(get32(now + (size_t)(1 - s) * BLK + SB_VERSION), 1);
+    expect_fsck_clean(now, l, 2, "after the upgrade commit");
+    free(now);
+
+    cow_file *f0, *f1;
+    ck_assert_int_eq(cow_file_open(st, names[0], 0, &f0), COW_OK);
+    ck_assert_int_eq(cow_file_open(st, names[1], 0, &f1), COW_OK);
+    put(&m, f0, 0, BLK, 2 * BLK, &rs);
+    ck_assert_int_eq(cow_file_sync(f0), COW_OK); /* a record on the upgrade commit */
+    put(&m, f1, 1, 0, 100, &rs);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    put(&m, f1, 1, 4 * BLK, BLK, &rs);
+    expect_files(st, &m, "after writes");
+    cow_file_close(f0);
+    cow_file_close(f1);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+
+    uint8_t *done = memdev_crash_image(md, &l);
+    md->close(md);
+    ck_assert_uint_eq(get32(done + SB_VERSION), 2);
+    ck_assert_uint_eq(get32(done + BLK + SB_VERSION), 2);
+    expect_fsck_clean(done, l, 2, "after close");
+    st = open_img(done, l, 0, "reopen");
+    expect_files(st, &m, "reopened");
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(done);
+    free(img);
+}
+END_TEST
+
+/*
+ * Every state a crash can leave while a writable open upgrades a version-1
+ * container (each of the open's flushes made to fail, the writes before it
+ * then kept, dropped, torn in the memdev's crash states) opens, read-only
+ * and writable, with every file as it was, and fscks clean.
+ */
+START_TEST(upgrade_v1_crash_states)
+{
+    uint64_t rs = test_seed() ^ 0x0b3;
+    struct model m;
+    size_t len;
+    uint8_t *img = make_v1(&len, &m, &rs);
+    int tried = 0, flushes = 0;
+    for (long at = 1;; at++) {
+        struct cow_dev *md = memdev_from_image(img, len, NULL);
+        memdev_set_fail(md, 0, 0, at, 0);
+        cow_store *st;
+        int rc = cow_store_open_dev("v1", keep_dev(md), 0, 0, &st);
+        if (memdev_fail_pending(md) > 0) { /* the open made fewer than AT flushes */
+            ck_assert_msg(rc == COW_OK, "open: %s", cow_store_last_error(NULL));
+            memdev_set_fail(md, 0, 0, 0, 0);
+            ck_assert_int_eq(cow_store_close(st), COW_OK);
+            md->close(md);
+            break;
+        }
+        ck_assert_int_ne(rc, COW_OK); /* its flush failed: the writes are pending */
+        flushes++;
+        size_t nunits, nsizes;
+        memdev_pending(md, &nunits, &nsizes);
+        uint8_t *keep = malloc(nunits + 1);
+        for (size_t round = 0; round < nunits + 2 + 20; round++) {
+            for (size_t u = 0; u < nunits; u++) {
+                if (round == 0)
+                    keep[u] = 0xff;
+                else if (round == 1)
+                    keep[u] = 0;
+                else if (round < nunits + 2)
+                    keep[u] = u == round - 2 ? 0 : 0xff;
+                else {
+                    uint64_t r = test_rand(&rs) % 4;
+                    keep[u] = r == 0 ? 0 : r == 1 ? (uint8_t)test_rand(&rs) : 0xff;
+                }
+            }
+            for (size_t ns = 0; ns <= nsizes; ns += nsizes ? nsizes : 1) {
+                size_t cl;
+                uint8_t *c = memdev_crash_state(md, keep, ns, &cl);
+                char when[96];
+                snprintf(when, sizeof when, "flush %ld, crash state %zu of %zu units", at,
+                         round, nunits);
+                expect_fsck_clean(c, cl, 0, when);
+                cow_store *ro = open_img(c, cl, COW_OPEN_READONLY, when);
+                expect_files(ro, &m, when);
+                ck_assert_int_eq(cow_store_close(ro), COW_OK);
+                cow_store *rw = open_img(c, cl, 0, when);
+                expect_files(rw, &m, when);
+                ck_assert_int_eq(cow_store_close(rw), COW_OK);
+                free(c);
+                tried++;
+            }
+        }
+        free(keep);
+        md->close(md);
+    }
+    ck_assert_int_ge(flushes, 2); /* the open's first flush, and its commit's */
+    ck_assert_int_gt(tried, 40);
+    free(img);
+}
+END_TEST
+
+/* A version-1 torn newest copy (its commit's blocks do not match) falls
+ * back to the other copy, which it names nowhere: only its being older,
+ * whole and intact is required. */
+START_TEST(upgrade_v1_torn_newest)
+{
+    uint64_t rs = test_seed() ^ 0x0b4;
+    struct model m;
+    size_t len;
+    uint8_t *img = make_v1(&len, &m, &rs);
+    int s = get64(img + BLK + SB_GENERATION) > get64(img + SB_GENERATION);
+    uint8_t *sb = img + (size_t)s * BLK;
+    uint64_t g = get64(img + (size_t)(1 - s) * BLK + SB_GENERATION);
+    ck_assert_uint_lt(g, get64(sb + SB_GENERATION));
+    ck_assert(get32(sb + SB_FLAGS) & COW_SB_ONE_FLUSH);
+    ck_assert_uint_gt(get32(sb + SB_COMMIT_NRANGES), 0);
+    /* tear it: a block of its list (a tree block it wrote) never arrived */
+    memset(img + get64(sb + SB_COMMIT_LIST_V1), 0, BLK);
+    cow_store *st = open_img(img, len, COW_OPEN_READONLY, "torn version 1");
+    ck_assert_uint_eq(cow_store_generation(st), g);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    expect_fsck_clean(img, len, 1, "torn version 1");
+    free(img);
+}
+END_TEST
+
+Suite *upgrade_suite(void)
+{
+    Suite *s = suite_create("upgrade");
+    TCase *tc = tcase_create("upgrade");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, upgrade_v1_read_only);
+    tcase_add_test(tc, upgrade_v1_writable);
+    tcase_add_test(tc, upgrade_v1_crash_states);
+    tcase_add_test(tc, upgrade_v1_torn_newest);
+    suite_add_tcase(s, tc);
+    return s;
+}
