@@ -514,7 +514,8 @@ int txn_load(cow_store *st)
         if (rc == 0) {
             const uint8_t *torn = sb[best];
             uint64_t tgen = get64(torn + SB_GENERATION);
-            uint64_t want = sb_is_v1(torn) ? 0 : get64(torn + SB_PREV_GENERATION);
+            int named = !sb_is_v1(torn); /* it names the commit it was written after */
+            uint64_t want = named ? get64(torn + SB_PREV_GENERATION) : 0;
             int other = 1 - best;
             snprintf(st->sb_rejected, sizeof st->sb_rejected,
                      "superblock copy %d (generation %llu): its commit's blocks do not match",
@@ -530,7 +531,7 @@ int txn_load(cow_store *st)
                                    st->path);
             }
             uint64_t ogen = get64(sb[other] + SB_GENERATION);
-            if (want && ogen != want)
+            if (named && ogen != want)
                 return COW_CORRUPT("%s: superblock copy %d (generation %llu) is torn, and copy "
                                    "%d holds generation %llu, not generation %llu it was "
                                    "written after",
@@ -550,7 +551,7 @@ int txn_load(cow_store *st)
                                    "match: generation %llu was flushed, so that is damage",
                                    st->path, best, (unsigned long long)tgen, other,
                                    (unsigned long long)ogen, (unsigned long long)ogen);
-            st->replay_min = sb_is_v1(torn) ? 0 : get32(torn + SB_PREV_LOG_RECORDS);
+            st->replay_min = named ? get32(torn + SB_PREV_LOG_RECORDS) : 0;
             st->replay_min_gen = tgen;
             best = other;
         }

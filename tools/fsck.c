@@ -683,7 +683,7 @@ static int check_superblocks(struct fsck *f)
             uint64_t ogen = get64(buf[o2] + SB_GENERATION);
             snprintf(f->sb_rejected, sizeof(f->sb_rejected),
                      "superblock copy %d (generation %" PRIu64 "): %s", newest, tgen, torn);
-            if (valid[o2] && want && ogen != want) {
+            if (valid[o2] && !v1 && ogen != want) {
                 fsck_problem(f, "superblock copy %d (generation %" PRIu64 ") is torn, and copy %d "
                            "holds generation %" PRIu64 ", not generation %" PRIu64
                            " it was written after",
