@@ -241,8 +241,26 @@ static uint8_t *make_v1(size_t *len, struct model *m, uint64_t *rs)
     return img;
 }
 
-/* fsck reads a version-1 container as clean; a read-only open replays its
- * log in memory, reads every file and changes no byte of the device. */
+/* cowctl dump's listing of IMG; fails the test unless it holds WANT. */
+static void expect_dump(const uint8_t *img, size_t len, const char *want)
+{
+    char *dir = test_mkdtemp(), *text;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/image.cow", dir);
+    test_write_file(p, img, len);
+    size_t tlen;
+    FILE *out = open_memstream(&text, &tlen);
+    int rc = cow_dump(p, 0, UINT64_MAX, out);
+    fclose(out);
+    test_rmdir(dir);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_msg(strstr(text, want) != NULL, "dump says:\n%s\nexpected '%s'", text, want);
+    free(text);
+}
+
+/* fsck reads a version-1 container as clean and dump names its version; a
+ * read-only open replays its log in memory, reads every file and changes
+ * no byte of the device. */
 START_TEST(upgrade_v1_read_only)
 {
     uint64_t rs = test_seed() ^ 0x0b1;
@@ -250,6 +268,7 @@ START_TEST(upgrade_v1_read_only)
     size_t len;
     uint8_t *img = make_v1(&len, &m, &rs);
     expect_fsck_clean(img, len, 1, "version 1");
+    expect_dump(img, len, ", format version 1\n");
 
     struct cow_dev *md = memdev_from_image(img, len, NULL);
     cow_store *st;
@@ -309,6 +328,7 @@ START_TEST(upgrade_v1_writable)
     ck_assert_uint_eq(get32(now + (size_t)s * BLK + SB_PREV_LOG_RECORDS), 2);
     ck_assert_uint_eq(get32(now + (size_t)(1 - s) * BLK + SB_VERSION), 1);
     expect_fsck_clean(now, l, 2, "after the upgrade commit");
+    expect_dump(now, l, "version 1 (format version 1: the next commit writes version 2)");
     free(now);
 
     cow_file *f0, *f1;
