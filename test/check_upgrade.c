@@ -41,25 +41,39 @@ static void put(struct model *m, cow_file *f, int i, uint64_t off, size_t n, uin
         m->len[i] = off + n;
 }
 
-/* Every file of ST holds what M says. */
-static void expect_files(cow_store *st, const struct model *m, const char *when)
+/* Whether every file of ST holds what M says; if not, why in WHY. */
+static int files_match(cow_store *st, const struct model *m, char *why, size_t whylen)
 {
     static uint8_t buf[MAXLEN];
     for (int i = 0; i < NFILES; i++) {
         cow_file *f;
         uint64_t size;
         size_t n;
-        ck_assert_msg(cow_file_open(st, names[i], 0, &f) == COW_OK, "%s: %s: %s", when,
-                      names[i], cow_store_last_error(NULL));
+        if (cow_file_open(st, names[i], 0, &f) != COW_OK) {
+            snprintf(why, whylen, "%s: %s", names[i], cow_store_last_error(NULL));
+            return 0;
+        }
         ck_assert_int_eq(cow_file_size(f, &size), COW_OK);
-        ck_assert_msg(size == m->len[i], "%s: %s is %llu bytes, expected %llu", when, names[i],
-                      (unsigned long long)size, (unsigned long long)m->len[i]);
-        ck_assert_int_eq(cow_file_read(f, buf, (size_t)size, 0, &n), COW_OK);
-        ck_assert_uint_eq(n, size);
-        ck_assert_msg(memcmp(buf, m->data[i], (size_t)size) == 0, "%s: %s differs", when,
-                      names[i]);
+        int same = size == m->len[i];
+        if (same) {
+            ck_assert_int_eq(cow_file_read(f, buf, (size_t)size, 0, &n), COW_OK);
+            same = n == size && memcmp(buf, m->data[i], (size_t)size) == 0;
+        }
         cow_file_close(f);
+        if (!same) {
+            snprintf(why, whylen, "%s (%llu bytes, expected %llu) differs", names[i],
+                     (unsigned long long)size, (unsigned long long)m->len[i]);
+            return 0;
+        }
     }
+    return 1;
+}
+
+/* Every file of ST holds what M says. */
+static void expect_files(cow_store *st, const struct model *m, const char *when)
+{
+    char why[600];
+    ck_assert_msg(files_match(st, m, why, sizeof why), "%s: %s", when, why);
 }
 
 /*
@@ -426,6 +440,83 @@ START_TEST(upgrade_v1_crash_states)
 }
 END_TEST
 
+/*
+ * After the upgrade commit, the other copy is still version 1 until the
+ * next commit overwrites it.  A record on the upgrade commit, then that
+ * next commit with its flush failed: every crash state of it opens, with
+ * the files as the record left them or as the commit made them.
+ */
+START_TEST(upgrade_v1_second_commit_crash_states)
+{
+    uint64_t rs = test_seed() ^ 0x0b5;
+    struct model m, m2;
+    size_t len;
+    uint8_t *img = make_v1(&len, &m, &rs);
+    struct cow_dev *md = memdev_from_image(img, len, NULL);
+    cow_store *st;
+    ck_assert_msg(cow_store_open_dev("v1", keep_dev(md), 0, 0, &st) == COW_OK, "open: %s",
+                  cow_store_last_error(NULL));
+    cow_store_set_commit_interval(st, 0);
+    cow_file *f0, *f1;
+    ck_assert_int_eq(cow_file_open(st, names[0], 0, &f0), COW_OK);
+    ck_assert_int_eq(cow_file_open(st, names[1], 0, &f1), COW_OK);
+    put(&m, f0, 0, 3 * BLK, BLK, &rs);
+    ck_assert_int_eq(cow_file_sync(f0), COW_OK);
+    m2 = m;
+    put(&m2, f1, 1, 0, 2 * BLK, &rs);
+    put(&m2, f0, 0, 7 * BLK, BLK, &rs);
+    size_t l;
+    uint8_t *now = memdev_crash_image(md, &l);
+    int s = get64(now + BLK + SB_GENERATION) > get64(now + SB_GENERATION);
+    ck_assert_uint_eq(get32(now + (size_t)(1 - s) * BLK + SB_VERSION), 1);
+    free(now);
+    memdev_set_fail(md, 0, 0, 1, 0);
+    ck_assert_int_ne(cow_store_commit(st), COW_OK); /* its flush failed */
+    cow_file_close(f0);
+    cow_file_close(f1);
+    cow_store_close(st);
+
+    size_t nunits, nsizes;
+    memdev_pending(md, &nunits, &nsizes);
+    ck_assert_uint_gt(nunits, 1);
+    uint8_t *keep = malloc(nunits);
+    int tried = 0, newer = 0;
+    for (size_t round = 0; round < nunits + 2 + 20; round++) {
+        for (size_t u = 0; u < nunits; u++) {
+            if (round == 0)
+                keep[u] = 0xff;
+            else if (round == 1)
+                keep[u] = 0;
+            else if (round < nunits + 2)
+                keep[u] = u == round - 2 ? 0 : 0xff;
+            else {
+                uint64_t r = test_rand(&rs) % 4;
+                keep[u] = r == 0 ? 0 : r == 1 ? (uint8_t)test_rand(&rs) : 0xff;
+            }
+        }
+        size_t cl;
+        uint8_t *c = memdev_crash_state(md, keep, nsizes, &cl);
+        char when[96], why[600], why2[600];
+        snprintf(when, sizeof when, "crash state %zu of %zu units", round, nunits);
+        expect_fsck_clean(c, cl, 0, when);
+        cow_store *ro = open_img(c, cl, COW_OPEN_READONLY, when);
+        int old = files_match(ro, &m, why, sizeof why);
+        int new = !old && files_match(ro, &m2, why2, sizeof why2);
+        ck_assert_msg(old || new, "%s: neither before (%s) nor after (%s) the commit", when, why,
+                      why2);
+        newer += new;
+        ck_assert_int_eq(cow_store_close(ro), COW_OK);
+        free(c);
+        tried++;
+    }
+    ck_assert_int_gt(newer, 0); /* the kept-all state has the commit */
+    ck_assert_int_lt(newer, tried); /* the dropped-all one does not */
+    free(keep);
+    md->close(md);
+    free(img);
+}
+END_TEST
+
 /* A version-1 torn newest copy (its commit's blocks do not match) falls
  * back to the other copy, which it names nowhere: only its being older,
  * whole and intact is required. */
@@ -459,6 +550,7 @@ Suite *upgrade_suite(void)
     tcase_add_test(tc, upgrade_v1_read_only);
     tcase_add_test(tc, upgrade_v1_writable);
     tcase_add_test(tc, upgrade_v1_crash_states);
+    tcase_add_test(tc, upgrade_v1_second_commit_crash_states);
     tcase_add_test(tc, upgrade_v1_torn_newest);
     suite_add_tcase(s, tc);
     return s;
