@@ -184,6 +184,8 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
             rc = log_alloc_areas(st); /* a container made before the log */
         if (rc == COW_OK)
             rc = txn_commit(st, 1);
+        if (rc == COW_OK)
+            rc = txn_upgrade(st); /* a version-1 container: both copies now */
     }
     /* A new container appears at its path only now, whole and flushed. */
     if (rc == COW_OK && format && dev->publish)

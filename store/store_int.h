@@ -330,6 +330,9 @@ struct cow_store {
     uint32_t replay_min;
     uint64_t replay_min_gen;
     char sb_rejected[160]; /* why open did not use the newest copy, or "" */
+    int sb_old_version;    /* bit i: superblock copy i is of format
+                            * version 1 (open read it, no commit has
+                            * rewritten it yet; txn_upgrade) */
     int replaying;         /* log_replay runs (a read-only store changes
                             * its trees in memory then, never on disk) */
     uint64_t rng;          /* state for log_id values */
@@ -549,6 +552,15 @@ void txn_wlog_reset(cow_store *st);
  * trees, next generation) without a commit list, so the last commit no
  * longer depends on validation.  COW_EIO_WRITE, COW_EIO_FLUSH. */
 int txn_seal(cow_store *st);
+/* At a writable open of a container with a copy of format version 1
+ * (docs/FORMAT.md, "Versions"): flushed commits of the same trees until
+ * both superblock copies are version 2 (one, when the open's own commit
+ * already rewrote one copy), before anything else is written.
+ * Without it the copy not yet rewritten would stay version 1, and the
+ * previous release, which cannot read version 2, would silently open that
+ * older commit.  Does nothing when both copies are version 2.  Errors as
+ * txn_commit.  Lock held. */
+int txn_upgrade(cow_store *st);
 /* Formats a new container in ST (generation 1). */
 int txn_format(cow_store *st);
 /* ---- subvol.c ---- */

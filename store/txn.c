@@ -31,6 +31,7 @@
  * Locking: store->lock held by every caller.
  */
 #include <stdio.h>
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -315,7 +316,10 @@ static int sb_write(cow_store *st, int slot, int one_flush, uint64_t log_id)
         }
     }
     put32(b + SB_CSUM, crc32c(0, b + 4, COW_BLOCK_SIZE - 4));
-    return st->dev->write(st->dev, b, COW_BLOCK_SIZE, (uint64_t)slot * COW_BLOCK_SIZE);
+    int rc = st->dev->write(st->dev, b, COW_BLOCK_SIZE, (uint64_t)slot * COW_BLOCK_SIZE);
+    if (rc == COW_OK)
+        st->sb_old_version &= ~(1 << slot);
+    return rc;
 }
 
 /* ---- loading ---- */
@@ -472,6 +476,8 @@ int txn_load(cow_store *st)
             return rc;
         if (get64(sb[i] + SB_MAGIC) == COW_SB_MAGIC)
             magic = 1;
+        if (sb_valid(sb[i]) && sb_is_v1(sb[i]))
+            st->sb_old_version |= 1 << i;
         if (sb_valid(sb[i]) &&
             (best < 0 || get64(sb[i] + SB_GENERATION) > get64(sb[best] + SB_GENERATION)))
             best = i;
@@ -905,6 +911,19 @@ int txn_commit(cow_store *st, int flush)
 abort:
     /* (1)-(3) may have changed the trees halfway */
     return txn_abort(st, rc);
+}
+
+int txn_upgrade(cow_store *st)
+{
+    assert(cow_mutex_held(&st->lock));
+    /* each commit writes the copy that does not hold the last one */
+    for (int i = 0; i < COW_SB_COPIES && st->sb_old_version; i++) {
+        st->txn_dirty = 1; /* the same trees, in the other copy */
+        int rc = txn_commit(st, 1);
+        if (rc)
+            return rc;
+    }
+    return COW_OK;
 }
 
 int txn_seal(cow_store *st)

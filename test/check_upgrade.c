@@ -306,10 +306,11 @@ START_TEST(upgrade_v1_read_only)
 }
 END_TEST
 
-/* A writable open replays the version-1 log and commits version 2 (the
- * other copy stays version 1, as the previous commit, until the next
- * commit or the close's seal); after writes and close both copies are
- * version 2, fsck is clean and the data is all there. */
+/* A writable open replays the version-1 log, commits version 2 and then
+ * rewrites the other copy too (txn_upgrade), so that the previous release,
+ * which cannot read version 2, refuses the container instead of silently
+ * opening the older version-1 copy; after writes and close, fsck is clean
+ * and the data is all there. */
 START_TEST(upgrade_v1_writable)
 {
     uint64_t rs = test_seed() ^ 0x0b2;
@@ -329,20 +330,22 @@ START_TEST(upgrade_v1_writable)
     cow_store_stats(st, &stats);
     ck_assert_uint_eq(stats.replayed, 2);
     expect_files(st, &m, "writable, replayed");
-    ck_assert_uint_eq(cow_store_generation(st), g1 + 1); /* the upgrade commit */
+    /* the replay's commit, then the other copy's */
+    ck_assert_uint_eq(cow_store_generation(st), g1 + 2);
 
-    /* on the device now: the upgrade commit in version 2, the commit it
-     * was written after still version 1 */
+    /* on the device now: both copies version 2, the newest written after
+     * the replay's commit, which was written after the version-1 one */
     size_t l;
     uint8_t *now = memdev_crash_image(md, &l);
     int s = get64(now + BLK + SB_GENERATION) > get64(now + SB_GENERATION);
-    ck_assert_uint_eq(get64(now + (size_t)s * BLK + SB_GENERATION), g1 + 1);
+    ck_assert_uint_eq(get64(now + (size_t)s * BLK + SB_GENERATION), g1 + 2);
     ck_assert_uint_eq(get32(now + (size_t)s * BLK + SB_VERSION), 2);
-    ck_assert_uint_eq(get64(now + (size_t)s * BLK + SB_PREV_GENERATION), g1);
-    ck_assert_uint_eq(get32(now + (size_t)s * BLK + SB_PREV_LOG_RECORDS), 2);
-    ck_assert_uint_eq(get32(now + (size_t)(1 - s) * BLK + SB_VERSION), 1);
-    expect_fsck_clean(now, l, 2, "after the upgrade commit");
-    expect_dump(now, l, "version 1 (format version 1: the next commit writes version 2)");
+    ck_assert_uint_eq(get64(now + (size_t)s * BLK + SB_PREV_GENERATION), g1 + 1);
+    ck_assert_uint_eq(get64(now + (size_t)(1 - s) * BLK + SB_GENERATION), g1 + 1);
+    ck_assert_uint_eq(get32(now + (size_t)(1 - s) * BLK + SB_VERSION), 2);
+    ck_assert_uint_eq(get64(now + (size_t)(1 - s) * BLK + SB_PREV_GENERATION), g1);
+    ck_assert_uint_eq(get32(now + (size_t)(1 - s) * BLK + SB_PREV_LOG_RECORDS), 2);
+    expect_fsck_clean(now, l, 2, "after the upgrade commits");
     free(now);
 
     cow_file *f0, *f1;
@@ -441,10 +444,10 @@ START_TEST(upgrade_v1_crash_states)
 END_TEST
 
 /*
- * After the upgrade commit, the other copy is still version 1 until the
- * next commit overwrites it.  A record on the upgrade commit, then that
- * next commit with its flush failed: every crash state of it opens, with
- * the files as the record left them or as the commit made them.
+ * After the writable open both copies are version 2 (txn_upgrade).  A
+ * record on the upgrade commits, then the next commit with its flush
+ * failed: every crash state of it opens, with the files as the record left
+ * them or as the commit made them.
  */
 START_TEST(upgrade_v1_second_commit_crash_states)
 {
@@ -468,7 +471,8 @@ START_TEST(upgrade_v1_second_commit_crash_states)
     size_t l;
     uint8_t *now = memdev_crash_image(md, &l);
     int s = get64(now + BLK + SB_GENERATION) > get64(now + SB_GENERATION);
-    ck_assert_uint_eq(get32(now + (size_t)(1 - s) * BLK + SB_VERSION), 1);
+    ck_assert_uint_eq(get32(now + (size_t)s * BLK + SB_VERSION), 2);
+    ck_assert_uint_eq(get32(now + (size_t)(1 - s) * BLK + SB_VERSION), 2);
     free(now);
     memdev_set_fail(md, 0, 0, 1, 0);
     ck_assert_int_ne(cow_store_commit(st), COW_OK); /* its flush failed */

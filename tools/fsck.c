@@ -759,7 +759,7 @@ static int check_superblocks(struct fsck *f)
     int v1 = get32(sb + SB_VERSION) == COW_FORMAT_VERSION_1;
     f->r->format_version = get32(sb + SB_VERSION);
     if (v1)
-        fsck_note(f, "superblock copy %d is format version 1 (the next commit writes version 2)",
+        fsck_note(f, "superblock copy %d is format version 1 (a writable open upgrades it)",
                   c);
     if (valid[o] && get32(buf[o] + SB_VERSION) != get32(sb + SB_VERSION))
         fsck_note(f, "superblock copy %d is format version %u, copy %d version %u", o,

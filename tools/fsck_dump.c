@@ -197,7 +197,7 @@ static void dump_superblock(struct dumper *d, int copy, const uint8_t *sb, int r
     int v1 = ver == COW_FORMAT_VERSION_1;
     fprintf(out, "  csum 0x%08x (computed 0x%08x) version %u%s block_size %u flags 0x%x\n",
             get32(sb + SB_CSUM), fsck_block_csum(sb), ver,
-            v1 ? " (format version 1: the next commit writes version 2)"
+            v1 ? " (format version 1: a writable open upgrades it)"
                : ver == COW_FORMAT_VERSION ? "" : " (not a version this build reads)",
             get32(sb + SB_BLOCK_SIZE), get32(sb + SB_FLAGS));
     fprintf(out, "  generation %" PRIu64 " bg_size %" PRIu64 " total_bytes %" PRIu64
