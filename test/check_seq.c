@@ -433,10 +433,11 @@ static void commit_and_die(const char *a, const char *b, const char *jm)
  * attachment, and the unix one is opened on its own after it.  The unix
  * database can only see a super-journal that is a real file (vfs.c,
  * SUPER-JOURNALS): one inside the container made it keep the transaction
- * that the cow database rolled back.  (Opening the unix database first
- * cannot work: its recovery looks for the other databases' journals
- * through unix, does not see the one in the container, and deletes the
- * super-journal; docs/DESIGN.md, "Known limits".)
+ * that the cow database rolled back.  (The unix database opened first:
+ * test_super_journal_unix_main.)  The cow database's recovery adopts the
+ * journal mirror the crash left and removes it with the journal: if it
+ * did not, the unix database's recovery would see the mirror and keep the
+ * super-journal for ever.
  */
 START_TEST(test_super_journal_unix_child)
 {
@@ -491,6 +492,227 @@ START_TEST(test_super_journal_unix_child)
         }
     }
     ck_assert_int_eq(sqlite3_vfs_unregister(&gSpyVfs), SQLITE_OK);
+}
+END_TEST
+
+/* "unixdie": the unix VFS, except that deleting a super-journal (the
+ * commit point of a multi-database transaction whose main database is
+ * unix) SIGKILLs the process, as strace's inject=unlink:signal=SIGKILL
+ * does in issue 12's reproducer. */
+static sqlite3_vfs gDieVfs;
+static sqlite3_vfs *gUnix;
+
+static int dieDelete(sqlite3_vfs *v, const char *z, int d)
+{
+    (void)v;
+    if (strstr(z, "-mj"))
+        kill(getpid(), SIGKILL);
+    return gUnix->xDelete(gUnix, z, d);
+}
+
+/* The child: a transaction over unix main database B and cow database A
+ * (attached as aux), killed at the super-journal's deletion.  Before
+ * that, A's journal mirror must be beside A (vfs/vfs_mirror.c). */
+static void unix_main_commit_and_die(const char *a, const char *b, const char *jm)
+{
+    sqlite3 *db = NULL;
+    char *sql = sqlite3_mprintf("ATTACH 'file:%s?vfs=cow' AS aux; PRAGMA main.journal_mode=%s;"
+                                "PRAGMA aux.journal_mode=%s; PRAGMA main.synchronous=FULL;"
+                                "PRAGMA aux.synchronous=FULL",
+                                a, jm, jm);
+    if (sqlite3_open_v2(b, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, "unixdie") != SQLITE_OK ||
+        sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, "BEGIN; UPDATE main.t SET x=x+1000; UPDATE aux.t SET x=x+1000; COMMIT",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        _exit(4);
+    _exit(5); /* committed without deleting a super-journal? */
+}
+
+/*
+ * Issue 12's own reproduction: a unix main database and a cow database
+ * attached to it, the process killed at the super-journal's deletion (both
+ * databases written and synced, both journals naming the super-journal),
+ * then the UNIX database recovered first, as `sqlite3 main.db` followed by
+ * an ATTACH does.  Its recovery (pager.c pager_delsuper) looks for the cow
+ * database's journal through unix: without the journal mirror beside the
+ * container it found nothing, deleted the super-journal, and the cow
+ * database, whose journal then named a super-journal that does not exist,
+ * kept the transaction the unix one rolled back.  Both must roll back, in
+ * DELETE, TRUNCATE and PERSIST mode; the mirror exists at the crash (the
+ * child's journal named the super-journal) and is gone after recovery
+ * (the recovering process adopted it and removed it with the journal), as
+ * is the super-journal.  Then a multi-database transaction that commits
+ * leaves no mirror, and a single-database one makes none.
+ */
+START_TEST(test_super_journal_unix_main)
+{
+    static const char *const modes[] = {"DELETE", "TRUNCATE", "PERSIST"};
+    cowvfs_register(0);
+    gUnix = sqlite3_vfs_find("unix");
+    ck_assert_ptr_nonnull(gUnix);
+    gDieVfs = *gUnix;
+    gDieVfs.zName = "unixdie";
+    gDieVfs.pNext = NULL;
+    gDieVfs.xDelete = dieDelete;
+    ck_assert_int_eq(sqlite3_vfs_register(&gDieVfs, 0), SQLITE_OK);
+    for (int m = 0; m < 3; m++) {
+        char *dir = test_base_dir();
+        char *a = sqlite3_mprintf("%s/a.db", dir), *b = sqlite3_mprintf("%s/b.db", dir);
+        char *mirror = sqlite3_mprintf("%s-journal", a);
+        make_db50(a, "cow", modes[m]);
+        make_db50(b, "unix", modes[m]);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0)
+            unix_main_commit_and_die(a, b, modes[m]);
+        int status = 0;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                      "%s: the child was not killed at the super-journal's deletion (status %d)",
+                      modes[m], status);
+        ck_assert_msg(access(mirror, F_OK) == 0,
+                      "%s: no journal mirror beside the container at the crash", modes[m]);
+        ck_assert_int_eq(count_prefix(dir, "b.db-mj"), 1);
+
+        /* the unix database first: its recovery runs before the ATTACH */
+        sqlite3 *db = NULL;
+        ck_assert_int_eq(sqlite3_open_v2(b, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, "unix"),
+                         SQLITE_OK);
+        ck_assert_msg(count_rows(db, "x>1000") == 0,
+                      "%s: the unix database kept a transaction killed before its commit point",
+                      modes[m]);
+        char *sql = sqlite3_mprintf("ATTACH 'file:%s?vfs=cow' AS aux", a);
+        exec_ok(db, sql);
+        sqlite3_free(sql);
+        sqlite3_stmt *st = NULL;
+        ck_assert_int_eq(
+            sqlite3_prepare_v2(db, "SELECT count(*) FROM aux.t WHERE x>1000", -1, &st, NULL),
+            SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+        ck_assert_msg(sqlite3_column_int64(st, 0) == 0,
+                      "%s: the cow database kept the transaction that the unix database, "
+                      "recovered first, rolled back",
+                      modes[m]);
+        sqlite3_finalize(st);
+        ck_assert_int_eq(count_rows(db, "x<=50"), 50);
+        ck_assert_int_eq(count_prefix(dir, "b.db-mj"), 0); /* recovery deleted it */
+        ck_assert_msg(access(mirror, F_OK) != 0, "%s: the mirror outlived the recovery",
+                      modes[m]);
+
+        /* a multi-database commit leaves no mirror; one database makes none */
+        exec_ok(db, "BEGIN; UPDATE main.t SET x=x+1; UPDATE aux.t SET x=x+1; COMMIT");
+        ck_assert_int_ne(access(mirror, F_OK), 0);
+        exec_ok(db, "UPDATE aux.t SET x=x+1");
+        ck_assert_int_ne(access(mirror, F_OK), 0);
+        ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+        ck_assert_int_eq(count_prefix(dir, "a.db"), 1);
+        test_fsck_clean(a);
+        sqlite3_free(mirror);
+        sqlite3_free(a);
+        sqlite3_free(b);
+        free(dir);
+    }
+    ck_assert_int_eq(sqlite3_vfs_unregister(&gDieVfs), SQLITE_OK);
+}
+END_TEST
+
+/* Writes NAME's super-journal record, laid out as pager.c
+ * writeSuperJournal lays it out (4 KiB pages), to REC (size 20 + strlen);
+ * returns its length. */
+static int super_record(unsigned char *rec, const char *name)
+{
+    static const unsigned char magic[8] = {0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7};
+    unsigned n = (unsigned)strlen(name), ck = 0;
+    for (unsigned i = 0; i < n; i++)
+        ck += (unsigned)(int)name[i];
+    memset(rec, 0, 4);
+    rec[1] = 0x04, rec[3] = 0x01; /* PAGER_SJ_PGNO */
+    memcpy(rec + 4, name, n);
+    for (int i = 0; i < 4; i++) {
+        rec[4 + n + i] = (unsigned char)(n >> (24 - 8 * i));
+        rec[8 + n + i] = (unsigned char)(ck >> (24 - 8 * i));
+    }
+    memcpy(rec + 12 + n, magic, 8);
+    return (int)n + 20;
+}
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_uint_eq(fwrite(p, 1, n, fp), n);
+    fclose(fp);
+}
+
+/*
+ * A journal mirror left beside a container whose journal does not name
+ * its super-journal (an earlier process could not remove it, or died
+ * between writing it and the record reaching the container) is removed at
+ * the next writable open, and so is its super-journal when no journal it
+ * lists names it any more (a unix database recovered meanwhile kept it for
+ * the mirror; nobody else would delete it).  A super-journal another
+ * journal still names stays; a mirror of what the container's journal
+ * names stays.  Read-only opens leave everything alone.
+ */
+START_TEST(test_mirror_stale_removed)
+{
+    char *dir = test_base_dir();
+    char *a = sqlite3_mprintf("%s/a.db", dir);
+    char *mirror = sqlite3_mprintf("%s-journal", a);
+    char *super = sqlite3_mprintf("%s/b.db-mj0123456789", dir);
+    char *bj = sqlite3_mprintf("%s/b.db-journal", dir);
+    unsigned char rec[600];
+    int nrec = super_record(rec, super);
+
+    cowvfs_register(0);
+    make_db50(a, "cow", "DELETE");
+    /* the super-journal lists both journals, as vdbeaux.c writes it */
+    size_t na = strlen(mirror) + 1, nb = strlen(bj) + 1;
+    char *list = malloc(na + nb);
+    memcpy(list, mirror, na);
+    memcpy(list + na, bj, nb);
+    sqlite3 *db = NULL;
+    /* 0: stale, the super-journal collected; 1: stale, b's journal still
+     * names the super-journal; 2: the container's journal names it */
+    for (int c = 0; c < 3; c++) {
+        write_file(super, list, na + nb);
+        if (c == 1)
+            write_file(bj, rec, (size_t)nrec);
+        if (c == 2) {
+            cow_store *st = NULL;
+            cow_file *f = NULL;
+            ck_assert_int_eq(cow_store_open(a, 0, &st), COW_OK);
+            ck_assert_int_eq(cow_file_open(st, "db-journal", 1, &f), COW_OK);
+            ck_assert_int_eq(cow_file_write(f, rec, (size_t)nrec, 8192), COW_OK);
+            cow_file_close(f);
+            ck_assert_int_eq(cow_store_close(st), COW_OK);
+        }
+        write_file(mirror, rec, (size_t)nrec);
+        ck_assert_int_eq(sqlite3_open_v2(a, &db, SQLITE_OPEN_READONLY, "cow"), SQLITE_OK);
+        ck_assert_int_eq(count_rows(db, "1"), 50);
+        ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+        ck_assert_int_eq(access(mirror, F_OK), 0); /* read-only: left alone */
+        ck_assert_int_eq(access(super, F_OK), 0);
+        ck_assert_int_eq(sqlite3_open_v2(a, &db, SQLITE_OPEN_READWRITE, "cow"), SQLITE_OK);
+        ck_assert_msg((access(mirror, F_OK) == 0) == (c == 2),
+                      c == 2 ? "%d: a mirror of what the container's journal names was removed"
+                             : "%d: a stale mirror was not removed at a writable open",
+                      c);
+        ck_assert_msg((access(super, F_OK) == 0) == (c > 0),
+                      c ? "%d: a super-journal a journal names was deleted"
+                        : "%d: the super-journal only a stale mirror named was kept",
+                      c);
+        ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+        unlink(bj);
+    }
+    unlink(mirror);
+    unlink(super);
+    free(list);
+    sqlite3_free(bj);
+    sqlite3_free(super);
+    sqlite3_free(mirror);
+    sqlite3_free(a);
+    free(dir);
 }
 END_TEST
 
@@ -563,6 +785,8 @@ Suite *seq_suite(void)
     tcase_add_test(tc, test_journal_durable_with_db);
     tcase_add_test(tc, test_super_journal_unix_child);
     tcase_add_test(tc, test_super_journal_in_container);
+    tcase_add_test(tc, test_super_journal_unix_main);
+    tcase_add_test(tc, test_mirror_stale_removed);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2005,11 +2005,12 @@ START_TEST(test_crash_super_journal)
     make_db(a, "cow", 50);
     make_db(b, "cow", 50);
     run_killed_child(crash_before_super_delete, a);
-    /* the super-journal is a file beside a.db (vfs.c, SUPER-JOURNALS) */
+    /* the super-journal is a file beside a.db (vfs.c, SUPER-JOURNALS), and
+     * so are the mirrors of the two journals that name it (vfs_mirror.c) */
     char list[1024];
     dir_list(dir, list, sizeof list);
-    ck_assert_msg(strncmp(list, "a.db a.db-mj", 12) == 0 && strlen(list) == 27 &&
-                      strcmp(list + 21, " a.db2") == 0,
+    ck_assert_msg(strncmp(list, "a.db a.db-journal a.db-mj", 25) == 0 && strlen(list) == 54 &&
+                      strcmp(list + 34, " a.db2 a.db2-journal") == 0,
                   "directory holds \"%s\"", list);
 
     /* Opening the auxiliary database alone finds its hot journal, sees

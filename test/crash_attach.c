@@ -7,9 +7,10 @@
  * cow container (ATT_COW, device 1 of the op log) or a unix database
  * (ATT_UNIX): a file of crashfs.  ATT_UNIX_MAIN turns the latter around:
  * the workload's connection opens the unix database and ATTACHes the cow
- * one (issue 12's reproducer); the checks open the cow database first (a
- * unix database recovered first deletes the super-journal: docs/DESIGN.md,
- * "Known limits").
+ * one (issue 12's reproducer).  With a unix database, the checks recover
+ * it first, on its own, in half of the states (crash_check.c): it sees the
+ * cow database's journal only through the journal mirror beside the
+ * container (vfs/vfs_mirror.c).
  *
  * CRASHFS.  The default VFS of the harness's process (so that cow's
  * default VFS is this one too: the super-journals of a cow main database

@@ -14,7 +14,10 @@
  * xOpen maps by the open flags (SQLITE_OPEN_MAIN_DB, _MAIN_JOURNAL, _WAL);
  * xDelete and xAccess, which get only a name, parse the suffix.  Nothing
  * else is kept beside the container (a new one is formatted in a temporary
- * "-cownew" file renamed onto it; see bdev.h): there is no -shm file
+ * "-cownew" file renamed onto it; see bdev.h), except, during a
+ * multi-database commit, a super-journal (below) and the journal mirror
+ * "/dir/app.db-journal" that other VFSes read (vfs_mirror.c; the cow VFS
+ * answers for that name from the container): there is no -shm file
  * either (the WAL-index is in memory, vfs_shm.c).  A journal or WAL name
  * whose prefix is not a container (an ordinary file, or nothing) belongs
  * to the default VFS, and so do temporary files (no name, or
@@ -72,7 +75,10 @@
  *                     cow_exists+cow_file_open in an exclusive open, and
  *                     around the store call of a snapshot or restore (which
  *                     must see no lock change; vfs_snap.c).
- *   cowContainer.mutex  a leaf: the container's settings.
+ *   cowContainer.mutex  the container's settings and its journal mirror
+ *                     (vfs_mirror.c; held across the mirror's default-VFS
+ *                     calls and store reads, so only the store lock is
+ *                     taken inside it).
  *   store lock        taken inside every store call.
  *
  *   gRegisterMutex    a leaf, held only by cowvfs_register() around
@@ -414,6 +420,20 @@ static int cowContainerAcquire(const char *zPath, int acq, cowContainer **ppCont
     p->nRef = 1;
     p->commitIntervalMs = COW_COMMIT_INTERVAL_MS;
     p->dirtyLimit = COW_DIRTY_LIMIT;
+    if (!p->bReadonly) {
+        /* a journal mirror beside it: adopted or removed (vfs_mirror.c) */
+        char *zJournal = sqlite3_mprintf("%s-journal", zPath);
+        if (zJournal == 0) {
+            rc = SQLITE_NOMEM;
+            pStore = p->pStore;
+            cowvfsMutexDestroy(&p->mutex);
+            sqlite3_free(p);
+            p = 0;
+            goto out;
+        }
+        cowvfsMirrorOpen(p, zJournal);
+        sqlite3_free(zJournal);
+    }
     p->pNext = gRegistry.pFirst;
     gRegistry.pFirst = p;
 out:
@@ -450,6 +470,7 @@ static void cowContainerRelease(cowContainer *pCont)
     if (pCont->bUnlinkOnClose && unlink(pCont->zPath) != 0)
         sqlite3_log(SQLITE_IOERR_DELETE, "cow: unlink %s (delete on close): %s", pCont->zPath,
                     strerror(errno));
+    cowvfsMirrorFree(pCont);
     cowvfsMutexDestroy(&pCont->mutex);
     sqlite3_free(pCont);
 }
@@ -794,6 +815,7 @@ static int cowOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, in
     }
     if (rc != SQLITE_OK)
         goto out;
+    cowvfsMirrorCollect(pInode->pCont); /* after a stale mirror (vfs_mirror.c) */
 
     if (!bSnapshot && pInode->eKind == COW_SUBVOL_SNAPSHOT) {
         rc = SQLITE_CANTOPEN;
@@ -911,6 +933,40 @@ out:
 }
 
 /*
+ * The live database's journal ZJOURNAL of container ZCONTAINER has just
+ * been deleted from the store: its mirror beside the container goes too
+ * (vfs_mirror.c).  A container not open in this process has no mirror
+ * state: a file found at ZJOURNAL is removed (it names what the container
+ * no longer holds).  Returns SQLITE_OK or the logged error of the removal.
+ */
+static int cowMirrorDrop(const char *zContainer, const char *zJournal)
+{
+    int rc = SQLITE_OK;
+    struct stat st;
+    int bStat;
+    cowContainer *p;
+
+    cowvfsMutexEnter(&gRegistry.mutex);
+    p = cowRegistryFind(zContainer, &st, &bStat);
+    if (p)
+        p->nRef++;
+    cowvfsMutexLeave(&gRegistry.mutex);
+    if (p) {
+        rc = cowvfsMirrorJournalDeleted(p);
+        cowvfsMutexEnter(&gRegistry.mutex);
+        cowContainerRelease(p);
+        cowvfsMutexLeave(&gRegistry.mutex);
+    } else if (cowDefaultHas(zJournal)) {
+        rc = gDefault->xDelete(gDefault, zJournal, 1);
+        if (rc == SQLITE_IOERR_DELETE_NOENT)
+            rc = SQLITE_OK;
+        if (rc != SQLITE_OK)
+            sqlite3_log(rc, "cow: remove the journal mirror %s: failed", zJournal);
+    }
+    return rc;
+}
+
+/*
  * Deletes ZNAME: a journal or WAL of a container is removed from the store
  * (opening the container for the call if it is not open in this process);
  * so is a super-journal of a container unless the default VFS has it (see
@@ -941,8 +997,16 @@ static int cowDelete(sqlite3_vfs *pVfs, const char *zName, int syncDir)
     a.zSubvol = cowUriSubvol(zName, 0);
     a.iArg = syncDir;
     rc = cowWithStore(zContainer, 1, cowDeleteOp, &a);
-    if (rc == SQLITE_NOTFOUND)
+    if (rc == SQLITE_NOTFOUND) {
         rc = gDefault->xDelete(gDefault, zName, syncDir);
+        goto out;
+    }
+    if ((rc == SQLITE_OK || rc == SQLITE_IOERR_DELETE_NOENT) && a.zSubvol == 0 &&
+        cowSuffixOffset(zName, SQLITE_OPEN_MAIN_JOURNAL) > 0) {
+        int rc2 = cowMirrorDrop(zContainer, zName);
+        if (rc2 != SQLITE_OK)
+            rc = rc2;
+    }
 out:
     sqlite3_free(zContainer);
     sqlite3_free(zStoreName);
@@ -1019,6 +1083,21 @@ out:
     sqlite3_free(zContainer);
     sqlite3_free(zStoreName);
     return rc;
+}
+
+/* The VFS that was the default at registration (gDefault); set once
+ * before the cow VFS is published, so no lock is needed to read it. */
+sqlite3_vfs *cowvfsDefaultVfs(void)
+{
+    return gDefault;
+}
+
+static sqlite3_vfs cowVfs;
+
+/* The cow VFS (what SQLite would call through). */
+sqlite3_vfs *cowvfsSelf(void)
+{
+    return &cowVfs;
 }
 
 /* The default VFS's full path (it canonicalises, resolving symlinks). */

@@ -6,6 +6,8 @@
  *   vfs_io.c   the sqlite3_io_methods of container files: I/O, SQLite's lock
  *              states, file controls
  *   vfs_shm.c  the in-memory WAL-index (xShmMap, xShmLock, ...)
+ *   vfs_mirror.c  the journal mirror: a copy of a rollback journal's
+ *              super-journal record beside the container, for other VFSes
  *   vfs_snap.c snapshots, branches, restore: pragmas, the C API of
  *              include/cowvfs.h, the cow_snapshots table-valued function
  *   ext.c      the loadable-extension entry point
@@ -92,7 +94,7 @@ struct cowContainer {
     cowInode *pFirst;      /* its open databases */
     cowContainer *pNext;   /* next in the registry */
 
-    /* Protected by mutex (a leaf lock): */
+    /* Protected by mutex (only the store lock is taken inside it): */
     cowvfsMutex mutex;
     unsigned commitIntervalMs; /* the last cow_store_set_commit_interval()
                             * value (PRAGMA cow_commit_interval, URI
@@ -101,6 +103,13 @@ struct cowContainer {
     sqlite3_uint64 dirtyLimit; /* the last cow_store_set_dirty_limit() value
                             * (PRAGMA cow_dirty_limit, URI dirty_limit),
                             * COW_DIRTY_LIMIT until set */
+    char *zMirror;         /* the live journal's mirror beside the container
+                            * (its path), or NULL: vfs_mirror.c */
+    char *zMirrorSuper;    /* the super-journal it names */
+    int bMirror;           /* zMirror != NULL, also read without the mutex
+                            * (atomic access) as a hint */
+    char *zCollect;        /* a super-journal a stale mirror named, for
+                            * cowvfsMirrorCollect, or NULL */
 };
 
 /*
@@ -203,6 +212,20 @@ extern const sqlite3_io_methods cowvfsIoMethods;
 int cowvfsCommitTxn(cowFile *p);
 void cowvfsSetCommitInterval(cowInode *pInode, unsigned ms);
 void cowvfsSetDirtyLimit(cowInode *pInode, sqlite3_uint64 nBytes);
+
+/* The VFS that was the default at registration (cowvfs_register). */
+sqlite3_vfs *cowvfsDefaultVfs(void);
+/* The cow VFS itself. */
+sqlite3_vfs *cowvfsSelf(void);
+
+/* ---- vfs_mirror.c ---- */
+
+int cowvfsMirrorBeforeWrite(cowFile *p, const void *zBuf, int iAmt, sqlite3_int64 iOfst);
+int cowvfsMirrorAfterChange(cowFile *p, sqlite3_int64 iOfst);
+void cowvfsMirrorCollect(cowContainer *pCont);
+int cowvfsMirrorJournalDeleted(cowContainer *pCont);
+void cowvfsMirrorOpen(cowContainer *pCont, const char *zJournal);
+void cowvfsMirrorFree(cowContainer *pCont);
 
 /* ---- vfs_snap.c ---- */
 

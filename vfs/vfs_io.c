@@ -321,9 +321,18 @@ static int cowWrite(sqlite3_file *pFile, const void *zBuf, int iAmt, sqlite3_int
         rc = cowIoRefuse(p, SQLITE_READONLY, "write", iOfst, "opened read-only");
         goto out;
     }
+    /* a super-journal record is mirrored before the journal holds it;
+     * a new or zeroed header may end it (vfs_mirror.c) */
+    if (p->eType == SQLITE_OPEN_MAIN_JOURNAL) {
+        rc = cowvfsMirrorBeforeWrite(p, zBuf, iAmt, iOfst);
+        if (rc != SQLITE_OK)
+            goto out;
+    }
     crc = cow_file_write(p->pCf, zBuf, (size_t)iAmt, (uint64_t)iOfst);
     if (crc != COW_OK)
         rc = cowIoError(p, crc, "write", iOfst);
+    else if (p->eType == SQLITE_OPEN_MAIN_JOURNAL)
+        rc = cowvfsMirrorAfterChange(p, iOfst);
 out:
     return rc;
 }
@@ -363,10 +372,14 @@ static int cowTruncate(sqlite3_file *pFile, sqlite3_int64 size)
         goto out;
     }
     crc = cow_file_truncate(p->pCf, (uint64_t)size);
-    if (crc != COW_OK)
+    if (crc != COW_OK) {
         rc = cowIoError(p, crc, "truncate", size);
-    else if (p->szChunk > 0)
+        goto out;
+    }
+    if (p->szChunk > 0)
         rc = cowPreallocate(p, size); /* keeps its chunk allocated, as unix does */
+    if (rc == SQLITE_OK && p->eType == SQLITE_OPEN_MAIN_JOURNAL)
+        rc = cowvfsMirrorAfterChange(p, -1); /* its record may be gone */
 out:
     return rc;
 }
