@@ -575,18 +575,7 @@ static int crash_states_open(struct cow_dev *dev, uint64_t *rs)
     uint8_t *keep = malloc(nunits + 1);
     int tried = 0;
     for (size_t round = 0; round < nunits + 2 + 40; round++) {
-        for (size_t u = 0; u < nunits; u++) {
-            if (round == 0)
-                keep[u] = 0xff;
-            else if (round == 1)
-                keep[u] = 0;
-            else if (round < nunits + 2)
-                keep[u] = u == round - 2 ? 0 : 0xff;
-            else {
-                uint64_t r = test_rand(rs) % 4;
-                keep[u] = r == 0 ? 0 : r == 1 ? (uint8_t)test_rand(rs) : 0xff;
-            }
-        }
+        memdev_keep_pattern(round, nunits, keep, rs);
         size_t len;
         uint8_t *img = memdev_crash_state(dev, keep, nsizes, &len);
         int rc;

@@ -405,18 +405,7 @@ START_TEST(upgrade_v1_crash_states)
         memdev_pending(md, &nunits, &nsizes);
         uint8_t *keep = malloc(nunits + 1);
         for (size_t round = 0; round < nunits + 2 + 20; round++) {
-            for (size_t u = 0; u < nunits; u++) {
-                if (round == 0)
-                    keep[u] = 0xff;
-                else if (round == 1)
-                    keep[u] = 0;
-                else if (round < nunits + 2)
-                    keep[u] = u == round - 2 ? 0 : 0xff;
-                else {
-                    uint64_t r = test_rand(&rs) % 4;
-                    keep[u] = r == 0 ? 0 : r == 1 ? (uint8_t)test_rand(&rs) : 0xff;
-                }
-            }
+            memdev_keep_pattern(round, nunits, keep, &rs);
             for (size_t ns = 0; ns <= nsizes; ns += nsizes ? nsizes : 1) {
                 size_t cl;
                 uint8_t *c = memdev_crash_state(md, keep, ns, &cl);
@@ -486,18 +475,7 @@ START_TEST(upgrade_v1_second_commit_crash_states)
     uint8_t *keep = malloc(nunits);
     int tried = 0, newer = 0;
     for (size_t round = 0; round < nunits + 2 + 20; round++) {
-        for (size_t u = 0; u < nunits; u++) {
-            if (round == 0)
-                keep[u] = 0xff;
-            else if (round == 1)
-                keep[u] = 0;
-            else if (round < nunits + 2)
-                keep[u] = u == round - 2 ? 0 : 0xff;
-            else {
-                uint64_t r = test_rand(&rs) % 4;
-                keep[u] = r == 0 ? 0 : r == 1 ? (uint8_t)test_rand(&rs) : 0xff;
-            }
-        }
+        memdev_keep_pattern(round, nunits, keep, &rs);
         size_t cl;
         uint8_t *c = memdev_crash_state(md, keep, nsizes, &cl);
         char when[96], why[600], why2[600];

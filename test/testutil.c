@@ -505,6 +505,22 @@ void memdev_crash_fill(struct cow_dev *d, const uint8_t *keep, size_t nsizes, ui
     pthread_mutex_unlock(&m->mu);
 }
 
+void memdev_keep_pattern(size_t round, size_t nunits, uint8_t *keep, uint64_t *rs)
+{
+    for (size_t u = 0; u < nunits; u++) {
+        if (round == 0)
+            keep[u] = 0xff;
+        else if (round == 1)
+            keep[u] = 0;
+        else if (round < nunits + 2)
+            keep[u] = u == round - 2 ? 0 : 0xff;
+        else {
+            uint64_t r = test_rand(rs) % 4;
+            keep[u] = r == 0 ? 0 : r == 1 ? (uint8_t)test_rand(rs) : 0xff;
+        }
+    }
+}
+
 uint8_t *memdev_crash_state(struct cow_dev *d, const uint8_t *keep, size_t nsizes, size_t *len)
 {
     struct memdev *m = (struct memdev *)d;

@@ -114,6 +114,11 @@ int memdev_unit(struct cow_dev *d, size_t u, uint64_t *off, size_t *len);
 size_t memdev_crash_size(struct cow_dev *d, size_t nsizes);
 void memdev_crash_fill(struct cow_dev *d, const uint8_t *keep, size_t nsizes, uint8_t *out);
 uint8_t *memdev_crash_state(struct cow_dev *d, const uint8_t *keep, size_t nsizes, size_t *len);
+/* Fills KEEP (NUNITS bytes) with the ROUND-th of the crash patterns the
+ * crash-state tests walk: round 0 keeps every pending unit, round 1 none,
+ * rounds 2 .. NUNITS+1 all but unit ROUND-2, later rounds each unit kept,
+ * dropped or torn at random (from *RS). */
+void memdev_keep_pattern(size_t round, size_t nunits, uint8_t *keep, uint64_t *rs);
 
 /* Writes LEN bytes to a new file PATH. */
 void test_write_file(const char *path, const uint8_t *data, size_t len);
