@@ -439,6 +439,11 @@ static int rec_parse(cow_store *st, const uint8_t *r, size_t len, uint64_t seq,
                              (unsigned long long)it->k.offset, (unsigned long long)end,
                              (unsigned long long)it->k.objectid);
     }
+    /* log_write builds a record in a zeroed buffer: bytes after the items
+     * that are not zero are damage (fsck reports them too) */
+    if (rc == COW_OK && p < len && !bytes_zero(r + p, len - p))
+        rc = COW_CORRUPT("%s: log record %llu: bytes %zu..%zu after the items are not zero",
+                         st->path, (unsigned long long)seq, p, len - 1);
     if (rc) {
         free(v);
         return rc;

@@ -55,6 +55,18 @@ static inline int range_end(uint64_t start, uint64_t len, uint64_t *end)
     return COW_OK;
 }
 
+/* 1 if the N bytes at P are all zero.  The format leaves reserved and
+ * unused bytes of checksummed blocks zero (superblock, tree block header,
+ * log record tail); the store checks them as fsck does, so that the two
+ * agree on a block whose crc matches with such a byte set. */
+static inline int bytes_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
 /* ---- tree block cache (an "extent buffer" per cached block) ---- */
 struct eb {
     uint64_t bytenr;

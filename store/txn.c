@@ -131,6 +131,17 @@ static const char *sb_invalid(const uint8_t *b)
     if (bg < 64 * COW_BLOCK_SIZE || bg % COW_BLOCK_SIZE || bg > (1ull << 34) || total == 0 ||
         total % bg)
         return "bad block group size or total bytes";
+    /* bytes the format leaves zero (sb_write starts from a zeroed block):
+     * after the log area length, after prev_log_records, and after the
+     * commit list (with no ONE_FLUSH flag, no list, count or crc) */
+    size_t end = SB_COMMIT_LIST;
+    if (get32(b + SB_FLAGS) & COW_SB_ONE_FLUSH)
+        end += (size_t)get32(b + SB_COMMIT_NRANGES) * SB_COMMIT_ENTRY;
+    else if (!bytes_zero(b + SB_COMMIT_NRANGES, SB_LOG_ID - SB_COMMIT_NRANGES))
+        return "a commit list without the one-flush flag";
+    if (!bytes_zero(b + SB_LOG_BLOCKS + 4, 4) || !bytes_zero(b + SB_PREV_LOG_RECORDS + 4, 4) ||
+        !bytes_zero(b + end, COW_BLOCK_SIZE - end))
+        return "reserved or unused bytes that are not zero";
     return NULL;
 }
 
@@ -475,6 +486,22 @@ int txn_load(cow_store *st)
                            st->path, i, sb_invalid(sb[i]),
                            (unsigned long long)get64(sb[i] + SB_GENERATION));
     }
+    /* Both copies are written with the container's uuid (sb_write), so two
+     * valid copies that differ are damage; fsck reports it too. */
+    if (sb_valid(sb[0]) && sb_valid(sb[1]) && memcmp(sb[0] + SB_UUID, sb[1] + SB_UUID, 16))
+        return COW_CORRUPT("%s: superblock copies 0 and 1 (generations %llu and %llu) have "
+                           "different container uuids",
+                           st->path, (unsigned long long)get64(sb[0] + SB_GENERATION),
+                           (unsigned long long)get64(sb[1] + SB_GENERATION));
+    /* A file shorter than every valid copy says is a truncated container,
+     * not a torn commit (sb_commit_intact takes a device smaller than the
+     * newest copy says for a lost grow, which only the newest can have):
+     * say so rather than blame the commit lists. */
+    if (best >= 0 && get64(sb[best] + SB_TOTAL_BYTES) > devsize &&
+        (!sb_valid(sb[1 - best]) || get64(sb[1 - best] + SB_TOTAL_BYTES) > devsize))
+        return COW_CORRUPT("%s is truncated: %llu bytes, the superblock says %llu", st->path,
+                           (unsigned long long)devsize,
+                           (unsigned long long)get64(sb[best] + SB_TOTAL_BYTES));
     st->sb_rejected[0] = 0;
     st->replay_min = 0;
     st->replay_min_gen = 0;

@@ -499,6 +499,18 @@ const char *fsck_sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
                            " out of range", bg, total);
         return why;
     }
+    /* as the store (sb_invalid): bytes the format leaves zero, in either
+     * copy, so that a whole copy with one set is reported as the store
+     * refuses it (a copy not in use was not checked before) */
+    size_t end = SB_COMMIT_LIST;
+    if (get32(buf + SB_FLAGS) & COW_SB_ONE_FLUSH)
+        end += (size_t)get32(buf + SB_COMMIT_NRANGES) * SB_COMMIT_ENTRY;
+    else if (!fsck_all_zero(buf + SB_COMMIT_NRANGES, SB_LOG_ID - SB_COMMIT_NRANGES))
+        return "a commit list without the one-flush flag";
+    if (!fsck_all_zero(buf + SB_LOG_BLOCKS + 4, 4) ||
+        !fsck_all_zero(buf + SB_PREV_LOG_RECORDS + 4, 4) || !fsck_all_zero(buf + end, BS - end))
+        return "reserved or unused bytes (124..127, 180..183 or past the commit list) are "
+               "not zero";
     return NULL;
 }
 
