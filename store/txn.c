@@ -523,9 +523,17 @@ int txn_load(cow_store *st)
             uint64_t tgen = get64(torn + SB_GENERATION);
             uint64_t want = get64(torn + SB_PREV_GENERATION);
             int other = 1 - best;
-            snprintf(st->sb_rejected, sizeof st->sb_rejected,
-                     "superblock copy %d (generation %llu): its commit's blocks do not match",
-                     best, (unsigned long long)tgen);
+            if (get64(torn + SB_TOTAL_BYTES) > devsize) /* say which: truncation or a lost grow */
+                snprintf(st->sb_rejected, sizeof st->sb_rejected,
+                         "superblock copy %d (generation %llu): the file is %llu bytes, it "
+                         "says %llu (truncated, or the commit's grow was lost)",
+                         best, (unsigned long long)tgen, (unsigned long long)devsize,
+                         (unsigned long long)get64(torn + SB_TOTAL_BYTES));
+            else
+                snprintf(st->sb_rejected, sizeof st->sb_rejected,
+                         "superblock copy %d (generation %llu): its commit's blocks do not "
+                         "match",
+                         best, (unsigned long long)tgen);
             if (!sb_valid(sb[other])) {
                 if (want)
                     return COW_CORRUPT("%s: superblock copy %d (generation %llu) is torn, and "

@@ -1057,6 +1057,8 @@ int main(int argc, char **argv)
             fsck_missed++;
             repro(m, "the store or SQLite refused it, fsck found nothing");
         }
+        if (m->outcome == O_FSCK)
+            repro(m, "fsck found a problem, the store and SQLite read the reference");
         if (m->outcome == O_WRONG)
             repro(m, m->fsck_clean ? "silently wrong (fsck clean too)"
                                    : "silently wrong (fsck saw a problem)");
