@@ -32,10 +32,20 @@
  *            "detected"; otherwise the rows must equal the reference.
  * Outcomes: silently wrong (the store or SQLite returned data or a
  * generation other than the reference without an error: also a container
- * that opens at an older commit), detected by open (the store or SQLite
- * failed), detected by fsck only, harmless (everything as the reference
- * and fsck clean), crash (the checking process died: a signal, a
- * sanitizer report or a hang of more than 60 s on one copy).  Mutations
+ * that opens at an older commit, unless one of the two legal cases
+ * below), detected by open (the store or SQLite failed), detected by fsck
+ * only, harmless (everything as the reference and fsck clean), crash (the
+ * checking process died: a signal, a sanitizer report or a hang of more
+ * than 60 s on one copy).  The two legal cases, each compared exactly
+ * against a second reference computed per base (see struct last_write):
+ * "the other superblock copy holds the same state" (the newest copy
+ * damaged, the older one read, with the reference's data: a clean close's
+ * seal) and "indistinguishable from a torn last write" (the damaged byte
+ * lies in the last write and everything read equals the container with
+ * that write torn; docs/DESIGN.md, "Damage a crash cannot cause", says why
+ * no format can tell them apart).  The sweep prints each mutation that
+ * fsck and open judge differently (open refuses and fsck is clean, or fsck
+ * reports a problem while everything reads as the reference).  Mutations
  * run in child processes (--jobs of them at a time, a batch each), so a
  * crash is counted and the sweep goes on after it.
  *
@@ -75,7 +85,7 @@
 
 enum region {
     R_SB_LIVE,     /* the superblock copy in use, its used bytes */
-    R_SB_TAIL,     /* ... past its commit list (zeros no one reads) */
+    R_SB_TAIL,     /* ... past its commit list (zeros, covered by its crc) */
     R_SB_OLD,      /* the other copy (the previous commit) */
     R_TREE_HDR,    /* a live tree block: header */
     R_TREE_ITEMS,  /* ... item headers or key pointers, and item data */
@@ -89,7 +99,7 @@ enum region {
 };
 
 static const char *const region_name[R_NREGIONS] = {
-    "superblock in use", "superblock tail", "superblock other copy", "tree block header",
+    "superblock in use", "superblock unused", "superblock other copy", "tree block header",
     "tree block items",  "tree block slack", "stale tree block",     "log record pending",
     "log block after",   "data block",       "preallocated block",
 };
