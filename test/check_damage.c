@@ -303,6 +303,38 @@ START_TEST(damage_record_that_does_not_parse)
 }
 END_TEST
 
+/* A whole record (crc recomputed) whose INODE_ITEM has a transid past the
+ * transaction it was written in: replay refuses it (validate.c), and fsck
+ * called it clean (found by the corruption sweep, seed 99). */
+START_TEST(damage_record_inode_transid)
+{
+    size_t len;
+    uint64_t g;
+    uint8_t *img = commit_then_record(1, &len, &g);
+    int s = newest_slot(img);
+    uint64_t area = log_area(img, s, s);
+    uint8_t *r = img + area;
+    uint32_t nb = get32(r + LOG_NBLOCKS);
+    size_t p = LOG_HEADER_SIZE;
+    int found = 0;
+    for (uint32_t i = 0; i < get32(r + LOG_NITEMS) && !found; i++) {
+        struct cow_key k;
+        key_get(&k, r + p);
+        size_t size = get16(r + p + COW_KEY_SIZE);
+        if (k.type == COW_INODE_ITEM) {
+            put64(r + p + LOG_ITEM_HEADER + INODE_TRANSID, 1ull << 36);
+            found = 1;
+        }
+        p += LOG_ITEM_HEADER + size;
+    }
+    ck_assert(found);
+    put32(r + LOG_CSUM, crc32c(0, r + 4, (size_t)nb * BLK - 4));
+    expect_corrupt(img, len, "newer than transaction");
+    expect_fsck_problem(img, len, "newer than transaction");
+    free(img);
+}
+END_TEST
+
 /* A whole record (crc recomputed) about a file the commit does not have:
  * replay refuses it, so fsck must not call it clean. */
 START_TEST(damage_record_of_missing_inode)
@@ -663,6 +695,7 @@ Suite *damage_suite(void)
     tcase_add_test(tc, damage_record_under_record);
     tcase_add_test(tc, damage_record_that_does_not_parse);
     tcase_add_test(tc, damage_record_of_missing_inode);
+    tcase_add_test(tc, damage_record_inode_transid);
     tcase_add_test(tc, damage_record_under_torn_commit);
     tcase_add_test(tc, damage_other_copy_lost_write);
     tcase_add_test(tc, damage_generation_out_of_range);

@@ -402,6 +402,13 @@ static void check_log_record(struct fsck *f, const struct logscan *s)
             if (get64(p + INODE_FLAGS))
                 fsck_problem(f, "%s: %s: inode flags 0x%" PRIx64 ", none are defined", where, ks,
                         get64(p + INODE_FLAGS));
+            /* as the store's replay (validate.c check_inode_item): a
+             * record is written in the transaction after the commit */
+            uint64_t g = get64(p + INODE_GENERATION), t = get64(p + INODE_TRANSID);
+            if (g > f->gen + 1 || t > f->gen + 1)
+                fsck_problem(f, "%s: %s: inode generation %" PRIu64 " / transid %" PRIu64
+                           " newer than transaction %" PRIu64,
+                        where, ks, g, t, f->gen + 1);
             for (size_t j = 0; j < nrg; j++)
                 if (rg[j].ino == k.objectid)
                     rg[j].open = 0;
