@@ -387,6 +387,59 @@ struct litem {
 };
 
 /*
+ * The shape log_write gives a record (build_inode): an inode's LOG_RANGE
+ * items, then the EXTENT_DATA items inside them, then its INODE_ITEM,
+ * which closes its ranges.  Replay drops each range's mapping before it
+ * inserts the extents, so an extent outside every range would overlap the
+ * mapping it keeps (found by the corruption sweep: a record, crc fixed,
+ * with an extent's offset changed read other data without an error; fsck
+ * reported it, tools/fsck_log.c, whose rule this is).  V holds the N
+ * parsed items of record SEQ.  COW_OK, COW_ECORRUPT, COW_ENOMEM.
+ */
+static int rec_ranges_ok(cow_store *st, const struct litem *v, size_t n, uint64_t seq)
+{
+    struct lrange {
+        uint64_t ino, start, end;
+    } *rg = malloc((n ? n : 1) * sizeof *rg);
+    size_t nrg = 0;
+    int rc = COW_OK;
+    if (!rg)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n && rc == COW_OK; i++) {
+        const struct litem *it = &v[i];
+        if (it->k.type == COW_LOG_RANGE) {
+            rg[nrg++] = (struct lrange){it->k.objectid, it->k.offset, get64(it->d)};
+        } else if (it->k.type == COW_INODE_ITEM) {
+            size_t keep = 0; /* close the inode's ranges */
+            for (size_t j = 0; j < nrg; j++)
+                if (rg[j].ino != it->k.objectid)
+                    rg[keep++] = rg[j];
+            nrg = keep;
+        } else if (it->k.type == COW_EXTENT_DATA) {
+            uint64_t end;
+            int covered = 0;
+            if (range_end(it->k.offset, get64(it->d + FE_NUM_BYTES), &end) == COW_OK)
+                for (size_t j = nrg; j-- > 0 && !covered;)
+                    covered = rg[j].ino == it->k.objectid && rg[j].start <= it->k.offset &&
+                              end <= rg[j].end;
+            if (!covered)
+                rc = COW_CORRUPT("%s: log record %llu item %zu: EXTENT_DATA (%llu, %llu) not "
+                                 "inside a LOG_RANGE of its inode before it",
+                                 st->path, (unsigned long long)seq, i,
+                                 (unsigned long long)it->k.objectid,
+                                 (unsigned long long)it->k.offset);
+        }
+    }
+    if (rc == COW_OK && nrg)
+        rc = COW_CORRUPT("%s: log record %llu: LOG_RANGE (%llu, %llu) of inode %llu is not "
+                         "followed by the inode's INODE_ITEM",
+                         st->path, (unsigned long long)seq, (unsigned long long)rg[0].start,
+                         (unsigned long long)rg[0].end, (unsigned long long)rg[0].ino);
+    free(rg);
+    return rc;
+}
+
+/*
  * Parses the items of a whole record R of LEN bytes (nblocks * 4096, its
  * crc checked), the record with sequence number SEQ: every item inside
  * the record and checked by check_item() (EXTENT_CSUM, EXTENT_DATA,
@@ -439,6 +492,8 @@ static int rec_parse(cow_store *st, const uint8_t *r, size_t len, uint64_t seq,
                              (unsigned long long)it->k.offset, (unsigned long long)end,
                              (unsigned long long)it->k.objectid);
     }
+    if (rc == COW_OK)
+        rc = rec_ranges_ok(st, v, n, seq);
     /* log_write builds a record in a zeroed buffer: bytes after the items
      * that are not zero are damage (fsck reports them too) */
     if (rc == COW_OK && p < len && !bytes_zero(r + p, len - p))

@@ -303,34 +303,51 @@ START_TEST(damage_record_that_does_not_parse)
 }
 END_TEST
 
-/* A whole record (crc recomputed) whose INODE_ITEM has a transid past the
- * transaction it was written in: replay refuses it (validate.c), and fsck
- * called it clean (found by the corruption sweep, seed 99). */
-START_TEST(damage_record_inode_transid)
+/* The first item of TYPE in the log record at R: its key's offset in R. */
+static size_t record_item(const uint8_t *r, uint8_t type)
+{
+    size_t p = LOG_HEADER_SIZE;
+    for (uint32_t i = 0; i < get32(r + LOG_NITEMS); i++) {
+        struct cow_key k;
+        key_get(&k, r + p);
+        if (k.type == type)
+            return p;
+        p += LOG_ITEM_HEADER + get16(r + p + COW_KEY_SIZE);
+    }
+    ck_abort_msg("no item of type %u in the record", type);
+    return 0;
+}
+
+/* Whole records (crc recomputed) that replay must refuse as fsck reports
+ * them (found by the corruption sweep, which both called clean or only fsck
+ * flagged): _i 0, an INODE_ITEM whose transid is past the transaction the
+ * record was written in (open refused, fsck was clean); _i 1, an
+ * EXTENT_DATA item outside every LOG_RANGE of its inode (fsck reported it,
+ * replay inserted it over the mapping it kept and the file read other
+ * data without an error). */
+START_TEST(damage_record_fsck_rules)
 {
     size_t len;
     uint64_t g;
     uint8_t *img = commit_then_record(1, &len, &g);
     int s = newest_slot(img);
-    uint64_t area = log_area(img, s, s);
-    uint8_t *r = img + area;
-    uint32_t nb = get32(r + LOG_NBLOCKS);
-    size_t p = LOG_HEADER_SIZE;
-    int found = 0;
-    for (uint32_t i = 0; i < get32(r + LOG_NITEMS) && !found; i++) {
+    uint8_t *r = img + log_area(img, s, s);
+    const char *want;
+    if (_i == 0) {
+        size_t p = record_item(r, COW_INODE_ITEM);
+        put64(r + p + LOG_ITEM_HEADER + INODE_TRANSID, 1ull << 36);
+        want = "newer than transaction";
+    } else {
+        size_t p = record_item(r, COW_EXTENT_DATA);
         struct cow_key k;
         key_get(&k, r + p);
-        size_t size = get16(r + p + COW_KEY_SIZE);
-        if (k.type == COW_INODE_ITEM) {
-            put64(r + p + LOG_ITEM_HEADER + INODE_TRANSID, 1ull << 36);
-            found = 1;
-        }
-        p += LOG_ITEM_HEADER + size;
+        k.offset += 1u << 20;
+        key_put(r + p, &k);
+        want = "not inside a LOG_RANGE";
     }
-    ck_assert(found);
-    put32(r + LOG_CSUM, crc32c(0, r + 4, (size_t)nb * BLK - 4));
-    expect_corrupt(img, len, "newer than transaction");
-    expect_fsck_problem(img, len, "newer than transaction");
+    put32(r + LOG_CSUM, crc32c(0, r + 4, (size_t)get32(r + LOG_NBLOCKS) * BLK - 4));
+    expect_corrupt(img, len, want);
+    expect_fsck_problem(img, len, want);
     free(img);
 }
 END_TEST
@@ -695,7 +712,7 @@ Suite *damage_suite(void)
     tcase_add_test(tc, damage_record_under_record);
     tcase_add_test(tc, damage_record_that_does_not_parse);
     tcase_add_test(tc, damage_record_of_missing_inode);
-    tcase_add_test(tc, damage_record_inode_transid);
+    tcase_add_loop_test(tc, damage_record_fsck_rules, 0, 2);
     tcase_add_test(tc, damage_record_under_torn_commit);
     tcase_add_test(tc, damage_other_copy_lost_write);
     tcase_add_test(tc, damage_generation_out_of_range);
