@@ -696,7 +696,8 @@ static int log_scan_area(cow_store *st, int k, uint32_t from,
 struct lost {
     int k;                /* area of the record found */
     struct log_found rec; /* the record that proves a loss */
-    int lost_commit;      /* it proves a commit flushed, else a record */
+    int lost_commit;      /* 1: it proves a commit flushed, 0: a record;
+                           * 2: it has this commit's log_id, another generation */
 };
 
 /* The record proves a flushed commit or record that open did not find. */
@@ -704,7 +705,14 @@ static int lost_cb(cow_store *st, void *arg, int k, const struct log_found *r)
 {
     struct lost *l = arg;
     int base_durable = (r->flags & COW_LOG_BASE_DURABLE) || r->durable > 0;
-    if (base_durable && (r->generation > st->generation ||
+    /* every superblock write takes a new log_id (log_new_id) and records
+     * carry the log_id and generation of the commit they build on, so a
+     * whole record of this log_id with another generation is damage to
+     * it or to the superblock (found by the corruption sweep: a superblock
+     * generation changed, crc fixed, opened with no error and no replay) */
+    if (r->log_id == st->log_id && r->generation != st->generation) {
+        l->lost_commit = 2;
+    } else if (base_durable && (r->generation > st->generation ||
                          (r->generation == st->generation && r->log_id != st->log_id))) {
         l->lost_commit = 1;
     } else if (k == st->last_slot && r->log_id == st->log_id &&
@@ -748,6 +756,13 @@ static int log_check_lost(cow_store *st)
     }
     if (rc != 1)
         return rc;
+    if (l.lost_commit == 2)
+        return COW_CORRUPT("%s: log record %llu (log area %d block %u) has the log_id of "
+                           "commit generation %llu but generation %llu: the record or the "
+                           "superblock is damaged",
+                           st->path, (unsigned long long)l.rec.seq, l.k, l.rec.block,
+                           (unsigned long long)st->generation,
+                           (unsigned long long)l.rec.generation);
     if (!l.lost_commit)
         return COW_CORRUPT("%s: log record %llu of generation %llu is damaged: record %llu "
                            "(log area %d block %u), written after it was flushed, is intact",

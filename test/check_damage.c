@@ -352,6 +352,25 @@ START_TEST(damage_record_fsck_rules)
 }
 END_TEST
 
+/* The newest superblock's generation raised (below 2^48, crc recomputed)
+ * under a pending record: replay found no record of that generation and
+ * the container opened at the commit with no error, without its record
+ * (found by the corruption sweep).  The record has the superblock's
+ * log_id, which no other superblock write has: damage. */
+START_TEST(damage_generation_raised_under_record)
+{
+    size_t len;
+    uint64_t g;
+    uint8_t *img = commit_then_record(1, &len, &g);
+    uint8_t *sb = img + (size_t)newest_slot(img) * BLK;
+    put64(sb + SB_GENERATION, get64(sb + SB_GENERATION) + (1ull << 40));
+    sb_recsum(sb);
+    expect_corrupt(img, len, "has the log_id of commit generation");
+    expect_fsck_problem(img, len, "has the log_id of commit generation");
+    free(img);
+}
+END_TEST
+
 /* A whole record (crc recomputed) about a file the commit does not have:
  * replay refuses it, so fsck must not call it clean. */
 START_TEST(damage_record_of_missing_inode)
@@ -713,6 +732,7 @@ Suite *damage_suite(void)
     tcase_add_test(tc, damage_record_that_does_not_parse);
     tcase_add_test(tc, damage_record_of_missing_inode);
     tcase_add_loop_test(tc, damage_record_fsck_rules, 0, 2);
+    tcase_add_test(tc, damage_generation_raised_under_record);
     tcase_add_test(tc, damage_record_under_torn_commit);
     tcase_add_test(tc, damage_other_copy_lost_write);
     tcase_add_test(tc, damage_generation_out_of_range);

@@ -491,7 +491,17 @@ static void log_find_lost(struct fsck *f, int k, uint32_t from, uint64_t applied
         uint64_t seq = get64(r + LOG_SEQ);
         uint32_t durable = get32(r + LOG_DURABLE);
         int base = (get32(r + LOG_FLAGS) & COW_LOG_BASE_DURABLE) || durable > 0;
-        if (base && (gen > f->gen || (gen == f->gen && id != f->log_id)) && !*commit_seen) {
+        if (id == f->log_id && gen != f->gen) {
+            /* as the store (log.c lost_cb): a log_id belongs to one
+             * superblock write, so its records have its generation */
+            if (!*record_seen)
+                fsck_problem(f, "log record %" PRIu64 " (log area %d, block %u) has the log_id "
+                           "of commit generation %" PRIu64 " but generation %" PRIu64 ": the "
+                           "record or the superblock is damaged; the store refuses to open",
+                        seq, k, pos, f->gen, gen);
+            *record_seen = 1;
+        } else if (base && (gen > f->gen || (gen == f->gen && id != f->log_id)) &&
+                   !*commit_seen) {
             *commit_seen = 1;
             fsck_problem(f, "commit generation %" PRIu64 " was flushed (log record %" PRIu64
                        " in log area %d, block %u, says so) but the newest valid commit is "
