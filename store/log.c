@@ -402,6 +402,7 @@ static int rec_ranges_ok(cow_store *st, const struct litem *v, size_t n, uint64_
         uint64_t ino, start, end;
     } *rg = malloc((n ? n : 1) * sizeof *rg);
     size_t nrg = 0;
+    uint64_t next_off = 0; /* where the next extent of the last range may start */
     int rc = COW_OK;
     if (!rg)
         return cow_set_error(COW_ENOMEM, "out of memory");
@@ -409,6 +410,7 @@ static int rec_ranges_ok(cow_store *st, const struct litem *v, size_t n, uint64_
         const struct litem *it = &v[i];
         if (it->k.type == COW_LOG_RANGE) {
             rg[nrg++] = (struct lrange){it->k.objectid, it->k.offset, get64(it->d)};
+            next_off = it->k.offset;
         } else if (it->k.type == COW_INODE_ITEM) {
             size_t keep = 0; /* close the inode's ranges */
             for (size_t j = 0; j < nrg; j++)
@@ -416,7 +418,7 @@ static int rec_ranges_ok(cow_store *st, const struct litem *v, size_t n, uint64_
                     rg[keep++] = rg[j];
             nrg = keep;
         } else if (it->k.type == COW_EXTENT_DATA) {
-            uint64_t end;
+            uint64_t end = UINT64_MAX;
             int covered = 0;
             if (range_end(it->k.offset, get64(it->d + FE_NUM_BYTES), &end) == COW_OK)
                 for (size_t j = nrg; j-- > 0 && !covered;)
@@ -428,6 +430,18 @@ static int rec_ranges_ok(cow_store *st, const struct litem *v, size_t n, uint64_
                                  st->path, (unsigned long long)seq, i,
                                  (unsigned long long)it->k.objectid,
                                  (unsigned long long)it->k.offset);
+            /* file_for_extents gives a range's extents in file order,
+             * none overlapping: one that starts before the previous one
+             * ends would map a block twice (an offset moved, crc fixed,
+             * inside a range to the end of the file: found by the sweep) */
+            else if (it->k.offset < next_off)
+                rc = COW_CORRUPT("%s: log record %llu item %zu: EXTENT_DATA (%llu, %llu) "
+                                 "starts before the end (%llu) of the extent item before it",
+                                 st->path, (unsigned long long)seq, i,
+                                 (unsigned long long)it->k.objectid,
+                                 (unsigned long long)it->k.offset,
+                                 (unsigned long long)next_off);
+            next_off = end;
         }
     }
     if (rc == COW_OK && nrg)

@@ -563,6 +563,23 @@ int txn_load(cow_store *st)
             st->replay_min = get32(torn + SB_PREV_LOG_RECORDS);
             st->replay_min_gen = tgen;
             best = other;
+        } else if (sb_valid(sb[1 - best]) && get64(sb[1 - best] + SB_GENERATION) !=
+                                                  get64(sb[best] + SB_PREV_GENERATION)) {
+            /* A superblock goes to the copy that does not hold the last
+             * flushed commit and names that commit in prev_generation
+             * (sb_write), and a flushed copy is never overwritten before
+             * the next flush: so a whole other copy holds exactly the
+             * newest's prev_generation.  Anything else is damage, such as
+             * the older copy's generation raised above the newer one, crc
+             * fixed, which would be taken for the newest (found by the
+             * corruption sweep). */
+            return COW_CORRUPT("%s: superblock copy %d (generation %llu) was written after "
+                               "generation %llu, but copy %d holds generation %llu: one of "
+                               "them is damaged",
+                               st->path, best, (unsigned long long)get64(sb[best] + SB_GENERATION),
+                               (unsigned long long)get64(sb[best] + SB_PREV_GENERATION),
+                               1 - best,
+                               (unsigned long long)get64(sb[1 - best] + SB_GENERATION));
         }
     }
     if (best < 0) {

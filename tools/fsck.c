@@ -731,6 +731,11 @@ static int check_superblocks(struct fsck *f)
         uint64_t og = get64(buf[o] + SB_GENERATION);
         if (og == f->gen)
             fsck_problem(f, "both superblock copies have generation %" PRIu64, og);
+        else if (og != get64(sb + SB_PREV_GENERATION)) /* as the store (txn_load) */
+            fsck_problem(f, "superblock copy %d (generation %" PRIu64 ") was written after "
+                       "generation %" PRIu64 ", but copy %d holds generation %" PRIu64
+                       ": one of them is damaged; the store refuses to open",
+                    c, f->gen, get64(sb + SB_PREV_GENERATION), o, og);
         else if (f->gen - og != 1)
             fsck_note(f, "superblock copy %d has generation %" PRIu64 ", copy %d has %" PRIu64, o, og,
                  c, f->gen);

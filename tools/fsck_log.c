@@ -345,6 +345,7 @@ static void check_log_record(struct fsck *f, const struct logscan *s)
     snprintf(where, sizeof(where), "log record %" PRIu64 " (area block %u)", s->seq + 1, s->pos);
     struct lrange *rg = NULL;
     size_t nrg = 0, caprg = 0;
+    uint64_t next_off = 0; /* where the next extent of the last LOG_RANGE may start */
     uint64_t missing = 0; /* the last inode reported missing */
     struct cow_key k;
     const uint8_t *p;
@@ -396,6 +397,7 @@ static void check_log_record(struct fsck *f, const struct logscan *s)
                 break;
             }
             rg[nrg++] = (struct lrange){k.objectid, k.offset, end, 1};
+            next_off = k.offset;
         } else if (k.type == COW_INODE_ITEM) {
             if (k.offset != 0)
                 fsck_problem(f, "%s: %s: INODE_ITEM key offset must be 0", where, ks);
@@ -422,6 +424,13 @@ static void check_log_record(struct fsck *f, const struct logscan *s)
             if (!covered)
                 fsck_problem(f, "%s: %s: not inside a LOG_RANGE of inode %" PRIu64 " before it",
                         where, ks, k.objectid);
+            /* as the store (log.c rec_ranges_ok): a range's extents follow
+             * it in file order, none overlapping */
+            if (k.offset < next_off)
+                fsck_problem(f, "%s: %s: starts before the end (%" PRIu64 ") of the extent "
+                           "item before it",
+                        where, ks, next_off);
+            next_off = fend;
             uint64_t db = get64(p + FE_DISK_BYTENR), dl = get64(p + FE_DISK_NUM_BYTES);
             if (!f->space_ok || db == 0 || db % BS)
                 continue;
