@@ -610,12 +610,20 @@ static int rec_apply(cow_store *st, const struct litem *v, size_t n)
                 rc = file_drop_range(st, in, it->k.offset, get64(it->d));
             break;
         case COW_EXTENT_DATA: {
-            uint64_t disk = get64(it->d + FE_DISK_BYTENR);
-            int known;
-            rc = refs_known(st, disk, &known);
-            if (rc == COW_OK && !known)
+            uint64_t disk = get64(it->d + FE_DISK_BYTENR), elen = 0;
+            rc = refs_extent_len(st, disk, &elen);
+            if (rc == COW_ENOENT)
                 rc = COW_CORRUPT("log: inode %llu points at unknown extent %llu",
                                  (unsigned long long)in->ino, (unsigned long long)disk);
+            /* the item names the whole extent, as fsck checks it (a
+             * disk_num_bytes changed, crc fixed, was replayed: found by
+             * the corruption sweep) */
+            else if (rc == COW_OK && elen != get64(it->d + FE_DISK_NUM_BYTES))
+                rc = COW_CORRUPT("log: inode %llu: EXTENT_DATA at %llu has disk_num_bytes "
+                                 "%llu, extent %llu is %llu bytes",
+                                 (unsigned long long)in->ino, (unsigned long long)it->k.offset,
+                                 (unsigned long long)get64(it->d + FE_DISK_NUM_BYTES),
+                                 (unsigned long long)disk, (unsigned long long)elen);
             if (rc == COW_OK)
                 rc = file_insert_extent(st, in, it->k.offset, it->d);
             break;

@@ -469,6 +469,10 @@ int refs_get(cow_store *st, uint64_t bytenr, int is_data, uint64_t *refs);
 /* *known = 1 if the extent at BYTENR has an item or a pending change (an
  * extent allocated by the running transaction has one from the start). */
 int refs_known(cow_store *st, uint64_t bytenr, int *known);
+/* *LEN = the length in bytes of the extent at BYTENR, from its pending
+ * change or its EXTENT_ITEM's key (4096 for a tree block's METADATA_ITEM).
+ * COW_ENOENT if it has neither; COW_ECORRUPT, I/O errors.  Lock held. */
+int refs_extent_len(cow_store *st, uint64_t bytenr, uint64_t *len);
 /* The transaction that allocated extent BYTENR (its EXTENT_ITEM's
  * generation; the running one if it has no item yet).  Lock held. */
 int refs_generation(cow_store *st, uint64_t bytenr, uint64_t *gen);

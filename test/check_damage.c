@@ -326,13 +326,14 @@ static size_t record_item(const uint8_t *r, uint8_t type, int nth)
  * replay inserted it over the mapping it kept and the file read other
  * data without an error); _i 2, an EXTENT_DATA item moved onto the one
  * before it inside their LOG_RANGE (both called it clean, and the file
- * read other data). */
+ * read other data); _i 3, an EXTENT_DATA item's disk_num_bytes past its
+ * extent (fsck reported it, replay took it). */
 START_TEST(damage_record_fsck_rules)
 {
     size_t len;
     uint64_t g;
     uint8_t *img;
-    if (_i < 2) {
+    if (_i != 2) {
         img = commit_then_record(1, &len, &g);
     } else { /* a record with two extents of db */
         struct cow_dev *dev;
@@ -365,7 +366,7 @@ START_TEST(damage_record_fsck_rules)
         k.offset += 1u << 20;
         key_put(r + p, &k);
         want = "not inside a LOG_RANGE";
-    } else { /* the second extent moved onto the first, inside a range */
+    } else if (_i == 2) { /* the second extent moved onto the first, inside a range */
         struct cow_key k0;
         key_get(&k0, r + record_item(r, COW_EXTENT_DATA, 0));
         size_t p = record_item(r, COW_EXTENT_DATA, 1);
@@ -373,6 +374,10 @@ START_TEST(damage_record_fsck_rules)
         k.offset = k0.offset;
         key_put(r + p, &k);
         want = "starts before the end";
+    } else { /* an extent item naming more of its extent than there is */
+        size_t p = record_item(r, COW_EXTENT_DATA, 0) + LOG_ITEM_HEADER;
+        put64(r + p + FE_DISK_NUM_BYTES, get64(r + p + FE_DISK_NUM_BYTES) + BLK);
+        want = "disk_num_bytes";
     }
     put32(r + LOG_CSUM, crc32c(0, r + 4, (size_t)get32(r + LOG_NBLOCKS) * BLK - 4));
     expect_corrupt(img, len, want);
@@ -791,7 +796,7 @@ Suite *damage_suite(void)
     tcase_add_test(tc, damage_record_under_record);
     tcase_add_test(tc, damage_record_that_does_not_parse);
     tcase_add_test(tc, damage_record_of_missing_inode);
-    tcase_add_loop_test(tc, damage_record_fsck_rules, 0, 3);
+    tcase_add_loop_test(tc, damage_record_fsck_rules, 0, 4);
     tcase_add_test(tc, damage_generation_raised_under_record);
     tcase_add_test(tc, damage_older_copy_generation_raised);
     tcase_add_test(tc, damage_record_under_torn_commit);
