@@ -322,6 +322,7 @@ define run-fuzz
 	    $(FUZZDIR)/corpus/$$h $(FUZZDIR)/seeds/$$h >$(FUZZDIR)/$$h.log 2>&1; rc=$$?; \
 	  grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added" \
 	    $(FUZZDIR)/$$h.log | sed 's/^/    /'; \
+	  grep -E "^#[0-9]+: cov" $(FUZZDIR)/$$h.log | tail -n 1 | sed 's/^/    fork mode: /'; \
 	  new=$$(find $(FUZZDIR)/artifacts -name "$$h-*" -newer $(FUZZDIR)/artifacts/.start-$$h); \
 	  if [ $$rc -ne 0 ] || [ -n "$$new" ]; then \
 	    grep -E "ERROR|SUMMARY|^fuzz_[a-z]+:|^    #[0-9] " $(FUZZDIR)/$$h.log | head -n 40; \

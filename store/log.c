@@ -387,6 +387,73 @@ struct litem {
 };
 
 /*
+ * The shape log_write gives a record (build_inode): an inode's LOG_RANGE
+ * items, then the EXTENT_DATA items inside them, then its INODE_ITEM,
+ * which closes its ranges.  Replay drops each range's mapping before it
+ * inserts the extents, so an extent outside every range would overlap the
+ * mapping it keeps (found by the corruption sweep: a record, crc fixed,
+ * with an extent's offset changed read other data without an error; fsck
+ * reported it, tools/fsck_log.c, whose rule this is).  V holds the N
+ * parsed items of record SEQ.  COW_OK, COW_ECORRUPT, COW_ENOMEM.
+ */
+static int rec_ranges_ok(cow_store *st, const struct litem *v, size_t n, uint64_t seq)
+{
+    struct lrange {
+        uint64_t ino, start, end;
+    } *rg = malloc((n ? n : 1) * sizeof *rg);
+    size_t nrg = 0;
+    uint64_t next_off = 0; /* where the next extent of the last range may start */
+    int rc = COW_OK;
+    if (!rg)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n && rc == COW_OK; i++) {
+        const struct litem *it = &v[i];
+        if (it->k.type == COW_LOG_RANGE) {
+            rg[nrg++] = (struct lrange){it->k.objectid, it->k.offset, get64(it->d)};
+            next_off = it->k.offset;
+        } else if (it->k.type == COW_INODE_ITEM) {
+            size_t keep = 0; /* close the inode's ranges */
+            for (size_t j = 0; j < nrg; j++)
+                if (rg[j].ino != it->k.objectid)
+                    rg[keep++] = rg[j];
+            nrg = keep;
+        } else if (it->k.type == COW_EXTENT_DATA) {
+            uint64_t end = UINT64_MAX;
+            int covered = 0;
+            if (range_end(it->k.offset, get64(it->d + FE_NUM_BYTES), &end) == COW_OK)
+                for (size_t j = nrg; j-- > 0 && !covered;)
+                    covered = rg[j].ino == it->k.objectid && rg[j].start <= it->k.offset &&
+                              end <= rg[j].end;
+            if (!covered)
+                rc = COW_CORRUPT("%s: log record %llu item %zu: EXTENT_DATA (%llu, %llu) not "
+                                 "inside a LOG_RANGE of its inode before it",
+                                 st->path, (unsigned long long)seq, i,
+                                 (unsigned long long)it->k.objectid,
+                                 (unsigned long long)it->k.offset);
+            /* file_for_extents gives a range's extents in file order,
+             * none overlapping: one that starts before the previous one
+             * ends would map a block twice (an offset moved, crc fixed,
+             * inside a range to the end of the file: found by the sweep) */
+            else if (it->k.offset < next_off)
+                rc = COW_CORRUPT("%s: log record %llu item %zu: EXTENT_DATA (%llu, %llu) "
+                                 "starts before the end (%llu) of the extent item before it",
+                                 st->path, (unsigned long long)seq, i,
+                                 (unsigned long long)it->k.objectid,
+                                 (unsigned long long)it->k.offset,
+                                 (unsigned long long)next_off);
+            next_off = end;
+        }
+    }
+    if (rc == COW_OK && nrg)
+        rc = COW_CORRUPT("%s: log record %llu: LOG_RANGE (%llu, %llu) of inode %llu is not "
+                         "followed by the inode's INODE_ITEM",
+                         st->path, (unsigned long long)seq, (unsigned long long)rg[0].start,
+                         (unsigned long long)rg[0].end, (unsigned long long)rg[0].ino);
+    free(rg);
+    return rc;
+}
+
+/*
  * Parses the items of a whole record R of LEN bytes (nblocks * 4096, its
  * crc checked), the record with sequence number SEQ: every item inside
  * the record and checked by check_item() (EXTENT_CSUM, EXTENT_DATA,
@@ -439,6 +506,13 @@ static int rec_parse(cow_store *st, const uint8_t *r, size_t len, uint64_t seq,
                              (unsigned long long)it->k.offset, (unsigned long long)end,
                              (unsigned long long)it->k.objectid);
     }
+    if (rc == COW_OK)
+        rc = rec_ranges_ok(st, v, n, seq);
+    /* log_write builds a record in a zeroed buffer: bytes after the items
+     * that are not zero are damage (fsck reports them too) */
+    if (rc == COW_OK && p < len && !bytes_zero(r + p, len - p))
+        rc = COW_CORRUPT("%s: log record %llu: bytes %zu..%zu after the items are not zero",
+                         st->path, (unsigned long long)seq, p, len - 1);
     if (rc) {
         free(v);
         return rc;
@@ -536,12 +610,20 @@ static int rec_apply(cow_store *st, const struct litem *v, size_t n)
                 rc = file_drop_range(st, in, it->k.offset, get64(it->d));
             break;
         case COW_EXTENT_DATA: {
-            uint64_t disk = get64(it->d + FE_DISK_BYTENR);
-            int known;
-            rc = refs_known(st, disk, &known);
-            if (rc == COW_OK && !known)
+            uint64_t disk = get64(it->d + FE_DISK_BYTENR), elen = 0;
+            rc = refs_extent_len(st, disk, &elen);
+            if (rc == COW_ENOENT)
                 rc = COW_CORRUPT("log: inode %llu points at unknown extent %llu",
                                  (unsigned long long)in->ino, (unsigned long long)disk);
+            /* the item names the whole extent, as fsck checks it (a
+             * disk_num_bytes changed, crc fixed, was replayed: found by
+             * the corruption sweep) */
+            else if (rc == COW_OK && elen != get64(it->d + FE_DISK_NUM_BYTES))
+                rc = COW_CORRUPT("log: inode %llu: EXTENT_DATA at %llu has disk_num_bytes "
+                                 "%llu, extent %llu is %llu bytes",
+                                 (unsigned long long)in->ino, (unsigned long long)it->k.offset,
+                                 (unsigned long long)get64(it->d + FE_DISK_NUM_BYTES),
+                                 (unsigned long long)disk, (unsigned long long)elen);
             if (rc == COW_OK)
                 rc = file_insert_extent(st, in, it->k.offset, it->d);
             break;
@@ -636,7 +718,8 @@ static int log_scan_area(cow_store *st, int k, uint32_t from,
 struct lost {
     int k;                /* area of the record found */
     struct log_found rec; /* the record that proves a loss */
-    int lost_commit;      /* it proves a commit flushed, else a record */
+    int lost_commit;      /* 1: it proves a commit flushed, 0: a record;
+                           * 2: it has this commit's log_id, another generation */
 };
 
 /* The record proves a flushed commit or record that open did not find. */
@@ -644,7 +727,14 @@ static int lost_cb(cow_store *st, void *arg, int k, const struct log_found *r)
 {
     struct lost *l = arg;
     int base_durable = (r->flags & COW_LOG_BASE_DURABLE) || r->durable > 0;
-    if (base_durable && (r->generation > st->generation ||
+    /* every superblock write takes a new log_id (log_new_id) and records
+     * carry the log_id and generation of the commit they build on, so a
+     * whole record of this log_id with another generation is damage to
+     * it or to the superblock (found by the corruption sweep: a superblock
+     * generation changed, crc fixed, opened with no error and no replay) */
+    if (r->log_id == st->log_id && r->generation != st->generation) {
+        l->lost_commit = 2;
+    } else if (base_durable && (r->generation > st->generation ||
                          (r->generation == st->generation && r->log_id != st->log_id))) {
         l->lost_commit = 1;
     } else if (k == st->last_slot && r->log_id == st->log_id &&
@@ -688,6 +778,13 @@ static int log_check_lost(cow_store *st)
     }
     if (rc != 1)
         return rc;
+    if (l.lost_commit == 2)
+        return COW_CORRUPT("%s: log record %llu (log area %d block %u) has the log_id of "
+                           "commit generation %llu but generation %llu: the record or the "
+                           "superblock is damaged",
+                           st->path, (unsigned long long)l.rec.seq, l.k, l.rec.block,
+                           (unsigned long long)st->generation,
+                           (unsigned long long)l.rec.generation);
     if (!l.lost_commit)
         return COW_CORRUPT("%s: log record %llu of generation %llu is damaged: record %llu "
                            "(log area %d block %u), written after it was flushed, is intact",

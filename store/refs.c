@@ -142,6 +142,21 @@ int refs_generation(cow_store *st, uint64_t bytenr, uint64_t *gen)
     return rc;
 }
 
+int refs_extent_len(cow_store *st, uint64_t bytenr, uint64_t *len)
+{
+    const struct dref *d = dref_find(st, bytenr);
+    if (d) {
+        *len = d->len;
+        return COW_OK;
+    }
+    struct cow_key found;
+    uint8_t item[EXT_ITEM_SIZE];
+    int rc = find_item(st, bytenr, &found, item);
+    if (rc == COW_OK)
+        *len = found.type == COW_EXTENT_ITEM ? found.offset : COW_BLOCK_SIZE;
+    return rc;
+}
+
 int refs_known(cow_store *st, uint64_t bytenr, int *known)
 {
     struct cow_key found;

@@ -55,6 +55,18 @@ static inline int range_end(uint64_t start, uint64_t len, uint64_t *end)
     return COW_OK;
 }
 
+/* 1 if the N bytes at P are all zero.  The format leaves reserved and
+ * unused bytes of checksummed blocks zero (superblock, tree block header,
+ * log record tail); the store checks them as fsck does, so that the two
+ * agree on a block whose crc matches with such a byte set. */
+static inline int bytes_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
 /* ---- tree block cache (an "extent buffer" per cached block) ---- */
 struct eb {
     uint64_t bytenr;
@@ -460,6 +472,10 @@ int refs_get(cow_store *st, uint64_t bytenr, int is_data, uint64_t *refs);
 /* *known = 1 if the extent at BYTENR has an item or a pending change (an
  * extent allocated by the running transaction has one from the start). */
 int refs_known(cow_store *st, uint64_t bytenr, int *known);
+/* *LEN = the length in bytes of the extent at BYTENR, from its pending
+ * change or its EXTENT_ITEM's key (4096 for a tree block's METADATA_ITEM).
+ * COW_ENOENT if it has neither; COW_ECORRUPT, I/O errors.  Lock held. */
+int refs_extent_len(cow_store *st, uint64_t bytenr, uint64_t *len);
 /* The transaction that allocated extent BYTENR (its EXTENT_ITEM's
  * generation; the running one if it has no item yet).  Lock held. */
 int refs_generation(cow_store *st, uint64_t bytenr, uint64_t *gen);

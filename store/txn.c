@@ -149,6 +149,17 @@ static const char *sb_invalid(const uint8_t *b)
     if (bg < 64 * COW_BLOCK_SIZE || bg % COW_BLOCK_SIZE || bg > (1ull << 34) || total == 0 ||
         total % bg)
         return "bad block group size or total bytes";
+    /* bytes the format leaves zero (sb_write starts from a zeroed block):
+     * after the log area length, after prev_log_records, and after the
+     * commit list (with no ONE_FLUSH flag, no list, count or crc) */
+    size_t end = SB_COMMIT_LIST;
+    if (get32(b + SB_FLAGS) & COW_SB_ONE_FLUSH)
+        end += (size_t)get32(b + SB_COMMIT_NRANGES) * SB_COMMIT_ENTRY;
+    else if (!bytes_zero(b + SB_COMMIT_NRANGES, SB_LOG_ID - SB_COMMIT_NRANGES))
+        return "a commit list without the one-flush flag";
+    if (!bytes_zero(b + SB_LOG_BLOCKS + 4, 4) || !bytes_zero(b + SB_PREV_LOG_RECORDS + 4, 4) ||
+        !bytes_zero(b + end, COW_BLOCK_SIZE - end))
+        return "reserved or unused bytes that are not zero";
     return NULL;
 }
 
@@ -499,6 +510,22 @@ int txn_load(cow_store *st)
                            st->path, i, sb_invalid(sb[i]),
                            (unsigned long long)get64(sb[i] + SB_GENERATION));
     }
+    /* Both copies are written with the container's uuid (sb_write), so two
+     * valid copies that differ are damage; fsck reports it too. */
+    if (sb_valid(sb[0]) && sb_valid(sb[1]) && memcmp(sb[0] + SB_UUID, sb[1] + SB_UUID, 16))
+        return COW_CORRUPT("%s: superblock copies 0 and 1 (generations %llu and %llu) have "
+                           "different container uuids",
+                           st->path, (unsigned long long)get64(sb[0] + SB_GENERATION),
+                           (unsigned long long)get64(sb[1] + SB_GENERATION));
+    /* A file shorter than every valid copy says is a truncated container,
+     * not a torn commit (sb_commit_intact takes a device smaller than the
+     * newest copy says for a lost grow, which only the newest can have):
+     * say so rather than blame the commit lists. */
+    if (best >= 0 && get64(sb[best] + SB_TOTAL_BYTES) > devsize &&
+        (!sb_valid(sb[1 - best]) || get64(sb[1 - best] + SB_TOTAL_BYTES) > devsize))
+        return COW_CORRUPT("%s is truncated: %llu bytes, the superblock says %llu", st->path,
+                           (unsigned long long)devsize,
+                           (unsigned long long)get64(sb[best] + SB_TOTAL_BYTES));
     st->sb_rejected[0] = 0;
     st->replay_min = 0;
     st->replay_min_gen = 0;
@@ -523,9 +550,17 @@ int txn_load(cow_store *st)
             int named = !sb_is_v1(torn); /* it names the commit it was written after */
             uint64_t want = named ? get64(torn + SB_PREV_GENERATION) : 0;
             int other = 1 - best;
-            snprintf(st->sb_rejected, sizeof st->sb_rejected,
-                     "superblock copy %d (generation %llu): its commit's blocks do not match",
-                     best, (unsigned long long)tgen);
+            if (get64(torn + SB_TOTAL_BYTES) > devsize) /* say which: truncation or a lost grow */
+                snprintf(st->sb_rejected, sizeof st->sb_rejected,
+                         "superblock copy %d (generation %llu): the file is %llu bytes, it "
+                         "says %llu (truncated, or the commit's grow was lost)",
+                         best, (unsigned long long)tgen, (unsigned long long)devsize,
+                         (unsigned long long)get64(torn + SB_TOTAL_BYTES));
+            else
+                snprintf(st->sb_rejected, sizeof st->sb_rejected,
+                         "superblock copy %d (generation %llu): its commit's blocks do not "
+                         "match",
+                         best, (unsigned long long)tgen);
             if (!sb_valid(sb[other])) {
                 if (want)
                     return COW_CORRUPT("%s: superblock copy %d (generation %llu) is torn, and "
@@ -560,6 +595,23 @@ int txn_load(cow_store *st)
             st->replay_min = named ? get32(torn + SB_PREV_LOG_RECORDS) : 0;
             st->replay_min_gen = tgen;
             best = other;
+        } else if (sb_valid(sb[1 - best]) && get64(sb[1 - best] + SB_GENERATION) !=
+                                                  get64(sb[best] + SB_PREV_GENERATION)) {
+            /* A superblock goes to the copy that does not hold the last
+             * flushed commit and names that commit in prev_generation
+             * (sb_write), and a flushed copy is never overwritten before
+             * the next flush: so a whole other copy holds exactly the
+             * newest's prev_generation.  Anything else is damage, such as
+             * the older copy's generation raised above the newer one, crc
+             * fixed, which would be taken for the newest (found by the
+             * corruption sweep). */
+            return COW_CORRUPT("%s: superblock copy %d (generation %llu) was written after "
+                               "generation %llu, but copy %d holds generation %llu: one of "
+                               "them is damaged",
+                               st->path, best, (unsigned long long)get64(sb[best] + SB_GENERATION),
+                               (unsigned long long)get64(sb[best] + SB_PREV_GENERATION),
+                               1 - best,
+                               (unsigned long long)get64(sb[1 - best] + SB_GENERATION));
         }
     }
     if (best < 0) {

@@ -469,6 +469,9 @@ int check_tree_block(cow_store *st, uint64_t bytenr, const uint8_t *b)
     if (tree_class(owner) == T_BAD || tree_class(owner) == T_LOG)
         return COW_CORRUPT("block %llu: owner %llu is no tree", (unsigned long long)bytenr,
                            (unsigned long long)owner);
+    if (!bytes_zero(b + TB_LEVEL + 1, TB_HEADER_SIZE - TB_LEVEL - 1))
+        return COW_CORRUPT("block %llu: header bytes %u..%u are not zero",
+                           (unsigned long long)bytenr, TB_LEVEL + 1, TB_HEADER_SIZE - 1);
     uint64_t gen = get64(b + TB_GENERATION);
     if (gen == 0 || gen > st->transid)
         return COW_CORRUPT("block %llu: generation %llu (1..%llu, the running transaction)",

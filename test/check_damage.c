@@ -303,6 +303,139 @@ START_TEST(damage_record_that_does_not_parse)
 }
 END_TEST
 
+/* Item NTH (from 0) of TYPE in the log record at R: its key's offset in R. */
+static size_t record_item(const uint8_t *r, uint8_t type, int nth)
+{
+    size_t p = LOG_HEADER_SIZE;
+    for (uint32_t i = 0; i < get32(r + LOG_NITEMS); i++) {
+        struct cow_key k;
+        key_get(&k, r + p);
+        if (k.type == type && nth-- == 0)
+            return p;
+        p += LOG_ITEM_HEADER + get16(r + p + COW_KEY_SIZE);
+    }
+    ck_abort_msg("no item of type %u in the record", type);
+    return 0;
+}
+
+/* Whole records (crc recomputed) that replay must refuse as fsck reports
+ * them (found by the corruption sweep, which both called clean or only fsck
+ * flagged): _i 0, an INODE_ITEM whose transid is past the transaction the
+ * record was written in (open refused, fsck was clean); _i 1, an
+ * EXTENT_DATA item outside every LOG_RANGE of its inode (fsck reported it,
+ * replay inserted it over the mapping it kept and the file read other
+ * data without an error); _i 2, an EXTENT_DATA item moved onto the one
+ * before it inside their LOG_RANGE (both called it clean, and the file
+ * read other data); _i 3, an EXTENT_DATA item's disk_num_bytes past its
+ * extent (fsck reported it, replay took it). */
+START_TEST(damage_record_fsck_rules)
+{
+    size_t len;
+    uint64_t g;
+    uint8_t *img;
+    if (_i != 2) {
+        img = commit_then_record(1, &len, &g);
+    } else { /* a record with two extents of db */
+        struct cow_dev *dev;
+        struct memdev_ctl *ctl;
+        cow_store *st = mem_store(&dev, &ctl);
+        cow_file *f;
+        uint8_t blk[BLK];
+        memset(blk, 'x', sizeof blk);
+        ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+        put_db(f, "committed");
+        ck_assert_int_eq(cow_store_commit(st), COW_OK);
+        ck_assert_int_eq(cow_file_write(f, blk, BLK, 0), COW_OK);
+        ck_assert_int_eq(cow_file_write(f, blk, BLK, 8 * BLK), COW_OK);
+        ck_assert_int_eq(cow_file_sync(f), COW_OK);
+        img = memdev_crash_image(dev, &len);
+        cow_file_close(f);
+        cow_store_close(st);
+    }
+    int s = newest_slot(img);
+    uint8_t *r = img + log_area(img, s, s);
+    const char *want;
+    struct cow_key k;
+    if (_i == 0) {
+        size_t p = record_item(r, COW_INODE_ITEM, 0);
+        put64(r + p + LOG_ITEM_HEADER + INODE_TRANSID, 1ull << 36);
+        want = "newer than transaction";
+    } else if (_i == 1) {
+        size_t p = record_item(r, COW_EXTENT_DATA, 0);
+        key_get(&k, r + p);
+        k.offset += 1u << 20;
+        key_put(r + p, &k);
+        want = "not inside a LOG_RANGE";
+    } else if (_i == 2) { /* the second extent moved onto the first, inside a range */
+        struct cow_key k0;
+        key_get(&k0, r + record_item(r, COW_EXTENT_DATA, 0));
+        size_t p = record_item(r, COW_EXTENT_DATA, 1);
+        key_get(&k, r + p);
+        k.offset = k0.offset;
+        key_put(r + p, &k);
+        want = "starts before the end";
+    } else { /* an extent item naming more of its extent than there is */
+        size_t p = record_item(r, COW_EXTENT_DATA, 0) + LOG_ITEM_HEADER;
+        put64(r + p + FE_DISK_NUM_BYTES, get64(r + p + FE_DISK_NUM_BYTES) + BLK);
+        want = "disk_num_bytes";
+    }
+    put32(r + LOG_CSUM, crc32c(0, r + 4, (size_t)get32(r + LOG_NBLOCKS) * BLK - 4));
+    expect_corrupt(img, len, want);
+    expect_fsck_problem(img, len, want);
+    free(img);
+}
+END_TEST
+
+/* The newest superblock's generation raised (below 2^48, crc recomputed)
+ * under a pending record: replay found no record of that generation and
+ * the container opened at the commit with no error, without its record
+ * (found by the corruption sweep).  The record has the superblock's
+ * log_id, which no other superblock write has: damage. */
+START_TEST(damage_generation_raised_under_record)
+{
+    size_t len;
+    uint64_t g;
+    uint8_t *img = commit_then_record(1, &len, &g);
+    uint8_t *sb = img + (size_t)newest_slot(img) * BLK;
+    put64(sb + SB_GENERATION, get64(sb + SB_GENERATION) + (1ull << 40));
+    sb_recsum(sb);
+    expect_corrupt(img, len, "has the log_id of commit generation");
+    expect_fsck_problem(img, len, "has the log_id of commit generation");
+    free(img);
+}
+END_TEST
+
+/* The older superblock copy's generation raised above the newer one's
+ * (crc recomputed): open took it for the newest and read its commit with
+ * no error (found by the corruption sweep).  The newer copy names the
+ * commit it was written after, which the other copy must hold. */
+START_TEST(damage_older_copy_generation_raised)
+{
+    struct cow_dev *dev;
+    struct memdev_ctl *ctl;
+    cow_store *st = mem_store(&dev, &ctl);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    put_db(f, "commit 1");
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    put_db(f, "commit 2");
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    uint64_t g = cow_store_generation(st);
+    size_t len;
+    uint8_t *img = memdev_crash_image(dev, &len);
+    cow_file_close(f);
+    cow_store_close(st);
+    expect_opens_at(img, len, g, "commit 2");
+    uint8_t *old = img + (size_t)(1 - newest_slot(img)) * BLK;
+    ck_assert_uint_eq(get64(old + SB_GENERATION), g - 1);
+    put64(old + SB_GENERATION, g + 1000);
+    sb_recsum(old);
+    expect_corrupt(img, len, "one of them is damaged");
+    expect_fsck_problem(img, len, "one of them is damaged");
+    free(img);
+}
+END_TEST
+
 /* A whole record (crc recomputed) about a file the commit does not have:
  * replay refuses it, so fsck must not call it clean. */
 START_TEST(damage_record_of_missing_inode)
@@ -652,6 +785,9 @@ Suite *damage_suite(void)
     tcase_add_test(tc, damage_record_under_record);
     tcase_add_test(tc, damage_record_that_does_not_parse);
     tcase_add_test(tc, damage_record_of_missing_inode);
+    tcase_add_loop_test(tc, damage_record_fsck_rules, 0, 4);
+    tcase_add_test(tc, damage_generation_raised_under_record);
+    tcase_add_test(tc, damage_older_copy_generation_raised);
     tcase_add_test(tc, damage_record_under_torn_commit);
     tcase_add_test(tc, damage_other_copy_lost_write);
     tcase_add_test(tc, damage_generation_out_of_range);

@@ -823,6 +823,88 @@ START_TEST(sqlite_sees_corruptfs)
 }
 END_TEST
 
+/* ---- bytes the format leaves zero; fsck and open agree (issue 12 part 5,
+ * found by the corruption sweep: fsck reported each, the store opened) ---- */
+
+/* The superblock copy with the higher valid generation in IMG. */
+static uint8_t *newest_sb(uint8_t *img)
+{
+    return get64(img + SB_GENERATION) > get64(img + BLK + SB_GENERATION) ? img : img + BLK;
+}
+
+static void sb_crc(uint8_t *sb)
+{
+    put32(sb + SB_CSUM, crc32c(0, sb + 4, BLK - 4));
+}
+
+/* Each case patches one byte the format leaves zero, or the other
+ * superblock copy's uuid, with the checksum recomputed. */
+START_TEST(zero_bytes_checked)
+{
+    size_t len;
+    uint64_t rec;
+    uint8_t *img;
+    char blk[32];
+    if (_i == 3) { /* a log record's bytes after its items */
+        img = make_logged(&len, &rec);
+        uint8_t *r = img + rec;
+        r[(size_t)get32(r + LOG_NBLOCKS) * BLK - 1] = 1;
+        log_crc(r);
+        expect_corrupt(img, len, READ_ALL, "log record 1", "after the items are not zero",
+                       NULL);
+        free(img);
+        return;
+    }
+    struct box b = make_reg();
+    struct find fe = find_item(b.st, &b.st->fs_tree, COW_EXTENT_DATA, b.f->inode->ino, 0);
+    fmt_u64(blk, fe.bytenr);
+    img = box_image(&b, &len);
+    uint8_t *sb = newest_sb(img), *other = sb == img ? img + BLK : img;
+    switch (_i) {
+    case 0: /* the superblock in use, past its (empty) commit list */
+        sb[BLK - 1] = 1;
+        sb_crc(sb);
+        expect_corrupt(img, len, READ_ALL, "superblock copy", "reserved or unused bytes",
+                       NULL);
+        break;
+    case 1: /* a tree block header's reserved bytes 37..47 */
+        img[fe.bytenr + 40] = 1;
+        block_crc(img + fe.bytenr);
+        expect_corrupt(img, len, READ_ALL, blk, "header bytes 37..47", NULL);
+        break;
+    case 2: /* the other copy, whole, of another container */
+        ck_assert_int_eq(get64(other + SB_MAGIC), COW_SB_MAGIC);
+        other[SB_UUID] ^= 1;
+        sb_crc(other);
+        expect_corrupt(img, len, READ_ALL, "different container uuids", NULL);
+        break;
+    }
+    free(img);
+}
+END_TEST
+
+/* A container cut short whose superblocks are both one-flush commits is
+ * reported as truncated, not as two commits whose blocks do not match
+ * (which sent the user looking for damage). */
+START_TEST(truncated_one_flush)
+{
+    struct box b;
+    box_open(&b);
+    write_pattern(b.f, 0, 64 * 1024, 1);
+    ck_assert_int_eq(cow_store_commit(b.st), COW_OK);
+    write_pattern(b.f, 64 * 1024, 64 * 1024, 2);
+    ck_assert_int_eq(cow_store_commit(b.st), COW_OK);
+    size_t len; /* as a crash now leaves it: both copies one-flush commits */
+    uint8_t *img = memdev_crash_image(b.dev, &len);
+    cow_file_close(b.f);
+    cow_store_close(b.st);
+    ck_assert(get32(img + SB_FLAGS) & COW_SB_ONE_FLUSH);
+    ck_assert(get32(img + BLK + SB_FLAGS) & COW_SB_ONE_FLUSH);
+    expect_corrupt(img, 3 * BLK, READ_ALL, "is truncated", NULL);
+    free(img);
+}
+END_TEST
+
 Suite *validate_suite(void)
 {
     Suite *s = suite_create("validate");
@@ -848,6 +930,8 @@ Suite *validate_suite(void)
     tcase_add_loop_test(tc, item_field_checked, 0, (int)NFIELD_CASES);
     tcase_add_test(tc, csum_item_size);
     tcase_add_test(tc, sqlite_sees_corruptfs);
+    tcase_add_loop_test(tc, zero_bytes_checked, 0, 4);
+    tcase_add_test(tc, truncated_one_flush);
     suite_add_tcase(s, tc);
     return s;
 }

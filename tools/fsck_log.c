@@ -345,6 +345,7 @@ static void check_log_record(struct fsck *f, const struct logscan *s)
     snprintf(where, sizeof(where), "log record %" PRIu64 " (area block %u)", s->seq + 1, s->pos);
     struct lrange *rg = NULL;
     size_t nrg = 0, caprg = 0;
+    uint64_t next_off = 0; /* where the next extent of the last LOG_RANGE may start */
     uint64_t missing = 0; /* the last inode reported missing */
     struct cow_key k;
     const uint8_t *p;
@@ -396,12 +397,20 @@ static void check_log_record(struct fsck *f, const struct logscan *s)
                 break;
             }
             rg[nrg++] = (struct lrange){k.objectid, k.offset, end, 1};
+            next_off = k.offset;
         } else if (k.type == COW_INODE_ITEM) {
             if (k.offset != 0)
                 fsck_problem(f, "%s: %s: INODE_ITEM key offset must be 0", where, ks);
             if (get64(p + INODE_FLAGS))
                 fsck_problem(f, "%s: %s: inode flags 0x%" PRIx64 ", none are defined", where, ks,
                         get64(p + INODE_FLAGS));
+            /* as the store's replay (validate.c check_inode_item): a
+             * record is written in the transaction after the commit */
+            uint64_t g = get64(p + INODE_GENERATION), t = get64(p + INODE_TRANSID);
+            if (g > f->gen + 1 || t > f->gen + 1)
+                fsck_problem(f, "%s: %s: inode generation %" PRIu64 " / transid %" PRIu64
+                           " newer than transaction %" PRIu64,
+                        where, ks, g, t, f->gen + 1);
             for (size_t j = 0; j < nrg; j++)
                 if (rg[j].ino == k.objectid)
                     rg[j].open = 0;
@@ -415,6 +424,13 @@ static void check_log_record(struct fsck *f, const struct logscan *s)
             if (!covered)
                 fsck_problem(f, "%s: %s: not inside a LOG_RANGE of inode %" PRIu64 " before it",
                         where, ks, k.objectid);
+            /* as the store (log.c rec_ranges_ok): a range's extents follow
+             * it in file order, none overlapping */
+            if (k.offset < next_off)
+                fsck_problem(f, "%s: %s: starts before the end (%" PRIu64 ") of the extent "
+                           "item before it",
+                        where, ks, next_off);
+            next_off = fend;
             uint64_t db = get64(p + FE_DISK_BYTENR), dl = get64(p + FE_DISK_NUM_BYTES);
             if (!f->space_ok || db == 0 || db % BS)
                 continue;
@@ -484,7 +500,17 @@ static void log_find_lost(struct fsck *f, int k, uint32_t from, uint64_t applied
         uint64_t seq = get64(r + LOG_SEQ);
         uint32_t durable = get32(r + LOG_DURABLE);
         int base = (get32(r + LOG_FLAGS) & COW_LOG_BASE_DURABLE) || durable > 0;
-        if (base && (gen > f->gen || (gen == f->gen && id != f->log_id)) && !*commit_seen) {
+        if (id == f->log_id && gen != f->gen) {
+            /* as the store (log.c lost_cb): a log_id belongs to one
+             * superblock write, so its records have its generation */
+            if (!*record_seen)
+                fsck_problem(f, "log record %" PRIu64 " (log area %d, block %u) has the log_id "
+                           "of commit generation %" PRIu64 " but generation %" PRIu64 ": the "
+                           "record or the superblock is damaged; the store refuses to open",
+                        seq, k, pos, f->gen, gen);
+            *record_seen = 1;
+        } else if (base && (gen > f->gen || (gen == f->gen && id != f->log_id)) &&
+                   !*commit_seen) {
             *commit_seen = 1;
             fsck_problem(f, "commit generation %" PRIu64 " was flushed (log record %" PRIu64
                        " in log area %d, block %u, says so) but the newest valid commit is "

@@ -32,10 +32,20 @@
  *            "detected"; otherwise the rows must equal the reference.
  * Outcomes: silently wrong (the store or SQLite returned data or a
  * generation other than the reference without an error: also a container
- * that opens at an older commit), detected by open (the store or SQLite
- * failed), detected by fsck only, harmless (everything as the reference
- * and fsck clean), crash (the checking process died: a signal, a
- * sanitizer report or a hang of more than 60 s on one copy).  Mutations
+ * that opens at an older commit, unless one of the two legal cases
+ * below), detected by open (the store or SQLite failed), detected by fsck
+ * only, harmless (everything as the reference and fsck clean), crash (the
+ * checking process died: a signal, a sanitizer report or a hang of more
+ * than 60 s on one copy).  The two legal cases, each compared exactly
+ * against a second reference computed per base (see struct last_write):
+ * "the other superblock copy holds the same state" (the newest copy
+ * damaged, the older one read, with the reference's data: a clean close's
+ * seal) and "indistinguishable from a torn last write" (the damaged byte
+ * lies in the last write and everything read equals the container with
+ * that write torn; docs/DESIGN.md, "Damage a crash cannot cause", says why
+ * no format can tell them apart).  The sweep prints each mutation that
+ * fsck and open judge differently (open refuses and fsck is clean, or fsck
+ * reports a problem while everything reads as the reference).  Mutations
  * run in child processes (--jobs of them at a time, a batch each), so a
  * crash is counted and the sweep goes on after it.
  *
@@ -75,7 +85,7 @@
 
 enum region {
     R_SB_LIVE,     /* the superblock copy in use, its used bytes */
-    R_SB_TAIL,     /* ... past its commit list (zeros no one reads) */
+    R_SB_TAIL,     /* ... past its commit list (zeros, covered by its crc) */
     R_SB_OLD,      /* the other copy (the previous commit) */
     R_TREE_HDR,    /* a live tree block: header */
     R_TREE_ITEMS,  /* ... item headers or key pointers, and item data */
@@ -89,7 +99,7 @@ enum region {
 };
 
 static const char *const region_name[R_NREGIONS] = {
-    "superblock in use", "superblock tail", "superblock other copy", "tree block header",
+    "superblock in use", "superblock unused", "superblock other copy", "tree block header",
     "tree block items",  "tree block slack", "stale tree block",     "log record pending",
     "log block after",   "data block",       "preallocated block",
 };
@@ -97,10 +107,24 @@ static const char *const region_name[R_NREGIONS] = {
 enum kind { K_FLIP, K_ZERO, K_FF, K_FLIPFIX, K_NKINDS };
 static const char *const kind_name[K_NKINDS] = {"flip", "zero", "ff", "flipfix"};
 
-enum outcome { O_NONE, O_STARTED, O_HARMLESS, O_FSCK, O_OPEN, O_WRONG, O_CRASH, O_NOUTCOMES };
+/*
+ * O_SAME: the newest superblock copy damaged, open used the other one, and
+ * what it reads is the reference (a clean close seals the last commit with
+ * a superblock of the same trees, so the other copy holds the same state).
+ * O_TORN: the damage lies in the last write (see struct last_write) and
+ * everything read equals the legal crash state in which that write was
+ * torn: undetectable by design (docs/DESIGN.md, "Damage a crash cannot
+ * cause").  Anything else that reads differently is O_WRONG.
+ */
+enum outcome {
+    O_NONE, O_STARTED, O_HARMLESS, O_SAME, O_TORN, O_FSCK, O_OPEN, O_WRONG, O_CRASH,
+    O_NOUTCOMES
+};
 static const char *const outcome_name[O_NOUTCOMES] = {
-    "", "", "harmless", "detected by fsck only", "detected by open", "SILENTLY WRONG",
-    "CRASH"};
+    "", "", "harmless",
+    "harmless (the other superblock copy holds the same state)",
+    "indistinguishable from a torn last write (undetectable by design, see DESIGN)",
+    "detected by fsck only", "detected by open", "SILENTLY WRONG", "CRASH"};
 
 /* A mutation, and what came of it (in memory shared with the children). */
 struct mut {
@@ -113,18 +137,43 @@ struct mut {
     volatile uint8_t fsck_clean; /* fsck found nothing */
 };
 
-struct ref {
+/* What the store and SQLite read from a container. */
+struct view {
     uint64_t gen;
     uint64_t store_hash;
+    uint64_t sql_hash[17]; /* [0] live, [1+i] subvolume i of the reference */
+};
+
+struct ref {
+    struct view v;
     int nsub;
     char sub[16][256];
     int subkind[16];
-    uint64_t sql_hash[17]; /* [0] live, [1+i] subvolume i */
+};
+
+/*
+ * The last write of a base: the write a crash could have torn with nothing
+ * written after it that proves it was flushed.  With log records pending,
+ * the last record (its blocks) and the data blocks its extent items point
+ * at; with none, the newest superblock copy and the runs its commit list
+ * covers.  TORN is what the base reads when that write is torn (the
+ * record's first block or the superblock copy zeroed), OLDER what it reads
+ * with the newest superblock copy zeroed (the other copy's state).
+ */
+enum { LW_MAXRANGES = 400 };
+struct last_write {
+    int nranges;
+    uint64_t at[LW_MAXRANGES], len[LW_MAXRANGES]; /* byte ranges */
+    uint64_t tear;     /* the block zeroed for TORN */
+    uint64_t sb_at;    /* the newest superblock copy's offset */
+    int have_torn, have_older;
+    struct view torn, older;
 };
 
 static struct fz_base *bases;
 static size_t nbases;
 static struct ref refs[16];
+static struct last_write lastw[16];
 static uint8_t *regions[16]; /* per base: a region per byte, 0xff = none */
 
 static uint8_t *work;  /* the damaged copy being checked */
@@ -237,7 +286,25 @@ static int sb_in_use(const uint8_t *img, size_t len)
 
 /* Marks the valid records of log area K (those replay applies) and the
  * block after them; their extent items' data is live. */
-static void walk_log(const struct fz_base *b, uint8_t *map, const uint8_t *sb, int k, int live)
+static void lw_add(struct last_write *lw, uint64_t at, uint64_t len)
+{
+    if (lw && lw->nranges < LW_MAXRANGES) {
+        lw->at[lw->nranges] = at;
+        lw->len[lw->nranges++] = len;
+    }
+}
+
+/* Whether byte OFF lies in the last write LW. */
+static int in_last_write(const struct last_write *lw, uint64_t off)
+{
+    for (int i = 0; i < lw->nranges; i++)
+        if (off >= lw->at[i] && off - lw->at[i] < lw->len[i])
+            return 1;
+    return 0;
+}
+
+static void walk_log(const struct fz_base *b, uint8_t *map, const uint8_t *sb, int k, int live,
+                     struct last_write *lw)
 {
     uint64_t area = get64(sb + (k ? SB_LOG_AREA1 : SB_LOG_AREA0));
     uint32_t lb = get32(sb + SB_LOG_BLOCKS);
@@ -253,6 +320,11 @@ static void walk_log(const struct fz_base *b, uint8_t *map, const uint8_t *sb, i
             get32(r + LOG_CSUM) != crc32c(0, r + 4, (size_t)nb * COW_BLOCK_SIZE - 4))
             break;
         mark(map, b->len, at, (uint64_t)nb * COW_BLOCK_SIZE, R_LOG_LIVE);
+        if (lw) { /* this record is the last write until a next one is found */
+            lw->nranges = 0;
+            lw->tear = at;
+            lw_add(lw, at, (uint64_t)nb * COW_BLOCK_SIZE);
+        }
         size_t p = LOG_HEADER_SIZE, lim = (size_t)nb * COW_BLOCK_SIZE;
         for (uint32_t i = 0; i < ni && p + LOG_ITEM_HEADER <= lim; i++) {
             struct cow_key key;
@@ -260,8 +332,13 @@ static void walk_log(const struct fz_base *b, uint8_t *map, const uint8_t *sb, i
             size_t sz = get16(r + p + COW_KEY_SIZE);
             if (p + LOG_ITEM_HEADER + sz > lim)
                 break;
-            if (key.type == COW_EXTENT_DATA && sz >= FE_ITEM_SIZE)
-                mark_extent(b, map, r + p + LOG_ITEM_HEADER);
+            if (key.type == COW_EXTENT_DATA && sz >= FE_ITEM_SIZE) {
+                const uint8_t *fe = r + p + LOG_ITEM_HEADER;
+                mark_extent(b, map, fe);
+                if (get64(fe + FE_DISK_BYTENR))
+                    lw_add(lw, get64(fe + FE_DISK_BYTENR) + get64(fe + FE_EXTENT_OFFSET),
+                           get64(fe + FE_NUM_BYTES));
+            }
             p += LOG_ITEM_HEADER + sz;
         }
         at += (uint64_t)nb * COW_BLOCK_SIZE;
@@ -291,8 +368,20 @@ static uint8_t *region_map(const struct fz_base *b)
     static const int roots[] = {SB_ROOT_TREE, SB_EXTENT_TREE, SB_CSUM_TREE};
     for (int i = 0; i < 3; i++)
         walk_tree(b, map, get64(sb + roots[i] + RR_BYTENR), 0);
-    walk_log(b, map, sb, cur, 1);
-    walk_log(b, map, sb, 1 - cur, 0);
+    struct last_write *lw = &lastw[b - bases];
+    memset(lw, 0, sizeof *lw);
+    lw->sb_at = (uint64_t)cur * COW_BLOCK_SIZE;
+    walk_log(b, map, sb, cur, 1, lw);
+    walk_log(b, map, sb, 1 - cur, 0, NULL);
+    if (lw->nranges == 0) { /* no record: the newest superblock and its commit list */
+        lw->tear = lw->sb_at;
+        lw_add(lw, lw->sb_at, COW_BLOCK_SIZE);
+        for (uint32_t i = 0; (get32(sb + SB_FLAGS) & COW_SB_ONE_FLUSH) && i < nr &&
+                             i < SB_COMMIT_MAX; i++) {
+            const uint8_t *e = sb + SB_COMMIT_LIST + (size_t)i * SB_COMMIT_ENTRY;
+            lw_add(lw, get64(e), (uint64_t)get32(e + 8) * COW_BLOCK_SIZE);
+        }
+    }
     /* Tree blocks no tree reaches: stale copies (CoW never overwrites). */
     for (size_t i = COW_SB_COPIES; i < b->len / COW_BLOCK_SIZE; i++) {
         const uint8_t *blk = b->img + i * COW_BLOCK_SIZE;
@@ -427,13 +516,26 @@ static void load_work(const struct fz_base *b)
     work_len = b->len;
 }
 
+/* What base BI reads with block AT zeroed, into *V; 0 if that fails. */
+static int alt_view(size_t bi, uint64_t at, struct view *v)
+{
+    char why[512];
+    load_work(&bases[bi]);
+    memset(work + at, 0, COW_BLOCK_SIZE);
+    if (store_view(&v->gen, &v->store_hash, NULL, why, sizeof why) != COW_OK)
+        return 0;
+    load_work(&bases[bi]);
+    memset(work + at, 0, COW_BLOCK_SIZE);
+    return sql_view(&refs[bi], v->sql_hash, why, sizeof why) == SQLITE_OK;
+}
+
 static void make_ref(size_t bi)
 {
     struct ref *r = &refs[bi];
     struct names subs;
     char why[512];
     load_work(&bases[bi]);
-    if (store_view(&r->gen, &r->store_hash, &subs, why, sizeof why) != COW_OK) {
+    if (store_view(&r->v.gen, &r->v.store_hash, &subs, why, sizeof why) != COW_OK) {
         fprintf(stderr, "sweep: base %s: %s\n", bases[bi].name, why);
         exit(2);
     }
@@ -442,10 +544,13 @@ static void make_ref(size_t bi)
         snprintf(r->sub[i], sizeof r->sub[i], "%s", subs.v[i]);
         r->subkind[i] = subs.kind[i];
     }
-    if (sql_view(r, r->sql_hash, why, sizeof why) != SQLITE_OK) {
+    if (sql_view(r, r->v.sql_hash, why, sizeof why) != SQLITE_OK) {
         fprintf(stderr, "sweep: base %s through SQLite: %s\n", bases[bi].name, why);
         exit(2);
     }
+    struct last_write *lw = &lastw[bi];
+    lw->have_torn = alt_view(bi, lw->tear, &lw->torn);
+    lw->have_older = alt_view(bi, lw->sb_at, &lw->older);
 }
 
 /* ---------------------------------------------------------------------------
@@ -489,41 +594,60 @@ static void apply(const struct mut *m)
     }
 }
 
+/* Whether what was read (the store's part if STORE_OK, SQLite's if
+ * SQL_OK) is what view X reads. */
+static int reads_as(const struct ref *r, const struct view *got, int store_ok, int sql_ok,
+                    const struct view *x)
+{
+    if (store_ok && (got->gen != x->gen || got->store_hash != x->store_hash))
+        return 0;
+    for (int i = 0; sql_ok && i <= r->nsub; i++)
+        if (got->sql_hash[i] != x->sql_hash[i])
+            return 0;
+    return 1;
+}
+
 static void check(struct mut *m)
 {
     const struct ref *r = &refs[m->base];
-    char why[512] = "";
+    const struct last_write *lw = &lastw[m->base];
+    char why[512] = "", swhy[512] = "";
     int clean;
-    uint64_t gen = 0, h = 0, sh[17];
+    struct view got = {0};
     apply(m);
     fsck_work(&clean, verbose ? stdout : NULL);
     m->fsck_clean = (uint8_t)clean;
-    int wrong = 0, detected = 0;
-    int rc = store_view(&gen, &h, NULL, why, sizeof why);
-    if (rc)
-        detected = 1;
-    else if (gen != r->gen || h != r->store_hash) {
-        wrong = 1;
+    int store_ok = store_view(&got.gen, &got.store_hash, NULL, why, sizeof why) == COW_OK;
+    if (store_ok && (got.gen != r->v.gen || got.store_hash != r->v.store_hash))
         snprintf(why, sizeof why, "store read generation %llu (reference %llu), %s",
-                 (unsigned long long)gen, (unsigned long long)r->gen,
-                 h == r->store_hash ? "the same files" : "different files");
-    }
+                 (unsigned long long)got.gen, (unsigned long long)r->v.gen,
+                 got.store_hash == r->v.store_hash ? "the same files" : "different files");
     if (verbose)
-        printf("store: %s\n", rc ? why : wrong ? why : "as the reference");
+        printf("store: %s\n", why[0] ? why : "as the reference");
     apply(m);
-    char swhy[512] = "";
-    rc = sql_view(r, sh, swhy, sizeof swhy);
-    if (rc)
-        detected = 1;
-    for (int i = 0; rc == SQLITE_OK && i <= r->nsub; i++)
-        if (sh[i] != r->sql_hash[i]) {
-            wrong = 1;
+    int sql_ok = sql_view(r, got.sql_hash, swhy, sizeof swhy) == SQLITE_OK;
+    for (int i = 0; sql_ok && i <= r->nsub; i++)
+        if (got.sql_hash[i] != r->v.sql_hash[i]) {
             snprintf(swhy, sizeof swhy, "SQLite read other rows from %s",
                      i ? r->sub[i - 1] : "the live database");
+            break;
         }
     if (verbose)
         printf("SQLite: %s\n", swhy[0] ? swhy : "as the reference");
-    m->outcome = wrong ? O_WRONG : detected ? O_OPEN : !clean ? O_FSCK : O_HARMLESS;
+    int detected = !store_ok || !sql_ok;
+    /* the other copy's state is harmless only if it is the reference's data */
+    int older_same = lw->have_older && lw->older.store_hash == r->v.store_hash &&
+                     reads_as(r, &lw->older, 0, 1, &r->v);
+    if (reads_as(r, &got, store_ok, sql_ok, &r->v))
+        m->outcome = detected ? O_OPEN : !clean ? O_FSCK : O_HARMLESS;
+    else if (older_same && m->off / COW_BLOCK_SIZE == lw->sb_at / COW_BLOCK_SIZE &&
+             reads_as(r, &got, store_ok, sql_ok, &lw->older))
+        m->outcome = detected ? O_OPEN : O_SAME;
+    else if (lw->have_torn && in_last_write(lw, m->off) &&
+             reads_as(r, &got, store_ok, sql_ok, &lw->torn))
+        m->outcome = detected ? O_OPEN : O_TORN;
+    else
+        m->outcome = O_WRONG;
 }
 
 /* ---------------------------------------------------------------------------
@@ -943,19 +1067,25 @@ int main(int argc, char **argv)
             fsck_missed++;
             repro(m, "the store or SQLite refused it, fsck found nothing");
         }
+        if (m->outcome == O_FSCK)
+            repro(m, "fsck found a problem, the store and SQLite read the reference");
         if (m->outcome == O_WRONG)
             repro(m, m->fsck_clean ? "silently wrong (fsck clean too)"
                                    : "silently wrong (fsck saw a problem)");
     }
-    printf("\nsweep: region                  harmless  fsck-only    open  WRONG  CRASH\n");
+    printf("\nsweep: region                  harmless same-state torn-last fsck-only    open"
+           "  WRONG  CRASH\n");
     for (int r = 0; r < R_NREGIONS; r++)
-        printf("sweep: %-22s %9zu %10zu %7zu %6zu %6zu\n", region_name[r],
-               byreg[O_HARMLESS][r], byreg[O_FSCK][r], byreg[O_OPEN][r], byreg[O_WRONG][r],
-               byreg[O_CRASH][r]);
-    printf("sweep: %zu mutations: detected by open %zu (fsck clean on %zu of them), detected "
-           "by fsck only %zu, harmless %zu, silently wrong %zu, crashes %zu\n",
-           nmuts, tot[O_OPEN], fsck_missed, tot[O_FSCK], tot[O_HARMLESS], tot[O_WRONG],
-           tot[O_CRASH]);
+        printf("sweep: %-22s %9zu %10zu %9zu %9zu %7zu %6zu %6zu\n", region_name[r],
+               byreg[O_HARMLESS][r], byreg[O_SAME][r], byreg[O_TORN][r], byreg[O_FSCK][r],
+               byreg[O_OPEN][r], byreg[O_WRONG][r], byreg[O_CRASH][r]);
+    printf("sweep: %zu mutations:\n", nmuts);
+    for (int o = O_HARMLESS; o < O_NOUTCOMES; o++)
+        printf("sweep: %7zu %s%s\n", tot[o], outcome_name[o],
+               o == O_OPEN ? (fsck_missed ? " (FSCK CLEAN ON SOME: see above)" : "") : "");
+    printf("sweep: fsck clean on %zu detected by open; fsck found a problem on %zu that open "
+           "and SQLite read as the reference\n",
+           fsck_missed, tot[O_FSCK]);
     int fbad = 0;
     fflush(stdout);
     pid_t pid = fork();
