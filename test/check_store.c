@@ -2198,6 +2198,7 @@ Suite *file_suite(void)
     tcase_add_test(tc, prealloc_reads_zeros_writes_in_place);
     suite_add_tcase(s, tc);
     tc = tcase_create("subvol");
+    tcase_set_timeout(tc, 300); /* crash states of every operation */
     tcase_add_test(tc, subvol_snapshot_branch_delete);
     tcase_add_test(tc, subvol_restore_and_create_ex);
     tcase_add_test(tc, subvol_ops_crash_atomic);
