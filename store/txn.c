@@ -150,14 +150,16 @@ static const char *sb_invalid(const uint8_t *b)
         total % bg)
         return "bad block group size or total bytes";
     /* bytes the format leaves zero (sb_write starts from a zeroed block):
-     * after the log area length, after prev_log_records, and after the
-     * commit list (with no ONE_FLUSH flag, no list, count or crc) */
-    size_t end = SB_COMMIT_LIST;
+     * after the log area length, after prev_log_records (version 2), and
+     * after the commit list (with no ONE_FLUSH flag, no list, count or
+     * crc); a version-1 copy's list starts where prev_generation is now */
+    size_t end = v1 ? SB_COMMIT_LIST_V1 : SB_COMMIT_LIST;
     if (get32(b + SB_FLAGS) & COW_SB_ONE_FLUSH)
         end += (size_t)get32(b + SB_COMMIT_NRANGES) * SB_COMMIT_ENTRY;
     else if (!bytes_zero(b + SB_COMMIT_NRANGES, SB_LOG_ID - SB_COMMIT_NRANGES))
         return "a commit list without the one-flush flag";
-    if (!bytes_zero(b + SB_LOG_BLOCKS + 4, 4) || !bytes_zero(b + SB_PREV_LOG_RECORDS + 4, 4) ||
+    if (!bytes_zero(b + SB_LOG_BLOCKS + 4, 4) ||
+        (!v1 && !bytes_zero(b + SB_PREV_LOG_RECORDS + 4, 4)) ||
         !bytes_zero(b + end, COW_BLOCK_SIZE - end))
         return "reserved or unused bytes that are not zero";
     return NULL;
@@ -595,7 +597,8 @@ int txn_load(cow_store *st)
             st->replay_min = named ? get32(torn + SB_PREV_LOG_RECORDS) : 0;
             st->replay_min_gen = tgen;
             best = other;
-        } else if (sb_valid(sb[1 - best]) && get64(sb[1 - best] + SB_GENERATION) !=
+        } else if (!sb_is_v1(sb[best]) && sb_valid(sb[1 - best]) &&
+                   get64(sb[1 - best] + SB_GENERATION) !=
                                                   get64(sb[best] + SB_PREV_GENERATION)) {
             /* A superblock goes to the copy that does not hold the last
              * flushed commit and names that commit in prev_generation

@@ -518,13 +518,15 @@ const char *fsck_sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
     /* as the store (sb_invalid): bytes the format leaves zero, in either
      * copy, so that a whole copy with one set is reported as the store
      * refuses it (a copy not in use was not checked before) */
-    size_t end = SB_COMMIT_LIST;
+    size_t end = fsck_sb_commit_list(buf); /* by version */
     if (get32(buf + SB_FLAGS) & COW_SB_ONE_FLUSH)
         end += (size_t)get32(buf + SB_COMMIT_NRANGES) * SB_COMMIT_ENTRY;
     else if (!fsck_all_zero(buf + SB_COMMIT_NRANGES, SB_LOG_ID - SB_COMMIT_NRANGES))
         return "a commit list without the one-flush flag";
     if (!fsck_all_zero(buf + SB_LOG_BLOCKS + 4, 4) ||
-        !fsck_all_zero(buf + SB_PREV_LOG_RECORDS + 4, 4) || !fsck_all_zero(buf + end, BS - end))
+        (get32(buf + SB_VERSION) != COW_FORMAT_VERSION_1 &&
+         !fsck_all_zero(buf + SB_PREV_LOG_RECORDS + 4, 4)) ||
+        !fsck_all_zero(buf + end, BS - end))
         return "reserved or unused bytes (124..127, 180..183 or past the commit list) are "
                "not zero";
     return NULL;
@@ -757,7 +759,8 @@ static int check_superblocks(struct fsck *f)
         uint64_t og = get64(buf[o] + SB_GENERATION);
         if (og == f->gen)
             fsck_problem(f, "both superblock copies have generation %" PRIu64, og);
-        else if (og != get64(sb + SB_PREV_GENERATION)) /* as the store (txn_load) */
+        else if (get32(sb + SB_VERSION) != COW_FORMAT_VERSION_1 && /* v1 names none */
+                 og != get64(sb + SB_PREV_GENERATION)) /* as the store (txn_load) */
             fsck_problem(f, "superblock copy %d (generation %" PRIu64 ") was written after "
                        "generation %" PRIu64 ", but copy %d holds generation %" PRIu64
                        ": one of them is damaged; the store refuses to open",
