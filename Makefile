@@ -11,7 +11,7 @@
 #                 by make test; crash-long: 1,000,000)
 #   make tsan     the concurrency tests under ThreadSanitizer
 #   make race-proof  the race tests against builds with each invariant broken
-#   make slt      the whole ../shared/sqllogictest corpus through cow and unix
+#   make slt      the whole sqllogictest corpus (SLT_CORPUS) through cow and unix
 #   make bench    benchmarks, cow against unix in one run
 #   make install  PREFIX=/usr/local DESTDIR=
 #
@@ -20,7 +20,9 @@
 CC      ?= cc
 PREFIX  ?= /usr/local
 DESTDIR ?=
-SLT_CORPUS ?= ../shared/sqllogictest
+# The sqllogictest corpus: a larger one beside the project when it is there,
+# else the slice the project ships (test/slt, see its SOURCE.md).
+SLT_CORPUS ?= $(firstword $(wildcard ../shared/sqllogictest) test/slt)
 
 BUILD   := build
 OPT     ?= -O2 -g

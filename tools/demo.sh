@@ -9,7 +9,12 @@
 # is the only file.  Exits non-zero as soon as a step fails.
 set -eu
 
-corpus=${1:-../shared/sqllogictest}
+# default: the corpus beside the project if there, else the slice it ships
+corpus=${1:-}
+if [ -z "$corpus" ]; then
+    corpus=test/slt
+    [ -d ../shared/sqllogictest ] && corpus=../shared/sqllogictest
+fi
 case $corpus in
 /*) ;;
 *) corpus=$(pwd)/$corpus ;;
