@@ -89,15 +89,6 @@ static void check_reopened(struct cow_dev *dev, struct mfile *v, size_t n)
     free(img);
 }
 
-static cow_store *mem_store(struct cow_dev **dev, struct memdev_ctl **ctl)
-{
-    cow_store *st;
-    *dev = memdev_new(ctl);
-    ck_assert_int_eq(cow_store_open_dev("mem", *dev, 0, 1, &st), COW_OK);
-    cow_store_set_commit_interval(st, 0);
-    return st;
-}
-
 /*
  * The write-ahead log and the database of a WAL-mode database, as SQLite
  * leaves them mid-transaction: the WAL has a synced frame, a frame whose
@@ -132,7 +123,7 @@ static void commit_write_fails_alone(int fail_rc)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
     ck_assert_int_eq(cow_subvol_create(st, "s", COW_SUBVOL_SNAPSHOT, NULL), COW_OK);
     buffered_state(st, &wal, &db);
@@ -179,7 +170,7 @@ START_TEST(abort_commit_partial_write_retried)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
     buffered_state(st, &wal, &db);
     /* enough new tree blocks for several coalesced writes */
@@ -224,7 +215,7 @@ START_TEST(abort_commit_no_room_keeps_others)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
     buffered_state(st, &wal, &db);
     ck_assert_int_eq(cow_store_writeback(st), COW_OK);
@@ -294,7 +285,7 @@ START_TEST(abort_tree_update_failure_stops_store)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
     buffered_state(st, &wal, &db);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
@@ -359,7 +350,7 @@ START_TEST(abort_flush_failure_stops_store)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
     buffered_state(st, &wal, &db);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
@@ -422,7 +413,7 @@ START_TEST(abort_shrink_on_full_disk)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     struct mfile a = {.name = "a"}, b = {.name = "b"};
     ck_assert_int_eq(cow_file_open(st, a.name, 1, &a.f), COW_OK);
     ck_assert_int_eq(cow_file_open(st, b.name, 1, &b.f), COW_OK);
@@ -487,7 +478,7 @@ static double now_sec(void)
 START_TEST(abort_pcache_hot_paths)
 {
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, NULL);
+    cow_store *st = memdev_store(&dev, NULL);
     struct mfile a = {.name = "a"};
     ck_assert_int_eq(cow_file_open(st, a.name, 1, &a.f), COW_OK);
     enum { PINNED = 10000, LOOPS = 1000 };
@@ -550,7 +541,7 @@ static void *do_restore(void *p)
 START_TEST(abort_restore_target_deleted_meanwhile)
 {
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, NULL);
+    cow_store *st = memdev_store(&dev, NULL);
     struct mfile db = {.name = "db"};
     ck_assert_int_eq(cow_file_open(st, db.name, 1, &db.f), COW_OK);
     mf_write(&db, 'a', 2 * BLK, 0);
@@ -1073,7 +1064,7 @@ static void wait_hits(const char *name, unsigned long n)
 START_TEST(abort_commit_during_background_wait)
 {
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, NULL);
+    cow_store *st = memdev_store(&dev, NULL);
     struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
     buffered_state(st, &wal, &db);
     ck_assert_int_eq(cow_store_writeback(st), COW_OK); /* in the running transaction */

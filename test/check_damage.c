@@ -22,16 +22,6 @@
 
 #define BLK COW_BLOCK_SIZE
 
-/* A new store on a memdev, without background commits. */
-static cow_store *mem_store(struct cow_dev **dev, struct memdev_ctl **ctl)
-{
-    cow_store *st;
-    *dev = memdev_new(ctl);
-    ck_assert_int_eq(cow_store_open_dev("mem", *dev, 0, 1, &st), COW_OK);
-    cow_store_set_commit_interval(st, 0);
-    return st;
-}
-
 /* Opens a copy of IMG read-only; the store, or NULL with the error in *RC
  * and its message in MSG (MSGSZ bytes). */
 static cow_store *open_img(const uint8_t *img, size_t len, int *rc, char *msg, size_t msgsz)
@@ -154,7 +144,7 @@ static uint8_t *commit_then_record(int record, size_t *len, uint64_t *g)
 {
     struct cow_dev *dev;
     struct memdev_ctl *ctl;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
     put_db(f, "committed");
@@ -224,7 +214,7 @@ static uint8_t *two_records(size_t *len, uint64_t *g, uint64_t *area)
 {
     struct cow_dev *dev;
     struct memdev_ctl *ctl;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
     put_db(f, "committed");
@@ -338,7 +328,7 @@ START_TEST(damage_record_fsck_rules)
     } else { /* a record with two extents of db */
         struct cow_dev *dev;
         struct memdev_ctl *ctl;
-        cow_store *st = mem_store(&dev, &ctl);
+        cow_store *st = memdev_store(&dev, &ctl);
         cow_file *f;
         uint8_t blk[BLK];
         memset(blk, 'x', sizeof blk);
@@ -413,7 +403,7 @@ START_TEST(damage_older_copy_generation_raised)
 {
     struct cow_dev *dev;
     struct memdev_ctl *ctl;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
     put_db(f, "commit 1");
@@ -473,7 +463,7 @@ START_TEST(damage_record_under_torn_commit)
 {
     struct cow_dev *dev;
     struct memdev_ctl *ctl;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
     put_db(f, "committed");
@@ -524,7 +514,7 @@ START_TEST(damage_other_copy_lost_write)
 {
     struct cow_dev *dev;
     struct memdev_ctl *ctl;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
     uint8_t *img[4];
@@ -567,7 +557,7 @@ START_TEST(damage_generation_out_of_range)
 {
     struct cow_dev *dev;
     struct memdev_ctl *ctl;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
     put_db(f, "committed");
@@ -657,7 +647,7 @@ START_TEST(damage_dir_item_of_wal)
 {
     struct cow_dev *dev;
     struct memdev_ctl *ctl;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f, *w;
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
     ck_assert_int_eq(cow_file_open(st, "db-wal", 1, &w), COW_OK);
@@ -735,7 +725,7 @@ START_TEST(crash_states_are_not_damage)
     uint64_t rs = test_seed() ^ 0xda3a;
     struct cow_dev *dev;
     struct memdev_ctl *ctl;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f, *w;
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
     put_db(f, "committed");

@@ -29,17 +29,6 @@ static void fsck_memdev(cow_store *st, struct cow_dev *dev)
     free(img);
 }
 
-/* A new store on an in-memory device (*DEV; *CTL its controls if CTL),
- * without background commits, so that a test decides when it commits. */
-static cow_store *mem_store(struct cow_dev **dev, struct memdev_ctl **ctl)
-{
-    cow_store *st;
-    *dev = memdev_new(ctl);
-    ck_assert_int_eq(cow_store_open_dev("mem", *dev, 0, 1, &st), COW_OK);
-    cow_store_set_commit_interval(st, 0);
-    return st;
-}
-
 
 /* ---- B+tree against a model ---- */
 
@@ -620,7 +609,7 @@ END_TEST
 START_TEST(txn_lost_grow_falls_back)
 {
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, NULL);
+    cow_store *st = memdev_store(&dev, NULL);
     cow_file *f;
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
     uint8_t *data = malloc(64 << 10);
@@ -829,7 +818,7 @@ START_TEST(log_sync_is_one_flush_and_survives_power_loss)
     uint64_t rs = test_seed() ^ 0x106;
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f[LOG_NFILES];
     struct fmodel live[LOG_NFILES] = {{0}}, dur[LOG_NFILES] = {{0}}, prev[LOG_NFILES] = {{0}};
     for (int i = 0; i < LOG_NFILES; i++)
@@ -955,7 +944,7 @@ START_TEST(log_abort_keeps_synced_data)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
     struct fmodel m = {0};
@@ -1246,7 +1235,7 @@ START_TEST(prealloc_reads_zeros_writes_in_place)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
     uint8_t a[8192], b[4096], r[65536];
@@ -1370,7 +1359,7 @@ static void expect_subvol_file(cow_store *st, const char *subvol, const char *na
 START_TEST(subvol_snapshot_branch_delete)
 {
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, NULL);
+    cow_store *st = memdev_store(&dev, NULL);
     uint64_t rs = test_seed() ^ 0x5a9;
     enum { SZ = 3 << 20 };
     uint8_t *blob = malloc(SZ), page[4096];
@@ -1648,7 +1637,7 @@ START_TEST(delalloc_full_disk_fails_the_write_not_writeback)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     cow_store_set_dirty_limit(st, 1ull << 40); /* nothing written back early */
     cow_file *f;
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
@@ -1704,7 +1693,7 @@ START_TEST(delalloc_full_disk_metadata)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, &ctl);
+    cow_store *st = memdev_store(&dev, &ctl);
     cow_store_set_dirty_limit(st, 1ull << 40);
     cow_file *f, *g;
     enum { FILE_BYTES = 8 << 20, SCRATCH = 6 << 20 };
@@ -1755,7 +1744,7 @@ END_TEST
 START_TEST(delalloc_dirty_limit_bounds_memory)
 {
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, NULL);
+    cow_store *st = memdev_store(&dev, NULL);
     cow_store_set_dirty_limit(st, 256 * 1024);
     cow_file *f;
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
@@ -1858,7 +1847,7 @@ static int collect_subvols_cb(void *arg, const struct cow_subvol_info *si)
 START_TEST(subvol_restore_and_create_ex)
 {
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, NULL);
+    cow_store *st = memdev_store(&dev, NULL);
     uint64_t rs = test_seed() ^ 0x7e5;
     enum { SZ = 1 << 20 };
     uint8_t *blob = malloc(SZ), page[4096];
@@ -2046,7 +2035,7 @@ START_TEST(subvol_ops_crash_atomic)
     test_fill(&rs, blob, SZ);
     /* the base: s0 holds blob, the live file differs from it */
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, NULL);
+    cow_store *st = memdev_store(&dev, NULL);
     cow_file *f;
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
     ck_assert_int_eq(cow_file_write(f, blob, SZ, 0), COW_OK);
@@ -2137,7 +2126,7 @@ END_TEST
 START_TEST(subvol_prealloc_not_shared_in_place)
 {
     struct cow_dev *dev;
-    cow_store *st = mem_store(&dev, NULL);
+    cow_store *st = memdev_store(&dev, NULL);
     uint8_t a[8192], b[8192], z[8192];
     memset(a, 'A', sizeof a);
     memset(b, 'B', sizeof b);

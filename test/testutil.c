@@ -17,6 +17,7 @@
 #include "../tools/fsck.h"
 #include "bdev.h"
 #include "store.h"
+#include "store_int.h" /* cow_store_open_dev */
 
 uint64_t test_seed(void)
 {
@@ -356,6 +357,15 @@ static void md_close(struct cow_dev *d)
     free(m->vol);
     free(m->dur);
     free(m);
+}
+
+struct cow_store *memdev_store(struct cow_dev **dev, struct memdev_ctl **ctl)
+{
+    cow_store *st;
+    *dev = memdev_new(ctl);
+    ck_assert_int_eq(cow_store_open_dev("mem", *dev, 0, 1, &st), COW_OK);
+    cow_store_set_commit_interval(st, 0);
+    return st;
 }
 
 struct cow_dev *memdev_from_image(const uint8_t *img, size_t len, struct memdev_ctl **ctl)

@@ -79,6 +79,10 @@ void memdev_set_fail(struct cow_dev *d, long read_at, long write_at, long flush_
  * fields), read under the device's mutex. */
 long memdev_fail_pending(struct cow_dev *d);
 struct cow_dev *memdev_new(struct memdev_ctl **ctl);
+/* A new store formatted on a new memdev (*DEV; *CTL its controls if CTL),
+ * without background commits, so that a test decides when it commits.
+ * Fails the test if it cannot be made. */
+struct cow_store *memdev_store(struct cow_dev **dev, struct memdev_ctl **ctl);
 struct cow_dev *memdev_from_image(const uint8_t *img, size_t len, struct memdev_ctl **ctl);
 /* Copy of the durable image; *len set.  Caller frees. */
 uint8_t *memdev_crash_image(struct cow_dev *d, size_t *len);
