@@ -208,6 +208,12 @@ static int check_root_item(cow_store *st, const struct check_where *w, const str
         return BAD(w, k, "root generation %llu (1..%llu, the running transaction)",
                    (unsigned long long)get64(d + ROOT_GENERATION),
                    (unsigned long long)st->transid);
+    /* no snapshot can come from a later transaction; fsck flags it too
+     * (a disagreement found by the corruption sweep) */
+    if (get64(d + ROOT_LAST_SNAPSHOT) > st->transid)
+        return BAD(w, k, "last_snapshot %llu (0..%llu, the running transaction)",
+                   (unsigned long long)get64(d + ROOT_LAST_SNAPSHOT),
+                   (unsigned long long)st->transid);
     if (get64(d + ROOT_NEXT_INO) < COW_FIRST_INO)
         return BAD(w, k, "next_ino %llu < %llu", (unsigned long long)get64(d + ROOT_NEXT_INO),
                    (unsigned long long)COW_FIRST_INO);

@@ -364,10 +364,14 @@ START_TEST(damage_record_fsck_rules)
         k.offset = k0.offset;
         key_put(r + p, &k);
         want = "starts before the end";
-    } else { /* an extent item naming more of its extent than there is */
+    } else if (_i == 3) { /* an extent item naming more of its extent than there is */
         size_t p = record_item(r, COW_EXTENT_DATA, 0) + LOG_ITEM_HEADER;
         put64(r + p + FE_DISK_NUM_BYTES, get64(r + p + FE_DISK_NUM_BYTES) + BLK);
         want = "disk_num_bytes";
+    } else { /* the logged block count with a bit flipped */
+        size_t p = record_item(r, COW_INODE_ITEM, 0) + LOG_ITEM_HEADER;
+        put64(r + p + INODE_NBLOCKS, get64(r + p + INODE_NBLOCKS) ^ (1ull << 36));
+        want = "blocks after replay";
     }
     put32(r + LOG_CSUM, crc32c(0, r + 4, (size_t)get32(r + LOG_NBLOCKS) * BLK - 4));
     expect_corrupt(img, len, want);
@@ -775,7 +779,7 @@ Suite *damage_suite(void)
     tcase_add_test(tc, damage_record_under_record);
     tcase_add_test(tc, damage_record_that_does_not_parse);
     tcase_add_test(tc, damage_record_of_missing_inode);
-    tcase_add_loop_test(tc, damage_record_fsck_rules, 0, 4);
+    tcase_add_loop_test(tc, damage_record_fsck_rules, 0, 5);
     tcase_add_test(tc, damage_generation_raised_under_record);
     tcase_add_test(tc, damage_older_copy_generation_raised);
     tcase_add_test(tc, damage_record_under_torn_commit);

@@ -698,6 +698,9 @@ static const struct field_case field_cases[] = {
      "root generation 1000"},
     {"extent item generation", 2, COW_EXTENT_ITEM, ANY, EXT_GENERATION, 8, 1000,
      "generation 1000 newer"},
+    /* fsck flagged it, the store took it (found by the corruption sweep) */
+    {"root last_snapshot", 1, COW_ROOT_ITEM, COW_FS_TREE_OBJECTID, ROOT_LAST_SNAPSHOT, 8, 1000,
+     "last_snapshot 1000"},
 };
 #define NFIELD_CASES (sizeof field_cases / sizeof field_cases[0])
 

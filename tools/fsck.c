@@ -949,6 +949,8 @@ int cow_fsck(const char *path, unsigned flags, FILE *out, struct cow_fsck_result
     fsck_map_free(&f.dxmap);
     fsck_map_free(&f.logx);
     fsck_map_free(&f.live_inodes);
+    free(f.lf);
+    free(f.lx);
     close(f.fd); /* drops the flock */
     return rc;
 }

@@ -319,6 +319,7 @@ struct fstate {
     struct u64map seen;   /* blocks read in this walk */
     uint64_t cur;         /* inode whose items are being read, 0 = none */
     int have_inode, warned;
+    int live;             /* keep the files in f->lf and f->lx (subvolume 256) */
     uint64_t size, nblocks, sum, next_off;
 };
 
@@ -373,7 +374,18 @@ static void file_item(struct fsck *f, struct fstate *s, const struct cow_key *k,
         if (k->objectid >= s->sv->next_ino)
             fsck_problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": not below the ROOT_ITEM's next_ino %" PRIu64,
                     sid, k->objectid, s->sv->next_ino);
-        if (fsck_map_put(&s->inodes, k->objectid, 1))
+        uint32_t idx = 1;
+        if (s->live) {
+            /* what replay starts from (pass 5): its block count, extents */
+            if (f->nlf >= NOIDX - 1 ||
+                fsck_vec_reserve((void **)&f->lf, &f->caplf, f->nlf + 1, sizeof(*f->lf))) {
+                fsck_set_fatal(f, -ENOMEM);
+                return;
+            }
+            idx = (uint32_t)f->nlf;
+            f->lf[f->nlf++] = (struct lfile){s->nblocks, f->nlx, 0};
+        }
+        if (fsck_map_put(&s->inodes, k->objectid, idx))
             fsck_set_fatal(f, -ENOMEM);
     } else if (k->type == COW_EXTENT_DATA && size == FE_ITEM_SIZE) {
         if (!s->have_inode) {
@@ -399,6 +411,14 @@ static void file_item(struct fsck *f, struct fstate *s, const struct cow_key *k,
         if (end > s->next_off)
             s->next_off = end;
         s->sum += nb / BS;
+        if (s->live) {
+            if (fsck_vec_reserve((void **)&f->lx, &f->caplx, f->nlx + 1, sizeof(*f->lx))) {
+                fsck_set_fatal(f, -ENOMEM);
+                return;
+            }
+            f->lx[f->nlx++] = (struct fspan){k->offset, end};
+            f->lf[f->nlf - 1].n++;
+        }
     } else if (k->type == COW_DIR_ITEM) {
         /* reported in pass 2 (DIR_ITEMs belong to directory 256) */
     }
@@ -464,6 +484,7 @@ void fsck_check_files(struct fsck *f, struct subvol *sv)
     struct fstate s;
     memset(&s, 0, sizeof(s));
     s.sv = sv;
+    s.live = sv->id == COW_FS_TREE_OBJECTID && !f->have_live_inodes;
     files_walk(f, &s, sv->bytenr, sv->level);
     file_finish(f, &s);
     for (size_t i = 0; i < s.names.cap && !f->fatal; i++) {
@@ -496,7 +517,7 @@ void fsck_check_files(struct fsck *f, struct subvol *sv)
     }
     fsck_map_free(&s.orphans);
     fsck_map_free(&s.names);
-    if (sv->id == COW_FS_TREE_OBJECTID && !f->have_live_inodes) {
+    if (s.live) {
         f->live_inodes = s.inodes; /* the log's files must be among them */
         f->have_live_inodes = 1;
     } else {

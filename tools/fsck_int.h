@@ -198,8 +198,26 @@ struct fsck {
     struct span *sp;       /* used ranges, sorted (kept by check_space) */
     size_t nsp;
     struct u64map logx;    /* logged data extent -> its blocks (pass 5) */
-    struct u64map live_inodes; /* inodes of subvolume 256 (pass 4, for pass 5) */
+    /* the files of subvolume 256 (pass 4, for pass 5): inode -> index in
+     * lf; each file's extents are lx[first .. first + n), in file order */
+    struct u64map live_inodes;
     int have_live_inodes;
+    struct lfile *lf;
+    size_t nlf, caplf;
+    struct fspan *lx;
+    size_t nlx, caplx;
+};
+
+/* A range [start, end) of a file that an EXTENT_DATA item maps (bytes). */
+struct fspan {
+    uint64_t start, end;
+};
+
+/* A committed file of subvolume 256: its INODE_ITEM's nblocks and where its
+ * extents are in fsck.lx. */
+struct lfile {
+    uint64_t nblocks;
+    size_t first, n;
 };
 
 /* The blocks of one data extent that the REG items of a record map. */

@@ -329,6 +329,118 @@ static void log_extent(struct fsck *f, const char *where, uint64_t bytenr, uint3
     }
 }
 
+/*
+ * The files the log changes, changed as replay changes them (store/log.c
+ * rec_apply: a LOG_RANGE drops the mapping of its range, file.c
+ * drop_range, an EXTENT_DATA item adds its extent, file_insert_extent),
+ * from the committed state of subvolume 256 (pass 4), record after record:
+ * so that the block count replay reaches can be compared with the one each
+ * logged INODE_ITEM carries, as replay compares them.
+ */
+struct rfile {
+    uint64_t nblocks;
+    struct fspan *x; /* in file order */
+    size_t n, cap;
+    int reported; /* a count differed: replay stops there, so do we */
+};
+
+struct rsim {
+    struct u64map map; /* inode -> index in v */
+    struct rfile *v;
+    size_t n, cap;
+};
+
+/* File INO of the simulation, made from its committed state the first time;
+ * NULL if the live subvolume was not read or has no such inode, or on
+ * ENOMEM (f->fatal). */
+static struct rfile *rsim_get(struct fsck *f, struct rsim *rs, uint64_t ino)
+{
+    uint32_t i, j;
+    if (!f->have_live_inodes || !fsck_map_get(&f->live_inodes, ino, &i) || i >= f->nlf)
+        return NULL;
+    if (fsck_map_get(&rs->map, ino, &j))
+        return &rs->v[j];
+    if (rs->n >= NOIDX - 1 || fsck_vec_reserve((void **)&rs->v, &rs->cap, rs->n + 1, sizeof(*rs->v)))
+        goto nomem;
+    const struct lfile *lf = &f->lf[i];
+    struct rfile *r = &rs->v[rs->n];
+    memset(r, 0, sizeof(*r));
+    r->nblocks = lf->nblocks;
+    if (lf->n) {
+        if (fsck_vec_reserve((void **)&r->x, &r->cap, lf->n, sizeof(*r->x)))
+            goto nomem;
+        memcpy(r->x, f->lx + lf->first, lf->n * sizeof(*r->x));
+        r->n = lf->n;
+    }
+    if (fsck_map_put(&rs->map, ino, (uint32_t)rs->n)) {
+        free(r->x);
+        goto nomem;
+    }
+    rs->n++;
+    return r;
+nomem:
+    fsck_set_fatal(f, -ENOMEM);
+    return NULL;
+}
+
+/* Drops [START, END) from R's mapping: spans inside go, spans crossing an
+ * edge are cut, the blocks dropped leave the count. */
+static void rsim_drop(struct fsck *f, struct rfile *r, uint64_t start, uint64_t end)
+{
+    /* a span over the whole range splits in two: one more at most */
+    if (fsck_vec_reserve((void **)&r->x, &r->cap, r->n + 1, sizeof(*r->x))) {
+        fsck_set_fatal(f, -ENOMEM);
+        return;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        struct fspan x = r->x[i];
+        if (x.end <= start || x.start >= end)
+            continue;
+        uint64_t c0 = x.start > start ? x.start : start, c1 = x.end < end ? x.end : end;
+        r->nblocks -= (c1 - c0) / BS;
+        if (x.start < start && x.end > end) {
+            memmove(r->x + i + 2, r->x + i + 1, (r->n - i - 1) * sizeof(*r->x));
+            r->x[i].end = start;
+            r->x[i + 1] = (struct fspan){end, x.end};
+            r->n++;
+            return;
+        }
+        if (x.start < start) {
+            r->x[i].end = start;
+        } else if (x.end > end) {
+            r->x[i].start = end;
+        } else {
+            memmove(r->x + i, r->x + i + 1, (r->n - i - 1) * sizeof(*r->x));
+            r->n--;
+            i--;
+        }
+    }
+}
+
+/* Adds the extent [START, START + NBYTES) to R's mapping. */
+static void rsim_add(struct fsck *f, struct rfile *r, uint64_t start, uint64_t nbytes)
+{
+    if (fsck_vec_reserve((void **)&r->x, &r->cap, r->n + 1, sizeof(*r->x))) {
+        fsck_set_fatal(f, -ENOMEM);
+        return;
+    }
+    size_t i = r->n;
+    while (i > 0 && r->x[i - 1].start > start)
+        i--;
+    memmove(r->x + i + 1, r->x + i, (r->n - i) * sizeof(*r->x));
+    r->x[i] = (struct fspan){start, fsck_range_end(start, nbytes)};
+    r->n++;
+    r->nblocks += nbytes / BS;
+}
+
+static void rsim_free(struct rsim *rs)
+{
+    for (size_t i = 0; i < rs->n; i++)
+        free(rs->v[i].x);
+    free(rs->v);
+    fsck_map_free(&rs->map);
+}
+
 /* A LOG_RANGE of a record, until its inode's INODE_ITEM. */
 struct lrange {
     uint64_t ino, start, end;
@@ -337,7 +449,7 @@ struct lrange {
 
 /* Checks the items of the valid record just read (format, and against the
  * committed state when that is known). */
-static void check_log_record(struct fsck *f, const struct logscan *s)
+static void check_log_record(struct fsck *f, const struct logscan *s, struct rsim *rs)
 {
     const uint8_t *r = s->rec;
     size_t len = (size_t)s->rec_blocks * BS, pos = LOG_HEADER_SIZE;
@@ -398,6 +510,9 @@ static void check_log_record(struct fsck *f, const struct logscan *s)
             }
             rg[nrg++] = (struct lrange){k.objectid, k.offset, end, 1};
             next_off = k.offset;
+            struct rfile *rf = end > k.offset ? rsim_get(f, rs, k.objectid) : NULL;
+            if (rf)
+                rsim_drop(f, rf, k.offset, end);
         } else if (k.type == COW_INODE_ITEM) {
             if (k.offset != 0)
                 fsck_problem(f, "%s: %s: INODE_ITEM key offset must be 0", where, ks);
@@ -414,6 +529,14 @@ static void check_log_record(struct fsck *f, const struct logscan *s)
             for (size_t j = 0; j < nrg; j++)
                 if (rg[j].ino == k.objectid)
                     rg[j].open = 0;
+            /* as replay: the count its items reach is the one logged */
+            struct rfile *rf = rsim_get(f, rs, k.objectid);
+            if (rf && !rf->reported && rf->nblocks != get64(p + INODE_NBLOCKS)) {
+                fsck_problem(f, "%s: %s: nblocks %" PRIu64 ", but the file has %" PRIu64
+                           " blocks after replay of the log's items; the store refuses to open",
+                        where, ks, get64(p + INODE_NBLOCKS), rf->nblocks);
+                rf->reported = 1;
+            }
         } else {
             fsck_check_file_extent(f, where, &k, p, 0);
             uint64_t fend = fsck_range_end(k.offset, get64(p + FE_NUM_BYTES));
@@ -431,6 +554,9 @@ static void check_log_record(struct fsck *f, const struct logscan *s)
                            "item before it",
                         where, ks, next_off);
             next_off = fend;
+            struct rfile *rf = rsim_get(f, rs, k.objectid);
+            if (rf)
+                rsim_add(f, rf, k.offset, get64(p + FE_NUM_BYTES));
             uint64_t db = get64(p + FE_DISK_BYTENR), dl = get64(p + FE_DISK_NUM_BYTES);
             if (!f->space_ok || db == 0 || db % BS)
                 continue;
@@ -552,12 +678,15 @@ void fsck_check_log(struct fsck *f)
     s.gen = f->gen;
     uint64_t blocks = 0;
     int rc;
+    struct rsim rs;
+    memset(&rs, 0, sizeof(rs));
     while ((rc = fsck_log_next(&s)) == 1 && !f->fatal) {
         f->r->log_records++;
         blocks += s.rec_blocks;
-        check_log_record(f, &s);
+        check_log_record(f, &s, &rs);
         fsck_log_advance(&s);
     }
+    rsim_free(&rs);
     free(s.rec);
     free(s.reg);
     if (rc < 0)
