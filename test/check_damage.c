@@ -317,7 +317,12 @@ static size_t record_item(const uint8_t *r, uint8_t type, int nth)
  * data without an error); _i 2, an EXTENT_DATA item moved onto the one
  * before it inside their LOG_RANGE (both called it clean, and the file
  * read other data); _i 3, an EXTENT_DATA item's disk_num_bytes past its
- * extent (fsck reported it, replay took it). */
+ * extent (fsck reported it, replay took it); _i 4, an INODE_ITEM whose
+ * block count is not the one replay reaches (open refused, fsck was clean:
+ * fsck now replays the log's mapping changes on the committed files); _i 5,
+ * an EXTENT_DATA item whose extent_offset runs past its extent (replay's
+ * parse refused it, fsck took it for a torn record, since its data did not
+ * match: fsck now checks the items' fields before the data, as replay). */
 START_TEST(damage_record_fsck_rules)
 {
     size_t len;
@@ -368,6 +373,10 @@ START_TEST(damage_record_fsck_rules)
         size_t p = record_item(r, COW_EXTENT_DATA, 0) + LOG_ITEM_HEADER;
         put64(r + p + FE_DISK_NUM_BYTES, get64(r + p + FE_DISK_NUM_BYTES) + BLK);
         want = "disk_num_bytes";
+    } else if (_i == 5) { /* an extent offset with a high bit set */
+        size_t p = record_item(r, COW_EXTENT_DATA, 0) + LOG_ITEM_HEADER;
+        put64(r + p + FE_EXTENT_OFFSET, get64(r + p + FE_EXTENT_OFFSET) | (1ull << 33));
+        want = "exceeds disk_num_bytes";
     } else { /* the logged block count with a bit flipped */
         size_t p = record_item(r, COW_INODE_ITEM, 0) + LOG_ITEM_HEADER;
         put64(r + p + INODE_NBLOCKS, get64(r + p + INODE_NBLOCKS) ^ (1ull << 36));
@@ -779,7 +788,7 @@ Suite *damage_suite(void)
     tcase_add_test(tc, damage_record_under_record);
     tcase_add_test(tc, damage_record_that_does_not_parse);
     tcase_add_test(tc, damage_record_of_missing_inode);
-    tcase_add_loop_test(tc, damage_record_fsck_rules, 0, 5);
+    tcase_add_loop_test(tc, damage_record_fsck_rules, 0, 6);
     tcase_add_test(tc, damage_generation_raised_under_record);
     tcase_add_test(tc, damage_older_copy_generation_raised);
     tcase_add_test(tc, damage_record_under_torn_commit);

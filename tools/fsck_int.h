@@ -30,6 +30,7 @@
 #define MAX_LINES 10000u
 #define LEAF_MAX_ITEMS (COW_LEAF_SPACE / COW_ITEM_SIZE) /* 192 */
 #define MAX_EXTENT_BYTES ((uint64_t)COW_MAX_EXTENT_BLOCKS * BS)
+#define MAX_FILE_BYTES (1ull << 62) /* a file's extents end below it (store/validate.c) */
 
 /* Open-addressing hash map from u64 keys to u32 values (NOIDX = empty). */
 struct u64map {

@@ -76,6 +76,32 @@ static int log_data_ok(struct logscan *s, uint64_t bytenr, const uint8_t *p, uns
     return 1;
 }
 
+/* Why the fields of the EXTENT_DATA item at P (key K) are out of range, or
+ * NULL: the item-local rules of store/validate.c check_file_extent (fsck's
+ * own copy; check_log_record reports the same rules as problems). */
+static const char *log_extent_invalid(const struct cow_key *k, const uint8_t *p)
+{
+    uint64_t disk = get64(p + FE_DISK_BYTENR), dlen = get64(p + FE_DISK_NUM_BYTES);
+    uint64_t xoff = get64(p + FE_EXTENT_OFFSET), nbytes = get64(p + FE_NUM_BYTES);
+    if (k->offset % BS)
+        return "file offset not a multiple of 4096";
+    if (disk == 0 || disk % BS)
+        return "disk_bytenr not a block address";
+    if (dlen == 0 || dlen % BS || dlen > MAX_EXTENT_BYTES)
+        return "disk_num_bytes not a multiple of 4096 up to the extent limit";
+    if (nbytes == 0 || nbytes % BS)
+        return "num_bytes not a positive multiple of 4096";
+    if (xoff % BS)
+        return "extent_offset not a multiple of 4096";
+    if (fsck_range_end(xoff, nbytes) > dlen)
+        return "extent_offset + num_bytes exceeds disk_num_bytes";
+    if (p[FE_TYPE] != COW_FE_REG && p[FE_TYPE] != COW_FE_PREALLOC)
+        return "extent type neither REG nor PREALLOC";
+    if (fsck_range_end(k->offset, nbytes) > MAX_FILE_BYTES)
+        return "file range ends past 2^62";
+    return NULL;
+}
+
 static int lreg_cmp(const void *a, const void *b)
 {
     const struct lreg *x = a, *y = b;
@@ -219,6 +245,18 @@ int fsck_log_next(struct logscan *s)
                                           size > COW_MAX_EXTENT_BLOCKS * 4))
             return log_end(s, "item %u: EXTENT_CSUM of %u bytes, not 1..%u crcs", i, size,
                            COW_MAX_EXTENT_BLOCKS);
+    }
+    /* as replay's parse (store/validate.c check_file_extent), before the
+     * data: an extent item whose fields are out of range is damage, even
+     * if it would also fail the data check below (found by the sweep) */
+    pos = LOG_HEADER_SIZE;
+    for (uint32_t i = 0; i < ni; i++) {
+        fsck_log_item(r, len, &pos, &k, &p, &size);
+        if (k.type != COW_EXTENT_DATA || size != FE_ITEM_SIZE)
+            continue;
+        const char *why = log_extent_invalid(&k, p);
+        if (why)
+            return log_end(s, "item %u: EXTENT_DATA at %" PRIu64 ": %s", i, k.offset, why);
     }
     s->broken = 0; /* from here as replay: the data not matching ends the log */
     if (log_gather_reg(s, len, ni))

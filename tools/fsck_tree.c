@@ -67,6 +67,9 @@ void fsck_check_file_extent(struct fsck *f, const char *where, const struct cow_
                 where, ks, xoff, nbytes, dlen);
     if (type != COW_FE_REG && type != COW_FE_PREALLOC)
         fsck_problem(f, "%s: %s: extent type %u (expected 0 REG or 1 PREALLOC)", where, ks, type);
+    if (fsck_range_end(k->offset, nbytes) > MAX_FILE_BYTES)
+        fsck_problem(f, "%s: %s: file range [%" PRIu64 ", +%" PRIu64 ") ends past 2^62", where,
+                ks, k->offset, nbytes);
     if (leaf && f->gen <= UINT32_MAX && gen > f->gen)
         fsck_problem(f, "%s: %s: generation %u > superblock generation %" PRIu64, where, ks, gen,
                 f->gen);

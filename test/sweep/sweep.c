@@ -121,7 +121,9 @@ static const char *const kind_name[K_NKINDS] = {"flip", "zero", "ff", "flipfix"}
  * cause").  O_VALID: a flipfix whose checksums, recomputed, make another
  * valid container of the same commit: fsck finds it clean, the store and
  * SQLite read it without an error at the reference's generation, but other
- * contents (a logged file size with a bit flipped, say: any size is legal).
+ * contents (a logged file size with a bit flipped, say: any size is legal),
+ * or the same contents at a higher generation (the generation of a sealed
+ * superblock raised: a counter jumped, nothing is lost or reused).
  * No checksum can tell a field written wrong and checksummed from a field
  * written right (DESIGN, "Damage a crash cannot cause").  Anything else that
  * reads differently is O_WRONG: an older generation, or what fsck calls
@@ -658,7 +660,10 @@ static void check(struct mut *m)
     else if (lw->have_torn && in_last_write(lw, m->off) &&
              reads_as(r, &got, store_ok, sql_ok, &lw->torn))
         m->outcome = detected ? O_OPEN : O_TORN;
-    else if (m->kind == K_FLIPFIX && clean && !detected && got.gen == r->v.gen)
+    else if (m->kind == K_FLIPFIX && clean && !detected &&
+             (got.gen == r->v.gen ||
+              (got.gen > r->v.gen && got.store_hash == r->v.store_hash &&
+               reads_as(r, &got, 0, sql_ok, &r->v))))
         m->outcome = O_VALID;
     else
         m->outcome = O_WRONG;
