@@ -1,9 +1,13 @@
 # cowvfs - an SQLite VFS on a copy-on-write extent store.
 #
 #   make          build/cowvfs.so, build/libcowvfs.a, build/cowctl, build/slt
+#                 (only builds; a missing library stops it with a pointer to make deps)
+#   make deps     the Debian packages the build and tests need: installed when run
+#                 as root, else the one command to run is printed (run by demo, test)
 #   make demo     the main job, shown step by step (see README.md)
 #   make test     every test (unit tests under ASan+UBSan, tsan, race-proof, tools,
-#                 the crash simulator's 10,000 states, sqllogictest slice,
+#                 the crash simulator's 10,000 states, the project's sqllogictest
+#                 files and a slice of the development corpus when it is there,
 #                 each fuzzer for 15 s, the corruption sweep's sample)
 #   make fuzz     the libFuzzer harnesses, 10 minutes each (FUZZ_TIME)
 #   make sweep    the corruption sweep (sweep-full: every target byte)
@@ -11,7 +15,8 @@
 #                 by make test; crash-long: 1,000,000)
 #   make tsan     the concurrency tests under ThreadSanitizer
 #   make race-proof  the race tests against builds with each invariant broken
-#   make slt      the whole sqllogictest corpus (SLT_CORPUS) through cow and unix
+#   make slt      the project's sqllogictest files and the whole development
+#                 corpus (SLT_CORPUS, when there) through cow and unix
 #   make bench    benchmarks, cow against unix in one run
 #   make install  PREFIX=/usr/local DESTDIR=
 #
@@ -20,9 +25,11 @@
 CC      ?= cc
 PREFIX  ?= /usr/local
 DESTDIR ?=
-# The sqllogictest corpus: a larger one beside the project when it is there,
-# else the slice the project ships (test/slt, see its SOURCE.md).
-SLT_CORPUS ?= $(firstword $(wildcard ../shared/sqllogictest) test/slt)
+# sqllogictest: the project's own files (sqllogictest/*.test) always run; the
+# development corpus, an optional extra, in addition when it is there: at
+# ../shared/sqllogictest beside the project, or wherever SLT_CORPUS says.
+SLT_OWN    := sqllogictest
+SLT_CORPUS ?= $(wildcard ../shared/sqllogictest)
 
 BUILD   := build
 OPT     ?= -O2 -g
@@ -68,14 +75,26 @@ THREADSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 
 ALL := $(BUILD)/cowvfs.so $(BUILD)/libcowvfs.a $(BUILD)/cowctl $(BUILD)/slt
 
-.PHONY: all deps test unit tsan race-proof demo slt slt-ci bench install uninstall clean check-tools
-all: deps $(ALL)
+.PHONY: all deps need-deps test unit tsan race-proof demo slt slt-ci bench install uninstall \
+        clean check-tools
+all: $(ALL)
 
-# ---- dependencies: installed by the targets themselves when run as root ----
+# ---- dependencies: make deps installs them (root) or names the command ----
+# A plain make never runs the package manager: need-deps (before each object
+# of the library and tools) only asks pkg-config for the libraries, and stops
+# the build with a pointer to make deps when one is missing.
+need-deps:
+	@command -v pkg-config >/dev/null || { echo "pkg-config is missing: run 'make deps'"; exit 1; }; \
+	for p in $(PKGS); do \
+	  pkg-config --exists $$p || { echo "$$p is missing (pkg-config $$p): run 'make deps'"; exit 1; }; \
+	done
+
 DEB_PKGS := gcc make pkg-config libsqlite3-dev sqlite3 libssl-dev check libsubunit-dev python3 \
             clang libclang-rt-14-dev
 deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+	@command -v dpkg-query >/dev/null || \
+	  { echo "make deps knows Debian only; install the equivalents of: $(DEB_PKGS)"; exit 1; }; \
+	missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -88,11 +107,11 @@ deps:
 	  fi; \
 	fi
 
-$(OBJDIR)/%.o: %.c
+$(OBJDIR)/%.o: %.c | need-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(SANFLAGS) $(SQLITE_CFLAGS) $(CFLAGS) -c $< -o $@
 
-$(EOBJDIR)/%.o: %.c
+$(EOBJDIR)/%.o: %.c | need-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(SANFLAGS) -DCOWVFS_LOADABLE $(SQLITE_CFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -190,10 +209,12 @@ crash-long: deps $(BUILD)/crash-o2
 check-tools: deps $(ALL) $(BUILD)/asan-cowctl
 	sh test/tools.sh
 
-slt-ci: deps $(BUILD)/slt
-	sh test/slt_ci.sh $(SLT_CORPUS)
+slt-ci: deps
+	$(MAKE) --no-print-directory $(BUILD)/slt
+	sh test/slt_ci.sh $(SLT_OWN) $(SLT_CORPUS)
 
-test: deps $(ALL)
+test: deps
+	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) tsan
 	$(MAKE) race-proof
@@ -203,11 +224,15 @@ test: deps $(ALL)
 	$(MAKE) fuzz-ci
 	$(MAKE) sweep
 
-demo: deps $(ALL)
+demo: deps
+	$(MAKE) --no-print-directory all
 	sh tools/demo.sh $(SLT_CORPUS)
 
-slt: deps $(BUILD)/slt
-	sh test/slt_full.sh $(SLT_CORPUS)
+slt: deps
+	$(MAKE) --no-print-directory $(BUILD)/slt
+	sh test/slt_full.sh $(SLT_OWN)
+	@if [ -n "$(SLT_CORPUS)" ]; then sh test/slt_full.sh $(SLT_CORPUS); \
+	else echo "slt: no development corpus (../shared/sqllogictest or SLT_CORPUS=DIR): the project's files only"; fi
 
 bench: deps $(BUILD)/bench
 	./$(BUILD)/bench

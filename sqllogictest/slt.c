@@ -19,8 +19,11 @@
  *     wherever it appears (also inside SQL and results).  A line of only
  *     white space is blank.  Records are separated by blank lines.
  *   - A record may start with any number of "skipif ENGINE" and
- *     "onlyif ENGINE" lines.  Our engine is "sqlite" (compared without
- *     case); a record that does not apply to it is skipped.
+ *     "onlyif ENGINE" lines.  Our engines are "sqlite" and the VFS the
+ *     run opens databases through ("cow", "unix"; compared without case):
+ *     "onlyif cow" runs a record only through cow.  A record that does
+ *     not apply is skipped; if a VFS name excluded it, it is counted in
+ *     "for another VFS" as well (test/slt_full.sh compares runs by it).
  *   - "statement ok" / "statement error": the remaining lines, joined
  *     with '\n', are SQL run to completion (every statement in it, like
  *     sqlite3_exec()); it must succeed or fail as stated.
@@ -49,9 +52,9 @@
  * number of expected values must match (as in later reference versions).
  *
  * Output: one line per file with its counts and wall time, then a line
- * "F files, T s" and last "P passed, F failed, S skipped" counting
- * records (statements and queries) of all files; skipped are those that
- * skipif/onlyif exclude.  Each failure prints "file:line: reason" on
+ * "F files, T s" and last "P passed, F failed, S skipped (V for another
+ * VFS)" counting records (statements and queries) of all files; skipped
+ * are those that skipif/onlyif exclude.  Each failure prints "file:line: reason" on
  * stderr (at most FAIL_REPORT_CAP per file unless --verbose); --verbose
  * also prints the SQL, expected and actual values of each failure on
  * stdout.  Exit status: 0 when nothing failed, 1 when a record failed, 2
@@ -450,12 +453,14 @@ static void labels_clear(struct labels *t)
 /* Record counts, per file and in total. */
 struct counts {
     long passed, failed, skipped;
+    long other_vfs;     /* of skipped: excluded by a VFS name */
 };
 
 /* State shared by all files of a run.  Buffers are reused from query to
  * query and from file to file. */
 struct runner {
     const char *vfs;        /* VFS name, NULL for the default */
+    const char *vfs_name;   /* the VFS used: vfs, or the default's name */
     int verbose;
     const char *tmpdir;     /* parent of the per-file directories */
 
@@ -856,23 +861,29 @@ out:
     sqlite3_finalize(stmt);
 }
 
-/* Does a "skipif"/"onlyif" line with engine NAME exclude this engine? */
-static int condition_skips(const char *kind, const char *name)
+/* Does a "skipif"/"onlyif" line with engine NAME exclude this run?  Sets
+ * *BY_VFS if it does and NAME is a VFS. */
+static int condition_skips(const struct runner *r, const char *kind,
+                           const char *name, int *by_vfs)
 {
-    int match = strcasecmp(name, ENGINE_NAME) == 0;
+    int match = strcasecmp(name, ENGINE_NAME) == 0 ||
+                strcasecmp(name, r->vfs_name) == 0;
+    int skips = kind[0] == 's' ? match : !match;
 
-    return kind[0] == 's' ? match : !match;
+    if (skips && sqlite3_vfs_find(name))
+        *by_vfs = 1;
+    return skips;
 }
 
 /* Runs one record: the non-blank lines [L, E). */
 static void run_record(struct runner *r, struct line *l, struct line *e)
 {
     char *tok[MAX_TOKENS];
-    int skip = 0;
+    int skip = 0, by_vfs = 0;
 
     tokenize(l, tok);
     while (strcmp(tok[0], "skipif") == 0 || strcmp(tok[0], "onlyif") == 0) {
-        if (condition_skips(tok[0], tok[1]))
+        if (condition_skips(r, tok[0], tok[1], &by_vfs))
             skip = 1;
         if (++l == e)
             return;     /* conditions with nothing to apply to */
@@ -881,11 +892,14 @@ static void run_record(struct runner *r, struct line *l, struct line *e)
 
     if (skip) {
         if (strcmp(tok[0], "query") == 0 && tok[3][0]) {
-            if (check_skipped_label(r, tok, l->lineno, l + 1, e) == 0)
+            if (check_skipped_label(r, tok, l->lineno, l + 1, e) == 0) {
                 r->c.skipped++;
+                r->c.other_vfs += by_vfs;
+            }
         } else if (strcmp(tok[0], "statement") == 0 ||
                    strcmp(tok[0], "query") == 0) {
             r->c.skipped++;
+            r->c.other_vfs += by_vfs;
         }
         return;
     }
@@ -1040,6 +1054,7 @@ static void add_counts(struct counts *total, const struct counts *c)
     total->passed += c->passed;
     total->failed += c->failed;
     total->skipped += c->skipped;
+    total->other_vfs += c->other_vfs;
 }
 
 /* Runs the N files in this process, one after the other.  Adds their
@@ -1436,11 +1451,12 @@ int main(int argc, char **argv)
     if (rc != SQLITE_OK)
         fprintf(stderr, "slt: warning: cowvfs_register: %s\n",
                 sqlite3_errstr(rc));
-    if (r.vfs && !sqlite3_vfs_find(r.vfs)) {
-        fprintf(stderr, "slt: no such VFS: %s\n", r.vfs);
+    if (!sqlite3_vfs_find(r.vfs)) {
+        fprintf(stderr, "slt: no such VFS: %s\n", r.vfs ? r.vfs : "default");
         status = EXIT_USAGE;
         goto out;
     }
+    r.vfs_name = sqlite3_vfs_find(r.vfs)->zName;
     r.tmpdir = getenv("TMPDIR");
     if (!r.tmpdir || !r.tmpdir[0])
         r.tmpdir = "/tmp";
@@ -1461,8 +1477,8 @@ int main(int argc, char **argv)
     else
         rc = run_serial(&r, files.v, files.n, &total);
     printf("%zu files, %.2f s\n", files.n, now_seconds() - t0);
-    printf("%ld passed, %ld failed, %ld skipped\n", total.passed,
-           total.failed, total.skipped);
+    printf("%ld passed, %ld failed, %ld skipped (%ld for another VFS)\n",
+           total.passed, total.failed, total.skipped, total.other_vfs);
     if (rc != 0)
         status = EXIT_USAGE;
     else if (total.failed)

@@ -1,6 +1,8 @@
 /*
- * check_race.c - deterministic tests of the first three races in
- * ../shared/reference/, one each, driven by injection points (inject.h).
+ * check_race.c - deterministic tests of the store's invariants 2, 3 and 4,
+ * one each, driven by injection points (inject.h): the races of btrfs,
+ * XFS and ext4 they come from are told in docs/DESIGN.md ("Invariants",
+ * "The races behind invariants 2 to 5").
  *
  * Each test forces the dangerous interleaving: one thread is stopped at a
  * named point while another runs the racing operation, then both go on
@@ -116,7 +118,7 @@ static void *do_fetch(void *arg)
 }
 
 /*
- * Race 1 (btrfs-fsync-vs-dio-prealloc.txt): the flusher has taken a file's
+ * Race 1 (invariant 2, from btrfs): the flusher has taken a file's
  * dirty pages into an ordered extent and is writing them when an fsync of
  * the file runs.  The fsync finds no dirty pages; it must find the range
  * (the extent map), wait for the ordered extent overlapping it, and log
@@ -174,7 +176,7 @@ START_TEST(race_fsync_waits_for_ordered_extent)
 END_TEST
 
 /*
- * Race 2 (xfs-punch-delalloc-on-write-failure.txt): a truncate drops a
+ * Race 2 (invariant 3, from XFS): a truncate drops a
  * file's cached pages and then its extents; an xFetch between the two
  * would instantiate a page from the extent about to go, and that page
  * would later show old bytes past the end, where the file has a hole.
@@ -226,7 +228,7 @@ START_TEST(race_truncate_vs_fetch)
 END_TEST
 
 /*
- * Race 3 (ext4-xattr-block-allocation-race.txt): two writebacks of one file
+ * Race 3 (invariant 4, from ext4): two writebacks of one file
  * run at once (the flusher and a writer past the dirty limit).  Each
  * ordered extent releases its own reservation, the one it carries, at its
  * completion; nothing per-file decides how much.  Broken

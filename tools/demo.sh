@@ -1,22 +1,20 @@
 #!/bin/sh
-# tools/demo.sh CORPUS_DIR - cowvfs shown step by step (run by `make demo`).
+# tools/demo.sh [CORPUS_DIR] - cowvfs shown step by step (run by `make demo`).
 #
 # Works in build/demo (wiped first): a stock sqlite3 shell session loads the
 # extension and makes a database in a container, cowctl looks inside it, a
-# snapshot is taken, compared with the live data in one query and branched, a
-# slice of the sqllogictest corpus runs through the cow VFS, Debian's Python
+# snapshot is taken, compared with the live data in one query and branched, the
+# project's sqllogictest files run through cow and unix (and a slice of the
+# development corpus CORPUS_DIR through cow, when it is given), Debian's Python
 # reads the same database, and the directory is listed to show that app.db
 # is the only file.  Exits non-zero as soon as a step fails.
 set -eu
 
-# default: the corpus beside the project if there, else the slice it ships
+# The development corpus is optional: the Makefile passes
+# ../shared/sqllogictest when it is there, or SLT_CORPUS.
 corpus=${1:-}
-if [ -z "$corpus" ]; then
-    corpus=test/slt
-    [ -d ../shared/sqllogictest ] && corpus=../shared/sqllogictest
-fi
 case $corpus in
-/*) ;;
+'' | /*) ;;
 *) corpus=$(pwd)/$corpus ;;
 esac
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -56,11 +54,13 @@ for f in build/cowvfs.so build/cowctl build/slt; do
         exit 1
     fi
 done
-if [ ! -f "$corpus/select1.test" ] || [ ! -d "$corpus/evidence" ]; then
-    echo "demo: no sqllogictest corpus at $corpus" >&2
-    exit 1
+if [ -n "$corpus" ]; then
+    if [ ! -f "$corpus/select1.test" ] || [ ! -d "$corpus/evidence" ]; then
+        echo "demo: no select1.test and evidence/ in the sqllogictest corpus $corpus" >&2
+        exit 1
+    fi
+    corpus=$(cd "$corpus" && pwd)
 fi
-corpus=$(cd "$corpus" && pwd)
 
 step "a fresh work directory, $demo"
 run rm -rf "$demo"
@@ -178,8 +178,13 @@ if ! grep -q 'FIRST,SECOND,THIRD .* first,second,third' "$log"; then
     exit 1
 fi
 
-step "a slice of the sqllogictest corpus through the cow VFS"
-run build/slt --vfs cow "$corpus/select1.test" "$corpus/evidence"
+step "the project's sqllogictest files (sqllogictest/*.test) through cow and unix, results compared"
+run sh test/slt_full.sh sqllogictest
+if [ -n "$corpus" ]; then
+    run build/slt --vfs cow "$corpus/select1.test" "$corpus/evidence"
+else
+    echo "(no development corpus: ../shared/sqllogictest is absent and SLT_CORPUS unset; it is optional)"
+fi
 
 step "Debian's Python ($python) loads the extension and reads the same database"
 script="import sqlite3
