@@ -239,7 +239,8 @@ int cowvfsMapError(int cowrc, enum cowvfsOp eOp)
  * Maps COWRC with cowvfsMapError() and logs the failure with sqlite3_log():
  * "cow: <ZOP> <ZFILE> at offset <IOFF>: <reason>", where the reason is ZWHY
  * if not NULL, else the store's cow_store_last_error() (PSTORE may be NULL
- * after a failed cow_store_open; see docs/DESIGN.md, "What the VFS needs from the store").  Returns the SQLite code.
+ * after a failed cow_store_open; see docs/DESIGN.md, "What the VFS needs
+ * from the store").  Returns the SQLite code.
  */
 int cowvfsError(cow_store *pStore, int cowrc, enum cowvfsOp eOp, const char *zOp,
                 const char *zFile, sqlite3_int64 iOff)
