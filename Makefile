@@ -47,9 +47,9 @@ VFS_SRC   := $(wildcard vfs/*.c)
 LIB_SRC   := $(STORE_SRC) $(VFS_SRC)
 # cowctl fsck and dump (tools/fsck.h), linked into cowctl and the tests
 FSCK_SRC  := $(wildcard tools/fsck*.c)
-# test/crash*.c is a program of its own (build/crash), not a Check suite.
-CRASH_SRC := $(wildcard test/crash*.c)
-TEST_SRC  := $(filter-out $(CRASH_SRC),$(wildcard test/*.c))
+# test/crash/ is a program of its own (build/crash), not a Check suite.
+CRASH_SRC := $(wildcard test/crash/*.c)
+TEST_SRC  := $(wildcard test/*.c)
 
 # Normal build
 OBJDIR    := $(BUILD)/obj
@@ -161,7 +161,7 @@ tsan: deps $(THOBJDIR)/check_all
 	done; \
 	if [ -n "$$failed" ]; then echo "tsan: FAILED:$$failed"; exit 1; fi
 
-# The crash simulator (test/crash*.c; README "Crash simulator"): built like
+# The crash simulator (test/crash/; README "Crash simulator"): built like
 # check_all (ASan + UBSan, COW_DEBUG for the device hook), and at -O2 (still
 # COW_DEBUG, not sanitized) in build/o2debug for the long run.
 .PHONY: crash crash-ci crash-long

@@ -113,7 +113,7 @@ void test_rmdir(char *dir)
 
 /* ---- in-memory device ---- */
 
-/* The memdev is also used outside Check (test/crash.c), where ck_assert
+/* The memdev is also used outside Check (test/crash/), where ck_assert
  * cannot report: running out of memory there just stops the program. */
 static void *md_alloc(void *p, size_t n)
 {
