@@ -45,8 +45,8 @@ endif
 STORE_SRC := $(wildcard store/*.c)
 VFS_SRC   := $(wildcard vfs/*.c)
 LIB_SRC   := $(STORE_SRC) $(VFS_SRC)
-# cowctl fsck and dump (tools/fsck.h), linked into cowctl and the tests
-FSCK_SRC  := $(wildcard tools/fsck*.c)
+# cowctl fsck and dump (tools/fsck.h; tools/fsck/), linked into cowctl and the tests
+FSCK_SRC  := $(wildcard tools/fsck/*.c)
 # test/crash/ is a program of its own (build/crash), not a Check suite.
 CRASH_SRC := $(wildcard test/crash/*.c)
 TEST_SRC  := $(wildcard test/*.c)
@@ -121,7 +121,7 @@ $(BUILD)/slt: $(OBJDIR)/sqllogictest/slt.o $(BUILD)/libcowvfs.a
 $(BUILD)/bench: $(OBJDIR)/bench/bench.o $(BUILD)/libcowvfs.a
 	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $< $(BUILD)/libcowvfs.a $(SQLITE_LIBS)
 
-# Unit tests: Check, ASan + UBSan.  tools/fsck*.c are linked in so tests can fsck.
+# Unit tests: Check, ASan + UBSan.  tools/fsck/ is linked in so tests can fsck.
 $(BUILD)/check_all: $(TTEST_OBJ) $(TLIB_OBJ) $(FSCK_SRC:%.c=$(TOBJDIR)/%.o)
 	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
 
