@@ -137,13 +137,13 @@ unit: deps $(BUILD)/check_all
 	CK_DEFAULT_TIMEOUT=600 ./$(BUILD)/check_all
 
 # The concurrency tests under ThreadSanitizer: the conc and race suites and
-# the vfs suite's threaded test cases (SUITE or SUITE/TCASE; see
+# the vfs_* suites' threaded test cases (SUITE or SUITE/TCASE; see
 # test/check_main.c).  Any TSan report fails the run (libsqlite3 is not
 # instrumented: TSan sees its pthread calls, not its memory accesses, so it
 # needs no suppressions).  TSan needs a memory layout it knows, which
 # some kernels' address randomization breaks: the runner runs under
 # setarch -R (no randomization) wherever that works.
-TSAN_RUNS := conc race abort/race vfs/wal_threads vfs/crash_and_threads vfs/snapshot_threads
+TSAN_RUNS := conc race abort/race vfs_io/wal_threads vfs_journal/crash_and_threads vfs_snap/snapshot_threads
 tsan: deps $(THOBJDIR)/check_all
 	@run=""; if setarch "$$(uname -m)" -R true 2>/dev/null; then run="setarch $$(uname -m) -R"; fi; \
 	out=$(THOBJDIR)/tsan.out; failed=""; \
