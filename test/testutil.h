@@ -24,6 +24,7 @@ Suite *conc_suite(void);
 Suite *race_suite(void);
 Suite *usage_suite(void);
 Suite *model_suite(void);
+Suite *model_found_suite(void);
 Suite *validate_suite(void);
 Suite *damage_suite(void);
 Suite *abort_suite(void);
