@@ -50,6 +50,8 @@ FSCK_SRC  := $(wildcard tools/fsck/*.c)
 # test/crash/ is a program of its own (build/crash), not a Check suite.
 CRASH_SRC := $(wildcard test/crash/*.c)
 TEST_SRC  := $(wildcard test/*.c)
+# the benchmark (build/bench), one program
+BENCH_SRC := $(wildcard bench/*.c)
 
 # Normal build
 OBJDIR    := $(BUILD)/obj
@@ -118,8 +120,8 @@ $(BUILD)/cowctl: $(OBJDIR)/tools/cowctl.o $(FSCK_SRC:%.c=$(OBJDIR)/%.o) $(BUILD)
 $(BUILD)/slt: $(OBJDIR)/sqllogictest/slt.o $(BUILD)/libcowvfs.a
 	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $< $(BUILD)/libcowvfs.a $(SQLITE_LIBS) $(CRYPTO_LIBS)
 
-$(BUILD)/bench: $(OBJDIR)/bench/bench.o $(BUILD)/libcowvfs.a
-	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $< $(BUILD)/libcowvfs.a $(SQLITE_LIBS)
+$(BUILD)/bench: $(BENCH_SRC:%.c=$(OBJDIR)/%.o) $(BUILD)/libcowvfs.a
+	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a $(SQLITE_LIBS)
 
 # Unit tests: Check, ASan + UBSan.  tools/fsck/ is linked in so tests can fsck.
 $(BUILD)/check_all: $(TTEST_OBJ) $(TLIB_OBJ) $(FSCK_SRC:%.c=$(TOBJDIR)/%.o)
