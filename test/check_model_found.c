@@ -182,17 +182,10 @@ END_TEST
 Suite *model_found_suite(void)
 {
     Suite *s = suite_create("model_found");
-    TCase *tc = tcase_create("restore_modes");
-
-    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
-    tcase_add_checked_fixture(tc, vfs_setup, NULL);
-    tcase_set_timeout(tc, 60);
+    TCase *tc = vfs_tcase("restore_modes", 60);
     tcase_add_loop_test(tc, test_restore_journal_modes, 0, 2);
     suite_add_tcase(s, tc);
-    tc = tcase_create("restore_source_in_txn");
-    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
-    tcase_add_checked_fixture(tc, vfs_setup, NULL);
-    tcase_set_timeout(tc, 60);
+    tc = vfs_tcase("restore_source_in_txn", 60);
     tcase_add_loop_test(tc, test_restore_source_in_txn, 0, 2);
     suite_add_tcase(s, tc);
     return s;

@@ -772,10 +772,7 @@ Suite *vfs_files_suite(void)
     Suite *s = suite_create("vfs_files");
     TCase *tc;
 
-    tc = tcase_create("bad_files");
-    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
-    tcase_add_checked_fixture(tc, vfs_setup, NULL);
-    tcase_set_timeout(tc, 60);
+    tc = vfs_tcase("bad_files", 60);
     tcase_add_loop_test(tc, test_bad_files, 0, BAD_N);
     tcase_add_test(tc, test_bad_data_block);
     tcase_add_loop_test(tc, test_disk_full, 0, 2);
@@ -783,18 +780,12 @@ Suite *vfs_files_suite(void)
     tcase_add_test(tc, test_readonly);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("fcntl");
-    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
-    tcase_add_checked_fixture(tc, vfs_setup, NULL);
-    tcase_set_timeout(tc, 60);
+    tc = vfs_tcase("fcntl", 60);
     tcase_add_test(tc, test_file_controls);
     tcase_add_test(tc, test_size_hint_preallocates);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("files");
-    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
-    tcase_add_checked_fixture(tc, vfs_setup, NULL);
-    tcase_set_timeout(tc, 120);
+    tc = vfs_tcase("files", 120);
     tcase_add_test(tc, test_temp_files);
     tcase_add_test(tc, test_attach_super_journal);
     tcase_add_test(tc, test_other_process);

@@ -663,28 +663,19 @@ Suite *vfs_io_suite(void)
     Suite *s = suite_create("vfs_io");
     TCase *tc;
 
-    tc = tcase_create("io");
-    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
-    tcase_add_checked_fixture(tc, vfs_setup, NULL);
-    tcase_set_timeout(tc, 60);
+    tc = vfs_tcase("io", 60);
     tcase_add_test(tc, test_io_methods);
     tcase_add_test(tc, test_vfs_methods);
     tcase_add_test(tc, test_ext_entry);
     tcase_add_test(tc, test_shm);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("locking");
-    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
-    tcase_add_checked_fixture(tc, vfs_setup, NULL);
-    tcase_set_timeout(tc, 60);
+    tc = vfs_tcase("locking", 60);
     tcase_add_test(tc, test_lock_states);
     tcase_add_test(tc, test_lock_connections);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("wal_threads");
-    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
-    tcase_add_checked_fixture(tc, vfs_setup, NULL);
-    tcase_set_timeout(tc, 300);
+    tc = vfs_tcase("wal_threads", 300);
     tcase_add_test(tc, test_wal_threads);
     suite_add_tcase(s, tc);
 

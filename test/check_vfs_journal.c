@@ -435,18 +435,12 @@ Suite *vfs_journal_suite(void)
     Suite *s = suite_create("vfs_journal");
     TCase *tc;
 
-    tc = tcase_create("journal_modes");
-    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
-    tcase_add_checked_fixture(tc, vfs_setup, NULL);
-    tcase_set_timeout(tc, 120);
+    tc = vfs_tcase("journal_modes", 120);
     tcase_add_loop_test(tc, test_journal_modes, 0,
                         (int)(sizeof journal_modes / sizeof journal_modes[0]));
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("crash_and_threads");
-    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
-    tcase_add_checked_fixture(tc, vfs_setup, NULL);
-    tcase_set_timeout(tc, 120);
+    tc = vfs_tcase("crash_and_threads", 120);
     tcase_add_test(tc, test_crash_hot_journal);
     tcase_add_test(tc, test_crash_wal);
     tcase_add_test(tc, test_crash_super_journal);

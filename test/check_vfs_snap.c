@@ -511,20 +511,14 @@ Suite *vfs_snap_suite(void)
     Suite *s = suite_create("vfs_snap");
     TCase *tc;
 
-    tc = tcase_create("snapshot");
-    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
-    tcase_add_checked_fixture(tc, vfs_setup, NULL);
-    tcase_set_timeout(tc, 120);
+    tc = vfs_tcase("snapshot", 120);
     tcase_add_loop_test(tc, test_snapshot_basic, 0, 2);
     tcase_add_loop_test(tc, test_snapshot_in_transaction, 0, 2);
     tcase_add_loop_test(tc, test_snapshot_restore, 0, 3);
     tcase_add_test(tc, test_snapshot_c_api);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("snapshot_threads");
-    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
-    tcase_add_checked_fixture(tc, vfs_setup, NULL);
-    tcase_set_timeout(tc, 300);
+    tc = vfs_tcase("snapshot_threads", 300);
     tcase_add_loop_test(tc, test_snapshot_concurrent_writers, 0, 2);
     suite_add_tcase(s, tc);
 

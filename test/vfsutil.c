@@ -30,6 +30,15 @@ void vfs_setup(void)
     ck_assert_int_eq(cowvfs_register(0), SQLITE_OK);
 }
 
+TCase *vfs_tcase(const char *name, int timeout)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
+    tcase_add_checked_fixture(tc, vfs_setup, NULL);
+    tcase_set_timeout(tc, timeout);
+    return tc;
+}
+
 /* Each test makes its own directory in the test case's base directory
  * (test_base_setup) and removes it when it passes. */
 char *tdir_make(void)
