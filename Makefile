@@ -52,11 +52,13 @@ endif
 STORE_SRC := $(wildcard store/*.c)
 VFS_SRC   := $(wildcard vfs/*.c)
 LIB_SRC   := $(STORE_SRC) $(VFS_SRC)
-# cowctl fsck and dump (tools/fsck.h), linked into cowctl and the tests
-FSCK_SRC  := $(wildcard tools/fsck*.c)
-# test/crash*.c is a program of its own (build/crash), not a Check suite.
-CRASH_SRC := $(wildcard test/crash*.c)
-TEST_SRC  := $(filter-out $(CRASH_SRC),$(wildcard test/*.c))
+# cowctl fsck and dump (tools/fsck.h; tools/fsck/), linked into cowctl and the tests
+FSCK_SRC  := $(wildcard tools/fsck/*.c)
+# test/crash/ is a program of its own (build/crash), not a Check suite.
+CRASH_SRC := $(wildcard test/crash/*.c)
+TEST_SRC  := $(wildcard test/*.c)
+# the benchmark (build/bench), one program
+BENCH_SRC := $(wildcard bench/*.c)
 
 # Normal build
 OBJDIR    := $(BUILD)/obj
@@ -137,10 +139,10 @@ $(BUILD)/cowctl: $(OBJDIR)/tools/cowctl.o $(FSCK_SRC:%.c=$(OBJDIR)/%.o) $(BUILD)
 $(BUILD)/slt: $(OBJDIR)/sqllogictest/slt.o $(BUILD)/libcowvfs.a
 	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $< $(BUILD)/libcowvfs.a $(SQLITE_LIBS) $(CRYPTO_LIBS)
 
-$(BUILD)/bench: $(OBJDIR)/bench/bench.o $(BUILD)/libcowvfs.a
-	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $< $(BUILD)/libcowvfs.a $(SQLITE_LIBS)
+$(BUILD)/bench: $(BENCH_SRC:%.c=$(OBJDIR)/%.o) $(BUILD)/libcowvfs.a
+	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a $(SQLITE_LIBS)
 
-# Unit tests: Check, ASan + UBSan.  tools/fsck*.c are linked in so tests can fsck.
+# Unit tests: Check, ASan + UBSan.  tools/fsck/ is linked in so tests can fsck.
 $(BUILD)/check_all: $(TTEST_OBJ) $(TLIB_OBJ) $(FSCK_SRC:%.c=$(TOBJDIR)/%.o)
 	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
 
@@ -156,13 +158,13 @@ unit: deps $(BUILD)/check_all
 	CK_DEFAULT_TIMEOUT=600 ./$(BUILD)/check_all
 
 # The concurrency tests under ThreadSanitizer: the conc and race suites and
-# the vfs suite's threaded test cases (SUITE or SUITE/TCASE; see
+# the vfs_* suites' threaded test cases (SUITE or SUITE/TCASE; see
 # test/check_main.c).  Any TSan report fails the run (libsqlite3 is not
 # instrumented: TSan sees its pthread calls, not its memory accesses, so it
 # needs no suppressions).  TSan needs a memory layout it knows, which
 # some kernels' address randomization breaks: the runner runs under
 # setarch -R (no randomization) wherever that works.
-TSAN_RUNS := conc race abort/race vfs/wal_threads vfs/crash_and_threads vfs/snapshot_threads
+TSAN_RUNS := conc race abort/race vfs_io/wal_threads vfs_journal/crash_and_threads vfs_snap/snapshot_threads
 tsan: deps $(THOBJDIR)/check_all
 	@run=""; if setarch "$$(uname -m)" -R true 2>/dev/null; then run="setarch $$(uname -m) -R"; fi; \
 	out=$(THOBJDIR)/tsan.out; failed=""; \
@@ -180,7 +182,7 @@ tsan: deps $(THOBJDIR)/check_all
 	done; \
 	if [ -n "$$failed" ]; then echo "tsan: FAILED:$$failed"; exit 1; fi
 
-# The crash simulator (test/crash*.c; README "Crash simulator"): built like
+# The crash simulator (test/crash/; README "Crash simulator"): built like
 # check_all (ASan + UBSan, COW_DEBUG for the device hook), and at -O2 (still
 # COW_DEBUG, not sanitized) in build/o2debug for the long run.
 .PHONY: crash crash-ci crash-long

@@ -23,8 +23,12 @@ static const struct {
     Suite *(*make)(void);
 } suites[] = {
     {"btree", btree_suite}, {"alloc", alloc_suite}, {"txn", txn_suite},
-    {"file", file_suite},   {"vfs", vfs_suite},     {"conc", conc_suite},
+    {"file", file_suite},
+    {"vfs_io", vfs_io_suite}, {"vfs_journal", vfs_journal_suite},
+    {"vfs_files", vfs_files_suite}, {"vfs_snap", vfs_snap_suite},
+    {"conc", conc_suite},
     {"race", race_suite},   {"usage", usage_suite}, {"model", model_suite},
+    {"model_found", model_found_suite},
     {"validate", validate_suite},
     {"damage", damage_suite},
     {"abort", abort_suite},

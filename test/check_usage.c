@@ -23,16 +23,6 @@
 #define CHUNK (256u * 1024)
 #define MAX_TREES 16
 
-/* Commits ST (on memory device DEV) and fscks the durable image. */
-static void fsck_memdev(cow_store *st, struct cow_dev *dev)
-{
-    size_t ilen;
-    ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    uint8_t *img = memdev_crash_image(dev, &ilen);
-    test_fsck_image(img, ilen);
-    free(img);
-}
-
 static cow_store *open_mem(struct cow_dev **devp)
 {
     cow_store *st;

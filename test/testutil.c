@@ -113,7 +113,7 @@ void test_rmdir(char *dir)
 
 /* ---- in-memory device ---- */
 
-/* The memdev is also used outside Check (test/crash.c), where ck_assert
+/* The memdev is also used outside Check (test/crash/), where ck_assert
  * cannot report: running out of memory there just stops the program. */
 static void *md_alloc(void *p, size_t n)
 {
@@ -572,4 +572,60 @@ void test_fsck_image(const uint8_t *img, size_t len)
     test_write_file(p, img, len);
     test_fsck_clean(p);
     test_rmdir(dir);
+}
+
+/* ---- a file's model, and fsck of a memdev's store ---- */
+
+void fm_write(struct fmodel *m, const uint8_t *b, size_t len, size_t off)
+{
+    if (off + len > m->size) {
+        m->data = realloc(m->data, off + len);
+        memset(m->data + m->size, 0, off + len - m->size);
+        m->size = off + len;
+    }
+    memcpy(m->data + off, b, len);
+}
+
+void fm_truncate(struct fmodel *m, size_t size)
+{
+    if (size > m->size) {
+        m->data = realloc(m->data, size);
+        memset(m->data + m->size, 0, size - m->size);
+    }
+    m->size = size;
+}
+
+void fm_compare(cow_file *f, const struct fmodel *m)
+{
+    uint64_t size;
+    ck_assert_int_eq(cow_file_size(f, &size), COW_OK);
+    ck_assert_uint_eq(size, m->size);
+    uint8_t *buf = malloc(m->size + 4096);
+    size_t n;
+    ck_assert_int_eq(cow_file_read(f, buf, m->size + 4096, 0, &n), COW_OK);
+    ck_assert_uint_eq(n, m->size);
+    ck_assert_msg(m->size == 0 || memcmp(buf, m->data, m->size) == 0,
+                  "file content differs from the model");
+    for (size_t i = 0; i < 4096; i++)
+        ck_assert(buf[m->size + i] == 0);
+    free(buf);
+}
+
+
+void fm_copy(struct fmodel *dst, const struct fmodel *src)
+{
+    free(dst->data);
+    dst->data = malloc(src->size ? src->size : 1);
+    if (src->size)
+        memcpy(dst->data, src->data, src->size);
+    dst->size = src->size;
+}
+
+void fsck_memdev(cow_store *st, struct cow_dev *dev)
+{
+    size_t ilen;
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    uint8_t *img = memdev_crash_image(dev, &ilen);
+    test_fsck_image(img, ilen);
+    free(img);
 }

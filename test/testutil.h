@@ -10,16 +10,21 @@
 #include <stdint.h>
 
 struct cow_dev;
+struct cow_store;
 
 Suite *btree_suite(void);
 Suite *alloc_suite(void);
 Suite *txn_suite(void);
 Suite *file_suite(void);
-Suite *vfs_suite(void);
+Suite *vfs_io_suite(void);
+Suite *vfs_journal_suite(void);
+Suite *vfs_files_suite(void);
+Suite *vfs_snap_suite(void);
 Suite *conc_suite(void);
 Suite *race_suite(void);
 Suite *usage_suite(void);
 Suite *model_suite(void);
+Suite *model_found_suite(void);
 Suite *validate_suite(void);
 Suite *damage_suite(void);
 Suite *abort_suite(void);
@@ -130,5 +135,26 @@ void test_write_file(const char *path, const uint8_t *data, size_t len);
 void test_fsck_clean(const char *path);
 /* Same for an in-memory image (written to a temp file first). */
 void test_fsck_image(const uint8_t *img, size_t len);
+/* Commits ST (a store on memory device DEV) and fscks the durable image;
+ * fails the test if the commit fails or fsck finds a problem. */
+void fsck_memdev(struct cow_store *st, struct cow_dev *dev);
+
+/*
+ * A model of one store file's contents: SIZE bytes at DATA (malloc'd, NULL
+ * or anything when SIZE is 0; the caller frees DATA).  fm_write() writes
+ * LEN bytes at byte offset OFF, growing the model with zeros; fm_truncate()
+ * sets the size (zeros when it grows); fm_copy() makes DST a copy of SRC;
+ * fm_compare() fails the test unless file F reads exactly as the model,
+ * with only zeros in the 4 KiB past its end.
+ */
+struct fmodel {
+    uint8_t *data;
+    size_t size;
+};
+struct cow_file;
+void fm_write(struct fmodel *m, const uint8_t *b, size_t len, size_t off);
+void fm_truncate(struct fmodel *m, size_t size);
+void fm_copy(struct fmodel *dst, const struct fmodel *src);
+void fm_compare(struct cow_file *f, const struct fmodel *m);
 
 #endif

@@ -15,7 +15,7 @@
  *   cowctl delete PATH NAME                  delete snapshot or branch NAME
  *   cowctl list PATH                         the snapshots and branches
  *
- * fsck and dump read the container file directly (tools/fsck.c); ls and df
+ * fsck and dump read the container file directly (tools/fsck/); ls and df
  * open it with the store (read-only); import and export copy a database with
  * SQLite's online backup API between the default "unix" VFS and "cow".
  * snapshot, branch, restore, delete and list go through the VFS's container

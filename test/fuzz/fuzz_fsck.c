@@ -1,5 +1,5 @@
 /*
- * fuzz_fsck.c - libFuzzer harness of the checker (tools/fsck.c): the
+ * fuzz_fsck.c - libFuzzer harness of the checker (tools/fsck/): the
  * patched base (fuzzlib.h's input format) is written to a memfd, which
  * cow_fsck() (with data and notes) and cow_dump() read by its
  * /proc/self/fd path, as they read any container.  Problems are the

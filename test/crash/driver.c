@@ -1,5 +1,5 @@
 /*
- * crash.c - the crash simulator (make crash): SQLite workloads through the
+ * driver.c - the crash simulator (make crash): SQLite workloads through the
  * real "cow" VFS on a simulated device, crashed at every flush and at
  * random writes, and every crash state checked.
  *
@@ -23,7 +23,7 @@
  *      keeps the model state it was made of and the op counts of its making
  *      and deletion.
  *
- *      The attach workloads (crash_attach.c) ATTACH a second database,
+ *      The attach workloads (attach.c) ATTACH a second database,
  *      another container (a second device, logged in the same op log) or a
  *      unix database (a file of crashfs, whose writes, syncs and deletes
  *      are logged too), and every transaction writes both: each COMMIT is

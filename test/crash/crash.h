@@ -1,18 +1,18 @@
 /*
  * crash.h - what the files of the crash simulator (build/crash) share:
  *
- *   crash.c        the crash points and states of a run, the workers, main
- *   crash_util.c   hashing, the PRNG, a hash set, failure messages
- *   crash_dev.c    the harness state, the simulated device and its op log,
- *                  the shadows of the files SQLite writes
- *   crash_shim.c   the shim VFS that records SQLite's writes
- *   crash_wl.c     the workloads, their model of the database, the record
- *                  phase
- *   crash_check.c  the checks of one crash state
- *   crash_attach.c the attach workloads' second database, and crashfs, the
- *                  in-memory "unix" file system that loses unsynced writes
+ *   driver.c     the crash points and states of a run, the workers, main
+ *   util.c       hashing, the PRNG, a hash set, failure messages
+ *   device.c     the harness state, the simulated device and its op log,
+ *                the shadows of the files SQLite writes
+ *   shim.c       the shim VFS that records SQLite's writes
+ *   workloads.c  the workloads, their model of the database, the record
+ *                phase
+ *   check.c      the checks of one crash state
+ *   attach.c     the attach workloads' second database, and crashfs, the
+ *                in-memory "unix" file system that loses unsynced writes
  *
- * test/crash.c's top comment says how the simulator works.
+ * driver.c's top comment says how the simulator works.
  */
 #ifndef COW_CRASH_H
 #define COW_CRASH_H
@@ -34,11 +34,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../tools/fsck.h"
+#include "../../tools/fsck.h"
 #include "bdev.h"
 #include "cowvfs.h"
 #include "store.h"
-#include "testutil.h"
+#include "../testutil.h"
 
 #define SECTOR 512
 #define IMG_RESERVE ((size_t)1 << 32) /* address space reserved for each image */
@@ -86,7 +86,7 @@ struct shadow {
 
 /* One device operation of the record phase. */
 /* OP_PUBLISH: a new container renamed onto its path (bdev's publish). */
-/* OP_FS_*: a file of the harness's crashfs ("unix" files, crash_attach.c):
+/* OP_FS_*: a file of the harness's crashfs ("unix" files, attach.c):
  * a write, a truncate, a sync, a delete (off 1: with its directory synced),
  * a create. */
 enum { OP_WRITE, OP_FLUSH, OP_GROW, OP_PUBLISH, OP_FS_WRITE, OP_FS_TRUNC, OP_FS_SYNC,
@@ -103,7 +103,7 @@ struct image {
 struct op {
     int type;
     int dev;       /* device ops: 0 for g.path's container, 1 for g.path2's;
-                    * OP_FS_*: the crashfs file (crash_attach.c) */
+                    * OP_FS_*: the crashfs file (attach.c) */
     uint64_t off;  /* OP_WRITE: offset; OP_GROW: the new size */
     size_t len;    /* OP_WRITE */
     uint8_t *data; /* OP_WRITE: a copy */
@@ -169,7 +169,7 @@ struct workload {
                           * COW_ONE_FLUSH_MAX_BLOCKS of data: its commit takes
                           * the two-flush path (store/txn.c txn_commit) */
     int attach;          /* ATT_*: a second database, written by every
-                          * transaction (crash_attach.c) */
+                          * transaction (attach.c) */
 };
 
 /* The second database of an attach workload: none, another cow container,
@@ -296,7 +296,7 @@ extern const struct workload workloads[];
 extern const size_t nworkloads;
 #define NWORKLOADS nworkloads
 
-/* crash_util.c */
+/* util.c */
 uint64_t mix64(uint64_t z);
 uint64_t hash_bytes(const void *p, size_t n, uint64_t h);
 uint64_t rnd(uint64_t *s);
@@ -308,7 +308,7 @@ int hset_add(struct hset *h, uint64_t k);
 void *xrealloc(void *p, size_t n);
 void msg_add(struct msg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* crash_dev.c */
+/* device.c */
 double now_secs(void);
 void log_cb(void *arg, int code, const char *msg);
 int img_resize(int i, uint64_t size);
@@ -322,10 +322,10 @@ void tset_add(struct tset *s, uint64_t a, uint64_t b);
 int tset_match(const struct tset *in, const struct verlist *l, uint64_t h, int is_size,
                       struct tset *out);
 
-/* crash_shim.c */
+/* shim.c */
 void shim_register(void);
 
-/* crash_wl.c */
+/* workloads.c */
 int durable(int jm, int sy);
 int64_t row_ck(int t, int64_t id, int64_t txn, int64_t k, const void *pad, size_t n);
 uint64_t row_hash(int t, int64_t id, int64_t txn, int64_t k, const void *pad, size_t n,
@@ -340,7 +340,7 @@ size_t row_find(const struct mtable *t, int64_t id, int *found);
 void record_reset(void);
 int record(struct run *r, const struct workload *w, uint64_t seed, int ntxn);
 
-/* crash_check.c */
+/* check.c */
 int span_done(const struct opspan *o, const struct state *s);
 int rec_expect(const struct snaprec *rec, const struct state *s);
 void bounds_at(const struct run *r, const struct state *s, struct bounds *b);
@@ -348,7 +348,7 @@ void span_describe(struct msg *m, const char *what, const struct opspan *o);
 int check_state(const struct run *r, const struct state *s, struct msg *m);
 
 
-/* crash_attach.c */
+/* attach.c */
 void crashfs_register(void);
 void crashfs_unregister(void);
 void crashfs_reset(void);

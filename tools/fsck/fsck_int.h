@@ -1,13 +1,13 @@
 /*
- * fsck_int.h - what the files of the checker share (tools/fsck.c,
- * fsck_tree.c, fsck_check.c, fsck_log.c, fsck_dump.c): the checker's state
- * and the helpers each pass uses.  Private to tools/; fsck.h is the
- * interface.  fsck.c's header comment describes the passes.
+ * fsck_int.h - what the files of the checker (tools/fsck/) share: the
+ * checker's state and the helpers each pass uses.  Private to tools/fsck/;
+ * tools/fsck.h is the interface.  fsck.c's header comment describes the
+ * passes and names the file of each.
  */
 #ifndef COW_FSCK_INT_H
 #define COW_FSCK_INT_H
 
-#include "fsck.h"
+#include "../fsck.h"
 
 #include "crc32c.h"
 #include "format.h"
@@ -249,7 +249,7 @@ struct logscan {
                            * store refuses (a problem: open fails) */
 };
 
-/* ---- fsck.c: containers, names, reading, messages, superblocks ---- */
+/* ---- util.c: containers, names, reading, messages ---- */
 int fsck_vec_reserve(void **p, size_t *cap, size_t need, size_t esz);
 int fsck_map_get(const struct u64map *m, uint64_t k, uint32_t *v);
 int fsck_map_put(struct u64map *m, uint64_t k, uint32_t v);
@@ -275,27 +275,33 @@ __attribute__((format(printf, 2, 3))) void fsck_problem(struct fsck *f, const ch
 __attribute__((format(printf, 2, 3))) void fsck_note(struct fsck *f, const char *fmt, ...);
 void fsck_set_fatal(struct fsck *f, int rc);
 const char *fsck_blk_where(int cls, uint64_t tree_id, uint64_t bytenr, char *buf, size_t len);
+/* ---- super.c: pass 1, superblocks ---- */
+int fsck_check_superblocks(struct fsck *f);
 const char *fsck_sb_invalid(const uint8_t *buf, int rd, char *why, size_t len);
 size_t fsck_sb_commit_list(const uint8_t *sb);
 uint32_t fsck_sb_commit_max(const uint8_t *sb);
 const char *fsck_sb_commit_torn(int fd, uint64_t fsize, const uint8_t *sb, char *why,
                            size_t len);
-/* ---- fsck_tree.c: pass 2, structure ---- */
+/* ---- walk.c: pass 2, structure ---- */
 struct dext *fsck_dext_get(struct fsck *f, uint64_t bytenr, int create);
 void fsck_check_file_extent(struct fsck *f, const char *where, const struct cow_key *k,
                        const uint8_t *p, uint64_t leaf);
 uint32_t fsck_walk_tree(struct fsck *f, int cls, uint64_t tree_id, uint64_t bytenr,
                    uint64_t gen, unsigned level, const char *from);
+/* ---- subvols.c: pass 2, subvolume names ---- */
 const char *fsck_sv_label(const struct fsck *f, const struct subvol *s, char *buf, size_t len);
 void fsck_check_root_names(struct fsck *f);
-/* ---- fsck_check.c: passes 3 and 4 ---- */
+/* ---- extents.c: pass 3, extents and refcounts ---- */
 void fsck_check_extent_items(struct fsck *f, int subvols_ok);
+/* ---- csums.c: pass 3, csum items; pass 4, data ---- */
 void fsck_check_csums(struct fsck *f);
+void fsck_check_data(struct fsck *f);
+/* ---- space.c: pass 3, space and block groups ---- */
 const char *fsck_span_str(const struct span *s, char *buf, size_t len);
 void fsck_check_space(struct fsck *f, int all_ok);
+/* ---- files.c: pass 4, files ---- */
 void fsck_check_files(struct fsck *f, struct subvol *sv);
-void fsck_check_data(struct fsck *f);
-/* ---- fsck_log.c: pass 5, the log ---- */
+/* ---- log.c: pass 5, the log ---- */
 int fsck_log_item(const uint8_t *r, size_t len, size_t *pos, struct cow_key *k,
              const uint8_t **data, unsigned *size);
 int fsck_log_next(struct logscan *s);

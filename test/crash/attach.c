@@ -1,5 +1,5 @@
 /*
- * crash_attach.c - the crash simulator's attach workloads (see crash.c):
+ * attach.c - the crash simulator's attach workloads (see driver.c):
  * every transaction writes the cow database and a second, ATTACHed one
  * (schema "aux"), so that each COMMIT is a multi-database commit with a
  * super-journal, and after every crash both databases must hold the same
@@ -8,7 +8,7 @@
  * (ATT_UNIX): a file of crashfs.  ATT_UNIX_MAIN turns the latter around:
  * the workload's connection opens the unix database and ATTACHes the cow
  * one (issue 12's reproducer).  With a unix database, the checks recover
- * it first, on its own, in half of the states (crash_check.c): it sees the
+ * it first, on its own, in half of the states (check.c): it sees the
  * cow database's journal only through the journal mirror beside the
  * container (vfs/vfs_mirror.c).
  *

@@ -1,5 +1,5 @@
 /*
- * fsck_dump.c - cowctl dump: a decoded listing of a container (fsck.h).
+ * dump.c - cowctl dump: a decoded listing of a container (tools/fsck.h).
  */
 #include "fsck_int.h"
 

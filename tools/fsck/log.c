@@ -1,5 +1,5 @@
 /*
- * fsck_log.c - pass 5 of the checker: the log, read as replay reads it,
+ * log.c - pass 5 of the checker: the log, read as replay reads it,
  * and the proofs of lost commits and records (see fsck.c).
  */
 #include "fsck_int.h"

@@ -1,6 +1,6 @@
 /*
- * crash_wl.c - the crash simulator's workloads, their model of the
- * database, and the record phase (see crash.c).
+ * workloads.c - the crash simulator's workloads, their model of the
+ * database, and the record phase (see driver.c).
  */
 #include "crash.h"
 #include "format.h" /* COW_ONE_FLUSH_MAX_BLOCKS */

@@ -1,5 +1,5 @@
 /*
- * crash_shim.c - the crash simulator's shim VFS "crashshim" (see crash.c).
+ * shim.c - the crash simulator's shim VFS "crashshim" (see driver.c).
  */
 #include "crash.h"
 

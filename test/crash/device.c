@@ -1,7 +1,7 @@
 /*
- * crash_dev.c - the crash simulator's harness state, its simulated device
+ * device.c - the crash simulator's harness state, its simulated device
  * (the op log of the record phase, the image of a crash state) and the
- * shadows of the files SQLite writes (see crash.c).
+ * shadows of the files SQLite writes (see driver.c).
  */
 #include "crash.h"
 

@@ -1,6 +1,6 @@
 /*
- * crash_check.c - the crash simulator's checks of one crash state (see
- * crash.c).
+ * check.c - the crash simulator's checks of one crash state (see
+ * driver.c).
  */
 #include "crash.h"
 

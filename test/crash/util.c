@@ -1,6 +1,6 @@
 /*
- * crash_util.c - the crash simulator's hashing, PRNG, hash set and
- * failure messages (see crash.c).
+ * util.c - the crash simulator's hashing, PRNG, hash set and
+ * failure messages (see driver.c).
  */
 #include "crash.h"
 

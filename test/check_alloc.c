@@ -1,0 +1,117 @@
+/*
+ * check_alloc.c - the "alloc" suite: the extent allocator and its block
+ * group accounting.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store_int.h"
+#include "testutil.h"
+#include "../tools/fsck.h"
+
+/* ---- allocator ---- */
+
+static uint64_t sum_used(cow_store *st)
+{
+    uint64_t u = 0;
+    for (size_t i = 0; i < st->nbgs; i++)
+        u += st->bgs[i].used;
+    return u;
+}
+
+START_TEST(alloc_pinned_not_reused)
+{
+    struct memdev_ctl *ctl;
+    cow_store *st;
+    struct cow_dev *dev = memdev_new(&ctl);
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    cow_mutex_lock(&st->lock);
+    uint64_t a, got, b;
+    uint64_t used0 = sum_used(st);
+    ck_assert_int_eq(alloc_blocks(st, 8, 0, &a, &got), COW_OK);
+    ck_assert_uint_eq(got, 8);
+    ck_assert_uint_eq(sum_used(st), used0 + 8 * COW_BLOCK_SIZE);
+    ck_assert_int_eq(alloc_free(st, a, 8 * COW_BLOCK_SIZE), COW_OK);
+    ck_assert_uint_eq(sum_used(st), used0);
+    /* invariant 7: freed space is not handed out before the commit */
+    for (int i = 0; i < 200; i++) {
+        ck_assert_int_eq(alloc_blocks(st, 1, i & 1, &b, &got), COW_OK);
+        ck_assert_msg(b < a || b >= a + 8 * COW_BLOCK_SIZE, "pinned block %llu reused",
+                      (unsigned long long)b);
+        ck_assert_int_eq(alloc_free(st, b, COW_BLOCK_SIZE), COW_OK);
+    }
+    st->txn_dirty = 1;
+    ck_assert_int_eq(txn_commit(st, 1), COW_OK);
+    /* after the commit it is free again */
+    st->data_cursor = 0;
+    int seen = 0;
+    for (int i = 0; i < 2000 && !seen; i++) {
+        ck_assert_int_eq(alloc_blocks(st, 1, 0, &b, &got), COW_OK);
+        seen = (b >= a && b < a + 8 * COW_BLOCK_SIZE);
+    }
+    ck_assert_msg(seen, "space freed before a commit was never reused after it");
+    cow_mutex_unlock(&st->lock);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    (void)dev; /* raw allocations without trees: nothing for fsck to see */
+}
+END_TEST
+
+START_TEST(alloc_grows_by_groups_and_enospc)
+{
+    struct memdev_ctl *ctl;
+    cow_store *st;
+    struct cow_dev *dev = memdev_new(&ctl);
+    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    size_t len = 3 * (size_t)COW_DEFAULT_BG_SIZE;
+    uint8_t *buf = malloc(len);
+    memset(buf, 0x5a, len);
+    ck_assert_int_eq(cow_file_write(f, buf, len, 0), COW_OK);
+    ck_assert_uint_ge(st->total_bytes, len);
+    ck_assert_uint_eq(st->total_bytes % st->bg_size, 0);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    uint64_t gen = cow_store_generation(st);
+    /* a full disk: a clean COW_ENOSPC, nothing changed */
+    ctl->fail_grow = 1;
+    int rc = COW_OK;
+    uint64_t size = 0, before = 0;
+    for (int i = 0; i < 20 && rc == COW_OK; i++) {
+        ck_assert_int_eq(cow_file_size(f, &before), COW_OK);
+        rc = cow_file_write(f, buf, len, (uint64_t)(i + 3) * len);
+    }
+    ck_assert_int_eq(rc, COW_ENOSPC);
+    ck_assert_int_eq(cow_file_size(f, &size), COW_OK);
+    ck_assert_uint_eq(size, before); /* the failed write changed nothing */
+    ck_assert_uint_ge(size, len);
+    size_t n;
+    uint8_t chk[4096];
+    ck_assert_int_eq(cow_file_read(f, chk, sizeof chk, 4096, &n), COW_OK);
+    ck_assert(chk[0] == 0x5a && chk[4095] == 0x5a);
+    ctl->fail_grow = 0;
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_uint_ge(cow_store_generation(st), gen);
+    cow_file_close(f);
+    fsck_memdev(st, dev);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(buf);
+}
+END_TEST
+
+Suite *alloc_suite(void)
+{
+    Suite *s = suite_create("alloc");
+    TCase *tc = tcase_create("alloc");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, alloc_pinned_not_reused);
+    tcase_add_test(tc, alloc_grows_by_groups_and_enospc);
+    suite_add_tcase(s, tc);
+    return s;
+}

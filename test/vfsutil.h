@@ -1,0 +1,136 @@
+/*
+ * vfsutil.h - helpers shared by the suites that test the "cow" SQLite VFS
+ * (check_vfs_*.c): a directory per test, checked by fsck when removed;
+ * opening and querying databases; reading and writing whole files; the cow
+ * VFS's methods called directly.  Each helper fails the test (ck_assert)
+ * when what it does fails, unless it says it returns an error.
+ *
+ * Every test works in its own temporary directory under the test case's
+ * base directory and removes it.  Tests that can only pass if the VFS keeps
+ * every file inside the container list that directory and expect the
+ * container alone.
+ */
+#ifndef COW_VFSUTIL_H
+#define COW_VFSUTIL_H
+
+#include <check.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <string.h>
+
+#define RW_CREATE (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+
+/* Checked fixture: registers the cow VFS (cowvfs_register). */
+void vfs_setup(void);
+/* A new test case NAME with a base directory per case (test_base_setup,
+ * unchecked), vfs_setup as its checked fixture, and TIMEOUT seconds. */
+TCase *vfs_tcase(const char *name, int timeout);
+/* A fresh directory for one test, in the test case's base directory
+ * (test_base_setup); the caller removes it with tdir_remove(). */
+char *tdir_make(void);
+/* Removes DIR and the files in it (the tests make no subdirectories) and
+ * frees DIR.  With CHECK (tdir_remove always), every container in it must
+ * first pass fsck: every test that writes a container checks it at the end. */
+void tdir_remove_fsck(char *dir, int check);
+void tdir_remove(char *dir);
+/* "DIR/NAME", malloc()ed. */
+char *tpath(const char *dir, const char *name);
+/* The names in DIR, sorted, separated by one space, into OUT (N bytes). */
+void dir_list(const char *dir, char *out, size_t n);
+/* The names of the store files in container PATH (not open in this
+ * process), sorted, separated by one space. */
+void store_names(const char *path, char out[1024]);
+/* Opens PATH with FLAGS through VFS (NULL: the default); busy timeout 0. */
+sqlite3 *db_open(const char *path, int flags, const char *vfs);
+/* Runs SQL; returns its result code (the extended one). */
+int exec_rc(sqlite3 *db, const char *sql);
+/* The first column of the first row of SQL as an integer (-1 if no row). */
+sqlite3_int64 query_int(sqlite3 *db, const char *sql);
+/* The first column of the first row of SQL as text (malloc()ed), or NULL. */
+char *query_text(sqlite3 *db, const char *sql);
+/* The whole file PATH, malloc()ed (one byte more than *N); *N its length. */
+void *read_whole(const char *path, size_t *n);
+/* Writes N bytes at BUF to PATH, replacing what it held. */
+void write_whole(const char *path, const void *buf, size_t n);
+/* The cow VFS (registered by vfs_setup). */
+sqlite3_vfs *cow_vfs(void);
+/* The full path SQLite would use for PATH, calloc()ed. */
+char *full_path(const char *path);
+/*
+ * ZNAME as SQLite hands names to a VFS: with four zero bytes before it and
+ * an empty parameter list after it (sqlite3_create_filename()'s layout), so
+ * that sqlite3_uri_parameter() may be used on it, as xOpen, xAccess and
+ * xDelete of the cow VFS do (snapshot=, branch=).  From a ring of buffers
+ * (valid until 8 more calls); NULL for NULL.
+ */
+const char *vfs_name(const char *zName);
+/* Opens ZNAME through the cow VFS's xOpen directly; the sqlite3_file is
+ * malloc()ed.  NULL with *pRc the error if xOpen fails. */
+sqlite3_file *raw_open(const char *zName, int flags, int *pRc);
+/* raw_open(), failing the test unless it succeeds. */
+sqlite3_file *raw_open_ok(const char *zName, int flags);
+/* xClose (must succeed) and frees F. */
+void raw_close(sqlite3_file *f);
+/* The cow VFS's xAccess(SQLITE_ACCESS_EXISTS) of ZNAME. */
+int raw_access(const char *zName);
+/* A database with NROWS rows in table t, made through VFS. */
+void make_db(const char *path, const char *vfs, int nrows);
+/* Counter NAME of PRAGMA cow_stats on DB's main database (-1 if absent). */
+long long cow_stat(sqlite3 *db, const char *name);
+
+/*
+ * The spy VFS: a test copies cow_vfs() into spy_vfs, names it, sets xOpen
+ * to spy_open and xDelete to spy_delete, and registers it.  spy_open counts
+ * super-journal opens (spy_super_opens; spy_super_name the last one's
+ * name); spy_delete counts super-journal ("-mj") deletes
+ * (spy_super_deletes), or with spy_die_on_super_delete kills the process
+ * (SIGKILL) at the first one.  Both forward to the cow VFS.
+ */
+extern sqlite3_vfs spy_vfs;
+extern int spy_super_opens, spy_super_deletes, spy_die_on_super_delete;
+extern char spy_super_name[1024];
+int spy_open(sqlite3_vfs *v, const char *z, sqlite3_file *f, int flags, int *out);
+int spy_delete(sqlite3_vfs *v, const char *z, int sync);
+
+#define ck_assert_dir(dir, expect)                                                      \
+    do {                                                                                \
+        char list_[1024];                                                               \
+        dir_list((dir), list_, sizeof list_);                                           \
+        ck_assert_msg(strcmp(list_, (expect)) == 0, "directory holds \"%s\", not \"%s\"", \
+                      list_, (expect));                                                 \
+    } while (0)
+
+#define ck_assert_store(path, expect)                                                   \
+    do {                                                                                \
+        char names_[1024];                                                              \
+        store_names((path), names_);                                                    \
+        ck_assert_msg(strcmp(names_, (expect)) == 0, "%s holds \"%s\", not \"%s\"",     \
+                      (path), names_, (expect));                                        \
+    } while (0)
+
+#define EXEC(db, sql)                                                                    \
+    do {                                                                                 \
+        char *err_ = NULL;                                                               \
+        int rc_ = sqlite3_exec((db), (sql), NULL, NULL, &err_);                          \
+        ck_assert_msg(rc_ == SQLITE_OK, "%s: %d %s", (sql), rc_, err_ ? err_ : "");      \
+        sqlite3_free(err_);                                                              \
+    } while (0)
+
+/* Asserts that SQL's first value is the text EXPECT. */
+#define ck_assert_text(args, expect)                                                     \
+    do {                                                                                 \
+        char *v_ = query_text args;                                                      \
+        ck_assert_msg(v_ != NULL && strcmp(v_, (expect)) == 0, "got \"%s\", not \"%s\"", \
+                      v_ ? v_ : "(no row)", (expect));                                   \
+        free(v_);                                                                        \
+    } while (0)
+
+/* Asserts that SQL returns no row. */
+#define ck_assert_no_row(db, sql)                                                        \
+    do {                                                                                 \
+        char *v_ = query_text((db), (sql));                                              \
+        ck_assert_msg(v_ == NULL, "%s gave \"%s\"", (sql), v_);                        \
+        free(v_);                                                                        \
+    } while (0)
+
+#endif
