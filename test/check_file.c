@@ -506,7 +506,7 @@ static int exists_path(const char *path)
 /*
  * A new container is formatted in PATH-cownew and renamed onto PATH once
  * its first commit is flushed, so a crash while formatting leaves no
- * half-made container (test/crash.c checks the crash states; this checks
+ * half-made container (test/crash/ checks the crash states; this checks
  * the files): a leftover temporary file is reused, one locked by another
  * creator is COW_EBUSY and nothing appears, an empty PATH is replaced, and
  * a read-only or non-creating open makes nothing.
