@@ -45,6 +45,7 @@
 
 #include "validate.h"
 #include "crc32c.h"
+#include "extent_map.h"
 #include "store_int.h"
 
 #define BLK COW_BLOCK_SIZE
@@ -285,7 +286,7 @@ static int build_inode(struct build *b, struct cow_inode *in)
         struct cow_key k = {in->ino, COW_LOG_RANGE, in->lr[i].start};
         int rc = rec_item(&b->items, &k, end, sizeof end);
         if (!rc)
-            rc = file_for_extents(b->st, in, in->lr[i].start, in->lr[i].end, build_extent_cb, b);
+            rc = em_for_extents(b->st, in, in->lr[i].start, in->lr[i].end, build_extent_cb, b);
         if (rc)
             return rc;
     }
@@ -430,7 +431,7 @@ static int rec_ranges_ok(cow_store *st, const struct litem *v, size_t n, uint64_
                                  st->path, (unsigned long long)seq, i,
                                  (unsigned long long)it->k.objectid,
                                  (unsigned long long)it->k.offset);
-            /* file_for_extents gives a range's extents in file order,
+            /* em_for_extents gives a range's extents in file order,
              * none overlapping: one that starts before the previous one
              * ends would map a block twice (an offset moved, crc fixed,
              * inside a range to the end of the file: found by the sweep) */
@@ -606,8 +607,11 @@ static int rec_apply(cow_store *st, const struct litem *v, size_t n)
             if (get64(it->d) <= it->k.offset || it->k.offset % BLK ||
                 (get64(it->d) % BLK && get64(it->d) != UINT64_MAX))
                 rc = COW_CORRUPT("log: bad range of inode %llu", (unsigned long long)in->ino);
-            else
-                rc = file_drop_range(st, in, it->k.offset, get64(it->d));
+            else {
+                /* clean cached pages of the range would hide its new mapping */
+                pc_forget_range(in, it->k.offset, get64(it->d));
+                rc = em_drop_range(st, in, it->k.offset, get64(it->d));
+            }
             break;
         case COW_EXTENT_DATA: {
             uint64_t disk = get64(it->d + FE_DISK_BYTENR), elen = 0;
@@ -625,7 +629,10 @@ static int rec_apply(cow_store *st, const struct litem *v, size_t n)
                                  (unsigned long long)get64(it->d + FE_DISK_NUM_BYTES),
                                  (unsigned long long)disk, (unsigned long long)elen);
             if (rc == COW_OK)
-                rc = file_insert_extent(st, in, it->k.offset, it->d);
+                rc = em_insert(st, in, it->k.offset, it->d);
+            if (rc == COW_OK)
+                pc_forget_range(in, it->k.offset,
+                                it->k.offset + get64(it->d + FE_NUM_BYTES));
             break;
         }
         case COW_INODE_ITEM:
@@ -635,7 +642,7 @@ static int rec_apply(cow_store *st, const struct litem *v, size_t n)
                                  (unsigned long long)get64(it->d + INODE_NBLOCKS));
             else {
                 in->size = in->disk_size = get64(it->d + INODE_SIZE);
-                rc = file_inode_save(st, in);
+                rc = em_inode_save(st, in);
             }
             break;
         }

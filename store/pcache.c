@@ -43,6 +43,7 @@
 
 #include "crc32c.h"
 #include "inject.h"
+#include "extent_map.h"
 #include "store_int.h"
 
 #define BLK COW_BLOCK_SIZE
@@ -268,7 +269,7 @@ static void page_wb_done(struct cow_inode *in, struct cpage *p)
 int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off)
 {
     if (in->pc.count == 0)
-        return file_read_extents(st, in, buf, len, off);
+        return em_read(st, in, buf, len, off);
     uint64_t end = off + len, pos = off;
     while (pos < end) {
         struct cpage *p = pc_find(&in->pc, pos / BLK);
@@ -286,7 +287,7 @@ int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uin
             e += BLK;
         if (e > end)
             e = end;
-        int rc = file_read_extents(st, in, buf + (pos - off), e - pos, pos);
+        int rc = em_read(st, in, buf + (pos - off), e - pos, pos);
         if (rc)
             return rc;
         pos = e;
@@ -306,7 +307,7 @@ static int pc_get(cow_store *st, struct cow_inode *in, uint64_t idx, struct cpag
         uint64_t at = idx * BLK;
         if (at < in->size) {
             uint64_t n = in->size - at < BLK ? in->size - at : BLK;
-            rc = file_read_extents(st, in, p->data, n, at);
+            rc = em_read(st, in, p->data, n, at);
             if (rc) {
                 pc_drop(&in->pc, p);
                 return rc;
@@ -359,7 +360,7 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
         struct cpage *p = pc_find(&in->pc, i);
         int yes = 0;
         if (!p || (!p->dirty && !p->wb)) {
-            rc = file_prealloc_at(st, in, i, &yes);
+            rc = em_prealloc_at(st, in, i, &yes);
             if (rc) {
                 if (inplace != small)
                     free(inplace);
@@ -488,8 +489,8 @@ static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int
 #else
         st->reserved -= oe->resv; /* this extent's own, once */
 #endif
-        rc = oe->nocow ? file_complete_prealloc(st, in, oe->off, oe->disk, nb, oe->crcs)
-                       : file_complete_extent(st, in, oe->off, oe->disk, nb, oe->crcs);
+        rc = oe->nocow ? em_complete_prealloc(st, in, oe->off, oe->disk, nb, oe->crcs)
+                       : em_complete(st, in, oe->off, oe->disk, nb, oe->crcs);
         for (uint64_t b = 0; b < nb; b++) {
             struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
             if (p && p->wb) {
@@ -566,7 +567,7 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
          * space, and stops where a preallocated range begins. */
         uint64_t bytenr, got, runlen;
         int nocow;
-        rc = file_prealloc_target(st, in, v[i] * BLK, (j - i + 1) * BLK, &nocow, &bytenr,
+        rc = em_prealloc_target(st, in, v[i] * BLK, (j - i + 1) * BLK, &nocow, &bytenr,
                                   &runlen);
         if (rc)
             break;
@@ -853,7 +854,7 @@ int pc_check_counts(cow_store *st)
             alloc += oe->nocow ? 0 : oe->resv;
         }
         uint64_t nb = 0;
-        int rc = file_for_extents(st, in, 0, UINT64_MAX, count_blocks_cb, &nb);
+        int rc = em_for_extents(st, in, 0, UINT64_MAX, count_blocks_cb, &nb);
         if (rc)
             return rc;
         if (nb != in->nblocks)

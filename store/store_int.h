@@ -601,45 +601,10 @@ void root_item_get(const uint8_t *it, struct cow_root *r);
 void root_item_put(uint8_t *it, const struct cow_root *r);
 
 /* ---- file.c ---- */
-/* For log.c: the file-layer primitives replay applies records with. */
+/* For log.c: the open inodes replay applies records to. */
 struct cow_inode;
 int file_inode_get(cow_store *st, uint64_t ino, struct cow_inode **out);
 void file_inode_forget_unused(cow_store *st);
-int file_drop_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end);
-int file_insert_extent(cow_store *st, struct cow_inode *in, uint64_t off, const uint8_t *fe);
-int file_inode_save(cow_store *st, struct cow_inode *in);
-/* Calls CB for each EXTENT_DATA item of IN overlapping [start, end), clipped
- * to the range (item bytes as on disk, FE_ITEM_SIZE). */
-int file_for_extents(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end,
-                     int (*cb)(void *arg, uint64_t off, const uint8_t *fe), void *arg);
-/* Reads [off, off+len) of IN from its extents only (not the page cache). */
-int file_read_extents(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len,
-                      uint64_t off);
-/* An ordered extent's completion: points IN's [off, +nblocks) at the data
- * written at DISK (checksums CRCS): refcount, csum item, old mapping
- * dropped, extent item inserted, inode saved.  Stops the store (txn_abort) on
- * failure. */
-int file_complete_extent(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
-                         uint64_t nblocks, const uint32_t *crcs);
-/*
- * Where writeback puts the dirty run [off, off+len) of IN (bytes, block
- * aligned): if OFF lies in a preallocated range that may be written in
- * place, *nocow = 1, *disk is OFF's block in that extent and *runlen the
- * part of the run inside it; otherwise *nocow = 0 and *runlen the part of
- * the run before the next preallocated range (new space is allocated for
- * it).  Errors from reading the tree.
- */
-int file_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t len,
-                         int *nocow, uint64_t *disk, uint64_t *runlen);
-/* *yes = 1 if file block IDX of IN is preallocated and may be written in
- * place, else 0.  Errors from reading the tree. */
-int file_prealloc_at(cow_store *st, struct cow_inode *in, uint64_t idx, int *yes);
-/* The completion of an ordered extent written in place into a preallocated
- * extent at DISK: the written blocks' checksums go into the extent's csum
- * item and the PREALLOC item is split around a REG item for them.  Stops
- * the store (txn_abort) on failure. */
-int file_complete_prealloc(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
-                           uint64_t nblocks, const uint32_t *crcs);
 /* Frees a forgotten inode (see cow_inode.forgotten). */
 void file_inode_free(struct cow_inode *in);
 int file_name_valid(const char *name);
