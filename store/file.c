@@ -29,6 +29,7 @@
 #include "extent_map.h"
 #include "inject.h"
 #include "lockdep.h"
+#include "space.h"
 #include "store_int.h"
 
 #define BLK COW_BLOCK_SIZE
@@ -258,8 +259,7 @@ static int do_preallocate(cow_store *st, struct cow_inode *in, uint64_t start, u
     uint64_t nblocks = (end - start) / BLK;
     /* all of it or nothing: free space beyond what reservations hold,
      * and room for the items */
-    int rc = alloc_reserve(st, st->reserved - st->oe_alloc + nblocks,
-                           resv_meta_blocks(st, nblocks / COW_MAX_EXTENT_BLOCKS + 1));
+    int rc = resv_room(st, nblocks, nblocks / COW_MAX_EXTENT_BLOCKS + 1);
     if (rc)
         return rc;
     uint64_t at;

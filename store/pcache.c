@@ -44,6 +44,7 @@
 #include "crc32c.h"
 #include "inject.h"
 #include "extent_map.h"
+#include "space.h"
 #include "store_int.h"
 
 #define BLK COW_BLOCK_SIZE
@@ -174,57 +175,14 @@ static void pc_maybe_evict(struct cow_inode *in, struct cpage *p)
     pc_drop(&in->pc, p);
 }
 
-/* ---- reservations (invariant 4) ---- */
-
-uint64_t resv_meta_blocks(cow_store *st, uint64_t blocks)
-{
-    /* Completing an ordered extent changes the fs tree (its EXTENT_DATA
-     * and INODE_ITEM) and the csum tree: each copies at most a path and
-     * splits once, a block per level plus one.  The commit after it adds
-     * extent-tree and root-tree paths.  Over a transaction no tree block
-     * is copied twice, so all of it together never needs more than a
-     * copy of every metadata block in use, plus splits for the new items
-     * (at most three per block, a leaf holding 20 or more).  Whichever
-     * bound is smaller. */
-    blocks += st->ndirty + st->oe_blocks;
-    uint64_t per = (uint64_t)st->fs_tree.level + 2 + st->csum_tree.level + 2;
-    uint64_t a = per * blocks + 64;
-    uint64_t b = alloc_meta_used_blocks(st) + blocks / 8 + 64;
-    return a < b ? a : b;
-}
-
-int resv_reserve(cow_store *st, struct cow_resv *r, uint64_t blocks, uint64_t pages)
-{
-    if (pages == 0)
-        return COW_OK;
-    /* Free data space for these blocks beyond what other reservations
-     * still need (in-flight ordered extents hold theirs allocated), and
-     * free metadata space for what completing all of them (and the pages
-     * already buffered) can take. */
-    uint64_t held = st->reserved - st->oe_alloc;
-    int rc = alloc_reserve(st, held + blocks, resv_meta_blocks(st, pages));
-    if (rc)
-        return rc;
-    st->reserved += blocks;
-    r->blocks += blocks;
-    return COW_OK;
-}
-
-void resv_release(cow_store *st, struct cow_resv *r)
-{
-    assert(st->reserved >= r->blocks);
-    st->reserved -= r->blocks;
-    r->blocks = 0;
-}
+/* ---- dirty pages ---- */
 
 /* P becomes dirty, taking one block of the reservation R, or none if R is
  * NULL (a page written back in place into preallocated space). */
 static void page_dirty(cow_store *st, struct cow_inode *in, struct cpage *p, struct cow_resv *r)
 {
-    if (r) {
-        assert(r->blocks > 0);
-        r->blocks--;
-    }
+    if (r)
+        resv_take(r, 1);
     struct pcache *pc = &in->pc;
     p->inplace = r == NULL;
     p->dirty = 1;
@@ -466,11 +424,11 @@ static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int
     st->noes--;
     st->oe_blocks -= nb;
     if (!oe->nocow)
-        st->oe_alloc -= oe->resv;
+        resv_unmark_allocated(st, &oe->resv);
     if (st->failed) {
         /* The store stopped meanwhile (txn_abort): nothing enters the
          * trees any more; the pages are left as they are. */
-        st->reserved -= oe->resv;
+        resv_release(st, &oe->resv);
         for (uint64_t b = 0; b < nb; b++) {
             struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
             if (p)
@@ -487,7 +445,7 @@ static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int
         st->reserved -= in->pc.wb_resv;
         in->pc.wb_resv = 0;
 #else
-        st->reserved -= oe->resv; /* this extent's own, once */
+        resv_release(st, &oe->resv); /* this extent's own, once */
 #endif
         rc = oe->nocow ? em_complete_prealloc(st, in, oe->off, oe->disk, nb, oe->crcs)
                        : em_complete(st, in, oe->off, oe->disk, nb, oe->crcs);
@@ -504,16 +462,16 @@ static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int
          * again, each taking back its block of the reservation. */
         if (!oe->nocow)
             alloc_unalloc(st, oe->disk, oe->len);
-        struct cow_resv back = {oe->resv};
+        struct cow_resv *back = &oe->resv;
         for (uint64_t b = 0; b < nb; b++) {
             struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
             if (!p)
                 continue;
             page_wb_done(in, p);
             if (!p->dirty) /* in place again: the space is still preallocated */
-                page_dirty(st, in, p, oe->nocow ? NULL : &back);
+                page_dirty(st, in, p, oe->nocow ? NULL : back);
         }
-        resv_release(st, &back);
+        resv_release(st, back); /* none left, unless a page was gone */
     }
     oe_free(oe);
     st->stats.ordered_extents++;
@@ -577,19 +535,19 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
             break;
         /* the pages' reserved blocks move to the extent (in-place pages
          * have none) */
-        uint64_t resv = 0;
+        struct cow_resv resv = {0};
         for (uint64_t b = 0; b < got; b++)
-            resv += !pc_find(&in->pc, v[i + b])->inplace;
-        if (!nocow && resv < got) {
+            resv.blocks += !pc_find(&in->pc, v[i + b])->inplace;
+        if (!nocow && resv.blocks < got) {
             /* not expected: a page dirtied in place no longer over its
              * preallocated block; it needs new space after all */
             struct cow_resv more = {0};
-            rc = resv_reserve(st, &more, got - resv, got - resv);
+            rc = resv_reserve(st, &more, got - resv.blocks, got - resv.blocks);
             if (rc) {
                 alloc_unalloc(st, bytenr, got * BLK);
                 break;
             }
-            resv = got; /* MORE's blocks now belong to the extent */
+            resv_merge(&resv, &more); /* MORE's blocks now belong to the extent */
         }
         struct oext *oe = calloc(1, sizeof *oe);
         if (!oe || !(oe->buf = malloc(got * BLK)) || !(oe->crcs = malloc(got * 4))) {
@@ -613,7 +571,7 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
             p->wb++; /* not dirty now: nredirty unchanged */
         }
         if (!nocow)
-            st->oe_alloc += got;
+            resv_mark_allocated(st, &oe->resv); /* GOT blocks */
         st->noes++;
         st->oe_blocks += got;
 #ifdef COW_BREAK_RESV_SHARED
@@ -702,8 +660,10 @@ static void punch_one(cow_store *st, struct cow_inode *in, struct cpage *p)
 {
     if (p->dirty) {
         page_undirty(st, in, p);
-        if (!p->inplace)
-            st->reserved--; /* its block, released once: here */
+        if (!p->inplace) {
+            struct cow_resv own = {1}; /* its block, released once: here */
+            resv_release(st, &own);
+        }
     }
     p->wb = 0; /* callers waited for the ordered extents */
     pc_drop(&in->pc, p);
@@ -850,8 +810,8 @@ int pc_check_counts(cow_store *st)
                                (unsigned long long)in->pc.hi);
         dirty += d;
         for (struct oext *oe = in->oes; oe; oe = oe->next) {
-            inflight += oe->resv;
-            alloc += oe->nocow ? 0 : oe->resv;
+            inflight += oe->resv.blocks;
+            alloc += oe->nocow ? 0 : oe->resv.blocks;
         }
         uint64_t nb = 0;
         int rc = em_for_extents(st, in, 0, UINT64_MAX, count_blocks_cb, &nb);

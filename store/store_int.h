@@ -199,7 +199,7 @@ struct oext {
     uint64_t disk;       /* disk_bytenr of the new extent */
     uint8_t *buf;        /* the data (copied from the pages at the start) */
     uint32_t *crcs;      /* crc32c per block */
-    uint64_t resv;       /* reserved blocks released at completion */
+    struct cow_resv resv;/* reserved blocks released at completion */
     int nocow;           /* written in place into a preallocated extent
                           * (no space of its own: RESV is the pages'
                           * reservation, not counted in oe_alloc) */
@@ -308,10 +308,11 @@ struct cow_store {
     size_t nwcrcs, cwcrcs;
     int wlog_overflow;
 
-    /* Delayed allocation (pcache.c). */
+    /* Space reservation (space.c). */
     uint64_t reserved;      /* data blocks reserved: dirty pages + in-flight
                              * ordered extents */
     uint64_t oe_alloc;      /* ... of which already allocated (in flight) */
+    /* Delayed allocation (pcache.c). */
     uint64_t ndirty;        /* dirty pages, all files */
     uint64_t dirty_limit;   /* bytes of dirty pages before writers write back */
     uint64_t noes;          /* ordered extents in flight, all files */
@@ -661,10 +662,6 @@ void pc_clear_past(struct cow_inode *in, uint64_t size);
  * store->lock is released during the device writes.  Needs IN's invalidate
  * lock (either mode) and store->lock. */
 int pc_writeback(cow_store *st, struct cow_inode *in);
-/* Free metadata blocks that must exist while the pages buffered and in
- * flight, plus BLOCKS more, are written back and committed: a bound on
- * what that can allocate (pcache.c explains it).  store->lock. */
-uint64_t resv_meta_blocks(cow_store *st, uint64_t blocks);
 /* The end (bytes) of IN's highest cached page or ordered extent, 0 if none.
  * store->lock held. */
 uint64_t pc_end(struct cow_inode *in);
@@ -697,13 +694,6 @@ void pc_unlock(struct cow_inode *in);
  * lock (shared) and store->lock. */
 int pc_fetch(cow_store *st, struct cow_inode *in, uint64_t off, size_t len, void **pp);
 void pc_unfetch(struct cow_inode *in, uint64_t off, void *ptr);
-/* Reservations: see struct cow_resv.  resv_reserve() adds BLOCKS data
- * blocks to R, once the free data space for them and the free metadata
- * space for writing back PAGES more pages (resv_meta_blocks) exist,
- * growing the container if needed.  COW_ENOSPC (nothing reserved),
- * COW_EIO_TRUNCATE, COW_ENOMEM. */
-int resv_reserve(cow_store *st, struct cow_resv *r, uint64_t blocks, uint64_t pages);
-void resv_release(cow_store *st, struct cow_resv *r);
 /* Recomputes the reserved and dirty counts and open inodes' block counts
  * and compares them (after every commit in debug builds).  COW_ECORRUPT
  * with a message naming the first mismatch. */
