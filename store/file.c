@@ -29,6 +29,7 @@
 #include "extent_map.h"
 #include "inject.h"
 #include "lockdep.h"
+#include "ordered.h"
 #include "space.h"
 #include "store_int.h"
 
@@ -80,6 +81,7 @@ static long dir_find(const uint8_t *buf, size_t size, const char *name, uint64_t
 
 int file_lookup(cow_store *st, struct cow_root *r, const char *name, uint64_t *ino)
 {
+    lk_assert_store(st);
     uint8_t buf[COW_MAX_ITEM_DATA];
     size_t size;
     int rc = dir_read(st, r, name, buf, &size);
@@ -139,6 +141,7 @@ static int dir_remove(cow_store *st, struct cow_root *r, const char *name)
 static int inode_get(cow_store *st, struct cow_root *r, uint64_t ino, const char *name,
                      struct cow_inode **out)
 {
+    lk_assert_store(st);
     for (struct cow_inode *in = st->inodes; in; in = in->next)
         if (in->ino == ino && in->root == r) {
             *out = in;
@@ -189,6 +192,7 @@ void file_inode_free(struct cow_inode *in)
  * flusher when it lets go (nref). */
 static void inode_forget(cow_store *st, struct cow_inode *in)
 {
+    lk_assert_store(st);
     struct cow_inode **pp = &st->inodes;
     while (*pp && *pp != in)
         pp = &(*pp)->next;
@@ -205,11 +209,13 @@ static void inode_forget(cow_store *st, struct cow_inode *in)
 
 int file_inode_get(cow_store *st, uint64_t ino, struct cow_inode **out)
 {
+    lk_assert_store(st);
     return inode_get(st, &st->fs_tree, ino, NULL, out);
 }
 
 void file_inode_forget_unused(cow_store *st)
 {
+    lk_assert_store(st);
     struct cow_inode **pp = &st->inodes;
     while (*pp) {
         struct cow_inode *in = *pp;
@@ -241,6 +247,7 @@ void file_drop_inodes(cow_store *st)
  * pages and ordered extents. */
 static int data_end(cow_store *st, struct cow_inode *in, uint64_t *end)
 {
+    lk_assert_store(st);
     *end = ROUND_UP(in->size);
     uint64_t pend = pc_end(in);
     if (pend > *end)
@@ -256,6 +263,7 @@ static int data_end(cow_store *st, struct cow_inode *in, uint64_t *end)
  * holds); see cow_file_preallocate(). */
 static int do_preallocate(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end)
 {
+    lk_assert_store(st);
     uint64_t nblocks = (end - start) / BLK;
     /* all of it or nothing: free space beyond what reservations hold,
      * and room for the items */
@@ -279,6 +287,7 @@ static int do_preallocate(cow_store *st, struct cow_inode *in, uint64_t start, u
  * invalidate lock exclusively and waited for the ordered extents there. */
 static int do_truncate(cow_store *st, struct cow_inode *in, uint64_t size)
 {
+    lk_assert_store(st);
     int rc;
     if (size > (1ull << 62))
         return cow_set_error(COW_EINVAL, "size %llu too large", (unsigned long long)size);
@@ -320,6 +329,7 @@ static int do_truncate(cow_store *st, struct cow_inode *in, uint64_t size)
 /* Removes an inode and all its data (its name is already gone). */
 static int inode_destroy(cow_store *st, struct cow_inode *in)
 {
+    lk_assert_store(st);
     st->log_blocked = 1;
     pc_punch(st, in, 0);
     int rc = em_drop_range(st, in, 0, UINT64_MAX);
@@ -335,6 +345,7 @@ static int inode_destroy(cow_store *st, struct cow_inode *in)
 
 int file_cleanup_orphans(cow_store *st, struct cow_root *r)
 {
+    lk_assert_store(st);
     for (;;) {
         struct cow_key k = {COW_ORPHAN_OBJECTID, COW_ORPHAN_ITEM, 0}, f;
         int rc = bt_seek_ge(st, r, &k, &f, NULL, 0, NULL);
@@ -514,8 +525,10 @@ int cow_file_write(cow_file *f, const void *buf, size_t len, uint64_t off)
     if (rc && wrote) {
         /* A failed write cleans up through truncate's path: the pages it
          * left past the end of file go, with their reservations, as one
-         * step under the invalidate lock held exclusively (invariant 3;
-         * ../shared/reference/xfs-punch-delalloc-on-write-failure.txt). */
+         * step under the invalidate lock held exclusively, so that no
+         * reader can cache a page of that range meanwhile and see stale
+         * data once the range is written again (docs/DESIGN.md,
+         * invariant 3). */
         pc_lock_excl(in);
         LOCK(st);
         uint64_t eof = ROUND_UP(in->size);
@@ -674,6 +687,7 @@ const char *cow_file_name(cow_file *f)
  * inode.  Lock held. */
 static int unlink_locked(cow_store *st, struct cow_root *r, const char *name)
 {
+    lk_assert_store(st);
     uint64_t ino;
     int rc = file_lookup(st, r, name, &ino);
     if (rc)
@@ -708,11 +722,13 @@ static int unlink_locked(cow_store *st, struct cow_root *r, const char *name)
 
 int file_unlink_in(cow_store *st, struct cow_root *r, const char *name)
 {
+    lk_assert_store(st);
     return unlink_locked(st, r, name);
 }
 
 int file_rebind(cow_store *st, struct cow_inode *in)
 {
+    lk_assert_store(st);
     struct cow_root *r = in->root;
     uint64_t ino;
     if (!in->name)

@@ -1,40 +1,34 @@
 /*
- * pcache.c - the per-file page cache, delayed allocation and ordered
- * extents: the write path between xWrite and the trees.
+ * pcache.c - the per-file page cache and delayed allocation: the write
+ * path between xWrite and the ordered extents.
  *
  * xWrite copies into cached pages of the file (4 KiB blocks) and marks them
  * dirty: delayed allocation (delalloc, as in ext4, XFS and btrfs).  Space
  * is reserved when a page first becomes dirty, by the call that dirties it
- * (struct cow_resv, invariant 4), so a full disk fails the xWrite with
- * COW_ENOSPC, never the writeback.  Reads see the cached pages first.
+ * (space.h: struct cow_resv; docs/DESIGN.md, invariant 4), so a full disk
+ * fails the xWrite with COW_ENOSPC, never the writeback.  Reads see the
+ * cached pages first, then the extent map (extent_map.h).
  *
  * Writeback (at xSync, at the end of a write transaction, past the dirty
  * limit, and by the background flusher) turns runs of dirty pages into
- * ordered extents (btrfs's struct btrfs_ordered_extent): contiguous new
- * space is allocated, the ordered extent is linked into the inode, and only
- * then is the range noted for the log, so the extent map that points at the
- * new space is visible only once its ordered extent exists (invariant 2;
- * ../shared/reference/btrfs-fsync-vs-dio-prealloc.txt).  The data is
- * written with store->lock released; completion, under the lock again,
- * inserts the checksums and file extent items into the running transaction
- * and releases the reservation, exactly once.  A failed write puts the
- * pages back to dirty (holding the reservation again) and reports the
- * error; nothing the trees reach changed.
- *
- * Who waits for ordered extents: an fsync waits for those overlapping the
- * ranges it is about to log, after collecting the ranges; a commit and a
- * log record of every file (cow_store_persist) wait for all of them; a
- * shrinking truncate waits for those past the new end, holding the
- * invalidate lock exclusively so that no new one starts meanwhile.
+ * ordered extents (ordered.h): contiguous new space is allocated, or the
+ * preallocated extent under the run is written in place; the pages' data
+ * and reserved blocks go to the ordered extent, which goes in flight before
+ * its range is noted for the log (docs/DESIGN.md, invariant 2: an fsync
+ * must never log a mapping whose data is still being written).  The data
+ * is written with store->lock released; completion (oe_complete) puts the
+ * extent into the trees, and the pages are settled after it: clean, or, if
+ * the write failed, dirty again holding their reserved blocks again.
+ * Nothing the trees reach changed on a failed write.
  *
  * Pages stay cached while dirty, in writeback (the trees do not point at
  * the new data yet), pinned by xFetch, or when they hold the file's last
  * block (the next append's partial first block); the others are dropped
  * once written back.
  *
- * Locking: in->invalidate (an rwlock) before store->lock.  Pages, counters
- * and the ordered-extent lists are protected by store->lock.  An ordered
- * extent's buffer belongs to the thread that started it.
+ * Calls down only: ordered extents, the extent map, space reservation, the
+ * allocator.  Locking: in->invalidate (an rwlock) before store->lock.
+ * Pages and counters are protected by store->lock.
  */
 #include <assert.h>
 #include <errno.h>
@@ -44,7 +38,9 @@
 #include "crc32c.h"
 #include "inject.h"
 #include "extent_map.h"
+#include "ordered.h"
 #include "space.h"
+#include "lockdep.h"
 #include "store_int.h"
 
 #define BLK COW_BLOCK_SIZE
@@ -226,6 +222,7 @@ static void page_wb_done(struct cow_inode *in, struct cpage *p)
 
 int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off)
 {
+    lk_assert_store(st);
     if (in->pc.count == 0)
         return em_read(st, in, buf, len, off);
     uint64_t end = off + len, pos = off;
@@ -281,6 +278,7 @@ static int pc_get(cow_store *st, struct cow_inode *in, uint64_t idx, struct cpag
 int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t len, uint64_t off,
              int flags)
 {
+    lk_assert_store(st);
     uint64_t end;
     int rc = range_end(off, len, &end);
     if (rc || end > (1ull << 62))
@@ -362,6 +360,7 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
 
 int pc_zero_tail(cow_store *st, struct cow_inode *in)
 {
+    lk_assert_store(st);
     if (in->size % BLK == 0)
         return COW_OK;
     struct cpage *p = pc_find(&in->pc, in->size / BLK);
@@ -382,101 +381,39 @@ void pc_clear_past(struct cow_inode *in, uint64_t size)
         memset(p->data + size % BLK, 0, BLK - size % BLK);
 }
 
-/* ---- ordered extents ---- */
+/* ---- writeback ---- */
 
-static void oe_wait_one(cow_store *st);
-
-static int ranges_overlap(uint64_t s1, uint64_t e1, uint64_t s2, uint64_t e2)
-{
-    return s1 < e2 && s2 < e1;
-}
-
-static void oe_link(struct cow_inode *in, struct oext *oe)
-{
-    oe->next = in->oes;
-    in->oes = oe;
-}
-
-static void oe_unlink(struct cow_inode *in, struct oext *oe)
-{
-    struct oext **pp = &in->oes;
-    while (*pp && *pp != oe)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = oe->next;
-}
-
-static void oe_free(struct oext *oe)
-{
-    free(oe->buf);
-    free(oe->crcs);
-    free(oe);
-}
-
-/* Ends ordered extent OE of IN whose data write returned WRC: on success
- * its extent enters the trees; either way its reservation is released,
- * once, here.  Wakes the waiters. */
-static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int wrc)
+/* The pages of ordered extent OE of IN after oe_complete (OUTCOME): one
+ * ordered extent fewer holds their data; written ones may be evicted,
+ * those whose data did not reach the device are dirty again, each taking
+ * back its block of OE's reservation (the rest is released). */
+static void pages_done(cow_store *st, struct cow_inode *in, struct oext *oe,
+                       enum oe_outcome outcome)
 {
     uint64_t nb = oe->len / BLK;
-    int rc = wrc;
-    oe_unlink(in, oe);
-    st->noes--;
-    st->oe_blocks -= nb;
-    if (!oe->nocow)
-        resv_unmark_allocated(st, &oe->resv);
-    if (st->failed) {
-        /* The store stopped meanwhile (txn_abort): nothing enters the
-         * trees any more; the pages are left as they are. */
-        resv_release(st, &oe->resv);
-        for (uint64_t b = 0; b < nb; b++) {
-            struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
-            if (p)
-                page_wb_done(in, p);
-        }
-        rc = cow_set_error(COW_EFAILED, "the store stopped while an ordered extent of inode "
-                                        "%llu was written; reopen the container",
-                           (unsigned long long)in->ino);
-    } else if (rc == COW_OK) {
-#ifdef COW_BREAK_RESV_SHARED
-        /* BROKEN ON PURPOSE (make race-proof): what to release is per-file
-         * state, which counts another thread's ordered extents as this
-         * one's (the ext4 xattr race). */
-        st->reserved -= in->pc.wb_resv;
-        in->pc.wb_resv = 0;
-#else
-        resv_release(st, &oe->resv); /* this extent's own, once */
-#endif
-        rc = oe->nocow ? em_complete_prealloc(st, in, oe->off, oe->disk, nb, oe->crcs)
-                       : em_complete(st, in, oe->off, oe->disk, nb, oe->crcs);
-        for (uint64_t b = 0; b < nb; b++) {
-            struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
-            if (p && p->wb) {
+    for (uint64_t b = 0; b < nb; b++) {
+        struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
+        if (!p)
+            continue;
+        switch (outcome) {
+        case OE_STORE_STOPPED: /* one holder fewer, otherwise left as they are */
+            page_wb_done(in, p);
+            break;
+        case OE_WRITTEN:
+            if (p->wb) {
                 page_wb_done(in, p);
                 pc_maybe_evict(in, p);
             }
-        }
-    } else {
-        /* The data did not reach the device: the space was never
-         * referenced (or stays preallocated), and the pages are dirty
-         * again, each taking back its block of the reservation. */
-        if (!oe->nocow)
-            alloc_unalloc(st, oe->disk, oe->len);
-        struct cow_resv *back = &oe->resv;
-        for (uint64_t b = 0; b < nb; b++) {
-            struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
-            if (!p)
-                continue;
+            break;
+        case OE_WRITE_FAILED:
             page_wb_done(in, p);
             if (!p->dirty) /* in place again: the space is still preallocated */
-                page_dirty(st, in, p, oe->nocow ? NULL : back);
+                page_dirty(st, in, p, oe->nocow ? NULL : &oe->resv);
+            break;
         }
-        resv_release(st, back); /* none left, unless a page was gone */
     }
-    oe_free(oe);
-    st->stats.ordered_extents++;
-    pthread_cond_broadcast(&st->oe_cond);
-    return rc;
+    if (outcome == OE_WRITE_FAILED)
+        resv_release(st, &oe->resv); /* none left, unless a page was gone */
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -493,6 +430,7 @@ static int redirtied_in_flight(const struct cow_inode *in)
 
 int pc_writeback(cow_store *st, struct cow_inode *in)
 {
+    lk_assert_store(st);
     /* A page written again while its last writeback is in flight waits
      * for that one to complete (wait_on_page_writeback): two ordered
      * extents of one block never run at once, so they cannot complete
@@ -526,7 +464,7 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
         uint64_t bytenr, got, runlen;
         int nocow;
         rc = em_prealloc_target(st, in, v[i] * BLK, (j - i + 1) * BLK, &nocow, &bytenr,
-                                  &runlen);
+                                &runlen);
         if (rc)
             break;
         if (nocow)
@@ -549,20 +487,13 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
             }
             resv_merge(&resv, &more); /* MORE's blocks now belong to the extent */
         }
-        struct oext *oe = calloc(1, sizeof *oe);
-        if (!oe || !(oe->buf = malloc(got * BLK)) || !(oe->crcs = malloc(got * 4))) {
-            if (oe)
-                oe_free(oe);
+        struct oext *oe;
+        rc = oe_create(v[i] * BLK, got, bytenr, nocow, &resv, &oe);
+        if (rc) {
             if (!nocow)
                 alloc_unalloc(st, bytenr, got * BLK);
-            rc = cow_set_error(COW_ENOMEM, "out of memory");
             break;
         }
-        oe->off = v[i] * BLK;
-        oe->len = got * BLK;
-        oe->disk = bytenr;
-        oe->nocow = nocow;
-        oe->resv = resv;
         for (uint64_t b = 0; b < got; b++) {
             struct cpage *p = pc_find(&in->pc, v[i + b]);
             memcpy(oe->buf + b * BLK, p->data, BLK);
@@ -570,25 +501,7 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
             page_undirty(st, in, p);
             p->wb++; /* not dirty now: nredirty unchanged */
         }
-        if (!nocow)
-            resv_mark_allocated(st, &oe->resv); /* GOT blocks */
-        st->noes++;
-        st->oe_blocks += got;
-#ifdef COW_BREAK_RESV_SHARED
-        in->pc.wb_resv += got;
-#endif
-#ifdef COW_BREAK_OE_ORDER
-        /* BROKEN ON PURPOSE (make race-proof): the extent map becomes
-         * visible before its ordered extent exists. */
-        log_note_range(in, oe->off, oe->off + oe->len);
-        UNLOCK(st);
-        COW_INJECT("writeback:before_io");
-        LOCK(st);
-        oe_link(in, oe);
-#else
-        oe_link(in, oe); /* the ordered extent first, */
-        log_note_range(in, oe->off, oe->off + oe->len); /* then the extent map */
-#endif
+        oe_start(st, in, oe); /* linked, then noted for the log */
         mine[nmine++] = oe;
         i += got;
     }
@@ -596,61 +509,16 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
     /* Write each with the lock released, and complete it. */
     for (size_t k = 0; k < nmine; k++) {
         struct oext *oe = mine[k];
-        UNLOCK(st);
-        COW_INJECT("writeback:before_io");
-        int wrc = st->dev->write(st->dev, oe->buf, (size_t)oe->len, oe->disk);
-        LOCK(st);
-        int crc = oe_complete(st, in, oe, wrc);
+        int wrc = oe_write(st, oe);
+        enum oe_outcome outcome;
+        int crc = oe_complete(st, in, oe, wrc, &outcome);
+        pages_done(st, in, oe, outcome);
+        oe_free(oe);
         if (rc == COW_OK)
             rc = crc;
     }
     free(mine);
     return rc;
-}
-
-/* 1 if an ordered extent of IN overlaps [start, end). */
-static int oe_overlaps(const struct cow_inode *in, uint64_t start, uint64_t end)
-{
-    for (const struct oext *oe = in->oes; oe; oe = oe->next)
-        if (ranges_overlap(oe->off, oe->off + oe->len, start, end))
-            return 1;
-    return 0;
-}
-
-/* Waits for the next completion (store->lock released meanwhile). */
-static void oe_wait_one(cow_store *st)
-{
-    COW_INJECT("ordered:wait");
-    cow_cond_wait(&st->oe_cond, &st->lock);
-}
-
-void oe_wait_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end)
-{
-    while (oe_overlaps(in, start, end))
-        oe_wait_one(st);
-}
-
-void oe_wait_logged(cow_store *st, struct cow_inode *in)
-{
-    for (;;) {
-        /* the ranges to log, as they are now; then their ordered extents */
-        int busy = 0;
-        for (const struct oext *oe = in->oes; oe && !busy; oe = oe->next)
-            for (size_t i = 0; i < in->nlr && !busy; i++)
-                busy = ranges_overlap(oe->off, oe->off + oe->len, in->lr[i].start,
-                                      in->lr[i].end);
-        if (!busy && in->log_overflow)
-            busy = in->oes != NULL;
-        if (!busy)
-            return;
-        oe_wait_one(st);
-    }
-}
-
-void oe_wait_all(cow_store *st)
-{
-    while (st->noes)
-        oe_wait_one(st);
 }
 
 /* ---- dropping pages ---- */
@@ -671,6 +539,7 @@ static void punch_one(cow_store *st, struct cow_inode *in, struct cpage *p)
 
 void pc_punch(cow_store *st, struct cow_inode *in, uint64_t idx)
 {
+    lk_assert_store(st);
     struct pcache *pc = &in->pc;
     if (idx >= pc->hi)
         return;
@@ -728,6 +597,7 @@ void pc_forget_range(struct cow_inode *in, uint64_t start, uint64_t end)
 
 int pc_writeback_all(cow_store *st)
 {
+    assert(!cow_mutex_held(&st->lock)); /* takes it, after each invalidate lock */
     LOCK(st);
     size_t n = 0;
     for (struct cow_inode *in = st->inodes; in; in = in->next)
@@ -770,11 +640,8 @@ uint64_t pc_end(struct cow_inode *in)
     struct pcache *pc = &in->pc;
     while (pc->hi > 0 && !pc_find(pc, pc->hi - 1))
         pc->hi--;
-    uint64_t end = pc->hi * BLK;
-    for (const struct oext *oe = in->oes; oe; oe = oe->next)
-        if (oe->off + oe->len > end)
-            end = oe->off + oe->len;
-    return end;
+    uint64_t end = pc->hi * BLK, oend = oe_end(in);
+    return oend > end ? oend : end;
 }
 
 /* ---- the debug check of the counts ---- */
@@ -788,6 +655,7 @@ static int count_blocks_cb(void *arg, uint64_t off, const uint8_t *fe)
 
 int pc_check_counts(cow_store *st)
 {
+    lk_assert_store(st);
     uint64_t dirty = 0, inflight = 0, alloc = 0, held = 0;
     for (struct cow_inode *in = st->inodes; in; in = in->next) {
         uint64_t d = 0, rd = 0, listed = 0, hi = 0;
@@ -809,10 +677,7 @@ int pc_check_counts(cow_store *st)
                                (unsigned long long)hi, in->pc.ndirty, in->pc.nredirty,
                                (unsigned long long)in->pc.hi);
         dirty += d;
-        for (struct oext *oe = in->oes; oe; oe = oe->next) {
-            inflight += oe->resv.blocks;
-            alloc += oe->nocow ? 0 : oe->resv.blocks;
-        }
+        oe_count_resv(in, &inflight, &alloc);
         uint64_t nb = 0;
         int rc = em_for_extents(st, in, 0, UINT64_MAX, count_blocks_cb, &nb);
         if (rc)
@@ -862,6 +727,7 @@ void pc_unlock(struct cow_inode *in)
 
 int pc_fetch(cow_store *st, struct cow_inode *in, uint64_t off, size_t len, void **pp)
 {
+    lk_assert_store(st);
     *pp = NULL;
     if (len == 0 || off / BLK != (off + len - 1) / BLK || off + len > in->size)
         return COW_OK; /* not within one block of the file: the caller reads */

@@ -29,7 +29,12 @@
 
 #include "store_int.h"
 
-/* struct cow_resv: store_int.h. */
+/* A reservation of data blocks, held by the call that made it (invariant
+ * 4): resv_reserve() adds to it, each page a write dirties takes one, and
+ * resv_release() returns the rest.  Never shared between calls. */
+struct cow_resv {
+    uint64_t blocks;
+};
 
 /* Free metadata blocks that must exist while the pages buffered and in
  * flight, plus BLOCKS more changes (a page or an extent each), are written

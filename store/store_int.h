@@ -142,7 +142,7 @@ struct lrange {
  * the log: its next sync commits instead. */
 #define COW_LOG_MAX_RANGES 4096
 
-/* ---- page cache, delayed allocation, ordered extents (pcache.c) ---- */
+/* ---- page cache and delayed allocation (pcache.c) ---- */
 
 /* A cached block of a file.  DATA never moves while the page lives, so an
  * xFetch pointer to it stays valid until xUnfetch. */
@@ -183,28 +183,8 @@ struct pcache {
 #endif
 };
 
-/* A reservation of data blocks, held by the call that made it (invariant
- * 4): resv_reserve() adds to it, each page a write dirties takes one, and
- * resv_release() returns the rest.  Never shared between calls. */
-struct cow_resv {
-    uint64_t blocks;
-};
-
-/* An ordered extent: a delalloc range being written to its new extent.
- * Exists (in the inode's list) before the range is noted for the log, and
- * its file extent items enter the trees only at completion, after the data
- * is written (invariant 2). */
-struct oext {
-    uint64_t off, len;   /* file bytes, block aligned */
-    uint64_t disk;       /* disk_bytenr of the new extent */
-    uint8_t *buf;        /* the data (copied from the pages at the start) */
-    uint32_t *crcs;      /* crc32c per block */
-    struct cow_resv resv;/* reserved blocks released at completion */
-    int nocow;           /* written in place into a preallocated extent
-                          * (no space of its own: RESV is the pages'
-                          * reservation, not counted in oe_alloc) */
-    struct oext *next;
-};
+/* struct cow_resv: space.h; struct oext: ordered.h. */
+struct oext;
 
 /* ---- in-memory inode (one per file with open handles) ---- */
 struct cow_inode {
@@ -315,10 +295,11 @@ struct cow_store {
     /* Delayed allocation (pcache.c). */
     uint64_t ndirty;        /* dirty pages, all files */
     uint64_t dirty_limit;   /* bytes of dirty pages before writers write back */
+    int flush_wanted;       /* the flusher should write everything back */
+    /* Ordered extents (ordered.c). */
     uint64_t noes;          /* ordered extents in flight, all files */
     uint64_t oe_blocks;     /* ... and the blocks they write */
     pthread_cond_t oe_cond; /* an ordered extent completed (waits on lock) */
-    int flush_wanted;       /* the flusher should write everything back */
 
     uint64_t ncommits;
     uint64_t ncommits_one_flush;
@@ -629,7 +610,7 @@ int file_open_in(cow_store *st, struct cow_root *r, const char *name, int create
                  cow_file **out);
 void file_drop_inodes(cow_store *st);
 
-/* ---- pcache.c (page cache, delalloc, ordered extents) ---- */
+/* ---- pcache.c (page cache, delayed allocation) ---- */
 /* Initialises IN's page cache and invalidate lock (a new inode). */
 int pc_init(struct cow_inode *in);
 /* Frees every page (pinned ones too: only when the inode goes away). */
@@ -665,14 +646,6 @@ int pc_writeback(cow_store *st, struct cow_inode *in);
 /* The end (bytes) of IN's highest cached page or ordered extent, 0 if none.
  * store->lock held. */
 uint64_t pc_end(struct cow_inode *in);
-/* Waits (releasing store->lock) until no ordered extent of IN overlaps
- * [start, end); all of IN's when END is UINT64_MAX and START 0. */
-void oe_wait_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end);
-/* Waits until no ordered extent of IN overlaps a range noted for the log
- * (before a log record of IN is built). */
-void oe_wait_logged(cow_store *st, struct cow_inode *in);
-/* Waits until no ordered extent is in flight in the store. */
-void oe_wait_all(cow_store *st);
 /* Drops IN's cached pages from block index IDX on (releasing the
  * reservations of dirty ones); pinned pages are detached, not freed.  With
  * the invalidate lock held exclusively, together with the extents. */
