@@ -14,10 +14,10 @@
  * the writeback that started the ordered extent settles them after
  * oe_complete returns (its outcome says how) and then frees it (oe_free).
  *
- * Who may call it: the page cache (pcache.c: creation and completion), the
- * files, the log, transactions and subvolumes (the waits).  It calls only
- * down: the extent map, space reservation, the allocator, the device, and
- * log_note_range.
+ * Who may call it: the page cache (pcache.c: creation and completion);
+ * files, the store's persist, transactions and subvolumes (the waits).  It
+ * calls only down: the extent map, space reservation, the allocator, the
+ * device, and log_note_range (which only records a range in the inode).
  *
  * Ownership: the thread whose writeback created an ordered extent owns it
  * (its buffer, its reservation) until it frees it; the inode's list
