@@ -29,15 +29,19 @@
  * flushed; and log area k is rewritten only after a commit to superblock
  * copy k, which never holds the last flushed commit.
  *
- * The order of the fast fsync (invariant 2; the race in
- * ../shared/reference/btrfs-fsync-vs-dio-prealloc.txt): writeback links an
- * ordered extent into its inode before it notes the range here, and an
+ * The order of the fast fsync (docs/DESIGN.md, invariant 2: a sync must
+ * never log a mapping whose data is still being written, or replay would
+ * point the file at blocks that never reached the device): writeback links
+ * an ordered extent into its inode before it notes the range here, and an
  * extent item enters the trees only when its ordered extent completes,
  * after the data is written.  Every caller of log_write first waits for
  * the ordered extents overlapping the ranges it logs (oe_wait_logged,
- * oe_wait_all in pcache.c), so a record never points at data not written.
+ * oe_wait_all in ordered.c), so a record never points at data not written.
  *
- * Locking: store->lock held by every caller.
+ * Replay changes the extent map directly (extent_map.h) and drops the
+ * clean cached pages of the ranges it changes (pc_forget_range).
+ *
+ * Locking: store->lock held by every caller (asserted).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -45,12 +49,15 @@
 
 #include "validate.h"
 #include "crc32c.h"
+#include "extent_map.h"
+#include "lockdep.h"
 #include "store_int.h"
 
 #define BLK COW_BLOCK_SIZE
 
 int log_usable(cow_store *st)
 {
+    lk_assert_store(st);
     return st->log_blocks && !st->log_blocked && !st->readonly && !st->failed;
 }
 
@@ -110,6 +117,7 @@ void log_note_range(struct cow_inode *in, uint64_t start, uint64_t end)
 
 void log_reset(cow_store *st)
 {
+    lk_assert_store(st);
     st->log_next = 0;
     st->log_seq = 0;
     st->log_blocked = 0;
@@ -123,6 +131,7 @@ void log_reset(cow_store *st)
 
 uint64_t log_new_id(cow_store *st)
 {
+    lk_assert_store(st);
     if (st->rng == 0) {
         uint64_t seed = 0;
         if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
@@ -142,6 +151,7 @@ uint64_t log_new_id(cow_store *st)
 
 int log_alloc_areas(cow_store *st)
 {
+    lk_assert_store(st);
     uint64_t at;
     int rc = alloc_contig_meta(st, 2 * (uint64_t)COW_LOG_AREA_BLOCKS, &at);
     if (rc)
@@ -285,7 +295,7 @@ static int build_inode(struct build *b, struct cow_inode *in)
         struct cow_key k = {in->ino, COW_LOG_RANGE, in->lr[i].start};
         int rc = rec_item(&b->items, &k, end, sizeof end);
         if (!rc)
-            rc = file_for_extents(b->st, in, in->lr[i].start, in->lr[i].end, build_extent_cb, b);
+            rc = em_for_extents(b->st, in, in->lr[i].start, in->lr[i].end, build_extent_cb, b);
         if (rc)
             return rc;
     }
@@ -301,6 +311,7 @@ static int build_inode(struct build *b, struct cow_inode *in)
 
 int log_write(cow_store *st, struct cow_inode **v, size_t n, int flush)
 {
+    lk_assert_store(st);
     struct build b = {.st = st};
     int rc = COW_OK;
     uint8_t *buf = NULL;
@@ -430,7 +441,7 @@ static int rec_ranges_ok(cow_store *st, const struct litem *v, size_t n, uint64_
                                  st->path, (unsigned long long)seq, i,
                                  (unsigned long long)it->k.objectid,
                                  (unsigned long long)it->k.offset);
-            /* file_for_extents gives a range's extents in file order,
+            /* em_for_extents gives a range's extents in file order,
              * none overlapping: one that starts before the previous one
              * ends would map a block twice (an offset moved, crc fixed,
              * inside a range to the end of the file: found by the sweep) */
@@ -606,8 +617,11 @@ static int rec_apply(cow_store *st, const struct litem *v, size_t n)
             if (get64(it->d) <= it->k.offset || it->k.offset % BLK ||
                 (get64(it->d) % BLK && get64(it->d) != UINT64_MAX))
                 rc = COW_CORRUPT("log: bad range of inode %llu", (unsigned long long)in->ino);
-            else
-                rc = file_drop_range(st, in, it->k.offset, get64(it->d));
+            else {
+                /* clean cached pages of the range would hide its new mapping */
+                pc_forget_range(in, it->k.offset, get64(it->d));
+                rc = em_drop_range(st, in, it->k.offset, get64(it->d));
+            }
             break;
         case COW_EXTENT_DATA: {
             uint64_t disk = get64(it->d + FE_DISK_BYTENR), elen = 0;
@@ -625,7 +639,10 @@ static int rec_apply(cow_store *st, const struct litem *v, size_t n)
                                  (unsigned long long)get64(it->d + FE_DISK_NUM_BYTES),
                                  (unsigned long long)disk, (unsigned long long)elen);
             if (rc == COW_OK)
-                rc = file_insert_extent(st, in, it->k.offset, it->d);
+                rc = em_insert(st, in, it->k.offset, it->d);
+            if (rc == COW_OK)
+                pc_forget_range(in, it->k.offset,
+                                it->k.offset + get64(it->d + FE_NUM_BYTES));
             break;
         }
         case COW_INODE_ITEM:
@@ -635,7 +652,7 @@ static int rec_apply(cow_store *st, const struct litem *v, size_t n)
                                  (unsigned long long)get64(it->d + INODE_NBLOCKS));
             else {
                 in->size = in->disk_size = get64(it->d + INODE_SIZE);
-                rc = file_inode_save(st, in);
+                rc = em_inode_save(st, in);
             }
             break;
         }
@@ -800,6 +817,7 @@ static int log_check_lost(cow_store *st)
 
 int log_replay(cow_store *st, uint64_t *napplied)
 {
+    lk_assert_store(st);
     uint8_t *rec = NULL, *tmp = NULL;
     int rc = COW_OK;
     *napplied = 0;

@@ -1,40 +1,34 @@
 /*
- * pcache.c - the per-file page cache, delayed allocation and ordered
- * extents: the write path between xWrite and the trees.
+ * pcache.c - the per-file page cache and delayed allocation: the write
+ * path between xWrite and the ordered extents.
  *
  * xWrite copies into cached pages of the file (4 KiB blocks) and marks them
  * dirty: delayed allocation (delalloc, as in ext4, XFS and btrfs).  Space
  * is reserved when a page first becomes dirty, by the call that dirties it
- * (struct cow_resv, invariant 4), so a full disk fails the xWrite with
- * COW_ENOSPC, never the writeback.  Reads see the cached pages first.
+ * (space.h: struct cow_resv; docs/DESIGN.md, invariant 4), so a full disk
+ * fails the xWrite with COW_ENOSPC, never the writeback.  Reads see the
+ * cached pages first, then the extent map (extent_map.h).
  *
  * Writeback (at xSync, at the end of a write transaction, past the dirty
  * limit, and by the background flusher) turns runs of dirty pages into
- * ordered extents (btrfs's struct btrfs_ordered_extent): contiguous new
- * space is allocated, the ordered extent is linked into the inode, and only
- * then is the range noted for the log, so the extent map that points at the
- * new space is visible only once its ordered extent exists (invariant 2;
- * ../shared/reference/btrfs-fsync-vs-dio-prealloc.txt).  The data is
- * written with store->lock released; completion, under the lock again,
- * inserts the checksums and file extent items into the running transaction
- * and releases the reservation, exactly once.  A failed write puts the
- * pages back to dirty (holding the reservation again) and reports the
- * error; nothing the trees reach changed.
- *
- * Who waits for ordered extents: an fsync waits for those overlapping the
- * ranges it is about to log, after collecting the ranges; a commit and a
- * log record of every file (cow_store_persist) wait for all of them; a
- * shrinking truncate waits for those past the new end, holding the
- * invalidate lock exclusively so that no new one starts meanwhile.
+ * ordered extents (ordered.h): contiguous new space is allocated, or the
+ * preallocated extent under the run is written in place; the pages' data
+ * and reserved blocks go to the ordered extent, which goes in flight before
+ * its range is noted for the log (docs/DESIGN.md, invariant 2: an fsync
+ * must never log a mapping whose data is still being written).  The data
+ * is written with store->lock released; completion (oe_complete) puts the
+ * extent into the trees, and the pages are settled after it: clean, or, if
+ * the write failed, dirty again holding their reserved blocks again.
+ * Nothing the trees reach changed on a failed write.
  *
  * Pages stay cached while dirty, in writeback (the trees do not point at
  * the new data yet), pinned by xFetch, or when they hold the file's last
  * block (the next append's partial first block); the others are dropped
  * once written back.
  *
- * Locking: in->invalidate (an rwlock) before store->lock.  Pages, counters
- * and the ordered-extent lists are protected by store->lock.  An ordered
- * extent's buffer belongs to the thread that started it.
+ * Calls down only: ordered extents, the extent map, space reservation, the
+ * allocator.  Locking: in->invalidate (an rwlock) before store->lock.
+ * Pages and counters are protected by store->lock.
  */
 #include <assert.h>
 #include <errno.h>
@@ -43,6 +37,10 @@
 
 #include "crc32c.h"
 #include "inject.h"
+#include "extent_map.h"
+#include "ordered.h"
+#include "space.h"
+#include "lockdep.h"
 #include "store_int.h"
 
 #define BLK COW_BLOCK_SIZE
@@ -173,57 +171,14 @@ static void pc_maybe_evict(struct cow_inode *in, struct cpage *p)
     pc_drop(&in->pc, p);
 }
 
-/* ---- reservations (invariant 4) ---- */
-
-uint64_t resv_meta_blocks(cow_store *st, uint64_t blocks)
-{
-    /* Completing an ordered extent changes the fs tree (its EXTENT_DATA
-     * and INODE_ITEM) and the csum tree: each copies at most a path and
-     * splits once, a block per level plus one.  The commit after it adds
-     * extent-tree and root-tree paths.  Over a transaction no tree block
-     * is copied twice, so all of it together never needs more than a
-     * copy of every metadata block in use, plus splits for the new items
-     * (at most three per block, a leaf holding 20 or more).  Whichever
-     * bound is smaller. */
-    blocks += st->ndirty + st->oe_blocks;
-    uint64_t per = (uint64_t)st->fs_tree.level + 2 + st->csum_tree.level + 2;
-    uint64_t a = per * blocks + 64;
-    uint64_t b = alloc_meta_used_blocks(st) + blocks / 8 + 64;
-    return a < b ? a : b;
-}
-
-int resv_reserve(cow_store *st, struct cow_resv *r, uint64_t blocks, uint64_t pages)
-{
-    if (pages == 0)
-        return COW_OK;
-    /* Free data space for these blocks beyond what other reservations
-     * still need (in-flight ordered extents hold theirs allocated), and
-     * free metadata space for what completing all of them (and the pages
-     * already buffered) can take. */
-    uint64_t held = st->reserved - st->oe_alloc;
-    int rc = alloc_reserve(st, held + blocks, resv_meta_blocks(st, pages));
-    if (rc)
-        return rc;
-    st->reserved += blocks;
-    r->blocks += blocks;
-    return COW_OK;
-}
-
-void resv_release(cow_store *st, struct cow_resv *r)
-{
-    assert(st->reserved >= r->blocks);
-    st->reserved -= r->blocks;
-    r->blocks = 0;
-}
+/* ---- dirty pages ---- */
 
 /* P becomes dirty, taking one block of the reservation R, or none if R is
  * NULL (a page written back in place into preallocated space). */
 static void page_dirty(cow_store *st, struct cow_inode *in, struct cpage *p, struct cow_resv *r)
 {
-    if (r) {
-        assert(r->blocks > 0);
-        r->blocks--;
-    }
+    if (r)
+        resv_take(r, 1);
     struct pcache *pc = &in->pc;
     p->inplace = r == NULL;
     p->dirty = 1;
@@ -267,8 +222,9 @@ static void page_wb_done(struct cow_inode *in, struct cpage *p)
 
 int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off)
 {
+    lk_assert_store(st);
     if (in->pc.count == 0)
-        return file_read_extents(st, in, buf, len, off);
+        return em_read(st, in, buf, len, off);
     uint64_t end = off + len, pos = off;
     while (pos < end) {
         struct cpage *p = pc_find(&in->pc, pos / BLK);
@@ -286,7 +242,7 @@ int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uin
             e += BLK;
         if (e > end)
             e = end;
-        int rc = file_read_extents(st, in, buf + (pos - off), e - pos, pos);
+        int rc = em_read(st, in, buf + (pos - off), e - pos, pos);
         if (rc)
             return rc;
         pos = e;
@@ -306,7 +262,7 @@ static int pc_get(cow_store *st, struct cow_inode *in, uint64_t idx, struct cpag
         uint64_t at = idx * BLK;
         if (at < in->size) {
             uint64_t n = in->size - at < BLK ? in->size - at : BLK;
-            rc = file_read_extents(st, in, p->data, n, at);
+            rc = em_read(st, in, p->data, n, at);
             if (rc) {
                 pc_drop(&in->pc, p);
                 return rc;
@@ -322,6 +278,7 @@ static int pc_get(cow_store *st, struct cow_inode *in, uint64_t idx, struct cpag
 int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t len, uint64_t off,
              int flags)
 {
+    lk_assert_store(st);
     uint64_t end;
     int rc = range_end(off, len, &end);
     if (rc || end > (1ull << 62))
@@ -359,7 +316,7 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
         struct cpage *p = pc_find(&in->pc, i);
         int yes = 0;
         if (!p || (!p->dirty && !p->wb)) {
-            rc = file_prealloc_at(st, in, i, &yes);
+            rc = em_prealloc_at(st, in, i, &yes);
             if (rc) {
                 if (inplace != small)
                     free(inplace);
@@ -403,6 +360,7 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
 
 int pc_zero_tail(cow_store *st, struct cow_inode *in)
 {
+    lk_assert_store(st);
     if (in->size % BLK == 0)
         return COW_OK;
     struct cpage *p = pc_find(&in->pc, in->size / BLK);
@@ -423,101 +381,39 @@ void pc_clear_past(struct cow_inode *in, uint64_t size)
         memset(p->data + size % BLK, 0, BLK - size % BLK);
 }
 
-/* ---- ordered extents ---- */
+/* ---- writeback ---- */
 
-static void oe_wait_one(cow_store *st);
-
-static int ranges_overlap(uint64_t s1, uint64_t e1, uint64_t s2, uint64_t e2)
-{
-    return s1 < e2 && s2 < e1;
-}
-
-static void oe_link(struct cow_inode *in, struct oext *oe)
-{
-    oe->next = in->oes;
-    in->oes = oe;
-}
-
-static void oe_unlink(struct cow_inode *in, struct oext *oe)
-{
-    struct oext **pp = &in->oes;
-    while (*pp && *pp != oe)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = oe->next;
-}
-
-static void oe_free(struct oext *oe)
-{
-    free(oe->buf);
-    free(oe->crcs);
-    free(oe);
-}
-
-/* Ends ordered extent OE of IN whose data write returned WRC: on success
- * its extent enters the trees; either way its reservation is released,
- * once, here.  Wakes the waiters. */
-static int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int wrc)
+/* The pages of ordered extent OE of IN after oe_complete (OUTCOME): one
+ * ordered extent fewer holds their data; written ones may be evicted,
+ * those whose data did not reach the device are dirty again, each taking
+ * back its block of OE's reservation (the rest is released). */
+static void pages_done(cow_store *st, struct cow_inode *in, struct oext *oe,
+                       enum oe_outcome outcome)
 {
     uint64_t nb = oe->len / BLK;
-    int rc = wrc;
-    oe_unlink(in, oe);
-    st->noes--;
-    st->oe_blocks -= nb;
-    if (!oe->nocow)
-        st->oe_alloc -= oe->resv;
-    if (st->failed) {
-        /* The store stopped meanwhile (txn_abort): nothing enters the
-         * trees any more; the pages are left as they are. */
-        st->reserved -= oe->resv;
-        for (uint64_t b = 0; b < nb; b++) {
-            struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
-            if (p)
-                page_wb_done(in, p);
-        }
-        rc = cow_set_error(COW_EFAILED, "the store stopped while an ordered extent of inode "
-                                        "%llu was written; reopen the container",
-                           (unsigned long long)in->ino);
-    } else if (rc == COW_OK) {
-#ifdef COW_BREAK_RESV_SHARED
-        /* BROKEN ON PURPOSE (make race-proof): what to release is per-file
-         * state, which counts another thread's ordered extents as this
-         * one's (the ext4 xattr race). */
-        st->reserved -= in->pc.wb_resv;
-        in->pc.wb_resv = 0;
-#else
-        st->reserved -= oe->resv; /* this extent's own, once */
-#endif
-        rc = oe->nocow ? file_complete_prealloc(st, in, oe->off, oe->disk, nb, oe->crcs)
-                       : file_complete_extent(st, in, oe->off, oe->disk, nb, oe->crcs);
-        for (uint64_t b = 0; b < nb; b++) {
-            struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
-            if (p && p->wb) {
+    for (uint64_t b = 0; b < nb; b++) {
+        struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
+        if (!p)
+            continue;
+        switch (outcome) {
+        case OE_STORE_STOPPED: /* one holder fewer, otherwise left as they are */
+            page_wb_done(in, p);
+            break;
+        case OE_WRITTEN:
+            if (p->wb) {
                 page_wb_done(in, p);
                 pc_maybe_evict(in, p);
             }
-        }
-    } else {
-        /* The data did not reach the device: the space was never
-         * referenced (or stays preallocated), and the pages are dirty
-         * again, each taking back its block of the reservation. */
-        if (!oe->nocow)
-            alloc_unalloc(st, oe->disk, oe->len);
-        struct cow_resv back = {oe->resv};
-        for (uint64_t b = 0; b < nb; b++) {
-            struct cpage *p = pc_find(&in->pc, oe->off / BLK + b);
-            if (!p)
-                continue;
+            break;
+        case OE_WRITE_FAILED:
             page_wb_done(in, p);
             if (!p->dirty) /* in place again: the space is still preallocated */
-                page_dirty(st, in, p, oe->nocow ? NULL : &back);
+                page_dirty(st, in, p, oe->nocow ? NULL : &oe->resv);
+            break;
         }
-        resv_release(st, &back);
     }
-    oe_free(oe);
-    st->stats.ordered_extents++;
-    pthread_cond_broadcast(&st->oe_cond);
-    return rc;
+    if (outcome == OE_WRITE_FAILED)
+        resv_release(st, &oe->resv); /* none left, unless a page was gone */
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -534,6 +430,7 @@ static int redirtied_in_flight(const struct cow_inode *in)
 
 int pc_writeback(cow_store *st, struct cow_inode *in)
 {
+    lk_assert_store(st);
     /* A page written again while its last writeback is in flight waits
      * for that one to complete (wait_on_page_writeback): two ordered
      * extents of one block never run at once, so they cannot complete
@@ -566,8 +463,8 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
          * space, and stops where a preallocated range begins. */
         uint64_t bytenr, got, runlen;
         int nocow;
-        rc = file_prealloc_target(st, in, v[i] * BLK, (j - i + 1) * BLK, &nocow, &bytenr,
-                                  &runlen);
+        rc = em_prealloc_target(st, in, v[i] * BLK, (j - i + 1) * BLK, &nocow, &bytenr,
+                                &runlen);
         if (rc)
             break;
         if (nocow)
@@ -576,34 +473,27 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
             break;
         /* the pages' reserved blocks move to the extent (in-place pages
          * have none) */
-        uint64_t resv = 0;
+        struct cow_resv resv = {0};
         for (uint64_t b = 0; b < got; b++)
-            resv += !pc_find(&in->pc, v[i + b])->inplace;
-        if (!nocow && resv < got) {
+            resv.blocks += !pc_find(&in->pc, v[i + b])->inplace;
+        if (!nocow && resv.blocks < got) {
             /* not expected: a page dirtied in place no longer over its
              * preallocated block; it needs new space after all */
             struct cow_resv more = {0};
-            rc = resv_reserve(st, &more, got - resv, got - resv);
+            rc = resv_reserve(st, &more, got - resv.blocks, got - resv.blocks);
             if (rc) {
                 alloc_unalloc(st, bytenr, got * BLK);
                 break;
             }
-            resv = got; /* MORE's blocks now belong to the extent */
+            resv_merge(&resv, &more); /* MORE's blocks now belong to the extent */
         }
-        struct oext *oe = calloc(1, sizeof *oe);
-        if (!oe || !(oe->buf = malloc(got * BLK)) || !(oe->crcs = malloc(got * 4))) {
-            if (oe)
-                oe_free(oe);
+        struct oext *oe;
+        rc = oe_create(v[i] * BLK, got, bytenr, nocow, &resv, &oe);
+        if (rc) {
             if (!nocow)
                 alloc_unalloc(st, bytenr, got * BLK);
-            rc = cow_set_error(COW_ENOMEM, "out of memory");
             break;
         }
-        oe->off = v[i] * BLK;
-        oe->len = got * BLK;
-        oe->disk = bytenr;
-        oe->nocow = nocow;
-        oe->resv = resv;
         for (uint64_t b = 0; b < got; b++) {
             struct cpage *p = pc_find(&in->pc, v[i + b]);
             memcpy(oe->buf + b * BLK, p->data, BLK);
@@ -611,25 +501,7 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
             page_undirty(st, in, p);
             p->wb++; /* not dirty now: nredirty unchanged */
         }
-        if (!nocow)
-            st->oe_alloc += got;
-        st->noes++;
-        st->oe_blocks += got;
-#ifdef COW_BREAK_RESV_SHARED
-        in->pc.wb_resv += got;
-#endif
-#ifdef COW_BREAK_OE_ORDER
-        /* BROKEN ON PURPOSE (make race-proof): the extent map becomes
-         * visible before its ordered extent exists. */
-        log_note_range(in, oe->off, oe->off + oe->len);
-        UNLOCK(st);
-        COW_INJECT("writeback:before_io");
-        LOCK(st);
-        oe_link(in, oe);
-#else
-        oe_link(in, oe); /* the ordered extent first, */
-        log_note_range(in, oe->off, oe->off + oe->len); /* then the extent map */
-#endif
+        oe_start(st, in, oe); /* linked, then noted for the log */
         mine[nmine++] = oe;
         i += got;
     }
@@ -637,61 +509,16 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
     /* Write each with the lock released, and complete it. */
     for (size_t k = 0; k < nmine; k++) {
         struct oext *oe = mine[k];
-        UNLOCK(st);
-        COW_INJECT("writeback:before_io");
-        int wrc = st->dev->write(st->dev, oe->buf, (size_t)oe->len, oe->disk);
-        LOCK(st);
-        int crc = oe_complete(st, in, oe, wrc);
+        int wrc = oe_write(st, oe);
+        enum oe_outcome outcome;
+        int crc = oe_complete(st, in, oe, wrc, &outcome);
+        pages_done(st, in, oe, outcome);
+        oe_free(oe);
         if (rc == COW_OK)
             rc = crc;
     }
     free(mine);
     return rc;
-}
-
-/* 1 if an ordered extent of IN overlaps [start, end). */
-static int oe_overlaps(const struct cow_inode *in, uint64_t start, uint64_t end)
-{
-    for (const struct oext *oe = in->oes; oe; oe = oe->next)
-        if (ranges_overlap(oe->off, oe->off + oe->len, start, end))
-            return 1;
-    return 0;
-}
-
-/* Waits for the next completion (store->lock released meanwhile). */
-static void oe_wait_one(cow_store *st)
-{
-    COW_INJECT("ordered:wait");
-    cow_cond_wait(&st->oe_cond, &st->lock);
-}
-
-void oe_wait_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end)
-{
-    while (oe_overlaps(in, start, end))
-        oe_wait_one(st);
-}
-
-void oe_wait_logged(cow_store *st, struct cow_inode *in)
-{
-    for (;;) {
-        /* the ranges to log, as they are now; then their ordered extents */
-        int busy = 0;
-        for (const struct oext *oe = in->oes; oe && !busy; oe = oe->next)
-            for (size_t i = 0; i < in->nlr && !busy; i++)
-                busy = ranges_overlap(oe->off, oe->off + oe->len, in->lr[i].start,
-                                      in->lr[i].end);
-        if (!busy && in->log_overflow)
-            busy = in->oes != NULL;
-        if (!busy)
-            return;
-        oe_wait_one(st);
-    }
-}
-
-void oe_wait_all(cow_store *st)
-{
-    while (st->noes)
-        oe_wait_one(st);
 }
 
 /* ---- dropping pages ---- */
@@ -701,8 +528,10 @@ static void punch_one(cow_store *st, struct cow_inode *in, struct cpage *p)
 {
     if (p->dirty) {
         page_undirty(st, in, p);
-        if (!p->inplace)
-            st->reserved--; /* its block, released once: here */
+        if (!p->inplace) {
+            struct cow_resv own = {1}; /* its block, released once: here */
+            resv_release(st, &own);
+        }
     }
     p->wb = 0; /* callers waited for the ordered extents */
     pc_drop(&in->pc, p);
@@ -710,6 +539,7 @@ static void punch_one(cow_store *st, struct cow_inode *in, struct cpage *p)
 
 void pc_punch(cow_store *st, struct cow_inode *in, uint64_t idx)
 {
+    lk_assert_store(st);
     struct pcache *pc = &in->pc;
     if (idx >= pc->hi)
         return;
@@ -767,6 +597,8 @@ void pc_forget_range(struct cow_inode *in, uint64_t start, uint64_t end)
 
 int pc_writeback_all(cow_store *st)
 {
+    /* called without store->lock: it takes it after each invalidate lock
+     * (not asserted: whether another thread holds it is a racy read) */
     LOCK(st);
     size_t n = 0;
     for (struct cow_inode *in = st->inodes; in; in = in->next)
@@ -809,11 +641,8 @@ uint64_t pc_end(struct cow_inode *in)
     struct pcache *pc = &in->pc;
     while (pc->hi > 0 && !pc_find(pc, pc->hi - 1))
         pc->hi--;
-    uint64_t end = pc->hi * BLK;
-    for (const struct oext *oe = in->oes; oe; oe = oe->next)
-        if (oe->off + oe->len > end)
-            end = oe->off + oe->len;
-    return end;
+    uint64_t end = pc->hi * BLK, oend = oe_end(in);
+    return oend > end ? oend : end;
 }
 
 /* ---- the debug check of the counts ---- */
@@ -827,6 +656,7 @@ static int count_blocks_cb(void *arg, uint64_t off, const uint8_t *fe)
 
 int pc_check_counts(cow_store *st)
 {
+    lk_assert_store(st);
     uint64_t dirty = 0, inflight = 0, alloc = 0, held = 0;
     for (struct cow_inode *in = st->inodes; in; in = in->next) {
         uint64_t d = 0, rd = 0, listed = 0, hi = 0;
@@ -848,12 +678,9 @@ int pc_check_counts(cow_store *st)
                                (unsigned long long)hi, in->pc.ndirty, in->pc.nredirty,
                                (unsigned long long)in->pc.hi);
         dirty += d;
-        for (struct oext *oe = in->oes; oe; oe = oe->next) {
-            inflight += oe->resv;
-            alloc += oe->nocow ? 0 : oe->resv;
-        }
+        oe_count_resv(in, &inflight, &alloc);
         uint64_t nb = 0;
-        int rc = file_for_extents(st, in, 0, UINT64_MAX, count_blocks_cb, &nb);
+        int rc = em_for_extents(st, in, 0, UINT64_MAX, count_blocks_cb, &nb);
         if (rc)
             return rc;
         if (nb != in->nblocks)
@@ -901,6 +728,7 @@ void pc_unlock(struct cow_inode *in)
 
 int pc_fetch(cow_store *st, struct cow_inode *in, uint64_t off, size_t len, void **pp)
 {
+    lk_assert_store(st);
     *pp = NULL;
     if (len == 0 || off / BLK != (off + len - 1) / BLK || off + len > in->size)
         return COW_OK; /* not within one block of the file: the caller reads */

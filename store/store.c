@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <string.h>
 
+#include "ordered.h"
 #include "store_int.h"
 
 static void committer_stop(cow_store *st);

@@ -142,7 +142,7 @@ struct lrange {
  * the log: its next sync commits instead. */
 #define COW_LOG_MAX_RANGES 4096
 
-/* ---- page cache, delayed allocation, ordered extents (pcache.c) ---- */
+/* ---- page cache and delayed allocation (pcache.c) ---- */
 
 /* A cached block of a file.  DATA never moves while the page lives, so an
  * xFetch pointer to it stays valid until xUnfetch. */
@@ -183,28 +183,8 @@ struct pcache {
 #endif
 };
 
-/* A reservation of data blocks, held by the call that made it (invariant
- * 4): resv_reserve() adds to it, each page a write dirties takes one, and
- * resv_release() returns the rest.  Never shared between calls. */
-struct cow_resv {
-    uint64_t blocks;
-};
-
-/* An ordered extent: a delalloc range being written to its new extent.
- * Exists (in the inode's list) before the range is noted for the log, and
- * its file extent items enter the trees only at completion, after the data
- * is written (invariant 2). */
-struct oext {
-    uint64_t off, len;   /* file bytes, block aligned */
-    uint64_t disk;       /* disk_bytenr of the new extent */
-    uint8_t *buf;        /* the data (copied from the pages at the start) */
-    uint32_t *crcs;      /* crc32c per block */
-    uint64_t resv;       /* reserved blocks released at completion */
-    int nocow;           /* written in place into a preallocated extent
-                          * (no space of its own: RESV is the pages'
-                          * reservation, not counted in oe_alloc) */
-    struct oext *next;
-};
+/* struct cow_resv: space.h; struct oext: ordered.h. */
+struct oext;
 
 /* ---- in-memory inode (one per file with open handles) ---- */
 struct cow_inode {
@@ -308,16 +288,18 @@ struct cow_store {
     size_t nwcrcs, cwcrcs;
     int wlog_overflow;
 
-    /* Delayed allocation (pcache.c). */
+    /* Space reservation (space.c). */
     uint64_t reserved;      /* data blocks reserved: dirty pages + in-flight
                              * ordered extents */
     uint64_t oe_alloc;      /* ... of which already allocated (in flight) */
+    /* Delayed allocation (pcache.c). */
     uint64_t ndirty;        /* dirty pages, all files */
     uint64_t dirty_limit;   /* bytes of dirty pages before writers write back */
+    int flush_wanted;       /* the flusher should write everything back */
+    /* Ordered extents (ordered.c). */
     uint64_t noes;          /* ordered extents in flight, all files */
     uint64_t oe_blocks;     /* ... and the blocks they write */
     pthread_cond_t oe_cond; /* an ordered extent completed (waits on lock) */
-    int flush_wanted;       /* the flusher should write everything back */
 
     uint64_t ncommits;
     uint64_t ncommits_one_flush;
@@ -601,45 +583,10 @@ void root_item_get(const uint8_t *it, struct cow_root *r);
 void root_item_put(uint8_t *it, const struct cow_root *r);
 
 /* ---- file.c ---- */
-/* For log.c: the file-layer primitives replay applies records with. */
+/* For log.c: the open inodes replay applies records to. */
 struct cow_inode;
 int file_inode_get(cow_store *st, uint64_t ino, struct cow_inode **out);
 void file_inode_forget_unused(cow_store *st);
-int file_drop_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end);
-int file_insert_extent(cow_store *st, struct cow_inode *in, uint64_t off, const uint8_t *fe);
-int file_inode_save(cow_store *st, struct cow_inode *in);
-/* Calls CB for each EXTENT_DATA item of IN overlapping [start, end), clipped
- * to the range (item bytes as on disk, FE_ITEM_SIZE). */
-int file_for_extents(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end,
-                     int (*cb)(void *arg, uint64_t off, const uint8_t *fe), void *arg);
-/* Reads [off, off+len) of IN from its extents only (not the page cache). */
-int file_read_extents(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len,
-                      uint64_t off);
-/* An ordered extent's completion: points IN's [off, +nblocks) at the data
- * written at DISK (checksums CRCS): refcount, csum item, old mapping
- * dropped, extent item inserted, inode saved.  Stops the store (txn_abort) on
- * failure. */
-int file_complete_extent(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
-                         uint64_t nblocks, const uint32_t *crcs);
-/*
- * Where writeback puts the dirty run [off, off+len) of IN (bytes, block
- * aligned): if OFF lies in a preallocated range that may be written in
- * place, *nocow = 1, *disk is OFF's block in that extent and *runlen the
- * part of the run inside it; otherwise *nocow = 0 and *runlen the part of
- * the run before the next preallocated range (new space is allocated for
- * it).  Errors from reading the tree.
- */
-int file_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t len,
-                         int *nocow, uint64_t *disk, uint64_t *runlen);
-/* *yes = 1 if file block IDX of IN is preallocated and may be written in
- * place, else 0.  Errors from reading the tree. */
-int file_prealloc_at(cow_store *st, struct cow_inode *in, uint64_t idx, int *yes);
-/* The completion of an ordered extent written in place into a preallocated
- * extent at DISK: the written blocks' checksums go into the extent's csum
- * item and the PREALLOC item is split around a REG item for them.  Stops
- * the store (txn_abort) on failure. */
-int file_complete_prealloc(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
-                           uint64_t nblocks, const uint32_t *crcs);
 /* Frees a forgotten inode (see cow_inode.forgotten). */
 void file_inode_free(struct cow_inode *in);
 int file_name_valid(const char *name);
@@ -663,7 +610,7 @@ int file_open_in(cow_store *st, struct cow_root *r, const char *name, int create
                  cow_file **out);
 void file_drop_inodes(cow_store *st);
 
-/* ---- pcache.c (page cache, delalloc, ordered extents) ---- */
+/* ---- pcache.c (page cache, delayed allocation) ---- */
 /* Initialises IN's page cache and invalidate lock (a new inode). */
 int pc_init(struct cow_inode *in);
 /* Frees every page (pinned ones too: only when the inode goes away). */
@@ -696,21 +643,9 @@ void pc_clear_past(struct cow_inode *in, uint64_t size);
  * store->lock is released during the device writes.  Needs IN's invalidate
  * lock (either mode) and store->lock. */
 int pc_writeback(cow_store *st, struct cow_inode *in);
-/* Free metadata blocks that must exist while the pages buffered and in
- * flight, plus BLOCKS more, are written back and committed: a bound on
- * what that can allocate (pcache.c explains it).  store->lock. */
-uint64_t resv_meta_blocks(cow_store *st, uint64_t blocks);
 /* The end (bytes) of IN's highest cached page or ordered extent, 0 if none.
  * store->lock held. */
 uint64_t pc_end(struct cow_inode *in);
-/* Waits (releasing store->lock) until no ordered extent of IN overlaps
- * [start, end); all of IN's when END is UINT64_MAX and START 0. */
-void oe_wait_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end);
-/* Waits until no ordered extent of IN overlaps a range noted for the log
- * (before a log record of IN is built). */
-void oe_wait_logged(cow_store *st, struct cow_inode *in);
-/* Waits until no ordered extent is in flight in the store. */
-void oe_wait_all(cow_store *st);
 /* Drops IN's cached pages from block index IDX on (releasing the
  * reservations of dirty ones); pinned pages are detached, not freed.  With
  * the invalidate lock held exclusively, together with the extents. */
@@ -732,13 +667,6 @@ void pc_unlock(struct cow_inode *in);
  * lock (shared) and store->lock. */
 int pc_fetch(cow_store *st, struct cow_inode *in, uint64_t off, size_t len, void **pp);
 void pc_unfetch(struct cow_inode *in, uint64_t off, void *ptr);
-/* Reservations: see struct cow_resv.  resv_reserve() adds BLOCKS data
- * blocks to R, once the free data space for them and the free metadata
- * space for writing back PAGES more pages (resv_meta_blocks) exist,
- * growing the container if needed.  COW_ENOSPC (nothing reserved),
- * COW_EIO_TRUNCATE, COW_ENOMEM. */
-int resv_reserve(cow_store *st, struct cow_resv *r, uint64_t blocks, uint64_t pages);
-void resv_release(cow_store *st, struct cow_resv *r);
 /* Recomputes the reserved and dirty counts and open inodes' block counts
  * and compares them (after every commit in debug builds).  COW_ECORRUPT
  * with a message naming the first mismatch. */

@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "inject.h"
+#include "ordered.h"
 #include "store_int.h"
 
 static uint64_t now_ns(void)

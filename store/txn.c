@@ -1,14 +1,22 @@
 /*
  * txn.c - transactions: load the committed state, commit, abort.
  *
- * Commit (cow_store_commit, every xSync in this version):
- *   1. write the subvolume tree's ROOT_ITEM if its root moved;
+ * An xSync does not commit: it writes a log record of its file (log.c) and
+ * flushes once.  A commit happens on cow_store_commit, every
+ * commit_interval (the committer thread), for snapshots, branches and
+ * other changes the log cannot express, and as the fallback of an xSync
+ * whose record the log cannot take (COW_LOG_FULL).
+ *
+ * Commit (txn_commit), after waiting for the ordered extents in flight:
+ *   1. write the subvolume trees' ROOT_ITEMs whose roots moved;
  *   2. apply delayed refs to the extent tree (freeing extents at 0);
  *   3. write BLOCK_GROUP_ITEMs until their used bytes stop changing;
  *   4. write every dirty tree block (all to space the last commit does not
- *      reach), flush;
- *   5. write the superblock copy the last commit did not use, flush;
- *   6. unpin the space this transaction freed.
+ *      reach); a large commit flushes them here, a small one lists its
+ *      blocks in the superblock instead (the one-flush commit);
+ *   5. write the superblock copy the last commit did not use, flush (or,
+ *      with FLUSH 0, leave it to the next flush);
+ *   6. unpin the space this transaction freed (once a flush made it safe).
  * A crash before 5 completes leaves the previous commit (its superblock
  * copy is untouched and everything it reaches is unchanged); after 5 the
  * new one.
@@ -37,6 +45,7 @@
 #include <time.h>
 
 #include "crc32c.h"
+#include "ordered.h"
 #include "store_int.h"
 
 

@@ -1,0 +1,532 @@
+/*
+ * extent_map.c - a file's mapping in the trees (see extent_map.h).
+ *
+ * A file is an INODE_ITEM (size, block count) plus EXTENT_DATA items
+ * mapping block-aligned file ranges to ranges of data extents; every data
+ * extent has one EXTENT_CSUM item (a crc32c per block) in the csum tree and
+ * one EXTENT_ITEM (its refcount) in the extent tree.  A write reaches the
+ * trees only here, when its ordered extent completes: the data is on the
+ * device before any tree points at it, and nothing the last commit reaches
+ * is overwritten (copy on write), except a preallocated extent no other
+ * tree can reach, which is written in place.
+ *
+ * Locking: store->lock held by every caller (asserted).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crc32c.h"
+#include "extent_map.h"
+#include "lockdep.h"
+#include "validate.h"
+
+#define BLK COW_BLOCK_SIZE
+#define ROUND_UP(x) (((x) + BLK - 1) & ~(uint64_t)(BLK - 1))
+#define ROUND_DOWN(x) ((x) & ~(uint64_t)(BLK - 1))
+
+/* ---- the inode item ---- */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int em_inode_read(cow_store *st, struct cow_inode *in)
+{
+    lk_assert_store(st);
+    uint8_t it[INODE_ITEM_SIZE];
+    size_t size;
+    struct cow_key k = {in->ino, COW_INODE_ITEM, 0};
+    int rc = bt_lookup(st, in->root, &k, it, sizeof it, &size);
+    if (rc)
+        return rc;
+    if (size != INODE_ITEM_SIZE)
+        return COW_CORRUPT("inode %llu item has %zu bytes", (unsigned long long)in->ino, size);
+    in->size = in->disk_size = get64(it + INODE_SIZE);
+    in->nblocks = get64(it + INODE_NBLOCKS);
+    in->generation = get64(it + INODE_GENERATION);
+    return COW_OK;
+}
+
+int em_inode_save(cow_store *st, struct cow_inode *in)
+{
+    lk_assert_store(st);
+    uint8_t it[INODE_ITEM_SIZE];
+    memset(it, 0, sizeof it);
+    put64(it + INODE_SIZE, in->disk_size);
+    put64(it + INODE_NBLOCKS, in->nblocks);
+    put64(it + INODE_GENERATION, in->generation);
+    put64(it + INODE_TRANSID, st->transid);
+    put64(it + INODE_MTIME, now_ns());
+    struct cow_key k = {in->ino, COW_INODE_ITEM, 0};
+    in->log_size = 1;
+    return bt_put(st, in->root, &k, it, sizeof it);
+}
+
+/* ---- file extent items ---- */
+
+/* The file extent items of a file are parsed by check_file_extent()
+ * (validate.c), which bounds every field; struct fext is in validate.h. */
+static int fext_parse(cow_store *st, const struct cow_key *k, const uint8_t *d, size_t size,
+                      struct fext *fx)
+{
+    return check_file_extent(st, NULL, k, d, size, fx);
+}
+
+static void fext_put(uint8_t *d, const struct fext *fx, uint64_t transid)
+{
+    memset(d, 0, FE_ITEM_SIZE);
+    put64(d + FE_DISK_BYTENR, fx->disk);
+    put64(d + FE_DISK_NUM_BYTES, fx->disk_len);
+    put64(d + FE_EXTENT_OFFSET, fx->ext_off);
+    put64(d + FE_NUM_BYTES, fx->len);
+    put32(d + FE_GENERATION, (uint32_t)transid);
+    d[FE_TYPE] = fx->type;
+}
+
+/* The first extent of INO ending after POS (starting at or before POS, or
+ * the next one).  COW_ENOENT if none. */
+static int fext_first(cow_store *st, const struct cow_inode *in, uint64_t pos, struct fext *fx)
+{
+    uint64_t ino = in->ino;
+    struct cow_key k = {ino, COW_EXTENT_DATA, pos}, f;
+    uint8_t d[FE_ITEM_SIZE];
+    size_t size;
+    int rc = bt_seek_le(st, in->root, &k, &f, d, sizeof d, &size);
+    if (rc == COW_OK && f.objectid == ino && f.type == COW_EXTENT_DATA) {
+        rc = fext_parse(st, &f, d, size, fx);
+        if (rc)
+            return rc;
+        if (fx->start + fx->len > pos)
+            return COW_OK;
+    } else if (rc && rc != COW_ENOENT) {
+        return rc;
+    }
+    rc = bt_seek_ge(st, in->root, &k, &f, d, sizeof d, &size);
+    if (rc)
+        return rc;
+    if (f.objectid != ino || f.type != COW_EXTENT_DATA)
+        return COW_ENOENT;
+    return fext_parse(st, &f, d, size, fx);
+}
+
+/* The extent after the one starting at START. */
+static int fext_next(cow_store *st, const struct cow_inode *in, uint64_t start, struct fext *fx)
+{
+    uint64_t ino = in->ino;
+    struct cow_key k = {ino, COW_EXTENT_DATA, start + 1}, f;
+    uint8_t d[FE_ITEM_SIZE];
+    size_t size;
+    int rc = bt_seek_ge(st, in->root, &k, &f, d, sizeof d, &size);
+    if (rc)
+        return rc;
+    if (f.objectid != ino || f.type != COW_EXTENT_DATA)
+        return COW_ENOENT;
+    return fext_parse(st, &f, d, size, fx);
+}
+
+static int fext_insert(cow_store *st, const struct cow_inode *in, const struct fext *fx)
+{
+    uint8_t d[FE_ITEM_SIZE];
+    struct cow_key k = {in->ino, COW_EXTENT_DATA, fx->start};
+    fext_put(d, fx, st->transid);
+    return bt_insert(st, in->root, &k, d, sizeof d);
+}
+
+static int fext_delete(cow_store *st, const struct cow_inode *in, uint64_t start)
+{
+    struct cow_key k = {in->ino, COW_EXTENT_DATA, start};
+    return bt_delete(st, in->root, &k);
+}
+
+int em_drop_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end)
+{
+    lk_assert_store(st);
+    struct fext fx;
+    int rc = fext_first(st, in, start, &fx);
+    while (rc == COW_OK && fx.start < end) {
+        uint64_t s = fx.start, e = fx.start + fx.len;
+        uint64_t cut0 = s > start ? s : start, cut1 = e < end ? e : end;
+        in->nblocks -= (cut1 - cut0) / BLK;
+        if (s >= start && e <= end) {
+            rc = fext_delete(st, in, s);
+            if (!rc)
+                rc = refs_add(st, fx.disk, fx.disk_len, 1, 0, -1);
+        } else if (s < start && e > end) {
+            struct fext right = fx;
+            right.start = end;
+            right.ext_off = fx.ext_off + (end - s);
+            right.len = e - end;
+            fx.len = start - s;
+            rc = fext_delete(st, in, s);
+            if (!rc)
+                rc = fext_insert(st, in, &fx);
+            if (!rc)
+                rc = fext_insert(st, in, &right);
+            if (!rc)
+                rc = refs_add(st, fx.disk, fx.disk_len, 1, 0, +1);
+            return rc;
+        } else if (s < start) {
+            fx.len = start - s;
+            rc = fext_delete(st, in, s);
+            if (!rc)
+                rc = fext_insert(st, in, &fx);
+        } else {
+            /* s >= start, e > end: keep the tail */
+            struct fext tail = fx;
+            tail.start = end;
+            tail.ext_off = fx.ext_off + (end - s);
+            tail.len = e - end;
+            rc = fext_delete(st, in, s);
+            if (!rc)
+                rc = fext_insert(st, in, &tail);
+            return rc;
+        }
+        if (rc)
+            return rc;
+        rc = fext_next(st, in, s, &fx);
+    }
+    return rc == COW_ENOENT ? COW_OK : rc;
+}
+
+int em_insert(cow_store *st, struct cow_inode *in, uint64_t off, const uint8_t *fe)
+{
+    lk_assert_store(st);
+    struct fext fx;
+    struct cow_key k = {in->ino, COW_EXTENT_DATA, off};
+    int rc = fext_parse(st, &k, fe, FE_ITEM_SIZE, &fx);
+    if (rc)
+        return rc;
+    rc = fext_insert(st, in, &fx);
+    if (!rc)
+        rc = refs_add(st, fx.disk, fx.disk_len, 1, 0, +1);
+    if (!rc)
+        in->nblocks += fx.len / BLK;
+    return rc;
+}
+
+int em_for_extents(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end,
+                   int (*cb)(void *arg, uint64_t off, const uint8_t *fe), void *arg)
+{
+    lk_assert_store(st);
+    struct fext fx;
+    int rc = fext_first(st, in, start, &fx);
+    while (rc == COW_OK && fx.start < end) {
+        struct fext c = fx;
+        if (c.start < start) {
+            c.ext_off += start - c.start;
+            c.len -= start - c.start;
+            c.start = start;
+        }
+        if (c.start + c.len > end)
+            c.len = end - c.start;
+        uint8_t d[FE_ITEM_SIZE];
+        fext_put(d, &c, st->transid);
+        rc = cb(arg, c.start, d);
+        if (rc)
+            return rc;
+        rc = fext_next(st, in, fx.start, &fx);
+    }
+    return rc == COW_ENOENT ? COW_OK : rc;
+}
+
+/* ---- reading ---- */
+
+/* Reads and verifies [disk, disk+len) of the data extent FX into OUT. */
+static int read_extent_blocks(cow_store *st, const struct fext *fx, uint64_t disk, uint64_t len,
+                              uint8_t *out)
+{
+    uint8_t csums[COW_MAX_EXTENT_BLOCKS * 4];
+    size_t size;
+    struct cow_key k = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, fx->disk};
+    int rc = bt_lookup(st, &st->csum_tree, &k, csums, sizeof csums, &size);
+    if (rc == COW_ENOENT)
+        return COW_CORRUPT("data extent %llu has no checksums", (unsigned long long)fx->disk);
+    if (!rc)
+        rc = check_csum_matches(fx->disk, fx->disk_len, size);
+    if (rc)
+        return rc;
+    rc = st->dev->read(st->dev, out, (size_t)len, disk);
+    if (rc)
+        return rc;
+    for (uint64_t b = 0; b < len / BLK; b++) {
+        uint64_t idx = (disk - fx->disk) / BLK + b;
+        uint32_t want = get32(csums + idx * 4);
+        if (crc32c(0, out + b * BLK, BLK) != want)
+            return cow_set_error(COW_ECSUM,
+                                 "data block %llu does not match its checksum",
+                                 (unsigned long long)(disk + b * BLK));
+    }
+    return COW_OK;
+}
+
+int em_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off)
+{
+    lk_assert_store(st);
+    enum { CHUNK = 64 * 1024, SMALL = 2 * BLK };
+    uint8_t small[SMALL]; /* page-sized reads need no heap buffer */
+    uint8_t *tmp = NULL, *heap = NULL;
+    uint64_t end = off + len;
+    if (ROUND_UP(end) - ROUND_DOWN(off) <= SMALL)
+        tmp = small;
+    struct fext fx;
+    memset(buf, 0, (size_t)len);
+    int rc = fext_first(st, in, off, &fx);
+    while (rc == COW_OK && fx.start < end) {
+        uint64_t s = fx.start > off ? fx.start : off;
+        uint64_t e = fx.start + fx.len < end ? fx.start + fx.len : end;
+        if (fx.type == COW_FE_PREALLOC)
+            s = e; /* preallocated, never written: zeros (BUF is zeroed) */
+        while (s < e) {
+            uint64_t bs = ROUND_DOWN(s);
+            uint64_t be = ROUND_UP(e);
+            if (be - bs > CHUNK)
+                be = bs + CHUNK;
+            if (!tmp && !(tmp = heap = malloc(CHUNK))) {
+                rc = cow_set_error(COW_ENOMEM, "out of memory");
+                goto out;
+            }
+            uint64_t disk = fx.disk + fx.ext_off + (bs - fx.start);
+            rc = read_extent_blocks(st, &fx, disk, be - bs, tmp);
+            if (rc)
+                goto out;
+            uint64_t ce = be < e ? be : e;
+            memcpy(buf + (s - off), tmp + (s - bs), (size_t)(ce - s));
+            s = ce;
+        }
+        rc = fext_next(st, in, fx.start, &fx);
+    }
+    if (rc == COW_ENOENT)
+        rc = COW_OK;
+out:
+    free(heap);
+    return rc;
+}
+
+/* ---- completing ordered extents ---- */
+
+int em_complete(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
+                uint64_t nblocks, const uint32_t *crcs)
+{
+    lk_assert_store(st);
+    uint8_t csum_item[COW_MAX_EXTENT_BLOCKS * 4];
+    for (uint64_t b = 0; b < nblocks; b++)
+        put32(csum_item + b * 4, crcs[b]);
+    txn_note_written(st, disk, nblocks, crcs);
+    /* the data is written: now the trees may point at it */
+    struct fext fx = {off, disk, nblocks * BLK, 0, nblocks * BLK, COW_FE_REG};
+    struct cow_key ck = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, disk};
+    int rc = refs_add(st, disk, nblocks * BLK, 1, 0, +1);
+    if (!rc)
+        rc = bt_insert(st, &st->csum_tree, &ck, csum_item, (size_t)(nblocks * 4));
+    if (!rc)
+        rc = em_drop_range(st, in, off, off + nblocks * BLK);
+    if (!rc)
+        rc = fext_insert(st, in, &fx);
+    if (!rc) {
+        in->nblocks += nblocks;
+        uint64_t end = off + nblocks * BLK < in->size ? off + nblocks * BLK : in->size;
+        if (end > in->disk_size)
+            in->disk_size = end;
+        rc = em_inode_save(st, in);
+    }
+    if (rc)
+        return txn_abort(st, rc);
+    return COW_OK;
+}
+
+/* ---- preallocated extents ---- */
+
+/*
+ * Whether the extent of item FX of file IN may be written in place: a
+ * preallocated extent allocated after the last snapshot or branch that
+ * involved IN's tree (cow_root.last_snapshot), so that no other tree can
+ * point at it (btrfs's can_nocow_file_extent).  An older one may be shared
+ * with a branch, which would write the same blocks, so it is written copy
+ * on write.  Sets *YES.  Lock held.
+ */
+static int prealloc_writable(cow_store *st, const struct cow_inode *in, const struct fext *fx,
+                             int *yes)
+{
+    uint64_t gen;
+    *yes = 0;
+    if (fx->type != COW_FE_PREALLOC)
+        return COW_OK;
+    if (in->root->last_snapshot == 0) {
+        *yes = 1;
+        return COW_OK;
+    }
+    int rc = refs_generation(st, fx->disk, &gen);
+    if (rc == COW_OK)
+        *yes = gen > in->root->last_snapshot;
+    return rc;
+}
+
+int em_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t len,
+                       int *nocow, uint64_t *disk, uint64_t *runlen)
+{
+    lk_assert_store(st);
+    struct fext fx;
+    *nocow = 0;
+    *disk = 0;
+    *runlen = len;
+    int rc = fext_first(st, in, off, &fx);
+    if (rc == COW_ENOENT)
+        return COW_OK;
+    if (rc)
+        return rc;
+    int yes;
+    rc = prealloc_writable(st, in, &fx, &yes);
+    if (rc)
+        return rc;
+    if (fx.start <= off && yes) {
+        uint64_t in_item = fx.start + fx.len - off;
+        *nocow = 1;
+        *disk = fx.disk + fx.ext_off + (off - fx.start);
+        *runlen = len < in_item ? len : in_item;
+        return COW_OK;
+    }
+    /* new space up to the next preallocated range */
+    while (fx.start < off + len) {
+        if (fx.start > off) {
+            rc = prealloc_writable(st, in, &fx, &yes);
+            if (rc)
+                return rc;
+            if (yes) {
+                *runlen = fx.start - off;
+                return COW_OK;
+            }
+        }
+        rc = fext_next(st, in, fx.start, &fx);
+        if (rc == COW_ENOENT)
+            return COW_OK;
+        if (rc)
+            return rc;
+    }
+    return COW_OK;
+}
+
+int em_prealloc_at(cow_store *st, struct cow_inode *in, uint64_t idx, int *yes)
+{
+    lk_assert_store(st);
+    struct fext fx;
+    *yes = 0;
+    int rc = fext_first(st, in, idx * BLK, &fx);
+    if (rc == COW_ENOENT)
+        return COW_OK;
+    if (rc == COW_OK && fx.start <= idx * BLK)
+        rc = prealloc_writable(st, in, &fx, yes);
+    return rc;
+}
+
+int em_complete_prealloc(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
+                         uint64_t nblocks, const uint32_t *crcs)
+{
+    lk_assert_store(st);
+    struct fext fx;
+    uint8_t csum_item[COW_MAX_EXTENT_BLOCKS * 4];
+    size_t size;
+    uint64_t len = nblocks * BLK;
+    int rc = fext_first(st, in, off, &fx);
+    if (rc == COW_OK &&
+        (fx.start > off || fx.start + fx.len < off + len || fx.type != COW_FE_PREALLOC ||
+         fx.disk + fx.ext_off + (off - fx.start) != disk))
+        rc = COW_CORRUPT("inode %llu: the preallocated range at %llu changed under its "
+                         "ordered extent",
+                         (unsigned long long)in->ino, (unsigned long long)off);
+    struct cow_key ck = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, fx.disk};
+    if (!rc)
+        rc = bt_lookup(st, &st->csum_tree, &ck, csum_item, sizeof csum_item, &size);
+    if (!rc)
+        rc = check_csum_matches(fx.disk, fx.disk_len, size);
+    if (!rc) {
+        /* the written blocks' checksums, then the mapping: head and tail
+         * stay preallocated, the middle becomes a REG item of the same
+         * extent (one more reference) */
+        uint64_t first = (disk - fx.disk) / BLK;
+        for (uint64_t b = 0; b < nblocks; b++)
+            put32(csum_item + (first + b) * 4, crcs[b]);
+        txn_note_written(st, disk, nblocks, crcs);
+        rc = bt_put(st, &st->csum_tree, &ck, csum_item, size);
+    }
+    if (!rc)
+        rc = em_drop_range(st, in, off, off + len);
+    if (!rc) {
+        struct fext reg = {off, fx.disk, fx.disk_len, disk - fx.disk, len, COW_FE_REG};
+        rc = fext_insert(st, in, &reg);
+        if (!rc)
+            rc = refs_add(st, fx.disk, fx.disk_len, 1, 0, +1);
+    }
+    if (!rc) {
+        in->nblocks += nblocks;
+        uint64_t end = off + len < in->size ? off + len : in->size;
+        if (end > in->disk_size)
+            in->disk_size = end;
+        rc = em_inode_save(st, in);
+    }
+    if (rc)
+        return txn_abort(st, rc);
+    st->stats.written_in_place += len;
+    return COW_OK;
+}
+
+int em_end(cow_store *st, struct cow_inode *in, uint64_t *end)
+{
+    lk_assert_store(st);
+    *end = 0;
+    struct cow_key k = {in->ino, COW_EXTENT_DATA, UINT64_MAX}, f;
+    uint8_t d[FE_ITEM_SIZE];
+    size_t size;
+    int rc = bt_seek_le(st, in->root, &k, &f, d, sizeof d, &size);
+    if (rc == COW_ENOENT)
+        return COW_OK;
+    if (rc)
+        return rc;
+    if (f.objectid != in->ino || f.type != COW_EXTENT_DATA)
+        return COW_OK;
+    struct fext fx;
+    rc = fext_parse(st, &f, d, size, &fx);
+    if (rc == COW_OK)
+        *end = fx.start + fx.len;
+    return rc;
+}
+
+int em_preallocate(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end,
+                   uint64_t *done)
+{
+    lk_assert_store(st);
+    uint8_t zero[BLK];
+    memset(zero, 0, sizeof zero);
+    uint32_t zcrc = crc32c(0, zero, BLK);
+    uint8_t csum_item[COW_MAX_EXTENT_BLOCKS * 4];
+    for (uint64_t b = 0; b < COW_MAX_EXTENT_BLOCKS; b++)
+        put32(csum_item + b * 4, zcrc); /* placeholders: no REG item covers them */
+    int rc = COW_OK;
+    uint64_t at = start;
+    while (at < end && rc == COW_OK) {
+        uint64_t want = (end - at) / BLK, bytenr, got;
+        if (want > COW_MAX_EXTENT_BLOCKS)
+            want = COW_MAX_EXTENT_BLOCKS;
+        rc = alloc_blocks(st, want, 0, &bytenr, &got);
+        if (rc)
+            break;
+        struct fext fx = {at, bytenr, got * BLK, 0, got * BLK, COW_FE_PREALLOC};
+        struct cow_key ck = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, bytenr};
+        rc = refs_add(st, bytenr, got * BLK, 1, 0, +1);
+        if (!rc)
+            rc = bt_insert(st, &st->csum_tree, &ck, csum_item, (size_t)(got * 4));
+        if (!rc)
+            rc = fext_insert(st, in, &fx);
+        if (rc) {
+            alloc_unalloc(st, bytenr, got * BLK);
+            break;
+        }
+        in->nblocks += got;
+        at += got * BLK;
+    }
+    *done = at;
+    return rc;
+}
