@@ -266,8 +266,9 @@ static char *fmt_u64(char *buf, uint64_t v)
  * 1200 KiB, past the 1 MiB limit), with extent_offset 44 blocks, and its
  * csum item 300 crc32c values (1200 bytes, which a leaf can hold), so that
  * the item and its csum agree and only the 1 MiB bound can stop them.
- * Without it, read_extent_blocks, file_complete_prealloc and add_csum copy
- * 1200 bytes into or out of 1024-byte stack buffers.
+ * Without it, read_extent_blocks and em_complete_prealloc (extent_map.c)
+ * and add_csum (log.c) copy 1200 bytes into or out of 1024-byte stack
+ * buffers.
  */
 static uint8_t *patch_oversized_extent(struct box *b, size_t *len, char *fe_block)
 {

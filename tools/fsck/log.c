@@ -369,8 +369,8 @@ static void log_extent(struct fsck *f, const char *where, uint64_t bytenr, uint3
 
 /*
  * The files the log changes, changed as replay changes them (store/log.c
- * rec_apply: a LOG_RANGE drops the mapping of its range, file.c
- * drop_range, an EXTENT_DATA item adds its extent, file_insert_extent),
+ * rec_apply: a LOG_RANGE drops the mapping of its range, extent_map.c
+ * em_drop_range, an EXTENT_DATA item adds its extent, em_insert),
  * from the committed state of subvolume 256 (pass 4), record after record:
  * so that the block count replay reaches can be compared with the one each
  * logged INODE_ITEM carries, as replay compares them.
