@@ -66,6 +66,68 @@ int em_inode_save(cow_store *st, struct cow_inode *in)
     return bt_put(st, in->root, &k, it, sizeof it);
 }
 
+/* ---- the modified ranges (what the next log record of the file holds) ---- */
+
+int em_modified(const struct cow_inode *in)
+{
+    return in->nlr > 0 || in->log_size || in->log_overflow;
+}
+
+void em_mark_modified(struct cow_inode *in, uint64_t start, uint64_t end)
+{
+    in->log_size = 1;
+    if (in->log_overflow)
+        return;
+    /* find the first range ending at or after START */
+    size_t lo = 0, hi = in->nlr;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (in->lr[mid].end < start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t j = lo;
+    while (j < in->nlr && in->lr[j].start <= end) { /* overlapping or touching */
+        if (in->lr[j].start < start)
+            start = in->lr[j].start;
+        if (in->lr[j].end > end)
+            end = in->lr[j].end;
+        j++;
+    }
+    if (j > lo) { /* merge [lo, j) into one */
+        in->lr[lo].start = start;
+        in->lr[lo].end = end;
+        memmove(in->lr + lo + 1, in->lr + j, (in->nlr - j) * sizeof *in->lr);
+        in->nlr -= j - lo - 1;
+        return;
+    }
+    if (in->nlr >= COW_LOG_MAX_RANGES) {
+        in->log_overflow = 1;
+        return;
+    }
+    if (in->nlr == in->clr) {
+        size_t c = in->clr ? in->clr * 2 : 8;
+        struct lrange *v = realloc(in->lr, c * sizeof *v);
+        if (!v) {
+            in->log_overflow = 1; /* the next sync commits instead */
+            return;
+        }
+        in->lr = v;
+        in->clr = c;
+    }
+    memmove(in->lr + lo + 1, in->lr + lo, (in->nlr - lo) * sizeof *in->lr);
+    in->lr[lo].start = start;
+    in->lr[lo].end = end;
+    in->nlr++;
+}
+
+void em_clear_modified(struct cow_inode *in)
+{
+    in->nlr = 0;
+    in->log_size = in->log_overflow = 0;
+}
+
 /* ---- file extent items ---- */
 
 /* The file extent items of a file are parsed by check_file_extent()

@@ -125,4 +125,24 @@ int em_prealloc_at(cow_store *st, struct cow_inode *in, uint64_t idx, int *yes);
 int em_preallocate(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end,
                    uint64_t *done);
 
+/*
+ * The ranges whose mapping changed since the file's last log record (or the
+ * last commit), which the next record of the file holds (log.c), as btrfs's
+ * extent map tree keeps its modified_extents list for the tree-log
+ * (fs/btrfs/extent_map.c, btrfs_log_changed_extents).  In cow_inode: lr
+ * (sorted, disjoint, block aligned; at most COW_LOG_MAX_RANGES, then
+ * log_overflow: the next sync of the file commits instead), log_size (the
+ * INODE_ITEM changed).  These take no store pointer: every caller holds
+ * store->lock.
+ *
+ * em_mark_modified notes [START, END) (bytes, block aligned; END may be
+ * UINT64_MAX), merging with ranges it overlaps or touches; it cannot fail
+ * (out of memory sets log_overflow).  em_modified: whether the file has
+ * changes the log has not taken.  em_clear_modified: after a commit or a
+ * record that holds them.
+ */
+void em_mark_modified(struct cow_inode *in, uint64_t start, uint64_t end);
+int em_modified(const struct cow_inode *in);
+void em_clear_modified(struct cow_inode *in);
+
 #endif /* COW_EXTENT_MAP_H */

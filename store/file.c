@@ -34,6 +34,8 @@
 #include "store_int.h"
 
 #define BLK COW_BLOCK_SIZE
+#define LOCK(st) cow_mutex_lock(&(st)->lock)
+#define UNLOCK(st) cow_mutex_unlock(&(st)->lock)
 #define ROUND_UP(x) (((x) + BLK - 1) & ~(uint64_t)(BLK - 1))
 #define ROUND_DOWN(x) ((x) & ~(uint64_t)(BLK - 1))
 
@@ -183,11 +185,6 @@ static void inode_free(struct cow_inode *in)
     free(in);
 }
 
-void file_inode_free(struct cow_inode *in)
-{
-    inode_free(in);
-}
-
 /* Removes IN from the open inodes (no handle left).  Freed now, or by the
  * flusher when it lets go (nref). */
 static void inode_forget(cow_store *st, struct cow_inode *in)
@@ -198,7 +195,7 @@ static void inode_forget(cow_store *st, struct cow_inode *in)
         pp = &(*pp)->next;
     if (*pp)
         *pp = in->next;
-    if (log_inode_dirty(in) || in->pc.ndirty)
+    if (em_modified(in) || in->pc.ndirty)
         st->log_blocked = 1; /* its unlogged changes need a commit now */
     pc_punch(st, in, 0); /* dirty pages left only by a failed writeback */
     if (in->nref > 0)
@@ -241,6 +238,47 @@ void file_drop_inodes(cow_store *st)
     }
 }
 
+/* ---- writeback of every open file ---- */
+
+int file_writeback_all(cow_store *st)
+{
+    /* called without store->lock: it takes it after each invalidate lock
+     * (not asserted: whether another thread holds it is a racy read) */
+    LOCK(st);
+    size_t n = 0;
+    for (struct cow_inode *in = st->inodes; in; in = in->next)
+        n += in->pc.ndirty > 0;
+    struct cow_inode **v = n ? malloc(n * sizeof *v) : NULL;
+    if (n && !v) {
+        UNLOCK(st);
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    }
+    n = 0;
+    for (struct cow_inode *in = st->inodes; in; in = in->next)
+        if (in->pc.ndirty > 0) {
+            in->nref++;
+            v[n++] = in;
+        }
+    UNLOCK(st);
+    int rc = COW_OK;
+    for (size_t i = 0; i < n; i++) {
+        pthread_rwlock_rdlock(&v[i]->invalidate);
+        LOCK(st);
+        int rc2 = st->failed ? COW_OK : pc_writeback(st, v[i]);
+        UNLOCK(st);
+        pthread_rwlock_unlock(&v[i]->invalidate);
+        if (rc == COW_OK)
+            rc = rc2;
+    }
+    LOCK(st);
+    for (size_t i = 0; i < n; i++)
+        if (--v[i]->nref == 0 && v[i]->forgotten)
+            inode_free(v[i]);
+    UNLOCK(st);
+    free(v);
+    return rc;
+}
+
 /* ---- preallocation and truncation ---- */
 
 /* The end (bytes) of everything IN holds: its size, extent items, cached
@@ -273,7 +311,7 @@ static int do_preallocate(cow_store *st, struct cow_inode *in, uint64_t start, u
     uint64_t at;
     rc = em_preallocate(st, in, start, end, &at);
     if (at > start)
-        log_note_range(in, start, at);
+        em_mark_modified(in, start, at);
     if (!rc)
         rc = em_inode_save(st, in);
     if (rc)
@@ -317,7 +355,7 @@ static int do_truncate(cow_store *st, struct cow_inode *in, uint64_t size)
         rc = em_drop_range(st, in, ROUND_UP(size), UINT64_MAX);
         if (rc)
             return txn_abort(st, rc);
-        log_note_range(in, ROUND_UP(size), UINT64_MAX);
+        em_mark_modified(in, ROUND_UP(size), UINT64_MAX);
     }
     in->size = in->disk_size = size;
     rc = em_inode_save(st, in);
@@ -367,8 +405,6 @@ int file_cleanup_orphans(cow_store *st, struct cow_root *r)
 
 /* ---- public entry points ---- */
 
-#define LOCK(st) cow_mutex_lock(&(st)->lock)
-#define UNLOCK(st) cow_mutex_unlock(&(st)->lock)
 
 static int check_handle(struct cow_file *f)
 {
@@ -562,7 +598,7 @@ int cow_file_truncate(cow_file *f, uint64_t size)
         oe_wait_range(st, in, ROUND_UP(size), UINT64_MAX);
         rc = em_drop_range(st, in, ROUND_UP(size), UINT64_MAX);
         if (!rc) {
-            log_note_range(in, ROUND_UP(size), UINT64_MAX);
+            em_mark_modified(in, ROUND_UP(size), UINT64_MAX);
             rc = em_inode_save(st, in);
         }
         if (rc)
@@ -620,7 +656,7 @@ int cow_file_sync(cow_file *f)
         /* the fast fsync: the ranges to log, then every ordered extent
          * overlapping them (ours and the flusher's), then one record */
         oe_wait_logged(st, in);
-        if (log_inode_dirty(in)) {
+        if (em_modified(in)) {
             rc = log_write(st, &in, 1, 1);
         } else if (st->log_unflushed || st->unflushed) {
             /* logged or committed without a flush already: flush now */
@@ -633,12 +669,12 @@ int cow_file_sync(cow_file *f)
     }
     if (rc == COW_LOG_FULL) {
         /* A full commit holds every file as written so far: the others'
-         * buffered data goes in too.  pc_writeback_all takes each file's
+         * buffered data goes in too.  file_writeback_all takes each file's
          * invalidate lock in turn, so this one's is let go first (a thread
          * holds one at a time: no lock-order cycle between files). */
         UNLOCK(st);
         pc_unlock(in);
-        rc = pc_writeback_all(st);
+        rc = file_writeback_all(st);
         pc_lock_shared(in);
         LOCK(st);
         if (rc == COW_OK)
@@ -750,8 +786,7 @@ int file_rebind(cow_store *st, struct cow_inode *in)
     oe_wait_range(st, in, 0, UINT64_MAX);
     pc_punch(st, in, 0);
     in->ino = ino;
-    in->nlr = 0;
-    in->log_size = in->log_overflow = 0;
+    em_clear_modified(in);
     in->orphan = 0;
     return em_inode_read(st, in);
 }

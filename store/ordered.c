@@ -79,14 +79,14 @@ void oe_start(cow_store *st, struct cow_inode *in, struct oext *oe)
 #ifdef COW_BREAK_OE_ORDER
     /* BROKEN ON PURPOSE (make race-proof): the extent map becomes
      * visible before its ordered extent exists. */
-    log_note_range(in, oe->off, oe->off + oe->len);
+    em_mark_modified(in, oe->off, oe->off + oe->len);
     UNLOCK(st);
     COW_INJECT("writeback:before_io");
     LOCK(st);
     oe_link(in, oe);
 #else
     oe_link(in, oe); /* the ordered extent first, */
-    log_note_range(in, oe->off, oe->off + oe->len); /* then the extent map */
+    em_mark_modified(in, oe->off, oe->off + oe->len); /* then the extent map */
 #endif
 }
 

@@ -16,8 +16,9 @@
  *
  * Who may call it: the page cache (pcache.c: creation and completion);
  * files, the store's persist, transactions and subvolumes (the waits).  It
- * calls only down: the extent map, space reservation, the allocator, the
- * device, and log_note_range (which only records a range in the inode).
+ * calls only down: the extent map (its completion, and em_mark_modified,
+ * which notes the range for the file's next log record), space
+ * reservation, the allocator and the device.
  *
  * Ownership: the thread whose writeback created an ordered extent owns it
  * (its buffer, its reservation) until it frees it; the inode's list

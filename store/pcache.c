@@ -595,45 +595,6 @@ void pc_forget_range(struct cow_inode *in, uint64_t start, uint64_t end)
 
 /* ---- the whole store ---- */
 
-int pc_writeback_all(cow_store *st)
-{
-    /* called without store->lock: it takes it after each invalidate lock
-     * (not asserted: whether another thread holds it is a racy read) */
-    LOCK(st);
-    size_t n = 0;
-    for (struct cow_inode *in = st->inodes; in; in = in->next)
-        n += in->pc.ndirty > 0;
-    struct cow_inode **v = n ? malloc(n * sizeof *v) : NULL;
-    if (n && !v) {
-        UNLOCK(st);
-        return cow_set_error(COW_ENOMEM, "out of memory");
-    }
-    n = 0;
-    for (struct cow_inode *in = st->inodes; in; in = in->next)
-        if (in->pc.ndirty > 0) {
-            in->nref++;
-            v[n++] = in;
-        }
-    UNLOCK(st);
-    int rc = COW_OK;
-    for (size_t i = 0; i < n; i++) {
-        pthread_rwlock_rdlock(&v[i]->invalidate);
-        LOCK(st);
-        int rc2 = st->failed ? COW_OK : pc_writeback(st, v[i]);
-        UNLOCK(st);
-        pthread_rwlock_unlock(&v[i]->invalidate);
-        if (rc == COW_OK)
-            rc = rc2;
-    }
-    LOCK(st);
-    for (size_t i = 0; i < n; i++)
-        if (--v[i]->nref == 0 && v[i]->forgotten)
-            file_inode_free(v[i]);
-    UNLOCK(st);
-    free(v);
-    return rc;
-}
-
 uint64_t pc_end(struct cow_inode *in)
 {
     /* down from the bound to the highest page, which becomes the bound:

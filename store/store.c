@@ -7,7 +7,9 @@
 #include <unistd.h>
 #include <string.h>
 
+#include "extent_map.h"
 #include "ordered.h"
+#include "replay.h"
 #include "store_int.h"
 
 static void committer_stop(cow_store *st);
@@ -51,7 +53,7 @@ static void *committer_main(void *arg)
         if (st->flush_wanted && !st->failed) {
             st->flush_wanted = 0;
             cow_mutex_unlock(&st->lock);
-            pc_writeback_all(st); /* errors: the pages stay dirty */
+            file_writeback_all(st); /* errors: the pages stay dirty */
             cow_mutex_lock(&st->lock);
             continue;
         }
@@ -60,7 +62,7 @@ static void *committer_main(void *arg)
             if (now >= due && (st->txn_dirty || st->ndirty) && !st->failed && !st->readonly) {
                 if (st->ndirty) {
                     cow_mutex_unlock(&st->lock);
-                    pc_writeback_all(st);
+                    file_writeback_all(st);
                     cow_mutex_lock(&st->lock);
                 }
                 /* A failure either leaves the transaction whole (the
@@ -112,7 +114,7 @@ void cow_store_set_dirty_limit(cow_store *st, uint64_t bytes)
 
 int cow_store_writeback(cow_store *st)
 {
-    return pc_writeback_all(st);
+    return file_writeback_all(st);
 }
 
 void cow_store_stats(cow_store *st, struct cow_stats *out)
@@ -166,7 +168,7 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
         /* After a crash: the syncs since the last commit, from the log.  A
          * read-only store applies them in memory only. */
         if (rc == COW_OK)
-            rc = log_replay(st, &st->stats.replayed);
+            rc = replay_log(st, &st->stats.replayed);
         /* a file the container holds is found by its name, or open fails */
         if (rc == COW_OK)
             rc = names_check(st, &st->fs_tree);
@@ -239,7 +241,7 @@ int cow_store_open(const char *path, int flags, cow_store **out)
 
 int cow_store_commit(cow_store *st)
 {
-    int rc = pc_writeback_all(st);
+    int rc = file_writeback_all(st);
     if (rc)
         return rc;
     cow_mutex_lock(&st->lock);
@@ -250,7 +252,7 @@ int cow_store_commit(cow_store *st)
 
 int cow_store_persist(cow_store *st)
 {
-    int rc = pc_writeback_all(st);
+    int rc = file_writeback_all(st);
     if (rc)
         return rc;
     cow_mutex_lock(&st->lock);
@@ -260,13 +262,13 @@ int cow_store_persist(cow_store *st)
         size_t n = 0;
         struct cow_inode **v = NULL;
         for (struct cow_inode *in = st->inodes; in; in = in->next)
-            n += log_inode_dirty(in);
+            n += em_modified(in);
         if (n == 0) {
             rc = COW_OK;
         } else if ((v = malloc(n * sizeof *v)) != NULL) {
             n = 0;
             for (struct cow_inode *in = st->inodes; in; in = in->next)
-                if (log_inode_dirty(in))
+                if (em_modified(in))
                     v[n++] = in;
             rc = log_write(st, v, n, 0);
         }
@@ -283,7 +285,7 @@ int cow_store_close(cow_store *st)
     if (!st)
         return COW_OK;
     committer_stop(st);
-    int rc = st->readonly ? COW_OK : pc_writeback_all(st);
+    int rc = st->readonly ? COW_OK : file_writeback_all(st);
     cow_mutex_lock(&st->lock);
     if (rc == COW_OK)
         rc = txn_commit(st, 1);

@@ -204,10 +204,11 @@ struct cow_inode {
     uint64_t generation;
     int nopen;         /* handles open on it */
     int orphan;        /* unlinked while open: freed at last close */
-    /* For the log: the block-aligned ranges whose mapping changed since
-     * the last commit or the last log record that holds this file, sorted
-     * and disjoint; log_size: the size changed; log_overflow: too many
-     * ranges to track (the next sync of this file commits). */
+    /* The extent map's modified ranges (extent_map.h em_mark_modified):
+     * the block-aligned ranges whose mapping changed since the last commit
+     * or the last log record that holds this file, sorted and disjoint;
+     * log_size: the INODE_ITEM changed; log_overflow: too many ranges to
+     * track (the next sync of this file commits). */
     struct lrange *lr;
     size_t nlr, clr;
     int log_size;
@@ -327,7 +328,7 @@ struct cow_store {
     int sb_old_version;    /* bit i: superblock copy i is of format
                             * version 1 (open read it, no commit has
                             * rewritten it yet; txn_upgrade) */
-    int replaying;         /* log_replay runs (a read-only store changes
+    int replaying;         /* replay_log runs (a read-only store changes
                             * its trees in memory then, never on disk) */
     uint64_t rng;          /* state for log_id values */
 
@@ -474,24 +475,14 @@ void refs_reset(cow_store *st);
 /* 1 if the log can take records now (areas present, nothing pending that
  * it cannot express, read-write, not failed). */
 int log_usable(cow_store *st);
-/* 1 if IN has changes the log does not hold yet. */
-int log_inode_dirty(const struct cow_inode *in);
-/* Records that IN's mapping of [start, end) (bytes; END may be UINT64_MAX)
- * changed in the running transaction. */
-void log_note_range(struct cow_inode *in, uint64_t start, uint64_t end);
 /* Writes one record holding the changes of the N inodes V (which must all
- * be log_inode_dirty) and, if FLUSH, flushes the device once.  Returns
+ * be em_modified) and, if FLUSH, flushes the device once.  Returns
  * COW_OK, COW_LOG_FULL (nothing written: the caller commits), or an I/O
  * error (COW_EIO_WRITE, or COW_EIO_FLUSH after which the store is failed),
  * COW_ENOMEM, COW_ECORRUPT. */
 int log_write(cow_store *st, struct cow_inode **v, size_t n, int flush);
 /* After a commit: the log is empty, every inode clean. */
 void log_reset(cow_store *st);
-/* Applies the valid records of the current area to the running transaction
- * (open); *napplied counts them.  Errors: COW_ECORRUPT (a whole,
- * matching record that contradicts the trees), I/O errors, COW_ENOSPC,
- * COW_EROFS (a read-only store needs more space to replay). */
-int log_replay(cow_store *st, uint64_t *napplied);
 /* Allocates the two log areas (a container made before they existed). */
 int log_alloc_areas(cow_store *st);
 /* The next log_id (random). */
@@ -583,12 +574,19 @@ void root_item_get(const uint8_t *it, struct cow_root *r);
 void root_item_put(uint8_t *it, const struct cow_root *r);
 
 /* ---- file.c ---- */
-/* For log.c: the open inodes replay applies records to. */
+/* For replay.c: the open inode INO of the live subvolume, read in if
+ * needed (COW_ECORRUPT if it does not exist); and dropping those that no
+ * handle holds once replay is done.  Lock held. */
 struct cow_inode;
 int file_inode_get(cow_store *st, uint64_t ino, struct cow_inode **out);
 void file_inode_forget_unused(cow_store *st);
-/* Frees a forgotten inode (see cow_inode.forgotten). */
-void file_inode_free(struct cow_inode *in);
+/* Writes back every open file's dirty pages (pc_writeback on each, the
+ * delayed allocations becoming ordered extents); called without
+ * store->lock: takes each inode's invalidate lock (shared), then
+ * store->lock, as every writer does (lock order in docs/DESIGN.md).
+ * Errors: the first error of a file's writeback (COW_ENOSPC, I/O errors;
+ * the pages stay dirty), COW_ENOMEM. */
+int file_writeback_all(cow_store *st);
 int file_name_valid(const char *name);
 /* NAME's inode number in the subvolume tree R.  COW_ENOENT. */
 int file_lookup(cow_store *st, struct cow_root *r, const char *name, uint64_t *ino);
@@ -653,9 +651,6 @@ void pc_punch(cow_store *st, struct cow_inode *in, uint64_t idx);
 /* Drops IN's clean, unpinned pages in [start, end) bytes (their blocks got
  * a new mapping from outside the cache: replay). */
 void pc_forget_range(struct cow_inode *in, uint64_t start, uint64_t end);
-/* Writes back every file's dirty pages; called without store->lock (takes
- * each inode's invalidate lock, then store->lock). */
-int pc_writeback_all(cow_store *st);
 /* The invalidate lock of IN (see struct cow_inode): shared, exclusive,
  * release.  Taken before store->lock. */
 void pc_lock_shared(struct cow_inode *in);

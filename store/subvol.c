@@ -220,7 +220,7 @@ int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *
     if (kind != COW_SUBVOL_SNAPSHOT && kind != COW_SUBVOL_BRANCH)
         return cow_set_error(COW_EINVAL, "kind must be COW_SUBVOL_SNAPSHOT or _BRANCH");
     /* what was written before this call is in the snapshot */
-    int rc = pc_writeback_all(st);
+    int rc = file_writeback_all(st);
     if (rc)
         return rc;
     cow_mutex_lock(&st->lock);
@@ -312,7 +312,7 @@ int cow_subvol_finish(cow_store *st, const char *name, int kind)
         return cow_set_error(COW_EINVAL, "bad snapshot or branch name");
     if (kind != COW_SUBVOL_SNAPSHOT && kind != COW_SUBVOL_BRANCH)
         return cow_set_error(COW_EINVAL, "kind must be COW_SUBVOL_SNAPSHOT or _BRANCH");
-    int rc = pc_writeback_all(st); /* what was written in it is in it */
+    int rc = file_writeback_all(st); /* what was written in it is in it */
     if (rc)
         return rc;
     cow_mutex_lock(&st->lock);
@@ -409,7 +409,7 @@ int cow_subvol_restore(cow_store *st, const char *target, const char *source)
 {
     if ((target && *target && !subvol_name_valid(target)) || !subvol_name_valid(source))
         return cow_set_error(COW_EINVAL, "bad snapshot or branch name");
-    int rc = pc_writeback_all(st);
+    int rc = file_writeback_all(st);
     if (rc)
         return rc;
     /* the open inodes of TARGET, held (nref) while their invalidate locks

@@ -549,7 +549,7 @@ int txn_load(cow_store *st)
          * at least as many log records as it says were flushed (a torn
          * copy's own fields are whole: its crc matched).  Whether the
          * torn commit was in fact flushed (damage, not a tear) is for
-         * log_replay to find: a record built on it says so.  A version-1
+         * replay_log to find: a record built on it says so.  A version-1
          * copy names no commit it was written after: the other copy is
          * only required to be older, whole and intact. */
         rc = sb_commit_intact(st, sb[best], devsize);
@@ -638,7 +638,7 @@ int txn_load(cow_store *st)
     st->unflushed = 0;
     st->generation = get64(s + SB_GENERATION);
     st->durable_gen = st->generation;
-    st->durable_log = st->log_durable = 0; /* log_replay counts them */
+    st->durable_log = st->log_durable = 0; /* replay_log counts them */
     st->transid = st->generation + 1;
     st->bg_size = get64(s + SB_BG_SIZE);
     uint64_t total = get64(s + SB_TOTAL_BYTES);

@@ -248,7 +248,7 @@ START_TEST(txn_lost_grow_falls_back)
         uint64_t g = cow_store_generation(st);
         /* the commit, with its flush held back: the memdev keeps every
          * write since the last flush pending */
-        ck_assert_int_eq(pc_writeback_all(st), COW_OK);
+        ck_assert_int_eq(file_writeback_all(st), COW_OK);
         cow_mutex_lock(&st->lock);
         /* every other commit also grows for headroom it does not use (as
          * alloc_reserve does): no block it lists lies in the new space */

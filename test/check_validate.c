@@ -21,6 +21,7 @@
 
 #include "cowvfs.h"
 #include "crc32c.h"
+#include "extent_map.h"
 #include "store_int.h"
 #include "testutil.h"
 
@@ -228,7 +229,7 @@ static int try_image(const uint8_t *img, size_t len, enum action action)
          * changes to all of it would write */
         cow_mutex_lock(&st->lock);
         struct cow_inode *in = f->inode;
-        log_note_range(in, 0, UINT64_MAX);
+        em_mark_modified(in, 0, UINT64_MAX);
         rc = log_write(st, &in, 1, 0);
         cow_mutex_unlock(&st->lock);
     }
@@ -633,7 +634,7 @@ START_TEST(log_csum_dedup_linear)
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     cow_mutex_lock(&st->lock);
     struct cow_inode *in = b.f->inode;
-    log_note_range(in, 0, UINT64_MAX);
+    em_mark_modified(in, 0, UINT64_MAX);
     uint64_t at = st->log_area[st->last_slot] + (uint64_t)st->log_next * BLK;
     uint64_t p0 = st->log_csum_probes;
     ck_assert_int_eq(log_write(st, &in, 1, 0), COW_OK);

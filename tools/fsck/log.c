@@ -632,7 +632,7 @@ static void check_log_record(struct fsck *f, const struct logscan *s, struct rsi
 /*
  * Looks in log area K, from block FROM, for a whole record (magic, length,
  * crc) that proves a flushed commit or record the container no longer has,
- * as the store's log_check_lost does: one saying the commit it builds on
+ * as the store's replay (replay.c check_lost) does: one saying the commit it builds on
  * was flushed, of a newer commit than the one in use (or of its generation
  * with another log_id); or, in the area in use, one of this log after the
  * APPLIED valid records saying record APPLIED + 1 was flushed.  Reports the
