@@ -10,6 +10,7 @@
 #include "extent_map.h"
 #include "ordered.h"
 #include "replay.h"
+#include "roots.h"
 #include "store_int.h"
 
 static void committer_stop(cow_store *st);
@@ -20,7 +21,7 @@ static void store_free(cow_store *st)
         return;
     committer_stop(st);
     file_drop_inodes(st);
-    subvol_free_all(st);
+    roots_free_all(st);
     cache_destroy(&st->cache);
     alloc_destroy(st);
     free(st->drefs);

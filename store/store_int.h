@@ -553,17 +553,6 @@ int txn_upgrade(cow_store *st);
 /* Formats a new container in ST (generation 1). */
 int txn_format(cow_store *st);
 /* ---- subvol.c ---- */
-int subvol_name_valid(const char *name);
-/* The live (not dead) snapshot or branch NAME, or NULL. */
-struct cow_subvol *subvol_find(cow_store *st, const char *name);
-/* Reads every snapshot's and branch's ROOT_ITEM and ROOT_NAME (open); the
- * ones no longer there are marked dead.  COW_ECORRUPT. */
-int subvol_load(cow_store *st);
-/* Commit: the ROOT_ITEMs of subvolumes whose root changed. */
-int subvol_commit_roots(cow_store *st);
-/* After a commit: nothing dirty. */
-void subvol_committed(cow_store *st);
-void subvol_free_all(cow_store *st);
 /* Open: deletes the subvolumes left INCOMPLETE by a crash (running
  * transaction; the store stops on error: txn_abort).  Lock held. */
 int subvol_drop_incomplete(cow_store *st);

@@ -20,8 +20,9 @@
  * (their paths are copied once either way).
  *
  * In memory each subvolume other than the live one (st->fs_tree) is a
- * struct cow_subvol in st->subvols.  They are never freed while the store
- * is open: open files point at their roots (cow_inode.root), and a deleted
+ * struct cow_subvol in st->subvols, the registry of roots.c (loaded at
+ * open, written back at commit).  They are never freed while the store is
+ * open: open files point at their roots (cow_inode.root), and a deleted
  * one is only marked dead.
  *
  * Locking: the public functions take store->lock; the others need it.
@@ -32,6 +33,7 @@
 
 #include "inject.h"
 #include "ordered.h"
+#include "roots.h"
 #include "store_int.h"
 
 static uint64_t now_ns(void)
@@ -41,143 +43,9 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* 1 if NAME is 1..255 bytes of valid UTF-8 without '/' (RFC 3629: no
- * overlong forms, no surrogates, nothing past U+10FFFF). */
-int subvol_name_valid(const char *name)
-{
-    size_t n = name ? strlen(name) : 0;
-    if (n < 1 || n > COW_NAME_MAX || strchr(name, '/'))
-        return 0;
-    const unsigned char *p = (const unsigned char *)name, *end = p + n;
-    while (p < end) {
-        unsigned c = *p++;
-        if (c < 0x80)
-            continue;
-        int more = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc2 ? 1 : -1;
-        if (more < 0 || c > 0xf4 || end - p < more)
-            return 0;
-        unsigned cp = c & (0x3f >> more);
-        for (int i = 0; i < more; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (p[i] & 0x3f);
-        }
-        if ((more == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (more == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return 0;
-        p += more;
-    }
-    return 1;
-}
-
 int cow_subvol_name_valid(const char *name)
 {
-    return subvol_name_valid(name);
-}
-
-static struct cow_subvol *subvol_by_id(cow_store *st, uint64_t id)
-{
-    for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
-        if (sv->root.objectid == id)
-            return sv;
-    return NULL;
-}
-
-struct cow_subvol *subvol_find(cow_store *st, const char *name)
-{
-    for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
-        if (!sv->dead && strcmp(sv->name, name) == 0)
-            return sv;
-    return NULL;
-}
-
-int subvol_load(cow_store *st)
-{
-    for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
-        sv->dead = 1;
-    struct cow_key k = {COW_FS_TREE_OBJECTID + 1, 0, 0}, f;
-    uint8_t buf[COW_MAX_ITEM_DATA];
-    size_t size;
-    for (;;) {
-        int rc = bt_seek_ge(st, &st->root_tree, &k, &f, buf, sizeof buf, &size);
-        if (rc == COW_ENOENT)
-            break;
-        if (rc)
-            return rc;
-        k = f;
-        if (++k.offset == 0 && ++k.type == 0)
-            k.objectid++;
-        if (f.type != COW_ROOT_ITEM && f.type != COW_ROOT_NAME)
-            continue;
-        if (f.objectid <= COW_FS_TREE_OBJECTID || f.offset != 0)
-            return COW_CORRUPT("root tree item (%llu, %u, %llu) names no subvolume",
-                               (unsigned long long)f.objectid, f.type,
-                               (unsigned long long)f.offset);
-        struct cow_subvol *sv = subvol_by_id(st, f.objectid);
-        if (!sv) {
-            sv = calloc(1, sizeof *sv);
-            if (!sv)
-                return cow_set_error(COW_ENOMEM, "out of memory");
-            sv->root.objectid = f.objectid;
-            sv->next = st->subvols;
-            st->subvols = sv;
-        }
-        if (f.type == COW_ROOT_ITEM) {
-            if (size != ROOT_ITEM_SIZE)
-                return COW_CORRUPT("root item of subvolume %llu has %zu bytes",
-                                   (unsigned long long)f.objectid, size);
-            root_item_get(buf, &sv->root);
-            sv->root.refcounted = 1;
-            sv->root.dirty = 0;
-            if (sv->root.level >= COW_MAX_LEVEL ||
-                (sv->root.flags != COW_ROOT_F_SNAPSHOT && sv->root.flags != COW_ROOT_F_BRANCH &&
-                 sv->root.flags != (COW_ROOT_F_BRANCH | COW_ROOT_F_INCOMPLETE)))
-                return COW_CORRUPT("root item of subvolume %llu is bad",
-                                   (unsigned long long)f.objectid);
-            sv->dead = 0;
-        } else {
-            if (size < 1 || size > COW_NAME_MAX || memchr(buf, 0, size))
-                return COW_CORRUPT("name of subvolume %llu has %zu bytes",
-                                   (unsigned long long)f.objectid, size);
-            memcpy(sv->name, buf, size);
-            sv->name[size] = 0;
-        }
-    }
-    for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
-        if (!sv->dead && !subvol_name_valid(sv->name))
-            return COW_CORRUPT("subvolume %llu has no valid name",
-                               (unsigned long long)sv->root.objectid);
-    return COW_OK;
-}
-
-int subvol_commit_roots(cow_store *st)
-{
-    for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next) {
-        if (sv->dead || !sv->root.dirty)
-            continue;
-        uint8_t ri[ROOT_ITEM_SIZE];
-        struct cow_key k = {sv->root.objectid, COW_ROOT_ITEM, 0};
-        root_item_put(ri, &sv->root);
-        int rc = bt_put(st, &st->root_tree, &k, ri, sizeof ri);
-        if (rc)
-            return rc;
-    }
-    return COW_OK;
-}
-
-void subvol_committed(cow_store *st)
-{
-    for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
-        sv->root.dirty = 0;
-}
-
-void subvol_free_all(cow_store *st)
-{
-    while (st->subvols) {
-        struct cow_subvol *n = st->subvols->next;
-        free(st->subvols);
-        st->subvols = n;
-    }
+    return roots_name_valid(name);
 }
 
 /* 1 if a file of the tree R is open. */
@@ -214,7 +82,7 @@ int cow_subvol_create(cow_store *st, const char *name, int kind, const char *sou
 int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *source,
                          const char *drop, int incomplete)
 {
-    if (!subvol_name_valid(name))
+    if (!roots_name_valid(name))
         return cow_set_error(COW_EINVAL, "bad snapshot or branch name (1 to 255 bytes of UTF-8, "
                                          "no '/')");
     if (kind != COW_SUBVOL_SNAPSHOT && kind != COW_SUBVOL_BRANCH)
@@ -237,13 +105,13 @@ int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *
         rc = alloc_reserve(st, 0, 64 + st->ndrefs / 8);
     struct cow_root *src = &st->fs_tree;
     if (!rc && source && *source) {
-        struct cow_subvol *s = subvol_find(st, source);
+        struct cow_subvol *s = roots_find(st, source);
         if (s && !(s->root.flags & COW_ROOT_F_INCOMPLETE))
             src = &s->root;
         else
             rc = cow_set_error(COW_ENOENT, "no snapshot or branch named %s", source);
     }
-    if (!rc && subvol_find(st, name))
+    if (!rc && roots_find(st, name))
         rc = cow_set_error(COW_EEXIST, "a snapshot or branch named %s exists", name);
     struct cow_subvol *sv = NULL;
     if (!rc) {
@@ -308,7 +176,7 @@ out:
 
 int cow_subvol_finish(cow_store *st, const char *name, int kind)
 {
-    if (!subvol_name_valid(name))
+    if (!roots_name_valid(name))
         return cow_set_error(COW_EINVAL, "bad snapshot or branch name");
     if (kind != COW_SUBVOL_SNAPSHOT && kind != COW_SUBVOL_BRANCH)
         return cow_set_error(COW_EINVAL, "kind must be COW_SUBVOL_SNAPSHOT or _BRANCH");
@@ -317,7 +185,7 @@ int cow_subvol_finish(cow_store *st, const char *name, int kind)
         return rc;
     cow_mutex_lock(&st->lock);
     rc = txn_begin_change(st);
-    struct cow_subvol *sv = rc ? NULL : subvol_find(st, name);
+    struct cow_subvol *sv = rc ? NULL : roots_find(st, name);
     if (!rc && (!sv || !(sv->root.flags & COW_ROOT_F_INCOMPLETE)))
         rc = cow_set_error(COW_ENOENT, "no unfinished branch named %s", name);
     if (!rc && kind == COW_SUBVOL_SNAPSHOT && root_in_use(st, &sv->root))
@@ -338,10 +206,10 @@ int cow_subvol_finish(cow_store *st, const char *name, int kind)
 int cow_subvol_kind(cow_store *st, const char *name, int *kind)
 {
     *kind = 0;
-    if (!subvol_name_valid(name))
+    if (!roots_name_valid(name))
         return cow_set_error(COW_EINVAL, "bad snapshot or branch name");
     cow_mutex_lock(&st->lock);
-    struct cow_subvol *sv = subvol_find(st, name);
+    struct cow_subvol *sv = roots_find(st, name);
     int rc = COW_OK;
     if (!sv)
         rc = cow_set_error(COW_ENOENT, "no snapshot or branch named %s", name);
@@ -396,7 +264,7 @@ static int subvol_root(cow_store *st, const char *name, int unfinished, struct c
         *out = &st->fs_tree;
         return COW_OK;
     }
-    struct cow_subvol *sv = subvol_find(st, name);
+    struct cow_subvol *sv = roots_find(st, name);
     if (!sv || (!unfinished && (sv->root.flags & COW_ROOT_F_INCOMPLETE)))
         return cow_set_error(COW_ENOENT, "no snapshot or branch named %s", name);
     *out = &sv->root;
@@ -407,7 +275,7 @@ static int subvol_root(cow_store *st, const char *name, int unfinished, struct c
 
 int cow_subvol_restore(cow_store *st, const char *target, const char *source)
 {
-    if ((target && *target && !subvol_name_valid(target)) || !subvol_name_valid(source))
+    if ((target && *target && !roots_name_valid(target)) || !roots_name_valid(source))
         return cow_set_error(COW_EINVAL, "bad snapshot or branch name");
     int rc = file_writeback_all(st);
     if (rc)
@@ -517,11 +385,11 @@ int cow_subvol_restore(cow_store *st, const char *target, const char *source)
 
 int cow_subvol_delete(cow_store *st, const char *name)
 {
-    if (!subvol_name_valid(name))
+    if (!roots_name_valid(name))
         return cow_set_error(COW_EINVAL, "bad snapshot or branch name");
     cow_mutex_lock(&st->lock);
     int rc = txn_begin_change(st);
-    struct cow_subvol *sv = rc ? NULL : subvol_find(st, name);
+    struct cow_subvol *sv = rc ? NULL : roots_find(st, name);
     if (!rc && !sv)
         rc = cow_set_error(COW_ENOENT, "no snapshot or branch named %s", name);
     if (!rc && root_in_use(st, &sv->root))
@@ -557,7 +425,7 @@ int cow_subvol_list(cow_store *st, int (*cb)(void *arg, const struct cow_subvol_
                                                           : COW_SUBVOL_BRANCH;
         v[i].ctime_ns = sv->root.ctime;
         v[i].source_id = sv->root.source;
-        struct cow_subvol *src = subvol_by_id(st, sv->root.source);
+        struct cow_subvol *src = roots_by_id(st, sv->root.source);
         if (sv->root.source == COW_FS_TREE_OBJECTID)
             v[i].source[0] = 0;
         else if (src && !src->dead)
@@ -589,7 +457,7 @@ int cow_subvol_file_open(cow_store *st, const char *subvol, const char *name, in
     if (!subvol || !*subvol)
         return cow_file_open(st, name, create, out);
     cow_mutex_lock(&st->lock);
-    struct cow_subvol *sv = subvol_find(st, subvol);
+    struct cow_subvol *sv = roots_find(st, subvol);
     int ro = sv && sv->root.flags == COW_ROOT_F_SNAPSHOT;
     cow_mutex_unlock(&st->lock);
     if (!sv)
@@ -618,7 +486,7 @@ int cow_subvol_exists(cow_store *st, const char *subvol, const char *name, int *
     if (!file_name_valid(name))
         return cow_set_error(COW_EINVAL, "bad file name");
     cow_mutex_lock(&st->lock);
-    struct cow_subvol *sv = subvol_find(st, subvol);
+    struct cow_subvol *sv = roots_find(st, subvol);
     uint64_t ino;
     int rc = sv ? file_lookup(st, &sv->root, name, &ino)
                 : cow_set_error(COW_ENOENT, "no snapshot or branch named %s", subvol);
@@ -637,7 +505,7 @@ int cow_subvol_unlink(cow_store *st, const char *subvol, const char *name)
     if (!file_name_valid(name))
         return cow_set_error(COW_EINVAL, "bad file name");
     cow_mutex_lock(&st->lock);
-    struct cow_subvol *sv = subvol_find(st, subvol);
+    struct cow_subvol *sv = roots_find(st, subvol);
     int rc;
     if (!sv)
         rc = cow_set_error(COW_ENOENT, "no snapshot or branch named %s", subvol);

@@ -46,6 +46,7 @@
 
 #include "crc32c.h"
 #include "ordered.h"
+#include "roots.h"
 #include "store_int.h"
 
 
@@ -687,7 +688,7 @@ int txn_load(cow_store *st)
     root_item_get(ri, &st->fs_tree);
     if (st->fs_tree.level >= COW_MAX_LEVEL)
         return COW_CORRUPT("subvolume tree level out of range");
-    rc = subvol_load(st);
+    rc = roots_load(st);
     if (rc)
         return rc;
 
@@ -874,7 +875,7 @@ int txn_commit(cow_store *st, int flush)
         if (rc)
             goto abort;
     }
-    rc = subvol_commit_roots(st);
+    rc = roots_commit(st);
     if (rc)
         goto abort;
     rc = refs_run(st);
@@ -942,7 +943,7 @@ int txn_commit(cow_store *st, int flush)
     st->cache.ndirty = 0;
     st->root_tree.dirty = st->extent_tree.dirty = st->csum_tree.dirty = 0;
     st->fs_tree.dirty = 0;
-    subvol_committed(st);
+    roots_committed(st);
     alloc_release_chunk(st);
     st->generation = st->transid;
     st->transid++;

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "roots.h"
 #include "store_int.h"
 
 /* One data extent the tree points at. */
@@ -185,13 +186,13 @@ int cow_subvol_usage(cow_store *st, const char *name, struct cow_subvol_usage *u
     int rc = COW_OK;
 
     memset(u, 0, sizeof *u);
-    if (name && *name && !subvol_name_valid(name))
+    if (name && *name && !roots_name_valid(name))
         return cow_set_error(COW_EINVAL, "bad snapshot or branch name");
     memset(&w, 0, sizeof w);
     cow_mutex_lock(&st->lock);
     w.r = &st->fs_tree;
     if (name && *name) {
-        struct cow_subvol *sv = subvol_find(st, name);
+        struct cow_subvol *sv = roots_find(st, name);
         if (sv)
             w.r = &sv->root;
         else

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "roots.h"
 #include "store_int.h"
 #include "testutil.h"
 
@@ -179,7 +180,7 @@ static void model_usage(cow_store *st, char (*names)[COW_NAME_MAX + 1], unsigned
     for (unsigned t = 0; t < nt; t++) {
         struct cow_root *r = &st->fs_tree;
         if (names[t][0]) {
-            struct cow_subvol *sv = subvol_find(st, names[t]);
+            struct cow_subvol *sv = roots_find(st, names[t]);
             ck_assert_ptr_nonnull(sv);
             r = &sv->root;
         }
