@@ -42,9 +42,13 @@ void cow_cond_timedwait(pthread_cond_t *cond, struct cow_mutex *mu, const struct
 /* ---- errors ---- */
 /* Records a message for cow_store_last_error() and returns RC. */
 int cow_set_error(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Corruption found on disk: record where (source line) and return COW_ECORRUPT. */
-#define COW_CORRUPT(...) cow_corrupt_at(__LINE__, __VA_ARGS__)
-int cow_corrupt_at(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Corruption found on disk: records the message with where it was found,
+ * "(detected at store/FILE.c:LINE)", and returns COW_ECORRUPT. */
+#define COW_CORRUPT(...) cow_corrupt_at(__FILE__, __LINE__, __VA_ARGS__)
+/* COW_CORRUPT's function: FILE is a source path (__FILE__), of which the
+ * message keeps the base name under "store/"; LINE its line. */
+int cow_corrupt_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Overflow-safe end of a byte range: 0 on success, COW_EINVAL on overflow. */
 static inline int range_end(uint64_t start, uint64_t len, uint64_t *end)

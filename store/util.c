@@ -64,15 +64,16 @@ int cow_set_error(int rc, const char *fmt, ...)
     return rc;
 }
 
-int cow_corrupt_at(int line, const char *fmt, ...)
+int cow_corrupt_at(const char *file, int line, const char *fmt, ...)
 {
     char msg[400];
+    const char *base = strrchr(file, '/');
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    snprintf(tl_error, sizeof tl_error, "corrupt container: %s (detected at store line %d)", msg,
-             line);
+    snprintf(tl_error, sizeof tl_error, "corrupt container: %s (detected at store/%s:%d)", msg,
+             base ? base + 1 : file, line);
     return COW_ECORRUPT;
 }
 

@@ -38,11 +38,12 @@ static enum tree_class tree_class(uint64_t owner)
 }
 
 /* COW_ECORRUPT, the message prefixed with W and K: "block 8192 item 3
- * (257 108 4096): ...".  LINE is where the check is (COW_CORRUPT's). */
-static int bad_at(int line, const struct check_where *w, const struct cow_key *k,
-                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int bad_at(int line, const struct check_where *w, const struct cow_key *k,
-                  const char *fmt, ...)
+ * (257 108 4096): ...".  FILE and LINE are where the check is (COW_CORRUPT's). */
+static int bad_at(const char *file, int line, const struct check_where *w,
+                  const struct cow_key *k, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int bad_at(const char *file, int line, const struct check_where *w,
+                  const struct cow_key *k, const char *fmt, ...)
 {
     char msg[256], at[128] = "";
     va_list ap;
@@ -56,9 +57,9 @@ static int bad_at(int line, const struct check_where *w, const struct cow_key *k
     else
         snprintf(at, sizeof at, "item (%llu %u %llu): ", (unsigned long long)k->objectid,
                  k->type, (unsigned long long)k->offset);
-    return cow_corrupt_at(line, "%s%s", at, msg);
+    return cow_corrupt_at(file, line, "%s%s", at, msg);
 }
-#define BAD(w, k, ...) bad_at(__LINE__, w, k, __VA_ARGS__)
+#define BAD(w, k, ...) bad_at(__FILE__, __LINE__, w, k, __VA_ARGS__)
 
 /* 1 if [start, +len) is a run of whole blocks past the superblocks and
  * inside the container. */

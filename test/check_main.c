@@ -30,6 +30,7 @@ static const struct {
     {"abort", abort_suite},
     {"seq", seq_suite},
     {"upgrade", upgrade_suite},
+    {"util", util_suite},
 };
 #define NSUITES (sizeof suites / sizeof suites[0])
 
