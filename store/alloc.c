@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "store_int.h"
+#include "vec.h"
 
 static int bit_get(const uint8_t *bm, uint64_t i)
 {
@@ -45,10 +46,9 @@ static int add_groups_mem(cow_store *st, uint64_t new_total)
     size_t n = (size_t)(new_total / st->bg_size);
     if (n <= st->nbgs)
         return COW_OK;
-    struct bgroup *b = realloc(st->bgs, n * sizeof *b);
-    if (!b)
+    if (vec_reserve(st->bgs, st->cbgs, n))
         return cow_set_error(COW_ENOMEM, "out of memory");
-    st->bgs = b;
+    struct bgroup *b = st->bgs;
     uint64_t blocks = st->bg_size / COW_BLOCK_SIZE;
     for (size_t i = st->nbgs; i < n; i++) {
         struct bgroup *g = &b[i];
@@ -122,7 +122,7 @@ void alloc_destroy(cow_store *st)
         free(st->bgs[i].bitmap);
     free(st->bgs);
     st->bgs = NULL;
-    st->nbgs = 0;
+    st->nbgs = st->cbgs = 0;
     st->mchunk_next = st->mchunk_end = 0;
     free(st->pinned);
     st->pinned = NULL;
@@ -391,14 +391,8 @@ int alloc_free(cow_store *st, uint64_t bytenr, uint64_t len)
     if (!g || range_end(bytenr, len, &end) || end > g->start + g->len || len > g->used)
         return COW_CORRUPT("freeing [%llu, +%llu) outside its block group",
                            (unsigned long long)bytenr, (unsigned long long)len);
-    if (st->npinned == st->cpinned) {
-        size_t c = st->cpinned ? st->cpinned * 2 : 64;
-        struct extent_run *p = realloc(st->pinned, c * sizeof *p);
-        if (!p)
-            return cow_set_error(COW_ENOMEM, "out of memory");
-        st->pinned = p;
-        st->cpinned = c;
-    }
+    if (vec_reserve(st->pinned, st->cpinned, st->npinned + 1))
+        return cow_set_error(COW_ENOMEM, "out of memory");
     st->pinned[st->npinned].bytenr = bytenr;
     st->pinned[st->npinned].len = len;
     st->npinned++;

@@ -46,6 +46,7 @@
 #include "validate.h"
 #include "crc32c.h"
 #include "store_int.h"
+#include "vec.h"
 
 #define BLK COW_BLOCK_SIZE
 
@@ -92,15 +93,9 @@ void log_note_range(struct cow_inode *in, uint64_t start, uint64_t end)
         in->log_overflow = 1;
         return;
     }
-    if (in->nlr == in->clr) {
-        size_t c = in->clr ? in->clr * 2 : 8;
-        struct lrange *v = realloc(in->lr, c * sizeof *v);
-        if (!v) {
-            in->log_overflow = 1; /* the next sync commits instead */
-            return;
-        }
-        in->lr = v;
-        in->clr = c;
+    if (vec_reserve(in->lr, in->clr, in->nlr + 1)) {
+        in->log_overflow = 1; /* the next sync commits instead */
+        return;
     }
     memmove(in->lr + lo + 1, in->lr + lo, (in->nlr - lo) * sizeof *in->lr);
     in->lr[lo].start = start;
@@ -159,63 +154,47 @@ struct rec {
     uint8_t *b;
     size_t len, cap;
     uint32_t nitems;
-    /* The data extents whose EXTENT_CSUM is in the record: a set, open
-     * addressing with linear probing, 0 = empty slot (no data extent
-     * starts at 0); ccsummed a power of two, at most half full. */
-    uint64_t *csummed;
-    size_t ncsummed, ccsummed;
-    uint64_t probes; /* slots examined (st->log_csum_probes) */
+    /* The data extents whose EXTENT_CSUM is in the record: a set of
+     * struct hm_node (malloc'd, key disk_bytenr). */
+    struct hmap csummed;
+    uint64_t probes; /* lookups plus nodes examined (st->log_csum_probes) */
 };
 
-static size_t csummed_slot(struct rec *r, uint64_t disk)
+/* 1 if DISK is in the set, counting the probes. */
+static int csummed_has(struct rec *r, uint64_t disk)
 {
-    size_t mask = r->ccsummed - 1;
-    size_t i = (size_t)((disk >> COW_BLOCK_SHIFT) * 0x9E3779B97F4A7C15ull >> 20) & mask;
     r->probes++;
-    while (r->csummed[i] && r->csummed[i] != disk) {
-        i = (i + 1) & mask;
+    for (struct hm_node *n = hm_bucket(&r->csummed, disk); n; n = n->next) {
         r->probes++;
+        if (n->key == disk)
+            return 1;
     }
-    return i;
+    return 0;
 }
 
-/* Adds DISK to the set; *added 0 if it was there.  COW_ENOMEM. */
-static int csummed_add(struct rec *r, uint64_t disk, int *added)
+/* Adds DISK (not in it yet) to the set.  COW_ENOMEM. */
+static int csummed_add(struct rec *r, uint64_t disk)
 {
-    *added = 0;
-    if (r->ccsummed && r->csummed[csummed_slot(r, disk)] == disk)
-        return COW_OK;
-    if (2 * (r->ncsummed + 1) > r->ccsummed) {
-        struct rec g = *r;
-        g.ccsummed = r->ccsummed ? r->ccsummed * 2 : 64;
-        g.csummed = calloc(g.ccsummed, sizeof *g.csummed);
-        if (!g.csummed)
-            return cow_set_error(COW_ENOMEM, "out of memory");
-        for (size_t i = 0; i < r->ccsummed; i++)
-            if (r->csummed[i])
-                g.csummed[csummed_slot(&g, r->csummed[i])] = r->csummed[i];
-        free(r->csummed);
-        r->csummed = g.csummed;
-        r->ccsummed = g.ccsummed;
+    struct hm_node *n = malloc(sizeof *n);
+    if (!n || hm_insert(&r->csummed, n, disk)) {
+        free(n);
+        return cow_set_error(COW_ENOMEM, "out of memory");
     }
-    r->csummed[csummed_slot(r, disk)] = disk;
-    r->ncsummed++;
-    *added = 1;
     return COW_OK;
+}
+
+static void csummed_free(struct rec *r)
+{
+    struct hm_node *n, *next;
+    hm_for_each_safe(&r->csummed, n, next)
+        free(n);
+    hm_destroy(&r->csummed);
 }
 
 static int rec_reserve(struct rec *r, size_t more)
 {
-    if (r->len + more <= r->cap)
-        return COW_OK;
-    size_t c = r->cap ? r->cap : 4 * BLK;
-    while (c < r->len + more)
-        c *= 2;
-    uint8_t *v = realloc(r->b, c);
-    if (!v)
+    if (vec_reserve(r->b, r->cap, r->len + more))
         return cow_set_error(COW_ENOMEM, "out of memory");
-    r->b = v;
-    r->cap = c;
     return COW_OK;
 }
 
@@ -246,11 +225,10 @@ struct build {
 static int add_csum(struct build *b, uint64_t disk, uint64_t disk_len)
 {
     struct rec *r = &b->csums;
-    if (r->ccsummed && r->csummed[csummed_slot(r, disk)] == disk)
+    if (csummed_has(r, disk))
         return COW_OK;
     uint8_t c[COW_MAX_EXTENT_BLOCKS * 4];
     size_t size;
-    int added;
     struct cow_key k = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, disk};
     int rc = bt_lookup(b->st, &b->st->csum_tree, &k, c, sizeof c, &size);
     if (rc == COW_ENOENT)
@@ -258,7 +236,7 @@ static int add_csum(struct build *b, uint64_t disk, uint64_t disk_len)
     if (!rc)
         rc = check_csum_matches(disk, disk_len, size); /* SIZE <= sizeof c */
     if (!rc)
-        rc = csummed_add(r, disk, &added);
+        rc = csummed_add(r, disk);
     if (rc)
         return rc;
     return rec_item(r, &k, c, size);
@@ -358,7 +336,7 @@ out:
     st->log_csum_probes += b.csums.probes;
     free(buf);
     free(b.csums.b);
-    free(b.csums.csummed);
+    csummed_free(&b.csums);
     free(b.items.b);
     return rc;
 }
@@ -682,14 +660,9 @@ static int log_scan_area(cow_store *st, int k, uint32_t from,
             if (i + nb <= n) {
                 crc = crc32c(0, h + 4, (size_t)nb * BLK - 4);
             } else { /* runs past this chunk: read it whole */
-                if ((size_t)nb * BLK > cap) {
-                    uint8_t *w = realloc(whole, (size_t)nb * BLK);
-                    if (!w) {
-                        rc = cow_set_error(COW_ENOMEM, "out of memory");
-                        break;
-                    }
-                    whole = w;
-                    cap = (size_t)nb * BLK;
+                if (vec_reserve(whole, cap, (size_t)nb * BLK)) {
+                    rc = cow_set_error(COW_ENOMEM, "out of memory");
+                    break;
                 }
                 rc = st->dev->read(st->dev, whole, (size_t)nb * BLK, area + (uint64_t)at * BLK);
                 if (rc)
@@ -827,14 +800,9 @@ int log_replay(cow_store *st, uint64_t *napplied)
         if (rec_check(st, rec, st->log_seq + 1, room))
             break;
         uint32_t nb = get32(rec + LOG_NBLOCKS);
-        if ((size_t)nb * BLK > cap) {
-            uint8_t *r2 = realloc(rec, (size_t)nb * BLK);
-            if (!r2) {
-                rc = cow_set_error(COW_ENOMEM, "out of memory");
-                goto out;
-            }
-            rec = r2;
-            cap = (size_t)nb * BLK;
+        if (vec_reserve(rec, cap, (size_t)nb * BLK)) {
+            rc = cow_set_error(COW_ENOMEM, "out of memory");
+            goto out;
         }
         if (nb > 1) {
             rc = st->dev->read(st->dev, rec + BLK, (size_t)(nb - 1) * BLK, at + BLK);

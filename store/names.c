@@ -26,6 +26,7 @@
 
 #include "crc32c.h"
 #include "store_int.h"
+#include "vec.h"
 
 const char *names_item_invalid(const uint8_t *buf, size_t size, uint64_t hash)
 {
@@ -63,14 +64,8 @@ struct u64v {
 
 static int u64v_push(struct u64v *a, uint64_t x)
 {
-    if (a->n == a->cap) {
-        size_t c = a->cap ? a->cap * 2 : 16;
-        uint64_t *v = realloc(a->v, c * sizeof *v);
-        if (!v)
-            return cow_set_error(COW_ENOMEM, "out of memory");
-        a->v = v;
-        a->cap = c;
-    }
+    if (vec_reserve(a->v, a->cap, a->n + 1))
+        return cow_set_error(COW_ENOMEM, "out of memory");
     a->v[a->n++] = x;
     return COW_OK;
 }

@@ -18,6 +18,7 @@
 
 #include "bdev.h"
 #include "format.h"
+#include "hmap.h"
 #include "store.h"
 
 /* ---- debug mutex that records its owner ---- */
@@ -79,14 +80,12 @@ struct eb {
     int shared;        /* dirty, and also reached from a tree cloned by the
                         * running transaction (bt_mark_shared): copied on
                         * change, not changed in place, until the commit */
-    struct eb *hnext;  /* hash chain */
+    struct hm_node hnode; /* in eb_cache.map, key bytenr */
     struct eb *dnext;  /* list of dirty blocks */
 };
 
 struct eb_cache {
-    struct eb **buckets;
-    size_t nbuckets;
-    size_t count;
+    struct hmap map;  /* every cached block, by bytenr */
     struct eb *dirty; /* dirty blocks, unordered */
     size_t ndirty;
 };
@@ -287,7 +286,7 @@ struct cow_store {
     struct eb_cache cache;
 
     struct bgroup *bgs;
-    size_t nbgs;
+    size_t nbgs, cbgs;
     uint64_t data_cursor, meta_cursor; /* next-fit allocation hints (bytes) */
     /* The running transaction's metadata chunk: [mchunk_next, mchunk_end)
      * is reserved (set in the bitmap, not counted as used) and handed out in

@@ -38,6 +38,7 @@
 
 #include "crc32c.h"
 #include "store_int.h"
+#include "vec.h"
 
 
 int store_flush(cow_store *st)
@@ -200,31 +201,17 @@ void txn_note_written(cow_store *st, uint64_t bytenr, uint64_t n, const uint32_t
     if (last && last->bytenr + last->len * COW_BLOCK_SIZE == bytenr) {
         last->len += n;
     } else {
-        if (st->nwruns == st->cwruns) {
-            size_t c = st->cwruns ? st->cwruns * 2 : 64;
-            struct extent_run *v = realloc(st->wruns, c * sizeof *v);
-            if (!v) {
-                st->wlog_overflow = 1;
-                return;
-            }
-            st->wruns = v;
-            st->cwruns = c;
+        if (vec_reserve(st->wruns, st->cwruns, st->nwruns + 1)) {
+            st->wlog_overflow = 1;
+            return;
         }
         st->wruns[st->nwruns].bytenr = bytenr;
         st->wruns[st->nwruns].len = n;
         st->nwruns++;
     }
-    if (st->nwcrcs + n > st->cwcrcs) {
-        size_t c = st->cwcrcs ? st->cwcrcs : 256;
-        while (c < st->nwcrcs + n)
-            c *= 2;
-        uint32_t *v = realloc(st->wcrcs, c * sizeof *v);
-        if (!v) {
-            st->wlog_overflow = 1;
-            return;
-        }
-        st->wcrcs = v;
-        st->cwcrcs = c;
+    if (vec_reserve(st->wcrcs, st->cwcrcs, st->nwcrcs + n)) {
+        st->wlog_overflow = 1;
+        return;
     }
     memcpy(st->wcrcs + st->nwcrcs, crcs, n * sizeof *crcs);
     st->nwcrcs += n;
