@@ -394,7 +394,7 @@ int alloc_free(cow_store *st, uint64_t bytenr, uint64_t len)
     if (vec_reserve(st->pinned, st->cpinned, st->npinned + 1))
         return cow_set_error(COW_ENOMEM, "out of memory");
     st->pinned[st->npinned].bytenr = bytenr;
-    st->pinned[st->npinned].len = len;
+    st->pinned[st->npinned].bytes = len;
     st->npinned++;
     g->used -= len;
     g->dirty = 1;
@@ -418,7 +418,7 @@ void alloc_unpin_all(cow_store *st)
     for (size_t k = 0; k < st->npinned; k++) {
         struct bgroup *g = bg_of(st, st->pinned[k].bytenr);
         uint64_t i0 = (st->pinned[k].bytenr - g->start) / COW_BLOCK_SIZE;
-        uint64_t n = st->pinned[k].len / COW_BLOCK_SIZE;
+        uint64_t n = st->pinned[k].bytes / COW_BLOCK_SIZE;
         for (uint64_t i = 0; i < n; i++) {
             bit_clear(g->bitmap, i0 + i);
             cache_drop(&st->cache, st->pinned[k].bytenr + i * COW_BLOCK_SIZE);

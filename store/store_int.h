@@ -122,9 +122,20 @@ struct bgroup {
  * of space freed since the last flush are pinned. */
 #define COW_MAX_PINNED_RUNS 1024
 
-struct extent_run {
+/* A run of whole blocks at BYTENR, its length in bytes (space freed in
+ * the running transaction: alloc_free's pinned runs)... */
+struct byte_run {
     uint64_t bytenr;
-    uint64_t len; /* bytes */
+    uint64_t bytes;
+};
+
+/* ... and in blocks (blocks written by the running transaction: the
+ * one-flush commit list, as SB_COMMIT_RANGES has them).  Two types so
+ * that the unit is in the field's name wherever the two meet
+ * (txn.c's wlog_drop_freed). */
+struct block_run {
+    uint64_t bytenr;
+    uint64_t nblocks;
 };
 
 /* A pending change to an extent's reference count (btrfs's delayed refs). */
@@ -293,7 +304,7 @@ struct cow_store {
      * order to new tree blocks, so a commit's tree blocks are contiguous. */
     uint64_t mchunk_next, mchunk_end;
 
-    struct extent_run *pinned; /* freed in the running transaction */
+    struct byte_run *pinned; /* freed in the running transaction */
     size_t npinned, cpinned;
 
     struct dref *drefs;        /* pending refcount changes, unsorted */
@@ -305,7 +316,7 @@ struct cow_store {
     /* Blocks written by the running transaction, with the crc32c of each
      * (for a one-flush commit's list); wlog_overflow once more than
      * COW_ONE_FLUSH_MAX_BLOCKS were written. */
-    struct extent_run *wruns; /* bytenr, len in blocks */
+    struct block_run *wruns;
     size_t nwruns, cwruns;
     uint32_t *wcrcs;
     size_t nwcrcs, cwcrcs;

@@ -197,16 +197,16 @@ void txn_note_written(cow_store *st, uint64_t bytenr, uint64_t n, const uint32_t
         st->wlog_overflow = 1;
         return;
     }
-    struct extent_run *last = st->nwruns ? &st->wruns[st->nwruns - 1] : NULL;
-    if (last && last->bytenr + last->len * COW_BLOCK_SIZE == bytenr) {
-        last->len += n;
+    struct block_run *last = st->nwruns ? &st->wruns[st->nwruns - 1] : NULL;
+    if (last && last->bytenr + last->nblocks * COW_BLOCK_SIZE == bytenr) {
+        last->nblocks += n;
     } else {
         if (vec_reserve(st->wruns, st->cwruns, st->nwruns + 1)) {
             st->wlog_overflow = 1;
             return;
         }
         st->wruns[st->nwruns].bytenr = bytenr;
-        st->wruns[st->nwruns].len = n;
+        st->wruns[st->nwruns].nblocks = n;
         st->nwruns++;
     }
     if (vec_reserve(st->wcrcs, st->cwcrcs, st->nwcrcs + n)) {
@@ -217,9 +217,9 @@ void txn_note_written(cow_store *st, uint64_t bytenr, uint64_t n, const uint32_t
     st->nwcrcs += n;
 }
 
-static int cmp_run(const void *a, const void *b)
+static int cmp_byte_run(const void *a, const void *b)
 {
-    const struct extent_run *x = a, *y = b;
+    const struct byte_run *x = a, *y = b;
     return x->bytenr < y->bytenr ? -1 : x->bytenr > y->bytenr;
 }
 
@@ -234,21 +234,21 @@ static void wlog_drop_freed(cow_store *st)
 {
     if (st->wlog_overflow || !st->npinned || !st->nwruns)
         return;
-    struct extent_run *pin = malloc(st->npinned * sizeof *pin);
-    struct extent_run *runs = malloc(st->nwruns * sizeof *runs);
+    struct byte_run *pin = malloc(st->npinned * sizeof *pin);
+    struct block_run *runs = malloc(st->nwruns * sizeof *runs);
     uint32_t *crcs = malloc(st->nwcrcs * sizeof *crcs);
     if (!pin || !runs || !crcs) {
         st->wlog_overflow = 1; /* fall back to two flushes */
         goto out;
     }
     memcpy(pin, st->pinned, st->npinned * sizeof *pin);
-    qsort(pin, st->npinned, sizeof *pin, cmp_run);
+    qsort(pin, st->npinned, sizeof *pin, cmp_byte_run);
     memcpy(runs, st->wruns, st->nwruns * sizeof *runs);
     memcpy(crcs, st->wcrcs, st->nwcrcs * sizeof *crcs);
     size_t nruns = st->nwruns, k = 0;
     st->nwruns = st->nwcrcs = 0;
     for (size_t r = 0; r < nruns; r++) {
-        for (uint64_t b = 0; b < runs[r].len; b++, k++) {
+        for (uint64_t b = 0; b < runs[r].nblocks; b++, k++) {
             uint64_t at = runs[r].bytenr + b * COW_BLOCK_SIZE;
             size_t lo = 0, hi = st->npinned;
             while (lo < hi) { /* last pinned run starting at or before AT */
@@ -258,7 +258,7 @@ static void wlog_drop_freed(cow_store *st)
                 else
                     hi = mid;
             }
-            if (lo && at < pin[lo - 1].bytenr + pin[lo - 1].len)
+            if (lo && at < pin[lo - 1].bytenr + pin[lo - 1].bytes)
                 continue; /* freed by this transaction */
             txn_note_written(st, at, 1, &crcs[k]);
         }
@@ -312,7 +312,7 @@ static int sb_write(cow_store *st, int slot, int one_flush, uint64_t log_id)
         for (size_t i = 0; i < st->nwruns; i++) {
             uint8_t *e = b + SB_COMMIT_LIST + i * SB_COMMIT_ENTRY;
             put64(e, st->wruns[i].bytenr);
-            put32(e + 8, (uint32_t)st->wruns[i].len);
+            put32(e + 8, (uint32_t)st->wruns[i].nblocks);
         }
     }
     put32(b + SB_CSUM, crc32c(0, b + 4, COW_BLOCK_SIZE - 4));
@@ -864,7 +864,7 @@ int txn_commit(cow_store *st, int flush)
     /* The written-block list as it was: a failed write_dirty() may have
      * noted some runs, which the next attempt writes (and notes) again. */
     size_t wruns0 = st->nwruns, wcrcs0 = st->nwcrcs;
-    uint64_t wlast0 = st->nwruns ? st->wruns[st->nwruns - 1].len : 0;
+    uint64_t wlast0 = st->nwruns ? st->wruns[st->nwruns - 1].nblocks : 0;
     int woverflow0 = st->wlog_overflow;
     rc = write_dirty(st);
     if (rc) {
@@ -874,7 +874,7 @@ int txn_commit(cow_store *st, int flush)
         st->nwruns = wruns0;
         st->nwcrcs = wcrcs0;
         if (wruns0)
-            st->wruns[wruns0 - 1].len = wlast0;
+            st->wruns[wruns0 - 1].nblocks = wlast0;
         st->wlog_overflow = woverflow0;
         return kept(rc);
     }
