@@ -88,6 +88,7 @@ void cache_mark_dirty(struct eb_cache *c, struct eb *e)
 
 int cache_read(cow_store *st, uint64_t bytenr, uint64_t gen, int level, struct eb **out)
 {
+    lk_assert_held(&st->lock);
     int rc;
     struct eb *e = cache_find(&st->cache, bytenr);
     if (!e) {
@@ -126,6 +127,7 @@ int cache_read(cow_store *st, uint64_t bytenr, uint64_t gen, int level, struct e
 
 int cache_new(cow_store *st, uint64_t bytenr, struct eb **out)
 {
+    lk_assert_held(&st->lock);
     struct eb *e = cache_find(&st->cache, bytenr);
     int rc;
     if (!e) {

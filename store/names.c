@@ -115,6 +115,7 @@ static int collect(cow_store *st, struct cow_root *r, uint64_t objectid, uint8_t
 
 int names_check(cow_store *st, struct cow_root *r)
 {
+    lk_assert_held(&st->lock);
     struct u64v names = {0}, orphans = {0}, inodes = {0};
     uint64_t id = r->objectid;
     int rc = collect(st, r, COW_ROOT_DIR_OBJECTID, COW_DIR_ITEM, id, &names);

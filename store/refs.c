@@ -69,6 +69,7 @@ static int dref_grow(cow_store *st)
 int refs_add(cow_store *st, uint64_t bytenr, uint64_t len, int is_data, unsigned level,
              int64_t delta)
 {
+    lk_assert_held(&st->lock);
     struct dref *d = dref_find(st, bytenr);
     if (!d) {
         if ((st->ndrefs + 1) * 2 > st->cdrefs) {
@@ -110,6 +111,7 @@ static int find_item(cow_store *st, uint64_t bytenr, struct cow_key *found, uint
 
 int refs_get(cow_store *st, uint64_t bytenr, int is_data, uint64_t *refs)
 {
+    lk_assert_held(&st->lock);
     struct cow_key found;
     uint8_t item[EXT_ITEM_SIZE];
     int64_t n = 0;
@@ -130,6 +132,7 @@ int refs_get(cow_store *st, uint64_t bytenr, int is_data, uint64_t *refs)
 
 int refs_generation(cow_store *st, uint64_t bytenr, uint64_t *gen)
 {
+    lk_assert_held(&st->lock);
     struct cow_key found;
     uint8_t item[EXT_ITEM_SIZE];
     int rc = find_item(st, bytenr, &found, item);
@@ -144,6 +147,7 @@ int refs_generation(cow_store *st, uint64_t bytenr, uint64_t *gen)
 
 int refs_extent_len(cow_store *st, uint64_t bytenr, uint64_t *len)
 {
+    lk_assert_held(&st->lock);
     const struct dref *d = dref_find(st, bytenr);
     if (d) {
         *len = d->len;
@@ -159,6 +163,7 @@ int refs_extent_len(cow_store *st, uint64_t bytenr, uint64_t *len)
 
 int refs_known(cow_store *st, uint64_t bytenr, int *known)
 {
+    lk_assert_held(&st->lock);
     struct cow_key found;
     uint8_t item[EXT_ITEM_SIZE];
     *known = dref_find(st, bytenr) != NULL;
@@ -229,6 +234,7 @@ static int apply_one(cow_store *st, const struct dref *d)
 
 int refs_run(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     int rc = COW_OK;
     if (!st->ndrefs)
         return COW_OK;
@@ -250,6 +256,7 @@ int refs_run(cow_store *st)
 
 void refs_reset(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     if (st->drefs)
         memset(st->drefs, 0, st->cdrefs * sizeof *st->drefs);
     st->ndrefs = 0;
@@ -257,6 +264,7 @@ void refs_reset(cow_store *st)
 
 int refs_update_block_groups(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     for (int pass = 0; pass < 64; pass++) {
         int any = 0;
         for (size_t i = 0; i < st->nbgs; i++) {

@@ -308,6 +308,7 @@ uint64_t cow_store_generation(cow_store *st)
 
 static int sum_data_cb(cow_store *st, void *arg, struct eb *e)
 {
+    lk_assert_held(&st->lock);
     uint64_t *data = arg;
     (void)st;
     const uint8_t *b = e->data;

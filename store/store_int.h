@@ -19,26 +19,8 @@
 #include "bdev.h"
 #include "format.h"
 #include "hmap.h"
+#include "lockdep.h"
 #include "store.h"
-
-/* ---- debug mutex that records its owner ---- */
-struct cow_mutex {
-    pthread_mutex_t m;
-    pthread_t owner;
-    int held;
-};
-void cow_mutex_init(struct cow_mutex *mu);
-void cow_mutex_destroy(struct cow_mutex *mu);
-void cow_mutex_lock(struct cow_mutex *mu);
-void cow_mutex_unlock(struct cow_mutex *mu);
-/* 1 if the calling thread holds MU (for assert only). */
-int cow_mutex_held(struct cow_mutex *mu);
-/* Waits on COND, releasing MU meanwhile, until a signal; MU is held again
- * on return (its owner recorded). */
-void cow_cond_wait(pthread_cond_t *cond, struct cow_mutex *mu);
-/* Waits on COND, releasing MU meanwhile, until ABSTIME (CLOCK_MONOTONIC) or
- * a signal; MU is held again on return (its owner recorded). */
-void cow_cond_timedwait(pthread_cond_t *cond, struct cow_mutex *mu, const struct timespec *abstime);
 
 /* ---- errors ---- */
 /* Records a message for cow_store_last_error() and returns RC. */

@@ -84,6 +84,7 @@ static struct cow_subvol *subvol_by_id(cow_store *st, uint64_t id)
 
 struct cow_subvol *subvol_find(cow_store *st, const char *name)
 {
+    lk_assert_held(&st->lock);
     for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
         if (!sv->dead && strcmp(sv->name, name) == 0)
             return sv;
@@ -92,6 +93,7 @@ struct cow_subvol *subvol_find(cow_store *st, const char *name)
 
 int subvol_load(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
         sv->dead = 1;
     struct cow_key k = {COW_FS_TREE_OBJECTID + 1, 0, 0}, f;
@@ -151,6 +153,7 @@ int subvol_load(cow_store *st)
 
 int subvol_commit_roots(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next) {
         if (sv->dead || !sv->root.dirty)
             continue;
@@ -166,6 +169,7 @@ int subvol_commit_roots(cow_store *st)
 
 void subvol_committed(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
         sv->root.dirty = 0;
 }
@@ -371,6 +375,7 @@ static int subvol_drop(cow_store *st, struct cow_subvol *sv)
 
 int subvol_drop_incomplete(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next) {
         if (sv->dead || !(sv->root.flags & COW_ROOT_F_INCOMPLETE))
             continue;

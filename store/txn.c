@@ -43,6 +43,7 @@
 
 int store_flush(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     st->stats.flushes++;
     return st->dev->flush(st->dev);
 }
@@ -61,6 +62,7 @@ static void now_durable(cow_store *st)
 
 int txn_flush(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     int rc = store_flush(st);
     if (rc) {
         st->failed = 1; /* what reached the device is unknown */
@@ -79,6 +81,7 @@ uint64_t cow_mono_ns(void)
 
 int txn_begin_change(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     if (st->readonly && !st->replaying)
         return cow_set_error(COW_EROFS, "the store is open read-only");
     if (st->failed)
@@ -191,6 +194,7 @@ void txn_wlog_reset(cow_store *st)
 
 void txn_note_written(cow_store *st, uint64_t bytenr, uint64_t n, const uint32_t *crcs)
 {
+    lk_assert_held(&st->lock);
     if (st->wlog_overflow)
         return;
     if (st->nwcrcs + n > COW_ONE_FLUSH_MAX_BLOCKS) {
@@ -451,6 +455,7 @@ static int sb_commit_intact(cow_store *st, const uint8_t *sb, uint64_t devsize)
 
 int txn_load(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     uint8_t sb[2][COW_BLOCK_SIZE];
     uint64_t devsize;
     int rc, best = -1, magic = 0;
@@ -712,6 +717,7 @@ int txn_load(cow_store *st)
 
 int txn_format(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     int rc;
     st->bg_size = COW_DEFAULT_BG_SIZE;
     st->generation = 0;
@@ -826,6 +832,7 @@ static int kept(int rc)
 
 int txn_commit(cow_store *st, int flush)
 {
+    lk_assert_held(&st->lock);
     int rc;
     if (st->failed)
         return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
@@ -957,7 +964,7 @@ abort:
 
 int txn_upgrade(cow_store *st)
 {
-    assert(cow_mutex_held(&st->lock));
+    lk_assert_held(&st->lock);
     /* each commit writes the copy that does not hold the last one */
     for (int i = 0; i < COW_SB_COPIES && st->sb_old_version; i++) {
         st->txn_dirty = 1; /* the same trees, in the other copy */
@@ -970,6 +977,7 @@ int txn_upgrade(cow_store *st)
 
 int txn_seal(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     if (st->readonly || st->failed || st->txn_dirty)
         return COW_OK;
     if (st->unflushed) {
@@ -1003,6 +1011,7 @@ int txn_seal(cow_store *st)
 
 int txn_abort(cow_store *st, int why)
 {
+    lk_assert_held(&st->lock);
     char msg[512];
     snprintf(msg, sizeof msg, "%s", cow_store_last_error(st));
     /* No undo: the running transaction holds buffered writes, completed

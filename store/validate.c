@@ -73,6 +73,7 @@ static int in_container(const cow_store *st, uint64_t start, uint64_t len)
 int check_file_extent(cow_store *st, const struct check_where *w, const struct cow_key *k,
                       const uint8_t *d, size_t size, struct fext *fx)
 {
+    lk_assert_held(&st->lock);
     uint64_t e;
     if (size != FE_ITEM_SIZE)
         return BAD(w, k, "file extent item of %zu bytes (expected %u)", size, FE_ITEM_SIZE);
@@ -118,6 +119,7 @@ int check_file_extent(cow_store *st, const struct check_where *w, const struct c
 int check_csum_item(cow_store *st, const struct check_where *w, const struct cow_key *k,
                     size_t size, uint64_t *nblocks)
 {
+    lk_assert_held(&st->lock);
     if (k->objectid != COW_CSUM_TREE_OBJECTID)
         return BAD(w, k, "csum items have object id %llu",
                    (unsigned long long)COW_CSUM_TREE_OBJECTID);
@@ -291,6 +293,7 @@ static int check_block_group_item(cow_store *st, const struct check_where *w,
 int check_item(cow_store *st, const struct check_where *w, uint64_t owner,
                const struct cow_key *k, const uint8_t *d, size_t size)
 {
+    lk_assert_held(&st->lock);
     enum tree_class cls = tree_class(owner);
     size_t want = 0; /* fixed size; 0: variable */
     int allowed = 0;
@@ -462,6 +465,7 @@ static int check_node(cow_store *st, uint64_t bytenr, const uint8_t *b)
 
 int check_tree_block(cow_store *st, uint64_t bytenr, const uint8_t *b)
 {
+    lk_assert_held(&st->lock);
     if (get32(b + TB_MAGIC) != COW_TREE_MAGIC)
         return COW_CORRUPT("block %llu: not a tree block (magic)", (unsigned long long)bytenr);
     if (crc32c(0, b + 4, COW_BLOCK_SIZE - 4) != get32(b + TB_CSUM))

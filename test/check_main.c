@@ -31,6 +31,7 @@ static const struct {
     {"seq", seq_suite},
     {"upgrade", upgrade_suite},
     {"util", util_suite},
+    {"lockdep", lockdep_suite},
 };
 #define NSUITES (sizeof suites / sizeof suites[0])
 
