@@ -57,6 +57,13 @@ void hm_destroy(struct hmap *h)
     hm_init(h, 0);
 }
 
+void hm_clear(struct hmap *h)
+{
+    for (size_t i = 0; i < h->nbuckets; i++)
+        h->buckets[i] = NULL;
+    h->count = 0;
+}
+
 int hm_insert(struct hmap *h, struct hm_node *node, uint64_t key)
 {
     if (h->count >= h->nbuckets && hm_resize(h, h->nbuckets ? h->nbuckets * 2 : 64) &&

@@ -49,6 +49,8 @@ struct hmap {
 int hm_init(struct hmap *h, size_t nbuckets);
 /* Frees the bucket array (not the entries); H is empty afterwards. */
 void hm_destroy(struct hmap *h);
+/* Empties H, keeping its bucket array (the entries are not touched). */
+void hm_clear(struct hmap *h);
 
 /* Inserts NODE under KEY (keys are not checked for uniqueness: look up
  * first).  Grows the bucket array first when it is full; if that

@@ -122,6 +122,7 @@ struct block_run {
 
 /* A pending change to an extent's reference count (btrfs's delayed refs). */
 struct dref {
+    struct hm_node node; /* in cow_store.dref_map, key bytenr */
     uint64_t bytenr;
     uint64_t len;    /* bytes (data) or COW_BLOCK_SIZE (tree block) */
     int64_t delta;
@@ -289,8 +290,10 @@ struct cow_store {
     struct byte_run *pinned; /* freed in the running transaction */
     size_t npinned, cpinned;
 
-    struct dref *drefs;        /* pending refcount changes, unsorted */
+    struct dref *drefs;        /* pending refcount changes, unsorted: one
+                                * per extent, [0, ndrefs) */
     size_t ndrefs, cdrefs;
+    struct hmap dref_map;      /* the same by bytenr (refs.c) */
 
     struct cow_inode *inodes;  /* inodes with open handles */
     struct cow_subvol *subvols; /* snapshots and branches (subvol.c) */

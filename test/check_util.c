@@ -104,7 +104,7 @@ START_TEST(hmap_against_array)
 }
 END_TEST
 
-/* A zeroed table works as an empty one. */
+/* A zeroed table works as an empty one; hm_clear empties a table. */
 START_TEST(hmap_zeroed)
 {
     struct hmap h;
@@ -116,6 +116,14 @@ START_TEST(hmap_zeroed)
     ck_assert_ptr_eq(hm_first(&h), &a);
     ck_assert_ptr_null(hm_next(&h, &a));
     hm_remove(&h, &a);
+    ck_assert_ptr_null(hm_first(&h));
+    struct hm_node b;
+    ck_assert_int_eq(hm_insert(&h, &b, 9), COW_OK);
+    size_t nb = h.nbuckets;
+    hm_clear(&h); /* empty, buckets kept */
+    ck_assert_uint_eq(h.count, 0);
+    ck_assert_uint_eq(h.nbuckets, nb);
+    ck_assert_ptr_null(hm_find(&h, 9));
     ck_assert_ptr_null(hm_first(&h));
     hm_destroy(&h);
 }
