@@ -156,7 +156,8 @@ struct cpage {
     int pins;            /* xFetch references */
     int detached;        /* dropped from the cache (truncate, close) while
                           * pinned: freed at the last unfetch */
-    struct cpage *hnext; /* hash chain, or the detached list */
+    struct hm_node hnode; /* in pcache.pages, key idx */
+    struct cpage *hnext; /* the detached list */
     struct cpage *dprev, *dnext; /* the file's dirty list, while dirty */
 };
 
@@ -167,9 +168,7 @@ struct cpage {
  * block indexes cached (truncate, replay and pc_end walk indexes when that
  * is fewer than the pages). */
 struct pcache {
-    struct cpage **buckets;
-    size_t nbuckets;
-    size_t count;             /* pages in the hash */
+    struct hmap pages;        /* the cached pages by idx (pages.count) */
     size_t ndirty;            /* of which dirty */
     size_t nredirty;          /* ... and also in writeback (wb > 0) */
     struct cpage *dirty;      /* the dirty pages, unordered */
