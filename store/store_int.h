@@ -5,7 +5,9 @@
  *   VFS registry mutex -> VFS per-container lock-state mutex -> store->lock
  * Inside the store there is one lock, store->lock, held by every public
  * entry point for the whole operation (metadata and I/O).  Everything in
- * struct cow_store below is protected by it unless said otherwise.
+ * struct cow_store below is protected by it unless said otherwise.  Every
+ * internal function that needs it asserts so at its top in debug builds:
+ * lk_assert_held(&st->lock) (lockdep.h).
  */
 #ifndef COW_STORE_INT_H
 #define COW_STORE_INT_H
