@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "store_int.h"
+#include "vec.h"
 
 static int bit_get(const uint8_t *bm, uint64_t i)
 {
@@ -45,10 +46,9 @@ static int add_groups_mem(cow_store *st, uint64_t new_total)
     size_t n = (size_t)(new_total / st->bg_size);
     if (n <= st->nbgs)
         return COW_OK;
-    struct bgroup *b = realloc(st->bgs, n * sizeof *b);
-    if (!b)
+    if (vec_reserve(st->bgs, st->cbgs, n))
         return cow_set_error(COW_ENOMEM, "out of memory");
-    st->bgs = b;
+    struct bgroup *b = st->bgs;
     uint64_t blocks = st->bg_size / COW_BLOCK_SIZE;
     for (size_t i = st->nbgs; i < n; i++) {
         struct bgroup *g = &b[i];
@@ -70,6 +70,7 @@ static int add_groups_mem(cow_store *st, uint64_t new_total)
 
 int alloc_add_group(cow_store *st, uint64_t flags)
 {
+    lk_assert_held(&st->lock);
     int rc;
     size_t old = st->nbgs;
     uint64_t new_total = st->total_bytes + st->bg_size;
@@ -104,6 +105,7 @@ static uint64_t free_of(cow_store *st, uint64_t flags)
 
 uint64_t alloc_meta_used_blocks(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     uint64_t n = 0;
     for (size_t i = 0; i < st->nbgs; i++)
         if (st->bgs[i].flags == COW_BG_METADATA)
@@ -113,6 +115,7 @@ uint64_t alloc_meta_used_blocks(cow_store *st)
 
 int alloc_init_groups(cow_store *st, uint64_t total)
 {
+    lk_assert_held(&st->lock);
     return add_groups_mem(st, total);
 }
 
@@ -122,7 +125,7 @@ void alloc_destroy(cow_store *st)
         free(st->bgs[i].bitmap);
     free(st->bgs);
     st->bgs = NULL;
-    st->nbgs = 0;
+    st->nbgs = st->cbgs = 0;
     st->mchunk_next = st->mchunk_end = 0;
     free(st->pinned);
     st->pinned = NULL;
@@ -131,6 +134,7 @@ void alloc_destroy(cow_store *st)
 
 int alloc_mark_used(cow_store *st, uint64_t bytenr, uint64_t len)
 {
+    lk_assert_held(&st->lock);
     uint64_t end;
     if (range_end(bytenr, len, &end) || bytenr % COW_BLOCK_SIZE || len % COW_BLOCK_SIZE ||
         len == 0)
@@ -277,6 +281,7 @@ static int alloc_meta_block(cow_store *st, uint64_t *bytenr, uint64_t *got)
 
 int alloc_contig_meta(cow_store *st, uint64_t n, uint64_t *bytenr)
 {
+    lk_assert_held(&st->lock);
     uint64_t got;
     for (int attempt = 0; attempt < 2; attempt++) {
         if (find_run(st, COW_BG_METADATA, 0, n, n, bytenr, &got)) {
@@ -293,6 +298,7 @@ int alloc_contig_meta(cow_store *st, uint64_t n, uint64_t *bytenr)
 
 int alloc_claim_data(cow_store *st, uint64_t bytenr, uint64_t len)
 {
+    lk_assert_held(&st->lock);
     struct bgroup *g = bg_of(st, bytenr);
     uint64_t end;
     if (!g || bytenr % COW_BLOCK_SIZE || len % COW_BLOCK_SIZE || len == 0 ||
@@ -310,6 +316,7 @@ int alloc_claim_data(cow_store *st, uint64_t bytenr, uint64_t len)
 
 int alloc_is_free(cow_store *st, uint64_t bytenr, uint64_t len)
 {
+    lk_assert_held(&st->lock);
     struct bgroup *g = bg_of(st, bytenr);
     uint64_t end;
     if (!g || range_end(bytenr, len, &end) || end > g->start + g->len)
@@ -323,6 +330,7 @@ int alloc_is_free(cow_store *st, uint64_t bytenr, uint64_t len)
 
 void alloc_release_chunk(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     if (st->mchunk_next < st->mchunk_end) {
         struct bgroup *g = bg_of(st, st->mchunk_next);
         uint64_t i0 = (st->mchunk_next - g->start) / COW_BLOCK_SIZE;
@@ -337,6 +345,7 @@ void alloc_release_chunk(cow_store *st)
 
 int alloc_blocks(cow_store *st, uint64_t want, int meta, uint64_t *bytenr, uint64_t *got)
 {
+    lk_assert_held(&st->lock);
     if (meta)
         return alloc_meta_block(st, bytenr, got);
     return alloc_blocks_any(st, COW_BG_DATA, want, &st->data_cursor, bytenr, got);
@@ -369,6 +378,7 @@ static int alloc_blocks_any(cow_store *st, uint64_t flags, uint64_t want, uint64
 
 int alloc_reserve(cow_store *st, uint64_t data, uint64_t meta)
 {
+    lk_assert_held(&st->lock);
     while (free_of(st, COW_BG_DATA) < data) {
         int rc = alloc_add_group(st, COW_BG_DATA);
         if (rc)
@@ -386,21 +396,16 @@ int alloc_reserve(cow_store *st, uint64_t data, uint64_t meta)
 
 int alloc_free(cow_store *st, uint64_t bytenr, uint64_t len)
 {
+    lk_assert_held(&st->lock);
     struct bgroup *g = bg_of(st, bytenr);
     uint64_t end;
     if (!g || range_end(bytenr, len, &end) || end > g->start + g->len || len > g->used)
         return COW_CORRUPT("freeing [%llu, +%llu) outside its block group",
                            (unsigned long long)bytenr, (unsigned long long)len);
-    if (st->npinned == st->cpinned) {
-        size_t c = st->cpinned ? st->cpinned * 2 : 64;
-        struct extent_run *p = realloc(st->pinned, c * sizeof *p);
-        if (!p)
-            return cow_set_error(COW_ENOMEM, "out of memory");
-        st->pinned = p;
-        st->cpinned = c;
-    }
+    if (vec_reserve(st->pinned, st->cpinned, st->npinned + 1))
+        return cow_set_error(COW_ENOMEM, "out of memory");
     st->pinned[st->npinned].bytenr = bytenr;
-    st->pinned[st->npinned].len = len;
+    st->pinned[st->npinned].bytes = len;
     st->npinned++;
     g->used -= len;
     g->dirty = 1;
@@ -409,6 +414,7 @@ int alloc_free(cow_store *st, uint64_t bytenr, uint64_t len)
 
 void alloc_unalloc(cow_store *st, uint64_t bytenr, uint64_t len)
 {
+    lk_assert_held(&st->lock);
     struct bgroup *g = bg_of(st, bytenr);
     uint64_t i0 = (bytenr - g->start) / COW_BLOCK_SIZE;
     for (uint64_t i = 0; i < len / COW_BLOCK_SIZE; i++)
@@ -421,10 +427,11 @@ void alloc_unalloc(cow_store *st, uint64_t bytenr, uint64_t len)
 
 void alloc_unpin_all(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     for (size_t k = 0; k < st->npinned; k++) {
         struct bgroup *g = bg_of(st, st->pinned[k].bytenr);
         uint64_t i0 = (st->pinned[k].bytenr - g->start) / COW_BLOCK_SIZE;
-        uint64_t n = st->pinned[k].len / COW_BLOCK_SIZE;
+        uint64_t n = st->pinned[k].bytes / COW_BLOCK_SIZE;
         for (uint64_t i = 0; i < n; i++) {
             bit_clear(g->bitmap, i0 + i);
             cache_drop(&st->cache, st->pinned[k].bytenr + i * COW_BLOCK_SIZE);

@@ -202,6 +202,7 @@ static int new_block(cow_store *st, struct cow_root *r, unsigned level, struct e
 
 int bt_free_block(cow_store *st, struct cow_root *r, uint64_t bytenr, unsigned level)
 {
+    lk_assert_held(&st->lock);
     if (r->refcounted)
         return refs_add(st, bytenr, COW_BLOCK_SIZE, 0, level, -1);
     return alloc_free(st, bytenr, COW_BLOCK_SIZE);
@@ -304,6 +305,7 @@ static int bt_cow(cow_store *st, struct cow_root *r, uint64_t bytenr, uint64_t g
 
 void bt_mark_shared(cow_store *st, const struct cow_root *r)
 {
+    lk_assert_held(&st->lock);
     mark_shared(st, r->bytenr);
 }
 
@@ -528,7 +530,7 @@ static int bt_modify(cow_store *st, struct cow_root *r, const struct mod_req *q)
     struct mod_res res;
     int rc;
 
-    assert(cow_mutex_held(&st->lock));
+    lk_assert_held(&st->lock);
     rc = txn_begin_change(st);
     if (rc)
         return rc;
@@ -588,6 +590,7 @@ static int bt_modify(cow_store *st, struct cow_root *r, const struct mod_req *q)
 int bt_insert(cow_store *st, struct cow_root *r, const struct cow_key *key, const void *data,
               size_t len)
 {
+    lk_assert_held(&st->lock);
     int rc = bt_lookup(st, r, key, NULL, 0, NULL);
     if (rc == COW_OK)
         return COW_EEXIST;
@@ -600,12 +603,14 @@ int bt_insert(cow_store *st, struct cow_root *r, const struct cow_key *key, cons
 int bt_put(cow_store *st, struct cow_root *r, const struct cow_key *key, const void *data,
            size_t len)
 {
+    lk_assert_held(&st->lock);
     struct mod_req q = {OP_PUT, key, data, len};
     return bt_modify(st, r, &q);
 }
 
 int bt_delete(cow_store *st, struct cow_root *r, const struct cow_key *key)
 {
+    lk_assert_held(&st->lock);
     int rc = bt_lookup(st, r, key, NULL, 0, NULL);
     if (rc)
         return rc;
@@ -643,6 +648,7 @@ static int drop_block(cow_store *st, uint64_t bytenr, uint64_t gen, unsigned lev
 
 int bt_drop_tree(cow_store *st, struct cow_root *r)
 {
+    lk_assert_held(&st->lock);
     if (!r->refcounted)
         return cow_set_error(COW_EINVAL, "only subvolume trees are dropped");
     int rc = drop_block(st, r->bytenr, r->generation, r->level);
@@ -653,6 +659,7 @@ int bt_drop_tree(cow_store *st, struct cow_root *r)
 
 int bt_create(cow_store *st, struct cow_root *r)
 {
+    lk_assert_held(&st->lock);
     struct eb *e;
     int rc = new_block(st, r, 0, &e);
     if (rc)
@@ -682,6 +689,7 @@ static void copy_out(const uint8_t *b, unsigned i, struct cow_key *found, void *
 int bt_lookup(cow_store *st, struct cow_root *r, const struct cow_key *key, void *buf,
               size_t bufsz, size_t *size)
 {
+    lk_assert_held(&st->lock);
     uint64_t bytenr = r->bytenr, gen = r->generation;
     int level = (int)r->level;
     for (;;) {
@@ -754,6 +762,7 @@ static int seek_rec(cow_store *st, uint64_t bytenr, uint64_t gen, int level,
 int bt_seek_ge(cow_store *st, struct cow_root *r, const struct cow_key *key,
                struct cow_key *found, void *buf, size_t bufsz, size_t *size)
 {
+    lk_assert_held(&st->lock);
     return seek_rec(st, r->bytenr, r->generation, (int)r->level, key, 1, found, buf, bufsz,
                     size);
 }
@@ -761,6 +770,7 @@ int bt_seek_ge(cow_store *st, struct cow_root *r, const struct cow_key *key,
 int bt_seek_le(cow_store *st, struct cow_root *r, const struct cow_key *key,
                struct cow_key *found, void *buf, size_t bufsz, size_t *size)
 {
+    lk_assert_held(&st->lock);
     return seek_rec(st, r->bytenr, r->generation, (int)r->level, key, 0, found, buf, bufsz,
                     size);
 }
@@ -790,5 +800,6 @@ static int walk_rec(cow_store *st, uint64_t bytenr, uint64_t gen, int level,
 int bt_walk_blocks(cow_store *st, struct cow_root *r,
                    int (*cb)(cow_store *st, void *arg, struct eb *e), void *arg)
 {
+    lk_assert_held(&st->lock);
     return walk_rec(st, r->bytenr, r->generation, (int)r->level, cb, arg);
 }

@@ -16,62 +16,31 @@
 #include "validate.h"
 #include "store_int.h"
 
-static size_t hash_addr(uint64_t bytenr, size_t n)
-{
-    uint64_t h = (bytenr >> COW_BLOCK_SHIFT) * 0x9E3779B97F4A7C15ull;
-    return (size_t)(h >> 20) & (n - 1);
-}
-
 int cache_init(struct eb_cache *c)
 {
     memset(c, 0, sizeof *c);
-    c->nbuckets = 1024;
-    c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
-    return c->buckets ? COW_OK : cow_set_error(COW_ENOMEM, "out of memory");
+    return hm_init(&c->map, 1024) ? cow_set_error(COW_ENOMEM, "out of memory") : COW_OK;
+}
+
+static void eb_free(struct eb *e)
+{
+    free(e->data);
+    free(e);
 }
 
 void cache_destroy(struct eb_cache *c)
 {
-    for (size_t i = 0; i < c->nbuckets && c->buckets; i++) {
-        struct eb *e = c->buckets[i];
-        while (e) {
-            struct eb *n = e->hnext;
-            free(e->data);
-            free(e);
-            e = n;
-        }
-    }
-    free(c->buckets);
+    struct hm_node *n, *next;
+    hm_for_each_safe(&c->map, n, next)
+        eb_free(hm_entry(n, struct eb, hnode));
+    hm_destroy(&c->map);
     memset(c, 0, sizeof *c);
 }
 
 struct eb *cache_find(struct eb_cache *c, uint64_t bytenr)
 {
-    for (struct eb *e = c->buckets[hash_addr(bytenr, c->nbuckets)]; e; e = e->hnext)
-        if (e->bytenr == bytenr)
-            return e;
-    return NULL;
-}
-
-static void cache_grow(struct eb_cache *c)
-{
-    size_t n = c->nbuckets * 2;
-    struct eb **b = calloc(n, sizeof *b);
-    if (!b)
-        return; /* keep the old table: longer chains, still correct */
-    for (size_t i = 0; i < c->nbuckets; i++) {
-        struct eb *e = c->buckets[i];
-        while (e) {
-            struct eb *next = e->hnext;
-            size_t h = hash_addr(e->bytenr, n);
-            e->hnext = b[h];
-            b[h] = e;
-            e = next;
-        }
-    }
-    free(c->buckets);
-    c->buckets = b;
-    c->nbuckets = n;
+    struct hm_node *n = hm_find(&c->map, bytenr);
+    return n ? hm_entry(n, struct eb, hnode) : NULL;
 }
 
 static int cache_insert(struct eb_cache *c, uint64_t bytenr, struct eb **out)
@@ -80,44 +49,31 @@ static int cache_insert(struct eb_cache *c, uint64_t bytenr, struct eb **out)
     if (!e)
         return cow_set_error(COW_ENOMEM, "out of memory");
     e->data = malloc(COW_BLOCK_SIZE);
-    if (!e->data) {
-        free(e);
+    if (!e->data || hm_insert(&c->map, &e->hnode, bytenr)) {
+        eb_free(e);
         return cow_set_error(COW_ENOMEM, "out of memory");
     }
     e->bytenr = bytenr;
-    if (c->count >= c->nbuckets * 2)
-        cache_grow(c);
-    size_t h = hash_addr(bytenr, c->nbuckets);
-    e->hnext = c->buckets[h];
-    c->buckets[h] = e;
-    c->count++;
     *out = e;
     return COW_OK;
 }
 
 void cache_drop(struct eb_cache *c, uint64_t bytenr)
 {
-    struct eb **pp = &c->buckets[hash_addr(bytenr, c->nbuckets)];
-    while (*pp) {
-        struct eb *e = *pp;
-        if (e->bytenr == bytenr) {
-            if (e->dirty) {
-                struct eb **dp = &c->dirty;
-                while (*dp && *dp != e)
-                    dp = &(*dp)->dnext;
-                if (*dp) {
-                    *dp = e->dnext;
-                    c->ndirty--;
-                }
-            }
-            *pp = e->hnext;
-            free(e->data);
-            free(e);
-            c->count--;
-            return;
+    struct eb *e = cache_find(c, bytenr);
+    if (!e)
+        return;
+    if (e->dirty) {
+        struct eb **dp = &c->dirty;
+        while (*dp && *dp != e)
+            dp = &(*dp)->dnext;
+        if (*dp) {
+            *dp = e->dnext;
+            c->ndirty--;
         }
-        pp = &e->hnext;
     }
+    hm_remove(&c->map, &e->hnode);
+    eb_free(e);
 }
 
 void cache_mark_dirty(struct eb_cache *c, struct eb *e)
@@ -132,6 +88,7 @@ void cache_mark_dirty(struct eb_cache *c, struct eb *e)
 
 int cache_read(cow_store *st, uint64_t bytenr, uint64_t gen, int level, struct eb **out)
 {
+    lk_assert_held(&st->lock);
     int rc;
     struct eb *e = cache_find(&st->cache, bytenr);
     if (!e) {
@@ -170,6 +127,7 @@ int cache_read(cow_store *st, uint64_t bytenr, uint64_t gen, int level, struct e
 
 int cache_new(cow_store *st, uint64_t bytenr, struct eb **out)
 {
+    lk_assert_held(&st->lock);
     struct eb *e = cache_find(&st->cache, bytenr);
     int rc;
     if (!e) {

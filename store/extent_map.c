@@ -20,6 +20,7 @@
 #include "extent_map.h"
 #include "lockdep.h"
 #include "validate.h"
+#include "vec.h"
 
 #define BLK COW_BLOCK_SIZE
 #define ROUND_UP(x) (((x) + BLK - 1) & ~(uint64_t)(BLK - 1))
@@ -36,7 +37,7 @@ static uint64_t now_ns(void)
 
 int em_inode_read(cow_store *st, struct cow_inode *in)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     uint8_t it[INODE_ITEM_SIZE];
     size_t size;
     struct cow_key k = {in->ino, COW_INODE_ITEM, 0};
@@ -53,7 +54,7 @@ int em_inode_read(cow_store *st, struct cow_inode *in)
 
 int em_inode_save(cow_store *st, struct cow_inode *in)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     uint8_t it[INODE_ITEM_SIZE];
     memset(it, 0, sizeof it);
     put64(it + INODE_SIZE, in->disk_size);
@@ -106,15 +107,9 @@ void em_mark_modified(struct cow_inode *in, uint64_t start, uint64_t end)
         in->log_overflow = 1;
         return;
     }
-    if (in->nlr == in->clr) {
-        size_t c = in->clr ? in->clr * 2 : 8;
-        struct lrange *v = realloc(in->lr, c * sizeof *v);
-        if (!v) {
-            in->log_overflow = 1; /* the next sync commits instead */
-            return;
-        }
-        in->lr = v;
-        in->clr = c;
+    if (vec_reserve(in->lr, in->clr, in->nlr + 1)) {
+        in->log_overflow = 1; /* the next sync commits instead */
+        return;
     }
     memmove(in->lr + lo + 1, in->lr + lo, (in->nlr - lo) * sizeof *in->lr);
     in->lr[lo].start = start;
@@ -206,7 +201,7 @@ static int fext_delete(cow_store *st, const struct cow_inode *in, uint64_t start
 
 int em_drop_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     struct fext fx;
     int rc = fext_first(st, in, start, &fx);
     while (rc == COW_OK && fx.start < end) {
@@ -256,7 +251,7 @@ int em_drop_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t 
 
 int em_insert(cow_store *st, struct cow_inode *in, uint64_t off, const uint8_t *fe)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     struct fext fx;
     struct cow_key k = {in->ino, COW_EXTENT_DATA, off};
     int rc = fext_parse(st, &k, fe, FE_ITEM_SIZE, &fx);
@@ -273,7 +268,7 @@ int em_insert(cow_store *st, struct cow_inode *in, uint64_t off, const uint8_t *
 int em_for_extents(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end,
                    int (*cb)(void *arg, uint64_t off, const uint8_t *fe), void *arg)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     struct fext fx;
     int rc = fext_first(st, in, start, &fx);
     while (rc == COW_OK && fx.start < end) {
@@ -327,7 +322,7 @@ static int read_extent_blocks(cow_store *st, const struct fext *fx, uint64_t dis
 
 int em_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     enum { CHUNK = 64 * 1024, SMALL = 2 * BLK };
     uint8_t small[SMALL]; /* page-sized reads need no heap buffer */
     uint8_t *tmp = NULL, *heap = NULL;
@@ -373,7 +368,7 @@ out:
 int em_complete(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
                 uint64_t nblocks, const uint32_t *crcs)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     uint8_t csum_item[COW_MAX_EXTENT_BLOCKS * 4];
     for (uint64_t b = 0; b < nblocks; b++)
         put32(csum_item + b * 4, crcs[b]);
@@ -430,7 +425,7 @@ static int prealloc_writable(cow_store *st, const struct cow_inode *in, const st
 int em_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t len,
                        int *nocow, uint64_t *disk, uint64_t *runlen)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     struct fext fx;
     *nocow = 0;
     *disk = 0;
@@ -473,7 +468,7 @@ int em_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint64
 
 int em_prealloc_at(cow_store *st, struct cow_inode *in, uint64_t idx, int *yes)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     struct fext fx;
     *yes = 0;
     int rc = fext_first(st, in, idx * BLK, &fx);
@@ -487,7 +482,7 @@ int em_prealloc_at(cow_store *st, struct cow_inode *in, uint64_t idx, int *yes)
 int em_complete_prealloc(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
                          uint64_t nblocks, const uint32_t *crcs)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     struct fext fx;
     uint8_t csum_item[COW_MAX_EXTENT_BLOCKS * 4];
     size_t size;
@@ -537,7 +532,7 @@ int em_complete_prealloc(cow_store *st, struct cow_inode *in, uint64_t off, uint
 
 int em_end(cow_store *st, struct cow_inode *in, uint64_t *end)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     *end = 0;
     struct cow_key k = {in->ino, COW_EXTENT_DATA, UINT64_MAX}, f;
     uint8_t d[FE_ITEM_SIZE];
@@ -559,7 +554,7 @@ int em_end(cow_store *st, struct cow_inode *in, uint64_t *end)
 int em_preallocate(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end,
                    uint64_t *done)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     uint8_t zero[BLK];
     memset(zero, 0, sizeof zero);
     uint32_t zcrc = crc32c(0, zero, BLK);

@@ -83,7 +83,7 @@ static long dir_find(const uint8_t *buf, size_t size, const char *name, uint64_t
 
 int file_lookup(cow_store *st, struct cow_root *r, const char *name, uint64_t *ino)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     uint8_t buf[COW_MAX_ITEM_DATA];
     size_t size;
     int rc = dir_read(st, r, name, buf, &size);
@@ -143,7 +143,7 @@ static int dir_remove(cow_store *st, struct cow_root *r, const char *name)
 static int inode_get(cow_store *st, struct cow_root *r, uint64_t ino, const char *name,
                      struct cow_inode **out)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     for (struct cow_inode *in = st->inodes; in; in = in->next)
         if (in->ino == ino && in->root == r) {
             *out = in;
@@ -189,7 +189,7 @@ static void inode_free(struct cow_inode *in)
  * flusher when it lets go (nref). */
 static void inode_forget(cow_store *st, struct cow_inode *in)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     struct cow_inode **pp = &st->inodes;
     while (*pp && *pp != in)
         pp = &(*pp)->next;
@@ -206,13 +206,13 @@ static void inode_forget(cow_store *st, struct cow_inode *in)
 
 int file_inode_get(cow_store *st, uint64_t ino, struct cow_inode **out)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     return inode_get(st, &st->fs_tree, ino, NULL, out);
 }
 
 void file_inode_forget_unused(cow_store *st)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     struct cow_inode **pp = &st->inodes;
     while (*pp) {
         struct cow_inode *in = *pp;
@@ -285,7 +285,7 @@ int file_writeback_all(cow_store *st)
  * pages and ordered extents. */
 static int data_end(cow_store *st, struct cow_inode *in, uint64_t *end)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     *end = ROUND_UP(in->size);
     uint64_t pend = pc_end(in);
     if (pend > *end)
@@ -301,7 +301,7 @@ static int data_end(cow_store *st, struct cow_inode *in, uint64_t *end)
  * holds); see cow_file_preallocate(). */
 static int do_preallocate(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     uint64_t nblocks = (end - start) / BLK;
     /* all of it or nothing: free space beyond what reservations hold,
      * and room for the items */
@@ -325,7 +325,7 @@ static int do_preallocate(cow_store *st, struct cow_inode *in, uint64_t start, u
  * invalidate lock exclusively and waited for the ordered extents there. */
 static int do_truncate(cow_store *st, struct cow_inode *in, uint64_t size)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     int rc;
     if (size > (1ull << 62))
         return cow_set_error(COW_EINVAL, "size %llu too large", (unsigned long long)size);
@@ -367,7 +367,7 @@ static int do_truncate(cow_store *st, struct cow_inode *in, uint64_t size)
 /* Removes an inode and all its data (its name is already gone). */
 static int inode_destroy(cow_store *st, struct cow_inode *in)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     st->log_blocked = 1;
     pc_punch(st, in, 0);
     int rc = em_drop_range(st, in, 0, UINT64_MAX);
@@ -383,7 +383,7 @@ static int inode_destroy(cow_store *st, struct cow_inode *in)
 
 int file_cleanup_orphans(cow_store *st, struct cow_root *r)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     for (;;) {
         struct cow_key k = {COW_ORPHAN_OBJECTID, COW_ORPHAN_ITEM, 0}, f;
         int rc = bt_seek_ge(st, r, &k, &f, NULL, 0, NULL);
@@ -723,7 +723,7 @@ const char *cow_file_name(cow_file *f)
  * inode.  Lock held. */
 static int unlink_locked(cow_store *st, struct cow_root *r, const char *name)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     uint64_t ino;
     int rc = file_lookup(st, r, name, &ino);
     if (rc)
@@ -758,13 +758,13 @@ static int unlink_locked(cow_store *st, struct cow_root *r, const char *name)
 
 int file_unlink_in(cow_store *st, struct cow_root *r, const char *name)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     return unlink_locked(st, r, name);
 }
 
 int file_rebind(cow_store *st, struct cow_inode *in)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     struct cow_root *r = in->root;
     uint64_t ino;
     if (!in->name)

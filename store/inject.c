@@ -12,6 +12,12 @@
  * a leaf lock: it is never held while a callback runs, and nothing else is
  * locked while it is held.  A blocked thread waits on g_cond (g_mu
  * released).  Slots are never freed; a reset clears their state.
+ *
+ * Not the store's hash table (hmap.h) on purpose: that one is protected by
+ * its owner's lock and grows by reallocating its buckets, while this table
+ * is looked up without any lock from every thread (a slot is claimed with
+ * one compare-and-swap of its name), so it must never move or grow: fixed
+ * size, open addressing, string keys.
  */
 #include "inject.h"
 

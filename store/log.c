@@ -49,18 +49,19 @@
 #include "extent_map.h"
 #include "lockdep.h"
 #include "store_int.h"
+#include "vec.h"
 
 #define BLK COW_BLOCK_SIZE
 
 int log_usable(cow_store *st)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     return st->log_blocks && !st->log_blocked && !st->readonly && !st->failed;
 }
 
 void log_reset(cow_store *st)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     st->log_next = 0;
     st->log_seq = 0;
     st->log_blocked = 0;
@@ -72,7 +73,7 @@ void log_reset(cow_store *st)
 
 uint64_t log_new_id(cow_store *st)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     if (st->rng == 0) {
         uint64_t seed = 0;
         if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
@@ -92,7 +93,7 @@ uint64_t log_new_id(cow_store *st)
 
 int log_alloc_areas(cow_store *st)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     uint64_t at;
     int rc = alloc_contig_meta(st, 2 * (uint64_t)COW_LOG_AREA_BLOCKS, &at);
     if (rc)
@@ -110,63 +111,47 @@ struct rec {
     uint8_t *b;
     size_t len, cap;
     uint32_t nitems;
-    /* The data extents whose EXTENT_CSUM is in the record: a set, open
-     * addressing with linear probing, 0 = empty slot (no data extent
-     * starts at 0); ccsummed a power of two, at most half full. */
-    uint64_t *csummed;
-    size_t ncsummed, ccsummed;
-    uint64_t probes; /* slots examined (st->log_csum_probes) */
+    /* The data extents whose EXTENT_CSUM is in the record: a set of
+     * struct hm_node (malloc'd, key disk_bytenr). */
+    struct hmap csummed;
+    uint64_t probes; /* lookups plus nodes examined (st->log_csum_probes) */
 };
 
-static size_t csummed_slot(struct rec *r, uint64_t disk)
+/* 1 if DISK is in the set, counting the probes. */
+static int csummed_has(struct rec *r, uint64_t disk)
 {
-    size_t mask = r->ccsummed - 1;
-    size_t i = (size_t)((disk >> COW_BLOCK_SHIFT) * 0x9E3779B97F4A7C15ull >> 20) & mask;
     r->probes++;
-    while (r->csummed[i] && r->csummed[i] != disk) {
-        i = (i + 1) & mask;
+    for (struct hm_node *n = hm_bucket(&r->csummed, disk); n; n = n->next) {
         r->probes++;
+        if (n->key == disk)
+            return 1;
     }
-    return i;
+    return 0;
 }
 
-/* Adds DISK to the set; *added 0 if it was there.  COW_ENOMEM. */
-static int csummed_add(struct rec *r, uint64_t disk, int *added)
+/* Adds DISK (not in it yet) to the set.  COW_ENOMEM. */
+static int csummed_add(struct rec *r, uint64_t disk)
 {
-    *added = 0;
-    if (r->ccsummed && r->csummed[csummed_slot(r, disk)] == disk)
-        return COW_OK;
-    if (2 * (r->ncsummed + 1) > r->ccsummed) {
-        struct rec g = *r;
-        g.ccsummed = r->ccsummed ? r->ccsummed * 2 : 64;
-        g.csummed = calloc(g.ccsummed, sizeof *g.csummed);
-        if (!g.csummed)
-            return cow_set_error(COW_ENOMEM, "out of memory");
-        for (size_t i = 0; i < r->ccsummed; i++)
-            if (r->csummed[i])
-                g.csummed[csummed_slot(&g, r->csummed[i])] = r->csummed[i];
-        free(r->csummed);
-        r->csummed = g.csummed;
-        r->ccsummed = g.ccsummed;
+    struct hm_node *n = malloc(sizeof *n);
+    if (!n || hm_insert(&r->csummed, n, disk)) {
+        free(n);
+        return cow_set_error(COW_ENOMEM, "out of memory");
     }
-    r->csummed[csummed_slot(r, disk)] = disk;
-    r->ncsummed++;
-    *added = 1;
     return COW_OK;
+}
+
+static void csummed_free(struct rec *r)
+{
+    struct hm_node *n, *next;
+    hm_for_each_safe(&r->csummed, n, next)
+        free(n);
+    hm_destroy(&r->csummed);
 }
 
 static int rec_reserve(struct rec *r, size_t more)
 {
-    if (r->len + more <= r->cap)
-        return COW_OK;
-    size_t c = r->cap ? r->cap : 4 * BLK;
-    while (c < r->len + more)
-        c *= 2;
-    uint8_t *v = realloc(r->b, c);
-    if (!v)
+    if (vec_reserve(r->b, r->cap, r->len + more))
         return cow_set_error(COW_ENOMEM, "out of memory");
-    r->b = v;
-    r->cap = c;
     return COW_OK;
 }
 
@@ -197,11 +182,10 @@ struct build {
 static int add_csum(struct build *b, uint64_t disk, uint64_t disk_len)
 {
     struct rec *r = &b->csums;
-    if (r->ccsummed && r->csummed[csummed_slot(r, disk)] == disk)
+    if (csummed_has(r, disk))
         return COW_OK;
     uint8_t c[COW_MAX_EXTENT_BLOCKS * 4];
     size_t size;
-    int added;
     struct cow_key k = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, disk};
     int rc = bt_lookup(b->st, &b->st->csum_tree, &k, c, sizeof c, &size);
     if (rc == COW_ENOENT)
@@ -209,7 +193,7 @@ static int add_csum(struct build *b, uint64_t disk, uint64_t disk_len)
     if (!rc)
         rc = check_csum_matches(disk, disk_len, size); /* SIZE <= sizeof c */
     if (!rc)
-        rc = csummed_add(r, disk, &added);
+        rc = csummed_add(r, disk);
     if (rc)
         return rc;
     return rec_item(r, &k, c, size);
@@ -252,7 +236,7 @@ static int build_inode(struct build *b, struct cow_inode *in)
 
 int log_write(cow_store *st, struct cow_inode **v, size_t n, int flush)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     struct build b = {.st = st};
     int rc = COW_OK;
     uint8_t *buf = NULL;
@@ -310,7 +294,7 @@ out:
     st->log_csum_probes += b.csums.probes;
     free(buf);
     free(b.csums.b);
-    free(b.csums.csummed);
+    csummed_free(&b.csums);
     free(b.items.b);
     return rc;
 }

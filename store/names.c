@@ -26,6 +26,7 @@
 
 #include "crc32c.h"
 #include "store_int.h"
+#include "vec.h"
 
 const char *names_item_invalid(const uint8_t *buf, size_t size, uint64_t hash)
 {
@@ -63,14 +64,8 @@ struct u64v {
 
 static int u64v_push(struct u64v *a, uint64_t x)
 {
-    if (a->n == a->cap) {
-        size_t c = a->cap ? a->cap * 2 : 16;
-        uint64_t *v = realloc(a->v, c * sizeof *v);
-        if (!v)
-            return cow_set_error(COW_ENOMEM, "out of memory");
-        a->v = v;
-        a->cap = c;
-    }
+    if (vec_reserve(a->v, a->cap, a->n + 1))
+        return cow_set_error(COW_ENOMEM, "out of memory");
     a->v[a->n++] = x;
     return COW_OK;
 }
@@ -120,6 +115,7 @@ static int collect(cow_store *st, struct cow_root *r, uint64_t objectid, uint8_t
 
 int names_check(cow_store *st, struct cow_root *r)
 {
+    lk_assert_held(&st->lock);
     struct u64v names = {0}, orphans = {0}, inodes = {0};
     uint64_t id = r->objectid;
     int rc = collect(st, r, COW_ROOT_DIR_OBJECTID, COW_DIR_ITEM, id, &names);

@@ -67,7 +67,7 @@ static void oe_unlink(struct cow_inode *in, struct oext *oe)
 
 void oe_start(cow_store *st, struct cow_inode *in, struct oext *oe)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     uint64_t nb = oe->len / BLK;
     if (!oe->nocow)
         resv_mark_allocated(st, &oe->resv); /* its NB blocks */
@@ -101,7 +101,7 @@ void oe_free(struct oext *oe)
 
 int oe_write(cow_store *st, struct oext *oe)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     UNLOCK(st);
     COW_INJECT("writeback:before_io");
     int wrc = st->dev->write(st->dev, oe->buf, (size_t)oe->len, oe->disk);
@@ -112,7 +112,7 @@ int oe_write(cow_store *st, struct oext *oe)
 int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int wrc,
                 enum oe_outcome *outcome)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     uint64_t nb = oe->len / BLK;
     int rc = wrc;
     oe_unlink(in, oe);
@@ -186,21 +186,21 @@ static int oe_overlaps(const struct cow_inode *in, uint64_t start, uint64_t end)
 
 void oe_wait_one(cow_store *st)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     COW_INJECT("ordered:wait");
     cow_cond_wait(&st->oe_cond, &st->lock);
 }
 
 void oe_wait_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t end)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     while (oe_overlaps(in, start, end))
         oe_wait_one(st);
 }
 
 void oe_wait_logged(cow_store *st, struct cow_inode *in)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     for (;;) {
         /* the ranges to log, as they are now; then their ordered extents */
         int busy = 0;
@@ -218,7 +218,7 @@ void oe_wait_logged(cow_store *st, struct cow_inode *in)
 
 void oe_wait_all(cow_store *st)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     while (st->noes)
         oe_wait_one(st);
 }

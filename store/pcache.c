@@ -69,71 +69,36 @@ static void page_free(struct cpage *p)
 void pc_destroy(struct cow_inode *in)
 {
     struct pcache *pc = &in->pc;
-    for (size_t i = 0; i < pc->nbuckets; i++)
-        for (struct cpage *p = pc->buckets[i], *n; p; p = n) {
-            n = p->hnext;
-            page_free(p);
-        }
-    for (struct cpage *p = pc->detached, *n; p; p = n) {
-        n = p->hnext;
+    struct hm_node *n, *next;
+    hm_for_each_safe(&pc->pages, n, next)
+        page_free(hm_entry(n, struct cpage, hnode));
+    for (struct cpage *p = pc->detached, *pn; p; p = pn) {
+        pn = p->hnext;
         page_free(p);
     }
-    free(pc->buckets);
+    hm_destroy(&pc->pages);
     memset(pc, 0, sizeof *pc);
     pthread_rwlock_destroy(&in->invalidate);
 }
 
-static size_t bucket_of(const struct pcache *pc, uint64_t idx)
-{
-    return (size_t)((idx * 0x9E3779B97F4A7C15ull) >> 24) & (pc->nbuckets - 1);
-}
-
+/* The cached page at file block IDX, or NULL. */
 static struct cpage *pc_find(const struct pcache *pc, uint64_t idx)
 {
-    if (!pc->nbuckets)
-        return NULL;
-    for (struct cpage *p = pc->buckets[bucket_of(pc, idx)]; p; p = p->hnext)
-        if (p->idx == idx)
-            return p;
-    return NULL;
-}
-
-static int pc_grow(struct pcache *pc)
-{
-    size_t n = pc->nbuckets ? pc->nbuckets * 2 : 64;
-    struct cpage **b = calloc(n, sizeof *b);
-    if (!b)
-        return cow_set_error(COW_ENOMEM, "out of memory");
-    struct cpage **old = pc->buckets;
-    size_t oldn = pc->nbuckets;
-    pc->buckets = b;
-    pc->nbuckets = n;
-    for (size_t i = 0; i < oldn; i++)
-        for (struct cpage *p = old[i], *next; p; p = next) {
-            next = p->hnext;
-            size_t h = bucket_of(pc, p->idx);
-            p->hnext = b[h];
-            b[h] = p;
-        }
-    free(old);
-    return COW_OK;
+    struct hm_node *n = hm_find(&pc->pages, idx);
+    return n ? hm_entry(n, struct cpage, hnode) : NULL;
 }
 
 /* A new page at IDX, zeroed, clean.  COW_ENOMEM. */
 static int pc_new(struct pcache *pc, uint64_t idx, struct cpage **out)
 {
-    if (pc->count >= pc->nbuckets && pc_grow(pc))
-        return COW_ENOMEM;
     struct cpage *p = calloc(1, sizeof *p);
-    if (!p || !(p->data = calloc(1, BLK))) {
+    if (!p || !(p->data = calloc(1, BLK)) || hm_insert(&pc->pages, &p->hnode, idx)) {
+        if (p)
+            free(p->data);
         free(p);
         return cow_set_error(COW_ENOMEM, "out of memory");
     }
     p->idx = idx;
-    size_t h = bucket_of(pc, idx);
-    p->hnext = pc->buckets[h];
-    pc->buckets[h] = p;
-    pc->count++;
     if (idx >= pc->hi)
         pc->hi = idx + 1;
     *out = p;
@@ -144,12 +109,8 @@ static int pc_new(struct pcache *pc, uint64_t idx, struct cpage **out)
  * the detached list while an xFetch holds it. */
 static void pc_drop(struct pcache *pc, struct cpage *p)
 {
-    struct cpage **pp = &pc->buckets[bucket_of(pc, p->idx)];
-    while (*pp != p)
-        pp = &(*pp)->hnext;
-    *pp = p->hnext;
-    pc->count--;
-    if (pc->count == 0)
+    hm_remove(&pc->pages, &p->hnode);
+    if (pc->pages.count == 0)
         pc->hi = 0;
     if (p->pins) {
         p->detached = 1;
@@ -222,8 +183,8 @@ static void page_wb_done(struct cow_inode *in, struct cpage *p)
 
 int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off)
 {
-    lk_assert_store(st);
-    if (in->pc.count == 0)
+    lk_assert_held(&st->lock);
+    if (in->pc.pages.count == 0)
         return em_read(st, in, buf, len, off);
     uint64_t end = off + len, pos = off;
     while (pos < end) {
@@ -278,7 +239,7 @@ static int pc_get(cow_store *st, struct cow_inode *in, uint64_t idx, struct cpag
 int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t len, uint64_t off,
              int flags)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     uint64_t end;
     int rc = range_end(off, len, &end);
     if (rc || end > (1ull << 62))
@@ -360,7 +321,7 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
 
 int pc_zero_tail(cow_store *st, struct cow_inode *in)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     if (in->size % BLK == 0)
         return COW_OK;
     struct cpage *p = pc_find(&in->pc, in->size / BLK);
@@ -430,7 +391,7 @@ static int redirtied_in_flight(const struct cow_inode *in)
 
 int pc_writeback(cow_store *st, struct cow_inode *in)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     /* A page written again while its last writeback is in flight waits
      * for that one to complete (wait_on_page_writeback): two ordered
      * extents of one block never run at once, so they cannot complete
@@ -539,11 +500,11 @@ static void punch_one(cow_store *st, struct cow_inode *in, struct cpage *p)
 
 void pc_punch(cow_store *st, struct cow_inode *in, uint64_t idx)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     struct pcache *pc = &in->pc;
     if (idx >= pc->hi)
         return;
-    if (pc->hi - idx <= pc->count) {
+    if (pc->hi - idx <= pc->pages.count) {
         /* fewer indexes than pages: look each up */
         for (uint64_t i = pc->hi; i-- > idx;) {
             struct cpage *p = pc_find(pc, i);
@@ -551,14 +512,11 @@ void pc_punch(cow_store *st, struct cow_inode *in, uint64_t idx)
                 punch_one(st, in, p);
         }
     } else {
-        for (size_t i = 0; i < pc->nbuckets; i++) {
-            struct cpage *p = pc->buckets[i];
-            while (p) {
-                struct cpage *next = p->hnext;
-                if (p->idx >= idx)
-                    punch_one(st, in, p);
-                p = next;
-            }
+        struct hm_node *n, *next;
+        hm_for_each_safe(&pc->pages, n, next) {
+            struct cpage *p = hm_entry(n, struct cpage, hnode);
+            if (p->idx >= idx)
+                punch_one(st, in, p);
         }
     }
     if (pc->hi > idx)
@@ -573,7 +531,7 @@ void pc_forget_range(struct cow_inode *in, uint64_t start, uint64_t end)
     if (start >= end)
         return;
     uint64_t first = start / BLK, last = (end - 1) / BLK;
-    if (last - first < pc->count) {
+    if (last - first < pc->pages.count) {
         for (uint64_t i = first; i <= last; i++) {
             struct cpage *p = pc_find(pc, i);
             if (p && !p->dirty && !p->wb)
@@ -581,15 +539,12 @@ void pc_forget_range(struct cow_inode *in, uint64_t start, uint64_t end)
         }
         return;
     }
-    for (size_t i = 0; i < pc->nbuckets; i++) {
-        struct cpage *p = pc->buckets[i];
-        while (p) {
-            struct cpage *next = p->hnext;
-            uint64_t at = p->idx * BLK;
-            if (!p->dirty && !p->wb && at + BLK > start && at < end)
-                pc_drop(pc, p);
-            p = next;
-        }
+    struct hm_node *n, *next;
+    hm_for_each_safe(&pc->pages, n, next) {
+        struct cpage *p = hm_entry(n, struct cpage, hnode);
+        uint64_t at = p->idx * BLK;
+        if (!p->dirty && !p->wb && at + BLK > start && at < end)
+            pc_drop(pc, p);
     }
 }
 
@@ -617,18 +572,19 @@ static int count_blocks_cb(void *arg, uint64_t off, const uint8_t *fe)
 
 int pc_check_counts(cow_store *st)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     uint64_t dirty = 0, inflight = 0, alloc = 0, held = 0;
     for (struct cow_inode *in = st->inodes; in; in = in->next) {
         uint64_t d = 0, rd = 0, listed = 0, hi = 0;
-        for (size_t i = 0; i < in->pc.nbuckets; i++)
-            for (struct cpage *p = in->pc.buckets[i]; p; p = p->hnext) {
-                d += p->dirty != 0;
-                rd += p->dirty && p->wb;
-                held += p->dirty && !p->inplace;
-                if (p->idx + 1 > hi)
-                    hi = p->idx + 1;
-            }
+        struct hm_node *n;
+        hm_for_each(&in->pc.pages, n) {
+            struct cpage *p = hm_entry(n, struct cpage, hnode);
+            d += p->dirty != 0;
+            rd += p->dirty && p->wb;
+            held += p->dirty && !p->inplace;
+            if (p->idx + 1 > hi)
+                hi = p->idx + 1;
+        }
         for (struct cpage *p = in->pc.dirty; p; p = p->dnext)
             listed += p->dirty != 0;
         if (d != in->pc.ndirty || listed != d || rd != in->pc.nredirty || hi > in->pc.hi)
@@ -689,7 +645,7 @@ void pc_unlock(struct cow_inode *in)
 
 int pc_fetch(cow_store *st, struct cow_inode *in, uint64_t off, size_t len, void **pp)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     *pp = NULL;
     if (len == 0 || off / BLK != (off + len - 1) / BLK || off + len > in->size)
         return COW_OK; /* not within one block of the file: the caller reads */

@@ -24,62 +24,49 @@
 #include <string.h>
 
 #include "store_int.h"
+#include "vec.h"
 
-/* drefs is an open-addressing hash table of capacity cdrefs (power of 2);
- * bytenr 0 marks an empty slot (block 0 is a superblock, never an extent). */
-
-static size_t dref_hash(uint64_t bytenr, size_t cap)
-{
-    return (size_t)(((bytenr >> COW_BLOCK_SHIFT) * 0x9E3779B97F4A7C15ull) >> 17) & (cap - 1);
-}
+/* st->drefs holds the entries (an array that grows, so its entries move:
+ * the map is then rebuilt) and st->dref_map finds them by bytenr. */
 
 static struct dref *dref_find(cow_store *st, uint64_t bytenr)
 {
-    if (!st->cdrefs)
-        return NULL;
-    size_t i = dref_hash(bytenr, st->cdrefs);
-    while (st->drefs[i].bytenr) {
-        if (st->drefs[i].bytenr == bytenr)
-            return &st->drefs[i];
-        i = (i + 1) & (st->cdrefs - 1);
-    }
-    return NULL;
+    struct hm_node *n = hm_find(&st->dref_map, bytenr);
+    return n ? hm_entry(n, struct dref, node) : NULL;
 }
 
-static int dref_grow(cow_store *st)
+/* Room for one more entry in st->drefs.  When the array grows (and its
+ * entries move) the map is rebuilt, into buckets allocated first so that
+ * a failure leaves both as they were.  COW_ENOMEM. */
+static int dref_reserve(cow_store *st)
 {
-    size_t cap = st->cdrefs ? st->cdrefs * 2 : 1024;
-    struct dref *t = calloc(cap, sizeof *t);
-    if (!t)
+    if (st->ndrefs < st->cdrefs)
+        return COW_OK;
+    struct hmap m;
+    if (hm_init(&m, st->cdrefs ? st->cdrefs * 2 : 16))
         return cow_set_error(COW_ENOMEM, "out of memory");
-    for (size_t k = 0; k < st->cdrefs; k++) {
-        if (!st->drefs[k].bytenr)
-            continue;
-        size_t i = dref_hash(st->drefs[k].bytenr, cap);
-        while (t[i].bytenr)
-            i = (i + 1) & (cap - 1);
-        t[i] = st->drefs[k];
+    if (vec_reserve(st->drefs, st->cdrefs, st->ndrefs + 1)) {
+        hm_destroy(&m);
+        return cow_set_error(COW_ENOMEM, "out of memory");
     }
-    free(st->drefs);
-    st->drefs = t;
-    st->cdrefs = cap;
+    for (size_t i = 0; i < st->ndrefs; i++)
+        hm_insert(&m, &st->drefs[i].node, st->drefs[i].bytenr); /* has buckets: cannot fail */
+    hm_destroy(&st->dref_map);
+    st->dref_map = m;
     return COW_OK;
 }
 
 int refs_add(cow_store *st, uint64_t bytenr, uint64_t len, int is_data, unsigned level,
              int64_t delta)
 {
+    lk_assert_held(&st->lock);
     struct dref *d = dref_find(st, bytenr);
     if (!d) {
-        if ((st->ndrefs + 1) * 2 > st->cdrefs) {
-            int rc = dref_grow(st);
-            if (rc)
-                return rc;
-        }
-        size_t i = dref_hash(bytenr, st->cdrefs);
-        while (st->drefs[i].bytenr)
-            i = (i + 1) & (st->cdrefs - 1);
-        d = &st->drefs[i];
+        int rc = dref_reserve(st);
+        if (rc)
+            return rc;
+        d = &st->drefs[st->ndrefs];
+        hm_insert(&st->dref_map, &d->node, bytenr); /* reserved: has buckets */
         d->bytenr = bytenr;
         d->len = len;
         d->is_data = is_data;
@@ -110,6 +97,7 @@ static int find_item(cow_store *st, uint64_t bytenr, struct cow_key *found, uint
 
 int refs_get(cow_store *st, uint64_t bytenr, int is_data, uint64_t *refs)
 {
+    lk_assert_held(&st->lock);
     struct cow_key found;
     uint8_t item[EXT_ITEM_SIZE];
     int64_t n = 0;
@@ -130,6 +118,7 @@ int refs_get(cow_store *st, uint64_t bytenr, int is_data, uint64_t *refs)
 
 int refs_generation(cow_store *st, uint64_t bytenr, uint64_t *gen)
 {
+    lk_assert_held(&st->lock);
     struct cow_key found;
     uint8_t item[EXT_ITEM_SIZE];
     int rc = find_item(st, bytenr, &found, item);
@@ -144,6 +133,7 @@ int refs_generation(cow_store *st, uint64_t bytenr, uint64_t *gen)
 
 int refs_extent_len(cow_store *st, uint64_t bytenr, uint64_t *len)
 {
+    lk_assert_held(&st->lock);
     const struct dref *d = dref_find(st, bytenr);
     if (d) {
         *len = d->len;
@@ -159,6 +149,7 @@ int refs_extent_len(cow_store *st, uint64_t bytenr, uint64_t *len)
 
 int refs_known(cow_store *st, uint64_t bytenr, int *known)
 {
+    lk_assert_held(&st->lock);
     struct cow_key found;
     uint8_t item[EXT_ITEM_SIZE];
     *known = dref_find(st, bytenr) != NULL;
@@ -229,16 +220,15 @@ static int apply_one(cow_store *st, const struct dref *d)
 
 int refs_run(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     int rc = COW_OK;
     if (!st->ndrefs)
         return COW_OK;
     struct dref *v = malloc(st->ndrefs * sizeof *v);
     if (!v)
         return cow_set_error(COW_ENOMEM, "out of memory");
-    size_t n = 0;
-    for (size_t i = 0; i < st->cdrefs; i++)
-        if (st->drefs[i].bytenr)
-            v[n++] = st->drefs[i];
+    size_t n = st->ndrefs;
+    memcpy(v, st->drefs, n * sizeof *v);
     qsort(v, n, sizeof *v, cmp_dref);
     for (size_t i = 0; i < n && !rc; i++)
         rc = apply_one(st, &v[i]);
@@ -250,13 +240,14 @@ int refs_run(cow_store *st)
 
 void refs_reset(cow_store *st)
 {
-    if (st->drefs)
-        memset(st->drefs, 0, st->cdrefs * sizeof *st->drefs);
+    lk_assert_held(&st->lock);
+    hm_clear(&st->dref_map);
     st->ndrefs = 0;
 }
 
 int refs_update_block_groups(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     for (int pass = 0; pass < 64; pass++) {
         int any = 0;
         for (size_t i = 0; i < st->nbgs; i++) {

@@ -34,6 +34,7 @@
 #include "replay.h"
 #include "store_int.h"
 #include "validate.h"
+#include "vec.h"
 
 #define BLK COW_BLOCK_SIZE
 
@@ -360,14 +361,9 @@ static int scan_area(cow_store *st, int k, uint32_t from,
             if (i + nb <= n) {
                 crc = crc32c(0, h + 4, (size_t)nb * BLK - 4);
             } else { /* runs past this chunk: read it whole */
-                if ((size_t)nb * BLK > cap) {
-                    uint8_t *w = realloc(whole, (size_t)nb * BLK);
-                    if (!w) {
-                        rc = cow_set_error(COW_ENOMEM, "out of memory");
-                        break;
-                    }
-                    whole = w;
-                    cap = (size_t)nb * BLK;
+                if (vec_reserve(whole, cap, (size_t)nb * BLK)) {
+                    rc = cow_set_error(COW_ENOMEM, "out of memory");
+                    break;
                 }
                 rc = st->dev->read(st->dev, whole, (size_t)nb * BLK, area + (uint64_t)at * BLK);
                 if (rc)
@@ -478,7 +474,7 @@ static int check_lost(cow_store *st)
 
 int replay_log(cow_store *st, uint64_t *napplied)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     uint8_t *rec = NULL, *tmp = NULL;
     int rc = COW_OK;
     *napplied = 0;
@@ -506,14 +502,9 @@ int replay_log(cow_store *st, uint64_t *napplied)
         if (rec_check(st, rec, st->log_seq + 1, room))
             break;
         uint32_t nb = get32(rec + LOG_NBLOCKS);
-        if ((size_t)nb * BLK > cap) {
-            uint8_t *r2 = realloc(rec, (size_t)nb * BLK);
-            if (!r2) {
-                rc = cow_set_error(COW_ENOMEM, "out of memory");
-                goto out;
-            }
-            rec = r2;
-            cap = (size_t)nb * BLK;
+        if (vec_reserve(rec, cap, (size_t)nb * BLK)) {
+            rc = cow_set_error(COW_ENOMEM, "out of memory");
+            goto out;
         }
         if (nb > 1) {
             rc = st->dev->read(st->dev, rec + BLK, (size_t)(nb - 1) * BLK, at + BLK);

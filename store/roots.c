@@ -50,7 +50,7 @@ int roots_name_valid(const char *name)
 
 struct cow_subvol *roots_by_id(cow_store *st, uint64_t id)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
         if (sv->root.objectid == id)
             return sv;
@@ -59,7 +59,7 @@ struct cow_subvol *roots_by_id(cow_store *st, uint64_t id)
 
 struct cow_subvol *roots_find(cow_store *st, const char *name)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
         if (!sv->dead && strcmp(sv->name, name) == 0)
             return sv;
@@ -68,7 +68,7 @@ struct cow_subvol *roots_find(cow_store *st, const char *name)
 
 int roots_load(cow_store *st)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
         sv->dead = 1;
     struct cow_key k = {COW_FS_TREE_OBJECTID + 1, 0, 0}, f;
@@ -128,7 +128,7 @@ int roots_load(cow_store *st)
 
 int roots_commit(cow_store *st)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next) {
         if (sv->dead || !sv->root.dirty)
             continue;
@@ -144,7 +144,7 @@ int roots_commit(cow_store *st)
 
 void roots_committed(cow_store *st)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next)
         sv->root.dirty = 0;
 }

@@ -10,7 +10,7 @@
 
 uint64_t resv_meta_blocks(cow_store *st, uint64_t blocks)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     /* Completing an ordered extent changes the fs tree (its EXTENT_DATA
      * and INODE_ITEM) and the csum tree: each copies at most a path and
      * splits once, a block per level plus one.  The commit after it adds
@@ -28,7 +28,7 @@ uint64_t resv_meta_blocks(cow_store *st, uint64_t blocks)
 
 int resv_room(cow_store *st, uint64_t blocks, uint64_t changes)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     /* Free data space for these blocks beyond what other reservations
      * still need (in-flight ordered extents hold theirs allocated), and
      * free metadata space for what completing all of them (and the pages
@@ -39,7 +39,7 @@ int resv_room(cow_store *st, uint64_t blocks, uint64_t changes)
 
 int resv_reserve(cow_store *st, struct cow_resv *r, uint64_t blocks, uint64_t pages)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     if (pages == 0)
         return COW_OK;
     int rc = resv_room(st, blocks, pages);
@@ -52,7 +52,7 @@ int resv_reserve(cow_store *st, struct cow_resv *r, uint64_t blocks, uint64_t pa
 
 void resv_release(cow_store *st, struct cow_resv *r)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     assert(st->reserved >= r->blocks);
     st->reserved -= r->blocks;
     r->blocks = 0;
@@ -72,13 +72,13 @@ void resv_merge(struct cow_resv *to, struct cow_resv *from)
 
 void resv_mark_allocated(cow_store *st, const struct cow_resv *r)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     st->oe_alloc += r->blocks;
 }
 
 void resv_unmark_allocated(cow_store *st, const struct cow_resv *r)
 {
-    lk_assert_store(st);
+    lk_assert_held(&st->lock);
     assert(st->oe_alloc >= r->blocks);
     st->oe_alloc -= r->blocks;
 }

@@ -25,6 +25,7 @@ static void store_free(cow_store *st)
     cache_destroy(&st->cache);
     alloc_destroy(st);
     free(st->drefs);
+    hm_destroy(&st->dref_map);
     txn_wlog_reset(st);
     free(st->wruns);
     free(st->wcrcs);
@@ -312,6 +313,7 @@ uint64_t cow_store_generation(cow_store *st)
 
 static int sum_data_cb(cow_store *st, void *arg, struct eb *e)
 {
+    lk_assert_held(&st->lock);
     uint64_t *data = arg;
     (void)st;
     const uint8_t *b = e->data;
@@ -337,9 +339,9 @@ int cow_store_df(cow_store *st, struct cow_df *df)
             df->used_bytes += st->bgs[i].used;
         /* data extents as of the last commit plus this transaction's */
         rc = bt_walk_blocks(st, &st->extent_tree, sum_data_cb, &df->data_bytes);
-        for (size_t i = 0; i < st->cdrefs && rc == COW_OK; i++) {
+        for (size_t i = 0; i < st->ndrefs && rc == COW_OK; i++) {
             const struct dref *d = &st->drefs[i];
-            if (d->bytenr && d->is_data) {
+            if (d->is_data) {
                 uint64_t refs;
                 rc = refs_get(st, d->bytenr, 1, &refs);
                 int had = (refs - (uint64_t)d->delta) > 0;

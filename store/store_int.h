@@ -5,7 +5,9 @@
  *   VFS registry mutex -> VFS per-container lock-state mutex -> store->lock
  * Inside the store there is one lock, store->lock, held by every public
  * entry point for the whole operation (metadata and I/O).  Everything in
- * struct cow_store below is protected by it unless said otherwise.
+ * struct cow_store below is protected by it unless said otherwise.  Every
+ * internal function that needs it asserts so at its top in debug builds:
+ * lk_assert_held(&st->lock) (lockdep.h).
  */
 #ifndef COW_STORE_INT_H
 #define COW_STORE_INT_H
@@ -18,33 +20,20 @@
 
 #include "bdev.h"
 #include "format.h"
+#include "hmap.h"
+#include "lockdep.h"
 #include "store.h"
-
-/* ---- debug mutex that records its owner ---- */
-struct cow_mutex {
-    pthread_mutex_t m;
-    pthread_t owner;
-    int held;
-};
-void cow_mutex_init(struct cow_mutex *mu);
-void cow_mutex_destroy(struct cow_mutex *mu);
-void cow_mutex_lock(struct cow_mutex *mu);
-void cow_mutex_unlock(struct cow_mutex *mu);
-/* 1 if the calling thread holds MU (for assert only). */
-int cow_mutex_held(struct cow_mutex *mu);
-/* Waits on COND, releasing MU meanwhile, until a signal; MU is held again
- * on return (its owner recorded). */
-void cow_cond_wait(pthread_cond_t *cond, struct cow_mutex *mu);
-/* Waits on COND, releasing MU meanwhile, until ABSTIME (CLOCK_MONOTONIC) or
- * a signal; MU is held again on return (its owner recorded). */
-void cow_cond_timedwait(pthread_cond_t *cond, struct cow_mutex *mu, const struct timespec *abstime);
 
 /* ---- errors ---- */
 /* Records a message for cow_store_last_error() and returns RC. */
 int cow_set_error(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Corruption found on disk: record where (source line) and return COW_ECORRUPT. */
-#define COW_CORRUPT(...) cow_corrupt_at(__LINE__, __VA_ARGS__)
-int cow_corrupt_at(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Corruption found on disk: records the message with where it was found,
+ * "(detected at store/FILE.c:LINE)", and returns COW_ECORRUPT. */
+#define COW_CORRUPT(...) cow_corrupt_at(__FILE__, __LINE__, __VA_ARGS__)
+/* COW_CORRUPT's function: FILE is a source path (__FILE__), of which the
+ * message keeps the base name under "store/"; LINE its line. */
+int cow_corrupt_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Overflow-safe end of a byte range: 0 on success, COW_EINVAL on overflow. */
 static inline int range_end(uint64_t start, uint64_t len, uint64_t *end)
@@ -75,14 +64,12 @@ struct eb {
     int shared;        /* dirty, and also reached from a tree cloned by the
                         * running transaction (bt_mark_shared): copied on
                         * change, not changed in place, until the commit */
-    struct eb *hnext;  /* hash chain */
+    struct hm_node hnode; /* in eb_cache.map, key bytenr */
     struct eb *dnext;  /* list of dirty blocks */
 };
 
 struct eb_cache {
-    struct eb **buckets;
-    size_t nbuckets;
-    size_t count;
+    struct hmap map;  /* every cached block, by bytenr */
     struct eb *dirty; /* dirty blocks, unordered */
     size_t ndirty;
 };
@@ -119,13 +106,25 @@ struct bgroup {
  * of space freed since the last flush are pinned. */
 #define COW_MAX_PINNED_RUNS 1024
 
-struct extent_run {
+/* A run of whole blocks at BYTENR, its length in bytes (space freed in
+ * the running transaction: alloc_free's pinned runs)... */
+struct byte_run {
     uint64_t bytenr;
-    uint64_t len; /* bytes */
+    uint64_t bytes;
+};
+
+/* ... and in blocks (blocks written by the running transaction: the
+ * one-flush commit list, as SB_COMMIT_RANGES has them).  Two types so
+ * that the unit is in the field's name wherever the two meet
+ * (txn.c's wlog_drop_freed). */
+struct block_run {
+    uint64_t bytenr;
+    uint64_t nblocks;
 };
 
 /* A pending change to an extent's reference count (btrfs's delayed refs). */
 struct dref {
+    struct hm_node node; /* in cow_store.dref_map, key bytenr */
     uint64_t bytenr;
     uint64_t len;    /* bytes (data) or COW_BLOCK_SIZE (tree block) */
     int64_t delta;
@@ -159,7 +158,8 @@ struct cpage {
     int pins;            /* xFetch references */
     int detached;        /* dropped from the cache (truncate, close) while
                           * pinned: freed at the last unfetch */
-    struct cpage *hnext; /* hash chain, or the detached list */
+    struct hm_node hnode; /* in pcache.pages, key idx */
+    struct cpage *hnext; /* the detached list */
     struct cpage *dprev, *dnext; /* the file's dirty list, while dirty */
 };
 
@@ -170,9 +170,7 @@ struct cpage {
  * block indexes cached (truncate, replay and pc_end walk indexes when that
  * is fewer than the pages). */
 struct pcache {
-    struct cpage **buckets;
-    size_t nbuckets;
-    size_t count;             /* pages in the hash */
+    struct hmap pages;        /* the cached pages by idx (pages.count) */
     size_t ndirty;            /* of which dirty */
     size_t nredirty;          /* ... and also in writeback (wb > 0) */
     struct cpage *dirty;      /* the dirty pages, unordered */
@@ -264,18 +262,20 @@ struct cow_store {
     struct eb_cache cache;
 
     struct bgroup *bgs;
-    size_t nbgs;
+    size_t nbgs, cbgs;
     uint64_t data_cursor, meta_cursor; /* next-fit allocation hints (bytes) */
     /* The running transaction's metadata chunk: [mchunk_next, mchunk_end)
      * is reserved (set in the bitmap, not counted as used) and handed out in
      * order to new tree blocks, so a commit's tree blocks are contiguous. */
     uint64_t mchunk_next, mchunk_end;
 
-    struct extent_run *pinned; /* freed in the running transaction */
+    struct byte_run *pinned; /* freed in the running transaction */
     size_t npinned, cpinned;
 
-    struct dref *drefs;        /* pending refcount changes, unsorted */
+    struct dref *drefs;        /* pending refcount changes, unsorted: one
+                                * per extent, [0, ndrefs) */
     size_t ndrefs, cdrefs;
+    struct hmap dref_map;      /* the same by bytenr (refs.c) */
 
     struct cow_inode *inodes;  /* inodes with open handles */
     struct cow_subvol *subvols; /* snapshots and branches (subvol.c) */
@@ -283,7 +283,7 @@ struct cow_store {
     /* Blocks written by the running transaction, with the crc32c of each
      * (for a one-flush commit's list); wlog_overflow once more than
      * COW_ONE_FLUSH_MAX_BLOCKS were written. */
-    struct extent_run *wruns; /* bytenr, len in blocks */
+    struct block_run *wruns;
     size_t nwruns, cwruns;
     uint32_t *wcrcs;
     size_t nwcrcs, cwcrcs;

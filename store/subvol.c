@@ -240,6 +240,7 @@ static int subvol_drop(cow_store *st, struct cow_subvol *sv)
 
 int subvol_drop_incomplete(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     for (struct cow_subvol *sv = st->subvols; sv; sv = sv->next) {
         if (sv->dead || !(sv->root.flags & COW_ROOT_F_INCOMPLETE))
             continue;

@@ -48,10 +48,12 @@
 #include "ordered.h"
 #include "roots.h"
 #include "store_int.h"
+#include "vec.h"
 
 
 int store_flush(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     st->stats.flushes++;
     return st->dev->flush(st->dev);
 }
@@ -70,6 +72,7 @@ static void now_durable(cow_store *st)
 
 int txn_flush(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     int rc = store_flush(st);
     if (rc) {
         st->failed = 1; /* what reached the device is unknown */
@@ -88,6 +91,7 @@ uint64_t cow_mono_ns(void)
 
 int txn_begin_change(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     if (st->readonly && !st->replaying)
         return cow_set_error(COW_EROFS, "the store is open read-only");
     if (st->failed)
@@ -200,49 +204,36 @@ void txn_wlog_reset(cow_store *st)
 
 void txn_note_written(cow_store *st, uint64_t bytenr, uint64_t n, const uint32_t *crcs)
 {
+    lk_assert_held(&st->lock);
     if (st->wlog_overflow)
         return;
     if (st->nwcrcs + n > COW_ONE_FLUSH_MAX_BLOCKS) {
         st->wlog_overflow = 1;
         return;
     }
-    struct extent_run *last = st->nwruns ? &st->wruns[st->nwruns - 1] : NULL;
-    if (last && last->bytenr + last->len * COW_BLOCK_SIZE == bytenr) {
-        last->len += n;
+    struct block_run *last = st->nwruns ? &st->wruns[st->nwruns - 1] : NULL;
+    if (last && last->bytenr + last->nblocks * COW_BLOCK_SIZE == bytenr) {
+        last->nblocks += n;
     } else {
-        if (st->nwruns == st->cwruns) {
-            size_t c = st->cwruns ? st->cwruns * 2 : 64;
-            struct extent_run *v = realloc(st->wruns, c * sizeof *v);
-            if (!v) {
-                st->wlog_overflow = 1;
-                return;
-            }
-            st->wruns = v;
-            st->cwruns = c;
-        }
-        st->wruns[st->nwruns].bytenr = bytenr;
-        st->wruns[st->nwruns].len = n;
-        st->nwruns++;
-    }
-    if (st->nwcrcs + n > st->cwcrcs) {
-        size_t c = st->cwcrcs ? st->cwcrcs : 256;
-        while (c < st->nwcrcs + n)
-            c *= 2;
-        uint32_t *v = realloc(st->wcrcs, c * sizeof *v);
-        if (!v) {
+        if (vec_reserve(st->wruns, st->cwruns, st->nwruns + 1)) {
             st->wlog_overflow = 1;
             return;
         }
-        st->wcrcs = v;
-        st->cwcrcs = c;
+        st->wruns[st->nwruns].bytenr = bytenr;
+        st->wruns[st->nwruns].nblocks = n;
+        st->nwruns++;
+    }
+    if (vec_reserve(st->wcrcs, st->cwcrcs, st->nwcrcs + n)) {
+        st->wlog_overflow = 1;
+        return;
     }
     memcpy(st->wcrcs + st->nwcrcs, crcs, n * sizeof *crcs);
     st->nwcrcs += n;
 }
 
-static int cmp_run(const void *a, const void *b)
+static int cmp_byte_run(const void *a, const void *b)
 {
-    const struct extent_run *x = a, *y = b;
+    const struct byte_run *x = a, *y = b;
     return x->bytenr < y->bytenr ? -1 : x->bytenr > y->bytenr;
 }
 
@@ -257,21 +248,21 @@ static void wlog_drop_freed(cow_store *st)
 {
     if (st->wlog_overflow || !st->npinned || !st->nwruns)
         return;
-    struct extent_run *pin = malloc(st->npinned * sizeof *pin);
-    struct extent_run *runs = malloc(st->nwruns * sizeof *runs);
+    struct byte_run *pin = malloc(st->npinned * sizeof *pin);
+    struct block_run *runs = malloc(st->nwruns * sizeof *runs);
     uint32_t *crcs = malloc(st->nwcrcs * sizeof *crcs);
     if (!pin || !runs || !crcs) {
         st->wlog_overflow = 1; /* fall back to two flushes */
         goto out;
     }
     memcpy(pin, st->pinned, st->npinned * sizeof *pin);
-    qsort(pin, st->npinned, sizeof *pin, cmp_run);
+    qsort(pin, st->npinned, sizeof *pin, cmp_byte_run);
     memcpy(runs, st->wruns, st->nwruns * sizeof *runs);
     memcpy(crcs, st->wcrcs, st->nwcrcs * sizeof *crcs);
     size_t nruns = st->nwruns, k = 0;
     st->nwruns = st->nwcrcs = 0;
     for (size_t r = 0; r < nruns; r++) {
-        for (uint64_t b = 0; b < runs[r].len; b++, k++) {
+        for (uint64_t b = 0; b < runs[r].nblocks; b++, k++) {
             uint64_t at = runs[r].bytenr + b * COW_BLOCK_SIZE;
             size_t lo = 0, hi = st->npinned;
             while (lo < hi) { /* last pinned run starting at or before AT */
@@ -281,7 +272,7 @@ static void wlog_drop_freed(cow_store *st)
                 else
                     hi = mid;
             }
-            if (lo && at < pin[lo - 1].bytenr + pin[lo - 1].len)
+            if (lo && at < pin[lo - 1].bytenr + pin[lo - 1].bytes)
                 continue; /* freed by this transaction */
             txn_note_written(st, at, 1, &crcs[k]);
         }
@@ -335,7 +326,7 @@ static int sb_write(cow_store *st, int slot, int one_flush, uint64_t log_id)
         for (size_t i = 0; i < st->nwruns; i++) {
             uint8_t *e = b + SB_COMMIT_LIST + i * SB_COMMIT_ENTRY;
             put64(e, st->wruns[i].bytenr);
-            put32(e + 8, (uint32_t)st->wruns[i].len);
+            put32(e + 8, (uint32_t)st->wruns[i].nblocks);
         }
     }
     put32(b + SB_CSUM, crc32c(0, b + 4, COW_BLOCK_SIZE - 4));
@@ -474,6 +465,7 @@ static int sb_commit_intact(cow_store *st, const uint8_t *sb, uint64_t devsize)
 
 int txn_load(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     uint8_t sb[2][COW_BLOCK_SIZE];
     uint64_t devsize;
     int rc, best = -1, magic = 0;
@@ -735,6 +727,7 @@ int txn_load(cow_store *st)
 
 int txn_format(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     int rc;
     st->bg_size = COW_DEFAULT_BG_SIZE;
     st->generation = 0;
@@ -849,6 +842,7 @@ static int kept(int rc)
 
 int txn_commit(cow_store *st, int flush)
 {
+    lk_assert_held(&st->lock);
     int rc;
     if (st->failed)
         return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
@@ -887,7 +881,7 @@ int txn_commit(cow_store *st, int flush)
     /* The written-block list as it was: a failed write_dirty() may have
      * noted some runs, which the next attempt writes (and notes) again. */
     size_t wruns0 = st->nwruns, wcrcs0 = st->nwcrcs;
-    uint64_t wlast0 = st->nwruns ? st->wruns[st->nwruns - 1].len : 0;
+    uint64_t wlast0 = st->nwruns ? st->wruns[st->nwruns - 1].nblocks : 0;
     int woverflow0 = st->wlog_overflow;
     rc = write_dirty(st);
     if (rc) {
@@ -897,7 +891,7 @@ int txn_commit(cow_store *st, int flush)
         st->nwruns = wruns0;
         st->nwcrcs = wcrcs0;
         if (wruns0)
-            st->wruns[wruns0 - 1].len = wlast0;
+            st->wruns[wruns0 - 1].nblocks = wlast0;
         st->wlog_overflow = woverflow0;
         return kept(rc);
     }
@@ -980,7 +974,7 @@ abort:
 
 int txn_upgrade(cow_store *st)
 {
-    assert(cow_mutex_held(&st->lock));
+    lk_assert_held(&st->lock);
     /* each commit writes the copy that does not hold the last one */
     for (int i = 0; i < COW_SB_COPIES && st->sb_old_version; i++) {
         st->txn_dirty = 1; /* the same trees, in the other copy */
@@ -993,6 +987,7 @@ int txn_upgrade(cow_store *st)
 
 int txn_seal(cow_store *st)
 {
+    lk_assert_held(&st->lock);
     if (st->readonly || st->failed || st->txn_dirty)
         return COW_OK;
     if (st->unflushed) {
@@ -1026,6 +1021,7 @@ int txn_seal(cow_store *st)
 
 int txn_abort(cow_store *st, int why)
 {
+    lk_assert_held(&st->lock);
     char msg[512];
     snprintf(msg, sizeof msg, "%s", cow_store_last_error(st));
     /* No undo: the running transaction holds buffered writes, completed

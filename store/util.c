@@ -1,56 +1,11 @@
 /*
- * util.c - the owner-recording mutex and error messages.
+ * util.c - error messages.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "store_int.h"
-
-void cow_mutex_init(struct cow_mutex *mu)
-{
-    pthread_mutex_init(&mu->m, NULL);
-    mu->held = 0;
-}
-
-void cow_mutex_destroy(struct cow_mutex *mu)
-{
-    pthread_mutex_destroy(&mu->m);
-}
-
-void cow_mutex_lock(struct cow_mutex *mu)
-{
-    pthread_mutex_lock(&mu->m);
-    mu->owner = pthread_self();
-    mu->held = 1;
-}
-
-void cow_mutex_unlock(struct cow_mutex *mu)
-{
-    mu->held = 0;
-    pthread_mutex_unlock(&mu->m);
-}
-
-int cow_mutex_held(struct cow_mutex *mu)
-{
-    return mu->held && pthread_equal(mu->owner, pthread_self());
-}
-
-void cow_cond_wait(pthread_cond_t *cond, struct cow_mutex *mu)
-{
-    mu->held = 0;
-    pthread_cond_wait(cond, &mu->m);
-    mu->owner = pthread_self();
-    mu->held = 1;
-}
-
-void cow_cond_timedwait(pthread_cond_t *cond, struct cow_mutex *mu, const struct timespec *abstime)
-{
-    mu->held = 0;
-    pthread_cond_timedwait(cond, &mu->m, abstime);
-    mu->owner = pthread_self();
-    mu->held = 1;
-}
 
 /* The last error message of this thread (any store). */
 static __thread char tl_error[512];
@@ -64,15 +19,16 @@ int cow_set_error(int rc, const char *fmt, ...)
     return rc;
 }
 
-int cow_corrupt_at(int line, const char *fmt, ...)
+int cow_corrupt_at(const char *file, int line, const char *fmt, ...)
 {
     char msg[400];
+    const char *base = strrchr(file, '/');
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    snprintf(tl_error, sizeof tl_error, "corrupt container: %s (detected at store line %d)", msg,
-             line);
+    snprintf(tl_error, sizeof tl_error, "corrupt container: %s (detected at store/%s:%d)", msg,
+             base ? base + 1 : file, line);
     return COW_ECORRUPT;
 }
 

@@ -38,11 +38,12 @@ static enum tree_class tree_class(uint64_t owner)
 }
 
 /* COW_ECORRUPT, the message prefixed with W and K: "block 8192 item 3
- * (257 108 4096): ...".  LINE is where the check is (COW_CORRUPT's). */
-static int bad_at(int line, const struct check_where *w, const struct cow_key *k,
-                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int bad_at(int line, const struct check_where *w, const struct cow_key *k,
-                  const char *fmt, ...)
+ * (257 108 4096): ...".  FILE and LINE are where the check is (COW_CORRUPT's). */
+static int bad_at(const char *file, int line, const struct check_where *w,
+                  const struct cow_key *k, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int bad_at(const char *file, int line, const struct check_where *w,
+                  const struct cow_key *k, const char *fmt, ...)
 {
     char msg[256], at[128] = "";
     va_list ap;
@@ -56,9 +57,9 @@ static int bad_at(int line, const struct check_where *w, const struct cow_key *k
     else
         snprintf(at, sizeof at, "item (%llu %u %llu): ", (unsigned long long)k->objectid,
                  k->type, (unsigned long long)k->offset);
-    return cow_corrupt_at(line, "%s%s", at, msg);
+    return cow_corrupt_at(file, line, "%s%s", at, msg);
 }
-#define BAD(w, k, ...) bad_at(__LINE__, w, k, __VA_ARGS__)
+#define BAD(w, k, ...) bad_at(__FILE__, __LINE__, w, k, __VA_ARGS__)
 
 /* 1 if [start, +len) is a run of whole blocks past the superblocks and
  * inside the container. */
@@ -72,6 +73,7 @@ static int in_container(const cow_store *st, uint64_t start, uint64_t len)
 int check_file_extent(cow_store *st, const struct check_where *w, const struct cow_key *k,
                       const uint8_t *d, size_t size, struct fext *fx)
 {
+    lk_assert_held(&st->lock);
     uint64_t e;
     if (size != FE_ITEM_SIZE)
         return BAD(w, k, "file extent item of %zu bytes (expected %u)", size, FE_ITEM_SIZE);
@@ -117,6 +119,7 @@ int check_file_extent(cow_store *st, const struct check_where *w, const struct c
 int check_csum_item(cow_store *st, const struct check_where *w, const struct cow_key *k,
                     size_t size, uint64_t *nblocks)
 {
+    lk_assert_held(&st->lock);
     if (k->objectid != COW_CSUM_TREE_OBJECTID)
         return BAD(w, k, "csum items have object id %llu",
                    (unsigned long long)COW_CSUM_TREE_OBJECTID);
@@ -290,6 +293,7 @@ static int check_block_group_item(cow_store *st, const struct check_where *w,
 int check_item(cow_store *st, const struct check_where *w, uint64_t owner,
                const struct cow_key *k, const uint8_t *d, size_t size)
 {
+    lk_assert_held(&st->lock);
     enum tree_class cls = tree_class(owner);
     size_t want = 0; /* fixed size; 0: variable */
     int allowed = 0;
@@ -461,6 +465,7 @@ static int check_node(cow_store *st, uint64_t bytenr, const uint8_t *b)
 
 int check_tree_block(cow_store *st, uint64_t bytenr, const uint8_t *b)
 {
+    lk_assert_held(&st->lock);
     if (get32(b + TB_MAGIC) != COW_TREE_MAGIC)
         return COW_CORRUPT("block %llu: not a tree block (magic)", (unsigned long long)bytenr);
     if (crc32c(0, b + 4, COW_BLOCK_SIZE - 4) != get32(b + TB_CSUM))

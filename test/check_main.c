@@ -34,6 +34,8 @@ static const struct {
     {"abort", abort_suite},
     {"seq", seq_suite},
     {"upgrade", upgrade_suite},
+    {"util", util_suite},
+    {"lockdep", lockdep_suite},
 };
 #define NSUITES (sizeof suites / sizeof suites[0])
 
