@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "commit.h"
 #include "crc32c.h"
 #include "extent_map.h"
 #include "inject.h"
@@ -32,6 +33,7 @@
 #include "ordered.h"
 #include "space.h"
 #include "store_int.h"
+#include "vec.h"
 
 #define BLK COW_BLOCK_SIZE
 #define LOCK(st) cow_mutex_lock(&(st)->lock)
@@ -678,7 +680,7 @@ int cow_file_sync(cow_file *f)
         pc_lock_shared(in);
         LOCK(st);
         if (rc == COW_OK)
-            rc = txn_commit(st, 1);
+            rc = commit_transaction(st, 1);
     }
     UNLOCK(st);
     pc_unlock(in);
@@ -889,14 +891,9 @@ int cow_list(cow_store *st, int (*cb)(void *arg, const struct cow_file_info *fi)
                 rc = COW_CORRUPT("bad directory entry");
                 break;
             }
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                struct list_ent *nv = realloc(v, cap * sizeof *nv);
-                if (!nv) {
-                    rc = cow_set_error(COW_ENOMEM, "out of memory");
-                    break;
-                }
-                v = nv;
+            if (vec_reserve(v, cap, n + 1)) {
+                rc = cow_set_error(COW_ENOMEM, "out of memory");
+                break;
             }
             memcpy(v[n].name, buf + p + DIR_ENTRY_NAME, nl);
             v[n].name[nl] = 0;

@@ -45,10 +45,10 @@
 #include <sys/random.h>
 
 #include "crc32c.h"
-#include "validate.h"
 #include "extent_map.h"
 #include "lockdep.h"
 #include "store_int.h"
+#include "validate.h"
 #include "vec.h"
 
 #define BLK COW_BLOCK_SIZE

@@ -102,7 +102,7 @@ int roots_load(cow_store *st)
             if (size != ROOT_ITEM_SIZE)
                 return COW_CORRUPT("root item of subvolume %llu has %zu bytes",
                                    (unsigned long long)f.objectid, size);
-            root_item_get(buf, &sv->root);
+            roots_item_get(buf, &sv->root);
             sv->root.refcounted = 1;
             sv->root.dirty = 0;
             if (sv->root.level >= COW_MAX_LEVEL ||
@@ -134,7 +134,7 @@ int roots_commit(cow_store *st)
             continue;
         uint8_t ri[ROOT_ITEM_SIZE];
         struct cow_key k = {sv->root.objectid, COW_ROOT_ITEM, 0};
-        root_item_put(ri, &sv->root);
+        roots_item_put(ri, &sv->root);
         int rc = bt_put(st, &st->root_tree, &k, ri, sizeof ri);
         if (rc)
             return rc;
@@ -156,4 +156,31 @@ void roots_free_all(cow_store *st)
         free(st->subvols);
         st->subvols = n;
     }
+}
+
+/* ---- ROOT_ITEM bytes ---- */
+
+void roots_item_get(const uint8_t *it, struct cow_root *r)
+{
+    r->bytenr = get64(it + ROOT_BYTENR);
+    r->generation = get64(it + ROOT_GENERATION);
+    r->level = it[ROOT_LEVEL];
+    r->next_ino = get64(it + ROOT_NEXT_INO);
+    r->flags = get64(it + ROOT_FLAGS);
+    r->ctime = get64(it + ROOT_CTIME);
+    r->source = get64(it + ROOT_SOURCE);
+    r->last_snapshot = get64(it + ROOT_LAST_SNAPSHOT);
+}
+
+void roots_item_put(uint8_t *it, const struct cow_root *r)
+{
+    memset(it, 0, ROOT_ITEM_SIZE);
+    put64(it + ROOT_BYTENR, r->bytenr);
+    put64(it + ROOT_GENERATION, r->generation);
+    it[ROOT_LEVEL] = (uint8_t)r->level;
+    put64(it + ROOT_NEXT_INO, r->next_ino);
+    put64(it + ROOT_FLAGS, r->flags);
+    put64(it + ROOT_CTIME, r->ctime);
+    put64(it + ROOT_SOURCE, r->source);
+    put64(it + ROOT_LAST_SNAPSHOT, r->last_snapshot);
 }

@@ -44,4 +44,10 @@ void roots_committed(cow_store *st);
 /* Frees the registry (close). */
 void roots_free_all(cow_store *st);
 
+/* ROOT_ITEM bytes (ROOT_ITEM_SIZE) <-> a cow_root's fields (bytenr,
+ * generation, level, next_ino, flags, ctime, source, last_snapshot).  No
+ * checks: the item was checked when its leaf was read (validate.c). */
+void roots_item_get(const uint8_t *it, struct cow_root *r);
+void roots_item_put(uint8_t *it, const struct cow_root *r);
+
 #endif

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <string.h>
 
+#include "commit.h"
 #include "extent_map.h"
 #include "ordered.h"
 #include "replay.h"
@@ -70,7 +71,7 @@ static void *committer_main(void *arg)
                 /* A failure either leaves the transaction whole (the
                  * next interval tries again) or stops the store (txn.c):
                  * the same as for any other caller. */
-                txn_commit(st, 1);
+                commit_transaction(st, 1);
                 st->last_commit_ns = cow_mono_ns(); /* also when nothing changed */
                 continue;
             }
@@ -164,9 +165,9 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
         goto out;
     cow_mutex_lock(&st->lock);
     if (format) {
-        rc = txn_format(st);
+        rc = commit_format(st);
     } else {
-        rc = txn_load(st);
+        rc = commit_load(st);
         /* After a crash: the syncs since the last commit, from the log.  A
          * read-only store applies them in memory only. */
         if (rc == COW_OK)
@@ -188,9 +189,9 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
         if (rc == COW_OK && !st->log_blocks)
             rc = log_alloc_areas(st); /* a container made before the log */
         if (rc == COW_OK)
-            rc = txn_commit(st, 1);
+            rc = commit_transaction(st, 1);
         if (rc == COW_OK)
-            rc = txn_upgrade(st); /* a version-1 container: both copies now */
+            rc = commit_upgrade(st); /* a version-1 container: both copies now */
     }
     /* A new container appears at its path only now, whole and flushed. */
     if (rc == COW_OK && format && dev->publish)
@@ -247,7 +248,7 @@ int cow_store_commit(cow_store *st)
     if (rc)
         return rc;
     cow_mutex_lock(&st->lock);
-    rc = txn_commit(st, 1);
+    rc = commit_transaction(st, 1);
     cow_mutex_unlock(&st->lock);
     return rc;
 }
@@ -277,7 +278,7 @@ int cow_store_persist(cow_store *st)
         free(v);
     }
     if (rc == COW_LOG_FULL)
-        rc = txn_commit(st, 0);
+        rc = commit_transaction(st, 0);
     cow_mutex_unlock(&st->lock);
     return rc;
 }
@@ -290,9 +291,9 @@ int cow_store_close(cow_store *st)
     int rc = st->readonly ? COW_OK : file_writeback_all(st);
     cow_mutex_lock(&st->lock);
     if (rc == COW_OK)
-        rc = txn_commit(st, 1);
+        rc = commit_transaction(st, 1);
     if (rc == COW_OK)
-        rc = txn_seal(st);
+        rc = commit_seal(st);
     cow_mutex_unlock(&st->lock);
     store_free(st);
     return rc;

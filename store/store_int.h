@@ -327,7 +327,7 @@ struct cow_store {
     char sb_rejected[160]; /* why open did not use the newest copy, or "" */
     int sb_old_version;    /* bit i: superblock copy i is of format
                             * version 1 (open read it, no commit has
-                            * rewritten it yet; txn_upgrade) */
+                            * rewritten it yet; commit_upgrade) */
     int replaying;         /* replay_log runs (a read-only store changes
                             * its trees in memory then, never on disk) */
     uint64_t rng;          /* state for log_id values */
@@ -339,7 +339,7 @@ struct cow_store {
     pthread_cond_t committer_cond; /* CLOCK_MONOTONIC; waits on lock */
     unsigned commit_ms;
     uint64_t last_commit_ns;       /* CLOCK_MONOTONIC time of the last commit */
-    int last_one_flush; /* the last commit had a commit list (txn_seal) */
+    int last_one_flush; /* the last commit had a commit list (commit_seal) */
     int durable_slot;   /* superblock copy of the last flushed commit */
     int last_slot;      /* superblock copy of the last commit */
     int unflushed;      /* commits since the last flushed one */
@@ -511,16 +511,6 @@ int store_flush(cow_store *st);
 int txn_flush(cow_store *st);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t cow_mono_ns(void);
-/* Commits the running transaction.  FLUSH 0 makes it survive a crash of
- * the application but not a power loss (no flush; a power loss goes back
- * to the last flushed commit); FLUSH 1 makes it durable.  Errors: no room
- * to grow for the commit (COW_ENOSPC, COW_EIO_TRUNCATE) or a failed write
- * of its tree blocks (COW_EIO_WRITE, COW_ENOSPC, COW_ENOMEM) fail this
- * commit only: the transaction stays whole and the next commit writes it.
- * Any other failure (a tree update, a flush, the superblock write) stops
- * the store (txn_abort; COW_EFAILED from then on).  A stopped store
- * returns COW_EFAILED. */
-int txn_commit(cow_store *st, int flush);
 /* A failure in the middle of a change to the trees (WHY, with its message
  * set): stops the store, since the running transaction holds what other
  * handles wrote and were told succeeded and cannot be undone alone (btrfs:
@@ -529,38 +519,25 @@ int txn_commit(cow_store *st, int flush);
  * commit and log, which reopening recovers.  Returns WHY, its message
  * extended.  Lock held. */
 int txn_abort(cow_store *st, int why);
-/* Loads the committed state from the superblock (open). */
-int txn_load(cow_store *st);
 /* Before a change: fails with COW_EROFS or COW_EFAILED. */
 int txn_begin_change(cow_store *st);
 /* Records that the running transaction wrote N blocks at BYTENR whose
  * crc32c values are CRCS (for the one-flush commit list). */
 void txn_note_written(cow_store *st, uint64_t bytenr, uint64_t n, const uint32_t *crcs);
 void txn_wlog_reset(cow_store *st);
-/* At a clean close after a one-flush commit: rewrites the superblock (same
- * trees, next generation) without a commit list, so the last commit no
- * longer depends on validation.  COW_EIO_WRITE, COW_EIO_FLUSH. */
-int txn_seal(cow_store *st);
-/* At a writable open of a container with a copy of format version 1
- * (docs/FORMAT.md, "Versions"): flushed commits of the same trees until
- * both superblock copies are version 2 (one, when the open's own commit
- * already rewrote one copy), before anything else is written.
- * Without it the copy not yet rewritten would stay version 1, and the
- * previous release, which cannot read version 2, would silently open that
- * older commit.  Does nothing when both copies are version 2.  Errors as
- * txn_commit.  Lock held. */
-int txn_upgrade(cow_store *st);
-/* Formats a new container in ST (generation 1). */
-int txn_format(cow_store *st);
+/* After a flush: the last commit and every block written so far are
+ * durable (durable_slot, durable_gen, durable_log; the written-block list
+ * starts again). */
+void txn_now_durable(cow_store *st);
+/* Before a commit's superblock: drops from the written-block list the runs
+ * freed again in this transaction (pinned space), which the one-flush
+ * list need not cover. */
+void txn_wlog_drop_freed(cow_store *st);
 /* ---- subvol.c ---- */
 /* Open: deletes the subvolumes left INCOMPLETE by a crash (running
  * transaction; the store stops on error: txn_abort).  Lock held. */
 int subvol_drop_incomplete(cow_store *st);
 
-/* ROOT_ITEM bytes <-> a cow_root's fields (bytenr, generation, level,
- * next_ino, flags, ctime, source). */
-void root_item_get(const uint8_t *it, struct cow_root *r);
-void root_item_put(uint8_t *it, const struct cow_root *r);
 
 /* ---- file.c ---- */
 /* For replay.c: the open inode INO of the live subvolume, read in if

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "commit.h"
 #include "inject.h"
 #include "ordered.h"
 #include "roots.h"
@@ -68,7 +69,7 @@ static int root_in_use(cow_store *st, const struct cow_root *r)
  */
 static int commit_change(cow_store *st)
 {
-    int rc = txn_commit(st, 1);
+    int rc = commit_transaction(st, 1);
     if (rc && !st->failed)
         rc = txn_abort(st, rc);
     return rc;
@@ -195,7 +196,7 @@ int cow_subvol_finish(cow_store *st, const char *name, int kind)
         sv->root.flags = kind == COW_SUBVOL_SNAPSHOT ? COW_ROOT_F_SNAPSHOT : COW_ROOT_F_BRANCH;
         sv->root.dirty = 1;
         st->txn_dirty = 1;
-        rc = txn_commit(st, 1);
+        rc = commit_transaction(st, 1);
         if (rc && !st->failed)
             sv->root.flags = flags; /* unfinished still: the next commit writes it so */
     }
@@ -346,7 +347,7 @@ int cow_subvol_restore(cow_store *st, const char *target, const char *source)
         oe_wait_range(st, v[i], 0, UINT64_MAX);
     }
     if (!rc)
-        rc = txn_commit(st, 0); /* every block of both trees clean */
+        rc = commit_transaction(st, 0); /* every block of both trees clean */
     if (!rc) {
         struct cow_root old = *t;
         t->bytenr = s->bytenr;
@@ -396,7 +397,7 @@ int cow_subvol_delete(cow_store *st, const char *name)
     if (!rc && root_in_use(st, &sv->root))
         rc = cow_set_error(COW_EBUSY, "%s has open files", name);
     if (!rc)
-        rc = txn_commit(st, 0); /* its blocks clean */
+        rc = commit_transaction(st, 0); /* its blocks clean */
     if (!rc)
         rc = subvol_drop(st, sv);
     if (!rc)

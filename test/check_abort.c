@@ -237,7 +237,7 @@ START_TEST(abort_commit_no_room_keeps_others)
         }
     }
     ck_assert_int_eq(rc, COW_ENOSPC);
-    rc = txn_commit(st, 1);
+    rc = commit_transaction(st, 1);
     ck_assert_int_eq(rc, COW_ENOSPC);
     ck_assert_int_eq(st->failed, 0);
     for (size_t i = 0; i < nhold; i++)

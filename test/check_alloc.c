@@ -48,7 +48,7 @@ START_TEST(alloc_pinned_not_reused)
         ck_assert_int_eq(alloc_free(st, b, COW_BLOCK_SIZE), COW_OK);
     }
     st->txn_dirty = 1;
-    ck_assert_int_eq(txn_commit(st, 1), COW_OK);
+    ck_assert_int_eq(commit_transaction(st, 1), COW_OK);
     /* after the commit it is free again */
     st->data_cursor = 0;
     int seen = 0;

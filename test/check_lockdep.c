@@ -90,7 +90,7 @@ END_TEST
 START_TEST(commit_unlocked_aborts)
 {
     cow_store *st = open_mem();
-    txn_commit(st, 0);
+    commit_transaction(st, 0);
 }
 END_TEST
 

@@ -254,7 +254,7 @@ START_TEST(txn_lost_grow_falls_back)
          * alloc_reserve does): no block it lists lies in the new space */
         int crc = i % 2 ? alloc_add_group(st, COW_BG_METADATA) : COW_OK;
         if (crc == COW_OK)
-            crc = txn_commit(st, 0);
+            crc = commit_transaction(st, 0);
         cow_mutex_unlock(&st->lock);
         ck_assert_int_eq(crc, COW_OK);
         size_t nunits, nsizes;

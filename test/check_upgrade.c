@@ -307,7 +307,7 @@ START_TEST(upgrade_v1_read_only)
 END_TEST
 
 /* A writable open replays the version-1 log, commits version 2 and then
- * rewrites the other copy too (txn_upgrade), so that the previous release,
+ * rewrites the other copy too (commit_upgrade), so that the previous release,
  * which cannot read version 2, refuses the container instead of silently
  * opening the older version-1 copy; after writes and close, fsck is clean
  * and the data is all there. */
@@ -433,7 +433,7 @@ START_TEST(upgrade_v1_crash_states)
 END_TEST
 
 /*
- * After the writable open both copies are version 2 (txn_upgrade).  A
+ * After the writable open both copies are version 2 (commit_upgrade).  A
  * record on the upgrade commits, then the next commit with its flush
  * failed: every crash state of it opens, with the files as the record left
  * them or as the commit made them.

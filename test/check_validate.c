@@ -141,13 +141,13 @@ static void write_pattern(cow_file *f, uint64_t off, size_t len, uint8_t seed)
     free(buf);
 }
 
-/* Commits, and rewrites the superblock without a commit list (txn_seal),
+/* Commits, and rewrites the superblock without a commit list (commit_seal),
  * so that a patched block is read as it is, not taken for a torn commit. */
 static void box_commit(struct box *b)
 {
     ck_assert_int_eq(cow_store_commit(b->st), COW_OK);
     cow_mutex_lock(&b->st->lock);
-    ck_assert_int_eq(txn_seal(b->st), COW_OK);
+    ck_assert_int_eq(commit_seal(b->st), COW_OK);
     cow_mutex_unlock(&b->st->lock);
 }
 

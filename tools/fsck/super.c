@@ -331,7 +331,7 @@ int fsck_check_superblocks(struct fsck *f)
         if (og == f->gen)
             fsck_problem(f, "both superblock copies have generation %" PRIu64, og);
         else if (get32(sb + SB_VERSION) != COW_FORMAT_VERSION_1 && /* v1 names none */
-                 og != get64(sb + SB_PREV_GENERATION)) /* as the store (txn_load) */
+                 og != get64(sb + SB_PREV_GENERATION)) /* as the store (commit_load) */
             fsck_problem(f, "superblock copy %d (generation %" PRIu64 ") was written after "
                        "generation %" PRIu64 ", but copy %d holds generation %" PRIu64
                        ": one of them is damaged; the store refuses to open",
