@@ -70,7 +70,7 @@ int bdev_file_open(const char *path, int flags, struct cow_dev **out, int *creat
  * set, bdev_file_open() first calls FN(ARG, path, flags, out, created): a
  * return of BDEV_TEST_DECLINE lets it open the file as usual; anything else
  * is its result (COW_OK with *out set, or a COW_E* code).  So the real VFS
- * can run on a simulated device (test/crash.c).  FN NULL removes the hook.
+ * can run on a simulated device (test/crash/).  FN NULL removes the hook.
  * Not synchronised: set it while no store is being opened.
  */
 #define BDEV_TEST_DECLINE 1

@@ -5,8 +5,8 @@
  * worse than an error: SQLite asks whether "db-wal" exists, is told no, and
  * runs on the database without its last committed transactions.  A damaged
  * DIR_ITEM (a name byte, its hash, its inode number) makes exactly that, so
- * open checks what fsck checks of names (tools/fsck.c, check_dir_entries
- * and check_files), and a lookup checks the item it reads:
+ * open checks what fsck checks of names (tools/fsck/walk.c check_dir_entries
+ * and tools/fsck/files.c), and a lookup checks the item it reads:
  *
  *   - every DIR_ITEM entry parses, its name is 1..255 bytes without '/' or
  *     NUL, crc32c(name) is the item's key offset, and it points at a file

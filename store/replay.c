@@ -66,7 +66,7 @@ struct litem {
  * inserts the extents, so an extent outside every range would overlap the
  * mapping it keeps (found by the corruption sweep: a record, crc fixed,
  * with an extent's offset changed read other data without an error; fsck
- * reported it, tools/fsck_log.c, whose rule this is).  V holds the N
+ * reported it, tools/fsck/log.c, whose rule this is).  V holds the N
  * parsed items of record SEQ.  COW_OK, COW_ECORRUPT, COW_ENOMEM.
  */
 static int rec_ranges_ok(cow_store *st, const struct litem *v, size_t n, uint64_t seq)

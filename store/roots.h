@@ -3,7 +3,7 @@
  * snapshots and branches (st->subvols, struct cow_subvol in store_int.h),
  * loaded from the root tree at open, written back at commit.
  *
- * Who may call it: transactions (txn.c: load, commit), subvolume
+ * Who may call it: the commit (commit.c: load, commit), subvolume
  * operations (subvol.c), space usage (usage.c) and the store (store.c:
  * close).  It calls only down: the btree.  The live subvolume is not here:
  * it is st->fs_tree, whose root the superblock's root tree names.

@@ -116,7 +116,7 @@ struct byte_run {
 /* ... and in blocks (blocks written by the running transaction: the
  * one-flush commit list, as SB_COMMIT_RANGES has them).  Two types so
  * that the unit is in the field's name wherever the two meet
- * (txn.c's wlog_drop_freed). */
+ * (txn.c's txn_wlog_drop_freed). */
 struct block_run {
     uint64_t bytenr;
     uint64_t nblocks;

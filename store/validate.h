@@ -9,9 +9,9 @@
  * an item read from disk sees only items that passed; items the running
  * transaction writes come from the store's own code.  Log record items are
  * checked by the same per-type functions when a record is parsed
- * (log.c rec_parse).  The idea and the list of checks follow btrfs's
+ * (replay.c rec_parse).  The idea and the list of checks follow btrfs's
  * tree-checker (fs/btrfs/tree-checker.c: check_leaf, check_node and the
- * check_*_item functions), and match what cowctl fsck (tools/fsck.c, which
+ * check_*_item functions), and match what cowctl fsck (tools/fsck/, which
  * shares no code with the store on purpose) reports as a problem.
  *
  * Every failure returns COW_ECORRUPT with a message naming the block (or

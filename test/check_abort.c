@@ -24,6 +24,7 @@
 
 #include "cowvfs.h"
 #include "inject.h"
+#include "commit.h"
 #include "store_int.h"
 #include "testutil.h"
 

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "commit.h"
 #include "store_int.h"
 #include "testutil.h"
 #include "../tools/fsck.h"

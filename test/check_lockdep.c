@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "commit.h"
 #include "store_int.h"
 #include "testutil.h"
 

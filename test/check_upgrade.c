@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "crc32c.h"
+#include "commit.h"
 #include "store_int.h"
 #include "testutil.h"
 #include "../tools/fsck.h"

@@ -1,6 +1,6 @@
 /*
  * check_validate.c - every on-disk field is checked before it is used
- * (store/validate.c, log.c rec_parse; issue 12 part 3).
+ * (store/validate.c, replay.c rec_parse; issue 12 part 3).
  *
  * Each test makes a small container through the store on a memory device,
  * patches one structure in its image (a field of a tree block, an item
@@ -22,6 +22,7 @@
 #include "cowvfs.h"
 #include "crc32c.h"
 #include "extent_map.h"
+#include "commit.h"
 #include "store_int.h"
 #include "testutil.h"
 

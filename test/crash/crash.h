@@ -167,7 +167,7 @@ struct workload {
                           * branch (0: none; see wl_snap) */
     int huge;            /* every HUGE-th transaction (0: none) writes more than
                           * COW_ONE_FLUSH_MAX_BLOCKS of data: its commit takes
-                          * the two-flush path (store/txn.c commit_transaction) */
+                          * the two-flush path (store/commit.c commit_transaction) */
     int attach;          /* ATT_*: a second database, written by every
                           * transaction (attach.c) */
 };

@@ -368,7 +368,7 @@ static void log_extent(struct fsck *f, const char *where, uint64_t bytenr, uint3
 }
 
 /*
- * The files the log changes, changed as replay changes them (store/log.c
+ * The files the log changes, changed as replay changes them (store/replay.c
  * rec_apply: a LOG_RANGE drops the mapping of its range, extent_map.c
  * em_drop_range, an EXTENT_DATA item adds its extent, em_insert),
  * from the committed state of subvolume 256 (pass 4), record after record:
