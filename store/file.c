@@ -264,11 +264,11 @@ int file_writeback_all(cow_store *st)
     UNLOCK(st);
     int rc = COW_OK;
     for (size_t i = 0; i < n; i++) {
-        pthread_rwlock_rdlock(&v[i]->invalidate);
+        cow_rwlock_rdlock(&v[i]->invalidate);
         LOCK(st);
         int rc2 = st->failed ? COW_OK : pc_writeback(st, v[i]);
         UNLOCK(st);
-        pthread_rwlock_unlock(&v[i]->invalidate);
+        cow_rwlock_unlock(&v[i]->invalidate);
         if (rc == COW_OK)
             rc = rc2;
     }
@@ -327,6 +327,7 @@ static int do_preallocate(cow_store *st, struct cow_inode *in, uint64_t start, u
  * invalidate lock exclusively and waited for the ordered extents there. */
 static int do_truncate(cow_store *st, struct cow_inode *in, uint64_t size)
 {
+    lk_assert_rw_excl(&in->invalidate);
     lk_assert_held(&st->lock);
     int rc;
     if (size > (1ull << 62))
@@ -766,6 +767,7 @@ int file_unlink_in(cow_store *st, struct cow_root *r, const char *name)
 
 int file_rebind(cow_store *st, struct cow_inode *in)
 {
+    lk_assert_rw_excl(&in->invalidate);
     lk_assert_held(&st->lock);
     struct cow_root *r = in->root;
     uint64_t ino;

@@ -57,4 +57,46 @@ _Noreturn void lk_not_held(const char *expr, const char *func, const char *file,
 #define lk_assert_held(mu) ((void)0)
 #endif
 
+/*
+ * A pthread rwlock that, in debug builds, records its exclusive holder and
+ * how many hold it shared: the files' invalidate lock (docs/DESIGN.md,
+ * invariant 3).  A shared holder is not known by thread (a thread may hold
+ * several: restore locks every file of a tree), so the shared check is
+ * "held shared by someone, or exclusively by the caller": it catches a
+ * function called with the lock not held at all.
+ */
+struct cow_rwlock {
+    pthread_rwlock_t rw;
+    const void *writer; /* COW_DEBUG only: the exclusive holder, or NULL */
+    int readers;        /* COW_DEBUG only: shared holders */
+};
+/* 0 or an errno of pthread_rwlock_init. */
+int cow_rwlock_init(struct cow_rwlock *rw);
+void cow_rwlock_destroy(struct cow_rwlock *rw);
+void cow_rwlock_rdlock(struct cow_rwlock *rw);
+/* 1 if taken shared without waiting, else 0 (not taken). */
+int cow_rwlock_tryrdlock(struct cow_rwlock *rw);
+void cow_rwlock_wrlock(struct cow_rwlock *rw);
+/* Takes RW shared but records the caller as its exclusive holder: only for
+ * the deliberately broken build of make race-proof (COW_BREAK_INVALIDATE),
+ * so that the asserts let its race happen for the race test to see. */
+void cow_rwlock_rdlock_as_writer(struct cow_rwlock *rw);
+void cow_rwlock_unlock(struct cow_rwlock *rw);
+/* 1 if the calling thread holds RW exclusively, or (with SHARED_OK) if
+ * anyone holds it shared; always 1 without COW_DEBUG (asserts only). */
+int lk_rw_held(struct cow_rwlock *rw, int shared_ok);
+
+#ifdef COW_DEBUG
+/* Aborts unless RW is held shared (by someone) or exclusively (by the
+ * caller). */
+#define lk_assert_rw_held(rw) \
+    ((void)(lk_rw_held(rw, 1) || (lk_not_held(#rw, __func__, __FILE__, __LINE__), 0)))
+/* Aborts unless the calling thread holds RW exclusively. */
+#define lk_assert_rw_excl(rw) \
+    ((void)(lk_rw_held(rw, 0) || (lk_not_held(#rw " (exclusive)", __func__, __FILE__, __LINE__), 0)))
+#else
+#define lk_assert_rw_held(rw) ((void)0)
+#define lk_assert_rw_excl(rw) ((void)0)
+#endif
+
 #endif /* COW_LOCKDEP_H */

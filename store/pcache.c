@@ -55,7 +55,7 @@
 int pc_init(struct cow_inode *in)
 {
     memset(&in->pc, 0, sizeof in->pc);
-    if (pthread_rwlock_init(&in->invalidate, NULL))
+    if (cow_rwlock_init(&in->invalidate))
         return cow_set_error(COW_ENOMEM, "cannot create a file's invalidate lock");
     return COW_OK;
 }
@@ -78,7 +78,7 @@ void pc_destroy(struct cow_inode *in)
     }
     hm_destroy(&pc->pages);
     memset(pc, 0, sizeof *pc);
-    pthread_rwlock_destroy(&in->invalidate);
+    cow_rwlock_destroy(&in->invalidate);
 }
 
 /* The cached page at file block IDX, or NULL. */
@@ -183,6 +183,7 @@ static void page_wb_done(struct cow_inode *in, struct cpage *p)
 
 int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off)
 {
+    lk_assert_rw_held(&in->invalidate);
     lk_assert_held(&st->lock);
     if (in->pc.pages.count == 0)
         return em_read(st, in, buf, len, off);
@@ -239,6 +240,7 @@ static int pc_get(cow_store *st, struct cow_inode *in, uint64_t idx, struct cpag
 int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t len, uint64_t off,
              int flags)
 {
+    lk_assert_rw_held(&in->invalidate);
     lk_assert_held(&st->lock);
     uint64_t end;
     int rc = range_end(off, len, &end);
@@ -321,6 +323,7 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
 
 int pc_zero_tail(cow_store *st, struct cow_inode *in)
 {
+    lk_assert_rw_held(&in->invalidate);
     lk_assert_held(&st->lock);
     if (in->size % BLK == 0)
         return COW_OK;
@@ -391,6 +394,7 @@ static int redirtied_in_flight(const struct cow_inode *in)
 
 int pc_writeback(cow_store *st, struct cow_inode *in)
 {
+    lk_assert_rw_held(&in->invalidate);
     lk_assert_held(&st->lock);
     /* A page written again while its last writeback is in flight waits
      * for that one to complete (wait_on_page_writeback): two ordered
@@ -619,32 +623,34 @@ int pc_check_counts(cow_store *st)
 
 void pc_lock_shared(struct cow_inode *in)
 {
-    if (pthread_rwlock_tryrdlock(&in->invalidate) == 0)
+    if (cow_rwlock_tryrdlock(&in->invalidate))
         return;
     COW_INJECT("invalidate:wait"); /* a truncate holds it */
-    pthread_rwlock_rdlock(&in->invalidate);
+    cow_rwlock_rdlock(&in->invalidate);
 }
 
 void pc_lock_excl(struct cow_inode *in)
 {
 #ifdef COW_BREAK_INVALIDATE
     /* BROKEN ON PURPOSE (make race-proof): truncate shares the lock with
-     * the readers that instantiate pages */
-    pthread_rwlock_rdlock(&in->invalidate);
+     * the readers that instantiate pages (recorded as exclusive, so that
+     * the asserts let the race happen and the race test sees it) */
+    cow_rwlock_rdlock_as_writer(&in->invalidate);
 #else
-    pthread_rwlock_wrlock(&in->invalidate);
+    cow_rwlock_wrlock(&in->invalidate);
 #endif
 }
 
 void pc_unlock(struct cow_inode *in)
 {
-    pthread_rwlock_unlock(&in->invalidate);
+    cow_rwlock_unlock(&in->invalidate);
 }
 
 /* ---- xFetch ---- */
 
 int pc_fetch(cow_store *st, struct cow_inode *in, uint64_t off, size_t len, void **pp)
 {
+    lk_assert_rw_held(&in->invalidate);
     lk_assert_held(&st->lock);
     *pp = NULL;
     if (len == 0 || off / BLK != (off + len - 1) / BLK || off + len > in->size)

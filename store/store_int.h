@@ -219,7 +219,7 @@ struct cow_inode {
      * writes, xFetch, writeback), exclusively by what drops pages and
      * extents together (truncate, a failed write's cleanup): invariant 3.
      * Taken before store->lock, never while holding it. */
-    pthread_rwlock_t invalidate;
+    struct cow_rwlock invalidate;
     struct oext *oes;  /* ordered extents in flight */
     int nref;          /* holders outside store->lock (the flusher) */
     int forgotten;     /* no longer in st->inodes; freed when nref drops */

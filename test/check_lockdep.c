@@ -1,8 +1,9 @@
 /*
- * check_lockdep.c - lk_assert_held() (store/lockdep.h) fails when it
- * should: a store function that needs store->lock, called without it,
- * aborts in a debug build (the tests are built with COW_DEBUG), and one
- * called with it runs.
+ * check_lockdep.c - lk_assert_held() and the invalidate lock's
+ * lk_assert_rw_held()/lk_assert_rw_excl() (store/lockdep.h) fail when they
+ * should: a store function that needs store->lock or a file's invalidate
+ * lock, called without it, aborts in a debug build (the tests are built
+ * with COW_DEBUG), and one called with it runs.
  *
  * The failing cases are death tests: Check runs each test in a child
  * process (its default fork mode) and expects SIGABRT from it.
@@ -116,11 +117,68 @@ START_TEST(held_by_other_thread_aborts)
 }
 END_TEST
 
+/* ---- the invalidate lock (struct cow_rwlock) ---- */
+
+/* Shared or exclusive as needed: the rwlock asserts pass; after the
+ * unlock nobody holds it. */
+START_TEST(rw_held_passes)
+{
+    struct cow_rwlock rw;
+    ck_assert_int_eq(cow_rwlock_init(&rw), 0);
+    ck_assert(!lk_rw_held(&rw, 1));
+    cow_rwlock_rdlock(&rw);
+    lk_assert_rw_held(&rw);
+    ck_assert(!lk_rw_held(&rw, 0)); /* shared is not exclusive */
+    cow_rwlock_unlock(&rw);
+    ck_assert(!lk_rw_held(&rw, 1));
+    cow_rwlock_wrlock(&rw);
+    lk_assert_rw_held(&rw);
+    lk_assert_rw_excl(&rw);
+    cow_rwlock_unlock(&rw);
+    ck_assert(!lk_rw_held(&rw, 1));
+    cow_rwlock_destroy(&rw);
+}
+END_TEST
+
+/* Not held at all: the shared assert aborts. */
+START_TEST(rw_unheld_aborts)
+{
+    struct cow_rwlock rw;
+    ck_assert_int_eq(cow_rwlock_init(&rw), 0);
+    lk_assert_rw_held(&rw);
+}
+END_TEST
+
+/* Held shared where exclusive is needed: the exclusive assert aborts. */
+START_TEST(rw_shared_not_excl_aborts)
+{
+    struct cow_rwlock rw;
+    ck_assert_int_eq(cow_rwlock_init(&rw), 0);
+    cow_rwlock_rdlock(&rw);
+    lk_assert_rw_excl(&rw);
+}
+END_TEST
+
+/* A page cache read of a file whose invalidate lock nobody holds (store
+ * lock held): pc_read's assert aborts. */
+START_TEST(pc_read_without_invalidate_aborts)
+{
+    cow_store *st = open_mem();
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, "x", 1, 0), COW_OK);
+    uint8_t b;
+    cow_mutex_lock(&st->lock);
+    pc_read(st, f->inode, &b, 1, 0);
+}
+END_TEST
+
 Suite *lockdep_suite(void)
 {
     Suite *s = suite_create("lockdep");
     TCase *tc = tcase_create("held");
     tcase_add_test(tc, held_passes);
+    tcase_add_test(tc, rw_held_passes);
     suite_add_tcase(s, tc);
     tc = tcase_create("not_held");
     tcase_add_test_raise_signal(tc, unheld_mutex_aborts, SIGABRT);
@@ -129,6 +187,9 @@ Suite *lockdep_suite(void)
     tcase_add_test_raise_signal(tc, refs_unlocked_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, commit_unlocked_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, held_by_other_thread_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, rw_unheld_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, rw_shared_not_excl_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, pc_read_without_invalidate_aborts, SIGABRT);
     suite_add_tcase(s, tc);
     return s;
 }
