@@ -698,3 +698,16 @@ size_t fz_apply(const struct fz_base *bases, size_t n, const uint8_t *data, size
     }
     return bi;
 }
+
+void fz_harness_init(struct fz_harness *h)
+{
+    memset(h, 0, sizeof *h);
+    fz_load_bases(fz_bases_dir(), &h->bases, &h->nbases);
+}
+
+size_t fz_harness_apply(struct fz_harness *h, const uint8_t *data, size_t size, int logonly)
+{
+    size_t len;
+    fz_apply(h->bases, h->nbases, data, size, logonly, &h->img, &h->cap, &len);
+    return len;
+}
