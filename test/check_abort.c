@@ -572,42 +572,12 @@ END_TEST
 /* ---- through SQLite: the cow VFS on an in-memory device ---- */
 
 /* The container of the SQLite tests: a memdev that outlives each store
- * opened on it (the proxy's close leaves it alone). */
+ * opened on it (sq_opener hands out a fwd_dev). */
 static struct {
     char *dir, *path;
     struct cow_dev *mem;
     struct memdev_ctl *ctl;
 } sq;
-
-struct proxy {
-    struct cow_dev dev;
-    struct cow_dev *under;
-};
-
-static int px_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
-{
-    return ((struct proxy *)d)->under->read(((struct proxy *)d)->under, buf, len, off);
-}
-static int px_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off)
-{
-    return ((struct proxy *)d)->under->write(((struct proxy *)d)->under, buf, len, off);
-}
-static int px_flush(struct cow_dev *d)
-{
-    return ((struct proxy *)d)->under->flush(((struct proxy *)d)->under);
-}
-static int px_size(struct cow_dev *d, uint64_t *size)
-{
-    return ((struct proxy *)d)->under->size(((struct proxy *)d)->under, size);
-}
-static int px_grow(struct cow_dev *d, uint64_t size)
-{
-    return ((struct proxy *)d)->under->grow(((struct proxy *)d)->under, size);
-}
-static void px_close(struct cow_dev *d)
-{
-    free(d);
-}
 
 /* bdev_file_open()'s test hook: sq.path is the memdev. */
 static int sq_opener(void *arg, const char *path, int flags, struct cow_dev **out, int *created)
@@ -618,17 +588,9 @@ static int sq_opener(void *arg, const char *path, int flags, struct cow_dev **ou
         return BDEV_TEST_DECLINE;
     uint64_t size = 0;
     sq.mem->size(sq.mem, &size);
-    struct proxy *p = calloc(1, sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    p->dev.read = px_read;
-    p->dev.write = px_write;
-    p->dev.flush = px_flush;
-    p->dev.size = px_size;
-    p->dev.grow = px_grow;
-    p->dev.close = px_close;
-    p->under = sq.mem;
+    *out = fwd_dev_new(sq.mem, NULL, NULL);
+    ck_assert_ptr_nonnull(*out);
     *created = size == 0;
-    *out = &p->dev;
     return COW_OK;
 }
 

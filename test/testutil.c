@@ -368,17 +368,70 @@ struct cow_store *memdev_store(struct cow_dev **dev, struct memdev_ctl **ctl)
     return st;
 }
 
+/* ---- fwd_dev: a device forwarding to another it does not own ---- */
+
+struct fwd_dev {
+    struct cow_dev dev;
+    struct cow_dev *under;
+    void (*on_close)(void *arg);
+    void *arg;
+};
+
+static struct cow_dev *fwd_under(struct cow_dev *d)
+{
+    return ((struct fwd_dev *)d)->under;
+}
+static int fwd_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
+{
+    return fwd_under(d)->read(fwd_under(d), buf, len, off);
+}
+static int fwd_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off)
+{
+    return fwd_under(d)->write(fwd_under(d), buf, len, off);
+}
+static int fwd_flush(struct cow_dev *d)
+{
+    d->nflush++;
+    return fwd_under(d)->flush(fwd_under(d));
+}
+static int fwd_size(struct cow_dev *d, uint64_t *size)
+{
+    return fwd_under(d)->size(fwd_under(d), size);
+}
+static int fwd_grow(struct cow_dev *d, uint64_t size)
+{
+    return fwd_under(d)->grow(fwd_under(d), size);
+}
+static void fwd_close(struct cow_dev *d)
+{
+    struct fwd_dev *f = (struct fwd_dev *)d;
+    void (*on_close)(void *) = f->on_close;
+    void *arg = f->arg;
+    free(f); /* UNDER stays */
+    if (on_close)
+        on_close(arg);
+}
+
+struct cow_dev *fwd_dev_new(struct cow_dev *under, void (*on_close)(void *arg), void *arg)
+{
+    struct fwd_dev *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->dev = (struct cow_dev){.read = fwd_read, .write = fwd_write, .flush = fwd_flush,
+                              .size = fwd_size, .grow = fwd_grow, .close = fwd_close};
+    f->under = under;
+    f->on_close = on_close;
+    f->arg = arg;
+    return &f->dev;
+}
+
 struct cow_dev *memdev_from_image(const uint8_t *img, size_t len, struct memdev_ctl **ctl)
 {
     struct memdev *m = md_alloc(NULL, sizeof *m);
     memset(m, 0, sizeof *m);
     pthread_mutex_init(&m->mu, NULL);
-    m->dev.read = mdl_read;
-    m->dev.write = mdl_write;
-    m->dev.flush = mdl_flush;
-    m->dev.size = mdl_size;
-    m->dev.grow = mdl_grow;
-    m->dev.close = md_close;
+    m->dev = (struct cow_dev){.read = mdl_read, .write = mdl_write, .flush = mdl_flush,
+                              .size = mdl_size, .grow = mdl_grow, .close = md_close};
     if (md_reserve(m, len ? len : 1)) {
         fprintf(stderr, "memdev: out of memory (%zu bytes)\n", len);
         abort();

@@ -95,6 +95,15 @@ uint8_t *memdev_crash_image(struct cow_dev *d, size_t *len);
 uint8_t *memdev_image(struct cow_dev *d, size_t *len);
 
 /*
+ * A device that forwards every call to UNDER, which it does not own: its
+ * close frees only itself, then calls ON_CLOSE(ARG) if ON_CLOSE is set.  So
+ * a memdev outlives each store opened on it, and a test can look at its
+ * images or open it again.  Its flush counts in its own nflush too.
+ * Returns NULL when out of memory.
+ */
+struct cow_dev *fwd_dev_new(struct cow_dev *under, void (*on_close)(void *arg), void *arg);
+
+/*
  * Crash states.  The memdev also keeps, in order, every write and every
  * change of size (a grow, or a write past the end) since the last flush:
  * what a power loss may lose.  Flush makes them durable and forgets them.

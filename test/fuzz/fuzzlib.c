@@ -48,40 +48,11 @@ static struct {
     int hooked;
 } vs;
 
-/* The store's view of vs.dev: forwards everything; close leaves it. */
-struct keep_dev {
-    struct cow_dev dev;
-};
-
-static int kd_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
+/* The close of a store's view of vs.dev (a fwd_dev: vs.dev stays). */
+static void vs_closed(void *arg)
 {
-    (void)d;
-    return vs.dev->read(vs.dev, buf, len, off);
-}
-static int kd_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off)
-{
-    (void)d;
-    return vs.dev->write(vs.dev, buf, len, off);
-}
-static int kd_flush(struct cow_dev *d)
-{
-    d->nflush++;
-    return vs.dev->flush(vs.dev);
-}
-static int kd_size(struct cow_dev *d, uint64_t *size)
-{
-    (void)d;
-    return vs.dev->size(vs.dev, size);
-}
-static int kd_grow(struct cow_dev *d, uint64_t size)
-{
-    (void)d;
-    return vs.dev->grow(vs.dev, size);
-}
-static void kd_close(struct cow_dev *d)
-{
+    (void)arg;
     vs.nopen--;
-    free(d);
 }
 
 /* A device on a caller's buffer: no copy, no flush semantics. */
@@ -148,12 +119,8 @@ struct cow_dev *fz_buf_dev(uint8_t **img, size_t *len, size_t *cap)
     struct buf_dev *b = calloc(1, sizeof *b);
     if (!b)
         die("out of memory", NULL);
-    b->dev.read = bd_read;
-    b->dev.write = bd_write;
-    b->dev.flush = bd_flush;
-    b->dev.size = bd_size;
-    b->dev.grow = bd_grow;
-    b->dev.close = bd_close;
+    b->dev = (struct cow_dev){.read = bd_read, .write = bd_write, .flush = bd_flush,
+                              .size = bd_size, .grow = bd_grow, .close = bd_close};
     b->img = img;
     b->len = len;
     b->cap = cap;
@@ -178,18 +145,11 @@ static int fz_opener(void *arg, const char *path, int flags, struct cow_dev **ou
         *out = &b->dev;
         return COW_OK;
     }
-    struct keep_dev *k = calloc(1, sizeof *k);
-    if (!k)
+    *out = fwd_dev_new(vs.dev, vs_closed, NULL);
+    if (!*out)
         return COW_ENOMEM;
-    k->dev.read = kd_read;
-    k->dev.write = kd_write;
-    k->dev.flush = kd_flush;
-    k->dev.size = kd_size;
-    k->dev.grow = kd_grow;
-    k->dev.close = kd_close;
     vs.nopen++;
     *created = 0;
-    *out = &k->dev;
     return COW_OK;
 }
 
