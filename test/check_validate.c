@@ -289,6 +289,16 @@ static struct patched reg_patched(int tree, uint8_t type, uint64_t objectid, uin
     return p;
 }
 
+/* Recomputes the checksum of P's patched block, expects reading "f" in the
+ * image to fail with COW_ECORRUPT and a message naming the block and WANT,
+ * and frees the image. */
+static void expect_block_corrupt(struct patched *p, const char *want)
+{
+    block_crc(p->block);
+    expect_corrupt(p->img, p->len, READ_ALL, p->addr, want, NULL);
+    free(p->img);
+}
+
 /* reg_patched() at "f"'s first EXTENT_DATA item (file offset 0). */
 static struct patched reg_patched_extent(void)
 {
@@ -367,9 +377,7 @@ START_TEST(extent_disk_num_bytes_bounded)
 {
     struct patched p = reg_patched_extent();
     put64(p.block + leaf_data_off(p.block, p.at.slot) + FE_DISK_NUM_BYTES, 2ull * MIB);
-    block_crc(p.block);
-    expect_corrupt(p.img, p.len, READ_ALL, p.addr, "disk_num_bytes", NULL);
-    free(p.img);
+    expect_block_corrupt(&p, "disk_num_bytes");
 }
 END_TEST
 
@@ -390,9 +398,7 @@ START_TEST(leaf_key_order)
     k1.offset = t;
     key_put((uint8_t *)leaf_item(leaf, p.at.slot), &k0);
     key_put((uint8_t *)leaf_item(leaf, p.at.slot + 1), &k1);
-    block_crc(leaf);
-    expect_corrupt(p.img, p.len, READ_ALL, p.addr, "not above", NULL);
-    free(p.img);
+    expect_block_corrupt(&p, "not above");
 }
 END_TEST
 
@@ -405,9 +411,7 @@ START_TEST(leaf_item_overlap)
     uint8_t *leaf = p.block;
     put16((uint8_t *)leaf_item(leaf, p.at.slot + 1) + 17,
           (uint16_t)leaf_data_off(leaf, p.at.slot));
-    block_crc(leaf);
-    expect_corrupt(p.img, p.len, READ_ALL, p.addr, "overlap", NULL);
-    free(p.img);
+    expect_block_corrupt(&p, "overlap");
 }
 END_TEST
 
@@ -459,9 +463,7 @@ START_TEST(node_child_in_container)
     unsigned last = tb_nritems(p.block) - 1;
     /* the block past the end */
     put64((uint8_t *)node_ptr(p.block, last) + 17, (uint64_t)p.len);
-    block_crc(p.block);
-    expect_corrupt(p.img, p.len, READ_ALL, p.addr, "points at", NULL);
-    free(p.img);
+    expect_block_corrupt(&p, "points at");
 }
 END_TEST
 
@@ -469,9 +471,7 @@ START_TEST(node_child_generation)
 {
     struct patched p = node_patched();
     put64((uint8_t *)node_ptr(p.block, 0) + 25, get64(p.block + TB_GENERATION) + 1);
-    block_crc(p.block);
-    expect_corrupt(p.img, p.len, READ_ALL, p.addr, "child generation", NULL);
-    free(p.img);
+    expect_block_corrupt(&p, "child generation");
 }
 END_TEST
 
@@ -482,9 +482,7 @@ START_TEST(block_generation_bounded)
 {
     struct patched p = reg_patched_extent();
     put64(p.block + TB_GENERATION, 1000);
-    block_crc(p.block);
-    expect_corrupt(p.img, p.len, READ_ALL, p.addr, "generation 1000 (1..", NULL);
-    free(p.img);
+    expect_block_corrupt(&p, "generation 1000 (1..");
 }
 END_TEST
 
@@ -510,9 +508,7 @@ START_TEST(root_item_address_wrap)
 {
     struct patched p = reg_patched(ROOT_TREE, COW_ROOT_ITEM, COW_FS_TREE_OBJECTID, 0);
     put64(p.block + leaf_data_off(p.block, p.at.slot) + ROOT_BYTENR, UINT64_MAX - (BLK - 1));
-    block_crc(p.block);
-    expect_corrupt(p.img, p.len, READ_ALL, p.addr, "root bytenr", NULL);
-    free(p.img);
+    expect_block_corrupt(&p, "root bytenr");
 }
 END_TEST
 
