@@ -607,11 +607,9 @@ START_TEST(file_appends_model)
 {
     uint64_t rs = test_seed() ^ 0xa99e;
     struct memdev_ctl *ctl;
-    struct cow_dev *dev = memdev_new(&ctl);
-    cow_store *st;
-    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    struct cow_dev *dev;
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db-wal", 1, &f), COW_OK);
+    cow_store *st = memdev_store_default(&dev, &ctl, "db-wal", &f);
     struct fmodel m = {0};
     uint8_t buf[9000];
     for (int op = 0; op < 3000; op++) {
@@ -797,11 +795,9 @@ END_TEST
  * the end nothing is fetched. */
 START_TEST(fetch_pins_pages)
 {
-    struct cow_dev *dev = memdev_new(NULL);
-    cow_store *st;
-    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    struct cow_dev *dev;
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_default(&dev, NULL, "db", &f);
     uint8_t buf[3 * 4096];
     memset(buf, 'a', sizeof buf);
     ck_assert_int_eq(cow_file_write(f, buf, sizeof buf, 0), COW_OK);

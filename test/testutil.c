@@ -368,6 +368,17 @@ struct cow_store *memdev_store(struct cow_dev **dev, struct memdev_ctl **ctl)
     return st;
 }
 
+struct cow_store *memdev_store_default(struct cow_dev **dev, struct memdev_ctl **ctl,
+                                       const char *name, struct cow_file **f)
+{
+    cow_store *st;
+    *dev = memdev_new(ctl);
+    ck_assert_int_eq(cow_store_open_dev("mem", *dev, 0, 1, &st), COW_OK);
+    if (name)
+        ck_assert_int_eq(cow_file_open(st, name, 1, f), COW_OK);
+    return st;
+}
+
 /* ---- fwd_dev: a device forwarding to another it does not own ---- */
 
 struct fwd_dev {

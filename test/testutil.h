@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 struct cow_dev;
+struct cow_file;
 struct cow_store;
 
 Suite *btree_suite(void);
@@ -88,6 +89,12 @@ struct cow_dev *memdev_new(struct memdev_ctl **ctl);
  * without background commits, so that a test decides when it commits.
  * Fails the test if it cannot be made. */
 struct cow_store *memdev_store(struct cow_dev **dev, struct memdev_ctl **ctl);
+/* A store formatted on a new memdev (*DEV; *CTL its controls if CTL) with
+ * the store's default commit interval (background commits may run, unlike
+ * memdev_store's), and the file NAME created and open in *F unless NAME is
+ * NULL.  Fails the test if it cannot be made. */
+struct cow_store *memdev_store_default(struct cow_dev **dev, struct memdev_ctl **ctl,
+                                       const char *name, struct cow_file **f);
 struct cow_dev *memdev_from_image(const uint8_t *img, size_t len, struct memdev_ctl **ctl);
 /* Copy of the durable image; *len set.  Caller frees. */
 uint8_t *memdev_crash_image(struct cow_dev *d, size_t *len);
@@ -160,7 +167,6 @@ struct fmodel {
     uint8_t *data;
     size_t size;
 };
-struct cow_file;
 void fm_write(struct fmodel *m, const uint8_t *b, size_t len, size_t off);
 void fm_truncate(struct fmodel *m, size_t size);
 void fm_copy(struct fmodel *dst, const struct fmodel *src);
