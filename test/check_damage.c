@@ -75,6 +75,23 @@ static void expect_fsck_problem(const uint8_t *img, size_t len, const char *want
     free(report);
 }
 
+/* Damage both must see: the store refuses IMG (COW_ECORRUPT, its message
+ * naming WANT), and fsck reports a problem naming WANT. */
+static void expect_damage(const uint8_t *img, size_t len, const char *want)
+{
+    expect_corrupt(img, len, want);
+    expect_fsck_problem(img, len, want);
+}
+
+/* A store on a new memdev (*DEV; no background commits) with the file "db"
+ * created and open in *F. */
+static cow_store *db_store(struct cow_dev **dev, cow_file **f)
+{
+    cow_store *st = memdev_store(dev, NULL);
+    ck_assert_int_eq(cow_file_open(st, "db", 1, f), COW_OK);
+    return st;
+}
+
 /* Expects IMG to open read-only at GEN, and, if WANT, db to read WANT. */
 static void expect_opens_at(const uint8_t *img, size_t len, uint64_t gen, const char *want)
 {
@@ -143,10 +160,8 @@ static void put_db(cow_file *f, const char *s)
 static uint8_t *commit_then_record(int record, size_t *len, uint64_t *g)
 {
     struct cow_dev *dev;
-    struct memdev_ctl *ctl;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = db_store(&dev, &f);
     put_db(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     *g = cow_store_generation(st);
@@ -177,8 +192,7 @@ START_TEST(damage_commit_block_under_record)
     img[at + 100] ^= 0x10;
     char want[64];
     snprintf(want, sizeof want, "commit generation %llu was flushed", (unsigned long long)g);
-    expect_corrupt(img, len, want);
-    expect_fsck_problem(img, len, want);
+    expect_damage(img, len, want);
     free(img);
 
     /* the same damage with nothing written after the commit cannot be told
@@ -200,8 +214,7 @@ START_TEST(damage_superblock_under_record)
     img[(size_t)newest_slot(img) * BLK + SB_BYTES_USED] ^= 0x01;
     char want[64];
     snprintf(want, sizeof want, "commit generation %llu was flushed", (unsigned long long)g);
-    expect_corrupt(img, len, want);
-    expect_fsck_problem(img, len, want);
+    expect_damage(img, len, want);
     free(img);
 }
 END_TEST
@@ -213,10 +226,8 @@ END_TEST
 static uint8_t *two_records(size_t *len, uint64_t *g, uint64_t *area)
 {
     struct cow_dev *dev;
-    struct memdev_ctl *ctl;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = db_store(&dev, &f);
     put_db(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     *g = cow_store_generation(st);
@@ -253,16 +264,14 @@ START_TEST(damage_record_under_record)
     char want[96];
     snprintf(want, sizeof want, "log record 1 of generation %llu is damaged",
              (unsigned long long)g);
-    expect_corrupt(t, len, want);
-    expect_fsck_problem(t, len, want);
+    expect_damage(t, len, want);
 
     /* record 1's data: the first item is its extent's EXTENT_CSUM */
     memcpy(t, img, len);
     ck_assert_uint_eq(img[area + LOG_HEADER_SIZE + 8], COW_EXTENT_CSUM);
     uint64_t data = get64(img + area + LOG_HEADER_SIZE + 9);
     t[data] ^= 0x01;
-    expect_corrupt(t, len, want);
-    expect_fsck_problem(t, len, want);
+    expect_damage(t, len, want);
 
     /* record 2, the last flushed write: the state before it, no error */
     memcpy(t, img, len);
@@ -332,12 +341,10 @@ START_TEST(damage_record_fsck_rules)
         img = commit_then_record(1, &len, &g);
     } else { /* a record with two extents of db */
         struct cow_dev *dev;
-        struct memdev_ctl *ctl;
-        cow_store *st = memdev_store(&dev, &ctl);
         cow_file *f;
+        cow_store *st = db_store(&dev, &f);
         uint8_t blk[BLK];
         memset(blk, 'x', sizeof blk);
-        ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
         put_db(f, "committed");
         ck_assert_int_eq(cow_store_commit(st), COW_OK);
         ck_assert_int_eq(cow_file_write(f, blk, BLK, 0), COW_OK);
@@ -383,8 +390,7 @@ START_TEST(damage_record_fsck_rules)
         want = "blocks after replay";
     }
     put32(r + LOG_CSUM, crc32c(0, r + 4, (size_t)get32(r + LOG_NBLOCKS) * BLK - 4));
-    expect_corrupt(img, len, want);
-    expect_fsck_problem(img, len, want);
+    expect_damage(img, len, want);
     free(img);
 }
 END_TEST
@@ -402,8 +408,7 @@ START_TEST(damage_generation_raised_under_record)
     uint8_t *sb = img + (size_t)newest_slot(img) * BLK;
     put64(sb + SB_GENERATION, get64(sb + SB_GENERATION) + (1ull << 40));
     sb_recsum(sb);
-    expect_corrupt(img, len, "has the log_id of commit generation");
-    expect_fsck_problem(img, len, "has the log_id of commit generation");
+    expect_damage(img, len, "has the log_id of commit generation");
     free(img);
 }
 END_TEST
@@ -415,10 +420,8 @@ END_TEST
 START_TEST(damage_older_copy_generation_raised)
 {
     struct cow_dev *dev;
-    struct memdev_ctl *ctl;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = db_store(&dev, &f);
     put_db(f, "commit 1");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     put_db(f, "commit 2");
@@ -433,8 +436,7 @@ START_TEST(damage_older_copy_generation_raised)
     ck_assert_uint_eq(get64(old + SB_GENERATION), g - 1);
     put64(old + SB_GENERATION, g + 1000);
     sb_recsum(old);
-    expect_corrupt(img, len, "one of them is damaged");
-    expect_fsck_problem(img, len, "one of them is damaged");
+    expect_damage(img, len, "one of them is damaged");
     free(img);
 }
 END_TEST
@@ -475,10 +477,8 @@ END_TEST
 START_TEST(damage_record_under_torn_commit)
 {
     struct cow_dev *dev;
-    struct memdev_ctl *ctl;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = db_store(&dev, &f);
     put_db(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint64_t g = cow_store_generation(st);
@@ -513,8 +513,7 @@ START_TEST(damage_record_under_torn_commit)
     char want[96];
     snprintf(want, sizeof want, "log record 1 of generation %llu is damaged or missing",
              (unsigned long long)g);
-    expect_corrupt(b, blen, want);
-    expect_fsck_problem(b, blen, want);
+    expect_damage(b, blen, want);
     free(a);
     free(b);
 }
@@ -526,10 +525,8 @@ END_TEST
 START_TEST(damage_other_copy_lost_write)
 {
     struct cow_dev *dev;
-    struct memdev_ctl *ctl;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = db_store(&dev, &f);
     uint8_t *img[4];
     size_t len[4];
     uint64_t gen[4];
@@ -556,8 +553,7 @@ START_TEST(damage_other_copy_lost_write)
     char want[96];
     snprintf(want, sizeof want, "holds generation %llu, not generation %llu",
              (unsigned long long)gen[0], (unsigned long long)gen[2]);
-    expect_corrupt(b, len[3], want);
-    expect_fsck_problem(b, len[3], want);
+    expect_damage(b, len[3], want);
     for (int i = 0; i < 4; i++)
         free(img[i]);
 }
@@ -569,10 +565,8 @@ END_TEST
 START_TEST(damage_generation_out_of_range)
 {
     struct cow_dev *dev;
-    struct memdev_ctl *ctl;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = db_store(&dev, &f);
     put_db(f, "committed");
     cow_file_close(f);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
@@ -659,10 +653,8 @@ static void flip_ino(uint8_t *key, uint8_t *data, unsigned size)
 START_TEST(damage_dir_item_of_wal)
 {
     struct cow_dev *dev;
-    struct memdev_ctl *ctl;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f, *w;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = db_store(&dev, &f);
     ck_assert_int_eq(cow_file_open(st, "db-wal", 1, &w), COW_OK);
     put_db(f, "database");
     ck_assert_int_eq(cow_file_write(w, "wal frames", 10, 0), COW_OK);
@@ -737,10 +729,8 @@ START_TEST(crash_states_are_not_damage)
 {
     uint64_t rs = test_seed() ^ 0xda3a;
     struct cow_dev *dev;
-    struct memdev_ctl *ctl;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f, *w;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = db_store(&dev, &f);
     put_db(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     int tried = 0;
