@@ -110,6 +110,41 @@ static void buffered_state(cow_store *st, struct mfile *wal, struct mfile *db)
     mf_write(db, 'f', 10, 9000);
 }
 
+/* A store on a new memdev (*DEV, *CTL; no background commits) holding
+ * buffered_state()'s two files, WAL "db-wal" and DB "db". */
+static cow_store *buffered_store(struct cow_dev **dev, struct memdev_ctl **ctl,
+                                 struct mfile *wal, struct mfile *db)
+{
+    cow_store *st = memdev_store(dev, ctl);
+    *wal = (struct mfile){.name = "db-wal"};
+    *db = (struct mfile){.name = "db"};
+    buffered_state(st, wal, db);
+    return st;
+}
+
+/* DST: a copy of the model SRC (its own data; free DST->data). */
+static void mf_copy(struct mfile *dst, const struct mfile *src)
+{
+    *dst = *src;
+    dst->data = malloc(src->size);
+    memcpy(dst->data, src->data, src->size);
+}
+
+/* The end of a test on buffered_store()'s files whose store went on: the
+ * crash image of DEV holds both as their models say, then the files and ST
+ * close (COW_OK) and the models are freed. */
+static void close_checked(cow_store *st, struct cow_dev *dev, struct mfile *wal,
+                          struct mfile *db)
+{
+    struct mfile v[2] = {*wal, *db};
+    check_reopened(dev, v, 2);
+    cow_file_close(wal->f);
+    cow_file_close(db->f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(wal->data);
+    free(db->data);
+}
+
 /*
  * A commit whose tree block write fails (an I/O error, or a full file
  * system under a sparse container) fails alone: both files keep every
@@ -139,13 +174,7 @@ static void commit_write_fails_alone(int fail_rc)
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     mf_check(&wal);
     mf_check(&db);
-    struct mfile v[2] = {wal, db};
-    check_reopened(dev, v, 2);
-    cow_file_close(wal.f);
-    cow_file_close(db.f);
-    ck_assert_int_eq(cow_store_close(st), COW_OK);
-    free(wal.data);
-    free(db.data);
+    close_checked(st, dev, &wal, &db);
 }
 
 START_TEST(abort_commit_eio_keeps_others)
@@ -170,9 +199,8 @@ START_TEST(abort_commit_partial_write_retried)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, &ctl);
-    struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
-    buffered_state(st, &wal, &db);
+    struct mfile wal, db;
+    cow_store *st = buffered_store(&dev, &ctl, &wal, &db);
     /* enough new tree blocks for several coalesced writes */
     size_t ndirty = 0;
     for (int i = 0; ndirty < 150; i++) {
@@ -196,13 +224,7 @@ START_TEST(abort_commit_partial_write_retried)
     cow_mutex_lock(&st->lock);
     ck_assert_int_eq(st->last_one_flush, 1);
     cow_mutex_unlock(&st->lock);
-    struct mfile v[2] = {wal, db};
-    check_reopened(dev, v, 2);
-    cow_file_close(wal.f);
-    cow_file_close(db.f);
-    ck_assert_int_eq(cow_store_close(st), COW_OK);
-    free(wal.data);
-    free(db.data);
+    close_checked(st, dev, &wal, &db);
 }
 END_TEST
 
@@ -215,9 +237,8 @@ START_TEST(abort_commit_no_room_keeps_others)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, &ctl);
-    struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
-    buffered_state(st, &wal, &db);
+    struct mfile wal, db;
+    cow_store *st = buffered_store(&dev, &ctl, &wal, &db);
     ck_assert_int_eq(cow_store_writeback(st), COW_OK);
     /* every metadata block in use but the commit's reserve: its
      * alloc_reserve must grow, which the device refuses */
@@ -249,13 +270,7 @@ START_TEST(abort_commit_no_room_keeps_others)
     mf_check(&db);
     ctl->fail_grow = 0;
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    struct mfile v[2] = {wal, db};
-    check_reopened(dev, v, 2);
-    cow_file_close(wal.f);
-    cow_file_close(db.f);
-    ck_assert_int_eq(cow_store_close(st), COW_OK);
-    free(wal.data);
-    free(db.data);
+    close_checked(st, dev, &wal, &db);
 }
 END_TEST
 
@@ -285,9 +300,8 @@ START_TEST(abort_tree_update_failure_stops_store)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, &ctl);
-    struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
-    buffered_state(st, &wal, &db);
+    struct mfile wal, db;
+    cow_store *st = buffered_store(&dev, &ctl, &wal, &db);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     size_t len;
     uint8_t *img = memdev_crash_image(dev, &len);
@@ -301,11 +315,9 @@ START_TEST(abort_tree_update_failure_stops_store)
     cow_store_set_commit_interval(st, 0);
     ck_assert_int_eq(cow_file_open(st, wal.name, 0, &wal.f), COW_OK);
     ck_assert_int_eq(cow_file_open(st, db.name, 0, &db.f), COW_OK);
-    struct mfile durable[2] = {wal, db};
-    durable[0].data = malloc(wal.size);
-    durable[1].data = malloc(db.size);
-    memcpy(durable[0].data, wal.data, wal.size);
-    memcpy(durable[1].data, db.data, db.size);
+    struct mfile durable[2];
+    mf_copy(&durable[0], &wal);
+    mf_copy(&durable[1], &db);
     /* whole blocks past the ends: nothing is read for them */
     mf_write(&wal, 'h', BLK, 3 * BLK); /* buffered in the WAL */
     mf_write(&db, 'i', BLK, 4 * BLK);
@@ -350,15 +362,12 @@ START_TEST(abort_flush_failure_stops_store)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, &ctl);
-    struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
-    buffered_state(st, &wal, &db);
+    struct mfile wal, db;
+    cow_store *st = buffered_store(&dev, &ctl, &wal, &db);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    struct mfile durable[2] = {wal, db};
-    durable[0].data = malloc(wal.size);
-    durable[1].data = malloc(db.size);
-    memcpy(durable[0].data, wal.data, wal.size);
-    memcpy(durable[1].data, db.data, db.size);
+    struct mfile durable[2];
+    mf_copy(&durable[0], &wal);
+    mf_copy(&durable[1], &db);
     /* 2,500 small files: more tree blocks than a one-flush commit lists */
     for (int i = 0; i < 2500; i++) {
         char name[32];
@@ -1026,9 +1035,8 @@ static void wait_hits(const char *name, unsigned long n)
 START_TEST(abort_commit_during_background_wait)
 {
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, NULL);
-    struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
-    buffered_state(st, &wal, &db);
+    struct mfile wal, db;
+    cow_store *st = buffered_store(&dev, NULL, &wal, &db);
     ck_assert_int_eq(cow_store_writeback(st), COW_OK); /* in the running transaction */
     mf_write(&db, 'y', BLK, 0); /* the one dirty page */
     /* an ordered extent in flight: its writer stopped before the write */
@@ -1059,13 +1067,7 @@ START_TEST(abort_commit_during_background_wait)
     mf_check(&db);
     mf_write(&db, 'z', 10, 0);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    struct mfile v[2] = {wal, db};
-    check_reopened(dev, v, 2);
-    cow_file_close(wal.f);
-    cow_file_close(db.f);
-    ck_assert_int_eq(cow_store_close(st), COW_OK);
-    free(wal.data);
-    free(db.data);
+    close_checked(st, dev, &wal, &db);
 }
 END_TEST
 
