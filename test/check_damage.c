@@ -147,6 +147,19 @@ static uint64_t log_area(const uint8_t *img, int slot, int k)
     return get64(img + (size_t)slot * BLK + (k ? SB_LOG_AREA1 : SB_LOG_AREA0));
 }
 
+/* The first record of the log in use (the newest superblock's area). */
+static uint8_t *first_record(uint8_t *img)
+{
+    int s = newest_slot(img);
+    return img + log_area(img, s, s);
+}
+
+/* Recomputes the crc of the log record at R (over its LOG_NBLOCKS blocks). */
+static void record_recsum(uint8_t *r)
+{
+    put32(r + LOG_CSUM, crc32c(0, r + 4, (size_t)get32(r + LOG_NBLOCKS) * BLK - 4));
+}
+
 static void put_db(cow_file *f, const char *s)
 {
     ck_assert_int_eq(cow_file_write(f, s, strlen(s), 0), COW_OK);
@@ -239,8 +252,7 @@ static uint8_t *two_records(size_t *len, uint64_t *g, uint64_t *area)
     uint8_t *img = memdev_crash_image(dev, len);
     cow_file_close(f);
     cow_store_close(st);
-    int s = newest_slot(img);
-    *area = log_area(img, s, s);
+    *area = (uint64_t)(first_record(img) - img);
     ck_assert_uint_eq(get64(img + *area + LOG_SEQ), 1);
     return img;
 }
@@ -289,12 +301,10 @@ START_TEST(damage_record_that_does_not_parse)
     size_t len;
     uint64_t g;
     uint8_t *img = commit_then_record(1, &len, &g);
-    int s = newest_slot(img);
-    uint64_t area = log_area(img, s, s);
-    uint32_t nb = get32(img + area + LOG_NBLOCKS);
-    ck_assert_uint_eq(get64(img + area + LOG_SEQ), 1);
-    put32(img + area + LOG_NITEMS, get32(img + area + LOG_NITEMS) + 1000);
-    put32(img + area + LOG_CSUM, crc32c(0, img + area + 4, (size_t)nb * BLK - 4));
+    uint8_t *r = first_record(img);
+    ck_assert_uint_eq(get64(r + LOG_SEQ), 1);
+    put32(r + LOG_NITEMS, get32(r + LOG_NITEMS) + 1000);
+    record_recsum(r);
     expect_corrupt(img, len, "log record 1");
     expect_fsck_problem(img, len, "log record 1 of generation");
     expect_fsck_problem(img, len, "is whole but broken");
@@ -354,8 +364,7 @@ START_TEST(damage_record_fsck_rules)
         cow_file_close(f);
         cow_store_close(st);
     }
-    int s = newest_slot(img);
-    uint8_t *r = img + log_area(img, s, s);
+    uint8_t *r = first_record(img);
     const char *want;
     struct cow_key k;
     if (_i == 0) {
@@ -389,7 +398,7 @@ START_TEST(damage_record_fsck_rules)
         put64(r + p + INODE_NBLOCKS, get64(r + p + INODE_NBLOCKS) ^ (1ull << 36));
         want = "blocks after replay";
     }
-    put32(r + LOG_CSUM, crc32c(0, r + 4, (size_t)get32(r + LOG_NBLOCKS) * BLK - 4));
+    record_recsum(r);
     expect_damage(img, len, want);
     free(img);
 }
@@ -448,10 +457,8 @@ START_TEST(damage_record_of_missing_inode)
     size_t len;
     uint64_t g;
     uint8_t *img = commit_then_record(1, &len, &g);
-    int s = newest_slot(img);
-    uint64_t area = log_area(img, s, s);
-    uint8_t *r = img + area;
-    uint32_t nb = get32(r + LOG_NBLOCKS), changed = 0;
+    uint8_t *r = first_record(img);
+    uint32_t changed = 0;
     size_t pos = LOG_HEADER_SIZE;
     for (uint32_t i = 0; i < get32(r + LOG_NITEMS); i++) {
         if (r[pos + 8] != COW_EXTENT_CSUM) {
@@ -462,7 +469,7 @@ START_TEST(damage_record_of_missing_inode)
         pos += LOG_ITEM_HEADER + get16(r + pos + COW_KEY_SIZE);
     }
     ck_assert_uint_gt(changed, 0);
-    put32(r + LOG_CSUM, crc32c(0, r + 4, (size_t)nb * BLK - 4));
+    record_recsum(r);
     expect_corrupt(img, len, "inode 999");
     expect_fsck_problem(img, len, "inode 999 does not exist");
     free(img);
