@@ -779,27 +779,23 @@ static void sql_commit_fails(const char *journal_mode, int fail_rc, int sqlite_r
     sq_reopen_check(a, b, 400, SQ_SUM_ALL);
 }
 
-START_TEST(abort_sql_wal_eio)
-{
-    sql_commit_fails("wal", COW_EIO_WRITE, SQLITE_IOERR_WRITE);
-}
-END_TEST
+/* The journal modes and device failures of sql_commit_fails, and the
+ * SQLite error each must give. */
+static const struct {
+    const char *journal_mode;
+    int fail_rc, sqlite_rc;
+} sql_commit_cases[] = {
+    {"wal", COW_EIO_WRITE, SQLITE_IOERR_WRITE},    /* abort_sql_wal_eio */
+    {"wal", COW_ENOSPC, SQLITE_FULL},              /* abort_sql_wal_enospc */
+    {"delete", COW_EIO_WRITE, SQLITE_IOERR_WRITE}, /* abort_sql_delete_eio */
+    {"truncate", COW_ENOSPC, SQLITE_FULL},         /* abort_sql_truncate_enospc */
+};
+#define NSQL_COMMIT_CASES (sizeof sql_commit_cases / sizeof sql_commit_cases[0])
 
-START_TEST(abort_sql_wal_enospc)
+START_TEST(abort_sql_commit_fails)
 {
-    sql_commit_fails("wal", COW_ENOSPC, SQLITE_FULL);
-}
-END_TEST
-
-START_TEST(abort_sql_delete_eio)
-{
-    sql_commit_fails("delete", COW_EIO_WRITE, SQLITE_IOERR_WRITE);
-}
-END_TEST
-
-START_TEST(abort_sql_truncate_enospc)
-{
-    sql_commit_fails("truncate", COW_ENOSPC, SQLITE_FULL);
+    sql_commit_fails(sql_commit_cases[_i].journal_mode, sql_commit_cases[_i].fail_rc,
+                     sql_commit_cases[_i].sqlite_rc);
 }
 END_TEST
 
@@ -1085,10 +1081,7 @@ Suite *abort_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("sql");
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, abort_sql_wal_eio);
-    tcase_add_test(tc, abort_sql_wal_enospc);
-    tcase_add_test(tc, abort_sql_delete_eio);
-    tcase_add_test(tc, abort_sql_truncate_enospc);
+    tcase_add_loop_test(tc, abort_sql_commit_fails, 0, NSQL_COMMIT_CASES);
     tcase_add_test(tc, abort_sql_delete_fails_wal);
     tcase_add_test(tc, abort_sql_delete_fails_truncate);
     suite_add_tcase(s, tc);
