@@ -34,6 +34,7 @@
 #include "cowvfs.h"
 #include "store.h"
 #include "testutil.h"
+#include "vfsutil.h"
 
 /* ---- the container on a memdev ---- */
 
@@ -188,11 +189,7 @@ static int spyFullPathname(sqlite3_vfs *v, const char *z, int n, char *o)
 static void spy_register(void)
 {
     cowvfs_register(0);
-    gCow = sqlite3_vfs_find("cow");
-    ck_assert_ptr_nonnull(gCow);
-    gSpyVfs = *gCow;
-    gSpyVfs.zName = "seqspy";
-    gSpyVfs.pNext = NULL;
+    gCow = vfs_derive(&gSpyVfs, "cow", "seqspy");
     gSpyVfs.szOsFile = (int)sizeof(SpyFile) + gCow->szOsFile;
     gSpyVfs.xOpen = spyOpen;
     gSpyVfs.xDelete = spyDelete;
@@ -501,11 +498,7 @@ START_TEST(test_super_journal_unix_main)
 {
     static const char *const modes[] = {"DELETE", "TRUNCATE", "PERSIST"};
     cowvfs_register(0);
-    gUnix = sqlite3_vfs_find("unix");
-    ck_assert_ptr_nonnull(gUnix);
-    gDieVfs = *gUnix;
-    gDieVfs.zName = "unixdie";
-    gDieVfs.pNext = NULL;
+    gUnix = vfs_derive(&gDieVfs, "unix", "unixdie");
     gDieVfs.xDelete = dieDelete;
     ck_assert_int_eq(sqlite3_vfs_register(&gDieVfs, 0), SQLITE_OK);
     for (int m = 0; m < 3; m++) {
