@@ -83,15 +83,6 @@ static void expect_damage(const uint8_t *img, size_t len, const char *want)
     expect_fsck_problem(img, len, want);
 }
 
-/* A store on a new memdev (*DEV; no background commits) with the file "db"
- * created and open in *F. */
-static cow_store *db_store(struct cow_dev **dev, cow_file **f)
-{
-    cow_store *st = memdev_store(dev, NULL);
-    ck_assert_int_eq(cow_file_open(st, "db", 1, f), COW_OK);
-    return st;
-}
-
 /* Expects IMG to open read-only at GEN, and, if WANT, db to read WANT. */
 static void expect_opens_at(const uint8_t *img, size_t len, uint64_t gen, const char *want)
 {
@@ -174,7 +165,7 @@ static uint8_t *commit_then_record(int record, size_t *len, uint64_t *g)
 {
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = db_store(&dev, &f);
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     put_db(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     *g = cow_store_generation(st);
@@ -240,7 +231,7 @@ static uint8_t *two_records(size_t *len, uint64_t *g, uint64_t *area)
 {
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = db_store(&dev, &f);
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     put_db(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     *g = cow_store_generation(st);
@@ -352,7 +343,7 @@ START_TEST(damage_record_fsck_rules)
     } else { /* a record with two extents of db */
         struct cow_dev *dev;
         cow_file *f;
-        cow_store *st = db_store(&dev, &f);
+        cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
         uint8_t blk[BLK];
         memset(blk, 'x', sizeof blk);
         put_db(f, "committed");
@@ -430,7 +421,7 @@ START_TEST(damage_older_copy_generation_raised)
 {
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = db_store(&dev, &f);
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     put_db(f, "commit 1");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     put_db(f, "commit 2");
@@ -485,7 +476,7 @@ START_TEST(damage_record_under_torn_commit)
 {
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = db_store(&dev, &f);
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     put_db(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint64_t g = cow_store_generation(st);
@@ -533,7 +524,7 @@ START_TEST(damage_other_copy_lost_write)
 {
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = db_store(&dev, &f);
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     uint8_t *img[4];
     size_t len[4];
     uint64_t gen[4];
@@ -573,7 +564,7 @@ START_TEST(damage_generation_out_of_range)
 {
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = db_store(&dev, &f);
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     put_db(f, "committed");
     cow_file_close(f);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
@@ -661,7 +652,7 @@ START_TEST(damage_dir_item_of_wal)
 {
     struct cow_dev *dev;
     cow_file *f, *w;
-    cow_store *st = db_store(&dev, &f);
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     ck_assert_int_eq(cow_file_open(st, "db-wal", 1, &w), COW_OK);
     put_db(f, "database");
     ck_assert_int_eq(cow_file_write(w, "wal frames", 10, 0), COW_OK);
@@ -737,7 +728,7 @@ START_TEST(crash_states_are_not_damage)
     uint64_t rs = test_seed() ^ 0xda3a;
     struct cow_dev *dev;
     cow_file *f, *w;
-    cow_store *st = db_store(&dev, &f);
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     put_db(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     int tried = 0;

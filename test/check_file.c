@@ -254,9 +254,8 @@ START_TEST(prealloc_reads_zeros_writes_in_place)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_file(&dev, &ctl, "db", &f);
     uint8_t a[8192], b[4096], r[65536];
     memset(a, 'a', sizeof a);
     memset(b, 'b', sizeof b);
@@ -1050,9 +1049,8 @@ START_TEST(subvol_ops_crash_atomic)
     test_fill(&rs, blob, SZ);
     /* the base: s0 holds blob, the live file differs from it */
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, NULL);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     ck_assert_int_eq(cow_file_write(f, blob, SZ, 0), COW_OK);
     fm_write(&m0, blob, SZ, 0);
     ck_assert_int_eq(cow_subvol_create(st, "s0", COW_SUBVOL_SNAPSHOT, NULL), COW_OK);

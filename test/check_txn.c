@@ -225,9 +225,8 @@ END_TEST
 START_TEST(txn_lost_grow_falls_back)
 {
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, NULL);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     uint8_t *data = malloc(64 << 10);
     uint64_t rs = 7;
     int grows = 0;
@@ -549,9 +548,8 @@ START_TEST(log_abort_keeps_synced_data)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_file(&dev, &ctl, "db", &f);
     struct fmodel m = {0};
     uint8_t buf[9000];
     memset(buf, '0', sizeof buf);

@@ -368,6 +368,14 @@ struct cow_store *memdev_store(struct cow_dev **dev, struct memdev_ctl **ctl)
     return st;
 }
 
+struct cow_store *memdev_store_file(struct cow_dev **dev, struct memdev_ctl **ctl,
+                                    const char *name, struct cow_file **f)
+{
+    cow_store *st = memdev_store(dev, ctl);
+    ck_assert_int_eq(cow_file_open(st, name, 1, f), COW_OK);
+    return st;
+}
+
 struct cow_store *memdev_store_default(struct cow_dev **dev, struct memdev_ctl **ctl,
                                        const char *name, struct cow_file **f)
 {

@@ -95,6 +95,10 @@ struct cow_store *memdev_store(struct cow_dev **dev, struct memdev_ctl **ctl);
  * NULL.  Fails the test if it cannot be made. */
 struct cow_store *memdev_store_default(struct cow_dev **dev, struct memdev_ctl **ctl,
                                        const char *name, struct cow_file **f);
+/* memdev_store() (no background commits) with the file NAME created and
+ * open in *F.  Fails the test if it cannot be made. */
+struct cow_store *memdev_store_file(struct cow_dev **dev, struct memdev_ctl **ctl,
+                                    const char *name, struct cow_file **f);
 struct cow_dev *memdev_from_image(const uint8_t *img, size_t len, struct memdev_ctl **ctl);
 /* Copy of the durable image; *len set.  Caller frees. */
 uint8_t *memdev_crash_image(struct cow_dev *d, size_t *len);
