@@ -744,6 +744,28 @@ static void sq_reopen_check(sqlite3 *a, sqlite3 *b, sqlite3_int64 rows, sqlite3_
 }
 
 /*
+ * sq_scene(JOURNAL_MODE) with the failure FAIL_RC armed on the last device
+ * write (a tree block write) that B's statement SQL will make: the count of
+ * its writes comes from a first run of the same scene without the failure.
+ */
+static void sq_scene_failing(const char *journal_mode, const char *sql, int fail_rc, sqlite3 **a,
+                             sqlite3 **b)
+{
+    sq_scene(journal_mode, a, b);
+    uint64_t w0 = sq.ctl->nwrite;
+    sq_exec(*b, sql);
+    long nwrites = (long)(sq.ctl->nwrite - w0); /* ..., tree blocks, superblock */
+    ck_assert_int_ge(nwrites, 2);
+    sqlite3_close(*b);
+    sqlite3_close(*a);
+    sq_teardown();
+
+    sq_scene(journal_mode, a, b);
+    sq.ctl->fail_rc = fail_rc;
+    sq.ctl->fail_write_at = nwrites - 1;
+}
+
+/*
  * Connection A's transaction is buffered when connection B's PRAGMA
  * cow_commit fails on the device (FAIL_RC on the last tree block write of
  * the commit, found by a first run without the failure).  B gets the
@@ -756,18 +778,7 @@ static void sq_reopen_check(sqlite3 *a, sqlite3 *b, sqlite3_int64 rows, sqlite3_
 static void sql_commit_fails(const char *journal_mode, int fail_rc, int sqlite_rc)
 {
     sqlite3 *a, *b;
-    sq_scene(journal_mode, &a, &b);
-    uint64_t w0 = sq.ctl->nwrite;
-    sq_exec(b, "PRAGMA cow_commit");
-    long nwrites = (long)(sq.ctl->nwrite - w0); /* ..., tree blocks, superblock */
-    ck_assert_int_ge(nwrites, 2);
-    sqlite3_close(b);
-    sqlite3_close(a);
-    sq_teardown();
-
-    sq_scene(journal_mode, &a, &b);
-    sq.ctl->fail_rc = fail_rc;
-    sq.ctl->fail_write_at = nwrites - 1;
+    sq_scene_failing(journal_mode, "PRAGMA cow_commit", fail_rc, &a, &b);
     int rc = sqlite3_exec(b, "PRAGMA cow_commit", NULL, NULL, NULL);
     ck_assert_int_eq(sq.ctl->fail_write_at, 0); /* the injected failure happened */
     ck_assert_msg(sqlite3_extended_errcode(b) == sqlite_rc, "cow_commit: %d (%d), expected %d",
@@ -811,18 +822,7 @@ END_TEST
 static void sql_delete_fails(const char *journal_mode)
 {
     sqlite3 *a, *b;
-    sq_scene(journal_mode, &a, &b);
-    uint64_t w0 = sq.ctl->nwrite;
-    sq_exec(b, "PRAGMA cow_delete('s')");
-    long nwrites = (long)(sq.ctl->nwrite - w0);
-    ck_assert_int_ge(nwrites, 2);
-    sqlite3_close(b);
-    sqlite3_close(a);
-    sq_teardown();
-
-    sq_scene(journal_mode, &a, &b);
-    sq.ctl->fail_rc = COW_EIO_WRITE;
-    sq.ctl->fail_write_at = nwrites - 1;
+    sq_scene_failing(journal_mode, "PRAGMA cow_delete('s')", COW_EIO_WRITE, &a, &b);
     ck_assert_int_ne(sqlite3_exec(b, "PRAGMA cow_delete('s')", NULL, NULL, NULL), SQLITE_OK);
     ck_assert_int_eq(sq.ctl->fail_write_at, 0);
     ck_assert_int_eq(sqlite3_extended_errcode(b), SQLITE_IOERR_WRITE);
@@ -834,15 +834,12 @@ static void sql_delete_fails(const char *journal_mode)
     sq_reopen_check(a, b, 50, SQ_SUM_50);
 }
 
-START_TEST(abort_sql_delete_fails_wal)
-{
-    sql_delete_fails("wal");
-}
-END_TEST
+/* The journal modes of sql_delete_fails (abort_sql_delete_fails_wal, _truncate). */
+static const char *const sql_delete_modes[] = {"wal", "truncate"};
 
-START_TEST(abort_sql_delete_fails_truncate)
+START_TEST(abort_sql_delete_fails)
 {
-    sql_delete_fails("truncate");
+    sql_delete_fails(sql_delete_modes[_i]);
 }
 END_TEST
 
@@ -1082,8 +1079,8 @@ Suite *abort_suite(void)
     tc = tcase_create("sql");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, abort_sql_commit_fails, 0, NSQL_COMMIT_CASES);
-    tcase_add_test(tc, abort_sql_delete_fails_wal);
-    tcase_add_test(tc, abort_sql_delete_fails_truncate);
+    tcase_add_loop_test(tc, abort_sql_delete_fails, 0,
+                        sizeof sql_delete_modes / sizeof sql_delete_modes[0]);
     suite_add_tcase(s, tc);
     tc = tcase_create("fulldisk");
     tcase_set_timeout(tc, 300);
