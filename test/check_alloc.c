@@ -30,7 +30,7 @@ START_TEST(alloc_pinned_not_reused)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = memdev_store_default(&dev, &ctl, NULL, NULL);
+    cow_store *st = memdev_store_background(&dev, &ctl, NULL, NULL);
     cow_mutex_lock(&st->lock);
     uint64_t a, got, b;
     uint64_t used0 = sum_used(st);
@@ -67,7 +67,7 @@ START_TEST(alloc_grows_by_groups_and_enospc)
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = memdev_store_default(&dev, &ctl, "db", &f);
+    cow_store *st = memdev_store_background(&dev, &ctl, "db", &f);
     size_t len = 3 * (size_t)COW_DEFAULT_BG_SIZE;
     uint8_t *buf = malloc(len);
     memset(buf, 0x5a, len);

@@ -608,7 +608,7 @@ START_TEST(file_appends_model)
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = memdev_store_default(&dev, &ctl, "db-wal", &f);
+    cow_store *st = memdev_store_background(&dev, &ctl, "db-wal", &f);
     struct fmodel m = {0};
     uint8_t buf[9000];
     for (int op = 0; op < 3000; op++) {
@@ -796,7 +796,7 @@ START_TEST(fetch_pins_pages)
 {
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = memdev_store_default(&dev, NULL, "db", &f);
+    cow_store *st = memdev_store_background(&dev, NULL, "db", &f);
     uint8_t buf[3 * 4096];
     memset(buf, 'a', sizeof buf);
     ck_assert_int_eq(cow_file_write(f, buf, sizeof buf, 0), COW_OK);

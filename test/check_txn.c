@@ -25,7 +25,7 @@ START_TEST(txn_crash_gives_last_commit)
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = memdev_store_default(&dev, &ctl, "db", &f);
+    cow_store *st = memdev_store_background(&dev, &ctl, "db", &f);
     struct fmodel live = {0}, committed = {0};
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint8_t buf[70000];
@@ -99,7 +99,7 @@ START_TEST(txn_torn_superblock_falls_back)
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = memdev_store_default(&dev, &ctl, "db", &f);
+    cow_store *st = memdev_store_background(&dev, &ctl, "db", &f);
     ck_assert_int_eq(cow_file_write(f, "first", 5, 0), COW_OK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint64_t g = cow_store_generation(st);
@@ -128,7 +128,7 @@ START_TEST(txn_failed_write_keeps_transaction)
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = memdev_store_default(&dev, &ctl, "db", &f);
+    cow_store *st = memdev_store_background(&dev, &ctl, "db", &f);
     ck_assert_int_eq(cow_file_write(f, "committed", 9, 0), COW_OK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     ck_assert_int_eq(cow_file_write(f, "lost-data", 9, 0), COW_OK);
@@ -166,7 +166,7 @@ START_TEST(txn_torn_one_flush_commit)
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = memdev_store_default(&dev, &ctl, "db", &f);
+    cow_store *st = memdev_store_background(&dev, &ctl, "db", &f);
     ck_assert_int_eq(cow_file_write(f, "old state", 9, 0), COW_OK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint64_t g = cow_store_generation(st);
@@ -295,7 +295,7 @@ START_TEST(txn_persist_crashes)
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = memdev_store_default(&dev, &ctl, "db", &f);
+    cow_store *st = memdev_store_background(&dev, &ctl, "db", &f);
     enum { SZ = 200000 };
     uint8_t *flushed = calloc(SZ, 1), *live = calloc(SZ, 1);
     for (int round = 0; round < 12; round++) {

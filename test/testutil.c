@@ -376,8 +376,8 @@ struct cow_store *memdev_store_file(struct cow_dev **dev, struct memdev_ctl **ct
     return st;
 }
 
-struct cow_store *memdev_store_default(struct cow_dev **dev, struct memdev_ctl **ctl,
-                                       const char *name, struct cow_file **f)
+struct cow_store *memdev_store_background(struct cow_dev **dev, struct memdev_ctl **ctl,
+                                          const char *name, struct cow_file **f)
 {
     cow_store *st;
     *dev = memdev_new(ctl);

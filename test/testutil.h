@@ -90,11 +90,11 @@ struct cow_dev *memdev_new(struct memdev_ctl **ctl);
  * Fails the test if it cannot be made. */
 struct cow_store *memdev_store(struct cow_dev **dev, struct memdev_ctl **ctl);
 /* A store formatted on a new memdev (*DEV; *CTL its controls if CTL) with
- * the store's default commit interval (background commits may run, unlike
- * memdev_store's), and the file NAME created and open in *F unless NAME is
+ * background commits at the store's default commit interval (unlike
+ * memdev_store), and the file NAME created and open in *F unless NAME is
  * NULL.  Fails the test if it cannot be made. */
-struct cow_store *memdev_store_default(struct cow_dev **dev, struct memdev_ctl **ctl,
-                                       const char *name, struct cow_file **f);
+struct cow_store *memdev_store_background(struct cow_dev **dev, struct memdev_ctl **ctl,
+                                          const char *name, struct cow_file **f);
 /* memdev_store() (no background commits) with the file NAME created and
  * open in *F.  Fails the test if it cannot be made. */
 struct cow_store *memdev_store_file(struct cow_dev **dev, struct memdev_ctl **ctl,
