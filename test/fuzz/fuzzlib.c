@@ -354,6 +354,19 @@ static void add_base(struct fz_base **v, size_t *n, const char *name, int crashe
     fz_index_base(b);
 }
 
+/* A new base: a fresh memdev served, the database opened on it (with the
+ * chunk size hint CHUNK bytes unless 0) and given the schema in journal
+ * mode JOURNAL_MODE. */
+static sqlite3 *new_base(const char *journal_mode, int chunk)
+{
+    fz_vfs_serve(NULL, 0);
+    sqlite3 *db = sql_open("");
+    if (chunk)
+        sqlite3_file_control(db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
+    sql_schema(db, journal_mode);
+    return db;
+}
+
 void fz_make_bases(struct fz_base **out, size_t *n)
 {
     struct fz_base *v = NULL;
@@ -361,17 +374,13 @@ void fz_make_bases(struct fz_base **out, size_t *n)
     sqlite3 *db, *br;
 
     /* clean: a rollback-journal database, closed. */
-    fz_vfs_serve(NULL, 0);
-    db = sql_open("");
-    sql_schema(db, "DELETE");
+    db = new_base("DELETE", 0);
     sql_txns(db, 1, 6, 40);
     sqlite3_close(db);
     add_base(&v, &nb, "clean", 0);
 
     /* snap: snapshots and branches, written on both sides, closed. */
-    fz_vfs_serve(NULL, 0);
-    db = sql_open("");
-    sql_schema(db, "DELETE");
+    db = new_base("DELETE", 0);
     sql_txns(db, 1, 3, 40);
     sql(db, "PRAGMA cow_snapshot('s1')");
     sql_txns(db, 1000, 2, 40);
@@ -387,11 +396,7 @@ void fz_make_bases(struct fz_base **out, size_t *n)
     /* wal: WAL, preallocated by a checkpoint's size hint (chunk size),
      * then commits answered by log records; the crash image after the
      * last one. */
-    fz_vfs_serve(NULL, 0);
-    db = sql_open("");
-    int chunk = 65536;
-    sqlite3_file_control(db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
-    sql_schema(db, "WAL");
+    db = new_base("WAL", 65536);
     sql_txns(db, 1, 4, 40);
     sql(db, "PRAGMA wal_checkpoint(TRUNCATE)");
     sql_txns(db, 1000, 5, 20);
@@ -400,9 +405,7 @@ void fz_make_bases(struct fz_base **out, size_t *n)
 
     /* persist: a persistent rollback journal, commits answered by log
      * records; the crash image after the last one. */
-    fz_vfs_serve(NULL, 0);
-    db = sql_open("");
-    sql_schema(db, "PERSIST");
+    db = new_base("PERSIST", 0);
     sql_txns(db, 1, 3, 40);
     sql(db, "PRAGMA cow_commit");
     sql_txns(db, 1000, 4, 10);
