@@ -28,9 +28,8 @@ static uint64_t sum_used(cow_store *st)
 
 START_TEST(alloc_pinned_not_reused)
 {
-    struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = memdev_store_background(&dev, &ctl, NULL, NULL);
+    cow_store *st = memdev_store_background(&dev, NULL, NULL, NULL);
     cow_mutex_lock(&st->lock);
     uint64_t a, got, b;
     uint64_t used0 = sum_used(st);

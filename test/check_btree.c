@@ -203,9 +203,8 @@ END_TEST
 START_TEST(btree_max_items)
 {
     /* leaves full of the largest items still split and merge correctly */
-    struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = memdev_store_background(&dev, &ctl, NULL, NULL);
+    cow_store *st = memdev_store_background(&dev, NULL, NULL, NULL);
     uint8_t big[COW_MAX_ITEM_DATA];
     memset(big, 0xab, sizeof big);
     cow_mutex_lock(&st->lock);

@@ -605,10 +605,9 @@ END_TEST
 START_TEST(file_appends_model)
 {
     uint64_t rs = test_seed() ^ 0xa99e;
-    struct memdev_ctl *ctl;
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = memdev_store_background(&dev, &ctl, "db-wal", &f);
+    cow_store *st = memdev_store_background(&dev, NULL, "db-wal", &f);
     struct fmodel m = {0};
     uint8_t buf[9000];
     for (int op = 0; op < 3000; op++) {
