@@ -93,11 +93,8 @@ static void expect_opens_at(const uint8_t *img, size_t len, uint64_t gen, const 
     ck_assert_uint_eq(cow_store_generation(st), gen);
     if (want) {
         cow_file *f;
-        char buf[64] = {0};
-        size_t n;
         ck_assert_int_eq(cow_file_open(st, "db", 0, &f), COW_OK);
-        ck_assert_int_eq(cow_file_read(f, buf, strlen(want), 0, &n), COW_OK);
-        ck_assert_str_eq(buf, want);
+        file_expect_str(f, want);
         cow_file_close(f);
     }
     cow_store_close(st);
@@ -151,11 +148,6 @@ static void record_recsum(uint8_t *r)
     put32(r + LOG_CSUM, crc32c(0, r + 4, (size_t)get32(r + LOG_NBLOCKS) * BLK - 4));
 }
 
-static void put_db(cow_file *f, const char *s)
-{
-    ck_assert_int_eq(cow_file_write(f, s, strlen(s), 0), COW_OK);
-}
-
 /*
  * A container whose newest commit G (one flush, flushed) is followed, if
  * RECORD, by a flushed log record built on it.  Returns the durable image
@@ -166,11 +158,11 @@ static uint8_t *commit_then_record(int record, size_t *len, uint64_t *g)
     struct cow_dev *dev;
     cow_file *f;
     cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
-    put_db(f, "committed");
+    file_put_str(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     *g = cow_store_generation(st);
     if (record) {
-        put_db(f, "synced!!!");
+        file_put_str(f, "synced!!!");
         ck_assert_int_eq(cow_file_sync(f), COW_OK);
         ck_assert_uint_eq(cow_store_generation(st), *g); /* through the log */
     }
@@ -232,12 +224,12 @@ static uint8_t *two_records(size_t *len, uint64_t *g, uint64_t *area)
     struct cow_dev *dev;
     cow_file *f;
     cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
-    put_db(f, "committed");
+    file_put_str(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     *g = cow_store_generation(st);
-    put_db(f, "record 1!");
+    file_put_str(f, "record 1!");
     ck_assert_int_eq(cow_file_sync(f), COW_OK);
-    put_db(f, "record 2!");
+    file_put_str(f, "record 2!");
     ck_assert_int_eq(cow_file_sync(f), COW_OK);
     ck_assert_uint_eq(cow_store_generation(st), *g);
     uint8_t *img = memdev_crash_image(dev, len);
@@ -346,7 +338,7 @@ START_TEST(damage_record_fsck_rules)
         cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
         uint8_t blk[BLK];
         memset(blk, 'x', sizeof blk);
-        put_db(f, "committed");
+        file_put_str(f, "committed");
         ck_assert_int_eq(cow_store_commit(st), COW_OK);
         ck_assert_int_eq(cow_file_write(f, blk, BLK, 0), COW_OK);
         ck_assert_int_eq(cow_file_write(f, blk, BLK, 8 * BLK), COW_OK);
@@ -422,9 +414,9 @@ START_TEST(damage_older_copy_generation_raised)
     struct cow_dev *dev;
     cow_file *f;
     cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
-    put_db(f, "commit 1");
+    file_put_str(f, "commit 1");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    put_db(f, "commit 2");
+    file_put_str(f, "commit 2");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint64_t g = cow_store_generation(st);
     size_t len;
@@ -477,14 +469,14 @@ START_TEST(damage_record_under_torn_commit)
     struct cow_dev *dev;
     cow_file *f;
     cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
-    put_db(f, "committed");
+    file_put_str(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint64_t g = cow_store_generation(st);
-    put_db(f, "record 1!");
+    file_put_str(f, "record 1!");
     ck_assert_int_eq(cow_file_sync(f), COW_OK);
     size_t alen, blen;
     uint8_t *a = memdev_crash_image(dev, &alen);
-    put_db(f, "commit 2!");
+    file_put_str(f, "commit 2!");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint8_t *b = memdev_crash_image(dev, &blen);
     cow_file_close(f);
@@ -531,7 +523,7 @@ START_TEST(damage_other_copy_lost_write)
     for (int i = 0; i < 4; i++) {
         char text[32];
         snprintf(text, sizeof text, "commit %d", i);
-        put_db(f, text);
+        file_put_str(f, text);
         ck_assert_int_eq(cow_store_commit(st), COW_OK);
         gen[i] = cow_store_generation(st);
         img[i] = memdev_crash_image(dev, &len[i]);
@@ -565,7 +557,7 @@ START_TEST(damage_generation_out_of_range)
     struct cow_dev *dev;
     cow_file *f;
     cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
-    put_db(f, "committed");
+    file_put_str(f, "committed");
     cow_file_close(f);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     size_t len;
@@ -654,7 +646,7 @@ START_TEST(damage_dir_item_of_wal)
     cow_file *f, *w;
     cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     ck_assert_int_eq(cow_file_open(st, "db-wal", 1, &w), COW_OK);
-    put_db(f, "database");
+    file_put_str(f, "database");
     ck_assert_int_eq(cow_file_write(w, "wal frames", 10, 0), COW_OK);
     cow_file_close(f);
     cow_file_close(w);
@@ -729,7 +721,7 @@ START_TEST(crash_states_are_not_damage)
     struct cow_dev *dev;
     cow_file *f, *w;
     cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
-    put_db(f, "committed");
+    file_put_str(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     int tried = 0;
     uint8_t buf[3 * BLK];

@@ -22,10 +22,9 @@
 START_TEST(txn_crash_gives_last_commit)
 {
     uint64_t rs = test_seed() ^ 0x7a7a;
-    struct memdev_ctl *ctl;
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = memdev_store_background(&dev, &ctl, "db", &f);
+    cow_store *st = memdev_store_background(&dev, NULL, "db", &f);
     struct fmodel live = {0}, committed = {0};
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint8_t buf[70000];
@@ -84,26 +83,21 @@ static void expect_torn_opens_at(const uint8_t *img, size_t len, uint64_t gen, c
                      COW_OK);
     ck_assert_uint_eq(cow_store_generation(s2), gen);
     cow_file *f2;
-    char buf[16] = {0};
-    size_t n, wlen = strlen(want);
-    ck_assert_uint_lt(wlen, sizeof buf);
     ck_assert_int_eq(cow_file_open(s2, "db", 0, &f2), COW_OK);
-    ck_assert_int_eq(cow_file_read(f2, buf, wlen, 0, &n), COW_OK);
-    ck_assert_str_eq(buf, want);
+    file_expect_str(f2, want);
     cow_file_close(f2);
     cow_store_close(s2);
 }
 
 START_TEST(txn_torn_superblock_falls_back)
 {
-    struct memdev_ctl *ctl;
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = memdev_store_background(&dev, &ctl, "db", &f);
-    ck_assert_int_eq(cow_file_write(f, "first", 5, 0), COW_OK);
+    cow_store *st = memdev_store_background(&dev, NULL, "db", &f);
+    file_put_str(f, "first");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint64_t g = cow_store_generation(st);
-    ck_assert_int_eq(cow_file_write(f, "second", 6, 0), COW_OK);
+    file_put_str(f, "second");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     size_t ilen;
     uint8_t *img = memdev_crash_image(dev, &ilen);
@@ -129,28 +123,22 @@ START_TEST(txn_failed_write_keeps_transaction)
     struct cow_dev *dev;
     cow_file *f;
     cow_store *st = memdev_store_background(&dev, &ctl, "db", &f);
-    ck_assert_int_eq(cow_file_write(f, "committed", 9, 0), COW_OK);
+    file_put_str(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    ck_assert_int_eq(cow_file_write(f, "lost-data", 9, 0), COW_OK);
+    file_put_str(f, "lost-data");
     /* a failed writeback keeps the data buffered: nothing is lost */
     ctl->fail_writes_after = 1;
     ck_assert_int_eq(cow_store_writeback(st), COW_EIO_WRITE);
     ctl->fail_writes_after = 0;
-    char wb[16] = {0};
-    size_t wn;
-    ck_assert_int_eq(cow_file_read(f, wb, 9, 0, &wn), COW_OK);
-    ck_assert_str_eq(wb, "lost-data");
+    file_expect_str(f, "lost-data");
     ck_assert_int_eq(cow_store_writeback(st), COW_OK);
     ctl->fail_writes_after = 1; /* the commit's tree block write fails */
     ck_assert_int_eq(cow_store_commit(st), COW_EIO_WRITE);
     ctl->fail_writes_after = 0;
     /* that commit failed alone: the write stays, and the store still works */
-    char buf[16] = {0};
-    size_t n;
-    ck_assert_int_eq(cow_file_read(f, buf, 9, 0, &n), COW_OK);
-    ck_assert_str_eq(buf, "lost-data");
+    file_expect_str(f, "lost-data");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    ck_assert_int_eq(cow_file_write(f, "next-txn!", 9, 0), COW_OK);
+    file_put_str(f, "next-txn!");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     size_t ilen;
     uint8_t *img = memdev_crash_image(dev, &ilen);
@@ -167,13 +155,13 @@ START_TEST(txn_torn_one_flush_commit)
     struct cow_dev *dev;
     cow_file *f;
     cow_store *st = memdev_store_background(&dev, &ctl, "db", &f);
-    ck_assert_int_eq(cow_file_write(f, "old state", 9, 0), COW_OK);
+    file_put_str(f, "old state");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint64_t g = cow_store_generation(st);
     size_t alen, blen;
     uint8_t *a = memdev_crash_image(dev, &alen);
     uint64_t flushes = ctl->nflush;
-    ck_assert_int_eq(cow_file_write(f, "new state", 9, 0), COW_OK);
+    file_put_str(f, "new state");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     ck_assert_uint_eq(ctl->nflush - flushes, 1); /* a small commit flushes once */
     uint8_t *b = memdev_crash_image(dev, &blen);

@@ -648,6 +648,20 @@ void test_fsck_image(const uint8_t *img, size_t len)
 
 /* ---- a file's model, and fsck of a memdev's store ---- */
 
+void file_put_str(struct cow_file *f, const char *s)
+{
+    ck_assert_int_eq(cow_file_write(f, s, strlen(s), 0), COW_OK);
+}
+
+void file_expect_str(struct cow_file *f, const char *want)
+{
+    char buf[64] = {0};
+    size_t n, len = strlen(want);
+    ck_assert_uint_lt(len, sizeof buf);
+    ck_assert_int_eq(cow_file_read(f, buf, len, 0, &n), COW_OK);
+    ck_assert_str_eq(buf, want);
+}
+
 void fm_write(struct fmodel *m, const uint8_t *b, size_t len, size_t off)
 {
     if (off + len > m->size) {

@@ -159,6 +159,13 @@ void test_fsck_image(const uint8_t *img, size_t len);
  * fails the test if the commit fails or fsck finds a problem. */
 void fsck_memdev(struct cow_store *st, struct cow_dev *dev);
 
+/* Writes the string S (without its NUL) at offset 0 of file F; fails the
+ * test on an error. */
+void file_put_str(struct cow_file *f, const char *s);
+/* Fails the test unless file F reads as the string WANT (under 64 bytes)
+ * at offset 0. */
+void file_expect_str(struct cow_file *f, const char *want);
+
 /*
  * A model of one store file's contents: SIZE bytes at DATA (malloc'd, NULL
  * or anything when SIZE is 0; the caller frees DATA).  fm_write() writes
