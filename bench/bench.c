@@ -101,6 +101,22 @@ static void usage(FILE *f)
         (long long)quick_sizes.snap_mib[2]);
 }
 
+/* The options that take a name or a list: where each one's value goes. */
+static const char **string_opt(const char *a)
+{
+    static const struct {
+        const char *name;
+        const char **val;
+    } opts[] = {
+        { "--only", &opt.only },   { "--skip", &opt.skip }, { "--vfs-a", &opt.vfs_a },
+        { "--vfs-b", &opt.vfs_b }, { "--dir", &opt.dir },
+    };
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (strcmp(a, opts[i].name) == 0)
+            return opts[i].val;
+    return NULL;
+}
+
 static int parse_args(int argc, char **argv)
 {
     opt.sz = full_sizes;
@@ -110,6 +126,7 @@ static int parse_args(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        const char **dst = string_opt(a);
         if (strcmp(a, "--quick") == 0) {
             opt.sz = quick_sizes;
         } else if (strcmp(a, "--keep") == 0) {
@@ -128,20 +145,8 @@ static int parse_args(int argc, char **argv)
             }
             opt.repeat = (int)n;
             i++;
-        } else if (val && strcmp(a, "--only") == 0) {
-            opt.only = val;
-            i++;
-        } else if (val && strcmp(a, "--skip") == 0) {
-            opt.skip = val;
-            i++;
-        } else if (val && strcmp(a, "--vfs-a") == 0) {
-            opt.vfs_a = val;
-            i++;
-        } else if (val && strcmp(a, "--vfs-b") == 0) {
-            opt.vfs_b = val;
-            i++;
-        } else if (val && strcmp(a, "--dir") == 0) {
-            opt.dir = val;
+        } else if (val && dst) {
+            *dst = val;
             i++;
         } else {
             fprintf(stderr, "bench: bad argument %s\n", a);
@@ -210,15 +215,9 @@ int main(int argc, char **argv)
     if (!timed)
         printf("\n");
     if (timed) {
-        char h[5][64];
         printf("times: median seconds, open to close; sizes: the database's "
                "files on disk after the run\n\n");
-        snprintf(h[0], sizeof h[0], "%s s", vfs[0]);
-        snprintf(h[1], sizeof h[1], "%s s", vfs[1]);
-        snprintf(h[2], sizeof h[2], "%s/%s", vfs[1], vfs[0]);
-        snprintf(h[3], sizeof h[3], "%s MiB", vfs[0]);
-        snprintf(h[4], sizeof h[4], "%s MiB", vfs[1]);
-        print_header("workload", 11, h, 5);
+        print_vs_header("workload", 11, vfs, "s", "MiB");
     }
 
     times[0] = calloc((size_t)opt.repeat, sizeof(double));

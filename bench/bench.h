@@ -76,10 +76,20 @@ void remove_workdir(void);
 void report(sqlite3 *db, const char *what, int rc);
 /* Checks that PRAGMA journal_mode took: a VFS may refuse WAL. */
 int set_journal_mode(sqlite3 *db, const char *mode);
+/* Inserts rows 1..N into t through INS (bound to ?1 id, ?2 payload), each
+ * with a make_payload() text, resetting INS after each; 0, or -1 (reported
+ * as WHAT's failure). */
+int insert_rows(sqlite3 *db, sqlite3_stmt *ins, int64_t n, const char *what);
 
 /* ---- workloads.c ---- */
-/* The table of the main workloads (and of commits). */
-extern const char create_sql[];
+/*
+ * Opens PATH on VFS as the autocommit workloads (txn-wal, txn-delete,
+ * commits) need it: journal mode MODE, synchronous=FULL, the table t made,
+ * *INS its insert statement (?1 id, ?2 payload; the caller finalizes it).
+ * Returns the connection, or NULL (reported; nothing left open).
+ */
+sqlite3 *open_autocommit_db(const char *path, const char *vfs, const char *mode,
+                            sqlite3_stmt **ins);
 /* Each workload runs on database PATH through VFS, sets *CHECK to a
  * checksum of what it read (or 0), and returns its time in seconds, or a
  * negative value on an error (reported). */
@@ -125,6 +135,10 @@ double median(double *v, int n);
 /* Prints a table's header: the first column FIRST (width W), then the N
  * (at most 8) headings H, each at least 9 wide; their widths go to colw. */
 void print_header(const char *first, int w, char h[][64], int n);
+/* print_header() of a table comparing VFS[0] and VFS[1]: the first column
+ * FIRST (width W), then "A UNIT", "B UNIT", "B/A", "A UNIT2", "B UNIT2". */
+void print_vs_header(const char *first, int w, const char *const vfs[2], const char *unit,
+                     const char *unit2);
 /* Prints a row of the main table: workload NAME, its times on A and B
  * (seconds), their ratio, and the sizes of its databases (bytes). */
 void print_row(const char *name, double ta, double tb, int64_t ba, int64_t bb);

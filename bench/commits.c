@@ -61,33 +61,20 @@ static int get_flushes(sqlite3 *db, int which, int cow, uint64_t *flushes)
 static int run_commits(const char *path, const char *vfs, int which, int cow,
                        const char *mode, double *cps, double *fpc, uint64_t *check)
 {
-    char buf[128];
     sqlite3 *db;
     sqlite3_stmt *st = NULL;
     uint64_t f0, f1;
     double t0, t;
 
     prng_reset();
-    db = db_open(path, vfs);
+    db = open_autocommit_db(path, vfs, mode, &st);
     if (!db)
         return -1;
-    if (set_journal_mode(db, mode) || exec(db, "PRAGMA synchronous=FULL") ||
-        exec(db, create_sql))
-        goto out;
-    st = prepare(db, "INSERT INTO t(id, payload) VALUES(?1, ?2)");
-    if (!st || get_flushes(db, which, cow, &f0))
+    if (get_flushes(db, which, cow, &f0))
         goto out;
     t0 = now_s();
-    for (int64_t i = 1; i <= opt.sz.commits; i++) {
-        int n = make_payload(buf);
-        sqlite3_bind_int64(st, 1, i);
-        sqlite3_bind_text(st, 2, buf, n, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            report(db, "commits insert", sqlite3_errcode(db));
-            goto out;
-        }
-        sqlite3_reset(st);
-    }
+    if (insert_rows(db, st, opt.sz.commits, "commits insert"))
+        goto out;
     t = now_s() - t0;
     if (get_flushes(db, which, cow, &f1))
         goto out;
@@ -127,7 +114,6 @@ int commits_table(const char *const vfs[2])
     const char *run_vfs[2];
     int cow[2];
     double *cps[2], *fpc[2];
-    char h[5][64];
     int rc = -1;
 
     for (int w = 0; w < 2; w++) {
@@ -156,12 +142,7 @@ int commits_table(const char *const vfs[2])
            "(%s: fdatasync/fsync calls, counted by VFS %s; %s: the store's "
            "flushes, PRAGMA cow_stats)\n\n",
            (long long)opt.sz.commits, vfs[0], run_vfs[0], vfs[1]);
-    snprintf(h[0], sizeof h[0], "%s c/s", vfs[0]);
-    snprintf(h[1], sizeof h[1], "%s c/s", vfs[1]);
-    snprintf(h[2], sizeof h[2], "%s/%s", vfs[1], vfs[0]);
-    snprintf(h[3], sizeof h[3], "%s fl/c", vfs[0]);
-    snprintf(h[4], sizeof h[4], "%s fl/c", vfs[1]);
-    print_header("commits", 14, h, 5);
+    print_vs_header("commits", 14, vfs, "c/s", "fl/c");
 
     for (int m = 0; m < 2; m++) {
         char name[32];

@@ -120,3 +120,15 @@ void print_row(const char *name, double ta, double tb, int64_t ba, int64_t bb)
            colw[4], (double)bb / 1048576.0);
     fflush(stdout);
 }
+
+void print_vs_header(const char *first, int w, const char *const vfs[2], const char *unit,
+                     const char *unit2)
+{
+    char h[5][64];
+    snprintf(h[0], sizeof h[0], "%s %s", vfs[0], unit);
+    snprintf(h[1], sizeof h[1], "%s %s", vfs[1], unit);
+    snprintf(h[2], sizeof h[2], "%s/%s", vfs[1], vfs[0]);
+    snprintf(h[3], sizeof h[3], "%s %s", vfs[0], unit2);
+    snprintf(h[4], sizeof h[4], "%s %s", vfs[1], unit2);
+    print_header(first, w, h, 5);
+}

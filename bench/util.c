@@ -223,3 +223,19 @@ void remove_workdir(void)
     if (rmdir(workdir) != 0)
         fprintf(stderr, "bench: rmdir %s: %s\n", workdir, strerror(errno));
 }
+
+int insert_rows(sqlite3 *db, sqlite3_stmt *ins, int64_t n, const char *what)
+{
+    char buf[128];
+    for (int64_t i = 1; i <= n; i++) {
+        int len = make_payload(buf);
+        sqlite3_bind_int64(ins, 1, i);
+        sqlite3_bind_text(ins, 2, buf, len, SQLITE_STATIC);
+        if (sqlite3_step(ins) != SQLITE_DONE) {
+            report(db, what, sqlite3_errcode(db));
+            return -1;
+        }
+        sqlite3_reset(ins);
+    }
+    return 0;
+}

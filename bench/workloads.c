@@ -26,15 +26,48 @@
  * workload has nothing to compare).
  */
 
-const char create_sql[] =
+static const char create_sql[] =
     "CREATE TABLE t(id INTEGER PRIMARY KEY, payload TEXT NOT NULL)";
+
+/* The end of a workload that went well: finalizes ST (NULL: none) and
+ * closes DB; returns the seconds since T0, or -1 if closing failed
+ * (reported). */
+static double workload_end(sqlite3 *db, sqlite3_stmt *st, double t0)
+{
+    sqlite3_finalize(st);
+    return db_close(db) == 0 ? now_s() - t0 : -1;
+}
+
+/* The end of a workload that failed (already reported): finalizes ST
+ * (NULL: none) and closes DB; returns -1. */
+static double workload_failed(sqlite3 *db, sqlite3_stmt *st)
+{
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return -1;
+}
+
+sqlite3 *open_autocommit_db(const char *path, const char *vfs, const char *mode,
+                            sqlite3_stmt **ins)
+{
+    sqlite3 *db = db_open(path, vfs);
+    *ins = NULL;
+    if (!db)
+        return NULL;
+    if (set_journal_mode(db, mode) || exec(db, "PRAGMA synchronous=FULL") ||
+        exec(db, create_sql) ||
+        !(*ins = prepare(db, "INSERT INTO t(id, payload) VALUES(?1, ?2)"))) {
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
 
 double run_bulk(const char *path, const char *vfs, uint64_t *check)
 {
-    char buf[128];
     sqlite3 *db;
     sqlite3_stmt *ins = NULL;
-    double t0 = now_s(), t = -1;
+    double t0 = now_s();
 
     *check = 0;
     prng_reset();
@@ -42,71 +75,31 @@ double run_bulk(const char *path, const char *vfs, uint64_t *check)
     if (!db)
         return -1;
     if (exec(db, create_sql) || exec(db, "BEGIN"))
-        goto out;
+        return workload_failed(db, NULL);
     ins = prepare(db, "INSERT INTO t(id, payload) VALUES(?1, ?2)");
-    if (!ins)
-        goto out;
-    for (int64_t i = 1; i <= opt.sz.bulk_rows; i++) {
-        int n = make_payload(buf);
-        sqlite3_bind_int64(ins, 1, i);
-        sqlite3_bind_text(ins, 2, buf, n, SQLITE_STATIC);
-        if (sqlite3_step(ins) != SQLITE_DONE) {
-            report(db, "bulk insert", sqlite3_errcode(db));
-            goto out;
-        }
-        sqlite3_reset(ins);
-    }
+    if (!ins || insert_rows(db, ins, opt.sz.bulk_rows, "bulk insert"))
+        return workload_failed(db, ins);
     sqlite3_finalize(ins);
-    ins = NULL;
     if (exec(db, "COMMIT"))
-        goto out;
-    if (db_close(db) == 0)
-        t = now_s() - t0;
-    return t;
-out:
-    sqlite3_finalize(ins);
-    sqlite3_close(db);
-    return -1;
+        return workload_failed(db, NULL);
+    return workload_end(db, NULL, t0);
 }
 
 static double run_txn(const char *path, const char *vfs, const char *mode,
                       uint64_t *check)
 {
-    char buf[128];
     sqlite3 *db;
-    sqlite3_stmt *ins = NULL;
-    double t0 = now_s(), t = -1;
+    sqlite3_stmt *ins;
+    double t0 = now_s();
 
     *check = 0;
     prng_reset();
-    db = db_open(path, vfs);
+    db = open_autocommit_db(path, vfs, mode, &ins);
     if (!db)
         return -1;
-    if (set_journal_mode(db, mode) || exec(db, "PRAGMA synchronous=FULL") ||
-        exec(db, create_sql))
-        goto out;
-    ins = prepare(db, "INSERT INTO t(id, payload) VALUES(?1, ?2)");
-    if (!ins)
-        goto out;
-    for (int64_t i = 1; i <= opt.sz.txns; i++) {
-        int n = make_payload(buf);
-        sqlite3_bind_int64(ins, 1, i);
-        sqlite3_bind_text(ins, 2, buf, n, SQLITE_STATIC);
-        if (sqlite3_step(ins) != SQLITE_DONE) {
-            report(db, "autocommit insert", sqlite3_errcode(db));
-            goto out;
-        }
-        sqlite3_reset(ins);
-    }
-    sqlite3_finalize(ins);
-    ins = NULL;
-    if (db_close(db) == 0)
-        t = now_s() - t0;
-    return t;
-out:
-    sqlite3_finalize(ins);
-    sqlite3_close(db);
-    return -1;
+    if (insert_rows(db, ins, opt.sz.txns, "autocommit insert"))
+        return workload_failed(db, ins);
+    return workload_end(db, ins, t0);
 }
 
 double run_txn_wal(const char *path, const char *vfs, uint64_t *check)
@@ -122,9 +115,9 @@ double run_txn_delete(const char *path, const char *vfs, uint64_t *check)
 double run_reads(const char *path, const char *vfs, uint64_t *check)
 {
     sqlite3 *db;
-    sqlite3_stmt *sel = NULL;
+    sqlite3_stmt *sel;
     uint64_t sum = 0;
-    double t0 = now_s(), t = -1;
+    double t0 = now_s();
 
     prng_reset();
     db = db_open(path, vfs);
@@ -132,41 +125,33 @@ double run_reads(const char *path, const char *vfs, uint64_t *check)
         return -1;
     sel = prepare(db, "SELECT payload FROM t WHERE id = ?1");
     if (!sel)
-        goto out;
+        return workload_failed(db, NULL);
     for (int64_t i = 0; i < opt.sz.reads; i++) {
         int64_t id = prng_range(1, opt.sz.bulk_rows);
         sqlite3_bind_int64(sel, 1, id);
         if (sqlite3_step(sel) != SQLITE_ROW) {
             fprintf(stderr, "bench: reads: row %lld missing\n", (long long)id);
             failed = 1;
-            goto out;
+            return workload_failed(db, sel);
         }
         const unsigned char *p = sqlite3_column_text(sel, 0);
         int n = sqlite3_column_bytes(sel, 0);
         sum = sum * 31 + (uint64_t)n + (p && n ? p[n - 1] : 0);
         if (sqlite3_step(sel) != SQLITE_DONE) {
             report(db, "reads", sqlite3_errcode(db));
-            goto out;
+            return workload_failed(db, sel);
         }
         sqlite3_reset(sel);
     }
-    sqlite3_finalize(sel);
-    sel = NULL;
-    if (db_close(db) == 0)
-        t = now_s() - t0;
     *check = sum;
-    return t;
-out:
-    sqlite3_finalize(sel);
-    sqlite3_close(db);
-    return -1;
+    return workload_end(db, sel, t0);
 }
 
 double run_aggregate(const char *path, const char *vfs, uint64_t *check)
 {
     sqlite3 *db;
-    sqlite3_stmt *sel = NULL;
-    double t0 = now_s(), t = -1;
+    sqlite3_stmt *sel;
+    double t0 = now_s();
 
     db = db_open(path, vfs);
     if (!db)
@@ -174,10 +159,10 @@ double run_aggregate(const char *path, const char *vfs, uint64_t *check)
     sel = prepare(db, "SELECT count(*), sum(length(payload)), avg(id), "
                       "max(payload) FROM t");
     if (!sel)
-        goto out;
+        return workload_failed(db, NULL);
     if (sqlite3_step(sel) != SQLITE_ROW) {
         report(db, "aggregate", sqlite3_errcode(db));
-        goto out;
+        return workload_failed(db, sel);
     }
     int64_t count = sqlite3_column_int64(sel, 0);
     int64_t bytes = sqlite3_column_int64(sel, 1);
@@ -185,19 +170,11 @@ double run_aggregate(const char *path, const char *vfs, uint64_t *check)
         fprintf(stderr, "bench: aggregate: count %lld, expected %lld\n",
                 (long long)count, (long long)opt.sz.bulk_rows);
         failed = 1;
-        goto out;
+        return workload_failed(db, sel);
     }
     *check = (uint64_t)count * 1000003u + (uint64_t)bytes;
     if (opt.verbose)
         printf("  aggregate on %s: count=%lld bytes=%lld avg(id)=%.1f\n", vfs,
                (long long)count, (long long)bytes, sqlite3_column_double(sel, 2));
-    sqlite3_finalize(sel);
-    sel = NULL;
-    if (db_close(db) == 0)
-        t = now_s() - t0;
-    return t;
-out:
-    sqlite3_finalize(sel);
-    sqlite3_close(db);
-    return -1;
+    return workload_end(db, sel, t0);
 }

@@ -111,6 +111,41 @@ static void buffered_state(cow_store *st, struct mfile *wal, struct mfile *db)
     mf_write(db, 'f', 10, 9000);
 }
 
+/* A store on a new memdev (*DEV, *CTL; no background commits) holding
+ * buffered_state()'s two files, WAL "db-wal" and DB "db". */
+static cow_store *buffered_store(struct cow_dev **dev, struct memdev_ctl **ctl,
+                                 struct mfile *wal, struct mfile *db)
+{
+    cow_store *st = memdev_store(dev, ctl);
+    *wal = (struct mfile){.name = "db-wal"};
+    *db = (struct mfile){.name = "db"};
+    buffered_state(st, wal, db);
+    return st;
+}
+
+/* DST: a copy of the model SRC (its own data; free DST->data). */
+static void mf_copy(struct mfile *dst, const struct mfile *src)
+{
+    *dst = *src;
+    dst->data = malloc(src->size);
+    memcpy(dst->data, src->data, src->size);
+}
+
+/* The end of a test on buffered_store()'s files whose store went on: the
+ * crash image of DEV holds both as their models say, then the files and ST
+ * close (COW_OK) and the models are freed. */
+static void close_checked(cow_store *st, struct cow_dev *dev, struct mfile *wal,
+                          struct mfile *db)
+{
+    struct mfile v[2] = {*wal, *db};
+    check_reopened(dev, v, 2);
+    cow_file_close(wal->f);
+    cow_file_close(db->f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(wal->data);
+    free(db->data);
+}
+
 /*
  * A commit whose tree block write fails (an I/O error, or a full file
  * system under a sparse container) fails alone: both files keep every
@@ -140,13 +175,7 @@ static void commit_write_fails_alone(int fail_rc)
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     mf_check(&wal);
     mf_check(&db);
-    struct mfile v[2] = {wal, db};
-    check_reopened(dev, v, 2);
-    cow_file_close(wal.f);
-    cow_file_close(db.f);
-    ck_assert_int_eq(cow_store_close(st), COW_OK);
-    free(wal.data);
-    free(db.data);
+    close_checked(st, dev, &wal, &db);
 }
 
 START_TEST(abort_commit_eio_keeps_others)
@@ -171,9 +200,8 @@ START_TEST(abort_commit_partial_write_retried)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, &ctl);
-    struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
-    buffered_state(st, &wal, &db);
+    struct mfile wal, db;
+    cow_store *st = buffered_store(&dev, &ctl, &wal, &db);
     /* enough new tree blocks for several coalesced writes */
     size_t ndirty = 0;
     for (int i = 0; ndirty < 150; i++) {
@@ -197,13 +225,7 @@ START_TEST(abort_commit_partial_write_retried)
     cow_mutex_lock(&st->lock);
     ck_assert_int_eq(st->last_one_flush, 1);
     cow_mutex_unlock(&st->lock);
-    struct mfile v[2] = {wal, db};
-    check_reopened(dev, v, 2);
-    cow_file_close(wal.f);
-    cow_file_close(db.f);
-    ck_assert_int_eq(cow_store_close(st), COW_OK);
-    free(wal.data);
-    free(db.data);
+    close_checked(st, dev, &wal, &db);
 }
 END_TEST
 
@@ -216,9 +238,8 @@ START_TEST(abort_commit_no_room_keeps_others)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, &ctl);
-    struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
-    buffered_state(st, &wal, &db);
+    struct mfile wal, db;
+    cow_store *st = buffered_store(&dev, &ctl, &wal, &db);
     ck_assert_int_eq(cow_store_writeback(st), COW_OK);
     /* every metadata block in use but the commit's reserve: its
      * alloc_reserve must grow, which the device refuses */
@@ -250,13 +271,7 @@ START_TEST(abort_commit_no_room_keeps_others)
     mf_check(&db);
     ctl->fail_grow = 0;
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    struct mfile v[2] = {wal, db};
-    check_reopened(dev, v, 2);
-    cow_file_close(wal.f);
-    cow_file_close(db.f);
-    ck_assert_int_eq(cow_store_close(st), COW_OK);
-    free(wal.data);
-    free(db.data);
+    close_checked(st, dev, &wal, &db);
 }
 END_TEST
 
@@ -286,9 +301,8 @@ START_TEST(abort_tree_update_failure_stops_store)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, &ctl);
-    struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
-    buffered_state(st, &wal, &db);
+    struct mfile wal, db;
+    cow_store *st = buffered_store(&dev, &ctl, &wal, &db);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     size_t len;
     uint8_t *img = memdev_crash_image(dev, &len);
@@ -302,11 +316,9 @@ START_TEST(abort_tree_update_failure_stops_store)
     cow_store_set_commit_interval(st, 0);
     ck_assert_int_eq(cow_file_open(st, wal.name, 0, &wal.f), COW_OK);
     ck_assert_int_eq(cow_file_open(st, db.name, 0, &db.f), COW_OK);
-    struct mfile durable[2] = {wal, db};
-    durable[0].data = malloc(wal.size);
-    durable[1].data = malloc(db.size);
-    memcpy(durable[0].data, wal.data, wal.size);
-    memcpy(durable[1].data, db.data, db.size);
+    struct mfile durable[2];
+    mf_copy(&durable[0], &wal);
+    mf_copy(&durable[1], &db);
     /* whole blocks past the ends: nothing is read for them */
     mf_write(&wal, 'h', BLK, 3 * BLK); /* buffered in the WAL */
     mf_write(&db, 'i', BLK, 4 * BLK);
@@ -351,15 +363,12 @@ START_TEST(abort_flush_failure_stops_store)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, &ctl);
-    struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
-    buffered_state(st, &wal, &db);
+    struct mfile wal, db;
+    cow_store *st = buffered_store(&dev, &ctl, &wal, &db);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    struct mfile durable[2] = {wal, db};
-    durable[0].data = malloc(wal.size);
-    durable[1].data = malloc(db.size);
-    memcpy(durable[0].data, wal.data, wal.size);
-    memcpy(durable[1].data, db.data, db.size);
+    struct mfile durable[2];
+    mf_copy(&durable[0], &wal);
+    mf_copy(&durable[1], &db);
     /* 2,500 small files: more tree blocks than a one-flush commit lists */
     for (int i = 0; i < 2500; i++) {
         char name[32];
@@ -573,42 +582,12 @@ END_TEST
 /* ---- through SQLite: the cow VFS on an in-memory device ---- */
 
 /* The container of the SQLite tests: a memdev that outlives each store
- * opened on it (the proxy's close leaves it alone). */
+ * opened on it (sq_opener hands out a fwd_dev). */
 static struct {
     char *dir, *path;
     struct cow_dev *mem;
     struct memdev_ctl *ctl;
 } sq;
-
-struct proxy {
-    struct cow_dev dev;
-    struct cow_dev *under;
-};
-
-static int px_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
-{
-    return ((struct proxy *)d)->under->read(((struct proxy *)d)->under, buf, len, off);
-}
-static int px_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off)
-{
-    return ((struct proxy *)d)->under->write(((struct proxy *)d)->under, buf, len, off);
-}
-static int px_flush(struct cow_dev *d)
-{
-    return ((struct proxy *)d)->under->flush(((struct proxy *)d)->under);
-}
-static int px_size(struct cow_dev *d, uint64_t *size)
-{
-    return ((struct proxy *)d)->under->size(((struct proxy *)d)->under, size);
-}
-static int px_grow(struct cow_dev *d, uint64_t size)
-{
-    return ((struct proxy *)d)->under->grow(((struct proxy *)d)->under, size);
-}
-static void px_close(struct cow_dev *d)
-{
-    free(d);
-}
 
 /* bdev_file_open()'s test hook: sq.path is the memdev. */
 static int sq_opener(void *arg, const char *path, int flags, struct cow_dev **out, int *created)
@@ -619,17 +598,9 @@ static int sq_opener(void *arg, const char *path, int flags, struct cow_dev **ou
         return BDEV_TEST_DECLINE;
     uint64_t size = 0;
     sq.mem->size(sq.mem, &size);
-    struct proxy *p = calloc(1, sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    p->dev.read = px_read;
-    p->dev.write = px_write;
-    p->dev.flush = px_flush;
-    p->dev.size = px_size;
-    p->dev.grow = px_grow;
-    p->dev.close = px_close;
-    p->under = sq.mem;
+    *out = fwd_dev_new(sq.mem, NULL, NULL);
+    ck_assert_ptr_nonnull(*out);
     *created = size == 0;
-    *out = &p->dev;
     return COW_OK;
 }
 
@@ -774,6 +745,28 @@ static void sq_reopen_check(sqlite3 *a, sqlite3 *b, sqlite3_int64 rows, sqlite3_
 }
 
 /*
+ * sq_scene(JOURNAL_MODE) with the failure FAIL_RC armed on the last device
+ * write (a tree block write) that B's statement SQL will make: the count of
+ * its writes comes from a first run of the same scene without the failure.
+ */
+static void sq_scene_failing(const char *journal_mode, const char *sql, int fail_rc, sqlite3 **a,
+                             sqlite3 **b)
+{
+    sq_scene(journal_mode, a, b);
+    uint64_t w0 = sq.ctl->nwrite;
+    sq_exec(*b, sql);
+    long nwrites = (long)(sq.ctl->nwrite - w0); /* ..., tree blocks, superblock */
+    ck_assert_int_ge(nwrites, 2);
+    sqlite3_close(*b);
+    sqlite3_close(*a);
+    sq_teardown();
+
+    sq_scene(journal_mode, a, b);
+    sq.ctl->fail_rc = fail_rc;
+    sq.ctl->fail_write_at = nwrites - 1;
+}
+
+/*
  * Connection A's transaction is buffered when connection B's PRAGMA
  * cow_commit fails on the device (FAIL_RC on the last tree block write of
  * the commit, found by a first run without the failure).  B gets the
@@ -786,18 +779,7 @@ static void sq_reopen_check(sqlite3 *a, sqlite3 *b, sqlite3_int64 rows, sqlite3_
 static void sql_commit_fails(const char *journal_mode, int fail_rc, int sqlite_rc)
 {
     sqlite3 *a, *b;
-    sq_scene(journal_mode, &a, &b);
-    uint64_t w0 = sq.ctl->nwrite;
-    sq_exec(b, "PRAGMA cow_commit");
-    long nwrites = (long)(sq.ctl->nwrite - w0); /* ..., tree blocks, superblock */
-    ck_assert_int_ge(nwrites, 2);
-    sqlite3_close(b);
-    sqlite3_close(a);
-    sq_teardown();
-
-    sq_scene(journal_mode, &a, &b);
-    sq.ctl->fail_rc = fail_rc;
-    sq.ctl->fail_write_at = nwrites - 1;
+    sq_scene_failing(journal_mode, "PRAGMA cow_commit", fail_rc, &a, &b);
     int rc = sqlite3_exec(b, "PRAGMA cow_commit", NULL, NULL, NULL);
     ck_assert_int_eq(sq.ctl->fail_write_at, 0); /* the injected failure happened */
     ck_assert_msg(sqlite3_extended_errcode(b) == sqlite_rc, "cow_commit: %d (%d), expected %d",
@@ -809,27 +791,23 @@ static void sql_commit_fails(const char *journal_mode, int fail_rc, int sqlite_r
     sq_reopen_check(a, b, 400, SQ_SUM_ALL);
 }
 
-START_TEST(abort_sql_wal_eio)
-{
-    sql_commit_fails("wal", COW_EIO_WRITE, SQLITE_IOERR_WRITE);
-}
-END_TEST
+/* The journal modes and device failures of sql_commit_fails, and the
+ * SQLite error each must give. */
+static const struct {
+    const char *journal_mode;
+    int fail_rc, sqlite_rc;
+} sql_commit_cases[] = {
+    {"wal", COW_EIO_WRITE, SQLITE_IOERR_WRITE},    /* abort_sql_wal_eio */
+    {"wal", COW_ENOSPC, SQLITE_FULL},              /* abort_sql_wal_enospc */
+    {"delete", COW_EIO_WRITE, SQLITE_IOERR_WRITE}, /* abort_sql_delete_eio */
+    {"truncate", COW_ENOSPC, SQLITE_FULL},         /* abort_sql_truncate_enospc */
+};
+#define NSQL_COMMIT_CASES (sizeof sql_commit_cases / sizeof sql_commit_cases[0])
 
-START_TEST(abort_sql_wal_enospc)
+START_TEST(abort_sql_commit_fails)
 {
-    sql_commit_fails("wal", COW_ENOSPC, SQLITE_FULL);
-}
-END_TEST
-
-START_TEST(abort_sql_delete_eio)
-{
-    sql_commit_fails("delete", COW_EIO_WRITE, SQLITE_IOERR_WRITE);
-}
-END_TEST
-
-START_TEST(abort_sql_truncate_enospc)
-{
-    sql_commit_fails("truncate", COW_ENOSPC, SQLITE_FULL);
+    sql_commit_fails(sql_commit_cases[_i].journal_mode, sql_commit_cases[_i].fail_rc,
+                     sql_commit_cases[_i].sqlite_rc);
 }
 END_TEST
 
@@ -845,18 +823,7 @@ END_TEST
 static void sql_delete_fails(const char *journal_mode)
 {
     sqlite3 *a, *b;
-    sq_scene(journal_mode, &a, &b);
-    uint64_t w0 = sq.ctl->nwrite;
-    sq_exec(b, "PRAGMA cow_delete('s')");
-    long nwrites = (long)(sq.ctl->nwrite - w0);
-    ck_assert_int_ge(nwrites, 2);
-    sqlite3_close(b);
-    sqlite3_close(a);
-    sq_teardown();
-
-    sq_scene(journal_mode, &a, &b);
-    sq.ctl->fail_rc = COW_EIO_WRITE;
-    sq.ctl->fail_write_at = nwrites - 1;
+    sq_scene_failing(journal_mode, "PRAGMA cow_delete('s')", COW_EIO_WRITE, &a, &b);
     ck_assert_int_ne(sqlite3_exec(b, "PRAGMA cow_delete('s')", NULL, NULL, NULL), SQLITE_OK);
     ck_assert_int_eq(sq.ctl->fail_write_at, 0);
     ck_assert_int_eq(sqlite3_extended_errcode(b), SQLITE_IOERR_WRITE);
@@ -868,15 +835,12 @@ static void sql_delete_fails(const char *journal_mode)
     sq_reopen_check(a, b, 50, SQ_SUM_50);
 }
 
-START_TEST(abort_sql_delete_fails_wal)
-{
-    sql_delete_fails("wal");
-}
-END_TEST
+/* The journal modes of sql_delete_fails (abort_sql_delete_fails_wal, _truncate). */
+static const char *const sql_delete_modes[] = {"wal", "truncate"};
 
-START_TEST(abort_sql_delete_fails_truncate)
+START_TEST(abort_sql_delete_fails)
 {
-    sql_delete_fails("truncate");
+    sql_delete_fails(sql_delete_modes[_i]);
 }
 END_TEST
 
@@ -1065,9 +1029,8 @@ static void wait_hits(const char *name, unsigned long n)
 START_TEST(abort_commit_during_background_wait)
 {
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, NULL);
-    struct mfile wal = {.name = "db-wal"}, db = {.name = "db"};
-    buffered_state(st, &wal, &db);
+    struct mfile wal, db;
+    cow_store *st = buffered_store(&dev, NULL, &wal, &db);
     ck_assert_int_eq(cow_store_writeback(st), COW_OK); /* in the running transaction */
     mf_write(&db, 'y', BLK, 0); /* the one dirty page */
     /* an ordered extent in flight: its writer stopped before the write */
@@ -1098,13 +1061,7 @@ START_TEST(abort_commit_during_background_wait)
     mf_check(&db);
     mf_write(&db, 'z', 10, 0);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    struct mfile v[2] = {wal, db};
-    check_reopened(dev, v, 2);
-    cow_file_close(wal.f);
-    cow_file_close(db.f);
-    ck_assert_int_eq(cow_store_close(st), COW_OK);
-    free(wal.data);
-    free(db.data);
+    close_checked(st, dev, &wal, &db);
 }
 END_TEST
 
@@ -1122,12 +1079,9 @@ Suite *abort_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("sql");
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, abort_sql_wal_eio);
-    tcase_add_test(tc, abort_sql_wal_enospc);
-    tcase_add_test(tc, abort_sql_delete_eio);
-    tcase_add_test(tc, abort_sql_truncate_enospc);
-    tcase_add_test(tc, abort_sql_delete_fails_wal);
-    tcase_add_test(tc, abort_sql_delete_fails_truncate);
+    tcase_add_loop_test(tc, abort_sql_commit_fails, 0, NSQL_COMMIT_CASES);
+    tcase_add_loop_test(tc, abort_sql_delete_fails, 0,
+                        sizeof sql_delete_modes / sizeof sql_delete_modes[0]);
     suite_add_tcase(s, tc);
     tc = tcase_create("fulldisk");
     tcase_set_timeout(tc, 300);

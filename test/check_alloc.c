@@ -29,10 +29,8 @@ static uint64_t sum_used(cow_store *st)
 
 START_TEST(alloc_pinned_not_reused)
 {
-    struct memdev_ctl *ctl;
-    cow_store *st;
-    struct cow_dev *dev = memdev_new(&ctl);
-    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    struct cow_dev *dev;
+    cow_store *st = memdev_store_background(&dev, NULL, NULL, NULL);
     cow_mutex_lock(&st->lock);
     uint64_t a, got, b;
     uint64_t used0 = sum_used(st);
@@ -67,11 +65,9 @@ END_TEST
 START_TEST(alloc_grows_by_groups_and_enospc)
 {
     struct memdev_ctl *ctl;
-    cow_store *st;
-    struct cow_dev *dev = memdev_new(&ctl);
-    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    struct cow_dev *dev;
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_background(&dev, &ctl, "db", &f);
     size_t len = 3 * (size_t)COW_DEFAULT_BG_SIZE;
     uint8_t *buf = malloc(len);
     memset(buf, 0x5a, len);

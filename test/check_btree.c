@@ -203,10 +203,8 @@ END_TEST
 START_TEST(btree_max_items)
 {
     /* leaves full of the largest items still split and merge correctly */
-    struct memdev_ctl *ctl;
-    cow_store *st;
-    struct cow_dev *dev = memdev_new(&ctl);
-    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    struct cow_dev *dev;
+    cow_store *st = memdev_store_background(&dev, NULL, NULL, NULL);
     uint8_t big[COW_MAX_ITEM_DATA];
     memset(big, 0xab, sizeof big);
     cow_mutex_lock(&st->lock);

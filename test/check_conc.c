@@ -475,8 +475,7 @@ START_TEST(test_inject_committer)
 {
     cow_store *st;
     cow_file *f;
-    struct memdev_ctl *ctl;
-    struct cow_dev *dev = memdev_new(&ctl);
+    struct cow_dev *dev = memdev_new(NULL);
     struct flush_writer fw = {0};
     struct flush_cb cb;
     pthread_t wt;

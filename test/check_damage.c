@@ -75,6 +75,14 @@ static void expect_fsck_problem(const uint8_t *img, size_t len, const char *want
     free(report);
 }
 
+/* Damage both must see: the store refuses IMG (COW_ECORRUPT, its message
+ * naming WANT), and fsck reports a problem naming WANT. */
+static void expect_damage(const uint8_t *img, size_t len, const char *want)
+{
+    expect_corrupt(img, len, want);
+    expect_fsck_problem(img, len, want);
+}
+
 /* Expects IMG to open read-only at GEN, and, if WANT, db to read WANT. */
 static void expect_opens_at(const uint8_t *img, size_t len, uint64_t gen, const char *want)
 {
@@ -85,11 +93,8 @@ static void expect_opens_at(const uint8_t *img, size_t len, uint64_t gen, const 
     ck_assert_uint_eq(cow_store_generation(st), gen);
     if (want) {
         cow_file *f;
-        char buf[64] = {0};
-        size_t n;
         ck_assert_int_eq(cow_file_open(st, "db", 0, &f), COW_OK);
-        ck_assert_int_eq(cow_file_read(f, buf, strlen(want), 0, &n), COW_OK);
-        ck_assert_str_eq(buf, want);
+        file_expect_str(f, want);
         cow_file_close(f);
     }
     cow_store_close(st);
@@ -130,9 +135,17 @@ static uint64_t log_area(const uint8_t *img, int slot, int k)
     return get64(img + (size_t)slot * BLK + (k ? SB_LOG_AREA1 : SB_LOG_AREA0));
 }
 
-static void put_db(cow_file *f, const char *s)
+/* The first record of the log in use (the newest superblock's area). */
+static uint8_t *first_record(uint8_t *img)
 {
-    ck_assert_int_eq(cow_file_write(f, s, strlen(s), 0), COW_OK);
+    int s = newest_slot(img);
+    return img + log_area(img, s, s);
+}
+
+/* Recomputes the crc of the log record at R (over its LOG_NBLOCKS blocks). */
+static void record_recsum(uint8_t *r)
+{
+    put32(r + LOG_CSUM, crc32c(0, r + 4, (size_t)get32(r + LOG_NBLOCKS) * BLK - 4));
 }
 
 /*
@@ -143,15 +156,13 @@ static void put_db(cow_file *f, const char *s)
 static uint8_t *commit_then_record(int record, size_t *len, uint64_t *g)
 {
     struct cow_dev *dev;
-    struct memdev_ctl *ctl;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
-    put_db(f, "committed");
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
+    file_put_str(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     *g = cow_store_generation(st);
     if (record) {
-        put_db(f, "synced!!!");
+        file_put_str(f, "synced!!!");
         ck_assert_int_eq(cow_file_sync(f), COW_OK);
         ck_assert_uint_eq(cow_store_generation(st), *g); /* through the log */
     }
@@ -177,8 +188,7 @@ START_TEST(damage_commit_block_under_record)
     img[at + 100] ^= 0x10;
     char want[64];
     snprintf(want, sizeof want, "commit generation %llu was flushed", (unsigned long long)g);
-    expect_corrupt(img, len, want);
-    expect_fsck_problem(img, len, want);
+    expect_damage(img, len, want);
     free(img);
 
     /* the same damage with nothing written after the commit cannot be told
@@ -200,8 +210,7 @@ START_TEST(damage_superblock_under_record)
     img[(size_t)newest_slot(img) * BLK + SB_BYTES_USED] ^= 0x01;
     char want[64];
     snprintf(want, sizeof want, "commit generation %llu was flushed", (unsigned long long)g);
-    expect_corrupt(img, len, want);
-    expect_fsck_problem(img, len, want);
+    expect_damage(img, len, want);
     free(img);
 }
 END_TEST
@@ -213,23 +222,20 @@ END_TEST
 static uint8_t *two_records(size_t *len, uint64_t *g, uint64_t *area)
 {
     struct cow_dev *dev;
-    struct memdev_ctl *ctl;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
-    put_db(f, "committed");
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
+    file_put_str(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     *g = cow_store_generation(st);
-    put_db(f, "record 1!");
+    file_put_str(f, "record 1!");
     ck_assert_int_eq(cow_file_sync(f), COW_OK);
-    put_db(f, "record 2!");
+    file_put_str(f, "record 2!");
     ck_assert_int_eq(cow_file_sync(f), COW_OK);
     ck_assert_uint_eq(cow_store_generation(st), *g);
     uint8_t *img = memdev_crash_image(dev, len);
     cow_file_close(f);
     cow_store_close(st);
-    int s = newest_slot(img);
-    *area = log_area(img, s, s);
+    *area = (uint64_t)(first_record(img) - img);
     ck_assert_uint_eq(get64(img + *area + LOG_SEQ), 1);
     return img;
 }
@@ -253,16 +259,14 @@ START_TEST(damage_record_under_record)
     char want[96];
     snprintf(want, sizeof want, "log record 1 of generation %llu is damaged",
              (unsigned long long)g);
-    expect_corrupt(t, len, want);
-    expect_fsck_problem(t, len, want);
+    expect_damage(t, len, want);
 
     /* record 1's data: the first item is its extent's EXTENT_CSUM */
     memcpy(t, img, len);
     ck_assert_uint_eq(img[area + LOG_HEADER_SIZE + 8], COW_EXTENT_CSUM);
     uint64_t data = get64(img + area + LOG_HEADER_SIZE + 9);
     t[data] ^= 0x01;
-    expect_corrupt(t, len, want);
-    expect_fsck_problem(t, len, want);
+    expect_damage(t, len, want);
 
     /* record 2, the last flushed write: the state before it, no error */
     memcpy(t, img, len);
@@ -280,12 +284,10 @@ START_TEST(damage_record_that_does_not_parse)
     size_t len;
     uint64_t g;
     uint8_t *img = commit_then_record(1, &len, &g);
-    int s = newest_slot(img);
-    uint64_t area = log_area(img, s, s);
-    uint32_t nb = get32(img + area + LOG_NBLOCKS);
-    ck_assert_uint_eq(get64(img + area + LOG_SEQ), 1);
-    put32(img + area + LOG_NITEMS, get32(img + area + LOG_NITEMS) + 1000);
-    put32(img + area + LOG_CSUM, crc32c(0, img + area + 4, (size_t)nb * BLK - 4));
+    uint8_t *r = first_record(img);
+    ck_assert_uint_eq(get64(r + LOG_SEQ), 1);
+    put32(r + LOG_NITEMS, get32(r + LOG_NITEMS) + 1000);
+    record_recsum(r);
     expect_corrupt(img, len, "log record 1");
     expect_fsck_problem(img, len, "log record 1 of generation");
     expect_fsck_problem(img, len, "is whole but broken");
@@ -332,13 +334,11 @@ START_TEST(damage_record_fsck_rules)
         img = commit_then_record(1, &len, &g);
     } else { /* a record with two extents of db */
         struct cow_dev *dev;
-        struct memdev_ctl *ctl;
-        cow_store *st = memdev_store(&dev, &ctl);
         cow_file *f;
+        cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
         uint8_t blk[BLK];
         memset(blk, 'x', sizeof blk);
-        ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
-        put_db(f, "committed");
+        file_put_str(f, "committed");
         ck_assert_int_eq(cow_store_commit(st), COW_OK);
         ck_assert_int_eq(cow_file_write(f, blk, BLK, 0), COW_OK);
         ck_assert_int_eq(cow_file_write(f, blk, BLK, 8 * BLK), COW_OK);
@@ -347,8 +347,7 @@ START_TEST(damage_record_fsck_rules)
         cow_file_close(f);
         cow_store_close(st);
     }
-    int s = newest_slot(img);
-    uint8_t *r = img + log_area(img, s, s);
+    uint8_t *r = first_record(img);
     const char *want;
     struct cow_key k;
     if (_i == 0) {
@@ -382,9 +381,8 @@ START_TEST(damage_record_fsck_rules)
         put64(r + p + INODE_NBLOCKS, get64(r + p + INODE_NBLOCKS) ^ (1ull << 36));
         want = "blocks after replay";
     }
-    put32(r + LOG_CSUM, crc32c(0, r + 4, (size_t)get32(r + LOG_NBLOCKS) * BLK - 4));
-    expect_corrupt(img, len, want);
-    expect_fsck_problem(img, len, want);
+    record_recsum(r);
+    expect_damage(img, len, want);
     free(img);
 }
 END_TEST
@@ -402,8 +400,7 @@ START_TEST(damage_generation_raised_under_record)
     uint8_t *sb = img + (size_t)newest_slot(img) * BLK;
     put64(sb + SB_GENERATION, get64(sb + SB_GENERATION) + (1ull << 40));
     sb_recsum(sb);
-    expect_corrupt(img, len, "has the log_id of commit generation");
-    expect_fsck_problem(img, len, "has the log_id of commit generation");
+    expect_damage(img, len, "has the log_id of commit generation");
     free(img);
 }
 END_TEST
@@ -415,13 +412,11 @@ END_TEST
 START_TEST(damage_older_copy_generation_raised)
 {
     struct cow_dev *dev;
-    struct memdev_ctl *ctl;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
-    put_db(f, "commit 1");
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
+    file_put_str(f, "commit 1");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    put_db(f, "commit 2");
+    file_put_str(f, "commit 2");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint64_t g = cow_store_generation(st);
     size_t len;
@@ -433,8 +428,7 @@ START_TEST(damage_older_copy_generation_raised)
     ck_assert_uint_eq(get64(old + SB_GENERATION), g - 1);
     put64(old + SB_GENERATION, g + 1000);
     sb_recsum(old);
-    expect_corrupt(img, len, "one of them is damaged");
-    expect_fsck_problem(img, len, "one of them is damaged");
+    expect_damage(img, len, "one of them is damaged");
     free(img);
 }
 END_TEST
@@ -446,10 +440,8 @@ START_TEST(damage_record_of_missing_inode)
     size_t len;
     uint64_t g;
     uint8_t *img = commit_then_record(1, &len, &g);
-    int s = newest_slot(img);
-    uint64_t area = log_area(img, s, s);
-    uint8_t *r = img + area;
-    uint32_t nb = get32(r + LOG_NBLOCKS), changed = 0;
+    uint8_t *r = first_record(img);
+    uint32_t changed = 0;
     size_t pos = LOG_HEADER_SIZE;
     for (uint32_t i = 0; i < get32(r + LOG_NITEMS); i++) {
         if (r[pos + 8] != COW_EXTENT_CSUM) {
@@ -460,7 +452,7 @@ START_TEST(damage_record_of_missing_inode)
         pos += LOG_ITEM_HEADER + get16(r + pos + COW_KEY_SIZE);
     }
     ck_assert_uint_gt(changed, 0);
-    put32(r + LOG_CSUM, crc32c(0, r + 4, (size_t)nb * BLK - 4));
+    record_recsum(r);
     expect_corrupt(img, len, "inode 999");
     expect_fsck_problem(img, len, "inode 999 does not exist");
     free(img);
@@ -475,18 +467,16 @@ END_TEST
 START_TEST(damage_record_under_torn_commit)
 {
     struct cow_dev *dev;
-    struct memdev_ctl *ctl;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
-    put_db(f, "committed");
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
+    file_put_str(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint64_t g = cow_store_generation(st);
-    put_db(f, "record 1!");
+    file_put_str(f, "record 1!");
     ck_assert_int_eq(cow_file_sync(f), COW_OK);
     size_t alen, blen;
     uint8_t *a = memdev_crash_image(dev, &alen);
-    put_db(f, "commit 2!");
+    file_put_str(f, "commit 2!");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint8_t *b = memdev_crash_image(dev, &blen);
     cow_file_close(f);
@@ -513,8 +503,7 @@ START_TEST(damage_record_under_torn_commit)
     char want[96];
     snprintf(want, sizeof want, "log record 1 of generation %llu is damaged or missing",
              (unsigned long long)g);
-    expect_corrupt(b, blen, want);
-    expect_fsck_problem(b, blen, want);
+    expect_damage(b, blen, want);
     free(a);
     free(b);
 }
@@ -526,17 +515,15 @@ END_TEST
 START_TEST(damage_other_copy_lost_write)
 {
     struct cow_dev *dev;
-    struct memdev_ctl *ctl;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     uint8_t *img[4];
     size_t len[4];
     uint64_t gen[4];
     for (int i = 0; i < 4; i++) {
         char text[32];
         snprintf(text, sizeof text, "commit %d", i);
-        put_db(f, text);
+        file_put_str(f, text);
         ck_assert_int_eq(cow_store_commit(st), COW_OK);
         gen[i] = cow_store_generation(st);
         img[i] = memdev_crash_image(dev, &len[i]);
@@ -556,8 +543,7 @@ START_TEST(damage_other_copy_lost_write)
     char want[96];
     snprintf(want, sizeof want, "holds generation %llu, not generation %llu",
              (unsigned long long)gen[0], (unsigned long long)gen[2]);
-    expect_corrupt(b, len[3], want);
-    expect_fsck_problem(b, len[3], want);
+    expect_damage(b, len[3], want);
     for (int i = 0; i < 4; i++)
         free(img[i]);
 }
@@ -569,11 +555,9 @@ END_TEST
 START_TEST(damage_generation_out_of_range)
 {
     struct cow_dev *dev;
-    struct memdev_ctl *ctl;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
-    put_db(f, "committed");
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
+    file_put_str(f, "committed");
     cow_file_close(f);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     size_t len;
@@ -659,12 +643,10 @@ static void flip_ino(uint8_t *key, uint8_t *data, unsigned size)
 START_TEST(damage_dir_item_of_wal)
 {
     struct cow_dev *dev;
-    struct memdev_ctl *ctl;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f, *w;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     ck_assert_int_eq(cow_file_open(st, "db-wal", 1, &w), COW_OK);
-    put_db(f, "database");
+    file_put_str(f, "database");
     ck_assert_int_eq(cow_file_write(w, "wal frames", 10, 0), COW_OK);
     cow_file_close(f);
     cow_file_close(w);
@@ -737,11 +719,9 @@ START_TEST(crash_states_are_not_damage)
 {
     uint64_t rs = test_seed() ^ 0xda3a;
     struct cow_dev *dev;
-    struct memdev_ctl *ctl;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f, *w;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
-    put_db(f, "committed");
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
+    file_put_str(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     int tried = 0;
     uint8_t buf[3 * BLK];

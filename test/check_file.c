@@ -254,9 +254,8 @@ START_TEST(prealloc_reads_zeros_writes_in_place)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_file(&dev, &ctl, "db", &f);
     uint8_t a[8192], b[4096], r[65536];
     memset(a, 'a', sizeof a);
     memset(b, 'b', sizeof b);
@@ -606,12 +605,9 @@ END_TEST
 START_TEST(file_appends_model)
 {
     uint64_t rs = test_seed() ^ 0xa99e;
-    struct memdev_ctl *ctl;
-    struct cow_dev *dev = memdev_new(&ctl);
-    cow_store *st;
-    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    struct cow_dev *dev;
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db-wal", 1, &f), COW_OK);
+    cow_store *st = memdev_store_background(&dev, NULL, "db-wal", &f);
     struct fmodel m = {0};
     uint8_t buf[9000];
     for (int op = 0; op < 3000; op++) {
@@ -797,11 +793,9 @@ END_TEST
  * the end nothing is fetched. */
 START_TEST(fetch_pins_pages)
 {
-    struct cow_dev *dev = memdev_new(NULL);
-    cow_store *st;
-    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    struct cow_dev *dev;
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_background(&dev, NULL, "db", &f);
     uint8_t buf[3 * 4096];
     memset(buf, 'a', sizeof buf);
     ck_assert_int_eq(cow_file_write(f, buf, sizeof buf, 0), COW_OK);
@@ -1054,9 +1048,8 @@ START_TEST(subvol_ops_crash_atomic)
     test_fill(&rs, blob, SZ);
     /* the base: s0 holds blob, the live file differs from it */
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, NULL);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     ck_assert_int_eq(cow_file_write(f, blob, SZ, 0), COW_OK);
     fm_write(&m0, blob, SZ, 0);
     ck_assert_int_eq(cow_subvol_create(st, "s0", COW_SUBVOL_SNAPSHOT, NULL), COW_OK);

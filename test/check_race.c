@@ -47,15 +47,6 @@ static int wait_done_or_hit(atomic_int *done, const char *name)
     return 0;
 }
 
-static cow_store *open_mem(struct cow_dev **dev)
-{
-    cow_store *st;
-    *dev = memdev_new(NULL);
-    ck_assert_int_eq(cow_store_open_dev("mem", *dev, 0, 1, &st), COW_OK);
-    cow_store_set_commit_interval(st, 0);
-    return st;
-}
-
 static void fill(cow_file *f, int c, uint64_t off, size_t len)
 {
     uint8_t *b = malloc(len);
@@ -129,9 +120,8 @@ static void *do_fetch(void *arg)
 START_TEST(race_fsync_waits_for_ordered_extent)
 {
     struct cow_dev *dev;
-    cow_store *st = open_mem(&dev);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     fill(f, 'A', 0, 8 * BLK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     fill(f, 'B', 0, 4 * BLK);
@@ -188,9 +178,8 @@ END_TEST
 START_TEST(race_truncate_vs_fetch)
 {
     struct cow_dev *dev;
-    cow_store *st = open_mem(&dev);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     fill(f, 'X', 0, 2 * BLK);
     ck_assert_int_eq(cow_file_sync(f), COW_OK); /* extents, no cached pages left */
 
@@ -239,9 +228,8 @@ END_TEST
 START_TEST(race_reservation_travels_with_call)
 {
     struct cow_dev *dev;
-    cow_store *st = open_mem(&dev);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     fill(f, 'P', 0, 2 * BLK);
 
     ck_assert_int_eq(cow_inject_arm("writeback:before_io", 0, 0, 1), 0);

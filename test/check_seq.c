@@ -34,42 +34,12 @@
 #include "cowvfs.h"
 #include "store.h"
 #include "testutil.h"
+#include "vfsutil.h"
 
 /* ---- the container on a memdev ---- */
 
 static struct cow_dev *gMem;    /* the memdev of the container at gPath */
 static char gPath[1024];
-
-/* A device forwarding to gMem whose close leaves gMem alive. */
-static int fw_read(struct cow_dev *d, void *b, size_t n, uint64_t o)
-{
-    (void)d;
-    return gMem->read(gMem, b, n, o);
-}
-static int fw_write(struct cow_dev *d, const void *b, size_t n, uint64_t o)
-{
-    (void)d;
-    return gMem->write(gMem, b, n, o);
-}
-static int fw_flush(struct cow_dev *d)
-{
-    (void)d;
-    return gMem->flush(gMem);
-}
-static int fw_size(struct cow_dev *d, uint64_t *s)
-{
-    (void)d;
-    return gMem->size(gMem, s);
-}
-static int fw_grow(struct cow_dev *d, uint64_t s)
-{
-    (void)d;
-    return gMem->grow(gMem, s);
-}
-static void fw_close(struct cow_dev *d)
-{
-    free(d);
-}
 
 static int seq_opener(void *arg, const char *path, int flags, struct cow_dev **out, int *created)
 {
@@ -77,16 +47,9 @@ static int seq_opener(void *arg, const char *path, int flags, struct cow_dev **o
     (void)flags;
     if (strcmp(path, gPath) != 0)
         return BDEV_TEST_DECLINE;
-    struct cow_dev *d = calloc(1, sizeof *d);
-    ck_assert_ptr_nonnull(d);
-    d->read = fw_read;
-    d->write = fw_write;
-    d->flush = fw_flush;
-    d->size = fw_size;
-    d->grow = fw_grow;
-    d->close = fw_close;
+    *out = fwd_dev_new(gMem, NULL, NULL); /* its close leaves gMem alive */
+    ck_assert_ptr_nonnull(*out);
     *created = 0;
-    *out = d;
     return COW_OK;
 }
 
@@ -226,11 +189,7 @@ static int spyFullPathname(sqlite3_vfs *v, const char *z, int n, char *o)
 static void spy_register(void)
 {
     cowvfs_register(0);
-    gCow = sqlite3_vfs_find("cow");
-    ck_assert_ptr_nonnull(gCow);
-    gSpyVfs = *gCow;
-    gSpyVfs.zName = "seqspy";
-    gSpyVfs.pNext = NULL;
+    gCow = vfs_derive(&gSpyVfs, "cow", "seqspy");
     gSpyVfs.szOsFile = (int)sizeof(SpyFile) + gCow->szOsFile;
     gSpyVfs.xOpen = spyOpen;
     gSpyVfs.xDelete = spyDelete;
@@ -260,6 +219,16 @@ static sqlite3_int64 count_rows(sqlite3 *db, const char *where)
     sqlite3_int64 n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return n;
+}
+
+/* Checks that table t of DB (make_db50's) kept none of the killed
+ * transaction's changes and all its 50 rows, then closes DB.  The failure
+ * message is "MODE: KEPT". */
+static void expect_rolled_back(sqlite3 *db, const char *mode, const char *kept)
+{
+    ck_assert_msg(count_rows(db, "x>1000") == 0, "%s: %s", mode, kept);
+    ck_assert_int_eq(count_rows(db, "x<=50"), 50);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
 }
 
 /* Reads store file NAME of the container at PATH into *BUF (malloc()ed);
@@ -407,23 +376,41 @@ static void make_db50(const char *path, const char *zVfs, const char *jm)
     ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
 }
 
-/* The child: a transaction over cow database A and unix database B,
- * killed when it deletes the super-journal (its commit point): both
- * databases are written and synced, both journals hot and naming it. */
-static void commit_and_die(const char *a, const char *b, const char *jm)
+/*
+ * Runs, in a child process, one transaction over main database MAIN
+ * (opened through MAIN_VFS) and AUX (attached through AUX_VFS), both in
+ * journal mode JM with synchronous=FULL: both databases are written and
+ * synced, both journals hot and naming the super-journal, and the child is
+ * SIGKILLed when it deletes the super-journal, its commit point ("seqspy"
+ * kills it when gDieOnSuperDelete is set, "unixdie" always).  Fails the
+ * test unless the child died so.
+ */
+static void commit_killed(const char *main, const char *main_vfs, const char *aux,
+                          const char *aux_vfs, const char *jm)
 {
-    sqlite3 *db = NULL;
-    char *sql = sqlite3_mprintf("ATTACH 'file:%s?vfs=unix' AS aux; PRAGMA main.journal_mode=%s;"
-                                "PRAGMA aux.journal_mode=%s; PRAGMA main.synchronous=FULL;"
-                                "PRAGMA aux.synchronous=FULL",
-                                b, jm, jm);
-    gDieOnSuperDelete = 1;
-    if (sqlite3_open_v2(a, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, "seqspy") != SQLITE_OK ||
-        sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_exec(db, "BEGIN; UPDATE main.t SET x=x+1000; UPDATE aux.t SET x=x+1000; COMMIT",
-                     NULL, NULL, NULL) != SQLITE_OK)
-        _exit(4);
-    _exit(5); /* committed without deleting a super-journal? */
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        sqlite3 *db = NULL;
+        char *sql = sqlite3_mprintf("ATTACH 'file:%s?vfs=%s' AS aux; PRAGMA main.journal_mode=%s;"
+                                    "PRAGMA aux.journal_mode=%s; PRAGMA main.synchronous=FULL;"
+                                    "PRAGMA aux.synchronous=FULL",
+                                    aux, aux_vfs, jm, jm);
+        gDieOnSuperDelete = 1;
+        if (sqlite3_open_v2(main, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, main_vfs) !=
+                SQLITE_OK ||
+            sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK ||
+            sqlite3_exec(db,
+                         "BEGIN; UPDATE main.t SET x=x+1000; UPDATE aux.t SET x=x+1000; COMMIT",
+                         NULL, NULL, NULL) != SQLITE_OK)
+            _exit(4);
+        _exit(5); /* committed without deleting a super-journal? */
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                  "%s: the child was not killed at the super-journal's deletion (status %d)", jm,
+                  status);
 }
 
 /*
@@ -449,16 +436,7 @@ START_TEST(test_super_journal_unix_child)
             char *a = sqlite3_mprintf("%s/a.db", dir), *b = sqlite3_mprintf("%s/b.db", dir);
             make_db50(a, "cow", modes[m]);
             make_db50(b, "unix", modes[m]);
-            pid_t pid = fork();
-            ck_assert_int_ge(pid, 0);
-            if (pid == 0)
-                commit_and_die(a, b, modes[m]);
-            int status = 0;
-            ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-            ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-                          "%s: the child was not killed at the super-journal's deletion "
-                          "(status %d)",
-                          modes[m], status);
+            commit_killed(a, "seqspy", b, "unix", modes[m]);
             sqlite3 *db = NULL;
             ck_assert_int_eq(
                 sqlite3_open_v2(a, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, "cow"), SQLITE_OK);
@@ -471,19 +449,13 @@ START_TEST(test_super_journal_unix_child)
                  * journal through the default VFS) */
                 ck_assert_int_eq(sqlite3_exec(db, "SELECT 1 FROM aux.t", 0, 0, 0), SQLITE_OK);
             }
-            ck_assert_msg(count_rows(db, "x>1000") == 0,
-                          "%s: the cow database kept the transaction after a crash before its "
-                          "commit point",
-                          modes[m]);
-            ck_assert_int_eq(count_rows(db, "x<=50"), 50);
-            ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+            expect_rolled_back(db, modes[m],
+                               "the cow database kept the transaction after a crash before "
+                               "its commit point");
             ck_assert_int_eq(sqlite3_open_v2(b, &db, SQLITE_OPEN_READWRITE, "unix"), SQLITE_OK);
-            ck_assert_msg(count_rows(db, "x>1000") == 0,
-                          "%s: the unix database kept the transaction that the cow database "
-                          "rolled back",
-                          modes[m]);
-            ck_assert_int_eq(count_rows(db, "x<=50"), 50);
-            ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+            expect_rolled_back(db, modes[m],
+                               "the unix database kept the transaction that the cow database "
+                               "rolled back");
             ck_assert_int_eq(count_prefix(dir, "a.db-mj"), 0); /* recovery deleted it */
             test_fsck_clean(a);
             sqlite3_free(a);
@@ -510,24 +482,6 @@ static int dieDelete(sqlite3_vfs *v, const char *z, int d)
     return gUnix->xDelete(gUnix, z, d);
 }
 
-/* The child: a transaction over unix main database B and cow database A
- * (attached as aux), killed at the super-journal's deletion.  Before
- * that, A's journal mirror must be beside A (vfs/vfs_mirror.c). */
-static void unix_main_commit_and_die(const char *a, const char *b, const char *jm)
-{
-    sqlite3 *db = NULL;
-    char *sql = sqlite3_mprintf("ATTACH 'file:%s?vfs=cow' AS aux; PRAGMA main.journal_mode=%s;"
-                                "PRAGMA aux.journal_mode=%s; PRAGMA main.synchronous=FULL;"
-                                "PRAGMA aux.synchronous=FULL",
-                                a, jm, jm);
-    if (sqlite3_open_v2(b, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, "unixdie") != SQLITE_OK ||
-        sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_exec(db, "BEGIN; UPDATE main.t SET x=x+1000; UPDATE aux.t SET x=x+1000; COMMIT",
-                     NULL, NULL, NULL) != SQLITE_OK)
-        _exit(4);
-    _exit(5); /* committed without deleting a super-journal? */
-}
-
 /*
  * Issue 12's own reproduction: a unix main database and a cow database
  * attached to it, the process killed at the super-journal's deletion (both
@@ -548,11 +502,7 @@ START_TEST(test_super_journal_unix_main)
 {
     static const char *const modes[] = {"DELETE", "TRUNCATE", "PERSIST"};
     cowvfs_register(0);
-    gUnix = sqlite3_vfs_find("unix");
-    ck_assert_ptr_nonnull(gUnix);
-    gDieVfs = *gUnix;
-    gDieVfs.zName = "unixdie";
-    gDieVfs.pNext = NULL;
+    gUnix = vfs_derive(&gDieVfs, "unix", "unixdie");
     gDieVfs.xDelete = dieDelete;
     ck_assert_int_eq(sqlite3_vfs_register(&gDieVfs, 0), SQLITE_OK);
     for (int m = 0; m < 3; m++) {
@@ -561,15 +511,8 @@ START_TEST(test_super_journal_unix_main)
         char *mirror = sqlite3_mprintf("%s-journal", a);
         make_db50(a, "cow", modes[m]);
         make_db50(b, "unix", modes[m]);
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0)
-            unix_main_commit_and_die(a, b, modes[m]);
-        int status = 0;
-        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-        ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-                      "%s: the child was not killed at the super-journal's deletion (status %d)",
-                      modes[m], status);
+        /* before the crash, A's journal mirror must be beside A (vfs/vfs_mirror.c) */
+        commit_killed(b, "unixdie", a, "cow", modes[m]);
         ck_assert_msg(access(mirror, F_OK) == 0,
                       "%s: no journal mirror beside the container at the crash", modes[m]);
         ck_assert_int_eq(count_prefix(dir, "b.db-mj"), 1);

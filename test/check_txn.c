@@ -23,13 +23,10 @@
 START_TEST(txn_crash_gives_last_commit)
 {
     uint64_t rs = test_seed() ^ 0x7a7a;
-    struct memdev_ctl *ctl;
-    struct cow_dev *dev = memdev_new(&ctl);
-    cow_store *st;
-    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
-    struct fmodel live = {0}, committed = {0};
+    struct cow_dev *dev;
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_background(&dev, NULL, "db", &f);
+    struct fmodel live = {0}, committed = {0};
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint8_t buf[70000];
     for (int round = 0; round < 40; round++) {
@@ -77,39 +74,41 @@ START_TEST(txn_crash_gives_last_commit)
 }
 END_TEST
 
+/* Opens a copy of the torn image IMG (LEN bytes) read-only: it must open at
+ * generation GEN, with its file "db" starting with the string WANT. */
+static void expect_torn_opens_at(const uint8_t *img, size_t len, uint64_t gen, const char *want)
+{
+    cow_store *s2;
+    ck_assert_int_eq(cow_store_open_dev("torn", memdev_from_image(img, len, NULL),
+                                        COW_OPEN_READONLY, 0, &s2),
+                     COW_OK);
+    ck_assert_uint_eq(cow_store_generation(s2), gen);
+    cow_file *f2;
+    ck_assert_int_eq(cow_file_open(s2, "db", 0, &f2), COW_OK);
+    file_expect_str(f2, want);
+    cow_file_close(f2);
+    cow_store_close(s2);
+}
+
 START_TEST(txn_torn_superblock_falls_back)
 {
-    struct memdev_ctl *ctl;
-    struct cow_dev *dev = memdev_new(&ctl);
-    cow_store *st;
-    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    struct cow_dev *dev;
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
-    ck_assert_int_eq(cow_file_write(f, "first", 5, 0), COW_OK);
+    cow_store *st = memdev_store_background(&dev, NULL, "db", &f);
+    file_put_str(f, "first");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint64_t g = cow_store_generation(st);
-    ck_assert_int_eq(cow_file_write(f, "second", 6, 0), COW_OK);
+    file_put_str(f, "second");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     size_t ilen;
     uint8_t *img = memdev_crash_image(dev, &ilen);
     /* tear the newest superblock copy: open must use the older one */
     img[((g + 1) % 2) * COW_BLOCK_SIZE + 100] ^= 0xff;
-    cow_store *st2;
-    ck_assert_int_eq(cow_store_open_dev("torn", memdev_from_image(img, ilen, NULL),
-                                        COW_OPEN_READONLY, 0, &st2),
-                     COW_OK);
-    ck_assert_uint_eq(cow_store_generation(st2), g);
-    cow_file *f2;
-    char buf[8] = {0};
-    size_t n;
-    ck_assert_int_eq(cow_file_open(st2, "db", 0, &f2), COW_OK);
-    ck_assert_int_eq(cow_file_read(f2, buf, 5, 0, &n), COW_OK);
-    ck_assert_str_eq(buf, "first");
-    cow_file_close(f2);
-    cow_store_close(st2);
+    expect_torn_opens_at(img, ilen, g, "first");
     test_fsck_image(img, ilen); /* a torn newest copy is legal */
     /* both copies torn: corrupt, not "not a container" */
     img[(g % 2) * COW_BLOCK_SIZE + 100] ^= 0xff;
+    cow_store *st2;
     ck_assert_int_eq(cow_store_open_dev("torn2", memdev_from_image(img, ilen, NULL),
                                         COW_OPEN_READONLY, 0, &st2),
                      COW_ECORRUPT);
@@ -122,33 +121,25 @@ END_TEST
 START_TEST(txn_failed_write_keeps_transaction)
 {
     struct memdev_ctl *ctl;
-    struct cow_dev *dev = memdev_new(&ctl);
-    cow_store *st;
-    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    struct cow_dev *dev;
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
-    ck_assert_int_eq(cow_file_write(f, "committed", 9, 0), COW_OK);
+    cow_store *st = memdev_store_background(&dev, &ctl, "db", &f);
+    file_put_str(f, "committed");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    ck_assert_int_eq(cow_file_write(f, "lost-data", 9, 0), COW_OK);
+    file_put_str(f, "lost-data");
     /* a failed writeback keeps the data buffered: nothing is lost */
     ctl->fail_writes_after = 1;
     ck_assert_int_eq(cow_store_writeback(st), COW_EIO_WRITE);
     ctl->fail_writes_after = 0;
-    char wb[16] = {0};
-    size_t wn;
-    ck_assert_int_eq(cow_file_read(f, wb, 9, 0, &wn), COW_OK);
-    ck_assert_str_eq(wb, "lost-data");
+    file_expect_str(f, "lost-data");
     ck_assert_int_eq(cow_store_writeback(st), COW_OK);
     ctl->fail_writes_after = 1; /* the commit's tree block write fails */
     ck_assert_int_eq(cow_store_commit(st), COW_EIO_WRITE);
     ctl->fail_writes_after = 0;
     /* that commit failed alone: the write stays, and the store still works */
-    char buf[16] = {0};
-    size_t n;
-    ck_assert_int_eq(cow_file_read(f, buf, 9, 0, &n), COW_OK);
-    ck_assert_str_eq(buf, "lost-data");
+    file_expect_str(f, "lost-data");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    ck_assert_int_eq(cow_file_write(f, "next-txn!", 9, 0), COW_OK);
+    file_put_str(f, "next-txn!");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     size_t ilen;
     uint8_t *img = memdev_crash_image(dev, &ilen);
@@ -162,18 +153,16 @@ END_TEST
 START_TEST(txn_torn_one_flush_commit)
 {
     struct memdev_ctl *ctl;
-    struct cow_dev *dev = memdev_new(&ctl);
-    cow_store *st;
-    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    struct cow_dev *dev;
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
-    ck_assert_int_eq(cow_file_write(f, "old state", 9, 0), COW_OK);
+    cow_store *st = memdev_store_background(&dev, &ctl, "db", &f);
+    file_put_str(f, "old state");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint64_t g = cow_store_generation(st);
     size_t alen, blen;
     uint8_t *a = memdev_crash_image(dev, &alen);
     uint64_t flushes = ctl->nflush;
-    ck_assert_int_eq(cow_file_write(f, "new state", 9, 0), COW_OK);
+    file_put_str(f, "new state");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     ck_assert_uint_eq(ctl->nflush - flushes, 1); /* a small commit flushes once */
     uint8_t *b = memdev_crash_image(dev, &blen);
@@ -193,19 +182,7 @@ START_TEST(txn_torn_one_flush_commit)
             memcpy(t + at, a + at, len); /* the old bytes are still there */
         else
             memset(t + at, 0, len);
-        cow_store *s2;
-        ck_assert_int_eq(cow_store_open_dev("torn", memdev_from_image(t, blen, NULL),
-                                            COW_OPEN_READONLY, 0, &s2),
-                         COW_OK);
-        ck_assert_uint_eq(cow_store_generation(s2), g);
-        cow_file *f2;
-        char buf[10] = {0};
-        size_t n;
-        ck_assert_int_eq(cow_file_open(s2, "db", 0, &f2), COW_OK);
-        ck_assert_int_eq(cow_file_read(f2, buf, 9, 0, &n), COW_OK);
-        ck_assert_str_eq(buf, "old state");
-        cow_file_close(f2);
-        cow_store_close(s2);
+        expect_torn_opens_at(t, blen, g, "old state");
         test_fsck_image(t, blen);
         free(t);
     }
@@ -237,9 +214,8 @@ END_TEST
 START_TEST(txn_lost_grow_falls_back)
 {
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, NULL);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     uint8_t *data = malloc(64 << 10);
     uint64_t rs = 7;
     int grows = 0;
@@ -306,11 +282,9 @@ START_TEST(txn_persist_crashes)
 {
     uint64_t rs = test_seed() ^ 0x5c5c;
     struct memdev_ctl *ctl;
-    struct cow_dev *dev = memdev_new(&ctl);
-    cow_store *st;
-    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
+    struct cow_dev *dev;
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_background(&dev, &ctl, "db", &f);
     enum { SZ = 200000 };
     uint8_t *flushed = calloc(SZ, 1), *live = calloc(SZ, 1);
     for (int round = 0; round < 12; round++) {
@@ -563,9 +537,8 @@ START_TEST(log_abort_keeps_synced_data)
 {
     struct memdev_ctl *ctl;
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, &ctl);
     cow_file *f;
-    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    cow_store *st = memdev_store_file(&dev, &ctl, "db", &f);
     struct fmodel m = {0};
     uint8_t buf[9000];
     memset(buf, '0', sizeof buf);

@@ -191,51 +191,14 @@ static void expect_fsck_clean(const uint8_t *img, size_t len, uint32_t version, 
     free(report);
 }
 
-/* A device that forwards to a memdev but does not close it, so the test
- * can look at the memdev (its images, its pending writes) after the store
- * that used it is gone. */
-struct keep_dev {
-    struct cow_dev dev;
-    struct cow_dev *in;
-};
-
-static int kd_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
-{
-    return ((struct keep_dev *)d)->in->read(((struct keep_dev *)d)->in, buf, len, off);
-}
-static int kd_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off)
-{
-    return ((struct keep_dev *)d)->in->write(((struct keep_dev *)d)->in, buf, len, off);
-}
-static int kd_flush(struct cow_dev *d)
-{
-    return ((struct keep_dev *)d)->in->flush(((struct keep_dev *)d)->in);
-}
-static int kd_size(struct cow_dev *d, uint64_t *size)
-{
-    return ((struct keep_dev *)d)->in->size(((struct keep_dev *)d)->in, size);
-}
-static int kd_grow(struct cow_dev *d, uint64_t size)
-{
-    return ((struct keep_dev *)d)->in->grow(((struct keep_dev *)d)->in, size);
-}
-static void kd_close(struct cow_dev *d)
-{
-    free(d); /* the memdev stays */
-}
-
+/* A device that forwards to the memdev IN but does not close it, so the
+ * test can look at the memdev (its images, its pending writes) after the
+ * store that used it is gone. */
 static struct cow_dev *keep_dev(struct cow_dev *in)
 {
-    struct keep_dev *k = calloc(1, sizeof *k);
-    ck_assert_ptr_nonnull(k);
-    k->in = in;
-    k->dev.read = kd_read;
-    k->dev.write = kd_write;
-    k->dev.flush = kd_flush;
-    k->dev.size = kd_size;
-    k->dev.grow = kd_grow;
-    k->dev.close = kd_close;
-    return &k->dev;
+    struct cow_dev *d = fwd_dev_new(in, NULL, NULL);
+    ck_assert_ptr_nonnull(d);
+    return d;
 }
 
 /* Opens IMG (a copy of it) with FLAGS; fails the test with the error. */

@@ -24,16 +24,6 @@
 #define CHUNK (256u * 1024)
 #define MAX_TREES 16
 
-static cow_store *open_mem(struct cow_dev **devp)
-{
-    cow_store *st;
-    struct cow_dev *dev = memdev_new(NULL);
-    ck_assert_int_eq(cow_store_open_dev("mem", dev, 0, 1, &st), COW_OK);
-    cow_store_set_commit_interval(st, 0);
-    *devp = dev;
-    return st;
-}
-
 static struct cow_subvol_usage usage_of(cow_store *st, const char *name)
 {
     struct cow_subvol_usage u;
@@ -288,7 +278,7 @@ static uint64_t pending_refs(cow_store *st)
 START_TEST(usage_snapshot_then_overwrite)
 {
     struct cow_dev *dev;
-    cow_store *st = open_mem(&dev);
+    cow_store *st = memdev_store(&dev, NULL);
     uint64_t rs = test_seed() ^ 0x05a9e;
     for (unsigned k = 0; k < 8; k++)
         write_chunk(st, NULL, "db", k, &rs);
@@ -366,7 +356,7 @@ static void write_scattered(cow_store *st, const char *name, unsigned n, uint64_
 START_TEST(usage_deep_tree)
 {
     struct cow_dev *dev;
-    cow_store *st = open_mem(&dev);
+    cow_store *st = memdev_store(&dev, NULL);
     uint64_t rs = test_seed() ^ 0xdee9;
     enum { N = 9000, REWRITE = 5 };
     write_scattered(st, "db", N, &rs);
@@ -416,7 +406,7 @@ END_TEST
 START_TEST(usage_uncommitted)
 {
     struct cow_dev *dev;
-    cow_store *st = open_mem(&dev);
+    cow_store *st = memdev_store(&dev, NULL);
     uint64_t rs = test_seed() ^ 0x0c0117;
     for (unsigned k = 0; k < 4; k++)
         write_chunk(st, NULL, "db", k, &rs);
@@ -467,7 +457,7 @@ END_TEST
 START_TEST(usage_chain_and_errors)
 {
     struct cow_dev *dev;
-    cow_store *st = open_mem(&dev);
+    cow_store *st = memdev_store(&dev, NULL);
     uint64_t rs = test_seed() ^ 0xc4a1;
     for (unsigned k = 0; k < 4; k++)
         write_chunk(st, NULL, "db", k, &rs);
@@ -540,7 +530,7 @@ END_TEST
 START_TEST(usage_random)
 {
     struct cow_dev *dev;
-    cow_store *st = open_mem(&dev);
+    cow_store *st = memdev_store(&dev, NULL);
     uint64_t rs = test_seed() ^ 0x3a4d0;
     const char *files[] = {"f0", "f1", "f2"};
     unsigned made = 0;

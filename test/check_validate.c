@@ -77,6 +77,7 @@ static void leaf_encode(uint8_t *b, const struct titem *v, unsigned n)
 /* The first leaf item of tree R with type TYPE (and OBJECTID / OFFSET
  * unless ANY): its block address and slot. */
 #define ANY UINT64_MAX
+#define INO 1 /* an objectid in find requests: the inode of "f" */
 struct find {
     uint8_t type;
     uint64_t objectid, offset;
@@ -261,6 +262,51 @@ static char *fmt_u64(char *buf, uint64_t v)
     return buf;
 }
 
+/* A closed container's image and the tree block a test patches in it. */
+struct patched {
+    uint8_t *img;   /* the image (the test frees it) */
+    size_t len;     /* its length in bytes */
+    struct find at; /* the item found (reg_patched), or zeros */
+    uint8_t *block; /* the block to patch: img + its bytenr */
+    char addr[32];  /* that bytenr as text: what a message about it names */
+};
+
+/* The trees by the numbers reg_patched() and field_case.tree take. */
+enum { FS_TREE, ROOT_TREE, EXTENT_TREE, CSUM_TREE };
+
+/* A make_reg() container, closed, with the leaf holding its item (TYPE,
+ * OBJECTID, OFFSET: a value or ANY; OBJECTID INO: the inode of "f") in
+ * tree TREE (FS_TREE...). */
+static struct patched reg_patched(int tree, uint8_t type, uint64_t objectid, uint64_t offset)
+{
+    struct patched p;
+    struct box b = make_reg();
+    struct cow_root *trees[] = {&b.st->fs_tree, &b.st->root_tree, &b.st->extent_tree,
+                                &b.st->csum_tree};
+    p.at = find_item(b.st, trees[tree], type, objectid == INO ? b.f->inode->ino : objectid,
+                     offset);
+    fmt_u64(p.addr, p.at.bytenr);
+    p.img = box_image(&b, &p.len);
+    p.block = p.img + p.at.bytenr;
+    return p;
+}
+
+/* Recomputes the checksum of P's patched block, expects reading "f" in the
+ * image to fail with COW_ECORRUPT and a message naming the block and WANT,
+ * and frees the image. */
+static void expect_block_corrupt(struct patched *p, const char *want)
+{
+    block_crc(p->block);
+    expect_corrupt(p->img, p->len, READ_ALL, p->addr, want, NULL);
+    free(p->img);
+}
+
+/* reg_patched() at "f"'s first EXTENT_DATA item (file offset 0). */
+static struct patched reg_patched_extent(void)
+{
+    return reg_patched(FS_TREE, COW_EXTENT_DATA, INO, 0);
+}
+
 /* ---- the three 1 KiB stack buffers (issue 12 part 3) ---- */
 
 /*
@@ -305,35 +351,25 @@ static uint8_t *patch_oversized_extent(struct box *b, size_t *len, char *fe_bloc
     return img;
 }
 
-START_TEST(oversized_extent_read)
-{
-    struct box b = make_reg();
-    size_t len;
-    char blk[32];
-    uint8_t *img = patch_oversized_extent(&b, &len, blk);
-    expect_corrupt(img, len, READ_ALL, "block ", NULL);
-    free(img);
-}
-END_TEST
+/* Each stack buffer's path: reading a REG extent, writing into a
+ * PREALLOC one, logging a REG one. */
+static const struct {
+    struct box (*make)(void);
+    enum action action;
+} oversized_cases[] = {
+    {make_reg, READ_ALL},       /* oversized_extent_read */
+    {make_prealloc, WRITE_SYNC}, /* oversized_extent_prealloc_write */
+    {make_reg, LOG_ALL},        /* oversized_extent_log_record */
+};
+#define NOVERSIZED_CASES (sizeof oversized_cases / sizeof oversized_cases[0])
 
-START_TEST(oversized_extent_prealloc_write)
+START_TEST(oversized_extent)
 {
-    struct box b = make_prealloc();
+    struct box b = oversized_cases[_i].make();
     size_t len;
     char blk[32];
     uint8_t *img = patch_oversized_extent(&b, &len, blk);
-    expect_corrupt(img, len, WRITE_SYNC, "block ", NULL);
-    free(img);
-}
-END_TEST
-
-START_TEST(oversized_extent_log_record)
-{
-    struct box b = make_reg();
-    size_t len;
-    char blk[32];
-    uint8_t *img = patch_oversized_extent(&b, &len, blk);
-    expect_corrupt(img, len, LOG_ALL, "block ", NULL);
+    expect_corrupt(img, len, oversized_cases[_i].action, "block ", NULL);
     free(img);
 }
 END_TEST
@@ -342,17 +378,9 @@ END_TEST
  * disagrees too, but the item is bad first). */
 START_TEST(extent_disk_num_bytes_bounded)
 {
-    struct box b = make_reg();
-    struct find fe = find_item(b.st, &b.st->fs_tree, COW_EXTENT_DATA, b.f->inode->ino, 0);
-    size_t len;
-    char blk[32];
-    fmt_u64(blk, fe.bytenr);
-    uint8_t *img = box_image(&b, &len);
-    uint8_t *leaf = img + fe.bytenr;
-    put64(leaf + leaf_data_off(leaf, fe.slot) + FE_DISK_NUM_BYTES, 2ull * MIB);
-    block_crc(leaf);
-    expect_corrupt(img, len, READ_ALL, blk, "disk_num_bytes", NULL);
-    free(img);
+    struct patched p = reg_patched_extent();
+    put64(p.block + leaf_data_off(p.block, p.at.slot) + FE_DISK_NUM_BYTES, 2ull * MIB);
+    expect_block_corrupt(&p, "disk_num_bytes");
 }
 END_TEST
 
@@ -362,25 +390,18 @@ END_TEST
  * keys out of order (data and crcs all valid). */
 START_TEST(leaf_key_order)
 {
-    struct box b = make_reg();
-    struct find fe = find_item(b.st, &b.st->fs_tree, COW_EXTENT_DATA, b.f->inode->ino, 0);
-    size_t len;
-    char blk[32];
-    fmt_u64(blk, fe.bytenr);
-    uint8_t *img = box_image(&b, &len);
-    uint8_t *leaf = img + fe.bytenr;
+    struct patched p = reg_patched_extent();
+    uint8_t *leaf = p.block;
     struct cow_key k0, k1;
-    key_get(&k0, leaf_item(leaf, fe.slot));
-    key_get(&k1, leaf_item(leaf, fe.slot + 1));
+    key_get(&k0, leaf_item(leaf, p.at.slot));
+    key_get(&k1, leaf_item(leaf, p.at.slot + 1));
     ck_assert_uint_eq(k1.type, COW_EXTENT_DATA);
     uint64_t t = k0.offset;
     k0.offset = k1.offset;
     k1.offset = t;
-    key_put((uint8_t *)leaf_item(leaf, fe.slot), &k0);
-    key_put((uint8_t *)leaf_item(leaf, fe.slot + 1), &k1);
-    block_crc(leaf);
-    expect_corrupt(img, len, READ_ALL, blk, "not above", NULL);
-    free(img);
+    key_put((uint8_t *)leaf_item(leaf, p.at.slot), &k0);
+    key_put((uint8_t *)leaf_item(leaf, p.at.slot + 1), &k1);
+    expect_block_corrupt(&p, "not above");
 }
 END_TEST
 
@@ -389,26 +410,21 @@ END_TEST
  * MiB reads as its first, with valid checksums. */
 START_TEST(leaf_item_overlap)
 {
-    struct box b = make_reg();
-    struct find fe = find_item(b.st, &b.st->fs_tree, COW_EXTENT_DATA, b.f->inode->ino, 0);
-    size_t len;
-    char blk[32];
-    fmt_u64(blk, fe.bytenr);
-    uint8_t *img = box_image(&b, &len);
-    uint8_t *leaf = img + fe.bytenr;
-    put16((uint8_t *)leaf_item(leaf, fe.slot + 1) + 17, (uint16_t)leaf_data_off(leaf, fe.slot));
-    block_crc(leaf);
-    expect_corrupt(img, len, READ_ALL, blk, "overlap", NULL);
-    free(img);
+    struct patched p = reg_patched_extent();
+    uint8_t *leaf = p.block;
+    put16((uint8_t *)leaf_item(leaf, p.at.slot + 1) + 17,
+          (uint16_t)leaf_data_off(leaf, p.at.slot));
+    expect_block_corrupt(&p, "overlap");
 }
 END_TEST
 
 /* ---- nodes ---- */
 
 /* A container whose subvolume tree has a root node (300 files besides
- * "f"); the node's address in *NODE. */
-static uint8_t *make_node(size_t *len, uint64_t *node)
+ * "f"), closed, with that node the block to patch. */
+static struct patched node_patched(void)
 {
+    struct patched p;
     struct box b;
     box_open(&b);
     for (unsigned i = 0; i < 300; i++) {
@@ -421,55 +437,44 @@ static uint8_t *make_node(size_t *len, uint64_t *node)
     write_pattern(b.f, 0, 64 * 1024, 4);
     box_commit(&b);
     ck_assert_uint_ge(b.st->fs_tree.level, 1);
-    *node = b.st->fs_tree.bytenr;
-    uint8_t *img = box_image(&b, len);
-    ck_assert_uint_ge(tb_nritems(img + *node), 2);
-    return img;
+    uint64_t node = b.st->fs_tree.bytenr;
+    memset(&p.at, 0, sizeof p.at);
+    fmt_u64(p.addr, node);
+    p.img = box_image(&b, &p.len);
+    p.block = p.img + node;
+    ck_assert_uint_ge(tb_nritems(p.block), 2);
+    return p;
 }
 
 START_TEST(node_key_order)
 {
-    size_t len;
-    uint64_t node;
-    char blk[32];
-    uint8_t *img = make_node(&len, &node);
-    uint8_t *b = img + node;
+    struct patched p = node_patched();
+    uint8_t *b = p.block;
     uint8_t k0[COW_KEY_SIZE];
     memcpy(k0, node_ptr(b, 0), COW_KEY_SIZE);
     memcpy((uint8_t *)node_ptr(b, 0), node_ptr(b, 1), COW_KEY_SIZE);
     memcpy((uint8_t *)node_ptr(b, 1), k0, COW_KEY_SIZE);
     block_crc(b);
-    expect_corrupt(img, len, READ_ALL, fmt_u64(blk, node), "key pointer 1", "not above", NULL);
-    free(img);
+    expect_corrupt(p.img, p.len, READ_ALL, p.addr, "key pointer 1", "not above", NULL);
+    free(p.img);
 }
 END_TEST
 
 START_TEST(node_child_in_container)
 {
-    size_t len;
-    uint64_t node;
-    char blk[32];
-    uint8_t *img = make_node(&len, &node);
-    uint8_t *b = img + node;
-    unsigned last = tb_nritems(b) - 1;
-    put64((uint8_t *)node_ptr(b, last) + 17, (uint64_t)len); /* the block past the end */
-    block_crc(b);
-    expect_corrupt(img, len, READ_ALL, fmt_u64(blk, node), "points at", NULL);
-    free(img);
+    struct patched p = node_patched();
+    unsigned last = tb_nritems(p.block) - 1;
+    /* the block past the end */
+    put64((uint8_t *)node_ptr(p.block, last) + 17, (uint64_t)p.len);
+    expect_block_corrupt(&p, "points at");
 }
 END_TEST
 
 START_TEST(node_child_generation)
 {
-    size_t len;
-    uint64_t node;
-    char blk[32];
-    uint8_t *img = make_node(&len, &node);
-    uint8_t *b = img + node;
-    put64((uint8_t *)node_ptr(b, 0) + 25, get64(b + TB_GENERATION) + 1);
-    block_crc(b);
-    expect_corrupt(img, len, READ_ALL, fmt_u64(blk, node), "child generation", NULL);
-    free(img);
+    struct patched p = node_patched();
+    put64((uint8_t *)node_ptr(p.block, 0) + 25, get64(p.block + TB_GENERATION) + 1);
+    expect_block_corrupt(&p, "child generation");
 }
 END_TEST
 
@@ -478,16 +483,9 @@ END_TEST
  * block is bad first). */
 START_TEST(block_generation_bounded)
 {
-    struct box b = make_reg();
-    struct find fe = find_item(b.st, &b.st->fs_tree, COW_EXTENT_DATA, b.f->inode->ino, 0);
-    size_t len;
-    char blk[32];
-    fmt_u64(blk, fe.bytenr);
-    uint8_t *img = box_image(&b, &len);
-    put64(img + fe.bytenr + TB_GENERATION, 1000);
-    block_crc(img + fe.bytenr);
-    expect_corrupt(img, len, READ_ALL, blk, "generation 1000 (1..", NULL);
-    free(img);
+    struct patched p = reg_patched_extent();
+    put64(p.block + TB_GENERATION, 1000);
+    expect_block_corrupt(&p, "generation 1000 (1..");
 }
 END_TEST
 
@@ -511,17 +509,9 @@ END_TEST
 /* The live subvolume's ROOT_ITEM pointing at that address. */
 START_TEST(root_item_address_wrap)
 {
-    struct box b = make_reg();
-    struct find ri = find_item(b.st, &b.st->root_tree, COW_ROOT_ITEM, COW_FS_TREE_OBJECTID, 0);
-    size_t len;
-    char blk[32];
-    fmt_u64(blk, ri.bytenr);
-    uint8_t *img = box_image(&b, &len);
-    uint8_t *leaf = img + ri.bytenr;
-    put64(leaf + leaf_data_off(leaf, ri.slot) + ROOT_BYTENR, UINT64_MAX - (BLK - 1));
-    block_crc(leaf);
-    expect_corrupt(img, len, READ_ALL, blk, "root bytenr", NULL);
-    free(img);
+    struct patched p = reg_patched(ROOT_TREE, COW_ROOT_ITEM, COW_FS_TREE_OBJECTID, 0);
+    put64(p.block + leaf_data_off(p.block, p.at.slot) + ROOT_BYTENR, UINT64_MAX - (BLK - 1));
+    expect_block_corrupt(&p, "root bytenr");
 }
 END_TEST
 
@@ -670,16 +660,15 @@ END_TEST
 
 struct field_case {
     const char *name;
-    int tree;       /* 0 fs, 1 root, 2 extent, 3 csum */
+    int tree;       /* FS_TREE, ROOT_TREE, EXTENT_TREE, CSUM_TREE */
     uint8_t type;
-    uint64_t objectid; /* or ANY; 1 = the file's inode */
+    uint64_t objectid; /* or ANY; INO: the file's inode */
     unsigned off;   /* byte in the item's data */
     int width;      /* 1, 2, 4, 8 */
     uint64_t value;
     const char *want;
 };
 
-#define INO 1
 static const struct field_case field_cases[] = {
     {"inode flags", 0, COW_INODE_ITEM, INO, INODE_FLAGS, 8, 1, "inode flags"},
     {"inode size", 0, COW_INODE_ITEM, INO, INODE_SIZE, 8, UINT64_MAX, "size"},
@@ -710,48 +699,33 @@ static const struct field_case field_cases[] = {
 START_TEST(item_field_checked)
 {
     const struct field_case *c = &field_cases[_i];
-    struct box b = make_reg();
-    struct cow_root *trees[] = {&b.st->fs_tree, &b.st->root_tree, &b.st->extent_tree,
-                                &b.st->csum_tree};
-    uint64_t obj = c->objectid == INO ? b.f->inode->ino : c->objectid;
-    struct find it = find_item(b.st, trees[c->tree], c->type, obj, ANY);
-    size_t len;
-    char blk[32];
-    fmt_u64(blk, it.bytenr);
-    uint8_t *img = box_image(&b, &len);
-    uint8_t *leaf = img + it.bytenr;
-    uint8_t *d = leaf + leaf_data_off(leaf, it.slot) + c->off;
+    struct patched p = reg_patched(c->tree, c->type, c->objectid, ANY);
+    uint8_t *d = p.block + leaf_data_off(p.block, p.at.slot) + c->off;
     switch (c->width) {
     case 1: *d = (uint8_t)c->value; break;
     case 2: put16(d, (uint16_t)c->value); break;
     case 4: put32(d, (uint32_t)c->value); break;
     default: put64(d, c->value); break;
     }
-    block_crc(leaf);
-    int rc = try_image(img, len, READ_ALL);
-    ck_assert_msg(rc == COW_ECORRUPT && strstr(last_msg, blk) && strstr(last_msg, c->want),
+    block_crc(p.block);
+    int rc = try_image(p.img, p.len, READ_ALL);
+    ck_assert_msg(rc == COW_ECORRUPT && strstr(last_msg, p.addr) && strstr(last_msg, c->want),
                   "%s: got %d (%s), expected COW_ECORRUPT naming block %s and \"%s\"", c->name,
-                  rc, last_msg, blk, c->want);
-    free(img);
+                  rc, last_msg, p.addr, c->want);
+    free(p.img);
 }
 END_TEST
 
 /* A csum item whose size is not a list of crc32c values. */
 START_TEST(csum_item_size)
 {
-    struct box b = make_reg();
-    struct find cs = find_item(b.st, &b.st->csum_tree, COW_EXTENT_CSUM, ANY, ANY);
-    size_t len;
-    char blk[32];
-    fmt_u64(blk, cs.bytenr);
-    uint8_t *img = box_image(&b, &len);
+    struct patched p = reg_patched(CSUM_TREE, COW_EXTENT_CSUM, ANY, ANY);
     static struct titem v[COW_LEAF_SPACE / COW_ITEM_SIZE];
-    uint8_t *leaf = img + cs.bytenr;
-    unsigned n = leaf_decode(leaf, v);
-    v[cs.slot].size -= 2;
-    leaf_encode(leaf, v, n);
-    expect_corrupt(img, len, READ_ALL, blk, "crc32c values", NULL);
-    free(img);
+    unsigned n = leaf_decode(p.block, v);
+    v[p.at.slot].size -= 2;
+    leaf_encode(p.block, v, n);
+    expect_corrupt(p.img, p.len, READ_ALL, p.addr, "crc32c values", NULL);
+    free(p.img);
 }
 END_TEST
 
@@ -917,9 +891,7 @@ Suite *validate_suite(void)
     TCase *tc = tcase_create("validate");
     tcase_set_timeout(tc, 120);
     tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
-    tcase_add_test(tc, oversized_extent_read);
-    tcase_add_test(tc, oversized_extent_prealloc_write);
-    tcase_add_test(tc, oversized_extent_log_record);
+    tcase_add_loop_test(tc, oversized_extent, 0, NOVERSIZED_CASES);
     tcase_add_test(tc, extent_disk_num_bytes_bounded);
     tcase_add_test(tc, leaf_key_order);
     tcase_add_test(tc, leaf_item_overlap);

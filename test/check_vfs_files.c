@@ -585,12 +585,7 @@ START_TEST(test_attach_super_journal)
     char *fulla = full_path(a);
     char sql[1200];
 
-    spy_vfs = *cow_vfs();
-    spy_vfs.zName = "cowspy";
-    spy_vfs.pNext = NULL;
-    spy_vfs.xOpen = spy_open;
-    spy_vfs.xDelete = spy_delete;
-    ck_assert_int_eq(sqlite3_vfs_register(&spy_vfs, 0), SQLITE_OK);
+    spy_vfs_register();
 
     sqlite3 *db = db_open(a, RW_CREATE, "cowspy");
     snprintf(sql, sizeof sql, "ATTACH '%s' AS aux", b);

@@ -123,15 +123,23 @@ static int child_exec(sqlite3 *db, const char *sql)
     return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK;
 }
 
+/* In a child: an uncommitted update of every row of t, too big for a
+ * 5-page cache, so that it spills into the database (or the WAL), then a
+ * store commit making that durable.  0 if a statement failed. */
+static int spill_update_and_commit(sqlite3 *db)
+{
+    return child_exec(db, "PRAGMA cache_size=5") && child_exec(db, "BEGIN") &&
+           child_exec(db, "UPDATE t SET y = 'crash-' || x") &&
+           child_exec(db, "PRAGMA cow_commit");
+}
+
 /* Spills a big update into the database and commits the store (so the hot
  * journal and the half-written database are durable), then dies. */
 static void crash_in_update(const char *path)
 {
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, "cow") != SQLITE_OK ||
-        !child_exec(db, "PRAGMA cache_size=5") || !child_exec(db, "BEGIN") ||
-        !child_exec(db, "UPDATE t SET y = 'crash-' || x") ||
-        !child_exec(db, "PRAGMA cow_commit"))
+        !spill_update_and_commit(db))
         _exit(4);
     kill(getpid(), SIGKILL);
 }
@@ -179,9 +187,7 @@ static void crash_in_wal(const char *path)
         if (!child_exec(db, sql))
             _exit(5);
     }
-    if (!child_exec(db, "PRAGMA cache_size=5") || !child_exec(db, "BEGIN") ||
-        !child_exec(db, "UPDATE t SET y = 'crash-' || x") ||
-        !child_exec(db, "PRAGMA cow_commit"))
+    if (!spill_update_and_commit(db))
         _exit(6);
     kill(getpid(), SIGKILL);
 }
@@ -240,12 +246,7 @@ START_TEST(test_crash_super_journal)
     char *a = tpath(dir, "a.db");
     char *b = tpath(dir, "a.db2");
 
-    spy_vfs = *cow_vfs();
-    spy_vfs.zName = "cowspy";
-    spy_vfs.pNext = NULL;
-    spy_vfs.xOpen = spy_open;
-    spy_vfs.xDelete = spy_delete;
-    ck_assert_int_eq(sqlite3_vfs_register(&spy_vfs, 0), SQLITE_OK);
+    spy_vfs_register();
     make_db(a, "cow", 50);
     make_db(b, "cow", 50);
     run_killed_child(crash_before_super_delete, a);

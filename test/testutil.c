@@ -368,17 +368,89 @@ struct cow_store *memdev_store(struct cow_dev **dev, struct memdev_ctl **ctl)
     return st;
 }
 
+struct cow_store *memdev_store_file(struct cow_dev **dev, struct memdev_ctl **ctl,
+                                    const char *name, struct cow_file **f)
+{
+    cow_store *st = memdev_store(dev, ctl);
+    ck_assert_int_eq(cow_file_open(st, name, 1, f), COW_OK);
+    return st;
+}
+
+struct cow_store *memdev_store_background(struct cow_dev **dev, struct memdev_ctl **ctl,
+                                          const char *name, struct cow_file **f)
+{
+    cow_store *st;
+    *dev = memdev_new(ctl);
+    ck_assert_int_eq(cow_store_open_dev("mem", *dev, 0, 1, &st), COW_OK);
+    if (name)
+        ck_assert_int_eq(cow_file_open(st, name, 1, f), COW_OK);
+    return st;
+}
+
+/* ---- fwd_dev: a device forwarding to another it does not own ---- */
+
+struct fwd_dev {
+    struct cow_dev dev;
+    struct cow_dev *under;
+    void (*on_close)(void *arg);
+    void *arg;
+};
+
+static struct cow_dev *fwd_under(struct cow_dev *d)
+{
+    return ((struct fwd_dev *)d)->under;
+}
+static int fwd_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
+{
+    return fwd_under(d)->read(fwd_under(d), buf, len, off);
+}
+static int fwd_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off)
+{
+    return fwd_under(d)->write(fwd_under(d), buf, len, off);
+}
+static int fwd_flush(struct cow_dev *d)
+{
+    d->nflush++;
+    return fwd_under(d)->flush(fwd_under(d));
+}
+static int fwd_size(struct cow_dev *d, uint64_t *size)
+{
+    return fwd_under(d)->size(fwd_under(d), size);
+}
+static int fwd_grow(struct cow_dev *d, uint64_t size)
+{
+    return fwd_under(d)->grow(fwd_under(d), size);
+}
+static void fwd_close(struct cow_dev *d)
+{
+    struct fwd_dev *f = (struct fwd_dev *)d;
+    void (*on_close)(void *) = f->on_close;
+    void *arg = f->arg;
+    free(f); /* UNDER stays */
+    if (on_close)
+        on_close(arg);
+}
+
+struct cow_dev *fwd_dev_new(struct cow_dev *under, void (*on_close)(void *arg), void *arg)
+{
+    struct fwd_dev *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->dev = (struct cow_dev){.read = fwd_read, .write = fwd_write, .flush = fwd_flush,
+                              .size = fwd_size, .grow = fwd_grow, .close = fwd_close};
+    f->under = under;
+    f->on_close = on_close;
+    f->arg = arg;
+    return &f->dev;
+}
+
 struct cow_dev *memdev_from_image(const uint8_t *img, size_t len, struct memdev_ctl **ctl)
 {
     struct memdev *m = md_alloc(NULL, sizeof *m);
     memset(m, 0, sizeof *m);
     pthread_mutex_init(&m->mu, NULL);
-    m->dev.read = mdl_read;
-    m->dev.write = mdl_write;
-    m->dev.flush = mdl_flush;
-    m->dev.size = mdl_size;
-    m->dev.grow = mdl_grow;
-    m->dev.close = md_close;
+    m->dev = (struct cow_dev){.read = mdl_read, .write = mdl_write, .flush = mdl_flush,
+                              .size = mdl_size, .grow = mdl_grow, .close = md_close};
     if (md_reserve(m, len ? len : 1)) {
         fprintf(stderr, "memdev: out of memory (%zu bytes)\n", len);
         abort();
@@ -575,6 +647,20 @@ void test_fsck_image(const uint8_t *img, size_t len)
 }
 
 /* ---- a file's model, and fsck of a memdev's store ---- */
+
+void file_put_str(struct cow_file *f, const char *s)
+{
+    ck_assert_int_eq(cow_file_write(f, s, strlen(s), 0), COW_OK);
+}
+
+void file_expect_str(struct cow_file *f, const char *want)
+{
+    char buf[64] = {0};
+    size_t n, len = strlen(want);
+    ck_assert_uint_lt(len, sizeof buf);
+    ck_assert_int_eq(cow_file_read(f, buf, len, 0, &n), COW_OK);
+    ck_assert_str_eq(buf, want);
+}
 
 void fm_write(struct fmodel *m, const uint8_t *b, size_t len, size_t off)
 {

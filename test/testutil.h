@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 struct cow_dev;
+struct cow_file;
 struct cow_store;
 
 Suite *btree_suite(void);
@@ -90,11 +91,30 @@ struct cow_dev *memdev_new(struct memdev_ctl **ctl);
  * without background commits, so that a test decides when it commits.
  * Fails the test if it cannot be made. */
 struct cow_store *memdev_store(struct cow_dev **dev, struct memdev_ctl **ctl);
+/* A store formatted on a new memdev (*DEV; *CTL its controls if CTL) with
+ * background commits at the store's default commit interval (unlike
+ * memdev_store), and the file NAME created and open in *F unless NAME is
+ * NULL.  Fails the test if it cannot be made. */
+struct cow_store *memdev_store_background(struct cow_dev **dev, struct memdev_ctl **ctl,
+                                          const char *name, struct cow_file **f);
+/* memdev_store() (no background commits) with the file NAME created and
+ * open in *F.  Fails the test if it cannot be made. */
+struct cow_store *memdev_store_file(struct cow_dev **dev, struct memdev_ctl **ctl,
+                                    const char *name, struct cow_file **f);
 struct cow_dev *memdev_from_image(const uint8_t *img, size_t len, struct memdev_ctl **ctl);
 /* Copy of the durable image; *len set.  Caller frees. */
 uint8_t *memdev_crash_image(struct cow_dev *d, size_t *len);
 /* Copy of the volatile image (what a clean shutdown would leave). */
 uint8_t *memdev_image(struct cow_dev *d, size_t *len);
+
+/*
+ * A device that forwards every call to UNDER, which it does not own: its
+ * close frees only itself, then calls ON_CLOSE(ARG) if ON_CLOSE is set.  So
+ * a memdev outlives each store opened on it, and a test can look at its
+ * images or open it again.  Its flush counts in its own nflush too.
+ * Returns NULL when out of memory.
+ */
+struct cow_dev *fwd_dev_new(struct cow_dev *under, void (*on_close)(void *arg), void *arg);
 
 /*
  * Crash states.  The memdev also keeps, in order, every write and every
@@ -141,6 +161,13 @@ void test_fsck_image(const uint8_t *img, size_t len);
  * fails the test if the commit fails or fsck finds a problem. */
 void fsck_memdev(struct cow_store *st, struct cow_dev *dev);
 
+/* Writes the string S (without its NUL) at offset 0 of file F; fails the
+ * test on an error. */
+void file_put_str(struct cow_file *f, const char *s);
+/* Fails the test unless file F reads as the string WANT (under 64 bytes)
+ * at offset 0. */
+void file_expect_str(struct cow_file *f, const char *want);
+
 /*
  * A model of one store file's contents: SIZE bytes at DATA (malloc'd, NULL
  * or anything when SIZE is 0; the caller frees DATA).  fm_write() writes
@@ -153,7 +180,6 @@ struct fmodel {
     uint8_t *data;
     size_t size;
 };
-struct cow_file;
 void fm_write(struct fmodel *m, const uint8_t *b, size_t len, size_t off);
 void fm_truncate(struct fmodel *m, size_t size);
 void fm_copy(struct fmodel *dst, const struct fmodel *src);

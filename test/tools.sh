@@ -64,17 +64,26 @@ sane() {
     [ "$rc" -lt 128 ]
 }
 
+# exited_as NAME STATUS: 0 if the last run exited with STATUS without
+# crashing; else reports NAME as failed (bad) and returns 1.
+exited_as() {
+    if ! sane; then
+        bad "$1" "crashed or sanitizer report (exit $rc)"
+    elif [ "$rc" -ne "$2" ]; then
+        bad "$1" "exit $rc, expected $2"
+    else
+        return 0
+    fi
+    return 1
+}
+
 # expect NAME STATUS CMD...: the command exits with STATUS, without crashing.
 expect() {
     name=$1
     want=$2
     shift 2
     run "$@"
-    if ! sane; then
-        bad "$name" "crashed or sanitizer report (exit $rc)"
-    elif [ "$rc" -ne "$want" ]; then
-        bad "$name" "exit $rc, expected $want"
-    else
+    if exited_as "$name" "$want"; then
         ok "$name"
     fi
 }
@@ -88,14 +97,13 @@ expect_grep() {
     pat=$4
     shift 4
     run "$@"
-    if ! sane; then
-        bad "$name" "crashed or sanitizer report (exit $rc)"
-    elif [ "$rc" -ne "$want" ]; then
-        bad "$name" "exit $rc, expected $want"
-    elif ! grep -E -q -- "$pat" "$file"; then
-        bad "$name" "no line matching /$pat/ in $file"
-    else
+    if ! exited_as "$name" "$want"; then
+        return 0
+    fi
+    if grep -E -q -- "$pat" "$file"; then
         ok "$name"
+    else
+        bad "$name" "no line matching /$pat/ in $file"
     fi
 }
 

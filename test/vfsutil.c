@@ -242,6 +242,16 @@ sqlite3_vfs *cow_vfs(void)
     return v;
 }
 
+sqlite3_vfs *vfs_derive(sqlite3_vfs *out, const char *base, const char *name)
+{
+    sqlite3_vfs *b = sqlite3_vfs_find(base);
+    ck_assert_ptr_nonnull(b);
+    *out = *b;
+    out->zName = name;
+    out->pNext = NULL;
+    return b;
+}
+
 /* The full path SQLite would use for PATH. */
 char *full_path(const char *path)
 {
@@ -370,4 +380,12 @@ int spy_delete(sqlite3_vfs *v, const char *z, int sync)
     if (strstr(z, "-mj"))
         spy_super_deletes++;
     return cow_vfs()->xDelete(cow_vfs(), z, sync);
+}
+
+void spy_vfs_register(void)
+{
+    vfs_derive(&spy_vfs, COWVFS_NAME, "cowspy");
+    spy_vfs.xOpen = spy_open;
+    spy_vfs.xDelete = spy_delete;
+    ck_assert_int_eq(sqlite3_vfs_register(&spy_vfs, 0), SQLITE_OK);
 }

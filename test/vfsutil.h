@@ -54,6 +54,10 @@ void *read_whole(const char *path, size_t *n);
 void write_whole(const char *path, const void *buf, size_t n);
 /* The cow VFS (registered by vfs_setup). */
 sqlite3_vfs *cow_vfs(void);
+/* Makes *OUT a copy of the registered VFS BASE named NAME, not registered
+ * (the caller sets the methods it changes, then sqlite3_vfs_register()s
+ * it).  Returns BASE's VFS; fails the test if BASE is not registered. */
+sqlite3_vfs *vfs_derive(sqlite3_vfs *out, const char *base, const char *name);
 /* The full path SQLite would use for PATH, calloc()ed. */
 char *full_path(const char *path);
 /*
@@ -79,8 +83,9 @@ void make_db(const char *path, const char *vfs, int nrows);
 long long cow_stat(sqlite3 *db, const char *name);
 
 /*
- * The spy VFS: a test copies cow_vfs() into spy_vfs, names it, sets xOpen
- * to spy_open and xDelete to spy_delete, and registers it.  spy_open counts
+ * The spy VFS "cowspy": spy_vfs_register() makes spy_vfs, the cow VFS with
+ * xOpen spy_open and xDelete spy_delete, and registers it (a test
+ * unregisters it when done: sqlite3_vfs_unregister(&spy_vfs)).  spy_open counts
  * super-journal opens (spy_super_opens; spy_super_name the last one's
  * name); spy_delete counts super-journal ("-mj") deletes
  * (spy_super_deletes), or with spy_die_on_super_delete kills the process
@@ -91,6 +96,7 @@ extern int spy_super_opens, spy_super_deletes, spy_die_on_super_delete;
 extern char spy_super_name[1024];
 int spy_open(sqlite3_vfs *v, const char *z, sqlite3_file *f, int flags, int *out);
 int spy_delete(sqlite3_vfs *v, const char *z, int sync);
+void spy_vfs_register(void);
 
 #define ck_assert_dir(dir, expect)                                                      \
     do {                                                                                \

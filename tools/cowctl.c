@@ -262,6 +262,39 @@ static cow_store *open_store(const char *path)
     return st;
 }
 
+/* Closes ST (opened by open_store on PATH); a failure to close is reported
+ * and makes the exit status 1 unless RET (the command's status so far)
+ * already is.  Returns the command's exit status. */
+static int close_store(cow_store *st, const char *path, int ret)
+{
+    int rc = cow_store_close(st);
+    if (rc != COW_OK && !ret) {
+        err("%s: closing: %s", path, cow_strerror(rc));
+        ret = 1;
+    }
+    return ret;
+}
+
+/*
+ * Room for one more element in the array V of N elements of ESZ bytes, of
+ * capacity *CAP (16 first, then doubled).  Returns the array (perhaps
+ * moved; *CAP updated), or NULL when out of memory (V is then unchanged
+ * and *NOMEM set).  The list callbacks (ls, df, list) collect their
+ * entries with it.
+ */
+static void *room_for_one(void *v, size_t n, size_t *cap, size_t esz, int *nomem)
+{
+    if (n < *cap)
+        return v;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *nv = realloc(v, ncap * esz);
+    if (nv)
+        *cap = ncap;
+    else
+        *nomem = 1;
+    return nv;
+}
+
 /* ------------------------------------------------------------------ */
 /* fsck                                                                */
 /* ------------------------------------------------------------------ */
@@ -338,16 +371,10 @@ struct lslist {
 static int ls_cb(void *arg, const struct cow_file_info *fi)
 {
     struct lslist *l = arg;
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 16;
-        struct lsent *nv = realloc(l->v, ncap * sizeof(*nv));
-        if (!nv) {
-            l->nomem = 1;
-            return 1;
-        }
-        l->v = nv;
-        l->cap = ncap;
-    }
+    struct lsent *nv = room_for_one(l->v, l->n, &l->cap, sizeof(*nv), &l->nomem);
+    if (!nv)
+        return 1;
+    l->v = nv;
     struct lsent *e = &l->v[l->n];
     e->name = strdup(fi->name);
     if (!e->name) {
@@ -401,12 +428,7 @@ static int cmd_ls(int argc, char **argv)
     for (size_t i = 0; i < l.n; i++)
         free(l.v[i].name);
     free(l.v);
-    rc = cow_store_close(st);
-    if (rc != COW_OK && !ret) {
-        err("%s: closing: %s", path, cow_strerror(rc));
-        ret = 1;
-    }
-    return ret;
+    return close_store(st, path, ret);
 }
 
 static const char help_ls[] =
@@ -437,16 +459,10 @@ struct subvols {
 static int subvols_cb(void *arg, const struct cow_subvol_info *si)
 {
     struct subvols *l = arg;
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 16;
-        struct cow_subvol_info *nv = realloc(l->v, ncap * sizeof(*nv));
-        if (!nv) {
-            l->nomem = 1;
-            return 1;
-        }
-        l->v = nv;
-        l->cap = ncap;
-    }
+    struct cow_subvol_info *nv = room_for_one(l->v, l->n, &l->cap, sizeof(*nv), &l->nomem);
+    if (!nv)
+        return 1;
+    l->v = nv;
     l->v[l->n++] = *si;
     return 0;
 }
@@ -531,12 +547,7 @@ static int cmd_df(int argc, char **argv)
         printf("%-14s %16" PRIu64 "\n", "generation", df.generation);
         ret = df_usage(st, path);
     }
-    rc = cow_store_close(st);
-    if (rc != COW_OK && !ret) {
-        err("%s: closing: %s", path, cow_strerror(rc));
-        ret = 1;
-    }
-    return ret;
+    return close_store(st, path, ret);
 }
 
 static const char help_df[] =
@@ -791,6 +802,17 @@ static void api_error(const char *path, int rc, const char *msg)
         err("%s: %s", path, why);
 }
 
+/* The end of a command that made one cowvfs_container_* call on PATH: reports
+ * its failure RC (api_error), frees its message MSG, and returns the exit
+ * status (0 if RC is SQLITE_OK, else 1). */
+static int api_done(const char *path, int rc, char *msg)
+{
+    if (rc != SQLITE_OK)
+        api_error(path, rc, msg);
+    sqlite3_free(msg);
+    return rc != SQLITE_OK;
+}
+
 /* snapshot and branch: KIND is COWVFS_SNAPSHOT or COWVFS_BRANCH. */
 static int make_copy(int argc, char **argv, int kind)
 {
@@ -810,10 +832,7 @@ static int make_copy(int argc, char **argv, int kind)
         rc = cowvfs_container_snapshot(path, source, name, &msg);
     else
         rc = cowvfs_container_branch(path, source, name, &msg);
-    if (rc != SQLITE_OK)
-        api_error(path, rc, msg);
-    sqlite3_free(msg);
-    return rc != SQLITE_OK;
+    return api_done(path, rc, msg);
 }
 
 static int cmd_snapshot(int argc, char **argv)
@@ -866,10 +885,7 @@ static int cmd_restore(int argc, char **argv)
         return 1;
     char *msg = NULL;
     rc = cowvfs_container_restore(path, target, name, &msg);
-    if (rc != SQLITE_OK)
-        api_error(path, rc, msg);
-    sqlite3_free(msg);
-    return rc != SQLITE_OK;
+    return api_done(path, rc, msg);
 }
 
 static const char help_restore[] =
@@ -893,10 +909,7 @@ static int cmd_delete(int argc, char **argv)
         return 1;
     char *msg = NULL;
     rc = cowvfs_container_delete(path, name, &msg);
-    if (rc != SQLITE_OK)
-        api_error(path, rc, msg);
-    sqlite3_free(msg);
-    return rc != SQLITE_OK;
+    return api_done(path, rc, msg);
 }
 
 static const char help_delete[] =
@@ -922,16 +935,10 @@ struct listing {
 static int list_cb(void *arg, const cowvfs_subvol_info *si)
 {
     struct listing *l = arg;
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 16;
-        struct listent *nv = realloc(l->v, ncap * sizeof(*nv));
-        if (!nv) {
-            l->nomem = 1;
-            return 1;
-        }
-        l->v = nv;
-        l->cap = ncap;
-    }
+    struct listent *nv = room_for_one(l->v, l->n, &l->cap, sizeof(*nv), &l->nomem);
+    if (!nv)
+        return 1;
+    l->v = nv;
     struct listent *e = &l->v[l->n];
     e->name = strdup(si->zName);
     e->source = si->zSource ? strdup(si->zSource) : NULL;

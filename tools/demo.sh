@@ -38,6 +38,18 @@ run() {
     "$@"
 }
 
+# sql_session URI [NOTE]: the SQL on stdin in the stock sqlite3 shell, which
+# loads the extension, opens URI and echoes each command before its output
+# (line-buffered by stdbuf, so .shell output lands after its command).  The
+# output is shown and kept in $log; the shell's exit status is left in $rc.
+sql_session() {
+    echo "\$ sqlite3 -bail -echo <<'EOF'${2:+    ($2)}"
+    rc=0
+    { printf '.load ./build/cowvfs\n.open %s\n.mode box\n' "$1"; cat; } |
+        stdbuf -oL sqlite3 -bail -echo >"$log" 2>&1 || rc=$?
+    cat "$log"
+}
+
 finish() {
     rc=$?
     rm -f "$log"
@@ -67,13 +79,7 @@ run rm -rf "$demo"
 run mkdir -p "$demo"
 
 step "the stock sqlite3 shell ($(sqlite3 --version | cut -d' ' -f1)) loads the extension and creates app.db in a container"
-echo "\$ sqlite3 -bail -echo <<'EOF'    (the shell echoes each command before its output)"
-rc=0
-# stdbuf: line-buffered, so the .shell output lands after its echoed command
-stdbuf -oL sqlite3 -bail -echo >"$log" 2>&1 <<EOF || rc=$?
-.load ./build/cowvfs
-.open file:$db?vfs=cow
-.mode box
+sql_session "file:$db?vfs=cow" "the shell echoes each command before its output" <<EOF
 CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT NOT NULL, body TEXT);
 INSERT INTO notes(title, body) VALUES
   ('first', 'hello from the cow VFS'),
@@ -104,14 +110,11 @@ fi
 echo "(mid-transaction and with the WAL open, ls showed app.db alone)"
 
 step "a second sqlite3 session reopens the container and reads what the first one wrote"
-echo "\$ sqlite3 -bail -echo <<'EOF'"
-sqlite3 -bail -echo <<EOF
-.load ./build/cowvfs
-.open file:$db?vfs=cow
-.mode box
+sql_session "file:$db?vfs=cow" <<EOF
 SELECT count(*) AS rows, max(id) AS last_id FROM notes;
 SELECT title, body FROM notes ORDER BY id DESC LIMIT 1;
 EOF
+[ "$rc" -eq 0 ] || exit "$rc"
 
 step "the container is not an SQLite file: the stock shell without the extension refuses it"
 echo "\$ sqlite3 -readonly $db 'SELECT count(*) FROM notes'"
@@ -134,12 +137,7 @@ step "cowctl: check every tree, reference count and checksum"
 run build/cowctl fsck "$db"
 
 step "an instant snapshot of the live database, changes after it, and one query joining the two"
-echo "\$ sqlite3 -bail -echo <<'EOF'"
-rc=0
-stdbuf -oL sqlite3 -bail -echo >"$log" 2>&1 <<EOF || rc=$?
-.load ./build/cowvfs
-.open file:$db?vfs=cow
-.mode box
+sql_session "file:$db?vfs=cow" <<EOF
 PRAGMA cow_snapshot('before-cleanup');
 DELETE FROM notes WHERE title LIKE 'row %' AND id % 10 <> 0;
 UPDATE notes SET body = 'edited after the snapshot' WHERE title = 'first';
@@ -158,12 +156,7 @@ fi
 echo "(the write to the snapshot failed, as expected: snapshots are read-only)"
 
 step "a branch of the snapshot diverges on its own; cow_snapshots lists both"
-echo "\$ sqlite3 -bail -echo <<'EOF'"
-rc=0
-stdbuf -oL sqlite3 -bail -echo >"$log" 2>&1 <<EOF || rc=$?
-.load ./build/cowvfs
-.open file:$db?vfs=cow&snapshot=before-cleanup
-.mode box
+sql_session "file:$db?vfs=cow&snapshot=before-cleanup" <<EOF
 PRAGMA cow_branch('experiment');
 ATTACH 'file:$db?vfs=cow&branch=experiment' AS exp;
 UPDATE exp.notes SET title = upper(title) WHERE id <= 3;

@@ -145,13 +145,9 @@ static struct cow_dev *proxy_new(struct cow_dev *under, int readonly, int i)
 {
     struct proxy *p = xrealloc(NULL, sizeof *p);
     memset(p, 0, sizeof *p);
-    p->dev.read = px_read;
-    p->dev.write = px_write;
-    p->dev.flush = px_flush;
-    p->dev.size = px_size;
-    p->dev.grow = px_grow;
-    p->dev.close = px_close;
-    p->dev.publish = px_publish;
+    p->dev = (struct cow_dev){.read = px_read, .write = px_write, .flush = px_flush,
+                              .size = px_size, .grow = px_grow, .close = px_close,
+                              .publish = px_publish};
     p->under = under;
     p->readonly = readonly;
     p->i = i;

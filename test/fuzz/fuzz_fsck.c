@@ -14,13 +14,7 @@
 #include "../../tools/fsck.h"
 #include "fuzzlib.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static struct fz_base *bases;
-static size_t nbases;
-static uint8_t *img;
-static size_t cap;
+static struct fz_harness fz;
 static int memfd = -1;
 static char path[64];
 static FILE *devnull;
@@ -29,7 +23,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    fz_load_bases(fz_bases_dir(), &bases, &nbases);
+    fz_harness_init(&fz);
     memfd = memfd_create("cowfuzz-fsck", MFD_CLOEXEC);
     devnull = fopen("/dev/null", "w");
     if (memfd < 0 || !devnull) {
@@ -42,9 +36,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    size_t len;
-    fz_apply(bases, nbases, data, size, 0, &img, &cap, &len);
-    if (ftruncate(memfd, (off_t)len) != 0 || pwrite(memfd, img, len, 0) != (ssize_t)len) {
+    size_t len = fz_harness_apply(&fz, data, size, 0);
+    if (ftruncate(memfd, (off_t)len) != 0 || pwrite(memfd, fz.img, len, 0) != (ssize_t)len) {
         perror("fuzz_fsck: memfd write");
         exit(2);
     }

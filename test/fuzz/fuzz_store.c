@@ -25,19 +25,13 @@
 #include "store.h"
 #include "store_int.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static struct fz_base *bases;
-static size_t nbases;
-static uint8_t *img;
-static size_t cap;
+static struct fz_harness fz;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    fz_load_bases(fz_bases_dir(), &bases, &nbases);
+    fz_harness_init(&fz);
     return 0;
 }
 
@@ -103,7 +97,7 @@ static void read_all(cow_store *st)
 static void open_read(size_t *len, int flags)
 {
     cow_store *st;
-    struct cow_dev *d = fz_buf_dev(&img, len, &cap);
+    struct cow_dev *d = fz_buf_dev(&fz.img, len, &fz.cap);
     if (cow_store_open_dev("fuzz", d, flags, 0, &st) != COW_OK)
         return;
     read_all(st);
@@ -122,7 +116,7 @@ static void open_write_reopen(size_t *len)
     cow_store *st;
     cow_file *f;
     int rc;
-    if (cow_store_open_dev("fuzz", fz_buf_dev(&img, len, &cap), 0, 0, &st) != COW_OK)
+    if (cow_store_open_dev("fuzz", fz_buf_dev(&fz.img, len, &fz.cap), 0, 0, &st) != COW_OK)
         return;
     read_all(st);
     for (size_t i = 0; i < sizeof probe; i++)
@@ -134,7 +128,7 @@ static void open_write_reopen(size_t *len)
     }
     if (cow_store_close(st) != COW_OK || rc != COW_OK)
         return;
-    rc = cow_store_open_dev("fuzz", fz_buf_dev(&img, len, &cap), 0, 0, &st);
+    rc = cow_store_open_dev("fuzz", fz_buf_dev(&fz.img, len, &fz.cap), 0, 0, &st);
     if (rc != COW_OK) {
         fprintf(stderr, "fuzz_open: the store committed to this container and cannot open it "
                         "again: %s\n", cow_store_last_error(NULL));
@@ -159,11 +153,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size_t len;
 #ifdef FZ_REPLAY
-    fz_apply(bases, nbases, data, size, 1, &img, &cap, &len);
+    len = fz_harness_apply(&fz, data, size, 1);
     open_read(&len, COW_OPEN_READONLY);
     open_read(&len, 0);
 #else
-    fz_apply(bases, nbases, data, size, 0, &img, &cap, &len);
+    len = fz_harness_apply(&fz, data, size, 0);
     open_write_reopen(&len);
 #endif
     return 0;

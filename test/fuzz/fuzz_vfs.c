@@ -16,19 +16,13 @@
 #include "cowvfs.h"
 #include "fuzzlib.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static struct fz_base *bases;
-static size_t nbases;
-static uint8_t *img;
-static size_t cap;
+static struct fz_harness fz;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    fz_load_bases(fz_bases_dir(), &bases, &nbases);
+    fz_harness_init(&fz);
     fz_vfs_path();
     return 0;
 }
@@ -51,9 +45,8 @@ static int list_cb(void *arg, const cowvfs_subvol_info *si)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    size_t len;
-    fz_apply(bases, nbases, data, size, 0, &img, &cap, &len);
-    fz_vfs_serve_buf(&img, &len, &cap);
+    size_t len = fz_harness_apply(&fz, data, size, 0);
+    fz_vfs_serve_buf(&fz.img, &len, &fz.cap);
     sqlite3 *db = NULL;
     uint64_t h;
     char *uri = sqlite3_mprintf("file:%s?vfs=cow&commit_interval=0", fz_vfs_path());

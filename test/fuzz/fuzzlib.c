@@ -48,40 +48,11 @@ static struct {
     int hooked;
 } vs;
 
-/* The store's view of vs.dev: forwards everything; close leaves it. */
-struct keep_dev {
-    struct cow_dev dev;
-};
-
-static int kd_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
+/* The close of a store's view of vs.dev (a fwd_dev: vs.dev stays). */
+static void vs_closed(void *arg)
 {
-    (void)d;
-    return vs.dev->read(vs.dev, buf, len, off);
-}
-static int kd_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off)
-{
-    (void)d;
-    return vs.dev->write(vs.dev, buf, len, off);
-}
-static int kd_flush(struct cow_dev *d)
-{
-    d->nflush++;
-    return vs.dev->flush(vs.dev);
-}
-static int kd_size(struct cow_dev *d, uint64_t *size)
-{
-    (void)d;
-    return vs.dev->size(vs.dev, size);
-}
-static int kd_grow(struct cow_dev *d, uint64_t size)
-{
-    (void)d;
-    return vs.dev->grow(vs.dev, size);
-}
-static void kd_close(struct cow_dev *d)
-{
+    (void)arg;
     vs.nopen--;
-    free(d);
 }
 
 /* A device on a caller's buffer: no copy, no flush semantics. */
@@ -148,12 +119,8 @@ struct cow_dev *fz_buf_dev(uint8_t **img, size_t *len, size_t *cap)
     struct buf_dev *b = calloc(1, sizeof *b);
     if (!b)
         die("out of memory", NULL);
-    b->dev.read = bd_read;
-    b->dev.write = bd_write;
-    b->dev.flush = bd_flush;
-    b->dev.size = bd_size;
-    b->dev.grow = bd_grow;
-    b->dev.close = bd_close;
+    b->dev = (struct cow_dev){.read = bd_read, .write = bd_write, .flush = bd_flush,
+                              .size = bd_size, .grow = bd_grow, .close = bd_close};
     b->img = img;
     b->len = len;
     b->cap = cap;
@@ -178,18 +145,11 @@ static int fz_opener(void *arg, const char *path, int flags, struct cow_dev **ou
         *out = &b->dev;
         return COW_OK;
     }
-    struct keep_dev *k = calloc(1, sizeof *k);
-    if (!k)
+    *out = fwd_dev_new(vs.dev, vs_closed, NULL);
+    if (!*out)
         return COW_ENOMEM;
-    k->dev.read = kd_read;
-    k->dev.write = kd_write;
-    k->dev.flush = kd_flush;
-    k->dev.size = kd_size;
-    k->dev.grow = kd_grow;
-    k->dev.close = kd_close;
     vs.nopen++;
     *created = 0;
-    *out = &k->dev;
     return COW_OK;
 }
 
@@ -394,6 +354,19 @@ static void add_base(struct fz_base **v, size_t *n, const char *name, int crashe
     fz_index_base(b);
 }
 
+/* A new base: a fresh memdev served, the database opened on it (with the
+ * chunk size hint CHUNK bytes unless 0) and given the schema in journal
+ * mode JOURNAL_MODE. */
+static sqlite3 *new_base(const char *journal_mode, int chunk)
+{
+    fz_vfs_serve(NULL, 0);
+    sqlite3 *db = sql_open("");
+    if (chunk)
+        sqlite3_file_control(db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
+    sql_schema(db, journal_mode);
+    return db;
+}
+
 void fz_make_bases(struct fz_base **out, size_t *n)
 {
     struct fz_base *v = NULL;
@@ -401,17 +374,13 @@ void fz_make_bases(struct fz_base **out, size_t *n)
     sqlite3 *db, *br;
 
     /* clean: a rollback-journal database, closed. */
-    fz_vfs_serve(NULL, 0);
-    db = sql_open("");
-    sql_schema(db, "DELETE");
+    db = new_base("DELETE", 0);
     sql_txns(db, 1, 6, 40);
     sqlite3_close(db);
     add_base(&v, &nb, "clean", 0);
 
     /* snap: snapshots and branches, written on both sides, closed. */
-    fz_vfs_serve(NULL, 0);
-    db = sql_open("");
-    sql_schema(db, "DELETE");
+    db = new_base("DELETE", 0);
     sql_txns(db, 1, 3, 40);
     sql(db, "PRAGMA cow_snapshot('s1')");
     sql_txns(db, 1000, 2, 40);
@@ -427,11 +396,7 @@ void fz_make_bases(struct fz_base **out, size_t *n)
     /* wal: WAL, preallocated by a checkpoint's size hint (chunk size),
      * then commits answered by log records; the crash image after the
      * last one. */
-    fz_vfs_serve(NULL, 0);
-    db = sql_open("");
-    int chunk = 65536;
-    sqlite3_file_control(db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
-    sql_schema(db, "WAL");
+    db = new_base("WAL", 65536);
     sql_txns(db, 1, 4, 40);
     sql(db, "PRAGMA wal_checkpoint(TRUNCATE)");
     sql_txns(db, 1000, 5, 20);
@@ -440,9 +405,7 @@ void fz_make_bases(struct fz_base **out, size_t *n)
 
     /* persist: a persistent rollback journal, commits answered by log
      * records; the crash image after the last one. */
-    fz_vfs_serve(NULL, 0);
-    db = sql_open("");
-    sql_schema(db, "PERSIST");
+    db = new_base("PERSIST", 0);
     sql_txns(db, 1, 3, 40);
     sql(db, "PRAGMA cow_commit");
     sql_txns(db, 1000, 4, 10);
@@ -697,4 +660,17 @@ size_t fz_apply(const struct fz_base *bases, size_t n, const uint8_t *data, size
         at += cnt;
     }
     return bi;
+}
+
+void fz_harness_init(struct fz_harness *h)
+{
+    memset(h, 0, sizeof *h);
+    fz_load_bases(fz_bases_dir(), &h->bases, &h->nbases);
+}
+
+size_t fz_harness_apply(struct fz_harness *h, const uint8_t *data, size_t size, int logonly)
+{
+    size_t len;
+    fz_apply(h->bases, h->nbases, data, size, logonly, &h->img, &h->cap, &len);
+    return len;
 }

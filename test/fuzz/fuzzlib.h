@@ -90,6 +90,28 @@ size_t fz_apply(const struct fz_base *bases, size_t n, const uint8_t *data, size
                 int logonly, uint8_t **img, size_t *cap, size_t *len);
 
 /*
+ * What every libFuzzer harness (fuzz_*.c) keeps between inputs: the bases
+ * it loaded once and the buffer each input's image is built in.
+ */
+struct fz_harness {
+    struct fz_base *bases;
+    size_t nbases;
+    uint8_t *img; /* the current input's image (grown by fz_harness_apply) */
+    size_t cap;   /* img's size in bytes */
+};
+
+/* The entry points libFuzzer calls; each harness defines both. */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Loads the bases of fz_bases_dir() into H (exits with a message if they
+ * cannot be read, as fz_load_bases does). */
+void fz_harness_init(struct fz_harness *h);
+/* fz_apply() of the input DATA (SIZE bytes) to H's bases, into H->img;
+ * returns the image's length in bytes. */
+size_t fz_harness_apply(struct fz_harness *h, const uint8_t *data, size_t size, int logonly);
+
+/*
  * Recomputes the checksums a patch of block BLK (number) broke: the
  * block's own if it is a superblock, a tree block (tree magic) or part of
  * a log record (magic at the record's first block, found by walking the

@@ -433,13 +433,8 @@ static void dump_log(struct dumper *d, const uint8_t *sb, int c)
         return;
     }
     struct logscan s;
-    memset(&s, 0, sizeof(s));
-    s.fd = d->fd;
-    s.fsize = d->fsize;
-    s.area = area;
-    s.nblocks = nb;
-    s.log_id = get64(sb + SB_LOG_ID);
-    s.gen = get64(sb + SB_GENERATION);
+    fsck_log_scan_init(&s, d->fd, d->fsize, area, nb, get64(sb + SB_LOG_ID),
+                       get64(sb + SB_GENERATION));
     uint64_t n = 0, blocks = 0;
     int rc;
     while ((rc = fsck_log_next(&s)) == 1) {
@@ -463,8 +458,7 @@ static void dump_log(struct dumper *d, const uint8_t *sb, int c)
         blocks += s.rec_blocks;
         fsck_log_advance(&s);
     }
-    free(s.rec);
-    free(s.reg);
+    fsck_log_scan_free(&s);
     if (rc < 0) {
         d->fatal = rc;
         return;

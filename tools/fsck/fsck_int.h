@@ -304,6 +304,12 @@ void fsck_check_files(struct fsck *f, struct subvol *sv);
 /* ---- log.c: pass 5, the log ---- */
 int fsck_log_item(const uint8_t *r, size_t len, size_t *pos, struct cow_key *k,
              const uint8_t **data, unsigned *size);
+/* Starts S (zeroed) on the log area at AREA (bytenr; NBLOCKS blocks) of the
+ * container FD (FSIZE bytes), for the superblock's LOG_ID and GEN;
+ * fsck_log_scan_free() frees what reading records allocated. */
+void fsck_log_scan_init(struct logscan *s, int fd, uint64_t fsize, uint64_t area,
+                        uint32_t nblocks, uint64_t log_id, uint64_t gen);
+void fsck_log_scan_free(struct logscan *s);
 int fsck_log_next(struct logscan *s);
 void fsck_log_advance(struct logscan *s);
 void fsck_check_log(struct fsck *f);

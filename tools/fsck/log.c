@@ -279,6 +279,24 @@ int fsck_log_next(struct logscan *s)
     return 1;
 }
 
+void fsck_log_scan_init(struct logscan *s, int fd, uint64_t fsize, uint64_t area,
+                        uint32_t nblocks, uint64_t log_id, uint64_t gen)
+{
+    memset(s, 0, sizeof(*s));
+    s->fd = fd;
+    s->fsize = fsize;
+    s->area = area;
+    s->nblocks = nblocks;
+    s->log_id = log_id;
+    s->gen = gen;
+}
+
+void fsck_log_scan_free(struct logscan *s)
+{
+    free(s->rec);
+    free(s->reg);
+}
+
 /* Moves past the valid record just read. */
 void fsck_log_advance(struct logscan *s)
 {
@@ -707,13 +725,7 @@ void fsck_check_log(struct fsck *f)
         return;
     }
     struct logscan s;
-    memset(&s, 0, sizeof(s));
-    s.fd = f->fd;
-    s.fsize = f->fsize;
-    s.area = area;
-    s.nblocks = f->log_blocks;
-    s.log_id = f->log_id;
-    s.gen = f->gen;
+    fsck_log_scan_init(&s, f->fd, f->fsize, area, f->log_blocks, f->log_id, f->gen);
     uint64_t blocks = 0;
     int rc;
     struct rsim rs;
@@ -725,8 +737,7 @@ void fsck_check_log(struct fsck *f)
         fsck_log_advance(&s);
     }
     rsim_free(&rs);
-    free(s.rec);
-    free(s.reg);
+    fsck_log_scan_free(&s);
     if (rc < 0)
         fsck_set_fatal(f, rc);
     if (f->fatal)

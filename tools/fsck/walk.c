@@ -8,6 +8,23 @@
 /* pass 2: structure                                                   */
 /* ------------------------------------------------------------------ */
 
+/* Appends a zeroed element of ESZ bytes to the array *ARR (*N in use, *CAP
+ * allocated) and maps BYTENR to its index in MAP.  Returns the element, or
+ * NULL after fsck_set_fatal(-ENOMEM) when memory or indexes (NOIDX) run
+ * out. */
+static void *append_indexed(struct fsck *f, void **arr, size_t *n, size_t *cap, size_t esz,
+                            struct u64map *map, uint64_t bytenr)
+{
+    if (*n >= NOIDX - 1 || fsck_vec_reserve(arr, cap, *n + 1, esz) ||
+        fsck_map_put(map, bytenr, (uint32_t)*n)) {
+        fsck_set_fatal(f, -ENOMEM);
+        return NULL;
+    }
+    void *e = (char *)*arr + (*n)++ * esz;
+    memset(e, 0, esz);
+    return e;
+}
+
 struct dext *fsck_dext_get(struct fsck *f, uint64_t bytenr, int create)
 {
     uint32_t i;
@@ -15,15 +32,10 @@ struct dext *fsck_dext_get(struct fsck *f, uint64_t bytenr, int create)
         return &f->dx[i];
     if (!create)
         return NULL;
-    if (f->ndx >= NOIDX - 1 ||
-        fsck_vec_reserve((void **)&f->dx, &f->capdx, f->ndx + 1, sizeof(*f->dx)) ||
-        fsck_map_put(&f->dxmap, bytenr, (uint32_t)f->ndx)) {
-        fsck_set_fatal(f, -ENOMEM);
-        return NULL;
-    }
-    struct dext *d = &f->dx[f->ndx++];
-    memset(d, 0, sizeof(*d));
-    d->bytenr = bytenr;
+    struct dext *d = append_indexed(f, (void **)&f->dx, &f->ndx, &f->capdx, sizeof(*f->dx),
+                                    &f->dxmap, bytenr);
+    if (d)
+        d->bytenr = bytenr;
     return d;
 }
 
@@ -94,6 +106,25 @@ void fsck_check_file_extent(struct fsck *f, const char *where, const struct cow_
 static void check_dir_entries(struct fsck *f, const char *where, const struct cow_key *k,
                               const uint8_t *p, unsigned size);
 
+/* The tree each item type belongs in, and its fixed size in bytes (0:
+ * variable; an ORPHAN_ITEM has no data). */
+static const struct {
+    uint8_t type;
+    unsigned size;
+    int cls; /* T_SUBVOL, T_CSUM, T_ROOT, T_EXTENT */
+} item_rules[] = {
+    {COW_INODE_ITEM, INODE_ITEM_SIZE, T_SUBVOL},
+    {COW_DIR_ITEM, 0, T_SUBVOL},
+    {COW_EXTENT_DATA, FE_ITEM_SIZE, T_SUBVOL},
+    {COW_ORPHAN_ITEM, 0, T_SUBVOL},
+    {COW_EXTENT_CSUM, 0, T_CSUM},
+    {COW_ROOT_ITEM, ROOT_ITEM_SIZE, T_ROOT},
+    {COW_ROOT_NAME, 0, T_ROOT},
+    {COW_EXTENT_ITEM, EXT_ITEM_SIZE, T_EXTENT},
+    {COW_METADATA_ITEM, EXT_ITEM_SIZE, T_EXTENT},
+    {COW_BLOCK_GROUP_ITEM, BG_ITEM_SIZE, T_EXTENT},
+};
+
 /* Checks item I (key K, data P of SIZE bytes) of leaf IDX on its first visit. */
 static void check_item(struct fsck *f, uint32_t idx, const char *where, const struct cow_key *k,
                        const uint8_t *p, unsigned size)
@@ -102,43 +133,12 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
     fsck_key_str(k, ks, sizeof(ks));
     int cls = f->cls;
     unsigned want = 0; /* fixed size, 0 = variable */
-    int allowed = 0;
-    switch (k->type) {
-    case COW_INODE_ITEM:
-        want = INODE_ITEM_SIZE;
-        allowed = cls == T_SUBVOL;
-        break;
-    case COW_DIR_ITEM:
-        allowed = cls == T_SUBVOL;
-        break;
-    case COW_EXTENT_DATA:
-        want = FE_ITEM_SIZE;
-        allowed = cls == T_SUBVOL;
-        break;
-    case COW_EXTENT_CSUM:
-        allowed = cls == T_CSUM;
-        break;
-    case COW_ROOT_ITEM:
-        want = ROOT_ITEM_SIZE;
-        allowed = cls == T_ROOT;
-        break;
-    case COW_ROOT_NAME:
-        allowed = cls == T_ROOT;
-        break;
-    case COW_EXTENT_ITEM:
-    case COW_METADATA_ITEM:
-        want = EXT_ITEM_SIZE;
-        allowed = cls == T_EXTENT;
-        break;
-    case COW_BLOCK_GROUP_ITEM:
-        want = BG_ITEM_SIZE;
-        allowed = cls == T_EXTENT;
-        break;
-    case COW_ORPHAN_ITEM:
-        allowed = cls == T_SUBVOL;
-        break;
-    default:
-        break;
+    int allowed = 0;   /* an unknown type belongs nowhere */
+    for (size_t i = 0; i < sizeof item_rules / sizeof item_rules[0]; i++) {
+        if (item_rules[i].type == k->type) {
+            want = item_rules[i].size;
+            allowed = cls == item_rules[i].cls;
+        }
     }
     if (!allowed) {
         fsck_problem(f, "%s: item %s does not belong in the %s", where, ks, class_name[cls]);
@@ -587,15 +587,11 @@ static uint32_t walk(struct fsck *f, uint64_t bytenr, uint64_t exp_gen, unsigned
                     from, bytenr);
         return idx;
     }
-    if (f->nblk >= NOIDX - 1 ||
-        fsck_vec_reserve((void **)&f->blk, &f->capblk, f->nblk + 1, sizeof(*f->blk)) ||
-        fsck_map_put(&f->blkmap, bytenr, (uint32_t)f->nblk)) {
-        fsck_set_fatal(f, -ENOMEM);
+    struct blk *me = append_indexed(f, (void **)&f->blk, &f->nblk, &f->capblk, sizeof(*f->blk),
+                                    &f->blkmap, bytenr);
+    if (!me)
         return NOIDX;
-    }
-    idx = (uint32_t)f->nblk++;
-    struct blk *me = &f->blk[idx];
-    memset(me, 0, sizeof(*me));
+    idx = (uint32_t)(f->nblk - 1);
     me->bytenr = bytenr;
     me->cls = (uint8_t)f->cls;
     me->level = (uint8_t)exp_level;
