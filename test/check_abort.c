@@ -1068,37 +1068,18 @@ END_TEST
 Suite *abort_suite(void)
 {
     Suite *s = suite_create("abort");
-    TCase *tc = tcase_create("store");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, abort_commit_eio_keeps_others);
-    tcase_add_test(tc, abort_commit_enospc_keeps_others);
-    tcase_add_test(tc, abort_commit_partial_write_retried);
-    tcase_add_test(tc, abort_commit_no_room_keeps_others);
-    tcase_add_test(tc, abort_tree_update_failure_stops_store);
-    tcase_add_test(tc, abort_flush_failure_stops_store);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("sql");
-    tcase_set_timeout(tc, 120);
+    TCase *tc;
+    test_case(s, "store", 120, abort_commit_eio_keeps_others, abort_commit_enospc_keeps_others,
+              abort_commit_partial_write_retried, abort_commit_no_room_keeps_others,
+              abort_tree_update_failure_stops_store, abort_flush_failure_stops_store, NULL);
+    tc = test_case(s, "sql", 120, NULL);
     tcase_add_loop_test(tc, abort_sql_commit_fails, 0, NSQL_COMMIT_CASES);
     tcase_add_loop_test(tc, abort_sql_delete_fails, 0,
                         sizeof sql_delete_modes / sizeof sql_delete_modes[0]);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("fulldisk");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, abort_full_disk_wal);
-    tcase_add_test(tc, abort_full_disk_delete);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("truncate");
-    tcase_add_test(tc, abort_shrink_on_full_disk);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("pcache");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, abort_pcache_hot_paths);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("race");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, abort_restore_target_deleted_meanwhile);
-    tcase_add_test(tc, abort_commit_during_background_wait);
-    suite_add_tcase(s, tc);
+    test_case(s, "fulldisk", 300, abort_full_disk_wal, abort_full_disk_delete, NULL);
+    test_case(s, "truncate", 0, abort_shrink_on_full_disk, NULL);
+    test_case(s, "pcache", 300, abort_pcache_hot_paths, NULL);
+    test_case(s, "race", 60, abort_restore_target_deleted_meanwhile,
+              abort_commit_during_background_wait, NULL);
     return s;
 }

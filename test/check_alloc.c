@@ -105,10 +105,6 @@ END_TEST
 Suite *alloc_suite(void)
 {
     Suite *s = suite_create("alloc");
-    TCase *tc = tcase_create("alloc");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, alloc_pinned_not_reused);
-    tcase_add_test(tc, alloc_grows_by_groups_and_enospc);
-    suite_add_tcase(s, tc);
+    test_case(s, "alloc", 120, alloc_pinned_not_reused, alloc_grows_by_groups_and_enospc, NULL);
     return s;
 }

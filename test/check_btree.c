@@ -229,10 +229,6 @@ END_TEST
 Suite *btree_suite(void)
 {
     Suite *s = suite_create("btree");
-    TCase *tc = tcase_create("model");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, btree_model);
-    tcase_add_test(tc, btree_max_items);
-    suite_add_tcase(s, tc);
+    test_case(s, "model", 300, btree_model, btree_max_items, NULL);
     return s;
 }

@@ -1070,31 +1070,16 @@ END_TEST
 Suite *conc_suite(void)
 {
     Suite *s = suite_create("conc");
-    TCase *tc;
 
 #ifdef COW_DEBUG
-    tc = tcase_create("inject");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_inject_block);
-    tcase_add_test(tc, test_inject_skip_count);
-    tcase_add_test(tc, test_inject_timeout);
-    tcase_add_test(tc, test_inject_callback);
-    tcase_add_test(tc, test_inject_under_lock);
-    tcase_add_test(tc, test_inject_reset);
-    tcase_add_test(tc, test_inject_storm);
-    tcase_add_test(tc, test_inject_committer);
-    suite_add_tcase(s, tc);
+    test_case(s, "inject", 60, test_inject_block, test_inject_skip_count, test_inject_timeout,
+              test_inject_callback, test_inject_under_lock, test_inject_reset, test_inject_storm,
+              test_inject_committer, NULL);
 #endif
 
-    tc = tcase_create("store_threads");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, test_store_threads);
-    suite_add_tcase(s, tc);
+    test_case(s, "store_threads", 300, test_store_threads, NULL);
 
-    tc = tcase_create("sql_threads");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, test_sql_threads);
-    suite_add_tcase(s, tc);
+    test_case(s, "sql_threads", 300, test_sql_threads, NULL);
 
     return s;
 }

@@ -761,21 +761,14 @@ END_TEST
 Suite *damage_suite(void)
 {
     Suite *s = suite_create("damage");
-    TCase *tc = tcase_create("damage");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, damage_commit_block_under_record);
-    tcase_add_test(tc, damage_superblock_under_record);
-    tcase_add_test(tc, damage_record_under_record);
-    tcase_add_test(tc, damage_record_that_does_not_parse);
-    tcase_add_test(tc, damage_record_of_missing_inode);
+    TCase *tc;
+    tc = test_case(s, "damage", 300, damage_commit_block_under_record,
+                   damage_superblock_under_record, damage_record_under_record,
+                   damage_record_that_does_not_parse, damage_record_of_missing_inode,
+                   damage_generation_raised_under_record, damage_older_copy_generation_raised,
+                   damage_record_under_torn_commit, damage_other_copy_lost_write,
+                   damage_generation_out_of_range, damage_dir_item_of_wal,
+                   crash_states_are_not_damage, NULL);
     tcase_add_loop_test(tc, damage_record_fsck_rules, 0, 6);
-    tcase_add_test(tc, damage_generation_raised_under_record);
-    tcase_add_test(tc, damage_older_copy_generation_raised);
-    tcase_add_test(tc, damage_record_under_torn_commit);
-    tcase_add_test(tc, damage_other_copy_lost_write);
-    tcase_add_test(tc, damage_generation_out_of_range);
-    tcase_add_test(tc, damage_dir_item_of_wal);
-    tcase_add_test(tc, crash_states_are_not_damage);
-    suite_add_tcase(s, tc);
     return s;
 }

@@ -1183,30 +1183,14 @@ END_TEST
 Suite *file_suite(void)
 {
     Suite *s = suite_create("file");
-    TCase *tc = tcase_create("file");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, file_model);
-    tcase_add_test(tc, file_appends_model);
-    tcase_add_test(tc, file_names);
-    tcase_add_test(tc, file_checksum_mismatch_is_error);
-    tcase_add_test(tc, file_bad_containers);
-    tcase_add_test(tc, delalloc_full_disk_fails_the_write_not_writeback);
-    tcase_add_test(tc, delalloc_full_disk_metadata);
-    tcase_add_test(tc, delalloc_dirty_limit_bounds_memory);
-    tcase_add_test(tc, fetch_pins_pages);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("prealloc");
-    tcase_add_test(tc, prealloc_reads_zeros_writes_in_place);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("subvol");
-    tcase_set_timeout(tc, 300); /* crash states of every operation */
-    tcase_add_test(tc, subvol_snapshot_branch_delete);
-    tcase_add_test(tc, subvol_restore_and_create_ex);
-    tcase_add_test(tc, subvol_ops_crash_atomic);
-    tcase_add_test(tc, subvol_prealloc_not_shared_in_place);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("create");
-    tcase_add_test(tc, file_create_is_atomic);
-    suite_add_tcase(s, tc);
+    test_case(s, "file", 300, file_model, file_appends_model, file_names,
+              file_checksum_mismatch_is_error, file_bad_containers,
+              delalloc_full_disk_fails_the_write_not_writeback, delalloc_full_disk_metadata,
+              delalloc_dirty_limit_bounds_memory, fetch_pins_pages, NULL);
+    test_case(s, "prealloc", 0, prealloc_reads_zeros_writes_in_place, NULL);
+    /* crash states of every operation */
+    test_case(s, "subvol", 300, subvol_snapshot_branch_delete, subvol_restore_and_create_ex,
+              subvol_ops_crash_atomic, subvol_prealloc_not_shared_in_place, NULL);
+    test_case(s, "create", 0, file_create_is_atomic, NULL);
     return s;
 }

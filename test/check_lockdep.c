@@ -176,11 +176,9 @@ END_TEST
 Suite *lockdep_suite(void)
 {
     Suite *s = suite_create("lockdep");
-    TCase *tc = tcase_create("held");
-    tcase_add_test(tc, held_passes);
-    tcase_add_test(tc, rw_held_passes);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("not_held");
+    TCase *tc;
+    test_case(s, "held", 0, held_passes, rw_held_passes, NULL);
+    tc = test_case(s, "not_held", 0, NULL);
     tcase_add_test_raise_signal(tc, unheld_mutex_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, bt_lookup_unlocked_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, alloc_unlocked_aborts, SIGABRT);
@@ -190,6 +188,5 @@ Suite *lockdep_suite(void)
     tcase_add_test_raise_signal(tc, rw_unheld_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, rw_shared_not_excl_aborts, SIGABRT);
     tcase_add_test_raise_signal(tc, pc_read_without_invalidate_aborts, SIGABRT);
-    suite_add_tcase(s, tc);
     return s;
 }

@@ -1004,12 +1004,10 @@ END_TEST
 Suite *model_suite(void)
 {
     Suite *s = suite_create("model");
-    TCase *tc = tcase_create("model");
+    TCase *tc;
+    tc = test_case(s, "model", 300, test_model, NULL);
 
     tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
     tcase_add_checked_fixture(tc, vfs_setup, NULL);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, test_model);
-    suite_add_tcase(s, tc);
     return s;
 }

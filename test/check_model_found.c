@@ -182,11 +182,10 @@ END_TEST
 Suite *model_found_suite(void)
 {
     Suite *s = suite_create("model_found");
-    TCase *tc = vfs_tcase("restore_modes", 60);
+    TCase *tc;
+    tc = vfs_tcase(s, "restore_modes", 60, NULL);
     tcase_add_loop_test(tc, test_restore_journal_modes, 0, 2);
-    suite_add_tcase(s, tc);
-    tc = vfs_tcase("restore_source_in_txn", 60);
+    tc = vfs_tcase(s, "restore_source_in_txn", 60, NULL);
     tcase_add_loop_test(tc, test_restore_source_in_txn, 0, 2);
-    suite_add_tcase(s, tc);
     return s;
 }

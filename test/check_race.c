@@ -266,17 +266,8 @@ END_TEST
 Suite *race_suite(void)
 {
     Suite *s = suite_create("race");
-    TCase *tc = tcase_create("race_fsync");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, race_fsync_waits_for_ordered_extent);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("race_truncate");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, race_truncate_vs_fetch);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("race_resv");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, race_reservation_travels_with_call);
-    suite_add_tcase(s, tc);
+    test_case(s, "race_fsync", 120, race_fsync_waits_for_ordered_extent, NULL);
+    test_case(s, "race_truncate", 120, race_truncate_vs_fetch, NULL);
+    test_case(s, "race_resv", 120, race_reservation_travels_with_call, NULL);
     return s;
 }

@@ -722,14 +722,10 @@ END_TEST
 Suite *seq_suite(void)
 {
     Suite *s = suite_create("seq");
-    TCase *tc = tcase_create("journal");
+    TCase *tc;
+    tc = test_case(s, "journal", 120, test_journal_durable_with_db, test_super_journal_unix_child,
+                   test_super_journal_in_container, test_super_journal_unix_main,
+                   test_mirror_stale_removed, NULL);
     tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_journal_durable_with_db);
-    tcase_add_test(tc, test_super_journal_unix_child);
-    tcase_add_test(tc, test_super_journal_in_container);
-    tcase_add_test(tc, test_super_journal_unix_main);
-    tcase_add_test(tc, test_mirror_stale_removed);
-    suite_add_tcase(s, tc);
     return s;
 }

@@ -575,16 +575,9 @@ END_TEST
 Suite *txn_suite(void)
 {
     Suite *s = suite_create("txn");
-    TCase *tc = tcase_create("txn");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, txn_crash_gives_last_commit);
-    tcase_add_test(tc, txn_torn_superblock_falls_back);
-    tcase_add_test(tc, txn_failed_write_keeps_transaction);
-    tcase_add_test(tc, txn_torn_one_flush_commit);
-    tcase_add_test(tc, txn_persist_crashes);
-    tcase_add_test(tc, txn_lost_grow_falls_back);
-    tcase_add_test(tc, log_sync_is_one_flush_and_survives_power_loss);
-    tcase_add_test(tc, log_abort_keeps_synced_data);
-    suite_add_tcase(s, tc);
+    test_case(s, "txn", 300, txn_crash_gives_last_commit, txn_torn_superblock_falls_back,
+              txn_failed_write_keeps_transaction, txn_torn_one_flush_commit, txn_persist_crashes,
+              txn_lost_grow_falls_back, log_sync_is_one_flush_and_survives_power_loss,
+              log_abort_keeps_synced_data, NULL);
     return s;
 }

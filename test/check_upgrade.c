@@ -491,13 +491,7 @@ END_TEST
 Suite *upgrade_suite(void)
 {
     Suite *s = suite_create("upgrade");
-    TCase *tc = tcase_create("upgrade");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, upgrade_v1_read_only);
-    tcase_add_test(tc, upgrade_v1_writable);
-    tcase_add_test(tc, upgrade_v1_crash_states);
-    tcase_add_test(tc, upgrade_v1_second_commit_crash_states);
-    tcase_add_test(tc, upgrade_v1_torn_newest);
-    suite_add_tcase(s, tc);
+    test_case(s, "upgrade", 300, upgrade_v1_read_only, upgrade_v1_writable, upgrade_v1_crash_states,
+              upgrade_v1_second_commit_crash_states, upgrade_v1_torn_newest, NULL);
     return s;
 }

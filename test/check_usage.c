@@ -596,13 +596,7 @@ END_TEST
 Suite *usage_suite(void)
 {
     Suite *s = suite_create("usage");
-    TCase *tc = tcase_create("usage");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, usage_snapshot_then_overwrite);
-    tcase_add_test(tc, usage_deep_tree);
-    tcase_add_test(tc, usage_uncommitted);
-    tcase_add_test(tc, usage_chain_and_errors);
-    tcase_add_test(tc, usage_random);
-    suite_add_tcase(s, tc);
+    test_case(s, "usage", 300, usage_snapshot_then_overwrite, usage_deep_tree, usage_uncommitted,
+              usage_chain_and_errors, usage_random, NULL);
     return s;
 }

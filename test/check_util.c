@@ -156,16 +156,8 @@ END_TEST
 Suite *util_suite(void)
 {
     Suite *s = suite_create("util");
-    TCase *tc = tcase_create("corrupt");
-    tcase_add_test(tc, corrupt_names_file_and_line);
-    tcase_add_test(tc, corrupt_from_the_store);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("hmap");
-    tcase_add_test(tc, hmap_against_array);
-    tcase_add_test(tc, hmap_zeroed);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("vec");
-    tcase_add_test(tc, vec_grows_and_keeps);
-    suite_add_tcase(s, tc);
+    test_case(s, "corrupt", 0, corrupt_names_file_and_line, corrupt_from_the_store, NULL);
+    test_case(s, "hmap", 0, hmap_against_array, hmap_zeroed, NULL);
+    test_case(s, "vec", 0, vec_grows_and_keeps, NULL);
     return s;
 }

@@ -888,28 +888,16 @@ END_TEST
 Suite *validate_suite(void)
 {
     Suite *s = suite_create("validate");
-    TCase *tc = tcase_create("validate");
-    tcase_set_timeout(tc, 120);
+    TCase *tc;
+    tc = test_case(s, "validate", 120, extent_disk_num_bytes_bounded, leaf_key_order,
+                   leaf_item_overlap, node_key_order, node_child_in_container,
+                   node_child_generation, block_generation_bounded, block_address_wrap,
+                   root_item_address_wrap, log_record_baseline, log_record_nitems,
+                   log_record_extent_bounded, log_csum_dedup_linear, csum_item_size,
+                   sqlite_sees_corruptfs, truncated_one_flush, NULL);
     tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
     tcase_add_loop_test(tc, oversized_extent, 0, NOVERSIZED_CASES);
-    tcase_add_test(tc, extent_disk_num_bytes_bounded);
-    tcase_add_test(tc, leaf_key_order);
-    tcase_add_test(tc, leaf_item_overlap);
-    tcase_add_test(tc, node_key_order);
-    tcase_add_test(tc, node_child_in_container);
-    tcase_add_test(tc, node_child_generation);
-    tcase_add_test(tc, block_generation_bounded);
-    tcase_add_test(tc, block_address_wrap);
-    tcase_add_test(tc, root_item_address_wrap);
-    tcase_add_test(tc, log_record_baseline);
-    tcase_add_test(tc, log_record_nitems);
-    tcase_add_test(tc, log_record_extent_bounded);
-    tcase_add_test(tc, log_csum_dedup_linear);
     tcase_add_loop_test(tc, item_field_checked, 0, (int)NFIELD_CASES);
-    tcase_add_test(tc, csum_item_size);
-    tcase_add_test(tc, sqlite_sees_corruptfs);
     tcase_add_loop_test(tc, zero_bytes_checked, 0, 4);
-    tcase_add_test(tc, truncated_one_flush);
-    suite_add_tcase(s, tc);
     return s;
 }

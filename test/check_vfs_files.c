@@ -767,25 +767,14 @@ Suite *vfs_files_suite(void)
     Suite *s = suite_create("vfs_files");
     TCase *tc;
 
-    tc = vfs_tcase("bad_files", 60);
+    tc = vfs_tcase(s, "bad_files", 60, test_bad_data_block, test_create, test_readonly, NULL);
     tcase_add_loop_test(tc, test_bad_files, 0, BAD_N);
-    tcase_add_test(tc, test_bad_data_block);
     tcase_add_loop_test(tc, test_disk_full, 0, 2);
-    tcase_add_test(tc, test_create);
-    tcase_add_test(tc, test_readonly);
-    suite_add_tcase(s, tc);
 
-    tc = vfs_tcase("fcntl", 60);
-    tcase_add_test(tc, test_file_controls);
-    tcase_add_test(tc, test_size_hint_preallocates);
-    suite_add_tcase(s, tc);
+    vfs_tcase(s, "fcntl", 60, test_file_controls, test_size_hint_preallocates, NULL);
 
-    tc = vfs_tcase("files", 120);
-    tcase_add_test(tc, test_temp_files);
-    tcase_add_test(tc, test_attach_super_journal);
-    tcase_add_test(tc, test_other_process);
-    tcase_add_test(tc, test_registry_and_names);
-    suite_add_tcase(s, tc);
+    vfs_tcase(s, "files", 120, test_temp_files, test_attach_super_journal, test_other_process,
+              test_registry_and_names, NULL);
 
     return s;
 }

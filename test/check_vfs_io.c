@@ -661,23 +661,12 @@ END_TEST
 Suite *vfs_io_suite(void)
 {
     Suite *s = suite_create("vfs_io");
-    TCase *tc;
 
-    tc = vfs_tcase("io", 60);
-    tcase_add_test(tc, test_io_methods);
-    tcase_add_test(tc, test_vfs_methods);
-    tcase_add_test(tc, test_ext_entry);
-    tcase_add_test(tc, test_shm);
-    suite_add_tcase(s, tc);
+    vfs_tcase(s, "io", 60, test_io_methods, test_vfs_methods, test_ext_entry, test_shm, NULL);
 
-    tc = vfs_tcase("locking", 60);
-    tcase_add_test(tc, test_lock_states);
-    tcase_add_test(tc, test_lock_connections);
-    suite_add_tcase(s, tc);
+    vfs_tcase(s, "locking", 60, test_lock_states, test_lock_connections, NULL);
 
-    tc = vfs_tcase("wal_threads", 300);
-    tcase_add_test(tc, test_wal_threads);
-    suite_add_tcase(s, tc);
+    vfs_tcase(s, "wal_threads", 300, test_wal_threads, NULL);
 
     return s;
 }

@@ -436,20 +436,14 @@ Suite *vfs_journal_suite(void)
     Suite *s = suite_create("vfs_journal");
     TCase *tc;
 
-    tc = vfs_tcase("journal_modes", 120);
+    tc = vfs_tcase(s, "journal_modes", 120, NULL);
     tcase_add_loop_test(tc, test_journal_modes, 0,
                         (int)(sizeof journal_modes / sizeof journal_modes[0]));
-    suite_add_tcase(s, tc);
 
-    tc = vfs_tcase("crash_and_threads", 120);
-    tcase_add_test(tc, test_crash_hot_journal);
-    tcase_add_test(tc, test_crash_wal);
-    tcase_add_test(tc, test_crash_super_journal);
-    tcase_add_test(tc, test_wal_log_replay);
+    tc = vfs_tcase(s, "crash_and_threads", 120, test_crash_hot_journal, test_crash_wal,
+                   test_crash_super_journal, test_wal_log_replay, test_registry_threads, NULL);
     tcase_add_loop_test(tc, test_app_crash_durable, 0,
                         3 * (int)(sizeof journal_modes / sizeof journal_modes[0]));
-    tcase_add_test(tc, test_registry_threads);
-    suite_add_tcase(s, tc);
 
     return s;
 }

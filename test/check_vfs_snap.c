@@ -511,16 +511,13 @@ Suite *vfs_snap_suite(void)
     Suite *s = suite_create("vfs_snap");
     TCase *tc;
 
-    tc = vfs_tcase("snapshot", 120);
+    tc = vfs_tcase(s, "snapshot", 120, test_snapshot_c_api, NULL);
     tcase_add_loop_test(tc, test_snapshot_basic, 0, 2);
     tcase_add_loop_test(tc, test_snapshot_in_transaction, 0, 2);
     tcase_add_loop_test(tc, test_snapshot_restore, 0, 3);
-    tcase_add_test(tc, test_snapshot_c_api);
-    suite_add_tcase(s, tc);
 
-    tc = vfs_tcase("snapshot_threads", 300);
+    tc = vfs_tcase(s, "snapshot_threads", 300, NULL);
     tcase_add_loop_test(tc, test_snapshot_concurrent_writers, 0, 2);
-    suite_add_tcase(s, tc);
 
     return s;
 }

@@ -715,3 +715,25 @@ void fsck_memdev(cow_store *st, struct cow_dev *dev)
     test_fsck_image(img, ilen);
     free(img);
 }
+
+/* ---- registering tests ---- */
+
+void test_case_addv(TCase *tc, va_list ap)
+{
+    const TTest *t;
+    while ((t = va_arg(ap, const TTest *)) != NULL)
+        tcase_add_test(tc, t);
+}
+
+TCase *test_case(Suite *s, const char *name, double seconds, ...)
+{
+    TCase *tc = tcase_create(name);
+    if (seconds > 0)
+        tcase_set_timeout(tc, seconds);
+    va_list ap;
+    va_start(ap, seconds);
+    test_case_addv(tc, ap);
+    va_end(ap);
+    suite_add_tcase(s, tc);
+    return tc;
+}

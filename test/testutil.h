@@ -6,6 +6,7 @@
 #define COW_TESTUTIL_H
 
 #include <check.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -184,5 +185,15 @@ void fm_write(struct fmodel *m, const uint8_t *b, size_t len, size_t off);
 void fm_truncate(struct fmodel *m, size_t size);
 void fm_copy(struct fmodel *dst, const struct fmodel *src);
 void fm_compare(struct cow_file *f, const struct fmodel *m);
+
+/* ---- registering tests ---- */
+
+/* Adds to suite S a test case NAME (tcase_create, suite_add_tcase) with a
+ * timeout of SECONDS (0: Check's default), holding the tests that follow,
+ * up to a NULL, each added with tcase_add_test.  Returns the test case, for
+ * loop tests, signal tests and fixtures added after. */
+TCase *test_case(Suite *s, const char *name, double seconds, ...);
+/* Adds the tests of AP, up to a NULL, to TC (tcase_add_test each). */
+void test_case_addv(TCase *tc, va_list ap);
 
 #endif

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,12 +31,17 @@ void vfs_setup(void)
     ck_assert_int_eq(cowvfs_register(0), SQLITE_OK);
 }
 
-TCase *vfs_tcase(const char *name, int timeout)
+TCase *vfs_tcase(Suite *s, const char *name, int timeout, ...)
 {
     TCase *tc = tcase_create(name);
     tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
     tcase_add_checked_fixture(tc, vfs_setup, NULL);
     tcase_set_timeout(tc, timeout);
+    va_list ap;
+    va_start(ap, timeout);
+    test_case_addv(tc, ap);
+    va_end(ap);
+    suite_add_tcase(s, tc);
     return tc;
 }
 

@@ -22,9 +22,10 @@
 
 /* Checked fixture: registers the cow VFS (cowvfs_register). */
 void vfs_setup(void);
-/* A new test case NAME with a base directory per case (test_base_setup,
- * unchecked), vfs_setup as its checked fixture, and TIMEOUT seconds. */
-TCase *vfs_tcase(const char *name, int timeout);
+/* Adds to suite S a test case NAME with a base directory per case
+ * (test_base_setup, unchecked), vfs_setup as its checked fixture, TIMEOUT
+ * seconds, and the tests that follow, up to a NULL (as test_case). */
+TCase *vfs_tcase(Suite *s, const char *name, int timeout, ...);
 /* A fresh directory for one test, in the test case's base directory
  * (test_base_setup); the caller removes it with tdir_remove(). */
 char *tdir_make(void);
