@@ -26,6 +26,9 @@
  *               with none, in WAL and in DELETE mode); on the other VFS, the
  *               copies one makes without snapshots, VACUUM INTO and the
  *               online backup API, of the same database (median of 3 each)
+ *   churn       a table of 64 MiB (--size) churned with a snapshot held
+ *               (see churn.c): the files' sizes and allocated bytes after
+ *               it, in a table of its own
  *
  * Every run draws from a PRNG reset to the same seed, so both VFSs do the
  * same work; reads and aggregate compare a checksum of what they read and
@@ -42,6 +45,7 @@
  *
  * Files: bench.c (options, main), harness.c (the workload list, medians,
  * the main table), workloads.c, commits.c with countvfs.c, snapshot.c,
+ * churn.c,
  * util.c (PRNG, SQL helpers, paths, the temporary directory); bench.h
  * what they share.
  */
@@ -64,8 +68,8 @@
 
 /* ---- sizes, options and state ---- */
 
-static const struct sizes full_sizes = { 1000000, 10000, 100000, 2000, { 1, 64, 1024 } };
-static const struct sizes quick_sizes = { 20000, 500, 5000, 200, { 1, 8, 64 } };
+static const struct sizes full_sizes = { 1000000, 10000, 100000, 2000, { 1, 64, 1024 }, 64 };
+static const struct sizes quick_sizes = { 20000, 500, 5000, 200, { 1, 8, 64 }, 8 };
 
 
 
@@ -82,13 +86,15 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: bench [--quick] [--repeat N] [--only NAME[,NAME...]]\n"
         "             [--skip NAME[,NAME...]] [--vfs-a NAME] [--vfs-b NAME]\n"
-        "             [--dir DIR] [--keep] [-v]\n"
+        "             [--size MIB] [--dir DIR] [--keep] [-v]\n"
         "  --quick      small sizes for a smoke test (%lld rows, %lld txns, %lld reads,\n"
-        "               %lld commits, snapshot databases of %lld, %lld and %lld MiB)\n"
+        "               %lld commits, snapshot databases of %lld, %lld and %lld MiB,\n"
+        "               churn of %lld MiB)\n"
         "  --repeat N   run each workload N times per VFS, alternately; print medians\n"
-        "               (snapshot has fixed counts of its own)\n"
+        "               (snapshot and churn have fixed counts of their own)\n"
         "  --only LIST  workloads: bulk, txn-wal, txn-delete, reads, aggregate,\n"
-        "               commits, snapshot\n"
+        "               commits, snapshot, churn\n"
+        "  --size MIB   the table churn fills (default %lld)\n"
         "  --skip LIST  workloads not to run (e.g. --skip snapshot)\n"
         "  --vfs-a NAME the reference VFS (default unix)\n"
         "  --vfs-b NAME the VFS measured against it (default cow)\n"
@@ -98,7 +104,8 @@ static void usage(FILE *f)
         (long long)quick_sizes.bulk_rows, (long long)quick_sizes.txns,
         (long long)quick_sizes.reads, (long long)quick_sizes.commits,
         (long long)quick_sizes.snap_mib[0], (long long)quick_sizes.snap_mib[1],
-        (long long)quick_sizes.snap_mib[2]);
+        (long long)quick_sizes.snap_mib[2], (long long)quick_sizes.churn_mib,
+        (long long)full_sizes.churn_mib);
 }
 
 /* The options that take a name or a list: where each one's value goes. */
@@ -119,6 +126,7 @@ static const char **string_opt(const char *a)
 
 static int parse_args(int argc, char **argv)
 {
+    long size_mib = 0;
     opt.sz = full_sizes;
     opt.repeat = 1;
     opt.vfs_a = "unix";
@@ -145,6 +153,14 @@ static int parse_args(int argc, char **argv)
             }
             opt.repeat = (int)n;
             i++;
+        } else if (val && strcmp(a, "--size") == 0) {
+            char *end;
+            size_mib = strtol(val, &end, 10);
+            if (*end || size_mib < 1 || size_mib > 65536) {
+                fprintf(stderr, "bench: bad --size %s (MiB, 1..65536)\n", val);
+                return -1;
+            }
+            i++;
         } else if (val && dst) {
             *dst = val;
             i++;
@@ -153,13 +169,16 @@ static int parse_args(int argc, char **argv)
             return -1;
         }
     }
+    if (size_mib)
+        opt.sz.churn_mib = size_mib;
     for (int l = 0; l < 2; l++) {
         /* Every name in --only and --skip must be a workload. */
         const char *p = l ? opt.skip : opt.only;
         while (p && *p) {
             size_t len = strcspn(p, ",");
             int found = (len == strlen(COMMITS) && strncmp(p, COMMITS, len) == 0) ||
-                        (len == strlen(SNAPSHOT) && strncmp(p, SNAPSHOT, len) == 0);
+                        (len == strlen(SNAPSHOT) && strncmp(p, SNAPSHOT, len) == 0) ||
+                        (len == strlen(CHURN) && strncmp(p, CHURN, len) == 0);
             for (int w = 0; w < NWORKLOADS; w++)
                 if (strlen(workloads[w].name) == len &&
                     strncmp(p, workloads[w].name, len) == 0)
@@ -280,6 +299,11 @@ int main(int argc, char **argv)
         if (timed || selected(COMMITS))
             printf("\n");
         snapshot_table(vfs);
+    }
+    if (!failed && selected(CHURN)) {
+        if (timed || selected(COMMITS) || selected(SNAPSHOT))
+            printf("\n");
+        churn_table(vfs);
     }
     if (opt.keep)
         printf("\ndatabases kept in %s\n", workdir);

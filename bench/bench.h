@@ -17,6 +17,7 @@ struct sizes {
     int64_t reads;      /* point reads of reads */
     int64_t commits;    /* single-row transactions of commits, per mode */
     int64_t snap_mib[3]; /* database sizes of snapshot, MiB */
+    int64_t churn_mib;  /* the table churn fills, MiB (--size) */
 };
 
 struct opts {
@@ -42,6 +43,7 @@ struct workload {
  * run after the others, in this order. */
 #define COMMITS "commits"
 #define SNAPSHOT "snapshot"
+#define CHURN "churn"
 
 /* ---- util.c ---- */
 /* Sum of st_size of PATH and its -wal, -journal, -shm companions. */
@@ -116,6 +118,14 @@ extern struct countvfs countvfs[2]; /* one per side of the bench */
  * 3), so SQLite calls only the methods REAL has.
  */
 const char *countvfs_register(int which, const char *real_name);
+
+/* ---- churn.c ---- */
+/*
+ * The churn workload (see churn.c) on both VFSs, once each; prints its
+ * table: the files' sizes and allocated bytes after it, their ratio, the
+ * times.  Returns 0 or -1 (reported).
+ */
+int churn_table(const char *const vfs[2]);
 
 /* ---- commits.c ---- */
 /*
