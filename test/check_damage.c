@@ -47,28 +47,11 @@ static void expect_corrupt(const uint8_t *img, size_t len, const char *want)
                   msg, want);
 }
 
-/* Runs fsck on IMG; returns its problem count, its report in a new string. */
-static uint64_t fsck_img(const uint8_t *img, size_t len, char **report)
-{
-    char *dir = test_mkdtemp();
-    char p[4200];
-    snprintf(p, sizeof p, "%s/image.cow", dir);
-    test_write_file(p, img, len);
-    size_t rlen;
-    FILE *out = open_memstream(report, &rlen);
-    struct cow_fsck_result res;
-    int rc = cow_fsck(p, COW_FSCK_DATA, out, &res);
-    fclose(out);
-    test_rmdir(dir);
-    ck_assert_int_ge(rc, 0);
-    return res.problems;
-}
-
 /* Expects fsck to report a problem whose text holds WANT. */
 static void expect_fsck_problem(const uint8_t *img, size_t len, const char *want)
 {
     char *report;
-    uint64_t n = fsck_img(img, len, &report);
+    uint64_t n = test_fsck_report(img, len, &report, NULL);
     ck_assert_msg(n > 0, "fsck found no problem, expected one naming '%s'", want);
     ck_assert_msg(strstr(report, want) != NULL, "fsck said:\n%s\nexpected it to name '%s'", report,
                   want);
@@ -494,7 +477,7 @@ START_TEST(damage_record_under_torn_commit)
     memcpy(b + at, a + at, n * BLK);
     expect_opens_at(b, blen, g, "record 1!"); /* a tear: G and its log */
     char *report;
-    ck_assert_uint_eq(fsck_img(b, blen, &report), 0);
+    ck_assert_uint_eq(test_fsck_report(b, blen, &report, NULL), 0);
     free(report);
 
     uint64_t area = log_area(b, 1 - s, 1 - s);
@@ -673,7 +656,7 @@ START_TEST(damage_dir_item_of_wal)
         }
         ck_assert_msg(rc == COW_ECORRUPT, "edit %zu: open gave %d: %s", e, rc, msg);
         char *report;
-        ck_assert_uint_gt(fsck_img(t, len, &report), 0);
+        ck_assert_uint_gt(test_fsck_report(t, len, &report, NULL), 0);
         free(report);
     }
     free(t);
@@ -702,7 +685,7 @@ static int crash_states_open(struct cow_dev *dev, uint64_t *rs)
         ck_assert_msg(rc == COW_OK, "crash state %zu of %zu units: %s", round, nunits, msg);
         cow_store_close(st);
         char *report;
-        uint64_t np = fsck_img(img, len, &report);
+        uint64_t np = test_fsck_report(img, len, &report, NULL);
         ck_assert_msg(np == 0, "crash state %zu: fsck:\n%s", round, report);
         free(report);
         free(img);

@@ -159,31 +159,11 @@ static int downgrade(uint8_t *img, size_t len)
     return nrec;
 }
 
-/* Runs fsck on IMG; returns its problem count (the report in *REPORT, to
- * free) and the format version of the superblock copy it used. */
-static uint64_t fsck_img(const uint8_t *img, size_t len, char **report, uint32_t *version)
-{
-    char *dir = test_mkdtemp();
-    char p[4200];
-    snprintf(p, sizeof p, "%s/image.cow", dir);
-    test_write_file(p, img, len);
-    size_t rlen;
-    FILE *out = open_memstream(report, &rlen);
-    struct cow_fsck_result res;
-    int rc = cow_fsck(p, COW_FSCK_DATA, out, &res);
-    fclose(out);
-    test_rmdir(dir);
-    ck_assert_int_ge(rc, 0);
-    if (version)
-        *version = res.format_version;
-    return res.problems;
-}
-
 static void expect_fsck_clean(const uint8_t *img, size_t len, uint32_t version, const char *when)
 {
     char *report;
     uint32_t v;
-    uint64_t np = fsck_img(img, len, &report, &v);
+    uint64_t np = test_fsck_report(img, len, &report, &v);
     ck_assert_msg(np == 0, "%s: fsck:\n%s", when, report);
     if (version)
         ck_assert_msg(v == version, "%s: fsck used a copy of version %u, expected %u", when, v,

@@ -646,6 +646,25 @@ void test_fsck_image(const uint8_t *img, size_t len)
     test_rmdir(dir);
 }
 
+uint64_t test_fsck_report(const uint8_t *img, size_t len, char **report, uint32_t *version)
+{
+    char *dir = test_mkdtemp();
+    char p[4200];
+    snprintf(p, sizeof p, "%s/image.cow", dir);
+    test_write_file(p, img, len);
+    size_t rlen;
+    FILE *out = open_memstream(report, &rlen);
+    ck_assert_ptr_nonnull(out);
+    struct cow_fsck_result res;
+    int rc = cow_fsck(p, COW_FSCK_DATA, out, &res);
+    fclose(out);
+    test_rmdir(dir);
+    ck_assert_int_ge(rc, 0);
+    if (version)
+        *version = res.format_version;
+    return res.problems;
+}
+
 /* ---- a file's model, and fsck of a memdev's store ---- */
 
 void file_put_str(struct cow_file *f, const char *s)

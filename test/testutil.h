@@ -158,6 +158,10 @@ void test_write_file(const char *path, const uint8_t *data, size_t len);
 void test_fsck_clean(const char *path);
 /* Same for an in-memory image (written to a temp file first). */
 void test_fsck_image(const uint8_t *img, size_t len);
+/* Runs cow_fsck (with data) on an in-memory image; returns its problem
+ * count, its report in *REPORT (a new string, the caller frees it) and, if
+ * VERSION, the format version of the superblock copy it used. */
+uint64_t test_fsck_report(const uint8_t *img, size_t len, char **report, uint32_t *version);
 /* Commits ST (a store on memory device DEV) and fscks the durable image;
  * fails the test if the commit fails or fsck finds a problem. */
 void fsck_memdev(struct cow_store *st, struct cow_dev *dev);
