@@ -133,7 +133,7 @@ $(BUILD)/libcowvfs.a: $(LIB_OBJ)
 $(BUILD)/cowvfs.so: $(EXT_OBJ)
 	$(CC) -shared $(SANFLAGS) $(CFLAGS) -pthread -o $@ $^
 
-$(BUILD)/cowctl: $(OBJDIR)/tools/cowctl.o $(FSCK_SRC:%.c=$(OBJDIR)/%.o) $(BUILD)/libcowvfs.a
+$(BUILD)/cowctl: $(OBJDIR)/tools/cowctl.o $(OBJDIR)/tools/progress.o $(FSCK_SRC:%.c=$(OBJDIR)/%.o) $(BUILD)/libcowvfs.a
 	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a $(SQLITE_LIBS)
 
 $(BUILD)/slt: $(OBJDIR)/sqllogictest/slt.o $(BUILD)/libcowvfs.a
@@ -151,7 +151,7 @@ $(THOBJDIR)/check_all: $(patsubst $(TOBJDIR)/%,$(THOBJDIR)/%,$(TTEST_OBJ) $(TLIB
 	$(CC) $(THREADSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
 
 # The asan build of cowctl/slt, used by tests so the tools run sanitized too.
-$(BUILD)/asan-cowctl: $(TOBJDIR)/tools/cowctl.o $(FSCK_SRC:%.c=$(TOBJDIR)/%.o) $(TLIB_OBJ)
+$(BUILD)/asan-cowctl: $(TOBJDIR)/tools/cowctl.o $(TOBJDIR)/tools/progress.o $(FSCK_SRC:%.c=$(TOBJDIR)/%.o) $(TLIB_OBJ)
 	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS)
 
 unit: deps $(BUILD)/check_all

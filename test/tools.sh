@@ -276,6 +276,21 @@ fi
 printf 'SELECT count(*) FROM p;\n' | cowsql imported.db >cnt
 if [ "$(cat cnt)" = 3000 ]; then ok "import: the cow VFS reads the rows"; else bad "import: the cow VFS reads the rows" "$(cat cnt)"; fi
 
+# Progress (tools/progress.c): on a terminal only.  script(1) (util-linux,
+# in every Debian) gives the command a pseudo-terminal.
+if command -v script >/dev/null 2>&1; then
+    script -qec "\"$actl\" import walsrc.db progress.db" /dev/null >progress.out 2>&1
+    if tr '\r' '\n' <progress.out | grep -q '^import 100% \[#*\]'; then
+        ok "import: a progress line on a terminal"
+    else
+        bad "import: a progress line on a terminal" "$(tr '\r' '\n' <progress.out | tail -n 3)"
+    fi
+else
+    bad "import: a progress line on a terminal" "script(1) is missing (util-linux)"
+fi
+"$actl" export imported.db progress-plain.db 2>progress.err
+if [ ! -s progress.err ]; then ok "export: no progress when stderr is not a terminal"; else bad "export: no progress when stderr is not a terminal" "$(head -c 200 progress.err)"; fi
+
 cp imported.db keep.db
 expect_grep "import: refuses an existing target" 1 err 'exists' "$actl" import walsrc.db imported.db
 if cmp -s imported.db keep.db; then ok "import: existing target untouched"; else bad "import: existing target untouched" "changed"; fi

@@ -31,6 +31,7 @@
  */
 #include "cowvfs.h"
 #include "fsck.h"
+#include "progress.h"
 #include "store.h"
 
 #include <errno.h>
@@ -640,10 +641,11 @@ static int exists(const char *path)
  * Copies database SRC_PATH (opened read-only with SRC_VFS) into DST_PATH
  * (opened read-write with DST_VFS), which the caller created empty, with the
  * online backup API, then runs PRAGMA quick_check on the copy.  Returns 0 or
- * 1 after printing why.
+ * 1 after printing why.  On a terminal, stderr shows WHAT's progress
+ * (progress.h): pages copied, bytes, rate.
  */
-static int copy_db(const char *src_path, const char *src_vfs, const char *dst_path,
-                   const char *dst_vfs)
+static int copy_db(const char *what, const char *src_path, const char *src_vfs,
+                   const char *dst_path, const char *dst_vfs)
 {
     sqlite3 *src = NULL, *dst = NULL;
     sqlite3_backup *bk = NULL;
@@ -671,11 +673,24 @@ static int copy_db(const char *src_path, const char *src_vfs, const char *dst_pa
         err("%s: %s", dst_path, sqlite3_errmsg(dst));
         goto out;
     }
+    int page = 0;
+    sqlite3_stmt *ps = NULL;
+    if (sqlite3_prepare_v2(src, "PRAGMA page_size", -1, &ps, NULL) == SQLITE_OK &&
+        sqlite3_step(ps) == SQLITE_ROW)
+        page = sqlite3_column_int(ps, 0);
+    sqlite3_finalize(ps);
+    struct progress pr;
+    progress_begin(&pr, what);
     do {
         rc = sqlite3_backup_step(bk, 1024);
         if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
             sqlite3_sleep(10);
+        int total = sqlite3_backup_pagecount(bk), left = sqlite3_backup_remaining(bk);
+        if (total >= left && left >= 0)
+            progress_update(&pr, (uint64_t)(total - left), (uint64_t)total,
+                            (uint64_t)(total - left) * (uint64_t)(page > 0 ? page : 0));
     } while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+    progress_end(&pr);
     int frc = sqlite3_backup_finish(bk);
     bk = NULL;
     if (rc != SQLITE_DONE || frc != SQLITE_OK) {
@@ -724,7 +739,7 @@ static int cmd_import(int argc, char **argv)
         return 1;
     if (create_new(app))
         return 1;
-    if (copy_db(plain, NULL, app, COWVFS_NAME)) {
+    if (copy_db("import", plain, NULL, app, COWVFS_NAME)) {
         unlink(app);
         return 1;
     }
@@ -737,7 +752,8 @@ static const char help_import[] =
     "opened read-only with the default VFS and is never written (no checkpoint);\n"
     "the copy is made with the online backup API into APP.db through the \"cow\"\n"
     "VFS, then checked with PRAGMA quick_check.  Refuses if APP.db exists; on\n"
-    "failure APP.db is removed.\n";
+    "failure APP.db is removed.  When stderr is a terminal, a progress line\n"
+    "shows the pages copied, the bytes and the rate.\n";
 
 static int cmd_export(int argc, char **argv)
 {
@@ -765,7 +781,7 @@ static int cmd_export(int argc, char **argv)
     }
     if (create_new(plain))
         return 1;
-    if (copy_db(app, COWVFS_NAME, plain, "unix")) {
+    if (copy_db("export", app, COWVFS_NAME, plain, "unix")) {
         unlink(plain);
         char *j = sqlite3_mprintf("%s-journal", plain);
         if (j)
@@ -781,7 +797,8 @@ static const char help_export[] =
     "database PLAIN.db (default \"unix\" VFS), with the online backup API, then\n"
     "checks the copy with PRAGMA quick_check.  APP.db is opened read-only.\n"
     "Refuses if PLAIN.db (or a -wal, -journal or -shm file beside it) exists;\n"
-    "on failure PLAIN.db is removed.\n";
+    "on failure PLAIN.db is removed.  When stderr is a terminal, a progress\n"
+    "line shows the pages copied, the bytes and the rate.\n";
 
 /* ------------------------------------------------------------------ */
 /* snapshot / branch / restore / delete / list                         */
