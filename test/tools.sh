@@ -285,9 +285,17 @@ if command -v script >/dev/null 2>&1; then
     else
         bad "import: a progress line on a terminal" "$(tr '\r' '\n' <progress.out | tail -n 3)"
     fi
+    script -qec "\"$actl\" fsck imported.db" /dev/null >progress.out 2>&1
+    if tr '\r' '\n' <progress.out | grep -q '^fsck 100% \[#*\]'; then
+        ok "fsck: a progress line on a terminal"
+    else
+        bad "fsck: a progress line on a terminal" "$(tr '\r' '\n' <progress.out | tail -n 3)"
+    fi
 else
     bad "import: a progress line on a terminal" "script(1) is missing (util-linux)"
 fi
+"$actl" fsck imported.db >/dev/null 2>progress.err
+if [ ! -s progress.err ]; then ok "fsck: no progress when stderr is not a terminal"; else bad "fsck: no progress when stderr is not a terminal" "$(head -c 200 progress.err)"; fi
 "$actl" export imported.db progress-plain.db 2>progress.err
 if [ ! -s progress.err ]; then ok "export: no progress when stderr is not a terminal"; else bad "export: no progress when stderr is not a terminal" "$(head -c 200 progress.err)"; fi
 

@@ -300,6 +300,12 @@ static void *room_for_one(void *v, size_t n, size_t *cap, size_t esz, int *nomem
 /* fsck                                                                */
 /* ------------------------------------------------------------------ */
 
+/* cow_fsck_progress()'s callback: the progress line (on a terminal). */
+static void fsck_progress_cb(void *arg, uint64_t done, uint64_t total)
+{
+    progress_update(arg, done, total, done);
+}
+
 static int cmd_fsck(int argc, char **argv)
 {
     static const char *const opts[] = {"--data", "--no-data", "--verbose", "-v", "--quiet", "-q",
@@ -316,7 +322,12 @@ static int cmd_fsck(int argc, char **argv)
     if (check_readable(path))
         return 1;
     struct cow_fsck_result r;
-    rc = cow_fsck(path, flags, stdout, &r);
+    struct progress pr;
+    progress_begin(&pr, "fsck");
+    rc = cow_fsck_progress(path, flags, stdout, &r, fsck_progress_cb, &pr);
+    if (rc >= 0)
+        progress_update(&pr, pr.total, pr.total, pr.total); /* the whole check done */
+    progress_end(&pr);
     if (rc < 0) {
         err("%s: cannot check: %s", path, strerror(-rc));
         return 1;
@@ -347,7 +358,8 @@ static const char help_fsck[] =
     "against its checksum.\n"
     "\n"
     "Prints one line per problem on stdout and exits 1, or prints a summary and\n"
-    "exits 0 when the container is clean.\n"
+    "exits 0 when the container is clean.  When stderr is a terminal, a progress\n"
+    "line shows the bytes read of those the superblock counts as used.\n"
     "\n"
     "  --data        read and verify every data block (the default)\n"
     "  --no-data     skip reading data blocks\n"

@@ -73,6 +73,18 @@ struct cow_fsck_result {
  */
 int cow_fsck(const char *path, unsigned flags, FILE *out, struct cow_fsck_result *res);
 
+/* Told as cow_fsck_progress() reads: DONE bytes of tree blocks and (with
+ * COW_FSCK_DATA) data read so far, of about TOTAL (the superblock's
+ * bytes_used: without COW_FSCK_DATA the check ends below it; DONE can pass
+ * it on a damaged container).  ARG is the caller's. */
+typedef void (*cow_fsck_progress_fn)(void *arg, uint64_t done, uint64_t total);
+
+/* cow_fsck(), calling CB (if not NULL) after each tree block and each run of
+ * data blocks it reads: for a progress display (cowctl fsck on a
+ * terminal).  Same returns as cow_fsck(). */
+int cow_fsck_progress(const char *path, unsigned flags, FILE *out, struct cow_fsck_result *res,
+                      cow_fsck_progress_fn cb, void *arg);
+
 /* cow_dump() flags */
 #define COW_DUMP_HEX 0x1 /* also hex-dump the data of unknown items */
 

@@ -78,6 +78,7 @@ void fsck_check_data(struct fsck *f)
                 e++;
             uint64_t at = d->bytenr + (uint64_t)b * BS;
             int rd = fsck_read_at(f->fd, buf, (size_t)(e - b) * BS, at);
+            fsck_progress(f, (uint64_t)(e - b) * BS);
             if (rd) {
                 fsck_problem(f, "data extent %" PRIu64 ": read failed at block %" PRIu64 ": %s",
                         d->bytenr, at, rd == 1 ? "past end of file" : strerror(rd));

@@ -137,6 +137,19 @@ static void fsck_run(struct fsck *f)
 
 int cow_fsck(const char *path, unsigned flags, FILE *out, struct cow_fsck_result *res)
 {
+    return cow_fsck_progress(path, flags, out, res, NULL, NULL);
+}
+
+void fsck_progress(struct fsck *f, uint64_t bytes)
+{
+    f->progress_done += bytes;
+    if (f->progress)
+        f->progress(f->progress_arg, f->progress_done, f->bytes_used);
+}
+
+int cow_fsck_progress(const char *path, unsigned flags, FILE *out, struct cow_fsck_result *res,
+                      cow_fsck_progress_fn cb, void *arg)
+{
     struct cow_fsck_result dummy;
     if (!res)
         res = &dummy;
@@ -148,6 +161,8 @@ int cow_fsck(const char *path, unsigned flags, FILE *out, struct cow_fsck_result
     f.out = out;
     f.flags = flags;
     f.r = res;
+    f.progress = cb;
+    f.progress_arg = arg;
     int locked;
     f.fd = fsck_open_container(path, &f.fsize, &locked, out);
     if (f.fd < 0)

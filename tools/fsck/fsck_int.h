@@ -203,6 +203,10 @@ struct fsck {
      * lf; each file's extents are lx[first .. first + n), in file order */
     struct u64map live_inodes;
     int have_live_inodes;
+    /* cow_fsck_progress(): the caller's callback, and the bytes read */
+    cow_fsck_progress_fn progress;
+    void *progress_arg;
+    uint64_t progress_done;
     struct lfile *lf;
     size_t nlf, caplf;
     struct fspan *lx;
@@ -274,6 +278,8 @@ __attribute__((format(printf, 2, 3))) void fsck_problem(struct fsck *f, const ch
                                                    ...);
 __attribute__((format(printf, 2, 3))) void fsck_note(struct fsck *f, const char *fmt, ...);
 void fsck_set_fatal(struct fsck *f, int rc);
+/* Counts BYTES read for the progress callback and calls it (if any). */
+void fsck_progress(struct fsck *f, uint64_t bytes);
 const char *fsck_blk_where(int cls, uint64_t tree_id, uint64_t bytenr, char *buf, size_t len);
 /* ---- super.c: pass 1, superblocks ---- */
 int fsck_check_superblocks(struct fsck *f);

@@ -600,6 +600,7 @@ static uint32_t walk(struct fsck *f, uint64_t bytenr, uint64_t exp_gen, unsigned
 
     uint8_t b[BS];
     int rd = fsck_read_at(f->fd, b, BS, bytenr);
+    fsck_progress(f, BS);
     const char *bad = NULL;
     char why[128];
     if (rd) {
