@@ -18,7 +18,7 @@
  *
  *   offset size  meaning
  *   0      4     crc32c of bytes 4..4095
- *   4      4     format version: COW_FORMAT_VERSION (2); version 1 below
+ *   4      4     format version: COW_FORMAT_VERSION (3); versions 1, 2 below
  *   8      8     magic (COW_SB_MAGIC)
  *   16     8     generation of the commit that wrote this copy
  *   24     4     block size in bytes (4096)
@@ -47,9 +47,22 @@
  *   176    4     prev_log_records: how many log records built on that
  *                commit were known flushed when this copy was written
  *   180    4     zero
- *   184    12*n  commit list: bytenr u64 | nblocks u32 per entry, the runs
- *                of blocks (data and tree) the commit wrote
+ *   184    8     device_bytes: the least container file size this commit
+ *                needs: every block its state reaches lies below it,
+ *                wherever relocation put it (a multiple of 4096, at most
+ *                total_bytes; the file may be longer)
+ *   192    16    remap tree (struct cow_rootref; all zero = no remap tree)
+ *   208    12*n  commit list: bytenr u64 | nblocks u32 per entry, the runs
+ *                of blocks (data and tree) the commit wrote, by the
+ *                addresses they were written at (remap tree blocks and new
+ *                blocks are never remapped: logical = physical)
  *   ...    ...   zero
+ *
+ *   VERSION 2 (read, upgraded by the first commit like version 1) is the
+ *   same up to offset 184, where its commit list begins
+ *   (SB_COMMIT_LIST_V2, at most SB_COMMIT_MAX_V2 = 326 entries); it has no
+ *   device_bytes (read as total_bytes: its file covers every group) and
+ *   no remap tree.
  *
  *   VERSION 1 (the previous release; read, and upgraded by the first
  *   commit, which writes version 2: docs/FORMAT.md, "Versions") is the
@@ -121,8 +134,9 @@
 
 #define COW_BLOCK_SIZE 4096u
 #define COW_BLOCK_SHIFT 12
-#define COW_FORMAT_VERSION 2u   /* what every commit writes */
+#define COW_FORMAT_VERSION 3u   /* what every commit writes */
 #define COW_FORMAT_VERSION_1 1u /* still read: see the superblock table */
+#define COW_FORMAT_VERSION_2 2u /* still read: see the superblock table */
 #define COW_SB_MAGIC 0x3153465657304f43ull /* "CO0WVFS1" */
 #define COW_TREE_MAGIC 0x65657254u         /* "Tree" */
 #define COW_SB_COPIES 2
@@ -151,9 +165,14 @@
 #define SB_LOG_ID 160
 #define SB_PREV_GENERATION 168
 #define SB_PREV_LOG_RECORDS 176
-#define SB_COMMIT_LIST 184
+#define SB_DEVICE_BYTES 184
+#define SB_REMAP_TREE 192
+#define SB_COMMIT_LIST 208
 #define SB_COMMIT_ENTRY 12
-#define SB_COMMIT_MAX ((COW_BLOCK_SIZE - SB_COMMIT_LIST) / SB_COMMIT_ENTRY) /* 326 */
+#define SB_COMMIT_MAX ((COW_BLOCK_SIZE - SB_COMMIT_LIST) / SB_COMMIT_ENTRY) /* 324 */
+/* Version 2: the commit list began where device_bytes now is. */
+#define SB_COMMIT_LIST_V2 184
+#define SB_COMMIT_MAX_V2 ((COW_BLOCK_SIZE - SB_COMMIT_LIST_V2) / SB_COMMIT_ENTRY) /* 326 */
 /* Version 1: the commit list began where prev_generation now is. */
 #define SB_COMMIT_LIST_V1 168
 #define SB_COMMIT_MAX_V1 ((COW_BLOCK_SIZE - SB_COMMIT_LIST_V1) / SB_COMMIT_ENTRY) /* 327 */
@@ -192,6 +211,7 @@
 #define COW_ROOT_TREE_OBJECTID 1ull
 #define COW_EXTENT_TREE_OBJECTID 2ull
 #define COW_CSUM_TREE_OBJECTID 7ull
+#define COW_REMAP_TREE_OBJECTID 9ull
 #define COW_FS_TREE_OBJECTID 256ull /* the live subvolume */
 /* Subvolumes (snapshots and branches) get ids from 257 upwards. */
 
@@ -214,6 +234,26 @@
 #define COW_EXTENT_ITEM 168
 #define COW_METADATA_ITEM 169
 #define COW_BLOCK_GROUP_ITEM 192
+#define COW_REMAP_ITEM 200
+
+/*
+ * REMAP_ITEM, key (logical bytenr, 200, length in bytes), in the remap
+ * tree only, 8 bytes:  0 physical bytenr u64.
+ * The blocks [logical, logical + length), which every tree and checksum
+ * still names by their logical address, are stored at [physical,
+ * physical + length) (relocation moved them; docs/DESIGN.md,
+ * "Relocation").  Every other block is stored at its own address.  Both
+ * runs are whole blocks (length a multiple of 4096, > 0), each inside
+ * one block group and inside device_bytes, physical != logical.  The
+ * logical runs do not overlap, and every block in them is used (a data
+ * extent, a tree block, never a superblock, log area or remap tree
+ * block); the physical runs overlap neither each other nor any used
+ * block that is not remapped.  The remap tree's own blocks are never
+ * remapped (they are read before it), and a tree block's header keeps
+ * its logical bytenr.
+ */
+#define REMAP_PHYSICAL 0
+#define REMAP_ITEM_SIZE 8
 
 /*
  * INODE_ITEM, key (ino, 1, 0), 48 bytes:

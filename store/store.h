@@ -135,6 +135,11 @@ struct cow_stats {
     uint64_t written_in_place; /* bytes written into preallocated extents */
     uint64_t dirty_bytes;      /* buffered (delalloc) bytes now */
     uint64_t reserved_bytes;   /* data space reserved for them now */
+    uint64_t reloc_groups;     /* block groups relocated (balance and the
+                                * background relocator) */
+    uint64_t reloc_bytes;      /* bytes they moved */
+    uint64_t reloc_runs;       /* balances run (explicit or background) */
+    uint64_t container_bytes;  /* the container file's size now */
 };
 
 /* Copies the store's counters to *out.  Takes store->lock; never fails. */
@@ -438,8 +443,82 @@ struct cow_df {
     uint64_t free_bytes;      /* total - used */
     uint64_t nblock_groups;
     uint64_t generation;
+    uint64_t physical_bytes;  /* blocks that hold something: every used
+                               * block once, wherever relocation put it */
+    uint64_t slack_bytes;     /* container_bytes - physical_bytes: what
+                               * relocation could give back at most */
+    uint64_t remapped_bytes;  /* used blocks that relocation moved (read
+                               * through the remap tree) */
 };
 
 int cow_store_df(cow_store *st, struct cow_df *df);
+
+/* ---- relocation (store/reloc.c; docs/DESIGN.md, "Relocation") ---- */
+
+/* What cow_store_balance() did, or has done so far (progress). */
+struct cow_balance_result {
+    uint64_t groups_total;     /* block groups chosen to relocate */
+    uint64_t groups_done;      /* ... of them relocated so far */
+    uint64_t bytes_moved;      /* bytes copied to new places */
+    uint64_t container_before; /* container file size before, bytes */
+    uint64_t container_after;  /* ... after (0 until the end) */
+};
+
+struct cow_balance_opts {
+    /* Relocate block groups at most this full, in percent of their size
+     * (0..100; 100 relocates every group but group 0).  Groups above the
+     * container's physical need are relocated whatever their usage, so
+     * that the file can shrink. */
+    unsigned usage_pct;
+    /* Stop after moving about this many bytes (0: no limit); the
+     * background relocator moves in such steps. */
+    uint64_t max_bytes;
+    /* Optional: called after each group with the totals so far, outside
+     * store->lock; a non-zero return stops the balance after that group
+     * (what was relocated stays relocated). */
+    int (*progress)(void *arg, const struct cow_balance_result *so_far);
+    void *arg;
+};
+#define COW_BALANCE_DEFAULT_USAGE 90u
+
+/*
+ * Relocates the live blocks of the chosen block groups into other space
+ * and gives the container file's unused tail back to the host file
+ * system (btrfs's balance, with the remap tree's mechanism: live data and
+ * tree blocks are copied, then remap items that translate their logical
+ * addresses are committed; no tree or file extent item changes, so every
+ * snapshot's and branch's sharing and usage are exactly as before).  Runs
+ * while other threads read and write: store->lock is held only to choose
+ * blocks and to commit, never while copying.  O NULL: the defaults
+ * (COW_BALANCE_DEFAULT_USAGE, no limit).  R may be NULL.
+ *
+ * Each relocated group is one flushed commit: a crash leaves each group
+ * either where it was or where it went, never both (invariant 5).
+ * Errors: COW_EROFS, COW_EFAILED, COW_ENOMEM, COW_ENOSPC (no room to copy
+ * into: nothing of that group changed), I/O errors (reading or writing
+ * the copies: that group stays where it was; a failed commit stops the
+ * store as any commit does).
+ */
+int cow_store_balance(cow_store *st, const struct cow_balance_opts *o,
+                      struct cow_balance_result *r);
+
+/* The background relocator (store/relocator.c): a thread that runs a
+ * limited balance whenever the container's slack passes a threshold. */
+struct cow_reloc_config {
+    int enabled;            /* default 1 */
+    unsigned slack_pct;     /* start when slack_bytes exceeds this percent of
+                             * the container (default 25) ... */
+    uint64_t slack_min;     /* ... and this many bytes (default 1 MiB) */
+    uint64_t rate;          /* bytes moved per second at most (default
+                             * 64 MiB/s; 0: no limit) */
+};
+#define COW_RELOC_SLACK_PCT 25u
+#define COW_RELOC_SLACK_MIN (1ull << 20)
+#define COW_RELOC_RATE (64ull << 20)
+
+/* Reads and sets the relocator's configuration (takes store->lock; never
+ * fails on an open store; a read-only store never relocates). */
+void cow_store_get_reloc(cow_store *st, struct cow_reloc_config *c);
+void cow_store_set_reloc(cow_store *st, const struct cow_reloc_config *c);
 
 #endif /* COW_STORE_H */
