@@ -302,6 +302,8 @@ int cow_store_close(cow_store *st)
         rc = commit_transaction(st, 1);
     if (rc == COW_OK)
         rc = commit_seal(st);
+    if (rc == COW_OK)
+        (void)reloc_trim(st); /* a failed cut leaves a longer file: harmless */
     cow_mutex_unlock(&st->lock);
     store_free(st);
     return rc;
