@@ -176,6 +176,11 @@ if [ -n "$fsck_used" ] && [ "$df_used" = "$fsck_used" ]; then
 else
     bad "df used bytes = fsck's recomputed bytes" "df $df_used, fsck $fsck_used"
 fi
+expect_grep "df: shows the slack relocation could give back" 0 out \
+    '^slack +[0-9]+ .*\(relocation could give back\)$' "$actl" df app.db
+for f in physical remapped; do
+    if grep -E -q "^$f +[0-9]+" out; then ok "df: shows $f bytes"; else bad "df: shows $f bytes" "missing"; fi
+done
 expect_grep "dump: decodes the subvolume tree" 0 out '^subvolume 256 tree' "$actl" dump app.db
 for pat in 'INODE_ITEM' 'name "db"' 'EXTENT_DATA' 'METADATA_ITEM' 'BLOCK_GROUP_ITEM' 'EXTENT_CSUM' \
     'ROOT_ITEM' '^using superblock copy' '^  log areas ' '^log' '^  end: '; do

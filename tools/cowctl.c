@@ -4,8 +4,8 @@
  *
  *   cowctl fsck [--no-data] [-v] [-q] PATH   check everything (exit 0 clean, 1 not)
  *   cowctl ls PATH                           the files in the container
- *   cowctl df PATH                           space: data, metadata, free; and
- *                                            per database, exclusive and shared
+ *   cowctl df PATH                           space: data, metadata, free, slack;
+ *                                            and per database, exclusive and shared
  *   cowctl dump [--block N] [--hex] PATH     every tree and item, decoded
  *   cowctl import PLAIN.db APP.db            ordinary database -> container
  *   cowctl export APP.db PLAIN.db            container -> ordinary database
@@ -460,6 +460,13 @@ static void df_line(const char *label, uint64_t v)
     printf("%-14s %16" PRIu64 "  %10s\n", label, v, human(v, h, sizeof(h)));
 }
 
+/* A df_line() with a note in parentheses after it. */
+static void df_line_note(const char *label, uint64_t v, const char *note)
+{
+    char h[32];
+    printf("%-14s %16" PRIu64 "  %10s  (%s)\n", label, v, human(v, h, sizeof(h)), note);
+}
+
 /* The snapshots and branches of a store, copied out of cow_subvol_list()
  * first: store.h does not promise that its callback may call back into the
  * store (cow_subvol_usage() takes store->lock). */
@@ -556,6 +563,9 @@ static int cmd_df(int argc, char **argv)
         df_line("  data", df.data_bytes);
         df_line("  metadata", df.metadata_bytes);
         df_line("free", df.free_bytes);
+        df_line("physical", df.physical_bytes);
+        df_line("remapped", df.remapped_bytes);
+        df_line_note("slack", df.slack_bytes, "relocation could give back");
         printf("%-14s %16" PRIu64 "\n", "block groups", df.nblock_groups);
         printf("%-14s %16" PRIu64 "\n", "generation", df.generation);
         ret = df_usage(st, path);
@@ -567,8 +577,13 @@ static const char help_df[] =
     "Shows the space of the container at PATH, in exact bytes and human units:\n"
     "the container file's size, the bytes covered by block groups (total), the\n"
     "allocated bytes (used = data extents + metadata: tree blocks and the two\n"
-    "superblocks), free = total - used, the number of block groups and the\n"
-    "generation of the last commit.\n"
+    "superblocks), free = total - used; physical, the bytes of the file that hold\n"
+    "something (every used block once, wherever relocation put it), remapped,\n"
+    "the used bytes relocation moved (read through the remap tree), and slack =\n"
+    "container - physical, what relocation (cowctl balance, or the background\n"
+    "relocator of a program that has the container open) could give back at\n"
+    "most; then the number of block groups and the generation of the last\n"
+    "commit.\n"
     "\n"
     "Then a table of the databases in the container: the live database (kind\n"
     "\"live\", name \"-\") and each snapshot and branch, oldest first, with\n"
