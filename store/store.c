@@ -10,6 +10,7 @@
 #include "commit.h"
 #include "extent_map.h"
 #include "ordered.h"
+#include "relocator.h"
 #include "replay.h"
 #include "roots.h"
 #include "store_int.h"
@@ -20,6 +21,7 @@ static void store_free(cow_store *st)
 {
     if (!st)
         return;
+    relocator_free(st);
     committer_stop(st);
     file_drop_inodes(st);
     roots_free_all(st);
@@ -160,6 +162,9 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
         rc = cow_set_error(COW_ENOMEM, "out of memory");
         goto out;
     }
+    rc = relocator_init(st);
+    if (rc)
+        goto out;
     rc = cache_init(&st->cache);
     if (rc)
         goto out;

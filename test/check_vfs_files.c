@@ -1,7 +1,8 @@
 /*
  * check_vfs_files.c - the "vfs_files" suite: files that are not
  * containers, file controls and pragmas, temporary files, ATTACH and
- * super-journals, other processes, the registry.
+ * super-journals, other processes, the registry; the background
+ * relocator's knobs.
  */
 #include <check.h>
 #include <dirent.h>
@@ -762,6 +763,84 @@ START_TEST(test_registry_and_names)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------
+ * The background relocator's knobs
+ */
+
+/* Runs SQL, which must fail with RC and an error message containing WHY. */
+static void expect_error(sqlite3 *db, const char *sql, int rc, const char *why)
+{
+    char *err = NULL;
+    int got = sqlite3_exec(db, sql, NULL, NULL, &err);
+    ck_assert_msg(got == rc, "%s: %d, not %d (%s)", sql, got, rc, err ? err : "");
+    ck_assert_msg(err && strstr(err, why), "%s: \"%s\" does not say \"%s\"", sql,
+                  err ? err : "", why);
+    sqlite3_free(err);
+}
+
+START_TEST(test_reloc_knobs)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    char uri[1200];
+    sqlite3 *db = db_open(path, RW_CREATE, "cow");
+    sqlite3 *db2;
+
+    EXEC(db, "CREATE TABLE t(x)");
+    /* the defaults (store.h) */
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc"), 1);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_slack"), COW_RELOC_SLACK_PCT);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_rate"), COW_RELOC_RATE >> 20);
+    /* set, returned, read back, shared by another connection */
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc=off"), 0);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_slack=40"), 40);
+    ck_assert_int_eq(query_int(db, "PRAGMA main.COW_RELOC_RATE=7"), 7);
+    db2 = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_int_eq(query_int(db2, "PRAGMA cow_reloc"), 0);
+    ck_assert_int_eq(query_int(db2, "PRAGMA cow_reloc_slack"), 40);
+    ck_assert_int_eq(query_int(db2, "PRAGMA cow_reloc_rate"), 7);
+    ck_assert_int_eq(query_int(db2, "PRAGMA cow_reloc=YES"), 1);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc"), 1);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc=0"), 0);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_rate=0"), 0); /* no limit */
+    /* bad values: an error that says what the pragma takes, nothing changed */
+    expect_error(db, "PRAGMA cow_reloc=maybe", SQLITE_ERROR, "not a boolean");
+    expect_error(db, "PRAGMA cow_reloc_slack=101", SQLITE_ERROR, "not a percent");
+    expect_error(db, "PRAGMA cow_reloc_slack=-1", SQLITE_ERROR, "not a percent");
+    expect_error(db, "PRAGMA cow_reloc_slack='5%'", SQLITE_ERROR, "not a percent");
+    expect_error(db, "PRAGMA cow_reloc_rate=1048577", SQLITE_ERROR, "not a rate in MiB/s");
+    expect_error(db, "PRAGMA cow_reloc_rate=1.5", SQLITE_ERROR, "not a rate in MiB/s");
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc"), 0);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_slack"), 40);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_rate"), 0);
+    ck_assert_int_eq(sqlite3_close(db2), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+
+    /* URI parameters set the same knobs at open; a bad one is logged and
+     * ignored */
+    log_capture_begin();
+    snprintf(uri, sizeof uri, "file:%s?reloc=0&reloc_slack=5&reloc_rate=abc", path);
+    db = db_open(uri, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, "cow");
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc"), 0);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_slack"), 5);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_rate"), COW_RELOC_RATE >> 20);
+    pthread_mutex_lock(&log_mu);
+    ck_assert_msg(strstr(log_buf, "reloc_rate=abc ignored (not a rate in MiB/s"), "log: %s",
+                  log_buf);
+    pthread_mutex_unlock(&log_mu);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    log_capture_end();
+
+    /* a read-only container: the knobs read and set (it never relocates) */
+    snprintf(uri, sizeof uri, "file:%s?reloc_slack=9", path);
+    db = db_open(uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, "cow");
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_slack"), 9);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
 Suite *vfs_files_suite(void)
 {
     Suite *s = suite_create("vfs_files");
@@ -775,6 +854,8 @@ Suite *vfs_files_suite(void)
 
     vfs_tcase(s, "files", 120, test_temp_files, test_attach_super_journal, test_other_process,
               test_registry_and_names, NULL);
+
+    vfs_tcase(s, "reloc", 180, test_reloc_knobs, NULL);
 
     return s;
 }

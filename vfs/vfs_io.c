@@ -607,6 +607,9 @@ static const struct {
  *                                container; returns N.  URI parameter
  *                                dirty_limit=N does the same at open
  *
+ * PRAGMA cow_snapshot, cow_branch, cow_restore and cow_delete are
+ * vfs_snap.c's; cow_reloc, cow_reloc_slack and cow_reloc_rate vfs_reloc.c's.
+ *
  * Any other pragma, unknown cow_* ones included, is SQLITE_NOTFOUND so that
  * SQLite handles it.  Errors: SQLITE_ERROR (a value given to a pragma that
  * takes none, or an interval or limit that is not an integer in range),
@@ -629,6 +632,9 @@ static int cowPragma(cowFile *p, char **azArg)
         goto out;
     }
     rc = cowvfsSnapPragma(p, zName, zVal, &azArg[0]); /* snapshots, branches */
+    if (rc != SQLITE_NOTFOUND)
+        goto out;
+    rc = cowvfsRelocPragma(p, zName, zVal, &azArg[0]); /* the relocator */
     if (rc != SQLITE_NOTFOUND)
         goto out;
     rc = SQLITE_OK;
