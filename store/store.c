@@ -217,6 +217,8 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
         else
             rc = cow_set_error(COW_ENOMEM, "cannot start the committer thread");
     }
+    if (rc == COW_OK && !st->readonly)
+        rc = relocator_start(st);
 out:
     if (rc) {
         store_free(st);
@@ -300,6 +302,7 @@ int cow_store_close(cow_store *st)
 {
     if (!st)
         return COW_OK;
+    relocator_stop(st);
     committer_stop(st);
     int rc = st->readonly ? COW_OK : file_writeback_all(st);
     cow_mutex_lock(&st->lock);

@@ -10,8 +10,8 @@
  *              super-journal record beside the container, for other VFSes
  *   vfs_snap.c snapshots, branches, restore: pragmas, the C API of
  *              include/cowvfs.h, the cow_snapshots table-valued function
- *   vfs_reloc.c  giving space back: the background relocator's pragmas
- *              and URI parameters
+ *   vfs_reloc.c  giving space back: PRAGMA cow_balance and the background
+ *              relocator's pragmas and URI parameters
  *   ext.c      the loadable-extension entry point
  *
  * The lock order is written at the top of vfs.c.  Every shared field below
@@ -241,7 +241,7 @@ int cowvfsAutoExtension(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines
 
 /* ---- vfs_reloc.c ---- */
 
-/* PRAGMA cow_reloc, cow_reloc_slack, cow_reloc_rate on P;
+/* PRAGMA cow_balance, cow_reloc, cow_reloc_slack, cow_reloc_rate on P;
  * SQLITE_NOTFOUND for any other pragma (see vfs_reloc.c). */
 int cowvfsRelocPragma(cowFile *p, const char *zName, const char *zVal, char **pzOut);
 /* The URI parameters reloc=, reloc_slack=, reloc_rate= of main database

@@ -608,7 +608,8 @@ static const struct {
  *                                dirty_limit=N does the same at open
  *
  * PRAGMA cow_snapshot, cow_branch, cow_restore and cow_delete are
- * vfs_snap.c's; cow_reloc, cow_reloc_slack and cow_reloc_rate vfs_reloc.c's.
+ * vfs_snap.c's; cow_balance, cow_reloc, cow_reloc_slack and cow_reloc_rate
+ * vfs_reloc.c's.
  *
  * Any other pragma, unknown cow_* ones included, is SQLITE_NOTFOUND so that
  * SQLite handles it.  Errors: SQLITE_ERROR (a value given to a pragma that
@@ -634,7 +635,7 @@ static int cowPragma(cowFile *p, char **azArg)
     rc = cowvfsSnapPragma(p, zName, zVal, &azArg[0]); /* snapshots, branches */
     if (rc != SQLITE_NOTFOUND)
         goto out;
-    rc = cowvfsRelocPragma(p, zName, zVal, &azArg[0]); /* the relocator */
+    rc = cowvfsRelocPragma(p, zName, zVal, &azArg[0]); /* balance, relocator */
     if (rc != SQLITE_NOTFOUND)
         goto out;
     rc = SQLITE_OK;

@@ -1,7 +1,14 @@
 /*
- * vfs_reloc.c - giving space back: the knobs of the store's background
- * relocator (store/relocator.c) as pragmas and URI parameters.
+ * vfs_reloc.c - giving space back: PRAGMA cow_balance, and the knobs of the
+ * store's background relocator (store/relocator.c) as pragmas and URI
+ * parameters.
  *
+ *   PRAGMA cow_balance             relocates now (cow_store_balance) the
+ *   PRAGMA cow_balance=PERCENT     block groups of the schema's container
+ *                                  at most PERCENT full (default
+ *                                  COW_BALANCE_DEFAULT_USAGE); one row:
+ *                                  "groups=N bytes_moved=N
+ *                                  container_before=N container_after=N"
  *   PRAGMA cow_reloc[=on|off]      the relocator on (1) or off (0)
  *   PRAGMA cow_reloc_slack[=PCT]   it starts when the container's slack
  *                                  passes PCT percent of it (0..100)
@@ -18,7 +25,7 @@
  * Locking: a knob is read and changed under the container's mutex
  * (cowContainer.mutex), so that two connections setting different knobs
  * at once both take effect; the store's lock is taken inside it (the lock
- * order, vfs.c).
+ * order, vfs.c).  PRAGMA cow_balance holds no VFS lock while it runs.
  */
 #include "sqlite_api.h"
 
@@ -124,11 +131,59 @@ static const char *cowRelocParse(int eKnob, const char *zVal, sqlite3_uint64 *pV
 }
 
 /*
+ * PRAGMA cow_balance[=PERCENT] on P's container: one balance, its result
+ * in *PZOUT.  Errors: SQLITE_ERROR (a bad percent), SQLITE_READONLY (the
+ * container is open read-only), SQLITE_NOMEM, or the balance's error,
+ * mapped and logged, with its message in *PZOUT.
+ */
+static int cowBalance(cowFile *p, const char *zName, const char *zVal, char **pzOut)
+{
+    cowContainer *pCont = p->pInode->pCont;
+    struct cow_balance_opts o = { 0 };
+    struct cow_balance_result r = { 0 };
+    sqlite3_uint64 v = COW_BALANCE_DEFAULT_USAGE;
+    int crc;
+    int rc = SQLITE_OK;
+
+    if (zVal && cowParseUint(zVal, 100, &v) != 0) {
+        *pzOut = sqlite3_mprintf("PRAGMA %s: %s is not a percent of a block group's "
+                                 "size (0..100)",
+                                 zName, zVal);
+        rc = SQLITE_ERROR;
+        goto out;
+    }
+    if (pCont->bReadonly) {
+        *pzOut = sqlite3_mprintf("PRAGMA %s: the container %s is open read-only", zName,
+                                 pCont->zPath);
+        rc = SQLITE_READONLY;
+        goto out;
+    }
+    o.usage_pct = (unsigned)v;
+    crc = cow_store_balance(pCont->pStore, &o, &r);
+    if (crc != COW_OK) {
+        rc = cowvfsError(pCont->pStore, crc, COWVFS_OP_IO, "balance (PRAGMA cow_balance)",
+                         p->zPath, 0);
+        *pzOut = sqlite3_mprintf("cow_balance: %s", cow_store_last_error(pCont->pStore));
+        goto out;
+    }
+    *pzOut = sqlite3_mprintf("groups=%llu bytes_moved=%llu container_before=%llu "
+                             "container_after=%llu",
+                             (unsigned long long)r.groups_done,
+                             (unsigned long long)r.bytes_moved,
+                             (unsigned long long)r.container_before,
+                             (unsigned long long)r.container_after);
+out:
+    if (*pzOut == 0)
+        rc = SQLITE_NOMEM;
+    return rc;
+}
+
+/*
  * The pragmas of this file (see the top) on P: SQLITE_NOTFOUND for any
  * other; else SQLITE_OK with the result in *PZOUT, or an error with its
  * message in *PZOUT (both sqlite3_mprintf()ed, freed by SQLite):
  * SQLITE_ERROR for a value that is not valid (the knob is left as it
- * was), SQLITE_NOMEM.
+ * was), and those of cowBalance().
  */
 int cowvfsRelocPragma(cowFile *p, const char *zName, const char *zVal, char **pzOut)
 {
@@ -137,6 +192,8 @@ int cowvfsRelocPragma(cowFile *p, const char *zName, const char *zVal, char **pz
     const char *zWhy;
     int eKnob;
 
+    if (sqlite3_stricmp(zName, "cow_balance") == 0)
+        return cowBalance(p, zName, zVal, pzOut);
     for (eKnob = 0; eKnob < 3; eKnob++)
         if (sqlite3_stricmp(zName, azKnob[eKnob]) == 0)
             break;
