@@ -956,6 +956,38 @@ START_TEST(test_background_reloc)
 }
 END_TEST
 
+/* A read-only container never relocates, whatever its slack. */
+START_TEST(test_reloc_readonly)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    char uri[1200];
+    struct stat st;
+    sqlite3 *db;
+
+    snprintf(uri, sizeof uri, "file:%s?reloc=0", path);
+    db = db_open(uri, RW_CREATE | SQLITE_OPEN_URI, "cow");
+    churn(db, 16384);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    ck_assert_int_eq(stat(path, &st), 0);
+    long long before = (long long)st.st_size;
+
+    snprintf(uri, sizeof uri, "file:%s?reloc=1&reloc_slack=0", path);
+    db = db_open(uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, "cow");
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc"), 1);
+    usleep(2500 * 1000); /* two of the relocator's periods */
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 1638);
+    ck_assert_int_eq(cow_stat(db, "reloc_runs"), 0);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq((long long)st.st_size, before);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq((long long)st.st_size, before);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
 /* Writers and a reader on other connections, each on its own thread, while
  * the background relocator runs with a low threshold (make tsan runs this
  * case). */
@@ -1110,7 +1142,7 @@ Suite *vfs_files_suite(void)
               test_registry_and_names, NULL);
 
     vfs_tcase(s, "reloc", 180, test_reloc_knobs, test_balance_pragma, test_background_reloc,
-              NULL);
+              test_reloc_readonly, NULL);
 
     vfs_tcase(s, "reloc_threads", 300, test_reloc_threads, NULL);
 
