@@ -373,6 +373,9 @@ struct cow_store {
     pthread_cond_t committer_cond; /* CLOCK_MONOTONIC; waits on lock */
     unsigned commit_ms;
     uint64_t last_commit_ns;       /* CLOCK_MONOTONIC time of the last commit */
+    /* The background relocator and its configuration (relocator.c): set
+     * at open, never changed; its fields say what protects them. */
+    struct relocator *relocator;
     int last_one_flush; /* the last commit had a commit list (commit_seal) */
     int durable_slot;   /* superblock copy of the last flushed commit */
     int last_slot;      /* superblock copy of the last commit */
