@@ -531,7 +531,7 @@ static int check_snaps(const struct run *r, const struct state *s, const int *pr
         snprintf(who, sizeof who, "%s %s", rec->kind == COWVFS_SNAPSHOT ? "snapshot" : "branch",
                  rec->name);
         g.lastlog[0] = 0;
-        char *uri = sqlite3_mprintf("file:%s?vfs=cow&commit_interval=0&%s=%s", g.path,
+        char *uri = sqlite3_mprintf("file:%s?vfs=cow&commit_interval=0&reloc=0&%s=%s", g.path,
                                     rec->kind == COWVFS_SNAPSHOT ? "snapshot" : "branch",
                                     rec->name);
         rc = sqlite3_open_v2(uri, &db,
@@ -656,7 +656,7 @@ static int check_sqlite(const struct run *r, const struct state *s, const struct
         if (bad)
             goto out;
     }
-    char *uri = sqlite3_mprintf("file:%s?vfs=cow&commit_interval=0", g.path);
+    char *uri = sqlite3_mprintf("file:%s?vfs=cow&commit_interval=0&reloc=0", g.path);
     int rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
                              NULL);
     sqlite3_free(uri);

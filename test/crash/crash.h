@@ -171,6 +171,9 @@ struct workload {
                           * the two-flush path (store/commit.c commit_transaction) */
     int attach;          /* ATT_*: a second database, written by every
                           * transaction (attach.c) */
+    int reloc;           /* weight of PRAGMA cow_balance among the other
+                          * steps (0: none; the background relocator is
+                          * off in every run, which must be deterministic) */
 };
 
 /* The second database of an attach workload: none, another cow container,
