@@ -762,6 +762,18 @@ int check_state(const struct run *r, const struct state *s, struct msg *m)
     } else {
         g.secs[T_SQLITE] += (t1 = now_secs()) - t0;
         bad |= check_fsck(0, "after recovery", m);
+        /* a crash inside a balance never leaves the container larger
+         * than it was before the balance began */
+        for (size_t i = 0; i < r->nsteps; i++) {
+            const struct step *st = &r->steps[i];
+            if (st->size_before && st->start <= s->point && s->point < st->ret &&
+                g.im[0].len > st->size_before) {
+                msg_add(m, "after recovery from a crash inside %s the container is %zu bytes, "
+                           "%llu before it began\n",
+                        st->what, g.im[0].len, (unsigned long long)st->size_before);
+                bad = 1;
+            }
+        }
         if (r->w->attach == ATT_COW && g.im[1].len > 0)
             bad |= check_fsck(1, "after recovery", m);
         g.secs[T_FSCK] += now_secs() - t1;

@@ -211,6 +211,8 @@ struct step {
     size_t ret;     /* ops logged when it returned */
     int txn;        /* STEP_TXN: its number (row n of tx) */
     int durable;    /* STEP_TXN: its COMMIT returned durably */
+    uint64_t size_before; /* a balance: the container's size when it began
+                           * (0: not a balance) */
 };
 
 /* The device ops of one snapshot operation: ops [start, ret) are its own,

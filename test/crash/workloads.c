@@ -674,6 +674,9 @@ static int wl_other(struct run *r)
         /* relocation of every group it can move, then the file cut: the
          * checks of every crash state apply (snapshots' contents too) */
         s = step_begin(r, STEP_OTHER, "cow_balance");
+        uint64_t size = 0;
+        g.cur->size(g.cur, &size);
+        s->size_before = size ? size : 1;
         execf(r, "PRAGMA %scow_balance=100", r->cs);
     } else if (kind == JMODE) {
         int jm = (int)rnd_below(&r->rng, 4);
