@@ -620,12 +620,11 @@ static uint32_t walk(struct fsck *f, uint64_t bytenr, uint64_t exp_gen, unsigned
     const char *bad = NULL;
     char why[128];
     if (rd) {
-        snprintf(why, sizeof(why), "read failed%s: %s", stored,
-                 rd == 1 ? "past end of file" : strerror(rd));
+        snprintf(why, sizeof(why), "read failed: %s", rd == 1 ? "past end of file" : strerror(rd));
         bad = why;
     } else if (get32(b + TB_CSUM) != fsck_block_csum(b)) {
-        snprintf(why, sizeof(why), "bad checksum (stored 0x%08x, computed 0x%08x)%s",
-                 get32(b + TB_CSUM), fsck_block_csum(b), stored);
+        snprintf(why, sizeof(why), "bad checksum (stored 0x%08x, computed 0x%08x)",
+                 get32(b + TB_CSUM), fsck_block_csum(b));
         bad = why;
     } else if (get32(b + TB_MAGIC) != COW_TREE_MAGIC) {
         bad = "bad magic (not a tree block)";
@@ -642,7 +641,7 @@ static uint32_t walk(struct fsck *f, uint64_t bytenr, uint64_t exp_gen, unsigned
         bad = why;
     }
     if (bad) {
-        fsck_problem(f, "%s: %s", where, bad);
+        fsck_problem(f, "%s%s: %s", where, stored, bad);
         me->state = B_BAD;
         me->sub_bad = 1;
         return idx;
