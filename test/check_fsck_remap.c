@@ -673,12 +673,77 @@ START_TEST(fsck_remap_item_rules)
 }
 END_TEST
 
+/* The address of the data extent whose EXTENT_CSUM the first record of
+ * the log of IMG's copy in use carries. */
+static uint64_t logged_extent(const uint8_t *img, const struct layout *l)
+{
+    const uint8_t *r = img + l->log[l->sb];
+    ck_assert_uint_eq(get32(r + LOG_MAGIC), COW_LOG_MAGIC);
+    size_t pos = LOG_HEADER_SIZE, end = (size_t)get32(r + LOG_NBLOCKS) * BLK;
+    for (uint32_t i = 0; i < get32(r + LOG_NITEMS) && pos + LOG_ITEM_HEADER <= end; i++) {
+        struct cow_key k;
+        key_get(&k, r + pos);
+        if (k.type == COW_EXTENT_CSUM)
+            return k.offset;
+        pos += LOG_ITEM_HEADER + get16(r + pos + COW_KEY_SIZE);
+    }
+    ck_abort_msg("no EXTENT_CSUM in the first log record");
+    return 0;
+}
+
+/*
+ * A log record pending replay: its data, read through the remap runs, is
+ * legal next to a moved extent; a new extent of the log stored where a
+ * remap run put committed blocks is a problem (the allocator must avoid
+ * physically used space).
+ */
+START_TEST(fsck_remap_log)
+{
+    size_t len;
+    struct layout l;
+    struct cow_dev *dev;
+    struct cow_file *f;
+    struct cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
+    uint8_t buf[2 * BLK];
+    uint64_t rs = 5;
+    test_fill(&rs, buf, sizeof buf);
+    ck_assert_int_eq(cow_file_write(f, buf, sizeof buf, 0), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    uint64_t g = cow_store_generation(st);
+    test_fill(&rs, buf, sizeof buf);
+    ck_assert_int_eq(cow_file_write(f, buf, BLK, 4 * BLK), COW_OK);
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    ck_assert_uint_eq(cow_store_generation(st), g); /* through the log */
+    uint8_t *img = memdev_crash_image(dev, &len);
+    cow_file_close(f);
+    cow_store_close(st);
+    prepare(img, len, &l);
+    uint64_t x = logged_extent(img, &l);
+    ck_assert(!l.used[x / BLK]); /* new space, not the commit's */
+    l.used[x / BLK] = 1;
+    uint64_t e = l.ext[0][0], n = l.ext[0][1];
+    uint64_t p = free_run(&l, COW_BG_DATA, n / BLK, 0, 0);
+    move(img, e, p, n);
+    struct item it[1] = {{e, n, p, 0}};
+    remap_leaf(img, &l, it, 1, 0);
+    struct cow_fsck_result res;
+    expect_clean(img, len, &res);
+    ck_assert_uint_eq(res.log_records, 1);
+    /* the extent's target where the log's new extent is */
+    it[0].physical = x;
+    remap_leaf(img, &l, it, 1, 0);
+    expect_problem(img, len, "is stored where REMAP_ITEM");
+    free(img);
+    free(l.used);
+}
+END_TEST
+
 Suite *fsck_remap_suite(void)
 {
     Suite *s = suite_create("fsck_remap");
     TCase *tc = test_case(s, "fsck_remap", 120, fsck_remap_valid,
                           fsck_remap_onto_moved_away_block, fsck_remap_device_bytes,
-                          fsck_remap_superblock_fields, NULL);
+                          fsck_remap_superblock_fields, fsck_remap_log, NULL);
     tcase_add_loop_test(tc, fsck_remap_item_rules, 0, 21);
     return s;
 }
