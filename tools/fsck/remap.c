@@ -52,6 +52,7 @@ void fsck_remaps_sort(struct remaps *t)
         qsort(t->v, t->n, sizeof(*t->v), remap_logical_cmp);
 }
 
+/* Frees T's runs and empties it (T itself is the caller's). */
 void fsck_remaps_free(struct remaps *t)
 {
     free(t->v);
