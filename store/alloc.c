@@ -11,6 +11,14 @@
  * (invariants 1 and 7).  Allocation is next-fit from separate data and
  * metadata cursors, preferring runs as long as asked for.
  *
+ * Relocation (reloc.c, remap.c) separates where a block is named from
+ * where it is stored: each group has a second, physical bitmap (a block of
+ * the file holds something: a used block stored at its own address, or a
+ * remap target).  New blocks are always stored at their own address, so
+ * they need both bits clear; remap targets need only the physical one.
+ * To keep the file short, allocation prefers space below the file's end
+ * and remap targets take the lowest free blocks.
+ *
  * Locking: store->lock held by every caller.
  */
 #include <stdlib.h>
@@ -30,6 +38,12 @@ static void bit_set(uint8_t *bm, uint64_t i)
 static void bit_clear(uint8_t *bm, uint64_t i)
 {
     bm[i >> 3] &= (uint8_t)~(1u << (i & 7));
+}
+
+/* Block I of G is taken logically or physically (not allocatable). */
+static int busy(const struct bgroup *g, uint64_t i)
+{
+    return bit_get(g->bitmap, i) | bit_get(g->pbitmap, i);
 }
 
 static struct bgroup *bg_of(cow_store *st, uint64_t bytenr)
@@ -58,7 +72,10 @@ static int add_groups_mem(cow_store *st, uint64_t new_total)
         g->nfree = blocks;
         g->maxrun = blocks;
         g->bitmap = calloc((size_t)(blocks + 7) / 8, 1);
-        if (!g->bitmap) {
+        g->pbitmap = calloc((size_t)(blocks + 7) / 8, 1);
+        if (!g->bitmap || !g->pbitmap) {
+            free(g->bitmap);
+            free(g->pbitmap);
             st->nbgs = i;
             return cow_set_error(COW_ENOMEM, "out of memory");
         }
@@ -80,6 +97,8 @@ int alloc_add_group(cow_store *st, uint64_t flags)
         rc = st->dev->grow(st->dev, new_total);
         if (rc)
             return rc;
+        if (new_total > st->file_bytes)
+            st->file_bytes = new_total;
     }
     rc = add_groups_mem(st, new_total);
     if (rc)
@@ -121,8 +140,10 @@ int alloc_init_groups(cow_store *st, uint64_t total)
 
 void alloc_destroy(cow_store *st)
 {
-    for (size_t i = 0; i < st->nbgs; i++)
+    for (size_t i = 0; i < st->nbgs; i++) {
         free(st->bgs[i].bitmap);
+        free(st->bgs[i].pbitmap);
+    }
     free(st->bgs);
     st->bgs = NULL;
     st->nbgs = st->cbgs = 0;
@@ -130,6 +151,9 @@ void alloc_destroy(cow_store *st)
     free(st->pinned);
     st->pinned = NULL;
     st->npinned = st->cpinned = 0;
+    free(st->ppinned);
+    st->ppinned = NULL;
+    st->nppinned = st->cppinned = st->npinned_remapped = 0;
 }
 
 int alloc_mark_used(cow_store *st, uint64_t bytenr, uint64_t len)
@@ -149,6 +173,8 @@ int alloc_mark_used(cow_store *st, uint64_t bytenr, uint64_t len)
         if (bit_get(g->bitmap, i))
             return COW_CORRUPT("block %llu used twice", (unsigned long long)b);
         bit_set(g->bitmap, i);
+        bit_set(g->pbitmap, i); /* at its own address until remap_load says otherwise */
+        g->pused++;
         g->nfree--;
         g->used += COW_BLOCK_SIZE;
     }
@@ -159,12 +185,15 @@ int alloc_mark_used(cow_store *st, uint64_t bytenr, uint64_t len)
 static uint64_t run_at(const struct bgroup *g, uint64_t i, uint64_t want)
 {
     uint64_t blocks = g->len / COW_BLOCK_SIZE, n = 0;
-    while (i + n < blocks && n < want && !bit_get(g->bitmap, i + n))
+    while (i + n < blocks && n < want && !busy(g, i + n))
         n++;
     return n;
 }
 
 /* Finds a free run of at least MINRUN blocks (up to WANT) from CURSOR. */
+/* Groups wholly below the file's end come first (in next-fit order from
+ * the cursor), then the rest: space the file already has is used before
+ * the file grows back over what relocation gave back. */
 static int find_run(cow_store *st, uint64_t flags, uint64_t cursor, uint64_t want,
                     uint64_t minrun, uint64_t *bytenr, uint64_t *got)
 {
@@ -172,10 +201,13 @@ static int find_run(cow_store *st, uint64_t flags, uint64_t cursor, uint64_t wan
     size_t g0 = (size_t)(cursor / st->bg_size);
     if (g0 >= ng)
         g0 = 0;
-    for (size_t k = 0; k <= ng; k++) {
+    for (size_t k = 0; k <= 2 * ng; k++) {
         size_t gi = (g0 + k) % ng;
         struct bgroup *g = &st->bgs[gi];
-        if (g->flags != flags || g->nfree < minrun || g->maxrun < minrun)
+        int inside = st->file_bytes == 0 || g->start + g->len <= st->file_bytes;
+        if (inside != (k <= ng))
+            continue;
+        if (g->flags != flags || g->nfree < minrun || g->maxrun < minrun || g->relocating)
             continue;
         uint64_t blocks = g->len / COW_BLOCK_SIZE;
         uint64_t i = 0, longest = 0;
@@ -184,11 +216,12 @@ static int find_run(cow_store *st, uint64_t flags, uint64_t cursor, uint64_t wan
         int whole = (i == 0);
         while (i < blocks) {
             /* skip full bytes quickly */
-            if ((i & 7) == 0 && i + 8 <= blocks && g->bitmap[i >> 3] == 0xff) {
+            if ((i & 7) == 0 && i + 8 <= blocks &&
+                (g->bitmap[i >> 3] | g->pbitmap[i >> 3]) == 0xff) {
                 i += 8;
                 continue;
             }
-            if (bit_get(g->bitmap, i)) {
+            if (busy(g, i)) {
                 i++;
                 continue;
             }
@@ -227,9 +260,12 @@ static void take(cow_store *st, uint64_t bytenr, uint64_t n)
 {
     struct bgroup *g = bg_of(st, bytenr);
     uint64_t i0 = (bytenr - g->start) / COW_BLOCK_SIZE;
-    for (uint64_t i = 0; i < n; i++)
+    for (uint64_t i = 0; i < n; i++) {
         bit_set(g->bitmap, i0 + i);
+        bit_set(g->pbitmap, i0 + i);
+    }
     g->nfree -= n;
+    g->pused += n;
     g->used += n * COW_BLOCK_SIZE;
     g->dirty = 1;
 }
@@ -255,11 +291,17 @@ static int alloc_meta_block(cow_store *st, uint64_t *bytenr, uint64_t *got)
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
             uint64_t at, n;
             if (find_run(st, M, st->meta_cursor, sizes[i], sizes[i], &at, &n)) {
+                int rc = alloc_back(st, at + n * COW_BLOCK_SIZE);
+                if (rc)
+                    return rc;
                 struct bgroup *g = bg_of(st, at);
                 uint64_t i0 = (at - g->start) / COW_BLOCK_SIZE;
-                for (uint64_t k = 0; k < n; k++)
+                for (uint64_t k = 0; k < n; k++) {
                     bit_set(g->bitmap, i0 + k);
+                    bit_set(g->pbitmap, i0 + k);
+                }
                 g->nfree -= n;
+                g->pused += n;
                 st->mchunk_next = at;
                 st->mchunk_end = at + n * COW_BLOCK_SIZE;
                 st->meta_cursor = st->mchunk_end;
@@ -285,6 +327,9 @@ int alloc_contig_meta(cow_store *st, uint64_t n, uint64_t *bytenr)
     uint64_t got;
     for (int attempt = 0; attempt < 2; attempt++) {
         if (find_run(st, COW_BG_METADATA, 0, n, n, bytenr, &got)) {
+            int rc = alloc_back(st, *bytenr + n * COW_BLOCK_SIZE);
+            if (rc)
+                return rc;
             take(st, *bytenr, n);
             return COW_OK;
         }
@@ -307,11 +352,25 @@ int alloc_claim_data(cow_store *st, uint64_t bytenr, uint64_t len)
                            (unsigned long long)bytenr, (unsigned long long)len);
     uint64_t i0 = (bytenr - g->start) / COW_BLOCK_SIZE;
     for (uint64_t i = 0; i < len / COW_BLOCK_SIZE; i++)
-        if (bit_get(g->bitmap, i0 + i))
+        if (busy(g, i0 + i))
             return COW_CORRUPT("log record points at block %llu, which is in use",
                                (unsigned long long)(bytenr + i * COW_BLOCK_SIZE));
     take(st, bytenr, len / COW_BLOCK_SIZE);
     return COW_OK;
+}
+
+int alloc_is_used(cow_store *st, uint64_t bytenr, uint64_t len)
+{
+    lk_assert_held(&st->lock);
+    struct bgroup *g = bg_of(st, bytenr);
+    uint64_t end;
+    if (!g || range_end(bytenr, len, &end) || end > g->start + g->len)
+        return 0;
+    uint64_t i0 = (bytenr - g->start) / COW_BLOCK_SIZE;
+    for (uint64_t i = 0; i < len / COW_BLOCK_SIZE; i++)
+        if (!bit_get(g->bitmap, i0 + i))
+            return 0;
+    return 1;
 }
 
 int alloc_is_free(cow_store *st, uint64_t bytenr, uint64_t len)
@@ -323,7 +382,7 @@ int alloc_is_free(cow_store *st, uint64_t bytenr, uint64_t len)
         return 0;
     uint64_t i0 = (bytenr - g->start) / COW_BLOCK_SIZE;
     for (uint64_t i = 0; i < len / COW_BLOCK_SIZE; i++)
-        if (bit_get(g->bitmap, i0 + i))
+        if (busy(g, i0 + i))
             return 0;
     return 1;
 }
@@ -335,9 +394,12 @@ void alloc_release_chunk(cow_store *st)
         struct bgroup *g = bg_of(st, st->mchunk_next);
         uint64_t i0 = (st->mchunk_next - g->start) / COW_BLOCK_SIZE;
         uint64_t n = (st->mchunk_end - st->mchunk_next) / COW_BLOCK_SIZE;
-        for (uint64_t k = 0; k < n; k++)
+        for (uint64_t k = 0; k < n; k++) {
             bit_clear(g->bitmap, i0 + k);
+            bit_clear(g->pbitmap, i0 + k);
+        }
         g->nfree += n;
+        g->pused -= n;
         g->maxrun = g->len / COW_BLOCK_SIZE;
     }
     st->mchunk_next = st->mchunk_end = 0;
@@ -365,6 +427,9 @@ static int alloc_blocks_any(cow_store *st, uint64_t flags, uint64_t want, uint64
         if (!ok && attempt == 0 && !roomy(st, flags) && alloc_add_group(st, flags) == COW_OK)
             continue;
         if (ok || find_run(st, flags, 0, want, 1, bytenr, got)) {
+            int rc = alloc_back(st, *bytenr + *got * COW_BLOCK_SIZE);
+            if (rc)
+                return rc;
             take(st, *bytenr, *got);
             *cursor = *bytenr + *got * COW_BLOCK_SIZE;
             return COW_OK;
@@ -417,9 +482,12 @@ void alloc_unalloc(cow_store *st, uint64_t bytenr, uint64_t len)
     lk_assert_held(&st->lock);
     struct bgroup *g = bg_of(st, bytenr);
     uint64_t i0 = (bytenr - g->start) / COW_BLOCK_SIZE;
-    for (uint64_t i = 0; i < len / COW_BLOCK_SIZE; i++)
+    for (uint64_t i = 0; i < len / COW_BLOCK_SIZE; i++) {
         bit_clear(g->bitmap, i0 + i);
+        bit_clear(g->pbitmap, i0 + i);
+    }
     g->nfree += len / COW_BLOCK_SIZE;
+    g->pused -= len / COW_BLOCK_SIZE;
     g->maxrun = g->len / COW_BLOCK_SIZE;
     g->used -= len;
     g->dirty = 1;
@@ -428,16 +496,167 @@ void alloc_unalloc(cow_store *st, uint64_t bytenr, uint64_t len)
 void alloc_unpin_all(cow_store *st)
 {
     lk_assert_held(&st->lock);
+    /* Every pinned run went through remap_commit_frees (commit.c), which
+     * said where it is stored (ppinned); a run it did not see (none
+     * should exist) is stored at its own address. */
+    for (size_t k = st->npinned_remapped; k < st->npinned; k++)
+        alloc_phys_pin(st, st->pinned[k].bytenr, st->pinned[k].bytes);
     for (size_t k = 0; k < st->npinned; k++) {
         struct bgroup *g = bg_of(st, st->pinned[k].bytenr);
         uint64_t i0 = (st->pinned[k].bytenr - g->start) / COW_BLOCK_SIZE;
         uint64_t n = st->pinned[k].bytes / COW_BLOCK_SIZE;
         for (uint64_t i = 0; i < n; i++) {
             bit_clear(g->bitmap, i0 + i);
+            if (!bit_get(g->pbitmap, i0 + i))
+                g->nfree++;
             cache_drop(&st->cache, st->pinned[k].bytenr + i * COW_BLOCK_SIZE);
         }
-        g->nfree += n;
         g->maxrun = g->len / COW_BLOCK_SIZE;
     }
     st->npinned = 0;
+    st->npinned_remapped = 0;
+    for (size_t k = 0; k < st->nppinned; k++)
+        alloc_phys_clear(st, st->ppinned[k].bytenr, st->ppinned[k].bytes);
+    st->nppinned = 0;
+}
+
+/* ---- physical space (relocation) ---- */
+
+int alloc_phys_set(cow_store *st, uint64_t bytenr, uint64_t len)
+{
+    lk_assert_held(&st->lock);
+    struct bgroup *g = bg_of(st, bytenr);
+    uint64_t end;
+    if (!g || bytenr % COW_BLOCK_SIZE || len % COW_BLOCK_SIZE || len == 0 ||
+        range_end(bytenr, len, &end) || end > g->start + g->len)
+        return COW_CORRUPT("remap target [%llu, +%llu) not inside one block group",
+                           (unsigned long long)bytenr, (unsigned long long)len);
+    uint64_t i0 = (bytenr - g->start) / COW_BLOCK_SIZE;
+    for (uint64_t i = 0; i < len / COW_BLOCK_SIZE; i++)
+        if (bit_get(g->pbitmap, i0 + i))
+            return COW_CORRUPT("remap target block %llu is stored twice",
+                               (unsigned long long)(bytenr + i * COW_BLOCK_SIZE));
+    for (uint64_t i = 0; i < len / COW_BLOCK_SIZE; i++) {
+        if (!bit_get(g->bitmap, i0 + i))
+            g->nfree--;
+        bit_set(g->pbitmap, i0 + i);
+    }
+    g->pused += len / COW_BLOCK_SIZE;
+    return COW_OK;
+}
+
+void alloc_phys_clear(cow_store *st, uint64_t bytenr, uint64_t len)
+{
+    lk_assert_held(&st->lock);
+    struct bgroup *g = bg_of(st, bytenr);
+    if (!g)
+        return;
+    uint64_t i0 = (bytenr - g->start) / COW_BLOCK_SIZE;
+    for (uint64_t i = 0; i < len / COW_BLOCK_SIZE && i0 + i < g->len / COW_BLOCK_SIZE; i++) {
+        if (!bit_get(g->pbitmap, i0 + i))
+            continue;
+        bit_clear(g->pbitmap, i0 + i);
+        g->pused--;
+        if (!bit_get(g->bitmap, i0 + i))
+            g->nfree++;
+    }
+    g->maxrun = g->len / COW_BLOCK_SIZE;
+}
+
+int alloc_phys_pin(cow_store *st, uint64_t bytenr, uint64_t len)
+{
+    lk_assert_held(&st->lock);
+    if (vec_reserve(st->ppinned, st->cppinned, st->nppinned + 1))
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    st->ppinned[st->nppinned].bytenr = bytenr;
+    st->ppinned[st->nppinned].bytes = len;
+    st->nppinned++;
+    return COW_OK;
+}
+
+int alloc_phys_target(cow_store *st, uint64_t want, uint64_t limit, uint64_t *bytenr,
+                      uint64_t *got)
+{
+    lk_assert_held(&st->lock);
+    for (size_t gi = 0; gi < st->nbgs; gi++) {
+        struct bgroup *g = &st->bgs[gi];
+        if (g->relocating || g->start >= limit || g->pused * COW_BLOCK_SIZE >= g->len)
+            continue;
+        uint64_t blocks = g->len / COW_BLOCK_SIZE;
+        if (g->start + g->len > limit)
+            blocks = (limit - g->start) / COW_BLOCK_SIZE;
+        for (uint64_t i = 0; i < blocks;) {
+            if ((i & 7) == 0 && i + 8 <= blocks && g->pbitmap[i >> 3] == 0xff) {
+                i += 8;
+                continue;
+            }
+            if (bit_get(g->pbitmap, i)) {
+                i++;
+                continue;
+            }
+            uint64_t n = 0;
+            while (i + n < blocks && n < want && !bit_get(g->pbitmap, i + n))
+                n++;
+            *bytenr = g->start + i * COW_BLOCK_SIZE;
+            *got = n;
+            return alloc_phys_set(st, *bytenr, n * COW_BLOCK_SIZE);
+        }
+    }
+    return cow_set_error(COW_ENOSPC, "no free space below %llu bytes to relocate into",
+                         (unsigned long long)limit);
+}
+
+uint64_t alloc_phys_free_below(cow_store *st, uint64_t limit)
+{
+    lk_assert_held(&st->lock);
+    uint64_t n = 0;
+    for (size_t gi = 0; gi < st->nbgs; gi++) {
+        struct bgroup *g = &st->bgs[gi];
+        if (g->relocating || g->start >= limit)
+            continue;
+        if (g->start + g->len <= limit) {
+            n += g->len / COW_BLOCK_SIZE - g->pused;
+            continue;
+        }
+        for (uint64_t i = 0; i < (limit - g->start) / COW_BLOCK_SIZE; i++)
+            n += !bit_get(g->pbitmap, i);
+    }
+    return n;
+}
+
+uint64_t alloc_physical_blocks(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    uint64_t n = 0;
+    for (size_t gi = 0; gi < st->nbgs; gi++)
+        n += st->bgs[gi].pused;
+    return n;
+}
+
+uint64_t alloc_device_bytes(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    for (size_t gi = st->nbgs; gi-- > 0;) {
+        struct bgroup *g = &st->bgs[gi];
+        if (!g->pused)
+            continue;
+        for (uint64_t i = g->len / COW_BLOCK_SIZE; i-- > 0;)
+            if (bit_get(g->pbitmap, i))
+                return g->start + (i + 1) * COW_BLOCK_SIZE;
+    }
+    return 2 * COW_BLOCK_SIZE;
+}
+
+int alloc_back(cow_store *st, uint64_t end)
+{
+    lk_assert_held(&st->lock);
+    if (st->file_bytes == 0 || end <= st->file_bytes || st->readonly || !st->dev->grow)
+        return COW_OK;
+    struct bgroup *g = bg_of(st, end - 1);
+    uint64_t to = g ? g->start + g->len : end;
+    int rc = st->dev->grow(st->dev, to);
+    if (rc)
+        return rc;
+    st->file_bytes = to;
+    return COW_OK;
 }

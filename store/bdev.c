@@ -130,6 +130,15 @@ static int fd_grow(struct cow_dev *d, uint64_t size)
     return COW_OK;
 }
 
+static int fd_shrink(struct cow_dev *d, uint64_t size)
+{
+    struct file_dev *f = (struct file_dev *)d;
+    if (ftruncate(f->fd, (off_t)size) != 0)
+        return cow_set_error(COW_EIO_TRUNCATE, "shrinking the container to %llu bytes: %s",
+                             (unsigned long long)size, strerror(errno));
+    return COW_OK;
+}
+
 static void fd_close(struct cow_dev *d)
 {
     struct file_dev *f = (struct file_dev *)d;
@@ -273,6 +282,7 @@ static struct file_dev *file_dev_new(int fd)
     f->dev.flush = fd_flush;
     f->dev.size = fd_size;
     f->dev.grow = fd_grow;
+    f->dev.shrink = fd_shrink;
     f->dev.close = fd_close;
     f->dev.publish = fd_publish;
     return f;

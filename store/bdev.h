@@ -26,6 +26,10 @@ struct cow_dev {
      * writes below SIZE cannot fail for lack of space).  COW_ENOSPC,
      * COW_EIO_TRUNCATE. */
     int (*grow)(struct cow_dev *d, uint64_t size);
+    /* Optional (NULL: the device never shrinks).  Cuts the device to SIZE
+     * bytes, giving the space after it back (relocation, once nothing
+     * there is named by the last flushed commit).  COW_EIO_TRUNCATE. */
+    int (*shrink)(struct cow_dev *d, uint64_t size);
     /* Releases the device (and its lock).  A new container never
      * published is removed. */
     void (*close)(struct cow_dev *d);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "validate.h"
+#include "remap.h"
 #include "store_int.h"
 
 int cache_init(struct eb_cache *c)
@@ -100,7 +101,7 @@ int cache_read(cow_store *st, uint64_t bytenr, uint64_t gen, int level, struct e
         rc = cache_insert(&st->cache, bytenr, &e);
         if (rc)
             return rc;
-        rc = st->dev->read(st->dev, e->data, COW_BLOCK_SIZE, bytenr);
+        rc = remap_read(st, e->data, COW_BLOCK_SIZE, bytenr);
         if (rc == COW_OK)
             rc = check_tree_block(st, bytenr, e->data);
         if (rc) {

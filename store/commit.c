@@ -48,6 +48,7 @@
 #include "crc32c.h"
 #include "lockdep.h"
 #include "ordered.h"
+#include "remaptree.h"
 #include "roots.h"
 #include "store_int.h"
 #include "super.h"
@@ -130,7 +131,7 @@ int commit_load(cow_store *st)
             return rc;
         if (get64(sb[i] + SB_MAGIC) == COW_SB_MAGIC)
             magic = 1;
-        if (sb_valid(sb[i]) && sb_is_v1(sb[i]))
+        if (sb_valid(sb[i]) && sb_is_old(sb[i]))
             st->sb_old_version |= 1 << i;
         if (sb_valid(sb[i]) &&
             (best < 0 || get64(sb[i] + SB_GENERATION) > get64(sb[best] + SB_GENERATION)))
@@ -144,9 +145,10 @@ int commit_load(cow_store *st)
             !sb_invalid(sb[i]))
             continue;
         uint32_t ver = get32(sb[i] + SB_VERSION);
-        if (ver != COW_FORMAT_VERSION && ver != COW_FORMAT_VERSION_1)
+        if (ver != COW_FORMAT_VERSION && ver != COW_FORMAT_VERSION_1 &&
+            ver != COW_FORMAT_VERSION_2)
             return COW_CORRUPT("%s: superblock copy %d has format version %u; this version of "
-                               "cowvfs reads versions %u and %u",
+                               "cowvfs reads versions %u to %u",
                                st->path, i, ver, COW_FORMAT_VERSION_1, COW_FORMAT_VERSION);
         return COW_CORRUPT("%s: superblock copy %d is whole (its checksum matches) but has %s "
                            "(generation %llu): damage a crash cannot cause",
@@ -164,11 +166,11 @@ int commit_load(cow_store *st)
      * not a torn commit (sb_commit_intact takes a device smaller than the
      * newest copy says for a lost grow, which only the newest can have):
      * say so rather than blame the commit lists. */
-    if (best >= 0 && get64(sb[best] + SB_TOTAL_BYTES) > devsize &&
-        (!sb_valid(sb[1 - best]) || get64(sb[1 - best] + SB_TOTAL_BYTES) > devsize))
+    if (best >= 0 && sb_device_bytes(sb[best]) > devsize &&
+        (!sb_valid(sb[1 - best]) || sb_device_bytes(sb[1 - best]) > devsize))
         return COW_CORRUPT("%s is truncated: %llu bytes, the superblock says %llu", st->path,
                            (unsigned long long)devsize,
-                           (unsigned long long)get64(sb[best] + SB_TOTAL_BYTES));
+                           (unsigned long long)sb_device_bytes(sb[best]));
     st->sb_rejected[0] = 0;
     st->replay_min = 0;
     st->replay_min_gen = 0;
@@ -193,12 +195,12 @@ int commit_load(cow_store *st)
             int named = !sb_is_v1(torn); /* it names the commit it was written after */
             uint64_t want = named ? get64(torn + SB_PREV_GENERATION) : 0;
             int other = 1 - best;
-            if (get64(torn + SB_TOTAL_BYTES) > devsize) /* say which: truncation or a lost grow */
+            if (sb_device_bytes(torn) > devsize) /* say which: truncation or a lost grow */
                 snprintf(st->sb_rejected, sizeof st->sb_rejected,
                          "superblock copy %d (generation %llu): the file is %llu bytes, it "
                          "says %llu (truncated, or the commit's grow was lost)",
                          best, (unsigned long long)tgen, (unsigned long long)devsize,
-                         (unsigned long long)get64(torn + SB_TOTAL_BYTES));
+                         (unsigned long long)sb_device_bytes(torn));
             else
                 snprintf(st->sb_rejected, sizeof st->sb_rejected,
                          "superblock copy %d (generation %llu): its commit's blocks do not "
@@ -274,9 +276,11 @@ int commit_load(cow_store *st)
     st->transid = st->generation + 1;
     st->bg_size = get64(s + SB_BG_SIZE);
     uint64_t total = get64(s + SB_TOTAL_BYTES);
-    if (devsize < total)
+    uint64_t need = sb_device_bytes(s);
+    if (devsize < need)
         return COW_CORRUPT("%s is truncated: %llu bytes, the superblock says %llu", st->path,
-                           (unsigned long long)devsize, (unsigned long long)total);
+                           (unsigned long long)devsize, (unsigned long long)need);
+    st->file_bytes = devsize;
     memcpy(st->uuid, s + SB_UUID, 16);
     st->ctime = get64(s + SB_CTIME);
     st->log_area[0] = get64(s + SB_LOG_AREA0);
@@ -291,7 +295,13 @@ int commit_load(cow_store *st)
     memset(&st->extent_tree, 0, sizeof st->extent_tree);
     memset(&st->csum_tree, 0, sizeof st->csum_tree);
     memset(&st->fs_tree, 0, sizeof st->fs_tree);
+    memset(&st->remap_tree, 0, sizeof st->remap_tree);
     sb_rootref_get(s + SB_ROOT_TREE, &st->root_tree);
+    if (!sb_is_old(s))
+        sb_rootref_get(s + SB_REMAP_TREE, &st->remap_tree);
+    st->remap_tree.objectid = COW_REMAP_TREE_OBJECTID;
+    if (st->remap_tree.level >= COW_MAX_LEVEL)
+        return COW_CORRUPT("tree level out of range in the superblock");
     sb_rootref_get(s + SB_EXTENT_TREE, &st->extent_tree);
     sb_rootref_get(s + SB_CSUM_TREE, &st->csum_tree);
     st->root_tree.objectid = COW_ROOT_TREE_OBJECTID;
@@ -305,6 +315,10 @@ int commit_load(cow_store *st)
 
     st->total_bytes = 0;
     rc = alloc_init_groups(st, total);
+    if (rc)
+        return rc;
+    /* where relocated blocks are, before any other tree is read */
+    rc = remaptree_load(st);
     if (rc)
         return rc;
 
@@ -339,8 +353,16 @@ int commit_load(cow_store *st)
         rc = bt_walk_blocks(st, &st->extent_tree, mark_block_cb, NULL);
     if (!rc)
         rc = bt_walk_blocks(st, &st->csum_tree, mark_block_cb, NULL);
+    if (!rc && st->remap_tree.bytenr)
+        rc = bt_walk_blocks(st, &st->remap_tree, mark_block_cb, NULL);
     if (!rc)
         rc = bt_walk_blocks(st, &st->extent_tree, scan_extent_leaf, &ss);
+    if (!rc)
+        rc = remaptree_apply_physical(st);
+    if (!rc && alloc_device_bytes(st) > need)
+        rc = COW_CORRUPT("blocks are stored up to byte %llu, past the %llu bytes the "
+                         "superblock says the container needs",
+                         (unsigned long long)alloc_device_bytes(st), (unsigned long long)need);
     for (size_t i = 0; i < st->nbgs && !rc; i++) {
         if (ss.bg_used[i] == UINT64_MAX)
             rc = COW_CORRUPT("block group %zu has no item", i);
@@ -390,9 +412,11 @@ int commit_format(cow_store *st)
     memset(&st->extent_tree, 0, sizeof st->extent_tree);
     memset(&st->csum_tree, 0, sizeof st->csum_tree);
     memset(&st->fs_tree, 0, sizeof st->fs_tree);
+    memset(&st->remap_tree, 0, sizeof st->remap_tree);
     st->root_tree.objectid = COW_ROOT_TREE_OBJECTID;
     st->extent_tree.objectid = COW_EXTENT_TREE_OBJECTID;
     st->csum_tree.objectid = COW_CSUM_TREE_OBJECTID;
+    st->remap_tree.objectid = COW_REMAP_TREE_OBJECTID;
     st->fs_tree.objectid = COW_FS_TREE_OBJECTID;
     st->fs_tree.refcounted = 1;
     st->fs_tree.next_ino = COW_FIRST_INO;
@@ -514,9 +538,16 @@ int commit_transaction(cow_store *st, int flush)
     rc = refs_run(st);
     if (rc)
         goto abort;
-    rc = refs_update_block_groups(st);
-    if (rc)
-        goto abort;
+    /* Space freed in this transaction, and where it is stored: remap runs
+     * of freed blocks go (remap.c); changing the remap tree or the block
+     * group items frees blocks again, so until nothing new is freed. */
+    do {
+        rc = remaptree_commit_frees(st);
+        if (!rc)
+            rc = refs_update_block_groups(st);
+        if (rc)
+            goto abort;
+    } while (st->npinned_remapped < st->npinned);
     /* The written-block list as it was: a failed write_dirty() may have
      * noted some runs, which the next attempt writes (and notes) again. */
     size_t wruns0 = st->nwruns, wcrcs0 = st->nwcrcs;
@@ -575,6 +606,7 @@ int commit_transaction(cow_store *st, int flush)
     st->cache.dirty = NULL;
     st->cache.ndirty = 0;
     st->root_tree.dirty = st->extent_tree.dirty = st->csum_tree.dirty = 0;
+    st->remap_tree.dirty = 0;
     st->fs_tree.dirty = 0;
     roots_committed(st);
     alloc_release_chunk(st);

@@ -19,6 +19,7 @@
 #include "crc32c.h"
 #include "extent_map.h"
 #include "lockdep.h"
+#include "remap.h"
 #include "validate.h"
 #include "vec.h"
 
@@ -306,7 +307,7 @@ static int read_extent_blocks(cow_store *st, const struct fext *fx, uint64_t dis
         rc = check_csum_matches(fx->disk, fx->disk_len, size);
     if (rc)
         return rc;
-    rc = st->dev->read(st->dev, out, (size_t)len, disk);
+    rc = remap_read(st, out, (size_t)len, disk);
     if (rc)
         return rc;
     for (uint64_t b = 0; b < len / BLK; b++) {
@@ -412,6 +413,16 @@ static int prealloc_writable(cow_store *st, const struct cow_inode *in, const st
     *yes = 0;
     if (fx->type != COW_FE_PREALLOC)
         return COW_OK;
+    /* Invariant 5: relocation copies this group's blocks with the lock
+     * released; a write in place now could land in the old copy after it
+     * was read and be lost.  Copy on write instead. */
+    struct bgroup *g = fx->disk / st->bg_size < st->nbgs ? &st->bgs[fx->disk / st->bg_size] : NULL;
+#ifndef COW_RACE_PROOF_RELOC
+    if (g && g->relocating)
+        return COW_OK;
+#else
+    (void)g;
+#endif
     if (in->root->last_snapshot == 0) {
         *yes = 1;
         return COW_OK;

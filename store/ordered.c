@@ -19,6 +19,7 @@
 #include "inject.h"
 #include "lockdep.h"
 #include "ordered.h"
+#include "remap.h"
 
 #define BLK COW_BLOCK_SIZE
 
@@ -102,10 +103,29 @@ void oe_free(struct oext *oe)
 int oe_write(cow_store *st, struct oext *oe)
 {
     lk_assert_held(&st->lock);
-    UNLOCK(st);
-    COW_INJECT("writeback:before_io");
-    int wrc = st->dev->write(st->dev, oe->buf, (size_t)oe->len, oe->disk);
-    LOCK(st);
+    /* New space is stored at its own address; a write in place into a
+     * preallocated extent goes where relocation put it (its group is not
+     * being relocated: extent_map.c's prealloc_writable, invariant 5). */
+    uint64_t phys = oe->disk, run = oe->len;
+    if (oe->nocow)
+        remap_translate(st, oe->disk, oe->len, &phys, &run);
+    if (run == oe->len) {
+        UNLOCK(st);
+        COW_INJECT("writeback:before_io");
+        int wrc = st->dev->write(st->dev, oe->buf, (size_t)oe->len, phys);
+        LOCK(st);
+        return wrc;
+    }
+    /* several pieces: written one by one, each looked up under the lock */
+    int wrc = COW_OK;
+    for (uint64_t done = 0; done < oe->len && !wrc;) {
+        remap_translate(st, oe->disk + done, oe->len - done, &phys, &run);
+        UNLOCK(st);
+        COW_INJECT("writeback:before_io");
+        wrc = st->dev->write(st->dev, oe->buf + done, (size_t)run, phys);
+        LOCK(st);
+        done += run;
+    }
     return wrc;
 }
 

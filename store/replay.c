@@ -32,6 +32,7 @@
 #include "extent_map.h"
 #include "lockdep.h"
 #include "replay.h"
+#include "remap.h"
 #include "store_int.h"
 #include "validate.h"
 #include "vec.h"
@@ -228,7 +229,7 @@ static int rec_data_ok(cow_store *st, const struct litem *v, size_t n, uint8_t *
         }
         if (!any)
             continue;
-        if (st->dev->read(st->dev, tmp, (size_t)(nb * BLK), disk))
+        if (remap_read(st, tmp, (size_t)(nb * BLK), disk))
             return 0;
         for (uint64_t b = 0; b < nb; b++)
             if (want[b] && crc32c(0, tmp + b * BLK, BLK) != get32(v[i].d + b * 4))

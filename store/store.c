@@ -12,6 +12,8 @@
 #include "ordered.h"
 #include "replay.h"
 #include "roots.h"
+#include "reloc.h"
+#include "remap.h"
 #include "store_int.h"
 
 static void committer_stop(cow_store *st);
@@ -25,6 +27,7 @@ static void store_free(cow_store *st)
     roots_free_all(st);
     cache_destroy(&st->cache);
     alloc_destroy(st);
+    remap_destroy(st);
     free(st->drefs);
     hm_destroy(&st->dref_map);
     txn_wlog_reset(st);
@@ -34,6 +37,7 @@ static void store_free(cow_store *st)
         st->dev->close(st->dev);
     pthread_cond_destroy(&st->committer_cond);
     pthread_cond_destroy(&st->oe_cond);
+    cow_mutex_destroy(&st->balance_lock);
     cow_mutex_destroy(&st->lock);
     free(st->path);
     free(st);
@@ -126,6 +130,9 @@ void cow_store_stats(cow_store *st, struct cow_stats *out)
     *out = st->stats;
     out->dirty_bytes = st->ndirty * COW_BLOCK_SIZE;
     out->reserved_bytes = st->reserved * COW_BLOCK_SIZE;
+    out->container_bytes = st->file_bytes;
+    if (!out->container_bytes)
+        (void)st->dev->size(st->dev, &out->container_bytes);
     cow_mutex_unlock(&st->lock);
 }
 
@@ -145,6 +152,7 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
         return cow_set_error(COW_ENOMEM, "out of memory");
     }
     cow_mutex_init(&st->lock);
+    cow_mutex_init(&st->balance_lock);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -356,6 +364,11 @@ int cow_store_df(cow_store *st, struct cow_df *df)
         df->free_bytes = df->total_bytes - df->used_bytes;
         df->nblock_groups = st->nbgs;
         df->generation = st->generation;
+        df->physical_bytes = alloc_physical_blocks(st) * COW_BLOCK_SIZE;
+        df->slack_bytes = df->container_bytes > df->physical_bytes
+                              ? df->container_bytes - df->physical_bytes
+                              : 0;
+        df->remapped_bytes = reloc_remapped_bytes(st);
     }
     cow_mutex_unlock(&st->lock);
     return rc;

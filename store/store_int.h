@@ -100,6 +100,16 @@ struct bgroup {
     uint64_t maxrun; /* upper bound on the longest free run (blocks) */
     uint64_t flags;  /* COW_BG_DATA or COW_BG_METADATA */
     int dirty;       /* used changed since its BLOCK_GROUP_ITEM was written */
+    /* Physical use (relocation, docs/DESIGN.md "Relocation"): bit set when
+     * the block of the file holds something, or will (reserved, pinned):
+     * a used block stored at its own address, or a remap target.  The
+     * bitmap above is logical use.  A block is allocatable when both are
+     * clear (nfree counts those). */
+    uint8_t *pbitmap;
+    uint64_t pused;  /* blocks set in pbitmap */
+    size_t nremap;   /* remap runs whose logical start is in this group */
+    int relocating;  /* being relocated: no allocation (logical or remap
+                      * target) and no write in place lands here */
 };
 
 /* Commits without flush stop (the next commit flushes) once this many runs
@@ -111,6 +121,14 @@ struct bgroup {
 struct byte_run {
     uint64_t bytenr;
     uint64_t bytes;
+};
+
+/* A remap item in memory (format.h, REMAP_ITEM): blocks [logical,
+ * logical + len) are stored at [phys, phys + len); bytes. */
+struct remap_run {
+    uint64_t logical;
+    uint64_t len;
+    uint64_t phys;
 };
 
 /* ... and in blocks (blocks written by the running transaction: the
@@ -258,6 +276,21 @@ struct cow_store {
     int txn_dirty;         /* anything changed since the last commit */
 
     struct cow_root root_tree, extent_tree, csum_tree, fs_tree;
+    /* The remap tree (objectid 9; bytenr 0 = none) and its items in memory,
+     * sorted by logical address (remap.c).  Its blocks are never remapped. */
+    struct cow_root remap_tree;
+    struct remap_run *remap;
+    size_t nremap, cremap;
+    /* Physical space released by the running transaction's frees and
+     * relocations (remap.c): cleared in the physical bitmaps once the
+     * commit that stopped reaching it is flushed (invariant 7).  Pinned
+     * runs [0, npinned_remapped) have been turned into such runs. */
+    struct byte_run *ppinned;
+    size_t nppinned, cppinned;
+    size_t npinned_remapped;
+    uint64_t file_bytes; /* the container file's size as last grown or
+                          * shrunk (0: unknown, ask the device) */
+    struct cow_mutex balance_lock; /* one balance at a time (reloc.c) */
 
     struct eb_cache cache;
 
@@ -325,8 +358,8 @@ struct cow_store {
     uint32_t replay_min;
     uint64_t replay_min_gen;
     char sb_rejected[160]; /* why open did not use the newest copy, or "" */
-    int sb_old_version;    /* bit i: superblock copy i is of format
-                            * version 1 (open read it, no commit has
+    int sb_old_version;    /* bit i: superblock copy i is of an older
+                            * format version (open read it, no commit has
                             * rewritten it yet; commit_upgrade) */
     int replaying;         /* replay_log runs (a read-only store changes
                             * its trees in memory then, never on disk) */
@@ -389,12 +422,40 @@ uint64_t alloc_meta_used_blocks(cow_store *st);
 /* 1 if every block of [bytenr, +len) is free in the allocation map (and
  * inside one block group), else 0. */
 int alloc_is_free(cow_store *st, uint64_t bytenr, uint64_t len);
+/* 1 if every block of [bytenr, +len) is set in the logical allocation
+ * map (used, pinned or reserved) and inside one block group, else 0. */
+int alloc_is_used(cow_store *st, uint64_t bytenr, uint64_t len);
 /* Returns never-referenced space straight to the free map (a data run that
  * was allocated by this call and never entered any tree). */
 void alloc_unalloc(cow_store *st, uint64_t bytenr, uint64_t len);
 /* Returns the unused rest of the metadata chunk to free space (after a
  * commit). */
 void alloc_release_chunk(cow_store *st);
+/* The least file size the container needs now: the end of the highest
+ * block set in any physical bitmap (used, pinned, reserved), bytes, at
+ * least the two superblocks.  Lock held. */
+uint64_t alloc_device_bytes(cow_store *st);
+/* Blocks set in the physical bitmaps (everything the file holds). */
+uint64_t alloc_physical_blocks(cow_store *st);
+/* Physical-only changes for remap runs (remap.c, reloc.c), [bytenr,
+ * +len) inside one group: set (a remap target, or the load of one),
+ * clear now (a target never referenced), or pin (cleared at the next
+ * unpin: the old place of a relocated run, a freed run's place).
+ * alloc_phys_set returns COW_ECORRUPT if a block is already set. */
+int alloc_phys_set(cow_store *st, uint64_t bytenr, uint64_t len);
+void alloc_phys_clear(cow_store *st, uint64_t bytenr, uint64_t len);
+int alloc_phys_pin(cow_store *st, uint64_t bytenr, uint64_t len);
+/* Allocates up to WANT physically free blocks (at least 1) below LIMIT
+ * bytes, lowest address first, outside groups being relocated, for a
+ * remap target; sets them in the physical bitmap.  *bytenr, *got
+ * (blocks).  COW_ENOSPC if there is none.  Lock held. */
+int alloc_phys_target(cow_store *st, uint64_t want, uint64_t limit, uint64_t *bytenr,
+                      uint64_t *got);
+/* Free physical blocks below LIMIT bytes outside relocating groups. */
+uint64_t alloc_phys_free_below(cow_store *st, uint64_t limit);
+/* Makes sure the container file covers [0, END) with space reserved
+ * (growing it to the end of END's group).  COW_ENOSPC, COW_EIO_*. */
+int alloc_back(cow_store *st, uint64_t end);
 /* After a commit: pinned space becomes free. */
 void alloc_unpin_all(cow_store *st);
 /* Makes sure at least DATA blocks are free in data groups and META in

@@ -53,10 +53,34 @@ int sb_is_v1(const uint8_t *b)
     return get32(b + SB_VERSION) == COW_FORMAT_VERSION_1;
 }
 
+int sb_is_old(const uint8_t *b)
+{
+    return get32(b + SB_VERSION) != COW_FORMAT_VERSION;
+}
+
+/* Where copy B's commit list starts, and how many entries it may hold. */
+static size_t list_offset(const uint8_t *b)
+{
+    uint32_t ver = get32(b + SB_VERSION);
+    return ver == COW_FORMAT_VERSION_1   ? SB_COMMIT_LIST_V1
+           : ver == COW_FORMAT_VERSION_2 ? SB_COMMIT_LIST_V2
+                                         : SB_COMMIT_LIST;
+}
+
+static uint32_t list_max(const uint8_t *b)
+{
+    return (uint32_t)((COW_BLOCK_SIZE - list_offset(b)) / SB_COMMIT_ENTRY);
+}
+
 /* Entry I of copy B's commit list. */
 const uint8_t *sb_commit_entry(const uint8_t *b, uint32_t i)
 {
-    return b + (sb_is_v1(b) ? SB_COMMIT_LIST_V1 : SB_COMMIT_LIST) + (size_t)i * SB_COMMIT_ENTRY;
+    return b + list_offset(b) + (size_t)i * SB_COMMIT_ENTRY;
+}
+
+uint64_t sb_device_bytes(const uint8_t *b)
+{
+    return sb_is_old(b) ? get64(b + SB_TOTAL_BYTES) : get64(b + SB_DEVICE_BYTES);
 }
 
 /* Why superblock copy B cannot be used (its own fields), or NULL.  Every
@@ -72,27 +96,34 @@ const char *sb_invalid(const uint8_t *b)
     uint64_t bg = get64(b + SB_BG_SIZE), total = get64(b + SB_TOTAL_BYTES);
     uint64_t gen = get64(b + SB_GENERATION);
     uint32_t ver = get32(b + SB_VERSION);
-    if (ver != COW_FORMAT_VERSION && ver != COW_FORMAT_VERSION_1)
+    if (ver != COW_FORMAT_VERSION && ver != COW_FORMAT_VERSION_1 && ver != COW_FORMAT_VERSION_2)
         return "a format version this build does not read";
     int v1 = sb_is_v1(b);
     if (get32(b + SB_BLOCK_SIZE) != COW_BLOCK_SIZE ||
         (get32(b + SB_FLAGS) & ~COW_SB_ONE_FLUSH) != 0 ||
-        get32(b + SB_COMMIT_NRANGES) > (v1 ? SB_COMMIT_MAX_V1 : SB_COMMIT_MAX))
+        get32(b + SB_COMMIT_NRANGES) > list_max(b))
         return "bad block size, flags or commit list length";
     if (gen == 0 || gen > COW_MAX_GENERATION || (!v1 && get64(b + SB_PREV_GENERATION) >= gen))
         return "generation out of range";
     if (get48(b + SB_ROOT_TREE + RR_GENERATION) > gen ||
         get48(b + SB_EXTENT_TREE + RR_GENERATION) > gen ||
-        get48(b + SB_CSUM_TREE + RR_GENERATION) > gen)
+        get48(b + SB_CSUM_TREE + RR_GENERATION) > gen ||
+        (!sb_is_old(b) && get48(b + SB_REMAP_TREE + RR_GENERATION) > gen))
         return "a root generation past the superblock's";
     if (bg < 64 * COW_BLOCK_SIZE || bg % COW_BLOCK_SIZE || bg > (1ull << 34) || total == 0 ||
         total % bg)
         return "bad block group size or total bytes";
+    uint64_t dev = sb_device_bytes(b);
+    if (dev < 2 * COW_BLOCK_SIZE || dev % COW_BLOCK_SIZE || dev > total)
+        return "device_bytes out of range";
+    if (!sb_is_old(b) && get48(b + SB_REMAP_TREE + RR_GENERATION) == 0 &&
+        !bytes_zero(b + SB_REMAP_TREE, 16))
+        return "a remap tree reference without a generation";
     /* bytes the format leaves zero (sb_write starts from a zeroed block):
      * after the log area length, after prev_log_records (version 2), and
      * after the commit list (with no ONE_FLUSH flag, no list, count or
      * crc); a version-1 copy's list starts where prev_generation is now */
-    size_t end = v1 ? SB_COMMIT_LIST_V1 : SB_COMMIT_LIST;
+    size_t end = list_offset(b);
     if (get32(b + SB_FLAGS) & COW_SB_ONE_FLUSH)
         end += (size_t)get32(b + SB_COMMIT_NRANGES) * SB_COMMIT_ENTRY;
     else if (!bytes_zero(b + SB_COMMIT_NRANGES, SB_LOG_ID - SB_COMMIT_NRANGES))
@@ -149,6 +180,9 @@ int sb_write(cow_store *st, int slot, int one_flush, uint64_t log_id)
      * torn copy against (format.h) */
     put64(b + SB_PREV_GENERATION, st->durable_gen);
     put32(b + SB_PREV_LOG_RECORDS, st->durable_log);
+    put64(b + SB_DEVICE_BYTES, alloc_device_bytes(st));
+    if (st->remap_tree.bytenr)
+        sb_rootref_put(b + SB_REMAP_TREE, &st->remap_tree);
     if (st->transid > COW_MAX_GENERATION)
         return cow_set_error(COW_ENOSPC, "generation %llu: the container has made its last "
                                          "commit (generations are 48 bits)",
@@ -186,7 +220,7 @@ int sb_commit_intact(cow_store *st, const uint8_t *sb, uint64_t devsize)
 {
     if (!(get32(sb + SB_FLAGS) & COW_SB_ONE_FLUSH))
         return 1;
-    if (get64(sb + SB_TOTAL_BYTES) > devsize)
+    if (sb_device_bytes(sb) > devsize)
         return 0;
     uint32_t n = get32(sb + SB_COMMIT_NRANGES), acc = 0;
     uint64_t total = 0;

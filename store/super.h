@@ -21,6 +21,14 @@ void sb_rootref_get(const uint8_t *p, struct cow_root *r);
  * commit list starts at SB_COMMIT_LIST_V1). */
 int sb_is_v1(const uint8_t *b);
 
+/* 1 if copy B is of a format version older than COW_FORMAT_VERSION (a
+ * valid one: upgraded by the next commits, commit_upgrade). */
+int sb_is_old(const uint8_t *b);
+
+/* The least file size copy B needs (format.h: device_bytes; total_bytes
+ * for versions 1 and 2, whose files cover every block group), bytes. */
+uint64_t sb_device_bytes(const uint8_t *b);
+
 /* Entry I of copy B's commit list (its bounds checked by sb_invalid). */
 const uint8_t *sb_commit_entry(const uint8_t *b, uint32_t i);
 
@@ -44,7 +52,7 @@ int sb_write(cow_store *st, int slot, int one_flush, uint64_t log_id);
 /* Whether the one-flush commit of copy SB reached the device whole: 1 if
  * SB is not a one-flush commit, or every block its list names (each inside
  * DEVSIZE bytes, at most COW_ONE_FLUSH_MAX_BLOCKS in all) gives the crc of
- * crcs SB carries; 0 if not, or if DEVSIZE is below SB's total_bytes (the
+ * crcs SB carries; 0 if not, or if DEVSIZE is below SB's device_bytes (the
  * commit's grow was lost): a torn commit.  Reads the listed blocks, 64 at a
  * time.  Errors (returned instead): COW_ENOMEM, I/O errors. */
 int sb_commit_intact(cow_store *st, const uint8_t *sb, uint64_t devsize);

@@ -24,7 +24,7 @@
 #define MAX_FILE_SIZE (1ull << 62)
 
 /* Which tree an owner object id names. */
-enum tree_class { T_LOG, T_ROOT, T_EXTENT, T_CSUM, T_SUBVOL, T_BAD };
+enum tree_class { T_LOG, T_ROOT, T_EXTENT, T_CSUM, T_REMAP, T_SUBVOL, T_BAD };
 
 static enum tree_class tree_class(uint64_t owner)
 {
@@ -33,6 +33,7 @@ static enum tree_class tree_class(uint64_t owner)
     case COW_ROOT_TREE_OBJECTID: return T_ROOT;
     case COW_EXTENT_TREE_OBJECTID: return T_EXTENT;
     case COW_CSUM_TREE_OBJECTID: return T_CSUM;
+    case COW_REMAP_TREE_OBJECTID: return T_REMAP;
     default: return owner >= COW_FS_TREE_OBJECTID ? T_SUBVOL : T_BAD;
     }
 }
@@ -331,6 +332,10 @@ int check_item(cow_store *st, const struct check_where *w, uint64_t owner,
         want = BG_ITEM_SIZE;
         allowed = cls == T_EXTENT;
         break;
+    case COW_REMAP_ITEM:
+        want = REMAP_ITEM_SIZE;
+        allowed = cls == T_REMAP;
+        break;
     default:
         /* a type the format does not define: nothing reads it, so nothing
          * to check (btrfs's tree-checker skips unknown types too; fsck
@@ -359,6 +364,21 @@ int check_item(cow_store *st, const struct check_where *w, uint64_t owner,
     case COW_EXTENT_ITEM:
     case COW_METADATA_ITEM: return check_extent_item(st, w, k, d);
     case COW_BLOCK_GROUP_ITEM: return check_block_group_item(st, w, k, d);
+    case COW_REMAP_ITEM: {
+        /* format.h, REMAP_ITEM; overlaps are remap_load's to find */
+        uint64_t phys = get64(d + REMAP_PHYSICAL), le, pe;
+        if (k->offset == 0 || k->offset % BLK || k->objectid % BLK || phys % BLK ||
+            phys == k->objectid || range_end(k->objectid, k->offset, &le) ||
+            range_end(phys, k->offset, &pe) || le > st->total_bytes || pe > st->total_bytes ||
+            k->objectid < 2 * BLK || phys < 2 * BLK ||
+            k->objectid / st->bg_size != (le - 1) / st->bg_size ||
+            phys / st->bg_size != (pe - 1) / st->bg_size)
+            return BAD(w, k, "remaps [%llu, +%llu) to %llu: not whole blocks inside one block "
+                             "group each",
+                       (unsigned long long)k->objectid, (unsigned long long)k->offset,
+                       (unsigned long long)phys);
+        return COW_OK;
+    }
     }
     return COW_OK;
 }

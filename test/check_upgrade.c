@@ -78,12 +78,12 @@ static void expect_files(cow_store *st, const struct model *m, const char *when)
 }
 
 /*
- * A version-2 container on a memdev: both files written over two flushed
+ * A container of the current version on a memdev: both files written over two flushed
  * commits, then two log records pending replay (two xSyncs; the second
  * says the first was flushed).  Returns its durable image (*LEN), what the
  * files hold in M.
  */
-static uint8_t *make_v2(size_t *len, struct model *m, uint64_t *rs)
+static uint8_t *make_current(size_t *len, struct model *m, uint64_t *rs)
 {
     struct cow_dev *dev = memdev_new(NULL);
     cow_store *st;
@@ -118,23 +118,28 @@ static void sb_recsum(uint8_t *sb)
 }
 
 /*
- * Rewrites the version-2 image IMG as version 1 wrote it: in each
- * superblock copy the commit list moves from 184 back to 168 (over
- * prev_generation and prev_log_records), the version is 1 and the crc is
- * recomputed; in every whole log record of both areas bytes 40..47
- * (durable, flags) are cleared and the record's crc recomputed.  Returns
- * how many records it rewrote.
+ * Rewrites the current (version 3) image IMG, which has no remap tree and
+ * a file covering every block group, as version VER (1 or 2) wrote it: in
+ * each superblock copy the commit list moves from 208 back to 184 (over
+ * device_bytes and the remap tree's root) or 168 (over prev_generation
+ * and prev_log_records too), the version is VER and the crc is
+ * recomputed; for version 1, in every whole log record of both areas
+ * bytes 40..47 (durable, flags) are cleared and the record's crc
+ * recomputed.  Returns how many records it found.
  */
-static int downgrade(uint8_t *img, size_t len)
+static int downgrade_to(uint8_t *img, size_t len, uint32_t ver)
 {
+    size_t at = ver == 1 ? SB_COMMIT_LIST_V1 : SB_COMMIT_LIST_V2;
     for (int s = 0; s < COW_SB_COPIES; s++) {
         uint8_t *sb = img + (size_t)s * BLK;
-        ck_assert_uint_eq(get32(sb + SB_VERSION), 2);
+        ck_assert_uint_eq(get32(sb + SB_VERSION), COW_FORMAT_VERSION);
         ck_assert_uint_eq(crc32c(0, sb + 4, BLK - 4), get32(sb + SB_CSUM));
+        ck_assert_uint_eq(get64(sb + SB_REMAP_TREE), 0);
+        ck_assert_uint_le(get64(sb + SB_TOTAL_BYTES), len);
         size_t n = get32(sb + SB_COMMIT_NRANGES) * (size_t)SB_COMMIT_ENTRY;
-        memmove(sb + SB_COMMIT_LIST_V1, sb + SB_COMMIT_LIST, n);
-        memset(sb + SB_COMMIT_LIST_V1 + n, 0, BLK - SB_COMMIT_LIST_V1 - n);
-        put32(sb + SB_VERSION, 1);
+        memmove(sb + at, sb + SB_COMMIT_LIST, n);
+        memset(sb + at + n, 0, BLK - at - n);
+        put32(sb + SB_VERSION, ver);
         sb_recsum(sb);
     }
     int nrec = 0;
@@ -150,8 +155,10 @@ static int downgrade(uint8_t *img, size_t len)
                 pos++;
                 continue;
             }
-            memset(h + LOG_DURABLE, 0, 8);
-            put32(h + LOG_CSUM, crc32c(0, h + 4, (size_t)rb * BLK - 4));
+            if (ver == 1) {
+                memset(h + LOG_DURABLE, 0, 8);
+                put32(h + LOG_CSUM, crc32c(0, h + 4, (size_t)rb * BLK - 4));
+            }
             nrec++;
             pos += rb;
         }
@@ -194,8 +201,8 @@ static cow_store *open_img(const uint8_t *img, size_t len, int flags, const char
 /* A version-1 image (*LEN bytes) with two records pending, and its files. */
 static uint8_t *make_v1(size_t *len, struct model *m, uint64_t *rs)
 {
-    uint8_t *img = make_v2(len, m, rs);
-    ck_assert_int_eq(downgrade(img, *len), 2);
+    uint8_t *img = make_current(len, m, rs);
+    ck_assert_int_eq(downgrade_to(img, *len, 1), 2);
     return img;
 }
 
@@ -255,6 +262,42 @@ END_TEST
  * which cannot read version 2, refuses the container instead of silently
  * opening the older version-1 copy; after writes and close, fsck is clean
  * and the data is all there. */
+/* Version 2 (the previous release: no device_bytes, no remap tree, the
+ * commit list at 184): fsck and a read-only open read it as it is; a
+ * writable open replays its log and leaves both copies version 3, the
+ * files whole and fsck clean. */
+START_TEST(upgrade_v2)
+{
+    uint64_t rs = test_seed() ^ 0x0b4;
+    struct model m;
+    size_t len;
+    uint8_t *img = make_current(&len, &m, &rs);
+    ck_assert_int_eq(downgrade_to(img, len, 2), 2);
+    expect_fsck_clean(img, len, 2, "version 2");
+    cow_store *st = open_img(img, len, COW_OPEN_READONLY, "read-only, version 2");
+    expect_files(st, &m, "read-only, version 2");
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+
+    struct cow_dev *md = memdev_from_image(img, len, NULL);
+    ck_assert_msg(cow_store_open_dev("v2", keep_dev(md), 0, 0, &st) == COW_OK,
+                  "writable open of version 2: %s", cow_store_last_error(NULL));
+    cow_store_set_commit_interval(st, 0);
+    expect_files(st, &m, "writable, version 2");
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    size_t l;
+    uint8_t *now = memdev_crash_image(md, &l);
+    md->close(md);
+    ck_assert_uint_eq(get32(now + SB_VERSION), COW_FORMAT_VERSION);
+    ck_assert_uint_eq(get32(now + BLK + SB_VERSION), COW_FORMAT_VERSION);
+    expect_fsck_clean(now, l, COW_FORMAT_VERSION, "version 2 upgraded");
+    st = open_img(now, l, 0, "reopen after the upgrade");
+    expect_files(st, &m, "reopened after the upgrade");
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(now);
+    free(img);
+}
+END_TEST
+
 START_TEST(upgrade_v1_writable)
 {
     uint64_t rs = test_seed() ^ 0x0b2;
@@ -283,13 +326,13 @@ START_TEST(upgrade_v1_writable)
     uint8_t *now = memdev_crash_image(md, &l);
     int s = get64(now + BLK + SB_GENERATION) > get64(now + SB_GENERATION);
     ck_assert_uint_eq(get64(now + (size_t)s * BLK + SB_GENERATION), g1 + 2);
-    ck_assert_uint_eq(get32(now + (size_t)s * BLK + SB_VERSION), 2);
+    ck_assert_uint_eq(get32(now + (size_t)s * BLK + SB_VERSION), COW_FORMAT_VERSION);
     ck_assert_uint_eq(get64(now + (size_t)s * BLK + SB_PREV_GENERATION), g1 + 1);
     ck_assert_uint_eq(get64(now + (size_t)(1 - s) * BLK + SB_GENERATION), g1 + 1);
-    ck_assert_uint_eq(get32(now + (size_t)(1 - s) * BLK + SB_VERSION), 2);
+    ck_assert_uint_eq(get32(now + (size_t)(1 - s) * BLK + SB_VERSION), COW_FORMAT_VERSION);
     ck_assert_uint_eq(get64(now + (size_t)(1 - s) * BLK + SB_PREV_GENERATION), g1);
     ck_assert_uint_eq(get32(now + (size_t)(1 - s) * BLK + SB_PREV_LOG_RECORDS), 2);
-    expect_fsck_clean(now, l, 2, "after the upgrade commits");
+    expect_fsck_clean(now, l, COW_FORMAT_VERSION, "after the upgrade commits");
     free(now);
 
     cow_file *f0, *f1;
@@ -307,9 +350,9 @@ START_TEST(upgrade_v1_writable)
 
     uint8_t *done = memdev_crash_image(md, &l);
     md->close(md);
-    ck_assert_uint_eq(get32(done + SB_VERSION), 2);
-    ck_assert_uint_eq(get32(done + BLK + SB_VERSION), 2);
-    expect_fsck_clean(done, l, 2, "after close");
+    ck_assert_uint_eq(get32(done + SB_VERSION), COW_FORMAT_VERSION);
+    ck_assert_uint_eq(get32(done + BLK + SB_VERSION), COW_FORMAT_VERSION);
+    expect_fsck_clean(done, l, COW_FORMAT_VERSION, "after close");
     st = open_img(done, l, 0, "reopen");
     expect_files(st, &m, "reopened");
     ck_assert_int_eq(cow_store_close(st), COW_OK);
@@ -404,8 +447,8 @@ START_TEST(upgrade_v1_second_commit_crash_states)
     size_t l;
     uint8_t *now = memdev_crash_image(md, &l);
     int s = get64(now + BLK + SB_GENERATION) > get64(now + SB_GENERATION);
-    ck_assert_uint_eq(get32(now + (size_t)s * BLK + SB_VERSION), 2);
-    ck_assert_uint_eq(get32(now + (size_t)(1 - s) * BLK + SB_VERSION), 2);
+    ck_assert_uint_eq(get32(now + (size_t)s * BLK + SB_VERSION), COW_FORMAT_VERSION);
+    ck_assert_uint_eq(get32(now + (size_t)(1 - s) * BLK + SB_VERSION), COW_FORMAT_VERSION);
     free(now);
     memdev_set_fail(md, 0, 0, 1, 0);
     ck_assert_int_ne(cow_store_commit(st), COW_OK); /* its flush failed */
@@ -471,7 +514,8 @@ END_TEST
 Suite *upgrade_suite(void)
 {
     Suite *s = suite_create("upgrade");
-    test_case(s, "upgrade", 300, upgrade_v1_read_only, upgrade_v1_writable, upgrade_v1_crash_states,
+    test_case(s, "upgrade", 300, upgrade_v1_read_only, upgrade_v1_writable, upgrade_v2,
+              upgrade_v1_crash_states,
               upgrade_v1_second_commit_crash_states, upgrade_v1_torn_newest, NULL);
     return s;
 }

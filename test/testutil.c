@@ -254,6 +254,8 @@ static int md_flush(struct cow_dev *d)
         if (m->pend[i].data)
             memcpy(m->dur + m->pend[i].off, m->pend[i].data, m->pend[i].len);
     md_pend_clear(m);
+    if (m->len < m->dur_len)
+        memset(m->dur + m->len, 0, m->dur_len - m->len);
     m->dur_len = m->len;
     m->ctl.nflush++;
     d->nflush++;
@@ -277,6 +279,20 @@ static int md_grow(struct cow_dev *d, uint64_t size)
         struct md_pending e = {.size = size};
         if (md_pend_add(m, &e))
             return COW_ENOMEM;
+        m->len = size;
+    }
+    return COW_OK;
+}
+
+/* A shrink is a size change like a grow: durable at the next flush. */
+static int md_shrink(struct cow_dev *d, uint64_t size)
+{
+    struct memdev *m = (struct memdev *)d;
+    if (size < m->len) {
+        struct md_pending e = {.size = size};
+        if (md_pend_add(m, &e))
+            return COW_ENOMEM;
+        memset(m->vol + size, 0, m->cap - size); /* a later grow reads zeros */
         m->len = size;
     }
     return COW_OK;
@@ -315,6 +331,15 @@ static int mdl_size(struct cow_dev *d, uint64_t *size)
     struct memdev *m = (struct memdev *)d;
     pthread_mutex_lock(&m->mu);
     int rc = md_size(d, size);
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+static int mdl_shrink(struct cow_dev *d, uint64_t size)
+{
+    struct memdev *m = (struct memdev *)d;
+    pthread_mutex_lock(&m->mu);
+    int rc = md_shrink(d, size);
     pthread_mutex_unlock(&m->mu);
     return rc;
 }
@@ -421,6 +446,10 @@ static int fwd_grow(struct cow_dev *d, uint64_t size)
 {
     return fwd_under(d)->grow(fwd_under(d), size);
 }
+static int fwd_shrink(struct cow_dev *d, uint64_t size)
+{
+    return fwd_under(d)->shrink ? fwd_under(d)->shrink(fwd_under(d), size) : COW_OK;
+}
 static void fwd_close(struct cow_dev *d)
 {
     struct fwd_dev *f = (struct fwd_dev *)d;
@@ -437,7 +466,8 @@ struct cow_dev *fwd_dev_new(struct cow_dev *under, void (*on_close)(void *arg), 
     if (!f)
         return NULL;
     f->dev = (struct cow_dev){.read = fwd_read, .write = fwd_write, .flush = fwd_flush,
-                              .size = fwd_size, .grow = fwd_grow, .close = fwd_close};
+                              .size = fwd_size, .grow = fwd_grow, .shrink = fwd_shrink,
+                              .close = fwd_close};
     f->under = under;
     f->on_close = on_close;
     f->arg = arg;
@@ -450,7 +480,8 @@ struct cow_dev *memdev_from_image(const uint8_t *img, size_t len, struct memdev_
     memset(m, 0, sizeof *m);
     pthread_mutex_init(&m->mu, NULL);
     m->dev = (struct cow_dev){.read = mdl_read, .write = mdl_write, .flush = mdl_flush,
-                              .size = mdl_size, .grow = mdl_grow, .close = md_close};
+                              .size = mdl_size, .grow = mdl_grow, .shrink = mdl_shrink,
+                              .close = md_close};
     if (md_reserve(m, len ? len : 1)) {
         fprintf(stderr, "memdev: out of memory (%zu bytes)\n", len);
         abort();
@@ -475,8 +506,9 @@ uint8_t *memdev_crash_image(struct cow_dev *d, size_t *len)
     struct memdev *m = (struct memdev *)d;
     pthread_mutex_lock(&m->mu);
     uint8_t *c = md_alloc(NULL, m->len);
-    memcpy(c, m->dur, m->dur_len);
-    memset(c + m->dur_len, 0, m->len - m->dur_len);
+    size_t keep = m->dur_len < m->len ? m->dur_len : m->len; /* a shrink kept too */
+    memcpy(c, m->dur, keep);
+    memset(c + keep, 0, m->len - keep);
     *len = m->len;
     pthread_mutex_unlock(&m->mu);
     return c;

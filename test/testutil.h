@@ -34,6 +34,7 @@ Suite *seq_suite(void);
 Suite *upgrade_suite(void);
 Suite *util_suite(void);
 Suite *lockdep_suite(void);
+Suite *reloc_suite(void);
 Suite *fsck_remap_suite(void);
 
 /* The run's seed: COW_TEST_SEED if set, else from the clock; printed once. */

@@ -1,0 +1,417 @@
+/*
+ * reloc.c - relocation (balance): live blocks move out of block groups,
+ * and the container file gives its unused tail back.
+ *
+ * The mechanism is btrfs's remap tree (the 2025 series "btrfs: remap
+ * tree"; docs/DESIGN.md, "Relocation"), not classic relocation
+ * (fs/btrfs/relocation.c, which rewrites every pointer to a moved block
+ * and needs back references we do not keep): a block keeps its logical
+ * address, which every tree, file extent item and checksum still uses,
+ * and a remap item says where it is stored now.  Sharing between
+ * snapshots, refcounts and every subvolume's usage are unchanged by
+ * construction.
+ *
+ * One group at a time (relocate_group), with store->lock held only to
+ * decide and to commit:
+ *   1. mark the group relocating (nothing is allocated in it, and no
+ *      write in place lands in it: extent_map.c's prealloc_writable),
+ *      then commit with a flush: what was in flight there is written and
+ *      the last commit names everything live in it;
+ *   2. copy the remap tree's own blocks there on write (never remapped);
+ *   3. choose the live runs: blocks used and stored at their own address,
+ *      and remap targets stored in the group; reserve targets for them
+ *      lower in the file (alloc_phys_target);
+ *   4. release the lock; copy the bytes; retake it and flush the copies;
+ *   5. blocks freed meanwhile (pinned, or unpinned by a commit since) are
+ *      not remapped and their targets released; the rest get remap items
+ *      (remaptree_add/move), their old places pinned;
+ *   6. commit with a flush, which frees the group's old places.
+ * A crash before 6's flush leaves the old places (the copies are in free
+ * space nothing names); after it, the new ones.  No block is reachable
+ * from two places with different contents: a block is immutable once
+ * written, except in place into a preallocated extent, which 1 forbids
+ * while the group is copied (invariant 5).
+ *
+ * After the groups, a commit records the smaller device_bytes and the
+ * file is truncated to it.
+ *
+ * Locking: cow_store_balance takes st->balance_lock (one balance at a
+ * time), then store->lock, released while copying and while calling the
+ * progress callback.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "commit.h"
+#include "inject.h"
+#include "lockdep.h"
+#include "reloc.h"
+#include "remap.h"
+#include "remaptree.h"
+#include "store.h"
+#include "store_int.h"
+#include "vec.h"
+
+#define BLK COW_BLOCK_SIZE
+#define LOCK(st) cow_mutex_lock(&(st)->lock)
+#define UNLOCK(st) cow_mutex_unlock(&(st)->lock)
+#define COPY_CHUNK (1u << 20)
+/* The file is cut at a multiple of this (bytes), above what it holds. */
+#define SHRINK_ALIGN (64u * 1024u)
+
+/* A run to move: [logical, +len) stored at [from, +len) now, to go to
+ * [to, +len).  logical == from for a block stored at its own address. */
+struct move {
+    uint64_t logical, from, to, len;
+    int is_target; /* already a remap target: moved, not added */
+};
+
+struct moves {
+    struct move *v;
+    size_t n, cap;
+};
+
+static int moves_push(struct moves *m, uint64_t logical, uint64_t from, uint64_t len,
+                      int is_target)
+{
+    if (vec_reserve(m->v, m->cap, m->n + 1))
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    m->v[m->n++] = (struct move){logical, from, 0, len, is_target};
+    return COW_OK;
+}
+
+uint64_t reloc_remapped_bytes(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    uint64_t n = 0;
+    for (size_t i = 0; i < st->nremap; i++)
+        n += st->remap[i].len;
+    return n;
+}
+
+uint64_t reloc_slack_bytes(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    uint64_t size = st->file_bytes;
+    if (!size && st->dev->size(st->dev, &size))
+        return 0;
+    uint64_t phys = alloc_physical_blocks(st) * BLK;
+    return size > phys ? size - phys : 0;
+}
+
+static int group_has_log_area(cow_store *st, const struct bgroup *g)
+{
+    for (int a = 0; a < COW_SB_COPIES && st->log_blocks; a++) {
+        uint64_t s0 = st->log_area[a], s1 = s0 + (uint64_t)st->log_blocks * BLK;
+        if (s0 < g->start + g->len && s1 > g->start)
+            return 1;
+    }
+    return 0;
+}
+
+/* Marks in BM (one bit per block of G) the blocks of G that the running
+ * transaction freed (pinned). */
+static void pinned_in(cow_store *st, const struct bgroup *g, uint8_t *bm)
+{
+    memset(bm, 0, (size_t)(g->len / BLK + 7) / 8);
+    for (size_t k = 0; k < st->npinned; k++) {
+        uint64_t a = st->pinned[k].bytenr, e = a + st->pinned[k].bytes;
+        if (e <= g->start || a >= g->start + g->len)
+            continue;
+        if (a < g->start)
+            a = g->start;
+        if (e > g->start + g->len)
+            e = g->start + g->len;
+        for (uint64_t b = a; b < e; b += BLK) {
+            uint64_t i = (b - g->start) / BLK;
+            bm[i >> 3] |= (uint8_t)(1u << (i & 7));
+        }
+    }
+}
+
+static int bm_get(const uint8_t *bm, uint64_t i)
+{
+    return (bm[i >> 3] >> (i & 7)) & 1;
+}
+
+/* Step 3: the live runs of G and their targets.  Lock held. */
+static int choose(cow_store *st, struct bgroup *g, struct moves *m)
+{
+    uint64_t nb = g->len / BLK;
+    uint8_t *pin = malloc((size_t)(nb + 7) / 8);
+    if (!pin)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    pinned_in(st, g, pin);
+    int rc = COW_OK;
+    /* blocks used here and stored here */
+    for (uint64_t i = 0; i < nb && !rc;) {
+        uint64_t b = g->start + i * BLK, phys, run;
+        if (!alloc_is_used(st, b, BLK) || bm_get(pin, i)) {
+            i++;
+            continue;
+        }
+        remap_translate(st, b, BLK, &phys, &run);
+        if (phys != b) {
+            i++;
+            continue;
+        }
+        uint64_t n = 1;
+        while (i + n < nb && alloc_is_used(st, b + n * BLK, BLK) && !bm_get(pin, i + n)) {
+            remap_translate(st, b + n * BLK, BLK, &phys, &run);
+            if (phys != b + n * BLK)
+                break;
+            n++;
+        }
+        rc = moves_push(m, b, b, n * BLK, 0);
+        i += n;
+    }
+    free(pin);
+    /* remap targets stored here */
+    for (size_t k = 0; k < st->nremap && !rc; k++) {
+        const struct remap_run *r = &st->remap[k];
+        if (r->phys >= g->start && r->phys < g->start + g->len)
+            rc = moves_push(m, r->logical, r->phys, r->len, 1);
+    }
+    /* targets, lowest free blocks below the group, split as found */
+    for (size_t k = 0; k < m->n && !rc; k++) {
+        uint64_t at, got;
+        rc = alloc_phys_target(st, m->v[k].len / BLK, g->start, &at, &got);
+        if (rc)
+            break;
+        if (got * BLK < m->v[k].len) {
+            struct move rest = m->v[k];
+            rest.logical += got * BLK;
+            rest.from += got * BLK;
+            rest.len -= got * BLK;
+            m->v[k].len = got * BLK;
+            if (vec_reserve(m->v, m->cap, m->n + 1)) {
+                alloc_phys_clear(st, at, got * BLK);
+                rc = cow_set_error(COW_ENOMEM, "out of memory");
+                break;
+            }
+            memmove(&m->v[k + 2], &m->v[k + 1], (m->n - k - 1) * sizeof *m->v);
+            m->v[k + 1] = rest;
+            m->n++;
+        }
+        m->v[k].to = at;
+    }
+    return rc;
+}
+
+/* Releases the targets chosen so far (nothing names them). */
+static void release_targets(cow_store *st, struct moves *m)
+{
+    for (size_t k = 0; k < m->n; k++)
+        if (m->v[k].to)
+            alloc_phys_clear(st, m->v[k].to, m->v[k].len);
+}
+
+/* Step 4: copies every run, lock released.  Errors: the device's. */
+static int copy(cow_store *st, const struct moves *m, uint8_t *buf)
+{
+    for (size_t k = 0; k < m->n; k++) {
+        for (uint64_t off = 0; off < m->v[k].len; off += COPY_CHUNK) {
+            size_t n = m->v[k].len - off < COPY_CHUNK ? (size_t)(m->v[k].len - off) : COPY_CHUNK;
+            int rc = st->dev->read(st->dev, buf, n, m->v[k].from + off);
+            if (!rc)
+                rc = st->dev->write(st->dev, buf, n, m->v[k].to + off);
+            if (rc)
+                return rc;
+        }
+    }
+    return COW_OK;
+}
+
+/* Whether block B of a run still holds what was copied: used, not freed
+ * since (pinned, or unpinned by a commit), and stored at FROM. */
+static int still_there(cow_store *st, const uint8_t *pin, const struct bgroup *g, uint64_t b,
+                       uint64_t from)
+{
+    uint64_t phys, run;
+    if (!alloc_is_used(st, b, BLK))
+        return 0;
+    if (b >= g->start && b < g->start + g->len && bm_get(pin, (b - g->start) / BLK))
+        return 0;
+    remap_translate(st, b, BLK, &phys, &run);
+    return phys == from;
+}
+
+/* Step 5: remap items for what is still live; targets of the rest freed.
+ * Lock held.  Returns the bytes remapped in *moved. */
+static int install(cow_store *st, struct bgroup *g, struct moves *m, uint64_t *moved)
+{
+    uint64_t nb = g->len / BLK;
+    uint8_t *pin = malloc((size_t)(nb + 7) / 8);
+    if (!pin)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    pinned_in(st, g, pin);
+    int rc = COW_OK;
+    for (size_t k = 0; k < m->n && !rc; k++) {
+        struct move *v = &m->v[k];
+        for (uint64_t off = 0; off < v->len && !rc;) {
+            int live = still_there(st, pin, g, v->logical + off, v->from + off);
+            uint64_t n = BLK;
+            while (off + n < v->len &&
+                   still_there(st, pin, g, v->logical + off + n, v->from + off + n) == live)
+                n += BLK;
+            if (!live) {
+                alloc_phys_clear(st, v->to + off, n);
+            } else {
+                rc = v->is_target ? remaptree_move(st, v->logical + off, n, v->to + off)
+                                  : remaptree_add(st, v->logical + off, n, v->to + off);
+                if (rc == COW_OK)
+                    *moved += n;
+            }
+            off += n;
+        }
+    }
+    free(pin);
+    return rc;
+}
+
+/* Relocates group GI.  *moved: bytes remapped.  COW_ENOSPC when the
+ * group's blocks do not fit below it (nothing changed). */
+static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *moved)
+{
+    struct moves m = {NULL, 0, 0};
+    int rc;
+    LOCK(st);
+    struct bgroup *g = &st->bgs[gi];
+    if (st->failed) {
+        UNLOCK(st);
+        return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
+    }
+    if (g->pused == 0 || alloc_phys_free_below(st, g->start) < g->pused) {
+        UNLOCK(st);
+        return g->pused ? cow_set_error(COW_ENOSPC, "block group %zu does not fit below it", gi)
+                        : COW_OK;
+    }
+    g->relocating = 1;
+    rc = commit_transaction(st, 1); /* 1: in flight here is written and named */
+    if (!rc)
+        rc = remaptree_cow_in(st, g->start, g->len); /* 2 */
+    if (!rc)
+        rc = choose(st, g, &m); /* 3 */
+    if (rc) {
+        release_targets(st, &m);
+        g->relocating = 0;
+        UNLOCK(st);
+        free(m.v);
+        return rc;
+    }
+    UNLOCK(st);
+    rc = copy(st, &m, buf); /* 4 */
+    COW_INJECT("reloc:copied");
+    LOCK(st);
+    g = &st->bgs[gi];
+    if (!rc)
+        rc = store_flush(st);
+    if (!rc)
+        rc = install(st, g, &m, moved); /* 5 */
+    else
+        release_targets(st, &m);
+    if (!rc)
+        rc = commit_transaction(st, 1); /* 6 */
+    g->relocating = 0;
+    if (!rc && *moved) {
+        st->stats.reloc_groups++;
+        st->stats.reloc_bytes += *moved;
+    }
+    UNLOCK(st);
+    free(m.v);
+    return rc;
+}
+
+/* A commit that records the smaller device_bytes, then the file cut to
+ * it.  Lock held. */
+static int shrink(cow_store *st)
+{
+    int rc = COW_OK;
+    uint64_t size = st->file_bytes;
+    if (!st->dev->shrink || st->readonly)
+        return COW_OK;
+    if (!size && (rc = st->dev->size(st->dev, &size)))
+        return rc;
+    uint64_t need = alloc_device_bytes(st);
+    need = (need + SHRINK_ALIGN - 1) / SHRINK_ALIGN * SHRINK_ALIGN;
+    if (need >= size)
+        return COW_OK;
+    /* the superblock must say the smaller size before the file has it:
+     * the last commit's copy was written while the old places were still
+     * pinned */
+    st->txn_dirty = 1;
+    rc = commit_transaction(st, 1);
+    if (rc)
+        return rc;
+    need = alloc_device_bytes(st);
+    need = (need + SHRINK_ALIGN - 1) / SHRINK_ALIGN * SHRINK_ALIGN;
+    if (need >= size)
+        return COW_OK;
+    rc = st->dev->shrink(st->dev, need);
+    if (!rc)
+        st->file_bytes = need;
+    return rc;
+}
+
+int cow_store_balance(cow_store *st, const struct cow_balance_opts *o,
+                      struct cow_balance_result *r)
+{
+    struct cow_balance_opts def = {COW_BALANCE_DEFAULT_USAGE, 0, NULL, NULL};
+    struct cow_balance_result res;
+    if (!o)
+        o = &def;
+    if (!r)
+        r = &res;
+    memset(r, 0, sizeof *r);
+    if (o->usage_pct > 100)
+        return cow_set_error(COW_EINVAL, "balance usage %u%%: must be 0 to 100", o->usage_pct);
+    uint8_t *buf = malloc(COPY_CHUNK);
+    size_t *groups = NULL, ngroups = 0, cgroups = 0;
+    if (!buf)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    cow_mutex_lock(&st->balance_lock);
+    LOCK(st);
+    int rc = COW_OK;
+    if (st->readonly)
+        rc = cow_set_error(COW_EROFS, "the container is open read-only");
+    else if (st->failed)
+        rc = cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
+    else if (!st->file_bytes)
+        rc = st->dev->size(st->dev, &st->file_bytes);
+    r->container_before = st->file_bytes;
+    st->stats.reloc_runs += rc == COW_OK;
+    /* from the top of the file down: what moves lower lets the file shrink */
+    for (size_t gi = st->nbgs; gi-- > 1 && rc == COW_OK;) {
+        struct bgroup *g = &st->bgs[gi];
+        uint64_t blocks = g->len / BLK;
+        if (g->pused == 0 || group_has_log_area(st, g) || g->pused * 100 > o->usage_pct * blocks)
+            continue;
+        if (vec_reserve(groups, cgroups, ngroups + 1))
+            rc = cow_set_error(COW_ENOMEM, "out of memory");
+        else
+            groups[ngroups++] = gi;
+    }
+    r->groups_total = ngroups;
+    UNLOCK(st);
+    for (size_t k = 0; k < ngroups && rc == COW_OK; k++) {
+        uint64_t moved = 0;
+        rc = relocate_group(st, groups[k], buf, &moved);
+        if (rc == COW_ENOSPC)
+            rc = COW_OK; /* it stays where it is; lower groups may still fit */
+        r->groups_done++;
+        r->bytes_moved += moved;
+        if (rc == COW_OK && o->progress && o->progress(o->arg, r))
+            break;
+        if (o->max_bytes && r->bytes_moved >= o->max_bytes)
+            break;
+    }
+    LOCK(st);
+    if (rc == COW_OK)
+        rc = shrink(st);
+    r->container_after = st->file_bytes;
+    UNLOCK(st);
+    cow_mutex_unlock(&st->balance_lock);
+    free(groups);
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,28 @@
+/*
+ * reloc.h - relocation: moving live blocks out of block groups and giving
+ * the container file's unused tail back (reloc.c).  The public entry is
+ * cow_store_balance (store.h).
+ *
+ * Who may call it: store.c (df, stats) and the background relocator
+ * (relocator.c).  It calls down into commit.c, the remap tree
+ * (remaptree.c), the allocator and the device.
+ */
+#ifndef COW_RELOC_H
+#define COW_RELOC_H
+
+#include <stdint.h>
+
+#include "store_int.h"
+
+/*
+ * Bytes relocation could give back now: the container file's size minus
+ * the blocks it physically holds (alloc_physical_blocks).  Lock held.
+ * Never fails.
+ */
+uint64_t reloc_slack_bytes(cow_store *st);
+
+/* Bytes of used blocks stored away from their own address (the remap
+ * runs' total).  Lock held. */
+uint64_t reloc_remapped_bytes(cow_store *st);
+
+#endif

@@ -1,0 +1,293 @@
+/*
+ * check_reloc.c - relocation (store/reloc.c, store/remap*.c): balance
+ * moves live blocks down and shrinks the container, keeps every file's
+ * bytes, every snapshot's and branch's content and usage, and leaves fsck
+ * clean; reopening reads through the remap tree.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../store/format.h"
+#include "../store/lockdep.h"
+#include "../store/store.h"
+#include "../store/store_int.h"
+#include "testutil.h"
+
+#define BLK COW_BLOCK_SIZE
+#define MIB (1u << 20)
+
+static void write_all(cow_file *f, struct fmodel *m, uint64_t *rs, size_t off, size_t len)
+{
+    uint8_t *b = malloc(len);
+    test_fill(rs, b, len);
+    ck_assert_int_eq(cow_file_write(f, b, len, off), COW_OK);
+    fm_write(m, b, len, off);
+    free(b);
+}
+
+static uint64_t dev_size(struct cow_dev *dev)
+{
+    uint64_t n;
+    ck_assert_int_eq(dev->size(dev, &n), COW_OK);
+    return n;
+}
+
+static void usage_of(cow_store *st, const char *name, struct cow_subvol_usage *u)
+{
+    ck_assert_int_eq(cow_subvol_usage(st, name, u), COW_OK);
+}
+
+static void expect_usage(cow_store *st, const char *name, const struct cow_subvol_usage *want)
+{
+    struct cow_subvol_usage u;
+    usage_of(st, name, &u);
+    ck_assert_msg(u.exclusive_bytes == want->exclusive_bytes &&
+                      u.shared_bytes == want->shared_bytes,
+                  "%s: exclusive %llu shared %llu after relocation, %llu %llu before",
+                  name ? name : "live", (unsigned long long)u.exclusive_bytes,
+                  (unsigned long long)u.shared_bytes,
+                  (unsigned long long)want->exclusive_bytes,
+                  (unsigned long long)want->shared_bytes);
+}
+
+static void expect_subvol_file(cow_store *st, const char *subvol, const char *name,
+                               const struct fmodel *m)
+{
+    cow_file *f;
+    ck_assert_int_eq(cow_subvol_file_open(st, subvol, name, 0, &f), COW_OK);
+    fm_compare(f, m);
+    cow_file_close(f);
+}
+
+/* A store formatted on a new memdev (*MD) that outlives it (the store
+ * gets a forwarding device), with file "db" open in *F. */
+static cow_store *kept_store(struct cow_dev **md, cow_file **f)
+{
+    cow_store *st;
+    *md = memdev_new(NULL);
+    ck_assert_int_eq(cow_store_open_dev("mem", fwd_dev_new(*md, NULL, NULL), 0, 1, &st), COW_OK);
+    cow_store_set_commit_interval(st, 0);
+    ck_assert_int_eq(cow_file_open(st, "db", 1, f), COW_OK);
+    return st;
+}
+
+/* A churned store: 8 MiB written, the first 2 MiB overwritten over and
+ * over (each new copy lands higher in the file), the file cut to 2 MiB,
+ * a snapshot, more overwrites (some blocks stay shared with it): lots of
+ * free space low in the file, the live blocks (the file's and the
+ * snapshot's) high up. */
+static cow_store *churned(struct cow_dev **dev, cow_file **f, struct fmodel *m,
+                          struct fmodel *snap, uint64_t *rs)
+{
+    cow_store *st = kept_store(dev, f);
+    memset(m, 0, sizeof *m);
+    for (size_t off = 0; off < 8 * MIB; off += 256 * 1024) {
+        write_all(*f, m, rs, off, 256 * 1024);
+        ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    }
+    for (int round = 0; round < 3; round++)
+        for (size_t off = 0; off < 2 * MIB; off += 256 * 1024) {
+            write_all(*f, m, rs, off, 256 * 1024);
+            ck_assert_int_eq(cow_store_commit(st), COW_OK);
+        }
+    ck_assert_int_eq(cow_file_truncate(*f, 2 * MIB), COW_OK);
+    fm_truncate(m, 2 * MIB);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(cow_subvol_create(st, "snap", COW_SUBVOL_SNAPSHOT, NULL), COW_OK);
+    memset(snap, 0, sizeof *snap);
+    fm_copy(snap, m);
+    for (size_t off = 0; off < 2 * MIB; off += 256 * 1024) {
+        if (test_rand(rs) % 3 == 0)
+            continue; /* these stay shared with the snapshot */
+        write_all(*f, m, rs, off + (test_rand(rs) % 32) * BLK, 64 * 1024);
+        ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    }
+    return st;
+}
+
+/* Balance after churn with a snapshot: the container shrinks, the live
+ * file and the snapshot read as before, their usage is exactly what it
+ * was, fsck is clean, and a reopened store (reading through the remap
+ * tree) sees the same. */
+START_TEST(reloc_shrinks_keeps_data_and_sharing)
+{
+    uint64_t rs = test_seed() ^ 0x4e10c;
+    struct cow_dev *dev;
+    cow_file *f;
+    struct fmodel m, snap;
+    cow_store *st = churned(&dev, &f, &m, &snap, &rs);
+    struct cow_subvol_usage live0, snap0;
+    usage_of(st, NULL, &live0);
+    usage_of(st, "snap", &snap0);
+    ck_assert_uint_gt(snap0.shared_bytes, 0);
+    struct cow_df df0, df1;
+    ck_assert_int_eq(cow_store_df(st, &df0), COW_OK);
+    uint64_t before = dev_size(dev);
+
+    struct cow_balance_opts o = {100, 0, NULL, NULL};
+    struct cow_balance_result r;
+    ck_assert_msg(cow_store_balance(st, &o, &r) == COW_OK, "balance: %s",
+                  cow_store_last_error(st));
+    ck_assert_uint_gt(r.groups_done, 0);
+    ck_assert_uint_gt(r.bytes_moved, 0);
+    ck_assert_uint_eq(r.container_before, before);
+    ck_assert_uint_eq(r.container_after, dev_size(dev));
+    ck_assert_msg(r.container_after < before, "balance left %llu bytes of %llu",
+                  (unsigned long long)r.container_after, (unsigned long long)before);
+    ck_assert_int_eq(cow_store_df(st, &df1), COW_OK);
+    ck_assert_uint_eq(df1.data_bytes, df0.data_bytes); /* metadata: plus the remap tree */
+    ck_assert_uint_gt(df1.remapped_bytes, 0);
+    ck_assert_uint_le(df1.physical_bytes, df1.container_bytes);
+    /* what is left is at most one alignment step of slack above the
+     * blocks the file holds, plus holes below them */
+    ck_assert_uint_lt(df1.slack_bytes, df0.slack_bytes);
+
+    fm_compare(f, &m);
+    expect_subvol_file(st, "snap", "db", &snap);
+    expect_usage(st, NULL, &live0);
+    expect_usage(st, "snap", &snap0);
+    struct cow_stats stats;
+    cow_store_stats(st, &stats);
+    ck_assert_uint_eq(stats.reloc_runs, 1);
+    ck_assert_uint_gt(stats.reloc_groups, 0);
+    ck_assert_uint_eq(stats.reloc_bytes, r.bytes_moved);
+    fsck_memdev(st, dev);
+
+    /* writes after relocation, and the remapped blocks freed by them (the
+     * snapshot then shares nothing with the live file) */
+    write_all(f, &m, &rs, 0, 2 * MIB);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    fm_compare(f, &m);
+    fsck_memdev(st, dev);
+    usage_of(st, "snap", &snap0);
+    ck_assert_uint_eq(snap0.shared_bytes, 0);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+
+    size_t len;
+    uint8_t *img = memdev_crash_image(dev, &len);
+    dev->close(dev);
+    test_fsck_image(img, len);
+    ck_assert_int_eq(cow_store_open_dev("reopen", memdev_from_image(img, len, NULL), 0, 0, &st),
+                     COW_OK);
+    ck_assert_int_eq(cow_file_open(st, "db", 0, &f), COW_OK);
+    fm_compare(f, &m);
+    cow_file_close(f);
+    expect_subvol_file(st, "snap", "db", &snap);
+    expect_usage(st, "snap", &snap0);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(img);
+    free(m.data);
+    free(snap.data);
+}
+END_TEST
+
+/* Balances in a row, with writes, a branch, a snapshot deleted and a
+ * restore between them: runs that were relocated move again (their
+ * targets are relocated), runs freed later are cut from the remap tree,
+ * and every step leaves fsck clean and the files as the model says. */
+START_TEST(reloc_repeated_with_subvolume_changes)
+{
+    uint64_t rs = test_seed() ^ 0x4e10d;
+    struct cow_dev *dev;
+    cow_file *f;
+    struct fmodel m, snap, br;
+    cow_store *st = churned(&dev, &f, &m, &snap, &rs);
+    struct cow_balance_opts o = {100, 0, NULL, NULL};
+    for (int step = 0; step < 4; step++) {
+        ck_assert_msg(cow_store_balance(st, &o, NULL) == COW_OK, "balance %d: %s", step,
+                      cow_store_last_error(st));
+        fm_compare(f, &m);
+        expect_subvol_file(st, "snap", "db", &snap);
+        fsck_memdev(st, dev);
+        switch (step) {
+        case 0:
+            ck_assert_int_eq(cow_subvol_create(st, "br", COW_SUBVOL_BRANCH, NULL), COW_OK);
+            memset(&br, 0, sizeof br);
+            fm_copy(&br, &m);
+            write_all(f, &m, &rs, 3 * MIB, MIB);
+            break;
+        case 1: {
+            cow_file *bf;
+            ck_assert_int_eq(cow_subvol_file_open(st, "br", "db", 0, &bf), COW_OK);
+            write_all(bf, &br, &rs, 0, 512 * 1024);
+            cow_file_close(bf);
+            ck_assert_int_eq(cow_subvol_delete(st, "snap"), COW_OK);
+            ck_assert_int_eq(cow_subvol_create(st, "snap", COW_SUBVOL_SNAPSHOT, NULL), COW_OK);
+            fm_copy(&snap, &m);
+            break;
+        }
+        case 2:
+            cow_file_close(f);
+            ck_assert_int_eq(cow_subvol_restore(st, NULL, "br"), COW_OK);
+            fm_copy(&m, &br);
+            ck_assert_int_eq(cow_file_open(st, "db", 0, &f), COW_OK);
+            write_all(f, &m, &rs, MIB, 256 * 1024);
+            break;
+        default:
+            break;
+        }
+        ck_assert_int_eq(cow_store_commit(st), COW_OK);
+        fm_compare(f, &m);
+    }
+    expect_subvol_file(st, "br", "db", &br);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    size_t len;
+    uint8_t *img = memdev_crash_image(dev, &len);
+    dev->close(dev);
+    test_fsck_image(img, len);
+    ck_assert_int_eq(cow_store_open_dev("reopen", memdev_from_image(img, len, NULL), 0, 0, &st),
+                     COW_OK);
+    expect_subvol_file(st, NULL, "db", &m);
+    expect_subvol_file(st, "br", "db", &br);
+    expect_subvol_file(st, "snap", "db", &snap);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(img);
+    free(m.data);
+    free(snap.data);
+    free(br.data);
+}
+END_TEST
+
+/* A balance of a store with nothing to give back changes nothing but
+ * still answers; usage above the threshold leaves a group alone; a
+ * read-only store refuses; a bad percentage is COW_EINVAL. */
+START_TEST(reloc_arguments_and_no_op)
+{
+    struct cow_dev *dev;
+    cow_file *f;
+    cow_store *st = kept_store(&dev, &f);
+    file_put_str(f, "hello");
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    struct cow_balance_opts bad = {101, 0, NULL, NULL};
+    ck_assert_int_eq(cow_store_balance(st, &bad, NULL), COW_EINVAL);
+    struct cow_balance_opts none = {0, 0, NULL, NULL};
+    struct cow_balance_result r;
+    ck_assert_int_eq(cow_store_balance(st, &none, &r), COW_OK);
+    ck_assert_uint_eq(r.groups_total, 0);
+    ck_assert_uint_eq(r.bytes_moved, 0);
+    ck_assert_uint_le(r.container_after, r.container_before);
+    file_expect_str(f, "hello");
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    size_t len;
+    uint8_t *img = memdev_crash_image(dev, &len);
+    dev->close(dev);
+    ck_assert_int_eq(cow_store_open_dev("ro", memdev_from_image(img, len, NULL), COW_OPEN_READONLY,
+                                        0, &st),
+                     COW_OK);
+    ck_assert_int_eq(cow_store_balance(st, NULL, NULL), COW_EROFS);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    free(img);
+}
+END_TEST
+
+Suite *reloc_suite(void)
+{
+    Suite *s = suite_create("reloc");
+    test_case(s, "reloc", 300, reloc_shrinks_keeps_data_and_sharing,
+              reloc_repeated_with_subvolume_changes, reloc_arguments_and_no_op, NULL);
+    return s;
+}
