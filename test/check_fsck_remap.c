@@ -201,12 +201,6 @@ static void normalize(uint8_t *img, size_t len, struct layout *l)
     memset(sb + SB_COMMIT_LIST, 0, BLK - SB_COMMIT_LIST);
     put64(sb + SB_DEVICE_BYTES, len);
     sb_recsum(sb);
-    /* the other copy, older, is only read: it must be whole and in range */
-    uint8_t *other = img + (size_t)(1 - l->sb) * BLK;
-    if (get64(other + SB_DEVICE_BYTES) == 0) {
-        put64(other + SB_DEVICE_BYTES, get64(other + SB_TOTAL_BYTES));
-        sb_recsum(other);
-    }
 }
 
 /* normalize(), and a remap tree of one empty leaf in a free metadata
@@ -738,12 +732,94 @@ START_TEST(fsck_remap_log)
 }
 END_TEST
 
+/* The first REMAP_ITEM of IMG's remap tree (its blocks are at their own
+ * address): *LOGICAL, *PHYSICAL. */
+static void first_remap(const uint8_t *img, size_t len, uint64_t *logical, uint64_t *physical)
+{
+    int c = get64(img + BLK + SB_GENERATION) > get64(img + SB_GENERATION);
+    uint64_t at = get64(img + (size_t)c * BLK + SB_REMAP_TREE + RR_BYTENR);
+    for (;;) {
+        ck_assert_uint_ne(at, 0);
+        ck_assert_uint_le(at + BLK, len);
+        const uint8_t *b = img + at;
+        ck_assert_uint_gt(tb_nritems(b), 0);
+        if (tb_level(b) == 0) {
+            struct cow_key k;
+            key_get(&k, leaf_item(b, 0));
+            ck_assert_uint_eq(k.type, COW_REMAP_ITEM);
+            *logical = k.objectid;
+            *physical = get64(b + leaf_data_off(b, 0) + REMAP_PHYSICAL);
+            return;
+        }
+        at = node_child(b, 0);
+    }
+}
+
+/*
+ * A container the store relocated (cow_store_balance after churn): fsck
+ * is clean, also with the file cut to device_bytes; dump shows its runs;
+ * a byte flipped where a run's blocks now are is found (the reads really
+ * go there).
+ */
+START_TEST(fsck_remap_store_balance)
+{
+    struct cow_dev *dev;
+    struct cow_file *f;
+    struct cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
+    size_t chunk = 256 * 1024;
+    uint8_t *buf = malloc(chunk);
+    uint64_t rs = 23;
+    for (int round = 0; round < 3; round++)
+        for (size_t off = 0; off < (round ? 2u : 6u) << 20; off += chunk) {
+            test_fill(&rs, buf, chunk);
+            ck_assert_int_eq(cow_file_write(f, buf, chunk, off), COW_OK);
+            ck_assert_int_eq(cow_store_commit(st), COW_OK);
+        }
+    free(buf);
+    ck_assert_int_eq(cow_file_truncate(f, 2u << 20), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    struct cow_balance_opts o = {100, 0, NULL, NULL};
+    struct cow_balance_result r;
+    ck_assert_msg(cow_store_balance(st, &o, &r) == COW_OK, "balance: %s",
+                  cow_store_last_error(st));
+    ck_assert_uint_gt(r.bytes_moved, 0);
+    size_t len;
+    uint8_t *img = memdev_crash_image(dev, &len);
+    cow_file_close(f);
+    cow_store_close(st);
+
+    struct cow_fsck_result res;
+    expect_clean(img, len, &res);
+    ck_assert_uint_gt(res.remap_items, 0);
+    ck_assert_uint_gt(res.remapped_bytes, 0);
+    ck_assert_uint_lt(res.device_bytes, res.total_bytes);
+    ck_assert_uint_le(res.device_bytes, len);
+    expect_clean(img, res.device_bytes, &res);
+    char *d = dump_img(img, len);
+    ck_assert_msg(strstr(d, " -> physical "), "dump shows no remap run:\n%.4000s", d);
+    free(d);
+
+    uint64_t logical, physical;
+    first_remap(img, len, &logical, &physical);
+    img[physical + 100] ^= 0x10;
+    char *report = fsck_img(img, len, &res);
+    char where[64];
+    snprintf(where, sizeof where, "(stored at %llu): bad checksum", (unsigned long long)physical);
+    ck_assert_msg(res.problems > 0 && (strstr(report, "fail their checksum") || strstr(report, where)),
+                  "a flipped byte in the run of %llu at %llu: fsck said:\n%s",
+                  (unsigned long long)logical, (unsigned long long)physical, report);
+    free(report);
+    free(img);
+}
+END_TEST
+
 Suite *fsck_remap_suite(void)
 {
     Suite *s = suite_create("fsck_remap");
     TCase *tc = test_case(s, "fsck_remap", 120, fsck_remap_valid,
                           fsck_remap_onto_moved_away_block, fsck_remap_device_bytes,
-                          fsck_remap_superblock_fields, fsck_remap_log, NULL);
+                          fsck_remap_superblock_fields, fsck_remap_log,
+                          fsck_remap_store_balance, NULL);
     tcase_add_loop_test(tc, fsck_remap_item_rules, 0, 21);
     return s;
 }
