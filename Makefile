@@ -263,7 +263,8 @@ clean:
 # must fail; a pass means the test cannot see the race.
 EXTRA_DEFS ?=
 RACE_BREAKS := COW_BREAK_OE_ORDER:race_fsync COW_BREAK_INVALIDATE:race_truncate \
-               COW_BREAK_RESV_SHARED:race_resv
+               COW_BREAK_RESV_SHARED:race_resv COW_BREAK_RELOC_NOCOW:race_reloc \
+               COW_BREAK_CLONE_UNLOCKED:race_clone
 race-proof: deps
 	@for b in $(RACE_BREAKS); do \
 	  def=$${b%%:*}; tc=$${b#*:}; dir=$(BUILD)/proof-$$def; \

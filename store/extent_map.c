@@ -417,7 +417,7 @@ static int prealloc_writable(cow_store *st, const struct cow_inode *in, const st
      * released; a write in place now could land in the old copy after it
      * was read and be lost.  Copy on write instead. */
     struct bgroup *g = fx->disk / st->bg_size < st->nbgs ? &st->bgs[fx->disk / st->bg_size] : NULL;
-#ifndef COW_RACE_PROOF_RELOC
+#ifndef COW_BREAK_RELOC_NOCOW
     if (g && g->relocating)
         return COW_OK;
 #else

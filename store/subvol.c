@@ -155,7 +155,17 @@ int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *
     }
     if (!rc) {
         struct cow_key nk = {sv->root.objectid, COW_ROOT_NAME, 0};
-        rc = refs_add(st, src->bytenr, COW_BLOCK_SIZE, 0, src->level, +1);
+        /* Invariant 5: the root read above gets its reference in this
+         * same hold of the lock; no commit (relocation commits too) can
+         * free it in between. */
+#ifdef COW_BREAK_CLONE_UNLOCKED
+        cow_mutex_unlock(&st->lock); /* broken on purpose (make race-proof) */
+        COW_INJECT("subvol:root_read");
+        cow_mutex_lock(&st->lock);
+#else
+        COW_INJECT("subvol:root_read");
+#endif
+        rc = refs_add(st, sv->root.bytenr, COW_BLOCK_SIZE, 0, sv->root.level, +1);
         if (!rc)
             rc = bt_insert(st, &st->root_tree, &nk, name, strlen(name));
         if (!rc && drop) {

@@ -1,15 +1,16 @@
 /*
- * check_race.c - deterministic tests of the store's invariants 2, 3 and 4,
- * one each, driven by injection points (inject.h): the races of btrfs,
- * XFS and ext4 they come from are told in docs/DESIGN.md ("Invariants",
- * "The races behind invariants 2 to 5").
+ * check_race.c - deterministic tests of the store's invariants 2 to 5,
+ * driven by injection points (inject.h): the races of btrfs, XFS and ext4
+ * they come from are told in docs/DESIGN.md ("Invariants", "The races
+ * behind invariants 2 to 5").
  *
  * Each test forces the dangerous interleaving: one thread is stopped at a
  * named point while another runs the racing operation, then both go on
  * and the result is checked.  Each is shown to fail when its invariant is
  * broken on purpose: `make race-proof` builds the store with
- * COW_BREAK_OE_ORDER, COW_BREAK_INVALIDATE or COW_BREAK_RESV_SHARED and
- * expects the matching test to fail.
+ * COW_BREAK_OE_ORDER, COW_BREAK_INVALIDATE, COW_BREAK_RESV_SHARED,
+ * COW_BREAK_RELOC_NOCOW or COW_BREAK_CLONE_UNLOCKED and expects the
+ * matching test to fail.
  *
  * A thread is never waited for without a bound: a wait that runs out fails
  * the test instead of hanging it.
@@ -263,11 +264,171 @@ START_TEST(race_reservation_travels_with_call)
 }
 END_TEST
 
+/* ---- invariant 5: relocation ---- */
+
+static void *do_balance(void *arg)
+{
+    struct job *j = arg;
+    struct cow_balance_opts o = {100, 0, NULL, NULL};
+    j->rc = cow_store_balance(j->st, &o, NULL);
+    atomic_store(&j->done, 1);
+    return NULL;
+}
+
+/* The disk address of the first extent of file NAME of the live tree. */
+static uint64_t first_extent(cow_store *st, const char *name)
+{
+    cow_file *f;
+    ck_assert_int_eq(cow_file_open(st, name, 0, &f), COW_OK);
+    cow_mutex_lock(&st->lock);
+    struct cow_key k = {f->inode->ino, COW_EXTENT_DATA, 0}, found;
+    uint8_t d[FE_ITEM_SIZE];
+    size_t sz;
+    ck_assert_int_eq(bt_seek_ge(st, &st->fs_tree, &k, &found, d, sizeof d, &sz), COW_OK);
+    cow_mutex_unlock(&st->lock);
+    ck_assert_uint_eq(found.objectid, k.objectid);
+    ck_assert_uint_eq(found.type, COW_EXTENT_DATA);
+    cow_file_close(f);
+    return get64(d + FE_DISK_BYTENR);
+}
+
+/* How many block groups balance relocates before the one holding BYTENR
+ * (it goes from the top down over the groups that hold anything). */
+static unsigned groups_above(cow_store *st, uint64_t bytenr)
+{
+    unsigned n = 0;
+    cow_mutex_lock(&st->lock);
+    for (size_t gi = st->nbgs; gi-- > 1;) {
+        const struct bgroup *g = &st->bgs[gi];
+        if (bytenr >= g->start && bytenr < g->start + g->len)
+            break;
+        n += g->pused > 0;
+    }
+    cow_mutex_unlock(&st->lock);
+    return n;
+}
+
+/*
+ * Race 4a (invariant 5): relocation has copied a block group holding a
+ * preallocated extent and is about to remap it when a write lands in that
+ * extent.  Written in place, the write would go to the old copy, which
+ * the remap then abandons: the file would read the stale copy (a checksum
+ * error).  The write goes copy on write while the group is relocating.
+ * Broken (COW_BREAK_RELOC_NOCOW: the write in place ignores relocation),
+ * the data is lost.
+ */
+START_TEST(race_reloc_vs_write_in_place)
+{
+    struct cow_dev *dev;
+    cow_file *f, *fill_f;
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
+    ck_assert_int_eq(cow_file_open(st, "fill", 1, &fill_f), COW_OK);
+    fill(fill_f, 'F', 0, 768 * BLK); /* low space, given back below */
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(cow_file_preallocate(f, 64 * BLK), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    cow_file_close(fill_f);
+    ck_assert_int_eq(cow_unlink(st, "fill"), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    uint64_t at = first_extent(st, "db");
+    unsigned skip = groups_above(st, at);
+
+    ck_assert_int_eq(cow_inject_arm("reloc:copied", 0, skip, 1), 0);
+    struct job b = {.st = st};
+    pthread_t tb;
+    ck_assert_int_eq(pthread_create(&tb, NULL, do_balance, &b), 0);
+    ck_assert_int_eq(cow_inject_wait("reloc:copied", 1, WAIT_MS), 0);
+    cow_mutex_lock(&st->lock);
+    ck_assert_msg(st->bgs[at / st->bg_size].relocating, "not the preallocated extent's group");
+    cow_mutex_unlock(&st->lock);
+    /* the copy is made; now the write, synced */
+    fill(f, 'B', 0, 16 * BLK);
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    ck_assert_int_eq(cow_inject_release("reloc:copied"), 0);
+    pthread_join(tb, NULL);
+    cow_inject_reset();
+    ck_assert_int_eq(b.rc, COW_OK);
+    ck_assert_msg(holds(f, 'B', 0, 16 * BLK), "a write during relocation was lost");
+    fsck_memdev(st, dev);
+    cow_file_close(f);
+    cow_store_close(st);
+}
+END_TEST
+
+static void *do_snapshot(void *arg)
+{
+    struct job *j = arg;
+    j->rc = cow_subvol_create(j->st, "snap", COW_SUBVOL_SNAPSHOT, NULL);
+    atomic_store(&j->done, 1);
+    return NULL;
+}
+
+static void *do_write_commit_balance(void *arg)
+{
+    struct job *j = arg;
+    fill(j->f, 'B', 0, 16 * BLK);
+    j->rc = cow_store_commit(j->st);
+    if (!j->rc) {
+        struct cow_balance_opts o = {100, 0, NULL, NULL};
+        j->rc = cow_store_balance(j->st, &o, NULL);
+    }
+    atomic_store(&j->done, 1);
+    return NULL;
+}
+
+/*
+ * Race 4b (invariant 5, the clone side): a snapshot has read the live
+ * tree's root and is about to take its reference when a writer changes the
+ * tree, commits, and a balance commits again.  Were the lock let go in
+ * between, those commits would free the root the snapshot read (its only
+ * reference is the live tree's), and the snapshot would keep a root that
+ * is free space.  The snapshot holds the lock from reading the root to
+ * taking the reference, so the writer and the balance wait.  Broken
+ * (COW_BREAK_CLONE_UNLOCKED), fsck finds the snapshot's root unreferenced
+ * and the new root over-counted.
+ */
+START_TEST(race_clone_vs_reloc)
+{
+    struct cow_dev *dev;
+    cow_file *f;
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
+    fill(f, 'A', 0, 16 * BLK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+
+    ck_assert_int_eq(cow_inject_arm("subvol:root_read", 0, 0, 1), 0);
+    struct job sj = {.st = st}, w = {.st = st, .f = f};
+    pthread_t ts, tw;
+    ck_assert_int_eq(pthread_create(&ts, NULL, do_snapshot, &sj), 0);
+    ck_assert_int_eq(cow_inject_wait("subvol:root_read", 1, WAIT_MS), 0);
+    ck_assert_int_eq(pthread_create(&tw, NULL, do_write_commit_balance, &w), 0);
+    /* holding the lock, the snapshot makes the writer wait: give it a
+     * moment to get as far as it can */
+    for (int t = 0; t < 500 && !atomic_load(&w.done); t++)
+        sleep_ms(1);
+    ck_assert_int_eq(cow_inject_release("subvol:root_read"), 0);
+    pthread_join(ts, NULL);
+    pthread_join(tw, NULL);
+    cow_inject_reset();
+    ck_assert_int_eq(sj.rc, COW_OK);
+    ck_assert_int_eq(w.rc, COW_OK);
+    fsck_memdev(st, dev);
+    cow_file *sf;
+    ck_assert_int_eq(cow_subvol_file_open(st, "snap", "db", 0, &sf), COW_OK);
+    ck_assert(holds(sf, 'A', 0, 16 * BLK) || holds(sf, 'B', 0, 16 * BLK));
+    cow_file_close(sf);
+    ck_assert(holds(f, 'B', 0, 16 * BLK));
+    cow_file_close(f);
+    cow_store_close(st);
+}
+END_TEST
+
 Suite *race_suite(void)
 {
     Suite *s = suite_create("race");
     test_case(s, "race_fsync", 120, race_fsync_waits_for_ordered_extent, NULL);
     test_case(s, "race_truncate", 120, race_truncate_vs_fetch, NULL);
     test_case(s, "race_resv", 120, race_reservation_travels_with_call, NULL);
+    test_case(s, "race_reloc", 120, race_reloc_vs_write_in_place, NULL);
+    test_case(s, "race_clone", 120, race_clone_vs_reloc, NULL);
     return s;
 }

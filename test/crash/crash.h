@@ -85,11 +85,12 @@ struct shadow {
 };
 
 /* One device operation of the record phase. */
-/* OP_PUBLISH: a new container renamed onto its path (bdev's publish). */
+/* OP_PUBLISH: a new container renamed onto its path (bdev's publish).
+ * OP_SHRINK: the container cut to a smaller size (relocation). */
 /* OP_FS_*: a file of the harness's crashfs ("unix" files, attach.c):
  * a write, a truncate, a sync, a delete (off 1: with its directory synced),
  * a create. */
-enum { OP_WRITE, OP_FLUSH, OP_GROW, OP_PUBLISH, OP_FS_WRITE, OP_FS_TRUNC, OP_FS_SYNC,
+enum { OP_WRITE, OP_FLUSH, OP_GROW, OP_PUBLISH, OP_SHRINK, OP_FS_WRITE, OP_FS_TRUNC, OP_FS_SYNC,
        OP_FS_DELETE, OP_FS_CREATE };
 
 /* The image of a crash state of one container: a shared mapping of a
@@ -104,7 +105,7 @@ struct op {
     int type;
     int dev;       /* device ops: 0 for g.path's container, 1 for g.path2's;
                     * OP_FS_*: the crashfs file (attach.c) */
-    uint64_t off;  /* OP_WRITE: offset; OP_GROW: the new size */
+    uint64_t off;  /* OP_WRITE: offset; OP_GROW, OP_SHRINK: the new size */
     size_t len;    /* OP_WRITE */
     uint8_t *data; /* OP_WRITE: a copy */
 };

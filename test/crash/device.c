@@ -116,6 +116,19 @@ static int px_grow(struct cow_dev *d, uint64_t size)
     return rc;
 }
 
+static int px_shrink(struct cow_dev *d, uint64_t size)
+{
+    struct proxy *p = (struct proxy *)d;
+    uint64_t before = 0;
+    pthread_mutex_lock(&oplock);
+    p->under->size(p->under, &before);
+    int rc = p->under->shrink ? p->under->shrink(p->under, size) : COW_OK;
+    if (rc == COW_OK && g.recording && size < before)
+        oplog_add(p->i, OP_SHRINK, size, 0, NULL);
+    pthread_mutex_unlock(&oplock);
+    return rc;
+}
+
 /* The format of a new container ends with its rename into place: before
  * it, a crash leaves no container (the crash phase shows an empty image). */
 static int px_publish(struct cow_dev *d)
@@ -146,8 +159,8 @@ static struct cow_dev *proxy_new(struct cow_dev *under, int readonly, int i)
     struct proxy *p = xrealloc(NULL, sizeof *p);
     memset(p, 0, sizeof *p);
     p->dev = (struct cow_dev){.read = px_read, .write = px_write, .flush = px_flush,
-                              .size = px_size, .grow = px_grow, .close = px_close,
-                              .publish = px_publish};
+                              .size = px_size, .grow = px_grow, .shrink = px_shrink,
+                              .close = px_close, .publish = px_publish};
     p->under = under;
     p->readonly = readonly;
     p->i = i;
@@ -226,6 +239,12 @@ static int rd_grow(struct cow_dev *d, uint64_t size)
     return rd_reserve(d, size);
 }
 
+static int rd_shrink(struct cow_dev *d, uint64_t size)
+{
+    struct image *im = rd_img(d);
+    return size < im->len ? img_resize(((struct ramdev *)d)->i, size) : COW_OK;
+}
+
 static void rd_close(struct cow_dev *d)
 {
     (void)d;
@@ -233,10 +252,10 @@ static void rd_close(struct cow_dev *d)
 
 struct ramdev ramdevs[2] = {
     {{.read = rd_read, .write = rd_write, .flush = rd_flush, .size = rd_size, .grow = rd_grow,
-      .close = rd_close},
+      .shrink = rd_shrink, .close = rd_close},
      0},
     {{.read = rd_read, .write = rd_write, .flush = rd_flush, .size = rd_size, .grow = rd_grow,
-      .close = rd_close},
+      .shrink = rd_shrink, .close = rd_close},
      1},
 };
 

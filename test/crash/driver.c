@@ -436,9 +436,10 @@ static long crash_phase(const struct run *r, const struct opts *o, struct totals
             *(op->dev ? &published2 : &published) = 1;
             continue;
         }
-        int rc = op->type == OP_WRITE  ? d->write(d, op->data, op->len, op->off)
-                 : op->type == OP_GROW ? d->grow(d, op->off)
-                                       : d->flush(d);
+        int rc = op->type == OP_WRITE    ? d->write(d, op->data, op->len, op->off)
+                 : op->type == OP_GROW   ? d->grow(d, op->off)
+                 : op->type == OP_SHRINK ? d->shrink(d, op->off)
+                                         : d->flush(d);
         if (rc != COW_OK) {
             fprintf(stderr, "crash: replaying op %zu: %s\n", p, cow_strerror(rc));
             exit(2);
