@@ -386,6 +386,7 @@ START_TEST(fsck_remap_valid)
     ck_assert_uint_eq(res.remap_items, 2);
     ck_assert_uint_eq(res.remapped_bytes, l.ext[0][1] + BLK);
     ck_assert_uint_ge(res.data_blocks_verified, 6);
+    ck_assert_uint_eq(res.physical_bytes, res.bytes_used); /* each block once */
     /* the moved blocks' old places really hold garbage */
     ck_assert_uint_ne(get32(img + it[0].logical + 8), get32(img + it[0].physical + 8));
     /* the dump shows the fields, the remap tree and where blocks are */
@@ -783,6 +784,8 @@ START_TEST(fsck_remap_store_balance)
     ck_assert_msg(cow_store_balance(st, &o, &r) == COW_OK, "balance: %s",
                   cow_store_last_error(st));
     ck_assert_uint_gt(r.bytes_moved, 0);
+    struct cow_df df;
+    ck_assert_int_eq(cow_store_df(st, &df), COW_OK);
     size_t len;
     uint8_t *img = memdev_crash_image(dev, &len);
     cow_file_close(f);
@@ -792,6 +795,10 @@ START_TEST(fsck_remap_store_balance)
     expect_clean(img, len, &res);
     ck_assert_uint_gt(res.remap_items, 0);
     ck_assert_uint_gt(res.remapped_bytes, 0);
+    /* the store's accounting and fsck's, computed apart, agree */
+    ck_assert_uint_eq(res.remapped_bytes, df.remapped_bytes);
+    ck_assert_uint_eq(res.physical_bytes, df.physical_bytes);
+    ck_assert_uint_eq(res.bytes_used, df.used_bytes);
     ck_assert_uint_lt(res.device_bytes, res.total_bytes);
     ck_assert_uint_le(res.device_bytes, len);
     expect_clean(img, res.device_bytes, &res);

@@ -49,6 +49,8 @@ struct cow_fsck_result {
     uint64_t device_bytes;    /* superblock device_bytes (versions 1, 2: total_bytes) */
     uint64_t remap_items;     /* REMAP_ITEMs in the remap tree */
     uint64_t remapped_bytes;  /* bytes their logical runs cover (usable ones) */
+    uint64_t physical_bytes;  /* recomputed: bytes of the file holding a used
+                               * block, each once, wherever it is stored */
 };
 
 /*

@@ -386,6 +386,8 @@ void fsck_check_remap_space(struct fsck *f)
     }
     if (n > 1)
         qsort(pc, n, sizeof(*pc), ppiece_cmp);
+    for (size_t i = 0; i < n; i++)
+        f->r->physical_bytes += pc[i].len;
     char a[256], b[256];
     size_t last = 0; /* the piece reaching furthest so far */
     for (size_t i = 0; i < n; i++) {
