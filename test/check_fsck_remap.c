@@ -733,6 +733,53 @@ START_TEST(fsck_remap_log)
 }
 END_TEST
 
+/*
+ * Hostile REMAP_ITEMs: values at the edges (0, unaligned, near 2^64, at
+ * total_bytes and device_bytes, onto used blocks), several per leaf, one
+ * always out of range: fsck and dump end, without a sanitizer report, and
+ * fsck reports a problem.  The seed is printed (test_seed()).
+ */
+START_TEST(fsck_remap_hostile_items)
+{
+    size_t len;
+    struct layout l;
+    struct item base[2];
+    uint8_t *img = remapped_image(&len, &l, base);
+    uint64_t rs = test_seed() ^ 0xf5c4;
+    const uint64_t edge[] = {0, BLK, 100, l.fs_leaf, l.ext[0][0], l.ext[1][0], l.total - BLK,
+                             l.total, len - BLK, len, l.bg_size - BLK, l.remap_leaf,
+                             UINT64_MAX, UINT64_MAX - BLK + 1, 1ull << 63, 2 * BLK};
+    const uint64_t bad_len[] = {0, 6000, 1ull << 63, UINT64_MAX - BLK + 1};
+    size_t ne = sizeof edge / sizeof edge[0];
+    for (int round = 0; round < 60; round++) {
+        struct item it[6];
+        unsigned n = 1 + (unsigned)(test_rand(&rs) % 6);
+        for (unsigned i = 0; i < n; i++) {
+            it[i].logical = edge[test_rand(&rs) % ne];
+            it[i].len = test_rand(&rs) % 2 ? BLK * (1 + test_rand(&rs) % 4) : edge[test_rand(&rs) % ne];
+            it[i].physical = edge[test_rand(&rs) % ne];
+            it[i].type = 0;
+        }
+        it[0].len = bad_len[test_rand(&rs) % 4];
+        for (unsigned i = 1; i < n; i++) /* keys are unique in a tree */
+            if (it[i].logical == it[0].logical && it[i].len == it[0].len)
+                it[i].logical ^= BLK;
+        for (unsigned i = 0; i < n; i++)
+            for (unsigned j = 0; j < i; j++)
+                if (it[i].logical == it[j].logical && it[i].len == it[j].len)
+                    it[i].len += BLK;
+        remap_leaf(img, &l, it, n, 0);
+        struct cow_fsck_result res;
+        char *report = fsck_img(img, len, &res);
+        ck_assert_msg(res.problems > 0, "round %d: no problem found:\n%s", round, report);
+        free(report);
+        free(dump_img(img, len));
+    }
+    free(img);
+    free(l.used);
+}
+END_TEST
+
 /* The first REMAP_ITEM of IMG's remap tree (its blocks are at their own
  * address): *LOGICAL, *PHYSICAL. */
 static void first_remap(const uint8_t *img, size_t len, uint64_t *logical, uint64_t *physical)
@@ -826,7 +873,7 @@ Suite *fsck_remap_suite(void)
     TCase *tc = test_case(s, "fsck_remap", 120, fsck_remap_valid,
                           fsck_remap_onto_moved_away_block, fsck_remap_device_bytes,
                           fsck_remap_superblock_fields, fsck_remap_log,
-                          fsck_remap_store_balance, NULL);
+                          fsck_remap_store_balance, fsck_remap_hostile_items, NULL);
     tcase_add_loop_test(tc, fsck_remap_item_rules, 0, 21);
     return s;
 }
