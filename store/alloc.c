@@ -112,14 +112,32 @@ int alloc_add_group(cow_store *st, uint64_t flags)
     return COW_OK;
 }
 
-/* Free blocks in groups of type FLAGS. */
+/* Group G lies wholly inside the file as it is (its space reserved). */
+static int backed(const cow_store *st, const struct bgroup *g)
+{
+    return st->file_bytes == 0 || g->start + g->len <= st->file_bytes;
+}
+
+/* Free blocks in groups of type FLAGS that the file covers. */
 static uint64_t free_of(cow_store *st, uint64_t flags)
 {
     uint64_t n = 0;
     for (size_t i = 0; i < st->nbgs; i++)
-        if (st->bgs[i].flags == flags)
+        if ((st->bgs[i].flags & flags) && backed(st, &st->bgs[i]))
             n += st->bgs[i].nfree;
     return n;
+}
+
+/* Grows the file over the lowest group past its end (after relocation or
+ * close cut it): 1 if it did, 0 if every group is covered, or an error. */
+static int back_next_group(cow_store *st)
+{
+    for (size_t i = 0; i < st->nbgs; i++)
+        if (!backed(st, &st->bgs[i])) {
+            int rc = alloc_back(st, st->bgs[i].start + st->bgs[i].len);
+            return rc ? rc : 1;
+        }
+    return 0;
 }
 
 uint64_t alloc_meta_used_blocks(cow_store *st)
@@ -127,7 +145,7 @@ uint64_t alloc_meta_used_blocks(cow_store *st)
     lk_assert_held(&st->lock);
     uint64_t n = 0;
     for (size_t i = 0; i < st->nbgs; i++)
-        if (st->bgs[i].flags == COW_BG_METADATA)
+        if (st->bgs[i].flags & COW_BG_METADATA)
             n += st->bgs[i].used / COW_BLOCK_SIZE;
     return n;
 }
@@ -207,7 +225,7 @@ static int find_run(cow_store *st, uint64_t flags, uint64_t cursor, uint64_t wan
         int inside = st->file_bytes == 0 || g->start + g->len <= st->file_bytes;
         if (inside != (k <= ng))
             continue;
-        if (g->flags != flags || g->nfree < minrun || g->maxrun < minrun || g->relocating)
+        if (!(g->flags & flags) || g->nfree < minrun || g->maxrun < minrun || g->relocating)
             continue;
         uint64_t blocks = g->len / COW_BLOCK_SIZE;
         uint64_t i = 0, longest = 0;
@@ -244,6 +262,15 @@ static int find_run(cow_store *st, uint64_t flags, uint64_t cursor, uint64_t wan
 static int alloc_blocks_any(cow_store *st, uint64_t flags, uint64_t want, uint64_t *cursor,
                             uint64_t *bytenr, uint64_t *got);
 
+/* Below this, allocation is first fit and tree block chunks are small:
+ * a small database keeps its blocks at the start of the file, which
+ * close cuts after its last block (docs/DESIGN.md, "Small databases"). */
+#define SMALL_CONTAINER (4ull << 20)
+static int small_container(const cow_store *st)
+{
+    return st->total_bytes <= SMALL_CONTAINER;
+}
+
 /* More than a quarter of the groups of type FLAGS is free.  When it is not
  * and no long free run is left, the container grows rather than scattering
  * writes into single-block holes (relocation compacts it later). */
@@ -251,7 +278,7 @@ static int roomy(cow_store *st, uint64_t flags)
 {
     uint64_t total = 0;
     for (size_t i = 0; i < st->nbgs; i++)
-        if (st->bgs[i].flags == flags)
+        if ((st->bgs[i].flags & flags) && backed(st, &st->bgs[i]))
             total += st->bgs[i].len / COW_BLOCK_SIZE;
     return free_of(st, flags) * 4 > total;
 }
@@ -279,18 +306,22 @@ static void take(cow_store *st, uint64_t bytenr, uint64_t n)
  */
 static int alloc_meta_block(cow_store *st, uint64_t *bytenr, uint64_t *got)
 {
-    static const uint64_t sizes[] = {64, 16};
+    static const uint64_t sizes[] = {64, 16}, small_sizes[] = {4, 1};
+    int small = small_container(st);
+    const uint64_t *sz = small ? small_sizes : sizes;
+    if (small)
+        st->meta_cursor = 0; /* first fit: the file stays short */
     if (st->mchunk_next >= st->mchunk_end) {
         const uint64_t M = COW_BG_METADATA;
-        if (!roomy(st, M) && !find_run(st, M, st->meta_cursor, 16, 16, bytenr, got)) {
+        if (!roomy(st, M) && !find_run(st, M, st->meta_cursor, sz[1], sz[1], bytenr, got)) {
             /* no room to keep tree blocks together: grow first */
             int rc = alloc_add_group(st, M);
             if (rc && rc != COW_ENOSPC)
                 return rc;
         }
-        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        for (size_t i = 0; i < 2; i++) {
             uint64_t at, n;
-            if (find_run(st, M, st->meta_cursor, sizes[i], sizes[i], &at, &n)) {
+            if (find_run(st, M, st->meta_cursor, sz[i], sz[i], &at, &n)) {
                 int rc = alloc_back(st, at + n * COW_BLOCK_SIZE);
                 if (rc)
                     return rc;
@@ -347,7 +378,7 @@ int alloc_claim_data(cow_store *st, uint64_t bytenr, uint64_t len)
     struct bgroup *g = bg_of(st, bytenr);
     uint64_t end;
     if (!g || bytenr % COW_BLOCK_SIZE || len % COW_BLOCK_SIZE || len == 0 ||
-        range_end(bytenr, len, &end) || end > g->start + g->len || g->flags != COW_BG_DATA)
+        range_end(bytenr, len, &end) || end > g->start + g->len || !(g->flags & COW_BG_DATA))
         return COW_CORRUPT("log record points at [%llu, +%llu), not inside one data block group",
                            (unsigned long long)bytenr, (unsigned long long)len);
     uint64_t i0 = (bytenr - g->start) / COW_BLOCK_SIZE;
@@ -402,12 +433,16 @@ void alloc_release_chunk(cow_store *st)
         g->pused -= n;
         g->maxrun = g->len / COW_BLOCK_SIZE;
     }
+    if (st->mchunk_end)
+        st->meta_cursor = st->mchunk_next; /* the next chunk follows the used part */
     st->mchunk_next = st->mchunk_end = 0;
 }
 
 int alloc_blocks(cow_store *st, uint64_t want, int meta, uint64_t *bytenr, uint64_t *got)
 {
     lk_assert_held(&st->lock);
+    if (small_container(st))
+        st->data_cursor = 0; /* first fit: the file stays short */
     if (meta)
         return alloc_meta_block(st, bytenr, got);
     return alloc_blocks_any(st, COW_BG_DATA, want, &st->data_cursor, bytenr, got);
@@ -441,22 +476,39 @@ static int alloc_blocks_any(cow_store *st, uint64_t flags, uint64_t want, uint64
     return cow_set_error(COW_ENOSPC, "no free space after growing the container");
 }
 
+/* Free blocks of backed groups whose type is exactly FLAGS. */
+static uint64_t free_exact(cow_store *st, uint64_t flags)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < st->nbgs; i++)
+        if (st->bgs[i].flags == flags && backed(st, &st->bgs[i]))
+            n += st->bgs[i].nfree;
+    return n;
+}
+
 int alloc_reserve(cow_store *st, uint64_t data, uint64_t meta)
 {
     lk_assert_held(&st->lock);
-    while (free_of(st, COW_BG_DATA) < data) {
-        int rc = alloc_add_group(st, COW_BG_DATA);
-        if (rc)
+    /* Space is reserved when the file covers it: groups past the file's
+     * end (relocation and close cut it) are covered again first.  A mixed
+     * group's free blocks serve data or metadata, not both: each side
+     * takes what its own groups lack from it.  The metadata chunk's
+     * unused rest counts as free metadata. */
+    for (;;) {
+        uint64_t d = free_exact(st, COW_BG_DATA), m = free_exact(st, COW_BG_METADATA);
+        uint64_t x = free_exact(st, COW_BG_MIXED);
+        m += (st->mchunk_end - st->mchunk_next) / COW_BLOCK_SIZE;
+        uint64_t dshort = data > d ? data - d : 0, mshort = meta > m ? meta - m : 0;
+        if (dshort + mshort <= x)
+            return COW_OK;
+        int rc = back_next_group(st);
+        if (rc == 0)
+            rc = alloc_add_group(st, dshort > x ? COW_BG_DATA
+                                     : mshort > x ? COW_BG_METADATA
+                                     : dshort >= mshort ? COW_BG_DATA : COW_BG_METADATA);
+        if (rc < 0)
             return rc;
     }
-    /* the metadata chunk's unused rest counts as free here */
-    while (free_of(st, COW_BG_METADATA) + (st->mchunk_end - st->mchunk_next) / COW_BLOCK_SIZE <
-           meta) {
-        int rc = alloc_add_group(st, COW_BG_METADATA);
-        if (rc)
-            return rc;
-    }
-    return COW_OK;
 }
 
 int alloc_free(cow_store *st, uint64_t bytenr, uint64_t len)
@@ -636,13 +688,16 @@ uint64_t alloc_physical_blocks(cow_store *st)
 uint64_t alloc_device_bytes(cow_store *st)
 {
     lk_assert_held(&st->lock);
+    /* the metadata chunk's unused rest holds nothing the commit names */
     for (size_t gi = st->nbgs; gi-- > 0;) {
         struct bgroup *g = &st->bgs[gi];
         if (!g->pused)
             continue;
-        for (uint64_t i = g->len / COW_BLOCK_SIZE; i-- > 0;)
-            if (bit_get(g->pbitmap, i))
-                return g->start + (i + 1) * COW_BLOCK_SIZE;
+        for (uint64_t i = g->len / COW_BLOCK_SIZE; i-- > 0;) {
+            uint64_t b = g->start + i * COW_BLOCK_SIZE;
+            if (bit_get(g->pbitmap, i) && (b < st->mchunk_next || b >= st->mchunk_end))
+                return b + COW_BLOCK_SIZE;
+        }
     }
     return 2 * COW_BLOCK_SIZE;
 }

@@ -92,7 +92,7 @@ static int scan_extent_leaf(cow_store *st, void *arg, struct eb *e)
                                    (unsigned long long)k.objectid);
             ss->bg_used[gi] = get64(b + leaf_data_off(b, i) + BG_USED);
             uint64_t fl = get64(b + leaf_data_off(b, i) + BG_FLAGS);
-            if (fl != COW_BG_DATA && fl != COW_BG_METADATA)
+            if (fl != COW_BG_DATA && fl != COW_BG_METADATA && (fl != COW_BG_MIXED || gi != 0))
                 return COW_CORRUPT("block group %llu has type 0x%llx",
                                    (unsigned long long)k.objectid, (unsigned long long)fl);
             st->bgs[gi].flags = fl;
@@ -399,7 +399,8 @@ int commit_format(cow_store *st)
     st->ctime = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     for (int i = 0; i < 16; i++)
         st->uuid[i] = (uint8_t)(crc32c((uint32_t)i, &ts, sizeof ts) >> 8 ^ (uintptr_t)st >> (i % 8));
-    rc = alloc_add_group(st, COW_BG_METADATA);
+    /* group 0 holds data too: a small database needs no second group */
+    rc = alloc_add_group(st, COW_BG_MIXED);
     if (rc)
         return rc;
     rc = alloc_mark_used(st, 0, 2 * COW_BLOCK_SIZE);
@@ -533,6 +534,8 @@ int commit_transaction(cow_store *st, int flush)
             goto abort;
     }
     rc = roots_commit(st);
+    if (!rc)
+        rc = log_grow_areas(st);
     if (rc)
         goto abort;
     rc = refs_run(st);

@@ -416,12 +416,15 @@ static int prealloc_writable(cow_store *st, const struct cow_inode *in, const st
     /* Invariant 5: relocation copies this group's blocks with the lock
      * released; a write in place now could land in the old copy after it
      * was read and be lost.  Copy on write instead. */
-    struct bgroup *g = fx->disk / st->bg_size < st->nbgs ? &st->bgs[fx->disk / st->bg_size] : NULL;
 #ifndef COW_BREAK_RELOC_NOCOW
-    if (g && g->relocating)
-        return COW_OK;
-#else
-    (void)g;
+    for (uint64_t b = fx->disk; b < fx->disk + fx->disk_len;) {
+        uint64_t phys, run; /* where it is stored may be another group */
+        remap_translate(st, b, fx->disk + fx->disk_len - b, &phys, &run);
+        uint64_t gl = b / st->bg_size, gp = phys / st->bg_size;
+        if ((gl < st->nbgs && st->bgs[gl].relocating) || (gp < st->nbgs && st->bgs[gp].relocating))
+            return COW_OK;
+        b += run;
+    }
 #endif
     if (in->root->last_snapshot == 0) {
         *yes = 1;

@@ -360,14 +360,16 @@
  *   0 used u64 (allocated bytes in the group: data, tree blocks of every
  *   tree, superblocks, log areas) | 8 flags u64: the group's type, exactly
  *   one of COW_BG_DATA (data extents only) or COW_BG_METADATA (tree blocks,
- *   log areas and, in group 0, the superblocks only).  Group 0 is a
- *   metadata group.
+ *   log areas and, in group 0, the superblocks only), except that group 0
+ *   may be both (COW_BG_MIXED: data as well; version 3 makes it so, so
+ *   that a small database needs one group).  Group 0 is never DATA only.
  */
 #define BG_USED 0
 #define BG_FLAGS 8
 #define BG_ITEM_SIZE 16
 #define COW_BG_DATA 0x1ull
 #define COW_BG_METADATA 0x2ull
+#define COW_BG_MIXED (COW_BG_DATA | COW_BG_METADATA) /* group 0 only */
 
 /*
  * LOG AREAS AND LOG RECORDS (the fast fsync; see docs/DESIGN.md, "Log").
@@ -443,6 +445,11 @@
 #define LOG_ITEM_HEADER 19 /* key (17) + size u16 */
 #define COW_LOG_RANGE 230
 #define COW_LOG_AREA_BLOCKS 64u /* 256 KiB per superblock copy */
+/* A new container starts with areas of this many blocks (64 KiB each) and
+ * gets areas of COW_LOG_AREA_BLOCKS once it covers COW_LOG_GROW_AT bytes
+ * (log.c, log_grow_areas), so that a small database stays small. */
+#define COW_LOG_AREA_BLOCKS_SMALL 16u
+#define COW_LOG_GROW_AT (4ull << 20)
 
 /* ---- little-endian helpers ---- */
 static inline uint16_t get16(const uint8_t *p)

@@ -95,7 +95,32 @@ int log_alloc_areas(cow_store *st)
 {
     lk_assert_held(&st->lock);
     uint64_t at;
+    uint32_t n = st->total_bytes < COW_LOG_GROW_AT ? COW_LOG_AREA_BLOCKS_SMALL
+                                                   : COW_LOG_AREA_BLOCKS;
+    int rc = alloc_contig_meta(st, 2 * (uint64_t)n, &at);
+    if (rc)
+        return rc;
+    st->log_area[0] = at;
+    st->log_area[1] = at + (uint64_t)n * BLK;
+    st->log_blocks = n;
+    st->txn_dirty = 1;
+    return COW_OK;
+}
+
+int log_grow_areas(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    if (!st->log_blocks || st->log_blocks >= COW_LOG_AREA_BLOCKS ||
+        st->total_bytes < COW_LOG_GROW_AT)
+        return COW_OK;
+    /* The old areas stay pinned until this commit is flushed: the other
+     * superblock copy, and the records built on it, still name them
+     * (invariant 1).  Records after this commit go to the new ones. */
+    uint64_t old[COW_SB_COPIES] = {st->log_area[0], st->log_area[1]}, at;
+    uint64_t len = (uint64_t)st->log_blocks * BLK;
     int rc = alloc_contig_meta(st, 2 * (uint64_t)COW_LOG_AREA_BLOCKS, &at);
+    for (int i = 0; i < COW_SB_COPIES && !rc; i++)
+        rc = alloc_free(st, old[i], len);
     if (rc)
         return rc;
     st->log_area[0] = at;

@@ -56,8 +56,8 @@
 #define LOCK(st) cow_mutex_lock(&(st)->lock)
 #define UNLOCK(st) cow_mutex_unlock(&(st)->lock)
 #define COPY_CHUNK (1u << 20)
-/* The file is cut at a multiple of this (bytes), above what it holds. */
-#define SHRINK_ALIGN (64u * 1024u)
+/* The file is cut right after the last block it holds (bytes). */
+#define SHRINK_ALIGN 4096u
 
 /* A run to move: [logical, +len) stored at [from, +len) now, to go to
  * [to, +len).  logical == from for a block stored at its own address. */
@@ -322,35 +322,38 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
     return rc;
 }
 
-/* A commit that records the smaller device_bytes, then the file cut to
- * it.  Lock held. */
-static int shrink(cow_store *st)
+int reloc_trim(cow_store *st)
 {
-    int rc = COW_OK;
+    lk_assert_held(&st->lock);
     uint64_t size = st->file_bytes;
-    if (!st->dev->shrink || st->readonly)
+    int rc;
+    if (!st->dev->shrink || st->readonly || st->failed || st->txn_dirty || st->unflushed ||
+        !st->sb_device_bytes)
         return COW_OK;
     if (!size && (rc = st->dev->size(st->dev, &size)))
         return rc;
-    uint64_t need = alloc_device_bytes(st);
-    need = (need + SHRINK_ALIGN - 1) / SHRINK_ALIGN * SHRINK_ALIGN;
-    if (need >= size)
-        return COW_OK;
-    /* the superblock must say the smaller size before the file has it:
-     * the last commit's copy was written while the old places were still
-     * pinned */
-    st->txn_dirty = 1;
-    rc = commit_transaction(st, 1);
-    if (rc)
-        return rc;
-    need = alloc_device_bytes(st);
-    need = (need + SHRINK_ALIGN - 1) / SHRINK_ALIGN * SHRINK_ALIGN;
+    uint64_t need = (st->sb_device_bytes + SHRINK_ALIGN - 1) / SHRINK_ALIGN * SHRINK_ALIGN;
     if (need >= size)
         return COW_OK;
     rc = st->dev->shrink(st->dev, need);
     if (!rc)
         st->file_bytes = need;
     return rc;
+}
+
+/* A commit that records the smaller device_bytes (the last one's copy
+ * was written while the old places were still pinned), then the file
+ * cut to it.  Lock held. */
+static int shrink(cow_store *st)
+{
+    if (!st->dev->shrink || st->readonly)
+        return COW_OK;
+    uint64_t need = alloc_device_bytes(st);
+    if (need + SHRINK_ALIGN > st->file_bytes && need >= st->sb_device_bytes)
+        return COW_OK; /* nothing to give back */
+    st->txn_dirty = 1;
+    int rc = commit_transaction(st, 1);
+    return rc ? rc : reloc_trim(st);
 }
 
 int cow_store_balance(cow_store *st, const struct cow_balance_opts *o,

@@ -21,6 +21,15 @@
  */
 uint64_t reloc_slack_bytes(cow_store *st);
 
+/*
+ * Cuts the container file to the device_bytes of the last superblock
+ * written, when everything is durable (no running
+ * transaction, the last commit flushed): the file then holds every block
+ * a crash could go back to.  Called after a balance and at close.  Lock
+ * held.  COW_EIO_TRUNCATE (the file keeps its size: harmless).
+ */
+int reloc_trim(cow_store *st);
+
 /* Bytes of used blocks stored away from their own address (the remap
  * runs' total).  Lock held. */
 uint64_t reloc_remapped_bytes(cow_store *st);

@@ -239,7 +239,30 @@ static int rec_data_ok(cow_store *st, const struct litem *v, size_t n, uint8_t *
 }
 
 /* Applies one valid record to the running transaction. */
-static int rec_apply(cow_store *st, const struct litem *v, size_t n)
+/*
+ * Data extents the log's records claim, reserved in the physical bitmaps
+ * before any record is applied: replaying a record copies tree blocks,
+ * and in a group that holds data and tree blocks both (group 0) a new
+ * tree block must not land on data a later record names (at run time the
+ * log changed no tree, so its data took the lowest free blocks).
+ */
+struct reserved {
+    struct byte_run *v;
+    size_t n, cap;
+};
+
+/* Releases the reservation of [DISK, +LEN) if it holds one. */
+static void unreserve(cow_store *st, struct reserved *rs, uint64_t disk, uint64_t len)
+{
+    for (size_t i = 0; rs && i < rs->n; i++)
+        if (rs->v[i].bytenr == disk && rs->v[i].bytes == len) {
+            alloc_phys_clear(st, disk, len);
+            rs->v[i] = rs->v[--rs->n];
+            return;
+        }
+}
+
+static int rec_apply(cow_store *st, const struct litem *v, size_t n, struct reserved *rs)
 {
     struct cow_inode *in = NULL;
     int rc = COW_OK;
@@ -260,6 +283,7 @@ static int rec_apply(cow_store *st, const struct litem *v, size_t n)
             /* allocated after the last commit: claim it, with a pending
              * reference change of 0 that the items below add to (a claimed
              * extent nothing ends up pointing at is freed at commit) */
+            unreserve(st, rs, disk, len);
             rc = alloc_claim_data(st, disk, len);
             if (!rc)
                 rc = bt_put(st, &st->csum_tree, &it->k, it->d, it->size);
@@ -473,10 +497,68 @@ static int check_lost(cow_store *st)
                        st->sb_rejected[0] ? ": " : "", st->sb_rejected);
 }
 
+/* Reads the valid records of the log from its start and reserves every
+ * data extent they name that is free now (struct reserved).  Stops at
+ * the first record that does not check, as replay does. */
+static int reserve_logged_data(cow_store *st, uint64_t area, struct reserved *rs)
+{
+    uint8_t *rec = NULL;
+    size_t cap = 0;
+    uint32_t next = 0;
+    uint64_t seq = 0;
+    int rc = COW_OK;
+    while (next < st->log_blocks) {
+        uint32_t room = st->log_blocks - next;
+        uint64_t at = area + (uint64_t)next * BLK;
+        if (vec_reserve(rec, cap, BLK)) {
+            rc = cow_set_error(COW_ENOMEM, "out of memory");
+            break;
+        }
+        if ((rc = st->dev->read(st->dev, rec, BLK, at)) != COW_OK)
+            break;
+        if (rec_check(st, rec, seq + 1, room))
+            break;
+        uint32_t nb = get32(rec + LOG_NBLOCKS);
+        if (vec_reserve(rec, cap, (size_t)nb * BLK)) {
+            rc = cow_set_error(COW_ENOMEM, "out of memory");
+            break;
+        }
+        if (nb > 1 && (rc = st->dev->read(st->dev, rec + BLK, (size_t)(nb - 1) * BLK, at + BLK)))
+            break;
+        if (crc32c(0, rec + 4, (size_t)nb * BLK - 4) != get32(rec + LOG_CSUM))
+            break;
+        struct litem *v = NULL;
+        size_t n = 0;
+        if (rec_parse(st, rec, (size_t)nb * BLK, seq + 1, &v, &n) != COW_OK) {
+            rc = COW_OK; /* the replay itself reports it */
+            break;
+        }
+        for (size_t i = 0; i < n && !rc; i++) {
+            if (v[i].k.type != COW_EXTENT_CSUM)
+                continue;
+            uint64_t disk = v[i].k.offset, len = v[i].size / 4 * BLK;
+            if (!len || !alloc_is_free(st, disk, len))
+                continue;
+            if (vec_reserve(rs->v, rs->cap, rs->n + 1))
+                rc = cow_set_error(COW_ENOMEM, "out of memory");
+            else if ((rc = alloc_phys_set(st, disk, len)) == COW_OK)
+                rs->v[rs->n++] = (struct byte_run){disk, len};
+        }
+        free(v);
+        if (rc)
+            break;
+        next += nb;
+        seq++;
+    }
+    free(rec);
+    return rc;
+}
+
 int replay_log(cow_store *st, uint64_t *napplied)
 {
     lk_assert_held(&st->lock);
     uint8_t *rec = NULL, *tmp = NULL;
+    struct reserved rs = {NULL, 0, 0};
     int rc = COW_OK;
     *napplied = 0;
     st->log_next = 0;
@@ -492,6 +574,9 @@ int replay_log(cow_store *st, uint64_t *napplied)
         goto out;
     }
     st->replaying = 1;
+    rc = reserve_logged_data(st, area, &rs);
+    if (rc)
+        goto out;
     for (;;) {
         uint32_t room = st->log_blocks - st->log_next;
         if (room == 0)
@@ -538,7 +623,7 @@ int replay_log(cow_store *st, uint64_t *napplied)
             rc = COW_OK;
             break;
         }
-        rc = rec_apply(st, v, n);
+        rc = rec_apply(st, v, n, &rs);
         free(v);
         if (rc)
             goto out;
@@ -551,6 +636,10 @@ int replay_log(cow_store *st, uint64_t *napplied)
     if (rc == COW_OK)
         st->log_durable = st->durable_log = (uint32_t)st->log_seq; /* read back: on the device */
 out:
+    /* what was not claimed (records not replayed) is free again */
+    for (size_t i = 0; i < rs.n; i++)
+        alloc_phys_clear(st, rs.v[i].bytenr, rs.v[i].bytes);
+    free(rs.v);
     st->replaying = 0;
     file_inode_forget_unused(st);
     free(rec);

@@ -10,6 +10,7 @@
 #include "commit.h"
 #include "extent_map.h"
 #include "ordered.h"
+#include "relocator.h"
 #include "replay.h"
 #include "roots.h"
 #include "reloc.h"
@@ -22,6 +23,7 @@ static void store_free(cow_store *st)
 {
     if (!st)
         return;
+    relocator_free(st);
     committer_stop(st);
     file_drop_inodes(st);
     roots_free_all(st);
@@ -168,6 +170,9 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
         rc = cow_set_error(COW_ENOMEM, "out of memory");
         goto out;
     }
+    rc = relocator_init(st);
+    if (rc)
+        goto out;
     rc = cache_init(&st->cache);
     if (rc)
         goto out;
@@ -212,6 +217,8 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
         else
             rc = cow_set_error(COW_ENOMEM, "cannot start the committer thread");
     }
+    if (rc == COW_OK && !st->readonly)
+        rc = relocator_start(st);
 out:
     if (rc) {
         store_free(st);
@@ -295,6 +302,7 @@ int cow_store_close(cow_store *st)
 {
     if (!st)
         return COW_OK;
+    relocator_stop(st);
     committer_stop(st);
     int rc = st->readonly ? COW_OK : file_writeback_all(st);
     cow_mutex_lock(&st->lock);
@@ -302,6 +310,8 @@ int cow_store_close(cow_store *st)
         rc = commit_transaction(st, 1);
     if (rc == COW_OK)
         rc = commit_seal(st);
+    if (rc == COW_OK)
+        (void)reloc_trim(st); /* a failed cut leaves a longer file: harmless */
     cow_mutex_unlock(&st->lock);
     store_free(st);
     return rc;

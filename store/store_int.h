@@ -290,6 +290,7 @@ struct cow_store {
     size_t npinned_remapped;
     uint64_t file_bytes; /* the container file's size as last grown or
                           * shrunk (0: unknown, ask the device) */
+    uint64_t sb_device_bytes; /* device_bytes of the last superblock written */
     struct cow_mutex balance_lock; /* one balance at a time (reloc.c) */
 
     struct eb_cache cache;
@@ -372,6 +373,9 @@ struct cow_store {
     pthread_cond_t committer_cond; /* CLOCK_MONOTONIC; waits on lock */
     unsigned commit_ms;
     uint64_t last_commit_ns;       /* CLOCK_MONOTONIC time of the last commit */
+    /* The background relocator and its configuration (relocator.c): set
+     * at open, never changed; its fields say what protects them. */
+    struct relocator *relocator;
     int last_one_flush; /* the last commit had a commit list (commit_seal) */
     int durable_slot;   /* superblock copy of the last flushed commit */
     int last_slot;      /* superblock copy of the last commit */
@@ -544,8 +548,17 @@ int log_usable(cow_store *st);
 int log_write(cow_store *st, struct cow_inode **v, size_t n, int flush);
 /* After a commit: the log is empty, every inode clean. */
 void log_reset(cow_store *st);
-/* Allocates the two log areas (a container made before they existed). */
+/* Allocates the two log areas (a new container, or one made before they
+ * existed): COW_LOG_AREA_BLOCKS_SMALL blocks each while the container is
+ * under COW_LOG_GROW_AT bytes, else COW_LOG_AREA_BLOCKS.  Errors of
+ * alloc_contig_meta. */
 int log_alloc_areas(cow_store *st);
+/* In a commit (before its block group items): once the container covers
+ * COW_LOG_GROW_AT bytes, moves the log to new areas of
+ * COW_LOG_AREA_BLOCKS blocks each; the old ones are freed (pinned until
+ * the commit is flushed).  No-op otherwise.  Errors of alloc_contig_meta
+ * and alloc_free (the commit aborts). */
+int log_grow_areas(cow_store *st);
 /* The next log_id (random). */
 uint64_t log_new_id(cow_store *st);
 

@@ -180,7 +180,8 @@ int sb_write(cow_store *st, int slot, int one_flush, uint64_t log_id)
      * torn copy against (format.h) */
     put64(b + SB_PREV_GENERATION, st->durable_gen);
     put32(b + SB_PREV_LOG_RECORDS, st->durable_log);
-    put64(b + SB_DEVICE_BYTES, alloc_device_bytes(st));
+    st->sb_device_bytes = alloc_device_bytes(st);
+    put64(b + SB_DEVICE_BYTES, st->sb_device_bytes);
     if (st->remap_tree.bytenr)
         sb_rootref_put(b + SB_REMAP_TREE, &st->remap_tree);
     if (st->transid > COW_MAX_GENERATION)

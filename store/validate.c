@@ -286,7 +286,8 @@ static int check_block_group_item(cow_store *st, const struct check_where *w,
                    (unsigned long long)st->bg_size, (unsigned long long)st->total_bytes);
     if (get64(d + BG_USED) > k->offset)
         return BAD(w, k, "used %llu > length", (unsigned long long)get64(d + BG_USED));
-    if (flags != COW_BG_DATA && flags != COW_BG_METADATA)
+    if (flags != COW_BG_DATA && flags != COW_BG_METADATA &&
+        (flags != COW_BG_MIXED || k->objectid != 0))
         return BAD(w, k, "block group type 0x%llx", (unsigned long long)flags);
     return COW_OK;
 }

@@ -1,7 +1,9 @@
 /*
  * check_vfs_files.c - the "vfs_files" suite: files that are not
  * containers, file controls and pragmas, temporary files, ATTACH and
- * super-journals, other processes, the registry.
+ * super-journals, other processes, the registry; giving space back
+ * (PRAGMA cow_balance, the background relocator's knobs, relocation while
+ * other threads write).
  */
 #include <check.h>
 #include <dirent.h>
@@ -762,6 +764,369 @@ START_TEST(test_registry_and_names)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------
+ * Giving space back: PRAGMA cow_balance, the background relocator and its knobs
+ */
+
+/* Runs SQL, which must fail with RC and an error message containing WHY. */
+static void expect_error(sqlite3 *db, const char *sql, int rc, const char *why)
+{
+    char *err = NULL;
+    int got = sqlite3_exec(db, sql, NULL, NULL, &err);
+    ck_assert_msg(got == rc, "%s: %d, not %d (%s)", sql, got, rc, err ? err : "");
+    ck_assert_msg(err && strstr(err, why), "%s: \"%s\" does not say \"%s\"", sql,
+                  err ? err : "", why);
+    sqlite3_free(err);
+}
+
+START_TEST(test_reloc_knobs)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    char uri[1200];
+    sqlite3 *db = db_open(path, RW_CREATE, "cow");
+    sqlite3 *db2;
+
+    EXEC(db, "CREATE TABLE t(x)");
+    /* the defaults (store.h) */
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc"), 1);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_slack"), COW_RELOC_SLACK_PCT);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_rate"), COW_RELOC_RATE >> 20);
+    /* set, returned, read back, shared by another connection */
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc=off"), 0);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_slack=40"), 40);
+    ck_assert_int_eq(query_int(db, "PRAGMA main.COW_RELOC_RATE=7"), 7);
+    db2 = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_int_eq(query_int(db2, "PRAGMA cow_reloc"), 0);
+    ck_assert_int_eq(query_int(db2, "PRAGMA cow_reloc_slack"), 40);
+    ck_assert_int_eq(query_int(db2, "PRAGMA cow_reloc_rate"), 7);
+    ck_assert_int_eq(query_int(db2, "PRAGMA cow_reloc=YES"), 1);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc"), 1);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc=0"), 0);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_rate=0"), 0); /* no limit */
+    /* bad values: an error that says what the pragma takes, nothing changed */
+    expect_error(db, "PRAGMA cow_reloc=maybe", SQLITE_ERROR, "not a boolean");
+    expect_error(db, "PRAGMA cow_reloc_slack=101", SQLITE_ERROR, "not a percent");
+    expect_error(db, "PRAGMA cow_reloc_slack=-1", SQLITE_ERROR, "not a percent");
+    expect_error(db, "PRAGMA cow_reloc_slack='5%'", SQLITE_ERROR, "not a percent");
+    expect_error(db, "PRAGMA cow_reloc_rate=1048577", SQLITE_ERROR, "not a rate in MiB/s");
+    expect_error(db, "PRAGMA cow_reloc_rate=1.5", SQLITE_ERROR, "not a rate in MiB/s");
+    expect_error(db, "PRAGMA cow_balance=101", SQLITE_ERROR, "not a percent");
+    expect_error(db, "PRAGMA cow_balance='all'", SQLITE_ERROR, "not a percent");
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc"), 0);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_slack"), 40);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_rate"), 0);
+    ck_assert_int_eq(sqlite3_close(db2), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+
+    /* URI parameters set the same knobs at open; a bad one is logged and
+     * ignored */
+    log_capture_begin();
+    snprintf(uri, sizeof uri, "file:%s?reloc=0&reloc_slack=5&reloc_rate=abc", path);
+    db = db_open(uri, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, "cow");
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc"), 0);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_slack"), 5);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_rate"), COW_RELOC_RATE >> 20);
+    pthread_mutex_lock(&log_mu);
+    ck_assert_msg(strstr(log_buf, "reloc_rate=abc ignored (not a rate in MiB/s"), "log: %s",
+                  log_buf);
+    pthread_mutex_unlock(&log_mu);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    log_capture_end();
+
+    /* a read-only container: the knobs read, no balance */
+    snprintf(uri, sizeof uri, "file:%s?reloc_slack=9", path);
+    db = db_open(uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, "cow");
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_slack"), 9);
+    expect_error(db, "PRAGMA cow_balance", SQLITE_READONLY, "open read-only");
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* Fills table t of DB with NROWS rows of 500 bytes, then deletes all but
+ * one in ten and VACUUMs, in WAL mode, checkpointing the WAL away (the
+ * issue's measure of a container after churn). */
+static void churn(sqlite3 *db, int nrows)
+{
+    char sql[300];
+    ck_assert_text((db, "PRAGMA journal_mode=WAL"), "wal");
+    EXEC(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) "
+             "INSERT INTO t SELECT i, randomblob(500) FROM n",
+             nrows);
+    EXEC(db, sql);
+    EXEC(db, "DELETE FROM t WHERE id % 10 != 0");
+    EXEC(db, "VACUUM");
+    EXEC(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+/* The "KEY=N" value of KEY in TEXT, -1 if absent. */
+static long long kv(const char *text, const char *key)
+{
+    char k[64];
+    snprintf(k, sizeof k, "%s=", key);
+    const char *p = strstr(text, k);
+    return p ? atoll(p + strlen(k)) : -1;
+}
+
+START_TEST(test_balance_pragma)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    char uri[1200];
+    struct stat st;
+    sqlite3 *db;
+
+    snprintf(uri, sizeof uri, "file:%s?reloc=0", path); /* no background relocation */
+    db = db_open(uri, RW_CREATE | SQLITE_OPEN_URI, "cow");
+    churn(db, 16384);
+    EXEC(db, "PRAGMA cow_commit");
+    ck_assert_int_eq(stat(path, &st), 0);
+    long long before = (long long)st.st_size;
+
+    char *row = query_text(db, "PRAGMA cow_balance");
+    ck_assert_ptr_nonnull(row);
+    long long groups = kv(row, "groups"), moved = kv(row, "bytes_moved");
+    long long cb = kv(row, "container_before"), ca = kv(row, "container_after");
+    ck_assert_msg(groups >= 0 && moved >= 0 && cb > 0 && ca > 0, "row: %s", row);
+    ck_assert_msg(cb == before, "container_before %lld, the file had %lld bytes", cb, before);
+    ck_assert_msg(ca < cb, "a database that lost 90%% of its rows did not shrink: %s", row);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_msg((long long)st.st_size == ca, "the file has %lld bytes, container_after %lld",
+                  (long long)st.st_size, ca);
+    /* the counters */
+    ck_assert_int_ge(cow_stat(db, "reloc_runs"), 1);
+    ck_assert_int_eq(cow_stat(db, "reloc_groups"), groups);
+    ck_assert_int_eq(cow_stat(db, "reloc_bytes"), moved);
+    ck_assert_int_eq(cow_stat(db, "container_bytes"), ca);
+    free(row);
+    /* one row, one value */
+    sqlite3_stmt *stmt;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA cow_balance=50", -1, &stmt, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(stmt), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_count(stmt), 1);
+    ck_assert_int_ge(kv((const char *)sqlite3_column_text(stmt, 0), "container_after"), 1);
+    ck_assert_int_eq(sqlite3_step(stmt), SQLITE_DONE);
+    sqlite3_finalize(stmt);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 1638);
+    ck_assert_text((db, "PRAGMA integrity_check"), "ok");
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 1638);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    free(path);
+    tdir_remove(dir); /* fsck */
+}
+END_TEST
+
+/* The background relocator gives the space back with no command. */
+START_TEST(test_background_reloc)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    char uri[1200];
+    struct stat st;
+    sqlite3 *db;
+
+    snprintf(uri, sizeof uri, "file:%s?reloc=0", path);
+    db = db_open(uri, RW_CREATE | SQLITE_OPEN_URI, "cow");
+    churn(db, 16384);
+    EXEC(db, "PRAGMA cow_commit");
+    ck_assert_int_eq(stat(path, &st), 0);
+    long long before = (long long)st.st_size;
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_slack=10"), 10);
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc=1"), 1);
+    long long now = before;
+    for (int i = 0; i < 600 && now >= before / 2; i++) { /* 60 s at most */
+        usleep(100 * 1000);
+        ck_assert_int_eq(stat(path, &st), 0);
+        now = (long long)st.st_size;
+    }
+    ck_assert_msg(now < before / 2, "the container stayed at %lld bytes (was %lld)", now, before);
+    ck_assert_int_ge(cow_stat(db, "reloc_runs"), 1);
+    ck_assert_int_ge(cow_stat(db, "reloc_groups"), 1);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 1638);
+    ck_assert_text((db, "PRAGMA integrity_check"), "ok");
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* A read-only container never relocates, whatever its slack. */
+START_TEST(test_reloc_readonly)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    char uri[1200];
+    struct stat st;
+    sqlite3 *db;
+
+    snprintf(uri, sizeof uri, "file:%s?reloc=0", path);
+    db = db_open(uri, RW_CREATE | SQLITE_OPEN_URI, "cow");
+    churn(db, 16384);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    ck_assert_int_eq(stat(path, &st), 0);
+    long long before = (long long)st.st_size;
+
+    snprintf(uri, sizeof uri, "file:%s?reloc=1&reloc_slack=0", path);
+    db = db_open(uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, "cow");
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc"), 1);
+    usleep(2500 * 1000); /* two of the relocator's periods */
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 1638);
+    ck_assert_int_eq(cow_stat(db, "reloc_runs"), 0);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq((long long)st.st_size, before);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq((long long)st.st_size, before);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
+/* Writers and a reader on other connections, each on its own thread, while
+ * the background relocator runs with a low threshold (make tsan runs this
+ * case). */
+#define RELOC_NWRITERS 2
+#define RELOC_ROUNDS 40
+
+struct reloc_shared {
+    const char *path;
+    int failed;              /* atomic */
+    int done;                /* atomic */
+    pthread_mutex_t mu;
+    char why[256];           /* mu */
+};
+
+static void reloc_fail(struct reloc_shared *s, const char *what, sqlite3 *db)
+{
+    pthread_mutex_lock(&s->mu);
+    if (!s->failed)
+        snprintf(s->why, sizeof s->why, "%s: %s", what, db ? sqlite3_errmsg(db) : "");
+    __atomic_store_n(&s->failed, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&s->mu);
+}
+
+struct reloc_writer_arg {
+    struct reloc_shared *s;
+    int id;
+};
+
+/* Writer ID: rounds of 200 rows of 4 KiB into its own table, then deletes
+ * most of them, so that the container keeps growing slack. */
+static void *reloc_writer(void *arg)
+{
+    struct reloc_writer_arg *wa = arg;
+    struct reloc_shared *s = wa->s;
+    sqlite3 *db = NULL;
+    char sql[300];
+
+    if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE, "cow") != SQLITE_OK) {
+        reloc_fail(s, "writer open", db);
+        goto out;
+    }
+    sqlite3_busy_timeout(db, 30000);
+    for (int r = 0; r < RELOC_ROUNDS && !__atomic_load_n(&s->failed, __ATOMIC_SEQ_CST); r++) {
+        snprintf(sql, sizeof sql,
+                 "BEGIN IMMEDIATE;"
+                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) "
+                 "INSERT INTO w%d(r, v) SELECT %d, randomblob(4096) FROM n;"
+                 "DELETE FROM w%d WHERE r = %d AND rowid %% 8 != 0;"
+                 "COMMIT",
+                 wa->id, r, wa->id, r);
+        if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+            reloc_fail(s, "writer round", db);
+            goto out;
+        }
+        if (r % 10 == 9 && sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL,
+                                        NULL) != SQLITE_OK) {
+            reloc_fail(s, "writer checkpoint", db);
+            goto out;
+        }
+    }
+out:
+    sqlite3_close(db);
+    return NULL;
+}
+
+/* Reads every table's row count and sum of lengths until done. */
+static void *reloc_reader(void *arg)
+{
+    struct reloc_shared *s = arg;
+    sqlite3 *db = NULL;
+
+    if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE, "cow") != SQLITE_OK) {
+        reloc_fail(s, "reader open", db);
+        goto out;
+    }
+    sqlite3_busy_timeout(db, 30000);
+    while (!__atomic_load_n(&s->done, __ATOMIC_SEQ_CST) &&
+           !__atomic_load_n(&s->failed, __ATOMIC_SEQ_CST)) {
+        if (sqlite3_exec(db, "SELECT count(*), sum(length(v)) FROM w0;"
+                             "SELECT count(*), sum(length(v)) FROM w1",
+                         NULL, NULL, NULL) != SQLITE_OK) {
+            reloc_fail(s, "reader", db);
+            goto out;
+        }
+    }
+out:
+    sqlite3_close(db);
+    return NULL;
+}
+
+START_TEST(test_reloc_threads)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    struct reloc_shared s;
+    struct reloc_writer_arg wa[RELOC_NWRITERS];
+    pthread_t w[RELOC_NWRITERS], r;
+    sqlite3 *db = db_open(path, RW_CREATE, "cow");
+
+    ck_assert_text((db, "PRAGMA journal_mode=WAL"), "wal");
+    EXEC(db, "CREATE TABLE w0(r INTEGER, v BLOB); CREATE TABLE w1(r INTEGER, v BLOB)");
+    /* the relocator as eager as it gets: any slack past 1 MiB */
+    ck_assert_int_eq(query_int(db, "PRAGMA cow_reloc_slack=0"), 0);
+
+    memset(&s, 0, sizeof s);
+    s.path = path;
+    pthread_mutex_init(&s.mu, NULL);
+    ck_assert_int_eq(pthread_create(&r, NULL, reloc_reader, &s), 0);
+    for (int i = 0; i < RELOC_NWRITERS; i++) {
+        wa[i].s = &s;
+        wa[i].id = i;
+        ck_assert_int_eq(pthread_create(&w[i], NULL, reloc_writer, &wa[i]), 0);
+    }
+    for (int i = 0; i < RELOC_NWRITERS; i++)
+        pthread_join(w[i], NULL);
+    __atomic_store_n(&s.done, 1, __ATOMIC_SEQ_CST);
+    pthread_join(r, NULL);
+    ck_assert_msg(!s.failed, "%s", s.why);
+
+    long long runs = cow_stat(db, "reloc_runs");
+    for (int i = 0; i < 100 && runs < 1; i++) { /* slack stays: it must run soon */
+        usleep(100 * 1000);
+        runs = cow_stat(db, "reloc_runs");
+    }
+    ck_assert_msg(runs >= 1, "the relocator never ran");
+    for (int i = 0; i < RELOC_NWRITERS; i++) {
+        char sql[100];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM w%d", i);
+        ck_assert_int_eq(query_int(db, sql), RELOC_ROUNDS * 25);
+    }
+    ck_assert_text((db, "PRAGMA integrity_check"), "ok");
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    test_fsck_clean(path);
+    pthread_mutex_destroy(&s.mu);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
 Suite *vfs_files_suite(void)
 {
     Suite *s = suite_create("vfs_files");
@@ -775,6 +1140,11 @@ Suite *vfs_files_suite(void)
 
     vfs_tcase(s, "files", 120, test_temp_files, test_attach_super_journal, test_other_process,
               test_registry_and_names, NULL);
+
+    vfs_tcase(s, "reloc", 180, test_reloc_knobs, test_balance_pragma, test_background_reloc,
+              test_reloc_readonly, NULL);
+
+    vfs_tcase(s, "reloc_threads", 300, test_reloc_threads, NULL);
 
     return s;
 }

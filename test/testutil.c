@@ -390,6 +390,11 @@ struct cow_store *memdev_store(struct cow_dev **dev, struct memdev_ctl **ctl)
     *dev = memdev_new(ctl);
     ck_assert_int_eq(cow_store_open_dev("mem", *dev, 0, 1, &st), COW_OK);
     cow_store_set_commit_interval(st, 0);
+    /* nor background relocation (its first look is a second away) */
+    struct cow_reloc_config rc;
+    cow_store_get_reloc(st, &rc);
+    rc.enabled = 0;
+    cow_store_set_reloc(st, &rc);
     return st;
 }
 

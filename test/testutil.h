@@ -91,7 +91,8 @@ void memdev_set_fail(struct cow_dev *d, long read_at, long write_at, long flush_
 long memdev_fail_pending(struct cow_dev *d);
 struct cow_dev *memdev_new(struct memdev_ctl **ctl);
 /* A new store formatted on a new memdev (*DEV; *CTL its controls if CTL),
- * without background commits, so that a test decides when it commits.
+ * without background commits or background relocation, so that a test
+ * decides when it commits.
  * Fails the test if it cannot be made. */
 struct cow_store *memdev_store(struct cow_dev **dev, struct memdev_ctl **ctl);
 /* A store formatted on a new memdev (*DEV; *CTL its controls if CTL) with

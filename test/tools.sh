@@ -143,7 +143,11 @@ expect "usage: snapshot --from without value exits 2" 2 "$ctl" snapshot x y --fr
 expect "usage: snapshot --from '' exits 2" 2 "$ctl" snapshot x y --from ''
 expect "usage: restore --into '' exits 2" 2 "$ctl" restore x y --into=
 expect "usage: restore --from is not an option of restore" 2 "$ctl" restore x y --from z
-for c in fsck ls df dump import export snapshot branch restore delete list; do
+expect "usage: balance without PATH exits 2" 2 "$ctl" balance
+expect_grep "usage: balance --usage above 100 exits 2" 2 err 'needs a percent, 0 to 100' \
+    "$ctl" balance --usage 101 x
+expect "usage: balance --usage not a number exits 2" 2 "$ctl" balance --usage=most x
+for c in fsck ls df balance dump import export snapshot branch restore delete list; do
     expect_grep "$c --help" 0 out "^usage: cowctl $c" "$ctl" "$c" --help
 done
 
@@ -176,6 +180,11 @@ if [ -n "$fsck_used" ] && [ "$df_used" = "$fsck_used" ]; then
 else
     bad "df used bytes = fsck's recomputed bytes" "df $df_used, fsck $fsck_used"
 fi
+expect_grep "df: shows the slack relocation could give back" 0 out \
+    '^slack +[0-9]+ .*\(relocation could give back\)$' "$actl" df app.db
+for f in physical remapped; do
+    if grep -E -q "^$f +[0-9]+" out; then ok "df: shows $f bytes"; else bad "df: shows $f bytes" "missing"; fi
+done
 expect_grep "dump: decodes the subvolume tree" 0 out '^subvolume 256 tree' "$actl" dump app.db
 for pat in 'INODE_ITEM' 'name "db"' 'EXTENT_DATA' 'METADATA_ITEM' 'BLOCK_GROUP_ITEM' 'EXTENT_CSUM' \
     'ROOT_ITEM' '^using superblock copy' '^  log areas ' '^log' '^  end: '; do
@@ -452,6 +461,77 @@ expect_grep "list: control characters and backslashes escaped" 0 out '^odd\\tnam
     "$actl" list snap.db
 expect "delete: the name with a tab" 0 "$actl" delete snap.db "$(printf 'odd\tname\\x')"
 
+# ---------------------------------------------------------------- balance
+# A container after churn (the issue's measure: 16,384 rows of 500 bytes,
+# 90% deleted, VACUUM, the WAL checkpointed away), with the relocator off
+# while it is made so that the slack is still there.
+{ printf '.load %s\n.open file:churn.db?vfs=cow&reloc=0\n' "$ext"; cat <<'EOF'; } | sqlite3 -bail >/dev/null
+PRAGMA journal_mode=WAL;
+CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 16384)
+INSERT INTO t SELECT i, randomblob(500) FROM n;
+DELETE FROM t WHERE id % 10 != 0;
+VACUUM;
+PRAGMA wal_checkpoint(TRUNCATE);
+EOF
+churn_sum=$(printf 'SELECT count(*), sum(id) FROM t;\n' | cowsql churn.db)
+cp churn.db churn-tty.db
+# df_field FIELD: the bytes of df's line FIELD in ./out.
+df_field() { awk -v f="$1" '$1 == f { print $2 }' out; }
+expect "df: before balance" 0 "$actl" df churn.db
+slack0=$(df_field slack)
+if [ -n "$slack0" ] && [ "$slack0" -eq $(($(df_field container) - $(df_field physical))) ] &&
+    [ "$slack0" -gt 0 ]; then
+    ok "df: slack = container - physical, and some after churn ($slack0)"
+else
+    bad "df: slack = container - physical, and some after churn" \
+        "slack $slack0, container $(df_field container), physical $(df_field physical)"
+fi
+size0=$(stat -c %s churn.db)
+expect "balance: exits 0" 0 "$actl" balance churn.db
+if grep -E -q '^balance: group 1 of [0-9]+ relocated, ' out; then
+    ok "balance: a plain line per group when stderr is not a terminal"
+else
+    bad "balance: a plain line per group when stderr is not a terminal" "none"
+fi
+if [ ! -s err ]; then ok "balance: no progress line when stderr is not a terminal"; else bad "balance: no progress line when stderr is not a terminal" "$(head -c 200 err)"; fi
+summary=$(grep -E '^churn.db: [0-9]+ of [0-9]+ block groups relocated, [0-9]+ bytes moved .*; container [0-9]+ -> [0-9]+ bytes' out || true)
+before=$(echo "$summary" | sed -n 's/.*container \([0-9]*\) -> .*/\1/p')
+after=$(echo "$summary" | sed -n 's/.* -> \([0-9]*\) bytes.*/\1/p')
+if [ -n "$summary" ] && [ "$before" = "$size0" ] && [ "$after" -lt "$before" ] &&
+    [ "$(stat -c %s churn.db)" = "$after" ]; then
+    ok "balance: the summary says the container shrank, and it did ($before -> $after)"
+else
+    bad "balance: the summary says the container shrank, and it did" \
+        "summary '$summary'; file $size0 -> $(stat -c %s churn.db)"
+fi
+expect_grep "balance: the container is clean after it" 0 out 'clean' "$actl" fsck churn.db
+expect_eq "balance: the rows are all there" "$churn_sum" \
+    "$(printf 'SELECT count(*), sum(id) FROM t;\n' | cowsql churn.db)"
+expect "df: after balance" 0 "$actl" df churn.db
+if [ "$(df_field slack)" -lt "$slack0" ] &&
+    [ "$(df_field slack)" -eq $(($(df_field container) - $(df_field physical))) ]; then
+    ok "df: less slack after balance ($slack0 -> $(df_field slack))"
+else
+    bad "df: less slack after balance" "$slack0 -> $(df_field slack)"
+fi
+if command -v script >/dev/null 2>&1; then
+    script -qec "\"$actl\" balance --usage 100 churn-tty.db" /dev/null >progress.out 2>&1
+    if tr '\r' '\n' <progress.out | grep -q '^balance 100% \[#*\] .*/s'; then
+        ok "balance: a progress line on a terminal"
+    else
+        bad "balance: a progress line on a terminal" "$(tr '\r' '\n' <progress.out | tail -n 3)"
+    fi
+    if ! tr '\r' '\n' <progress.out | grep -q '^balance: group'; then
+        ok "balance: no plain lines on a terminal"
+    else
+        bad "balance: no plain lines on a terminal" "$(tr '\r' '\n' <progress.out | head -n 3)"
+    fi
+else
+    bad "balance: a progress line on a terminal" "script(1) is missing (util-linux)"
+fi
+expect_grep "balance: not a container fails" 1 err '^cowctl: balance: ' "$actl" balance src.dump
+
 # The container held open by another process: refused, nothing waited for.
 rm -f held
 { printf '.load %s\n.open file:snap.db?vfs=cow\nSELECT count(*) FROM s;\n.system touch held; while [ -e held ]; do sleep 0.1; done\n' "$ext" |
@@ -461,7 +541,7 @@ i=0
 while [ ! -e held ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 if [ -e held ]; then
     for c in "snapshot snap.db x" "branch snap.db x" "restore snap.db before" "delete snap.db before" \
-        "list snap.db"; do
+        "list snap.db" "balance snap.db"; do
         # shellcheck disable=SC2086
         expect_grep "${c%% *}: a container open in another process fails" 1 err \
             "^cowctl: ${c%% *}: snap.db: the container is in use by another process" "$actl" $c

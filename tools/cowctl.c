@@ -4,8 +4,9 @@
  *
  *   cowctl fsck [--no-data] [-v] [-q] PATH   check everything (exit 0 clean, 1 not)
  *   cowctl ls PATH                           the files in the container
- *   cowctl df PATH                           space: data, metadata, free; and
- *                                            per database, exclusive and shared
+ *   cowctl df PATH                           space: data, metadata, free, slack;
+ *                                            and per database, exclusive and shared
+ *   cowctl balance [--usage PCT] PATH        relocate block groups, shrink the file
  *   cowctl dump [--block N] [--hex] PATH     every tree and item, decoded
  *   cowctl import PLAIN.db APP.db            ordinary database -> container
  *   cowctl export APP.db PLAIN.db            container -> ordinary database
@@ -16,8 +17,9 @@
  *   cowctl list PATH                         the snapshots and branches
  *
  * fsck and dump read the container file directly (tools/fsck/); ls and df
- * open it with the store (read-only); import and export copy a database with
- * SQLite's online backup API between the default "unix" VFS and "cow".
+ * open it with the store (read-only), balance read-write; import and
+ * export copy a database with SQLite's online backup API between the
+ * default "unix" VFS and "cow".
  * snapshot, branch, restore, delete and list go through the VFS's container
  * API (cowvfs_container_*, include/cowvfs.h), which makes each snapshot at a
  * transaction boundary (a hot journal left by a crash is rolled back in the
@@ -246,13 +248,14 @@ static int check_readable(const char *path)
     return 0;
 }
 
-/* Opens the container read-only with the store; prints why on failure. */
-static cow_store *open_store(const char *path)
+/* Opens the container with the store, with cow_store_open()'s FLAGS;
+ * prints why on failure. */
+static cow_store *open_store_flags(const char *path, int flags)
 {
     cow_store *st = NULL;
     if (check_readable(path))
         return NULL;
-    int rc = cow_store_open(path, COW_OPEN_READONLY, &st);
+    int rc = cow_store_open(path, flags, &st);
     if (rc != COW_OK) {
         if (rc == COW_EBUSY)
             err("%s: the container is in use by another process", path);
@@ -261,6 +264,12 @@ static cow_store *open_store(const char *path)
         return NULL;
     }
     return st;
+}
+
+/* Opens the container read-only with the store; prints why on failure. */
+static cow_store *open_store(const char *path)
+{
+    return open_store_flags(path, COW_OPEN_READONLY);
 }
 
 /* Closes ST (opened by open_store on PATH); a failure to close is reported
@@ -460,6 +469,13 @@ static void df_line(const char *label, uint64_t v)
     printf("%-14s %16" PRIu64 "  %10s\n", label, v, human(v, h, sizeof(h)));
 }
 
+/* A df_line() with a note in parentheses after it. */
+static void df_line_note(const char *label, uint64_t v, const char *note)
+{
+    char h[32];
+    printf("%-14s %16" PRIu64 "  %10s  (%s)\n", label, v, human(v, h, sizeof(h)), note);
+}
+
 /* The snapshots and branches of a store, copied out of cow_subvol_list()
  * first: store.h does not promise that its callback may call back into the
  * store (cow_subvol_usage() takes store->lock). */
@@ -556,6 +572,9 @@ static int cmd_df(int argc, char **argv)
         df_line("  data", df.data_bytes);
         df_line("  metadata", df.metadata_bytes);
         df_line("free", df.free_bytes);
+        df_line("physical", df.physical_bytes);
+        df_line("remapped", df.remapped_bytes);
+        df_line_note("slack", df.slack_bytes, "relocation could give back");
         printf("%-14s %16" PRIu64 "\n", "block groups", df.nblock_groups);
         printf("%-14s %16" PRIu64 "\n", "generation", df.generation);
         ret = df_usage(st, path);
@@ -567,8 +586,13 @@ static const char help_df[] =
     "Shows the space of the container at PATH, in exact bytes and human units:\n"
     "the container file's size, the bytes covered by block groups (total), the\n"
     "allocated bytes (used = data extents + metadata: tree blocks and the two\n"
-    "superblocks), free = total - used, the number of block groups and the\n"
-    "generation of the last commit.\n"
+    "superblocks), free = total - used; physical, the bytes of the file that hold\n"
+    "something (every used block once, wherever relocation put it), remapped,\n"
+    "the used bytes relocation moved (read through the remap tree), and slack =\n"
+    "container - physical, what relocation (cowctl balance, or the background\n"
+    "relocator of a program that has the container open) could give back at\n"
+    "most; then the number of block groups and the generation of the last\n"
+    "commit.\n"
     "\n"
     "Then a table of the databases in the container: the live database (kind\n"
     "\"live\", name \"-\") and each snapshot and branch, oldest first, with\n"
@@ -577,6 +601,108 @@ static const char help_df[] =
     "  SHARED     the bytes it shares with the others (copy on write)\n"
     "\n"
     "Opens the container read-only; it must not be open in another process.\n";
+
+/* ------------------------------------------------------------------ */
+/* balance                                                             */
+/* ------------------------------------------------------------------ */
+
+/* What balance's progress callback keeps. */
+struct balance_progress {
+    struct progress pr; /* the progress line, on a terminal */
+    uint64_t shown;     /* groups already reported by a plain line */
+};
+
+/* cow_store_balance()'s progress callback, after each block group: on a
+ * terminal the progress line (percent of the groups, bytes moved, rate);
+ * otherwise one plain line on stdout per group relocated.  Never stops the
+ * balance. */
+static int balance_progress_cb(void *arg, const struct cow_balance_result *so_far)
+{
+    struct balance_progress *b = arg;
+    char h[32];
+    if (b->pr.on) {
+        progress_update(&b->pr, so_far->groups_done, so_far->groups_total, so_far->bytes_moved);
+        return 0;
+    }
+    if (so_far->groups_done > b->shown) {
+        b->shown = so_far->groups_done;
+        printf("balance: group %" PRIu64 " of %" PRIu64 " relocated, %s moved\n",
+               so_far->groups_done, so_far->groups_total,
+               human(so_far->bytes_moved, h, sizeof(h)));
+        fflush(stdout);
+    }
+    return 0;
+}
+
+static int cmd_balance(int argc, char **argv)
+{
+    static const char *const opts[] = {"--usage=", NULL};
+    const char *vals[1] = {0};
+    const char *path;
+    int n, rc = parse_args(argc, argv, opts, vals, &path, 1, &n);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    unsigned usage = COW_BALANCE_DEFAULT_USAGE;
+    if (vals[0]) {
+        const char *v = vals[0];
+        size_t len = strspn(v, "0123456789");
+        if (len == 0 || len > 3 || v[len] || atoi(v) > 100)
+            return bad_usage("--usage needs a percent, 0 to 100: '%s'", v);
+        usage = (unsigned)atoi(v);
+    }
+    cow_store *st = open_store_flags(path, 0);
+    if (!st)
+        return 1;
+    /* This command balances; the store's own relocator stays out of it. */
+    struct cow_reloc_config cfg;
+    cow_store_get_reloc(st, &cfg);
+    cfg.enabled = 0;
+    cow_store_set_reloc(st, &cfg);
+
+    struct balance_progress b = {0};
+    struct cow_balance_opts o = {0};
+    struct cow_balance_result r = {0};
+    progress_begin(&b.pr, "balance");
+    o.usage_pct = usage;
+    o.progress = balance_progress_cb;
+    o.arg = &b;
+    rc = cow_store_balance(st, &o, &r);
+    if (rc == COW_OK)
+        progress_update(&b.pr, r.groups_done, r.groups_total, r.bytes_moved);
+    progress_end(&b.pr);
+    int ret = 0;
+    if (rc != COW_OK) {
+        err("%s: %s", path, cow_store_last_error(st));
+        ret = 1;
+    } else {
+        char h1[32], h2[32], h3[32];
+        printf("%s: %" PRIu64 " of %" PRIu64 " block groups relocated, %" PRIu64
+               " bytes moved (%s); container %" PRIu64 " -> %" PRIu64 " bytes (%s -> %s)\n",
+               path, r.groups_done, r.groups_total, r.bytes_moved,
+               human(r.bytes_moved, h1, sizeof(h1)), r.container_before, r.container_after,
+               human(r.container_before, h2, sizeof(h2)), human(r.container_after, h3, sizeof(h3)));
+    }
+    return close_store(st, path, ret);
+}
+
+static const char help_balance[] =
+    "Relocates block groups of the container at PATH (btrfs's balance): the live\n"
+    "blocks of each group at most PERCENT full are copied into other space, and\n"
+    "the file's unused tail is given back to the file system, so that ls -l and\n"
+    "du both go down.  Every snapshot and branch keeps its sharing: no block is\n"
+    "duplicated.  A crash leaves each group where it was or where it went.\n"
+    "\n"
+    "  --usage PERCENT  relocate groups at most this full (0..100, default 90);\n"
+    "                   groups past the end the container needs are relocated\n"
+    "                   whatever their usage, so that the file can shrink\n"
+    "\n"
+    "On a terminal, a progress line on stderr (percent of the groups, bytes moved,\n"
+    "rate); otherwise one line per group relocated on stdout.  Then a summary: the\n"
+    "groups relocated, the bytes moved, the container's size before -> after.\n"
+    "'cowctl df' shows the slack a balance could give back.  Programs that keep\n"
+    "the container open need no balance: their store relocates in the background\n"
+    "(PRAGMA cow_reloc).  Opens the container read-write; it must not be open in\n"
+    "another process.\n";
 
 /* ------------------------------------------------------------------ */
 /* dump                                                                */
@@ -1068,6 +1194,7 @@ static const struct command commands[] = {
     {"fsck", cmd_fsck, "[--no-data] [-v] [-q] PATH", help_fsck},
     {"ls", cmd_ls, "PATH", help_ls},
     {"df", cmd_df, "PATH", help_df},
+    {"balance", cmd_balance, "[--usage PERCENT] PATH", help_balance},
     {"dump", cmd_dump, "[--block BYTENR] [--hex] PATH", help_dump},
     {"import", cmd_import, "PLAIN.db APP.db", help_import},
     {"export", cmd_export, "APP.db PLAIN.db", help_export},
@@ -1089,8 +1216,8 @@ static const struct command *find_command(const char *name)
 static void main_help(FILE *out)
 {
     fprintf(out, "usage: cowctl COMMAND [OPTIONS] ARGS\n\n"
-                 "Looks into, checks and converts cowvfs containers, and makes, restores\n"
-                 "and deletes their snapshots and branches (cowvfs " COWVFS_VERSION
+                 "Looks into, checks, compacts and converts cowvfs containers, and makes,\n"
+                 "restores and deletes their snapshots and branches (cowvfs " COWVFS_VERSION
                  ").\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  cowctl %-8s %s\n", commands[i].name, commands[i].synopsis);

@@ -681,6 +681,11 @@ out:
  *   dirty_limit=N       cow_store_set_dirty_limit(N bytes), as PRAGMA
  *                       cow_dirty_limit=N (the container's setting)
  *
+ *   reloc=0|1, reloc_slack=PCT, reloc_rate=MIBS
+ *                       the background relocator's settings, as PRAGMA
+ *                       cow_reloc, cow_reloc_slack and cow_reloc_rate
+ *                       (vfs_reloc.c)
+ *
  * A value that is not an integer in range is logged and ignored.
  */
 static void cowApplyUriParams(cowFile *p, const char *zName)
@@ -707,6 +712,7 @@ static void cowApplyUriParams(cowFile *p, const char *zName)
         else
             cowvfsSetDirtyLimit(p->pInode, (sqlite3_uint64)v);
     }
+    cowvfsRelocUriParams(p, zName);
 }
 
 /*

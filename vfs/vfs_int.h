@@ -10,6 +10,8 @@
  *              super-journal record beside the container, for other VFSes
  *   vfs_snap.c snapshots, branches, restore: pragmas, the C API of
  *              include/cowvfs.h, the cow_snapshots table-valued function
+ *   vfs_reloc.c  giving space back: PRAGMA cow_balance and the background
+ *              relocator's pragmas and URI parameters
  *   ext.c      the loadable-extension entry point
  *
  * The lock order is written at the top of vfs.c.  Every shared field below
@@ -236,6 +238,15 @@ int cowvfsSnapPragma(cowFile *p, const char *zName, const char *zVal, char **pzO
 int cowvfsSnapRegister(sqlite3 *db);
 /* The same as an auto-extension entry point (every new connection). */
 int cowvfsAutoExtension(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi);
+
+/* ---- vfs_reloc.c ---- */
+
+/* PRAGMA cow_balance, cow_reloc, cow_reloc_slack, cow_reloc_rate on P;
+ * SQLITE_NOTFOUND for any other pragma (see vfs_reloc.c). */
+int cowvfsRelocPragma(cowFile *p, const char *zName, const char *zVal, char **pzOut);
+/* The URI parameters reloc=, reloc_slack=, reloc_rate= of main database
+ * ZNAME, applied to P's container (bad values logged and ignored). */
+void cowvfsRelocUriParams(cowFile *p, const char *zName);
 
 /* ---- vfs_shm.c ---- */
 

@@ -589,7 +589,9 @@ static const struct {
  *                                syncs=N log_syncs=N log_records=N
  *                                log_blocks=N replayed=N ordered_extents=N
  *                                preallocated=N written_in_place=N
- *                                dirty_bytes=N reserved_bytes=N"
+ *                                dirty_bytes=N reserved_bytes=N
+ *                                reloc_groups=N reloc_bytes=N reloc_runs=N
+ *                                container_bytes=N"
  *   PRAGMA cow_commit_interval   the interval of the store's background
  *                                commits in ms (COW_COMMIT_INTERVAL_MS
  *                                unless set)
@@ -604,6 +606,10 @@ static const struct {
  *   PRAGMA cow_dirty_limit=N     sets it (at least 4096) for the
  *                                container; returns N.  URI parameter
  *                                dirty_limit=N does the same at open
+ *
+ * PRAGMA cow_snapshot, cow_branch, cow_restore and cow_delete are
+ * vfs_snap.c's; cow_balance, cow_reloc, cow_reloc_slack and cow_reloc_rate
+ * vfs_reloc.c's.
  *
  * Any other pragma, unknown cow_* ones included, is SQLITE_NOTFOUND so that
  * SQLite handles it.  Errors: SQLITE_ERROR (a value given to a pragma that
@@ -627,6 +633,9 @@ static int cowPragma(cowFile *p, char **azArg)
         goto out;
     }
     rc = cowvfsSnapPragma(p, zName, zVal, &azArg[0]); /* snapshots, branches */
+    if (rc != SQLITE_NOTFOUND)
+        goto out;
+    rc = cowvfsRelocPragma(p, zName, zVal, &azArg[0]); /* balance, relocator */
     if (rc != SQLITE_NOTFOUND)
         goto out;
     rc = SQLITE_OK;
@@ -660,7 +669,9 @@ static int cowPragma(cowFile *p, char **azArg)
         azArg[0] = sqlite3_mprintf("flushes=%llu commits=%llu commits_flushed=%llu syncs=%llu "
                                    "log_syncs=%llu log_records=%llu log_blocks=%llu "
                                    "replayed=%llu ordered_extents=%llu preallocated=%llu "
-                                   "written_in_place=%llu dirty_bytes=%llu reserved_bytes=%llu",
+                                   "written_in_place=%llu dirty_bytes=%llu reserved_bytes=%llu "
+                                   "reloc_groups=%llu reloc_bytes=%llu reloc_runs=%llu "
+                                   "container_bytes=%llu",
                                    (unsigned long long)cs.flushes,
                                    (unsigned long long)cs.commits,
                                    (unsigned long long)cs.commits_flushed,
@@ -673,7 +684,11 @@ static int cowPragma(cowFile *p, char **azArg)
                                    (unsigned long long)cs.preallocated,
                                    (unsigned long long)cs.written_in_place,
                                    (unsigned long long)cs.dirty_bytes,
-                                   (unsigned long long)cs.reserved_bytes);
+                                   (unsigned long long)cs.reserved_bytes,
+                                   (unsigned long long)cs.reloc_groups,
+                                   (unsigned long long)cs.reloc_bytes,
+                                   (unsigned long long)cs.reloc_runs,
+                                   (unsigned long long)cs.container_bytes);
         break;
     case COWPRAGMA_DIRTY_LIMIT:
         if (zVal == 0) {

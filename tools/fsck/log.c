@@ -386,7 +386,7 @@ static void log_extent(struct fsck *f, const char *where, uint64_t bytenr, uint3
                      t->physical, fsck_range_end(t->physical, t->len));
     for (ptrdiff_t g = bg_find(f, bytenr); g >= 0 && (size_t)g < f->nbg && f->bg[g].start < end;
          g++) {
-        if (f->bg[g].flags != COW_BG_DATA) {
+        if (!(f->bg[g].flags & COW_BG_DATA)) {
             fsck_problem(f, "%s: logged data extent %" PRIu64 " (%u block%s) lies in METADATA block group %" PRIu64,
                     where, bytenr, blocks, blocks == 1 ? "" : "s", f->bg[g].start);
             break;

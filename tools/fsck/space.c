@@ -120,10 +120,12 @@ void fsck_check_space(struct fsck *f, int all_ok)
         if (f->bg_size && g->len != f->bg_size)
             fsck_problem(f, "block group %" PRIu64 ": length %" PRIu64 ", block group size is %" PRIu64,
                     g->start, g->len, f->bg_size);
-        if (g->flags != COW_BG_DATA && g->flags != COW_BG_METADATA)
-            fsck_problem(f, "block group %" PRIu64 ": flags 0x%" PRIx64 ", not DATA (0x%llx) or METADATA (0x%llx)",
-                    g->start, g->flags, COW_BG_DATA, COW_BG_METADATA);
-        else if (g->start == 0 && g->flags != COW_BG_METADATA)
+        if (g->flags != COW_BG_DATA && g->flags != COW_BG_METADATA &&
+            (g->flags != COW_BG_MIXED || g->start != 0))
+            fsck_problem(f, "block group %" PRIu64 ": flags 0x%" PRIx64 ", not DATA (0x%llx) or METADATA (0x%llx)%s",
+                    g->start, g->flags, COW_BG_DATA, COW_BG_METADATA,
+                    g->flags == COW_BG_MIXED ? " (only group 0 may be both)" : "");
+        else if (g->start == 0 && !(g->flags & COW_BG_METADATA))
             fsck_problem(f, "block group 0 (the superblocks' group) is not a METADATA group");
         if (g->used > g->len)
             fsck_problem(f, "block group %" PRIu64 ": used %" PRIu64 " > length %" PRIu64, g->start,
@@ -159,7 +161,7 @@ void fsck_check_space(struct fsck *f, int all_ok)
             if (e > s)
                 g->calc += e - s;
             /* data only in DATA groups, tree blocks, superblocks and log
-             * areas only in METADATA groups */
+             * areas only in METADATA groups (group 0 may be both) */
             int is_data = sp[m].kind == SP_DATA;
             if (e > s && (g->flags == COW_BG_DATA || g->flags == COW_BG_METADATA) &&
                 is_data != (g->flags == COW_BG_DATA))
