@@ -119,26 +119,26 @@ static void survey(const uint8_t *img, size_t len, struct layout *l)
     ck_assert_uint_ne(l->fs_leaf, 0);
 }
 
-/* The first run of N free blocks inside one block group of type FLAGS
- * below the end of the file, not at AVOID (a run of AVOID_N blocks);
- * fails the test if there is none. */
-static uint64_t free_run(const struct layout *l, uint64_t flags, uint64_t n, uint64_t avoid,
-                         uint64_t avoid_n)
+/* Takes the first run of N free blocks inside one block group of type
+ * FLAGS (or a mixed one) below the end of the file: marks it used in L
+ * (so that the next call finds other space) and returns it; fails the test
+ * if there is none. */
+static uint64_t free_run(struct layout *l, uint64_t flags, uint64_t n)
 {
     for (int g = 0; g < l->nbg; g++) {
-        if (l->bg[g].flags != flags)
+        if (!(l->bg[g].flags & flags))
             continue;
         uint64_t end = l->bg[g].start + l->bg[g].len;
         if (end > l->len)
             end = l->len;
         for (uint64_t at = l->bg[g].start; at + n * BLK <= end; at += BLK) {
             int ok = 1;
-            for (uint64_t b = 0; b < n && ok; b++) {
-                uint64_t x = at + b * BLK;
-                ok = !l->used[x / BLK] && (x < avoid || x >= avoid + avoid_n * BLK);
-            }
-            if (ok)
+            for (uint64_t b = 0; b < n && ok; b++)
+                ok = !l->used[at / BLK + b];
+            if (ok) {
+                mark(l, at, n * BLK);
                 return at;
+            }
         }
     }
     ck_abort_msg("no run of %llu free blocks in a group of flags %llu", (unsigned long long)n,
@@ -156,20 +156,29 @@ static int group_of(const struct layout *l, uint64_t at)
 }
 
 /* A store's container: a file written over three commits (three data
- * extents of two blocks), no log.  *LEN its length. */
+ * extents of two blocks, the lowest ones), then a second file of a block
+ * group and a bit, so that the container has two groups at least; no log.
+ * *LEN its length. */
 static uint8_t *store_image(size_t *len)
 {
     struct cow_dev *dev;
-    struct cow_file *f;
+    struct cow_file *f, *big;
     struct cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
-    uint8_t buf[2 * BLK];
+    uint8_t buf[64 * 1024];
     uint64_t rs = 11;
     for (int i = 0; i < 3; i++) {
-        test_fill(&rs, buf, sizeof buf);
-        ck_assert_int_eq(cow_file_write(f, buf, sizeof buf, (uint64_t)i * sizeof buf), COW_OK);
+        test_fill(&rs, buf, 2 * BLK);
+        ck_assert_int_eq(cow_file_write(f, buf, 2 * BLK, (uint64_t)i * 2 * BLK), COW_OK);
         ck_assert_int_eq(cow_store_commit(st), COW_OK);
     }
+    ck_assert_int_eq(cow_file_open(st, "big", 1, &big), COW_OK);
+    for (uint64_t off = 0; off < COW_DEFAULT_BG_SIZE + sizeof buf; off += sizeof buf) {
+        test_fill(&rs, buf, sizeof buf);
+        ck_assert_int_eq(cow_file_write(big, buf, sizeof buf, off), COW_OK);
+    }
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint8_t *img = memdev_crash_image(dev, len);
+    cow_file_close(big);
     cow_file_close(f);
     cow_store_close(st);
     ck_assert_uint_eq(get32(img + SB_VERSION), COW_FORMAT_VERSION);
@@ -203,15 +212,13 @@ static void normalize(uint8_t *img, size_t len, struct layout *l)
     sb_recsum(sb);
 }
 
-/* normalize(), and a remap tree of one empty leaf in a free metadata
- * block, accounted in its group and in bytes_used. */
-static void prepare(uint8_t *img, size_t len, struct layout *l)
+/* A remap tree of one empty leaf in a free metadata block of IMG (L its
+ * layout), accounted in its group and in bytes_used. */
+static void add_remap_tree(uint8_t *img, struct layout *l)
 {
-    normalize(img, len, l);
     uint8_t *sb = sb_of(img, l);
-    uint64_t r = free_run(l, COW_BG_METADATA, 1, 0, 0);
+    uint64_t r = free_run(l, COW_BG_METADATA, 1);
     l->remap_leaf = r;
-    l->used[r / BLK] = 1;
     int g = group_of(l, r);
     uint8_t *eb = img + l->bg[g].leaf;
     put64(eb + l->bg[g].off + BG_USED, get64(eb + l->bg[g].off + BG_USED) + BLK);
@@ -221,6 +228,13 @@ static void prepare(uint8_t *img, size_t len, struct layout *l)
     put48(sb + SB_REMAP_TREE + RR_GENERATION, l->gen);
     sb[SB_REMAP_TREE + RR_LEVEL] = 0;
     sb_recsum(sb);
+}
+
+/* normalize() and add_remap_tree(). */
+static void prepare(uint8_t *img, size_t len, struct layout *l)
+{
+    normalize(img, len, l);
+    add_remap_tree(img, l);
 }
 
 /* One item of the remap leaf: a REMAP_ITEM unless TYPE says otherwise. */
@@ -294,17 +308,13 @@ static uint8_t *remapped_image(size_t *len, struct layout *l, struct item it[2])
     prepare(img, *len, l);
     ck_assert_int_ge(l->next, 2);
     uint64_t e = l->ext[0][0], n = l->ext[0][1];
-    uint64_t p = free_run(l, COW_BG_DATA, n / BLK, 0, 0);
-    uint64_t q = free_run(l, COW_BG_METADATA, 1, 0, 0);
+    uint64_t p = free_run(l, COW_BG_DATA, n / BLK);
+    uint64_t q = free_run(l, COW_BG_METADATA, 1);
     move(img, e, p, n);
     move(img, l->fs_leaf, q, BLK);
     it[0] = (struct item){e, n, p, 0};
     it[1] = (struct item){l->fs_leaf, BLK, q, 0};
     remap_leaf(img, l, it, 2, 0);
-    /* the targets are taken: free_run() finds other space */
-    for (uint64_t b = 0; b < n / BLK; b++)
-        l->used[p / BLK + b] = 1;
-    l->used[q / BLK] = 1;
     return img;
 }
 
@@ -424,7 +434,7 @@ START_TEST(fsck_remap_onto_moved_away_block)
             b = i;
     ck_assert_int_ge(b, 0);
     uint64_t n = l.ext[a][1], la = l.ext[a][0], lb = l.ext[b][0];
-    uint64_t p = free_run(&l, COW_BG_DATA, n / BLK, 0, 0);
+    uint64_t p = free_run(&l, COW_BG_DATA, n / BLK);
     move(img, lb, p, n);
     move(img, la, lb, n);
     struct item it[2] = {{la, n, lb, 0}, {lb, n, p, 0}};
@@ -587,7 +597,7 @@ START_TEST(fsck_remap_item_rules)
         want = "is the logical one";
         break;
     case 5: /* a logical run over the end of group 0 */
-        it[n++] = (struct item){bg - BLK, 2 * BLK, free_run(&l, COW_BG_DATA, 2, 0, 0), 0};
+        it[n++] = (struct item){bg - BLK, 2 * BLK, free_run(&l, COW_BG_DATA, 2), 0};
         want = "logical run";
         break;
     case 6: /* a physical run over the end of group 0 */
@@ -600,30 +610,30 @@ START_TEST(fsck_remap_item_rules)
         want = "ends beyond device_bytes";
         break;
     case 8:
-        it[n++] = (struct item){l.total, BLK, free_run(&l, COW_BG_DATA, 1, 0, 0), 0};
+        it[n++] = (struct item){l.total, BLK, free_run(&l, COW_BG_DATA, 1), 0};
         want = "ends beyond total_bytes";
         break;
     case 9: /* a second run over the second block of data extent 0 */
-        it[n++] = (struct item){it[0].logical + BLK, BLK, free_run(&l, COW_BG_DATA, 1, 0, 0), 0};
+        it[n++] = (struct item){it[0].logical + BLK, BLK, free_run(&l, COW_BG_DATA, 1), 0};
         want = "overlaps the logical run";
         break;
     case 10: { /* a free block remapped */
-        uint64_t f = free_run(&l, COW_BG_DATA, 1, 0, 0);
-        it[n++] = (struct item){f, BLK, free_run(&l, COW_BG_DATA, 1, f, 1), 0};
+        uint64_t f = free_run(&l, COW_BG_DATA, 1);
+        it[n++] = (struct item){f, BLK, free_run(&l, COW_BG_DATA, 1), 0};
         want = "which is not used";
         break;
     }
     case 11:
-        it[n++] = (struct item){0, BLK, free_run(&l, COW_BG_METADATA, 1, 0, 0), 0};
+        it[n++] = (struct item){0, BLK, free_run(&l, COW_BG_METADATA, 1), 0};
         want = "remaps superblock range [0, 8192), which never moves";
         break;
     case 12:
         ck_assert_uint_ne(l.log_blocks, 0);
-        it[n++] = (struct item){l.log[0], BLK, free_run(&l, COW_BG_METADATA, 1, 0, 0), 0};
+        it[n++] = (struct item){l.log[0], BLK, free_run(&l, COW_BG_METADATA, 1), 0};
         want = "remaps log area 0";
         break;
     case 13:
-        it[n++] = (struct item){l.remap_leaf, BLK, free_run(&l, COW_BG_METADATA, 1, 0, 0), 0};
+        it[n++] = (struct item){l.remap_leaf, BLK, free_run(&l, COW_BG_METADATA, 1), 0};
         want = "remaps remap tree block";
         break;
     case 14: /* two runs to one place */
@@ -644,11 +654,11 @@ START_TEST(fsck_remap_item_rules)
         want = "owner 2, expected 9";
         break;
     case 18: /* the target does not hold the data */
-        it[0].physical = free_run(&l, COW_BG_DATA, it[0].len / BLK, 0, 0);
+        it[0].physical = free_run(&l, COW_BG_DATA, it[0].len / BLK);
         want = "fail their checksum";
         break;
     case 19: /* the target does not hold the tree block */
-        it[1].physical = free_run(&l, COW_BG_METADATA, 1, 0, 0);
+        it[1].physical = free_run(&l, COW_BG_METADATA, 1);
         memset(img + it[1].physical, 0x5a, BLK);
         snprintf(buf, sizeof buf, "tree block %llu (stored at %llu): bad checksum",
                  (unsigned long long)it[1].logical, (unsigned long long)it[1].physical);
@@ -712,12 +722,13 @@ START_TEST(fsck_remap_log)
     uint8_t *img = memdev_crash_image(dev, &len);
     cow_file_close(f);
     cow_store_close(st);
-    prepare(img, len, &l);
+    normalize(img, len, &l);
     uint64_t x = logged_extent(img, &l);
     ck_assert(!l.used[x / BLK]); /* new space, not the commit's */
     l.used[x / BLK] = 1;
+    add_remap_tree(img, &l);
     uint64_t e = l.ext[0][0], n = l.ext[0][1];
-    uint64_t p = free_run(&l, COW_BG_DATA, n / BLK, 0, 0);
+    uint64_t p = free_run(&l, COW_BG_DATA, n / BLK);
     move(img, e, p, n);
     struct item it[1] = {{e, n, p, 0}};
     remap_leaf(img, &l, it, 1, 0);
