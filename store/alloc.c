@@ -172,6 +172,10 @@ void alloc_destroy(cow_store *st)
     free(st->ppinned);
     st->ppinned = NULL;
     st->nppinned = st->cppinned = st->npinned_remapped = 0;
+    free(st->cooling);
+    free(st->pcooling);
+    st->cooling = st->pcooling = NULL;
+    st->ncooling = st->ccooling = st->npcooling = st->cpcooling = 0;
 }
 
 int alloc_mark_used(cow_store *st, uint64_t bytenr, uint64_t len)
@@ -457,6 +461,10 @@ static int alloc_blocks_any(cow_store *st, uint64_t flags, uint64_t want, uint64
     if (want > blocks)
         want = blocks;
     uint64_t minrun = want < 32 ? want : 32;
+    /* first fit (a small container) looks for the whole run first: a
+     * large write is not cut at the first short hole */
+    if (small_container(st) && want > minrun)
+        minrun = want;
     for (int attempt = 0; attempt < 3; attempt++) {
         int ok = find_run(st, flags, *cursor, want, minrun, bytenr, got);
         if (!ok && attempt == 0 && !roomy(st, flags) && alloc_add_group(st, flags) == COW_OK)
@@ -545,31 +553,78 @@ void alloc_unalloc(cow_store *st, uint64_t bytenr, uint64_t len)
     g->dirty = 1;
 }
 
-void alloc_unpin_all(cow_store *st)
+/* Makes the logical runs V[0..N) free (cleared in the logical bitmap,
+ * dropped from the block cache). */
+static void release_logical(cow_store *st, const struct byte_run *v, size_t n)
 {
-    lk_assert_held(&st->lock);
-    /* Every pinned run went through remap_commit_frees (commit.c), which
-     * said where it is stored (ppinned); a run it did not see (none
-     * should exist) is stored at its own address. */
-    for (size_t k = st->npinned_remapped; k < st->npinned; k++)
-        alloc_phys_pin(st, st->pinned[k].bytenr, st->pinned[k].bytes);
-    for (size_t k = 0; k < st->npinned; k++) {
-        struct bgroup *g = bg_of(st, st->pinned[k].bytenr);
-        uint64_t i0 = (st->pinned[k].bytenr - g->start) / COW_BLOCK_SIZE;
-        uint64_t n = st->pinned[k].bytes / COW_BLOCK_SIZE;
-        for (uint64_t i = 0; i < n; i++) {
+    for (size_t k = 0; k < n; k++) {
+        struct bgroup *g = bg_of(st, v[k].bytenr);
+        uint64_t i0 = (v[k].bytenr - g->start) / COW_BLOCK_SIZE;
+        uint64_t nb = v[k].bytes / COW_BLOCK_SIZE;
+        for (uint64_t i = 0; i < nb; i++) {
             bit_clear(g->bitmap, i0 + i);
             if (!bit_get(g->pbitmap, i0 + i))
                 g->nfree++;
-            cache_drop(&st->cache, st->pinned[k].bytenr + i * COW_BLOCK_SIZE);
+            cache_drop(&st->cache, v[k].bytenr + i * COW_BLOCK_SIZE);
         }
         g->maxrun = g->len / COW_BLOCK_SIZE;
     }
+}
+
+/* Moves the N runs of *FROM onto the end of *TO (growing it). */
+static int append_runs(struct byte_run **to, size_t *nto, size_t *cto, const struct byte_run *from,
+                       size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (vec_reserve(*to, *cto, *nto + n))
+        return -1;
+    memcpy(*to + *nto, from, n * sizeof *from);
+    *nto += n;
+    return 0;
+}
+
+void alloc_unpin_all(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    /* Every pinned run went through remaptree_commit_frees (commit.c),
+     * which said where it is stored (ppinned); a run it did not see (none
+     * should exist) is stored at its own address. */
+    for (size_t k = st->npinned_remapped; k < st->npinned; k++)
+        alloc_phys_pin(st, st->pinned[k].bytenr, st->pinned[k].bytes);
+    /* What the commit before this one freed is free now; what this one
+     * freed cools until the next flushed commit: the commit before the
+     * newest stays whole on the device (first-fit allocation would
+     * otherwise reuse its blocks at once). */
+    release_logical(st, st->cooling, st->ncooling);
+    for (size_t k = 0; k < st->npcooling; k++)
+        alloc_phys_clear(st, st->pcooling[k].bytenr, st->pcooling[k].bytes);
+    st->ncooling = st->npcooling = 0;
+    if (append_runs(&st->cooling, &st->ncooling, &st->ccooling, st->pinned, st->npinned) ||
+        append_runs(&st->pcooling, &st->npcooling, &st->cpcooling, st->ppinned, st->nppinned)) {
+        /* no memory to keep them cooling: free them now (still safe:
+         * this commit is flushed) */
+        release_logical(st, st->pinned, st->npinned);
+        for (size_t k = 0; k < st->nppinned; k++)
+            alloc_phys_clear(st, st->ppinned[k].bytenr, st->ppinned[k].bytes);
+        st->ncooling = st->npcooling = 0;
+    }
     st->npinned = 0;
     st->npinned_remapped = 0;
-    for (size_t k = 0; k < st->nppinned; k++)
-        alloc_phys_clear(st, st->ppinned[k].bytenr, st->ppinned[k].bytes);
     st->nppinned = 0;
+}
+
+int alloc_is_freed(cow_store *st, uint64_t bytenr)
+{
+    lk_assert_held(&st->lock);
+    for (size_t k = 0; k < st->npinned; k++)
+        if (bytenr >= st->pinned[k].bytenr && bytenr - st->pinned[k].bytenr < st->pinned[k].bytes)
+            return 1;
+    for (size_t k = 0; k < st->ncooling; k++)
+        if (bytenr >= st->cooling[k].bytenr &&
+            bytenr - st->cooling[k].bytenr < st->cooling[k].bytes)
+            return 1;
+    return 0;
 }
 
 /* ---- physical space (relocation) ---- */

@@ -109,13 +109,21 @@ static int group_has_log_area(cow_store *st, const struct bgroup *g)
     return 0;
 }
 
-/* Marks in BM (one bit per block of G) the blocks of G that the running
- * transaction freed (pinned). */
+/* Marks in BM (one bit per block of G) the blocks of G that were freed
+ * and are not allocatable yet (pinned by the running transaction, or
+ * cooling after the last flushed commit). */
+static void mark_runs(const struct bgroup *g, uint8_t *bm, const struct byte_run *v, size_t n);
 static void pinned_in(cow_store *st, const struct bgroup *g, uint8_t *bm)
 {
     memset(bm, 0, (size_t)(g->len / BLK + 7) / 8);
-    for (size_t k = 0; k < st->npinned; k++) {
-        uint64_t a = st->pinned[k].bytenr, e = a + st->pinned[k].bytes;
+    mark_runs(g, bm, st->pinned, st->npinned);
+    mark_runs(g, bm, st->cooling, st->ncooling);
+}
+
+static void mark_runs(const struct bgroup *g, uint8_t *bm, const struct byte_run *v, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        uint64_t a = v[k].bytenr, e = a + v[k].bytes;
         if (e <= g->start || a >= g->start + g->len)
             continue;
         if (a < g->start)

@@ -288,6 +288,12 @@ struct cow_store {
     struct byte_run *ppinned;
     size_t nppinned, cppinned;
     size_t npinned_remapped;
+    /* What the last flushed commit freed (logical and physical runs): kept
+     * out of allocation until the next flushed commit, so that the commit
+     * before the newest stays whole on the device (open falls back to it
+     * when the newest is torn or damaged; see alloc_unpin_all). */
+    struct byte_run *cooling, *pcooling;
+    size_t ncooling, ccooling, npcooling, cpcooling;
     uint64_t file_bytes; /* the container file's size as last grown or
                           * shrunk (0: unknown, ask the device) */
     uint64_t sb_device_bytes; /* device_bytes of the last superblock written */
@@ -460,8 +466,12 @@ uint64_t alloc_phys_free_below(cow_store *st, uint64_t limit);
 /* Makes sure the container file covers [0, END) with space reserved
  * (growing it to the end of END's group).  COW_ENOSPC, COW_EIO_*. */
 int alloc_back(cow_store *st, uint64_t end);
-/* After a commit: pinned space becomes free. */
+/* After a flushed commit: what the commit before it freed becomes free,
+ * and what this one freed waits for the next (cooling). */
 void alloc_unpin_all(cow_store *st);
+/* 1 if block BYTENR was freed and is not allocatable yet (pinned by the
+ * running transaction, or cooling). */
+int alloc_is_freed(cow_store *st, uint64_t bytenr);
 /* Makes sure at least DATA blocks are free in data groups and META in
  * metadata groups, growing the container if needed.  COW_ENOSPC. */
 int alloc_reserve(cow_store *st, uint64_t data, uint64_t meta);

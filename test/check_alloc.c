@@ -48,7 +48,17 @@ START_TEST(alloc_pinned_not_reused)
     }
     st->txn_dirty = 1;
     ck_assert_int_eq(commit_transaction(st, 1), COW_OK);
-    /* after the commit it is free again */
+    /* after that commit it cools: the commit before the newest stays
+     * whole (alloc_unpin_all) */
+    for (int i = 0; i < 200; i++) {
+        ck_assert_int_eq(alloc_blocks(st, 1, i & 1, &b, &got), COW_OK);
+        ck_assert_msg(b < a || b >= a + 8 * COW_BLOCK_SIZE, "cooling block %llu reused",
+                      (unsigned long long)b);
+        ck_assert_int_eq(alloc_free(st, b, COW_BLOCK_SIZE), COW_OK);
+    }
+    st->txn_dirty = 1;
+    ck_assert_int_eq(commit_transaction(st, 1), COW_OK);
+    /* after the next flushed commit it is free again */
     st->data_cursor = 0;
     int seen = 0;
     for (int i = 0; i < 2000 && !seen; i++) {
