@@ -157,8 +157,8 @@ static int group_of(const struct layout *l, uint64_t at)
 
 /* A store's container: a file written over three commits (three data
  * extents of two blocks, the lowest ones), then a second file of a block
- * group and a bit, so that the container has two groups at least; no log.
- * *LEN its length. */
+ * group and a bit, cut to nothing, so that the container has two groups at
+ * least and free space high up; no log.  *LEN its length. */
 static uint8_t *store_image(size_t *len)
 {
     struct cow_dev *dev;
@@ -176,6 +176,8 @@ static uint8_t *store_image(size_t *len)
         test_fill(&rs, buf, sizeof buf);
         ck_assert_int_eq(cow_file_write(big, buf, sizeof buf, off), COW_OK);
     }
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(cow_file_truncate(big, 0), COW_OK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint8_t *img = memdev_crash_image(dev, len);
     cow_file_close(big);
@@ -473,41 +475,36 @@ static uint64_t used_end(const struct layout *l)
 }
 
 /*
- * Version 3 lets the file end at device_bytes, below total_bytes; not
- * below device_bytes, and no used block may lie at or past it.  Version 2
- * keeps the old rule: the file covers total_bytes.  An empty remap tree is
- * legal.
+ * Version 3 lets the file end at device_bytes, below total_bytes (here the
+ * standard image, cut after the last block anything is stored in); not
+ * below device_bytes, and no used block may be stored at or past it.
+ * Version 2 keeps the old rule: the file covers total_bytes.  An empty
+ * remap tree is legal.
  */
 START_TEST(fsck_remap_device_bytes)
 {
     size_t len;
     struct layout l;
-    uint8_t *img = store_image(&len);
-    normalize(img, len, &l);
-    uint64_t u = used_end(&l);
-    ck_assert_msg(u < len, "no free block at the end of the container (%llu bytes)",
-                  (unsigned long long)len);
-    uint8_t *sb = sb_of(img, &l);
+    struct item it[2];
     struct cow_fsck_result res;
-    expect_clean(img, len, &res);
+    uint8_t *img = remapped_image(&len, &l, it);
+    for (int i = 0; i < 2; i++) /* stored elsewhere now */
+        for (uint64_t b = it[i].logical / BLK; b < (it[i].logical + it[i].len) / BLK; b++)
+            l.used[b] = 0;
+    uint64_t u = used_end(&l);
+    ck_assert_uint_lt(u, len);
+    uint8_t *sb = sb_of(img, &l);
     put64(sb + SB_DEVICE_BYTES, u);
     sb_recsum(sb);
     expect_clean(img, len, &res); /* a longer file is legal */
     expect_clean(img, u, &res);   /* the file ends at device_bytes */
     ck_assert_uint_eq(res.device_bytes, u);
     ck_assert_uint_gt(res.total_bytes, u);
+    ck_assert_uint_eq(res.remap_items, 2);
     expect_problem(img, u - BLK, "container file is truncated");
     put64(sb + SB_DEVICE_BYTES, u - BLK);
     sb_recsum(sb);
     expect_problem(img, len, "beyond device_bytes");
-    /* version 2: the file must reach total_bytes */
-    put64(sb + SB_DEVICE_BYTES, len);
-    sb_recsum(sb);
-    to_v2(img, &l);
-    expect_clean(img, len, &res);
-    ck_assert_uint_eq(res.format_version, 2);
-    ck_assert_uint_eq(res.device_bytes, res.total_bytes);
-    expect_problem(img, u, "container file is truncated");
     free(img);
     free(l.used);
     /* an empty remap tree */
@@ -516,6 +513,17 @@ START_TEST(fsck_remap_device_bytes)
     remap_leaf(img, &l, NULL, 0, 0);
     expect_clean(img, len, &res);
     ck_assert_uint_eq(res.remap_items, 0);
+    free(img);
+    free(l.used);
+    /* version 2: the file must reach total_bytes */
+    img = store_image(&len);
+    normalize(img, len, &l);
+    to_v2(img, &l);
+    expect_clean(img, len, &res);
+    ck_assert_uint_eq(res.format_version, 2);
+    ck_assert_uint_eq(res.device_bytes, res.total_bytes);
+    ck_assert_uint_le(res.total_bytes, len);
+    expect_problem(img, res.total_bytes - BLK, "container file is truncated");
     free(img);
     free(l.used);
 }
