@@ -37,6 +37,7 @@ static const struct {
     {"util", util_suite},
     {"lockdep", lockdep_suite},
     {"reloc", reloc_suite},
+    {"fsck_remap", fsck_remap_suite},
 };
 #define NSUITES (sizeof suites / sizeof suites[0])
 

@@ -35,6 +35,7 @@ Suite *upgrade_suite(void);
 Suite *util_suite(void);
 Suite *lockdep_suite(void);
 Suite *reloc_suite(void);
+Suite *fsck_remap_suite(void);
 
 /* The run's seed: COW_TEST_SEED if set, else from the clock; printed once. */
 uint64_t test_seed(void);

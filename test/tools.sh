@@ -190,6 +190,11 @@ for pat in 'INODE_ITEM' 'name "db"' 'EXTENT_DATA' 'METADATA_ITEM' 'BLOCK_GROUP_I
     'ROOT_ITEM' '^using superblock copy' '^  log areas ' '^log' '^  end: '; do
     if grep -q -- "$pat" out; then ok "dump shows $pat"; else bad "dump shows $pat" "missing"; fi
 done
+# format version 3: each superblock copy's device_bytes and remap tree root
+for pat in '^  device_bytes [0-9]+$' '^  remap tree +(none|bytenr [0-9]+ )'; do
+    n=$(grep -E -c -- "$pat" out || true)
+    if [ "$n" = 2 ]; then ok "dump shows $pat twice"; else bad "dump shows $pat twice" "$n times"; fi
+done
 fsroot=$(sed -n 's/^subvolume 256 tree (root \([0-9]*\),.*/\1/p' out | head -n 1)
 extroot=$(sed -n 's/^extent tree (root \([0-9]*\),.*/\1/p' out | head -n 1)
 data=$(sed -n 's/.*disk_bytenr \([0-9]*\) .*/\1/p' out | head -n 1)

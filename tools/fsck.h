@@ -45,15 +45,23 @@ struct cow_fsck_result {
     uint64_t files;           /* INODE_ITEMs of files (ino >= 257), all subvolumes */
     uint64_t log_records;     /* valid log records pending replay (legal: a note) */
     uint64_t log_blocks;      /* ... and their length in blocks */
-    uint32_t format_version;  /* of the superblock copy used (1 or 2), 0 if none */
+    uint32_t format_version;  /* of the superblock copy used (1, 2 or 3), 0 if none */
+    uint64_t device_bytes;    /* superblock device_bytes (versions 1, 2: total_bytes) */
+    uint64_t remap_items;     /* REMAP_ITEMs in the remap tree */
+    uint64_t remapped_bytes;  /* bytes their logical runs cover (usable ones) */
+    uint64_t physical_bytes;  /* recomputed: bytes of the file holding a used
+                               * block, each once, wherever it is stored */
 };
 
 /*
  * Checks the container at PATH (a file system path) and everything that can
- * be checked in it: superblocks, every tree block of every tree (checksum,
- * header, key order, key-pointer bounds), tree block and data extent
- * reference counts, checksum items, block-group accounting, overlapping or
- * out-of-range space (log areas included), the files of every subvolume,
+ * be checked in it: superblocks (format versions 1, 2 and 3), every tree
+ * block of every tree (checksum, header, key order, key-pointer bounds),
+ * tree block and data extent reference counts, checksum items, block-group
+ * accounting (logical), overlapping or out-of-range space (log areas
+ * included), the remap tree's REMAP_ITEMs and the physical space they
+ * imply (every used block stored once, below device_bytes; every read of
+ * a tree or data block goes through them), the files of every subvolume,
  * with COW_FSCK_DATA every written data block against its checksum
  * (preallocated blocks never written hold nothing to check), and the records
  * pending replay in the log.  FLAGS is a mask of COW_FSCK_*.
@@ -90,8 +98,11 @@ int cow_fsck_progress(const char *path, unsigned flags, FILE *out, struct cow_fs
 
 /*
  * Writes a decoded listing of the container at PATH to OUT: both superblock
- * copies, then every block of the root, extent and csum trees and of every
+ * copies (with device_bytes and the remap tree root from version 3 on),
+ * then every block of the remap tree (its REMAP_ITEMs as "logical L length
+ * N -> physical P"), of the root, extent and csum trees and of every
  * subvolume tree (from the ROOT_ITEMs of the root tree), each block once,
+ * read through the remap runs (a moved block says where it is stored),
  * with every item decoded, then the valid records of the log (in the log
  * area of the superblock copy in use) and why the log ends there.  Works on damaged containers: a block that
  * fails a check is shown with what is wrong, and its children are followed
@@ -99,7 +110,7 @@ int cow_fsck_progress(const char *path, unsigned flags, FILE *out, struct cow_fs
  *
  * With BYTENR != UINT64_MAX only that one block is decoded (any block: a
  * superblock at 0 or 4096, a tree block, a log record's first block, or
- * data shown as a hex dump).
+ * data shown as a hex dump), read at that file offset (no remap runs).
  *
  * Returns 0, or a negative errno value (open, fstat, pread, or -ENOMEM)
  * after writing one line saying why to OUT.  OUT must not be NULL.

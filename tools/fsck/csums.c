@@ -51,7 +51,8 @@ void fsck_check_csums(struct fsck *f)
  * 2).  The other blocks were preallocated and never written (only PREALLOC
  * items map them) or are mapped by nothing: their crcs are placeholders and
  * their contents whatever the space held before, so they are not read.
- * Each run of mapped blocks is read with one pread.
+ * Each run of mapped blocks is read from where the remap runs say it is
+ * stored, with one pread per piece.
  */
 void fsck_check_data(struct fsck *f)
 {
@@ -62,8 +63,10 @@ void fsck_check_data(struct fsck *f)
     }
     for (size_t i = 0; i < f->ndx && !f->fatal; i++) {
         struct dext *d = &f->dx[i];
+        /* an extent stored past the end of the file is a problem of
+         * fsck_check_remap_space */
         if (!d->has_item || !d->has_csum || (uint64_t)d->ncsum * BS != d->item_len ||
-            fsck_range_end(d->bytenr, d->item_len) > f->fsize)
+            fsck_phys_end(&f->xlate, d->bytenr, d->item_len) > f->fsize)
             continue;
         const uint32_t *csum = f->pool + d->csum_off;
         uint32_t checked = 0, bad = 0, first = 0, first_c = 0;
@@ -77,7 +80,7 @@ void fsck_check_data(struct fsck *f)
             while (e < d->ncsum && fsck_bmap_has(d->reg, e))
                 e++;
             uint64_t at = d->bytenr + (uint64_t)b * BS;
-            int rd = fsck_read_at(f->fd, buf, (size_t)(e - b) * BS, at);
+            int rd = fsck_read_logical(f->fd, &f->xlate, buf, (size_t)(e - b) * BS, at);
             fsck_progress(f, (uint64_t)(e - b) * BS);
             if (rd) {
                 fsck_problem(f, "data extent %" PRIu64 ": read failed at block %" PRIu64 ": %s",

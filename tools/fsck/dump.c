@@ -1,5 +1,8 @@
 /*
  * dump.c - cowctl dump: a decoded listing of a container (tools/fsck.h).
+ * The remap tree (format version 3) is shown first, its blocks read at
+ * their own address; its REMAP_ITEMs then translate the reads of every
+ * other tree's blocks and of the data the log names, as fsck's (remap.c).
  */
 #include "fsck_int.h"
 
@@ -17,6 +20,8 @@ struct dumper {
     size_t nsv, capsv;
     struct names names; /* ROOT_NAMEs found there */
     struct u64map namemap; /* subvolume id -> index of its (first) name */
+    int collect_remap;  /* showing the remap tree: keep its REMAP_ITEMs in rm */
+    struct remaps rm;   /* the runs, sorted once the remap tree is shown */
     int fatal;
 };
 
@@ -173,6 +178,12 @@ static void dump_item(struct dumper *d, const struct cow_key *k, const uint8_t *
         fprintf(out, "%sused %" PRIu64 " flags 0x%" PRIx64 "\n", ind, get64(p + BG_USED),
                 get64(p + BG_FLAGS));
         return;
+    case COW_REMAP_ITEM:
+        if (size != REMAP_ITEM_SIZE)
+            break;
+        fprintf(out, "%slogical %" PRIu64 " length %" PRIu64 " -> physical %" PRIu64 "\n", ind,
+                k->objectid, k->offset, get64(p + REMAP_PHYSICAL));
+        return;
     default:
         if (d->flags & COW_DUMP_HEX)
             hexdump(out, p, size, 0, ind);
@@ -200,14 +211,26 @@ static void dump_superblock(struct dumper *d, int copy, const uint8_t *sb, int r
             v1 ? " (format version 1: a writable open upgrades it)"
                : ver == COW_FORMAT_VERSION ? "" : " (not a version this build reads)",
             get32(sb + SB_BLOCK_SIZE), get32(sb + SB_FLAGS));
+    int v3 = ver >= COW_FORMAT_VERSION;
     fprintf(out, "  generation %" PRIu64 " bg_size %" PRIu64 " total_bytes %" PRIu64
                  " bytes_used %" PRIu64 "\n",
             get64(sb + SB_GENERATION), get64(sb + SB_BG_SIZE), get64(sb + SB_TOTAL_BYTES),
             get64(sb + SB_BYTES_USED));
+    if (v3)
+        fprintf(out, "  device_bytes %" PRIu64 "\n", get64(sb + SB_DEVICE_BYTES));
+    else
+        fprintf(out, "  (version %u: no device_bytes, the file covers total_bytes; no remap "
+                     "tree)\n",
+                ver);
     for (int t = 0; t < T_NSB; t++) {
         const uint8_t *p = sb + sb_root_off[t];
-        fprintf(out, "  %-11s bytenr %" PRIu64 " generation %" PRIu64 " level %u\n",
-                class_name[t], get64(p + RR_BYTENR), get48(p + RR_GENERATION), p[RR_LEVEL]);
+        if (t == T_REMAP && !v3)
+            continue;
+        if (t == T_REMAP && !fsck_sb_has_remap(sb))
+            fprintf(out, "  %-11s none\n", class_name[t]);
+        else
+            fprintf(out, "  %-11s bytenr %" PRIu64 " generation %" PRIu64 " level %u\n",
+                    class_name[t], get64(p + RR_BYTENR), get48(p + RR_GENERATION), p[RR_LEVEL]);
     }
     fprintf(out, "  log areas %" PRIu64 " and %" PRIu64 ", log_blocks %u, log_id 0x%016" PRIx64 "%s\n",
             get64(sb + SB_LOG_AREA0), get64(sb + SB_LOG_AREA1), get32(sb + SB_LOG_BLOCKS),
@@ -241,10 +264,11 @@ static void dump_superblock(struct dumper *d, int copy, const uint8_t *sb, int r
 /*
  * Shows the block at BYTENR, expected at EXP_LEVEL (-1: unknown) and, with
  * RECURSE, its children (each block once; children only while levels go
- * down by one).  COLLECT_ROOTS records ROOT_ITEMs for the subvolume trees.
+ * down by one).  Blocks are read through the remap runs XL (NULL: at their
+ * own address).  COLLECT_ROOTS records ROOT_ITEMs for the subvolume trees.
  */
-static void dump_tree_block(struct dumper *d, uint64_t bytenr, int exp_level, unsigned depth,
-                            int recurse, int collect_roots)
+static void dump_tree_block(struct dumper *d, const struct remaps *xl, uint64_t bytenr,
+                            int exp_level, unsigned depth, int recurse, int collect_roots)
 {
     FILE *out = d->out;
     char ind[2 * (COW_MAX_LEVEL + 2) + 8];
@@ -267,9 +291,13 @@ static void dump_tree_block(struct dumper *d, uint64_t bytenr, int exp_level, un
         return;
     }
     uint8_t b[BS];
-    int rd = fsck_read_at(d->fd, b, BS, bytenr);
+    uint64_t contig, phys = fsck_remap_phys(xl, bytenr, &contig);
+    char stored[48] = "";
+    if (phys != bytenr)
+        snprintf(stored, sizeof(stored), " (stored at %" PRIu64 ")", phys);
+    int rd = fsck_read_logical(d->fd, xl, b, BS, bytenr);
     if (rd) {
-        fprintf(out, "%sblock %" PRIu64 ": cannot read: %s\n", ind, bytenr,
+        fprintf(out, "%sblock %" PRIu64 "%s: cannot read: %s\n", ind, bytenr, stored,
                 rd == 1 ? "past end of file" : strerror(rd));
         return;
     }
@@ -290,8 +318,8 @@ static void dump_tree_block(struct dumper *d, uint64_t bytenr, int exp_level, un
             hexdump(out, b, BS, bytenr, ind);
         return;
     }
-    fprintf(out, "%s%s %" PRIu64 " level %u items %u generation %" PRIu64 " owner %" PRIu64, ind,
-            level ? "node" : "leaf", bytenr, level, n, get64(b + TB_GENERATION),
+    fprintf(out, "%s%s %" PRIu64 "%s level %u items %u generation %" PRIu64 " owner %" PRIu64,
+            ind, level ? "node" : "leaf", bytenr, stored, level, n, get64(b + TB_GENERATION),
             get64(b + TB_OWNER));
     if (c == s)
         fprintf(out, " csum ok");
@@ -322,6 +350,18 @@ static void dump_tree_block(struct dumper *d, uint64_t bytenr, int exp_level, un
                 continue;
             }
             dump_item(d, &k, b + off, size, ind2);
+            if (d->collect_remap && k.type == COW_REMAP_ITEM && size == REMAP_ITEM_SIZE) {
+                /* translated as the store would: whole blocks elsewhere */
+                struct remap r = {k.objectid, k.offset, get64(b + off + REMAP_PHYSICAL),
+                                  bytenr, 1};
+                if (r.len && r.len % BS == 0 && r.logical % BS == 0 && r.physical % BS == 0 &&
+                    r.physical != r.logical && fsck_range_end(r.logical, r.len) < UINT64_MAX &&
+                    fsck_range_end(r.physical, r.len) < UINT64_MAX &&
+                    fsck_remaps_add(&d->rm, &r)) {
+                    d->fatal = -ENOMEM;
+                    return;
+                }
+            }
             if (collect_roots && k.type == COW_ROOT_ITEM && size == ROOT_ITEM_SIZE &&
                 d->nsv < 100000) {
                 if (fsck_vec_reserve((void **)&d->sv, &d->capsv, d->nsv + 1, sizeof(*d->sv))) {
@@ -360,7 +400,7 @@ static void dump_tree_block(struct dumper *d, uint64_t bytenr, int exp_level, un
         return;
     }
     for (unsigned i = 0; i < n && !d->fatal; i++)
-        dump_tree_block(d, node_child(b, i), (int)level - 1, depth + 1, 1, collect_roots);
+        dump_tree_block(d, xl, node_child(b, i), (int)level - 1, depth + 1, 1, collect_roots);
 }
 
 /* One line per item of a log record: its key and what it says. */
@@ -435,6 +475,7 @@ static void dump_log(struct dumper *d, const uint8_t *sb, int c)
     struct logscan s;
     fsck_log_scan_init(&s, d->fd, d->fsize, area, nb, get64(sb + SB_LOG_ID),
                        get64(sb + SB_GENERATION));
+    s.remap = &d->rm;
     uint64_t n = 0, blocks = 0;
     int rc;
     while ((rc = fsck_log_next(&s)) == 1) {
@@ -495,7 +536,7 @@ int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
         if (bytenr < 2 * BS && bytenr % BS == 0)
             dump_superblock(&d, (int)(bytenr / BS), sb[bytenr / BS], rd[bytenr / BS]);
         else
-            dump_tree_block(&d, bytenr, -1, 0, 0, 0);
+            dump_tree_block(&d, NULL, bytenr, -1, 0, 0, 0); /* a physical read */
         goto out;
     }
     for (int i = 0; i < 2; i++)
@@ -521,13 +562,28 @@ int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
     }
     fprintf(out, "using superblock copy %d, generation %" PRIu64 ", format version %u\n", c,
             get64(sb[c] + SB_GENERATION), get32(sb[c] + SB_VERSION));
-    for (int t = 0; t < T_NSB && !d.fatal; t++) {
+    /* the remap tree first, at its own address: the others are read
+     * through its runs */
+    static const int order[T_NSB] = {T_REMAP, T_ROOT, T_EXTENT, T_CSUM};
+    for (int i = 0; i < T_NSB && !d.fatal; i++) {
+        int t = order[i];
         const uint8_t *p = sb[c] + sb_root_off[t];
         uint64_t r = get64(p + RR_BYTENR);
+        if (t == T_REMAP && !fsck_sb_has_remap(sb[c])) {
+            if (get32(sb[c] + SB_VERSION) >= COW_FORMAT_VERSION)
+                fprintf(out, "\nremap tree: none (nothing is remapped)\n");
+            continue;
+        }
         fprintf(out, "\n%s (root %" PRIu64 ", generation %" PRIu64 ", level %u):\n",
                 class_name[t], r, get48(p + RR_GENERATION), p[RR_LEVEL]);
-        dump_tree_block(&d, r, p[RR_LEVEL] < COW_MAX_LEVEL ? p[RR_LEVEL] : COW_MAX_LEVEL - 1, 0,
-                        1, t == T_ROOT);
+        d.collect_remap = t == T_REMAP;
+        dump_tree_block(&d, t == T_REMAP ? NULL : &d.rm, r,
+                        p[RR_LEVEL] < COW_MAX_LEVEL ? p[RR_LEVEL] : COW_MAX_LEVEL - 1, 0, 1,
+                        t == T_ROOT);
+        if (t == T_REMAP) {
+            d.collect_remap = 0;
+            fsck_remaps_sort(&d.rm);
+        }
     }
     for (size_t i = 0; i < d.nsv && !d.fatal; i++) {
         struct subvol *s = &d.sv[i];
@@ -552,8 +608,8 @@ int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
         }
         fprintf(out, "root %" PRIu64 ", generation %" PRIu64 ", level %u):\n", s->bytenr, s->gen,
                 s->level);
-        dump_tree_block(&d, s->bytenr, s->level < COW_MAX_LEVEL ? (int)s->level : COW_MAX_LEVEL - 1,
-                        0, 1, 0);
+        dump_tree_block(&d, &d.rm, s->bytenr,
+                        s->level < COW_MAX_LEVEL ? (int)s->level : COW_MAX_LEVEL - 1, 0, 1, 0);
     }
     if (!d.fatal)
         dump_log(&d, sb[c], c);
@@ -565,6 +621,7 @@ out:;
     fsck_names_free(&d.names);
     fsck_map_free(&d.namemap);
     fsck_map_free(&d.seen);
+    fsck_remaps_free(&d.rm);
     close(d.fd);
     return rc;
 }

@@ -10,8 +10,15 @@
  *   1. superblocks: both copies; the newest valid one is used (a torn
  *      newest one only if the other holds the commit it names).  Its log
  *      areas are owned by the superblock (used space without extent items).
+ *      Format versions 1, 2 and 3 are read; version 3 adds device_bytes
+ *      (the file may be shorter than total_bytes, not than device_bytes)
+ *      and the remap tree.
  *   2. structure: every tree is walked from its root (superblock root refs,
- *      then the ROOT_ITEMs of the root tree), each distinct block once.  A
+ *      then the ROOT_ITEMs of the root tree), each distinct block once.
+ *      The remap tree goes first, its blocks read at their own address:
+ *      its REMAP_ITEMs (checked one by one) become the translation that
+ *      every later read of a tree or data block by its logical address
+ *      goes through (remap.c).  A
  *      block is checked on its first visit (checksum, header, item layout,
  *      key order, items one by one); every later visit through another
  *      parent only counts a reference and checks the pointer (generation,
@@ -29,9 +36,11 @@
  *      each other and the ROOT_ITEMs.
  *   3. cross-checks: tree block and data extent refcounts, csum items,
  *      space (overlaps, bounds, block group accounting, the superblocks and
- *      log areas included), each only when the trees it depends on were
- *      read completely, so that one damaged block gives one problem rather
- *      than a thousand consequential ones.
+ *      log areas included; logical, as the trees name blocks), then the
+ *      remap runs against the used space and the physical space (every
+ *      used block stored once, below device_bytes), each only when the
+ *      trees it depends on were read completely, so that one damaged block
+ *      gives one problem rather than a thousand consequential ones.
  *   4. files: each subvolume tree is read again in key order to check its
  *      inodes, names and file extents, the whole tree of every subvolume,
  *      shared blocks included; then, with COW_FSCK_DATA, every data
@@ -47,8 +56,9 @@
  *      whole record that proves a flushed commit or record lost (a
  *      problem: see docs/DESIGN.md, "Damage a crash cannot cause").
  *
- * The passes' files (tools/fsck/): super.c (1); walk.c and subvols.c (2);
- * extents.c, csums.c and space.c (3); files.c and csums.c (4); log.c (5).
+ * The passes' files (tools/fsck/): super.c (1); walk.c, remap.c and
+ * subvols.c (2); extents.c, csums.c, space.c and remap.c (3); files.c and
+ * csums.c (4); log.c (5).
  * util.c holds what they share (containers, names, reading, messages),
  * fsck_int.h their state; dump.c is cowctl dump.
  *
@@ -68,17 +78,25 @@ static void fsck_run(struct fsck *f)
     char from[64];
     if (fsck_check_superblocks(f))
         return;
-    /* the superblock's trees */
-    for (int t = 0; t < T_NSB; t++) {
+    /* the superblock's trees: the remap tree first (at its own address),
+     * since every other block is read through its runs */
+    static const int order[T_NSB] = {T_REMAP, T_ROOT, T_EXTENT, T_CSUM};
+    for (int i = 0; i < T_NSB; i++) {
+        int t = order[i];
         struct rootref *rr = &f->rr[t];
-        f->tree_ok[t] = 0;
-        if (!rr->valid)
-            continue;
-        snprintf(from, sizeof(from), "superblock %s root", class_name[t]);
-        uint32_t r = fsck_walk_tree(f, t, class_owner[t], rr->bytenr, rr->gen, rr->level, from);
+        f->tree_ok[t] = t == T_REMAP && !f->remap_ref; /* none: complete */
+        if (rr->valid) {
+            snprintf(from, sizeof(from), "superblock %s root", class_name[t]);
+            uint32_t r = fsck_walk_tree(f, t, class_owner[t], rr->bytenr, rr->gen, rr->level,
+                                        from);
+            if (f->fatal)
+                return;
+            f->tree_ok[t] = r != NOIDX && !f->blk[r].sub_bad;
+        }
+        if (t == T_REMAP)
+            fsck_remap_build(f);
         if (f->fatal)
             return;
-        f->tree_ok[t] = r != NOIDX && !f->blk[r].sub_bad;
     }
     /* the subvolumes */
     f->r->subvolumes = f->nsv;
@@ -116,6 +134,9 @@ static void fsck_run(struct fsck *f)
     for (int t = 0; t < T_NSB; t++)
         all_ok = all_ok && f->tree_ok[t];
     fsck_check_space(f, all_ok);
+    if (f->fatal)
+        return;
+    fsck_check_remap_space(f);
     if (f->fatal)
         return;
     /* files: every subvolume over its whole tree, shared blocks and all
@@ -193,6 +214,9 @@ int cow_fsck_progress(const char *path, unsigned flags, FILE *out, struct cow_fs
     free(f.pool);
     free(f.sv);
     free(f.sp);
+    fsck_remaps_free(&f.rm);
+    fsck_remaps_free(&f.xlate);
+    fsck_remaps_free(&f.xphys);
     fsck_names_free(&f.names);
     fsck_map_free(&f.svmap);
     fsck_map_free(&f.blkmap);

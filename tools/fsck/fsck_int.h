@@ -40,8 +40,9 @@ struct u64map {
     size_t n;
 };
 
-/* Tree classes; the first T_NSB have their roots in the superblock. */
-enum { T_ROOT, T_EXTENT, T_CSUM, T_SUBVOL, T_NCLASS };
+/* Tree classes; the first T_NSB have their roots in the superblock (the
+ * remap tree's only from format version 3 on, and optional). */
+enum { T_ROOT, T_EXTENT, T_CSUM, T_REMAP, T_SUBVOL, T_NCLASS };
 #define T_NSB T_SUBVOL
 
 extern const char *const class_name[T_NCLASS];
@@ -147,6 +148,23 @@ struct rootref {
     int valid;
 };
 
+/*
+ * A REMAP_ITEM (format.h): the blocks [logical, logical + len) are stored
+ * at [physical, physical + len).  Bytes.
+ */
+struct remap {
+    uint64_t logical, len, physical;
+    uint64_t leaf; /* the remap tree leaf holding it (0: unknown), for messages */
+    int usable;    /* whole blocks, in range, not overlapping: translated */
+};
+
+/* A set of remap runs; once fsck_remaps_sort() has run, sorted by logical
+ * address, as fsck_remap_phys() and fsck_read_logical() need. */
+struct remaps {
+    struct remap *v;
+    size_t n, cap;
+};
+
 struct fsck {
     int fd;
     FILE *out;
@@ -158,7 +176,13 @@ struct fsck {
 
     /* the superblock in use */
     uint64_t gen, bg_size, total, bytes_used;
-    struct rootref rr[T_NSB]; /* root, extent, csum (indexed by class) */
+    /* device_bytes: the file size the commit needs (version 3; total_bytes
+     * for versions 1 and 2) */
+    uint64_t device;
+    /* root, extent, csum, remap (indexed by class); the remap tree's is
+     * valid only when the superblock names one (remap_ref) */
+    struct rootref rr[T_NSB];
+    int remap_ref; /* the remap tree root reference is not all zero */
     uint64_t log_area[COW_SB_COPIES], log_id;
     uint32_t log_blocks;
     int have_log; /* both log areas present and block aligned */
@@ -194,7 +218,12 @@ struct fsck {
     struct u64map svmap;  /* ROOT_ITEM id -> index in sv (the first), or SV_BAD */
     struct names names;   /* ROOT_NAMEs of subvolumes > 256 */
 
-    int tree_ok[T_NCLASS]; /* root/extent/csum trees read completely */
+    int tree_ok[T_NCLASS]; /* root/extent/csum/remap trees read completely */
+    /* every REMAP_ITEM of the remap tree, in tree order (pass 2), and the
+     * usable ones sorted by logical address: what every read of a tree or
+     * data block by its logical address goes through */
+    struct remaps rm, xlate;
+    struct remaps xphys; /* xlate sorted by physical address (pass 3) */
     int space_ok;          /* every used range is known (check_space's all_ok) */
     struct span *sp;       /* used ranges, sorted (kept by check_space) */
     size_t nsp;
@@ -235,6 +264,7 @@ struct lreg {
 struct logscan {
     int fd;
     uint64_t fsize;
+    const struct remaps *remap; /* translation of data reads, or NULL */
     uint64_t area;        /* bytenr of the area */
     uint32_t nblocks;     /* area length in blocks */
     uint64_t log_id, gen; /* of the superblock in use */
@@ -253,6 +283,18 @@ struct logscan {
                            * store refuses (a problem: open fails) */
 };
 
+/* ---- remap.c: the remap tree's items, translation, physical space ---- */
+int fsck_remaps_add(struct remaps *t, const struct remap *r);
+void fsck_remaps_sort(struct remaps *t);
+void fsck_remaps_free(struct remaps *t);
+uint64_t fsck_remap_phys(const struct remaps *t, uint64_t logical, uint64_t *contig);
+int fsck_read_logical(int fd, const struct remaps *t, void *buf, size_t len, uint64_t logical);
+uint64_t fsck_phys_end(const struct remaps *t, uint64_t logical, uint64_t len);
+void fsck_check_remap_item(struct fsck *f, const char *where, const struct cow_key *k,
+                           const uint8_t *p, uint64_t leaf);
+void fsck_remap_build(struct fsck *f);
+void fsck_check_remap_space(struct fsck *f);
+const struct remap *fsck_remap_target_in(const struct fsck *f, uint64_t start, uint64_t len);
 /* ---- util.c: containers, names, reading, messages ---- */
 int fsck_vec_reserve(void **p, size_t *cap, size_t need, size_t esz);
 int fsck_map_get(const struct u64map *m, uint64_t k, uint32_t *v);
@@ -286,6 +328,8 @@ int fsck_check_superblocks(struct fsck *f);
 const char *fsck_sb_invalid(const uint8_t *buf, int rd, char *why, size_t len);
 size_t fsck_sb_commit_list(const uint8_t *sb);
 uint32_t fsck_sb_commit_max(const uint8_t *sb);
+uint64_t fsck_sb_device_bytes(const uint8_t *sb);
+int fsck_sb_has_remap(const uint8_t *sb);
 const char *fsck_sb_commit_torn(int fd, uint64_t fsize, const uint8_t *sb, char *why,
                            size_t len);
 /* ---- walk.c: pass 2, structure ---- */
@@ -311,8 +355,10 @@ void fsck_check_files(struct fsck *f, struct subvol *sv);
 int fsck_log_item(const uint8_t *r, size_t len, size_t *pos, struct cow_key *k,
              const uint8_t **data, unsigned *size);
 /* Starts S (zeroed) on the log area at AREA (bytenr; NBLOCKS blocks) of the
- * container FD (FSIZE bytes), for the superblock's LOG_ID and GEN;
- * fsck_log_scan_free() frees what reading records allocated. */
+ * container FD (FSIZE bytes), for the superblock's LOG_ID and GEN; the
+ * caller may then set s->remap, through which data blocks the records name
+ * are read (NULL: at their own address).  fsck_log_scan_free() frees what
+ * reading records allocated. */
 void fsck_log_scan_init(struct logscan *s, int fd, uint64_t fsize, uint64_t area,
                         uint32_t nblocks, uint64_t log_id, uint64_t gen);
 void fsck_log_scan_free(struct logscan *s);

@@ -58,12 +58,12 @@ static int log_data_ok(struct logscan *s, uint64_t bytenr, const uint8_t *p, uns
     uint8_t b[BS];
     if (bytenr == 0 || bytenr % BS)
         return log_end(s, "EXTENT_CSUM for %" PRIu64 ", not a block address", bytenr);
-    if (fsck_range_end(bytenr, (uint64_t)n * BS) > s->fsize)
+    if (fsck_phys_end(s->remap, bytenr, (uint64_t)n * BS) > s->fsize)
         return log_end(s, "data of extent %" PRIu64 " lies past the end of the file", bytenr);
     for (unsigned i = 0; reg && i < n; i++) {
         if (!fsck_bmap_has(reg, i))
             continue;
-        int rd = fsck_read_at(s->fd, b, BS, bytenr + (uint64_t)i * BS);
+        int rd = fsck_read_logical(s->fd, s->remap, b, BS, bytenr + (uint64_t)i * BS);
         if (rd) {
             s->ioerr = rd > 1;
             return log_end(s, "cannot read data of extent %" PRIu64 ": %s", bytenr,
@@ -375,6 +375,15 @@ static void log_extent(struct fsck *f, const char *where, uint64_t bytenr, uint3
         fsck_problem(f, "%s: logged data extent %" PRIu64 " (%u block%s) overlaps %s, which the commit uses",
                 where, bytenr, blocks, blocks == 1 ? "" : "s",
                 fsck_span_str(&f->sp[lo - 1], a, sizeof(a)));
+    /* new blocks are stored at their own address: never where a remap
+     * run of the commit put blocks */
+    const struct remap *t = fsck_remap_target_in(f, bytenr, len);
+    if (t)
+        fsck_problem(f, "%s: logged data extent %" PRIu64 " (%u block%s) is stored where "
+                        "REMAP_ITEM (%" PRIu64 " REMAP_ITEM %" PRIu64 ") put blocks of the commit "
+                        "([%" PRIu64 ", %" PRIu64 "))",
+                     where, bytenr, blocks, blocks == 1 ? "" : "s", t->logical, t->len,
+                     t->physical, fsck_range_end(t->physical, t->len));
     for (ptrdiff_t g = bg_find(f, bytenr); g >= 0 && (size_t)g < f->nbg && f->bg[g].start < end;
          g++) {
         if (!(f->bg[g].flags & COW_BG_DATA)) {
@@ -726,6 +735,7 @@ void fsck_check_log(struct fsck *f)
     }
     struct logscan s;
     fsck_log_scan_init(&s, f->fd, f->fsize, area, f->log_blocks, f->log_id, f->gen);
+    s.remap = &f->xlate;
     uint64_t blocks = 0;
     int rc;
     struct rsim rs;

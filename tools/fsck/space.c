@@ -40,10 +40,11 @@ static int bg_cmp(const void *a, const void *b)
 }
 
 /*
- * Space: every used range (superblocks, log areas, tree blocks, data
- * extents) inside the container and apart from the others, in a block group
- * of its type, and the used bytes of each group and of the superblock.  The
- * sorted ranges are kept in f->sp for the log check.
+ * Space, by logical address: every used range (superblocks, log areas, tree
+ * blocks, data extents) inside the block groups and apart from the others,
+ * in a block group of its type, and the used bytes of each group and of the
+ * superblock.  The sorted ranges are kept in f->sp for the remap and log
+ * checks.
  */
 void fsck_check_space(struct fsck *f, int all_ok)
 {
@@ -87,12 +88,11 @@ void fsck_check_space(struct fsck *f, int all_ok)
     size_t last = 0; /* span reaching furthest so far */
     for (size_t i = 0; i < k; i++) {
         uint64_t end = fsck_range_end(sp[i].start, sp[i].len);
+        /* where it is stored (below device_bytes, inside the file) is
+         * checked with the remap runs: fsck_check_remap_space */
         if (end > f->total)
             fsck_problem(f, "%s ends at %" PRIu64 ", beyond total_bytes %" PRIu64,
                     fsck_span_str(&sp[i], a, sizeof(a)), end, f->total);
-        else if (end > f->fsize)
-            fsck_problem(f, "%s ends at %" PRIu64 ", beyond the end of the file (%" PRIu64 " bytes)",
-                    fsck_span_str(&sp[i], a, sizeof(a)), end, f->fsize);
         if (i && fsck_range_end(sp[last].start, sp[last].len) > sp[i].start)
             fsck_problem(f, "%s overlaps %s", fsck_span_str(&sp[i], a, sizeof(a)),
                     fsck_span_str(&sp[last], b, sizeof(b)));

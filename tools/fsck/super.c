@@ -8,21 +8,47 @@
 /* pass 1: superblocks                                                 */
 /* ------------------------------------------------------------------ */
 
-/* Where copy SB's commit list starts: version 1 (format.h) had no
- * prev_generation or prev_log_records and listed from byte 168. */
+/* Where copy SB's commit list starts: byte 168 in version 1 (no
+ * prev_generation or prev_log_records), 184 in version 2 (no device_bytes
+ * or remap tree), 208 from version 3 on (format.h). */
 size_t fsck_sb_commit_list(const uint8_t *sb)
 {
-    return get32(sb + SB_VERSION) == COW_FORMAT_VERSION_1 ? SB_COMMIT_LIST_V1 : SB_COMMIT_LIST;
+    switch (get32(sb + SB_VERSION)) {
+    case COW_FORMAT_VERSION_1: return SB_COMMIT_LIST_V1;
+    case COW_FORMAT_VERSION_2: return SB_COMMIT_LIST_V2;
+    default: return SB_COMMIT_LIST;
+    }
 }
 
 /* How many entries copy SB's commit list can hold (its version's). */
 uint32_t fsck_sb_commit_max(const uint8_t *sb)
 {
-    return get32(sb + SB_VERSION) == COW_FORMAT_VERSION_1 ? SB_COMMIT_MAX_V1 : SB_COMMIT_MAX;
+    switch (get32(sb + SB_VERSION)) {
+    case COW_FORMAT_VERSION_1: return SB_COMMIT_MAX_V1;
+    case COW_FORMAT_VERSION_2: return SB_COMMIT_MAX_V2;
+    default: return SB_COMMIT_MAX;
+    }
+}
+
+/* Copy SB's device_bytes (bytes): the field from version 3 on; versions 1
+ * and 2 have none, their file covers every block group (total_bytes). */
+uint64_t fsck_sb_device_bytes(const uint8_t *sb)
+{
+    return get32(sb + SB_VERSION) >= COW_FORMAT_VERSION ? get64(sb + SB_DEVICE_BYTES)
+                                                         : get64(sb + SB_TOTAL_BYTES);
+}
+
+/* Whether copy SB names a remap tree (version 3, root reference not all
+ * zero). */
+int fsck_sb_has_remap(const uint8_t *sb)
+{
+    return get32(sb + SB_VERSION) >= COW_FORMAT_VERSION &&
+           !fsck_all_zero(sb + SB_REMAP_TREE, 16);
 }
 
 /* Why copy BUF is not a usable superblock, or NULL if it is.  Format
- * versions 1 and 2 are read (a version-1 copy has no prev_generation). */
+ * versions 1, 2 and 3 are read (a version-1 copy has no prev_generation,
+ * versions 1 and 2 no device_bytes or remap tree). */
 const char *fsck_sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
 {
     if (rd == 1)
@@ -39,9 +65,10 @@ const char *fsck_sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
         return why;
     }
     uint32_t ver = get32(buf + SB_VERSION);
-    if (ver != COW_FORMAT_VERSION && ver != COW_FORMAT_VERSION_1) {
-        snprintf(why, len, "format version %u, expected %u or %u", ver, COW_FORMAT_VERSION_1,
-                 COW_FORMAT_VERSION);
+    if (ver != COW_FORMAT_VERSION && ver != COW_FORMAT_VERSION_2 &&
+        ver != COW_FORMAT_VERSION_1) {
+        snprintf(why, len, "format version %u, expected %u, %u or %u", ver,
+                 COW_FORMAT_VERSION_1, COW_FORMAT_VERSION_2, COW_FORMAT_VERSION);
         return why;
     }
     if (get32(buf + SB_BLOCK_SIZE) != BS) {
@@ -57,11 +84,12 @@ const char *fsck_sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
                  gen, prev, (unsigned long long)COW_MAX_GENERATION);
         return why;
     }
-    for (int t = 0; t < 3; t++) {
-        static const unsigned off[3] = {SB_ROOT_TREE, SB_EXTENT_TREE, SB_CSUM_TREE};
-        if (get48(buf + off[t] + RR_GENERATION) > gen) {
-            snprintf(why, len, "root reference %d has generation %" PRIu64 ", past %" PRIu64, t,
-                     get48(buf + off[t] + RR_GENERATION), gen);
+    for (int t = 0; t < T_NSB; t++) {
+        if (t == T_REMAP && !fsck_sb_has_remap(buf))
+            continue;
+        if (get48(buf + sb_root_off[t] + RR_GENERATION) > gen) {
+            snprintf(why, len, "%s root reference has generation %" PRIu64 ", past %" PRIu64,
+                     class_name[t], get48(buf + sb_root_off[t] + RR_GENERATION), gen);
             return why;
         }
     }
@@ -79,6 +107,12 @@ const char *fsck_sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
     if (bg < 64 * BS || bg % BS || bg > (1ull << 34) || total == 0 || total % bg) {
         snprintf(why, len, "block group size %" PRIu64 " or total_bytes %" PRIu64
                            " out of range", bg, total);
+        return why;
+    }
+    uint64_t dev = fsck_sb_device_bytes(buf);
+    if (dev % BS || dev < 2 * BS || dev > total) {
+        snprintf(why, len, "device_bytes %" PRIu64 " is not a multiple of 4096 in 8192..%" PRIu64
+                           " (total_bytes)", dev, total);
         return why;
     }
     /* as the store (sb_invalid): bytes the format leaves zero, in either
@@ -109,11 +143,14 @@ const char *fsck_sb_commit_torn(int fd, uint64_t fsize, const uint8_t *sb, char 
 {
     if (!(get32(sb + SB_FLAGS) & COW_SB_ONE_FLUSH))
         return NULL;
-    if (get64(sb + SB_TOTAL_BYTES) > fsize) {
-        /* the container grew in this commit, whose flush did not complete */
-        snprintf(why, len, "torn one-flush commit (total_bytes %" PRIu64
+    if (fsck_sb_device_bytes(sb) > fsize) {
+        /* the container grew in this commit, whose flush did not complete
+         * (version 3: the file may be shorter than total_bytes, not than
+         * device_bytes; versions 1 and 2: device_bytes is total_bytes) */
+        snprintf(why, len, "torn one-flush commit (%s %" PRIu64
                            " is past the end of the file, a grow was lost)",
-                 get64(sb + SB_TOTAL_BYTES));
+                 get32(sb + SB_VERSION) >= COW_FORMAT_VERSION ? "device_bytes" : "total_bytes",
+                 fsck_sb_device_bytes(sb));
         return why;
     }
     uint32_t n = get32(sb + SB_COMMIT_NRANGES), acc = 0;
@@ -347,11 +384,12 @@ int fsck_check_superblocks(struct fsck *f)
     if (flags & ~COW_SB_ONE_FLUSH)
         fsck_problem(f, "superblock: flags 0x%x, only 0x%x (one flush) is defined", flags,
                 COW_SB_ONE_FLUSH);
-    int v1 = get32(sb + SB_VERSION) == COW_FORMAT_VERSION_1;
-    f->r->format_version = get32(sb + SB_VERSION);
-    if (v1)
-        fsck_note(f, "superblock copy %d is format version 1 (a writable open upgrades it)",
-                  c);
+    uint32_t ver = get32(sb + SB_VERSION);
+    int v1 = ver == COW_FORMAT_VERSION_1, v3 = ver >= COW_FORMAT_VERSION;
+    f->r->format_version = ver;
+    if (!v3)
+        fsck_note(f, "superblock copy %d is format version %u (a writable open upgrades it)",
+                  c, ver);
     if (valid[o] && get32(buf[o] + SB_VERSION) != get32(sb + SB_VERSION))
         fsck_note(f, "superblock copy %d is format version %u, copy %d version %u", o,
                   get32(buf[o] + SB_VERSION), c, get32(sb + SB_VERSION));
@@ -375,17 +413,27 @@ int fsck_check_superblocks(struct fsck *f)
     if (f->bytes_used > f->total)
         fsck_problem(f, "superblock: bytes_used %" PRIu64 " > total_bytes %" PRIu64, f->bytes_used,
                 f->total);
-    if (f->total > f->fsize)
-        fsck_problem(f, "container file is truncated: %" PRIu64 " bytes, total_bytes is %" PRIu64,
-                f->fsize, f->total);
-    else if (f->total != f->fsize)
-        fsck_note(f, "container file is %" PRIu64 " bytes, total_bytes is %" PRIu64, f->fsize,
-             f->total);
+    /* version 3: the file holds what the commit reaches (device_bytes) and
+     * may be shorter than total_bytes; versions 1 and 2: every group */
+    f->device = fsck_sb_device_bytes(sb);
+    f->r->device_bytes = f->device;
+    const char *dname = v3 ? "device_bytes" : "total_bytes"; /* in range: sb_invalid */
+    if (f->device > f->fsize)
+        fsck_problem(f, "container file is truncated: %" PRIu64 " bytes, %s is %" PRIu64,
+                f->fsize, dname, f->device);
+    else if (f->device != f->fsize)
+        fsck_note(f, "container file is %" PRIu64 " bytes, %s is %" PRIu64, f->fsize, dname,
+             f->device);
     if (!v1 && get32(sb + SB_PREV_LOG_RECORDS + 4))
         fsck_problem(f, "superblock: bytes 180..183 (after prev_log_records) are not zero");
     if (sb_end < BS && !fsck_all_zero(sb + sb_end, BS - sb_end))
         fsck_problem(f, "superblock: bytes %zu..4095 are not zero", sb_end);
+    f->remap_ref = fsck_sb_has_remap(sb);
     for (int t = 0; t < T_NSB; t++) {
+        if (t == T_REMAP && !f->remap_ref) {
+            f->rr[t].valid = 0; /* none: nothing is remapped */
+            continue;
+        }
         rootref_get(f, sb, t, sb_root_off[t]);
         if (f->rr[t].valid && f->rr[t].gen > f->gen)
             fsck_problem(f, "superblock: %s root generation %" PRIu64 " > superblock generation %" PRIu64,

@@ -104,12 +104,13 @@ void fsck_map_free(struct u64map *m)
 /* ------------------------------------------------------------------ */
 
 const char *const class_name[T_NCLASS] = {"root tree", "extent tree", "csum tree",
-                                                 "subvolume tree"};
-const uint64_t class_owner[T_NCLASS] = {COW_ROOT_TREE_OBJECTID,
-                                               COW_EXTENT_TREE_OBJECTID,
-                                               COW_CSUM_TREE_OBJECTID, COW_FS_TREE_OBJECTID};
-/* Where the superblock holds their root refs. */
-const unsigned sb_root_off[T_NSB] = {SB_ROOT_TREE, SB_EXTENT_TREE, SB_CSUM_TREE};
+                                          "remap tree", "subvolume tree"};
+const uint64_t class_owner[T_NCLASS] = {COW_ROOT_TREE_OBJECTID, COW_EXTENT_TREE_OBJECTID,
+                                        COW_CSUM_TREE_OBJECTID, COW_REMAP_TREE_OBJECTID,
+                                        COW_FS_TREE_OBJECTID};
+/* Where the superblock holds their root refs (the remap tree's: version 3). */
+const unsigned sb_root_off[T_NSB] = {SB_ROOT_TREE, SB_EXTENT_TREE, SB_CSUM_TREE,
+                                     SB_REMAP_TREE};
 
 
 const char *fsck_type_name(unsigned t)
@@ -124,6 +125,7 @@ const char *fsck_type_name(unsigned t)
     case COW_EXTENT_ITEM: return "EXTENT_ITEM";
     case COW_METADATA_ITEM: return "METADATA_ITEM";
     case COW_BLOCK_GROUP_ITEM: return "BLOCK_GROUP_ITEM";
+    case COW_REMAP_ITEM: return "REMAP_ITEM";
     case COW_ORPHAN_ITEM: return "ORPHAN_ITEM";
     case COW_LOG_RANGE: return "LOG_RANGE";
     default: return NULL;

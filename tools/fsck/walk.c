@@ -111,7 +111,7 @@ static void check_dir_entries(struct fsck *f, const char *where, const struct co
 static const struct {
     uint8_t type;
     unsigned size;
-    int cls; /* T_SUBVOL, T_CSUM, T_ROOT, T_EXTENT */
+    int cls; /* T_SUBVOL, T_CSUM, T_ROOT, T_EXTENT, T_REMAP */
 } item_rules[] = {
     {COW_INODE_ITEM, INODE_ITEM_SIZE, T_SUBVOL},
     {COW_DIR_ITEM, 0, T_SUBVOL},
@@ -123,6 +123,7 @@ static const struct {
     {COW_EXTENT_ITEM, EXT_ITEM_SIZE, T_EXTENT},
     {COW_METADATA_ITEM, EXT_ITEM_SIZE, T_EXTENT},
     {COW_BLOCK_GROUP_ITEM, BG_ITEM_SIZE, T_EXTENT},
+    {COW_REMAP_ITEM, REMAP_ITEM_SIZE, T_REMAP},
 };
 
 /* Checks item I (key K, data P of SIZE bytes) of leaf IDX on its first visit. */
@@ -313,6 +314,9 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
         f->bg[f->nbg].flags = get64(p + BG_FLAGS);
         f->bg[f->nbg].calc = 0;
         f->nbg++;
+        break;
+    case COW_REMAP_ITEM:
+        fsck_check_remap_item(f, where, k, p, f->blk[idx].bytenr);
         break;
     default:
         break;
@@ -548,10 +552,22 @@ static uint32_t walk(struct fsck *f, uint64_t bytenr, uint64_t exp_gen, unsigned
         fsck_problem(f, "%s: points at %" PRIu64 ", not a block address", from, bytenr);
         return NOIDX;
     }
-    if (bytenr >= f->total || fsck_range_end(bytenr, BS) > f->fsize) {
-        fsck_problem(f, "%s: points at block %" PRIu64 ", beyond %s (%" PRIu64 " bytes)", from, bytenr,
-                bytenr >= f->total ? "total_bytes" : "the end of the file",
-                bytenr >= f->total ? f->total : f->fsize);
+    /* where the block is stored: the remap tree's own blocks never move,
+     * every other block is found through the remap runs */
+    uint64_t contig;
+    uint64_t phys = f->cls == T_REMAP ? bytenr : fsck_remap_phys(&f->xlate, bytenr, &contig);
+    char stored[48] = "";
+    if (phys != bytenr)
+        snprintf(stored, sizeof(stored), " (stored at %" PRIu64 ")", phys);
+    if (bytenr >= f->total) {
+        fsck_problem(f, "%s: points at block %" PRIu64 ", beyond total_bytes (%" PRIu64 " bytes)",
+                     from, bytenr, f->total);
+        return NOIDX;
+    }
+    if (fsck_range_end(phys, BS) > f->fsize) {
+        fsck_problem(f, "%s: points at block %" PRIu64 "%s, beyond the end of the file (%" PRIu64
+                        " bytes)",
+                     from, bytenr, stored, f->fsize);
         return NOIDX;
     }
     uint32_t idx;
@@ -599,7 +615,7 @@ static uint32_t walk(struct fsck *f, uint64_t bytenr, uint64_t exp_gen, unsigned
     me->state = B_VISITING;
 
     uint8_t b[BS];
-    int rd = fsck_read_at(f->fd, b, BS, bytenr);
+    int rd = fsck_read_at(f->fd, b, BS, phys);
     fsck_progress(f, BS);
     const char *bad = NULL;
     char why[128];
@@ -625,7 +641,7 @@ static uint32_t walk(struct fsck *f, uint64_t bytenr, uint64_t exp_gen, unsigned
         bad = why;
     }
     if (bad) {
-        fsck_problem(f, "%s: %s", where, bad);
+        fsck_problem(f, "%s%s: %s", where, stored, bad);
         me->state = B_BAD;
         me->sub_bad = 1;
         return idx;
