@@ -238,13 +238,19 @@
 
 /*
  * REMAP_ITEM, key (logical bytenr, 200, length in bytes), in the remap
- * tree only, 8 bytes:  0 physical bytenr u64.
+ * tree only, 8 bytes:  0 physical bytenr u64, or 0: the run is not stored
+ * at all (it lies in a data extent that is still in use, but no file
+ * extent item of any tree maps these blocks: relocation dropped them, as
+ * btrfs's defrag drops an extent's unreferenced "bookend" blocks; nothing
+ * may read them).
  * The blocks [logical, logical + length), which every tree and checksum
  * still names by their logical address, are stored at [physical,
  * physical + length) (relocation moved them; docs/DESIGN.md,
  * "Relocation").  Every other block is stored at its own address.  Both
  * runs are whole blocks (length a multiple of 4096, > 0), each inside
- * one block group and inside device_bytes, physical != logical.  The
+ * one block group and inside device_bytes, physical != logical.  A run
+ * of physical 0 (not stored) lies inside one data extent, and no
+ * EXTENT_DATA item of any tree maps any of its blocks.  The
  * logical runs do not overlap, and every block in them is used (a data
  * extent, a tree block, never a superblock, log area or remap tree
  * block); the physical runs overlap neither each other nor any used

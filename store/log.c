@@ -107,6 +107,33 @@ int log_alloc_areas(cow_store *st)
     return COW_OK;
 }
 
+int log_move_areas(cow_store *st, uint64_t below)
+{
+    lk_assert_held(&st->lock);
+    if (!st->log_blocks)
+        return COW_OK;
+    uint64_t n = 2 * (uint64_t)st->log_blocks, at;
+    int rc = alloc_contig_meta(st, n, &at);
+    if (rc)
+        return rc;
+    if (at + n * BLK > below || at >= st->log_area[0]) {
+        alloc_unalloc(st, at, n * BLK); /* nowhere lower: they stay */
+        return COW_OK;
+    }
+    /* as log_grow_areas: the old areas stay pinned until this commit is
+     * flushed, the other superblock copy still names them */
+    uint64_t len = (uint64_t)st->log_blocks * BLK;
+    for (int i = 0; i < COW_SB_COPIES && !rc; i++)
+        rc = alloc_free(st, st->log_area[i], len);
+    if (rc)
+        return rc;
+    st->log_area[0] = at;
+    st->log_area[1] = at + len;
+    st->txn_dirty = 1;
+    st->log_blocked = 1; /* the next change commits: the new areas take effect */
+    return COW_OK;
+}
+
 int log_grow_areas(cow_store *st)
 {
     lk_assert_held(&st->lock);

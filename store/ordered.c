@@ -109,6 +109,9 @@ int oe_write(cow_store *st, struct oext *oe)
     uint64_t phys = oe->disk, run = oe->len;
     if (oe->nocow)
         remap_translate(st, oe->disk, oe->len, &phys, &run);
+    if (!phys) /* a preallocated range is mapped: never dropped */
+        return COW_CORRUPT("write in place into block %llu, which relocation dropped",
+                           (unsigned long long)oe->disk);
     if (run == oe->len) {
         UNLOCK(st);
         COW_INJECT("writeback:before_io");
@@ -120,6 +123,9 @@ int oe_write(cow_store *st, struct oext *oe)
     int wrc = COW_OK;
     for (uint64_t done = 0; done < oe->len && !wrc;) {
         remap_translate(st, oe->disk + done, oe->len - done, &phys, &run);
+        if (!phys)
+            return COW_CORRUPT("write in place into block %llu, which relocation dropped",
+                               (unsigned long long)(oe->disk + done));
         UNLOCK(st);
         COW_INJECT("writeback:before_io");
         wrc = st->dev->write(st->dev, oe->buf + done, (size_t)run, phys);

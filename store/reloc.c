@@ -64,6 +64,7 @@
 struct move {
     uint64_t logical, from, to, len;
     int is_target; /* already a remap target: moved, not added */
+    int drop;      /* data no file extent item maps: dropped, not copied */
 };
 
 struct moves {
@@ -72,12 +73,99 @@ struct moves {
 };
 
 static int moves_push(struct moves *m, uint64_t logical, uint64_t from, uint64_t len,
-                      int is_target)
+                      int is_target, int drop)
 {
     if (vec_reserve(m->v, m->cap, m->n + 1))
         return cow_set_error(COW_ENOMEM, "out of memory");
-    m->v[m->n++] = (struct move){logical, from, 0, len, is_target};
+    m->v[m->n++] = (struct move){logical, from, 0, len, is_target, drop};
     return COW_OK;
+}
+
+/* ---- which data blocks some file maps ---- */
+
+/* For group G, one bit per block: DATA, the block lies in a data extent;
+ * REF, some EXTENT_DATA item of some tree maps it.  A data block no item
+ * maps (the "bookend" of an extent partly overwritten) is never read
+ * again: nothing can come to map it (items are only copied, never made to
+ * point into an extent anew), so relocation drops it instead of copying
+ * it. */
+struct refmap {
+    const struct bgroup *g;
+    uint8_t *data, *ref;
+};
+
+static void set_bits(const struct bgroup *g, uint8_t *bm, uint64_t start, uint64_t len)
+{
+    uint64_t a = start < g->start ? g->start : start, e = start + len;
+    if (e > g->start + g->len)
+        e = g->start + g->len;
+    for (uint64_t b = a; b < e; b += BLK) {
+        uint64_t i = (b - g->start) / BLK;
+        bm[i >> 3] |= (uint8_t)(1u << (i & 7));
+    }
+}
+
+static int data_cb(cow_store *st, void *arg, struct eb *e)
+{
+    (void)st;
+    struct refmap *rm = arg;
+    const uint8_t *b = e->data;
+    if (tb_level(b) != 0)
+        return COW_OK;
+    for (unsigned i = 0; i < tb_nritems(b); i++) {
+        struct cow_key k;
+        key_get(&k, leaf_item(b, i));
+        if (k.type == COW_EXTENT_ITEM && k.objectid < rm->g->start + rm->g->len &&
+            k.objectid + k.offset > rm->g->start)
+            set_bits(rm->g, rm->data, k.objectid, k.offset);
+    }
+    return COW_OK;
+}
+
+static int ref_cb(cow_store *st, void *arg, struct eb *e)
+{
+    (void)st;
+    struct refmap *rm = arg;
+    const uint8_t *b = e->data;
+    if (tb_level(b) != 0)
+        return COW_OK;
+    for (unsigned i = 0; i < tb_nritems(b); i++) {
+        struct cow_key k;
+        key_get(&k, leaf_item(b, i));
+        if (k.type != COW_EXTENT_DATA || leaf_data_size(b, i) != FE_ITEM_SIZE)
+            continue;
+        const uint8_t *d = b + leaf_data_off(b, i);
+        uint64_t disk = get64(d + FE_DISK_BYTENR);
+        if (disk == 0 || disk >= rm->g->start + rm->g->len ||
+            disk + get64(d + FE_DISK_NUM_BYTES) <= rm->g->start)
+            continue;
+        set_bits(rm->g, rm->ref, disk + get64(d + FE_EXTENT_OFFSET), get64(d + FE_NUM_BYTES));
+    }
+    return COW_OK;
+}
+
+/* Fills RM for group G from the extent tree and every subvolume tree (the
+ * running transaction's state, dirty blocks included).  Lock held. */
+static int refmap_build(cow_store *st, const struct bgroup *g, struct refmap *rm)
+{
+    size_t n = (size_t)(g->len / BLK + 7) / 8;
+    rm->g = g;
+    rm->data = calloc(n, 1);
+    rm->ref = calloc(n, 1);
+    if (!rm->data || !rm->ref)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    int rc = bt_walk_blocks(st, &st->extent_tree, data_cb, rm);
+    if (!rc && st->fs_tree.bytenr)
+        rc = bt_walk_blocks(st, &st->fs_tree, ref_cb, rm);
+    for (struct cow_subvol *sv = st->subvols; sv && !rc; sv = sv->next)
+        if (sv->root.bytenr)
+            rc = bt_walk_blocks(st, &sv->root, ref_cb, rm);
+    return rc;
+}
+
+static int droppable(const struct refmap *rm, uint64_t i)
+{
+    return ((rm->data[i >> 3] >> (i & 7)) & 1) && !((rm->ref[i >> 3] >> (i & 7)) & 1);
 }
 
 uint64_t reloc_remapped_bytes(cow_store *st)
@@ -147,11 +235,13 @@ static int choose(cow_store *st, struct bgroup *g, struct moves *m)
 {
     uint64_t nb = g->len / BLK;
     uint8_t *pin = malloc((size_t)(nb + 7) / 8);
+    struct refmap rm = {NULL, NULL, NULL};
     if (!pin)
         return cow_set_error(COW_ENOMEM, "out of memory");
     pinned_in(st, g, pin);
-    int rc = COW_OK;
-    /* blocks used here and stored here */
+    int rc = refmap_build(st, g, &rm);
+    /* blocks used here and stored here: copied, or dropped when they are
+     * data no file maps */
     for (uint64_t i = 0; i < nb && !rc;) {
         uint64_t b = g->start + i * BLK, phys, run;
         if (!alloc_is_used(st, b, BLK) || bm_get(pin, i)) {
@@ -163,26 +253,32 @@ static int choose(cow_store *st, struct bgroup *g, struct moves *m)
             i++;
             continue;
         }
+        int drop = droppable(&rm, i);
         uint64_t n = 1;
-        while (i + n < nb && alloc_is_used(st, b + n * BLK, BLK) && !bm_get(pin, i + n)) {
+        while (i + n < nb && alloc_is_used(st, b + n * BLK, BLK) && !bm_get(pin, i + n) &&
+               droppable(&rm, i + n) == drop) {
             remap_translate(st, b + n * BLK, BLK, &phys, &run);
             if (phys != b + n * BLK)
                 break;
             n++;
         }
-        rc = moves_push(m, b, b, n * BLK, 0);
+        rc = moves_push(m, b, b, n * BLK, 0, drop);
         i += n;
     }
     free(pin);
+    free(rm.data);
+    free(rm.ref);
     /* remap targets stored here */
     for (size_t k = 0; k < st->nremap && !rc; k++) {
         const struct remap_run *r = &st->remap[k];
         if (r->phys >= g->start && r->phys < g->start + g->len)
-            rc = moves_push(m, r->logical, r->phys, r->len, 1);
+            rc = moves_push(m, r->logical, r->phys, r->len, 1, 0);
     }
     /* targets, lowest free blocks below the group, split as found */
     for (size_t k = 0; k < m->n && !rc; k++) {
         uint64_t at, got;
+        if (m->v[k].drop)
+            continue;
         rc = alloc_phys_target(st, m->v[k].len / BLK, g->start, &at, &got);
         if (rc)
             break;
@@ -218,6 +314,8 @@ static void release_targets(cow_store *st, struct moves *m)
 static int copy(cow_store *st, const struct moves *m, uint8_t *buf)
 {
     for (size_t k = 0; k < m->n; k++) {
+        if (m->v[k].drop)
+            continue;
         for (uint64_t off = 0; off < m->v[k].len; off += COPY_CHUNK) {
             size_t n = m->v[k].len - off < COPY_CHUNK ? (size_t)(m->v[k].len - off) : COPY_CHUNK;
             int rc = st->dev->read(st->dev, buf, n, m->v[k].from + off);
@@ -245,8 +343,9 @@ static int still_there(cow_store *st, const uint8_t *pin, const struct bgroup *g
 }
 
 /* Step 5: remap items for what is still live; targets of the rest freed.
- * Lock held.  Returns the bytes remapped in *moved. */
-static int install(cow_store *st, struct bgroup *g, struct moves *m, uint64_t *moved)
+ * Lock held.  Returns the bytes remapped in *moved, dropped in *dropped. */
+static int install(cow_store *st, struct bgroup *g, struct moves *m, uint64_t *moved,
+                   uint64_t *dropped)
 {
     uint64_t nb = g->len / BLK;
     uint8_t *pin = malloc((size_t)(nb + 7) / 8);
@@ -263,7 +362,12 @@ static int install(cow_store *st, struct bgroup *g, struct moves *m, uint64_t *m
                    still_there(st, pin, g, v->logical + off + n, v->from + off + n) == live)
                 n += BLK;
             if (!live) {
-                alloc_phys_clear(st, v->to + off, n);
+                if (!v->drop)
+                    alloc_phys_clear(st, v->to + off, n);
+            } else if (v->drop) {
+                rc = remaptree_add(st, v->logical + off, n, 0); /* nothing maps it */
+                if (rc == COW_OK)
+                    *dropped += n;
             } else {
                 rc = v->is_target ? remaptree_move(st, v->logical + off, n, v->to + off)
                                   : remaptree_add(st, v->logical + off, n, v->to + off);
@@ -277,11 +381,15 @@ static int install(cow_store *st, struct bgroup *g, struct moves *m, uint64_t *m
     return rc;
 }
 
-/* Relocates group GI.  *moved: bytes remapped.  COW_ENOSPC when the
- * group's blocks do not fit below it (nothing changed). */
-static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *moved)
+/* Relocates group GI.  *moved: bytes copied and remapped; *dropped_out:
+ * bytes dropped (data no file maps).  COW_ENOSPC when the group's blocks
+ * do not fit below it (nothing changed). */
+static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *moved,
+                          uint64_t *dropped_out)
 {
     struct moves m = {NULL, 0, 0};
+    uint64_t dropped = 0;
+    *dropped_out = 0;
     int rc;
     LOCK(st);
     struct bgroup *g = &st->bgs[gi];
@@ -292,6 +400,16 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
     if (g->pused == 0) {
         UNLOCK(st);
         return COW_OK;
+    }
+    if (group_has_log_area(st, g)) {
+        /* the log areas move first, by a commit that names new ones */
+        rc = log_move_areas(st, g->start);
+        if (!rc && !group_has_log_area(st, g))
+            rc = commit_transaction(st, 1);
+        if (rc || group_has_log_area(st, g)) {
+            UNLOCK(st);
+            return rc ? rc : cow_set_error(COW_ENOSPC, "no room below group %zu for the log", gi);
+        }
     }
     g->relocating = 1;
     st->meta_cursor = 0; /* tree blocks the commits copy go low */
@@ -322,16 +440,18 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
     if (!rc)
         rc = store_flush(st);
     if (!rc)
-        rc = install(st, g, &m, moved); /* 5 */
+        rc = install(st, g, &m, moved, &dropped); /* 5 */
     else
         release_targets(st, &m);
     if (!rc)
         rc = commit_transaction(st, 1); /* 6 */
     g->relocating = 0;
-    if (!rc && *moved) {
+    if (!rc && (*moved || dropped)) {
         st->stats.reloc_groups++;
         st->stats.reloc_bytes += *moved;
+        st->stats.reloc_dropped += dropped;
     }
+    *dropped_out = dropped;
     UNLOCK(st);
     free(m.v);
     return rc;
@@ -417,7 +537,7 @@ int cow_store_balance(cow_store *st, const struct cow_balance_opts *o,
     for (size_t gi = st->nbgs; gi-- > 1 && rc == COW_OK;) {
         struct bgroup *g = &st->bgs[gi];
         uint64_t blocks = g->len / BLK;
-        if (g->pused == 0 || group_has_log_area(st, g))
+        if (g->pused == 0 || (group_has_log_area(st, g) && g->start < need))
             continue;
         if (g->start < need && g->pused * 100 > o->usage_pct * blocks)
             continue;
@@ -432,13 +552,14 @@ int cow_store_balance(cow_store *st, const struct cow_balance_opts *o,
     st->data_cursor = st->meta_cursor = 0;
     UNLOCK(st);
     for (size_t k = 0; k < ngroups && rc == COW_OK; k++) {
-        uint64_t moved = 0;
-        rc = relocate_group(st, groups[k], buf, &moved);
+        uint64_t moved = 0, dropped = 0;
+        rc = relocate_group(st, groups[k], buf, &moved, &dropped);
         if (rc == COW_ENOSPC)
             rc = COW_OK; /* it stays where it is; lower groups may still fit */
         r->groups_done++;
-        r->groups_relocated += moved > 0;
+        r->groups_relocated += moved > 0 || dropped > 0;
         r->bytes_moved += moved;
+        r->bytes_dropped += dropped;
         if (rc == COW_OK && o->progress && o->progress(o->arg, r))
             break;
         if (o->max_bytes && r->bytes_moved >= o->max_bytes)

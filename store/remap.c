@@ -58,7 +58,7 @@ void remap_translate(cow_store *st, uint64_t logical, uint64_t len, uint64_t *ph
     const struct remap_run *r = &st->remap[i];
     if (r->logical <= logical) {
         uint64_t off = logical - r->logical;
-        *phys = r->phys + off;
+        *phys = r->phys ? r->phys + off : 0; /* 0: dropped, not stored */
         if (r->len - off < len)
             *run = r->len - off;
     } else if (r->logical - logical < len) {
@@ -78,7 +78,11 @@ int remap_read(cow_store *st, void *buf, size_t len, uint64_t logical)
     while (len > 0) {
         uint64_t phys, run;
         remap_translate(st, logical, len, &phys, &run);
-        int rc = st->dev->read(st->dev, p, (size_t)run, phys);
+        /* a dropped run (physical 0) reads as zeros: nothing maps it, and
+         * a caller that checked it against its checksum would fail */
+        int rc = phys ? st->dev->read(st->dev, p, (size_t)run, phys) : COW_OK;
+        if (!phys)
+            memset(p, 0, (size_t)run);
         if (rc)
             return rc;
         p += run;

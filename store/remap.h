@@ -24,17 +24,17 @@
 #include "store_int.h"
 
 /*
- * Where logical block range [LOGICAL, +LEN) starts being stored: *phys,
- * and *run, how many bytes from LOGICAL (at most LEN) are stored
- * contiguously from there.  Cannot fail.
+ * Where logical block range [LOGICAL, +LEN) starts being stored: *phys
+ * (0: not stored, a dropped run), and *run, how many bytes from LOGICAL
+ * (at most LEN) are stored contiguously from there.  Cannot fail.
  */
 void remap_translate(cow_store *st, uint64_t logical, uint64_t len, uint64_t *phys,
                      uint64_t *run);
 
 /*
  * Reads LEN bytes of blocks named by their logical address LOGICAL into
- * BUF, wherever they are stored (one device read per contiguous piece).
- * Errors: the device's.
+ * BUF, wherever they are stored (one device read per contiguous piece);
+ * dropped blocks read as zeros.  Errors: the device's.
  */
 int remap_read(cow_store *st, void *buf, size_t len, uint64_t logical);
 

@@ -79,7 +79,8 @@ static int cut_run(cow_store *st, size_t at, uint64_t a, uint64_t n, uint64_t ne
     if (!rc && newphys)
         rc = put_run(st, a, n, newphys);
     if (!rc && a + n < r.logical + r.len)
-        rc = put_run(st, a + n, r.logical + r.len - (a + n), r.phys + (a + n - r.logical));
+        rc = put_run(st, a + n, r.logical + r.len - (a + n),
+                     r.phys ? r.phys + (a + n - r.logical) : 0);
     return rc;
 }
 
@@ -119,7 +120,7 @@ int remaptree_commit_frees(cow_store *st)
         while (a < end) {
             uint64_t phys, run;
             remap_translate(st, a, end - a, &phys, &run);
-            int rc = alloc_phys_pin(st, phys, run);
+            int rc = phys ? alloc_phys_pin(st, phys, run) : COW_OK; /* 0: dropped */
             if (!rc && phys != a)
                 rc = cut_run(st, remap_find(st, a), a, run, 0);
             if (rc)
@@ -156,7 +157,8 @@ static int load_leaf(cow_store *st, void *arg, struct eb *e)
         }
         for (int a = 0; a < COW_SB_COPIES && st->log_blocks; a++) {
             uint64_t s0 = st->log_area[a], s1 = s0 + (uint64_t)st->log_blocks * BLK;
-            if ((r.logical < s1 && r.logical + r.len > s0) || (r.phys < s1 && r.phys + r.len > s0))
+            if ((r.logical < s1 && r.logical + r.len > s0) ||
+                (r.phys && r.phys < s1 && r.phys + r.len > s0))
                 return COW_CORRUPT("remap item (%llu, +%llu) -> %llu touches a log area",
                                    (unsigned long long)r.logical, (unsigned long long)r.len,
                                    (unsigned long long)r.phys);
@@ -188,6 +190,8 @@ int remaptree_apply_physical(cow_store *st)
         alloc_phys_clear(st, r->logical, r->len);
     }
     for (size_t i = 0; i < st->nremap; i++) {
+        if (!st->remap[i].phys)
+            continue; /* dropped: not stored */
         int rc = alloc_phys_set(st, st->remap[i].phys, st->remap[i].len);
         if (rc)
             return rc;

@@ -46,7 +46,8 @@ int remaptree_commit_frees(cow_store *st);
 /*
  * Records that [LOGICAL, +LEN), stored at its own address until now, is
  * stored at PHYS: a new remap item, and the old place pinned.  PHYS is
- * already set in the physical bitmap (alloc_phys_target).  Errors:
+ * already set in the physical bitmap (alloc_phys_target), or 0: the
+ * blocks are dropped (no file extent item maps them).  Errors:
  * COW_ENOMEM, btree errors.
  */
 int remaptree_add(cow_store *st, uint64_t logical, uint64_t len, uint64_t phys);

@@ -138,6 +138,7 @@ struct cow_stats {
     uint64_t reloc_groups;     /* block groups relocated (balance and the
                                 * background relocator) */
     uint64_t reloc_bytes;      /* bytes they moved */
+    uint64_t reloc_dropped;    /* bytes they dropped (data no file maps) */
     uint64_t reloc_runs;       /* balances run (explicit or background) */
     uint64_t container_bytes;  /* the container file's size now */
 };
@@ -463,6 +464,9 @@ struct cow_balance_result {
                                 * something (a group that does not fit
                                 * below it, or holds nothing, stays) */
     uint64_t bytes_moved;      /* bytes copied to new places */
+    uint64_t bytes_dropped;    /* bytes of data extents no file maps (the
+                                * "bookends" of extents partly overwritten),
+                                * given back without a copy */
     uint64_t container_before; /* container file size before, bytes */
     uint64_t container_after;  /* ... after (0 until the end) */
 };

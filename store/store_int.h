@@ -569,6 +569,12 @@ int log_alloc_areas(cow_store *st);
  * the commit is flushed).  No-op otherwise.  Errors of alloc_contig_meta
  * and alloc_free (the commit aborts). */
 int log_grow_areas(cow_store *st);
+/* Relocation: moves the two log areas to the lowest free contiguous
+ * metadata space if it ends below BELOW (bytes), in the running
+ * transaction (records after its commit go to the new areas; the old
+ * ones are freed, pinned until that commit is flushed).  Leaves them
+ * where they are otherwise.  Errors of alloc_contig_meta and alloc_free. */
+int log_move_areas(cow_store *st, uint64_t below);
 /* The next log_id (random). */
 uint64_t log_new_id(cow_store *st);
 

@@ -368,12 +368,13 @@ int check_item(cow_store *st, const struct check_where *w, uint64_t owner,
     case COW_REMAP_ITEM: {
         /* format.h, REMAP_ITEM; overlaps are remap_load's to find */
         uint64_t phys = get64(d + REMAP_PHYSICAL), le, pe;
+        int stored = phys != 0; /* 0: dropped, not stored (format.h) */
         if (k->offset == 0 || k->offset % BLK || k->objectid % BLK || phys % BLK ||
             phys == k->objectid || range_end(k->objectid, k->offset, &le) ||
-            range_end(phys, k->offset, &pe) || le > st->total_bytes || pe > st->total_bytes ||
-            k->objectid < 2 * BLK || phys < 2 * BLK ||
-            k->objectid / st->bg_size != (le - 1) / st->bg_size ||
-            phys / st->bg_size != (pe - 1) / st->bg_size)
+            range_end(phys, k->offset, &pe) || le > st->total_bytes ||
+            (stored && pe > st->total_bytes) || k->objectid < 2 * BLK ||
+            (stored && phys < 2 * BLK) || k->objectid / st->bg_size != (le - 1) / st->bg_size ||
+            (stored && phys / st->bg_size != (pe - 1) / st->bg_size))
             return BAD(w, k, "remaps [%llu, +%llu) to %llu: not whole blocks inside one block "
                              "group each",
                        (unsigned long long)k->objectid, (unsigned long long)k->offset,

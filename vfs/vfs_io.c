@@ -590,7 +590,7 @@ static const struct {
  *                                log_blocks=N replayed=N ordered_extents=N
  *                                preallocated=N written_in_place=N
  *                                dirty_bytes=N reserved_bytes=N
- *                                reloc_groups=N reloc_bytes=N reloc_runs=N
+ *                                reloc_groups=N reloc_bytes=N reloc_dropped=N reloc_runs=N
  *                                container_bytes=N"
  *   PRAGMA cow_commit_interval   the interval of the store's background
  *                                commits in ms (COW_COMMIT_INTERVAL_MS
@@ -670,8 +670,8 @@ static int cowPragma(cowFile *p, char **azArg)
                                    "log_syncs=%llu log_records=%llu log_blocks=%llu "
                                    "replayed=%llu ordered_extents=%llu preallocated=%llu "
                                    "written_in_place=%llu dirty_bytes=%llu reserved_bytes=%llu "
-                                   "reloc_groups=%llu reloc_bytes=%llu reloc_runs=%llu "
-                                   "container_bytes=%llu",
+                                   "reloc_groups=%llu reloc_bytes=%llu reloc_dropped=%llu "
+                                   "reloc_runs=%llu container_bytes=%llu",
                                    (unsigned long long)cs.flushes,
                                    (unsigned long long)cs.commits,
                                    (unsigned long long)cs.commits_flushed,
@@ -687,6 +687,7 @@ static int cowPragma(cowFile *p, char **azArg)
                                    (unsigned long long)cs.reserved_bytes,
                                    (unsigned long long)cs.reloc_groups,
                                    (unsigned long long)cs.reloc_bytes,
+                                   (unsigned long long)cs.reloc_dropped,
                                    (unsigned long long)cs.reloc_runs,
                                    (unsigned long long)cs.container_bytes);
         break;

@@ -166,10 +166,11 @@ static int cowBalance(cowFile *p, const char *zName, const char *zVal, char **pz
         *pzOut = sqlite3_mprintf("cow_balance: %s", cow_store_last_error(pCont->pStore));
         goto out;
     }
-    *pzOut = sqlite3_mprintf("groups=%llu bytes_moved=%llu container_before=%llu "
-                             "container_after=%llu",
+    *pzOut = sqlite3_mprintf("groups=%llu bytes_moved=%llu bytes_dropped=%llu "
+                             "container_before=%llu container_after=%llu",
                              (unsigned long long)r.groups_relocated,
                              (unsigned long long)r.bytes_moved,
+                             (unsigned long long)r.bytes_dropped,
                              (unsigned long long)r.container_before,
                              (unsigned long long)r.container_after);
 out:
