@@ -9,9 +9,13 @@
  * at the end), VACUUM, PRAGMA wal_checkpoint(TRUNCATE), and delete the
  * snapshot (cow).  Printed: the files' sizes (st_size of the database and
  * its -wal, -journal, -shm) and what they hold allocated (st_blocks), the
- * ratio of the sizes, and the time of the whole run.  The container only
- * grows today; relocation (issue 14) is what will give this space back,
- * and its figures will join this table.
+ * ratio of the sizes, and the time of the whole run.  cow runs with its
+ * background relocator off (URI reloc=0), so that "before" is what the
+ * work alone leaves; then, on one copy of the container, PRAGMA
+ * cow_balance (its time and MiB/s moved, the sizes after it), and on
+ * another, the background relocator with its defaults: how long until
+ * the file is within 1.25x of the other VFS's files + 1 MiB (the
+ * target), polled every 100 ms for at most 60 s.
  *
  * Both VFSs must end with the same rows (count and total length), or the
  * run fails.
@@ -19,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -44,13 +49,60 @@ static int64_t db_alloc_bytes(const char *path)
     return total;
 }
 
-/* One churn run on VFS (COW: it has snapshots); *CHECK gets the rows left
- * and their bytes.  Returns the seconds it took, or -1 (reported). */
+/* Opens PATH on cow with URI parameters PARAMS ("reloc=0"), or NULL
+ * (reported). */
+static sqlite3 *cow_open(const char *path, const char *params)
+{
+    char uri[4400];
+    sqlite3 *db = NULL;
+    snprintf(uri, sizeof uri, "file:%s?vfs=%s&%s", path, COWVFS_NAME, params);
+    int rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        report(db, uri, rc);
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int64_t file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (int64_t)sb.st_size : -1;
+}
+
+/* Copies file FROM to TO (the container, to relocate it two ways). */
+static int copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
+    static char buf[1 << 16];
+    size_t n;
+    int rc = in && out ? 0 : -1;
+    while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n)
+            rc = -1;
+    if (in)
+        fclose(in);
+    if (out && fclose(out) != 0)
+        rc = -1;
+    return rc;
+}
+
+/* One churn run on VFS (COW: it has snapshots, and runs with reloc=0);
+ * *CHECK gets the rows left and their bytes.  Returns the seconds it
+ * took, or -1 (reported). */
 static double run_churn(const char *path, const char *vfs, int cow, uint64_t *check)
 {
     char sql[512];
     double t0 = now_s();
-    sqlite3 *db = db_open(path, vfs);
+    sqlite3 *db = cow ? cow_open(path, "reloc=0") : db_open(path, vfs);
     if (!db)
         return -1;
     int64_t rows = opt.sz.churn_mib * (1 << 20) / (CHURN_ROW + 24);
@@ -95,34 +147,105 @@ fail:
     return -1;
 }
 
+/* PRAGMA cow_balance on a copy of the container: its seconds, the bytes it
+ * moved; the copy's size and allocation after close.  0, or -1. */
+static int explicit_balance(const char *path, double *secs, int64_t *moved, int64_t *size,
+                            int64_t *alloc)
+{
+    sqlite3 *db = cow_open(path, "reloc=0");
+    if (!db)
+        return -1;
+    double t0 = now_s();
+    sqlite3_stmt *st = prepare(db, "PRAGMA cow_balance");
+    int rc = st && sqlite3_step(st) == SQLITE_ROW ? 0 : -1;
+    long long m = 0;
+    const char *row = rc == 0 ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    const char *p = row ? strstr(row, "bytes_moved=") : NULL;
+    if (!p || sscanf(p, "bytes_moved=%lld", &m) != 1)
+        rc = -1;
+    if (rc)
+        report(db, "churn: PRAGMA cow_balance", sqlite3_errcode(db));
+    sqlite3_finalize(st);
+    if (db_close(db) != 0)
+        rc = -1;
+    *secs = now_s() - t0;
+    *moved = m;
+    *size = db_bytes(path);
+    *alloc = db_alloc_bytes(path);
+    return rc;
+}
+
+/* The background relocator (defaults) on another copy: seconds until the
+ * file is at most TARGET bytes, -1 if not within 60 s. */
+static double background_balance(const char *path, int64_t target)
+{
+    sqlite3 *db = cow_open(path, "");
+    if (!db)
+        return -1;
+    double t0 = now_s(), t = -1;
+    /* a read keeps the database open, as an application would */
+    if (exec(db, "SELECT count(*) FROM t") == 0)
+        while (now_s() - t0 < 60) {
+            if (file_size(path) <= target) {
+                t = now_s() - t0;
+                break;
+            }
+            sleep_ms(100);
+        }
+    db_close(db);
+    return t;
+}
+
 int churn_table(const char *const vfs[2])
 {
     double secs[2];
     int64_t size[2], alloc[2];
     uint64_t check[2] = { 0, 0 };
+    char paths[2][4200];
+    int c = strcmp(vfs[0], COWVFS_NAME) == 0 ? 0 : 1;
     for (int w = 0; w < 2; w++) {
-        char path[4200];
-        db_path(path, sizeof path, "churn", w);
-        db_remove(path);
-        secs[w] = run_churn(path, vfs[w], strcmp(vfs[w], COWVFS_NAME) == 0, &check[w]);
+        db_path(paths[w], sizeof paths[w], "churn", w);
+        db_remove(paths[w]);
+        secs[w] = run_churn(paths[w], vfs[w], w == c, &check[w]);
         if (secs[w] < 0) {
             fprintf(stderr, "bench: churn failed on vfs %s\n", vfs[w]);
             failed = 1;
             return -1;
         }
-        size[w] = db_bytes(path);
-        alloc[w] = db_alloc_bytes(path);
+        size[w] = db_bytes(paths[w]);
+        alloc[w] = db_alloc_bytes(paths[w]);
     }
     if (check[0] != check[1]) {
         fprintf(stderr, "bench: churn: rows differ between %s and %s\n", vfs[0], vfs[1]);
         failed = 1;
         return -1;
     }
+    /* relocation, two ways, each on its own copy of the container */
+    char ex[4300], bg[4300];
+    snprintf(ex, sizeof ex, "%s-balance", paths[c]);
+    snprintf(bg, sizeof bg, "%s-background", paths[c]);
+    double bsecs = 0;
+    int64_t moved = 0, asize = 0, aalloc = 0;
+    int64_t target = size[1 - c] + size[1 - c] / 4 + (1 << 20);
+    if (copy_file(paths[c], ex) || copy_file(paths[c], bg) ||
+        explicit_balance(ex, &bsecs, &moved, &asize, &aalloc)) {
+        fprintf(stderr, "bench: churn: relocation failed\n");
+        failed = 1;
+        return -1;
+    }
+    double bgsecs = background_balance(bg, target);
+    int64_t bgsize = db_bytes(bg);
+    db_remove(ex);
+    db_remove(bg);
     printf("churn: a %lld MiB table of %d-byte rows, a snapshot (%s only), %d rounds of\n"
            "overwriting 80%% of the rows and deleting a quarter, VACUUM, the WAL\n"
            "checkpointed (TRUNCATE), the snapshot deleted; the files on disk after it\n"
-           "(size: st_size; alloc: st_blocks), and the time of the whole run\n\n",
-           (long long)opt.sz.churn_mib, CHURN_ROW, COWVFS_NAME, CHURN_ROUNDS);
+           "(size: st_size; alloc: st_blocks) and the time of the run, %s with its\n"
+           "background relocator off; then PRAGMA cow_balance on a copy (sizes after it,\n"
+           "its time and rate), and the background relocator on another copy: seconds\n"
+           "until the file is within 1.25x %s + 1 MiB (%.1f MiB; '-': not in 60 s)\n\n",
+           (long long)opt.sz.churn_mib, CHURN_ROW, COWVFS_NAME, CHURN_ROUNDS, COWVFS_NAME,
+           vfs[1 - c], target / 1048576.0);
     char h[7][64];
     snprintf(h[0], sizeof h[0], "%s MiB", vfs[0]);
     snprintf(h[1], sizeof h[1], "%s MiB", vfs[1]);
@@ -136,5 +259,19 @@ int churn_table(const char *const vfs[2])
            size[0] / 1048576.0, colw[1], size[1] / 1048576.0, colw[2],
            size[0] ? (double)size[1] / (double)size[0] : 0.0, colw[3], alloc[0] / 1048576.0,
            colw[4], alloc[1] / 1048576.0, colw[5], secs[0], colw[6], secs[1]);
+    printf("\n%s after PRAGMA cow_balance: %.1f MiB (alloc %.1f MiB), %.2fx %s; "
+           "%.1f MiB moved in %.2f s (%.0f MiB/s)\n",
+           COWVFS_NAME, asize / 1048576.0, aalloc / 1048576.0,
+           size[1 - c] ? (double)asize / (double)size[1 - c] : 0.0, vfs[1 - c], moved / 1048576.0,
+           bsecs, bsecs > 0 ? moved / 1048576.0 / bsecs : 0.0);
+    if (bgsecs >= 0)
+        printf("%s background relocation: within the target after %.1f s (%.1f MiB at the end)\n",
+               COWVFS_NAME, bgsecs, bgsize / 1048576.0);
+    else
+        printf("%s background relocation: not within the target after 60 s (%.1f MiB)\n",
+               COWVFS_NAME, bgsize / 1048576.0);
+    if (asize > target)
+        printf("%s after balance is above the target (1.25x %s + 1 MiB)\n", COWVFS_NAME,
+               vfs[1 - c]);
     return 0;
 }

@@ -289,13 +289,20 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
         UNLOCK(st);
         return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
     }
-    if (g->pused == 0 || alloc_phys_free_below(st, g->start) < g->pused) {
+    if (g->pused == 0) {
         UNLOCK(st);
-        return g->pused ? cow_set_error(COW_ENOSPC, "block group %zu does not fit below it", gi)
-                        : COW_OK;
+        return COW_OK;
     }
     g->relocating = 1;
+    st->meta_cursor = 0; /* tree blocks the commits copy go low */
     rc = commit_transaction(st, 1); /* 1: in flight here is written and named */
+    if (!rc && (g->pused == 0 || alloc_phys_free_below(st, g->start) < g->pused)) {
+        rc = g->pused ? cow_set_error(COW_ENOSPC, "block group %zu does not fit below it", gi)
+                      : COW_OK;
+        g->relocating = 0;
+        UNLOCK(st);
+        return rc;
+    }
     if (!rc)
         rc = remaptree_cow_in(st, g->start, g->len); /* 2 */
     if (!rc)
@@ -349,9 +356,9 @@ int reloc_trim(cow_store *st)
     return rc;
 }
 
-/* A commit that records the smaller device_bytes (the last one's copy
- * was written while the old places were still pinned), then the file
- * cut to it.  Lock held. */
+/* Commits that record the smaller device_bytes (the last one's copy was
+ * written while the old places were still pinned), then the file cut to
+ * it.  Lock held. */
 static int shrink(cow_store *st)
 {
     if (!st->dev->shrink || st->readonly)
@@ -359,8 +366,13 @@ static int shrink(cow_store *st)
     uint64_t need = alloc_device_bytes(st);
     if (need + SHRINK_ALIGN > st->file_bytes && need >= st->sb_device_bytes)
         return COW_OK; /* nothing to give back */
-    st->txn_dirty = 1;
-    int rc = commit_transaction(st, 1);
+    /* two flushed commits: the first frees the last group's old places
+     * into cooling (alloc_unpin_all), the second frees them */
+    int rc = COW_OK;
+    for (int i = 0; i < 2 && !rc; i++) {
+        st->txn_dirty = 1;
+        rc = commit_transaction(st, 1);
+    }
     return rc ? rc : reloc_trim(st);
 }
 
@@ -391,11 +403,23 @@ int cow_store_balance(cow_store *st, const struct cow_balance_opts *o,
         rc = st->dev->size(st->dev, &st->file_bytes);
     r->container_before = st->file_bytes;
     st->stats.reloc_runs += rc == COW_OK;
-    /* from the top of the file down: what moves lower lets the file shrink */
+    /* two flushed commits: what was freed so far (pinned, then cooling)
+     * is free, and counts as free below the groups that move */
+    for (int i = 0; i < 2 && rc == COW_OK; i++) {
+        st->txn_dirty = 1;
+        rc = commit_transaction(st, 1);
+    }
+    /* From the top of the file down: what moves lower lets the file
+     * shrink.  Groups past what the file needs (its blocks, an eighth more
+     * and a group) move whatever their usage, into the holes below. */
+    uint64_t phys = alloc_physical_blocks(st) * BLK;
+    uint64_t need = phys + phys / 8 + st->bg_size;
     for (size_t gi = st->nbgs; gi-- > 1 && rc == COW_OK;) {
         struct bgroup *g = &st->bgs[gi];
         uint64_t blocks = g->len / BLK;
-        if (g->pused == 0 || group_has_log_area(st, g) || g->pused * 100 > o->usage_pct * blocks)
+        if (g->pused == 0 || group_has_log_area(st, g))
+            continue;
+        if (g->start < need && g->pused * 100 > o->usage_pct * blocks)
             continue;
         if (vec_reserve(groups, cgroups, ngroups + 1))
             rc = cow_set_error(COW_ENOMEM, "out of memory");
@@ -403,6 +427,9 @@ int cow_store_balance(cow_store *st, const struct cow_balance_opts *o,
             groups[ngroups++] = gi;
     }
     r->groups_total = ngroups;
+    /* next fit starts again from the bottom: what the balance's own
+     * commits allocate goes low, not where the file is being cut */
+    st->data_cursor = st->meta_cursor = 0;
     UNLOCK(st);
     for (size_t k = 0; k < ngroups && rc == COW_OK; k++) {
         uint64_t moved = 0;
@@ -410,6 +437,7 @@ int cow_store_balance(cow_store *st, const struct cow_balance_opts *o,
         if (rc == COW_ENOSPC)
             rc = COW_OK; /* it stays where it is; lower groups may still fit */
         r->groups_done++;
+        r->groups_relocated += moved > 0;
         r->bytes_moved += moved;
         if (rc == COW_OK && o->progress && o->progress(o->arg, r))
             break;

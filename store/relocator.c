@@ -152,7 +152,7 @@ static int relocator_step(cow_store *st, struct relocator *r, const struct cow_r
     o.max_bytes = cfg->rate; /* one second's worth; 0: no limit */
     o.progress = relocator_progress;
     o.arg = r;
-    if (cow_store_balance(st, &o, &res) != COW_OK || res.groups_done == 0)
+    if (cow_store_balance(st, &o, &res) != COW_OK || res.groups_relocated == 0)
         return -1;
     if (relocator_measure(st, &slack_after, &container) != COW_OK)
         return -1;

@@ -458,7 +458,10 @@ int cow_store_df(cow_store *st, struct cow_df *df);
 /* What cow_store_balance() did, or has done so far (progress). */
 struct cow_balance_result {
     uint64_t groups_total;     /* block groups chosen to relocate */
-    uint64_t groups_done;      /* ... of them relocated so far */
+    uint64_t groups_done;      /* ... of them visited so far (progress) */
+    uint64_t groups_relocated; /* ... of those, the ones that moved
+                                * something (a group that does not fit
+                                * below it, or holds nothing, stays) */
     uint64_t bytes_moved;      /* bytes copied to new places */
     uint64_t container_before; /* container file size before, bytes */
     uint64_t container_after;  /* ... after (0 until the end) */
@@ -466,9 +469,10 @@ struct cow_balance_result {
 
 struct cow_balance_opts {
     /* Relocate block groups at most this full, in percent of their size
-     * (0..100; 100 relocates every group but group 0).  Groups above the
-     * container's physical need are relocated whatever their usage, so
-     * that the file can shrink. */
+     * (0..100; 100 relocates every group but group 0).  Groups that start
+     * past what the file needs (the bytes it holds, an eighth more and a
+     * block group) are relocated whatever their usage, so that the file
+     * can shrink. */
     unsigned usage_pct;
     /* Stop after moving about this many bytes (0: no limit); the
      * background relocator moves in such steps. */

@@ -678,7 +678,7 @@ static int cmd_balance(int argc, char **argv)
         char h1[32], h2[32], h3[32];
         printf("%s: %" PRIu64 " of %" PRIu64 " block groups relocated, %" PRIu64
                " bytes moved (%s); container %" PRIu64 " -> %" PRIu64 " bytes (%s -> %s)\n",
-               path, r.groups_done, r.groups_total, r.bytes_moved,
+               path, r.groups_relocated, r.groups_total, r.bytes_moved,
                human(r.bytes_moved, h1, sizeof(h1)), r.container_before, r.container_after,
                human(r.container_before, h2, sizeof(h2)), human(r.container_after, h3, sizeof(h3)));
     }

@@ -168,7 +168,7 @@ static int cowBalance(cowFile *p, const char *zName, const char *zVal, char **pz
     }
     *pzOut = sqlite3_mprintf("groups=%llu bytes_moved=%llu container_before=%llu "
                              "container_after=%llu",
-                             (unsigned long long)r.groups_done,
+                             (unsigned long long)r.groups_relocated,
                              (unsigned long long)r.bytes_moved,
                              (unsigned long long)r.container_before,
                              (unsigned long long)r.container_after);

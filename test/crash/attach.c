@@ -450,7 +450,7 @@ void crashfs_replay_end(void)
 char *aux_uri(const struct run *r)
 {
     if (r->w->attach == ATT_COW)
-        return sqlite3_mprintf("file:%s?vfs=%s&commit_interval=0", g.path2,
+        return sqlite3_mprintf("file:%s?vfs=%s&commit_interval=0&reloc=0", g.path2,
                                g.recording ? "crashshim" : "cow");
     return sqlite3_mprintf("file:%s/aux.db?vfs=crashfs", g.dir);
 }
@@ -461,7 +461,7 @@ char *aux_uri(const struct run *r)
 int aux_attach(struct run *r)
 {
     char *uri = r->w->attach == ATT_UNIX_MAIN
-                    ? sqlite3_mprintf("file:%s?vfs=crashshim&commit_interval=0", g.path)
+                    ? sqlite3_mprintf("file:%s?vfs=crashshim&commit_interval=0&reloc=0", g.path)
                     : aux_uri(r);
     const char *as = r->w->attach == ATT_UNIX_MAIN ? "c" : "aux";
     int rc = execf(r, "ATTACH '%s' AS %s; PRAGMA %s.journal_mode=%s; PRAGMA %s.synchronous=%s",

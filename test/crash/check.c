@@ -531,7 +531,7 @@ static int check_snaps(const struct run *r, const struct state *s, const int *pr
         snprintf(who, sizeof who, "%s %s", rec->kind == COWVFS_SNAPSHOT ? "snapshot" : "branch",
                  rec->name);
         g.lastlog[0] = 0;
-        char *uri = sqlite3_mprintf("file:%s?vfs=cow&commit_interval=0&%s=%s", g.path,
+        char *uri = sqlite3_mprintf("file:%s?vfs=cow&commit_interval=0&reloc=0&%s=%s", g.path,
                                     rec->kind == COWVFS_SNAPSHOT ? "snapshot" : "branch",
                                     rec->name);
         rc = sqlite3_open_v2(uri, &db,
@@ -656,7 +656,7 @@ static int check_sqlite(const struct run *r, const struct state *s, const struct
         if (bad)
             goto out;
     }
-    char *uri = sqlite3_mprintf("file:%s?vfs=cow&commit_interval=0", g.path);
+    char *uri = sqlite3_mprintf("file:%s?vfs=cow&commit_interval=0&reloc=0", g.path);
     int rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
                              NULL);
     sqlite3_free(uri);
@@ -762,6 +762,18 @@ int check_state(const struct run *r, const struct state *s, struct msg *m)
     } else {
         g.secs[T_SQLITE] += (t1 = now_secs()) - t0;
         bad |= check_fsck(0, "after recovery", m);
+        /* a crash inside a balance never leaves the container larger
+         * than it was before the balance began */
+        for (size_t i = 0; i < r->nsteps; i++) {
+            const struct step *st = &r->steps[i];
+            if (st->size_before && st->start <= s->point && s->point < st->ret &&
+                g.im[0].len > st->size_before) {
+                msg_add(m, "after recovery from a crash inside %s the container is %zu bytes, "
+                           "%llu before it began\n",
+                        st->what, g.im[0].len, (unsigned long long)st->size_before);
+                bad = 1;
+            }
+        }
         if (r->w->attach == ATT_COW && g.im[1].len > 0)
             bad |= check_fsck(1, "after recovery", m);
         g.secs[T_FSCK] += now_secs() - t1;

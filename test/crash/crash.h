@@ -171,6 +171,9 @@ struct workload {
                           * the two-flush path (store/commit.c commit_transaction) */
     int attach;          /* ATT_*: a second database, written by every
                           * transaction (attach.c) */
+    int reloc;           /* weight of PRAGMA cow_balance among the other
+                          * steps (0: none; the background relocator is
+                          * off in every run, which must be deterministic) */
 };
 
 /* The second database of an attach workload: none, another cow container,
@@ -208,6 +211,8 @@ struct step {
     size_t ret;     /* ops logged when it returned */
     int txn;        /* STEP_TXN: its number (row n of tx) */
     int durable;    /* STEP_TXN: its COMMIT returned durably */
+    uint64_t size_before; /* a balance: the container's size when it began
+                           * (0: not a balance) */
 };
 
 /* The device ops of one snapshot operation: ops [start, ret) are its own,

@@ -13,26 +13,29 @@ const char *const jm_name[] = {"DELETE", "TRUNCATE", "PERSIST", "WAL"};
 const char *const sy_name[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
 
 const struct workload workloads[] = {
-    {"delete-extra", JM_DELETE, SY_EXTRA, 4096, "NONE", 2000, 0, 0, 0, 0, 0, ATT_NONE},
-    {"delete-full", JM_DELETE, SY_FULL, 4096, "FULL", 16, 0, 0, 0, 0, 0, ATT_NONE},
-    {"snap-delete", JM_DELETE, SY_FULL, 2048, "INCREMENTAL", 12, 0, 0, 65536, 12, 0, ATT_NONE},
-    {"truncate-full", JM_TRUNCATE, SY_FULL, 1024, "INCREMENTAL", 40, 0, 0, 0, 0, 0, ATT_NONE},
-    {"persist-normal", JM_PERSIST, SY_NORMAL, 2048, "NONE", 2000, 0, 0, 0, 0, 0, ATT_NONE},
-    {"wal-full", JM_WAL, SY_FULL, 4096, "NONE", 2000, 0, 0, 0, 0, 0, ATT_NONE},
-    {"wal-normal", JM_WAL, SY_NORMAL, 1024, "FULL", 24, 0, 0, 0, 0, 0, ATT_NONE},
-    {"snap-wal", JM_WAL, SY_NORMAL, 4096, "FULL", 20, 0, 0, 131072, 12, 0, ATT_NONE},
-    {"mixed", JM_WAL, SY_FULL, 4096, "INCREMENTAL", 64, 1, 0, 0, 0, 0, ATT_NONE},
-    {"wal-big", JM_WAL, SY_FULL, 4096, "FULL", 200, 0, 1, 0, 0, 0, ATT_NONE},
-    {"chunk-extra", JM_DELETE, SY_EXTRA, 4096, "FULL", 16, 0, 0, 65536, 0, 0, ATT_NONE},
-    {"wal-chunk", JM_WAL, SY_FULL, 2048, "INCREMENTAL", 200, 0, 0, 262144, 0, 0, ATT_NONE},
-    {"big-commit", JM_DELETE, SY_FULL, 4096, "FULL", 2000, 0, 0, 0, 0, 25, ATT_NONE},
-    {"attach-delete", JM_DELETE, SY_FULL, 4096, "NONE", 16, 0, 0, 0, 0, 0, ATT_COW},
+    {"delete-extra", JM_DELETE, SY_EXTRA, 4096, "NONE", 2000, 0, 0, 0, 0, 0, ATT_NONE, 0},
+    {"delete-full", JM_DELETE, SY_FULL, 4096, "FULL", 16, 0, 0, 0, 0, 0, ATT_NONE, 0},
+    {"snap-delete", JM_DELETE, SY_FULL, 2048, "INCREMENTAL", 12, 0, 0, 65536, 12, 0, ATT_NONE, 0},
+    {"truncate-full", JM_TRUNCATE, SY_FULL, 1024, "INCREMENTAL", 40, 0, 0, 0, 0, 0, ATT_NONE, 0},
+    {"persist-normal", JM_PERSIST, SY_NORMAL, 2048, "NONE", 2000, 0, 0, 0, 0, 0, ATT_NONE, 0},
+    {"wal-full", JM_WAL, SY_FULL, 4096, "NONE", 2000, 0, 0, 0, 0, 0, ATT_NONE, 0},
+    {"wal-normal", JM_WAL, SY_NORMAL, 1024, "FULL", 24, 0, 0, 0, 0, 0, ATT_NONE, 0},
+    {"snap-wal", JM_WAL, SY_NORMAL, 4096, "FULL", 20, 0, 0, 131072, 12, 0, ATT_NONE, 0},
+    {"mixed", JM_WAL, SY_FULL, 4096, "INCREMENTAL", 64, 1, 0, 0, 0, 0, ATT_NONE, 0},
+    {"wal-big", JM_WAL, SY_FULL, 4096, "FULL", 200, 0, 1, 0, 0, 0, ATT_NONE, 0},
+    {"chunk-extra", JM_DELETE, SY_EXTRA, 4096, "FULL", 16, 0, 0, 65536, 0, 0, ATT_NONE, 0},
+    {"wal-chunk", JM_WAL, SY_FULL, 2048, "INCREMENTAL", 200, 0, 0, 262144, 0, 0, ATT_NONE, 0},
+    {"big-commit", JM_DELETE, SY_FULL, 4096, "FULL", 2000, 0, 0, 0, 0, 25, ATT_NONE, 0},
+    {"attach-delete", JM_DELETE, SY_FULL, 4096, "NONE", 16, 0, 0, 0, 0, 0, ATT_COW, 0},
     {"attach-truncate", JM_TRUNCATE, SY_FULL, 1024, "INCREMENTAL", 2000, 0, 0, 0, 0, 0,
-     ATT_COW},
-    {"attach-persist", JM_PERSIST, SY_FULL, 2048, "FULL", 40, 0, 0, 0, 0, 0, ATT_UNIX},
-    {"attach-unix", JM_TRUNCATE, SY_FULL, 4096, "NONE", 2000, 0, 0, 0, 0, 0, ATT_UNIX},
+     ATT_COW, 0},
+    {"attach-persist", JM_PERSIST, SY_FULL, 2048, "FULL", 40, 0, 0, 0, 0, 0, ATT_UNIX, 0},
+    {"attach-unix", JM_TRUNCATE, SY_FULL, 4096, "NONE", 2000, 0, 0, 0, 0, 0, ATT_UNIX, 0},
     {"attach-unix-main", JM_TRUNCATE, SY_FULL, 4096, "FULL", 2000, 0, 0, 0, 0, 0,
-     ATT_UNIX_MAIN},
+     ATT_UNIX_MAIN, 0},
+    {"reloc-wal", JM_WAL, SY_FULL, 4096, "FULL", 40, 0, 1, 0, 10, 0, ATT_NONE, 30},
+    {"reloc-delete", JM_DELETE, SY_FULL, 4096, "INCREMENTAL", 40, 0, 1, 65536, 10, 0, ATT_NONE,
+     30},
 };
 const size_t nworkloads = sizeof workloads / sizeof workloads[0];
 
@@ -155,7 +158,7 @@ static int wl_open(struct run *r)
      * to main (CREATE, the pragmas below, VACUUM) names c */
     char *uri = r->w->attach == ATT_UNIX_MAIN
                     ? aux_uri(r)
-                    : sqlite3_mprintf("file:%s?vfs=crashshim&commit_interval=0", g.path);
+                    : sqlite3_mprintf("file:%s?vfs=crashshim&commit_interval=0&reloc=0", g.path);
     int rc = sqlite3_open_v2(uri, &r->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, NULL);
     sqlite3_free(uri);
@@ -640,7 +643,7 @@ static int wl_txn(struct run *r, int bulk)
 /* A step that changes no content: checkpoint, VACUUM, reopen, ... */
 static int wl_other(struct run *r)
 {
-    enum { CKPT, VACUUM, INCR, REOPEN, JMODE, SYNC, NKINDS };
+    enum { CKPT, VACUUM, INCR, REOPEN, JMODE, SYNC, BALANCE, NKINDS };
     int weight[NKINDS] = {0};
     weight[CKPT] = r->jm == JM_WAL ? 30 : 0;
     weight[VACUUM] = 15;
@@ -648,6 +651,7 @@ static int wl_other(struct run *r)
     weight[REOPEN] = 15;
     weight[JMODE] = r->w->mixed ? 15 : 0;
     weight[SYNC] = r->w->mixed ? 10 : 0;
+    weight[BALANCE] = r->w->reloc;
     int kind = pick_weighted(&r->rng, weight, NKINDS);
 
     struct step *s;
@@ -666,6 +670,14 @@ static int wl_other(struct run *r)
         s = step_begin(r, STEP_OTHER, "close and reopen");
         if (!wl_close(r))
             wl_open(r);
+    } else if (kind == BALANCE) {
+        /* relocation of every group it can move, then the file cut: the
+         * checks of every crash state apply (snapshots' contents too) */
+        s = step_begin(r, STEP_OTHER, "cow_balance");
+        uint64_t size = 0;
+        g.cur->size(g.cur, &size);
+        s->size_before = size ? size : 1;
+        execf(r, "PRAGMA %scow_balance=100", r->cs);
     } else if (kind == JMODE) {
         int jm = (int)rnd_below(&r->rng, 4);
         s = step_begin(r, STEP_OTHER, "journal_mode=%s", jm_name[jm]);
