@@ -213,6 +213,38 @@ static uint64_t run_at(const struct bgroup *g, uint64_t i, uint64_t want)
 }
 
 /* Finds a free run of at least MINRUN blocks (up to WANT) from CURSOR. */
+/* Allocation prefers groups wholly below the file's end, and, while a
+ * balance runs, below what the file will need (st->alloc_soft_end). */
+static int preferred(const cow_store *st, const struct bgroup *g)
+{
+    uint64_t end = st->file_bytes;
+    if (st->alloc_soft_end && (end == 0 || st->alloc_soft_end < end))
+        end = st->alloc_soft_end;
+    return end == 0 || g->start + g->len <= end;
+}
+
+/* Gives an empty preferred group (or, with none and not PREFERRED_ONLY,
+ * any empty group) type FLAGS: after churn and relocation, empty groups of one type
+ * serve the other rather than the file growing.  A group is empty when
+ * nothing uses, pins or stores any block of it.  1 if one was retyped. */
+static int retype_empty(cow_store *st, uint64_t flags, int preferred_only)
+{
+    for (int pass = 0; pass < 2 - preferred_only; pass++)
+        for (size_t i = 1; i < st->nbgs; i++) {
+            struct bgroup *g = &st->bgs[i];
+            if (g->flags == flags || g->relocating || g->nremap || g->pused ||
+                g->nfree != g->len / COW_BLOCK_SIZE || preferred(st, g) != (pass == 0))
+                continue;
+            g->flags = flags;
+            g->dirty = 1; /* its BLOCK_GROUP_ITEM says so at commit */
+            g->maxrun = g->len / COW_BLOCK_SIZE;
+            st->txn_dirty = 1;
+            st->log_blocked = 1;
+            return 1;
+        }
+    return 0;
+}
+
 /* Groups wholly below the file's end come first (in next-fit order from
  * the cursor), then the rest: space the file already has is used before
  * the file grows back over what relocation gave back. */
@@ -226,8 +258,11 @@ static int find_run(cow_store *st, uint64_t flags, uint64_t cursor, uint64_t wan
     for (size_t k = 0; k <= 2 * ng; k++) {
         size_t gi = (g0 + k) % ng;
         struct bgroup *g = &st->bgs[gi];
-        int inside = st->file_bytes == 0 || g->start + g->len <= st->file_bytes;
-        if (inside != (k <= ng))
+        /* between the passes: an empty group where allocation prefers to
+         * be serves before any group past it */
+        if (k == ng + 1 && retype_empty(st, flags, 1))
+            return find_run(st, flags, cursor, want, minrun, bytenr, got);
+        if (preferred(st, g) != (k <= ng))
             continue;
         if (!(g->flags & flags) || g->nfree < minrun || g->maxrun < minrun || g->relocating)
             continue;
@@ -317,7 +352,8 @@ static int alloc_meta_block(cow_store *st, uint64_t *bytenr, uint64_t *got)
         st->meta_cursor = 0; /* first fit: the file stays short */
     if (st->mchunk_next >= st->mchunk_end) {
         const uint64_t M = COW_BG_METADATA;
-        if (!roomy(st, M) && !find_run(st, M, st->meta_cursor, sz[1], sz[1], bytenr, got)) {
+        if (!roomy(st, M) && !find_run(st, M, st->meta_cursor, sz[1], sz[1], bytenr, got) &&
+            !retype_empty(st, M, 0)) {
             /* no room to keep tree blocks together: grow first */
             int rc = alloc_add_group(st, M);
             if (rc && rc != COW_ENOSPC)
@@ -368,6 +404,8 @@ int alloc_contig_meta(cow_store *st, uint64_t n, uint64_t *bytenr)
             take(st, *bytenr, n);
             return COW_OK;
         }
+        if (retype_empty(st, COW_BG_METADATA, 0))
+            continue;
         int rc = alloc_add_group(st, COW_BG_METADATA);
         if (rc)
             return rc;
@@ -467,7 +505,8 @@ static int alloc_blocks_any(cow_store *st, uint64_t flags, uint64_t want, uint64
         minrun = want;
     for (int attempt = 0; attempt < 3; attempt++) {
         int ok = find_run(st, flags, *cursor, want, minrun, bytenr, got);
-        if (!ok && attempt == 0 && !roomy(st, flags) && alloc_add_group(st, flags) == COW_OK)
+        if (!ok && attempt == 0 && !roomy(st, flags) &&
+            (retype_empty(st, flags, 0) || alloc_add_group(st, flags) == COW_OK))
             continue;
         if (ok || find_run(st, flags, 0, want, 1, bytenr, got)) {
             int rc = alloc_back(st, *bytenr + *got * COW_BLOCK_SIZE);
@@ -509,11 +548,14 @@ int alloc_reserve(cow_store *st, uint64_t data, uint64_t meta)
         uint64_t dshort = data > d ? data - d : 0, mshort = meta > m ? meta - m : 0;
         if (dshort + mshort <= x)
             return COW_OK;
-        int rc = back_next_group(st);
+        uint64_t want = dshort > x ? COW_BG_DATA
+                        : mshort > x ? COW_BG_METADATA
+                        : dshort >= mshort ? COW_BG_DATA : COW_BG_METADATA;
+        int rc = retype_empty(st, want, 0);
         if (rc == 0)
-            rc = alloc_add_group(st, dshort > x ? COW_BG_DATA
-                                     : mshort > x ? COW_BG_METADATA
-                                     : dshort >= mshort ? COW_BG_DATA : COW_BG_METADATA);
+            rc = back_next_group(st);
+        if (rc == 0)
+            rc = alloc_add_group(st, want);
         if (rc < 0)
             return rc;
     }

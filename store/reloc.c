@@ -547,9 +547,11 @@ int cow_store_balance(cow_store *st, const struct cow_balance_opts *o,
             groups[ngroups++] = gi;
     }
     r->groups_total = ngroups;
-    /* next fit starts again from the bottom: what the balance's own
-     * commits allocate goes low, not where the file is being cut */
+    /* next fit starts again from the bottom, and prefers what the file
+     * will keep: what the balance's own commits allocate goes low, not
+     * where the file is being cut */
     st->data_cursor = st->meta_cursor = 0;
+    st->alloc_soft_end = need;
     UNLOCK(st);
     for (size_t k = 0; k < ngroups && rc == COW_OK; k++) {
         uint64_t moved = 0, dropped = 0;
@@ -568,6 +570,7 @@ int cow_store_balance(cow_store *st, const struct cow_balance_opts *o,
     LOCK(st);
     if (rc == COW_OK)
         rc = shrink(st);
+    st->alloc_soft_end = 0;
     r->container_after = st->file_bytes;
     UNLOCK(st);
     cow_mutex_unlock(&st->balance_lock);

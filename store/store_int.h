@@ -297,6 +297,8 @@ struct cow_store {
     uint64_t file_bytes; /* the container file's size as last grown or
                           * shrunk (0: unknown, ask the device) */
     uint64_t sb_device_bytes; /* device_bytes of the last superblock written */
+    uint64_t alloc_soft_end; /* while a balance runs: allocation prefers
+                              * groups below this (bytes; 0: none) */
     struct cow_mutex balance_lock; /* one balance at a time (reloc.c) */
 
     struct eb_cache cache;
