@@ -227,12 +227,13 @@ static int preferred(const cow_store *st, const struct bgroup *g)
  * any empty group) type FLAGS: after churn and relocation, empty groups of one type
  * serve the other rather than the file growing.  A group is empty when
  * nothing uses, pins or stores any block of it.  1 if one was retyped. */
-static int retype_empty(cow_store *st, uint64_t flags, int preferred_only)
+static int retype_empty_from(cow_store *st, uint64_t flags, int preferred_only, uint64_t from)
 {
     for (int pass = 0; pass < 2 - preferred_only; pass++)
         for (size_t i = 1; i < st->nbgs; i++) {
             struct bgroup *g = &st->bgs[i];
-            if (g->flags == flags || g->relocating || g->nremap || g->pused ||
+            if (g->flags == flags || (from && g->flags != from) || g->relocating || g->nremap ||
+                g->pused ||
                 g->nfree != g->len / COW_BLOCK_SIZE || preferred(st, g) != (pass == 0))
                 continue;
             g->flags = flags;
@@ -243,6 +244,11 @@ static int retype_empty(cow_store *st, uint64_t flags, int preferred_only)
             return 1;
         }
     return 0;
+}
+
+static int retype_empty(cow_store *st, uint64_t flags, int preferred_only)
+{
+    return retype_empty_from(st, flags, preferred_only, 0);
 }
 
 /* Groups wholly below the file's end come first (in next-fit order from
@@ -551,7 +557,13 @@ int alloc_reserve(cow_store *st, uint64_t data, uint64_t meta)
         uint64_t want = dshort > x ? COW_BG_DATA
                         : mshort > x ? COW_BG_METADATA
                         : dshort >= mshort ? COW_BG_DATA : COW_BG_METADATA;
-        int rc = retype_empty(st, want, 0);
+        /* an empty group of the other type, if that type has a group to
+         * spare (never back and forth) */
+        uint64_t gb = st->bg_size / COW_BLOCK_SIZE;
+        int rc = want == COW_BG_DATA ? (m >= meta + gb &&
+                                        retype_empty_from(st, want, 1, COW_BG_METADATA))
+                                     : (d >= data + gb &&
+                                        retype_empty_from(st, want, 1, COW_BG_DATA));
         if (rc == 0)
             rc = back_next_group(st);
         if (rc == 0)

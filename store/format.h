@@ -249,7 +249,7 @@
  * "Relocation").  Every other block is stored at its own address.  Both
  * runs are whole blocks (length a multiple of 4096, > 0), each inside
  * one block group and inside device_bytes, physical != logical.  A run
- * of physical 0 (not stored) lies inside one data extent, and no
+ * of physical 0 (not stored) covers blocks of data extents only, and no
  * EXTENT_DATA item of any tree maps any of its blocks.  The
  * logical runs do not overlap, and every block in them is used (a data
  * extent, a tree block, never a superblock, log area or remap tree

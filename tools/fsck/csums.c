@@ -82,6 +82,13 @@ void fsck_check_data(struct fsck *f)
             uint64_t at = d->bytenr + (uint64_t)b * BS;
             int rd = fsck_read_logical(f->fd, &f->xlate, buf, (size_t)(e - b) * BS, at);
             fsck_progress(f, (uint64_t)(e - b) * BS);
+            if (rd == FSCK_READ_DROPPED) {
+                fsck_problem(f, "data extent %" PRIu64 ": blocks from %" PRIu64 " that a regular "
+                                "file extent maps were dropped by relocation (REMAP_ITEM "
+                                "physical 0)",
+                             d->bytenr, at);
+                break;
+            }
             if (rd) {
                 fsck_problem(f, "data extent %" PRIu64 ": read failed at block %" PRIu64 ": %s",
                         d->bytenr, at, rd == 1 ? "past end of file" : strerror(rd));

@@ -181,8 +181,13 @@ static void dump_item(struct dumper *d, const struct cow_key *k, const uint8_t *
     case COW_REMAP_ITEM:
         if (size != REMAP_ITEM_SIZE)
             break;
-        fprintf(out, "%slogical %" PRIu64 " length %" PRIu64 " -> physical %" PRIu64 "\n", ind,
-                k->objectid, k->offset, get64(p + REMAP_PHYSICAL));
+        if (get64(p + REMAP_PHYSICAL) == 0)
+            fprintf(out, "%slogical %" PRIu64 " length %" PRIu64 " -> dropped (not stored: no "
+                         "file maps it)\n",
+                    ind, k->objectid, k->offset);
+        else
+            fprintf(out, "%slogical %" PRIu64 " length %" PRIu64 " -> physical %" PRIu64 "\n",
+                    ind, k->objectid, k->offset, get64(p + REMAP_PHYSICAL));
         return;
     default:
         if (d->flags & COW_DUMP_HEX)

@@ -289,6 +289,9 @@ void fsck_remaps_sort(struct remaps *t);
 void fsck_remaps_free(struct remaps *t);
 uint64_t fsck_remap_phys(const struct remaps *t, uint64_t logical, uint64_t *contig);
 int fsck_read_logical(int fd, const struct remaps *t, void *buf, size_t len, uint64_t logical);
+/* fsck_read_logical()'s answer when a piece lies in a dropped run
+ * (REMAP_ITEM physical 0: not stored; BUF holds zeros there). */
+#define FSCK_READ_DROPPED 1000
 uint64_t fsck_phys_end(const struct remaps *t, uint64_t logical, uint64_t len);
 void fsck_check_remap_item(struct fsck *f, const char *where, const struct cow_key *k,
                            const uint8_t *p, uint64_t leaf);

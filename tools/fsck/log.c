@@ -65,9 +65,11 @@ static int log_data_ok(struct logscan *s, uint64_t bytenr, const uint8_t *p, uns
             continue;
         int rd = fsck_read_logical(s->fd, s->remap, b, BS, bytenr + (uint64_t)i * BS);
         if (rd) {
-            s->ioerr = rd > 1;
+            s->ioerr = rd > 1 && rd != FSCK_READ_DROPPED;
             return log_end(s, "cannot read data of extent %" PRIu64 ": %s", bytenr,
-                           rd == 1 ? "past end of file" : strerror(rd));
+                           rd == 1                   ? "past end of file"
+                           : rd == FSCK_READ_DROPPED ? "relocation dropped it"
+                                                     : strerror(rd));
         }
         if (crc32c(0, b, BS) != get32(p + 4 * i))
             return log_end(s, "data of extent %" PRIu64 " does not match (block %u of %u)",

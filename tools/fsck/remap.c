@@ -96,6 +96,8 @@ uint64_t fsck_remap_phys(const struct remaps *t, uint64_t logical, uint64_t *con
     const struct remap *r = remap_at(t, logical, contig);
     if (*contig == 0)
         *contig = 1; /* LOGICAL == UINT64_MAX: one byte */
+    if (r && r->physical == 0)
+        return 0; /* a dropped run: not stored */
     return r ? r->physical + (logical - r->logical) : logical;
 }
 
@@ -112,6 +114,10 @@ int fsck_read_logical(int fd, const struct remaps *t, void *buf, size_t len, uin
     while (done < len) {
         uint64_t contig, at = fsck_remap_phys(t, fsck_range_end(logical, done), &contig);
         size_t n = contig < len - done ? (size_t)contig : len - done;
+        if (at == 0) { /* dropped: nothing may read it */
+            memset(p + done, 0, len - done);
+            return FSCK_READ_DROPPED;
+        }
         int rd = fsck_read_at(fd, p + done, n, at);
         if (rd) {
             memset(p + done, 0, len - done);
@@ -131,7 +137,7 @@ uint64_t fsck_phys_end(const struct remaps *t, uint64_t logical, uint64_t len)
     while (done < len) {
         uint64_t contig, at = fsck_remap_phys(t, fsck_range_end(logical, done), &contig);
         uint64_t n = contig < len - done ? contig : len - done;
-        uint64_t e = fsck_range_end(at, n);
+        uint64_t e = at ? fsck_range_end(at, n) : 0; /* a dropped run is stored nowhere */
         if (e > end)
             end = e;
         if (e == UINT64_MAX || fsck_range_end(logical, done) == UINT64_MAX)
@@ -184,6 +190,7 @@ void fsck_check_remap_item(struct fsck *f, const char *where, const struct cow_k
                      ks, r.physical);
         ok = 0;
     }
+    int dropped = r.physical == 0; /* not stored: the run's blocks were dropped */
     if (r.physical == r.logical) {
         fsck_problem(f, "%s: %s: physical address %" PRIu64 " is the logical one (a block not "
                         "moved has no REMAP_ITEM)",
@@ -203,7 +210,9 @@ void fsck_check_remap_item(struct fsck *f, const char *where, const struct cow_k
                             "group boundary (block groups of %" PRIu64 " bytes)",
                          where, ks, r.logical, lend, bg);
         }
-        if (pend > f->device)
+        if (dropped)
+            ; /* no physical run */
+        else if (pend > f->device)
             fsck_problem(f, "%s: %s: physical run [%" PRIu64 ", %" PRIu64 ") ends beyond "
                             "device_bytes %" PRIu64,
                          where, ks, r.physical, pend, f->device);
@@ -300,6 +309,10 @@ static void check_run_used(struct fsck *f, const struct remap *r)
         if (span_fixed(s))
             fsck_problem(f, "remap tree: %s remaps %s, which never moves",
                          remap_str(r, a, sizeof(a)), fsck_span_str(s, b, sizeof(b)));
+        else if (r->physical == 0 && s->kind != SP_DATA)
+            fsck_problem(f, "remap tree: %s drops blocks of %s: only blocks of data extents "
+                            "may be dropped",
+                         remap_str(r, a, sizeof(a)), fsck_span_str(s, b, sizeof(b)));
         if (se > pos)
             pos = se;
     }
@@ -381,7 +394,8 @@ void fsck_check_remap_space(struct fsck *f)
     }
     for (size_t i = 0; i < f->xlate.n; i++) {
         const struct remap *r = &f->xlate.v[i];
-        if (ppiece_add(&pc, &n, &cap, (struct ppiece){r->physical, r->len, NULL, r}))
+        if (r->physical && /* a dropped run is stored nowhere */
+            ppiece_add(&pc, &n, &cap, (struct ppiece){r->physical, r->len, NULL, r}))
             goto nomem;
     }
     if (n > 1)
@@ -420,7 +434,7 @@ void fsck_check_remap_space(struct fsck *f)
     free(pc);
     /* the targets by physical address, for logged extents (log.c) */
     for (size_t i = 0; i < f->xlate.n; i++)
-        if (fsck_remaps_add(&f->xphys, &f->xlate.v[i]))
+        if (f->xlate.v[i].physical && fsck_remaps_add(&f->xphys, &f->xlate.v[i]))
             goto nomem_done;
     if (f->xphys.n > 1)
         qsort(f->xphys.v, f->xphys.n, sizeof(*f->xphys.v), remap_physical_cmp);

@@ -556,6 +556,12 @@ static uint32_t walk(struct fsck *f, uint64_t bytenr, uint64_t exp_gen, unsigned
      * every other block is found through the remap runs */
     uint64_t contig;
     uint64_t phys = f->cls == T_REMAP ? bytenr : fsck_remap_phys(&f->xlate, bytenr, &contig);
+    if (phys == 0) {
+        fsck_problem(f, "%s: points at block %" PRIu64 ", which a remap item drops (only data "
+                        "no file maps may be dropped)",
+                     from, bytenr);
+        return NOIDX;
+    }
     char stored[48] = "";
     if (phys != bytenr)
         snprintf(stored, sizeof(stored), " (stored at %" PRIu64 ")", phys);
