@@ -520,7 +520,14 @@ int em_complete_prealloc(cow_store *st, struct cow_inode *in, uint64_t off, uint
         uint64_t first = (disk - fx.disk) / BLK;
         for (uint64_t b = 0; b < nblocks; b++)
             put32(csum_item + (first + b) * 4, crcs[b]);
-        txn_note_written(st, disk, nblocks, crcs);
+        /* the commit list names where the blocks were written: where
+         * relocation put the extent, if it moved (format.h) */
+        for (uint64_t b = 0; b < nblocks;) {
+            uint64_t phys, run;
+            remap_translate(st, disk + b * BLK, (nblocks - b) * BLK, &phys, &run);
+            txn_note_written(st, phys, run / BLK, crcs + b);
+            b += run / BLK;
+        }
         rc = bt_put(st, &st->csum_tree, &ck, csum_item, size);
     }
     if (!rc)
