@@ -129,14 +129,24 @@ static uint64_t free_of(cow_store *st, uint64_t flags)
 }
 
 /* Grows the file over the lowest group past its end (after relocation or
- * close cut it): 1 if it did, 0 if every group is covered, or an error. */
-static int back_next_group(cow_store *st)
+ * close cut it), giving it type WANT first if it is empty (0: keep its
+ * type): 1 if it did, 0 if every group is covered, or an error. */
+static int back_next_group(cow_store *st, uint64_t want)
 {
-    for (size_t i = 0; i < st->nbgs; i++)
-        if (!backed(st, &st->bgs[i])) {
-            int rc = alloc_back(st, st->bgs[i].start + st->bgs[i].len);
-            return rc ? rc : 1;
+    for (size_t i = 0; i < st->nbgs; i++) {
+        struct bgroup *g = &st->bgs[i];
+        if (backed(st, g))
+            continue;
+        if (want && i != 0 && g->flags != want && !g->nremap && !g->pused &&
+            g->nfree == g->len / COW_BLOCK_SIZE && !g->relocating) {
+            g->flags = want; /* empty: it serves what is short */
+            g->dirty = 1;
+            st->txn_dirty = 1;
+            st->log_blocked = 1;
         }
+        int rc = alloc_back(st, g->start + g->len);
+        return rc ? rc : 1;
+    }
     return 0;
 }
 
@@ -262,7 +272,9 @@ static int find_run(cow_store *st, uint64_t flags, uint64_t cursor, uint64_t wan
     if (g0 >= ng)
         g0 = 0;
     for (size_t k = 0; k <= 2 * ng; k++) {
-        size_t gi = (g0 + k) % ng;
+        /* the second pass goes up from the bottom: the file grows as
+         * little as it can */
+        size_t gi = k <= ng ? (g0 + k) % ng : k - ng - 1;
         struct bgroup *g = &st->bgs[gi];
         /* between the passes: an empty group where allocation prefers to
          * be serves before any group past it */
@@ -270,6 +282,13 @@ static int find_run(cow_store *st, uint64_t flags, uint64_t cursor, uint64_t wan
             return find_run(st, flags, cursor, want, minrun, bytenr, got);
         if (preferred(st, g) != (k <= ng))
             continue;
+        if (!(g->flags & flags) && k > ng && gi != 0 && !g->relocating && !g->nremap &&
+            !g->pused && g->nfree == g->len / COW_BLOCK_SIZE) {
+            g->flags = flags; /* the lowest empty group past the end serves */
+            g->dirty = 1;
+            st->txn_dirty = 1;
+            st->log_blocked = 1;
+        }
         if (!(g->flags & flags) || g->nfree < minrun || g->maxrun < minrun || g->relocating)
             continue;
         uint64_t blocks = g->len / COW_BLOCK_SIZE;
@@ -565,7 +584,7 @@ int alloc_reserve(cow_store *st, uint64_t data, uint64_t meta)
                                      : (d >= data + gb &&
                                         retype_empty_from(st, want, 1, COW_BG_DATA));
         if (rc == 0)
-            rc = back_next_group(st);
+            rc = back_next_group(st, want);
         if (rc == 0)
             rc = alloc_add_group(st, want);
         if (rc < 0)
