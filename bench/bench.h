@@ -126,6 +126,9 @@ const char *countvfs_register(int which, const char *real_name);
  * times.  Returns 0 or -1 (reported).
  */
 int churn_table(const char *const vfs[2]);
+/* The size in bytes of a copy of the cow container PATH after PRAGMA
+ * cow_balance and close (the copy is removed), or -1 (reported). */
+int64_t balanced_bytes(const char *path);
 
 /* ---- commits.c ---- */
 /*

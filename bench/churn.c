@@ -196,6 +196,18 @@ static double background_balance(const char *path, int64_t target)
     return t;
 }
 
+int64_t balanced_bytes(const char *path)
+{
+    char copy[4300];
+    double secs;
+    int64_t moved, size = -1, alloc;
+    snprintf(copy, sizeof copy, "%s-balance", path);
+    if (copy_file(path, copy) == 0 && explicit_balance(copy, &secs, &moved, &size, &alloc) != 0)
+        size = -1;
+    db_remove(copy);
+    return size;
+}
+
 int churn_table(const char *const vfs[2])
 {
     double secs[2];

@@ -112,7 +112,11 @@ int log_move_areas(cow_store *st, uint64_t below)
     lk_assert_held(&st->lock);
     if (!st->log_blocks)
         return COW_OK;
-    uint64_t n = 2 * (uint64_t)st->log_blocks, at;
+    /* a container that holds little again gets small areas again */
+    uint32_t nb = alloc_physical_blocks(st) * BLK < COW_LOG_GROW_AT / 2
+                      ? COW_LOG_AREA_BLOCKS_SMALL
+                      : st->log_blocks;
+    uint64_t n = 2 * (uint64_t)nb, at;
     int rc = alloc_contig_meta(st, n, &at);
     if (rc)
         return rc;
@@ -128,7 +132,8 @@ int log_move_areas(cow_store *st, uint64_t below)
     if (rc)
         return rc;
     st->log_area[0] = at;
-    st->log_area[1] = at + len;
+    st->log_area[1] = at + (uint64_t)nb * BLK;
+    st->log_blocks = nb;
     st->txn_dirty = 1;
     st->log_blocked = 1; /* the next change commits: the new areas take effect */
     return COW_OK;
@@ -138,7 +143,8 @@ int log_grow_areas(cow_store *st)
 {
     lk_assert_held(&st->lock);
     if (!st->log_blocks || st->log_blocks >= COW_LOG_AREA_BLOCKS ||
-        st->total_bytes < COW_LOG_GROW_AT)
+        st->total_bytes < COW_LOG_GROW_AT ||
+        alloc_physical_blocks(st) * BLK < COW_LOG_GROW_AT / 2)
         return COW_OK;
     /* The old areas stay pinned until this commit is flushed: the other
      * superblock copy, and the records built on it, still name them

@@ -547,6 +547,16 @@ int cow_store_balance(cow_store *st, const struct cow_balance_opts *o,
             groups[ngroups++] = gi;
     }
     r->groups_total = ngroups;
+    /* the log areas go low (and small again when the container holds
+     * little), by a commit that names the new ones */
+    if (rc == COW_OK && st->log_blocks &&
+        (st->log_area[0] >= need ||
+         (st->log_blocks > COW_LOG_AREA_BLOCKS_SMALL && phys < COW_LOG_GROW_AT / 2))) {
+        uint64_t old = st->log_area[0];
+        rc = log_move_areas(st, old);
+        if (rc == COW_OK && st->log_area[0] != old)
+            rc = commit_transaction(st, 1);
+    }
     /* next fit starts again from the bottom, and prefers what the file
      * will keep: what the balance's own commits allocate goes low, not
      * where the file is being cut */

@@ -574,8 +574,9 @@ int log_grow_areas(cow_store *st);
 /* Relocation: moves the two log areas to the lowest free contiguous
  * metadata space if it ends below BELOW (bytes), in the running
  * transaction (records after its commit go to the new areas; the old
- * ones are freed, pinned until that commit is flushed).  Leaves them
- * where they are otherwise.  Errors of alloc_contig_meta and alloc_free. */
+ * ones are freed, pinned until that commit is flushed), with areas of
+ * COW_LOG_AREA_BLOCKS_SMALL blocks when the container holds under half
+ * of COW_LOG_GROW_AT.  Leaves them where they are otherwise.  Errors of alloc_contig_meta and alloc_free. */
 int log_move_areas(cow_store *st, uint64_t below);
 /* The next log_id (random). */
 uint64_t log_new_id(cow_store *st);
