@@ -693,6 +693,22 @@ static void op_vacuum(struct model *m)
     check_db(m, other_on(m, e, c, -1), e, "after VACUUM, another connection");
 }
 
+/* Relocation as one more random operation (issue 14): a balance of the
+ * whole container from a connection on the live database, moving every
+ * group it can, with snapshots and branches open or not; then every
+ * database must read exactly as the model says (their sharing is checked
+ * by the suites reloc and usage). */
+static void op_balance(struct model *m)
+{
+    int c = open_on(m, LIVE);
+    char out[160];
+    mlog(m, "c%d PRAGMA cow_balance=100", c);
+    conn_text(m, c, "PRAGMA cow_balance=100", out, sizeof out);
+    if (strncmp(out, "groups=", 7) != 0)
+        mfail(m, "connection %d: PRAGMA cow_balance answered '%s'", c, out);
+    verify_all(m);
+}
+
 static void op_attach(struct model *m)
 {
     int e = pick(m, 0, 0);
@@ -975,8 +991,10 @@ START_TEST(test_model)
             op_xconn(m);
         else if (r < 95)
             op_reader(m);
-        else if (r < 97)
+        else if (r < 96)
             op_reopen(m, 0);
+        else if (r < 97)
+            op_balance(m);
         else
             op_reopen(m, 1);
         if (m->op % CHECK_EVERY == 0)
