@@ -533,7 +533,7 @@ int cow_store_balance(cow_store *st, const struct cow_balance_opts *o,
      * shrink.  Groups past what the file needs (its blocks, an eighth more
      * and a group) move whatever their usage, into the holes below. */
     uint64_t phys = alloc_physical_blocks(st) * BLK;
-    uint64_t need = phys + phys / 8 + st->bg_size;
+    uint64_t need = phys + phys / 8 + (phys < 8 * st->bg_size ? st->bg_size / 8 : st->bg_size);
     for (size_t gi = st->nbgs; gi-- > 1 && rc == COW_OK;) {
         struct bgroup *g = &st->bgs[gi];
         uint64_t blocks = g->len / BLK;
