@@ -344,9 +344,12 @@ static int still_there(cow_store *st, const uint8_t *pin, const struct bgroup *g
 
 /* Step 5: remap items for what is still live; targets of the rest freed.
  * Lock held.  Returns the bytes remapped in *moved, dropped in *dropped. */
-static int install(cow_store *st, struct bgroup *g, struct moves *m, uint64_t *moved,
+static int install(cow_store *st, const struct bgroup *gp, struct moves *m, uint64_t *moved,
                    uint64_t *dropped)
 {
+    /* its bounds only: adding remap items may add a group (st->bgs moves) */
+    const struct bgroup gcopy = {.start = gp->start, .len = gp->len};
+    const struct bgroup *g = &gcopy;
     uint64_t nb = g->len / BLK;
     uint8_t *pin = malloc((size_t)(nb + 7) / 8);
     if (!pin)
@@ -404,8 +407,10 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
     if (group_has_log_area(st, g)) {
         /* the log areas move first, by a commit that names new ones */
         rc = log_move_areas(st, g->start);
-        if (!rc && !group_has_log_area(st, g))
+        if (!rc && !group_has_log_area(st, g)) {
             rc = commit_transaction(st, 1);
+            g = &st->bgs[gi]; /* the commit may let go of the lock: groups may have grown */
+        }
         if (rc || group_has_log_area(st, g)) {
             UNLOCK(st);
             return rc ? rc : cow_set_error(COW_ENOSPC, "no room below group %zu for the log", gi);
@@ -414,6 +419,7 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
     g->relocating = 1;
     st->meta_cursor = 0; /* tree blocks the commits copy go low */
     rc = commit_transaction(st, 1); /* 1: in flight here is written and named */
+    g = &st->bgs[gi];
     if (!rc && (g->pused == 0 || alloc_phys_free_below(st, g->start) < g->pused)) {
         rc = g->pused ? cow_set_error(COW_ENOSPC, "block group %zu does not fit below it", gi)
                       : COW_OK;
@@ -423,6 +429,7 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
     }
     if (!rc)
         rc = remaptree_cow_in(st, g->start, g->len); /* 2 */
+    g = &st->bgs[gi]; /* copying the remap tree may add a group */
     if (!rc)
         rc = choose(st, g, &m); /* 3 */
     if (rc) {
@@ -445,6 +452,7 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
         release_targets(st, &m);
     if (!rc)
         rc = commit_transaction(st, 1); /* 6 */
+    g = &st->bgs[gi];
     g->relocating = 0;
     if (!rc && (*moved || dropped)) {
         st->stats.reloc_groups++;
@@ -531,9 +539,11 @@ int cow_store_balance(cow_store *st, const struct cow_balance_opts *o,
     }
     /* From the top of the file down: what moves lower lets the file
      * shrink.  Groups past what the file needs (its blocks, an eighth more
-     * and a group) move whatever their usage, into the holes below. */
+     * and some room) move whatever their usage, into the holes below. */
     uint64_t phys = alloc_physical_blocks(st) * BLK;
     uint64_t need = phys + phys / 8 + (phys < 8 * st->bg_size ? st->bg_size / 8 : st->bg_size);
+    /* (the room: a group, or an eighth of one for a container of under
+     * eight groups' worth) */
     for (size_t gi = st->nbgs; gi-- > 1 && rc == COW_OK;) {
         struct bgroup *g = &st->bgs[gi];
         uint64_t blocks = g->len / BLK;

@@ -475,7 +475,8 @@ struct cow_balance_opts {
     /* Relocate block groups at most this full, in percent of their size
      * (0..100; 100 relocates every group but group 0).  Groups that start
      * past what the file needs (the bytes it holds, an eighth more and a
-     * block group) are relocated whatever their usage, so that the file
+     * block group of room, an eighth of one in a container of under eight
+     * groups' worth) are relocated whatever their usage, so that the file
      * can shrink. */
     unsigned usage_pct;
     /* Stop after moving about this many bytes (0: no limit); the
