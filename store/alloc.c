@@ -417,6 +417,20 @@ static int alloc_meta_block(cow_store *st, uint64_t *bytenr, uint64_t *got)
     return alloc_blocks_any(st, COW_BG_METADATA, 1, &st->meta_cursor, bytenr, got);
 }
 
+int alloc_contig_meta_below(cow_store *st, uint64_t n, uint64_t below, uint64_t *bytenr)
+{
+    lk_assert_held(&st->lock);
+    uint64_t got, end = below;
+    if (st->file_bytes && st->file_bytes < end)
+        end = st->file_bytes; /* never grows the file */
+    if (!find_run(st, COW_BG_METADATA, 0, n, n, bytenr, &got) || got < n ||
+        *bytenr + n * COW_BLOCK_SIZE > end)
+        return cow_set_error(COW_ENOSPC, "no run of %llu free metadata blocks below %llu",
+                             (unsigned long long)n, (unsigned long long)end);
+    take(st, *bytenr, n);
+    return COW_OK;
+}
+
 int alloc_contig_meta(cow_store *st, uint64_t n, uint64_t *bytenr)
 {
     lk_assert_held(&st->lock);

@@ -117,11 +117,13 @@ int log_move_areas(cow_store *st, uint64_t below)
                       ? COW_LOG_AREA_BLOCKS_SMALL
                       : st->log_blocks;
     uint64_t n = 2 * (uint64_t)nb, at;
-    int rc = alloc_contig_meta(st, n, &at);
+    int rc = alloc_contig_meta_below(st, n, below, &at);
+    if (rc == COW_ENOSPC)
+        return COW_OK; /* nowhere lower: they stay (relocation never grows the file) */
     if (rc)
         return rc;
-    if (at + n * BLK > below || at >= st->log_area[0]) {
-        alloc_unalloc(st, at, n * BLK); /* nowhere lower: they stay */
+    if (at >= st->log_area[0]) {
+        alloc_unalloc(st, at, n * BLK);
         return COW_OK;
     }
     /* as log_grow_areas: the old areas stay pinned until this commit is
@@ -143,7 +145,7 @@ int log_grow_areas(cow_store *st)
 {
     lk_assert_held(&st->lock);
     if (!st->log_blocks || st->log_blocks >= COW_LOG_AREA_BLOCKS ||
-        st->total_bytes < COW_LOG_GROW_AT ||
+        st->total_bytes < COW_LOG_GROW_AT || st->alloc_soft_end /* a balance runs */ ||
         alloc_physical_blocks(st) * BLK < COW_LOG_GROW_AT / 2)
         return COW_OK;
     /* The old areas stay pinned until this commit is flushed: the other

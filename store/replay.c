@@ -212,6 +212,15 @@ static int rec_data_ok(cow_store *st, const struct litem *v, size_t n, uint8_t *
         if (disk % BLK || disk == 0 || nb == 0 || nb > COW_MAX_EXTENT_BLOCKS ||
             range_end(disk, nb * BLK, &end) || end > st->total_bytes)
             return 0;
+        /* An extent past the file's end (the file was cut, and the grow
+         * that covered it again was lost with the crash) never reached the
+         * device, even one preallocated whose data is not checked below:
+         * the flush that made the record durable would have made the grow
+         * durable too.  A remapped (older) extent is known, not claimed. */
+        uint64_t phys, run;
+        remap_translate(st, disk, nb * BLK, &phys, &run);
+        if (phys == disk && st->file_bytes && end > st->file_bytes)
+            return 0;
         memset(want, 0, (size_t)nb);
         int any = 0;
         for (size_t j = 0; j < n; j++) {

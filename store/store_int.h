@@ -415,6 +415,9 @@ void cache_mark_dirty(struct eb_cache *c, struct eb *e);
 /* Allocates exactly N contiguous metadata blocks (log areas), growing the
  * container if needed.  COW_ENOSPC, COW_ENOMEM, COW_EIO_TRUNCATE. */
 int alloc_contig_meta(cow_store *st, uint64_t n, uint64_t *bytenr);
+/* The same, only in free space that ends below BELOW and inside the file
+ * (never growing it): COW_ENOSPC when there is none. */
+int alloc_contig_meta_below(cow_store *st, uint64_t n, uint64_t below, uint64_t *bytenr);
 /* Claims [bytenr, +len) for a data extent that a log record points at
  * (replay): it must lie in one DATA group and be free.  COW_ECORRUPT. */
 int alloc_claim_data(cow_store *st, uint64_t bytenr, uint64_t len);

@@ -674,8 +674,17 @@ static int wl_other(struct run *r)
         /* relocation of every group it can move, then the file cut: the
          * checks of every crash state apply (snapshots' contents too) */
         s = step_begin(r, STEP_OTHER, "cow_balance");
+        /* the largest the device can be after a crash right now: any
+         * prefix of its pending size changes may be kept */
         uint64_t size = 0;
+        size_t nunits, nsizes;
         g.cur->size(g.cur, &size);
+        memdev_pending(g.cur, &nunits, &nsizes);
+        for (size_t k = 0; k <= nsizes; k++) {
+            uint64_t sz = memdev_crash_size(g.cur, k);
+            if (sz > size)
+                size = sz;
+        }
         s->size_before = size ? size : 1;
         execf(r, "PRAGMA %scow_balance=100", r->cs);
     } else if (kind == JMODE) {
