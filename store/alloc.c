@@ -264,8 +264,8 @@ static int retype_empty(cow_store *st, uint64_t flags, int preferred_only)
 /* Groups wholly below the file's end come first (in next-fit order from
  * the cursor), then the rest: space the file already has is used before
  * the file grows back over what relocation gave back. */
-static int find_run(cow_store *st, uint64_t flags, uint64_t cursor, uint64_t want,
-                    uint64_t minrun, uint64_t *bytenr, uint64_t *got)
+static int find_run_in(cow_store *st, uint64_t flags, uint64_t cursor, uint64_t want,
+                       uint64_t minrun, int inside_only, uint64_t *bytenr, uint64_t *got)
 {
     size_t ng = st->nbgs;
     size_t g0 = (size_t)(cursor / st->bg_size);
@@ -279,7 +279,9 @@ static int find_run(cow_store *st, uint64_t flags, uint64_t cursor, uint64_t wan
         /* between the passes: an empty group where allocation prefers to
          * be serves before any group past it */
         if (k == ng + 1 && retype_empty(st, flags, 1))
-            return find_run(st, flags, cursor, want, minrun, bytenr, got);
+            return find_run_in(st, flags, cursor, want, minrun, inside_only, bytenr, got);
+        if (k > ng && inside_only)
+            break;
         if (preferred(st, g) != (k <= ng))
             continue;
         if (!(g->flags & flags) && k > ng && gi != 0 && !g->relocating && !g->nremap &&
@@ -321,6 +323,12 @@ static int find_run(cow_store *st, uint64_t flags, uint64_t cursor, uint64_t wan
             g->maxrun = longest; /* no run of MINRUN here until space is freed */
     }
     return 0;
+}
+
+static int find_run(cow_store *st, uint64_t flags, uint64_t cursor, uint64_t want,
+                    uint64_t minrun, uint64_t *bytenr, uint64_t *got)
+{
+    return find_run_in(st, flags, cursor, want, minrun, 0, bytenr, got);
 }
 
 static int alloc_blocks_any(cow_store *st, uint64_t flags, uint64_t want, uint64_t *cursor,
@@ -384,9 +392,10 @@ static int alloc_meta_block(cow_store *st, uint64_t *bytenr, uint64_t *got)
             if (rc && rc != COW_ENOSPC)
                 return rc;
         }
-        for (size_t i = 0; i < 2; i++) {
+        /* every size where allocation prefers to be first, then past it */
+        for (size_t i = 0; i < 4; i++) {
             uint64_t at, n;
-            if (find_run(st, M, st->meta_cursor, sz[i], sz[i], &at, &n)) {
+            if (find_run_in(st, M, st->meta_cursor, sz[i % 2], sz[i % 2], i < 2, &at, &n)) {
                 int rc = alloc_back(st, at + n * COW_BLOCK_SIZE);
                 if (rc)
                     return rc;
