@@ -142,7 +142,6 @@ static int back_next_group(cow_store *st, uint64_t want)
             g->flags = want; /* empty: it serves what is short */
             g->dirty = 1;
             st->txn_dirty = 1;
-            st->log_blocked = 1;
         }
         int rc = alloc_back(st, g->start + g->len);
         return rc ? rc : 1;
@@ -250,7 +249,8 @@ static int retype_empty_from(cow_store *st, uint64_t flags, int preferred_only, 
             g->dirty = 1; /* its BLOCK_GROUP_ITEM says so at commit */
             g->maxrun = g->len / COW_BLOCK_SIZE;
             st->txn_dirty = 1;
-            st->log_blocked = 1;
+            /* the log needs no commit for it: replay retypes an empty
+             * group that a logged extent lies in (alloc_claim_data) */
             return 1;
         }
     return 0;
@@ -289,7 +289,6 @@ static int find_run_in(cow_store *st, uint64_t flags, uint64_t cursor, uint64_t 
             g->flags = flags; /* the lowest empty group past the end serves */
             g->dirty = 1;
             st->txn_dirty = 1;
-            st->log_blocked = 1;
         }
         if (!(g->flags & flags) || g->nfree < minrun || g->maxrun < minrun || g->relocating)
             continue;
@@ -467,6 +466,13 @@ int alloc_claim_data(cow_store *st, uint64_t bytenr, uint64_t len)
     lk_assert_held(&st->lock);
     struct bgroup *g = bg_of(st, bytenr);
     uint64_t end;
+    /* an empty group of another type was retyped at run time (retype_empty)
+     * without a commit: it serves data again here */
+    if (g && !(g->flags & COW_BG_DATA) && g->start != 0 && !g->nremap && g->used == 0) {
+        g->flags = COW_BG_DATA;
+        g->dirty = 1;
+        st->txn_dirty = 1;
+    }
     if (!g || bytenr % COW_BLOCK_SIZE || len % COW_BLOCK_SIZE || len == 0 ||
         range_end(bytenr, len, &end) || end > g->start + g->len || !(g->flags & COW_BG_DATA))
         return COW_CORRUPT("log record points at [%llu, +%llu), not inside one data block group",
