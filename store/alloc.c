@@ -128,6 +128,25 @@ static uint64_t free_of(cow_store *st, uint64_t flags)
     return n;
 }
 
+/* G holds nothing: no block of it is used, pinned, reserved, stored or a
+ * remap source, and it is neither group 0 nor being relocated. */
+static int group_empty(const cow_store *st, const struct bgroup *g)
+{
+    return g != &st->bgs[0] && !g->relocating && !g->nremap && !g->pused &&
+           g->nfree == g->len / COW_BLOCK_SIZE;
+}
+
+/* Gives group G type FLAGS (its BLOCK_GROUP_ITEM says so at commit).  The
+ * log needs no commit for it: replay retypes an empty group that a logged
+ * extent lies in (alloc_claim_data). */
+static void set_type(cow_store *st, struct bgroup *g, uint64_t flags)
+{
+    g->flags = flags;
+    g->dirty = 1;
+    g->maxrun = g->len / COW_BLOCK_SIZE;
+    st->txn_dirty = 1;
+}
+
 /* Grows the file over the lowest group past its end (after relocation or
  * close cut it), giving it type WANT first if it is empty (0: keep its
  * type): 1 if it did, 0 if every group is covered, or an error. */
@@ -137,12 +156,8 @@ static int back_next_group(cow_store *st, uint64_t want)
         struct bgroup *g = &st->bgs[i];
         if (backed(st, g))
             continue;
-        if (want && i != 0 && g->flags != want && !g->nremap && !g->pused &&
-            g->nfree == g->len / COW_BLOCK_SIZE && !g->relocating) {
-            g->flags = want; /* empty: it serves what is short */
-            g->dirty = 1;
-            st->txn_dirty = 1;
-        }
+        if (want && g->flags != want && group_empty(st, g))
+            set_type(st, g, want); /* empty: it serves what is short */
         int rc = alloc_back(st, g->start + g->len);
         return rc ? rc : 1;
     }
@@ -241,16 +256,10 @@ static int retype_empty_from(cow_store *st, uint64_t flags, int preferred_only, 
     for (int pass = 0; pass < 2 - preferred_only; pass++)
         for (size_t i = 1; i < st->nbgs; i++) {
             struct bgroup *g = &st->bgs[i];
-            if (g->flags == flags || (from && g->flags != from) || g->relocating || g->nremap ||
-                g->pused ||
-                g->nfree != g->len / COW_BLOCK_SIZE || preferred(st, g) != (pass == 0))
+            if (g->flags == flags || (from && g->flags != from) || !group_empty(st, g) ||
+                preferred(st, g) != (pass == 0))
                 continue;
-            g->flags = flags;
-            g->dirty = 1; /* its BLOCK_GROUP_ITEM says so at commit */
-            g->maxrun = g->len / COW_BLOCK_SIZE;
-            st->txn_dirty = 1;
-            /* the log needs no commit for it: replay retypes an empty
-             * group that a logged extent lies in (alloc_claim_data) */
+            set_type(st, g, flags);
             return 1;
         }
     return 0;
@@ -284,12 +293,8 @@ static int find_run_in(cow_store *st, uint64_t flags, uint64_t cursor, uint64_t 
             break;
         if (preferred(st, g) != (k <= ng))
             continue;
-        if (!(g->flags & flags) && k > ng && gi != 0 && !g->relocating && !g->nremap &&
-            !g->pused && g->nfree == g->len / COW_BLOCK_SIZE) {
-            g->flags = flags; /* the lowest empty group past the end serves */
-            g->dirty = 1;
-            st->txn_dirty = 1;
-        }
+        if (!(g->flags & flags) && k > ng && group_empty(st, g))
+            set_type(st, g, flags); /* the lowest empty group past the end serves */
         if (!(g->flags & flags) || g->nfree < minrun || g->maxrun < minrun || g->relocating)
             continue;
         uint64_t blocks = g->len / COW_BLOCK_SIZE;
@@ -468,11 +473,8 @@ int alloc_claim_data(cow_store *st, uint64_t bytenr, uint64_t len)
     uint64_t end;
     /* an empty group of another type was retyped at run time (retype_empty)
      * without a commit: it serves data again here */
-    if (g && !(g->flags & COW_BG_DATA) && g->start != 0 && !g->nremap && g->used == 0) {
-        g->flags = COW_BG_DATA;
-        g->dirty = 1;
-        st->txn_dirty = 1;
-    }
+    if (g && !(g->flags & COW_BG_DATA) && g->start != 0 && !g->nremap && g->used == 0)
+        set_type(st, g, COW_BG_DATA);
     if (!g || bytenr % COW_BLOCK_SIZE || len % COW_BLOCK_SIZE || len == 0 ||
         range_end(bytenr, len, &end) || end > g->start + g->len || !(g->flags & COW_BG_DATA))
         return COW_CORRUPT("log record points at [%llu, +%llu), not inside one data block group",
