@@ -718,19 +718,6 @@ void alloc_unpin_all(cow_store *st)
     st->nppinned = 0;
 }
 
-int alloc_is_freed(cow_store *st, uint64_t bytenr)
-{
-    lk_assert_held(&st->lock);
-    for (size_t k = 0; k < st->npinned; k++)
-        if (bytenr >= st->pinned[k].bytenr && bytenr - st->pinned[k].bytenr < st->pinned[k].bytes)
-            return 1;
-    for (size_t k = 0; k < st->ncooling; k++)
-        if (bytenr >= st->cooling[k].bytenr &&
-            bytenr - st->cooling[k].bytenr < st->cooling[k].bytes)
-            return 1;
-    return 0;
-}
-
 /* ---- physical space (relocation) ---- */
 
 int alloc_phys_set(cow_store *st, uint64_t bytenr, uint64_t len)

@@ -474,9 +474,6 @@ int alloc_back(cow_store *st, uint64_t end);
 /* After a flushed commit: what the commit before it freed becomes free,
  * and what this one freed waits for the next (cooling). */
 void alloc_unpin_all(cow_store *st);
-/* 1 if block BYTENR was freed and is not allocatable yet (pinned by the
- * running transaction, or cooling). */
-int alloc_is_freed(cow_store *st, uint64_t bytenr);
 /* Makes sure at least DATA blocks are free in data groups and META in
  * metadata groups, growing the container if needed.  COW_ENOSPC. */
 int alloc_reserve(cow_store *st, uint64_t data, uint64_t meta);
