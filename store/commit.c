@@ -313,6 +313,17 @@ int commit_load(cow_store *st)
         st->csum_tree.level >= COW_MAX_LEVEL)
         return COW_CORRUPT("tree level out of range in the superblock");
 
+    /* Since format 3 the file may be shorter than total_bytes, so the size
+     * no longer bounds it: every group needs a BLOCK_GROUP_ITEM, stored in
+     * extent tree leaves inside the file, which bounds how many there can
+     * be (a damaged total_bytes must not size the group table; found by
+     * fuzz_open). */
+    uint64_t max_groups =
+        (devsize / COW_BLOCK_SIZE) * (COW_LEAF_SPACE / (COW_ITEM_SIZE + BG_ITEM_SIZE));
+    if (total / st->bg_size > max_groups)
+        return COW_CORRUPT("%s: the superblock's total_bytes %llu is more block groups than a "
+                           "file of %llu bytes can hold items for",
+                           st->path, (unsigned long long)total, (unsigned long long)devsize);
     st->total_bytes = 0;
     rc = alloc_init_groups(st, total);
     if (rc)
