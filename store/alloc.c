@@ -340,11 +340,13 @@ static int alloc_blocks_any(cow_store *st, uint64_t flags, uint64_t want, uint64
 
 /* Below this, allocation is first fit and tree block chunks are small:
  * a small database keeps its blocks at the start of the file, which
- * close cuts after its last block (docs/DESIGN.md, "Small databases"). */
+ * close cuts after its last block (docs/DESIGN.md, "Small databases").
+ * The file's size decides when it is known, not total_bytes: after a
+ * balance a short file may span many remapped groups' addresses. */
 #define SMALL_CONTAINER (4ull << 20)
 static int small_container(const cow_store *st)
 {
-    return st->total_bytes <= SMALL_CONTAINER;
+    return (st->file_bytes ? st->file_bytes : st->total_bytes) <= SMALL_CONTAINER;
 }
 
 /* More than a quarter of the groups of type FLAGS is free.  When it is not

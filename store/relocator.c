@@ -25,6 +25,7 @@
  */
 #include "relocator.h"
 #include "reloc.h"
+#include "commit.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -265,4 +266,31 @@ void cow_store_set_reloc(cow_store *st, const struct cow_reloc_config *c)
     r->woken = 1;
     pthread_cond_signal(&r->cond);
     cow_mutex_unlock(&st->lock);
+}
+
+int relocator_close_balance(cow_store *st)
+{
+    struct relocator *r = st->relocator;
+    struct cow_balance_opts o = {0};
+    uint64_t slack, container;
+    int rc = COW_OK;
+
+    cow_mutex_lock(&st->lock);
+    struct cow_reloc_config cfg = r->cfg;
+    int skip = st->readonly || st->failed || !cfg.enabled;
+    /* what the last commit freed cools until the next flushed one: count
+     * it as slack by letting it go first */
+    if (!skip && (st->ncooling || st->npcooling)) {
+        st->txn_dirty = 1;
+        rc = commit_transaction(st, 1);
+    }
+    cow_mutex_unlock(&st->lock);
+    if (skip || rc != COW_OK)
+        return rc;
+    rc = relocator_measure(st, &slack, &container);
+    if (rc != COW_OK || !relocator_over(&cfg, slack, container))
+        return rc;
+    o.usage_pct = COW_BALANCE_DEFAULT_USAGE;
+    o.max_bytes = cfg.rate ? cfg.rate : COW_RELOC_RATE;
+    return cow_store_balance(st, &o, NULL);
 }

@@ -59,4 +59,17 @@ void relocator_stop(cow_store *st);
  * ST->relocator may be NULL). */
 void relocator_free(cow_store *st);
 
+/*
+ * Close's last step before its final commit: when ST is writable, its
+ * relocator enabled and the slack over the configured thresholds, one
+ * balance of at most the configured rate's bytes (one second's worth;
+ * COW_RELOC_RATE when the rate is unlimited), so that a database closed
+ * right after its churn (SQLite's WAL deleted at the last close, a run
+ * shorter than the relocator's period) does not leave its high-water mark
+ * on disk.  Call after relocator_stop(), without store->lock.  Errors:
+ * cow_store_balance()'s; close ignores COW_ENOSPC-like failures of this
+ * optional step, which change nothing acknowledged.
+ */
+int relocator_close_balance(cow_store *st);
+
 #endif /* COW_RELOCATOR_H */

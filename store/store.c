@@ -308,6 +308,12 @@ int cow_store_close(cow_store *st)
     cow_mutex_lock(&st->lock);
     if (rc == COW_OK)
         rc = commit_transaction(st, 1);
+    cow_mutex_unlock(&st->lock);
+    if (rc == COW_OK)
+        (void)relocator_close_balance(st); /* optional: a failure keeps the old placement */
+    cow_mutex_lock(&st->lock);
+    if (rc == COW_OK && !st->readonly)
+        rc = commit_transaction(st, 1);
     if (rc == COW_OK)
         rc = commit_seal(st);
     if (rc == COW_OK)
