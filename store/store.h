@@ -39,6 +39,11 @@ enum {
     COW_EIO_TRUNCATE = -14,/* growing or shrinking the container failed */
     COW_EIO_STAT = -15,    /* fstat of the container failed */
     COW_EFAILED = -16,     /* an earlier commit failed; reopen the store */
+    COW_ERECOVER = -17,    /* another process died holding the shared state's mutex or
+                            * owning the container: the caller holds it now and
+                            * must recover what the dead one may have half-changed */
+    COW_EIO_LOCK = -18,    /* locking the container's bytes, or mapping the shared
+                            * memory beside it, failed (fcntl, shm_open, mmap) */
 };
 
 /* Names a COW_E* code ("checksum mismatch", ...); never NULL. */

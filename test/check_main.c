@@ -38,6 +38,7 @@ static const struct {
     {"lockdep", lockdep_suite},
     {"reloc", reloc_suite},
     {"fsck_remap", fsck_remap_suite},
+    {"shared", shared_suite},
 };
 #define NSUITES (sizeof suites / sizeof suites[0])
 
