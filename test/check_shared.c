@@ -715,8 +715,26 @@ struct race_truth {
     uint64_t id;        /* the generation the workers inside published */
     uint64_t next_id;
     int bad;            /* a worker mapped another object than those inside */
+    int unlinked;       /* a worker, inside, mapped an object whose name was
+                         * unlinked (atomic) */
     uint64_t opens;
 };
+
+/* 1 if this process maps the object named NAME ("/cowvfs-...") after its
+ * name was unlinked: /proc/self/maps marks such a mapping "(deleted)". */
+static int maps_deleted(const char *name)
+{
+    char line[1024];
+    int found = 0;
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, name) && strstr(line, "(deleted)"))
+            found = 1;
+    fclose(f);
+    return found;
+}
 
 static int race_worker(struct box *b, struct race_truth *tr, unsigned seed, double seconds)
 {
@@ -748,6 +766,8 @@ static int race_worker(struct box *b, struct race_truth *tr, unsigned seed, doub
         tr->inside++;
         tr->opens++;
         pthread_mutex_unlock(&tr->mu);
+        if (maps_deleted(b->shm))
+            __atomic_add_fetch(&tr->unlinked, 1, __ATOMIC_SEQ_CST);
         for (unsigned i = test_rand(&rs) % 4; i > 0; i--) {
             rc = shared_lock(sh);
             if (rc != COW_OK)
@@ -755,8 +775,8 @@ static int race_worker(struct box *b, struct race_truth *tr, unsigned seed, doub
             shared_frees_add(sh, 1, test_rand(&rs) % (1 << 20), 4096);
             shared_unlock(sh);
         }
-        if (test_rand(&rs) % 2)
-            usleep((unsigned)(test_rand(&rs) % 200));
+        if (maps_deleted(b->shm))
+            __atomic_add_fetch(&tr->unlinked, 1, __ATOMIC_SEQ_CST);
         pthread_mutex_lock(&tr->mu);
         if (shared_generation(sh) != tr->id)
             tr->bad++;
@@ -764,17 +784,21 @@ static int race_worker(struct box *b, struct race_truth *tr, unsigned seed, doub
         pthread_mutex_unlock(&tr->mu);
         shared_close(sh);
         close(fd);
+        /* out a while, so that all are out often: each close may be last */
+        usleep((unsigned)(test_rand(&rs) % 400));
     }
 }
 
 /*
  * Eight processes open and close the state in loops (and lock, add frees,
  * unlock while they have it open), so that closers find themselves last and
- * unlink while others open.  No process may ever run on another object
- * than the processes it overlaps with: each checks, at open and at close,
- * the generation that the first process inside published.  At the end the
- * object is gone.  Fails if an opener can map an object that a last closer
- * unlinks (remove the name check in attach() and it does, within seconds),
+ * unlink while others open.  No process may ever run on an object whose
+ * name was unlinked, or on another object than the processes it overlaps
+ * with: each checks, after open and before close, that its mapping is not
+ * "(deleted)" in /proc/self/maps and that the object holds the generation
+ * that the first process inside published.  At the end the object is
+ * gone.  Fails if an opener can keep an object that a last closer unlinked
+ * (make attach()'s name check always pass and it does, within seconds),
  * or if two closing together leave the object behind.
  */
 START_TEST(open_close_race)
@@ -805,6 +829,8 @@ START_TEST(open_close_race)
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker %d: status %d", i,
                       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     }
+    ck_assert_msg(tr->unlinked == 0, "%d times a process ran on an unlinked object (%llu opens)",
+                  tr->unlinked, (unsigned long long)tr->opens);
     ck_assert_msg(tr->bad == 0, "%d times a process ran on another object (%llu opens)", tr->bad,
                   (unsigned long long)tr->opens);
     ck_assert_uint_gt(tr->next_id, 10); /* the workers were all out many times */
