@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -108,6 +109,7 @@ struct cow_shared {
     int fd;                  /* the container (the caller's) */
     int shm_fd;              /* the object, -1 when not open */
     unsigned slot;           /* this process's slot */
+    int ro;                  /* FD is open read-only: it takes read locks only */
     struct shared_region *r; /* the mapping */
     char name[64];           /* "/cowvfs-DEV-INO" */
     const void *holder;      /* COW_DEBUG: the thread holding the mutex */
@@ -271,34 +273,57 @@ static void sweep(struct cow_shared *sh)
     }
 }
 
-/* Takes the first slot whose byte this process can write-lock, and makes
- * it this process's.  COW_OK, COW_EBUSY (none free), COW_EIO_LOCK. */
+/* Takes the first slot whose byte this process can lock, and makes it
+ * this process's.  A read-write descriptor write-locks the byte (the first
+ * that is free wins, no mutex needed).  A read-only one can only read-lock
+ * it, which does not exclude another reader: it claims under the mutex a
+ * byte that F_OFD_GETLK shows nobody locks (a writer's claim meanwhile
+ * makes its read lock fail; other read-only claimers wait for the mutex).
+ * COW_OK, COW_EBUSY (none free), COW_EIO_LOCK. */
 static int take_slot(struct cow_shared *sh)
 {
     unsigned i;
-    int e = 0;
+    int e = 0, rc;
+
+    if (sh->ro) {
+        rc = mutex_lock(sh);
+        if (!locked(rc))
+            return rc;
+    }
     for (i = 0; i < COW_SHARED_SLOTS; i++) {
-        e = ofd_lock(sh->fd, F_WRLCK, COW_LOCK_SLOT(i), 0);
+        if (sh->ro && slot_alive(sh, i))
+            continue;
+        e = ofd_lock(sh->fd, sh->ro ? F_RDLCK : F_WRLCK, COW_LOCK_SLOT(i), 0);
         if (e == 0)
             break;
-        if (e != EAGAIN && e != EACCES)
-            return cow_set_error(COW_EIO_LOCK, "locking process slot %u of %s: %s", i, sh->name,
-                                 strerror(e));
+        if (e != EAGAIN && e != EACCES) {
+            rc = cow_set_error(COW_EIO_LOCK, "locking process slot %u of %s: %s", i, sh->name,
+                               strerror(e));
+            goto out;
+        }
     }
-    if (i == COW_SHARED_SLOTS)
-        return cow_set_error(COW_EBUSY, "%u processes have the container open (%s): no slot left",
-                             COW_SHARED_SLOTS, sh->name);
+    if (i == COW_SHARED_SLOTS) {
+        rc = cow_set_error(COW_EBUSY, "%u processes have the container open (%s): no slot left",
+                           COW_SHARED_SLOTS, sh->name);
+        goto out;
+    }
+    if (!sh->ro) { /* the slot is ours: now the mutex, to set it up */
+        rc = mutex_lock(sh);
+        if (!locked(rc)) {
+            ofd_lock(sh->fd, F_UNLCK, COW_LOCK_SLOT(i), 0);
+            return rc;
+        }
+    }
     sh->slot = i;
-    int rc = mutex_lock(sh);
-    if (!locked(rc)) {
-        ofd_lock(sh->fd, F_UNLCK, COW_LOCK_SLOT(i), 0);
-        return rc;
-    }
     slot_clear(sh, i); /* a dead process's leftovers (its lock is gone) */
     sh->r->slots[i].pid = (int32_t)getpid();
     sweep(sh);
     mutex_unlock(sh);
     return COW_OK;
+out:
+    if (sh->ro)
+        mutex_unlock(sh);
+    return rc;
 }
 
 /* ---- open and close ---- */
@@ -345,6 +370,66 @@ static int init_region(struct cow_shared *sh, const uint8_t uuid[16])
     return COW_OK;
 }
 
+/* 1 if R holds a state of this layout (its magic written last). */
+static int region_valid(const struct shared_region *r)
+{
+    return __atomic_load_n(&r->magic, __ATOMIC_ACQUIRE) == SHARED_MAGIC &&
+           r->version == SHARED_VERSION && r->size == sizeof *r;
+}
+
+/*
+ * A process whose descriptor is read-only cannot write-lock the DMS, so it
+ * never finds itself first.  When it finds no valid state of this
+ * container under the name (it holds the DMS read-locked), it builds one
+ * if F_OFD_GETLK shows that no other process holds the DMS (then nobody
+ * uses the object: users hold the DMS), with an flock on the object to
+ * keep two such processes from building it at once; the second finds it
+ * built.  The object is resized only when its size is wrong: a process
+ * maps it only once its size is right, then finds the magic not yet set.
+ * COW_OK (mapped), SHARED_AGAIN (others hold the DMS: they may be building
+ * it, or use a state this process cannot), or an error; the caller undoes.
+ */
+static int ro_init(struct cow_shared *sh, const uint8_t uuid[16], const char **why)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+                       .l_start = (off_t)COW_LOCK_STORE_DMS, .l_len = 1};
+    struct stat a;
+    int rc = COW_OK;
+
+    while (flock(sh->shm_fd, LOCK_EX) != 0)
+        if (errno != EINTR)
+            return cow_set_error(COW_EIO_LOCK, "flock of %s: %s", sh->name, strerror(errno));
+    if (fcntl(sh->fd, F_OFD_GETLK, &fl) != 0) {
+        rc = cow_set_error(COW_EIO_LOCK, "testing the dead-man switch of %s: %s", sh->name,
+                           strerror(errno));
+        goto out;
+    }
+    if (fl.l_type != F_UNLCK) {
+        *why = "it belongs to another container or cowvfs version, and a live process holds it";
+        rc = SHARED_AGAIN;
+        goto out;
+    }
+    if (fstat(sh->shm_fd, &a) != 0 ||
+        ((uint64_t)a.st_size != sizeof *sh->r && ftruncate(sh->shm_fd, (off_t)sizeof *sh->r) != 0)) {
+        rc = cow_set_error(COW_EIO_LOCK, "sizing %s: %s", sh->name, strerror(errno));
+        goto out;
+    }
+    sh->r = mmap(NULL, sizeof *sh->r, PROT_READ | PROT_WRITE, MAP_SHARED, sh->shm_fd, 0);
+    if (sh->r == MAP_FAILED) {
+        sh->r = NULL;
+        rc = cow_set_error(errno == ENOMEM ? COW_ENOMEM : COW_EIO_LOCK, "mmap of %s: %s",
+                           sh->name, strerror(errno));
+        goto out;
+    }
+    if (!region_valid(sh->r) || memcmp(sh->r->uuid, uuid, 16) != 0) {
+        __atomic_store_n(&sh->r->magic, 0, __ATOMIC_RELEASE);
+        rc = init_region(sh, uuid);
+    }
+out:
+    flock(sh->shm_fd, LOCK_UN);
+    return rc;
+}
+
 /*
  * One attempt at mapping the object.  COW_OK (mapped, DMS read-locked),
  * SHARED_AGAIN (the name was replaced, or the object is not a valid state
@@ -360,7 +445,9 @@ static int attach(struct cow_shared *sh, mode_t mode, const uint8_t uuid[16], co
         return cow_set_error(COW_EIO_LOCK, "shm_open %s: %s", sh->name, strerror(errno));
     e = ofd_lock(sh->fd, F_WRLCK, COW_LOCK_STORE_DMS, 0);
     first = e == 0;
-    if (!first && (e == EAGAIN || e == EACCES))
+    if (e == EBADF)
+        sh->ro = 1; /* a read-only descriptor: read locks only */
+    if (!first && (e == EAGAIN || e == EACCES || e == EBADF))
         e = ofd_lock(sh->fd, F_RDLCK, COW_LOCK_STORE_DMS, 1);
     if (e != 0) {
         rc = cow_set_error(COW_EIO_LOCK, "locking the dead-man switch of %s: %s", sh->name,
@@ -393,6 +480,12 @@ static int attach(struct cow_shared *sh, mode_t mode, const uint8_t uuid[16], co
         }
         (void)fchmod(sh->shm_fd, mode & 0666); /* as the container; the umask aside */
     } else if (fstat(sh->shm_fd, &a) != 0 || (uint64_t)a.st_size != sizeof *sh->r) {
+        if (sh->ro) {
+            rc = ro_init(sh, uuid, why);
+            if (rc != COW_OK)
+                goto fail;
+            return COW_OK;
+        }
         *why = "it has the size of another layout (another cowvfs version?)";
         rc = SHARED_AGAIN;
         goto fail;
@@ -416,8 +509,15 @@ static int attach(struct cow_shared *sh, mode_t mode, const uint8_t uuid[16], co
         }
         return COW_OK;
     }
-    if (__atomic_load_n(&sh->r->magic, __ATOMIC_ACQUIRE) != SHARED_MAGIC ||
-        sh->r->version != SHARED_VERSION || sh->r->size != sizeof *sh->r) {
+    if (sh->ro && (!region_valid(sh->r) || memcmp(sh->r->uuid, uuid, 16) != 0)) {
+        munmap(sh->r, sizeof *sh->r);
+        sh->r = NULL;
+        rc = ro_init(sh, uuid, why);
+        if (rc != COW_OK)
+            goto fail;
+        return COW_OK;
+    }
+    if (!region_valid(sh->r)) {
         *why = "it is not a valid state of this version (another cowvfs version?)";
         rc = SHARED_AGAIN;
         goto fail;
@@ -464,8 +564,8 @@ int shared_open(int fd, const uint8_t uuid[16], struct cow_shared **out)
             rc = cow_set_error(COW_EBUSY, "cannot map the shared state %s: %s", sh->name, why);
             break;
         }
-        if (attempt >= 10)
-            usleep(1000);
+        if (attempt >= 10) /* jittered: two read-only openers must not meet each time */
+            usleep(500 + ((unsigned)getpid() * 7919u + (unsigned)attempt * 104729u) % 1000);
     }
     if (rc == COW_OK) {
         rc = take_slot(sh);

@@ -55,8 +55,13 @@ struct cow_shared;
  * is UUID (16 bytes, the superblock's).  FD is an open descriptor of the
  * container: its open file description carries this process's locks, so
  * it must stay open (not necessarily this descriptor: one referring to the
- * same open file description) until shared_close().  The caller keeps
- * ownership of FD.
+ * same open file description) until shared_close(), and a process calls
+ * shared_open once per open file description (the locks of one
+ * description never conflict with each other).  The caller keeps
+ * ownership of FD.  FD may be read-only (O_RDONLY): such a process takes
+ * read locks only, so it is never "first": it builds the state itself
+ * only when it finds none and F_OFD_GETLK shows that nobody else holds the
+ * dead-man switch, and it never unlinks the object (shared_close).
  *
  * If this process gets the dead-man switch write-locked it is the only one
  * with the container open (first, or every earlier one died): it
@@ -87,7 +92,11 @@ int shared_open(int fd, const uint8_t uuid[16], struct cow_shared **out);
  * mapped: it unlinks the name (an opener that opened the object before
  * finds the name gone, or another object under it, and starts again).
  * Frees SH; NULL is a no-op.  Never fails (a failed unlink leaves an
- * object the next opener reinitialises).
+ * object the next opener reinitialises).  A process whose descriptor is
+ * read-only cannot write-lock the switch: when it is last, the object
+ * stays under its name (about 800 KiB of /dev/shm) until the next opener
+ * reinitialises it (a read-write one) or joins it (a read-only one: the
+ * state of dead processes is safe to join, their slots being dead).
  */
 void shared_close(struct cow_shared *sh);
 

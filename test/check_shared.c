@@ -493,6 +493,114 @@ START_TEST(stale_region)
 }
 END_TEST
 
+/* A child that opens the container read-only, its state, pins GEN, reports
+ * its slot and waits for the end of its pipe (then closes). */
+static void ro_child(struct box *b, struct kid *k, uint64_t gen, const int *go)
+{
+    if (kid_fork(k)) {
+        struct cow_shared *c;
+        if (go) {
+            close(go[1]);
+            if (get(go[0]) != -1) /* released all at once: EOF */
+                _exit(9);
+        }
+        int cfd = open(b->path, O_RDONLY | O_CLOEXEC);
+        int rc = cfd < 0 ? COW_EIO_STAT : shared_open(cfd, uuid_a, &c);
+        if (rc != COW_OK) {
+            fprintf(stderr, "read-only shared_open: %s\n", cow_store_last_error(NULL));
+            _exit(10);
+        }
+        shared_pin(c, gen);
+        cput(k->from, (char)('0' + shared_slot(c)));
+        if (get(k->to) != -1)
+            _exit(11);
+        shared_close(c);
+        close(cfd);
+        _exit(0);
+    }
+}
+
+/*
+ * Processes with a read-only descriptor: one alone builds the state (it
+ * can never be "first"), a read-write process and a second read-only one
+ * join it, each in its own slot, their pins counted; a read-only last
+ * closer leaves the object, which the next read-write opener
+ * reinitialises.  Fails if a read-only process cannot open at all (write
+ * locks need a writable descriptor), if two read-only processes share a
+ * slot (read locks do not exclude each other: the claim must be made
+ * under the mutex), or if a state with live users is built again (drop
+ * both ro_init()'s F_OFD_GETLK test and its second look under the flock:
+ * the four processes opening at once then count fewer than four).
+ */
+START_TEST(read_only_processes)
+{
+    struct box b;
+    struct kid r1, r2;
+    int fd;
+    box_make(&b);
+    ro_child(&b, &r1, 3, NULL);
+    ck_assert_int_eq(get(r1.from), '0');
+    struct cow_shared *sh = parent_open(&b, uuid_a, &fd);
+    ck_assert_uint_eq(shared_slot(sh), 1);
+    ck_assert_uint_eq(shared_nprocs(sh), 2);
+    ck_assert_uint_eq(shared_min_pinned(sh), 3);
+    ro_child(&b, &r2, 0, NULL);
+    ck_assert_int_eq(get(r2.from), '2');
+    ck_assert_uint_eq(shared_nprocs(sh), 3);
+    kid_kill(&r1);
+    ck_assert_uint_eq(shared_min_pinned(sh), UINT64_MAX);
+    ck_assert_uint_eq(shared_nprocs(sh), 2);
+    shared_publish(sh, 55);
+    shared_close(sh);
+    close(fd);
+    ck_assert(shm_exists(b.shm));
+    close(r2.to); /* the read-only child closes last */
+    r2.to = open("/dev/null", O_RDONLY);
+    kid_wait(&r2);
+    ck_assert(shm_exists(b.shm)); /* it cannot unlink */
+    sh = parent_open(&b, uuid_a, &fd);
+    ck_assert_uint_eq(shared_generation(sh), 0); /* built anew */
+    ck_assert_uint_eq(shared_nprocs(sh), 1);
+    shared_close(sh);
+    close(fd);
+    ck_assert(!shm_exists(b.shm));
+
+    /* four read-only processes open at once with no state there: one
+     * builds it, the others join it (none builds it again under them) */
+    for (int round = 0; round < 20; round++) {
+        enum { NR = 4 };
+        struct kid k[NR];
+        int go[2];
+        ck_assert_int_eq(pipe(go), 0);
+        for (int i = 0; i < NR; i++)
+            ro_child(&b, &k[i], 10 + (uint64_t)i, go);
+        close(go[0]);
+        close(go[1]);
+        int seen = 0;
+        for (int i = 0; i < NR; i++) {
+            int slot = get(k[i].from);
+            ck_assert_int_ge(slot, '0');
+            ck_assert_int_lt(slot, '0' + NR);
+            ck_assert_msg(!(seen & (1 << (slot - '0'))), "slot %c taken twice", slot);
+            seen |= 1 << (slot - '0');
+        }
+        sh = parent_open(&b, uuid_a, &fd);
+        ck_assert_uint_eq(shared_nprocs(sh), NR + 1);
+        ck_assert_uint_eq(shared_min_pinned(sh), 10);
+        for (int i = 0; i < NR; i++) { /* (later children hold earlier ones' pipes) */
+            close(k[i].to);
+            k[i].to = open("/dev/null", O_RDONLY);
+        }
+        for (int i = 0; i < NR; i++)
+            kid_wait(&k[i]);
+        shared_close(sh);
+        close(fd);
+        ck_assert(!shm_exists(b.shm));
+    }
+    box_free(&b);
+}
+END_TEST
+
 /* ---- pending frees ---- */
 
 struct run {
@@ -844,7 +952,7 @@ Suite *shared_suite(void)
 {
     Suite *s = suite_create("shared");
     test_case(s, "processes", 60, two_processes_share, mutex_holder_killed, ownership_handover,
-              owner_killed, reader_table, stale_region, NULL);
+              owner_killed, reader_table, stale_region, read_only_processes, NULL);
     test_case(s, "frees", 120, frees_overflow, frees_take_exact, NULL);
     test_case(s, "race", 120, open_close_race, NULL);
     return s;
