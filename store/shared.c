@@ -91,7 +91,9 @@ struct shared_region {
     pthread_mutex_t mutex; /* robust, process-shared */
     uint64_t owner;        /* atomic: the owner word (OWNER_*) */
     uint32_t event;        /* atomic: futex word, bumped by disown/publish */
+    uint32_t want_event;   /* atomic: futex word, bumped when a want bit is raised */
     uint32_t unpublished;  /* atomic: the owner has unpublished changes */
+    uint32_t pad0;
     uint64_t seq;          /* atomic: publication sequence number */
     uint64_t generation;   /* atomic: generation last published */
     uint64_t want[NWANT];  /* atomic: bit i: slot i waits to own or for a
@@ -164,16 +166,29 @@ static void event_wake(struct shared_region *r)
     syscall(SYS_futex, &r->event, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
-/* Sleeps until EVENT differs from SEEN, a wake, or MS milliseconds. */
-static void event_wait(struct shared_region *r, uint32_t seen, unsigned ms)
+/* Sleeps until the futex word WORD differs from SEEN, a wake, or MS
+ * milliseconds. */
+static void futex_wait_ms(uint32_t *word, uint32_t seen, unsigned ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    syscall(SYS_futex, &r->event, FUTEX_WAIT, seen, &ts, NULL, 0);
+    syscall(SYS_futex, word, FUTEX_WAIT, seen, &ts, NULL, 0);
 }
 
+static void event_wait(struct shared_region *r, uint32_t seen, unsigned ms)
+{
+    futex_wait_ms(&r->event, seen, ms);
+}
+
+/* Raises this process's want bit; when it was down, wakes an owner waiting
+ * in shared_wait_wanted. */
 static void want_set(struct cow_shared *sh)
 {
-    __atomic_fetch_or(&sh->r->want[sh->slot / 64], 1ull << (sh->slot % 64), __ATOMIC_SEQ_CST);
+    struct shared_region *r = sh->r;
+    uint64_t bit = 1ull << (sh->slot % 64);
+    if (__atomic_fetch_or(&r->want[sh->slot / 64], bit, __ATOMIC_SEQ_CST) & bit)
+        return;
+    __atomic_add_fetch(&r->want_event, 1, __ATOMIC_SEQ_CST);
+    syscall(SYS_futex, &r->want_event, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 static void want_clear(struct shared_region *r, unsigned i)
@@ -686,6 +701,21 @@ int shared_owner_wanted(struct cow_shared *sh)
         }
     }
     return 0;
+}
+
+int shared_wait_wanted(struct cow_shared *sh, unsigned timeout_ms)
+{
+    struct shared_region *r = sh->r;
+    uint64_t start = now_ms();
+    for (;;) {
+        uint32_t ev = __atomic_load_n(&r->want_event, __ATOMIC_SEQ_CST);
+        if (shared_owner_wanted(sh))
+            return 1;
+        uint64_t waited = now_ms() - start;
+        if (waited >= timeout_ms)
+            return 0;
+        futex_wait_ms(&r->want_event, ev, (unsigned)(timeout_ms - waited));
+    }
 }
 
 /* ---- publication ---- */

@@ -149,6 +149,16 @@ int shared_is_owner(struct cow_shared *sh);
  */
 int shared_owner_wanted(struct cow_shared *sh);
 
+/*
+ * Sleeps until another live process raises its want bit (shared_own or
+ * shared_wait_published) or TIMEOUT_MS milliseconds pass; 1 if one wants,
+ * else 0.  For the owner's background thread, so that an idle owner lets
+ * go when asked instead of keeping waiters until their timeout.  Sleeps on
+ * a futex word that a waiter bumps when it raises its bit; a waiter that
+ * dies leaves a bit that shared_owner_wanted clears.
+ */
+int shared_wait_wanted(struct cow_shared *sh, unsigned timeout_ms);
+
 /* ---- publication ---- */
 
 /*

@@ -253,8 +253,11 @@ END_TEST
  * Ownership handed over on request: a child owns; the parent's short
  * shared_own times out (COW_EBUSY); then the parent asks, the child sees
  * shared_owner_wanted, publishes and lets go, and the parent owns with the
- * child's publication visible.  Fails if shared_own does not wait for a
- * live owner, if the want is not seen (the child exits 13), if a waiter is
+ * child's publication visible.  The child sleeps in shared_wait_wanted,
+ * which times out while nobody asks and returns when the parent does.
+ * Fails if shared_own does not wait for a live owner, if the want is not
+ * seen (the child exits 13) or seen when nobody asks (16) or seen only at
+ * the timeout, the waiter's raise waking nobody (17), if a waiter is
  * not woken or does not take over, or if want stays raised after the
  * parent owns.
  */
@@ -275,11 +278,14 @@ START_TEST(ownership_handover)
         cput(k.from, 'o');
         if (get(k.to) != 'g')
             _exit(14);
-        int i;
-        for (i = 0; i < 10000 && !shared_owner_wanted(c); i++)
-            usleep(1000);
-        if (i == 10000)
+        if (shared_wait_wanted(c, 50) != 0) /* nobody asks: it times out */
+            _exit(16);
+        cput(k.from, 't');
+        time_t t0 = time(NULL);
+        if (shared_wait_wanted(c, 20000) != 1 || !shared_owner_wanted(c))
             _exit(13);
+        if (time(NULL) - t0 > 5) /* slept to the timeout: the waiter's raise woke nobody */
+            _exit(17);
         shared_set_unpublished(c);
         shared_publish(c, 7);
         shared_disown(c);
@@ -295,6 +301,7 @@ START_TEST(ownership_handover)
     ck_assert_int_eq(shared_own(sh, 100), COW_EBUSY);
     ck_assert(!shared_is_owner(sh));
     put(k.to, 'g');
+    ck_assert_int_eq(get(k.from), 't');
     ck_assert_int_eq(shared_own(sh, 20000), COW_OK);
     ck_assert(shared_is_owner(sh));
     ck_assert_uint_eq(shared_generation(sh), 7);
