@@ -19,7 +19,13 @@
  *
  * Since the name is unlinked only under the DMS write lock, and every user
  * checks the name under a DMS lock it keeps, no user ever runs on an
- * unlinked object.
+ * unlinked object.  A process whose container descriptor is read-only
+ * takes read locks only (ro_init, take_slot say how it manages).
+ *
+ * The owner word, the publication and the want bits are lock-free (one
+ * atomic operation each); the mutex serialises the slots' set-up and
+ * clearing (so that a sweeper never clears a slot a newcomer just took)
+ * and the pending frees, and is the caller's for its own state.
  *
  * Waiting (shared_own, shared_wait_published) sleeps on a futex word,
  * EVENT, that every disown and publication bumps, with 10 ms timeouts to
@@ -49,7 +55,7 @@
 #include "lockspace.h"
 #include "store_int.h"
 
-#define SHARED_MAGIC 0x3144485357434f43ull /* "COWSHD1" + '1' (little-endian) */
+#define SHARED_MAGIC 0x3144524853574f43ull /* "COWSHRD1", little-endian */
 #define SHARED_VERSION 1u
 #define WAIT_SLICE_MS 10u /* longest futex sleep between liveness checks */
 #define NWANT (COW_SHARED_SLOTS / 64)
@@ -117,7 +123,9 @@ struct cow_shared {
     const void *holder;      /* COW_DEBUG: the thread holding the mutex */
 };
 
+#ifdef COW_DEBUG
 static __thread char tl_me; /* a thread's identity: its address */
+#endif
 
 #define SHARED_AGAIN 1 /* attach(): start again */
 
