@@ -223,7 +223,8 @@ unsigned shared_nprocs(struct cow_shared *sh);
  * generation.  So the table over-approximates: every byte added stays
  * covered by an entry of a generation >= its own until taken, but an
  * entry may cover bytes never added (see shared_frees_take).  LEN 0 is a
- * no-op.  O(1), or O(n log n) when coalescing.
+ * no-op.  O(1), or O(n log n) when coalescing.  The mutex is held (asserted
+ * in debug builds).
  */
 void shared_frees_add(struct cow_shared *sh, uint64_t gen, uint64_t start, uint64_t len);
 
@@ -233,16 +234,18 @@ void shared_frees_add(struct cow_shared *sh, uint64_t gen, uint64_t start, uint6
  * number of entries removed.  A reported run may include bytes never
  * freed (gaps closed by coalescing): CB must release only what its own
  * allocator knows to be freed in the run, never mark the whole run free.
- * CB must not call shared_frees_*.
+ * CB must not call shared_frees_*.  The mutex is held (asserted in debug
+ * builds).
  */
 size_t shared_frees_take(struct cow_shared *sh, uint64_t below_gen,
                          void (*cb)(void *arg, uint64_t start, uint64_t len), void *arg);
 
 /* Bytes covered by the pending frees (gaps closed by coalescing included).
- * O(entries). */
+ * O(entries).  The mutex is held. */
 uint64_t shared_frees_bytes(struct cow_shared *sh);
 
-/* Entries in the pending-frees table now (for tests and statistics). */
+/* Entries in the pending-frees table now (for tests and statistics).  The
+ * mutex is held. */
 size_t shared_frees_count(struct cow_shared *sh);
 
 /* This process's slot (0 .. COW_SHARED_SLOTS-1). */
