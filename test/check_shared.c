@@ -851,7 +851,7 @@ static int maps_deleted(const char *name)
     return found;
 }
 
-static int race_worker(struct box *b, struct race_truth *tr, unsigned seed, double seconds)
+static int race_worker(struct box *b, struct race_truth *tr, unsigned seed, double seconds, int ro)
 {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -860,7 +860,7 @@ static int race_worker(struct box *b, struct race_truth *tr, unsigned seed, doub
         clock_gettime(CLOCK_MONOTONIC, &t1);
         if ((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9 > seconds)
             return 0;
-        int fd = open(b->path, O_RDWR | O_CLOEXEC);
+        int fd = open(b->path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
         struct cow_shared *sh;
         if (fd < 0)
             return 20;
@@ -904,6 +904,41 @@ static int race_worker(struct box *b, struct race_truth *tr, unsigned seed, doub
     }
 }
 
+/* Runs NW workers, the first NRO of them with read-only descriptors, for
+ * SECONDS, and fails on what they saw. */
+static void run_race(struct box *b, int nw, int nro, double seconds)
+{
+    pid_t pid[16];
+    struct race_truth *tr = mmap(NULL, sizeof *tr, PROT_READ | PROT_WRITE,
+                                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(tr, MAP_FAILED);
+    memset(tr, 0, sizeof *tr);
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    pthread_mutex_init(&tr->mu, &ma);
+    pthread_mutexattr_destroy(&ma);
+    unsigned seed = (unsigned)test_seed();
+    for (int i = 0; i < nw; i++) {
+        pid[i] = fork();
+        ck_assert_int_ge(pid[i], 0);
+        if (pid[i] == 0)
+            _exit(race_worker(b, tr, seed + (unsigned)i, seconds, i < nro));
+    }
+    for (int i = 0; i < nw; i++) {
+        int status;
+        ck_assert_int_eq(waitpid(pid[i], &status, 0), pid[i]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker %d: status %d", i,
+                      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+    ck_assert_msg(tr->unlinked == 0, "%d times a process ran on an unlinked object (%llu opens)",
+                  tr->unlinked, (unsigned long long)tr->opens);
+    ck_assert_msg(tr->bad == 0, "%d times a process ran on another object (%llu opens)", tr->bad,
+                  (unsigned long long)tr->opens);
+    ck_assert_uint_gt(tr->next_id, 10); /* the workers were all out many times */
+    munmap(tr, sizeof *tr);
+}
+
 /*
  * Eight processes open and close the state in loops (and lock, add frees,
  * unlock while they have it open), so that closers find themselves last and
@@ -918,39 +953,32 @@ static int race_worker(struct box *b, struct race_truth *tr, unsigned seed, doub
  */
 START_TEST(open_close_race)
 {
-    enum { NW = 8 };
     struct box b;
-    pid_t pid[NW];
     box_make(&b);
-    struct race_truth *tr = mmap(NULL, sizeof *tr, PROT_READ | PROT_WRITE,
-                                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    ck_assert_ptr_ne(tr, MAP_FAILED);
-    memset(tr, 0, sizeof *tr);
-    pthread_mutexattr_t ma;
-    pthread_mutexattr_init(&ma);
-    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
-    pthread_mutex_init(&tr->mu, &ma);
-    pthread_mutexattr_destroy(&ma);
-    unsigned seed = (unsigned)test_seed();
-    for (int i = 0; i < NW; i++) {
-        pid[i] = fork();
-        ck_assert_int_ge(pid[i], 0);
-        if (pid[i] == 0)
-            _exit(race_worker(&b, tr, seed + (unsigned)i, 4.0));
-    }
-    for (int i = 0; i < NW; i++) {
-        int status;
-        ck_assert_int_eq(waitpid(pid[i], &status, 0), pid[i]);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker %d: status %d", i,
-                      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    }
-    ck_assert_msg(tr->unlinked == 0, "%d times a process ran on an unlinked object (%llu opens)",
-                  tr->unlinked, (unsigned long long)tr->opens);
-    ck_assert_msg(tr->bad == 0, "%d times a process ran on another object (%llu opens)", tr->bad,
-                  (unsigned long long)tr->opens);
-    ck_assert_uint_gt(tr->next_id, 10); /* the workers were all out many times */
+    run_race(&b, 8, 0, 4.0);
     ck_assert(!shm_exists(b.shm));
-    munmap(tr, sizeof *tr);
+    box_free(&b);
+}
+END_TEST
+
+/*
+ * The same with three of the eight read-only: they build the state when
+ * they find none (ro_init) and never unlink, so at the end the object may
+ * be left; a read-write process alone then reinitialises and unlinks it.
+ * Fails if a read-only process builds a state under processes using it or
+ * joins another object than theirs.
+ */
+START_TEST(open_close_race_read_only)
+{
+    struct box b;
+    int fd;
+    box_make(&b);
+    run_race(&b, 8, 3, 3.0);
+    struct cow_shared *sh = parent_open(&b, uuid_a, &fd);
+    ck_assert_uint_eq(shared_nprocs(sh), 1);
+    shared_close(sh);
+    close(fd);
+    ck_assert(!shm_exists(b.shm));
     box_free(&b);
 }
 END_TEST
@@ -961,6 +989,6 @@ Suite *shared_suite(void)
     test_case(s, "processes", 60, two_processes_share, mutex_holder_killed, ownership_handover,
               owner_killed, reader_table, stale_region, read_only_processes, NULL);
     test_case(s, "frees", 120, frees_overflow, frees_take_exact, NULL);
-    test_case(s, "race", 120, open_close_race, NULL);
+    test_case(s, "race", 120, open_close_race, open_close_race_read_only, NULL);
     return s;
 }
