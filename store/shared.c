@@ -963,3 +963,21 @@ size_t shared_frees_count(struct cow_shared *sh)
     uint32_t cur = __atomic_load_n(&r->frees_cur, __ATOMIC_ACQUIRE);
     return (size_t)__atomic_load_n(&r->frees_count[cur], __ATOMIC_ACQUIRE);
 }
+
+void shared_frees_foreach(struct cow_shared *sh,
+                          void (*cb)(void *arg, uint64_t gen, uint64_t start, uint64_t len),
+                          void *arg)
+{
+    struct shared_region *r = sh->r;
+    assert_locked(sh);
+    uint32_t cur = r->frees_cur;
+    uint64_t n = r->frees_count[cur];
+    for (uint64_t i = 0; i < n; i++)
+        cb(arg, r->frees[cur][i].gen, r->frees[cur][i].start, r->frees[cur][i].len);
+}
+
+void shared_clear_unpublished(struct cow_shared *sh)
+{
+    __atomic_store_n(&sh->r->unpublished, 0, __ATOMIC_SEQ_CST);
+    event_wake(sh->r);
+}

@@ -248,6 +248,19 @@ uint64_t shared_frees_bytes(struct cow_shared *sh);
  * mutex is held. */
 size_t shared_frees_count(struct cow_shared *sh);
 
+/* Calls CB(ARG, gen, start, len) for every pending free, in no order
+ * (a new owner holds them back).  The caller holds the mutex; CB must not
+ * call shared_frees_*. */
+void shared_frees_foreach(struct cow_shared *sh,
+                          void (*cb)(void *arg, uint64_t gen, uint64_t start, uint64_t len),
+                          void *arg);
+
+/* The owner has nothing unpublished after all (what it changed is
+ * published, or nothing changed): clears the flag and wakes the readers
+ * waiting in shared_wait_published, without a new publication.
+ * Lock-free. */
+void shared_clear_unpublished(struct cow_shared *sh);
+
 /* This process's slot (0 .. COW_SHARED_SLOTS-1). */
 unsigned shared_slot(struct cow_shared *sh);
 

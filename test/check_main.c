@@ -39,6 +39,7 @@ static const struct {
     {"reloc", reloc_suite},
     {"fsck_remap", fsck_remap_suite},
     {"shared", shared_suite},
+    {"xproc", xproc_suite},
 };
 #define NSUITES (sizeof suites / sizeof suites[0])
 

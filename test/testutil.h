@@ -35,6 +35,7 @@ Suite *upgrade_suite(void);
 Suite *util_suite(void);
 Suite *lockdep_suite(void);
 Suite *reloc_suite(void);
+Suite *xproc_suite(void);
 Suite *fsck_remap_suite(void);
 Suite *shared_suite(void);
 
