@@ -696,7 +696,6 @@ static void balance_step(struct run *r, struct step *s)
         return;
     }
     /* its first commit: the first flush after a superblock write */
-    s->committed = SIZE_MAX;
     int super = 0;
     for (size_t i = s->start; i < g.nops && s->committed == SIZE_MAX; i++) {
         const struct op *o = &g.ops[i];
