@@ -281,6 +281,7 @@ struct run {
     size_t nrecs, caprecs;
     int nlive;            /* recs not deleted */
     int ndeletes, nintxn, nspilled; /* counts for the run's summary */
+    int nbalances;        /* PRAGMA cow_balance steps so far */
     int failed;           /* the record phase failed */
     char errbuf[512];
     const char *cs;       /* the cow database's schema in statements that would

@@ -678,21 +678,37 @@ static int usage_take(struct run *r, struct usage **out)
 }
 
 /*
- * PRAGMA cow_balance in step S, which keeps every snapshot's and branch's
- * space as it was (relocation rewrites no tree: store.h
- * cow_store_balance): records that space in S for the crash states inside
- * the balance (check.c check_usage), and fails R if the balance, not
- * crashed, changed it.
+ * A step of PRAGMA cow_balance: relocation of every group it can move,
+ * then the file cut; the checks of every crash state apply (snapshots'
+ * contents too).  It keeps every snapshot's and branch's space as it was
+ * (relocation rewrites no tree: store.h cow_store_balance): the step
+ * records that space for the crash states inside the balance (check.c
+ * check_usage), and R fails if the balance, not crashed, changed it.
  */
-static void balance_step(struct run *r, struct step *s)
+static void wl_balance(struct run *r)
 {
+    struct step *s = step_begin(r, STEP_OTHER, "cow_balance");
     struct usage *after = NULL;
+    /* the largest the device can be after a crash right now: any prefix
+     * of its pending size changes may be kept */
+    uint64_t size = 0;
+    size_t nunits, nsizes;
+    g.cur->size(g.cur, &size);
+    memdev_pending(g.cur, &nunits, &nsizes);
+    for (size_t k = 0; k <= nsizes; k++) {
+        uint64_t sz = memdev_crash_size(g.cur, k);
+        if (sz > size)
+            size = sz;
+    }
+    s->size_before = size ? size : 1;
+    r->nbalances++;
     s->usage_k = r->ntxn - 1;
     s->nusage = r->nrecs;
     s->committed = SIZE_MAX;
     if (usage_take(r, &s->usage) || execf(r, "PRAGMA %scow_balance=100", r->cs) ||
         usage_take(r, &after)) {
         free(after);
+        step_end(s);
         return;
     }
     /* its first commit: the first flush after a superblock write */
@@ -715,6 +731,7 @@ static void balance_step(struct run *r, struct step *s)
         }
     }
     free(after);
+    step_end(s);
 }
 
 /* A step that changes no content: checkpoint, VACUUM, reopen, ... */
@@ -748,22 +765,8 @@ static int wl_other(struct run *r)
         if (!wl_close(r))
             wl_open(r);
     } else if (kind == BALANCE) {
-        /* relocation of every group it can move, then the file cut: the
-         * checks of every crash state apply (snapshots' contents too) */
-        s = step_begin(r, STEP_OTHER, "cow_balance");
-        /* the largest the device can be after a crash right now: any
-         * prefix of its pending size changes may be kept */
-        uint64_t size = 0;
-        size_t nunits, nsizes;
-        g.cur->size(g.cur, &size);
-        memdev_pending(g.cur, &nunits, &nsizes);
-        for (size_t k = 0; k <= nsizes; k++) {
-            uint64_t sz = memdev_crash_size(g.cur, k);
-            if (sz > size)
-                size = sz;
-        }
-        s->size_before = size ? size : 1;
-        balance_step(r, s);
+        wl_balance(r);
+        return r->failed;
     } else if (kind == JMODE) {
         int jm = (int)rnd_below(&r->rng, 4);
         s = step_begin(r, STEP_OTHER, "journal_mode=%s", jm_name[jm]);
@@ -842,6 +845,12 @@ int record(struct run *r, const struct workload *w, uint64_t seed, int ntxn)
                 continue;
             }
             uint64_t x = rnd_below(&r->rng, 100);
+            /* a relocation workload balances at least once, halfway
+             * (usually with snapshots there: check.c check_usage) */
+            if (w->reloc && !r->nbalances && r->ntxn >= ntxn / 2) {
+                wl_balance(r);
+                continue;
+            }
             if (r->ntxn > 0 && x < 14)
                 wl_other(r);
             else
