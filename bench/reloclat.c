@@ -19,6 +19,9 @@
  *             commits leave) until the writer has run as long as in
  *             "none"; the writer starts RL_WARMUP_S before the first
  *             balance and stops when the last one ends
+ *   1st balance
+ *             the commits of "balance" that started during the first
+ *             PRAGMA cow_balance, the one that moves the churn's blocks
  *   relocator the background relocator with its defaults (no URI
  *             parameter); the writer runs until the relocator has moved
  *             nothing for RL_IDLE_S (polled through PRAGMA cow_stats on a
@@ -30,8 +33,10 @@
  * last poll that saw reloc_bytes grow.  Printed per case: the commits,
  * commits per second, p50, p99 and the longest commit (microseconds), the
  * p99 against "none" of the same setting, and the commits over 50 ms;
- * below the table, the balances' count, time and bytes moved, and what
- * the relocator moved.  Nothing is asserted about the times: the numbers
+ * below the table, the balances' count, time and bytes moved, what the
+ * relocator moved, and the device flushes of each case (PRAGMA cow_stats:
+ * a flush of relocation's commits holds store->lock, and a writer waits
+ * for it).  Nothing is asserted about the times: the numbers
  * are for reading (the machine may be busy).
  */
 #include <pthread.h>
@@ -52,8 +57,9 @@
 #define RL_PAYLOAD 100        /* bytes per inserted row */
 #define RL_SLOW_US 50000.0    /* the target: no commit waits longer (us) */
 
-enum rl_case { RL_NONE, RL_BALANCE, RL_RELOCATOR, RL_NCASES };
-static const char *const rl_case_name[RL_NCASES] = { "none", "balance", "relocator" };
+enum rl_case { RL_NONE, RL_BALANCE, RL_FIRST, RL_RELOCATOR, RL_NCASES };
+static const char *const rl_case_name[RL_NCASES] = { "none", "balance", "1st balance",
+                                                     "relocator" };
 
 /* One commit: when it started and how long it took (seconds, now_s()). */
 struct rl_commit {
@@ -180,6 +186,7 @@ struct rl_result {
     int balances;           /* "balance": PRAGMA cow_balance runs */
     double bal_first, bal_total; /* their times: the first, all (seconds) */
     long long moved;        /* bytes relocated during the case */
+    long long flushes;      /* device flushes during the case (cow_stats) */
 };
 
 static int cmp_secs(const void *a, const void *b)
@@ -214,16 +221,19 @@ static int summarize(const struct rl_writer *w, double from, double to, struct r
     return 0;
 }
 
-/* One case C on a fresh copy of the churned container CHURNED, with
- * synchronous SYNC; the writer runs about SECS seconds (see the top). */
+/* One case C (not RL_FIRST) on a fresh copy of the churned container
+ * CHURNED, with synchronous SYNC; the writer runs about SECS seconds (see
+ * the top).  "balance" fills FIRST too: the commits that started during
+ * the first balance alone. */
 static int run_case(const char *churned, enum rl_case c, const char *sync, double secs,
-                    struct rl_result *r)
+                    struct rl_result *r, struct rl_result *first)
 {
     char path[4300];
     struct rl_writer w = { 0 };
     pthread_t th;
     sqlite3 *side = NULL;
-    long long moved0 = 0, moved = 0;
+    long long moved0 = 0, moved = 0, flushes0 = 0, flushes = 0;
+    double first_from = 0, first_to = 0;
     int rc = 0;
 
     memset(r, 0, sizeof *r);
@@ -239,7 +249,8 @@ static int run_case(const char *churned, enum rl_case c, const char *sync, doubl
     /* the side connection opens first, so that the container's relocator
      * settings are the case's */
     side = cow_open(path, w.params);
-    if (!side || (c == RL_RELOCATOR && cow_stat(side, "reloc_bytes", &moved0))) {
+    if (!side || cow_stat(side, "reloc_bytes", &moved0) ||
+        cow_stat(side, "flushes", &flushes0)) {
         db_close(side);
         db_remove(path);
         return -1;
@@ -260,8 +271,11 @@ static int run_case(const char *churned, enum rl_case c, const char *sync, doubl
             double b0 = now_s();
             rc = balance_once(side, &moved);
             double b = now_s() - b0;
-            if (r->balances++ == 0)
+            if (r->balances++ == 0) {
                 r->bal_first = b;
+                first_from = b0;
+                first_to = b0 + b;
+            }
             r->bal_total += b;
         } while (rc == 0 && now_s() - from < secs);
         to = now_s();
@@ -286,11 +300,18 @@ static int run_case(const char *churned, enum rl_case c, const char *sync, doubl
     }
     __atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
     pthread_join(th, NULL);
+    if (rc == 0)
+        rc = cow_stat(side, "flushes", &flushes);
     r->moved = moved;
+    r->flushes = flushes - flushes0;
     if (db_close(side) != 0)
         rc = -1;
     if (rc == 0 && w.rc == 0)
         rc = summarize(&w, from, to, r);
+    if (rc == 0 && w.rc == 0 && c == RL_BALANCE) {
+        rc = summarize(&w, first_from, first_to, first);
+        first->bal_first = r->bal_first;
+    }
     free(w.v);
     db_remove(path);
     return rc == 0 && w.rc == 0 ? 0 : -1;
@@ -315,7 +336,9 @@ int reloclat_table(void)
     int64_t churned_bytes = db_bytes(churned);
     for (int s = 0; s < 2; s++)
         for (int c = 0; c < RL_NCASES; c++)
-            if (run_case(churned, (enum rl_case)c, syncs[s], secs, &res[s][c]) != 0) {
+            if (c != RL_FIRST &&
+                run_case(churned, (enum rl_case)c, syncs[s], secs, &res[s][c],
+                         &res[s][RL_FIRST]) != 0) {
                 fprintf(stderr, "bench: reloc-latency: %s, synchronous=%s failed\n",
                         rl_case_name[c], syncs[s]);
                 db_remove(churned);
@@ -349,10 +372,11 @@ int reloclat_table(void)
     printf("\n");
     for (int s = 0; s < 2; s++) {
         const struct rl_result *b = &res[s][RL_BALANCE], *g = &res[s][RL_RELOCATOR];
-        printf("synchronous=%s: %d balances in %.2f s (the first %.3f s), %.1f MiB moved; "
-               "the relocator moved %.1f MiB, counted over %.1f s\n",
+        printf("synchronous=%s: balance: %d in %.2f s (the first %.3f s), %.1f MiB moved, "
+               "%lld flushes (none: %lld);\n  relocator: %.1f MiB moved, %lld flushes, "
+               "counted over %.1f s\n",
                syncs[s], b->balances, b->bal_total, b->bal_first, b->moved / 1048576.0,
-               g->moved / 1048576.0, g->secs);
+               b->flushes, res[s][RL_NONE].flushes, g->moved / 1048576.0, g->flushes, g->secs);
     }
     return 0;
 }
