@@ -24,9 +24,9 @@
  *             PRAGMA cow_balance, the one that moves the churn's blocks
  *   relocator the background relocator with its defaults (no URI
  *             parameter); the writer runs until the relocator has moved
- *             nothing for RL_IDLE_S (polled through PRAGMA cow_stats on a
- *             third connection every RL_POLL_MS), and at least as long as
- *             in "none", at most RL_MAX_S
+ *             nothing for RL_IDLE_S (polled through PRAGMA cow_stats on
+ *             the main thread's connection every RL_POLL_MS), and at least
+ *             as long as in "none", at most RL_MAX_S
  *
  * Counted are the commits that start after the warm-up (RL_WARMUP_S) and,
  * in "balance", before the last balance ends; in "relocator", before the
@@ -36,8 +36,8 @@
  * below the table, the balances' count, time and bytes moved, what the
  * relocator moved, and the device flushes of each case (PRAGMA cow_stats:
  * a flush of relocation's commits holds store->lock, and a writer waits
- * for it).  Nothing is asserted about the times: the numbers
- * are for reading (the machine may be busy).
+ * for it).  Nothing is asserted about the times: the numbers are for
+ * reading (the machine may be busy).
  */
 #include <pthread.h>
 #include <stdio.h>
