@@ -42,7 +42,8 @@
  * copies' flush, after 6, between the balance's first commits and between
  * the cuts.  Each time it stays released as long as it was held (pace,
  * YIELD_US to YIELD_MAX_US), so relocation holds it at most about half
- * the time.  A writer on another connection thus waits for one step, not
+ * the time, unless the lock was found free the last QUIET_TAKES times it
+ * was taken: then nobody is waiting, and it stays released YIELD_US.  A writer on another connection thus waits for one step, not
  * for several, and commits between two (bench/reloclat.c measures it: a
  * cut of a 500 MiB tail in one hold kept it waiting 230 ms; the groups
  * back to back, each a few flushed commits, made its p99 commit 14 times
@@ -83,15 +84,30 @@
  * lock for as long as it held it, so that it holds it at most half the
  * time while it runs. */
 #define YIELD_MAX_US 20000
+/* Taking the lock took longer than this (nanoseconds): another thread held
+ * it, so others are working on the store. */
+#define CONTENDED_NS 20000u
+/* After this many takes in a row that found the lock free, nobody else is
+ * working on the store (a balance at close, cowctl balance): relocation
+ * lets go of the lock for YIELD_US only until a take finds it held. */
+#define QUIET_TAKES 16u
 
-/* When this thread last took store->lock in this file (cow_mono_ns). */
+/* When this thread last took store->lock in this file (cow_mono_ns), and
+ * how many takes in a row found it free. */
 static __thread uint64_t locked_at;
+static __thread unsigned quiet_takes;
 
-/* Takes store->lock and notes when (locked_at), for pace(). */
+/* Takes store->lock and notes when (locked_at) and whether it had to wait
+ * (quiet_takes), for pace(). */
 static void reloc_lock(cow_store *st)
 {
+    uint64_t t0 = cow_mono_ns();
     cow_mutex_lock(&st->lock);
     locked_at = cow_mono_ns();
+    if (locked_at - t0 > CONTENDED_NS)
+        quiet_takes = 0;
+    else if (quiet_takes < QUIET_TAKES)
+        quiet_takes++;
 }
 
 /* A run to move: [logical, +len) stored at [from, +len) now, to go to
@@ -261,10 +277,11 @@ static void mark_runs(const struct bgroup *g, uint8_t *bm, const struct byte_run
 }
 
 /* Sleeps as long as store->lock was held since it was last taken here
- * (YIELD_US to YIELD_MAX_US).  Lock not held. */
+ * (YIELD_US to YIELD_MAX_US), or YIELD_US when the last QUIET_TAKES takes
+ * found it free.  Lock not held. */
 static void pace(uint64_t held_ns)
 {
-    uint64_t us = held_ns / 1000;
+    uint64_t us = quiet_takes >= QUIET_TAKES ? 0 : held_ns / 1000;
     if (us < YIELD_US)
         us = YIELD_US;
     if (us > YIELD_MAX_US)
