@@ -575,6 +575,9 @@ if [ -e held ]; then
         # shellcheck disable=SC2086
         expect "${c%% *}: a container open in another process" 0 "$actl" $c
     done
+    expect_grep "fsck: a container open in another process is refused, clearly" 1 err \
+        '^cowctl: fsck: snap.db: the container is open in another process; fsck checks a closed' \
+        "$actl" fsck snap.db
 else
     bad "a shell holds the container open" "it never did"
 fi
