@@ -71,7 +71,7 @@ static int fd_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off
 static int fd_flush(struct cow_dev *d)
 {
     struct file_dev *f = (struct file_dev *)d;
-    d->nflush++;
+    __atomic_add_fetch(&d->nflush, 1, __ATOMIC_RELAXED); /* flushes may run unlocked */
     if (fdatasync(f->fd) != 0)
         return cow_set_error(COW_EIO_FLUSH, "fdatasync of the container: %s", strerror(errno));
     return COW_OK;
@@ -228,7 +228,7 @@ static int fd_publish(struct cow_dev *d)
         close(f->old_fd);
         f->old_fd = -1;
     }
-    d->nflush++;
+    __atomic_add_fetch(&d->nflush, 1, __ATOMIC_RELAXED); /* flushes may run unlocked */
     return sync_dir(f->path);
 }
 

@@ -530,10 +530,14 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
     UNLOCK(st);
     rc = copy(st, &m, buf); /* 4 */
     COW_INJECT("reloc:copied");
+    /* the copies made durable without the lock: a writer's commit does
+     * not wait for this flush */
+    if (!rc)
+        rc = st->dev->flush(st->dev);
     LOCK(st);
     g = &st->bgs[gi];
     if (!rc)
-        rc = store_flush(st);
+        st->stats.flushes++;
     /* The copies are on the device: the lock may go before 5, which looks
      * again at every block (still_there). */
     if (!rc) {

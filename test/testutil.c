@@ -257,8 +257,8 @@ static int md_flush(struct cow_dev *d)
     if (m->len < m->dur_len)
         memset(m->dur + m->len, 0, m->dur_len - m->len);
     m->dur_len = m->len;
-    m->ctl.nflush++;
-    d->nflush++;
+    __atomic_add_fetch(&m->ctl.nflush, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&d->nflush, 1, __ATOMIC_RELAXED);
     return COW_OK;
 }
 
@@ -440,7 +440,7 @@ static int fwd_write(struct cow_dev *d, const void *buf, size_t len, uint64_t of
 }
 static int fwd_flush(struct cow_dev *d)
 {
-    d->nflush++;
+    __atomic_add_fetch(&d->nflush, 1, __ATOMIC_RELAXED); /* relocation flushes unlocked */
     return fwd_under(d)->flush(fwd_under(d));
 }
 static int fwd_size(struct cow_dev *d, uint64_t *size)
