@@ -355,6 +355,11 @@ int cow_store_publish(cow_store *st)
     return xproc_publish(st);
 }
 
+void cow_store_unpin(cow_store *st)
+{
+    xproc_unpin(st);
+}
+
 int cow_store_close(cow_store *st)
 {
     if (!st)

@@ -122,6 +122,16 @@ int cow_store_refresh(cow_store *st);
 int cow_store_publish(cow_store *st);
 
 /*
+ * This process reads nothing of the container until its next
+ * cow_store_refresh() (SQLite holds no lock on any of its databases):
+ * its pin in the reader table goes, so that the owner may reuse the space
+ * of generations it no longer reads.  The refresh reloads if anything was
+ * published meanwhile (and so anything released).  A no-op for the owner
+ * and a store alone.
+ */
+void cow_store_unpin(cow_store *st);
+
+/*
  * Commits (unless read-only or failed) and closes the store; frees it.
  * Files still open are closed.  Returns the commit's error if it failed
  * (the container then holds the previous commit).

@@ -367,6 +367,13 @@ int xproc_refresh(cow_store *st)
         return COW_OK;
     }
     int rc = shared_wait_published(st->shared, XPROC_WAIT_MS);
+    if (!rc) {
+        /* pinned again before the publication is compared: a commit
+         * after the comparison cannot release what this view reads */
+        LOCK(st);
+        shared_pin(st->shared, st->generation);
+        UNLOCK(st);
+    }
     if (!rc && shared_seq(st->shared) != st->seen_seq)
         rc = reload(st, 0);
     if (!rc) {
@@ -375,4 +382,17 @@ int xproc_refresh(cow_store *st)
         UNLOCK(st);
     }
     return rc;
+}
+
+void xproc_unpin(cow_store *st)
+{
+    if (!st->shared)
+        return;
+    LOCK(st);
+    /* the next refresh compares the publication with what this process
+     * loaded: a commit since (the only thing that releases space) makes
+     * it reload before reading */
+    if (!shared_is_owner(st->shared))
+        shared_pin(st->shared, 0);
+    UNLOCK(st);
 }

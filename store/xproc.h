@@ -96,6 +96,10 @@ int xproc_refresh(cow_store *st);
  */
 int xproc_publish(cow_store *st);
 
+/* cow_store_unpin: this process reads nothing until its next refresh; its
+ * pin in the reader table goes (not the owner's: it has none). */
+void xproc_unpin(cow_store *st);
+
 /*
  * The committer thread's check, store->lock held (let go meanwhile): when
  * another process waits for the ownership or for a publication and no
