@@ -360,6 +360,13 @@ void cow_store_unpin(cow_store *st)
     xproc_unpin(st);
 }
 
+#ifdef COW_DEBUG
+int cow_store_test_handoff(cow_store *st)
+{
+    return xproc_test_handoff(st);
+}
+#endif
+
 int cow_store_close(cow_store *st)
 {
     if (!st)

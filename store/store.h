@@ -131,6 +131,12 @@ int cow_store_publish(cow_store *st);
  */
 void cow_store_unpin(cow_store *st);
 
+#ifdef COW_DEBUG
+/* Test builds only: as if the ownership went to another process that
+ * changed nothing and came back (store/xproc.h xproc_test_handoff). */
+int cow_store_test_handoff(cow_store *st);
+#endif
+
 /*
  * Commits (unless read-only or failed) and closes the store; frees it.
  * Files still open are closed.  Returns the commit's error if it failed

@@ -130,12 +130,15 @@ static int reload(cow_store *st, int owner)
         release_inodes(st, v, n);
         return rc;
     }
-    int lrc = shared_lock(st->shared); /* a holder that died changed nothing we read */
-    (void)lrc;
-    uint64_t seq = shared_seq(st->shared);
-    /* pinned before anything is read: the owner keeps what this
-     * generation reaches (alloc.c release_held) */
-    shared_pin(st->shared, owner ? 0 : shared_generation(st->shared));
+    struct cow_shared *sh = st->shared; /* NULL: a test's handoff (xproc_test_handoff) */
+    uint64_t seq = 0;
+    if (sh) {
+        (void)shared_lock(sh); /* a holder that died changed nothing we read */
+        seq = shared_seq(sh);
+        /* pinned before anything is read: the owner keeps what this
+         * generation reaches (alloc.c release_held) */
+        shared_pin(sh, owner ? 0 : shared_generation(sh));
+    }
     alloc_destroy(st);
     remap_destroy(st);
     txn_wlog_reset(st); /* blocks written while last owner: another list */
@@ -148,7 +151,8 @@ static int reload(cow_store *st, int owner)
         rc = commit_load(st);
     /* the superblock and trees are read: the owner's next superblock may
      * be written (commit.c takes the mutex for it) */
-    shared_unlock(st->shared);
+    if (sh)
+        shared_unlock(sh);
 #ifndef COW_BREAK_XPROC_NO_REPLAY
     if (!rc && owner)
         rc = replay_log(st, &st->stats.replayed);
@@ -158,13 +162,13 @@ static int reload(cow_store *st, int owner)
     if (!rc && owner && st->txn_dirty)
         rc = commit_transaction(st, 1); /* a dead owner's log, made durable and published */
     st->readonly = ro;
-    if (!rc && owner && st->generation != shared_generation(st->shared)) {
-        (void)shared_lock(st->shared);
-        shared_publish(st->shared, st->generation);
-        shared_unlock(st->shared);
+    if (!rc && owner && sh && st->generation != shared_generation(sh)) {
+        (void)shared_lock(sh);
+        shared_publish(sh, st->generation);
+        shared_unlock(sh);
     }
-    if (!rc && owner)
-        seq = shared_seq(st->shared);
+    if (!rc && owner && sh)
+        seq = shared_seq(sh);
     for (size_t i = 0; i < n && !rc; i++)
         rc = file_reload_inode(st, v[i]);
     if (!rc && owner)
@@ -311,7 +315,7 @@ static int publish_locked(cow_store *st)
     }
     if (!rc)
         rc = commit_transaction(st, 0);
-    if (!rc)
+    if (!rc && st->shared)
         shared_clear_unpublished(st->shared); /* also when nothing changed */
     return rc;
 }
@@ -396,3 +400,19 @@ void xproc_unpin(cow_store *st)
         shared_pin(st->shared, 0);
     UNLOCK(st);
 }
+
+#ifdef COW_DEBUG
+int xproc_test_handoff(cow_store *st)
+{
+    cow_mutex_lock(&st->balance_lock); /* no balance between the two */
+    LOCK(st);
+    st->own_users++; /* no yield in between */
+    int rc = publish_locked(st);
+    st->own_users--;
+    UNLOCK(st);
+    if (!rc)
+        rc = reload(st, 1);
+    cow_mutex_unlock(&st->balance_lock);
+    return rc;
+}
+#endif

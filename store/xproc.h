@@ -127,4 +127,17 @@ uint64_t xproc_poll_ns(cow_store *st);
  * container is shared, ms. */
 #define XPROC_POLL_MS 2u
 
+#ifdef COW_DEBUG
+/*
+ * Test builds only (cow_store_test_handoff): what a handoff of the
+ * ownership to another process that changed nothing, and back, does to
+ * this store: it publishes (writes back, commits without flush) and then
+ * reloads as a new owner (flush, load, replay), with or without a shared
+ * state, so that the crash simulator can crash it anywhere.  No other
+ * thread may be changing the store.  Errors: the publication's and the
+ * reload's.
+ */
+int xproc_test_handoff(cow_store *st);
+#endif
+
 #endif /* COW_XPROC_H */

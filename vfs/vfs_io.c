@@ -638,6 +638,17 @@ static int cowPragma(cowFile *p, char **azArg)
     rc = cowvfsRelocPragma(p, zName, zVal, &azArg[0]); /* balance, relocator */
     if (rc != SQLITE_NOTFOUND)
         goto out;
+#ifdef COW_DEBUG
+    /* Test builds only: the ownership handed to another process that
+     * changes nothing, and back (cow_store_test_handoff), for the crash
+     * simulator and the model test. */
+    if (sqlite3_stricmp(zName, "cow_test_handoff") == 0) {
+        crc = cow_store_test_handoff(pStore);
+        rc = crc == COW_OK ? SQLITE_OK
+                           : cowvfsError(pStore, crc, COWVFS_OP_IO, "handoff", p->zPath, 0);
+        goto out;
+    }
+#endif
     rc = SQLITE_OK;
     for (i = 0; i < (int)(sizeof(aCowPragma) / sizeof(aCowPragma[0])); i++)
         if (sqlite3_stricmp(zName, aCowPragma[i].zName) == 0)
