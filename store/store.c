@@ -434,6 +434,9 @@ static int sum_data_cb(cow_store *st, void *arg, struct eb *e)
 int cow_store_df(cow_store *st, struct cow_df *df)
 {
     memset(df, 0, sizeof *df);
+    int xrc = xproc_full_view(st); /* the free space map, if a view lacks it */
+    if (xrc)
+        return xrc;
     cow_mutex_lock(&st->lock);
     int rc = st->dev->size(st->dev, &df->container_bytes);
     if (rc == COW_OK) {

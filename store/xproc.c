@@ -112,7 +112,7 @@ static void release_inodes(cow_store *st, struct cow_inode **v, size_t n)
  * go).  Called with no lock held.  Errors: the load's and replay's (the
  * store stops: st->failed).
  */
-static int reload(cow_store *st, int owner)
+static int reload_ex(cow_store *st, int owner, int full)
 {
     struct cow_inode **v = NULL;
     size_t n = 0;
@@ -147,8 +147,10 @@ static int reload(cow_store *st, int owner)
     int ro = st->readonly;
     if (!owner)
         st->readonly = 1; /* a view: load only, never write */
+    st->view_load = !owner && !full; /* and no free space map: it allocates nothing */
     if (!rc)
         rc = commit_load(st);
+    st->view_load = 0;
     /* the superblock and trees are read: the owner's next superblock may
      * be written (commit.c takes the mutex for it) */
     if (sh)
@@ -179,9 +181,25 @@ static int reload(cow_store *st, int owner)
         st->seen_seq = seq;
         st->published_gen = st->generation;
         st->stats.reloads++;
+        st->view_partial = !owner && !full;
     }
     release_inodes(st, v, n);
     return rc;
+}
+
+static int reload(cow_store *st, int owner)
+{
+    return reload_ex(st, owner, 0);
+}
+
+int xproc_full_view(cow_store *st)
+{
+    if (!st->shared)
+        return COW_OK;
+    LOCK(st);
+    int partial = st->view_partial && !shared_is_owner(st->shared);
+    UNLOCK(st);
+    return partial ? reload_ex(st, 0, 1) : COW_OK;
 }
 
 /* ---- ownership ---- */

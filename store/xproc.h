@@ -96,6 +96,11 @@ int xproc_refresh(cow_store *st);
  */
 int xproc_publish(cow_store *st);
 
+/* Before something that needs the free space map (cow_store_df): a
+ * process whose last reload was a view's (no map: xproc_refresh) loads
+ * the same publication again in full.  Errors: the load's. */
+int xproc_full_view(cow_store *st);
+
 /* cow_store_unpin: this process reads nothing until its next refresh; its
  * pin in the reader table goes (not the owner's: it has none). */
 void xproc_unpin(cow_store *st);

@@ -255,6 +255,11 @@ START_TEST(xproc_reader_keeps_its_generation)
     for (unsigned i = 0; i < NB; i++)
         block_bytes(data + i * BLK, 1, 12, i);
     ck_assert_msg(memcmp(got, data, sizeof data) == 0, "the refresh did not show the writes");
+    /* a refreshed view has no free space map of its own: df loads it */
+    struct cow_df df;
+    ck_assert_int_eq(cow_store_df(st, &df), COW_OK);
+    ck_assert_uint_ge(df.data_bytes, sizeof data);
+    ck_assert_uint_ge(df.used_bytes, df.data_bytes);
     cow_file_close(f);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
     test_fsck_clean(path);
