@@ -385,7 +385,10 @@ int xproc_refresh(cow_store *st)
     uint64_t gen = st->generation;
     UNLOCK(st);
     if (owner) {
-        shared_pin(st->shared, gen);
+        /* the owner reads what it has now; what it frees waits for its
+         * own flushed commits (invariant 7), not for a pin */
+        (void)gen;
+        shared_pin(st->shared, 0);
         return COW_OK;
     }
     int rc = shared_wait_published(st->shared, XPROC_WAIT_MS);
