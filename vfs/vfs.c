@@ -18,7 +18,8 @@
  * multi-database commit, a super-journal (below) and the journal mirror
  * "/dir/app.db-journal" that other VFSes read (vfs_mirror.c; the cow VFS
  * answers for that name from the container): there is no -shm file
- * either (the WAL-index is in memory, vfs_shm.c).  A journal or WAL name
+ * either (the WAL-index is a POSIX shared-memory object, vfs_shm.c, and the
+ * locks are on bytes of the container, vfs_lock.c).  A journal or WAL name
  * whose prefix is not a container (an ordinary file, or nothing) belongs
  * to the default VFS, and so do temporary files (no name, or
  * SQLITE_OPEN_TEMP_DB, _TEMP_JOURNAL, _TRANSIENT_DB, _SUBJOURNAL): the
@@ -98,6 +99,7 @@
 #include <unistd.h>
 
 #include "cowvfs.h"
+#include "lockspace.h"
 #include "vfs_int.h"
 
 /* The file types xOpen can be asked for (flags & COWVFS_TYPE_MASK). */
@@ -375,6 +377,7 @@ static int cowContainerAcquire(const char *zPath, int acq, cowContainer **ppCont
     size_t nPath = strlen(zPath);
     cowContainer *p;
     cow_store *pStore = 0;
+    int fdLock = -1;
 
     assert(cowvfsMutexHeld(&gRegistry.mutex));
     *ppCont = 0;
@@ -404,6 +407,9 @@ static int cowContainerAcquire(const char *zPath, int acq, cowContainer **ppCont
         sqlite3_log(rc, "cow: stat %s after opening it: %s", zPath, strerror(errno));
         goto out;
     }
+    rc = cowvfsLockOpen(zPath, &fdLock);
+    if (rc != SQLITE_OK)
+        goto out;
     p = sqlite3_malloc64(sizeof(*p) + nPath + 1);
     if (p == 0) {
         rc = SQLITE_NOMEM;
@@ -417,6 +423,8 @@ static int cowContainerAcquire(const char *zPath, int acq, cowContainer **ppCont
     p->pStore = pStore;
     pStore = 0;
     p->bReadonly = (acq & ACQ_READONLY) != 0;
+    p->fdLock = fdLock;
+    fdLock = -1;
     cowvfsMutexInit(&p->mutex);
     p->nRef = 1;
     p->commitIntervalMs = COW_COMMIT_INTERVAL_MS;
@@ -427,6 +435,7 @@ static int cowContainerAcquire(const char *zPath, int acq, cowContainer **ppCont
         if (zJournal == 0) {
             rc = SQLITE_NOMEM;
             pStore = p->pStore;
+            fdLock = p->fdLock;
             cowvfsMutexDestroy(&p->mutex);
             sqlite3_free(p);
             p = 0;
@@ -438,6 +447,7 @@ static int cowContainerAcquire(const char *zPath, int acq, cowContainer **ppCont
     p->pNext = gRegistry.pFirst;
     gRegistry.pFirst = p;
 out:
+    cowvfsLockClose(fdLock);
     if (pStore)
         cow_store_close(pStore);
     if (rc == SQLITE_OK)
@@ -465,6 +475,9 @@ static void cowContainerRelease(cowContainer *pCont)
             break;
         }
     }
+    /* Every cowInode is gone, so no lock is held any more; closing drops
+     * this process's locks in any case (vfs_lock.c). */
+    cowvfsLockClose(pCont->fdLock);
     crc = cow_store_close(pCont->pStore);
     if (crc != COW_OK)
         cowvfsError(0, crc, COWVFS_OP_IO, "close container", pCont->zPath, 0);
@@ -499,6 +512,7 @@ int cowvfsInodeAcquire(const char *zPath, const char *zSubvol, int acq, cowInode
     int rc;
     int crc;
     int eKind = 0;
+    uint64_t iId = 0;
     size_t nSub;
     cowContainer *pCont = 0;
     cowInode *p = 0;
@@ -524,6 +538,8 @@ int cowvfsInodeAcquire(const char *zPath, const char *zSubvol, int acq, cowInode
         crc = cow_subvol_kind(pCont->pStore, zSubvol, &eKind);
         if (crc == COW_OK && eKind == COW_SUBVOL_INCOMPLETE && !(acq & ACQ_UNFINISHED))
             crc = COW_ENOENT;
+        if (crc == COW_OK)
+            crc = cow_subvol_id(pCont->pStore, zSubvol, &iId);
         if (crc != COW_OK) {
             rc = SQLITE_CANTOPEN;
             sqlite3_log(rc, "cow: open %s: %s", zPath,
@@ -531,6 +547,8 @@ int cowvfsInodeAcquire(const char *zPath, const char *zSubvol, int acq, cowInode
                                           : cow_store_last_error(pCont->pStore));
             goto out;
         }
+    } else {
+        cow_subvol_id(pCont->pStore, "", &iId); /* the live one: 256, cannot fail */
     }
     p = sqlite3_malloc64(sizeof(*p) + nSub + 1);
     if (p == 0) {
@@ -544,9 +562,12 @@ int cowvfsInodeAcquire(const char *zPath, const char *zSubvol, int acq, cowInode
     p->pStore = pCont->pStore;
     p->eKind = eKind;
     p->bReadonly = pCont->bReadonly || eKind == COW_SUBVOL_SNAPSHOT;
+    p->iSubvolId = iId;
+    p->iLockBase = COW_LOCK_DB(iId);
     cowvfsMutexInit(&p->mutex);
     p->nRef = 1;
     p->eLock = NO_LOCK;
+    p->shm.fd = -1;
     p->pNext = pCont->pFirst;
     pCont->pFirst = p;
     pCont = 0;
@@ -583,7 +604,7 @@ void cowvfsInodeRelease(cowInode *pInode, int bUnlink)
             break;
         }
     }
-    cowvfsShmFree(&pInode->shm);
+    cowvfsShmFree(pInode);
     cowvfsMutexDestroy(&pInode->mutex);
     sqlite3_free(pInode);
     cowContainerRelease(pCont);
