@@ -320,7 +320,7 @@ END_TEST
  * SHARED together (both read locks are there); a writer of a third
  * description that holds PENDING keeps a new reader out (SQLITE_BUSY) but
  * not the one already in; EXCLUSIVE (a write lock on SHARED) is refused
- * while they read.
+ * while they read.  xCheckReservedLock sees another description's RESERVED.
  */
 START_TEST(test_ro_two_rollback)
 {
@@ -355,6 +355,27 @@ START_TEST(test_ro_two_rollback)
     child_quit(&a);
     child_quit(&b);
     ck_assert_int_eq(holder(fd, LIVE, COW_LOCK_DB_SPAN), F_UNLCK);
+
+    /* xCheckReservedLock sees RESERVED held by another description (no
+     * child is started after this open) */
+    sqlite3 *db = NULL;
+    sqlite3_file *f = NULL;
+    int res = -1;
+    ck_assert_int_eq(sqlite3_open_v2(u, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, "cow"),
+                     SQLITE_OK);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 20);
+    ck_assert_int_eq(sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f), SQLITE_OK);
+    ck_assert_int_eq(f->pMethods->xCheckReservedLock(f, &res), SQLITE_OK);
+    ck_assert_int_eq(res, 0);
+    ck_assert_int_eq(cowvfsLockSet(fd, LIVE + COW_LOCK_RESERVED, 1, F_WRLCK, SQLITE_IOERR_LOCK),
+                     SQLITE_OK);
+    ck_assert_int_eq(f->pMethods->xCheckReservedLock(f, &res), SQLITE_OK);
+    ck_assert_int_eq(res, 1);
+    ck_assert_int_eq(cowvfsLockSet(fd, LIVE + COW_LOCK_RESERVED, 1, F_UNLCK, SQLITE_IOERR_UNLOCK),
+                     SQLITE_OK);
+    ck_assert_int_eq(f->pMethods->xCheckReservedLock(f, &res), SQLITE_OK);
+    ck_assert_int_eq(res, 0);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
     cowvfsLockClose(fd);
     free(u);
     free(path);
