@@ -82,6 +82,10 @@
  *                     taken inside it).
  *   store lock        taken inside every store call.
  *
+ *   The process-level locks (OFD locks on the container's lock bytes,
+ *   vfs_lock.c) are set under cowInode.mutex but never waited for
+ *   (F_OFD_SETLK): a conflict is SQLITE_BUSY, so they are not in this order.
+ *
  *   gRegisterMutex    a leaf, held only by cowvfs_register() around
  *                     sqlite3_vfs_register().
  *
