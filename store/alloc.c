@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "store_int.h"
+#include "shared.h"
 #include "vec.h"
 
 static int bit_get(const uint8_t *bm, uint64_t i)
@@ -200,6 +201,9 @@ void alloc_destroy(cow_store *st)
     free(st->pcooling);
     st->cooling = st->pcooling = NULL;
     st->ncooling = st->ccooling = st->npcooling = st->cpcooling = 0;
+    free(st->held);
+    st->held = NULL;
+    st->nheld = st->cheld = 0;
 }
 
 int alloc_mark_used(cow_store *st, uint64_t bytenr, uint64_t len)
@@ -690,6 +694,129 @@ static int append_runs(struct byte_run **to, size_t *nto, size_t *cto, const str
     return 0;
 }
 
+/* ---- space other processes may still read (docs/DESIGN.md, "Several
+ * processes") ---- */
+
+static int held_add(cow_store *st, uint64_t bytenr, uint64_t bytes, uint64_t gen, int phys)
+{
+    if (vec_reserve(st->held, st->cheld, st->nheld + 1))
+        return -1;
+    st->held[st->nheld++] = (struct held_run){bytenr, bytes, gen, phys};
+    return 0;
+}
+
+/* shared_frees_take()'s callback: the table is only a record for the next
+ * owner; what this one holds is in st->held. */
+static void take_none(void *arg, uint64_t start, uint64_t len)
+{
+    (void)arg;
+    (void)start;
+    (void)len;
+}
+
+/* Lets go of the held runs every live reader has moved past (generation
+ * at least theirs), and drops them from the shared state's pending
+ * frees.  Lock held; takes the shared mutex. */
+static void release_held(cow_store *st)
+{
+    uint64_t min = shared_min_pinned(st->shared); /* takes the mutex itself */
+    size_t keep = 0;
+    for (size_t k = 0; k < st->nheld; k++) {
+        struct held_run *h = &st->held[k];
+        if (h->gen > min) {
+            st->held[keep++] = *h;
+        } else if (h->phys) {
+            alloc_phys_clear(st, h->bytenr, h->bytes);
+        } else {
+            struct byte_run r = {h->bytenr, h->bytes};
+            release_logical(st, &r, 1);
+        }
+    }
+    st->nheld = keep;
+    (void)shared_lock(st->shared); /* a dead holder changed nothing here */
+    shared_frees_take(st->shared, min == UINT64_MAX ? UINT64_MAX : min + 1, take_none, NULL);
+    shared_unlock(st->shared);
+}
+
+/* What cooled (st->cooling, st->pcooling) moves to st->held and to the
+ * shared state's pending frees, tagged with this generation; then what
+ * readers moved past is released.  No memory to hold a run: it is released
+ * at once, as alloc_unpin_all does without memory for cooling (a reader
+ * that still reads it may then read reused blocks: its checksums say so). */
+static void hold_cooled(cow_store *st)
+{
+    uint64_t gen = st->generation;
+    (void)shared_lock(st->shared);
+    for (size_t k = 0; k < st->ncooling + st->npcooling; k++) {
+        int phys = k >= st->ncooling;
+        const struct byte_run *r = phys ? &st->pcooling[k - st->ncooling] : &st->cooling[k];
+        if (held_add(st, r->bytenr, r->bytes, gen, phys)) {
+            if (phys) {
+                alloc_phys_clear(st, r->bytenr, r->bytes);
+            } else {
+                release_logical(st, r, 1);
+            }
+            continue;
+        }
+        shared_frees_add(st->shared, gen, r->bytenr, r->bytes);
+    }
+    shared_unlock(st->shared);
+    release_held(st);
+}
+
+/* alloc_hold_shared_frees()'s callback: the free blocks of one pending
+ * free, held. */
+struct hold_arg {
+    cow_store *st;
+    int rc;
+};
+
+static void hold_one(void *arg, uint64_t gen, uint64_t start, uint64_t len)
+{
+    struct hold_arg *a = arg;
+    cow_store *st = a->st;
+    /* a pending free holds both maps' free blocks of its range (the last
+     * owner freed logical or physical runs; an entry the table coalesced
+     * may cover more: holding more back is safe); past the groups there
+     * is nothing to read */
+    uint64_t end = start + len < start || start + len > st->total_bytes ? st->total_bytes
+                                                                        : start + len;
+    if (a->rc)
+        return;
+    for (uint64_t b = start - start % COW_BLOCK_SIZE; b < end; b += COW_BLOCK_SIZE) {
+        struct bgroup *g = bg_of(st, b);
+        if (!g)
+            continue;
+        uint64_t i = (b - g->start) / COW_BLOCK_SIZE;
+        for (int phys = 0; phys < 2; phys++) {
+            uint8_t *map = phys ? g->pbitmap : g->bitmap;
+            if (bit_get(map, i))
+                continue; /* in use, or held already */
+            if (held_add(st, b, COW_BLOCK_SIZE, gen, phys)) {
+                a->rc = cow_set_error(COW_ENOMEM, "out of memory");
+                return;
+            }
+            if (!bit_get(phys ? g->bitmap : g->pbitmap, i))
+                g->nfree--;
+            bit_set(map, i);
+            if (phys)
+                g->pused++;
+        }
+    }
+}
+
+int alloc_hold_shared_frees(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    if (!st->shared)
+        return COW_OK;
+    struct hold_arg a = {st, COW_OK};
+    (void)shared_lock(st->shared);
+    shared_frees_foreach(st->shared, hold_one, &a);
+    shared_unlock(st->shared);
+    return a.rc;
+}
+
 void alloc_unpin_all(cow_store *st)
 {
     lk_assert_held(&st->lock);
@@ -702,9 +829,15 @@ void alloc_unpin_all(cow_store *st)
      * freed cools until the next flushed commit: the commit before the
      * newest stays whole on the device (first-fit allocation would
      * otherwise reuse its blocks at once). */
-    release_logical(st, st->cooling, st->ncooling);
-    for (size_t k = 0; k < st->npcooling; k++)
-        alloc_phys_clear(st, st->pcooling[k].bytenr, st->pcooling[k].bytes);
+    if (st->shared) {
+        /* readers in other processes may still read what cooled: held
+         * until they all read this generation or a later one */
+        hold_cooled(st);
+    } else {
+        release_logical(st, st->cooling, st->ncooling);
+        for (size_t k = 0; k < st->npcooling; k++)
+            alloc_phys_clear(st, st->pcooling[k].bytenr, st->pcooling[k].bytes);
+    }
     st->ncooling = st->npcooling = 0;
     if (append_runs(&st->cooling, &st->ncooling, &st->ccooling, st->pinned, st->npinned) ||
         append_runs(&st->pcooling, &st->npcooling, &st->cpcooling, st->ppinned, st->nppinned)) {

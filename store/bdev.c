@@ -139,6 +139,12 @@ static int fd_shrink(struct cow_dev *d, uint64_t size)
     return COW_OK;
 }
 
+static int fd_lock_fd(struct cow_dev *d)
+{
+    struct file_dev *f = (struct file_dev *)d;
+    return f->new_path ? -1 : f->fd; /* a container being made is no one else's */
+}
+
 static void fd_close(struct cow_dev *d)
 {
     struct file_dev *f = (struct file_dev *)d;
@@ -214,6 +220,10 @@ static int fd_publish(struct cow_dev *d)
                              strerror(err));
     free(f->new_path);
     f->new_path = NULL;
+    /* a container like any other now: other processes may open it (its
+     * temporary name is gone, so no other creator can take the file; a
+     * process that opens it in the instant between is told it is busy) */
+    (void)flock(f->fd, LOCK_SH | LOCK_NB);
     if (f->old_fd >= 0) {
         close(f->old_fd);
         f->old_fd = -1;
@@ -285,6 +295,7 @@ static struct file_dev *file_dev_new(int fd)
     f->dev.shrink = fd_shrink;
     f->dev.close = fd_close;
     f->dev.publish = fd_publish;
+    f->dev.lock_fd = fd_lock_fd;
     return f;
 }
 
@@ -306,7 +317,10 @@ int bdev_file_open(const char *path, int flags, struct cow_dev **out, int *creat
     }
 #endif
 
-    rc = open_locked(path, readonly ? O_RDONLY : O_RDWR, readonly ? LOCK_SH : LOCK_EX, 0, &fd);
+    /* shared: any number of processes open a container (their order is
+     * the shared state's, store/shared.c); an exclusive flock is only a
+     * creator's (below) */
+    rc = open_locked(path, readonly ? O_RDONLY : O_RDWR, LOCK_SH, 0, &fd);
     if (rc == COW_ENOENT && create)
         rc = COW_OK; /* a new container */
     else if (rc)

@@ -43,6 +43,12 @@ struct cow_dev {
      * made or replaced the path meanwhile; nothing of it is touched),
      * COW_EIO_WRITE, COW_EIO_FLUSH. */
     int (*publish)(struct cow_dev *d);
+    /* Optional (NULL: no other process can open the device, as for a
+     * test's memory device).  The open descriptor of the container file
+     * whose open file description carries this process's locks on it
+     * (store/shared.c, store/lockspace.h), or -1 while the container is
+     * still being made.  Owned by the device: valid until close. */
+    int (*lock_fd)(struct cow_dev *d);
 };
 
 /* bdev_file_open() flags */
@@ -50,9 +56,11 @@ struct cow_dev {
 #define BDEV_CREATE 0x2
 
 /*
- * Opens the container file PATH as a device and locks it: flock LOCK_EX
- * (LOCK_SH when read-only), non-blocking, on the file PATH names once the
- * lock is held (an open that races with a rename tries again).
+ * Opens the container file PATH as a device and locks it: flock LOCK_SH
+ * (several processes may open it; the shared state orders them), which
+ * only a creator's LOCK_EX on an empty PATH conflicts with, non-blocking,
+ * on the file PATH names once the lock is held (an open that races with a
+ * rename tries again).
  *
  * With BDEV_CREATE (and not BDEV_READONLY), a PATH that is missing or
  * empty is not written: the device is a new temporary file PATH-cownew,
@@ -62,8 +70,8 @@ struct cow_dev {
  * next create; one that is locked means another process is creating PATH
  * (COW_EBUSY).
  *
- * Errors: COW_ENOENT (missing and no BDEV_CREATE), COW_EBUSY (locked by
- * another process), COW_ENOTCONTAINER (not a regular file), COW_EIO_READ,
+ * Errors: COW_ENOENT (missing and no BDEV_CREATE), COW_EBUSY (being made
+ * by another process), COW_ENOTCONTAINER (not a regular file), COW_EIO_READ,
  * COW_EIO_STAT, COW_EIO_TRUNCATE, COW_ENOMEM.
  */
 int bdev_file_open(const char *path, int flags, struct cow_dev **out, int *created);

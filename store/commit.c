@@ -45,6 +45,7 @@
 #include <time.h>
 
 #include "commit.h"
+#include "shared.h"
 #include "crc32c.h"
 #include "lockdep.h"
 #include "ordered.h"
@@ -495,6 +496,26 @@ out:
     return rc;
 }
 
+/* sb_write(), and with other processes (st->shared) under the shared
+ * mutex, GEN published with it: a process that reloads (xproc.c) reads
+ * either the superblock before it or this one whole, with the matching
+ * publication.  Errors: sb_write's. */
+static int sb_write_published(cow_store *st, int slot, int one_flush, uint64_t log_id,
+                              uint64_t gen)
+{
+    if (!st->shared)
+        return sb_write(st, slot, one_flush, log_id);
+    (void)shared_lock(st->shared); /* a holder that died changed nothing here */
+    int rc = sb_write(st, slot, one_flush, log_id);
+    if (rc == COW_OK) {
+        shared_publish(st->shared, gen);
+        st->seen_seq = shared_seq(st->shared);
+        st->published_gen = gen;
+    }
+    shared_unlock(st->shared);
+    return rc;
+}
+
 /* Makes the last commit durable (it was made without a flush).  Only when
  * the running transaction is empty (space pinned since is unpinned). */
 static int make_durable(cow_store *st)
@@ -528,8 +549,14 @@ int commit_transaction(cow_store *st, int flush)
     oe_wait_all(st);
     if (st->failed)
         return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
+    /* another process owns the container: this one has nothing to write
+     * (a change would have made it the owner, xproc.c) */
+    int owner = !st->shared || shared_is_owner(st->shared);
     if (!st->txn_dirty)
-        return (flush && st->unflushed) ? make_durable(st) : COW_OK;
+        return (flush && st->unflushed && owner) ? make_durable(st) : COW_OK;
+    if (!owner)
+        return txn_abort(st, cow_set_error(COW_EFAILED, "changes made without owning the "
+                                                        "container (a bug)"));
 
     /* Room for what the commit itself allocates (extent and root tree
      * paths); growing here can fail cleanly with ENOSPC. */
@@ -599,7 +626,7 @@ int commit_transaction(cow_store *st, int flush)
     }
     int slot = 1 - st->durable_slot;
     uint64_t log_id = log_new_id(st);
-    rc = sb_write(st, slot, one_flush, log_id);
+    rc = sb_write_published(st, slot, one_flush, log_id, st->transid);
     if (rc == COW_OK && flush)
         rc = store_flush(st);
     if (rc) {
@@ -673,7 +700,7 @@ int commit_upgrade(cow_store *st)
 int commit_seal(cow_store *st)
 {
     lk_assert_held(&st->lock);
-    if (st->readonly || st->failed || st->txn_dirty)
+    if (st->readonly || st->failed || st->txn_dirty || (st->shared && !shared_is_owner(st->shared)))
         return COW_OK;
     if (st->unflushed) {
         int rc = make_durable(st);
@@ -686,7 +713,7 @@ int commit_seal(cow_store *st)
     txn_wlog_reset(st);
     int slot = 1 - st->durable_slot;
     uint64_t log_id = log_new_id(st);
-    int rc = sb_write(st, slot, 0, log_id);
+    int rc = sb_write_published(st, slot, 0, log_id, st->transid);
     if (rc == COW_OK)
         rc = store_flush(st);
     if (rc) {

@@ -31,6 +31,7 @@
 #include "inject.h"
 #include "lockdep.h"
 #include "ordered.h"
+#include "shared.h"
 #include "space.h"
 #include "store_int.h"
 #include "vec.h"
@@ -426,10 +427,6 @@ static int check_writable(struct cow_file *f)
     return check_handle(f);
 }
 
-int cow_file_open(cow_store *st, const char *name, int create, cow_file **out)
-{
-    return file_open_in(st, &st->fs_tree, name, create, out);
-}
 
 int file_open_in(cow_store *st, struct cow_root *r, const char *name, int create,
                  cow_file **out)
@@ -488,7 +485,7 @@ out:
     return rc;
 }
 
-void cow_file_close(cow_file *f)
+void file_close(cow_file *f)
 {
     if (!f)
         return;
@@ -507,7 +504,8 @@ void cow_file_close(cow_file *f)
     pc_unlock(in);
     LOCK(st);
     if (--in->nopen == 0) {
-        if (in->orphan > 0 && !st->readonly && !st->failed) {
+        if (in->orphan > 0 && !st->readonly && !st->failed &&
+            (!st->shared || shared_is_owner(st->shared))) {
             int rc = inode_destroy(st, in);
             if (rc)
                 txn_abort(st, rc);
@@ -545,7 +543,7 @@ out:
     return rc;
 }
 
-int cow_file_write(cow_file *f, const void *buf, size_t len, uint64_t off)
+int file_write(cow_file *f, const void *buf, size_t len, uint64_t off)
 {
     cow_store *st = f->st;
     struct cow_inode *in = f->inode;
@@ -579,7 +577,7 @@ int cow_file_write(cow_file *f, const void *buf, size_t len, uint64_t off)
     return rc;
 }
 
-int cow_file_truncate(cow_file *f, uint64_t size)
+int file_truncate(cow_file *f, uint64_t size)
 {
     cow_store *st = f->st;
     struct cow_inode *in = f->inode;
@@ -612,7 +610,7 @@ int cow_file_truncate(cow_file *f, uint64_t size)
     return rc;
 }
 
-int cow_file_preallocate(cow_file *f, uint64_t end)
+int file_preallocate(cow_file *f, uint64_t end)
 {
     cow_store *st = f->st;
     struct cow_inode *in = f->inode;
@@ -645,7 +643,7 @@ int cow_file_size(cow_file *f, uint64_t *size)
     return rc;
 }
 
-int cow_file_sync(cow_file *f)
+int file_sync(cow_file *f)
 {
     cow_store *st = f->st;
     struct cow_inode *in = f->inode;
@@ -795,7 +793,29 @@ int file_rebind(cow_store *st, struct cow_inode *in)
     return em_inode_read(st, in);
 }
 
-int cow_unlink(cow_store *st, const char *name)
+int file_reload_inode(cow_store *st, struct cow_inode *in)
+{
+    lk_assert_rw_excl(&in->invalidate);
+    lk_assert_held(&st->lock);
+    uint64_t ino = 0;
+    int rc = in->name ? file_lookup(st, in->root, in->name, &ino) : COW_ENOENT;
+    pc_punch(st, in, 0);
+    em_clear_modified(in);
+    if (rc == COW_ENOENT) {
+        /* removed by another process: nothing to read, nothing to free */
+        in->size = in->disk_size = in->nblocks = 0;
+        in->orphan = 0;
+        in->ino = 0;
+        return COW_OK;
+    }
+    if (rc)
+        return rc;
+    in->ino = ino;
+    in->orphan = 0;
+    return em_inode_read(st, in);
+}
+
+int file_unlink(cow_store *st, const char *name)
 {
     if (!file_name_valid(name))
         return cow_set_error(COW_EINVAL, "bad file name");
@@ -821,7 +841,7 @@ int cow_exists(cow_store *st, const char *name, int *exists)
     return rc;
 }
 
-int cow_rename(cow_store *st, const char *from, const char *to)
+int file_rename(cow_store *st, const char *from, const char *to)
 {
     uint64_t ino, ino2;
     if (!file_name_valid(from) || !file_name_valid(to))
@@ -930,3 +950,4 @@ int cow_list(cow_store *st, int (*cb)(void *arg, const struct cow_file_info *fi)
     free(v);
     return rc;
 }
+

@@ -45,6 +45,7 @@
 #include "commit.h"
 #include "inject.h"
 #include "lockdep.h"
+#include "xproc.h"
 #include "reloc.h"
 #include "remap.h"
 #include "remaptree.h"
@@ -504,8 +505,8 @@ static int shrink(cow_store *st)
     return rc ? rc : reloc_trim(st);
 }
 
-int cow_store_balance(cow_store *st, const struct cow_balance_opts *o,
-                      struct cow_balance_result *r)
+static int balance(cow_store *st, const struct cow_balance_opts *o,
+                   struct cow_balance_result *r)
 {
     struct cow_balance_opts def = {COW_BALANCE_DEFAULT_USAGE, 0, NULL, NULL};
     struct cow_balance_result res;
@@ -596,5 +597,17 @@ int cow_store_balance(cow_store *st, const struct cow_balance_opts *o,
     cow_mutex_unlock(&st->balance_lock);
     free(groups);
     free(buf);
+    return rc;
+}
+
+int cow_store_balance(cow_store *st, const struct cow_balance_opts *o,
+                      struct cow_balance_result *r)
+{
+    /* moving blocks changes the container: this process owns it first */
+    int rc = xproc_enter(st);
+    if (rc)
+        return rc;
+    rc = balance(st, o, r);
+    xproc_leave(st);
     return rc;
 }

@@ -26,6 +26,7 @@
 #include "relocator.h"
 #include "reloc.h"
 #include "commit.h"
+#include "xproc.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -182,7 +183,8 @@ static void *relocator_main(void *arg)
         }
         if (r->stop)
             break;
-        if (!r->cfg.enabled || st->readonly || st->failed) {
+        /* another process owns the container: its relocator does the work */
+        if (!r->cfg.enabled || st->readonly || st->failed || !xproc_may_change(st)) {
             wait_ms = RELOCATOR_PERIOD_MS;
             continue;
         }

@@ -11,6 +11,7 @@
 #include "extent_map.h"
 #include "ordered.h"
 #include "relocator.h"
+#include "xproc.h"
 #include "replay.h"
 #include "roots.h"
 #include "reloc.h"
@@ -25,6 +26,7 @@ static void store_free(cow_store *st)
         return;
     relocator_free(st);
     committer_stop(st);
+    xproc_detach(st);
     file_drop_inodes(st);
     roots_free_all(st);
     cache_destroy(&st->cache);
@@ -39,6 +41,7 @@ static void store_free(cow_store *st)
         st->dev->close(st->dev);
     pthread_cond_destroy(&st->committer_cond);
     pthread_cond_destroy(&st->oe_cond);
+    pthread_cond_destroy(&st->own_cond);
     cow_mutex_destroy(&st->balance_lock);
     cow_mutex_destroy(&st->lock);
     free(st->path);
@@ -59,6 +62,14 @@ static void *committer_main(void *arg)
     cow_mutex_lock(&st->lock);
     while (!st->committer_stop) {
         uint64_t now = cow_mono_ns(), wait_ns = 3600ull * 1000000000ull;
+        /* another process waits for this one to publish or let go */
+        if (xproc_yield_locked(st))
+            continue;
+        if (!xproc_may_change(st)) {
+            /* nothing of its own to write: look again soon */
+            wait_ns = xproc_poll_ns(st);
+            goto wait;
+        }
         if (st->flush_wanted && !st->failed) {
             st->flush_wanted = 0;
             cow_mutex_unlock(&st->lock);
@@ -83,6 +94,9 @@ static void *committer_main(void *arg)
             }
             wait_ns = now >= due ? (uint64_t)st->commit_ms * 1000000ull : due - now;
         }
+        if (st->shared && wait_ns > xproc_poll_ns(st))
+            wait_ns = xproc_poll_ns(st); /* requests come by polling */
+    wait:;
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t t = (uint64_t)ts.tv_nsec + wait_ns;
@@ -161,6 +175,7 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
     pthread_cond_init(&st->committer_cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&st->oe_cond, NULL);
+    pthread_cond_init(&st->own_cond, NULL);
     st->commit_ms = COW_COMMIT_INTERVAL_MS;
     st->dirty_limit = COW_DIRTY_LIMIT;
     st->dev = dev;
@@ -176,6 +191,15 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
     rc = cache_init(&st->cache);
     if (rc)
         goto out;
+    /* Other processes: become the owner (a writable store) before reading
+     * anything, or wait until the owner published what it has (xproc.h) */
+    int alone = 1;
+    int lfd = !format && dev->lock_fd ? dev->lock_fd(dev) : -1;
+    if (lfd >= 0) {
+        rc = xproc_attach(st, lfd, &alone);
+        if (rc)
+            goto out;
+    }
     cow_mutex_lock(&st->lock);
     if (format) {
         rc = commit_format(st);
@@ -192,13 +216,18 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
             if (!sv->dead)
                 rc = names_check(st, &sv->root);
     }
-    if (rc == COW_OK && !st->readonly) {
+    /* A crash's leftovers (files unlinked while open, an unfinished
+     * branch) are cleaned up only by a process alone: another one may
+     * still have the file open, or be making the branch. */
+    if (rc == COW_OK && !st->readonly && alone) {
         rc = file_cleanup_orphans(st, &st->fs_tree);
         if (rc == COW_OK)
             rc = subvol_drop_incomplete(st);
         for (struct cow_subvol *sv = st->subvols; sv && rc == COW_OK; sv = sv->next)
             if (!sv->dead && sv->root.flags == COW_ROOT_F_BRANCH)
                 rc = file_cleanup_orphans(st, &sv->root);
+    }
+    if (rc == COW_OK && !st->readonly) {
         if (rc == COW_OK && !st->log_blocks)
             rc = log_alloc_areas(st); /* a container made before the log */
         if (rc == COW_OK)
@@ -211,6 +240,14 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
         rc = dev->publish(dev);
     st->last_commit_ns = cow_mono_ns();
     cow_mutex_unlock(&st->lock);
+    /* a new container: others may open it from now on */
+    if (rc == COW_OK && format && dev->lock_fd && dev->lock_fd(dev) >= 0)
+        rc = xproc_attach(st, dev->lock_fd(dev), &alone);
+    if (rc == COW_OK && st->shared) {
+        cow_mutex_lock(&st->lock);
+        xproc_opened(st);
+        cow_mutex_unlock(&st->lock);
+    }
     if (rc == COW_OK && !st->readonly) {
         if (pthread_create(&st->committer, NULL, committer_main, st) == 0)
             st->committer_running = 1;
@@ -270,6 +307,15 @@ int cow_store_commit(cow_store *st)
 
 int cow_store_persist(cow_store *st)
 {
+    if (st->shared) {
+        cow_mutex_lock(&st->lock);
+        int owner = xproc_may_change(st), alone = xproc_alone(st);
+        cow_mutex_unlock(&st->lock);
+        if (!owner)
+            return COW_OK; /* nothing of its own unwritten */
+        if (!alone)
+            return xproc_publish(st); /* the others read it from the trees */
+    }
     int rc = file_writeback_all(st);
     if (rc)
         return rc;
@@ -298,25 +344,42 @@ int cow_store_persist(cow_store *st)
     return rc;
 }
 
+int cow_store_refresh(cow_store *st)
+{
+    return xproc_refresh(st);
+}
+
+int cow_store_publish(cow_store *st)
+{
+    return xproc_publish(st);
+}
+
 int cow_store_close(cow_store *st)
 {
     if (!st)
         return COW_OK;
     relocator_stop(st);
     committer_stop(st);
-    int rc = st->readonly ? COW_OK : file_writeback_all(st);
+    /* another process's container: only its owner writes (a non-owner
+     * has nothing of its own unwritten), and only a process alone gives
+     * space back (a balance would take the ownership from the others) */
+    cow_mutex_lock(&st->lock);
+    int owner = xproc_may_change(st);
+    int alone = owner && xproc_alone(st);
+    cow_mutex_unlock(&st->lock);
+    int rc = st->readonly || !owner ? COW_OK : file_writeback_all(st);
     cow_mutex_lock(&st->lock);
     if (rc == COW_OK)
         rc = commit_transaction(st, 1);
     cow_mutex_unlock(&st->lock);
-    if (rc == COW_OK)
+    if (rc == COW_OK && alone)
         (void)relocator_close_balance(st); /* optional: a failure keeps the old placement */
     cow_mutex_lock(&st->lock);
     if (rc == COW_OK && !st->readonly)
         rc = commit_transaction(st, 1);
     if (rc == COW_OK)
         rc = commit_seal(st);
-    if (rc == COW_OK)
+    if (rc == COW_OK && owner)
         (void)reloc_trim(st); /* a failed cut leaves a longer file: harmless */
     cow_mutex_unlock(&st->lock);
     store_free(st);

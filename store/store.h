@@ -39,6 +39,11 @@ enum {
     COW_EIO_TRUNCATE = -14,/* growing or shrinking the container failed */
     COW_EIO_STAT = -15,    /* fstat of the container failed */
     COW_EFAILED = -16,     /* an earlier commit failed; reopen the store */
+    COW_ERECOVER = -17,    /* another process died holding the shared state's mutex or
+                            * owning the container: the caller holds it now and
+                            * must recover what the dead one may have half-changed */
+    COW_EIO_LOCK = -18,    /* locking the container's bytes, or mapping the shared
+                            * memory beside it, failed (fcntl, shm_open, mmap) */
 };
 
 /* Names a COW_E* code ("checksum mismatch", ...); never NULL. */
@@ -91,6 +96,32 @@ int cow_store_open(const char *path, int flags, cow_store **out);
 int cow_store_persist(cow_store *st);
 
 /*
+ * Several processes on one container (docs/DESIGN.md, "Several
+ * processes"): any number of processes open a container; one at a time
+ * (the owner) changes it, and the others read the last generation it
+ * published.  A store call that changes anything makes its process the
+ * owner first (the previous owner publishes and lets go; COW_EBUSY if it
+ * does not within 10 s).
+ *
+ * cow_store_refresh: before a read that must see every transaction another
+ * process ended (SQLite takes a SHARED lock or a WAL read lock): when
+ * another process published since, reloads what this one holds in memory
+ * (the trees' roots, the open files).  A no-op for the owner and for a
+ * store alone.  Errors: COW_EBUSY (the owner did not publish in time),
+ * the load's errors (COW_ECORRUPT, COW_EIO_READ, COW_ENOMEM; the store then
+ * stops).
+ *
+ * cow_store_publish: the owner makes what it changed readable by the
+ * others (writes back, commits without flush), while other processes
+ * have the container open: at the end of a write transaction and when
+ * SQLite publishes a WAL-index header.  A no-op otherwise.  Errors:
+ * cow_store_commit()'s.  cow_store_persist() publishes instead of logging
+ * while other processes have the container open.
+ */
+int cow_store_refresh(cow_store *st);
+int cow_store_publish(cow_store *st);
+
+/*
  * Commits (unless read-only or failed) and closes the store; frees it.
  * Files still open are closed.  Returns the commit's error if it failed
  * (the container then holds the previous commit).
@@ -141,6 +172,8 @@ struct cow_stats {
     uint64_t reloc_dropped;    /* bytes they dropped (data no file maps) */
     uint64_t reloc_runs;       /* balances run (explicit or background) */
     uint64_t container_bytes;  /* the container file's size now */
+    uint64_t reloads;          /* times this process reloaded what another
+                                * process published (xproc.c) */
 };
 
 /* Copies the store's counters to *out.  Takes store->lock; never fails. */

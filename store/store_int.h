@@ -123,6 +123,17 @@ struct byte_run {
     uint64_t bytes;
 };
 
+/* Space freed and cooled that another process may still read (alloc.c,
+ * with a shared state only): kept out of allocation until every live
+ * reader reads generation GEN or later.  PHYS: a physical run (its
+ * physical bitmap bits), else a logical one (its allocation bitmap bits). */
+struct held_run {
+    uint64_t bytenr;
+    uint64_t bytes;
+    uint64_t gen;
+    int phys;
+};
+
 /* A remap item in memory (format.h, REMAP_ITEM): blocks [logical,
  * logical + len) are stored at [phys, phys + len); bytes. */
 struct remap_run {
@@ -201,6 +212,7 @@ struct pcache {
 
 /* struct cow_resv: space.h; struct oext: ordered.h. */
 struct oext;
+struct cow_shared; /* shared.h */
 
 /* ---- in-memory inode (one per file with open handles) ---- */
 struct cow_inode {
@@ -294,6 +306,10 @@ struct cow_store {
      * when the newest is torn or damaged; see alloc_unpin_all). */
     struct byte_run *cooling, *pcooling;
     size_t ncooling, ccooling, npcooling, cpcooling;
+    /* With other processes (st->shared): what cooled, held until their
+     * readers moved past it (alloc.c alloc_unpin_all). */
+    struct held_run *held;
+    size_t nheld, cheld;
     uint64_t file_bytes; /* the container file's size as last grown or
                           * shrunk (0: unknown, ask the device) */
     uint64_t sb_device_bytes; /* device_bytes of the last superblock written */
@@ -384,6 +400,22 @@ struct cow_store {
     /* The background relocator and its configuration (relocator.c): set
      * at open, never changed; its fields say what protects them. */
     struct relocator *relocator;
+    /* Several processes (xproc.c, shared.c): the container's shared state
+     * (NULL: a device no other process can open, such as a test's
+     * memdev), set at open, cleared at close.  Protected by store->lock:
+     * seen_seq (the publication this process last loaded or made),
+     * published_gen (the generation it last published), own_users (calls
+     * between xproc_enter and xproc_leave), acquiring (a thread is
+     * becoming the owner), disowning (the owner is publishing to let go);
+     * own_cond (waits on store->lock) is signalled when the last two
+     * clear. */
+    struct cow_shared *shared;
+    uint64_t seen_seq;
+    uint64_t published_gen;
+    int own_users;
+    int acquiring;
+    int disowning;
+    pthread_cond_t own_cond;
     int last_one_flush; /* the last commit had a commit list (commit_seal) */
     int durable_slot;   /* superblock copy of the last flushed commit */
     int last_slot;      /* superblock copy of the last commit */
@@ -472,8 +504,16 @@ uint64_t alloc_phys_free_below(cow_store *st, uint64_t limit);
  * (growing it to the end of END's group).  COW_ENOSPC, COW_EIO_*. */
 int alloc_back(cow_store *st, uint64_t end);
 /* After a flushed commit: what the commit before it freed becomes free,
- * and what this one freed waits for the next (cooling). */
+ * and what this one freed waits for the next (cooling).  With a shared
+ * state, what cooled is held (st->held, and the shared state's pending
+ * frees, for the next owner) until every live reader of another process
+ * reads this generation or a later one. */
 void alloc_unpin_all(cow_store *st);
+/* A new owner, after its reload: keeps out of allocation every block the
+ * shared state's pending frees name that the rebuilt maps show free (the
+ * last owner's frees that readers may still read), in st->held with the
+ * entry's generation.  COW_ENOMEM.  Lock held. */
+int alloc_hold_shared_frees(cow_store *st);
 /* Makes sure at least DATA blocks are free in data groups and META in
  * metadata groups, growing the container if needed.  COW_ENOSPC. */
 int alloc_reserve(cow_store *st, uint64_t data, uint64_t meta);
@@ -661,11 +701,41 @@ int file_unlink_in(cow_store *st, struct cow_root *r, const char *name);
  * count and generation read again.  Lock and IN's invalidate lock (excl)
  * held; the caller stops the store (txn_abort) on error. */
 int file_rebind(cow_store *st, struct cow_inode *in);
+/* After a reload (xproc.c): points the open inode IN at what its name
+ * names in its tree as loaded now (another process may have written,
+ * truncated, or removed and made again the file), drops its cached pages,
+ * and rereads its size and block count.  A name that is gone leaves IN an
+ * empty orphan (reads see no bytes; its last close frees nothing).  Its
+ * invalidate lock held exclusively, store->lock held, nothing of it
+ * unwritten.  Errors: the tree's (COW_ECORRUPT, COW_EIO_READ, COW_ENOMEM). */
+int file_reload_inode(cow_store *st, struct cow_inode *in);
 /* cow_file_open() in the subvolume tree R (which must stay allocated while
  * files are open in it). */
+/* The bodies of cow_file_write, _truncate, _preallocate, _sync,
+ * cow_unlink, cow_rename and cow_file_close (store/entry.c makes this
+ * process the container's owner around the ones that change it, then
+ * calls these).  Errors: as the public functions say (store.h). */
+int file_write(cow_file *f, const void *buf, size_t len, uint64_t off);
+int file_truncate(cow_file *f, uint64_t size);
+int file_preallocate(cow_file *f, uint64_t end);
+int file_sync(cow_file *f);
+int file_unlink(cow_store *st, const char *name);
+int file_rename(cow_store *st, const char *from, const char *to);
+void file_close(cow_file *f);
 int file_open_in(cow_store *st, struct cow_root *r, const char *name, int create,
                  cow_file **out);
 void file_drop_inodes(cow_store *st);
+
+/* ---- subvol.c: the bodies of the cow_subvol_* functions that change
+ * the container (store/entry.c wraps them; errors as store.h says) ---- */
+int subvol_create_ex(cow_store *st, const char *name, int kind, const char *source,
+                     const char *drop, int incomplete);
+int subvol_finish(cow_store *st, const char *name, int kind);
+int subvol_restore(cow_store *st, const char *target, const char *source);
+int subvol_delete(cow_store *st, const char *name);
+int subvol_unlink(cow_store *st, const char *subvol, const char *name);
+int subvol_file_open(cow_store *st, const char *subvol, const char *name, int create,
+                     cow_file **out);
 
 /* ---- pcache.c (page cache, delayed allocation) ---- */
 /* Initialises IN's page cache and invalidate lock (a new inode). */

@@ -75,13 +75,8 @@ static int commit_change(cow_store *st)
     return rc;
 }
 
-int cow_subvol_create(cow_store *st, const char *name, int kind, const char *source)
-{
-    return cow_subvol_create_ex(st, name, kind, source, NULL, 0);
-}
-
-int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *source,
-                         const char *drop, int incomplete)
+int subvol_create_ex(cow_store *st, const char *name, int kind, const char *source,
+                     const char *drop, int incomplete)
 {
     if (!roots_name_valid(name))
         return cow_set_error(COW_EINVAL, "bad snapshot or branch name (1 to 255 bytes of UTF-8, "
@@ -185,7 +180,7 @@ out:
     return rc;
 }
 
-int cow_subvol_finish(cow_store *st, const char *name, int kind)
+int subvol_finish(cow_store *st, const char *name, int kind)
 {
     if (!roots_name_valid(name))
         return cow_set_error(COW_EINVAL, "bad snapshot or branch name");
@@ -305,7 +300,7 @@ static int subvol_root(cow_store *st, const char *name, int unfinished, struct c
     return COW_OK;
 }
 
-int cow_subvol_restore(cow_store *st, const char *target, const char *source)
+int subvol_restore(cow_store *st, const char *target, const char *source)
 {
     if ((target && *target && !roots_name_valid(target)) || !roots_name_valid(source))
         return cow_set_error(COW_EINVAL, "bad snapshot or branch name");
@@ -415,7 +410,7 @@ int cow_subvol_restore(cow_store *st, const char *target, const char *source)
     return rc;
 }
 
-int cow_subvol_delete(cow_store *st, const char *name)
+int subvol_delete(cow_store *st, const char *name)
 {
     if (!roots_name_valid(name))
         return cow_set_error(COW_EINVAL, "bad snapshot or branch name");
@@ -482,12 +477,12 @@ int cow_subvol_list(cow_store *st, int (*cb)(void *arg, const struct cow_subvol_
     return rc;
 }
 
-int cow_subvol_file_open(cow_store *st, const char *subvol, const char *name, int create,
+int subvol_file_open(cow_store *st, const char *subvol, const char *name, int create,
                          cow_file **out)
 {
     *out = NULL;
     if (!subvol || !*subvol)
-        return cow_file_open(st, name, create, out);
+        return file_open_in(st, &st->fs_tree, name, create, out);
     cow_mutex_lock(&st->lock);
     struct cow_subvol *sv = roots_find(st, subvol);
     int ro = sv && sv->root.flags == COW_ROOT_F_SNAPSHOT;
@@ -503,7 +498,7 @@ int cow_subvol_file_open(cow_store *st, const char *subvol, const char *name, in
     }
     int rc = file_open_in(st, &sv->root, name, create, out);
     if (rc == COW_OK && sv->dead) { /* deleted meanwhile */
-        cow_file_close(*out);
+        file_close(*out);
         *out = NULL;
         rc = cow_set_error(COW_ENOENT, "no snapshot or branch named %s", subvol);
     }
@@ -530,10 +525,10 @@ int cow_subvol_exists(cow_store *st, const char *subvol, const char *name, int *
     return rc;
 }
 
-int cow_subvol_unlink(cow_store *st, const char *subvol, const char *name)
+int subvol_unlink(cow_store *st, const char *subvol, const char *name)
 {
     if (!subvol || !*subvol)
-        return cow_unlink(st, name);
+        return file_unlink(st, name);
     if (!file_name_valid(name))
         return cow_set_error(COW_EINVAL, "bad file name");
     cow_mutex_lock(&st->lock);

@@ -58,6 +58,8 @@ const char *cow_strerror(int rc)
     case COW_EIO_TRUNCATE: return "error resizing the container";
     case COW_EIO_STAT: return "error reading the container's size";
     case COW_EFAILED: return "store failed; reopen it";
+    case COW_ERECOVER: return "another process died holding the shared state: recover";
+    case COW_EIO_LOCK: return "error locking the container or mapping its shared memory";
     default: return "unknown error";
     }
 }

@@ -42,6 +42,8 @@ static const struct {
     {"lockdep", lockdep_suite},
     {"reloc", reloc_suite},
     {"fsck_remap", fsck_remap_suite},
+    {"shared", shared_suite},
+    {"xproc", xproc_suite},
     {"vfs_lock", vfs_lock_suite},
     {"mproc", mproc_suite},
 };

@@ -35,7 +35,9 @@ Suite *upgrade_suite(void);
 Suite *util_suite(void);
 Suite *lockdep_suite(void);
 Suite *reloc_suite(void);
+Suite *xproc_suite(void);
 Suite *fsck_remap_suite(void);
+Suite *shared_suite(void);
 
 /* The run's seed: COW_TEST_SEED if set, else from the clock; printed once. */
 uint64_t test_seed(void);

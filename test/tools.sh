@@ -168,6 +168,10 @@ dbsize=$(printf 'SELECT page_count * page_size FROM pragma_page_count, pragma_pa
 
 expect_grep "fsck: a fresh container is clean" 0 out 'clean' "$actl" fsck app.db
 fsck_used=$(sed -n 's/.* \([0-9][0-9]*\) bytes used.*/\1/p' out)
+# fsck_field NAME: the bytes fsck's clean line in ./out gives as "N NAME".
+fsck_field() { grep -o -E "[0-9]+ $1\b" out | awk 'NR == 1 { print $1 }'; }
+fsck_phys=$(fsck_field physical)
+fsck_remap=$(fsck_field remapped)
 expect "fsck -q: prints nothing when clean" 0 "$actl" fsck -q app.db
 if [ -s out ]; then bad "fsck -q: output" "printed something"; fi
 expect "fsck --no-data -v: clean" 0 "$actl" fsck --no-data -v app.db
@@ -185,6 +189,14 @@ expect_grep "df: shows the slack relocation could give back" 0 out \
 for f in physical remapped; do
     if grep -E -q "^$f +[0-9]+" out; then ok "df: shows $f bytes"; else bad "df: shows $f bytes" "missing"; fi
 done
+df_phys=$(awk '$1 == "physical" { print $2 }' out)
+df_remap=$(awk '$1 == "remapped" { print $2 }' out)
+if [ -n "$fsck_phys" ] && [ "$fsck_phys" = "$df_phys" ] && [ "$fsck_remap" = "$df_remap" ]; then
+    ok "fsck's physical and remapped bytes = df's ($df_phys, $df_remap)"
+else
+    bad "fsck's physical and remapped bytes = df's" \
+        "fsck $fsck_phys, $fsck_remap; df $df_phys, $df_remap"
+fi
 expect_grep "dump: decodes the subvolume tree" 0 out '^subvolume 256 tree' "$actl" dump app.db
 for pat in 'INODE_ITEM' 'name "db"' 'EXTENT_DATA' 'METADATA_ITEM' 'BLOCK_GROUP_ITEM' 'EXTENT_CSUM' \
     'ROOT_ITEM' '^using superblock copy' '^  log areas ' '^log' '^  end: '; do
@@ -508,6 +520,8 @@ else
         "summary '$summary'; file $size0 -> $(stat -c %s churn.db)"
 fi
 expect_grep "balance: the container is clean after it" 0 out 'clean' "$actl" fsck churn.db
+fsck_phys=$(fsck_field physical)
+fsck_remap=$(fsck_field remapped)
 expect_eq "balance: the rows are all there" "$churn_sum" \
     "$(printf 'SELECT count(*), sum(id) FROM t;\n' | cowsql churn.db)"
 expect "df: after balance" 0 "$actl" df churn.db
@@ -516,6 +530,13 @@ if [ "$(df_field slack)" -lt "$slack0" ] &&
     ok "df: less slack after balance ($slack0 -> $(df_field slack))"
 else
     bad "df: less slack after balance" "$slack0 -> $(df_field slack)"
+fi
+if [ -n "$fsck_remap" ] && [ "$fsck_remap" -gt 0 ] && [ "$fsck_remap" = "$(df_field remapped)" ] &&
+    [ "$fsck_phys" = "$(df_field physical)" ]; then
+    ok "fsck after balance: remapped bytes, and they and the physical bytes are df's ($fsck_remap, $fsck_phys)"
+else
+    bad "fsck after balance: remapped bytes, and they and the physical bytes are df's" \
+        "fsck $fsck_remap remapped, $fsck_phys physical; df $(df_field remapped), $(df_field physical)"
 fi
 if command -v script >/dev/null 2>&1; then
     script -qec "\"$actl\" balance --usage 100 churn-tty.db" /dev/null >progress.out 2>&1

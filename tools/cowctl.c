@@ -346,9 +346,11 @@ static int cmd_fsck(int argc, char **argv)
         if (!quiet)
             printf("%s: clean: generation %" PRIu64 ", %" PRIu64 " tree blocks (%" PRIu64
                    " shared), %" PRIu64 " data extents (%s), %" PRIu64 " files in %" PRIu64
-                   " subvolumes, %" PRIu64 " bytes used%s%s\n",
+                   " subvolumes, %" PRIu64 " bytes used, %" PRIu64 " physical, %" PRIu64
+                   " remapped%s%s\n",
                    path, r.generation, r.tree_blocks, r.shared_blocks, r.data_extents,
                    human(r.data_bytes, h1, sizeof(h1)), r.files, r.subvolumes, r.bytes_used,
+                   r.physical_bytes, r.remapped_bytes,
                    (flags & COW_FSCK_DATA) ? "" : "; data not read",
                    r.notes && !verbose ? " (notes: -v shows them)" : "");
         return 0;
@@ -367,7 +369,9 @@ static const char help_fsck[] =
     "against its checksum.\n"
     "\n"
     "Prints one line per problem on stdout and exits 1, or prints a summary and\n"
-    "exits 0 when the container is clean.  When stderr is a terminal, a progress\n"
+    "exits 0 when the container is clean; the summary counts the bytes used,\n"
+    "physical and remapped as `cowctl df` does, recomputed from the trees.  When\n"
+    "stderr is a terminal, a progress\n"
     "line shows the bytes read of those the superblock counts as used.\n"
     "\n"
     "  --data        read and verify every data block (the default)\n"

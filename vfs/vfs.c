@@ -199,6 +199,7 @@ int cowvfsMutexHeld(cowvfsMutex *mu)
  *   COW_ENOMEM        SQLITE_NOMEM at open, else SQLITE_IOERR_NOMEM
  *   COW_EROFS         SQLITE_READONLY
  *   COW_EBUSY         SQLITE_BUSY
+ *   COW_EIO_LOCK      SQLITE_CANTOPEN at open, else SQLITE_IOERR_LOCK
  *   COW_EFAILED       SQLITE_IOERR
  *   COW_ENOENT        SQLITE_CANTOPEN at open, SQLITE_IOERR_DELETE_NOENT in
  *                     xDelete, else SQLITE_IOERR
@@ -226,6 +227,7 @@ int cowvfsMapError(int cowrc, enum cowvfsOp eOp)
     case COW_ENOMEM: rc = bOpen ? SQLITE_NOMEM : SQLITE_IOERR_NOMEM; break;
     case COW_EROFS: rc = SQLITE_READONLY; break;
     case COW_EBUSY: rc = SQLITE_BUSY; break;
+    case COW_EIO_LOCK: rc = bOpen ? SQLITE_CANTOPEN : SQLITE_IOERR_LOCK; break;
     case COW_EFAILED: rc = SQLITE_IOERR; break;
     case COW_ENOENT:
         rc = bOpen ? SQLITE_CANTOPEN

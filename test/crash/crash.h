@@ -136,6 +136,8 @@ struct harness {
     double secs[5];          /* CPU time spent: T_* */
     long snapchecks;         /* snapshots and branches opened and read */
     long either[2];          /* ones that may or may not exist: [0] absent, [1] there */
+    long usagechecks;        /* snapshots and branches whose space was compared
+                              * with a balance's record (check_usage) */
     const char *argv0;       /* for the replay line */
 };
 extern struct harness g;
@@ -203,6 +205,14 @@ struct snap {
     uint64_t count[NT], sum[NT];
 };
 
+/* The space one snapshot or branch references, as cowvfs_container_list
+ * reports it (cow_subvol_usage): bytes only it references, bytes it
+ * shares with the live database or other snapshots and branches. */
+struct usage {
+    int listed;          /* 0: not in the listing (the rest is 0) */
+    long long exclusive, shared;
+};
+
 enum { STEP_TXN, STEP_OTHER };
 struct step {
     int kind;
@@ -213,6 +223,15 @@ struct step {
     int durable;    /* STEP_TXN: its COMMIT returned durably */
     uint64_t size_before; /* a balance: the container's size when it began
                            * (0: not a balance) */
+    int usage_k;          /* a balance: the last transaction committed when it
+                           * began */
+    struct usage *usage;  /* a balance: the space of each snapshot and branch
+                           * when it began, indexed as run.recs (nusage of
+                           * them, the records made by then) */
+    size_t nusage;
+    size_t committed;     /* a balance: the op of the flush that made its first
+                           * commit durable (with it, everything before the
+                           * balance), SIZE_MAX: none */
 };
 
 /* The device ops of one snapshot operation: ops [start, ret) are its own,
@@ -262,6 +281,7 @@ struct run {
     size_t nrecs, caprecs;
     int nlive;            /* recs not deleted */
     int ndeletes, nintxn, nspilled; /* counts for the run's summary */
+    int nbalances;        /* PRAGMA cow_balance steps so far */
     int failed;           /* the record phase failed */
     char errbuf[512];
     const char *cs;       /* the cow database's schema in statements that would

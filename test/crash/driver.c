@@ -75,6 +75,11 @@
  *     only while its making was in flight, and recovery must delete it.
  *     And since making one commits everything with a flush, the live
  *     database holds at least the transaction committed when it was made;
+ *   - sharing, in a state inside PRAGMA cow_balance recovered to the
+ *     transaction committed when the balance began: every snapshot's and
+ *     branch's exclusive and shared bytes in that listing are what they
+ *     were when the balance began (check.c check_usage; the record phase
+ *     also fails if the balance itself changed them);
  *   - attach workloads: the second database, ATTACHed after the crash,
  *     passes integrity_check and holds exactly the transaction the main
  *     database holds (all of a transaction or none of it, in both) and
@@ -118,6 +123,7 @@ struct totals {
     long sizelost;        /* states that lost size changes (grows) */
     long insnap;          /* states inside the making or deletion of a snapshot */
     long snapchecks;      /* snapshots and branches opened and read */
+    long usagechecks;     /* ... whose space was compared with a balance's */
     long either[2];       /* ... that may exist or not: [0] absent, [1] there */
     double secs[5];       /* T_* */
 };
@@ -396,9 +402,10 @@ static long crash_phase(const struct run *r, const struct opts *o, struct totals
                 t->appcrash += s.app_crash;
                 t->sizelost += s.kept_sizes < s.nsizes;
                 t->insnap += in_snap_op(r, &s);
-                g.snapchecks = g.either[0] = g.either[1] = 0;
+                g.snapchecks = g.usagechecks = g.either[0] = g.either[1] = 0;
                 int failed = check_state(r, &s, &m);
                 t->snapchecks += g.snapchecks;
+                t->usagechecks += g.usagechecks;
                 t->either[0] += g.either[0];
                 t->either[1] += g.either[1];
                 if (failed) {
@@ -578,6 +585,7 @@ static void totals_add(struct totals *a, const struct totals *b)
     a->sizelost += b->sizelost;
     a->insnap += b->insnap;
     a->snapchecks += b->snapchecks;
+    a->usagechecks += b->usagechecks;
     a->either[0] += b->either[0];
     a->either[1] += b->either[1];
     for (int i = 0; i < 5; i++)
@@ -663,9 +671,10 @@ static void worker(const struct opts *o)
             if (r.nrecs)
                 msg_add(&d, "%-15s   %zu snapshots and branches made (%d inside transactions, "
                             "%d of them spilled), %d deleted; %ld states inside those "
-                            "operations, %ld snapshots and branches checked\n",
+                            "operations, %ld snapshots and branches checked (%ld of them "
+                            "inside a balance, their space too)\n",
                         "", r.nrecs, r.nintxn, r.nspilled, r.ndeletes, t.insnap,
-                        t.snapchecks);
+                        t.snapchecks, t.usagechecks);
             emit(d.s);
             free(d.s);
         }
@@ -803,8 +812,9 @@ int main(int argc, char **argv)
         if (t->snapchecks)
             printf("crash: %ld states inside the making or deletion of a snapshot or branch "
                    "(it existed in %ld, not in %ld), %ld snapshots and branches opened and "
-                   "checked\n",
-                   t->insnap, t->either[1], t->either[0], t->snapchecks);
+                   "checked, %ld of them in states inside a balance, with their space "
+                   "(sharing unchanged)\n",
+                   t->insnap, t->either[1], t->either[0], t->snapchecks, t->usagechecks);
         printf("crash: cpu: record %.1f s, fsck %.1f s, data %.1f s, sqlite %.1f s, "
                "crash states %.1f s\n",
                t->secs[T_RECORD], t->secs[T_FSCK], t->secs[T_DATA], t->secs[T_SQLITE],

@@ -640,6 +640,100 @@ static int wl_txn(struct run *r, int bulk)
     return 0;
 }
 
+/* usage_take()'s listing. */
+struct usage_list {
+    const struct run *r;
+    struct usage *u;
+};
+
+/* cowvfs_container_list()'s callback for usage_take(). */
+static int usage_cb(void *arg, const cowvfs_subvol_info *si)
+{
+    struct usage_list *l = arg;
+    const struct snaprec *rec = rec_find(l->r, si->zName);
+    if (rec) {
+        struct usage *u = &l->u[rec - l->r->recs];
+        u->listed = 1;
+        u->exclusive = si->nExclusive;
+        u->shared = si->nShared;
+    }
+    return 0;
+}
+
+/* The space of every snapshot and branch of R's container now, through
+ * the connection's container (cowvfs_container_list, which only reads):
+ * sets *OUT (malloc'd, R->nrecs entries indexed as R->recs; the caller
+ * frees it).  Returns 0, or 1 with R failed. */
+static int usage_take(struct run *r, struct usage **out)
+{
+    struct usage_list l = {r, xrealloc(NULL, (r->nrecs + 1) * sizeof *l.u)};
+    char *err = NULL;
+    memset(l.u, 0, (r->nrecs + 1) * sizeof *l.u);
+    *out = l.u;
+    int rc = cowvfs_container_list(g.path, usage_cb, &l, &err);
+    if (rc != SQLITE_OK)
+        run_fail(r, "cowvfs_container_list: %d: %s", rc, err ? err : "?");
+    sqlite3_free(err);
+    return rc != SQLITE_OK;
+}
+
+/*
+ * A step of PRAGMA cow_balance: relocation of every group it can move,
+ * then the file cut; the checks of every crash state apply (snapshots'
+ * contents too).  It keeps every snapshot's and branch's space as it was
+ * (relocation rewrites no tree: store.h cow_store_balance): the step
+ * records that space for the crash states inside the balance (check.c
+ * check_usage), and R fails if the balance, not crashed, changed it.
+ */
+static void wl_balance(struct run *r)
+{
+    struct step *s = step_begin(r, STEP_OTHER, "cow_balance");
+    struct usage *after = NULL;
+    /* the largest the device can be after a crash right now: any prefix
+     * of its pending size changes may be kept */
+    uint64_t size = 0;
+    size_t nunits, nsizes;
+    g.cur->size(g.cur, &size);
+    memdev_pending(g.cur, &nunits, &nsizes);
+    for (size_t k = 0; k <= nsizes; k++) {
+        uint64_t sz = memdev_crash_size(g.cur, k);
+        if (sz > size)
+            size = sz;
+    }
+    s->size_before = size ? size : 1;
+    r->nbalances++;
+    s->usage_k = r->ntxn - 1;
+    s->nusage = r->nrecs;
+    s->committed = SIZE_MAX;
+    if (usage_take(r, &s->usage) || execf(r, "PRAGMA %scow_balance=100", r->cs) ||
+        usage_take(r, &after)) {
+        free(after);
+        step_end(s);
+        return;
+    }
+    /* its first commit: the first flush after a superblock write */
+    int super = 0;
+    for (size_t i = s->start; i < g.nops && s->committed == SIZE_MAX; i++) {
+        const struct op *o = &g.ops[i];
+        if (o->type == OP_WRITE && o->dev == 0 && o->off < COW_SB_COPIES * COW_BLOCK_SIZE)
+            super = 1;
+        else if (o->type == OP_FLUSH && o->dev == 0 && super)
+            s->committed = i;
+    }
+    for (size_t i = 0; i < r->nrecs; i++) {
+        const struct usage *a = &s->usage[i], *b = &after[i];
+        if (a->listed != b->listed || a->exclusive != b->exclusive || a->shared != b->shared) {
+            run_fail(r, "cow_balance changed %s: %s, %lld bytes exclusive and %lld shared "
+                        "before; %s, %lld and %lld after",
+                     r->recs[i].name, a->listed ? "listed" : "not listed", a->exclusive,
+                     a->shared, b->listed ? "listed" : "not listed", b->exclusive, b->shared);
+            break;
+        }
+    }
+    free(after);
+    step_end(s);
+}
+
 /* A step that changes no content: checkpoint, VACUUM, reopen, ... */
 static int wl_other(struct run *r)
 {
@@ -671,22 +765,8 @@ static int wl_other(struct run *r)
         if (!wl_close(r))
             wl_open(r);
     } else if (kind == BALANCE) {
-        /* relocation of every group it can move, then the file cut: the
-         * checks of every crash state apply (snapshots' contents too) */
-        s = step_begin(r, STEP_OTHER, "cow_balance");
-        /* the largest the device can be after a crash right now: any
-         * prefix of its pending size changes may be kept */
-        uint64_t size = 0;
-        size_t nunits, nsizes;
-        g.cur->size(g.cur, &size);
-        memdev_pending(g.cur, &nunits, &nsizes);
-        for (size_t k = 0; k <= nsizes; k++) {
-            uint64_t sz = memdev_crash_size(g.cur, k);
-            if (sz > size)
-                size = sz;
-        }
-        s->size_before = size ? size : 1;
-        execf(r, "PRAGMA %scow_balance=100", r->cs);
+        wl_balance(r);
+        return r->failed;
     } else if (kind == JMODE) {
         int jm = (int)rnd_below(&r->rng, 4);
         s = step_begin(r, STEP_OTHER, "journal_mode=%s", jm_name[jm]);
@@ -709,6 +789,8 @@ void run_free(struct run *r)
     for (int i = 0; i < NT; i++)
         free(r->t[i].rows);
     free(r->snaps);
+    for (size_t i = 0; i < r->nsteps; i++)
+        free(r->steps[i].usage);
     free(r->steps);
     free(r->recs);
     free(r->aux.rows);
@@ -763,6 +845,12 @@ int record(struct run *r, const struct workload *w, uint64_t seed, int ntxn)
                 continue;
             }
             uint64_t x = rnd_below(&r->rng, 100);
+            /* a relocation workload balances at least once, halfway
+             * (usually with snapshots there: check.c check_usage) */
+            if (w->reloc && !r->nbalances && r->ntxn >= ntxn / 2) {
+                wl_balance(r);
+                continue;
+            }
             if (r->ntxn > 0 && x < 14)
                 wl_other(r);
             else

@@ -415,6 +415,27 @@ void fz_make_bases(struct fz_base **out, size_t *n)
     add_base(&v, &nb, "persist", 1);
     sqlite3_close(db);
 
+    /* reloc: a snapshot and a branch of the same commit (they share
+     * every block), one commit in the branch, then most rows of the live
+     * database deleted and the database vacuumed, and a balance of every
+     * group that moved blocks, shared ones too: the remap tree holds
+     * REMAP_ITEMs and reads go through it (mkbases checks that there are
+     * some); closed. */
+    db = new_base("DELETE", 0);
+    sql_txns(db, 1, 8, 60);
+    sql(db, "PRAGMA cow_snapshot('s1')");
+    sql(db, "PRAGMA cow_branch('b1')");
+    br = sql_open("&branch=b1");
+    sql_txns(br, 2000, 1, 10);
+    sqlite3_close(br);
+    sql_txns(db, 1000, 4, 60);
+    sql(db, "DELETE FROM t WHERE a % 5 != 0");
+    sql(db, "VACUUM");
+    sql(db, "PRAGMA cow_balance=100");
+    sqlite3_close(db);
+    add_base(&v, &nb, "reloc", 0);
+    v[nb - 1].remapped = 1;
+
     fz_vfs_serve(NULL, 0);
     *out = v;
     *n = nb;

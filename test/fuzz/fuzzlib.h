@@ -10,8 +10,10 @@
  * snapshots and branches, and two crash images (the memdev's durable image
  * while the database is still open after its last acknowledged commit)
  * whose log areas hold records pending replay, one of them with
- * preallocated extents.  Every commit of every base changes what SQLite
- * reads, so a container that opens at an older commit reads differently.
+ * preallocated extents, and one with a snapshot after a balance that
+ * moved blocks (its reads go through the remap tree).  Every commit of
+ * every base changes what SQLite reads, so a container that opens at an
+ * older commit reads differently.
  *
  * FUZZ INPUT.  The fuzzers do not mutate whole containers (1 MiB block
  * groups; a small one is 2-3 MiB): an input is a base number and a list
@@ -44,10 +46,12 @@ struct sqlite3;
 
 /* A base container and the blocks a harness patches. */
 struct fz_base {
-    char name[32];     /* "clean", "snap", "wal", "persist" */
+    char name[32];     /* "clean", "snap", "wal", "persist", "reloc" */
     uint8_t *img;      /* the image (owned) */
     size_t len;        /* its length in bytes (a multiple of 4096) */
     int crashed;       /* 1: a crash image (log records pending replay) */
+    int remapped;      /* 1: made by a balance that moved blocks (the remap
+                        * tree holds REMAP_ITEMs); fz_make_bases only */
     uint32_t *blocks;  /* block numbers that are not all zero (owned) */
     size_t nblocks;
     uint32_t *metablocks; /* superblocks, tree blocks, log records (owned) */

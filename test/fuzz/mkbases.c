@@ -8,8 +8,8 @@
  * and DIR/seeds/{open,replay,fsck,vfs}/ (for each base, an input with no
  * patch and one with the checksum fix-up bit; replay's only of the crash
  * images).  Checks that every base is
- * fsck-clean and that the crash images hold log records pending replay,
- * and prints what each holds.  Exits 0, or 2 with a message.
+ * fsck-clean, that the crash images hold log records pending replay and
+ * that the balanced one holds remap items, and prints what each holds.  Exits 0, or 2 with a message.
  */
 #include <errno.h>
 #include <limits.h>
@@ -63,10 +63,12 @@ int main(int argc, char **argv)
         snprintf(fp, sizeof fp, "%s/bases/%zu-%s.img", dir, i, b[i].name);
         int probs = cow_fsck(fp, COW_FSCK_DATA, stderr, &res);
         printf("mkbases: base %zu %-8s %7zu bytes, %zu non-zero blocks, %llu tree blocks, "
-               "%llu subvolumes, %llu log records pending, fsck %d problems\n",
+               "%llu subvolumes, %llu log records pending, %llu remap items, fsck %d problems\n",
                i, b[i].name, b[i].len, b[i].nblocks, (unsigned long long)res.tree_blocks,
-               (unsigned long long)res.subvolumes, (unsigned long long)res.log_records, probs);
-        if (probs != 0 || (b[i].crashed && res.log_records == 0)) {
+               (unsigned long long)res.subvolumes, (unsigned long long)res.log_records,
+               (unsigned long long)res.remap_items, probs);
+        if (probs != 0 || (b[i].crashed && res.log_records == 0) ||
+            (b[i].remapped && res.remap_items == 0)) {
             fprintf(stderr, "mkbases: base %s is not what it should be\n", b[i].name);
             bad = 1;
         }

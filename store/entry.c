@@ -1,0 +1,125 @@
+/*
+ * entry.c - the store's entry points that change the container, each
+ * between xproc_enter() and xproc_leave(): this process becomes the
+ * container's owner first (docs/DESIGN.md, "Several processes").  The
+ * bodies are the files' (file.c) and the subvolumes' (subvol.c); this
+ * layer sits above them and above xproc.c, so that no module calls one
+ * above it.  Opens try without the ownership first: an existing file
+ * opens in any process.
+ */
+#include "store_int.h"
+#include "xproc.h"
+
+#define ENTERED(st, call)                                                                      \
+    do {                                                                                       \
+        int rc_ = xproc_enter(st);                                                             \
+        if (rc_)                                                                               \
+            return rc_;                                                                        \
+        rc_ = (call);                                                                          \
+        xproc_leave(st);                                                                       \
+        return rc_;                                                                            \
+    } while (0)
+
+int cow_file_open(cow_store *st, const char *name, int create, cow_file **out)
+{
+    int rc = file_open_in(st, &st->fs_tree, name, 0, out);
+    if (rc != COW_ENOENT || !create)
+        return rc;
+    ENTERED(st, file_open_in(st, &st->fs_tree, name, 1, out));
+}
+
+int cow_subvol_file_open(cow_store *st, const char *subvol, const char *name, int create,
+                         cow_file **out)
+{
+    int rc = subvol_file_open(st, subvol, name, 0, out);
+    if (rc != COW_ENOENT || !create)
+        return rc;
+    ENTERED(st, subvol_file_open(st, subvol, name, 1, out));
+}
+
+void cow_file_close(cow_file *f)
+{
+    if (!f)
+        return;
+    cow_store *st = f->st;
+    /* the last close of a file unlinked while open frees it: a change */
+    cow_mutex_lock(&st->lock);
+    int change = f->inode->nopen == 1 && f->inode->orphan > 0 && !st->readonly && !st->failed;
+    cow_mutex_unlock(&st->lock);
+    int entered = change && xproc_enter(st) == COW_OK;
+    file_close(f);
+    if (entered)
+        xproc_leave(st);
+}
+
+int cow_file_write(cow_file *f, const void *buf, size_t len, uint64_t off)
+{
+    ENTERED(f->st, file_write(f, buf, len, off));
+}
+
+int cow_file_truncate(cow_file *f, uint64_t size)
+{
+    ENTERED(f->st, file_truncate(f, size));
+}
+
+int cow_file_preallocate(cow_file *f, uint64_t end)
+{
+    ENTERED(f->st, file_preallocate(f, end));
+}
+
+int cow_file_sync(cow_file *f)
+{
+    cow_store *st = f->st;
+    if (st->shared) {
+        cow_mutex_lock(&st->lock);
+        int owner = xproc_may_change(st), rc = COW_OK;
+        if (!owner && !st->readonly)
+            rc = store_flush(st); /* what this process wrote was published
+                                   * without flush when it let go */
+        cow_mutex_unlock(&st->lock);
+        if (!owner)
+            return rc;
+    }
+    ENTERED(st, file_sync(f));
+}
+
+int cow_unlink(cow_store *st, const char *name)
+{
+    ENTERED(st, file_unlink(st, name));
+}
+
+int cow_rename(cow_store *st, const char *from, const char *to)
+{
+    ENTERED(st, file_rename(st, from, to));
+}
+
+int cow_subvol_create(cow_store *st, const char *name, int kind, const char *source)
+{
+    ENTERED(st, subvol_create_ex(st, name, kind, source, NULL, 0));
+}
+
+int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *source,
+                         const char *drop, int incomplete)
+{
+    ENTERED(st, subvol_create_ex(st, name, kind, source, drop, incomplete));
+}
+
+int cow_subvol_finish(cow_store *st, const char *name, int kind)
+{
+    ENTERED(st, subvol_finish(st, name, kind));
+}
+
+int cow_subvol_restore(cow_store *st, const char *target, const char *source)
+{
+    ENTERED(st, subvol_restore(st, target, source));
+}
+
+int cow_subvol_delete(cow_store *st, const char *name)
+{
+    ENTERED(st, subvol_delete(st, name));
+}
+
+int cow_subvol_unlink(cow_store *st, const char *subvol, const char *name)
+{
+    ENTERED(st, subvol_unlink(st, subvol, name));
+}

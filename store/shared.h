@@ -1,0 +1,267 @@
+/*
+ * shared.h - the store's state shared by every process that has one
+ * container open (docs/DESIGN.md, "Several processes"; store/lockspace.h
+ * for the bytes locked and the object's name).
+ *
+ * The state is a POSIX shared-memory object, "/cowvfs-DEV-INO", mapped by
+ * each process, with open-file-description locks on bytes of the container
+ * file past COW_LOCK_BASE:
+ *
+ *   - the dead-man switch (COW_LOCK_STORE_DMS): read-locked by every process
+ *     that maps the object; the process that gets it write-locked is alone,
+ *     and (re)initialises the object at open or unlinks it at close, as
+ *     SQLite's unixLockSharedMemory and unixShmPurge do with a -shm file;
+ *   - one slot byte per process (COW_LOCK_SLOT(i)), write-locked while the
+ *     process has slot i: a slot whose byte is unlocked belongs to a dead
+ *     process, found without trusting pids (LMDB's reader table, with the
+ *     liveness test of its mdb_reader_check done by the kernel's locks).
+ *
+ * What the object holds: a robust process-shared mutex (a holder that dies
+ * leaves it EOWNERDEAD: LMDB's mdb_mutex_failed), the owner (the one
+ * process that may change the container), the publication sequence number
+ * and generation, the reader table (each process's pinned generation) and
+ * the pending frees (space the owner freed that readers may still read).
+ *
+ * Invariants that make it safe against a process killed at any instruction:
+ *   - the object's name is unlinked only by a process holding the dead-man
+ *     switch write-locked, and every process checks, holding the switch,
+ *     that the name still refers to the object it mapped: no process ever
+ *     runs on an object that was unlinked (or is about to be);
+ *   - the owner, the publication and the want bits change by single atomic
+ *     operations, so a death leaves no half-made change to them;
+ *   - the pending frees are changed by appending (the entry, then the
+ *     count) or by building a new table beside the live one and switching
+ *     to it in one store: a death leaves the old table or the new one.
+ *
+ * Threads: every function may be called from any thread, except that one
+ * process's calls of shared_own, shared_disown and shared_wait_published
+ * must be serialised by the caller (the store calls them under store->lock).
+ * After fork() a child must not use its parent's cow_shared (the open file
+ * description, and so its locks, is the parent's): it opens its own.
+ */
+#ifndef COW_SHARED_H
+#define COW_SHARED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cow_shared;
+
+/* Entries of the pending-frees table; coalesced when full. */
+#define SHARED_FREES_MAX 16384u
+
+/*
+ * Maps the shared state of the container open as FD, whose container uuid
+ * is UUID (16 bytes, the superblock's).  FD is an open descriptor of the
+ * container: its open file description carries this process's locks, so
+ * it must stay open (not necessarily this descriptor: one referring to the
+ * same open file description) until shared_close(), and a process calls
+ * shared_open once per open file description (the locks of one
+ * description never conflict with each other).  The caller keeps
+ * ownership of FD.  FD may be read-only (O_RDONLY): such a process takes
+ * read locks only, so it is never "first": it builds the state itself
+ * only when it finds none and F_OFD_GETLK shows that nobody else holds the
+ * dead-man switch, and it never unlinks the object (shared_close).
+ *
+ * If this process gets the dead-man switch write-locked it is the only one
+ * with the container open (first, or every earlier one died): it
+ * (re)initialises the object, whatever it held.  Otherwise the object must
+ * be a valid state of this container.  Then the switch is held read-locked,
+ * and a free process slot taken (the first whose byte this process can
+ * write-lock; a dead process's slot is free), its pid recorded and its
+ * pinned generation cleared; dead processes' slots are cleared.
+ *
+ * Blocks only while another process initialises or unlinks the object
+ * (microseconds), and retries for up to a second while the object is
+ * being replaced.
+ *
+ * On success *OUT is the caller's until shared_close().
+ * Errors: COW_EBUSY (another container's state is held under this name:
+ * the container was replaced while processes have it open; or the object
+ * is of another layout, held by another version; or all COW_SHARED_SLOTS
+ * slots are taken), COW_EIO_STAT (fstat of FD), COW_EIO_LOCK (a lock or
+ * shared-memory call failed), COW_ENOMEM.
+ */
+int shared_open(int fd, const uint8_t uuid[16], struct cow_shared **out);
+
+/*
+ * Leaves the shared state: lets go of ownership (without publishing: the
+ * caller publishes first if it has changes), clears and unlocks the
+ * process slot, unmaps the object and releases the dead-man switch.  If
+ * this process can then write-lock the switch, nobody else has the object
+ * mapped: it unlinks the name (an opener that opened the object before
+ * finds the name gone, or another object under it, and starts again).
+ * Frees SH; NULL is a no-op.  Never fails (a failed unlink leaves an
+ * object the next opener reinitialises).  A process whose descriptor is
+ * read-only cannot write-lock the switch: when it is last, the object
+ * stays under its name (about 800 KiB of /dev/shm) until the next opener
+ * reinitialises it (a read-write one) or joins it (a read-only one: the
+ * state of dead processes is safe to join, their slots being dead).
+ */
+void shared_close(struct cow_shared *sh);
+
+/* ---- the mutex ---- */
+
+/*
+ * Locks the state's process-shared mutex (robust: PTHREAD_MUTEX_ROBUST).
+ * Returns COW_OK; or COW_ERECOVER when its previous holder died holding
+ * it: the caller holds it now (pthread_mutex_consistent is done), and
+ * whatever the caller's own code guards with it may be half-changed.
+ * (This module's structures stay consistent at every store, so they need
+ * no repair.)  COW_EIO_LOCK if the mutex cannot be had at all (cannot
+ * happen while every locker goes through here).  Not recursive.
+ */
+int shared_lock(struct cow_shared *sh);
+
+/* Unlocks the mutex; the calling thread holds it. */
+void shared_unlock(struct cow_shared *sh);
+
+/* ---- ownership: one process changes the container at a time ---- */
+
+/*
+ * Makes this process the owner, waiting up to TIMEOUT_MS milliseconds
+ * while another live process owns (it sees shared_owner_wanted() and lets
+ * go).  At once if this process owns already.  While it waits its want bit
+ * is raised; it sleeps on a futex word of the state that shared_disown and
+ * shared_publish bump, and every 10 ms checks the owner's liveness by its
+ * slot's lock (F_OFD_GETLK), since a dead owner never wakes anybody.
+ * Taking ownership clears the "unpublished" flag (the new owner has
+ * changed nothing yet).
+ * Returns COW_OK; COW_ERECOVER when the previous owner died owning: this
+ * process is owner now and must recover the container from disk (as open
+ * does after a crash) before changing anything; COW_EBUSY on timeout.
+ * Do not hold the mutex.
+ */
+int shared_own(struct cow_shared *sh, unsigned timeout_ms);
+
+/* Lets go of ownership (a no-op if not owner) and wakes the processes
+ * waiting in shared_own or shared_wait_published.  Publish first. */
+void shared_disown(struct cow_shared *sh);
+
+/* 1 if this process is the owner, else 0.  One atomic load. */
+int shared_is_owner(struct cow_shared *sh);
+
+/*
+ * 1 if another live process waits to own or for a publication (its want
+ * bit is raised), else 0.  The owner's cheap test: four atomic loads when
+ * nobody waits; when a bit is raised, the waiter's liveness is checked
+ * with F_OFD_GETLK and a dead waiter's bit cleared.
+ */
+int shared_owner_wanted(struct cow_shared *sh);
+
+/*
+ * Sleeps until another live process raises its want bit (shared_own or
+ * shared_wait_published) or TIMEOUT_MS milliseconds pass; 1 if one wants,
+ * else 0.  For the owner's background thread, so that an idle owner lets
+ * go when asked instead of keeping waiters until their timeout.  Sleeps on
+ * a futex word that a waiter bumps when it raises its bit; a waiter that
+ * dies leaves a bit that shared_owner_wanted clears.
+ */
+int shared_wait_wanted(struct cow_shared *sh, unsigned timeout_ms);
+
+/* ---- publication ---- */
+
+/*
+ * The owner, after a commit that readers may see: stores GENERATION (the
+ * commit's), bumps the sequence number, clears "unpublished" and wakes
+ * waiters.  Lock-free.
+ */
+void shared_publish(struct cow_shared *sh, uint64_t generation);
+
+/* The publication sequence number: bumped by each shared_publish (a
+ * process behind it refreshes).  Starts at 1 when the state is created. */
+uint64_t shared_seq(struct cow_shared *sh);
+
+/* The generation last published (0 before the first publication). */
+uint64_t shared_generation(struct cow_shared *sh);
+
+/* The owner has changes that readers cannot see yet (shared_publish clears
+ * it).  Lock-free. */
+void shared_set_unpublished(struct cow_shared *sh);
+
+/*
+ * A reader: if the owner has unpublished changes, raises the want bit and
+ * waits until they are published, or there is no live owner (the dead
+ * owner's unpublished changes are gone; the next owner recovers), or
+ * TIMEOUT_MS milliseconds passed.  Returns COW_OK, or COW_EBUSY on
+ * timeout.  Do not hold the mutex.
+ */
+int shared_wait_published(struct cow_shared *sh, unsigned timeout_ms);
+
+/* ---- the reader table ---- */
+
+/*
+ * Records that this process reads the trees of generation GEN (0: it reads
+ * nothing).  Lock-free; a sequentially consistent store.  As LMDB's
+ * mdb_txn_renew0 does, a reader pins the generation it read, then reads
+ * shared_generation() again and pins again if it moved: an owner whose
+ * shared_min_pinned() ran between the read and the pin missed it.
+ */
+void shared_pin(struct cow_shared *sh, uint64_t gen);
+
+/*
+ * The lowest non-zero generation pinned by a live process (this one
+ * included), UINT64_MAX if none.  Slots of dead processes are cleared on
+ * the way.  One F_OFD_GETLK per other process with a pin.  Takes the
+ * mutex: do not hold it.
+ */
+uint64_t shared_min_pinned(struct cow_shared *sh);
+
+/* The number of live processes with the state open, this one included
+ * (>= 1).  One F_OFD_GETLK per other process; dead slots are cleared.
+ * Takes the mutex: do not hold it. */
+unsigned shared_nprocs(struct cow_shared *sh);
+
+/* ---- pending frees (the caller holds the mutex for these) ---- */
+
+/*
+ * Records that generation GEN freed the LEN bytes at START, which readers
+ * of generations before GEN may still read.  Never fails: when the table
+ * is full it is coalesced (touching runs merged first, then the runs
+ * closest together, gaps included) into a new table at most half full;
+ * a merged run covers both and the gap between them, with the larger
+ * generation.  So the table over-approximates: every byte added stays
+ * covered by an entry of a generation >= its own until taken, but an
+ * entry may cover bytes never added (see shared_frees_take).  LEN 0 is a
+ * no-op.  O(1), or O(n log n) when coalescing.  The mutex is held (asserted
+ * in debug builds).
+ */
+void shared_frees_add(struct cow_shared *sh, uint64_t gen, uint64_t start, uint64_t len);
+
+/*
+ * Removes every entry whose generation is below BELOW_GEN and reports each
+ * to CB(ARG, start, len), after the table no longer holds it.  Returns the
+ * number of entries removed.  A reported run may include bytes never
+ * freed (gaps closed by coalescing): CB must release only what its own
+ * allocator knows to be freed in the run, never mark the whole run free.
+ * CB must not call shared_frees_*.  The mutex is held (asserted in debug
+ * builds).
+ */
+size_t shared_frees_take(struct cow_shared *sh, uint64_t below_gen,
+                         void (*cb)(void *arg, uint64_t start, uint64_t len), void *arg);
+
+/* Bytes covered by the pending frees (gaps closed by coalescing included).
+ * O(entries).  The mutex is held. */
+uint64_t shared_frees_bytes(struct cow_shared *sh);
+
+/* Entries in the pending-frees table now (for tests and statistics).  The
+ * mutex is held. */
+size_t shared_frees_count(struct cow_shared *sh);
+
+/* Calls CB(ARG, gen, start, len) for every pending free, in no order
+ * (a new owner holds them back).  The caller holds the mutex; CB must not
+ * call shared_frees_*. */
+void shared_frees_foreach(struct cow_shared *sh,
+                          void (*cb)(void *arg, uint64_t gen, uint64_t start, uint64_t len),
+                          void *arg);
+
+/* The owner has nothing unpublished after all (what it changed is
+ * published, or nothing changed): clears the flag and wakes the readers
+ * waiting in shared_wait_published, without a new publication.
+ * Lock-free. */
+void shared_clear_unpublished(struct cow_shared *sh);
+
+/* This process's slot (0 .. COW_SHARED_SLOTS-1). */
+unsigned shared_slot(struct cow_shared *sh);
+
+#endif /* COW_SHARED_H */

@@ -1,0 +1,374 @@
+/*
+ * xproc.c - several processes on one container: ownership, publication
+ * and refresh (xproc.h; docs/DESIGN.md, "Several processes").
+ */
+#include "xproc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "commit.h"
+#include "format.h"
+#include "lockdep.h"
+#include "remap.h"
+#include "replay.h"
+#include "shared.h"
+
+#define LOCK(st) cow_mutex_lock(&(st)->lock)
+#define UNLOCK(st) cow_mutex_unlock(&(st)->lock)
+
+int xproc_may_change(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    return !st->shared || shared_is_owner(st->shared);
+}
+
+int xproc_alone(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    return !st->shared || shared_nprocs(st->shared) <= 1;
+}
+
+uint64_t xproc_poll_ns(cow_store *st)
+{
+    unsigned ms = st->shared && shared_nprocs(st->shared) > 1 ? XPROC_POLL_MS : XPROC_IDLE_POLL_MS;
+    return (uint64_t)ms * 1000000ull;
+}
+
+/* ---- reload ---- */
+
+/* The open inodes, each held (nref) and its invalidate lock taken
+ * exclusively, with store->lock held on return: nothing reads or writes a
+ * file while its state is replaced (restore holds a tree's files the same
+ * way, subvol.c).  *V is malloc'd; *N its length.  Errors: COW_ENOMEM
+ * (nothing held, lock not held). */
+static int hold_inodes(cow_store *st, struct cow_inode ***vp, size_t *np)
+{
+    for (;;) {
+        LOCK(st);
+        size_t n = 0;
+        for (struct cow_inode *in = st->inodes; in; in = in->next)
+            n++;
+        struct cow_inode **v = n ? calloc(n, sizeof *v) : NULL;
+        if (n && !v) {
+            UNLOCK(st);
+            return cow_set_error(COW_ENOMEM, "out of memory");
+        }
+        n = 0;
+        for (struct cow_inode *in = st->inodes; in; in = in->next) {
+            in->nref++;
+            v[n++] = in;
+        }
+        UNLOCK(st);
+        for (size_t i = 0; i < n; i++)
+            pc_lock_excl(v[i]);
+        LOCK(st);
+        /* a file opened meanwhile is not held: start again */
+        size_t now = 0;
+        int same = 1;
+        for (struct cow_inode *in = st->inodes; in; in = in->next) {
+            size_t i = 0;
+            while (i < n && v[i] != in)
+                i++;
+            same &= i < n;
+            now++;
+        }
+        if (same) {
+            *vp = v;
+            *np = n;
+            return COW_OK;
+        }
+        for (size_t i = 0; i < n; i++)
+            v[i]->nref--;
+        UNLOCK(st);
+        for (size_t i = 0; i < n; i++)
+            pc_unlock(v[i]);
+        free(v);
+        (void)now;
+    }
+}
+
+static void release_inodes(cow_store *st, struct cow_inode **v, size_t n)
+{
+    lk_assert_held(&st->lock);
+    for (size_t i = 0; i < n; i++)
+        v[i]->nref--;
+    UNLOCK(st);
+    for (size_t i = 0; i < n; i++)
+        pc_unlock(v[i]);
+    free(v);
+}
+
+/*
+ * Replaces everything ST has in memory by the last published commit read
+ * from the container: the superblock, the roots, the remap table, the
+ * allocator (rebuilt from the extent tree, as open does), the tree block
+ * cache (emptied: a block address may have been reused), and every open
+ * file (rebound by name, its cached pages dropped).  OWNER: this process
+ * is the owner now; the log is replayed (after an owner that died, what
+ * it logged and flushed; else nothing) and the pending frees of the
+ * shared state are kept out of allocation.  ST must have nothing of its
+ * own unwritten (a non-owner never has; an owner published before it let
+ * go).  Called with no lock held.  Errors: the load's and replay's (the
+ * store stops: st->failed).
+ */
+static int reload(cow_store *st, int owner)
+{
+    struct cow_inode **v = NULL;
+    size_t n = 0;
+    int rc = hold_inodes(st, &v, &n);
+    if (rc)
+        return rc;
+    if (st->failed) {
+        release_inodes(st, v, n);
+        return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
+    }
+    if (st->txn_dirty || st->ndirty || st->noes) {
+        rc = cow_set_error(COW_EFAILED, "the store has unwritten changes but does not own the "
+                                        "container (a bug)");
+        st->failed = 1;
+        release_inodes(st, v, n);
+        return rc;
+    }
+    int lrc = shared_lock(st->shared); /* a holder that died changed nothing we read */
+    (void)lrc;
+    uint64_t seq = shared_seq(st->shared);
+    /* pinned before anything is read: the owner keeps what this
+     * generation reaches (alloc.c release_held) */
+    shared_pin(st->shared, owner ? 0 : shared_generation(st->shared));
+    alloc_destroy(st);
+    remap_destroy(st);
+    txn_wlog_reset(st); /* blocks written while last owner: another list */
+    cache_destroy(&st->cache);
+    rc = cache_init(&st->cache);
+    int ro = st->readonly;
+    if (!owner)
+        st->readonly = 1; /* a view: load only, never write */
+    if (!rc)
+        rc = commit_load(st);
+    /* the superblock and trees are read: the owner's next superblock may
+     * be written (commit.c takes the mutex for it) */
+    shared_unlock(st->shared);
+    if (!rc && owner)
+        rc = replay_log(st, &st->stats.replayed);
+    if (!rc && owner && st->txn_dirty)
+        rc = commit_transaction(st, 1); /* a dead owner's log, made durable and published */
+    st->readonly = ro;
+    if (!rc && owner && st->generation != shared_generation(st->shared)) {
+        (void)shared_lock(st->shared);
+        shared_publish(st->shared, st->generation);
+        shared_unlock(st->shared);
+    }
+    if (!rc && owner)
+        seq = shared_seq(st->shared);
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = file_reload_inode(st, v[i]);
+    if (!rc && owner)
+        rc = alloc_hold_shared_frees(st);
+    if (rc) {
+        st->failed = 1;
+    } else {
+        st->seen_seq = seq;
+        st->published_gen = st->generation;
+        st->stats.reloads++;
+    }
+    release_inodes(st, v, n);
+    return rc;
+}
+
+/* ---- ownership ---- */
+
+/* The container's uuid, read from a superblock copy with the magic (both
+ * copies carry it; zeros when neither has it: the load says why). */
+static void read_uuid(cow_store *st, uint8_t uuid[16])
+{
+    uint8_t sb[COW_BLOCK_SIZE];
+    memset(uuid, 0, 16);
+    for (int i = 0; i < COW_SB_COPIES; i++)
+        if (st->dev->read(st->dev, sb, sizeof sb, (uint64_t)i * COW_BLOCK_SIZE) == COW_OK &&
+            get64(sb + SB_MAGIC) == COW_SB_MAGIC) {
+            memcpy(uuid, sb + SB_UUID, 16);
+            return;
+        }
+}
+
+int xproc_attach(cow_store *st, int fd, int *alone)
+{
+    uint8_t uuid[16];
+    *alone = 1;
+    read_uuid(st, uuid);
+    int rc = shared_open(fd, uuid, &st->shared);
+    if (rc)
+        return rc;
+    *alone = shared_nprocs(st->shared) <= 1;
+    if (st->readonly) {
+        rc = *alone ? COW_OK : shared_wait_published(st->shared, XPROC_WAIT_MS);
+        (void)shared_lock(st->shared);
+        shared_pin(st->shared, shared_generation(st->shared)); /* before the load reads */
+        shared_unlock(st->shared);
+        return rc;
+    }
+    rc = shared_own(st->shared, XPROC_WAIT_MS);
+    if (rc == COW_ERECOVER)
+        rc = COW_OK; /* the load that follows replays the log, as after a crash */
+    return rc;
+}
+
+void xproc_opened(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    (void)shared_lock(st->shared);
+    if (shared_is_owner(st->shared) && shared_generation(st->shared) != st->generation)
+        shared_publish(st->shared, st->generation);
+    st->seen_seq = shared_seq(st->shared);
+    st->published_gen = st->generation;
+    shared_pin(st->shared, shared_is_owner(st->shared) ? 0 : st->generation);
+    shared_unlock(st->shared);
+}
+
+void xproc_detach(cow_store *st)
+{
+    if (!st->shared)
+        return;
+    if (shared_is_owner(st->shared))
+        shared_disown(st->shared);
+    shared_close(st->shared);
+    st->shared = NULL;
+}
+
+int xproc_enter(cow_store *st)
+{
+    if (!st->shared)
+        return COW_OK;
+    LOCK(st);
+    for (;;) {
+        while (st->disowning || st->acquiring)
+            cow_cond_wait(&st->own_cond, &st->lock);
+        if (st->failed) {
+            UNLOCK(st);
+            return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
+        }
+        if (shared_is_owner(st->shared)) {
+            st->own_users++;
+            UNLOCK(st);
+            return COW_OK;
+        }
+        st->acquiring = 1;
+        UNLOCK(st);
+        int rc = shared_own(st->shared, XPROC_WAIT_MS);
+        int recover = rc == COW_ERECOVER;
+        if (recover)
+            rc = COW_OK;
+        /* What the last owner published (or, dead, left) replaces what
+         * this process has, always: even with nothing published since this
+         * process's last load, that load may have been a view (no flush
+         * of the other's commits, no log state) and its one-flush list of
+         * blocks written is stale; an owner builds on a load of its own,
+         * as open does. */
+        if (!rc)
+            rc = reload(st, 1);
+        LOCK(st);
+        st->acquiring = 0;
+        pthread_cond_broadcast(&st->own_cond);
+        if (rc) {
+            if (shared_is_owner(st->shared))
+                shared_disown(st->shared);
+            UNLOCK(st);
+            return rc;
+        }
+    }
+}
+
+void xproc_leave(cow_store *st)
+{
+    if (!st->shared)
+        return;
+    LOCK(st);
+    st->own_users--;
+    /* what changed is not published yet: a process that opens now asks */
+    shared_set_unpublished(st->shared);
+    if (st->own_users == 0 && shared_owner_wanted(st->shared))
+        pthread_cond_signal(&st->committer_cond);
+    UNLOCK(st);
+}
+
+/* Writes back and commits without flush what the owner changed; the
+ * commit publishes it (commit.c sb_write_published).  store->lock held
+ * (let go meanwhile); st->disowning or st->own_users keeps other changes
+ * out. */
+static int publish_locked(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    int rc = COW_OK;
+    if (st->ndirty) {
+        UNLOCK(st);
+        rc = file_writeback_all(st);
+        LOCK(st);
+    }
+    if (!rc)
+        rc = commit_transaction(st, 0);
+    if (!rc)
+        shared_clear_unpublished(st->shared); /* also when nothing changed */
+    return rc;
+}
+
+int xproc_yield_locked(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    if (!st->shared || st->failed || st->own_users || st->disowning || st->acquiring ||
+        !shared_is_owner(st->shared) || !shared_owner_wanted(st->shared))
+        return 0;
+    st->disowning = 1;
+    int rc = publish_locked(st);
+    if (!rc && shared_owner_wanted(st->shared) && st->own_users == 0 && !st->ndirty &&
+        !st->txn_dirty) {
+        /* from now on a view of what it published */
+        shared_lock(st->shared);
+        shared_pin(st->shared, st->generation);
+        shared_disown(st->shared);
+        shared_unlock(st->shared);
+    }
+    st->disowning = 0;
+    pthread_cond_broadcast(&st->own_cond);
+    return 1;
+}
+
+int xproc_publish(cow_store *st)
+{
+    if (!st->shared)
+        return COW_OK;
+    LOCK(st);
+    int rc = COW_OK;
+    if (shared_is_owner(st->shared) && shared_nprocs(st->shared) > 1 && !st->disowning) {
+        st->own_users++; /* no yield in between */
+        rc = publish_locked(st);
+        st->own_users--;
+        if (shared_owner_wanted(st->shared))
+            pthread_cond_signal(&st->committer_cond);
+    }
+    UNLOCK(st);
+    return rc;
+}
+
+int xproc_refresh(cow_store *st)
+{
+    if (!st->shared)
+        return COW_OK;
+    LOCK(st);
+    int owner = shared_is_owner(st->shared);
+    uint64_t gen = st->generation;
+    UNLOCK(st);
+    if (owner) {
+        shared_pin(st->shared, gen);
+        return COW_OK;
+    }
+    int rc = shared_wait_published(st->shared, XPROC_WAIT_MS);
+    if (!rc && shared_seq(st->shared) != st->seen_seq)
+        rc = reload(st, 0);
+    if (!rc) {
+        LOCK(st);
+        shared_pin(st->shared, st->generation);
+        UNLOCK(st);
+    }
+    return rc;
+}

@@ -1,0 +1,126 @@
+/*
+ * xproc.h - several processes on one container (docs/DESIGN.md, "Several
+ * processes"): who may change the container (the owner), publishing what
+ * the owner changed, and refreshing what a process has in memory when
+ * another one published.
+ *
+ * The store keeps its running transaction in memory (dirty tree blocks,
+ * delayed refs, the allocator), so one process at a time changes the
+ * container: every store call that changes something runs between
+ * xproc_enter() and xproc_leave(), which make this process the owner
+ * first.  Asked by another process (shared_owner_wanted), the owner
+ * publishes (writes back, commits without flush) and lets go at its next
+ * quiet moment (no call between enter and leave), from its committer
+ * thread (xproc_yield).  Another process's state in memory is a view of
+ * the last published commit, refreshed when it changed.  The shared state
+ * itself (a robust mutex, the owner, the publication sequence number, the
+ * reader table, the pending frees) is store/shared.c's.
+ *
+ * Ideas: LMDB's single writer with a robust mutex and a reader table
+ * (mdb.c: mdb_txn_renew0, mdb_find_oldest), SQLite's os_unix.c (a
+ * process that finds its copy stale rereads, as pager.c does with its
+ * change counter).
+ *
+ * Locking: none of these is called with store->lock or an invalidate lock
+ * held, except where said.  st->shared is set at open and cleared at
+ * close; the fields of struct cow_store they use say what protects them.
+ */
+#ifndef COW_XPROC_H
+#define COW_XPROC_H
+
+#include "store_int.h"
+
+/* How long a change waits for the owner in another process to let go, and
+ * a refresh for the owner to publish, ms: long enough for any publication,
+ * short enough that a wedged owner gives COW_EBUSY (SQLITE_BUSY). */
+#define XPROC_WAIT_MS 10000u
+
+/*
+ * At open, before the first superblock read: maps the container's shared
+ * state (shared_open on FD, the container's descriptor; FD must stay open
+ * until xproc_detach) and, for a writable store, becomes the owner (the
+ * current owner publishes and lets go first; a dead one is recovered from
+ * by the load that follows, as after a crash).  *ALONE: no other process
+ * has the container open, so open's cleanups of a crash's leftovers
+ * (orphan files, unfinished branches) may run.  A read-only store waits
+ * until the owner published what it has.  Errors: shared_open's
+ * (COW_ENOMEM, COW_EBUSY, COW_EIO_*), COW_EBUSY (the owner did not let
+ * go or publish within XPROC_WAIT_MS).
+ */
+int xproc_attach(cow_store *st, int fd, int *alone);
+
+/* After open's load and first commit, store->lock held: records what
+ * this process loaded as seen, and publishes it if it is the owner (a new
+ * container's first generation, or a dead owner's log replayed). */
+void xproc_opened(cow_store *st);
+
+/* At close, after the last commit: lets go of the ownership and unmaps
+ * the shared state (the last process removes it).  A no-op without one. */
+void xproc_detach(cow_store *st);
+
+/*
+ * Before a store call that changes anything: makes this process the owner
+ * and counts the call (st->own_users) until xproc_leave().  Becoming the
+ * owner after another process changed the container reloads everything
+ * this process has in memory from the last published commit (xproc_reload:
+ * superblock, trees, allocator, open files rebound, cached pages dropped);
+ * after an owner that died, the load replays the log as open does.
+ * Returns at once when already owner.  Errors: COW_EBUSY (the owner did
+ * not let go within XPROC_WAIT_MS), the load's errors (the store then
+ * stops: COW_EFAILED from then on).
+ */
+int xproc_enter(cow_store *st);
+
+/* The end of a call xproc_enter() let in. */
+void xproc_leave(cow_store *st);
+
+/*
+ * A view of the latest published state: when another process published
+ * since this one's last load, reloads (as xproc_enter, without becoming
+ * the owner).  Called by the VFS when a connection starts reading (SQLite
+ * takes a SHARED lock, or a WAL read lock).  Records the generation read
+ * in the reader table, so that no owner reuses space it can reach.  The
+ * owner itself needs nothing.  Errors: COW_EBUSY (the owner did not
+ * publish what it had within XPROC_WAIT_MS), the load's errors.
+ */
+int xproc_refresh(cow_store *st);
+
+/*
+ * The owner makes what it changed visible to the other processes: writes
+ * back every file, commits without flush if anything changed, and
+ * publishes the generation.  Called at the end of each SQLite write
+ * transaction and when SQLite publishes a WAL-index header
+ * (cow_store_publish), only while another process has the container
+ * open.  A no-op for a non-owner or a store alone.  Errors: the
+ * writeback's and commit's.
+ */
+int xproc_publish(cow_store *st);
+
+/*
+ * The committer thread's check, store->lock held (let go meanwhile): when
+ * another process waits for the ownership or for a publication and no
+ * call is between enter and leave, publishes and lets go.  Returns 1 if
+ * it did anything (the caller re-checks its own state).
+ */
+int xproc_yield_locked(cow_store *st);
+
+/* 1 when ST may change the container now: no shared state, or this
+ * process owns it.  store->lock held. */
+int xproc_may_change(cow_store *st);
+
+/* 1 when no other process has the container open (or there is no shared
+ * state).  store->lock held. */
+int xproc_alone(cow_store *st);
+
+/* How long the committer sleeps at most between looks for another
+ * process's request, ns: XPROC_POLL_MS while others have the container
+ * open, XPROC_IDLE_POLL_MS alone (a process that opens then waits that
+ * long at most for the first publication). */
+uint64_t xproc_poll_ns(cow_store *st);
+#define XPROC_IDLE_POLL_MS 50u
+
+/* How often the committer looks for another process's request while the
+ * container is shared, ms. */
+#define XPROC_POLL_MS 2u
+
+#endif /* COW_XPROC_H */

@@ -1,0 +1,271 @@
+/*
+ * check_xproc.c - several processes on one container, at the store's
+ * level (store/xproc.c; docs/DESIGN.md, "Several processes"): processes
+ * made with fork() take turns changing one container and each reads what
+ * the others wrote; an owner killed with SIGKILL is recovered from; a
+ * reader keeps reading the generation it loaded while another process
+ * frees and reuses that generation's space.  fsck is clean after each.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../store/store.h"
+#include "testutil.h"
+
+#define BLK 4096u
+#define TURNS 24
+
+/* Block I of the file as process WHO writes it at turn T. */
+static void block_bytes(uint8_t *b, int who, int t, unsigned i)
+{
+    for (unsigned k = 0; k < BLK; k++)
+        b[k] = (uint8_t)(who * 131 + t * 17 + i * 7 + k);
+}
+
+/* A pipe end pair for turns: each side writes one byte to pass the turn. */
+static void pass(int fd)
+{
+    char c = 1;
+    ck_assert_int_eq(write(fd, &c, 1), 1);
+}
+
+static int await(int fd)
+{
+    char c;
+    return read(fd, &c, 1) == 1;
+}
+
+/* One side's turns: refresh, check every block the other side and this
+ * one wrote so far (block i was last written at turn i by side i % 2),
+ * write block T, make it visible, pass the turn.  Returns 0 or the line
+ * that failed (the child exits with it). */
+static int play(const char *path, int who, int in, int out)
+{
+    cow_store *st;
+    cow_file *f;
+    uint8_t want[BLK], got[BLK];
+    if (cow_store_open(path, 0, &st) != COW_OK)
+        return __LINE__;
+    for (int t = who; t < TURNS; t += 2) {
+        if (t > 0 && !await(in))
+            return __LINE__;
+        if (cow_store_refresh(st) != COW_OK) {
+            return __LINE__;
+        }
+        if (cow_file_open(st, "db", 1, &f) != COW_OK)
+            return __LINE__;
+        for (int i = 0; i < t; i++) {
+            size_t n;
+            block_bytes(want, i % 2, i, (unsigned)i);
+            int rr = cow_file_read(f, got, BLK, (uint64_t)i * BLK, &n);
+            if (rr != COW_OK || n != BLK || memcmp(got, want, BLK) != 0) {
+                return __LINE__;
+            }
+        }
+        block_bytes(want, who, t, (unsigned)t);
+        if (cow_file_write(f, want, BLK, (uint64_t)t * BLK) != COW_OK)
+            return __LINE__;
+        /* odd turns sync (a log record, then a publication), even ones
+         * only publish: both must reach the other process */
+        if (t % 4 == 1 && cow_file_sync(f) != COW_OK)
+            return __LINE__;
+        if (cow_store_publish(st) != COW_OK)
+            return __LINE__;
+        cow_file_close(f);
+        pass(out);
+    }
+    return cow_store_close(st) == COW_OK ? 0 : __LINE__;
+}
+
+/* Two processes take turns writing one file of a container, each reading
+ * everything the other wrote before its turn: the ownership moves at
+ * every turn, and what the owner wrote reaches the other through the
+ * trees (publication) and a reload. */
+START_TEST(xproc_turns)
+{
+    char *dir = test_mkdtemp();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/t.db", dir);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    int p2c[2], c2p[2];
+    ck_assert_int_eq(pipe(p2c), 0);
+    ck_assert_int_eq(pipe(c2p), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(p2c[1]);
+        close(c2p[0]);
+        _exit(play(path, 1, p2c[0], c2p[1]));
+    }
+    close(p2c[0]); /* a side that dies ends the other's wait */
+    close(c2p[1]);
+    int line = play(path, 0, c2p[0], p2c[1]);
+    close(p2c[1]);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child failed at check_xproc.c:%d (signal %d)", WEXITSTATUS(status),
+                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    ck_assert_msg(line == 0, "parent failed at check_xproc.c:%d: %s", line,
+                  cow_store_last_error(NULL));
+    test_fsck_clean(path);
+    unlink(path);
+    test_rmdir(dir);
+}
+END_TEST
+
+/* The owner is killed (SIGKILL) after a sync it acknowledged, before it
+ * published anything: the next process to change the container takes the
+ * ownership from the dead one, recovers (the log's replay) and finds the
+ * synced bytes; fsck is clean. */
+START_TEST(xproc_owner_killed)
+{
+    char *dir = test_mkdtemp();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/k.db", dir);
+    cow_store *st;
+    cow_file *f;
+    uint8_t b[BLK], got[BLK];
+    /* the child is made before this process starts any thread (a fork
+     * copies no thread, and a lock another one held stays held) */
+    int p2c[2], c2p[2];
+    ck_assert_int_eq(pipe(p2c), 0);
+    ck_assert_int_eq(pipe(c2p), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        cow_store *s2;
+        cow_file *f2;
+        uint8_t w[BLK];
+        close(p2c[1]);
+        close(c2p[0]);
+        block_bytes(w, 1, 1, 1);
+        if (!await(p2c[0]))
+            _exit(4);
+        if (cow_store_open(path, 0, &s2) != COW_OK || cow_file_open(s2, "db", 0, &f2) != COW_OK)
+            _exit(1);
+        cow_store_set_commit_interval(s2, 0); /* nothing but the sync */
+        if (cow_file_write(f2, w, BLK, BLK) != COW_OK || cow_file_sync(f2) != COW_OK)
+            _exit(2);
+        pass(c2p[1]); /* acknowledged */
+        pause();      /* killed here, owning the container */
+        _exit(3);
+    }
+    close(p2c[0]);
+    close(c2p[1]);
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    block_bytes(b, 0, 0, 0);
+    ck_assert_int_eq(cow_file_write(f, b, BLK, 0), COW_OK);
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    pass(p2c[1]);
+    int status = 0;
+    if (!await(c2p[0])) {
+        waitpid(pid, &status, 0);
+        ck_abort_msg("the child failed: %d", WEXITSTATUS(status));
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    /* a change: the ownership, from a dead owner, with recovery */
+    block_bytes(b, 0, 2, 2);
+    ck_assert_msg(cow_file_write(f, b, BLK, 2 * BLK) == COW_OK, "write: %s",
+                  cow_store_last_error(st));
+    size_t n;
+    block_bytes(b, 1, 1, 1);
+    ck_assert_int_eq(cow_file_read(f, got, BLK, BLK, &n), COW_OK);
+    ck_assert_uint_eq(n, BLK);
+    ck_assert_msg(memcmp(got, b, BLK) == 0, "the dead owner's synced block is lost");
+    block_bytes(b, 0, 0, 0);
+    ck_assert_int_eq(cow_file_read(f, got, BLK, 0, &n), COW_OK);
+    ck_assert(memcmp(got, b, BLK) == 0);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    test_fsck_clean(path);
+    unlink(path);
+    test_rmdir(dir);
+}
+END_TEST
+
+/* A reader keeps the generation it loaded: while it holds its view,
+ * another process overwrites the whole file again and again (each copy
+ * frees the last), and the reader still reads exactly the bytes of its
+ * generation, never reused blocks (the reader table holds them back);
+ * after a refresh it reads the newest. */
+START_TEST(xproc_reader_keeps_its_generation)
+{
+    char *dir = test_mkdtemp();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/r.db", dir);
+    enum { NB = 64 };
+    static uint8_t data[NB * BLK], got[NB * BLK];
+    cow_store *st;
+    cow_file *f;
+    block_bytes(data, 0, 0, 0);
+    for (unsigned i = 0; i < NB; i++)
+        block_bytes(data + i * BLK, 0, 0, i);
+    /* the child is made before this process starts any thread */
+    int p2c[2];
+    ck_assert_int_eq(pipe(p2c), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        cow_store *s2;
+        cow_file *f2;
+        static uint8_t w[NB * BLK];
+        close(p2c[1]);
+        if (!await(p2c[0]))
+            _exit(4);
+        if (cow_store_open(path, 0, &s2) != COW_OK || cow_file_open(s2, "db", 0, &f2) != COW_OK)
+            _exit(1);
+        for (int round = 1; round <= 12; round++) {
+            for (unsigned i = 0; i < NB; i++)
+                block_bytes(w + i * BLK, 1, round, i);
+            if (cow_file_write(f2, w, sizeof w, 0) != COW_OK || cow_store_commit(s2) != COW_OK)
+                _exit(2);
+        }
+        cow_file_close(f2);
+        _exit(cow_store_close(s2) == COW_OK ? 0 : 3);
+    }
+    close(p2c[0]);
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, data, sizeof data, 0), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    pass(p2c[1]);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer failed: %d",
+                  WEXITSTATUS(status));
+    size_t n;
+    /* no refresh: the generation this process loaded, byte for byte */
+    ck_assert_msg(cow_file_read(f, got, sizeof got, 0, &n) == COW_OK, "read: %s",
+                  cow_store_last_error(st));
+    ck_assert_uint_eq(n, sizeof got);
+    ck_assert_msg(memcmp(got, data, sizeof data) == 0, "the reader's generation was reused");
+    ck_assert_int_eq(cow_store_refresh(st), COW_OK);
+    ck_assert_int_eq(cow_file_read(f, got, sizeof got, 0, &n), COW_OK);
+    for (unsigned i = 0; i < NB; i++)
+        block_bytes(data + i * BLK, 1, 12, i);
+    ck_assert_msg(memcmp(got, data, sizeof data) == 0, "the refresh did not show the writes");
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    test_fsck_clean(path);
+    unlink(path);
+    test_rmdir(dir);
+}
+END_TEST
+
+Suite *xproc_suite(void)
+{
+    Suite *s = suite_create("xproc");
+    test_case(s, "xproc", 120, xproc_turns, xproc_owner_killed,
+              xproc_reader_keeps_its_generation, NULL);
+    return s;
+}
