@@ -41,8 +41,10 @@
  * catches up (cowvfsStoreRefresh) when a connection takes SHARED from NONE
  * and when a WAL reader takes a read-mark slot (vfs_shm.c), and makes this
  * process's changes visible to others (cowvfsStorePublish) at the end of
- * every write transaction (cowvfsCommitTxn) and at xShmBarrier (docs/
- * DESIGN.md, "Publishing and refreshing").
+ * every write transaction (cowvfsCommitTxn), at xShmBarrier, and when a
+ * checkpoint has copied frames into the database (SQLITE_FCNTL_CKPT_DONE,
+ * before it raises nBackfill) (docs/DESIGN.md, "Publishing and
+ * refreshing").
  *
  * COMMITS.  The store makes writes durable only when it commits or logs
  * them; until then they live in the process.  xSync makes the file's
@@ -889,8 +891,9 @@ out:
  * File controls: SQLITE_FCNTL_VFSNAME, _SIZE_HINT (preallocates up to the
  * hint, rounded up to the chunk size: SQLite hints before it grows the
  * database, at checkpoints and in VACUUM), _CHUNK_SIZE (the rounding),
- * _POWERSAFE_OVERWRITE and _PERSIST_WAL (get/set), _HAS_MOVED and _PRAGMA
- * (cow_* pragmas).  Everything else is SQLITE_NOTFOUND.
+ * _POWERSAFE_OVERWRITE and _PERSIST_WAL (get/set), _HAS_MOVED, _PRAGMA
+ * (cow_* pragmas) and _CKPT_DONE (publishes the store).  Everything else is
+ * SQLITE_NOTFOUND.
  */
 static int cowFileControl(sqlite3_file *pFile, int op, void *pArg)
 {
@@ -918,6 +921,14 @@ static int cowFileControl(sqlite3_file *pFile, int op, void *pArg)
         break;
     case SQLITE_FCNTL_PRAGMA:
         rc = cowPragma(p, (char **)pArg);
+        break;
+    case SQLITE_FCNTL_CKPT_DONE:
+        /* A checkpoint copied WAL frames into the database and is about to
+         * raise the WAL-index's nBackfill (wal.c walCheckpoint), after
+         * which readers of other processes read those pages from the
+         * database file: publish them first.  A hint: the result is
+         * ignored (a failed store reports itself at the next I/O). */
+        rc = cowvfsStorePublish(p);
         break;
     default:
         rc = SQLITE_NOTFOUND;
