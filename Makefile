@@ -268,17 +268,20 @@ clean:
 # ---- race-proof: each race test fails when its invariant is broken ----
 # For each COW_BREAK_* switch (see test/check_race.c), the test build is
 # made again with it (in build/proof-SWITCH) and the matching race test
-# must fail; a pass means the test cannot see the race.
+# must fail; a pass means the test cannot see the race.  An entry
+# SWITCH:SUITE/CASE names a case of another suite than race (xproc).
 EXTRA_DEFS ?=
 RACE_BREAKS := COW_BREAK_OE_ORDER:race_fsync COW_BREAK_INVALIDATE:race_truncate \
                COW_BREAK_RESV_SHARED:race_resv COW_BREAK_RELOC_NOCOW:race_reloc \
-               COW_BREAK_CLONE_UNLOCKED:race_clone
+               COW_BREAK_CLONE_UNLOCKED:race_clone \
+               COW_BREAK_XPROC_UNPINNED:xproc/xproc_pin COW_BREAK_XPROC_NO_REPLAY:xproc/xproc_killed
 race-proof: deps
 	@for b in $(RACE_BREAKS); do \
-	  def=$${b%%:*}; tc=$${b#*:}; dir=$(BUILD)/proof-$$def; \
+	  def=$${b%%:*}; tc=$${b#*:}; suite=race; \
+	  case $$tc in */*) suite=$${tc%%/*}; tc=$${tc#*/};; esac; dir=$(BUILD)/proof-$$def; \
 	  $(MAKE) --no-print-directory BUILD=$$dir EXTRA_DEFS=-D$$def $$dir/check_all \
 	    >$(BUILD)/proof-build.log 2>&1 || { cat $(BUILD)/proof-build.log; exit 1; }; \
-	  if CK_RUN_SUITE=race CK_RUN_CASE=$$tc CK_DEFAULT_TIMEOUT=120 ./$$dir/check_all \
+	  if CK_RUN_SUITE=$$suite CK_RUN_CASE=$$tc CK_DEFAULT_TIMEOUT=120 ./$$dir/check_all \
 	       >$$dir/out 2>&1; then \
 	    cat $$dir/out; echo "race-proof: $$tc PASSED with -D$$def: it cannot see the race"; exit 1; \
 	  fi; \

@@ -29,6 +29,12 @@
  *   churn       a table of 64 MiB (--size) churned with a snapshot held
  *               (see churn.c): the files' sizes and allocated bytes after
  *               it, in a table of its own
+ *   reloc-latency
+ *               cow only: a writer's commit times on a churned container
+ *               (churn's work) without relocation, during PRAGMA
+ *               cow_balance on another connection, and with the
+ *               background relocator (see reloclat.c), in synchronous
+ *               NORMAL and FULL
  *
  * Every run draws from a PRNG reset to the same seed, so both VFSs do the
  * same work; reads and aggregate compare a checksum of what they read and
@@ -45,7 +51,7 @@
  *
  * Files: bench.c (options, main), harness.c (the workload list, medians,
  * the main table), workloads.c, commits.c with countvfs.c, snapshot.c,
- * churn.c,
+ * churn.c, reloclat.c,
  * util.c (PRNG, SQL helpers, paths, the temporary directory); bench.h
  * what they share.
  */
@@ -68,8 +74,8 @@
 
 /* ---- sizes, options and state ---- */
 
-static const struct sizes full_sizes = { 1000000, 10000, 100000, 2000, { 1, 64, 1024 }, 64 };
-static const struct sizes quick_sizes = { 20000, 500, 5000, 200, { 1, 8, 64 }, 8 };
+static const struct sizes full_sizes = { 1000000, 10000, 100000, 2000, { 1, 64, 1024 }, 64, 5.0 };
+static const struct sizes quick_sizes = { 20000, 500, 5000, 200, { 1, 8, 64 }, 8, 1.5 };
 
 
 
@@ -89,12 +95,12 @@ static void usage(FILE *f)
         "             [--size MIB] [--dir DIR] [--keep] [-v]\n"
         "  --quick      small sizes for a smoke test (%lld rows, %lld txns, %lld reads,\n"
         "               %lld commits, snapshot databases of %lld, %lld and %lld MiB,\n"
-        "               churn of %lld MiB)\n"
+        "               churn of %lld MiB, reloc-latency's writer %.1f s a case)\n"
         "  --repeat N   run each workload N times per VFS, alternately; print medians\n"
-        "               (snapshot and churn have fixed counts of their own)\n"
+        "               (snapshot, churn and reloc-latency have fixed counts of their own)\n"
         "  --only LIST  workloads: bulk, txn-wal, txn-delete, reads, aggregate,\n"
-        "               commits, snapshot, churn\n"
-        "  --size MIB   the table churn fills (default %lld)\n"
+        "               commits, snapshot, churn, reloc-latency\n"
+        "  --size MIB   the table churn and reloc-latency fill (default %lld)\n"
         "  --skip LIST  workloads not to run (e.g. --skip snapshot)\n"
         "  --vfs-a NAME the reference VFS (default unix)\n"
         "  --vfs-b NAME the VFS measured against it (default cow)\n"
@@ -105,7 +111,7 @@ static void usage(FILE *f)
         (long long)quick_sizes.reads, (long long)quick_sizes.commits,
         (long long)quick_sizes.snap_mib[0], (long long)quick_sizes.snap_mib[1],
         (long long)quick_sizes.snap_mib[2], (long long)quick_sizes.churn_mib,
-        (long long)full_sizes.churn_mib);
+        quick_sizes.reloc_secs, (long long)full_sizes.churn_mib);
 }
 
 /* The options that take a name or a list: where each one's value goes. */
@@ -178,7 +184,8 @@ static int parse_args(int argc, char **argv)
             size_t len = strcspn(p, ",");
             int found = (len == strlen(COMMITS) && strncmp(p, COMMITS, len) == 0) ||
                         (len == strlen(SNAPSHOT) && strncmp(p, SNAPSHOT, len) == 0) ||
-                        (len == strlen(CHURN) && strncmp(p, CHURN, len) == 0);
+                        (len == strlen(CHURN) && strncmp(p, CHURN, len) == 0) ||
+                        (len == strlen(RELOCLAT) && strncmp(p, RELOCLAT, len) == 0);
             for (int w = 0; w < NWORKLOADS; w++)
                 if (strlen(workloads[w].name) == len &&
                     strncmp(p, workloads[w].name, len) == 0)
@@ -336,6 +343,11 @@ int main(int argc, char **argv)
         if (timed || selected(COMMITS) || selected(SNAPSHOT))
             printf("\n");
         churn_table(vfs);
+    }
+    if (!failed && selected(RELOCLAT)) {
+        if (timed || selected(COMMITS) || selected(SNAPSHOT) || selected(CHURN))
+            printf("\n");
+        reloclat_table();
     }
     if (opt.keep)
         printf("\ndatabases kept in %s\n", workdir);

@@ -18,6 +18,7 @@ struct sizes {
     int64_t commits;    /* single-row transactions of commits, per mode */
     int64_t snap_mib[3]; /* database sizes of snapshot, MiB */
     int64_t churn_mib;  /* the table churn fills, MiB (--size) */
+    double reloc_secs;  /* reloc-latency: the writer's time per case, seconds */
 };
 
 struct opts {
@@ -44,6 +45,7 @@ struct workload {
 #define COMMITS "commits"
 #define SNAPSHOT "snapshot"
 #define CHURN "churn"
+#define RELOCLAT "reloc-latency"
 
 /* ---- util.c ---- */
 /* Sum of st_size of PATH and its -wal, -journal, -shm companions. */
@@ -129,6 +131,25 @@ int churn_table(const char *const vfs[2]);
 /* The size in bytes of a copy of the cow container PATH after PRAGMA
  * cow_balance and close (the copy is removed), or -1 (reported). */
 int64_t balanced_bytes(const char *path);
+/* Opens PATH on cow with URI parameters PARAMS ("reloc=0"; "" for none),
+ * creating it; the connection, or NULL (reported). */
+sqlite3 *cow_open(const char *path, const char *params);
+/* Copies file FROM to TO (a container, to work on copies of it); 0, or -1
+ * (not reported). */
+int copy_file(const char *from, const char *to);
+/* One churn run (see churn.c) on database PATH through VFS (COW: VFS is
+ * cow, which takes a snapshot and runs with reloc=0); *CHECK gets the rows
+ * left and their bytes.  Returns the seconds it took, or -1 (reported). */
+double run_churn(const char *path, const char *vfs, int cow, uint64_t *check);
+
+/* ---- reloclat.c ---- */
+/*
+ * The reloc-latency workload (see reloclat.c), cow only: a writer's commit
+ * latencies on a churned container without relocation, during PRAGMA
+ * cow_balance on another connection, and with the background relocator;
+ * prints its table.  Returns 0 or -1 (reported).
+ */
+int reloclat_table(void);
 
 /* ---- commits.c ---- */
 /*

@@ -49,9 +49,7 @@ static int64_t db_alloc_bytes(const char *path)
     return total;
 }
 
-/* Opens PATH on cow with URI parameters PARAMS ("reloc=0"), or NULL
- * (reported). */
-static sqlite3 *cow_open(const char *path, const char *params)
+sqlite3 *cow_open(const char *path, const char *params)
 {
     char uri[4400];
     sqlite3 *db = NULL;
@@ -78,8 +76,7 @@ static int64_t file_size(const char *path)
     return stat(path, &sb) == 0 ? (int64_t)sb.st_size : -1;
 }
 
-/* Copies file FROM to TO (the container, to relocate it two ways). */
-static int copy_file(const char *from, const char *to)
+int copy_file(const char *from, const char *to)
 {
     FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
     static char buf[1 << 16];
@@ -95,10 +92,7 @@ static int copy_file(const char *from, const char *to)
     return rc;
 }
 
-/* One churn run on VFS (COW: it has snapshots, and runs with reloc=0);
- * *CHECK gets the rows left and their bytes.  Returns the seconds it
- * took, or -1 (reported). */
-static double run_churn(const char *path, const char *vfs, int cow, uint64_t *check)
+double run_churn(const char *path, const char *vfs, int cow, uint64_t *check)
 {
     char sql[512];
     double t0 = now_s();

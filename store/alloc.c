@@ -720,6 +720,9 @@ static void take_none(void *arg, uint64_t start, uint64_t len)
 static void release_held(cow_store *st)
 {
     uint64_t min = shared_min_pinned(st->shared); /* takes the mutex itself */
+#ifdef COW_BREAK_XPROC_UNPINNED
+    min = UINT64_MAX; /* make race-proof: other processes' readers ignored */
+#endif
     size_t keep = 0;
     for (size_t k = 0; k < st->nheld; k++) {
         struct held_run *h = &st->held[k];

@@ -239,6 +239,7 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
     if (rc == COW_OK && format && dev->publish)
         rc = dev->publish(dev);
     st->last_commit_ns = cow_mono_ns();
+    st->open_commits = st->ncommits;
     cow_mutex_unlock(&st->lock);
     /* a new container: others may open it from now on */
     if (rc == COW_OK && format && dev->lock_fd && dev->lock_fd(dev) >= 0)
@@ -366,13 +367,15 @@ int cow_store_close(cow_store *st)
     cow_mutex_lock(&st->lock);
     int owner = xproc_may_change(st);
     int alone = owner && xproc_alone(st);
+    /* a process that only read leaves the container as it found it */
+    int changed = st->ncommits > st->open_commits || st->txn_dirty || st->ndirty;
     cow_mutex_unlock(&st->lock);
     int rc = st->readonly || !owner ? COW_OK : file_writeback_all(st);
     cow_mutex_lock(&st->lock);
     if (rc == COW_OK)
         rc = commit_transaction(st, 1);
     cow_mutex_unlock(&st->lock);
-    if (rc == COW_OK && alone)
+    if (rc == COW_OK && alone && changed)
         (void)relocator_close_balance(st); /* optional: a failure keeps the old placement */
     cow_mutex_lock(&st->lock);
     if (rc == COW_OK && !st->readonly)

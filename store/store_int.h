@@ -410,6 +410,8 @@ struct cow_store {
      * own_cond (waits on store->lock) is signalled when the last two
      * clear. */
     struct cow_shared *shared;
+    uint64_t open_commits; /* ncommits when open was done: close gives
+                            * space back only after changes (store.c) */
     uint64_t seen_seq;
     uint64_t published_gen;
     int own_users;

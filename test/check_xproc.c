@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -262,10 +263,161 @@ START_TEST(xproc_reader_keeps_its_generation)
 }
 END_TEST
 
+/* The kill loop's victim: in round R, writes block SEQ of file "v" at
+ * (R * KILL_SEQS + SEQ) * BLK, syncs it and acknowledges SEQ on OUT;
+ * every few blocks also a snapshot or a small balance, so that a kill
+ * lands in any of them.  Killed by the parent at a random moment. */
+#define KILL_SEQS 48
+static void victim(const char *path, int round, int out)
+{
+    cow_store *st;
+    cow_file *f;
+    uint8_t b[BLK];
+    if (cow_store_open(path, 0, &st) != COW_OK || cow_file_open(st, "v", 1, &f) != COW_OK)
+        _exit(1);
+    for (int seq = 0; seq < KILL_SEQS; seq++) {
+        block_bytes(b, 2, round, (unsigned)seq);
+        if (cow_file_write(f, b, BLK, ((uint64_t)round * KILL_SEQS + (uint64_t)seq) * BLK) !=
+                COW_OK ||
+            cow_file_sync(f) != COW_OK)
+            _exit(2);
+        int32_t v = seq;
+        if (write(out, &v, sizeof v) != sizeof v)
+            _exit(3);
+        char name[32];
+        if (seq % 8 == 3) {
+            snprintf(name, sizeof name, "k%d_%d", round, seq);
+            (void)cow_subvol_create(st, name, COW_SUBVOL_SNAPSHOT, NULL);
+        }
+        if (seq % 16 == 9) {
+            struct cow_balance_opts o = {100, 1u << 20, NULL, NULL};
+            (void)cow_store_balance(st, &o, NULL);
+        }
+    }
+    pause();
+    _exit(0);
+}
+
+/* The kill loop's survivor: writes, syncs and reads back its own file "s"
+ * while victims come and die, until IN is closed; exits 0 if every read
+ * matched. */
+static void survivor(const char *path, int in)
+{
+    cow_store *st;
+    cow_file *f;
+    uint8_t b[BLK], got[BLK];
+    if (cow_store_open(path, 0, &st) != COW_OK || cow_file_open(st, "s", 1, &f) != COW_OK)
+        _exit(1);
+    for (unsigned k = 0;; k++) {
+        struct timeval tv = {0, 2000};
+        fd_set fds;
+        FD_ZERO(&fds);
+        FD_SET(in, &fds);
+        if (select(in + 1, &fds, NULL, NULL, &tv) > 0)
+            break; /* closed: done */
+        block_bytes(b, 3, 0, k % 32);
+        if (cow_file_write(f, b, BLK, (uint64_t)(k % 32) * BLK) != COW_OK ||
+            (k % 3 == 0 && cow_file_sync(f) != COW_OK))
+            _exit(2);
+        if (cow_store_refresh(st) != COW_OK)
+            _exit(3);
+        for (unsigned i = 0; i <= k && i < 32; i++) {
+            size_t n;
+            block_bytes(b, 3, 0, i);
+            if (cow_file_read(f, got, BLK, (uint64_t)i * BLK, &n) != COW_OK || n != BLK ||
+                memcmp(got, b, BLK) != 0)
+                _exit(4);
+        }
+    }
+    cow_file_close(f);
+    _exit(cow_store_close(st) == COW_OK ? 0 : 5);
+}
+
+/* kill -9 of a process at random points while it writes, syncs, takes
+ * snapshots, balances or takes the ownership: each acknowledged (synced)
+ * block survives, another process keeps working throughout, and fsck is
+ * clean at the end. */
+START_TEST(xproc_kill_loop)
+{
+    char *dir = test_mkdtemp();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/kl.db", dir);
+    uint64_t rs = test_seed() ^ 0x6b11;
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    int stop[2];
+    ck_assert_int_eq(pipe(stop), 0);
+    pid_t spid = fork();
+    ck_assert_int_ge(spid, 0);
+    if (spid == 0) {
+        close(stop[1]);
+        survivor(path, stop[0]);
+    }
+    close(stop[0]);
+    enum { ROUNDS = 12 };
+    int acked[ROUNDS];
+    for (int r = 0; r < ROUNDS; r++) {
+        int ack[2];
+        ck_assert_int_eq(pipe(ack), 0);
+        pid_t v = fork();
+        ck_assert_int_ge(v, 0);
+        if (v == 0) {
+            close(ack[0]);
+            close(stop[1]);
+            victim(path, r, ack[1]);
+        }
+        close(ack[1]);
+        usleep((useconds_t)(1000 + test_rand(&rs) % 60000));
+        kill(v, SIGKILL);
+        int status;
+        waitpid(v, &status, 0);
+        ck_assert_msg(WIFSIGNALED(status), "victim %d ended by itself: %d", r,
+                      WEXITSTATUS(status));
+        acked[r] = -1;
+        int32_t seq;
+        while (read(ack[0], &seq, sizeof seq) == sizeof seq)
+            acked[r] = seq;
+        close(ack[0]);
+    }
+    close(stop[1]);
+    int status;
+    waitpid(spid, &status, 0);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the survivor failed: %d",
+                  WEXITSTATUS(status));
+    /* every acknowledged block, then fsck */
+    cow_file *f;
+    uint8_t b[BLK], got[BLK];
+    ck_assert_int_eq(cow_store_open(path, 0, &st), COW_OK);
+    ck_assert_int_eq(cow_file_open(st, "v", 1, &f), COW_OK);
+    int nacked = 0;
+    for (int r = 0; r < ROUNDS; r++)
+        for (int seq = 0; seq <= acked[r]; seq++) {
+            size_t n;
+            block_bytes(b, 2, r, (unsigned)seq);
+            ck_assert_int_eq(cow_file_read(f, got, BLK,
+                                           ((uint64_t)r * KILL_SEQS + (uint64_t)seq) * BLK, &n),
+                             COW_OK);
+            ck_assert_msg(n == BLK && memcmp(got, b, BLK) == 0,
+                          "round %d: acknowledged block %d is lost", r, seq);
+            nacked++;
+        }
+    ck_assert_int_gt(nacked, 0);
+    fprintf(stderr, "kill loop: %d acknowledged blocks checked\n", nacked);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    test_fsck_clean(path);
+    unlink(path);
+    test_rmdir(dir);
+}
+END_TEST
+
 Suite *xproc_suite(void)
 {
     Suite *s = suite_create("xproc");
-    test_case(s, "xproc", 120, xproc_turns, xproc_owner_killed,
-              xproc_reader_keeps_its_generation, NULL);
+    test_case(s, "xproc_turns", 120, xproc_turns, NULL);
+    test_case(s, "xproc_killed", 120, xproc_owner_killed, NULL);
+    test_case(s, "xproc_pin", 120, xproc_reader_keeps_its_generation, NULL);
+    test_case(s, "xproc_kill", 300, xproc_kill_loop, NULL);
     return s;
 }

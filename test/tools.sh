@@ -109,7 +109,8 @@ expect_grep() {
 
 # cowsql DB: runs the SQL on stdin through the cow VFS in the stock shell.
 cowsql() {
-    { printf '.load %s\n.open file:%s?vfs=cow\n' "$ext" "$1"; cat; } | sqlite3 -bail
+    { printf '.load %s\n.open file:%s?vfs=cow%s\n' "$ext" "$1" "${COWSQL_PARAMS:-}"; cat; } |
+        sqlite3 -bail
 }
 
 # flip FILE OFFSET: inverts the byte at OFFSET.
@@ -152,7 +153,10 @@ for c in fsck ls df balance dump import export snapshot branch restore delete li
 done
 
 # ---------------------------------------------------------------- a container
-cowsql app.db <<'EOF'
+# (made without relocation, which its close would run after this churn:
+# dump --block and the damage below address blocks by their logical
+# address, which is where they are stored only when nothing was remapped)
+COWSQL_PARAMS='&reloc=0' cowsql app.db <<'EOF'
 CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT, c BLOB);
 INSERT INTO t SELECT value, 'row ' || value, randomblob(value % 700) FROM generate_series(1, 4000);
 CREATE INDEX tb ON t(b);
@@ -522,8 +526,6 @@ fi
 expect_grep "balance: the container is clean after it" 0 out 'clean' "$actl" fsck churn.db
 fsck_phys=$(fsck_field physical)
 fsck_remap=$(fsck_field remapped)
-expect_eq "balance: the rows are all there" "$churn_sum" \
-    "$(printf 'SELECT count(*), sum(id) FROM t;\n' | cowsql churn.db)"
 expect "df: after balance" 0 "$actl" df churn.db
 if [ "$(df_field slack)" -lt "$slack0" ] &&
     [ "$(df_field slack)" -eq $(($(df_field container) - $(df_field physical))) ]; then
@@ -538,6 +540,10 @@ else
     bad "fsck after balance: remapped bytes, and they and the physical bytes are df's" \
         "fsck $fsck_remap remapped, $fsck_phys physical; df $(df_field remapped), $(df_field physical)"
 fi
+# (after df and fsck: the session's own commit may copy a remapped tree
+# block, which changes what is remapped)
+expect_eq "balance: the rows are all there" "$churn_sum" \
+    "$(printf 'SELECT count(*), sum(id) FROM t;\n' | cowsql churn.db)"
 if command -v script >/dev/null 2>&1; then
     script -qec "\"$actl\" balance --usage 100 churn-tty.db" /dev/null >progress.out 2>&1
     if tr '\r' '\n' <progress.out | grep -q '^balance 100% \[#*\] .*/s'; then
@@ -555,25 +561,32 @@ else
 fi
 expect_grep "balance: not a container fails" 1 err '^cowctl: balance: ' "$actl" balance src.dump
 
-# The container held open by another process: refused, nothing waited for.
-rm -f held
-{ printf '.load %s\n.open file:snap.db?vfs=cow\nSELECT count(*) FROM s;\n.system touch held; while [ -e held ]; do sleep 0.1; done\n' "$ext" |
-    sqlite3; } >/dev/null 2>&1 &
+# The container held open by another process (docs/DESIGN.md, "Several
+# processes"): cowctl works on it, and the other process goes on reading.
+rm -f held held.out
+{ printf '.load %s\n.open file:snap.db?vfs=cow\nSELECT count(*) FROM s;\n.system touch held; while [ -e held ]; do sleep 0.1; done\nSELECT count(*) FROM s;\nSELECT count(*) FROM cow_snapshots;\n' "$ext" |
+    sqlite3 >held.out; } 2>&1 &
 holder=$!
 i=0
 while [ ! -e held ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 if [ -e held ]; then
-    for c in "snapshot snap.db x" "branch snap.db x" "restore snap.db before" "delete snap.db before" \
-        "list snap.db" "balance snap.db"; do
+    for c in "list snap.db" "snapshot snap.db held1" "branch snap.db held2" "delete snap.db held1" \
+        "delete snap.db held2" "balance snap.db"; do
         # shellcheck disable=SC2086
-        expect_grep "${c%% *}: a container open in another process fails" 1 err \
-            "^cowctl: ${c%% *}: snap.db: the container is in use by another process" "$actl" $c
+        expect "${c%% *}: a container open in another process" 0 "$actl" $c
     done
+    expect_grep "fsck: a container open in another process is refused, clearly" 1 err \
+        '^cowctl: fsck: snap.db: the container is open in another process; fsck checks a closed' \
+        "$actl" fsck snap.db
 else
     bad "a shell holds the container open" "it never did"
 fi
 rm -f held
 wait $holder || true
+nsnap=$(q snap.db "SELECT count(*) FROM cow_snapshots;")
+expect_eq "the process that held it open read it throughout" "$(q snap.db "SELECT count(*) FROM s;")
+$(q snap.db "SELECT count(*) FROM s;")
+$nsnap" "$(cat held.out)"
 
 expect "restore: the live database from the snapshot" 0 "$actl" restore snap.db before
 expect_eq "restore: the live rows are back" "$orig" "$(q snap.db "$sumsql s;")"

@@ -33,6 +33,7 @@
  */
 #include "cowvfs.h"
 #include "fsck.h"
+#include "lockspace.h"
 #include "progress.h"
 #include "store.h"
 
@@ -315,6 +316,20 @@ static void fsck_progress_cb(void *arg, uint64_t done, uint64_t total)
     progress_update(arg, done, total, done);
 }
 
+/* 1 if another process has PATH open as a container: it holds the
+ * shared state's dead-man switch (store/lockspace.h) read-locked. */
+static int open_elsewhere(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+                       .l_start = (off_t)COW_LOCK_STORE_DMS, .l_len = 1};
+    int live = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+    close(fd);
+    return live;
+}
+
 static int cmd_fsck(int argc, char **argv)
 {
     static const char *const opts[] = {"--data", "--no-data", "--verbose", "-v", "--quiet", "-q",
@@ -330,6 +345,15 @@ static int cmd_fsck(int argc, char **argv)
         flags |= COW_FSCK_NOTES;
     if (check_readable(path))
         return 1;
+    /* fsck reads the last commit block by block with plain reads: a
+     * process changing the container meanwhile would free and reuse what
+     * it reads, and fsck would report damage that is not there */
+    if (open_elsewhere(path)) {
+        err("%s: the container is open in another process; fsck checks a closed container "
+            "(close it, or check a copy: cowctl export, or cp while it is closed)",
+            path);
+        return 1;
+    }
     struct cow_fsck_result r;
     struct progress pr;
     progress_begin(&pr, "fsck");
