@@ -386,6 +386,15 @@ int cow_subvol_finish(cow_store *st, const char *name, int kind);
 int cow_subvol_kind(cow_store *st, const char *name, int *kind);
 
 /*
+ * Sets *ID to the subvolume id (257 and up: the objectid of its ROOT_ITEM)
+ * of the snapshot or branch NAME, finished or not; NULL or "" is the live
+ * subvolume (256).  The VFS locks bytes of the container at COW_LOCK_DB(id)
+ * (lockspace.h).  COW_ENOENT if there is none, COW_EINVAL for a bad name.
+ * Takes store->lock.
+ */
+int cow_subvol_id(cow_store *st, const char *name, uint64_t *id);
+
+/*
  * Resets TARGET (NULL or "": the live files; else a branch) to SOURCE (a
  * snapshot or a branch other than TARGET, or an unfinished branch: the
  * VFS restores from one it made of a branch at a transaction boundary,
