@@ -542,6 +542,10 @@ int cowvfsInodeAcquire(const char *zPath, const char *zSubvol, int acq, cowInode
     }
     if (nSub) {
         crc = cow_subvol_kind(pCont->pStore, zSubvol, &eKind);
+        /* made by another process since this one's last load: look again
+         * after a refresh (docs/DESIGN.md, "Several processes") */
+        if (crc == COW_ENOENT && cow_store_refresh(pCont->pStore) == COW_OK)
+            crc = cow_subvol_kind(pCont->pStore, zSubvol, &eKind);
         if (crc == COW_OK && eKind == COW_SUBVOL_INCOMPLETE && !(acq & ACQ_UNFINISHED))
             crc = COW_ENOENT;
         if (crc == COW_OK)
