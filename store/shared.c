@@ -820,6 +820,15 @@ unsigned shared_nprocs(struct cow_shared *sh)
     return n;
 }
 
+unsigned shared_nprocs_hint(struct cow_shared *sh)
+{
+    struct shared_region *r = sh->r;
+    unsigned n = 0;
+    for (unsigned i = 0; i < COW_SHARED_SLOTS; i++)
+        n += i == sh->slot || __atomic_load_n(&r->slots[i].pid, __ATOMIC_RELAXED) != 0;
+    return n;
+}
+
 /* ---- pending frees ---- */
 
 static uint64_t free_end(const struct shared_free *f)

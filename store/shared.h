@@ -212,6 +212,12 @@ uint64_t shared_min_pinned(struct cow_shared *sh);
  * Takes the mutex: do not hold it. */
 unsigned shared_nprocs(struct cow_shared *sh);
 
+/* shared_nprocs() without the mutex and without checking that the other
+ * slots' processes are alive: a dead process still counts until a sweep
+ * (shared_nprocs, shared_min_pinned) clears its slot, so the count errs on
+ * the side of "not alone".  Lock-free: the hot paths' test. */
+unsigned shared_nprocs_hint(struct cow_shared *sh);
+
 /* ---- pending frees (the caller holds the mutex for these) ---- */
 
 /*

@@ -26,12 +26,13 @@ int xproc_may_change(cow_store *st)
 int xproc_alone(cow_store *st)
 {
     lk_assert_held(&st->lock);
-    return !st->shared || shared_nprocs(st->shared) <= 1;
+    return !st->shared || shared_nprocs_hint(st->shared) <= 1;
 }
 
 uint64_t xproc_poll_ns(cow_store *st)
 {
-    unsigned ms = st->shared && shared_nprocs(st->shared) > 1 ? XPROC_POLL_MS : XPROC_IDLE_POLL_MS;
+    unsigned ms =
+        st->shared && shared_nprocs_hint(st->shared) > 1 ? XPROC_POLL_MS : XPROC_IDLE_POLL_MS;
     return (uint64_t)ms * 1000000ull;
 }
 
@@ -365,7 +366,10 @@ int xproc_publish(cow_store *st)
         return COW_OK;
     LOCK(st);
     int rc = COW_OK;
-    if (shared_is_owner(st->shared) && shared_nprocs(st->shared) > 1 && !st->disowning) {
+    /* the cheap tests first: SQLite calls this at every WAL-index barrier,
+     * readers' included */
+    if ((st->txn_dirty || st->ndirty) && shared_is_owner(st->shared) && !st->disowning &&
+        shared_nprocs_hint(st->shared) > 1) {
         st->own_users++; /* no yield in between */
         rc = publish_locked(st);
         st->own_users--;
