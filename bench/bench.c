@@ -99,7 +99,8 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: bench [--quick] [--repeat N] [--only NAME[,NAME...]]\n"
         "             [--skip NAME[,NAME...]] [--vfs-a NAME] [--vfs-b NAME]\n"
-        "             [--size MIB] [--conc-secs S] [--dir DIR] [--keep] [-v]\n"
+        "             [--size MIB] [--conc-secs S] [--conc-cell NAME]\n"
+        "             [--dir DIR] [--keep] [-v]\n"
         "  --quick      small sizes for a smoke test (%lld rows, %lld txns, %lld reads,\n"
         "               %lld commits, snapshot databases of %lld, %lld and %lld MiB,\n"
         "               churn of %lld MiB, reloc-latency's writer %.1f s a case,\n"
@@ -110,6 +111,7 @@ static void usage(FILE *f)
         "               commits, snapshot, churn, reloc-latency, conc\n"
         "  --size MIB   the table churn and reloc-latency fill (default %lld)\n"
         "  --conc-secs S  each cell of conc runs S seconds (default %.1f)\n"
+        "  --conc-cell NAME  only that cell of conc (e.g. \"thr 4 NORMAL\")\n"
         "  --skip LIST  workloads not to run (e.g. --skip snapshot)\n"
         "  --vfs-a NAME the reference VFS (default unix)\n"
         "  --vfs-b NAME the VFS measured against it (default cow)\n"
@@ -132,7 +134,7 @@ static const char **string_opt(const char *a)
         const char **val;
     } opts[] = {
         { "--only", &opt.only },   { "--skip", &opt.skip }, { "--vfs-a", &opt.vfs_a },
-        { "--vfs-b", &opt.vfs_b }, { "--dir", &opt.dir },
+        { "--vfs-b", &opt.vfs_b }, { "--dir", &opt.dir }, { "--conc-cell", &opt.conc_cell },
     };
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
         if (strcmp(a, opts[i].name) == 0)

@@ -30,6 +30,7 @@ struct opts {
     const char *vfs_a;
     const char *vfs_b;
     const char *dir;    /* parent of the temporary directory, or NULL */
+    const char *conc_cell; /* conc: the one cell to run ("thr 4 NORMAL"), or NULL */
     int keep;
     int verbose;
 };

@@ -35,6 +35,8 @@
  * a larger N says it needs them instead of printing numbers of an unsafe
  * run.
  *
+ * --conc-cell NAME runs only the cell NAME ("thr 4 NORMAL": to profile it).
+ *
  * Printed per cell: transactions per second and reads per second on each
  * VFS (the sums over the workers of their counts over their own running
  * time) and cow's ratio to unix's (the issue's target: at least
@@ -534,12 +536,13 @@ static void ratio_str(char *buf, size_t n, double a, double b)
 }
 
 /* Prints the row of cell NAME: the counts S of each side, and the ratios;
- * side SKIPPED (0, 1, or -1 for none) did not run: it says why. */
-static void conc_row(const char *name, const struct conc_count s[2], int skipped)
+ * a side whose SKIP is set did not run (cow without its cross-process
+ * locks): the row says why. */
+static void conc_row(const char *name, const struct conc_count s[2], const int skip[2])
 {
     char c[6][32];
     for (int w = 0; w < 2; w++) {
-        if (w == skipped) {
+        if (skip[w]) {
             snprintf(c[w], sizeof c[w], "-");
             snprintf(c[3 + w], sizeof c[3 + w], "-");
         } else {
@@ -550,7 +553,7 @@ static void conc_row(const char *name, const struct conc_count s[2], int skipped
     }
     snprintf(c[2], sizeof c[2], "-");
     snprintf(c[5], sizeof c[5], "-");
-    if (skipped < 0) {
+    if (!skip[0] && !skip[1]) {
         ratio_str(c[2], sizeof c[2], s[0].txn_rate, s[1].txn_rate);
         ratio_str(c[5], sizeof c[5], s[0].read_rate, s[1].read_rate);
     }
@@ -559,7 +562,7 @@ static void conc_row(const char *name, const struct conc_count s[2], int skipped
     printf("%-14s", name);
     for (int i = 0; i < 6; i++)
         printf(" | %*s", colw[i], c[i]);
-    if (skipped >= 0)
+    if (skip[0] || skip[1])
         printf(" | %s: needs the VFS's cross-process locks\n", COWVFS_NAME);
     else
         printf(" | %*s\n", colw[6], met ? "met" : "missed");
@@ -571,7 +574,6 @@ int conc_table(const char *const vfs[2])
     static const int ns[] = { 1, 2, 4, 8 };
     char path[2][4200];
     long long rows[2] = { 0, 0 }, busy[2] = { 0, 0 };
-    int cow_side = strcmp(vfs[0], COWVFS_NAME) == 0 ? 0 : 1;
     int cell = 0;
 
     for (int w = 0; w < 2; w++) {
@@ -601,13 +603,19 @@ int conc_table(const char *const vfs[2])
         for (int procs = 0; procs < 2; procs++)
             for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++, cell++) {
                 int n = ns[ni];
-                int skip_cow = procs && n > 1 && !CONC_COW_XPROC;
                 struct conc_count s[2];
                 char name[32];
+                int skip[2];
+                snprintf(name, sizeof name, "%s %d %s", procs ? "proc" : "thr", n,
+                         kind_name[k]);
+                if (opt.conc_cell && strcmp(opt.conc_cell, name) != 0)
+                    continue;
                 memset(s, 0, sizeof s);
                 for (int w = 0; w < 2; w++) {
                     struct conc_job j[CONC_MAXN];
-                    if (skip_cow && w == cow_side)
+                    skip[w] = procs && n > 1 && !CONC_COW_XPROC &&
+                              strcmp(vfs[w], COWVFS_NAME) == 0;
+                    if (skip[w])
                         continue;
                     for (int i = 0; i < n; i++)
                         j[i] = (struct conc_job){ path[w], vfs[w], i < (n + 1) / 2,
@@ -623,9 +631,7 @@ int conc_table(const char *const vfs[2])
                     rows[w] += s[w].rows;
                     busy[w] += s[w].busy;
                 }
-                snprintf(name, sizeof name, "%s %d %s", procs ? "proc" : "thr", n,
-                         kind_name[k]);
-                conc_row(name, s, skip_cow ? cow_side : -1);
+                conc_row(name, s, skip);
                 fflush(stdout);
             }
     printf("\nSQLITE_BUSY after the busy_timeout, retried: %s %lld, %s %lld\n", vfs[0],
