@@ -41,10 +41,13 @@
  * VFS (the sums over the workers of their counts over their own running
  * time) and cow's ratio to unix's (the issue's target: at least
  * CONC_TARGET in every column: "met" or "missed"), and any SQLITE_BUSY
- * retries.  Nothing is asserted about the times (the machine may be busy);
- * at the end each database must hold CONC_ROWS rows whose v add up to the
- * updates its writers committed, and pass PRAGMA integrity_check, or the
- * bench fails.
+ * retries; with -v also the writers' CPU time per transaction (their
+ * threads' CPU clocks) and the share of their running time they were on a
+ * CPU (the rest they wait: for the write lock, SQLite's busy handler
+ * sleeping between tries, the device, a core).  Nothing is asserted
+ * about the times (the machine may be busy); at the end each database must
+ * hold CONC_ROWS rows whose v add up to the updates its writers committed,
+ * and pass PRAGMA integrity_check, or the bench fails.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -96,6 +99,7 @@ struct conc_count {
     long long busy;       /* SQLITE_BUSY after busy_timeout, retried */
     double txn_rate;      /* sum over the workers of txns / their seconds */
     double read_rate;     /* the same of reads */
+    double wcpu, wsecs;   /* writers: CPU seconds of their threads, running seconds */
 };
 
 /* One worker's connection and statements. */
@@ -219,11 +223,19 @@ static int conc_read(struct conc_conn *c, struct conc_count *n)
     return 0;
 }
 
+/* The CPU time of the calling thread so far, in seconds. */
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* Runs J's work on C for J->secs from now; N gets its counts and rates.
  * 0, or -1 (reported). */
 static int conc_run(const struct conc_job *j, struct conc_conn *c, struct conc_count *n)
 {
-    double t0 = now_s(), t = t0;
+    double t0 = now_s(), t = t0, cpu0 = thread_cpu_s();
     memset(n, 0, sizeof *n);
     while (t - t0 < j->secs) {
         if (j->writer ? conc_write(c, j->kind, n) : conc_read(c, n))
@@ -232,6 +244,10 @@ static int conc_run(const struct conc_job *j, struct conc_conn *c, struct conc_c
     }
     n->txn_rate = (double)n->txns / (t - t0);
     n->read_rate = (double)n->reads / (t - t0);
+    if (j->writer) {
+        n->wcpu = thread_cpu_s() - cpu0;
+        n->wsecs = t - t0;
+    }
     return 0;
 }
 
@@ -244,6 +260,8 @@ static void conc_add(struct conc_count *s, const struct conc_count *a)
     s->busy += a->busy;
     s->txn_rate += a->txn_rate;
     s->read_rate += a->read_rate;
+    s->wcpu += a->wcpu;
+    s->wsecs += a->wsecs;
 }
 
 /* ---- N threads ---- */
@@ -315,7 +333,8 @@ static int conc_threads(const struct conc_job *j, int n, struct conc_count *s)
  * The hidden sub-command: bench --conc-worker PATH VFS WRITER KIND SEED
  * SECS (ARGV[0..6) here).  Opens the connection, writes "ready" to stdout,
  * waits for stdin to close (the parent's start), runs the job, writes
- * "TXNS ROWS READS BUSY TXN_RATE READ_RATE" and closes.  Returns the exit
+ * "TXNS ROWS READS BUSY TXN_RATE READ_RATE WCPU WSECS" (struct conc_count)
+ * and closes.  Returns the exit
  * status: 0, 1 on an error (reported on stderr), 2 on usage.
  */
 int conc_worker_main(int argc, char **argv)
@@ -350,8 +369,8 @@ int conc_worker_main(int argc, char **argv)
         rc = -1;
     if (rc != 0)
         return 1;
-    printf("%lld %lld %lld %lld %.6f %.6f\n", n.txns, n.rows, n.reads, n.busy, n.txn_rate,
-           n.read_rate);
+    printf("%lld %lld %lld %lld %.6f %.6f %.6f %.6f\n", n.txns, n.rows, n.reads, n.busy,
+           n.txn_rate, n.read_rate, n.wcpu, n.wsecs);
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
@@ -425,8 +444,9 @@ static int conc_procs(const struct conc_job *j, int n, struct conc_count *s)
         if (rc != 0) {
             kill(pid[i], SIGKILL);
         } else if (!fgets(line, sizeof line, out[i]) ||
-                   sscanf(line, "%lld %lld %lld %lld %lf %lf", &c.txns, &c.rows, &c.reads,
-                          &c.busy, &c.txn_rate, &c.read_rate) != 6) {
+                   sscanf(line, "%lld %lld %lld %lld %lf %lf %lf %lf", &c.txns, &c.rows,
+                          &c.reads, &c.busy, &c.txn_rate, &c.read_rate, &c.wcpu,
+                          &c.wsecs) != 8) {
             fprintf(stderr, "bench: conc: worker %d gave no counts\n", i);
             rc = -1;
         } else {
@@ -535,10 +555,11 @@ static void ratio_str(char *buf, size_t n, double a, double b)
         snprintf(buf, n, "-");
 }
 
-/* Prints the row of cell NAME: the counts S of each side, and the ratios;
+/* Prints the row of cell NAME: the counts S of each side (VFS), and the ratios;
  * a side whose SKIP is set did not run (cow without its cross-process
  * locks): the row says why. */
-static void conc_row(const char *name, const struct conc_count s[2], const int skip[2])
+static void conc_row(const char *name, const char *const vfs[2], const struct conc_count s[2],
+                     const int skip[2])
 {
     char c[6][32];
     for (int w = 0; w < 2; w++) {
@@ -566,6 +587,13 @@ static void conc_row(const char *name, const struct conc_count s[2], const int s
         printf(" | %s: needs the VFS's cross-process locks\n", COWVFS_NAME);
     else
         printf(" | %*s\n", colw[6], met ? "met" : "missed");
+    if (opt.verbose)
+        for (int w = 0; w < 2; w++)
+            if (!skip[w] && s[w].txns)
+                printf("  %s writers: %.1f us CPU per transaction, on a CPU %.0f%% of "
+                       "their time\n", vfs[w],
+                       s[w].wcpu / (double)s[w].txns * 1e6,
+                       s[w].wsecs > 0 ? 100 * s[w].wcpu / s[w].wsecs : 0.0);
     fflush(stdout);
 }
 
@@ -631,7 +659,7 @@ int conc_table(const char *const vfs[2])
                     rows[w] += s[w].rows;
                     busy[w] += s[w].busy;
                 }
-                conc_row(name, s, skip);
+                conc_row(name, vfs, s, skip);
                 fflush(stdout);
             }
     printf("\nSQLITE_BUSY after the busy_timeout, retried: %s %lld, %s %lld\n", vfs[0],
