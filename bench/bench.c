@@ -233,15 +233,8 @@ int main(int argc, char **argv)
     double *times[2];
     int timed = 0; /* workloads of the times table selected */
 
-    if (argc > 1 && strcmp(argv[1], "--conc-worker") == 0) {
-        /* a worker process of conc (conc.c): no options, no table */
-        int rc = cowvfs_register(0);
-        if (rc != SQLITE_OK) {
-            fprintf(stderr, "bench: cowvfs_register: %s\n", sqlite3_errstr(rc));
-            return 1;
-        }
-        return conc_worker_main(argc - 2, argv + 2);
-    }
+    if (argc > 1 && strcmp(argv[1], "--conc-worker") == 0)
+        return conc_worker_main(argc - 2, argv + 2); /* conc.c: no options, no table */
     if (parse_args(argc, argv) != 0) {
         usage(stderr);
         return 2;

@@ -140,6 +140,7 @@ static int conc_open(const struct conc_job *j, struct conc_conn *c)
     if (!c->db)
         return -1;
     snprintf(sql, sizeof sql, "PRAGMA synchronous=%s", kind_sync[j->kind]);
+    sqlite3_extended_result_codes(c->db, 1); /* errors reported with their extended codes */
     if (sqlite3_busy_timeout(c->db, CONC_BUSY_MS) != SQLITE_OK ||
         set_journal_mode(c->db, "wal") || exec(c->db, sql) ||
         !(c->upd = prepare(c->db, "UPDATE conc SET v = v + 1 WHERE id = ?1")) ||
@@ -161,7 +162,7 @@ static int step_done(struct conc_conn *c, sqlite3_stmt *st, long long *busy, con
         sqlite3_reset(st);
         if (rc == SQLITE_DONE)
             return 0;
-        if (rc != SQLITE_BUSY || !busy) {
+        if ((rc & 0xff) != SQLITE_BUSY || !busy) {
             report(c->db, what, rc);
             return -1;
         }
@@ -213,7 +214,7 @@ static int conc_read(struct conc_conn *c, struct conc_count *n)
         sqlite3_reset(c->sel);
         if (rc == SQLITE_DONE)
             break;
-        if (rc != SQLITE_BUSY) {
+        if ((rc & 0xff) != SQLITE_BUSY) {
             report(c->db, "conc: point read", rc);
             return -1;
         }
@@ -329,9 +330,21 @@ static int conc_threads(const struct conc_job *j, int n, struct conc_count *s)
 
 /* ---- N processes ---- */
 
+/* sqlite3_log's callback in a worker process: errors to stderr (the cow
+ * VFS logs each one with the operation that failed), notices and
+ * warnings not. */
+static void conc_log(void *arg, int code, const char *msg)
+{
+    (void)arg;
+    if ((code & 0xff) != SQLITE_NOTICE && (code & 0xff) != SQLITE_WARNING)
+        fprintf(stderr, "bench: conc worker %d: sqlite3_log (%d): %s\n", (int)getpid(), code,
+                msg);
+}
+
 /*
  * The hidden sub-command: bench --conc-worker PATH VFS WRITER KIND SEED
- * SECS (ARGV[0..6) here).  Opens the connection, writes "ready" to stdout,
+ * SECS (ARGV[0..6) here).  Registers cow (with sqlite3_log's errors going
+ * to stderr), opens the connection, writes "ready" to stdout,
  * waits for stdin to close (the parent's start), runs the job, writes
  * "TXNS ROWS READS BUSY TXN_RATE READ_RATE WCPU WSECS" (struct conc_count)
  * and closes.  Returns the exit
@@ -358,13 +371,19 @@ int conc_worker_main(int argc, char **argv)
         fprintf(stderr, "bench: --conc-worker: bad KIND or SECS\n");
         return 2;
     }
+    sqlite3_config(SQLITE_CONFIG_LOG, conc_log, NULL);
+    int rc = cowvfs_register(0);
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "bench: cowvfs_register: %s\n", sqlite3_errstr(rc));
+        return 1;
+    }
     if (conc_open(&j, &c) != 0)
         return 1;
     printf("ready\n");
     fflush(stdout);
     while (read(0, &b, 1) > 0)
         ;
-    int rc = conc_run(&j, &c, &n);
+    rc = conc_run(&j, &c, &n);
     if (conc_close(&c) != 0)
         rc = -1;
     if (rc != 0)
