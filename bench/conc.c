@@ -7,8 +7,8 @@
  * CONC_ROWS rows (an integer key, a counter v, 50..100 bytes of text)
  * filled once, untimed.  Then each cell runs on both VFSs, unix first: N
  * workers (N = 1, 2, 4, 8) start together and run for opt.sz.conc_secs
- * (1.2 s, --conc-secs; --quick 0.3 s).  Half of them, at least one, are writers, the
- * others readers:
+ * (1.2 s, --conc-secs; --quick 0.3 s).  Half of them, at least one, are
+ * writers, the others readers:
  *
  *   writer   transactions back to back, each one of
  *              NORMAL  a single-row UPDATE (v = v + 1 of a random row),
