@@ -9,6 +9,7 @@
 #                 the crash simulator's 10,000 states, the project's sqllogictest
 #                 files and a slice of the development corpus when it is there,
 #                 each fuzzer for 15 s, the corruption sweep's sample)
+#   make mproc    several processes on one container (not in make test yet)
 #   make fuzz     the libFuzzer harnesses, 10 minutes each (FUZZ_TIME)
 #   make sweep    the corruption sweep (sweep-full: every target byte)
 #   make crash    the crash simulator, 40,000 crash states (crash-ci: 10,000, run
@@ -78,7 +79,7 @@ THREADSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 ALL := $(BUILD)/cowvfs.so $(BUILD)/libcowvfs.a $(BUILD)/cowctl $(BUILD)/slt
 
 .PHONY: all deps need-deps test unit tsan race-proof demo slt slt-ci bench install uninstall \
-        clean check-tools
+        clean check-tools mproc
 all: $(ALL)
 
 # ---- dependencies: make deps installs them (root) or names the command ----
@@ -156,6 +157,12 @@ $(BUILD)/asan-cowctl: $(TOBJDIR)/tools/cowctl.o $(TOBJDIR)/tools/progress.o $(FS
 
 unit: deps $(BUILD)/check_all
 	CK_DEFAULT_TIMEOUT=600 ./$(BUILD)/check_all
+
+# Several processes on one container (test/check_mproc.c): not part of unit
+# (check_main.c's optin[]) until the store can be opened by several
+# processes at once.
+mproc: deps $(BUILD)/check_all
+	CK_RUN_SUITE=mproc CK_DEFAULT_TIMEOUT=600 ./$(BUILD)/check_all
 
 # The concurrency tests under ThreadSanitizer: the conc and race suites and
 # the vfs_* suites' threaded test cases (SUITE or SUITE/TCASE; see

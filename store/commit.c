@@ -348,6 +348,14 @@ int commit_load(cow_store *st)
     rc = roots_load(st);
     if (rc)
         return rc;
+    /* A view of another process's publication (xproc.c) only reads: it
+     * needs no free space map, which is most of a load's work.  Becoming
+     * the owner reloads in full. */
+    if (st->view_load) {
+        st->data_cursor = st->meta_cursor = 0;
+        st->txn_dirty = 0;
+        return COW_OK;
+    }
 
     /* Rebuild free space: superblocks, the unshared trees' blocks, and every
      * extent the extent tree lists. */

@@ -258,6 +258,13 @@ static void pinned_in(cow_store *st, const struct bgroup *g, uint8_t *bm)
     memset(bm, 0, (size_t)(g->len / BLK + 7) / 8);
     mark_runs(g, bm, st->pinned, st->npinned);
     mark_runs(g, bm, st->cooling, st->ncooling);
+    /* held for other processes' readers (alloc.c): freed, set in the map
+     * but used by nothing */
+    for (size_t k = 0; k < st->nheld; k++)
+        if (!st->held[k].phys) {
+            struct byte_run r = {st->held[k].bytenr, st->held[k].bytes};
+            mark_runs(g, bm, &r, 1);
+        }
 }
 
 static void mark_runs(const struct bgroup *g, uint8_t *bm, const struct byte_run *v, size_t n)

@@ -355,6 +355,18 @@ int cow_store_publish(cow_store *st)
     return xproc_publish(st);
 }
 
+void cow_store_unpin(cow_store *st)
+{
+    xproc_unpin(st);
+}
+
+#ifdef COW_DEBUG
+int cow_store_test_handoff(cow_store *st)
+{
+    return xproc_test_handoff(st);
+}
+#endif
+
 int cow_store_close(cow_store *st)
 {
     if (!st)
@@ -422,6 +434,9 @@ static int sum_data_cb(cow_store *st, void *arg, struct eb *e)
 int cow_store_df(cow_store *st, struct cow_df *df)
 {
     memset(df, 0, sizeof *df);
+    int xrc = xproc_full_view(st); /* the free space map, if a view lacks it */
+    if (xrc)
+        return xrc;
     cow_mutex_lock(&st->lock);
     int rc = st->dev->size(st->dev, &df->container_bytes);
     if (rc == COW_OK) {

@@ -122,6 +122,22 @@ int cow_store_refresh(cow_store *st);
 int cow_store_publish(cow_store *st);
 
 /*
+ * This process reads nothing of the container until its next
+ * cow_store_refresh() (SQLite holds no lock on any of its databases):
+ * its pin in the reader table goes, so that the owner may reuse the space
+ * of generations it no longer reads.  The refresh reloads if anything was
+ * published meanwhile (and so anything released).  A no-op for the owner
+ * and a store alone.
+ */
+void cow_store_unpin(cow_store *st);
+
+#ifdef COW_DEBUG
+/* Test builds only: as if the ownership went to another process that
+ * changed nothing and came back (store/xproc.h xproc_test_handoff). */
+int cow_store_test_handoff(cow_store *st);
+#endif
+
+/*
  * Commits (unless read-only or failed) and closes the store; frees it.
  * Files still open are closed.  Returns the commit's error if it failed
  * (the container then holds the previous commit).
@@ -368,6 +384,15 @@ int cow_subvol_finish(cow_store *st, const char *name, int kind);
  * Takes store->lock.
  */
 int cow_subvol_kind(cow_store *st, const char *name, int *kind);
+
+/*
+ * Sets *ID to the subvolume id (257 and up: the objectid of its ROOT_ITEM)
+ * of the snapshot or branch NAME, finished or not; NULL or "" is the live
+ * subvolume (256).  The VFS locks bytes of the container at COW_LOCK_DB(id)
+ * (lockspace.h).  COW_ENOENT if there is none, COW_EINVAL for a bad name.
+ * Takes store->lock.
+ */
+int cow_subvol_id(cow_store *st, const char *name, uint64_t *id);
 
 /*
  * Resets TARGET (NULL or "": the live files; else a branch) to SOURCE (a

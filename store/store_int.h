@@ -414,6 +414,10 @@ struct cow_store {
                             * space back only after changes (store.c) */
     uint64_t seen_seq;
     uint64_t published_gen;
+    int view_load;          /* commit_load builds no free space map: a
+                             * reload of a view (xproc.c reload) */
+    int view_partial;       /* the last reload was such a view: the free
+                             * space map is empty (cow_store_df loads it) */
     int own_users;
     int acquiring;
     int disowning;

@@ -227,6 +227,26 @@ int cow_subvol_kind(cow_store *st, const char *name, int *kind)
     return rc;
 }
 
+int cow_subvol_id(cow_store *st, const char *name, uint64_t *id)
+{
+    *id = 0;
+    if (!name || !*name) {
+        *id = COW_FS_TREE_OBJECTID;
+        return COW_OK;
+    }
+    if (!roots_name_valid(name))
+        return cow_set_error(COW_EINVAL, "bad snapshot or branch name");
+    cow_mutex_lock(&st->lock);
+    struct cow_subvol *sv = roots_find(st, name);
+    int rc = COW_OK;
+    if (!sv)
+        rc = cow_set_error(COW_ENOENT, "no snapshot or branch named %s", name);
+    else
+        *id = sv->root.objectid;
+    cow_mutex_unlock(&st->lock);
+    return rc;
+}
+
 /* Drops SV's tree and its items in the running transaction; aborts it on
  * error.  Lock held. */
 static int subvol_drop(cow_store *st, struct cow_subvol *sv)

@@ -112,7 +112,7 @@ static void release_inodes(cow_store *st, struct cow_inode **v, size_t n)
  * go).  Called with no lock held.  Errors: the load's and replay's (the
  * store stops: st->failed).
  */
-static int reload(cow_store *st, int owner)
+static int reload_ex(cow_store *st, int owner, int full)
 {
     struct cow_inode **v = NULL;
     size_t n = 0;
@@ -130,12 +130,15 @@ static int reload(cow_store *st, int owner)
         release_inodes(st, v, n);
         return rc;
     }
-    int lrc = shared_lock(st->shared); /* a holder that died changed nothing we read */
-    (void)lrc;
-    uint64_t seq = shared_seq(st->shared);
-    /* pinned before anything is read: the owner keeps what this
-     * generation reaches (alloc.c release_held) */
-    shared_pin(st->shared, owner ? 0 : shared_generation(st->shared));
+    struct cow_shared *sh = st->shared; /* NULL: a test's handoff (xproc_test_handoff) */
+    uint64_t seq = 0;
+    if (sh) {
+        (void)shared_lock(sh); /* a holder that died changed nothing we read */
+        seq = shared_seq(sh);
+        /* pinned before anything is read: the owner keeps what this
+         * generation reaches (alloc.c release_held) */
+        shared_pin(sh, owner ? 0 : shared_generation(sh));
+    }
     alloc_destroy(st);
     remap_destroy(st);
     txn_wlog_reset(st); /* blocks written while last owner: another list */
@@ -144,11 +147,14 @@ static int reload(cow_store *st, int owner)
     int ro = st->readonly;
     if (!owner)
         st->readonly = 1; /* a view: load only, never write */
+    st->view_load = !owner && !full; /* and no free space map: it allocates nothing */
     if (!rc)
         rc = commit_load(st);
+    st->view_load = 0;
     /* the superblock and trees are read: the owner's next superblock may
      * be written (commit.c takes the mutex for it) */
-    shared_unlock(st->shared);
+    if (sh)
+        shared_unlock(sh);
 #ifndef COW_BREAK_XPROC_NO_REPLAY
     if (!rc && owner)
         rc = replay_log(st, &st->stats.replayed);
@@ -158,13 +164,13 @@ static int reload(cow_store *st, int owner)
     if (!rc && owner && st->txn_dirty)
         rc = commit_transaction(st, 1); /* a dead owner's log, made durable and published */
     st->readonly = ro;
-    if (!rc && owner && st->generation != shared_generation(st->shared)) {
-        (void)shared_lock(st->shared);
-        shared_publish(st->shared, st->generation);
-        shared_unlock(st->shared);
+    if (!rc && owner && sh && st->generation != shared_generation(sh)) {
+        (void)shared_lock(sh);
+        shared_publish(sh, st->generation);
+        shared_unlock(sh);
     }
-    if (!rc && owner)
-        seq = shared_seq(st->shared);
+    if (!rc && owner && sh)
+        seq = shared_seq(sh);
     for (size_t i = 0; i < n && !rc; i++)
         rc = file_reload_inode(st, v[i]);
     if (!rc && owner)
@@ -175,9 +181,25 @@ static int reload(cow_store *st, int owner)
         st->seen_seq = seq;
         st->published_gen = st->generation;
         st->stats.reloads++;
+        st->view_partial = !owner && !full;
     }
     release_inodes(st, v, n);
     return rc;
+}
+
+static int reload(cow_store *st, int owner)
+{
+    return reload_ex(st, owner, 0);
+}
+
+int xproc_full_view(cow_store *st)
+{
+    if (!st->shared)
+        return COW_OK;
+    LOCK(st);
+    int partial = st->view_partial && !shared_is_owner(st->shared);
+    UNLOCK(st);
+    return partial ? reload_ex(st, 0, 1) : COW_OK;
 }
 
 /* ---- ownership ---- */
@@ -311,7 +333,7 @@ static int publish_locked(cow_store *st)
     }
     if (!rc)
         rc = commit_transaction(st, 0);
-    if (!rc)
+    if (!rc && st->shared)
         shared_clear_unpublished(st->shared); /* also when nothing changed */
     return rc;
 }
@@ -363,10 +385,20 @@ int xproc_refresh(cow_store *st)
     uint64_t gen = st->generation;
     UNLOCK(st);
     if (owner) {
-        shared_pin(st->shared, gen);
+        /* the owner reads what it has now; what it frees waits for its
+         * own flushed commits (invariant 7), not for a pin */
+        (void)gen;
+        shared_pin(st->shared, 0);
         return COW_OK;
     }
     int rc = shared_wait_published(st->shared, XPROC_WAIT_MS);
+    if (!rc) {
+        /* pinned again before the publication is compared: a commit
+         * after the comparison cannot release what this view reads */
+        LOCK(st);
+        shared_pin(st->shared, st->generation);
+        UNLOCK(st);
+    }
     if (!rc && shared_seq(st->shared) != st->seen_seq)
         rc = reload(st, 0);
     if (!rc) {
@@ -376,3 +408,32 @@ int xproc_refresh(cow_store *st)
     }
     return rc;
 }
+
+void xproc_unpin(cow_store *st)
+{
+    if (!st->shared)
+        return;
+    LOCK(st);
+    /* the next refresh compares the publication with what this process
+     * loaded: a commit since (the only thing that releases space) makes
+     * it reload before reading */
+    if (!shared_is_owner(st->shared))
+        shared_pin(st->shared, 0);
+    UNLOCK(st);
+}
+
+#ifdef COW_DEBUG
+int xproc_test_handoff(cow_store *st)
+{
+    cow_mutex_lock(&st->balance_lock); /* no balance between the two */
+    LOCK(st);
+    st->own_users++; /* no yield in between */
+    int rc = publish_locked(st);
+    st->own_users--;
+    UNLOCK(st);
+    if (!rc)
+        rc = reload(st, 1);
+    cow_mutex_unlock(&st->balance_lock);
+    return rc;
+}
+#endif

@@ -96,6 +96,15 @@ int xproc_refresh(cow_store *st);
  */
 int xproc_publish(cow_store *st);
 
+/* Before something that needs the free space map (cow_store_df): a
+ * process whose last reload was a view's (no map: xproc_refresh) loads
+ * the same publication again in full.  Errors: the load's. */
+int xproc_full_view(cow_store *st);
+
+/* cow_store_unpin: this process reads nothing until its next refresh; its
+ * pin in the reader table goes (not the owner's: it has none). */
+void xproc_unpin(cow_store *st);
+
 /*
  * The committer thread's check, store->lock held (let go meanwhile): when
  * another process waits for the ownership or for a publication and no
@@ -122,5 +131,18 @@ uint64_t xproc_poll_ns(cow_store *st);
 /* How often the committer looks for another process's request while the
  * container is shared, ms. */
 #define XPROC_POLL_MS 2u
+
+#ifdef COW_DEBUG
+/*
+ * Test builds only (cow_store_test_handoff): what a handoff of the
+ * ownership to another process that changed nothing, and back, does to
+ * this store: it publishes (writes back, commits without flush) and then
+ * reloads as a new owner (flush, load, replay), with or without a shared
+ * state, so that the crash simulator can crash it anywhere.  No other
+ * thread may be changing the store.  Errors: the publication's and the
+ * reload's.
+ */
+int xproc_test_handoff(cow_store *st);
+#endif
 
 #endif /* COW_XPROC_H */

@@ -709,6 +709,18 @@ static void op_balance(struct model *m)
     verify_all(m);
 }
 
+/* As if another process took the ownership of the container and gave it
+ * back without changing anything (issue 15): the store publishes what it
+ * has and reloads everything from the container; every database must read
+ * exactly as the model says. */
+static void op_handoff(struct model *m)
+{
+    int c = open_on(m, LIVE);
+    mlog(m, "c%d PRAGMA cow_test_handoff", c);
+    ok(m, c, "PRAGMA cow_test_handoff");
+    verify_all(m);
+}
+
 static void op_attach(struct model *m)
 {
     int e = pick(m, 0, 0);
@@ -995,6 +1007,8 @@ START_TEST(test_model)
             op_reopen(m, 0);
         else if (r < 97)
             op_balance(m);
+        else if (r < 98)
+            op_handoff(m);
         else
             op_reopen(m, 1);
         if (m->op % CHECK_EVERY == 0)

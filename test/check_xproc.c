@@ -231,6 +231,11 @@ START_TEST(xproc_reader_keeps_its_generation)
             if (cow_file_write(f2, w, sizeof w, 0) != COW_OK || cow_store_commit(s2) != COW_OK)
                 _exit(2);
         }
+        /* a balance while the reader holds freed space back: that space
+         * is no live data to move (fsck finds a remap of it otherwise) */
+        struct cow_balance_opts o = {100, 0, NULL, NULL};
+        if (cow_store_balance(s2, &o, NULL) != COW_OK)
+            _exit(5);
         cow_file_close(f2);
         _exit(cow_store_close(s2) == COW_OK ? 0 : 3);
     }
@@ -255,6 +260,11 @@ START_TEST(xproc_reader_keeps_its_generation)
     for (unsigned i = 0; i < NB; i++)
         block_bytes(data + i * BLK, 1, 12, i);
     ck_assert_msg(memcmp(got, data, sizeof data) == 0, "the refresh did not show the writes");
+    /* a refreshed view has no free space map of its own: df loads it */
+    struct cow_df df;
+    ck_assert_int_eq(cow_store_df(st, &df), COW_OK);
+    ck_assert_uint_ge(df.data_bytes, sizeof data);
+    ck_assert_uint_ge(df.used_bytes, df.data_bytes);
     cow_file_close(f);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
     test_fsck_clean(path);

@@ -20,6 +20,10 @@
 
 #define RW_CREATE (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
 
+/* The suites of check_vfs_lock.c and check_mproc.c (several processes). */
+Suite *vfs_lock_suite(void);
+Suite *mproc_suite(void);
+
 /* Checked fixture: registers the cow VFS (cowvfs_register). */
 void vfs_setup(void);
 /* Adds to suite S a test case NAME with a base directory per case

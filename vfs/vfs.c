@@ -18,7 +18,8 @@
  * multi-database commit, a super-journal (below) and the journal mirror
  * "/dir/app.db-journal" that other VFSes read (vfs_mirror.c; the cow VFS
  * answers for that name from the container): there is no -shm file
- * either (the WAL-index is in memory, vfs_shm.c).  A journal or WAL name
+ * either (the WAL-index is a POSIX shared-memory object, vfs_shm.c, and the
+ * locks are on bytes of the container, vfs_lock.c).  A journal or WAL name
  * whose prefix is not a container (an ordinary file, or nothing) belongs
  * to the default VFS, and so do temporary files (no name, or
  * SQLITE_OPEN_TEMP_DB, _TEMP_JOURNAL, _TRANSIENT_DB, _SUBJOURNAL): the
@@ -81,6 +82,10 @@
  *                     taken inside it).
  *   store lock        taken inside every store call.
  *
+ *   The process-level locks (OFD locks on the container's lock bytes,
+ *   vfs_lock.c) are set under cowInode.mutex but never waited for
+ *   (F_OFD_SETLK): a conflict is SQLITE_BUSY, so they are not in this order.
+ *
  *   gRegisterMutex    a leaf, held only by cowvfs_register() around
  *                     sqlite3_vfs_register().
  *
@@ -98,6 +103,7 @@
 #include <unistd.h>
 
 #include "cowvfs.h"
+#include "lockspace.h"
 #include "vfs_int.h"
 
 /* The file types xOpen can be asked for (flags & COWVFS_TYPE_MASK). */
@@ -193,6 +199,7 @@ int cowvfsMutexHeld(cowvfsMutex *mu)
  *   COW_ENOMEM        SQLITE_NOMEM at open, else SQLITE_IOERR_NOMEM
  *   COW_EROFS         SQLITE_READONLY
  *   COW_EBUSY         SQLITE_BUSY
+ *   COW_EIO_LOCK      SQLITE_CANTOPEN at open, else SQLITE_IOERR_LOCK
  *   COW_EFAILED       SQLITE_IOERR
  *   COW_ENOENT        SQLITE_CANTOPEN at open, SQLITE_IOERR_DELETE_NOENT in
  *                     xDelete, else SQLITE_IOERR
@@ -220,6 +227,7 @@ int cowvfsMapError(int cowrc, enum cowvfsOp eOp)
     case COW_ENOMEM: rc = bOpen ? SQLITE_NOMEM : SQLITE_IOERR_NOMEM; break;
     case COW_EROFS: rc = SQLITE_READONLY; break;
     case COW_EBUSY: rc = SQLITE_BUSY; break;
+    case COW_EIO_LOCK: rc = bOpen ? SQLITE_CANTOPEN : SQLITE_IOERR_LOCK; break;
     case COW_EFAILED: rc = SQLITE_IOERR; break;
     case COW_ENOENT:
         rc = bOpen ? SQLITE_CANTOPEN
@@ -375,6 +383,7 @@ static int cowContainerAcquire(const char *zPath, int acq, cowContainer **ppCont
     size_t nPath = strlen(zPath);
     cowContainer *p;
     cow_store *pStore = 0;
+    int fdLock = -1;
 
     assert(cowvfsMutexHeld(&gRegistry.mutex));
     *ppCont = 0;
@@ -404,6 +413,9 @@ static int cowContainerAcquire(const char *zPath, int acq, cowContainer **ppCont
         sqlite3_log(rc, "cow: stat %s after opening it: %s", zPath, strerror(errno));
         goto out;
     }
+    rc = cowvfsLockOpen(zPath, &fdLock);
+    if (rc != SQLITE_OK)
+        goto out;
     p = sqlite3_malloc64(sizeof(*p) + nPath + 1);
     if (p == 0) {
         rc = SQLITE_NOMEM;
@@ -417,6 +429,8 @@ static int cowContainerAcquire(const char *zPath, int acq, cowContainer **ppCont
     p->pStore = pStore;
     pStore = 0;
     p->bReadonly = (acq & ACQ_READONLY) != 0;
+    p->fdLock = fdLock;
+    fdLock = -1;
     cowvfsMutexInit(&p->mutex);
     p->nRef = 1;
     p->commitIntervalMs = COW_COMMIT_INTERVAL_MS;
@@ -427,6 +441,7 @@ static int cowContainerAcquire(const char *zPath, int acq, cowContainer **ppCont
         if (zJournal == 0) {
             rc = SQLITE_NOMEM;
             pStore = p->pStore;
+            fdLock = p->fdLock;
             cowvfsMutexDestroy(&p->mutex);
             sqlite3_free(p);
             p = 0;
@@ -438,6 +453,7 @@ static int cowContainerAcquire(const char *zPath, int acq, cowContainer **ppCont
     p->pNext = gRegistry.pFirst;
     gRegistry.pFirst = p;
 out:
+    cowvfsLockClose(fdLock);
     if (pStore)
         cow_store_close(pStore);
     if (rc == SQLITE_OK)
@@ -465,6 +481,9 @@ static void cowContainerRelease(cowContainer *pCont)
             break;
         }
     }
+    /* Every cowInode is gone, so no lock is held any more; closing drops
+     * this process's locks in any case (vfs_lock.c). */
+    cowvfsLockClose(pCont->fdLock);
     crc = cow_store_close(pCont->pStore);
     if (crc != COW_OK)
         cowvfsError(0, crc, COWVFS_OP_IO, "close container", pCont->zPath, 0);
@@ -499,6 +518,7 @@ int cowvfsInodeAcquire(const char *zPath, const char *zSubvol, int acq, cowInode
     int rc;
     int crc;
     int eKind = 0;
+    uint64_t iId = 0;
     size_t nSub;
     cowContainer *pCont = 0;
     cowInode *p = 0;
@@ -524,6 +544,8 @@ int cowvfsInodeAcquire(const char *zPath, const char *zSubvol, int acq, cowInode
         crc = cow_subvol_kind(pCont->pStore, zSubvol, &eKind);
         if (crc == COW_OK && eKind == COW_SUBVOL_INCOMPLETE && !(acq & ACQ_UNFINISHED))
             crc = COW_ENOENT;
+        if (crc == COW_OK)
+            crc = cow_subvol_id(pCont->pStore, zSubvol, &iId);
         if (crc != COW_OK) {
             rc = SQLITE_CANTOPEN;
             sqlite3_log(rc, "cow: open %s: %s", zPath,
@@ -531,6 +553,8 @@ int cowvfsInodeAcquire(const char *zPath, const char *zSubvol, int acq, cowInode
                                           : cow_store_last_error(pCont->pStore));
             goto out;
         }
+    } else {
+        cow_subvol_id(pCont->pStore, "", &iId); /* the live one: 256, cannot fail */
     }
     p = sqlite3_malloc64(sizeof(*p) + nSub + 1);
     if (p == 0) {
@@ -544,9 +568,12 @@ int cowvfsInodeAcquire(const char *zPath, const char *zSubvol, int acq, cowInode
     p->pStore = pCont->pStore;
     p->eKind = eKind;
     p->bReadonly = pCont->bReadonly || eKind == COW_SUBVOL_SNAPSHOT;
+    p->iSubvolId = iId;
+    p->iLockBase = COW_LOCK_DB(iId);
     cowvfsMutexInit(&p->mutex);
     p->nRef = 1;
     p->eLock = NO_LOCK;
+    p->shm.fd = -1;
     p->pNext = pCont->pFirst;
     pCont->pFirst = p;
     pCont = 0;
@@ -583,7 +610,7 @@ void cowvfsInodeRelease(cowInode *pInode, int bUnlink)
             break;
         }
     }
-    cowvfsShmFree(&pInode->shm);
+    cowvfsShmFree(pInode);
     cowvfsMutexDestroy(&pInode->mutex);
     sqlite3_free(pInode);
     cowContainerRelease(pCont);

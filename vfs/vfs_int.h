@@ -5,7 +5,10 @@
  *              name mapping, error mapping
  *   vfs_io.c   the sqlite3_io_methods of container files: I/O, SQLite's lock
  *              states, file controls
- *   vfs_shm.c  the in-memory WAL-index (xShmMap, xShmLock, ...)
+ *   vfs_lock.c the process-level locks: OFD locks on the container's
+ *              lock bytes (store/lockspace.h)
+ *   vfs_shm.c  the WAL-index, shared between processes (xShmMap, xShmLock,
+ *              ...)
  *   vfs_mirror.c  the journal mirror: a copy of a rollback journal's
  *              super-journal record beside the container, for other VFSes
  *   vfs_snap.c snapshots, branches, restore: pragmas, the C API of
@@ -55,16 +58,21 @@ void cowvfsMutexLeave(cowvfsMutex *mu);
 int cowvfsMutexHeld(cowvfsMutex *mu);
 
 /*
- * The WAL-index ("shm") of one container, shared by every connection of the
- * process that has it mapped.  It lives in memory only (there is no -shm
- * file); it is freed when the last connection unmaps it, and SQLite rebuilds
- * it from the WAL the next time.  All fields: protected by cowInode.mutex.
+ * The WAL-index ("shm") of one database of a container, as this process
+ * has it mapped: a POSIX shared-memory object shared by every process
+ * (vfs_shm.c), opened by the first connection of the process that attaches
+ * and closed when the last one detaches.  All fields: protected by
+ * cowInode.mutex.
  */
 struct cowShmNode {
+    int fd;                      /* the shared-memory object, or -1 (closed) */
     int szRegion;                /* bytes per region (0 until the first map) */
     int nRegion;                 /* entries of apRegion */
-    char **apRegion;             /* zeroed regions; each pointer is stable */
-    int aLock[SQLITE_SHM_NLOCK]; /* per slot: n>0 SHARED holders, -1 EXCLUSIVE */
+    int nPerMap;                 /* regions per mmap() (a page may hold several) */
+    char **apRegion;             /* mapped regions (MAP_SHARED); each pointer is
+                                  * stable until the node is closed */
+    int aLock[SQLITE_SHM_NLOCK]; /* per slot: n>0 SHARED holders, -1 EXCLUSIVE
+                                  * (this process's connections) */
     cowShm *pFirst;              /* connections that have it attached */
 };
 
@@ -89,6 +97,9 @@ struct cowContainer {
     ino_t ino;
     cow_store *pStore;     /* opened once per process; closed at the last release */
     int bReadonly;         /* pStore was opened with COW_OPEN_READONLY */
+    int fdLock;            /* the lock descriptor (vfs_lock.c): this
+                            * process's OFD locks on the container; closed at
+                            * the last release */
 
     /* Protected by the registry mutex: */
     int nRef;              /* cowInodes of it */
@@ -131,6 +142,8 @@ struct cowInode {
     int eKind;             /* 0 (live), COW_SUBVOL_SNAPSHOT, _BRANCH or
                             * _INCOMPLETE (a branch being made, vfs_snap.c) */
     int bReadonly;         /* the store is read-only, or a snapshot */
+    sqlite3_uint64 iSubvolId; /* its subvolume id: 256 for the live database */
+    sqlite3_uint64 iLockBase; /* COW_LOCK_DB(iSubvolId): its lock bytes */
     cowvfsMutex mutex;     /* the lock-state mutex (see the lock order) */
 
     /* Protected by the registry mutex: */
@@ -212,6 +225,8 @@ void cowvfsInodeRelease(cowInode *pInode, int bUnlink);
 
 extern const sqlite3_io_methods cowvfsIoMethods;
 int cowvfsCommitTxn(cowFile *p);
+int cowvfsStoreRefresh(cowInode *pInode);
+int cowvfsStorePublish(cowFile *p);
 void cowvfsSetCommitInterval(cowInode *pInode, unsigned ms);
 void cowvfsSetDirtyLimit(cowInode *pInode, sqlite3_uint64 nBytes);
 
@@ -248,6 +263,13 @@ int cowvfsRelocPragma(cowFile *p, const char *zName, const char *zVal, char **pz
  * ZNAME, applied to P's container (bad values logged and ignored). */
 void cowvfsRelocUriParams(cowFile *p, const char *zName);
 
+/* ---- vfs_lock.c ---- */
+
+int cowvfsLockOpen(const char *zPath, int *pFd);
+void cowvfsLockClose(int fd);
+int cowvfsLockSet(int fd, sqlite3_uint64 iOff, int nByte, int eType, int rcErr);
+int cowvfsLockHolder(int fd, sqlite3_uint64 iOff, int nByte, int *peType, int rcErr);
+
 /* ---- vfs_shm.c ---- */
 
 int cowvfsShmMap(sqlite3_file *pFile, int iRegion, int szRegion, int bExtend,
@@ -255,7 +277,8 @@ int cowvfsShmMap(sqlite3_file *pFile, int iRegion, int szRegion, int bExtend,
 int cowvfsShmLock(sqlite3_file *pFile, int ofst, int n, int flags);
 void cowvfsShmBarrier(sqlite3_file *pFile);
 int cowvfsShmUnmap(sqlite3_file *pFile, int deleteFlag);
-void cowvfsShmFree(cowShmNode *pNode);
+void cowvfsShmFree(cowInode *pInode);
+int cowvfsShmName(cowInode *pInode, char *zBuf, int nBuf);
 void cowvfsShmReset(cowShmNode *pNode);
 
 #pragma GCC visibility pop

@@ -176,6 +176,10 @@ struct workload {
     int reloc;           /* weight of PRAGMA cow_balance among the other
                           * steps (0: none; the background relocator is
                           * off in every run, which must be deterministic) */
+    int handoff;         /* weight of PRAGMA cow_test_handoff among the other
+                          * steps (0: none): the ownership handed to another
+                          * process that changes nothing, and back (issue
+                          * 15): a publication, then a reload as a new owner */
 };
 
 /* The second database of an attach workload: none, another cow container,

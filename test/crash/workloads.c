@@ -13,29 +13,32 @@ const char *const jm_name[] = {"DELETE", "TRUNCATE", "PERSIST", "WAL"};
 const char *const sy_name[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
 
 const struct workload workloads[] = {
-    {"delete-extra", JM_DELETE, SY_EXTRA, 4096, "NONE", 2000, 0, 0, 0, 0, 0, ATT_NONE, 0},
-    {"delete-full", JM_DELETE, SY_FULL, 4096, "FULL", 16, 0, 0, 0, 0, 0, ATT_NONE, 0},
-    {"snap-delete", JM_DELETE, SY_FULL, 2048, "INCREMENTAL", 12, 0, 0, 65536, 12, 0, ATT_NONE, 0},
-    {"truncate-full", JM_TRUNCATE, SY_FULL, 1024, "INCREMENTAL", 40, 0, 0, 0, 0, 0, ATT_NONE, 0},
-    {"persist-normal", JM_PERSIST, SY_NORMAL, 2048, "NONE", 2000, 0, 0, 0, 0, 0, ATT_NONE, 0},
-    {"wal-full", JM_WAL, SY_FULL, 4096, "NONE", 2000, 0, 0, 0, 0, 0, ATT_NONE, 0},
-    {"wal-normal", JM_WAL, SY_NORMAL, 1024, "FULL", 24, 0, 0, 0, 0, 0, ATT_NONE, 0},
-    {"snap-wal", JM_WAL, SY_NORMAL, 4096, "FULL", 20, 0, 0, 131072, 12, 0, ATT_NONE, 0},
-    {"mixed", JM_WAL, SY_FULL, 4096, "INCREMENTAL", 64, 1, 0, 0, 0, 0, ATT_NONE, 0},
-    {"wal-big", JM_WAL, SY_FULL, 4096, "FULL", 200, 0, 1, 0, 0, 0, ATT_NONE, 0},
-    {"chunk-extra", JM_DELETE, SY_EXTRA, 4096, "FULL", 16, 0, 0, 65536, 0, 0, ATT_NONE, 0},
-    {"wal-chunk", JM_WAL, SY_FULL, 2048, "INCREMENTAL", 200, 0, 0, 262144, 0, 0, ATT_NONE, 0},
-    {"big-commit", JM_DELETE, SY_FULL, 4096, "FULL", 2000, 0, 0, 0, 0, 25, ATT_NONE, 0},
-    {"attach-delete", JM_DELETE, SY_FULL, 4096, "NONE", 16, 0, 0, 0, 0, 0, ATT_COW, 0},
+    {"delete-extra", JM_DELETE, SY_EXTRA, 4096, "NONE", 2000, 0, 0, 0, 0, 0, ATT_NONE, 0, 0},
+    {"delete-full", JM_DELETE, SY_FULL, 4096, "FULL", 16, 0, 0, 0, 0, 0, ATT_NONE, 0, 0},
+    {"snap-delete", JM_DELETE, SY_FULL, 2048, "INCREMENTAL", 12, 0, 0, 65536, 12, 0, ATT_NONE, 0, 0},
+    {"truncate-full", JM_TRUNCATE, SY_FULL, 1024, "INCREMENTAL", 40, 0, 0, 0, 0, 0, ATT_NONE, 0, 0},
+    {"persist-normal", JM_PERSIST, SY_NORMAL, 2048, "NONE", 2000, 0, 0, 0, 0, 0, ATT_NONE, 0, 0},
+    {"wal-full", JM_WAL, SY_FULL, 4096, "NONE", 2000, 0, 0, 0, 0, 0, ATT_NONE, 0, 0},
+    {"wal-normal", JM_WAL, SY_NORMAL, 1024, "FULL", 24, 0, 0, 0, 0, 0, ATT_NONE, 0, 0},
+    {"snap-wal", JM_WAL, SY_NORMAL, 4096, "FULL", 20, 0, 0, 131072, 12, 0, ATT_NONE, 0, 0},
+    {"mixed", JM_WAL, SY_FULL, 4096, "INCREMENTAL", 64, 1, 0, 0, 0, 0, ATT_NONE, 0, 0},
+    {"wal-big", JM_WAL, SY_FULL, 4096, "FULL", 200, 0, 1, 0, 0, 0, ATT_NONE, 0, 0},
+    {"chunk-extra", JM_DELETE, SY_EXTRA, 4096, "FULL", 16, 0, 0, 65536, 0, 0, ATT_NONE, 0, 0},
+    {"wal-chunk", JM_WAL, SY_FULL, 2048, "INCREMENTAL", 200, 0, 0, 262144, 0, 0, ATT_NONE, 0, 0},
+    {"big-commit", JM_DELETE, SY_FULL, 4096, "FULL", 2000, 0, 0, 0, 0, 25, ATT_NONE, 0, 0},
+    {"attach-delete", JM_DELETE, SY_FULL, 4096, "NONE", 16, 0, 0, 0, 0, 0, ATT_COW, 0, 0},
     {"attach-truncate", JM_TRUNCATE, SY_FULL, 1024, "INCREMENTAL", 2000, 0, 0, 0, 0, 0,
-     ATT_COW, 0},
-    {"attach-persist", JM_PERSIST, SY_FULL, 2048, "FULL", 40, 0, 0, 0, 0, 0, ATT_UNIX, 0},
-    {"attach-unix", JM_TRUNCATE, SY_FULL, 4096, "NONE", 2000, 0, 0, 0, 0, 0, ATT_UNIX, 0},
+     ATT_COW, 0, 0},
+    {"attach-persist", JM_PERSIST, SY_FULL, 2048, "FULL", 40, 0, 0, 0, 0, 0, ATT_UNIX, 0, 0},
+    {"attach-unix", JM_TRUNCATE, SY_FULL, 4096, "NONE", 2000, 0, 0, 0, 0, 0, ATT_UNIX, 0, 0},
     {"attach-unix-main", JM_TRUNCATE, SY_FULL, 4096, "FULL", 2000, 0, 0, 0, 0, 0,
-     ATT_UNIX_MAIN, 0},
-    {"reloc-wal", JM_WAL, SY_FULL, 4096, "FULL", 40, 0, 1, 0, 10, 0, ATT_NONE, 30},
+     ATT_UNIX_MAIN, 0, 0},
+    {"reloc-wal", JM_WAL, SY_FULL, 4096, "FULL", 40, 0, 1, 0, 10, 0, ATT_NONE, 30, 0},
     {"reloc-delete", JM_DELETE, SY_FULL, 4096, "INCREMENTAL", 40, 0, 1, 65536, 10, 0, ATT_NONE,
-     30},
+     30, 0},
+    {"handoff-wal", JM_WAL, SY_NORMAL, 4096, "FULL", 40, 0, 0, 0, 10, 0, ATT_NONE, 0, 40},
+    {"handoff-delete", JM_DELETE, SY_FULL, 2048, "INCREMENTAL", 24, 1, 0, 0, 10, 0, ATT_NONE, 10,
+     40},
 };
 const size_t nworkloads = sizeof workloads / sizeof workloads[0];
 
@@ -737,7 +740,7 @@ static void wl_balance(struct run *r)
 /* A step that changes no content: checkpoint, VACUUM, reopen, ... */
 static int wl_other(struct run *r)
 {
-    enum { CKPT, VACUUM, INCR, REOPEN, JMODE, SYNC, BALANCE, NKINDS };
+    enum { CKPT, VACUUM, INCR, REOPEN, JMODE, SYNC, BALANCE, HANDOFF, NKINDS };
     int weight[NKINDS] = {0};
     weight[CKPT] = r->jm == JM_WAL ? 30 : 0;
     weight[VACUUM] = 15;
@@ -746,6 +749,7 @@ static int wl_other(struct run *r)
     weight[JMODE] = r->w->mixed ? 15 : 0;
     weight[SYNC] = r->w->mixed ? 10 : 0;
     weight[BALANCE] = r->w->reloc;
+    weight[HANDOFF] = r->w->handoff;
     int kind = pick_weighted(&r->rng, weight, NKINDS);
 
     struct step *s;
@@ -767,6 +771,9 @@ static int wl_other(struct run *r)
     } else if (kind == BALANCE) {
         wl_balance(r);
         return r->failed;
+    } else if (kind == HANDOFF) {
+        s = step_begin(r, STEP_OTHER, "cow_test_handoff");
+        execf(r, "PRAGMA %scow_test_handoff", r->cs);
     } else if (kind == JMODE) {
         int jm = (int)rnd_below(&r->rng, 4);
         s = step_begin(r, STEP_OTHER, "journal_mode=%s", jm_name[jm]);

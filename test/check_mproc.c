@@ -1,0 +1,302 @@
+/*
+ * check_mproc.c - the "mproc" suite: several processes (fork) run random
+ * SQL transactions on one container at once, through the cow VFS, in WAL
+ * and rollback (DELETE) mode, against a model.
+ *
+ * Each worker k owns the rows of process k: table r(proc, seq, val) holds
+ * its rows seq = 1..n, and table c(proc, n, total) its counter n and the
+ * sum of its vals, both changed in one write transaction.  A worker:
+ *
+ *   writes   BEGIN IMMEDIATE; a row (k, n+1, v); c's row k to (n+1,
+ *            total+v); COMMIT (and remembers n and total);
+ *   aborts   the same, then ROLLBACK: nothing of it may ever be seen;
+ *   reads    BEGIN; for every process q, what it sees must be a committed
+ *            prefix of q's transactions: count(r) = max(seq) = c.n and
+ *            sum(val) = c.total; its own q = k equal to what it committed;
+ *            every q's n never smaller than at its previous read; COMMIT.
+ *
+ * busy_timeout is 10 s, so every lock conflict is waited out.  At the end
+ * the test process checks every worker's count and sum, integrity_check,
+ * and fsck (tdir_remove).
+ *
+ * The store cannot yet be opened by two processes at once (bdev.c flocks
+ * the container): this suite is not in make unit's default list
+ * (check_main.c's optin[]); run it with CK_RUN_SUITE=mproc ./build/check_all
+ * (or make mproc).
+ */
+#include <check.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cowvfs.h"
+#include "testutil.h"
+#include "vfsutil.h"
+
+#define MPROC_MAX 8
+
+/* A worker's result, sent to the test process over a pipe. */
+struct mproc_result {
+    int status;          /* 0, or what went wrong (MPROC_*) */
+    int rc;              /* the SQLite result of a failed statement */
+    long long n;         /* rows committed */
+    long long total;     /* their vals' sum */
+    long long nRead;     /* read transactions checked */
+    long long nAbort;    /* transactions rolled back */
+    char msg[160];
+};
+#define MPROC_SQL 1      /* a statement failed */
+#define MPROC_MODEL 2    /* a read saw something no committed prefix has */
+
+/* The worker's model: what it committed, and each process's last seen n. */
+struct mproc_worker {
+    sqlite3 *db;
+    int k;
+    int nProc;
+    long long n, total;
+    long long aSeen[MPROC_MAX];
+    struct mproc_result res;
+};
+
+/* Runs SQL on W's connection; records a failure in W->res. */
+static int w_exec(struct mproc_worker *w, const char *zSql)
+{
+    int rc = sqlite3_exec(w->db, zSql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK && w->res.status == 0) {
+        w->res.status = MPROC_SQL;
+        w->res.rc = sqlite3_extended_errcode(w->db);
+        snprintf(w->res.msg, sizeof w->res.msg, "%.60s: %.90s", zSql, sqlite3_errmsg(w->db));
+    }
+    return rc;
+}
+
+/* Three integers of one row of SQL into A (-1 each if no row). */
+static int w_query3(struct mproc_worker *w, const char *zSql, long long a[3])
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(w->db, zSql, -1, &st, NULL);
+    a[0] = a[1] = a[2] = -1;
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            for (int i = 0; i < 3; i++)
+                a[i] = sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, i);
+            rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE) {
+            rc = SQLITE_OK;
+        }
+    }
+    if (rc != SQLITE_OK && w->res.status == 0) {
+        w->res.status = MPROC_SQL;
+        w->res.rc = sqlite3_extended_errcode(w->db);
+        snprintf(w->res.msg, sizeof w->res.msg, "%.60s: %.90s", zSql, sqlite3_errmsg(w->db));
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* One write transaction of W, committed (BROLLBACK 0) or rolled back. */
+static int w_write(struct mproc_worker *w, long long v, int bRollback)
+{
+    char sql[256];
+
+    if (w_exec(w, "BEGIN IMMEDIATE") != SQLITE_OK)
+        return -1;
+    snprintf(sql, sizeof sql,
+             "INSERT INTO r VALUES (%d, %lld, %lld);"
+             "UPDATE c SET n = n + 1, total = total + %lld WHERE proc = %d",
+             w->k, w->n + 1, v, v, w->k);
+    if (w_exec(w, sql) != SQLITE_OK) {
+        sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    if (bRollback) {
+        w->res.nAbort++;
+        return w_exec(w, "ROLLBACK") == SQLITE_OK ? 0 : -1;
+    }
+    if (w_exec(w, "COMMIT") != SQLITE_OK) {
+        sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    w->n++;
+    w->total += v;
+    return 0;
+}
+
+/* One read transaction of W, checked against the model. */
+static int w_read(struct mproc_worker *w)
+{
+    char sql[200];
+    long long a[3], b[3];
+
+    if (w_exec(w, "BEGIN") != SQLITE_OK)
+        return -1;
+    for (int q = 0; q < w->nProc; q++) {
+        snprintf(sql, sizeof sql, "SELECT count(*), max(seq), sum(val) FROM r WHERE proc = %d", q);
+        if (w_query3(w, sql, a) != SQLITE_OK)
+            goto fail;
+        snprintf(sql, sizeof sql, "SELECT n, total, 0 FROM c WHERE proc = %d", q);
+        if (w_query3(w, sql, b) != SQLITE_OK)
+            goto fail;
+        if (a[0] != b[0] || a[1] != b[0] || a[2] != b[1] || b[0] < w->aSeen[q] ||
+            (q == w->k && (b[0] != w->n || b[1] != w->total))) {
+            w->res.status = MPROC_MODEL;
+            snprintf(w->res.msg, sizeof w->res.msg,
+                     "proc %d sees proc %d: rows %lld max %lld sum %lld, counter %lld total %lld, "
+                     "saw %lld before, committed %lld",
+                     w->k, q, a[0], a[1], a[2], b[0], b[1], w->aSeen[q], q == w->k ? w->n : -1);
+            goto fail;
+        }
+        w->aSeen[q] = b[0];
+    }
+    w->res.nRead++;
+    return w_exec(w, "COMMIT") == SQLITE_OK ? 0 : -1;
+fail:
+    sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}
+
+/* Worker K of NPROC on container PATH: NTXN random transactions; sends its
+ * result to FD and exits. */
+static void worker_main(const char *path, int k, int nProc, int nTxn, uint64_t seed, int fd)
+{
+    struct mproc_worker w;
+    uint64_t rs = seed ^ ((uint64_t)(k + 1) * 0x9e3779b97f4a7c15ull);
+
+    memset(&w, 0, sizeof w);
+    w.k = k;
+    w.nProc = nProc;
+    int rc = sqlite3_open_v2(path, &w.db, SQLITE_OPEN_READWRITE, "cow");
+    if (rc != SQLITE_OK) {
+        w.res.status = MPROC_SQL;
+        w.res.rc = rc;
+        snprintf(w.res.msg, sizeof w.res.msg, "open: %.140s",
+                 w.db ? sqlite3_errmsg(w.db) : "no memory");
+    } else {
+        sqlite3_busy_timeout(w.db, 10000);
+    }
+    for (int i = 0; i < nTxn && w.res.status == 0; i++) {
+        unsigned r = (unsigned)(test_rand(&rs) % 100);
+        long long v = (long long)(test_rand(&rs) % 1000) + 1;
+        if (r < 50)
+            w_write(&w, v, 0);
+        else if (r < 60)
+            w_write(&w, v, 1);
+        else
+            w_read(&w);
+    }
+    if (w.res.status == 0)
+        w_read(&w);
+    w.res.n = w.n;
+    w.res.total = w.total;
+    if (sqlite3_close(w.db) != SQLITE_OK && w.res.status == 0) {
+        w.res.status = MPROC_SQL;
+        snprintf(w.res.msg, sizeof w.res.msg, "close failed");
+    }
+    _exit(write(fd, &w.res, sizeof w.res) == (ssize_t)sizeof w.res ? 0 : 3);
+}
+
+/* NPROC workers of NTXN transactions each on a new container in journal
+ * mode ZMODE. */
+static void run_mproc(const char *zMode, int nProc, int nTxn)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "mp.db");
+    char sql[200];
+    uint64_t seed = test_seed();
+    int aFd[MPROC_MAX];
+    pid_t aPid[MPROC_MAX];
+    struct mproc_result aRes[MPROC_MAX];
+
+    sqlite3 *db = db_open(path, RW_CREATE, "cow");
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", zMode);
+    ck_assert_int_eq(exec_rc(db, sql), SQLITE_OK);
+    ck_assert_int_eq(exec_rc(db, "CREATE TABLE r(proc, seq, val, PRIMARY KEY(proc, seq));"
+                                 "CREATE TABLE c(proc PRIMARY KEY, n, total)"),
+                     SQLITE_OK);
+    for (int k = 0; k < nProc; k++) {
+        snprintf(sql, sizeof sql, "INSERT INTO c VALUES (%d, 0, 0)", k);
+        ck_assert_int_eq(exec_rc(db, sql), SQLITE_OK);
+    }
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK); /* nothing open across fork */
+
+    for (int k = 0; k < nProc; k++) {
+        int p[2];
+        ck_assert_int_eq(pipe(p), 0);
+        aPid[k] = fork();
+        ck_assert_int_ge(aPid[k], 0);
+        if (aPid[k] == 0) {
+            close(p[0]);
+            worker_main(path, k, nProc, nTxn, seed, p[1]);
+        }
+        close(p[1]);
+        aFd[k] = p[0];
+    }
+    for (int k = 0; k < nProc; k++) {
+        int st = -1;
+        memset(&aRes[k], 0, sizeof aRes[k]);
+        ssize_t got = read(aFd[k], &aRes[k], sizeof aRes[k]);
+        close(aFd[k]);
+        ck_assert_int_eq(waitpid(aPid[k], &st, 0), aPid[k]);
+        ck_assert_msg(got == (ssize_t)sizeof aRes[k] && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                      "%s: worker %d died (status %d)", zMode, k, st);
+    }
+    for (int k = 0; k < nProc; k++)
+        ck_assert_msg(aRes[k].status == 0, "%s, %d processes: worker %d: %s (rc %d)", zMode,
+                      nProc, k, aRes[k].msg, aRes[k].rc);
+
+    db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    for (int k = 0; k < nProc; k++) {
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM r WHERE proc = %d", k);
+        ck_assert_int_eq(query_int(db, sql), aRes[k].n);
+        snprintf(sql, sizeof sql, "SELECT coalesce(sum(val), 0) FROM r WHERE proc = %d", k);
+        ck_assert_int_eq(query_int(db, sql), aRes[k].total);
+        snprintf(sql, sizeof sql, "SELECT n FROM c WHERE proc = %d", k);
+        ck_assert_int_eq(query_int(db, sql), aRes[k].n);
+        ck_assert_int_gt(aRes[k].nRead, 0);
+    }
+    char *ic = query_text(db, "PRAGMA integrity_check");
+    ck_assert_str_eq(ic, "ok");
+    free(ic);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    test_fsck_clean(path);
+    free(path);
+    tdir_remove(dir);
+}
+
+START_TEST(test_mproc_wal_2)
+{
+    run_mproc("wal", 2, 300);
+}
+END_TEST
+
+START_TEST(test_mproc_wal_8)
+{
+    run_mproc("wal", 8, 80);
+}
+END_TEST
+
+START_TEST(test_mproc_delete_2)
+{
+    run_mproc("delete", 2, 300);
+}
+END_TEST
+
+START_TEST(test_mproc_delete_8)
+{
+    run_mproc("delete", 8, 80);
+}
+END_TEST
+
+Suite *mproc_suite(void)
+{
+    Suite *s = suite_create("mproc");
+
+    vfs_tcase(s, "wal", 600, test_mproc_wal_2, test_mproc_wal_8, NULL);
+    vfs_tcase(s, "delete", 600, test_mproc_delete_2, test_mproc_delete_8, NULL);
+    return s;
+}
