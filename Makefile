@@ -9,7 +9,7 @@
 #                 the crash simulator's 10,000 states, the project's sqllogictest
 #                 files and a slice of the development corpus when it is there,
 #                 each fuzzer for 15 s, the corruption sweep's sample)
-#   make mproc    several processes on one container (not in make test yet)
+#   make mproc    several processes on one container (also in make unit)
 #   make fuzz     the libFuzzer harnesses, 10 minutes each (FUZZ_TIME)
 #   make sweep    the corruption sweep (sweep-full: every target byte)
 #   make crash    the crash simulator, 40,000 crash states (crash-ci: 10,000, run
@@ -158,9 +158,8 @@ $(BUILD)/asan-cowctl: $(TOBJDIR)/tools/cowctl.o $(TOBJDIR)/tools/progress.o $(FS
 unit: deps $(BUILD)/check_all
 	CK_DEFAULT_TIMEOUT=600 ./$(BUILD)/check_all
 
-# Several processes on one container (test/check_mproc.c): not part of unit
-# (check_main.c's optin[]) until the store can be opened by several
-# processes at once.
+# Several processes on one container (test/check_mproc.c), alone (make
+# unit runs it too).
 mproc: deps $(BUILD)/check_all
 	CK_RUN_SUITE=mproc CK_DEFAULT_TIMEOUT=600 ./$(BUILD)/check_all
 

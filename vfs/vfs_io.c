@@ -129,18 +129,17 @@ out:
  * VFS lock held.  Returns SQLITE_OK or the mapped, logged error (the caller
  * then gives the lock back).
  *
- * This is to call cow_store_refresh(pInode->pStore) (store.h: rereads the
- * superblock, roots and remap table, rebinds open files, drops clean cached
- * pages).  Not yet: cow_store_refresh as merged (store/xproc.c
- * xproc_refresh) pins the owner's own generation, and with that the
- * single-process suites (vfs_files, vfs_snap, vfs_journal) find remap items
- * of unused blocks and corrupt containers; the branch's next commit makes
- * the call once the store is fixed.
+ * cow_store_refresh (store.h): when another process published since this
+ * one's last load, rereads the superblock, roots and remap table, rebinds
+ * the open files and drops their clean cached pages; a no-op for the
+ * owner and for a process alone.
  */
 int cowvfsStoreRefresh(cowInode *pInode)
 {
-    (void)pInode;
-    return SQLITE_OK;
+    int crc = cow_store_refresh(pInode->pStore);
+    if (crc == COW_OK)
+        return SQLITE_OK;
+    return cowvfsError(pInode->pStore, crc, COWVFS_OP_IO, "refresh", pInode->pCont->zPath, 0);
 }
 
 /*
