@@ -30,11 +30,6 @@
  *         writes back its counts.  The parent holds no connection to the
  *         database while they run.
  *
- * Until the cow VFS's SQLite locks and WAL-index work across processes
- * (CONC_COW_XPROC), the proc cells run on cow with N = 1 only: the row of
- * a larger N says it needs them instead of printing numbers of an unsafe
- * run.
- *
  * --conc-cell NAME runs only the cell NAME ("thr 4 NORMAL": to profile it).
  *
  * Printed per cell: transactions per second and reads per second on each
@@ -73,10 +68,6 @@ extern char **environ;
 #define CONC_BUSY_MS 10000   /* busy_timeout of every connection */
 #define CONC_MAXN 8          /* the most workers of a cell */
 #define CONC_TARGET 0.9      /* the issue's target: cow/unix at least this */
-/* Whether the cow VFS's SQLite locks and WAL-index work across processes
- * (issue 15, branch i15-vlock).  0: the proc cells run on cow with N = 1
- * only. */
-#define CONC_COW_XPROC 0
 
 enum conc_kind { CONC_NORMAL, CONC_FULL, CONC_BATCHED, CONC_NKINDS };
 static const char *const kind_name[CONC_NKINDS] = { "NORMAL", "FULL", "batch" };
@@ -574,41 +565,27 @@ static void ratio_str(char *buf, size_t n, double a, double b)
         snprintf(buf, n, "-");
 }
 
-/* Prints the row of cell NAME: the counts S of each side (VFS), and the ratios;
- * a side whose SKIP is set did not run (cow without its cross-process
- * locks): the row says why. */
-static void conc_row(const char *name, const char *const vfs[2], const struct conc_count s[2],
-                     const int skip[2])
+/* Prints the row of cell NAME: the counts S of each side (VFS), and the
+ * ratios; with -v the writers' CPU time per transaction. */
+static void conc_row(const char *name, const char *const vfs[2], const struct conc_count s[2])
 {
     char c[6][32];
     for (int w = 0; w < 2; w++) {
-        if (skip[w]) {
-            snprintf(c[w], sizeof c[w], "-");
-            snprintf(c[3 + w], sizeof c[3 + w], "-");
-        } else {
-            snprintf(c[w], sizeof c[w], "%.0f", s[w].txn_rate);
-            /* N = 1: a writer alone, no reader */
-            snprintf(c[3 + w], sizeof c[3 + w], s[w].reads ? "%.0f" : "-", s[w].read_rate);
-        }
+        snprintf(c[w], sizeof c[w], "%.0f", s[w].txn_rate);
+        /* N = 1: a writer alone, no reader */
+        snprintf(c[3 + w], sizeof c[3 + w], s[w].reads ? "%.0f" : "-", s[w].read_rate);
     }
-    snprintf(c[2], sizeof c[2], "-");
-    snprintf(c[5], sizeof c[5], "-");
-    if (!skip[0] && !skip[1]) {
-        ratio_str(c[2], sizeof c[2], s[0].txn_rate, s[1].txn_rate);
-        ratio_str(c[5], sizeof c[5], s[0].read_rate, s[1].read_rate);
-    }
+    ratio_str(c[2], sizeof c[2], s[0].txn_rate, s[1].txn_rate);
+    ratio_str(c[5], sizeof c[5], s[0].read_rate, s[1].read_rate);
     int met = s[1].txn_rate >= CONC_TARGET * s[0].txn_rate &&
               s[1].read_rate >= CONC_TARGET * s[0].read_rate;
     printf("%-14s", name);
     for (int i = 0; i < 6; i++)
         printf(" | %*s", colw[i], c[i]);
-    if (skip[0] || skip[1])
-        printf(" | %s: needs the VFS's cross-process locks\n", COWVFS_NAME);
-    else
-        printf(" | %*s\n", colw[6], met ? "met" : "missed");
+    printf(" | %*s\n", colw[6], met ? "met" : "missed");
     if (opt.verbose)
         for (int w = 0; w < 2; w++)
-            if (!skip[w] && s[w].txns)
+            if (s[w].txns)
                 printf("  %s writers: %.1f us CPU per transaction, on a CPU %.0f%% of "
                        "their time\n", vfs[w],
                        s[w].wcpu / (double)s[w].txns * 1e6,
@@ -652,7 +629,6 @@ int conc_table(const char *const vfs[2])
                 int n = ns[ni];
                 struct conc_count s[2];
                 char name[32];
-                int skip[2];
                 snprintf(name, sizeof name, "%s %d %s", procs ? "proc" : "thr", n,
                          kind_name[k]);
                 if (opt.conc_cell && strcmp(opt.conc_cell, name) != 0)
@@ -660,10 +636,6 @@ int conc_table(const char *const vfs[2])
                 memset(s, 0, sizeof s);
                 for (int w = 0; w < 2; w++) {
                     struct conc_job j[CONC_MAXN];
-                    skip[w] = procs && n > 1 && !CONC_COW_XPROC &&
-                              strcmp(vfs[w], COWVFS_NAME) == 0;
-                    if (skip[w])
-                        continue;
                     for (int i = 0; i < n; i++)
                         j[i] = (struct conc_job){ path[w], vfs[w], i < (n + 1) / 2,
                                                   (enum conc_kind)k,
@@ -678,7 +650,7 @@ int conc_table(const char *const vfs[2])
                     rows[w] += s[w].rows;
                     busy[w] += s[w].busy;
                 }
-                conc_row(name, vfs, s, skip);
+                conc_row(name, vfs, s);
                 fflush(stdout);
             }
     printf("\nSQLITE_BUSY after the busy_timeout, retried: %s %lld, %s %lld\n", vfs[0],
