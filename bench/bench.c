@@ -35,6 +35,13 @@
  *               cow_balance on another connection, and with the
  *               background relocator (see reloclat.c), in synchronous
  *               NORMAL and FULL
+ *   conc        concurrent connections on one database (see conc.c): N
+ *               threads and N processes (1, 2, 4, 8), half of them
+ *               committing small write transactions (synchronous NORMAL,
+ *               FULL, and batches of 100 UPDATEs), the others reading rows
+ *               by primary key, each cell 1.2 s (--quick 0.3): transactions
+ *               and reads per second, in a table of its own; both
+ *               databases are checked at the end
  *
  * Every run draws from a PRNG reset to the same seed, so both VFSs do the
  * same work; reads and aggregate compare a checksum of what they read and
@@ -51,7 +58,7 @@
  *
  * Files: bench.c (options, main), harness.c (the workload list, medians,
  * the main table), workloads.c, commits.c with countvfs.c, snapshot.c,
- * churn.c, reloclat.c,
+ * churn.c, reloclat.c, conc.c,
  * util.c (PRNG, SQL helpers, paths, the temporary directory); bench.h
  * what they share.
  */
@@ -74,8 +81,8 @@
 
 /* ---- sizes, options and state ---- */
 
-static const struct sizes full_sizes = { 1000000, 10000, 100000, 2000, { 1, 64, 1024 }, 64, 5.0 };
-static const struct sizes quick_sizes = { 20000, 500, 5000, 200, { 1, 8, 64 }, 8, 1.5 };
+static const struct sizes full_sizes = { 1000000, 10000, 100000, 2000, { 1, 64, 1024 }, 64, 5.0, 1.2 };
+static const struct sizes quick_sizes = { 20000, 500, 5000, 200, { 1, 8, 64 }, 8, 1.5, 0.3 };
 
 
 
@@ -92,15 +99,19 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: bench [--quick] [--repeat N] [--only NAME[,NAME...]]\n"
         "             [--skip NAME[,NAME...]] [--vfs-a NAME] [--vfs-b NAME]\n"
-        "             [--size MIB] [--dir DIR] [--keep] [-v]\n"
+        "             [--size MIB] [--conc-secs S] [--conc-cell NAME]\n"
+        "             [--dir DIR] [--keep] [-v]\n"
         "  --quick      small sizes for a smoke test (%lld rows, %lld txns, %lld reads,\n"
         "               %lld commits, snapshot databases of %lld, %lld and %lld MiB,\n"
-        "               churn of %lld MiB, reloc-latency's writer %.1f s a case)\n"
+        "               churn of %lld MiB, reloc-latency's writer %.1f s a case,\n"
+        "               conc's cells %.1f s each)\n"
         "  --repeat N   run each workload N times per VFS, alternately; print medians\n"
         "               (snapshot, churn and reloc-latency have fixed counts of their own)\n"
         "  --only LIST  workloads: bulk, txn-wal, txn-delete, reads, aggregate,\n"
-        "               commits, snapshot, churn, reloc-latency\n"
+        "               commits, snapshot, churn, reloc-latency, conc\n"
         "  --size MIB   the table churn and reloc-latency fill (default %lld)\n"
+        "  --conc-secs S  each cell of conc runs S seconds (default %.1f)\n"
+        "  --conc-cell NAME  only that cell of conc (e.g. \"thr 4 NORMAL\")\n"
         "  --skip LIST  workloads not to run (e.g. --skip snapshot)\n"
         "  --vfs-a NAME the reference VFS (default unix)\n"
         "  --vfs-b NAME the VFS measured against it (default cow)\n"
@@ -111,7 +122,8 @@ static void usage(FILE *f)
         (long long)quick_sizes.reads, (long long)quick_sizes.commits,
         (long long)quick_sizes.snap_mib[0], (long long)quick_sizes.snap_mib[1],
         (long long)quick_sizes.snap_mib[2], (long long)quick_sizes.churn_mib,
-        quick_sizes.reloc_secs, (long long)full_sizes.churn_mib);
+        quick_sizes.reloc_secs, quick_sizes.conc_secs, (long long)full_sizes.churn_mib,
+        full_sizes.conc_secs);
 }
 
 /* The options that take a name or a list: where each one's value goes. */
@@ -122,7 +134,7 @@ static const char **string_opt(const char *a)
         const char **val;
     } opts[] = {
         { "--only", &opt.only },   { "--skip", &opt.skip }, { "--vfs-a", &opt.vfs_a },
-        { "--vfs-b", &opt.vfs_b }, { "--dir", &opt.dir },
+        { "--vfs-b", &opt.vfs_b }, { "--dir", &opt.dir }, { "--conc-cell", &opt.conc_cell },
     };
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
         if (strcmp(a, opts[i].name) == 0)
@@ -133,6 +145,7 @@ static const char **string_opt(const char *a)
 static int parse_args(int argc, char **argv)
 {
     long size_mib = 0;
+    double conc_secs = 0;
     opt.sz = full_sizes;
     opt.repeat = 1;
     opt.vfs_a = "unix";
@@ -167,6 +180,14 @@ static int parse_args(int argc, char **argv)
                 return -1;
             }
             i++;
+        } else if (val && strcmp(a, "--conc-secs") == 0) {
+            char *end;
+            conc_secs = strtod(val, &end);
+            if (*end || !(conc_secs >= 0.05 && conc_secs <= 3600)) {
+                fprintf(stderr, "bench: bad --conc-secs %s (0.05..3600)\n", val);
+                return -1;
+            }
+            i++;
         } else if (val && dst) {
             *dst = val;
             i++;
@@ -177,6 +198,8 @@ static int parse_args(int argc, char **argv)
     }
     if (size_mib)
         opt.sz.churn_mib = size_mib;
+    if (conc_secs > 0)
+        opt.sz.conc_secs = conc_secs;
     for (int l = 0; l < 2; l++) {
         /* Every name in --only and --skip must be a workload. */
         const char *p = l ? opt.skip : opt.only;
@@ -185,7 +208,8 @@ static int parse_args(int argc, char **argv)
             int found = (len == strlen(COMMITS) && strncmp(p, COMMITS, len) == 0) ||
                         (len == strlen(SNAPSHOT) && strncmp(p, SNAPSHOT, len) == 0) ||
                         (len == strlen(CHURN) && strncmp(p, CHURN, len) == 0) ||
-                        (len == strlen(RELOCLAT) && strncmp(p, RELOCLAT, len) == 0);
+                        (len == strlen(RELOCLAT) && strncmp(p, RELOCLAT, len) == 0) ||
+                        (len == strlen(CONC) && strncmp(p, CONC, len) == 0);
             for (int w = 0; w < NWORKLOADS; w++)
                 if (strlen(workloads[w].name) == len &&
                     strncmp(p, workloads[w].name, len) == 0)
@@ -209,6 +233,8 @@ int main(int argc, char **argv)
     double *times[2];
     int timed = 0; /* workloads of the times table selected */
 
+    if (argc > 1 && strcmp(argv[1], "--conc-worker") == 0)
+        return conc_worker_main(argc - 2, argv + 2); /* conc.c: no options, no table */
     if (parse_args(argc, argv) != 0) {
         usage(stderr);
         return 2;
@@ -348,6 +374,12 @@ int main(int argc, char **argv)
         if (timed || selected(COMMITS) || selected(SNAPSHOT) || selected(CHURN))
             printf("\n");
         reloclat_table();
+    }
+    if (!failed && selected(CONC)) {
+        if (timed || selected(COMMITS) || selected(SNAPSHOT) || selected(CHURN) ||
+            selected(RELOCLAT))
+            printf("\n");
+        conc_table(vfs);
     }
     if (opt.keep)
         printf("\ndatabases kept in %s\n", workdir);

@@ -19,6 +19,7 @@ struct sizes {
     int64_t snap_mib[3]; /* database sizes of snapshot, MiB */
     int64_t churn_mib;  /* the table churn fills, MiB (--size) */
     double reloc_secs;  /* reloc-latency: the writer's time per case, seconds */
+    double conc_secs;   /* conc: each cell's running time, seconds */
 };
 
 struct opts {
@@ -29,6 +30,7 @@ struct opts {
     const char *vfs_a;
     const char *vfs_b;
     const char *dir;    /* parent of the temporary directory, or NULL */
+    const char *conc_cell; /* conc: the one cell to run ("thr 4 NORMAL"), or NULL */
     int keep;
     int verbose;
 };
@@ -46,6 +48,7 @@ struct workload {
 #define SNAPSHOT "snapshot"
 #define CHURN "churn"
 #define RELOCLAT "reloc-latency"
+#define CONC "conc"
 
 /* ---- util.c ---- */
 /* Sum of st_size of PATH and its -wal, -journal, -shm companions. */
@@ -150,6 +153,21 @@ double run_churn(const char *path, const char *vfs, int cow, uint64_t *check);
  * prints its table.  Returns 0 or -1 (reported).
  */
 int reloclat_table(void);
+
+/* ---- conc.c ---- */
+/*
+ * The conc workload (see conc.c) on both VFSs: concurrent writers and
+ * readers, N threads and N processes; prints its table, then checks both
+ * databases.  Returns 0 or -1 (reported).
+ */
+int conc_table(const char *const vfs[2]);
+/*
+ * The hidden sub-command "bench --conc-worker ..." (ARGC, ARGV after it):
+ * one worker process of conc's proc cells; the protocol with its parent is
+ * at conc.c's conc_procs.  Returns the exit status: 0, 1 on an error
+ * (reported on stderr), 2 on usage.
+ */
+int conc_worker_main(int argc, char **argv);
 
 /* ---- commits.c ---- */
 /*
