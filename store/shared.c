@@ -56,7 +56,7 @@
 #include "store_int.h"
 
 #define SHARED_MAGIC 0x3144524853574f43ull /* "COWSHRD1", little-endian */
-#define SHARED_VERSION 1u
+#define SHARED_VERSION 2u
 #define WAIT_SLICE_MS 10u /* longest futex sleep between liveness checks */
 #define NWANT (COW_SHARED_SLOTS / 64)
 
@@ -97,6 +97,8 @@ struct shared_region {
     pthread_mutex_t mutex; /* robust, process-shared */
     uint64_t owner;        /* atomic: the owner word (OWNER_*) */
     uint32_t event;        /* atomic: futex word, bumped by disown/publish */
+    uint32_t nprocs;       /* atomic: slots with a pid (dead ones until a
+                            * sweep clears them): shared_nprocs_hint */
     uint32_t want_event;   /* atomic: futex word, bumped when a want bit is raised */
     uint32_t unpublished;  /* atomic: the owner has unpublished changes */
     uint32_t pad0;
@@ -268,7 +270,8 @@ static void slot_clear(struct cow_shared *sh, unsigned i)
     struct shared_region *r = sh->r;
     want_clear(r, i);
     __atomic_store_n(&r->slots[i].gen, 0, __ATOMIC_SEQ_CST);
-    r->slots[i].pid = 0;
+    if (__atomic_exchange_n(&r->slots[i].pid, 0, __ATOMIC_SEQ_CST) != 0)
+        __atomic_sub_fetch(&r->nprocs, 1, __ATOMIC_SEQ_CST);
     uint64_t w = __atomic_load_n(&r->owner, __ATOMIC_SEQ_CST);
     while ((w & OWNER_SLOT_MASK) == i + 1) {
         if (__atomic_compare_exchange_n(&r->owner, &w, OWNER_NEXT(w) | OWNER_RECOVER, 0,
@@ -339,7 +342,8 @@ static int take_slot(struct cow_shared *sh)
     }
     sh->slot = i;
     slot_clear(sh, i); /* a dead process's leftovers (its lock is gone) */
-    sh->r->slots[i].pid = (int32_t)getpid();
+    __atomic_store_n(&sh->r->slots[i].pid, (int32_t)getpid(), __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&sh->r->nprocs, 1, __ATOMIC_SEQ_CST);
     sweep(sh);
     mutex_unlock(sh);
     return COW_OK;
@@ -611,7 +615,8 @@ void shared_close(struct cow_shared *sh)
     if (locked(mutex_lock(sh))) {
         want_clear(sh->r, sh->slot);
         __atomic_store_n(&sh->r->slots[sh->slot].gen, 0, __ATOMIC_SEQ_CST);
-        sh->r->slots[sh->slot].pid = 0;
+        if (__atomic_exchange_n(&sh->r->slots[sh->slot].pid, 0, __ATOMIC_SEQ_CST) != 0)
+            __atomic_sub_fetch(&sh->r->nprocs, 1, __ATOMIC_SEQ_CST);
         mutex_unlock(sh);
     } /* else the slot is cleared by the next sweep, as a dead one */
     ofd_lock(sh->fd, F_UNLCK, COW_LOCK_SLOT(sh->slot), 0);
@@ -789,6 +794,12 @@ void shared_pin(struct cow_shared *sh, uint64_t gen)
     __atomic_store_n(&sh->r->slots[sh->slot].gen, gen, __ATOMIC_SEQ_CST);
 }
 
+void shared_unpin_if_pinned(struct cow_shared *sh)
+{
+    if (__atomic_load_n(&sh->r->slots[sh->slot].gen, __ATOMIC_RELAXED))
+        shared_pin(sh, 0);
+}
+
 uint64_t shared_min_pinned(struct cow_shared *sh)
 {
     struct shared_region *r = sh->r;
@@ -822,11 +833,8 @@ unsigned shared_nprocs(struct cow_shared *sh)
 
 unsigned shared_nprocs_hint(struct cow_shared *sh)
 {
-    struct shared_region *r = sh->r;
-    unsigned n = 0;
-    for (unsigned i = 0; i < COW_SHARED_SLOTS; i++)
-        n += i == sh->slot || __atomic_load_n(&r->slots[i].pid, __ATOMIC_RELAXED) != 0;
-    return n;
+    unsigned n = __atomic_load_n(&sh->r->nprocs, __ATOMIC_RELAXED);
+    return n ? n : 1;
 }
 
 /* ---- pending frees ---- */

@@ -199,6 +199,10 @@ int shared_wait_published(struct cow_shared *sh, unsigned timeout_ms);
  */
 void shared_pin(struct cow_shared *sh, uint64_t gen);
 
+/* shared_pin(SH, 0) unless this process's pin is 0 already (one load when
+ * it is: no write to the shared line). */
+void shared_unpin_if_pinned(struct cow_shared *sh);
+
 /*
  * The lowest non-zero generation pinned by a live process (this one
  * included), UINT64_MAX if none.  Slots of dead processes are cleared on

@@ -362,7 +362,9 @@ int xproc_yield_locked(cow_store *st)
 
 int xproc_publish(cow_store *st)
 {
-    if (!st->shared)
+    /* one atomic load for a process alone (SQLite calls this at every
+     * WAL-index barrier, readers' included) */
+    if (!st->shared || shared_nprocs_hint(st->shared) <= 1)
         return COW_OK;
     LOCK(st);
     int rc = COW_OK;
@@ -384,15 +386,11 @@ int xproc_refresh(cow_store *st)
 {
     if (!st->shared)
         return COW_OK;
-    LOCK(st);
-    int owner = shared_is_owner(st->shared);
-    uint64_t gen = st->generation;
-    UNLOCK(st);
-    if (owner) {
+    if (shared_is_owner(st->shared)) {
         /* the owner reads what it has now; what it frees waits for its
-         * own flushed commits (invariant 7), not for a pin */
-        (void)gen;
-        shared_pin(st->shared, 0);
+         * own flushed commits (invariant 7), not for a pin (one atomic
+         * load: SQLite calls this at the start of every read) */
+        shared_unpin_if_pinned(st->shared);
         return COW_OK;
     }
     int rc = shared_wait_published(st->shared, XPROC_WAIT_MS);
