@@ -40,6 +40,10 @@
 #define COW_LOCK_SHARED 2u    /* the SHARED byte (one byte: no Windows readers) */
 #define COW_LOCK_WAL 8u       /* the eight WAL-index locks: +8 .. +15 */
 #define COW_LOCK_WAL_DMS 16u  /* the WAL-index's dead-man switch */
+#define COW_LOCK_OPEN 17u     /* read-locked by every process that has the
+                               * database open: deleting a snapshot or
+                               * branch probes it (no other process may
+                               * have it open) */
 
 /* Shared-memory object names (shm_open): "/cowvfs-DEV-INO" for the store's
  * state, "/cowvfs-DEV-INO-ID" for database ID's WAL-index; DEV and INO in

@@ -548,6 +548,57 @@ START_TEST(test_lock_snapshot_bytes)
 }
 END_TEST
 
+/*
+ * Snapshots across processes: a restore is refused (SQLITE_BUSY) while a
+ * connection of another process is inside a transaction on the database,
+ * and done when it is idle, which then reads the restored rows; a
+ * snapshot another process has open cannot be deleted until it closes it.
+ */
+START_TEST(test_snap_other_process)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    char *live = uri(path, "");
+    char *snap = uri(path, "snapshot=s1");
+    sqlite3 *db;
+
+    make_container(path, "delete", 10);
+    db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_int_eq(exec_rc(db, "PRAGMA cow_snapshot('s1')"), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    /* the children before this process has any connection (no fork of a
+     * process with threads) */
+    struct child a = child_start(live, SQLITE_OPEN_READWRITE);
+    struct child b = child_start(snap, SQLITE_OPEN_READONLY);
+    ck_assert_int_eq(child_do(&b, "SELECT count(*) FROM t"), SQLITE_OK);
+    db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    ck_assert_int_eq(exec_rc(db, "INSERT INTO t VALUES (11)"), SQLITE_OK);
+
+    ck_assert_int_eq(child_do(&a, "BEGIN; SELECT count(*) FROM t"), SQLITE_OK);
+    ck_assert_int_eq(exec_rc(db, "PRAGMA cow_restore('s1')"), SQLITE_BUSY);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 11); /* nothing changed */
+    ck_assert_int_eq(child_do(&a, "COMMIT"), SQLITE_OK);
+    ck_assert_int_eq(exec_rc(db, "PRAGMA cow_delete('s1')"), SQLITE_BUSY); /* b has it open */
+
+    ck_assert_int_eq(exec_rc(db, "PRAGMA cow_restore('s1')"), SQLITE_OK);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 10);
+    /* the idle connection of the other process reads the restored rows
+     * (an error, integer overflow, unless it sees 10) */
+    ck_assert_int_eq(child_do(&a, "SELECT CASE WHEN (SELECT count(*) FROM t) = 10 THEN 1 "
+                                  "ELSE abs(-9223372036854775807 - 1) END"),
+                     SQLITE_OK);
+    child_quit(&b);
+    ck_assert_int_eq(exec_rc(db, "PRAGMA cow_delete('s1')"), SQLITE_OK);
+    child_quit(&a);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    test_fsck_clean(path);
+    free(live);
+    free(snap);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
 Suite *vfs_lock_suite(void)
 {
     Suite *s = suite_create("vfs_lock");
@@ -556,5 +607,6 @@ Suite *vfs_lock_suite(void)
               test_lock_snapshot_bytes, NULL);
     vfs_tcase(s, "readonly", 60, test_ro_two_rollback, test_ro_two_wal, NULL);
     vfs_tcase(s, "shm", 60, test_shm_reset_after_kill, NULL);
+    vfs_tcase(s, "snap", 60, test_snap_other_process, NULL);
     return s;
 }

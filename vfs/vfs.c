@@ -96,6 +96,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <string.h>
@@ -574,6 +575,11 @@ int cowvfsInodeAcquire(const char *zPath, const char *zSubvol, int acq, cowInode
     p->bReadonly = pCont->bReadonly || eKind == COW_SUBVOL_SNAPSHOT;
     p->iSubvolId = iId;
     p->iLockBase = COW_LOCK_DB(iId);
+    /* open in this process: another one cannot delete it (a read lock,
+     * shared with every other process that has it open; advisory: a
+     * failure only weakens that refusal) */
+    (void)cowvfsLockSet(pCont->fdLock, p->iLockBase + COW_LOCK_OPEN, 1, F_RDLCK,
+                        SQLITE_IOERR_RDLOCK);
     cowvfsMutexInit(&p->mutex);
     p->nRef = 1;
     p->eLock = NO_LOCK;
@@ -615,6 +621,8 @@ void cowvfsInodeRelease(cowInode *pInode, int bUnlink)
         }
     }
     cowvfsShmFree(pInode);
+    (void)cowvfsLockSet(pCont->fdLock, pInode->iLockBase + COW_LOCK_OPEN, 1, F_UNLCK,
+                        SQLITE_IOERR_UNLOCK);
     cowvfsMutexDestroy(&pInode->mutex);
     sqlite3_free(pInode);
     cowContainerRelease(pCont);

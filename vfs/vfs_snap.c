@@ -65,6 +65,7 @@
  */
 #include "sqlite_api.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
@@ -72,6 +73,7 @@
 #include <unistd.h>
 
 #include "cowvfs.h"
+#include "lockspace.h"
 #include "vfs_int.h"
 
 /* The file names inside a database (vfs.c: "db" plus SQLite's suffix). */
@@ -428,6 +430,47 @@ static int cowInTransaction(cowInode *pInode)
 }
 
 /*
+ * 1 if a connection of another process is inside a transaction on
+ * PINODE's database, as its locks on the container show (vfs_lock.c):
+ * RESERVED or PENDING; in WAL mode (another process has the WAL-index
+ * mapped: its dead-man switch is held) a WAL lock (the write lock, a read
+ * mark); else SHARED, which a connection in rollback mode holds only inside
+ * a transaction (in WAL mode every open connection holds it).  A probe
+ * that fails counts as busy.
+ */
+static int cowOtherInTransaction(cowInode *pInode)
+{
+    int fd = pInode->pCont->fdLock;
+    sqlite3_uint64 b = pInode->iLockBase;
+    int eType, eWal;
+    if (fd < 0)
+        return 0;
+    if (cowvfsLockHolder(fd, b + COW_LOCK_PENDING, 2, &eType, SQLITE_IOERR_LOCK) != SQLITE_OK ||
+        eType != F_UNLCK)
+        return 1;
+    if (cowvfsLockHolder(fd, b + COW_LOCK_WAL_DMS, 1, &eWal, SQLITE_IOERR_LOCK) != SQLITE_OK)
+        return 1;
+    if (eWal != F_UNLCK)
+        return cowvfsLockHolder(fd, b + COW_LOCK_WAL, 8, &eType, SQLITE_IOERR_LOCK) != SQLITE_OK ||
+               eType != F_UNLCK;
+    return cowvfsLockHolder(fd, b + COW_LOCK_SHARED, 1, &eType, SQLITE_IOERR_LOCK) != SQLITE_OK ||
+           eType != F_UNLCK;
+}
+
+/* 1 if another process has database ZNAME of PINODE's container open
+ * (its COW_LOCK_OPEN byte is read-locked by someone else). */
+static int cowOtherHasOpen(cowInode *pInode, const char *zName)
+{
+    uint64_t iId;
+    int eType;
+    if (pInode->pCont->fdLock < 0 || cow_subvol_id(pInode->pStore, zName, &iId) != COW_OK)
+        return 0;
+    return cowvfsLockHolder(pInode->pCont->fdLock, COW_LOCK_DB(iId) + COW_LOCK_OPEN, 1, &eType,
+                            SQLITE_IOERR_LOCK) != SQLITE_OK ||
+           eType != F_UNLCK;
+}
+
+/*
  * Resets database PINODE (the live one or a branch) to snapshot or branch
  * ZSOURCE (see RESTORE at the top).  PCALLER: the asking connection's
  * main-database file, or NULL.  Returns SQLITE_OK; SQLITE_BUSY (changing
@@ -470,7 +513,7 @@ static int cowSnapRestore(cowInode *pInode, cowFile *pCaller, const char *zSourc
     if (crc != COW_OK)
         return cowSnapError(pStore, crc, "restore", pzErr);
     cowvfsMutexEnter(&pInode->mutex);
-    rc = cowInTransaction(pInode);
+    rc = cowInTransaction(pInode) || cowOtherInTransaction(pInode);
     cowvfsMutexLeave(&pInode->mutex);
     if (rc)
         return cowSnapRefuse(SQLITE_BUSY, pzErr,
@@ -495,7 +538,7 @@ static int cowSnapRestore(cowInode *pInode, cowFile *pCaller, const char *zSourc
         zFrom = zCopy;
     }
     cowvfsMutexEnter(&pInode->mutex);
-    if (cowInTransaction(pInode)) {
+    if (cowInTransaction(pInode) || cowOtherInTransaction(pInode)) {
         rc = cowSnapRefuse(SQLITE_BUSY, pzErr,
                            "cannot restore while a connection is inside a transaction on "
                            "the database");
@@ -559,6 +602,10 @@ static int cowSnapDelete(cowInode *pInode, const char *zName, char **pzErr)
     if (pInode->pCont->bReadonly)
         return cowSnapRefuse(SQLITE_READONLY, pzErr, "%s is open read-only",
                              pInode->pCont->zPath);
+    if (cowOtherHasOpen(pInode, zName))
+        return cowSnapRefuse(SQLITE_BUSY, pzErr,
+                             "%s is open in another process (close its connections first)",
+                             zName);
     crc = cow_subvol_delete(pInode->pStore, zName);
     if (crc == COW_EBUSY)
         return cowSnapRefuse(SQLITE_BUSY, pzErr, "%s is open (close its connections first)",
