@@ -472,15 +472,22 @@ int alloc_contig_meta(cow_store *st, uint64_t n, uint64_t *bytenr)
                          (unsigned long long)n);
 }
 
+void alloc_retype_for_data(cow_store *st, uint64_t bytenr)
+{
+    lk_assert_held(&st->lock);
+    struct bgroup *g = bg_of(st, bytenr);
+    /* an empty group of another type was retyped at run time (retype_empty)
+     * without a commit: it serves data again here */
+    if (g && !(g->flags & COW_BG_DATA) && g->start != 0 && !g->nremap && g->used == 0)
+        set_type(st, g, COW_BG_DATA);
+}
+
 int alloc_claim_data(cow_store *st, uint64_t bytenr, uint64_t len)
 {
     lk_assert_held(&st->lock);
     struct bgroup *g = bg_of(st, bytenr);
     uint64_t end;
-    /* an empty group of another type was retyped at run time (retype_empty)
-     * without a commit: it serves data again here */
-    if (g && !(g->flags & COW_BG_DATA) && g->start != 0 && !g->nremap && g->used == 0)
-        set_type(st, g, COW_BG_DATA);
+    alloc_retype_for_data(st, bytenr);
     if (!g || bytenr % COW_BLOCK_SIZE || len % COW_BLOCK_SIZE || len == 0 ||
         range_end(bytenr, len, &end) || end > g->start + g->len || !(g->flags & COW_BG_DATA))
         return COW_CORRUPT("log record points at [%llu, +%llu), not inside one data block group",

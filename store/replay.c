@@ -548,6 +548,9 @@ static int reserve_logged_data(cow_store *st, uint64_t area, struct reserved *rs
             uint64_t disk = v[i].k.offset, len = v[i].size / 4 * BLK;
             if (!len || !alloc_is_free(st, disk, len))
                 continue;
+            /* its group a data group again now, not after replay's first
+             * tree block landed there (found by the crash simulator) */
+            alloc_retype_for_data(st, disk);
             if (vec_reserve(rs->v, rs->cap, rs->n + 1))
                 rc = cow_set_error(COW_ENOMEM, "out of memory");
             else if ((rc = alloc_phys_set(st, disk, len)) == COW_OK)

@@ -456,6 +456,12 @@ int alloc_contig_meta(cow_store *st, uint64_t n, uint64_t *bytenr);
 /* The same, only in free space that ends below BELOW and inside the file
  * (never growing it): COW_ENOSPC when there is none. */
 int alloc_contig_meta_below(cow_store *st, uint64_t n, uint64_t below, uint64_t *bytenr);
+/* Replay, before it changes any tree: the group holding a logged data
+ * extent at BYTENR, empty and of another type in the last commit, is given
+ * the data type it had at run time (retype_empty changes a type without a
+ * commit), so that the tree blocks replay writes do not go there first
+ * (then the group would no longer be empty).  Lock held. */
+void alloc_retype_for_data(cow_store *st, uint64_t bytenr);
 /* Claims [bytenr, +len) for a data extent that a log record points at
  * (replay): it must lie in one DATA group and be free.  COW_ECORRUPT. */
 int alloc_claim_data(cow_store *st, uint64_t bytenr, uint64_t len);
