@@ -80,7 +80,13 @@ int cow_file_sync(cow_file *f)
         if (!owner)
             return rc;
     }
-    ENTERED(st, file_sync(f));
+    int rc = xproc_enter(st);
+    if (rc)
+        return rc;
+    rc = file_sync(f);
+    xproc_logged(st);
+    xproc_leave(st);
+    return rc;
 }
 
 int cow_unlink(cow_store *st, const char *name)

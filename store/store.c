@@ -342,6 +342,7 @@ int cow_store_persist(cow_store *st)
     if (rc == COW_LOG_FULL)
         rc = commit_transaction(st, 0);
     cow_mutex_unlock(&st->lock);
+    xproc_logged(st);
     return rc;
 }
 

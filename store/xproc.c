@@ -312,8 +312,6 @@ void xproc_leave(cow_store *st)
         return;
     LOCK(st);
     st->own_users--;
-    /* what changed is not published yet: a process that opens now asks */
-    shared_set_unpublished(st->shared);
     if (st->own_users == 0 && shared_owner_wanted(st->shared))
         pthread_cond_signal(&st->committer_cond);
     UNLOCK(st);
@@ -439,3 +437,12 @@ int xproc_test_handoff(cow_store *st)
     return rc;
 }
 #endif
+
+void xproc_logged(cow_store *st)
+{
+    /* alone, what a transaction's end makes durable or persistent goes to
+     * the log, not to a publication: a process that opens now asks for it
+     * (with others open, the end of a transaction publishes) */
+    if (st->shared && shared_is_owner(st->shared))
+        shared_set_unpublished(st->shared);
+}

@@ -101,6 +101,14 @@ int xproc_publish(cow_store *st);
  * the same publication again in full.  Errors: the load's. */
 int xproc_full_view(cow_store *st);
 
+/* After a log record or a commit-less persist (cow_file_sync,
+ * cow_store_persist alone): the owner has changes that ended a transaction
+ * and that only its log holds, so a process that opens or refreshes waits
+ * for a publication (shared_wait_published).  Changes in the middle of a
+ * transaction do not count: a reader does not read them.  One atomic store;
+ * a no-op for a non-owner or without a shared state. */
+void xproc_logged(cow_store *st);
+
 /* cow_store_unpin: this process reads nothing until its next refresh; its
  * pin in the reader table goes (not the owner's: it has none). */
 void xproc_unpin(cow_store *st);
