@@ -194,6 +194,7 @@ void alloc_destroy(cow_store *st)
     free(st->pinned);
     st->pinned = NULL;
     st->npinned = st->cpinned = 0;
+    st->npinned_recorded = st->nppinned_recorded = 0;
     free(st->ppinned);
     st->ppinned = NULL;
     st->nppinned = st->cppinned = st->npinned_remapped = 0;
@@ -768,10 +769,9 @@ static void hold_cooled(cow_store *st)
             }
             continue;
         }
-        shared_frees_add(st->shared, gen, r->bytenr, r->bytes);
     }
     shared_unlock(st->shared);
-    release_held(st);
+    release_held(st); /* (the shared pending frees have them since their commit) */
 }
 
 /* alloc_hold_shared_frees()'s callback: the free blocks of one pending
@@ -813,6 +813,22 @@ static void hold_one(void *arg, uint64_t gen, uint64_t start, uint64_t len)
                 g->pused++;
         }
     }
+}
+
+void alloc_record_frees(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    if (!st->shared)
+        return;
+    (void)shared_lock(st->shared); /* a dead holder changed nothing here */
+    for (size_t k = st->npinned_recorded; k < st->npinned; k++)
+        shared_frees_add(st->shared, st->generation, st->pinned[k].bytenr, st->pinned[k].bytes);
+    for (size_t k = st->nppinned_recorded; k < st->nppinned; k++)
+        shared_frees_add(st->shared, st->generation, st->ppinned[k].bytenr,
+                         st->ppinned[k].bytes);
+    shared_unlock(st->shared);
+    st->npinned_recorded = st->npinned;
+    st->nppinned_recorded = st->nppinned;
 }
 
 int alloc_hold_shared_frees(cow_store *st)
@@ -861,6 +877,7 @@ void alloc_unpin_all(cow_store *st)
     st->npinned = 0;
     st->npinned_remapped = 0;
     st->nppinned = 0;
+    st->npinned_recorded = st->nppinned_recorded = 0;
 }
 
 /* ---- physical space (relocation) ---- */

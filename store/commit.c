@@ -669,6 +669,7 @@ int commit_transaction(cow_store *st, int flush)
     st->last_one_flush = one_flush;
     st->last_commit_ns = cow_mono_ns();
     log_reset(st); /* records build on the new commit, in area SLOT */
+    alloc_record_frees(st); /* for other processes' readers (invariant 9) */
 #ifdef COW_DEBUG
     /* every count recomputed after every transaction (debug builds) */
     rc = pc_check_counts(st);

@@ -310,6 +310,9 @@ struct cow_store {
      * readers moved past it (alloc.c alloc_unpin_all). */
     struct held_run *held;
     size_t nheld, cheld;
+    /* pinned[0, npinned_recorded) and ppinned[0, nppinned_recorded) are in
+     * the shared pending frees already (alloc_record_frees) */
+    size_t npinned_recorded, nppinned_recorded;
     uint64_t file_bytes; /* the container file's size as last grown or
                           * shrunk (0: unknown, ask the device) */
     uint64_t sb_device_bytes; /* device_bytes of the last superblock written */
@@ -526,6 +529,12 @@ void alloc_unpin_all(cow_store *st);
  * last owner's frees that readers may still read), in st->held with the
  * entry's generation.  COW_ENOMEM.  Lock held. */
 int alloc_hold_shared_frees(cow_store *st);
+/* After each commit with a shared state: what this and the commits since
+ * the last flushed one freed (the pinned runs, logical and physical) goes
+ * into the shared pending frees, tagged with the new generation, so that a
+ * next owner, even after this one dies, keeps it from other processes'
+ * readers of older generations (invariant 9).  Lock held. */
+void alloc_record_frees(cow_store *st);
 /* Makes sure at least DATA blocks are free in data groups and META in
  * metadata groups, growing the container if needed.  COW_ENOSPC. */
 int alloc_reserve(cow_store *st, uint64_t data, uint64_t meta);
