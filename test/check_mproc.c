@@ -162,18 +162,8 @@ fail:
 
 /* Worker K of NPROC on container PATH: NTXN random transactions; sends its
  * result to FD and exits. */
-/* A worker's SQLite log: what the VFS said before a failure (a corrupt
- * container's reason, say), on stderr. */
-static void worker_log(void *arg, int rc, const char *msg)
-{
-    fprintf(stderr, "mproc worker %d: (%d) %s\n", *(int *)arg, rc, msg);
-}
-
 static void worker_main(const char *path, int k, int nProc, int nTxn, uint64_t seed, int fd)
 {
-    static int who;
-    who = k;
-    sqlite3_config(SQLITE_CONFIG_LOG, worker_log, &who);
     struct mproc_worker w;
     uint64_t rs = seed ^ ((uint64_t)(k + 1) * 0x9e3779b97f4a7c15ull);
 
