@@ -13,6 +13,7 @@
 #include "remap.h"
 #include "replay.h"
 #include "shared.h"
+#include "super.h"
 
 #define LOCK(st) cow_mutex_lock(&(st)->lock)
 #define UNLOCK(st) cow_mutex_unlock(&(st)->lock)
@@ -205,18 +206,23 @@ int xproc_full_view(cow_store *st)
 
 /* ---- ownership ---- */
 
-/* The container's uuid, read from a superblock copy with the magic (both
- * copies carry it; zeros when neither has it: the load says why). */
+/* The container's uuid, from the newest superblock copy that is whole (its
+ * checksum matches: both carry the uuid, and a damaged copy must not give
+ * the shared state another name), or zeros when neither is (the load says
+ * why). */
 static void read_uuid(cow_store *st, uint8_t uuid[16])
 {
-    uint8_t sb[COW_BLOCK_SIZE];
+    uint8_t sb[COW_SB_COPIES][COW_BLOCK_SIZE];
+    int best = -1;
     memset(uuid, 0, 16);
     for (int i = 0; i < COW_SB_COPIES; i++)
-        if (st->dev->read(st->dev, sb, sizeof sb, (uint64_t)i * COW_BLOCK_SIZE) == COW_OK &&
-            get64(sb + SB_MAGIC) == COW_SB_MAGIC) {
-            memcpy(uuid, sb + SB_UUID, 16);
-            return;
-        }
+        if (st->dev->read(st->dev, sb[i], COW_BLOCK_SIZE, (uint64_t)i * COW_BLOCK_SIZE) ==
+                COW_OK &&
+            sb_valid(sb[i]) &&
+            (best < 0 || get64(sb[i] + SB_GENERATION) > get64(sb[best] + SB_GENERATION)))
+            best = i;
+    if (best >= 0)
+        memcpy(uuid, sb[best] + SB_UUID, 16);
 }
 
 int xproc_attach(cow_store *st, int fd, int *alone)

@@ -186,6 +186,17 @@ const char *fz_vfs_path(void)
     return vs.path;
 }
 
+void fz_vfs_own_path(void)
+{
+    vs.path[0] = 0; /* the parent removes its own at exit */
+}
+
+void fz_vfs_drop_path(void)
+{
+    rm_placeholder();
+    vs.path[0] = 0;
+}
+
 void fz_vfs_serve(const uint8_t *img, size_t len)
 {
     fz_vfs_path();

@@ -140,6 +140,17 @@ void fz_log_areas(const uint8_t *img, size_t len, uint64_t logarea[2], uint32_t 
  */
 void fz_vfs_serve(const uint8_t *img, size_t len);
 const char *fz_vfs_path(void);
+
+/* In a child process after fork(): the next fz_vfs_path() makes a
+ * placeholder of its own.  Processes that share a placeholder share what
+ * the cow VFS keeps per container file between processes (its locks, the
+ * WAL-index in shared memory: docs/DESIGN.md, "Several processes"), so
+ * parallel jobs serving different images must not.  The parent's file is
+ * left to the parent. */
+void fz_vfs_own_path(void);
+/* Removes the placeholder fz_vfs_path() made (for a child that ends with
+ * _exit, which runs no atexit handler). */
+void fz_vfs_drop_path(void);
 /* The same without a copy: the device reads and writes *IMG (*LEN bytes
  * of *CAP allocated) in place, growing it with realloc; flush does
  * nothing.  The caller keeps the buffer alive while a store is open. */

@@ -834,7 +834,9 @@ static void run_all(int jobs)
             if (r.pid < 0)
                 die("fork");
             if (r.pid == 0) {
+                fz_vfs_own_path(); /* not the other jobs' container file */
                 run_range(r.a, r.b);
+                fz_vfs_drop_path();
                 fflush(stdout);
                 _exit(0);
             }
