@@ -22,6 +22,11 @@ struct file_dev {
      * OLD_FD is the empty file PATH named at open (locked), or -1. */
     char *path, *new_path;
     int old_fd;
+    /* A read-only store's descriptor for its locks, opened read-write when
+     * the file allows it (or -1: FD serves): only a read-write description
+     * can write-lock the shared state's dead-man switch, which the last
+     * process needs to remove the shared state at close (store/shared.c). */
+    int lock_fd;
 };
 
 static int fd_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
@@ -142,7 +147,9 @@ static int fd_shrink(struct cow_dev *d, uint64_t size)
 static int fd_lock_fd(struct cow_dev *d)
 {
     struct file_dev *f = (struct file_dev *)d;
-    return f->new_path ? -1 : f->fd; /* a container being made is no one else's */
+    if (f->new_path)
+        return -1; /* a container being made is no one else's */
+    return f->lock_fd >= 0 ? f->lock_fd : f->fd;
 }
 
 static void fd_close(struct cow_dev *d)
@@ -152,6 +159,8 @@ static void fd_close(struct cow_dev *d)
         unlink(f->new_path); /* never published: still locked, so still ours */
     if (f->old_fd >= 0)
         close(f->old_fd);
+    if (f->lock_fd >= 0)
+        close(f->lock_fd);
     close(f->fd); /* drops the flock */
     free(f->path);
     free(f->new_path);
@@ -287,6 +296,7 @@ static struct file_dev *file_dev_new(int fd)
         return NULL;
     f->fd = fd;
     f->old_fd = -1;
+    f->lock_fd = -1;
     f->dev.read = fd_read;
     f->dev.write = fd_write;
     f->dev.flush = fd_flush;
@@ -360,6 +370,15 @@ int bdev_file_open(const char *path, int flags, struct cow_dev **out, int *creat
     }
     f->new_path = new_path;
     f->old_fd = old_fd;
+    if (readonly) { /* writes none through it: locks only (see lock_fd) */
+        struct stat a, b;
+        f->lock_fd = open(path, O_RDWR | O_CLOEXEC);
+        if (f->lock_fd >= 0 && (fstat(f->lock_fd, &a) != 0 || fstat(f->fd, &b) != 0 ||
+                                a.st_dev != b.st_dev || a.st_ino != b.st_ino)) {
+            close(f->lock_fd); /* PATH was replaced meanwhile: not this file */
+            f->lock_fd = -1;
+        }
+    }
     new_path = NULL;
     old_fd = fd = -1;
     *created = f->new_path != NULL;
