@@ -643,6 +643,20 @@ int shared_is_owner(struct cow_shared *sh)
     return (__atomic_load_n(&sh->r->owner, __ATOMIC_SEQ_CST) & OWNER_SLOT_MASK) == sh->slot + 1;
 }
 
+/* One slice of a timed wait that began at START (ms): sleeps on the event
+ * word (EV: its value when the waiter last looked) for at most
+ * WAIT_SLICE_MS, or what is left of TIMEOUT_MS.  0 if the time is up
+ * (nothing slept). */
+static int wait_slice(struct shared_region *r, uint32_t ev, uint64_t start, unsigned timeout_ms)
+{
+    uint64_t waited = now_ms() - start;
+    if (waited >= timeout_ms)
+        return 0;
+    uint64_t left = timeout_ms - waited;
+    event_wait(r, ev, left < WAIT_SLICE_MS ? (unsigned)left : WAIT_SLICE_MS);
+    return 1;
+}
+
 int shared_own(struct cow_shared *sh, unsigned timeout_ms)
 {
     struct shared_region *r = sh->r;
@@ -672,11 +686,8 @@ int shared_own(struct cow_shared *sh, unsigned timeout_ms)
             }
             break;
         }
-        uint64_t waited = now_ms() - start;
-        if (waited >= timeout_ms)
+        if (!wait_slice(r, ev, start, timeout_ms))
             break;
-        uint64_t left = timeout_ms - waited;
-        event_wait(r, ev, left < WAIT_SLICE_MS ? (unsigned)left : WAIT_SLICE_MS);
     }
     want_clear(r, sh->slot);
     if (rc == COW_EBUSY)
@@ -774,11 +785,8 @@ int shared_wait_published(struct cow_shared *sh, unsigned timeout_ms)
             rc = COW_OK;
             break;
         }
-        uint64_t waited = now_ms() - start;
-        if (waited >= timeout_ms)
+        if (!wait_slice(r, ev, start, timeout_ms))
             break;
-        uint64_t left = timeout_ms - waited;
-        event_wait(r, ev, left < WAIT_SLICE_MS ? (unsigned)left : WAIT_SLICE_MS);
     }
     want_clear(r, sh->slot);
     if (rc == COW_EBUSY)
