@@ -95,7 +95,9 @@ int alloc_add_group(cow_store *st, uint64_t flags)
     /* A read-only store grows only in memory: replaying the log there needs
      * addresses for tree blocks that are never written. */
     if (st->dev->grow && !st->readonly) {
+        cow_mutex_lock(&st->resize_lock); /* after a cut in progress (reloc.c) */
         rc = st->dev->grow(st->dev, new_total);
+        cow_mutex_unlock(&st->resize_lock);
         if (rc)
             return rc;
         if (new_total > st->file_bytes)
@@ -397,8 +399,10 @@ static int alloc_meta_block(cow_store *st, uint64_t *bytenr, uint64_t *got)
     if (st->mchunk_next >= st->mchunk_end) {
         const uint64_t M = COW_BG_METADATA;
         if (!roomy(st, M) && !find_run(st, M, st->meta_cursor, sz[1], sz[1], bytenr, got) &&
-            !retype_empty(st, M, 0)) {
-            /* no room to keep tree blocks together: grow first */
+            !st->alloc_soft_end && !retype_empty(st, M, 0)) {
+            /* no room to keep tree blocks together: grow first (not while
+             * a balance runs, which is there to shrink the file: shorter
+             * runs, or single blocks, below) */
             int rc = alloc_add_group(st, M);
             if (rc && rc != COW_ENOSPC)
                 return rc;
@@ -1017,7 +1021,9 @@ int alloc_back(cow_store *st, uint64_t end)
         return COW_OK;
     struct bgroup *g = bg_of(st, end - 1);
     uint64_t to = g ? g->start + g->len : end;
+    cow_mutex_lock(&st->resize_lock); /* after a cut in progress (reloc.c) */
     int rc = st->dev->grow(st->dev, to);
+    cow_mutex_unlock(&st->resize_lock);
     if (rc)
         return rc;
     st->file_bytes = to;

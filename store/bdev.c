@@ -82,6 +82,16 @@ static int fd_flush(struct cow_dev *d)
     return COW_OK;
 }
 
+static void fd_writeback(struct cow_dev *d, uint64_t off, uint64_t len, int wait)
+{
+    struct file_dev *f = (struct file_dev *)d;
+    unsigned flags = SYNC_FILE_RANGE_WRITE;
+    if (wait)
+        flags |= SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WAIT_AFTER;
+    /* errors show at the next fdatasync, which reports them */
+    (void)sync_file_range(f->fd, (off_t)off, (off_t)len, flags);
+}
+
 static int fd_size(struct cow_dev *d, uint64_t *size)
 {
     struct file_dev *f = (struct file_dev *)d;
@@ -306,6 +316,7 @@ static struct file_dev *file_dev_new(int fd)
     f->dev.close = fd_close;
     f->dev.publish = fd_publish;
     f->dev.lock_fd = fd_lock_fd;
+    f->dev.writeback = fd_writeback;
     return f;
 }
 

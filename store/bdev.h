@@ -49,6 +49,14 @@ struct cow_dev {
      * (store/shared.c, store/lockspace.h), or -1 while the container is
      * still being made.  Owned by the device: valid until close. */
     int (*lock_fd)(struct cow_dev *d);
+    /* Optional (NULL: nothing to do).  Starts writing [OFF, +LEN) (bytes,
+     * written by earlier write calls) to the medium, and with WAIT waits
+     * until that is done (Linux's sync_file_range, SYNC_FILE_RANGE_WRITE,
+     * and WAIT_BEFORE/WAIT_AFTER), so that a later flush, this thread's or
+     * another's, finds less to write or wait for.  A hint for bulk writers
+     * (relocation's copies): it makes nothing durable (no metadata, no
+     * cache flush) and reports no error (the flush does). */
+    void (*writeback)(struct cow_dev *d, uint64_t off, uint64_t len, int wait);
 };
 
 /* bdev_file_open() flags */

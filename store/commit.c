@@ -282,6 +282,7 @@ int commit_load(cow_store *st)
         return COW_CORRUPT("%s is truncated: %llu bytes, the superblock says %llu", st->path,
                            (unsigned long long)devsize, (unsigned long long)need);
     st->file_bytes = devsize;
+    st->sb_device_bytes = st->cut_floor = need; /* what a crash comes back to */
     memcpy(st->uuid, s + SB_UUID, 16);
     st->ctime = get64(s + SB_CTIME);
     st->log_area[0] = get64(s + SB_LOG_AREA0);

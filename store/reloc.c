@@ -25,9 +25,13 @@
  *   5. blocks freed meanwhile (pinned, or unpinned by a commit since) are
  *      not remapped and their targets released; the rest get remap items
  *      (remaptree_add/move), their old places pinned;
- *   6. commit with a flush, which frees the group's old places.
- * A crash before 6's flush leaves the old places (the copies are in free
- * space nothing names); after it, the new ones.  No block is reachable
+ *   6. commit, without a flush: the group's old places stay pinned until
+ *      the next flushed commit (a writer's, the committer's, or the
+ *      balance's own at its end), which frees them.
+ * Neither 1 nor 6 flushes with the lock held: the only flush of a group is
+ * the copies' in 4, without it, which also makes 1 durable.  A crash
+ * before the flush that makes 6 durable leaves the old places (the copies
+ * are in space nothing durable names); after it, the new ones.  No block is reachable
  * from two places with different contents: a block is immutable once
  * written, except in place into a preallocated extent, which 1 forbids
  * while the group is copied (invariant 5).
@@ -68,7 +72,7 @@
 #define BLK COW_BLOCK_SIZE
 #define LOCK(st) reloc_lock(st)
 #define UNLOCK(st) cow_mutex_unlock(&(st)->lock)
-#define COPY_CHUNK (1u << 20)
+#define COPY_CHUNK (256u << 10)
 /* The file is cut right after the last block it holds (bytes). */
 #define SHRINK_ALIGN 4096u
 /* At most this much of the file is cut per hold of store->lock (bytes):
@@ -396,19 +400,33 @@ static void release_targets(cow_store *st, struct moves *m)
             alloc_phys_clear(st, m->v[k].to, m->v[k].len);
 }
 
-/* Step 4: copies every run, lock released.  Errors: the device's. */
+/* Step 4: copies every run, lock released, COPY_CHUNK bytes at a time.
+ * Each chunk is sent to the medium as soon as it is written, and the one
+ * before it waited for (dev->writeback), so that at most two chunks of
+ * copies are dirty or in flight at once: a writer's flush meanwhile (an
+ * fdatasync writes and waits for the whole file's dirty pages) finds
+ * little of relocation's to wait for.  Errors: the device's. */
 static int copy(cow_store *st, const struct moves *m, uint8_t *buf)
 {
+    uint64_t prev_off = 0, prev_len = 0;
     for (size_t k = 0; k < m->n; k++) {
         if (m->v[k].drop)
             continue;
         for (uint64_t off = 0; off < m->v[k].len; off += COPY_CHUNK) {
             size_t n = m->v[k].len - off < COPY_CHUNK ? (size_t)(m->v[k].len - off) : COPY_CHUNK;
+            uint64_t to = m->v[k].to + off;
             int rc = st->dev->read(st->dev, buf, n, m->v[k].from + off);
             if (!rc)
-                rc = st->dev->write(st->dev, buf, n, m->v[k].to + off);
+                rc = st->dev->write(st->dev, buf, n, to);
             if (rc)
                 return rc;
+            if (st->dev->writeback) {
+                st->dev->writeback(st->dev, to, n, 0);
+                if (prev_len)
+                    st->dev->writeback(st->dev, prev_off, prev_len, 1);
+                prev_off = to;
+                prev_len = n;
+            }
         }
     }
     return COW_OK;
@@ -504,8 +522,24 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
     }
     g->relocating = 1;
     st->meta_cursor = 0; /* tree blocks the commits copy go low */
-    rc = commit_transaction(st, 1); /* 1: in flight here is written and named */
+    /* 1: in flight here is written and named.  No flush: the copies' flush
+     * (4) makes it durable before anything depends on it, and its frees
+     * stay pinned until a flushed commit. */
+    rc = commit_transaction(st, 0);
     g = &st->bgs[gi];
+    if (!rc && g->pused && alloc_phys_free_below(st, g->start) < g->pused &&
+        (st->npinned || st->ncooling || st->npcooling)) {
+        /* the room below may be space freed since the last flushed commit
+         * (the earlier groups' commits copied tree blocks there): two
+         * flushed commits free it, pinned then cooling (alloc_unpin_all) */
+        for (int i = 0; i < 2 && !rc; i++) {
+            if (i)
+                yield_lock(st);
+            st->txn_dirty = 1;
+            rc = commit_transaction(st, 1);
+        }
+        g = &st->bgs[gi];
+    }
     if (!rc && (g->pused == 0 || alloc_phys_free_below(st, g->start) < g->pused)) {
         rc = g->pused ? cow_set_error(COW_ENOSPC, "block group %zu does not fit below it", gi)
                       : COW_OK;
@@ -558,7 +592,7 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
     else
         release_targets(st, &m);
     if (!rc)
-        rc = commit_transaction(st, 1); /* 6 */
+        rc = commit_transaction(st, 0); /* 6, durable at the next flush */
     g = &st->bgs[gi];
     g->relocating = 0;
     if (!rc && (*moved || dropped)) {
@@ -574,30 +608,58 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
     return rc;
 }
 
-/* Cuts the file down towards the device_bytes of the last commit, by at
- * most MAX_CUT bytes; *MORE = 1 if it stays longer than that needs.
- * Nothing is cut unless the last commit is flushed and nothing changed
- * since (so that no block written since, and no block of the commit a
- * crash goes back to, lies past it).  Lock held.  Errors: the device's
- * (size, shrink). */
-static int trim(cow_store *st, uint64_t max_cut, int *more)
+/* How far the file may be cut now: what a crash may come back to (the
+ * device_bytes of the last flushed commit and of every commit since:
+ * cut_floor) and the highest block in use now (written since, pinned or
+ * cooling: alloc_device_bytes; so no block of the running transaction, of
+ * a log record, or of a commit a crash may go back to lies past it),
+ * rounded up to SHRINK_ALIGN, and at most MAX_CUT bytes below SIZE; *MORE
+ * = 1 if the file stays longer than that needs.  0: nothing to cut (or
+ * no commit loaded or written yet).  The running transaction need not be
+ * committed: what it allocates later past the end grows the file again
+ * (alloc_back).  Lock held. */
+static uint64_t cut_target(cow_store *st, uint64_t size, uint64_t max_cut, int *more)
 {
     lk_assert_held(&st->lock);
-    uint64_t size = st->file_bytes;
-    int rc;
     *more = 0;
-    if (!st->dev->shrink || st->readonly || st->failed || st->txn_dirty || st->unflushed ||
-        !st->sb_device_bytes)
-        return COW_OK;
-    if (!size && (rc = st->dev->size(st->dev, &size)))
-        return rc;
-    uint64_t need = (st->sb_device_bytes + SHRINK_ALIGN - 1) / SHRINK_ALIGN * SHRINK_ALIGN;
+    if (!st->dev->shrink || st->readonly || st->failed || !st->cut_floor)
+        return 0;
+    uint64_t used = alloc_device_bytes(st);
+    if (used < st->cut_floor)
+        used = st->cut_floor;
+    uint64_t need = (used + SHRINK_ALIGN - 1) / SHRINK_ALIGN * SHRINK_ALIGN;
     if (need >= size)
-        return COW_OK;
+        return 0;
     if (size - need > max_cut) {
         need = size - max_cut;
         *more = 1;
     }
+    return need;
+}
+
+/* The file's size in bytes (st->file_bytes, or the device's).  Lock
+ * held.  Errors: the device's (size). */
+static int file_size(cow_store *st, uint64_t *size)
+{
+    if (!st->file_bytes) {
+        int rc = st->dev->size(st->dev, &st->file_bytes);
+        if (rc)
+            return rc;
+    }
+    *size = st->file_bytes;
+    return COW_OK;
+}
+
+/* Cuts the file to cut_target (at most MAX_CUT bytes), with store->lock
+ * held throughout.  Lock held.  Errors: the device's (size, shrink). */
+static int trim(cow_store *st, uint64_t max_cut, int *more)
+{
+    lk_assert_held(&st->lock);
+    uint64_t size;
+    int rc = file_size(st, &size);
+    uint64_t need = rc ? 0 : cut_target(st, size, max_cut, more);
+    if (!need)
+        return rc;
     rc = st->dev->shrink(st->dev, need);
     if (!rc)
         st->file_bytes = need;
@@ -610,6 +672,33 @@ int reloc_trim(cow_store *st)
     return trim(st, UINT64_MAX, &more);
 }
 
+/* As trim, but the cut itself (a truncate of up to MAX_CUT bytes, a few ms
+ * on ext4) runs without store->lock, so a writer waits for none of it:
+ * st->file_bytes says the new size before the lock goes, and resize_lock,
+ * taken first, makes a grow meanwhile (alloc.c) wait for the cut.  Lock
+ * held; let go of and held again on return.  Errors: the device's (size,
+ * shrink; after a failed cut the size is asked again). */
+static int cut_unlocked(cow_store *st, uint64_t max_cut, int *more)
+{
+    uint64_t size;
+    int rc = file_size(st, &size);
+    uint64_t need = rc ? 0 : cut_target(st, size, max_cut, more);
+    if (!need)
+        return rc;
+    st->file_bytes = need;
+    cow_mutex_lock(&st->resize_lock);
+    UNLOCK(st);
+    rc = st->dev->shrink(st->dev, need);
+    cow_mutex_unlock(&st->resize_lock);
+    LOCK(st);
+    if (rc) {
+        st->file_bytes = 0; /* unknown: asked again below */
+        (void)file_size(st, &size);
+        *more = 0;
+    }
+    return rc;
+}
+
 /* Commits that record the smaller device_bytes (the last one's copy was
  * written while the old places were still pinned), then the file cut to
  * it.  Lock held. */
@@ -620,28 +709,33 @@ static int shrink(cow_store *st)
     uint64_t need = alloc_device_bytes(st);
     if (need + SHRINK_ALIGN > st->file_bytes && need >= st->sb_device_bytes)
         return COW_OK; /* nothing to give back */
-    /* two flushed commits: the first frees the last group's old places
-     * into cooling (alloc_unpin_all), the second frees them */
+    /* up to three flushed commits: the first makes the groups' last
+     * commits durable and their old places cool (alloc_unpin_all), the
+     * second frees them, the third records the smaller device_bytes;
+     * fewer when nothing is pinned or cooling and the last commit already
+     * records what the file needs */
     int rc = COW_OK, more = 1;
-    for (int i = 0; i < 2 && !rc; i++) {
-        if (i)
+    for (int i = 0; i < 3 && !rc; i++) {
+        if (i) {
+            if (!st->npinned && !st->ncooling && !st->npcooling &&
+                st->sb_device_bytes <= alloc_device_bytes(st))
+                break;
             yield_lock(st);
+        }
         st->txn_dirty = 1;
         rc = commit_transaction(st, 1);
     }
-    /* then the cut, SHRINK_STEP at a time, letting go of the lock between
-     * two; what other threads changed meanwhile is committed (flushed)
-     * first, as trim() needs, and each cut is decided anew */
+    /* then the cut, SHRINK_STEP at a time, each without the lock
+     * (cut_unlocked) and decided anew after a pause: what other threads
+     * wrote or committed meanwhile, flushed or not, bounds it (cut_target),
+     * so nothing needs committing between two */
     for (int i = 0; !rc && more; i++) {
         if (i) {
             yield_lock(st);
             if (st->failed || st->readonly)
                 break;
-            if (st->txn_dirty || st->unflushed)
-                rc = commit_transaction(st, 1);
         }
-        if (!rc)
-            rc = trim(st, SHRINK_STEP, &more);
+        rc = cut_unlocked(st, SHRINK_STEP, &more);
     }
     return rc;
 }

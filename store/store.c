@@ -43,6 +43,7 @@ static void store_free(cow_store *st)
     pthread_cond_destroy(&st->oe_cond);
     pthread_cond_destroy(&st->own_cond);
     cow_mutex_destroy(&st->balance_lock);
+    cow_mutex_destroy(&st->resize_lock);
     cow_mutex_destroy(&st->lock);
     free(st->path);
     free(st);
@@ -169,6 +170,7 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
     }
     cow_mutex_init(&st->lock);
     cow_mutex_init(&st->balance_lock);
+    cow_mutex_init(&st->resize_lock);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

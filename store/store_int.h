@@ -316,6 +316,15 @@ struct cow_store {
     uint64_t file_bytes; /* the container file's size as last grown or
                           * shrunk (0: unknown, ask the device) */
     uint64_t sb_device_bytes; /* device_bytes of the last superblock written */
+    /* The largest device_bytes of a superblock a crash may go back to (the
+     * last flushed commit's, and every commit's since): relocation never
+     * cuts the file below it (reloc.c trim).  0 until the first load or
+     * commit. */
+    uint64_t cut_floor;
+    /* Taken around dev->grow and dev->shrink (after store->lock when both
+     * are held): relocation cuts the file without store->lock, and a grow
+     * meanwhile waits for the cut rather than being undone by it. */
+    struct cow_mutex resize_lock;
     uint64_t alloc_soft_end; /* while a balance runs: allocation prefers
                               * groups below this (bytes; 0: none) */
     struct cow_mutex balance_lock; /* one balance at a time (reloc.c) */

@@ -181,6 +181,8 @@ int sb_write(cow_store *st, int slot, int one_flush, uint64_t log_id)
     put64(b + SB_PREV_GENERATION, st->durable_gen);
     put32(b + SB_PREV_LOG_RECORDS, st->durable_log);
     st->sb_device_bytes = alloc_device_bytes(st);
+    if (st->sb_device_bytes > st->cut_floor)
+        st->cut_floor = st->sb_device_bytes; /* a crash may come back to it */
     put64(b + SB_DEVICE_BYTES, st->sb_device_bytes);
     if (st->remap_tree.bytenr)
         sb_rootref_put(b + SB_REMAP_TREE, &st->remap_tree);

@@ -48,6 +48,7 @@ void txn_now_durable(cow_store *st)
 {
     st->durable_slot = st->last_slot;
     st->durable_gen = st->generation;
+    st->cut_floor = st->sb_device_bytes; /* no crash goes back past it now */
     st->durable_log = st->log_durable = (uint32_t)st->log_seq;
     st->unflushed = 0;
     st->log_unflushed = 0;
