@@ -14,6 +14,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -599,6 +600,66 @@ START_TEST(test_snap_other_process)
 }
 END_TEST
 
+/* Has the child of ARG commit after 300 ms (the parent's main thread is
+ * then inside a snapshot that must wait for it). */
+struct late_commit {
+    struct child *c;
+    int rc;
+};
+
+static void *late_commit_main(void *arg)
+{
+    struct late_commit *lc = arg;
+    usleep(300 * 1000);
+    lc->rc = child_do(lc->c, "COMMIT");
+    return NULL;
+}
+
+/* A snapshot taken while another process holds EXCLUSIVE with no journal
+ * to roll back (journal_mode MEMORY, its cache spilled into the database
+ * file) waits for its commit: the snapshot holds the committed rows, never
+ * the spilled half of the transaction.  The snapshot locks the SHARED byte
+ * against other processes' EXCLUSIVE (vfs_snap.c cowSnapCreate); without
+ * that it saw no writer (none in this process) and cloned the spilled
+ * pages. */
+START_TEST(test_snap_waits_for_other_writer)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "app.db");
+    char *live = uri(path, "");
+    char *snap = uri(path, "snapshot=s2");
+    sqlite3 *db;
+
+    make_container(path, "delete", 10);
+    struct child a = child_start(live, SQLITE_OPEN_READWRITE);
+    ck_assert_int_eq(child_do(&a, "PRAGMA journal_mode=MEMORY; PRAGMA cache_size=2; BEGIN; "
+                                  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n "
+                                  "WHERE i<2000) INSERT INTO t SELECT randomblob(500) FROM n"),
+                     SQLITE_OK);
+    db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    struct late_commit lc = {&a, -1};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, late_commit_main, &lc), 0);
+    int rc = exec_rc(db, "PRAGMA cow_snapshot('s2')");
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(rc, SQLITE_OK);
+    ck_assert_int_eq(lc.rc, SQLITE_OK);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    child_quit(&a);
+    db = db_open(snap, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, "cow");
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 2010);
+    ck_assert_int_eq(query_int(db, "SELECT count(*) FROM pragma_integrity_check "
+                                   "WHERE integrity_check <> 'ok'"),
+                     0);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    test_fsck_clean(path);
+    free(live);
+    free(snap);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
 Suite *vfs_lock_suite(void)
 {
     Suite *s = suite_create("vfs_lock");
@@ -607,6 +668,6 @@ Suite *vfs_lock_suite(void)
               test_lock_snapshot_bytes, NULL);
     vfs_tcase(s, "readonly", 60, test_ro_two_rollback, test_ro_two_wal, NULL);
     vfs_tcase(s, "shm", 60, test_shm_reset_after_kill, NULL);
-    vfs_tcase(s, "snap", 60, test_snap_other_process, NULL);
+    vfs_tcase(s, "snap", 60, test_snap_other_process, test_snap_waits_for_other_writer, NULL);
     return s;
 }

@@ -19,7 +19,12 @@
  *   rollback      the database file holds uncommitted changes only while a
  *                 connection holds EXCLUSIVE (it spilled its cache, or is
  *                 committing), and then the journal is hot.  So:
- *                 - another connection at EXCLUSIVE with a hot journal:
+ *                 - another connection (of this process, or of another:
+                   this call holds a read lock on the database's SHARED
+                   byte while it makes the snapshot, which another
+                   process's EXCLUSIVE conflicts with, and failing to
+                   get it means one holds EXCLUSIVE) at EXCLUSIVE with a
+                   hot journal:
  *                   the image is one SQLite recovers: the general path
  *                   below; without one (journal_mode MEMORY or OFF, whose
  *                   changes SQLite cannot undo), wait (at most
@@ -242,6 +247,7 @@ static int cowSnapCreate(cowInode *pInode, cowFile *pCaller, const char *zName, 
     sqlite3_int64 iStart = cowNowMs();
     int bWaiting = 0;
     int bRecover = 0;
+    int bHeldShared = 0; /* this call holds a read lock on the SHARED byte */
     int rc = SQLITE_OK;
     int crc;
     cowFile *pOwner;
@@ -255,13 +261,43 @@ static int cowSnapCreate(cowInode *pInode, cowFile *pCaller, const char *zName, 
                              "no '/')",
                              zName);
     for (;;) {
+        int bOtherProc = 0;
         cowvfsMutexEnter(&pInode->mutex);
         pOwner = pInode->pOwner;
-        if (!(pOwner && pOwner != pCaller && pOwner->eFileLock == EXCLUSIVE_LOCK))
-            break;
-        /* another connection writes the database file: with a hot
-         * journal, the image is one SQLite recovers (rolled back below);
-         * without (journal_mode MEMORY or OFF), wait for its commit */
+        if (!(pOwner && pOwner != pCaller && pOwner->eFileLock == EXCLUSIVE_LOCK)) {
+            /* Other processes: while nobody here holds SHARED or more, this
+             * process holds no lock on the SHARED byte; a read lock on it,
+             * until the snapshot is made, keeps them from EXCLUSIVE (they
+             * take it as a write lock there, as os_unix.c does), and
+             * failing to get it means one of them holds EXCLUSIVE: it
+             * writes the database file, as a connection here could. */
+            if (pInode->nShared == 0 && !pOwner && pInode->pCont->fdLock >= 0) {
+                int rcl = cowvfsLockSet(pInode->pCont->fdLock, pInode->iLockBase + COW_LOCK_SHARED,
+                                        1, F_RDLCK, SQLITE_IOERR_LOCK);
+                if (rcl == SQLITE_OK)
+                    bHeldShared = 1;
+                else if (rcl == SQLITE_BUSY)
+                    bOtherProc = 1;
+                else {
+                    cowvfsMutexLeave(&pInode->mutex);
+                    if (bWaiting) {
+                        cowvfsMutexEnter(&pInode->mutex);
+                        pInode->nSnapWait--;
+                        cowvfsMutexLeave(&pInode->mutex);
+                    }
+                    return cowSnapRefuse(rcl, pzErr, "locking the database against other "
+                                                     "processes' writes failed");
+                }
+            }
+            if (!bOtherProc)
+                break;
+        }
+        /* another connection, here or in another process, writes the
+         * database file: with a hot journal, the image is one SQLite
+         * recovers (rolled back below); without (journal_mode MEMORY or
+         * OFF), wait for its commit.  (Another process's buffered writes
+         * reach the store when this one takes the container's ownership to
+         * make the snapshot: the image is that of a crash there.) */
         if (cowJournalIsHot(pStore, pInode->zSubvol)) {
             bRecover = 1;
             break;
@@ -296,6 +332,9 @@ static int cowSnapCreate(cowInode *pInode, cowFile *pCaller, const char *zName, 
                                    eKind == COWVFS_SNAPSHOT && !bHidden ? COW_SUBVOL_SNAPSHOT
                                                                         : COW_SUBVOL_BRANCH,
                                    pInode->zSubvol, SNAP_JOURNAL, bHidden);
+    if (bHeldShared) /* nobody here took a lock meanwhile (the mutex is held) */
+        (void)cowvfsLockSet(pInode->pCont->fdLock, pInode->iLockBase + COW_LOCK_SHARED, 1, F_UNLCK,
+                            SQLITE_IOERR_UNLOCK);
     cowvfsMutexLeave(&pInode->mutex);
     if (crc != COW_OK) {
         rc = cowSnapError(pStore, crc, eKind == COWVFS_SNAPSHOT ? "snapshot" : "branch", pzErr);
