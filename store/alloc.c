@@ -131,6 +131,34 @@ static uint64_t free_of(cow_store *st, uint64_t flags)
     return n;
 }
 
+static int retype_empty(cow_store *st, uint64_t flags, int preferred_only);
+
+/* Blocks free to take now (neither used nor pinned, cooling or stored: no
+ * bit in either bitmap) in metadata and mixed groups the file covers,
+ * group EXCEPT not counted. */
+static uint64_t meta_takeable_inside(cow_store *st, size_t except)
+{
+    uint64_t n = (st->mchunk_end - st->mchunk_next) / COW_BLOCK_SIZE;
+    for (size_t gi = 0; gi < st->nbgs; gi++) {
+        const struct bgroup *g = &st->bgs[gi];
+        if (gi == except || !(g->flags & COW_BG_METADATA) || !backed(st, g) || g->relocating ||
+            !g->nfree)
+            continue;
+        for (uint64_t i = 0, nb = g->len / COW_BLOCK_SIZE; i < nb; i++)
+            n += !busy(g, i);
+    }
+    return n;
+}
+
+uint64_t alloc_meta_room_inside(cow_store *st, uint64_t want, size_t except)
+{
+    lk_assert_held(&st->lock);
+    uint64_t n = meta_takeable_inside(st, except);
+    if (n < want && retype_empty(st, COW_BG_METADATA, 1))
+        n = meta_takeable_inside(st, except);
+    return n;
+}
+
 /* G holds nothing: no block of it is used, pinned, reserved, stored or a
  * remap source, and it is neither group 0 nor being relocated. */
 static int group_empty(const cow_store *st, const struct bgroup *g)

@@ -73,6 +73,9 @@
 #define LOCK(st) reloc_lock(st)
 #define UNLOCK(st) cow_mutex_unlock(&(st)->lock)
 #define COPY_CHUNK (256u << 10)
+/* Tree blocks counted for copying a group's remap tree blocks out of it
+ * (remaptree_cow_in), besides its commits' (blocks). */
+#define RELOC_REMAP_BLOCKS 16u
 /* The file is cut right after the last block it holds (bytes). */
 #define SHRINK_ALIGN 4096u
 /* At most this much of the file is cut per hold of store->lock (bytes):
@@ -507,6 +510,26 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
     if (g->pused == 0) {
         UNLOCK(st);
         return COW_OK;
+    }
+    /* Its two commits and the remap tree's copies need tree blocks: when
+     * the file has no room for them, they would grow it (to the lowest
+     * group past its end with room, maybe several groups away), which a
+     * balance is there to undo; the group stays. */
+    uint64_t meta_want = 2 * (64 + st->ndrefs / 8) + 2 * RELOC_REMAP_BLOCKS;
+    if (alloc_meta_room_inside(st, meta_want, gi) < meta_want &&
+        (st->npinned || st->ncooling || st->npcooling)) {
+        /* what was freed since the last flushed commits may be the room:
+         * two flushed commits free it, pinned then cooling */
+        for (int i = 0; i < 2 && !st->failed; i++) {
+            st->txn_dirty = 1;
+            if (commit_transaction(st, 1))
+                break;
+        }
+    }
+    if (alloc_meta_room_inside(st, meta_want, gi) < meta_want) {
+        UNLOCK(st);
+        return cow_set_error(COW_ENOSPC, "no room inside the file for relocating block group "
+                                         "%zu's tree blocks", gi);
     }
     if (group_has_log_area(st, g)) {
         /* the log areas move first, by a commit that names new ones */

@@ -524,6 +524,13 @@ int alloc_phys_target(cow_store *st, uint64_t want, uint64_t limit, uint64_t *by
                       uint64_t *got);
 /* Free physical blocks below LIMIT bytes outside relocating groups. */
 uint64_t alloc_phys_free_below(cow_store *st, uint64_t limit);
+/* Metadata blocks free to take now (not pinned or cooling either) that
+ * the file covers (metadata and mixed groups wholly inside it, and the
+ * metadata chunk's rest), after turning an empty group inside it into
+ * metadata if there were fewer than WANT: what tree blocks can take
+ * without the file growing.  Group EXCEPT (an index; the one about to be
+ * relocated) is not counted.  Lock held. */
+uint64_t alloc_meta_room_inside(cow_store *st, uint64_t want, size_t except);
 /* Makes sure the container file covers [0, END) with space reserved
  * (growing it to the end of END's group).  COW_ENOSPC, COW_EIO_*. */
 int alloc_back(cow_store *st, uint64_t end);
