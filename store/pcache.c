@@ -23,8 +23,10 @@
  *
  * Pages stay cached while dirty, in writeback (the trees do not point at
  * the new data yet), pinned by xFetch, or when they hold the file's last
- * block (the next append's partial first block); the others are dropped
- * once written back.
+ * block (the next append's partial first block) or the block the last
+ * write ended inside (the next sequential write's partial first block: a
+ * WAL rewritten from its start after a checkpoint writes 4,120-byte frames
+ * over its old ones); the others are dropped once written back.
  *
  * Calls down only: ordered extents, the extent map, space reservation, the
  * allocator.  Locking: in->invalidate (an rwlock) before store->lock.
@@ -122,14 +124,29 @@ static void pc_drop(struct pcache *pc, struct cpage *p)
 }
 
 /* Drops P if nothing needs it cached: clean, not in writeback, not pinned,
- * and not the file's last block. */
+ * and neither the file's last block nor the one the last write ended in. */
 static void pc_maybe_evict(struct cow_inode *in, struct cpage *p)
 {
     if (p->dirty || p->wb || p->pins)
         return;
     if (in->size && p->idx == (in->size - 1) / BLK)
         return;
+    if (p->idx + 1 == in->pc.tail)
+        return;
     pc_drop(&in->pc, p);
+}
+
+/* The last write ended at byte END: its block, if END is inside one, is
+ * the one kept cached; the block kept before is dropped if clean. */
+static void pc_set_tail(struct cow_inode *in, uint64_t end)
+{
+    uint64_t old = in->pc.tail;
+    in->pc.tail = end % BLK ? end / BLK + 1 : 0;
+    if (old && old != in->pc.tail) {
+        struct cpage *p = pc_find(&in->pc, old - 1);
+        if (p)
+            pc_maybe_evict(in, p);
+    }
 }
 
 /* ---- dirty pages ---- */
@@ -318,6 +335,7 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
     /* the INODE_ITEM's size follows at writeback (disk_size) */
     if (end > in->size && !(flags & PC_KEEP_SIZE))
         in->size = end;
+    pc_set_tail(in, end);
     return COW_OK;
 }
 
