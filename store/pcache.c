@@ -229,9 +229,10 @@ int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uin
     return COW_OK;
 }
 
-/* The cached page of block IDX, made (and filled from the extents) if
- * needed. */
-static int pc_get(cow_store *st, struct cow_inode *in, uint64_t idx, struct cpage **out)
+/* The cached page of block IDX, made (and filled from the extents unless
+ * WHOLE: the caller is about to overwrite all of it) if needed. */
+static int pc_get(cow_store *st, struct cow_inode *in, uint64_t idx, int whole,
+                  struct cpage **out)
 {
     struct cpage *p = pc_find(&in->pc, idx);
     if (!p) {
@@ -239,7 +240,7 @@ static int pc_get(cow_store *st, struct cow_inode *in, uint64_t idx, struct cpag
         if (rc)
             return rc;
         uint64_t at = idx * BLK;
-        if (at < in->size) {
+        if (at < in->size && !whole) {
             uint64_t n = in->size - at < BLK ? in->size - at : BLK;
             rc = em_read(st, in, p->data, n, at);
             if (rc) {
@@ -318,11 +319,11 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
     }
     for (uint64_t i = first; i <= last && rc == COW_OK; i++) {
         struct cpage *p;
-        rc = pc_get(st, in, i, &p);
-        if (rc)
-            break;
         uint64_t bs = i * BLK;
         uint64_t s = off > bs ? off : bs, e = end < bs + BLK ? end : bs + BLK;
+        rc = pc_get(st, in, i, s == bs && e == bs + BLK, &p);
+        if (rc)
+            break;
         memcpy(p->data + (s - bs), data + (s - off), (size_t)(e - s));
         if (!p->dirty)
             page_dirty(st, in, p, inplace[i - first] ? NULL : r);
@@ -674,7 +675,7 @@ int pc_fetch(cow_store *st, struct cow_inode *in, uint64_t off, size_t len, void
     if (len == 0 || off / BLK != (off + len - 1) / BLK || off + len > in->size)
         return COW_OK; /* not within one block of the file: the caller reads */
     struct cpage *p;
-    int rc = pc_get(st, in, off / BLK, &p);
+    int rc = pc_get(st, in, off / BLK, 0, &p);
     if (rc)
         return rc;
     p->pins++;
