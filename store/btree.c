@@ -311,34 +311,114 @@ void bt_mark_shared(cow_store *st, const struct cow_root *r)
 
 /* ---- modification ---- */
 
+/* Bytes B's N items take (headers and data) if their data is packed as
+ * leaf_store lays it out (item 0's at the block's end, each next item's
+ * right below the one before), else 0 with *PACKED clear: blocks read from
+ * the device may legally have gaps (validate.c, check_leaf). */
+static size_t leaf_packed_used(const uint8_t *b, unsigned n, int *packed)
+{
+    unsigned expect = COW_BLOCK_SIZE;
+    *packed = 0;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned size = leaf_data_size(b, i);
+        if (size > expect || leaf_data_off(b, i) != expect - size)
+            return 0;
+        expect -= size;
+    }
+    *packed = 1;
+    return (size_t)n * COW_ITEM_SIZE + (COW_BLOCK_SIZE - expect);
+}
+
+/*
+ * Q's change made to packed leaf B of N items in place, the way btrfs's
+ * setup_items_for_insert and btrfs_del_items shift items within a leaf
+ * (fs/btrfs/ctree.c): the data of the items after POS moves by the change
+ * in size, their headers by one slot when an item comes or goes, and the
+ * bytes freed are zeroed.  The result is byte for byte what leaf_store
+ * makes of the same items.  POS and EXACT are leaf_find's for Q's key; the
+ * caller checked that the result fits.  Returns the new item count.
+ */
+static unsigned leaf_splice(uint8_t *b, unsigned n, unsigned pos, int exact,
+                            const struct mod_req *q)
+{
+    int remove = q->op == OP_DELETE;
+    size_t top = pos ? leaf_data_off(b, pos - 1) : COW_BLOCK_SIZE; /* above item POS's data */
+    size_t low = n ? leaf_data_off(b, n - 1) : COW_BLOCK_SIZE;     /* the lowest data byte */
+    size_t old = exact ? leaf_data_size(b, pos) : 0, size = remove ? 0 : q->len;
+    size_t after = exact ? pos + 1 : pos; /* the first item whose data moves */
+    /* the data of items AFTER.. is [LOW, TOP - OLD): it moves down by
+     * SIZE - OLD (up when negative) */
+    if (size >= old) {
+        memmove(b + low - (size - old), b + low, top - old - low);
+    } else {
+        memmove(b + low + (old - size), b + low, top - old - low);
+        memset(b + low, 0, old - size);
+    }
+    for (size_t i = after; i < n; i++) {
+        uint8_t *h = (uint8_t *)leaf_item(b, (unsigned)i);
+        put16(h + 17, (uint16_t)(get16(h + 17) + old - size));
+    }
+    uint8_t *h = (uint8_t *)leaf_item(b, pos);
+    if (remove) {
+        memmove(h, h + COW_ITEM_SIZE, (n - pos - 1) * (size_t)COW_ITEM_SIZE);
+        memset((uint8_t *)leaf_item(b, n - 1), 0, COW_ITEM_SIZE);
+        n--;
+    } else {
+        if (!exact) {
+            memmove(h + COW_ITEM_SIZE, h, (n - pos) * (size_t)COW_ITEM_SIZE);
+            key_put(h, q->key);
+            n++;
+        }
+        put16(h + 17, (uint16_t)(top - size));
+        put16(h + 19, (uint16_t)size);
+        if (size)
+            memcpy(b + top - size, q->data, size);
+    }
+    put32(b + TB_NRITEMS, n);
+    return n;
+}
+
 static int mod_leaf(cow_store *st, struct cow_root *r, struct eb *e, const struct mod_req *q,
                     struct mod_res *res)
 {
     uint8_t scratch[COW_BLOCK_SIZE];
     struct litem it[MAX_LEAF_ITEMS];
-    int exact;
-    if (q->op == OP_PUT) {
+    int exact, packed;
+    unsigned pos = leaf_find(e->data, q->key, &exact);
+    if (q->op == OP_PUT && exact && leaf_data_size(e->data, pos) == q->len) {
         /* an item replaced by one of its size (a reference count, an inode
          * or root item): in place, the leaf's layout and fill unchanged */
-        unsigned i = leaf_find(e->data, q->key, &exact);
-        if (exact && leaf_data_size(e->data, i) == q->len) {
-            memcpy(e->data + leaf_data_off(e->data, i), q->data, q->len);
+        memcpy(e->data + leaf_data_off(e->data, pos), q->data, q->len);
+        memset(res, 0, sizeof *res);
+        return COW_OK;
+    }
+    if (q->op == OP_DELETE && !exact)
+        return COW_ENOENT;
+    if (q->op == OP_INSERT && exact)
+        return COW_EEXIST;
+    /* A change that fits, to a packed leaf: in place, without rebuilding
+     * the leaf (which costs a copy of the block and every item's header
+     * written again: most of a small transaction's tree updates). */
+    unsigned n = tb_nritems(e->data);
+    size_t used = leaf_packed_used(e->data, n, &packed);
+    if (packed) {
+        size_t old = exact ? COW_ITEM_SIZE + leaf_data_size(e->data, pos) : 0;
+        size_t add = q->op == OP_DELETE ? 0 : COW_ITEM_SIZE + q->len;
+        if (used - old + add <= COW_LEAF_SPACE) {
+            n = leaf_splice(e->data, n, pos, exact, q);
+            used = used - old + add;
             memset(res, 0, sizeof *res);
+            res->empty = (n == 0);
+            res->underfull = used < COW_LEAF_SPACE / 4;
             return COW_OK;
         }
     }
     memcpy(scratch, e->data, COW_BLOCK_SIZE);
-    unsigned n = leaf_load(scratch, it);
-    unsigned pos = leaf_find(scratch, q->key, &exact);
-
+    n = leaf_load(scratch, it);
     if (q->op == OP_DELETE) {
-        if (!exact)
-            return COW_ENOENT;
         memmove(&it[pos], &it[pos + 1], (n - pos - 1) * sizeof it[0]);
         n--;
     } else {
-        if (exact && q->op == OP_INSERT)
-            return COW_EEXIST;
         if (!exact) {
             memmove(&it[pos + 1], &it[pos], (n - pos) * sizeof it[0]);
             n++;
@@ -348,7 +428,7 @@ static int mod_leaf(cow_store *st, struct cow_root *r, struct eb *e, const struc
         it[pos].size = (unsigned)q->len;
     }
 
-    size_t used = leaf_used(it, n);
+    used = leaf_used(it, n);
     memset(res, 0, sizeof *res);
     if (used <= COW_LEAF_SPACE) {
         leaf_store(e->data, it, n);

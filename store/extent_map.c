@@ -243,8 +243,8 @@ int em_drop_range(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t 
                 rc = fext_insert(st, in, &tail);
             return rc;
         }
-        if (rc)
-            return rc;
+        if (rc || e >= end)
+            return rc; /* items do not overlap: the next starts at or past E */
         rc = fext_next(st, in, s, &fx);
     }
     return rc == COW_ENOENT ? COW_OK : rc;
@@ -284,8 +284,8 @@ int em_for_extents(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t
         uint8_t d[FE_ITEM_SIZE];
         fext_put(d, &c, st->transid);
         rc = cb(arg, c.start, d);
-        if (rc)
-            return rc;
+        if (rc || fx.start + fx.len >= end)
+            return rc; /* items do not overlap: the next starts past END */
         rc = fext_next(st, in, fx.start, &fx);
     }
     return rc == COW_ENOENT ? COW_OK : rc;
@@ -355,6 +355,8 @@ int em_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uin
             memcpy(buf + (s - off), tmp + (s - bs), (size_t)(ce - s));
             s = ce;
         }
+        if (fx.start + fx.len >= end)
+            break; /* items do not overlap: the next starts past END */
         rc = fext_next(st, in, fx.start, &fx);
     }
     if (rc == COW_ENOENT)
@@ -471,6 +473,8 @@ int em_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint64
                 return COW_OK;
             }
         }
+        if (fx.start + fx.len >= off + len)
+            return COW_OK; /* items do not overlap: the next starts past the run */
         rc = fext_next(st, in, fx.start, &fx);
         if (rc == COW_ENOENT)
             return COW_OK;

@@ -23,8 +23,10 @@
  *
  * Pages stay cached while dirty, in writeback (the trees do not point at
  * the new data yet), pinned by xFetch, or when they hold the file's last
- * block (the next append's partial first block); the others are dropped
- * once written back.
+ * block (the next append's partial first block) or the block the last
+ * write ended inside (the next sequential write's partial first block: a
+ * WAL rewritten from its start after a checkpoint writes 4,120-byte frames
+ * over its old ones); the others are dropped once written back.
  *
  * Calls down only: ordered extents, the extent map, space reservation, the
  * allocator.  Locking: in->invalidate (an rwlock) before store->lock.
@@ -122,14 +124,29 @@ static void pc_drop(struct pcache *pc, struct cpage *p)
 }
 
 /* Drops P if nothing needs it cached: clean, not in writeback, not pinned,
- * and not the file's last block. */
+ * and neither the file's last block nor the one the last write ended in. */
 static void pc_maybe_evict(struct cow_inode *in, struct cpage *p)
 {
     if (p->dirty || p->wb || p->pins)
         return;
     if (in->size && p->idx == (in->size - 1) / BLK)
         return;
+    if (p->idx + 1 == in->pc.tail)
+        return;
     pc_drop(&in->pc, p);
+}
+
+/* The last write ended at byte END: its block, if END is inside one, is
+ * the one kept cached; the block kept before is dropped if clean. */
+static void pc_set_tail(struct cow_inode *in, uint64_t end)
+{
+    uint64_t old = in->pc.tail;
+    in->pc.tail = end % BLK ? end / BLK + 1 : 0;
+    if (old && old != in->pc.tail) {
+        struct cpage *p = pc_find(&in->pc, old - 1);
+        if (p)
+            pc_maybe_evict(in, p);
+    }
 }
 
 /* ---- dirty pages ---- */
@@ -212,9 +229,10 @@ int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uin
     return COW_OK;
 }
 
-/* The cached page of block IDX, made (and filled from the extents) if
- * needed. */
-static int pc_get(cow_store *st, struct cow_inode *in, uint64_t idx, struct cpage **out)
+/* The cached page of block IDX, made (and filled from the extents unless
+ * WHOLE: the caller is about to overwrite all of it) if needed. */
+static int pc_get(cow_store *st, struct cow_inode *in, uint64_t idx, int whole,
+                  struct cpage **out)
 {
     struct cpage *p = pc_find(&in->pc, idx);
     if (!p) {
@@ -222,7 +240,7 @@ static int pc_get(cow_store *st, struct cow_inode *in, uint64_t idx, struct cpag
         if (rc)
             return rc;
         uint64_t at = idx * BLK;
-        if (at < in->size) {
+        if (at < in->size && !whole) {
             uint64_t n = in->size - at < BLK ? in->size - at : BLK;
             rc = em_read(st, in, p->data, n, at);
             if (rc) {
@@ -301,11 +319,11 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
     }
     for (uint64_t i = first; i <= last && rc == COW_OK; i++) {
         struct cpage *p;
-        rc = pc_get(st, in, i, &p);
-        if (rc)
-            break;
         uint64_t bs = i * BLK;
         uint64_t s = off > bs ? off : bs, e = end < bs + BLK ? end : bs + BLK;
+        rc = pc_get(st, in, i, s == bs && e == bs + BLK, &p);
+        if (rc)
+            break;
         memcpy(p->data + (s - bs), data + (s - off), (size_t)(e - s));
         if (!p->dirty)
             page_dirty(st, in, p, inplace[i - first] ? NULL : r);
@@ -318,6 +336,7 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
     /* the INODE_ITEM's size follows at writeback (disk_size) */
     if (end > in->size && !(flags & PC_KEEP_SIZE))
         in->size = end;
+    pc_set_tail(in, end);
     return COW_OK;
 }
 
@@ -656,7 +675,7 @@ int pc_fetch(cow_store *st, struct cow_inode *in, uint64_t off, size_t len, void
     if (len == 0 || off / BLK != (off + len - 1) / BLK || off + len > in->size)
         return COW_OK; /* not within one block of the file: the caller reads */
     struct cpage *p;
-    int rc = pc_get(st, in, off / BLK, &p);
+    int rc = pc_get(st, in, off / BLK, 0, &p);
     if (rc)
         return rc;
     p->pins++;

@@ -205,6 +205,8 @@ struct pcache {
     struct cpage *dirty;      /* the dirty pages, unordered */
     uint64_t hi;              /* every cached page's index is below this */
     struct cpage *detached;   /* pinned pages no longer in the hash */
+    uint64_t tail;            /* 1 + the index of the block the last write
+                               * ended inside, 0 if it ended on a boundary */
 #ifdef COW_BREAK_RESV_SHARED
     uint64_t wb_resv;         /* make race-proof: per-file reservation state */
 #endif

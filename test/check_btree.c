@@ -1,6 +1,6 @@
 /*
- * check_btree.c - the "btree" suite: the store's B+tree against a model
- * (seeded: COW_TEST_SEED replays).
+ * check_btree.c - the "btree" suite: the store's B+tree against a model,
+ * its leaves checked for the packed layout (seeded: COW_TEST_SEED replays).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -109,6 +109,33 @@ static void full_compare(cow_store *st, struct model *m)
     ck_assert_uint_eq(i, m->n);
 }
 
+/* Every leaf under the block at BYTENR (generation GEN, LEVEL) has its
+ * item data packed from the block's end in item order and its free space
+ * zeroed, as btree.c's in-place changes and its rebuilds both leave it. */
+static void check_packed(cow_store *st, uint64_t bytenr, uint64_t gen, int level)
+{
+    struct eb *e;
+    uint8_t b[COW_BLOCK_SIZE]; /* a copy: the recursion reads more blocks */
+    ck_assert_int_eq(cache_read(st, bytenr, gen, level, &e), COW_OK);
+    memcpy(b, e->data, sizeof b);
+    unsigned n = tb_nritems(b);
+    if (level > 0) {
+        for (unsigned i = 0; i < n; i++)
+            check_packed(st, node_child(b, i), node_child_gen(b, i), level - 1);
+        return;
+    }
+    unsigned expect = COW_BLOCK_SIZE;
+    for (unsigned i = 0; i < n; i++) {
+        ck_assert_uint_le(leaf_data_size(b, i), expect);
+        expect -= leaf_data_size(b, i);
+        ck_assert_msg(leaf_data_off(b, i) == expect, "leaf %llu item %u: data at %u, not %u",
+                      (unsigned long long)bytenr, i, leaf_data_off(b, i), expect);
+    }
+    for (unsigned at = TB_HEADER_SIZE + n * COW_ITEM_SIZE; at < expect; at++)
+        ck_assert_msg(b[at] == 0, "leaf %llu: free byte %u is not zero",
+                      (unsigned long long)bytenr, at);
+}
+
 START_TEST(btree_model)
 {
     uint64_t rs = test_seed() ^ 0xb7ee;
@@ -172,6 +199,8 @@ START_TEST(btree_model)
         } else {
             check_seek(st, &m, &k, r & 1);
         }
+        if (op % 250 == 249)
+            check_packed(st, st->fs_tree.bytenr, st->fs_tree.generation, (int)st->fs_tree.level);
         cow_mutex_unlock(&st->lock);
         if (op % 700 == 699) {
             ck_assert_int_eq(cow_store_commit(st), COW_OK);
@@ -186,6 +215,7 @@ START_TEST(btree_model)
     }
     cow_mutex_lock(&st->lock);
     full_compare(st, &m);
+    check_packed(st, st->fs_tree.bytenr, st->fs_tree.generation, (int)st->fs_tree.level);
     ck_assert_uint_gt(max_level, 0); /* the test really built a multi-level tree */
     /* remove the test items so fsck sees only real file-system items */
     while (m.n) {
