@@ -33,8 +33,11 @@
 #define OWNER_BYTES 256
 #define NAME_MAX_BYTES 200
 #define OID_BYTES (NAME_MAX_BYTES + 18)
-/* writes kept in flight before a write waits for the oldest */
+/* writes (and bytes) kept in flight before a write waits for the oldest,
+ * below librados's own throttles (objecter_inflight_ops 1024,
+ * objecter_inflight_op_bytes 100 MiB) */
 #define MAX_INFLIGHT 256
+#define MAX_INFLIGHT_BYTES (64u << 20)
 /* sizes of the lockers' lists asked for (one locker: tiny) */
 #define LOCKERS_BUF 512
 
@@ -147,6 +150,8 @@ struct rados_aio {
     struct rados_dev *dev;
     rados_completion_t comp;
     uint64_t objno;
+    uint64_t seq;  /* issue order */
+    size_t len;
     int done;
 };
 
@@ -157,8 +162,13 @@ struct rados_dev {
     char *spec; /* POOL[:NS]/NAME, for messages */
     char *name;
     uint64_t objsize, size;
-    uint32_t hdr_flags;
+    uint32_t hdr_flags; /* protected by resize_mu */
     int readonly, created;
+    /* Serialises grow, shrink and publish (the header's writers).  No
+     * librados call is made under mu: librados runs the completion
+     * callbacks, which take mu, on a thread that its own calls may wait
+     * for. */
+    pthread_mutex_t resize_mu;
     /* the lock */
     int locked;
     char cookie[40];
@@ -171,8 +181,10 @@ struct rados_dev {
     pthread_cond_t cond;
     struct rados_aio *head, **tail;
     unsigned ninflight;
+    size_t inflight_bytes;
+    uint64_t next_seq;
     int failed;     /* a COW_E* code once the device failed */
-    char why[160];  /* what failed */
+    char why[320];  /* what failed */
 };
 
 static void oid_of(const struct rados_dev *r, uint64_t objno, char *buf)
@@ -208,7 +220,7 @@ static void aio_done(rados_completion_t c, void *arg)
     pthread_mutex_lock(&r->mu);
     a->done = 1;
     if (ret < 0) {
-        char why[160];
+        char why[320];
         snprintf(why, sizeof why, "a write to object %llu: %s%s", (unsigned long long)a->objno,
                  strerror(-ret), ret == -ESHUTDOWN ? " (this client was blocklisted)" : "");
         fail_locked(r, rc_of(ret, COW_EIO_WRITE), why);
@@ -226,19 +238,21 @@ static void reap_locked(struct rados_dev *r)
         if (!r->head)
             r->tail = &r->head;
         r->ninflight--;
+        r->inflight_bytes -= a->len;
         rados_aio_release(a->comp);
         free(a);
     }
 }
 
-/* Waits until no write in flight touches object OBJNO (UINT64_MAX: none at
- * all), releasing finished ones.  Caller holds mu. */
-static void wait_writes_locked(struct rados_dev *r, uint64_t objno)
+/* Waits until no write issued before sequence number BEFORE is in flight
+ * to object OBJNO (UINT64_MAX: to any object), releasing finished ones.
+ * Caller holds mu. */
+static void wait_writes_locked(struct rados_dev *r, uint64_t objno, uint64_t before)
 {
     for (;;) {
         reap_locked(r);
         int busy = 0;
-        for (struct rados_aio *a = r->head; a && !busy; a = a->next)
+        for (struct rados_aio *a = r->head; a && !busy && a->seq < before; a = a->next)
             busy = !a->done && (objno == UINT64_MAX || a->objno == objno);
         if (!busy)
             return;
@@ -263,7 +277,7 @@ static int rd_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
         uint64_t objno = off / r->objsize, in = off % r->objsize;
         size_t n = r->objsize - in < len ? (size_t)(r->objsize - in) : len;
         pthread_mutex_lock(&r->mu);
-        wait_writes_locked(r, objno);
+        wait_writes_locked(r, objno, UINT64_MAX);
         pthread_mutex_unlock(&r->mu);
         oid_of(r, objno, oid);
         int got = rados_read(r->io, oid, (char *)p, n, in);
@@ -286,55 +300,65 @@ static int rd_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off
     struct rados_dev *r = (struct rados_dev *)d;
     char oid[OID_BYTES];
     const uint8_t *p = buf;
-    int rc = COW_OK;
     __atomic_fetch_add(&d->nwrite, 1, __ATOMIC_RELAXED);
     if (r->readonly)
         return cow_set_error(COW_EROFS, "container %s is open read-only", r->spec);
-    pthread_mutex_lock(&r->mu);
-    while (len > 0 && rc == COW_OK) {
-        if (r->failed) {
-            rc = failed_error(r);
-            break;
-        }
-        reap_locked(r);
-        if (r->ninflight >= MAX_INFLIGHT) {
-            pthread_cond_wait(&r->cond, &r->mu);
-            continue;
-        }
+    while (len > 0) {
         uint64_t objno = off / r->objsize, in = off % r->objsize;
         size_t n = r->objsize - in < len ? (size_t)(r->objsize - in) : len;
         struct rados_aio *a = calloc(1, sizeof *a);
-        if (!a) {
-            rc = cow_set_error(COW_ENOMEM, "out of memory");
-            break;
-        }
+        if (!a)
+            return cow_set_error(COW_ENOMEM, "out of memory");
         a->dev = r;
         a->objno = objno;
+        a->len = n;
         int err = rados_aio_create_completion2(a, aio_done, &a->comp);
-        if (err == 0) {
-            oid_of(r, objno, oid);
-            /* librados copies BUF into its own buffer before returning */
-            err = rados_aio_write(r->io, oid, a->comp, (const char *)p, n, in);
-            if (err < 0)
-                rados_aio_release(a->comp);
-        }
         if (err < 0) {
             free(a);
-            rc = cow_set_error(rc_of(err, COW_EIO_WRITE),
-                               "write of %zu bytes at offset %llu of container %s: %s", n,
-                               (unsigned long long)off, r->spec, strerror(-err));
-            fail_locked(r, rc, "a write could not be issued");
-            break;
+            return cow_set_error(COW_ENOMEM, "rados_aio_create_completion2: %s", strerror(-err));
         }
+        pthread_mutex_lock(&r->mu);
+        for (;;) {
+            reap_locked(r);
+            if (r->failed || (r->ninflight < MAX_INFLIGHT &&
+                              r->inflight_bytes + n <= MAX_INFLIGHT_BYTES) || !r->head)
+                break;
+            pthread_cond_wait(&r->cond, &r->mu);
+        }
+        if (r->failed) {
+            int rc = failed_error(r);
+            pthread_mutex_unlock(&r->mu);
+            rados_aio_release(a->comp);
+            free(a);
+            return rc;
+        }
+        a->seq = r->next_seq++;
         *r->tail = a;
         r->tail = &a->next;
         r->ninflight++;
+        r->inflight_bytes += n;
+        pthread_mutex_unlock(&r->mu);
+        oid_of(r, objno, oid);
+        /* librados copies BUF into its own buffer before returning */
+        err = rados_aio_write(r->io, oid, a->comp, (const char *)p, n, in);
+        if (err < 0) {
+            char why[320];
+            snprintf(why, sizeof why, "a write to object %s could not be issued: %s", oid,
+                     strerror(-err));
+            pthread_mutex_lock(&r->mu);
+            a->done = 1; /* no callback will come: reaped as finished */
+            fail_locked(r, rc_of(err, COW_EIO_WRITE), why);
+            pthread_cond_broadcast(&r->cond);
+            pthread_mutex_unlock(&r->mu);
+            return cow_set_error(rc_of(err, COW_EIO_WRITE),
+                                 "write of %zu bytes at offset %llu of container %s: %s", n,
+                                 (unsigned long long)off, r->spec, strerror(-err));
+        }
         p += n;
         len -= n;
         off += n;
     }
-    pthread_mutex_unlock(&r->mu);
-    return rc;
+    return COW_OK;
 }
 
 static int rd_flush(struct cow_dev *d)
@@ -343,8 +367,8 @@ static int rd_flush(struct cow_dev *d)
     int rc = COW_OK;
     __atomic_add_fetch(&d->nflush, 1, __ATOMIC_RELAXED);
     pthread_mutex_lock(&r->mu);
-    /* every write issued before this call (and any issued meanwhile) */
-    wait_writes_locked(r, UINT64_MAX);
+    /* every write issued before this call; later ones are not waited for */
+    wait_writes_locked(r, UINT64_MAX, r->next_seq);
     if (r->failed)
         rc = cow_set_error(r->failed == COW_ENOSPC ? COW_ENOSPC : COW_EIO_FLUSH,
                            "flush of container %s: %s", r->spec, r->why);
@@ -474,38 +498,48 @@ static int remove_objects(struct rados_dev *r, uint64_t first, uint64_t end)
     return COW_OK;
 }
 
-static int rd_grow(struct cow_dev *d, uint64_t size)
+/* The failure, if the device failed, else COW_OK. */
+static int check_failed(struct rados_dev *r)
 {
-    struct rados_dev *r = (struct rados_dev *)d;
     int rc = COW_OK;
     pthread_mutex_lock(&r->mu);
     if (r->failed)
         rc = failed_error(r);
-    else if (size > r->size) {
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+static int rd_grow(struct cow_dev *d, uint64_t size)
+{
+    struct rados_dev *r = (struct rados_dev *)d;
+    pthread_mutex_lock(&r->resize_mu);
+    int rc = check_failed(r);
+    if (rc == COW_OK && size > r->size) {
         /* objects are made by the first write into them; RADOS reserves
          * no space ahead (a full pool fails the write: COW_ENOSPC) */
         rc = hdr_write(r, r->hdr_flags, size);
-        if (rc == COW_OK)
+        if (rc == COW_OK) {
+            pthread_mutex_lock(&r->mu);
             r->size = size;
+            pthread_mutex_unlock(&r->mu);
+        }
     }
-    pthread_mutex_unlock(&r->mu);
+    pthread_mutex_unlock(&r->resize_mu);
     return rc == COW_EIO_WRITE ? COW_EIO_TRUNCATE : rc;
 }
 
 static int rd_shrink(struct cow_dev *d, uint64_t size)
 {
     struct rados_dev *r = (struct rados_dev *)d;
-    int rc = COW_OK;
+    pthread_mutex_lock(&r->resize_mu);
+    int rc = check_failed(r);
+    if (rc || size >= r->size)
+        goto out;
     pthread_mutex_lock(&r->mu);
-    if (r->failed) {
-        rc = failed_error(r);
-        goto out;
-    }
-    if (size >= r->size)
-        goto out;
-    wait_writes_locked(r, UINT64_MAX);
+    wait_writes_locked(r, UINT64_MAX, r->next_seq);
+    pthread_mutex_unlock(&r->mu);
     /* whole objects past SIZE go, the one SIZE falls in is cut, then the
-     * header: a crash between leaves a larger size over zeros, harmless */
+     * header: a crash between leaves the larger size, over zeros */
     uint64_t keep = (size + r->objsize - 1) / r->objsize;
     rc = remove_objects(r, keep, r->size);
     if (rc == COW_OK && size % r->objsize) {
@@ -518,10 +552,13 @@ static int rd_shrink(struct cow_dev *d, uint64_t size)
     }
     if (rc == COW_OK)
         rc = hdr_write(r, r->hdr_flags, size);
-    if (rc == COW_OK)
+    if (rc == COW_OK) {
+        pthread_mutex_lock(&r->mu);
         r->size = size;
+        pthread_mutex_unlock(&r->mu);
+    }
 out:
-    pthread_mutex_unlock(&r->mu);
+    pthread_mutex_unlock(&r->resize_mu);
     return rc == COW_EIO_WRITE ? COW_EIO_TRUNCATE : rc;
 }
 
@@ -529,12 +566,12 @@ static int rd_publish(struct cow_dev *d)
 {
     struct rados_dev *r = (struct rados_dev *)d;
     int rc = rd_flush(d);
-    pthread_mutex_lock(&r->mu);
+    pthread_mutex_lock(&r->resize_mu);
     if (rc == COW_OK && !(r->hdr_flags & HDR_F_PUBLISHED))
         rc = hdr_write(r, r->hdr_flags | HDR_F_PUBLISHED, r->size);
     if (rc == COW_OK)
         r->created = 0;
-    pthread_mutex_unlock(&r->mu);
+    pthread_mutex_unlock(&r->resize_mu);
     return rc;
 }
 
@@ -573,7 +610,7 @@ static void *renewer_main(void *arg)
         int err = lock_call(r, LIBRADOS_LOCK_FLAG_MUST_RENEW);
         pthread_mutex_lock(&r->mu);
         if (err < 0) {
-            char why[160];
+            char why[320];
             snprintf(why, sizeof why, "renewing the writer's lock failed (%s): it may be another "
                      "client's now", strerror(-err));
             fail_locked(r, COW_EIO_WRITE, why);
@@ -677,6 +714,7 @@ static void rd_free(struct rados_dev *r)
     if (r->client)
         client_put(r->client);
     pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->resize_mu);
     pthread_cond_destroy(&r->cond);
     pthread_cond_destroy(&r->renew_cond);
     free(r->spec);
@@ -688,7 +726,7 @@ static void rd_close(struct cow_dev *d)
 {
     struct rados_dev *r = (struct rados_dev *)d;
     pthread_mutex_lock(&r->mu);
-    wait_writes_locked(r, UINT64_MAX);
+    wait_writes_locked(r, UINT64_MAX, UINT64_MAX);
     pthread_mutex_unlock(&r->mu);
     if (r->created && r->locked && !r->failed) /* never published: it goes */
         (void)remove_objects(r, 0, r->size > r->objsize ? r->size : r->objsize);
@@ -783,6 +821,7 @@ int bdev_rados_open(const char *spec, const char *conf, const char *id, int flag
     if (!r)
         return cow_set_error(COW_ENOMEM, "out of memory");
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->resize_mu, NULL);
     pthread_cond_init(&r->cond, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
