@@ -89,7 +89,7 @@ ifeq ($(HAVE_RADOS),1)
 endif
 
 .PHONY: all deps need-deps test unit tsan race-proof demo slt slt-ci bench install uninstall \
-        clean check-tools mproc test-rados deps-rados
+        clean check-tools mproc test-rados deps-rados bench-rados
 all: $(ALL)
 ifneq ($(HAVE_RADOS),1)
 	@echo "make: librados is missing: the RADOS parts (cowvfs_rados.so, make test-rados) are skipped; get them with 'make deps-rados' (apt-get install $(RADOS_DEB_PKGS))"
@@ -184,6 +184,22 @@ $(BUILD)/asan-cowctl: $(TOBJDIR)/tools/cowctl.o $(TOBJDIR)/tools/progress.o $(FS
 $(BUILD)/check_rados: $(TOBJDIR)/test/check_rados.o $(TOBJDIR)/store/bdev_rados.o \
 		$(TOBJDIR)/vfs/vfs_rados.o $(TLIB_OBJ) $(FSCK_SRC:%.c=$(TOBJDIR)/%.o)
 	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS) $(RADOS_LIBS)
+
+# make bench-rados: cow-rados against libcephsqlite on a cluster of its own
+# (bench/rados/bench_rados.c; BENCH_RADOS_ARGS, e.g. -n 500 -r 5).
+$(BUILD)/bench_rados: $(OBJDIR)/bench/rados/bench_rados.o $(OBJDIR)/store/bdev_rados.o \
+		$(OBJDIR)/vfs/vfs_rados.o $(BUILD)/libcowvfs.a
+	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a \
+	  $(SQLITE_LIBS) $(RADOS_LIBS)
+
+BENCH_RADOS_ARGS ?=
+bench-rados: deps
+ifeq ($(HAVE_RADOS),1)
+	$(MAKE) --no-print-directory $(BUILD)/bench_rados
+	sh test/rados/run.sh ./$(BUILD)/bench_rados $(BENCH_RADOS_ARGS)
+else
+	@echo "bench-rados: librados is missing: skipped (make deps-rados installs it)"
+endif
 
 test-rados: deps
 ifeq ($(HAVE_RADOS),1)

@@ -1,10 +1,12 @@
 #!/bin/sh
-# test/rados/run.sh BINARY - make test-rados: starts a cluster
-# (tools/ceph-local.sh), runs BINARY (build/check_rados) against it, and
-# always stops the cluster (trap), whatever BINARY does.  Exits with
-# BINARY's status (1 if the cluster does not start).
+# test/rados/run.sh BINARY [ARGS...] - make test-rados and bench-rados:
+# starts a cluster (tools/ceph-local.sh), runs BINARY (build/check_rados,
+# build/bench_rados) with ARGS against it (CEPH_CONF and COW_RADOS_POOL
+# set), and always stops the cluster (trap), whatever BINARY does.  Exits
+# with BINARY's status (1 if the cluster does not start).
 set -u
 BIN=$1
+shift
 t0=$(date +%s)
 out=$(tools/ceph-local.sh start cow) || { echo "test-rados: the test cluster did not start"; exit 1; }
 eval "$out"
@@ -12,7 +14,7 @@ export CEPH_CONF
 trap 'tools/ceph-local.sh stop "$CEPH_LOCAL_DIR"' EXIT
 trap 'exit 130' INT TERM
 echo "test-rados: cluster up in $(($(date +%s) - t0)) s ($CEPH_LOCAL_DIR)"
-COW_RADOS_POOL=$POOL CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-300} "$BIN"
+COW_RADOS_POOL=$POOL CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-300} "$BIN" "$@"
 rc=$?
 echo "test-rados: exit $rc after $(($(date +%s) - t0)) s"
 exit $rc
