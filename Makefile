@@ -157,8 +157,17 @@ $(BUILD)/cowvfs.so: $(EXT_OBJ)
 $(BUILD)/cowvfs_rados.so: $(EXT_OBJ) $(OBJDIR)/store/bdev_rados.o $(EOBJDIR)/vfs/vfs_rados.o
 	$(CC) -shared $(SANFLAGS) $(CFLAGS) -pthread -o $@ $^ $(RADOS_LIBS)
 
-$(BUILD)/cowctl: $(OBJDIR)/tools/cowctl.o $(OBJDIR)/tools/progress.o $(FSCK_SRC:%.c=$(OBJDIR)/%.o) $(BUILD)/libcowvfs.a
-	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a $(SQLITE_LIBS)
+# cowctl --rados: with librados, cowctl holds the RADOS device and VFS too
+# (tools/ctl_rados.c, -DCOWCTL_RADOS in build/obj/tools/cowctl.o).
+ifeq ($(HAVE_RADOS),1)
+  COWCTL_RADOS_OBJ := $(OBJDIR)/tools/ctl_rados.o $(OBJDIR)/store/bdev_rados.o $(OBJDIR)/vfs/vfs_rados.o
+  COWCTL_RADOS_LIBS := $(RADOS_LIBS)
+$(OBJDIR)/tools/cowctl.o: CFLAGS += -DCOWCTL_RADOS
+endif
+$(BUILD)/cowctl: $(OBJDIR)/tools/cowctl.o $(OBJDIR)/tools/progress.o $(FSCK_SRC:%.c=$(OBJDIR)/%.o) \
+		$(COWCTL_RADOS_OBJ) $(BUILD)/libcowvfs.a
+	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a $(SQLITE_LIBS) \
+	  $(COWCTL_RADOS_LIBS)
 
 $(BUILD)/slt: $(OBJDIR)/sqllogictest/slt.o $(BUILD)/libcowvfs.a
 	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $< $(BUILD)/libcowvfs.a $(SQLITE_LIBS) $(CRYPTO_LIBS)
@@ -203,8 +212,9 @@ endif
 
 test-rados: deps
 ifeq ($(HAVE_RADOS),1)
-	$(MAKE) --no-print-directory $(BUILD)/check_rados
-	sh test/rados/run.sh ./$(BUILD)/check_rados
+	$(MAKE) --no-print-directory $(BUILD)/check_rados $(BUILD)/cowctl $(BUILD)/cowvfs_rados.so
+	sh test/rados/run.sh sh test/rados/tests.sh ./$(BUILD)/check_rados ./$(BUILD)/cowctl \
+	  ./$(BUILD)/cowvfs_rados
 else
 	@echo "test-rados: librados is missing: skipped (make deps-rados installs it)"
 endif

@@ -807,6 +807,37 @@ static int make_new(struct rados_dev *r, int had_header)
     return rc;
 }
 
+int bdev_rados_remove(const char *spec, const char *conf, const char *id)
+{
+    struct cow_dev *d;
+    int created;
+    /* with BDEV_CREATE an unfinished container opens (emptied), and a
+     * missing one would be made: refuse that first */
+    int rc = bdev_rados_open(spec, conf, id, BDEV_READONLY, &d, &created);
+    if (rc != COW_OK && rc != COW_ENOTCONTAINER)
+        return rc;
+    if (rc == COW_OK)
+        d->close(d);
+    rc = bdev_rados_open(spec, conf, id, BDEV_CREATE, &d, &created);
+    if (rc)
+        return rc;
+    struct rados_dev *r = (struct rados_dev *)d;
+    /* no renewal from here on: it could make object 0 again */
+    pthread_mutex_lock(&r->mu);
+    r->stopping = 1;
+    pthread_cond_broadcast(&r->renew_cond);
+    pthread_mutex_unlock(&r->mu);
+    if (r->renewer_running)
+        pthread_join(r->renewer, NULL);
+    r->renewer_running = 0;
+    rc = remove_objects(r, 0, r->size > r->objsize ? r->size : r->objsize);
+    if (rc == COW_OK)
+        r->locked = 0; /* gone with object 0 */
+    lock_drop(r);
+    rd_free(r);
+    return rc;
+}
+
 int bdev_rados_open(const char *spec, const char *conf, const char *id, int flags,
                     struct cow_dev **out, int *created)
 {

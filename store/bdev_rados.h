@@ -82,6 +82,15 @@ int bdev_rados_open(const char *spec, const char *conf, const char *id, int flag
                     struct cow_dev **out, int *created);
 
 /*
+ * Removes container SPEC (every object of it, object 0 and its lock last),
+ * after taking its writer's lock as bdev_rados_open() does (CONF and ID as
+ * there).  A container never finished is removed too.  Errors as
+ * bdev_rados_open() (COW_ENOENT: no such container; COW_EBUSY: a writer has
+ * it), and COW_EIO_TRUNCATE (an object could not be removed).
+ */
+int bdev_rados_remove(const char *spec, const char *conf, const char *id);
+
+/*
  * Sets the writer's lock duration (seconds, 3 to 3600) of devices opened
  * from now on in this process: the time after which a killed writer's lock
  * can be taken over.  Tests shorten it.  COW_EINVAL out of range.
