@@ -5,12 +5,17 @@
  * which starts tools/ceph-local.sh's cluster and sets CEPH_CONF and
  * COW_RADOS_POOL.  Without them it says so and exits with status 2.
  *
+ * The cluster is on bluestore (run.sh sets CEPH_LOCAL_STORE), so that
+ * osd_restart_under_load can restart the OSD (tools/ceph-local.sh
+ * restart-osd) without losing the objects.
+ *
  * Each case forks from Check's own per-case process before opening
  * anything (the cluster handle is per process: a second client is a second
  * process).  CK_RUN_CASE=name runs one case.
  */
 #include <check.h>
 #include <errno.h>
+#include <poll.h>
 #include <rados/librados.h>
 #include <signal.h>
 #include <stdio.h>
@@ -513,6 +518,138 @@ START_TEST(killed_writer_taken_over)
 }
 END_TEST
 
+/* Another client reads a snapshot, without the lock, while the writer
+ * goes on changing the live database (and so freeing and reusing what the
+ * live database held): the snapshot reads the same, query after query. */
+START_TEST(snapshot_reader_beside_writer)
+{
+    char spec[300];
+    int ready[2], stop[2], status;
+    char c;
+    spec_of(spec, sizeof spec, "snapread");
+    ck_assert_int_eq(pipe(ready), 0);
+    ck_assert_int_eq(pipe(stop), 0);
+    pid_t pid = fork(); /* before this process opens anything */
+    ck_assert_int_ne(pid, -1);
+    if (pid == 0) {
+        sqlite3 *db;
+        char uri[400];
+        struct pollfd pf = {.fd = stop[0], .events = POLLIN};
+        snprintf(uri, sizeof uri, "file:%s?vfs=cow-rados", spec);
+        if (cowvfs_rados_register() != SQLITE_OK ||
+            sqlite3_open_v2(uri, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
+                            NULL) != SQLITE_OK ||
+            sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                             "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);"
+                             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n "
+                             "WHERE i<2000) INSERT INTO t(v) SELECT randomblob(500) FROM n;"
+                             "PRAGMA cow_snapshot('s')",
+                         NULL, NULL, NULL) != SQLITE_OK)
+            _exit(3);
+        if (write(ready[1], "r", 1) != 1)
+            _exit(4);
+        while (poll(&pf, 1, 0) == 0)
+            if (sqlite3_exec(db, "UPDATE t SET v=randomblob(500) WHERE id % 7 = abs(random()) % 7;"
+                                 "PRAGMA wal_checkpoint(TRUNCATE)",
+                             NULL, NULL, NULL) != SQLITE_OK)
+                _exit(5);
+        _exit(sqlite3_close(db) == SQLITE_OK ? 0 : 6);
+    }
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    ck_assert_int_eq(cowvfs_rados_register(), SQLITE_OK);
+    long long sum0 = -1;
+    /* one connection open throughout (reading through a tiny page cache),
+     * and a new one each time */
+    sqlite3 *lasting = db_open(spec, "snapshot=s", SQLITE_OPEN_READONLY);
+    exec_ok(lasting, "PRAGMA cache_size=2");
+    for (int i = 0; i < 10; i++) {
+        sqlite3 *db = db_open(spec, "snapshot=s", SQLITE_OPEN_READONLY);
+        const char *q = "SELECT sum(length(v) + id + unicode(v)) FROM t";
+        long long sum = one_int(db, q);
+        if (sum0 < 0)
+            sum0 = sum;
+        ck_assert_int_eq(sum, sum0);
+        ck_assert_int_eq(one_int(lasting, q), sum0);
+        ck_assert_int_eq(one_int(db, "SELECT count(*) FROM t"), 2000);
+        sqlite3_close(db);
+        usleep(300000);
+    }
+    sqlite3_close(lasting);
+    ck_assert_int_eq(write(stop[1], "s", 1), 1);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the writer failed: %d", status);
+}
+END_TEST
+
+/* An OSD killed (kill -9) and restarted while a client commits: its
+ * writes wait and go on, nothing acknowledged is lost.  Needs the cluster
+ * of test/rados/run.sh (bluestore: memstore loses everything at a
+ * restart), found by CEPH_LOCAL_DIR; run from the repository root. */
+START_TEST(osd_restart_under_load)
+{
+    char spec[300], cmd[600];
+    int acks[2], stop[2], v, last = 0, status;
+    const char *dir = getenv("CEPH_LOCAL_DIR");
+    ck_assert_msg(dir != NULL, "CEPH_LOCAL_DIR unset: run through make test-rados");
+    snprintf(cmd, sizeof cmd, "grep -q 'objectstore = bluestore' '%s/ceph.conf'", dir);
+    ck_assert_msg(system(cmd) == 0, "the test cluster is not on bluestore");
+    spec_of(spec, sizeof spec, "osdrestart");
+    ck_assert_int_eq(pipe(acks), 0);
+    ck_assert_int_eq(pipe(stop), 0);
+    pid_t pid = fork(); /* before this process opens anything */
+    ck_assert_int_ne(pid, -1);
+    if (pid == 0) {
+        sqlite3 *db;
+        char uri[400];
+        struct pollfd pf = {.fd = stop[0], .events = POLLIN};
+        snprintf(uri, sizeof uri, "file:%s?vfs=cow-rados", spec);
+        if (cowvfs_rados_register() != SQLITE_OK ||
+            sqlite3_open_v2(uri, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
+                            NULL) != SQLITE_OK ||
+            sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                             "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)",
+                         NULL, NULL, NULL) != SQLITE_OK)
+            _exit(3);
+        for (int i = 1; poll(&pf, 1, 0) == 0; i++) {
+            char sql[128];
+            snprintf(sql, sizeof sql, "INSERT INTO t VALUES (%d, randomblob(3000))", i);
+            if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+                _exit(4);
+            if (write(acks[1], &i, sizeof i) != sizeof i)
+                _exit(5);
+        }
+        _exit(sqlite3_close(db) == SQLITE_OK ? 0 : 6);
+    }
+    close(acks[1]);
+    while (last < 20 && read(acks[0], &v, sizeof v) == sizeof v)
+        last = v;
+    ck_assert_int_eq(last, 20);
+    snprintf(cmd, sizeof cmd, "tools/ceph-local.sh restart-osd '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    int at_restart = last;
+    while (last < at_restart + 20 && read(acks[0], &v, sizeof v) == sizeof v)
+        last = v;
+    ck_assert_int_eq(last, at_restart + 20); /* it went on after the restart */
+    ck_assert_int_eq(write(stop[1], "s", 1), 1);
+    while (read(acks[0], &v, sizeof v) == sizeof v)
+        last = v;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the writer failed: %d", status);
+    ck_assert_int_eq(cowvfs_rados_register(), SQLITE_OK);
+    sqlite3 *db = db_open(spec, "", SQLITE_OPEN_READWRITE);
+    ck_assert_int_eq(one_int(db, "SELECT count(*) FROM t"), last);
+    ck_assert_int_eq(one_int(db, "SELECT max(id) FROM t"), last);
+    sqlite3_stmt *s;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(s, 0), "ok");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    fprintf(stderr, "osd_restart_under_load: %d rows, %d before the restart\n", last,
+            at_restart);
+}
+END_TEST
+
 int main(void)
 {
     pool = getenv("COW_RADOS_POOL");
@@ -533,6 +670,8 @@ int main(void)
         {"second_writer_refused", second_writer_refused},
         {"lost_lock_fails_writes", lost_lock_fails_writes},
         {"killed_writer_taken_over", killed_writer_taken_over},
+        {"snapshot_reader_beside_writer", snapshot_reader_beside_writer},
+        {"osd_restart_under_load", osd_restart_under_load},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);

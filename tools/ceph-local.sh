@@ -9,6 +9,11 @@
 #   tools/ceph-local.sh stop DIR       stop the daemons it started (by their
 #                                      process ids, recorded in DIR/pids) and
 #                                      remove DIR
+#   tools/ceph-local.sh restart-osd DIR  kill -9 the OSD and start it again
+#                                      (for fault tests; needs bluestore)
+#
+# CEPH_LOCAL_STORE=bluestore keeps the objects in a sparse 4 GiB file
+# (DIR/osd.0.block) instead of the OSD's memory (memstore, the default).
 #
 # Needs the Debian packages ceph-mon ceph-osd ceph-common (make deps-rados).
 # The monitor listens on a free port chosen at start (two clusters may run
@@ -36,15 +41,42 @@ stop_cluster() {
     rm -rf "$d"
 }
 
+# Kills the OSD (kill -9) and starts it again on the same data (a fault
+# test: only bluestore keeps the objects), replacing its pid in DIR/pids.
+restart_osd() {
+    local d=$1 old i
+    [ -f "$d/pids" ] || die "$d/pids: no cluster of ours there"
+    old=$(sed -n 2p "$d/pids")
+    [ -n "$old" ] || die "$d/pids: no OSD recorded"
+    kill -9 "$old" 2>/dev/null || true
+    for i in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+    export CEPH_CONF="$d/ceph.conf"
+    # its own session: not in the caller's process group (Check kills that
+    # group when a test case ends)
+    setsid ceph-osd -f -i 0 >>"$d/log/osd.out" 2>&1 &
+    sed -i "2s/.*/$!/" "$d/pids"
+    timeout 60 bash -c 'until ceph osd stat 2>/dev/null | grep -q "1 up"; do sleep 0.2; done' ||
+        die "the OSD did not come back within 60 s"
+}
+
 case "${1:-}" in
 stop)
     stop_cluster "${2:-${CEPH_LOCAL_DIR:-}}"
     exit 0
     ;;
+restart-osd)
+    restart_osd "${2:-${CEPH_LOCAL_DIR:-}}"
+    exit 0
+    ;;
 start) ;;
-*) die "usage: $0 start [POOL] | stop DIR" ;;
+*) die "usage: $0 start [POOL] | stop DIR | restart-osd DIR" ;;
 esac
 POOL=${2:-cow}
+# memstore (objects in the OSD's memory: lost when it stops) or bluestore
+# (on a sparse 4 GiB file beside the OSD's directory, never inside it:
+# bluestore refuses a block file there), from $CEPH_LOCAL_STORE
+STORE=${CEPH_LOCAL_STORE:-memstore}
+case $STORE in memstore | bluestore) ;; *) die "CEPH_LOCAL_STORE=$STORE: memstore or bluestore" ;; esac
 for b in ceph-mon ceph-osd ceph monmaptool ceph-authtool rados; do
     command -v "$b" >/dev/null ||
         die "$b is missing: install ceph-mon ceph-osd ceph-common (make deps-rados)"
@@ -80,8 +112,14 @@ mon warn on pool no redundancy = false
 mon data avail warn = 1
 mon data avail crit = 0
 osd crush chooseleaf type = 0
-osd objectstore = memstore
+osd objectstore = $STORE
 memstore device bytes = 1073741824
+bluestore block path = $D/osd.0.block
+bluestore block create = true
+bluestore block size = 4294967296
+bluestore fsck on mount = false
+bluestore fsck on mkfs = false
+bluestore cache size = 268435456
 osd memory target = 939524096
 osd op num shards = 1
 osd op num threads per shard = 2
@@ -100,14 +138,14 @@ ceph-authtool "$D/keyring" --gen-key -n client.admin --cap mon 'allow *' --cap o
     >/dev/null
 monmaptool --create --fsid "$FSID" --addv a "v2:127.0.0.1:$PORT" "$D/monmap" >/dev/null
 ceph-mon --mkfs -i a --monmap "$D/monmap" --keyring "$D/keyring" >>"$D/log/mkfs.out" 2>&1
-ceph-mon -f -i a >>"$D/log/mon.a.out" 2>&1 &
+setsid ceph-mon -f -i a >>"$D/log/mon.a.out" 2>&1 &
 echo $! >>"$D/pids"
 timeout 30 bash -c 'until ceph -s >/dev/null 2>&1; do sleep 0.2; done' ||
     die "the monitor did not answer within 30 s (port $PORT)"
 OSDUUID=$(cat /proc/sys/kernel/random/uuid)
 ID=$(ceph osd new "$OSDUUID")
 ceph-osd -i "$ID" --mkfs --osd-uuid "$OSDUUID" >>"$D/log/mkfs.out" 2>&1
-ceph-osd -f -i "$ID" >>"$D/log/osd.out" 2>&1 &
+setsid ceph-osd -f -i "$ID" >>"$D/log/osd.out" 2>&1 &
 echo $! >>"$D/pids"
 timeout 60 bash -c 'until ceph osd stat 2>/dev/null | grep -q "1 up"; do sleep 0.2; done' ||
     die "the OSD did not come up within 60 s"

@@ -4,7 +4,8 @@
  *
  *   build/bench_rados [-n COMMITS] [-r ROUNDS] [-p POOL]
  *
- * Needs CEPH_CONF (make bench-rados starts tools/ceph-local.sh's cluster)
+ * Needs CEPH_CONF (make bench-rados starts tools/ceph-local.sh's cluster,
+ * on bluestore)
  * and libcephsqlite.so (Debian libsqlite3-mod-ceph), loaded with
  * sqlite3_load_extension().  Measured, in ROUNDS rounds that alternate the
  * configurations (each round on fresh databases), medians printed:

@@ -8,9 +8,11 @@ set -u
 BIN=$1
 shift
 t0=$(date +%s)
-out=$(tools/ceph-local.sh start cow) || { echo "test-rados: the test cluster did not start"; exit 1; }
+# bluestore, so that an OSD restart keeps the objects (check_rados's
+# osd_restart_under_load)
+out=$(CEPH_LOCAL_STORE=${CEPH_LOCAL_STORE:-bluestore} tools/ceph-local.sh start cow) || { echo "test-rados: the test cluster did not start"; exit 1; }
 eval "$out"
-export CEPH_CONF
+export CEPH_CONF CEPH_LOCAL_DIR
 trap 'tools/ceph-local.sh stop "$CEPH_LOCAL_DIR"' EXIT
 trap 'exit 130' INT TERM
 echo "test-rados: cluster up in $(($(date +%s) - t0)) s ($CEPH_LOCAL_DIR)"
