@@ -347,6 +347,8 @@ static const char *container_vfs(const char *path)
 #ifdef COWCTL_RADOS
     if (is_rados(path))
         return CTL_RADOS_VFS;
+#else
+    (void)path;
 #endif
     return COWVFS_NAME;
 }
