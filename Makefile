@@ -201,6 +201,15 @@ $(BUILD)/bench_rados: $(OBJDIR)/bench/rados/bench_rados.o $(OBJDIR)/store/bdev_r
 	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a \
 	  $(SQLITE_LIBS) $(RADOS_LIBS)
 
+# the sqllogictest runner with cow-rados (sqllogictest/slt.c -DSLT_RADOS)
+$(OBJDIR)/sqllogictest/slt_rados.o: sqllogictest/slt.c | need-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(SANFLAGS) -DSLT_RADOS $(SQLITE_CFLAGS) $(CFLAGS) -c $< -o $@
+$(BUILD)/slt_rados: $(OBJDIR)/sqllogictest/slt_rados.o $(OBJDIR)/store/bdev_rados.o \
+		$(OBJDIR)/vfs/vfs_rados.o $(BUILD)/libcowvfs.a
+	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a \
+	  $(SQLITE_LIBS) $(CRYPTO_LIBS) $(RADOS_LIBS)
+
 BENCH_RADOS_ARGS ?=
 bench-rados: deps
 ifeq ($(HAVE_RADOS),1)
@@ -212,9 +221,10 @@ endif
 
 test-rados: deps
 ifeq ($(HAVE_RADOS),1)
-	$(MAKE) --no-print-directory $(BUILD)/check_rados $(BUILD)/cowctl $(BUILD)/cowvfs_rados.so
+	$(MAKE) --no-print-directory $(BUILD)/check_rados $(BUILD)/cowctl $(BUILD)/cowvfs_rados.so \
+	  $(BUILD)/slt_rados
 	sh test/rados/run.sh sh test/rados/tests.sh ./$(BUILD)/check_rados ./$(BUILD)/cowctl \
-	  ./$(BUILD)/cowvfs_rados
+	  ./$(BUILD)/cowvfs_rados ./$(BUILD)/slt_rados $(SLT_OWN)
 else
 	@echo "test-rados: librados is missing: skipped (make deps-rados installs it)"
 endif

@@ -1,18 +1,25 @@
 #!/bin/sh
-# test/rados/tests.sh CHECK_RADOS COWCTL SO - make test-rados's body, run by
-# test/rados/run.sh against its cluster (CEPH_CONF, COW_RADOS_POOL set):
-# the Check runner, then cowctl --rados (import, refusal to overwrite, ls,
+# test/rados/tests.sh CHECK_RADOS COWCTL SO SLT_RADOS SLT_DIR - make
+# test-rados's body, run by test/rados/run.sh against its cluster
+# (CEPH_CONF, COW_RADOS_POOL set): the Check runner; the project's
+# sqllogictest files (SLT_DIR) through cow-rados (SLT_RADOS, build/slt_rados:
+# 0 failed); then cowctl --rados (import, refusal to overwrite, ls,
 # snapshot, branch, list, df, fsck, dump, export, delete, balance, a
-# container a writer holds refused, a missing one) through the sqlite3
-# shell with the extension SO.  Exits 1 at the first failure.
+# container a writer holds refused, a missing one) and the sqlite3 shell
+# with the extension SO.  Exits 1 at the first failure.
 set -u
-CHECK=$1 COWCTL=$2 SO=$3
+CHECK=$1 COWCTL=$2 SO=$3 SLT=$4 SLT_DIR=$5
 P=$COW_RADOS_POOL
 T=$(mktemp -d "${TMPDIR:-/tmp}/cowctl-rados.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 fail() { echo "test-rados: cowctl: $*"; exit 1; }
 
 "$CHECK" || exit 1
+
+SLT_RADOS_POOL=$P "$SLT" --vfs cow-rados "$SLT_DIR" >"$T/slt.out" 2>&1 ||
+    { cat "$T/slt.out"; fail "sqllogictest through cow-rados"; }
+tail -n 1 "$T/slt.out" | grep -q " 0 failed" || { cat "$T/slt.out"; fail "sqllogictest"; }
+echo "test-rados: sqllogictest through cow-rados: $(tail -n 1 "$T/slt.out")"
 
 C="$P/ctl-$$"
 sqlite3 "$T/plain.db" "CREATE TABLE t(a); INSERT INTO t VALUES (1),(2),(3);" || fail "sqlite3"
