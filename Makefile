@@ -223,8 +223,10 @@ test-rados: deps
 ifeq ($(HAVE_RADOS),1)
 	$(MAKE) --no-print-directory $(BUILD)/check_rados $(BUILD)/cowctl $(BUILD)/cowvfs_rados.so \
 	  $(BUILD)/slt_rados
-	sh test/rados/run.sh sh test/rados/tests.sh ./$(BUILD)/check_rados ./$(BUILD)/cowctl \
-	  ./$(BUILD)/cowvfs_rados ./$(BUILD)/slt_rados $(SLT_OWN)
+	@if command -v ceph-mon >/dev/null && command -v ceph-osd >/dev/null; then \
+	  sh test/rados/run.sh sh test/rados/tests.sh ./$(BUILD)/check_rados ./$(BUILD)/cowctl \
+	    ./$(BUILD)/cowvfs_rados ./$(BUILD)/slt_rados $(SLT_OWN); \
+	else echo "test-rados: ceph-mon or ceph-osd is missing: skipped (make deps-rados installs them)"; fi
 else
 	@echo "test-rados: librados is missing: skipped (make deps-rados installs it)"
 endif

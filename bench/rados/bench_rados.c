@@ -2,7 +2,7 @@
  * bench_rados.c - make bench-rados: cow-rados against libcephsqlite's
  * "ceph" VFS on the same cluster, in the same run (README "On Ceph RADOS").
  *
- *   build/bench_rados [-n COMMITS] [-r ROUNDS] [-p POOL]
+ *   build/bench_rados [-n COMMITS] [-r ROUNDS] [-p POOL] [-s MIB]...
  *
  * Needs CEPH_CONF (make bench-rados starts tools/ceph-local.sh's cluster,
  * on bluestore)
@@ -19,9 +19,10 @@
  *   reads     10,000 point SELECTs by random key, reads per second (both
  *             after the bulk load, from a warm SQLite page cache of 2,000
  *             pages: the rest comes from the OSD)
- *   snapshot  PRAGMA cow_snapshot at 1 MiB and 64 MiB of database (the
- *             median of 5, each after one single-row commit), milliseconds;
- *             ceph has no snapshots
+ *   snapshot  PRAGMA cow_snapshot in WAL mode (the database built in DELETE
+ *             mode) at 1 MiB and 64 MiB of database (or the
+ *             sizes -s gives; -s 0: none), the median of 5, each after one
+ *             single-row commit, milliseconds; ceph has no snapshots
  *
  * The ratios printed are cow-rados over ceph.  Nothing is asserted.
  */
@@ -37,6 +38,7 @@
 
 static const char *pool = "cow";
 static int ncommits = 200, nrounds = 3;
+static int snap_mib[8], nsnap;
 
 static double now_s(clockid_t c)
 {
@@ -152,12 +154,14 @@ static double snapshot_ms(int mib)
 {
     char name[128];
     snprintf(name, sizeof name, "bench-snap-%d-%d", (int)getpid(), mib);
-    sqlite3 *db = open_db(&confs[0], name);
-    char sql[256];
+    /* built in DELETE mode (written once, not through the WAL), then WAL */
+    sqlite3 *db = open_db(&confs[1], name);
+    char sql[320];
     snprintf(sql, sizeof sql,
              "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);"
              "BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<%d)"
-             " INSERT INTO t(v) SELECT randomblob(1000) FROM n; COMMIT",
+             " INSERT INTO t(v) SELECT randomblob(1000) FROM n; COMMIT;"
+             "PRAGMA journal_mode=WAL",
              mib * 1000);
     exec(db, sql);
     double v[5];
@@ -175,15 +179,18 @@ static double snapshot_ms(int mib)
 int main(int argc, char **argv)
 {
     int opt;
-    while ((opt = getopt(argc, argv, "n:r:p:")) != -1) {
-        if (opt == 'n')
+    while ((opt = getopt(argc, argv, "n:r:p:s:")) != -1) {
+        if (opt == 's' && nsnap < 8)
+            snap_mib[nsnap++] = atoi(optarg);
+        else if (opt == 'n')
             ncommits = atoi(optarg);
         else if (opt == 'r')
             nrounds = atoi(optarg);
         else if (opt == 'p')
             pool = optarg;
         else {
-            fprintf(stderr, "usage: %s [-n COMMITS] [-r ROUNDS] [-p POOL]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-n COMMITS] [-r ROUNDS] [-p POOL] [-s MIB]...\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -207,6 +214,10 @@ int main(int argc, char **argv)
                 err ? err : "?");
         return 1;
     }
+    if (nsnap == 0) {
+        snap_mib[nsnap++] = 1;
+        snap_mib[nsnap++] = 64;
+    }
     double rate[NCONF][15], cpu[NCONF][15], bulk[NCONF][15], rd[NCONF][15];
     for (int r = 0; r < nrounds; r++)
         for (size_t k = 0; k < NCONF; k++) {
@@ -229,8 +240,10 @@ int main(int argc, char **argv)
     printf("cow-rados WAL / ceph PERSIST: commits %.2fx, bulk %.2fx, reads %.2fx\n",
            med[0][0] / med[2][0], med[0][2] / med[2][2], med[0][3] / med[2][3]);
     printf("cow-rados DELETE / ceph DELETE: commits %.2fx\n", med[1][0] / med[3][0]);
-    printf("snapshot (cow-rados WAL, median of 5): 1 MiB %.2f ms, 64 MiB %.2f ms\n",
-           snapshot_ms(1), snapshot_ms(64));
+    for (int i = 0; i < nsnap; i++)
+        if (snap_mib[i] > 0)
+            printf("snapshot (cow-rados WAL, median of 5): %d MiB %.2f ms\n", snap_mib[i],
+                   snapshot_ms(snap_mib[i]));
     sqlite3_close(db);
     return 0;
 }
