@@ -50,14 +50,21 @@ ifneq ($(SANITIZE),)
   SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
 
-STORE_SRC := $(wildcard store/*.c)
-VFS_SRC   := $(wildcard vfs/*.c)
+# The RADOS parts (store/bdev_rados.c, vfs/vfs_rados.c, test/check_rados.c)
+# build only into build/cowvfs_rados.so and build/check_rados, and only when
+# librados is there (README "On Ceph RADOS"): the rest never links it.
+RADOS_SRC := store/bdev_rados.c vfs/vfs_rados.c
+HAVE_RADOS := $(shell { pkg-config --exists rados 2>/dev/null || \
+                        test -f /usr/include/rados/librados.h; } && echo 1)
+RADOS_LIBS := $(shell pkg-config --libs rados 2>/dev/null || echo -lrados)
+STORE_SRC := $(filter-out $(RADOS_SRC),$(wildcard store/*.c))
+VFS_SRC   := $(filter-out $(RADOS_SRC),$(wildcard vfs/*.c))
 LIB_SRC   := $(STORE_SRC) $(VFS_SRC)
 # cowctl fsck and dump (tools/fsck.h; tools/fsck/), linked into cowctl and the tests
 FSCK_SRC  := $(wildcard tools/fsck/*.c)
 # test/crash/ is a program of its own (build/crash), not a Check suite.
 CRASH_SRC := $(wildcard test/crash/*.c)
-TEST_SRC  := $(wildcard test/*.c)
+TEST_SRC  := $(filter-out test/check_rados.c,$(wildcard test/*.c))
 # the benchmark (build/bench), one program
 BENCH_SRC := $(wildcard bench/*.c)
 
@@ -77,10 +84,16 @@ THOBJDIR  := $(BUILD)/tsan
 THREADSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 
 ALL := $(BUILD)/cowvfs.so $(BUILD)/libcowvfs.a $(BUILD)/cowctl $(BUILD)/slt
+ifeq ($(HAVE_RADOS),1)
+  ALL += $(BUILD)/cowvfs_rados.so
+endif
 
 .PHONY: all deps need-deps test unit tsan race-proof demo slt slt-ci bench install uninstall \
-        clean check-tools mproc
+        clean check-tools mproc test-rados deps-rados bench-rados
 all: $(ALL)
+ifneq ($(HAVE_RADOS),1)
+	@echo "make: librados is missing: the RADOS parts (cowvfs_rados.so, make test-rados) are skipped; get them with 'make deps-rados' (apt-get install $(RADOS_DEB_PKGS))"
+endif
 
 # ---- dependencies: make deps installs them (root) or names the command ----
 # A plain make never runs the package manager: need-deps (before each object
@@ -94,6 +107,12 @@ need-deps:
 
 DEB_PKGS := gcc make pkg-config libsqlite3-dev sqlite3 libssl-dev check libsubunit-dev python3 \
             clang libclang-rt-14-dev
+# The RADOS parts' packages (make deps-rados; .ci/run installs them too):
+# librados for the build, a monitor and an OSD for the test cluster,
+# libcephsqlite for make bench-rados.
+RADOS_DEB_PKGS := ceph-mon ceph-osd ceph-common librados-dev libsqlite3-mod-ceph
+deps-rados:
+	$(MAKE) --no-print-directory deps DEB_PKGS="$(DEB_PKGS) $(RADOS_DEB_PKGS)"
 deps:
 	@command -v dpkg-query >/dev/null || \
 	  { echo "make deps knows Debian only; install the equivalents of: $(DEB_PKGS)"; exit 1; }; \
@@ -134,8 +153,21 @@ $(BUILD)/libcowvfs.a: $(LIB_OBJ)
 $(BUILD)/cowvfs.so: $(EXT_OBJ)
 	$(CC) -shared $(SANFLAGS) $(CFLAGS) -pthread -o $@ $^
 
-$(BUILD)/cowctl: $(OBJDIR)/tools/cowctl.o $(OBJDIR)/tools/progress.o $(FSCK_SRC:%.c=$(OBJDIR)/%.o) $(BUILD)/libcowvfs.a
-	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a $(SQLITE_LIBS)
+# cowvfs.so with the cow-rados VFS besides (vfs/vfs_rados.c), linked with librados.
+$(BUILD)/cowvfs_rados.so: $(EXT_OBJ) $(OBJDIR)/store/bdev_rados.o $(EOBJDIR)/vfs/vfs_rados.o
+	$(CC) -shared $(SANFLAGS) $(CFLAGS) -pthread -o $@ $^ $(RADOS_LIBS)
+
+# cowctl --rados: with librados, cowctl holds the RADOS device and VFS too
+# (tools/ctl_rados.c, -DCOWCTL_RADOS in build/obj/tools/cowctl.o).
+ifeq ($(HAVE_RADOS),1)
+  COWCTL_RADOS_OBJ := $(OBJDIR)/tools/ctl_rados.o $(OBJDIR)/store/bdev_rados.o $(OBJDIR)/vfs/vfs_rados.o
+  COWCTL_RADOS_LIBS := $(RADOS_LIBS)
+$(OBJDIR)/tools/cowctl.o: CFLAGS += -DCOWCTL_RADOS
+endif
+$(BUILD)/cowctl: $(OBJDIR)/tools/cowctl.o $(OBJDIR)/tools/progress.o $(FSCK_SRC:%.c=$(OBJDIR)/%.o) \
+		$(COWCTL_RADOS_OBJ) $(BUILD)/libcowvfs.a
+	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a $(SQLITE_LIBS) \
+	  $(COWCTL_RADOS_LIBS)
 
 $(BUILD)/slt: $(OBJDIR)/sqllogictest/slt.o $(BUILD)/libcowvfs.a
 	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $< $(BUILD)/libcowvfs.a $(SQLITE_LIBS) $(CRYPTO_LIBS)
@@ -154,6 +186,50 @@ $(THOBJDIR)/check_all: $(patsubst $(TOBJDIR)/%,$(THOBJDIR)/%,$(TTEST_OBJ) $(TLIB
 # The asan build of cowctl/slt, used by tests so the tools run sanitized too.
 $(BUILD)/asan-cowctl: $(TOBJDIR)/tools/cowctl.o $(TOBJDIR)/tools/progress.o $(FSCK_SRC:%.c=$(TOBJDIR)/%.o) $(TLIB_OBJ)
 	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS)
+
+# The RADOS tests (test/check_rados.c): their own runner, ASan + UBSan,
+# against a cluster of tools/ceph-local.sh that test-rados starts and
+# always stops.  CK_RUN_CASE=name for one case.
+$(BUILD)/check_rados: $(TOBJDIR)/test/check_rados.o $(TOBJDIR)/store/bdev_rados.o \
+		$(TOBJDIR)/vfs/vfs_rados.o $(TLIB_OBJ) $(FSCK_SRC:%.c=$(TOBJDIR)/%.o)
+	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS) $(RADOS_LIBS)
+
+# make bench-rados: cow-rados against libcephsqlite on a cluster of its own
+# (bench/rados/bench_rados.c; BENCH_RADOS_ARGS, e.g. -n 500 -r 5).
+$(BUILD)/bench_rados: $(OBJDIR)/bench/rados/bench_rados.o $(OBJDIR)/store/bdev_rados.o \
+		$(OBJDIR)/vfs/vfs_rados.o $(BUILD)/libcowvfs.a
+	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a \
+	  $(SQLITE_LIBS) $(RADOS_LIBS)
+
+# the sqllogictest runner with cow-rados (sqllogictest/slt.c -DSLT_RADOS)
+$(OBJDIR)/sqllogictest/slt_rados.o: sqllogictest/slt.c | need-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(SANFLAGS) -DSLT_RADOS $(SQLITE_CFLAGS) $(CFLAGS) -c $< -o $@
+$(BUILD)/slt_rados: $(OBJDIR)/sqllogictest/slt_rados.o $(OBJDIR)/store/bdev_rados.o \
+		$(OBJDIR)/vfs/vfs_rados.o $(BUILD)/libcowvfs.a
+	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a \
+	  $(SQLITE_LIBS) $(CRYPTO_LIBS) $(RADOS_LIBS)
+
+BENCH_RADOS_ARGS ?=
+bench-rados: deps
+ifeq ($(HAVE_RADOS),1)
+	$(MAKE) --no-print-directory $(BUILD)/bench_rados
+	sh test/rados/run.sh ./$(BUILD)/bench_rados $(BENCH_RADOS_ARGS)
+else
+	@echo "bench-rados: librados is missing: skipped (make deps-rados installs it)"
+endif
+
+test-rados: deps
+ifeq ($(HAVE_RADOS),1)
+	$(MAKE) --no-print-directory $(BUILD)/check_rados $(BUILD)/cowctl $(BUILD)/cowvfs_rados.so \
+	  $(BUILD)/slt_rados
+	@if command -v ceph-mon >/dev/null && command -v ceph-osd >/dev/null; then \
+	  sh test/rados/run.sh sh test/rados/tests.sh ./$(BUILD)/check_rados ./$(BUILD)/cowctl \
+	    ./$(BUILD)/cowvfs_rados ./$(BUILD)/slt_rados $(SLT_OWN); \
+	else echo "test-rados: ceph-mon or ceph-osd is missing: skipped (make deps-rados installs them)"; fi
+else
+	@echo "test-rados: librados is missing: skipped (make deps-rados installs it)"
+endif
 
 unit: deps $(BUILD)/check_all
 	CK_DEFAULT_TIMEOUT=600 ./$(BUILD)/check_all
@@ -232,6 +308,9 @@ test: deps
 	$(MAKE) slt-ci
 	$(MAKE) fuzz-ci
 	$(MAKE) sweep
+ifeq ($(HAVE_RADOS),1)
+	$(MAKE) test-rados
+endif
 
 demo: deps
 	$(MAKE) --no-print-directory all

@@ -77,6 +77,21 @@ extern "C" {
  */
 int cowvfs_register(int make_default);
 
+/* The VFS on Ceph RADOS (README "On Ceph RADOS"): only in builds with
+ * librados (build/cowvfs_rados.so, entry point sqlite3_cowvfsrados_init). */
+#define COWVFS_RADOS_NAME "cow-rados"
+
+/*
+ * Registers the "cow-rados" VFS (and "cow" if need be), never as the
+ * default: file:POOL/NAME?vfs=cow-rados (or POOL:NAMESPACE/NAME), URI
+ * parameters ceph_conf=PATH and ceph_id=NAME besides cow's.  Once it is
+ * registered, the container functions below take a path that does not
+ * start with '/' as a RADOS container.  Safe to call more than once and
+ * from several threads.  Returns SQLITE_OK or the error of cowvfs_register()
+ * or sqlite3_vfs_register().
+ */
+int cowvfs_rados_register(void);
+
 /* ---------------------------------------------------------------------------
  * Snapshots and branches
  *

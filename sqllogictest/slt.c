@@ -3,6 +3,11 @@
  *
  *     build/slt [--vfs NAME] [--verbose] [--jobs N] FILE|DIR...
  *
+ * build/slt_rados (this file with -DSLT_RADOS, linked with librados) also
+ * has the VFS cow-rados: with --vfs cow-rados each script's database is
+ * POOL/slt-XXXXXX in the pool $SLT_RADOS_POOL (default "cow") of the
+ * cluster $CEPH_CONF names, and "onlyif cow" records run (make test-rados).
+ *
  * Runs sqllogictest scripts (https://sqlite.org/sqllogictest/, format in
  * its about.wiki) in validation mode against SQLite, the way the reference
  * runner (sqllogictest.c + slt_sqlite.c) does, so that results generated
@@ -503,6 +508,28 @@ static const char *join_sql(struct runner *r, const struct line *from,
     }
     r->sql = grow(r->sql, &r->cap_sql, len + 1, 1);
     r->sql[len] = 0;
+#ifdef SLT_RADOS
+    /* the scripts name the cow VFS in URIs (ATTACH of a snapshot): on
+     * cow-rados that is "vfs=cow-rados" */
+    if (strcmp(r->vfs_name, COWVFS_RADOS_NAME) == 0) {
+        static const char pat[] = "vfs=" COWVFS_NAME, rep[] = "vfs=" COWVFS_RADOS_NAME;
+        char *at = r->sql;
+        while ((at = strstr(at, pat)) != NULL) {
+            char next = at[sizeof pat - 1];
+            size_t off = (size_t)(at - r->sql), extra = sizeof rep - sizeof pat;
+            if (next == '-' || (next >= 'a' && next <= 'z') || (next >= '0' && next <= '9')) {
+                at += sizeof pat - 1; /* another name that starts so */
+                continue;
+            }
+            r->sql = grow(r->sql, &r->cap_sql, len + extra + 1, 1);
+            at = r->sql + off;
+            memmove(at + sizeof rep - 1, at + sizeof pat - 1, len - off - (sizeof pat - 1) + 1);
+            memcpy(at, rep, sizeof rep - 1);
+            len += extra;
+            at += sizeof rep - 1;
+        }
+    }
+#endif
     return r->sql;
 }
 
@@ -868,6 +895,11 @@ static int condition_skips(const struct runner *r, const char *kind,
 {
     int match = strcasecmp(name, ENGINE_NAME) == 0 ||
                 strcasecmp(name, r->vfs_name) == 0;
+#ifdef SLT_RADOS
+    /* cow-rados is cow on another device: "onlyif cow" records run */
+    match = match || (strcasecmp(r->vfs_name, COWVFS_RADOS_NAME) == 0 &&
+                      strcasecmp(name, COWVFS_NAME) == 0);
+#endif
     int skips = kind[0] == 's' ? match : !match;
 
     if (skips && sqlite3_vfs_find(name))
@@ -995,6 +1027,16 @@ static int run_file(struct runner *r, const char *path, const char *dir)
         goto out;
     }
     snprintf(dbpath, sizeof dbpath, "%s/test.db", dir);
+#ifdef SLT_RADOS
+    /* build/slt_rados --vfs cow-rados: the database is POOL/NAME in the
+     * pool $SLT_RADOS_POOL, named after the file's fresh directory */
+    if (strcmp(r->vfs_name, COWVFS_RADOS_NAME) == 0) {
+        const char *pool = getenv("SLT_RADOS_POOL");
+        const char *base = strrchr(dir, '/');
+        snprintf(dbpath, sizeof dbpath, "%s/%s", pool && *pool ? pool : "cow",
+                 base ? base + 1 : dir);
+    }
+#endif
     if (sqlite3_open_v2(dbpath, &r->db, SQLITE_OPEN_READWRITE |
                         SQLITE_OPEN_CREATE | SQLITE_OPEN_URI,
                         r->vfs) != SQLITE_OK) {
@@ -1448,6 +1490,10 @@ int main(int argc, char **argv)
     }
 
     rc = cowvfs_register(0);
+#ifdef SLT_RADOS
+    if (rc == SQLITE_OK)
+        rc = cowvfs_rados_register();
+#endif
     if (rc != SQLITE_OK)
         fprintf(stderr, "slt: warning: cowvfs_register: %s\n",
                 sqlite3_errstr(rc));

@@ -81,6 +81,18 @@ typedef struct cow_file cow_file;
  */
 int cow_store_open(const char *path, int flags, cow_store **out);
 
+struct cow_dev; /* store/bdev.h */
+/*
+ * Opens a store on device DEV (store/bdev.h; e.g. bdev_rados_open()'s),
+ * taking ownership of it even on failure; NAME names the container in
+ * messages.  FORMAT (the device was just made: its opener's *created)
+ * formats a new container on it, then calls DEV's publish method.  FLAGS as
+ * cow_store_open's (COW_OPEN_CREATE is the opener's business).  Errors as
+ * cow_store_open().
+ */
+int cow_store_open_dev(const char *name, struct cow_dev *dev, int flags, int format,
+                       cow_store **out);
+
 /*
  * Makes every change so far survive a crash of the application (not a
  * power loss), without flushing.  When the changes since the last commit

@@ -836,10 +836,6 @@ void pc_unfetch(struct cow_inode *in, uint64_t off, void *ptr);
 int pc_check_counts(cow_store *st);
 
 /* ---- store.c ---- */
-/* Opens a store on DEV (taking ownership of it, even on failure); FORMAT
- * makes a new container.  For cow_store_open() and tests with a simulated
- * device.  Errors as cow_store_open(). */
-int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int format,
-                       cow_store **out);
+/* cow_store_open_dev() (a store on a device of the caller's) is in store.h. */
 
 #endif /* COW_STORE_INT_H */

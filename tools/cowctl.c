@@ -15,6 +15,8 @@
  *   cowctl restore PATH NAME [--into BR]     reset the database (or branch BR) to NAME
  *   cowctl delete PATH NAME                  delete snapshot or branch NAME
  *   cowctl list PATH                         the snapshots and branches
+ *   cowctl --rados POOL/NAME COMMAND ARGS    any of them on a container in RADOS
+ *                                            (POOL/NAME is PATH, or APP.db)
  *
  * fsck and dump read the container file directly (tools/fsck/); ls and df
  * open it with the store (read-only), balance read-write; import and
@@ -28,10 +30,19 @@
  * Every command works offline: a container open in another process is
  * refused ("in use by another process"), never waited for.
  *
+ * With --rados (built when librados is there: COWCTL_RADOS, tools/ctl_rados.c)
+ * PATH, or import's and export's APP.db, is the container POOL/NAME (or
+ * POOL:NAMESPACE/NAME) of the cluster $CEPH_CONF names; fsck and dump check
+ * a local copy of it; every command takes its writer's lock, so a container
+ * a writer has open elsewhere is refused in the same way.
+ *
  * Exit status: 0 success (fsck: clean), 1 failure (fsck: problems found),
  * 2 bad usage.  Errors are one line on stderr: "cowctl: CMD: PATH: why".
  */
 #include "cowvfs.h"
+#ifdef COWCTL_RADOS
+#include "ctl_rados.h"
+#endif
 #include "fsck.h"
 #include "lockspace.h"
 #include "progress.h"
@@ -50,6 +61,14 @@
 #include <unistd.h>
 
 static const char *cmd = NULL; /* the subcommand, for messages */
+/* --rados POOL/NAME: the container operand names it (COWCTL_RADOS only) */
+static const char *rados_spec = NULL;
+
+/* 1 if PATH is the --rados container. */
+static int is_rados(const char *path)
+{
+    return rados_spec && path && strcmp(path, rados_spec) == 0;
+}
 
 __attribute__((format(printf, 1, 2))) static void err(const char *fmt, ...)
 {
@@ -233,6 +252,8 @@ static void print_left(const char *s, int width)
 /* 0 if PATH is a regular file we can read; else prints why and returns 1. */
 static int check_readable(const char *path)
 {
+    if (is_rados(path))
+        return 0; /* checked when it is opened */
     struct stat st;
     if (stat(path, &st) != 0) {
         err("%s: %s", path, strerror(errno));
@@ -256,7 +277,21 @@ static cow_store *open_store_flags(const char *path, int flags)
     cow_store *st = NULL;
     if (check_readable(path))
         return NULL;
-    int rc = cow_store_open(path, flags, &st);
+    int rc;
+#ifdef COWCTL_RADOS
+    if (is_rados(path))
+        rc = ctl_rados_open_store(path, flags, &st);
+    else
+#endif
+        rc = cow_store_open(path, flags, &st);
+    if (rc == COW_EBUSY && is_rados(path)) {
+        err("%s: %s", path, cow_store_last_error(NULL));
+        return NULL;
+    }
+    if (rc != COW_OK && is_rados(path)) {
+        err("%s: %s (%s)", path, cow_strerror(rc), cow_store_last_error(NULL));
+        return NULL;
+    }
     if (rc != COW_OK) {
         if (rc == COW_EBUSY)
             err("%s: the container is in use by another process", path);
@@ -306,6 +341,66 @@ static void *room_for_one(void *v, size_t n, size_t *cap, size_t esz, int *nomem
     return nv;
 }
 
+/* The VFS of container PATH: cow, or cow-rados for the --rados one. */
+static const char *container_vfs(const char *path)
+{
+#ifdef COWCTL_RADOS
+    if (is_rados(path))
+        return CTL_RADOS_VFS;
+#else
+    (void)path;
+#endif
+    return COWVFS_NAME;
+}
+
+/* The --rados container SPEC copied into a local temporary file IMAGE (of
+ * N bytes) for fsck and dump.  0, or 1 after printing why. */
+static int rados_image(const char *spec, char *image, size_t n)
+{
+#ifdef COWCTL_RADOS
+    int rc = ctl_rados_image(spec, image, n);
+    if (rc == COW_OK)
+        return 0;
+    err("%s: copying it to a local file: %s (%s)", spec, cow_strerror(rc),
+        cow_store_last_error(NULL));
+#else
+    (void)spec, (void)image, (void)n;
+#endif
+    return 1;
+}
+
+/* For import: refuses a --rados container that exists.  0, or 1 after
+ * printing why. */
+static int rados_create_new(const char *spec)
+{
+#ifdef COWCTL_RADOS
+    int ex = ctl_rados_exists(spec);
+    if (ex == 0)
+        return 0;
+    if (ex == 1)
+        err("%s exists; refusing to overwrite it", spec);
+    else
+        err("%s: %s (%s)", spec, cow_strerror(ex), cow_store_last_error(NULL));
+#else
+    (void)spec;
+#endif
+    return 1;
+}
+
+/* Removes the --rados container SPEC (a failed import's), saying so on
+ * failure. */
+static void rados_remove(const char *spec)
+{
+#ifdef COWCTL_RADOS
+    int rc = ctl_rados_remove(spec);
+    if (rc != COW_OK)
+        err("%s: removing the failed copy: %s (%s)", spec, cow_strerror(rc),
+            cow_store_last_error(NULL));
+#else
+    (void)spec;
+#endif
+}
+
 /* ------------------------------------------------------------------ */
 /* fsck                                                                */
 /* ------------------------------------------------------------------ */
@@ -345,6 +440,12 @@ static int cmd_fsck(int argc, char **argv)
         flags |= COW_FSCK_NOTES;
     if (check_readable(path))
         return 1;
+    char image[256] = "";
+    if (is_rados(path) && rados_image(path, image, sizeof image))
+        return 1;
+    const char *shown = path;
+    if (*image)
+        path = image;
     /* fsck reads the last commit block by block with plain reads: a
      * process changing the container meanwhile would free and reuse what
      * it reads, and fsck would report damage that is not there */
@@ -358,6 +459,9 @@ static int cmd_fsck(int argc, char **argv)
     struct progress pr;
     progress_begin(&pr, "fsck");
     rc = cow_fsck_progress(path, flags, stdout, &r, fsck_progress_cb, &pr);
+    if (*image)
+        unlink(image);
+    path = shown;
     if (rc >= 0)
         progress_update(&pr, pr.total, pr.total, pr.total); /* the whole check done */
     progress_end(&pr);
@@ -756,7 +860,12 @@ static int cmd_dump(int argc, char **argv)
     }
     if (check_readable(path))
         return 1;
-    rc = cow_dump(path, vals[1] ? COW_DUMP_HEX : 0, bytenr, stdout);
+    char image[256] = "";
+    if (is_rados(path) && rados_image(path, image, sizeof image))
+        return 1;
+    rc = cow_dump(*image ? image : path, vals[1] ? COW_DUMP_HEX : 0, bytenr, stdout);
+    if (*image)
+        unlink(image);
     if (fflush(stdout) != 0) {
         err("writing the dump: %s", strerror(errno));
         return 1;
@@ -903,10 +1012,13 @@ static int cmd_import(int argc, char **argv)
     const char *plain = ops[0], *app = ops[1];
     if (check_readable(plain))
         return 1;
-    if (create_new(app))
+    if (is_rados(app) ? rados_create_new(app) : create_new(app))
         return 1;
-    if (copy_db("import", plain, NULL, app, COWVFS_NAME)) {
-        unlink(app);
+    if (copy_db("import", plain, NULL, app, container_vfs(app))) {
+        if (is_rados(app))
+            rados_remove(app);
+        else
+            unlink(app);
         return 1;
     }
     return 0;
@@ -947,7 +1059,7 @@ static int cmd_export(int argc, char **argv)
     }
     if (create_new(plain))
         return 1;
-    if (copy_db("export", app, COWVFS_NAME, plain, "unix")) {
+    if (copy_db("export", app, container_vfs(app), plain, "unix")) {
         unlink(plain);
         char *j = sqlite3_mprintf("%s-journal", plain);
         if (j)
@@ -1249,13 +1361,60 @@ static void main_help(FILE *out)
                  ").\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  cowctl %-8s %s\n", commands[i].name, commands[i].synopsis);
+#ifdef COWCTL_RADOS
+    fprintf(out, "  cowctl --rados POOL/NAME COMMAND ARGS   on a container in Ceph RADOS\n"
+                 "         (POOL/NAME stands for PATH, or for import's and export's APP.db)\n");
+#endif
     fprintf(out, "\nA container open in another process is refused, never waited for.\n"
                  "'cowctl COMMAND --help' tells more.  Exit status: 0 success (fsck: clean),\n"
                  "1 failure (fsck: problems found), 2 bad usage.\n");
 }
 
+/*
+ * cowctl --rados SPEC COMMAND ARGS: becomes COMMAND with SPEC as its
+ * container operand (the first operand; import's second), in a new
+ * argument vector in *PARGV (ARGV[0] kept).  0, or 2 after a usage error.
+ */
+static int rados_args(int argc, char **argv, int *pargc, char ***pargv)
+{
+#ifdef COWCTL_RADOS
+    if (argc < 4)
+        return bad_usage("--rados needs POOL/NAME and a command");
+    if (argv[2][0] == '-')
+        return bad_usage("--rados needs POOL/NAME, not '%s'", argv[2]);
+    char **v = calloc((size_t)argc, sizeof *v);
+    if (!v) {
+        err("out of memory");
+        return 1;
+    }
+    int n = 0, import = strcmp(argv[3], "import") == 0;
+    v[n++] = argv[0];
+    v[n++] = argv[3];
+    if (!import)
+        v[n++] = argv[2];
+    for (int i = 4; i < argc; i++)
+        v[n++] = argv[i];
+    if (import)
+        v[n++] = argv[2];
+    rados_spec = argv[2];
+    *pargc = n;
+    *pargv = v;
+    return 0;
+#else
+    (void)argc, (void)argv, (void)pargc, (void)pargv;
+    fprintf(stderr, "cowctl: this cowctl was built without librados: no --rados (make "
+                    "deps-rados, then make)\n");
+    return 1;
+#endif
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "--rados")) {
+        int rc = rados_args(argc, argv, &argc, &argv);
+        if (rc)
+            return rc;
+    }
     if (argc < 2) {
         main_help(stderr);
         return 2;
@@ -1276,6 +1435,10 @@ int main(int argc, char **argv)
     }
     cmd = c->name;
     int rc = cowvfs_register(0);
+#ifdef COWCTL_RADOS
+    if (rc == SQLITE_OK && rados_spec)
+        rc = cowvfs_rados_register();
+#endif
     if (rc != SQLITE_OK) {
         err("cannot register the cow VFS: %s", sqlite3_errstr(rc));
         return 1;

@@ -100,11 +100,13 @@
 #include <limits.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h> /* memfd_create */
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cowvfs.h"
 #include "lockspace.h"
+#include "vfs_dev.h"
 #include "vfs_int.h"
 
 /* The file types xOpen can be asked for (flags & COWVFS_TYPE_MASK). */
@@ -131,6 +133,47 @@ static pthread_mutex_t gRegisterMutex = PTHREAD_MUTEX_INITIALIZER;
 static sqlite3_vfs *gDefault;
 /* cowVfs has been registered; protected by gRegisterMutex. */
 static int gRegistered;
+
+/* The device VFS (vfs_dev.h): gDevOpen, gDevVfs and gDevIo are written once,
+ * under gRegisterMutex, before gDevOn is set (release) and the VFS
+ * published; read after an acquire load of gDevOn. */
+static cowvfsDevOpener gDevOpen;
+static sqlite3_vfs gDevVfs;
+static sqlite3_io_methods gDevIo;
+static int gDevOn;
+/* The name (with URI parameters) of the device VFS call in progress on
+ * this thread, for the opener (vfs_dev.h), or NULL. */
+static __thread const char *tDevUri;
+
+/* 1 if ZPATH names a device VFS's container (vfs_dev.h). */
+static int cowIsDevPath(const char *zPath)
+{
+    return zPath[0] != '/' && __atomic_load_n(&gDevOn, __ATOMIC_ACQUIRE);
+}
+
+/* cow_store_open(), or the device VFS's opener for its containers. */
+static int cowStoreOpen(const char *zPath, int flags, cow_store **ppStore)
+{
+    if (cowIsDevPath(zPath))
+        return gDevOpen(zPath, tDevUri, flags, ppStore);
+    return cow_store_open(zPath, flags, ppStore);
+}
+
+/* A device container's lock descriptor: a private memory file (mode 0600,
+ * so the WAL-index named after it is this user's), its identity in *PST. */
+static int cowDevLockOpen(const char *zPath, struct stat *pSt, int *pFd)
+{
+    int fd = memfd_create("cowvfs-dev-locks", MFD_CLOEXEC);
+    *pFd = -1;
+    if (fd < 0 || fchmod(fd, 0600) != 0 || fstat(fd, pSt) != 0) {
+        sqlite3_log(SQLITE_CANTOPEN, "cow: a lock file for %s: %s", zPath, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return SQLITE_CANTOPEN;
+    }
+    *pFd = fd;
+    return SQLITE_OK;
+}
 
 /* ---------------------------------------------------------------------------
  * The debug mutex
@@ -359,7 +402,7 @@ static cowContainer *cowRegistryFind(const char *zPath, struct stat *pSt, int *p
     for (p = gRegistry.pFirst; p; p = p->pNext)
         if (strcmp(p->zPath, zPath) == 0)
             goto out;
-    if (stat(zPath, pSt) != 0)
+    if (cowIsDevPath(zPath) || stat(zPath, pSt) != 0)
         goto out;
     *pbStat = 1;
     for (p = gRegistry.pFirst; p; p = p->pNext)
@@ -393,14 +436,14 @@ static int cowContainerAcquire(const char *zPath, int acq, cowContainer **ppCont
         p->nRef++;
         goto out;
     }
-    if ((acq & ACQ_PROBE) && !bStat) {
+    if ((acq & ACQ_PROBE) && !bStat && !cowIsDevPath(zPath)) {
         rc = SQLITE_NOTFOUND;
         goto out;
     }
-    crc = cow_store_open(zPath,
-                         ((acq & ACQ_CREATE) ? COW_OPEN_CREATE : 0) |
-                             ((acq & ACQ_READONLY) ? COW_OPEN_READONLY : 0),
-                         &pStore);
+    crc = cowStoreOpen(zPath,
+                       ((acq & ACQ_CREATE) ? COW_OPEN_CREATE : 0) |
+                           ((acq & ACQ_READONLY) ? COW_OPEN_READONLY : 0),
+                       &pStore);
     if (crc != COW_OK) {
         pStore = 0;
         if ((acq & ACQ_PROBE) && (crc == COW_ENOTCONTAINER || crc == COW_ENOENT))
@@ -409,12 +452,17 @@ static int cowContainerAcquire(const char *zPath, int acq, cowContainer **ppCont
             rc = cowvfsError(0, crc, COWVFS_OP_OPEN, "open container", zPath, 0);
         goto out;
     }
-    if (stat(zPath, &st) != 0) {
+    if (cowIsDevPath(zPath)) {
+        rc = cowDevLockOpen(zPath, &st, &fdLock);
+        if (rc != SQLITE_OK)
+            goto out;
+    } else if (stat(zPath, &st) != 0) {
         rc = SQLITE_CANTOPEN;
         sqlite3_log(rc, "cow: stat %s after opening it: %s", zPath, strerror(errno));
         goto out;
     }
-    rc = cowvfsLockOpen(zPath, &fdLock);
+    if (fdLock < 0)
+        rc = cowvfsLockOpen(zPath, &fdLock);
     if (rc != SQLITE_OK)
         goto out;
     p = sqlite3_malloc64(sizeof(*p) + nPath + 1);
@@ -436,7 +484,7 @@ static int cowContainerAcquire(const char *zPath, int acq, cowContainer **ppCont
     p->nRef = 1;
     p->commitIntervalMs = COW_COMMIT_INTERVAL_MS;
     p->dirtyLimit = COW_DIRTY_LIMIT;
-    if (!p->bReadonly) {
+    if (!p->bReadonly && !cowIsDevPath(zPath)) {
         /* a journal mirror beside it: adopted or removed (vfs_mirror.c) */
         char *zJournal = sqlite3_mprintf("%s-journal", zPath);
         if (zJournal == 0) {
@@ -488,7 +536,10 @@ static void cowContainerRelease(cowContainer *pCont)
     crc = cow_store_close(pCont->pStore);
     if (crc != COW_OK)
         cowvfsError(0, crc, COWVFS_OP_IO, "close container", pCont->zPath, 0);
-    if (pCont->bUnlinkOnClose && unlink(pCont->zPath) != 0)
+    if (pCont->bUnlinkOnClose && cowIsDevPath(pCont->zPath))
+        sqlite3_log(SQLITE_WARNING, "cow: %s is kept (delete on close: not for a device's "
+                                    "container)", pCont->zPath);
+    else if (pCont->bUnlinkOnClose && unlink(pCont->zPath) != 0)
         sqlite3_log(SQLITE_IOERR_DELETE, "cow: unlink %s (delete on close): %s", pCont->zPath,
                     strerror(errno));
     cowvfsMirrorFree(pCont);
@@ -678,11 +729,11 @@ static int cowWithStore(const char *zPath, int bWrite,
         cowvfsMutexLeave(&gRegistry.mutex);
         goto out;
     }
-    if (!bStat) {
+    if (!bStat && !cowIsDevPath(zPath)) {
         rc = SQLITE_NOTFOUND;
         goto out;
     }
-    crc = cow_store_open(zPath, bWrite ? 0 : COW_OPEN_READONLY, &pStore);
+    crc = cowStoreOpen(zPath, bWrite ? 0 : COW_OPEN_READONLY, &pStore);
     if (crc != COW_OK) {
         pStore = 0;
         if (crc == COW_ENOTCONTAINER || crc == COW_ENOENT)
@@ -1304,4 +1355,107 @@ int cowvfs_register(int make_default)
 out:
     pthread_mutex_unlock(&gRegisterMutex);
     return rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * The device VFS (vfs_dev.h)
+ */
+
+/* A device container never moves: it has no path to be renamed. */
+static int cowDevFileControl(sqlite3_file *pFile, int op, void *pArg)
+{
+    if (op == SQLITE_FCNTL_HAS_MOVED) {
+        *(int *)pArg = 0;
+        return SQLITE_OK;
+    }
+    return cowvfsIoMethods.xFileControl(pFile, op, pArg);
+}
+
+static int cowDevOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, int flags,
+                      int *pOutFlags)
+{
+    int rc;
+
+    tDevUri = zName;
+    rc = cowOpen(pVfs, zName, pFile, flags, pOutFlags);
+    tDevUri = 0;
+    if (rc == SQLITE_OK && pFile->pMethods == &cowvfsIoMethods)
+        pFile->pMethods = &gDevIo;
+    return rc;
+}
+
+static int cowDevDelete(sqlite3_vfs *pVfs, const char *zName, int syncDir)
+{
+    int rc;
+
+    tDevUri = zName;
+    rc = cowDelete(pVfs, zName, syncDir);
+    tDevUri = 0;
+    return rc;
+}
+
+static int cowDevAccess(sqlite3_vfs *pVfs, const char *zName, int flags, int *pResOut)
+{
+    int rc;
+
+    tDevUri = zName;
+    rc = cowAccess(pVfs, zName, flags, pResOut);
+    tDevUri = 0;
+    return rc;
+}
+
+/* The name as given, without leading '/'s (file:///POOL/NAME, as
+ * libcephsqlite spells it, is POOL/NAME). */
+static int cowDevFullPathname(sqlite3_vfs *pVfs, const char *zName, int nOut, char *zOut)
+{
+    size_t n;
+
+    (void)pVfs;
+    while (*zName == '/')
+        zName++;
+    n = strlen(zName);
+    if (n == 0 || n >= (size_t)nOut) {
+        sqlite3_log(SQLITE_CANTOPEN, "cow: \"%s\" is not a container name of this VFS", zName);
+        return SQLITE_CANTOPEN;
+    }
+    memcpy(zOut, zName, n + 1);
+    return SQLITE_OK;
+}
+
+int cowvfsRegisterDev(const char *zName, cowvfsDevOpener xOpen)
+{
+    int rc = cowvfs_register(0);
+
+    if (rc != SQLITE_OK)
+        return rc;
+    pthread_mutex_lock(&gRegisterMutex);
+    if (__atomic_load_n(&gDevOn, __ATOMIC_ACQUIRE)) {
+        rc = strcmp(gDevVfs.zName, zName) == 0 && gDevOpen == xOpen ? SQLITE_OK : SQLITE_MISUSE;
+        goto out;
+    }
+    gDevVfs = cowVfs;
+    gDevVfs.zName = zName;
+    gDevVfs.xOpen = cowDevOpen;
+    gDevVfs.xDelete = cowDevDelete;
+    gDevVfs.xAccess = cowDevAccess;
+    gDevVfs.xFullPathname = cowDevFullPathname;
+    gDevIo = cowvfsIoMethods;
+    gDevIo.xFileControl = cowDevFileControl;
+    gDevOpen = xOpen;
+    __atomic_store_n(&gDevOn, 1, __ATOMIC_RELEASE);
+    rc = sqlite3_vfs_register(&gDevVfs, 0);
+out:
+    pthread_mutex_unlock(&gRegisterMutex);
+    return rc;
+}
+
+const char *cowvfsVfsNameFor(const char *zPath)
+{
+    return cowIsDevPath(zPath) ? gDevVfs.zName : COWVFS_NAME;
+}
+
+int cowvfsIsContainerFile(sqlite3_file *pFile)
+{
+    return pFile->pMethods == &cowvfsIoMethods ||
+           (__atomic_load_n(&gDevOn, __ATOMIC_ACQUIRE) && pFile->pMethods == &gDevIo);
 }

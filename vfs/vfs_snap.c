@@ -79,6 +79,7 @@
 
 #include "cowvfs.h"
 #include "lockspace.h"
+#include "vfs_dev.h"
 #include "vfs_int.h"
 
 /* The file names inside a database (vfs.c: "db" plus SQLite's suffix). */
@@ -206,7 +207,8 @@ static int cowSnapRecover(const char *zPath, const char *zName, char **pzErr)
 
     cowUriAppend(&zUri, zPath);
     if (zUri) {
-        char *z = sqlite3_mprintf("%s?vfs=%s&cow_unfinished=1&branch=", zUri, COWVFS_NAME);
+        char *z = sqlite3_mprintf("%s?vfs=%s&cow_unfinished=1&branch=", zUri,
+                                  cowvfsVfsNameFor(zPath));
         sqlite3_free(zUri);
         zUri = z;
     }
@@ -800,7 +802,7 @@ static int cowApiFile(sqlite3 *db, const char *zSchema, cowFile **pp, char **pzE
     if (zSchema == 0)
         zSchema = "main";
     rc = sqlite3_file_control(db, zSchema, SQLITE_FCNTL_FILE_POINTER, &pFile);
-    if (rc != SQLITE_OK || pFile == 0 || pFile->pMethods != &cowvfsIoMethods)
+    if (rc != SQLITE_OK || pFile == 0 || !cowvfsIsContainerFile(pFile))
         return cowSnapRefuse(SQLITE_ERROR, pzErr, "schema \"%s\" is not a database of the %s VFS",
                              zSchema, COWVFS_NAME);
     *pp = (cowFile *)pFile;

@@ -1,0 +1,61 @@
+#!/bin/sh
+# test/rados/tests.sh CHECK_RADOS COWCTL SO SLT_RADOS SLT_DIR - make
+# test-rados's body, run by test/rados/run.sh against its cluster
+# (CEPH_CONF, COW_RADOS_POOL set): the Check runner; the project's
+# sqllogictest files (SLT_DIR) through cow-rados (SLT_RADOS, build/slt_rados:
+# 0 failed); then cowctl --rados (import, refusal to overwrite, ls,
+# snapshot, branch, list, df, fsck, dump, export, delete, balance, a
+# container a writer holds refused, a missing one) and the sqlite3 shell
+# with the extension SO.  Exits 1 at the first failure.
+set -u
+CHECK=$1 COWCTL=$2 SO=$3 SLT=$4 SLT_DIR=$5
+P=$COW_RADOS_POOL
+T=$(mktemp -d "${TMPDIR:-/tmp}/cowctl-rados.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+fail() { echo "test-rados: cowctl: $*"; exit 1; }
+
+"$CHECK" || exit 1
+
+SLT_RADOS_POOL=$P "$SLT" --vfs cow-rados "$SLT_DIR" >"$T/slt.out" 2>&1 ||
+    { cat "$T/slt.out"; fail "sqllogictest through cow-rados"; }
+tail -n 1 "$T/slt.out" | grep -q " 0 failed" || { cat "$T/slt.out"; fail "sqllogictest"; }
+echo "test-rados: sqllogictest through cow-rados: $(tail -n 1 "$T/slt.out")"
+
+C="$P/ctl-$$"
+sqlite3 "$T/plain.db" "CREATE TABLE t(a); INSERT INTO t VALUES (1),(2),(3);" || fail "sqlite3"
+"$COWCTL" --rados "$C" import "$T/plain.db" || fail "import"
+"$COWCTL" --rados "$C" import "$T/plain.db" 2>"$T/err" && fail "a second import overwrote"
+grep -q "exists" "$T/err" || fail "a second import: $(cat "$T/err")"
+"$COWCTL" --rados "$C" ls | grep -q " db$" || fail "ls shows no db"
+"$COWCTL" --rados "$C" snapshot s1 || fail "snapshot"
+"$COWCTL" --rados "$C" branch b1 || fail "branch"
+[ "$("$COWCTL" --rados "$C" list | grep -c -E '^(s1 +snapshot|b1 +branch) ')" = 2 ] ||
+    fail "list: $("$COWCTL" --rados "$C" list)"
+"$COWCTL" --rados "$C" df | grep -q "^container" || fail "df"
+"$COWCTL" --rados "$C" fsck | grep -q "$C: clean" || fail "fsck"
+"$COWCTL" --rados "$C" dump | grep -q "superblock copy 0 (block 0): valid" || fail "dump"
+"$COWCTL" --rados "$C" export "$T/out.db" || fail "export"
+[ "$(sqlite3 "$T/out.db" "SELECT group_concat(a) FROM t")" = "1,2,3" ] || fail "export's rows"
+"$COWCTL" --rados "$C" delete s1 || fail "delete"
+"$COWCTL" --rados "$C" balance >/dev/null || fail "balance"
+"$COWCTL" --rados "$C" fsck -q || fail "fsck after balance"
+# the snapshot through SQL, then a writer holding the container: refused
+out=$(printf '.load %s\n.open file:%s?vfs=cow-rados&branch=b1\nSELECT count(*) FROM t;\n' \
+    "$SO" "$C" | sqlite3) || fail "branch through SQL"
+[ "$out" = 3 ] || fail "branch through SQL: $out"
+mkfifo "$T/fifo"
+sqlite3 <"$T/fifo" >"$T/holder.out" 2>&1 &
+holder=$!
+exec 3>"$T/fifo"
+printf '.load %s\n.open file:%s?vfs=cow-rados\nINSERT INTO t VALUES (4);\nSELECT 42;\n' "$SO" "$C" >&3
+for i in $(seq 100); do grep -q 42 "$T/holder.out" && break; sleep 0.1; done
+grep -q 42 "$T/holder.out" || { exec 3>&-; wait $holder; fail "holder: $(cat "$T/holder.out")"; }
+"$COWCTL" --rados "$C" ls 2>"$T/err" && { exec 3>&-; wait $holder; fail "ls while a writer has it"; }
+exec 3>&-
+wait $holder
+grep -q "another client" "$T/err" || fail "ls while a writer has it: $(cat "$T/err")"
+[ "$("$COWCTL" --rados "$C" export "$T/out2.db" && sqlite3 "$T/out2.db" "SELECT count(*) FROM t")" = 4 ] ||
+    fail "the writer's row"
+"$COWCTL" --rados "$P/no-such-$$" ls 2>"$T/err" && fail "ls of a missing container"
+grep -q "no container" "$T/err" || fail "ls of a missing container: $(cat "$T/err")"
+echo "test-rados: cowctl --rados: all passed"
