@@ -788,9 +788,11 @@ static void hold_one(void *arg, uint64_t gen, uint64_t start, uint64_t len)
     /* a pending free holds both maps' free blocks of its range (the last
      * owner freed logical or physical runs; an entry the table coalesced
      * may cover more: holding more back is safe); past the groups there
-     * is nothing to read */
+     * is nothing to read.  Consecutive blocks held in one map make one
+     * held run. */
     uint64_t end = start + len < start || start + len > st->total_bytes ? st->total_bytes
                                                                         : start + len;
+    uint64_t run[2] = {0, 0}, nrun[2] = {0, 0}; /* the open run of each map */
     if (a->rc)
         return;
     for (uint64_t b = start - start % COW_BLOCK_SIZE; b < end; b += COW_BLOCK_SIZE) {
@@ -800,12 +802,21 @@ static void hold_one(void *arg, uint64_t gen, uint64_t start, uint64_t len)
         uint64_t i = (b - g->start) / COW_BLOCK_SIZE;
         for (int phys = 0; phys < 2; phys++) {
             uint8_t *map = phys ? g->pbitmap : g->bitmap;
-            if (bit_get(map, i))
-                continue; /* in use, or held already */
-            if (held_add(st, b, COW_BLOCK_SIZE, gen, phys)) {
-                a->rc = cow_set_error(COW_ENOMEM, "out of memory");
-                return;
+            int take_it = !bit_get(map, i); /* else in use, or held already */
+            /* a run ends at a block not taken, and at a group's end */
+            if (nrun[phys] && (!take_it || run[phys] + nrun[phys] * COW_BLOCK_SIZE != b ||
+                               b == g->start)) {
+                if (held_add(st, run[phys], nrun[phys] * COW_BLOCK_SIZE, gen, phys)) {
+                    a->rc = cow_set_error(COW_ENOMEM, "out of memory");
+                    return;
+                }
+                nrun[phys] = 0;
             }
+            if (!take_it)
+                continue;
+            if (!nrun[phys])
+                run[phys] = b;
+            nrun[phys]++;
             if (!bit_get(phys ? g->bitmap : g->pbitmap, i))
                 g->nfree--;
             bit_set(map, i);
@@ -813,6 +824,11 @@ static void hold_one(void *arg, uint64_t gen, uint64_t start, uint64_t len)
                 g->pused++;
         }
     }
+    for (int phys = 0; phys < 2; phys++)
+        if (nrun[phys] && held_add(st, run[phys], nrun[phys] * COW_BLOCK_SIZE, gen, phys)) {
+            a->rc = cow_set_error(COW_ENOMEM, "out of memory");
+            return;
+        }
 }
 
 void alloc_record_frees(cow_store *st)

@@ -187,7 +187,16 @@ int commit_load(cow_store *st)
          * replay_log to find: a record built on it says so.  A version-1
          * copy names no commit it was written after: the other copy is
          * only required to be older, whole and intact. */
-        rc = sb_commit_intact(st, sb[best], devsize);
+        /* A commit another process published (xproc.c, under the
+         * shared mutex, after its blocks were written: the same file's
+         * cache, coherent across processes) is whole unless the machine
+         * went down since, which ends every process and the shared state
+         * with them.  Its blocks are checked when read (invariant 6). */
+        if (st->load_published && get64(sb[best] + SB_GENERATION) == st->load_published &&
+            sb_device_bytes(sb[best]) <= devsize)
+            rc = 1;
+        else
+            rc = sb_commit_intact(st, sb[best], devsize);
         if (rc < 0)
             return rc;
         if (rc == 0) {

@@ -142,12 +142,20 @@ void shared_disown(struct cow_shared *sh);
 int shared_is_owner(struct cow_shared *sh);
 
 /*
- * 1 if another live process waits to own or for a publication (its want
- * bit is raised), else 0.  The owner's cheap test: four atomic loads when
+ * 1 if another live process waits to own (shared_own: its want-to-own bit
+ * is raised), else 0.  The owner's cheap test: two atomic loads when
  * nobody waits; when a bit is raised, the waiter's liveness is checked
- * with F_OFD_GETLK and a dead waiter's bit cleared.
+ * with F_OFD_GETLK and a dead waiter's bits cleared.
  */
 int shared_owner_wanted(struct cow_shared *sh);
+
+/* 1 if another live process waits to own or for a publication
+ * (shared_wait_published), else 0; as shared_owner_wanted. */
+int shared_wanted(struct cow_shared *sh);
+
+/* 1 while the owner has changes that readers wait for (set by
+ * shared_set_unpublished, cleared by a publication).  One atomic load. */
+int shared_unpublished(struct cow_shared *sh);
 
 /*
  * Sleeps until another live process raises its want bit (shared_own or
@@ -158,6 +166,24 @@ int shared_owner_wanted(struct cow_shared *sh);
  * dies leaves a bit that shared_owner_wanted clears.
  */
 int shared_wait_wanted(struct cow_shared *sh, unsigned timeout_ms);
+
+/*
+ * Starts a thread that calls CB(ARG) soon after another process starts
+ * waiting (raises its want bit: shared_own, shared_wait_published) while
+ * this process owns, and again while such a waiter still waits, at most
+ * once a second: so that an owner lets go when asked at once instead of
+ * at its committer's next look.  The thread sleeps on a futex word of the
+ * state that a waiter bumps when it raises its bit (Linux's futex, as
+ * shared_wait_wanted).  CB runs on that thread with no lock held; it must
+ * not call shared_unwatch or shared_close.  A no-op if a watcher runs.
+ * Errors: COW_ENOMEM (no thread).
+ */
+int shared_watch(struct cow_shared *sh, void (*cb)(void *arg), void *arg);
+
+/* Stops and joins the watcher thread (a no-op without one; SH NULL too).
+ * shared_close calls it; call it earlier when CB's state goes first.  Not
+ * from CB. */
+void shared_unwatch(struct cow_shared *sh);
 
 /* ---- publication ---- */
 

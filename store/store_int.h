@@ -421,6 +421,10 @@ struct cow_store {
                              * reload of a view (xproc.c reload) */
     int view_partial;       /* the last reload was such a view: the free
                              * space map is empty (cow_store_df loads it) */
+    uint64_t load_published; /* commit_load takes the superblock of this
+                              * generation as whole without reading its
+                              * commit list: another process published it
+                              * (xproc.c reload; 0: none) */
     int own_users;
     int acquiring;
     int disowning;

@@ -125,7 +125,7 @@ static int reload_ex(cow_store *st, int owner, int full)
         release_inodes(st, v, n);
         return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
     }
-    if (st->txn_dirty || st->ndirty || st->noes) {
+    if (st->txn_dirty || st->ndirty || st->noes || st->cache.ndirty) {
         rc = cow_set_error(COW_EFAILED, "the store has unwritten changes but does not own the "
                                         "container (a bug)");
         st->failed = 1;
@@ -144,14 +144,18 @@ static int reload_ex(cow_store *st, int owner, int full)
     alloc_destroy(st);
     remap_destroy(st);
     txn_wlog_reset(st); /* blocks written while last owner: another list */
-    cache_destroy(&st->cache);
-    rc = cache_init(&st->cache);
+    /* The tree block cache stays: a block at an address another process
+     * freed and reused since is found by its generation and read again
+     * (cache.c).  Nothing in it is dirty (checked above). */
     int ro = st->readonly;
     if (!owner)
         st->readonly = 1; /* a view: load only, never write */
     st->view_load = !owner && !full; /* and no free space map: it allocates nothing */
+    /* what the last owner published is whole (commit.c commit_load) */
+    st->load_published = sh ? shared_generation(sh) : 0;
     if (!rc)
         rc = commit_load(st);
+    st->load_published = 0;
     st->view_load = 0;
     /* the superblock and trees are read: the owner's next superblock may
      * be written (commit.c takes the mutex for it) */
@@ -247,9 +251,23 @@ int xproc_attach(cow_store *st, int fd, int *alone)
     return rc;
 }
 
+/* shared_watch()'s callback: another process asks this owner to let go
+ * or to publish; the committer does it (xproc_yield_locked) now rather
+ * than at its next look. */
+static void wake_committer(void *arg)
+{
+    cow_store *st = arg;
+    LOCK(st);
+    pthread_cond_signal(&st->committer_cond);
+    UNLOCK(st);
+}
+
 void xproc_opened(cow_store *st)
 {
     lk_assert_held(&st->lock);
+    /* no watcher: the committer's look every XPROC_POLL_MS serves */
+    if (!st->readonly)
+        (void)shared_watch(st->shared, wake_committer, st);
     (void)shared_lock(st->shared);
     if (shared_is_owner(st->shared) && shared_generation(st->shared) != st->generation)
         shared_publish(st->shared, st->generation);
@@ -263,6 +281,7 @@ void xproc_detach(cow_store *st)
 {
     if (!st->shared)
         return;
+    shared_unwatch(st->shared); /* before ST goes */
     if (shared_is_owner(st->shared))
         shared_disown(st->shared);
     shared_close(st->shared);
@@ -318,7 +337,7 @@ void xproc_leave(cow_store *st)
         return;
     LOCK(st);
     st->own_users--;
-    if (st->own_users == 0 && shared_owner_wanted(st->shared))
+    if (st->own_users == 0 && shared_wanted(st->shared))
         pthread_cond_signal(&st->committer_cond);
     UNLOCK(st);
 }
@@ -347,7 +366,12 @@ int xproc_yield_locked(cow_store *st)
 {
     lk_assert_held(&st->lock);
     if (!st->shared || st->failed || st->own_users || st->disowning || st->acquiring ||
-        !shared_is_owner(st->shared) || !shared_owner_wanted(st->shared))
+        !shared_is_owner(st->shared))
+        return 0;
+    /* a process that waits for a publication only (a reader) gets one;
+     * the ownership goes only to a process that asks for it */
+    if (!shared_owner_wanted(st->shared) &&
+        !(shared_unpublished(st->shared) && shared_wanted(st->shared)))
         return 0;
     st->disowning = 1;
     int rc = publish_locked(st);
@@ -379,7 +403,7 @@ int xproc_publish(cow_store *st)
         st->own_users++; /* no yield in between */
         rc = publish_locked(st);
         st->own_users--;
-        if (shared_owner_wanted(st->shared))
+        if (shared_wanted(st->shared))
             pthread_cond_signal(&st->committer_cond);
     }
     UNLOCK(st);

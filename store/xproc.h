@@ -51,7 +51,10 @@ int xproc_attach(cow_store *st, int fd, int *alone);
 
 /* After open's load and first commit, store->lock held: records what
  * this process loaded as seen, and publishes it if it is the owner (a new
- * container's first generation, or a dead owner's log replayed). */
+ * container's first generation, or a dead owner's log replayed).  A
+ * writable store starts its watcher thread (shared_watch: wakes the
+ * committer when another process asks for the ownership; without a
+ * thread the committer's poll serves). */
 void xproc_opened(cow_store *st);
 
 /* At close, after the last commit: lets go of the ownership and unmaps
@@ -137,8 +140,10 @@ uint64_t xproc_poll_ns(cow_store *st);
 #define XPROC_IDLE_POLL_MS 50u
 
 /* How often the committer looks for another process's request while the
- * container is shared, ms. */
-#define XPROC_POLL_MS 2u
+ * container is shared, ms: a backstop, since a writable store's watcher
+ * thread (shared_watch) wakes the committer as soon as another process
+ * asks. */
+#define XPROC_POLL_MS 10u
 
 #ifdef COW_DEBUG
 /*
