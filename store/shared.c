@@ -56,7 +56,7 @@
 #include "store_int.h"
 
 #define SHARED_MAGIC 0x3144524853574f43ull /* "COWSHRD1", little-endian */
-#define SHARED_VERSION 3u
+#define SHARED_VERSION 4u
 #define WAIT_SLICE_MS 10u /* longest futex sleep between liveness checks */
 #define NWANT (COW_SHARED_SLOTS / 64)
 
@@ -72,6 +72,15 @@ struct shared_free {
     uint64_t gen;   /* the generation that freed the run */
     uint64_t start; /* bytes of the container */
     uint64_t len;
+};
+
+/* One entry of the allocation journal (shared_journal_*). */
+struct shared_jop {
+    uint64_t gen;
+    uint64_t start; /* bytes */
+    uint64_t len;   /* bytes */
+    uint32_t op;    /* SHARED_JOP_* */
+    uint32_t pad;
 };
 
 /* One process slot.  PID is written under the mutex (by the slot's process
@@ -115,6 +124,11 @@ struct shared_region {
     uint32_t pad;
     uint64_t frees_count[2];
     struct shared_free frees[2][SHARED_FREES_MAX];
+    /* the allocation journal: entry i (jvalid <= i < jhead, at most
+     * SHARED_JOURNAL_MAX back) is at journal[i % SHARED_JOURNAL_MAX] */
+    uint64_t jhead;  /* atomic (release): entries ever appended */
+    uint64_t jvalid; /* entries before this one say nothing (mutex) */
+    struct shared_jop journal[SHARED_JOURNAL_MAX];
 };
 
 struct cow_shared {
@@ -1076,6 +1090,56 @@ void shared_frees_foreach(struct cow_shared *sh,
     uint64_t n = r->frees_count[cur];
     for (uint64_t i = 0; i < n; i++)
         cb(arg, r->frees[cur][i].gen, r->frees[cur][i].start, r->frees[cur][i].len);
+}
+
+/* ---- the allocation journal ---- */
+
+void shared_journal_append(struct cow_shared *sh, uint64_t gen, unsigned op, uint64_t start,
+                           uint64_t len)
+{
+    struct shared_region *r = sh->r;
+    assert_locked(sh);
+    uint64_t h = r->jhead;
+    /* the entry, then the head: a death between leaves the entry unseen */
+    r->journal[h % SHARED_JOURNAL_MAX] = (struct shared_jop){gen, start, len, op, 0};
+    __atomic_store_n(&r->jhead, h + 1, __ATOMIC_RELEASE);
+}
+
+uint64_t shared_journal_head(struct cow_shared *sh)
+{
+    assert_locked(sh);
+    return sh->r->jhead;
+}
+
+void shared_journal_invalidate(struct cow_shared *sh)
+{
+    struct shared_region *r = sh->r;
+    assert_locked(sh);
+    /* an index of its own, so that a reader who remembered the head
+     * before (shared_journal_head) is before jvalid */
+    uint64_t h = r->jhead;
+    r->journal[h % SHARED_JOURNAL_MAX] = (struct shared_jop){0, 0, 0, 0, 0};
+    __atomic_store_n(&r->jhead, h + 1, __ATOMIC_RELEASE);
+    r->jvalid = h + 1;
+}
+
+int shared_journal_read(struct cow_shared *sh, uint64_t from,
+                        int (*cb)(void *arg, uint64_t gen, unsigned op, uint64_t start,
+                                  uint64_t len),
+                        void *arg)
+{
+    struct shared_region *r = sh->r;
+    assert_locked(sh);
+    uint64_t h = r->jhead;
+    if (from < r->jvalid || from > h || h - from > SHARED_JOURNAL_MAX)
+        return 1;
+    for (uint64_t i = from; i < h; i++) {
+        const struct shared_jop *j = &r->journal[i % SHARED_JOURNAL_MAX];
+        int rc = cb(arg, j->gen, j->op, j->start, j->len);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 void shared_clear_unpublished(struct cow_shared *sh)

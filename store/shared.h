@@ -291,6 +291,49 @@ void shared_frees_foreach(struct cow_shared *sh,
                           void (*cb)(void *arg, uint64_t gen, uint64_t start, uint64_t len),
                           void *arg);
 
+/* ---- the allocation journal (the caller holds the mutex for these) ----
+ *
+ * What each commit allocated and freed, in order, so that a process that
+ * owned the container before can bring its free space map up to date
+ * when it owns again, instead of rebuilding it from the extent tree
+ * (store/alloc.c alloc_apply_journal; docs/DESIGN.md "Several
+ * processes").  A ring of SHARED_JOURNAL_MAX entries; a reader remembers
+ * the head when it let go and reads from there.  Entries of a commit are
+ * appended before its superblock is written, so a commit whose entries
+ * are missing was never published; an owner that recovers from a dead one
+ * invalidates everything before (shared_journal_invalidate). */
+#define SHARED_JOURNAL_MAX 32768u
+#define SHARED_JOP_ALLOC 1u   /* blocks allocated (both maps) */
+#define SHARED_JOP_UNALLOC 2u /* blocks allocated earlier in the same
+                               * transaction, given back at once */
+#define SHARED_JOP_FREE 3u    /* blocks freed (readers may still read them) */
+#define SHARED_JOP_PFREE 6u   /* where freed blocks were stored (their own
+                               * address, or a relocation's target) */
+#define SHARED_JOP_GROUP 4u   /* a block group added at START; LEN: its type
+                               * (COW_BG_*) */
+#define SHARED_JOP_TYPE 5u    /* the block group at START retyped to LEN */
+
+/* Appends one entry: generation GEN's commit did OP on the LEN bytes at
+ * START.  Never fails; the ring overwrites its oldest entry. */
+void shared_journal_append(struct cow_shared *sh, uint64_t gen, unsigned op, uint64_t start,
+                           uint64_t len);
+
+/* The number of entries ever appended (the next entry's index). */
+uint64_t shared_journal_head(struct cow_shared *sh);
+
+/* Makes every entry appended so far unreadable: their commits may not
+ * match the container (a dead owner's), or were not journalled whole. */
+void shared_journal_invalidate(struct cow_shared *sh);
+
+/* Calls CB(ARG, gen, op, start, len) for each entry from index FROM to the
+ * head, in order; stops at CB's first non-zero return and returns it.
+ * Returns 1 without calling CB when the entries from FROM are no longer
+ * all there (overwritten or invalidated), 0 after the last entry. */
+int shared_journal_read(struct cow_shared *sh, uint64_t from,
+                        int (*cb)(void *arg, uint64_t gen, unsigned op, uint64_t start,
+                                  uint64_t len),
+                        void *arg);
+
 /* The owner has nothing unpublished after all (what it changed is
  * published, or nothing changed): clears the flag and wakes the readers
  * waiting in shared_wait_published, without a new publication.

@@ -114,7 +114,15 @@ static void release_inodes(cow_store *st, struct cow_inode **v, size_t n)
  * go).  Called with no lock held.  Errors: the load's and replay's (the
  * store stops: st->failed).
  */
-static int reload_ex(cow_store *st, int owner, int full)
+#ifdef COW_DEBUG
+static unsigned long journal_reloads; /* xproc_test_journal_reloads */
+unsigned long xproc_test_journal_reloads(void)
+{
+    return __atomic_load_n(&journal_reloads, __ATOMIC_RELAXED);
+}
+#endif
+
+static int reload_ex(cow_store *st, int owner, int full, int recover)
 {
     struct cow_inode **v = NULL;
     size_t n = 0;
@@ -140,8 +148,19 @@ static int reload_ex(cow_store *st, int owner, int full)
         /* pinned before anything is read: the owner keeps what this
          * generation reaches (alloc.c release_held) */
         shared_pin(sh, owner ? 0 : shared_generation(sh));
+        /* a dead owner's commit may have journalled what it never
+         * committed, or committed what it never journalled */
+        if (recover)
+            shared_journal_invalidate(sh);
     }
-    alloc_destroy(st);
+    /* The free space map: a process that owned before keeps its own and
+     * applies what the owners since journalled (alloc_apply_journal), or
+     * rebuilds it from the extent tree, as open does; a view keeps what
+     * it has (it allocates nothing) */
+    int incr = owner && sh && !recover && st->xbasis_gen;
+    int keep = incr || (!owner && !full && st->xbasis_gen);
+    if (!keep)
+        alloc_destroy(st);
     remap_destroy(st);
     txn_wlog_reset(st); /* blocks written while last owner: another list */
     /* The tree block cache stays: a block at an address another process
@@ -150,11 +169,32 @@ static int reload_ex(cow_store *st, int owner, int full)
     int ro = st->readonly;
     if (!owner)
         st->readonly = 1; /* a view: load only, never write */
-    st->view_load = !owner && !full; /* and no free space map: it allocates nothing */
+    st->view_load = (!owner && !full) || incr; /* no free space map built */
+    st->keep_alloc = keep;
     /* what the last owner published is whole (commit.c commit_load) */
     st->load_published = sh ? shared_generation(sh) : 0;
     if (!rc)
         rc = commit_load(st);
+    if (!rc && incr) {
+        int jrc = st->keep_alloc ? alloc_apply_journal(st) : 1;
+        if (jrc == 1) {
+            /* the journal does not reach back to this map, or does not
+             * fit it: the whole map from the extent tree */
+            alloc_destroy(st);
+            remap_destroy(st);
+            st->keep_alloc = 0;
+            st->view_load = 0;
+            incr = 0;
+            rc = commit_load(st);
+        } else {
+            rc = jrc;
+        }
+    }
+#ifdef COW_DEBUG
+    if (!rc && incr)
+        __atomic_add_fetch(&journal_reloads, 1, __ATOMIC_RELAXED);
+#endif
+    st->keep_alloc = 0;
     st->load_published = 0;
     st->view_load = 0;
     /* the superblock and trees are read: the owner's next superblock may
@@ -179,7 +219,7 @@ static int reload_ex(cow_store *st, int owner, int full)
         seq = shared_seq(sh);
     for (size_t i = 0; i < n && !rc; i++)
         rc = file_reload_inode(st, v[i]);
-    if (!rc && owner)
+    if (!rc && owner && !incr)
         rc = alloc_hold_shared_frees(st);
     if (rc) {
         st->failed = 1;
@@ -195,7 +235,7 @@ static int reload_ex(cow_store *st, int owner, int full)
 
 static int reload(cow_store *st, int owner)
 {
-    return reload_ex(st, owner, 0);
+    return reload_ex(st, owner, 0, 0);
 }
 
 int xproc_full_view(cow_store *st)
@@ -205,7 +245,7 @@ int xproc_full_view(cow_store *st)
     LOCK(st);
     int partial = st->view_partial && !shared_is_owner(st->shared);
     UNLOCK(st);
-    return partial ? reload_ex(st, 0, 1) : COW_OK;
+    return partial ? reload_ex(st, 0, 1, 0) : COW_OK;
 }
 
 /* ---- ownership ---- */
@@ -246,8 +286,14 @@ int xproc_attach(cow_store *st, int fd, int *alone)
         return rc;
     }
     rc = shared_own(st->shared, XPROC_WAIT_MS);
-    if (rc == COW_ERECOVER)
-        rc = COW_OK; /* the load that follows replays the log, as after a crash */
+    if (rc == COW_ERECOVER) {
+        /* the load that follows replays the log, as after a crash; what
+         * the dead owner journalled may not match what it committed */
+        (void)shared_lock(st->shared);
+        shared_journal_invalidate(st->shared);
+        shared_unlock(st->shared);
+        rc = COW_OK;
+    }
     return rc;
 }
 
@@ -318,7 +364,7 @@ int xproc_enter(cow_store *st)
          * blocks written is stale; an owner builds on a load of its own,
          * as open does. */
         if (!rc)
-            rc = reload(st, 1);
+            rc = reload_ex(st, 1, 0, recover);
         LOCK(st);
         st->acquiring = 0;
         pthread_cond_broadcast(&st->own_cond);
@@ -380,6 +426,10 @@ int xproc_yield_locked(cow_store *st)
         /* from now on a view of what it published */
         shared_lock(st->shared);
         shared_pin(st->shared, st->generation);
+        /* its map is of this generation, with everything journalled up to
+         * here: the base of its next ownership (alloc_apply_journal) */
+        st->xbasis_gen = st->generation;
+        st->xbasis_idx = shared_journal_head(st->shared);
         shared_disown(st->shared);
         shared_unlock(st->shared);
     }

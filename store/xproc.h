@@ -156,6 +156,11 @@ uint64_t xproc_poll_ns(cow_store *st);
  * reload's.
  */
 int xproc_test_handoff(cow_store *st);
+
+/* Test builds only: how many times this process took the ownership back
+ * with its own free space map and the shared allocation journal
+ * (alloc_apply_journal) instead of rebuilding the map. */
+unsigned long xproc_test_journal_reloads(void);
 #endif
 
 #endif /* COW_XPROC_H */
