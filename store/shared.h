@@ -19,8 +19,10 @@
  * What the object holds: a robust process-shared mutex (a holder that dies
  * leaves it EOWNERDEAD: LMDB's mdb_mutex_failed), the owner (the one
  * process that may change the container), the publication sequence number
- * and generation, the reader table (each process's pinned generation) and
- * the pending frees (space the owner freed that readers may still read).
+ * and generation, the reader table (each process's pinned generation),
+ * the pending frees (space the owner freed that readers may still read)
+ * and the allocation journal (what each commit did to the free space map,
+ * for an owner that comes back).
  *
  * Invariants that make it safe against a process killed at any instruction:
  *   - the object's name is unlinked only by a process holding the dead-man
@@ -94,7 +96,7 @@ int shared_open(int fd, const uint8_t uuid[16], struct cow_shared **out);
  * Frees SH; NULL is a no-op.  Never fails (a failed unlink leaves an
  * object the next opener reinitialises).  A process whose descriptor is
  * read-only cannot write-lock the switch: when it is last, the object
- * stays under its name (about 800 KiB of /dev/shm) until the next opener
+ * stays under its name (about 2 MiB of /dev/shm) until the next opener
  * reinitialises it (a read-write one) or joins it (a read-only one: the
  * state of dead processes is safe to join, their slots being dead).
  */

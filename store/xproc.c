@@ -101,19 +101,6 @@ static void release_inodes(cow_store *st, struct cow_inode **v, size_t n)
     free(v);
 }
 
-/*
- * Replaces everything ST has in memory by the last published commit read
- * from the container: the superblock, the roots, the remap table, the
- * allocator (rebuilt from the extent tree, as open does), the tree block
- * cache (emptied: a block address may have been reused), and every open
- * file (rebound by name, its cached pages dropped).  OWNER: this process
- * is the owner now; the log is replayed (after an owner that died, what
- * it logged and flushed; else nothing) and the pending frees of the
- * shared state are kept out of allocation.  ST must have nothing of its
- * own unwritten (a non-owner never has; an owner published before it let
- * go).  Called with no lock held.  Errors: the load's and replay's (the
- * store stops: st->failed).
- */
 #ifdef COW_DEBUG
 static unsigned long journal_reloads; /* xproc_test_journal_reloads */
 unsigned long xproc_test_journal_reloads(void)
@@ -122,6 +109,22 @@ unsigned long xproc_test_journal_reloads(void)
 }
 #endif
 
+/*
+ * Replaces what ST has in memory by the last published commit read from
+ * the container: the superblock, the roots, the remap table, and every
+ * open file (rebound by name, its cached pages dropped); the tree block
+ * cache stays (cache.c reads a block again whose generation is not the
+ * one its pointer asks for).  OWNER: this process is the owner now; its
+ * free space map is brought up to date from the shared allocation
+ * journal when it owned before and the journal reaches back (RECOVER, an
+ * owner that died, invalidates it), else rebuilt from the extent tree
+ * with the pending frees of the shared state kept out of allocation;
+ * then the log is replayed (after an owner that died, what it logged and
+ * flushed; else nothing).  A view (not OWNER) keeps its map unless FULL
+ * asks for one.  ST must have nothing of its own unwritten (a non-owner
+ * never has; an owner published before it let go).  Called with no lock
+ * held.  Errors: the load's and replay's (the store stops: st->failed).
+ */
 static int reload_ex(cow_store *st, int owner, int full, int recover)
 {
     struct cow_inode **v = NULL;

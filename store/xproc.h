@@ -8,13 +8,17 @@
  * delayed refs, the allocator), so one process at a time changes the
  * container: every store call that changes something runs between
  * xproc_enter() and xproc_leave(), which make this process the owner
- * first.  Asked by another process (shared_owner_wanted), the owner
- * publishes (writes back, commits without flush) and lets go at its next
- * quiet moment (no call between enter and leave), from its committer
- * thread (xproc_yield).  Another process's state in memory is a view of
- * the last published commit, refreshed when it changed.  The shared state
- * itself (a robust mutex, the owner, the publication sequence number, the
- * reader table, the pending frees) is store/shared.c's.
+ * first.  Asked by another process (shared_owner_wanted; its watcher
+ * thread wakes the committer), the owner publishes (writes back, commits
+ * without flush) and lets go at its next quiet moment (no call between
+ * enter and leave), from its committer thread (xproc_yield).  Another
+ * process's state in memory is a view of the last published commit,
+ * refreshed when it changed; it keeps its tree block cache (cache.c reads
+ * a stale block again) and, if it owned before, its free space map, which
+ * the shared allocation journal brings up to date when it owns again
+ * (alloc_apply_journal).  The shared state itself (a robust mutex, the
+ * owner, the publication sequence number, the reader table, the pending
+ * frees, the journal) is store/shared.c's.
  *
  * Ideas: LMDB's single writer with a robust mutex and a reader table
  * (mdb.c: mdb_txn_renew0, mdb_find_oldest), SQLite's os_unix.c (a
@@ -65,9 +69,10 @@ void xproc_detach(cow_store *st);
  * Before a store call that changes anything: makes this process the owner
  * and counts the call (st->own_users) until xproc_leave().  Becoming the
  * owner after another process changed the container reloads everything
- * this process has in memory from the last published commit (xproc_reload:
- * superblock, trees, allocator, open files rebound, cached pages dropped);
- * after an owner that died, the load replays the log as open does.
+ * this process has in memory from the last published commit (xproc.c
+ * reload_ex: superblock, trees, the free space map from the allocation
+ * journal or rebuilt, open files rebound, cached pages dropped); after an
+ * owner that died, the load replays the log as open does.
  * Returns at once when already owner.  Errors: COW_EBUSY (the owner did
  * not let go within XPROC_WAIT_MS), the load's errors (the store then
  * stops: COW_EFAILED from then on).
