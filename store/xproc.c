@@ -430,7 +430,15 @@ int xproc_yield_locked(cow_store *st)
         shared_lock(st->shared);
         shared_pin(st->shared, st->generation);
         /* its map is of this generation, with everything journalled up to
-         * here: the base of its next ownership (alloc_apply_journal) */
+         * here: the base of its next ownership (alloc_apply_journal).
+         * Changes to the map that no commit took (none should be left:
+         * everything was written back and committed) would never reach
+         * the journal in order: the other processes rebuild instead. */
+        if (st->nxops || st->xops_complex) {
+            shared_journal_invalidate(st->shared);
+            st->nxops = 0;
+            st->xops_complex = 0;
+        }
         st->xbasis_gen = st->generation;
         st->xbasis_idx = shared_journal_head(st->shared);
         shared_disown(st->shared);
