@@ -55,6 +55,35 @@ static struct bgroup *bg_of(cow_store *st, uint64_t bytenr)
     return i < st->nbgs ? &st->bgs[i] : NULL;
 }
 
+/* Notes a change of the running transaction to the free space map for
+ * the shared allocation journal (alloc_record_ops); with no shared state,
+ * nothing.  Touching runs of one kind merge.  No memory: the journal
+ * cannot say this transaction, so it is invalidated at commit. */
+static void xop_add(cow_store *st, unsigned op, uint64_t bytenr, uint64_t bytes)
+{
+    if (!st->shared || st->xops_complex)
+        return;
+    if (st->nxops) {
+        struct alloc_op *l = &st->xops[st->nxops - 1];
+        if (l->op == op && op != SHARED_JOP_GROUP && op != SHARED_JOP_TYPE &&
+            l->bytenr + l->bytes == bytenr) {
+            l->bytes += bytes;
+            return;
+        }
+    }
+    if (vec_reserve(st->xops, st->cxops, st->nxops + 1)) {
+        st->xops_complex = 1;
+        return;
+    }
+    st->xops[st->nxops++] = (struct alloc_op){bytenr, bytes, op};
+}
+
+/* The transaction did what the journal cannot say (above). */
+static void xop_complex(cow_store *st)
+{
+    st->xops_complex = 1;
+}
+
 /* Adds in-memory groups up to NEW_TOTAL bytes (no device change). */
 static int add_groups_mem(cow_store *st, uint64_t new_total)
 {
@@ -109,6 +138,7 @@ int alloc_add_group(cow_store *st, uint64_t flags)
     for (size_t i = old; i < st->nbgs; i++) {
         st->bgs[i].flags = flags;
         st->bgs[i].dirty = 1; /* a new BLOCK_GROUP_ITEM at commit */
+        xop_add(st, SHARED_JOP_GROUP, st->bgs[i].start, flags);
     }
     st->txn_dirty = 1;
     st->log_blocked = 1; /* the log cannot add block groups */
@@ -172,6 +202,7 @@ static int group_empty(const cow_store *st, const struct bgroup *g)
  * extent lies in (alloc_claim_data). */
 static void set_type(cow_store *st, struct bgroup *g, uint64_t flags)
 {
+    xop_add(st, SHARED_JOP_TYPE, g->start, flags);
     g->flags = flags;
     g->dirty = 1;
     g->maxrun = g->len / COW_BLOCK_SIZE;
@@ -235,6 +266,11 @@ void alloc_destroy(cow_store *st)
     free(st->held);
     st->held = NULL;
     st->nheld = st->cheld = 0;
+    free(st->xops);
+    st->xops = NULL;
+    st->nxops = st->cxops = 0;
+    st->xops_complex = 0;
+    st->xbasis_gen = st->xbasis_idx = 0; /* the map is gone */
 }
 
 int alloc_mark_used(cow_store *st, uint64_t bytenr, uint64_t len)
@@ -408,6 +444,7 @@ static void take(cow_store *st, uint64_t bytenr, uint64_t n)
     g->pused += n;
     g->used += n * COW_BLOCK_SIZE;
     g->dirty = 1;
+    xop_add(st, SHARED_JOP_ALLOC, bytenr, n * COW_BLOCK_SIZE);
 }
 
 /*
@@ -464,6 +501,7 @@ static int alloc_meta_block(cow_store *st, uint64_t *bytenr, uint64_t *got)
         st->mchunk_next += COW_BLOCK_SIZE;
         g->used += COW_BLOCK_SIZE;
         g->dirty = 1;
+        xop_add(st, SHARED_JOP_ALLOC, *bytenr, COW_BLOCK_SIZE);
         return COW_OK;
     }
     return alloc_blocks_any(st, COW_BG_METADATA, 1, &st->meta_cursor, bytenr, got);
@@ -684,6 +722,7 @@ int alloc_free(cow_store *st, uint64_t bytenr, uint64_t len)
     st->npinned++;
     g->used -= len;
     g->dirty = 1;
+    xop_add(st, SHARED_JOP_FREE, bytenr, len);
     return COW_OK;
 }
 
@@ -701,7 +740,10 @@ void alloc_unalloc(cow_store *st, uint64_t bytenr, uint64_t len)
     g->maxrun = g->len / COW_BLOCK_SIZE;
     g->used -= len;
     g->dirty = 1;
+    xop_add(st, SHARED_JOP_UNALLOC, bytenr, len);
 }
+
+static void phys_clear(cow_store *st, uint64_t bytenr, uint64_t len);
 
 /* Makes the logical runs V[0..N) free (cleared in the logical bitmap,
  * dropped from the block cache). */
@@ -769,7 +811,7 @@ static void release_held(cow_store *st)
         if (h->gen > min) {
             st->held[keep++] = *h;
         } else if (h->phys) {
-            alloc_phys_clear(st, h->bytenr, h->bytes);
+            phys_clear(st, h->bytenr, h->bytes);
         } else {
             struct byte_run r = {h->bytenr, h->bytes};
             release_logical(st, &r, 1);
@@ -795,7 +837,7 @@ static void hold_cooled(cow_store *st)
         const struct byte_run *r = phys ? &st->pcooling[k - st->ncooling] : &st->cooling[k];
         if (held_add(st, r->bytenr, r->bytes, gen, phys)) {
             if (phys) {
-                alloc_phys_clear(st, r->bytenr, r->bytes);
+                phys_clear(st, r->bytenr, r->bytes);
             } else {
                 release_logical(st, r, 1);
             }
@@ -820,9 +862,11 @@ static void hold_one(void *arg, uint64_t gen, uint64_t start, uint64_t len)
     /* a pending free holds both maps' free blocks of its range (the last
      * owner freed logical or physical runs; an entry the table coalesced
      * may cover more: holding more back is safe); past the groups there
-     * is nothing to read */
+     * is nothing to read.  Consecutive blocks held in one map make one
+     * held run. */
     uint64_t end = start + len < start || start + len > st->total_bytes ? st->total_bytes
                                                                         : start + len;
+    uint64_t run[2] = {0, 0}, nrun[2] = {0, 0}; /* the open run of each map */
     if (a->rc)
         return;
     for (uint64_t b = start - start % COW_BLOCK_SIZE; b < end; b += COW_BLOCK_SIZE) {
@@ -832,12 +876,21 @@ static void hold_one(void *arg, uint64_t gen, uint64_t start, uint64_t len)
         uint64_t i = (b - g->start) / COW_BLOCK_SIZE;
         for (int phys = 0; phys < 2; phys++) {
             uint8_t *map = phys ? g->pbitmap : g->bitmap;
-            if (bit_get(map, i))
-                continue; /* in use, or held already */
-            if (held_add(st, b, COW_BLOCK_SIZE, gen, phys)) {
-                a->rc = cow_set_error(COW_ENOMEM, "out of memory");
-                return;
+            int take_it = !bit_get(map, i); /* else in use, or held already */
+            /* a run ends at a block not taken, and at a group's end */
+            if (nrun[phys] && (!take_it || run[phys] + nrun[phys] * COW_BLOCK_SIZE != b ||
+                               b == g->start)) {
+                if (held_add(st, run[phys], nrun[phys] * COW_BLOCK_SIZE, gen, phys)) {
+                    a->rc = cow_set_error(COW_ENOMEM, "out of memory");
+                    return;
+                }
+                nrun[phys] = 0;
             }
+            if (!take_it)
+                continue;
+            if (!nrun[phys])
+                run[phys] = b;
+            nrun[phys]++;
             if (!bit_get(phys ? g->bitmap : g->pbitmap, i))
                 g->nfree--;
             bit_set(map, i);
@@ -845,6 +898,11 @@ static void hold_one(void *arg, uint64_t gen, uint64_t start, uint64_t len)
                 g->pused++;
         }
     }
+    for (int phys = 0; phys < 2; phys++)
+        if (nrun[phys] && held_add(st, run[phys], nrun[phys] * COW_BLOCK_SIZE, gen, phys)) {
+            a->rc = cow_set_error(COW_ENOMEM, "out of memory");
+            return;
+        }
 }
 
 void alloc_record_frees(cow_store *st)
@@ -875,6 +933,275 @@ int alloc_hold_shared_frees(cow_store *st)
     return a.rc;
 }
 
+void alloc_record_ops(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    if (!st->shared)
+        return;
+    (void)shared_lock(st->shared); /* a dead holder changed nothing here */
+    if (st->xops_complex) {
+        shared_journal_invalidate(st->shared);
+    } else {
+        for (size_t k = 0; k < st->nxops; k++)
+            shared_journal_append(st->shared, st->transid, st->xops[k].op, st->xops[k].bytenr,
+                                  st->xops[k].bytes);
+    }
+    shared_unlock(st->shared);
+    st->nxops = 0;
+    st->xops_complex = 0;
+}
+
+/* Removes [B, +LEN) from the runs V[0..*N) (splitting a run that covers
+ * it inside); the bytes removed, or UINT64_MAX without memory. */
+static uint64_t carve_runs(struct byte_run **v, size_t *n, size_t *c, uint64_t b, uint64_t len)
+{
+    uint64_t e = b + len, got = 0;
+    for (size_t k = 0; k < *n; k++) {
+        struct byte_run *r = &(*v)[k];
+        uint64_t rs = r->bytenr, re = r->bytenr + r->bytes;
+        if (re <= b || rs >= e)
+            continue;
+        uint64_t os = rs > b ? rs : b, oe = re < e ? re : e;
+        got += oe - os;
+        if (os > rs && oe < re) { /* a hole in the middle: two runs */
+            if (vec_reserve(*v, *c, *n + 1))
+                return UINT64_MAX;
+            r = &(*v)[k];
+            (*v)[(*n)++] = (struct byte_run){oe, re - oe};
+            r->bytes = os - rs;
+        } else if (os > rs) {
+            r->bytes = os - rs;
+        } else if (oe < re) {
+            r->bytenr = oe;
+            r->bytes = re - oe;
+        } else {
+            (*v)[k--] = (*v)[--*n];
+        }
+    }
+    return got;
+}
+
+/* carve_runs() for the held runs of kind PHYS. */
+static uint64_t carve_held(cow_store *st, int phys, uint64_t b, uint64_t len)
+{
+    uint64_t e = b + len, got = 0;
+    for (size_t k = 0; k < st->nheld; k++) {
+        struct held_run *r = &st->held[k];
+        uint64_t rs = r->bytenr, re = r->bytenr + r->bytes;
+        if (r->phys != phys || re <= b || rs >= e)
+            continue;
+        uint64_t os = rs > b ? rs : b, oe = re < e ? re : e;
+        got += oe - os;
+        if (os > rs && oe < re) {
+            struct held_run tail = {oe, re - oe, r->gen, r->phys};
+            if (held_add(st, tail.bytenr, tail.bytes, tail.gen, tail.phys))
+                return UINT64_MAX;
+            st->held[k].bytes = os - rs;
+        } else if (os > rs) {
+            r->bytes = os - rs;
+        } else if (oe < re) {
+            r->bytenr = oe;
+            r->bytes = re - oe;
+        } else {
+            st->held[k--] = st->held[--st->nheld];
+        }
+    }
+    return got;
+}
+
+/* [B, +LEN), which this process's map (logical with PHYS 0, physical
+ * with 1) has taken, was freed by it (its pinned, cooling or held runs of
+ * that kind) and allocated since by another owner: it leaves those runs,
+ * so that nothing releases it later.  COW_OK; 1 if some of it is in none
+ * of them (the map does not fit the journal); COW_ENOMEM. */
+static int reused_by_other(cow_store *st, int phys, uint64_t b, uint64_t len)
+{
+    uint64_t got = 0, r;
+    if ((r = phys ? carve_runs(&st->ppinned, &st->nppinned, &st->cppinned, b, len)
+                  : carve_runs(&st->pinned, &st->npinned, &st->cpinned, b, len)) == UINT64_MAX)
+        goto nomem;
+    got += r;
+    if ((r = phys ? carve_runs(&st->pcooling, &st->npcooling, &st->cpcooling, b, len)
+                  : carve_runs(&st->cooling, &st->ncooling, &st->ccooling, b, len)) ==
+        UINT64_MAX)
+        goto nomem;
+    got += r;
+    if ((r = carve_held(st, phys, b, len)) == UINT64_MAX)
+        goto nomem;
+    got += r;
+    return got >= len ? COW_OK : 1;
+nomem:
+    return cow_set_error(COW_ENOMEM, "out of memory");
+}
+
+/* shared_journal_read()'s callback: one entry applied (alloc_apply_journal). */
+static int apply_jop(void *arg, uint64_t gen, unsigned op, uint64_t start, uint64_t len)
+{
+    cow_store *st = arg;
+    if (op == SHARED_JOP_GROUP) { /* the next group, of type LEN */
+        size_t n = st->nbgs;
+        if (start != (uint64_t)n * st->bg_size ||
+            (len != COW_BG_DATA && len != COW_BG_METADATA))
+            return 1;
+        int rc = add_groups_mem(st, start + st->bg_size);
+        if (rc)
+            return rc;
+        st->bgs[n].flags = len;
+        return COW_OK;
+    }
+    struct bgroup *g = bg_of(st, start);
+    if (op == SHARED_JOP_TYPE) {
+        if (!g || g->start != start ||
+            (len != COW_BG_DATA && len != COW_BG_METADATA && len != COW_BG_MIXED))
+            return 1;
+        g->flags = len;
+        g->maxrun = g->len / COW_BLOCK_SIZE;
+        return COW_OK;
+    }
+    uint64_t end;
+    if (!g || len == 0 || start % COW_BLOCK_SIZE || len % COW_BLOCK_SIZE ||
+        range_end(start, len, &end) || end > g->start + g->len)
+        return 1; /* not of this map's groups */
+    uint64_t i0 = (start - g->start) / COW_BLOCK_SIZE, nb = len / COW_BLOCK_SIZE;
+    g->maxrun = g->len / COW_BLOCK_SIZE;
+    switch (op) {
+    case SHARED_JOP_ALLOC:
+        g->used += len;
+#ifdef COW_BREAK_XPROC_NO_ALLOCS
+        return COW_OK; /* make race-proof: the other owner's allocations not applied */
+#endif
+        for (uint64_t i = 0; i < nb; i++) {
+            uint64_t b = start + i * COW_BLOCK_SIZE;
+            int lg = bit_get(g->bitmap, i0 + i), ph = bit_get(g->pbitmap, i0 + i);
+            /* taken in this map already: one of its own frees (of that
+             * map), which another owner reused */
+            int rc = lg ? reused_by_other(st, 0, b, COW_BLOCK_SIZE) : COW_OK;
+            if (!rc && ph)
+                rc = reused_by_other(st, 1, b, COW_BLOCK_SIZE);
+            if (rc)
+                return rc;
+            if (!lg && !ph)
+                g->nfree--;
+            if (!ph)
+                g->pused++;
+            bit_set(g->bitmap, i0 + i);
+            bit_set(g->pbitmap, i0 + i);
+        }
+        return COW_OK;
+    case SHARED_JOP_UNALLOC:
+        if (g->used < len)
+            return 1;
+        g->used -= len;
+        for (uint64_t i = 0; i < nb; i++) {
+            if (!bit_get(g->bitmap, i0 + i) || !bit_get(g->pbitmap, i0 + i))
+                return 1;
+            bit_clear(g->bitmap, i0 + i);
+            bit_clear(g->pbitmap, i0 + i);
+            g->pused--;
+            g->nfree++;
+        }
+        return COW_OK;
+    case SHARED_JOP_FREE:
+    case SHARED_JOP_PFREE: {
+        int phys = op == SHARED_JOP_PFREE;
+        if (!phys) {
+            if (g->used < len)
+                return 1;
+            g->used -= len;
+        }
+        for (uint64_t i = 0; i < nb; i++)
+            if (!bit_get(phys ? g->pbitmap : g->bitmap, i0 + i))
+                return 1;
+        /* the blocks stay taken until every reader moved past GEN (the
+         * owner's pinned and ppinned runs, as alloc_hold_shared_frees
+         * holds them) */
+        if (held_add(st, start, len, gen, phys))
+            return cow_set_error(COW_ENOMEM, "out of memory");
+        return COW_OK;
+    }
+    default:
+        return 1;
+    }
+}
+
+/* What this process's pinned, cooling and held runs have at or past
+ * END (the file's end), which another owner cut off the file after
+ * releasing it, is released: nothing can read it, and the map must not
+ * reach past the file (a superblock's device_bytes comes from it). */
+static int drop_past(cow_store *st, uint64_t end)
+{
+    struct {
+        struct byte_run **v;
+        size_t *n, *c;
+        int phys;
+    } lists[] = {
+        {&st->pinned, &st->npinned, &st->cpinned, 0},
+        {&st->cooling, &st->ncooling, &st->ccooling, 0},
+        {&st->ppinned, &st->nppinned, &st->cppinned, 1},
+        {&st->pcooling, &st->npcooling, &st->cpcooling, 1},
+    };
+    for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++)
+        for (size_t k = 0; k < *lists[l].n; k++) {
+            struct byte_run r = (*lists[l].v)[k];
+            if (r.bytenr + r.bytes <= end)
+                continue;
+            if (r.bytenr < end) {
+                r.bytes -= end - r.bytenr;
+                r.bytenr = end;
+            }
+            if (lists[l].phys)
+                phys_clear(st, r.bytenr, r.bytes);
+            else
+                release_logical(st, &r, 1);
+            if (carve_runs(lists[l].v, lists[l].n, lists[l].c, r.bytenr, r.bytes) == UINT64_MAX)
+                return cow_set_error(COW_ENOMEM, "out of memory");
+            k = (size_t)-1; /* the list changed: look again */
+        }
+    for (size_t k = 0; k < st->nheld; k++) {
+        struct held_run h = st->held[k];
+        if (h.bytenr + h.bytes <= end)
+            continue;
+        struct byte_run r = {h.bytenr < end ? end : h.bytenr,
+                             h.bytenr < end ? h.bytes - (end - h.bytenr) : h.bytes};
+        if (h.phys)
+            phys_clear(st, r.bytenr, r.bytes);
+        else
+            release_logical(st, &r, 1);
+        if (carve_held(st, h.phys, r.bytenr, r.bytes) == UINT64_MAX)
+            return cow_set_error(COW_ENOMEM, "out of memory");
+        k = (size_t)-1;
+    }
+    return COW_OK;
+}
+
+int alloc_apply_journal(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    if (!st->shared || !st->xbasis_gen || st->mchunk_end)
+        return 1;
+    int rc = shared_journal_read(st->shared, st->xbasis_idx, apply_jop, st);
+    if (rc)
+        return rc;
+    /* the groups added since are all there */
+    if ((uint64_t)st->nbgs * st->bg_size != st->loaded_total_bytes)
+        return 1;
+    /* the journal's record of what the owners since used adds up */
+    uint64_t used = 0;
+    for (size_t i = 0; i < st->nbgs; i++)
+        used += st->bgs[i].used;
+    if (used != st->loaded_bytes_used)
+        return 1;
+    if (st->file_bytes && (rc = drop_past(st, st->file_bytes)) != COW_OK)
+        return rc;
+    if (st->file_bytes && alloc_device_bytes(st) > st->file_bytes)
+        return 1; /* something else of the map is past the file */
+    st->npinned_remapped = st->npinned_recorded = st->npinned;
+    st->nppinned_recorded = st->nppinned;
+    st->nxops = 0;
+    st->xops_complex = 0;
+    return COW_OK;
+}
+
 void alloc_unpin_all(cow_store *st)
 {
     lk_assert_held(&st->lock);
@@ -894,7 +1221,7 @@ void alloc_unpin_all(cow_store *st)
     } else {
         release_logical(st, st->cooling, st->ncooling);
         for (size_t k = 0; k < st->npcooling; k++)
-            alloc_phys_clear(st, st->pcooling[k].bytenr, st->pcooling[k].bytes);
+            phys_clear(st, st->pcooling[k].bytenr, st->pcooling[k].bytes);
     }
     st->ncooling = st->npcooling = 0;
     if (append_runs(&st->cooling, &st->ncooling, &st->ccooling, st->pinned, st->npinned) ||
@@ -903,7 +1230,7 @@ void alloc_unpin_all(cow_store *st)
          * this commit is flushed) */
         release_logical(st, st->pinned, st->npinned);
         for (size_t k = 0; k < st->nppinned; k++)
-            alloc_phys_clear(st, st->ppinned[k].bytenr, st->ppinned[k].bytes);
+            phys_clear(st, st->ppinned[k].bytenr, st->ppinned[k].bytes);
         st->ncooling = st->npcooling = 0;
     }
     st->npinned = 0;
@@ -917,6 +1244,7 @@ void alloc_unpin_all(cow_store *st)
 int alloc_phys_set(cow_store *st, uint64_t bytenr, uint64_t len)
 {
     lk_assert_held(&st->lock);
+    xop_complex(st); /* a remap target (relocation, or the load) */
     struct bgroup *g = bg_of(st, bytenr);
     uint64_t end;
     if (!g || bytenr % COW_BLOCK_SIZE || len % COW_BLOCK_SIZE || len == 0 ||
@@ -937,9 +1265,9 @@ int alloc_phys_set(cow_store *st, uint64_t bytenr, uint64_t len)
     return COW_OK;
 }
 
-void alloc_phys_clear(cow_store *st, uint64_t bytenr, uint64_t len)
+/* Clears the physical bits of [BYTENR, +LEN) (what is set of it). */
+static void phys_clear(cow_store *st, uint64_t bytenr, uint64_t len)
 {
-    lk_assert_held(&st->lock);
     struct bgroup *g = bg_of(st, bytenr);
     if (!g)
         return;
@@ -955,6 +1283,13 @@ void alloc_phys_clear(cow_store *st, uint64_t bytenr, uint64_t len)
     g->maxrun = g->len / COW_BLOCK_SIZE;
 }
 
+void alloc_phys_clear(cow_store *st, uint64_t bytenr, uint64_t len)
+{
+    lk_assert_held(&st->lock);
+    xop_complex(st); /* relocation's own use */
+    phys_clear(st, bytenr, len);
+}
+
 int alloc_phys_pin(cow_store *st, uint64_t bytenr, uint64_t len)
 {
     lk_assert_held(&st->lock);
@@ -963,6 +1298,7 @@ int alloc_phys_pin(cow_store *st, uint64_t bytenr, uint64_t len)
     st->ppinned[st->nppinned].bytenr = bytenr;
     st->ppinned[st->nppinned].bytes = len;
     st->nppinned++;
+    xop_add(st, SHARED_JOP_PFREE, bytenr, len);
     return COW_OK;
 }
 

@@ -9,6 +9,14 @@
  * pass.  A block freed by a commit is
  * dropped from the cache; clean blocks otherwise stay cached (metadata of a
  * 1 GiB database is a few MiB).  Protected by store->lock.
+ *
+ * With other processes (xproc.c) the cache outlives a reload: another
+ * process may have freed a cached block's address and written a new
+ * block there.  A tree block is never changed once written, and every
+ * pointer carries the generation of the block it points at, so a clean
+ * cached block whose generation is not the one a pointer expects is such
+ * a stale copy: it is read again (and checked as a first read is); only a
+ * mismatch that the device's copy repeats is an error.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +100,7 @@ int cache_read(cow_store *st, uint64_t bytenr, uint64_t gen, int level, struct e
     lk_assert_held(&st->lock);
     int rc;
     struct eb *e = cache_find(&st->cache, bytenr);
+    int cached = e != NULL;
     if (!e) {
         uint64_t end;
         if (bytenr < 2 * COW_BLOCK_SIZE || bytenr % COW_BLOCK_SIZE ||
@@ -101,6 +110,16 @@ int cache_read(cow_store *st, uint64_t bytenr, uint64_t gen, int level, struct e
         rc = cache_insert(&st->cache, bytenr, &e);
         if (rc)
             return rc;
+        rc = remap_read(st, e->data, COW_BLOCK_SIZE, bytenr);
+        if (rc == COW_OK)
+            rc = check_tree_block(st, bytenr, e->data);
+        if (rc) {
+            cache_drop(&st->cache, bytenr);
+            return rc;
+        }
+    }
+    if (gen && get64(e->data + TB_GENERATION) != gen && !e->dirty && cached) {
+        /* a stale copy of an address another process reused (above) */
         rc = remap_read(st, e->data, COW_BLOCK_SIZE, bytenr);
         if (rc == COW_OK)
             rc = check_tree_block(st, bytenr, e->data);

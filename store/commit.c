@@ -187,7 +187,16 @@ int commit_load(cow_store *st)
          * replay_log to find: a record built on it says so.  A version-1
          * copy names no commit it was written after: the other copy is
          * only required to be older, whole and intact. */
-        rc = sb_commit_intact(st, sb[best], devsize);
+        /* A commit another process published (xproc.c, under the
+         * shared mutex, after its blocks were written: the same file's
+         * cache, coherent across processes) is whole unless the machine
+         * went down since, which ends every process and the shared state
+         * with them.  Its blocks are checked when read (invariant 6). */
+        if (st->load_published && get64(sb[best] + SB_GENERATION) == st->load_published &&
+            sb_device_bytes(sb[best]) <= devsize)
+            rc = 1;
+        else
+            rc = sb_commit_intact(st, sb[best], devsize);
         if (rc < 0)
             return rc;
         if (rc == 0) {
@@ -326,10 +335,24 @@ int commit_load(cow_store *st)
         return COW_CORRUPT("%s: the superblock's total_bytes %llu is more block groups than a "
                            "file of %llu bytes can hold items for",
                            st->path, (unsigned long long)total, (unsigned long long)devsize);
-    st->total_bytes = 0;
-    rc = alloc_init_groups(st, total);
-    if (rc)
-        return rc;
+    st->loaded_bytes_used = get64(s + SB_BYTES_USED);
+    st->loaded_total_bytes = total;
+    if (st->keep_alloc && st->nbgs && total >= st->total_bytes &&
+        total % st->bg_size == 0) {
+        /* xproc.c: the map stays; groups added since are added by the
+         * journal (alloc_apply_journal); until then reads may reach
+         * them */
+        st->total_bytes = total;
+    } else {
+        if (st->keep_alloc) {
+            alloc_destroy(st); /* groups added or cut since: rebuilt */
+            st->keep_alloc = 0;
+        }
+        st->total_bytes = 0;
+        rc = alloc_init_groups(st, total);
+        if (rc)
+            return rc;
+    }
     /* where relocated blocks are, before any other tree is read */
     rc = remaptree_load(st);
     if (rc)
@@ -404,6 +427,9 @@ int commit_load(cow_store *st)
                            (unsigned long long)used);
     st->data_cursor = st->meta_cursor = 0;
     st->txn_dirty = 0;
+    /* the map as loaded: nothing of it for the allocation journal */
+    st->nxops = 0;
+    st->xops_complex = 0;
     return COW_OK;
 }
 
@@ -635,6 +661,10 @@ int commit_transaction(cow_store *st, int flush)
     }
     int slot = 1 - st->durable_slot;
     uint64_t log_id = log_new_id(st);
+    /* before the superblock: a commit whose journal entries are missing
+     * was never written (a death in between leaves entries of a commit
+     * that never was, which the next owner invalidates) */
+    alloc_record_ops(st);
     rc = sb_write_published(st, slot, one_flush, log_id, st->transid);
     if (rc == COW_OK && flush)
         rc = store_flush(st);

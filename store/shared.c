@@ -56,7 +56,7 @@
 #include "store_int.h"
 
 #define SHARED_MAGIC 0x3144524853574f43ull /* "COWSHRD1", little-endian */
-#define SHARED_VERSION 2u
+#define SHARED_VERSION 4u
 #define WAIT_SLICE_MS 10u /* longest futex sleep between liveness checks */
 #define NWANT (COW_SHARED_SLOTS / 64)
 
@@ -72,6 +72,15 @@ struct shared_free {
     uint64_t gen;   /* the generation that freed the run */
     uint64_t start; /* bytes of the container */
     uint64_t len;
+};
+
+/* One entry of the allocation journal (shared_journal_*). */
+struct shared_jop {
+    uint64_t gen;
+    uint64_t start; /* bytes */
+    uint64_t len;   /* bytes */
+    uint32_t op;    /* SHARED_JOP_* */
+    uint32_t pad;
 };
 
 /* One process slot.  PID is written under the mutex (by the slot's process
@@ -106,6 +115,8 @@ struct shared_region {
     uint64_t generation;   /* atomic: generation last published */
     uint64_t want[NWANT];  /* atomic: bit i: slot i waits to own or for a
                             * publication */
+    uint64_t want_own[NWANT]; /* atomic: bit i: slot i waits to own (its
+                               * WANT bit is raised too) */
     struct shared_slot slots[COW_SHARED_SLOTS];
     /* pending frees: FREES[FREES_CUR] holds FREES_COUNT[FREES_CUR] entries;
      * the other table is scratch for building a replacement */
@@ -113,6 +124,11 @@ struct shared_region {
     uint32_t pad;
     uint64_t frees_count[2];
     struct shared_free frees[2][SHARED_FREES_MAX];
+    /* the allocation journal: entry i (jvalid <= i < jhead, at most
+     * SHARED_JOURNAL_MAX back) is at journal[i % SHARED_JOURNAL_MAX] */
+    uint64_t jhead;  /* atomic (release): entries ever appended */
+    uint64_t jvalid; /* entries before this one say nothing (mutex) */
+    struct shared_jop journal[SHARED_JOURNAL_MAX];
 };
 
 struct cow_shared {
@@ -123,6 +139,12 @@ struct cow_shared {
     struct shared_region *r; /* the mapping */
     char name[64];           /* "/cowvfs-DEV-INO" */
     const void *holder;      /* COW_DEBUG: the thread holding the mutex */
+    /* the watcher thread (shared_watch): */
+    pthread_t watcher;
+    int watching;            /* the thread runs (joined by shared_unwatch) */
+    int watch_stop;          /* atomic: the thread returns at its next wake */
+    void (*watch_cb)(void *);
+    void *watch_arg;
 };
 
 #ifdef COW_DEBUG
@@ -189,12 +211,15 @@ static void event_wait(struct shared_region *r, uint32_t seen, unsigned ms)
     futex_wait_ms(&r->event, seen, ms);
 }
 
-/* Raises this process's want bit; when it was down, wakes an owner waiting
- * in shared_wait_wanted. */
-static void want_set(struct cow_shared *sh)
+/* Raises this process's want bit (and with OWN its want-to-own bit, first);
+ * when it was down, wakes an owner waiting in shared_wait_wanted and the
+ * owner's watcher. */
+static void want_set(struct cow_shared *sh, int own)
 {
     struct shared_region *r = sh->r;
     uint64_t bit = 1ull << (sh->slot % 64);
+    if (own)
+        __atomic_fetch_or(&r->want_own[sh->slot / 64], bit, __ATOMIC_SEQ_CST);
     if (__atomic_fetch_or(&r->want[sh->slot / 64], bit, __ATOMIC_SEQ_CST) & bit)
         return;
     __atomic_add_fetch(&r->want_event, 1, __ATOMIC_SEQ_CST);
@@ -204,6 +229,7 @@ static void want_set(struct cow_shared *sh)
 static void want_clear(struct shared_region *r, unsigned i)
 {
     __atomic_fetch_and(&r->want[i / 64], ~(1ull << (i % 64)), __ATOMIC_SEQ_CST);
+    __atomic_fetch_and(&r->want_own[i / 64], ~(1ull << (i % 64)), __ATOMIC_SEQ_CST);
 }
 
 /* ---- the mutex ---- */
@@ -611,6 +637,7 @@ void shared_close(struct cow_shared *sh)
 {
     if (!sh)
         return;
+    shared_unwatch(sh);
     shared_disown(sh);
     if (locked(mutex_lock(sh))) {
         want_clear(sh->r, sh->slot);
@@ -666,7 +693,7 @@ int shared_own(struct cow_shared *sh, unsigned timeout_ms)
     if (shared_is_owner(sh))
         return COW_OK;
     for (;;) {
-        want_set(sh); /* again each time: a sweeper may have cleared it */
+        want_set(sh, 1); /* again each time: a sweeper may have cleared it */
         uint32_t ev = __atomic_load_n(&r->event, __ATOMIC_SEQ_CST);
         uint64_t w = __atomic_load_n(&r->owner, __ATOMIC_SEQ_CST);
         uint64_t s = w & OWNER_SLOT_MASK;
@@ -706,11 +733,13 @@ void shared_disown(struct cow_shared *sh)
     event_wake(r);
 }
 
-int shared_owner_wanted(struct cow_shared *sh)
+/* 1 if a live process other than this one has its bit raised in W (want
+ * or want_own); dead waiters' bits are cleared on the way. */
+static int wanted_in(struct cow_shared *sh, uint64_t *w)
 {
     struct shared_region *r = sh->r;
     for (unsigned k = 0; k < NWANT; k++) {
-        uint64_t m = __atomic_load_n(&r->want[k], __ATOMIC_SEQ_CST);
+        uint64_t m = __atomic_load_n(&w[k], __ATOMIC_SEQ_CST);
         if (k == sh->slot / 64)
             m &= ~(1ull << (sh->slot % 64));
         while (m) {
@@ -718,7 +747,7 @@ int shared_owner_wanted(struct cow_shared *sh)
             m &= m - 1;
             if (slot_alive(sh, i))
                 return 1;
-            /* a dead waiter: drop its bit (a live waiter raises its own
+            /* a dead waiter: drop its bits (a live waiter raises its own
              * again at every wake, should a new tenant of slot i have
              * raised it just now) */
             want_clear(r, i);
@@ -727,19 +756,81 @@ int shared_owner_wanted(struct cow_shared *sh)
     return 0;
 }
 
+int shared_owner_wanted(struct cow_shared *sh)
+{
+    return wanted_in(sh, sh->r->want_own);
+}
+
+int shared_wanted(struct cow_shared *sh)
+{
+    return wanted_in(sh, sh->r->want);
+}
+
+int shared_unpublished(struct cow_shared *sh)
+{
+    return __atomic_load_n(&sh->r->unpublished, __ATOMIC_SEQ_CST) != 0;
+}
+
 int shared_wait_wanted(struct cow_shared *sh, unsigned timeout_ms)
 {
     struct shared_region *r = sh->r;
     uint64_t start = now_ms();
     for (;;) {
         uint32_t ev = __atomic_load_n(&r->want_event, __ATOMIC_SEQ_CST);
-        if (shared_owner_wanted(sh))
+        if (shared_wanted(sh))
             return 1;
         uint64_t waited = now_ms() - start;
         if (waited >= timeout_ms)
             return 0;
         futex_wait_ms(&r->want_event, ev, (unsigned)(timeout_ms - waited));
     }
+}
+
+/* The watcher thread: sleeps on the want event; at each bump (a waiter
+ * raised its bit) and while a live waiter waits, calls the callback, at
+ * most once per bump or per WATCH_IDLE_MS. */
+#define WATCH_IDLE_MS 1000u
+static void *watch_main(void *arg)
+{
+    struct cow_shared *sh = arg;
+    struct shared_region *r = sh->r;
+    while (!__atomic_load_n(&sh->watch_stop, __ATOMIC_SEQ_CST)) {
+        uint32_t ev = __atomic_load_n(&r->want_event, __ATOMIC_SEQ_CST);
+        if (shared_is_owner(sh) && shared_wanted(sh))
+            sh->watch_cb(sh->watch_arg);
+        if (__atomic_load_n(&sh->watch_stop, __ATOMIC_SEQ_CST))
+            break;
+        futex_wait_ms(&r->want_event, ev, WATCH_IDLE_MS);
+    }
+    return NULL;
+}
+
+int shared_watch(struct cow_shared *sh, void (*cb)(void *arg), void *arg)
+{
+    if (sh->watching)
+        return COW_OK;
+    sh->watch_cb = cb;
+    sh->watch_arg = arg;
+    __atomic_store_n(&sh->watch_stop, 0, __ATOMIC_SEQ_CST);
+    int e = pthread_create(&sh->watcher, NULL, watch_main, sh);
+    if (e != 0)
+        return cow_set_error(COW_ENOMEM, "cannot start the shared state's watcher thread: %s",
+                             strerror(e));
+    sh->watching = 1;
+    return COW_OK;
+}
+
+void shared_unwatch(struct cow_shared *sh)
+{
+    if (!sh || !sh->watching)
+        return;
+    __atomic_store_n(&sh->watch_stop, 1, __ATOMIC_SEQ_CST);
+    /* the thread sleeps on the shared word: bump it (other processes'
+     * watchers wake too, find nothing new and sleep again) */
+    __atomic_add_fetch(&sh->r->want_event, 1, __ATOMIC_SEQ_CST);
+    syscall(SYS_futex, &sh->r->want_event, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    pthread_join(sh->watcher, NULL);
+    sh->watching = 0;
 }
 
 /* ---- publication ---- */
@@ -777,7 +868,7 @@ int shared_wait_published(struct cow_shared *sh, unsigned timeout_ms)
     if (!__atomic_load_n(&r->unpublished, __ATOMIC_SEQ_CST))
         return COW_OK;
     for (;;) {
-        want_set(sh);
+        want_set(sh, 0);
         uint32_t ev = __atomic_load_n(&r->event, __ATOMIC_SEQ_CST);
         uint64_t s = __atomic_load_n(&r->owner, __ATOMIC_SEQ_CST) & OWNER_SLOT_MASK;
         if (!__atomic_load_n(&r->unpublished, __ATOMIC_SEQ_CST) || s == 0 ||
@@ -999,6 +1090,56 @@ void shared_frees_foreach(struct cow_shared *sh,
     uint64_t n = r->frees_count[cur];
     for (uint64_t i = 0; i < n; i++)
         cb(arg, r->frees[cur][i].gen, r->frees[cur][i].start, r->frees[cur][i].len);
+}
+
+/* ---- the allocation journal ---- */
+
+void shared_journal_append(struct cow_shared *sh, uint64_t gen, unsigned op, uint64_t start,
+                           uint64_t len)
+{
+    struct shared_region *r = sh->r;
+    assert_locked(sh);
+    uint64_t h = r->jhead;
+    /* the entry, then the head: a death between leaves the entry unseen */
+    r->journal[h % SHARED_JOURNAL_MAX] = (struct shared_jop){gen, start, len, op, 0};
+    __atomic_store_n(&r->jhead, h + 1, __ATOMIC_RELEASE);
+}
+
+uint64_t shared_journal_head(struct cow_shared *sh)
+{
+    assert_locked(sh);
+    return sh->r->jhead;
+}
+
+void shared_journal_invalidate(struct cow_shared *sh)
+{
+    struct shared_region *r = sh->r;
+    assert_locked(sh);
+    /* an index of its own, so that a reader who remembered the head
+     * before (shared_journal_head) is before jvalid */
+    uint64_t h = r->jhead;
+    r->journal[h % SHARED_JOURNAL_MAX] = (struct shared_jop){0, 0, 0, 0, 0};
+    __atomic_store_n(&r->jhead, h + 1, __ATOMIC_RELEASE);
+    r->jvalid = h + 1;
+}
+
+int shared_journal_read(struct cow_shared *sh, uint64_t from,
+                        int (*cb)(void *arg, uint64_t gen, unsigned op, uint64_t start,
+                                  uint64_t len),
+                        void *arg)
+{
+    struct shared_region *r = sh->r;
+    assert_locked(sh);
+    uint64_t h = r->jhead;
+    if (from < r->jvalid || from > h || h - from > SHARED_JOURNAL_MAX)
+        return 1;
+    for (uint64_t i = from; i < h; i++) {
+        const struct shared_jop *j = &r->journal[i % SHARED_JOURNAL_MAX];
+        int rc = cb(arg, j->gen, j->op, j->start, j->len);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 void shared_clear_unpublished(struct cow_shared *sh)

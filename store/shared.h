@@ -19,8 +19,10 @@
  * What the object holds: a robust process-shared mutex (a holder that dies
  * leaves it EOWNERDEAD: LMDB's mdb_mutex_failed), the owner (the one
  * process that may change the container), the publication sequence number
- * and generation, the reader table (each process's pinned generation) and
- * the pending frees (space the owner freed that readers may still read).
+ * and generation, the reader table (each process's pinned generation),
+ * the pending frees (space the owner freed that readers may still read)
+ * and the allocation journal (what each commit did to the free space map,
+ * for an owner that comes back).
  *
  * Invariants that make it safe against a process killed at any instruction:
  *   - the object's name is unlinked only by a process holding the dead-man
@@ -94,7 +96,7 @@ int shared_open(int fd, const uint8_t uuid[16], struct cow_shared **out);
  * Frees SH; NULL is a no-op.  Never fails (a failed unlink leaves an
  * object the next opener reinitialises).  A process whose descriptor is
  * read-only cannot write-lock the switch: when it is last, the object
- * stays under its name (about 800 KiB of /dev/shm) until the next opener
+ * stays under its name (about 2 MiB of /dev/shm) until the next opener
  * reinitialises it (a read-write one) or joins it (a read-only one: the
  * state of dead processes is safe to join, their slots being dead).
  */
@@ -142,12 +144,20 @@ void shared_disown(struct cow_shared *sh);
 int shared_is_owner(struct cow_shared *sh);
 
 /*
- * 1 if another live process waits to own or for a publication (its want
- * bit is raised), else 0.  The owner's cheap test: four atomic loads when
+ * 1 if another live process waits to own (shared_own: its want-to-own bit
+ * is raised), else 0.  The owner's cheap test: two atomic loads when
  * nobody waits; when a bit is raised, the waiter's liveness is checked
- * with F_OFD_GETLK and a dead waiter's bit cleared.
+ * with F_OFD_GETLK and a dead waiter's bits cleared.
  */
 int shared_owner_wanted(struct cow_shared *sh);
+
+/* 1 if another live process waits to own or for a publication
+ * (shared_wait_published), else 0; as shared_owner_wanted. */
+int shared_wanted(struct cow_shared *sh);
+
+/* 1 while the owner has changes that readers wait for (set by
+ * shared_set_unpublished, cleared by a publication).  One atomic load. */
+int shared_unpublished(struct cow_shared *sh);
 
 /*
  * Sleeps until another live process raises its want bit (shared_own or
@@ -158,6 +168,24 @@ int shared_owner_wanted(struct cow_shared *sh);
  * dies leaves a bit that shared_owner_wanted clears.
  */
 int shared_wait_wanted(struct cow_shared *sh, unsigned timeout_ms);
+
+/*
+ * Starts a thread that calls CB(ARG) soon after another process starts
+ * waiting (raises its want bit: shared_own, shared_wait_published) while
+ * this process owns, and again while such a waiter still waits, at most
+ * once a second: so that an owner lets go when asked at once instead of
+ * at its committer's next look.  The thread sleeps on a futex word of the
+ * state that a waiter bumps when it raises its bit (Linux's futex, as
+ * shared_wait_wanted).  CB runs on that thread with no lock held; it must
+ * not call shared_unwatch or shared_close.  A no-op if a watcher runs.
+ * Errors: COW_ENOMEM (no thread).
+ */
+int shared_watch(struct cow_shared *sh, void (*cb)(void *arg), void *arg);
+
+/* Stops and joins the watcher thread (a no-op without one; SH NULL too).
+ * shared_close calls it; call it earlier when CB's state goes first.  Not
+ * from CB. */
+void shared_unwatch(struct cow_shared *sh);
 
 /* ---- publication ---- */
 
@@ -264,6 +292,49 @@ size_t shared_frees_count(struct cow_shared *sh);
 void shared_frees_foreach(struct cow_shared *sh,
                           void (*cb)(void *arg, uint64_t gen, uint64_t start, uint64_t len),
                           void *arg);
+
+/* ---- the allocation journal (the caller holds the mutex for these) ----
+ *
+ * What each commit allocated and freed, in order, so that a process that
+ * owned the container before can bring its free space map up to date
+ * when it owns again, instead of rebuilding it from the extent tree
+ * (store/alloc.c alloc_apply_journal; docs/DESIGN.md "Several
+ * processes").  A ring of SHARED_JOURNAL_MAX entries; a reader remembers
+ * the head when it let go and reads from there.  Entries of a commit are
+ * appended before its superblock is written, so a commit whose entries
+ * are missing was never published; an owner that recovers from a dead one
+ * invalidates everything before (shared_journal_invalidate). */
+#define SHARED_JOURNAL_MAX 32768u
+#define SHARED_JOP_ALLOC 1u   /* blocks allocated (both maps) */
+#define SHARED_JOP_UNALLOC 2u /* blocks allocated earlier in the same
+                               * transaction, given back at once */
+#define SHARED_JOP_FREE 3u    /* blocks freed (readers may still read them) */
+#define SHARED_JOP_PFREE 6u   /* where freed blocks were stored (their own
+                               * address, or a relocation's target) */
+#define SHARED_JOP_GROUP 4u   /* a block group added at START; LEN: its type
+                               * (COW_BG_*) */
+#define SHARED_JOP_TYPE 5u    /* the block group at START retyped to LEN */
+
+/* Appends one entry: generation GEN's commit did OP on the LEN bytes at
+ * START.  Never fails; the ring overwrites its oldest entry. */
+void shared_journal_append(struct cow_shared *sh, uint64_t gen, unsigned op, uint64_t start,
+                           uint64_t len);
+
+/* The number of entries ever appended (the next entry's index). */
+uint64_t shared_journal_head(struct cow_shared *sh);
+
+/* Makes every entry appended so far unreadable: their commits may not
+ * match the container (a dead owner's), or were not journalled whole. */
+void shared_journal_invalidate(struct cow_shared *sh);
+
+/* Calls CB(ARG, gen, op, start, len) for each entry from index FROM to the
+ * head, in order; stops at CB's first non-zero return and returns it.
+ * Returns 1 without calling CB when the entries from FROM are no longer
+ * all there (overwritten or invalidated), 0 after the last entry. */
+int shared_journal_read(struct cow_shared *sh, uint64_t from,
+                        int (*cb)(void *arg, uint64_t gen, unsigned op, uint64_t start,
+                                  uint64_t len),
+                        void *arg);
 
 /* The owner has nothing unpublished after all (what it changed is
  * published, or nothing changed): clears the flag and wakes the readers

@@ -134,6 +134,14 @@ struct held_run {
     int phys;
 };
 
+/* One change of the running transaction to the free space map, for the
+ * shared allocation journal (alloc.c alloc_record_ops). */
+struct alloc_op {
+    uint64_t bytenr;
+    uint64_t bytes;
+    unsigned op; /* SHARED_JOP_* */
+};
+
 /* A remap item in memory (format.h, REMAP_ITEM): blocks [logical,
  * logical + len) are stored at [phys, phys + len); bytes. */
 struct remap_run {
@@ -315,6 +323,22 @@ struct cow_store {
     /* pinned[0, npinned_recorded) and ppinned[0, nppinned_recorded) are in
      * the shared pending frees already (alloc_record_frees) */
     size_t npinned_recorded, nppinned_recorded;
+    /* With a shared state: the running transaction's changes to the free
+     * space map, in order, for the shared allocation journal
+     * (alloc_record_ops at commit); xops_complex: it also did what the
+     * journal cannot say (groups added or retyped, physical runs of a
+     * relocation), so the journal is invalidated instead. */
+    struct alloc_op *xops;
+    size_t nxops, cxops;
+    int xops_complex;
+    /* The free space map is this process's own of generation xbasis_gen
+     * (0: none), kept since it let go of the ownership with the shared
+     * allocation journal at index xbasis_idx (xproc.c). */
+    uint64_t xbasis_gen, xbasis_idx;
+    uint64_t loaded_bytes_used;  /* the loaded superblock's bytes_used */
+    uint64_t loaded_total_bytes; /* and its total_bytes */
+    int keep_alloc; /* commit_load keeps the free space map (xproc.c) when
+                     * the groups are unchanged, else clears this */
     uint64_t file_bytes; /* the container file's size as last grown or
                           * shrunk (0: unknown, ask the device) */
     uint64_t sb_device_bytes; /* device_bytes of the last superblock written */
@@ -432,6 +456,10 @@ struct cow_store {
                              * reload of a view (xproc.c reload) */
     int view_partial;       /* the last reload was such a view: the free
                              * space map is empty (cow_store_df loads it) */
+    uint64_t load_published; /* commit_load takes the superblock of this
+                              * generation as whole without reading its
+                              * commit list: another process published it
+                              * (xproc.c reload; 0: none) */
     int own_users;
     int acquiring;
     int disowning;
@@ -553,6 +581,23 @@ int alloc_hold_shared_frees(cow_store *st);
  * next owner, even after this one dies, keeps it from other processes'
  * readers of older generations (invariant 9).  Lock held. */
 void alloc_record_frees(cow_store *st);
+/* With a shared state, just before the commit's superblock is written:
+ * appends the running transaction's changes to the free space map
+ * (st->xops) to the shared allocation journal, tagged with its generation
+ * (st->transid), or invalidates the journal if the transaction did what
+ * it cannot say (st->xops_complex, or the container has relocated
+ * blocks); then forgets them.  Takes the shared mutex.  Lock held. */
+void alloc_record_ops(cow_store *st);
+/* A returning owner whose map is its own of generation st->xbasis_gen
+ * (journal index st->xbasis_idx) applies what the commits since did, from
+ * the shared journal: their allocations set in the maps (a block of this
+ * process's own pinned, cooling or held runs that another owner reused
+ * leaves those lists), their frees held (st->held, with their
+ * generation, as alloc_hold_shared_frees does), the groups' used bytes.
+ * The caller holds the shared mutex.  Returns COW_OK; 1 when the journal
+ * no longer has every entry or does not fit the map (the caller rebuilds
+ * the map in full); COW_ENOMEM.  Lock held. */
+int alloc_apply_journal(cow_store *st);
 /* Makes sure at least DATA blocks are free in data groups and META in
  * metadata groups, growing the container if needed.  COW_ENOSPC. */
 int alloc_reserve(cow_store *st, uint64_t data, uint64_t meta);

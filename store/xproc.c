@@ -101,20 +101,31 @@ static void release_inodes(cow_store *st, struct cow_inode **v, size_t n)
     free(v);
 }
 
+#ifdef COW_DEBUG
+static unsigned long journal_reloads; /* xproc_test_journal_reloads */
+unsigned long xproc_test_journal_reloads(void)
+{
+    return __atomic_load_n(&journal_reloads, __ATOMIC_RELAXED);
+}
+#endif
+
 /*
- * Replaces everything ST has in memory by the last published commit read
- * from the container: the superblock, the roots, the remap table, the
- * allocator (rebuilt from the extent tree, as open does), the tree block
- * cache (emptied: a block address may have been reused), and every open
- * file (rebound by name, its cached pages dropped).  OWNER: this process
- * is the owner now; the log is replayed (after an owner that died, what
- * it logged and flushed; else nothing) and the pending frees of the
- * shared state are kept out of allocation.  ST must have nothing of its
- * own unwritten (a non-owner never has; an owner published before it let
- * go).  Called with no lock held.  Errors: the load's and replay's (the
- * store stops: st->failed).
+ * Replaces what ST has in memory by the last published commit read from
+ * the container: the superblock, the roots, the remap table, and every
+ * open file (rebound by name, its cached pages dropped); the tree block
+ * cache stays (cache.c reads a block again whose generation is not the
+ * one its pointer asks for).  OWNER: this process is the owner now; its
+ * free space map is brought up to date from the shared allocation
+ * journal when it owned before and the journal reaches back (RECOVER, an
+ * owner that died, invalidates it), else rebuilt from the extent tree
+ * with the pending frees of the shared state kept out of allocation;
+ * then the log is replayed (after an owner that died, what it logged and
+ * flushed; else nothing).  A view (not OWNER) keeps its map unless FULL
+ * asks for one.  ST must have nothing of its own unwritten (a non-owner
+ * never has; an owner published before it let go).  Called with no lock
+ * held.  Errors: the load's and replay's (the store stops: st->failed).
  */
-static int reload_ex(cow_store *st, int owner, int full)
+static int reload_ex(cow_store *st, int owner, int full, int recover)
 {
     struct cow_inode **v = NULL;
     size_t n = 0;
@@ -125,7 +136,7 @@ static int reload_ex(cow_store *st, int owner, int full)
         release_inodes(st, v, n);
         return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
     }
-    if (st->txn_dirty || st->ndirty || st->noes) {
+    if (st->txn_dirty || st->ndirty || st->noes || st->cache.ndirty) {
         rc = cow_set_error(COW_EFAILED, "the store has unwritten changes but does not own the "
                                         "container (a bug)");
         st->failed = 1;
@@ -140,18 +151,54 @@ static int reload_ex(cow_store *st, int owner, int full)
         /* pinned before anything is read: the owner keeps what this
          * generation reaches (alloc.c release_held) */
         shared_pin(sh, owner ? 0 : shared_generation(sh));
+        /* a dead owner's commit may have journalled what it never
+         * committed, or committed what it never journalled */
+        if (recover)
+            shared_journal_invalidate(sh);
     }
-    alloc_destroy(st);
+    /* The free space map: a process that owned before keeps its own and
+     * applies what the owners since journalled (alloc_apply_journal), or
+     * rebuilds it from the extent tree, as open does; a view keeps what
+     * it has (it allocates nothing) */
+    int incr = owner && sh && !recover && st->xbasis_gen;
+    int keep = incr || (!owner && !full && st->xbasis_gen);
+    if (!keep)
+        alloc_destroy(st);
     remap_destroy(st);
     txn_wlog_reset(st); /* blocks written while last owner: another list */
-    cache_destroy(&st->cache);
-    rc = cache_init(&st->cache);
+    /* The tree block cache stays: a block at an address another process
+     * freed and reused since is found by its generation and read again
+     * (cache.c).  Nothing in it is dirty (checked above). */
     int ro = st->readonly;
     if (!owner)
         st->readonly = 1; /* a view: load only, never write */
-    st->view_load = !owner && !full; /* and no free space map: it allocates nothing */
+    st->view_load = (!owner && !full) || incr; /* no free space map built */
+    st->keep_alloc = keep;
+    /* what the last owner published is whole (commit.c commit_load) */
+    st->load_published = sh ? shared_generation(sh) : 0;
     if (!rc)
         rc = commit_load(st);
+    if (!rc && incr) {
+        int jrc = st->keep_alloc ? alloc_apply_journal(st) : 1;
+        if (jrc == 1) {
+            /* the journal does not reach back to this map, or does not
+             * fit it: the whole map from the extent tree */
+            alloc_destroy(st);
+            remap_destroy(st);
+            st->keep_alloc = 0;
+            st->view_load = 0;
+            incr = 0;
+            rc = commit_load(st);
+        } else {
+            rc = jrc;
+        }
+    }
+#ifdef COW_DEBUG
+    if (!rc && incr)
+        __atomic_add_fetch(&journal_reloads, 1, __ATOMIC_RELAXED);
+#endif
+    st->keep_alloc = 0;
+    st->load_published = 0;
     st->view_load = 0;
     /* the superblock and trees are read: the owner's next superblock may
      * be written (commit.c takes the mutex for it) */
@@ -175,7 +222,7 @@ static int reload_ex(cow_store *st, int owner, int full)
         seq = shared_seq(sh);
     for (size_t i = 0; i < n && !rc; i++)
         rc = file_reload_inode(st, v[i]);
-    if (!rc && owner)
+    if (!rc && owner && !incr)
         rc = alloc_hold_shared_frees(st);
     if (rc) {
         st->failed = 1;
@@ -191,7 +238,7 @@ static int reload_ex(cow_store *st, int owner, int full)
 
 static int reload(cow_store *st, int owner)
 {
-    return reload_ex(st, owner, 0);
+    return reload_ex(st, owner, 0, 0);
 }
 
 int xproc_full_view(cow_store *st)
@@ -201,7 +248,7 @@ int xproc_full_view(cow_store *st)
     LOCK(st);
     int partial = st->view_partial && !shared_is_owner(st->shared);
     UNLOCK(st);
-    return partial ? reload_ex(st, 0, 1) : COW_OK;
+    return partial ? reload_ex(st, 0, 1, 0) : COW_OK;
 }
 
 /* ---- ownership ---- */
@@ -242,14 +289,34 @@ int xproc_attach(cow_store *st, int fd, int *alone)
         return rc;
     }
     rc = shared_own(st->shared, XPROC_WAIT_MS);
-    if (rc == COW_ERECOVER)
-        rc = COW_OK; /* the load that follows replays the log, as after a crash */
+    if (rc == COW_ERECOVER) {
+        /* the load that follows replays the log, as after a crash; what
+         * the dead owner journalled may not match what it committed */
+        (void)shared_lock(st->shared);
+        shared_journal_invalidate(st->shared);
+        shared_unlock(st->shared);
+        rc = COW_OK;
+    }
     return rc;
+}
+
+/* shared_watch()'s callback: another process asks this owner to let go
+ * or to publish; the committer does it (xproc_yield_locked) now rather
+ * than at its next look. */
+static void wake_committer(void *arg)
+{
+    cow_store *st = arg;
+    LOCK(st);
+    pthread_cond_signal(&st->committer_cond);
+    UNLOCK(st);
 }
 
 void xproc_opened(cow_store *st)
 {
     lk_assert_held(&st->lock);
+    /* no watcher: the committer's look every XPROC_POLL_MS serves */
+    if (!st->readonly)
+        (void)shared_watch(st->shared, wake_committer, st);
     (void)shared_lock(st->shared);
     if (shared_is_owner(st->shared) && shared_generation(st->shared) != st->generation)
         shared_publish(st->shared, st->generation);
@@ -263,6 +330,7 @@ void xproc_detach(cow_store *st)
 {
     if (!st->shared)
         return;
+    shared_unwatch(st->shared); /* before ST goes */
     if (shared_is_owner(st->shared))
         shared_disown(st->shared);
     shared_close(st->shared);
@@ -299,7 +367,7 @@ int xproc_enter(cow_store *st)
          * blocks written is stale; an owner builds on a load of its own,
          * as open does. */
         if (!rc)
-            rc = reload(st, 1);
+            rc = reload_ex(st, 1, 0, recover);
         LOCK(st);
         st->acquiring = 0;
         pthread_cond_broadcast(&st->own_cond);
@@ -318,7 +386,7 @@ void xproc_leave(cow_store *st)
         return;
     LOCK(st);
     st->own_users--;
-    if (st->own_users == 0 && shared_owner_wanted(st->shared))
+    if (st->own_users == 0 && shared_wanted(st->shared))
         pthread_cond_signal(&st->committer_cond);
     UNLOCK(st);
 }
@@ -347,7 +415,12 @@ int xproc_yield_locked(cow_store *st)
 {
     lk_assert_held(&st->lock);
     if (!st->shared || st->failed || st->own_users || st->disowning || st->acquiring ||
-        !shared_is_owner(st->shared) || !shared_owner_wanted(st->shared))
+        !shared_is_owner(st->shared))
+        return 0;
+    /* a process that waits for a publication only (a reader) gets one;
+     * the ownership goes only to a process that asks for it */
+    if (!shared_owner_wanted(st->shared) &&
+        !(shared_unpublished(st->shared) && shared_wanted(st->shared)))
         return 0;
     st->disowning = 1;
     int rc = publish_locked(st);
@@ -356,6 +429,18 @@ int xproc_yield_locked(cow_store *st)
         /* from now on a view of what it published */
         shared_lock(st->shared);
         shared_pin(st->shared, st->generation);
+        /* its map is of this generation, with everything journalled up to
+         * here: the base of its next ownership (alloc_apply_journal).
+         * Changes to the map that no commit took (none should be left:
+         * everything was written back and committed) would never reach
+         * the journal in order: the other processes rebuild instead. */
+        if (st->nxops || st->xops_complex) {
+            shared_journal_invalidate(st->shared);
+            st->nxops = 0;
+            st->xops_complex = 0;
+        }
+        st->xbasis_gen = st->generation;
+        st->xbasis_idx = shared_journal_head(st->shared);
         shared_disown(st->shared);
         shared_unlock(st->shared);
     }
@@ -379,7 +464,7 @@ int xproc_publish(cow_store *st)
         st->own_users++; /* no yield in between */
         rc = publish_locked(st);
         st->own_users--;
-        if (shared_owner_wanted(st->shared))
+        if (shared_wanted(st->shared))
             pthread_cond_signal(&st->committer_cond);
     }
     UNLOCK(st);

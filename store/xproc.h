@@ -8,13 +8,17 @@
  * delayed refs, the allocator), so one process at a time changes the
  * container: every store call that changes something runs between
  * xproc_enter() and xproc_leave(), which make this process the owner
- * first.  Asked by another process (shared_owner_wanted), the owner
- * publishes (writes back, commits without flush) and lets go at its next
- * quiet moment (no call between enter and leave), from its committer
- * thread (xproc_yield).  Another process's state in memory is a view of
- * the last published commit, refreshed when it changed.  The shared state
- * itself (a robust mutex, the owner, the publication sequence number, the
- * reader table, the pending frees) is store/shared.c's.
+ * first.  Asked by another process (shared_owner_wanted; its watcher
+ * thread wakes the committer), the owner publishes (writes back, commits
+ * without flush) and lets go at its next quiet moment (no call between
+ * enter and leave), from its committer thread (xproc_yield).  Another
+ * process's state in memory is a view of the last published commit,
+ * refreshed when it changed; it keeps its tree block cache (cache.c reads
+ * a stale block again) and, if it owned before, its free space map, which
+ * the shared allocation journal brings up to date when it owns again
+ * (alloc_apply_journal).  The shared state itself (a robust mutex, the
+ * owner, the publication sequence number, the reader table, the pending
+ * frees, the journal) is store/shared.c's.
  *
  * Ideas: LMDB's single writer with a robust mutex and a reader table
  * (mdb.c: mdb_txn_renew0, mdb_find_oldest), SQLite's os_unix.c (a
@@ -51,7 +55,10 @@ int xproc_attach(cow_store *st, int fd, int *alone);
 
 /* After open's load and first commit, store->lock held: records what
  * this process loaded as seen, and publishes it if it is the owner (a new
- * container's first generation, or a dead owner's log replayed). */
+ * container's first generation, or a dead owner's log replayed).  A
+ * writable store starts its watcher thread (shared_watch: wakes the
+ * committer when another process asks for the ownership; without a
+ * thread the committer's poll serves). */
 void xproc_opened(cow_store *st);
 
 /* At close, after the last commit: lets go of the ownership and unmaps
@@ -62,9 +69,10 @@ void xproc_detach(cow_store *st);
  * Before a store call that changes anything: makes this process the owner
  * and counts the call (st->own_users) until xproc_leave().  Becoming the
  * owner after another process changed the container reloads everything
- * this process has in memory from the last published commit (xproc_reload:
- * superblock, trees, allocator, open files rebound, cached pages dropped);
- * after an owner that died, the load replays the log as open does.
+ * this process has in memory from the last published commit (xproc.c
+ * reload_ex: superblock, trees, the free space map from the allocation
+ * journal or rebuilt, open files rebound, cached pages dropped); after an
+ * owner that died, the load replays the log as open does.
  * Returns at once when already owner.  Errors: COW_EBUSY (the owner did
  * not let go within XPROC_WAIT_MS), the load's errors (the store then
  * stops: COW_EFAILED from then on).
@@ -137,8 +145,10 @@ uint64_t xproc_poll_ns(cow_store *st);
 #define XPROC_IDLE_POLL_MS 50u
 
 /* How often the committer looks for another process's request while the
- * container is shared, ms. */
-#define XPROC_POLL_MS 2u
+ * container is shared, ms: a backstop, since a writable store's watcher
+ * thread (shared_watch) wakes the committer as soon as another process
+ * asks. */
+#define XPROC_POLL_MS 10u
 
 #ifdef COW_DEBUG
 /*
@@ -151,6 +161,11 @@ uint64_t xproc_poll_ns(cow_store *st);
  * reload's.
  */
 int xproc_test_handoff(cow_store *st);
+
+/* Test builds only: how many times this process took the ownership back
+ * with its own free space map and the shared allocation journal
+ * (alloc_apply_journal) instead of rebuilding the map. */
+unsigned long xproc_test_journal_reloads(void);
 #endif
 
 #endif /* COW_XPROC_H */

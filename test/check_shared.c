@@ -821,6 +821,63 @@ START_TEST(frees_take_exact)
 }
 END_TEST
 
+/* The allocation journal (shared_journal_*): entries come back in order
+ * from a remembered head; after the ring wrapped over it, or after an
+ * invalidation (even with nothing appended since the head was taken),
+ * the head no longer reads. */
+struct jcount {
+    uint64_t n, last_start;
+    int in_order;
+};
+
+static int journal_cb(void *arg, uint64_t gen, unsigned op, uint64_t start, uint64_t len)
+{
+    struct jcount *c = arg;
+    c->in_order &= c->n == 0 || start == c->last_start + 1;
+    c->in_order &= gen == start / 10 && op == SHARED_JOP_ALLOC && len == 4096;
+    c->last_start = start;
+    c->n++;
+    return 0;
+}
+
+START_TEST(journal_reads_back)
+{
+    struct box b;
+    int fd;
+    box_make(&b);
+    struct cow_shared *sh = parent_open(&b, uuid_a, &fd);
+    ck_assert_int_eq(shared_lock(sh), COW_OK);
+    uint64_t h0 = shared_journal_head(sh);
+    for (uint64_t i = 0; i < 100; i++)
+        shared_journal_append(sh, i / 10, SHARED_JOP_ALLOC, i, 4096);
+    struct jcount c = {0, 0, 1};
+    ck_assert_int_eq(shared_journal_read(sh, h0, journal_cb, &c), 0);
+    ck_assert_uint_eq(c.n, 100);
+    ck_assert(c.in_order);
+    /* an invalidation with nothing appended since a head was taken */
+    uint64_t h1 = shared_journal_head(sh);
+    shared_journal_invalidate(sh);
+    c = (struct jcount){0, 0, 1};
+    ck_assert_int_eq(shared_journal_read(sh, h1, journal_cb, &c), 1);
+    ck_assert_int_eq(shared_journal_read(sh, h0, journal_cb, &c), 1);
+    ck_assert_uint_eq(c.n, 0);
+    uint64_t h2 = shared_journal_head(sh);
+    ck_assert_int_eq(shared_journal_read(sh, h2, journal_cb, &c), 0);
+    /* the ring wraps over a head: it no longer reads */
+    for (uint64_t i = 0; i < SHARED_JOURNAL_MAX; i++)
+        shared_journal_append(sh, i / 10, SHARED_JOP_ALLOC, i, 4096);
+    ck_assert_int_eq(shared_journal_read(sh, h2, journal_cb, &c), 0); /* just fits */
+    shared_journal_append(sh, 0, SHARED_JOP_ALLOC, 0, 4096);
+    c = (struct jcount){0, 0, 1};
+    ck_assert_int_eq(shared_journal_read(sh, h2, journal_cb, &c), 1);
+    ck_assert_uint_eq(c.n, 0);
+    shared_unlock(sh);
+    shared_close(sh);
+    close(fd);
+    box_free(&b);
+}
+END_TEST
+
 /* ---- the open/close race ---- */
 
 /* Shared by the race's workers (an anonymous shared mapping). */
@@ -988,7 +1045,7 @@ Suite *shared_suite(void)
     Suite *s = suite_create("shared");
     test_case(s, "processes", 60, two_processes_share, mutex_holder_killed, ownership_handover,
               owner_killed, reader_table, stale_region, read_only_processes, NULL);
-    test_case(s, "frees", 120, frees_overflow, frees_take_exact, NULL);
+    test_case(s, "frees", 120, frees_overflow, frees_take_exact, journal_reads_back, NULL);
     test_case(s, "race", 120, open_close_race, open_close_race_read_only, NULL);
     return s;
 }
