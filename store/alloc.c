@@ -165,16 +165,17 @@ static int retype_empty(cow_store *st, uint64_t flags, int preferred_only);
 
 /* Blocks free to take now (neither used nor pinned, cooling or stored: no
  * bit in either bitmap) in metadata and mixed groups the file covers,
- * group EXCEPT not counted. */
-static uint64_t meta_takeable_inside(cow_store *st, size_t except)
+ * group EXCEPT not counted; counting stops at WANT (a scan of every
+ * group's bitmap would hold the lock for long in a large container). */
+static uint64_t meta_takeable_inside(cow_store *st, size_t except, uint64_t want)
 {
     uint64_t n = (st->mchunk_end - st->mchunk_next) / COW_BLOCK_SIZE;
-    for (size_t gi = 0; gi < st->nbgs; gi++) {
+    for (size_t gi = 0; gi < st->nbgs && n < want; gi++) {
         const struct bgroup *g = &st->bgs[gi];
         if (gi == except || !(g->flags & COW_BG_METADATA) || !backed(st, g) || g->relocating ||
             !g->nfree)
             continue;
-        for (uint64_t i = 0, nb = g->len / COW_BLOCK_SIZE; i < nb; i++)
+        for (uint64_t i = 0, nb = g->len / COW_BLOCK_SIZE; i < nb && n < want; i++)
             n += !busy(g, i);
     }
     return n;
@@ -183,9 +184,9 @@ static uint64_t meta_takeable_inside(cow_store *st, size_t except)
 uint64_t alloc_meta_room_inside(cow_store *st, uint64_t want, size_t except)
 {
     lk_assert_held(&st->lock);
-    uint64_t n = meta_takeable_inside(st, except);
+    uint64_t n = meta_takeable_inside(st, except, want);
     if (n < want && retype_empty(st, COW_BG_METADATA, 1))
-        n = meta_takeable_inside(st, except);
+        n = meta_takeable_inside(st, except, want);
     return n;
 }
 

@@ -25,13 +25,13 @@
  *   5. blocks freed meanwhile (pinned, or unpinned by a commit since) are
  *      not remapped and their targets released; the rest get remap items
  *      (remaptree_add/move), their old places pinned;
- *   6. commit, without a flush: the group's old places stay pinned until
- *      the next flushed commit (a writer's, the committer's, or the
- *      balance's own at its end), which frees them.
- * Neither 1 nor 6 flushes with the lock held: the only flush of a group is
- * the copies' in 4, without it, which also makes 1 durable.  A crash
- * before the flush that makes 6 durable leaves the old places (the copies
- * are in space nothing durable names); after it, the new ones.  No block is reachable
+ *   6. commit with a flush, which frees the group's old places.
+ * A crash before 6's flush leaves the old places (the copies are in free
+ * space nothing names); after it, the new ones.  (Commits 1 and 6 without
+ * a flush, measured: the pinned runs then pile up past
+ * COW_MAX_PINNED_RUNS within a few groups, and the commits that flush
+ * them, the writers' too, hold the lock longer: a writer's p99 commit
+ * during the first balance went from 1.8x to 13-28x with NORMAL.)  No block is reachable
  * from two places with different contents: a block is immutable once
  * written, except in place into a preallocated extent, which 1 forbids
  * while the group is copied (invariant 5).
@@ -42,13 +42,16 @@
  * Locking: cow_store_balance takes st->balance_lock (one balance at a
  * time), then store->lock, released while copying and while calling the
  * progress callback, and between two steps that each hold it for a
- * flushed commit or a cut of the file (yield_lock): after 1, after the
- * copies' flush, after 6, between the balance's first commits and between
- * the cuts.  Each time it stays released as long as it was held (pace,
- * YIELD_US to YIELD_MAX_US), so relocation holds it at most about half
- * the time, unless the lock was found free the last QUIET_TAKES times it
- * was taken: then nobody is waiting, and it stays released YIELD_US.  A writer on another connection thus waits for one step, not
- * for several, and commits between two (bench/reloclat.c measures it: a
+ * flushed commit (yield_lock): after 1, after the copies' flush, between
+ * the balance's first commits; after a group (6) and after each cut of
+ * the file (a truncate made without the lock) it pauses as long as the
+ * whole group or cut took, device time included.  Each pause lasts
+ * PACE_FACTOR times that (pace, YIELD_US to YIELD_MAX_US), so relocation
+ * holds the lock and loads the device about a fifth of the time, unless
+ * the lock was found free the last QUIET_TAKES times it was taken: then
+ * nobody is waiting, and it stays released YIELD_US.  A writer on
+ * another connection thus waits for one step, not for several, and
+ * commits between two (bench/reloclat.c measures it: a
  * cut of a 500 MiB tail in one hold kept it waiting 230 ms; the groups
  * back to back, each a few flushed commits, made its p99 commit 14 times
  * that without relocation).  What a step decided under the lock the next
@@ -88,10 +91,16 @@
  * woken and take it (a mutex is not fair: unlocking and locking again at
  * once would usually take it straight back). */
 #define YIELD_US 200
-/* ... and at most this long (microseconds): relocation lets go of the
- * lock for as long as it held it, so that it holds it at most half the
- * time while it runs. */
+/* ... and at most this long (microseconds) at a time. */
 #define YIELD_MAX_US 20000
+/* While others wait for store->lock, relocation lets go of it this many
+ * times as long as it held it (so it holds it a fifth of the time): a
+ * writer committing back to back then waits for one of relocation's holds
+ * (a flushed commit, a few ms) on fewer than 1% of its commits, which
+ * keeps its p99 within 2x of its time without relocation (measured: with
+ * a factor of 1, the first balance of a churned container made a
+ * writer's p99 commit 8x to 15x). */
+#define PACE_FACTOR 4u
 /* Taking the lock took longer than this (nanoseconds): another thread held
  * it, so others are working on the store. */
 #define CONTENDED_NS 20000u
@@ -296,7 +305,7 @@ static void mark_runs(const struct bgroup *g, uint8_t *bm, const struct byte_run
  * found it free.  Lock not held. */
 static void pace(uint64_t held_ns)
 {
-    uint64_t us = quiet_takes >= QUIET_TAKES ? 0 : held_ns / 1000;
+    uint64_t us = quiet_takes >= QUIET_TAKES ? 0 : held_ns / 1000 * PACE_FACTOR;
     if (us < YIELD_US)
         us = YIELD_US;
     if (us > YIELD_MAX_US)
@@ -501,6 +510,7 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
     uint64_t dropped = 0;
     *dropped_out = 0;
     int rc;
+    uint64_t t0 = cow_mono_ns();
     LOCK(st);
     struct bgroup *g = &st->bgs[gi];
     if (st->failed) {
@@ -545,24 +555,8 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
     }
     g->relocating = 1;
     st->meta_cursor = 0; /* tree blocks the commits copy go low */
-    /* 1: in flight here is written and named.  No flush: the copies' flush
-     * (4) makes it durable before anything depends on it, and its frees
-     * stay pinned until a flushed commit. */
-    rc = commit_transaction(st, 0);
+    rc = commit_transaction(st, 1); /* 1: in flight here is written and named */
     g = &st->bgs[gi];
-    if (!rc && g->pused && alloc_phys_free_below(st, g->start) < g->pused &&
-        (st->npinned || st->ncooling || st->npcooling)) {
-        /* the room below may be space freed since the last flushed commit
-         * (the earlier groups' commits copied tree blocks there): two
-         * flushed commits free it, pinned then cooling (alloc_unpin_all) */
-        for (int i = 0; i < 2 && !rc; i++) {
-            if (i)
-                yield_lock(st);
-            st->txn_dirty = 1;
-            rc = commit_transaction(st, 1);
-        }
-        g = &st->bgs[gi];
-    }
     if (!rc && (g->pused == 0 || alloc_phys_free_below(st, g->start) < g->pused)) {
         rc = g->pused ? cow_set_error(COW_ENOSPC, "block group %zu does not fit below it", gi)
                       : COW_OK;
@@ -615,7 +609,7 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
     else
         release_targets(st, &m);
     if (!rc)
-        rc = commit_transaction(st, 0); /* 6, durable at the next flush */
+        rc = commit_transaction(st, 1); /* 6 */
     g = &st->bgs[gi];
     g->relocating = 0;
     if (!rc && (*moved || dropped)) {
@@ -624,10 +618,12 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
         st->stats.reloc_dropped += dropped;
     }
     *dropped_out = dropped;
-    uint64_t held = cow_mono_ns() - locked_at;
     UNLOCK(st);
     free(m.v);
-    pace(held); /* before the next group's first hold */
+    /* before the next group: as long as this one took (PACE_FACTOR times,
+     * with others waiting), its copies and their flush included, which
+     * load the device a writer's flush waits on */
+    pace(cow_mono_ns() - t0);
     return rc;
 }
 
@@ -752,13 +748,21 @@ static int shrink(cow_store *st)
      * (cut_unlocked) and decided anew after a pause: what other threads
      * wrote or committed meanwhile, flushed or not, bounds it (cut_target),
      * so nothing needs committing between two */
+    uint64_t cut_ns = 0;
     for (int i = 0; !rc && more; i++) {
         if (i) {
-            yield_lock(st);
+            /* as long as the last cut took, its truncate included: a
+             * writer's flush meanwhile waits for the file system's
+             * journal commit that carries it */
+            UNLOCK(st);
+            pace(cut_ns);
+            LOCK(st);
             if (st->failed || st->readonly)
                 break;
         }
+        uint64_t t0 = cow_mono_ns();
         rc = cut_unlocked(st, SHRINK_STEP, &more);
+        cut_ns = cow_mono_ns() - t0;
     }
     return rc;
 }
