@@ -646,6 +646,11 @@ static uint64_t cut_target(cow_store *st, uint64_t size, uint64_t max_cut, int *
     uint64_t used = alloc_device_bytes(st);
     if (used < st->cut_floor)
         used = st->cut_floor;
+    /* the running transaction's metadata chunk hands out blocks later
+     * without growing the file (alloc_device_bytes leaves its unused rest
+     * out, as a commit's device_bytes may): never cut into it */
+    if (st->mchunk_next < st->mchunk_end && used < st->mchunk_end)
+        used = st->mchunk_end;
     uint64_t need = (used + SHRINK_ALIGN - 1) / SHRINK_ALIGN * SHRINK_ALIGN;
     if (need >= size)
         return 0;
