@@ -497,7 +497,9 @@ DELETE FROM t WHERE id % 10 != 0;
 VACUUM;
 PRAGMA wal_checkpoint(TRUNCATE);
 EOF
-churn_sum=$(printf 'SELECT count(*), sum(id) FROM t;\n' | cowsql churn.db)
+# (read with the relocator off too: the background relocator of a session
+# that only reads would otherwise do the balance's work before it)
+churn_sum=$(printf 'SELECT count(*), sum(id) FROM t;\n' | COWSQL_PARAMS='&reloc=0' cowsql churn.db)
 cp churn.db churn-tty.db
 # df_field FIELD: the bytes of df's line FIELD in ./out.
 df_field() { awk -v f="$1" '$1 == f { print $2 }' out; }
@@ -521,20 +523,25 @@ if [ ! -s err ]; then ok "balance: no progress line when stderr is not a termina
 summary=$(grep -E '^churn.db: [0-9]+ of [0-9]+ block groups relocated, [0-9]+ bytes moved .*; container [0-9]+ -> [0-9]+ bytes' out || true)
 before=$(echo "$summary" | sed -n 's/.*container \([0-9]*\) -> .*/\1/p')
 after=$(echo "$summary" | sed -n 's/.* -> \([0-9]*\) bytes.*/\1/p')
-if [ -n "$summary" ] && [ "$before" = "$size0" ] && [ "$after" -lt "$before" ] &&
-    [ "$(stat -c %s churn.db)" = "$after" ]; then
-    ok "balance: the summary says the container shrank, and it did ($before -> $after)"
+# Where churn leaves its free space depends on when the background
+# writeback ran: when it is all at the end, the shell's close already cut
+# it (close trims a free tail even with the relocator off) and the balance
+# has less than a block group (1 MiB) to give back.
+if [ "$slack0" -ge 1048576 ]; then shrink_wanted=1; else shrink_wanted=0; fi
+if [ -n "$summary" ] && [ "$before" = "$size0" ] && [ "$(stat -c %s churn.db)" = "$after" ] &&
+    { [ "$after" -lt "$before" ] || { [ $shrink_wanted = 0 ] && [ "$after" -le "$before" ]; }; }; then
+    ok "balance: the summary says the container shrank (when it had a group's slack), and it did ($before -> $after, slack before $slack0)"
 else
     bad "balance: the summary says the container shrank, and it did" \
-        "summary '$summary'; file $size0 -> $(stat -c %s churn.db)"
+        "summary '$summary'; file $size0 -> $(stat -c %s churn.db); slack before $slack0"
 fi
 expect_grep "balance: the container is clean after it" 0 out 'clean' "$actl" fsck churn.db
 fsck_phys=$(fsck_field physical)
 fsck_remap=$(fsck_field remapped)
 expect "df: after balance" 0 "$actl" df churn.db
-if [ "$(df_field slack)" -lt "$slack0" ] &&
+if { [ "$(df_field slack)" -lt "$slack0" ] || { [ $shrink_wanted = 0 ] && [ "$(df_field slack)" -le "$slack0" ]; }; } &&
     [ "$(df_field slack)" -eq $(($(df_field container) - $(df_field physical))) ]; then
-    ok "df: less slack after balance ($slack0 -> $(df_field slack))"
+    ok "df: less slack after balance (when it had a group's; $slack0 -> $(df_field slack))"
 else
     bad "df: less slack after balance" "$slack0 -> $(df_field slack)"
 fi
