@@ -641,7 +641,11 @@ static uint64_t cut_target(cow_store *st, uint64_t size, uint64_t max_cut, int *
 {
     lk_assert_held(&st->lock);
     *more = 0;
-    if (!st->dev->shrink || st->readonly || st->failed || !st->cut_floor)
+    /* only the owner's state says what the file holds: a process that
+     * lost the ownership (at close, say) knows nothing of what the new
+     * owner wrote since */
+    if (!st->dev->shrink || st->readonly || st->failed || !st->cut_floor ||
+        !xproc_may_change(st))
         return 0;
     uint64_t used = alloc_device_bytes(st);
     if (used < st->cut_floor)
