@@ -790,11 +790,12 @@ static int held_add(cow_store *st, uint64_t bytenr, uint64_t bytes, uint64_t gen
 
 /* shared_frees_take()'s callback: the table is only a record for the next
  * owner; what this one holds is in st->held. */
-static void take_none(void *arg, uint64_t start, uint64_t len)
+static void take_none(void *arg, uint64_t start, uint64_t len, int phys)
 {
     (void)arg;
     (void)start;
     (void)len;
+    (void)phys;
 }
 
 /* Lets go of the held runs every live reader has moved past (generation
@@ -856,18 +857,24 @@ struct hold_arg {
     int rc;
 };
 
-static void hold_one(void *arg, uint64_t gen, uint64_t start, uint64_t len)
+static void hold_one(void *arg, uint64_t gen, uint64_t start, uint64_t len, int phys)
 {
     struct hold_arg *a = arg;
     cow_store *st = a->st;
-    /* a pending free holds both maps' free blocks of its range (the last
-     * owner freed logical or physical runs; an entry the table coalesced
-     * may cover more: holding more back is safe); past the groups there
-     * is nothing to read.  Consecutive blocks held in one map make one
-     * held run. */
-    uint64_t end = start + len < start || start + len > st->total_bytes ? st->total_bytes
-                                                                        : start + len;
-    uint64_t run[2] = {0, 0}, nrun[2] = {0, 0}; /* the open run of each map */
+    /* A pending free holds the free blocks of its range in the map of its
+     * kind only (an entry the table coalesced may cover more: holding
+     * more back is safe).  Past the groups there is nothing to read; nor,
+     * for a physical run, past the file's end: no cut goes below a
+     * physical run the owner holds, so nothing there is a block a reader
+     * reads, and a bit set there would make the next superblock's
+     * device_bytes claim bytes the file does not have (a logical address
+     * of a relocated group may lie far past the end: invariant 12).
+     * Consecutive blocks make one held run. */
+    uint64_t limit = st->total_bytes;
+    if (phys && st->file_bytes && st->file_bytes < limit)
+        limit = st->file_bytes;
+    uint64_t end = start + len < start || start + len > limit ? limit : start + len;
+    uint64_t run = 0, nrun = 0; /* the open run */
     if (a->rc)
         return;
     for (uint64_t b = start - start % COW_BLOCK_SIZE; b < end; b += COW_BLOCK_SIZE) {
@@ -875,35 +882,29 @@ static void hold_one(void *arg, uint64_t gen, uint64_t start, uint64_t len)
         if (!g)
             continue;
         uint64_t i = (b - g->start) / COW_BLOCK_SIZE;
-        for (int phys = 0; phys < 2; phys++) {
-            uint8_t *map = phys ? g->pbitmap : g->bitmap;
-            int take_it = !bit_get(map, i); /* else in use, or held already */
-            /* a run ends at a block not taken, and at a group's end */
-            if (nrun[phys] && (!take_it || run[phys] + nrun[phys] * COW_BLOCK_SIZE != b ||
-                               b == g->start)) {
-                if (held_add(st, run[phys], nrun[phys] * COW_BLOCK_SIZE, gen, phys)) {
-                    a->rc = cow_set_error(COW_ENOMEM, "out of memory");
-                    return;
-                }
-                nrun[phys] = 0;
+        uint8_t *map = phys ? g->pbitmap : g->bitmap;
+        int take_it = !bit_get(map, i); /* else in use, or held already */
+        /* a run ends at a block not taken, and at a group's end */
+        if (nrun && (!take_it || run + nrun * COW_BLOCK_SIZE != b || b == g->start)) {
+            if (held_add(st, run, nrun * COW_BLOCK_SIZE, gen, phys)) {
+                a->rc = cow_set_error(COW_ENOMEM, "out of memory");
+                return;
             }
-            if (!take_it)
-                continue;
-            if (!nrun[phys])
-                run[phys] = b;
-            nrun[phys]++;
-            if (!bit_get(phys ? g->bitmap : g->pbitmap, i))
-                g->nfree--;
-            bit_set(map, i);
-            if (phys)
-                g->pused++;
+            nrun = 0;
         }
+        if (!take_it)
+            continue;
+        if (!nrun)
+            run = b;
+        nrun++;
+        if (!bit_get(phys ? g->bitmap : g->pbitmap, i))
+            g->nfree--;
+        bit_set(map, i);
+        if (phys)
+            g->pused++;
     }
-    for (int phys = 0; phys < 2; phys++)
-        if (nrun[phys] && held_add(st, run[phys], nrun[phys] * COW_BLOCK_SIZE, gen, phys)) {
-            a->rc = cow_set_error(COW_ENOMEM, "out of memory");
-            return;
-        }
+    if (nrun && held_add(st, run, nrun * COW_BLOCK_SIZE, gen, phys))
+        a->rc = cow_set_error(COW_ENOMEM, "out of memory");
 }
 
 void alloc_record_frees(cow_store *st)
@@ -913,10 +914,11 @@ void alloc_record_frees(cow_store *st)
         return;
     (void)shared_lock(st->shared); /* a dead holder changed nothing here */
     for (size_t k = st->npinned_recorded; k < st->npinned; k++)
-        shared_frees_add(st->shared, st->generation, st->pinned[k].bytenr, st->pinned[k].bytes);
+        shared_frees_add(st->shared, st->generation, st->pinned[k].bytenr, st->pinned[k].bytes,
+                         0);
     for (size_t k = st->nppinned_recorded; k < st->nppinned; k++)
         shared_frees_add(st->shared, st->generation, st->ppinned[k].bytenr,
-                         st->ppinned[k].bytes);
+                         st->ppinned[k].bytes, 1);
     shared_unlock(st->shared);
     st->npinned_recorded = st->npinned;
     st->nppinned_recorded = st->nppinned;

@@ -665,6 +665,14 @@ static uint64_t cut_target(cow_store *st, uint64_t size, uint64_t max_cut, int *
     return need;
 }
 
+#ifdef COW_DEBUG
+uint64_t reloc_test_cut_target(cow_store *st, uint64_t size)
+{
+    int more;
+    return cut_target(st, size, UINT64_MAX, &more);
+}
+#endif
+
 /* The file's size in bytes (st->file_bytes, or the device's).  Lock
  * held.  Errors: the device's (size). */
 static int file_size(cow_store *st, uint64_t *size)

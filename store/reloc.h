@@ -34,4 +34,11 @@ int reloc_trim(cow_store *st);
  * runs' total).  Lock held. */
 uint64_t reloc_remapped_bytes(cow_store *st);
 
+#ifdef COW_DEBUG
+/* For tests: where a cut of a SIZE-byte file may go now (bytes; 0: no
+ * cut), as a balance's cut decides it (reloc.c cut_target, invariant 12),
+ * with no limit on the bytes cut.  Lock held. */
+uint64_t reloc_test_cut_target(cow_store *st, uint64_t size);
+#endif
+
 #endif

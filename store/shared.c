@@ -56,7 +56,7 @@
 #include "store_int.h"
 
 #define SHARED_MAGIC 0x3144524853574f43ull /* "COWSHRD1", little-endian */
-#define SHARED_VERSION 4u
+#define SHARED_VERSION 5u
 #define WAIT_SLICE_MS 10u /* longest futex sleep between liveness checks */
 #define NWANT (COW_SHARED_SLOTS / 64)
 
@@ -72,6 +72,9 @@ struct shared_free {
     uint64_t gen;   /* the generation that freed the run */
     uint64_t start; /* bytes of the container */
     uint64_t len;
+    uint32_t phys;  /* 1: physical bytes (a relocated extent's new place);
+                     * 0: logical addresses */
+    uint32_t unused;
 };
 
 /* One entry of the allocation journal (shared_journal_*). */
@@ -946,17 +949,28 @@ static uint64_t free_end(const struct shared_free *f)
 static int free_cmp(const void *a, const void *b)
 {
     const struct shared_free *x = a, *y = b;
+    if (x->phys != y->phys)
+        return x->phys < y->phys ? -1 : 1;
     if (x->start != y->start)
         return x->start < y->start ? -1 : 1;
     return x->len < y->len ? -1 : x->len > y->len;
 }
 
-/* Gaps between the N sorted, disjoint runs E that are <= T. */
+/* The gap between the sorted, disjoint runs A and B (A first): never
+ * closed (UINT64_MAX) between a logical and a physical run, whose
+ * addresses are of two spaces. */
+static uint64_t free_gap(const struct shared_free *a, const struct shared_free *b)
+{
+    return a->phys != b->phys ? UINT64_MAX : b->start - free_end(a);
+}
+
+/* Gaps between the N sorted, disjoint runs E that are <= T (T <
+ * UINT64_MAX). */
 static size_t gaps_upto(const struct shared_free *e, size_t n, uint64_t t)
 {
     size_t c = 0;
     for (size_t i = 1; i < n; i++)
-        c += e[i].start - free_end(&e[i - 1]) <= t;
+        c += free_gap(&e[i - 1], &e[i]) <= t;
     return c;
 }
 
@@ -964,7 +978,9 @@ static size_t gaps_upto(const struct shared_free *e, size_t n, uint64_t t)
  * Coalesces the N runs at E (any order) into at most TARGET (>= 1) runs,
  * in place; returns their number.  Runs that overlap or touch are merged
  * first (no byte added); then the K smallest gaps are closed, K = what is
- * still over TARGET.  A merged run takes the larger generation.
+ * still over TARGET.  A merged run takes the larger generation.  Logical
+ * and physical runs are never merged (TARGET >= 2 is always reached: at
+ * most one gap lies between the two kinds).
  */
 static size_t frees_coalesce(struct shared_free *e, size_t n, size_t target)
 {
@@ -972,7 +988,7 @@ static size_t frees_coalesce(struct shared_free *e, size_t n, size_t target)
 
     qsort(e, n, sizeof *e, free_cmp);
     for (size_t i = 0; i < n; i++) {
-        if (m > 0 && e[i].start <= free_end(&e[m - 1])) {
+        if (m > 0 && e[i].phys == e[m - 1].phys && e[i].start <= free_end(&e[m - 1])) {
             struct shared_free *p = &e[m - 1];
             if (free_end(&e[i]) > free_end(p))
                 p->len = free_end(&e[i]) - p->start;
@@ -986,7 +1002,7 @@ static size_t frees_coalesce(struct shared_free *e, size_t n, size_t target)
         return m;
     /* the smallest gap size T such that closing every gap <= T is enough */
     size_t k = m - target;
-    uint64_t lo = 0, hi = UINT64_MAX;
+    uint64_t lo = 0, hi = UINT64_MAX - 1;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
         if (gaps_upto(e, m, mid) >= k)
@@ -997,8 +1013,10 @@ static size_t frees_coalesce(struct shared_free *e, size_t n, size_t target)
     size_t at_t = k - (lo ? gaps_upto(e, m, lo - 1) : 0); /* gaps == T to close */
     size_t out = 0;
     for (size_t i = 1; i < m; i++) {
-        uint64_t gap = e[i].start - free_end(&e[out]);
-        if (gap < lo || (gap == lo && at_t > 0)) {
+        uint64_t gap = free_gap(&e[out], &e[i]);
+        if (gap == UINT64_MAX) {
+            e[++out] = e[i];
+        } else if (gap < lo || (gap == lo && at_t > 0)) {
             if (gap == lo)
                 at_t--;
             e[out].len = free_end(&e[i]) - e[out].start;
@@ -1011,7 +1029,8 @@ static size_t frees_coalesce(struct shared_free *e, size_t n, size_t target)
     return out + 1;
 }
 
-void shared_frees_add(struct cow_shared *sh, uint64_t gen, uint64_t start, uint64_t len)
+void shared_frees_add(struct cow_shared *sh, uint64_t gen, uint64_t start, uint64_t len,
+                      int phys)
 {
     struct shared_region *r = sh->r;
     assert_locked(sh);
@@ -1023,7 +1042,7 @@ void shared_frees_add(struct cow_shared *sh, uint64_t gen, uint64_t start, uint6
     uint64_t n = r->frees_count[cur];
     if (n < SHARED_FREES_MAX) {
         /* the entry, then the count: a death between leaves the old table */
-        r->frees[cur][n] = (struct shared_free){gen, start, len};
+        r->frees[cur][n] = (struct shared_free){gen, start, len, phys != 0, 0};
         __atomic_store_n(&r->frees_count[cur], n + 1, __ATOMIC_RELEASE);
         return;
     }
@@ -1033,13 +1052,14 @@ void shared_frees_add(struct cow_shared *sh, uint64_t gen, uint64_t start, uint6
     struct shared_free *e = r->frees[other];
     memcpy(e, r->frees[cur], (size_t)n * sizeof *e);
     size_t m = frees_coalesce(e, (size_t)n, SHARED_FREES_MAX / 2 - 1);
-    e[m++] = (struct shared_free){gen, start, len};
+    e[m++] = (struct shared_free){gen, start, len, phys != 0, 0};
     r->frees_count[other] = m;
     __atomic_store_n(&r->frees_cur, other, __ATOMIC_RELEASE);
 }
 
 size_t shared_frees_take(struct cow_shared *sh, uint64_t below_gen,
-                         void (*cb)(void *arg, uint64_t start, uint64_t len), void *arg)
+                         void (*cb)(void *arg, uint64_t start, uint64_t len, int phys),
+                         void *arg)
 {
     struct shared_region *r = sh->r;
     assert_locked(sh);
@@ -1059,7 +1079,7 @@ size_t shared_frees_take(struct cow_shared *sh, uint64_t below_gen,
     __atomic_store_n(&r->frees_cur, other, __ATOMIC_RELEASE);
     for (uint64_t i = 0; i < n; i++)
         if (old[i].gen < below_gen)
-            cb(arg, old[i].start, old[i].len);
+            cb(arg, old[i].start, old[i].len, (int)old[i].phys);
     return (size_t)(n - kept);
 }
 
@@ -1081,7 +1101,8 @@ size_t shared_frees_count(struct cow_shared *sh)
 }
 
 void shared_frees_foreach(struct cow_shared *sh,
-                          void (*cb)(void *arg, uint64_t gen, uint64_t start, uint64_t len),
+                          void (*cb)(void *arg, uint64_t gen, uint64_t start, uint64_t len,
+                                     int phys),
                           void *arg)
 {
     struct shared_region *r = sh->r;
@@ -1089,7 +1110,8 @@ void shared_frees_foreach(struct cow_shared *sh,
     uint32_t cur = r->frees_cur;
     uint64_t n = r->frees_count[cur];
     for (uint64_t i = 0; i < n; i++)
-        cb(arg, r->frees[cur][i].gen, r->frees[cur][i].start, r->frees[cur][i].len);
+        cb(arg, r->frees[cur][i].gen, r->frees[cur][i].start, r->frees[cur][i].len,
+           (int)r->frees[cur][i].phys);
 }
 
 /* ---- the allocation journal ---- */

@@ -254,29 +254,34 @@ unsigned shared_nprocs_hint(struct cow_shared *sh);
 
 /*
  * Records that generation GEN freed the LEN bytes at START, which readers
- * of generations before GEN may still read.  Never fails: when the table
+ * of generations before GEN may still read.  PHYS: START is a physical
+ * address (a place relocation copied an extent to, store/remap.c), else
+ * a logical one; the two are kept apart (a logical address past the
+ * file's end is no place in the file).  Never fails: when the table
  * is full it is coalesced (touching runs merged first, then the runs
- * closest together, gaps included) into a new table at most half full;
- * a merged run covers both and the gap between them, with the larger
- * generation.  So the table over-approximates: every byte added stays
+ * closest together, gaps included, each kind apart) into a new table at
+ * most half full; a merged run covers both and the gap between them, with
+ * the larger generation.  So the table over-approximates: every byte added stays
  * covered by an entry of a generation >= its own until taken, but an
  * entry may cover bytes never added (see shared_frees_take).  LEN 0 is a
  * no-op.  O(1), or O(n log n) when coalescing.  The mutex is held (asserted
  * in debug builds).
  */
-void shared_frees_add(struct cow_shared *sh, uint64_t gen, uint64_t start, uint64_t len);
+void shared_frees_add(struct cow_shared *sh, uint64_t gen, uint64_t start, uint64_t len,
+                      int phys);
 
 /*
  * Removes every entry whose generation is below BELOW_GEN and reports each
- * to CB(ARG, start, len), after the table no longer holds it.  Returns the
- * number of entries removed.  A reported run may include bytes never
- * freed (gaps closed by coalescing): CB must release only what its own
- * allocator knows to be freed in the run, never mark the whole run free.
- * CB must not call shared_frees_*.  The mutex is held (asserted in debug
+ * to CB(ARG, start, len, phys) (PHYS: its kind, as added), after the table
+ * no longer holds it.  Returns the number of entries removed.  A reported
+ * run may include bytes never freed (gaps closed by coalescing): CB must
+ * release only what its own allocator knows to be freed in the run, never
+ * mark the whole run free.  CB must not call shared_frees_*.  The mutex is held (asserted in debug
  * builds).
  */
 size_t shared_frees_take(struct cow_shared *sh, uint64_t below_gen,
-                         void (*cb)(void *arg, uint64_t start, uint64_t len), void *arg);
+                         void (*cb)(void *arg, uint64_t start, uint64_t len, int phys),
+                         void *arg);
 
 /* Bytes covered by the pending frees (gaps closed by coalescing included).
  * O(entries).  The mutex is held. */
@@ -286,11 +291,12 @@ uint64_t shared_frees_bytes(struct cow_shared *sh);
  * mutex is held. */
 size_t shared_frees_count(struct cow_shared *sh);
 
-/* Calls CB(ARG, gen, start, len) for every pending free, in no order
+/* Calls CB(ARG, gen, start, len, phys) for every pending free, in no order
  * (a new owner holds them back).  The caller holds the mutex; CB must not
  * call shared_frees_*. */
 void shared_frees_foreach(struct cow_shared *sh,
-                          void (*cb)(void *arg, uint64_t gen, uint64_t start, uint64_t len),
+                          void (*cb)(void *arg, uint64_t gen, uint64_t start, uint64_t len,
+                                     int phys),
                           void *arg);
 
 /* ---- the allocation journal (the caller holds the mutex for these) ----

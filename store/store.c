@@ -207,6 +207,11 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
         rc = commit_format(st);
     } else {
         rc = commit_load(st);
+        /* An owner that others had open before it: what earlier owners
+         * freed that their readers may still read stays taken, before
+         * anything here allocates (invariant 9; as a reload does) */
+        if (rc == COW_OK && st->shared && !st->readonly)
+            rc = alloc_hold_shared_frees(st);
         /* After a crash: the syncs since the last commit, from the log.  A
          * read-only store applies them in memory only. */
         if (rc == COW_OK)

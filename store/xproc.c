@@ -204,6 +204,11 @@ static int reload_ex(cow_store *st, int owner, int full, int recover)
      * be written (commit.c takes the mutex for it) */
     if (sh)
         shared_unlock(sh);
+    /* what earlier owners freed that readers may still read stays taken,
+     * before the replay below allocates (a map from the journal has it
+     * already) */
+    if (!rc && owner && !incr)
+        rc = alloc_hold_shared_frees(st);
 #ifndef COW_BREAK_XPROC_NO_REPLAY
     if (!rc && owner)
         rc = replay_log(st, &st->stats.replayed);
@@ -222,8 +227,6 @@ static int reload_ex(cow_store *st, int owner, int full, int recover)
         seq = shared_seq(sh);
     for (size_t i = 0; i < n && !rc; i++)
         rc = file_reload_inode(st, v[i]);
-    if (!rc && owner && !incr)
-        rc = alloc_hold_shared_frees(st);
     if (rc) {
         st->failed = 1;
     } else {

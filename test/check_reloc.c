@@ -5,12 +5,14 @@
  * clean; reopening reads through the remap tree.
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../store/format.h"
 #include "../store/lockdep.h"
 #include "../store/store.h"
+#include "../store/reloc.h"
 #include "../store/store_int.h"
 #include "testutil.h"
 
@@ -386,11 +388,63 @@ START_TEST(reloc_short_file_stays_short)
 }
 END_TEST
 
+/* A cut never goes into the running transaction's metadata chunk: the
+ * chunk's unused rest is not in use yet (alloc_device_bytes leaves it
+ * out), but the chunk hands out its blocks later without growing the
+ * file, so a tree block written there between a cut's decision and its
+ * truncate would be cut off, and the next superblock would claim a file
+ * longer than it is (invariant 12).  White-box: a chunk is made to lie
+ * past every block in use and the cut's target must stay past it; the
+ * same target without the chunk is lower (so the test can fail). */
+START_TEST(reloc_cut_spares_metadata_chunk)
+{
+    char *dir = test_mkdtemp();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/mc.db", dir);
+    cow_store *st;
+    cow_file *f;
+    static uint8_t buf[64 * 4096];
+    memset(buf, 0x5a, sizeof buf);
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    struct cow_reloc_config rc;
+    cow_store_get_reloc(st, &rc);
+    rc.enabled = 0;
+    cow_store_set_reloc(st, &rc);
+    ck_assert_int_eq(cow_file_open(st, "a", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, buf, sizeof buf, 0), COW_OK);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    cow_mutex_lock(&st->lock);
+    uint64_t next = st->mchunk_next, end = st->mchunk_end;
+    uint64_t used = alloc_device_bytes(st);
+    if (used < st->cut_floor)
+        used = st->cut_floor;
+    uint64_t size = used + (4u << 20); /* a file with room to cut */
+    st->mchunk_next = st->mchunk_end = 0;
+    uint64_t bare = reloc_test_cut_target(st, size);
+    st->mchunk_next = used; /* its first block is used, 64 more to come */
+    st->mchunk_end = used + 65 * COW_BLOCK_SIZE;
+    uint64_t with = reloc_test_cut_target(st, size);
+    uint64_t chunk_end = st->mchunk_end;
+    st->mchunk_next = next;
+    st->mchunk_end = end;
+    cow_mutex_unlock(&st->lock);
+    ck_assert_uint_gt(bare, 0);
+    ck_assert_uint_lt(bare, chunk_end);
+    ck_assert_msg(with >= chunk_end, "the cut goes to %llu, into the chunk ending at %llu",
+                  (unsigned long long)with, (unsigned long long)chunk_end);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    test_fsck_clean(path);
+    test_rmdir(dir);
+}
+END_TEST
+
 Suite *reloc_suite(void)
 {
     Suite *s = suite_create("reloc");
     test_case(s, "reloc", 300, reloc_shrinks_keeps_data_and_sharing,
               reloc_repeated_with_subvolume_changes, reloc_arguments_and_no_op,
-              reloc_close_gives_back_slack, reloc_short_file_stays_short, NULL);
+              reloc_close_gives_back_slack, reloc_short_file_stays_short,
+              reloc_cut_spares_metadata_chunk, NULL);
     return s;
 }

@@ -227,7 +227,7 @@ START_TEST(mutex_holder_killed)
         struct cow_shared *c = child_open(&b, uuid_a, &cfd, 10);
         if (shared_lock(c) != COW_OK)
             _exit(11);
-        shared_frees_add(c, 5, 4096, 8192);
+        shared_frees_add(c, 5, 4096, 8192, 0);
         cput(k.from, 'l');
         pause();
         _exit(0);
@@ -236,7 +236,7 @@ START_TEST(mutex_holder_killed)
     kid_kill(&k);
     ck_assert_int_eq(shared_lock(sh), COW_ERECOVER);
     ck_assert_uint_eq(shared_frees_count(sh), 1); /* what the dead one did is there */
-    shared_frees_add(sh, 6, 65536, 4096);
+    shared_frees_add(sh, 6, 65536, 4096, 0);
     ck_assert_uint_eq(shared_frees_bytes(sh), 8192 + 4096);
     shared_unlock(sh);
     ck_assert_int_eq(shared_lock(sh), COW_OK);
@@ -612,24 +612,26 @@ END_TEST
 
 struct run {
     uint64_t gen, start, len;
+    int phys;
 };
 
 struct taken {
     uint64_t n, bytes;
 };
 
-static void take_cb(void *arg, uint64_t start, uint64_t len)
+static void take_cb(void *arg, uint64_t start, uint64_t len, int phys)
 {
     struct taken *t = arg;
     (void)start;
+    (void)phys;
     t->n++;
     t->bytes += len;
 }
 
-static void collect_cb(void *arg, uint64_t start, uint64_t len)
+static void collect_cb(void *arg, uint64_t start, uint64_t len, int phys)
 {
     struct run **p = arg;
-    **p = (struct run){0, start, len};
+    **p = (struct run){0, start, len, phys};
     (*p)++;
 }
 
@@ -698,6 +700,29 @@ static void check_cover(const struct run *r, size_t n, const struct run *e, size
     free(bd);
 }
 
+/* check_cover for each kind apart: a logical run is covered by logical
+ * entries only, a physical one by physical entries (a run coalesced
+ * across the two would cover addresses of another space). */
+static void check_cover_kinds(const struct run *r, size_t n, const struct run *e, size_t m,
+                              uint64_t min_gen)
+{
+    struct run *rk = malloc(n * sizeof *rk + 1), *ek = malloc(m * sizeof *ek + 1);
+    ck_assert_ptr_nonnull(rk);
+    ck_assert_ptr_nonnull(ek);
+    for (int kind = 0; kind < 2; kind++) {
+        size_t nk = 0, mk = 0;
+        for (size_t i = 0; i < n; i++)
+            if (r[i].phys == kind)
+                rk[nk++] = r[i];
+        for (size_t i = 0; i < m; i++)
+            if (e[i].phys == kind)
+                ek[mk++] = e[i];
+        check_cover(rk, nk, ek, mk, min_gen);
+    }
+    free(ek);
+    free(rk);
+}
+
 /* Reads the table's entries, generations 1 .. MAX_GEN, into OUT and puts
  * them back (in another order): take(g + 1) after take(g) reports the
  * entries of generation g.  The mutex is held. */
@@ -714,19 +739,20 @@ static size_t read_table(struct cow_shared *sh, struct run *out, uint64_t max_ge
         n = (size_t)(q - out);
     }
     for (size_t i = 0; i < n; i++) /* put back */
-        shared_frees_add(sh, out[i].gen, out[i].start, out[i].len);
+        shared_frees_add(sh, out[i].gen, out[i].start, out[i].len, out[i].phys);
     return n;
 }
 
 /*
  * The pending frees under overflow: 40,000 disjoint runs of random
- * generations, added in random order, go through a table of 16,384
- * entries; the table never exceeds it, and every byte added stays covered
- * by an entry of a generation >= the run's.  take(below) removes exactly
+ * generations and kinds (logical or physical), added in random order, go
+ * through a table of 16,384 entries; the table never exceeds it, and
+ * every byte added stays covered by an entry of its kind and of a
+ * generation >= the run's.  take(below) removes exactly
  * the entries below (a run of a generation >= below stays covered; the
  * bytes reported and the bytes left add up; nothing below is left).
- * Fails if coalescing drops or shrinks a run, merges to the smaller
- * generation, lets the table grow past its size, or if take removes an
+ * Fails if coalescing drops or shrinks a run, merges two kinds or to the
+ * smaller generation, lets the table grow past its size, or if take removes an
  * entry at or above below_gen or leaves one below.
  */
 START_TEST(frees_overflow)
@@ -742,7 +768,7 @@ START_TEST(frees_overflow)
     ck_assert_ptr_nonnull(e);
     for (size_t i = 0; i < N; i++)
         r[i] = (struct run){1 + test_rand(&rs) % MAXGEN, i * 10000 + test_rand(&rs) % 1000,
-                            1 + test_rand(&rs) % 8000};
+                            1 + test_rand(&rs) % 8000, (int)(test_rand(&rs) % 2)};
     for (size_t i = N - 1; i > 0; i--) { /* shuffle */
         size_t j = test_rand(&rs) % (i + 1);
         struct run t = r[i];
@@ -752,7 +778,7 @@ START_TEST(frees_overflow)
     ck_assert_int_eq(shared_lock(sh), COW_OK);
     uint64_t added = 0;
     for (size_t i = 0; i < N; i++) {
-        shared_frees_add(sh, r[i].gen, r[i].start, r[i].len);
+        shared_frees_add(sh, r[i].gen, r[i].start, r[i].len, r[i].phys);
         added += r[i].len;
         ck_assert_uint_le(shared_frees_count(sh), SHARED_FREES_MAX);
     }
@@ -760,7 +786,7 @@ START_TEST(frees_overflow)
     ck_assert_uint_ge(shared_frees_bytes(sh), added);
     size_t m = read_table(sh, e, MAXGEN);
     ck_assert_uint_eq(m, shared_frees_count(sh));
-    check_cover(r, N, e, m, 0);
+    check_cover_kinds(r, N, e, m, 0);
 
     /* take below generation 100 */
     uint64_t before = shared_frees_bytes(sh);
@@ -773,7 +799,7 @@ START_TEST(frees_overflow)
     m = read_table(sh, e, MAXGEN);
     for (size_t i = 0; i < m; i++)
         ck_assert_uint_ge(e[i].gen, 100);
-    check_cover(r, N, e, m, 100);
+    check_cover_kinds(r, N, e, m, 100);
     t = (struct taken){0, 0};
     ck_assert_uint_eq(shared_frees_take(sh, UINT64_MAX, take_cb, &t), m);
     ck_assert_uint_eq(shared_frees_count(sh), 0);
@@ -800,10 +826,10 @@ START_TEST(frees_take_exact)
     struct cow_shared *sh = parent_open(&b, uuid_a, &fd);
     struct run out[8], *p = out;
     ck_assert_int_eq(shared_lock(sh), COW_OK);
-    shared_frees_add(sh, 3, 0, 10);
-    shared_frees_add(sh, 5, 100, 10);
-    shared_frees_add(sh, 4, 200, 30);
-    shared_frees_add(sh, 9, 300, 0); /* nothing */
+    shared_frees_add(sh, 3, 0, 10, 0);
+    shared_frees_add(sh, 5, 100, 10, 0);
+    shared_frees_add(sh, 4, 200, 30, 1);
+    shared_frees_add(sh, 9, 300, 0, 0); /* nothing */
     ck_assert_uint_eq(shared_frees_count(sh), 3);
     ck_assert_uint_eq(shared_frees_bytes(sh), 50);
     ck_assert_uint_eq(shared_frees_take(sh, 5, collect_cb, &p), 2);
@@ -812,6 +838,8 @@ START_TEST(frees_take_exact)
     ck_assert_uint_eq(out[0].len, 10);
     ck_assert_uint_eq(out[1].start, 200);
     ck_assert_uint_eq(out[1].len, 30);
+    ck_assert_int_eq(out[0].phys, 0); /* each with its kind */
+    ck_assert_int_eq(out[1].phys, 1);
     ck_assert_uint_eq(shared_frees_count(sh), 1);
     ck_assert_uint_eq(shared_frees_bytes(sh), 10);
     shared_unlock(sh);
@@ -944,7 +972,7 @@ static int race_worker(struct box *b, struct race_truth *tr, unsigned seed, doub
             rc = shared_lock(sh);
             if (rc != COW_OK)
                 return 22;
-            shared_frees_add(sh, 1, test_rand(&rs) % (1 << 20), 4096);
+            shared_frees_add(sh, 1, test_rand(&rs) % (1 << 20), 4096, 0);
             shared_unlock(sh);
         }
         if (maps_deleted(b->shm))

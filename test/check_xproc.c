@@ -522,6 +522,264 @@ START_TEST(xproc_kill_loop)
 }
 END_TEST
 
+/* A child process of the pending-frees tests, made with kid_start before
+ * the parent opens any store (a fork copies no thread): it runs FN(PATH,
+ * IN, OUT) and exits with its result (0, or the line that failed). */
+struct kid {
+    pid_t pid;
+    int to, from; /* the parent's ends */
+};
+
+static void kid_start(struct kid *k, int (*fn)(const char *, int, int), const char *path)
+{
+    int p2c[2], c2p[2];
+    ck_assert_int_eq(pipe(p2c), 0);
+    ck_assert_int_eq(pipe(c2p), 0);
+    k->pid = fork();
+    ck_assert_int_ge(k->pid, 0);
+    if (k->pid == 0) {
+        close(p2c[1]);
+        close(c2p[0]);
+        int line = fn(path, p2c[0], c2p[1]);
+        if (line)
+            fprintf(stderr, "child failed at check_xproc.c:%d: %s\n", line,
+                    cow_store_last_error(NULL));
+        _exit(line != 0);
+    }
+    close(p2c[0]);
+    close(c2p[1]);
+    k->to = p2c[1];
+    k->from = c2p[0];
+}
+
+/* Lets K take its step and waits for it to say it is done (or to end). */
+static void kid_step(struct kid *k)
+{
+    pass(k->to);
+    if (!await(k->from)) {
+        int status;
+        waitpid(k->pid, &status, 0);
+        ck_abort_msg("a child failed (its line above; signal %d)",
+                     WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    }
+}
+
+static void kid_end(struct kid *k)
+{
+    int status;
+    close(k->to);
+    close(k->from);
+    waitpid(k->pid, &status, 0);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "a child failed (its line above; signal %d)",
+                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+/* Writes NB blocks of pattern (WHO, T) to file NAME, block i at block
+ * i * STRIDE (a stride over 1: one extent per block, each fitting any
+ * hole). */
+static int write_blocks_at(cow_store *st, const char *name, int who, int t, unsigned nb,
+                           unsigned stride)
+{
+    cow_file *f;
+    uint8_t b[BLK];
+    if (cow_file_open(st, name, 1, &f) != COW_OK)
+        return -1;
+    for (unsigned i = 0; i < nb; i++) {
+        block_bytes(b, who, t, i);
+        if (cow_file_write(f, b, BLK, (uint64_t)i * stride * BLK) != COW_OK)
+            return -1;
+    }
+    cow_file_close(f);
+    return 0;
+}
+
+static int write_blocks(cow_store *st, const char *name, int who, int t, unsigned nb)
+{
+    return write_blocks_at(st, name, who, t, nb, 1);
+}
+
+/* 0 if file NAME holds NB blocks of pattern (WHO, T). */
+static int check_blocks(cow_store *st, const char *name, int who, int t, unsigned nb)
+{
+    cow_file *f;
+    uint8_t want[BLK], got[BLK];
+    if (cow_file_open(st, name, 0, &f) != COW_OK)
+        return -1;
+    for (unsigned i = 0; i < nb; i++) {
+        size_t n;
+        block_bytes(want, who, t, i);
+        if (cow_file_read(f, got, BLK, (uint64_t)i * BLK, &n) != COW_OK || n != BLK ||
+            memcmp(got, want, BLK) != 0) {
+            cow_file_close(f);
+            return -1;
+        }
+    }
+    cow_file_close(f);
+    return 0;
+}
+
+/* Three commits: what the first freed is pinned, then cooling, then held
+ * for the readers of other processes (invariant 9). */
+static int commit3(cow_store *st)
+{
+    for (int i = 0; i < 3; i++)
+        if (cow_store_commit(st) != COW_OK)
+            return -1;
+    return 0;
+}
+
+#define PF_BLOCKS 96
+
+/* xproc_opener_holds_frees's reader: opens read-only (its generation
+ * pinned from the start), and at its second step, without a refresh,
+ * reads the file as it was when it opened. */
+static int pf_reader(const char *path, int in, int out)
+{
+    cow_store *st;
+    if (!await(in) || cow_store_open(path, COW_OPEN_READONLY, &st) != COW_OK)
+        return __LINE__;
+    pass(out);
+    if (!await(in))
+        return __LINE__;
+    if (check_blocks(st, "db", 0, 0, PF_BLOCKS) != 0)
+        return __LINE__;
+    if (cow_store_close(st) != COW_OK)
+        return __LINE__;
+    pass(out);
+    return 0;
+}
+
+/* xproc_opener_holds_frees's new owner: opens the container (the owner
+ * from its open on) and writes four times as many blocks as the reader's
+ * file has, each its own extent, which lands in whatever space is free
+ * from the bottom up. */
+static int pf_opener(const char *path, int in, int out)
+{
+    cow_store *st;
+    if (!await(in) || cow_store_open(path, 0, &st) != COW_OK)
+        return __LINE__;
+    if (write_blocks_at(st, "x", 2, 2, 4 * PF_BLOCKS, 2) || commit3(st) ||
+        cow_store_close(st) != COW_OK)
+        return __LINE__;
+    pass(out);
+    return 0;
+}
+
+/* A process that becomes the owner at its open holds back what earlier
+ * owners freed while another process's reader still reads it: a reader
+ * pinned at generation G; the owner rewrites the file (freeing G's blocks,
+ * held for the reader, in the shared pending frees) and closes; a new
+ * process opens, owns, and writes four times as much; the reader then
+ * reads G's file, byte for byte.  Fails when open builds its map without
+ * the pending frees (store.c cow_store_open, invariant 9). */
+START_TEST(xproc_opener_holds_frees)
+{
+    char *dir = test_mkdtemp();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/of.db", dir);
+    struct kid rd, op;
+    kid_start(&rd, pf_reader, path);
+    kid_start(&op, pf_opener, path);
+    cow_store *st;
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    ck_assert_int_eq(write_blocks(st, "db", 0, 0, PF_BLOCKS), 0);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    kid_step(&rd); /* it opened: generation G pinned */
+    ck_assert_int_eq(write_blocks(st, "db", 1, 1, PF_BLOCKS), 0);
+    ck_assert_int_eq(commit3(st), 0);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    kid_step(&op);
+    kid_step(&rd);
+    kid_end(&op);
+    kid_end(&rd);
+    test_fsck_clean(path);
+    unlink(path);
+    test_rmdir(dir);
+}
+END_TEST
+
+/* xproc_frees_past_end's second owner: takes the ownership from the
+ * parent (which then reads its generation) and rewrites the relocated
+ * file, whose old blocks have logical addresses past the file's end. */
+static int pe_rewriter(const char *path, int in, int out)
+{
+    cow_store *st;
+    if (!await(in) || cow_store_open(path, 0, &st) != COW_OK)
+        return __LINE__;
+    if (write_blocks(st, "db", 1, 1, PF_BLOCKS) || commit3(st) ||
+        cow_store_close(st) != COW_OK)
+        return __LINE__;
+    pass(out);
+    return 0;
+}
+
+/* xproc_frees_past_end's third owner: a fresh map at its open, with the
+ * pending frees held; one commit, whose superblock records the map's end
+ * as the container's size. */
+static int pe_opener(const char *path, int in, int out)
+{
+    cow_store *st;
+    if (!await(in) || cow_store_open(path, 0, &st) != COW_OK)
+        return __LINE__;
+    if (write_blocks(st, "c", 2, 2, 1) || cow_store_commit(st) != COW_OK ||
+        cow_store_close(st) != COW_OK)
+        return __LINE__;
+    pass(out);
+    return 0;
+}
+
+/* A pending free keeps its kind: relocation leaves a file's extents at
+ * logical addresses past the (cut) file's end, stored low; another owner
+ * frees them while this process reads; a third process opens as owner and
+ * holds the pending frees back.  A logical run held in the physical map
+ * would make its superblock claim a container larger than the file, and
+ * every process's next load fail ("truncated").  Fails when the pending
+ * frees do not say which map a run is of (store/shared.c, alloc.c
+ * hold_one; invariant 12). */
+START_TEST(xproc_frees_past_end)
+{
+    char *dir = test_mkdtemp();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/pe.db", dir);
+    struct kid rw, op;
+    kid_start(&rw, pe_rewriter, path);
+    kid_start(&op, pe_opener, path);
+    cow_store *st;
+    cow_file *low;
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    struct cow_reloc_config rc;
+    cow_store_get_reloc(st, &rc);
+    rc.enabled = 0; /* the explicit balance below only */
+    cow_store_set_reloc(st, &rc);
+    /* "low" first, "db" above it; "low" goes, and the balance moves db's
+     * groups into the hole it left, their logical addresses kept */
+    ck_assert_int_eq(write_blocks(st, "low", 3, 3, 8 * PF_BLOCKS), 0);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(write_blocks(st, "db", 0, 0, PF_BLOCKS), 0);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(cow_file_open(st, "low", 1, &low), COW_OK);
+    ck_assert_int_eq(cow_file_truncate(low, 0), COW_OK);
+    cow_file_close(low);
+    ck_assert_int_eq(commit3(st), 0);
+    struct cow_balance_opts o = {100, 0, NULL, NULL};
+    ck_assert_int_eq(cow_store_balance(st, &o, NULL), COW_OK);
+    struct cow_df df;
+    ck_assert_int_eq(cow_store_df(st, &df), COW_OK);
+    ck_assert_uint_gt(df.remapped_bytes, 0);
+    kid_step(&rw); /* this process is a reader of its generation now */
+    kid_step(&op);
+    ck_assert_msg(cow_store_refresh(st) == COW_OK, "refresh: %s", cow_store_last_error(st));
+    ck_assert_int_eq(check_blocks(st, "db", 1, 1, PF_BLOCKS), 0);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    kid_end(&rw);
+    kid_end(&op);
+    test_fsck_clean(path);
+    unlink(path);
+    test_rmdir(dir);
+}
+END_TEST
+
 Suite *xproc_suite(void)
 {
     Suite *s = suite_create("xproc");
@@ -530,5 +788,7 @@ Suite *xproc_suite(void)
     test_case(s, "xproc_killed", 120, xproc_owner_killed, NULL);
     test_case(s, "xproc_pin", 120, xproc_reader_keeps_its_generation, NULL);
     test_case(s, "xproc_kill", 300, xproc_kill_loop, NULL);
+    test_case(s, "xproc_opener_frees", 120, xproc_opener_holds_frees, NULL);
+    test_case(s, "xproc_frees_end", 120, xproc_frees_past_end, NULL);
     return s;
 }
