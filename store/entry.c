@@ -1,11 +1,13 @@
 /*
  * entry.c - the store's entry points that change the container, each
  * between xproc_enter() and xproc_leave(): this process becomes the
- * container's owner first (docs/DESIGN.md, "Several processes").  The
- * bodies are the files' (file.c) and the subvolumes' (subvol.c); this
- * layer sits above them and above xproc.c, so that no module calls one
- * above it.  Opens try without the ownership first: an existing file
- * opens in any process.
+ * container's owner first (docs/DESIGN.md, "Several processes"); and those
+ * that read it without a lock of SQLite's (a file's bytes and size, a
+ * name's lookup), each between xproc_view_begin() and xproc_view_end():
+ * after an unpin, the view is refreshed first.  The bodies are the files'
+ * (file.c) and the subvolumes' (subvol.c); this layer sits above them and
+ * above xproc.c, so that no module calls one above it.  Opens try without
+ * the ownership first: an existing file opens in any process.
  */
 #include "store_int.h"
 #include "xproc.h"
@@ -20,9 +22,27 @@
         return rc_;                                                                            \
     } while (0)
 
+/* A read, between xproc_view_begin() and xproc_view_end(): after an
+ * unpin, the view is refreshed (and pinned) first. */
+#define VIEWED(st, call)                                                                       \
+    do {                                                                                       \
+        int rc_ = xproc_view_begin(st);                                                        \
+        if (rc_)                                                                               \
+            return rc_;                                                                        \
+        rc_ = (call);                                                                          \
+        xproc_view_end(st);                                                                    \
+        return rc_;                                                                            \
+    } while (0)
+
+static int open_existing(cow_store *st, const char *subvol, const char *name, cow_file **out)
+{
+    VIEWED(st, subvol ? subvol_file_open(st, subvol, name, 0, out)
+                      : file_open_in(st, &st->fs_tree, name, 0, out));
+}
+
 int cow_file_open(cow_store *st, const char *name, int create, cow_file **out)
 {
-    int rc = file_open_in(st, &st->fs_tree, name, 0, out);
+    int rc = open_existing(st, NULL, name, out);
     if (rc != COW_ENOENT || !create)
         return rc;
     ENTERED(st, file_open_in(st, &st->fs_tree, name, 1, out));
@@ -31,10 +51,38 @@ int cow_file_open(cow_store *st, const char *name, int create, cow_file **out)
 int cow_subvol_file_open(cow_store *st, const char *subvol, const char *name, int create,
                          cow_file **out)
 {
-    int rc = subvol_file_open(st, subvol, name, 0, out);
+    int rc = open_existing(st, subvol, name, out);
     if (rc != COW_ENOENT || !create)
         return rc;
     ENTERED(st, subvol_file_open(st, subvol, name, 1, out));
+}
+
+int cow_file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nread)
+{
+    *nread = 0;
+    VIEWED(f->st, file_read(f, buf, len, off, nread));
+}
+
+int cow_file_size(cow_file *f, uint64_t *size)
+{
+    VIEWED(f->st, file_size(f, size));
+}
+
+int cow_file_fetch(cow_file *f, uint64_t off, size_t len, void **pp)
+{
+    VIEWED(f->st, file_fetch(f, off, len, pp));
+}
+
+int cow_exists(cow_store *st, const char *name, int *exists)
+{
+    *exists = 0;
+    VIEWED(st, file_exists(st, name, exists));
+}
+
+int cow_subvol_exists(cow_store *st, const char *subvol, const char *name, int *exists)
+{
+    *exists = 0;
+    VIEWED(st, subvol_exists(st, subvol, name, exists));
 }
 
 void cow_file_close(cow_file *f)

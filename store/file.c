@@ -517,7 +517,7 @@ void file_close(cow_file *f)
     free(f);
 }
 
-int cow_file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nread)
+int file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nread)
 {
     cow_store *st = f->st;
     struct cow_inode *in = f->inode;
@@ -633,7 +633,7 @@ int file_preallocate(cow_file *f, uint64_t end)
     return rc;
 }
 
-int cow_file_size(cow_file *f, uint64_t *size)
+int file_size(cow_file *f, uint64_t *size)
 {
     cow_store *st = f->st;
     LOCK(st);
@@ -686,7 +686,7 @@ int file_sync(cow_file *f)
     return rc;
 }
 
-int cow_file_fetch(cow_file *f, uint64_t off, size_t len, void **pp)
+int file_fetch(cow_file *f, uint64_t off, size_t len, void **pp)
 {
     cow_store *st = f->st;
     struct cow_inode *in = f->inode;
@@ -825,7 +825,7 @@ int file_unlink(cow_store *st, const char *name)
     return rc;
 }
 
-int cow_exists(cow_store *st, const char *name, int *exists)
+int file_exists(cow_store *st, const char *name, int *exists)
 {
     uint64_t ino;
     *exists = 0;

@@ -675,7 +675,7 @@ uint64_t reloc_test_cut_target(cow_store *st, uint64_t size)
 
 /* The file's size in bytes (st->file_bytes, or the device's).  Lock
  * held.  Errors: the device's (size). */
-static int file_size(cow_store *st, uint64_t *size)
+static int container_size(cow_store *st, uint64_t *size)
 {
     if (!st->file_bytes) {
         int rc = st->dev->size(st->dev, &st->file_bytes);
@@ -692,7 +692,7 @@ static int trim(cow_store *st, uint64_t max_cut, int *more)
 {
     lk_assert_held(&st->lock);
     uint64_t size;
-    int rc = file_size(st, &size);
+    int rc = container_size(st, &size);
     uint64_t need = rc ? 0 : cut_target(st, size, max_cut, more);
     if (!need)
         return rc;
@@ -717,7 +717,7 @@ int reloc_trim(cow_store *st)
 static int cut_unlocked(cow_store *st, uint64_t max_cut, int *more)
 {
     uint64_t size;
-    int rc = file_size(st, &size);
+    int rc = container_size(st, &size);
     uint64_t need = rc ? 0 : cut_target(st, size, max_cut, more);
     if (!need)
         return rc;
@@ -729,7 +729,7 @@ static int cut_unlocked(cow_store *st, uint64_t max_cut, int *more)
     LOCK(st);
     if (rc) {
         st->file_bytes = 0; /* unknown: asked again below */
-        (void)file_size(st, &size);
+        (void)container_size(st, &size);
         *more = 0;
     }
     return rc;

@@ -456,6 +456,10 @@ struct cow_store {
                              * reload of a view (xproc.c reload) */
     int view_partial;       /* the last reload was such a view: the free
                              * space map is empty (cow_store_df loads it) */
+    int unpinned;           /* this process pins no generation (xproc_unpin):
+                             * its next read refreshes first */
+    int view_users;         /* reads in progress through entry.c
+                             * (xproc_view_begin): no unpin meanwhile */
     uint64_t load_published; /* commit_load takes the superblock of this
                               * generation as whole without reading its
                               * commit list: another process published it
@@ -806,6 +810,12 @@ int file_sync(cow_file *f);
 int file_unlink(cow_store *st, const char *name);
 int file_rename(cow_store *st, const char *from, const char *to);
 void file_close(cow_file *f);
+/* the bodies of cow_file_read, cow_file_size, cow_file_fetch and
+ * cow_exists (store/entry.c wraps them: xproc_view_begin) */
+int file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nread);
+int file_size(cow_file *f, uint64_t *size);
+int file_fetch(cow_file *f, uint64_t off, size_t len, void **pp);
+int file_exists(cow_store *st, const char *name, int *exists);
 int file_open_in(cow_store *st, struct cow_root *r, const char *name, int create,
                  cow_file **out);
 void file_drop_inodes(cow_store *st);
@@ -820,6 +830,7 @@ int subvol_delete(cow_store *st, const char *name);
 int subvol_unlink(cow_store *st, const char *subvol, const char *name);
 int subvol_file_open(cow_store *st, const char *subvol, const char *name, int create,
                      cow_file **out);
+int subvol_exists(cow_store *st, const char *subvol, const char *name, int *exists);
 
 /* ---- pcache.c (page cache, delayed allocation) ---- */
 /* Initialises IN's page cache and invalidate lock (a new inode). */

@@ -505,11 +505,11 @@ int subvol_file_open(cow_store *st, const char *subvol, const char *name, int cr
     return rc;
 }
 
-int cow_subvol_exists(cow_store *st, const char *subvol, const char *name, int *exists)
+int subvol_exists(cow_store *st, const char *subvol, const char *name, int *exists)
 {
     *exists = 0;
     if (!subvol || !*subvol)
-        return cow_exists(st, name, exists);
+        return file_exists(st, name, exists);
     if (!file_name_valid(name))
         return cow_set_error(COW_EINVAL, "bad file name");
     cow_mutex_lock(&st->lock);

@@ -429,9 +429,13 @@ int xproc_yield_locked(cow_store *st)
     int rc = publish_locked(st);
     if (!rc && shared_owner_wanted(st->shared) && st->own_users == 0 && !st->ndirty &&
         !st->txn_dirty) {
-        /* from now on a view of what it published */
+        /* from now on a view of what it published; pinned only if
+         * something of this process reads (not after xproc_unpin: an idle
+         * process's next read refreshes first) */
+        int idle = __atomic_load_n(&st->unpinned, __ATOMIC_ACQUIRE) &&
+                   __atomic_load_n(&st->view_users, __ATOMIC_ACQUIRE) == 0;
         shared_lock(st->shared);
-        shared_pin(st->shared, st->generation);
+        shared_pin(st->shared, idle ? 0 : st->generation);
         /* its map is of this generation, with everything journalled up to
          * here: the base of its next ownership (alloc_apply_journal).
          * Changes to the map that no commit took (none should be left:
@@ -478,6 +482,12 @@ int xproc_refresh(cow_store *st)
 {
     if (!st->shared)
         return COW_OK;
+    if (__atomic_load_n(&st->unpinned, __ATOMIC_ACQUIRE)) {
+        LOCK(st);
+        /* pinned again below (a view), or not needed (the owner) */
+        __atomic_store_n(&st->unpinned, 0, __ATOMIC_RELEASE);
+        UNLOCK(st);
+    }
     if (shared_is_owner(st->shared)) {
         /* the owner reads what it has now; what it frees waits for its
          * own flushed commits (invariant 7), not for a pin (one atomic
@@ -510,10 +520,34 @@ void xproc_unpin(cow_store *st)
     LOCK(st);
     /* the next refresh compares the publication with what this process
      * loaded: a commit since (the only thing that releases space) makes
-     * it reload before reading */
-    if (!shared_is_owner(st->shared))
-        shared_pin(st->shared, 0);
+     * it reload before reading; a read in progress keeps the pin */
+    if (__atomic_load_n(&st->view_users, __ATOMIC_ACQUIRE) == 0) {
+        /* the owner has no pin; the flag tells its yield not to take one */
+        if (!shared_is_owner(st->shared))
+            shared_pin(st->shared, 0);
+        __atomic_store_n(&st->unpinned, 1, __ATOMIC_RELEASE);
+    }
     UNLOCK(st);
+}
+
+int xproc_view_begin(cow_store *st)
+{
+    if (!st->shared)
+        return COW_OK;
+    LOCK(st); /* against xproc_unpin: it sees this read, or this sees it */
+    __atomic_add_fetch(&st->view_users, 1, __ATOMIC_ACQ_REL);
+    int unpinned = __atomic_load_n(&st->unpinned, __ATOMIC_ACQUIRE);
+    UNLOCK(st);
+    int rc = unpinned ? xproc_refresh(st) : COW_OK;
+    if (rc)
+        xproc_view_end(st);
+    return rc;
+}
+
+void xproc_view_end(cow_store *st)
+{
+    if (st->shared)
+        __atomic_sub_fetch(&st->view_users, 1, __ATOMIC_RELEASE);
 }
 
 #ifdef COW_DEBUG

@@ -118,8 +118,28 @@ int xproc_full_view(cow_store *st);
 void xproc_logged(cow_store *st);
 
 /* cow_store_unpin: this process reads nothing until its next refresh; its
- * pin in the reader table goes (not the owner's: it has none). */
+ * pin in the reader table goes (the owner has none, and takes none when
+ * it lets go: xproc_yield_locked), unless a read through xproc_view_begin
+ * is in progress (then nothing changes).
+ * The next xproc_view_begin refreshes first.  Takes store->lock. */
 void xproc_unpin(cow_store *st);
+
+/*
+ * Around a read of the container that the VFS may make while none of its
+ * connections holds a lock (SQLite reads a database header, opens and
+ * looks up files without one): store/entry.c wraps cow_file_read,
+ * cow_file_size, cow_file_fetch, cow_exists and cow_subvol_exists, and
+ * the lookups of cow_file_open, in them.  After xproc_unpin, begin
+ * refreshes first (xproc_refresh: pinned again, on the latest
+ * publication); between begin and end no unpin takes effect, so what the
+ * read reaches is never reused meanwhile (invariant 9).  An idea of
+ * LMDB's reader table (mdb.c, mdb_txn_renew0: a read-only transaction
+ * takes its slot's txnid before it reads, and mdb_txn_reset gives it
+ * back).  begin takes store->lock; errors (then no end): xproc_refresh's.
+ * end: one atomic decrement.
+ */
+int xproc_view_begin(cow_store *st);
+void xproc_view_end(cow_store *st);
 
 /*
  * The committer thread's check, store->lock held (let go meanwhile): when

@@ -123,6 +123,9 @@ struct cowContainer {
                             * (atomic access) as a hint */
     char *zCollect;        /* a super-journal a stale mirror named, for
                             * cowvfsMirrorCollect, or NULL */
+    int nReading;          /* connections of the process that may read the
+                            * container now (cowvfsReadBegin): at 0 its
+                            * generation is unpinned */
 };
 
 /*
@@ -188,6 +191,8 @@ struct cowFile {
                             * changed only under pInode->mutex */
     int szChunk;           /* SQLITE_FCNTL_CHUNK_SIZE: preallocation unit, or 0 */
     cowShm *pShm;          /* the WAL-index attachment, or NULL */
+    int bReadPin;          /* counted in pCont->nReading for a SHARED lock
+                            * outside WAL mode (cowvfsReadBegin) */
     cowFile *pNextDb;      /* main databases: next in pInode->pFiles;
                             * protected by pInode->mutex */
 };
@@ -226,6 +231,23 @@ void cowvfsInodeRelease(cowInode *pInode, int bUnlink);
 extern const sqlite3_io_methods cowvfsIoMethods;
 int cowvfsCommitTxn(cowFile *p);
 int cowvfsStoreRefresh(cowInode *pInode);
+/*
+ * Idle pins (docs/DESIGN.md, "Several processes"): PCONT->nReading counts
+ * the connections of this process that may read the container now: a
+ * database file holding SHARED or more outside WAL mode (cowFile.bReadPin;
+ * in WAL mode SQLite holds SHARED for the connection's whole life), and a
+ * WAL-index attachment holding any lock slot (a read mark, the writer's,
+ * the checkpointer's).  cowvfsReadBegin counts one up, before the refresh
+ * that follows the lock; cowvfsReadEnd counts one down, and the last one
+ * unpins the process's generation (cow_store_unpin), so that an idle
+ * connection (a shell left open) does not keep the owner from reusing
+ * what it freed since.  Whatever reads the store later refreshes first
+ * (the lock's refresh, or the store's own, store/xproc.h
+ * xproc_view_begin).  Both take pCont->mutex (and, inside it, the store's
+ * lock).
+ */
+void cowvfsReadBegin(cowContainer *pCont);
+void cowvfsReadEnd(cowContainer *pCont);
 int cowvfsStorePublish(cowFile *p);
 void cowvfsSetCommitInterval(cowInode *pInode, unsigned ms);
 void cowvfsSetDirtyLimit(cowInode *pInode, sqlite3_uint64 nBytes);

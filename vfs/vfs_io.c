@@ -142,6 +142,22 @@ int cowvfsStoreRefresh(cowInode *pInode)
     return cowvfsError(pInode->pStore, crc, COWVFS_OP_IO, "refresh", pInode->pCont->zPath, 0);
 }
 
+void cowvfsReadBegin(cowContainer *pCont)
+{
+    cowvfsMutexEnter(&pCont->mutex);
+    pCont->nReading++;
+    cowvfsMutexLeave(&pCont->mutex);
+}
+
+void cowvfsReadEnd(cowContainer *pCont)
+{
+    cowvfsMutexEnter(&pCont->mutex);
+    assert(pCont->nReading > 0);
+    if (--pCont->nReading == 0)
+        cow_store_unpin(pCont->pStore);
+    cowvfsMutexLeave(&pCont->mutex);
+}
+
 /*
  * Makes the changes of P's store readable by other processes
  * (cow_store_publish: writes back, commits without flush, bumps the shared
@@ -228,6 +244,10 @@ static int cowUnlock(sqlite3_file *pFile, int eFileLock)
                     : pInode->nShared ? SHARED_LOCK
                                       : NO_LOCK;
     cowvfsMutexLeave(&pInode->mutex);
+    if (p->eFileLock == NO_LOCK && p->bReadPin) {
+        p->bReadPin = 0;
+        cowvfsReadEnd(pInode->pCont);
+    }
 out:
     return rc;
 }
@@ -348,6 +368,10 @@ out:
     if (rc == SQLITE_MISUSE)
         cowIoRefuse(p, rc, "lock", 0, "bad lock request");
     if (bRefresh) {
+        if (!p->pShm) { /* WAL mode: the WAL-index locks count */
+            p->bReadPin = 1;
+            cowvfsReadBegin(pInode->pCont);
+        }
         rc = cowvfsStoreRefresh(pInode);
         if (rc != SQLITE_OK)
             cowUnlock(pFile, NO_LOCK);

@@ -519,6 +519,8 @@ int cowvfsShmLock(sqlite3_file *pFile, int ofst, int n, int flags)
     int rc2;
     int bLocked = 0;
     int bRefresh = 0;
+    int bHeld = 0; /* the connection held a slot before */
+    int bHolds = 0; /* and after */
 
     if (ofst < 0 || n < 1 || ofst + n > SQLITE_SHM_NLOCK ||
         (flags != (SQLITE_SHM_LOCK | SQLITE_SHM_SHARED) &&
@@ -542,6 +544,7 @@ int cowvfsShmLock(sqlite3_file *pFile, int ofst, int n, int flags)
     }
     bLocked = 1;
     pShm = p->pShm;
+    bHeld = (pShm->sharedMask | pShm->exclMask) != 0;
 
     if (flags & SQLITE_SHM_UNLOCK) {
         rc2 = cowShmRelease(pInode, pShm, ofst, n);
@@ -553,9 +556,23 @@ int cowvfsShmLock(sqlite3_file *pFile, int ofst, int n, int flags)
     } else {
         rc = cowShmLockExcl(pInode, pShm, ofst, n);
     }
+    bHolds = (pShm->sharedMask | pShm->exclMask) != 0;
+    /* the first slot a connection takes may begin a read (a checkpoint
+     * reads the WAL holding no read mark): refreshed as a read mark is */
+    if (!bHeld && bHolds)
+        bRefresh = 1;
 out:
     if (bLocked)
         cowvfsMutexLeave(&pInode->mutex);
+    /* counted while it holds a slot (cowvfsReadBegin), from before the
+     * refresh on */
+    if (!bHeld && bHolds)
+        cowvfsReadBegin(pInode->pCont);
+    if (p->bReadPin && p->pShm) {
+        /* in WAL mode now: the WAL-index locks count, not SHARED */
+        p->bReadPin = 0;
+        cowvfsReadEnd(pInode->pCont);
+    }
     if (bRefresh) {
         rc = cowvfsStoreRefresh(pInode);
         if (rc != SQLITE_OK) {
@@ -564,6 +581,8 @@ out:
             cowvfsMutexLeave(&pInode->mutex);
         }
     }
+    if ((bHeld || bHolds) && p->pShm && (p->pShm->sharedMask | p->pShm->exclMask) == 0)
+        cowvfsReadEnd(pInode->pCont);
     return rc;
 }
 
@@ -602,11 +621,19 @@ int cowvfsShmUnmap(sqlite3_file *pFile, int deleteFlag)
     cowShmNode *pNode = &pInode->shm;
     cowShm *pShm = p->pShm;
     cowShm **pp;
+    int bHeld;
 
     (void)deleteFlag;
     if (pShm == 0)
         goto out;
+    /* out of WAL mode with SHARED held: that lock counts again (idle
+     * pins, cowvfsReadBegin) */
+    if (p->eFileLock >= SHARED_LOCK && !p->bReadPin) {
+        p->bReadPin = 1;
+        cowvfsReadBegin(pInode->pCont);
+    }
     cowvfsMutexEnter(&pInode->mutex);
+    bHeld = (pShm->sharedMask | pShm->exclMask) != 0;
     cowShmRelease(pInode, pShm, 0, SQLITE_SHM_NLOCK);
     for (pp = &pNode->pFirst; *pp; pp = &(*pp)->pNext) {
         if (*pp == pShm) {
@@ -617,6 +644,8 @@ int cowvfsShmUnmap(sqlite3_file *pFile, int deleteFlag)
     if (pNode->pFirst == 0)
         cowShmCloseNode(pInode);
     cowvfsMutexLeave(&pInode->mutex);
+    if (bHeld)
+        cowvfsReadEnd(pInode->pCont);
     p->pShm = 0;
     sqlite3_free(pShm);
 out:
