@@ -50,6 +50,7 @@ int em_inode_read(cow_store *st, struct cow_inode *in)
     in->size = in->disk_size = get64(it + INODE_SIZE);
     in->nblocks = get64(it + INODE_NBLOCKS);
     in->generation = get64(it + INODE_GENERATION);
+    in->item_transid = get64(it + INODE_TRANSID);
     return COW_OK;
 }
 
@@ -65,6 +66,7 @@ int em_inode_save(cow_store *st, struct cow_inode *in)
     put64(it + INODE_MTIME, now_ns());
     struct cow_key k = {in->ino, COW_INODE_ITEM, 0};
     in->log_size = 1;
+    in->item_transid = st->transid;
     return bt_put(st, in->root, &k, it, sizeof it);
 }
 

@@ -799,6 +799,24 @@ int file_reload_inode(cow_store *st, struct cow_inode *in)
     lk_assert_held(&st->lock);
     uint64_t ino = 0;
     int rc = in->name ? file_lookup(st, in->root, in->name, &ino) : COW_ENOENT;
+    if (rc == COW_OK && ino == in->ino && in->item_transid) {
+        /* The same file: unchanged since its state was read or saved if
+         * its item's transid is the same (every change of its bytes,
+         * size or extents saves the item, em_inode_save), and then its
+         * cached pages are still its bytes (a relocation moves the
+         * extents, not the bytes).  Readers of a WAL database keep the
+         * database's pages across the refreshes the WAL's commits cause
+         * (issue 15: refresh what changed, not what did not). */
+        uint64_t had = in->item_transid;
+        in->orphan = 0;
+        rc = em_inode_read(st, in);
+        if (rc || in->item_transid == had)
+            return rc;
+        pc_punch(st, in, 0);
+        em_clear_modified(in);
+        in->orphan = 0;
+        return COW_OK;
+    }
     pc_punch(st, in, 0);
     em_clear_modified(in);
     if (rc == COW_ENOENT) {

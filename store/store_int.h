@@ -240,6 +240,10 @@ struct cow_inode {
                         * (btrfs's disk_i_size) */
     uint64_t nblocks;  /* blocks referenced by EXTENT_DATA items */
     uint64_t generation;
+    uint64_t item_transid; /* INODE_TRANSID of the item its state comes
+                        * from (read, or saved by this process): a reload
+                        * that finds the same keeps its cached pages
+                        * (file_reload_inode); 0 unknown */
     int nopen;         /* handles open on it */
     int orphan;        /* unlinked while open: freed at last close */
     /* The extent map's modified ranges (extent_map.h em_mark_modified):
@@ -310,6 +314,10 @@ struct cow_store {
     struct byte_run *ppinned;
     size_t nppinned, cppinned;
     size_t npinned_remapped;
+    /* Pinned runs [0, npinned_dropped) have been taken out of the one-flush
+     * list of blocks written (txn_wlog_drop_freed): a later commit looks
+     * at the runs pinned since only. */
+    size_t npinned_dropped;
     /* What the last flushed commit freed (logical and physical runs): kept
      * out of allocation until the next flushed commit, so that the commit
      * before the newest stays whole on the device (open falls back to it

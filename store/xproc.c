@@ -200,6 +200,9 @@ static int reload_ex(cow_store *st, int owner, int full, int recover)
     st->keep_alloc = 0;
     st->load_published = 0;
     st->view_load = 0;
+    /* the journal may have taken pinned runs out of the list (reused by
+     * another owner); nothing is listed as written yet */
+    st->npinned_dropped = st->npinned;
     /* the superblock and trees are read: the owner's next superblock may
      * be written (commit.c takes the mutex for it) */
     if (sh)
