@@ -37,7 +37,11 @@
  * It exists only during such a commit and, after a crash in one, until
  * recovery has rolled every child back.  A super-journal inside a container
  * (store file "db-mj01ABCD9EF", made by versions before this rule) is still
- * found, read and deleted, never created.
+ * found, read and deleted, never created, except for a device container
+ * (vfs_dev.h, RADOS): nothing is "beside" an object, and a child on
+ * another client must find it, so its super-journals are store files of
+ * the main database's container (cowSuperBeside), and it has no journal
+ * mirror (vfs_mirror.c).
  *
  * SNAPSHOTS AND BRANCHES.  The URI parameter snapshot=NAME or branch=NAME
  * of a main database names a database of the container other than the live
@@ -354,6 +358,17 @@ out:
 static int cowIsSuperJournal(const char *zName)
 {
     return cowSuffixOffset(zName, SQLITE_OPEN_SUPER_JOURNAL) > 0;
+}
+
+/* 1 if super-journal ZNAME belongs beside its container, a file of the
+ * default VFS (SUPER-JOURNALS at the top): a file container's (a full path
+ * of the default VFS, starting with '/').  A device container's (vfs_dev.h:
+ * a RADOS object name) has no "beside" on this machine, and another
+ * client must find it: it is a store file of the main database's
+ * container, as every child of such a transaction is a container too. */
+static int cowSuperBeside(const char *zName)
+{
+    return !cowIsDevPath(zName);
 }
 
 /* 1 if the default VFS has file ZNAME (an error reads as no). */
@@ -853,7 +868,7 @@ static int cowOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, in
      * top); only one that an earlier version left in a container, which
      * SQLite opens to read, comes from the store. */
     if (eType == SQLITE_OPEN_SUPER_JOURNAL && cowIsSuperJournal(zName) &&
-        ((flags & SQLITE_OPEN_CREATE) || cowDefaultHas(zName))) {
+        cowSuperBeside(zName) && ((flags & SQLITE_OPEN_CREATE) || cowDefaultHas(zName))) {
         rc = gDefault->xOpen(gDefault, zName, pFile, flags, pOutFlags);
         goto out;
     }
@@ -1080,7 +1095,8 @@ static int cowDelete(sqlite3_vfs *pVfs, const char *zName, int syncDir)
     struct cowNameOp a;
 
     (void)pVfs;
-    if (nPrefix <= 0 || (cowIsSuperJournal(zName) && cowDefaultHas(zName))) {
+    if (nPrefix <= 0 ||
+        (cowIsSuperJournal(zName) && cowSuperBeside(zName) && cowDefaultHas(zName))) {
         rc = gDefault->xDelete(gDefault, zName, syncDir);
         goto out;
     }
@@ -1153,7 +1169,7 @@ static int cowAccess(sqlite3_vfs *pVfs, const char *zName, int flags, int *pResO
         rc = gDefault->xAccess(gDefault, zName, flags, pResOut);
         goto out;
     }
-    if (cowIsSuperJournal(zName)) {
+    if (cowIsSuperJournal(zName) && cowSuperBeside(zName)) {
         /* beside the container (SUPER-JOURNALS at the top), else maybe an
          * earlier version's inside it */
         rc = gDefault->xAccess(gDefault, zName, flags, pResOut);

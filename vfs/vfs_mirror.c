@@ -269,8 +269,10 @@ int cowvfsMirrorBeforeWrite(cowFile *p, const void *zBuf, int iAmt, sqlite3_int6
 
     assert(p->eType == SQLITE_OPEN_MAIN_JOURNAL && p->pCf);
     if (iAmt != 8 || memcmp(zBuf, aJournalMagic, 8) != 0 || iOfst < 16 ||
-        p->pInode->zSubvol[0] != 0)
-        return SQLITE_OK; /* the common case; or a branch (see the top) */
+        p->pInode->zSubvol[0] != 0 || pCont->zPath[0] != '/')
+        return SQLITE_OK; /* the common case; or a branch (see the top), or
+                           * a device container (vfs_dev.h: its path does not
+                           * start with '/'), which has no "beside" */
     if (cow_file_read(p->pCf, aLen, 8, (uint64_t)(iOfst - 8), &nRead) != COW_OK || nRead != 8)
         return SQLITE_OK; /* not a record SQLite wrote: SQLite reads it the same */
     len = mirrorGet32(aLen);

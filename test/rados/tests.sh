@@ -6,7 +6,7 @@
 # 0 failed); then cowctl --rados (import, refusal to overwrite, ls,
 # snapshot, branch, list, df, fsck, dump, export, delete, balance, a
 # container a writer holds refused, a missing one) and the sqlite3 shell
-# with the extension SO.  Exits 1 at the first failure.
+# with the extension SO, a multi-database transaction included.  Exits 1 at the first failure.
 set -u
 CHECK=$1 COWCTL=$2 SO=$3 SLT=$4 SLT_DIR=$5
 P=$COW_RADOS_POOL
@@ -58,4 +58,24 @@ grep -q "another client" "$T/err" || fail "ls while a writer has it: $(cat "$T/e
     fail "the writer's row"
 "$COWCTL" --rados "$P/no-such-$$" ls 2>"$T/err" && fail "ls of a missing container"
 grep -q "no container" "$T/err" || fail "ls of a missing container: $(cat "$T/err")"
+
+# a transaction over two attached RADOS databases (rollback journals): its
+# super-journal is a store file of the main database's container (there
+# is no "beside" a RADOS object, vfs.c SUPER-JOURNALS), gone after the
+# commit; both databases have the rows
+MA="$P/mA-$$" MB="$P/mB-$$"
+out=$(printf '.load %s
+.open file:%s?vfs=cow-rados
+PRAGMA journal_mode=DELETE;
+CREATE TABLE a(x);
+ATTACH '"'"'file:%s?vfs=cow-rados'"'"' AS b;
+PRAGMA b.journal_mode=DELETE;
+CREATE TABLE b.t(x);
+BEGIN; INSERT INTO a VALUES (1); INSERT INTO b.t VALUES (2); COMMIT;
+SELECT (SELECT count(*) FROM a) || (SELECT count(*) FROM b.t);
+' "$SO" "$MA" "$MB" |
+    sqlite3 2>&1) || fail "a multi-database commit: $out"
+[ "$(echo "$out" | tail -n 1)" = 11 ] || fail "a multi-database commit: $out"
+"$COWCTL" --rados "$MA" ls | grep -q -- "-mj" && fail "a super-journal left: $("$COWCTL" --rados "$MA" ls)"
+"$COWCTL" --rados "$MB" fsck -q || fail "fsck of the attached database"
 echo "test-rados: cowctl --rados: all passed"
