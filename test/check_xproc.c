@@ -524,13 +524,14 @@ END_TEST
 
 /* A child process of the pending-frees tests, made with kid_start before
  * the parent opens any store (a fork copies no thread): it runs FN(PATH,
- * IN, OUT) and exits with its result (0, or the line that failed). */
+ * IN, OUT, ARG) and exits with its result (0, or the line that failed). */
 struct kid {
     pid_t pid;
     int to, from; /* the parent's ends */
 };
 
-static void kid_start(struct kid *k, int (*fn)(const char *, int, int), const char *path)
+static void kid_start(struct kid *k, int (*fn)(const char *, int, int, const void *),
+                      const char *path, const void *arg)
 {
     int p2c[2], c2p[2];
     ck_assert_int_eq(pipe(p2c), 0);
@@ -540,7 +541,7 @@ static void kid_start(struct kid *k, int (*fn)(const char *, int, int), const ch
     if (k->pid == 0) {
         close(p2c[1]);
         close(c2p[0]);
-        int line = fn(path, p2c[0], c2p[1]);
+        int line = fn(path, p2c[0], c2p[1], arg);
         if (line)
             fprintf(stderr, "child failed at check_xproc.c:%d: %s\n", line,
                     cow_store_last_error(NULL));
@@ -631,11 +632,39 @@ static int commit3(cow_store *st)
 
 #define PF_BLOCKS 96
 
+/* One step of a process that becomes the owner at its open: writes NB
+ * blocks of pattern (WHO, T) to file NAME, block i at block i * STRIDE,
+ * makes COMMITS commits, closes. */
+struct owner_step {
+    const char *name;
+    int who, t;
+    unsigned nb, stride;
+    int commits;
+};
+
+static int owner_kid(const char *path, int in, int out, const void *arg)
+{
+    const struct owner_step *w = arg;
+    cow_store *st;
+    if (!await(in) || cow_store_open(path, 0, &st) != COW_OK)
+        return __LINE__;
+    if (write_blocks_at(st, w->name, w->who, w->t, w->nb, w->stride))
+        return __LINE__;
+    for (int i = 0; i < w->commits; i++)
+        if (cow_store_commit(st) != COW_OK)
+            return __LINE__;
+    if (cow_store_close(st) != COW_OK)
+        return __LINE__;
+    pass(out);
+    return 0;
+}
+
 /* xproc_opener_holds_frees's reader: opens read-only (its generation
  * pinned from the start), and at its second step, without a refresh,
  * reads the file as it was when it opened. */
-static int pf_reader(const char *path, int in, int out)
+static int pf_reader(const char *path, int in, int out, const void *arg)
 {
+    (void)arg;
     cow_store *st;
     if (!await(in) || cow_store_open(path, COW_OPEN_READONLY, &st) != COW_OK)
         return __LINE__;
@@ -645,22 +674,6 @@ static int pf_reader(const char *path, int in, int out)
     if (check_blocks(st, "db", 0, 0, PF_BLOCKS) != 0)
         return __LINE__;
     if (cow_store_close(st) != COW_OK)
-        return __LINE__;
-    pass(out);
-    return 0;
-}
-
-/* xproc_opener_holds_frees's new owner: opens the container (the owner
- * from its open on) and writes four times as many blocks as the reader's
- * file has, each its own extent, which lands in whatever space is free
- * from the bottom up. */
-static int pf_opener(const char *path, int in, int out)
-{
-    cow_store *st;
-    if (!await(in) || cow_store_open(path, 0, &st) != COW_OK)
-        return __LINE__;
-    if (write_blocks_at(st, "x", 2, 2, 4 * PF_BLOCKS, 2) || commit3(st) ||
-        cow_store_close(st) != COW_OK)
         return __LINE__;
     pass(out);
     return 0;
@@ -678,9 +691,12 @@ START_TEST(xproc_opener_holds_frees)
     char *dir = test_mkdtemp();
     char path[4200];
     snprintf(path, sizeof path, "%s/of.db", dir);
+    /* four times as many blocks as the reader's file, each its own
+     * extent: they land in whatever is free from the bottom up */
+    static const struct owner_step opener = {"x", 2, 2, 4 * PF_BLOCKS, 2, 3};
     struct kid rd, op;
-    kid_start(&rd, pf_reader, path);
-    kid_start(&op, pf_opener, path);
+    kid_start(&rd, pf_reader, path, NULL);
+    kid_start(&op, owner_kid, path, &opener);
     cow_store *st;
     ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
     ck_assert_int_eq(write_blocks(st, "db", 0, 0, PF_BLOCKS), 0);
@@ -699,36 +715,6 @@ START_TEST(xproc_opener_holds_frees)
 }
 END_TEST
 
-/* xproc_frees_past_end's second owner: takes the ownership from the
- * parent (which then reads its generation) and rewrites the relocated
- * file, whose old blocks have logical addresses past the file's end. */
-static int pe_rewriter(const char *path, int in, int out)
-{
-    cow_store *st;
-    if (!await(in) || cow_store_open(path, 0, &st) != COW_OK)
-        return __LINE__;
-    if (write_blocks(st, "db", 1, 1, PF_BLOCKS) || commit3(st) ||
-        cow_store_close(st) != COW_OK)
-        return __LINE__;
-    pass(out);
-    return 0;
-}
-
-/* xproc_frees_past_end's third owner: a fresh map at its open, with the
- * pending frees held; one commit, whose superblock records the map's end
- * as the container's size. */
-static int pe_opener(const char *path, int in, int out)
-{
-    cow_store *st;
-    if (!await(in) || cow_store_open(path, 0, &st) != COW_OK)
-        return __LINE__;
-    if (write_blocks(st, "c", 2, 2, 1) || cow_store_commit(st) != COW_OK ||
-        cow_store_close(st) != COW_OK)
-        return __LINE__;
-    pass(out);
-    return 0;
-}
-
 /* A pending free keeps its kind: relocation leaves a file's extents at
  * logical addresses past the (cut) file's end, stored low; another owner
  * frees them while this process reads; a third process opens as owner and
@@ -742,9 +728,16 @@ START_TEST(xproc_frees_past_end)
     char *dir = test_mkdtemp();
     char path[4200];
     snprintf(path, sizeof path, "%s/pe.db", dir);
+    /* the second owner takes the ownership from this process (a reader of
+     * its generation from then on) and rewrites the relocated file, whose
+     * old blocks have logical addresses past the file's end; the third
+     * opens with a fresh map, the pending frees held, and commits once:
+     * its superblock records the map's end as the container's size */
+    static const struct owner_step rewriter = {"db", 1, 1, PF_BLOCKS, 1, 3};
+    static const struct owner_step third = {"c", 2, 2, 1, 1, 1};
     struct kid rw, op;
-    kid_start(&rw, pe_rewriter, path);
-    kid_start(&op, pe_opener, path);
+    kid_start(&rw, owner_kid, path, &rewriter);
+    kid_start(&op, owner_kid, path, &third);
     cow_store *st;
     cow_file *low;
     ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
