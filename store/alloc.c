@@ -256,6 +256,7 @@ void alloc_destroy(cow_store *st)
     free(st->pinned);
     st->pinned = NULL;
     st->npinned = st->cpinned = 0;
+    st->pinned_bytes = 0;
     st->npinned_recorded = st->nppinned_recorded = 0;
     free(st->ppinned);
     st->ppinned = NULL;
@@ -708,6 +709,18 @@ int alloc_reserve(cow_store *st, uint64_t data, uint64_t meta)
     }
 }
 
+int alloc_space_pressure(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    /* pinned, and about to be: the running transaction's references
+     * dropped (refs.c applies them at its commit) */
+    uint64_t freed = st->pinned_bytes;
+    for (size_t i = 0; i < st->ndrefs; i++)
+        if (st->drefs[i].delta < 0)
+            freed += st->drefs[i].len;
+    return freed >= COW_PRESSURE_MIN_BYTES && freed >= st->total_bytes / 8;
+}
+
 int alloc_free(cow_store *st, uint64_t bytenr, uint64_t len)
 {
     lk_assert_held(&st->lock);
@@ -721,6 +734,7 @@ int alloc_free(cow_store *st, uint64_t bytenr, uint64_t len)
     st->pinned[st->npinned].bytenr = bytenr;
     st->pinned[st->npinned].bytes = len;
     st->npinned++;
+    st->pinned_bytes += len;
     g->used -= len;
     g->dirty = 1;
     xop_add(st, SHARED_JOP_FREE, bytenr, len);
@@ -1237,6 +1251,7 @@ void alloc_unpin_all(cow_store *st)
         st->ncooling = st->npcooling = 0;
     }
     st->npinned = 0;
+    st->pinned_bytes = 0;
     st->npinned_remapped = 0;
     st->nppinned = 0;
     st->npinned_recorded = st->nppinned_recorded = 0;

@@ -653,9 +653,10 @@ int file_sync(cow_file *f)
     int rc = check_handle(f);
     if (rc == COW_OK)
         rc = pc_writeback(st, in); /* this file's delalloc, as ordered extents */
-    if (rc == COW_OK && log_usable(st) && !in->log_overflow) {
+    if (rc == COW_OK && log_usable(st) && !in->log_overflow && !alloc_space_pressure(st)) {
         /* the fast fsync: the ranges to log, then every ordered extent
-         * overlapping them (ours and the flusher's), then one record */
+         * overlapping them (ours and the flusher's), then one record (a
+         * full commit instead when enough freed space waits for one) */
         oe_wait_logged(st, in);
         if (em_modified(in)) {
             rc = log_write(st, &in, 1, 1);

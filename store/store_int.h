@@ -314,6 +314,9 @@ struct cow_store {
     struct byte_run *ppinned;
     size_t nppinned, cppinned;
     size_t npinned_remapped;
+    /* Bytes of the pinned runs (alloc_free; at most: a run taken out of
+     * the list leaves them counted until the next flushed commit) */
+    uint64_t pinned_bytes;
     /* Pinned runs [0, npinned_dropped) have been taken out of the one-flush
      * list of blocks written (txn_wlog_drop_freed): a later commit looks
      * at the runs pinned since only. */
@@ -530,6 +533,17 @@ int alloc_mark_used(cow_store *st, uint64_t bytenr, uint64_t len);
 /* Frees [bytenr, +len): used bytes drop now; the blocks stay allocated
  * (pinned) until the running transaction commits (invariant 7). */
 int alloc_free(cow_store *st, uint64_t bytenr, uint64_t len);
+/* 1 when the space freed since the last flushed commit (pinned: no one
+ * may reuse it before that commit, invariant 7; the running transaction's
+ * dropped references included) passes
+ * COW_PRESSURE_MIN_BYTES and an eighth of the container: an fsync then
+ * makes a flushed commit rather than a log record (file.c file_sync), so
+ * that freed space comes back while a workload keeps syncing through the
+ * log (WAL mode checkpoints every few MiB; the log alone would keep it
+ * pinned until the log area fills or the commit interval passes, and the
+ * container would grow by what it frees meanwhile).  Lock held. */
+int alloc_space_pressure(cow_store *st);
+#define COW_PRESSURE_MIN_BYTES (4ull << 20)
 /* Blocks in use in metadata groups (tree blocks, log areas, superblocks). */
 uint64_t alloc_meta_used_blocks(cow_store *st);
 /* 1 if every block of [bytenr, +len) is free in the allocation map (and
