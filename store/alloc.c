@@ -914,10 +914,10 @@ void alloc_record_frees(cow_store *st)
         return;
     (void)shared_lock(st->shared); /* a dead holder changed nothing here */
     for (size_t k = st->npinned_recorded; k < st->npinned; k++)
-        shared_frees_add(st->shared, st->generation, st->pinned[k].bytenr, st->pinned[k].bytes,
+        shared_frees_add(st->shared, st->transid, st->pinned[k].bytenr, st->pinned[k].bytes,
                          0);
     for (size_t k = st->nppinned_recorded; k < st->nppinned; k++)
-        shared_frees_add(st->shared, st->generation, st->ppinned[k].bytenr,
+        shared_frees_add(st->shared, st->transid, st->ppinned[k].bytenr,
                          st->ppinned[k].bytes, 1);
     shared_unlock(st->shared);
     st->npinned_recorded = st->npinned;

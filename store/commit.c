@@ -663,7 +663,11 @@ int commit_transaction(cow_store *st, int flush)
     uint64_t log_id = log_new_id(st);
     /* before the superblock: a commit whose journal entries are missing
      * was never written (a death in between leaves entries of a commit
-     * that never was, which the next owner invalidates) */
+     * that never was, which the next owner invalidates); and what it
+     * frees is held for other processes' readers before any of them can
+     * find it free (after the superblock, a death before the record let
+     * the next owner give out what a reader of the last commit reads) */
+    alloc_record_frees(st);
     alloc_record_ops(st);
     rc = sb_write_published(st, slot, one_flush, log_id, st->transid);
     if (rc == COW_OK && flush)
@@ -700,7 +704,6 @@ int commit_transaction(cow_store *st, int flush)
     st->last_one_flush = one_flush;
     st->last_commit_ns = cow_mono_ns();
     log_reset(st); /* records build on the new commit, in area SLOT */
-    alloc_record_frees(st); /* for other processes' readers (invariant 9) */
 #ifdef COW_DEBUG
     /* every count recomputed after every transaction (debug builds) */
     rc = pc_check_counts(st);
