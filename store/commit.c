@@ -47,6 +47,7 @@
 #include "commit.h"
 #include "shared.h"
 #include "crc32c.h"
+#include "inject.h"
 #include "lockdep.h"
 #include "ordered.h"
 #include "remaptree.h"
@@ -542,6 +543,7 @@ static int sb_write_published(cow_store *st, int slot, int one_flush, uint64_t l
         return sb_write(st, slot, one_flush, log_id);
     (void)shared_lock(st->shared); /* a holder that died changed nothing here */
     int rc = sb_write(st, slot, one_flush, log_id);
+    COW_INJECT("commit:sb_written"); /* tests: a death before the publication */
     if (rc == COW_OK) {
         shared_publish(st->shared, gen);
         st->seen_seq = shared_seq(st->shared);

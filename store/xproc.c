@@ -9,6 +9,7 @@
 
 #include "commit.h"
 #include "format.h"
+#include "inject.h"
 #include "lockdep.h"
 #include "remap.h"
 #include "replay.h"
@@ -202,8 +203,10 @@ static int reload_ex(cow_store *st, int owner, int full, int recover)
     st->view_load = 0;
     /* the superblock and trees are read: the owner's next superblock may
      * be written (commit.c takes the mutex for it) */
-    if (sh)
+    if (sh) {
+        COW_INJECT("xproc:reload_locked"); /* tests: a death holding the mutex */
         shared_unlock(sh);
+    }
     /* what earlier owners freed that readers may still read stays taken,
      * before the replay below allocates (a map from the journal has it
      * already) */
@@ -432,6 +435,7 @@ int xproc_yield_locked(cow_store *st)
         /* from now on a view of what it published */
         shared_lock(st->shared);
         shared_pin(st->shared, st->generation);
+        COW_INJECT("xproc:yield_locked"); /* tests: a death holding the mutex */
         /* its map is of this generation, with everything journalled up to
          * here: the base of its next ownership (alloc_apply_journal).
          * Changes to the map that no commit took (none should be left:
