@@ -4,8 +4,8 @@
  * DESIGN.md, invariant 10): between a superblock write and its
  * publication, halfway through recording its frees or its allocation
  * journal, while letting go of held space, while holding back the
- * pending frees at open, while reloading the trees as a new owner, and
- * while letting go of the ownership.
+ * pending frees at open, while reloading the trees (as a new owner, or
+ * as a view refreshing), and while letting go of the ownership.
  *
  * Each case names one injection point (store/inject.h) where the victim,
  * a child process, kills itself: it sets a callback on the point that
@@ -17,8 +17,9 @@
  *   victim V  rewrites "db" (pattern 1) and commits: acknowledged; then
  *             rewrites it again (pattern 2) and commits, and dies at the
  *             point on the way (or, as the case says, at its reopen, at
- *             the reload that makes it the owner again after P owned, or
- *             letting go of the ownership when P asks for it);
+ *             the reload that makes it the owner again after P owned, at
+ *             the reload of a refresh after P owned, or letting go of the
+ *             ownership when P asks for it);
  *   reader R  opens read-only after V's acknowledged commit: it reads
  *             pattern 1, and keeps reading that generation.
  *
@@ -56,6 +57,8 @@ enum xk_how {
                 * back (the reload) */
     XK_YIELD,  /* the victim rewrites nothing more: it dies letting go of the
                 * ownership when P asks for it */
+    XK_VIEW,   /* P takes the ownership in between: the victim, a view now,
+                * dies refreshing (the reload of what P published) */
 };
 
 struct xk_case {
@@ -72,6 +75,7 @@ static const struct xk_case xk_cases[] = {
     {"xkill_hold_frees", "alloc:hold_shared_frees", XK_REOPEN},
     {"xkill_reload", "xproc:reload_locked", XK_REOWN},
     {"xkill_yield", "xproc:yield_locked", XK_YIELD},
+    {"xkill_view_reload", "xproc:reload_locked", XK_VIEW},
 };
 
 /* Block I of pattern T. */
@@ -151,7 +155,8 @@ static void xk_die(void *arg, const char *name)
  * ("armed"), and rewrites "db" with pattern 2 and commits (XK_REOPEN:
  * closes and opens again first); it must die on the way.  Returns 0 or
  * the line that failed (any line: it lived through the point).  XK_YIELD:
- * after "armed" it only waits, to die when P asks for the ownership. */
+ * after "armed" it only waits, to die when P asks for the ownership;
+ * XK_VIEW: it only refreshes. */
 static int xk_victim(const char *path, const struct xk_case *c, int in, int out)
 {
     cow_store *st;
@@ -172,6 +177,10 @@ static int xk_victim(const char *path, const struct xk_case *c, int in, int out)
     xk_send(out, 2);
     if (c->how == XK_YIELD) {
         xk_recv(in); /* P asks for the ownership meanwhile */
+        return __LINE__;
+    }
+    if (c->how == XK_VIEW) {
+        cow_store_refresh(st);
         return __LINE__;
     }
     if (c->how == XK_REOPEN && cow_store_open(path, 0, &st) != COW_OK)
@@ -296,7 +305,7 @@ static void xk_run(const struct xk_case *c)
 
     ck_assert_int_eq(xk_step(&v, 1), 1); /* pattern 1 committed: acknowledged */
     ck_assert_int_eq(xk_step(&r, 1), 1 + 1); /* R reads (and pins) pattern 1 */
-    if (c->how == XK_REOWN)
+    if (c->how == XK_REOWN || c->how == XK_VIEW)
         xk_own(st);
     ck_assert_int_eq(xk_step(&v, 2), 2); /* armed; it goes on to the point */
     if (c->how == XK_YIELD)
