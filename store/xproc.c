@@ -435,7 +435,6 @@ int xproc_yield_locked(cow_store *st)
         /* from now on a view of what it published */
         shared_lock(st->shared);
         shared_pin(st->shared, st->generation);
-        COW_INJECT("xproc:yield_locked"); /* tests: a death holding the mutex */
         /* its map is of this generation, with everything journalled up to
          * here: the base of its next ownership (alloc_apply_journal).
          * Changes to the map that no commit took (none should be left:
@@ -448,6 +447,7 @@ int xproc_yield_locked(cow_store *st)
         }
         st->xbasis_gen = st->generation;
         st->xbasis_idx = shared_journal_head(st->shared);
+        COW_INJECT("xproc:yield_locked"); /* tests: a death holding the mutex */
         shared_disown(st->shared);
         shared_unlock(st->shared);
     }
