@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inject.h"
 #include "store_int.h"
 #include "shared.h"
 #include "vec.h"
@@ -835,6 +836,7 @@ static void release_held(cow_store *st)
     }
     st->nheld = keep;
     (void)shared_lock(st->shared); /* a dead holder changed nothing here */
+    COW_INJECT("alloc:release_held"); /* tests: a death holding the mutex */
     shared_frees_take(st->shared, min == UINT64_MAX ? UINT64_MAX : min + 1, take_none, NULL);
     shared_unlock(st->shared);
 }
@@ -927,11 +929,13 @@ void alloc_record_frees(cow_store *st)
     if (!st->shared)
         return;
     (void)shared_lock(st->shared); /* a dead holder changed nothing here */
-    for (size_t k = st->npinned_recorded; k < st->npinned; k++)
-        shared_frees_add(st->shared, st->generation, st->pinned[k].bytenr, st->pinned[k].bytes,
+    for (size_t k = st->npinned_recorded; k < st->npinned; k++) {
+        shared_frees_add(st->shared, st->transid, st->pinned[k].bytenr, st->pinned[k].bytes,
                          0);
+        COW_INJECT("alloc:record_frees"); /* tests: a death halfway */
+    }
     for (size_t k = st->nppinned_recorded; k < st->nppinned; k++)
-        shared_frees_add(st->shared, st->generation, st->ppinned[k].bytenr,
+        shared_frees_add(st->shared, st->transid, st->ppinned[k].bytenr,
                          st->ppinned[k].bytes, 1);
     shared_unlock(st->shared);
     st->npinned_recorded = st->npinned;
@@ -945,6 +949,7 @@ int alloc_hold_shared_frees(cow_store *st)
         return COW_OK;
     struct hold_arg a = {st, COW_OK};
     (void)shared_lock(st->shared);
+    COW_INJECT("alloc:hold_shared_frees"); /* tests: a death holding the mutex */
     shared_frees_foreach(st->shared, hold_one, &a);
     shared_unlock(st->shared);
     return a.rc;
@@ -959,9 +964,11 @@ void alloc_record_ops(cow_store *st)
     if (st->xops_complex) {
         shared_journal_invalidate(st->shared);
     } else {
-        for (size_t k = 0; k < st->nxops; k++)
+        for (size_t k = 0; k < st->nxops; k++) {
             shared_journal_append(st->shared, st->transid, st->xops[k].op, st->xops[k].bytenr,
                                   st->xops[k].bytes);
+            COW_INJECT("alloc:record_ops"); /* tests: a death halfway */
+        }
     }
     shared_unlock(st->shared);
     st->nxops = 0;

@@ -47,6 +47,7 @@
 #include "commit.h"
 #include "shared.h"
 #include "crc32c.h"
+#include "inject.h"
 #include "lockdep.h"
 #include "ordered.h"
 #include "remaptree.h"
@@ -542,6 +543,7 @@ static int sb_write_published(cow_store *st, int slot, int one_flush, uint64_t l
         return sb_write(st, slot, one_flush, log_id);
     (void)shared_lock(st->shared); /* a holder that died changed nothing here */
     int rc = sb_write(st, slot, one_flush, log_id);
+    COW_INJECT("commit:sb_written"); /* tests: a death before the publication */
     if (rc == COW_OK) {
         shared_publish(st->shared, gen);
         st->seen_seq = shared_seq(st->shared);
@@ -663,7 +665,11 @@ int commit_transaction(cow_store *st, int flush)
     uint64_t log_id = log_new_id(st);
     /* before the superblock: a commit whose journal entries are missing
      * was never written (a death in between leaves entries of a commit
-     * that never was, which the next owner invalidates) */
+     * that never was, which the next owner invalidates); and what it
+     * frees is held for other processes' readers before any of them can
+     * find it free (after the superblock, a death before the record let
+     * the next owner give out what a reader of the last commit reads) */
+    alloc_record_frees(st);
     alloc_record_ops(st);
     rc = sb_write_published(st, slot, one_flush, log_id, st->transid);
     if (rc == COW_OK && flush)
@@ -700,7 +706,6 @@ int commit_transaction(cow_store *st, int flush)
     st->last_one_flush = one_flush;
     st->last_commit_ns = cow_mono_ns();
     log_reset(st); /* records build on the new commit, in area SLOT */
-    alloc_record_frees(st); /* for other processes' readers (invariant 9) */
 #ifdef COW_DEBUG
     /* every count recomputed after every transaction (debug builds) */
     rc = pc_check_counts(st);

@@ -601,11 +601,15 @@ void alloc_unpin_all(cow_store *st);
  * last owner's frees that readers may still read), in st->held with the
  * entry's generation.  COW_ENOMEM.  Lock held. */
 int alloc_hold_shared_frees(cow_store *st);
-/* After each commit with a shared state: what this and the commits since
- * the last flushed one freed (the pinned runs, logical and physical) goes
- * into the shared pending frees, tagged with the new generation, so that a
- * next owner, even after this one dies, keeps it from other processes'
- * readers of older generations (invariant 9).  Lock held. */
+/* With a shared state, just before a commit's superblock is written: what
+ * this and the commits since the last flushed one freed (the pinned runs,
+ * logical and physical, not recorded yet) goes into the shared pending
+ * frees, tagged with the commit's generation (st->transid), so that a
+ * next owner, even after this one dies just after the superblock, keeps
+ * it from other processes' readers of older generations (invariant 9).
+ * A commit that then fails or never happens leaves entries of blocks still
+ * in use: holding back more is safe (alloc_hold_shared_frees holds only
+ * blocks its map finds free).  Takes the shared mutex.  Lock held. */
 void alloc_record_frees(cow_store *st);
 /* With a shared state, just before the commit's superblock is written:
  * appends the running transaction's changes to the free space map

@@ -9,6 +9,7 @@
 
 #include "commit.h"
 #include "format.h"
+#include "inject.h"
 #include "lockdep.h"
 #include "remap.h"
 #include "replay.h"
@@ -205,8 +206,10 @@ static int reload_ex(cow_store *st, int owner, int full, int recover)
     st->npinned_dropped = st->npinned;
     /* the superblock and trees are read: the owner's next superblock may
      * be written (commit.c takes the mutex for it) */
-    if (sh)
+    if (sh) {
+        COW_INJECT("xproc:reload_locked"); /* tests: a death holding the mutex */
         shared_unlock(sh);
+    }
     /* what earlier owners freed that readers may still read stays taken,
      * before the replay below allocates (a map from the journal has it
      * already) */
@@ -451,6 +454,7 @@ int xproc_yield_locked(cow_store *st)
         }
         st->xbasis_gen = st->generation;
         st->xbasis_idx = shared_journal_head(st->shared);
+        COW_INJECT("xproc:yield_locked"); /* tests: a death holding the mutex */
         shared_disown(st->shared);
         shared_unlock(st->shared);
     }

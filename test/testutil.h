@@ -38,6 +38,7 @@ Suite *reloc_suite(void);
 Suite *xproc_suite(void);
 Suite *fsck_remap_suite(void);
 Suite *shared_suite(void);
+Suite *xkill_suite(void);
 
 /* The run's seed: COW_TEST_SEED if set, else from the clock; printed once. */
 uint64_t test_seed(void);
