@@ -1,9 +1,9 @@
 /*
  * ctl_rados.h - cowctl on a container in RADOS (cowctl --rados POOL/NAME
  * COMMAND): opening its store, reading it for fsck and dump (where it
- * lies: no local copy), whether it exists, removing it.  Built only with librados (the Makefile
- * defines COWCTL_RADOS).  The cluster is the one $CEPH_CONF names (else
- * librados's usual search), as client "admin".
+ * lies: no local copy), whether it exists, removing it.  Built only with
+ * librados (the Makefile defines COWCTL_RADOS).  The cluster is the one
+ * $CEPH_CONF names (else librados's usual search), as client "admin".
  *
  * Every open takes the container's writer's lock (store/bdev_rados.h), so
  * that, as for a file container, a container in use by a writer elsewhere
