@@ -5,9 +5,8 @@
 # sqllogictest files (SLT_DIR) through cow-rados (SLT_RADOS, build/slt_rados:
 # 0 failed); then cowctl --rados (import, refusal to overwrite, ls,
 # snapshot, branch, list, df, fsck, dump, export, delete, balance, a
-# container a writer holds refused, fsck and dump finding damage in place
-# with no local copy, a missing one) and the sqlite3 shell with the
-# extension SO.  Exits 1 at the first failure.
+# container a writer holds refused, a missing one) and the sqlite3 shell
+# with the extension SO.  Exits 1 at the first failure.
 set -u
 CHECK=$1 COWCTL=$2 SO=$3 SLT=$4 SLT_DIR=$5
 P=$COW_RADOS_POOL
