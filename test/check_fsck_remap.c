@@ -2,7 +2,8 @@
  * check_fsck_remap.c - fsck and dump read format version 3: device_bytes
  * (a file shorter than total_bytes) and the remap tree (store/format.h,
  * REMAP_ITEM), with every read of a tree or data block translated through
- * the remap runs, and each rule of format.h reported when broken.
+ * the remap runs, and each rule of format.h reported when broken; and fsck
+ * and dump of a container read through a source (struct cow_fsck_src).
  *
  * The images are made by hand from a store's container: its trees are
  * walked here (independently of fsck) to find the used blocks, then a
@@ -12,6 +13,7 @@
  * read not translated fails), and the superblock in use points at the
  * leaf.  Each broken rule is one such image with one thing changed.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -886,13 +888,122 @@ START_TEST(fsck_remap_store_balance)
 }
 END_TEST
 
+/* An image in memory as a struct cow_fsck_src: every read must lie inside
+ * it; a read covering FAIL_AT (UINT64_MAX: none) fails with EIO. */
+struct memsrc {
+    const uint8_t *img;
+    size_t len;
+    uint64_t fail_at;
+    uint64_t reads;
+};
+
+static int memsrc_read(void *arg, void *buf, size_t len, uint64_t off)
+{
+    struct memsrc *m = arg;
+    ck_assert_uint_le(off, m->len);
+    ck_assert_uint_le(len, m->len - off);
+    m->reads++;
+    if (m->fail_at >= off && m->fail_at - off < len)
+        return EIO;
+    memcpy(buf, m->img + off, len);
+    return 0;
+}
+
+/* fsck (with data and notes) or, with DUMP, dump of the source M (named
+ * NAME); the report, which the caller frees; fsck's return in *RC. */
+static char *src_report(struct memsrc *m, const char *name, int dump, struct cow_fsck_result *res,
+                        int *rc)
+{
+    struct cow_fsck_src src = {memsrc_read, m->len, m, name};
+    char *report;
+    size_t rlen;
+    FILE *out = open_memstream(&report, &rlen);
+    ck_assert_ptr_nonnull(out);
+    uint64_t done = 0;
+    *rc = dump ? cow_dump_src(&src, 0, UINT64_MAX, out)
+               : cow_fsck_src_progress(&src, COW_FSCK_DATA | COW_FSCK_NOTES, out, res,
+                                       progress_cb, &done);
+    fclose(out);
+    return report;
+}
+
+/*
+ * fsck and dump of a source (cow_fsck_src_progress, cow_dump_src) say what
+ * they say of the same bytes in a file, reading only inside the source's
+ * size; a source whose read fails at a tree block gives a problem there,
+ * as a file's would; a source without a read function is refused.
+ */
+START_TEST(fsck_remap_source)
+{
+    size_t len;
+    struct layout l;
+    struct item it[2];
+    uint8_t *img = remapped_image(&len, &l, it);
+    char *dir = test_mkdtemp();
+    char p[4200];
+    snprintf(p, sizeof p, "%s/image.cow", dir);
+    test_write_file(p, img, len);
+    char *want, *got;
+    size_t wlen;
+    FILE *out = open_memstream(&want, &wlen);
+    struct cow_fsck_result fres, sres;
+    int frc = cow_fsck(p, COW_FSCK_DATA | COW_FSCK_NOTES, out, &fres);
+    fclose(out);
+    struct memsrc m = {img, len, UINT64_MAX, 0};
+    int rc;
+    got = src_report(&m, p, 0, &sres, &rc);
+    ck_assert_int_eq(rc, frc);
+    ck_assert_str_eq(got, want);
+    ck_assert_int_eq(memcmp(&sres, &fres, sizeof sres), 0);
+    ck_assert_uint_gt(m.reads, 0);
+    free(got);
+    free(want);
+
+    out = open_memstream(&want, &wlen);
+    ck_assert_int_eq(cow_dump(p, 0, UINT64_MAX, out), 0);
+    fclose(out);
+    got = src_report(&m, p, 1, NULL, &rc);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_str_eq(got, want);
+    free(got);
+    free(want);
+
+    /* cut short: reads past its end are the checker's to report */
+    m.len = len - BLK;
+    got = src_report(&m, "short", 0, &sres, &rc);
+    ck_assert_int_gt(rc, 0);
+    ck_assert_uint_eq(sres.container_bytes, len - BLK);
+    free(got);
+    m.len = len;
+
+    /* the moved leaf of subvolume 256 cannot be read */
+    m.fail_at = it[1].physical + 100;
+    got = src_report(&m, "failing", 0, &sres, &rc);
+    ck_assert_msg(rc > 0 && strstr(got, "read failed: Input/output error"),
+                  "a read failing at %llu: fsck said:\n%s", (unsigned long long)m.fail_at, got);
+    free(got);
+
+    struct cow_fsck_src none = {NULL, len, &m, "none"};
+    out = open_memstream(&want, &wlen);
+    ck_assert_int_eq(cow_fsck_src_progress(&none, 0, out, &sres, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(cow_dump_src(NULL, 0, UINT64_MAX, out), -EINVAL);
+    fclose(out);
+    ck_assert_ptr_nonnull(strstr(want, "without a read function"));
+    free(want);
+    test_rmdir(dir);
+    free(l.used);
+    free(img);
+}
+END_TEST
+
 Suite *fsck_remap_suite(void)
 {
     Suite *s = suite_create("fsck_remap");
     TCase *tc = test_case(s, "fsck_remap", 120, fsck_remap_valid,
                           fsck_remap_onto_moved_away_block, fsck_remap_device_bytes,
                           fsck_remap_superblock_fields, fsck_remap_log,
-                          fsck_remap_store_balance, fsck_remap_hostile_items, NULL);
+                          fsck_remap_store_balance, fsck_remap_hostile_items,
+                          fsck_remap_source, NULL);
     tcase_add_loop_test(tc, fsck_remap_item_rules, 0, 21);
     return s;
 }

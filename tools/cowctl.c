@@ -32,9 +32,10 @@
  *
  * With --rados (built when librados is there: COWCTL_RADOS, tools/ctl_rados.c)
  * PATH, or import's and export's APP.db, is the container POOL/NAME (or
- * POOL:NAMESPACE/NAME) of the cluster $CEPH_CONF names; fsck and dump check
- * a local copy of it; every command takes its writer's lock, so a container
- * a writer has open elsewhere is refused in the same way.
+ * POOL:NAMESPACE/NAME) of the cluster $CEPH_CONF names; fsck and dump read
+ * it where it lies, through the RADOS device (no local copy); every command
+ * takes its writer's lock, so a container a writer has open elsewhere is
+ * refused in the same way.
  *
  * Exit status: 0 success (fsck: clean), 1 failure (fsck: problems found),
  * 2 bad usage.  Errors are one line on stderr: "cowctl: CMD: PATH: why".
@@ -353,20 +354,42 @@ static const char *container_vfs(const char *path)
     return COWVFS_NAME;
 }
 
-/* The --rados container SPEC copied into a local temporary file IMAGE (of
- * N bytes) for fsck and dump.  0, or 1 after printing why. */
-static int rados_image(const char *spec, char *image, size_t n)
+#ifndef COWCTL_RADOS
+struct ctl_rados_src {
+    struct cow_fsck_src src;
+};
+#endif
+
+/* The --rados container SPEC opened into RS for fsck and dump, which read
+ * it where it lies, under its writer's lock.  0, or 1 after printing why. */
+static int rados_src_open(const char *spec, struct ctl_rados_src *rs)
 {
+    memset(rs, 0, sizeof(*rs));
 #ifdef COWCTL_RADOS
-    int rc = ctl_rados_image(spec, image, n);
+    int rc = ctl_rados_src_open(spec, rs);
     if (rc == COW_OK)
         return 0;
-    err("%s: copying it to a local file: %s (%s)", spec, cow_strerror(rc),
-        cow_store_last_error(NULL));
+    if (rc == COW_EBUSY)
+        err("%s: %s", spec, cow_store_last_error(NULL));
+    else
+        err("%s: %s (%s)", spec, cow_strerror(rc), cow_store_last_error(NULL));
 #else
-    (void)spec, (void)image, (void)n;
+    (void)spec;
 #endif
     return 1;
+}
+
+/* Closes RS (rados_src_open()'s), saying why its reads failed if any did. */
+static void rados_src_close(struct ctl_rados_src *rs)
+{
+#ifdef COWCTL_RADOS
+    if (rs->nfailed)
+        err("%s: %" PRIu64 " read%s failed; the first: %s", rs->src.name, rs->nfailed,
+            rs->nfailed == 1 ? "" : "s", rs->first_error);
+    ctl_rados_src_close(rs);
+#else
+    (void)rs;
+#endif
 }
 
 /* For import: refuses a --rados container that exists.  0, or 1 after
@@ -440,16 +463,14 @@ static int cmd_fsck(int argc, char **argv)
         flags |= COW_FSCK_NOTES;
     if (check_readable(path))
         return 1;
-    char image[256] = "";
-    if (is_rados(path) && rados_image(path, image, sizeof image))
-        return 1;
-    const char *shown = path;
-    if (*image)
-        path = image;
     /* fsck reads the last commit block by block with plain reads: a
      * process changing the container meanwhile would free and reuse what
-     * it reads, and fsck would report damage that is not there */
-    if (open_elsewhere(path)) {
+     * it reads, and fsck would report damage that is not there (in
+     * RADOS, the writer's lock keeps writers away) */
+    struct ctl_rados_src rs;
+    if (is_rados(path) && rados_src_open(path, &rs))
+        return 1;
+    if (!is_rados(path) && open_elsewhere(path)) {
         err("%s: the container is open in another process; fsck checks a closed container "
             "(close it, or check a copy: cowctl export, or cp while it is closed)",
             path);
@@ -458,13 +479,15 @@ static int cmd_fsck(int argc, char **argv)
     struct cow_fsck_result r;
     struct progress pr;
     progress_begin(&pr, "fsck");
-    rc = cow_fsck_progress(path, flags, stdout, &r, fsck_progress_cb, &pr);
-    if (*image)
-        unlink(image);
-    path = shown;
+    if (is_rados(path))
+        rc = cow_fsck_src_progress(&rs.src, flags, stdout, &r, fsck_progress_cb, &pr);
+    else
+        rc = cow_fsck_progress(path, flags, stdout, &r, fsck_progress_cb, &pr);
     if (rc >= 0)
         progress_update(&pr, pr.total, pr.total, pr.total); /* the whole check done */
     progress_end(&pr);
+    if (is_rados(path))
+        rados_src_close(&rs);
     if (rc < 0) {
         err("%s: cannot check: %s", path, strerror(-rc));
         return 1;
@@ -860,12 +883,16 @@ static int cmd_dump(int argc, char **argv)
     }
     if (check_readable(path))
         return 1;
-    char image[256] = "";
-    if (is_rados(path) && rados_image(path, image, sizeof image))
-        return 1;
-    rc = cow_dump(*image ? image : path, vals[1] ? COW_DUMP_HEX : 0, bytenr, stdout);
-    if (*image)
-        unlink(image);
+    unsigned dflags = vals[1] ? COW_DUMP_HEX : 0;
+    struct ctl_rados_src rs;
+    if (is_rados(path)) {
+        if (rados_src_open(path, &rs))
+            return 1;
+        rc = cow_dump_src(&rs.src, dflags, bytenr, stdout);
+        rados_src_close(&rs);
+    } else {
+        rc = cow_dump(path, dflags, bytenr, stdout);
+    }
     if (fflush(stdout) != 0) {
         err("writing the dump: %s", strerror(errno));
         return 1;

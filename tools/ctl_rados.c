@@ -6,9 +6,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bdev_rados.h"
 
@@ -30,57 +28,46 @@ int ctl_rados_open_store(const char *spec, int flags, cow_store **out)
     return cow_store_open_dev(spec, dev, flags, 0, out);
 }
 
-static int all_zero(const uint8_t *p, size_t n)
+/* struct ctl_rados_src's source: the device's read.  COW_E* codes are
+ * EIO to the checker; the first failure's reason is kept. */
+static int src_read(void *arg, void *buf, size_t len, uint64_t off)
 {
-    for (size_t i = 0; i < n; i++)
-        if (p[i])
-            return 0;
-    return 1;
+    struct ctl_rados_src *rs = arg;
+    int rc = rs->dev->read(rs->dev, buf, len, off);
+    if (rc == COW_OK)
+        return 0;
+    if (rs->nfailed++ == 0)
+        snprintf(rs->first_error, sizeof(rs->first_error), "%s (%s)", cow_strerror(rc),
+                 cow_store_last_error(NULL));
+    return EIO;
 }
 
-int ctl_rados_image(const char *spec, char *path, size_t n)
+int ctl_rados_src_open(const char *spec, struct ctl_rados_src *rs)
 {
-    struct cow_dev *dev;
-    int created = 0, fd = -1, rc;
+    int created = 0;
+    memset(rs, 0, sizeof(*rs));
+    int rc = bdev_rados_open(spec, NULL, client_id(), 0, &rs->dev, &created);
+    if (rc)
+        return rc;
     uint64_t size = 0;
-    const size_t chunk = 1u << 20;
-    uint8_t *buf = malloc(chunk);
-    const char *tmp = getenv("TMPDIR");
-    if (!buf)
-        return COW_ENOMEM;
-    rc = bdev_rados_open(spec, NULL, client_id(), 0, &dev, &created);
+    rc = rs->dev->size(rs->dev, &size);
     if (rc) {
-        free(buf);
+        rs->dev->close(rs->dev);
+        rs->dev = NULL;
         return rc;
     }
-    rc = dev->size(dev, &size);
-    if (rc == COW_OK) {
-        snprintf(path, n, "%s/cowctl-rados.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        fd = mkstemp(path);
-        if (fd < 0 || ftruncate(fd, (off_t)size) != 0)
-            rc = COW_EIO_WRITE;
-    }
-    for (uint64_t off = 0; rc == COW_OK && off < size; off += chunk) {
-        size_t len = size - off < chunk ? (size_t)(size - off) : chunk;
-        rc = dev->read(dev, buf, len, off);
-        /* 64 KiB pieces that are all zeros stay holes */
-        for (size_t at = 0; rc == COW_OK && at < len; at += 65536) {
-            size_t m = len - at < 65536 ? len - at : 65536;
-            if (!all_zero(buf + at, m) &&
-                pwrite(fd, buf + at, m, (off_t)(off + at)) != (ssize_t)m)
-                rc = COW_EIO_WRITE;
-        }
-    }
-    if (rc == COW_EIO_WRITE)
-        fprintf(stderr, "cowctl: the image of %s in %s: %s\n", spec, path, strerror(errno));
-    if (fd >= 0) {
-        close(fd);
-        if (rc)
-            unlink(path);
-    }
-    dev->close(dev);
-    free(buf);
-    return rc;
+    rs->src.read = src_read;
+    rs->src.size = size;
+    rs->src.arg = rs;
+    rs->src.name = spec;
+    return 0;
+}
+
+void ctl_rados_src_close(struct ctl_rados_src *rs)
+{
+    if (rs->dev)
+        rs->dev->close(rs->dev);
+    rs->dev = NULL;
 }
 
 int ctl_rados_exists(const char *spec)

@@ -1,9 +1,9 @@
 /*
  * ctl_rados.h - cowctl on a container in RADOS (cowctl --rados POOL/NAME
- * COMMAND): opening its store, a local image of it for fsck and dump,
- * whether it exists, removing it.  Built only with librados (the Makefile
- * defines COWCTL_RADOS).  The cluster is the one $CEPH_CONF names (else
- * librados's usual search), as client "admin".
+ * COMMAND): opening its store, reading it for fsck and dump (where it
+ * lies: no local copy), whether it exists, removing it.  Built only with
+ * librados (the Makefile defines COWCTL_RADOS).  The cluster is the one
+ * $CEPH_CONF names (else librados's usual search), as client "admin".
  *
  * Every open takes the container's writer's lock (store/bdev_rados.h), so
  * that, as for a file container, a container in use by a writer elsewhere
@@ -15,6 +15,8 @@
 
 #include <stddef.h>
 
+#include "bdev.h"
+#include "fsck.h"
 #include "store.h"
 
 /* The VFS name for copies through SQLite (import, export). */
@@ -27,13 +29,27 @@
 int ctl_rados_open_store(const char *spec, int flags, cow_store **out);
 
 /*
- * Copies container SPEC, byte for byte, into a new sparse temporary file
- * (in $TMPDIR, else /tmp; its name in PATH, of N bytes), for the tools that
- * read a container file (fsck, dump).  The caller unlinks it.  Returns 0,
- * or a COW_E* code (the reason in cow_store_last_error(NULL); COW_EIO_WRITE
- * for the local file).
+ * A container in RADOS as fsck and dump read it, where it lies: SRC reads
+ * through the RADOS device (store/bdev_rados.h, its read method), which
+ * holds the writer's lock until ctl_rados_src_close().  A read that fails
+ * is EIO to the checker; the first one's reason is kept in FIRST_ERROR,
+ * and NFAILED counts them.
  */
-int ctl_rados_image(const char *spec, char *path, size_t n);
+struct ctl_rados_src {
+    struct cow_fsck_src src; /* name: the spec; arg: this struct */
+    struct cow_dev *dev;
+    uint64_t nfailed;
+    char first_error[256];
+};
+
+/* Opens container SPEC (which must outlive RS) for reading into RS, under
+ * its writer's lock, so that no writer changes it while it is checked.
+ * Returns 0, or a COW_E* code as bdev_rados_open() (COW_EBUSY: a writer
+ * has it; the reason in cow_store_last_error(NULL)).  Nothing is copied. */
+int ctl_rados_src_open(const char *spec, struct ctl_rados_src *rs);
+
+/* Releases RS (ctl_rados_src_open()'s) and the writer's lock. */
+void ctl_rados_src_close(struct ctl_rados_src *rs);
 
 /* 1 if container SPEC exists (made or being made), 0 if not, a negative
  * COW_E* code if that cannot be told. */

@@ -1,21 +1,29 @@
 /*
  * fsck.h - an independent checker and dumper for cowvfs containers.
  *
- * The checker reads the container with plain pread(2) and depends only on
- * store/format.h and store/crc32c.h, never on the store code, so that a bug
- * in the store cannot hide itself from it.  It is linked into cowctl and into
- * the unit tests (which fsck every container they leave behind).
+ * The checker depends only on store/format.h and store/crc32c.h, never on
+ * the store code, so that a bug in the store cannot hide itself from it.
+ * It is linked into cowctl and into the unit tests (which fsck every
+ * container they leave behind).
  *
- * Both functions are reentrant: all state is local to the call.  They never
- * write to the container.  They try to take a shared flock(2) on it for the
- * duration of the call; if another open file description holds the store's
- * exclusive lock (the container is open, possibly in this very process),
- * they go on without it and, for fsck, say so in a note, since a container
- * that is being written may look inconsistent.
+ * It reads the container through a source (struct cow_fsck_src): its size
+ * and a read function.  cow_fsck() and cow_dump() check a container file,
+ * read with pread(2); cow_fsck_src_progress() and cow_dump_src() check any
+ * container the caller can read, where it lies (cowctl --rados reads the
+ * objects of a container in RADOS through its block device, tools/ctl_rados.c).
+ *
+ * All functions are reentrant: all state is local to the call.  They never
+ * write to the container.  The file ones try to take a shared flock(2) on
+ * it for the duration of the call; if another open file description holds
+ * the store's exclusive lock (the container is open, possibly in this very
+ * process), they go on without it and, for fsck, say so in a note, since a
+ * container that is being written may look inconsistent.  With a source,
+ * keeping writers away while it is read is the caller's business.
  */
 #ifndef COW_FSCK_H
 #define COW_FSCK_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -31,7 +39,7 @@ struct cow_fsck_result {
     uint64_t notes;           /* notes: legal but worth knowing */
     int sb_copy;              /* superblock copy used (0 or 1), -1 if none */
     uint64_t generation;      /* generation of that superblock */
-    uint64_t container_bytes; /* size of the container file */
+    uint64_t container_bytes; /* size of the container (file, or source) */
     uint64_t total_bytes;     /* superblock total_bytes */
     uint64_t bytes_used;      /* recomputed: metadata + data */
     uint64_t metadata_bytes;  /* recomputed: superblocks, log areas, tree blocks */
@@ -93,6 +101,35 @@ typedef void (*cow_fsck_progress_fn)(void *arg, uint64_t done, uint64_t total);
 int cow_fsck_progress(const char *path, unsigned flags, FILE *out, struct cow_fsck_result *res,
                       cow_fsck_progress_fn cb, void *arg);
 
+/*
+ * A container as the checker reads it (the idea of store/bdev.h's struct
+ * cow_dev, reduced to reading).  The checker calls READ only for ranges
+ * inside [0, SIZE): a read that would pass SIZE is cut there and its rest
+ * reads as past the end of the container, a problem it reports.
+ */
+struct cow_fsck_src {
+    /* Reads LEN bytes at byte offset OFF of the container
+     * into BUF.  Returns 0, or a positive errno value (EIO, ...) if they
+     * cannot be read; BUF's contents are then undefined.  Called from the
+     * calling thread only, one call at a time. */
+    int (*read)(void *arg, void *buf, size_t len, uint64_t off);
+    uint64_t size;    /* bytes of the container */
+    void *arg;        /* the caller's, passed to READ */
+    const char *name; /* for messages ("NAME: check stopped: ...") */
+};
+
+/*
+ * cow_fsck_progress() on the container SRC reads (not NULL, READ and NAME
+ * set), which must not change while it is checked.  Returns the number of
+ * problems (0 = clean; capped at INT_MAX), or a negative errno value if the
+ * check could not run at all (-ENOMEM; -EINVAL for a SRC without READ or
+ * NAME), after writing one line saying why.  A read that fails is a
+ * problem of the block read ("read failed: Input/output error"), as for a
+ * file.
+ */
+int cow_fsck_src_progress(const struct cow_fsck_src *src, unsigned flags, FILE *out,
+                          struct cow_fsck_result *res, cow_fsck_progress_fn cb, void *arg);
+
 /* cow_dump() flags */
 #define COW_DUMP_HEX 0x1 /* also hex-dump the data of unknown items */
 
@@ -116,5 +153,10 @@ int cow_fsck_progress(const char *path, unsigned flags, FILE *out, struct cow_fs
  * after writing one line saying why to OUT.  OUT must not be NULL.
  */
 int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out);
+
+/* cow_dump() of the container SRC reads (as for cow_fsck_src_progress()).
+ * Returns 0, or a negative errno value (-ENOMEM; -EINVAL for a SRC without
+ * READ or NAME) after writing one line saying why to OUT. */
+int cow_dump_src(const struct cow_fsck_src *src, unsigned flags, uint64_t bytenr, FILE *out);
 
 #endif /* COW_FSCK_H */

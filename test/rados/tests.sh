@@ -51,11 +51,35 @@ printf '.load %s\n.open file:%s?vfs=cow-rados\nINSERT INTO t VALUES (4);\nSELECT
 for i in $(seq 100); do grep -q 42 "$T/holder.out" && break; sleep 0.1; done
 grep -q 42 "$T/holder.out" || { exec 3>&-; wait $holder; fail "holder: $(cat "$T/holder.out")"; }
 "$COWCTL" --rados "$C" ls 2>"$T/err" && { exec 3>&-; wait $holder; fail "ls while a writer has it"; }
+"$COWCTL" --rados "$C" fsck 2>"$T/err2" && { exec 3>&-; wait $holder; fail "fsck while a writer has it"; }
 exec 3>&-
 wait $holder
 grep -q "another client" "$T/err" || fail "ls while a writer has it: $(cat "$T/err")"
+grep -q "another client" "$T/err2" || fail "fsck while a writer has it: $(cat "$T/err2")"
 [ "$("$COWCTL" --rados "$C" export "$T/out2.db" && sqlite3 "$T/out2.db" "SELECT count(*) FROM t")" = 4 ] ||
     fail "the writer's row"
+# fsck and dump read the container where it lies: with $TMPDIR missing (no
+# local copy can be made) a clean container is clean (exit 0); garbage
+# written with the rados CLI into one block of its subvolume tree, inside
+# object 0 (a new container's objects are 4 MiB), is found (exit 1)
+D="$P/dmg-$$"
+"$COWCTL" --rados "$D" import "$T/plain.db" || fail "import (damage)"
+TMPDIR="$T/none" "$COWCTL" --rados "$D" fsck >"$T/out" 2>&1 ||
+    fail "fsck of a clean container without \$TMPDIR: $(cat "$T/out")"
+grep -q "$D: clean" "$T/out" || fail "fsck of a clean container: $(cat "$T/out")"
+TMPDIR="$T/none" "$COWCTL" --rados "$D" dump >"$T/dump" 2>&1 || fail "dump without \$TMPDIR"
+leaf=$(sed -n 's/^subvolume 256 tree (root \([0-9]*\),.*/\1/p' "$T/dump")
+[ -n "$leaf" ] && [ "$leaf" -lt 4194304 ] || fail "dump: no subvolume 256 root below 4 MiB"
+printf 'not a tree block' >"$T/garbage"
+rados -p "$P" put "dmg-$$.0000000000000000" "$T/garbage" --offset $((leaf + 200)) ||
+    fail "rados put"
+TMPDIR="$T/none" "$COWCTL" --rados "$D" fsck >"$T/out" 2>&1 && fail "fsck of a damaged container: exit 0"
+[ $? = 1 ] || fail "fsck of a damaged container: exit status not 1: $(cat "$T/out")"
+grep -q "subvolume 256 tree block $leaf: bad checksum" "$T/out" ||
+    fail "fsck of a damaged container: $(cat "$T/out")"
+"$COWCTL" --rados "$D" dump --block "$leaf" | grep -q "csum BAD" || fail "dump of the damaged block"
+[ ! -e "$T/none" ] || fail "\$TMPDIR appeared"
+echo "test-rados: cowctl --rados fsck and dump read in place: damage found, no local copy"
 "$COWCTL" --rados "$P/no-such-$$" ls 2>"$T/err" && fail "ls of a missing container"
 grep -q "no container" "$T/err" || fail "ls of a missing container: $(cat "$T/err")"
 

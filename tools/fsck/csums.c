@@ -80,7 +80,7 @@ void fsck_check_data(struct fsck *f)
             while (e < d->ncsum && fsck_bmap_has(d->reg, e))
                 e++;
             uint64_t at = d->bytenr + (uint64_t)b * BS;
-            int rd = fsck_read_logical(f->fd, &f->xlate, buf, (size_t)(e - b) * BS, at);
+            int rd = fsck_read_logical(f->src, &f->xlate, buf, (size_t)(e - b) * BS, at);
             fsck_progress(f, (uint64_t)(e - b) * BS);
             if (rd == FSCK_READ_DROPPED) {
                 fsck_problem(f, "data extent %" PRIu64 ": blocks from %" PRIu64 " that a regular "

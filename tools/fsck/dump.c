@@ -11,10 +11,10 @@
 /* ------------------------------------------------------------------ */
 
 struct dumper {
-    int fd;
+    const struct cow_fsck_src *src; /* what every read goes through */
     FILE *out;
     unsigned flags;
-    uint64_t fsize;
+    uint64_t fsize; /* src->size */
     struct u64map seen; /* blocks shown */
     struct subvol *sv;  /* ROOT_ITEMs found while showing the root tree */
     size_t nsv, capsv;
@@ -300,7 +300,7 @@ static void dump_tree_block(struct dumper *d, const struct remaps *xl, uint64_t 
     char stored[48] = "";
     if (phys != bytenr)
         snprintf(stored, sizeof(stored), " (stored at %" PRIu64 ")", phys);
-    int rd = fsck_read_logical(d->fd, xl, b, BS, bytenr);
+    int rd = fsck_read_logical(d->src, xl, b, BS, bytenr);
     if (rd) {
         fprintf(out, "%sblock %" PRIu64 "%s: cannot read: %s\n", ind, bytenr, stored,
                 rd == 1 ? "past end of file" : strerror(rd));
@@ -478,7 +478,7 @@ static void dump_log(struct dumper *d, const uint8_t *sb, int c)
         return;
     }
     struct logscan s;
-    fsck_log_scan_init(&s, d->fd, d->fsize, area, nb, get64(sb + SB_LOG_ID),
+    fsck_log_scan_init(&s, d->src, area, nb, get64(sb + SB_LOG_ID),
                        get64(sb + SB_GENERATION));
     s.remap = &d->rm;
     uint64_t n = 0, blocks = 0;
@@ -518,23 +518,24 @@ static void dump_log(struct dumper *d, const uint8_t *sb, int c)
             n == 1 ? "" : "s", blocks, blocks == 1 ? "" : "s");
 }
 
-int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
+/* Dumps SRC (fsck_src_valid()) for cow_dump_src() and cow_dump(), which
+ * says in UNLOCKED that the file could not be locked. */
+static int dump_src(const struct cow_fsck_src *src, int unlocked, unsigned flags, uint64_t bytenr,
+                    FILE *out)
 {
     struct dumper d;
     memset(&d, 0, sizeof(d));
+    d.src = src;
     d.out = out;
     d.flags = flags;
-    int locked;
-    d.fd = fsck_open_container(path, &d.fsize, &locked, out);
-    if (d.fd < 0)
-        return d.fd;
-    fprintf(out, "container %s: %" PRIu64 " bytes%s\n", path, d.fsize,
-            locked ? "" : " (open in a process: may be changing)");
+    d.fsize = src->size;
+    fprintf(out, "container %s: %" PRIu64 " bytes%s\n", src->name, d.fsize,
+            unlocked ? " (open in a process: may be changing)" : "");
     uint8_t sb[2][BS];
     int rd[2], good[2];
     char why[128];
     for (int i = 0; i < 2; i++) {
-        rd[i] = fsck_read_at(d.fd, sb[i], BS, (uint64_t)i * BS);
+        rd[i] = fsck_read_at(d.src, sb[i], BS, (uint64_t)i * BS);
         good[i] = !fsck_sb_invalid(sb[i], rd[i], why, sizeof(why));
     }
     if (bytenr != UINT64_MAX) {
@@ -556,7 +557,7 @@ int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
         goto out;
     }
     /* as open: a torn one-flush commit does not count */
-    const char *torn = fsck_sb_commit_torn(d.fd, d.fsize, sb[c], why, sizeof(why));
+    const char *torn = fsck_sb_commit_torn(d.src, sb[c], why, sizeof(why));
     if (torn) {
         fprintf(out, "superblock copy %d: %s\n", c, torn);
         if (!good[1 - c]) {
@@ -621,12 +622,28 @@ int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
 out:;
     int rc = d.fatal;
     if (rc)
-        fprintf(out, "%s: dump stopped: %s\n", path, strerror(-rc));
+        fprintf(out, "%s: dump stopped: %s\n", src->name, strerror(-rc));
     free(d.sv);
     fsck_names_free(&d.names);
     fsck_map_free(&d.namemap);
     fsck_map_free(&d.seen);
     fsck_remaps_free(&d.rm);
-    close(d.fd);
+    return rc;
+}
+
+int cow_dump_src(const struct cow_fsck_src *src, unsigned flags, uint64_t bytenr, FILE *out)
+{
+    int rc = fsck_src_valid(src, out);
+    return rc ? rc : dump_src(src, 0, flags, bytenr, out);
+}
+
+int cow_dump(const char *path, unsigned flags, uint64_t bytenr, FILE *out)
+{
+    struct fsck_file file;
+    int rc = fsck_open_container(path, &file, out);
+    if (rc)
+        return rc;
+    rc = dump_src(&file.src, !file.locked, flags, bytenr, out);
+    fsck_close_container(&file); /* drops the flock */
     return rc;
 }

@@ -139,7 +139,7 @@ static void files_walk(struct fsck *f, struct fstate *s, uint64_t bytenr, unsign
         return;
     }
     uint8_t b[BS];
-    if (fsck_read_logical(f->fd, &f->xlate, b, BS, bytenr) ||
+    if (fsck_read_logical(f->src, &f->xlate, b, BS, bytenr) ||
         get32(b + TB_CSUM) != fsck_block_csum(b) ||
         tb_level(b) != level) {
         fsck_problem(f, "block %" PRIu64 " changed while being checked", bytenr);

@@ -1,7 +1,8 @@
 /*
  * fsck.c - an independent checker and dumper for cowvfs containers.
  *
- * Reads the container with pread(2) and knows only store/format.h and
+ * Reads the container through a source (tools/fsck.h: struct
+ * cow_fsck_src; pread(2) for a file) and knows only store/format.h and
  * crc32c: nothing here calls the store, so the checker and the store are two
  * readings of one format that must agree.
  *
@@ -168,37 +169,32 @@ void fsck_progress(struct fsck *f, uint64_t bytes)
         f->progress(f->progress_arg, f->progress_done, f->bytes_used);
 }
 
-int cow_fsck_progress(const char *path, unsigned flags, FILE *out, struct cow_fsck_result *res,
-                      cow_fsck_progress_fn cb, void *arg)
+/* Checks SRC (fsck_src_valid()) for cow_fsck_src_progress() and
+ * cow_fsck_progress(), which names in UNLOCKED a file it could not lock
+ * (NULL: none), for a note. */
+static int fsck_src(const struct cow_fsck_src *src, const char *unlocked, unsigned flags,
+                    FILE *out, struct cow_fsck_result *res, cow_fsck_progress_fn cb, void *arg)
 {
-    struct cow_fsck_result dummy;
-    if (!res)
-        res = &dummy;
-    memset(res, 0, sizeof(*res));
-    res->sb_copy = -1;
-
     struct fsck f;
     memset(&f, 0, sizeof(f));
+    f.src = src;
     f.out = out;
     f.flags = flags;
     f.r = res;
     f.progress = cb;
     f.progress_arg = arg;
-    int locked;
-    f.fd = fsck_open_container(path, &f.fsize, &locked, out);
-    if (f.fd < 0)
-        return f.fd;
+    f.fsize = src->size;
     res->container_bytes = f.fsize;
-    if (!locked)
+    if (unlocked)
         fsck_note(&f, "%s is open in a process (locked); what it is writing may look inconsistent",
-             path);
+                  unlocked);
 
     fsck_run(&f);
 
     int rc;
     if (f.fatal) {
         if (out)
-            fprintf(out, "%s: check stopped: %s\n", path, strerror(-f.fatal));
+            fprintf(out, "%s: check stopped: %s\n", src->name, strerror(-f.fatal));
         rc = f.fatal;
     } else {
         rc = res->problems > INT_MAX ? INT_MAX : (int)res->problems;
@@ -225,6 +221,39 @@ int cow_fsck_progress(const char *path, unsigned flags, FILE *out, struct cow_fs
     fsck_map_free(&f.live_inodes);
     free(f.lf);
     free(f.lx);
-    close(f.fd); /* drops the flock */
+    return rc;
+}
+
+/* RES (or a local one if NULL) zeroed, as the entry points promise. */
+static struct cow_fsck_result *result_init(struct cow_fsck_result *res,
+                                           struct cow_fsck_result *dummy)
+{
+    if (!res)
+        res = dummy;
+    memset(res, 0, sizeof(*res));
+    res->sb_copy = -1;
+    return res;
+}
+
+int cow_fsck_src_progress(const struct cow_fsck_src *src, unsigned flags, FILE *out,
+                          struct cow_fsck_result *res, cow_fsck_progress_fn cb, void *arg)
+{
+    struct cow_fsck_result dummy;
+    res = result_init(res, &dummy);
+    int rc = fsck_src_valid(src, out);
+    return rc ? rc : fsck_src(src, NULL, flags, out, res, cb, arg);
+}
+
+int cow_fsck_progress(const char *path, unsigned flags, FILE *out, struct cow_fsck_result *res,
+                      cow_fsck_progress_fn cb, void *arg)
+{
+    struct cow_fsck_result dummy;
+    res = result_init(res, &dummy);
+    struct fsck_file file;
+    int rc = fsck_open_container(path, &file, out);
+    if (rc)
+        return rc;
+    rc = fsck_src(&file.src, file.locked ? NULL : path, flags, out, res, cb, arg);
+    fsck_close_container(&file); /* drops the flock */
     return rc;
 }

@@ -166,10 +166,10 @@ struct remaps {
 };
 
 struct fsck {
-    int fd;
+    const struct cow_fsck_src *src; /* what every read goes through */
     FILE *out;
     unsigned flags;
-    uint64_t fsize;
+    uint64_t fsize; /* src->size */
     uint64_t lines;
     struct cow_fsck_result *r;
     int fatal; /* negative errno: stop */
@@ -262,8 +262,7 @@ struct lreg {
 };
 
 struct logscan {
-    int fd;
-    uint64_t fsize;
+    const struct cow_fsck_src *src;
     const struct remaps *remap; /* translation of data reads, or NULL */
     uint64_t area;        /* bytenr of the area */
     uint32_t nblocks;     /* area length in blocks */
@@ -288,7 +287,8 @@ int fsck_remaps_add(struct remaps *t, const struct remap *r);
 void fsck_remaps_sort(struct remaps *t);
 void fsck_remaps_free(struct remaps *t);
 uint64_t fsck_remap_phys(const struct remaps *t, uint64_t logical, uint64_t *contig);
-int fsck_read_logical(int fd, const struct remaps *t, void *buf, size_t len, uint64_t logical);
+int fsck_read_logical(const struct cow_fsck_src *src, const struct remaps *t, void *buf,
+                      size_t len, uint64_t logical);
 /* fsck_read_logical()'s answer when a piece lies in a dropped run
  * (REMAP_ITEM physical 0: not stored; BUF holds zeros there). */
 #define FSCK_READ_DROPPED 1000
@@ -316,9 +316,17 @@ uint64_t fsck_fe_block_end(uint64_t xoff, uint64_t nbytes);
 void fsck_bmap_add(uint64_t *m, uint64_t xoff, uint64_t nbytes);
 int fsck_bmap_has(const uint64_t *m, uint32_t b);
 int fsck_all_zero(const uint8_t *p, size_t n);
-int fsck_read_at(int fd, void *buf, size_t len, uint64_t off);
+int fsck_read_at(const struct cow_fsck_src *src, void *buf, size_t len, uint64_t off);
 uint32_t fsck_block_csum(const uint8_t *b);
-int fsck_open_container(const char *path, uint64_t *fsize, int *locked, FILE *out);
+/* A container file open for checking: a source reading it with pread(2). */
+struct fsck_file {
+    int fd;
+    int locked; /* the shared flock(2) is held */
+    struct cow_fsck_src src; /* its arg is this struct: do not move it */
+};
+int fsck_open_container(const char *path, struct fsck_file *file, FILE *out);
+void fsck_close_container(struct fsck_file *file);
+int fsck_src_valid(const struct cow_fsck_src *src, FILE *out);
 __attribute__((format(printf, 2, 3))) void fsck_problem(struct fsck *f, const char *fmt,
                                                    ...);
 __attribute__((format(printf, 2, 3))) void fsck_note(struct fsck *f, const char *fmt, ...);
@@ -333,8 +341,8 @@ size_t fsck_sb_commit_list(const uint8_t *sb);
 uint32_t fsck_sb_commit_max(const uint8_t *sb);
 uint64_t fsck_sb_device_bytes(const uint8_t *sb);
 int fsck_sb_has_remap(const uint8_t *sb);
-const char *fsck_sb_commit_torn(int fd, uint64_t fsize, const uint8_t *sb, char *why,
-                           size_t len);
+const char *fsck_sb_commit_torn(const struct cow_fsck_src *src, const uint8_t *sb, char *why,
+                                size_t len);
 /* ---- walk.c: pass 2, structure ---- */
 struct dext *fsck_dext_get(struct fsck *f, uint64_t bytenr, int create);
 void fsck_check_file_extent(struct fsck *f, const char *where, const struct cow_key *k,
@@ -358,11 +366,11 @@ void fsck_check_files(struct fsck *f, struct subvol *sv);
 int fsck_log_item(const uint8_t *r, size_t len, size_t *pos, struct cow_key *k,
              const uint8_t **data, unsigned *size);
 /* Starts S (zeroed) on the log area at AREA (bytenr; NBLOCKS blocks) of the
- * container FD (FSIZE bytes), for the superblock's LOG_ID and GEN; the
+ * container SRC, for the superblock's LOG_ID and GEN; the
  * caller may then set s->remap, through which data blocks the records name
  * are read (NULL: at their own address).  fsck_log_scan_free() frees what
  * reading records allocated. */
-void fsck_log_scan_init(struct logscan *s, int fd, uint64_t fsize, uint64_t area,
+void fsck_log_scan_init(struct logscan *s, const struct cow_fsck_src *src, uint64_t area,
                         uint32_t nblocks, uint64_t log_id, uint64_t gen);
 void fsck_log_scan_free(struct logscan *s);
 int fsck_log_next(struct logscan *s);

@@ -58,12 +58,12 @@ static int log_data_ok(struct logscan *s, uint64_t bytenr, const uint8_t *p, uns
     uint8_t b[BS];
     if (bytenr == 0 || bytenr % BS)
         return log_end(s, "EXTENT_CSUM for %" PRIu64 ", not a block address", bytenr);
-    if (fsck_phys_end(s->remap, bytenr, (uint64_t)n * BS) > s->fsize)
+    if (fsck_phys_end(s->remap, bytenr, (uint64_t)n * BS) > s->src->size)
         return log_end(s, "data of extent %" PRIu64 " lies past the end of the file", bytenr);
     for (unsigned i = 0; reg && i < n; i++) {
         if (!fsck_bmap_has(reg, i))
             continue;
-        int rd = fsck_read_logical(s->fd, s->remap, b, BS, bytenr + (uint64_t)i * BS);
+        int rd = fsck_read_logical(s->src, s->remap, b, BS, bytenr + (uint64_t)i * BS);
         if (rd) {
             s->ioerr = rd > 1 && rd != FSCK_READ_DROPPED;
             return log_end(s, "cannot read data of extent %" PRIu64 ": %s", bytenr,
@@ -187,7 +187,7 @@ int fsck_log_next(struct logscan *s)
         s->cap = BS;
     }
     uint64_t at = s->area + (uint64_t)s->pos * BS;
-    int rd = fsck_read_at(s->fd, s->rec, BS, at);
+    int rd = fsck_read_at(s->src, s->rec, BS, at);
     if (rd) {
         s->odd = s->ioerr = rd > 1;
         return log_end(s, "cannot read: %s", rd == 1 ? "past end of file" : strerror(rd));
@@ -209,7 +209,7 @@ int fsck_log_next(struct logscan *s)
         s->cap = len;
     }
     r = s->rec;
-    if (nb > 1 && (rd = fsck_read_at(s->fd, s->rec + BS, len - BS, at + BS)) != 0) {
+    if (nb > 1 && (rd = fsck_read_at(s->src, s->rec + BS, len - BS, at + BS)) != 0) {
         s->ioerr = rd > 1;
         return log_end(s, "cannot read: %s", rd == 1 ? "past end of file" : strerror(rd));
     }
@@ -281,12 +281,11 @@ int fsck_log_next(struct logscan *s)
     return 1;
 }
 
-void fsck_log_scan_init(struct logscan *s, int fd, uint64_t fsize, uint64_t area,
+void fsck_log_scan_init(struct logscan *s, const struct cow_fsck_src *src, uint64_t area,
                         uint32_t nblocks, uint64_t log_id, uint64_t gen)
 {
     memset(s, 0, sizeof(*s));
-    s->fd = fd;
-    s->fsize = fsize;
+    s->src = src;
     s->area = area;
     s->nblocks = nblocks;
     s->log_id = log_id;
@@ -679,7 +678,7 @@ static void log_find_lost(struct fsck *f, int k, uint32_t from, uint64_t applied
         return;
     for (uint32_t pos = from; pos < f->log_blocks && !f->fatal; pos++) {
         uint8_t h[BS];
-        if (fsck_read_at(f->fd, h, BS, area + (uint64_t)pos * BS))
+        if (fsck_read_at(f->src, h, BS, area + (uint64_t)pos * BS))
             return;
         uint32_t nb = get32(h + LOG_NBLOCKS);
         if (get32(h + LOG_MAGIC) != COW_LOG_MAGIC || nb == 0 || nb > f->log_blocks - pos)
@@ -688,7 +687,7 @@ static void log_find_lost(struct fsck *f, int k, uint32_t from, uint64_t applied
             fsck_set_fatal(f, -ENOMEM);
             break;
         }
-        if (fsck_read_at(f->fd, r, (size_t)nb * BS, area + (uint64_t)pos * BS) ||
+        if (fsck_read_at(f->src, r, (size_t)nb * BS, area + (uint64_t)pos * BS) ||
             crc32c(0, r + 4, (size_t)nb * BS - 4) != get32(r + LOG_CSUM))
             continue;
         uint64_t gen = get64(r + LOG_GENERATION), id = get64(r + LOG_ID);
@@ -738,7 +737,7 @@ void fsck_check_log(struct fsck *f)
         return;
     }
     struct logscan s;
-    fsck_log_scan_init(&s, f->fd, f->fsize, area, f->log_blocks, f->log_id, f->gen);
+    fsck_log_scan_init(&s, f->src, area, f->log_blocks, f->log_id, f->gen);
     s.remap = &f->xlate;
     uint64_t blocks = 0;
     int rc;

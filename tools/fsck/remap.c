@@ -102,12 +102,13 @@ uint64_t fsck_remap_phys(const struct remaps *t, uint64_t logical, uint64_t *con
 }
 
 /*
- * Reads LEN bytes at logical address LOGICAL from the container FD, each
+ * Reads LEN bytes at logical address LOGICAL from the container SRC, each
  * piece from where T (as fsck_remap_phys) says it is stored.  Returns as
  * fsck_read_at(): 0, 1 if a piece lies past the end of the file (the rest
  * of BUF is zeroed), or a positive errno.
  */
-int fsck_read_logical(int fd, const struct remaps *t, void *buf, size_t len, uint64_t logical)
+int fsck_read_logical(const struct cow_fsck_src *src, const struct remaps *t, void *buf,
+                      size_t len, uint64_t logical)
 {
     uint8_t *p = buf;
     size_t done = 0;
@@ -118,7 +119,7 @@ int fsck_read_logical(int fd, const struct remaps *t, void *buf, size_t len, uin
             memset(p + done, 0, len - done);
             return FSCK_READ_DROPPED;
         }
-        int rd = fsck_read_at(fd, p + done, n, at);
+        int rd = fsck_read_at(src, p + done, n, at);
         if (rd) {
             memset(p + done, 0, len - done);
             return rd;

@@ -138,9 +138,10 @@ const char *fsck_sb_invalid(const uint8_t *buf, int rd, char *why, size_t len)
  * the crc over those.  Returns NULL if intact (or not a one-flush commit),
  * else why not.
  */
-const char *fsck_sb_commit_torn(int fd, uint64_t fsize, const uint8_t *sb, char *why,
-                           size_t len)
+const char *fsck_sb_commit_torn(const struct cow_fsck_src *src, const uint8_t *sb, char *why,
+                                size_t len)
 {
+    uint64_t fsize = src->size;
     if (!(get32(sb + SB_FLAGS) & COW_SB_ONE_FLUSH))
         return NULL;
     if (fsck_sb_device_bytes(sb) > fsize) {
@@ -171,7 +172,7 @@ const char *fsck_sb_commit_torn(int fd, uint64_t fsize, const uint8_t *sb, char 
             return why;
         }
         for (uint64_t b = 0; b < nb; b++) {
-            if (fsck_read_at(fd, blk, BS, at + b * BS) != 0) {
+            if (fsck_read_at(src, blk, BS, at + b * BS) != 0) {
                 snprintf(why, len, "cannot read listed block %" PRIu64, at + b * BS);
                 return why;
             }
@@ -271,7 +272,7 @@ int fsck_check_superblocks(struct fsck *f)
     char whybuf[2][128];
     int valid[2];
     for (int i = 0; i < 2; i++) {
-        int rd = fsck_read_at(f->fd, buf[i], BS, (uint64_t)i * BS);
+        int rd = fsck_read_at(f->src, buf[i], BS, (uint64_t)i * BS);
         why[i] = fsck_sb_invalid(buf[i], rd, whybuf[i], sizeof(whybuf[i]));
         valid[i] = why[i] == NULL;
         /* as the store: a whole copy (crc matches) with a field out of
@@ -288,8 +289,8 @@ int fsck_check_superblocks(struct fsck *f)
                      ? (get64(buf[1] + SB_GENERATION) > get64(buf[0] + SB_GENERATION) ? 1 : 0)
                      : (valid[0] ? 0 : 1);
     if (valid[newest]) {
-        const char *torn = fsck_sb_commit_torn(f->fd, f->fsize, buf[newest], whybuf[newest],
-                                          sizeof(whybuf[newest]));
+        const char *torn =
+            fsck_sb_commit_torn(f->src, buf[newest], whybuf[newest], sizeof(whybuf[newest]));
         if (torn) {
             /* as the store: the other copy must hold the commit the torn
              * one was written after, whole, with at least as many log
@@ -319,8 +320,8 @@ int fsck_check_superblocks(struct fsck *f)
                 valid[o2] = 0;
                 why[o2] = "not older than the torn copy";
             } else if (valid[o2]) {
-                const char *t2 = fsck_sb_commit_torn(f->fd, f->fsize, buf[o2], whybuf[o2],
-                                                sizeof(whybuf[o2]));
+                const char *t2 =
+                    fsck_sb_commit_torn(f->src, buf[o2], whybuf[o2], sizeof(whybuf[o2]));
                 if (t2) {
                     fsck_problem(f, "superblock copy %d: %s, and copy %d: %s; generation %" PRIu64
                                " was flushed, so that is damage",

@@ -268,29 +268,47 @@ int fsck_all_zero(const uint8_t *p, size_t n)
 /* ------------------------------------------------------------------ */
 
 /*
- * Reads LEN bytes at OFF.  Returns 0, 1 for a short read (past the end of
- * the file; the rest of BUF is zeroed), or a positive errno for a failed
- * read.  Retries EINTR and partial reads.
+ * Reads LEN bytes at OFF of SRC.  Returns 0, 1 for a short read (past the
+ * end of the container, SRC->size; the rest of BUF is zeroed), or a
+ * positive errno for a failed read (SRC->read's).  SRC->read sees only the
+ * part inside the container.
  */
-int fsck_read_at(int fd, void *buf, size_t len, uint64_t off)
+int fsck_read_at(const struct cow_fsck_src *src, void *buf, size_t len, uint64_t off)
 {
     uint8_t *p = buf;
-    size_t done = 0;
-    if (off > (uint64_t)INT64_MAX - len) {
-        memset(buf, 0, len);
-        return 1;
+    size_t in = 0; /* bytes of [OFF, OFF + LEN) before the end */
+    if (off < src->size)
+        in = src->size - off < len ? (size_t)(src->size - off) : len;
+    if (in) {
+        int rd = src->read(src->arg, p, in, off);
+        if (rd)
+            return rd > 0 ? rd : EIO;
     }
+    if (in == len)
+        return 0;
+    memset(p + in, 0, len - in);
+    return 1;
+}
+
+/* struct fsck_file's source: pread(2) of its descriptor.  Retries EINTR
+ * and partial reads; a file that ends early (it shrank since it was
+ * opened) is EIO. */
+static int file_read(void *arg, void *buf, size_t len, uint64_t off)
+{
+    const struct fsck_file *file = arg;
+    uint8_t *p = buf;
+    size_t done = 0;
+    if (off > (uint64_t)INT64_MAX - len)
+        return EINVAL;
     while (done < len) {
-        ssize_t n = pread(fd, p + done, len - done, (off_t)(off + done));
+        ssize_t n = pread(file->fd, p + done, len - done, (off_t)(off + done));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             return errno ? errno : EIO;
         }
-        if (n == 0) {
-            memset(p + done, 0, len - done);
-            return 1;
-        }
+        if (n == 0)
+            return EIO;
         done += (size_t)n;
     }
     return 0;
@@ -301,9 +319,17 @@ uint32_t fsck_block_csum(const uint8_t *b)
     return crc32c(0, b + 4, BS - 4);
 }
 
-/* Opens PATH read-only for checking; *fsize gets its size. Returns fd or -errno. */
-int fsck_open_container(const char *path, uint64_t *fsize, int *locked, FILE *out)
+/*
+ * Opens the container file PATH read-only for checking into FILE: its
+ * descriptor, a shared flock(2) on it if no one holds an exclusive one
+ * (FILE->locked), and FILE->src reading it (size: the file's, at open;
+ * name: PATH, which must outlive FILE).  Returns 0, or a negative errno
+ * (open(2)'s, fstat(2)'s, -EISDIR: not a regular file) after writing one
+ * line saying why to OUT (if not NULL).  fsck_close_container() closes it.
+ */
+int fsck_open_container(const char *path, struct fsck_file *file, FILE *out)
 {
+    memset(file, 0, sizeof(*file));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -325,11 +351,32 @@ int fsck_open_container(const char *path, uint64_t *fsize, int *locked, FILE *ou
         close(fd);
         return -EISDIR;
     }
-    *fsize = (uint64_t)st.st_size;
-    *locked = 0;
-    if (flock(fd, LOCK_SH | LOCK_NB) == 0)
-        *locked = 1;
-    return fd;
+    file->fd = fd;
+    file->locked = flock(fd, LOCK_SH | LOCK_NB) == 0;
+    file->src.read = file_read;
+    file->src.size = (uint64_t)st.st_size;
+    file->src.arg = file;
+    file->src.name = path;
+    return 0;
+}
+
+/* Closes FILE (fsck_open_container()'s), which drops its flock. */
+void fsck_close_container(struct fsck_file *file)
+{
+    close(file->fd);
+    file->fd = -1;
+}
+
+/* 0 if SRC can be read (not NULL, with a read function and a name), else
+ * -EINVAL after writing one line saying why to OUT (if not NULL). */
+int fsck_src_valid(const struct cow_fsck_src *src, FILE *out)
+{
+    if (src && src->read && src->name)
+        return 0;
+    if (out)
+        fprintf(out, "fsck: a container source without %s\n",
+                !src ? "anything" : !src->read ? "a read function" : "a name");
+    return -EINVAL;
 }
 
 /* ------------------------------------------------------------------ */

@@ -621,7 +621,7 @@ static uint32_t walk(struct fsck *f, uint64_t bytenr, uint64_t exp_gen, unsigned
     me->state = B_VISITING;
 
     uint8_t b[BS];
-    int rd = fsck_read_at(f->fd, b, BS, phys);
+    int rd = fsck_read_at(f->src, b, BS, phys);
     fsck_progress(f, BS);
     const char *bad = NULL;
     char why[128];
