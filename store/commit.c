@@ -109,6 +109,7 @@ int commit_load(cow_store *st)
 {
     lk_assert_held(&st->lock);
     uint8_t sb[2][COW_BLOCK_SIZE];
+    const char *why[2]; /* sb_invalid of each copy */
     uint64_t devsize;
     int rc, best = -1, magic = 0;
     struct scan_state ss = {NULL};
@@ -131,11 +132,12 @@ int commit_load(cow_store *st)
         rc = st->dev->read(st->dev, sb[i], COW_BLOCK_SIZE, (uint64_t)i * COW_BLOCK_SIZE);
         if (rc)
             return rc;
+        why[i] = sb_invalid(sb[i]); /* once: every refresh of a reader reads both */
         if (get64(sb[i] + SB_MAGIC) == COW_SB_MAGIC)
             magic = 1;
-        if (sb_valid(sb[i]) && sb_is_old(sb[i]))
+        if (!why[i] && sb_is_old(sb[i]))
             st->sb_old_version |= 1 << i;
-        if (sb_valid(sb[i]) &&
+        if (!why[i] &&
             (best < 0 || get64(sb[i] + SB_GENERATION) > get64(sb[best] + SB_GENERATION)))
             best = i;
     }
@@ -144,7 +146,7 @@ int commit_load(cow_store *st)
     for (int i = 0; i < 2; i++) {
         if (get64(sb[i] + SB_MAGIC) != COW_SB_MAGIC ||
             crc32c(0, sb[i] + 4, COW_BLOCK_SIZE - 4) != get32(sb[i] + SB_CSUM) ||
-            !sb_invalid(sb[i]))
+            !why[i])
             continue;
         uint32_t ver = get32(sb[i] + SB_VERSION);
         if (ver != COW_FORMAT_VERSION && ver != COW_FORMAT_VERSION_1 &&
@@ -154,12 +156,12 @@ int commit_load(cow_store *st)
                                st->path, i, ver, COW_FORMAT_VERSION_1, COW_FORMAT_VERSION);
         return COW_CORRUPT("%s: superblock copy %d is whole (its checksum matches) but has %s "
                            "(generation %llu): damage a crash cannot cause",
-                           st->path, i, sb_invalid(sb[i]),
+                           st->path, i, why[i],
                            (unsigned long long)get64(sb[i] + SB_GENERATION));
     }
     /* Both copies are written with the container's uuid (sb_write), so two
      * valid copies that differ are damage; fsck reports it too. */
-    if (sb_valid(sb[0]) && sb_valid(sb[1]) && memcmp(sb[0] + SB_UUID, sb[1] + SB_UUID, 16))
+    if (!why[0] && !why[1] && memcmp(sb[0] + SB_UUID, sb[1] + SB_UUID, 16))
         return COW_CORRUPT("%s: superblock copies 0 and 1 (generations %llu and %llu) have "
                            "different container uuids",
                            st->path, (unsigned long long)get64(sb[0] + SB_GENERATION),
@@ -169,16 +171,16 @@ int commit_load(cow_store *st)
      * newest copy says for a lost grow, which only the newest can have):
      * say so rather than blame the commit lists. */
     if (best >= 0 && sb_device_bytes(sb[best]) > devsize &&
-        (!sb_valid(sb[1 - best]) || sb_device_bytes(sb[1 - best]) > devsize))
+        (why[1 - best] || sb_device_bytes(sb[1 - best]) > devsize))
         return COW_CORRUPT("%s is truncated: %llu bytes, the superblock says %llu", st->path,
                            (unsigned long long)devsize,
                            (unsigned long long)sb_device_bytes(sb[best]));
     st->sb_rejected[0] = 0;
     st->replay_min = 0;
     st->replay_min_gen = 0;
-    if (best >= 0 && sb_invalid(sb[1 - best]) && get64(sb[1 - best] + SB_MAGIC) == COW_SB_MAGIC)
+    if (best >= 0 && why[1 - best] && get64(sb[1 - best] + SB_MAGIC) == COW_SB_MAGIC)
         snprintf(st->sb_rejected, sizeof st->sb_rejected, "superblock copy %d: %s", 1 - best,
-                 sb_invalid(sb[1 - best]));
+                 why[1 - best]);
     if (best >= 0) {
         /* the newest copy may be a torn one-flush commit: then the other,
          * which must hold the commit the torn one was written after, with
@@ -217,13 +219,13 @@ int commit_load(cow_store *st)
                          "superblock copy %d (generation %llu): its commit's blocks do not "
                          "match",
                          best, (unsigned long long)tgen);
-            if (!sb_valid(sb[other])) {
+            if (why[other]) {
                 if (want)
                     return COW_CORRUPT("%s: superblock copy %d (generation %llu) is torn, and "
                                        "copy %d, which must hold generation %llu, is damaged "
                                        "(%s)",
                                        st->path, best, (unsigned long long)tgen, other,
-                                       (unsigned long long)want, sb_invalid(sb[other]));
+                                       (unsigned long long)want, why[other]);
                 return COW_CORRUPT("%s: the newest commit is torn and no older one is valid",
                                    st->path);
             }
@@ -251,7 +253,7 @@ int commit_load(cow_store *st)
             st->replay_min = named ? get32(torn + SB_PREV_LOG_RECORDS) : 0;
             st->replay_min_gen = tgen;
             best = other;
-        } else if (!sb_is_v1(sb[best]) && sb_valid(sb[1 - best]) &&
+        } else if (!sb_is_v1(sb[best]) && !why[1 - best] &&
                    get64(sb[1 - best] + SB_GENERATION) !=
                                                   get64(sb[best] + SB_PREV_GENERATION)) {
             /* A superblock goes to the copy that does not hold the last
@@ -276,7 +278,7 @@ int commit_load(cow_store *st)
             return cow_set_error(COW_ENOTCONTAINER,
                                  "%s is not a cowvfs container (no superblock magic)", st->path);
         return COW_CORRUPT("%s: both superblocks are damaged (copy 0: %s; copy 1: %s)",
-                           st->path, sb_invalid(sb[0]), sb_invalid(sb[1]));
+                           st->path, why[0], why[1]);
     }
     const uint8_t *s = sb[best];
     st->durable_slot = st->last_slot = best;

@@ -353,6 +353,11 @@ int cow_store_persist(cow_store *st)
     return rc;
 }
 
+void cow_store_announce(cow_store *st)
+{
+    xproc_announce(st);
+}
+
 int cow_store_refresh(cow_store *st)
 {
     return xproc_refresh(st);

@@ -134,6 +134,18 @@ int cow_store_refresh(cow_store *st);
 int cow_store_publish(cow_store *st);
 
 /*
+ * The owner's changes are about to become visible through a channel of
+ * its own (SQLite's WAL-index header, written between two xShmBarrier
+ * calls) before they are published: a process that refreshes from now on
+ * waits for the next publication (cow_store_publish, or the committer's
+ * when another process asks).  A no-op for a non-owner, a process alone
+ * (one atomic load), or with nothing changed.  (Publishing at the barrier itself, between the
+ * header's two copies, left the header torn for the length of a commit:
+ * every reader in another process then retried, and slept.)
+ */
+void cow_store_announce(cow_store *st);
+
+/*
  * This process reads nothing of the container until its next
  * cow_store_refresh() (SQLite holds no lock on any of its databases):
  * its pin in the reader table goes, so that the owner may reuse the space

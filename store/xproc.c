@@ -573,6 +573,18 @@ int xproc_test_handoff(cow_store *st)
 }
 #endif
 
+void xproc_announce(cow_store *st)
+{
+    if (!st->shared || shared_nprocs_hint(st->shared) <= 1)
+        return; /* one atomic load for a process alone */
+    LOCK(st);
+    /* only with something to publish: SQLite calls this at every barrier,
+     * readers' included */
+    if ((st->txn_dirty || st->ndirty) && shared_is_owner(st->shared))
+        shared_set_unpublished(st->shared);
+    UNLOCK(st);
+}
+
 void xproc_logged(cow_store *st)
 {
     /* alone, what a transaction's end makes durable or persistent goes to

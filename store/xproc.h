@@ -117,6 +117,11 @@ int xproc_full_view(cow_store *st);
  * a no-op for a non-owner or without a shared state. */
 void xproc_logged(cow_store *st);
 
+/* cow_store_announce: marks the shared state unpublished
+ * (shared_set_unpublished) if this process owns the container, has
+ * changes, and others have it open.  Takes store->lock (not alone). */
+void xproc_announce(cow_store *st);
+
 /* cow_store_unpin: this process reads nothing until its next refresh; its
  * pin in the reader table goes (the owner has none, and takes none when
  * it lets go: xproc_yield_locked), unless a read through xproc_view_begin

@@ -19,6 +19,10 @@
  * the test process checks every worker's count and sum, integrity_check,
  * and fsck (tdir_remove).
  *
+ * Case "announce": a reader in another process that begins while the
+ * writer has written its WAL-index header but not yet published its
+ * commit waits for the publication (vfs_shm.c cowvfsShmBarrier).
+ *
  * Case "idle": a connection of another process that read once and then
  * sits idle must not keep the writer from reusing the space it frees
  * (idle pins, vfs_io.c cowvfsReadBegin).
@@ -35,6 +39,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../store/inject.h"
 #include "cowvfs.h"
 #include "testutil.h"
 #include "vfsutil.h"
@@ -396,6 +401,105 @@ START_TEST(test_mproc_idle_delete)
 }
 END_TEST
 
+/* The writer's callback at "commit:sb_written" (its commit at the end of
+ * the write transaction, after SQLite wrote the WAL-index header, before
+ * the publication): tells the reader, then takes its time. */
+static void announce_cb(void *arg, const char *name)
+{
+    char c = 1;
+    (void)name;
+    if (write(*(int *)arg, &c, 1) != 1)
+        return;
+    usleep(400 * 1000);
+}
+
+/*
+ * A reader in another process that begins a read transaction after the
+ * writer wrote its WAL-index header (the new frames named there) but
+ * before the writer published the commit that gives the others those
+ * frames: the reader's refresh waits for that publication and reads the
+ * new row.  The writer stops between its superblock and the publication
+ * for 0.4 s (an injection callback), and tells the reader to go.  Fails
+ * (SQLITE_IOERR_SHORT_READ, or the old value) when the header is not
+ * announced (cow_store_announce at xShmBarrier).
+ */
+START_TEST(test_mproc_reader_waits_for_publication)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "an.db");
+    int go[2], ready[2];
+    char c;
+    sqlite3 *db = db_open(path, RW_CREATE, "cow");
+    ck_assert_int_eq(exec_rc(db, "PRAGMA journal_mode=WAL; CREATE TABLE t(id PRIMARY KEY, v);"
+                                 "INSERT INTO t VALUES (1, 0)"),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK); /* nothing open across fork */
+    ck_assert_int_eq(pipe(go), 0);
+    ck_assert_int_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        sqlite3 *r;
+        close(go[1]);
+        close(ready[0]);
+        if (sqlite3_open_v2(path, &r, SQLITE_OPEN_READWRITE, "cow") != SQLITE_OK)
+            _exit(10);
+        sqlite3_busy_timeout(r, 10000);
+        if (query_int(r, "SELECT v FROM t WHERE id = 1") != 0)
+            _exit(11);
+        /* again once the writer owns the container and published: this
+         * process has loaded everything published before the last commit */
+        if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1 ||
+            query_int(r, "SELECT v FROM t WHERE id = 1") != 2)
+            _exit(16);
+        if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+            _exit(12);
+        sqlite3_stmt *s;
+        if (sqlite3_prepare_v2(r, "SELECT v FROM t WHERE id = 1", -1, &s, NULL) != SQLITE_OK)
+            _exit(13);
+        int rc = sqlite3_step(s);
+        int v = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+        sqlite3_finalize(s);
+        if (rc != SQLITE_ROW)
+            _exit(20 + (rc & 0xff) % 200); /* the error, for the message */
+        _exit(v == 1 ? (sqlite3_close(r) == SQLITE_OK ? 0 : 15) : 14);
+    }
+    close(go[0]);
+    close(ready[1]);
+    ck_assert_int_eq(read(ready[0], &c, 1), 1); /* it read the old row */
+    db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    sqlite3_busy_timeout(db, 10000);
+    /* NORMAL: no xSync at the commit (an fsync's log record also marks the
+     * container unpublished, and would hide what this test looks at) */
+    ck_assert_int_eq(exec_rc(db, "PRAGMA synchronous=NORMAL"), SQLITE_OK);
+    /* this process becomes the owner and publishes; the reader loads that */
+    ck_assert_int_eq(exec_rc(db, "UPDATE t SET v = 2 WHERE id = 1"), SQLITE_OK);
+    c = 1;
+    ck_assert_int_eq(write(go[1], &c, 1), 1);
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    ck_assert_int_eq(exec_rc(db, "BEGIN IMMEDIATE"), SQLITE_OK);
+    ck_assert_int_eq(cow_inject_set_callback("commit:sb_written", announce_cb, &go[1],
+                                             COW_INJECT_ONCE),
+                     0);
+    ck_assert_int_eq(exec_rc(db, "UPDATE t SET v = 1 WHERE id = 1; COMMIT"), SQLITE_OK);
+    int st = -1;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    unsigned long hits = cow_inject_hits("commit:sb_written");
+    cow_inject_reset();
+    ck_assert_uint_gt(hits, 0); /* the writer did stop there */
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "the reader failed: exit %d (14: it read the old row; 20 and up: error "
+                  "20 + rc)",
+                  WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    close(go[1]);
+    close(ready[0]);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    test_fsck_clean(path);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
 Suite *mproc_suite(void)
 {
     Suite *s = suite_create("mproc");
@@ -403,5 +507,6 @@ Suite *mproc_suite(void)
     vfs_tcase(s, "wal", 600, test_mproc_wal_2, test_mproc_wal_8, NULL);
     vfs_tcase(s, "delete", 600, test_mproc_delete_2, test_mproc_delete_8, NULL);
     vfs_tcase(s, "idle", 300, test_mproc_idle_wal, test_mproc_idle_delete, NULL);
+    vfs_tcase(s, "announce", 120, test_mproc_reader_waits_for_publication, NULL);
     return s;
 }

@@ -126,6 +126,10 @@ struct cowContainer {
     int nReading;          /* connections of the process that may read the
                             * container now (cowvfsReadBegin): at 0 its
                             * generation is unpinned */
+
+    /* Atomic (cowvfsStoreStale, cowvfsStoreCatchUp): */
+    sqlite3_uint64 staleSeq; /* WAL locks taken that ask for a refresh */
+    sqlite3_uint64 freshSeq; /* staleSeq as a completed refresh began */
 };
 
 /*
@@ -248,6 +252,22 @@ int cowvfsStoreRefresh(cowInode *pInode);
  */
 void cowvfsReadBegin(cowContainer *pCont);
 void cowvfsReadEnd(cowContainer *pCont);
+/*
+ * WAL mode's refresh, deferred to the first read after the lock that asks
+ * for it (vfs_shm.c cowvfsShmLock): cowvfsStoreStale counts a lock taken;
+ * cowvfsStoreCatchUp, called by every read of a container file (xRead,
+ * xFileSize, xFetch), refreshes the store (cowvfsStoreRefresh) unless a
+ * refresh that began after the last such lock has completed.  Each lock's
+ * reads thus see everything published before it was taken.  A refresh
+ * may come inside another connection's read transaction: in WAL mode a
+ * newer view keeps every snapshot whole (frames are never rewritten while
+ * a read mark covers them, and a checkpoint writes into the database only
+ * pages that a reader reads from the WAL, or waits for READ_LOCK(0)).
+ * CatchUp returns SQLITE_OK or the refresh's logged error.  Lock-free
+ * (atomics); the refresh takes the store's locks.
+ */
+void cowvfsStoreStale(cowContainer *pCont);
+int cowvfsStoreCatchUp(cowInode *pInode);
 int cowvfsStorePublish(cowFile *p);
 void cowvfsSetCommitInterval(cowInode *pInode, unsigned ms);
 void cowvfsSetDirtyLimit(cowInode *pInode, sqlite3_uint64 nBytes);

@@ -38,12 +38,14 @@
  *              or more, or another process holds RESERVED (F_OFD_GETLK).
  *
  * STORE COHERENCE.  Another process may change the container; the store
- * catches up (cowvfsStoreRefresh) when a connection takes SHARED from NONE
- * and when a WAL reader takes a read-mark slot (vfs_shm.c), and makes this
+ * catches up (cowvfsStoreRefresh) when a connection takes SHARED from NONE,
+ * and, in WAL mode, at the first read after a connection takes a read-mark
+ * slot or its first slot (vfs_shm.c; cowvfsStoreCatchUp), and makes this
  * process's changes visible to others (cowvfsStorePublish) at the end of
- * every write transaction (cowvfsCommitTxn), at xShmBarrier, and when a
- * checkpoint has copied frames into the database (SQLITE_FCNTL_CKPT_DONE,
- * before it raises nBackfill) (docs/DESIGN.md, "Publishing and
+ * every write transaction (cowvfsCommitTxn) and when a checkpoint has
+ * copied frames into the database (SQLITE_FCNTL_CKPT_DONE, before it
+ * raises nBackfill); at xShmBarrier it announces them (a refresh then
+ * waits for that publication) (docs/DESIGN.md, "Publishing and
  * refreshing").
  *
  * COMMITS.  The store makes writes durable only when it commits or logs
@@ -125,14 +127,14 @@ out:
 /*
  * Brings PINODE's store up to what other processes have published, before
  * a connection reads: called when a connection takes SHARED from NONE
- * (xLock) and when a WAL reader takes a read-mark slot (xShmLock), with no
- * VFS lock held.  Returns SQLITE_OK or the mapped, logged error (the caller
- * then gives the lock back).
+ * (xLock) and, in WAL mode, by cowvfsStoreCatchUp, with no VFS lock held.
+ * Returns SQLITE_OK or the mapped, logged error (the caller then gives the
+ * lock back, or fails the read).
  *
  * cow_store_refresh (store.h): when another process published since this
  * one's last load, rereads the superblock, roots and remap table, rebinds
- * the open files and drops their clean cached pages; a no-op for the
- * owner and for a process alone.
+ * the open files that changed and drops their cached pages; a no-op for
+ * the owner and for a process alone.
  */
 int cowvfsStoreRefresh(cowInode *pInode)
 {
@@ -140,6 +142,32 @@ int cowvfsStoreRefresh(cowInode *pInode)
     if (crc == COW_OK)
         return SQLITE_OK;
     return cowvfsError(pInode->pStore, crc, COWVFS_OP_IO, "refresh", pInode->pCont->zPath, 0);
+}
+
+void cowvfsStoreStale(cowContainer *pCont)
+{
+    __atomic_add_fetch(&pCont->staleSeq, 1, __ATOMIC_SEQ_CST);
+}
+
+int cowvfsStoreCatchUp(cowInode *pInode)
+{
+    cowContainer *pCont = pInode->pCont;
+    sqlite3_uint64 stale = __atomic_load_n(&pCont->staleSeq, __ATOMIC_SEQ_CST);
+    sqlite3_uint64 fresh = __atomic_load_n(&pCont->freshSeq, __ATOMIC_SEQ_CST);
+    int rc;
+
+    if (fresh >= stale)
+        return SQLITE_OK;
+    rc = cowvfsStoreRefresh(pInode);
+    if (rc != SQLITE_OK)
+        return rc;
+    /* every lock counted up to STALE is served: raise freshSeq to it
+     * (never lower it: a later refresh may have raised it further) */
+    while (fresh < stale &&
+           !__atomic_compare_exchange_n(&pCont->freshSeq, &fresh, stale, 0, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST))
+        ;
+    return SQLITE_OK;
 }
 
 void cowvfsReadBegin(cowContainer *pCont)
@@ -466,6 +494,9 @@ static int cowRead(sqlite3_file *pFile, void *zBuf, int iAmt, sqlite3_int64 iOfs
         rc = cowIoRefuse(p, SQLITE_IOERR_READ, "read", iOfst, "negative offset or length");
         goto out;
     }
+    rc = cowvfsStoreCatchUp(p->pInode);
+    if (rc != SQLITE_OK)
+        goto out;
     if (p->pCf) {
         crc = cow_file_read(p->pCf, zBuf, (size_t)iAmt, (uint64_t)iOfst, &nRead);
         if (crc != COW_OK) {
@@ -633,6 +664,9 @@ static int cowFileSize(sqlite3_file *pFile, sqlite3_int64 *pSize)
 
     *pSize = 0;
     if (p->pCf == 0)
+        goto out;
+    rc = cowvfsStoreCatchUp(p->pInode);
+    if (rc != SQLITE_OK)
         goto out;
     crc = cow_file_size(p->pCf, &size);
     if (crc != COW_OK) {
@@ -1030,6 +1064,8 @@ static int cowFetch(sqlite3_file *pFile, sqlite3_int64 iOfst, int iAmt, void **p
     *pp = 0;
     if (p->pCf == 0 || iOfst < 0 || iAmt <= 0)
         return SQLITE_OK;
+    if (cowvfsStoreCatchUp(p->pInode) != SQLITE_OK)
+        return SQLITE_OK; /* no mapping: SQLite reads with xRead, which reports it */
     crc = cow_file_fetch(p->pCf, (uint64_t)iOfst, (size_t)iAmt, pp);
     if (crc != COW_OK)
         return cowIoError(p, crc, "fetch", iOfst);

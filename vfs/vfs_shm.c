@@ -502,13 +502,16 @@ static int cowShmLockExcl(cowInode *pInode, cowShm *pShm, int ofst, int n)
  * refused while another connection holds a slot EXCLUSIVE; EXCLUSIVE while
  * another holds a slot at all.  Slots already held in the mode asked for
  * are kept.  Releasing the WAL write lock commits the store first (the
- * lock is released even if that fails).  Taking a read-mark slot SHARED
- * refreshes the store after (cowvfsStoreRefresh; on failure the slots are
- * released again).  Returns SQLITE_OK, SQLITE_BUSY, SQLITE_MISUSE (bad
- * arguments, logged), SQLITE_IOERR_NOMEM, SQLITE_IOERR_SHMLOCK or
- * SQLITE_IOERR_UNLOCK (the lock descriptor failed, logged), an error of
- * attaching (see xShmMap), or the error of the commit or refresh (logged;
- * after a failed commit the store has failed).
+ * lock is released even if that fails).  Taking a read-mark slot SHARED,
+ * or a connection's first slot, marks the store for a refresh before its
+ * next read (cowvfsStoreStale): not now, inside walTryBeginRead's window
+ * between reading the WAL-index header and checking it again, where a
+ * reload (a fraction of a millisecond) against a writer committing
+ * thousands of times a second made SQLite retry, then sleep, most reads.
+ * Returns SQLITE_OK, SQLITE_BUSY, SQLITE_MISUSE (bad arguments, logged),
+ * SQLITE_IOERR_NOMEM, SQLITE_IOERR_SHMLOCK or SQLITE_IOERR_UNLOCK (the
+ * lock descriptor failed, logged), an error of attaching (see xShmMap), or
+ * the error of the commit (logged; the store has then failed).
  */
 int cowvfsShmLock(sqlite3_file *pFile, int ofst, int n, int flags)
 {
@@ -558,7 +561,7 @@ int cowvfsShmLock(sqlite3_file *pFile, int ofst, int n, int flags)
     }
     bHolds = (pShm->sharedMask | pShm->exclMask) != 0;
     /* the first slot a connection takes may begin a read (a checkpoint
-     * reads the WAL holding no read mark): refreshed as a read mark is */
+     * reads the WAL holding no read mark): as a read mark */
     if (!bHeld && bHolds)
         bRefresh = 1;
 out:
@@ -573,14 +576,11 @@ out:
         p->bReadPin = 0;
         cowvfsReadEnd(pInode->pCont);
     }
-    if (bRefresh) {
-        rc = cowvfsStoreRefresh(pInode);
-        if (rc != SQLITE_OK) {
-            cowvfsMutexEnter(&pInode->mutex);
-            cowShmRelease(pInode, p->pShm, ofst, n);
-            cowvfsMutexLeave(&pInode->mutex);
-        }
-    }
+    /* What SQLite reads under this lock is what the others published
+     * before it was taken: the store catches up before the next read
+     * (cowvfsStoreCatchUp), whichever connection of the process makes it */
+    if (bRefresh)
+        cowvfsStoreStale(pInode->pCont);
     if ((bHeld || bHolds) && p->pShm && (p->pShm->sharedMask | p->pShm->exclMask) == 0)
         cowvfsReadEnd(pInode->pCont);
     return rc;
@@ -590,22 +590,25 @@ out:
  * xShmBarrier: a full memory barrier, plus a pass through the inode's
  * mutex as unixShmBarrier does, so that WAL-index writes made before it are
  * seen by any connection that reads after it, in this process or another
- * (the regions are MAP_SHARED).  Then the store is published
- * (cowvfsStorePublish): SQLite writes WAL frames before the WAL-index
+ * (the regions are MAP_SHARED).  Before that the store is announced
+ * (cow_store_announce): SQLite writes WAL frames before the WAL-index
  * header it writes between two barriers, and a reader in another process
- * reads the frames only after that header.  A publication's error is
- * logged (xShmBarrier returns nothing; the store has then failed and the
- * next I/O reports it).
+ * reads the frames only after that header, so its refresh (at its first
+ * read, cowvfsStoreCatchUp) waits for the publication that ends the write
+ * transaction (cowvfsCommitTxn, when SQLite lets go of the write lock).
  */
 void cowvfsShmBarrier(sqlite3_file *pFile)
 {
     cowFile *p = (cowFile *)pFile;
 
     __sync_synchronize();
+    /* a header written now names frames the others have not been given
+     * yet: they wait for the publication that ends the transaction
+     * (cowvfsCommitTxn at the write lock's release) */
+    if (!p->pInode->bReadonly)
+        cow_store_announce(p->pInode->pStore);
     cowvfsMutexEnter(&p->pInode->mutex);
     cowvfsMutexLeave(&p->pInode->mutex);
-    if (!p->pInode->bReadonly)
-        cowvfsStorePublish(p);
 }
 
 /*
