@@ -211,47 +211,26 @@ static int xk_reader(const char *path, int in, int out)
     return 0;
 }
 
-/* A child process: the victim of case C, or the reader when C is NULL;
- * a pipe each way (the parent's ends in TO and FROM). */
-struct xk_kid {
-    pid_t pid;
-    int to, from;
-};
-
-static void xk_start(struct xk_kid *k, const char *path, const struct xk_case *c)
+/* test_kid_start's bodies: the victim of case ARG, and the reader. */
+static int xk_victim_kid(const char *path, int in, int out, const void *arg)
 {
-    int p2c[2], c2p[2];
-    ck_assert_int_eq(pipe(p2c), 0);
-    ck_assert_int_eq(pipe(c2p), 0);
-    k->pid = fork();
-    ck_assert_int_ge(k->pid, 0);
-    if (k->pid == 0) {
-        close(p2c[1]);
-        close(c2p[0]);
-        int line = c ? xk_victim(path, c, p2c[0], c2p[1]) : xk_reader(path, p2c[0], c2p[1]);
-        if (line)
-            fprintf(stderr, "%s child failed at check_xkill.c:%d: %s\n", c ? "victim" : "reader",
-                    line, cow_store_last_error(NULL));
-        _exit(line ? 1 : 0);
-    }
-    close(p2c[0]);
-    close(c2p[1]);
-    k->to = p2c[1];
-    k->from = c2p[0];
+    return xk_victim(path, arg, in, out);
+}
+
+static int xk_reader_kid(const char *path, int in, int out, const void *arg)
+{
+    (void)arg;
+    return xk_reader(path, in, out);
 }
 
 /* Sends V to its step and returns its answer; a child that ended instead
  * fails the test. */
-static int xk_step(struct xk_kid *k, int v)
+static int xk_step(struct test_kid *k, int v)
 {
     xk_send(k->to, v);
     int a = xk_recv(k->from);
-    if (a < 0) {
-        int status;
-        waitpid(k->pid, &status, 0);
-        ck_abort_msg("a child ended at its step %d (its line above; signal %d)", v,
-                     WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    }
+    if (a < 0)
+        test_kid_abort(k, "at its step");
     return a;
 }
 
@@ -291,11 +270,11 @@ static void xk_run(const struct xk_case *c)
     char *dir = test_mkdtemp();
     char path[4200];
     snprintf(path, sizeof path, "%s/xk.db", dir);
-    struct xk_kid v, r;
+    struct test_kid v, r;
     /* both children before this process opens a store (a fork copies no
      * thread) */
-    xk_start(&v, path, c);
-    xk_start(&r, path, NULL);
+    test_kid_start(&v, "victim", xk_victim_kid, path, c);
+    test_kid_start(&r, "reader", xk_reader_kid, path, NULL);
 
     cow_store *st;
     ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
@@ -339,10 +318,7 @@ static void xk_run(const struct xk_case *c)
     int fresh = xk_recv(r.from) - 1;
     ck_assert_msg(fresh == now, "the reader refreshed to pattern %d, the owner reads %d", fresh,
                   now);
-    close(r.to);
-    close(r.from);
-    ck_assert_int_eq(waitpid(r.pid, &status, 0), r.pid);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the reader failed");
+    test_kid_wait(&r);
 
     ck_assert_int_eq(cow_store_close(st), COW_OK);
     test_fsck_clean(path);

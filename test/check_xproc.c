@@ -522,58 +522,13 @@ START_TEST(xproc_kill_loop)
 }
 END_TEST
 
-/* A child process of the pending-frees tests, made with kid_start before
- * the parent opens any store (a fork copies no thread): it runs FN(PATH,
- * IN, OUT, ARG) and exits with its result (0, or the line that failed). */
-struct kid {
-    pid_t pid;
-    int to, from; /* the parent's ends */
-};
-
-static void kid_start(struct kid *k, int (*fn)(const char *, int, int, const void *),
-                      const char *path, const void *arg)
-{
-    int p2c[2], c2p[2];
-    ck_assert_int_eq(pipe(p2c), 0);
-    ck_assert_int_eq(pipe(c2p), 0);
-    k->pid = fork();
-    ck_assert_int_ge(k->pid, 0);
-    if (k->pid == 0) {
-        close(p2c[1]);
-        close(c2p[0]);
-        int line = fn(path, p2c[0], c2p[1], arg);
-        if (line)
-            fprintf(stderr, "child failed at check_xproc.c:%d: %s\n", line,
-                    cow_store_last_error(NULL));
-        _exit(line != 0);
-    }
-    close(p2c[0]);
-    close(c2p[1]);
-    k->to = p2c[1];
-    k->from = c2p[0];
-}
-
-/* Lets K take its step and waits for it to say it is done (or to end). */
-static void kid_step(struct kid *k)
+/* Lets child K (test_kid_start) take its step and waits for it to say it
+ * is done. */
+static void kid_step(struct test_kid *k)
 {
     pass(k->to);
-    if (!await(k->from)) {
-        int status;
-        waitpid(k->pid, &status, 0);
-        ck_abort_msg("a child failed (its line above; signal %d)",
-                     WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    }
-}
-
-static void kid_end(struct kid *k)
-{
-    int status;
-    close(k->to);
-    close(k->from);
-    waitpid(k->pid, &status, 0);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "a child failed (its line above; signal %d)",
-                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    if (!await(k->from))
+        test_kid_abort(k, "before its step was done");
 }
 
 /* Writes NB blocks of pattern (WHO, T) to file NAME, block i at block
@@ -694,9 +649,9 @@ START_TEST(xproc_opener_holds_frees)
     /* four times as many blocks as the reader's file, each its own
      * extent: they land in whatever is free from the bottom up */
     static const struct owner_step opener = {"x", 2, 2, 4 * PF_BLOCKS, 2, 3};
-    struct kid rd, op;
-    kid_start(&rd, pf_reader, path, NULL);
-    kid_start(&op, owner_kid, path, &opener);
+    struct test_kid rd, op;
+    test_kid_start(&rd, "reader", pf_reader, path, NULL);
+    test_kid_start(&op, "opener", owner_kid, path, &opener);
     cow_store *st;
     ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
     ck_assert_int_eq(write_blocks(st, "db", 0, 0, PF_BLOCKS), 0);
@@ -707,8 +662,8 @@ START_TEST(xproc_opener_holds_frees)
     ck_assert_int_eq(cow_store_close(st), COW_OK);
     kid_step(&op);
     kid_step(&rd);
-    kid_end(&op);
-    kid_end(&rd);
+    test_kid_wait(&op);
+    test_kid_wait(&rd);
     test_fsck_clean(path);
     unlink(path);
     test_rmdir(dir);
@@ -735,9 +690,9 @@ START_TEST(xproc_frees_past_end)
      * its superblock records the map's end as the container's size */
     static const struct owner_step rewriter = {"db", 1, 1, PF_BLOCKS, 1, 3};
     static const struct owner_step third = {"c", 2, 2, 1, 1, 1};
-    struct kid rw, op;
-    kid_start(&rw, owner_kid, path, &rewriter);
-    kid_start(&op, owner_kid, path, &third);
+    struct test_kid rw, op;
+    test_kid_start(&rw, "rewriter", owner_kid, path, &rewriter);
+    test_kid_start(&op, "third owner", owner_kid, path, &third);
     cow_store *st;
     cow_file *low;
     ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
@@ -765,8 +720,8 @@ START_TEST(xproc_frees_past_end)
     ck_assert_msg(cow_store_refresh(st) == COW_OK, "refresh: %s", cow_store_last_error(st));
     ck_assert_int_eq(check_blocks(st, "db", 1, 1, PF_BLOCKS), 0);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
-    kid_end(&rw);
-    kid_end(&op);
+    test_kid_wait(&rw);
+    test_kid_wait(&op);
     test_fsck_clean(path);
     unlink(path);
     test_rmdir(dir);

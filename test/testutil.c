@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -792,4 +793,49 @@ TCase *test_case(Suite *s, const char *name, double seconds, ...)
     va_end(ap);
     suite_add_tcase(s, tc);
     return tc;
+}
+
+/* ---- child processes (test_kid_*) ---- */
+
+void test_kid_start(struct test_kid *k, const char *name,
+                    int (*fn)(const char *path, int in, int out, const void *arg),
+                    const char *path, const void *arg)
+{
+    int p2c[2], c2p[2];
+    ck_assert_int_eq(pipe(p2c), 0);
+    ck_assert_int_eq(pipe(c2p), 0);
+    k->pid = fork();
+    ck_assert_int_ge(k->pid, 0);
+    if (k->pid == 0) {
+        close(p2c[1]);
+        close(c2p[0]);
+        int line = fn(path, p2c[0], c2p[1], arg);
+        if (line)
+            fprintf(stderr, "%s: failed at line %d: %s\n", name, line,
+                    cow_store_last_error(NULL));
+        _exit(line ? 1 : 0);
+    }
+    close(p2c[0]);
+    close(c2p[1]);
+    k->to = p2c[1];
+    k->from = c2p[0];
+}
+
+void test_kid_wait(struct test_kid *k)
+{
+    int status;
+    close(k->to);
+    close(k->from);
+    ck_assert_int_eq(waitpid(k->pid, &status, 0), k->pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "a child failed (its line above; signal %d)",
+                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+void test_kid_abort(struct test_kid *k, const char *what)
+{
+    int status;
+    waitpid(k->pid, &status, 0);
+    ck_abort_msg("a child ended %s (its line above; signal %d)", what,
+                 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }

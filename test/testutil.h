@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct cow_dev;
 struct cow_file;
@@ -205,5 +206,25 @@ void fm_compare(struct cow_file *f, const struct fmodel *m);
 TCase *test_case(Suite *s, const char *name, double seconds, ...);
 /* Adds the tests of AP, up to a NULL, to TC (tcase_add_test each). */
 void test_case_addv(TCase *tc, va_list ap);
+
+/*
+ * A child process of a several-process test, with a pipe each way: made
+ * with test_kid_start before the test's process opens any store (a fork
+ * copies no thread, and a lock another thread held stays held).  The
+ * child runs FN(PATH, IN, OUT, ARG) and exits 0 if it returns 0; else it
+ * prints "NAME: failed at line N" with the store's last error and exits
+ * 1.  TO and FROM are the parent's ends.  test_kid_wait waits for the
+ * child's exit and fails the test unless it exited 0; test_kid_abort ends
+ * the test after the child ended early (WHAT says where), reaping it.
+ */
+struct test_kid {
+    pid_t pid;
+    int to, from;
+};
+void test_kid_start(struct test_kid *k, const char *name,
+                    int (*fn)(const char *path, int in, int out, const void *arg),
+                    const char *path, const void *arg);
+void test_kid_wait(struct test_kid *k);
+void test_kid_abort(struct test_kid *k, const char *what);
 
 #endif
