@@ -592,7 +592,8 @@ int commit_transaction(cow_store *st, int flush)
      * (a change would have made it the owner, xproc.c) */
     int owner = !st->shared || shared_is_owner(st->shared);
     if (!st->txn_dirty)
-        return (flush && st->unflushed && owner) ? make_durable(st) : COW_OK;
+        return (flush && (st->unflushed || st->data_unflushed) && owner) ? make_durable(st)
+                                                                          : COW_OK;
     if (!owner)
         return txn_abort(st, cow_set_error(COW_EFAILED, "changes made without owning the "
                                                         "container (a bug)"));
@@ -651,7 +652,9 @@ int commit_transaction(cow_store *st, int flush)
      * superblock.  Either way the superblock goes to the copy that does not
      * hold the last flushed commit. */
     txn_wlog_drop_freed(st);
-    int one_flush = !st->wlog_overflow && st->nwruns <= SB_COMMIT_MAX;
+    /* (data no checksum checks, NODATASUM, must be durable before the
+     * superblock that maps it: invariant 13) */
+    int one_flush = !st->wlog_overflow && !st->nodatasum_unflushed && st->nwruns <= SB_COMMIT_MAX;
     if (!one_flush)
         flush = 1; /* too much to list: a commit without flush is not possible */
     /* Space freed since the last flush stays pinned; past this much, flush

@@ -115,6 +115,16 @@ int cow_file_preallocate(cow_file *f, uint64_t end)
     ENTERED(f->st, file_preallocate(f, end));
 }
 
+int cow_file_set_nodatacow(cow_file *f)
+{
+    ENTERED(f->st, file_set_nodatacow(f));
+}
+
+int cow_file_nodatacow(cow_file *f, int *yes)
+{
+    VIEWED(f->st, file_nodatacow(f, yes));
+}
+
 int cow_file_sync(cow_file *f)
 {
     cow_store *st = f->st;

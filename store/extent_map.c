@@ -7,8 +7,9 @@
  * one EXTENT_ITEM (its refcount) in the extent tree.  A write reaches the
  * trees only here, when its ordered extent completes: the data is on the
  * device before any tree points at it, and nothing the last commit reaches
- * is overwritten (copy on write), except a preallocated extent no other
- * tree can reach, which is written in place.
+ * is overwritten (copy on write), except, where no other tree can reach
+ * it, a preallocated extent and a NODATASUM extent of a nodatacow file
+ * (format.h), which are written in place (nocow_writable).
  *
  * Locking: store->lock held by every caller (asserted).
  */
@@ -50,6 +51,7 @@ int em_inode_read(cow_store *st, struct cow_inode *in)
     in->size = in->disk_size = get64(it + INODE_SIZE);
     in->nblocks = get64(it + INODE_NBLOCKS);
     in->generation = get64(it + INODE_GENERATION);
+    in->flags = get64(it + INODE_FLAGS);
     in->item_transid = get64(it + INODE_TRANSID);
     return COW_OK;
 }
@@ -64,6 +66,7 @@ int em_inode_save(cow_store *st, struct cow_inode *in)
     put64(it + INODE_GENERATION, in->generation);
     put64(it + INODE_TRANSID, st->transid);
     put64(it + INODE_MTIME, now_ns());
+    put64(it + INODE_FLAGS, in->flags);
     struct cow_key k = {in->ino, COW_INODE_ITEM, 0};
     in->log_size = 1;
     in->item_transid = st->transid;
@@ -295,12 +298,15 @@ int em_for_extents(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t
 
 /* ---- reading ---- */
 
-/* Reads and verifies [disk, disk+len) of the data extent FX into OUT. */
+/* Reads and verifies [disk, disk+len) of the data extent FX into OUT.  A
+ * NODATASUM extent has nothing to verify against (format.h). */
 static int read_extent_blocks(cow_store *st, const struct fext *fx, uint64_t disk, uint64_t len,
                               uint8_t *out)
 {
     uint8_t csums[COW_MAX_EXTENT_BLOCKS * 4];
     size_t size;
+    if (fx->type == COW_FE_NODATASUM)
+        return remap_read(st, out, (size_t)len, disk);
     struct cow_key k = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, fx->disk};
     int rc = bt_lookup(st, &st->csum_tree, &k, csums, sizeof csums, &size);
     if (rc == COW_ENOENT)
@@ -340,6 +346,13 @@ int em_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uin
         uint64_t e = fx.start + fx.len < end ? fx.start + fx.len : end;
         if (fx.type == COW_FE_PREALLOC)
             s = e; /* preallocated, never written: zeros (BUF is zeroed) */
+        if (fx.type == COW_FE_NODATASUM && !(in->flags & COW_INODE_NODATACOW)) {
+            /* unchecked data in a file whose data is checked: damage */
+            rc = COW_CORRUPT("inode %llu: a NODATASUM extent at %llu in a file without "
+                             "the nodatacow flag",
+                             (unsigned long long)in->ino, (unsigned long long)fx.start);
+            goto out;
+        }
         while (s < e) {
             uint64_t bs = ROUND_DOWN(s);
             uint64_t be = ROUND_UP(e);
@@ -375,11 +388,21 @@ int em_complete(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk
 {
     lk_assert_held(&st->lock);
     uint8_t csum_item[COW_MAX_EXTENT_BLOCKS * 4];
-    for (uint64_t b = 0; b < nblocks; b++)
-        put32(csum_item + b * 4, crcs[b]);
-    txn_note_written(st, disk, nblocks, crcs);
+    int nodatasum = (in->flags & COW_INODE_NODATACOW) != 0;
+    if (nodatasum) {
+        /* no checksums (format.h): zeros, and nothing for the one-flush
+         * list, whose check at open a later write in place would fail;
+         * what maps it is written after a flush instead */
+        memset(csum_item, 0, (size_t)(nblocks * 4));
+        st->nodatasum_unflushed = 1;
+    } else {
+        for (uint64_t b = 0; b < nblocks; b++)
+            put32(csum_item + b * 4, crcs[b]);
+        txn_note_written(st, disk, nblocks, crcs);
+    }
     /* the data is written: now the trees may point at it */
-    struct fext fx = {off, disk, nblocks * BLK, 0, nblocks * BLK, COW_FE_REG};
+    struct fext fx = {off, disk, nblocks * BLK, 0, nblocks * BLK,
+                      nodatasum ? COW_FE_NODATASUM : COW_FE_REG};
     struct cow_key ck = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, disk};
     int rc = refs_add(st, disk, nblocks * BLK, 1, 0, +1);
     if (!rc)
@@ -404,18 +427,24 @@ int em_complete(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk
 
 /*
  * Whether the extent of item FX of file IN may be written in place: a
- * preallocated extent allocated after the last snapshot or branch that
- * involved IN's tree (cow_root.last_snapshot), so that no other tree can
- * point at it (btrfs's can_nocow_file_extent).  An older one may be shared
- * with a branch, which would write the same blocks, so it is written copy
- * on write.  Sets *YES.  Lock held.
+ * preallocated extent, or a NODATASUM extent of a nodatacow file (format.h),
+ * allocated after the last snapshot or branch that involved IN's tree
+ * (cow_root.last_snapshot), so that no other tree can point at it (btrfs's
+ * can_nocow_file_extent).  An older one may be shared with a snapshot or
+ * branch, which must keep its content, so it is written copy on write.
+ * Sets *YES: 0 no, EM_NOCOW_PREALLOC or EM_NOCOW_OVERWRITE (extent_map.h).
+ * Lock held.
  */
-static int prealloc_writable(cow_store *st, const struct cow_inode *in, const struct fext *fx,
-                             int *yes)
+static int nocow_writable(cow_store *st, const struct cow_inode *in, const struct fext *fx,
+                          int *yes)
 {
     uint64_t gen;
     *yes = 0;
-    if (fx->type != COW_FE_PREALLOC)
+    int kind = fx->type == COW_FE_PREALLOC ? EM_NOCOW_PREALLOC
+               : fx->type == COW_FE_NODATASUM && (in->flags & COW_INODE_NODATACOW)
+                   ? EM_NOCOW_OVERWRITE
+                   : 0;
+    if (!kind)
         return COW_OK;
     /* Invariant 5: relocation copies this group's blocks with the lock
      * released; a write in place now could land in the old copy after it
@@ -431,12 +460,12 @@ static int prealloc_writable(cow_store *st, const struct cow_inode *in, const st
     }
 #endif
     if (in->root->last_snapshot == 0) {
-        *yes = 1;
+        *yes = kind;
         return COW_OK;
     }
     int rc = refs_generation(st, fx->disk, &gen);
-    if (rc == COW_OK)
-        *yes = gen > in->root->last_snapshot;
+    if (rc == COW_OK && gen > in->root->last_snapshot)
+        *yes = kind;
     return rc;
 }
 
@@ -454,12 +483,12 @@ int em_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint64
     if (rc)
         return rc;
     int yes;
-    rc = prealloc_writable(st, in, &fx, &yes);
+    rc = nocow_writable(st, in, &fx, &yes);
     if (rc)
         return rc;
     if (fx.start <= off && yes) {
         uint64_t in_item = fx.start + fx.len - off;
-        *nocow = 1;
+        *nocow = yes;
         *disk = fx.disk + fx.ext_off + (off - fx.start);
         *runlen = len < in_item ? len : in_item;
         return COW_OK;
@@ -467,7 +496,7 @@ int em_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint64
     /* new space up to the next preallocated range */
     while (fx.start < off + len) {
         if (fx.start > off) {
-            rc = prealloc_writable(st, in, &fx, &yes);
+            rc = nocow_writable(st, in, &fx, &yes);
             if (rc)
                 return rc;
             if (yes) {
@@ -495,7 +524,7 @@ int em_prealloc_at(cow_store *st, struct cow_inode *in, uint64_t idx, int *yes)
     if (rc == COW_ENOENT)
         return COW_OK;
     if (rc == COW_OK && fx.start <= idx * BLK)
-        rc = prealloc_writable(st, in, &fx, yes);
+        rc = nocow_writable(st, in, &fx, yes);
     return rc;
 }
 
@@ -555,6 +584,22 @@ int em_complete_prealloc(cow_store *st, struct cow_inode *in, uint64_t off, uint
         return txn_abort(st, rc);
     st->stats.written_in_place += len;
     return COW_OK;
+}
+
+int em_complete_overwrite(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t nblocks)
+{
+    lk_assert_held(&st->lock);
+    st->data_unflushed = 1;
+    st->stats.written_in_place += nblocks * BLK;
+    /* the blocks stay where the trees have them (nocow_writable decided
+     * under the lock; a snapshot, branch or relocation waits for ordered
+     * extents in flight before it shares or copies them) */
+    uint64_t end = off + nblocks * BLK < in->size ? off + nblocks * BLK : in->size;
+    if (end <= in->disk_size)
+        return COW_OK;
+    in->disk_size = end;
+    int rc = em_inode_save(st, in);
+    return rc ? txn_abort(st, rc) : COW_OK;
 }
 
 int em_end(cow_store *st, struct cow_inode *in, uint64_t *end)

@@ -98,21 +98,40 @@ int em_complete(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk
 int em_complete_prealloc(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk,
                          uint64_t nblocks, const uint32_t *crcs);
 
+/* How a run is written in place (em_prealloc_target): into a preallocated
+ * extent (its completion turns the range into a REG item with checksums,
+ * em_complete_prealloc), or over a NODATASUM extent of a nodatacow file
+ * (nothing in the trees changes but the size, em_complete_overwrite). */
+#define EM_NOCOW_PREALLOC 1
+#define EM_NOCOW_OVERWRITE 2
+
+/* The completion of an ordered extent written in place over a NODATASUM
+ * extent of a nodatacow file (EM_NOCOW_OVERWRITE): the trees keep their
+ * mapping; only the inode's disk_size grows if the write reached past it
+ * (then the inode item is saved, and the next log record holds it).  The
+ * data is noted unflushed (st->data_unflushed: the next sync flushes).
+ * Errors of saving the inode (the store is stopped, txn_abort).  btrfs:
+ * the nocow branch of btrfs_finish_ordered_io. */
+int em_complete_overwrite(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t nblocks);
+
 /*
  * Where writeback puts the dirty run [off, off+len) of IN (bytes, block
- * aligned): if OFF lies in a preallocated range that may be written in
- * place, *nocow = 1, *disk is OFF's block in that extent and *runlen the
- * part of the run inside it; otherwise *nocow = 0 and *runlen the part of
- * the run before the next preallocated range (new space is allocated for
- * it).  A preallocated extent older than the last snapshot or branch of
- * IN's tree may be shared, and is written copy on write.  Errors from
+ * aligned): if OFF lies in a preallocated range, or a NODATASUM extent of
+ * a nodatacow file (format.h), that may be written in place, *nocow =
+ * EM_NOCOW_PREALLOC or EM_NOCOW_OVERWRITE, *disk is OFF's block in that
+ * extent and *runlen the part of the run inside it; otherwise *nocow = 0
+ * and *runlen the part of the run before the next such range (new space
+ * is allocated for it).  An extent older than the last snapshot or branch
+ * of IN's tree may be shared, and one in a group being relocated is being
+ * copied (invariant 5): both are written copy on write.  Errors from
  * reading the trees.  btrfs: can_nocow_extent (fs/btrfs/inode.c).
  */
 int em_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t len,
                        int *nocow, uint64_t *disk, uint64_t *runlen);
 
-/* *yes = 1 if file block IDX of IN is preallocated and may be written in
- * place (see em_prealloc_target), else 0.  Errors from reading the trees. */
+/* *yes = EM_NOCOW_PREALLOC or EM_NOCOW_OVERWRITE if file block IDX of IN
+ * may be written in place (see em_prealloc_target), else 0.  Errors from
+ * reading the trees. */
 int em_prealloc_at(cow_store *st, struct cow_inode *in, uint64_t idx, int *yes);
 
 /* Allocates data extents for [start, end) of IN (bytes, block aligned,

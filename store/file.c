@@ -633,6 +633,46 @@ int file_preallocate(cow_file *f, uint64_t end)
     return rc;
 }
 
+int file_set_nodatacow(cow_file *f)
+{
+    cow_store *st = f->st;
+    struct cow_inode *in = f->inode;
+    pc_lock_excl(in);
+    LOCK(st);
+    int rc = check_writable(f);
+    uint64_t end = 0;
+    if (!rc && !(in->flags & COW_INODE_NODATACOW))
+        rc = data_end(st, in, &end);
+    if (!rc && !(in->flags & COW_INODE_NODATACOW)) {
+        /* as btrfs's chattr +C: extents written with checksums would be
+         * read without (or overwritten under) them */
+        if (end || in->nblocks || in->oes)
+            rc = cow_set_error(COW_EINVAL, "nodatacow: %s is not empty (%llu bytes)",
+                               f->name ? f->name : "the file", (unsigned long long)end);
+        if (!rc)
+            rc = txn_begin_change(st);
+        if (!rc) {
+            in->flags |= COW_INODE_NODATACOW;
+            rc = em_inode_save(st, in); /* the next record or commit holds it */
+            if (rc)
+                rc = txn_abort(st, rc);
+        }
+    }
+    UNLOCK(st);
+    pc_unlock(in);
+    return rc;
+}
+
+int file_nodatacow(cow_file *f, int *yes)
+{
+    cow_store *st = f->st;
+    LOCK(st);
+    int rc = check_handle(f);
+    *yes = !rc && (f->inode->flags & COW_INODE_NODATACOW) != 0;
+    UNLOCK(st);
+    return rc;
+}
+
 int file_size(cow_file *f, uint64_t *size)
 {
     cow_store *st = f->st;
@@ -658,10 +698,16 @@ int file_sync(cow_file *f)
          * overlapping them (ours and the flusher's), then one record (a
          * full commit instead when enough freed space waits for one) */
         oe_wait_logged(st, in);
+        /* overwrites in place (nodatacow) log nothing: the flusher's
+         * still in flight are waited for here, and the flush below makes
+         * them durable */
+        if (in->flags & COW_INODE_NODATACOW)
+            oe_wait_range(st, in, 0, UINT64_MAX);
         if (em_modified(in)) {
             rc = log_write(st, &in, 1, 1);
-        } else if (st->log_unflushed || st->unflushed) {
-            /* logged or committed without a flush already: flush now */
+        } else if (st->log_unflushed || st->unflushed || st->data_unflushed) {
+            /* logged, committed or overwritten in place without a flush
+             * already: flush now */
             rc = txn_flush(st);
         }
         if (rc == COW_OK)
@@ -811,7 +857,9 @@ int file_reload_inode(cow_store *st, struct cow_inode *in)
         uint64_t had = in->item_transid;
         in->orphan = 0;
         rc = em_inode_read(st, in);
-        if (rc || in->item_transid == had)
+        /* a nodatacow file's bytes change in place without its item:
+         * its pages are never kept (file_forget_nodatacow) */
+        if (rc || (in->item_transid == had && !(in->flags & COW_INODE_NODATACOW)))
             return rc;
         pc_punch(st, in, 0);
         em_clear_modified(in);
@@ -832,6 +880,14 @@ int file_reload_inode(cow_store *st, struct cow_inode *in)
     in->ino = ino;
     in->orphan = 0;
     return em_inode_read(st, in);
+}
+
+void file_forget_nodatacow(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    for (struct cow_inode *in = st->inodes; in; in = in->next)
+        if (in->flags & COW_INODE_NODATACOW)
+            pc_forget_range(in, 0, UINT64_MAX);
 }
 
 int file_unlink(cow_store *st, const char *name)

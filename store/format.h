@@ -265,8 +265,15 @@
  * INODE_ITEM, key (ino, 1, 0), 48 bytes:
  *   0 size u64 (bytes) | 8 nblocks u64 (4 KiB blocks referenced by the
  *   file's EXTENT_DATA items) | 16 generation u64 (created) | 24 transid u64
- *   (last changed) | 32 mtime u64 (ns) | 40 flags u64 (0)
+ *   (last changed) | 32 mtime u64 (ns) | 40 flags u64:
+ *   COW_INODE_NODATACOW: the file's data is written in place where no
+ *   other tree can reach it, without data checksums (btrfs's
+ *   BTRFS_INODE_NODATACOW, which implies NODATASUM): its new extents are
+ *   COW_FE_NODATASUM.  Set only while the file is empty (cow_file_set_
+ *   nodatacow, as chattr +C), kept by clones.  No other bit is defined.
  */
+#define COW_INODE_NODATACOW 0x1ull
+#define COW_INODE_FLAGS_KNOWN COW_INODE_NODATACOW
 #define INODE_SIZE 0
 #define INODE_NBLOCKS 8
 #define INODE_GENERATION 16
@@ -292,7 +299,14 @@
  *   16 extent_offset u64 (where in the extent this item's bytes start)
  *   24 num_bytes u64 (file bytes covered, multiple of 4096)
  *   32 generation u32 (low bits of the writing transaction) | 36 type u8
- *   (COW_FE_REG or COW_FE_PREALLOC) | 37 pad
+ *   (COW_FE_REG, COW_FE_PREALLOC or COW_FE_NODATASUM) | 37 pad
+ *
+ * A NODATASUM extent belongs to a COW_INODE_NODATACOW file: its blocks are
+ * overwritten in place while no snapshot or branch can reach them and
+ * their group is not being relocated (extent_map.c nocow_writable), so
+ * their content has no checksum: the extent's EXTENT_CSUM item holds
+ * zeros, is never checked, and only makes replay claim the extent like
+ * any other.  The one-flush commit list never names its blocks.
  */
 #define FE_DISK_BYTENR 0
 #define FE_DISK_NUM_BYTES 8
@@ -303,6 +317,7 @@
 #define FE_ITEM_SIZE 40
 #define COW_FE_REG 0
 #define COW_FE_PREALLOC 1
+#define COW_FE_NODATASUM 2
 #define COW_MAX_EXTENT_BLOCKS 256u /* 1 MiB; csum item stays < 1200 bytes */
 
 /*

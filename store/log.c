@@ -289,6 +289,7 @@ static int build_inode(struct build *b, struct cow_inode *in)
     put64(it + INODE_SIZE, in->disk_size);
     put64(it + INODE_NBLOCKS, in->nblocks);
     put64(it + INODE_GENERATION, in->generation);
+    put64(it + INODE_FLAGS, in->flags);
     put64(it + INODE_TRANSID, b->st->transid);
     struct cow_key k = {in->ino, COW_INODE_ITEM, 0};
     return rec_item(&b->items, &k, it, sizeof it);
@@ -309,6 +310,10 @@ int log_write(cow_store *st, struct cow_inode **v, size_t n, int flush)
             rc = build_inode(&b, v[i]);
     }
     if (rc)
+        goto out;
+    /* data that no checksum checks (NODATASUM) reaches the device before
+     * the record that maps it (invariant 13) */
+    if (st->nodatasum_unflushed && (rc = txn_flush(st)) != COW_OK)
         goto out;
     size_t body = LOG_HEADER_SIZE + b.csums.len + b.items.len;
     uint64_t nb = (body + BLK - 1) / BLK;

@@ -87,7 +87,9 @@ void oe_start(cow_store *st, struct cow_inode *in, struct oext *oe)
     oe_link(in, oe);
 #else
     oe_link(in, oe); /* the ordered extent first, */
-    em_mark_modified(in, oe->off, oe->off + oe->len); /* then the extent map */
+    /* then the extent map (an overwrite in place changes no mapping) */
+    if (oe->nocow != EM_NOCOW_OVERWRITE)
+        em_mark_modified(in, oe->off, oe->off + oe->len);
 #endif
 }
 
@@ -105,7 +107,7 @@ int oe_write(cow_store *st, struct oext *oe)
     lk_assert_held(&st->lock);
     /* New space is stored at its own address; a write in place into a
      * preallocated extent goes where relocation put it (its group is not
-     * being relocated: extent_map.c's prealloc_writable, invariant 5). */
+     * being relocated: extent_map.c's nocow_writable, invariant 5). */
     uint64_t phys = oe->disk, run = oe->len;
     if (oe->nocow)
         remap_translate(st, oe->disk, oe->len, &phys, &run);
@@ -165,8 +167,9 @@ int oe_complete(cow_store *st, struct cow_inode *in, struct oext *oe, int wrc,
         resv_release(st, &oe->resv); /* this extent's own, once */
 #endif
         *outcome = OE_WRITTEN;
-        rc = oe->nocow ? em_complete_prealloc(st, in, oe->off, oe->disk, nb, oe->crcs)
-                       : em_complete(st, in, oe->off, oe->disk, nb, oe->crcs);
+        rc = oe->nocow == EM_NOCOW_OVERWRITE ? em_complete_overwrite(st, in, oe->off, nb)
+             : oe->nocow ? em_complete_prealloc(st, in, oe->off, oe->disk, nb, oe->crcs)
+                         : em_complete(st, in, oe->off, oe->disk, nb, oe->crcs);
     } else {
         /* The data did not reach the device: the space was never
          * referenced (or stays preallocated); the pages take back their

@@ -46,9 +46,11 @@ struct oext {
     uint8_t *buf;         /* the data (copied from the pages at the start) */
     uint32_t *crcs;       /* crc32c per block */
     struct cow_resv resv; /* reserved blocks released at completion */
-    int nocow;            /* written in place into a preallocated extent
-                           * (no space of its own: RESV is the pages'
-                           * reservation, not counted in oe_alloc) */
+    int nocow;            /* written in place (no space of its own: RESV is
+                           * the pages' reservation, not counted in
+                           * oe_alloc): EM_NOCOW_PREALLOC into a
+                           * preallocated extent, EM_NOCOW_OVERWRITE over a
+                           * NODATASUM one (extent_map.h); 0 new space */
     struct oext *next;
 };
 

@@ -481,7 +481,8 @@ int pc_writeback(cow_store *st, struct cow_inode *in)
         for (uint64_t b = 0; b < got; b++) {
             struct cpage *p = pc_find(&in->pc, v[i + b]);
             memcpy(oe->buf + b * BLK, p->data, BLK);
-            oe->crcs[b] = crc32c(0, p->data, BLK);
+            /* an overwrite in place keeps no checksum (format.h) */
+            oe->crcs[b] = nocow == EM_NOCOW_OVERWRITE ? 0 : crc32c(0, p->data, BLK);
             page_undirty(st, in, p);
             p->wb++; /* not dirty now: nredirty unchanged */
         }

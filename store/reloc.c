@@ -14,7 +14,7 @@
  * One group at a time (relocate_group), with store->lock held only to
  * decide and to commit:
  *   1. mark the group relocating (nothing is allocated in it, and no
- *      write in place lands in it: extent_map.c's prealloc_writable),
+ *      write in place lands in it: extent_map.c's nocow_writable),
  *      then commit with a flush: what was in flight there is written and
  *      the last commit names everything live in it;
  *   2. copy the remap tree's own blocks there on write (never remapped);

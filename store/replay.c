@@ -348,6 +348,7 @@ static int rec_apply(cow_store *st, const struct litem *v, size_t n, struct rese
                                  (unsigned long long)get64(it->d + INODE_NBLOCKS));
             else {
                 in->size = in->disk_size = get64(it->d + INODE_SIZE);
+                in->flags = get64(it->d + INODE_FLAGS); /* checked by the record's parse */
                 rc = em_inode_save(st, in);
             }
             break;

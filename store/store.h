@@ -203,7 +203,8 @@ struct cow_stats {
     uint64_t replayed;         /* log records replayed when the store opened */
     uint64_t ordered_extents;  /* ordered extents completed (writeback) */
     uint64_t preallocated;     /* bytes preallocated (cow_file_preallocate) */
-    uint64_t written_in_place; /* bytes written into preallocated extents */
+    uint64_t written_in_place; /* bytes written in place: into preallocated
+                                * extents, over nodatacow files' own */
     uint64_t dirty_bytes;      /* buffered (delalloc) bytes now */
     uint64_t reserved_bytes;   /* data space reserved for them now */
     uint64_t reloc_groups;     /* block groups relocated (balance and the
@@ -302,6 +303,28 @@ int cow_file_truncate(cow_file *f, uint64_t size);
  * COW_ENOMEM, COW_EIO_*, COW_EFAILED, COW_ENOENT (file unlinked).
  */
 int cow_file_preallocate(cow_file *f, uint64_t end);
+
+/*
+ * Makes file F nodatacow (btrfs's NODATACOW, `chattr +C`): from now on its
+ * data is overwritten in place wherever no snapshot or branch shares it
+ * and relocation is not copying it, and carries no data checksums
+ * (format.h, COW_FE_NODATASUM).  An overwrite then changes no metadata: no
+ * allocation, no log record, no commit; a sync only flushes.  For files
+ * that check their own content and are rewritten in place, as SQLite's
+ * WAL (its frames carry salts and checksums; the cow VFS sets it on WAL
+ * files, docs/DESIGN.md "Nodatacow WAL").  New blocks still go to new
+ * space.  Only while the file is empty (no size, no extents, no buffered
+ * data): COW_EINVAL otherwise.  A no-op if F is nodatacow already; the
+ * flag stays for the file's life and goes with it into snapshots and
+ * branches.  Takes the invalidate lock exclusively, then store->lock.
+ * Errors: COW_EINVAL (not empty), COW_EROFS, COW_EFAILED, COW_ENOMEM,
+ * COW_ENOENT (unlinked), I/O and corruption errors.
+ */
+int cow_file_set_nodatacow(cow_file *f);
+
+/* *yes = 1 if file F is nodatacow (cow_file_set_nodatacow), else 0.
+ * Errors: COW_ENOENT (unlinked), and a refresh's after an unpin. */
+int cow_file_nodatacow(cow_file *f, int *yes);
 
 /* The file's size in bytes. */
 int cow_file_size(cow_file *f, uint64_t *size);

@@ -240,6 +240,7 @@ struct cow_inode {
                         * (btrfs's disk_i_size) */
     uint64_t nblocks;  /* blocks referenced by EXTENT_DATA items */
     uint64_t generation;
+    uint64_t flags;    /* INODE_FLAGS (format.h): COW_INODE_NODATACOW */
     uint64_t item_transid; /* INODE_TRANSID of the item its state comes
                         * from (read, or saved by this process): a reload
                         * that finds the same keeps its cached pages
@@ -422,6 +423,15 @@ struct cow_store {
     uint64_t log_seq;      /* sequence number of the last record */
     int log_blocked;       /* a change the log cannot express is pending */
     int log_unflushed;     /* records written since the last flush */
+    int data_unflushed;    /* data overwritten in place (COW_FE_NODATASUM)
+                            * since the last flush: a sync flushes even
+                            * with nothing to log */
+    int nodatasum_unflushed; /* a NODATASUM extent written to new space
+                            * since the last flush: no checksum would tell
+                            * a log record or superblock that maps it that
+                            * its data never arrived, so the next one is
+                            * written after a flush (data before metadata,
+                            * as ext4's data=ordered; invariant 13) */
     uint64_t log_csum_probes; /* slots the de-duplication of a record's
                                * csum items examined, all records (tests
                                * check that it grows linearly) */
@@ -832,6 +842,13 @@ int file_reload_inode(cow_store *st, struct cow_inode *in);
 int file_write(cow_file *f, const void *buf, size_t len, uint64_t off);
 int file_truncate(cow_file *f, uint64_t size);
 int file_preallocate(cow_file *f, uint64_t end);
+int file_set_nodatacow(cow_file *f);
+int file_nodatacow(cow_file *f, int *yes);
+/* Drops the clean cached pages of every open nodatacow file: another
+ * process's overwrites in place change their bytes with no commit to say
+ * so (xproc.c calls this when the process stops being the owner).
+ * store->lock held. */
+void file_forget_nodatacow(cow_store *st);
 int file_sync(cow_file *f);
 int file_unlink(cow_store *st, const char *name);
 int file_rename(cow_store *st, const char *from, const char *to);

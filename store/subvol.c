@@ -134,7 +134,7 @@ int subvol_create_ex(cow_store *st, const char *name, int kind, const char *sour
             sv->root.source = src->objectid;
             sv->root.dirty = 1; /* its ROOT_ITEM goes in at commit */
             /* from now on, extents of both may be shared: none is written
-             * in place (file.c's prealloc_writable) */
+             * in place (extent_map.c's nocow_writable) */
             sv->root.last_snapshot = src->last_snapshot = st->transid;
             src->dirty = 1;
             /* The clone shares the blocks the running transaction wrote

@@ -52,6 +52,8 @@ void txn_now_durable(cow_store *st)
     st->durable_log = st->log_durable = (uint32_t)st->log_seq;
     st->unflushed = 0;
     st->log_unflushed = 0;
+    st->data_unflushed = 0;
+    st->nodatasum_unflushed = 0;
     txn_wlog_reset(st);
 }
 

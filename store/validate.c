@@ -111,8 +111,8 @@ int check_file_extent(cow_store *st, const struct check_where *w, const struct c
     if (range_end(f.start, f.len, &e) || e > MAX_FILE_SIZE)
         return BAD(w, k, "file range [%llu, +%llu) ends past %llu", (unsigned long long)f.start,
                    (unsigned long long)f.len, (unsigned long long)MAX_FILE_SIZE);
-    if (f.type != COW_FE_REG && f.type != COW_FE_PREALLOC)
-        return BAD(w, k, "extent type %u (expected 0 REG or 1 PREALLOC)", f.type);
+    if (f.type != COW_FE_REG && f.type != COW_FE_PREALLOC && f.type != COW_FE_NODATASUM)
+        return BAD(w, k, "extent type %u (expected 0 REG, 1 PREALLOC or 2 NODATASUM)", f.type);
     *fx = f;
     return COW_OK;
 }
@@ -154,9 +154,10 @@ static int check_inode_item(cow_store *st, const struct check_where *w,
                    (unsigned long long)MAX_FILE_SIZE);
     if (get64(d + INODE_NBLOCKS) > MAX_FILE_SIZE / BLK)
         return BAD(w, k, "nblocks %llu", (unsigned long long)get64(d + INODE_NBLOCKS));
-    if (get64(d + INODE_FLAGS))
-        return BAD(w, k, "inode flags 0x%llx, none are defined",
-                   (unsigned long long)get64(d + INODE_FLAGS));
+    if (get64(d + INODE_FLAGS) & ~COW_INODE_FLAGS_KNOWN)
+        return BAD(w, k, "inode flags 0x%llx (only 0x%llx, nodatacow, is defined)",
+                   (unsigned long long)get64(d + INODE_FLAGS),
+                   (unsigned long long)COW_INODE_FLAGS_KNOWN);
     if (get64(d + INODE_GENERATION) > st->transid || get64(d + INODE_TRANSID) > st->transid)
         return BAD(w, k, "inode generation %llu / transid %llu newer than transaction %llu",
                    (unsigned long long)get64(d + INODE_GENERATION),

@@ -456,6 +456,9 @@ int xproc_yield_locked(cow_store *st)
         st->xbasis_idx = shared_journal_head(st->shared);
         COW_INJECT("xproc:yield_locked"); /* tests: a death holding the mutex */
         shared_disown(st->shared);
+        /* the next owner may overwrite nodatacow files in place, which
+         * no publication tells: what this process cached of them goes */
+        file_forget_nodatacow(st);
         shared_unlock(st->shared);
     }
     st->disowning = 0;

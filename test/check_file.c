@@ -224,27 +224,6 @@ START_TEST(file_bad_containers)
 }
 END_TEST
 
-/* The EXTENT_DATA item of F covering file offset OFF (test access). */
-static int item_at(cow_file *f, uint64_t off, uint64_t *disk, uint64_t *ext_off, int *type)
-{
-    cow_store *st = cow_file_store(f);
-    struct cow_key k = {f->inode->ino, COW_EXTENT_DATA, off}, got;
-    uint8_t d[FE_ITEM_SIZE];
-    size_t size;
-    cow_mutex_lock(&st->lock);
-    int rc = bt_seek_le(st, &st->fs_tree, &k, &got, d, sizeof d, &size);
-    cow_mutex_unlock(&st->lock);
-    if (rc)
-        return rc;
-    if (got.objectid != k.objectid || got.type != COW_EXTENT_DATA ||
-        got.offset + get64(d + FE_NUM_BYTES) <= off)
-        return COW_ENOENT;
-    *disk = get64(d + FE_DISK_BYTENR);
-    *ext_off = get64(d + FE_EXTENT_OFFSET) + (off - got.offset);
-    *type = d[FE_TYPE];
-    return COW_OK;
-}
-
 /*
  * SIZE_HINT's preallocation: the size stays, the preallocated range reads
  * as zeros once the file grows over it, a write there lands in the
@@ -271,7 +250,7 @@ START_TEST(prealloc_reads_zeros_writes_in_place)
     ck_assert_uint_eq(f->inode->nblocks, nb0 + ((1 << 20) - sizeof a) / 4096);
     uint64_t pdisk, pofs;
     int type;
-    ck_assert_int_eq(item_at(f, 40960, &pdisk, &pofs, &type), COW_OK);
+    ck_assert_int_eq(test_item_at(f, 40960, &pdisk, &pofs, &type), COW_OK);
     ck_assert_int_eq(type, COW_FE_PREALLOC);
     /* preallocating again below what is there is a no-op */
     ck_assert_int_eq(cow_file_preallocate(f, 65536), COW_OK);
@@ -287,13 +266,13 @@ START_TEST(prealloc_reads_zeros_writes_in_place)
     cow_store_stats(st, &cs);
     ck_assert_uint_eq(cs.written_in_place, 4096);
     uint64_t disk, ofs;
-    ck_assert_int_eq(item_at(f, 40960, &disk, &ofs, &type), COW_OK);
+    ck_assert_int_eq(test_item_at(f, 40960, &disk, &ofs, &type), COW_OK);
     ck_assert_int_eq(type, COW_FE_REG);
     ck_assert_uint_eq(disk, pdisk); /* the same extent, the same block */
     ck_assert_uint_eq(ofs, pofs);
-    ck_assert_int_eq(item_at(f, 36864, &disk, &ofs, &type), COW_OK);
+    ck_assert_int_eq(test_item_at(f, 36864, &disk, &ofs, &type), COW_OK);
     ck_assert_int_eq(type, COW_FE_PREALLOC);
-    ck_assert_int_eq(item_at(f, 45056, &disk, &ofs, &type), COW_OK);
+    ck_assert_int_eq(test_item_at(f, 45056, &disk, &ofs, &type), COW_OK);
     ck_assert_int_eq(type, COW_FE_PREALLOC);
     size_t n;
     ck_assert_int_eq(cow_file_read(f, r, 45056, 0, &n), COW_OK);
@@ -322,7 +301,7 @@ START_TEST(prealloc_reads_zeros_writes_in_place)
     /* a second write to the same block is copy on write again */
     ck_assert_int_eq(cow_file_write(f, a, 4096, 40960), COW_OK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    ck_assert_int_eq(item_at(f, 40960, &disk, &ofs, &type), COW_OK);
+    ck_assert_int_eq(test_item_at(f, 40960, &disk, &ofs, &type), COW_OK);
     ck_assert_int_eq(type, COW_FE_REG);
     ck_assert_uint_ne(disk + ofs, pdisk + pofs);
     cow_store_stats(st, &cs);

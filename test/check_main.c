@@ -26,7 +26,7 @@ static const struct {
     Suite *(*make)(void);
 } suites[] = {
     {"btree", btree_suite}, {"alloc", alloc_suite}, {"txn", txn_suite},
-    {"file", file_suite},
+    {"file", file_suite}, {"nocow", nocow_suite},
     {"vfs_io", vfs_io_suite}, {"vfs_journal", vfs_journal_suite},
     {"vfs_files", vfs_files_suite}, {"vfs_snap", vfs_snap_suite},
     {"conc", conc_suite},

@@ -670,7 +670,7 @@ struct field_case {
 };
 
 static const struct field_case field_cases[] = {
-    {"inode flags", 0, COW_INODE_ITEM, INO, INODE_FLAGS, 8, 1, "inode flags"},
+    {"inode flags", 0, COW_INODE_ITEM, INO, INODE_FLAGS, 8, 2, "inode flags"},
     {"inode size", 0, COW_INODE_ITEM, INO, INODE_SIZE, 8, UINT64_MAX, "size"},
     {"dir name_len", 0, COW_DIR_ITEM, ANY, DIR_ENTRY_NAMELEN, 2, 300, "name_len"},
     {"dir name hash", 0, COW_DIR_ITEM, ANY, DIR_ENTRY_NAME, 1, 'x', "crc32c of the name"},

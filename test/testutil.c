@@ -839,3 +839,23 @@ void test_kid_abort(struct test_kid *k, const char *what)
     ck_abort_msg("a child ended %s (its line above; signal %d)", what,
                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
+
+int test_item_at(struct cow_file *f, uint64_t off, uint64_t *disk, uint64_t *ext_off, int *type)
+{
+    cow_store *st = cow_file_store(f);
+    struct cow_key k = {f->inode->ino, COW_EXTENT_DATA, off}, got;
+    uint8_t d[FE_ITEM_SIZE];
+    size_t size;
+    cow_mutex_lock(&st->lock);
+    int rc = bt_seek_le(st, &st->fs_tree, &k, &got, d, sizeof d, &size);
+    cow_mutex_unlock(&st->lock);
+    if (rc)
+        return rc;
+    if (got.objectid != k.objectid || got.type != COW_EXTENT_DATA ||
+        got.offset + get64(d + FE_NUM_BYTES) <= off)
+        return COW_ENOENT;
+    *disk = get64(d + FE_DISK_BYTENR);
+    *ext_off = get64(d + FE_EXTENT_OFFSET) + (off - got.offset);
+    *type = d[FE_TYPE];
+    return COW_OK;
+}

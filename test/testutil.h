@@ -40,6 +40,7 @@ Suite *xproc_suite(void);
 Suite *fsck_remap_suite(void);
 Suite *shared_suite(void);
 Suite *xkill_suite(void);
+Suite *nocow_suite(void);
 
 /* The run's seed: COW_TEST_SEED if set, else from the clock; printed once. */
 uint64_t test_seed(void);
@@ -172,6 +173,10 @@ uint64_t test_fsck_report(const uint8_t *img, size_t len, char **report, uint32_
 /* Commits ST (a store on memory device DEV) and fscks the durable image;
  * fails the test if the commit fails or fsck finds a problem. */
 void fsck_memdev(struct cow_store *st, struct cow_dev *dev);
+/* The EXTENT_DATA item of live file F covering file offset OFF (white-box):
+ * its data extent's *DISK, the offset *EXT_OFF of OFF in it, its *TYPE
+ * (COW_FE_*).  COW_ENOENT in a hole. */
+int test_item_at(struct cow_file *f, uint64_t off, uint64_t *disk, uint64_t *ext_off, int *type);
 
 /* Writes the string S (without its NUL) at offset 0 of file F; fails the
  * test on an error. */

@@ -119,9 +119,10 @@ static void dump_item(struct dumper *d, const struct cow_key *k, const uint8_t *
                      " num_bytes %" PRIu64 " generation %u type %s\n",
                 ind, get64(p + FE_DISK_BYTENR), get64(p + FE_DISK_NUM_BYTES),
                 get64(p + FE_EXTENT_OFFSET), get64(p + FE_NUM_BYTES), get32(p + FE_GENERATION),
-                p[FE_TYPE] == COW_FE_REG       ? "reg"
-                : p[FE_TYPE] == COW_FE_PREALLOC ? "prealloc"
-                                                : "UNKNOWN");
+                p[FE_TYPE] == COW_FE_REG        ? "reg"
+                : p[FE_TYPE] == COW_FE_PREALLOC  ? "prealloc"
+                : p[FE_TYPE] == COW_FE_NODATASUM ? "nodatasum"
+                                                 : "UNKNOWN");
         return;
     case COW_EXTENT_CSUM:
         if (size % 4)
@@ -433,6 +434,8 @@ static void dump_log_item(struct dumper *d, unsigned i, const struct cow_key *k,
                 get64(p + FE_EXTENT_OFFSET), get64(p + FE_NUM_BYTES));
         if (p[FE_TYPE] == COW_FE_PREALLOC)
             fputs(" prealloc", out);
+        else if (p[FE_TYPE] == COW_FE_NODATASUM)
+            fputs(" nodatasum", out);
         else if (p[FE_TYPE] != COW_FE_REG)
             fprintf(out, " type %u (UNKNOWN)", p[FE_TYPE]);
         fputc('\n', out);

@@ -16,6 +16,7 @@ struct fstate {
     struct u64map seen;   /* blocks read in this walk */
     uint64_t cur;         /* inode whose items are being read, 0 = none */
     int have_inode, warned;
+    int nodatacow; /* the inode's COW_INODE_NODATACOW */
     int live;             /* keep the files in f->lf and f->lx (subvolume 256) */
     uint64_t size, nblocks, sum, next_off;
 };
@@ -65,6 +66,7 @@ static void file_item(struct fsck *f, struct fstate *s, const struct cow_key *k,
     }
     if (k->type == COW_INODE_ITEM && size == INODE_ITEM_SIZE) {
         s->have_inode = 1;
+        s->nodatacow = (get64(p + INODE_FLAGS) & COW_INODE_NODATACOW) != 0;
         s->size = get64(p + INODE_SIZE);
         s->nblocks = get64(p + INODE_NBLOCKS);
         f->r->files++;
@@ -101,6 +103,12 @@ static void file_item(struct fsck *f, struct fstate *s, const struct cow_key *k,
                     sid, k->objectid, k->offset, s->next_off);
         /* a preallocated extent may reach past the size (fallocate with
          * KEEP_SIZE); it counts in nblocks like a regular one */
+        /* unchecked data (format.h) only where the file says so: a type
+         * changed to NODATASUM would hide damage from the checksums */
+        if (p[FE_TYPE] == COW_FE_NODATASUM && !s->nodatacow)
+            fsck_problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": NODATASUM extent at %" PRIu64
+                            " in a file without the nodatacow flag",
+                         sid, k->objectid, k->offset);
         if (end > lim && p[FE_TYPE] != COW_FE_PREALLOC)
             fsck_problem(f, "subvolume %" PRIu64 " inode %" PRIu64 ": extent [%" PRIu64 ", %" PRIu64
                        ") beyond the file size %" PRIu64,

@@ -97,8 +97,9 @@ static const char *log_extent_invalid(const struct cow_key *k, const uint8_t *p)
         return "extent_offset not a multiple of 4096";
     if (fsck_range_end(xoff, nbytes) > dlen)
         return "extent_offset + num_bytes exceeds disk_num_bytes";
-    if (p[FE_TYPE] != COW_FE_REG && p[FE_TYPE] != COW_FE_PREALLOC)
-        return "extent type neither REG nor PREALLOC";
+    if (p[FE_TYPE] != COW_FE_REG && p[FE_TYPE] != COW_FE_PREALLOC &&
+        p[FE_TYPE] != COW_FE_NODATASUM)
+        return "extent type neither REG, PREALLOC nor NODATASUM";
     if (fsck_range_end(k->offset, nbytes) > MAX_FILE_BYTES)
         return "file range ends past 2^62";
     return NULL;
@@ -584,9 +585,10 @@ static void check_log_record(struct fsck *f, const struct logscan *s, struct rsi
         } else if (k.type == COW_INODE_ITEM) {
             if (k.offset != 0)
                 fsck_problem(f, "%s: %s: INODE_ITEM key offset must be 0", where, ks);
-            if (get64(p + INODE_FLAGS))
-                fsck_problem(f, "%s: %s: inode flags 0x%" PRIx64 ", none are defined", where, ks,
-                        get64(p + INODE_FLAGS));
+            if (get64(p + INODE_FLAGS) & ~COW_INODE_FLAGS_KNOWN)
+                fsck_problem(f, "%s: %s: inode flags 0x%" PRIx64 " (only 0x1, nodatacow, is "
+                                "defined)",
+                             where, ks, get64(p + INODE_FLAGS));
             /* as the store's replay (validate.c check_inode_item): a
              * record is written in the transaction after the commit */
             uint64_t g = get64(p + INODE_GENERATION), t = get64(p + INODE_TRANSID);

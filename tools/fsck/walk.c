@@ -77,8 +77,9 @@ void fsck_check_file_extent(struct fsck *f, const char *where, const struct cow_
         fsck_problem(f, "%s: %s: extent_offset %" PRIu64 " + num_bytes %" PRIu64
                    " exceeds disk_num_bytes %" PRIu64,
                 where, ks, xoff, nbytes, dlen);
-    if (type != COW_FE_REG && type != COW_FE_PREALLOC)
-        fsck_problem(f, "%s: %s: extent type %u (expected 0 REG or 1 PREALLOC)", where, ks, type);
+    if (type != COW_FE_REG && type != COW_FE_PREALLOC && type != COW_FE_NODATASUM)
+        fsck_problem(f, "%s: %s: extent type %u (expected 0 REG, 1 PREALLOC or 2 NODATASUM)",
+                     where, ks, type);
     if (fsck_range_end(k->offset, nbytes) > MAX_FILE_BYTES)
         fsck_problem(f, "%s: %s: file range [%" PRIu64 ", +%" PRIu64 ") ends past 2^62", where,
                 ks, k->offset, nbytes);
@@ -155,9 +156,9 @@ static void check_item(struct fsck *f, uint32_t idx, const char *where, const st
         uint64_t g = get64(p + INODE_GENERATION), t = get64(p + INODE_TRANSID);
         if (k->offset != 0)
             fsck_problem(f, "%s: %s: INODE_ITEM key offset must be 0", where, ks);
-        if (get64(p + INODE_FLAGS))
-            fsck_problem(f, "%s: %s: inode flags 0x%" PRIx64 ", none are defined", where, ks,
-                    get64(p + INODE_FLAGS));
+        if (get64(p + INODE_FLAGS) & ~COW_INODE_FLAGS_KNOWN)
+            fsck_problem(f, "%s: %s: inode flags 0x%" PRIx64 " (only 0x1, nodatacow, is defined)",
+                         where, ks, get64(p + INODE_FLAGS));
         if (g > f->gen || t > f->gen)
             fsck_problem(f, "%s: %s: inode generation %" PRIu64 " / transid %" PRIu64
                        " > superblock generation %" PRIu64,

@@ -1,0 +1,302 @@
+/*
+ * check_nocow.c - the "nocow" suite: nodatacow files (cow_file_set_nodatacow,
+ * docs/DESIGN.md "Nodatacow WAL" and invariant 13), at the store level and
+ * through the VFS's WAL.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store_int.h"
+#include "testutil.h"
+#include "cowvfs.h"
+
+#define KIB 1024
+
+/* Fails unless F reads as LEN bytes of C from OFF. */
+static void expect_fill(cow_file *f, uint64_t off, size_t len, int c)
+{
+    uint8_t *r = malloc(len);
+    size_t n;
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(cow_file_read(f, r, len, off, &n), COW_OK);
+    ck_assert_uint_eq(n, len);
+    for (size_t i = 0; i < len; i++)
+        ck_assert_msg(r[i] == c, "byte %llu is 0x%02x, expected 0x%02x",
+                      (unsigned long long)(off + i), r[i], c);
+    free(r);
+}
+
+/*
+ * An overwrite of a nodatacow file's blocks lands where they are: the same
+ * extent, no log record, no commit, and the sync that follows flushes it
+ * (after a power loss right after that sync, the new bytes are there: a
+ * sync that found nothing to log and did not flush would lose them).  The
+ * extents are NODATASUM; the flag survives the crash (replay of the
+ * record that created the file's extents); fsck is clean.
+ */
+START_TEST(nocow_overwrites_in_place)
+{
+    struct memdev_ctl *ctl;
+    struct cow_dev *dev;
+    cow_file *f;
+    cow_store *st = memdev_store_file(&dev, &ctl, "wal", &f);
+    int yes = -1;
+    ck_assert_int_eq(cow_file_nodatacow(f, &yes), COW_OK);
+    ck_assert_int_eq(yes, 0);
+    ck_assert_int_eq(cow_file_set_nodatacow(f), COW_OK);
+    ck_assert_int_eq(cow_file_set_nodatacow(f), COW_OK); /* again: a no-op */
+    ck_assert_int_eq(cow_file_nodatacow(f, &yes), COW_OK);
+    ck_assert_int_eq(yes, 1);
+    uint8_t a[64 * KIB], b[64 * KIB];
+    memset(a, 'a', sizeof a);
+    memset(b, 'b', sizeof b);
+    /* the first write: new space, logged */
+    ck_assert_int_eq(cow_file_write(f, a, sizeof a, 0), COW_OK);
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    uint64_t disk0, ofs0, disk, ofs;
+    int type;
+    ck_assert_int_eq(test_item_at(f, 8 * KIB, &disk0, &ofs0, &type), COW_OK);
+    ck_assert_int_eq(type, COW_FE_NODATASUM);
+    struct cow_stats s0, s1;
+    cow_store_stats(st, &s0);
+    /* overwrites, one not block aligned (4,120-byte WAL frames) */
+    ck_assert_int_eq(cow_file_write(f, b, sizeof b, 0), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, a, 4120, 4096 + 24), COW_OK);
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    cow_store_stats(st, &s1);
+    ck_assert_uint_eq(s1.written_in_place - s0.written_in_place, sizeof b);
+    ck_assert_uint_eq(s1.log_records, s0.log_records); /* nothing to log */
+    ck_assert_uint_eq(s1.commits, s0.commits);
+    ck_assert_uint_gt(s1.flushes, s0.flushes); /* but flushed */
+    ck_assert_int_eq(test_item_at(f, 8 * KIB, &disk, &ofs, &type), COW_OK);
+    ck_assert_uint_eq(disk + ofs, disk0 + ofs0); /* where it was */
+    ck_assert_int_eq(type, COW_FE_NODATASUM);
+    expect_fill(f, 0, 4096 + 24, 'b');
+    expect_fill(f, 4096 + 24, 4120, 'a');
+    expect_fill(f, 4096 + 24 + 4120, sizeof b - (4096 + 24 + 4120), 'b');
+
+    /* a power loss now: the synced overwrite is there */
+    size_t ilen;
+    uint8_t *img = memdev_crash_image(dev, &ilen);
+    cow_store *s2;
+    ck_assert_int_eq(cow_store_open_dev("crash", memdev_from_image(img, ilen, NULL), 0, 0, &s2),
+                     COW_OK);
+    cow_file *f2;
+    ck_assert_int_eq(cow_file_open(s2, "wal", 0, &f2), COW_OK);
+    ck_assert_int_eq(cow_file_nodatacow(f2, &yes), COW_OK);
+    ck_assert_int_eq(yes, 1);
+    expect_fill(f2, 0, 4096 + 24, 'b');
+    expect_fill(f2, 4096 + 24, 4120, 'a');
+    expect_fill(f2, 4096 + 24 + 4120, sizeof b - (4096 + 24 + 4120), 'b');
+    cow_file_close(f2);
+    ck_assert_int_eq(cow_store_close(s2), COW_OK);
+    test_fsck_image(img, ilen);
+    free(img);
+
+    /* growing past the end: new space for the new blocks, logged; the
+     * size change of a write in place inside the last block is logged */
+    ck_assert_int_eq(cow_file_write(f, a, 100, sizeof b), COW_OK);
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, b, 200, sizeof b + 100), COW_OK);
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    img = memdev_crash_image(dev, &ilen);
+    ck_assert_int_eq(cow_store_open_dev("crash", memdev_from_image(img, ilen, NULL), 0, 0, &s2),
+                     COW_OK);
+    ck_assert_int_eq(cow_file_open(s2, "wal", 0, &f2), COW_OK);
+    uint64_t size;
+    ck_assert_int_eq(cow_file_size(f2, &size), COW_OK);
+    ck_assert_uint_eq(size, sizeof b + 300);
+    expect_fill(f2, sizeof b, 100, 'a');
+    expect_fill(f2, sizeof b + 100, 200, 'b');
+    cow_file_close(f2);
+    ck_assert_int_eq(cow_store_close(s2), COW_OK);
+    test_fsck_image(img, ilen);
+    free(img);
+    fsck_memdev(st, dev);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+}
+END_TEST
+
+/* The flag is taken only by an empty file (as chattr +C), and a file
+ * emptied by a truncate takes it again. */
+START_TEST(nocow_only_when_empty)
+{
+    struct cow_dev *dev;
+    cow_file *f;
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
+    ck_assert_int_eq(cow_file_write(f, "x", 1, 0), COW_OK);
+    ck_assert_int_eq(cow_file_set_nodatacow(f), COW_EINVAL); /* buffered */
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(cow_file_set_nodatacow(f), COW_EINVAL); /* written */
+    int yes = -1;
+    ck_assert_int_eq(cow_file_nodatacow(f, &yes), COW_OK);
+    ck_assert_int_eq(yes, 0);
+    uint64_t disk, ofs;
+    int type;
+    ck_assert_int_eq(test_item_at(f, 0, &disk, &ofs, &type), COW_OK);
+    ck_assert_int_eq(type, COW_FE_REG);
+    ck_assert_int_eq(cow_file_truncate(f, 0), COW_OK);
+    ck_assert_int_eq(cow_file_set_nodatacow(f), COW_OK);
+    ck_assert_int_eq(cow_file_write(f, "y", 1, 0), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(test_item_at(f, 0, &disk, &ofs, &type), COW_OK);
+    ck_assert_int_eq(type, COW_FE_NODATASUM);
+    fsck_memdev(st, dev);
+    /* a reopen reads the flag from the inode item */
+    size_t ilen;
+    uint8_t *img = memdev_crash_image(dev, &ilen); /* the commit above, flushed */
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    ck_assert_int_eq(cow_store_open_dev("again", memdev_from_image(img, ilen, NULL), 0, 0, &st),
+                     COW_OK);
+    free(img);
+    ck_assert_int_eq(cow_file_open(st, "db", 0, &f), COW_OK);
+    ck_assert_int_eq(cow_file_nodatacow(f, &yes), COW_OK);
+    ck_assert_int_eq(yes, 1);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+}
+END_TEST
+
+/*
+ * A snapshot shares a nodatacow file's extents: the next overwrite of the
+ * live file is copy on write (the snapshot keeps its bytes), and the
+ * overwrite after that, of the new extent only the live file reaches, is
+ * in place again.  Invariant 13 (docs/DESIGN.md).
+ */
+START_TEST(nocow_snapshot_keeps_its_bytes)
+{
+    struct cow_dev *dev;
+    cow_file *f, *sf;
+    cow_store *st = memdev_store_file(&dev, NULL, "wal", &f);
+    ck_assert_int_eq(cow_file_set_nodatacow(f), COW_OK);
+    uint8_t a[16 * KIB], b[16 * KIB], c[16 * KIB];
+    memset(a, 'a', sizeof a);
+    memset(b, 'b', sizeof b);
+    memset(c, 'c', sizeof c);
+    ck_assert_int_eq(cow_file_write(f, a, sizeof a, 0), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(cow_subvol_create(st, "s", COW_SUBVOL_SNAPSHOT, NULL), COW_OK);
+    struct cow_stats s0, s1;
+    cow_store_stats(st, &s0);
+    ck_assert_int_eq(cow_file_write(f, b, sizeof b, 0), COW_OK);
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    cow_store_stats(st, &s1);
+    ck_assert_uint_eq(s1.written_in_place, s0.written_in_place); /* copied */
+    ck_assert_int_eq(cow_subvol_file_open(st, "s", "wal", 0, &sf), COW_OK);
+    int yes = 0;
+    ck_assert_int_eq(cow_file_nodatacow(sf, &yes), COW_OK);
+    ck_assert_int_eq(yes, 1); /* the clone keeps the flag */
+    expect_fill(sf, 0, sizeof a, 'a');
+    expect_fill(f, 0, sizeof b, 'b');
+    ck_assert_int_eq(cow_file_write(f, c, sizeof c, 0), COW_OK);
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    cow_store_stats(st, &s0);
+    ck_assert_uint_eq(s0.written_in_place - s1.written_in_place, sizeof c); /* in place */
+    expect_fill(sf, 0, sizeof a, 'a');
+    expect_fill(f, 0, sizeof c, 'c');
+    cow_file_close(sf);
+    fsck_memdev(st, dev);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+}
+END_TEST
+
+static void exec_ok(sqlite3 *db, const char *sql)
+{
+    char *err = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, err ? err : sqlite3_errmsg(db));
+}
+
+/* The first column of SQL's first row, as text (a new string). */
+static char *query_text(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    const char *t = (const char *)sqlite3_column_text(st, 0);
+    char *z = strdup(t ? t : "");
+    sqlite3_finalize(st);
+    ck_assert_ptr_nonnull(z);
+    return z;
+}
+
+/* The number in "written_in_place=N" of PRAGMA cow_stats. */
+static unsigned long long in_place_bytes(sqlite3 *db)
+{
+    char *z = query_text(db, "PRAGMA cow_stats");
+    const char *p = strstr(z, "written_in_place=");
+    ck_assert_ptr_nonnull(p);
+    unsigned long long v = strtoull(p + strlen("written_in_place="), NULL, 10);
+    free(z);
+    return v;
+}
+
+/* Commits N single-row transactions on DB in WAL mode, checkpointing
+ * every 8 WAL pages (so that the WAL is rewritten from its start). */
+static void wal_work(sqlite3 *db, int n)
+{
+    exec_ok(db, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=8;"
+                  "CREATE TABLE IF NOT EXISTS t(k INTEGER PRIMARY KEY, v TEXT)");
+    for (int i = 0; i < n; i++) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO t VALUES(%d, hex(randomblob(40)))",
+                 i % 50);
+        exec_ok(db, sql);
+    }
+}
+
+/*
+ * Through the VFS: a new WAL is nodatacow, and once SQLite rewrites it
+ * from its start after a checkpoint its frames land in place; with
+ * wal_nodatacow=0 nothing is written in place.  The database reads back
+ * after a reopen either way, and the container is clean.
+ */
+START_TEST(nocow_vfs_wal_in_place)
+{
+    char *dir = test_mkdtemp(), uri[512];
+    unsigned long long inplace[2];
+    ck_assert_int_eq(cowvfs_register(0), SQLITE_OK);
+    for (int on = 1; on >= 0; on--) {
+        snprintf(uri, sizeof uri, "file:%s/w%d.db?vfs=cow&wal_nodatacow=%d", dir, on, on);
+        sqlite3 *db;
+        ck_assert_int_eq(sqlite3_open_v2(uri, &db,
+                                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                             SQLITE_OPEN_URI,
+                                         NULL),
+                         SQLITE_OK);
+        wal_work(db, 300);
+        /* preallocated space (the checkpoint's SIZE_HINT) is written in
+         * place either way */
+        inplace[on] = in_place_bytes(db);
+        ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_open_v2(uri, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, NULL),
+                         SQLITE_OK);
+        char *n = query_text(db, "SELECT count(*) FROM t");
+        ck_assert_str_eq(n, "50");
+        free(n);
+        ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+        char path[512];
+        snprintf(path, sizeof path, "%s/w%d.db", dir, on);
+        test_fsck_clean(path);
+    }
+    /* 300 transactions of a page or two: hundreds of KiB of frames */
+    ck_assert_msg(inplace[1] >= inplace[0] + 256 * KIB,
+                  "written in place: %llu bytes with wal_nodatacow=1, %llu with 0", inplace[1],
+                  inplace[0]);
+    test_rmdir(dir);
+}
+END_TEST
+
+Suite *nocow_suite(void)
+{
+    Suite *s = suite_create("nocow");
+    test_case(s, "nocow", 120, nocow_overwrites_in_place, nocow_only_when_empty,
+              nocow_snapshot_keeps_its_bytes, nocow_vfs_wal_in_place, NULL);
+    return s;
+}
