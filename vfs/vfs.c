@@ -791,6 +791,9 @@ out:
  *                       cow_reloc, cow_reloc_slack and cow_reloc_rate
  *                       (vfs_reloc.c)
  *
+ * (wal_nodatacow=0|1 is read when the WAL is opened, in cowOpen: 0 keeps
+ * a new WAL copy on write, with data checksums.)
+ *
  * A value that is not an integer in range is logged and ignored.
  */
 static void cowApplyUriParams(cowFile *p, const char *zName)
@@ -993,6 +996,11 @@ static int cowOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *pFile, in
         sqlite3_uri_boolean(zName, "psow", 1))
         p->ctrlFlags |= COWFILE_PSOW;
     p->base.pMethods = &cowvfsIoMethods;
+    if (eType == SQLITE_OPEN_WAL && p->pCf && !bReadonly &&
+        (rc = cowvfsWalInPlace(p, sqlite3_uri_boolean(zName, "wal_nodatacow", 1))) != SQLITE_OK) {
+        cowvfsIoMethods.xClose(pFile); /* a failed xOpen leaves pMethods NULL */
+        goto out;
+    }
     if (eType == SQLITE_OPEN_MAIN_DB && (flags & SQLITE_OPEN_URI))
         cowApplyUriParams(p, zName);
     if (pOutFlags)

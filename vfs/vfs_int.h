@@ -165,6 +165,8 @@ struct cowInode {
                             * else NO_LOCK */
     cowShmNode shm;        /* the WAL-index */
     cowFile *pFiles;       /* its open main-database files (cowFile.pNextDb) */
+    int nInPlaceWal;       /* its open nodatacow WALs (cowvfsWalInPlace;
+                            * atomic, read by cowDeviceCharacteristics) */
     int nSnapWait;         /* snapshots waiting for a commit to finish: new
                             * EXCLUSIVE locks are refused meanwhile */
 };
@@ -174,6 +176,7 @@ struct cowInode {
 #define COWFILE_PSOW 0x02           /* claim SQLITE_IOCAP_POWERSAFE_OVERWRITE */
 #define COWFILE_PERSIST_WAL 0x04    /* SQLITE_FCNTL_PERSIST_WAL is set */
 #define COWFILE_DELETE 0x08         /* SQLITE_OPEN_DELETEONCLOSE */
+#define COWFILE_INPLACE 0x10        /* a nodatacow WAL (counted in nInPlaceWal) */
 
 /*
  * An open file of a container: the main database ("db"), its rollback
@@ -234,6 +237,17 @@ void cowvfsInodeRelease(cowInode *pInode, int bUnlink);
 
 extern const sqlite3_io_methods cowvfsIoMethods;
 int cowvfsCommitTxn(cowFile *p);
+/*
+ * For a WAL just opened read-write (vfs.c cowOpen): with BWANT, an empty
+ * WAL becomes nodatacow (cow_file_set_nodatacow: its frames are then
+ * overwritten in place; docs/DESIGN.md, "Nodatacow WAL"); one that holds
+ * frames stays as it is.  A nodatacow WAL is counted in its inode
+ * (nInPlaceWal, until cowClose), and the database then stops claiming
+ * SQLITE_IOCAP_SEQUENTIAL, so that SQLite syncs a restarted WAL's header
+ * before its first frame overwrites an old one (wal.c syncHeader).
+ * Returns SQLITE_OK or the logged error of the store.
+ */
+int cowvfsWalInPlace(cowFile *p, int bWant);
 int cowvfsStoreRefresh(cowInode *pInode);
 /*
  * Idle pins (docs/DESIGN.md, "Several processes"): PCONT->nReading counts

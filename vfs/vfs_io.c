@@ -465,6 +465,8 @@ static int cowClose(sqlite3_file *pFile)
             rc = cowvfsError(p->pInode->pStore, crc, COWVFS_OP_DELETE, "delete on close",
                              p->zPath, 0);
     }
+    if (p->ctrlFlags & COWFILE_INPLACE)
+        __atomic_sub_fetch(&p->pInode->nInPlaceWal, 1, __ATOMIC_RELEASE);
     if (p->pCf)
         cow_file_close(p->pCf);
     cowvfsInodeRelease(p->pInode,
@@ -1030,6 +1032,12 @@ static int cowSectorSize(sqlite3_file *pFile)
  *       ahead of a write made before them.  SQLite reads this flag from the
  *       database file to skip syncing the rollback journal (pager.c
  *       syncJournal) and the WAL header (wal.c); both then rely on it.
+ *       Not while a nodatacow WAL of the database is open: its frames are
+ *       overwritten in place, and a new frame over an old one must not be
+ *       durable before the restarted WAL's header, which SQLite then syncs
+ *       (cowvfsWalInPlace; found by the crash simulator: a WAL holding an
+ *       old header and a prefix of old frames, replayed over a database
+ *       checkpointed past them);
  *
  * A journal's or WAL's own xSync logs that file alone, so its writes can be
  * durable ahead of earlier writes of the database: those files do not claim
@@ -1043,11 +1051,33 @@ static int cowDeviceCharacteristics(sqlite3_file *pFile)
     cowFile *p = (cowFile *)pFile;
     int dc = SQLITE_IOCAP_SAFE_APPEND;
 
-    if (p->eType == SQLITE_OPEN_MAIN_DB)
+    if (p->eType == SQLITE_OPEN_MAIN_DB &&
+        __atomic_load_n(&p->pInode->nInPlaceWal, __ATOMIC_ACQUIRE) == 0)
         dc |= SQLITE_IOCAP_SEQUENTIAL;
     if (p->ctrlFlags & COWFILE_PSOW)
         dc |= SQLITE_IOCAP_POWERSAFE_OVERWRITE;
     return dc;
+}
+
+int cowvfsWalInPlace(cowFile *p, int bWant)
+{
+    uint64_t size = 0;
+    int yes = 0;
+    int crc = cow_file_nodatacow(p->pCf, &yes);
+
+    if (crc == COW_OK && !yes && bWant)
+        crc = cow_file_size(p->pCf, &size);
+    if (crc == COW_OK && !yes && bWant && size == 0) {
+        crc = cow_file_set_nodatacow(p->pCf);
+        yes = crc == COW_OK;
+    }
+    if (crc != COW_OK)
+        return cowIoError(p, crc, "nodatacow", 0);
+    if (yes) {
+        p->ctrlFlags |= COWFILE_INPLACE;
+        __atomic_add_fetch(&p->pInode->nInPlaceWal, 1, __ATOMIC_ACQ_REL);
+    }
+    return SQLITE_OK;
 }
 
 /*
