@@ -652,8 +652,8 @@ int commit_transaction(cow_store *st, int flush)
      * superblock.  Either way the superblock goes to the copy that does not
      * hold the last flushed commit. */
     txn_wlog_drop_freed(st);
-    /* (data no checksum checks, NODATASUM, must be durable before the
-     * superblock that maps it: invariant 13) */
+    /* (NODATASUM data is flushed before the superblock, not listed:
+     * invariant 13) */
     int one_flush = !st->wlog_overflow && !st->nodatasum_unflushed && st->nwruns <= SB_COMMIT_MAX;
     if (!one_flush)
         flush = 1; /* too much to list: a commit without flush is not possible */

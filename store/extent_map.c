@@ -388,18 +388,17 @@ int em_complete(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk
 {
     lk_assert_held(&st->lock);
     uint8_t csum_item[COW_MAX_EXTENT_BLOCKS * 4];
+    /* A nodatacow file's new extent is NODATASUM: young until a flushed
+     * commit holds it, and checked meanwhile by replay (its crcs here and
+     * in log records); the commit flushes it before its superblock rather
+     * than list it (format.h; invariant 13) */
     int nodatasum = (in->flags & COW_INODE_NODATACOW) != 0;
-    if (nodatasum) {
-        /* no checksums (format.h): zeros, and nothing for the one-flush
-         * list, whose check at open a later write in place would fail;
-         * what maps it is written after a flush instead */
-        memset(csum_item, 0, (size_t)(nblocks * 4));
+    for (uint64_t b = 0; b < nblocks; b++)
+        put32(csum_item + b * 4, crcs[b]);
+    if (nodatasum)
         st->nodatasum_unflushed = 1;
-    } else {
-        for (uint64_t b = 0; b < nblocks; b++)
-            put32(csum_item + b * 4, crcs[b]);
+    else
         txn_note_written(st, disk, nblocks, crcs);
-    }
     /* the data is written: now the trees may point at it */
     struct fext fx = {off, disk, nblocks * BLK, 0, nblocks * BLK,
                       nodatasum ? COW_FE_NODATASUM : COW_FE_REG};
@@ -431,9 +430,12 @@ int em_complete(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk
  * allocated after the last snapshot or branch that involved IN's tree
  * (cow_root.last_snapshot), so that no other tree can point at it (btrfs's
  * can_nocow_file_extent).  An older one may be shared with a snapshot or
- * branch, which must keep its content, so it is written copy on write.
- * Sets *YES: 0 no, EM_NOCOW_PREALLOC or EM_NOCOW_OVERWRITE (extent_map.h).
- * Lock held.
+ * branch, which must keep its content, so it is written copy on write.  A
+ * NODATASUM extent must also be old: held by the last flushed commit
+ * (allocated no later than st->durable_gen), so that no log record replay
+ * may check names it with crcs that an overwrite would make wrong (and no
+ * commit lists it: invariant 13).  Sets *YES: 0 no, EM_NOCOW_PREALLOC or
+ * EM_NOCOW_OVERWRITE (extent_map.h).  Lock held.
  */
 static int nocow_writable(cow_store *st, const struct cow_inode *in, const struct fext *fx,
                           int *yes)
@@ -459,12 +461,13 @@ static int nocow_writable(cow_store *st, const struct cow_inode *in, const struc
         b += run;
     }
 #endif
-    if (in->root->last_snapshot == 0) {
+    if (in->root->last_snapshot == 0 && kind == EM_NOCOW_PREALLOC) {
         *yes = kind;
         return COW_OK;
     }
     int rc = refs_generation(st, fx->disk, &gen);
-    if (rc == COW_OK && gen > in->root->last_snapshot)
+    if (rc == COW_OK && gen > in->root->last_snapshot &&
+        (kind == EM_NOCOW_PREALLOC || gen <= st->durable_gen))
         *yes = kind;
     return rc;
 }

@@ -311,10 +311,6 @@ int log_write(cow_store *st, struct cow_inode **v, size_t n, int flush)
     }
     if (rc)
         goto out;
-    /* data that no checksum checks (NODATASUM) reaches the device before
-     * the record that maps it (invariant 13) */
-    if (st->nodatasum_unflushed && (rc = txn_flush(st)) != COW_OK)
-        goto out;
     size_t body = LOG_HEADER_SIZE + b.csums.len + b.items.len;
     uint64_t nb = (body + BLK - 1) / BLK;
     if (nb > st->log_blocks - st->log_next) {

@@ -199,8 +199,11 @@ static int rec_parse(cow_store *st, const uint8_t *r, size_t len, uint64_t seq,
 /*
  * 1 if the data the record points at matches its checksums: for each
  * EXTENT_CSUM item, the blocks of that extent that the record's REG
- * EXTENT_DATA items point at.  (Blocks only PREALLOC items point at were
- * never written; their checksums are placeholders.)
+ * EXTENT_DATA items point at, and its NODATASUM items if the extent is new
+ * since the last commit (young: never overwritten in place, invariant 13;
+ * an old one may have been, and its crcs say nothing).  (Blocks only
+ * PREALLOC items point at were never written; their checksums are
+ * placeholders.)
  */
 static int rec_data_ok(cow_store *st, const struct litem *v, size_t n, uint8_t *tmp)
 {
@@ -222,11 +225,14 @@ static int rec_data_ok(cow_store *st, const struct litem *v, size_t n, uint8_t *
         if (phys == disk && st->file_bytes && end > st->file_bytes)
             return 0;
         memset(want, 0, (size_t)nb);
-        int any = 0;
+        int any = 0, known = 1;
+        if (refs_known(st, disk, &known))
+            return 0;
         for (size_t j = 0; j < n; j++) {
             const uint8_t *fe = v[j].d;
             if (v[j].k.type != COW_EXTENT_DATA || v[j].size != FE_ITEM_SIZE ||
-                get64(fe + FE_DISK_BYTENR) != disk || fe[FE_TYPE] != COW_FE_REG)
+                get64(fe + FE_DISK_BYTENR) != disk ||
+                !(fe[FE_TYPE] == COW_FE_REG || (fe[FE_TYPE] == COW_FE_NODATASUM && !known)))
                 continue;
             uint64_t b0 = get64(fe + FE_EXTENT_OFFSET) / BLK;
             uint64_t b1 = b0 + get64(fe + FE_NUM_BYTES) / BLK;

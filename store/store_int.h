@@ -427,11 +427,11 @@ struct cow_store {
                             * since the last flush: a sync flushes even
                             * with nothing to log */
     int nodatasum_unflushed; /* a NODATASUM extent written to new space
-                            * since the last flush: no checksum would tell
-                            * a log record or superblock that maps it that
-                            * its data never arrived, so the next one is
-                            * written after a flush (data before metadata,
-                            * as ext4's data=ordered; invariant 13) */
+                            * since the last flush: the one-flush list does
+                            * not name it (an overwrite in place would make
+                            * the list wrong once the extent is old), so
+                            * the next commit flushes it before its
+                            * superblock (invariant 13) */
     uint64_t log_csum_probes; /* slots the de-duplication of a record's
                                * csum items examined, all records (tests
                                * check that it grows linearly) */

@@ -95,6 +95,11 @@ int subvol_create_ex(cow_store *st, const char *name, int kind, const char *sour
      * the commit, no new one starts. */
     if (!rc)
         oe_wait_all(st);
+    /* Data overwritten in place (a nodatacow file's) has no checksum the
+     * one-flush commit could check: durable before the superblock that
+     * gives the clone its bytes (invariant 13) */
+    if (!rc && st->data_unflushed)
+        rc = txn_flush(st);
     /* Room for the commit: past this point a failure stops the store
      * (the running transaction holds other handles' writes). */
     if (!rc)

@@ -29,13 +29,20 @@ static void expect_fill(cow_file *f, uint64_t off, size_t len, int c)
     free(r);
 }
 
+/* Makes every extent ST has now old (invariant 13): a flushed commit. */
+static void age_extents(cow_store *st)
+{
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+}
+
 /*
- * An overwrite of a nodatacow file's blocks lands where they are: the same
- * extent, no log record, no commit, and the sync that follows flushes it
- * (after a power loss right after that sync, the new bytes are there: a
- * sync that found nothing to log and did not flush would lose them).  The
- * extents are NODATASUM; the flag survives the crash (replay of the
- * record that created the file's extents); fsck is clean.
+ * A nodatacow file's new extent is NODATASUM and young: overwritten copy
+ * on write (the log record and commit that name it with crcs stay true).
+ * Once a later commit is flushed, an overwrite lands where the blocks are:
+ * the same extent, no log record, no commit, and the sync that follows
+ * flushes it (after a power loss right after that sync, the new bytes are
+ * there: a sync that found nothing to log and did not flush would lose
+ * them).  The flag survives the crash; fsck is clean.
  */
 START_TEST(nocow_overwrites_in_place)
 {
@@ -53,16 +60,33 @@ START_TEST(nocow_overwrites_in_place)
     uint8_t a[64 * KIB], b[64 * KIB];
     memset(a, 'a', sizeof a);
     memset(b, 'b', sizeof b);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK); /* the file and its flag */
     /* the first write: new space, logged */
+    struct cow_stats s0, s1;
+    cow_store_stats(st, &s0);
     ck_assert_int_eq(cow_file_write(f, a, sizeof a, 0), COW_OK);
     ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    cow_store_stats(st, &s1);
+    ck_assert_uint_eq(s1.commits, s0.commits); /* a log record: young */
     uint64_t disk0, ofs0, disk, ofs;
     int type;
     ck_assert_int_eq(test_item_at(f, 8 * KIB, &disk0, &ofs0, &type), COW_OK);
     ck_assert_int_eq(type, COW_FE_NODATASUM);
-    struct cow_stats s0, s1;
+    /* young: copy on write */
     cow_store_stats(st, &s0);
-    /* overwrites, one not block aligned (4,120-byte WAL frames) */
+    ck_assert_int_eq(cow_file_write(f, a, sizeof a, 0), COW_OK);
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    cow_store_stats(st, &s1);
+    ck_assert_uint_eq(s1.written_in_place, s0.written_in_place);
+    ck_assert_int_eq(test_item_at(f, 8 * KIB, &disk, &ofs, &type), COW_OK);
+    ck_assert_uint_ne(disk + ofs, disk0 + ofs0);
+    ck_assert_int_eq(type, COW_FE_NODATASUM);
+    disk0 = disk;
+    ofs0 = ofs;
+    /* old: overwrites in place, one not block aligned (4,120-byte WAL
+     * frames) */
+    age_extents(st);
+    cow_store_stats(st, &s0);
     ck_assert_int_eq(cow_file_write(f, b, sizeof b, 0), COW_OK);
     ck_assert_int_eq(cow_file_write(f, a, 4120, 4096 + 24), COW_OK);
     ck_assert_int_eq(cow_file_sync(f), COW_OK);
@@ -164,8 +188,8 @@ END_TEST
 
 /*
  * A snapshot shares a nodatacow file's extents: the next overwrite of the
- * live file is copy on write (the snapshot keeps its bytes), and the
- * overwrite after that, of the new extent only the live file reaches, is
+ * live file is copy on write (the snapshot keeps its bytes), and, once
+ * that copy is old, an overwrite of it (only the live file reaches it) is
  * in place again.  Invariant 13 (docs/DESIGN.md).
  */
 START_TEST(nocow_snapshot_keeps_its_bytes)
@@ -179,7 +203,7 @@ START_TEST(nocow_snapshot_keeps_its_bytes)
     memset(b, 'b', sizeof b);
     memset(c, 'c', sizeof c);
     ck_assert_int_eq(cow_file_write(f, a, sizeof a, 0), COW_OK);
-    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    age_extents(st);
     ck_assert_int_eq(cow_subvol_create(st, "s", COW_SUBVOL_SNAPSHOT, NULL), COW_OK);
     struct cow_stats s0, s1;
     cow_store_stats(st, &s0);
@@ -193,6 +217,7 @@ START_TEST(nocow_snapshot_keeps_its_bytes)
     ck_assert_int_eq(yes, 1); /* the clone keeps the flag */
     expect_fill(sf, 0, sizeof a, 'a');
     expect_fill(f, 0, sizeof b, 'b');
+    age_extents(st); /* the copy grows old */
     ck_assert_int_eq(cow_file_write(f, c, sizeof c, 0), COW_OK);
     ck_assert_int_eq(cow_file_sync(f), COW_OK);
     cow_store_stats(st, &s0);
@@ -238,16 +263,21 @@ static unsigned long long in_place_bytes(sqlite3 *db)
 }
 
 /* Commits N single-row transactions on DB in WAL mode, checkpointing
- * every 8 WAL pages (so that the WAL is rewritten from its start). */
+ * every 32 WAL pages (so that the WAL is rewritten from its start), with
+ * a flushed commit of the store every 8 (extents grow old within a WAL
+ * cycle: invariant 13). */
 static void wal_work(sqlite3 *db, int n)
 {
-    exec_ok(db, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=8;"
-                  "CREATE TABLE IF NOT EXISTS t(k INTEGER PRIMARY KEY, v TEXT)");
+    exec_ok(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                "PRAGMA wal_autocheckpoint=32;"
+                "CREATE TABLE IF NOT EXISTS t(k INTEGER PRIMARY KEY, v TEXT)");
     for (int i = 0; i < n; i++) {
         char sql[128];
         snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO t VALUES(%d, hex(randomblob(40)))",
                  i % 50);
         exec_ok(db, sql);
+        if (i % 8 == 7)
+            free(query_text(db, "PRAGMA cow_commit"));
     }
 }
 
