@@ -659,10 +659,18 @@ int file_sync(cow_file *f)
          * full commit instead when enough freed space waits for one) */
         oe_wait_logged(st, in);
         if (em_modified(in)) {
-            rc = log_write(st, &in, 1, 1);
-        } else if (st->log_unflushed || st->unflushed) {
-            /* logged or committed without a flush already: flush now */
-            rc = txn_flush(st);
+            /* the record, then a flush that starts after it, made or
+             * shared with store->lock released (txn_flush_wait) */
+            rc = log_write(st, &in, 1, 0);
+            if (rc == COW_OK)
+                rc = txn_flush_wait(st, st->log_flush_need);
+        } else if (st->unflushed) {
+            /* committed without a flush already: flush now */
+            rc = txn_flush_wait(st, txn_flush_need(st));
+        } else if (st->log_unflushed) {
+            /* logged by another sync, not yet flushed: the flush its
+             * record needs */
+            rc = txn_flush_wait(st, st->log_flush_need);
         }
         if (rc == COW_OK)
             st->stats.log_syncs++;

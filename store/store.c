@@ -41,6 +41,7 @@ static void store_free(cow_store *st)
         st->dev->close(st->dev);
     pthread_cond_destroy(&st->committer_cond);
     pthread_cond_destroy(&st->oe_cond);
+    pthread_cond_destroy(&st->flush_cond);
     pthread_cond_destroy(&st->own_cond);
     cow_mutex_destroy(&st->balance_lock);
     cow_mutex_destroy(&st->resize_lock);
@@ -177,6 +178,7 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
     pthread_cond_init(&st->committer_cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&st->oe_cond, NULL);
+    pthread_cond_init(&st->flush_cond, NULL);
     pthread_cond_init(&st->own_cond, NULL);
     st->commit_ms = COW_COMMIT_INTERVAL_MS;
     st->dirty_limit = COW_DIRTY_LIMIT;

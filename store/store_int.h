@@ -395,6 +395,21 @@ struct cow_store {
     uint32_t *wcrcs;
     size_t nwcrcs, cwcrcs;
     int wlog_overflow;
+    uint64_t wlog_notes; /* txn_note_written calls, ever: a flush empties
+                          * the list only if none came after it started */
+
+    /* Flushes (txn.c), numbered in the order they start: a flush numbered
+     * N makes durable everything written before N was taken.  A sync
+     * waits for flush_done >= the number it needs (txn_flush_wait), with
+     * store->lock released while the device flushes; syncs that need the
+     * same flush share it (group commit).  flush_applied: the flush whose
+     * durable point (durable_slot, durable_gen, durable_log, ...) is the
+     * one in effect.  flush_running: a flush runs with store->lock
+     * released; commits wait for it (txn_flush_quiesce).  flush_cond: a
+     * flush completed or failed (waits on store->lock). */
+    uint64_t flush_started, flush_done, flush_applied;
+    int flush_running;
+    pthread_cond_t flush_cond;
 
     /* Space reservation (space.c). */
     uint64_t reserved;      /* data blocks reserved: dirty pages + in-flight
@@ -422,6 +437,8 @@ struct cow_store {
     uint64_t log_seq;      /* sequence number of the last record */
     int log_blocked;       /* a change the log cannot express is pending */
     int log_unflushed;     /* records written since the last flush */
+    uint64_t log_flush_need; /* the flush number (txn_flush_need) the last
+                              * record needs to be durable */
     uint64_t log_csum_probes; /* slots the de-duplication of a record's
                                * csum items examined, all records (tests
                                * check that it grows linearly) */
@@ -707,7 +724,9 @@ void refs_reset(cow_store *st);
  * it cannot express, read-write, not failed). */
 int log_usable(cow_store *st);
 /* Writes one record holding the changes of the N inodes V (which must all
- * be em_modified) and, if FLUSH, flushes the device once.  Returns
+ * be em_modified) and, if FLUSH, flushes the device once with the lock
+ * held (txn_flush; without FLUSH, st->log_flush_need is the flush number
+ * that makes the record durable: txn_flush_wait).  Returns
  * COW_OK, COW_LOG_FULL (nothing written: the caller commits), or an I/O
  * error (COW_EIO_WRITE, or COW_EIO_FLUSH after which the store is failed),
  * COW_ENOMEM, COW_ECORRUPT. */
@@ -750,12 +769,34 @@ const char *names_item_invalid(const uint8_t *buf, size_t size, uint64_t hash);
 int names_check(cow_store *st, struct cow_root *r);
 
 /* ---- txn.c ---- */
-/* Flushes the device, counting it.  COW_EIO_FLUSH. */
+/* Flushes the device with store->lock held, counting and numbering it
+ * (flush_started, flush_done).  COW_EIO_FLUSH. */
 int store_flush(cow_store *st);
-/* A flush outside a commit (a log record's, or before a reload): makes the
- * last commit and everything written so far durable.  On failure the store
- * is failed (what reached the device is unknown).  COW_EIO_FLUSH. */
+/* A flush outside a commit with store->lock held (a commit's, or one
+ * before a reload): makes the last commit and everything written so far
+ * durable.  On failure the store is failed (what reached the device is
+ * unknown).  COW_EIO_FLUSH. */
 int txn_flush(cow_store *st);
+/* The number of the first flush that will cover everything written until
+ * now (a flush not started yet).  Lock held. */
+uint64_t txn_flush_need(cow_store *st);
+/* Returns once a flush numbered NEED or later has completed: waits for a
+ * flush in flight, or runs one itself with store->lock released during
+ * the device flush (concurrent syncs share flushes: a sync's record
+ * written while a flush runs waits for the next one, which one of the
+ * waiting syncs runs for all).  What the flush covered becomes durable
+ * (durable_slot, durable_log, ... as txn_flush's) unless a newer flush
+ * said more already.  On a failed flush the store stops (fsyncgate: what
+ * reached the device is unknown) and every waiter fails.  Lock held on
+ * entry and return, released meanwhile.  The idea is the journal commit
+ * of ext4/jbd2 shared by fsyncs, and SQLite's WAL group commit.
+ * Errors: COW_EIO_FLUSH (the device's, or a failed flush of another
+ * thread). */
+int txn_flush_wait(cow_store *st, uint64_t need);
+/* Waits until no flush runs with store->lock released (commits: the
+ * superblock copy a commit writes follows from what is durable).  Lock
+ * held, released while waiting. */
+void txn_flush_quiesce(cow_store *st);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t cow_mono_ns(void);
 /* A failure in the middle of a change to the trees (WHY, with its message
