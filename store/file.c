@@ -159,7 +159,7 @@ static int inode_get(cow_store *st, struct cow_root *r, uint64_t ino, const char
     }
     in->ino = ino;
     in->root = r;
-    int rc = pc_init(in);
+    int rc = pc_init(st, in);
     if (rc) {
         free(in->name);
         free(in);

@@ -195,6 +195,10 @@ struct cpage {
     int pins;            /* xFetch references */
     int detached;        /* dropped from the cache (truncate, close) while
                           * pinned: freed at the last unfetch */
+    int lru;             /* on the store's clean-page LRU (clean, not in
+                          * writeback, not pinned: evictable) */
+    struct cpage *lprev, *lnext; /* ... its neighbours there */
+    struct cow_inode *in; /* the inode whose cache holds it */
     struct hm_node hnode; /* in pcache.pages, key idx */
     struct cpage *hnext; /* the detached list */
     struct cpage *dprev, *dnext; /* the file's dirty list, while dirty */
@@ -206,7 +210,9 @@ struct cpage {
  * writeback (the wait before a writeback), and an upper bound on the
  * block indexes cached (truncate, replay and pc_end walk indexes when that
  * is fewer than the pages). */
+struct pc_lru;
 struct pcache {
+    struct pc_lru *lru;       /* the store's clean-page LRU (st->lru) */
     struct hmap pages;        /* the cached pages by idx (pages.count) */
     size_t ndirty;            /* of which dirty */
     size_t nredirty;          /* ... and also in writeback (wb > 0) */
@@ -218,6 +224,18 @@ struct pcache {
 #ifdef COW_BREAK_RESV_SHARED
     uint64_t wb_resv;         /* make race-proof: per-file reservation state */
 #endif
+};
+
+/* The clean pages kept after writeback or a read (pcache.c), of every
+ * file of a store, least recently used first to go once they pass the
+ * budget: as the kernel's page cache keeps a file's pages for the next
+ * read or partial write (a WAL rewritten from its start writes 4,120-byte
+ * frames over blocks it wrote before).  Dirty pages, pages in writeback
+ * and pinned pages are never on it.  Protected by store->lock. */
+struct pc_lru {
+    struct cpage *head, *tail; /* most and least recently used */
+    uint64_t bytes;            /* pages on it, bytes */
+    uint64_t budget;           /* at most this many bytes (0: none kept) */
 };
 
 /* struct cow_resv: space.h; struct oext: ordered.h. */
@@ -411,6 +429,7 @@ struct cow_store {
     int flush_running;
     pthread_cond_t flush_cond;
 
+    struct pc_lru lru;      /* clean pages kept (pcache.c) */
     /* Space reservation (space.c). */
     uint64_t reserved;      /* data blocks reserved: dirty pages + in-flight
                              * ordered extents */
@@ -900,10 +919,22 @@ int subvol_file_open(cow_store *st, const char *subvol, const char *name, int cr
 int subvol_exists(cow_store *st, const char *subvol, const char *name, int *exists);
 
 /* ---- pcache.c (page cache, delayed allocation) ---- */
-/* Initialises IN's page cache and invalidate lock (a new inode). */
-int pc_init(struct cow_inode *in);
-/* Frees every page (pinned ones too: only when the inode goes away). */
+/* Initialises IN's page cache (its clean pages go on ST's LRU) and
+ * invalidate lock (a new inode).  COW_ENOMEM. */
+int pc_init(cow_store *st, struct cow_inode *in);
+/* Frees every page (pinned ones too: only when the inode goes away),
+ * taking them off the LRU.  store->lock held, or no other thread left. */
 void pc_destroy(struct cow_inode *in);
+/* Drops IN's clean cached pages that nothing holds (not dirty, not in
+ * writeback, not pinned), the LRU's and the ones kept for the next
+ * partial write alike: their bytes may have changed on the device behind
+ * the cache (a nodatacow file rewritten in place by another process).
+ * store->lock held; no invalidate lock needed (no page is instantiated,
+ * and a reader copies pages under store->lock). */
+void pc_drop_clean(cow_store *st, struct cow_inode *in);
+/* Sets the LRU's budget of clean pages, bytes (evicting past it).  Lock
+ * held. */
+void pc_set_clean_budget(cow_store *st, uint64_t bytes);
 /* Reads [off, off+len) of IN (within its size) into BUF: cached pages,
  * then extents.  Needs IN's invalidate lock (shared) and store->lock. */
 int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off);

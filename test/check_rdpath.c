@@ -285,10 +285,116 @@ START_TEST(rdpath_flush_failure_stops)
 }
 END_TEST
 
+/* Device reads so far (the memdev's count, under its mutex's ordering:
+ * no other store thread runs in these tests). */
+static uint64_t nreads(const struct memdev_ctl *ctl)
+{
+    return __atomic_load_n(&ctl->nread, __ATOMIC_RELAXED);
+}
+
+/*
+ * Clean pages stay cached after writeback, up to the LRU's budget: reads
+ * of them and partial writes over them (a WAL frame's last block) read
+ * nothing from the device; past the budget the least recently used go.
+ * Before, every block but the last was dropped once written back.
+ */
+START_TEST(rdpath_clean_pages_kept)
+{
+    struct cow_dev *dev;
+    struct memdev_ctl *ctl;
+    cow_file *f;
+    cow_store *st = memdev_store_file(&dev, &ctl, "wal", &f);
+    enum { NB = 64, BUDGET = 16 };
+    fill(f, 'A', 0, NB * BLK);
+    ck_assert_int_eq(cow_store_writeback(st), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    uint64_t r0 = nreads(ctl);
+    ck_assert(holds(f, 'A', 0, NB * BLK));
+    ck_assert_uint_eq(nreads(ctl), r0); /* all cached */
+    /* frames of 4,120 bytes over the old ones: no block read back */
+    uint8_t frame[4120];
+    memset(frame, 'W', sizeof frame);
+    for (uint64_t off = 0; off + sizeof frame <= 32 * BLK; off += sizeof frame)
+        ck_assert_int_eq(cow_file_write(f, frame, sizeof frame, off), COW_OK);
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    ck_assert_uint_eq(nreads(ctl), r0);
+
+    /* a smaller budget: the least recently used go first */
+    cow_store_set_clean_cache(st, BUDGET * BLK);
+    cow_mutex_lock(&st->lock);
+    ck_assert_uint_le(st->lru.bytes, BUDGET * BLK);
+    cow_mutex_unlock(&st->lock);
+    cow_store_set_clean_cache(st, 8ull << 20);
+    fill(f, 'C', 0, NB * BLK); /* written back in order 0..63 */
+    cow_store_set_clean_cache(st, 0);
+    cow_store_set_clean_cache(st, BUDGET * BLK);
+    ck_assert_int_eq(cow_store_writeback(st), COW_OK);
+    r0 = nreads(ctl);
+    ck_assert(holds(f, 'C', (NB - BUDGET) * BLK, BUDGET * BLK)); /* the newest: cached */
+    ck_assert_uint_eq(nreads(ctl), r0);
+    ck_assert(holds(f, 'C', 0, BLK)); /* the oldest: gone, read from the device */
+    ck_assert_uint_gt(nreads(ctl), r0);
+
+    /* none kept: the behaviour before (the last block only) */
+    cow_store_set_clean_cache(st, 0);
+    cow_mutex_lock(&st->lock);
+    ck_assert_uint_eq(st->lru.bytes, 0);
+    ck_assert_uint_le(f->inode->pc.pages.count, 2);
+    cow_mutex_unlock(&st->lock);
+    ck_assert(holds(f, 'C', 0, NB * BLK));
+    cow_file_close(f);
+    cow_store_close(st);
+}
+END_TEST
+
+/*
+ * A kept clean page is never served stale: after a truncate and a grow
+ * the old bytes are zeros, after a restore of a snapshot the file has the
+ * snapshot's bytes, and pc_drop_clean drops every clean page (the next
+ * read goes to the device).
+ */
+START_TEST(rdpath_clean_pages_not_stale)
+{
+    struct cow_dev *dev;
+    struct memdev_ctl *ctl;
+    cow_file *f;
+    cow_store *st = memdev_store_file(&dev, &ctl, "db", &f);
+    fill(f, 'A', 0, 8 * BLK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(cow_file_truncate(f, BLK / 2), COW_OK);
+    ck_assert_int_eq(cow_file_truncate(f, 8 * BLK), COW_OK);
+    ck_assert(holds(f, 'A', 0, BLK / 2));
+    ck_assert(holds(f, 0, BLK / 2, 8 * BLK - BLK / 2));
+    fill(f, 'S', 0, 8 * BLK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(cow_subvol_create(st, "snap", COW_SUBVOL_SNAPSHOT, NULL), COW_OK);
+    fill(f, 'L', 0, 8 * BLK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert(holds(f, 'L', 0, 8 * BLK)); /* cached */
+    ck_assert_int_eq(cow_subvol_restore(st, NULL, "snap"), COW_OK);
+    ck_assert(holds(f, 'S', 0, 8 * BLK));
+    fill(f, 'R', 0, 8 * BLK);
+    ck_assert_int_eq(cow_store_writeback(st), COW_OK);
+
+    cow_mutex_lock(&st->lock);
+    ck_assert_uint_gt(f->inode->pc.pages.count, 0);
+    pc_drop_clean(st, f->inode);
+    ck_assert_uint_eq(f->inode->pc.pages.count, 0);
+    ck_assert_uint_eq(st->lru.bytes, 0);
+    cow_mutex_unlock(&st->lock);
+    uint64_t r0 = nreads(ctl);
+    ck_assert(holds(f, 'R', 0, 8 * BLK));
+    ck_assert_uint_gt(nreads(ctl), r0);
+    cow_file_close(f);
+    cow_store_close(st);
+}
+END_TEST
+
 Suite *rdpath_suite(void)
 {
     Suite *s = suite_create("rdpath");
     test_case(s, "rdpath_flush", 120, rdpath_flush_unlocked, rdpath_group_commit,
               rdpath_flush_failure_stops, NULL);
+    test_case(s, "rdpath_lru", 120, rdpath_clean_pages_kept, rdpath_clean_pages_not_stale, NULL);
     return s;
 }
