@@ -226,6 +226,7 @@ static void pc_maybe_evict(struct cow_inode *in, struct cpage *p)
 void pc_drop_clean(cow_store *st, struct cow_inode *in)
 {
     lk_assert_held(&st->lock);
+    (void)st; /* the assert's only use */
     struct hm_node *n, *next;
     hm_for_each_safe(&in->pc.pages, n, next) {
         struct cpage *p = hm_entry(n, struct cpage, hnode);
