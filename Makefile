@@ -353,7 +353,8 @@ RACE_BREAKS := COW_BREAK_OE_ORDER:race_fsync COW_BREAK_INVALIDATE:race_truncate 
                COW_BREAK_RESV_SHARED:race_resv COW_BREAK_RELOC_NOCOW:race_reloc \
                COW_BREAK_CLONE_UNLOCKED:race_clone \
                COW_BREAK_XPROC_UNPINNED:xproc/xproc_pin COW_BREAK_XPROC_NO_REPLAY:xproc/xproc_killed \
-               COW_BREAK_XPROC_NO_ALLOCS:xproc/xproc_journal
+               COW_BREAK_XPROC_NO_ALLOCS:xproc/xproc_journal \
+               COW_BREAK_READ_UNPINNED:rdpath/rdpath_read
 race-proof: deps
 	@for b in $(RACE_BREAKS); do \
 	  def=$${b%%:*}; tc=$${b#*:}; suite=race; \

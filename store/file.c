@@ -517,12 +517,28 @@ void file_close(cow_file *f)
     free(f);
 }
 
+/*
+ * A read resolves under store->lock (cached pages copied, extents and
+ * checksums looked up: pc_read) and reads the device and checks the
+ * checksums with it released (em_read_plan), so that readers do not wait
+ * for each other or for a writer's tree updates.  What keeps it right:
+ * the invalidate lock, held shared throughout, keeps out truncate, a
+ * failed write's cleanup, restore and another process's reload (they
+ * take it exclusively); a write meanwhile changes pages and new extents,
+ * never the blocks resolved (copy on write; invariant 1), so the read
+ * returns the file as it was when resolved; and the blocks resolved are
+ * not handed out again until the read ends (alloc_reader_begin: space
+ * freed meanwhile waits for it, as other processes' readers are waited
+ * for, invariant 9).
+ */
 int file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nread)
 {
     cow_store *st = f->st;
     struct cow_inode *in = f->inode;
     int rc;
+    struct em_plan plan;
     *nread = 0;
+    em_plan_init(&plan);
     pc_lock_shared(in);
     LOCK(st);
     rc = check_handle(f);
@@ -532,7 +548,16 @@ int file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nread)
     if (off < size)
         avail = size - off < len ? size - off : len;
     if (avail)
-        rc = pc_read(st, in, buf, avail, off);
+        rc = pc_read(st, in, buf, avail, off, &plan);
+    if (rc == COW_OK && plan.nruns) {
+        struct cow_reader rd;
+        alloc_reader_begin(st, &rd);
+        UNLOCK(st);
+        COW_INJECT("read:resolved"); /* tests: a read between its two steps */
+        rc = em_read_plan(st->dev, &plan);
+        LOCK(st);
+        alloc_reader_end(st, &rd);
+    }
     if (rc == COW_OK) {
         memset((uint8_t *)buf + avail, 0, len - (size_t)avail);
         *nread = (size_t)avail;
@@ -540,6 +565,7 @@ int file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nread)
 out:
     UNLOCK(st);
     pc_unlock(in);
+    em_plan_free(&plan);
     return rc;
 }
 

@@ -299,12 +299,13 @@ static void page_wb_done(struct cow_inode *in, struct cpage *p)
 
 /* ---- reading ---- */
 
-int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off)
+int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off,
+            struct em_plan *plan)
 {
     lk_assert_rw_held(&in->invalidate);
     lk_assert_held(&st->lock);
     if (in->pc.pages.count == 0)
-        return em_read(st, in, buf, len, off);
+        return em_resolve(st, in, buf, len, off, plan);
     uint64_t end = off + len, pos = off;
     while (pos < end) {
         struct cpage *p = pc_find(&in->pc, pos / BLK);
@@ -324,7 +325,7 @@ int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uin
             e += BLK;
         if (e > end)
             e = end;
-        int rc = em_read(st, in, buf + (pos - off), e - pos, pos);
+        int rc = em_resolve(st, in, buf + (pos - off), e - pos, pos, plan);
         if (rc)
             return rc;
         pos = e;

@@ -134,6 +134,14 @@ struct held_run {
     int phys;
 };
 
+/* A read of this process in flight with store->lock released (alloc.c
+ * alloc_reader_begin): on the reader's stack, in st->readers while it
+ * runs.  TICKET: st->rd_next when it began. */
+struct cow_reader {
+    uint64_t ticket;
+    struct cow_reader *prev, *next;
+};
+
 /* One change of the running transaction to the free space map, for the
  * shared allocation journal (alloc.c alloc_record_ops). */
 struct alloc_op {
@@ -349,6 +357,15 @@ struct cow_store {
      * readers moved past it (alloc.c alloc_unpin_all). */
     struct held_run *held;
     size_t nheld, cheld;
+    /* Reads of this process in flight with store->lock released, oldest
+     * (lowest ticket) first, and the next ticket; and what was to become
+     * free while they ran (gen: the ticket of the first reader that
+     * cannot read it), set in the maps until every reader with a lower
+     * ticket has ended (alloc_reader_end). */
+    struct cow_reader *readers, *readers_last;
+    uint64_t rd_next;
+    struct held_run *rdheld;
+    size_t nrdheld, crdheld;
     /* pinned[0, npinned_recorded) and ppinned[0, nppinned_recorded) are in
      * the shared pending frees already (alloc_record_frees) */
     size_t npinned_recorded, nppinned_recorded;
@@ -632,6 +649,19 @@ int alloc_back(cow_store *st, uint64_t end);
  * frees, for the next owner) until every live reader of another process
  * reads this generation or a later one. */
 void alloc_unpin_all(cow_store *st);
+/* A read about to use, with store->lock released, blocks it resolved under
+ * the lock (file.c file_read, extent_map.h em_read_plan): until
+ * alloc_reader_end(RD), no space that becomes free from now on (freed
+ * and cooled, invariant 7; held for other processes, invariant 9; the
+ * old place of a relocated run) is handed out again: it stays set in
+ * the maps, in st->rdheld, until every reader that began before it was
+ * to become free has ended.  The idea is LMDB's reader table (a reader
+ * pins the transaction it reads), within one process.  RD lives on the
+ * caller's stack until alloc_reader_end.  Lock held; cannot fail. */
+void alloc_reader_begin(cow_store *st, struct cow_reader *rd);
+/* The read RD ended: what only it and older readers kept is released.
+ * Lock held. */
+void alloc_reader_end(cow_store *st, struct cow_reader *rd);
 /* A new owner, after its reload: keeps out of allocation every block the
  * shared state's pending frees name that the rebuilt maps show free (the
  * last owner's frees that readers may still read), in st->held with the
@@ -935,9 +965,14 @@ void pc_drop_clean(cow_store *st, struct cow_inode *in);
 /* Sets the LRU's budget of clean pages, bytes (evicting past it).  Lock
  * held. */
 void pc_set_clean_budget(cow_store *st, uint64_t bytes);
-/* Reads [off, off+len) of IN (within its size) into BUF: cached pages,
- * then extents.  Needs IN's invalidate lock (shared) and store->lock. */
-int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off);
+/* Reads [off, off+len) of IN (within its size) into BUF: the cached pages
+ * are copied now, the rest is resolved into PLAN (extent_map.h
+ * em_resolve), which the caller reads (em_read_plan), with store->lock
+ * released if it keeps the blocks from reuse (alloc_reader_begin).  Needs
+ * IN's invalidate lock (shared) and store->lock.  Errors of em_resolve. */
+struct em_plan;
+int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off,
+            struct em_plan *plan);
 /* Buffers a write as delalloc pages: reserves the blocks it newly dirties
  * (COW_ENOSPC before anything changes), grows the size.  May write back IN
  * past the dirty limit (releasing store->lock during the I/O).  Needs IN's

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "extent_map.h"
 #include "inject.h"
 #include "store_int.h"
 #include "testutil.h"
@@ -94,6 +95,7 @@ struct job {
     uint64_t off;
     size_t len;
     int rc;
+    char msg[256];  /* do_read: the error's message */
     atomic_int done;
 };
 
@@ -111,11 +113,20 @@ static void *do_write_sync(void *arg)
     return NULL;
 }
 
-/* Reads LEN bytes at OFF of F and checks they are C (rc COW_ECSUM if not). */
+/* Reads LEN bytes at OFF of F and checks they are C (rc the read's error,
+ * or COW_ECSUM if the bytes differ; its message in J->msg). */
 static void *do_read(void *arg)
 {
     struct job *j = arg;
-    j->rc = holds(j->f, j->c, j->off, j->len) ? COW_OK : COW_ECSUM;
+    uint8_t *b = malloc(j->len);
+    size_t n;
+    j->rc = cow_file_read(j->f, b, j->len, j->off, &n);
+    if (j->rc)
+        snprintf(j->msg, sizeof j->msg, "%s", cow_store_last_error(j->st));
+    for (size_t i = 0; j->rc == COW_OK && i < j->len; i++)
+        if (b[i] != j->c)
+            j->rc = COW_ECSUM;
+    free(b);
     atomic_store(&j->done, 1);
     return NULL;
 }
@@ -390,11 +401,105 @@ START_TEST(rdpath_clean_pages_not_stale)
 }
 END_TEST
 
+/* The disk address of the data extent under byte OFF of F.  Lock taken. */
+static int first_extent_cb(void *arg, uint64_t off, const uint8_t *fe)
+{
+    (void)off;
+    *(uint64_t *)arg = get64(fe + FE_DISK_BYTENR) + get64(fe + FE_EXTENT_OFFSET);
+    return 1;
+}
+
+static uint64_t extent_at(cow_store *st, cow_file *f, uint64_t off)
+{
+    uint64_t disk = 0;
+    cow_mutex_lock(&st->lock);
+    (void)em_for_extents(st, f->inode, off, off + BLK, first_extent_cb, &disk);
+    cow_mutex_unlock(&st->lock);
+    ck_assert_uint_ne(disk, 0);
+    return disk;
+}
+
+static int space_free(cow_store *st, uint64_t at, uint64_t len)
+{
+    cow_mutex_lock(&st->lock);
+    int yes = alloc_is_free(st, at, len);
+    cow_mutex_unlock(&st->lock);
+    return yes;
+}
+
+/*
+ * A read resolves its blocks under store->lock and reads them with it
+ * released.  Stopped in between, the file is rewritten and two flushed
+ * commits pass, after which the old blocks would be free (invariant 7:
+ * freed, then cooled): they must stay out of allocation until the read
+ * ends, which must then return the bytes it resolved, and be free after.
+ * Broken (COW_BREAK_READ_UNPINNED: no reader list), the blocks are free
+ * while the read runs, and writes of another file reuse them: the read
+ * then fails its checksum check.
+ */
+START_TEST(rdpath_read_keeps_its_blocks)
+{
+    struct cow_dev *dev;
+    cow_file *fa, *fa2, *fb;
+    cow_store *st = memdev_store_file(&dev, NULL, "a", &fa);
+    cow_store_set_clean_cache(st, 0); /* the reads go to the device */
+    ck_assert_int_eq(cow_file_open(st, "a", 0, &fa2), COW_OK);
+    ck_assert_int_eq(cow_file_open(st, "b", 1, &fb), COW_OK);
+    fill(fa, 'A', 0, 8 * BLK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    uint64_t disk = extent_at(st, fa, 0);
+
+    ck_assert_int_eq(cow_inject_arm("read:resolved", 0, 0, 1), 0);
+    struct job r = {.st = st, .f = fa, .c = 'A', .off = 0, .len = 4 * BLK};
+    pthread_t tr;
+    ck_assert_int_eq(pthread_create(&tr, NULL, do_read, &r), 0);
+    ck_assert_int_eq(cow_inject_wait("read:resolved", 1, WAIT_MS), 0);
+    /* the blocks it resolved are freed, cooled and would be free now */
+    fill(fa2, 'B', 0, 8 * BLK);
+    ck_assert_int_eq(cow_store_writeback(st), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    fill(fb, 'x', 0, BLK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    fill(fb, 'y', 0, BLK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    int freed = space_free(st, disk, 4 * BLK);
+    /* writes that take free space (first fit in a small container), data
+     * or tree blocks, until they took those blocks (only when they are
+     * free: once otherwise) */
+    for (int i = 0; i < 512 && space_free(st, disk, BLK); i++) {
+        fill(fb, 'R', (uint64_t)(i + 1) * BLK, BLK);
+        ck_assert_int_eq(cow_store_writeback(st), COW_OK);
+    }
+    ck_assert_int_eq(cow_store_commit(st), COW_OK); /* tree blocks written too */
+    ck_assert_int_eq(cow_inject_release("read:resolved"), 0);
+    ck_assert(wait_done(&r.done, WAIT_MS));
+    pthread_join(tr, NULL);
+    cow_inject_reset();
+    ck_assert_msg(!freed, "the blocks a read in flight reads were free to allocate (the "
+                          "read returned %d: %s)", r.rc, r.msg);
+    ck_assert_msg(r.rc == COW_OK, "the read in flight did not return the bytes it resolved "
+                                  "(%d: %s)", r.rc, r.msg);
+    /* the read ended: what it kept is free now */
+    ck_assert(space_free(st, disk, 8 * BLK));
+    ck_assert(holds(fa, 'B', 0, 8 * BLK));
+    cow_file_close(fa);
+    cow_file_close(fa2);
+    cow_file_close(fb);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    size_t ilen;
+    uint8_t *img = memdev_image(dev, &ilen);
+    cow_store_close(st);
+    test_fsck_image(img, ilen);
+    free(img);
+}
+END_TEST
+
 Suite *rdpath_suite(void)
 {
     Suite *s = suite_create("rdpath");
     test_case(s, "rdpath_flush", 120, rdpath_flush_unlocked, rdpath_group_commit,
               rdpath_flush_failure_stops, NULL);
     test_case(s, "rdpath_lru", 120, rdpath_clean_pages_kept, rdpath_clean_pages_not_stale, NULL);
+    test_case(s, "rdpath_read", 120, rdpath_read_keeps_its_blocks, NULL);
     return s;
 }
