@@ -247,7 +247,7 @@ mproc: deps $(BUILD)/check_all
 # some kernels' address randomization breaks: the runner runs under
 # setarch -R (no randomization) wherever that works.
 TSAN_RUNS := conc race abort/race vfs_io/wal_threads vfs_journal/crash_and_threads vfs_snap/snapshot_threads \
-             vfs_files/reloc_threads xproc mproc xkill
+             vfs_files/reloc_threads xproc mproc xkill rdpath
 tsan: deps $(THOBJDIR)/check_all
 	@run=""; if setarch "$$(uname -m)" -R true 2>/dev/null; then run="setarch $$(uname -m) -R"; fi; \
 	out=$(THOBJDIR)/tsan.out; failed=""; \
