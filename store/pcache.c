@@ -340,7 +340,6 @@ void pc_read_cache(cow_store *st, struct cow_inode *in, const uint8_t *buf, uint
 {
     lk_assert_rw_held(&in->invalidate);
     lk_assert_held(&st->lock);
-    (void)st; /* the assert's only use */
     struct pc_lru *l = in->pc.lru;
     if (in->pc.wgen != wgen || l->budget == 0 || len == 0)
         return;
