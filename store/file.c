@@ -551,15 +551,12 @@ int file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nread)
         rc = pc_read(st, in, buf, avail, off, &plan);
     if (rc == COW_OK && plan.nruns) {
         struct cow_reader rd;
-        uint64_t wgen = in->pc.wgen;
         alloc_reader_begin(st, &rd);
         UNLOCK(st);
         COW_INJECT("read:resolved"); /* tests: a read between its two steps */
         rc = em_read_plan(st->dev, &plan);
         LOCK(st);
         alloc_reader_end(st, &rd);
-        if (rc == COW_OK)
-            pc_read_cache(st, in, buf, avail, off, wgen);
     }
     if (rc == COW_OK) {
         memset((uint8_t *)buf + avail, 0, len - (size_t)avail);

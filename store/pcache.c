@@ -227,7 +227,6 @@ void pc_drop_clean(cow_store *st, struct cow_inode *in)
 {
     lk_assert_held(&st->lock);
     (void)st; /* the assert's only use */
-    in->pc.wgen++;
     struct hm_node *n, *next;
     hm_for_each_safe(&in->pc.pages, n, next) {
         struct cpage *p = hm_entry(n, struct cpage, hnode);
@@ -260,7 +259,6 @@ static void page_dirty(cow_store *st, struct cow_inode *in, struct cpage *p, str
     struct pcache *pc = &in->pc;
     if (p->lru)
         lru_del(pc->lru, p);
-    pc->wgen++;
     p->inplace = r == NULL;
     p->dirty = 1;
     p->dprev = NULL;
@@ -333,30 +331,6 @@ int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uin
         pos = e;
     }
     return COW_OK;
-}
-
-void pc_read_cache(cow_store *st, struct cow_inode *in, const uint8_t *buf, uint64_t len,
-                   uint64_t off, uint64_t wgen)
-{
-    lk_assert_rw_held(&in->invalidate);
-    lk_assert_held(&st->lock);
-    struct pc_lru *l = in->pc.lru;
-    if (in->pc.wgen != wgen || l->budget == 0 || len == 0)
-        return;
-    uint64_t end = off + len;
-    for (uint64_t idx = ROUND_UP(off) / BLK; idx * BLK < end; idx++) {
-        uint64_t at = idx * BLK, n = end - at < BLK ? end - at : BLK;
-        if (n < BLK && end != in->size)
-            break; /* a part of a block inside the file: not the page */
-        if (pc_find(&in->pc, idx))
-            continue;
-        struct cpage *p;
-        if (pc_new(in, idx, &p))
-            return;
-        memcpy(p->data, buf + (at - off), (size_t)n); /* the rest stays zero */
-        lru_touch(l, p);
-        lru_evict(l);
-    }
 }
 
 /* The cached page of block IDX, made (and filled from the extents unless
@@ -489,7 +463,6 @@ int pc_zero_tail(cow_store *st, struct cow_inode *in)
 
 void pc_clear_past(struct cow_inode *in, uint64_t size)
 {
-    in->pc.wgen++;
     if (size % BLK == 0)
         return;
     struct cpage *p = pc_find(&in->pc, size / BLK);
@@ -658,7 +631,6 @@ void pc_punch(cow_store *st, struct cow_inode *in, uint64_t idx)
 {
     lk_assert_held(&st->lock);
     struct pcache *pc = &in->pc;
-    pc->wgen++;
     if (idx >= pc->hi)
         return;
     if (pc->hi - idx <= pc->pages.count) {
@@ -683,7 +655,6 @@ void pc_punch(cow_store *st, struct cow_inode *in, uint64_t idx)
 void pc_forget_range(struct cow_inode *in, uint64_t start, uint64_t end)
 {
     struct pcache *pc = &in->pc;
-    pc->wgen++;
     if (end > pc->hi * BLK)
         end = pc->hi * BLK;
     if (start >= end)

@@ -229,10 +229,6 @@ struct pcache {
     struct cpage *detached;   /* pinned pages no longer in the hash */
     uint64_t tail;            /* 1 + the index of the block the last write
                                * ended inside, 0 if it ended on a boundary */
-    uint64_t wgen;            /* changes of the file's bytes through the
-                               * cache (a page dirtied, pages punched or
-                               * forgotten): a read that saw none while it
-                               * ran unlocked may cache what it read */
 #ifdef COW_BREAK_RESV_SHARED
     uint64_t wb_resv;         /* make race-proof: per-file reservation state */
 #endif
@@ -977,15 +973,6 @@ void pc_set_clean_budget(cow_store *st, uint64_t bytes);
 struct em_plan;
 int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off,
             struct em_plan *plan);
-/* After pc_read's plan was read into BUF (with store->lock released, or
- * not): the blocks of [off, off+len) that BUF holds whole (or up to the
- * end of the file) and that have no page go on the clean-page LRU, if
- * nothing changed the file's bytes meanwhile (IN->pc.wgen still WGEN, as
- * pc_read found it); else nothing is cached.  As the kernel's page cache
- * keeps what a read brought in.  Needs IN's invalidate lock (shared) and
- * store->lock; cannot fail (out of memory caches less). */
-void pc_read_cache(cow_store *st, struct cow_inode *in, const uint8_t *buf, uint64_t len,
-                   uint64_t off, uint64_t wgen);
 /* Buffers a write as delalloc pages: reserves the blocks it newly dirties
  * (COW_ENOSPC before anything changes), grows the size.  May write back IN
  * past the dirty limit (releasing store->lock during the I/O).  Needs IN's

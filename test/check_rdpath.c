@@ -494,62 +494,12 @@ START_TEST(rdpath_read_keeps_its_blocks)
 }
 END_TEST
 
-/*
- * A read caches the blocks it read from the device (pc_read_cache), but
- * not when the file changed while it ran unlocked: stopped between its
- * two steps, a write of one of its blocks is written back and its page
- * evicted; the read then returns the bytes it resolved (the old ones) and
- * must not cache them, or a later read would see the old bytes.
- */
-START_TEST(rdpath_read_cache_not_stale)
-{
-    struct cow_dev *dev;
-    struct memdev_ctl *ctl;
-    cow_file *fa, *fa2;
-    cow_store *st = memdev_store_file(&dev, &ctl, "a", &fa);
-    ck_assert_int_eq(cow_file_open(st, "a", 0, &fa2), COW_OK);
-    fill(fa, 'A', 0, 8 * BLK);
-    ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    cow_store_set_clean_cache(st, 0); /* every clean page dropped */
-    cow_store_set_clean_cache(st, 8ull << 20);
-    /* a read caches what it read: the second one reads nothing */
-    ck_assert(holds(fa, 'A', 0, 4 * BLK));
-    uint64_t r0 = nreads(ctl);
-    ck_assert(holds(fa, 'A', 0, 4 * BLK));
-    ck_assert_uint_eq(nreads(ctl), r0);
-    cow_store_set_clean_cache(st, 0);
-    cow_store_set_clean_cache(st, 8ull << 20);
-
-    ck_assert_int_eq(cow_inject_arm("read:resolved", 0, 0, 1), 0);
-    struct job r = {.st = st, .f = fa, .c = 'A', .off = 0, .len = 4 * BLK};
-    pthread_t tr;
-    ck_assert_int_eq(pthread_create(&tr, NULL, do_read, &r), 0);
-    ck_assert_int_eq(cow_inject_wait("read:resolved", 1, WAIT_MS), 0);
-    fill(fa2, 'B', BLK, BLK);
-    ck_assert_int_eq(cow_store_writeback(st), COW_OK);
-    cow_store_set_clean_cache(st, 0); /* its page evicted */
-    cow_store_set_clean_cache(st, 8ull << 20);
-    ck_assert_int_eq(cow_inject_release("read:resolved"), 0);
-    ck_assert(wait_done(&r.done, WAIT_MS));
-    pthread_join(tr, NULL);
-    cow_inject_reset();
-    ck_assert_msg(r.rc == COW_OK, "%d: %s", r.rc, r.msg);
-    ck_assert_msg(holds(fa, 'B', BLK, BLK), "a read cached bytes a write replaced while it ran");
-    ck_assert(holds(fa, 'A', 0, BLK));
-    ck_assert(holds(fa, 'A', 2 * BLK, 6 * BLK));
-    cow_file_close(fa);
-    cow_file_close(fa2);
-    cow_store_close(st);
-}
-END_TEST
-
 Suite *rdpath_suite(void)
 {
     Suite *s = suite_create("rdpath");
     test_case(s, "rdpath_flush", 120, rdpath_flush_unlocked, rdpath_group_commit,
               rdpath_flush_failure_stops, NULL);
     test_case(s, "rdpath_lru", 120, rdpath_clean_pages_kept, rdpath_clean_pages_not_stale, NULL);
-    test_case(s, "rdpath_read", 120, rdpath_read_keeps_its_blocks, rdpath_read_cache_not_stale,
-              NULL);
+    test_case(s, "rdpath_read", 120, rdpath_read_keeps_its_blocks, NULL);
     return s;
 }
