@@ -19,6 +19,7 @@
 
 #include "extent_map.h"
 #include "inject.h"
+#include "remap.h"
 #include "store_int.h"
 #include "testutil.h"
 
@@ -494,12 +495,83 @@ START_TEST(rdpath_read_keeps_its_blocks)
 }
 END_TEST
 
+/* 1 if block BYTENR is set in the physical map (stored, pinned or held). */
+static int phys_set(cow_store *st, uint64_t bytenr)
+{
+    cow_mutex_lock(&st->lock);
+    const struct bgroup *g = &st->bgs[bytenr / st->bg_size];
+    uint64_t i = (bytenr - g->start) / BLK;
+    int set = (g->pbitmap[i >> 3] >> (i & 7)) & 1;
+    cow_mutex_unlock(&st->lock);
+    return set;
+}
+
+/*
+ * The same with relocation: a read resolved a file's blocks (at their own
+ * address) and is stopped; a balance moves them elsewhere and commits,
+ * which lets go of their old place (invariant 7's cooling).  The old
+ * place must stay set in the physical map until the read ends, and the
+ * read must return what it resolved; after it, the place is free.
+ * Broken (COW_BREAK_READ_UNPINNED), the old place is free while it runs.
+ */
+START_TEST(rdpath_read_keeps_relocated_place)
+{
+    struct cow_dev *dev;
+    cow_file *f, *fill_f;
+    cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
+    cow_store_set_clean_cache(st, 0);
+    ck_assert_int_eq(cow_file_open(st, "fill", 1, &fill_f), COW_OK);
+    fill(fill_f, 'F', 0, 1280 * BLK); /* low space, given back below */
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    fill(f, 'A', 0, 8 * BLK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    cow_file_close(fill_f);
+    ck_assert_int_eq(cow_unlink(st, "fill"), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    for (int i = 0; i < 2; i++) { /* the fill's space: cooled, then free */
+        ck_assert_int_eq(cow_file_open(st, "fill", 1, &fill_f), COW_OK);
+        cow_file_close(fill_f);
+        ck_assert_int_eq(cow_unlink(st, "fill"), COW_OK);
+        ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    }
+    uint64_t at = extent_at(st, f, 0);
+
+    ck_assert_int_eq(cow_inject_arm("read:resolved", 0, 0, 1), 0);
+    struct job r = {.st = st, .f = f, .c = 'A', .off = 0, .len = 4 * BLK};
+    pthread_t tr;
+    ck_assert_int_eq(pthread_create(&tr, NULL, do_read, &r), 0);
+    ck_assert_int_eq(cow_inject_wait("read:resolved", 1, WAIT_MS), 0);
+    struct cow_balance_opts o = {100, 0, NULL, NULL};
+    ck_assert_int_eq(cow_store_balance(st, &o, NULL), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    cow_mutex_lock(&st->lock);
+    uint64_t phys, run;
+    remap_translate(st, at, BLK, &phys, &run);
+    cow_mutex_unlock(&st->lock);
+    int moved = phys != at;
+    int held = phys_set(st, at);
+    ck_assert_int_eq(cow_inject_release("read:resolved"), 0);
+    ck_assert(wait_done(&r.done, WAIT_MS));
+    pthread_join(tr, NULL);
+    cow_inject_reset();
+    ck_assert_msg(moved, "the balance did not move the file's blocks");
+    ck_assert_msg(held, "the old place of blocks a read in flight reads was free");
+    ck_assert_msg(r.rc == COW_OK, "%d: %s", r.rc, r.msg);
+    ck_assert_msg(!phys_set(st, at), "the old place stayed held after the read");
+    ck_assert(holds(f, 'A', 0, 8 * BLK));
+    fsck_memdev(st, dev);
+    cow_file_close(f);
+    cow_store_close(st);
+}
+END_TEST
+
 Suite *rdpath_suite(void)
 {
     Suite *s = suite_create("rdpath");
     test_case(s, "rdpath_flush", 120, rdpath_flush_unlocked, rdpath_group_commit,
               rdpath_flush_failure_stops, NULL);
     test_case(s, "rdpath_lru", 120, rdpath_clean_pages_kept, rdpath_clean_pages_not_stale, NULL);
-    test_case(s, "rdpath_read", 120, rdpath_read_keeps_its_blocks, NULL);
+    test_case(s, "rdpath_read", 120, rdpath_read_keeps_its_blocks,
+              rdpath_read_keeps_relocated_place, NULL);
     return s;
 }
