@@ -19,6 +19,12 @@
  * To keep the file short, allocation prefers space below the file's end
  * and remap targets take the lowest free blocks.
  *
+ * Reads of this process resolve blocks under store->lock and read them
+ * with it released (file.c file_read): space that becomes free while
+ * such a read runs stays set in the maps (st->rdheld) until every read
+ * that began before has ended (alloc_reader_begin, alloc_reader_end), as
+ * space other processes' readers may read is held (invariant 9).
+ *
  * Locking: store->lock held by every caller.
  */
 #include <stdlib.h>

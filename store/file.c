@@ -17,8 +17,10 @@
  *
  * Locking: the cow_* entry points take the inode's invalidate lock where
  * they touch its pages, then store->lock, for the whole call (the order of
- * docs/DESIGN.md, "Threads and locks"); static helpers require store->lock
- * held.
+ * docs/DESIGN.md, "Threads and locks"), except that a read lets go of
+ * store->lock while it reads the device (file_read) and a sync while the
+ * device flushes (txn_flush_wait), and writeback while it writes; static
+ * helpers require store->lock held.
  */
 #include <assert.h>
 #include <stdlib.h>

@@ -4,8 +4,12 @@
  * Lock order (outermost first; see docs/DESIGN.md):
  *   VFS registry mutex -> VFS per-container lock-state mutex -> store->lock
  * Inside the store there is one lock, store->lock, held by every public
- * entry point for the whole operation (metadata and I/O).  Everything in
- * struct cow_store below is protected by it unless said otherwise.  Every
+ * entry point for the whole operation, except while data is written
+ * (ordered extents), while a sync's flush runs (txn.c txn_flush_wait)
+ * and while a read reads the device and checks checksums (file.c
+ * file_read; what it reads is kept from reuse, alloc_reader_begin).
+ * Everything in struct cow_store below is protected by it unless said
+ * otherwise.  Every
  * internal function that needs it asserts so at its top in debug builds:
  * lk_assert_held(&st->lock) (lockdep.h).
  */
