@@ -19,6 +19,12 @@
  * To keep the file short, allocation prefers space below the file's end
  * and remap targets take the lowest free blocks.
  *
+ * Reads of this process resolve blocks under store->lock and read them
+ * with it released (file.c file_read): space that becomes free while
+ * such a read runs stays set in the maps (st->rdheld) until every read
+ * that began before has ended (alloc_reader_begin, alloc_reader_end), as
+ * space other processes' readers may read is held (invariant 9).
+ *
  * Locking: store->lock held by every caller.
  */
 #include <stdlib.h>
@@ -269,6 +275,11 @@ void alloc_destroy(cow_store *st)
     free(st->held);
     st->held = NULL;
     st->nheld = st->cheld = 0;
+    /* (no read runs with the lock released while the map is rebuilt: the
+     * reloads hold every file's invalidate lock, and a read holds one) */
+    free(st->rdheld);
+    st->rdheld = NULL;
+    st->nrdheld = st->crdheld = 0;
     free(st->xops);
     st->xops = NULL;
     st->nxops = st->cxops = 0;
@@ -792,6 +803,78 @@ static int append_runs(struct byte_run **to, size_t *nto, size_t *cto, const str
     return 0;
 }
 
+/* ---- space this process's reads in flight may still read ---- */
+
+/* Makes [bytenr, +bytes) free (in the physical map if PHYS, else the
+ * logical one), or, while reads of this process run with store->lock
+ * released (alloc_reader_begin), keeps it set until they have ended: a
+ * read resolved its blocks before this run became free and may read
+ * them yet.  With no memory to keep it, it is freed at once (such a
+ * read then fails its checksum check rather than return reused bytes). */
+static void release_run(cow_store *st, uint64_t bytenr, uint64_t bytes, int phys)
+{
+#ifndef COW_BREAK_READ_UNPINNED
+    if (st->readers &&
+        vec_reserve(st->rdheld, st->crdheld, st->nrdheld + 1) == 0) {
+        st->rdheld[st->nrdheld++] = (struct held_run){bytenr, bytes, st->rd_next, phys};
+        return;
+    }
+#else
+    /* BROKEN ON PURPOSE (make race-proof): space becomes free while a read
+     * that resolved it runs with store->lock released */
+#endif
+    if (phys) {
+        phys_clear(st, bytenr, bytes);
+    } else {
+        struct byte_run r = {bytenr, bytes};
+        release_logical(st, &r, 1);
+    }
+}
+
+void alloc_reader_begin(cow_store *st, struct cow_reader *rd)
+{
+    lk_assert_held(&st->lock);
+    rd->ticket = st->rd_next++;
+    rd->next = NULL;
+    rd->prev = st->readers_last;
+    if (rd->prev)
+        rd->prev->next = rd;
+    else
+        st->readers = rd;
+    st->readers_last = rd;
+}
+
+void alloc_reader_end(cow_store *st, struct cow_reader *rd)
+{
+    lk_assert_held(&st->lock);
+    if (rd->prev)
+        rd->prev->next = rd->next;
+    else
+        st->readers = rd->next;
+    if (rd->next)
+        rd->next->prev = rd->prev;
+    else
+        st->readers_last = rd->prev;
+    rd->prev = rd->next = NULL;
+    /* what no reader left can read: kept by readers older than its
+     * ticket only (the list is in ticket order) */
+    uint64_t oldest = st->readers ? st->readers->ticket : UINT64_MAX;
+    size_t k = 0;
+    for (; k < st->nrdheld && st->rdheld[k].gen <= oldest; k++) {
+        const struct held_run *h = &st->rdheld[k];
+        if (h->phys) {
+            phys_clear(st, h->bytenr, h->bytes);
+        } else {
+            struct byte_run r = {h->bytenr, h->bytes};
+            release_logical(st, &r, 1);
+        }
+    }
+    if (k) {
+        memmove(st->rdheld, st->rdheld + k, (st->nrdheld - k) * sizeof *st->rdheld);
+        st->nrdheld -= k;
+    }
+}
+
 /* ---- space other processes may still read (docs/DESIGN.md, "Several
  * processes") ---- */
 
@@ -825,14 +908,10 @@ static void release_held(cow_store *st)
     size_t keep = 0;
     for (size_t k = 0; k < st->nheld; k++) {
         struct held_run *h = &st->held[k];
-        if (h->gen > min) {
+        if (h->gen > min)
             st->held[keep++] = *h;
-        } else if (h->phys) {
-            phys_clear(st, h->bytenr, h->bytes);
-        } else {
-            struct byte_run r = {h->bytenr, h->bytes};
-            release_logical(st, &r, 1);
-        }
+        else
+            release_run(st, h->bytenr, h->bytes, h->phys);
     }
     st->nheld = keep;
     (void)shared_lock(st->shared); /* a dead holder changed nothing here */
@@ -853,14 +932,8 @@ static void hold_cooled(cow_store *st)
     for (size_t k = 0; k < st->ncooling + st->npcooling; k++) {
         int phys = k >= st->ncooling;
         const struct byte_run *r = phys ? &st->pcooling[k - st->ncooling] : &st->cooling[k];
-        if (held_add(st, r->bytenr, r->bytes, gen, phys)) {
-            if (phys) {
-                phys_clear(st, r->bytenr, r->bytes);
-            } else {
-                release_logical(st, r, 1);
-            }
-            continue;
-        }
+        if (held_add(st, r->bytenr, r->bytes, gen, phys))
+            release_run(st, r->bytenr, r->bytes, phys);
     }
     shared_unlock(st->shared);
     release_held(st); /* (the shared pending frees have them since their commit) */
@@ -1243,18 +1316,20 @@ void alloc_unpin_all(cow_store *st)
          * until they all read this generation or a later one */
         hold_cooled(st);
     } else {
-        release_logical(st, st->cooling, st->ncooling);
+        for (size_t k = 0; k < st->ncooling; k++)
+            release_run(st, st->cooling[k].bytenr, st->cooling[k].bytes, 0);
         for (size_t k = 0; k < st->npcooling; k++)
-            phys_clear(st, st->pcooling[k].bytenr, st->pcooling[k].bytes);
+            release_run(st, st->pcooling[k].bytenr, st->pcooling[k].bytes, 1);
     }
     st->ncooling = st->npcooling = 0;
     if (append_runs(&st->cooling, &st->ncooling, &st->ccooling, st->pinned, st->npinned) ||
         append_runs(&st->pcooling, &st->npcooling, &st->cpcooling, st->ppinned, st->nppinned)) {
         /* no memory to keep them cooling: free them now (still safe:
          * this commit is flushed) */
-        release_logical(st, st->pinned, st->npinned);
+        for (size_t k = 0; k < st->npinned; k++)
+            release_run(st, st->pinned[k].bytenr, st->pinned[k].bytes, 0);
         for (size_t k = 0; k < st->nppinned; k++)
-            phys_clear(st, st->ppinned[k].bytenr, st->ppinned[k].bytes);
+            release_run(st, st->ppinned[k].bytenr, st->ppinned[k].bytes, 1);
         st->ncooling = st->npcooling = 0;
     }
     st->npinned = 0;

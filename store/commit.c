@@ -584,8 +584,15 @@ int commit_transaction(cow_store *st, int flush)
     if (st->readonly)
         return COW_OK;
     /* Ordered extents in flight hold allocated space no tree points at
-     * yet: they complete first (store->lock is released meanwhile). */
-    oe_wait_all(st);
+     * yet: they complete first; and a flush in flight (a sync's, with
+     * store->lock released) completes before the superblock copy to write
+     * is chosen from what is durable (store->lock is released meanwhile). */
+    for (;;) {
+        oe_wait_all(st);
+        if (!st->flush_running)
+            break;
+        txn_flush_quiesce(st);
+    }
     if (st->failed)
         return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
     /* another process owns the container: this one has nothing to write
@@ -750,6 +757,7 @@ int commit_upgrade(cow_store *st)
 int commit_seal(cow_store *st)
 {
     lk_assert_held(&st->lock);
+    txn_flush_quiesce(st); /* the copy to write follows from what is durable */
     if (st->readonly || st->failed || st->txn_dirty || (st->shared && !shared_is_owner(st->shared)))
         return COW_OK;
     if (st->unflushed) {

@@ -298,46 +298,113 @@ int em_for_extents(cow_store *st, struct cow_inode *in, uint64_t start, uint64_t
 
 /* ---- reading ---- */
 
-/* Reads and verifies [disk, disk+len) of the data extent FX into OUT.  A
- * NODATASUM extent has nothing to verify against (format.h). */
-static int read_extent_blocks(cow_store *st, const struct fext *fx, uint64_t disk, uint64_t len,
-                              uint8_t *out)
+/*
+ * A read goes in two steps: em_resolve, under store->lock, finds the
+ * extents, their checksums and where their blocks are stored (the remap
+ * table) and notes them in a plan; em_read_plan reads the blocks and
+ * checks them against those checksums, with or without the lock (the
+ * caller keeps the blocks from being reused meanwhile: alloc.h's readers,
+ * file.c file_read).  The checksum check is em_read_plan's alone.
+ */
+
+/* The plan's arrays start in its own small buffers (a page read needs no
+ * heap) and move to the heap past them. */
+/* Makes room in *V (HAVE elements of SIZE bytes, room for *CAP; INL its
+ * inline buffer) for NEED.  COW_ENOMEM. */
+static int plan_grow(void **v, size_t *cap, size_t have, size_t need, size_t size, void *inl)
 {
-    uint8_t csums[COW_MAX_EXTENT_BLOCKS * 4];
-    size_t size;
-    if (fx->type == COW_FE_NODATASUM)
-        return remap_read(st, out, (size_t)len, disk);
-    struct cow_key k = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, fx->disk};
-    int rc = bt_lookup(st, &st->csum_tree, &k, csums, sizeof csums, &size);
-    if (rc == COW_ENOENT)
-        return COW_CORRUPT("data extent %llu has no checksums", (unsigned long long)fx->disk);
-    if (!rc)
-        rc = check_csum_matches(fx->disk, fx->disk_len, size);
-    if (rc)
-        return rc;
-    rc = remap_read(st, out, (size_t)len, disk);
-    if (rc)
-        return rc;
-    for (uint64_t b = 0; b < len / BLK; b++) {
-        uint64_t idx = (disk - fx->disk) / BLK + b;
-        uint32_t want = get32(csums + idx * 4);
-        if (crc32c(0, out + b * BLK, BLK) != want)
-            return cow_set_error(COW_ECSUM,
-                                 "data block %llu does not match its checksum",
-                                 (unsigned long long)(disk + b * BLK));
-    }
+    if (need <= *cap)
+        return COW_OK;
+    size_t c = *cap * 2 > need ? *cap * 2 : need;
+    void *nv = *v == inl ? malloc(c * size) : realloc(*v, c * size);
+    if (!nv)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    if (*v == inl)
+        memcpy(nv, inl, have * size);
+    *v = nv;
+    *cap = c;
     return COW_OK;
 }
 
-int em_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off)
+void em_plan_init(struct em_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    p->runs = p->runs_inl;
+    p->cruns = EM_PLAN_INLINE;
+    p->segs = p->segs_inl;
+    p->csegs = EM_PLAN_INLINE;
+    p->crcs = p->crcs_inl;
+    p->ccrcs = EM_PLAN_INLINE_CRCS;
+}
+
+void em_plan_free(struct em_plan *p)
+{
+    if (p->runs != p->runs_inl)
+        free(p->runs);
+    if (p->segs != p->segs_inl)
+        free(p->segs);
+    if (p->crcs != p->crcs_inl)
+        free(p->crcs);
+    em_plan_init(p);
+}
+
+/* Notes in P the read of [disk, disk+len) (whole blocks) of the data
+ * extent FX, of which the LEN2 bytes from SKIP go to DST: the crc32c of
+ * each block (from the extent's EXTENT_CSUM item) and where the blocks
+ * are stored. */
+static int plan_run(cow_store *st, struct em_plan *p, const struct fext *fx, uint64_t disk,
+                    uint64_t len, uint64_t skip, uint8_t *dst, uint64_t len2)
+{
+    uint8_t csums[COW_MAX_EXTENT_BLOCKS * 4];
+    size_t size;
+    /* a NODATASUM extent's crcs say nothing (format.h): none is checked */
+    int nocsum = fx->type == COW_FE_NODATASUM;
+    int rc = COW_OK;
+    if (!nocsum) {
+        struct cow_key k = {COW_CSUM_TREE_OBJECTID, COW_EXTENT_CSUM, fx->disk};
+        rc = bt_lookup(st, &st->csum_tree, &k, csums, sizeof csums, &size);
+        if (rc == COW_ENOENT)
+            return COW_CORRUPT("data extent %llu has no checksums", (unsigned long long)fx->disk);
+        if (!rc)
+            rc = check_csum_matches(fx->disk, fx->disk_len, size);
+    }
+    uint64_t nb = len / BLK;
+    if (!rc)
+        rc = plan_grow((void **)&p->runs, &p->cruns, p->nruns, p->nruns + 1, sizeof *p->runs,
+                       p->runs_inl);
+    if (!rc)
+        rc = plan_grow((void **)&p->crcs, &p->ccrcs, p->ncrcs, p->ncrcs + nb, sizeof *p->crcs,
+                       p->crcs_inl);
+    if (rc)
+        return rc;
+    struct em_run *r = &p->runs[p->nruns];
+    *r = (struct em_run){.disk = disk, .nblocks = nb, .skip = skip, .dst = dst, .len = len2,
+                         .seg = p->nsegs, .crc = p->ncrcs, .nocsum = nocsum};
+    for (uint64_t b = 0; b < nb; b++)
+        p->crcs[p->ncrcs++] = nocsum ? 0 : get32(csums + ((disk - fx->disk) / BLK + b) * 4);
+    /* where the blocks are stored: the remap table's translation, taken
+     * now (a relocation meanwhile pins the old place, invariant 7) */
+    for (uint64_t at = disk, left = len; left > 0;) {
+        uint64_t phys, run;
+        remap_translate(st, at, left, &phys, &run);
+        rc = plan_grow((void **)&p->segs, &p->csegs, p->nsegs, p->nsegs + 1, sizeof *p->segs,
+                       p->segs_inl);
+        if (rc)
+            return rc;
+        p->segs[p->nsegs++] = (struct em_seg){.phys = phys, .len = run};
+        r->nseg++;
+        at += run;
+        left -= run;
+    }
+    p->nruns++;
+    return COW_OK;
+}
+
+int em_resolve(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off,
+               struct em_plan *p)
 {
     lk_assert_held(&st->lock);
-    enum { CHUNK = 64 * 1024, SMALL = 2 * BLK };
-    uint8_t small[SMALL]; /* page-sized reads need no heap buffer */
-    uint8_t *tmp = NULL, *heap = NULL;
     uint64_t end = off + len;
-    if (ROUND_UP(end) - ROUND_DOWN(off) <= SMALL)
-        tmp = small;
     struct fext fx;
     memset(buf, 0, (size_t)len);
     int rc = fext_first(st, in, off, &fx);
@@ -348,36 +415,83 @@ int em_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uin
             s = e; /* preallocated, never written: zeros (BUF is zeroed) */
         if (fx.type == COW_FE_NODATASUM && !(in->flags & COW_INODE_NODATACOW)) {
             /* unchecked data in a file whose data is checked: damage */
-            rc = COW_CORRUPT("inode %llu: a NODATASUM extent at %llu in a file without "
-                             "the nodatacow flag",
-                             (unsigned long long)in->ino, (unsigned long long)fx.start);
-            goto out;
+            return COW_CORRUPT("inode %llu: a NODATASUM extent at %llu in a file without "
+                               "the nodatacow flag",
+                               (unsigned long long)in->ino, (unsigned long long)fx.start);
         }
         while (s < e) {
             uint64_t bs = ROUND_DOWN(s);
             uint64_t be = ROUND_UP(e);
-            if (be - bs > CHUNK)
-                be = bs + CHUNK;
-            if (!tmp && !(tmp = heap = malloc(CHUNK))) {
-                rc = cow_set_error(COW_ENOMEM, "out of memory");
-                goto out;
-            }
+            if (be - bs > EM_RUN_MAX)
+                be = bs + EM_RUN_MAX;
             uint64_t disk = fx.disk + fx.ext_off + (bs - fx.start);
-            rc = read_extent_blocks(st, &fx, disk, be - bs, tmp);
-            if (rc)
-                goto out;
             uint64_t ce = be < e ? be : e;
-            memcpy(buf + (s - off), tmp + (s - bs), (size_t)(ce - s));
+            rc = plan_run(st, p, &fx, disk, be - bs, s - bs, buf + (s - off), ce - s);
+            if (rc)
+                return rc;
             s = ce;
         }
         if (fx.start + fx.len >= end)
             break; /* items do not overlap: the next starts past END */
         rc = fext_next(st, in, fx.start, &fx);
     }
-    if (rc == COW_ENOENT)
-        rc = COW_OK;
-out:
+    return rc == COW_ENOENT ? COW_OK : rc;
+}
+
+/* Checks the NB blocks at DATA, read from the logical address DISK,
+ * against their crc32c values CRCS (invariant 6).  COW_ECSUM. */
+static int verify_blocks(uint64_t disk, const uint8_t *data, uint64_t nb, const uint32_t *crcs)
+{
+    for (uint64_t b = 0; b < nb; b++)
+        if (crc32c(0, data + b * BLK, BLK) != crcs[b])
+            return cow_set_error(COW_ECSUM, "data block %llu does not match its checksum",
+                                 (unsigned long long)(disk + b * BLK));
+    return COW_OK;
+}
+
+int em_read_plan(struct cow_dev *dev, const struct em_plan *p)
+{
+    uint8_t small[2 * BLK]; /* page-sized reads need no heap buffer */
+    uint8_t *tmp = small, *heap = NULL;
+    int rc = COW_OK;
+    for (size_t i = 0; i < p->nruns && rc == COW_OK; i++) {
+        const struct em_run *r = &p->runs[i];
+        uint64_t bytes = r->nblocks * BLK;
+        if (bytes > sizeof small && !heap) {
+            if (!(tmp = heap = malloc(EM_RUN_MAX))) {
+                rc = cow_set_error(COW_ENOMEM, "out of memory");
+                break;
+            }
+        }
+        uint8_t *q = tmp;
+        for (size_t k = 0; k < r->nseg && rc == COW_OK; k++) {
+            const struct em_seg *sg = &p->segs[r->seg + k];
+            /* a dropped run (physical 0) reads as zeros: nothing maps
+             * it, and its checksum check fails (remap.c remap_read) */
+            if (sg->phys)
+                rc = dev->read(dev, q, (size_t)sg->len, sg->phys);
+            else
+                memset(q, 0, (size_t)sg->len);
+            q += sg->len;
+        }
+        if (rc == COW_OK && !r->nocsum)
+            rc = verify_blocks(r->disk, tmp, r->nblocks, p->crcs + r->crc);
+        if (rc == COW_OK)
+            memcpy(r->dst, tmp + r->skip, (size_t)r->len);
+    }
     free(heap);
+    return rc;
+}
+
+int em_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off)
+{
+    lk_assert_held(&st->lock);
+    struct em_plan p;
+    em_plan_init(&p);
+    int rc = em_resolve(st, in, buf, len, off, &p);
+    if (rc == COW_OK)
+        rc = em_read_plan(st->dev, &p);
+    em_plan_free(&p);
     return rc;
 }
 
@@ -395,8 +509,10 @@ int em_complete(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk
     int nodatasum = (in->flags & COW_INODE_NODATACOW) != 0;
     for (uint64_t b = 0; b < nblocks; b++)
         put32(csum_item + b * 4, crcs[b]);
-    if (nodatasum)
+    if (nodatasum) {
         st->nodatasum_unflushed = 1;
+        st->nodatasum_writes++;
+    }
     else
         txn_note_written(st, disk, nblocks, crcs);
     /* the data is written: now the trees may point at it */
@@ -593,6 +709,7 @@ int em_complete_overwrite(cow_store *st, struct cow_inode *in, uint64_t off, uin
 {
     lk_assert_held(&st->lock);
     st->data_unflushed = 1;
+    st->inplace_writes++;
     st->stats.written_in_place += nblocks * BLK;
     /* the blocks stay where the trees have them (nocow_writable decided
      * under the lock; a snapshot, branch or relocation waits for ordered

@@ -79,6 +79,60 @@ int em_end(cow_store *st, struct cow_inode *in, uint64_t *end);
  * verification (fs/btrfs/file-item.c, inode.c). */
 int em_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off);
 
+/*
+ * em_read in two steps, so that the device reads and the checksum checks
+ * can run with store->lock released (file.c file_read).  A plan holds,
+ * for each run of blocks of one data extent to read (at most EM_RUN_MAX
+ * bytes), the crc32c of each block, where the blocks are stored (the
+ * remap table's translation) and where the wanted bytes go.
+ *
+ * em_plan_init makes an empty plan; em_plan_free frees what it holds and
+ * empties it.  em_resolve (store->lock held) zeroes BUF, then adds to P
+ * the runs of [off, off+len) of IN (bytes, any alignment, within IN's
+ * blocks) that extents hold (holes and preallocated ranges stay zero);
+ * errors: COW_ECORRUPT (an extent without its checksums, or a bad item),
+ * COW_ENOMEM, the trees' errors.  em_read_plan reads P's runs from DEV
+ * and checks every block against its crc32c (invariant 6), copying the
+ * wanted bytes into place; it needs no lock, but the blocks must not be
+ * reused while it runs (alloc_reader_begin, or store->lock held since
+ * em_resolve); errors: COW_ECSUM, COW_EIO_READ, COW_ENOMEM.  btrfs splits
+ * a read the same way: btrfs_get_extent and the csum lookup
+ * (btrfs_lookup_bio_sums) before the bio, the verification at its end.
+ */
+#define EM_RUN_MAX (64u * 1024)   /* bytes of one run */
+#define EM_PLAN_INLINE 4          /* runs and segments held without malloc */
+#define EM_PLAN_INLINE_CRCS 16    /* block checksums held without malloc */
+struct em_seg {
+    uint64_t phys; /* physical address (bytes); 0: dropped, reads as zeros */
+    uint64_t len;  /* bytes */
+};
+struct em_run {
+    uint64_t disk;    /* logical address of its first block (bytes) */
+    uint64_t nblocks;
+    uint64_t skip;    /* bytes of the first block before the wanted ones */
+    uint8_t *dst;     /* where the LEN wanted bytes go */
+    uint64_t len;
+    size_t seg, nseg; /* its physical runs: segs[seg, seg + nseg) */
+    size_t crc;       /* its blocks' crc32c: crcs[crc, crc + nblocks) */
+    int nocsum;       /* a NODATASUM extent's: nothing to check (format.h) */
+};
+struct em_plan {
+    struct em_run *runs;
+    size_t nruns, cruns;
+    struct em_seg *segs;
+    size_t nsegs, csegs;
+    uint32_t *crcs;
+    size_t ncrcs, ccrcs;
+    struct em_run runs_inl[EM_PLAN_INLINE];
+    struct em_seg segs_inl[EM_PLAN_INLINE];
+    uint32_t crcs_inl[EM_PLAN_INLINE_CRCS];
+};
+void em_plan_init(struct em_plan *p);
+void em_plan_free(struct em_plan *p);
+int em_resolve(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off,
+               struct em_plan *p);
+int em_read_plan(struct cow_dev *dev, const struct em_plan *p);
+
 /* An ordered extent's completion, after its data is on the device: points
  * IN's [off, off + nblocks blocks) at the new extent at DISK (bytes) whose
  * blocks have the crc32c values CRCS: refcount, csum item, old mapping

@@ -17,8 +17,10 @@
  *
  * Locking: the cow_* entry points take the inode's invalidate lock where
  * they touch its pages, then store->lock, for the whole call (the order of
- * docs/DESIGN.md, "Threads and locks"); static helpers require store->lock
- * held.
+ * docs/DESIGN.md, "Threads and locks"), except that a read lets go of
+ * store->lock while it reads the device (file_read) and a sync while the
+ * device flushes (txn_flush_wait), and writeback while it writes; static
+ * helpers require store->lock held.
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -159,7 +161,7 @@ static int inode_get(cow_store *st, struct cow_root *r, uint64_t ino, const char
     }
     in->ino = ino;
     in->root = r;
-    int rc = pc_init(in);
+    int rc = pc_init(st, in);
     if (rc) {
         free(in->name);
         free(in);
@@ -517,12 +519,28 @@ void file_close(cow_file *f)
     free(f);
 }
 
+/*
+ * A read resolves under store->lock (cached pages copied, extents and
+ * checksums looked up: pc_read) and reads the device and checks the
+ * checksums with it released (em_read_plan), so that readers do not wait
+ * for each other or for a writer's tree updates.  What keeps it right:
+ * the invalidate lock, held shared throughout, keeps out truncate, a
+ * failed write's cleanup, restore and another process's reload (they
+ * take it exclusively); a write meanwhile changes pages and new extents,
+ * never the blocks resolved (copy on write; invariant 1), so the read
+ * returns the file as it was when resolved; and the blocks resolved are
+ * not handed out again until the read ends (alloc_reader_begin: space
+ * freed meanwhile waits for it, as other processes' readers are waited
+ * for, invariant 9).
+ */
 int file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nread)
 {
     cow_store *st = f->st;
     struct cow_inode *in = f->inode;
     int rc;
+    struct em_plan plan;
     *nread = 0;
+    em_plan_init(&plan);
     pc_lock_shared(in);
     LOCK(st);
     rc = check_handle(f);
@@ -532,7 +550,16 @@ int file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nread)
     if (off < size)
         avail = size - off < len ? size - off : len;
     if (avail)
-        rc = pc_read(st, in, buf, avail, off);
+        rc = pc_read(st, in, buf, avail, off, &plan);
+    if (rc == COW_OK && plan.nruns) {
+        struct cow_reader rd;
+        alloc_reader_begin(st, &rd);
+        UNLOCK(st);
+        COW_INJECT("read:resolved"); /* tests: a read between its two steps */
+        rc = em_read_plan(st->dev, &plan);
+        LOCK(st);
+        alloc_reader_end(st, &rd);
+    }
     if (rc == COW_OK) {
         memset((uint8_t *)buf + avail, 0, len - (size_t)avail);
         *nread = (size_t)avail;
@@ -540,6 +567,7 @@ int file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nread)
 out:
     UNLOCK(st);
     pc_unlock(in);
+    em_plan_free(&plan);
     return rc;
 }
 
@@ -704,11 +732,19 @@ int file_sync(cow_file *f)
         if (in->flags & COW_INODE_NODATACOW)
             oe_wait_range(st, in, 0, UINT64_MAX);
         if (em_modified(in)) {
-            rc = log_write(st, &in, 1, 1);
-        } else if (st->log_unflushed || st->unflushed || st->data_unflushed) {
-            /* logged, committed or overwritten in place without a flush
-             * already: flush now */
-            rc = txn_flush(st);
+            /* the record, then a flush that starts after it, made or
+             * shared with store->lock released (txn_flush_wait) */
+            rc = log_write(st, &in, 1, 0);
+            if (rc == COW_OK)
+                rc = txn_flush_wait(st, st->log_flush_need);
+        } else if (st->unflushed || st->data_unflushed) {
+            /* committed or overwritten in place without a flush
+             * already: a flush that starts now */
+            rc = txn_flush_wait(st, txn_flush_need(st));
+        } else if (st->log_unflushed) {
+            /* logged by another sync, not yet flushed: the flush its
+             * record needs */
+            rc = txn_flush_wait(st, st->log_flush_need);
         }
         if (rc == COW_OK)
             st->stats.log_syncs++;

@@ -38,6 +38,15 @@
  * the ordered extents overlapping the ranges it logs (oe_wait_logged,
  * oe_wait_all in ordered.c), so a record never points at data not written.
  *
+ * The flush (file.c file_sync): the record is written under store->lock,
+ * and the sync then waits for a flush that started after it
+ * (txn_flush_wait: the lock is released while the device flushes, and
+ * syncs whose records one flush covers share it).  What a record claims
+ * (LOG_DURABLE, COW_LOG_BASE_DURABLE) comes from the last completed
+ * flush's durable point, never from one still in flight (invariant 8),
+ * and no commit runs while such a flush is in flight (txn_flush_quiesce),
+ * so a log area is reused only as before.
+ *
  * Locking: store->lock held by every caller (asserted).
  */
 #include <stdlib.h>
@@ -343,6 +352,7 @@ int log_write(cow_store *st, struct cow_inode **v, size_t n, int flush)
     st->log_next += (uint32_t)nb;
     st->log_seq++;
     st->log_unflushed = 1;
+    st->log_flush_need = txn_flush_need(st);
     st->stats.log_records++;
     st->stats.log_blocks += nb;
     for (size_t i = 0; i < n; i++) {

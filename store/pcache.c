@@ -24,9 +24,20 @@
  * Pages stay cached while dirty, in writeback (the trees do not point at
  * the new data yet), pinned by xFetch, or when they hold the file's last
  * block (the next append's partial first block) or the block the last
- * write ended inside (the next sequential write's partial first block: a
- * WAL rewritten from its start after a checkpoint writes 4,120-byte frames
- * over its old ones); the others are dropped once written back.
+ * write ended inside (the next sequential write's partial first block).
+ * The other clean pages go on the store's LRU (struct pc_lru) once written
+ * back or unpinned, and stay cached until it passes its byte budget
+ * (COW_CLEAN_CACHE by default), least recently used first, as the
+ * kernel's page cache keeps them: a WAL rewritten from its start after a
+ * checkpoint writes 4,120-byte frames over blocks it wrote before, and
+ * each frame's partial last block is then found here instead of being
+ * read back and verified.  A clean page is never stale: every change of a
+ * file's bytes goes through its pages (a write dirties them), and
+ * everything that changes them behind the cache drops them (truncate and
+ * a failed write's cleanup: pc_punch; restore and another process's
+ * commit: file_rebind, file_reload_inode; replay: pc_forget_range; a
+ * nodatacow file rewritten in place by another process: pc_drop_clean).
+ * Relocation moves extents, not file bytes, so it changes no page.
  *
  * Calls down only: ordered extents, the extent map, space reservation, the
  * allocator.  Locking: in->invalidate (an rwlock) before store->lock.
@@ -54,9 +65,70 @@
 
 /* ---- the page hash ---- */
 
-int pc_init(struct cow_inode *in)
+/* ---- the clean-page LRU ---- */
+
+static void lru_del(struct pc_lru *l, struct cpage *p)
+{
+    if (p->lprev)
+        p->lprev->lnext = p->lnext;
+    else
+        l->head = p->lnext;
+    if (p->lnext)
+        p->lnext->lprev = p->lprev;
+    else
+        l->tail = p->lprev;
+    p->lprev = p->lnext = NULL;
+    p->lru = 0;
+    l->bytes -= BLK;
+}
+
+/* P (clean, not in writeback, not pinned) becomes the most recently used. */
+static void lru_touch(struct pc_lru *l, struct cpage *p)
+{
+    if (p->lru) {
+        if (l->head == p)
+            return;
+        lru_del(l, p);
+    }
+    p->lprev = NULL;
+    p->lnext = l->head;
+    if (l->head)
+        l->head->lprev = p;
+    l->head = p;
+    if (!l->tail)
+        l->tail = p;
+    p->lru = 1;
+    l->bytes += BLK;
+}
+
+static void page_free(struct cpage *p);
+
+/* Evicts the least recently used pages until the LRU is within its
+ * budget: each is taken out of its file's cache and freed. */
+static void lru_evict(struct pc_lru *l)
+{
+    while (l->bytes > l->budget && l->tail) {
+        struct cpage *p = l->tail;
+        struct pcache *pc = &p->in->pc;
+        lru_del(l, p);
+        hm_remove(&pc->pages, &p->hnode);
+        if (pc->pages.count == 0)
+            pc->hi = 0;
+        page_free(p);
+    }
+}
+
+void pc_set_clean_budget(cow_store *st, uint64_t bytes)
+{
+    lk_assert_held(&st->lock);
+    st->lru.budget = bytes < BLK ? 0 : bytes;
+    lru_evict(&st->lru);
+}
+
+int pc_init(cow_store *st, struct cow_inode *in)
 {
     memset(&in->pc, 0, sizeof in->pc);
+    in->pc.lru = &st->lru;
     if (cow_rwlock_init(&in->invalidate))
         return cow_set_error(COW_ENOMEM, "cannot create a file's invalidate lock");
     return COW_OK;
@@ -72,8 +144,12 @@ void pc_destroy(struct cow_inode *in)
 {
     struct pcache *pc = &in->pc;
     struct hm_node *n, *next;
-    hm_for_each_safe(&pc->pages, n, next)
-        page_free(hm_entry(n, struct cpage, hnode));
+    hm_for_each_safe(&pc->pages, n, next) {
+        struct cpage *p = hm_entry(n, struct cpage, hnode);
+        if (p->lru)
+            lru_del(pc->lru, p);
+        page_free(p);
+    }
     for (struct cpage *p = pc->detached, *pn; p; p = pn) {
         pn = p->hnext;
         page_free(p);
@@ -90,9 +166,10 @@ static struct cpage *pc_find(const struct pcache *pc, uint64_t idx)
     return n ? hm_entry(n, struct cpage, hnode) : NULL;
 }
 
-/* A new page at IDX, zeroed, clean.  COW_ENOMEM. */
-static int pc_new(struct pcache *pc, uint64_t idx, struct cpage **out)
+/* A new page of IN at IDX, zeroed, clean.  COW_ENOMEM. */
+static int pc_new(struct cow_inode *in, uint64_t idx, struct cpage **out)
 {
+    struct pcache *pc = &in->pc;
     struct cpage *p = calloc(1, sizeof *p);
     if (!p || !(p->data = calloc(1, BLK)) || hm_insert(&pc->pages, &p->hnode, idx)) {
         if (p)
@@ -101,6 +178,7 @@ static int pc_new(struct pcache *pc, uint64_t idx, struct cpage **out)
         return cow_set_error(COW_ENOMEM, "out of memory");
     }
     p->idx = idx;
+    p->in = in;
     if (idx >= pc->hi)
         pc->hi = idx + 1;
     *out = p;
@@ -111,6 +189,8 @@ static int pc_new(struct pcache *pc, uint64_t idx, struct cpage **out)
  * the detached list while an xFetch holds it. */
 static void pc_drop(struct pcache *pc, struct cpage *p)
 {
+    if (p->lru)
+        lru_del(pc->lru, p);
     hm_remove(&pc->pages, &p->hnode);
     if (pc->pages.count == 0)
         pc->hi = 0;
@@ -123,8 +203,9 @@ static void pc_drop(struct pcache *pc, struct cpage *p)
     }
 }
 
-/* Drops P if nothing needs it cached: clean, not in writeback, not pinned,
- * and neither the file's last block nor the one the last write ended in. */
+/* P, once nothing needs it cached (clean, not in writeback, not pinned,
+ * and neither the file's last block nor the one the last write ended in:
+ * those stay), goes on the LRU, or is dropped if it keeps nothing. */
 static void pc_maybe_evict(struct cow_inode *in, struct cpage *p)
 {
     if (p->dirty || p->wb || p->pins)
@@ -133,7 +214,25 @@ static void pc_maybe_evict(struct cow_inode *in, struct cpage *p)
         return;
     if (p->idx + 1 == in->pc.tail)
         return;
-    pc_drop(&in->pc, p);
+    struct pc_lru *l = in->pc.lru;
+    if (l->budget == 0) {
+        pc_drop(&in->pc, p);
+        return;
+    }
+    lru_touch(l, p);
+    lru_evict(l); /* never P, the most recently used (budget >= BLK) */
+}
+
+void pc_drop_clean(cow_store *st, struct cow_inode *in)
+{
+    lk_assert_held(&st->lock);
+    (void)st; /* the assert's only use */
+    struct hm_node *n, *next;
+    hm_for_each_safe(&in->pc.pages, n, next) {
+        struct cpage *p = hm_entry(n, struct cpage, hnode);
+        if (!p->dirty && !p->wb && !p->pins)
+            pc_drop(&in->pc, p);
+    }
 }
 
 /* The last write ended at byte END: its block, if END is inside one, is
@@ -158,6 +257,8 @@ static void page_dirty(cow_store *st, struct cow_inode *in, struct cpage *p, str
     if (r)
         resv_take(r, 1);
     struct pcache *pc = &in->pc;
+    if (p->lru)
+        lru_del(pc->lru, p);
     p->inplace = r == NULL;
     p->dirty = 1;
     p->dprev = NULL;
@@ -198,16 +299,19 @@ static void page_wb_done(struct cow_inode *in, struct cpage *p)
 
 /* ---- reading ---- */
 
-int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off)
+int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off,
+            struct em_plan *plan)
 {
     lk_assert_rw_held(&in->invalidate);
     lk_assert_held(&st->lock);
     if (in->pc.pages.count == 0)
-        return em_read(st, in, buf, len, off);
+        return em_resolve(st, in, buf, len, off, plan);
     uint64_t end = off + len, pos = off;
     while (pos < end) {
         struct cpage *p = pc_find(&in->pc, pos / BLK);
         if (p) {
+            if (p->lru)
+                lru_touch(in->pc.lru, p);
             uint64_t n = BLK - pos % BLK;
             if (n > end - pos)
                 n = end - pos;
@@ -221,7 +325,7 @@ int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uin
             e += BLK;
         if (e > end)
             e = end;
-        int rc = em_read(st, in, buf + (pos - off), e - pos, pos);
+        int rc = em_resolve(st, in, buf + (pos - off), e - pos, pos, plan);
         if (rc)
             return rc;
         pos = e;
@@ -235,8 +339,10 @@ static int pc_get(cow_store *st, struct cow_inode *in, uint64_t idx, int whole,
                   struct cpage **out)
 {
     struct cpage *p = pc_find(&in->pc, idx);
+    if (p && p->lru)
+        lru_touch(in->pc.lru, p);
     if (!p) {
-        int rc = pc_new(&in->pc, idx, &p);
+        int rc = pc_new(in, idx, &p);
         if (rc)
             return rc;
         uint64_t at = idx * BLK;
@@ -597,12 +703,19 @@ static int count_blocks_cb(void *arg, uint64_t off, const uint8_t *fe)
 int pc_check_counts(cow_store *st)
 {
     lk_assert_held(&st->lock);
-    uint64_t dirty = 0, inflight = 0, alloc = 0, held = 0;
+    uint64_t dirty = 0, inflight = 0, alloc = 0, held = 0, onlru = 0, lrulen = 0;
+    for (struct cpage *p = st->lru.head; p; p = p->lnext)
+        lrulen++;
     for (struct cow_inode *in = st->inodes; in; in = in->next) {
         uint64_t d = 0, rd = 0, listed = 0, hi = 0;
         struct hm_node *n;
         hm_for_each(&in->pc.pages, n) {
             struct cpage *p = hm_entry(n, struct cpage, hnode);
+            if (p->lru && (p->dirty || p->wb || p->pins || p->in != in))
+                return COW_CORRUPT("inode %llu: page %llu on the clean-page LRU is %s",
+                                   (unsigned long long)in->ino, (unsigned long long)p->idx,
+                                   p->in != in ? "another file's" : "in use");
+            onlru += p->lru != 0;
             d += p->dirty != 0;
             rd += p->dirty && p->wb;
             held += p->dirty && !p->inplace;
@@ -629,6 +742,10 @@ int pc_check_counts(cow_store *st)
                                (unsigned long long)in->ino, (unsigned long long)nb,
                                (unsigned long long)in->nblocks);
     }
+    if (onlru != lrulen || lrulen * BLK != st->lru.bytes)
+        return COW_CORRUPT("clean-page LRU: %llu pages listed, %llu marked, %llu bytes counted",
+                           (unsigned long long)lrulen, (unsigned long long)onlru,
+                           (unsigned long long)st->lru.bytes);
     if (dirty != st->ndirty || held + inflight != st->reserved || alloc != st->oe_alloc)
         return COW_CORRUPT("reserved %llu blocks, counted %llu (dirty pages %llu of %llu "
                            "counted, in flight %llu, allocated %llu of %llu)",
@@ -679,6 +796,8 @@ int pc_fetch(cow_store *st, struct cow_inode *in, uint64_t off, size_t len, void
     int rc = pc_get(st, in, off / BLK, 0, &p);
     if (rc)
         return rc;
+    if (p->lru)
+        lru_del(in->pc.lru, p); /* pinned: not evictable */
     p->pins++;
     *pp = p->data + off % BLK;
     return COW_OK;

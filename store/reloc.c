@@ -281,6 +281,13 @@ static void pinned_in(cow_store *st, const struct bgroup *g, uint8_t *bm)
             struct byte_run r = {st->held[k].bytenr, st->held[k].bytes};
             mark_runs(g, bm, &r, 1);
         }
+    /* and, the same, for this process's reads in flight (alloc.c
+     * alloc_reader_begin) */
+    for (size_t k = 0; k < st->nrdheld; k++)
+        if (!st->rdheld[k].phys) {
+            struct byte_run r = {st->rdheld[k].bytenr, st->rdheld[k].bytes};
+            mark_runs(g, bm, &r, 1);
+        }
 }
 
 static void mark_runs(const struct bgroup *g, uint8_t *bm, const struct byte_run *v, size_t n)

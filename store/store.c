@@ -41,6 +41,7 @@ static void store_free(cow_store *st)
         st->dev->close(st->dev);
     pthread_cond_destroy(&st->committer_cond);
     pthread_cond_destroy(&st->oe_cond);
+    pthread_cond_destroy(&st->flush_cond);
     pthread_cond_destroy(&st->own_cond);
     cow_mutex_destroy(&st->balance_lock);
     cow_mutex_destroy(&st->resize_lock);
@@ -129,6 +130,13 @@ void cow_store_set_commit_interval(cow_store *st, unsigned ms)
     cow_mutex_unlock(&st->lock);
 }
 
+void cow_store_set_clean_cache(cow_store *st, uint64_t bytes)
+{
+    cow_mutex_lock(&st->lock);
+    pc_set_clean_budget(st, bytes);
+    cow_mutex_unlock(&st->lock);
+}
+
 void cow_store_set_dirty_limit(cow_store *st, uint64_t bytes)
 {
     cow_mutex_lock(&st->lock);
@@ -177,9 +185,11 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
     pthread_cond_init(&st->committer_cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&st->oe_cond, NULL);
+    pthread_cond_init(&st->flush_cond, NULL);
     pthread_cond_init(&st->own_cond, NULL);
     st->commit_ms = COW_COMMIT_INTERVAL_MS;
     st->dirty_limit = COW_DIRTY_LIMIT;
+    st->lru.budget = COW_CLEAN_CACHE;
     st->dev = dev;
     st->readonly = (flags & COW_OPEN_READONLY) != 0;
     st->path = strdup(path ? path : "(device)");

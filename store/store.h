@@ -241,6 +241,18 @@ void cow_store_set_dirty_limit(cow_store *st, uint64_t bytes);
 #define COW_DIRTY_LIMIT (32ull << 20)
 
 /*
+ * Sets how many bytes of clean pages (file blocks written back, or read
+ * through xFetch) the store keeps cached, of all files together (the
+ * default is COW_CLEAN_CACHE; under one block, 0: none beyond each file's
+ * last block and the block its last write ended inside).  The least
+ * recently used go first.  They serve reads and the partial blocks of
+ * later writes without reading the device.  Takes store->lock; never
+ * fails.
+ */
+void cow_store_set_clean_cache(cow_store *st, uint64_t bytes);
+#define COW_CLEAN_CACHE (8ull << 20)
+
+/*
  * Writes every file's buffered data to the device as ordered extents and
  * puts it into the running transaction (not durable until a sync or
  * commit).  Errors: COW_EIO_WRITE (the data stays buffered), COW_ENOSPC,

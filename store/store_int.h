@@ -4,8 +4,12 @@
  * Lock order (outermost first; see docs/DESIGN.md):
  *   VFS registry mutex -> VFS per-container lock-state mutex -> store->lock
  * Inside the store there is one lock, store->lock, held by every public
- * entry point for the whole operation (metadata and I/O).  Everything in
- * struct cow_store below is protected by it unless said otherwise.  Every
+ * entry point for the whole operation, except while data is written
+ * (ordered extents), while a sync's flush runs (txn.c txn_flush_wait)
+ * and while a read reads the device and checks checksums (file.c
+ * file_read; what it reads is kept from reuse, alloc_reader_begin).
+ * Everything in struct cow_store below is protected by it unless said
+ * otherwise.  Every
  * internal function that needs it asserts so at its top in debug builds:
  * lk_assert_held(&st->lock) (lockdep.h).
  */
@@ -134,6 +138,14 @@ struct held_run {
     int phys;
 };
 
+/* A read of this process in flight with store->lock released (alloc.c
+ * alloc_reader_begin): on the reader's stack, in st->readers while it
+ * runs.  TICKET: st->rd_next when it began. */
+struct cow_reader {
+    uint64_t ticket;
+    struct cow_reader *prev, *next;
+};
+
 /* One change of the running transaction to the free space map, for the
  * shared allocation journal (alloc.c alloc_record_ops). */
 struct alloc_op {
@@ -195,6 +207,10 @@ struct cpage {
     int pins;            /* xFetch references */
     int detached;        /* dropped from the cache (truncate, close) while
                           * pinned: freed at the last unfetch */
+    int lru;             /* on the store's clean-page LRU (clean, not in
+                          * writeback, not pinned: evictable) */
+    struct cpage *lprev, *lnext; /* ... its neighbours there */
+    struct cow_inode *in; /* the inode whose cache holds it */
     struct hm_node hnode; /* in pcache.pages, key idx */
     struct cpage *hnext; /* the detached list */
     struct cpage *dprev, *dnext; /* the file's dirty list, while dirty */
@@ -206,7 +222,9 @@ struct cpage {
  * writeback (the wait before a writeback), and an upper bound on the
  * block indexes cached (truncate, replay and pc_end walk indexes when that
  * is fewer than the pages). */
+struct pc_lru;
 struct pcache {
+    struct pc_lru *lru;       /* the store's clean-page LRU (st->lru) */
     struct hmap pages;        /* the cached pages by idx (pages.count) */
     size_t ndirty;            /* of which dirty */
     size_t nredirty;          /* ... and also in writeback (wb > 0) */
@@ -218,6 +236,18 @@ struct pcache {
 #ifdef COW_BREAK_RESV_SHARED
     uint64_t wb_resv;         /* make race-proof: per-file reservation state */
 #endif
+};
+
+/* The clean pages kept after writeback or a read (pcache.c), of every
+ * file of a store, least recently used first to go once they pass the
+ * budget: as the kernel's page cache keeps a file's pages for the next
+ * read or partial write (a WAL rewritten from its start writes 4,120-byte
+ * frames over blocks it wrote before).  Dirty pages, pages in writeback
+ * and pinned pages are never on it.  Protected by store->lock. */
+struct pc_lru {
+    struct cpage *head, *tail; /* most and least recently used */
+    uint64_t bytes;            /* pages on it, bytes */
+    uint64_t budget;           /* at most this many bytes (0: none kept) */
 };
 
 /* struct cow_resv: space.h; struct oext: ordered.h. */
@@ -332,6 +362,15 @@ struct cow_store {
      * readers moved past it (alloc.c alloc_unpin_all). */
     struct held_run *held;
     size_t nheld, cheld;
+    /* Reads of this process in flight with store->lock released, oldest
+     * (lowest ticket) first, and the next ticket; and what was to become
+     * free while they ran (gen: the ticket of the first reader that
+     * cannot read it), set in the maps until every reader with a lower
+     * ticket has ended (alloc_reader_end). */
+    struct cow_reader *readers, *readers_last;
+    uint64_t rd_next;
+    struct held_run *rdheld;
+    size_t nrdheld, crdheld;
     /* pinned[0, npinned_recorded) and ppinned[0, nppinned_recorded) are in
      * the shared pending frees already (alloc_record_frees) */
     size_t npinned_recorded, nppinned_recorded;
@@ -396,7 +435,23 @@ struct cow_store {
     uint32_t *wcrcs;
     size_t nwcrcs, cwcrcs;
     int wlog_overflow;
+    uint64_t wlog_notes; /* txn_note_written calls, ever: a flush empties
+                          * the list only if none came after it started */
 
+    /* Flushes (txn.c), numbered in the order they start: a flush numbered
+     * N makes durable everything written before N was taken.  A sync
+     * waits for flush_done >= the number it needs (txn_flush_wait), with
+     * store->lock released while the device flushes; syncs that need the
+     * same flush share it (group commit).  flush_applied: the flush whose
+     * durable point (durable_slot, durable_gen, durable_log, ...) is the
+     * one in effect.  flush_running: a flush runs with store->lock
+     * released; commits wait for it (txn_flush_quiesce).  flush_cond: a
+     * flush completed or failed (waits on store->lock). */
+    uint64_t flush_started, flush_done, flush_applied;
+    int flush_running;
+    pthread_cond_t flush_cond;
+
+    struct pc_lru lru;      /* clean pages kept (pcache.c) */
     /* Space reservation (space.c). */
     uint64_t reserved;      /* data blocks reserved: dirty pages + in-flight
                              * ordered extents */
@@ -426,12 +481,16 @@ struct cow_store {
     int data_unflushed;    /* data overwritten in place (COW_FE_NODATASUM)
                             * since the last flush: a sync flushes even
                             * with nothing to log */
+    uint64_t inplace_writes, nodatasum_writes; /* counts of the two
+                            * below, for a flush's durable point (txn.c) */
     int nodatasum_unflushed; /* a NODATASUM extent written to new space
                             * since the last flush: the one-flush list does
                             * not name it (an overwrite in place would make
                             * the list wrong once the extent is old), so
                             * the next commit flushes it before its
                             * superblock (invariant 13) */
+    uint64_t log_flush_need; /* the flush number (txn_flush_need) the last
+                              * record needs to be durable */
     uint64_t log_csum_probes; /* slots the de-duplication of a record's
                                * csum items examined, all records (tests
                                * check that it grows linearly) */
@@ -606,6 +665,19 @@ int alloc_back(cow_store *st, uint64_t end);
  * frees, for the next owner) until every live reader of another process
  * reads this generation or a later one. */
 void alloc_unpin_all(cow_store *st);
+/* A read about to use, with store->lock released, blocks it resolved under
+ * the lock (file.c file_read, extent_map.h em_read_plan): until
+ * alloc_reader_end(RD), no space that becomes free from now on (freed
+ * and cooled, invariant 7; held for other processes, invariant 9; the
+ * old place of a relocated run) is handed out again: it stays set in
+ * the maps, in st->rdheld, until every reader that began before it was
+ * to become free has ended.  The idea is LMDB's reader table (a reader
+ * pins the transaction it reads), within one process.  RD lives on the
+ * caller's stack until alloc_reader_end.  Lock held; cannot fail. */
+void alloc_reader_begin(cow_store *st, struct cow_reader *rd);
+/* The read RD ended: what only it and older readers kept is released.
+ * Lock held. */
+void alloc_reader_end(cow_store *st, struct cow_reader *rd);
 /* A new owner, after its reload: keeps out of allocation every block the
  * shared state's pending frees name that the rebuilt maps show free (the
  * last owner's frees that readers may still read), in st->held with the
@@ -717,7 +789,9 @@ void refs_reset(cow_store *st);
  * it cannot express, read-write, not failed). */
 int log_usable(cow_store *st);
 /* Writes one record holding the changes of the N inodes V (which must all
- * be em_modified) and, if FLUSH, flushes the device once.  Returns
+ * be em_modified) and, if FLUSH, flushes the device once with the lock
+ * held (txn_flush; without FLUSH, st->log_flush_need is the flush number
+ * that makes the record durable: txn_flush_wait).  Returns
  * COW_OK, COW_LOG_FULL (nothing written: the caller commits), or an I/O
  * error (COW_EIO_WRITE, or COW_EIO_FLUSH after which the store is failed),
  * COW_ENOMEM, COW_ECORRUPT. */
@@ -760,12 +834,34 @@ const char *names_item_invalid(const uint8_t *buf, size_t size, uint64_t hash);
 int names_check(cow_store *st, struct cow_root *r);
 
 /* ---- txn.c ---- */
-/* Flushes the device, counting it.  COW_EIO_FLUSH. */
+/* Flushes the device with store->lock held, counting and numbering it
+ * (flush_started, flush_done).  COW_EIO_FLUSH. */
 int store_flush(cow_store *st);
-/* A flush outside a commit (a log record's, or before a reload): makes the
- * last commit and everything written so far durable.  On failure the store
- * is failed (what reached the device is unknown).  COW_EIO_FLUSH. */
+/* A flush outside a commit with store->lock held (a commit's, or one
+ * before a reload): makes the last commit and everything written so far
+ * durable.  On failure the store is failed (what reached the device is
+ * unknown).  COW_EIO_FLUSH. */
 int txn_flush(cow_store *st);
+/* The number of the first flush that will cover everything written until
+ * now (a flush not started yet).  Lock held. */
+uint64_t txn_flush_need(cow_store *st);
+/* Returns once a flush numbered NEED or later has completed: waits for a
+ * flush in flight, or runs one itself with store->lock released during
+ * the device flush (concurrent syncs share flushes: a sync's record
+ * written while a flush runs waits for the next one, which one of the
+ * waiting syncs runs for all).  What the flush covered becomes durable
+ * (durable_slot, durable_log, ... as txn_flush's) unless a newer flush
+ * said more already.  On a failed flush the store stops (fsyncgate: what
+ * reached the device is unknown) and every waiter fails.  Lock held on
+ * entry and return, released meanwhile.  The idea is the journal commit
+ * of ext4/jbd2 shared by fsyncs, and SQLite's WAL group commit.
+ * Errors: COW_EIO_FLUSH (the device's, or a failed flush of another
+ * thread). */
+int txn_flush_wait(cow_store *st, uint64_t need);
+/* Waits until no flush runs with store->lock released (commits: the
+ * superblock copy a commit writes follows from what is durable).  Lock
+ * held, released while waiting. */
+void txn_flush_quiesce(cow_store *st);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t cow_mono_ns(void);
 /* A failure in the middle of a change to the trees (WHY, with its message
@@ -876,13 +972,30 @@ int subvol_file_open(cow_store *st, const char *subvol, const char *name, int cr
 int subvol_exists(cow_store *st, const char *subvol, const char *name, int *exists);
 
 /* ---- pcache.c (page cache, delayed allocation) ---- */
-/* Initialises IN's page cache and invalidate lock (a new inode). */
-int pc_init(struct cow_inode *in);
-/* Frees every page (pinned ones too: only when the inode goes away). */
+/* Initialises IN's page cache (its clean pages go on ST's LRU) and
+ * invalidate lock (a new inode).  COW_ENOMEM. */
+int pc_init(cow_store *st, struct cow_inode *in);
+/* Frees every page (pinned ones too: only when the inode goes away),
+ * taking them off the LRU.  store->lock held, or no other thread left. */
 void pc_destroy(struct cow_inode *in);
-/* Reads [off, off+len) of IN (within its size) into BUF: cached pages,
- * then extents.  Needs IN's invalidate lock (shared) and store->lock. */
-int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off);
+/* Drops IN's clean cached pages that nothing holds (not dirty, not in
+ * writeback, not pinned), the LRU's and the ones kept for the next
+ * partial write alike: their bytes may have changed on the device behind
+ * the cache (a nodatacow file rewritten in place by another process).
+ * store->lock held; no invalidate lock needed (no page is instantiated,
+ * and a reader copies pages under store->lock). */
+void pc_drop_clean(cow_store *st, struct cow_inode *in);
+/* Sets the LRU's budget of clean pages, bytes (evicting past it).  Lock
+ * held. */
+void pc_set_clean_budget(cow_store *st, uint64_t bytes);
+/* Reads [off, off+len) of IN (within its size) into BUF: the cached pages
+ * are copied now, the rest is resolved into PLAN (extent_map.h
+ * em_resolve), which the caller reads (em_read_plan), with store->lock
+ * released if it keeps the blocks from reuse (alloc_reader_begin).  Needs
+ * IN's invalidate lock (shared) and store->lock.  Errors of em_resolve. */
+struct em_plan;
+int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off,
+            struct em_plan *plan);
 /* Buffers a write as delalloc pages: reserves the blocks it newly dirties
  * (COW_ENOSPC before anything changes), grows the size.  May write back IN
  * past the dirty limit (releasing store->lock during the I/O).  Needs IN's

@@ -23,7 +23,18 @@
  * container keeps its last commit and log, which hold everything a sync
  * made durable; reopening recovers them.
  *
- * Locking: store->lock held by every caller (asserted).
+ * Flushes are numbered as they start (flush_started); flush N makes
+ * durable what was written before it started.  txn_flush_wait runs the
+ * device flush with store->lock released, so that readers and writers go
+ * on during a sync's flush (~150 us with fdatasync), and syncs share
+ * flushes (group commit); the durable point (what a later record or
+ * superblock may claim, invariant 8) is taken when the flush starts and
+ * applied when it completes, unless a newer one was.  Commits wait for a
+ * flush in flight before they choose their superblock copy
+ * (txn_flush_quiesce).
+ *
+ * Locking: store->lock held by every caller (asserted); txn_flush_wait
+ * and txn_flush_quiesce release it while they wait.
  */
 #include <assert.h>
 #include <stdio.h>
@@ -31,6 +42,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "inject.h"
 #include "lockdep.h"
 #include "store_int.h"
 #include "vec.h"
@@ -39,22 +51,80 @@ int store_flush(cow_store *st)
 {
     lk_assert_held(&st->lock);
     st->stats.flushes++;
-    return st->dev->flush(st->dev);
+    uint64_t n = ++st->flush_started; /* starts after everything written so far */
+    int rc = st->dev->flush(st->dev);
+    if (rc == COW_OK && n > st->flush_done)
+        st->flush_done = n;
+    pthread_cond_broadcast(&st->flush_cond);
+    return rc;
+}
+
+/* What a flush that starts now makes durable (txn_now_durable's values),
+ * taken under the lock when it starts; applied when it completes if
+ * nothing newer was applied meanwhile (durable_apply). */
+struct durable_point {
+    int slot;                 /* last_slot */
+    uint64_t generation;      /* the last commit */
+    uint64_t log_id;          /* ... and its log */
+    uint64_t sb_device_bytes;
+    uint64_t log_seq;         /* records written */
+    uint64_t wlog_notes;      /* blocks noted for the commit list */
+    uint64_t inplace_writes;  /* overwrites in place completed */
+    uint64_t nodatasum_writes; /* NODATASUM extents written to new space */
+    uint64_t n;               /* the flush's number */
+};
+
+static void durable_take(cow_store *st, struct durable_point *d)
+{
+    d->slot = st->last_slot;
+    d->generation = st->generation;
+    d->log_id = st->log_id;
+    d->sb_device_bytes = st->sb_device_bytes;
+    d->log_seq = st->log_seq;
+    d->wlog_notes = st->wlog_notes;
+    d->inplace_writes = st->inplace_writes;
+    d->nodatasum_writes = st->nodatasum_writes;
+    d->n = st->flush_started;
+}
+
+/* Flush D->n completed: what it covered is durable.  Only if no later
+ * flush said more already (flush_applied), and only what is still the
+ * same: a commit meanwhile (none runs while a flush is in flight,
+ * txn_flush_quiesce; checked all the same) leaves everything as it is;
+ * a record written meanwhile keeps log_unflushed; a block noted meanwhile
+ * keeps the written-block list (listing blocks already durable is
+ * harmless, dropping one that is not would make a one-flush commit claim
+ * it). */
+static void durable_apply(cow_store *st, const struct durable_point *d)
+{
+    if (d->n < st->flush_applied || d->generation != st->generation || d->log_id != st->log_id ||
+        d->slot != st->last_slot)
+        return;
+    st->flush_applied = d->n;
+    st->durable_slot = d->slot;
+    st->durable_gen = d->generation;
+    st->cut_floor = d->sb_device_bytes; /* no crash goes back past it now */
+    st->durable_log = st->log_durable = (uint32_t)d->log_seq;
+    st->unflushed = 0;
+    if (st->log_seq == d->log_seq)
+        st->log_unflushed = 0;
+    if (st->wlog_notes == d->wlog_notes)
+        txn_wlog_reset(st);
+    /* data written in place or to a NODATASUM extent meanwhile is not
+     * covered (invariant 13) */
+    if (st->inplace_writes == d->inplace_writes)
+        st->data_unflushed = 0;
+    if (st->nodatasum_writes == d->nodatasum_writes)
+        st->nodatasum_unflushed = 0;
 }
 
 /* After a flush: the last commit and every block written so far are
  * durable. */
 void txn_now_durable(cow_store *st)
 {
-    st->durable_slot = st->last_slot;
-    st->durable_gen = st->generation;
-    st->cut_floor = st->sb_device_bytes; /* no crash goes back past it now */
-    st->durable_log = st->log_durable = (uint32_t)st->log_seq;
-    st->unflushed = 0;
-    st->log_unflushed = 0;
-    st->data_unflushed = 0;
-    st->nodatasum_unflushed = 0;
-    txn_wlog_reset(st);
+    struct durable_point d;
+    durable_take(st, &d); /* numbered as the last flush started: the newest */
+    durable_apply(st, &d);
 }
 
 int txn_flush(cow_store *st)
@@ -67,6 +137,56 @@ int txn_flush(cow_store *st)
     }
     txn_now_durable(st);
     return COW_OK;
+}
+
+uint64_t txn_flush_need(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    return st->flush_started + 1;
+}
+
+int txn_flush_wait(cow_store *st, uint64_t need)
+{
+    lk_assert_held(&st->lock);
+    while (st->flush_done < need) {
+        if (st->failed)
+            return cow_set_error(COW_EIO_FLUSH, "a flush of the device failed (the store "
+                                                "stopped: reopen the container)");
+        if (st->flush_running) {
+            /* a flush in flight: it covers NEED if it started after the
+             * write (its number is at least NEED), else the next one does */
+            COW_INJECT("txn:flush_wait"); /* tests: counts the waits */
+            cow_cond_wait(&st->flush_cond, &st->lock);
+            continue;
+        }
+        struct durable_point d;
+        st->flush_started++;
+        durable_take(st, &d);
+        st->flush_running = 1;
+        st->stats.flushes++;
+        cow_mutex_unlock(&st->lock);
+        COW_INJECT("txn:flush_unlocked"); /* tests: a flush in flight */
+        int rc = st->dev->flush(st->dev);
+        cow_mutex_lock(&st->lock);
+        st->flush_running = 0;
+        pthread_cond_broadcast(&st->flush_cond);
+        if (rc) {
+            st->failed = 1; /* fsyncgate: what reached the device is unknown */
+            pthread_cond_broadcast(&st->oe_cond);
+            return rc;
+        }
+        if (d.n > st->flush_done)
+            st->flush_done = d.n;
+        durable_apply(st, &d);
+    }
+    return COW_OK;
+}
+
+void txn_flush_quiesce(cow_store *st)
+{
+    lk_assert_held(&st->lock);
+    while (st->flush_running)
+        cow_cond_wait(&st->flush_cond, &st->lock);
 }
 
 uint64_t cow_mono_ns(void)
@@ -101,6 +221,7 @@ void txn_wlog_reset(cow_store *st)
 void txn_note_written(cow_store *st, uint64_t bytenr, uint64_t n, const uint32_t *crcs)
 {
     lk_assert_held(&st->lock);
+    st->wlog_notes++;
     if (st->wlog_overflow)
         return;
     if (st->nwcrcs + n > COW_ONE_FLUSH_MAX_BLOCKS) {

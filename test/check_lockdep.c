@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "commit.h"
+#include "extent_map.h"
 #include "store_int.h"
 #include "testutil.h"
 
@@ -168,8 +169,10 @@ START_TEST(pc_read_without_invalidate_aborts)
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
     ck_assert_int_eq(cow_file_write(f, "x", 1, 0), COW_OK);
     uint8_t b;
+    struct em_plan plan;
+    em_plan_init(&plan);
     cow_mutex_lock(&st->lock);
-    pc_read(st, f->inode, &b, 1, 0);
+    pc_read(st, f->inode, &b, 1, 0, &plan);
 }
 END_TEST
 

@@ -30,7 +30,7 @@ static const struct {
     {"vfs_io", vfs_io_suite}, {"vfs_journal", vfs_journal_suite},
     {"vfs_files", vfs_files_suite}, {"vfs_snap", vfs_snap_suite},
     {"conc", conc_suite},
-    {"race", race_suite},   {"usage", usage_suite}, {"model", model_suite},
+    {"race", race_suite},   {"rdpath", rdpath_suite},   {"usage", usage_suite}, {"model", model_suite},
     {"model_found", model_found_suite},
     {"validate", validate_suite},
     {"damage", damage_suite},

@@ -25,6 +25,7 @@ Suite *vfs_files_suite(void);
 Suite *vfs_snap_suite(void);
 Suite *conc_suite(void);
 Suite *race_suite(void);
+Suite *rdpath_suite(void);
 Suite *usage_suite(void);
 Suite *model_suite(void);
 Suite *model_found_suite(void);
