@@ -283,6 +283,10 @@ int commit_load(cow_store *st)
     const uint8_t *s = sb[best];
     st->durable_slot = st->last_slot = best;
     st->unflushed = 0;
+    /* another process (the owner before this load) may have overwritten
+     * a nodatacow file in place without a flush: the next sync flushes
+     * (invariant 13) */
+    st->data_unflushed = !st->readonly;
     st->generation = get64(s + SB_GENERATION);
     st->durable_gen = st->generation;
     st->durable_log = st->log_durable = 0; /* replay_log counts them */
