@@ -48,26 +48,6 @@ static int wait_done_or_hit(atomic_int *done, const char *name)
     return 0;
 }
 
-static void fill(cow_file *f, int c, uint64_t off, size_t len)
-{
-    uint8_t *b = malloc(len);
-    memset(b, c, len);
-    ck_assert_int_eq(cow_file_write(f, b, len, off), COW_OK);
-    free(b);
-}
-
-/* 1 if every byte of F in [off, off+len) is C. */
-static int holds(cow_file *f, int c, uint64_t off, size_t len)
-{
-    uint8_t *b = malloc(len);
-    size_t n;
-    int ok = cow_file_read(f, b, len, off, &n) == COW_OK && n == len;
-    for (size_t i = 0; ok && i < len; i++)
-        ok = b[i] == c;
-    free(b);
-    return ok;
-}
-
 struct job {
     cow_store *st;
     cow_file *f;
@@ -123,9 +103,9 @@ START_TEST(race_fsync_waits_for_ordered_extent)
     struct cow_dev *dev;
     cow_file *f;
     cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
-    fill(f, 'A', 0, 8 * BLK);
+    file_fill(f, 'A', 0, 8 * BLK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    fill(f, 'B', 0, 4 * BLK);
+    file_fill(f, 'B', 0, 4 * BLK);
 
     ck_assert_int_eq(cow_inject_arm("writeback:before_io", 0, 0, 1), 0);
     struct job w = {.st = st}, s = {.st = st, .f = f};
@@ -154,9 +134,9 @@ START_TEST(race_fsync_waits_for_ordered_extent)
                                         COW_OPEN_READONLY, 0, &s2), COW_OK);
     cow_file *f2;
     ck_assert_int_eq(cow_file_open(s2, "db", 0, &f2), COW_OK);
-    ck_assert_msg(holds(f2, 'B', 0, 4 * BLK),
+    ck_assert_msg(file_holds(f2, 'B', 0, 4 * BLK),
                   "the fsync returned but its data is not on the device");
-    ck_assert(holds(f2, 'A', 4 * BLK, 4 * BLK));
+    ck_assert(file_holds(f2, 'A', 4 * BLK, 4 * BLK));
     cow_file_close(f2);
     cow_store_close(s2);
     test_fsck_image(img, ilen);
@@ -181,7 +161,7 @@ START_TEST(race_truncate_vs_fetch)
     struct cow_dev *dev;
     cow_file *f;
     cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
-    fill(f, 'X', 0, 2 * BLK);
+    file_fill(f, 'X', 0, 2 * BLK);
     ck_assert_int_eq(cow_file_sync(f), COW_OK); /* extents, no cached pages left */
 
     ck_assert_int_eq(cow_inject_arm("truncate:punch_gap", 0, 0, 1), 0);
@@ -200,15 +180,15 @@ START_TEST(race_truncate_vs_fetch)
     ck_assert_int_eq(fe.rc, COW_OK);
 
     /* grow the file again: block 1 is a hole now and must read as zeros */
-    fill(f, 'Y', 3 * BLK, 1);
-    ck_assert_msg(holds(f, 0, BLK, BLK), "old bytes past the truncated end came back");
+    file_fill(f, 'Y', 3 * BLK, 1);
+    ck_assert_msg(file_holds(f, 0, BLK, BLK), "old bytes past the truncated end came back");
     if (fe.ptr) {
         ck_assert_msg(((uint8_t *)fe.ptr)[0] == 0 || ((uint8_t *)fe.ptr)[0] == 'X',
                       "a fetched page changed under its holder");
         cow_file_unfetch(f, BLK, fe.ptr);
     }
     ck_assert_int_eq(cow_file_sync(f), COW_OK);
-    ck_assert(holds(f, 0, BLK, BLK));
+    ck_assert(file_holds(f, 0, BLK, BLK));
     cow_file_close(f);
     size_t ilen;
     cow_store_close(st);
@@ -231,7 +211,7 @@ START_TEST(race_reservation_travels_with_call)
     struct cow_dev *dev;
     cow_file *f;
     cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
-    fill(f, 'P', 0, 2 * BLK);
+    file_fill(f, 'P', 0, 2 * BLK);
 
     ck_assert_int_eq(cow_inject_arm("writeback:before_io", 0, 0, 1), 0);
     struct job a = {.st = st};
@@ -240,7 +220,7 @@ START_TEST(race_reservation_travels_with_call)
     ck_assert_int_eq(cow_inject_wait("writeback:before_io", 1, WAIT_MS), 0);
     /* A's ordered extent holds 2 reserved blocks; another writer's data,
      * written back and completed meanwhile */
-    fill(f, 'Q', 16 * BLK, 3 * BLK);
+    file_fill(f, 'Q', 16 * BLK, 3 * BLK);
     ck_assert_int_eq(cow_store_writeback(st), COW_OK);
     struct cow_stats cs;
     cow_store_stats(st, &cs);
@@ -256,8 +236,8 @@ START_TEST(race_reservation_travels_with_call)
     ck_assert_int_eq(a.rc, COW_OK);
     cow_store_stats(st, &cs);
     ck_assert_uint_eq(cs.reserved_bytes, 0);
-    ck_assert(holds(f, 'P', 0, 2 * BLK));
-    ck_assert(holds(f, 'Q', 16 * BLK, 3 * BLK));
+    ck_assert(file_holds(f, 'P', 0, 2 * BLK));
+    ck_assert(file_holds(f, 'Q', 16 * BLK, 3 * BLK));
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     cow_file_close(f);
     cow_store_close(st);
@@ -307,7 +287,7 @@ START_TEST(race_reloc_vs_write_in_place)
     cow_file *f, *fill_f;
     cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     ck_assert_int_eq(cow_file_open(st, "fill", 1, &fill_f), COW_OK);
-    fill(fill_f, 'F', 0, 1280 * BLK); /* low space, given back below; past 4 MiB, allocation is next fit */
+    file_fill(fill_f, 'F', 0, 1280 * BLK); /* low space, given back below; past 4 MiB, allocation is next fit */
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     ck_assert_int_eq(cow_file_preallocate(f, 64 * BLK), COW_OK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
@@ -336,13 +316,13 @@ START_TEST(race_reloc_vs_write_in_place)
     }
     ck_assert_msg(found, "the balance never copied the preallocated extent's group");
     /* the copy is made; now the write, synced */
-    fill(f, 'B', 0, 16 * BLK);
+    file_fill(f, 'B', 0, 16 * BLK);
     ck_assert_int_eq(cow_file_sync(f), COW_OK);
     ck_assert_int_eq(cow_inject_release("reloc:copied"), 0);
     pthread_join(tb, NULL);
     cow_inject_reset();
     ck_assert_int_eq(b.rc, COW_OK);
-    ck_assert_msg(holds(f, 'B', 0, 16 * BLK), "a write during relocation was lost");
+    ck_assert_msg(file_holds(f, 'B', 0, 16 * BLK), "a write during relocation was lost");
     fsck_memdev(st, dev);
     cow_file_close(f);
     cow_store_close(st);
@@ -360,7 +340,7 @@ static void *do_snapshot(void *arg)
 static void *do_write_commit_balance(void *arg)
 {
     struct job *j = arg;
-    fill(j->f, 'B', 0, 16 * BLK);
+    file_fill(j->f, 'B', 0, 16 * BLK);
     j->rc = cow_store_commit(j->st);
     if (!j->rc) {
         struct cow_balance_opts o = {100, 0, NULL, NULL};
@@ -386,7 +366,7 @@ START_TEST(race_clone_vs_reloc)
     struct cow_dev *dev;
     cow_file *f;
     cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
-    fill(f, 'A', 0, 16 * BLK);
+    file_fill(f, 'A', 0, 16 * BLK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
 
     ck_assert_int_eq(cow_inject_arm("subvol:root_read", 0, 0, 1), 0);
@@ -408,9 +388,9 @@ START_TEST(race_clone_vs_reloc)
     fsck_memdev(st, dev);
     cow_file *sf;
     ck_assert_int_eq(cow_subvol_file_open(st, "snap", "db", 0, &sf), COW_OK);
-    ck_assert(holds(sf, 'A', 0, 16 * BLK) || holds(sf, 'B', 0, 16 * BLK));
+    ck_assert(file_holds(sf, 'A', 0, 16 * BLK) || file_holds(sf, 'B', 0, 16 * BLK));
     cow_file_close(sf);
-    ck_assert(holds(f, 'B', 0, 16 * BLK));
+    ck_assert(file_holds(f, 'B', 0, 16 * BLK));
     cow_file_close(f);
     cow_store_close(st);
 }

@@ -54,26 +54,6 @@ static int wait_hits(const char *name, unsigned long n)
     return 0;
 }
 
-static void fill(cow_file *f, int c, uint64_t off, size_t len)
-{
-    uint8_t *b = malloc(len);
-    memset(b, c, len);
-    ck_assert_int_eq(cow_file_write(f, b, len, off), COW_OK);
-    free(b);
-}
-
-/* 1 if every byte of F in [off, off+len) is C. */
-static int holds(cow_file *f, int c, uint64_t off, size_t len)
-{
-    uint8_t *b = malloc(len);
-    size_t n;
-    int ok = cow_file_read(f, b, len, off, &n) == COW_OK && n == len;
-    for (size_t i = 0; ok && i < len; i++)
-        ok = b[i] == c;
-    free(b);
-    return ok;
-}
-
 /* 1 if file NAME of the container image IMG holds C in [off, off+len). */
 static int image_holds(const uint8_t *img, size_t ilen, const char *name, int c, uint64_t off,
                        size_t len)
@@ -83,7 +63,7 @@ static int image_holds(const uint8_t *img, size_t ilen, const char *name, int c,
     ck_assert_int_eq(cow_store_open_dev("crash", memdev_from_image(img, ilen, NULL),
                                         COW_OPEN_READONLY, 0, &s2), COW_OK);
     ck_assert_int_eq(cow_file_open(s2, name, 0, &f2), COW_OK);
-    int ok = holds(f2, c, off, len);
+    int ok = file_holds(f2, c, off, len);
     cow_file_close(f2);
     cow_store_close(s2);
     return ok;
@@ -153,8 +133,8 @@ START_TEST(rdpath_flush_unlocked)
     cow_file *fa, *fb;
     cow_store *st = memdev_store_file(&dev, NULL, "a", &fa);
     ck_assert_int_eq(cow_file_open(st, "b", 1, &fb), COW_OK);
-    fill(fa, 'A', 0, 4 * BLK);
-    fill(fb, 'B', 0, 4 * BLK);
+    file_fill(fa, 'A', 0, 4 * BLK);
+    file_fill(fb, 'B', 0, 4 * BLK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
 
     ck_assert_int_eq(cow_inject_arm("txn:flush_unlocked", 0, 0, 1), 0);
@@ -214,9 +194,9 @@ START_TEST(rdpath_group_commit)
     for (int i = 0; i < N; i++) {
         snprintf(name, sizeof name, "f%d", i + 1);
         ck_assert_int_eq(cow_file_open(st, name, 1, &fv[i]), COW_OK);
-        fill(fv[i], 'x', 0, 2 * BLK);
+        file_fill(fv[i], 'x', 0, 2 * BLK);
     }
-    fill(f0, 'x', 0, 2 * BLK);
+    file_fill(f0, 'x', 0, 2 * BLK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
 
     ck_assert_int_eq(cow_inject_arm("txn:flush_unlocked", 0, 0, 1), 0);
@@ -271,8 +251,8 @@ START_TEST(rdpath_flush_failure_stops)
     cow_file *fa, *fb;
     cow_store *st = memdev_store_file(&dev, NULL, "a", &fa);
     ck_assert_int_eq(cow_file_open(st, "b", 1, &fb), COW_OK);
-    fill(fa, 'A', 0, 2 * BLK);
-    fill(fb, 'B', 0, 2 * BLK);
+    file_fill(fa, 'A', 0, 2 * BLK);
+    file_fill(fb, 'B', 0, 2 * BLK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     memdev_set_fail(dev, 0, 0, 1, 0); /* the next flush fails */
     ck_assert_int_eq(cow_inject_arm("txn:flush_unlocked", 0, 0, 1), 0);
@@ -317,11 +297,11 @@ START_TEST(rdpath_clean_pages_kept)
     cow_file *f;
     cow_store *st = memdev_store_file(&dev, &ctl, "wal", &f);
     enum { NB = 64, BUDGET = 16 };
-    fill(f, 'A', 0, NB * BLK);
+    file_fill(f, 'A', 0, NB * BLK);
     ck_assert_int_eq(cow_store_writeback(st), COW_OK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint64_t r0 = nreads(ctl);
-    ck_assert(holds(f, 'A', 0, NB * BLK));
+    ck_assert(file_holds(f, 'A', 0, NB * BLK));
     ck_assert_uint_eq(nreads(ctl), r0); /* all cached */
     /* frames of 4,120 bytes over the old ones: no block read back */
     uint8_t frame[4120];
@@ -337,14 +317,14 @@ START_TEST(rdpath_clean_pages_kept)
     ck_assert_uint_le(st->lru.bytes, BUDGET * BLK);
     cow_mutex_unlock(&st->lock);
     cow_store_set_clean_cache(st, 8ull << 20);
-    fill(f, 'C', 0, NB * BLK); /* written back in order 0..63 */
+    file_fill(f, 'C', 0, NB * BLK); /* written back in order 0..63 */
     cow_store_set_clean_cache(st, 0);
     cow_store_set_clean_cache(st, BUDGET * BLK);
     ck_assert_int_eq(cow_store_writeback(st), COW_OK);
     r0 = nreads(ctl);
-    ck_assert(holds(f, 'C', (NB - BUDGET) * BLK, BUDGET * BLK)); /* the newest: cached */
+    ck_assert(file_holds(f, 'C', (NB - BUDGET) * BLK, BUDGET * BLK)); /* the newest: cached */
     ck_assert_uint_eq(nreads(ctl), r0);
-    ck_assert(holds(f, 'C', 0, BLK)); /* the oldest: gone, read from the device */
+    ck_assert(file_holds(f, 'C', 0, BLK)); /* the oldest: gone, read from the device */
     ck_assert_uint_gt(nreads(ctl), r0);
 
     /* none kept: the behaviour before (the last block only) */
@@ -353,7 +333,7 @@ START_TEST(rdpath_clean_pages_kept)
     ck_assert_uint_eq(st->lru.bytes, 0);
     ck_assert_uint_le(f->inode->pc.pages.count, 2);
     cow_mutex_unlock(&st->lock);
-    ck_assert(holds(f, 'C', 0, NB * BLK));
+    ck_assert(file_holds(f, 'C', 0, NB * BLK));
     cow_file_close(f);
     cow_store_close(st);
 }
@@ -371,21 +351,21 @@ START_TEST(rdpath_clean_pages_not_stale)
     struct memdev_ctl *ctl;
     cow_file *f;
     cow_store *st = memdev_store_file(&dev, &ctl, "db", &f);
-    fill(f, 'A', 0, 8 * BLK);
+    file_fill(f, 'A', 0, 8 * BLK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     ck_assert_int_eq(cow_file_truncate(f, BLK / 2), COW_OK);
     ck_assert_int_eq(cow_file_truncate(f, 8 * BLK), COW_OK);
-    ck_assert(holds(f, 'A', 0, BLK / 2));
-    ck_assert(holds(f, 0, BLK / 2, 8 * BLK - BLK / 2));
-    fill(f, 'S', 0, 8 * BLK);
+    ck_assert(file_holds(f, 'A', 0, BLK / 2));
+    ck_assert(file_holds(f, 0, BLK / 2, 8 * BLK - BLK / 2));
+    file_fill(f, 'S', 0, 8 * BLK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     ck_assert_int_eq(cow_subvol_create(st, "snap", COW_SUBVOL_SNAPSHOT, NULL), COW_OK);
-    fill(f, 'L', 0, 8 * BLK);
+    file_fill(f, 'L', 0, 8 * BLK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    ck_assert(holds(f, 'L', 0, 8 * BLK)); /* cached */
+    ck_assert(file_holds(f, 'L', 0, 8 * BLK)); /* cached */
     ck_assert_int_eq(cow_subvol_restore(st, NULL, "snap"), COW_OK);
-    ck_assert(holds(f, 'S', 0, 8 * BLK));
-    fill(f, 'R', 0, 8 * BLK);
+    ck_assert(file_holds(f, 'S', 0, 8 * BLK));
+    file_fill(f, 'R', 0, 8 * BLK);
     ck_assert_int_eq(cow_store_writeback(st), COW_OK);
 
     cow_mutex_lock(&st->lock);
@@ -395,7 +375,7 @@ START_TEST(rdpath_clean_pages_not_stale)
     ck_assert_uint_eq(st->lru.bytes, 0);
     cow_mutex_unlock(&st->lock);
     uint64_t r0 = nreads(ctl);
-    ck_assert(holds(f, 'R', 0, 8 * BLK));
+    ck_assert(file_holds(f, 'R', 0, 8 * BLK));
     ck_assert_uint_gt(nreads(ctl), r0);
     cow_file_close(f);
     cow_store_close(st);
@@ -446,7 +426,7 @@ START_TEST(rdpath_read_keeps_its_blocks)
     cow_store_set_clean_cache(st, 0); /* the reads go to the device */
     ck_assert_int_eq(cow_file_open(st, "a", 0, &fa2), COW_OK);
     ck_assert_int_eq(cow_file_open(st, "b", 1, &fb), COW_OK);
-    fill(fa, 'A', 0, 8 * BLK);
+    file_fill(fa, 'A', 0, 8 * BLK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     uint64_t disk = extent_at(st, fa, 0);
 
@@ -456,19 +436,19 @@ START_TEST(rdpath_read_keeps_its_blocks)
     ck_assert_int_eq(pthread_create(&tr, NULL, do_read, &r), 0);
     ck_assert_int_eq(cow_inject_wait("read:resolved", 1, WAIT_MS), 0);
     /* the blocks it resolved are freed, cooled and would be free now */
-    fill(fa2, 'B', 0, 8 * BLK);
+    file_fill(fa2, 'B', 0, 8 * BLK);
     ck_assert_int_eq(cow_store_writeback(st), COW_OK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    fill(fb, 'x', 0, BLK);
+    file_fill(fb, 'x', 0, BLK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    fill(fb, 'y', 0, BLK);
+    file_fill(fb, 'y', 0, BLK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     int freed = space_free(st, disk, 4 * BLK);
     /* writes that take free space (first fit in a small container), data
      * or tree blocks, until they took those blocks (only when they are
      * free: once otherwise) */
     for (int i = 0; i < 512 && space_free(st, disk, BLK); i++) {
-        fill(fb, 'R', (uint64_t)(i + 1) * BLK, BLK);
+        file_fill(fb, 'R', (uint64_t)(i + 1) * BLK, BLK);
         ck_assert_int_eq(cow_store_writeback(st), COW_OK);
     }
     ck_assert_int_eq(cow_store_commit(st), COW_OK); /* tree blocks written too */
@@ -482,7 +462,7 @@ START_TEST(rdpath_read_keeps_its_blocks)
                                   "(%d: %s)", r.rc, r.msg);
     /* the read ended: what it kept is free now */
     ck_assert(space_free(st, disk, 8 * BLK));
-    ck_assert(holds(fa, 'B', 0, 8 * BLK));
+    ck_assert(file_holds(fa, 'B', 0, 8 * BLK));
     cow_file_close(fa);
     cow_file_close(fa2);
     cow_file_close(fb);
@@ -521,9 +501,9 @@ START_TEST(rdpath_read_keeps_relocated_place)
     cow_store *st = memdev_store_file(&dev, NULL, "db", &f);
     cow_store_set_clean_cache(st, 0);
     ck_assert_int_eq(cow_file_open(st, "fill", 1, &fill_f), COW_OK);
-    fill(fill_f, 'F', 0, 1280 * BLK); /* low space, given back below */
+    file_fill(fill_f, 'F', 0, 1280 * BLK); /* low space, given back below */
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    fill(f, 'A', 0, 8 * BLK);
+    file_fill(f, 'A', 0, 8 * BLK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     cow_file_close(fill_f);
     ck_assert_int_eq(cow_unlink(st, "fill"), COW_OK);
@@ -558,7 +538,7 @@ START_TEST(rdpath_read_keeps_relocated_place)
     ck_assert_msg(held, "the old place of blocks a read in flight reads was free");
     ck_assert_msg(r.rc == COW_OK, "%d: %s", r.rc, r.msg);
     ck_assert_msg(!phys_set(st, at), "the old place stayed held after the read");
-    ck_assert(holds(f, 'A', 0, 8 * BLK));
+    ck_assert(file_holds(f, 'A', 0, 8 * BLK));
     fsck_memdev(st, dev);
     cow_file_close(f);
     cow_store_close(st);

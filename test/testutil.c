@@ -710,6 +710,26 @@ void file_put_str(struct cow_file *f, const char *s)
     ck_assert_int_eq(cow_file_write(f, s, strlen(s), 0), COW_OK);
 }
 
+void file_fill(struct cow_file *f, int c, uint64_t off, size_t len)
+{
+    uint8_t *b = malloc(len);
+    ck_assert_ptr_nonnull(b);
+    memset(b, c, len);
+    ck_assert_int_eq(cow_file_write(f, b, len, off), COW_OK);
+    free(b);
+}
+
+int file_holds(struct cow_file *f, int c, uint64_t off, size_t len)
+{
+    uint8_t *b = malloc(len);
+    size_t n;
+    int ok = b && cow_file_read(f, b, len, off, &n) == COW_OK && n == len;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = b[i] == c;
+    free(b);
+    return ok;
+}
+
 void file_expect_str(struct cow_file *f, const char *want)
 {
     char buf[64] = {0};

@@ -179,6 +179,11 @@ void fsck_memdev(struct cow_store *st, struct cow_dev *dev);
  * (COW_FE_*).  COW_ENOENT in a hole. */
 int test_item_at(struct cow_file *f, uint64_t off, uint64_t *disk, uint64_t *ext_off, int *type);
 
+/* Writes LEN bytes of C at OFF of file F; fails the test on an error. */
+void file_fill(struct cow_file *f, int c, uint64_t off, size_t len);
+/* 1 if every byte of file F in [OFF, OFF+LEN) reads as C (a short read or
+ * an error: 0). */
+int file_holds(struct cow_file *f, int c, uint64_t off, size_t len);
 /* Writes the string S (without its NUL) at offset 0 of file F; fails the
  * test on an error. */
 void file_put_str(struct cow_file *f, const char *s);
