@@ -215,6 +215,9 @@ struct cow_stats {
     uint64_t container_bytes;  /* the container file's size now */
     uint64_t reloads;          /* times this process reloaded what another
                                 * process published (xproc.c) */
+    uint64_t reloads_skipped;  /* times it became the owner again with
+                                * nothing published since it let go, and
+                                * went on without a reload (xproc.c) */
 };
 
 /* Copies the store's counters to *out.  Takes store->lock; never fails. */

@@ -346,6 +346,35 @@ void xproc_detach(cow_store *st)
     st->shared = NULL;
 }
 
+/*
+ * 1 if ST, which has just become the owner, may go on from what it had
+ * when it last let go: it was the owner then (its free space map is its
+ * own of that generation, st->xbasis_gen), and no process has published
+ * anything since (the publication count and generation, and the
+ * allocation journal, are as it left them), so no tree, log record,
+ * pending free or file changed: only nodatacow files were overwritten in
+ * place, whose cached pages it dropped when it let go (invariant 13), and
+ * whose data the next sync flushes (st->data_unflushed).  Its pin goes
+ * (an owner has none).  Called with no lock held; a reload is needed if 0.
+ */
+static int same_as_left(cow_store *st)
+{
+    struct cow_shared *sh = st->shared;
+    LOCK(st);
+    (void)shared_lock(sh);
+    int same = st->xbasis_gen && st->xbasis_gen == st->generation && !st->view_partial &&
+               shared_seq(sh) == st->seen_seq && shared_generation(sh) == st->generation &&
+               shared_journal_head(sh) == st->xbasis_idx && !st->failed;
+    if (same) {
+        shared_pin(sh, 0);
+        st->data_unflushed = 1;
+        st->stats.reloads_skipped++;
+    }
+    shared_unlock(sh);
+    UNLOCK(st);
+    return same;
+}
+
 int xproc_enter(cow_store *st)
 {
     if (!st->shared)
@@ -370,12 +399,16 @@ int xproc_enter(cow_store *st)
         if (recover)
             rc = COW_OK;
         /* What the last owner published (or, dead, left) replaces what
-         * this process has, always: even with nothing published since this
-         * process's last load, that load may have been a view (no flush
-         * of the other's commits, no log state) and its one-flush list of
-         * blocks written is stale; an owner builds on a load of its own,
-         * as open does. */
-        if (!rc)
+         * this process has, unless this process was that owner and
+         * nothing was published since (same_as_left): with nothing
+         * published since this process's last load, that load may still
+         * have been a view (no flush of the other's commits, no log
+         * state), and an owner builds on a load of its own, as open does.
+         * (Its one-flush list may name blocks another owner's flush made
+         * durable since: harmless.) */
+        if (!rc && !recover && same_as_left(st))
+            rc = COW_OK; /* what it left is what there is */
+        else if (!rc)
             rc = reload_ex(st, 1, 0, recover);
         LOCK(st);
         st->acquiring = 0;
