@@ -272,7 +272,12 @@ struct logscan {
     uint8_t *rec;         /* the record (rec_blocks blocks) */
     size_t cap;
     uint32_t rec_blocks, nitems;
-    struct lreg *reg;     /* the record's REG blocks, one per extent, sorted */
+    struct lreg *reg;     /* the record's REG blocks, one per extent, sorted,
+                           * and its NODATASUM blocks of extents KNOWN says
+                           * the commit does not hold (young, as replay
+                           * checks them: store/replay.c rec_data_ok) */
+    int (*known)(void *ctx, uint64_t disk); /* NULL: no NODATASUM block */
+    void *known_ctx;
     size_t nreg, capreg;
     char why[160];        /* why the log ends */
     int odd;              /* it ends at something other than an empty block or

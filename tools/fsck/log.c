@@ -112,7 +112,8 @@ static int lreg_cmp(const void *a, const void *b)
 }
 
 /*
- * Gathers in s->reg the blocks that the REG EXTENT_DATA items of the record
+ * Gathers in s->reg the blocks that the REG EXTENT_DATA items (and the
+ * NODATASUM ones of young extents, s->known) of the record
  * (LEN bytes, items known to fit) map, one entry per extent, sorted by
  * address: sorting keeps the work n log n in the items whatever the record
  * holds.  Items of the wrong size are left to check_log_record.  Returns 0
@@ -128,7 +129,11 @@ static int log_gather_reg(struct logscan *s, size_t len, uint32_t ni)
     for (uint32_t i = 0; i < ni; i++) {
         if (!fsck_log_item(s->rec, len, &pos, &k, &p, &size))
             break; /* cannot happen: the caller checked that they fit */
-        if (k.type != COW_EXTENT_DATA || size != FE_ITEM_SIZE || p[FE_TYPE] != COW_FE_REG)
+        if (k.type != COW_EXTENT_DATA || size != FE_ITEM_SIZE)
+            continue;
+        if (p[FE_TYPE] != COW_FE_REG &&
+            !(p[FE_TYPE] == COW_FE_NODATASUM && s->known &&
+              !s->known(s->known_ctx, get64(p + FE_DISK_BYTENR))))
             continue;
         if (fsck_vec_reserve((void **)&s->reg, &s->capreg, s->nreg + 1, sizeof(*s->reg)))
             return -ENOMEM;
@@ -280,6 +285,14 @@ int fsck_log_next(struct logscan *s)
     s->rec_blocks = nb;
     s->nitems = ni;
     return 1;
+}
+
+/* 1 if the commit holds data extent DISK (its EXTENT_ITEM): logscan.known
+ * for the checker's own scan. */
+static int extent_known(void *ctx, uint64_t disk)
+{
+    struct dext *d = fsck_dext_get(ctx, disk, 0);
+    return d && d->has_item;
 }
 
 void fsck_log_scan_init(struct logscan *s, const struct cow_fsck_src *src, uint64_t area,
@@ -741,6 +754,8 @@ void fsck_check_log(struct fsck *f)
     struct logscan s;
     fsck_log_scan_init(&s, f->src, area, f->log_blocks, f->log_id, f->gen);
     s.remap = &f->xlate;
+    s.known = extent_known;
+    s.known_ctx = f;
     uint64_t blocks = 0;
     int rc;
     struct rsim rs;
