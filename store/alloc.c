@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "inject.h"
+#include "runs.h"
 #include "store_int.h"
 #include "shared.h"
 #include "vec.h"
@@ -790,19 +791,6 @@ static void release_logical(cow_store *st, const struct byte_run *v, size_t n)
     }
 }
 
-/* Moves the N runs of *FROM onto the end of *TO (growing it). */
-static int append_runs(struct byte_run **to, size_t *nto, size_t *cto, const struct byte_run *from,
-                       size_t n)
-{
-    if (n == 0)
-        return 0;
-    if (vec_reserve(*to, *cto, *nto + n))
-        return -1;
-    memcpy(*to + *nto, from, n * sizeof *from);
-    *nto += n;
-    return 0;
-}
-
 /* ---- space this process's reads in flight may still read ---- */
 
 /* Makes [bytenr, +bytes) free (in the physical map if PHYS, else the
@@ -1048,37 +1036,7 @@ void alloc_record_ops(cow_store *st)
     st->xops_complex = 0;
 }
 
-/* Removes [B, +LEN) from the runs V[0..*N) (splitting a run that covers
- * it inside); the bytes removed, or UINT64_MAX without memory. */
-static uint64_t carve_runs(struct byte_run **v, size_t *n, size_t *c, uint64_t b, uint64_t len)
-{
-    uint64_t e = b + len, got = 0;
-    for (size_t k = 0; k < *n; k++) {
-        struct byte_run *r = &(*v)[k];
-        uint64_t rs = r->bytenr, re = r->bytenr + r->bytes;
-        if (re <= b || rs >= e)
-            continue;
-        uint64_t os = rs > b ? rs : b, oe = re < e ? re : e;
-        got += oe - os;
-        if (os > rs && oe < re) { /* a hole in the middle: two runs */
-            if (vec_reserve(*v, *c, *n + 1))
-                return UINT64_MAX;
-            r = &(*v)[k];
-            (*v)[(*n)++] = (struct byte_run){oe, re - oe};
-            r->bytes = os - rs;
-        } else if (os > rs) {
-            r->bytes = os - rs;
-        } else if (oe < re) {
-            r->bytenr = oe;
-            r->bytes = re - oe;
-        } else {
-            (*v)[k--] = (*v)[--*n];
-        }
-    }
-    return got;
-}
-
-/* carve_runs() for the held runs of kind PHYS. */
+/* runs_carve() for the held runs of kind PHYS. */
 static uint64_t carve_held(cow_store *st, int phys, uint64_t b, uint64_t len)
 {
     uint64_t e = b + len, got = 0;
@@ -1114,12 +1072,12 @@ static uint64_t carve_held(cow_store *st, int phys, uint64_t b, uint64_t len)
 static int reused_by_other(cow_store *st, int phys, uint64_t b, uint64_t len)
 {
     uint64_t got = 0, r;
-    if ((r = phys ? carve_runs(&st->ppinned, &st->nppinned, &st->cppinned, b, len)
-                  : carve_runs(&st->pinned, &st->npinned, &st->cpinned, b, len)) == UINT64_MAX)
+    if ((r = phys ? runs_carve(&st->ppinned, &st->nppinned, &st->cppinned, b, len)
+                  : runs_carve(&st->pinned, &st->npinned, &st->cpinned, b, len)) == UINT64_MAX)
         goto nomem;
     got += r;
-    if ((r = phys ? carve_runs(&st->pcooling, &st->npcooling, &st->cpcooling, b, len)
-                  : carve_runs(&st->cooling, &st->ncooling, &st->ccooling, b, len)) ==
+    if ((r = phys ? runs_carve(&st->pcooling, &st->npcooling, &st->cpcooling, b, len)
+                  : runs_carve(&st->cooling, &st->ncooling, &st->ccooling, b, len)) ==
         UINT64_MAX)
         goto nomem;
     got += r;
@@ -1250,7 +1208,7 @@ static int drop_past(cow_store *st, uint64_t end)
                 phys_clear(st, r.bytenr, r.bytes);
             else
                 release_logical(st, &r, 1);
-            if (carve_runs(lists[l].v, lists[l].n, lists[l].c, r.bytenr, r.bytes) == UINT64_MAX)
+            if (runs_carve(lists[l].v, lists[l].n, lists[l].c, r.bytenr, r.bytes) == UINT64_MAX)
                 return cow_set_error(COW_ENOMEM, "out of memory");
             k = (size_t)-1; /* the list changed: look again */
         }
@@ -1322,8 +1280,8 @@ void alloc_unpin_all(cow_store *st)
             release_run(st, st->pcooling[k].bytenr, st->pcooling[k].bytes, 1);
     }
     st->ncooling = st->npcooling = 0;
-    if (append_runs(&st->cooling, &st->ncooling, &st->ccooling, st->pinned, st->npinned) ||
-        append_runs(&st->pcooling, &st->npcooling, &st->cpcooling, st->ppinned, st->nppinned)) {
+    if (runs_append(&st->cooling, &st->ncooling, &st->ccooling, st->pinned, st->npinned) ||
+        runs_append(&st->pcooling, &st->npcooling, &st->cpcooling, st->ppinned, st->nppinned)) {
         /* no memory to keep them cooling: free them now (still safe:
          * this commit is flushed) */
         for (size_t k = 0; k < st->npinned; k++)

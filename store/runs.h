@@ -1,0 +1,31 @@
+/*
+ * runs.h - lists of byte runs (struct byte_run, store_int.h): the
+ * allocator's pinned, cooling and held space is kept as such lists, and
+ * an owner that takes the container back carves out of them what another
+ * owner reused meanwhile (alloc.c).
+ *
+ * A list is the caller's own array with a count and a capacity, grown
+ * with vec_reserve (vec.h).  Runs are in bytes and never overlap within
+ * a list.  No locking: the caller's (store->lock for the allocator's).
+ */
+#ifndef COW_RUNS_H
+#define COW_RUNS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store_int.h"
+
+/* Moves the N runs of FROM onto the end of *TO (count *NTO, capacity
+ * *CTO), growing it.  0, or -1 without memory (*TO unchanged). */
+int runs_append(struct byte_run **to, size_t *nto, size_t *cto, const struct byte_run *from,
+                size_t n);
+
+/* Removes [B, +LEN) (bytes) from the runs *V[0..*N) (capacity *C),
+ * splitting a run that covers it inside and dropping runs it covers
+ * whole (the order of the list changes).  Returns the bytes removed, or
+ * UINT64_MAX without memory (a split needs one more element; the list is
+ * then whole, some runs already cut). */
+uint64_t runs_carve(struct byte_run **v, size_t *n, size_t *c, uint64_t b, uint64_t len);
+
+#endif /* COW_RUNS_H */
