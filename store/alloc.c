@@ -889,7 +889,13 @@ static void take_none(void *arg, uint64_t start, uint64_t len, int phys)
  * frees.  Lock held; takes the shared mutex. */
 static void release_held(cow_store *st)
 {
-    uint64_t min = shared_min_pinned(st->shared); /* takes the mutex itself */
+    /* readers of other processes (the shared reader table: takes the
+     * mutex itself) and of other clients (bdev.h readers_oldest) */
+    uint64_t min = st->shared ? shared_min_pinned(st->shared) : UINT64_MAX;
+    if (st->dev->readers_oldest) {
+        uint64_t m = st->dev->readers_oldest(st->dev, st->durable_gen);
+        min = m < min ? m : min;
+    }
 #ifdef COW_BREAK_XPROC_UNPINNED
     min = UINT64_MAX; /* make race-proof: other processes' readers ignored */
 #endif
@@ -902,6 +908,8 @@ static void release_held(cow_store *st)
             release_run(st, h->bytenr, h->bytes, h->phys);
     }
     st->nheld = keep;
+    if (!st->shared)
+        return;
     (void)shared_lock(st->shared); /* a dead holder changed nothing here */
     COW_INJECT("alloc:release_held"); /* tests: a death holding the mutex */
     shared_frees_take(st->shared, min == UINT64_MAX ? UINT64_MAX : min + 1, take_none, NULL);
@@ -916,14 +924,16 @@ static void release_held(cow_store *st)
 static void hold_cooled(cow_store *st)
 {
     uint64_t gen = st->generation;
-    (void)shared_lock(st->shared);
+    if (st->shared)
+        (void)shared_lock(st->shared);
     for (size_t k = 0; k < st->ncooling + st->npcooling; k++) {
         int phys = k >= st->ncooling;
         const struct byte_run *r = phys ? &st->pcooling[k - st->ncooling] : &st->cooling[k];
         if (held_add(st, r->bytenr, r->bytes, gen, phys))
             release_run(st, r->bytenr, r->bytes, phys);
     }
-    shared_unlock(st->shared);
+    if (st->shared)
+        shared_unlock(st->shared);
     release_held(st); /* (the shared pending frees have them since their commit) */
 }
 
@@ -1269,9 +1279,10 @@ void alloc_unpin_all(cow_store *st)
      * freed cools until the next flushed commit: the commit before the
      * newest stays whole on the device (first-fit allocation would
      * otherwise reuse its blocks at once). */
-    if (st->shared) {
-        /* readers in other processes may still read what cooled: held
-         * until they all read this generation or a later one */
+    if (st->shared || st->dev->readers_oldest) {
+        /* readers in other processes or on other clients may still read
+         * what cooled: held until they all read this generation or a
+         * later one */
         hold_cooled(st);
     } else {
         for (size_t k = 0; k < st->ncooling; k++)

@@ -57,6 +57,36 @@ struct cow_dev {
      * (relocation's copies): it makes nothing durable (no metadata, no
      * cache flush) and reports no error (the flush does). */
     void (*writeback)(struct cow_dev *d, uint64_t off, uint64_t len, int wait);
+    /*
+     * Readers on other clients (RADOS, bdev_rados.c), which no shared
+     * memory tells a writer about: invariant 9 across clients.  Optional
+     * (NULL on a local container, whose readers are in store/shared.c's
+     * reader table, and on test devices).  A read-only device has
+     * reader_pin and writer_elsewhere; a writable one readers_oldest.
+     *
+     * reader_pin: from when it returns, no writer reuses space that a
+     * commit newer than generation GEN frees (0: every commit's, for a
+     * load about to read the newest commit, whichever it is), until the
+     * next call or close.  COW_EIO_READ.
+     */
+    int (*reader_pin)(struct cow_dev *d, uint64_t gen);
+    /*
+     * readers_oldest: space that the commit of generation G freed may be
+     * reused once G is at most the value returned: the oldest generation
+     * a reader on another client pins, as of a look at the pins that
+     * began after generation D was flushed, and at most D (a reader that
+     * pinned after that look read D or newer).  DURABLE is the newest
+     * flushed generation now: a look older than it is started, on the
+     * device's thread; this call never waits for the cluster.  0 until a
+     * first look has ended (nothing may be reused).
+     */
+    uint64_t (*readers_oldest)(struct cow_dev *d, uint64_t durable);
+    /*
+     * writer_elsewhere: 1 if a writer on another client holds the device
+     * now (so its log may hold records newer than the commit a reader
+     * read, written since), 0 if none does.  COW_EIO_READ.
+     */
+    int (*writer_elsewhere)(struct cow_dev *d);
 };
 
 /* bdev_file_open() flags */

@@ -40,6 +40,13 @@
 #define MAX_INFLIGHT_BYTES (64u << 20)
 /* sizes of the lockers' lists asked for (one locker: tiny) */
 #define LOCKERS_BUF 512
+/* The readers' pins: a shared cls_lock on object 0, one locker per
+ * reading store, its cookie "GEN.INSTANCE.ADDR" (GEN in 16 hex digits:
+ * the generation it reads), the same duration as the writer's lock and
+ * renewed by the same thread. */
+#define READERS_LOCK "cowvfs.readers"
+#define READERS_TAG "cowvfs"
+#define PIN_COOKIE_BYTES 64
 
 /* ---- the process's cluster handles ---- */
 
@@ -175,6 +182,20 @@ struct rados_dev {
     pthread_t renewer;
     int renewer_running, stopping;
     pthread_cond_t renew_cond;
+    /* A reader's pin (READERS_LOCK): its cookie, "" when none.  pin_mu
+     * serialises the calls that take, renew and drop it (reader_pin, the
+     * renewer thread, close), held across them, so that a renewal never
+     * takes back a pin reader_pin dropped; the cookie is written under
+     * both pin_mu and mu. */
+    pthread_mutex_t pin_mu;
+    char pin_cookie[PIN_COOKIE_BYTES];
+    /* A writer's looks at the readers' pins (rd_readers_oldest), under
+     * mu: one asked for (look_want, for pins taken after generation
+     * look_tag was flushed), and the last one that ended: its tag and the
+     * oldest generation pinned (UINT64_MAX: none); look_valid once one
+     * ended. */
+    int look_want, look_valid;
+    uint64_t look_tag, look_done_tag, look_min;
     /* Protected by mu: the writes in flight (oldest first), the first
      * failure (a write's, or the lock's loss: sticky). */
     pthread_mutex_t mu;
@@ -260,6 +281,8 @@ static void wait_writes_locked(struct rados_dev *r, uint64_t objno, uint64_t bef
     }
 }
 
+static int hdr_reread(struct rados_dev *r);
+
 static int rd_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
 {
     struct rados_dev *r = (struct rados_dev *)d;
@@ -268,6 +291,11 @@ static int rd_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
     pthread_mutex_lock(&r->mu);
     uint64_t size = r->size;
     pthread_mutex_unlock(&r->mu);
+    if ((off > size || len > size - off) && r->readonly && hdr_reread(r) == COW_OK) {
+        pthread_mutex_lock(&r->mu); /* grown by a writer on another client? */
+        size = r->size;
+        pthread_mutex_unlock(&r->mu);
+    }
     if (off > size || len > size - off)
         return cow_set_error(COW_EIO_READ,
                              "read of %zu bytes at offset %llu past the end of container %s "
@@ -379,6 +407,9 @@ static int rd_flush(struct cow_dev *d)
 static int rd_size(struct cow_dev *d, uint64_t *size)
 {
     struct rados_dev *r = (struct rados_dev *)d;
+    int rc = r->readonly ? hdr_reread(r) : COW_OK;
+    if (rc)
+        return rc;
     pthread_mutex_lock(&r->mu);
     *size = r->size;
     pthread_mutex_unlock(&r->mu);
@@ -476,10 +507,26 @@ static int hdr_read(struct rados_dev *r, int *present)
         return cow_set_error(COW_ECORRUPT, "container %s: size %llu in the header is too large",
                              r->spec, (unsigned long long)size);
     r->objsize = objsize;
+    pthread_mutex_lock(&r->mu);
     r->size = size;
+    pthread_mutex_unlock(&r->mu);
     r->hdr_flags = flags;
     *present = 1;
     return COW_OK;
+}
+
+/* A read-only device's size, read again from the header: a writer on
+ * another client may have grown the container since this one opened it. */
+static int hdr_reread(struct rados_dev *r)
+{
+    int present = 0;
+    pthread_mutex_lock(&r->resize_mu);
+    int rc = hdr_read(r, &present);
+    pthread_mutex_unlock(&r->resize_mu);
+    if (rc == COW_OK && !present)
+        rc = cow_set_error(COW_EIO_STAT, "container %s: its header is gone (removed meanwhile?)",
+                           r->spec);
+    return rc;
 }
 
 /* Removes objects FIRST.. of the container up to the one holding byte
@@ -585,29 +632,109 @@ static int lock_call(struct rados_dev *r, uint8_t flags)
     return rados_lock_exclusive(r->io, oid, LOCK_NAME, r->cookie, "cowvfs writer", &tv, flags);
 }
 
-/* The renewal thread: renews every third of the duration; a failure fails
- * the device (the lock may be someone else's now). */
+/* Takes (FLAGS 0) or renews (LIBRADOS_LOCK_FLAG_MUST_RENEW) the reader's
+ * pin COOKIE.  0 or a negative errno. */
+static int pin_call(struct rados_dev *r, const char *cookie, uint8_t flags)
+{
+    char oid[OID_BYTES];
+    struct timeval tv = { .tv_sec = (time_t)__atomic_load_n(&lock_seconds, __ATOMIC_RELAXED) };
+    oid_of(r, 0, oid);
+    return rados_lock_shared(r->io, oid, READERS_LOCK, cookie, READERS_TAG, "cowvfs reader",
+                             &tv, flags);
+}
+
+/* The oldest generation the readers' pins name (UINT64_MAX: no pin), in
+ * *MIN.  A cookie not of our form counts as generation 0 (everything
+ * held: it expires with its holder).  0 or a negative errno. */
+static int pins_oldest(struct rados_dev *r, uint64_t *min)
+{
+    char oid[OID_BYTES];
+    size_t cap = 4096;
+    oid_of(r, 0, oid);
+    for (int tries = 0; tries < 8; tries++) {
+        char *buf = malloc(4 * cap);
+        if (!buf)
+            return -ENOMEM;
+        size_t tl = cap, cl = cap, kl = cap, al = cap;
+        int excl = 0;
+        ssize_t n = rados_list_lockers(r->io, oid, READERS_LOCK, &excl, buf, &tl, buf + cap, &cl,
+                                       buf + 2 * cap, &kl, buf + 3 * cap, &al);
+        if (n == -ERANGE) {
+            free(buf);
+            size_t need = tl > cl ? tl : cl;
+            need = kl > need ? kl : need;
+            need = al > need ? al : need;
+            cap = need > cap ? need : 2 * cap;
+            continue;
+        }
+        if (n < 0) {
+            free(buf);
+            return n == -ENOENT ? (*min = UINT64_MAX, 0) : (int)n;
+        }
+        uint64_t m = UINT64_MAX;
+        const char *c = buf + 2 * cap, *end = c + kl;
+        for (ssize_t i = 0; i < n && c < end; i++, c += strlen(c) + 1) {
+            char *stop = NULL;
+            unsigned long long g = strtoull(c, &stop, 16);
+            if (stop != c + 16 || *stop != '.')
+                g = 0;
+            if (g < m)
+                m = g;
+        }
+        free(buf);
+        *min = m;
+        return 0;
+    }
+    return -ERANGE;
+}
+
+/* The device's thread, for a writer (the lock) and a reader (its pin):
+ * renews what it holds every third of the duration, and makes the looks
+ * at the readers' pins a writer asks for (rd_readers_oldest).  A failed
+ * renewal of the writer's lock fails the device (the lock may be someone
+ * else's now); of a reader's pin, it is taken again (space reused while
+ * it was gone shows as a checksum error, never as other data). */
 static void *renewer_main(void *arg)
 {
     struct rados_dev *r = arg;
     unsigned secs = __atomic_load_n(&lock_seconds, __ATOMIC_RELAXED);
+    uint64_t period = (uint64_t)secs * 1000000000ull / 3;
+    struct timespec due;
     pthread_mutex_lock(&r->mu);
     while (!r->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        uint64_t ns = (uint64_t)secs * 1000000000ull / 3;
-        until.tv_sec += (time_t)(ns / 1000000000ull);
-        until.tv_nsec += (long)(ns % 1000000000ull);
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
+        clock_gettime(CLOCK_MONOTONIC, &due);
+        due.tv_sec += (time_t)(period / 1000000000ull);
+        due.tv_nsec += (long)(period % 1000000000ull);
+        if (due.tv_nsec >= 1000000000L) {
+            due.tv_sec++;
+            due.tv_nsec -= 1000000000L;
         }
-        while (!r->stopping && pthread_cond_timedwait(&r->renew_cond, &r->mu, &until) != ETIMEDOUT)
-            ;
+        int timedout = 0;
+        while (!r->stopping && !r->failed && !timedout) {
+            if (r->look_want) { /* a look at the pins: the renewal stays due when it was */
+                uint64_t tag = r->look_tag, min = 0;
+                pthread_mutex_unlock(&r->mu);
+                int err = pins_oldest(r, &min);
+                pthread_mutex_lock(&r->mu);
+                r->look_want = 0;
+                if (err == 0) {
+                    r->look_done_tag = tag;
+                    r->look_min = min;
+                    r->look_valid = 1;
+                }
+                continue;
+            }
+            timedout = pthread_cond_timedwait(&r->renew_cond, &r->mu, &due) == ETIMEDOUT;
+        }
         if (r->stopping || r->failed)
             break;
+        int locked = r->locked;
         pthread_mutex_unlock(&r->mu);
-        int err = lock_call(r, LIBRADOS_LOCK_FLAG_MUST_RENEW);
+        int err = locked ? lock_call(r, LIBRADOS_LOCK_FLAG_MUST_RENEW) : 0;
+        pthread_mutex_lock(&r->pin_mu);
+        if (r->pin_cookie[0] && pin_call(r, r->pin_cookie, LIBRADOS_LOCK_FLAG_MUST_RENEW) < 0)
+            (void)pin_call(r, r->pin_cookie, 0);
+        pthread_mutex_unlock(&r->pin_mu);
         pthread_mutex_lock(&r->mu);
         if (err < 0) {
             char why[320];
@@ -620,6 +747,82 @@ static void *renewer_main(void *arg)
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
+}
+
+/* Starts the device's thread if it is not running.  COW_ENOMEM. */
+static int renewer_start(struct rados_dev *r)
+{
+    if (r->renewer_running)
+        return COW_OK;
+    if (pthread_create(&r->renewer, NULL, renewer_main, r) != 0)
+        return cow_set_error(COW_ENOMEM, "cannot start the lock renewal thread");
+    r->renewer_running = 1;
+    return COW_OK;
+}
+
+/* bdev.h reader_pin: the new pin is taken before the old one goes, so that
+ * the reader is never unpinned in between. */
+static int rd_reader_pin(struct cow_dev *d, uint64_t gen)
+{
+    struct rados_dev *r = (struct rados_dev *)d;
+    char cookie[PIN_COOKIE_BYTES], oid[OID_BYTES];
+    int rc = COW_OK;
+    snprintf(cookie, sizeof cookie, "%016llx.%llx.%llx", (unsigned long long)gen,
+             (unsigned long long)rados_get_instance_id(r->client->cluster),
+             (unsigned long long)(uintptr_t)r);
+    oid_of(r, 0, oid);
+    pthread_mutex_lock(&r->pin_mu);
+    if (strcmp(r->pin_cookie, cookie) != 0) {
+        int err = pin_call(r, cookie, 0);
+        if (err < 0 && err != -EEXIST) {
+            rc = cow_set_error(COW_EIO_READ, "container %s: pinning generation %llu for this "
+                               "reader: %s", r->spec, (unsigned long long)gen, strerror(-err));
+        } else {
+            if (r->pin_cookie[0]) /* else it expires */
+                (void)rados_unlock(r->io, oid, READERS_LOCK, r->pin_cookie);
+            pthread_mutex_lock(&r->mu);
+            memcpy(r->pin_cookie, cookie, sizeof cookie);
+            pthread_mutex_unlock(&r->mu);
+        }
+    }
+    pthread_mutex_unlock(&r->pin_mu);
+    return rc == COW_OK ? renewer_start(r) : rc;
+}
+
+/* bdev.h readers_oldest. */
+static uint64_t rd_readers_oldest(struct cow_dev *d, uint64_t durable)
+{
+    struct rados_dev *r = (struct rados_dev *)d;
+    pthread_mutex_lock(&r->mu);
+    if (!r->look_want && (!r->look_valid || r->look_done_tag < durable) && r->renewer_running) {
+        r->look_want = 1;
+        r->look_tag = durable;
+        pthread_cond_broadcast(&r->renew_cond);
+    }
+    uint64_t v = !r->look_valid                  ? 0
+                 : r->look_min < r->look_done_tag ? r->look_min
+                                                  : r->look_done_tag;
+    pthread_mutex_unlock(&r->mu);
+    return v;
+}
+
+/* bdev.h writer_elsewhere. */
+static int rd_writer_elsewhere(struct cow_dev *d)
+{
+    struct rados_dev *r = (struct rados_dev *)d;
+    char oid[OID_BYTES], tag[LOCKERS_BUF], who[LOCKERS_BUF], cookies[LOCKERS_BUF],
+        addrs[LOCKERS_BUF];
+    size_t tl = sizeof tag, wl = sizeof who, kl = sizeof cookies, al = sizeof addrs;
+    int excl = 0;
+    oid_of(r, 0, oid);
+    ssize_t n = rados_list_lockers(r->io, oid, LOCK_NAME, &excl, tag, &tl, who, &wl, cookies, &kl,
+                                   addrs, &al);
+    if (n == -ERANGE)
+        return 1; /* lockers whose names do not fit: there is one */
+    if (n < 0 && n != -ENOENT)
+        return cow_set_error(COW_EIO_READ, "container %s: listing its writer's lock: %s",
+                             r->spec, strerror((int)-n));
+    return n > 0;
 }
 
 /*
@@ -697,6 +900,14 @@ static void lock_drop(struct rados_dev *r)
     if (r->renewer_running)
         pthread_join(r->renewer, NULL);
     r->renewer_running = 0;
+    pthread_mutex_lock(&r->pin_mu);
+    if (r->pin_cookie[0]) {
+        char oid[OID_BYTES];
+        oid_of(r, 0, oid);
+        (void)rados_unlock(r->io, oid, READERS_LOCK, r->pin_cookie); /* else it expires */
+        r->pin_cookie[0] = 0;
+    }
+    pthread_mutex_unlock(&r->pin_mu);
     if (r->locked) {
         char oid[OID_BYTES];
         oid_of(r, 0, oid);
@@ -715,6 +926,7 @@ static void rd_free(struct rados_dev *r)
         client_put(r->client);
     pthread_mutex_destroy(&r->mu);
     pthread_mutex_destroy(&r->resize_mu);
+    pthread_mutex_destroy(&r->pin_mu);
     pthread_cond_destroy(&r->cond);
     pthread_cond_destroy(&r->renew_cond);
     free(r->spec);
@@ -853,6 +1065,7 @@ int bdev_rados_open(const char *spec, const char *conf, const char *id, int flag
         return cow_set_error(COW_ENOMEM, "out of memory");
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->resize_mu, NULL);
+    pthread_mutex_init(&r->pin_mu, NULL);
     pthread_cond_init(&r->cond, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -925,13 +1138,8 @@ int bdev_rados_open(const char *spec, const char *conf, const char *id, int flag
         if (created)
             *created = 1;
     }
-    if (r->locked) {
-        if (pthread_create(&r->renewer, NULL, renewer_main, r) != 0) {
-            rc = cow_set_error(COW_ENOMEM, "cannot start the lock renewal thread");
-            goto fail;
-        }
-        r->renewer_running = 1;
-    }
+    if (r->locked && (rc = renewer_start(r)) != COW_OK)
+        goto fail;
     r->dev.read = rd_read;
     r->dev.write = rd_write;
     r->dev.flush = rd_flush;
@@ -941,6 +1149,12 @@ int bdev_rados_open(const char *spec, const char *conf, const char *id, int flag
     r->dev.close = rd_close;
     r->dev.publish = rd_publish;
     r->dev.lock_fd = NULL; /* one process per client: RADOS's lock, not OFD locks */
+    if (r->readonly) {
+        r->dev.reader_pin = rd_reader_pin;
+        r->dev.writer_elsewhere = rd_writer_elsewhere;
+    } else {
+        r->dev.readers_oldest = rd_readers_oldest;
+    }
     free(pool);
     free(ns);
     *out = &r->dev;

@@ -156,6 +156,9 @@ void cow_store_stats(cow_store *st, struct cow_stats *out)
     out->dirty_bytes = st->ndirty * COW_BLOCK_SIZE;
     out->reserved_bytes = st->reserved * COW_BLOCK_SIZE;
     out->container_bytes = st->file_bytes;
+    out->held_bytes = 0;
+    for (size_t k = 0; k < st->nheld; k++)
+        out->held_bytes += st->held[k].bytes;
     if (!out->container_bytes)
         (void)st->dev->size(st->dev, &out->container_bytes);
     cow_mutex_unlock(&st->lock);
@@ -212,6 +215,13 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
         if (rc)
             goto out;
     }
+    /* A reader on another client (RADOS): pinned before it reads
+     * anything, so that no writer reuses what the commit it is about to
+     * load reaches (invariant 9 across clients; bdev.h reader_pin) */
+    if (!format && st->readonly && dev->reader_pin)
+        rc = dev->reader_pin(dev, 0);
+    if (rc)
+        goto out;
     cow_mutex_lock(&st->lock);
     if (format) {
         rc = commit_format(st);
@@ -232,6 +242,9 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
         for (struct cow_subvol *sv = st->subvols; sv && rc == COW_OK; sv = sv->next)
             if (!sv->dead)
                 rc = names_check(st, &sv->root);
+        /* ... and from now on, only what the commit it loaded reaches */
+        if (rc == COW_OK && st->readonly && dev->reader_pin)
+            rc = dev->reader_pin(dev, st->generation);
     }
     /* A crash's leftovers (files unlinked while open, an unfinished
      * branch) are cleaned up only by a process alone: another one may

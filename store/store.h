@@ -218,6 +218,9 @@ struct cow_stats {
     uint64_t reloads_skipped;  /* times it became the owner again with
                                 * nothing published since it let go, and
                                 * went on without a reload (xproc.c) */
+    uint64_t held_bytes;       /* space freed but held now, because readers in
+                                * other processes or on other clients may
+                                * still read it (invariant 9) */
 };
 
 /* Copies the store's counters to *out.  Takes store->lock; never fails. */

@@ -243,6 +243,140 @@ START_TEST(store_reopen)
 }
 END_TEST
 
+/* A reader on another client pins the generation it read (bdev.h
+ * reader_pin, invariant 9): the writer rewrites everything that reader's
+ * commit reaches, eight times over, and the reader still reads what it
+ * opened, tree blocks and data, because the writer held that space instead
+ * of reusing it.  Once the reader closes, its pin goes and the writer's
+ * looks at the pins let the space go. */
+START_TEST(reader_pin_holds_space)
+{
+    char spec[300];
+    struct cow_dev *d;
+    cow_store *w, *r;
+    cow_file *fw, *fg, *fr;
+    int created;
+    size_t n = 2u << 20, got;
+    uint8_t *buf = malloc(n);
+    struct cow_stats cs;
+    spec_of(spec, sizeof spec, "pin");
+    ck_assert_int_eq(bdev_rados_open(spec, NULL, NULL, BDEV_CREATE, &d, &created), COW_OK);
+    ck_assert_int_eq(cow_store_open_dev(spec, d, 0, created, &w), COW_OK);
+    cow_store_set_commit_interval(w, 0);
+    ck_assert_int_eq(cow_file_open(w, "f", 1, &fw), COW_OK);
+    ck_assert_int_eq(cow_file_open(w, "g", 1, &fg), COW_OK);
+    fill(buf, n, 1);
+    ck_assert_int_eq(cow_file_write(fw, buf, n, 0), COW_OK);
+    ck_assert_int_eq(cow_store_commit(w), COW_OK);
+    ck_assert_int_eq(cow_store_commit(w), COW_OK);
+
+    ck_assert_int_eq(bdev_rados_open(spec, NULL, NULL, BDEV_READONLY, &d, &created), COW_OK);
+    ck_assert_int_eq(cow_store_open_dev(spec, d, COW_OPEN_READONLY, 0, &r), COW_OK);
+    for (unsigned i = 0; i < 8; i++) { /* first fit would reuse the old blocks at once */
+        fill(buf, n, 2 + i);
+        ck_assert_int_eq(cow_file_write(fw, buf, n, 0), COW_OK);
+        ck_assert_int_eq(cow_store_commit(w), COW_OK);
+        usleep(20000); /* let the looks at the pins run */
+    }
+    cow_store_stats(w, &cs);
+    ck_assert_uint_ge(cs.held_bytes, 7 * (uint64_t)n);
+    ck_assert_int_eq(cow_file_open(r, "f", 0, &fr), COW_OK);
+    memset(buf, 0, n);
+    ck_assert_int_eq(cow_file_read(fr, buf, n, 0, &got), COW_OK);
+    ck_assert_uint_eq(got, n);
+    ck_assert_msg(is_fill(buf, n, 1), "the reader read reused blocks");
+    cow_file_close(fr);
+    ck_assert_int_eq(cow_store_close(r), COW_OK);
+
+    /* no pin left: each commit frees one block of g, and what was held goes */
+    int i;
+    for (i = 0; i < 200; i++) {
+        fill(buf, 4096, 100 + (unsigned)i);
+        ck_assert_int_eq(cow_file_write(fg, buf, 4096, 0), COW_OK);
+        ck_assert_int_eq(cow_store_commit(w), COW_OK);
+        cow_store_stats(w, &cs);
+        if (cs.held_bytes < n)
+            break;
+        usleep(20000);
+    }
+    ck_assert_msg(cs.held_bytes < n, "still held after the reader closed: %llu bytes",
+                  (unsigned long long)cs.held_bytes);
+    cow_file_close(fw);
+    cow_file_close(fg);
+    ck_assert_int_eq(cow_store_close(w), COW_OK);
+    free(buf);
+}
+END_TEST
+
+/* A reader killed with its pin taken: nobody unpins it, and the writer
+ * holds what that reader could read until the pin's lease runs out (the
+ * pin is a cls_lock with a duration, renewed by the reader's thread,
+ * which died with it), then lets it go. */
+START_TEST(dead_reader_pin_expires)
+{
+    char spec[300];
+    int go[2], ready[2], status;
+    char c;
+    spec_of(spec, sizeof spec, "deadpin");
+    ck_assert_int_eq(pipe(go), 0);
+    ck_assert_int_eq(pipe(ready), 0);
+    ck_assert_int_eq(bdev_rados_set_lock_seconds(3), COW_OK);
+    pid_t pid = fork(); /* before this process opens anything */
+    ck_assert_int_ne(pid, -1);
+    if (pid == 0) {
+        struct cow_dev *d;
+        cow_store *r;
+        int created;
+        if (read(go[0], &c, 1) != 1 ||
+            bdev_rados_open(spec, NULL, NULL, BDEV_READONLY, &d, &created) != COW_OK ||
+            cow_store_open_dev(spec, d, COW_OPEN_READONLY, 0, &r) != COW_OK ||
+            write(ready[1], "r", 1) != 1)
+            _exit(3);
+        kill(getpid(), SIGKILL);
+        _exit(4);
+    }
+    struct cow_dev *d;
+    cow_store *w;
+    cow_file *f;
+    int created;
+    size_t n = 1u << 20;
+    uint8_t *buf = malloc(n);
+    struct cow_stats cs;
+    ck_assert_int_eq(bdev_rados_open(spec, NULL, NULL, BDEV_CREATE, &d, &created), COW_OK);
+    ck_assert_int_eq(cow_store_open_dev(spec, d, 0, created, &w), COW_OK);
+    cow_store_set_commit_interval(w, 0);
+    ck_assert_int_eq(cow_file_open(w, "f", 1, &f), COW_OK);
+    fill(buf, n, 1);
+    ck_assert_int_eq(cow_file_write(f, buf, n, 0), COW_OK);
+    ck_assert_int_eq(cow_store_commit(w), COW_OK);
+    ck_assert_int_eq(write(go[1], "g", 1), 1);
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status), "the reader did not open: %d", status);
+    uint64_t most = 0;
+    int i;
+    for (i = 0; i < 400; i++) { /* up to about 20 s; the lease is 3 s */
+        fill(buf, n, 2 + (unsigned)i);
+        ck_assert_int_eq(cow_file_write(f, buf, n, 0), COW_OK);
+        ck_assert_int_eq(cow_store_commit(w), COW_OK);
+        cow_store_stats(w, &cs);
+        most = cs.held_bytes > most ? cs.held_bytes : most;
+        if (most >= 3 * (uint64_t)n && cs.held_bytes < n)
+            break;
+        usleep(50000);
+    }
+    ck_assert_msg(most >= 3 * (uint64_t)n, "the dead reader's pin held nothing (%llu bytes)",
+                  (unsigned long long)most);
+    ck_assert_msg(cs.held_bytes < n, "still held %llu bytes after the lease ran out",
+                  (unsigned long long)cs.held_bytes);
+    fprintf(stderr, "dead_reader_pin_expires: %llu bytes held at most, let go after %d commits\n",
+            (unsigned long long)most, i + 1);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(w), COW_OK);
+    free(buf);
+}
+END_TEST
+
 /* ---- SQL through cow-rados ---- */
 
 static sqlite3 *db_open(const char *spec, const char *params, int flags)
@@ -650,8 +784,21 @@ START_TEST(osd_restart_under_load)
 }
 END_TEST
 
+/* SQLite's error log on stderr for damage and I/O errors (the store's
+ * messages behind the code), so that a failure says more than
+ * "malformed"; the busy and cannot-open errors the cases provoke are left
+ * out. */
+static void log_cb(void *arg, int code, const char *msg)
+{
+    (void)arg;
+    int c = code & 0xff;
+    if (c == SQLITE_CORRUPT || c == SQLITE_IOERR || c == SQLITE_NOTADB)
+        fprintf(stderr, "sqlite log %d: %s\n", code, msg);
+}
+
 int main(void)
 {
+    sqlite3_config(SQLITE_CONFIG_LOG, log_cb, NULL);
     pool = getenv("COW_RADOS_POOL");
     if (!pool || !getenv("CEPH_CONF")) {
         fprintf(stderr, "check_rados: no cluster (CEPH_CONF and COW_RADOS_POOL unset): run "
@@ -666,6 +813,8 @@ int main(void)
         {"dev_roundtrip", dev_roundtrip},
         {"dev_bad_names_and_header", dev_bad_names_and_header},
         {"store_reopen", store_reopen},
+        {"reader_pin_holds_space", reader_pin_holds_space},
+        {"dead_reader_pin_expires", dead_reader_pin_expires},
         {"sql_modes_snapshot_branch", sql_modes_snapshot_branch},
         {"second_writer_refused", second_writer_refused},
         {"lost_lock_fails_writes", lost_lock_fails_writes},

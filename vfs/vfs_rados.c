@@ -22,18 +22,12 @@
 #include "vfs_dev.h"
 #include "vfs_int.h"
 
-/* Read-only opens of a container another client may be writing: how many
- * loads are tried before a corruption error is believed. */
-#define COWRADOS_RO_TRIES 5
-
 /*
  * The opener of vfs_dev.h: bdev_rados_open(), then a store on it.  A
- * read-only open takes no lock, and a writer on another client may commit
- * between the reads of one load (its superblocks, then its log areas): the
- * load then finds the container self-contradictory (a record of a commit
- * newer than the superblocks it read) and fails with COW_ECORRUPT.  Such
- * an open is tried again, up to COWRADOS_RO_TRIES loads, 10 ms apart; a
- * container really damaged fails the same way each time.
+ * read-only open takes no lock: a writer on another client may commit
+ * while it loads.  Its device pins what it reads (bdev.h reader_pin,
+ * invariant 9), and its load takes a log the writer moved on meanwhile as
+ * the end of what it reads (replay.c), so it opens the state it found.
  */
 static int cowRadosOpen(const char *zPath, const char *zUri, int flags, cow_store **ppStore)
 {
@@ -41,26 +35,17 @@ static int cowRadosOpen(const char *zPath, const char *zUri, int flags, cow_stor
     const char *zId = zUri ? sqlite3_uri_parameter(zUri, "ceph_id") : 0;
     int bflags = ((flags & COW_OPEN_READONLY) ? BDEV_READONLY : 0) |
                  ((flags & COW_OPEN_CREATE) ? BDEV_CREATE : 0);
-    int rc = COW_OK;
-    int i;
+    struct cow_dev *dev = 0;
+    int created = 0;
+    int rc;
 
     *ppStore = 0;
-    for (i = 0; i < COWRADOS_RO_TRIES; i++) {
-        struct cow_dev *dev = 0;
-        int created = 0;
-        if (i)
-            sqlite3_sleep(10);
-        rc = bdev_rados_open(zPath, zConf, zId, bflags, &dev, &created);
-        if (rc != COW_OK) {
-            sqlite3_log(SQLITE_CANTOPEN, "cow-rados: open %s: %s", zPath,
-                        cow_store_last_error(0));
-            return rc;
-        }
-        rc = cow_store_open_dev(zPath, dev, flags, created, ppStore);
-        if (rc != COW_ECORRUPT || !(flags & COW_OPEN_READONLY))
-            break;
+    rc = bdev_rados_open(zPath, zConf, zId, bflags, &dev, &created);
+    if (rc != COW_OK) {
+        sqlite3_log(SQLITE_CANTOPEN, "cow-rados: open %s: %s", zPath, cow_store_last_error(0));
+        return rc;
     }
-    return rc;
+    return cow_store_open_dev(zPath, dev, flags, created, ppStore);
 }
 
 /*
