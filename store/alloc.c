@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bgsum.h"
 #include "inject.h"
 #include "runs.h"
 #include "store_int.h"
@@ -120,6 +121,7 @@ static int add_groups_mem(cow_store *st, uint64_t new_total)
         st->nbgs = i + 1;
     }
     st->total_bytes = (uint64_t)st->nbgs * st->bg_size;
+    bgsum_stale(st);
     return COW_OK;
 }
 
@@ -139,6 +141,7 @@ int alloc_add_group(cow_store *st, uint64_t flags)
             return rc;
         if (new_total > st->file_bytes)
             st->file_bytes = new_total;
+        bgsum_stale(st);
     }
     rc = add_groups_mem(st, new_total);
     if (rc)
@@ -146,6 +149,7 @@ int alloc_add_group(cow_store *st, uint64_t flags)
     for (size_t i = old; i < st->nbgs; i++) {
         st->bgs[i].flags = flags;
         st->bgs[i].dirty = 1; /* a new BLOCK_GROUP_ITEM at commit */
+        bgsum_stale(st);
         xop_add(st, SHARED_JOP_GROUP, st->bgs[i].start, flags);
     }
     st->txn_dirty = 1;
@@ -153,18 +157,13 @@ int alloc_add_group(cow_store *st, uint64_t flags)
     return COW_OK;
 }
 
-/* Group G lies wholly inside the file as it is (its space reserved). */
-static int backed(const cow_store *st, const struct bgroup *g)
-{
-    return st->file_bytes == 0 || g->start + g->len <= st->file_bytes;
-}
 
 /* Free blocks in groups of type FLAGS that the file covers. */
 static uint64_t free_of(cow_store *st, uint64_t flags)
 {
     uint64_t n = 0;
     for (size_t i = 0; i < st->nbgs; i++)
-        if ((st->bgs[i].flags & flags) && backed(st, &st->bgs[i]))
+        if ((st->bgs[i].flags & flags) && bgsum_backed(st, &st->bgs[i]))
             n += st->bgs[i].nfree;
     return n;
 }
@@ -180,7 +179,7 @@ static uint64_t meta_takeable_inside(cow_store *st, size_t except, uint64_t want
     uint64_t n = (st->mchunk_end - st->mchunk_next) / COW_BLOCK_SIZE;
     for (size_t gi = 0; gi < st->nbgs && n < want; gi++) {
         const struct bgroup *g = &st->bgs[gi];
-        if (gi == except || !(g->flags & COW_BG_METADATA) || !backed(st, g) || g->relocating ||
+        if (gi == except || !(g->flags & COW_BG_METADATA) || !bgsum_backed(st, g) || g->relocating ||
             !g->nfree)
             continue;
         for (uint64_t i = 0, nb = g->len / COW_BLOCK_SIZE; i < nb && n < want; i++)
@@ -213,6 +212,7 @@ static void set_type(cow_store *st, struct bgroup *g, uint64_t flags)
 {
     xop_add(st, SHARED_JOP_TYPE, g->start, flags);
     g->flags = flags;
+    bgsum_stale(st);
     g->dirty = 1;
     g->maxrun = g->len / COW_BLOCK_SIZE;
     st->txn_dirty = 1;
@@ -225,7 +225,7 @@ static int back_next_group(cow_store *st, uint64_t want)
 {
     for (size_t i = 0; i < st->nbgs; i++) {
         struct bgroup *g = &st->bgs[i];
-        if (backed(st, g))
+        if (bgsum_backed(st, g))
             continue;
         if (want && g->flags != want && group_empty(st, g))
             set_type(st, g, want); /* empty: it serves what is short */
@@ -238,11 +238,7 @@ static int back_next_group(cow_store *st, uint64_t want)
 uint64_t alloc_meta_used_blocks(cow_store *st)
 {
     lk_assert_held(&st->lock);
-    uint64_t n = 0;
-    for (size_t i = 0; i < st->nbgs; i++)
-        if (st->bgs[i].flags & COW_BG_METADATA)
-            n += st->bgs[i].used / COW_BLOCK_SIZE;
-    return n;
+    return bgsum_meta_used(st) / COW_BLOCK_SIZE;
 }
 
 int alloc_init_groups(cow_store *st, uint64_t total)
@@ -286,6 +282,7 @@ void alloc_destroy(cow_store *st)
     st->nxops = st->cxops = 0;
     st->xops_complex = 0;
     st->xbasis_gen = st->xbasis_idx = 0; /* the map is gone */
+    bgsum_stale(st);
 }
 
 int alloc_mark_used(cow_store *st, uint64_t bytenr, uint64_t len)
@@ -307,8 +304,8 @@ int alloc_mark_used(cow_store *st, uint64_t bytenr, uint64_t len)
         bit_set(g->bitmap, i);
         bit_set(g->pbitmap, i); /* at its own address until remap_load says otherwise */
         g->pused++;
-        g->nfree--;
-        g->used += COW_BLOCK_SIZE;
+        bgsum_nfree_add(st, g, -1);
+        bgsum_used_add(st, g, (int64_t)(COW_BLOCK_SIZE));
     }
     return COW_OK;
 }
@@ -442,7 +439,7 @@ static int roomy(cow_store *st, uint64_t flags)
 {
     uint64_t total = 0;
     for (size_t i = 0; i < st->nbgs; i++)
-        if ((st->bgs[i].flags & flags) && backed(st, &st->bgs[i]))
+        if ((st->bgs[i].flags & flags) && bgsum_backed(st, &st->bgs[i]))
             total += st->bgs[i].len / COW_BLOCK_SIZE;
     return free_of(st, flags) * 4 > total;
 }
@@ -455,9 +452,9 @@ static void take(cow_store *st, uint64_t bytenr, uint64_t n)
         bit_set(g->bitmap, i0 + i);
         bit_set(g->pbitmap, i0 + i);
     }
-    g->nfree -= n;
+    bgsum_nfree_add(st, g, -(int64_t)(n));
     g->pused += n;
-    g->used += n * COW_BLOCK_SIZE;
+    bgsum_used_add(st, g, (int64_t)(n * COW_BLOCK_SIZE));
     g->dirty = 1;
     xop_add(st, SHARED_JOP_ALLOC, bytenr, n * COW_BLOCK_SIZE);
 }
@@ -500,7 +497,7 @@ static int alloc_meta_block(cow_store *st, uint64_t *bytenr, uint64_t *got)
                     bit_set(g->bitmap, i0 + k);
                     bit_set(g->pbitmap, i0 + k);
                 }
-                g->nfree -= n;
+                bgsum_nfree_add(st, g, -(int64_t)(n));
                 g->pused += n;
                 st->mchunk_next = at;
                 st->mchunk_end = at + n * COW_BLOCK_SIZE;
@@ -514,7 +511,7 @@ static int alloc_meta_block(cow_store *st, uint64_t *bytenr, uint64_t *got)
         *bytenr = st->mchunk_next;
         *got = 1;
         st->mchunk_next += COW_BLOCK_SIZE;
-        g->used += COW_BLOCK_SIZE;
+        bgsum_used_add(st, g, (int64_t)(COW_BLOCK_SIZE));
         g->dirty = 1;
         xop_add(st, SHARED_JOP_ALLOC, *bytenr, COW_BLOCK_SIZE);
         return COW_OK;
@@ -626,7 +623,7 @@ void alloc_release_chunk(cow_store *st)
             bit_clear(g->bitmap, i0 + k);
             bit_clear(g->pbitmap, i0 + k);
         }
-        g->nfree += n;
+        bgsum_nfree_add(st, g, (int64_t)(n));
         g->pused -= n;
         g->maxrun = g->len / COW_BLOCK_SIZE;
     }
@@ -681,11 +678,7 @@ static int alloc_blocks_any(cow_store *st, uint64_t flags, uint64_t want, uint64
 /* Free blocks of backed groups whose type is exactly FLAGS. */
 static uint64_t free_exact(cow_store *st, uint64_t flags)
 {
-    uint64_t n = 0;
-    for (size_t i = 0; i < st->nbgs; i++)
-        if (st->bgs[i].flags == flags && backed(st, &st->bgs[i]))
-            n += st->bgs[i].nfree;
-    return n;
+    return bgsum_free(st, flags);
 }
 
 int alloc_reserve(cow_store *st, uint64_t data, uint64_t meta)
@@ -748,7 +741,7 @@ int alloc_free(cow_store *st, uint64_t bytenr, uint64_t len)
     st->pinned[st->npinned].bytes = len;
     st->npinned++;
     st->pinned_bytes += len;
-    g->used -= len;
+    bgsum_used_add(st, g, -(int64_t)(len));
     g->dirty = 1;
     xop_add(st, SHARED_JOP_FREE, bytenr, len);
     return COW_OK;
@@ -763,10 +756,10 @@ void alloc_unalloc(cow_store *st, uint64_t bytenr, uint64_t len)
         bit_clear(g->bitmap, i0 + i);
         bit_clear(g->pbitmap, i0 + i);
     }
-    g->nfree += len / COW_BLOCK_SIZE;
+    bgsum_nfree_add(st, g, (int64_t)(len / COW_BLOCK_SIZE));
     g->pused -= len / COW_BLOCK_SIZE;
     g->maxrun = g->len / COW_BLOCK_SIZE;
-    g->used -= len;
+    bgsum_used_add(st, g, -(int64_t)(len));
     g->dirty = 1;
     xop_add(st, SHARED_JOP_UNALLOC, bytenr, len);
 }
@@ -784,7 +777,7 @@ static void release_logical(cow_store *st, const struct byte_run *v, size_t n)
         for (uint64_t i = 0; i < nb; i++) {
             bit_clear(g->bitmap, i0 + i);
             if (!bit_get(g->pbitmap, i0 + i))
-                g->nfree++;
+                bgsum_nfree_add(st, g, 1);
             cache_drop(&st->cache, v[k].bytenr + i * COW_BLOCK_SIZE);
         }
         g->maxrun = g->len / COW_BLOCK_SIZE;
@@ -985,7 +978,7 @@ static void hold_one(void *arg, uint64_t gen, uint64_t start, uint64_t len, int 
             run = b;
         nrun++;
         if (!bit_get(phys ? g->bitmap : g->pbitmap, i))
-            g->nfree--;
+            bgsum_nfree_add(st, g, -1);
         bit_set(map, i);
         if (phys)
             g->pused++;
@@ -1112,6 +1105,7 @@ static int apply_jop(void *arg, uint64_t gen, unsigned op, uint64_t start, uint6
         if (rc)
             return rc;
         st->bgs[n].flags = len;
+        bgsum_stale(st);
         return COW_OK;
     }
     struct bgroup *g = bg_of(st, start);
@@ -1120,6 +1114,7 @@ static int apply_jop(void *arg, uint64_t gen, unsigned op, uint64_t start, uint6
             (len != COW_BG_DATA && len != COW_BG_METADATA && len != COW_BG_MIXED))
             return 1;
         g->flags = len;
+        bgsum_stale(st);
         g->maxrun = g->len / COW_BLOCK_SIZE;
         return COW_OK;
     }
@@ -1131,7 +1126,7 @@ static int apply_jop(void *arg, uint64_t gen, unsigned op, uint64_t start, uint6
     g->maxrun = g->len / COW_BLOCK_SIZE;
     switch (op) {
     case SHARED_JOP_ALLOC:
-        g->used += len;
+        bgsum_used_add(st, g, (int64_t)(len));
 #ifdef COW_BREAK_XPROC_NO_ALLOCS
         return COW_OK; /* make race-proof: the other owner's allocations not applied */
 #endif
@@ -1146,7 +1141,7 @@ static int apply_jop(void *arg, uint64_t gen, unsigned op, uint64_t start, uint6
             if (rc)
                 return rc;
             if (!lg && !ph)
-                g->nfree--;
+                bgsum_nfree_add(st, g, -1);
             if (!ph)
                 g->pused++;
             bit_set(g->bitmap, i0 + i);
@@ -1156,14 +1151,14 @@ static int apply_jop(void *arg, uint64_t gen, unsigned op, uint64_t start, uint6
     case SHARED_JOP_UNALLOC:
         if (g->used < len)
             return 1;
-        g->used -= len;
+        bgsum_used_add(st, g, -(int64_t)(len));
         for (uint64_t i = 0; i < nb; i++) {
             if (!bit_get(g->bitmap, i0 + i) || !bit_get(g->pbitmap, i0 + i))
                 return 1;
             bit_clear(g->bitmap, i0 + i);
             bit_clear(g->pbitmap, i0 + i);
             g->pused--;
-            g->nfree++;
+            bgsum_nfree_add(st, g, 1);
         }
         return COW_OK;
     case SHARED_JOP_FREE:
@@ -1172,7 +1167,7 @@ static int apply_jop(void *arg, uint64_t gen, unsigned op, uint64_t start, uint6
         if (!phys) {
             if (g->used < len)
                 return 1;
-            g->used -= len;
+            bgsum_used_add(st, g, -(int64_t)(len));
         }
         for (uint64_t i = 0; i < nb; i++)
             if (!bit_get(phys ? g->pbitmap : g->bitmap, i0 + i))
@@ -1327,7 +1322,7 @@ int alloc_phys_set(cow_store *st, uint64_t bytenr, uint64_t len)
                                (unsigned long long)(bytenr + i * COW_BLOCK_SIZE));
     for (uint64_t i = 0; i < len / COW_BLOCK_SIZE; i++) {
         if (!bit_get(g->bitmap, i0 + i))
-            g->nfree--;
+            bgsum_nfree_add(st, g, -1);
         bit_set(g->pbitmap, i0 + i);
     }
     g->pused += len / COW_BLOCK_SIZE;
@@ -1347,7 +1342,7 @@ static void phys_clear(cow_store *st, uint64_t bytenr, uint64_t len)
         bit_clear(g->pbitmap, i0 + i);
         g->pused--;
         if (!bit_get(g->bitmap, i0 + i))
-            g->nfree++;
+            bgsum_nfree_add(st, g, 1);
     }
     g->maxrun = g->len / COW_BLOCK_SIZE;
 }
@@ -1460,5 +1455,6 @@ int alloc_back(cow_store *st, uint64_t end)
     if (rc)
         return rc;
     st->file_bytes = to;
+    bgsum_stale(st);
     return COW_OK;
 }

@@ -44,6 +44,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bgsum.h"
 #include "commit.h"
 #include "shared.h"
 #include "crc32c.h"
@@ -98,6 +99,7 @@ static int scan_extent_leaf(cow_store *st, void *arg, struct eb *e)
                 return COW_CORRUPT("block group %llu has type 0x%llx",
                                    (unsigned long long)k.objectid, (unsigned long long)fl);
             st->bgs[gi].flags = fl;
+            bgsum_stale(st);
         }
         if (rc)
             return rc;

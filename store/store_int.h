@@ -410,6 +410,14 @@ struct cow_store {
 
     struct bgroup *bgs;
     size_t nbgs, cbgs;
+    /* Sums over bgs (bgsum.h): free blocks of the groups the file covers
+     * by type (index: flags, COW_BG_DATA .. COW_BG_MIXED), and the used
+     * bytes of groups with COW_BG_METADATA; valid unless sums_stale or
+     * file_bytes moved (then summed again at the next use). */
+    uint64_t sum_free[4];
+    uint64_t sum_meta_used;
+    int sums_stale;
+    uint64_t sums_file_bytes; /* file_bytes when they were summed */
     uint64_t data_cursor, meta_cursor; /* next-fit allocation hints (bytes) */
     /* The running transaction's metadata chunk: [mchunk_next, mchunk_end)
      * is reserved (set in the bitmap, not counted as used) and handed out in
