@@ -12,6 +12,9 @@
  *   reads       100,000 random point reads by primary key on bulk's table
  *               (fresh connection, default cache size)
  *   aggregate   one full-table scan: count(*), sum(length(payload)), avg(id)
+ *   updates     10,000 autocommit single-row UPDATEs of random rows of bulk's
+ *               table, journal_mode=WAL, synchronous=NORMAL (a large
+ *               database; see run_updates)
  *   commits     2,000 single-row transactions, synchronous=FULL, in WAL mode
  *               and in DELETE mode: commits per second and device flushes
  *               per commit on each VFS, in a table of its own (see
@@ -107,7 +110,7 @@ static void usage(FILE *f)
         "               conc's cells %.1f s each)\n"
         "  --repeat N   run each workload N times per VFS, alternately; print medians\n"
         "               (snapshot, churn and reloc-latency have fixed counts of their own)\n"
-        "  --only LIST  workloads: bulk, txn-wal, txn-delete, reads, aggregate,\n"
+        "  --only LIST  workloads: bulk, txn-wal, txn-delete, reads, aggregate, updates,\n"
         "               commits, snapshot, churn, reloc-latency, conc\n"
         "  --size MIB   the table churn and reloc-latency fill (default %lld)\n"
         "  --conc-secs S  each cell of conc runs S seconds (default %.1f)\n"

@@ -41,7 +41,7 @@ struct workload {
     int creates;        /* removes the database before each run */
     double (*run)(const char *path, const char *vfs, uint64_t *check);
 };
-#define NWORKLOADS 5
+#define NWORKLOADS 6
 /* The workloads with tables of their own (commits_table, snapshot_table),
  * run after the others, in this order. */
 #define COMMITS "commits"
@@ -103,6 +103,7 @@ sqlite3 *open_autocommit_db(const char *path, const char *vfs, const char *mode,
 double run_aggregate(const char *path, const char *vfs, uint64_t *check);
 double run_bulk(const char *path, const char *vfs, uint64_t *check);
 double run_reads(const char *path, const char *vfs, uint64_t *check);
+double run_updates(const char *path, const char *vfs, uint64_t *check);
 double run_txn_delete(const char *path, const char *vfs, uint64_t *check);
 double run_txn_wal(const char *path, const char *vfs, uint64_t *check);
 

@@ -29,6 +29,7 @@ const struct workload workloads[] = {
     { "txn-delete", "delete", 1, run_txn_delete },
     { "reads",      "bulk",   0, run_reads },
     { "aggregate",  "bulk",   0, run_aggregate },
+    { "updates",    "bulk",   0, run_updates },
 };
 
 /* Whether NAME is in the comma-separated LIST. */
