@@ -510,7 +510,7 @@ END_TEST
  * (vfs_io.c cowWalGrow), not once per transaction: each transaction's
  * frames overwrite the chunk's zeros in place, with nothing to publish.
  * 300 single-row transactions write about 1.2 MiB of frames, which the
- * chunks (64 KiB, then doubling, at most 1 MiB) cover in 6 or 7 steps;
+ * chunks (64 KiB, then doubling, at most 256 KiB a step) cover in 7 steps;
  * without them each transaction's publication is a commit (300 or more).
  * The other process then reads every row, and fsck is clean.
  */

@@ -521,7 +521,7 @@ out:
  * WAL stays small, bounded so that a step's zeros cost little).
  */
 #define COWVFS_WAL_GROW_MIN (64 * 1024)
-#define COWVFS_WAL_GROW_MAX (1024 * 1024)
+#define COWVFS_WAL_GROW_MAX (256 * 1024)
 
 /*
  * Before a write that ends at byte IEND of P's nodatacow WAL: when IEND is

@@ -94,10 +94,11 @@ static int check_fsck(int i, const char *when, struct msg *m)
  * SQLite never wrote there: stale data of another file) still fails.
  */
 /* The VFS grows a nodatacow WAL in chunks of written zeros (vfs_io.c
- * cowWalGrow: to a multiple of 4 KiB, less than 1 MiB + 4 KiB past the end
- * of the write that made it grow, and never past a size SQLite gave it
- * later: a truncate sets the size). */
-#define WAL_GROW_SLACK (1024 * 1024 + 4096)
+ * cowWalGrow, COWVFS_WAL_GROW_MAX): to a multiple of 4 KiB less than
+ * 256 KiB + 4 KiB past the end of the write that made it grow, which is
+ * SQLite's size right after that write (a truncate sets the size
+ * exactly). */
+#define WAL_GROW_SLACK (256 * 1024 + 4096)
 
 static int check_file(int role, const uint8_t *buf, uint64_t size, uint64_t tmax, int grows,
                       struct msg *m)
