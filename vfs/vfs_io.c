@@ -553,8 +553,9 @@ static int cowWalGrow(cowFile *p, sqlite3_int64 iEnd)
 
 /*
  * Writes IAMT bytes at IOFST (the file grows as needed; a nodatacow WAL in
- * chunks, cowWalGrow).  The data goes to
- * new space in the container and is durable at the next commit (xSync).
+ * chunks, cowWalGrow).  The data goes to new space in the container (or
+ * over a nodatacow WAL's old blocks) and is durable at the next commit
+ * (xSync).
  * Errors (logged): SQLITE_READONLY (opened read-only), SQLITE_FULL,
  * SQLITE_IOERR_WRITE, SQLITE_IOERR_NOMEM, SQLITE_IOERR_CORRUPTFS,
  * SQLITE_IOERR.
