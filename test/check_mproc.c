@@ -424,7 +424,9 @@ static void announce_cb(void *arg, const char *name)
  * new row.  The writer stops between its superblock and the publication
  * for 0.4 s (an injection callback), and tells the reader to go.  Fails
  * (SQLITE_IOERR_SHORT_READ, or the old value) when the header is not
- * announced (cow_store_announce at xShmBarrier).
+ * announced (cow_store_announce at xShmBarrier).  The WAL is copy on
+ * write (wal_nodatacow=0): a nodatacow WAL's frames land in place and the
+ * publication is a writeback with no commit to stop in.
  */
 START_TEST(test_mproc_reader_waits_for_publication)
 {
@@ -432,7 +434,11 @@ START_TEST(test_mproc_reader_waits_for_publication)
     char *path = tpath(dir, "an.db");
     int go[2], ready[2];
     char c;
-    sqlite3 *db = db_open(path, RW_CREATE, "cow");
+    /* the WAL copied on write: the end of each transaction is a commit
+     * (a nodatacow WAL's frames land in place, in chunks, with none) */
+    char uri[4300];
+    snprintf(uri, sizeof uri, "file:%s?wal_nodatacow=0", path);
+    sqlite3 *db = db_open(uri, RW_CREATE | SQLITE_OPEN_URI, "cow");
     ck_assert_int_eq(exec_rc(db, "PRAGMA journal_mode=WAL; CREATE TABLE t(id PRIMARY KEY, v);"
                                  "INSERT INTO t VALUES (1, 0)"),
                      SQLITE_OK);
@@ -445,7 +451,8 @@ START_TEST(test_mproc_reader_waits_for_publication)
         sqlite3 *r;
         close(go[1]);
         close(ready[0]);
-        if (sqlite3_open_v2(path, &r, SQLITE_OPEN_READWRITE, "cow") != SQLITE_OK)
+        if (sqlite3_open_v2(uri, &r, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, "cow") !=
+            SQLITE_OK)
             _exit(10);
         sqlite3_busy_timeout(r, 10000);
         if (query_int(r, "SELECT v FROM t WHERE id = 1") != 0)
@@ -470,7 +477,7 @@ START_TEST(test_mproc_reader_waits_for_publication)
     close(go[0]);
     close(ready[1]);
     ck_assert_int_eq(read(ready[0], &c, 1), 1); /* it read the old row */
-    db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    db = db_open(uri, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, "cow");
     sqlite3_busy_timeout(db, 10000);
     /* NORMAL: no xSync at the commit (an fsync's log record also marks the
      * container unpublished, and would hide what this test looks at) */

@@ -528,6 +528,7 @@ out:
  * past the file's size, grows the file (cow_file_grow: written zeros,
  * committed and flushed once) to max(size + step, IEND) rounded up to 4
  * KiB, the step being the size bounded by COWVFS_WAL_GROW_MIN and _MAX.
+ * Nothing when the file is no longer nodatacow (a restore rebound it).
  * The frames written there from then on overwrite old extents in place:
  * no commit, no publication per transaction in the WAL's first cycle,
  * only one per chunk.  SQLite reads a WAL past its last valid frame and
@@ -538,9 +539,14 @@ out:
 static int cowWalGrow(cowFile *p, sqlite3_int64 iEnd)
 {
     uint64_t size = 0, step, end;
+    int yes = 0;
     int crc = cow_file_size(p->pCf, &size);
 
-    if (crc == COW_OK && (uint64_t)iEnd > size) {
+    /* a restore rebinds the handle to the WAL of the restored tree, which
+     * may be a file without the flag: that one grows as any other */
+    if (crc == COW_OK && (uint64_t)iEnd > size)
+        crc = cow_file_nodatacow(p->pCf, &yes);
+    if (crc == COW_OK && yes && (uint64_t)iEnd > size) {
         step = size < COWVFS_WAL_GROW_MIN   ? COWVFS_WAL_GROW_MIN
                : size > COWVFS_WAL_GROW_MAX ? COWVFS_WAL_GROW_MAX
                                             : size;
