@@ -120,6 +120,11 @@ int cow_file_set_nodatacow(cow_file *f)
     ENTERED(f->st, file_set_nodatacow(f));
 }
 
+int cow_file_grow(cow_file *f, uint64_t end)
+{
+    ENTERED(f->st, file_grow(f, end));
+}
+
 int cow_file_nodatacow(cow_file *f, int *yes)
 {
     VIEWED(f->st, file_nodatacow(f, yes));

@@ -661,6 +661,74 @@ int file_preallocate(cow_file *f, uint64_t end)
     return rc;
 }
 
+/* Zeros for file_grow's writes. */
+static const uint8_t grow_zeros[64 * 1024];
+
+/* Writes zeros over [FROM, END) of IN as buffered writes; see file_grow. */
+static int write_zeros(cow_store *st, struct cow_inode *in, uint64_t from, uint64_t end)
+{
+    for (uint64_t at = from; at < end;) {
+        uint64_t n = end - at < sizeof grow_zeros ? end - at : sizeof grow_zeros;
+        int rc = pc_write(st, in, grow_zeros, (size_t)n, at, 0);
+        if (rc)
+            return rc;
+        at += n;
+    }
+    return COW_OK;
+}
+
+int file_grow(cow_file *f, uint64_t end)
+{
+    cow_store *st = f->st;
+    struct cow_inode *in = f->inode;
+    if (end > (1ull << 62))
+        return cow_set_error(COW_EINVAL, "growth to %llu bytes: too large",
+                             (unsigned long long)end);
+    pc_lock_shared(in);
+    LOCK(st);
+    int rc = check_writable(f);
+    if (!rc && !(in->flags & COW_INODE_NODATACOW))
+        rc = cow_set_error(COW_EINVAL, "grow: %s is not nodatacow", f->name ? f->name : "the file");
+    int wrote = 0;
+    uint64_t from = in->size;
+    if (!rc && end > from) {
+        rc = txn_begin_change(st);
+        if (!rc) {
+            /* zeros written (not preallocated: writing into a PREALLOC
+             * extent converts it, a metadata change) to new space as
+             * NODATASUM extents, which the flushed commit makes old
+             * (invariant 13): later writes there land in place */
+            wrote = 1;
+            rc = write_zeros(st, in, from, end);
+        }
+    }
+    UNLOCK(st);
+    pc_unlock(in);
+    if (!rc && wrote) {
+        /* a flushed commit of everything written so far, as
+         * cow_store_commit (each file's invalidate lock in turn, so this
+         * one's is let go first) */
+        rc = file_writeback_all(st);
+        LOCK(st);
+        if (!rc)
+            rc = commit_transaction(st, 1);
+        if (!rc)
+            st->stats.grown += end - from;
+        UNLOCK(st);
+    }
+    if (rc && wrote) {
+        /* as a failed write (file_write): what lies past the end goes */
+        pc_lock_excl(in);
+        LOCK(st);
+        uint64_t eof = ROUND_UP(in->size);
+        oe_wait_range(st, in, eof, UINT64_MAX);
+        pc_punch(st, in, eof / BLK);
+        UNLOCK(st);
+        pc_unlock(in);
+    }
+    return rc;
+}
+
 int file_set_nodatacow(cow_file *f)
 {
     cow_store *st = f->st;

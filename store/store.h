@@ -221,6 +221,8 @@ struct cow_stats {
     uint64_t held_bytes;       /* space freed but held now, because readers in
                                 * other processes or on other clients may
                                 * still read it (invariant 9) */
+    uint64_t grown;            /* bytes nodatacow files grew by in chunks
+                                * (cow_file_grow) */
 };
 
 /* Copies the store's counters to *out.  Takes store->lock; never fails. */
@@ -339,6 +341,30 @@ int cow_file_preallocate(cow_file *f, uint64_t end);
  * COW_ENOENT (unlinked), I/O and corruption errors.
  */
 int cow_file_set_nodatacow(cow_file *f);
+
+/*
+ * Grows nodatacow file F to END bytes at once (a chunk of a WAL, so that
+ * the frames written there later need no metadata change): the bytes from
+ * the current size to END are written as zeros, to new space, as
+ * NODATASUM extents (real data, not PREALLOC: writing into a preallocated
+ * extent converts it, a metadata change, and another process reading
+ * through the last commit would read zeros there), the size becomes END,
+ * and everything written so far is committed with a flush (as
+ * cow_store_commit), which makes those extents old at once (invariant 13):
+ * later writes in [old size, END) overwrite them in place, with no
+ * allocation, no log record and no commit.  The idea is the unix VFS's
+ * chunk size (SQLITE_FCNTL_CHUNK_SIZE, os_unix.c fcntlSizeHint), which
+ * grows a file with written zeros; a WAL longer than its valid frames is
+ * fine for SQLite (docs/DESIGN.md, "Nodatacow WAL").  A no-op when END is
+ * not past the size.  Costs one commit and two flushes (young NODATASUM
+ * data is flushed before the superblock).  Takes the file's invalidate
+ * lock shared, then store->lock; both are let go for the commit.  Errors:
+ * COW_EINVAL (F is not nodatacow, END past 2^62), COW_EROFS, COW_ENOSPC,
+ * COW_ENOMEM, COW_ENOENT (unlinked), COW_EFAILED, and the commit's
+ * (cow_store_commit); on failure the file may have grown with zeros that
+ * are not committed yet (the next commit holds them).
+ */
+int cow_file_grow(cow_file *f, uint64_t end);
 
 /* *yes = 1 if file F is nodatacow (cow_file_set_nodatacow), else 0.
  * Errors: COW_ENOENT (unlinked), and a refresh's after an unpin. */

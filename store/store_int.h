@@ -947,6 +947,9 @@ int file_write(cow_file *f, const void *buf, size_t len, uint64_t off);
 int file_truncate(cow_file *f, uint64_t size);
 int file_preallocate(cow_file *f, uint64_t end);
 int file_set_nodatacow(cow_file *f);
+/* cow_file_grow (store.h).  Takes the invalidate lock shared, then
+ * store->lock. */
+int file_grow(cow_file *f, uint64_t end);
 int file_nodatacow(cow_file *f, int *yes);
 /* Drops the clean cached pages of every open nodatacow file: another
  * process's overwrites in place change their bytes with no commit to say

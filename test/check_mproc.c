@@ -23,6 +23,9 @@
  * writer has written its WAL-index header but not yet published its
  * commit waits for the publication (vfs_shm.c cowvfsShmBarrier).
  *
+ * Case "grow": a WAL in its first cycle makes about one commit per chunk
+ * it grows by, not one per transaction (vfs_io.c cowWalGrow).
+ *
  * Case "idle": a connection of another process that read once and then
  * sits idle must not keep the writer from reusing the space it frees
  * (idle pins, vfs_io.c cowvfsReadBegin).
@@ -421,7 +424,9 @@ static void announce_cb(void *arg, const char *name)
  * new row.  The writer stops between its superblock and the publication
  * for 0.4 s (an injection callback), and tells the reader to go.  Fails
  * (SQLITE_IOERR_SHORT_READ, or the old value) when the header is not
- * announced (cow_store_announce at xShmBarrier).
+ * announced (cow_store_announce at xShmBarrier).  The WAL is copy on
+ * write (wal_nodatacow=0): a nodatacow WAL's frames land in place and the
+ * publication is a writeback with no commit to stop in.
  */
 START_TEST(test_mproc_reader_waits_for_publication)
 {
@@ -429,7 +434,11 @@ START_TEST(test_mproc_reader_waits_for_publication)
     char *path = tpath(dir, "an.db");
     int go[2], ready[2];
     char c;
-    sqlite3 *db = db_open(path, RW_CREATE, "cow");
+    /* the WAL copied on write: the end of each transaction is a commit
+     * (a nodatacow WAL's frames land in place, in chunks, with none) */
+    char uri[4300];
+    snprintf(uri, sizeof uri, "file:%s?wal_nodatacow=0", path);
+    sqlite3 *db = db_open(uri, RW_CREATE | SQLITE_OPEN_URI, "cow");
     ck_assert_int_eq(exec_rc(db, "PRAGMA journal_mode=WAL; CREATE TABLE t(id PRIMARY KEY, v);"
                                  "INSERT INTO t VALUES (1, 0)"),
                      SQLITE_OK);
@@ -442,7 +451,8 @@ START_TEST(test_mproc_reader_waits_for_publication)
         sqlite3 *r;
         close(go[1]);
         close(ready[0]);
-        if (sqlite3_open_v2(path, &r, SQLITE_OPEN_READWRITE, "cow") != SQLITE_OK)
+        if (sqlite3_open_v2(uri, &r, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, "cow") !=
+            SQLITE_OK)
             _exit(10);
         sqlite3_busy_timeout(r, 10000);
         if (query_int(r, "SELECT v FROM t WHERE id = 1") != 0)
@@ -467,7 +477,7 @@ START_TEST(test_mproc_reader_waits_for_publication)
     close(go[0]);
     close(ready[1]);
     ck_assert_int_eq(read(ready[0], &c, 1), 1); /* it read the old row */
-    db = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    db = db_open(uri, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, "cow");
     sqlite3_busy_timeout(db, 10000);
     /* NORMAL: no xSync at the commit (an fsync's log record also marks the
      * container unpublished, and would hide what this test looks at) */
@@ -500,6 +510,83 @@ START_TEST(test_mproc_reader_waits_for_publication)
 }
 END_TEST
 
+/*
+ * A WAL database open in two processes: the writer's transactions in the
+ * WAL's first cycle (no checkpoint: every frame goes past the end the
+ * WAL had) commit the store about once per chunk the WAL grows by
+ * (vfs_io.c cowWalGrow), not once per transaction: each transaction's
+ * frames overwrite the chunk's zeros in place, with nothing to publish.
+ * 300 single-row transactions write about 1.2 MiB of frames, which the
+ * chunks (64 KiB, then doubling, at most 256 KiB a step) cover in 7 steps;
+ * without them each transaction's publication is a commit (300 or more).
+ * The other process then reads every row, and fsck is clean.
+ */
+START_TEST(test_mproc_wal_grows_in_chunks)
+{
+    char *dir = tdir_make();
+    char *path = tpath(dir, "grow.db");
+    int toR[2], fromR[2];
+    char c;
+    ck_assert_int_eq(pipe(toR), 0);
+    ck_assert_int_eq(pipe(fromR), 0);
+    pid_t pid = fork(); /* before this process opens anything */
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        sqlite3 *r;
+        close(toR[1]);
+        close(fromR[0]);
+        if (read(toR[0], &c, 1) != 1) /* the table exists */
+            _exit(9);
+        if (sqlite3_open_v2(path, &r, SQLITE_OPEN_READWRITE, "cow") != SQLITE_OK)
+            _exit(10);
+        sqlite3_busy_timeout(r, 10000);
+        if (query_int(r, "SELECT count(*) FROM t") != 0)
+            _exit(11);
+        if (write(fromR[1], &c, 1) != 1)
+            _exit(12);
+        while (read(toR[0], &c, 1) == 1) /* open, idle, until the writer is done */
+            ;
+        if (query_int(r, "SELECT count(*) FROM t") != 300)
+            _exit(13);
+        _exit(sqlite3_close(r) == SQLITE_OK ? 0 : 14);
+    }
+    close(toR[0]);
+    close(fromR[1]);
+    sqlite3 *db = db_open(path, RW_CREATE, "cow");
+    sqlite3_busy_timeout(db, 10000);
+    ck_assert_int_eq(exec_rc(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                 "PRAGMA wal_autocheckpoint=0;"
+                                 "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"),
+                     SQLITE_OK);
+    ck_assert_int_eq(exec_rc(db, "PRAGMA wal_checkpoint(TRUNCATE)"), SQLITE_OK); /* a new cycle */
+    c = 1;
+    ck_assert_int_eq(write(toR[1], &c, 1), 1);
+    ck_assert_int_eq(read(fromR[0], &c, 1), 1); /* the container is open twice */
+    long long commits0 = cow_stat(db, "commits");
+    for (int i = 1; i <= 300; i++) {
+        char sql[100];
+        snprintf(sql, sizeof sql, "INSERT INTO t VALUES (%d, randomblob(100))", i);
+        ck_assert_int_eq(exec_rc(db, sql), SQLITE_OK);
+    }
+    long long commits = cow_stat(db, "commits") - commits0;
+    long long grown = cow_stat(db, "grown");
+    ck_assert_msg(commits <= 12,
+                  "300 transactions in the WAL's first cycle made %lld commits (a chunk's "
+                  "growth makes one)",
+                  commits);
+    ck_assert_msg(grown >= 1024 * 1024, "the WAL grew by %lld bytes in chunks", grown);
+    close(toR[1]); /* the reader reads every row */
+    int st = -1;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the reader failed: status %d", st);
+    close(fromR[0]);
+    ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+    test_fsck_clean(path);
+    free(path);
+    tdir_remove(dir);
+}
+END_TEST
+
 Suite *mproc_suite(void)
 {
     Suite *s = suite_create("mproc");
@@ -508,5 +595,6 @@ Suite *mproc_suite(void)
     vfs_tcase(s, "delete", 600, test_mproc_delete_2, test_mproc_delete_8, NULL);
     vfs_tcase(s, "idle", 300, test_mproc_idle_wal, test_mproc_idle_delete, NULL);
     vfs_tcase(s, "announce", 120, test_mproc_reader_waits_for_publication, NULL);
+    vfs_tcase(s, "grow", 120, test_mproc_wal_grows_in_chunks, NULL);
     return s;
 }

@@ -224,6 +224,127 @@ START_TEST(nocow_snapshot_keeps_its_bytes)
 }
 END_TEST
 
+/* Writes 4,120-byte frames of byte C (WAL frames: not block aligned) to F
+ * from byte FROM up to END, each followed by a sync, as SQLite's WAL
+ * commits at synchronous=FULL. */
+static void write_frames(cow_file *f, uint64_t from, uint64_t end, int c)
+{
+    uint8_t frame[4120];
+    memset(frame, c, sizeof frame);
+    for (uint64_t at = from; at < end; at += sizeof frame) {
+        size_t n = end - at < sizeof frame ? (size_t)(end - at) : sizeof frame;
+        ck_assert_int_eq(cow_file_write(f, frame, n, at), COW_OK);
+        ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    }
+}
+
+/*
+ * cow_file_grow, the chunks a nodatacow WAL grows by (docs/DESIGN.md,
+ * "Nodatacow WAL"): the size jumps to the chunk's end, the bytes past
+ * what was written read as zeros, and the growth is one flushed commit,
+ * after which the frames written inside the chunk land in place: no log
+ * record, no commit (the second chunk's frames too).  A power loss after
+ * their sync keeps them; a snapshot taken after a growth keeps its bytes
+ * (the next write is copy on write); a file without the flag cannot grow
+ * this way.  fsck is clean throughout.
+ */
+START_TEST(nocow_grows_in_chunks)
+{
+    struct cow_dev *dev;
+    cow_file *f, *db;
+    cow_store *st = memdev_store_file(&dev, NULL, "wal", &f);
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &db), COW_OK);
+    ck_assert_int_eq(cow_file_grow(db, 64 * KIB), COW_EINVAL); /* not nodatacow */
+    ck_assert_int_eq(cow_file_set_nodatacow(f), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+
+    /* the first chunk: one flushed commit */
+    struct cow_stats s0, s1;
+    cow_store_stats(st, &s0);
+    ck_assert_int_eq(cow_file_write(f, "header", 6, 0), COW_OK); /* buffered, then grown over */
+    ck_assert_int_eq(cow_file_grow(f, 64 * KIB), COW_OK);
+    cow_store_stats(st, &s1);
+    ck_assert_uint_eq(s1.commits - s0.commits, 1);
+    ck_assert_uint_eq(s1.commits_flushed - s0.commits_flushed, 1);
+    ck_assert_uint_eq(s1.grown - s0.grown, 64 * KIB - 6);
+    uint64_t size;
+    ck_assert_int_eq(cow_file_size(f, &size), COW_OK);
+    ck_assert_uint_eq(size, 64 * KIB);
+    ck_assert(file_holds(f, 'h', 0, 1));
+    expect_fill(f, 6, 64 * KIB - 6, 0);
+    ck_assert_int_eq(cow_file_grow(f, 32 * KIB), COW_OK); /* not past the size: nothing */
+    ck_assert_int_eq(cow_file_grow(f, 64 * KIB), COW_OK);
+    cow_store_stats(st, &s0);
+    ck_assert_uint_eq(s0.commits, s1.commits);
+    uint64_t disk0, ofs0, disk, ofs;
+    int type;
+    ck_assert_int_eq(test_item_at(f, 40 * KIB, &disk0, &ofs0, &type), COW_OK);
+    ck_assert_int_eq(type, COW_FE_NODATASUM);
+
+    /* frames inside the chunk: in place, nothing logged or committed */
+    write_frames(f, 32, 60 * KIB, 'a');
+    cow_store_stats(st, &s1);
+    ck_assert_uint_eq(s1.commits, s0.commits);
+    ck_assert_uint_eq(s1.log_records, s0.log_records);
+    ck_assert_uint_ge(s1.written_in_place - s0.written_in_place, 60 * KIB);
+    ck_assert_int_eq(test_item_at(f, 40 * KIB, &disk, &ofs, &type), COW_OK);
+    ck_assert_uint_eq(disk + ofs, disk0 + ofs0);
+    ck_assert_int_eq(cow_file_size(f, &size), COW_OK);
+    ck_assert_uint_eq(size, 64 * KIB); /* the size stays the chunk's end */
+    expect_fill(f, 32, 60 * KIB - 32, 'a');
+    expect_fill(f, 60 * KIB, 4 * KIB, 0);
+
+    /* the second chunk: one commit for its growth, none for its frames */
+    cow_store_stats(st, &s0);
+    ck_assert_int_eq(cow_file_grow(f, 192 * KIB), COW_OK);
+    write_frames(f, 60 * KIB, 180 * KIB, 'b');
+    cow_store_stats(st, &s1);
+    ck_assert_uint_eq(s1.commits - s0.commits, 1);
+    ck_assert_uint_eq(s1.log_records, s0.log_records);
+    ck_assert_uint_ge(s1.written_in_place - s0.written_in_place, 120 * KIB);
+    expect_fill(f, 60 * KIB, 120 * KIB, 'b');
+    expect_fill(f, 180 * KIB, 12 * KIB, 0);
+
+    /* a power loss after the last sync: every frame is there */
+    size_t ilen;
+    uint8_t *img = memdev_crash_image(dev, &ilen);
+    cow_store *s2;
+    cow_file *f2;
+    ck_assert_int_eq(cow_store_open_dev("crash", memdev_from_image(img, ilen, NULL), 0, 0, &s2),
+                     COW_OK);
+    ck_assert_int_eq(cow_file_open(s2, "wal", 0, &f2), COW_OK);
+    ck_assert_int_eq(cow_file_size(f2, &size), COW_OK);
+    ck_assert_uint_eq(size, 192 * KIB);
+    expect_fill(f2, 32, 60 * KIB - 32, 'a');
+    expect_fill(f2, 60 * KIB, 120 * KIB, 'b');
+    expect_fill(f2, 180 * KIB, 12 * KIB, 0);
+    cow_file_close(f2);
+    ck_assert_int_eq(cow_store_close(s2), COW_OK);
+    test_fsck_image(img, ilen);
+    free(img);
+
+    /* a snapshot after a growth shares the chunk: copy on write once */
+    ck_assert_int_eq(cow_file_grow(f, 320 * KIB), COW_OK);
+    ck_assert_int_eq(cow_subvol_create(st, "s", COW_SUBVOL_SNAPSHOT, NULL), COW_OK);
+    ck_assert_int_eq(test_item_at(f, 200 * KIB, &disk0, &ofs0, &type), COW_OK);
+    cow_store_stats(st, &s0);
+    write_frames(f, 180 * KIB, 220 * KIB, 'c');
+    cow_store_stats(st, &s1);
+    ck_assert_uint_eq(s1.written_in_place, s0.written_in_place);
+    ck_assert_int_eq(test_item_at(f, 200 * KIB, &disk, &ofs, &type), COW_OK);
+    ck_assert_uint_ne(disk + ofs, disk0 + ofs0);
+    cow_file *sf;
+    ck_assert_int_eq(cow_subvol_file_open(st, "s", "wal", 0, &sf), COW_OK);
+    expect_fill(sf, 180 * KIB, 140 * KIB, 0);
+    expect_fill(f, 180 * KIB, 40 * KIB, 'c');
+    cow_file_close(sf);
+    fsck_memdev(st, dev);
+    cow_file_close(db);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+}
+END_TEST
+
 static void exec_ok(sqlite3 *db, const char *sql)
 {
     char *err = NULL;
@@ -320,6 +441,7 @@ Suite *nocow_suite(void)
 {
     Suite *s = suite_create("nocow");
     test_case(s, "nocow", 120, nocow_overwrites_in_place, nocow_only_when_empty,
-              nocow_snapshot_keeps_its_bytes, nocow_vfs_wal_in_place, NULL);
+              nocow_snapshot_keeps_its_bytes, nocow_grows_in_chunks, nocow_vfs_wal_in_place,
+              NULL);
     return s;
 }

@@ -324,11 +324,15 @@ START_TEST(test_app_crash_durable)
 END_TEST
 
 /* WAL commits under synchronous=FULL through the log, then SIGKILL: no
- * commit after the syncs, so the rows come back by log replay. */
+ * commit after the syncs, so the rows come back by log replay.  The WAL
+ * is copy on write (wal_nodatacow=0): a nodatacow WAL's frames land in
+ * place, in chunks, and its syncs only flush, with nothing to log. */
 static void wal_syncs_then_die(const char *path)
 {
     sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, "cow") != SQLITE_OK ||
+    char uri[4300];
+    snprintf(uri, sizeof uri, "file:%s?wal_nodatacow=0", path);
+    if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, "cow") != SQLITE_OK ||
         !child_exec(db, "PRAGMA journal_mode=WAL") || !child_exec(db, "PRAGMA synchronous=FULL") ||
         !child_exec(db, "PRAGMA cow_commit_interval=0") || !child_exec(db, "PRAGMA cow_commit"))
         _exit(4);

@@ -515,8 +515,53 @@ out:
 }
 
 /*
- * Writes IAMT bytes at IOFST (the file grows as needed).  The data goes to
- * new space in the container and is durable at the next commit (xSync).
+ * A nodatacow WAL grows in chunks (cowWalGrow): by its size, at least
+ * COWVFS_WAL_GROW_MIN and at most COWVFS_WAL_GROW_MAX bytes a step
+ * (docs/DESIGN.md, "Nodatacow WAL": geometric so that a small database's
+ * WAL stays small, bounded so that a step's zeros cost little).
+ */
+#define COWVFS_WAL_GROW_MIN (64 * 1024)
+#define COWVFS_WAL_GROW_MAX (256 * 1024)
+
+/*
+ * Before a write that ends at byte IEND of P's nodatacow WAL: when IEND is
+ * past the file's size, grows the file (cow_file_grow: written zeros,
+ * committed and flushed once) to max(size + step, IEND) rounded up to 4
+ * KiB, the step being the size bounded by COWVFS_WAL_GROW_MIN and _MAX.
+ * Nothing when the file is no longer nodatacow (a restore rebound it).
+ * The frames written there from then on overwrite old extents in place:
+ * no commit, no publication per transaction in the WAL's first cycle,
+ * only one per chunk.  SQLite reads a WAL past its last valid frame and
+ * stops at the first frame that does not check (wal.c walIndexRecover),
+ * as with the unix VFS's chunks (os_unix.c fcntlSizeHint).  Errors as
+ * xWrite's (logged).
+ */
+static int cowWalGrow(cowFile *p, sqlite3_int64 iEnd)
+{
+    uint64_t size = 0, step, end;
+    int yes = 0;
+    int crc = cow_file_size(p->pCf, &size);
+
+    /* a restore rebinds the handle to the WAL of the restored tree, which
+     * may be a file without the flag: that one grows as any other */
+    if (crc == COW_OK && (uint64_t)iEnd > size)
+        crc = cow_file_nodatacow(p->pCf, &yes);
+    if (crc == COW_OK && yes && (uint64_t)iEnd > size) {
+        step = size < COWVFS_WAL_GROW_MIN   ? COWVFS_WAL_GROW_MIN
+               : size > COWVFS_WAL_GROW_MAX ? COWVFS_WAL_GROW_MAX
+                                            : size;
+        end = size + step > (uint64_t)iEnd ? size + step : (uint64_t)iEnd;
+        end = (end + COWVFS_SECTOR_SIZE - 1) / COWVFS_SECTOR_SIZE * COWVFS_SECTOR_SIZE;
+        crc = cow_file_grow(p->pCf, end);
+    }
+    return crc == COW_OK ? SQLITE_OK : cowIoError(p, crc, "write (growing the WAL)", iEnd);
+}
+
+/*
+ * Writes IAMT bytes at IOFST (the file grows as needed; a nodatacow WAL in
+ * chunks, cowWalGrow).  The data goes to new space in the container (or
+ * over a nodatacow WAL's old blocks) and is durable at the next commit
+ * (xSync).
  * Errors (logged): SQLITE_READONLY (opened read-only), SQLITE_FULL,
  * SQLITE_IOERR_WRITE, SQLITE_IOERR_NOMEM, SQLITE_IOERR_CORRUPTFS,
  * SQLITE_IOERR.
@@ -539,6 +584,11 @@ static int cowWrite(sqlite3_file *pFile, const void *zBuf, int iAmt, sqlite3_int
      * a new or zeroed header may end it (vfs_mirror.c) */
     if (p->eType == SQLITE_OPEN_MAIN_JOURNAL) {
         rc = cowvfsMirrorBeforeWrite(p, zBuf, iAmt, iOfst);
+        if (rc != SQLITE_OK)
+            goto out;
+    }
+    if ((p->ctrlFlags & COWFILE_INPLACE) && iOfst <= INT64_MAX - iAmt) {
+        rc = cowWalGrow(p, iOfst + iAmt);
         if (rc != SQLITE_OK)
             goto out;
     }
@@ -808,7 +858,7 @@ static const struct {
  *                                preallocated=N written_in_place=N
  *                                dirty_bytes=N reserved_bytes=N
  *                                reloc_groups=N reloc_bytes=N reloc_dropped=N reloc_runs=N
- *                                container_bytes=N"
+ *                                container_bytes=N grown=N"
  *   PRAGMA cow_commit_interval   the interval of the store's background
  *                                commits in ms (COW_COMMIT_INTERVAL_MS
  *                                unless set)
@@ -899,7 +949,7 @@ static int cowPragma(cowFile *p, char **azArg)
                                    "replayed=%llu ordered_extents=%llu preallocated=%llu "
                                    "written_in_place=%llu dirty_bytes=%llu reserved_bytes=%llu "
                                    "reloc_groups=%llu reloc_bytes=%llu reloc_dropped=%llu "
-                                   "reloc_runs=%llu container_bytes=%llu",
+                                   "reloc_runs=%llu container_bytes=%llu grown=%llu",
                                    (unsigned long long)cs.flushes,
                                    (unsigned long long)cs.commits,
                                    (unsigned long long)cs.commits_flushed,
@@ -917,7 +967,8 @@ static int cowPragma(cowFile *p, char **azArg)
                                    (unsigned long long)cs.reloc_bytes,
                                    (unsigned long long)cs.reloc_dropped,
                                    (unsigned long long)cs.reloc_runs,
-                                   (unsigned long long)cs.container_bytes);
+                                   (unsigned long long)cs.container_bytes,
+                                   (unsigned long long)cs.grown);
         break;
     case COWPRAGMA_DIRTY_LIMIT:
         if (zVal == 0) {

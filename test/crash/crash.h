@@ -351,6 +351,8 @@ void shadow_free(struct shadow *sh);
 void tset_add(struct tset *s, uint64_t a, uint64_t b);
 int tset_match(const struct tset *in, const struct verlist *l, uint64_t h, int is_size,
                       struct tset *out);
+int tset_match_range(const struct tset *in, const struct verlist *l, uint64_t lo, uint64_t hi,
+                     int is_size, struct tset *out);
 
 /* shim.c */
 void shim_register(void);

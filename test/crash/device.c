@@ -421,6 +421,14 @@ void tset_add(struct tset *s, uint64_t a, uint64_t b)
 int tset_match(const struct tset *in, const struct verlist *l, uint64_t h, int is_size,
                       struct tset *out)
 {
+    return tset_match_range(in, l, h, h, is_size, out);
+}
+
+/* OUT = IN ∩ {times at which L's value was in [LO, HI]}.  Returns 1 if L
+ * ever had such a value (at any time). */
+int tset_match_range(const struct tset *in, const struct verlist *l, uint64_t lo, uint64_t hi,
+                     int is_size, struct tset *out)
+{
     int ever = 0;
     size_t j = 0;
     out->n = 0;
@@ -428,7 +436,7 @@ int tset_match(const struct tset *in, const struct verlist *l, uint64_t h, int i
         uint64_t val = i == 0 ? ver_initial(l, is_size) : l->v[i - 1].h;
         uint64_t a = i == 0 ? 0 : l->v[i - 1].t;
         uint64_t b = i < l->n ? l->v[i].t : UINT64_MAX;
-        if (val != h)
+        if (val < lo || val > hi)
             continue;
         ever = 1;
         while (j < in->n && in->iv[j].t <= a)

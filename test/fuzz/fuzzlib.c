@@ -367,17 +367,22 @@ static void add_base(struct fz_base **v, size_t *n, const char *name, int crashe
     fz_index_base(b);
 }
 
-/* A new base: a fresh memdev served, the database opened on it (with the
- * chunk size hint CHUNK bytes unless 0) and given the schema in journal
- * mode JOURNAL_MODE. */
-static sqlite3 *new_base(const char *journal_mode, int chunk)
+/* A new base: a fresh memdev served, the database opened on it (URI
+ * parameters SUFFIX, with the chunk size hint CHUNK bytes unless 0) and
+ * given the schema in journal mode JOURNAL_MODE. */
+static sqlite3 *new_base_uri(const char *journal_mode, int chunk, const char *suffix)
 {
     fz_vfs_serve(NULL, 0);
-    sqlite3 *db = sql_open("");
+    sqlite3 *db = sql_open(suffix);
     if (chunk)
         sqlite3_file_control(db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
     sql_schema(db, journal_mode);
     return db;
+}
+
+static sqlite3 *new_base(const char *journal_mode, int chunk)
+{
+    return new_base_uri(journal_mode, chunk, "");
 }
 
 void fz_make_bases(struct fz_base **out, size_t *n)
@@ -408,8 +413,10 @@ void fz_make_bases(struct fz_base **out, size_t *n)
 
     /* wal: WAL, preallocated by a checkpoint's size hint (chunk size),
      * then commits answered by log records; the crash image after the
-     * last one. */
-    db = new_base("WAL", 65536);
+     * last one.  The WAL copied on write (wal_nodatacow=0): a nodatacow
+     * WAL grows in chunks its frames overwrite in place, with no log
+     * record and no checksum the store could check. */
+    db = new_base_uri("WAL", 65536, "&wal_nodatacow=0");
     sql_txns(db, 1, 4, 40);
     sql(db, "PRAGMA wal_checkpoint(TRUNCATE)");
     sql(db, "PRAGMA cow_commit"); /* the log areas of a small container hold a few records */
