@@ -615,8 +615,11 @@ void xproc_announce(cow_store *st)
         return; /* one atomic load for a process alone */
     LOCK(st);
     /* only with something to publish: SQLite calls this at every barrier,
-     * readers' included */
-    if ((st->txn_dirty || st->ndirty) && shared_is_owner(st->shared))
+     * readers' included.  A write in flight counts too: a nodatacow WAL's
+     * frames written back in place, with nothing dirty left, are on the
+     * device only once it completes (the publication's commit waits for
+     * it: commit_transaction's oe_wait_all) */
+    if ((st->txn_dirty || st->ndirty || st->noes) && shared_is_owner(st->shared))
         shared_set_unpublished(st->shared);
     UNLOCK(st);
 }
