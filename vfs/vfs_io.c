@@ -858,7 +858,8 @@ static const struct {
  *                                preallocated=N written_in_place=N
  *                                dirty_bytes=N reserved_bytes=N
  *                                reloc_groups=N reloc_bytes=N reloc_dropped=N reloc_runs=N
- *                                container_bytes=N grown=N"
+ *                                container_bytes=N grown=N reloads=N
+ *                                reloads_skipped=N held_bytes=N"
  *   PRAGMA cow_commit_interval   the interval of the store's background
  *                                commits in ms (COW_COMMIT_INTERVAL_MS
  *                                unless set)
@@ -949,7 +950,8 @@ static int cowPragma(cowFile *p, char **azArg)
                                    "replayed=%llu ordered_extents=%llu preallocated=%llu "
                                    "written_in_place=%llu dirty_bytes=%llu reserved_bytes=%llu "
                                    "reloc_groups=%llu reloc_bytes=%llu reloc_dropped=%llu "
-                                   "reloc_runs=%llu container_bytes=%llu grown=%llu",
+                                   "reloc_runs=%llu container_bytes=%llu grown=%llu reloads=%llu "
+                                   "reloads_skipped=%llu held_bytes=%llu",
                                    (unsigned long long)cs.flushes,
                                    (unsigned long long)cs.commits,
                                    (unsigned long long)cs.commits_flushed,
@@ -968,7 +970,10 @@ static int cowPragma(cowFile *p, char **azArg)
                                    (unsigned long long)cs.reloc_dropped,
                                    (unsigned long long)cs.reloc_runs,
                                    (unsigned long long)cs.container_bytes,
-                                   (unsigned long long)cs.grown);
+                                   (unsigned long long)cs.grown,
+                                   (unsigned long long)cs.reloads,
+                                   (unsigned long long)cs.reloads_skipped,
+                                   (unsigned long long)cs.held_bytes);
         break;
     case COWPRAGMA_DIRTY_LIMIT:
         if (zVal == 0) {
