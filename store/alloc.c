@@ -188,12 +188,43 @@ static uint64_t meta_takeable_inside(cow_store *st, size_t except, uint64_t want
     return n;
 }
 
+static void set_type(cow_store *st, struct bgroup *g, uint64_t flags);
+
+/* No block of data group G is used, pinned or cooling (its logical
+ * bitmap is clear) and none is a remap source, though it may store
+ * blocks remapped from other groups (physical use): its type, which says
+ * what its own addresses are allocated to, can change, since allocation
+ * there takes only blocks with both bits clear.  Not group 0, nor one
+ * being relocated. */
+static int data_group_logically_empty(const cow_store *st, const struct bgroup *g)
+{
+    if (g == &st->bgs[0] || g->flags != COW_BG_DATA || g->relocating || g->nremap || g->used)
+        return 0;
+    for (uint64_t i = 0, n = (g->len / COW_BLOCK_SIZE + 7) / 8; i < n; i++)
+        if (g->bitmap[i])
+            return 0;
+    return 1;
+}
+
 uint64_t alloc_meta_room_inside(cow_store *st, uint64_t want, size_t except)
 {
     lk_assert_held(&st->lock);
     uint64_t n = meta_takeable_inside(st, except, want);
     if (n < want && retype_empty(st, COW_BG_METADATA, 1))
         n = meta_takeable_inside(st, except, want);
+    /* After relocation, a data group below the one being relocated may
+     * hold only other groups' remapped blocks, and the tree blocks of the
+     * group being relocated have nowhere else to go: its free blocks serve
+     * them (the
+     * container's tail stayed one group of tree blocks long otherwise:
+     * bench updates --quick, 5.0 MiB for a 1.7 MiB database) */
+    for (size_t gi = 1; gi < st->nbgs && n < want; gi++) {
+        struct bgroup *g = &st->bgs[gi];
+        if (gi >= except || !bgsum_backed(st, g) || !data_group_logically_empty(st, g))
+            continue;
+        set_type(st, g, COW_BG_METADATA);
+        n = meta_takeable_inside(st, except, want);
+    }
     return n;
 }
 

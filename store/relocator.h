@@ -61,9 +61,11 @@ void relocator_free(cow_store *st);
 
 /*
  * Close's last step before its final commit: when ST is writable, its
- * relocator enabled and the slack over the configured thresholds, one
- * balance of at most the configured rate's bytes (one second's worth;
- * COW_RELOC_RATE when the rate is unlimited), so that a database closed
+ * relocator enabled and the slack over the configured thresholds,
+ * balances (up to RELOCATOR_CLOSE_PASSES, while each gives something back
+ * and the slack stays over) of at most the configured rate's bytes in all
+ * (one second's worth; COW_RELOC_RATE when the rate is unlimited), so
+ * that a database closed
  * right after its churn (SQLite's WAL deleted at the last close, a run
  * shorter than the relocator's period) does not leave its high-water mark
  * on disk.  Call after relocator_stop(), without store->lock.  Errors:
@@ -71,5 +73,6 @@ void relocator_free(cow_store *st);
  * optional step, which change nothing acknowledged.
  */
 int relocator_close_balance(cow_store *st);
+#define RELOCATOR_CLOSE_PASSES 3
 
 #endif /* COW_RELOCATOR_H */
