@@ -660,9 +660,11 @@ uint64_t alloc_phys_free_below(cow_store *st, uint64_t limit);
 /* Metadata blocks free to take now (not pinned or cooling either) that
  * the file covers (metadata and mixed groups wholly inside it, and the
  * metadata chunk's rest), after turning an empty group inside it into
- * metadata if there were fewer than WANT: what tree blocks can take
- * without the file growing, counted up to WANT at most.  Group EXCEPT (an
- * index; the one about to be relocated) is not counted.  Lock held. */
+ * metadata if there were fewer than WANT, and then, if still fewer, data
+ * groups below EXCEPT that hold nothing of their own (only blocks
+ * remapped from other groups): what tree blocks can take without the
+ * file growing, counted up to WANT at most.  Group EXCEPT (an index; the
+ * one about to be relocated) is not counted.  Lock held. */
 uint64_t alloc_meta_room_inside(cow_store *st, uint64_t want, size_t except);
 /* Makes sure the container file covers [0, END) with space reserved
  * (growing it to the end of END's group).  COW_ENOSPC, COW_EIO_*. */
