@@ -51,19 +51,29 @@ int oe_create(uint64_t off, uint64_t nblocks, uint64_t disk, int nocow, struct c
     return COW_OK;
 }
 
+/* The inode's ordered extents in flight are a doubly linked list: a
+ * writeback starts hundreds of them (a checkpoint's scattered pages) and
+ * completes them oldest first, which a walk of a singly linked list to
+ * unlink each made quadratic (3% of a large database's small
+ * transactions, bench updates). */
 static void oe_link(struct cow_inode *in, struct oext *oe)
 {
+    oe->prev = NULL;
     oe->next = in->oes;
+    if (in->oes)
+        in->oes->prev = oe;
     in->oes = oe;
 }
 
 static void oe_unlink(struct cow_inode *in, struct oext *oe)
 {
-    struct oext **pp = &in->oes;
-    while (*pp && *pp != oe)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = oe->next;
+    if (oe->prev)
+        oe->prev->next = oe->next;
+    else if (in->oes == oe)
+        in->oes = oe->next;
+    if (oe->next)
+        oe->next->prev = oe->prev;
+    oe->next = oe->prev = NULL;
 }
 
 void oe_start(cow_store *st, struct cow_inode *in, struct oext *oe)

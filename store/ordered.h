@@ -51,7 +51,7 @@ struct oext {
                            * oe_alloc): EM_NOCOW_PREALLOC into a
                            * preallocated extent, EM_NOCOW_OVERWRITE over a
                            * NODATASUM one (extent_map.h); 0 new space */
-    struct oext *next;
+    struct oext *next, *prev; /* the inode's list (in->oes) */
 };
 
 /* How an ordered extent ended (oe_complete), which says what the pages
