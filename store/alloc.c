@@ -1073,27 +1073,21 @@ void alloc_record_ops(cow_store *st)
 /* runs_carve() for the held runs of kind PHYS. */
 static uint64_t carve_held(cow_store *st, int phys, uint64_t b, uint64_t len)
 {
-    uint64_t e = b + len, got = 0;
+    uint64_t got = 0;
     for (size_t k = 0; k < st->nheld; k++) {
-        struct held_run *r = &st->held[k];
-        uint64_t rs = r->bytenr, re = r->bytenr + r->bytes;
-        if (r->phys != phys || re <= b || rs >= e)
+        if (st->held[k].phys != phys)
             continue;
-        uint64_t os = rs > b ? rs : b, oe = re < e ? re : e;
-        got += oe - os;
-        if (os > rs && oe < re) {
-            struct held_run tail = {oe, re - oe, r->gen, r->phys};
-            if (held_add(st, tail.bytenr, tail.bytes, tail.gen, tail.phys))
-                return UINT64_MAX;
-            st->held[k].bytes = os - rs;
-        } else if (os > rs) {
-            r->bytes = os - rs;
-        } else if (oe < re) {
-            r->bytenr = oe;
-            r->bytes = re - oe;
-        } else {
+        /* room for a tail first, if the cut falls inside this run */
+        if (st->held[k].bytenr < b && b + len < st->held[k].bytenr + st->held[k].bytes &&
+            vec_reserve(st->held, st->cheld, st->nheld + 1))
+            return UINT64_MAX;
+        struct held_run *r = &st->held[k];
+        uint64_t ts, tb;
+        got += runs_cut(&r->bytenr, &r->bytes, b, len, &ts, &tb);
+        if (tb)
+            st->held[st->nheld++] = (struct held_run){ts, tb, r->gen, r->phys};
+        else if (r->bytes == 0)
             st->held[k--] = st->held[--st->nheld];
-        }
     }
     return got;
 }
