@@ -518,7 +518,7 @@ START_TEST(file_create_is_atomic)
         _exit(0);
     }
     close(lfd);
-    for (int i = 0; i < 1000; i++) { /* until the child has its lock */
+    for (int i = 0; i < 30000; i++) { /* until the child has its lock */
         int fd = open(tmp, O_RDWR);
         int busy = flock(fd, LOCK_EX | LOCK_NB) != 0;
         close(fd);

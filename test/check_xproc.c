@@ -481,14 +481,21 @@ START_TEST(xproc_kill_loop)
             victim(path, r, ack[1]);
         }
         close(ack[1]);
+        acked[r] = -1;
+        int32_t seq;
+        /* Odd rounds kill at a random moment from the fork, inside the
+         * open and the taking of the ownership too; even rounds first wait
+         * for the victim's first acknowledgement, so that the check below
+         * has blocks to check however slow the machine (a sanitizer
+         * build under load may take longer than any fixed delay to open). */
+        if (r % 2 == 0 && read(ack[0], &seq, sizeof seq) == sizeof seq)
+            acked[r] = seq;
         usleep((useconds_t)(1000 + test_rand(&rs) % 60000));
         kill(v, SIGKILL);
         int status;
         waitpid(v, &status, 0);
         ck_assert_msg(WIFSIGNALED(status), "victim %d ended by itself: %d", r,
                       WEXITSTATUS(status));
-        acked[r] = -1;
-        int32_t seq;
         while (read(ack[0], &seq, sizeof seq) == sizeof seq)
             acked[r] = seq;
         close(ack[0]);
@@ -515,7 +522,7 @@ START_TEST(xproc_kill_loop)
                           "round %d: acknowledged block %d is lost", r, seq);
             nacked++;
         }
-    ck_assert_int_gt(nacked, 0);
+    ck_assert_int_ge(nacked, ROUNDS / 2); /* the even rounds each acknowledged one */
     fprintf(stderr, "kill loop: %d acknowledged blocks checked\n", nacked);
     cow_file_close(f);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
