@@ -247,7 +247,7 @@ mproc: deps $(BUILD)/check_all
 # some kernels' address randomization breaks: the runner runs under
 # setarch -R (no randomization) wherever that works.
 TSAN_RUNS := conc race abort/race vfs_io/wal_threads vfs_journal/crash_and_threads vfs_snap/snapshot_threads \
-             vfs_files/reloc_threads xproc mproc xkill rdpath
+             vfs_files/reloc_threads xproc inplace mproc xkill rdpath
 tsan: deps $(THOBJDIR)/check_all
 	@run=""; if setarch "$$(uname -m)" -R true 2>/dev/null; then run="setarch $$(uname -m) -R"; fi; \
 	out=$(THOBJDIR)/tsan.out; failed=""; \
@@ -354,7 +354,9 @@ RACE_BREAKS := COW_BREAK_OE_ORDER:race_fsync COW_BREAK_INVALIDATE:race_truncate 
                COW_BREAK_CLONE_UNLOCKED:race_clone \
                COW_BREAK_XPROC_UNPINNED:xproc/xproc_pin COW_BREAK_XPROC_NO_REPLAY:xproc/xproc_killed \
                COW_BREAK_XPROC_NO_ALLOCS:xproc/xproc_journal \
-               COW_BREAK_READ_UNPINNED:rdpath/rdpath_read
+               COW_BREAK_READ_UNPINNED:rdpath/rdpath_read \
+               COW_BREAK_INPLACE_BARRIER:inplace/inplace_reloc \
+               COW_BREAK_INPLACE_STALE:inplace/inplace_snapshot
 race-proof: deps
 	@for b in $(RACE_BREAKS); do \
 	  def=$${b%%:*}; tc=$${b#*:}; suite=race; \

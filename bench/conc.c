@@ -31,6 +31,8 @@
  *         database while they run.
  *
  * --conc-cell NAME runs only the cell NAME ("thr 4 NORMAL": to profile it).
+ * With COW_BENCH_STATS set in the environment, each process worker prints
+ * its counts and, on cow, its PRAGMA cow_stats to stderr.
  *
  * Printed per cell: transactions per second and reads per second on each
  * VFS (the sums over the workers of their counts over their own running
@@ -375,6 +377,18 @@ int conc_worker_main(int argc, char **argv)
     while (read(0, &b, 1) > 0)
         ;
     rc = conc_run(&j, &c, &n);
+    if (getenv("COW_BENCH_STATS"))
+        fprintf(stderr, "worker %d %s %s: txns %lld reads %lld busy %lld\n", (int)getpid(), j.vfs,
+                j.writer ? "w" : "r", n.txns, n.reads, n.busy);
+    if (getenv("COW_BENCH_STATS") && strcmp(j.vfs, "cow") == 0) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(c.db, "PRAGMA cow_stats", -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW)
+                fprintf(stderr, "worker %d (%s): %s\n", (int)getpid(), j.writer ? "w" : "r",
+                        (const char *)sqlite3_column_text(st, 0));
+            sqlite3_finalize(st);
+        }
+    }
     if (conc_close(&c) != 0)
         rc = -1;
     if (rc != 0)

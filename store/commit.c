@@ -291,6 +291,9 @@ int commit_load(cow_store *st)
     st->data_unflushed = !st->readonly;
     st->generation = get64(s + SB_GENERATION);
     st->durable_gen = st->generation;
+    /* an owner's load flushed first (above): this generation is durable */
+    if (!st->readonly && st->shared && shared_is_owner(st->shared))
+        shared_set_durable(st->shared, st->durable_gen);
     st->durable_log = st->log_durable = 0; /* replay_log counts them */
     st->transid = st->generation + 1;
     st->bg_size = get64(s + SB_BG_SIZE);
@@ -789,6 +792,8 @@ int commit_seal(cow_store *st)
     st->durable_slot = st->last_slot = slot;
     st->generation = st->transid;
     st->durable_gen = st->generation;
+    if (st->shared && shared_is_owner(st->shared))
+        shared_set_durable(st->shared, st->durable_gen); /* inplace.c */
     st->durable_log = 0;
     st->transid++;
     st->last_one_flush = 0;

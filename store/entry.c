@@ -10,6 +10,7 @@
  * the ownership first: an existing file opens in any process.
  */
 #include "store_int.h"
+#include "inplace.h"
 #include "xproc.h"
 
 #define ENTERED(st, call)                                                                      \
@@ -18,6 +19,21 @@
         if (rc_)                                                                               \
             return rc_;                                                                        \
         rc_ = (call);                                                                          \
+        xproc_leave(st);                                                                       \
+        return rc_;                                                                            \
+    } while (0)
+
+/* ENTERED, with the barrier against writes in place by other processes
+ * up around CALL (inplace.h): CALL may share, move or replace a nodatacow
+ * file's extents. */
+#define ENTERED_BARRED(st, call)                                                               \
+    do {                                                                                       \
+        int rc_ = xproc_enter(st);                                                             \
+        if (rc_)                                                                               \
+            return rc_;                                                                        \
+        inplace_barrier_raise(st);                                                             \
+        rc_ = (call);                                                                          \
+        inplace_barrier_lower(st);                                                             \
         xproc_leave(st);                                                                       \
         return rc_;                                                                            \
     } while (0)
@@ -102,6 +118,26 @@ void cow_file_close(cow_file *f)
 
 int cow_file_write(cow_file *f, const void *buf, size_t len, uint64_t off)
 {
+    if (f->st->shared) {
+        /* a nodatacow file's bytes, written in place while another
+         * process owns (inplace.c); else the ownership first */
+        int done = 0;
+        int rc = xproc_view_begin(f->st);
+        if (rc)
+            return rc;
+        rc = inplace_write(f, buf, len, off, &done);
+        if (!rc && done < 0) {
+            /* another process published since this one loaded: the new
+             * view may say the same bytes are still written in place (in
+             * WAL mode a refresh is safe at any time: vfs_shm.c) */
+            rc = xproc_refresh(f->st);
+            if (!rc)
+                rc = inplace_write(f, buf, len, off, &done);
+        }
+        xproc_view_end(f->st);
+        if (rc || done > 0)
+            return rc;
+    }
     ENTERED(f->st, file_write(f, buf, len, off));
 }
 
@@ -164,13 +200,13 @@ int cow_rename(cow_store *st, const char *from, const char *to)
 
 int cow_subvol_create(cow_store *st, const char *name, int kind, const char *source)
 {
-    ENTERED(st, subvol_create_ex(st, name, kind, source, NULL, 0));
+    ENTERED_BARRED(st, subvol_create_ex(st, name, kind, source, NULL, 0));
 }
 
 int cow_subvol_create_ex(cow_store *st, const char *name, int kind, const char *source,
                          const char *drop, int incomplete)
 {
-    ENTERED(st, subvol_create_ex(st, name, kind, source, drop, incomplete));
+    ENTERED_BARRED(st, subvol_create_ex(st, name, kind, source, drop, incomplete));
 }
 
 int cow_subvol_finish(cow_store *st, const char *name, int kind)
@@ -180,7 +216,7 @@ int cow_subvol_finish(cow_store *st, const char *name, int kind)
 
 int cow_subvol_restore(cow_store *st, const char *target, const char *source)
 {
-    ENTERED(st, subvol_restore(st, target, source));
+    ENTERED_BARRED(st, subvol_restore(st, target, source));
 }
 
 int cow_subvol_delete(cow_store *st, const char *name)

@@ -553,8 +553,8 @@ int em_complete(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t disk
  * commit lists it: invariant 13).  Sets *YES: 0 no, EM_NOCOW_PREALLOC or
  * EM_NOCOW_OVERWRITE (extent_map.h).  Lock held.
  */
-static int nocow_writable(cow_store *st, const struct cow_inode *in, const struct fext *fx,
-                          int *yes)
+static int nocow_writable_below(cow_store *st, const struct cow_inode *in, const struct fext *fx,
+                                uint64_t durable, int *yes)
 {
     uint64_t gen;
     *yes = 0;
@@ -583,9 +583,37 @@ static int nocow_writable(cow_store *st, const struct cow_inode *in, const struc
     }
     int rc = refs_generation(st, fx->disk, &gen);
     if (rc == COW_OK && gen > in->root->last_snapshot &&
-        (kind == EM_NOCOW_PREALLOC || gen <= st->durable_gen))
+        (kind == EM_NOCOW_PREALLOC || gen <= durable))
         *yes = kind;
     return rc;
+}
+
+/* nocow_writable_below() with this store's last flushed commit. */
+static int nocow_writable(cow_store *st, const struct cow_inode *in, const struct fext *fx,
+                          int *yes)
+{
+    return nocow_writable_below(st, in, fx, st->durable_gen, yes);
+}
+
+int em_inplace_target(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t len,
+                      uint64_t durable, uint64_t *disk, uint64_t *runlen)
+{
+    lk_assert_held(&st->lock);
+    struct fext fx;
+    int yes = 0;
+    *disk = 0;
+    *runlen = 0;
+    int rc = fext_first(st, in, off, &fx);
+    if (rc == COW_ENOENT)
+        return COW_OK;
+    if (rc == COW_OK && fx.start <= off && off < fx.start + fx.len)
+        rc = nocow_writable_below(st, in, &fx, durable, &yes);
+    if (rc || yes != EM_NOCOW_OVERWRITE)
+        return rc;
+    uint64_t in_item = fx.start + fx.len - off;
+    *disk = fx.disk + fx.ext_off + (off - fx.start);
+    *runlen = len < in_item ? len : in_item;
+    return COW_OK;
 }
 
 int em_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t len,

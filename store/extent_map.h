@@ -183,6 +183,19 @@ int em_complete_overwrite(cow_store *st, struct cow_inode *in, uint64_t off, uin
 int em_prealloc_target(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t len,
                        int *nocow, uint64_t *disk, uint64_t *runlen);
 
+/*
+ * For a write in place by a process that does not own the container
+ * (store/inplace.c): if byte OFF of file IN lies in a NODATASUM extent of
+ * a nodatacow file that may be overwritten in place (em_prealloc_target's
+ * test, with DURABLE, the newest generation an owner made durable, in
+ * place of this store's own), sets *DISK to the logical container
+ * address of byte OFF and *RUNLEN to the bytes of [OFF, OFF + LEN) inside
+ * that extent (> 0); otherwise both 0.  Store lock held.  Errors: the
+ * trees' (COW_EIO_READ, COW_CORRUPT).
+ */
+int em_inplace_target(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t len,
+                      uint64_t durable, uint64_t *disk, uint64_t *runlen);
+
 /* *yes = EM_NOCOW_PREALLOC or EM_NOCOW_OVERWRITE if file block IDX of IN
  * may be written in place (see em_prealloc_target), else 0.  Errors from
  * reading the trees. */

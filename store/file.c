@@ -31,6 +31,7 @@
 #include "crc32c.h"
 #include "extent_map.h"
 #include "inject.h"
+#include "inplace.h"
 #include "lockdep.h"
 #include "ordered.h"
 #include "shared.h"
@@ -546,6 +547,8 @@ int file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nread)
     rc = check_handle(f);
     if (rc)
         goto out;
+    if (in->flags & COW_INODE_NODATACOW)
+        inplace_forget_stale(st); /* another process wrote in place */
     uint64_t size = in->size, avail = 0;
     if (off < size)
         avail = size - off < len ? size - off : len;
@@ -578,6 +581,8 @@ int file_write(cow_file *f, const void *buf, size_t len, uint64_t off)
     pc_lock_shared(in);
     LOCK(st);
     int rc = check_writable(f);
+    if (!rc && (in->flags & COW_INODE_NODATACOW))
+        inplace_forget_stale(st); /* a partial block is read from the cache */
     if (!rc)
         rc = txn_begin_change(st);
     int wrote = 0;
@@ -845,6 +850,8 @@ int file_fetch(cow_file *f, uint64_t off, size_t len, void **pp)
     pc_lock_shared(in);
     LOCK(st);
     int rc = check_handle(f);
+    if (!rc && (in->flags & COW_INODE_NODATACOW))
+        inplace_forget_stale(st);
     if (!rc)
         rc = pc_fetch(st, in, off, len, pp);
     UNLOCK(st);

@@ -63,6 +63,7 @@
 
 #include "commit.h"
 #include "inject.h"
+#include "inplace.h"
 #include "lockdep.h"
 #include "xproc.h"
 #include "reloc.h"
@@ -510,8 +511,8 @@ static int install(cow_store *st, const struct bgroup *gp, struct moves *m, uint
 /* Relocates group GI.  *moved: bytes copied and remapped; *dropped_out:
  * bytes dropped (data no file maps).  COW_ENOSPC when the group's blocks
  * do not fit below it (nothing changed). */
-static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *moved,
-                          uint64_t *dropped_out)
+static int relocate_group_barred(cow_store *st, size_t gi, uint8_t *buf, uint64_t *moved,
+                                 uint64_t *dropped_out)
 {
     struct moves m = {NULL, 0, 0};
     uint64_t dropped = 0;
@@ -631,6 +632,20 @@ static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *move
      * with others waiting), its copies and their flush included, which
      * load the device a writer's flush waits on */
     pace(cow_mono_ns() - t0);
+    return rc;
+}
+
+/* relocate_group_barred(), with the barrier against writes in place by
+ * other processes up (inplace.h): the copy (4) must not miss a write that
+ * lands in the old place after it read it, as invariant 5 keeps this
+ * process's own writes in place out of a relocating group.  The commit
+ * that installs the new places (6) is published before it is lowered. */
+static int relocate_group(cow_store *st, size_t gi, uint8_t *buf, uint64_t *moved,
+                          uint64_t *dropped_out)
+{
+    inplace_barrier_raise(st);
+    int rc = relocate_group_barred(st, gi, buf, moved, dropped_out);
+    inplace_barrier_lower(st);
     return rc;
 }
 

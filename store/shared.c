@@ -42,6 +42,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +57,7 @@
 #include "store_int.h"
 
 #define SHARED_MAGIC 0x3144524853574f43ull /* "COWSHRD1", little-endian */
-#define SHARED_VERSION 5u
+#define SHARED_VERSION 6u
 #define WAIT_SLICE_MS 10u /* longest futex sleep between liveness checks */
 #define NWANT (COW_SHARED_SLOTS / 64)
 
@@ -92,7 +93,9 @@ struct shared_jop {
  * mutex by a sweeper once it died. */
 struct shared_slot {
     int32_t pid; /* 0: free */
-    uint32_t pad;
+    uint32_t writing; /* atomic: writes in place without owning under way
+                       * in the slot's process (shared_inplace_begin);
+                       * cleared by shared_barrier_raise once it is dead */
     uint64_t gen; /* pinned generation, 0: none */
 };
 
@@ -116,6 +119,14 @@ struct shared_region {
     uint32_t pad0;
     uint64_t seq;          /* atomic: publication sequence number */
     uint64_t generation;   /* atomic: generation last published */
+    uint32_t barrier;      /* atomic: the owner's operations under way
+                            * that forbid writes in place by the others
+                            * (shared_barrier_raise) */
+    uint32_t pad1;
+    uint64_t barrier_epoch; /* atomic: bumped when one of them ends */
+    uint64_t inplace_seq;  /* atomic: writes in place by non-owners */
+    uint64_t durable_gen;  /* atomic: the newest generation an owner made
+                            * durable (a flush it waited for) */
     uint64_t want[NWANT];  /* atomic: bit i: slot i waits to own or for a
                             * publication */
     uint64_t want_own[NWANT]; /* atomic: bit i: slot i waits to own (its
@@ -299,6 +310,7 @@ static void slot_clear(struct cow_shared *sh, unsigned i)
     struct shared_region *r = sh->r;
     want_clear(r, i);
     __atomic_store_n(&r->slots[i].gen, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&r->slots[i].writing, 0, __ATOMIC_SEQ_CST);
     if (__atomic_exchange_n(&r->slots[i].pid, 0, __ATOMIC_SEQ_CST) != 0)
         __atomic_sub_fetch(&r->nprocs, 1, __ATOMIC_SEQ_CST);
     uint64_t w = __atomic_load_n(&r->owner, __ATOMIC_SEQ_CST);
@@ -860,6 +872,112 @@ uint64_t shared_generation(struct cow_shared *sh)
 void shared_set_unpublished(struct cow_shared *sh)
 {
     __atomic_store_n(&sh->r->unpublished, 1, __ATOMIC_SEQ_CST);
+}
+
+/* ---- writes in place by processes that do not own ---- */
+
+int shared_inplace_begin(struct cow_shared *sh, uint64_t seen_seq, uint64_t epoch_seen)
+{
+    struct shared_region *r = sh->r;
+    struct shared_slot *me = &r->slots[sh->slot];
+    /* the flag, then the barrier: an owner raises the barrier, then looks
+     * at the flags (shared_barrier_raise); with both sequentially
+     * consistent, one of the two sees the other (Dekker) */
+    __atomic_add_fetch(&me->writing, 1, __ATOMIC_SEQ_CST);
+    int ok = __atomic_load_n(&r->barrier, __ATOMIC_SEQ_CST) == 0 &&
+             __atomic_load_n(&r->unpublished, __ATOMIC_SEQ_CST) == 0;
+#ifndef COW_BREAK_INPLACE_STALE /* make race-proof: any view will do */
+    int fresh = __atomic_load_n(&r->barrier_epoch, __ATOMIC_SEQ_CST) == epoch_seen &&
+                __atomic_load_n(&r->seq, __ATOMIC_SEQ_CST) == seen_seq;
+#else
+    (void)epoch_seen;
+    (void)seen_seq;
+    int fresh = 1;
+#endif
+    if (ok && fresh)
+        return 1;
+    __atomic_sub_fetch(&me->writing, 1, __ATOMIC_SEQ_CST);
+    return ok ? -1 : 0;
+}
+
+int shared_inplace_begin_owner(struct cow_shared *sh)
+{
+    struct shared_region *r = sh->r;
+    struct shared_slot *me = &r->slots[sh->slot];
+    __atomic_add_fetch(&me->writing, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&r->barrier, __ATOMIC_SEQ_CST) == 0)
+        return 1;
+    __atomic_sub_fetch(&me->writing, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+void shared_inplace_end(struct cow_shared *sh)
+{
+    struct shared_region *r = sh->r;
+    __atomic_add_fetch(&r->inplace_seq, 1, __ATOMIC_SEQ_CST);
+    __atomic_sub_fetch(&r->slots[sh->slot].writing, 1, __ATOMIC_SEQ_CST);
+}
+
+uint64_t shared_inplace_seq(struct cow_shared *sh)
+{
+    return __atomic_load_n(&sh->r->inplace_seq, __ATOMIC_ACQUIRE);
+}
+
+void shared_barrier_raise(struct cow_shared *sh)
+{
+    struct shared_region *r = sh->r;
+    __atomic_add_fetch(&r->barrier, 1, __ATOMIC_SEQ_CST);
+    for (unsigned i = 0; i < COW_SHARED_SLOTS; i++) {
+        unsigned spins = 0;
+        /* this process's own too: another of its threads may write in
+         * place while this one owns */
+        while (__atomic_load_n(&r->slots[i].writing, __ATOMIC_SEQ_CST)) {
+            /* a write of a few KiB: spin a little, then check that its
+             * process lives (a dead one never clears its flag) */
+            if (++spins < 64) {
+                sched_yield();
+                continue;
+            }
+            if (i != sh->slot && !slot_alive(sh, i)) {
+                __atomic_store_n(&r->slots[i].writing, 0, __ATOMIC_SEQ_CST);
+                break;
+            }
+            struct timespec ts = {0, 50000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+void shared_barrier_lower(struct cow_shared *sh)
+{
+    struct shared_region *r = sh->r;
+    __atomic_add_fetch(&r->barrier_epoch, 1, __ATOMIC_SEQ_CST);
+    __atomic_sub_fetch(&r->barrier, 1, __ATOMIC_SEQ_CST);
+}
+
+void shared_barrier_reset(struct cow_shared *sh)
+{
+    struct shared_region *r = sh->r;
+    __atomic_add_fetch(&r->barrier_epoch, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&r->barrier, 0, __ATOMIC_SEQ_CST);
+}
+
+uint64_t shared_barrier_epoch(struct cow_shared *sh)
+{
+    return __atomic_load_n(&sh->r->barrier_epoch, __ATOMIC_SEQ_CST);
+}
+
+void shared_set_durable(struct cow_shared *sh, uint64_t gen)
+{
+    uint64_t cur = __atomic_load_n(&sh->r->durable_gen, __ATOMIC_SEQ_CST);
+    while (cur < gen && !__atomic_compare_exchange_n(&sh->r->durable_gen, &cur, gen, 0,
+                                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        ;
+}
+
+uint64_t shared_durable(struct cow_shared *sh)
+{
+    return __atomic_load_n(&sh->r->durable_gen, __ATOMIC_SEQ_CST);
 }
 
 int shared_wait_published(struct cow_shared *sh, unsigned timeout_ms)

@@ -207,6 +207,67 @@ uint64_t shared_generation(struct cow_shared *sh);
  * it).  Lock-free. */
 void shared_set_unpublished(struct cow_shared *sh);
 
+/* ---- writes in place by processes that do not own ---- */
+
+/*
+ * Before a process that does not own the container writes a nodatacow
+ * file's bytes in place (store/inplace.c): raises this process's "writing"
+ * flag, then checks that no barrier is up and none ended since EPOCH_SEEN
+ * (shared_barrier_epoch() when this process loaded its view), that nothing
+ * was published since SEEN_SEQ (its view is the newest) and that the owner
+ * has nothing unpublished.  Returns 1 with the flag up: the write may go,
+ * then shared_inplace_end(); else the flag is down, and the result is -1
+ * when only the view is old (a reload may make it fit), 0 when a barrier
+ * is up or the owner has unpublished changes (the write must take the
+ * ownership).  Lock-free; sequentially consistent.  The idea of a lock that
+ * nocow writers share and a snapshot takes alone is btrfs's
+ * (fs/btrfs/locking.c, btrfs_drew_write_lock / btrfs_drew_read_lock around
+ * btrfs_check_nocow_lock and create_snapshot).
+ */
+int shared_inplace_begin(struct cow_shared *sh, uint64_t seen_seq, uint64_t epoch_seen);
+
+/* shared_inplace_begin() for the owner, whose view is the newest by
+ * definition: only the barrier (raised by another of its threads) is
+ * checked.  1 with the flag up, or 0. */
+int shared_inplace_begin_owner(struct cow_shared *sh);
+
+/* After the write: bumps the count of writes in place (the owner's cached
+ * pages of nodatacow files are stale: shared_inplace_seq), then lowers
+ * the flag. */
+void shared_inplace_end(struct cow_shared *sh);
+
+/* Writes in place by non-owners so far (acquire). */
+uint64_t shared_inplace_seq(struct cow_shared *sh);
+
+/*
+ * The owner, before an operation that may move, share or free a
+ * nodatacow file's blocks behind a non-owner's back (a relocation, a
+ * snapshot or branch, a restore): raises the barrier (a count: several
+ * may be up), then waits until no other live process has its "writing"
+ * flag up (a write of a few KiB; a dead process's flag is cleared).  The
+ * operation must publish what it changed before shared_barrier_lower().
+ * Do not hold the mutex.
+ */
+void shared_barrier_raise(struct cow_shared *sh);
+
+/* Ends one barrier: bumps the epoch (every non-owner's view is now
+ * suspect until it reloads), then lowers the count. */
+void shared_barrier_lower(struct cow_shared *sh);
+
+/* A new owner after one that died (maybe with a barrier up): no barrier,
+ * a new epoch. */
+void shared_barrier_reset(struct cow_shared *sh);
+
+/* The barrier epoch (bumped by each shared_barrier_lower and reset). */
+uint64_t shared_barrier_epoch(struct cow_shared *sh);
+
+/* An owner made generation GEN durable (its flush completed): raises the
+ * shared durable generation to GEN (never lowers it).  Lock-free. */
+void shared_set_durable(struct cow_shared *sh, uint64_t gen);
+
+/* The newest generation an owner made durable, 0 if none yet. */
+uint64_t shared_durable(struct cow_shared *sh);
+
 /*
  * A reader: if the owner has unpublished changes, raises the want bit and
  * waits until they are published, or there is no live owner (the dead

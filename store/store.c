@@ -396,6 +396,11 @@ void cow_store_unpin(cow_store *st)
     xproc_unpin(st);
 }
 
+unsigned cow_store_processes(cow_store *st)
+{
+    return xproc_processes(st);
+}
+
 #ifdef COW_DEBUG
 int cow_store_test_handoff(cow_store *st)
 {

@@ -155,6 +155,15 @@ void cow_store_announce(cow_store *st);
  */
 void cow_store_unpin(cow_store *st);
 
+/*
+ * How many processes have the container open, this one included (>= 1;
+ * 1 for a device no other process can open).  A hint: lock-free, and a
+ * process killed since still counts until a sweep clears its slot
+ * (shared_nprocs_hint).  The VFS grows a WAL in larger steps while others
+ * are open (vfs_io.c cowWalGrow).  Never fails.
+ */
+unsigned cow_store_processes(cow_store *st);
+
 #ifdef COW_DEBUG
 /* Test builds only: as if the ownership went to another process that
  * changed nothing and came back (store/xproc.h xproc_test_handoff). */
@@ -223,6 +232,9 @@ struct cow_stats {
                                 * still read it (invariant 9) */
     uint64_t grown;            /* bytes nodatacow files grew by in chunks
                                 * (cow_file_grow) */
+    uint64_t written_foreign;  /* bytes this process wrote in place while
+                                * another process owned the container
+                                * (store/inplace.c) */
 };
 
 /* Copies the store's counters to *out.  Takes store->lock; never fails. */

@@ -540,6 +540,11 @@ struct cow_store {
                             * space back only after changes (store.c) */
     uint64_t seen_seq;
     uint64_t published_gen;
+    uint64_t inplace_epoch; /* shared_barrier_epoch() when this process last
+                             * loaded or let go: a later barrier makes its
+                             * view unfit for writes in place (inplace.c) */
+    uint64_t inplace_seen;  /* shared_inplace_seq() its cached nodatacow
+                             * pages are as new as (inplace.c) */
     int view_load;          /* commit_load builds no free space map: a
                              * reload of a view (xproc.c reload) */
     int view_partial;       /* the last reload was such a view: the free

@@ -44,6 +44,7 @@
 
 #include "inject.h"
 #include "lockdep.h"
+#include "shared.h"
 #include "store_int.h"
 #include "vec.h"
 
@@ -103,6 +104,8 @@ static void durable_apply(cow_store *st, const struct durable_point *d)
     st->flush_applied = d->n;
     st->durable_slot = d->slot;
     st->durable_gen = d->generation;
+    if (st->shared && shared_is_owner(st->shared))
+        shared_set_durable(st->shared, d->generation); /* inplace.c */
     st->cut_floor = d->sb_device_bytes; /* no crash goes back past it now */
     st->durable_log = st->log_durable = (uint32_t)d->log_seq;
     st->unflushed = 0;

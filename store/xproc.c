@@ -31,6 +31,11 @@ int xproc_alone(cow_store *st)
     return !st->shared || shared_nprocs_hint(st->shared) <= 1;
 }
 
+unsigned xproc_processes(cow_store *st)
+{
+    return st->shared ? shared_nprocs_hint(st->shared) : 1;
+}
+
 uint64_t xproc_poll_ns(cow_store *st)
 {
     unsigned ms =
@@ -145,10 +150,14 @@ static int reload_ex(cow_store *st, int owner, int full, int recover)
         return rc;
     }
     struct cow_shared *sh = st->shared; /* NULL: a test's handoff (xproc_test_handoff) */
-    uint64_t seq = 0;
+    uint64_t seq = 0, epoch = 0;
     if (sh) {
         (void)shared_lock(sh); /* a holder that died changed nothing we read */
+        /* a dead owner may have died with a barrier up (inplace.c) */
+        if (recover)
+            shared_barrier_reset(sh);
         seq = shared_seq(sh);
+        epoch = shared_barrier_epoch(sh);
         /* pinned before anything is read: the owner keeps what this
          * generation reaches (alloc.c release_held) */
         shared_pin(sh, owner ? 0 : shared_generation(sh));
@@ -237,6 +246,7 @@ static int reload_ex(cow_store *st, int owner, int full, int recover)
         st->failed = 1;
     } else {
         st->seen_seq = seq;
+        st->inplace_epoch = epoch;
         st->published_gen = st->generation;
         st->stats.reloads++;
         st->view_partial = !owner && !full;
@@ -367,6 +377,7 @@ static int same_as_left(cow_store *st)
                shared_journal_head(sh) == st->xbasis_idx && !st->failed;
     if (same) {
         shared_pin(sh, 0);
+        st->inplace_epoch = shared_barrier_epoch(sh);
         st->data_unflushed = 1;
         st->stats.reloads_skipped++;
     }
@@ -487,6 +498,9 @@ int xproc_yield_locked(cow_store *st)
         }
         st->xbasis_gen = st->generation;
         st->xbasis_idx = shared_journal_head(st->shared);
+        /* its view is the owner's: fit for writes in place (inplace.c)
+         * until the next publication or barrier */
+        st->inplace_epoch = shared_barrier_epoch(st->shared);
         COW_INJECT("xproc:yield_locked"); /* tests: a death holding the mutex */
         shared_disown(st->shared);
         /* the next owner may overwrite nodatacow files in place, which

@@ -162,6 +162,11 @@ int xproc_may_change(cow_store *st);
  * state).  store->lock held. */
 int xproc_alone(cow_store *st);
 
+/* The processes that have the container open, this one included (1
+ * without shared state): shared_nprocs_hint's count, lock-free, a dead
+ * process counted until a sweep.  No lock needed. */
+unsigned xproc_processes(cow_store *st);
+
 /* How long the committer sleeps at most between looks for another
  * process's request, ns: XPROC_POLL_MS while others have the container
  * open, XPROC_IDLE_POLL_MS alone (a process that opens then waits that

@@ -43,6 +43,7 @@ static const struct {
     {"fsck_remap", fsck_remap_suite},
     {"shared", shared_suite},
     {"xproc", xproc_suite},
+    {"inplace", inplace_suite},
     {"xkill", xkill_suite},
     {"vfs_lock", vfs_lock_suite},
     {"mproc", mproc_suite},

@@ -740,9 +740,10 @@ START_TEST(xproc_frees_past_end)
 }
 END_TEST
 
-/* xproc_handback's other owner: opens; at each step, overwrites the
- * nodatacow file "w" (pattern 1, step) and persists it (in place: no
- * publication), or, at step 3, writes file "db" (a commit: a publication). */
+/* xproc_handback's other owner: opens (the owner); at each step,
+ * overwrites the nodatacow file "w" (pattern 1, step) and persists it (in
+ * place: no publication; at step 2 without the ownership, inplace.c), or,
+ * at step 3, writes file "db" (a commit: a publication). */
 static int hb_kid(const char *path, int in, int out, const void *arg)
 {
     (void)arg;
@@ -768,10 +769,11 @@ static int hb_kid(const char *path, int in, int out, const void *arg)
 /*
  * The ownership handed back with nothing published meanwhile: this
  * process writes a nodatacow file and lets its blocks grow old; another
- * process overwrites them in place (no commit, no publication) and this
- * one takes the ownership back without a reload (reloads_skipped), reading
- * the other's bytes from the device; once the other publishes a commit,
- * taking it back reloads.  Fails if the skip is taken after a publication
+ * process, the owner since its open, overwrites them in place (no commit,
+ * no publication) and this one takes the ownership back without a reload
+ * (reloads_skipped), reading the other's bytes from the device; the
+ * other's next overwrite takes no ownership at all (inplace.c); once the
+ * other publishes a commit, taking it back reloads.  Fails if the skip is taken after a publication
  * (a stale view) or never taken (xproc.c same_as_left).
  */
 START_TEST(xproc_handback)
@@ -797,8 +799,15 @@ START_TEST(xproc_handback)
         ck_assert_int_eq(write_blocks(st, "x", 0, step, 1), 0);
         cow_store_stats(st, &s1);
         ck_assert_int_eq(cow_store_refresh(st), COW_OK);
-        if (step < 3) {
+        if (step == 1) {
+            /* it owned since its open: handed back without a reload */
             ck_assert_uint_eq(s1.reloads_skipped, s0.reloads_skipped + 1);
+            ck_assert_int_eq(check_blocks(st, "w", 1, step, HB_BLOCKS), 0);
+        } else if (step == 2) {
+            /* it wrote in place without the ownership (inplace.c): this
+             * process kept it, nothing to reload or skip */
+            ck_assert_uint_eq(s1.reloads_skipped, s0.reloads_skipped);
+            ck_assert_uint_eq(s1.reloads, s0.reloads);
             ck_assert_int_eq(check_blocks(st, "w", 1, step, HB_BLOCKS), 0);
         } else {
             ck_assert_uint_eq(s1.reloads_skipped, s0.reloads_skipped);

@@ -38,6 +38,7 @@ Suite *util_suite(void);
 Suite *lockdep_suite(void);
 Suite *reloc_suite(void);
 Suite *xproc_suite(void);
+Suite *inplace_suite(void);
 Suite *fsck_remap_suite(void);
 Suite *shared_suite(void);
 Suite *xkill_suite(void);

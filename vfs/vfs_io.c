@@ -518,16 +518,22 @@ out:
  * A nodatacow WAL grows in chunks (cowWalGrow): by its size, at least
  * COWVFS_WAL_GROW_MIN and at most COWVFS_WAL_GROW_MAX bytes a step
  * (docs/DESIGN.md, "Nodatacow WAL": geometric so that a small database's
- * WAL stays small, bounded so that a step's zeros cost little).
+ * WAL stays small, bounded so that a step's zeros cost little); at most
+ * COWVFS_WAL_GROW_MAX_SHARED while other processes have the container
+ * open, where a step also costs the writer the ownership and each of the
+ * others a reload, and where readers keep SQLite from restarting the WAL,
+ * so that it grows as far as unix's (70 MiB in bench conc's proc 8 NORMAL).
  */
 #define COWVFS_WAL_GROW_MIN (64 * 1024)
 #define COWVFS_WAL_GROW_MAX (256 * 1024)
+#define COWVFS_WAL_GROW_MAX_SHARED (4096 * 1024)
 
 /*
  * Before a write that ends at byte IEND of P's nodatacow WAL: when IEND is
  * past the file's size, grows the file (cow_file_grow: written zeros,
  * committed and flushed once) to max(size + step, IEND) rounded up to 4
- * KiB, the step being the size bounded by COWVFS_WAL_GROW_MIN and _MAX.
+ * KiB, the step being the size bounded by COWVFS_WAL_GROW_MIN and _MAX
+ * (_MAX_SHARED while other processes have the container open).
  * Nothing when the file is no longer nodatacow (a restore rebound it).
  * The frames written there from then on overwrite old extents in place:
  * no commit, no publication per transaction in the WAL's first cycle,
@@ -547,9 +553,9 @@ static int cowWalGrow(cowFile *p, sqlite3_int64 iEnd)
     if (crc == COW_OK && (uint64_t)iEnd > size)
         crc = cow_file_nodatacow(p->pCf, &yes);
     if (crc == COW_OK && yes && (uint64_t)iEnd > size) {
-        step = size < COWVFS_WAL_GROW_MIN   ? COWVFS_WAL_GROW_MIN
-               : size > COWVFS_WAL_GROW_MAX ? COWVFS_WAL_GROW_MAX
-                                            : size;
+        uint64_t max = cow_store_processes(p->pInode->pStore) > 1 ? COWVFS_WAL_GROW_MAX_SHARED
+                                                                  : COWVFS_WAL_GROW_MAX;
+        step = size < COWVFS_WAL_GROW_MIN ? COWVFS_WAL_GROW_MIN : size > max ? max : size;
         end = size + step > (uint64_t)iEnd ? size + step : (uint64_t)iEnd;
         end = (end + COWVFS_SECTOR_SIZE - 1) / COWVFS_SECTOR_SIZE * COWVFS_SECTOR_SIZE;
         crc = cow_file_grow(p->pCf, end);
@@ -859,7 +865,8 @@ static const struct {
  *                                dirty_bytes=N reserved_bytes=N
  *                                reloc_groups=N reloc_bytes=N reloc_dropped=N reloc_runs=N
  *                                container_bytes=N grown=N reloads=N
- *                                reloads_skipped=N held_bytes=N"
+ *                                reloads_skipped=N held_bytes=N
+ *                                written_foreign=N"
  *   PRAGMA cow_commit_interval   the interval of the store's background
  *                                commits in ms (COW_COMMIT_INTERVAL_MS
  *                                unless set)
@@ -951,7 +958,7 @@ static int cowPragma(cowFile *p, char **azArg)
                                    "written_in_place=%llu dirty_bytes=%llu reserved_bytes=%llu "
                                    "reloc_groups=%llu reloc_bytes=%llu reloc_dropped=%llu "
                                    "reloc_runs=%llu container_bytes=%llu grown=%llu reloads=%llu "
-                                   "reloads_skipped=%llu held_bytes=%llu",
+                                   "reloads_skipped=%llu held_bytes=%llu written_foreign=%llu",
                                    (unsigned long long)cs.flushes,
                                    (unsigned long long)cs.commits,
                                    (unsigned long long)cs.commits_flushed,
@@ -973,7 +980,8 @@ static int cowPragma(cowFile *p, char **azArg)
                                    (unsigned long long)cs.grown,
                                    (unsigned long long)cs.reloads,
                                    (unsigned long long)cs.reloads_skipped,
-                                   (unsigned long long)cs.held_bytes);
+                                   (unsigned long long)cs.held_bytes,
+                                   (unsigned long long)cs.written_foreign);
         break;
     case COWPRAGMA_DIRTY_LIMIT:
         if (zVal == 0) {
