@@ -642,7 +642,17 @@ void xproc_logged(cow_store *st)
 {
     /* alone, what a transaction's end makes durable or persistent goes to
      * the log, not to a publication: a process that opens now asks for it
-     * (with others open, the end of a transaction publishes) */
-    if (st->shared && shared_is_owner(st->shared))
+     * (with others open, the end of a transaction publishes).  Only with
+     * something unpublished: a checkpoint begins by syncing the WAL, and
+     * flagging then made every reader in another process wait for the
+     * whole checkpoint (its publication), where only the database's sync
+     * at its end (with the pages it copied) must hold them back until the
+     * publication, before they read past the new nBackfill. */
+    if (!st->shared || !shared_is_owner(st->shared))
+        return;
+    LOCK(st);
+    int unpublished = st->txn_dirty || st->ndirty || st->noes;
+    UNLOCK(st);
+    if (unpublished)
         shared_set_unpublished(st->shared);
 }

@@ -113,8 +113,10 @@ int xproc_full_view(cow_store *st);
  * cow_store_persist alone): the owner has changes that ended a transaction
  * and that only its log holds, so a process that opens or refreshes waits
  * for a publication (shared_wait_published).  Changes in the middle of a
- * transaction do not count: a reader does not read them.  One atomic store;
- * a no-op for a non-owner or without a shared state. */
+ * transaction do not count: a reader does not read them.  Nothing when the
+ * owner has nothing unpublished (no running transaction's change, nothing
+ * dirty or in flight: a sync of a WAL written in place).  Takes
+ * store->lock; a no-op for a non-owner or without a shared state. */
 void xproc_logged(cow_store *st);
 
 /* cow_store_announce: marks the shared state unpublished
