@@ -73,6 +73,37 @@ static int fd_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off
     return COW_OK;
 }
 
+/* Ranges this long or longer are zeroed by the host file system
+ * (bdev.h, zero). */
+#define FD_ZERO_RANGE_MIN (1024 * 1024)
+
+static int fd_zero(struct cow_dev *d, uint64_t off, uint64_t len)
+{
+    struct file_dev *f = (struct file_dev *)d;
+    if (len >= FD_ZERO_RANGE_MIN) {
+        __atomic_fetch_add(&d->nwrite, 1, __ATOMIC_RELAXED);
+        if (fallocate(f->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+                      (off_t)len) == 0)
+            return COW_OK;
+        if (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL) {
+            int rc = (errno == ENOSPC || errno == EDQUOT) ? COW_ENOSPC : COW_EIO_WRITE;
+            return cow_set_error(rc, "zeroing %llu bytes at offset %llu: %s",
+                                 (unsigned long long)len, (unsigned long long)off,
+                                 strerror(errno));
+        }
+        /* a file system without it: written below */
+    }
+    static const uint8_t zero[65536];
+    for (uint64_t at = off; at < off + len;) {
+        size_t n = off + len - at < sizeof zero ? (size_t)(off + len - at) : sizeof zero;
+        int rc = fd_write(d, zero, n, at);
+        if (rc)
+            return rc;
+        at += n;
+    }
+    return COW_OK;
+}
+
 static int fd_flush(struct cow_dev *d)
 {
     struct file_dev *f = (struct file_dev *)d;
@@ -317,6 +348,7 @@ static struct file_dev *file_dev_new(int fd)
     f->dev.publish = fd_publish;
     f->dev.lock_fd = fd_lock_fd;
     f->dev.writeback = fd_writeback;
+    f->dev.zero = fd_zero;
     return f;
 }
 

@@ -57,6 +57,15 @@ struct cow_dev {
      * (relocation's copies): it makes nothing durable (no metadata, no
      * cache flush) and reports no error (the flush does). */
     void (*writeback)(struct cow_dev *d, uint64_t off, uint64_t len, int wait);
+    /* Optional (NULL: the caller writes zeros).  Makes [OFF, +LEN) (bytes,
+     * inside the device) read as zeros, as writing zeros there would, and
+     * as durable as writes are: after the next flush.  The file device
+     * asks the host file system for a range of LEN >= 1 MiB (fallocate
+     * FALLOC_FL_ZERO_RANGE: extents marked unwritten, no data written)
+     * and writes smaller ones (a first write into an unwritten extent
+     * costs the host a journal commit at the flush after it: fd_grow).
+     * COW_EIO_WRITE or COW_ENOSPC. */
+    int (*zero)(struct cow_dev *d, uint64_t off, uint64_t len);
     /*
      * Readers on other clients (RADOS, bdev_rados.c), which no shared
      * memory tells a writer about: invariant 9 across clients.  Optional
