@@ -100,7 +100,7 @@ int inplace_write(cow_file *f, const void *buf, size_t len, uint64_t off, int *d
      * this write: the extents read below stay where they are */
     int rc = map_runs(st, in, off, len, owner ? st->durable_gen : shared_durable(st->shared), v,
                       &n);
-    if (!rc && n && owner)
+    if (!rc && n && owner && in->pc.pages.count)
         pc_drop_clean(st, in); /* its cached copies of these bytes go */
     UNLOCK(st);
     if (rc || n == 0) {
@@ -139,7 +139,7 @@ void inplace_forget_stale(cow_store *st)
         return;
     st->inplace_seen = seq;
     for (struct cow_inode *in = st->inodes; in; in = in->next)
-        if (in->flags & COW_INODE_NODATACOW)
+        if ((in->flags & COW_INODE_NODATACOW) && in->pc.pages.count)
             pc_drop_clean(st, in);
 }
 
