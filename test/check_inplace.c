@@ -13,7 +13,8 @@
  *                     barrier's epoch moved): the snapshot keeps its bytes;
  *   inplace_reloc     a balance that starts while the child's write is
  *                     between its mapping and its pwrite waits for it
- *                     (the barrier): the relocated file holds the write.
+ *                     (the barrier): the relocated file holds the write;
+ *   inplace_killed    the child killed there: the barrier goes on.
  *
  * make race-proof builds the library without a part of the protocol and
  * checks that the matching case fails: COW_BREAK_INPLACE_BARRIER (no
@@ -22,9 +23,11 @@
  * second write goes into the snapshot's shared extent).
  */
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../store/inject.h"
@@ -343,12 +346,78 @@ START_TEST(inplace_reloc)
 }
 END_TEST
 
+/* inplace_killed's child: at "inplace:mapped" (its writing count raised,
+ * nothing written yet) it dies by SIGKILL. */
+static void die_cb(void *arg, const char *name)
+{
+    (void)arg;
+    (void)name;
+    raise(SIGKILL);
+}
+
+static int killed_kid(const char *path, int in, int out, const void *arg)
+{
+    cow_store *st;
+    cow_file *f;
+    uint8_t b[PIECE_LEN];
+    (void)arg;
+    if (!await(in) || cow_store_open(path, 0, &st) != COW_OK)
+        return __LINE__;
+    reloc_off(st);
+    if (cow_file_open(st, "w", 0, &f) != COW_OK)
+        return __LINE__;
+    pass(out);
+    if (!await(in))
+        return __LINE__;
+    if (cow_inject_set_callback("inplace:mapped", die_cb, NULL, COW_INJECT_ONCE) != COW_OK)
+        return __LINE__;
+    fill(b, 1, PIECE_OFF, PIECE_LEN);
+    (void)cow_file_write(f, b, PIECE_LEN, PIECE_OFF); /* dies inside */
+    return __LINE__;
+}
+
+/*
+ * kill -9 of a process in the middle of a write in place (its writing
+ * count raised, its bytes not written): the owner's next snapshot and
+ * balance raise the barrier, find the count of a dead process and go on
+ * (shared_barrier_raise checks its slot's lock) instead of waiting
+ * forever; the file holds its old bytes, fsck is clean.
+ */
+START_TEST(inplace_killed)
+{
+    char *dir = test_mkdtemp();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/ik.db", dir);
+    struct test_kid k;
+    test_kid_start(&k, "writer", killed_kid, path, NULL);
+    cow_store *st = setup(path);
+    kid_step(&k); /* it opened */
+    take_back(st);
+    pass(k.to); /* it writes, and dies */
+    int status;
+    ck_assert_int_eq(waitpid(k.pid, &status, 0), k.pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the child was not killed");
+    close(k.to);
+    close(k.from);
+    ck_assert_int_eq(cow_subvol_create(st, "s1", COW_SUBVOL_SNAPSHOT, NULL), COW_OK);
+    struct cow_balance_opts o = {100, 0, NULL, NULL};
+    ck_assert_int_eq(cow_store_balance(st, &o, NULL), COW_OK);
+    ck_assert_int_eq(check_w(st, NULL, 0), 0);
+    ck_assert_int_eq(check_w(st, "s1", 0), 0);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    test_fsck_clean(path);
+    unlink(path);
+    test_rmdir(dir);
+}
+END_TEST
+
 Suite *inplace_suite(void)
 {
     Suite *s = suite_create("inplace");
     test_case(s, "inplace_foreign", 120, inplace_foreign, NULL);
     test_case(s, "inplace_snapshot", 120, inplace_snapshot, NULL);
     test_case(s, "inplace_reloc", 120, inplace_reloc, NULL);
+    test_case(s, "inplace_killed", 120, inplace_killed, NULL);
     return s;
 }
 
