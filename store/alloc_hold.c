@@ -178,3 +178,15 @@ int alloc_hold_shared_frees(cow_store *st)
     return a.rc;
 }
 
+
+int alloc_hold_free(cow_store *st, uint64_t gen)
+{
+    lk_assert_held(&st->lock);
+    struct hold_arg a = {st, COW_OK};
+    /* every free block of both maps, as one pending free of the whole
+     * container would be held (hold_one keeps the logical map to the
+     * groups, the physical one to the file) */
+    hold_one(&a, gen, 0, st->total_bytes, 0);
+    hold_one(&a, gen, 0, st->total_bytes, 1);
+    return a.rc;
+}

@@ -232,6 +232,14 @@ int cow_store_open_dev(const char *path, struct cow_dev *dev, int flags, int for
          * anything here allocates (invariant 9; as a reload does) */
         if (rc == COW_OK && st->shared && !st->readonly)
             rc = alloc_hold_shared_frees(st);
+        /* A writer whose readers are on other clients: it cannot know
+         * what the writer before it held for them, so it holds every
+         * free block until they have moved on (invariant 9 across
+         * clients) */
+#ifndef COW_BREAK_RADOS_TAKEOVER
+        if (rc == COW_OK && !st->readonly && dev->readers_oldest)
+            rc = alloc_hold_free(st, st->generation);
+#endif
         /* After a crash: the syncs since the last commit, from the log.  A
          * read-only store applies them in memory only. */
         if (rc == COW_OK)

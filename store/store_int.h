@@ -698,6 +698,15 @@ void alloc_reader_end(cow_store *st, struct cow_reader *rd);
  * last owner's frees that readers may still read), in st->held with the
  * entry's generation.  COW_ENOMEM.  Lock held. */
 int alloc_hold_shared_frees(cow_store *st);
+/*
+ * A writer on a device whose readers are on other clients (RADOS: bdev.h
+ * readers_oldest), at its open: what the writers before it freed and held
+ * for those readers is not recorded anywhere it can read, so every block
+ * free now is held, tagged GEN (the generation it loaded), until every
+ * reader's pin is at GEN or later (alloc_hold.c release_held).  Until then
+ * it allocates only past the container's end.  Lock held.  COW_ENOMEM.
+ */
+int alloc_hold_free(cow_store *st, uint64_t gen);
 /* With a shared state, just before a commit's superblock is written: what
  * this and the commits since the last flushed one freed (the pinned runs,
  * logical and physical, not recorded yet) goes into the shared pending

@@ -308,6 +308,67 @@ START_TEST(reader_pin_holds_space)
 }
 END_TEST
 
+/* A writer that takes over holds what the writer before it held for a
+ * reader on another client (store.c open, alloc_hold_free): writer A
+ * writes f, a reader opens (pinned at that commit), A rewrites f (holding
+ * the old blocks for the reader) and closes; writer B opens and writes
+ * four times as much; the reader still reads its f.  Without the hold,
+ * B's map has f's old blocks free, B reuses them, and the reader's read
+ * fails its checksums (built with -DCOW_BREAK_RADOS_TAKEOVER). */
+START_TEST(takeover_holds_for_readers)
+{
+    char spec[300];
+    struct cow_dev *d;
+    cow_store *w, *r;
+    cow_file *f, *fr;
+    int created;
+    size_t n = 2u << 20, got;
+    uint8_t *buf = malloc(n);
+    spec_of(spec, sizeof spec, "takeover");
+    ck_assert_int_eq(bdev_rados_open(spec, NULL, NULL, BDEV_CREATE, &d, &created), COW_OK);
+    ck_assert_int_eq(cow_store_open_dev(spec, d, 0, created, &w), COW_OK);
+    cow_store_set_commit_interval(w, 0);
+    ck_assert_int_eq(cow_file_open(w, "f", 1, &f), COW_OK);
+    fill(buf, n, 1);
+    ck_assert_int_eq(cow_file_write(f, buf, n, 0), COW_OK);
+    ck_assert_int_eq(cow_store_commit(w), COW_OK);
+    ck_assert_int_eq(cow_store_commit(w), COW_OK);
+
+    ck_assert_int_eq(bdev_rados_open(spec, NULL, NULL, BDEV_READONLY, &d, &created), COW_OK);
+    ck_assert_int_eq(cow_store_open_dev(spec, d, COW_OPEN_READONLY, 0, &r), COW_OK);
+    fill(buf, n, 2);
+    ck_assert_int_eq(cow_file_write(f, buf, n, 0), COW_OK);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(cow_store_commit(w), COW_OK);
+        usleep(20000);
+    }
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(w), COW_OK);
+
+    ck_assert_int_eq(bdev_rados_open(spec, NULL, NULL, 0, &d, &created), COW_OK);
+    ck_assert_int_eq(cow_store_open_dev(spec, d, 0, 0, &w), COW_OK);
+    cow_store_set_commit_interval(w, 0);
+    ck_assert_int_eq(cow_file_open(w, "g", 1, &f), COW_OK);
+    for (unsigned i = 0; i < 4; i++) {
+        fill(buf, n, 10 + i);
+        ck_assert_int_eq(cow_file_write(f, buf, n, (uint64_t)i * n), COW_OK);
+        ck_assert_int_eq(cow_store_commit(w), COW_OK);
+        usleep(20000);
+    }
+    ck_assert_int_eq(cow_file_open(r, "f", 0, &fr), COW_OK);
+    memset(buf, 0, n);
+    int rc = cow_file_read(fr, buf, n, 0, &got);
+    ck_assert_msg(rc == COW_OK, "the reader's read failed (%d): %s", rc, cow_store_last_error(r));
+    ck_assert_uint_eq(got, n);
+    ck_assert_msg(is_fill(buf, n, 1), "the reader read reused blocks");
+    cow_file_close(fr);
+    ck_assert_int_eq(cow_store_close(r), COW_OK);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(w), COW_OK);
+    free(buf);
+}
+END_TEST
+
 /* A reader killed with its pin taken: nobody unpins it, and the writer
  * holds what that reader could read until the pin's lease runs out (the
  * pin is a cls_lock with a duration, renewed by the reader's thread,
@@ -815,6 +876,7 @@ int main(void)
         {"store_reopen", store_reopen},
         {"reader_pin_holds_space", reader_pin_holds_space},
         {"dead_reader_pin_expires", dead_reader_pin_expires},
+        {"takeover_holds_for_readers", takeover_holds_for_readers},
         {"sql_modes_snapshot_branch", sql_modes_snapshot_branch},
         {"second_writer_refused", second_writer_refused},
         {"lost_lock_fails_writes", lost_lock_fails_writes},
