@@ -51,24 +51,7 @@ static void reloc_off(cow_store *st)
     cow_store_set_reloc(st, &rc);
 }
 
-static void pass(int fd)
-{
-    char c = 1;
-    ck_assert_int_eq(write(fd, &c, 1), 1);
-}
 
-static int await(int fd)
-{
-    char c;
-    return read(fd, &c, 1) == 1;
-}
-
-static void kid_step(struct test_kid *k)
-{
-    pass(k->to);
-    if (!await(k->from))
-        test_kid_abort(k, "before its step was done");
-}
 
 /* Byte I of the file as version V has it. */
 static uint8_t pat(int v, uint64_t i)
@@ -155,6 +138,49 @@ static void take_back(cow_store *st)
     ck_assert_int_eq(cow_store_publish(st), COW_OK);
 }
 
+/* The end of a case: closes ST; with REOPEN, opens the container again
+ * and checks that "w" holds version 1 (acknowledged, so durable across a
+ * close); fsck must be clean; PATH and its directory DIR go. */
+static void finish(cow_store *st, const char *path, char *dir, int reopen)
+{
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    if (reopen) {
+        ck_assert_int_eq(cow_store_open(path, 0, &st), COW_OK);
+        ck_assert_int_eq(check_w(st, NULL, 1), 0);
+        ck_assert_int_eq(cow_store_close(st), COW_OK);
+    }
+    test_fsck_clean(path);
+    unlink(path);
+    test_rmdir(dir);
+}
+
+/* A child's first step: waits for its turn, opens the container (the
+ * owner from then on, until the parent takes it back), its relocator off,
+ * and "w", and says so.  0, or -1. */
+static int kid_open(const char *path, int in, int out, cow_store **st, cow_file **f)
+{
+    if (!test_await(in) || cow_store_open(path, 0, st) != COW_OK)
+        return -1;
+    reloc_off(*st);
+    if (cow_file_open(*st, "w", 0, f) != COW_OK)
+        return -1;
+    test_pass(out);
+    return 0;
+}
+
+/* A child's last step: waits for its turn, closes "w" and the container,
+ * and says so.  0, or -1. */
+static int kid_close(int in, int out, cow_store *st, cow_file *f)
+{
+    if (!test_await(in))
+        return -1;
+    cow_file_close(f);
+    if (cow_store_close(st) != COW_OK)
+        return -1;
+    test_pass(out);
+    return 0;
+}
+
 /* The child's steps, each started by the parent: 1 open; 2 write version
  * *ARG's piece (and sync), checking that it went in place without the
  * ownership (written_foreign) unless *ARG is negative (then it must not:
@@ -165,16 +191,12 @@ static int writer_kid(const char *path, int in, int out, const void *arg)
     cow_store *st;
     cow_file *f;
     uint8_t b[PIECE_LEN];
-    if (!await(in) || cow_store_open(path, 0, &st) != COW_OK)
+    if (kid_open(path, in, out, &st, &f))
         return __LINE__;
-    reloc_off(st);
-    if (cow_file_open(st, "w", 0, &f) != COW_OK)
-        return __LINE__;
-    pass(out);
     for (int k = 0; vers[k]; k++) {
         int v = vers[k] > 0 ? vers[k] : -vers[k];
         struct cow_stats s0, s1;
-        if (!await(in))
+        if (!test_await(in))
             return __LINE__;
         cow_store_stats(st, &s0);
         fill(b, v, PIECE_OFF, PIECE_LEN);
@@ -188,15 +210,9 @@ static int writer_kid(const char *path, int in, int out, const void *arg)
             return __LINE__;
         if (cow_store_publish(st) != COW_OK)
             return __LINE__;
-        pass(out);
+        test_pass(out);
     }
-    if (!await(in))
-        return __LINE__;
-    cow_file_close(f);
-    if (cow_store_close(st) != COW_OK)
-        return __LINE__;
-    pass(out);
-    return 0;
+    return kid_close(in, out, st, f) ? __LINE__ : 0;
 }
 
 START_TEST(inplace_foreign)
@@ -209,26 +225,20 @@ START_TEST(inplace_foreign)
     test_kid_start(&k, "writer", writer_kid, path, vers);
     cow_store *st = setup(path);
     ck_assert_int_eq(check_w(st, NULL, 0), 0); /* cached by this process */
-    kid_step(&k);                              /* it opened (the owner) */
+    test_kid_step(&k);                              /* it opened (the owner) */
     take_back(st);
     ck_assert_int_eq(check_w(st, NULL, 0), 0);
     struct cow_stats s0, s1;
     cow_store_stats(st, &s0);
-    kid_step(&k); /* its write, in place, without the ownership */
+    test_kid_step(&k); /* its write, in place, without the ownership */
     ck_assert_int_eq(check_w(st, NULL, 1), 0);
     take_back(st); /* still the owner: nothing to reload */
     cow_store_stats(st, &s1);
     ck_assert_uint_eq(s1.reloads, s0.reloads);
     ck_assert_uint_eq(s1.reloads_skipped, s0.reloads_skipped);
-    kid_step(&k); /* closed */
+    test_kid_step(&k); /* closed */
     test_kid_wait(&k);
-    ck_assert_int_eq(cow_store_close(st), COW_OK);
-    ck_assert_int_eq(cow_store_open(path, 0, &st), COW_OK);
-    ck_assert_int_eq(check_w(st, NULL, 1), 0);
-    ck_assert_int_eq(cow_store_close(st), COW_OK);
-    test_fsck_clean(path);
-    unlink(path);
-    test_rmdir(dir);
+    finish(st, path, dir, 1);
 }
 END_TEST
 
@@ -242,21 +252,18 @@ START_TEST(inplace_snapshot)
     struct test_kid k;
     test_kid_start(&k, "writer", writer_kid, path, vers);
     cow_store *st = setup(path);
-    kid_step(&k);
+    test_kid_step(&k);
     take_back(st);
-    kid_step(&k); /* version 1, in place */
+    test_kid_step(&k); /* version 1, in place */
     /* a snapshot, not published: the child's view has the old sharing */
     ck_assert_int_eq(cow_subvol_create(st, "s1", COW_SUBVOL_SNAPSHOT, NULL), COW_OK);
-    kid_step(&k); /* version 2: copied on write (it takes the ownership) */
+    test_kid_step(&k); /* version 2: copied on write (it takes the ownership) */
     ck_assert_int_eq(cow_store_refresh(st), COW_OK);
     ck_assert_int_eq(check_w(st, "s1", 1), 0); /* the snapshot's bytes stay */
     ck_assert_int_eq(check_w(st, NULL, 2), 0);
-    kid_step(&k);
+    test_kid_step(&k);
     test_kid_wait(&k);
-    ck_assert_int_eq(cow_store_close(st), COW_OK);
-    test_fsck_clean(path);
-    unlink(path);
-    test_rmdir(dir);
+    finish(st, path, dir, 0);
 }
 END_TEST
 
@@ -280,13 +287,9 @@ static int reloc_kid(const char *path, int in, int out, const void *arg)
     cow_file *f;
     uint8_t b[PIECE_LEN];
     (void)arg;
-    if (!await(in) || cow_store_open(path, 0, &st) != COW_OK)
+    if (kid_open(path, in, out, &st, &f))
         return __LINE__;
-    reloc_off(st);
-    if (cow_file_open(st, "w", 0, &f) != COW_OK)
-        return __LINE__;
-    pass(out);
-    if (!await(in))
+    if (!test_await(in))
         return __LINE__;
     static int fd;
     fd = out;
@@ -300,14 +303,8 @@ static int reloc_kid(const char *path, int in, int out, const void *arg)
     cow_store_stats(st, &s1);
     if (s1.written_foreign - s0.written_foreign != PIECE_LEN)
         return __LINE__;
-    pass(out); /* written */
-    if (!await(in))
-        return __LINE__;
-    cow_file_close(f);
-    if (cow_store_close(st) != COW_OK)
-        return __LINE__;
-    pass(out);
-    return 0;
+    test_pass(out); /* written */
+    return kid_close(in, out, st, f) ? __LINE__ : 0;
 }
 
 START_TEST(inplace_reloc)
@@ -318,31 +315,25 @@ START_TEST(inplace_reloc)
     struct test_kid k;
     test_kid_start(&k, "writer", reloc_kid, path, NULL);
     cow_store *st = setup(path);
-    kid_step(&k);
+    test_kid_step(&k);
     take_back(st);
     /* "pad"'s space was held while the child owned (the pending frees):
      * two flushed commits release it */
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    pass(k.to);
-    ck_assert_msg(await(k.from), "the child did not map its write"); /* mapped */
+    test_pass(k.to);
+    ck_assert_msg(test_await(k.from), "the child did not map its write"); /* mapped */
     struct cow_balance_opts o = {100, 0, NULL, NULL};
     struct cow_balance_result r;
     ck_assert_int_eq(cow_store_balance(st, &o, &r), COW_OK);
     ck_assert_msg(r.bytes_moved >= W_BYTES, "the balance moved %llu bytes, not the file",
                   (unsigned long long)r.bytes_moved);
-    ck_assert_msg(await(k.from), "the child's write failed"); /* written */
+    ck_assert_msg(test_await(k.from), "the child's write failed"); /* written */
     ck_assert_int_eq(cow_store_refresh(st), COW_OK);
     ck_assert_int_eq(check_w(st, NULL, 1), 0);
-    kid_step(&k);
+    test_kid_step(&k);
     test_kid_wait(&k);
-    ck_assert_int_eq(cow_store_close(st), COW_OK);
-    ck_assert_int_eq(cow_store_open(path, 0, &st), COW_OK);
-    ck_assert_int_eq(check_w(st, NULL, 1), 0);
-    ck_assert_int_eq(cow_store_close(st), COW_OK);
-    test_fsck_clean(path);
-    unlink(path);
-    test_rmdir(dir);
+    finish(st, path, dir, 1);
 }
 END_TEST
 
@@ -361,13 +352,9 @@ static int killed_kid(const char *path, int in, int out, const void *arg)
     cow_file *f;
     uint8_t b[PIECE_LEN];
     (void)arg;
-    if (!await(in) || cow_store_open(path, 0, &st) != COW_OK)
+    if (kid_open(path, in, out, &st, &f))
         return __LINE__;
-    reloc_off(st);
-    if (cow_file_open(st, "w", 0, &f) != COW_OK)
-        return __LINE__;
-    pass(out);
-    if (!await(in))
+    if (!test_await(in))
         return __LINE__;
     if (cow_inject_set_callback("inplace:mapped", die_cb, NULL, COW_INJECT_ONCE) != COW_OK)
         return __LINE__;
@@ -391,9 +378,9 @@ START_TEST(inplace_killed)
     struct test_kid k;
     test_kid_start(&k, "writer", killed_kid, path, NULL);
     cow_store *st = setup(path);
-    kid_step(&k); /* it opened */
+    test_kid_step(&k); /* it opened */
     take_back(st);
-    pass(k.to); /* it writes, and dies */
+    test_pass(k.to); /* it writes, and dies */
     int status;
     ck_assert_int_eq(waitpid(k.pid, &status, 0), k.pid);
     ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the child was not killed");

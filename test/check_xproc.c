@@ -29,19 +29,6 @@ static void block_bytes(uint8_t *b, int who, int t, unsigned i)
         b[k] = (uint8_t)(who * 131 + t * 17 + i * 7 + k);
 }
 
-/* A pipe end pair for turns: each side writes one byte to pass the turn. */
-static void pass(int fd)
-{
-    char c = 1;
-    ck_assert_int_eq(write(fd, &c, 1), 1);
-}
-
-static int await(int fd)
-{
-    char c;
-    return read(fd, &c, 1) == 1;
-}
-
 /* One side's turns: refresh, check every block the other side and this
  * one wrote so far (block i was last written at turn i by side i % 2),
  * write block T, make it visible, pass the turn.  Returns 0 or the line
@@ -54,7 +41,7 @@ static int play(const char *path, int who, int in, int out)
     if (cow_store_open(path, 0, &st) != COW_OK)
         return __LINE__;
     for (int t = who; t < TURNS; t += 2) {
-        if (t > 0 && !await(in))
+        if (t > 0 && !test_await(in))
             return __LINE__;
         if (cow_store_refresh(st) != COW_OK) {
             return __LINE__;
@@ -79,7 +66,7 @@ static int play(const char *path, int who, int in, int out)
         if (cow_store_publish(st) != COW_OK)
             return __LINE__;
         cow_file_close(f);
-        pass(out);
+        test_pass(out);
     }
     return cow_store_close(st) == COW_OK ? 0 : __LINE__;
 }
@@ -141,7 +128,7 @@ static int journal_play(const char *path, int who, int in, int out)
     if (cow_store_open(path, 0, &st) != COW_OK)
         return __LINE__;
     for (int t = who; t < JTURNS; t += 2) {
-        if (t > 0 && !await(in))
+        if (t > 0 && !test_await(in))
             return __LINE__;
         if (cow_store_refresh(st) != COW_OK)
             return __LINE__;
@@ -170,7 +157,7 @@ static int journal_play(const char *path, int who, int in, int out)
             return __LINE__;
         cow_file_close(g);
         cow_file_close(f);
-        pass(out);
+        test_pass(out);
     }
     /* the turns after the first took the ownership back with the journal */
     if (xproc_test_journal_reloads() == 0)
@@ -248,14 +235,14 @@ START_TEST(xproc_owner_killed)
         close(p2c[1]);
         close(c2p[0]);
         block_bytes(w, 1, 1, 1);
-        if (!await(p2c[0]))
+        if (!test_await(p2c[0]))
             _exit(4);
         if (cow_store_open(path, 0, &s2) != COW_OK || cow_file_open(s2, "db", 0, &f2) != COW_OK)
             _exit(1);
         cow_store_set_commit_interval(s2, 0); /* nothing but the sync */
         if (cow_file_write(f2, w, BLK, BLK) != COW_OK || cow_file_sync(f2) != COW_OK)
             _exit(2);
-        pass(c2p[1]); /* acknowledged */
+        test_pass(c2p[1]); /* acknowledged */
         pause();      /* killed here, owning the container */
         _exit(3);
     }
@@ -266,9 +253,9 @@ START_TEST(xproc_owner_killed)
     block_bytes(b, 0, 0, 0);
     ck_assert_int_eq(cow_file_write(f, b, BLK, 0), COW_OK);
     ck_assert_int_eq(cow_file_sync(f), COW_OK);
-    pass(p2c[1]);
+    test_pass(p2c[1]);
     int status = 0;
-    if (!await(c2p[0])) {
+    if (!test_await(c2p[0])) {
         waitpid(pid, &status, 0);
         ck_abort_msg("the child failed: %d", WEXITSTATUS(status));
     }
@@ -321,7 +308,7 @@ START_TEST(xproc_reader_keeps_its_generation)
         cow_file *f2;
         static uint8_t w[NB * BLK];
         close(p2c[1]);
-        if (!await(p2c[0]))
+        if (!test_await(p2c[0]))
             _exit(4);
         if (cow_store_open(path, 0, &s2) != COW_OK || cow_file_open(s2, "db", 0, &f2) != COW_OK)
             _exit(1);
@@ -347,7 +334,7 @@ START_TEST(xproc_reader_keeps_its_generation)
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
     ck_assert_int_eq(cow_file_write(f, data, sizeof data, 0), COW_OK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    pass(p2c[1]);
+    test_pass(p2c[1]);
     int status;
     waitpid(pid, &status, 0);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer failed: %d",
@@ -532,14 +519,6 @@ START_TEST(xproc_kill_loop)
 }
 END_TEST
 
-/* Lets child K (test_kid_start) take its step and waits for it to say it
- * is done. */
-static void kid_step(struct test_kid *k)
-{
-    pass(k->to);
-    if (!await(k->from))
-        test_kid_abort(k, "before its step was done");
-}
 
 /* Writes NB blocks of pattern (WHO, T) to file NAME, block i at block
  * i * STRIDE (a stride over 1: one extent per block, each fitting any
@@ -613,7 +592,7 @@ static int owner_kid(const char *path, int in, int out, const void *arg)
 {
     const struct owner_step *w = arg;
     cow_store *st;
-    if (!await(in) || cow_store_open(path, 0, &st) != COW_OK)
+    if (!test_await(in) || cow_store_open(path, 0, &st) != COW_OK)
         return __LINE__;
     if (write_blocks_at(st, w->name, w->who, w->t, w->nb, w->stride))
         return __LINE__;
@@ -622,7 +601,7 @@ static int owner_kid(const char *path, int in, int out, const void *arg)
             return __LINE__;
     if (cow_store_close(st) != COW_OK)
         return __LINE__;
-    pass(out);
+    test_pass(out);
     return 0;
 }
 
@@ -633,16 +612,16 @@ static int pf_reader(const char *path, int in, int out, const void *arg)
 {
     (void)arg;
     cow_store *st;
-    if (!await(in) || cow_store_open(path, COW_OPEN_READONLY, &st) != COW_OK)
+    if (!test_await(in) || cow_store_open(path, COW_OPEN_READONLY, &st) != COW_OK)
         return __LINE__;
-    pass(out);
-    if (!await(in))
+    test_pass(out);
+    if (!test_await(in))
         return __LINE__;
     if (check_blocks(st, "db", 0, 0, PF_BLOCKS) != 0)
         return __LINE__;
     if (cow_store_close(st) != COW_OK)
         return __LINE__;
-    pass(out);
+    test_pass(out);
     return 0;
 }
 
@@ -668,12 +647,12 @@ START_TEST(xproc_opener_holds_frees)
     ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
     ck_assert_int_eq(write_blocks(st, "db", 0, 0, PF_BLOCKS), 0);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    kid_step(&rd); /* it opened: generation G pinned */
+    test_kid_step(&rd); /* it opened: generation G pinned */
     ck_assert_int_eq(write_blocks(st, "db", 1, 1, PF_BLOCKS), 0);
     ck_assert_int_eq(commit3(st), 0);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
-    kid_step(&op);
-    kid_step(&rd);
+    test_kid_step(&op);
+    test_kid_step(&rd);
     test_kid_wait(&op);
     test_kid_wait(&rd);
     test_fsck_clean(path);
@@ -727,8 +706,8 @@ START_TEST(xproc_frees_past_end)
     struct cow_df df;
     ck_assert_int_eq(cow_store_df(st, &df), COW_OK);
     ck_assert_uint_gt(df.remapped_bytes, 0);
-    kid_step(&rw); /* this process is a reader of its generation now */
-    kid_step(&op);
+    test_kid_step(&rw); /* this process is a reader of its generation now */
+    test_kid_step(&op);
     ck_assert_msg(cow_store_refresh(st) == COW_OK, "refresh: %s", cow_store_last_error(st));
     ck_assert_int_eq(check_blocks(st, "db", 1, 1, PF_BLOCKS), 0);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
@@ -748,21 +727,21 @@ static int hb_kid(const char *path, int in, int out, const void *arg)
 {
     (void)arg;
     cow_store *st;
-    if (!await(in) || cow_store_open(path, 0, &st) != COW_OK)
+    if (!test_await(in) || cow_store_open(path, 0, &st) != COW_OK)
         return __LINE__;
-    pass(out);
+    test_pass(out);
     for (int step = 1; step <= 3; step++) {
-        if (!await(in))
+        if (!test_await(in))
             return __LINE__;
         if (step < 3 ? write_blocks(st, "w", 1, step, HB_BLOCKS) : write_blocks(st, "db", 1, 0, 1))
             return __LINE__;
         if (cow_store_persist(st) != COW_OK)
             return __LINE__;
-        pass(out);
+        test_pass(out);
     }
-    if (!await(in) || cow_store_close(st) != COW_OK)
+    if (!test_await(in) || cow_store_close(st) != COW_OK)
         return __LINE__;
-    pass(out);
+    test_pass(out);
     return 0;
 }
 
@@ -790,10 +769,10 @@ START_TEST(xproc_handback)
     ck_assert_int_eq(cow_file_set_nodatacow(f), COW_OK);
     ck_assert_int_eq(write_blocks(st, "w", 0, 0, HB_BLOCKS), 0);
     ck_assert_int_eq(cow_store_commit(st), COW_OK); /* old: in place from now on */
-    kid_step(&k); /* it opened */
+    test_kid_step(&k); /* it opened */
     struct cow_stats s0, s1;
     for (int step = 1; step <= 3; step++) {
-        kid_step(&k); /* it took the ownership and wrote */
+        test_kid_step(&k); /* it took the ownership and wrote */
         cow_store_stats(st, &s0);
         /* this process takes it back */
         ck_assert_int_eq(write_blocks(st, "x", 0, step, 1), 0);
@@ -817,7 +796,7 @@ START_TEST(xproc_handback)
         }
         ck_assert_int_eq(cow_store_persist(st), COW_OK);
     }
-    kid_step(&k);
+    test_kid_step(&k);
     test_kid_wait(&k);
     cow_file_close(f);
     ck_assert_int_eq(cow_store_close(st), COW_OK);

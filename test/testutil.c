@@ -879,3 +879,22 @@ int test_item_at(struct cow_file *f, uint64_t off, uint64_t *disk, uint64_t *ext
     *type = d[FE_TYPE];
     return COW_OK;
 }
+
+void test_pass(int fd)
+{
+    char c = 1;
+    ck_assert_int_eq(write(fd, &c, 1), 1);
+}
+
+int test_await(int fd)
+{
+    char c;
+    return read(fd, &c, 1) == 1;
+}
+
+void test_kid_step(struct test_kid *k)
+{
+    test_pass(k->to);
+    if (!test_await(k->from))
+        test_kid_abort(k, "before its step was done");
+}

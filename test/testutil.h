@@ -238,5 +238,13 @@ void test_kid_start(struct test_kid *k, const char *name,
                     const char *path, const void *arg);
 void test_kid_wait(struct test_kid *k);
 void test_kid_abort(struct test_kid *k, const char *what);
+/* One byte each way over a test_kid's pipes: test_pass writes one to FD
+ * (failing the test if it cannot), test_await reads one (1, or 0 when
+ * the other side closed or died); test_kid_step lets child K take its
+ * step and waits for it to say it is done (test_kid_abort if it ended
+ * first). */
+void test_pass(int fd);
+int test_await(int fd);
+void test_kid_step(struct test_kid *k);
 
 #endif
