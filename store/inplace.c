@@ -67,54 +67,52 @@ int inplace_write(cow_file *f, const void *buf, size_t len, uint64_t off, int *d
     struct cow_inode *in = f->inode;
     struct inplace_run v[INPLACE_RUNS];
     size_t n = 0;
+    int rc = COW_OK;
     *done = 0;
     if (!st->shared || len == 0)
         return COW_OK;
+    /* the invalidate lock, as any write of the file's bytes takes it: a
+     * truncate or a reload in another thread waits for this one */
+    pc_lock_shared(in);
     LOCK(st);
-    /* cheap tests first: the owner, a read-only or failed store, a file
-     * that is not nodatacow or that this write would grow */
+    /* cheap tests first: a read-only or failed store, a file that is not
+     * nodatacow or that this write would grow */
     if (st->readonly || st->failed || !(in->flags & COW_INODE_NODATACOW) ||
         (in->root->flags & COW_ROOT_F_SNAPSHOT) || in->orphan || off > in->size ||
-        len > in->size - off || in->disk_size < in->size) {
-        UNLOCK(st);
-        return COW_OK;
-    }
+        len > in->size - off || in->disk_size < in->size)
+        goto out;
     /* The owner too, while others have the container open: written
      * through its page cache, the bytes would reach the device only at
      * the publication, and the others' reads would wait for it (the
      * announcement at xShmBarrier).  Not over its own pages still to be
      * written (dirty, or in flight), which would land after these. */
     int owner = shared_is_owner(st->shared);
-    if (owner && (shared_nprocs_hint(st->shared) <= 1 || in->pc.ndirty || in->oes)) {
-        UNLOCK(st);
-        return COW_OK;
-    }
+    if (owner && (shared_nprocs_hint(st->shared) <= 1 || in->pc.ndirty || in->oes))
+        goto out;
     int begun = owner ? shared_inplace_begin_owner(st->shared)
                       : shared_inplace_begin(st->shared, st->seen_seq, st->inplace_epoch);
     if (begun <= 0) {
-        UNLOCK(st);
         *done = begun; /* -1: a reload first (cow_file_write) */
-        return COW_OK;
+        goto out;
     }
     /* from here until shared_inplace_end, no barrier can be raised past
      * this write: the extents read below stay where they are */
-    int rc = map_runs(st, in, off, len, owner ? st->durable_gen : shared_durable(st->shared), v,
-                      &n);
-    if (!rc && n && owner && in->pc.pages.count)
+    rc = map_runs(st, in, off, len, owner ? st->durable_gen : shared_durable(st->shared), v, &n);
+    if (rc || n == 0) {
+        shared_inplace_end(st->shared, 0);
+        *done = rc != COW_OK;
+        goto out;
+    }
+    if (owner && in->pc.pages.count)
         pc_drop_clean(st, in); /* its cached copies of these bytes go */
     UNLOCK(st);
-    if (rc || n == 0) {
-        shared_inplace_end(st->shared);
-        *done = rc != COW_OK;
-        return rc;
-    }
     COW_INJECT("inplace:mapped"); /* tests: a barrier raised meanwhile waits */
     const uint8_t *p = buf;
     for (size_t i = 0; i < n && !rc; i++) {
         rc = st->dev->write(st->dev, p, (size_t)v[i].len, v[i].phys);
         p += v[i].len;
     }
-    shared_inplace_end(st->shared);
+    shared_inplace_end(st->shared, 1);
     LOCK(st);
     if (rc == COW_OK) {
         if (owner)
@@ -124,8 +122,10 @@ int inplace_write(cow_file *f, const void *buf, size_t len, uint64_t off, int *d
         st->data_unflushed = 1; /* this process's next sync flushes */
         st->inplace_writes++;   /* and a flush in flight does not cover it */
     }
-    UNLOCK(st);
     *done = 1;
+out:
+    UNLOCK(st);
+    pc_unlock(in);
     return rc;
 }
 

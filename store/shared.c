@@ -911,10 +911,11 @@ int shared_inplace_begin_owner(struct cow_shared *sh)
     return 0;
 }
 
-void shared_inplace_end(struct cow_shared *sh)
+void shared_inplace_end(struct cow_shared *sh, int wrote)
 {
     struct shared_region *r = sh->r;
-    __atomic_add_fetch(&r->inplace_seq, 1, __ATOMIC_SEQ_CST);
+    if (wrote)
+        __atomic_add_fetch(&r->inplace_seq, 1, __ATOMIC_SEQ_CST);
     __atomic_sub_fetch(&r->slots[sh->slot].writing, 1, __ATOMIC_SEQ_CST);
 }
 

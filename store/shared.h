@@ -231,10 +231,11 @@ int shared_inplace_begin(struct cow_shared *sh, uint64_t seen_seq, uint64_t epoc
  * checked.  1 with the flag up, or 0. */
 int shared_inplace_begin_owner(struct cow_shared *sh);
 
-/* After the write: bumps the count of writes in place (the owner's cached
- * pages of nodatacow files are stale: shared_inplace_seq), then lowers
- * the flag. */
-void shared_inplace_end(struct cow_shared *sh);
+/* After the write (WROTE: something was written; 0: the write did not
+ * go in place after all): bumps the count of writes in place if WROTE
+ * (cached pages of nodatacow files are stale: shared_inplace_seq), then
+ * lowers the flag. */
+void shared_inplace_end(struct cow_shared *sh, int wrote);
 
 /* Writes in place by non-owners so far (acquire). */
 uint64_t shared_inplace_seq(struct cow_shared *sh);
