@@ -666,6 +666,10 @@ int file_preallocate(cow_file *f, uint64_t end)
     return rc;
 }
 
+/* Growths of at least this many whole blocks' bytes are made as zeroed
+ * extents (grow_extents), smaller ones through the page cache. */
+#define GROW_EXTENTS_MIN (1024 * 1024)
+
 /* Zeros for file_grow's writes, and a zero block's crc for each block of
  * an extent (grow_extents). */
 static const uint8_t grow_zeros[64 * 1024];
@@ -773,7 +777,12 @@ int file_grow(cow_file *f, uint64_t end)
              * write lock for 15 ms) */
             wrote = 1;
             uint64_t a = ROUND_UP(from), b = ROUND_DOWN(end);
-            if (a >= b) {
+            /* only the large steps taken beside other processes: alone,
+             * a WAL grown by extents this way left 0.7 to 3.7 MiB of
+             * slack that the balance at close did not give back (test
+             * "close: a WAL's churn", tools.sh), through the page cache
+             * 20 KiB; why is not known yet */
+            if (a >= b || b - a < GROW_EXTENTS_MIN) {
                 rc = write_zeros(st, in, from, end);
             } else {
                 rc = write_zeros(st, in, from, a);
