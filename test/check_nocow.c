@@ -396,6 +396,65 @@ static void wal_work(sqlite3 *db, int n)
 }
 
 /*
+ * A growth of 1 MiB or more (file.c grow_extents; beside other processes
+ * a WAL grows by up to 4 MiB): its whole blocks are extents the device
+ * zeroes (a memdev writes them), made as a writeback makes them, with the
+ * partial block at the old end through the page cache.  One flushed
+ * commit; the bytes read as zeros; the frames written there then land in
+ * place; a power loss after their sync keeps them; fsck is clean.  (The
+ * blocks here are new space, zeros already: that the device zeroes
+ * reused blocks is not seen by this case.)
+ */
+START_TEST(nocow_grows_by_extents)
+{
+    struct cow_dev *dev;
+    cow_file *f;
+    cow_store *st = memdev_store_file(&dev, NULL, "wal", &f);
+    ck_assert_int_eq(cow_file_set_nodatacow(f), COW_OK);
+    write_frames(f, 0, 5000, 'x'); /* an unaligned end: a partial block */
+    struct cow_stats s0, s1;
+    cow_store_stats(st, &s0);
+    ck_assert_int_eq(cow_file_grow(f, 2 * 1024 * KIB), COW_OK);
+    cow_store_stats(st, &s1);
+    ck_assert_uint_eq(s1.commits_flushed - s0.commits_flushed, 1);
+    uint64_t size;
+    ck_assert_int_eq(cow_file_size(f, &size), COW_OK);
+    ck_assert_uint_eq(size, 2 * 1024 * KIB);
+    ck_assert_uint_eq(s1.grown - s0.grown, 2 * 1024 * KIB - 5000);
+    expect_fill(f, 0, 5000, 'x');
+    expect_fill(f, 5000, 2 * 1024 * KIB - 5000, 0);
+    uint64_t disk, ofs;
+    int type;
+    ck_assert_int_eq(test_item_at(f, 1024 * KIB, &disk, &ofs, &type), COW_OK);
+    ck_assert_int_eq(type, COW_FE_NODATASUM);
+    /* frames there: in place, nothing committed */
+    cow_store_stats(st, &s0);
+    write_frames(f, 512 * KIB, 1536 * KIB, 'y');
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    cow_store_stats(st, &s1);
+    ck_assert_uint_eq(s1.commits, s0.commits);
+    ck_assert_uint_ge(s1.written_in_place - s0.written_in_place, 1024 * KIB);
+    size_t ilen;
+    uint8_t *img = memdev_crash_image(dev, &ilen);
+    cow_store *s2;
+    cow_file *f2;
+    ck_assert_int_eq(cow_store_open_dev("crash", memdev_from_image(img, ilen, NULL), 0, 0, &s2),
+                     COW_OK);
+    ck_assert_int_eq(cow_file_open(s2, "wal", 0, &f2), COW_OK);
+    expect_fill(f2, 0, 5000, 'x');
+    expect_fill(f2, 512 * KIB, 1024 * KIB, 'y');
+    expect_fill(f2, 1536 * KIB, 512 * KIB, 0);
+    cow_file_close(f2);
+    ck_assert_int_eq(cow_store_close(s2), COW_OK);
+    test_fsck_image(img, ilen);
+    free(img);
+    fsck_memdev(st, dev);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+}
+END_TEST
+
+/*
  * Through the VFS: a new WAL is nodatacow, and once SQLite rewrites it
  * from its start after a checkpoint its frames land in place; with
  * wal_nodatacow=0 nothing is written in place.  The database reads back
@@ -440,7 +499,7 @@ END_TEST
 Suite *nocow_suite(void)
 {
     Suite *s = suite_create("nocow");
-    test_case(s, "nocow", 120, nocow_overwrites_in_place, nocow_only_when_empty,
+    test_case(s, "nocow", 120, nocow_overwrites_in_place, nocow_only_when_empty, nocow_grows_by_extents,
               nocow_snapshot_keeps_its_bytes, nocow_grows_in_chunks, nocow_vfs_wal_in_place,
               NULL);
     return s;
