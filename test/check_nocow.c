@@ -28,6 +28,34 @@ static void age_extents(cow_store *st)
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
 }
 
+/* A power loss now: the store and its file "wal" as they come back from
+ * DEV's crash image (crash_open), then closed, the image checked by fsck
+ * and freed (crash_close). */
+struct crash {
+    uint8_t *img;
+    size_t len;
+    cow_store *st;
+    cow_file *f;
+};
+
+static cow_file *crash_open(struct cow_dev *dev, struct crash *c)
+{
+    c->img = memdev_crash_image(dev, &c->len);
+    ck_assert_int_eq(cow_store_open_dev("crash", memdev_from_image(c->img, c->len, NULL), 0, 0,
+                                        &c->st),
+                     COW_OK);
+    ck_assert_int_eq(cow_file_open(c->st, "wal", 0, &c->f), COW_OK);
+    return c->f;
+}
+
+static void crash_close(struct crash *c)
+{
+    cow_file_close(c->f);
+    ck_assert_int_eq(cow_store_close(c->st), COW_OK);
+    test_fsck_image(c->img, c->len);
+    free(c->img);
+}
+
 /*
  * A nodatacow file's new extent is NODATASUM and young: overwritten copy
  * on write (the log record and commit that name it with crcs stay true).
@@ -96,22 +124,14 @@ START_TEST(nocow_overwrites_in_place)
     expect_fill(f, 4096 + 24 + 4120, sizeof b - (4096 + 24 + 4120), 'b');
 
     /* a power loss now: the synced overwrite is there */
-    size_t ilen;
-    uint8_t *img = memdev_crash_image(dev, &ilen);
-    cow_store *s2;
-    ck_assert_int_eq(cow_store_open_dev("crash", memdev_from_image(img, ilen, NULL), 0, 0, &s2),
-                     COW_OK);
-    cow_file *f2;
-    ck_assert_int_eq(cow_file_open(s2, "wal", 0, &f2), COW_OK);
+    struct crash c;
+    cow_file *f2 = crash_open(dev, &c);
     ck_assert_int_eq(cow_file_nodatacow(f2, &yes), COW_OK);
     ck_assert_int_eq(yes, 1);
     expect_fill(f2, 0, 4096 + 24, 'b');
     expect_fill(f2, 4096 + 24, 4120, 'a');
     expect_fill(f2, 4096 + 24 + 4120, sizeof b - (4096 + 24 + 4120), 'b');
-    cow_file_close(f2);
-    ck_assert_int_eq(cow_store_close(s2), COW_OK);
-    test_fsck_image(img, ilen);
-    free(img);
+    crash_close(&c);
 
     /* growing past the end: new space for the new blocks, logged; the
      * size change of a write in place inside the last block is logged */
@@ -119,19 +139,13 @@ START_TEST(nocow_overwrites_in_place)
     ck_assert_int_eq(cow_file_sync(f), COW_OK);
     ck_assert_int_eq(cow_file_write(f, b, 200, sizeof b + 100), COW_OK);
     ck_assert_int_eq(cow_file_sync(f), COW_OK);
-    img = memdev_crash_image(dev, &ilen);
-    ck_assert_int_eq(cow_store_open_dev("crash", memdev_from_image(img, ilen, NULL), 0, 0, &s2),
-                     COW_OK);
-    ck_assert_int_eq(cow_file_open(s2, "wal", 0, &f2), COW_OK);
+    f2 = crash_open(dev, &c);
     uint64_t size;
     ck_assert_int_eq(cow_file_size(f2, &size), COW_OK);
     ck_assert_uint_eq(size, sizeof b + 300);
     expect_fill(f2, sizeof b, 100, 'a');
     expect_fill(f2, sizeof b + 100, 200, 'b');
-    cow_file_close(f2);
-    ck_assert_int_eq(cow_store_close(s2), COW_OK);
-    test_fsck_image(img, ilen);
-    free(img);
+    crash_close(&c);
     fsck_memdev(st, dev);
     cow_file_close(f);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
@@ -306,22 +320,14 @@ START_TEST(nocow_grows_in_chunks)
     expect_fill(f, 180 * KIB, 12 * KIB, 0);
 
     /* a power loss after the last sync: every frame is there */
-    size_t ilen;
-    uint8_t *img = memdev_crash_image(dev, &ilen);
-    cow_store *s2;
-    cow_file *f2;
-    ck_assert_int_eq(cow_store_open_dev("crash", memdev_from_image(img, ilen, NULL), 0, 0, &s2),
-                     COW_OK);
-    ck_assert_int_eq(cow_file_open(s2, "wal", 0, &f2), COW_OK);
+    struct crash c;
+    cow_file *f2 = crash_open(dev, &c);
     ck_assert_int_eq(cow_file_size(f2, &size), COW_OK);
     ck_assert_uint_eq(size, 192 * KIB);
     expect_fill(f2, 32, 60 * KIB - 32, 'a');
     expect_fill(f2, 60 * KIB, 120 * KIB, 'b');
     expect_fill(f2, 180 * KIB, 12 * KIB, 0);
-    cow_file_close(f2);
-    ck_assert_int_eq(cow_store_close(s2), COW_OK);
-    test_fsck_image(img, ilen);
-    free(img);
+    crash_close(&c);
 
     /* a snapshot after a growth shares the chunk: copy on write once */
     ck_assert_int_eq(cow_file_grow(f, 320 * KIB), COW_OK);
@@ -434,20 +440,12 @@ START_TEST(nocow_grows_by_extents)
     cow_store_stats(st, &s1);
     ck_assert_uint_eq(s1.commits, s0.commits);
     ck_assert_uint_ge(s1.written_in_place - s0.written_in_place, 1024 * KIB);
-    size_t ilen;
-    uint8_t *img = memdev_crash_image(dev, &ilen);
-    cow_store *s2;
-    cow_file *f2;
-    ck_assert_int_eq(cow_store_open_dev("crash", memdev_from_image(img, ilen, NULL), 0, 0, &s2),
-                     COW_OK);
-    ck_assert_int_eq(cow_file_open(s2, "wal", 0, &f2), COW_OK);
+    struct crash c;
+    cow_file *f2 = crash_open(dev, &c);
     expect_fill(f2, 0, 5000, 'x');
     expect_fill(f2, 512 * KIB, 1024 * KIB, 'y');
     expect_fill(f2, 1536 * KIB, 512 * KIB, 0);
-    cow_file_close(f2);
-    ck_assert_int_eq(cow_store_close(s2), COW_OK);
-    test_fsck_image(img, ilen);
-    free(img);
+    crash_close(&c);
     fsck_memdev(st, dev);
     cow_file_close(f);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
