@@ -340,8 +340,9 @@ static int bm_get(const uint8_t *bm, uint64_t i)
     return (bm[i >> 3] >> (i & 7)) & 1;
 }
 
-/* Step 3: the live runs of G and their targets.  Lock held. */
-static int choose(cow_store *st, struct bgroup *g, struct moves *m)
+/* Step 3: the live runs of G and their targets, which leave KEEP_META
+ * blocks a tree block could take (alloc_phys_target).  Lock held. */
+static int choose(cow_store *st, struct bgroup *g, uint64_t keep_meta, struct moves *m)
 {
     uint64_t nb = g->len / BLK;
     uint8_t *pin = malloc((size_t)(nb + 7) / 8);
@@ -389,7 +390,7 @@ static int choose(cow_store *st, struct bgroup *g, struct moves *m)
         uint64_t at, got;
         if (m->v[k].drop)
             continue;
-        rc = alloc_phys_target(st, m->v[k].len / BLK, g->start, &at, &got);
+        rc = alloc_phys_target(st, m->v[k].len / BLK, g->start, keep_meta, &at, &got);
         if (rc)
             break;
         if (got * BLK < m->v[k].len) {
@@ -585,7 +586,7 @@ static int relocate_group_barred(cow_store *st, size_t gi, uint8_t *buf, uint64_
         rc = remaptree_cow_in(st, g->start, g->len); /* 2 */
     g = &st->bgs[gi]; /* copying the remap tree may add a group */
     if (!rc)
-        rc = choose(st, g, &m); /* 3 */
+        rc = choose(st, g, meta_want, &m); /* 3 */
     if (rc) {
         release_targets(st, &m);
         g->relocating = 0;

@@ -656,10 +656,13 @@ void alloc_phys_clear(cow_store *st, uint64_t bytenr, uint64_t len);
 int alloc_phys_pin(cow_store *st, uint64_t bytenr, uint64_t len);
 /* Allocates up to WANT physically free blocks (at least 1) below LIMIT
  * bytes, lowest address first, outside groups being relocated, for a
- * remap target; sets them in the physical bitmap.  *bytenr, *got
- * (blocks).  COW_ENOSPC if there is none.  Lock held. */
-int alloc_phys_target(cow_store *st, uint64_t want, uint64_t limit, uint64_t *bytenr,
-                      uint64_t *got);
+ * remap target; sets them in the physical bitmap.  Blocks a tree block
+ * could take (free in both bitmaps of a metadata group, not a mixed one)
+ * come last, and only while more than KEEP_META blocks tree blocks can
+ * take stay inside the file.  *bytenr,
+ * *got (blocks).  COW_ENOSPC if there is none.  Lock held. */
+int alloc_phys_target(cow_store *st, uint64_t want, uint64_t limit, uint64_t keep_meta,
+                      uint64_t *bytenr, uint64_t *got);
 /* Free physical blocks below LIMIT bytes outside relocating groups. */
 uint64_t alloc_phys_free_below(cow_store *st, uint64_t limit);
 /* Metadata blocks free to take now (not pinned or cooling either) that
