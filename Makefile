@@ -189,9 +189,13 @@ $(BUILD)/asan-cowctl: $(TOBJDIR)/tools/cowctl.o $(TOBJDIR)/tools/progress.o $(FS
 
 # The RADOS tests (test/check_rados.c): their own runner, ASan + UBSan,
 # against a cluster of tools/ceph-local.sh that test-rados starts and
-# always stops.  CK_RUN_CASE=name for one case.
+# always stops.  CK_RUN_CASE=name for one case.  The model test
+# (test/model_run.c, test/model.c) runs there through cow-rados too, with
+# fsck as cowctl --rados runs it (tools/ctl_rados.c).
 $(BUILD)/check_rados: $(TOBJDIR)/test/check_rados.o $(TOBJDIR)/store/bdev_rados.o \
-		$(TOBJDIR)/vfs/vfs_rados.o $(TLIB_OBJ) $(FSCK_SRC:%.c=$(TOBJDIR)/%.o)
+		$(TOBJDIR)/vfs/vfs_rados.o $(TOBJDIR)/tools/ctl_rados.o $(TOBJDIR)/test/model.o \
+		$(TOBJDIR)/test/model_run.o $(TOBJDIR)/test/testutil.o $(TLIB_OBJ) \
+		$(FSCK_SRC:%.c=$(TOBJDIR)/%.o)
 	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS) $(RADOS_LIBS)
 
 # make bench-rados: cow-rados against libcephsqlite on a cluster of its own

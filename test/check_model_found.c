@@ -1,6 +1,6 @@
 /*
  * check_model_found.c - the "model_found" suite: what the model test
- * (check_model.c) found, each alone.  The tcase restore_modes holds what it
+ * (model_run.c) found, each alone.  The tcase restore_modes holds what it
  * found first: a restore to a rollback-mode snapshot did not drop the
  * caches of connections in WAL mode.  The tcase restore_source_in_txn holds
  * what it found next: a restore from a source inside a write transaction in

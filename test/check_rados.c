@@ -12,6 +12,11 @@
  * Each case forks from Check's own per-case process before opening
  * anything (the cluster handle is per process: a second client is a second
  * process).  CK_RUN_CASE=name runs one case.
+ *
+ * The case model runs the model test of snapshots and branches
+ * (test/model_run.c, the model suite's body) through cow-rados, with
+ * RADOS_MODEL_OPS operations (COW_MODEL_OPS=N: N) and fsck of the
+ * container where it lies whenever every connection is closed.
  */
 #include <check.h>
 #include <errno.h>
@@ -27,9 +32,16 @@
 
 #include <sqlite3.h>
 
+#include "../tools/ctl_rados.h"
 #include "bdev_rados.h"
 #include "cowvfs.h"
+#include "model.h"
 #include "store.h"
+#include "testutil.h"
+
+/* The model case's operations: about 70 s on the one-OSD test cluster
+ * of test/rados/run.sh (3,000, the model suite's NOPS, about 140 s). */
+#define RADOS_MODEL_OPS 1500
 
 static const char *pool;
 
@@ -845,6 +857,36 @@ START_TEST(osd_restart_under_load)
 }
 END_TEST
 
+/* ---- the model test ---- */
+
+/* The model's fsck (model.h fsck_clean): SPEC read where it lies, through
+ * the RADOS device under the writer's lock, as cowctl --rados fsck reads
+ * it (tools/ctl_rados.h). */
+static void rados_fsck_clean(const char *spec)
+{
+    struct ctl_rados_src rs;
+    int rc = ctl_rados_src_open(spec, &rs);
+    ck_assert_msg(rc == COW_OK, "fsck of %s: %s (%s)", spec, cow_strerror(rc),
+                  cow_store_last_error(NULL));
+    test_fsck_src_clean(&rs.src);
+    ctl_rados_src_close(&rs);
+}
+
+/* The model test (model_run.c) through cow-rados: snapshots, branches,
+ * restores and deletes by pragma, C API and container "path" (POOL/NAME),
+ * ATTACH, several connections, balance and handoff, against the model. */
+START_TEST(model)
+{
+    char spec[300];
+    struct model_target t = {
+        .vfs = COWVFS_RADOS_NAME, .fsck_clean = rados_fsck_clean, .nops = RADOS_MODEL_OPS};
+    ck_assert_int_eq(cowvfs_rados_register(), SQLITE_OK);
+    t.path = spec_of(spec, sizeof spec, "model");
+    model_run(&t);
+    ck_assert_int_eq(bdev_rados_remove(spec, NULL, NULL), COW_OK);
+}
+END_TEST
+
 /* SQLite's error log on stderr for damage and I/O errors (the store's
  * messages behind the code), so that a failure says more than
  * "malformed"; the busy and cannot-open errors the cases provoke are left
@@ -870,23 +912,25 @@ int main(void)
     struct {
         const char *name;
         const TTest *t;
+        int timeout; /* seconds */
     } cases[] = {
-        {"dev_roundtrip", dev_roundtrip},
-        {"dev_bad_names_and_header", dev_bad_names_and_header},
-        {"store_reopen", store_reopen},
-        {"reader_pin_holds_space", reader_pin_holds_space},
-        {"dead_reader_pin_expires", dead_reader_pin_expires},
-        {"takeover_holds_for_readers", takeover_holds_for_readers},
-        {"sql_modes_snapshot_branch", sql_modes_snapshot_branch},
-        {"second_writer_refused", second_writer_refused},
-        {"lost_lock_fails_writes", lost_lock_fails_writes},
-        {"killed_writer_taken_over", killed_writer_taken_over},
-        {"snapshot_reader_beside_writer", snapshot_reader_beside_writer},
-        {"osd_restart_under_load", osd_restart_under_load},
+        {"dev_roundtrip", dev_roundtrip, 120},
+        {"dev_bad_names_and_header", dev_bad_names_and_header, 120},
+        {"store_reopen", store_reopen, 120},
+        {"reader_pin_holds_space", reader_pin_holds_space, 120},
+        {"dead_reader_pin_expires", dead_reader_pin_expires, 120},
+        {"takeover_holds_for_readers", takeover_holds_for_readers, 120},
+        {"sql_modes_snapshot_branch", sql_modes_snapshot_branch, 120},
+        {"second_writer_refused", second_writer_refused, 120},
+        {"lost_lock_fails_writes", lost_lock_fails_writes, 120},
+        {"killed_writer_taken_over", killed_writer_taken_over, 120},
+        {"snapshot_reader_beside_writer", snapshot_reader_beside_writer, 120},
+        {"osd_restart_under_load", osd_restart_under_load, 120},
+        {"model", model, 600},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);
-        tcase_set_timeout(tc, 120);
+        tcase_set_timeout(tc, cases[i].timeout);
         tcase_add_test(tc, cases[i].t);
         suite_add_tcase(s, tc);
     }

@@ -1,7 +1,8 @@
 /*
- * model.c - the model of check_model.c: reporting, values and names, the
- * model's databases and connections, comparing with the model (see
- * model.h).
+ * model.c - the model of the model test (model_run.c): reporting, values
+ * and names, the model's databases and connections, comparing with the
+ * model (see model.h).  Every open goes through the target's VFS
+ * (m->vfs) and container (m->path).
  */
 #include <check.h>
 #include <sqlite3.h>
@@ -295,7 +296,7 @@ void new_name(struct model *m, int kind, char out[256])
 void conn_open(struct model *m, int c)
 {
     int rc = sqlite3_open_v2(m->path, &m->db[c],
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, "cow");
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, m->vfs);
     if (rc != SQLITE_OK)
         mfail(m, "open connection %d: %d %s", c, rc, sqlite3_errmsg(m->db[c]));
     rc = sqlite3_create_function(m->db[c], "mval", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
@@ -319,10 +320,10 @@ void xconn_open(struct model *m, int c, int e)
         SQLITE_OPEN_URI | (snap && rnd(m, 2) ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
 
     uri_enc(m->d[e].name, enc);
-    char *uri = sqlite3_mprintf("file:%s?vfs=cow&%s=%s", m->path, snap ? "snapshot" : "branch",
-                                enc);
+    char *uri = sqlite3_mprintf("file:%s?vfs=%s&%s=%s", m->path, m->vfs,
+                                snap ? "snapshot" : "branch", enc);
     mlog(m, "c%d opens e%d as its main database", c, e);
-    int rc = sqlite3_open_v2(uri, &m->db[c], flags, "cow");
+    int rc = sqlite3_open_v2(uri, &m->db[c], flags, m->vfs);
     sqlite3_free(uri);
     if (rc != SQLITE_OK)
         mfail(m, "open connection %d on %s %s: %d %s", c, kname(m->d[e].kind), dname(m, e), rc,
@@ -366,7 +367,7 @@ void do_attach(struct model *m, int c, int e)
     char enc[800], sb[16];
 
     uri_enc(m->d[e].name, enc);
-    char *sql = sqlite3_mprintf("ATTACH 'file:%s?vfs=cow&%s=%s' AS %s", m->path,
+    char *sql = sqlite3_mprintf("ATTACH 'file:%s?vfs=%s&%s=%s' AS %s", m->path, m->vfs,
                                 m->d[e].kind == COWVFS_SNAPSHOT ? "snapshot" : "branch", enc,
                                 sname(e, sb));
     mlog(m, "c%d attach e%d", c, e);

@@ -1,9 +1,12 @@
 /*
- * model.h - the model of check_model.c (whose top comment says what the
- * test does): the model's databases (the live one, snapshots and branches,
- * with the content each must hold) and its connections, their operations'
- * building blocks, and the comparisons of the container with the model.
- * model.c holds them; check_model.c the operations and the test.
+ * model.h - the model test of snapshots and branches (model_run.c, whose
+ * top comment says what it does): where it runs (struct model_target: the
+ * cow VFS on a container file, check_model.c; cow-rados on a container in
+ * RADOS, check_rados.c), the model's databases (the live one, snapshots and
+ * branches, with the content each must hold) and its connections, their
+ * operations' building blocks, and the comparisons of the container with
+ * the model.  model.c holds the model; model_run.c the operations and the
+ * test.
  */
 #ifndef COW_MODEL_H
 #define COW_MODEL_H
@@ -19,7 +22,7 @@
 #define SPILL_CONN 2      /* the one with a 10-page cache */
 #define MAX_ATT 4         /* ATTACHed databases a connection keeps */
 #define MAX_SUBVOLS 14    /* snapshots and branches alive at most */
-#define NOPS 3000         /* operations per run */
+#define NOPS 3000         /* operations per run (on a container file) */
 #define CHECK_EVERY 100   /* operations between full comparisons */
 #define VAL_MAX 100000000 /* values are made from numbers below this */
 #define LOGN 40           /* operations kept for a failure report */
@@ -43,9 +46,34 @@ struct mdb {
     int val[NKEYS]; /* committed content: key k holds valstr(val[k]); -1 absent */
 };
 
+/*
+ * Where the model test runs: a VFS and one container of it, which the test
+ * creates (it must not exist) and leaves behind for the caller to remove.
+ * The container functions of include/cowvfs.h (cowvfs_container_*) take
+ * PATH as they are, so that a snapshot by path is one of either kind.
+ */
+struct model_target {
+    const char *vfs;  /* "cow", or COWVFS_RADOS_NAME; registered by the caller */
+    const char *path; /* the container: a file path for "cow" (starting with
+                       * '/'), POOL/NAME for "cow-rados"; URI-safe, as it is
+                       * put in URIs as it is */
+    /* Fails the test (Check) unless container PATH, which no connection has
+     * open, is clean: fsck with data checksums, the same checker cowctl
+     * fsck runs (tools/fsck.h). */
+    void (*fsck_clean)(const char *path);
+    int nops; /* operations, unless $COW_MODEL_OPS says otherwise */
+};
+
+/* Runs the model test (model_run.c) on T: creates T->path through T->vfs,
+ * runs T->nops random operations (or $COW_MODEL_OPS) from test_seed(),
+ * and fails the test (Check) at the first difference from the model, after
+ * printing the seed and the last operations. */
+void model_run(const struct model_target *t);
+
 struct model {
-    char *dir;
-    char *path;
+    const char *vfs;  /* the target's */
+    const char *path; /* the target's */
+    void (*fsck_clean)(const char *path);
     uint64_t rs;
     sqlite3 *db[NALL]; /* the first NCONN on the live database, then the others */
     int natt[NALL];   /* databases ATTACHed on each connection */

@@ -660,18 +660,33 @@ void test_write_file(const char *path, const uint8_t *data, size_t len)
     close(fd);
 }
 
-void test_fsck_clean(const char *path)
+/* Checks the container at PATH, or else the one SRC reads, with data;
+ * fails the test with the report (on stderr whole) unless clean. */
+static void fsck_clean(const char *path, const struct cow_fsck_src *src)
 {
     char *report = NULL;
     size_t rlen = 0;
     FILE *out = open_memstream(&report, &rlen);
     struct cow_fsck_result res;
-    int n = cow_fsck(path, COW_FSCK_DATA, out, &res);
+    const char *name = path ? path : src->name;
+    ck_assert_ptr_nonnull(out);
+    int n = path ? cow_fsck(path, COW_FSCK_DATA, out, &res)
+                 : cow_fsck_src_progress(src, COW_FSCK_DATA, out, &res, NULL, NULL);
     fclose(out);
     if (n != 0)
-        fprintf(stderr, "fsck %s:\n%s\n", path, report);
-    ck_assert_msg(n == 0, "fsck found %d problems in %s: %.500s", n, path, report);
+        fprintf(stderr, "fsck %s:\n%s\n", name, report);
+    ck_assert_msg(n == 0, "fsck found %d problems in %s: %.500s", n, name, report);
     free(report);
+}
+
+void test_fsck_clean(const char *path)
+{
+    fsck_clean(path, NULL);
+}
+
+void test_fsck_src_clean(const struct cow_fsck_src *src)
+{
+    fsck_clean(NULL, src);
 }
 
 void test_fsck_image(const uint8_t *img, size_t len)

@@ -13,6 +13,7 @@
 
 struct cow_dev;
 struct cow_file;
+struct cow_fsck_src;
 struct cow_store;
 
 Suite *btree_suite(void);
@@ -166,6 +167,10 @@ void memdev_keep_pattern(size_t round, size_t nunits, uint8_t *keep, uint64_t *r
 void test_write_file(const char *path, const uint8_t *data, size_t len);
 /* Runs cow_fsck on PATH; fails the test with its report unless clean. */
 void test_fsck_clean(const char *path);
+/* Runs cow_fsck_src_progress (with data) on the container SRC reads
+ * (tools/fsck.h: which must not change meanwhile); fails the test with its
+ * report unless clean. */
+void test_fsck_src_clean(const struct cow_fsck_src *src);
 /* Same for an in-memory image (written to a temp file first). */
 void test_fsck_image(const uint8_t *img, size_t len);
 /* Runs cow_fsck (with data) on an in-memory image; returns its problem
