@@ -74,6 +74,18 @@ static cow_store *kept_store(struct cow_dev **md, cow_file **f)
     return st;
 }
 
+/* The end of a kept_store() test: F's content against M, fsck, then the
+ * file, store and device closed and M's data freed. */
+static void finish_kept(cow_store *st, struct cow_dev *dev, cow_file *f, struct fmodel *m)
+{
+    fm_compare(f, m);
+    fsck_memdev(st, dev);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    dev->close(dev);
+    free(m->data);
+}
+
 /* A churned store: 8 MiB written, the first 2 MiB overwritten over and
  * over (each new copy lands higher in the file), the file cut to 2 MiB,
  * a snapshot, more overwrites (some blocks stay shared with it): lots of
@@ -379,12 +391,7 @@ START_TEST(reloc_short_file_stays_short)
                   "a short file grew from %llu to %llu bytes (%llu before the last balance)",
                   (unsigned long long)short_size, (unsigned long long)r.container_after,
                   (unsigned long long)r.container_before);
-    fm_compare(f, &m);
-    fsck_memdev(st, dev);
-    cow_file_close(f);
-    ck_assert_int_eq(cow_store_close(st), COW_OK);
-    dev->close(dev);
-    free(m.data);
+    finish_kept(st, dev, f, &m);
 }
 END_TEST
 
@@ -489,12 +496,7 @@ START_TEST(reloc_balance_never_grows_the_file)
                       (unsigned long long)r.container_after);
         ck_assert_uint_le(dev_size(dev), r.container_before);
     }
-    fm_compare(f, &m);
-    fsck_memdev(st, dev);
-    cow_file_close(f);
-    ck_assert_int_eq(cow_store_close(st), COW_OK);
-    dev->close(dev);
-    free(m.data);
+    finish_kept(st, dev, f, &m);
 }
 END_TEST
 
