@@ -12,6 +12,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* One range of a cow_dev readv: LEN bytes at byte offset OFF into BUF;
+ * RC gets read's code for it. */
+struct cow_iov {
+    void *buf;
+    size_t len;
+    uint64_t off;
+    int rc;
+};
+
 struct cow_dev {
     /* Reads LEN bytes at OFF; reading past the end is COW_EIO_READ. */
     int (*read)(struct cow_dev *d, void *buf, size_t len, uint64_t off);
@@ -96,6 +105,15 @@ struct cow_dev {
      * read, written since), 0 if none does.  COW_EIO_READ.
      */
     int (*writer_elsewhere)(struct cow_dev *d);
+    /*
+     * Optional (NULL: read each range).  Reads the N ranges of V, each as
+     * read would, all in flight at once where the device can (RADOS: one
+     * aio read per object piece of every range, then all waited for:
+     * about one round trip instead of N), setting each one's RC.  Returns
+     * COW_OK when every RC is set, else COW_ENOMEM with none set (the
+     * caller reads each range).
+     */
+    int (*readv)(struct cow_dev *d, struct cow_iov *v, size_t n);
 };
 
 /* bdev_file_open() flags */

@@ -323,6 +323,86 @@ static int rd_read(struct cow_dev *d, void *buf, size_t len, uint64_t off)
     return COW_OK;
 }
 
+/* bdev.h readv: every object piece of every range read with
+ * rados_aio_read, all issued, then all waited for.  A range past the
+ * device's end goes through rd_read (which looks at the header again, and
+ * says what is wrong). */
+static int rd_readv(struct cow_dev *d, struct cow_iov *v, size_t n)
+{
+    struct rados_dev *r = (struct rados_dev *)d;
+    struct piece {
+        rados_completion_t c;
+        size_t iov;
+        uint8_t *p;
+        size_t len;
+        uint64_t objno;
+    } *pc;
+    size_t npieces = 0, k = 0;
+    pthread_mutex_lock(&r->mu);
+    uint64_t size = r->size;
+    wait_writes_locked(r, UINT64_MAX, UINT64_MAX); /* as rd_read, once for all */
+    pthread_mutex_unlock(&r->mu);
+    for (size_t i = 0; i < n; i++)
+        if (v[i].off <= size && v[i].len <= size - v[i].off && v[i].len)
+            npieces += (size_t)((v[i].off + v[i].len - 1) / r->objsize - v[i].off / r->objsize + 1);
+    pc = calloc(npieces ? npieces : 1, sizeof *pc);
+    if (!pc)
+        return cow_set_error(COW_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        v[i].rc = COW_OK;
+        if (v[i].off > size || v[i].len > size - v[i].off) {
+            v[i].rc = rd_read(d, v[i].buf, v[i].len, v[i].off);
+            continue;
+        }
+        uint8_t *p = v[i].buf;
+        for (uint64_t off = v[i].off, left = v[i].len; left > 0 && v[i].rc == COW_OK;) {
+            uint64_t objno = off / r->objsize, in = off % r->objsize;
+            size_t len = r->objsize - in < left ? (size_t)(r->objsize - in) : (size_t)left;
+            char oid[OID_BYTES];
+            oid_of(r, objno, oid);
+            int err = rados_aio_create_completion2(NULL, NULL, &pc[k].c);
+            if (err == 0) {
+                err = rados_aio_read(r->io, oid, pc[k].c, (char *)p, len, in);
+                if (err < 0)
+                    rados_aio_release(pc[k].c);
+            }
+            if (err < 0) {
+                v[i].rc = cow_set_error(COW_EIO_READ, "read of %zu bytes of object %s "
+                                        "(container %s): %s", len, oid, r->spec, strerror(-err));
+                break;
+            }
+            pc[k].iov = i;
+            pc[k].p = p;
+            pc[k].len = len;
+            pc[k].objno = objno;
+            k++;
+            p += len;
+            off += len;
+            left -= len;
+        }
+    }
+    for (size_t j = 0; j < k; j++) {
+        (void)rados_aio_wait_for_complete(pc[j].c);
+        int got = rados_aio_get_return_value(pc[j].c);
+        rados_aio_release(pc[j].c);
+        if (got == -ENOENT)
+            got = 0; /* never written: zeros */
+        if (got < 0) {
+            if (v[pc[j].iov].rc == COW_OK) {
+                char oid[OID_BYTES];
+                oid_of(r, pc[j].objno, oid);
+                v[pc[j].iov].rc = cow_set_error(COW_EIO_READ, "read of %zu bytes of object %s "
+                                                "(container %s): %s", pc[j].len, oid, r->spec,
+                                                strerror(-got));
+            }
+        } else if ((size_t)got < pc[j].len) {
+            memset(pc[j].p + got, 0, pc[j].len - (size_t)got); /* past the object's end */
+        }
+    }
+    free(pc);
+    return COW_OK;
+}
+
 static int rd_write(struct cow_dev *d, const void *buf, size_t len, uint64_t off)
 {
     struct rados_dev *r = (struct rados_dev *)d;
@@ -1141,6 +1221,7 @@ int bdev_rados_open(const char *spec, const char *conf, const char *id, int flag
     if (r->locked && (rc = renewer_start(r)) != COW_OK)
         goto fail;
     r->dev.read = rd_read;
+    r->dev.readv = rd_readv;
     r->dev.write = rd_write;
     r->dev.flush = rd_flush;
     r->dev.size = rd_size;

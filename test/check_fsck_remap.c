@@ -889,12 +889,16 @@ START_TEST(fsck_remap_store_balance)
 END_TEST
 
 /* An image in memory as a struct cow_fsck_src: every read must lie inside
- * it; a read covering FAIL_AT (UINT64_MAX: none) fails with EIO. */
+ * it; a read covering FAIL_AT (UINT64_MAX: none) fails with EIO.  With
+ * READV, it has a readv too (each range read as by read, last first),
+ * which notes where its first range began (READV_AT). */
 struct memsrc {
     const uint8_t *img;
     size_t len;
     uint64_t fail_at;
     uint64_t reads;
+    int readv;
+    uint64_t readvs, readv_at;
 };
 
 static int memsrc_read(void *arg, void *buf, size_t len, uint64_t off)
@@ -909,12 +913,22 @@ static int memsrc_read(void *arg, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
+static int memsrc_readv(void *arg, struct cow_fsck_iov *v, size_t n)
+{
+    struct memsrc *m = arg;
+    m->readvs++;
+    m->readv_at = n ? v[0].off : UINT64_MAX;
+    for (size_t i = n; i-- > 0;)
+        v[i].rc = memsrc_read(arg, v[i].buf, v[i].len, v[i].off);
+    return 0;
+}
+
 /* fsck (with data and notes) or, with DUMP, dump of the source M (named
  * NAME); the report, which the caller frees; fsck's return in *RC. */
 static char *src_report(struct memsrc *m, const char *name, int dump, struct cow_fsck_result *res,
                         int *rc)
 {
-    struct cow_fsck_src src = {memsrc_read, m->len, m, name};
+    struct cow_fsck_src src = {memsrc_read, m->len, m, name, m->readv ? memsrc_readv : NULL};
     char *report;
     size_t rlen;
     FILE *out = open_memstream(&report, &rlen);
@@ -949,7 +963,7 @@ START_TEST(fsck_remap_source)
     struct cow_fsck_result fres, sres;
     int frc = cow_fsck(p, COW_FSCK_DATA | COW_FSCK_NOTES, out, &fres);
     fclose(out);
-    struct memsrc m = {img, len, UINT64_MAX, 0};
+    struct memsrc m = {img, len, UINT64_MAX, 0, 0, 0, UINT64_MAX};
     int rc;
     got = src_report(&m, p, 0, &sres, &rc);
     ck_assert_int_eq(rc, frc);
@@ -957,7 +971,7 @@ START_TEST(fsck_remap_source)
     ck_assert_int_eq(memcmp(&sres, &fres, sizeof sres), 0);
     ck_assert_uint_gt(m.reads, 0);
     free(got);
-    free(want);
+    char *want_fsck = want;
 
     out = open_memstream(&want, &wlen);
     ck_assert_int_eq(cow_dump(p, 0, UINT64_MAX, out), 0);
@@ -983,7 +997,39 @@ START_TEST(fsck_remap_source)
                   "a read failing at %llu: fsck said:\n%s", (unsigned long long)m.fail_at, got);
     free(got);
 
-    struct cow_fsck_src none = {NULL, len, &m, "none"};
+    /* with a readv, the data pass's reads go through it, and what fsck
+     * says is the same, of a data block that fails its checksum too */
+    m.fail_at = UINT64_MAX;
+    m.readv = 1;
+    got = src_report(&m, p, 0, &sres, &rc);
+    ck_assert_int_eq(rc, frc);
+    ck_assert_str_eq(got, want_fsck);
+    ck_assert_uint_gt(m.readvs, 0);
+    free(got);
+    ck_assert_uint_lt(m.readv_at, len);
+    img[m.readv_at + 7] ^= 0x20;
+    char *with = src_report(&m, "flipped", 0, &sres, &rc);
+    ck_assert_int_gt(rc, 0);
+    ck_assert_msg(strstr(with, "fail their checksum"), "a flipped data block:\n%s", with);
+    m.readv = 0;
+    char *without = src_report(&m, "flipped", 0, &sres, &rc);
+    ck_assert_str_eq(with, without);
+    free(with);
+    free(without);
+    /* a read that fails inside the data pass: the same problem either way */
+    m.fail_at = m.readv_at + 100;
+    without = src_report(&m, "failing", 0, &sres, &rc);
+    m.readv = 1;
+    with = src_report(&m, "failing", 0, &sres, &rc);
+    ck_assert_msg(strstr(with, "read failed at block"), "a data read failing:\n%s", with);
+    ck_assert_str_eq(with, without);
+    free(with);
+    free(without);
+    free(want_fsck);
+    m.fail_at = UINT64_MAX;
+    m.readv = 0;
+
+    struct cow_fsck_src none = {NULL, len, &m, "none", NULL};
     out = open_memstream(&want, &wlen);
     ck_assert_int_eq(cow_fsck_src_progress(&none, 0, out, &sres, NULL, NULL), -EINVAL);
     ck_assert_int_eq(cow_dump_src(NULL, 0, UINT64_MAX, out), -EINVAL);

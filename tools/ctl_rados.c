@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bdev_rados.h"
@@ -28,18 +29,40 @@ int ctl_rados_open_store(const char *spec, int flags, cow_store **out)
     return cow_store_open_dev(spec, dev, flags, 0, out);
 }
 
+/* A failed read of RS (code RC, COW_E*): the first one's reason kept,
+ * each counted.  Returns EIO, what the checker gets. */
+static int src_failed(struct ctl_rados_src *rs, int rc)
+{
+    if (rs->nfailed++ == 0)
+        snprintf(rs->first_error, sizeof(rs->first_error), "%s (%s)", cow_strerror(rc),
+                 cow_store_last_error(NULL));
+    return EIO;
+}
+
 /* struct ctl_rados_src's source: the device's read.  COW_E* codes are
  * EIO to the checker; the first failure's reason is kept. */
 static int src_read(void *arg, void *buf, size_t len, uint64_t off)
 {
     struct ctl_rados_src *rs = arg;
     int rc = rs->dev->read(rs->dev, buf, len, off);
-    if (rc == COW_OK)
-        return 0;
-    if (rs->nfailed++ == 0)
-        snprintf(rs->first_error, sizeof(rs->first_error), "%s (%s)", cow_strerror(rc),
-                 cow_store_last_error(NULL));
-    return EIO;
+    return rc == COW_OK ? 0 : src_failed(rs, rc);
+}
+
+/* The source's readv: the device's (every range in flight at once), each
+ * range's failure as src_read's.  ENOMEM if it could not run. */
+static int src_readv(void *arg, struct cow_fsck_iov *v, size_t n)
+{
+    struct ctl_rados_src *rs = arg;
+    struct cow_iov *dv = malloc((n ? n : 1) * sizeof *dv);
+    if (!dv)
+        return ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        dv[i] = (struct cow_iov){v[i].buf, v[i].len, v[i].off, COW_OK};
+    int rc = rs->dev->readv(rs->dev, dv, n);
+    for (size_t i = 0; i < n && rc == COW_OK; i++)
+        v[i].rc = dv[i].rc == COW_OK ? 0 : src_failed(rs, dv[i].rc);
+    free(dv);
+    return rc == COW_OK ? 0 : ENOMEM;
 }
 
 int ctl_rados_src_open(const char *spec, struct ctl_rados_src *rs)
@@ -57,6 +80,7 @@ int ctl_rados_src_open(const char *spec, struct ctl_rados_src *rs)
         return rc;
     }
     rs->src.read = src_read;
+    rs->src.readv = rs->dev->readv ? src_readv : NULL;
     rs->src.size = size;
     rs->src.arg = rs;
     rs->src.name = spec;

@@ -107,6 +107,15 @@ int cow_fsck_progress(const char *path, unsigned flags, FILE *out, struct cow_fs
  * inside [0, SIZE): a read that would pass SIZE is cut there and its rest
  * reads as past the end of the container, a problem it reports.
  */
+/* One range of a cow_fsck_src readv: LEN bytes at byte offset OFF into
+ * BUF; RC gets 0 or a positive errno value. */
+struct cow_fsck_iov {
+    void *buf;
+    size_t len;
+    uint64_t off;
+    int rc;
+};
+
 struct cow_fsck_src {
     /* Reads LEN bytes at byte offset OFF of the container
      * into BUF.  Returns 0, or a positive errno value (EIO, ...) if they
@@ -116,6 +125,14 @@ struct cow_fsck_src {
     uint64_t size;    /* bytes of the container */
     void *arg;        /* the caller's, passed to READ */
     const char *name; /* for messages ("NAME: check stopped: ...") */
+    /* Optional (NULL: READ each).  Reads the N ranges of V (each inside
+     * [0, SIZE)), all in flight at once where the source can (a RADOS
+     * container: one round trip for all), setting each one's RC as READ
+     * would return it.  Returns 0 when every RC is set, or a positive
+     * errno value if it could not run at all (the checker then reads each
+     * range with READ).  Called as READ is.  The checker's data pass
+     * reads up to 8 MiB at a time this way. */
+    int (*readv)(void *arg, struct cow_fsck_iov *v, size_t n);
 };
 
 /*

@@ -354,6 +354,7 @@ int fsck_open_container(const char *path, struct fsck_file *file, FILE *out)
     file->fd = fd;
     file->locked = flock(fd, LOCK_SH | LOCK_NB) == 0;
     file->src.read = file_read;
+    file->src.readv = NULL; /* pread after pread: the page cache reads ahead */
     file->src.size = (uint64_t)st.st_size;
     file->src.arg = file;
     file->src.name = path;
