@@ -302,19 +302,18 @@ slt-ci: deps
 	$(MAKE) --no-print-directory $(BUILD)/slt
 	sh test/slt_ci.sh $(SLT_OWN) $(SLT_CORPUS)
 
-test: deps
-	$(MAKE) all
-	$(MAKE) unit
-	$(MAKE) tsan
-	$(MAKE) race-proof
-	$(MAKE) check-tools
-	$(MAKE) crash-ci
-	$(MAKE) slt-ci
-	$(MAKE) fuzz-ci
-	$(MAKE) sweep
+# make test's steps, each timed (TEST_STEPS; test-rados when librados is
+# there): "make test: STEP took N s" after each, so that a slow CI run
+# shows where its time went.
+TEST_STEPS := all unit tsan race-proof check-tools crash-ci slt-ci fuzz-ci sweep
 ifeq ($(HAVE_RADOS),1)
-	$(MAKE) test-rados
+  TEST_STEPS += test-rados
 endif
+test: deps
+	@t00=$$(date +%s); for s in $(TEST_STEPS); do t0=$$(date +%s); \
+	    $(MAKE) $$s || exit 1; \
+	    echo "make test: $$s took $$(($$(date +%s) - t0)) s ($$(($$(date +%s) - t00)) s in all)"; \
+	done
 
 demo: deps
 	$(MAKE) --no-print-directory all
