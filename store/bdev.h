@@ -32,8 +32,9 @@ struct cow_dev {
     /* Current size in bytes.  COW_EIO_STAT. */
     int (*size)(struct cow_dev *d, uint64_t *size);
     /* Grows the device to SIZE bytes with space really reserved (so later
-     * writes below SIZE cannot fail for lack of space).  COW_ENOSPC,
-     * COW_EIO_TRUNCATE. */
+     * writes below SIZE cannot fail for lack of space); the new bytes read
+     * as zeros (file.c grow_extents does not zero them again).
+     * COW_ENOSPC, COW_EIO_TRUNCATE. */
     int (*grow)(struct cow_dev *d, uint64_t size);
     /* Optional (NULL: the device never shrinks).  Cuts the device to SIZE
      * bytes, giving the space after it back (relocation, once nothing

@@ -408,8 +408,8 @@ static void wal_work(sqlite3 *db, int n)
  * partial block at the old end through the page cache.  One flushed
  * commit; the bytes read as zeros; the frames written there then land in
  * place; a power loss after their sync keeps them; fsck is clean.  (The
- * blocks here are new space, zeros already: that the device zeroes
- * reused blocks is not seen by this case.)
+ * blocks here are new space, zeros already: reused blocks are
+ * nocow_grow_zeroes_reused's.)
  */
 START_TEST(nocow_grows_by_extents)
 {
@@ -446,6 +446,49 @@ START_TEST(nocow_grows_by_extents)
     expect_fill(f2, 512 * KIB, 1024 * KIB, 'y');
     expect_fill(f2, 1536 * KIB, 512 * KIB, 0);
     crash_close(&c);
+    fsck_memdev(st, dev);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+}
+END_TEST
+
+/*
+ * A growth by extents over reused blocks reads as zeros: grow_extents
+ * zeroes the blocks that lay inside the device when it began, and leaves
+ * those past its end (a grow made them zeros) alone.  3 MiB of another
+ * file are written and freed, three flushed commits let go of them, and
+ * the allocator's next-fit cursor is set back to the bottom (white-box):
+ * the 2 MiB growth then takes freed blocks below the device's old end
+ * (checked), which held other bytes; with the zeroing skipped there, the
+ * WAL read them.
+ */
+START_TEST(nocow_grow_zeroes_reused)
+{
+    struct cow_dev *dev;
+    cow_file *f, *old;
+    cow_store *st = memdev_store_file(&dev, NULL, "wal", &f);
+    ck_assert_int_eq(cow_file_set_nodatacow(f), COW_OK);
+    ck_assert_int_eq(cow_file_open(st, "old", 1, &old), COW_OK);
+    file_fill(old, 'o', 0, 3 * 1024 * KIB); /* in extents of 1 MiB */
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    cow_file_close(old);
+    ck_assert_int_eq(cow_unlink(st, "old"), COW_OK);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    uint64_t end0;
+    ck_assert_int_eq(dev->size(dev, &end0), COW_OK);
+    cow_mutex_lock(&st->lock);
+    st->data_cursor = 0; /* next fit from the bottom: over the freed blocks */
+    cow_mutex_unlock(&st->lock);
+    ck_assert_int_eq(cow_file_grow(f, 2 * 1024 * KIB), COW_OK);
+    uint64_t disk, ofs;
+    int type;
+    ck_assert_int_eq(test_item_at(f, 0, &disk, &ofs, &type), COW_OK);
+    ck_assert_int_eq(type, COW_FE_NODATASUM);
+    ck_assert_msg(disk < end0, "the growth took new space (%llu, the device ended at %llu): "
+                  "nothing reused to check", (unsigned long long)disk,
+                  (unsigned long long)end0);
+    expect_fill(f, 0, 2 * 1024 * KIB, 0);
     fsck_memdev(st, dev);
     cow_file_close(f);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
@@ -498,6 +541,7 @@ Suite *nocow_suite(void)
 {
     Suite *s = suite_create("nocow");
     test_case(s, "nocow", 120, nocow_overwrites_in_place, nocow_only_when_empty, nocow_grows_by_extents,
+              nocow_grow_zeroes_reused,
               nocow_snapshot_keeps_its_bytes, nocow_grows_in_chunks, nocow_vfs_wal_in_place,
               NULL);
     return s;
