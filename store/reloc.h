@@ -34,6 +34,15 @@ int reloc_trim(cow_store *st);
  * runs' total).  Lock held. */
 uint64_t reloc_remapped_bytes(cow_store *st);
 
+/*
+ * Bytes of bookends a balance would drop where they lie (reloc.c
+ * unmapped_runs): blocks of data extents that no file extent item of any
+ * tree maps, stored at their own address, into *BYTES.  A walk of the
+ * extent tree and every subvolume tree.  Lock held.  COW_ENOMEM, or the
+ * walks' read errors.
+ */
+int reloc_unmapped_bytes(cow_store *st, uint64_t *bytes);
+
 #ifdef COW_DEBUG
 /* For tests: where a cut of a SIZE-byte file may go now (bytes; 0: no
  * cut), as a balance's cut decides it (reloc.c cut_target, invariant 12),

@@ -297,6 +297,16 @@ int relocator_close_balance(cow_store *st)
     for (int pass = 0; pass < RELOCATOR_CLOSE_PASSES && budget; pass++) {
         struct cow_balance_result res = {0};
         rc = relocator_measure(st, &slack, &container);
+        if (rc == COW_OK && pass == 0 && !relocator_over(&cfg, slack, container)) {
+            /* bookends are slack too, which a balance drops where they
+             * lie: counted here only (a walk of the trees), not by the
+             * background relocator's looks */
+            uint64_t unmapped = 0;
+            cow_mutex_lock(&st->lock);
+            if (reloc_unmapped_bytes(st, &unmapped) == COW_OK)
+                slack += unmapped;
+            cow_mutex_unlock(&st->lock);
+        }
         if (rc != COW_OK || !relocator_over(&cfg, slack, container))
             return rc;
         o.usage_pct = COW_BALANCE_DEFAULT_USAGE;

@@ -579,7 +579,10 @@ expect_grep "balance: not a container fails" 1 err '^cowctl: balance: ' "$actl" 
 # move data down, but the tree blocks left at the tail found no metadata
 # room below (a data group there held only remapped blocks), so the file
 # kept 1.7 MiB of slack: close now balances again while that gives back,
-# and such a group takes tree blocks.
+# and such a group takes tree blocks.  The updates leave bookends (pages of
+# the table's extents no item maps any more), which close drops where they
+# lie: the container went from 3.8 to 2.8 MiB, with holes among the kept
+# blocks (about 580 KiB of slack, under the 1.7 MiB of that bug).
 cowsql upd.db <<'EOF' >/dev/null
 CREATE TABLE t(id INTEGER PRIMARY KEY, payload TEXT NOT NULL);
 BEGIN;
@@ -593,11 +596,17 @@ EOF
       i=$((i + 1)); done
   echo 'PRAGMA journal_mode=DELETE;'; } | cowsql upd.db >/dev/null
 expect "df: after a WAL's churn and close" 0 "$actl" df upd.db
-if [ -n "$(df_field slack)" ] && [ "$(df_field slack)" -lt 524288 ]; then
-    ok "close: a WAL's churn leaves under 512 KiB of slack ($(df_field slack) of $(df_field container))"
+if [ -n "$(df_field slack)" ] && [ "$(df_field slack)" -lt 786432 ]; then
+    ok "close: a WAL's churn leaves under 768 KiB of slack ($(df_field slack) of $(df_field container))"
 else
-    bad "close: a WAL's churn leaves under 512 KiB of slack" \
+    bad "close: a WAL's churn leaves under 768 KiB of slack" \
         "slack $(df_field slack) of $(df_field container)"
+fi
+if [ -n "$(df_field container)" ] && [ "$(df_field container)" -lt 3407872 ]; then
+    ok "close: a WAL's churn leaves a container under 3.25 MiB, bookends dropped ($(df_field container))"
+else
+    bad "close: a WAL's churn leaves a container under 3.25 MiB, bookends dropped" \
+        "container $(df_field container)"
 fi
 expect_grep "close: the container is clean after a WAL's churn" 0 out 'clean' "$actl" fsck upd.db
 
