@@ -25,13 +25,14 @@ struct cow_store;
 /*
  * Where a test runs (the target): a VFS and the way its containers are
  * named, checked and removed.  The tests of check_vfs_io.c,
- * check_vfs_journal.c, check_vfs_snap.c and check_vfs_files.c that are about SQLite through
- * the VFS (not about the local file) use the current target, vt: the cow
- * VFS on container files (cow_target) in build/check_all, the cow-rados
- * VFS on containers in a RADOS pool in build/check_rados
- * (check_rados_vfs.c sets vt in its fixture).  The same test bodies run on
- * both; what only a file has (directory listings, the file's bytes) is
- * checked where vt->local says there is one.
+ * check_vfs_journal.c, check_vfs_snap.c and check_vfs_files.c that are
+ * about SQLite through the VFS (not about the local file) use the current
+ * target, vt: the cow VFS on container files (cow_target) in
+ * build/check_all, the cow-rados VFS on containers in a RADOS pool in
+ * build/check_rados (check_rados_vfs.c sets vt in its fixture).  The same
+ * test bodies run on both; what only a file has (directory listings, a
+ * super-journal beside the container) is checked where vt->local says
+ * there is one.
  */
 struct vfs_target {
     const char *vfs; /* the VFS name, registered by the test case's fixture */
