@@ -19,8 +19,9 @@
  * container where it lies whenever every connection is closed (its fsck:
  * rados_vfs.h rados_fsck_clean).
  *
- * The cases vfs_io, vfs_journal and vfs_snap run the tests of the VFS
- * suites that hold on any device through cow-rados (check_rados_vfs.c).
+ * The cases vfs_io, vfs_journal, vfs_snap and vfs_files run the tests of
+ * the VFS suites that hold on any device through cow-rados
+ * (check_rados_vfs.c).
  */
 #include <check.h>
 #include <errno.h>

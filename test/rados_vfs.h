@@ -8,10 +8,10 @@
 
 #include <check.h>
 
-/* Adds to S the test cases vfs_io, vfs_journal and vfs_snap: the tests of
- * check_vfs_io.c, check_vfs_journal.c and check_vfs_snap.c that hold on
- * any device (their *_any_target()), through cow-rados on containers of
- * pool $COW_RADOS_POOL. */
+/* Adds to S the test cases vfs_io, vfs_journal, vfs_snap and vfs_files:
+ * the tests of check_vfs_io.c, check_vfs_journal.c, check_vfs_snap.c and
+ * check_vfs_files.c that hold on any device (their *_any_target()),
+ * through cow-rados on containers of pool $COW_RADOS_POOL. */
 void rados_vfs_cases(Suite *s);
 
 /* Fails the test (Check) unless container SPEC (POOL/NAME), which no
