@@ -64,7 +64,7 @@ LIB_SRC   := $(STORE_SRC) $(VFS_SRC)
 FSCK_SRC  := $(wildcard tools/fsck/*.c)
 # test/crash/ is a program of its own (build/crash), not a Check suite.
 CRASH_SRC := $(wildcard test/crash/*.c)
-TEST_SRC  := $(filter-out test/check_rados.c,$(wildcard test/*.c))
+TEST_SRC  := $(filter-out test/check_rados.c test/check_rados_vfs.c,$(wildcard test/*.c))
 # the benchmark (build/bench), one program
 BENCH_SRC := $(wildcard bench/*.c)
 
@@ -191,10 +191,14 @@ $(BUILD)/asan-cowctl: $(TOBJDIR)/tools/cowctl.o $(TOBJDIR)/tools/progress.o $(FS
 # against a cluster of tools/ceph-local.sh that test-rados starts and
 # always stops.  CK_RUN_CASE=name for one case.  The model test
 # (test/model_run.c, test/model.c) runs there through cow-rados too, with
-# fsck as cowctl --rados runs it (tools/ctl_rados.c).
+# fsck as cowctl --rados runs it (tools/ctl_rados.c), and so do the VFS
+# suites' tests that hold on any device (test/check_rados_vfs.c).
+RADOS_VFS_TESTS := check_rados_vfs vfsutil check_vfs_io check_vfs_journal check_vfs_snap \
+		   check_vfs_files
 $(BUILD)/check_rados: $(TOBJDIR)/test/check_rados.o $(TOBJDIR)/store/bdev_rados.o \
 		$(TOBJDIR)/vfs/vfs_rados.o $(TOBJDIR)/tools/ctl_rados.o $(TOBJDIR)/test/model.o \
 		$(TOBJDIR)/test/model_run.o $(TOBJDIR)/test/testutil.o $(TLIB_OBJ) \
+		$(RADOS_VFS_TESTS:%=$(TOBJDIR)/test/%.o) \
 		$(FSCK_SRC:%.c=$(TOBJDIR)/%.o)
 	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS) $(RADOS_LIBS)
 

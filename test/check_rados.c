@@ -16,7 +16,12 @@
  * The case model runs the model test of snapshots and branches
  * (test/model_run.c, the model suite's body) through cow-rados, with
  * RADOS_MODEL_OPS operations (COW_MODEL_OPS=N: N) and fsck of the
- * container where it lies whenever every connection is closed.
+ * container where it lies whenever every connection is closed (its fsck:
+ * rados_vfs.h rados_fsck_clean).
+ *
+ * The cases vfs_io, vfs_journal, vfs_snap and vfs_files run the tests of
+ * the VFS suites that hold on any device through cow-rados
+ * (check_rados_vfs.c).
  */
 #include <check.h>
 #include <errno.h>
@@ -36,6 +41,7 @@
 #include "bdev_rados.h"
 #include "cowvfs.h"
 #include "model.h"
+#include "rados_vfs.h"
 #include "store.h"
 #include "testutil.h"
 
@@ -859,19 +865,6 @@ END_TEST
 
 /* ---- the model test ---- */
 
-/* The model's fsck (model.h fsck_clean): SPEC read where it lies, through
- * the RADOS device under the writer's lock, as cowctl --rados fsck reads
- * it (tools/ctl_rados.h). */
-static void rados_fsck_clean(const char *spec)
-{
-    struct ctl_rados_src rs;
-    int rc = ctl_rados_src_open(spec, &rs);
-    ck_assert_msg(rc == COW_OK, "fsck of %s: %s (%s)", spec, cow_strerror(rc),
-                  cow_store_last_error(NULL));
-    test_fsck_src_clean(&rs.src);
-    ctl_rados_src_close(&rs);
-}
-
 /* The model test (model_run.c) through cow-rados: snapshots, branches,
  * restores and deletes by pragma, C API and container "path" (POOL/NAME),
  * ATTACH, several connections, balance and handoff, against the model. */
@@ -934,6 +927,7 @@ int main(void)
         tcase_add_test(tc, cases[i].t);
         suite_add_tcase(s, tc);
     }
+    rados_vfs_cases(s);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int nfailed = srunner_ntests_failed(sr);

@@ -404,8 +404,8 @@ static int io_caps(sqlite3 *db)
 START_TEST(test_size_hint_preallocates)
 {
     char *dir = tdir_make();
-    char *path = tpath(dir, "hint.db");
-    sqlite3 *db = db_open(path, RW_CREATE, "cow");
+    char *path = cpath(dir, "hint.db");
+    sqlite3 *db = db_open(path, RW_CREATE, vt->vfs);
     int chunk = 256 * 1024;
     ck_assert_int_eq(sqlite3_file_control(db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk), SQLITE_OK);
     EXEC(db, "PRAGMA auto_vacuum=FULL; CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
@@ -434,8 +434,8 @@ START_TEST(test_size_hint_preallocates)
     ck_assert_int_eq(size, query_int(db, "PRAGMA page_count") * 4096);
     ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 1000);
     ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
-    test_fsck_clean(path);
-    db = db_open(path, RW_CREATE, "cow");
+    vt->fsck_clean(path);
+    db = db_open(path, RW_CREATE, vt->vfs);
     ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 1000);
     ck_assert_text((db, "PRAGMA integrity_check"), "ok");
     ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
@@ -582,8 +582,8 @@ END_TEST
 START_TEST(test_attach_super_journal)
 {
     char *dir = tdir_make();
-    char *a = tpath(dir, "a.db");
-    char *b = tpath(dir, "b.db");
+    char *a = cpath(dir, "a.db");
+    char *b = cpath(dir, "b.db");
     char *fulla = full_path(a);
     char sql[1200];
 
@@ -617,18 +617,18 @@ START_TEST(test_attach_super_journal)
     ck_assert_dir(dir, "a.db b.db");
     ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
 
-    db = db_open(b, SQLITE_OPEN_READWRITE, "cow");
+    db = db_open(b, SQLITE_OPEN_READWRITE, vt->vfs);
     ck_assert_int_eq(query_int(db, "SELECT count(*) FROM u"), 2);
     ck_assert_text((db, "PRAGMA integrity_check"), "ok");
     sqlite3_close(db);
-    db = db_open(a, SQLITE_OPEN_READWRITE, "cow");
+    db = db_open(a, SQLITE_OPEN_READWRITE, vt->vfs);
     ck_assert_int_eq(query_int(db, "SELECT count(*) FROM t"), 2);
     sqlite3_close(db);
     ck_assert_dir(dir, "a.db b.db");
     ck_assert_store(a, "db");
     ck_assert_store(b, "db");
-    test_fsck_clean(a);
-    test_fsck_clean(b);
+    vt->fsck_clean(a);
+    vt->fsck_clean(b);
     ck_assert_int_eq(sqlite3_vfs_unregister(&spy_vfs), SQLITE_OK);
 
     free(fulla);
@@ -1126,6 +1126,18 @@ START_TEST(test_reloc_threads)
     tdir_remove(dir);
 }
 END_TEST
+
+/* On any target: preallocation by size hints (the store's, through the
+ * VFS), ATTACH and a transaction over two containers with its
+ * super-journal.  The others are about the local file (files that are not
+ * containers, its bytes and size, damage and a full disk through the file,
+ * names and links, other processes, temporary files of the default VFS)
+ * or relocation's knobs, threads and file sizes. */
+void vfs_files_any_target(TCase *tc)
+{
+    tcase_add_test(tc, test_size_hint_preallocates);
+    tcase_add_test(tc, test_attach_super_journal);
+}
 
 Suite *vfs_files_suite(void)
 {

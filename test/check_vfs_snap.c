@@ -36,7 +36,7 @@ static const char *const snap_modes[] = {"delete", "wal"};
 static sqlite3 *snap_conn(const char *path, const char *mode)
 {
     char sql[100];
-    sqlite3 *db = db_open(path, RW_CREATE, "cow");
+    sqlite3 *db = db_open(path, RW_CREATE, vt->vfs);
     snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", mode);
     ck_assert_text((db, sql), mode);
     return db;
@@ -46,7 +46,7 @@ static sqlite3 *snap_conn(const char *path, const char *mode)
 static void snap_attach(sqlite3 *db, const char *path, const char *param, const char *schema)
 {
     char sql[2048];
-    snprintf(sql, sizeof sql, "ATTACH 'file:%s?vfs=cow&%s' AS %s", path, param, schema);
+    snprintf(sql, sizeof sql, "ATTACH 'file:%s?vfs=%s&%s' AS %s", path, vt->vfs, param, schema);
     EXEC(db, sql);
 }
 
@@ -90,7 +90,7 @@ START_TEST(test_snapshot_basic)
 {
     const char *mode = snap_modes[_i];
     char *dir = tdir_make();
-    char *path = tpath(dir, "app.db");
+    char *path = cpath(dir, "app.db");
     char out[512];
     sqlite3 *a = snap_conn(path, mode);
     sqlite3 *b;
@@ -141,9 +141,9 @@ START_TEST(test_snapshot_basic)
 
     /* URIs that name nothing, or the wrong kind */
     char sql[2048];
-    snprintf(sql, sizeof sql, "ATTACH 'file:%s?vfs=cow&snapshot=nope' AS n", path);
+    snprintf(sql, sizeof sql, "ATTACH 'file:%s?vfs=%s&snapshot=nope' AS n", path, vt->vfs);
     ck_assert_int_eq(exec_rc(a, sql) & 0xff, SQLITE_CANTOPEN);
-    snprintf(sql, sizeof sql, "ATTACH 'file:%s?vfs=cow&branch=s1' AS n", path);
+    snprintf(sql, sizeof sql, "ATTACH 'file:%s?vfs=%s&branch=s1' AS n", path, vt->vfs);
     ck_assert_int_eq(exec_rc(a, sql) & 0xff, SQLITE_CANTOPEN);
 
     /* delete: refused while open, then frees it */
@@ -156,7 +156,7 @@ START_TEST(test_snapshot_basic)
     ck_assert_int_eq(sqlite3_close(a), SQLITE_OK);
     ck_assert_int_eq(sqlite3_close(b), SQLITE_OK);
     /* all of it after a reopen */
-    a = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    a = db_open(path, SQLITE_OPEN_READWRITE, vt->vfs);
     snap_attach(a, path, "snapshot=s1", "s");
     ck_assert_int_eq(query_int(a, "SELECT count(*) FROM s.t"), 1000);
     ck_assert_int_eq(query_int(a, "SELECT count(*) FROM t"), 900);
@@ -176,7 +176,7 @@ START_TEST(test_snapshot_in_transaction)
 {
     const char *mode = snap_modes[_i];
     char *dir = tdir_make();
-    char *path = tpath(dir, "app.db");
+    char *path = cpath(dir, "app.db");
     sqlite3 *a = snap_conn(path, mode);
     sqlite3 *b = snap_conn(path, mode);
 
@@ -245,7 +245,7 @@ START_TEST(test_snapshot_restore)
     const char *mode = strncmp(restore_modes[_i], "wal", 3) == 0 ? "wal" : "delete";
     int bEmpty = strcmp(restore_modes[_i], "wal-empty") == 0;
     char *dir = tdir_make();
-    char *path = tpath(dir, "app.db");
+    char *path = cpath(dir, "app.db");
     char out[512];
     sqlite3 *a = snap_conn(path, mode);
     sqlite3 *b = snap_conn(path, mode);
@@ -294,7 +294,7 @@ START_TEST(test_snapshot_restore)
     ck_assert_int_eq(query_int(a, "SELECT count(*) FROM t"), 301);
     ck_assert_int_eq(sqlite3_close(a), SQLITE_OK);
     ck_assert_int_eq(sqlite3_close(b), SQLITE_OK);
-    a = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    a = db_open(path, SQLITE_OPEN_READWRITE, vt->vfs);
     ck_assert_int_eq(query_int(a, "SELECT count(*) FROM t"), 301);
     ck_assert_text((a, "PRAGMA integrity_check"), "ok");
     ck_assert_int_eq(sqlite3_close(a), SQLITE_OK);
@@ -327,7 +327,7 @@ static int snap_list_cb(void *arg, const cowvfs_subvol_info *si)
 START_TEST(test_snapshot_c_api)
 {
     char *dir = tdir_make();
-    char *path = tpath(dir, "app.db");
+    char *path = cpath(dir, "app.db");
     char *err = NULL;
     struct snap_names sn;
     sqlite3 *a = snap_conn(path, "wal");
@@ -364,16 +364,16 @@ START_TEST(test_snapshot_c_api)
     ck_assert_str_eq(sn.names[0], "c2:branch:-");
     ck_assert_str_eq(sn.names[1], "p1:snapshot:-");
     ck_assert_str_eq(sn.names[2], "p2:branch:p1");
-    a = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    a = db_open(path, SQLITE_OPEN_READWRITE, vt->vfs);
     EXEC(a, "INSERT INTO t VALUES (4)");
     ck_assert_int_eq(sqlite3_close(a), SQLITE_OK);
     ck_assert_int_eq(cowvfs_container_restore(path, NULL, "p1", NULL), SQLITE_OK);
     ck_assert_int_eq(cowvfs_container_restore(path, "p1", "p2", &err), SQLITE_ERROR);
     sqlite3_free(err);
-    a = db_open(path, SQLITE_OPEN_READWRITE, "cow");
+    a = db_open(path, SQLITE_OPEN_READWRITE, vt->vfs);
     ck_assert_int_eq(query_int(a, "SELECT count(*) FROM t"), 2);
     ck_assert_int_eq(sqlite3_close(a), SQLITE_OK);
-    char *missing = tpath(dir, "missing.db");
+    char *missing = cpath(dir, "missing.db");
     ck_assert_int_ne(cowvfs_container_snapshot(missing, NULL, "x", &err), SQLITE_OK);
     sqlite3_free(err);
     free(missing);
@@ -412,7 +412,7 @@ static void *snap_conc_writer(void *arg)
     uint64_t rs = c->seed ^ (uintptr_t)&db;
     char sql[300];
 
-    if (sqlite3_open_v2(c->path, &db, SQLITE_OPEN_READWRITE, "cow") != SQLITE_OK) {
+    if (sqlite3_open_v2(c->path, &db, SQLITE_OPEN_READWRITE, vt->vfs) != SQLITE_OK) {
         snap_conc_fail(c, "writer open", db);
         goto out;
     }
@@ -450,7 +450,7 @@ START_TEST(test_snapshot_concurrent_writers)
 {
     struct snap_conc c;
     char *dir = tdir_make();
-    char *path = tpath(dir, "app.db");
+    char *path = cpath(dir, "app.db");
     pthread_t w[2];
     sqlite3 *db = snap_conn(path, snap_modes[_i]);
     char name[32], *err = NULL;
@@ -505,6 +505,17 @@ START_TEST(test_snapshot_concurrent_writers)
     tdir_remove(dir);
 }
 END_TEST
+
+/* On any target: all of them (every case takes, reads, restores and
+ * deletes snapshots and branches through SQL or the C API). */
+void vfs_snap_any_target(TCase *tc)
+{
+    tcase_add_test(tc, test_snapshot_c_api);
+    tcase_add_loop_test(tc, test_snapshot_basic, 0, 2);
+    tcase_add_loop_test(tc, test_snapshot_in_transaction, 0, 2);
+    tcase_add_loop_test(tc, test_snapshot_restore, 0, 3);
+    tcase_add_loop_test(tc, test_snapshot_concurrent_writers, 0, 2);
+}
 
 Suite *vfs_snap_suite(void)
 {

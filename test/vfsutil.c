@@ -26,6 +26,61 @@
 #include "vfsutil.h"
 #include "../tools/fsck.h"
 
+static char *file_path(const char *dir, const char *name)
+{
+    return tpath(dir, name);
+}
+
+static int file_exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+static void file_remove(const char *path)
+{
+    ck_assert_int_eq(unlink(path), 0);
+}
+
+const struct vfs_target cow_target = {
+    .vfs = COWVFS_NAME,
+    .local = 1,
+    .path = file_path,
+    .store_open = cow_store_open,
+    .fsck_clean = test_fsck_clean,
+    .exists = file_exists,
+    .remove = file_remove,
+    .after_kill = NULL,
+    .scale = 100,
+};
+
+const struct vfs_target *vt = &cow_target;
+
+/* The containers cpath() named on a target that is not local, since the
+ * last tdir_make(), for tdir_remove (a test runs in a process of its own). */
+#define MAX_CPATHS 16
+static char *cpaths[MAX_CPATHS];
+static int ncpaths;
+
+char *cpath(const char *dir, const char *name)
+{
+    char *p = vt->path(dir, name);
+    ck_assert_ptr_nonnull(p);
+    if (!vt->local) {
+        for (int i = 0; i < ncpaths; i++)
+            if (strcmp(cpaths[i], p) == 0)
+                return p;
+        ck_assert_int_lt(ncpaths, MAX_CPATHS);
+        cpaths[ncpaths++] = strdup(p);
+    }
+    return p;
+}
+
+int vt_scaled(int n)
+{
+    int m = (int)((long long)n * vt->scale / 100);
+    return m > 0 ? m : 1;
+}
+
 void vfs_setup(void)
 {
     ck_assert_int_eq(cowvfs_register(0), SQLITE_OK);
@@ -49,6 +104,9 @@ TCase *vfs_tcase(Suite *s, const char *name, int timeout, ...)
  * (test_base_setup) and removes it when it passes. */
 char *tdir_make(void)
 {
+    for (int i = 0; i < ncpaths; i++)
+        free(cpaths[i]);
+    ncpaths = 0;
     return test_base_dir();
 }
 
@@ -89,6 +147,15 @@ void tdir_remove_fsck(char *dir, int check)
     }
     rmdir(dir);
     free(dir);
+    for (int i = 0; i < ncpaths; i++) {
+        if (vt->exists(cpaths[i])) {
+            if (check)
+                vt->fsck_clean(cpaths[i]);
+            vt->remove(cpaths[i]);
+        }
+        free(cpaths[i]);
+    }
+    ncpaths = 0;
 }
 
 void tdir_remove(char *dir)
@@ -151,7 +218,7 @@ void store_names(const char *path, char out[1024])
     int k = 0;
 
     out[0] = 0;
-    ck_assert_int_eq(cow_store_open(path, COW_OPEN_READONLY, &st), COW_OK);
+    ck_assert_int_eq(vt->store_open(path, COW_OPEN_READONLY, &st), COW_OK);
     ck_assert_int_eq(cow_list(st, store_names_cb, out), COW_OK);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
     snprintf(tmp, sizeof tmp, "%s", out);
@@ -248,6 +315,13 @@ sqlite3_vfs *cow_vfs(void)
     return v;
 }
 
+sqlite3_vfs *target_vfs(void)
+{
+    sqlite3_vfs *v = sqlite3_vfs_find(vt->vfs);
+    ck_assert_ptr_nonnull(v);
+    return v;
+}
+
 sqlite3_vfs *vfs_derive(sqlite3_vfs *out, const char *base, const char *name)
 {
     sqlite3_vfs *b = sqlite3_vfs_find(base);
@@ -261,7 +335,7 @@ sqlite3_vfs *vfs_derive(sqlite3_vfs *out, const char *base, const char *name)
 /* The full path SQLite would use for PATH. */
 char *full_path(const char *path)
 {
-    sqlite3_vfs *v = cow_vfs();
+    sqlite3_vfs *v = target_vfs();
     char *out = calloc(1, (size_t)v->mxPathname + 1);
     ck_assert_int_eq(v->xFullPathname(v, path, v->mxPathname + 1, out), SQLITE_OK);
     return out;
@@ -292,10 +366,11 @@ const char *vfs_name(const char *zName)
     return b + 4;
 }
 
-/* Opens ZNAME through the cow VFS directly; the sqlite3_file is malloc()ed. */
+/* Opens ZNAME through the target VFS directly; the sqlite3_file is
+ * malloc()ed. */
 sqlite3_file *raw_open(const char *zName, int flags, int *pRc)
 {
-    sqlite3_vfs *v = cow_vfs();
+    sqlite3_vfs *v = target_vfs();
     sqlite3_file *f = calloc(1, (size_t)v->szOsFile);
     int out = 0;
 
@@ -326,7 +401,7 @@ void raw_close(sqlite3_file *f)
 
 int raw_access(const char *zName)
 {
-    sqlite3_vfs *v = cow_vfs();
+    sqlite3_vfs *v = target_vfs();
     int res = -1;
     ck_assert_int_eq(v->xAccess(v, vfs_name(zName), SQLITE_ACCESS_EXISTS, &res), SQLITE_OK);
     return res;
@@ -361,7 +436,8 @@ long long cow_stat(sqlite3 *db, const char *name)
     return v;
 }
 
-/* A VFS that forwards to cow and counts super-journal opens and deletes. */
+/* A VFS that forwards to the target's and counts super-journal opens and
+ * deletes. */
 sqlite3_vfs spy_vfs;
 int spy_super_opens, spy_super_deletes;
 char spy_super_name[1024];
@@ -373,7 +449,7 @@ int spy_open(sqlite3_vfs *v, const char *z, sqlite3_file *f, int flags, int *out
         spy_super_opens++;
         snprintf(spy_super_name, sizeof spy_super_name, "%s", z);
     }
-    return cow_vfs()->xOpen(cow_vfs(), z, f, flags, out);
+    return target_vfs()->xOpen(target_vfs(), z, f, flags, out);
 }
 
 int spy_die_on_super_delete;
@@ -385,12 +461,12 @@ int spy_delete(sqlite3_vfs *v, const char *z, int sync)
         kill(getpid(), SIGKILL);
     if (strstr(z, "-mj"))
         spy_super_deletes++;
-    return cow_vfs()->xDelete(cow_vfs(), z, sync);
+    return target_vfs()->xDelete(target_vfs(), z, sync);
 }
 
 void spy_vfs_register(void)
 {
-    vfs_derive(&spy_vfs, COWVFS_NAME, "cowspy");
+    vfs_derive(&spy_vfs, vt->vfs, "cowspy");
     spy_vfs.xOpen = spy_open;
     spy_vfs.xDelete = spy_delete;
     ck_assert_int_eq(sqlite3_vfs_register(&spy_vfs, 0), SQLITE_OK);
