@@ -598,6 +598,9 @@ int alloc_claim_data(cow_store *st, uint64_t bytenr, uint64_t len)
         return COW_CORRUPT("log record points at [%llu, +%llu), not inside one data block group",
                            (unsigned long long)bytenr, (unsigned long long)len);
     uint64_t i0 = (bytenr - g->start) / COW_BLOCK_SIZE;
+    int rc = st->nheld ? alloc_held_claim(st, bytenr, len) : COW_OK;
+    if (rc)
+        return rc;
     for (uint64_t i = 0; i < len / COW_BLOCK_SIZE; i++)
         if (busy(g, i0 + i))
             return COW_CORRUPT("log record points at block %llu, which is in use",

@@ -26,6 +26,32 @@ int alloc_held_add(cow_store *st, uint64_t bytenr, uint64_t bytes, uint64_t gen,
     return 0;
 }
 
+int alloc_held_claim(cow_store *st, uint64_t bytenr, uint64_t len)
+{
+    uint64_t end = bytenr + len;
+    for (size_t k = 0; k < st->nheld; k++) {
+        struct held_run h = st->held[k];
+        uint64_t a = h.bytenr > bytenr ? h.bytenr : bytenr;
+        uint64_t e = h.bytenr + h.bytes < end ? h.bytenr + h.bytes : end;
+        if (a >= e)
+            continue;
+        if (h.bytenr < a && e < h.bytenr + h.bytes) { /* split: the rest after */
+            if (alloc_held_add(st, e, h.bytenr + h.bytes - e, h.gen, h.phys))
+                return cow_set_error(COW_ENOMEM, "out of memory");
+            st->held[k].bytes = a - h.bytenr;
+        } else if (h.bytenr < a) {
+            st->held[k].bytes = a - h.bytenr;
+        } else if (e < h.bytenr + h.bytes) {
+            st->held[k].bytenr = e;
+            st->held[k].bytes = h.bytenr + h.bytes - e;
+        } else {
+            st->held[k--] = st->held[--st->nheld];
+        }
+        alloc_release_run(st, a, e - a, h.phys);
+    }
+    return COW_OK;
+}
+
 /* shared_frees_take()'s callback: the table is only a record for the next
  * owner; what this one holds is in st->held. */
 static void take_none(void *arg, uint64_t start, uint64_t len, int phys)

@@ -46,6 +46,16 @@ void alloc_release_run(cow_store *st, uint64_t bytenr, uint64_t bytes, int phys)
  * physical map).  0, or -1 without memory (the caller releases the run). */
 int alloc_held_add(cow_store *st, uint64_t bytenr, uint64_t bytes, uint64_t gen, int phys);
 
+/* Takes [BYTENR, +LEN) out of the held runs of both maps, their bits
+ * cleared: blocks a replayed log record names, which the writer that
+ * logged them allocated once no reader could read what was there before
+ * (it held its own frees so), so holding them for readers is pointless,
+ * and a takeover that holds every free block (alloc_hold_free) made replay
+ * refuse them as in use: a RADOS container whose killed writer had logged
+ * syncs did not open again (test/check_rados_vfs.c, vfs_journal).  Lock
+ * held.  COW_ENOMEM (a run split in two). */
+int alloc_held_claim(cow_store *st, uint64_t bytenr, uint64_t len);
+
 /* What cooled moves to the held runs (and the shared pending frees), tagged
  * with this generation; then what readers moved past is released
  * (alloc_hold.c). */
