@@ -74,6 +74,18 @@ static cow_store *kept_store(struct cow_dev **md, cow_file **f)
     return st;
 }
 
+/* kept_store() with the background relocator off: only the test's own
+ * balances relocate, at the points it chooses. */
+static cow_store *quiet_store(struct cow_dev **md, cow_file **f)
+{
+    cow_store *st = kept_store(md, f);
+    struct cow_reloc_config c;
+    cow_store_get_reloc(st, &c);
+    c.enabled = 0;
+    cow_store_set_reloc(st, &c);
+    return st;
+}
+
 /* The end of a kept_store() test: F's content against M, fsck, then the
  * file, store and device closed and M's data freed. */
 static void finish_kept(cow_store *st, struct cow_dev *dev, cow_file *f, struct fmodel *m)
@@ -94,13 +106,9 @@ static void finish_kept(cow_store *st, struct cow_dev *dev, cow_file *f, struct 
 static cow_store *churned(struct cow_dev **dev, cow_file **f, struct fmodel *m,
                           struct fmodel *snap, uint64_t *rs)
 {
-    cow_store *st = kept_store(dev, f);
     /* only the tests' own balances relocate (a background run, late on a
      * busy machine, would count in the stats they check) */
-    struct cow_reloc_config c;
-    cow_store_get_reloc(st, &c);
-    c.enabled = 0;
-    cow_store_set_reloc(st, &c);
+    cow_store *st = quiet_store(dev, f);
     memset(m, 0, sizeof *m);
     for (size_t off = 0; off < 8 * MIB; off += 256 * 1024) {
         write_all(*f, m, rs, off, 256 * 1024);
@@ -364,11 +372,7 @@ START_TEST(reloc_short_file_stays_short)
     struct cow_dev *dev;
     cow_file *f;
     struct fmodel m = {0};
-    cow_store *st = kept_store(&dev, &f);
-    struct cow_reloc_config c;
-    cow_store_get_reloc(st, &c);
-    c.enabled = 0;
-    cow_store_set_reloc(st, &c);
+    cow_store *st = quiet_store(&dev, &f);
     for (size_t off = 0; off < 6 * MIB; off += 64 * 1024) {
         write_all(f, &m, &rs, off, 64 * 1024);
         ck_assert_int_eq(cow_store_commit(st), COW_OK);
@@ -462,11 +466,7 @@ START_TEST(reloc_balance_never_grows_the_file)
     struct cow_dev *dev;
     cow_file *f, *j;
     struct fmodel m = {0};
-    cow_store *st = kept_store(&dev, &f);
-    struct cow_reloc_config c;
-    cow_store_get_reloc(st, &c);
-    c.enabled = 0; /* only this test's balances, at the points it chooses */
-    cow_store_set_reloc(st, &c);
+    cow_store *st = quiet_store(&dev, &f); /* only this test's balances */
     uint64_t pages = 4;
     for (int t = 0; t < 3000; t++) {
         ck_assert_int_eq(cow_file_open(st, "db-journal", 1, &j), COW_OK);
@@ -513,11 +513,7 @@ START_TEST(reloc_drops_bookends_in_place)
     struct cow_dev *dev;
     cow_file *f;
     struct fmodel m = {0};
-    cow_store *st = kept_store(&dev, &f);
-    struct cow_reloc_config c;
-    cow_store_get_reloc(st, &c);
-    c.enabled = 0;
-    cow_store_set_reloc(st, &c);
+    cow_store *st = quiet_store(&dev, &f);
     for (size_t off = 0; off < 8 * MIB; off += MIB) {
         write_all(f, &m, &rs, off, MIB);
         ck_assert_int_eq(cow_store_commit(st), COW_OK);
