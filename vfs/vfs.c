@@ -1385,11 +1385,16 @@ out:
  * The device VFS (vfs_dev.h)
  */
 
-/* A device container never moves: it has no path to be renamed. */
+/* A device container never moves: it has no path to be renamed; and its
+ * VFS is the device VFS ("cow-rados"), not "cow". */
 static int cowDevFileControl(sqlite3_file *pFile, int op, void *pArg)
 {
     if (op == SQLITE_FCNTL_HAS_MOVED) {
         *(int *)pArg = 0;
+        return SQLITE_OK;
+    }
+    if (op == SQLITE_FCNTL_VFSNAME) {
+        *(char **)pArg = sqlite3_mprintf("%s", gDevVfs.zName);
         return SQLITE_OK;
     }
     return cowvfsIoMethods.xFileControl(pFile, op, pArg);
