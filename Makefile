@@ -308,14 +308,17 @@ slt-ci: deps
 
 # make test's steps, each timed (TEST_STEPS; test-rados when librados is
 # there): "make test: STEP took N s" after each, so that a slow CI run
-# shows where its time went.
+# shows where its time went.  Each step's builds run one job per CPU
+# (TEST_JOBS) unless make was given -j itself.
+NPROC     := $(shell nproc 2>/dev/null || echo 1)
+TEST_JOBS  = $(if $(findstring jobserver,$(MAKEFLAGS))$(filter -j%,$(MAKEFLAGS)),,-j$(NPROC))
 TEST_STEPS := all unit tsan race-proof check-tools crash-ci slt-ci fuzz-ci sweep
 ifeq ($(HAVE_RADOS),1)
   TEST_STEPS += test-rados
 endif
 test: deps
 	@t00=$$(date +%s); for s in $(TEST_STEPS); do t0=$$(date +%s); \
-	    $(MAKE) $$s || exit 1; \
+	    $(MAKE) $(TEST_JOBS) $$s || exit 1; \
 	    echo "make test: $$s took $$(($$(date +%s) - t0)) s ($$(($$(date +%s) - t00)) s in all)"; \
 	done
 

@@ -13,7 +13,7 @@
 #ifndef COW_VFSUTIL_H
 #define COW_VFSUTIL_H
 
-#include <check.h>
+#include "testutil.h" /* <check.h>, with its cheap ck_assert_msg */
 #include <sqlite3.h>
 #include <stddef.h>
 #include <string.h>
