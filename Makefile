@@ -88,7 +88,7 @@ ifeq ($(HAVE_RADOS),1)
   ALL += $(BUILD)/cowvfs_rados.so
 endif
 
-.PHONY: all deps need-deps test unit tsan race-proof demo slt slt-ci bench install uninstall \
+.PHONY: all deps need-deps test unit tsan race-proof demo slt slt-ci bench bench-speedtest1 install uninstall \
         clean check-tools mproc test-rados deps-rados bench-rados
 all: $(ALL)
 ifneq ($(HAVE_RADOS),1)
@@ -334,6 +334,21 @@ slt: deps
 
 bench: deps $(BUILD)/bench
 	./$(BUILD)/bench
+
+# make bench-speedtest1 SPEEDTEST1_C=PATH: SQLite's own benchmark (the
+# test/speedtest1.c of a SQLite source tree, which this project does not
+# carry) on unix and cow in one run, results compared, times and sizes side
+# by side (bench/speedtest1/run.sh; SPEEDTEST1_ARGS its options, REPEAT=N).
+SPEEDTEST1_C    ?=
+SPEEDTEST1_ARGS ?= --size 50
+$(BUILD)/speedtest1: bench/speedtest1/main.c $(SPEEDTEST1_C) $(BUILD)/libcowvfs.a
+	@[ -n "$(SPEEDTEST1_C)" ] || { echo "speedtest1: SPEEDTEST1_C=PATH of speedtest1.c (a SQLite source tree's test/speedtest1.c) is needed"; exit 1; }
+	$(CC) $(CFLAGS) -w -Dmain=speedtest1_main $(SQLITE_CFLAGS) -c $(SPEEDTEST1_C) -o $(BUILD)/speedtest1_upstream.o
+	$(CC) -std=c11 -pthread $(WARN) $(CPPFLAGS_ALL) $(CFLAGS) $(SQLITE_CFLAGS) -o $@ bench/speedtest1/main.c \
+	  $(BUILD)/speedtest1_upstream.o $(BUILD)/libcowvfs.a $(SQLITE_LIBS) $(CRYPTO_LIBS) -lm
+
+bench-speedtest1: deps $(BUILD)/speedtest1
+	sh bench/speedtest1/run.sh ./$(BUILD)/speedtest1 $(SPEEDTEST1_ARGS)
 
 # ---- install ----
 install: $(ALL)
