@@ -923,13 +923,36 @@ static int balance(cow_store *st, const struct cow_balance_opts *o,
     uint64_t need = phys + phys / 8 + (phys < 8 * st->bg_size ? st->bg_size / 8 : st->bg_size);
     /* (the room: a group, or an eighth of one for a container of under
      * eight groups' worth) */
+    /* And a group fuller than that, while every group above it with
+     * anything in it moves too, when the holes below it can take it and
+     * what moves before it (an eighth of a group spare, for the tree
+     * blocks the moves write): holes low in the file under full groups
+     * at its top are given back only by moving those groups, which their
+     * usage alone never picks (speedtest1 in WAL mode left 3 MiB so).
+     * FREE_BELOW: physically free blocks in the data groups below GI (a
+     * pure metadata group's free blocks are remap targets last, keep_meta). */
+    uint64_t free_below = 0, taken = 0;
+    int top = 1;
+    for (size_t gi = 0; gi < st->nbgs; gi++)
+        if (st->bgs[gi].start < st->file_bytes && (st->bgs[gi].flags & COW_BG_DATA))
+            free_below += st->bgs[gi].len / BLK - st->bgs[gi].pused;
     for (size_t gi = st->nbgs; gi-- > 1 && rc == COW_OK;) {
         struct bgroup *g = &st->bgs[gi];
         uint64_t blocks = g->len / BLK;
-        if (g->pused == 0 || (group_has_log_area(st, g) && g->start < need))
+        if (g->start < st->file_bytes && (g->flags & COW_BG_DATA))
+            free_below -= blocks - g->pused;
+        if (g->pused == 0)
             continue;
-        if (g->start < need && g->pused * 100 > o->usage_pct * blocks)
+        if (group_has_log_area(st, g) && g->start < need) {
+            top = 0;
             continue;
+        }
+        if (g->start < need && g->pused * 100 > o->usage_pct * blocks &&
+            !(top && free_below >= taken + g->pused + blocks / 8)) {
+            top = 0;
+            continue;
+        }
+        taken += g->pused;
         if (vec_reserve(groups, cgroups, ngroups + 1))
             rc = cow_set_error(COW_ENOMEM, "out of memory");
         else

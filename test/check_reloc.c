@@ -532,6 +532,52 @@ START_TEST(reloc_drops_bookends_in_place)
 }
 END_TEST
 
+/* Holes low in the file under full groups at its top: file "low" (8 MiB)
+ * written first, then "db" (32 MiB) above it, then "low" deleted.  Every
+ * group of "db" is full, and only those past what the file holds and an
+ * eighth more and a group ("need" in reloc.c balance) moved, for their
+ * position: the file ended past that margin (39.8 MB for 34.2 held and
+ * 39.5 with the margin).  Full groups at the top must move into the holes
+ * while each fits, so that the file ends at least 1 MiB under the margin
+ * (37.7 MB), every byte kept (fsck clean). */
+START_TEST(reloc_fills_holes_under_full_groups)
+{
+    uint64_t rs = test_seed() ^ 0x4013;
+    struct cow_dev *dev;
+    cow_file *f, *low;
+    struct fmodel m = {0}, ml = {0};
+    cow_store *st = quiet_store(&dev, &f);
+    ck_assert_int_eq(cow_file_open(st, "low", 1, &low), COW_OK);
+    for (size_t off = 0; off < 8 * MIB; off += 256 * 1024) {
+        write_all(low, &ml, &rs, off, 256 * 1024);
+        ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    }
+    for (size_t off = 0; off < 32 * MIB; off += 256 * 1024) {
+        write_all(f, &m, &rs, off, 256 * 1024);
+        ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    }
+    cow_file_close(low);
+    free(ml.data);
+    ck_assert_int_eq(cow_unlink(st, "low"), COW_OK);
+    for (int i = 0; i < 2; i++) /* what "low" held: pinned, then free */
+        ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    struct cow_balance_result r;
+    ck_assert_int_eq(cow_store_balance(st, NULL, &r), COW_OK);
+    for (int i = 0; i < 2; i++) /* the old places: pinned, then free */
+        ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    cow_mutex_lock(&st->lock);
+    uint64_t phys = alloc_physical_blocks(st) * BLK;
+    uint64_t margin = phys + phys / 8 + st->bg_size;
+    cow_mutex_unlock(&st->lock);
+    ck_assert_msg(r.container_after + MIB <= margin,
+                  "the file went from %llu to %llu bytes; it holds %llu, and %llu with the "
+                  "margin", (unsigned long long)r.container_before,
+                  (unsigned long long)r.container_after, (unsigned long long)phys,
+                  (unsigned long long)margin);
+    finish_kept(st, dev, f, &m);
+}
+END_TEST
+
 Suite *reloc_suite(void)
 {
     Suite *s = suite_create("reloc");
@@ -541,5 +587,6 @@ Suite *reloc_suite(void)
               reloc_cut_spares_metadata_chunk, NULL);
     test_case(s, "reloc_grow", 300, reloc_balance_never_grows_the_file, NULL);
     test_case(s, "reloc_bookends", 120, reloc_drops_bookends_in_place, NULL);
+    test_case(s, "reloc_holes", 120, reloc_fills_holes_under_full_groups, NULL);
     return s;
 }
