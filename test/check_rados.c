@@ -928,6 +928,7 @@ int main(void)
         suite_add_tcase(s, tc);
     }
     rados_vfs_cases(s);
+    rados_store_cases(s);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int nfailed = srunner_ntests_failed(sr);
