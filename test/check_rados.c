@@ -21,7 +21,9 @@
  *
  * The cases vfs_io, vfs_journal, vfs_snap and vfs_files run the tests of
  * the VFS suites that hold on any device through cow-rados
- * (check_rados_vfs.c).
+ * (check_rados_vfs.c); store_btree, store_alloc, store_txn, store_file,
+ * store_usage, store_nocow and store_reloc those of the store suites, on
+ * RADOS devices (check_rados_store.c).
  */
 #include <check.h>
 #include <errno.h>
