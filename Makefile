@@ -64,7 +64,8 @@ LIB_SRC   := $(STORE_SRC) $(VFS_SRC)
 FSCK_SRC  := $(wildcard tools/fsck/*.c)
 # test/crash/ is a program of its own (build/crash), not a Check suite.
 CRASH_SRC := $(wildcard test/crash/*.c)
-TEST_SRC  := $(filter-out test/check_rados.c test/check_rados_vfs.c,$(wildcard test/*.c))
+TEST_SRC  := $(filter-out test/check_rados.c test/check_rados_vfs.c test/check_rados_store.c,\
+               $(wildcard test/*.c))
 # the benchmark (build/bench), one program
 BENCH_SRC := $(wildcard bench/*.c)
 
@@ -192,9 +193,11 @@ $(BUILD)/asan-cowctl: $(TOBJDIR)/tools/cowctl.o $(TOBJDIR)/tools/progress.o $(FS
 # always stops.  CK_RUN_CASE=name for one case.  The model test
 # (test/model_run.c, test/model.c) runs there through cow-rados too, with
 # fsck as cowctl --rados runs it (tools/ctl_rados.c), and so do the VFS
-# suites' tests that hold on any device (test/check_rados_vfs.c).
+# suites' and the store suites' tests that hold on any device
+# (test/check_rados_vfs.c, test/check_rados_store.c).
 RADOS_VFS_TESTS := check_rados_vfs vfsutil check_vfs_io check_vfs_journal check_vfs_snap \
-		   check_vfs_files
+		   check_vfs_files check_rados_store check_btree check_alloc check_txn \
+		   check_file check_usage check_nocow check_reloc
 $(BUILD)/check_rados: $(TOBJDIR)/test/check_rados.o $(TOBJDIR)/store/bdev_rados.o \
 		$(TOBJDIR)/vfs/vfs_rados.o $(TOBJDIR)/tools/ctl_rados.o $(TOBJDIR)/test/model.o \
 		$(TOBJDIR)/test/model_run.o $(TOBJDIR)/test/testutil.o $(TLIB_OBJ) \

@@ -139,14 +139,12 @@ static void check_packed(cow_store *st, uint64_t bytenr, uint64_t gen, int level
 START_TEST(btree_model)
 {
     uint64_t rs = test_seed() ^ 0xb7ee;
-    char *dir = test_mkdtemp();
-    char path[4200];
-    snprintf(path, sizeof path, "%s/bt.cow", dir);
+    char *path = stt->path("bt.cow");
     cow_store *st;
-    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    ck_assert_int_eq(stt->open(path, COW_OPEN_CREATE, &st), COW_OK);
     struct model m = {calloc(4000, sizeof(struct mitem)), 0};
     ck_assert_ptr_nonnull(m.v);
-    int ops = 12000;
+    int ops = stt_scaled(12000); /* reopened after each quarter */
     unsigned max_level = 0;
     for (int op = 0; op < ops; op++) {
         if (st->fs_tree.level > max_level)
@@ -205,9 +203,9 @@ START_TEST(btree_model)
         if (op % 700 == 699) {
             ck_assert_int_eq(cow_store_commit(st), COW_OK);
         }
-        if (op % 3000 == 2999) {
+        if (op % (ops / 4) == ops / 4 - 1) {
             ck_assert_int_eq(cow_store_close(st), COW_OK);
-            ck_assert_int_eq(cow_store_open(path, 0, &st), COW_OK);
+            ck_assert_int_eq(stt->open(path, 0, &st), COW_OK);
             cow_mutex_lock(&st->lock);
             full_compare(st, &m);
             cow_mutex_unlock(&st->lock);
@@ -224,9 +222,9 @@ START_TEST(btree_model)
     }
     cow_mutex_unlock(&st->lock);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
-    test_fsck_clean(path);
+    stt->fsck_clean(path);
     free(m.v);
-    test_rmdir(dir);
+    stt->remove(path);
 }
 END_TEST
 
@@ -234,7 +232,7 @@ START_TEST(btree_max_items)
 {
     /* leaves full of the largest items still split and merge correctly */
     struct cow_dev *dev;
-    cow_store *st = memdev_store_background(&dev, NULL, NULL, NULL);
+    cow_store *st = target_store_background(&dev, NULL, NULL);
     uint8_t big[COW_MAX_ITEM_DATA];
     memset(big, 0xab, sizeof big);
     cow_mutex_lock(&st->lock);
@@ -251,10 +249,17 @@ START_TEST(btree_max_items)
     }
     ck_assert_uint_eq(st->fs_tree.level, 0);
     cow_mutex_unlock(&st->lock);
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
 }
 END_TEST
+
+/* On any target: both (nothing of a memdev's own). */
+void btree_any_target(TCase *tc)
+{
+    tcase_add_test(tc, btree_model);
+    tcase_add_test(tc, btree_max_items);
+}
 
 Suite *btree_suite(void)
 {

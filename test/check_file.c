@@ -21,18 +21,16 @@
 START_TEST(file_model)
 {
     uint64_t rs = test_seed() ^ 0xf11e;
-    char *dir = test_mkdtemp();
-    char path[4200];
-    snprintf(path, sizeof path, "%s/f.cow", dir);
+    char *path = stt->path("f.cow");
     cow_store *st;
-    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    ck_assert_int_eq(stt->open(path, COW_OPEN_CREATE, &st), COW_OK);
     const char *names[3] = {"db", "db-journal", "db-wal"};
     struct fmodel m[3] = {{0}};
     cow_file *f[3];
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(cow_file_open(st, names[i], 1, &f[i]), COW_OK);
     uint8_t *buf = malloc(1 << 20);
-    for (int op = 0; op < 3000; op++) {
+    for (int op = 0, nops = stt_scaled(3000); op < nops; op++) {
         int w = (int)(test_rand(&rs) % 3);
         uint64_t r = test_rand(&rs) % 100;
         if (r < 55) {
@@ -60,7 +58,7 @@ START_TEST(file_model)
             for (int i = 0; i < 3; i++)
                 cow_file_close(f[i]);
             ck_assert_int_eq(cow_store_close(st), COW_OK);
-            ck_assert_int_eq(cow_store_open(path, 0, &st), COW_OK);
+            ck_assert_int_eq(stt->open(path, 0, &st), COW_OK);
             for (int i = 0; i < 3; i++)
                 ck_assert_int_eq(cow_file_open(st, names[i], 0, &f[i]), COW_OK);
         }
@@ -74,9 +72,9 @@ START_TEST(file_model)
         free(m[i].data);
     }
     ck_assert_int_eq(cow_store_close(st), COW_OK);
-    test_fsck_clean(path);
+    stt->fsck_clean(path);
     free(buf);
-    test_rmdir(dir);
+    stt->remove(path);
 }
 END_TEST
 
@@ -89,13 +87,11 @@ static int count_cb(void *arg, const struct cow_file_info *fi)
 
 START_TEST(file_names)
 {
-    char *dir = test_mkdtemp();
-    char path[4200];
-    snprintf(path, sizeof path, "%s/n.cow", dir);
+    char *path = stt->path("n.cow");
     cow_store *st;
     cow_file *f, *g;
     int ex, n = 0;
-    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    ck_assert_int_eq(stt->open(path, COW_OPEN_CREATE, &st), COW_OK);
     ck_assert_int_eq(cow_file_open(st, "a/b", 1, &f), COW_EINVAL);
     ck_assert_int_eq(cow_file_open(st, "", 1, &f), COW_EINVAL);
     ck_assert_int_eq(cow_file_open(st, "missing", 0, &f), COW_ENOENT);
@@ -119,14 +115,14 @@ START_TEST(file_names)
     ck_assert_int_eq(cow_file_read(f, buf, 7, 0, &nr), COW_OK);
     ck_assert_str_eq(buf, "journal");
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    test_fsck_clean(path); /* an orphan item names the open, unlinked file */
+    stt->fsck_open(st, path); /* an orphan item names the open, unlinked file */
     cow_file_close(f);
     ck_assert_int_eq(cow_list(st, count_cb, &n), COW_OK);
     ck_assert_int_eq(n, 0);
     ck_assert_int_eq(cow_unlink(st, "db-old"), COW_ENOENT);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
-    test_fsck_clean(path);
-    test_rmdir(dir);
+    stt->fsck_clean(path);
+    stt->remove(path);
 }
 END_TEST
 
@@ -358,7 +354,7 @@ static void expect_subvol_file(cow_store *st, const char *subvol, const char *na
 START_TEST(subvol_snapshot_branch_delete)
 {
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, NULL);
+    cow_store *st = target_store(&dev);
     uint64_t rs = test_seed() ^ 0x5a9;
     enum { SZ = 3 << 20 };
     uint8_t *blob = malloc(SZ), page[4096];
@@ -401,7 +397,7 @@ START_TEST(subvol_snapshot_branch_delete)
     cow_file_close(w);
     ck_assert_int_eq(cow_file_sync(f), COW_OK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
 
     /* the snapshot: as taken, read-only */
     expect_subvol_file(st, "s1", "db", &a);
@@ -443,30 +439,26 @@ START_TEST(subvol_snapshot_branch_delete)
     ck_assert_str_eq(info[1].name, "b1");
     ck_assert_int_eq(info[1].kind, COW_SUBVOL_BRANCH);
     ck_assert_str_eq(info[1].source, "s1");
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
 
     /* all of it survives a reopen */
     cow_file_close(f);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    size_t ilen;
-    uint8_t *img = memdev_crash_image(dev, &ilen);
     cow_store *s2;
-    ck_assert_int_eq(cow_store_open_dev("again", memdev_from_image(img, ilen, NULL), 0, 0, &s2),
-                     COW_OK);
+    ck_assert_int_eq(stt->open_beside(dev, 0, &s2), COW_OK);
     expect_subvol_file(s2, "s1", "db", &a);
     expect_subvol_file(s2, "b1", "db", &br);
     expect_subvol_file(s2, NULL, "db", &live);
     cow_store_close(s2);
-    free(img);
 
     /* deleting frees what only it held; the others stay whole */
     ck_assert_int_eq(cow_subvol_delete(st, "s1"), COW_OK);
     ck_assert_int_eq(cow_subvol_delete(st, "s1"), COW_ENOENT);
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
     expect_subvol_file(st, "b1", "db", &br);
     expect_subvol_file(st, NULL, "db", &live);
     ck_assert_int_eq(cow_subvol_delete(st, "b1"), COW_OK);
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
     expect_subvol_file(st, NULL, "db", &live);
     ck_assert_int_eq(cow_subvol_file_open(st, "b1", "db", 0, &f), COW_ENOENT);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
@@ -610,10 +602,10 @@ START_TEST(file_appends_model)
     uint64_t rs = test_seed() ^ 0xa99e;
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = memdev_store_background(&dev, NULL, "db-wal", &f);
+    cow_store *st = target_store_background(&dev, "db-wal", &f);
     struct fmodel m = {0};
     uint8_t buf[9000];
-    for (int op = 0; op < 3000; op++) {
+    for (int op = 0, nops = stt_scaled(3000); op < nops; op++) {
         unsigned r = (unsigned)(test_rand(&rs) % 100);
         size_t len = 1 + test_rand(&rs) % (r < 50 ? 32 : sizeof buf), off;
         test_fill(&rs, buf, len);
@@ -642,7 +634,7 @@ START_TEST(file_appends_model)
     }
     fm_compare(f, &m);
     cow_file_close(f);
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
     cow_store_close(st);
     free(m.data);
 }
@@ -762,7 +754,7 @@ END_TEST
 START_TEST(delalloc_dirty_limit_bounds_memory)
 {
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, NULL);
+    cow_store *st = target_store(&dev);
     cow_store_set_dirty_limit(st, 256 * 1024);
     cow_file *f;
     ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
@@ -786,7 +778,7 @@ START_TEST(delalloc_dirty_limit_bounds_memory)
         ck_assert(buf[0] == (uint8_t)i && buf[4095] == (uint8_t)i);
     }
     cow_file_close(f);
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
 }
 END_TEST
@@ -798,7 +790,7 @@ START_TEST(fetch_pins_pages)
 {
     struct cow_dev *dev;
     cow_file *f;
-    cow_store *st = memdev_store_background(&dev, NULL, "db", &f);
+    cow_store *st = target_store_background(&dev, "db", &f);
     uint8_t buf[3 * 4096];
     memset(buf, 'a', sizeof buf);
     ck_assert_int_eq(cow_file_write(f, buf, sizeof buf, 0), COW_OK);
@@ -833,7 +825,7 @@ START_TEST(fetch_pins_pages)
     ck_assert_int_eq(cow_file_read(f, buf, sizeof buf, 0, &n), COW_OK);
     ck_assert(buf[10] == 'B' && buf[4095] == 'a' && buf[4096] == 0 && buf[3 * 4096 - 1] == 0);
     cow_file_close(f);
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
 }
 END_TEST
@@ -1141,7 +1133,7 @@ END_TEST
 START_TEST(subvol_prealloc_not_shared_in_place)
 {
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, NULL);
+    cow_store *st = target_store(&dev);
     uint8_t a[8192], b[8192], z[8192];
     memset(a, 'A', sizeof a);
     memset(b, 'B', sizeof b);
@@ -1168,7 +1160,7 @@ START_TEST(subvol_prealloc_not_shared_in_place)
     ck_assert_int_eq(cow_file_read(bf, got, sizeof got, 65536, &n), COW_OK);
     ck_assert_msg(memcmp(got, b, sizeof b) == 0, "the live write reached the branch");
     cow_file_close(bf);
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
     /* new preallocation, after the branch: in place again */
     ck_assert_int_eq(cow_file_preallocate(f, 4 << 20), COW_OK);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
@@ -1177,11 +1169,34 @@ START_TEST(subvol_prealloc_not_shared_in_place)
     ck_assert_int_eq(cow_file_sync(f), COW_OK);
     cow_store_stats(st, &s1);
     ck_assert_uint_eq(s1.written_in_place - s0.written_in_place, sizeof a);
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
     cow_file_close(f);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
 }
 END_TEST
+
+/* On any target: the files' model tests, names, the dirty limit and
+ * xFetch.  A damaged block and bad containers are a file's; a full disk
+ * (memdev_ctl fail_grow) and crash states (prealloc, create) a memdev's
+ * or a file's. */
+void file_any_target(TCase *tc)
+{
+    tcase_add_test(tc, file_model);
+    tcase_add_test(tc, file_appends_model);
+    tcase_add_test(tc, file_names);
+    tcase_add_test(tc, delalloc_dirty_limit_bounds_memory);
+    tcase_add_test(tc, fetch_pins_pages);
+}
+
+/* On any target: snapshots, branches and deletes (their reopen a reader
+ * beside the writer on RADOS), and preallocation shared with a branch.
+ * Restore's unfinished branch that a crash leaves, and every operation's
+ * crash states, are a memdev's. */
+void subvol_any_target(TCase *tc)
+{
+    tcase_add_test(tc, subvol_snapshot_branch_delete);
+    tcase_add_test(tc, subvol_prealloc_not_shared_in_place);
+}
 
 Suite *file_suite(void)
 {

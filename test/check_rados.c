@@ -21,7 +21,9 @@
  *
  * The cases vfs_io, vfs_journal, vfs_snap and vfs_files run the tests of
  * the VFS suites that hold on any device through cow-rados
- * (check_rados_vfs.c).
+ * (check_rados_vfs.c); store_btree, store_alloc, store_txn, store_file,
+ * store_usage, store_nocow and store_reloc those of the store suites, on
+ * RADOS devices (check_rados_store.c).
  */
 #include <check.h>
 #include <errno.h>
@@ -928,6 +930,7 @@ int main(void)
         suite_add_tcase(s, tc);
     }
     rados_vfs_cases(s);
+    rados_store_cases(s);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int nfailed = srunner_ntests_failed(sr);

@@ -62,13 +62,15 @@ static void expect_subvol_file(cow_store *st, const char *subvol, const char *na
     cow_file_close(f);
 }
 
-/* A store formatted on a new memdev (*MD) that outlives it (the store
- * gets a forwarding device), with file "db" open in *F. */
+/* A store formatted on a new device of the current target (*MD) that
+ * outlives it (the store gets a forwarding device), with file "db" open
+ * in *F. */
 static cow_store *kept_store(struct cow_dev **md, cow_file **f)
 {
     cow_store *st;
-    *md = memdev_new(NULL);
-    ck_assert_int_eq(cow_store_open_dev("mem", fwd_dev_new(*md, NULL, NULL), 0, 1, &st), COW_OK);
+    const char *name;
+    *md = stt->dev_new(&name);
+    ck_assert_int_eq(cow_store_open_dev(name, fwd_dev_new(*md, NULL, NULL), 0, 1, &st), COW_OK);
     cow_store_set_commit_interval(st, 0);
     ck_assert_int_eq(cow_file_open(st, "db", 1, f), COW_OK);
     return st;
@@ -91,7 +93,7 @@ static cow_store *quiet_store(struct cow_dev **md, cow_file **f)
 static void finish_kept(cow_store *st, struct cow_dev *dev, cow_file *f, struct fmodel *m)
 {
     fm_compare(f, m);
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
     cow_file_close(f);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
     dev->close(dev);
@@ -180,32 +182,28 @@ START_TEST(reloc_shrinks_keeps_data_and_sharing)
     ck_assert_uint_eq(stats.reloc_runs, 1);
     ck_assert_uint_gt(stats.reloc_groups, 0);
     ck_assert_uint_eq(stats.reloc_bytes, r.bytes_moved);
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
 
     /* writes after relocation, and the remapped blocks freed by them (the
      * snapshot then shares nothing with the live file) */
     write_all(f, &m, &rs, 0, 2 * MIB);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
     fm_compare(f, &m);
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
     usage_of(st, "snap", &snap0);
     ck_assert_uint_eq(snap0.shared_bytes, 0);
     cow_file_close(f);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
 
-    size_t len;
-    uint8_t *img = memdev_crash_image(dev, &len);
-    dev->close(dev);
-    test_fsck_image(img, len);
-    ck_assert_int_eq(cow_store_open_dev("reopen", memdev_from_image(img, len, NULL), 0, 0, &st),
-                     COW_OK);
+    stt->fsck_dev(NULL, dev);
+    ck_assert_int_eq(stt->reopen(dev, 0, &st), COW_OK);
     ck_assert_int_eq(cow_file_open(st, "db", 0, &f), COW_OK);
     fm_compare(f, &m);
     cow_file_close(f);
     expect_subvol_file(st, "snap", "db", &snap);
     expect_usage(st, "snap", &snap0);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
-    free(img);
+    dev->close(dev);
     free(m.data);
     free(snap.data);
 }
@@ -228,7 +226,7 @@ START_TEST(reloc_repeated_with_subvolume_changes)
                       cow_store_last_error(st));
         fm_compare(f, &m);
         expect_subvol_file(st, "snap", "db", &snap);
-        fsck_memdev(st, dev);
+        target_fsck(st, dev);
         switch (step) {
         case 0:
             ck_assert_int_eq(cow_subvol_create(st, "br", COW_SUBVOL_BRANCH, NULL), COW_OK);
@@ -262,17 +260,13 @@ START_TEST(reloc_repeated_with_subvolume_changes)
     expect_subvol_file(st, "br", "db", &br);
     cow_file_close(f);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
-    size_t len;
-    uint8_t *img = memdev_crash_image(dev, &len);
-    dev->close(dev);
-    test_fsck_image(img, len);
-    ck_assert_int_eq(cow_store_open_dev("reopen", memdev_from_image(img, len, NULL), 0, 0, &st),
-                     COW_OK);
+    stt->fsck_dev(NULL, dev);
+    ck_assert_int_eq(stt->reopen(dev, 0, &st), COW_OK);
     expect_subvol_file(st, NULL, "db", &m);
     expect_subvol_file(st, "br", "db", &br);
     expect_subvol_file(st, "snap", "db", &snap);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
-    free(img);
+    dev->close(dev);
     free(m.data);
     free(snap.data);
     free(br.data);
@@ -300,15 +294,10 @@ START_TEST(reloc_arguments_and_no_op)
     file_expect_str(f, "hello");
     cow_file_close(f);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
-    size_t len;
-    uint8_t *img = memdev_crash_image(dev, &len);
-    dev->close(dev);
-    ck_assert_int_eq(cow_store_open_dev("ro", memdev_from_image(img, len, NULL), COW_OPEN_READONLY,
-                                        0, &st),
-                     COW_OK);
+    ck_assert_int_eq(stt->reopen(dev, COW_OPEN_READONLY, &st), COW_OK);
     ck_assert_int_eq(cow_store_balance(st, NULL, NULL), COW_EROFS);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
-    free(img);
+    dev->close(dev);
 }
 END_TEST
 
@@ -343,17 +332,13 @@ START_TEST(reloc_close_gives_back_slack)
         else
             ck_assert_msg(size >= 8 * MIB, "close without the relocator left %llu bytes",
                           (unsigned long long)size);
-        size_t len;
-        uint8_t *img = memdev_crash_image(dev, &len);
-        dev->close(dev);
-        test_fsck_image(img, len);
-        ck_assert_int_eq(cow_store_open_dev("reopen", memdev_from_image(img, len, NULL), 0, 0, &st),
-                         COW_OK);
+        stt->fsck_dev(NULL, dev);
+        ck_assert_int_eq(stt->reopen(dev, 0, &st), COW_OK);
         ck_assert_int_eq(cow_file_open(st, "db", 0, &f), COW_OK);
         fm_compare(f, &m);
         cow_file_close(f);
         ck_assert_int_eq(cow_store_close(st), COW_OK);
-        free(img);
+        dev->close(dev);
         free(m.data);
     }
 }
@@ -409,14 +394,12 @@ END_TEST
  * same target without the chunk is lower (so the test can fail). */
 START_TEST(reloc_cut_spares_metadata_chunk)
 {
-    char *dir = test_mkdtemp();
-    char path[4200];
-    snprintf(path, sizeof path, "%s/mc.db", dir);
+    char *path = stt->path("mc.db");
     cow_store *st;
     cow_file *f;
     static uint8_t buf[64 * 4096];
     memset(buf, 0x5a, sizeof buf);
-    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    ck_assert_int_eq(stt->open(path, COW_OPEN_CREATE, &st), COW_OK);
     struct cow_reloc_config rc;
     cow_store_get_reloc(st, &rc);
     rc.enabled = 0;
@@ -445,8 +428,8 @@ START_TEST(reloc_cut_spares_metadata_chunk)
     ck_assert_msg(with >= chunk_end, "the cut goes to %llu, into the chunk ending at %llu",
                   (unsigned long long)with, (unsigned long long)chunk_end);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
-    test_fsck_clean(path);
-    test_rmdir(dir);
+    stt->fsck_clean(path);
+    stt->remove(path);
 }
 END_TEST
 
@@ -577,6 +560,24 @@ START_TEST(reloc_fills_holes_under_full_groups)
     finish_kept(st, dev, f, &m);
 }
 END_TEST
+
+/* On any target (on RADOS relocation's cuts are the device's shrink, and
+ * a store reopens on the device kept open): all but three.  On RADOS what
+ * the last commits freed is held for readers on other clients until a
+ * look at their pins ends (bdev.h readers_oldest), so how much of the
+ * container is free when depends on how soon the looks end: the balance
+ * at close does not wait for one and leaves that space
+ * (reloc_close_gives_back_slack), and a short file's bound can be
+ * overshot (reloc_short_file_stays_short).  reloc_balance_never_grows_the_file
+ * (the allocator's chunks; 6,000 syncs) would take a minute there. */
+void reloc_any_target(TCase *tc)
+{
+    tcase_add_test(tc, reloc_shrinks_keeps_data_and_sharing);
+    tcase_add_test(tc, reloc_repeated_with_subvolume_changes);
+    tcase_add_test(tc, reloc_arguments_and_no_op);
+    tcase_add_test(tc, reloc_cut_spares_metadata_chunk);
+    tcase_add_test(tc, reloc_drops_bookends_in_place);
+}
 
 Suite *reloc_suite(void)
 {

@@ -278,7 +278,7 @@ static uint64_t pending_refs(cow_store *st)
 START_TEST(usage_snapshot_then_overwrite)
 {
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, NULL);
+    cow_store *st = target_store(&dev);
     uint64_t rs = test_seed() ^ 0x05a9e;
     for (unsigned k = 0; k < 8; k++)
         write_chunk(st, NULL, "db", k, &rs);
@@ -322,7 +322,7 @@ START_TEST(usage_snapshot_then_overwrite)
     /* deleting the snapshot frees exactly its exclusive data */
     delete_checked(st, "s1");
     ck_assert_uint_eq(data_bytes(st), 8 * CHUNK);
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
     live = usage_of(st, NULL);
     ck_assert_uint_eq(live.exclusive_data, 8 * CHUNK);
     ck_assert_uint_eq(live.shared_bytes, 0);
@@ -356,7 +356,7 @@ static void write_scattered(cow_store *st, const char *name, unsigned n, uint64_
 START_TEST(usage_deep_tree)
 {
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, NULL);
+    cow_store *st = target_store(&dev);
     uint64_t rs = test_seed() ^ 0xdee9;
     enum { N = 9000, REWRITE = 5 };
     write_scattered(st, "db", N, &rs);
@@ -391,7 +391,7 @@ START_TEST(usage_deep_tree)
     ck_assert_uint_ge(s.shared_bytes, s.shared_data + 100 * COW_BLOCK_SIZE);
     check_all(st);
     delete_checked(st, "s1");
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
     live = usage_of(st, NULL);
     ck_assert_uint_eq(live.shared_bytes, 0);
     ck_assert_uint_eq(live.exclusive_data, (uint64_t)N * 4096);
@@ -406,7 +406,7 @@ END_TEST
 START_TEST(usage_uncommitted)
 {
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, NULL);
+    cow_store *st = target_store(&dev);
     uint64_t rs = test_seed() ^ 0x0c0117;
     for (unsigned k = 0; k < 4; k++)
         write_chunk(st, NULL, "db", k, &rs);
@@ -443,7 +443,7 @@ START_TEST(usage_uncommitted)
     check_all(st);
     delete_checked(st, "s1");
     delete_checked(st, "b1");
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
     check_all(st);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
 }
@@ -457,7 +457,7 @@ END_TEST
 START_TEST(usage_chain_and_errors)
 {
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, NULL);
+    cow_store *st = target_store(&dev);
     uint64_t rs = test_seed() ^ 0xc4a1;
     for (unsigned k = 0; k < 4; k++)
         write_chunk(st, NULL, "db", k, &rs);
@@ -495,10 +495,10 @@ START_TEST(usage_chain_and_errors)
     check_all(st);
 
     delete_checked(st, "s2");
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
     check_all(st);
     delete_checked(st, "s1"); /* frees no data: A0 is the live files' */
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
     ck_assert_uint_eq(usage_of(st, NULL).exclusive_data, CHUNK); /* A0 now */
     check_all(st);
 
@@ -530,7 +530,7 @@ END_TEST
 START_TEST(usage_random)
 {
     struct cow_dev *dev;
-    cow_store *st = memdev_store(&dev, NULL);
+    cow_store *st = target_store(&dev);
     uint64_t rs = test_seed() ^ 0x3a4d0;
     const char *files[] = {"f0", "f1", "f2"};
     unsigned made = 0;
@@ -575,7 +575,7 @@ START_TEST(usage_random)
             ck_assert_int_eq(cow_store_commit(st), COW_OK);
         check_all(st);
     }
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
     /* the rest deleted, one by one */
     for (;;) {
         struct tree_list l;
@@ -585,13 +585,23 @@ START_TEST(usage_random)
         delete_checked(st, l.names[1 + test_rand(&rs) % (l.n - 1)]);
         check_all(st);
     }
-    fsck_memdev(st, dev);
+    target_fsck(st, dev);
     struct cow_subvol_usage live = usage_of(st, NULL);
     ck_assert_uint_eq(live.shared_bytes, 0);
     ck_assert_uint_eq(live.exclusive_data, data_bytes(st));
     ck_assert_int_eq(cow_store_close(st), COW_OK);
 }
 END_TEST
+
+/* On any target: all of them (nothing of a memdev's own). */
+void usage_any_target(TCase *tc)
+{
+    tcase_add_test(tc, usage_snapshot_then_overwrite);
+    tcase_add_test(tc, usage_deep_tree);
+    tcase_add_test(tc, usage_uncommitted);
+    tcase_add_test(tc, usage_chain_and_errors);
+    tcase_add_test(tc, usage_random);
+}
 
 Suite *usage_suite(void)
 {

@@ -1,7 +1,8 @@
 /*
- * rados_vfs.h - what test/check_rados_vfs.c gives build/check_rados's
- * runner (test/check_rados.c): the VFS suites' tests on the RADOS target,
- * and fsck of a container where it lies.
+ * rados_vfs.h - what test/check_rados_vfs.c and test/check_rados_store.c
+ * give build/check_rados's runner (test/check_rados.c): the VFS suites'
+ * and the store suites' tests on the RADOS target, and fsck of a
+ * container where it lies.
  */
 #ifndef COW_RADOS_VFS_H
 #define COW_RADOS_VFS_H
@@ -13,6 +14,12 @@
  * check_vfs_files.c that hold on any device (their *_any_target()),
  * through cow-rados on containers of pool $COW_RADOS_POOL. */
 void rados_vfs_cases(Suite *s);
+
+/* Adds to S the test cases store_btree, store_alloc, store_txn,
+ * store_file, store_usage, store_nocow and store_reloc: the tests of the
+ * store suites that hold on any device (their *_any_target(), testutil.h)
+ * on RADOS devices in pool $COW_RADOS_POOL (check_rados_store.c). */
+void rados_store_cases(Suite *s);
 
 /* Fails the test (Check) unless container SPEC (POOL/NAME), which no
  * connection has open, is clean: SPEC read where it lies, through the

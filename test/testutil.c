@@ -385,11 +385,13 @@ static void md_close(struct cow_dev *d)
     free(m);
 }
 
-struct cow_store *memdev_store(struct cow_dev **dev, struct memdev_ctl **ctl)
+/* A store formatted on DEV (NAME in messages) without background commits
+ * or background relocation (memdev_store, target_store). */
+static cow_store *quiet_store_on(struct cow_dev *dev, const char *name)
 {
     cow_store *st;
-    *dev = memdev_new(ctl);
-    ck_assert_int_eq(cow_store_open_dev("mem", *dev, 0, 1, &st), COW_OK);
+    int orc = cow_store_open_dev(name, dev, 0, 1, &st);
+    ck_assert_msg(orc == COW_OK, "format %s: %s", name, cow_store_last_error(NULL));
     cow_store_set_commit_interval(st, 0);
     /* nor background relocation (its first look is a second away) */
     struct cow_reloc_config rc;
@@ -397,6 +399,12 @@ struct cow_store *memdev_store(struct cow_dev **dev, struct memdev_ctl **ctl)
     rc.enabled = 0;
     cow_store_set_reloc(st, &rc);
     return st;
+}
+
+struct cow_store *memdev_store(struct cow_dev **dev, struct memdev_ctl **ctl)
+{
+    *dev = memdev_new(ctl);
+    return quiet_store_on(*dev, "mem");
 }
 
 struct cow_store *memdev_store_file(struct cow_dev **dev, struct memdev_ctl **ctl,
@@ -416,6 +424,110 @@ struct cow_store *memdev_store_background(struct cow_dev **dev, struct memdev_ct
     if (name)
         ck_assert_int_eq(cow_file_open(st, name, 1, f), COW_OK);
     return st;
+}
+
+/* ---- the store tests' target (struct store_target) ---- */
+
+static struct cow_dev *mt_dev_new(const char **name)
+{
+    *name = "mem";
+    return memdev_new(NULL);
+}
+
+static void mt_fsck_dev(cow_store *st, struct cow_dev *dev)
+{
+    size_t len;
+    (void)st;
+    uint8_t *img = memdev_crash_image(dev, &len);
+    test_fsck_image(img, len);
+    free(img);
+}
+
+/* A store opened with FLAGS on a copy of DEV's crash image. */
+static int mt_open_copy(struct cow_dev *dev, int flags, cow_store **out)
+{
+    size_t len;
+    uint8_t *img = memdev_crash_image(dev, &len);
+    int rc = cow_store_open_dev("copy", memdev_from_image(img, len, NULL), flags, 0, out);
+    free(img);
+    return rc;
+}
+
+/* "DIR/NAME" in a fresh directory DIR. */
+static char *mt_path(const char *name)
+{
+    char *dir = test_mkdtemp(), *p = NULL;
+    ck_assert_int_ge(asprintf(&p, "%s/%s", dir, name), 0);
+    free(dir);
+    return p;
+}
+
+static void mt_fsck_open(cow_store *st, const char *path)
+{
+    (void)st;
+    test_fsck_clean(path); /* a container file open in this process: read all the same */
+}
+
+/* Removes PATH's directory (mt_path's) and what is in it. */
+static void mt_remove(char *path)
+{
+    *strrchr(path, '/') = 0;
+    test_rmdir(path);
+}
+
+const struct store_target memdev_target = {
+    .name = "memdev",
+    .dev_new = mt_dev_new,
+    .fsck_dev = mt_fsck_dev,
+    .open_beside = mt_open_copy,
+    .reopen = mt_open_copy,
+    .path = mt_path,
+    .open = cow_store_open,
+    .fsck_clean = test_fsck_clean,
+    .fsck_open = mt_fsck_open,
+    .remove = mt_remove,
+    .scale = 100,
+};
+
+const struct store_target *stt = &memdev_target;
+
+int stt_scaled(int n)
+{
+    int m = (int)((long long)n * stt->scale / 100);
+    return m > 0 ? m : 1;
+}
+
+struct cow_store *target_store(struct cow_dev **dev)
+{
+    const char *name;
+    *dev = stt->dev_new(&name);
+    return quiet_store_on(*dev, name);
+}
+
+struct cow_store *target_store_file(struct cow_dev **dev, const char *name, struct cow_file **f)
+{
+    cow_store *st = target_store(dev);
+    ck_assert_int_eq(cow_file_open(st, name, 1, f), COW_OK);
+    return st;
+}
+
+struct cow_store *target_store_background(struct cow_dev **dev, const char *name,
+                                          struct cow_file **f)
+{
+    cow_store *st;
+    const char *dname;
+    *dev = stt->dev_new(&dname);
+    int rc = cow_store_open_dev(dname, *dev, 0, 1, &st);
+    ck_assert_msg(rc == COW_OK, "format %s: %s", dname, cow_store_last_error(NULL));
+    if (name)
+        ck_assert_int_eq(cow_file_open(st, name, 1, f), COW_OK);
+    return st;
+}
+
+void target_fsck(cow_store *st, struct cow_dev *dev)
+{
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    stt->fsck_dev(st, dev);
 }
 
 /* ---- fwd_dev: a device forwarding to another it does not own ---- */
@@ -456,6 +568,22 @@ static int fwd_shrink(struct cow_dev *d, uint64_t size)
 {
     return fwd_under(d)->shrink ? fwd_under(d)->shrink(fwd_under(d), size) : COW_OK;
 }
+static int fwd_publish(struct cow_dev *d)
+{
+    return fwd_under(d)->publish(fwd_under(d));
+}
+static int fwd_readv(struct cow_dev *d, struct cow_iov *v, size_t n)
+{
+    return fwd_under(d)->readv(fwd_under(d), v, n);
+}
+static uint64_t fwd_readers_oldest(struct cow_dev *d, uint64_t durable)
+{
+    return fwd_under(d)->readers_oldest(fwd_under(d), durable);
+}
+static void fwd_writeback(struct cow_dev *d, uint64_t off, uint64_t len, int wait)
+{
+    fwd_under(d)->writeback(fwd_under(d), off, len, wait);
+}
 static void fwd_close(struct cow_dev *d)
 {
     struct fwd_dev *f = (struct fwd_dev *)d;
@@ -474,6 +602,12 @@ struct cow_dev *fwd_dev_new(struct cow_dev *under, void (*on_close)(void *arg), 
     f->dev = (struct cow_dev){.read = fwd_read, .write = fwd_write, .flush = fwd_flush,
                               .size = fwd_size, .grow = fwd_grow, .shrink = fwd_shrink,
                               .close = fwd_close};
+    /* the optional methods a writer uses, where UNDER has them (a RADOS
+     * device: a new container published, readers' pins, reads in flight) */
+    f->dev.publish = under->publish ? fwd_publish : NULL;
+    f->dev.readv = under->readv ? fwd_readv : NULL;
+    f->dev.readers_oldest = under->readers_oldest ? fwd_readers_oldest : NULL;
+    f->dev.writeback = under->writeback ? fwd_writeback : NULL;
     f->under = under;
     f->on_close = on_close;
     f->arg = arg;

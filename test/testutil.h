@@ -142,8 +142,9 @@ uint8_t *memdev_image(struct cow_dev *d, size_t *len);
  * A device that forwards every call to UNDER, which it does not own: its
  * close frees only itself, then calls ON_CLOSE(ARG) if ON_CLOSE is set.  So
  * a memdev outlives each store opened on it, and a test can look at its
- * images or open it again.  Its flush counts in its own nflush too.
- * Returns NULL when out of memory.
+ * images or open it again.  Its flush counts in its own nflush too.  It
+ * forwards the optional publish, readv, readers_oldest and writeback where
+ * UNDER has them (a RADOS device).  Returns NULL when out of memory.
  */
 struct cow_dev *fwd_dev_new(struct cow_dev *under, void (*on_close)(void *arg), void *arg);
 
@@ -181,6 +182,82 @@ uint8_t *memdev_crash_state(struct cow_dev *d, const uint8_t *keep, size_t nsize
  * rounds 2 .. NUNITS+1 all but unit ROUND-2, later rounds each unit kept,
  * dropped or torn at random (from *RS). */
 void memdev_keep_pattern(size_t round, size_t nunits, uint8_t *keep, uint64_t *rs);
+
+/*
+ * Where a store test runs (the target): the device a test's store is
+ * formatted on, and the containers a test closes and opens again by name.
+ * The tests of the store suites that hold on any device (each suite's
+ * *_any_target() below) make their stores through the current target,
+ * stt: memory devices and container files (memdev_target) in
+ * build/check_all, devices and containers in a RADOS pool in
+ * build/check_rados (check_rados_store.c sets stt in its fixture).  What
+ * only a memdev can do (crash states, memdev_ctl's failures and counts)
+ * stays in the tests that call memdev_*() themselves, on memdev only.
+ */
+struct store_target {
+    const char *name; /* "memdev", "rados" */
+    /* A new empty device, for a store to format (cow_store_open_dev with
+     * FORMAT 1); *NAME names it in messages (the target's string). */
+    struct cow_dev *(*dev_new)(const char **name);
+    /* Fails the test unless what was last flushed to DEV (made by dev_new)
+     * passes fsck with data checksums.  ST, the store that has DEV open
+     * (NULL if none), is left as it is: no commit is made, and nothing
+     * commits meanwhile. */
+    void (*fsck_dev)(struct cow_store *st, struct cow_dev *dev);
+    /* A second store, opened with FLAGS (COW_OPEN_*), on what was last
+     * flushed to DEV while a store may have DEV open: a copy of a memdev's
+     * crash image; on RADOS the same container opened again read-only (a
+     * reader on another client, whatever FLAGS say). */
+    int (*open_beside)(struct cow_dev *dev, int flags, struct cow_store **out);
+    /* A store opened with FLAGS on what was last flushed to DEV, after the
+     * store that had DEV open closed (DEV kept past it, as through
+     * fwd_dev_new): a copy of a memdev's crash image; on RADOS DEV itself. */
+    int (*reopen)(struct cow_dev *dev, int flags, struct cow_store **out);
+    /* Container NAME of this test: a new path (malloc()ed) for open; the
+     * test removes it with remove(). */
+    char *(*path)(const char *name);
+    /* cow_store_open() of container PATH (COW_OPEN_CREATE makes it). */
+    int (*open)(const char *path, int flags, struct cow_store **out);
+    /* Fails the test unless container PATH, which no store has open,
+     * passes fsck with data checksums. */
+    void (*fsck_clean)(const char *path);
+    /* The same for container PATH that ST has open (committed, and
+     * nothing commits meanwhile). */
+    void (*fsck_open)(struct cow_store *st, const char *path);
+    /* Removes container PATH (and what path() made for it); frees PATH. */
+    void (*remove)(char *path);
+    /* Iteration counts of the long tests, in percent of memdev's. */
+    int scale;
+};
+/* Memory devices (memdev_new) and container files in a fresh directory. */
+extern const struct store_target memdev_target;
+/* The current target: memdev_target unless a fixture set another. */
+extern const struct store_target *stt;
+/* N iterations scaled to the current target (stt->scale), at least 1. */
+int stt_scaled(int n);
+/* memdev_store(), memdev_store_file() and memdev_store_background()
+ * without controls, on a new device of the current target (*DEV, owned by
+ * the store).  Fail the test if the store cannot be made. */
+struct cow_store *target_store(struct cow_dev **dev);
+struct cow_store *target_store_file(struct cow_dev **dev, const char *name, struct cow_file **f);
+struct cow_store *target_store_background(struct cow_dev **dev, const char *name,
+                                          struct cow_file **f);
+/* fsck_memdev() on the current target: commits ST (on DEV, target_store's
+ * or dev_new's) and fscks what DEV holds. */
+void target_fsck(struct cow_store *st, struct cow_dev *dev);
+
+/* The tests of each store suite that hold on any target (struct
+ * store_target above), added to TC, for a runner of another target
+ * (check_rados_store.c); the memdev suites hold them too, as they always
+ * did. */
+void btree_any_target(TCase *tc);
+void alloc_any_target(TCase *tc);
+void txn_any_target(TCase *tc);
+void file_any_target(TCase *tc);
+void subvol_any_target(TCase *tc);
+void usage_any_target(TCase *tc);
+void nocow_any_target(TCase *tc);
+void reloc_any_target(TCase *tc);
 
 /* Writes LEN bytes to a new file PATH. */
 void test_write_file(const char *path, const uint8_t *data, size_t len);

@@ -65,26 +65,34 @@ static int src_readv(void *arg, struct cow_fsck_iov *v, size_t n)
     return rc == COW_OK ? 0 : ENOMEM;
 }
 
-int ctl_rados_src_open(const char *spec, struct ctl_rados_src *rs)
+int ctl_rados_src_on(struct cow_dev *dev, const char *spec, struct ctl_rados_src *rs)
 {
-    int created = 0;
+    uint64_t size = 0;
     memset(rs, 0, sizeof(*rs));
-    int rc = bdev_rados_open(spec, NULL, client_id(), 0, &rs->dev, &created);
+    int rc = dev->size(dev, &size);
     if (rc)
         return rc;
-    uint64_t size = 0;
-    rc = rs->dev->size(rs->dev, &size);
-    if (rc) {
-        rs->dev->close(rs->dev);
-        rs->dev = NULL;
-        return rc;
-    }
+    rs->dev = dev;
     rs->src.read = src_read;
-    rs->src.readv = rs->dev->readv ? src_readv : NULL;
+    rs->src.readv = dev->readv ? src_readv : NULL;
     rs->src.size = size;
     rs->src.arg = rs;
     rs->src.name = spec;
     return 0;
+}
+
+int ctl_rados_src_open(const char *spec, struct ctl_rados_src *rs)
+{
+    struct cow_dev *dev;
+    int created = 0;
+    memset(rs, 0, sizeof(*rs));
+    int rc = bdev_rados_open(spec, NULL, client_id(), 0, &dev, &created);
+    if (rc)
+        return rc;
+    rc = ctl_rados_src_on(dev, spec, rs);
+    if (rc)
+        dev->close(dev);
+    return rc;
 }
 
 void ctl_rados_src_close(struct ctl_rados_src *rs)

@@ -48,6 +48,12 @@ struct ctl_rados_src {
  * has it; the reason in cow_store_last_error(NULL)).  Nothing is copied. */
 int ctl_rados_src_open(const char *spec, struct ctl_rados_src *rs);
 
+/* RS reading through DEV, a device of container SPEC (both must outlive
+ * RS) that the caller keeps open and keeps writers away from (a test's
+ * fsck of the store it has open, test/check_rados_store.c); not for
+ * ctl_rados_src_close().  Returns 0, or DEV's size error. */
+int ctl_rados_src_on(struct cow_dev *dev, const char *spec, struct ctl_rados_src *rs);
+
 /* Releases RS (ctl_rados_src_open()'s) and the writer's lock. */
 void ctl_rados_src_close(struct ctl_rados_src *rs);
 
