@@ -5,7 +5,7 @@
 # sqllogictest files (SLT_DIR) through cow-rados (SLT_RADOS, build/slt_rados:
 # 0 failed); then cowctl --rados (import, refusal to overwrite, ls,
 # snapshot, branch, list, df, fsck, dump, export, delete, balance, a
-# container a writer holds refused, a missing one) and the sqlite3 shell
+# container a writer holds refused, a missing one, restore, a namespace) and the sqlite3 shell
 # with the extension SO, a multi-database transaction included.  Exits 1 at the first failure.
 set -u
 CHECK=$1 COWCTL=$2 SO=$3 SLT=$4 SLT_DIR=$5
@@ -102,4 +102,24 @@ SELECT (SELECT count(*) FROM a) || (SELECT count(*) FROM b.t);
 [ "$(echo "$out" | tail -n 1)" = 11 ] || fail "a multi-database commit: $out"
 "$COWCTL" --rados "$MA" ls | grep -q -- "-mj" && fail "a super-journal left: $("$COWCTL" --rados "$MA" ls)"
 "$COWCTL" --rados "$MB" fsck -q || fail "fsck of the attached database"
+# restore: the live database back to a snapshot, through cowctl --rados
+"$COWCTL" --rados "$C" snapshot s3 || fail "snapshot s3"
+printf '.load %s\n.open file:%s?vfs=cow-rados\nINSERT INTO t VALUES (5);\n' "$SO" "$C" | sqlite3 ||
+    fail "insert after s3"
+"$COWCTL" --rados "$C" restore s3 || fail "restore s3"
+[ "$("$COWCTL" --rados "$C" export "$T/out3.db" && sqlite3 "$T/out3.db" "SELECT group_concat(a) FROM t")" = "1,2,3,4" ] ||
+    fail "restore s3: $(sqlite3 "$T/out3.db" "SELECT group_concat(a) FROM t")"
+"$COWCTL" --rados "$C" fsck -q || fail "fsck after restore"
+
+# a namespace (POOL:NAMESPACE/NAME) and ceph_id=: the objects are in that
+# namespace only, and the database opens by the same name
+N="$P:ns-$$/nsdb"
+"$COWCTL" --rados "$N" import "$T/plain.db" || fail "import into a namespace"
+rados -p "$P" --namespace "ns-$$" ls | grep -q "^nsdb\.0000000000000000$" ||
+    fail "no object nsdb.0000000000000000 in namespace ns-$$: $(rados -p "$P" --namespace "ns-$$" ls)"
+rados -p "$P" ls | grep -q "^nsdb\." && fail "the namespace's objects are in the default namespace"
+out=$(printf '.load %s\n.open file:%s?vfs=cow-rados&ceph_id=admin\nSELECT count(*) FROM t;\n' "$SO" "$N" |
+    sqlite3 2>&1) || fail "open in a namespace: $out"
+[ "$out" = 3 ] || fail "open in a namespace: $out"
+"$COWCTL" --rados "$P/nsdb" ls 2>/dev/null && fail "the namespace's container found without it"
 echo "test-rados: cowctl --rados: all passed"
