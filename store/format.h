@@ -466,10 +466,17 @@
 #define LOG_ITEM_HEADER 19 /* key (17) + size u16 */
 #define COW_LOG_RANGE 230
 #define COW_LOG_AREA_BLOCKS 64u /* 256 KiB per superblock copy */
-/* A new container starts with areas of this many blocks (64 KiB each) and
- * gets areas of COW_LOG_AREA_BLOCKS once it covers COW_LOG_GROW_AT bytes
- * (log.c, log_grow_areas), so that a small database stays small. */
+/* Area sizes follow what the container holds (log.c, log_area_tier), so
+ * that a small database stays small: a new container starts with areas of
+ * COW_LOG_AREA_BLOCKS_TINY blocks (16 KiB each), gets areas of
+ * COW_LOG_AREA_BLOCKS_SMALL (64 KiB) once it holds COW_LOG_SMALL_AT bytes,
+ * and of COW_LOG_AREA_BLOCKS once it covers COW_LOG_GROW_AT bytes and
+ * holds half of that (log_grow_areas); relocation takes them back down
+ * when it holds under half of a step again (log_move_areas).  Readers
+ * take any size from 1 block to a block group (store/commit.c). */
+#define COW_LOG_AREA_BLOCKS_TINY 4u
 #define COW_LOG_AREA_BLOCKS_SMALL 16u
+#define COW_LOG_SMALL_AT (512ull << 10)
 #define COW_LOG_GROW_AT (4ull << 20)
 
 /* ---- little-endian helpers ---- */

@@ -100,12 +100,30 @@ uint64_t log_new_id(cow_store *st)
     return z ? z : 1;
 }
 
+uint32_t log_area_blocks(cow_store *st, int shrinking)
+{
+    lk_assert_held(&st->lock);
+    /* what it holds besides the log areas themselves: the blocks in use
+     * (not those freed and still pinned: a move of the areas would
+     * count the old ones and grow them back at once) */
+    uint64_t phys = 0, areas = 2 * (uint64_t)st->log_blocks * BLK;
+    for (size_t i = 0; i < st->nbgs; i++)
+        phys += st->bgs[i].used;
+    phys = phys > areas ? phys - areas : 0;
+    if (shrinking)
+        return phys >= COW_LOG_GROW_AT / 2 ? COW_LOG_AREA_BLOCKS
+               : phys >= COW_LOG_SMALL_AT / 2 ? COW_LOG_AREA_BLOCKS_SMALL
+                                              : COW_LOG_AREA_BLOCKS_TINY;
+    if (phys >= COW_LOG_GROW_AT / 2 && st->total_bytes >= COW_LOG_GROW_AT)
+        return COW_LOG_AREA_BLOCKS;
+    return phys >= COW_LOG_SMALL_AT ? COW_LOG_AREA_BLOCKS_SMALL : COW_LOG_AREA_BLOCKS_TINY;
+}
+
 int log_alloc_areas(cow_store *st)
 {
     lk_assert_held(&st->lock);
     uint64_t at;
-    uint32_t n = st->total_bytes < COW_LOG_GROW_AT ? COW_LOG_AREA_BLOCKS_SMALL
-                                                   : COW_LOG_AREA_BLOCKS;
+    uint32_t n = log_area_blocks(st, 0);
     int rc = alloc_contig_meta(st, 2 * (uint64_t)n, &at);
     if (rc)
         return rc;
@@ -122,9 +140,9 @@ int log_move_areas(cow_store *st, uint64_t below)
     if (!st->log_blocks)
         return COW_OK;
     /* a container that holds little again gets small areas again */
-    uint32_t nb = alloc_physical_blocks(st) * BLK < COW_LOG_GROW_AT / 2
-                      ? COW_LOG_AREA_BLOCKS_SMALL
-                      : st->log_blocks;
+    uint32_t nb = log_area_blocks(st, 1);
+    if (nb > st->log_blocks)
+        nb = st->log_blocks;
     uint64_t n = 2 * (uint64_t)nb, at;
     int rc = alloc_contig_meta_below(st, n, below, &at);
     if (rc == COW_ENOSPC)
@@ -154,22 +172,24 @@ int log_grow_areas(cow_store *st)
 {
     lk_assert_held(&st->lock);
     if (!st->log_blocks || st->log_blocks >= COW_LOG_AREA_BLOCKS ||
-        st->total_bytes < COW_LOG_GROW_AT || st->alloc_soft_end /* a balance runs */ ||
-        alloc_physical_blocks(st) * BLK < COW_LOG_GROW_AT / 2)
+        st->alloc_soft_end /* a balance runs */)
+        return COW_OK;
+    uint32_t nb = log_area_blocks(st, 0);
+    if (nb <= st->log_blocks)
         return COW_OK;
     /* The old areas stay pinned until this commit is flushed: the other
      * superblock copy, and the records built on it, still name them
      * (invariant 1).  Records after this commit go to the new ones. */
     uint64_t old[COW_SB_COPIES] = {st->log_area[0], st->log_area[1]}, at;
     uint64_t len = (uint64_t)st->log_blocks * BLK;
-    int rc = alloc_contig_meta(st, 2 * (uint64_t)COW_LOG_AREA_BLOCKS, &at);
+    int rc = alloc_contig_meta(st, 2 * (uint64_t)nb, &at);
     for (int i = 0; i < COW_SB_COPIES && !rc; i++)
         rc = alloc_free(st, old[i], len);
     if (rc)
         return rc;
     st->log_area[0] = at;
-    st->log_area[1] = at + (uint64_t)COW_LOG_AREA_BLOCKS * BLK;
-    st->log_blocks = COW_LOG_AREA_BLOCKS;
+    st->log_area[1] = at + (uint64_t)nb * BLK;
+    st->log_blocks = nb;
     st->txn_dirty = 1;
     return COW_OK;
 }

@@ -963,7 +963,7 @@ static int balance(cow_store *st, const struct cow_balance_opts *o,
      * little), by a commit that names the new ones */
     if (rc == COW_OK && st->log_blocks &&
         (st->log_area[0] >= need ||
-         (st->log_blocks > COW_LOG_AREA_BLOCKS_SMALL && phys < COW_LOG_GROW_AT / 2))) {
+         st->log_blocks > log_area_blocks(st, 1))) {
         uint64_t old = st->log_area[0];
         rc = log_move_areas(st, old);
         if (rc == COW_OK && st->log_area[0] != old)

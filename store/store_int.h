@@ -825,23 +825,31 @@ int log_usable(cow_store *st);
 int log_write(cow_store *st, struct cow_inode **v, size_t n, int flush);
 /* After a commit: the log is empty, every inode clean. */
 void log_reset(cow_store *st);
+/* The size of the log areas, in blocks, for what ST holds now (format.h:
+ * bytes in use but the log areas', and for the largest the bytes its
+ * groups cover).
+ * SHRINKING: the size relocation takes them down to, which goes down a
+ * step only below half of what the step up needs, so that a container
+ * near a step does not move its log back and forth.  Lock held. */
+uint32_t log_area_blocks(cow_store *st, int shrinking);
 /* Allocates the two log areas (a new container, or one made before they
- * existed): COW_LOG_AREA_BLOCKS_SMALL blocks each while the container is
- * under COW_LOG_GROW_AT bytes, else COW_LOG_AREA_BLOCKS.  Errors of
+ * existed), of the size for what it holds (format.h: 4 blocks each under
+ * COW_LOG_SMALL_AT bytes, 16 under COW_LOG_GROW_AT, then 64).  Errors of
  * alloc_contig_meta. */
 int log_alloc_areas(cow_store *st);
-/* In a commit (before its block group items): once the container covers
- * COW_LOG_GROW_AT bytes, moves the log to new areas of
- * COW_LOG_AREA_BLOCKS blocks each; the old ones are freed (pinned until
- * the commit is flushed).  No-op otherwise.  Errors of alloc_contig_meta
+/* In a commit (before its block group items): once the container holds
+ * enough for the next size up (format.h), moves the log to new areas of
+ * that size; the old ones are freed (pinned until the commit is flushed).
+ * No-op otherwise, and while a balance runs.  Errors of alloc_contig_meta
  * and alloc_free (the commit aborts). */
 int log_grow_areas(cow_store *st);
 /* Relocation: moves the two log areas to the lowest free contiguous
  * metadata space if it ends below BELOW (bytes), in the running
  * transaction (records after its commit go to the new areas; the old
- * ones are freed, pinned until that commit is flushed), with areas of
- * COW_LOG_AREA_BLOCKS_SMALL blocks when the container holds under half
- * of COW_LOG_GROW_AT.  Leaves them where they are otherwise.  Errors of alloc_contig_meta and alloc_free. */
+ * ones are freed, pinned until that commit is flushed), with smaller
+ * areas when the container holds under half of what their size needs.
+ * Leaves them where they are otherwise.  Errors of alloc_contig_meta and
+ * alloc_free. */
 int log_move_areas(cow_store *st, uint64_t below);
 /* The next log_id (random). */
 uint64_t log_new_id(cow_store *st);

@@ -564,7 +564,7 @@ START_TEST(log_abort_keeps_synced_data)
     ck_assert_int_eq(cow_file_write(f, buf, sizeof buf, 0), COW_OK); /* a data group */
     fm_write(&m, buf, sizeof buf, 0);
     ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 4; i++) { /* as many as a new container's log holds */
         memset(buf, 'a' + i, sizeof buf);
         ck_assert_int_eq(cow_file_write(f, buf, sizeof buf, (size_t)i * 5000), COW_OK);
         fm_write(&m, buf, sizeof buf, (size_t)i * 5000);
@@ -572,7 +572,7 @@ START_TEST(log_abort_keeps_synced_data)
     }
     struct cow_stats s;
     cow_store_stats(st, &s);
-    ck_assert_uint_eq(s.log_syncs, 5);
+    ck_assert_uint_eq(s.log_syncs, 4);
     /* an unsynced write, then a commit that fails: it loses neither the
      * write nor what the syncs logged */
     memset(buf, 'z', sizeof buf);
@@ -599,12 +599,83 @@ void txn_any_target(TCase *tc)
     tcase_add_test(tc, txn_crash_gives_last_commit);
 }
 
+/* The log areas follow what the container holds (format.h, log.c
+ * log_area_blocks): 4 blocks each in a new container, whose syncs are
+ * still logged; 16 once it holds 512 KiB, 64 once it reaches 4 MiB; and a
+ * balance after most of it is deleted takes them back to 4.  fsck clean
+ * at each step.  A new container had 16-block areas (164 KiB for one row
+ * where 68 KiB now do). */
+static uint32_t log_blocks_of(cow_store *st)
+{
+    cow_mutex_lock(&st->lock);
+    uint32_t n = st->log_blocks;
+    cow_mutex_unlock(&st->lock);
+    return n;
+}
+
+START_TEST(log_areas_follow_the_size)
+{
+    uint64_t rs = test_seed() ^ 0x10a5;
+    struct cow_dev *dev;
+    cow_store *st = memdev_store(&dev, NULL);
+    cow_file *f, *big;
+    uint8_t buf[4096];
+    ck_assert_int_eq(cow_file_open(st, "db", 1, &f), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_uint_eq(log_blocks_of(st), COW_LOG_AREA_BLOCKS_TINY);
+    struct cow_stats s0, s1;
+    cow_store_stats(st, &s0);
+    for (int i = 0; i < 8; i++) {
+        test_fill(&rs, buf, sizeof buf);
+        ck_assert_int_eq(cow_file_write(f, buf, sizeof buf, (uint64_t)i * sizeof buf), COW_OK);
+        ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    }
+    cow_store_stats(st, &s1);
+    ck_assert_msg(s1.log_syncs - s0.log_syncs >= 4, "%llu of 8 syncs logged in 4-block areas",
+                  (unsigned long long)(s1.log_syncs - s0.log_syncs));
+    fsck_memdev(st, dev);
+    /* 512 KiB held: 16 blocks */
+    ck_assert_int_eq(cow_file_open(st, "big", 1, &big), COW_OK);
+    for (uint64_t off = 0; off < 640 * 1024; off += sizeof buf) {
+        test_fill(&rs, buf, sizeof buf);
+        ck_assert_int_eq(cow_file_write(big, buf, sizeof buf, off), COW_OK);
+    }
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_uint_eq(log_blocks_of(st), COW_LOG_AREA_BLOCKS_SMALL);
+    fsck_memdev(st, dev);
+    /* 4 MiB: 64 blocks */
+    for (uint64_t off = 640 * 1024; off < 5 * 1024 * 1024; off += sizeof buf) {
+        test_fill(&rs, buf, sizeof buf);
+        ck_assert_int_eq(cow_file_write(big, buf, sizeof buf, off), COW_OK);
+    }
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_uint_eq(log_blocks_of(st), COW_LOG_AREA_BLOCKS);
+    fsck_memdev(st, dev);
+    /* most of it gone: a balance takes them back down to 4 */
+    cow_file_close(big);
+    ck_assert_int_eq(cow_unlink(st, "big"), COW_OK);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(cow_store_balance(st, NULL, NULL), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_uint_eq(log_blocks_of(st), COW_LOG_AREA_BLOCKS_TINY);
+    test_fill(&rs, buf, sizeof buf);
+    ck_assert_int_eq(cow_file_write(f, buf, sizeof buf, 0), COW_OK);
+    ck_assert_int_eq(cow_file_sync(f), COW_OK);
+    fsck_memdev(st, dev);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK); /* and its memdev */
+}
+END_TEST
+
 Suite *txn_suite(void)
 {
     Suite *s = suite_create("txn");
     test_case(s, "txn", 300, txn_crash_gives_last_commit, txn_torn_superblock_falls_back,
               txn_failed_write_keeps_transaction, txn_torn_one_flush_commit, txn_persist_crashes,
               txn_lost_grow_falls_back, log_sync_is_one_flush_and_survives_power_loss,
-              log_abort_keeps_synced_data, NULL);
+              log_abort_keeps_synced_data, log_areas_follow_the_size, NULL);
     return s;
 }
