@@ -603,8 +603,8 @@ void txn_any_target(TCase *tc)
  * log_area_blocks): 4 blocks each in a new container, whose syncs are
  * still logged; 16 once it holds 512 KiB, 64 once it reaches 4 MiB; and a
  * balance after most of it is deleted takes them back to 4.  fsck clean
- * at each step.  A new container had 16-block areas (164 KiB for one row
- * where 68 KiB now do). */
+ * at each step.  A new container had 16-block areas (232 KiB for one row
+ * where 136 KiB now do). */
 static uint32_t log_blocks_of(cow_store *st)
 {
     cow_mutex_lock(&st->lock);

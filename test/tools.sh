@@ -312,6 +312,18 @@ else
 fi
 printf 'SELECT count(*) FROM p;\n' | cowsql imported.db >cnt
 if [ "$(cat cnt)" = 3000 ]; then ok "import: the cow VFS reads the rows"; else bad "import: the cow VFS reads the rows" "$(cat cnt)"; fi
+# a container as import's source, and export --container: container to
+# container (the live database), the same rows
+expect "import: from a container" 0 "$actl" import imported.db recopied.db
+expect "export --container: to a new container" 0 "$actl" export --container recopied.db reexported.db
+expect_grep "export --container: the copy is clean" 0 out 'clean' "$actl" fsck reexported.db
+expect "export: the copy of the copy, plain" 0 "$actl" export reexported.db replain.db
+sqlite3 replain.db .dump >re.dump
+if cmp -s src.dump re.dump; then
+    ok "container -> container -> container -> plain: .dump identical"
+else
+    bad "container -> container -> container -> plain: .dump identical" "$(diff src.dump re.dump | head -n 5)"
+fi
 
 # Progress (tools/progress.c): on a terminal only.  script(1) (util-linux,
 # in every Debian) gives the command a pseudo-terminal.

@@ -8,8 +8,8 @@
  *                                            and per database, exclusive and shared
  *   cowctl balance [--usage PCT] PATH        relocate block groups, shrink the file
  *   cowctl dump [--block N] [--hex] PATH     every tree and item, decoded
- *   cowctl import PLAIN.db APP.db            ordinary database -> container
- *   cowctl export APP.db PLAIN.db            container -> ordinary database
+ *   cowctl import PLAIN.db APP.db            ordinary database (or container) -> container
+ *   cowctl export [--container] APP.db PLAIN.db  container -> ordinary database (or container)
  *   cowctl snapshot PATH NAME [--from SRC]   read-only copy of the database (or SRC)
  *   cowctl branch PATH NAME [--from SRC]     writable copy of the database (or SRC)
  *   cowctl restore PATH NAME [--into BR]     reset the database (or branch BR) to NAME
@@ -1030,6 +1030,29 @@ out:
     return ret;
 }
 
+/* The VFS to read the local database PATH with: the default VFS for an
+ * ordinary SQLite database (its header, "SQLite format 3", or an empty
+ * file), else "cow" (a container; the cow VFS refuses anything else).
+ * NULL after printing why PATH cannot be read. */
+static const char *source_vfs(const char *path)
+{
+    static const char hdr[16] = "SQLite format 3";
+    char b[16];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        err("%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    ssize_t got = read(fd, b, sizeof b);
+    close(fd);
+    if (got < 0) {
+        err("%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    return got == 0 || (got == (ssize_t)sizeof b && !memcmp(b, hdr, sizeof b)) ? "unix"
+                                                                          : COWVFS_NAME;
+}
+
 static int cmd_import(int argc, char **argv)
 {
     const char *ops[2];
@@ -1039,9 +1062,12 @@ static int cmd_import(int argc, char **argv)
     const char *plain = ops[0], *app = ops[1];
     if (check_readable(plain))
         return 1;
+    const char *src_vfs = source_vfs(plain);
+    if (!src_vfs)
+        return 1;
     if (is_rados(app) ? rados_create_new(app) : create_new(app))
         return 1;
-    if (copy_db("import", plain, NULL, app, container_vfs(app))) {
+    if (copy_db("import", plain, src_vfs, app, container_vfs(app))) {
         if (is_rados(app))
             rados_remove(app);
         else
@@ -1055,6 +1081,8 @@ static const char help_import[] =
     "Makes a new container APP.db from the ordinary SQLite database PLAIN.db,\n"
     "including the content of its WAL (PLAIN.db-wal) if it has one.  PLAIN.db is\n"
     "opened read-only with the default VFS and is never written (no checkpoint);\n"
+    "PLAIN.db may also be a local container (its live database is copied, not\n"
+    "its snapshots or branches: with --rados, a local container to RADOS);\n"
     "the copy is made with the online backup API into APP.db through the \"cow\"\n"
     "VFS, then checked with PRAGMA quick_check.  Refuses if APP.db exists; on\n"
     "failure APP.db is removed.  When stderr is a terminal, a progress line\n"
@@ -1063,10 +1091,13 @@ static const char help_import[] =
 static int cmd_export(int argc, char **argv)
 {
     const char *ops[2];
-    int n, rc = parse_args(argc, argv, NULL, NULL, ops, 2, &n);
+    static const char *const opts[] = {"--container", NULL};
+    const char *vals[1] = {NULL};
+    int n, rc = parse_args(argc, argv, opts, vals, ops, 2, &n);
     if (rc)
         return rc == 1 ? 0 : rc;
     const char *app = ops[0], *plain = ops[1];
+    const char *dst_vfs = vals[0] ? COWVFS_NAME : "unix";
     if (check_readable(app))
         return 1;
     /* A stale journal or WAL beside PLAIN.db would be applied to the copy. */
@@ -1086,7 +1117,7 @@ static int cmd_export(int argc, char **argv)
     }
     if (create_new(plain))
         return 1;
-    if (copy_db("export", app, container_vfs(app), plain, "unix")) {
+    if (copy_db("export", app, container_vfs(app), plain, dst_vfs)) {
         unlink(plain);
         char *j = sqlite3_mprintf("%s-journal", plain);
         if (j)
@@ -1099,7 +1130,9 @@ static int cmd_export(int argc, char **argv)
 
 static const char help_export[] =
     "Writes the database in the container APP.db to a new ordinary SQLite\n"
-    "database PLAIN.db (default \"unix\" VFS), with the online backup API, then\n"
+    "database PLAIN.db (default \"unix\" VFS), or with --container to a new\n"
+    "local container PLAIN.db (the live database, not the snapshots: with\n"
+    "--rados, RADOS to a local container), with the online backup API, then\n"
     "checks the copy with PRAGMA quick_check.  APP.db is opened read-only.\n"
     "Refuses if PLAIN.db (or a -wal, -journal or -shm file beside it) exists;\n"
     "on failure PLAIN.db is removed.  When stderr is a terminal, a progress\n"
@@ -1364,7 +1397,7 @@ static const struct command commands[] = {
     {"balance", cmd_balance, "[--usage PERCENT] PATH", help_balance},
     {"dump", cmd_dump, "[--block BYTENR] [--hex] PATH", help_dump},
     {"import", cmd_import, "PLAIN.db APP.db", help_import},
-    {"export", cmd_export, "APP.db PLAIN.db", help_export},
+    {"export", cmd_export, "[--container] APP.db PLAIN.db", help_export},
     {"snapshot", cmd_snapshot, "PATH NAME [--from SOURCE]", help_snapshot},
     {"branch", cmd_branch, "PATH NAME [--from SOURCE]", help_branch},
     {"restore", cmd_restore, "PATH NAME [--into BRANCH]", help_restore},

@@ -5,7 +5,8 @@
 # sqllogictest files (SLT_DIR) through cow-rados (SLT_RADOS, build/slt_rados:
 # 0 failed); then cowctl --rados (import, refusal to overwrite, ls,
 # snapshot, branch, list, df, fsck, dump, export, delete, balance, a
-# container a writer holds refused, a missing one, restore, a namespace) and the sqlite3 shell
+# container a writer holds refused, a missing one, restore, a namespace,
+# a local container imported and exported back) and the sqlite3 shell
 # with the extension SO, a multi-database transaction included.  Exits 1 at the first failure.
 set -u
 CHECK=$1 COWCTL=$2 SO=$3 SLT=$4 SLT_DIR=$5
@@ -122,4 +123,15 @@ out=$(printf '.load %s\n.open file:%s?vfs=cow-rados&ceph_id=admin\nSELECT count(
     sqlite3 2>&1) || fail "open in a namespace: $out"
 [ "$out" = 3 ] || fail "open in a namespace: $out"
 "$COWCTL" --rados "$P/nsdb" ls 2>/dev/null && fail "the namespace's container found without it"
+# a local container to RADOS (import), and RADOS to a local container
+# (export --container): the same rows
+L="$P/fromlocal-$$"
+printf '.load %s\n.open file:%s/local.db?vfs=cow\nCREATE TABLE t(a); INSERT INTO t VALUES (7),(8);\n' \
+    "$SO" "$T" | sqlite3 || fail "a local container"
+"$COWCTL" --rados "$L" import "$T/local.db" || fail "import from a local container"
+"$COWCTL" --rados "$L" export --container "$T/back.db" || fail "export --container"
+"$COWCTL" fsck -q "$T/back.db" || fail "fsck of the exported container"
+"$COWCTL" export "$T/back.db" "$T/back-plain.db" || fail "export of the exported container"
+[ "$(sqlite3 "$T/back-plain.db" "SELECT group_concat(a) FROM t")" = "7,8" ] ||
+    fail "local container -> RADOS -> local container: $(sqlite3 "$T/back-plain.db" "SELECT group_concat(a) FROM t")"
 echo "test-rados: cowctl --rados: all passed"
