@@ -188,10 +188,8 @@ static void rados_store_teardown(void)
 
 static TCase *rados_store_tcase(Suite *s, const char *name, int timeout)
 {
-    TCase *tc = tcase_create(name);
+    TCase *tc = test_case(s, name, timeout, NULL);
     tcase_add_checked_fixture(tc, rados_store_setup, rados_store_teardown);
-    tcase_set_timeout(tc, timeout);
-    suite_add_tcase(s, tc);
     return tc;
 }
 

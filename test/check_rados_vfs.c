@@ -124,11 +124,9 @@ static void rados_vfs_setup(void)
 
 static TCase *rados_vfs_tcase(Suite *s, const char *name, int timeout)
 {
-    TCase *tc = tcase_create(name);
+    TCase *tc = test_case(s, name, timeout, NULL);
     tcase_add_unchecked_fixture(tc, test_base_setup, test_base_teardown);
     tcase_add_checked_fixture(tc, rados_vfs_setup, NULL);
-    tcase_set_timeout(tc, timeout);
-    suite_add_tcase(s, tc);
     return tc;
 }
 
