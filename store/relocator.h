@@ -68,7 +68,10 @@ void relocator_free(cow_store *st);
  * that a database closed
  * right after its churn (SQLite's WAL deleted at the last close, a run
  * shorter than the relocator's period) does not leave its high-water mark
- * on disk.  Call after relocator_stop(), without store->lock.  Errors:
+ * on disk.  On a device whose readers are on other clients (RADOS) it
+ * first waits, at most a second, for a look at their pins, so that what
+ * the last commits freed is not held past close.  Call after
+ * relocator_stop(), without store->lock.  Errors:
  * cow_store_balance()'s; close ignores COW_ENOSPC-like failures of this
  * optional step, which change nothing acknowledged.
  */
