@@ -613,6 +613,23 @@ static uint32_t log_blocks_of(cow_store *st)
     return n;
 }
 
+/* Writes random bytes to F over [FROM, TO), commits twice (what the
+ * writes freed is then free), and expects log areas of WANT blocks and a
+ * clean fsck. */
+static void grow_then_expect(cow_store *st, struct cow_dev *dev, cow_file *f, uint64_t *rs,
+                             uint64_t from, uint64_t to, uint32_t want)
+{
+    uint8_t buf[4096];
+    for (uint64_t off = from; off < to; off += sizeof buf) {
+        test_fill(rs, buf, sizeof buf);
+        ck_assert_int_eq(cow_file_write(f, buf, sizeof buf, off), COW_OK);
+    }
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    ck_assert_uint_eq(log_blocks_of(st), want);
+    fsck_memdev(st, dev);
+}
+
 START_TEST(log_areas_follow_the_size)
 {
     uint64_t rs = test_seed() ^ 0x10a5;
@@ -636,23 +653,9 @@ START_TEST(log_areas_follow_the_size)
     fsck_memdev(st, dev);
     /* 512 KiB held: 16 blocks */
     ck_assert_int_eq(cow_file_open(st, "big", 1, &big), COW_OK);
-    for (uint64_t off = 0; off < 640 * 1024; off += sizeof buf) {
-        test_fill(&rs, buf, sizeof buf);
-        ck_assert_int_eq(cow_file_write(big, buf, sizeof buf, off), COW_OK);
-    }
-    ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    ck_assert_uint_eq(log_blocks_of(st), COW_LOG_AREA_BLOCKS_SMALL);
-    fsck_memdev(st, dev);
+    grow_then_expect(st, dev, big, &rs, 0, 640 * 1024, COW_LOG_AREA_BLOCKS_SMALL);
     /* 4 MiB: 64 blocks */
-    for (uint64_t off = 640 * 1024; off < 5 * 1024 * 1024; off += sizeof buf) {
-        test_fill(&rs, buf, sizeof buf);
-        ck_assert_int_eq(cow_file_write(big, buf, sizeof buf, off), COW_OK);
-    }
-    ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    ck_assert_int_eq(cow_store_commit(st), COW_OK);
-    ck_assert_uint_eq(log_blocks_of(st), COW_LOG_AREA_BLOCKS);
-    fsck_memdev(st, dev);
+    grow_then_expect(st, dev, big, &rs, 640 * 1024, 5 * 1024 * 1024, COW_LOG_AREA_BLOCKS);
     /* most of it gone: a balance takes them back down to 4 */
     cow_file_close(big);
     ck_assert_int_eq(cow_unlink(st, "big"), COW_OK);
