@@ -170,8 +170,11 @@ $(BUILD)/cowctl: $(OBJDIR)/tools/cowctl.o $(OBJDIR)/tools/progress.o $(FSCK_SRC:
 	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a $(SQLITE_LIBS) \
 	  $(COWCTL_RADOS_LIBS)
 
-$(BUILD)/slt: $(OBJDIR)/sqllogictest/slt.o $(BUILD)/libcowvfs.a
-	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $< $(BUILD)/libcowvfs.a $(SQLITE_LIBS) $(CRYPTO_LIBS)
+# the sqllogictest runner (sqllogictest/slt.c and its parts, slt_*.c)
+SLT_SRC := $(wildcard sqllogictest/*.c)
+$(BUILD)/slt: $(SLT_SRC:%.c=$(OBJDIR)/%.o) $(BUILD)/libcowvfs.a
+	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a \
+	  $(SQLITE_LIBS) $(CRYPTO_LIBS)
 
 $(BUILD)/bench: $(BENCH_SRC:%.c=$(OBJDIR)/%.o) $(BUILD)/libcowvfs.a
 	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a $(SQLITE_LIBS)
@@ -212,12 +215,13 @@ $(BUILD)/bench_rados: $(OBJDIR)/bench/rados/bench_rados.o $(OBJDIR)/store/bdev_r
 	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a \
 	  $(SQLITE_LIBS) $(RADOS_LIBS)
 
-# the sqllogictest runner with cow-rados (sqllogictest/slt.c -DSLT_RADOS)
-$(OBJDIR)/sqllogictest/slt_rados.o: sqllogictest/slt.c | need-deps
+# the sqllogictest runner with cow-rados (sqllogictest/*.c with -DSLT_RADOS,
+# in build/obj/sqllogictest/rados)
+$(OBJDIR)/sqllogictest/rados/%.o: sqllogictest/%.c | need-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(SANFLAGS) -DSLT_RADOS $(SQLITE_CFLAGS) $(CFLAGS) -c $< -o $@
-$(BUILD)/slt_rados: $(OBJDIR)/sqllogictest/slt_rados.o $(OBJDIR)/store/bdev_rados.o \
-		$(OBJDIR)/vfs/vfs_rados.o $(BUILD)/libcowvfs.a
+$(BUILD)/slt_rados: $(SLT_SRC:sqllogictest/%.c=$(OBJDIR)/sqllogictest/rados/%.o) \
+		$(OBJDIR)/store/bdev_rados.o $(OBJDIR)/vfs/vfs_rados.o $(BUILD)/libcowvfs.a
 	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a \
 	  $(SQLITE_LIBS) $(CRYPTO_LIBS) $(RADOS_LIBS)
 

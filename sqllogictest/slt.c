@@ -3,7 +3,7 @@
  *
  *     build/slt [--vfs NAME] [--verbose] [--jobs N] FILE|DIR...
  *
- * build/slt_rados (this file with -DSLT_RADOS, linked with librados) also
+ * build/slt_rados (these files with -DSLT_RADOS, linked with librados) also
  * has the VFS cow-rados: with --vfs cow-rados each script's database is
  * POOL/slt-XXXXXX in the pool $SLT_RADOS_POOL (default "cow") of the
  * cluster $CEPH_CONF names, and "onlyif cow" records run (make test-rados).
@@ -69,6 +69,10 @@
  * whose output is printed in file order once it is done; a child that
  * crashes counts as one more failed record of its file.  The default, 1,
  * runs everything in this process.
+ *
+ * The runner's parts: this file (the command line, the files to run, the
+ * records), slt_script.c (scripts, result values, MD5 and labels) and
+ * slt_util.c (allocation, the clock).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -86,370 +90,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <sqlite3.h>
 
 #include "cowvfs.h"
+#include "slt_script.h"
+#include "slt_util.h"
 
 #define DEFAULT_HASH_THRESHOLD 8
 #define ENGINE_NAME            "sqlite"
 #define FAIL_REPORT_CAP        10    /* stderr failure lines per file */
 #define VERBOSE_VALUE_CAP      100   /* values printed per list, verbose */
-#define LABEL_BUCKETS          4096  /* power of two */
-#define MD5_HEX_LEN            32
-
-/* Exit statuses. */
-#define EXIT_PASS   0
-#define EXIT_FAILED 1
-#define EXIT_USAGE  2
-
-/* ------------------------------------------------------------------ */
-/* Small utilities                                                     */
-/* ------------------------------------------------------------------ */
-
-/* Prints "slt: out of memory" and exits with EXIT_USAGE.  Allocation
- * failure is not a test result, so it is not worth unwinding for. */
-static void die_nomem(void)
-{
-    fputs("slt: out of memory\n", stderr);
-    exit(EXIT_USAGE);
-}
-
-/* malloc/realloc/strdup that never return NULL (see die_nomem). */
-static void *xmalloc(size_t size)
-{
-    void *p = malloc(size ? size : 1);
-    if (!p)
-        die_nomem();
-    return p;
-}
-
-static void *xrealloc(void *p, size_t size)
-{
-    void *q = realloc(p, size ? size : 1);
-    if (!q)
-        die_nomem();
-    return q;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (!d)
-        die_nomem();
-    return d;
-}
-
-/* Returns array P (capacity *CAP elements of ELEM bytes) grown so that
- * it holds at least NEED elements, updating *CAP.  The capacity at least
- * doubles, so appends are amortised O(1).  P may be NULL. */
-static void *grow(void *p, size_t *cap, size_t need, size_t elem)
-{
-    size_t n = *cap ? *cap : 64;
-
-    if (need <= *cap)
-        return p;
-    while (n < need) {
-        if (n > SIZE_MAX / 2 / elem)
-            die_nomem();
-        n *= 2;
-    }
-    *cap = n;
-    return xrealloc(p, n * elem);
-}
-
-static int is_space(int c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' ||
-           c == '\f';
-}
-
-/* Seconds since an arbitrary fixed point, for wall-time measurements. */
-static double now_seconds(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* Writes V in decimal to OUT (at least 21 bytes), NUL-terminated.
- * Returns the number of characters written, without the NUL. */
-static size_t format_i64(char *out, sqlite3_int64 v)
-{
-    char tmp[24];
-    size_t n = 0, len = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-
-    do {
-        tmp[n++] = (char)('0' + (int)(u % 10));
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        out[len++] = '-';
-    while (n)
-        out[len++] = tmp[--n];
-    out[len] = 0;
-    return len;
-}
-
-/* ------------------------------------------------------------------ */
-/* Scripts: lines and records                                          */
-/* ------------------------------------------------------------------ */
-
-/* One non-comment line of a script, NUL-terminated in place, without its
- * line terminator.  A blank line has len 0. */
-struct line {
-    char *z;        /* points into script.text */
-    size_t len;     /* bytes, 0 for a blank line */
-    int lineno;     /* 1-based line number in the file */
-};
-
-/* A script file loaded in memory.  Owns text and lines. */
-struct script {
-    const char *path;   /* as given or as found by the walk; not owned */
-    char *text;         /* the whole file, NUL-terminated */
-    size_t size;        /* bytes in text, without the NUL */
-    struct line *lines; /* non-comment lines, in order */
-    size_t nlines;
-    size_t cap_lines;
-};
-
-/* Reads PATH into S and splits it into lines (see struct line).
- * Returns 0, or -1 with errno set if the file cannot be read; S owns its
- * memory either way and must be released with script_free(). */
-static int script_load(struct script *s, const char *path)
-{
-    struct stat st;
-    size_t off = 0;
-    int fd = -1, rc = -1, lineno = 0;
-    char *p, *end;
-
-    memset(s, 0, sizeof *s);
-    s->path = path;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        goto out;
-    if (fstat(fd, &st) != 0)
-        goto out;
-    if (!S_ISREG(st.st_mode)) {
-        errno = EISDIR;
-        goto out;
-    }
-    s->text = xmalloc((size_t)st.st_size + 1);
-    while (off < (size_t)st.st_size) {
-        ssize_t got = read(fd, s->text + off, (size_t)st.st_size - off);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            goto out;
-        }
-        if (got == 0)
-            break;          /* file shrank; use what is there */
-        off += (size_t)got;
-    }
-    s->size = off;
-    s->text[off] = 0;
-
-    p = s->text;
-    end = s->text + s->size;
-    while (p < end) {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        char *eol = nl ? nl : end;
-        size_t len = (size_t)(eol - p), i;
-
-        lineno++;
-        *eol = 0;
-        if (len > 0 && p[len - 1] == '\r')
-            p[--len] = 0;
-        for (i = 0; i < len && is_space((unsigned char)p[i]); i++)
-            ;
-        if (i == len)
-            len = 0;
-        if (len == 0 || p[0] != '#') {
-            s->lines = grow(s->lines, &s->cap_lines, s->nlines + 1,
-                            sizeof *s->lines);
-            s->lines[s->nlines].z = p;
-            s->lines[s->nlines].len = len;
-            s->lines[s->nlines].lineno = lineno;
-            s->nlines++;
-        }
-        p = eol + 1;
-    }
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    return rc;
-}
-
-static void script_free(struct script *s)
-{
-    free(s->text);
-    free(s->lines);
-    memset(s, 0, sizeof *s);
-}
-
-#define MAX_TOKENS 4
-
-/* Splits line L in place into up to MAX_TOKENS white-space separated
- * tokens (NUL-terminating them inside the line).  Missing tokens are
- * set to "".  The line text is altered. */
-static void tokenize(struct line *l, char *tok[MAX_TOKENS])
-{
-    char *p = l->z;
-    int i;
-
-    for (i = 0; i < MAX_TOKENS; i++) {
-        while (*p && is_space((unsigned char)*p))
-            p++;
-        if (!*p) {
-            tok[i] = "";
-            continue;
-        }
-        tok[i] = p;
-        while (*p && !is_space((unsigned char)*p))
-            p++;
-        if (*p)
-            *p++ = 0;
-    }
-}
-
-/* ------------------------------------------------------------------ */
-/* Result values                                                       */
-/* ------------------------------------------------------------------ */
-
-/* The rendered values of one query result, in row-major order.  Values
- * are stored NUL-terminated back to back in buf; off[i] is the offset
- * of value i and, once values_finish() ran, val[i] points at it. */
-struct values {
-    char *buf;
-    size_t len, cap;
-    size_t *off;
-    size_t n, cap_off;
-    const char **val;
-    size_t cap_val;
-};
-
-static void values_reset(struct values *v)
-{
-    v->len = 0;
-    v->n = 0;
-}
-
-/* Appends the LEN bytes at Z as a new value; returns a pointer to the
- * copy, valid until the next append. */
-static char *values_add(struct values *v, const char *z, size_t len)
-{
-    char *dst;
-
-    v->buf = grow(v->buf, &v->cap, v->len + len + 1, 1);
-    v->off = grow(v->off, &v->cap_off, v->n + 1, sizeof *v->off);
-    dst = v->buf + v->len;
-    memcpy(dst, z, len);
-    dst[len] = 0;
-    v->off[v->n++] = v->len;
-    v->len += len + 1;
-    return dst;
-}
-
-/* Fills v->val from v->off, after the last append. */
-static void values_finish(struct values *v)
-{
-    size_t i;
-
-    v->val = grow(v->val, &v->cap_val, v->n, sizeof *v->val);
-    for (i = 0; i < v->n; i++)
-        v->val[i] = v->buf + v->off[i];
-}
-
-static void values_free(struct values *v)
-{
-    free(v->buf);
-    free(v->off);
-    free(v->val);
-    memset(v, 0, sizeof *v);
-}
-
-/* qsort_r comparators: rows of *(size_t *)arg values, or single values. */
-static int cmp_rows(const void *a, const void *b, void *arg)
-{
-    const char *const *ra = a, *const *rb = b;
-    size_t ncol = *(const size_t *)arg, i;
-    int c = 0;
-
-    for (i = 0; i < ncol && c == 0; i++)
-        c = strcmp(ra[i], rb[i]);
-    return c;
-}
-
-static int cmp_values(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* ------------------------------------------------------------------ */
-/* Labels: label name -> MD5 of the first result seen with it           */
-/* ------------------------------------------------------------------ */
-
-struct label {
-    struct label *next;
-    char md5[MD5_HEX_LEN + 1];
-    char name[];
-};
-
-struct labels {
-    struct label *bucket[LABEL_BUCKETS];
-};
-
-static unsigned label_hash(const char *s)
-{
-    unsigned h = 2166136261u;
-
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * 16777619u;
-    return h & (LABEL_BUCKETS - 1);
-}
-
-/* Records MD5 (hex) for label NAME, or checks it against the one already
- * recorded.  Returns 0 when it agrees (or is new), 1 when it differs;
- * *prev is set to the recorded hash. */
-static int label_check(struct labels *t, const char *name, const char *md5,
-                       const char **prev)
-{
-    unsigned h = label_hash(name);
-    struct label *l;
-    size_t n;
-
-    for (l = t->bucket[h]; l; l = l->next) {
-        if (strcmp(l->name, name) == 0) {
-            *prev = l->md5;
-            return strcmp(l->md5, md5) != 0;
-        }
-    }
-    n = strlen(name);
-    l = xmalloc(sizeof *l + n + 1);
-    memcpy(l->name, name, n + 1);
-    memcpy(l->md5, md5, MD5_HEX_LEN);
-    l->md5[MD5_HEX_LEN] = 0;
-    l->next = t->bucket[h];
-    t->bucket[h] = l;
-    *prev = l->md5;
-    return 0;
-}
-
-static void labels_clear(struct labels *t)
-{
-    size_t i;
-
-    for (i = 0; i < LABEL_BUCKETS; i++) {
-        while (t->bucket[i]) {
-            struct label *l = t->bucket[i];
-            t->bucket[i] = l->next;
-            free(l);
-        }
-    }
-}
 
 /* ------------------------------------------------------------------ */
 /* The runner                                                          */
@@ -469,13 +119,10 @@ struct runner {
     int verbose;
     const char *tmpdir;     /* parent of the per-file directories */
 
-    EVP_MD *md5;            /* fetched once */
-    EVP_MD_CTX *mdctx;
+    struct md5 md5;         /* fetched once */
     struct values res;      /* actual values of the current query */
     char *sql;              /* SQL of the current record */
     size_t cap_sql;
-    char *hbuf;             /* values joined for hashing */
-    size_t cap_hbuf;
     const char **exp;       /* expected values of the current query */
     size_t cap_exp;
     struct labels *labels;
@@ -531,38 +178,6 @@ static const char *join_sql(struct runner *r, const struct line *from,
     }
 #endif
     return r->sql;
-}
-
-/* Computes the lowercase hex MD5 of the N strings at VAL, each followed
- * by "\n", into HEX (MD5_HEX_LEN + 1 bytes).  Returns 0, -1 on an
- * OpenSSL failure. */
-static int md5_of(struct runner *r, const char *const *val, size_t n,
-                  char hex[MD5_HEX_LEN + 1])
-{
-    static const char digits[] = "0123456789abcdef";
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned dlen = 0, i;
-    size_t k, len = 0;
-
-    /* One contiguous buffer: much cheaper than two updates per value. */
-    for (k = 0; k < n; k++) {
-        size_t vlen = strlen(val[k]);
-
-        r->hbuf = grow(r->hbuf, &r->cap_hbuf, len + vlen + 1, 1);
-        memcpy(r->hbuf + len, val[k], vlen);
-        r->hbuf[len + vlen] = '\n';
-        len += vlen + 1;
-    }
-    if (!EVP_DigestInit_ex(r->mdctx, r->md5, NULL) ||
-        !EVP_DigestUpdate(r->mdctx, r->hbuf, len) ||
-        !EVP_DigestFinal_ex(r->mdctx, d, &dlen) || dlen * 2 != MD5_HEX_LEN)
-        return -1;
-    for (i = 0; i < dlen; i++) {
-        hex[2 * i] = digits[d[i] >> 4];
-        hex[2 * i + 1] = digits[d[i] & 15];
-    }
-    hex[MD5_HEX_LEN] = 0;
-    return 0;
 }
 
 /* Prints up to VERBOSE_VALUE_CAP of the N strings at VAL, indented. */
@@ -669,69 +284,6 @@ static void run_statement(struct runner *r, char **tok, int lineno,
         r->c.passed++;
 }
 
-/* Renders column I of the current row of STMT per type letter TYPE and
- * appends it to V (see the file comment for the rules). */
-static void render_value(struct values *v, sqlite3_stmt *stmt, int i,
-                         char type)
-{
-    char buf[64];
-    size_t n;
-
-    if (sqlite3_column_type(stmt, i) == SQLITE_NULL) {
-        values_add(v, "NULL", 4);
-        return;
-    }
-    switch (type) {
-    case 'I':
-        n = format_i64(buf, sqlite3_column_int64(stmt, i));
-        values_add(v, buf, n);
-        break;
-    case 'R':
-        sqlite3_snprintf((int)sizeof buf, buf, "%.3f",
-                         sqlite3_column_double(stmt, i));
-        values_add(v, buf, strlen(buf));
-        break;
-    default: {  /* 'T' */
-        const unsigned char *t = sqlite3_column_text(stmt, i);
-        unsigned char *d;
-
-        if (!t || !t[0]) {
-            values_add(v, "(empty)", 7);
-            break;
-        }
-        n = strlen((const char *)t);
-        d = (unsigned char *)values_add(v, (const char *)t, n);
-        for (; *d; d++)
-            if (*d < ' ' || *d > '~')
-                *d = '@';
-        break;
-    }
-    }
-}
-
-/* Returns 1 if Z is "<digits> values hashing to <32 hex>", storing the
- * hash in HEX. */
-static int parse_hash_line(const char *z, char hex[MD5_HEX_LEN + 1])
-{
-    static const char mid[] = " values hashing to ";
-    size_t i;
-
-    if (*z < '0' || *z > '9')
-        return 0;
-    while (*z >= '0' && *z <= '9')
-        z++;
-    if (strncmp(z, mid, sizeof mid - 1) != 0)
-        return 0;
-    z += sizeof mid - 1;
-    for (i = 0; i < MD5_HEX_LEN; i++) {
-        if (!z[i])
-            return 0;
-        hex[i] = z[i];
-    }
-    hex[MD5_HEX_LEN] = 0;
-    return z[MD5_HEX_LEN] == 0;
-}
-
 /* Collects pointers to the text of lines [L, E) into r->exp, which is
  * returned (owned by R, valid until the next call). */
 static const char **line_texts(struct runner *r, const struct line *l,
@@ -762,7 +314,7 @@ static int check_skipped_label(struct runner *r, char **tok, int lineno,
     l++;
     if (!parse_hash_line(l->z, hex)) {
         exp = line_texts(r, l, e);
-        if (md5_of(r, exp, (size_t)(e - l), hex) != 0) {
+        if (md5_of(&r->md5, exp, (size_t)(e - l), hex) != 0) {
             fail(r, lineno, NULL, "MD5 computation failed");
             return -1;
         }
@@ -829,7 +381,7 @@ static void run_query(struct runner *r, char **tok, int lineno,
     values_reset(v);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         for (k = 0; (size_t)k < ncol; k++)
-            render_value(v, stmt, k, types[k]);
+            values_render(v, stmt, k, types[k]);
     }
     values_finish(v);
     f.actual = v->val;
@@ -839,14 +391,14 @@ static void run_query(struct runner *r, char **tok, int lineno,
         goto out;
     }
 
-    if (strcmp(sort, "rowsort") == 0 && v->n > ncol)
-        qsort_r(v->val, v->n / ncol, ncol * sizeof *v->val, cmp_rows, &ncol);
-    else if (strcmp(sort, "valuesort") == 0 && v->n > 1)
-        qsort(v->val, v->n, sizeof *v->val, cmp_values);
+    if (strcmp(sort, "rowsort") == 0)
+        values_sort_rows(v, ncol);
+    else if (strcmp(sort, "valuesort") == 0)
+        values_sort(v);
 
     hashed = r->hash_threshold > 0 && v->n > (size_t)r->hash_threshold;
     if (hashed || label[0]) {
-        if (md5_of(r, v->val, v->n, hex) != 0) {
+        if (md5_of(&r->md5, v->val, v->n, hex) != 0) {
             fail(r, lineno, &f, "MD5 computation failed");
             goto out;
         }
@@ -1509,9 +1061,7 @@ int main(int argc, char **argv)
     r.labels = calloc(1, sizeof *r.labels);
     if (!r.labels)
         die_nomem();
-    r.md5 = EVP_MD_fetch(NULL, "MD5", NULL);
-    r.mdctx = EVP_MD_CTX_new();
-    if (!r.md5 || !r.mdctx) {
+    if (md5_init(&r.md5) != 0) {
         fprintf(stderr, "slt: OpenSSL MD5 is not available\n");
         status = EXIT_USAGE;
         goto out;
@@ -1535,10 +1085,8 @@ out:
     free(files.v);
     values_free(&r.res);
     free(r.sql);
-    free(r.hbuf);
     free(r.exp);
     free(r.labels);
-    EVP_MD_CTX_free(r.mdctx);
-    EVP_MD_free(r.md5);
+    md5_free(&r.md5);
     return status;
 }
