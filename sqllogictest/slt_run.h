@@ -4,7 +4,7 @@
  * directory, each record (statement, query, conditions, hash-threshold,
  * halt) run and checked as slt.c's file comment says, failures reported,
  * records counted.  Files run one after the other here (run_serial());
- * --jobs runs them in child processes.
+ * slt_jobs.h runs them in child processes.
  *
  * Built with -DSLT_RADOS (build/slt_rados), a run through the VFS
  * cow-rados puts each file's database in RADOS (slt.c's file comment).
