@@ -158,14 +158,17 @@ $(BUILD)/cowvfs.so: $(EXT_OBJ)
 $(BUILD)/cowvfs_rados.so: $(EXT_OBJ) $(OBJDIR)/store/bdev_rados.o $(EOBJDIR)/vfs/vfs_rados.o
 	$(CC) -shared $(SANFLAGS) $(CFLAGS) -pthread -o $@ $^ $(RADOS_LIBS)
 
+# cowctl: tools/cowctl.c (main and the commands that look into a container)
+# and its modules (tools/ctl_*.c, tools/progress.c), with tools/fsck/.
+COWCTL_SRC := tools/cowctl.c tools/ctl_cli.c tools/progress.c
 # cowctl --rados: with librados, cowctl holds the RADOS device and VFS too
-# (tools/ctl_rados.c, -DCOWCTL_RADOS in build/obj/tools/cowctl.o).
+# (tools/ctl_rados.c, -DCOWCTL_RADOS in cowctl's objects in build/obj/tools).
 ifeq ($(HAVE_RADOS),1)
   COWCTL_RADOS_OBJ := $(OBJDIR)/tools/ctl_rados.o $(OBJDIR)/store/bdev_rados.o $(OBJDIR)/vfs/vfs_rados.o
   COWCTL_RADOS_LIBS := $(RADOS_LIBS)
-$(OBJDIR)/tools/cowctl.o: CFLAGS += -DCOWCTL_RADOS
+$(COWCTL_SRC:%.c=$(OBJDIR)/%.o): CFLAGS += -DCOWCTL_RADOS
 endif
-$(BUILD)/cowctl: $(OBJDIR)/tools/cowctl.o $(OBJDIR)/tools/progress.o $(FSCK_SRC:%.c=$(OBJDIR)/%.o) \
+$(BUILD)/cowctl: $(COWCTL_SRC:%.c=$(OBJDIR)/%.o) $(FSCK_SRC:%.c=$(OBJDIR)/%.o) \
 		$(COWCTL_RADOS_OBJ) $(BUILD)/libcowvfs.a
 	$(CC) $(SANFLAGS) $(CFLAGS) -pthread -o $@ $(filter %.o,$^) $(BUILD)/libcowvfs.a $(SQLITE_LIBS) \
 	  $(COWCTL_RADOS_LIBS)
@@ -188,7 +191,7 @@ $(THOBJDIR)/check_all: $(patsubst $(TOBJDIR)/%,$(THOBJDIR)/%,$(TTEST_OBJ) $(TLIB
 	$(CC) $(THREADSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS) $(CHECK_LIBS)
 
 # The asan build of cowctl/slt, used by tests so the tools run sanitized too.
-$(BUILD)/asan-cowctl: $(TOBJDIR)/tools/cowctl.o $(TOBJDIR)/tools/progress.o $(FSCK_SRC:%.c=$(TOBJDIR)/%.o) $(TLIB_OBJ)
+$(BUILD)/asan-cowctl: $(COWCTL_SRC:%.c=$(TOBJDIR)/%.o) $(FSCK_SRC:%.c=$(TOBJDIR)/%.o) $(TLIB_OBJ)
 	$(CC) $(TSAN_FLAGS) -pthread -o $@ $^ $(SQLITE_LIBS)
 
 # The RADOS tests (test/check_rados.c): their own runner, ASan + UBSan,

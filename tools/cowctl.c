@@ -39,8 +39,14 @@
  *
  * Exit status: 0 success (fsck: clean), 1 failure (fsck: problems found),
  * 2 bad usage.  Errors are one line on stderr: "cowctl: CMD: PATH: why".
+ *
+ * This file holds main and the commands that look into a container (fsck,
+ * ls, df, balance, dump); what every command shares of the command line
+ * (messages, options and operands, the container operand) is in
+ * tools/ctl_cli.c.
  */
 #include "cowvfs.h"
+#include "ctl_cli.h"
 #ifdef COWCTL_RADOS
 #include "ctl_rados.h"
 #endif
@@ -53,138 +59,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static const char *cmd = NULL; /* the subcommand, for messages */
-/* --rados POOL/NAME: the container operand names it (COWCTL_RADOS only) */
-static const char *rados_spec = NULL;
-
-/* 1 if PATH is the --rados container. */
-static int is_rados(const char *path)
-{
-    return rados_spec && path && strcmp(path, rados_spec) == 0;
-}
-
-__attribute__((format(printf, 1, 2))) static void err(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "cowctl: ");
-    if (cmd)
-        fprintf(stderr, "%s: ", cmd);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-/* ------------------------------------------------------------------ */
-/* usage                                                               */
-/* ------------------------------------------------------------------ */
-
-struct command {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *synopsis;
-    const char *help;
-};
-
-static const struct command *find_command(const char *name);
-
-static void usage_line(FILE *out, const struct command *c)
-{
-    fprintf(out, "usage: cowctl %s %s\n", c->name, c->synopsis);
-}
-
-/* Bad arguments: a usage line on stderr, exit status 2. */
-static int bad_usage(const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "cowctl: %s%s", cmd ? cmd : "", cmd ? ": " : "");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    if (cmd)
-        usage_line(stderr, find_command(cmd));
-    else
-        fprintf(stderr, "usage: cowctl COMMAND ARGS (cowctl --help lists the commands)\n");
-    return 2;
-}
-
-static int is_help(const char *a)
-{
-    return !strcmp(a, "--help") || !strcmp(a, "-h");
-}
-
-static void show_help(const struct command *c)
-{
-    usage_line(stdout, c);
-    fputc('\n', stdout);
-    fputs(c->help, stdout);
-}
-
-/*
- * Splits ARGV (after the command name) into options and operands.  Each
- * option in OPTS ("--name" or "-x"; "=" suffix: takes a value) sets its
- * slot in VALS ("1" for flags, the value otherwise).  Operands go to OPS
- * (at most NOPS; *NOPS_OUT gets the count).  Returns 0, 1 if --help was
- * given (help shown), or 2 after a usage error.
- */
-static int parse_args(int argc, char **argv, const char *const *opts, const char **vals,
-                      const char **ops, int nops, int *nops_out)
-{
-    int n = 0, only_ops = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!only_ops && !strcmp(a, "--")) {
-            only_ops = 1;
-            continue;
-        }
-        if (!only_ops && a[0] == '-' && a[1]) {
-            if (is_help(a)) {
-                show_help(find_command(cmd));
-                return 1;
-            }
-            int found = 0;
-            for (int o = 0; opts && opts[o]; o++) {
-                size_t len = strlen(opts[o]);
-                int takes = len && opts[o][len - 1] == '=';
-                size_t nlen = takes ? len - 1 : len;
-                if (strncmp(a, opts[o], nlen) != 0)
-                    continue;
-                if (a[nlen] == 0 && !takes) {
-                    vals[o] = "1";
-                } else if (a[nlen] == 0 && takes) {
-                    if (i + 1 >= argc)
-                        return bad_usage("option %s needs a value", a);
-                    vals[o] = argv[++i];
-                } else if (a[nlen] == '=' && takes) {
-                    vals[o] = a + nlen + 1;
-                } else {
-                    continue;
-                }
-                found = 1;
-                break;
-            }
-            if (!found)
-                return bad_usage("unknown option %s", a);
-            continue;
-        }
-        if (n >= nops)
-            return bad_usage("unexpected argument '%s'", a);
-        ops[n++] = a;
-    }
-    if (n < nops)
-        return bad_usage("missing argument");
-    *nops_out = n;
-    return 0;
-}
 
 /* "4.0 MiB" */
 static const char *human(uint64_t n, char *buf, size_t len)
@@ -200,35 +80,6 @@ static const char *human(uint64_t n, char *buf, size_t len)
         snprintf(buf, len, "%" PRIu64 " B", n);
     else
         snprintf(buf, len, "%.1f %s", v, unit[u]);
-    return buf;
-}
-
-/* Room for a snapshot or branch name (at most 255 bytes) as printable()
- * writes it: 4 bytes per byte, and the terminator. */
-#define PRINTABLE_MAX (4 * 255 + 1)
-
-/*
- * NAME as a table shows it: control bytes and backslashes escaped (\n, \t,
- * \\, \xNN), so that no name can break a line or forge a column.  Written
- * to BUF (LEN bytes: PRINTABLE_MAX holds any valid name; a longer result
- * is cut); returns BUF.
- */
-static const char *printable(const char *name, char *buf, size_t len)
-{
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)name; *p && o + 5 <= len; p++) {
-        if (*p == '\\')
-            o += (size_t)snprintf(buf + o, len - o, "\\\\");
-        else if (*p == '\n')
-            o += (size_t)snprintf(buf + o, len - o, "\\n");
-        else if (*p == '\t')
-            o += (size_t)snprintf(buf + o, len - o, "\\t");
-        else if (*p < 0x20 || *p == 0x7f)
-            o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
-        else
-            buf[o++] = (char)*p;
-    }
-    buf[o] = 0;
     return buf;
 }
 
@@ -250,54 +101,33 @@ static void print_left(const char *s, int width)
         fputc(' ', stdout);
 }
 
-/* 0 if PATH is a regular file we can read; else prints why and returns 1. */
-static int check_readable(const char *path)
-{
-    if (is_rados(path))
-        return 0; /* checked when it is opened */
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        err("%s: %s", path, strerror(errno));
-        return 1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        err("%s: not a regular file", path);
-        return 1;
-    }
-    if (access(path, R_OK) != 0) {
-        err("%s: %s", path, strerror(errno));
-        return 1;
-    }
-    return 0;
-}
-
 /* Opens the container with the store, with cow_store_open()'s FLAGS;
  * prints why on failure. */
 static cow_store *open_store_flags(const char *path, int flags)
 {
     cow_store *st = NULL;
-    if (check_readable(path))
+    if (cli_check_readable(path))
         return NULL;
     int rc;
 #ifdef COWCTL_RADOS
-    if (is_rados(path))
+    if (cli_is_rados(path))
         rc = ctl_rados_open_store(path, flags, &st);
     else
 #endif
         rc = cow_store_open(path, flags, &st);
-    if (rc == COW_EBUSY && is_rados(path)) {
-        err("%s: %s", path, cow_store_last_error(NULL));
+    if (rc == COW_EBUSY && cli_is_rados(path)) {
+        cli_err("%s: %s", path, cow_store_last_error(NULL));
         return NULL;
     }
-    if (rc != COW_OK && is_rados(path)) {
-        err("%s: %s (%s)", path, cow_strerror(rc), cow_store_last_error(NULL));
+    if (rc != COW_OK && cli_is_rados(path)) {
+        cli_err("%s: %s (%s)", path, cow_strerror(rc), cow_store_last_error(NULL));
         return NULL;
     }
     if (rc != COW_OK) {
         if (rc == COW_EBUSY)
-            err("%s: the container is in use by another process", path);
+            cli_err("%s: the container is in use by another process", path);
         else
-            err("%s: %s", path, cow_strerror(rc));
+            cli_err("%s: %s", path, cow_strerror(rc));
         return NULL;
     }
     return st;
@@ -316,37 +146,17 @@ static int close_store(cow_store *st, const char *path, int ret)
 {
     int rc = cow_store_close(st);
     if (rc != COW_OK && !ret) {
-        err("%s: closing: %s", path, cow_strerror(rc));
+        cli_err("%s: closing: %s", path, cow_strerror(rc));
         ret = 1;
     }
     return ret;
-}
-
-/*
- * Room for one more element in the array V of N elements of ESZ bytes, of
- * capacity *CAP (16 first, then doubled).  Returns the array (perhaps
- * moved; *CAP updated), or NULL when out of memory (V is then unchanged
- * and *NOMEM set).  The list callbacks (ls, df, list) collect their
- * entries with it.
- */
-static void *room_for_one(void *v, size_t n, size_t *cap, size_t esz, int *nomem)
-{
-    if (n < *cap)
-        return v;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *nv = realloc(v, ncap * esz);
-    if (nv)
-        *cap = ncap;
-    else
-        *nomem = 1;
-    return nv;
 }
 
 /* The VFS of container PATH: cow, or cow-rados for the --rados one. */
 static const char *container_vfs(const char *path)
 {
 #ifdef COWCTL_RADOS
-    if (is_rados(path))
+    if (cli_is_rados(path))
         return CTL_RADOS_VFS;
 #else
     (void)path;
@@ -370,9 +180,9 @@ static int rados_src_open(const char *spec, struct ctl_rados_src *rs)
     if (rc == COW_OK)
         return 0;
     if (rc == COW_EBUSY)
-        err("%s: %s", spec, cow_store_last_error(NULL));
+        cli_err("%s: %s", spec, cow_store_last_error(NULL));
     else
-        err("%s: %s (%s)", spec, cow_strerror(rc), cow_store_last_error(NULL));
+        cli_err("%s: %s (%s)", spec, cow_strerror(rc), cow_store_last_error(NULL));
 #else
     (void)spec;
 #endif
@@ -384,7 +194,7 @@ static void rados_src_close(struct ctl_rados_src *rs)
 {
 #ifdef COWCTL_RADOS
     if (rs->nfailed)
-        err("%s: %" PRIu64 " read%s failed; the first: %s", rs->src.name, rs->nfailed,
+        cli_err("%s: %" PRIu64 " read%s failed; the first: %s", rs->src.name, rs->nfailed,
             rs->nfailed == 1 ? "" : "s", rs->first_error);
     ctl_rados_src_close(rs);
 #else
@@ -401,9 +211,9 @@ static int rados_create_new(const char *spec)
     if (ex == 0)
         return 0;
     if (ex == 1)
-        err("%s exists; refusing to overwrite it", spec);
+        cli_err("%s exists; refusing to overwrite it", spec);
     else
-        err("%s: %s (%s)", spec, cow_strerror(ex), cow_store_last_error(NULL));
+        cli_err("%s: %s (%s)", spec, cow_strerror(ex), cow_store_last_error(NULL));
 #else
     (void)spec;
 #endif
@@ -417,7 +227,7 @@ static void rados_remove(const char *spec)
 #ifdef COWCTL_RADOS
     int rc = ctl_rados_remove(spec);
     if (rc != COW_OK)
-        err("%s: removing the failed copy: %s (%s)", spec, cow_strerror(rc),
+        cli_err("%s: removing the failed copy: %s (%s)", spec, cow_strerror(rc),
             cow_store_last_error(NULL));
 #else
     (void)spec;
@@ -454,24 +264,24 @@ static int cmd_fsck(int argc, char **argv)
                                        NULL};
     const char *vals[7] = {0};
     const char *path;
-    int n, rc = parse_args(argc, argv, opts, vals, &path, 1, &n);
+    int n, rc = cli_parse_args(argc, argv, opts, vals, &path, 1, &n);
     if (rc)
         return rc == 1 ? 0 : rc;
     unsigned flags = vals[1] ? 0 : COW_FSCK_DATA;
     int verbose = vals[2] || vals[3], quiet = vals[4] || vals[5];
     if (verbose)
         flags |= COW_FSCK_NOTES;
-    if (check_readable(path))
+    if (cli_check_readable(path))
         return 1;
     /* fsck reads the last commit block by block with plain reads: a
      * process changing the container meanwhile would free and reuse what
      * it reads, and fsck would report damage that is not there (in
      * RADOS, the writer's lock keeps writers away) */
     struct ctl_rados_src rs;
-    if (is_rados(path) && rados_src_open(path, &rs))
+    if (cli_is_rados(path) && rados_src_open(path, &rs))
         return 1;
-    if (!is_rados(path) && open_elsewhere(path)) {
-        err("%s: the container is open in another process; fsck checks a closed container "
+    if (!cli_is_rados(path) && open_elsewhere(path)) {
+        cli_err("%s: the container is open in another process; fsck checks a closed container "
             "(close it, or check a copy: cowctl export, or cp while it is closed)",
             path);
         return 1;
@@ -479,17 +289,17 @@ static int cmd_fsck(int argc, char **argv)
     struct cow_fsck_result r;
     struct progress pr;
     progress_begin(&pr, "fsck");
-    if (is_rados(path))
+    if (cli_is_rados(path))
         rc = cow_fsck_src_progress(&rs.src, flags, stdout, &r, fsck_progress_cb, &pr);
     else
         rc = cow_fsck_progress(path, flags, stdout, &r, fsck_progress_cb, &pr);
     if (rc >= 0)
         progress_update(&pr, pr.total, pr.total, pr.total); /* the whole check done */
     progress_end(&pr);
-    if (is_rados(path))
+    if (cli_is_rados(path))
         rados_src_close(&rs);
     if (rc < 0) {
-        err("%s: cannot check: %s", path, strerror(-rc));
+        cli_err("%s: cannot check: %s", path, strerror(-rc));
         return 1;
     }
     char h1[32];
@@ -548,7 +358,7 @@ struct lslist {
 static int ls_cb(void *arg, const struct cow_file_info *fi)
 {
     struct lslist *l = arg;
-    struct lsent *nv = room_for_one(l->v, l->n, &l->cap, sizeof(*nv), &l->nomem);
+    struct lsent *nv = cli_room_for_one(l->v, l->n, &l->cap, sizeof(*nv), &l->nomem);
     if (!nv)
         return 1;
     l->v = nv;
@@ -573,7 +383,7 @@ static int lsent_cmp(const void *a, const void *b)
 static int cmd_ls(int argc, char **argv)
 {
     const char *path;
-    int n, rc = parse_args(argc, argv, NULL, NULL, &path, 1, &n);
+    int n, rc = cli_parse_args(argc, argv, NULL, NULL, &path, 1, &n);
     if (rc)
         return rc == 1 ? 0 : rc;
     cow_store *st = open_store(path);
@@ -583,10 +393,10 @@ static int cmd_ls(int argc, char **argv)
     rc = cow_list(st, ls_cb, &l);
     int ret = 0;
     if (rc != COW_OK) {
-        err("%s: %s", path, cow_store_last_error(st));
+        cli_err("%s: %s", path, cow_store_last_error(st));
         ret = 1;
     } else if (l.nomem) {
-        err("%s: out of memory", path);
+        cli_err("%s: out of memory", path);
         ret = 1;
     } else {
         if (l.n > 1)
@@ -643,7 +453,7 @@ struct subvols {
 static int subvols_cb(void *arg, const struct cow_subvol_info *si)
 {
     struct subvols *l = arg;
-    struct cow_subvol_info *nv = room_for_one(l->v, l->n, &l->cap, sizeof(*nv), &l->nomem);
+    struct cow_subvol_info *nv = cli_room_for_one(l->v, l->n, &l->cap, sizeof(*nv), &l->nomem);
     if (!nv)
         return 1;
     l->v = nv;
@@ -654,10 +464,10 @@ static int subvols_cb(void *arg, const struct cow_subvol_info *si)
 /* One row of df's second table. */
 static void df_usage_line(const char *kind, const struct cow_subvol_usage *u, const char *name)
 {
-    char h1[32], h2[32], q[PRINTABLE_MAX];
+    char h1[32], h2[32], q[CLI_PRINTABLE_MAX];
     printf("%-14s %16" PRIu64 "  %10s %16" PRIu64 "  %10s  %s\n", kind, u->exclusive_bytes,
            human(u->exclusive_bytes, h1, sizeof(h1)), u->shared_bytes,
-           human(u->shared_bytes, h2, sizeof(h2)), printable(name, q, sizeof(q)));
+           human(u->shared_bytes, h2, sizeof(h2)), cli_printable(name, q, sizeof(q)));
 }
 
 /*
@@ -673,16 +483,16 @@ static int df_usage(cow_store *st, const char *path)
     int ret = 1;
     int rc = cow_subvol_list(st, subvols_cb, &l);
     if (l.nomem) {
-        err("%s: out of memory", path);
+        cli_err("%s: out of memory", path);
         goto out;
     }
     if (rc != COW_OK) {
-        err("%s: listing snapshots and branches: %s", path, cow_store_last_error(st));
+        cli_err("%s: listing snapshots and branches: %s", path, cow_store_last_error(st));
         goto out;
     }
     rc = cow_subvol_usage(st, NULL, &u);
     if (rc != COW_OK) {
-        err("%s: space of the live database: %s", path, cow_store_last_error(st));
+        cli_err("%s: space of the live database: %s", path, cow_store_last_error(st));
         goto out;
     }
     printf("\n%-14s %16s  %10s %16s  %10s  %s\n", "KIND", "EXCLUSIVE", "", "SHARED", "", "NAME");
@@ -690,8 +500,8 @@ static int df_usage(cow_store *st, const char *path)
     for (size_t i = 0; i < l.n; i++) {
         rc = cow_subvol_usage(st, l.v[i].name, &u);
         if (rc != COW_OK) {
-            char q[PRINTABLE_MAX];
-            err("%s: space of %s: %s", path, printable(l.v[i].name, q, sizeof(q)),
+            char q[CLI_PRINTABLE_MAX];
+            cli_err("%s: space of %s: %s", path, cli_printable(l.v[i].name, q, sizeof(q)),
                 cow_store_last_error(st));
             goto out;
         }
@@ -707,7 +517,7 @@ out:
 static int cmd_df(int argc, char **argv)
 {
     const char *path;
-    int n, rc = parse_args(argc, argv, NULL, NULL, &path, 1, &n);
+    int n, rc = cli_parse_args(argc, argv, NULL, NULL, &path, 1, &n);
     if (rc)
         return rc == 1 ? 0 : rc;
     cow_store *st = open_store(path);
@@ -717,7 +527,7 @@ static int cmd_df(int argc, char **argv)
     rc = cow_store_df(st, &df);
     int ret = 0;
     if (rc != COW_OK) {
-        err("%s: %s", path, cow_store_last_error(st));
+        cli_err("%s: %s", path, cow_store_last_error(st));
         ret = 1;
     } else {
         printf("%-14s %16s  %10s\n", "", "BYTES", "");
@@ -794,7 +604,7 @@ static int cmd_balance(int argc, char **argv)
     static const char *const opts[] = {"--usage=", NULL};
     const char *vals[1] = {0};
     const char *path;
-    int n, rc = parse_args(argc, argv, opts, vals, &path, 1, &n);
+    int n, rc = cli_parse_args(argc, argv, opts, vals, &path, 1, &n);
     if (rc)
         return rc == 1 ? 0 : rc;
     unsigned usage = COW_BALANCE_DEFAULT_USAGE;
@@ -802,7 +612,7 @@ static int cmd_balance(int argc, char **argv)
         const char *v = vals[0];
         size_t len = strspn(v, "0123456789");
         if (len == 0 || len > 3 || v[len] || atoi(v) > 100)
-            return bad_usage("--usage needs a percent, 0 to 100: '%s'", v);
+            return cli_bad_usage("--usage needs a percent, 0 to 100: '%s'", v);
         usage = (unsigned)atoi(v);
     }
     cow_store *st = open_store_flags(path, 0);
@@ -827,7 +637,7 @@ static int cmd_balance(int argc, char **argv)
     progress_end(&b.pr);
     int ret = 0;
     if (rc != COW_OK) {
-        err("%s: %s", path, cow_store_last_error(st));
+        cli_err("%s: %s", path, cow_store_last_error(st));
         ret = 1;
     } else {
         char h1[32], h2[32], h3[32];
@@ -868,7 +678,7 @@ static int cmd_dump(int argc, char **argv)
     static const char *const opts[] = {"--block=", "--hex", NULL};
     const char *vals[2] = {0};
     const char *path;
-    int n, rc = parse_args(argc, argv, opts, vals, &path, 1, &n);
+    int n, rc = cli_parse_args(argc, argv, opts, vals, &path, 1, &n);
     if (rc)
         return rc == 1 ? 0 : rc;
     uint64_t bytenr = UINT64_MAX;
@@ -878,14 +688,14 @@ static int cmd_dump(int argc, char **argv)
         unsigned long long v = strtoull(vals[0], &end, 0);
         if (errno || end == vals[0] || *end || vals[0][0] == '-' || v % 4096 ||
             v == UINT64_MAX)
-            return bad_usage("--block needs a byte address, a multiple of 4096: '%s'", vals[0]);
+            return cli_bad_usage("--block needs a byte address, a multiple of 4096: '%s'", vals[0]);
         bytenr = v;
     }
-    if (check_readable(path))
+    if (cli_check_readable(path))
         return 1;
     unsigned dflags = vals[1] ? COW_DUMP_HEX : 0;
     struct ctl_rados_src rs;
-    if (is_rados(path)) {
+    if (cli_is_rados(path)) {
         if (rados_src_open(path, &rs))
             return 1;
         rc = cow_dump_src(&rs.src, dflags, bytenr, stdout);
@@ -894,11 +704,11 @@ static int cmd_dump(int argc, char **argv)
         rc = cow_dump(path, dflags, bytenr, stdout);
     }
     if (fflush(stdout) != 0) {
-        err("writing the dump: %s", strerror(errno));
+        cli_err("writing the dump: %s", strerror(errno));
         return 1;
     }
     if (rc < 0) {
-        err("%s: %s", path, strerror(-rc));
+        cli_err("%s: %s", path, strerror(-rc));
         return 1;
     }
     return 0;
@@ -924,9 +734,9 @@ static int create_new(const char *path)
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         if (errno == EEXIST)
-            err("%s exists; refusing to overwrite it", path);
+            cli_err("%s exists; refusing to overwrite it", path);
         else
-            err("%s: %s", path, strerror(errno));
+            cli_err("%s: %s", path, strerror(errno));
         return 1;
     }
     close(fd);
@@ -955,24 +765,24 @@ static int copy_db(const char *what, const char *src_path, const char *src_vfs,
 
     rc = sqlite3_open_v2(src_path, &src, SQLITE_OPEN_READONLY, src_vfs);
     if (rc != SQLITE_OK) {
-        err("%s: %s", src_path, src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
+        cli_err("%s: %s", src_path, src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
         goto out;
     }
     /* Never write the source, not even a checkpoint when it closes. */
     sqlite3_db_config(src, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
     rc = sqlite3_exec(src, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        err("%s: %s", src_path, sqlite3_errmsg(src));
+        cli_err("%s: %s", src_path, sqlite3_errmsg(src));
         goto out;
     }
     rc = sqlite3_open_v2(dst_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, dst_vfs);
     if (rc != SQLITE_OK) {
-        err("%s: %s", dst_path, dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
+        cli_err("%s: %s", dst_path, dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
         goto out;
     }
     bk = sqlite3_backup_init(dst, "main", src, "main");
     if (!bk) {
-        err("%s: %s", dst_path, sqlite3_errmsg(dst));
+        cli_err("%s: %s", dst_path, sqlite3_errmsg(dst));
         goto out;
     }
     int page = 0;
@@ -997,7 +807,7 @@ static int copy_db(const char *what, const char *src_path, const char *src_vfs,
     bk = NULL;
     if (rc != SQLITE_DONE || frc != SQLITE_OK) {
         int e = rc != SQLITE_DONE ? rc : frc;
-        err("copying %s to %s: %s (%s)", src_path, dst_path, sqlite3_errstr(e),
+        cli_err("copying %s to %s: %s (%s)", src_path, dst_path, sqlite3_errstr(e),
             sqlite3_errmsg(dst));
         goto out;
     }
@@ -1006,7 +816,7 @@ static int copy_db(const char *what, const char *src_path, const char *src_vfs,
     if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         const unsigned char *t = sqlite3_column_text(q, 0);
         if (!t || strcmp((const char *)t, "ok") != 0) {
-            err("%s: the copy fails PRAGMA quick_check: %s", dst_path, t ? (const char *)t : "?");
+            cli_err("%s: the copy fails PRAGMA quick_check: %s", dst_path, t ? (const char *)t : "?");
             sqlite3_finalize(q);
             goto out;
         }
@@ -1014,7 +824,7 @@ static int copy_db(const char *what, const char *src_path, const char *src_vfs,
     }
     sqlite3_finalize(q);
     if (rc != SQLITE_OK) {
-        err("%s: PRAGMA quick_check: %s", dst_path, sqlite3_errmsg(dst));
+        cli_err("%s: PRAGMA quick_check: %s", dst_path, sqlite3_errmsg(dst));
         goto out;
     }
     ret = 0;
@@ -1022,7 +832,7 @@ out:
     if (bk)
         sqlite3_backup_finish(bk);
     if (dst && sqlite3_close(dst) != SQLITE_OK && ret == 0) {
-        err("%s: closing: %s", dst_path, sqlite3_errmsg(dst));
+        cli_err("%s: closing: %s", dst_path, sqlite3_errmsg(dst));
         ret = 1;
     }
     if (src)
@@ -1040,13 +850,13 @@ static const char *source_vfs(const char *path)
     char b[16];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        err("%s: %s", path, strerror(errno));
+        cli_err("%s: %s", path, strerror(errno));
         return NULL;
     }
     ssize_t got = read(fd, b, sizeof b);
     close(fd);
     if (got < 0) {
-        err("%s: %s", path, strerror(errno));
+        cli_err("%s: %s", path, strerror(errno));
         return NULL;
     }
     return got == 0 || (got == (ssize_t)sizeof b && !memcmp(b, hdr, sizeof b)) ? "unix"
@@ -1056,19 +866,19 @@ static const char *source_vfs(const char *path)
 static int cmd_import(int argc, char **argv)
 {
     const char *ops[2];
-    int n, rc = parse_args(argc, argv, NULL, NULL, ops, 2, &n);
+    int n, rc = cli_parse_args(argc, argv, NULL, NULL, ops, 2, &n);
     if (rc)
         return rc == 1 ? 0 : rc;
     const char *plain = ops[0], *app = ops[1];
-    if (check_readable(plain))
+    if (cli_check_readable(plain))
         return 1;
     const char *src_vfs = source_vfs(plain);
     if (!src_vfs)
         return 1;
-    if (is_rados(app) ? rados_create_new(app) : create_new(app))
+    if (cli_is_rados(app) ? rados_create_new(app) : create_new(app))
         return 1;
     if (copy_db("import", plain, src_vfs, app, container_vfs(app))) {
-        if (is_rados(app))
+        if (cli_is_rados(app))
             rados_remove(app);
         else
             unlink(app);
@@ -1093,24 +903,24 @@ static int cmd_export(int argc, char **argv)
     const char *ops[2];
     static const char *const opts[] = {"--container", NULL};
     const char *vals[1] = {NULL};
-    int n, rc = parse_args(argc, argv, opts, vals, ops, 2, &n);
+    int n, rc = cli_parse_args(argc, argv, opts, vals, ops, 2, &n);
     if (rc)
         return rc == 1 ? 0 : rc;
     const char *app = ops[0], *plain = ops[1];
     const char *dst_vfs = vals[0] ? COWVFS_NAME : "unix";
-    if (check_readable(app))
+    if (cli_check_readable(app))
         return 1;
     /* A stale journal or WAL beside PLAIN.db would be applied to the copy. */
     static const char *const sfx[] = {"-wal", "-journal", "-shm"};
     for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
         char *p = sqlite3_mprintf("%s%s", plain, sfx[i]);
         if (!p) {
-            err("out of memory");
+            cli_err("out of memory");
             return 1;
         }
         int ex = exists(p);
         if (ex)
-            err("%s exists; refusing to create %s beside it", p, plain);
+            cli_err("%s exists; refusing to create %s beside it", p, plain);
         sqlite3_free(p);
         if (ex)
             return 1;
@@ -1152,9 +962,9 @@ static void api_error(const char *path, int rc, const char *msg)
 {
     const char *why = msg ? msg : sqlite3_errstr(rc);
     if (rc == SQLITE_BUSY)
-        err("%s: the container is in use by another process (%s)", path, why);
+        cli_err("%s: the container is in use by another process (%s)", path, why);
     else
-        err("%s: %s", path, why);
+        cli_err("%s: %s", path, why);
 }
 
 /* The end of a command that made one cowvfs_container_* call on PATH: reports
@@ -1174,13 +984,13 @@ static int make_copy(int argc, char **argv, int kind)
     static const char *const opts[] = {"--from=", NULL};
     const char *vals[1] = {0};
     const char *ops[2];
-    int n, rc = parse_args(argc, argv, opts, vals, ops, 2, &n);
+    int n, rc = cli_parse_args(argc, argv, opts, vals, ops, 2, &n);
     if (rc)
         return rc == 1 ? 0 : rc;
     const char *path = ops[0], *name = ops[1], *source = vals[0];
     if (source && !source[0])
-        return bad_usage("--from needs the name of a snapshot or branch");
-    if (check_readable(path))
+        return cli_bad_usage("--from needs the name of a snapshot or branch");
+    if (cli_check_readable(path))
         return 1;
     char *msg = NULL;
     if (kind == COWVFS_SNAPSHOT)
@@ -1230,13 +1040,13 @@ static int cmd_restore(int argc, char **argv)
     static const char *const opts[] = {"--into=", NULL};
     const char *vals[1] = {0};
     const char *ops[2];
-    int n, rc = parse_args(argc, argv, opts, vals, ops, 2, &n);
+    int n, rc = cli_parse_args(argc, argv, opts, vals, ops, 2, &n);
     if (rc)
         return rc == 1 ? 0 : rc;
     const char *path = ops[0], *name = ops[1], *target = vals[0];
     if (target && !target[0])
-        return bad_usage("--into needs the name of a branch");
-    if (check_readable(path))
+        return cli_bad_usage("--into needs the name of a branch");
+    if (cli_check_readable(path))
         return 1;
     char *msg = NULL;
     rc = cowvfs_container_restore(path, target, name, &msg);
@@ -1256,11 +1066,11 @@ static const char help_restore[] =
 static int cmd_delete(int argc, char **argv)
 {
     const char *ops[2];
-    int n, rc = parse_args(argc, argv, NULL, NULL, ops, 2, &n);
+    int n, rc = cli_parse_args(argc, argv, NULL, NULL, ops, 2, &n);
     if (rc)
         return rc == 1 ? 0 : rc;
     const char *path = ops[0], *name = ops[1];
-    if (check_readable(path))
+    if (cli_check_readable(path))
         return 1;
     char *msg = NULL;
     rc = cowvfs_container_delete(path, name, &msg);
@@ -1290,7 +1100,7 @@ struct listing {
 static int list_cb(void *arg, const cowvfs_subvol_info *si)
 {
     struct listing *l = arg;
-    struct listent *nv = room_for_one(l->v, l->n, &l->cap, sizeof(*nv), &l->nomem);
+    struct listent *nv = cli_room_for_one(l->v, l->n, &l->cap, sizeof(*nv), &l->nomem);
     if (!nv)
         return 1;
     l->v = nv;
@@ -1324,30 +1134,30 @@ static const char *utc_time(long long ms, char *buf, size_t len)
 static int cmd_list(int argc, char **argv)
 {
     const char *path;
-    int n, rc = parse_args(argc, argv, NULL, NULL, &path, 1, &n);
+    int n, rc = cli_parse_args(argc, argv, NULL, NULL, &path, 1, &n);
     if (rc)
         return rc == 1 ? 0 : rc;
-    if (check_readable(path))
+    if (cli_check_readable(path))
         return 1;
     struct listing l = {0};
     char *msg = NULL;
     int ret = 1;
     rc = cowvfs_container_list(path, list_cb, &l, &msg);
     if (l.nomem) {
-        err("%s: out of memory", path);
+        cli_err("%s: out of memory", path);
         goto out;
     }
     if (rc != SQLITE_OK) {
         api_error(path, rc, msg);
         goto out;
     }
-    char q[PRINTABLE_MAX], t[32];
+    char q[CLI_PRINTABLE_MAX], t[32];
     int wname = columns("NAME"), wsource = columns("SOURCE");
     for (size_t i = 0; i < l.n; i++) {
-        int w = columns(printable(l.v[i].name, q, sizeof(q)));
+        int w = columns(cli_printable(l.v[i].name, q, sizeof(q)));
         if (w > wname)
             wname = w;
-        w = l.v[i].source ? columns(printable(l.v[i].source, q, sizeof(q))) : 1;
+        w = l.v[i].source ? columns(cli_printable(l.v[i].source, q, sizeof(q))) : 1;
         if (w > wsource)
             wsource = w;
     }
@@ -1357,10 +1167,10 @@ static int cmd_list(int argc, char **argv)
     printf("  %14s  %14s\n", "EXCLUSIVE", "SHARED");
     for (size_t i = 0; i < l.n; i++) {
         const struct listent *e = &l.v[i];
-        print_left(printable(e->name, q, sizeof(q)), wname);
+        print_left(cli_printable(e->name, q, sizeof(q)), wname);
         printf("  %-8s  %-20s  ", e->snapshot ? "snapshot" : "branch",
                utc_time(e->created_ms, t, sizeof(t)));
-        print_left(e->source ? printable(e->source, q, sizeof(q)) : "-", wsource);
+        print_left(e->source ? cli_printable(e->source, q, sizeof(q)) : "-", wsource);
         printf("  %14lld  %14lld\n", e->exclusive, e->shared);
     }
     ret = 0;
@@ -1390,7 +1200,7 @@ static const char help_list[] =
 /* main                                                                */
 /* ------------------------------------------------------------------ */
 
-static const struct command commands[] = {
+static const struct cli_command commands[] = {
     {"fsck", cmd_fsck, "[--no-data] [-v] [-q] PATH", help_fsck},
     {"ls", cmd_ls, "PATH", help_ls},
     {"df", cmd_df, "PATH", help_df},
@@ -1405,7 +1215,7 @@ static const struct command commands[] = {
     {"list", cmd_list, "PATH", help_list},
 };
 
-static const struct command *find_command(const char *name)
+static const struct cli_command *find_command(const char *name)
 {
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (!strcmp(commands[i].name, name))
@@ -1439,12 +1249,12 @@ static int rados_args(int argc, char **argv, int *pargc, char ***pargv)
 {
 #ifdef COWCTL_RADOS
     if (argc < 4)
-        return bad_usage("--rados needs POOL/NAME and a command");
+        return cli_bad_usage("--rados needs POOL/NAME and a command");
     if (argv[2][0] == '-')
-        return bad_usage("--rados needs POOL/NAME, not '%s'", argv[2]);
+        return cli_bad_usage("--rados needs POOL/NAME, not '%s'", argv[2]);
     char **v = calloc((size_t)argc, sizeof *v);
     if (!v) {
-        err("out of memory");
+        cli_err("out of memory");
         return 1;
     }
     int n = 0, import = strcmp(argv[3], "import") == 0;
@@ -1456,7 +1266,7 @@ static int rados_args(int argc, char **argv, int *pargc, char ***pargv)
         v[n++] = argv[i];
     if (import)
         v[n++] = argv[2];
-    rados_spec = argv[2];
+    cli_set_rados(argv[2]);
     *pargc = n;
     *pargv = v;
     return 0;
@@ -1479,7 +1289,7 @@ int main(int argc, char **argv)
         main_help(stderr);
         return 2;
     }
-    if (is_help(argv[1]) || !strcmp(argv[1], "help")) {
+    if (cli_is_help(argv[1]) || !strcmp(argv[1], "help")) {
         main_help(stdout);
         return 0;
     }
@@ -1487,20 +1297,20 @@ int main(int argc, char **argv)
         printf("cowctl %s (SQLite %s)\n", COWVFS_VERSION, sqlite3_libversion());
         return 0;
     }
-    const struct command *c = find_command(argv[1]);
+    const struct cli_command *c = find_command(argv[1]);
     if (!c) {
         fprintf(stderr, "cowctl: unknown command '%s'\n", argv[1]);
         fprintf(stderr, "usage: cowctl COMMAND ARGS (cowctl --help lists the commands)\n");
         return 2;
     }
-    cmd = c->name;
+    cli_set_command(c);
     int rc = cowvfs_register(0);
 #ifdef COWCTL_RADOS
-    if (rc == SQLITE_OK && rados_spec)
+    if (rc == SQLITE_OK && cli_rados())
         rc = cowvfs_rados_register();
 #endif
     if (rc != SQLITE_OK) {
-        err("cannot register the cow VFS: %s", sqlite3_errstr(rc));
+        cli_err("cannot register the cow VFS: %s", sqlite3_errstr(rc));
         return 1;
     }
     return c->run(argc - 2, argv + 2);
