@@ -160,7 +160,7 @@ $(BUILD)/cowvfs_rados.so: $(EXT_OBJ) $(OBJDIR)/store/bdev_rados.o $(EOBJDIR)/vfs
 
 # cowctl: tools/cowctl.c (main and the commands that look into a container)
 # and its modules (tools/ctl_*.c, tools/progress.c), with tools/fsck/.
-COWCTL_SRC := tools/cowctl.c tools/ctl_cli.c tools/ctl_copy.c tools/progress.c
+COWCTL_SRC := tools/cowctl.c tools/ctl_cli.c tools/ctl_copy.c tools/ctl_snap.c tools/progress.c
 # cowctl --rados: with librados, cowctl holds the RADOS device and VFS too
 # (tools/ctl_rados.c, -DCOWCTL_RADOS in cowctl's objects in build/obj/tools).
 ifeq ($(HAVE_RADOS),1)
