@@ -488,8 +488,8 @@ int xproc_yield_locked(cow_store *st)
         /* from now on a view of what it published; pinned only if
          * something of this process reads (not after xproc_unpin: an idle
          * process's next read refreshes first) */
-        int idle = __atomic_load_n(&st->unpinned, __ATOMIC_ACQUIRE) &&
-                   __atomic_load_n(&st->view_users, __ATOMIC_ACQUIRE) == 0;
+        int idle = __atomic_load_n(&st->unpinned, __ATOMIC_SEQ_CST) &&
+                   __atomic_load_n(&st->view_users, __ATOMIC_SEQ_CST) == 0;
         shared_lock(st->shared);
         shared_pin(st->shared, idle ? 0 : st->generation);
         /* its map is of this generation, with everything journalled up to
@@ -580,15 +580,26 @@ void xproc_unpin(cow_store *st)
 {
     if (!st->shared)
         return;
+    if (__atomic_load_n(&st->unpinned, __ATOMIC_ACQUIRE))
+        return; /* already: the lock is not needed to say so again */
     LOCK(st);
     /* the next refresh compares the publication with what this process
      * loaded: a commit since (the only thing that releases space) makes
-     * it reload before reading; a read in progress keeps the pin */
-    if (__atomic_load_n(&st->view_users, __ATOMIC_ACQUIRE) == 0) {
+     * it reload before reading; a read in progress keeps the pin.  The
+     * flag is raised before the reads are counted, and a read counts
+     * itself before it looks at the flag (xproc_view_begin, without this
+     * lock; both sequentially consistent): either this sees the read, or
+     * the read sees the flag and refreshes (pinning again, under this
+     * lock, after this unpin) */
+    int was = __atomic_exchange_n(&st->unpinned, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&st->view_users, __ATOMIC_SEQ_CST) == 0) {
         /* the owner has no pin; the flag tells its yield not to take one */
         if (!shared_is_owner(st->shared))
             shared_pin(st->shared, 0);
-        __atomic_store_n(&st->unpinned, 1, __ATOMIC_RELEASE);
+    } else if (!was) {
+        /* a read runs: still pinned (a read that saw the flag meanwhile
+         * refreshes, which costs it a look at the publication only) */
+        __atomic_store_n(&st->unpinned, 0, __ATOMIC_SEQ_CST);
     }
     UNLOCK(st);
 }
@@ -597,10 +608,10 @@ int xproc_view_begin(cow_store *st)
 {
     if (!st->shared)
         return COW_OK;
-    LOCK(st); /* against xproc_unpin: it sees this read, or this sees it */
-    __atomic_add_fetch(&st->view_users, 1, __ATOMIC_ACQ_REL);
-    int unpinned = __atomic_load_n(&st->unpinned, __ATOMIC_ACQUIRE);
-    UNLOCK(st);
+    /* against xproc_unpin, without store->lock (readers would queue on
+     * it): counted first, then the flag (see xproc_unpin) */
+    __atomic_add_fetch(&st->view_users, 1, __ATOMIC_SEQ_CST);
+    int unpinned = __atomic_load_n(&st->unpinned, __ATOMIC_SEQ_CST);
     int rc = unpinned ? xproc_refresh(st) : COW_OK;
     if (rc)
         xproc_view_end(st);

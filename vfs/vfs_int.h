@@ -125,7 +125,8 @@ struct cowContainer {
                             * cowvfsMirrorCollect, or NULL */
     int nReading;          /* connections of the process that may read the
                             * container now (cowvfsReadBegin): at 0 its
-                            * generation is unpinned */
+                            * generation is unpinned.  Atomic access; its
+                            * moves between 0 and 1 under the mutex */
 
     /* Atomic (cowvfsStoreStale, cowvfsStoreCatchUp): */
     sqlite3_uint64 staleSeq; /* WAL locks taken that ask for a refresh */
@@ -261,8 +262,9 @@ int cowvfsStoreRefresh(cowInode *pInode);
  * connection (a shell left open) does not keep the owner from reusing
  * what it freed since.  Whatever reads the store later refreshes first
  * (the lock's refresh, or the store's own, store/xproc.h
- * xproc_view_begin).  Both take pCont->mutex (and, inside it, the store's
- * lock).
+ * xproc_view_begin).  Only the count's moves between 0 and 1 take
+ * pCont->mutex (and, inside it, the store's lock, for the unpin); the
+ * others are one atomic step, so that busy connections do not queue on it.
  */
 void cowvfsReadBegin(cowContainer *pCont);
 void cowvfsReadEnd(cowContainer *pCont);

@@ -170,18 +170,38 @@ int cowvfsStoreCatchUp(cowInode *pInode)
     return SQLITE_OK;
 }
 
+/* Adds DELTA (+1 or -1) to *PN unless that takes it from or to 0; 1 if
+ * it did.  Only the count's moves between 0 and 1 need pCont->mutex. */
+static int readCountStep(int *pN, int delta)
+{
+    int n = __atomic_load_n(pN, __ATOMIC_RELAXED);
+    while (n > 0 && n + delta > 0)
+        if (__atomic_compare_exchange_n(pN, &n, n + delta, 1, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED))
+            return 1;
+    return 0;
+}
+
 void cowvfsReadBegin(cowContainer *pCont)
 {
+    if (readCountStep(&pCont->nReading, 1))
+        return; /* another connection reads: the process stays pinned */
     cowvfsMutexEnter(&pCont->mutex);
-    pCont->nReading++;
+    __atomic_add_fetch(&pCont->nReading, 1, __ATOMIC_ACQ_REL);
     cowvfsMutexLeave(&pCont->mutex);
 }
 
 void cowvfsReadEnd(cowContainer *pCont)
 {
+    if (readCountStep(&pCont->nReading, -1))
+        return; /* not the last one */
     cowvfsMutexEnter(&pCont->mutex);
-    assert(pCont->nReading > 0);
-    if (--pCont->nReading == 0)
+    assert(__atomic_load_n(&pCont->nReading, __ATOMIC_RELAXED) > 0);
+    /* the last one, unless a connection began meanwhile (without the
+     * mutex: the count was above 0); from 1 to 0 only under the mutex,
+     * so a connection that finds 0 waits here for the unpin and refreshes
+     * after it */
+    if (__atomic_sub_fetch(&pCont->nReading, 1, __ATOMIC_ACQ_REL) == 0)
         cow_store_unpin(pCont->pStore);
     cowvfsMutexLeave(&pCont->mutex);
 }

@@ -587,10 +587,14 @@ out:
 }
 
 /*
- * xShmBarrier: a full memory barrier, plus a pass through the inode's
- * mutex as unixShmBarrier does, so that WAL-index writes made before it are
- * seen by any connection that reads after it, in this process or another
- * (the regions are MAP_SHARED).  Before that the store is announced
+ * xShmBarrier: a full memory barrier (a locked instruction on x86, a dmb
+ * on ARM), so that WAL-index writes made before it are seen by any
+ * connection that reads after it, in this process or another (the regions
+ * are MAP_SHARED, one set of physical pages).  unixShmBarrier also passes
+ * through a mutex (SQLite's static VFS1 mutex) for compilers without a
+ * barrier builtin; GCC and clang have __sync_synchronize, and a pass
+ * through the inode's mutex made every reader's barrier queue behind the
+ * lock requests of every connection.  Before that the store is announced
  * (cow_store_announce): SQLite writes WAL frames before the WAL-index
  * header it writes between two barriers, and a reader in another process
  * reads the frames only after that header, so its refresh (at its first
@@ -601,14 +605,14 @@ void cowvfsShmBarrier(sqlite3_file *pFile)
 {
     cowFile *p = (cowFile *)pFile;
 
-    __sync_synchronize();
     /* a header written now names frames the others have not been given
      * yet: they wait for the publication that ends the transaction
      * (cowvfsCommitTxn at the write lock's release) */
     if (!p->pInode->bReadonly)
         cow_store_announce(p->pInode->pStore);
-    cowvfsMutexEnter(&p->pInode->mutex);
-    cowvfsMutexLeave(&p->pInode->mutex);
+    /* after the announcement too: a header written after this barrier is
+     * never seen before it */
+    __sync_synchronize();
 }
 
 /*
