@@ -36,7 +36,9 @@
  *
  * Printed per cell: transactions per second and reads per second on each
  * VFS (the sums over the workers of their counts over their own running
- * time) and cow's ratio to unix's (the issue's target: at least
+ * time; with --repeat N, the medians of N runs per VFS, A then B, then B
+ * then A, and so on: a single cell varies by up to 2x between runs on a
+ * busy or small machine) and cow's ratio to unix's (the issue's target: at least
  * CONC_TARGET in every column: "met" or "missed"), and any SQLITE_BUSY
  * retries; with -v also the writers' CPU time per transaction (their
  * threads' CPU clocks) and the share of their running time they were on a
@@ -271,6 +273,8 @@ static void *conc_thread_main(void *arg)
 {
     struct conc_thread *w = arg;
     struct conc_conn c;
+    /* for perf report --comm */
+    pthread_setname_np(pthread_self(), w->job.writer ? "conc-writer" : "conc-reader");
     int rc = conc_open(&w->job, &c);
     /* the barrier is waited at even after a failed open, so that the
      * others do not wait forever; they run and are counted, and the cell
@@ -612,22 +616,35 @@ int conc_table(const char *const vfs[2])
     static const int ns[] = { 1, 2, 4, 8 };
     char path[2][4200];
     long long rows[2] = { 0, 0 }, busy[2] = { 0, 0 };
-    int cell = 0;
+    int cell = 0, rc = -1;
+    double *txn_rates[2] = { NULL, NULL }, *read_rates[2] = { NULL, NULL };
+
+    for (int w = 0; w < 2; w++) {
+        txn_rates[w] = calloc((size_t)opt.repeat, sizeof(double));
+        read_rates[w] = calloc((size_t)opt.repeat, sizeof(double));
+        if (!txn_rates[w] || !read_rates[w]) {
+            fprintf(stderr, "bench: conc: out of memory\n");
+            failed = 1;
+            goto fail;
+        }
+    }
 
     for (int w = 0; w < 2; w++) {
         db_path(path[w], sizeof path[w], "conc", w);
         if (conc_fill(path[w], vfs[w]) != 0) {
             fprintf(stderr, "bench: conc: filling the table on %s failed\n", vfs[w]);
             failed = 1;
-            return -1;
+            goto fail;
         }
     }
     printf("conc: N workers on one database (WAL, busy_timeout %d ms, %d rows), %g s a "
            "cell;\nhalf of them (at least one) commit write transactions, the others read "
            "rows by\nprimary key: NORMAL, FULL: one UPDATE per transaction (synchronous=NORMAL,"
            "\nFULL); batch: %d UPDATEs per transaction (NORMAL); thr: N threads, proc: N\n"
-           "processes; target: %s at least %.1fx %s in both columns\n\n",
-           CONC_BUSY_MS, CONC_ROWS, opt.sz.conc_secs, CONC_BATCH, vfs[1], CONC_TARGET, vfs[0]);
+           "processes; target: %s at least %.1fx %s in both columns%s\n\n",
+           CONC_BUSY_MS, CONC_ROWS, opt.sz.conc_secs, CONC_BATCH, vfs[1], CONC_TARGET, vfs[0],
+           opt.repeat > 1 ? ";\nthe medians of --repeat runs of each cell, in alternating order"
+                          : "");
     char h[7][64];
     snprintf(h[0], sizeof h[0], "%s txn/s", vfs[0]);
     snprintf(h[1], sizeof h[1], "%s txn/s", vfs[1]);
@@ -648,21 +665,39 @@ int conc_table(const char *const vfs[2])
                 if (opt.conc_cell && strcmp(opt.conc_cell, name) != 0)
                     continue;
                 memset(s, 0, sizeof s);
-                for (int w = 0; w < 2; w++) {
-                    struct conc_job j[CONC_MAXN];
-                    for (int i = 0; i < n; i++)
-                        j[i] = (struct conc_job){ path[w], vfs[w], i < (n + 1) / 2,
-                                                  (enum conc_kind)k,
-                                                  0x636f6e63ULL * 1000 + (uint64_t)cell * 16 + i,
-                                                  opt.sz.conc_secs };
-                    if ((procs ? conc_procs : conc_threads)(j, n, &s[w]) != 0) {
-                        fprintf(stderr, "bench: conc: %s %d %s failed on %s\n",
-                                procs ? "proc" : "thr", n, kind_name[k], vfs[w]);
-                        failed = 1;
-                        return -1;
+                /* --repeat N: the cell N times, A then B, then B then A,
+                 * and so on; the medians of the rates, the sums of the
+                 * rest */
+                for (int r = 0; r < opt.repeat; r++)
+                    for (int o = 0; o < 2; o++) {
+                        int w = r % 2 ? 1 - o : o;
+                        struct conc_job j[CONC_MAXN];
+                        struct conc_count one;
+                        for (int i = 0; i < n; i++)
+                            j[i] = (struct conc_job){ path[w], vfs[w], i < (n + 1) / 2,
+                                                      (enum conc_kind)k,
+                                                      0x636f6e63ULL * 1000 +
+                                                          (uint64_t)(cell * opt.repeat + r) * 16 + i,
+                                                      opt.sz.conc_secs };
+                        memset(&one, 0, sizeof one);
+                        if ((procs ? conc_procs : conc_threads)(j, n, &one) != 0) {
+                            fprintf(stderr, "bench: conc: %s %d %s failed on %s\n",
+                                    procs ? "proc" : "thr", n, kind_name[k], vfs[w]);
+                            failed = 1;
+                            goto fail;
+                        }
+                        txn_rates[w][r] = one.txn_rate;
+                        read_rates[w][r] = one.read_rate;
+                        s[w].txns += one.txns;
+                        s[w].reads += one.reads;
+                        s[w].wcpu += one.wcpu;
+                        s[w].wsecs += one.wsecs;
+                        rows[w] += one.rows;
+                        busy[w] += one.busy;
                     }
-                    rows[w] += s[w].rows;
-                    busy[w] += s[w].busy;
+                for (int w = 0; w < 2; w++) {
+                    s[w].txn_rate = median(txn_rates[w], opt.repeat);
+                    s[w].read_rate = median(read_rates[w], opt.repeat);
                 }
                 conc_row(name, vfs, s);
                 fflush(stdout);
@@ -671,6 +706,12 @@ int conc_table(const char *const vfs[2])
            busy[0], vfs[1], busy[1]);
     for (int w = 0; w < 2; w++)
         if (conc_verify(path[w], vfs[w], rows[w]) != 0)
-            return -1;
-    return 0;
+            goto fail;
+    rc = 0;
+fail:
+    for (int w = 0; w < 2; w++) {
+        free(txn_rates[w]);
+        free(read_rates[w]);
+    }
+    return rc;
 }
