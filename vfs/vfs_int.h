@@ -128,6 +128,9 @@ struct cowContainer {
                             * generation is unpinned.  Atomic access; its
                             * moves between 0 and 1 under the mutex */
 
+    unsigned truncSeq;     /* atomic: xTruncates of any file of the
+                            * container by this process (cowWalGrow) */
+
     /* Atomic (cowvfsStoreStale, cowvfsStoreCatchUp): */
     sqlite3_uint64 staleSeq; /* WAL locks taken that ask for a refresh */
     sqlite3_uint64 freshSeq; /* staleSeq as a completed refresh began */
@@ -201,6 +204,10 @@ struct cowFile {
     cowShm *pShm;          /* the WAL-index attachment, or NULL */
     int bReadPin;          /* counted in pCont->nReading for a SHARED lock
                             * outside WAL mode (cowvfsReadBegin) */
+    sqlite3_int64 iGrown;  /* a nodatacow WAL: it was at least this long
+                            * (bytes) when pCont->truncSeq was iGrownSeq
+                            * (cowWalGrow); 0: not known */
+    unsigned iGrownSeq;
     cowFile *pNextDb;      /* main databases: next in pInode->pFiles;
                             * protected by pInode->mutex */
 };

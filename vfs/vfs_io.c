@@ -566,7 +566,16 @@ static int cowWalGrow(cowFile *p, sqlite3_int64 iEnd)
 {
     uint64_t size = 0, step, end;
     int yes = 0;
-    int crc = cow_file_size(p->pCf, &size);
+    unsigned seq = __atomic_load_n(&p->pInode->pCont->truncSeq, __ATOMIC_ACQUIRE);
+    int crc;
+
+    /* inside what this handle saw or grew, with no truncate since in this
+     * process: nothing to do, without the store's lock (a WAL truncated
+     * by another process meanwhile grows through the page cache up to
+     * there, as any file: only its chunking is missed) */
+    if (iEnd <= p->iGrown && seq == p->iGrownSeq)
+        return SQLITE_OK;
+    crc = cow_file_size(p->pCf, &size);
 
     /* a restore rebinds the handle to the WAL of the restored tree, which
      * may be a file without the flag: that one grows as any other */
@@ -579,6 +588,12 @@ static int cowWalGrow(cowFile *p, sqlite3_int64 iEnd)
         end = size + step > (uint64_t)iEnd ? size + step : (uint64_t)iEnd;
         end = (end + COWVFS_SECTOR_SIZE - 1) / COWVFS_SECTOR_SIZE * COWVFS_SECTOR_SIZE;
         crc = cow_file_grow(p->pCf, end);
+        if (crc == COW_OK)
+            size = end;
+    }
+    if (crc == COW_OK && yes && size <= INT64_MAX) {
+        p->iGrown = (sqlite3_int64)size;
+        p->iGrownSeq = seq;
     }
     return crc == COW_OK ? SQLITE_OK : cowIoError(p, crc, "write (growing the WAL)", iEnd);
 }
@@ -662,6 +677,9 @@ static int cowTruncate(sqlite3_file *pFile, sqlite3_int64 size)
         goto out;
     }
     crc = cow_file_truncate(p->pCf, (uint64_t)size);
+    /* after (failed or not): a WAL's next write looks at its size again,
+     * in every handle of the process (cowWalGrow) */
+    __atomic_add_fetch(&p->pInode->pCont->truncSeq, 1, __ATOMIC_ACQ_REL);
     if (crc != COW_OK) {
         rc = cowIoError(p, crc, "truncate", size);
         goto out;
