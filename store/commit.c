@@ -697,7 +697,7 @@ int commit_transaction(cow_store *st, int flush)
         rc = store_flush(st);
     if (rc) {
         /* The new superblock may or may not be on disk: no way back. */
-        st->failed = 1;
+        __atomic_store_n(&st->failed, 1, __ATOMIC_RELEASE);
         return rc;
     }
     st->last_slot = slot;
@@ -731,7 +731,7 @@ int commit_transaction(cow_store *st, int flush)
     /* every count recomputed after every transaction (debug builds) */
     rc = pc_check_counts(st);
     if (rc) {
-        st->failed = 1;
+        __atomic_store_n(&st->failed, 1, __ATOMIC_RELEASE);
         return rc;
     }
 #endif
@@ -784,7 +784,7 @@ int commit_seal(cow_store *st)
     if (rc == COW_OK)
         rc = store_flush(st);
     if (rc) {
-        st->failed = 1;
+        __atomic_store_n(&st->failed, 1, __ATOMIC_RELEASE);
         return rc;
     }
     st->log_id = log_id;

@@ -118,9 +118,10 @@ void cow_file_close(cow_file *f)
 
 int cow_file_write(cow_file *f, const void *buf, size_t len, uint64_t off)
 {
-    if (f->st->shared) {
+    if (inplace_possible(f->st)) {
         /* a nodatacow file's bytes, written in place while another
-         * process owns (inplace.c); else the ownership first */
+         * process has the container open (inplace.c); else the ownership
+         * first */
         int done = 0;
         int rc = xproc_view_begin(f->st);
         if (rc)

@@ -521,8 +521,9 @@ void file_close(cow_file *f)
 }
 
 /*
- * A read resolves under store->lock (cached pages copied, extents and
- * checksums looked up: pc_read) and reads the device and checks the
+ * A read of cached blocks only is a copy under the file's page lock
+ * (pc_read_cached).  Any other read resolves under store->lock (cached
+ * pages copied, extents and checksums looked up: pc_read) and reads the device and checks the
  * checksums with it released (em_read_plan), so that readers do not wait
  * for each other or for a writer's tree updates.  What keeps it right:
  * the invalidate lock, held shared throughout, keeps out truncate, a
@@ -543,6 +544,15 @@ int file_read(cow_file *f, void *buf, size_t len, uint64_t off, size_t *nread)
     *nread = 0;
     em_plan_init(&plan);
     pc_lock_shared(in);
+    /* every block cached: copied without store->lock, which writers hold
+     * for their writeback and log records (a nodatacow file's pages only
+     * while no other process wrote it in place since this one looked) */
+    if (!__atomic_load_n(&st->failed, __ATOMIC_ACQUIRE) &&
+        (!(in->flags & COW_INODE_NODATACOW) || inplace_fresh(st)) &&
+        pc_read_cached(in, buf, len, off, nread)) {
+        pc_unlock(in);
+        return COW_OK;
+    }
     LOCK(st);
     rc = check_handle(f);
     if (rc)
@@ -752,7 +762,7 @@ static int grow_extents(cow_store *st, struct cow_inode *in, uint64_t a, uint64_
             break;
         }
         if (in->size < at + got * BLK)
-            in->size = at + got * BLK; /* em_complete's disk_size goes as far */
+            pc_set_size(in, at + got * BLK); /* em_complete's disk_size goes as far */
         em_mark_modified(in, at, at + got * BLK);
         rc = em_complete(st, in, at, bytenr, got, grow_zcrcs);
         at += got * BLK;

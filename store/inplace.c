@@ -61,6 +61,11 @@ static int map_runs(cow_store *st, struct cow_inode *in, uint64_t off, uint64_t 
     return COW_OK;
 }
 
+int inplace_possible(cow_store *st)
+{
+    return st->shared && shared_nprocs_hint(st->shared) > 1;
+}
+
 int inplace_write(cow_file *f, const void *buf, size_t len, uint64_t off, int *done)
 {
     cow_store *st = f->st;
@@ -135,12 +140,20 @@ void inplace_forget_stale(cow_store *st)
     if (!st->shared)
         return;
     uint64_t seq = shared_inplace_seq(st->shared);
-    if (seq == st->inplace_seen)
+    if (seq == __atomic_load_n(&st->inplace_seen, __ATOMIC_RELAXED))
         return;
-    st->inplace_seen = seq;
+    /* after the pages are dropped: a read without store->lock that sees
+     * the new value finds none of them (inplace_fresh) */
     for (struct cow_inode *in = st->inodes; in; in = in->next)
         if ((in->flags & COW_INODE_NODATACOW) && in->pc.pages.count)
             pc_drop_clean(st, in);
+    __atomic_store_n(&st->inplace_seen, seq, __ATOMIC_RELEASE);
+}
+
+int inplace_fresh(cow_store *st)
+{
+    return !st->shared ||
+           shared_inplace_seq(st->shared) == __atomic_load_n(&st->inplace_seen, __ATOMIC_ACQUIRE);
 }
 
 void inplace_barrier_raise(cow_store *st)

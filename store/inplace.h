@@ -48,11 +48,25 @@
 int inplace_write(cow_file *f, const void *buf, size_t len, uint64_t off, int *done);
 
 /*
+ * 1 if a write may go in place now (inplace_write): other processes have
+ * the container open, as far as one atomic load of their count tells.  0
+ * for a store without shared state or a process alone: the caller writes
+ * as usual, without inplace_write's locks (a process that opens meanwhile
+ * reads what the next publication gives it).  No lock needed.
+ */
+int inplace_possible(cow_store *st);
+
+/*
  * Drops the clean cached pages of every nodatacow file of ST if another
  * process wrote in place since they were cached (shared_inplace_seq).
  * One atomic load when none did.  Store lock held.
  */
 void inplace_forget_stale(cow_store *st);
+/* 1 if no other process wrote a nodatacow file in place since
+ * inplace_forget_stale last looked (or the store has no shared state):
+ * the cached pages of nodatacow files may be read without store->lock
+ * (pc_read_cached).  Two atomic loads; no lock needed. */
+int inplace_fresh(cow_store *st);
 
 /*
  * The owner, around an operation that may move, share or free a nodatacow

@@ -62,6 +62,10 @@
 
 #define LOCK(st) cow_mutex_lock(&(st)->lock)
 #define UNLOCK(st) cow_mutex_unlock(&(st)->lock)
+/* pcache.lock: the page hash, pages' bytes and the size, against
+ * pc_read_cached (innermost) */
+#define PGLOCK(pc) pthread_mutex_lock(&(pc)->lock)
+#define PGUNLOCK(pc) pthread_mutex_unlock(&(pc)->lock)
 
 /* ---- the page hash ---- */
 
@@ -104,16 +108,24 @@ static void lru_touch(struct pc_lru *l, struct cpage *p)
 static void page_free(struct cpage *p);
 
 /* Evicts the least recently used pages until the LRU is within its
- * budget: each is taken out of its file's cache and freed. */
+ * budget: each is taken out of its file's cache and freed.  A page read
+ * without store->lock since it was last here (pc_read_cached: referenced)
+ * goes to the head instead, once (the clock algorithm's second chance). */
 static void lru_evict(struct pc_lru *l)
 {
     while (l->bytes > l->budget && l->tail) {
         struct cpage *p = l->tail;
         struct pcache *pc = &p->in->pc;
+        if (__atomic_exchange_n(&p->referenced, 0, __ATOMIC_RELAXED) && l->head != p) {
+            lru_touch(l, p);
+            continue;
+        }
         lru_del(l, p);
+        PGLOCK(pc);
         hm_remove(&pc->pages, &p->hnode);
         if (pc->pages.count == 0)
             pc->hi = 0;
+        PGUNLOCK(pc);
         page_free(p);
     }
 }
@@ -129,8 +141,12 @@ int pc_init(cow_store *st, struct cow_inode *in)
 {
     memset(&in->pc, 0, sizeof in->pc);
     in->pc.lru = &st->lru;
-    if (cow_rwlock_init(&in->invalidate))
+    if (pthread_mutex_init(&in->pc.lock, NULL))
+        return cow_set_error(COW_ENOMEM, "cannot create a file's page lock");
+    if (cow_rwlock_init(&in->invalidate)) {
+        pthread_mutex_destroy(&in->pc.lock);
         return cow_set_error(COW_ENOMEM, "cannot create a file's invalidate lock");
+    }
     return COW_OK;
 }
 
@@ -155,6 +171,7 @@ void pc_destroy(struct cow_inode *in)
         page_free(p);
     }
     hm_destroy(&pc->pages);
+    pthread_mutex_destroy(&pc->lock);
     memset(pc, 0, sizeof *pc);
     cow_rwlock_destroy(&in->invalidate);
 }
@@ -166,21 +183,29 @@ static struct cpage *pc_find(const struct pcache *pc, uint64_t idx)
     return n ? hm_entry(n, struct cpage, hnode) : NULL;
 }
 
-/* A new page of IN at IDX, zeroed, clean.  COW_ENOMEM. */
-static int pc_new(struct cow_inode *in, uint64_t idx, struct cpage **out)
+/* A new page of IN at IDX, zeroed, clean, up to date if UPTODATE (else
+ * not, until its bytes are in: pc_get, pc_write).  COW_ENOMEM. */
+static int pc_new(struct cow_inode *in, uint64_t idx, int uptodate, struct cpage **out)
 {
     struct pcache *pc = &in->pc;
     struct cpage *p = calloc(1, sizeof *p);
-    if (!p || !(p->data = calloc(1, BLK)) || hm_insert(&pc->pages, &p->hnode, idx)) {
+    int err = !p || !(p->data = calloc(1, BLK));
+    if (!err) {
+        p->idx = idx;
+        p->in = in;
+        p->uptodate = uptodate;
+        PGLOCK(pc);
+        err = hm_insert(&pc->pages, &p->hnode, idx) != 0;
+        if (!err && idx >= pc->hi)
+            pc->hi = idx + 1;
+        PGUNLOCK(pc);
+    }
+    if (err) {
         if (p)
             free(p->data);
         free(p);
         return cow_set_error(COW_ENOMEM, "out of memory");
     }
-    p->idx = idx;
-    p->in = in;
-    if (idx >= pc->hi)
-        pc->hi = idx + 1;
     *out = p;
     return COW_OK;
 }
@@ -191,9 +216,11 @@ static void pc_drop(struct pcache *pc, struct cpage *p)
 {
     if (p->lru)
         lru_del(pc->lru, p);
+    PGLOCK(pc);
     hm_remove(&pc->pages, &p->hnode);
     if (pc->pages.count == 0)
         pc->hi = 0;
+    PGUNLOCK(pc);
     if (p->pins) {
         p->detached = 1;
         p->hnext = pc->detached;
@@ -333,6 +360,44 @@ int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uin
     return COW_OK;
 }
 
+int pc_read_cached(struct cow_inode *in, uint8_t *buf, size_t len, uint64_t off,
+                   size_t *nread)
+{
+    lk_assert_rw_held(&in->invalidate);
+    struct pcache *pc = &in->pc;
+    int hit = 1;
+    PGLOCK(pc);
+    uint64_t size = in->size, avail = 0;
+    if (off < size)
+        avail = size - off < len ? size - off : len;
+    for (uint64_t pos = off; pos < off + avail;) {
+        struct cpage *p = pc_find(pc, pos / BLK);
+        if (!p || !p->uptodate) {
+            hit = 0;
+            break;
+        }
+        uint64_t n = BLK - pos % BLK;
+        if (n > off + avail - pos)
+            n = off + avail - pos;
+        memcpy(buf + (pos - off), p->data + pos % BLK, (size_t)n);
+        __atomic_store_n(&p->referenced, 1, __ATOMIC_RELAXED);
+        pos += n;
+    }
+    PGUNLOCK(pc);
+    if (hit) {
+        memset(buf + avail, 0, len - (size_t)avail);
+        *nread = (size_t)avail;
+    }
+    return hit;
+}
+
+void pc_set_size(struct cow_inode *in, uint64_t size)
+{
+    PGLOCK(&in->pc);
+    in->size = size;
+    PGUNLOCK(&in->pc);
+}
+
 /* The cached page of block IDX, made (and filled from the extents unless
  * WHOLE: the caller is about to overwrite all of it) if needed. */
 static int pc_get(cow_store *st, struct cow_inode *in, uint64_t idx, int whole,
@@ -342,17 +407,24 @@ static int pc_get(cow_store *st, struct cow_inode *in, uint64_t idx, int whole,
     if (p && p->lru)
         lru_touch(in->pc.lru, p);
     if (!p) {
-        int rc = pc_new(in, idx, &p);
+        uint64_t at = idx * BLK;
+        int fill = at < in->size && !whole;
+        /* filled before anyone can read it without store->lock: made up
+         * to date only then (a whole-block write makes it so itself) */
+        int rc = pc_new(in, idx, !fill && !whole, &p);
         if (rc)
             return rc;
-        uint64_t at = idx * BLK;
-        if (at < in->size && !whole) {
+        COW_INJECT("pc:page_made"); /* tests: a page made, its bytes not in yet */
+        if (fill) {
             uint64_t n = in->size - at < BLK ? in->size - at : BLK;
             rc = em_read(st, in, p->data, n, at);
             if (rc) {
                 pc_drop(&in->pc, p);
                 return rc;
             }
+            PGLOCK(&in->pc);
+            p->uptodate = 1;
+            PGUNLOCK(&in->pc);
         }
     }
     *out = p;
@@ -430,7 +502,10 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
         rc = pc_get(st, in, i, s == bs && e == bs + BLK, &p);
         if (rc)
             break;
+        PGLOCK(&in->pc);
         memcpy(p->data + (s - bs), data + (s - off), (size_t)(e - s));
+        p->uptodate = 1;
+        PGUNLOCK(&in->pc);
         if (!p->dirty)
             page_dirty(st, in, p, inplace[i - first] ? NULL : r);
     }
@@ -441,7 +516,7 @@ int pc_write(cow_store *st, struct cow_inode *in, const uint8_t *data, size_t le
         return rc; /* the caller punches what this left past the end */
     /* the INODE_ITEM's size follows at writeback (disk_size) */
     if (end > in->size && !(flags & PC_KEEP_SIZE))
-        in->size = end;
+        pc_set_size(in, end);
     pc_set_tail(in, end);
     return COW_OK;
 }
@@ -466,8 +541,11 @@ void pc_clear_past(struct cow_inode *in, uint64_t size)
     if (size % BLK == 0)
         return;
     struct cpage *p = pc_find(&in->pc, size / BLK);
-    if (p)
+    if (p) {
+        PGLOCK(&in->pc);
         memset(p->data + size % BLK, 0, BLK - size % BLK);
+        PGUNLOCK(&in->pc);
+    }
 }
 
 /* ---- writeback ---- */

@@ -209,6 +209,11 @@ struct cpage {
                           * pinned: freed at the last unfetch */
     int lru;             /* on the store's clean-page LRU (clean, not in
                           * writeback, not pinned: evictable) */
+    int uptodate;        /* DATA holds the block (under pcache.lock): a
+                          * page just made for a whole-block write is not,
+                          * until the write's bytes are in */
+    int referenced;      /* atomic: read by pc_read_cached since it was
+                          * last on the LRU's tail (a second chance) */
     struct cpage *lprev, *lnext; /* ... its neighbours there */
     struct cow_inode *in; /* the inode whose cache holds it */
     struct hm_node hnode; /* in pcache.pages, key idx */
@@ -224,6 +229,11 @@ struct cpage {
  * is fewer than the pages). */
 struct pc_lru;
 struct pcache {
+    pthread_mutex_t lock;     /* innermost, inside store->lock: the page
+                               * hash, each page's DATA and UPTODATE, and
+                               * the inode's size while the invalidate lock
+                               * is held shared, so that pc_read_cached
+                               * reads them without store->lock */
     struct pc_lru *lru;       /* the store's clean-page LRU (st->lru) */
     struct hmap pages;        /* the cached pages by idx (pages.count) */
     size_t ndirty;            /* of which dirty */
@@ -321,7 +331,9 @@ struct cow_store {
     struct cow_dev *dev;
     int readonly;
     int failed;        /* stopped: a change failed halfway, or a flush
-                        * or superblock write failed (txn_abort) */
+                        * or superblock write failed (txn_abort); set
+                        * with an atomic store under store->lock, read
+                        * without it by file_read's cached path */
 
     /* superblock state of the last commit */
     uint64_t generation;   /* last committed generation */
@@ -1021,7 +1033,7 @@ void pc_destroy(struct cow_inode *in);
  * partial write alike: their bytes may have changed on the device behind
  * the cache (a nodatacow file rewritten in place by another process).
  * store->lock held; no invalidate lock needed (no page is instantiated,
- * and a reader copies pages under store->lock). */
+ * and a reader copies pages under store->lock or pcache.lock). */
 void pc_drop_clean(cow_store *st, struct cow_inode *in);
 /* Sets the LRU's budget of clean pages, bytes (evicting past it).  Lock
  * held. */
@@ -1034,6 +1046,22 @@ void pc_set_clean_budget(cow_store *st, uint64_t bytes);
 struct em_plan;
 int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uint64_t off,
             struct em_plan *plan);
+/* Reads [off, off+len) bytes of IN into BUF from its cached pages alone,
+ * without store->lock: 1 if every block of the range inside the size is
+ * cached and up to date (then *NREAD is the bytes inside the size, and
+ * BUF is zero past them), else 0 (BUF's content undefined: the caller
+ * reads under store->lock, pc_read).  The pages are marked referenced
+ * for the LRU (a second chance at eviction), not moved on it.  Needs IN's
+ * invalidate lock (shared), which keeps out everything that changes the
+ * size other than a write or a growth (they take pcache.lock for it);
+ * takes pcache.lock.  The caller has checked that the cache is not stale
+ * (a nodatacow file rewritten in place by another process:
+ * inplace_forget_stale). */
+int pc_read_cached(struct cow_inode *in, uint8_t *buf, size_t len, uint64_t off,
+                   size_t *nread);
+/* Sets IN's size to SIZE bytes under pcache.lock (a growth while readers
+ * may read without store->lock: pc_read_cached).  store->lock held. */
+void pc_set_size(struct cow_inode *in, uint64_t size);
 /* Buffers a write as delalloc pages: reserves the blocks it newly dirties
  * (COW_ENOSPC before anything changes), grows the size.  May write back IN
  * past the dirty limit (releasing store->lock during the I/O).  Needs IN's

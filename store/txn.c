@@ -135,7 +135,7 @@ int txn_flush(cow_store *st)
     lk_assert_held(&st->lock);
     int rc = store_flush(st);
     if (rc) {
-        st->failed = 1; /* what reached the device is unknown */
+        __atomic_store_n(&st->failed, 1, __ATOMIC_RELEASE); /* what reached the device is unknown */
         return rc;
     }
     txn_now_durable(st);
@@ -174,7 +174,8 @@ int txn_flush_wait(cow_store *st, uint64_t need)
         st->flush_running = 0;
         pthread_cond_broadcast(&st->flush_cond);
         if (rc) {
-            st->failed = 1; /* fsyncgate: what reached the device is unknown */
+            /* fsyncgate: what reached the device is unknown */
+            __atomic_store_n(&st->failed, 1, __ATOMIC_RELEASE);
             pthread_cond_broadcast(&st->oe_cond);
             return rc;
         }
@@ -326,7 +327,7 @@ int txn_abort(cow_store *st, int why)
      * commit would silently drop all of those; stopping loses nothing the
      * device holds (the last commit and the log), and every handle learns
      * of it. */
-    st->failed = 1;
+    __atomic_store_n(&st->failed, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&st->oe_cond); /* waiters see the stop */
     return cow_set_error(why, "%s (the store stopped: every later change fails; reopen the "
                               "container to recover its last commit and log)", msg);

@@ -145,7 +145,7 @@ static int reload_ex(cow_store *st, int owner, int full, int recover)
     if (st->txn_dirty || st->ndirty || st->noes || st->cache.ndirty) {
         rc = cow_set_error(COW_EFAILED, "the store has unwritten changes but does not own the "
                                         "container (a bug)");
-        st->failed = 1;
+        __atomic_store_n(&st->failed, 1, __ATOMIC_RELEASE);
         release_inodes(st, v, n);
         return rc;
     }
@@ -243,7 +243,7 @@ static int reload_ex(cow_store *st, int owner, int full, int recover)
     for (size_t i = 0; i < n && !rc; i++)
         rc = file_reload_inode(st, v[i]);
     if (rc) {
-        st->failed = 1;
+        __atomic_store_n(&st->failed, 1, __ATOMIC_RELEASE);
     } else {
         st->seen_seq = seq;
         st->inplace_epoch = epoch;

@@ -418,6 +418,51 @@ static int space_free(cow_store *st, uint64_t at, uint64_t len)
  * while the read runs, and writes of another file reuse them: the read
  * then fails its checksum check.
  */
+/*
+ * A read of cached pages copies them without store->lock
+ * (pc_read_cached), but never a page made and not yet filled: a
+ * whole-block write of an uncached block is stopped after its page is
+ * made (zeros), and a read of that block meanwhile must return the
+ * block's bytes (here the write's, once the write lets go of the lock),
+ * never the zeros.  Broken (the page's uptodate flag not looked at), the
+ * read returns zeros.
+ */
+START_TEST(rdpath_cached_read_skips_unfilled_page)
+{
+    struct cow_dev *dev;
+    cow_file *f;
+    cow_store *st = memdev_store_file(&dev, NULL, "a", &f);
+    file_fill(f, 'A', 0, 2 * BLK);
+    ck_assert_int_eq(cow_store_writeback(st), COW_OK);
+    cow_mutex_lock(&st->lock);
+    pc_drop_clean(st, f->inode); /* block 0 is read from the device now */
+    cow_mutex_unlock(&st->lock);
+
+    ck_assert_int_eq(cow_inject_arm("pc:page_made", 0, 0, 1), 0);
+    struct job w = {.st = st, .f = f, .c = 'B', .off = 0, .len = BLK};
+    struct job r = {.st = st, .f = f, .c = 'B', .off = 0, .len = BLK};
+    pthread_t tw, tr;
+    ck_assert_int_eq(pthread_create(&tw, NULL, do_write_sync, &w), 0);
+    ck_assert_int_eq(cow_inject_wait("pc:page_made", 1, WAIT_MS), 0);
+    ck_assert_int_eq(pthread_create(&tr, NULL, do_read, &r), 0);
+    /* the read, if it does not wait for the write, is done by then */
+    (void)wait_done(&r.done, 200);
+    ck_assert_int_eq(cow_inject_release("pc:page_made"), 0);
+    ck_assert(wait_done(&w.done, WAIT_MS));
+    ck_assert(wait_done(&r.done, WAIT_MS));
+    pthread_join(tw, NULL);
+    pthread_join(tr, NULL);
+    cow_inject_reset();
+    ck_assert_int_eq(w.rc, COW_OK);
+    ck_assert_msg(r.rc == COW_OK, "a read of a block whose page was made and not yet filled "
+                                  "did not return the block's bytes (%d %s)", r.rc, r.msg);
+    ck_assert(file_holds(f, 'B', 0, BLK));
+    ck_assert(file_holds(f, 'A', BLK, BLK));
+    cow_file_close(f);
+    cow_store_close(st);
+}
+END_TEST
+
 START_TEST(rdpath_read_keeps_its_blocks)
 {
     struct cow_dev *dev;
@@ -550,7 +595,8 @@ Suite *rdpath_suite(void)
     Suite *s = suite_create("rdpath");
     test_case(s, "rdpath_flush", 120, rdpath_flush_unlocked, rdpath_group_commit,
               rdpath_flush_failure_stops, NULL);
-    test_case(s, "rdpath_lru", 120, rdpath_clean_pages_kept, rdpath_clean_pages_not_stale, NULL);
+    test_case(s, "rdpath_lru", 120, rdpath_clean_pages_kept, rdpath_clean_pages_not_stale,
+              rdpath_cached_read_skips_unfilled_page, NULL);
     test_case(s, "rdpath_read", 120, rdpath_read_keeps_its_blocks,
               rdpath_read_keeps_relocated_place, NULL);
     return s;
