@@ -546,7 +546,9 @@ struct cow_store {
      * between xproc_enter and xproc_leave), acquiring (a thread is
      * becoming the owner), disowning (the owner is publishing to let go);
      * own_cond (waits on store->lock) is signalled when the last two
-     * clear. */
+     * clear.  Those three are also read and own_users changed without the
+     * lock, atomically, by xproc_enter's and xproc_leave's fast path: all
+     * their accesses are atomic (sequentially consistent). */
     struct cow_shared *shared;
     uint64_t open_commits; /* ncommits when open was done: close gives
                             * space back only after changes (store.c) */

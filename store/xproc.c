@@ -392,24 +392,42 @@ static int same_as_left(cow_store *st)
     return same;
 }
 
+/* 1 if the ownership may be used without store->lock: the caller counted
+ * itself in own_users first (a yield raises disowning first, then looks
+ * at the count: either it sees the caller, or the caller sees the flag). */
+static int owner_settled(cow_store *st)
+{
+    return !__atomic_load_n(&st->disowning, __ATOMIC_SEQ_CST) &&
+           !__atomic_load_n(&st->acquiring, __ATOMIC_SEQ_CST) &&
+           !__atomic_load_n(&st->failed, __ATOMIC_ACQUIRE) && shared_is_owner(st->shared);
+}
+
 int xproc_enter(cow_store *st)
 {
     if (!st->shared)
         return COW_OK;
+    /* the owner, with no handoff under way: counted without store->lock
+     * (every xWrite of a process alone comes here; threads queued on the
+     * lock for it) */
+    __atomic_add_fetch(&st->own_users, 1, __ATOMIC_SEQ_CST);
+    if (owner_settled(st))
+        return COW_OK;
+    xproc_leave(st);
     LOCK(st);
     for (;;) {
-        while (st->disowning || st->acquiring)
+        while (__atomic_load_n(&st->disowning, __ATOMIC_SEQ_CST) ||
+               __atomic_load_n(&st->acquiring, __ATOMIC_SEQ_CST))
             cow_cond_wait(&st->own_cond, &st->lock);
         if (st->failed) {
             UNLOCK(st);
             return cow_set_error(COW_EFAILED, "an earlier commit failed; reopen the container");
         }
         if (shared_is_owner(st->shared)) {
-            st->own_users++;
+            __atomic_add_fetch(&st->own_users, 1, __ATOMIC_SEQ_CST);
             UNLOCK(st);
             return COW_OK;
         }
-        st->acquiring = 1;
+        __atomic_store_n(&st->acquiring, 1, __ATOMIC_SEQ_CST);
         UNLOCK(st);
         int rc = shared_own(st->shared, XPROC_WAIT_MS);
         int recover = rc == COW_ERECOVER;
@@ -428,7 +446,7 @@ int xproc_enter(cow_store *st)
         else if (!rc)
             rc = reload_ex(st, 1, 0, recover);
         LOCK(st);
-        st->acquiring = 0;
+        __atomic_store_n(&st->acquiring, 0, __ATOMIC_SEQ_CST);
         pthread_cond_broadcast(&st->own_cond);
         if (rc) {
             if (shared_is_owner(st->shared))
@@ -443,11 +461,16 @@ void xproc_leave(cow_store *st)
 {
     if (!st->shared)
         return;
-    LOCK(st);
-    st->own_users--;
-    if (st->own_users == 0 && shared_wanted(st->shared))
+    /* without store->lock unless another process waits: the committer,
+     * which yields once the count is 0, is woken under it (it looks at
+     * the count under the lock before it waits, so the signal is not
+     * lost) */
+    if (__atomic_sub_fetch(&st->own_users, 1, __ATOMIC_SEQ_CST) == 0 &&
+        shared_wanted(st->shared)) {
+        LOCK(st);
         pthread_cond_signal(&st->committer_cond);
-    UNLOCK(st);
+        UNLOCK(st);
+    }
 }
 
 /* Writes back and commits without flush what the owner changed; the
@@ -473,17 +496,22 @@ static int publish_locked(cow_store *st)
 int xproc_yield_locked(cow_store *st)
 {
     lk_assert_held(&st->lock);
-    if (!st->shared || st->failed || st->own_users || st->disowning || st->acquiring ||
-        !shared_is_owner(st->shared))
+    if (!st->shared || st->failed || __atomic_load_n(&st->own_users, __ATOMIC_SEQ_CST) ||
+        __atomic_load_n(&st->disowning, __ATOMIC_SEQ_CST) ||
+        __atomic_load_n(&st->acquiring, __ATOMIC_SEQ_CST) || !shared_is_owner(st->shared))
         return 0;
     /* a process that waits for a publication only (a reader) gets one;
      * the ownership goes only to a process that asks for it */
     if (!shared_owner_wanted(st->shared) &&
         !(shared_unpublished(st->shared) && shared_wanted(st->shared)))
         return 0;
-    st->disowning = 1;
+    /* raised before the count is looked at again (xproc_enter's fast
+     * path counts itself before it looks at this): a call that entered
+     * since the test above keeps the ownership here */
+    __atomic_store_n(&st->disowning, 1, __ATOMIC_SEQ_CST);
     int rc = publish_locked(st);
-    if (!rc && shared_owner_wanted(st->shared) && st->own_users == 0 && !st->ndirty &&
+    if (!rc && shared_owner_wanted(st->shared) &&
+        __atomic_load_n(&st->own_users, __ATOMIC_SEQ_CST) == 0 && !st->ndirty &&
         !st->txn_dirty) {
         /* from now on a view of what it published; pinned only if
          * something of this process reads (not after xproc_unpin: an idle
@@ -514,7 +542,7 @@ int xproc_yield_locked(cow_store *st)
         file_forget_nodatacow(st);
         shared_unlock(st->shared);
     }
-    st->disowning = 0;
+    __atomic_store_n(&st->disowning, 0, __ATOMIC_SEQ_CST);
     pthread_cond_broadcast(&st->own_cond);
     return 1;
 }
@@ -529,11 +557,11 @@ int xproc_publish(cow_store *st)
     int rc = COW_OK;
     /* the cheap tests first: SQLite calls this at every WAL-index barrier,
      * readers' included */
-    if ((st->txn_dirty || st->ndirty) && shared_is_owner(st->shared) && !st->disowning &&
-        shared_nprocs_hint(st->shared) > 1) {
-        st->own_users++; /* no yield in between */
+    if ((st->txn_dirty || st->ndirty) && shared_is_owner(st->shared) &&
+        !__atomic_load_n(&st->disowning, __ATOMIC_SEQ_CST) && shared_nprocs_hint(st->shared) > 1) {
+        __atomic_add_fetch(&st->own_users, 1, __ATOMIC_SEQ_CST); /* no yield in between */
         rc = publish_locked(st);
-        st->own_users--;
+        __atomic_sub_fetch(&st->own_users, 1, __ATOMIC_SEQ_CST);
         if (shared_wanted(st->shared))
             pthread_cond_signal(&st->committer_cond);
     }
@@ -629,9 +657,9 @@ int xproc_test_handoff(cow_store *st)
 {
     cow_mutex_lock(&st->balance_lock); /* no balance between the two */
     LOCK(st);
-    st->own_users++; /* no yield in between */
+    __atomic_add_fetch(&st->own_users, 1, __ATOMIC_SEQ_CST); /* no yield in between */
     int rc = publish_locked(st);
-    st->own_users--;
+    __atomic_sub_fetch(&st->own_users, 1, __ATOMIC_SEQ_CST);
     UNLOCK(st);
     if (!rc)
         rc = reload(st, 1);

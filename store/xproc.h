@@ -73,7 +73,9 @@ void xproc_detach(cow_store *st);
  * reload_ex: superblock, trees, the free space map from the allocation
  * journal or rebuilt, open files rebound, cached pages dropped); after an
  * owner that died, the load replays the log as open does.
- * Returns at once when already owner.  Errors: COW_EBUSY (the owner did
+ * Returns at once when already owner, with no handoff under way (then
+ * without store->lock: one atomic count and four atomic loads; the rest
+ * takes it).  Errors: COW_EBUSY (the owner did
  * not let go within XPROC_WAIT_MS), the load's errors (the store then
  * stops: COW_EFAILED from then on).
  */
