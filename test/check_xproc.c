@@ -7,6 +7,7 @@
  * frees and reuses that generation's space.  fsck is clean after each.
  */
 #include <check.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../store/inject.h"
+#include "../store/shared.h"
 #include "../store/store.h"
+#include "../store/store_int.h"
 #include "../store/xproc.h"
 #include "testutil.h"
 
@@ -806,6 +810,106 @@ START_TEST(xproc_handback)
 }
 END_TEST
 
+/* The other process of xproc_enter_counted: opens; at the go, writes
+ * block 0 of "db" (which waits for the ownership) and persists it. */
+static int ask_kid(const char *path, int in, int out, const void *arg)
+{
+    (void)arg;
+    cow_store *st;
+    if (!test_await(in) || cow_store_open(path, 0, &st) != COW_OK)
+        return __LINE__;
+    test_pass(out);
+    if (!test_await(in) || write_blocks(st, "db", 1, 1, 1) != 0 ||
+        cow_store_persist(st) != COW_OK)
+        return __LINE__;
+    test_pass(out);
+    if (!test_await(in) || cow_store_close(st) != COW_OK)
+        return __LINE__;
+    test_pass(out);
+    return 0;
+}
+
+struct enter_job {
+    cow_file *f;
+    int rc;
+};
+
+/* Writes block 1 of F with pattern (0, 1). */
+static void *enter_write(void *arg)
+{
+    struct enter_job *j = arg;
+    uint8_t b[BLK];
+    block_bytes(b, 0, 1, 1);
+    j->rc = cow_file_write(j->f, b, BLK, BLK);
+    return NULL;
+}
+
+/*
+ * A call counted by xproc_enter's fast path (the owner, no handoff under
+ * way: no store->lock) keeps the ownership: stopped after it entered, and
+ * another process asking for the ownership, a yield must not let go; once
+ * the call left, the other process gets it, and each sees both writes.
+ * Fails if the fast path does not count the call (the yield publishes and
+ * disowns under a write in progress).
+ */
+START_TEST(xproc_enter_counted)
+{
+    char *dir = test_mkdtemp();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/enter.db", dir);
+    struct test_kid k;
+    test_kid_start(&k, "asker", ask_kid, path, NULL);
+    cow_store *st;
+    cow_file *f;
+    ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
+    ck_assert_int_eq(write_blocks(st, "db", 0, 0, 2), 0);
+    ck_assert_int_eq(cow_store_commit(st), COW_OK);
+    test_kid_step(&k); /* it opened */
+    ck_assert_int_eq(cow_file_open(st, "db", 0, &f), COW_OK);
+    /* the owner again (the other's open may have taken it), by a write */
+    ck_assert_int_eq(write_blocks(st, "db", 0, 0, 2), 0);
+    ck_assert(shared_is_owner(st->shared));
+    ck_assert_int_eq(cow_inject_arm("xproc:entered", 0, 0, 1), 0);
+    struct enter_job j = {.f = f};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, enter_write, &j), 0);
+    ck_assert_int_eq(cow_inject_wait("xproc:entered", 1, 10000), 0);
+    test_pass(k.to); /* it writes: asks for the ownership */
+    int asked = 0;
+    for (int i = 0; i < 10000 && !asked; i++) {
+        asked = shared_owner_wanted(st->shared);
+        if (!asked)
+            usleep(1000);
+    }
+    ck_assert_msg(asked, "the other process never asked for the ownership");
+    cow_mutex_lock(&st->lock);
+    (void)xproc_yield_locked(st);
+    int owner = shared_is_owner(st->shared);
+    cow_mutex_unlock(&st->lock);
+    ck_assert_int_eq(cow_inject_release("xproc:entered"), 0);
+    pthread_join(t, NULL);
+    cow_inject_reset();
+    ck_assert_msg(owner, "the ownership went while a call counted by the fast path was inside");
+    ck_assert_int_eq(j.rc, COW_OK);
+    if (!test_await(k.from)) /* it wrote, once the call left */
+        test_kid_abort(&k, "its write");
+    ck_assert_int_eq(cow_store_refresh(st), COW_OK);
+    ck_assert_int_eq(check_blocks(st, "db", 1, 1, 1), 0);
+    uint8_t want[BLK], got[BLK];
+    size_t n;
+    block_bytes(want, 0, 1, 1);
+    ck_assert_int_eq(cow_file_read(f, got, BLK, BLK, &n), COW_OK);
+    ck_assert(n == BLK && memcmp(got, want, BLK) == 0);
+    test_kid_step(&k); /* it closed */
+    test_kid_wait(&k);
+    cow_file_close(f);
+    ck_assert_int_eq(cow_store_close(st), COW_OK);
+    test_fsck_clean(path);
+    unlink(path);
+    test_rmdir(dir);
+}
+END_TEST
+
 Suite *xproc_suite(void)
 {
     Suite *s = suite_create("xproc");
@@ -817,5 +921,6 @@ Suite *xproc_suite(void)
     test_case(s, "xproc_opener_frees", 120, xproc_opener_holds_frees, NULL);
     test_case(s, "xproc_frees_end", 120, xproc_frees_past_end, NULL);
     test_case(s, "xproc_handback", 120, xproc_handback, NULL);
+    test_case(s, "xproc_enter", 120, xproc_enter_counted, NULL);
     return s;
 }
