@@ -26,6 +26,23 @@
 #define BLK 4096u
 #define TURNS 24
 
+/* A container's path in a new temporary directory (returned, for
+ * xproc_done): PATH (4200 bytes) is DIR/NAME. */
+static char *xproc_path(char path[4200], const char *name)
+{
+    char *dir = test_mkdtemp();
+    snprintf(path, 4200, "%s/%s", dir, name);
+    return dir;
+}
+
+/* The end of a test: the container at PATH is fsck clean; it and DIR go. */
+static void xproc_done(char *dir, const char *path)
+{
+    test_fsck_clean(path);
+    unlink(path);
+    test_rmdir(dir);
+}
+
 /* Block I of the file as process WHO writes it at turn T. */
 static void block_bytes(uint8_t *b, int who, int t, unsigned i)
 {
@@ -81,9 +98,8 @@ static int play(const char *path, int who, int in, int out)
  * trees (publication) and a reload. */
 START_TEST(xproc_turns)
 {
-    char *dir = test_mkdtemp();
     char path[4200];
-    snprintf(path, sizeof path, "%s/t.db", dir);
+    char *dir = xproc_path(path, "t.db");
     cow_store *st;
     ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
@@ -108,9 +124,7 @@ START_TEST(xproc_turns)
                   WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     ck_assert_msg(line == 0, "parent failed at check_xproc.c:%d: %s", line,
                   cow_store_last_error(NULL));
-    test_fsck_clean(path);
-    unlink(path);
-    test_rmdir(dir);
+    xproc_done(dir, path);
 }
 END_TEST
 
@@ -180,9 +194,8 @@ static int journal_play(const char *path, int who, int in, int out)
  * allocations not applied; make race-proof). */
 START_TEST(xproc_journal)
 {
-    char *dir = test_mkdtemp();
     char path[4200];
-    snprintf(path, sizeof path, "%s/j.db", dir);
+    char *dir = xproc_path(path, "j.db");
     cow_store *st;
     ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
@@ -207,9 +220,7 @@ START_TEST(xproc_journal)
                   WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     ck_assert_msg(line == 0, "parent failed at check_xproc.c:%d: %s", line,
                   cow_store_last_error(NULL));
-    test_fsck_clean(path);
-    unlink(path);
-    test_rmdir(dir);
+    xproc_done(dir, path);
 }
 END_TEST
 
@@ -219,9 +230,8 @@ END_TEST
  * synced bytes; fsck is clean. */
 START_TEST(xproc_owner_killed)
 {
-    char *dir = test_mkdtemp();
     char path[4200];
-    snprintf(path, sizeof path, "%s/k.db", dir);
+    char *dir = xproc_path(path, "k.db");
     cow_store *st;
     cow_file *f;
     uint8_t b[BLK], got[BLK];
@@ -279,9 +289,7 @@ START_TEST(xproc_owner_killed)
     ck_assert(memcmp(got, b, BLK) == 0);
     cow_file_close(f);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
-    test_fsck_clean(path);
-    unlink(path);
-    test_rmdir(dir);
+    xproc_done(dir, path);
 }
 END_TEST
 
@@ -292,9 +300,8 @@ END_TEST
  * after a refresh it reads the newest. */
 START_TEST(xproc_reader_keeps_its_generation)
 {
-    char *dir = test_mkdtemp();
     char path[4200];
-    snprintf(path, sizeof path, "%s/r.db", dir);
+    char *dir = xproc_path(path, "r.db");
     enum { NB = 64 };
     static uint8_t data[NB * BLK], got[NB * BLK];
     cow_store *st;
@@ -361,9 +368,7 @@ START_TEST(xproc_reader_keeps_its_generation)
     ck_assert_uint_ge(df.used_bytes, df.data_bytes);
     cow_file_close(f);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
-    test_fsck_clean(path);
-    unlink(path);
-    test_rmdir(dir);
+    xproc_done(dir, path);
 }
 END_TEST
 
@@ -443,9 +448,8 @@ static void survivor(const char *path, int in)
  * clean at the end. */
 START_TEST(xproc_kill_loop)
 {
-    char *dir = test_mkdtemp();
     char path[4200];
-    snprintf(path, sizeof path, "%s/kl.db", dir);
+    char *dir = xproc_path(path, "kl.db");
     uint64_t rs = test_seed() ^ 0x6b11;
     cow_store *st;
     ck_assert_int_eq(cow_store_open(path, COW_OPEN_CREATE, &st), COW_OK);
@@ -517,9 +521,7 @@ START_TEST(xproc_kill_loop)
     fprintf(stderr, "kill loop: %d acknowledged blocks checked\n", nacked);
     cow_file_close(f);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
-    test_fsck_clean(path);
-    unlink(path);
-    test_rmdir(dir);
+    xproc_done(dir, path);
 }
 END_TEST
 
@@ -638,9 +640,8 @@ static int pf_reader(const char *path, int in, int out, const void *arg)
  * the pending frees (store.c cow_store_open, invariant 9). */
 START_TEST(xproc_opener_holds_frees)
 {
-    char *dir = test_mkdtemp();
     char path[4200];
-    snprintf(path, sizeof path, "%s/of.db", dir);
+    char *dir = xproc_path(path, "of.db");
     /* four times as many blocks as the reader's file, each its own
      * extent: they land in whatever is free from the bottom up */
     static const struct owner_step opener = {"x", 2, 2, 4 * PF_BLOCKS, 2, 3};
@@ -659,9 +660,7 @@ START_TEST(xproc_opener_holds_frees)
     test_kid_step(&rd);
     test_kid_wait(&op);
     test_kid_wait(&rd);
-    test_fsck_clean(path);
-    unlink(path);
-    test_rmdir(dir);
+    xproc_done(dir, path);
 }
 END_TEST
 
@@ -675,9 +674,8 @@ END_TEST
  * hold_one; invariant 12). */
 START_TEST(xproc_frees_past_end)
 {
-    char *dir = test_mkdtemp();
     char path[4200];
-    snprintf(path, sizeof path, "%s/pe.db", dir);
+    char *dir = xproc_path(path, "pe.db");
     /* the second owner takes the ownership from this process (a reader of
      * its generation from then on) and rewrites the relocated file, whose
      * old blocks have logical addresses past the file's end; the third
@@ -717,9 +715,7 @@ START_TEST(xproc_frees_past_end)
     ck_assert_int_eq(cow_store_close(st), COW_OK);
     test_kid_wait(&rw);
     test_kid_wait(&op);
-    test_fsck_clean(path);
-    unlink(path);
-    test_rmdir(dir);
+    xproc_done(dir, path);
 }
 END_TEST
 
@@ -761,9 +757,8 @@ static int hb_kid(const char *path, int in, int out, const void *arg)
  */
 START_TEST(xproc_handback)
 {
-    char *dir = test_mkdtemp();
     char path[4200];
-    snprintf(path, sizeof path, "%s/hb.db", dir);
+    char *dir = xproc_path(path, "hb.db");
     struct test_kid k;
     test_kid_start(&k, "other owner", hb_kid, path, NULL);
     cow_store *st;
@@ -804,9 +799,7 @@ START_TEST(xproc_handback)
     test_kid_wait(&k);
     cow_file_close(f);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
-    test_fsck_clean(path);
-    unlink(path);
-    test_rmdir(dir);
+    xproc_done(dir, path);
 }
 END_TEST
 
@@ -854,9 +847,8 @@ static void *enter_write(void *arg)
  */
 START_TEST(xproc_enter_counted)
 {
-    char *dir = test_mkdtemp();
     char path[4200];
-    snprintf(path, sizeof path, "%s/enter.db", dir);
+    char *dir = xproc_path(path, "enter.db");
     struct test_kid k;
     test_kid_start(&k, "asker", ask_kid, path, NULL);
     cow_store *st;
@@ -904,9 +896,7 @@ START_TEST(xproc_enter_counted)
     test_kid_wait(&k);
     cow_file_close(f);
     ck_assert_int_eq(cow_store_close(st), COW_OK);
-    test_fsck_clean(path);
-    unlink(path);
-    test_rmdir(dir);
+    xproc_done(dir, path);
 }
 END_TEST
 
