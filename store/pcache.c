@@ -360,6 +360,7 @@ int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uin
     return COW_OK;
 }
 
+/* docs/DESIGN.md, invariant 16. */
 int pc_read_cached(struct cow_inode *in, uint8_t *buf, size_t len, uint64_t off,
                    size_t *nread)
 {

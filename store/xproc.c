@@ -394,7 +394,8 @@ static int same_as_left(cow_store *st)
 
 /* 1 if the ownership may be used without store->lock: the caller counted
  * itself in own_users first (a yield raises disowning first, then looks
- * at the count: either it sees the caller, or the caller sees the flag). */
+ * at the count: either it sees the caller, or the caller sees the flag;
+ * docs/DESIGN.md, invariant 17). */
 static int owner_settled(cow_store *st)
 {
     return !__atomic_load_n(&st->disowning, __ATOMIC_SEQ_CST) &&
