@@ -415,7 +415,7 @@ int file_cleanup_orphans(cow_store *st, struct cow_root *r)
 
 static int check_handle(struct cow_file *f)
 {
-    if (f->st->failed)
+    if (__atomic_load_n(&f->st->failed, __ATOMIC_ACQUIRE))
         return cow_set_error(COW_EFAILED, "%s: the store stopped after an earlier failure "
                                           "(its message said why); reopen the container",
                              f->name);
@@ -882,11 +882,14 @@ int file_nodatacow(cow_file *f, int *yes)
 
 int file_size(cow_file *f, uint64_t *size)
 {
-    cow_store *st = f->st;
-    LOCK(st);
+    struct cow_inode *in = f->inode;
+    /* without store->lock (SQLite asks at every read transaction): under
+     * the invalidate lock held shared the size changes only under the
+     * page lock (invariant 16) */
+    pc_lock_shared(in);
     int rc = check_handle(f);
-    *size = rc ? 0 : f->inode->size;
-    UNLOCK(st);
+    *size = rc ? 0 : pc_size(in);
+    pc_unlock(in);
     return rc;
 }
 

@@ -392,6 +392,14 @@ int pc_read_cached(struct cow_inode *in, uint8_t *buf, size_t len, uint64_t off,
     return hit;
 }
 
+uint64_t pc_size(struct cow_inode *in)
+{
+    PGLOCK(&in->pc);
+    uint64_t size = in->size;
+    PGUNLOCK(&in->pc);
+    return size;
+}
+
 void pc_set_size(struct cow_inode *in, uint64_t size)
 {
     PGLOCK(&in->pc);

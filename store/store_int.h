@@ -1061,6 +1061,9 @@ int pc_read(cow_store *st, struct cow_inode *in, uint8_t *buf, uint64_t len, uin
  * inplace_forget_stale). */
 int pc_read_cached(struct cow_inode *in, uint8_t *buf, size_t len, uint64_t off,
                    size_t *nread);
+/* IN's size, bytes, read under pcache.lock: needs IN's invalidate lock
+ * (either mode), not store->lock (invariant 16). */
+uint64_t pc_size(struct cow_inode *in);
 /* Sets IN's size to SIZE bytes under pcache.lock (a growth while readers
  * may read without store->lock: pc_read_cached).  store->lock held. */
 void pc_set_size(struct cow_inode *in, uint64_t size);
