@@ -673,11 +673,11 @@ int conc_table(const char *const vfs[2])
                         int w = r % 2 ? 1 - o : o;
                         struct conc_job j[CONC_MAXN];
                         struct conc_count one;
+                        uint64_t seed =
+                            0x636f6e63ULL * 1000 + (uint64_t)(cell * opt.repeat + r) * 16;
                         for (int i = 0; i < n; i++)
                             j[i] = (struct conc_job){ path[w], vfs[w], i < (n + 1) / 2,
-                                                      (enum conc_kind)k,
-                                                      0x636f6e63ULL * 1000 +
-                                                          (uint64_t)(cell * opt.repeat + r) * 16 + i,
+                                                      (enum conc_kind)k, seed + (uint64_t)i,
                                                       opt.sz.conc_secs };
                         memset(&one, 0, sizeof one);
                         if ((procs ? conc_procs : conc_threads)(j, n, &one) != 0) {

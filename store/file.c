@@ -522,9 +522,10 @@ void file_close(cow_file *f)
 
 /*
  * A read of cached blocks only is a copy under the file's page lock
- * (pc_read_cached).  Any other read resolves under store->lock (cached
- * pages copied, extents and checksums looked up: pc_read) and reads the device and checks the
- * checksums with it released (em_read_plan), so that readers do not wait
+ * (pc_read_cached, invariant 16).  Any other read resolves under
+ * store->lock (cached pages copied, extents and checksums looked up:
+ * pc_read) and reads the device and checks the checksums with it
+ * released (em_read_plan), so that readers do not wait
  * for each other or for a writer's tree updates.  What keeps it right:
  * the invalidate lock, held shared throughout, keeps out truncate, a
  * failed write's cleanup, restore and another process's reload (they
