@@ -916,6 +916,11 @@ static int balance(cow_store *st, const struct cow_balance_opts *o,
         st->txn_dirty = 1;
         rc = commit_transaction(st, 1);
     }
+    /* and what other clients' readers held (RADOS): a balance asked for
+     * may wait longer than a close for the look (a busy cluster took over
+     * 1 s: reloc_short_file_stays_short on RADOS under load) */
+    if (rc == COW_OK)
+        rc = reloc_let_go_held(st, RELOC_BALANCE_LOOK_MS);
     /* From the top of the file down: what moves lower lets the file
      * shrink.  Groups past what the file needs (its blocks, an eighth more
      * and some room) move whatever their usage, into the holes below. */
@@ -999,6 +1004,28 @@ static int balance(cow_store *st, const struct cow_balance_opts *o,
     free(groups);
     free(buf);
     return rc;
+}
+
+/* reloc_let_go_held's polls for a look at other clients' pins: 2 ms
+ * apart (a look is one round trip). */
+#define RELOC_LOOK_POLL_MS 2
+#define RELOC_LOOK_POLL_NS (RELOC_LOOK_POLL_MS * 1000000L)
+
+int reloc_let_go_held(cow_store *st, unsigned max_ms)
+{
+    lk_assert_held(&st->lock);
+    if (!st->dev->readers_oldest || !st->nheld)
+        return COW_OK;
+    uint64_t want = st->durable_gen;
+    for (unsigned i = 0;
+         i < max_ms / RELOC_LOOK_POLL_MS && st->dev->readers_oldest(st->dev, want) < want; i++) {
+        UNLOCK(st);
+        struct timespec ts = {0, RELOC_LOOK_POLL_NS};
+        nanosleep(&ts, NULL);
+        LOCK(st);
+    }
+    st->txn_dirty = 1;
+    return commit_transaction(st, 1);
 }
 
 int cow_store_balance(cow_store *st, const struct cow_balance_opts *o,

@@ -43,6 +43,22 @@ uint64_t reloc_remapped_bytes(cow_store *st);
  */
 int reloc_unmapped_bytes(cow_store *st, uint64_t *bytes);
 
+/*
+ * On a device whose readers are on other clients (bdev.h readers_oldest:
+ * RADOS), what the last commits freed is held until a look at the
+ * readers' pins, begun after it was flushed, ends: waits for one (a round
+ * trip to the cluster; at most MAX_MS milliseconds, polled every 2 ms with
+ * store->lock let go meanwhile), then a flushed commit lets go of what no
+ * reader pins, so that a balance or a close gives it back as on a file.
+ * Nothing on other devices or with nothing held.  store->lock held.
+ * Errors: the commit's.
+ */
+int reloc_let_go_held(cow_store *st, unsigned max_ms);
+/* reloc_let_go_held's bounds: a close (relocator_close_balance) and a
+ * balance asked for (cow_store_balance), milliseconds. */
+#define RELOC_CLOSE_LOOK_MS 1000u
+#define RELOC_BALANCE_LOOK_MS 5000u
+
 #ifdef COW_DEBUG
 /* For tests: where a cut of a SIZE-byte file may go now (bytes; 0: no
  * cut), as a balance's cut decides it (reloc.c cut_target, invariant 12),

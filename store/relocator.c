@@ -270,11 +270,6 @@ void cow_store_set_reloc(cow_store *st, const struct cow_reloc_config *c)
     cow_mutex_unlock(&st->lock);
 }
 
-/* relocator_close_balance's wait for a look at other clients' pins: 500
- * polls 2 ms apart (1 s; a look is one round trip). */
-#define CLOSE_LOOK_TRIES 500
-#define CLOSE_LOOK_POLL_NS 2000000L
-
 int relocator_close_balance(cow_store *st)
 {
     struct relocator *r = st->relocator;
@@ -291,24 +286,9 @@ int relocator_close_balance(cow_store *st)
         st->txn_dirty = 1;
         rc = commit_transaction(st, 1);
     }
-    /* On a device whose readers are on other clients (bdev.h
-     * readers_oldest: RADOS), what the last commits freed is held until a
-     * look at the readers' pins, begun after it was flushed, ends: wait
-     * for one (a round trip to the cluster; at most CLOSE_LOOK_TRIES
-     * polls), then a flushed commit lets go of what no reader pins, so
-     * that close gives it back as on a file. */
-    if (!skip && rc == COW_OK && st->dev->readers_oldest && st->nheld) {
-        uint64_t want = st->durable_gen;
-        for (int i = 0;
-             i < CLOSE_LOOK_TRIES && st->dev->readers_oldest(st->dev, want) < want; i++) {
-            cow_mutex_unlock(&st->lock);
-            struct timespec ts = {0, CLOSE_LOOK_POLL_NS};
-            nanosleep(&ts, NULL);
-            cow_mutex_lock(&st->lock);
-        }
-        st->txn_dirty = 1;
-        rc = commit_transaction(st, 1);
-    }
+    /* what other clients' readers held (RADOS), given back as on a file */
+    if (!skip && rc == COW_OK)
+        rc = reloc_let_go_held(st, RELOC_CLOSE_LOOK_MS);
     cow_mutex_unlock(&st->lock);
     if (skip || rc != COW_OK)
         return rc;
